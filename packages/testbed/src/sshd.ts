@@ -1,0 +1,147 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile, chmod } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { sh, stopPid, tempDir, waitFor } from './proc';
+import { requirePart } from './parts';
+
+export interface SshdOptions {
+  /** Run inside this network namespace (created by the caller) and listen on `listenAddress`. */
+  netns?: string;
+  listenAddress?: string;
+  port?: number;
+  /** Also accept password logins for `passwordUser`. */
+  passwordUser?: { username: string; password: string };
+  /** Extra sshd_config lines. */
+  extraConfig?: readonly string[];
+}
+
+export interface SshdServer {
+  host: string;
+  port: number;
+  username: string;
+  /** The authorised user key (OpenSSH format, no passphrase). */
+  privateKey: string;
+  privateKeyPath: string;
+  /** `ssh-ed25519 AAAA…` of the server's ed25519 host key. */
+  hostPublicKey: string;
+  hostFingerprint: string;
+  /** A known_hosts line for this server (`[127.0.0.1]:PORT ssh-ed25519 …`). */
+  knownHostsLine: string;
+  /** Server's RSA host key as a known_hosts line (the server offers both). */
+  rsaKnownHostsLine: string;
+  dir: string;
+  logPath: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** `SHA256:…` as `ssh-keygen -lf` prints it, from an OpenSSH public key line. */
+export function fingerprintOf(publicKeyLine: string): string {
+  const blob = Buffer.from(publicKeyLine.trim().split(/\s+/)[1] ?? '', 'base64');
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+async function keygen(path: string, type: 'ed25519' | 'rsa', passphrase = ''): Promise<void> {
+  await sh('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', passphrase, '-C', 'skiff-testbed', '-f', path]);
+}
+
+/** Starts a real OpenSSH server on loopback (or in a namespace) with throwaway host and user keys. */
+export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> {
+  await requirePart('sshd', ['/usr/sbin/sshd', '-V']);
+  const dir = await tempDir('sshd');
+  const p = (name: string) => join(dir.path, name);
+  await Promise.all([keygen(p('host_ed25519'), 'ed25519'), keygen(p('host_rsa'), 'rsa'), keygen(p('user_key'), 'ed25519')]);
+  await writeFile(p('authorized_keys'), await readFile(p('user_key.pub')));
+  await chmod(p('authorized_keys'), 0o600);
+  await sh('mkdir', ['-p', '/run/sshd']);
+
+  const host = options.listenAddress ?? '127.0.0.1';
+  const port = options.port ?? (options.netns ? 22 : await freePort());
+  const logPath = p('sshd.log');
+  const config = [
+    `Port ${port}`,
+    `ListenAddress ${host}`,
+    `HostKey ${p('host_ed25519')}`,
+    `HostKey ${p('host_rsa')}`,
+    `AuthorizedKeysFile ${p('authorized_keys')}`,
+    `PidFile ${p('sshd.pid')}`,
+    'UsePAM no',
+    'StrictModes no',
+    'PermitRootLogin yes',
+    `PasswordAuthentication ${options.passwordUser ? 'yes' : 'no'}`,
+    'KbdInteractiveAuthentication no',
+    'AllowTcpForwarding yes',
+    'MaxStartups 100:30:200',
+    'MaxSessions 50',
+    'LogLevel VERBOSE',
+    'Subsystem sftp internal-sftp',
+    ...(options.extraConfig ?? []),
+  ];
+  await writeFile(p('sshd_config'), `${config.join('\n')}\n`);
+  if (options.passwordUser) await ensurePasswordUser(options.passwordUser.username, options.passwordUser.password);
+
+  const sshdArgs = ['-D', '-f', p('sshd_config'), '-E', logPath];
+  const child = options.netns
+    ? spawn('ip', ['netns', 'exec', options.netns, '/usr/sbin/sshd', ...sshdArgs], { stdio: 'ignore', detached: true })
+    : spawn('/usr/sbin/sshd', sshdArgs, { stdio: 'ignore', detached: true });
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('test bed: sshd did not start');
+
+  const inNs = (args: string[]) => (options.netns ? sh('ip', ['netns', 'exec', options.netns, ...args]) : sh(args[0]!, args.slice(1)));
+  await waitFor(`sshd on ${host}:${port}`, async () => {
+    const out = await inNs(['ssh-keyscan', '-T', '1', '-t', 'ed25519', '-p', String(port), host]).catch(() => '');
+    return out.includes('ssh-ed25519');
+  }, 15_000);
+
+  const hostPublicKey = (await readFile(p('host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+  const rsaPublicKey = (await readFile(p('host_rsa.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+  const hostPattern = port === 22 ? host : `[${host}]:${port}`;
+  return {
+    host,
+    port,
+    username: 'root',
+    privateKey: await readFile(p('user_key'), 'utf8'),
+    privateKeyPath: p('user_key'),
+    hostPublicKey,
+    hostFingerprint: fingerprintOf(hostPublicKey),
+    knownHostsLine: `${hostPattern} ${hostPublicKey}`,
+    rsaKnownHostsLine: `${hostPattern} ${rsaPublicKey}`,
+    dir: dir.path,
+    logPath,
+    async stop() {
+      // sshd -D runs in its own group (detached); session children die with their connections.
+      try {
+        process.kill(-pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      await stopPid(pid);
+      await dir.remove();
+    },
+  };
+}
+
+/** A local account that logs in with a password (re-set on every call, so it is fresh per run). */
+export async function ensurePasswordUser(username: string, password: string): Promise<void> {
+  const exists = await sh('id', ['-u', username]).then(() => true, () => false);
+  if (!exists) await sh('useradd', ['-m', '-s', '/bin/bash', username]);
+  await sh('chpasswd', [], { input: `${username}:${password}\n` });
+}
+
+export function randomPassword(): string {
+  return randomBytes(18).toString('base64url');
+}
