@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Provisions the integration-test bed on Debian 12 (bookworm), as root.
+# Idempotent: every part is probed first and only what is missing is installed, so a
+# second run takes a few seconds. Nothing is ever pulled: base images are made locally.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+CACHE=/var/cache/skiff-testbed
+PLUGINS=/usr/local/lib/docker/cli-plugins
+DOCKERD_LOG=/var/log/skiff-dockerd.log
+MIRROR=http://deb.debian.org/debian
+BUSYBOX_IMAGE=skiff-testbed/busybox:1
+DEBIAN_IMAGE=skiff-testbed/debian:bookworm
+APT_PACKAGES=(openssh-server docker.io docker-registry apache2-utils nftables iproute2 busybox-static
+  debootstrap postgresql redis-server sqlite3 curl ca-certificates)
+# Other sessions on the same machine may be running apt at the same time: wait for the lock.
+APT_OPTS=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+
+say() { printf '%-30s %s\n' "$1" "$2"; }
+die() { printf 'setup-testbed: FAILED: %s\n' "$*" >&2; exit 1; }
+trap 'die "line $LINENO: $BASH_COMMAND"' ERR
+
+[[ $(id -u) -eq 0 ]] || die "must run as root"
+mkdir -p "$CACHE"
+
+# --- apt packages -----------------------------------------------------------------------
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  if [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null) != "ii " ]]; then missing+=("$pkg"); fi
+done
+if ((${#missing[@]})); then
+  # Tests run their own sshd/postgres/redis/registry on free ports; services started by
+  # postinst scripts would only hold ports and data dirs, so forbid them during install.
+  temp_policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    temp_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$temp_policy" && chmod 755 "$temp_policy"
+  fi
+  apt-get "${APT_OPTS[@]}" update -qq >/dev/null || die "apt-get update failed"
+  apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/tmp/skiff-apt.log 2>&1 ||
+    { tail -n 30 /tmp/skiff-apt.log >&2; die "apt-get install ${missing[*]} failed"; }
+  [[ -n $temp_policy ]] && rm -f "$temp_policy"
+  # Belt and braces for machines whose policy let a service start anyway.
+  for svc in ssh postgresql redis-server docker-registry docker; do service "$svc" stop >/dev/null 2>&1 || true; done
+  say "apt packages" "installed (${missing[*]})"
+else
+  say "apt packages" "ok"
+fi
+
+# --- Compose v2 and buildx, from trixie .debs without touching the system sources ---------
+plugin_ok() {
+  # Debian's build prints "2.26.1-4" (no leading v); upstream prints "v2.x".
+  docker compose version --short 2>/dev/null | grep -Eq '^v?2\.' && docker buildx version >/dev/null 2>&1
+}
+if [[ -x $PLUGINS/docker-compose && -x $PLUGINS/docker-buildx ]] && plugin_ok; then
+  say "compose/buildx" "ok"
+else
+  debs=("$CACHE"/docker-compose_*.deb "$CACHE"/docker-buildx_*.deb)
+  if [[ ! -f ${debs[0]} || ! -f ${debs[1]} ]]; then
+    work=$(mktemp -d)
+    echo "deb $MIRROR trixie main" >"$work/trixie.list"
+    mkdir -p "$work/lists/partial"
+    O=(-o "Dir::Etc::SourceList=$work/trixie.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists"
+      -o APT::Sandbox::User=root)
+    apt-get "${APT_OPTS[@]}" "${O[@]}" update -qq >/dev/null || die "apt-get update (trixie lists) failed"
+    (cd "$work" && apt-get "${APT_OPTS[@]}" "${O[@]}" download docker-compose docker-buildx >/dev/null) ||
+      die "downloading docker-compose/docker-buildx from trixie failed"
+    mv "$work"/docker-compose_*.deb "$work"/docker-buildx_*.deb "$CACHE"/
+    rm -rf "$work"
+  fi
+  x=$(mktemp -d)
+  for deb in "$CACHE"/docker-compose_*.deb "$CACHE"/docker-buildx_*.deb; do dpkg-deb -x "$deb" "$x"; done
+  mkdir -p "$PLUGINS"
+  install -m 755 "$x"/usr/libexec/docker/cli-plugins/docker-compose "$x"/usr/libexec/docker/cli-plugins/docker-buildx "$PLUGINS"/
+  rm -rf "$x"
+  plugin_ok || die "docker compose v2 / docker buildx do not work after installing into $PLUGINS"
+  say "compose/buildx" "installed ($(docker compose version --short), buildx $(docker buildx version | awk '{print $2}'))"
+fi
+
+# --- Docker engine ------------------------------------------------------------------------
+if docker info >/dev/null 2>&1; then
+  say "docker engine" "ok"
+else
+  # No init system here: run dockerd detached from this shell so it outlives the script.
+  setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not answer within 60 s (log: $DOCKERD_LOG)"; }
+  say "docker engine" "started (log: $DOCKERD_LOG)"
+fi
+
+# --- Base images (nothing can be pulled here, so we make our own) --------------------------
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+busybox_tar=$CACHE/busybox-rootfs.tar
+if have_image "$BUSYBOX_IMAGE"; then
+  say "$BUSYBOX_IMAGE" "ok"
+else
+  if [[ ! -s $busybox_tar ]]; then
+    root=$(mktemp -d)
+    mkdir -p "$root"/{bin,tmp,etc,var/www,root}
+    chmod 1777 "$root/tmp"
+    cp /bin/busybox "$root/bin/busybox"
+    # Every applet busybox-static knows, so compose files can use sh/httpd/wget/nc/... freely.
+    for applet in $("$root/bin/busybox" --list); do
+      [[ $applet == busybox ]] || ln -sf busybox "$root/bin/$applet"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    tar -C "$root" -cf "$busybox_tar.tmp" . && mv "$busybox_tar.tmp" "$busybox_tar"
+    rm -rf "$root"
+  fi
+  docker import --change 'CMD ["sh"]' --change 'ENV PATH=/bin' "$busybox_tar" "$BUSYBOX_IMAGE" >/dev/null
+  say "$BUSYBOX_IMAGE" "imported"
+fi
+
+debian_tar=$CACHE/debian-bookworm-rootfs.tar
+if have_image "$DEBIAN_IMAGE"; then
+  say "$DEBIAN_IMAGE" "ok"
+else
+  if [[ ! -s $debian_tar ]]; then
+    root=$(mktemp -d /var/tmp/skiff-debootstrap.XXXXXX)
+    debootstrap --variant=minbase --include=postgresql-15,redis-server,nginx-light,curl,ca-certificates \
+      bookworm "$root" "$MIRROR" >/tmp/skiff-debootstrap.log 2>&1 ||
+      { tail -n 30 /tmp/skiff-debootstrap.log >&2; rm -rf "$root"; die "debootstrap failed (log: /tmp/skiff-debootstrap.log)"; }
+    # The .debs and apt lists are only dead weight in every image layer built on top.
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    tar -C "$root" -cf "$debian_tar.tmp" . && mv "$debian_tar.tmp" "$debian_tar"
+    rm -rf "$root"
+  fi
+  docker import --change 'CMD ["bash"]' \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    "$debian_tar" "$DEBIAN_IMAGE" >/dev/null
+  say "$DEBIAN_IMAGE" "imported"
+fi
+
+have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" || die "base images missing after import"
+say "test bed" "ready"
