@@ -63,5 +63,5 @@ export function renderPreflight(results: readonly PreflightResult[], host: strin
 
 /** Plain-text form of the results for the log. */
 export function formatPreflightLog(results: readonly PreflightResult[]): string {
-  return results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.description}: ${r.output}`).join('\n');
+  return results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.description}${r.output ? `: ${r.output}` : ''}`).join('\n');
 }

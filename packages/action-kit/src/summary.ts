@@ -78,5 +78,6 @@ function indent(text: string): string {
  */
 export async function writeSummary(markdown: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
-  await core.summary.addRaw(markdown, true).write();
+  // A blank line after each block keeps the next block from continuing this one's list or table.
+  await core.summary.addRaw(`${markdown.trimEnd()}\n\n`).write();
 }
