@@ -22,7 +22,7 @@ export class InputErrors extends InputError {
       [...new Set(errors.flatMap((error) => error.inputs))],
       errors.length === 1
         ? errors[0]!.message
-        : `${errors.length} inputs are invalid:\n${errors.map((error) => `- ${error.message}`).join('\n')}`,
+        : `${errors.length} problems with the inputs:\n${errors.map((error) => `- ${error.message}`).join('\n')}`,
     );
     this.name = 'InputErrors';
     this.errors = errors;

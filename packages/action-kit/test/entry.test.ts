@@ -74,7 +74,7 @@ describe('runAction', () => {
       },
     });
     expect(code).toBe(1);
-    expect(errors()).toEqual(['::error::2 inputs are invalid:%0A- Input "a" is bad%0A- Input "b" is bad\n']);
+    expect(errors()).toEqual(['::error::2 problems with the inputs:%0A- Input "a" is bad%0A- Input "b" is bad\n']);
     expect(stdout.join('')).not.toContain('at ');
   });
 

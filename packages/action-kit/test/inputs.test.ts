@@ -218,7 +218,7 @@ describe('readInputs', () => {
     expect(error.inputs).toEqual(['host', 'port', 'connect-timeout']);
     expect(error.message).toBe(
       [
-        '3 inputs are invalid:',
+        '3 problems with the inputs:',
         '- Input "host" is required; set it under "with:" in the workflow step',
         '- Input "port" must be a TCP port number from 1 to 65535; got "ssh"',
         '- Input "connect-timeout" must be a duration like 90, 90s or 2m; got "soon"',

@@ -1,0 +1,4 @@
+import { runAction } from '@skiff/action-kit';
+import { run } from './main';
+
+await runAction({ main: run });

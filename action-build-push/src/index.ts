@@ -1,0 +1,4 @@
+import { runAction } from '@skiff/action-kit';
+import { post, run } from './main';
+
+await runAction({ main: run, post });

@@ -1,0 +1,71 @@
+// Bundles each action into one self-contained ESM file, <action>/dist/index.js, which is
+// committed: the runner executes it straight from the repository, with no npm install.
+//
+//   node scripts/build.mjs          write the bundles
+//   node scripts/build.mjs --check  rebuild in a temp dir and fail if a committed bundle is stale
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
+
+// esbuild's ESM output has no `require`, `__filename` or `__dirname`, which CommonJS
+// dependencies such as ssh2 use; the prefixed names cannot clash with bundled code.
+const BANNER =
+  "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url); " +
+  "import { fileURLToPath as __skiffFileURLToPath } from 'node:url'; import { dirname as __skiffDirname } from 'node:path'; " +
+  'const __filename = __skiffFileURLToPath(import.meta.url); const __dirname = __skiffDirname(__filename);';
+
+async function bundle(action, outfile) {
+  await build({
+    absWorkingDir: root, // the path comments esbuild writes are relative to this, so output does not depend on the caller's cwd
+    entryPoints: [join(action, 'src/index.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    legalComments: 'none',
+    // ssh2's optional native addons are compiled for the build machine's Node ABI, not the
+    // runner's; left out, ssh2 falls back to its pure-JS crypto.
+    external: ['*.node', 'cpu-features'],
+    banner: { js: BANNER },
+    logLevel: 'warning',
+  });
+}
+
+async function main() {
+  const check = process.argv.includes('--check');
+  if (!check) {
+    for (const action of ACTIONS) {
+      await bundle(action, join(root, action, 'dist/index.js'));
+      console.log(`built ${action}/dist/index.js`);
+    }
+    return;
+  }
+
+  const temp = await mkdtemp(join(tmpdir(), 'skiff-build-check-'));
+  try {
+    const stale = [];
+    for (const action of ACTIONS) {
+      const fresh = join(temp, action, 'index.js');
+      await bundle(action, fresh);
+      const committed = await readFile(join(root, action, 'dist/index.js')).catch(() => undefined);
+      if (!committed || !committed.equals(await readFile(fresh))) stale.push(`${action}/dist/index.js`);
+    }
+    if (stale.length > 0) {
+      for (const path of stale) console.error(`stale bundle: ${path} does not match its sources`);
+      console.error('Run `npm run build` and commit the dist/ files.');
+      process.exitCode = 1;
+    } else {
+      console.log(`all ${ACTIONS.length} bundles are up to date`);
+    }
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+await main();
