@@ -1,0 +1,117 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  PlanRecorder,
+  and,
+  or,
+  pipe,
+  quote,
+  raw,
+  redirectFrom,
+  redirectTo,
+  remoteCommandLine,
+  render,
+  script,
+  subshell,
+} from '../src/index';
+import { HOSTILE_VALUES } from './hostile';
+
+/** Runs a rendered command in a real local bash and returns each argv entry printf saw. */
+function argvSeenByBash(rendered: string): string[] {
+  const result = spawnSync('bash', ['-c', `set -euo pipefail; printf '%s\\0' ${rendered}`], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  expect(result.status, result.stderr).toBe(0);
+  return result.stdout.split('\0').slice(0, -1);
+}
+
+describe('quote', () => {
+  it('keeps plain words bare and readable', () => {
+    expect(quote('docker')).toBe('docker');
+    expect(quote('/opt/app/compose.yaml')).toBe('/opt/app/compose.yaml');
+    expect(quote('ghcr.io/acme/app@sha256:abc')).toBe('ghcr.io/acme/app@sha256:abc');
+  });
+
+  it('quotes everything a shell would interpret', () => {
+    expect(quote('')).toBe("''");
+    expect(quote('a b')).toBe("'a b'");
+    expect(quote("it's")).toBe("'it'\\''s'");
+    expect(quote('$(x)')).toBe("'$(x)'");
+    expect(quote('A=b')).toBe("'A=b'");
+    expect(quote('*')).toBe("'*'");
+  });
+
+  it('refuses a NUL byte instead of truncating the value', () => {
+    expect(() => quote('a\0b')).toThrow(/NUL/);
+  });
+
+  it.each(HOSTILE_VALUES.map((value) => [value.slice(0, 40), value]))('delivers %j to bash as one literal argument', (_label, value) => {
+    expect(argvSeenByBash(quote(value))).toEqual([value]);
+  });
+
+  it('delivers all hostile values at once, in order, with no side effects', () => {
+    expect(argvSeenByBash(render(HOSTILE_VALUES))).toEqual(HOSTILE_VALUES);
+    for (const marker of ['/tmp/skiff-pwned-subst', '/tmp/skiff-pwned-backtick', '/tmp/skiff-pwned-redirect']) {
+      expect(existsSync(marker)).toBe(false);
+    }
+  });
+});
+
+describe('command builders', () => {
+  it('render data quoted and syntax raw', () => {
+    expect(render(['docker', 'compose', '-p', 'my app', 'up', '-d'])).toBe("docker compose -p 'my app' up -d");
+    expect(render(pipe(['pg_dump', '-Fc', 'db'], ['gzip']))).toBe('pg_dump -Fc db | gzip');
+    expect(render(and(['mkdir', '-p', '/a b'], ['cd', '/a b']))).toBe("mkdir -p '/a b' && cd '/a b'");
+    expect(render(or(['test', '-f', 'x'], ['true']))).toBe('test -f x || true');
+    expect(render(subshell(['cd', '/x']))).toBe('( cd /x )');
+    expect(render(redirectTo(['echo', 'hi'], '/tmp/o f'))).toBe("echo hi > '/tmp/o f'");
+    expect(render(redirectTo(['echo', 'hi'], '/tmp/log', { append: true }))).toBe('echo hi >> /tmp/log');
+    expect(render(redirectFrom(['cat'], '/tmp/in'))).toBe('cat < /tmp/in');
+    expect(render(['echo', raw('"$HOME"')])).toBe('echo "$HOME"');
+  });
+
+  it('a user value that looks like an operator stays data', () => {
+    expect(render(['echo', '|', '&&', ';'])).toBe("echo '|' '&&' ';'");
+  });
+});
+
+describe('script and remote command line', () => {
+  it('starts every script in strict mode, one command per line', () => {
+    expect(script([['true'], ['echo', 'a b']])).toBe("set -euo pipefail\ntrue\necho 'a b'");
+  });
+
+  it('reads /dev/null unless data is streamed in, and bounds time with timeout', () => {
+    expect(remoteCommandLine('true')).toBe('bash -c true </dev/null');
+    expect(remoteCommandLine('cat', { stdin: true })).toBe('bash -c cat');
+    expect(remoteCommandLine('sleep 9', { timeoutSeconds: 2.2 })).toBe("timeout -k 5 3 bash -c 'sleep 9' </dev/null");
+  });
+
+  it('a strict script really stops at a failing pipe stage and at unset variables (local bash)', () => {
+    const failingPipe = spawnSync('bash', ['-c', script([pipe(['false'], ['cat']), ['echo', 'not reached']])], { encoding: 'utf8' });
+    expect(failingPipe.status).not.toBe(0);
+    expect(failingPipe.stdout).not.toContain('not reached');
+    const unset = spawnSync('bash', ['-c', script([['echo', raw('"$SKIFF_SURELY_UNSET"')], ['echo', 'not reached']])], { encoding: 'utf8' });
+    expect(unset.status).not.toBe(0);
+    expect(unset.stdout).not.toContain('not reached');
+  });
+
+  it('a script given no stdin cannot read the caller’s input', () => {
+    const result = spawnSync('bash', ['-c', remoteCommandLine(script([['cat']]))], { input: 'secret from stdin', encoding: 'utf8' });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe('');
+  });
+});
+
+describe('PlanRecorder (dry-run)', () => {
+  it('records the exact scripts and uploads in order without running anything', async () => {
+    const plan = new PlanRecorder();
+    await plan.run([['docker', 'compose', 'pull']], { description: 'pull images' });
+    await plan.upload('/opt/app/.env', 'TOKEN=abc123', { mode: 0o600, description: 'env file', secret: true });
+    await plan.upload('/opt/app/compose.yaml', 'services: {}', { mode: 0o644 });
+    expect(plan.steps).toEqual([
+      { kind: 'run', description: 'pull images', script: 'set -euo pipefail\ndocker compose pull' },
+      { kind: 'upload', description: 'env file', remotePath: '/opt/app/.env', mode: '0600', bytes: 12 },
+      { kind: 'upload', description: 'upload', remotePath: '/opt/app/compose.yaml', mode: '0644', bytes: 12, preview: 'services: {}' },
+    ]);
+    expect(JSON.stringify(plan.steps)).not.toContain('abc123');
+  });
+});

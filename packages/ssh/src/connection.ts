@@ -1,0 +1,382 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Readable, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { NodeSSH, type Config as NodeSshConfig } from 'node-ssh';
+import type { ClientChannel, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
+import {
+  KILL_GRACE_SECONDS,
+  RemoteCommandError,
+  RemoteTimeoutError,
+  isTimeoutExit,
+  remoteCommandLine,
+  script,
+  type Command,
+  type ExecResult,
+  type Executor,
+  type RunOptions,
+  type UploadOptions,
+} from '@skiff/shell';
+import { HostKeyError, keyTypeOf, knownHostsName, preferredHostKeyAlgorithms, sha256Fingerprint, verifyHostKey } from './host-key';
+import type { HostKeyPolicy, SshConnectOptions } from './options';
+import { bufferReclaimer } from './memory';
+
+export interface ExecOptions {
+  stdin?: Readable | string | Buffer;
+  /** Receives stdout with backpressure; ended when the command's output ends. */
+  stdout?: Writable;
+  /** Client-side guard; the server-side limit is part of the command line (see remoteCommandLine). */
+  clientTimeoutSeconds?: number;
+  /** Upper bound on collected stdout when not streaming. */
+  maxBufferBytes?: number;
+}
+
+export interface LocalForward {
+  /** Port on 127.0.0.1 of the runner that reaches the remote address. */
+  port: number;
+  close(): Promise<void>;
+}
+
+export class SshConnectionError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = 'SshConnectionError';
+  }
+}
+
+const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
+const STDERR_KEEP_BYTES = 1024 * 1024;
+
+interface Ssh2Error extends Error {
+  code?: string;
+  level?: string;
+}
+
+function describeTarget(username: string, host: string, port: number): string {
+  return `${username}@${host}:${port}`;
+}
+
+/** Turns ssh2's errors into ones that say what to fix, and whether trying again can help. */
+function classifyConnectError(error: Ssh2Error, target: string, hostKeyFailure: HostKeyError | undefined): Error {
+  if (hostKeyFailure) return hostKeyFailure;
+  if (error instanceof HostKeyError) return error;
+  const message = error.message ?? String(error);
+  if (/Cannot parse privateKey|privateKey value does not contain/i.test(message)) {
+    const encrypted = /encrypted|passphrase|bad decrypt/i.test(message);
+    return new SshConnectionError(
+      encrypted
+        ? `The SSH key could not be decrypted: check the \`passphrase\` input (${message}).`
+        : `The \`key\` input is not a private key ssh2 can read (OpenSSH or PEM format expected): ${message}`,
+      false,
+    );
+  }
+  if (error.level === 'client-authentication') {
+    return new SshConnectionError(
+      `SSH authentication to ${target} failed: the server accepted none of the offered credentials. Check \`username\`, and that the public half of \`key\` is in the user's authorized_keys (or that \`password\` is right).`,
+      false,
+    );
+  }
+  if (error.level === 'client-timeout' || (error.code && RETRYABLE_CODES.has(error.code)) || error.level === 'client-socket') {
+    return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
+  }
+  if (/No response from server/i.test(message)) return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
+  return new SshConnectionError(`SSH connection to ${target} failed: ${message}`, false);
+}
+
+/**
+ * One SSH connection to one host, reused for every step of an action. It is also the real
+ * Executor: command builders' output runs here as strict bash scripts.
+ */
+export class SshConnection implements Executor {
+  private sftpSession?: Promise<SFTPWrapper>;
+  private lostWith?: Error;
+
+  private constructor(
+    private readonly ssh: NodeSSH,
+    private readonly bastion: NodeSSH | undefined,
+    readonly target: string,
+    /** The host key the server presented, for logs and summaries. */
+    readonly hostKeyFingerprint: string,
+  ) {
+    // After connect, node-ssh stops listening for errors; an unheard 'error' event would crash
+    // the whole action, so a dropped connection is recorded and reported by the next call.
+    for (const client of [ssh.connection, bastion?.connection]) {
+      client?.on('error', (error: Error) => {
+        this.lostWith ??= error;
+      });
+    }
+  }
+
+  static async connect(options: SshConnectOptions): Promise<SshConnection> {
+    const attempts = Math.max(1, options.attempts ?? 3);
+    const target = describeTarget(options.username, options.host, options.port);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await SshConnection.connectOnce(options);
+      } catch (error) {
+        const retryable = error instanceof SshConnectionError && error.retryable;
+        if (!retryable || attempt >= attempts) throw error;
+        const delayMs = Math.min(8000, 1000 * 2 ** (attempt - 1));
+        options.log?.('warning', `${(error as Error).message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1000}s)`);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+
+  private static async connectOnce(options: SshConnectOptions): Promise<SshConnection> {
+    let bastion: NodeSSH | undefined;
+    let sock: NodeSshConfig['sock'];
+    if (options.jump) {
+      const jump = options.jump;
+      const viaKey = jump.privateKey !== undefined;
+      const jumpClient = await openClient(
+        {
+          host: jump.host,
+          port: jump.port,
+          username: jump.username,
+          ...(viaKey ? { privateKey: jump.privateKey, passphrase: jump.passphrase } : credentialsOf(options)),
+        },
+        options,
+      ).then((opened) => opened.ssh);
+      bastion = jumpClient;
+      try {
+        sock = await jumpClient.forwardOut('127.0.0.1', 0, options.host, options.port);
+      } catch (error) {
+        jumpClient.dispose();
+        throw new SshConnectionError(
+          `The jump host ${describeTarget(jump.username, jump.host, jump.port)} could not reach ${options.host}:${options.port}: ${(error as Error).message}`,
+          true,
+        );
+      }
+    }
+    try {
+      const { ssh, fingerprint } = await openClient(
+        { host: options.host, port: options.port, ...credentialsOf(options), ...(sock ? { sock } : {}) },
+        options,
+      );
+      return new SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
+    } catch (error) {
+      bastion?.dispose();
+      throw error;
+    }
+  }
+
+  /**
+   * Runs a raw command line. Exit code, signal, stdout and stderr come back; nothing is
+   * thrown for a non-zero exit (callers decide), only for transport failures.
+   */
+  exec(commandLine: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const client = this.ssh.connection;
+    if (!client || this.lostWith) {
+      const why = this.lostWith ? `was lost: ${this.lostWith.message}` : 'is closed';
+      return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
+    }
+    const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
+    return new Promise<ExecResult>((resolve, reject) => {
+      client.exec(commandLine, (error: Error | undefined, channel: ClientChannel) => {
+        if (error) return reject(new SshConnectionError(`Could not start a command on ${this.target}: ${error.message}`, false));
+        const stdoutChunks: Buffer[] = [];
+        let stdoutBytes = 0;
+        let stderr = '';
+        let exit: { code: number | null; signal?: string } = { code: null };
+        let overflow = false;
+        let timer: NodeJS.Timeout | undefined;
+        let clientTimedOut = false;
+
+        if (options.stdout) {
+          const reclaim = bufferReclaimer();
+          channel.on('data', (chunk: Buffer) => reclaim(chunk.length));
+          channel.pipe(options.stdout);
+        } else {
+          channel.on('data', (chunk: Buffer) => {
+            stdoutBytes += chunk.length;
+            if (stdoutBytes > maxBuffer) {
+              overflow = true;
+              channel.close();
+              return;
+            }
+            stdoutChunks.push(chunk);
+          });
+        }
+        channel.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString('utf8');
+          if (stderr.length > STDERR_KEEP_BYTES) stderr = stderr.slice(-STDERR_KEEP_BYTES);
+        });
+        channel.on('exit', (code: number | null, signal?: string) => {
+          exit = { code, ...(signal ? { signal } : {}) };
+        });
+        if (options.clientTimeoutSeconds !== undefined) {
+          timer = setTimeout(() => {
+            clientTimedOut = true;
+            channel.close();
+          }, options.clientTimeoutSeconds * 1000);
+        }
+        channel.on('close', () => {
+          if (timer) clearTimeout(timer);
+          const settle = () => {
+            if (overflow) return reject(new Error(`Output of a command on ${this.target} exceeded ${maxBuffer} bytes; stream it instead`));
+            if (clientTimedOut) return resolve({ code: 124, signal: 'TIMEOUT', stdout: Buffer.concat(stdoutChunks).toString('utf8'), stderr });
+            resolve({
+              code: exit.code ?? 255,
+              ...(exit.signal ? { signal: exit.signal } : {}),
+              stdout: Buffer.concat(stdoutChunks).toString('utf8'),
+              stderr,
+            });
+          };
+          if (options.stdout) finished(options.stdout).then(settle, reject);
+          else settle();
+        });
+
+        if (options.stdin === undefined) channel.end();
+        else if (typeof options.stdin === 'string' || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
+        else {
+          options.stdin.on('error', (streamError) => {
+            channel.close();
+            reject(streamError);
+          });
+          const reclaim = bufferReclaimer();
+          options.stdin.on('data', (chunk: Buffer) => reclaim(chunk.length));
+          options.stdin.pipe(channel);
+        }
+      });
+    });
+  }
+
+  /** Executor: runs commands as one strict bash script; the remote exit code decides success. */
+  async run(commands: readonly Command[], options: RunOptions = {}): Promise<ExecResult> {
+    const description = options.description ?? 'remote command';
+    const timeoutSeconds = options.timeoutSeconds;
+    const commandLine = remoteCommandLine(script(commands), {
+      ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      stdin: options.stdin !== undefined,
+    });
+    const result = await this.exec(commandLine, {
+      ...(options.stdin !== undefined ? { stdin: options.stdin } : {}),
+      ...(options.stdout ? { stdout: options.stdout } : {}),
+      ...(timeoutSeconds !== undefined ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}),
+    });
+    if (timeoutSeconds !== undefined && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
+    if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
+    return result;
+  }
+
+  /**
+   * Writes a file atomically with its final mode from the first byte: it is created under a
+   * temporary name with `mode`, then renamed over the target, so readers never see a partial
+   * file and secrets never sit in a world-readable one.
+   */
+  async upload(remotePath: string, content: string | Buffer, options: UploadOptions): Promise<void> {
+    const sftp = await this.sftp();
+    const temporary = `${remotePath}.skiff-${randomBytes(6).toString('hex')}.tmp`;
+    const call = <T>(what: string, fn: (done: (error?: Error | null, value?: T) => void) => void) =>
+      new Promise<T>((resolve, reject) =>
+        fn((error, value) => (error ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error.message}`)) : resolve(value as T))),
+      );
+    try {
+      await call('write', (done) => sftp.writeFile(temporary, content, { mode: options.mode }, done));
+      // An existing file's mode is not changed by open(); and umask may have narrowed it.
+      await call('chmod', (done) => sftp.chmod(temporary, options.mode, done));
+      await call('rename', (done) => sftp.ext_openssh_rename(temporary, remotePath, done));
+    } catch (error) {
+      await call('cleanup', (done) => sftp.unlink(temporary, done)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
+  async forwardLocalPort(remoteHost: string, remotePort: number): Promise<LocalForward> {
+    const sockets = new Set<Socket>();
+    const server: Server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      this.ssh
+        .forwardOut('127.0.0.1', socket.remotePort ?? 0, remoteHost, remotePort)
+        .then((channel) => {
+          socket.pipe(channel).pipe(socket);
+          channel.on('error', () => socket.destroy());
+          socket.on('error', () => channel.close());
+        })
+        .catch(() => socket.destroy());
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    return {
+      port,
+      close: () =>
+        new Promise<void>((resolve) => {
+          for (const socket of sockets) socket.destroy();
+          server.close(() => resolve());
+        }),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.ssh.dispose();
+    this.bastion?.dispose();
+  }
+
+  private sftp(): Promise<SFTPWrapper> {
+    this.sftpSession ??= this.ssh.requestSFTP();
+    return this.sftpSession;
+  }
+}
+
+function credentialsOf(options: SshConnectOptions) {
+  return {
+    username: options.username,
+    ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
+    ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
+    ...(options.password !== undefined ? { password: options.password, tryKeyboard: true } : {}),
+  };
+}
+
+async function openClient(
+  endpoint: NodeSshConfig & { host: string; port: number; username: string },
+  options: SshConnectOptions,
+): Promise<{ ssh: NodeSSH; fingerprint: string }> {
+  const policy: HostKeyPolicy = options.hostKey;
+  const target = describeTarget(endpoint.username, endpoint.host, endpoint.port);
+  let hostKeyFailure: HostKeyError | undefined;
+  let presented = '';
+  const algorithms = preferredHostKeyAlgorithms(policy, endpoint.host, endpoint.port);
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({
+      ...endpoint,
+      readyTimeout: (options.connectTimeoutSeconds ?? 20) * 1000,
+      keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1000,
+      keepaliveCountMax: 4,
+      ...(algorithms ? { algorithms: { serverHostKey: algorithms as ServerHostKeyAlgorithm[] } } : {}),
+      hostVerifier: (key: Buffer) => {
+        presented = `${keyTypeOf(key)} ${sha256Fingerprint(key)}`;
+        try {
+          verifyHostKey(policy, endpoint.host, endpoint.port, key);
+          return true;
+        } catch (error) {
+          hostKeyFailure = error as HostKeyError;
+          return false;
+        }
+      },
+    });
+  } catch (error) {
+    ssh.dispose();
+    throw classifyConnectError(error as Ssh2Error, target, hostKeyFailure);
+  }
+  if (policy.kind === 'insecure-ignore') {
+    options.log?.('warning', `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
+  }
+  options.log?.('info', `Connected to ${target} (host key ${presented})`);
+  return { ssh, fingerprint: presented };
+}
+
+/** Readable from a string, for callers that want to stream small inputs uniformly. */
+export function readableOf(content: string | Buffer): Readable {
+  return Readable.from([Buffer.from(content)]);
+}

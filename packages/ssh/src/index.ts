@@ -1,0 +1,14 @@
+export { SshConnection, SshConnectionError, readableOf } from './connection';
+export type { ExecOptions, LocalForward } from './connection';
+export {
+  HostKeyError,
+  verifyHostKey,
+  parseKnownHosts,
+  entryMatchesHost,
+  knownHostsName,
+  sha256Fingerprint,
+  keyTypeOf,
+  preferredHostKeyAlgorithms,
+} from './host-key';
+export type { KnownHostEntry } from './host-key';
+export type { HostKeyPolicy, SshAuth, JumpHost, SshConnectOptions } from './options';
