@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's test command (`npm test`). On a fresh Debian/Ubuntu machine, as root, it does
+# its own set-up: dependencies, then the test bed (fast when already provisioned), then type
+# check, unit tests, integration tests against the real test bed, and the dist/ freshness check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ ! -x node_modules/.bin/vitest ]]; then
+  npm ci --no-audit --no-fund
+fi
+bash scripts/setup-testbed.sh
+
+mkdir -p .tmp
+status=0
+npx tsc -p tsconfig.json || status=1
+npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.tmp/vitest-unit.json || status=1
+npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.tmp/vitest-integration.json || status=1
+node scripts/build.mjs --check || status=1
+
+# One plain closing line over both runs, so CI can count what ran.
+node -e '
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const file of [".tmp/vitest-unit.json", ".tmp/vitest-integration.json"]) {
+    if (!fs.existsSync(file)) { failed++; continue; }
+    const report = JSON.parse(fs.readFileSync(file, "utf8"));
+    passed += report.numPassedTests; failed += report.numFailedTests;
+    skipped += report.numPendingTests + report.numTodoTests;
+    if (!report.success && report.numFailedTests === 0) failed++;
+  }
+  console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+'
+exit "$status"
