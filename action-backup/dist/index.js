@@ -42792,6 +42792,30 @@ function verifyHostKey(policy, host, port, keyBlob) {
   );
 }
 
+// packages/ssh/src/memory.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+var collect;
+function loadCollector() {
+  try {
+    setFlagsFromString("--expose-gc");
+    return runInNewContext("gc");
+  } catch {
+    return null;
+  }
+}
+var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
+function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES) {
+  let sinceLast = 0;
+  return (bytes) => {
+    sinceLast += bytes;
+    if (sinceLast < everyBytes) return;
+    sinceLast = 0;
+    collect ??= loadCollector();
+    collect?.({ type: "minor" });
+  };
+}
+
 // packages/ssh/src/connection.ts
 var SshConnectionError = class extends Error {
   constructor(message, retryable) {
@@ -42835,12 +42859,18 @@ var SshConnection = class _SshConnection {
     this.bastion = bastion;
     this.target = target;
     this.hostKeyFingerprint = hostKeyFingerprint;
+    for (const client of [ssh.connection, bastion?.connection]) {
+      client?.on("error", (error2) => {
+        this.lostWith ??= error2;
+      });
+    }
   }
   ssh;
   bastion;
   target;
   hostKeyFingerprint;
   sftpSession;
+  lostWith;
   static async connect(options) {
     const attempts = Math.max(1, options.attempts ?? 3);
     const target = describeTarget(options.username, options.host, options.port);
@@ -42899,7 +42929,10 @@ var SshConnection = class _SshConnection {
    */
   exec(commandLine, options = {}) {
     const client = this.ssh.connection;
-    if (!client) return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} is closed`, false));
+    if (!client || this.lostWith) {
+      const why = this.lostWith ? `was lost: ${this.lostWith.message}` : "is closed";
+      return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
+    }
     const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
     return new Promise((resolve, reject) => {
       client.exec(commandLine, (error2, channel) => {
@@ -42912,6 +42945,8 @@ var SshConnection = class _SshConnection {
         let timer;
         let clientTimedOut = false;
         if (options.stdout) {
+          const reclaim = bufferReclaimer();
+          channel.on("data", (chunk) => reclaim(chunk.length));
           channel.pipe(options.stdout);
         } else {
           channel.on("data", (chunk) => {
@@ -42959,6 +42994,8 @@ var SshConnection = class _SshConnection {
             channel.close();
             reject(streamError);
           });
+          const reclaim = bufferReclaimer();
+          options.stdin.on("data", (chunk) => reclaim(chunk.length));
           options.stdin.pipe(channel);
         }
       });
