@@ -41796,73 +41796,6 @@ async function publishPlan(steps, title) {
   return plan;
 }
 
-// packages/action-kit/src/preflight.ts
-var PREFLIGHT_TIMEOUT_SECONDS = 30;
-async function runPreflight(executor, checks) {
-  const results = [];
-  for (const check of checks) {
-    const result = await executor.run([check.command], {
-      allowFailure: true,
-      description: check.description,
-      timeoutSeconds: PREFLIGHT_TIMEOUT_SECONDS
-    });
-    const ok = result.code === 0;
-    const text = (ok ? result.stdout : result.stderr || result.stdout).trim();
-    results.push({
-      description: check.description,
-      command: render(check.command),
-      ok,
-      output: text.split("\n")[0] ?? ""
-    });
-  }
-  return results;
-}
-function renderPreflight(results, host) {
-  return [
-    `### Preflight on ${host}`,
-    "",
-    table(
-      ["Check", "Command", "Result"],
-      results.map((result) => [result.description, inlineCode(result.command), `${result.ok ? "\u2705" : "\u274C"} ${result.output}`.trim()])
-    ),
-    ""
-  ].join("\n");
-}
-function formatPreflightLog(results) {
-  return results.map((r) => `${r.ok ? "ok  " : "FAIL"} ${r.description}${r.output ? `: ${r.output}` : ""}`).join("\n");
-}
-
-// packages/action-kit/src/entry.ts
-var IS_POST = "isPost";
-function failureMessage(error2) {
-  if (error2 instanceof InputError) return error2.message;
-  if (error2 instanceof Error) {
-    if (error2.stack) debug(error2.stack);
-    return error2.message || error2.name;
-  }
-  return String(error2);
-}
-async function runAction(phases, options = {}) {
-  const exit = options.exit ?? ((code2) => process.exit(code2));
-  const isPost = getState(IS_POST) === "true";
-  let code = 0;
-  try {
-    if (isPost) {
-      await phases.post?.();
-    } else {
-      if (phases.post) saveState(IS_POST, "true");
-      await phases.main();
-    }
-  } catch (error2) {
-    setFailed(failureMessage(error2));
-    code = 1;
-  }
-  exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
-}
-function notImplemented(action, version2, doing) {
-  return new Error(`${action} ${version2} is a skeleton: ${doing} is not implemented yet`);
-}
-
 // packages/ssh/src/connection.ts
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
@@ -43112,6 +43045,89 @@ async function openClient(endpoint, options) {
   return { ssh, fingerprint: presented };
 }
 
+// packages/action-kit/src/preflight.ts
+var PREFLIGHT_TIMEOUT_SECONDS = 30;
+async function runPreflight(executor, checks) {
+  const results = [];
+  for (const check of checks) {
+    const result = await executor.run([check.command], {
+      allowFailure: true,
+      description: check.description,
+      timeoutSeconds: PREFLIGHT_TIMEOUT_SECONDS
+    });
+    const ok = result.code === 0;
+    const text = (ok ? result.stdout : result.stderr || result.stdout).trim();
+    results.push({
+      description: check.description,
+      command: render(check.command),
+      ok,
+      output: text.split("\n")[0] ?? ""
+    });
+  }
+  return results;
+}
+function renderPreflight(results, host) {
+  return [
+    `### Preflight on ${host}`,
+    "",
+    table(
+      ["Check", "Command", "Result"],
+      results.map((result) => [result.description, inlineCode(result.command), `${result.ok ? "\u2705" : "\u274C"} ${result.output}`.trim()])
+    ),
+    ""
+  ].join("\n");
+}
+function formatPreflightLog(results) {
+  return results.map((r) => `${r.ok ? "ok  " : "FAIL"} ${r.description}${r.output ? `: ${r.output}` : ""}`).join("\n");
+}
+async function checkServer(ssh, dryRun, checks) {
+  if (dryRun) {
+    const plan = new PlanRecorder();
+    await runPreflight(plan, checks);
+    await publishPlan(plan.steps);
+    return;
+  }
+  const server = await SshConnection.connect(ssh);
+  try {
+    const findings = await runPreflight(server, checks);
+    info(formatPreflightLog(findings));
+    await writeSummary(renderPreflight(findings, ssh.host));
+  } finally {
+    await server.close();
+  }
+}
+
+// packages/action-kit/src/entry.ts
+var IS_POST = "isPost";
+function failureMessage(error2) {
+  if (error2 instanceof InputError) return error2.message;
+  if (error2 instanceof Error) {
+    if (error2.stack) debug(error2.stack);
+    return error2.message || error2.name;
+  }
+  return String(error2);
+}
+async function runAction(phases, options = {}) {
+  const exit = options.exit ?? ((code2) => process.exit(code2));
+  const isPost = getState(IS_POST) === "true";
+  let code = 0;
+  try {
+    if (isPost) {
+      await phases.post?.();
+    } else {
+      if (phases.post) saveState(IS_POST, "true");
+      await phases.main();
+    }
+  } catch (error2) {
+    setFailed(failureMessage(error2));
+    code = 1;
+  }
+  exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
+}
+function notImplemented(action, version2, doing) {
+  return new Error(`${action} ${version2} is a skeleton: ${doing} is not implemented yet`);
+}
+
 // action-cf-allowlist/package.json
 var version = "0.1.0";
 
@@ -43130,20 +43146,8 @@ var PREFLIGHT = [
 ];
 async function run() {
   const inputs = readAllowlistInputs();
-  if (inputs.dryRun) {
-    const plan = new PlanRecorder();
-    await runPreflight(plan, PREFLIGHT);
-    await publishPlan(plan.steps);
-    return;
-  }
-  const server = await SshConnection.connect(inputs.ssh);
-  try {
-    const findings = await runPreflight(server, PREFLIGHT);
-    info(formatPreflightLog(findings));
-    await writeSummary(renderPreflight(findings, inputs.ssh.host));
-  } finally {
-    await server.close();
-  }
+  await checkServer(inputs.ssh, inputs.dryRun, PREFLIGHT);
+  if (inputs.dryRun) return;
   throw notImplemented("action-cf-allowlist", version, "updating the Cloudflare allowlist");
 }
 

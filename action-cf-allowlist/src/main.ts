@@ -1,15 +1,4 @@
-import * as core from '@actions/core';
-import {
-  formatPreflightLog,
-  notImplemented,
-  publishPlan,
-  renderPreflight,
-  runPreflight,
-  writeSummary,
-  type PreflightCheck,
-} from '@skiff/action-kit';
-import { PlanRecorder } from '@skiff/shell';
-import { SshConnection } from '@skiff/ssh';
+import { checkServer, notImplemented, type PreflightCheck } from '@skiff/action-kit';
 import { version } from '../package.json';
 import { readAllowlistInputs } from './inputs';
 
@@ -23,22 +12,7 @@ const PREFLIGHT: readonly PreflightCheck[] = [
 
 export async function run(): Promise<void> {
   const inputs = readAllowlistInputs();
-
-  if (inputs.dryRun) {
-    const plan = new PlanRecorder();
-    await runPreflight(plan, PREFLIGHT);
-    await publishPlan(plan.steps);
-    return;
-  }
-
-  const server = await SshConnection.connect(inputs.ssh);
-  try {
-    const findings = await runPreflight(server, PREFLIGHT);
-    core.info(formatPreflightLog(findings));
-    await writeSummary(renderPreflight(findings, inputs.ssh.host));
-  } finally {
-    await server.close();
-  }
-
+  await checkServer(inputs.ssh, inputs.dryRun, PREFLIGHT);
+  if (inputs.dryRun) return;
   throw notImplemented('action-cf-allowlist', version, 'updating the Cloudflare allowlist');
 }

@@ -1,7 +1,5 @@
 import * as core from '@actions/core';
-import { BASE_PREFLIGHT, formatPreflightLog, notImplemented, publishPlan, renderPreflight, runPreflight, writeSummary } from '@skiff/action-kit';
-import { PlanRecorder } from '@skiff/shell';
-import { SshConnection } from '@skiff/ssh';
+import { BASE_PREFLIGHT, checkServer, notImplemented } from '@skiff/action-kit';
 import { version } from '../package.json';
 import { readDeployInputs } from './inputs';
 
@@ -9,23 +7,8 @@ const PREFLIGHT = BASE_PREFLIGHT;
 
 export async function run(): Promise<void> {
   const inputs = readDeployInputs();
-
-  if (inputs.dryRun) {
-    const plan = new PlanRecorder();
-    await runPreflight(plan, PREFLIGHT);
-    await publishPlan(plan.steps);
-    return;
-  }
-
-  const server = await SshConnection.connect(inputs.ssh);
-  try {
-    const findings = await runPreflight(server, PREFLIGHT);
-    core.info(formatPreflightLog(findings));
-    await writeSummary(renderPreflight(findings, inputs.ssh.host));
-  } finally {
-    await server.close();
-  }
-
+  await checkServer(inputs.ssh, inputs.dryRun, PREFLIGHT);
+  if (inputs.dryRun) return;
   throw notImplemented('action-deploy', version, 'deploying');
 }
 

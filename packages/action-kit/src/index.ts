@@ -23,7 +23,7 @@ export { setOutput, outputs } from './outputs';
 export type { OutputValue } from './outputs';
 export { table, codeBlock, inlineCode, details, escapeHtml, renderPlan, writeSummary } from './summary';
 export { DRY_RUN_INPUT, readDryRun, publishPlan } from './dry-run';
-export { BASE_PREFLIGHT, runPreflight, renderPreflight, formatPreflightLog } from './preflight';
+export { BASE_PREFLIGHT, checkServer, runPreflight, renderPreflight, formatPreflightLog } from './preflight';
 export type { PreflightCheck, PreflightResult } from './preflight';
 export { runAction, failureMessage, notImplemented } from './entry';
 export type { ActionPhases, RunActionOptions } from './entry';

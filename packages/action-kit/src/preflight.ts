@@ -1,6 +1,9 @@
+import * as core from '@actions/core';
 import type { Command, Executor } from '@skiff/shell';
-import { render } from '@skiff/shell';
-import { inlineCode, table } from './summary';
+import { PlanRecorder, render } from '@skiff/shell';
+import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
+import { publishPlan } from './dry-run';
+import { inlineCode, table, writeSummary } from './summary';
 
 /** A read-only look at the server before changing anything, e.g. "is docker installed?". */
 export interface PreflightCheck {
@@ -64,4 +67,25 @@ export function renderPreflight(results: readonly PreflightResult[], host: strin
 /** Plain-text form of the results for the log. */
 export function formatPreflightLog(results: readonly PreflightResult[]): string {
   return results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.description}${r.output ? `: ${r.output}` : ''}`).join('\n');
+}
+
+/**
+ * The first chapter of every SSH action: with dry-run, record the checks as a plan and publish
+ * it without connecting; otherwise connect (host key verified), run them and report findings.
+ */
+export async function checkServer(ssh: SshConnectOptions, dryRun: boolean, checks: readonly PreflightCheck[]): Promise<void> {
+  if (dryRun) {
+    const plan = new PlanRecorder();
+    await runPreflight(plan, checks);
+    await publishPlan(plan.steps);
+    return;
+  }
+  const server = await SshConnection.connect(ssh);
+  try {
+    const findings = await runPreflight(server, checks);
+    core.info(formatPreflightLog(findings));
+    await writeSummary(renderPreflight(findings, ssh.host));
+  } finally {
+    await server.close();
+  }
 }
