@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sh, stopPid, tempDir, waitFor } from './proc';
+import { requirePart } from './parts';
+import { freePort, randomPassword } from './sshd';
+
+export interface Registry {
+  /** `127.0.0.1:PORT`: docker treats loopback registries as insecure-allowed, so no TLS. */
+  address: string;
+  username: string;
+  password: string;
+  dir: string;
+  logPath: string;
+  stop(): Promise<void>;
+}
+
+/** A real distribution registry with htpasswd auth, standing in for GHCR. */
+export async function startRegistry(): Promise<Registry> {
+  await requirePart('docker-registry', ['docker-registry', '--version']);
+  await requirePart('htpasswd (apache2-utils)', ['sh', '-c', 'command -v htpasswd']);
+  const dir = await tempDir('registry');
+  const p = (name: string) => join(dir.path, name);
+  const username = 'skiff';
+  const password = randomPassword();
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+
+  await writeFile(p('htpasswd'), await sh('htpasswd', ['-Bbn', username, password]));
+  const config = [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${p('data')}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: ${address}`,
+    `  secret: ${randomPassword()}`,
+    'auth:',
+    '  htpasswd:',
+    '    realm: skiff-testbed',
+    `    path: ${p('htpasswd')}`,
+  ];
+  await writeFile(p('config.yml'), `${config.join('\n')}\n`);
+
+  const logPath = p('registry.log');
+  const log = openSync(logPath, 'a');
+  const child = spawn('docker-registry', ['serve', p('config.yml')], { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  child.on('error', () => undefined);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) {
+    await dir.remove();
+    throw new Error('test bed: docker-registry did not start');
+  }
+  const stop = async () => {
+    await stopPid(pid);
+    await dir.remove();
+  };
+  try {
+    // 401 (not 200) proves both that it listens and that auth is on.
+    await waitFor(`registry on ${address} (log: ${logPath})`, async () => (await fetch(`http://${address}/v2/`)).status === 401, 15_000);
+  } catch (error) {
+    const logTail = await readFile(logPath, 'utf8').then((t) => t.slice(-2000), () => '');
+    await stop();
+    throw new Error(`${(error as Error).message}\n${logTail}`);
+  }
+  return { address, username, password, dir: dir.path, logPath, stop };
+}
