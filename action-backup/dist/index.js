@@ -41524,278 +41524,6 @@ var PlanRecorder = class {
   }
 };
 
-// packages/action-kit/src/ssh-inputs.ts
-var SSH_INPUTS = [
-  { name: "host", description: "Server to connect to: a hostname or IP address.", required: true },
-  { name: "port", description: "SSH port on the server.", required: false, default: "22" },
-  { name: "username", description: "User to log in as on the server.", required: true },
-  {
-    name: "key",
-    description: "Private key to log in with: the key file contents, e.g. from a secret. Either key or password is required.",
-    required: false,
-    secret: true
-  },
-  { name: "passphrase", description: "Passphrase of the private key, if it is encrypted.", required: false, secret: true },
-  { name: "password", description: "The user's password, when logging in without a key.", required: false, secret: true },
-  {
-    name: "known-hosts",
-    description: "known_hosts lines for the server, e.g. from ssh-keyscan. Set exactly one of known-hosts, fingerprint or insecure-ignore-host-key.",
-    required: false
-  },
-  {
-    name: "fingerprint",
-    description: "The server's SHA256 host key fingerprint (SHA256:\u2026), from `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`. Several may be separated by newlines, commas or spaces.",
-    required: false
-  },
-  {
-    name: "insecure-ignore-host-key",
-    description: "Skip checking the server's identity (true or false). Anyone who can intercept the connection could impersonate the server. Only for throwaway test servers.",
-    required: false,
-    default: "false"
-  },
-  {
-    name: "jump-host",
-    description: "Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.",
-    required: false
-  },
-  { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
-  {
-    name: "connect-timeout",
-    description: "How long to wait for the connection and SSH handshake, e.g. 20s or 1m.",
-    required: false,
-    default: "20s"
-  }
-];
-var HOST_KEY_INPUTS = ["known-hosts", "fingerprint", "insecure-ignore-host-key"];
-var SHA256_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
-function definitionDefault(name) {
-  const definition = SSH_INPUTS.find((input) => input.name === name);
-  if (definition?.default === void 0) throw new Error(`SSH input ${name} has no default`);
-  return definition.default;
-}
-function keyscanCommand(host = "HOST", port = "PORT") {
-  return `ssh-keyscan -p ${port} ${host === "HOST" ? host : quote(host)} | ssh-keygen -lf -`;
-}
-function readHost(name) {
-  const value = getString(name, { required: true });
-  const host = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
-  const expected = 'a hostname or IP address (the user goes in "username", the port in "port")';
-  if (/[\s@/]/.test(host) || host.includes(":") && isIP(host) !== 6) throw invalidInput(name, expected, value);
-  return host;
-}
-function readPrivateKey(name) {
-  const value = getString(name, { secret: true });
-  if (value === void 0) return void 0;
-  let key = value.replace(/\r\n?/g, "\n");
-  if (!key.includes("\n") && key.includes("\\n")) key = key.replaceAll("\\n", "\n");
-  const looksLikeKey = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key) || key.startsWith("PuTTY-User-Key-File-");
-  if (!looksLikeKey) {
-    throw invalidInput(name, "the private key's contents (-----BEGIN OPENSSH PRIVATE KEY----- \u2026), not a file path or a public key", value, true);
-  }
-  maskSecret(key);
-  return key.endsWith("\n") ? key : `${key}
-`;
-}
-function readFingerprints() {
-  const values = getList("fingerprint", { split: "any" });
-  if (values === void 0) return void 0;
-  for (const value of values) {
-    if (!SHA256_FINGERPRINT.test(value)) {
-      throw invalidInput(
-        "fingerprint",
-        "one or more SHA256 host key fingerprints like SHA256:+1Ye\u2026 (43 characters after the colon), the second field of `ssh-keygen -lf` output",
-        value
-      );
-    }
-  }
-  return values.map((value) => value.replace(/=$/, ""));
-}
-function parseJumpHost(value) {
-  const match = /^(?:([^@\s]+)@)?(\[[0-9a-fA-F:.]+\]|[^:@\s[\]/]+)(?::(\d+))?$/.exec(value);
-  if (!match) return void 0;
-  const [, username, rawHost = "", rawPort] = match;
-  const port = rawPort === void 0 ? 22 : Number(rawPort);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return void 0;
-  const host = rawHost.startsWith("[") ? rawHost.slice(1, -1) : rawHost;
-  if (rawHost.startsWith("[") && isIP(host) !== 6) return void 0;
-  return { host, port, ...username === void 0 ? {} : { username } };
-}
-function readJumpAddress() {
-  const value = getString("jump-host");
-  if (value === void 0) return void 0;
-  const address = parseJumpHost(value);
-  if (!address) throw invalidInput("jump-host", "user@host:port (user and port optional), e.g. deploy@bastion.example.com:2222", value);
-  return address;
-}
-function sshLog(level, message) {
-  if (level === "warning") warning(message);
-  else info(message);
-}
-function readSshInputs() {
-  const c = new InputCollector();
-  const host = c.read(() => readHost("host"));
-  const port = c.read(() => getPort("port", { default: Number(definitionDefault("port")) }));
-  const username = c.read(() => getString("username", { required: true }));
-  const privateKey = c.read(() => readPrivateKey("key"));
-  const passphrase = c.read(() => getString("passphrase", { secret: true }));
-  const password = c.read(() => getString("password", { secret: true }));
-  const knownHosts = c.read(() => getString("known-hosts"));
-  const fingerprints = c.read(() => readFingerprints());
-  const insecure = c.read(() => getBoolean("insecure-ignore-host-key", { default: definitionDefault("insecure-ignore-host-key") === "true" }));
-  const jumpAddress = c.read(() => readJumpAddress());
-  const jumpKey = c.read(() => readPrivateKey("jump-key"));
-  const connectTimeoutSeconds = c.read(
-    () => getDuration("connect-timeout", { default: parseDuration(definitionDefault("connect-timeout")), min: 1, max: 3600 })
-  );
-  const given = (name) => getInput(name) !== "";
-  if (!given("key") && !given("password")) {
-    c.add(new InputError(["key", "password"], 'Input "key" or "password" is required: give the private key (recommended) or the password for "username"'));
-  }
-  if (given("passphrase") && !given("key")) {
-    c.add(new InputError("passphrase", 'Input "passphrase" is set but "key" is not; the passphrase unlocks the private key given in "key"'));
-  }
-  if (given("jump-key") && !given("jump-host")) {
-    c.add(new InputError("jump-key", 'Input "jump-key" is set but "jump-host" is not; set "jump-host" to user@host:port of the jump host'));
-  }
-  const insecureAsked = insecure === true || insecure === void 0 && given("insecure-ignore-host-key");
-  const hostKeyWays = HOST_KEY_INPUTS.filter((name) => name === "insecure-ignore-host-key" ? insecureAsked : given(name));
-  if (hostKeyWays.length === 0) {
-    c.add(
-      new InputError(
-        [...HOST_KEY_INPUTS],
-        `Set one of "fingerprint", "known-hosts" or "insecure-ignore-host-key: true" so the server's identity can be checked. To get the fingerprint, run this from a machine you trust: ${keyscanCommand(host ?? "HOST", port ?? "PORT")} and put the SHA256:\u2026 value in "fingerprint"`
-      )
-    );
-  } else if (hostKeyWays.length > 1) {
-    c.add(
-      new InputError(
-        hostKeyWays,
-        `Inputs ${hostKeyWays.map((name) => `"${name}"`).join(" and ")} are both set; use exactly one way to check the server's identity`
-      )
-    );
-  }
-  c.finish();
-  let hostKey;
-  if (fingerprints !== void 0) hostKey = { kind: "fingerprint", fingerprints };
-  else if (knownHosts !== void 0) hostKey = { kind: "known-hosts", knownHosts };
-  else {
-    hostKey = { kind: "insecure-ignore" };
-    warning(
-      `insecure-ignore-host-key is true: the server's identity is NOT checked. Anyone who can intercept the connection can pose as the server and receive the commands and secrets this step sends. Pin the host key instead with "fingerprint"; get it with: ${keyscanCommand(host, port)}`
-    );
-  }
-  let jump;
-  if (jumpAddress) {
-    jump = {
-      host: jumpAddress.host,
-      port: jumpAddress.port,
-      username: jumpAddress.username ?? username,
-      ...jumpKey === void 0 ? {} : { privateKey: jumpKey }
-    };
-  }
-  return {
-    host,
-    port,
-    username,
-    ...privateKey === void 0 ? {} : { privateKey },
-    ...passphrase === void 0 ? {} : { passphrase },
-    ...password === void 0 ? {} : { password },
-    hostKey,
-    ...jump ? { jump } : {},
-    connectTimeoutSeconds,
-    log: sshLog
-  };
-}
-
-// packages/action-kit/src/outputs.ts
-function setOutput2(name, value) {
-  setOutput(name, typeof value === "string" ? value : JSON.stringify(value));
-}
-
-// packages/action-kit/src/summary.ts
-function cell(text) {
-  return text.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\r?\n/g, "<br>");
-}
-function table(headers, rows) {
-  const line = (cells) => `| ${cells.map(cell).join(" | ")} |`;
-  return [line(headers), line(headers.map(() => "---")), ...rows.map(line)].join("\n");
-}
-function escapeHtml(text) {
-  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
-}
-function codeBlock(text, language = "") {
-  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
-  const fence = "`".repeat(Math.max(3, longestRun + 1));
-  return `${fence}${language}
-${text.replace(/\n$/, "")}
-${fence}`;
-}
-function details(title, body, open2 = false) {
-  return `<details${open2 ? " open" : ""}><summary>${escapeHtml(title)}</summary>
-
-${body}
-
-</details>`;
-}
-function inlineCode(text) {
-  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
-  if (longestRun === 0) return `\`${text}\``;
-  const fence = "`".repeat(longestRun + 1);
-  return `${fence} ${text} ${fence}`;
-}
-function formatBytes(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-}
-function renderPlan(steps, title = "Plan (dry run: nothing was run)") {
-  const parts = [`### ${title}`, ""];
-  if (steps.length === 0) parts.push("Nothing to do.");
-  steps.forEach((step, index) => {
-    const heading = `${index + 1}. **${step.description}**`;
-    if (step.kind === "run") {
-      parts.push(heading, "", indent(codeBlock(step.script, "bash")), "");
-    } else {
-      const facts = `upload to ${inlineCode(step.remotePath)}, mode ${step.mode}, ${formatBytes(step.bytes)}`;
-      if (step.preview === void 0) {
-        parts.push(`${heading}: ${facts} (contents are secret and not shown)`, "");
-      } else {
-        const truncated = Buffer.byteLength(step.preview) < step.bytes ? " (first part)" : "";
-        parts.push(`${heading}: ${facts}`, "", indent(details(`contents${truncated}`, codeBlock(step.preview))), "");
-      }
-    }
-  });
-  return `${parts.join("\n").trimEnd()}
-`;
-}
-function indent(text) {
-  return text.split("\n").map((line) => line === "" ? line : `   ${line}`).join("\n");
-}
-async function writeSummary(markdown) {
-  if (!process.env.GITHUB_STEP_SUMMARY) return;
-  await summary.addRaw(`${markdown.trimEnd()}
-
-`).write();
-}
-
-// packages/action-kit/src/dry-run.ts
-var DRY_RUN_INPUT = {
-  name: "dry-run",
-  description: "Only show what would run on the server (in the log, the job summary and the plan output), without connecting.",
-  required: false,
-  default: "false"
-};
-function readDryRun() {
-  return getBoolean(DRY_RUN_INPUT.name, { default: false });
-}
-async function publishPlan(steps, title) {
-  const plan = renderPlan(steps, title);
-  info(plan);
-  await writeSummary(plan);
-  setOutput2("plan", plan);
-  return plan;
-}
-
 // packages/ssh/src/connection.ts
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
@@ -43043,6 +42771,290 @@ async function openClient(endpoint, options) {
   }
   options.log?.("info", `Connected to ${target} (host key ${presented})`);
   return { ssh, fingerprint: presented };
+}
+
+// packages/action-kit/src/ssh-inputs.ts
+var SSH_INPUTS = [
+  { name: "host", description: "Server to connect to: a hostname or IP address.", required: true },
+  { name: "port", description: "SSH port on the server.", required: false, default: "22" },
+  { name: "username", description: "User to log in as on the server.", required: true },
+  {
+    name: "key",
+    description: "Private key to log in with: the key file contents, e.g. from a secret. Either key or password is required.",
+    required: false,
+    secret: true
+  },
+  { name: "passphrase", description: "Passphrase of the private key, if it is encrypted.", required: false, secret: true },
+  { name: "password", description: "The user's password, when logging in without a key.", required: false, secret: true },
+  {
+    name: "known-hosts",
+    description: "known_hosts lines for the server, e.g. from ssh-keyscan. Set exactly one of known-hosts, fingerprint or insecure-ignore-host-key.",
+    required: false
+  },
+  {
+    name: "fingerprint",
+    description: "The server's SHA256 host key fingerprint (SHA256:\u2026), from `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`. Several may be separated by newlines, commas or spaces.",
+    required: false
+  },
+  {
+    name: "insecure-ignore-host-key",
+    description: "Skip checking the server's identity (true or false). Anyone who can intercept the connection could impersonate the server. Only for throwaway test servers.",
+    required: false,
+    default: "false"
+  },
+  {
+    name: "jump-host",
+    description: "Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.",
+    required: false
+  },
+  { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
+  {
+    name: "connect-timeout",
+    description: "How long to wait for the connection and SSH handshake, e.g. 20s or 1m.",
+    required: false,
+    default: "20s"
+  }
+];
+var HOST_KEY_INPUTS = ["known-hosts", "fingerprint", "insecure-ignore-host-key"];
+var SHA256_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
+function definitionDefault(name) {
+  const definition = SSH_INPUTS.find((input) => input.name === name);
+  if (definition?.default === void 0) throw new Error(`SSH input ${name} has no default`);
+  return definition.default;
+}
+function keyscanCommand(host = "HOST", port = "PORT") {
+  return `ssh-keyscan -p ${port} ${host === "HOST" ? host : quote(host)} | ssh-keygen -lf -`;
+}
+function readHost(name) {
+  const value = getString(name, { required: true });
+  const host = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
+  const expected = 'a hostname or IP address (the user goes in "username", the port in "port")';
+  if (/[\s@/]/.test(host) || host.includes(":") && isIP(host) !== 6) throw invalidInput(name, expected, value);
+  return host;
+}
+function readPrivateKey(name) {
+  const value = getString(name, { secret: true });
+  if (value === void 0) return void 0;
+  let key = value.replace(/\r\n?/g, "\n");
+  if (!key.includes("\n") && key.includes("\\n")) key = key.replaceAll("\\n", "\n");
+  const looksLikeKey = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key) || key.startsWith("PuTTY-User-Key-File-");
+  if (!looksLikeKey) {
+    throw invalidInput(name, "the private key's contents (-----BEGIN OPENSSH PRIVATE KEY----- \u2026), not a file path or a public key", value, true);
+  }
+  maskSecret(key);
+  return key.endsWith("\n") ? key : `${key}
+`;
+}
+function readFingerprints() {
+  const values = getList("fingerprint", { split: "any" });
+  if (values === void 0) return void 0;
+  for (const value of values) {
+    if (!SHA256_FINGERPRINT.test(value)) {
+      throw invalidInput(
+        "fingerprint",
+        "one or more SHA256 host key fingerprints like SHA256:+1Ye\u2026 (43 characters after the colon), the second field of `ssh-keygen -lf` output",
+        value
+      );
+    }
+  }
+  return values.map((value) => value.replace(/=$/, ""));
+}
+function readKnownHosts() {
+  const value = getString("known-hosts");
+  if (value === void 0) return void 0;
+  if (parseKnownHosts(value).filter((entry) => !entry.marker).length === 0) {
+    throw invalidInput(
+      "known-hosts",
+      'known_hosts lines like "[host]:2222 ssh-ed25519 AAAA\u2026" (hostnames, key type, base64 key), e.g. from ssh-keyscan; none was usable',
+      value.length > 200 ? `${value.slice(0, 200)}\u2026` : value
+    );
+  }
+  return value;
+}
+function parseJumpHost(value) {
+  const match = /^(?:([^@\s]+)@)?(\[[0-9a-fA-F:.]+\]|[^:@\s[\]/]+)(?::(\d+))?$/.exec(value);
+  if (!match) return void 0;
+  const [, username, rawHost = "", rawPort] = match;
+  const port = rawPort === void 0 ? 22 : Number(rawPort);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return void 0;
+  const host = rawHost.startsWith("[") ? rawHost.slice(1, -1) : rawHost;
+  if (rawHost.startsWith("[") && isIP(host) !== 6) return void 0;
+  return { host, port, ...username === void 0 ? {} : { username } };
+}
+function readJumpAddress() {
+  const value = getString("jump-host");
+  if (value === void 0) return void 0;
+  const address = parseJumpHost(value);
+  if (!address) throw invalidInput("jump-host", "user@host:port (user and port optional), e.g. deploy@bastion.example.com:2222", value);
+  return address;
+}
+function sshLog(level, message) {
+  if (level === "warning") warning(message);
+  else info(message);
+}
+function readSshInputs() {
+  const c = new InputCollector();
+  const host = c.read(() => readHost("host"));
+  const port = c.read(() => getPort("port", { default: Number(definitionDefault("port")) }));
+  const username = c.read(() => getString("username", { required: true }));
+  const privateKey = c.read(() => readPrivateKey("key"));
+  const passphrase = c.read(() => getString("passphrase", { secret: true }));
+  const password = c.read(() => getString("password", { secret: true }));
+  const knownHosts = c.read(() => readKnownHosts());
+  const fingerprints = c.read(() => readFingerprints());
+  const insecure = c.read(() => getBoolean("insecure-ignore-host-key", { default: definitionDefault("insecure-ignore-host-key") === "true" }));
+  const jumpAddress = c.read(() => readJumpAddress());
+  const jumpKey = c.read(() => readPrivateKey("jump-key"));
+  const connectTimeoutSeconds = c.read(
+    () => getDuration("connect-timeout", { default: parseDuration(definitionDefault("connect-timeout")), min: 1, max: 3600 })
+  );
+  const given = (name) => getInput(name) !== "";
+  if (!given("key") && !given("password")) {
+    c.add(new InputError(["key", "password"], 'Input "key" or "password" is required: give the private key (recommended) or the password for "username"'));
+  }
+  if (given("passphrase") && !given("key")) {
+    c.add(new InputError("passphrase", 'Input "passphrase" is set but "key" is not; the passphrase unlocks the private key given in "key"'));
+  }
+  if (given("jump-key") && !given("jump-host")) {
+    c.add(new InputError("jump-key", 'Input "jump-key" is set but "jump-host" is not; set "jump-host" to user@host:port of the jump host'));
+  }
+  const insecureAsked = insecure === true || insecure === void 0 && given("insecure-ignore-host-key");
+  const hostKeyWays = HOST_KEY_INPUTS.filter((name) => name === "insecure-ignore-host-key" ? insecureAsked : given(name));
+  if (hostKeyWays.length === 0) {
+    c.add(
+      new InputError(
+        [...HOST_KEY_INPUTS],
+        `Set one of "fingerprint", "known-hosts" or "insecure-ignore-host-key: true" so the server's identity can be checked. To get the fingerprint, run this from a machine you trust: ${keyscanCommand(host ?? "HOST", port ?? "PORT")} and put the SHA256:\u2026 value in "fingerprint"`
+      )
+    );
+  } else if (hostKeyWays.length > 1) {
+    c.add(
+      new InputError(
+        hostKeyWays,
+        `Inputs ${hostKeyWays.map((name) => `"${name}"`).join(" and ")} are both set; use exactly one way to check the server's identity`
+      )
+    );
+  }
+  c.finish();
+  let hostKey;
+  if (fingerprints !== void 0) hostKey = { kind: "fingerprint", fingerprints };
+  else if (knownHosts !== void 0) hostKey = { kind: "known-hosts", knownHosts };
+  else {
+    hostKey = { kind: "insecure-ignore" };
+    warning(
+      `insecure-ignore-host-key is true: the server's identity is NOT checked. Anyone who can intercept the connection can pose as the server and receive the commands and secrets this step sends. Pin the host key instead with "fingerprint"; get it with: ${keyscanCommand(host, port)}`
+    );
+  }
+  let jump;
+  if (jumpAddress) {
+    jump = {
+      host: jumpAddress.host,
+      port: jumpAddress.port,
+      username: jumpAddress.username ?? username,
+      ...jumpKey === void 0 ? {} : { privateKey: jumpKey }
+    };
+  }
+  return {
+    host,
+    port,
+    username,
+    ...privateKey === void 0 ? {} : { privateKey },
+    ...passphrase === void 0 ? {} : { passphrase },
+    ...password === void 0 ? {} : { password },
+    hostKey,
+    ...jump ? { jump } : {},
+    connectTimeoutSeconds,
+    log: sshLog
+  };
+}
+
+// packages/action-kit/src/outputs.ts
+function setOutput2(name, value) {
+  setOutput(name, typeof value === "string" ? value : JSON.stringify(value));
+}
+
+// packages/action-kit/src/summary.ts
+function cell(text) {
+  return text.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\r?\n/g, "<br>");
+}
+function table(headers, rows) {
+  const line = (cells) => `| ${cells.map(cell).join(" | ")} |`;
+  return [line(headers), line(headers.map(() => "---")), ...rows.map(line)].join("\n");
+}
+function escapeHtml(text) {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+}
+function codeBlock(text, language = "") {
+  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
+  const fence = "`".repeat(Math.max(3, longestRun + 1));
+  return `${fence}${language}
+${text.replace(/\n$/, "")}
+${fence}`;
+}
+function details(title, body, open2 = false) {
+  return `<details${open2 ? " open" : ""}><summary>${escapeHtml(title)}</summary>
+
+${body}
+
+</details>`;
+}
+function inlineCode(text) {
+  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
+  if (longestRun === 0) return `\`${text}\``;
+  const fence = "`".repeat(longestRun + 1);
+  return `${fence} ${text} ${fence}`;
+}
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+function renderPlan(steps, title = "Plan (dry run: nothing was run)") {
+  const parts = [`### ${title}`, ""];
+  if (steps.length === 0) parts.push("Nothing to do.");
+  steps.forEach((step, index) => {
+    const heading = `${index + 1}. **${step.description}**`;
+    if (step.kind === "run") {
+      parts.push(heading, "", indent(codeBlock(step.script, "bash")), "");
+    } else {
+      const facts = `upload to ${inlineCode(step.remotePath)}, mode ${step.mode}, ${formatBytes(step.bytes)}`;
+      if (step.preview === void 0) {
+        parts.push(`${heading}: ${facts} (contents are secret and not shown)`, "");
+      } else {
+        const truncated = Buffer.byteLength(step.preview) < step.bytes ? " (first part)" : "";
+        parts.push(`${heading}: ${facts}`, "", indent(details(`contents${truncated}`, codeBlock(step.preview))), "");
+      }
+    }
+  });
+  return `${parts.join("\n").trimEnd()}
+`;
+}
+function indent(text) {
+  return text.split("\n").map((line) => line === "" ? line : `   ${line}`).join("\n");
+}
+async function writeSummary(markdown) {
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  await summary.addRaw(`${markdown.trimEnd()}
+
+`).write();
+}
+
+// packages/action-kit/src/dry-run.ts
+var DRY_RUN_INPUT = {
+  name: "dry-run",
+  description: "Only show what would run on the server (in the log, the job summary and the plan output), without connecting.",
+  required: false,
+  default: "false"
+};
+function readDryRun() {
+  return getBoolean(DRY_RUN_INPUT.name, { default: false });
+}
+async function publishPlan(steps, title) {
+  const plan = renderPlan(steps, title);
+  info(plan);
+  await writeSummary(plan);
+  setOutput2("plan", plan);
+  return plan;
 }
 
 // packages/action-kit/src/preflight.ts

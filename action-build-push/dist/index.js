@@ -41392,6 +41392,18 @@ function readInputs(readers) {
   return values;
 }
 
+// node_modules/node-ssh/lib/esm/index.mjs
+var import_is_stream = __toESM(require_is_stream(), 1);
+var import_make_dir = __toESM(require_make_dir(), 1);
+var import_shell_escape = __toESM(require_shell_escape(), 1);
+var import_ssh2 = __toESM(require_lib2(), 1);
+
+// packages/ssh/src/memory.ts
+var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
+
+// packages/ssh/src/connection.ts
+var STDERR_KEEP_BYTES = 1024 * 1024;
+
 // packages/action-kit/src/outputs.ts
 function setOutput2(name, value) {
   setOutput(name, typeof value === "string" ? value : JSON.stringify(value));
@@ -41414,18 +41426,6 @@ async function writeSummary(markdown) {
 
 `).write();
 }
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_is_stream = __toESM(require_is_stream(), 1);
-var import_make_dir = __toESM(require_make_dir(), 1);
-var import_shell_escape = __toESM(require_shell_escape(), 1);
-var import_ssh2 = __toESM(require_lib2(), 1);
-
-// packages/ssh/src/memory.ts
-var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
-
-// packages/ssh/src/connection.ts
-var STDERR_KEEP_BYTES = 1024 * 1024;
 
 // packages/action-kit/src/entry.ts
 var IS_POST = "isPost";

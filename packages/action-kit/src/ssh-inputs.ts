@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import * as core from '@actions/core';
 import { quote } from '@skiff/shell';
-import type { HostKeyPolicy, JumpHost, SshConnectOptions } from '@skiff/ssh';
+import { parseKnownHosts, type HostKeyPolicy, type JumpHost, type SshConnectOptions } from '@skiff/ssh';
 import type { InputDefinition } from './definitions';
 import { InputError } from './errors';
 import { InputCollector, getBoolean, getDuration, getList, getPort, getString, invalidInput, parseDuration } from './inputs';
@@ -109,6 +109,19 @@ function readFingerprints(): readonly string[] | undefined {
   return values.map((value) => value.replace(/=$/, ''));
 }
 
+function readKnownHosts(): string | undefined {
+  const value = getString('known-hosts');
+  if (value === undefined) return undefined;
+  if (parseKnownHosts(value).filter((entry) => !entry.marker).length === 0) {
+    throw invalidInput(
+      'known-hosts',
+      'known_hosts lines like "[host]:2222 ssh-ed25519 AAAA…" (hostnames, key type, base64 key), e.g. from ssh-keyscan; none was usable',
+      value.length > 200 ? `${value.slice(0, 200)}…` : value,
+    );
+  }
+  return value;
+}
+
 interface JumpAddress {
   host: string;
   port: number;
@@ -152,7 +165,7 @@ export function readSshInputs(): SshConnectOptions {
   const privateKey = c.read(() => readPrivateKey('key'));
   const passphrase = c.read(() => getString('passphrase', { secret: true }));
   const password = c.read(() => getString('password', { secret: true }));
-  const knownHosts = c.read(() => getString('known-hosts'));
+  const knownHosts = c.read(() => readKnownHosts());
   const fingerprints = c.read(() => readFingerprints());
   const insecure = c.read(() => getBoolean('insecure-ignore-host-key', { default: definitionDefault('insecure-ignore-host-key') === 'true' }));
   const jumpAddress = c.read(() => readJumpAddress());

@@ -38,6 +38,14 @@ afterEach(() => {
 });
 
 describe('readSshInputs', () => {
+  it('rejects known-hosts with no usable line, naming the input and the expected form', () => {
+    setInputs({ host: 'example.com', username: 'deploy', key: KEY, 'known-hosts': 'example.com ssh-ed25519 not-a-key\n# comment' });
+    const [message, ...rest] = messages(readSshInputs);
+    expect(rest).toEqual([]);
+    expect(message).toContain('"known-hosts"');
+    expect(message).toContain('ssh-ed25519 AAAA');
+  });
+
   it('builds connect options with defaults', () => {
     setInputs({ host: 'example.com', username: 'deploy', key: KEY, fingerprint: FP });
     const options = readSshInputs();
@@ -60,7 +68,7 @@ describe('readSshInputs', () => {
       port: '2222',
       username: 'deploy',
       password: 'correct horse battery',
-      'known-hosts': '[203.0.113.7]:2222 ssh-ed25519 AAAAC3Nza',
+      'known-hosts': '[203.0.113.7]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICc/Fofd725vM2+oHiy9uYTuoxU0LqLuSsgBDlbIByvO',
       'jump-host': 'ops@bastion.example.com:2200',
       'jump-key': KEY,
       'connect-timeout': '1m',
@@ -69,7 +77,7 @@ describe('readSshInputs', () => {
       host: '203.0.113.7',
       port: 2222,
       password: 'correct horse battery',
-      hostKey: { kind: 'known-hosts', knownHosts: '[203.0.113.7]:2222 ssh-ed25519 AAAAC3Nza' },
+      hostKey: { kind: 'known-hosts', knownHosts: '[203.0.113.7]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICc/Fofd725vM2+oHiy9uYTuoxU0LqLuSsgBDlbIByvO' },
       jump: { host: 'bastion.example.com', port: 2200, username: 'ops', privateKey: KEY },
       connectTimeoutSeconds: 60,
     });
