@@ -1,0 +1,90 @@
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startSshd, type SshdServer } from '@skiff/testbed';
+import type { SshConnectOptions } from '@skiff/ssh';
+import { median } from './harness';
+
+/**
+ * What SshConnection.run([['true']]) sends: run() wraps every script as `bash -c 'set -euo pipefail; …' </dev/null`.
+ * Floors send the same line so both sides pay for the same remote bash.
+ */
+export const STRICT_TRUE = `bash -c 'set -euo pipefail; true' </dev/null`;
+
+export interface Finished {
+  ms: number;
+  code: number | null;
+  output: string;
+}
+
+/** Spawns a program and times it from just before spawn() (which forks synchronously) to its exit and closed pipes. */
+export function timedRun(file: string, args: readonly string[], options: SpawnOptions = {}): Promise<Finished> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    // A caller passes stdio 'ignore' for programs that daemonise: a forked child holding our pipes would delay 'close' forever.
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ ms: performance.now() - start, code, output }));
+  });
+}
+
+/** Like timedRun, but a non-zero exit is an error: a floor that fails would look impossibly fast. */
+export async function timedOk(file: string, args: readonly string[], options: SpawnOptions = {}): Promise<number> {
+  const run = await timedRun(file, args, options);
+  if (run.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${run.code}: ${run.output.trim()}`);
+  return run.ms;
+}
+
+/** Runs `once` `times` times in a row and returns the median, so one run's figure is not one noisy sample. */
+export async function medianOf(times: number, once: () => Promise<number>): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < times; i++) samples.push(await once());
+  return median(samples);
+}
+
+/**
+ * A test-bed sshd whose sessions skip the login user's ~/.bashrc. Debian's bash sources it for
+ * every command run over SSH (SSH_SOURCE_BASHRC) unless SHLVL shows it is nested; on a developer
+ * machine that file (pyenv, nvm, …) can cost 100 ms per command and would drown what is compared,
+ * the transport, equally on both sides.
+ */
+export function startBenchSshd(): Promise<SshdServer> {
+  return startSshd({ extraConfig: ['SetEnv SHLVL=1'] });
+}
+
+export function connectOptionsFor(server: SshdServer): SshConnectOptions {
+  return {
+    host: server.host,
+    port: server.port,
+    username: server.username,
+    privateKey: server.privateKey,
+    hostKey: { kind: 'known-hosts', knownHosts: `${server.knownHostsLine}\n` },
+    connectTimeoutSeconds: 10,
+    attempts: 1,
+  };
+}
+
+/**
+ * OpenSSH client arguments up to and including the destination. -F /dev/null keeps the user's
+ * ~/.ssh/config (multiplexing, proxies, other keys) out of the floor's numbers.
+ */
+export async function sshArgs(server: SshdServer, extra: readonly string[] = []): Promise<string[]> {
+  const knownHosts = join(server.dir, 'bench_known_hosts');
+  await writeFile(knownHosts, `${server.knownHostsLine}\n`);
+  return [
+    '-F', '/dev/null',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${knownHosts}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'IdentitiesOnly=yes',
+    '-o', 'LogLevel=ERROR',
+    '-i', server.privateKeyPath,
+    '-p', String(server.port),
+    ...extra,
+    `${server.username}@${server.host}`,
+  ];
+}

@@ -1,0 +1,6 @@
+import type { Benchmark } from './harness';
+import { bundleColdStart } from './bundle-cold-start';
+import { sshRoundTrip } from './ssh-round-trip';
+
+/** Every benchmark `npm run bench` knows, in the order they run: add a new one's file here. */
+export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart];
