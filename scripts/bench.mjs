@@ -12,17 +12,11 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_BUNDLE_OPTIONS } from './bundle-options.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const node24 = join(root, 'node_modules/.bin/node');
 const outfile = join(root, '.tmp/bench/main.mjs');
-
-// build.mjs keeps its banner private; this is the same shim for the same reason: ssh2 and other
-// CommonJS dependencies expect `require`, `__filename` and `__dirname`, which ESM output lacks.
-const BANNER =
-  "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url); " +
-  "import { fileURLToPath as __benchFileURLToPath } from 'node:url'; import { dirname as __benchDirname } from 'node:path'; " +
-  'const __filename = __benchFileURLToPath(import.meta.url); const __dirname = __benchDirname(__filename);';
 
 function run(file, args) {
   return new Promise((done, fail) => {
@@ -47,13 +41,8 @@ await build({
   absWorkingDir: root,
   entryPoints: ['bench/main.ts'],
   outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node24',
   // Same as the action bundles, so ssh2 runs its pure-JS crypto here too, as it does on the runner.
-  external: ['*.node', 'cpu-features'],
-  banner: { js: BANNER },
+  ...NODE_BUNDLE_OPTIONS,
   sourcemap: true,
   logLevel: 'warning',
 });

@@ -8,31 +8,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_BUNDLE_OPTIONS } from './bundle-options.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
-
-// esbuild's ESM output has no `require`, `__filename` or `__dirname`, which CommonJS
-// dependencies such as ssh2 use; the prefixed names cannot clash with bundled code.
-const BANNER =
-  "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url); " +
-  "import { fileURLToPath as __skiffFileURLToPath } from 'node:url'; import { dirname as __skiffDirname } from 'node:path'; " +
-  'const __filename = __skiffFileURLToPath(import.meta.url); const __dirname = __skiffDirname(__filename);';
 
 async function bundle(action, outfile) {
   await build({
     absWorkingDir: root, // the path comments esbuild writes are relative to this, so output does not depend on the caller's cwd
     entryPoints: [join(action, 'src/index.ts')],
     outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    legalComments: 'none',
-    // ssh2's optional native addons are compiled for the build machine's Node ABI, not the
-    // runner's; left out, ssh2 falls back to its pure-JS crypto.
-    external: ['*.node', 'cpu-features'],
-    banner: { js: BANNER },
+    ...NODE_BUNDLE_OPTIONS,
     logLevel: 'warning',
   });
 }

@@ -42766,6 +42766,7 @@ async function openClient(endpoint, options) {
     ssh.dispose();
     throw classifyConnectError(error2, target, hostKeyFailure);
   }
+  ssh.connection?.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
     options.log?.("warning", `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
   }

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
+import { NODE_BUNDLE_OPTIONS } from '../../../scripts/bundle-options.mjs';
 import type { SshdServer } from '@skiff/testbed';
 import type { SshConnectOptions } from '../src/index';
 
@@ -19,19 +20,7 @@ export function connectOptions(server: SshdServer, overrides: Partial<SshConnect
 
 /** Bundles a TypeScript fixture into one runnable ESM file (the same way actions are bundled). */
 export async function bundleFixture(entry: string, outfile: string): Promise<string> {
-  await esbuild.build({
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['*.node', 'cpu-features'],
-    logLevel: 'silent',
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url); import { fileURLToPath as __fu } from 'node:url'; import { dirname as __dn } from 'node:path'; const __filename = __fu(import.meta.url); const __dirname = __dn(__filename);",
-    },
-  });
+  await esbuild.build({ ...NODE_BUNDLE_OPTIONS, entryPoints: [entry], outfile, logLevel: 'silent' });
   return outfile;
 }
 
