@@ -55,17 +55,6 @@ export function startBenchSshd(): Promise<SshdServer> {
   return startSshd({ extraConfig: ['SetEnv SHLVL=1'] });
 }
 
-export function connectOptionsFor(server: SshdServer): SshConnectOptions {
-  return {
-    host: server.host,
-    port: server.port,
-    username: server.username,
-    privateKey: server.privateKey,
-    hostKey: { kind: 'known-hosts', knownHosts: `${server.knownHostsLine}\n` },
-    connectTimeoutSeconds: 10,
-    attempts: 1,
-  };
-}
 
 /**
  * OpenSSH client arguments up to and including the destination. -F /dev/null keeps the user's

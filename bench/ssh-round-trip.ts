@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { SshConnection } from '@skiff/ssh';
 import type { Benchmark } from './harness';
-import { STRICT_TRUE, connectOptionsFor, medianOf, sshArgs, startBenchSshd, timedOk } from './lib';
+import { sshdConnectOptions } from '@skiff/testbed';
+import { STRICT_TRUE, medianOf, sshArgs, startBenchSshd, timedOk } from './lib';
 
 // One command takes about a millisecond, so a run is the median of many to get above timer and scheduler noise.
 const COMMANDS_PER_RUN = 50;
@@ -29,7 +30,7 @@ export const sshRoundTrip: Benchmark = {
       // -f backgrounds the master only after it has authenticated, so once this exits the socket is ready.
       await timedOk('ssh', [...masterArgs.slice(0, -1), '-M', '-N', '-f', masterArgs.at(-1)!], { stdio: 'ignore' });
       await timedOk('ssh', [...masterArgs.slice(0, -1), '-O', 'check', masterArgs.at(-1)!]);
-      connection = await SshConnection.connect(connectOptionsFor(server));
+      connection = await SshConnection.connect(sshdConnectOptions(server));
       const open = connection;
 
       return {
@@ -57,7 +58,7 @@ export const sshRoundTrip: Benchmark = {
             ours: () =>
               medianOf(CONNECTS_PER_RUN, async () => {
                 const start = performance.now();
-                const fresh = await SshConnection.connect(connectOptionsFor(server));
+                const fresh = await SshConnection.connect(sshdConnectOptions(server));
                 try {
                   await fresh.run([['true']]);
                 } finally {

@@ -2,21 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import { NODE_BUNDLE_OPTIONS } from '../../../scripts/bundle-options.mjs';
-import type { SshdServer } from '@skiff/testbed';
-import type { SshConnectOptions } from '../src/index';
+import { sshdConnectOptions } from '@skiff/testbed';
 
-export function connectOptions(server: SshdServer, overrides: Partial<SshConnectOptions> = {}): SshConnectOptions {
-  return {
-    host: server.host,
-    port: server.port,
-    username: server.username,
-    privateKey: server.privateKey,
-    hostKey: { kind: 'known-hosts', knownHosts: `${server.knownHostsLine}\n` },
-    connectTimeoutSeconds: 10,
-    attempts: 1,
-    ...overrides,
-  };
-}
+/** Test sshd login options: user key, host key pinned. */
+export const connectOptions = sshdConnectOptions;
 
 /** Bundles a TypeScript fixture into one runnable ESM file (the same way actions are bundled). */
 export async function bundleFixture(entry: string, outfile: string): Promise<string> {

@@ -1,9 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { sh, stopPid, tempDir, waitFor } from './proc';
+import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
 import { requirePart } from './parts';
 import { freePort, randomPassword } from './sshd';
 
@@ -61,19 +60,12 @@ export async function startPostgres(): Promise<Postgres> {
 
   const port = await freePort();
   const logPath = p('postgres.log');
-  const log = openSync(logPath, 'a');
-  const child = spawn(
-    join(PG_BIN, 'postgres'),
-    ['-D', data, '-h', '127.0.0.1', '-p', String(port), '-k', dir.path, '-c', 'password_encryption=scram-sha-256', '-c', 'fsync=off'],
-    { ...asPostgres, detached: true, stdio: ['ignore', log, log] },
-  );
-  closeSync(log);
-  child.on('error', () => undefined);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) {
+  let pid: number;
+  try {
+    pid = spawnDaemon('postgres', join(PG_BIN, 'postgres'), ['-D', data, '-h', '127.0.0.1', '-p', String(port), '-k', dir.path, '-c', 'password_encryption=scram-sha-256', '-c', 'fsync=off'], { ...asPostgres, logPath });
+  } catch (error) {
     await dir.remove();
-    throw new Error('test bed: postgres did not start');
+    throw error;
   }
 
   const stop = async () => {

@@ -1,4 +1,5 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type SpawnOptions } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,4 +55,22 @@ export async function stopPid(pid: number, graceMs = 3000): Promise<void> {
   const deadline = Date.now() + graceMs;
   while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (alive()) process.kill(pid, 'SIGKILL');
+}
+
+/**
+ * Starts a test-bed server in its own process group, detached from the test process, with its
+ * output appended to `logPath` (or discarded). Returns its pid; the caller stops it with stopPid.
+ */
+export function spawnDaemon(what: string, file: string, args: readonly string[], options: SpawnOptions & { logPath?: string } = {}): number {
+  const { logPath, ...spawnOptions } = options;
+  const log = logPath ? openSync(logPath, 'a') : undefined;
+  try {
+    const child = spawn(file, [...args], { ...spawnOptions, detached: true, stdio: log === undefined ? 'ignore' : ['ignore', log, log] });
+    child.on('error', () => undefined);
+    child.unref();
+    if (child.pid === undefined) throw new Error(`test bed: ${what} did not start`);
+    return child.pid;
+  } finally {
+    if (log !== undefined) closeSync(log);
+  }
 }

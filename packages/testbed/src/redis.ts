@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sh, stopPid, tempDir, waitFor } from './proc';
+import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
 import { requirePart } from './parts';
 import { freePort, randomPassword } from './sshd';
 
@@ -34,13 +33,12 @@ export async function startRedis(): Promise<Redis> {
     '--save', '',
     '--appendonly', 'no',
   ];
-  const child = spawn('redis-server', args, { detached: true, stdio: 'ignore' });
-  child.on('error', () => undefined);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) {
+  let pid: number;
+  try {
+    pid = spawnDaemon('redis-server', 'redis-server', args);
+  } catch (error) {
     await dir.remove();
-    throw new Error('test bed: redis-server did not start');
+    throw error;
   }
   const stop = async () => {
     await stopPid(pid);

@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sh, stopPid, tempDir, waitFor } from './proc';
+import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
 import { requirePart } from './parts';
 import { freePort, randomPassword } from './sshd';
 
@@ -48,15 +46,12 @@ export async function startRegistry(): Promise<Registry> {
   await writeFile(p('config.yml'), `${config.join('\n')}\n`);
 
   const logPath = p('registry.log');
-  const log = openSync(logPath, 'a');
-  const child = spawn('docker-registry', ['serve', p('config.yml')], { detached: true, stdio: ['ignore', log, log] });
-  closeSync(log);
-  child.on('error', () => undefined);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) {
+  let pid: number;
+  try {
+    pid = spawnDaemon('docker-registry', 'docker-registry', ['serve', p('config.yml')], { logPath });
+  } catch (error) {
     await dir.remove();
-    throw new Error('test bed: docker-registry did not start');
+    throw error;
   }
   const stop = async () => {
     await stopPid(pid);

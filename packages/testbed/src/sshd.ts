@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { sh, stopPid, tempDir, waitFor } from './proc';
 import { requirePart } from './parts';
+import type { SshConnectOptions } from '@skiff/ssh';
 
 export interface SshdOptions {
   /** Run inside this network namespace (created by the caller) and listen on `listenAddress`. */
@@ -144,4 +145,18 @@ export async function ensurePasswordUser(username: string, password: string): Pr
 
 export function randomPassword(): string {
   return randomBytes(18).toString('base64url');
+}
+
+/** Options for @skiff/ssh that log in to a test sshd with its user key and its host key pinned. */
+export function sshdConnectOptions(server: SshdServer, overrides: Partial<SshConnectOptions> = {}): SshConnectOptions {
+  return {
+    host: server.host,
+    port: server.port,
+    username: server.username,
+    privateKey: server.privateKey,
+    hostKey: { kind: 'known-hosts', knownHosts: `${server.knownHostsLine}\n` },
+    connectTimeoutSeconds: 10,
+    attempts: 1,
+    ...overrides,
+  };
 }
