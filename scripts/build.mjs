@@ -3,6 +3,7 @@
 //
 //   node scripts/build.mjs          write the bundles
 //   node scripts/build.mjs --check  rebuild in a temp dir and fail if a committed bundle is stale
+//   node scripts/build.mjs action-deploy [...]   only these actions (either mode)
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +12,7 @@ import { build } from 'esbuild';
 import { NODE_BUNDLE_OPTIONS } from './bundle-options.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
+const ALL_ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
 
 async function bundle(action, outfile) {
   await build({
@@ -25,6 +26,10 @@ async function bundle(action, outfile) {
 
 async function main() {
   const check = process.argv.includes('--check');
+  const named = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
+  const unknown = named.filter((name) => !ALL_ACTIONS.includes(name));
+  if (unknown.length > 0) throw new Error(`unknown action(s): ${unknown.join(', ')}; expected some of ${ALL_ACTIONS.join(', ')}`);
+  const ACTIONS = named.length > 0 ? named : ALL_ACTIONS;
   if (!check) {
     for (const action of ACTIONS) {
       await bundle(action, join(root, action, 'dist/index.js'));
