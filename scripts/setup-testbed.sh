@@ -12,7 +12,7 @@ MIRROR=http://deb.debian.org/debian
 BUSYBOX_IMAGE=skiff-testbed/busybox:1
 DEBIAN_IMAGE=skiff-testbed/debian:bookworm
 APT_PACKAGES=(openssh-server docker.io docker-registry apache2-utils nftables iproute2 busybox-static
-  debootstrap postgresql redis-server sqlite3 curl ca-certificates)
+  debootstrap postgresql redis-server sqlite3 curl ca-certificates ufw)
 # Other sessions on the same machine may be running apt at the same time: wait for the lock.
 APT_OPTS=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
 
