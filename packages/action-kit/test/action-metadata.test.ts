@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InputDefinition } from '../src/index';
@@ -22,53 +23,24 @@ const ACTIONS: Record<string, { module: ActionModule; ssh: boolean; post: boolea
   'action-backup': { module: backup, ssh: true, post: false },
 };
 
-type Yaml = { [key: string]: string | Yaml };
-
-/**
- * Reads the YAML subset action.yml files here are written in (nested maps, single-quoted or
- * bare scalars); anything else is a parse error, which keeps the files in that subset.
- */
-function parseActionYml(text: string): Yaml {
-  const result: Yaml = {};
-  const stack: { indent: number; map: Yaml }[] = [{ indent: -1, map: result }];
-  for (const [index, line] of text.split('\n').entries()) {
-    if (line.trim() === '' || line.trim().startsWith('#')) continue;
-    const match = /^( *)([A-Za-z0-9_-]+):(?: (.*))?$/.exec(line);
-    if (!match) throw new Error(`action.yml line ${index + 1} is outside the supported subset: ${line}`);
-    const [, spaces = '', key = '', rawValue] = match;
-    while (stack.length > 1 && stack.at(-1)!.indent >= spaces.length) stack.pop();
-    const parent = stack.at(-1)!.map;
-    if (rawValue === undefined) {
-      const child: Yaml = {};
-      parent[key] = child;
-      stack.push({ indent: spaces.length, map: child });
-    } else if (/^'.*'$/.test(rawValue)) {
-      parent[key] = rawValue.slice(1, -1).replaceAll("''", "'");
-    } else if (/^[A-Za-z0-9_.-]+$/.test(rawValue)) {
-      parent[key] = rawValue;
-    } else {
-      throw new Error(`action.yml line ${index + 1}: quote the value with single quotes: ${line}`);
-    }
-  }
-  return result;
-}
+type Yaml = { [key: string]: unknown };
 
 describe.each(Object.entries(ACTIONS))('%s', (action, { module, ssh, post }) => {
-  const yml = parseActionYml(readFileSync(join(root, action, 'action.yml'), 'utf8'));
+  const yml = parseYaml(readFileSync(join(root, action, 'action.yml'), 'utf8')) as Yaml;
   const readme = readFileSync(join(root, action, 'README.md'), 'utf8');
 
   it('declares the inputs the code reads, with the same descriptions, requiredness and defaults', () => {
     const declared = Object.entries(yml.inputs as Yaml).map(([name, spec]) => {
-      const { description, required, default: value, ...rest } = spec as Record<string, string>;
+      const { description, required, default: value, ...rest } = spec as Record<string, unknown>;
       expect(rest).toEqual({});
-      return { name, description, required: required === 'true', ...(value === undefined ? {} : { default: value }) };
+      return { name, description, required: required === true, ...(value === undefined ? {} : { default: String(value) }) };
     });
     expect(declared).toEqual(module.ACTION_INPUTS.map(({ secret: _secret, ...input }) => input));
   });
 
   it('uses the shared SSH inputs and dry-run when it is an SSH action', () => {
     const names = module.ACTION_INPUTS.map((input) => input.name);
-    if (ssh) expect(names).toEqual([...SSH_INPUTS.map((input) => input.name), DRY_RUN_INPUT.name]);
+    if (ssh) expect(names).toEqual(expect.arrayContaining([...SSH_INPUTS.map((input) => input.name), DRY_RUN_INPUT.name]));
     else expect(names).not.toContain('host');
   });
 
@@ -93,6 +65,5 @@ describe.each(Object.entries(ACTIONS))('%s', (action, { module, ssh, post }) => 
     }
     const rows = readme.split('\n').filter((line) => /^\| `[^`]+` \|/.test(line));
     expect(rows).toHaveLength(module.ACTION_INPUTS.length + Object.keys(module.ACTION_OUTPUTS).length);
-    expect(readme).toContain('Status: skeleton');
   });
 });
