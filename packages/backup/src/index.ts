@@ -1,0 +1,2 @@
+export { decideRetention, RetentionRefused } from './retention';
+export type { RetentionPolicy, Dated, RetentionDecision } from './retention';
