@@ -27,3 +27,5 @@ export { BASE_PREFLIGHT, checkServer, runPreflight, renderPreflight, formatPrefl
 export type { PreflightCheck, PreflightResult } from './preflight';
 export { runAction, failureMessage, notImplemented } from './entry';
 export type { ActionPhases, RunActionOptions } from './entry';
+export { parseHostEntry, parseHostList, hostLabel, MULTI_HOST_INPUTS, readSshTargets, readRunMode, forEachHost, hostFailures } from './hosts';
+export type { HostAddress, RunMode, HostResult, HostContext } from './hosts';

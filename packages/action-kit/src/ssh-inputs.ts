@@ -154,12 +154,13 @@ export function sshLog(level: 'info' | 'warning', message: string): void {
 }
 
 /**
- * Reads and checks the shared SSH inputs. All problems, including rules that combine inputs
+ * Reads and checks the shared SSH inputs. `readHostInput` lets multi-host callers (readSshTargets)
+ * read `host` as a list while every other rule stays defined once here. All problems, including rules that combine inputs
  * (credentials, exactly one way to check the host key), are reported together.
  */
-export function readSshInputs(): SshConnectOptions {
+export function readSshInputs(readHostInput: () => string | undefined = () => readHost('host')): SshConnectOptions {
   const c = new InputCollector();
-  const host = c.read(() => readHost('host'));
+  const host = c.read(readHostInput);
   const port = c.read(() => getPort('port', { default: Number(definitionDefault('port')) }));
   const username = c.read(() => getString('username', { required: true }));
   const privateKey = c.read(() => readPrivateKey('key'));
