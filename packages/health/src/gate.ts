@@ -1,0 +1,95 @@
+/** One thing the gate watches: the containers, one URL, one command. */
+export interface Probe {
+  name: string;
+  check(): Promise<ProbeOutcome>;
+}
+
+/**
+ * `waiting` means "not yet" (starting up, connection refused); `failed` means it cannot get
+ * better by waiting (a container exited), so the gate fails at once instead of at its timeout.
+ */
+export interface ProbeOutcome {
+  state: 'ok' | 'waiting' | 'failed';
+  detail: string;
+}
+
+export interface GateOptions {
+  /** Pause between rounds. */
+  intervalMs: number;
+  /** The whole gate gives up after this long. */
+  timeoutMs: number;
+  /** Consecutive rounds in which every probe is ok. */
+  successes: number;
+  /** Called after every round, e.g. for the log. */
+  onRound?: (round: number, outcomes: readonly ProbeReport[]) => void;
+}
+
+export interface ProbeReport {
+  name: string;
+  state: ProbeOutcome['state'];
+  detail: string;
+  /** Milliseconds from the gate's start to this probe's first ok, if it was ever ok. */
+  firstOkMs?: number;
+}
+
+export interface GateResult {
+  ok: boolean;
+  elapsedMs: number;
+  rounds: number;
+  probes: ProbeReport[];
+  /** Why the gate failed, in words for the log and the job summary. */
+  reason?: string;
+  /** Names of probes that were not ok when the gate ended. */
+  failing: string[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs every probe once per round until all are ok in `successes` consecutive rounds, one
+ * fails outright, or the time is up. Probes run concurrently within a round, so a slow URL does
+ * not delay the container check. The loop is bounded by `timeoutMs`.
+ */
+export async function runGate(probes: readonly Probe[], options: GateOptions): Promise<GateResult> {
+  const start = performance.now();
+  const firstOk = new Map<string, number>();
+  let streak = 0;
+  let rounds = 0;
+  let last: ProbeReport[] = [];
+  const elapsed = () => performance.now() - start;
+  const result = (ok: boolean, reason?: string): GateResult => ({
+    ok,
+    elapsedMs: Math.round(elapsed()),
+    rounds,
+    probes: last,
+    failing: last.filter((probe) => probe.state !== 'ok').map((probe) => probe.name),
+    ...(reason === undefined ? {} : { reason }),
+  });
+
+  for (;;) {
+    rounds++;
+    const outcomes = await Promise.all(
+      probes.map((probe) =>
+        probe.check().catch((error: unknown): ProbeOutcome => ({ state: 'waiting', detail: (error as Error).message ?? String(error) })),
+      ),
+    );
+    last = probes.map((probe, index) => {
+      const outcome = outcomes[index]!;
+      if (outcome.state === 'ok' && !firstOk.has(probe.name)) firstOk.set(probe.name, Math.round(elapsed()));
+      const at = firstOk.get(probe.name);
+      return { name: probe.name, state: outcome.state, detail: outcome.detail, ...(at === undefined ? {} : { firstOkMs: at }) };
+    });
+    options.onRound?.(rounds, last);
+
+    const failed = last.find((probe) => probe.state === 'failed');
+    if (failed) return result(false, `${failed.name}: ${failed.detail}`);
+    streak = last.every((probe) => probe.state === 'ok') ? streak + 1 : 0;
+    if (streak >= options.successes) return result(true);
+    if (elapsed() + options.intervalMs > options.timeoutMs) {
+      const waiting = last.filter((probe) => probe.state !== 'ok');
+      const why = waiting.length > 0 ? waiting.map((probe) => `${probe.name}: ${probe.detail}`).join('; ') : `only ${streak} of ${options.successes} consecutive successful checks`;
+      return result(false, `not healthy within ${Math.round(options.timeoutMs / 1000)}s (${why})`);
+    }
+    await sleep(options.intervalMs);
+  }
+}
