@@ -1,27 +1,149 @@
-import { relative } from 'node:path';
 import * as core from '@actions/core';
-import { notImplemented, outputs, table, writeSummary } from '@skiff/action-kit';
-import { version } from '../package.json';
-import { ACTION_OUTPUTS, readBuildPushInputs } from './inputs';
+import { context } from '@actions/github';
+import { codeBlock, details, outputs, table, writeSummary } from '@skiff/action-kit';
+import { version as actionVersion } from '../package.json';
+import { buildAndPush, buildLocally, type BuildJob } from './build';
+import { builderProblems, describeBuilder, detectBuilder, planCache } from './builder';
+import { loginCommand, logoutCommand } from './commands';
+import { explainRegistryError } from './errors';
+import { ACTION_OUTPUTS, readBuildPushInputs, type BuildPushInputs } from './inputs';
+import { computeMetadata, type EventInfo } from './metadata';
+import { runnerPlatform } from './platforms';
+import { runCommand } from './run-command';
+import { findingsTable, onPath, scanImage, TRIVY_MISSING } from './scan';
+import { smokeTest, SmokeTestError, LOG_LINES } from './smoke';
+
+const LOGGED_IN_STATE = 'registry';
+
+function eventFromContext(): EventInfo {
+  return {
+    eventName: context.eventName ?? '',
+    ref: context.ref ?? '',
+    sha: context.sha ?? '',
+    payload: context.payload as Record<string, any>,
+    ...(process.env.GITHUB_REPOSITORY ? { repository: process.env.GITHUB_REPOSITORY } : {}),
+    serverUrl: context.serverUrl,
+  };
+}
 
 export async function run(): Promise<void> {
   const inputs = readBuildPushInputs();
-  const shown = (path: string) => relative(process.cwd(), path) || '.';
+  if (inputs.scanSeverities.length > 0 && !onPath('trivy')) throw new Error(TRIVY_MISSING);
+  const event = eventFromContext();
+  if (!event.sha) throw new Error('GITHUB_SHA is not set: this action computes its tags from the workflow event, so it must run in GitHub Actions');
+  const meta = computeMetadata(event, { extraTags: inputs.tags, now: new Date().toISOString(), extraLabels: inputs.labels });
+  const refs = meta.tags.map((tag) => `${inputs.image}:${tag}`);
+  const notes: string[] = [];
 
-  core.info(`Image ${inputs.image} from ${shown(inputs.file)} in context ${shown(inputs.context)}${inputs.push ? ', to be pushed' : ''}`);
-  outputs<Record<keyof typeof ACTION_OUTPUTS, string>>().set('image', inputs.image);
-  await writeSummary(
-    [
-      '### Build and push',
-      '',
-      table(['Image', 'Dockerfile', 'Context', 'Push'], [[inputs.image, shown(inputs.file), shown(inputs.context), String(inputs.push)]]),
-    ].join('\n'),
-  );
+  let push = inputs.push;
+  if (push && meta.fromFork) {
+    push = false;
+    notes.push('This pull request comes from a fork, whose token cannot write packages: the image is built but not pushed.');
+  }
 
-  throw notImplemented('action-build-push', version, 'building and pushing images');
+  const builder = await detectBuilder();
+  const problems = builderProblems(builder, { platforms: inputs.platforms, secrets: Object.keys(inputs.buildSecrets).length });
+  const smokePlatform = inputs.smoke === undefined ? undefined : smokeTestPlatform(inputs);
+  if (problems.length > 0) throw new Error(problems.join('\n'));
+  if (builder.kind === 'classic') notes.push('docker buildx is not installed: built with `docker build` and pushed with `docker push`.');
+  const cache = planCache(inputs.cache, builder, inputs.image, process.env);
+  if (cache.note) notes.push(`Cache: ${cache.note}.`);
+  for (const note of notes) core.notice(note);
+  core.info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(', ')}`);
+
+  if (push || inputs.password !== undefined) await login(inputs, push);
+
+  const job: BuildJob = { inputs, builder, cache, refs, labels: meta.labels };
+  let smoke: { passed: string; seconds: number } | undefined;
+  if (inputs.smoke !== undefined) {
+    await buildLocally(job, smokePlatform);
+    try {
+      smoke = await smokeTest(refs[0]!, inputs.smoke, inputs.platforms.length > 0 ? smokePlatform : undefined);
+      core.info(`Smoke test passed in ${smoke.seconds.toFixed(1)}s: ${smoke.passed}`);
+    } catch (error) {
+      if (error instanceof SmokeTestError) await reportSmokeFailure(inputs, refs, error);
+      throw error;
+    }
+  }
+
+  let digest = '';
+  if (push) digest = await buildAndPush(job, inputs.smoke !== undefined);
+  else if (inputs.smoke === undefined) await buildLocally(job, inputs.platforms[0]);
+
+  const imageRef = digest ? `${inputs.image}@${digest}` : '';
+  const out = outputs<Record<keyof typeof ACTION_OUTPUTS, string>>();
+  out.set('image', inputs.image);
+  out.set('tags', refs.join('\n'));
+  out.set('version', meta.version);
+  out.set('digest', digest);
+  out.set('image-ref', imageRef);
+  out.set('metadata', JSON.stringify({ image: inputs.image, tags: refs, labels: meta.labels, version: meta.version, revision: meta.revision, digest, pushed: push }));
+
+  const summary = [
+    '### Build and push',
+    '',
+    table(
+      ['Image', 'Pushed', 'Digest', 'Builder'],
+      [[inputs.image, push ? 'yes' : 'no', digest || '(not pushed)', describeBuilder(builder)]],
+    ),
+    '',
+    `**Tags:** ${refs.map((ref) => `\`${ref}\``).join(', ')}`,
+    ...(smoke ? ['', `**Smoke test:** passed in ${smoke.seconds.toFixed(1)}s (${smoke.passed})`] : []),
+    ...notes.map((note) => `\n> ${note}`),
+  ];
+  await writeSummary(summary.join('\n'));
+
+  if (inputs.scanSeverities.length > 0) {
+    const findings = await scanImage(imageRef || refs[0]!, inputs.scanSeverities);
+    const heading = `### Scan (trivy, ${inputs.scanSeverities.join(', ')})`;
+    await writeSummary(findings.length === 0 ? `${heading}\n\nNo findings.` : `${heading}\n\n${findingsTable(findings)}`);
+    if (findings.length > 0) {
+      throw new Error(`trivy found ${findings.length} vulnerabilit${findings.length === 1 ? 'y' : 'ies'} of severity ${inputs.scanSeverities.join(' or ')} in ${imageRef || refs[0]}; see the job summary`);
+    }
+  }
 }
 
-/** Will log out of the registry main logged in to; the skeleton never logs in. */
+/** The smoke test runs natively, so it needs the runner's platform among those built. */
+function smokeTestPlatform(inputs: BuildPushInputs): string {
+  const native = runnerPlatform();
+  if (inputs.platforms.length > 0 && !inputs.platforms.includes(native)) {
+    throw new Error(`The smoke test runs the image on the runner (${native}), but "platforms" does not include it; add ${native} or turn smoke-test off`);
+  }
+  return native;
+}
+
+async function login(inputs: BuildPushInputs, required: boolean): Promise<void> {
+  if (inputs.password === undefined || inputs.username === undefined) return;
+  try {
+    await runCommand(loginCommand(inputs.registry, inputs.username), { input: inputs.password });
+    core.saveState(LOGGED_IN_STATE, inputs.registry);
+  } catch (error) {
+    const explained = explainRegistryError(error, `Logging in to ${inputs.registry} as ${inputs.username}`, inputs.registry);
+    // Not pushing (e.g. a fork's read-only token): a login only helps pull private base images.
+    if (!required) core.warning(`${explained.message}\nContinuing without a login because nothing will be pushed.`);
+    else throw explained;
+  }
+}
+
+async function reportSmokeFailure(inputs: BuildPushInputs, refs: readonly string[], error: SmokeTestError): Promise<void> {
+  if (error.logs) core.info(`Last ${LOG_LINES} log lines of the smoke test container:\n${error.logs}`);
+  await writeSummary(
+    [
+      '### Build and push: smoke test failed',
+      '',
+      `${error.message}. Image: \`${refs[0]}\` (${inputs.image}).`,
+      '',
+      details(`Last ${LOG_LINES} log lines of the container`, error.logs ? codeBlock(error.logs) : '(the container wrote no logs)', true),
+    ].join('\n'),
+  );
+}
+
+/** Logs out of the registry main logged in to, so the runner's docker config keeps no token. */
 export async function post(): Promise<void> {
-  core.info(`action-build-push ${version} does not log in to a registry yet, so there is nothing to log out of`);
+  const registry = core.getState(LOGGED_IN_STATE);
+  if (!registry) {
+    core.info(`action-build-push ${actionVersion}: no registry login to undo`);
+    return;
+  }
+  await runCommand(logoutCommand(registry), { allowFailure: true });
 }
