@@ -1,17 +1,305 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import type { SshConnectOptions } from '@skiff/ssh';
-import { DRY_RUN_INPUT, SSH_INPUTS, readDryRun, readInputs, readSshInputs, type InputDefinition } from '@skiff/action-kit';
+import {
+  DRY_RUN_INPUT,
+  InputCollector,
+  InputError,
+  SSH_INPUTS,
+  getBoolean,
+  getDuration,
+  getEnum,
+  getInteger,
+  getList,
+  getString,
+  invalidInput,
+  maskSecret,
+  parseDuration,
+  readDryRun,
+  readSshInputs,
+  type InputDefinition,
+} from '@skiff/action-kit';
+import { parseStatusRange, type StatusRange } from '@skiff/health';
+import { isReleaseId } from './releases';
+
+const DEPLOY_INPUTS = [
+  { name: 'project-dir', description: 'Directory on the server that holds the releases, the `current` link and the audit log. Default: /opt/<repository name>.', required: false },
+  { name: 'project-name', description: 'Compose project name. Default: the last part of project-dir.', required: false },
+  {
+    name: 'compose-file',
+    description: 'Compose file(s) in the repository, one per line, merged in order and uploaded with every release. Default: compose.yaml, or docker-compose.yml, whichever exists.',
+    required: false,
+  },
+  { name: 'env-file', description: 'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged.', required: false, secret: true },
+  {
+    name: 'images',
+    description: 'Images to pin, one `service=image-ref` per line, e.g. the image-ref output of skiff build-push. Every service is pinned to its digest after pull either way.',
+    required: false,
+  },
+  {
+    name: 'pre-deploy',
+    description: 'Commands run on the server after pull and before the switch, in the release directory, with COMPOSE_PROJECT_NAME and COMPOSE_FILE set (e.g. `docker compose run --rm app migrate`). Failure stops the deploy with nothing switched.',
+    required: false,
+  },
+  { name: 'keep-releases', description: 'How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).', required: false, default: '5' },
+  { name: 'lock-timeout', description: 'How long to wait for another deploy of the same project to finish, e.g. 10m.', required: false, default: '10m' },
+  { name: 'lock-ttl', description: 'A deploy lock older than this is considered left by a crashed run and taken over with a warning.', required: false, default: '30m' },
+  { name: 'health-url', description: 'URL(s) that must answer during the health gate, one per line.', required: false },
+  { name: 'health-from', description: 'Where health-url is checked from: `runner`, or `host` (through an SSH tunnel, so the URL is as seen from the server, e.g. http://127.0.0.1:8080/health).', required: false, default: 'runner' },
+  { name: 'health-status', description: 'HTTP status(es) that count as healthy: a code, a range like 200-399, or a class like 2xx.', required: false, default: '200-399' },
+  { name: 'health-body', description: 'Text the health-url response body must contain.', required: false },
+  { name: 'health-successes', description: 'Consecutive successful rounds of checks needed to pass the gate.', required: false, default: '2' },
+  { name: 'health-interval', description: 'Pause between rounds of health checks.', required: false, default: '2s' },
+  { name: 'health-timeout', description: 'How long the release has to become healthy.', required: false, default: '120s' },
+  { name: 'health-command', description: 'Command run on the server each round; exit 0 counts as healthy.', required: false },
+  { name: 'rollback-on-failure', description: 'When the new release fails the health gate, switch back to the previous release (true or false).', required: false, default: 'true' },
+  {
+    name: 'rollback',
+    description: 'Instead of deploying, re-deploy a kept release: `previous`, or a release id (see the audit log or the release-id output). For workflow_dispatch.',
+    required: false,
+  },
+  { name: 'sudo', description: 'Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker).', required: false, default: 'false' },
+] as const satisfies readonly InputDefinition[];
 
 /** What action.yml declares; a unit test keeps action.yml and the README in step with these. */
-export const ACTION_INPUTS: readonly InputDefinition[] = [...SSH_INPUTS, DRY_RUN_INPUT];
+export const ACTION_INPUTS: readonly InputDefinition[] = [...SSH_INPUTS, ...DEPLOY_INPUTS, DRY_RUN_INPUT];
 export const ACTION_OUTPUTS = {
+  'release-id': 'Id of the release deployed (or re-deployed by a rollback), e.g. 20261121T222430Z-1a2b3c4-9f0e.',
+  'previous-release-id': 'Id of the release that was current before this run, if any.',
+  status: '`deployed`, `rolled-back` (the new release failed and the previous one runs again) or `failed`.',
+  'rolled-back': '`true` when the new release failed and the previous one was restored.',
+  images: 'JSON object of service → pinned image reference (image@sha256:…) of the running release.',
+  'duration-seconds': 'How long the deploy (and any rollback) took, in seconds.',
   plan: 'With dry-run: the plan of what would run on the server, as Markdown.',
 } as const;
 
+export interface ComposeFileInput {
+  /** As given, relative to the workspace. */
+  path: string;
+  /** File name in the release directory. */
+  name: string;
+  content: string;
+}
+
+export interface HealthInputs {
+  urls: readonly string[];
+  from: 'runner' | 'host';
+  status: StatusRange;
+  body?: string;
+  successes: number;
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  command?: string;
+}
+
 export interface DeployInputs {
   ssh: SshConnectOptions;
+  projectDir: string;
+  projectName: string;
+  composeFiles: readonly ComposeFileInput[];
+  envFile?: string;
+  images: Readonly<Record<string, string>>;
+  preDeploy?: string;
+  keepReleases: number;
+  lockTimeoutSeconds: number;
+  lockTtlSeconds: number;
+  health: HealthInputs;
+  rollbackOnFailure: boolean;
+  /** `previous` or a release id: re-deploy a kept release instead of the compose files. */
+  rollback?: string;
+  sudo: boolean;
   dryRun: boolean;
 }
 
+function definitionDefault(name: (typeof DEPLOY_INPUTS)[number]['name']): string {
+  const definition: InputDefinition | undefined = DEPLOY_INPUTS.find((input) => input.name === name);
+  if (definition?.default === undefined) throw new Error(`input ${name} has no default`);
+  return definition.default;
+}
+
+const durationDefault = (name: (typeof DEPLOY_INPUTS)[number]['name']) => parseDuration(definitionDefault(name))!;
+
+function workspace(): string {
+  return process.env.GITHUB_WORKSPACE || process.cwd();
+}
+
+function readProjectDir(): string {
+  const given = getString('project-dir');
+  const repository = (process.env.GITHUB_REPOSITORY ?? '').split('/')[1];
+  const value = given ?? (repository ? `/opt/${repository}` : undefined);
+  if (value === undefined) throw new InputError('project-dir', 'Input "project-dir" is required when GITHUB_REPOSITORY is not set (it defaults to /opt/<repository name>)');
+  const expected = 'an absolute path on the server like /opt/myapp (no "..", no line breaks, not "/")';
+  const clean = value.replace(/\/+$/, '');
+  if (!clean.startsWith('/') || clean === '' || /[\r\n\0]/.test(clean) || clean.split('/').includes('..')) throw invalidInput('project-dir', expected, value);
+  return clean;
+}
+
+// Compose's rule for project names.
+const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+function readProjectName(projectDir: string | undefined): string | undefined {
+  const given = getString('project-name');
+  if (given !== undefined) {
+    if (!PROJECT_NAME.test(given)) throw invalidInput('project-name', 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
+    return given;
+  }
+  if (projectDir === undefined) return undefined;
+  const derived = basename(projectDir).toLowerCase().replace(/[^a-z0-9_-]/g, '-').replace(/^[-_]+/, '');
+  if (!PROJECT_NAME.test(derived)) throw new InputError('project-name', `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
+  return derived;
+}
+
+function readComposeFiles(): ComposeFileInput[] {
+  const given = getList('compose-file');
+  const root = workspace();
+  const paths = given ?? [['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'].find((name) => existsSync(resolve(root, name))) ?? 'compose.yaml'];
+  const used = new Set<string>();
+  const problems: string[] = [];
+  const files = paths.map((path, index) => {
+    let content = '';
+    try {
+      content = readFileSync(resolve(root, path), 'utf8');
+    } catch (error) {
+      problems.push(`${JSON.stringify(path)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    // Kept by base name so error messages from compose mention familiar names; a clash gets a numbered prefix.
+    let name = basename(path).replace(/[^A-Za-z0-9._-]/g, '_');
+    if (used.has(name) || name.startsWith('.') || name === 'images.lock.json' || name === 'meta.json') name = `${index}-${name}`;
+    used.add(name);
+    return { path, name, content };
+  });
+  if (problems.length > 0) {
+    throw new InputError('compose-file', `Input "compose-file" must name compose files in the repository (relative to ${root}); cannot read ${problems.join(', ')}`);
+  }
+  return files;
+}
+
+/**
+ * Masks the whole file, every line and every value: a tool that echoes one variable would
+ * otherwise print it in clear. Values shorter than 3 characters are left (masking "1" or "on"
+ * would blank those characters in the whole log and hide nothing).
+ */
+function readEnvFile(): string | undefined {
+  const value = getString('env-file', { secret: true });
+  if (value === undefined) return undefined;
+  for (const line of value.split(/\r?\n/)) {
+    const match = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/.exec(line);
+    if (!match) continue;
+    const raw = match[1]!.trim();
+    const unquoted = /^(['"])(.*)\1$/.exec(raw)?.[2] ?? raw;
+    for (const form of [raw, unquoted]) if (form.length >= 3) maskSecret(form);
+  }
+  return value.endsWith('\n') ? value : `${value}\n`;
+}
+
+const SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const IMAGE_REF = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`);
+
+export function parseImages(lines: readonly string[]): Record<string, string> {
+  const images: Record<string, string> = {};
+  for (const line of lines) {
+    const equals = line.indexOf('=');
+    const service = line.slice(0, equals).trim();
+    const image = line.slice(equals + 1).trim();
+    if (equals < 0 || !SERVICE.test(service) || !IMAGE_REF.test(image)) {
+      throw invalidInput('images', 'lines of service=image-ref, e.g. web=ghcr.io/acme/web:1.2.3 or web=ghcr.io/acme/web@sha256:…', line);
+    }
+    if (images[service] !== undefined) throw invalidInput('images', 'each service at most once', line);
+    images[service] = image;
+  }
+  return images;
+}
+
+function readHealthUrls(): readonly string[] {
+  const urls = getList('health-url') ?? [];
+  for (const url of urls) {
+    let ok = false;
+    try {
+      const parsed = new URL(url);
+      ok = (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.username === '' && parsed.password === '';
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw invalidInput('health-url', 'http:// or https:// URLs without user:password, one per line', url);
+  }
+  return urls;
+}
+
+function readStatusRange(): StatusRange {
+  const value = getString('health-status', { default: definitionDefault('health-status') });
+  const range = parseStatusRange(value);
+  if (!range) throw invalidInput('health-status', 'an HTTP status code (200), a range (200-399) or a class (2xx)', value);
+  return range;
+}
+
+function readRollback(): string | undefined {
+  const value = getString('rollback');
+  if (value === undefined || value === 'previous') return value;
+  if (!isReleaseId(value)) throw invalidInput('rollback', '"previous" or a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output)', value);
+  return value;
+}
+
+/** Every input, validated together before anything connects, so one run reports every mistake. */
 export function readDeployInputs(): DeployInputs {
-  return readInputs({ ssh: readSshInputs, dryRun: readDryRun });
+  const c = new InputCollector();
+  const ssh = c.read(readSshInputs);
+  const projectDir = c.read(readProjectDir);
+  const projectName = c.read(() => readProjectName(projectDir));
+  const rollback = c.read(readRollback);
+  // A rollback re-deploys files already on the server, so the repository's compose files are not needed.
+  const composeFiles = rollback === undefined ? c.read(readComposeFiles) : [];
+  const envFile = c.read(readEnvFile);
+  const images = c.read(() => parseImages(getList('images') ?? []));
+  const preDeploy = c.read(() => getString('pre-deploy'));
+  const keepReleases = c.read(() => getInteger('keep-releases', { default: Number(definitionDefault('keep-releases')), min: 1, max: 100 }));
+  const lockTimeoutSeconds = c.read(() => getDuration('lock-timeout', { default: durationDefault('lock-timeout'), min: 0, max: 6 * 3600 }));
+  const lockTtlSeconds = c.read(() => getDuration('lock-ttl', { default: durationDefault('lock-ttl'), min: 10, max: 7 * 24 * 3600 }));
+  const urls = c.read(readHealthUrls);
+  const from = c.read(() => getEnum('health-from', ['runner', 'host'] as const, { default: 'runner' as const }));
+  const status = c.read(readStatusRange);
+  const body = c.read(() => getString('health-body'));
+  const successes = c.read(() => getInteger('health-successes', { default: Number(definitionDefault('health-successes')), min: 1, max: 100 }));
+  const intervalSeconds = c.read(() => getDuration('health-interval', { default: durationDefault('health-interval'), min: 1, max: 600 }));
+  const timeoutSeconds = c.read(() => getDuration('health-timeout', { default: durationDefault('health-timeout'), min: 1, max: 3 * 3600 }));
+  const command = c.read(() => getString('health-command'));
+  const rollbackOnFailure = c.read(() => getBoolean('rollback-on-failure', { default: true }));
+  const sudo = c.read(() => getBoolean('sudo', { default: false }));
+  const dryRun = c.read(readDryRun);
+  if (rollback !== undefined && images !== undefined && Object.keys(images).length > 0) {
+    c.add(new InputError(['rollback', 'images'], 'Inputs "rollback" and "images" are both set; a rollback re-deploys a kept release exactly as it was, so leave "images" empty'));
+  }
+  if (rollback !== undefined && envFile !== undefined) {
+    c.add(new InputError(['rollback', 'env-file'], 'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty'));
+  }
+  if (body !== undefined && urls !== undefined && urls.length === 0) {
+    c.add(new InputError('health-body', 'Input "health-body" is set but "health-url" is not; the body is checked in the health-url responses'));
+  }
+  c.finish();
+  return {
+    ssh: ssh!,
+    projectDir: projectDir!,
+    projectName: projectName!,
+    composeFiles: composeFiles!,
+    ...(envFile === undefined ? {} : { envFile }),
+    images: images!,
+    ...(preDeploy === undefined ? {} : { preDeploy }),
+    keepReleases: keepReleases!,
+    lockTimeoutSeconds: lockTimeoutSeconds!,
+    lockTtlSeconds: lockTtlSeconds!,
+    health: {
+      urls: urls!,
+      from: from!,
+      status: status!,
+      ...(body === undefined ? {} : { body }),
+      successes: successes!,
+      intervalSeconds: intervalSeconds!,
+      timeoutSeconds: timeoutSeconds!,
+      ...(command === undefined ? {} : { command }),
+    },
+    rollbackOnFailure: rollbackOnFailure!,
+    ...(rollback === undefined ? {} : { rollback }),
+    sudo: sudo!,
+    dryRun: dryRun!,
+  };
 }

@@ -1,0 +1,95 @@
+import { or, pipe, raw, type Command } from '@skiff/shell';
+
+/** How docker and compose are invoked on this server, found once per run by `detectComposeCommand`. */
+export interface DockerCli {
+  /** `v2` is the `docker compose` plugin, `v1` the old standalone `docker-compose`. */
+  compose: 'v2' | 'v1';
+  /** Prefix every docker command with `sudo -n` (non-interactive: a password prompt would hang the job). */
+  sudo: boolean;
+}
+
+/** One compose project as it lives in one release directory. */
+export interface ComposeProject {
+  name: string;
+  /**
+   * The stable project directory, not the release directory: relative bind mounts such as
+   * `./data:/data` must point at the same place in every release.
+   */
+  directory: string;
+  /** Absolute remote paths, in the order they are merged; the image lock comes last so its pins win. */
+  files: readonly string[];
+  /** The release's `.env`, passed explicitly so interpolation uses the release being deployed, not the running one. */
+  envFile?: string;
+}
+
+function sudo(cli: Pick<DockerCli, 'sudo'>): Command {
+  return cli.sudo ? ['sudo', '-n'] : [];
+}
+
+export function docker(cli: Pick<DockerCli, 'sudo'>, ...args: string[]): Command {
+  return [...sudo(cli), 'docker', ...args];
+}
+
+export function compose(cli: DockerCli, project: ComposeProject, ...args: string[]): Command {
+  const program = cli.compose === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
+  return [
+    ...sudo(cli),
+    ...program,
+    '--project-name',
+    project.name,
+    '--project-directory',
+    project.directory,
+    ...project.files.flatMap((file) => ['-f', file]),
+    ...(project.envFile === undefined ? [] : ['--env-file', project.envFile]),
+    ...args,
+  ];
+}
+
+/**
+ * Prints `v2`, `v1` or `none`. v2 is tried first: where both exist the plugin is the
+ * maintained one, and v1 is end-of-life.
+ */
+export function detectComposeCommand(sudoDocker: boolean): Command[] {
+  const s = sudo({ sudo: sudoDocker });
+  const quiet = raw('>/dev/null 2>&1');
+  return [
+    [raw('if'), ...s, 'docker', 'compose', 'version', quiet, raw('; then echo v2; elif'), ...s, 'docker-compose', 'version', quiet, raw('; then echo v1; else echo none; fi')],
+  ];
+}
+
+/** Every script that touches the project runs from the project directory, so v1 and v2 agree on relative paths. */
+export function inProject(project: ComposeProject, commands: readonly Command[]): Command[] {
+  return [['cd', project.directory], ...commands];
+}
+
+export const pull = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'pull')]);
+
+/** The merged configuration as YAML (v1 has no `--format json`; JSON is YAML, so one parser serves both). */
+export const config = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'config')]);
+
+export const up = (cli: DockerCli, project: ComposeProject): Command[] =>
+  inProject(project, [compose(cli, project, 'up', '-d', '--remove-orphans')]);
+
+export const ps = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'ps', '-a')]);
+
+export function logs(cli: DockerCli, project: ComposeProject, services: readonly string[], tail = 100): Command[] {
+  return inProject(project, [compose(cli, project, 'logs', '--no-color', '--tail', String(tail), ...services)]);
+}
+
+/**
+ * One line per image: its repo digests as a JSON array, in argument order. An image with no
+ * repo digest (built on the server, never pushed) prints `[]` and is left as it is.
+ */
+export function repoDigests(cli: DockerCli, images: readonly string[]): Command[] {
+  return [docker(cli, 'image', 'inspect', '--format', '{{json .RepoDigests}}', ...images)];
+}
+
+/** Removes images no kept release uses; one still used by a container (of any project) is refused by docker and kept. */
+export function removeImages(cli: DockerCli, images: readonly string[]): Command[] {
+  return images.map((image) => or([...docker(cli, 'image', 'rm', image), raw('>/dev/null 2>&1')], ['true']));
+}
+
+/** `docker inspect` of every container of the project, one-offs included; empty output when there are none. */
+export function inspectProjectContainers(cli: DockerCli, projectName: string): Command[] {
+  return [pipe(docker(cli, 'ps', '-aq', '--filter', `label=com.docker.compose.project=${projectName}`), ['xargs', '-r', ...docker(cli, 'inspect')])];
+}

@@ -1,0 +1,159 @@
+import * as core from '@actions/core';
+import type { Executor } from '@skiff/shell';
+import type { SshConnection } from '@skiff/ssh';
+import { config, pull, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
+import type { RunContext } from './context';
+import { pinImages, servicesFromConfig } from './digests';
+import type { DeployInputs } from './inputs';
+import {
+  ENV_FILE,
+  IMAGE_LOCK,
+  META,
+  appendAudit,
+  createRelease,
+  imageLockFile,
+  linkEnv,
+  parseState,
+  planPrune,
+  readMeta,
+  readState,
+  releaseDir,
+  removeReleases,
+  switchCurrent,
+  type AuditEntry,
+  type ReleaseMeta,
+  type ServerState,
+} from './releases';
+
+export interface Deployer {
+  server: Executor & Partial<Pick<SshConnection, 'forwardLocalPort'>>;
+  cli: DockerCli;
+  inputs: DeployInputs;
+  ctx: RunContext;
+}
+
+/** One release as the server holds it. */
+export interface Release {
+  id: string;
+  project: ComposeProject;
+  composeFiles: readonly string[];
+  hasEnv: boolean;
+  /** Service → pinned image (image@sha256:… where the image has a repo digest). */
+  images: Record<string, string>;
+  unpinned: string[];
+}
+
+interface StoredMeta extends ReleaseMeta {
+  composeFiles: string[];
+  hasEnv: boolean;
+}
+
+function projectOf(inputs: DeployInputs, id: string, composeFiles: readonly string[], hasEnv: boolean): ComposeProject {
+  const dir = releaseDir(inputs.projectDir, id);
+  return {
+    name: inputs.projectName,
+    directory: inputs.projectDir,
+    files: [...composeFiles.map((name) => `${dir}/${name}`), `${dir}/${IMAGE_LOCK}`],
+    ...(hasEnv ? { envFile: `${dir}/${ENV_FILE}` } : {}),
+  };
+}
+
+export async function serverState(d: Deployer): Promise<ServerState> {
+  return parseState((await d.server.run(readState(d.inputs.projectDir), { description: 'read releases', timeoutSeconds: 60 })).stdout);
+}
+
+function meta(d: Deployer, release: Release): StoredMeta {
+  return {
+    id: release.id,
+    sha: d.ctx.sha,
+    ref: d.ctx.ref,
+    actor: d.ctx.actor,
+    runUrl: d.ctx.runUrl,
+    createdAt: new Date().toISOString(),
+    services: release.images,
+    composeFiles: [...release.composeFiles],
+    hasEnv: release.hasEnv,
+  };
+}
+
+/** Creates the release directory with the compose files, `.env` (0600), the requested pins and meta.json. */
+export async function uploadRelease(d: Deployer, id: string): Promise<Release> {
+  const { inputs, server } = d;
+  const dir = releaseDir(inputs.projectDir, id);
+  await server.run(createRelease(inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
+  for (const file of inputs.composeFiles) {
+    await server.upload(`${dir}/${file.name}`, file.content, { mode: 0o644, description: `upload ${file.path}` });
+  }
+  const hasEnv = inputs.envFile !== undefined;
+  if (inputs.envFile !== undefined) await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
+  // Until digests are resolved, the lock holds the images asked for in `images`; pull reads it.
+  await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 0o644, description: 'upload the requested images' });
+  const release: Release = { id, project: projectOf(inputs, id, inputs.composeFiles.map((f) => f.name), hasEnv), composeFiles: inputs.composeFiles.map((f) => f.name), hasEnv, images: { ...inputs.images }, unpinned: [] };
+  await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'upload meta.json' });
+  return release;
+}
+
+export async function pullImages(d: Deployer, release: Release): Promise<void> {
+  await d.server.run(pull(d.cli, release.project), { description: 'pull images', timeoutSeconds: 1800 });
+}
+
+/** Pins every service to the digest that was just pulled, so a rollback later gets exactly these bytes. */
+export async function resolveDigests(d: Deployer, release: Release): Promise<void> {
+  const configYaml = (await d.server.run(config(d.cli, release.project), { description: 'read the compose configuration', timeoutSeconds: 120 })).stdout;
+  const services = servicesFromConfig(configYaml);
+  const images = [...new Set(Object.values(services).filter((image): image is string => image !== undefined))];
+  const inspect = images.length === 0 ? '' : (await d.server.run(repoDigests(d.cli, images), { description: 'resolve image digests', timeoutSeconds: 120 })).stdout;
+  const { pinned, unpinned } = pinImages(services, images, inspect);
+  release.images = pinned;
+  release.unpinned = unpinned;
+  const dir = releaseDir(d.inputs.projectDir, release.id);
+  await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(pinned), { mode: 0o644, description: 'pin images to digests' });
+  await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'record the pinned images in meta.json' });
+  if (unpinned.length > 0) core.warning(`Not pinned to a digest (the image has no registry digest, e.g. built on the server): ${unpinned.join(', ')}`);
+}
+
+/** The user's pre-deploy commands, pointed at the new release through Compose's own variables. */
+export async function runPreDeploy(d: Deployer, release: Release, script: string): Promise<void> {
+  const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${release.project.files.join(':')}`];
+  if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
+  await d.server.run([['cd', d.inputs.projectDir], ['env', ...env, 'bash', '-c', script]], { description: 'pre-deploy', timeoutSeconds: 3600 });
+}
+
+/** `up -d --remove-orphans` with the release's files, env and pinned images. */
+export async function switchTo(d: Deployer, release: Release): Promise<void> {
+  await d.server.run(linkEnv(d.inputs.projectDir, release.id, release.hasEnv), { description: 'link the env file', timeoutSeconds: 60 });
+  await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+}
+
+export async function markCurrent(d: Deployer, release: Release): Promise<void> {
+  await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: 'mark the release current', timeoutSeconds: 60 });
+}
+
+export async function audit(d: Deployer, entry: Omit<AuditEntry, 'actor' | 'runUrl' | 'at'>): Promise<void> {
+  const full: AuditEntry = { ...entry, actor: d.ctx.actor, runUrl: d.ctx.runUrl, at: new Date().toISOString() };
+  await d.server.run(appendAudit(d.inputs.projectDir, full), { description: 'append to the audit log', timeoutSeconds: 60 });
+}
+
+/** Deletes releases beyond keep-releases and the images only they used. */
+export async function prune(d: Deployer, protect: readonly string[]): Promise<string[]> {
+  const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
+  if (plan.remove.length === 0) return [];
+  await d.server.run([...removeReleases(d.inputs.projectDir, plan.remove), ...removeImages(d.cli, plan.images)], {
+    description: `delete ${plan.remove.length} old release(s)`,
+    timeoutSeconds: 600,
+  });
+  return plan.remove;
+}
+
+/** A kept release, exactly as it was deployed: its compose files, env and digests. */
+export async function loadRelease(d: Deployer, id: string): Promise<Release> {
+  const stored = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout) as StoredMeta;
+  return {
+    id,
+    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv),
+    composeFiles: stored.composeFiles,
+    hasEnv: stored.hasEnv,
+    images: stored.services,
+    unpinned: [],
+  };
+}

@@ -1,0 +1,31 @@
+import type { PlanRecorder, PlanStep } from '@skiff/shell';
+import type { RunContext } from './context';
+import { detectDockerCli } from './docker-cli';
+import { markCurrent, pullImages, resolveDigests, runPreDeploy, switchTo, uploadRelease, type Deployer } from './deploy';
+import type { DeployInputs } from './inputs';
+import { tryLock } from './lock';
+import { newReleaseId, readState } from './releases';
+
+/**
+ * The dry-run plan: the same builders and steps a deploy runs, recorded instead of run. The
+ * health gate, rollback and pruning depend on what the server answers, so the plan names them
+ * without their commands.
+ */
+export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
+  const cli = await detectDockerCli(recorder, inputs.sudo, true);
+  const d: Deployer = { server: recorder, cli, inputs, ctx };
+  await recorder.run(tryLock(inputs.projectDir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds), { description: 'take the deploy lock' });
+  await recorder.run(readState(inputs.projectDir), { description: 'read releases' });
+  if (inputs.rollback !== undefined) {
+    recorder.steps.push({ kind: 'run', description: `re-deploy release ${inputs.rollback} (its own compose files, env and digests), then the health gate`, script: '# depends on the release kept on the server' });
+    return recorder.steps;
+  }
+  const release = await uploadRelease(d, newReleaseId(new Date(), ctx.sha, '0000'));
+  await pullImages(d, release);
+  await resolveDigests(d, release);
+  if (inputs.preDeploy !== undefined) await runPreDeploy(d, release, inputs.preDeploy);
+  await switchTo(d, release);
+  recorder.steps.push({ kind: 'run', description: 'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release', script: '# runs every health-interval until health-successes or health-timeout' });
+  await markCurrent(d, release);
+  return recorder.steps;
+}

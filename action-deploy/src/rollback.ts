@@ -1,0 +1,52 @@
+import * as core from '@actions/core';
+import { logs, ps } from './compose';
+import { loadRelease, switchTo, type Deployer, type Release } from './deploy';
+import { healthGate, type GateReport } from './health-gate';
+import { previousRelease, type ServerState } from './releases';
+
+/**
+ * What a person needs to see why a release failed, gathered before anything is rolled back
+ * (afterwards the failing containers are gone): compose ps, the last 100 log lines of each
+ * failing service, and its HEALTHCHECK log.
+ */
+export async function collectDiagnostics(d: Deployer, release: Release, gate: GateReport): Promise<string> {
+  const sections: string[] = [];
+  const run = async (title: string, commands: Parameters<Deployer['server']['run']>[0]) => {
+    const result = await d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+    sections.push(`$ ${title}\n${`${result.stdout}${result.stderr}`.trimEnd()}`);
+  };
+  await run('docker compose ps -a', ps(d.cli, release.project));
+  const services = gate.failingServices.length > 0 ? gate.failingServices : Object.keys(release.images);
+  if (services.length > 0) await run(`docker compose logs --tail 100 ${services.join(' ')}`, logs(d.cli, release.project, services));
+  for (const container of gate.containers) {
+    if (container.healthLog.length > 0 && services.includes(container.service)) {
+      sections.push(`$ health log of ${container.name} (${container.health ?? 'no health'})\n${container.healthLog.join('\n')}`);
+    }
+  }
+  const text = sections.join('\n\n');
+  core.startGroup(`Diagnostics for release ${release.id}`);
+  core.info(text);
+  core.endGroup();
+  return text;
+}
+
+/** The release a manual `rollback:` input names, checked against what the server keeps. */
+export function rollbackTarget(state: ServerState, wanted: string): string {
+  const kept = [...state.deployed].filter((id) => state.releases.includes(id)).sort();
+  const list = kept.length > 0 ? kept.join(', ') : 'none';
+  if (wanted === 'previous') {
+    const id = previousRelease(state);
+    if (!id) throw new Error(`rollback: previous — there is no deployed release older than the current one (${state.current ?? 'none'}). Kept releases: ${list}`);
+    return id;
+  }
+  if (!kept.includes(wanted)) throw new Error(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases: ${list}`);
+  return wanted;
+}
+
+/** Switches back to a kept release and runs the same health gate on it. */
+export async function restore(d: Deployer, id: string, services?: readonly string[]): Promise<{ release: Release; gate: GateReport }> {
+  const release = await loadRelease(d, id);
+  await switchTo(d, release);
+  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, services ?? Object.keys(release.images), d.inputs.health);
+  return { release, gate };
+}

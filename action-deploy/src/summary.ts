@@ -1,0 +1,57 @@
+import { codeBlock, details, inlineCode, table } from '@skiff/action-kit';
+import type { GateReport } from './health-gate';
+
+export interface Outcome {
+  status: 'deployed' | 'rolled-back' | 'failed';
+  releaseId: string;
+  previousReleaseId?: string;
+  /** The running release's pins. */
+  images: Record<string, string>;
+  gates: { label: string; gate: GateReport }[];
+  diagnostics?: string;
+  /** Set when the step must fail. */
+  error?: string;
+  pruned: string[];
+  durationSeconds: number;
+  mode: 'deploy' | 'rollback';
+}
+
+const ICON = { deployed: '✅', 'rolled-back': '↩️', failed: '❌' } as const;
+
+function gateTable(gate: GateReport): string {
+  return table(
+    ['Check', 'Result', 'Healthy after', 'Detail'],
+    gate.probes.map((probe) => [probe.name, probe.state, probe.firstOkMs === undefined ? '—' : `${(probe.firstOkMs / 1000).toFixed(1)} s`, probe.detail]),
+  );
+}
+
+/** The job summary: what runs now, its images and digests, how the health gate went, and on failure why. */
+export function renderSummary(outcome: Outcome, projectDir: string): string {
+  const parts = [
+    `### ${ICON[outcome.status]} Skiff ${outcome.mode === 'rollback' ? 'rollback' : 'deploy'}: ${outcome.status}`,
+    '',
+    table(
+      ['', ''],
+      [
+        ['Release', inlineCode(outcome.releaseId)],
+        ['Previous release', outcome.previousReleaseId ? inlineCode(outcome.previousReleaseId) : '—'],
+        ['Project directory', inlineCode(projectDir)],
+        ['Duration', `${outcome.durationSeconds.toFixed(1)} s`],
+        ...(outcome.pruned.length > 0 ? [['Deleted old releases', outcome.pruned.join(', ')]] : []),
+      ],
+    ),
+    '',
+  ];
+  if (outcome.error) parts.push(`**${outcome.error.replaceAll('\n', ' ')}**`, '');
+  const services = Object.entries(outcome.images);
+  if (services.length > 0) {
+    parts.push('#### Services', '', table(['Service', 'Image'], services.map(([service, image]) => [service, inlineCode(image)])), '');
+  }
+  for (const { label, gate } of outcome.gates) {
+    parts.push(`#### Health gate: ${label} — ${gate.ok ? 'passed' : 'failed'} in ${(gate.elapsedMs / 1000).toFixed(1)} s (${gate.rounds} round(s))`, '');
+    if (gate.reason) parts.push(gate.reason, '');
+    parts.push(gateTable(gate), '');
+  }
+  if (outcome.diagnostics) parts.push(details('Diagnostics', codeBlock(outcome.diagnostics), outcome.status !== 'deployed'), '');
+  return `${parts.join('\n').trimEnd()}\n`;
+}
