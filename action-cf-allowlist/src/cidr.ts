@@ -73,3 +73,27 @@ export function minus(a: readonly Cidr[], b: readonly Cidr[]): Cidr[] {
   const inB = new Set(b.map((cidr) => cidr.text));
   return a.filter((cidr) => !inB.has(cidr.text));
 }
+
+/** The fewest CIDRs covering exactly [start, end] (nft prints merged intervals that are no prefix as ranges). */
+export function rangeToCidrs(family: Family, start: bigint, end: bigint): Cidr[] {
+  const bits = BITS[family];
+  const out: Cidr[] = [];
+  let cursor = start;
+  while (cursor <= end) {
+    let size = 0;
+    while (size < bits && (cursor & ((1n << BigInt(size + 1)) - 1n)) === 0n && cursor + (1n << BigInt(size + 1)) - 1n <= end) size++;
+    const last = cursor + (1n << BigInt(size)) - 1n;
+    out.push({ family, text: networkText(family, cursor, bits - size), start: cursor, end: last });
+    cursor = last + 1n;
+  }
+  return out;
+}
+
+/** Entries of `a` not wholly covered by the addresses of `b`: a diff that auto-merge cannot fool. */
+export function notCoveredBy(a: readonly Cidr[], b: readonly Cidr[]): Cidr[] {
+  const merged = {
+    ipv4: coverage(b.filter((cidr) => cidr.family === 'ipv4')),
+    ipv6: coverage(b.filter((cidr) => cidr.family === 'ipv6')),
+  };
+  return a.filter((cidr) => !merged[cidr.family].some(([start, end]) => cidr.start >= start && cidr.end <= end));
+}

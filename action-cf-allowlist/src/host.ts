@@ -2,7 +2,7 @@ import { hostLabel } from '@skiff/action-kit';
 import type { Executor } from '@skiff/shell';
 import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
 import type { Backend, LiveState } from './backend';
-import { minus, type Cidr } from './cidr';
+import { notCoveredBy, type Cidr } from './cidr';
 import { armCommands, cancelCommands, firedCommand, guardPaths, prepareDirCommand, revertScript } from './guard';
 
 export interface ShrinkRule {
@@ -29,7 +29,7 @@ export function checkShrink(live: LiveState, wanted: Wanted, rule: ShrinkRule): 
   for (const family of ['ipv4', 'ipv6'] as const) {
     const current = live.cf[family];
     if (current.length === 0) continue;
-    const gone = minus(current, [...wanted.cf[family]]).length;
+    const gone = notCoveredBy(current, [...wanted.cf[family]]).length;
     const percent = (gone / current.length) * 100;
     if (percent > rule.maxShrinkPercent) {
       throw new Error(
@@ -47,8 +47,8 @@ export async function planHost(server: Executor, backend: Backend, wanted: Wante
   const texts = (cidrs: readonly Cidr[]) => [...new Set(cidrs.map((c) => c.text))];
   return {
     live,
-    added: live.upToDate ? [] : texts(minus([...wanted.managed], live.managed)),
-    removed: live.upToDate ? [] : texts(minus(live.managed, [...wanted.managed])),
+    added: live.upToDate ? [] : texts(notCoveredBy([...wanted.managed], live.managed)),
+    removed: live.upToDate ? [] : texts(notCoveredBy(live.managed, [...wanted.managed])),
   };
 }
 

@@ -1,10 +1,10 @@
-import { parseCidr, sameCoverage, type Cidr } from './cidr';
+import { parseCidr, rangeToCidrs, sameCoverage, type Cidr } from './cidr';
 import type { TableModel } from './render';
 
 export interface LiveSet {
   name: string;
   type: string;
-  /** Entries as nft lists them; ranges that are no prefix (after auto-merge) keep start/end only. */
+  /** Entries as CIDRs; a range auto-merge made (adjacent prefixes) is split back into the fewest CIDRs. */
   elements: Cidr[];
 }
 
@@ -29,7 +29,7 @@ function ipToBigInt(text: string): bigint | undefined {
   return typeof parsed === 'string' ? undefined : parsed.start;
 }
 
-function element(raw: unknown, family: 'ipv4' | 'ipv6'): Cidr | undefined {
+function element(raw: unknown, family: 'ipv4' | 'ipv6'): Cidr[] | Cidr | undefined {
   const value = typeof raw === 'object' && raw !== null && 'elem' in raw ? (raw as { elem: { val: unknown } }).elem.val : raw;
   if (typeof value === 'string') {
     const cidr = parseCidr(value, family);
@@ -47,7 +47,7 @@ function element(raw: unknown, family: 'ipv4' | 'ipv6'): Cidr | undefined {
     const start = ipToBigInt(a);
     const end = ipToBigInt(b);
     if (start === undefined || end === undefined) return undefined;
-    return { family, text: `${a}-${b}`, start, end };
+    return rangeToCidrs(family, start, end);
   }
   return undefined;
 }
@@ -62,7 +62,7 @@ export function parseLiveTable(json: string): LiveTable {
       const s = item.set as Json;
       const family = s.type === 'ipv6_addr' ? 'ipv6' : 'ipv4';
       const elems = Array.isArray(s.elem) ? s.elem : [];
-      sets.push({ name: String(s.name), type: String(s.type), elements: elems.map((e) => element(e, family)).filter((e): e is Cidr => e !== undefined) });
+      sets.push({ name: String(s.name), type: String(s.type), elements: elems.flatMap((e) => element(e, family) ?? []) });
     } else if (item.chain) {
       const c = item.chain as Json;
       chains.set(String(c.name), {
