@@ -1,0 +1,131 @@
+import { lstat, mkdir, readFile, readlink, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { auditLines, buildApp, composeFile, httpGet, removeProject, runAction, startAction, type ActionRun } from './helpers';
+
+/**
+ * The deploy story against the real test bed: OpenSSH on loopback (root, so "remote" docker is
+ * this machine's engine), a registry with auth standing in for GHCR, and images built FROM the
+ * test bed's busybox. Runs the committed bundle on Node 24 the way the runner does.
+ */
+
+const PROJECT = `skiffdeploy${process.pid}`;
+const SECRET = `tok-${Math.random().toString(36).slice(2)}-s3cr3t`;
+
+let server: SshdServer;
+let registry: Registry;
+let remoteRoot: { path: string; remove: () => Promise<void> };
+let workspace: { path: string; remove: () => Promise<void> };
+let projectDir: string;
+let webPort: number;
+let image: (tag: string) => string;
+
+const base = () => ({
+  host: server.host,
+  port: String(server.port),
+  username: server.username,
+  key: server.privateKey,
+  fingerprint: server.hostFingerprint,
+  'project-dir': projectDir,
+  'project-name': PROJECT,
+  'env-file': `WEB_PORT=${webPort}\nSECRET_TOKEN=${SECRET}\n`,
+  'health-interval': '1s',
+  'health-timeout': '30s',
+});
+
+const deploy = (inputs: Record<string, string>, env?: Record<string, string>): Promise<ActionRun> =>
+  runAction({ ...base(), ...inputs }, { workspace: workspace.path, ...(env ? { env } : {}) });
+
+const serving = async () => (await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim();
+
+beforeAll(async () => {
+  await ensureBaseImages();
+  [server, registry, remoteRoot, workspace] = await Promise.all([startSshd(), startRegistry(), tempDir('skiffdeploy-remote'), tempDir('skiffdeploy-ws')]);
+  projectDir = join(remoteRoot.path, "srv/it's a $(touch pwned) app");
+  webPort = await freePort();
+  image = (tag: string) => `${registry.address}/skiffdeploy-app:${tag}`;
+  await sh('docker', ['login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
+  const builds: [string, 'ok' | 'crash' | 'http500'][] = [
+    ['v1', 'ok'],
+    ['v2', 'crash'],
+    ['v3', 'http500'],
+    ['v4', 'ok'],
+  ];
+  for (const [tag, kind] of builds) {
+    await buildApp(image(tag), kind, tag);
+    await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
+  }
+  await writeFile(join(workspace.path, 'compose.yaml'), composeFile(registry.address));
+}, 600_000);
+
+afterAll(async () => {
+  await removeProject(PROJECT).catch(() => undefined);
+  await sh('docker', ['logout', registry.address]).catch(() => '');
+  for (const tag of ['v1', 'v2', 'v3', 'v4']) await sh('docker', ['image', 'rm', '-f', image(tag)]).catch(() => '');
+  const dangling = (await sh('docker', ['images', '-q', '--filter', 'label=skiffdeploy.version']).catch(() => '')).split('\n').filter(Boolean);
+  if (dangling.length > 0) await sh('docker', ['image', 'rm', '-f', ...new Set(dangling)]).catch(() => '');
+  await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
+});
+
+describe('action-deploy against sshd, the engine and a registry', () => {
+  let v1Release = '';
+
+  it('deploys v1: healthy, pinned to a digest, env 0600, current link, audit line, no secret in the log', async () => {
+    const run = await deploy({ images: `web=${image('v1')}` });
+    expect(run.errors).toEqual([]);
+    expect(run.code).toBe(0);
+    expect(run.outputs.status).toBe('deployed');
+    expect(run.outputs['rolled-back']).toBe('false');
+    v1Release = run.outputs['release-id']!;
+    expect(v1Release).toMatch(/^\d{8}T\d{6}Z-1a2b3c4-[0-9a-f]{4}$/);
+    expect(await serving()).toBe('version=v1');
+
+    const images = JSON.parse(run.outputs.images!) as Record<string, string>;
+    expect(images.web).toMatch(new RegExp(`^${registry.address}/skiffdeploy-app@sha256:[0-9a-f]{64}$`));
+    const releaseDir = join(projectDir, 'releases', v1Release);
+    expect(JSON.parse(await readFile(join(releaseDir, 'images.lock.json'), 'utf8'))).toEqual({ services: { web: { image: images.web } } });
+    expect((await stat(join(releaseDir, '.env'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(releaseDir, '.env'), 'utf8')).toContain(SECRET);
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
+    const meta = JSON.parse(await readFile(join(releaseDir, 'meta.json'), 'utf8'));
+    expect(meta).toMatchObject({ id: v1Release, sha: '1a2b3c4d5e6f', actor: 'octo-tester', runUrl: 'https://github.example/acme/skiffdeploy-app/actions/runs/42' });
+    expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'deploy', status: 'deployed', from: null, to: v1Release, actor: 'octo-tester' });
+    // The container really got the secret, and the lock is gone.
+    const env = await sh('docker', ['exec', `${PROJECT}-web-1`, 'env']);
+    expect(env).toContain(`SECRET_TOKEN=${SECRET}`);
+    await expect(lstat(join(projectDir, '.skiff-lock'))).rejects.toThrow();
+    expect(run.masked).not.toContain(SECRET);
+    expect(run.summary).not.toContain(SECRET);
+    expect(run.summary).toContain(images.web);
+    // The hostile project dir stayed literal.
+    await expect(stat(join(remoteRoot.path, 'srv', 'pwned'))).rejects.toThrow();
+    await expect(stat('pwned')).rejects.toThrow();
+  });
+
+  it('v2 crashes: fails fast, rolls back to v1, which serves again; rolled-back=true and the audit log says so', async () => {
+    const started = Date.now();
+    const run = await deploy({ images: `web=${image('v2')}` });
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('rolled-back');
+    expect(run.outputs['rolled-back']).toBe('true');
+    expect(run.outputs['previous-release-id']).toBe(v1Release);
+    expect(run.errors.join('\n')).toMatch(/failed the health gate: containers: .*exited with code 1.*Rolled back to/s);
+    expect(await serving()).toBe('version=v1');
+    expect(Date.now() - started).toBeLessThan(25_000);
+    const last = (await auditLines(projectDir)).at(-1)!;
+    expect(last).toMatchObject({ event: 'rollback', status: 'rolled-back', from: run.outputs['release-id'], to: v1Release });
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
+    expect(run.summary).toContain('Diagnostics');
+    expect(run.summary).toContain('crashing version=v2');
+    expect(run.masked).not.toContain(SECRET);
+  });
+
+  it('v3 is healthy by HEALTHCHECK but health-url answers 500: rolled back to v1', async () => {
+    const run = await deploy({ images: `web=${image('v3')}`, 'health-url': `http://127.0.0.1:${webPort}/cgi-bin/health`, 'health-timeout': '6s' });
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('rolled-back');
+    expect(run.errors.join('\n')).toContain('HTTP 500, expected 200-399');
+    expect(await serving()).toBe('version=v1');
+  });
+});
