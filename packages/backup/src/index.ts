@@ -1,2 +1,16 @@
 export { decideRetention, RetentionRefused } from './retention';
 export type { RetentionPolicy, Dated, RetentionDecision } from './retention';
+export { parseSources, defaultCompression, SOURCE_TYPES, SourceError } from './sources';
+export type { Source, SourceType, Place, Compression } from './sources';
+export { inPlace, withContainerSecret, envFromFile } from './place';
+export { dumpCommand, pgTool, secretFileContent, toolVersionCommand, SQLITE_SNAPSHOT_SCRIPT } from './tools';
+export { FORMATS, storedExtension, backupId } from './formats';
+export { parseManifest, serializeManifest } from './manifest';
+export type { Manifest } from './manifest';
+export { BackupFailed } from './store';
+export type { Store, BackupRequest, RawData } from './store';
+export { HostStore, hostBackupScript, verifyLines } from './host-store';
+export { prepareTargetScript, restoreCommand, drillQueryCommand, dropScratchCommand, scratchTarget, PG_ROW_COUNTS, DRILL_PREFIX, REFUSED_EXIT } from './restore';
+export type { RestoreTarget } from './restore';
+export { backupSource, pruneSource, findBackup, restoreBackup, drillSource, withSecretFile } from './operations';
+export type { BackupOptions, BackupResult, RestoreResult } from './operations';

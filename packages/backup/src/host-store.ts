@@ -1,0 +1,196 @@
+import { quote, raw, render, RemoteCommandError, type Command, type Executor } from '@skiff/shell';
+import { FORMATS, storedExtension } from './formats';
+import { parseManifest, serializeManifest, type Manifest } from './manifest';
+import type { Source } from './sources';
+import { BackupFailed, newestFirst, type BackupRequest, type RawData, type Store } from './store';
+import { pgTool } from './tools';
+
+const TOO_SMALL_EXIT = 3;
+const SHRUNK_EXIT = 4;
+const VERIFY_EXIT = 5;
+
+function assign(variable: string, value: string): Command {
+  return [raw(`${variable}=${quote(value)}`)];
+}
+
+function fail(message: string, code: number): Command {
+  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
+}
+
+/** `cat` or `gzip -dc` of a stored file, as the start of a pipeline. */
+function readRaw(compression: Source['compression'], variable: string): Command {
+  return compression === 'gzip' ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
+}
+
+/**
+ * Format checks run on the stored partial file before it may become a backup. `head` closes its
+ * input early, so the reader before it is allowed to die of SIGPIPE (the whole file was already
+ * checked by gzip -t / the tool's exit status).
+ */
+export function verifyLines(source: Source, secretFile?: string): { lines: Command[]; checks: string[] } {
+  const lines: Command[] = [];
+  const checks: string[] = ['exit status 0 (pipefail)'];
+  if (source.compression === 'gzip') {
+    lines.push([raw('gzip -t -- "$partial" ||'), ...fail('gzip integrity check failed', VERIFY_EXIT)]);
+    checks.push('gzip -t');
+  }
+  const format = FORMATS[source.type];
+  if (format.magic) {
+    const { offset, bytes } = format.magic;
+    const expected = bytes.toString('hex');
+    lines.push([
+      raw(`header=$( { ${render(readRaw(source.compression, 'partial'))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`),
+    ]);
+    lines.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format.describe}`, VERIFY_EXIT)]);
+    checks.push(format.describe);
+  }
+  if (format.trailer) {
+    lines.push([raw(`${render(readRaw(source.compression, 'partial'))} | tail -c 300 | grep -qF -- ${quote(format.trailer)} ||`), ...fail(`the backup lacks the ${format.describe}`, VERIFY_EXIT)]);
+    checks.push(format.describe);
+  }
+  if (source.type === 'postgres') {
+    lines.push([...readRaw(source.compression, 'partial'), raw('|'), ...pgTool(source, ['pg_restore', '--list'], secretFile, { stdin: true }), raw('>/dev/null')]);
+    checks.push('pg_restore --list');
+  }
+  if (source.type === 'files') {
+    lines.push([...readRaw(source.compression, 'partial'), raw('| tar --list --file=- >/dev/null')]);
+    checks.push('tar --list');
+  }
+  if (source.type === 'sqlite') checks.push('PRAGMA integrity_check on the .backup snapshot');
+  return { lines, checks };
+}
+
+/**
+ * The whole host-destination backup as one strict script: dump into `<final>.partial` (umask 077),
+ * check size and format there, hash, rename into place. The trap removes the partial (and any
+ * secret file) on every exit that did not reach the rename, so a full disk or a killed dump
+ * leaves nothing that could pass for a backup.
+ */
+export function hostBackupScript(directory: string, request: BackupRequest, file: string): { script: Command[]; checks: string[] } {
+  const { source } = request;
+  const { lines, checks } = verifyLines(source, request.secretFile);
+  const sizeChecks = [`size >= ${request.minSize} bytes`];
+  const script: Command[] = [
+    [raw('umask 077')],
+    ['mkdir', '-p', '--', directory],
+    assign('final', `${directory}/${file}`),
+    [raw('partial="$final.partial"')],
+    [raw(`trap ${quote(`rm -f -- "$partial"${request.secretFile ? ` ${quote(request.secretFile)}` : ''}`)} EXIT`)],
+    // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
+    [raw("trap 'exit 143' TERM INT HUP")],
+    [...request.dump, ...(source.compression === 'gzip' ? [raw('| gzip -c')] : []), raw('> "$partial"')],
+    [raw('size=$(stat -c %s -- "$partial")')],
+    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)],
+  ];
+  if (request.previousSize !== undefined && request.maxShrinkPercent < 100) {
+    const floor = Math.floor((request.previousSize * (100 - request.maxShrinkPercent)) / 100);
+    script.push([
+      raw(`[ "$size" -ge ${floor} ] ||`),
+      ...fail(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT),
+    ]);
+    sizeChecks.push(`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`);
+  }
+  script.push(...lines);
+  script.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
+  script.push([raw('mv -f -- "$partial" "$final"')]);
+  script.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
+  return { script, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), 'sha256'] };
+}
+
+/** Backups stay on the server, in `<path>/<source>/`. */
+export class HostStore implements Store {
+  readonly kind = 'host' as const;
+
+  constructor(
+    private readonly executor: Executor,
+    readonly path: string,
+  ) {}
+
+  describe(): string {
+    return `host:${this.path}`;
+  }
+
+  private dir(sourceName: string): string {
+    return `${this.path.replace(/\/+$/, '')}/${sourceName}`;
+  }
+
+  async list(sourceName: string): Promise<Manifest[]> {
+    const dir = this.dir(sourceName);
+    const result = await this.executor.run(
+      [[raw(`if [ -d ${quote(dir)} ]; then find ${quote(dir)} -maxdepth 1 -type f -name '*.manifest.json' -exec cat -- {} +; fi`)]],
+      { description: `list backups of ${sourceName}` },
+    );
+    const manifests = result.stdout
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => parseManifest(line, `in ${dir}`))
+      .filter((manifest) => manifest.source === sourceName);
+    return newestFirst(manifests);
+  }
+
+  async backup(executor: Executor, request: BackupRequest): Promise<Manifest> {
+    if (request.encryptRecipients.length > 0) {
+      throw new BackupFailed('encrypt-recipients needs a runner destination (s3): encryption happens on the runner, and a host backup never leaves the server');
+    }
+    const started = Date.now();
+    const file = `${request.id}.${storedExtension(request.source.type, request.source.compression, false)}`;
+    const dir = this.dir(request.source.name);
+    const { script, checks } = hostBackupScript(dir, request, file);
+    let result;
+    try {
+      result = await executor.run(script, { description: `back up ${request.source.name} to ${dir}` });
+    } catch (error) {
+      if (error instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error.message}`);
+      throw error;
+    }
+    const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
+    const sha256 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+    if (!Number.isFinite(size) || !sha256) throw new BackupFailed(`backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
+    const manifest: Manifest = {
+      format: 'skiff-backup/1',
+      id: request.id,
+      source: request.source.name,
+      type: request.source.type,
+      time: request.time.toISOString(),
+      destination: 'host',
+      location: `${dir}/${file}`,
+      file,
+      size,
+      sha256,
+      compression: request.source.compression,
+      encryption: null,
+      verification: checks,
+      tools: request.tools,
+      durationMs: Date.now() - started,
+    };
+    await this.executor.upload(`${dir}/${request.id}.manifest.json`, serializeManifest(manifest), { mode: 0o600, description: `manifest of ${request.id}` });
+    return manifest;
+  }
+
+  async remove(manifest: Manifest): Promise<void> {
+    const dir = this.dir(manifest.source);
+    // Manifest first: an interruption leaves an orphan file, never a manifest without its data.
+    await this.executor.run(
+      [['rm', '-f', '--', `${dir}/${manifest.id}.manifest.json`], ['rm', '-f', '--', `${dir}/${manifest.file}`, `${dir}/${manifest.id}.drill.json`]],
+      { description: `prune ${manifest.id}` },
+    );
+  }
+
+  async fetch(manifest: Manifest): Promise<RawData> {
+    if (manifest.encryption) throw new Error(`${manifest.id} is encrypted; host backups are never encrypted, so this manifest is not from this store`);
+    const file = `${this.dir(manifest.source)}/${manifest.file}`;
+    return {
+      kind: 'server',
+      check: [
+        assign('stored', file),
+        [raw(`echo ${quote(`${manifest.sha256}  ${file}`)} | sha256sum --check --status ||`), ...fail(`sha256 of ${file} does not match its manifest (${manifest.sha256}); refusing to restore it`, 21)],
+      ],
+      feed: readRaw(manifest.compression, 'stored'),
+    };
+  }
+
+  async writeReport(manifest: Manifest, name: string, content: string): Promise<void> {
+    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, { mode: 0o600, description: `${name} report of ${manifest.id}` });
+  }
+}
+

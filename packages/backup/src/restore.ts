@@ -1,0 +1,124 @@
+import { quote, raw, type Command } from '@skiff/shell';
+import { inPlace } from './place';
+import type { Source } from './sources';
+import { pgTool } from './tools';
+
+/** Where a restore writes: a database (postgres, mysql) or a path on the server (redis, sqlite, files). */
+export interface RestoreTarget {
+  database?: string;
+  path?: string;
+  force: boolean;
+}
+
+export const DRILL_PREFIX = 'skiff_drill_';
+
+/** Row counts of every table: the default drill query. */
+export const PG_ROW_COUNTS =
+  "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text " +
+  "from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
+
+const PG_USER_RELATIONS =
+  "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
+
+function fail(message: string, code: number): Command {
+  return [raw('{'), 'echo', message, raw('>&2;'), 'exit', String(code), raw('; }')];
+}
+
+function psql(source: Source, database: string, sql: string, secretFile?: string): Command {
+  return pgTool(source, ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-t', '-A', `--dbname=${database}`, '-c', sql], secretFile);
+}
+
+export const REFUSED_EXIT = 20;
+
+/**
+ * Runs before anything is written: refuses a non-empty target unless forced, creates a missing
+ * database. Each line is one strict-mode script line.
+ */
+export function prepareTargetScript(source: Source, target: RestoreTarget, secretFile?: string): Command[] {
+  const refuse = (what: string) => fail(`refusing to restore: ${what} is not empty; set force: true to overwrite it`, REFUSED_EXIT);
+  switch (source.type) {
+    case 'postgres': {
+      const db = target.database!;
+      return [
+        [raw('exists=$('), ...psql(source, 'postgres', `select count(*) from pg_database where datname = '${db}'`, secretFile), raw(')')],
+        [raw('if [ "$exists" = 0 ]; then'), ...pgTool(source, ['createdb', db], secretFile), raw('; fi')],
+        [raw('relations=$('), ...psql(source, db, PG_USER_RELATIONS, secretFile), raw(')')],
+        ...(target.force ? [] : [[raw('if [ "$relations" != 0 ]; then'), ...refuse(`database ${db}`), raw('; fi')]]),
+      ];
+    }
+    case 'mysql':
+      return [];
+    case 'redis':
+    case 'sqlite':
+      return [
+        ['mkdir', '-p', '--', dirname(target.path!)],
+        ...(target.force ? [] : [[raw('if [ -s'), target.path!, raw(']; then'), ...refuse(`file ${target.path!}`), raw('; fi')]]),
+      ];
+    case 'files':
+      return [
+        ['mkdir', '-p', '--', target.path!],
+        ...(target.force ? [] : [[raw('if [ -n "$(ls -A --'), target.path!, raw(')" ]; then'), ...refuse(`directory ${target.path!}`), raw('; fi')]]),
+      ];
+  }
+}
+
+function dirname(path: string): string {
+  return path.replace(/\/[^/]*$/, '') || '/';
+}
+
+/** Consumes the raw dump on stdin and writes it into the target. */
+export function restoreCommand(source: Source, target: RestoreTarget, secretFile?: string): Command {
+  switch (source.type) {
+    case 'postgres':
+      // One transaction: a restore that fails halfway leaves the target as it was.
+      return pgTool(
+        source,
+        ['pg_restore', `--dbname=${target.database!}`, '--no-owner', '--exit-on-error', '--single-transaction', ...(target.force ? ['--clean', '--if-exists'] : [])],
+        secretFile,
+        { stdin: true },
+      );
+    case 'mysql':
+      return inPlace(source.place, ['mysql', ...(source.user ? ['-u', source.user] : []), target.database!], { stdin: true });
+    case 'redis':
+    case 'sqlite':
+      // Written beside the target and renamed: a reader never sees half a file.
+      return [raw(`cat > ${quote(`${target.path!}.skiff-restore`)} && mv -f --`), `${target.path!}.skiff-restore`, target.path!];
+    case 'files':
+      return ['tar', '--extract', '--file=-', '--numeric-owner', `--directory=${target.path!}`];
+  }
+}
+
+/** After the restore: what the drill reports (one line per table / fact). */
+export function drillQueryCommand(source: Source, target: RestoreTarget, query: string | undefined, secretFile?: string): Command {
+  switch (source.type) {
+    case 'postgres':
+      return psql(source, target.database!, query ?? PG_ROW_COUNTS, secretFile);
+    case 'mysql':
+      return inPlace(source.place, ['mysql', '-N', '-B', ...(source.user ? ['-u', source.user] : []), target.database!, '-e', query ?? 'select table_name, table_rows from information_schema.tables where table_schema = database() order by 1']);
+    case 'sqlite':
+      return query
+        ? ['sqlite3', target.path!, query]
+        : ['sh', '-c', 'for t in $(sqlite3 "$1" "select name from sqlite_master where type = \'table\' order by 1"); do echo "$t|$(sqlite3 "$1" "select count(*) from \\"$t\\"")"; done', 'sh', target.path!];
+    case 'redis':
+      return ['sh', '-c', 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', 'sh', target.path!];
+    case 'files':
+      return ['sh', '-c', 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', 'sh', target.path!];
+  }
+}
+
+/** Drops the drill's scratch copy (in the script's EXIT trap, so it goes even when the drill fails). */
+export function dropScratchCommand(source: Source, target: RestoreTarget, secretFile?: string): Command {
+  switch (source.type) {
+    case 'postgres':
+      return pgTool(source, ['dropdb', '--if-exists', target.database!], secretFile);
+    case 'mysql':
+      return inPlace(source.place, ['mysql', ...(source.user ? ['-u', source.user] : []), '-e', `drop database if exists \`${target.database!}\``]);
+    default:
+      return ['rm', '-rf', '--', target.path!];
+  }
+}
+
+export function scratchTarget(source: Source, suffix: string): RestoreTarget {
+  if (source.type === 'postgres' || source.type === 'mysql') return { database: `${DRILL_PREFIX}${suffix}`, force: false };
+  return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === 'files' ? '' : `.${source.type}`}`, force: false };
+}

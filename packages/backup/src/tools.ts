@@ -1,0 +1,121 @@
+import { quote, raw, type Command } from '@skiff/shell';
+import { envFromFile, inPlace, withContainerSecret } from './place';
+import type { Source } from './sources';
+
+/**
+ * Pure builders of the commands that read and write each kind of source. Every dump writes the
+ * raw backup to stdout and nothing else; its exit status is the truth about whether it worked.
+ */
+
+/** A host-level tool's secret file: what goes in it, uploaded 0600 and removed by the script's trap. */
+export function secretFileContent(source: Source): string | undefined {
+  if (source.password === undefined || source.place.kind !== 'host') return undefined;
+  if (source.type === 'postgres') return `*:*:*:*:${source.password.replace(/\\/g, '\\\\').replace(/:/g, '\\:')}\n`;
+  if (source.type === 'mysql') return `[client]\npassword="${source.password.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"\n`;
+  if (source.type === 'redis') return source.password;
+  return undefined;
+}
+
+function pgConnection(source: Source): string[] {
+  return [
+    ...(source.place.kind === 'host' && source.hostname ? ['-h', source.hostname] : []),
+    ...(source.place.kind === 'host' && source.port ? ['-p', String(source.port)] : []),
+    ...(source.user ? ['-U', source.user] : []),
+  ];
+}
+
+/** Any PostgreSQL client tool, with the source's connection and credentials. */
+export function pgTool(source: Source, argv: readonly string[], secretFile: string | undefined, options: { stdin?: boolean } = {}): Command {
+  const args = [argv[0]!, ...pgConnection(source), '--no-password', ...argv.slice(1)];
+  if (source.place.kind === 'host') {
+    return source.password !== undefined && secretFile ? [raw(`PGPASSFILE=${quote(secretFile)}`), ...args] : args;
+  }
+  return inPlace(source.place, withContainerSecret('PGPASSWORD', source.passwordEnv, args), options);
+}
+
+function mysqlTool(source: Source, tool: 'mysqldump' | 'mysql', args: readonly string[], secretFile: string | undefined, options: { stdin?: boolean } = {}): Command {
+  if (source.place.kind === 'host') {
+    return [
+      tool,
+      // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
+      ...(source.password !== undefined && secretFile ? [`--defaults-extra-file=${secretFile}`] : []),
+      ...(source.hostname ? ['-h', source.hostname] : []),
+      ...(source.port ? ['-P', String(source.port)] : []),
+      ...(source.user ? ['-u', source.user] : []),
+      ...args,
+    ];
+  }
+  return inPlace(source.place, withContainerSecret('MYSQL_PWD', source.passwordEnv, [tool, ...(source.user ? ['-u', source.user] : []), ...args]), options);
+}
+
+function redisCli(source: Source, args: readonly string[], secretFile: string | undefined): Command {
+  const cli = [
+    'redis-cli',
+    ...(source.place.kind === 'host' && source.hostname ? ['-h', source.hostname] : []),
+    ...(source.place.kind === 'host' && source.port ? ['-p', String(source.port)] : []),
+    '--no-auth-warning',
+    ...args,
+  ];
+  if (source.place.kind === 'host') {
+    return source.password !== undefined && secretFile ? [...envFromFile('REDISCLI_AUTH', secretFile), ...cli] : cli;
+  }
+  return inPlace(source.place, withContainerSecret('REDISCLI_AUTH', source.passwordEnv, cli));
+}
+
+/**
+ * A consistent SQLite snapshot: `.backup` uses SQLite's online backup API (a raw copy of a live
+ * file can be torn), the snapshot must pass `PRAGMA integrity_check`, then it is streamed out.
+ */
+export const SQLITE_SNAPSHOT_SCRIPT = [
+  'set -eu',
+  'snap=$(mktemp)',
+  'trap \'rm -f "$snap"\' EXIT',
+  'sqlite3 "$1" ".backup \'$snap\'"',
+  'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
+  'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
+  'cat "$snap"',
+].join('\n');
+
+/** The dump: raw backup data on stdout. */
+export function dumpCommand(source: Source, secretFile?: string): Command {
+  switch (source.type) {
+    case 'postgres':
+      return pgTool(source, ['pg_dump', '--format=custom', `--dbname=${source.database!}`], secretFile);
+    case 'mysql':
+      return mysqlTool(source, 'mysqldump', ['--single-transaction', '--routines', '--events', '--triggers', '--databases', source.database!], secretFile);
+    case 'redis':
+      return redisCli(source, ['--rdb', '-'], secretFile);
+    case 'sqlite':
+      return inPlace(source.place, ['sh', '-c', SQLITE_SNAPSHOT_SCRIPT, 'sh', source.path!]);
+    case 'files':
+      return filesDump(source);
+  }
+}
+
+function filesDump(source: Source): Command {
+  const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, '') || '.');
+  if (!source.volumes?.length) return ['tar', '--create', '--file=-', '--numeric-owner', '--directory=/', '--', ...relative];
+  // Named volumes live in Docker's storage: mount them (and the host paths) read-only into a helper.
+  const mounts = [
+    ...(source.paths ?? []).flatMap((path) => ['-v', `${path}:/backup/host/${path.replace(/^\/+/, '')}:ro`]),
+    ...source.volumes.flatMap((volume) => ['-v', `${volume}:/backup/volumes/${volume}:ro`]),
+  ];
+  const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
+  return ['docker', 'run', '--rm', '--network=none', ...mounts, '--entrypoint', 'tar', source.helperImage!, '--create', '--file=-', '--numeric-owner', '--directory=/backup', '--', ...members];
+}
+
+/** Versions of the dump tools, recorded in the manifest (best effort: never fails a backup). */
+export function toolVersionCommand(source: Source): Command | undefined {
+  switch (source.type) {
+    case 'postgres':
+      return inPlace(source.place, ['pg_dump', '--version']);
+    case 'mysql':
+      return inPlace(source.place, ['mysqldump', '--version']);
+    case 'redis':
+      return inPlace(source.place, ['redis-cli', '--version']);
+    case 'sqlite':
+      return inPlace(source.place, ['sqlite3', '--version']);
+    case 'files':
+      return source.volumes?.length ? undefined : ['tar', '--version'];
+  }
+}
