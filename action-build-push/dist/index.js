@@ -47663,7 +47663,7 @@ function readPlatforms() {
   return [...new Set(platforms)];
 }
 function readTags() {
-  const tags = getList("tags", { split: "any" }) ?? [];
+  const tags = (getList("tags") ?? []).flatMap((line) => line.split(",")).map((tag) => tag.trim()).filter((tag) => tag !== "");
   const invalid = tags.filter((tag) => !TAG_PATTERN.test(tag));
   if (invalid.length > 0) {
     throw new InputError(
@@ -47681,6 +47681,16 @@ function readSmokeUrl() {
   if (!match || port < 1 || port > 65535) throw invalidInput("smoke-url", "a container port and path like :8000/health", text);
   return { port, path: match[2] ?? "/" };
 }
+function readDockerfile() {
+  const given = getString("file");
+  const context3 = resolve2(getString("context", { default: "." }));
+  if (given === void 0 && !isDirectory2(context3)) return void 0;
+  const path4 = given === void 0 ? resolve2(context3, "Dockerfile") : resolve2(given);
+  if (!isFile(path4)) {
+    throw given === void 0 ? new InputError("file", `Input "file" is not set and the context has no Dockerfile (looked for ${path4})`) : invalidInput("file", "the path of a Dockerfile in the workspace", given);
+  }
+  return path4;
+}
 function readBuildPushInputs() {
   const inputs = readInputs({
     image: readImage,
@@ -47692,7 +47702,7 @@ function readBuildPushInputs() {
       if (!isDirectory2(resolve2(context3))) throw invalidInput("context", "a directory in the workspace", context3);
       return resolve2(context3);
     },
-    file: () => getString("file"),
+    file: readDockerfile,
     target: () => getString("target"),
     buildArgs: () => readPairs("build-args", "KEY").map(([key, value]) => `${key}=${value}`),
     buildSecrets: () => {
@@ -47717,14 +47727,7 @@ function readBuildPushInputs() {
       return [...new Set(upper)];
     }
   });
-  const checked = readInputs({
-    file: () => {
-      const path4 = inputs.file === void 0 ? resolve2(inputs.context, "Dockerfile") : resolve2(inputs.file);
-      if (!isFile(path4)) {
-        throw inputs.file === void 0 ? new InputError("file", `Input "file" is not set and the context has no Dockerfile (looked for ${path4})`) : invalidInput("file", "the path of a Dockerfile in the workspace", inputs.file);
-      }
-      return path4;
-    },
+  readInputs({
     credentials: () => {
       if (!inputs.push) return;
       if (inputs.password === void 0) {
@@ -47748,7 +47751,7 @@ function readBuildPushInputs() {
     ...inputs.username === void 0 ? {} : { username: inputs.username },
     ...inputs.password === void 0 ? {} : { password: inputs.password },
     context: inputs.context,
-    file: checked.file,
+    file: inputs.file,
     ...inputs.target === void 0 ? {} : { target: inputs.target },
     buildArgs: inputs.buildArgs,
     buildSecrets: inputs.buildSecrets,

@@ -152,7 +152,8 @@ function readPlatforms(): string[] {
 }
 
 function readTags(): string[] {
-  const tags = getList('tags', { split: 'any' }) ?? [];
+  // Lines or commas; not spaces, so `not a tag` is reported as one bad tag rather than three tags.
+  const tags = (getList('tags') ?? []).flatMap((line) => line.split(',')).map((tag) => tag.trim()).filter((tag) => tag !== '');
   const invalid = tags.filter((tag) => !TAG_PATTERN.test(tag));
   if (invalid.length > 0) {
     throw new InputError(
@@ -173,6 +174,20 @@ function readSmokeUrl(): SmokeOptions['url'] {
   return { port, path: match[2] ?? '/' };
 }
 
+/** Read beside `context` rather than after it, so a missing Dockerfile is reported with every other problem. */
+function readDockerfile(): string | undefined {
+  const given = getString('file');
+  const context = resolve(getString('context', { default: '.' }));
+  if (given === undefined && !isDirectory(context)) return undefined; // the context's own error says it all
+  const path = given === undefined ? resolve(context, 'Dockerfile') : resolve(given);
+  if (!isFile(path)) {
+    throw given === undefined
+      ? new InputError('file', `Input "file" is not set and the context has no Dockerfile (looked for ${path})`)
+      : invalidInput('file', 'the path of a Dockerfile in the workspace', given);
+  }
+  return path;
+}
+
 export function readBuildPushInputs(): BuildPushInputs {
   const inputs = readInputs({
     image: readImage,
@@ -184,7 +199,7 @@ export function readBuildPushInputs(): BuildPushInputs {
       if (!isDirectory(resolve(context))) throw invalidInput('context', 'a directory in the workspace', context);
       return resolve(context);
     },
-    file: () => getString('file'),
+    file: readDockerfile,
     target: () => getString('target'),
     buildArgs: () => readPairs('build-args', 'KEY').map(([key, value]) => `${key}=${value}`),
     buildSecrets: () => {
@@ -210,16 +225,7 @@ export function readBuildPushInputs(): BuildPushInputs {
     },
   });
   // These depend on other inputs, so they are checked once those are known (still before anything runs).
-  const checked = readInputs({
-    file: () => {
-      const path = inputs.file === undefined ? resolve(inputs.context, 'Dockerfile') : resolve(inputs.file);
-      if (!isFile(path)) {
-        throw inputs.file === undefined
-          ? new InputError('file', `Input "file" is not set and the context has no Dockerfile (looked for ${path})`)
-          : invalidInput('file', 'the path of a Dockerfile in the workspace', inputs.file);
-      }
-      return path;
-    },
+  readInputs({
     credentials: () => {
       if (!inputs.push) return;
       if (inputs.password === undefined) {
@@ -243,7 +249,7 @@ export function readBuildPushInputs(): BuildPushInputs {
     ...(inputs.username === undefined ? {} : { username: inputs.username }),
     ...(inputs.password === undefined ? {} : { password: inputs.password }),
     context: inputs.context,
-    file: checked.file,
+    file: inputs.file!,
     ...(inputs.target === undefined ? {} : { target: inputs.target }),
     buildArgs: inputs.buildArgs,
     buildSecrets: inputs.buildSecrets,
