@@ -45,7 +45,7 @@ describe('lockout guard commands', () => {
         'rm -f /var/lib/skiff-cf/skiff_cf/fired /var/lib/skiff-cf/skiff_cf/confirmed',
         'date -u +%FT%TZ > /var/lib/skiff-cf/skiff_cf/armed',
         'if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then systemctl stop skiff-cf-revert-skiff_cf.timer skiff-cf-revert-skiff_cf.service 2>/dev/null || true; ' +
-          'systemd-run --quiet --collect '--unit=skiff-cf-revert-skiff_cf' '--on-active=60s' '--timer-property=AccuracySec=1s' /bin/sh /var/lib/skiff-cf/skiff_cf/revert.sh ; else ' +
+          'systemd-run --quiet --collect \'--unit=skiff-cf-revert-skiff_cf\' \'--on-active=60s\' \'--timer-property=AccuracySec=1s\' /bin/sh /var/lib/skiff-cf/skiff_cf/revert.sh ; else ' +
           "setsid nohup sh -c 'sleep 60; exec sh /var/lib/skiff-cf/skiff_cf/revert.sh' </dev/null >/dev/null 2>&1 & echo $! > /var/lib/skiff-cf/skiff_cf/sleeper.pid ; fi",
       ].join('\n'),
     );
