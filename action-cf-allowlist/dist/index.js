@@ -20,9 +20,9 @@ var __commonJS = (cb, mod) => function __require2() {
 };
 var __copyProps = (to, from, except, desc) => {
   if (from && typeof from === "object" || typeof from === "function") {
-    for (let key of __getOwnPropNames(from))
-      if (!__hasOwnProp.call(to, key) && key !== except)
-        __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
+    for (let key2 of __getOwnPropNames(from))
+      if (!__hasOwnProp.call(to, key2) && key2 !== except)
+        __defProp(to, key2, { get: () => from[key2], enumerable: !(desc = __getOwnPropDesc(from, key2)) || desc.enumerable });
   }
   return to;
 };
@@ -806,9 +806,9 @@ var require_constants = __commonJS({
       "X-XSS-Protection"
     ];
     for (let i = 0; i < wellknownHeaderNames.length; ++i) {
-      const key = wellknownHeaderNames[i];
-      const lowerCasedKey = key.toLowerCase();
-      headerNameLowerCasedRecord[key] = headerNameLowerCasedRecord[lowerCasedKey] = lowerCasedKey;
+      const key2 = wellknownHeaderNames[i];
+      const lowerCasedKey = key2.toLowerCase();
+      headerNameLowerCasedRecord[key2] = headerNameLowerCasedRecord[lowerCasedKey] = lowerCasedKey;
     }
     Object.setPrototypeOf(headerNameLowerCasedRecord, null);
     module.exports = {
@@ -842,16 +842,16 @@ var require_tree = __commonJS({
        * @param {any} value
        * @param {number} index
        */
-      constructor(key, value, index) {
-        if (index === void 0 || index >= key.length) {
+      constructor(key2, value, index) {
+        if (index === void 0 || index >= key2.length) {
           throw new TypeError("Unreachable");
         }
-        const code = this.code = key.charCodeAt(index);
+        const code = this.code = key2.charCodeAt(index);
         if (code > 127) {
           throw new TypeError("key must be ascii string");
         }
-        if (key.length !== ++index) {
-          this.middle = new _TstNode(key, value, index);
+        if (key2.length !== ++index) {
+          this.middle = new _TstNode(key2, value, index);
         } else {
           this.value = value;
         }
@@ -860,15 +860,15 @@ var require_tree = __commonJS({
        * @param {string} key
        * @param {any} value
        */
-      add(key, value) {
-        const length = key.length;
+      add(key2, value) {
+        const length = key2.length;
         if (length === 0) {
           throw new TypeError("Unreachable");
         }
         let index = 0;
         let node = this;
         while (true) {
-          const code = key.charCodeAt(index);
+          const code = key2.charCodeAt(index);
           if (code > 127) {
             throw new TypeError("key must be ascii string");
           }
@@ -879,20 +879,20 @@ var require_tree = __commonJS({
             } else if (node.middle !== null) {
               node = node.middle;
             } else {
-              node.middle = new _TstNode(key, value, index);
+              node.middle = new _TstNode(key2, value, index);
               break;
             }
           } else if (node.code < code) {
             if (node.left !== null) {
               node = node.left;
             } else {
-              node.left = new _TstNode(key, value, index);
+              node.left = new _TstNode(key2, value, index);
               break;
             }
           } else if (node.right !== null) {
             node = node.right;
           } else {
-            node.right = new _TstNode(key, value, index);
+            node.right = new _TstNode(key2, value, index);
             break;
           }
         }
@@ -901,12 +901,12 @@ var require_tree = __commonJS({
        * @param {Uint8Array} key
        * @return {TstNode | null}
        */
-      search(key) {
-        const keylength = key.length;
+      search(key2) {
+        const keylength = key2.length;
         let index = 0;
         let node = this;
         while (node !== null && index < keylength) {
-          let code = key[index];
+          let code = key2[index];
           if (code <= 90 && code >= 65) {
             code |= 32;
           }
@@ -931,25 +931,25 @@ var require_tree = __commonJS({
        * @param {string} key
        * @param {any} value
        * */
-      insert(key, value) {
+      insert(key2, value) {
         if (this.node === null) {
-          this.node = new TstNode(key, value, 0);
+          this.node = new TstNode(key2, value, 0);
         } else {
-          this.node.add(key, value);
+          this.node.add(key2, value);
         }
       }
       /**
        * @param {Uint8Array} key
        * @return {any}
        */
-      lookup(key) {
-        return this.node?.search(key)?.value ?? null;
+      lookup(key2) {
+        return this.node?.search(key2)?.value ?? null;
       }
     };
     var tree = new TernarySearchTree();
     for (let i = 0; i < wellknownHeaderNames.length; ++i) {
-      const key = headerNameLowerCasedRecord[wellknownHeaderNames[i]];
-      tree.insert(key, key);
+      const key2 = headerNameLowerCasedRecord[wellknownHeaderNames[i]];
+      tree.insert(key2, key2);
     }
     module.exports = {
       TernarySearchTree,
@@ -1173,20 +1173,20 @@ var require_util = __commonJS({
     function parseHeaders(headers, obj) {
       if (obj === void 0) obj = {};
       for (let i = 0; i < headers.length; i += 2) {
-        const key = headerNameToString(headers[i]);
-        let val = obj[key];
+        const key2 = headerNameToString(headers[i]);
+        let val = obj[key2];
         if (val) {
           if (typeof val === "string") {
             val = [val];
-            obj[key] = val;
+            obj[key2] = val;
           }
           val.push(headers[i + 1].toString("utf8"));
         } else {
           const headersValue = headers[i + 1];
           if (typeof headersValue === "string") {
-            obj[key] = headersValue;
+            obj[key2] = headersValue;
           } else {
-            obj[key] = Array.isArray(headersValue) ? headersValue.map((x) => x.toString("utf8")) : headersValue.toString("utf8");
+            obj[key2] = Array.isArray(headersValue) ? headersValue.map((x) => x.toString("utf8")) : headersValue.toString("utf8");
           }
         }
       }
@@ -1200,21 +1200,21 @@ var require_util = __commonJS({
       const ret = new Array(len);
       let hasContentLength = false;
       let contentDispositionIdx = -1;
-      let key;
+      let key2;
       let val;
       let kLen = 0;
       for (let n = 0; n < headers.length; n += 2) {
-        key = headers[n];
+        key2 = headers[n];
         val = headers[n + 1];
-        typeof key !== "string" && (key = key.toString());
+        typeof key2 !== "string" && (key2 = key2.toString());
         typeof val !== "string" && (val = val.toString("utf8"));
-        kLen = key.length;
-        if (kLen === 14 && key[7] === "-" && (key === "content-length" || key.toLowerCase() === "content-length")) {
+        kLen = key2.length;
+        if (kLen === 14 && key2[7] === "-" && (key2 === "content-length" || key2.toLowerCase() === "content-length")) {
           hasContentLength = true;
-        } else if (kLen === 19 && key[7] === "-" && (key === "content-disposition" || key.toLowerCase() === "content-disposition")) {
+        } else if (kLen === 19 && key2[7] === "-" && (key2 === "content-disposition" || key2.toLowerCase() === "content-disposition")) {
           contentDispositionIdx = n + 1;
         }
-        ret[n] = key;
+        ret[n] = key2;
         ret[n + 1] = val;
       }
       if (hasContentLength && contentDispositionIdx !== -1) {
@@ -1497,36 +1497,36 @@ var require_diagnostics = __commonJS({
       const debuglog = fetchDebuglog.enabled ? fetchDebuglog : undiciDebugLog;
       diagnosticsChannel.channel("undici:client:beforeConnect").subscribe((evt) => {
         const {
-          connectParams: { version: version2, protocol, port, host }
+          connectParams: { version, protocol, port, host }
         } = evt;
         debuglog(
           "connecting to %s using %s%s",
           `${host}${port ? `:${port}` : ""}`,
           protocol,
-          version2
+          version
         );
       });
       diagnosticsChannel.channel("undici:client:connected").subscribe((evt) => {
         const {
-          connectParams: { version: version2, protocol, port, host }
+          connectParams: { version, protocol, port, host }
         } = evt;
         debuglog(
           "connected to %s using %s%s",
           `${host}${port ? `:${port}` : ""}`,
           protocol,
-          version2
+          version
         );
       });
       diagnosticsChannel.channel("undici:client:connectError").subscribe((evt) => {
         const {
-          connectParams: { version: version2, protocol, port, host },
+          connectParams: { version, protocol, port, host },
           error: error2
         } = evt;
         debuglog(
           "connection to %s using %s%s errored - %s",
           `${host}${port ? `:${port}` : ""}`,
           protocol,
-          version2,
+          version,
           error2.message
         );
       });
@@ -1575,31 +1575,31 @@ var require_diagnostics = __commonJS({
         const debuglog = undiciDebugLog.enabled ? undiciDebugLog : websocketDebuglog;
         diagnosticsChannel.channel("undici:client:beforeConnect").subscribe((evt) => {
           const {
-            connectParams: { version: version2, protocol, port, host }
+            connectParams: { version, protocol, port, host }
           } = evt;
           debuglog(
             "connecting to %s%s using %s%s",
             host,
             port ? `:${port}` : "",
             protocol,
-            version2
+            version
           );
         });
         diagnosticsChannel.channel("undici:client:connected").subscribe((evt) => {
           const {
-            connectParams: { version: version2, protocol, port, host }
+            connectParams: { version, protocol, port, host }
           } = evt;
           debuglog(
             "connected to %s%s using %s%s",
             host,
             port ? `:${port}` : "",
             protocol,
-            version2
+            version
           );
         });
         diagnosticsChannel.channel("undici:client:connectError").subscribe((evt) => {
           const {
-            connectParams: { version: version2, protocol, port, host },
+            connectParams: { version, protocol, port, host },
             error: error2
           } = evt;
           debuglog(
@@ -1607,7 +1607,7 @@ var require_diagnostics = __commonJS({
             host,
             port ? `:${port}` : "",
             protocol,
-            version2,
+            version,
             error2.message
           );
         });
@@ -1955,20 +1955,20 @@ var require_request = __commonJS({
           this.endHandler = null;
         }
       }
-      addHeader(key, value) {
-        processHeader(this, key, value);
+      addHeader(key2, value) {
+        processHeader(this, key2, value);
         return this;
       }
     };
-    function processHeader(request, key, val) {
+    function processHeader(request, key2, val) {
       if (val && (typeof val === "object" && !Array.isArray(val))) {
-        throw new InvalidArgumentError(`invalid ${key} header`);
+        throw new InvalidArgumentError(`invalid ${key2} header`);
       } else if (val === void 0) {
         return;
       }
-      let headerName = headerNameLowerCasedRecord[key];
+      let headerName = headerNameLowerCasedRecord[key2];
       if (headerName === void 0) {
-        headerName = key.toLowerCase();
+        headerName = key2.toLowerCase();
         if (headerNameLowerCasedRecord[headerName] === void 0 && !isValidHTTPToken(headerName)) {
           throw new InvalidArgumentError("invalid header key");
         }
@@ -1978,17 +1978,17 @@ var require_request = __commonJS({
         for (let i = 0; i < val.length; i++) {
           if (typeof val[i] === "string") {
             if (!isValidHeaderValue(val[i])) {
-              throw new InvalidArgumentError(`invalid ${key} header`);
+              throw new InvalidArgumentError(`invalid ${key2} header`);
             }
             arr.push(val[i]);
           } else if (val[i] === null) {
             arr.push("");
           } else if (typeof val[i] === "object") {
-            throw new InvalidArgumentError(`invalid ${key} header`);
+            throw new InvalidArgumentError(`invalid ${key2} header`);
           } else {
             const str = `${val[i]}`;
             if (!isValidHeaderValue(str)) {
-              throw new InvalidArgumentError(`invalid ${key} header`);
+              throw new InvalidArgumentError(`invalid ${key2} header`);
             }
             arr.push(str);
           }
@@ -1996,14 +1996,14 @@ var require_request = __commonJS({
         val = arr;
       } else if (typeof val === "string") {
         if (!isValidHeaderValue(val)) {
-          throw new InvalidArgumentError(`invalid ${key} header`);
+          throw new InvalidArgumentError(`invalid ${key2} header`);
         }
       } else if (val === null) {
         val = "";
       } else {
         val = `${val}`;
         if (!isValidHeaderValue(val)) {
-          throw new InvalidArgumentError(`invalid ${key} header`);
+          throw new InvalidArgumentError(`invalid ${key2} header`);
         }
       }
       if (headerName === "host") {
@@ -2024,7 +2024,7 @@ var require_request = __commonJS({
         }
       } else if (request.contentType === null && headerName === "content-type") {
         request.contentType = val;
-        request.headers.push(key, val);
+        request.headers.push(key2, val);
       } else if (headerName === "transfer-encoding" || headerName === "keep-alive" || headerName === "upgrade") {
         throw new InvalidArgumentError(`invalid ${headerName} header`);
       } else if (headerName === "connection") {
@@ -2038,7 +2038,7 @@ var require_request = __commonJS({
       } else if (headerName === "expect") {
         throw new NotSupportedError("expect header not supported");
       } else {
-        request.headers.push(key, val);
+        request.headers.push(key2, val);
       }
     }
     module.exports = Request;
@@ -2526,13 +2526,13 @@ var require_connect = __commonJS({
         constructor(maxCachedSessions) {
           this._maxCachedSessions = maxCachedSessions;
           this._sessionCache = /* @__PURE__ */ new Map();
-          this._sessionRegistry = new global.FinalizationRegistry((key) => {
+          this._sessionRegistry = new global.FinalizationRegistry((key2) => {
             if (this._sessionCache.size < this._maxCachedSessions) {
               return;
             }
-            const ref = this._sessionCache.get(key);
+            const ref = this._sessionCache.get(key2);
             if (ref !== void 0 && ref.deref() === void 0) {
-              this._sessionCache.delete(key);
+              this._sessionCache.delete(key2);
             }
           });
         }
@@ -2696,10 +2696,10 @@ var require_utils = __commonJS({
     exports.enumToMap = void 0;
     function enumToMap(obj) {
       const res = {};
-      Object.keys(obj).forEach((key) => {
-        const value = obj[key];
+      Object.keys(obj).forEach((key2) => {
+        const value = obj[key2];
         if (typeof value === "number") {
-          res[key] = value;
+          res[key2] = value;
         }
       });
       return res;
@@ -2876,9 +2876,9 @@ var require_constants2 = __commonJS({
     ];
     exports.METHOD_MAP = utils_1.enumToMap(METHODS);
     exports.H_METHOD_MAP = {};
-    Object.keys(exports.METHOD_MAP).forEach((key) => {
-      if (/^H/.test(key)) {
-        exports.H_METHOD_MAP[key] = exports.METHOD_MAP[key];
+    Object.keys(exports.METHOD_MAP).forEach((key2) => {
+      if (/^H/.test(key2)) {
+        exports.H_METHOD_MAP[key2] = exports.METHOD_MAP[key2];
       }
     });
     var FINISH;
@@ -3849,19 +3849,19 @@ var require_webidl = __commonJS({
         const result = {};
         if (!types.isProxy(O)) {
           const keys2 = [...Object.getOwnPropertyNames(O), ...Object.getOwnPropertySymbols(O)];
-          for (const key of keys2) {
-            const typedKey = keyConverter(key, prefix, argument);
-            const typedValue = valueConverter(O[key], prefix, argument);
+          for (const key2 of keys2) {
+            const typedKey = keyConverter(key2, prefix, argument);
+            const typedValue = valueConverter(O[key2], prefix, argument);
             result[typedKey] = typedValue;
           }
           return result;
         }
         const keys = Reflect.ownKeys(O);
-        for (const key of keys) {
-          const desc = Reflect.getOwnPropertyDescriptor(O, key);
+        for (const key2 of keys) {
+          const desc = Reflect.getOwnPropertyDescriptor(O, key2);
           if (desc?.enumerable) {
-            const typedKey = keyConverter(key, prefix, argument);
-            const typedValue = valueConverter(O[key], prefix, argument);
+            const typedKey = keyConverter(key2, prefix, argument);
+            const typedValue = valueConverter(O[key2], prefix, argument);
             result[typedKey] = typedValue;
           }
         }
@@ -3892,29 +3892,29 @@ var require_webidl = __commonJS({
           });
         }
         for (const options of converters) {
-          const { key, defaultValue, required, converter } = options;
+          const { key: key2, defaultValue, required, converter } = options;
           if (required === true) {
-            if (!Object.hasOwn(dictionary, key)) {
+            if (!Object.hasOwn(dictionary, key2)) {
               throw webidl.errors.exception({
                 header: prefix,
-                message: `Missing required key "${key}".`
+                message: `Missing required key "${key2}".`
               });
             }
           }
-          let value = dictionary[key];
+          let value = dictionary[key2];
           const hasDefault = Object.hasOwn(options, "defaultValue");
           if (hasDefault && value !== null) {
             value ??= defaultValue();
           }
           if (required || hasDefault || value !== void 0) {
-            value = converter(value, prefix, `${argument}.${key}`);
+            value = converter(value, prefix, `${argument}.${key2}`);
             if (options.allowedValues && !options.allowedValues.includes(value)) {
               throw webidl.errors.exception({
                 header: prefix,
                 message: `${value} is not an accepted type. Expected one of ${options.allowedValues.join(", ")}.`
               });
             }
-            dict[key] = value;
+            dict[key2] = value;
           }
         }
         return dict;
@@ -4529,18 +4529,18 @@ var require_util2 = __commonJS({
               done: true
             };
           }
-          const { [keyIndex]: key, [valueIndex]: value } = values[index];
+          const { [keyIndex]: key2, [valueIndex]: value } = values[index];
           this.#index = index + 1;
           let result;
           switch (this.#kind) {
             case "key":
-              result = key;
+              result = key2;
               break;
             case "value":
               result = value;
               break;
             case "key+value":
-              result = [key, value];
+              result = [key2, value];
               break;
           }
           return {
@@ -4606,8 +4606,8 @@ var require_util2 = __commonJS({
                 `Failed to execute 'forEach' on '${name}': parameter 1 is not of type 'Function'.`
               );
             }
-            for (const { 0: key, 1: value } of makeIterator(this, "key+value")) {
-              callbackfn.call(thisArg, value, key, this);
+            for (const { 0: key2, 1: value } of makeIterator(this, "key+value")) {
+              callbackfn.call(thisArg, value, key2, this);
             }
           }
         }
@@ -4855,8 +4855,8 @@ var require_util2 = __commonJS({
       }
       return values;
     }
-    function getDecodeSplit(name, list) {
-      const value = list.get(name, true);
+    function getDecodeSplit(name, list3) {
+      const value = list3.get(name, true);
       if (value === null) {
         return null;
       }
@@ -6050,15 +6050,15 @@ var require_client_h1 = __commonJS({
         } else {
           this.headers[len - 1] = Buffer.concat([this.headers[len - 1], buf]);
         }
-        const key = this.headers[len - 2];
-        if (key.length === 10) {
-          const headerName = util.bufferToLowerCasedHeaderName(key);
+        const key2 = this.headers[len - 2];
+        if (key2.length === 10) {
+          const headerName = util.bufferToLowerCasedHeaderName(key2);
           if (headerName === "keep-alive") {
             this.keepAlive += buf.toString();
           } else if (headerName === "connection") {
             this.connection += buf.toString();
           }
-        } else if (key.length === 14 && util.bufferToLowerCasedHeaderName(key) === "content-length") {
+        } else if (key2.length === 14 && util.bufferToLowerCasedHeaderName(key2) === "content-length") {
           this.contentLength += buf.toString();
         }
         this.trackHeader(buf.length);
@@ -6556,15 +6556,15 @@ upgrade: ${upgrade}\r
       }
       if (Array.isArray(headers)) {
         for (let n = 0; n < headers.length; n += 2) {
-          const key = headers[n + 0];
+          const key2 = headers[n + 0];
           const val = headers[n + 1];
           if (Array.isArray(val)) {
             for (let i = 0; i < val.length; i++) {
-              header += `${key}: ${val[i]}\r
+              header += `${key2}: ${val[i]}\r
 `;
             }
           } else {
-            header += `${key}: ${val}\r
+            header += `${key2}: ${val}\r
 `;
           }
         }
@@ -7074,18 +7074,18 @@ var require_client_h2 = __commonJS({
       }
       const headers = {};
       for (let n = 0; n < reqHeaders.length; n += 2) {
-        const key = reqHeaders[n + 0];
+        const key2 = reqHeaders[n + 0];
         const val = reqHeaders[n + 1];
         if (Array.isArray(val)) {
           for (let i = 0; i < val.length; i++) {
-            if (headers[key]) {
-              headers[key] += `,${val[i]}`;
+            if (headers[key2]) {
+              headers[key2] += `,${val[i]}`;
             } else {
-              headers[key] = val[i];
+              headers[key2] = val[i];
             }
           }
         } else {
-          headers[key] = val;
+          headers[key2] = val;
         }
       }
       let stream;
@@ -7580,9 +7580,9 @@ var require_redirect_handler = __commonJS({
           }
         }
       } else if (headers && typeof headers === "object") {
-        for (const key of Object.keys(headers)) {
-          if (!shouldRemoveHeader(key, removeContent, unknownOrigin)) {
-            ret.push(key, headers[key]);
+        for (const key2 of Object.keys(headers)) {
+          if (!shouldRemoveHeader(key2, removeContent, unknownOrigin)) {
+            ret.push(key2, headers[key2]);
           }
         }
       } else {
@@ -8663,16 +8663,16 @@ var require_agent = __commonJS({
         return ret;
       }
       [kDispatch](opts, handler) {
-        let key;
+        let key2;
         if (opts.origin && (typeof opts.origin === "string" || opts.origin instanceof URL)) {
-          key = String(opts.origin);
+          key2 = String(opts.origin);
         } else {
           throw new InvalidArgumentError("opts.origin must be a non-empty string or URL.");
         }
-        let dispatcher = this[kClients].get(key);
+        let dispatcher = this[kClients].get(key2);
         if (!dispatcher) {
           dispatcher = this[kFactory](opts.origin, this[kOptions]).on("drain", this[kOnDrain]).on("connect", this[kOnConnect]).on("disconnect", this[kOnDisconnect]).on("connectionError", this[kOnConnectionError]);
-          this[kClients].set(key, dispatcher);
+          this[kClients].set(key2, dispatcher);
         }
         return dispatcher.dispatch(opts, handler);
       }
@@ -8911,7 +8911,7 @@ var require_proxy_agent = __commonJS({
       return headers;
     }
     function throwIfProxyAuthIsSent(headers) {
-      const existProxyAuth = headers && Object.keys(headers).find((key) => key.toLowerCase() === "proxy-authorization");
+      const existProxyAuth = headers && Object.keys(headers).find((key2) => key2.toLowerCase() === "proxy-authorization");
       if (existProxyAuth) {
         throw new InvalidArgumentError("Proxy-Authorization should be sent in ProxyAgent constructor");
       }
@@ -10689,18 +10689,18 @@ var require_mock_utils = __commonJS({
         })
       );
     }
-    function getHeaderByName(headers, key) {
+    function getHeaderByName(headers, key2) {
       if (Array.isArray(headers)) {
         for (let i = 0; i < headers.length; i += 2) {
-          if (headers[i].toLocaleLowerCase() === key.toLocaleLowerCase()) {
+          if (headers[i].toLocaleLowerCase() === key2.toLocaleLowerCase()) {
             return headers[i + 1];
           }
         }
         return void 0;
       } else if (typeof headers.get === "function") {
-        return headers.get(key);
+        return headers.get(key2);
       } else {
-        return lowerCaseEntries(headers)[key.toLocaleLowerCase()];
+        return lowerCaseEntries(headers)[key2.toLocaleLowerCase()];
       }
     }
     function buildHeadersFromArray(headers) {
@@ -10764,41 +10764,41 @@ var require_mock_utils = __commonJS({
         return data.toString();
       }
     }
-    function getMockDispatch(mockDispatches, key) {
-      const basePath = key.query ? buildURL(key.path, key.query) : key.path;
+    function getMockDispatch(mockDispatches, key2) {
+      const basePath = key2.query ? buildURL(key2.path, key2.query) : key2.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
       let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path }) => matchValue(safeUrl(path), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
-      matchedMockDispatches = matchedMockDispatches.filter(({ method }) => matchValue(method, key.method));
+      matchedMockDispatches = matchedMockDispatches.filter(({ method }) => matchValue(method, key2.method));
       if (matchedMockDispatches.length === 0) {
-        throw new MockNotMatchedError(`Mock dispatch not matched for method '${key.method}' on path '${resolvedPath}'`);
+        throw new MockNotMatchedError(`Mock dispatch not matched for method '${key2.method}' on path '${resolvedPath}'`);
       }
-      matchedMockDispatches = matchedMockDispatches.filter(({ body }) => typeof body !== "undefined" ? matchValue(body, key.body) : true);
+      matchedMockDispatches = matchedMockDispatches.filter(({ body }) => typeof body !== "undefined" ? matchValue(body, key2.body) : true);
       if (matchedMockDispatches.length === 0) {
-        throw new MockNotMatchedError(`Mock dispatch not matched for body '${key.body}' on path '${resolvedPath}'`);
+        throw new MockNotMatchedError(`Mock dispatch not matched for body '${key2.body}' on path '${resolvedPath}'`);
       }
-      matchedMockDispatches = matchedMockDispatches.filter((mockDispatch2) => matchHeaders(mockDispatch2, key.headers));
+      matchedMockDispatches = matchedMockDispatches.filter((mockDispatch2) => matchHeaders(mockDispatch2, key2.headers));
       if (matchedMockDispatches.length === 0) {
-        const headers = typeof key.headers === "object" ? JSON.stringify(key.headers) : key.headers;
+        const headers = typeof key2.headers === "object" ? JSON.stringify(key2.headers) : key2.headers;
         throw new MockNotMatchedError(`Mock dispatch not matched for headers '${headers}' on path '${resolvedPath}'`);
       }
       return matchedMockDispatches[0];
     }
-    function addMockDispatch(mockDispatches, key, data) {
+    function addMockDispatch(mockDispatches, key2, data) {
       const baseData = { timesInvoked: 0, times: 1, persist: false, consumed: false };
       const replyData = typeof data === "function" ? { callback: data } : { ...data };
-      const newMockDispatch = { ...baseData, ...key, pending: true, data: { error: null, ...replyData } };
+      const newMockDispatch = { ...baseData, ...key2, pending: true, data: { error: null, ...replyData } };
       mockDispatches.push(newMockDispatch);
       return newMockDispatch;
     }
-    function deleteMockDispatch(mockDispatches, key) {
+    function deleteMockDispatch(mockDispatches, key2) {
       const index = mockDispatches.findIndex((dispatch) => {
         if (!dispatch.consumed) {
           return false;
         }
-        return matchKey(dispatch, key);
+        return matchKey(dispatch, key2);
       });
       if (index !== -1) {
         mockDispatches.splice(index, 1);
@@ -10818,9 +10818,9 @@ var require_mock_utils = __commonJS({
       const keys = Object.keys(data);
       const result = [];
       for (let i = 0; i < keys.length; ++i) {
-        const key = keys[i];
-        const value = data[key];
-        const name = Buffer.from(`${key}`);
+        const key2 = keys[i];
+        const value = data[key2];
+        const name = Buffer.from(`${key2}`);
         if (Array.isArray(value)) {
           for (let j = 0; j < value.length; ++j) {
             result.push(name, Buffer.from(`${value[j]}`));
@@ -10842,8 +10842,8 @@ var require_mock_utils = __commonJS({
       return Buffer.concat(buffers).toString("utf8");
     }
     function mockDispatch(opts, handler) {
-      const key = buildKey(opts);
-      const mockDispatch2 = getMockDispatch(this[kDispatches], key);
+      const key2 = buildKey(opts);
+      const mockDispatch2 = getMockDispatch(this[kDispatches], key2);
       mockDispatch2.timesInvoked++;
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
@@ -10853,7 +10853,7 @@ var require_mock_utils = __commonJS({
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
       if (error2 !== null) {
-        deleteMockDispatch(this[kDispatches], key);
+        deleteMockDispatch(this[kDispatches], key2);
         handler.onError(error2);
         return true;
       }
@@ -10878,7 +10878,7 @@ var require_mock_utils = __commonJS({
         handler.onHeaders?.(statusCode, responseHeaders, resume, getStatusText(statusCode));
         handler.onData?.(Buffer.from(responseData));
         handler.onComplete?.(responseTrailers);
-        deleteMockDispatch(mockDispatches, key);
+        deleteMockDispatch(mockDispatches, key2);
       }
       function resume() {
       }
@@ -11640,7 +11640,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP: isIP2 } = __require("node:net");
+    var { isIP: isIP4 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11895,7 +11895,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP2(origin.hostname) !== 0) {
+          if (isIP4(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -12268,9 +12268,9 @@ var require_headers = __commonJS({
       // https://fetch.spec.whatwg.org/#dom-headers-getsetcookie
       getSetCookie() {
         webidl.brandCheck(this, _Headers);
-        const list = this.#headersList.cookies;
-        if (list) {
-          return [...list];
+        const list3 = this.#headersList.cookies;
+        if (list3) {
+          return [...list3];
         }
         return [];
       }
@@ -12310,8 +12310,8 @@ var require_headers = __commonJS({
       static getHeadersList(o) {
         return o.#headersList;
       }
-      static setHeadersList(o, list) {
-        o.#headersList = list;
+      static setHeadersList(o, list3) {
+        o.#headersList = list3;
       }
     };
     var { getHeadersGuard, setHeadersGuard, getHeadersList, setHeadersList } = Headers2;
@@ -12785,16 +12785,16 @@ var require_dispatcher_weakref = __commonJS({
       constructor(finalizer) {
         this.finalizer = finalizer;
       }
-      register(dispatcher, key) {
+      register(dispatcher, key2) {
         if (dispatcher.on) {
           dispatcher.on("disconnect", () => {
             if (dispatcher[kConnected] === 0 && dispatcher[kSize] === 0) {
-              this.finalizer(key);
+              this.finalizer(key2);
             }
           });
         }
       }
-      unregister(key) {
+      unregister(key2) {
       }
     };
     module.exports = function() {
@@ -13279,13 +13279,13 @@ var require_request2 = __commonJS({
         if (this.signal.aborted) {
           ac.abort(this.signal.reason);
         } else {
-          let list = dependentControllerMap.get(this.signal);
-          if (list === void 0) {
-            list = /* @__PURE__ */ new Set();
-            dependentControllerMap.set(this.signal, list);
+          let list3 = dependentControllerMap.get(this.signal);
+          if (list3 === void 0) {
+            list3 = /* @__PURE__ */ new Set();
+            dependentControllerMap.set(this.signal, list3);
           }
           const acRef = new WeakRef(ac);
-          list.add(acRef);
+          list3.add(acRef);
           util.addAbortListener(
             ac.signal,
             buildAbort(acRef)
@@ -16279,8 +16279,8 @@ var require_util6 = __commonJS({
         if (!part.includes("=")) {
           throw new Error("Invalid unparsed");
         }
-        const [key, ...value] = part.split("=");
-        const trimmedKey = key.trim();
+        const [key2, ...value] = part.split("=");
+        const trimmedKey = key2.trim();
         const joinedValue = value.join("=");
         validateCookieName(trimmedKey);
         validateCookieValue(joinedValue);
@@ -19299,73 +19299,73 @@ var require_semver = __commonJS({
     }
     var i;
     exports.parse = parse;
-    function parse(version2, options) {
+    function parse(version, options) {
       if (!options || typeof options !== "object") {
         options = {
           loose: !!options,
           includePrerelease: false
         };
       }
-      if (version2 instanceof SemVer) {
-        return version2;
+      if (version instanceof SemVer) {
+        return version;
       }
-      if (typeof version2 !== "string") {
+      if (typeof version !== "string") {
         return null;
       }
-      if (version2.length > MAX_LENGTH) {
+      if (version.length > MAX_LENGTH) {
         return null;
       }
       var r = options.loose ? safeRe[t.LOOSE] : safeRe[t.FULL];
-      if (!r.test(version2)) {
+      if (!r.test(version)) {
         return null;
       }
       try {
-        return new SemVer(version2, options);
+        return new SemVer(version, options);
       } catch (er) {
         return null;
       }
     }
     exports.valid = valid;
-    function valid(version2, options) {
-      var v = parse(version2, options);
+    function valid(version, options) {
+      var v = parse(version, options);
       return v ? v.version : null;
     }
     exports.clean = clean;
-    function clean(version2, options) {
-      var s = parse(version2.trim().replace(/^[=v]+/, ""), options);
+    function clean(version, options) {
+      var s = parse(version.trim().replace(/^[=v]+/, ""), options);
       return s ? s.version : null;
     }
     exports.SemVer = SemVer;
-    function SemVer(version2, options) {
+    function SemVer(version, options) {
       if (!options || typeof options !== "object") {
         options = {
           loose: !!options,
           includePrerelease: false
         };
       }
-      if (version2 instanceof SemVer) {
-        if (version2.loose === options.loose) {
-          return version2;
+      if (version instanceof SemVer) {
+        if (version.loose === options.loose) {
+          return version;
         } else {
-          version2 = version2.version;
+          version = version.version;
         }
-      } else if (typeof version2 !== "string") {
-        throw new TypeError("Invalid Version: " + version2);
+      } else if (typeof version !== "string") {
+        throw new TypeError("Invalid Version: " + version);
       }
-      if (version2.length > MAX_LENGTH) {
+      if (version.length > MAX_LENGTH) {
         throw new TypeError("version is longer than " + MAX_LENGTH + " characters");
       }
       if (!(this instanceof SemVer)) {
-        return new SemVer(version2, options);
+        return new SemVer(version, options);
       }
-      debug2("SemVer", version2, options);
+      debug2("SemVer", version, options);
       this.options = options;
       this.loose = !!options.loose;
-      var m = version2.trim().match(options.loose ? safeRe[t.LOOSE] : safeRe[t.FULL]);
+      var m = version.trim().match(options.loose ? safeRe[t.LOOSE] : safeRe[t.FULL]);
       if (!m) {
-        throw new TypeError("Invalid Version: " + version2);
+        throw new TypeError("Invalid Version: " + version);
       }
-      this.raw = version2;
+      this.raw = version;
       this.major = +m[1];
       this.minor = +m[2];
       this.patch = +m[3];
@@ -19552,13 +19552,13 @@ var require_semver = __commonJS({
       return this;
     };
     exports.inc = inc;
-    function inc(version2, release, loose, identifier) {
+    function inc(version, release, loose, identifier) {
       if (typeof loose === "string") {
         identifier = loose;
         loose = void 0;
       }
       try {
-        return new SemVer(version2, loose).inc(release, identifier).version;
+        return new SemVer(version, loose).inc(release, identifier).version;
       } catch (er) {
         return null;
       }
@@ -19575,10 +19575,10 @@ var require_semver = __commonJS({
           prefix = "pre";
           var defaultResult = "prerelease";
         }
-        for (var key in v1) {
-          if (key === "major" || key === "minor" || key === "patch") {
-            if (v1[key] !== v2[key]) {
-              return prefix + key;
+        for (var key2 in v1) {
+          if (key2 === "major" || key2 === "minor" || key2 === "patch") {
+            if (v1[key2] !== v2[key2]) {
+              return prefix + key2;
             }
           }
         }
@@ -19631,14 +19631,14 @@ var require_semver = __commonJS({
       return compare(b, a, loose);
     }
     exports.sort = sort;
-    function sort(list, loose) {
-      return list.sort(function(a, b) {
+    function sort(list3, loose) {
+      return list3.sort(function(a, b) {
         return exports.compareBuild(a, b, loose);
       });
     }
     exports.rsort = rsort;
-    function rsort(list, loose) {
-      return list.sort(function(a, b) {
+    function rsort(list3, loose) {
+      return list3.sort(function(a, b) {
         return exports.compareBuild(b, a, loose);
       });
     }
@@ -19749,19 +19749,19 @@ var require_semver = __commonJS({
     Comparator.prototype.toString = function() {
       return this.value;
     };
-    Comparator.prototype.test = function(version2) {
-      debug2("Comparator.test", version2, this.options.loose);
-      if (this.semver === ANY || version2 === ANY) {
+    Comparator.prototype.test = function(version) {
+      debug2("Comparator.test", version, this.options.loose);
+      if (this.semver === ANY || version === ANY) {
         return true;
       }
-      if (typeof version2 === "string") {
+      if (typeof version === "string") {
         try {
-          version2 = new SemVer(version2, this.options);
+          version = new SemVer(version, this.options);
         } catch (er) {
           return false;
         }
       }
-      return cmp(version2, this.operator, this.semver, this.options);
+      return cmp(version, this.operator, this.semver, this.options);
     };
     Comparator.prototype.intersects = function(comp, options) {
       if (!(comp instanceof Comparator)) {
@@ -20031,18 +20031,18 @@ var require_semver = __commonJS({
       range = range.replace(safeRe[t.CARETTRIM], caretTrimReplace);
       range = range.split(/\s+/).join(" ");
       var compRe = loose ? safeRe[t.COMPARATORLOOSE] : safeRe[t.COMPARATOR];
-      var set = range.split(" ").map(function(comp) {
+      var set2 = range.split(" ").map(function(comp) {
         return parseComparator(comp, this.options);
       }, this).join(" ").split(/\s+/);
       if (this.options.loose) {
-        set = set.filter(function(comp) {
+        set2 = set2.filter(function(comp) {
           return !!comp.match(compRe);
         });
       }
-      set = set.map(function(comp) {
+      set2 = set2.map(function(comp) {
         return new Comparator(comp, this.options);
       }, this);
-      return set;
+      return set2;
     };
     Range.prototype.intersects = function(range, options) {
       if (!(range instanceof Range)) {
@@ -20252,39 +20252,39 @@ var require_semver = __commonJS({
       }
       return (from + " " + to).trim();
     }
-    Range.prototype.test = function(version2) {
-      if (!version2) {
+    Range.prototype.test = function(version) {
+      if (!version) {
         return false;
       }
-      if (typeof version2 === "string") {
+      if (typeof version === "string") {
         try {
-          version2 = new SemVer(version2, this.options);
+          version = new SemVer(version, this.options);
         } catch (er) {
           return false;
         }
       }
       for (var i2 = 0; i2 < this.set.length; i2++) {
-        if (testSet(this.set[i2], version2, this.options)) {
+        if (testSet(this.set[i2], version, this.options)) {
           return true;
         }
       }
       return false;
     };
-    function testSet(set, version2, options) {
-      for (var i2 = 0; i2 < set.length; i2++) {
-        if (!set[i2].test(version2)) {
+    function testSet(set2, version, options) {
+      for (var i2 = 0; i2 < set2.length; i2++) {
+        if (!set2[i2].test(version)) {
           return false;
         }
       }
-      if (version2.prerelease.length && !options.includePrerelease) {
-        for (i2 = 0; i2 < set.length; i2++) {
-          debug2(set[i2].semver);
-          if (set[i2].semver === ANY) {
+      if (version.prerelease.length && !options.includePrerelease) {
+        for (i2 = 0; i2 < set2.length; i2++) {
+          debug2(set2[i2].semver);
+          if (set2[i2].semver === ANY) {
             continue;
           }
-          if (set[i2].semver.prerelease.length > 0) {
-            var allowed = set[i2].semver;
-            if (allowed.major === version2.major && allowed.minor === version2.minor && allowed.patch === version2.patch) {
+          if (set2[i2].semver.prerelease.length > 0) {
+            var allowed = set2[i2].semver;
+            if (allowed.major === version.major && allowed.minor === version.minor && allowed.patch === version.patch) {
               return true;
             }
           }
@@ -20294,13 +20294,13 @@ var require_semver = __commonJS({
       return true;
     }
     exports.satisfies = satisfies;
-    function satisfies(version2, range, options) {
+    function satisfies(version, range, options) {
       try {
         range = new Range(range, options);
       } catch (er) {
         return false;
       }
-      return range.test(version2);
+      return range.test(version);
     }
     exports.maxSatisfying = maxSatisfying;
     function maxSatisfying(versions, range, options) {
@@ -20394,16 +20394,16 @@ var require_semver = __commonJS({
       }
     }
     exports.ltr = ltr;
-    function ltr(version2, range, options) {
-      return outside(version2, range, "<", options);
+    function ltr(version, range, options) {
+      return outside(version, range, "<", options);
     }
     exports.gtr = gtr;
-    function gtr(version2, range, options) {
-      return outside(version2, range, ">", options);
+    function gtr(version, range, options) {
+      return outside(version, range, ">", options);
     }
     exports.outside = outside;
-    function outside(version2, range, hilo, options) {
-      version2 = new SemVer(version2, options);
+    function outside(version, range, hilo, options) {
+      version = new SemVer(version, options);
       range = new Range(range, options);
       var gtfn, ltefn, ltfn, comp, ecomp;
       switch (hilo) {
@@ -20424,7 +20424,7 @@ var require_semver = __commonJS({
         default:
           throw new TypeError('Must provide a hilo val of "<" or ">"');
       }
-      if (satisfies(version2, range, options)) {
+      if (satisfies(version, range, options)) {
         return false;
       }
       for (var i2 = 0; i2 < range.set.length; ++i2) {
@@ -20446,17 +20446,17 @@ var require_semver = __commonJS({
         if (high.operator === comp || high.operator === ecomp) {
           return false;
         }
-        if ((!low.operator || low.operator === comp) && ltefn(version2, low.semver)) {
+        if ((!low.operator || low.operator === comp) && ltefn(version, low.semver)) {
           return false;
-        } else if (low.operator === ecomp && ltfn(version2, low.semver)) {
+        } else if (low.operator === ecomp && ltfn(version, low.semver)) {
           return false;
         }
       }
       return true;
     }
     exports.prerelease = prerelease;
-    function prerelease(version2, options) {
-      var parsed = parse(version2, options);
+    function prerelease(version, options) {
+      var parsed = parse(version, options);
       return parsed && parsed.prerelease.length ? parsed.prerelease : null;
     }
     exports.intersects = intersects;
@@ -20466,23 +20466,23 @@ var require_semver = __commonJS({
       return r1.intersects(r2);
     }
     exports.coerce = coerce;
-    function coerce(version2, options) {
-      if (version2 instanceof SemVer) {
-        return version2;
+    function coerce(version, options) {
+      if (version instanceof SemVer) {
+        return version;
       }
-      if (typeof version2 === "number") {
-        version2 = String(version2);
+      if (typeof version === "number") {
+        version = String(version);
       }
-      if (typeof version2 !== "string") {
+      if (typeof version !== "string") {
         return null;
       }
       options = options || {};
       var match = null;
       if (!options.rtl) {
-        match = version2.match(safeRe[t.COERCE]);
+        match = version.match(safeRe[t.COERCE]);
       } else {
         var next;
-        while ((next = safeRe[t.COERCERTL].exec(version2)) && (!match || match.index + match[0].length !== version2.length)) {
+        while ((next = safeRe[t.COERCERTL].exec(version)) && (!match || match.index + match[0].length !== version.length)) {
           if (!match || next.index + next[0].length !== match.index + match[0].length) {
             match = next;
           }
@@ -20702,17 +20702,17 @@ var require_safer = __commonJS({
     var buffer = __require("buffer");
     var Buffer2 = buffer.Buffer;
     var safer = {};
-    var key;
-    for (key in buffer) {
-      if (!buffer.hasOwnProperty(key)) continue;
-      if (key === "SlowBuffer" || key === "Buffer") continue;
-      safer[key] = buffer[key];
+    var key2;
+    for (key2 in buffer) {
+      if (!buffer.hasOwnProperty(key2)) continue;
+      if (key2 === "SlowBuffer" || key2 === "Buffer") continue;
+      safer[key2] = buffer[key2];
     }
     var Safer = safer.Buffer = {};
-    for (key in Buffer2) {
-      if (!Buffer2.hasOwnProperty(key)) continue;
-      if (key === "allocUnsafe" || key === "allocUnsafeSlow") continue;
-      Safer[key] = Buffer2[key];
+    for (key2 in Buffer2) {
+      if (!Buffer2.hasOwnProperty(key2)) continue;
+      if (key2 === "allocUnsafe" || key2 === "allocUnsafeSlow") continue;
+      Safer[key2] = Buffer2[key2];
     }
     safer.Buffer.prototype = Buffer2.prototype;
     if (!Safer.from || Safer.from === Uint8Array.from) {
@@ -20946,11 +20946,11 @@ var require_writer = __commonJS({
       assert.ok(to);
       assert.equal(typeof to, "object");
       var keys = Object.getOwnPropertyNames(from);
-      keys.forEach(function(key) {
-        if (to[key])
+      keys.forEach(function(key2) {
+        if (to[key2])
           return;
-        var value = Object.getOwnPropertyDescriptor(from, key);
-        Object.defineProperty(to, key, value);
+        var value = Object.getOwnPropertyDescriptor(from, key2);
+        Object.defineProperty(to, key2, value);
       });
       return to;
     }
@@ -21565,7 +21565,7 @@ var require_nacl_fast = __commonJS({
         for (var i = 0; i < 8; i++) sn[i] = n[i + 16];
         return crypto_stream_salsa20_xor(c, cpos, m, mpos, d, sn, s);
       }
-      var poly1305 = function(key) {
+      var poly1305 = function(key2) {
         this.buffer = new Uint8Array(16);
         this.r = new Uint16Array(10);
         this.h = new Uint16Array(10);
@@ -21573,32 +21573,32 @@ var require_nacl_fast = __commonJS({
         this.leftover = 0;
         this.fin = 0;
         var t0, t1, t2, t3, t4, t5, t6, t7;
-        t0 = key[0] & 255 | (key[1] & 255) << 8;
+        t0 = key2[0] & 255 | (key2[1] & 255) << 8;
         this.r[0] = t0 & 8191;
-        t1 = key[2] & 255 | (key[3] & 255) << 8;
+        t1 = key2[2] & 255 | (key2[3] & 255) << 8;
         this.r[1] = (t0 >>> 13 | t1 << 3) & 8191;
-        t2 = key[4] & 255 | (key[5] & 255) << 8;
+        t2 = key2[4] & 255 | (key2[5] & 255) << 8;
         this.r[2] = (t1 >>> 10 | t2 << 6) & 7939;
-        t3 = key[6] & 255 | (key[7] & 255) << 8;
+        t3 = key2[6] & 255 | (key2[7] & 255) << 8;
         this.r[3] = (t2 >>> 7 | t3 << 9) & 8191;
-        t4 = key[8] & 255 | (key[9] & 255) << 8;
+        t4 = key2[8] & 255 | (key2[9] & 255) << 8;
         this.r[4] = (t3 >>> 4 | t4 << 12) & 255;
         this.r[5] = t4 >>> 1 & 8190;
-        t5 = key[10] & 255 | (key[11] & 255) << 8;
+        t5 = key2[10] & 255 | (key2[11] & 255) << 8;
         this.r[6] = (t4 >>> 14 | t5 << 2) & 8191;
-        t6 = key[12] & 255 | (key[13] & 255) << 8;
+        t6 = key2[12] & 255 | (key2[13] & 255) << 8;
         this.r[7] = (t5 >>> 11 | t6 << 5) & 8065;
-        t7 = key[14] & 255 | (key[15] & 255) << 8;
+        t7 = key2[14] & 255 | (key2[15] & 255) << 8;
         this.r[8] = (t6 >>> 8 | t7 << 8) & 8191;
         this.r[9] = t7 >>> 5 & 127;
-        this.pad[0] = key[16] & 255 | (key[17] & 255) << 8;
-        this.pad[1] = key[18] & 255 | (key[19] & 255) << 8;
-        this.pad[2] = key[20] & 255 | (key[21] & 255) << 8;
-        this.pad[3] = key[22] & 255 | (key[23] & 255) << 8;
-        this.pad[4] = key[24] & 255 | (key[25] & 255) << 8;
-        this.pad[5] = key[26] & 255 | (key[27] & 255) << 8;
-        this.pad[6] = key[28] & 255 | (key[29] & 255) << 8;
-        this.pad[7] = key[30] & 255 | (key[31] & 255) << 8;
+        this.pad[0] = key2[16] & 255 | (key2[17] & 255) << 8;
+        this.pad[1] = key2[18] & 255 | (key2[19] & 255) << 8;
+        this.pad[2] = key2[20] & 255 | (key2[21] & 255) << 8;
+        this.pad[3] = key2[22] & 255 | (key2[23] & 255) << 8;
+        this.pad[4] = key2[24] & 255 | (key2[25] & 255) << 8;
+        this.pad[5] = key2[26] & 255 | (key2[27] & 255) << 8;
+        this.pad[6] = key2[28] & 255 | (key2[29] & 255) << 8;
+        this.pad[7] = key2[30] & 255 | (key2[31] & 255) << 8;
       };
       poly1305.prototype.blocks = function(m, mpos, bytes) {
         var hibit = this.fin ? 0 : 1 << 11;
@@ -23241,23 +23241,23 @@ var require_nacl_fast = __commonJS({
         randombytes(b, n);
         return b;
       };
-      nacl.secretbox = function(msg, nonce, key) {
-        checkArrayTypes(msg, nonce, key);
-        checkLengths(key, nonce);
+      nacl.secretbox = function(msg, nonce, key2) {
+        checkArrayTypes(msg, nonce, key2);
+        checkLengths(key2, nonce);
         var m = new Uint8Array(crypto_secretbox_ZEROBYTES + msg.length);
         var c = new Uint8Array(m.length);
         for (var i = 0; i < msg.length; i++) m[i + crypto_secretbox_ZEROBYTES] = msg[i];
-        crypto_secretbox(c, m, m.length, nonce, key);
+        crypto_secretbox(c, m, m.length, nonce, key2);
         return c.subarray(crypto_secretbox_BOXZEROBYTES);
       };
-      nacl.secretbox.open = function(box, nonce, key) {
-        checkArrayTypes(box, nonce, key);
-        checkLengths(key, nonce);
+      nacl.secretbox.open = function(box, nonce, key2) {
+        checkArrayTypes(box, nonce, key2);
+        checkLengths(key2, nonce);
         var c = new Uint8Array(crypto_secretbox_BOXZEROBYTES + box.length);
         var m = new Uint8Array(c.length);
         for (var i = 0; i < box.length; i++) c[i + crypto_secretbox_BOXZEROBYTES] = box[i];
         if (c.length < 32) return false;
-        if (crypto_secretbox_open(m, c, c.length, nonce, key) !== 0) return false;
+        if (crypto_secretbox_open(m, c, c.length, nonce, key2) !== 0) return false;
         return m.subarray(crypto_secretbox_ZEROBYTES);
       };
       nacl.secretbox.keyLength = crypto_secretbox_KEYBYTES;
@@ -24528,11 +24528,11 @@ var require_bcrypt_pbkdf = __commonJS({
       }
       return temp;
     }
-    Blowfish.prototype.expand0state = function(key, keybytes) {
+    Blowfish.prototype.expand0state = function(key2, keybytes) {
       var d = new Uint32Array(2), i, k;
       var d8 = new Uint8Array(d.buffer);
       for (i = 0, BLF_J = 0; i < 18; i++) {
-        this.P[i] ^= stream2word(key, keybytes);
+        this.P[i] ^= stream2word(key2, keybytes);
       }
       BLF_J = 0;
       for (i = 0; i < 18; i += 2) {
@@ -24548,10 +24548,10 @@ var require_bcrypt_pbkdf = __commonJS({
         }
       }
     };
-    Blowfish.prototype.expandstate = function(data, databytes, key, keybytes) {
+    Blowfish.prototype.expandstate = function(data, databytes, key2, keybytes) {
       var d = new Uint32Array(2), i, k;
       for (i = 0, BLF_J = 0; i < 18; i++) {
-        this.P[i] ^= stream2word(key, keybytes);
+        this.P[i] ^= stream2word(key2, keybytes);
       }
       for (i = 0, BLF_J = 0; i < 18; i += 2) {
         d[0] ^= stream2word(data, databytes);
@@ -24634,7 +24634,7 @@ var require_bcrypt_pbkdf = __commonJS({
         out[4 * i + 0] = cdata[i];
       }
     }
-    function bcrypt_pbkdf(pass, passlen, salt, saltlen, key, keylen, rounds) {
+    function bcrypt_pbkdf(pass, passlen, salt, saltlen, key2, keylen, rounds) {
       var sha2pass = new Uint8Array(64), sha2salt = new Uint8Array(64), out = new Uint8Array(BCRYPT_HASHSIZE), tmpout = new Uint8Array(BCRYPT_HASHSIZE), countsalt = new Uint8Array(saltlen + 4), i, j, amt, stride, dest, count, origkeylen = keylen;
       if (rounds < 1)
         return -1;
@@ -24665,7 +24665,7 @@ var require_bcrypt_pbkdf = __commonJS({
           dest = i * stride + (count - 1);
           if (dest >= origkeylen)
             break;
-          key[dest] = out[i];
+          key2[dest] = out[i];
         }
         keylen -= i;
       }
@@ -24693,13 +24693,13 @@ var require_constants6 = __commonJS({
     var { bindingAvailable, CIPHER_INFO, MAC_INFO } = require_crypto();
     var eddsaSupported = (() => {
       if (typeof crypto2.sign === "function" && typeof crypto2.verify === "function") {
-        const key = "-----BEGIN PRIVATE KEY-----\r\nMC4CAQAwBQYDK2VwBCIEIHKj+sVa9WcD/q2DJUJaf43Kptc8xYuUQA4bOFj9vC8T\r\n-----END PRIVATE KEY-----";
+        const key2 = "-----BEGIN PRIVATE KEY-----\r\nMC4CAQAwBQYDK2VwBCIEIHKj+sVa9WcD/q2DJUJaf43Kptc8xYuUQA4bOFj9vC8T\r\n-----END PRIVATE KEY-----";
         const data = Buffer.from("a");
         let sig;
         let verified;
         try {
-          sig = crypto2.sign(null, data, key);
-          verified = crypto2.verify(null, data, key, sig);
+          sig = crypto2.sign(null, data, key2);
+          verified = crypto2.verify(null, data, key2, sig);
         } catch {
         }
         return Buffer.isBuffer(sig) && sig.length === 64 && verified === true;
@@ -25068,7 +25068,7 @@ var require_constants6 = __commonJS({
       curve25519Supported,
       eddsaSupported
     };
-    module.exports.DISCONNECT_REASON_BY_VALUE = Array.from(Object.entries(module.exports.DISCONNECT_REASON)).reduce((obj, [key, value]) => ({ ...obj, [value]: key }), {});
+    module.exports.DISCONNECT_REASON_BY_VALUE = Array.from(Object.entries(module.exports.DISCONNECT_REASON)).reduce((obj, [key2, value]) => ({ ...obj, [value]: key2 }), {});
   }
 });
 
@@ -25156,10 +25156,10 @@ var require_utils2 = __commonJS({
             return !!buffer[pos++];
         },
         readList: () => {
-          const list = self2.readString(true);
-          if (list === void 0)
+          const list3 = self2.readString(true);
+          if (list3 === void 0)
             return;
-          return list ? list.split(",") : [];
+          return list3 ? list3.split(",") : [];
         },
         readString: (dest, maxLen) => {
           if (typeof dest === "number") {
@@ -27148,7 +27148,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash2,
+      createHash: createHash3,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -27502,8 +27502,8 @@ ${formatted}-----END ${type} KEY-----`;
       getPublicSSH: function getPublicSSH() {
         return this[SYM_PUB_SSH];
       },
-      equals: function equals(key) {
-        const parsed = parseKey(key);
+      equals: function equals(key2) {
+        const parsed = parseKey(key2);
         if (parsed instanceof Error)
           return false;
         return this.type === parsed.type && this[SYM_PRIV_PEM] === parsed[SYM_PRIV_PEM] && this[SYM_PUB_PEM] === parsed[SYM_PUB_PEM] && this[SYM_PUB_SSH].equals(parsed[SYM_PUB_SSH]);
@@ -27836,11 +27836,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash2("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash3("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash2("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash3("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -28005,8 +28005,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash2("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash2("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash3("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash3("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -28046,7 +28046,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash2("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash3("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -29151,12 +29151,12 @@ var require_agent2 = __commonJS({
                 ));
               }
               const newKeys = [];
-              for (let key of keys) {
-                key = parseKey(key);
-                if (key instanceof Error) {
+              for (let key2 of keys) {
+                key2 = parseKey(key2);
+                if (key2 instanceof Error) {
                   continue;
                 }
-                newKeys.push(key);
+                newKeys.push(key2);
               }
               this[SYM_AGENT_KEYS] = newKeys;
               this[SYM_AGENT_KEYS_IDX] = -1;
@@ -29454,7 +29454,7 @@ var require_handlers_misc = __commonJS({
     var {
       parseKey
     } = require_keyParser();
-    var TERMINAL_MODE_BY_VALUE = Array.from(Object.entries(TERMINAL_MODE)).reduce((obj, [key, value]) => ({ ...obj, [key]: value }), {});
+    var TERMINAL_MODE_BY_VALUE = Array.from(Object.entries(TERMINAL_MODE)).reduce((obj, [key2, value]) => ({ ...obj, [key2]: value }), {});
     module.exports = {
       // Transport layer protocol ==================================================
       [MESSAGE.DISCONNECT]: (self2, payload) => {
@@ -29596,7 +29596,7 @@ var require_handlers_misc = __commonJS({
             if (hasSig !== void 0) {
               const keyAlgo = bufferParser.readString(true);
               let realKeyAlgo = keyAlgo;
-              const key = bufferParser.readString();
+              const key2 = bufferParser.readString();
               let hashAlgo;
               switch (keyAlgo) {
                 case "rsa-sha2-256":
@@ -29627,7 +29627,7 @@ var require_handlers_misc = __commonJS({
                     );
                     methodData = {
                       keyAlgo: realKeyAlgo,
-                      key,
+                      key: key2,
                       signature,
                       blob,
                       hashAlgo
@@ -29635,7 +29635,7 @@ var require_handlers_misc = __commonJS({
                   }
                 }
               } else {
-                methodData = { keyAlgo: realKeyAlgo, key, hashAlgo };
+                methodData = { keyAlgo: realKeyAlgo, key: key2, hashAlgo };
                 methodDesc = "publickey -- check";
               }
             }
@@ -29644,7 +29644,7 @@ var require_handlers_misc = __commonJS({
           case "hostbased": {
             const keyAlgo = bufferParser.readString(true);
             let realKeyAlgo = keyAlgo;
-            const key = bufferParser.readString();
+            const key2 = bufferParser.readString();
             const localHostname = bufferParser.readString(true);
             const localUsername = bufferParser.readString(true);
             let hashAlgo;
@@ -29676,7 +29676,7 @@ var require_handlers_misc = __commonJS({
                 );
                 methodData = {
                   keyAlgo: realKeyAlgo,
-                  key,
+                  key: key2,
                   signature,
                   blob,
                   localHostname,
@@ -29772,9 +29772,9 @@ var require_handlers_misc = __commonJS({
           case "publickey": {
             bufferParser.init(payload, 1);
             const keyAlgo = bufferParser.readString(true);
-            const key = bufferParser.readString();
+            const key2 = bufferParser.readString();
             bufferParser.clear();
-            if (key === void 0) {
+            if (key2 === void 0) {
               return doFatalError(
                 self2,
                 "Inbound: Malformed USERAUTH_PK_OK packet"
@@ -29783,7 +29783,7 @@ var require_handlers_misc = __commonJS({
             self2._debug && self2._debug("Inbound: Received USERAUTH_PK_OK");
             self2._authsQueue.shift();
             const handler = self2._handlers.USERAUTH_PK_OK;
-            handler && handler(self2, keyAlgo, key);
+            handler && handler(self2, keyAlgo, key2);
             break;
           }
           case "keyboard-interactive": {
@@ -29893,9 +29893,9 @@ var require_handlers_misc = __commonJS({
                   data = void 0;
                   break;
                 }
-                const key = parseKey(keyRaw);
-                if (!(key instanceof Error))
-                  data.push(key);
+                const key2 = parseKey(keyRaw);
+                if (!(key2 instanceof Error))
+                  data.push(key2);
               }
               break;
             }
@@ -30368,7 +30368,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash2,
+      createHash: createHash3,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -30794,7 +30794,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash2(this.hashName);
+          const hash = createHash3(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -31177,30 +31177,30 @@ var require_kex = __commonJS({
         }
         getPublicKey() {
           this.generateKeys();
-          const key = this._public;
-          if (key)
-            return this.convertPublicKey(key);
+          const key2 = this._public;
+          if (key2)
+            return this.convertPublicKey(key2);
         }
-        convertPublicKey(key) {
+        convertPublicKey(key2) {
           let newKey;
           let idx = 0;
-          let len = key.length;
-          while (key[idx] === 0) {
+          let len = key2.length;
+          while (key2[idx] === 0) {
             ++idx;
             --len;
           }
-          if (key[idx] & 128) {
+          if (key2[idx] & 128) {
             newKey = Buffer.allocUnsafe(1 + len);
             newKey[0] = 0;
-            key.copy(newKey, 1, idx);
+            key2.copy(newKey, 1, idx);
             return newKey;
           }
-          if (len !== key.length) {
+          if (len !== key2.length) {
             newKey = Buffer.allocUnsafe(len);
-            key.copy(newKey, 0, idx);
-            key = newKey;
+            key2.copy(newKey, 0, idx);
+            key2 = newKey;
           }
-          return key;
+          return key2;
         }
         computeSecret(otherPublicKey) {
           this.generateKeys();
@@ -31396,25 +31396,25 @@ var require_kex = __commonJS({
         }
         getPublicKey() {
           this.generateKeys();
-          const key = this._keys.publicKey.export({ type: "spki", format: "der" });
-          return key.slice(-32);
+          const key2 = this._keys.publicKey.export({ type: "spki", format: "der" });
+          return key2.slice(-32);
         }
-        convertPublicKey(key) {
+        convertPublicKey(key2) {
           let newKey;
           let idx = 0;
-          let len = key.length;
-          while (key[idx] === 0) {
+          let len = key2.length;
+          while (key2[idx] === 0) {
             ++idx;
             --len;
           }
-          if (key.length === 32)
-            return key;
-          if (len !== key.length) {
+          if (key2.length === 32)
+            return key2;
+          if (len !== key2.length) {
             newKey = Buffer.allocUnsafe(len);
-            key.copy(newKey, 0, idx);
-            key = newKey;
+            key2.copy(newKey, 0, idx);
+            key2 = newKey;
           }
-          return key;
+          return key2;
         }
         computeSecret(otherPublicKey) {
           this.generateKeys();
@@ -31734,17 +31734,17 @@ var require_kex = __commonJS({
             let base;
             let val;
             let desc;
-            let key;
+            let key2;
             if (typeof prop === "string") {
               base = lists;
               val = obj[prop];
-              desc = key = prop;
+              desc = key2 = prop;
             } else {
               const parent = prop[0];
               base = lists[parent];
-              key = prop[1];
-              val = obj[parent][key];
-              desc = `${parent}.${key}`;
+              key2 = prop[1];
+              val = obj[parent][key2];
+              desc = `${parent}.${key2}`;
             }
             const entry = { array: void 0, buffer: void 0 };
             if (Buffer.isBuffer(val)) {
@@ -31762,7 +31762,7 @@ var require_kex = __commonJS({
               }
               totalSize += 4 + entry.buffer.length;
             }
-            base[key] = entry;
+            base[key2] = entry;
           }
           const all = Buffer.allocUnsafe(totalSize);
           lists.all = all;
@@ -31802,9 +31802,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash2(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash3(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash2(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash3(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended = Buffer.allocUnsafe(digest.length + chunk.length);
           extended.set(digest, 0);
           extended.set(chunk, digest.length);
@@ -32980,10 +32980,10 @@ var require_Protocol = __commonJS({
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
-      env(chan, key, val, wantReply) {
+      env(chan, key2, val, wantReply) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
-        const keyLen = Buffer.byteLength(key);
+        const keyLen = Buffer.byteLength(key2);
         const isBuf = Buffer.isBuffer(val);
         const valLen = isBuf ? val.length : Buffer.byteLength(val);
         let p = this._packetRW.write.allocStart;
@@ -32996,14 +32996,14 @@ var require_Protocol = __commonJS({
         packet.utf8Write("env", p += 4, 3);
         packet[p += 3] = wantReply === void 0 || wantReply === true ? 1 : 0;
         writeUInt32BE(packet, keyLen, ++p);
-        packet.utf8Write(key, p += 4, keyLen);
+        packet.utf8Write(key2, p += 4, keyLen);
         writeUInt32BE(packet, valLen, p += keyLen);
         if (isBuf)
           packet.set(val, p += 4);
         else
           packet.utf8Write(val, p += 4, valLen);
         this._debug && this._debug(
-          `Outbound: Sending CHANNEL_REQUEST (r:${chan}, env: ${key}=${val})`
+          `Outbound: Sending CHANNEL_REQUEST (r:${chan}, env: ${key2}=${val})`
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
@@ -33080,8 +33080,8 @@ var require_Protocol = __commonJS({
           throw new Error("Client-only method called in server mode");
         let keysTotal = 0;
         const publicKeys = [];
-        for (const key of keys) {
-          const publicKey = key.getPublicSSH();
+        for (const key2 of keys) {
+          const publicKey = key2.getPublicSSH();
           keysTotal += 4 + publicKey.length;
           publicKeys.push(publicKey);
         }
@@ -33326,20 +33326,20 @@ var require_Protocol = __commonJS({
         if (this._kex.negotiated.sc.compress === "zlib@openssh.com")
           this._packetRW.write = new ZlibPacketWriter(this);
       }
-      authPKOK(keyAlgo, key) {
+      authPKOK(keyAlgo, key2) {
         if (!this._server)
           throw new Error("Server-only method called in client mode");
         if (this._authsQueue.length === 0 || this._authsQueue[0] !== "publickey")
           throw new Error('"publickey" auth not in progress');
         const keyAlgoLen = Buffer.byteLength(keyAlgo);
-        const keyLen = key.length;
+        const keyLen = key2.length;
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(1 + 4 + keyAlgoLen + 4 + keyLen);
         packet[p] = MESSAGE.USERAUTH_PK_OK;
         writeUInt32BE(packet, keyAlgoLen, ++p);
         packet.utf8Write(keyAlgo, p += 4, keyAlgoLen);
         writeUInt32BE(packet, keyLen, p += keyAlgoLen);
-        packet.set(key, p += 4);
+        packet.set(key2, p += 4);
         this._authsQueue.shift();
         this._debug && this._debug("Outbound: Sending USERAUTH_PK_OK");
         sendPacket(this, this._packetRW.write.finalize(packet));
@@ -33527,13 +33527,13 @@ var require_Protocol = __commonJS({
       const bytes = Buffer.allocUnsafe(5 * keys.length + 1);
       let b = 0;
       for (let i = 0; i < keys.length; ++i) {
-        const key = keys[i];
-        if (key === "TTY_OP_END")
+        const key2 = keys[i];
+        if (key2 === "TTY_OP_END")
           continue;
-        const opcode = TERMINAL_MODE[key];
+        const opcode = TERMINAL_MODE[key2];
         if (opcode === void 0)
           continue;
-        const val = modes[key];
+        const val = modes[key2];
         if (typeof val === "number" && isFinite(val)) {
           bytes[b++] = opcode;
           bytes[b++] = val >>> 24;
@@ -34393,7 +34393,7 @@ var require_SFTP = __commonJS({
           const reread = (err, handle) => {
             if (err)
               return cb(err);
-            this.readdir(handle, opts, (err2, list) => {
+            this.readdir(handle, opts, (err2, list3) => {
               const eof = err2 && err2.code === STATUS_CODE.EOF;
               if (err2 && !eof)
                 return this.close(handle, () => cb(err2));
@@ -34404,8 +34404,8 @@ var require_SFTP = __commonJS({
                   cb(void 0, entries);
                 });
               }
-              for (let i = 0; i < list.length; ++i, ++e)
-                entries[e] = list[i];
+              for (let i = 0; i < list3.length; ++i, ++e)
+                entries[e] = list3[i];
               reread(void 0, handle);
             });
           };
@@ -34421,16 +34421,16 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, handleLen, p);
         buf.set(where, p += 4);
         this._requests[reqid] = {
-          cb: doFilter ? (err, list) => {
+          cb: doFilter ? (err, list3) => {
             if (typeof cb !== "function")
               return;
             if (err)
               return cb(err);
-            for (let i = list.length - 1; i >= 0; --i) {
-              if (list[i].filename === "." || list[i].filename === "..")
-                list.splice(i, 1);
+            for (let i = list3.length - 1; i >= 0; --i) {
+              if (list3[i].filename === "." || list3[i].filename === "..")
+                list3.splice(i, 1);
             }
-            cb(void 0, list);
+            cb(void 0, list3);
           } : cb
         };
         const isBuffered = sendOrBuffer(this, buf);
@@ -35637,9 +35637,9 @@ var require_SFTP = __commonJS({
       const stringFlagMapKeys = Object.keys(stringFlagMap);
       return (flags) => {
         for (let i = 0; i < stringFlagMapKeys.length; ++i) {
-          const key = stringFlagMapKeys[i];
-          if (stringFlagMap[key] === flags)
-            return key;
+          const key2 = stringFlagMapKeys[i];
+          if (stringFlagMap[key2] === flags)
+            return key2;
         }
         return null;
       };
@@ -35802,30 +35802,30 @@ var require_SFTP = __commonJS({
           return doFatalSFTPError(sftp, "Duplicate VERSION packet");
         const extensions = {};
         bufferParser.init(payload, 1);
-        let version2 = bufferParser.readUInt32BE();
+        let version = bufferParser.readUInt32BE();
         while (bufferParser.avail()) {
           const extName = bufferParser.readString(true);
           const extData = bufferParser.readString(true);
           if (extData === void 0) {
-            version2 = void 0;
+            version = void 0;
             break;
           }
           extensions[extName] = extData;
         }
         bufferParser.clear();
-        if (version2 === void 0)
+        if (version === void 0)
           return doFatalSFTPError(sftp, "Malformed VERSION packet");
         if (sftp._debug) {
           const names = Object.keys(extensions);
           if (names.length) {
             sftp._debug(
-              `SFTP: Inbound: Received VERSION (v${version2}, exts:${names})`
+              `SFTP: Inbound: Received VERSION (v${version}, exts:${names})`
             );
           } else {
-            sftp._debug(`SFTP: Inbound: Received VERSION (v${version2})`);
+            sftp._debug(`SFTP: Inbound: Received VERSION (v${version})`);
           }
         }
-        sftp._version = version2;
+        sftp._version = version;
         sftp._extensions = extensions;
         if (extensions["limits@openssh.com"] === "1") {
           return requestLimits(sftp, (err, limits) => {
@@ -36085,31 +36085,31 @@ var require_SFTP = __commonJS({
           return doFatalSFTPError(sftp, "Duplicate INIT packet");
         const extensions = {};
         bufferParser.init(payload, 1);
-        let version2 = bufferParser.readUInt32BE();
+        let version = bufferParser.readUInt32BE();
         while (bufferParser.avail()) {
           const extName = bufferParser.readString(true);
           const extData = bufferParser.readString(true);
           if (extData === void 0) {
-            version2 = void 0;
+            version = void 0;
             break;
           }
           extensions[extName] = extData;
         }
         bufferParser.clear();
-        if (version2 === void 0)
+        if (version === void 0)
           return doFatalSFTPError(sftp, "Malformed INIT packet");
         if (sftp._debug) {
           const names = Object.keys(extensions);
           if (names.length) {
             sftp._debug(
-              `SFTP: Inbound: Received INIT (v${version2}, exts:${names})`
+              `SFTP: Inbound: Received INIT (v${version}, exts:${names})`
             );
           } else {
-            sftp._debug(`SFTP: Inbound: Received INIT (v${version2})`);
+            sftp._debug(`SFTP: Inbound: Received INIT (v${version})`);
           }
         }
         sendOrBuffer(sftp, SERVER_VERSION_BUFFER);
-        sftp._version = version2;
+        sftp._version = version;
         sftp._extensions = extensions;
         sftp.emit("ready");
       },
@@ -37125,11 +37125,11 @@ var require_utils3 = __commonJS({
       }
       if (typeof algoList === "object" && algoList !== null) {
         const keys = Object.keys(algoList);
-        let list = defaultList;
+        let list3 = defaultList;
         for (let i = 0; i < keys.length; ++i) {
-          const key = keys[i];
-          let val = algoList[key];
-          switch (key) {
+          const key2 = keys[i];
+          let val = algoList[key2];
+          switch (key2) {
             case "append":
               if (!Array.isArray(val))
                 val = [val];
@@ -37137,22 +37137,22 @@ var require_utils3 = __commonJS({
                 for (let j = 0; j < val.length; ++j) {
                   const append = val[j];
                   if (typeof append === "string") {
-                    if (!append || list.indexOf(append) !== -1)
+                    if (!append || list3.indexOf(append) !== -1)
                       continue;
                     if (supportedList.indexOf(append) === -1)
                       throw new Error(`Unsupported algorithm: ${append}`);
-                    if (list === defaultList)
-                      list = list.slice();
-                    list.push(append);
+                    if (list3 === defaultList)
+                      list3 = list3.slice();
+                    list3.push(append);
                   } else if (isRegExp(append)) {
                     for (let k = 0; k < supportedList.length; ++k) {
                       const algo = supportedList[k];
                       if (append.test(algo)) {
-                        if (list.indexOf(algo) !== -1)
+                        if (list3.indexOf(algo) !== -1)
                           continue;
-                        if (list === defaultList)
-                          list = list.slice();
-                        list.push(algo);
+                        if (list3 === defaultList)
+                          list3 = list3.slice();
+                        list3.push(algo);
                       }
                     }
                   }
@@ -37166,22 +37166,22 @@ var require_utils3 = __commonJS({
                 for (let j = val.length; j >= 0; --j) {
                   const prepend = val[j];
                   if (typeof prepend === "string") {
-                    if (!prepend || list.indexOf(prepend) !== -1)
+                    if (!prepend || list3.indexOf(prepend) !== -1)
                       continue;
                     if (supportedList.indexOf(prepend) === -1)
                       throw new Error(`Unsupported algorithm: ${prepend}`);
-                    if (list === defaultList)
-                      list = list.slice();
-                    list.unshift(prepend);
+                    if (list3 === defaultList)
+                      list3 = list3.slice();
+                    list3.unshift(prepend);
                   } else if (isRegExp(prepend)) {
                     for (let k = supportedList.length; k >= 0; --k) {
                       const algo = supportedList[k];
                       if (prepend.test(algo)) {
-                        if (list.indexOf(algo) !== -1)
+                        if (list3.indexOf(algo) !== -1)
                           continue;
-                        if (list === defaultList)
-                          list = list.slice();
-                        list.unshift(algo);
+                        if (list3 === defaultList)
+                          list3 = list3.slice();
+                        list3.unshift(algo);
                       }
                     }
                   }
@@ -37197,18 +37197,18 @@ var require_utils3 = __commonJS({
                   if (typeof search === "string") {
                     if (!search)
                       continue;
-                    const idx = list.indexOf(search);
+                    const idx = list3.indexOf(search);
                     if (idx === -1)
                       continue;
-                    if (list === defaultList)
-                      list = list.slice();
-                    list.splice(idx, 1);
+                    if (list3 === defaultList)
+                      list3 = list3.slice();
+                    list3.splice(idx, 1);
                   } else if (isRegExp(search)) {
-                    for (let k = 0; k < list.length; ++k) {
-                      if (search.test(list[k])) {
-                        if (list === defaultList)
-                          list = list.slice();
-                        list.splice(k, 1);
+                    for (let k = 0; k < list3.length; ++k) {
+                      if (search.test(list3[k])) {
+                        if (list3 === defaultList)
+                          list3 = list3.slice();
+                        list3.splice(k, 1);
                         --k;
                       }
                     }
@@ -37218,7 +37218,7 @@ var require_utils3 = __commonJS({
               break;
           }
         }
-        return list;
+        return list3;
       }
       return defaultList;
     }
@@ -37239,7 +37239,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash2,
+      createHash: createHash3,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -37459,10 +37459,10 @@ var require_client2 = __commonJS({
           if (HASHES.indexOf(cfg.hostHash) !== -1) {
             hashAlgo = cfg.hostHash;
           }
-          hostVerifier = (key, verify) => {
+          hostVerifier = (key2, verify) => {
             if (hashAlgo)
-              key = createHash2(hashAlgo).update(key).digest("hex");
-            const ret = hashCb(key, verify);
+              key2 = createHash3(hashAlgo).update(key2).digest("hex");
+            const ret = hashCb(key2, verify);
             if (ret !== void 0)
               verify(ret);
           };
@@ -37617,10 +37617,10 @@ var require_client2 = __commonJS({
               if (curAuth.keyAlgos)
                 [keyAlgo, hashAlgo] = curAuth.keyAlgos[0];
               if (curAuth.type === "agent") {
-                const key = curAuth.agentCtx.currentKey();
-                proto.authPK(curAuth.username, key, keyAlgo, (buf, cb) => {
+                const key2 = curAuth.agentCtx.currentKey();
+                proto.authPK(curAuth.username, key2, keyAlgo, (buf, cb) => {
                   const opts = { hash: hashAlgo };
-                  curAuth.agentCtx.sign(key, buf, opts, (err, signed) => {
+                  curAuth.agentCtx.sign(key2, buf, opts, (err, signed) => {
                     if (err) {
                       err.level = "agent";
                       this.emit("error", err);
@@ -38036,23 +38036,23 @@ var require_client2 = __commonJS({
                 break;
               }
               case "publickey": {
-                const key = parseKey(nextAuth.key, nextAuth.passphrase);
-                if (key instanceof Error)
+                const key2 = parseKey(nextAuth.key, nextAuth.passphrase);
+                if (key2 instanceof Error)
                   return skipAuth("Skipping invalid key auth attempt");
-                if (!key.isPrivateKey())
+                if (!key2.isPrivateKey())
                   return skipAuth("Skipping non-private key");
-                nextAuth = { type, username, key };
+                nextAuth = { type, username, key: key2 };
                 break;
               }
               case "hostbased": {
                 const { localHostname, localUsername } = nextAuth;
-                const key = parseKey(nextAuth.key, nextAuth.passphrase);
-                if (key instanceof Error || typeof localHostname !== "string" || typeof localUsername !== "string") {
+                const key2 = parseKey(nextAuth.key, nextAuth.passphrase);
+                if (key2 instanceof Error || typeof localHostname !== "string" || typeof localUsername !== "string") {
                   return skipAuth("Skipping invalid hostbased auth attempt");
                 }
-                if (!key.isPrivateKey())
+                if (!key2.isPrivateKey())
                   return skipAuth("Skipping non-private key");
-                nextAuth = { type, username, key, localHostname, localUsername };
+                nextAuth = { type, username, key: key2, localHostname, localUsername };
                 break;
               }
               case "agent": {
@@ -38174,15 +38174,15 @@ var require_client2 = __commonJS({
         }
         const tryNextAgentKey = () => {
           if (curAuth.type === "agent") {
-            const key = curAuth.agentCtx.nextKey();
-            if (key === false) {
+            const key2 = curAuth.agentCtx.nextKey();
+            if (key2 === false) {
               debug2 && debug2("Agent: No more keys left to try");
               debug2 && debug2("Client: agent auth failed");
               tryNextAuth();
             } else {
               const pos = curAuth.agentCtx.pos();
               let keyAlgo;
-              curAuth.keyAlgos = getKeyAlgos(this, key, serverSigAlgs);
+              curAuth.keyAlgos = getKeyAlgos(this, key2, serverSigAlgs);
               if (curAuth.keyAlgos) {
                 if (curAuth.keyAlgos.length) {
                   keyAlgo = curAuth.keyAlgos[0][0];
@@ -38195,7 +38195,7 @@ var require_client2 = __commonJS({
                 }
               }
               debug2 && debug2(`Agent: Trying key #${pos + 1}`);
-              proto.authPK(curAuth.username, key, keyAlgo);
+              proto.authPK(curAuth.username, key2, keyAlgo);
             }
           }
         };
@@ -38798,9 +38798,9 @@ var require_client2 = __commonJS({
       }
       const keys = Object.keys(env || {});
       for (let i = 0; i < keys.length; ++i) {
-        const key = keys[i];
-        const val = env[key];
-        chan._client._protocol.env(chan.outgoing.id, key, val, wantReply);
+        const key2 = keys[i];
+        const val = env[key2];
+        chan._client._protocol.env(chan.outgoing.id, key2, val, wantReply);
       }
     }
     function reqSubsystem(chan, name, cb) {
@@ -38948,8 +38948,8 @@ var require_client2 = __commonJS({
       if (!Array.isArray(keys_))
         throw new TypeError("Invalid keys argument type");
       const keys = [];
-      for (const key of keys_) {
-        const parsed = parseKey(key);
+      for (const key2 of keys_) {
+        const parsed = parseKey(key2);
         if (parsed instanceof Error)
           throw parsed;
         keys.push(parsed);
@@ -38966,15 +38966,15 @@ var require_client2 = __commonJS({
           while (bufferParser.avail()) {
             if (keyIdx === keys.length)
               break;
-            const key = keys[keyIdx++];
-            const keyPublic = key.getPublicSSH();
+            const key2 = keys[keyIdx++];
+            const keyPublic = key2.getPublicSSH();
             const sigEntry = bufferParser.readString();
             sigParser.init(sigEntry, 0);
             const type = sigParser.readString(true);
             let value = sigParser.readString();
             let algo;
-            if (type !== key.type) {
-              if (key.type === "ssh-rsa") {
+            if (type !== key2.type) {
+              if (key2.type === "ssh-rsa") {
                 switch (type) {
                   case "rsa-sha2-256":
                     algo = "sha256";
@@ -39002,8 +39002,8 @@ var require_client2 = __commonJS({
             bufferCopy(keyPublic, verifyData, 0, keyPublic.length, p += 4);
             if (!(value = sigSSHToASN1(value, type)))
               continue;
-            if (key.verify(verifyData, value, algo) === true)
-              ret.push(key);
+            if (key2.verify(verifyData, value, algo) === true)
+              ret.push(key2);
           }
           sigParser.clear();
           bufferParser.clear();
@@ -39019,8 +39019,8 @@ var require_client2 = __commonJS({
         )
       );
     }
-    function getKeyAlgos(client, key, serverSigAlgs) {
-      switch (key.type) {
+    function getKeyAlgos(client, key2, serverSigAlgs) {
+      switch (key2.type) {
         case "ssh-rsa":
           if (client._protocol._compatFlags & COMPAT.IMPLY_RSA_SHA2_SIGALGS) {
             if (!Array.isArray(serverSigAlgs))
@@ -40761,6 +40761,817 @@ var require_lib2 = __commonJS({
   }
 });
 
+// node_modules/ipaddr.js/lib/ipaddr.js
+var require_ipaddr = __commonJS({
+  "node_modules/ipaddr.js/lib/ipaddr.js"(exports, module) {
+    (function(root) {
+      "use strict";
+      const ipv4Part = "(0?\\d+|0x[a-f0-9]+)";
+      const ipv4Regexes = {
+        fourOctet: new RegExp(`^${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}$`, "i"),
+        threeOctet: new RegExp(`^${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}$`, "i"),
+        twoOctet: new RegExp(`^${ipv4Part}\\.${ipv4Part}$`, "i"),
+        longValue: new RegExp(`^${ipv4Part}$`, "i")
+      };
+      const octalRegex = new RegExp(`^0[0-7]+$`, "i");
+      const hexRegex = new RegExp(`^0x[a-f0-9]+$`, "i");
+      const zoneIndex = "%[0-9a-z]{1,}";
+      const ipv6Part = "(?:[0-9a-f]+::?)+";
+      const ipv6Regexes = {
+        zoneIndex: new RegExp(zoneIndex, "i"),
+        "native": new RegExp(`^(::)?(${ipv6Part})?([0-9a-f]+)?(::)?(${zoneIndex})?$`, "i"),
+        deprecatedTransitional: new RegExp(`^(?:::)(${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}(${zoneIndex})?)$`, "i"),
+        transitional: new RegExp(`^((?:${ipv6Part})|(?:::)(?:${ipv6Part})?)${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}\\.${ipv4Part}(${zoneIndex})?$`, "i")
+      };
+      function expandIPv6(string, parts) {
+        if (string.indexOf("::") !== string.lastIndexOf("::")) {
+          return null;
+        }
+        let colonCount = 0;
+        let lastColon = -1;
+        let zoneId = (string.match(ipv6Regexes.zoneIndex) || [])[0];
+        let replacement, replacementCount;
+        if (zoneId) {
+          zoneId = zoneId.substring(1);
+          string = string.replace(/%.+$/, "");
+        }
+        while ((lastColon = string.indexOf(":", lastColon + 1)) >= 0) {
+          colonCount++;
+        }
+        if (string.substr(0, 2) === "::") {
+          colonCount--;
+        }
+        if (string.substr(-2, 2) === "::") {
+          colonCount--;
+        }
+        if (colonCount >= parts) {
+          return null;
+        }
+        replacementCount = parts - colonCount;
+        replacement = ":";
+        while (replacementCount--) {
+          replacement += "0:";
+        }
+        string = string.replace("::", replacement);
+        if (string[0] === ":") {
+          string = string.slice(1);
+        }
+        if (string[string.length - 1] === ":") {
+          string = string.slice(0, -1);
+        }
+        parts = (function() {
+          const ref = string.split(":");
+          const results = [];
+          for (let i = 0; i < ref.length; i++) {
+            results.push(ref[i].length > 4 ? NaN : parseInt(ref[i], 16));
+          }
+          return results;
+        })();
+        return {
+          parts,
+          zoneId
+        };
+      }
+      function matchCIDR(first, second, partSize, cidrBits) {
+        if (first.length !== second.length) {
+          throw new Error("ipaddr: cannot match CIDR for objects with different lengths");
+        }
+        let part = 0;
+        let shift;
+        while (cidrBits > 0) {
+          shift = partSize - cidrBits;
+          if (shift < 0) {
+            shift = 0;
+          }
+          if (first[part] >> shift !== second[part] >> shift) {
+            return false;
+          }
+          cidrBits -= partSize;
+          part += 1;
+        }
+        return true;
+      }
+      function parseIntAuto(string) {
+        if (hexRegex.test(string)) {
+          return parseInt(string, 16);
+        }
+        if (string[0] === "0" && !isNaN(parseInt(string[1], 10))) {
+          if (octalRegex.test(string)) {
+            return parseInt(string, 8);
+          }
+          throw new Error(`ipaddr: cannot parse ${string} as octal`);
+        }
+        return parseInt(string, 10);
+      }
+      function padPart(part, length) {
+        while (part.length < length) {
+          part = `0${part}`;
+        }
+        return part;
+      }
+      const ipaddr2 = {};
+      ipaddr2.IPv4 = (function() {
+        function IPv4(octets) {
+          if (octets.length !== 4) {
+            throw new Error("ipaddr: ipv4 octet count should be 4");
+          }
+          let i, octet;
+          for (i = 0; i < octets.length; i++) {
+            octet = octets[i];
+            if (!(0 <= octet && octet <= 255)) {
+              throw new Error("ipaddr: ipv4 octet should fit in 8 bits");
+            }
+          }
+          this.octets = octets;
+        }
+        IPv4.prototype.SpecialRanges = {
+          unspecified: [[new IPv4([0, 0, 0, 0]), 8]],
+          broadcast: [[new IPv4([255, 255, 255, 255]), 32]],
+          // RFC3171
+          multicast: [[new IPv4([224, 0, 0, 0]), 4]],
+          // RFC3927
+          linkLocal: [[new IPv4([169, 254, 0, 0]), 16]],
+          // RFC5735
+          loopback: [[new IPv4([127, 0, 0, 0]), 8]],
+          // RFC6598
+          carrierGradeNat: [[new IPv4([100, 64, 0, 0]), 10]],
+          // RFC1918
+          "private": [
+            [new IPv4([10, 0, 0, 0]), 8],
+            [new IPv4([172, 16, 0, 0]), 12],
+            [new IPv4([192, 168, 0, 0]), 16]
+          ],
+          // Reserved and testing-only ranges; RFCs 5735, 5737, 2544, 1700
+          reserved: [
+            [new IPv4([192, 0, 0, 0]), 24],
+            [new IPv4([192, 0, 2, 0]), 24],
+            [new IPv4([192, 88, 99, 0]), 24],
+            [new IPv4([198, 18, 0, 0]), 15],
+            [new IPv4([198, 51, 100, 0]), 24],
+            [new IPv4([203, 0, 113, 0]), 24],
+            [new IPv4([240, 0, 0, 0]), 4]
+          ],
+          // RFC7534, RFC7535
+          as112: [
+            [new IPv4([192, 175, 48, 0]), 24],
+            [new IPv4([192, 31, 196, 0]), 24]
+          ],
+          // RFC7450
+          amt: [
+            [new IPv4([192, 52, 193, 0]), 24]
+          ]
+        };
+        IPv4.prototype.kind = function() {
+          return "ipv4";
+        };
+        IPv4.prototype.match = function(other, cidrRange) {
+          let ref;
+          if (cidrRange === void 0) {
+            ref = other;
+            other = ref[0];
+            cidrRange = ref[1];
+          }
+          if (other.kind() !== "ipv4") {
+            throw new Error("ipaddr: cannot match ipv4 address with non-ipv4 one");
+          }
+          return matchCIDR(this.octets, other.octets, 8, cidrRange);
+        };
+        IPv4.prototype.prefixLengthFromSubnetMask = function() {
+          let cidr = 0;
+          let stop = false;
+          const zerotable = {
+            0: 8,
+            128: 7,
+            192: 6,
+            224: 5,
+            240: 4,
+            248: 3,
+            252: 2,
+            254: 1,
+            255: 0
+          };
+          let i, octet, zeros;
+          for (i = 3; i >= 0; i -= 1) {
+            octet = this.octets[i];
+            if (octet in zerotable) {
+              zeros = zerotable[octet];
+              if (stop && zeros !== 0) {
+                return null;
+              }
+              if (zeros !== 8) {
+                stop = true;
+              }
+              cidr += zeros;
+            } else {
+              return null;
+            }
+          }
+          return 32 - cidr;
+        };
+        IPv4.prototype.range = function() {
+          return ipaddr2.subnetMatch(this, this.SpecialRanges);
+        };
+        IPv4.prototype.toByteArray = function() {
+          return this.octets.slice(0);
+        };
+        IPv4.prototype.toIPv4MappedAddress = function() {
+          return ipaddr2.IPv6.parse(`::ffff:${this.toString()}`);
+        };
+        IPv4.prototype.toNormalizedString = function() {
+          return this.toString();
+        };
+        IPv4.prototype.toString = function() {
+          return this.octets.join(".");
+        };
+        return IPv4;
+      })();
+      ipaddr2.IPv4.broadcastAddressFromCIDR = function(string) {
+        try {
+          const cidr = this.parseCIDR(string);
+          const ipInterfaceOctets = cidr[0].toByteArray();
+          const subnetMaskOctets = this.subnetMaskFromPrefixLength(cidr[1]).toByteArray();
+          const octets = [];
+          let i = 0;
+          while (i < 4) {
+            octets.push(parseInt(ipInterfaceOctets[i], 10) | parseInt(subnetMaskOctets[i], 10) ^ 255);
+            i++;
+          }
+          return new this(octets);
+        } catch (e) {
+          throw new Error("ipaddr: the address does not have IPv4 CIDR format", { cause: e });
+        }
+      };
+      ipaddr2.IPv4.isIPv4 = function(string) {
+        return this.parser(string) !== null;
+      };
+      ipaddr2.IPv4.isValid = function(string) {
+        try {
+          new this(this.parser(string));
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      ipaddr2.IPv4.isValidCIDR = function(string) {
+        try {
+          this.parseCIDR(string);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      ipaddr2.IPv4.isValidFourPartDecimal = function(string) {
+        if (ipaddr2.IPv4.isValid(string) && string.match(/^(0|[1-9]\d*)(\.(0|[1-9]\d*)){3}$/)) {
+          return true;
+        } else {
+          return false;
+        }
+      };
+      ipaddr2.IPv4.isValidCIDRFourPartDecimal = function(string) {
+        const match = string.match(/^(.+)\/(\d+)$/);
+        if (!ipaddr2.IPv4.isValidCIDR(string) || !match) {
+          return false;
+        }
+        return ipaddr2.IPv4.isValidFourPartDecimal(match[1]);
+      };
+      ipaddr2.IPv4.networkAddressFromCIDR = function(string) {
+        let cidr, i, ipInterfaceOctets, octets, subnetMaskOctets;
+        try {
+          cidr = this.parseCIDR(string);
+          ipInterfaceOctets = cidr[0].toByteArray();
+          subnetMaskOctets = this.subnetMaskFromPrefixLength(cidr[1]).toByteArray();
+          octets = [];
+          i = 0;
+          while (i < 4) {
+            octets.push(parseInt(ipInterfaceOctets[i], 10) & parseInt(subnetMaskOctets[i], 10));
+            i++;
+          }
+          return new this(octets);
+        } catch (e) {
+          throw new Error("ipaddr: the address does not have IPv4 CIDR format", { cause: e });
+        }
+      };
+      ipaddr2.IPv4.parse = function(string) {
+        const parts = this.parser(string);
+        if (parts === null) {
+          throw new Error("ipaddr: string is not formatted like an IPv4 Address");
+        }
+        return new this(parts);
+      };
+      ipaddr2.IPv4.parseCIDR = function(string) {
+        let match;
+        if (match = string.match(/^(.+)\/(\d+)$/)) {
+          const maskLength = parseInt(match[2]);
+          if (maskLength >= 0 && maskLength <= 32) {
+            const parsed = [this.parse(match[1]), maskLength];
+            Object.defineProperty(parsed, "toString", {
+              value: function() {
+                return this.join("/");
+              }
+            });
+            return parsed;
+          }
+        }
+        throw new Error("ipaddr: string is not formatted like an IPv4 CIDR range");
+      };
+      ipaddr2.IPv4.parser = function(string) {
+        let match, part, value;
+        if (match = string.match(ipv4Regexes.fourOctet)) {
+          return (function() {
+            const ref = match.slice(1, 6);
+            const results = [];
+            for (let i = 0; i < ref.length; i++) {
+              part = ref[i];
+              results.push(parseIntAuto(part));
+            }
+            return results;
+          })();
+        } else if (match = string.match(ipv4Regexes.longValue)) {
+          value = parseIntAuto(match[1]);
+          if (value > 4294967295 || value < 0) {
+            throw new Error("ipaddr: address outside defined range");
+          }
+          return (function() {
+            const results = [];
+            let shift;
+            for (shift = 0; shift <= 24; shift += 8) {
+              results.push(value >> shift & 255);
+            }
+            return results;
+          })().reverse();
+        } else if (match = string.match(ipv4Regexes.twoOctet)) {
+          return (function() {
+            const ref = match.slice(1, 4);
+            const results = [];
+            value = parseIntAuto(ref[1]);
+            if (value > 16777215 || value < 0) {
+              throw new Error("ipaddr: address outside defined range");
+            }
+            results.push(parseIntAuto(ref[0]));
+            results.push(value >> 16 & 255);
+            results.push(value >> 8 & 255);
+            results.push(value & 255);
+            return results;
+          })();
+        } else if (match = string.match(ipv4Regexes.threeOctet)) {
+          return (function() {
+            const ref = match.slice(1, 5);
+            const results = [];
+            value = parseIntAuto(ref[2]);
+            if (value > 65535 || value < 0) {
+              throw new Error("ipaddr: address outside defined range");
+            }
+            results.push(parseIntAuto(ref[0]));
+            results.push(parseIntAuto(ref[1]));
+            results.push(value >> 8 & 255);
+            results.push(value & 255);
+            return results;
+          })();
+        } else {
+          return null;
+        }
+      };
+      ipaddr2.IPv4.subnetMaskFromPrefixLength = function(prefix) {
+        prefix = parseInt(prefix);
+        if (Number.isNaN(prefix) || prefix < 0 || prefix > 32) {
+          throw new Error("ipaddr: invalid IPv4 prefix length");
+        }
+        const octets = [0, 0, 0, 0];
+        let j = 0;
+        const filledOctetCount = Math.floor(prefix / 8);
+        while (j < filledOctetCount) {
+          octets[j] = 255;
+          j++;
+        }
+        if (filledOctetCount < 4) {
+          octets[filledOctetCount] = Math.pow(2, prefix % 8) - 1 << 8 - prefix % 8;
+        }
+        return new this(octets);
+      };
+      ipaddr2.IPv6 = (function() {
+        function IPv6(parts, zoneId) {
+          let i, part;
+          if (parts.length === 16) {
+            this.parts = [];
+            for (i = 0; i <= 14; i += 2) {
+              this.parts.push(parts[i] << 8 | parts[i + 1]);
+            }
+          } else if (parts.length === 8) {
+            this.parts = parts;
+          } else {
+            throw new Error("ipaddr: ipv6 part count should be 8 or 16");
+          }
+          for (i = 0; i < this.parts.length; i++) {
+            part = this.parts[i];
+            if (!(0 <= part && part <= 65535)) {
+              throw new Error("ipaddr: ipv6 part should fit in 16 bits");
+            }
+          }
+          if (zoneId) {
+            this.zoneId = zoneId;
+          }
+        }
+        IPv6.prototype.SpecialRanges = {
+          // RFC4291, here and after
+          unspecified: [new IPv6([0, 0, 0, 0, 0, 0, 0, 0]), 128],
+          linkLocal: [new IPv6([65152, 0, 0, 0, 0, 0, 0, 0]), 10],
+          multicast: [new IPv6([65280, 0, 0, 0, 0, 0, 0, 0]), 8],
+          loopback: [new IPv6([0, 0, 0, 0, 0, 0, 0, 1]), 128],
+          uniqueLocal: [new IPv6([64512, 0, 0, 0, 0, 0, 0, 0]), 7],
+          ipv4Mapped: [new IPv6([0, 0, 0, 0, 0, 65535, 0, 0]), 96],
+          // RFC3879
+          deprecatedSiteLocal: [new IPv6([65216, 0, 0, 0, 0, 0, 0, 0]), 10],
+          // RFC6666
+          discard: [new IPv6([256, 0, 0, 0, 0, 0, 0, 0]), 64],
+          // RFC6145
+          rfc6145: [new IPv6([0, 0, 0, 0, 65535, 0, 0, 0]), 96],
+          rfc6052: [
+            // RFC6052
+            [new IPv6([100, 65435, 0, 0, 0, 0, 0, 0]), 96],
+            // RFC8215
+            [new IPv6([100, 65435, 1, 0, 0, 0, 0, 0]), 48]
+          ],
+          // RFC3056
+          "6to4": [new IPv6([8194, 0, 0, 0, 0, 0, 0, 0]), 16],
+          // RFC6052, RFC6146
+          teredo: [new IPv6([8193, 0, 0, 0, 0, 0, 0, 0]), 32],
+          // RFC5180
+          benchmarking: [new IPv6([8193, 2, 0, 0, 0, 0, 0, 0]), 48],
+          // RFC7450
+          amt: [new IPv6([8193, 3, 0, 0, 0, 0, 0, 0]), 32],
+          as112v6: [
+            // RFC7535
+            [new IPv6([8193, 4, 274, 0, 0, 0, 0, 0]), 48],
+            // RFC7534
+            [new IPv6([9760, 79, 32768, 0, 0, 0, 0, 0]), 48]
+          ],
+          // RFC4843
+          deprecatedOrchid: [new IPv6([8193, 16, 0, 0, 0, 0, 0, 0]), 28],
+          // RFC7343
+          orchid2: [new IPv6([8193, 32, 0, 0, 0, 0, 0, 0]), 28],
+          // RFC9374
+          droneRemoteIdProtocolEntityTags: [new IPv6([8193, 48, 0, 0, 0, 0, 0, 0]), 28],
+          // RFC9602
+          segmentRouting: [new IPv6([24320, 0, 0, 0, 0, 0, 0, 0]), 16],
+          reserved: [
+            // RFC3849
+            [new IPv6([8193, 0, 0, 0, 0, 0, 0, 0]), 23],
+            // RFC2928
+            [new IPv6([8193, 3512, 0, 0, 0, 0, 0, 0]), 32],
+            // RFC9637
+            [new IPv6([16383, 0, 0, 0, 0, 0, 0, 0]), 20]
+          ]
+        };
+        IPv6.prototype.isIPv4MappedAddress = function() {
+          return this.range() === "ipv4Mapped";
+        };
+        IPv6.prototype.kind = function() {
+          return "ipv6";
+        };
+        IPv6.prototype.match = function(other, cidrRange) {
+          let ref;
+          if (cidrRange === void 0) {
+            ref = other;
+            other = ref[0];
+            cidrRange = ref[1];
+          }
+          if (other.kind() !== "ipv6") {
+            throw new Error("ipaddr: cannot match ipv6 address with non-ipv6 one");
+          }
+          return matchCIDR(this.parts, other.parts, 16, cidrRange);
+        };
+        IPv6.prototype.prefixLengthFromSubnetMask = function() {
+          let cidr = 0;
+          let stop = false;
+          const zerotable = {
+            0: 16,
+            32768: 15,
+            49152: 14,
+            57344: 13,
+            61440: 12,
+            63488: 11,
+            64512: 10,
+            65024: 9,
+            65280: 8,
+            65408: 7,
+            65472: 6,
+            65504: 5,
+            65520: 4,
+            65528: 3,
+            65532: 2,
+            65534: 1,
+            65535: 0
+          };
+          let part, zeros;
+          for (let i = 7; i >= 0; i -= 1) {
+            part = this.parts[i];
+            if (part in zerotable) {
+              zeros = zerotable[part];
+              if (stop && zeros !== 0) {
+                return null;
+              }
+              if (zeros !== 16) {
+                stop = true;
+              }
+              cidr += zeros;
+            } else {
+              return null;
+            }
+          }
+          return 128 - cidr;
+        };
+        IPv6.prototype.range = function() {
+          return ipaddr2.subnetMatch(this, this.SpecialRanges);
+        };
+        IPv6.prototype.toByteArray = function() {
+          let part;
+          const bytes = [];
+          const ref = this.parts;
+          for (let i = 0; i < ref.length; i++) {
+            part = ref[i];
+            bytes.push(part >> 8);
+            bytes.push(part & 255);
+          }
+          return bytes;
+        };
+        IPv6.prototype.toFixedLengthString = function() {
+          const addr = (function() {
+            const results = [];
+            for (let i = 0; i < this.parts.length; i++) {
+              results.push(padPart(this.parts[i].toString(16), 4));
+            }
+            return results;
+          }).call(this).join(":");
+          let suffix = "";
+          if (this.zoneId) {
+            suffix = `%${this.zoneId}`;
+          }
+          return addr + suffix;
+        };
+        IPv6.prototype.toIPv4Address = function() {
+          if (!this.isIPv4MappedAddress()) {
+            throw new Error("ipaddr: trying to convert a generic ipv6 address to ipv4");
+          }
+          const ref = this.parts.slice(-2);
+          const high = ref[0];
+          const low = ref[1];
+          return new ipaddr2.IPv4([high >> 8, high & 255, low >> 8, low & 255]);
+        };
+        IPv6.prototype.toNormalizedString = function() {
+          const addr = (function() {
+            const results = [];
+            for (let i = 0; i < this.parts.length; i++) {
+              results.push(this.parts[i].toString(16));
+            }
+            return results;
+          }).call(this).join(":");
+          let suffix = "";
+          if (this.zoneId) {
+            suffix = `%${this.zoneId}`;
+          }
+          return addr + suffix;
+        };
+        IPv6.prototype.toRFC5952String = function() {
+          const regex = /((^|:)(0(:|$)){2,})/g;
+          let suffix = "";
+          if (this.zoneId) {
+            suffix = `%${this.zoneId}`;
+          }
+          const normalized = this.toNormalizedString();
+          const string = normalized.slice(0, normalized.length - suffix.length);
+          let bestMatchIndex = 0;
+          let bestMatchLength = -1;
+          let bestMatchGroups = -1;
+          let match;
+          while (match = regex.exec(string)) {
+            const groups = (match[0].match(/0/g) || []).length;
+            if (groups > bestMatchGroups) {
+              bestMatchGroups = groups;
+              bestMatchIndex = match.index;
+              bestMatchLength = match[0].length;
+            }
+          }
+          if (bestMatchLength < 0) {
+            return string + suffix;
+          }
+          return `${string.substring(0, bestMatchIndex)}::${string.substring(bestMatchIndex + bestMatchLength)}${suffix}`;
+        };
+        IPv6.prototype.toString = function() {
+          return this.toRFC5952String();
+        };
+        return IPv6;
+      })();
+      ipaddr2.IPv6.broadcastAddressFromCIDR = function(string) {
+        try {
+          const cidr = this.parseCIDR(string);
+          const ipInterfaceOctets = cidr[0].toByteArray();
+          const subnetMaskOctets = this.subnetMaskFromPrefixLength(cidr[1]).toByteArray();
+          const octets = [];
+          let i = 0;
+          while (i < 16) {
+            octets.push(parseInt(ipInterfaceOctets[i], 10) | parseInt(subnetMaskOctets[i], 10) ^ 255);
+            i++;
+          }
+          return new this(octets);
+        } catch (e) {
+          throw new Error("ipaddr: the address does not have IPv6 CIDR format", { cause: e });
+        }
+      };
+      ipaddr2.IPv6.isIPv6 = function(string) {
+        return this.parser(string) !== null;
+      };
+      ipaddr2.IPv6.isValid = function(string) {
+        if (typeof string === "string" && string.indexOf(":") === -1) {
+          return false;
+        }
+        try {
+          const addr = this.parser(string);
+          new this(addr.parts, addr.zoneId);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      ipaddr2.IPv6.isValidCIDR = function(string) {
+        if (typeof string === "string" && string.indexOf(":") === -1) {
+          return false;
+        }
+        try {
+          this.parseCIDR(string);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      ipaddr2.IPv6.networkAddressFromCIDR = function(string) {
+        let cidr, i, ipInterfaceOctets, octets, subnetMaskOctets;
+        try {
+          cidr = this.parseCIDR(string);
+          ipInterfaceOctets = cidr[0].toByteArray();
+          subnetMaskOctets = this.subnetMaskFromPrefixLength(cidr[1]).toByteArray();
+          octets = [];
+          i = 0;
+          while (i < 16) {
+            octets.push(parseInt(ipInterfaceOctets[i], 10) & parseInt(subnetMaskOctets[i], 10));
+            i++;
+          }
+          return new this(octets);
+        } catch (e) {
+          throw new Error("ipaddr: the address does not have IPv6 CIDR format", { cause: e });
+        }
+      };
+      ipaddr2.IPv6.parse = function(string) {
+        const addr = this.parser(string);
+        if (addr === null) {
+          throw new Error("ipaddr: string is not formatted like an IPv6 Address");
+        }
+        return new this(addr.parts, addr.zoneId);
+      };
+      ipaddr2.IPv6.parseCIDR = function(string) {
+        let maskLength, match, parsed;
+        if (match = string.match(/^(.+)\/(\d+)$/)) {
+          maskLength = parseInt(match[2]);
+          if (maskLength >= 0 && maskLength <= 128) {
+            parsed = [this.parse(match[1]), maskLength];
+            Object.defineProperty(parsed, "toString", {
+              value: function() {
+                return this.join("/");
+              }
+            });
+            return parsed;
+          }
+        }
+        throw new Error("ipaddr: string is not formatted like an IPv6 CIDR range");
+      };
+      ipaddr2.IPv6.parser = function(string) {
+        let addr, i, match, octet, octets, zoneId;
+        if (match = string.match(ipv6Regexes.deprecatedTransitional)) {
+          return this.parser(`::ffff:${match[1]}`);
+        }
+        if (ipv6Regexes.native.test(string)) {
+          return expandIPv6(string, 8);
+        }
+        if (match = string.match(ipv6Regexes.transitional)) {
+          zoneId = match[6] || "";
+          addr = match[1];
+          if (!match[1].endsWith("::")) {
+            addr = addr.slice(0, -1);
+          }
+          addr = expandIPv6(addr + zoneId, 6);
+          if (addr && addr.parts) {
+            octets = [
+              parseInt(match[2]),
+              parseInt(match[3]),
+              parseInt(match[4]),
+              parseInt(match[5])
+            ];
+            for (i = 0; i < octets.length; i++) {
+              octet = octets[i];
+              if (!(0 <= octet && octet <= 255)) {
+                return null;
+              }
+            }
+            addr.parts.push(octets[0] << 8 | octets[1]);
+            addr.parts.push(octets[2] << 8 | octets[3]);
+            return {
+              parts: addr.parts,
+              zoneId: addr.zoneId
+            };
+          }
+        }
+        return null;
+      };
+      ipaddr2.IPv6.subnetMaskFromPrefixLength = function(prefix) {
+        prefix = parseInt(prefix);
+        if (Number.isNaN(prefix) || prefix < 0 || prefix > 128) {
+          throw new Error("ipaddr: invalid IPv6 prefix length");
+        }
+        const octets = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let j = 0;
+        const filledOctetCount = Math.floor(prefix / 8);
+        while (j < filledOctetCount) {
+          octets[j] = 255;
+          j++;
+        }
+        if (filledOctetCount < 16) {
+          octets[filledOctetCount] = Math.pow(2, prefix % 8) - 1 << 8 - prefix % 8;
+        }
+        return new this(octets);
+      };
+      ipaddr2.fromByteArray = function(bytes) {
+        const length = bytes.length;
+        if (length === 4) {
+          return new ipaddr2.IPv4(bytes);
+        } else if (length === 16) {
+          return new ipaddr2.IPv6(bytes);
+        } else {
+          throw new Error("ipaddr: the binary input is neither an IPv6 nor IPv4 address");
+        }
+      };
+      ipaddr2.isValid = function(string) {
+        return ipaddr2.IPv6.isValid(string) || ipaddr2.IPv4.isValid(string);
+      };
+      ipaddr2.isValidCIDR = function(string) {
+        return ipaddr2.IPv6.isValidCIDR(string) || ipaddr2.IPv4.isValidCIDR(string);
+      };
+      ipaddr2.parse = function(string) {
+        if (ipaddr2.IPv6.isValid(string)) {
+          return ipaddr2.IPv6.parse(string);
+        } else if (ipaddr2.IPv4.isValid(string)) {
+          return ipaddr2.IPv4.parse(string);
+        } else {
+          throw new Error("ipaddr: the address has neither IPv6 nor IPv4 format");
+        }
+      };
+      ipaddr2.parseCIDR = function(string) {
+        try {
+          return ipaddr2.IPv6.parseCIDR(string);
+        } catch {
+          try {
+            return ipaddr2.IPv4.parseCIDR(string);
+          } catch (e) {
+            throw new Error("ipaddr: the address has neither IPv6 nor IPv4 CIDR format", { cause: e });
+          }
+        }
+      };
+      ipaddr2.process = function(string) {
+        const addr = this.parse(string);
+        if (addr.kind() === "ipv6" && addr.isIPv4MappedAddress()) {
+          return addr.toIPv4Address();
+        } else {
+          return addr;
+        }
+      };
+      ipaddr2.subnetMatch = function(address, rangeList, defaultName) {
+        let i, rangeName, rangeSubnets, subnet;
+        if (defaultName === void 0 || defaultName === null) {
+          defaultName = "unicast";
+        }
+        for (rangeName in rangeList) {
+          if (Object.prototype.hasOwnProperty.call(rangeList, rangeName)) {
+            rangeSubnets = rangeList[rangeName];
+            if (rangeSubnets[0] && !(rangeSubnets[0] instanceof Array)) {
+              rangeSubnets = [rangeSubnets];
+            }
+            for (i = 0; i < rangeSubnets.length; i++) {
+              subnet = rangeSubnets[i];
+              if (address.kind() === subnet[0].kind() && address.match.apply(address, subnet)) {
+                return rangeName;
+              }
+            }
+          }
+        }
+        return defaultName;
+      };
+      if (typeof module !== "undefined" && module.exports) {
+        module.exports = ipaddr2;
+      } else {
+        root.ipaddr = ipaddr2;
+      }
+    })(exports);
+  }
+});
+
 // packages/action-kit/src/errors.ts
 var InputError = class extends Error {
   /** The input (or inputs, for rules that combine several) the message is about. */
@@ -40835,16 +41646,16 @@ var Command = class {
     if (this.properties && Object.keys(this.properties).length > 0) {
       cmdStr += " ";
       let first = true;
-      for (const key in this.properties) {
-        if (this.properties.hasOwnProperty(key)) {
-          const val = this.properties[key];
+      for (const key2 in this.properties) {
+        if (this.properties.hasOwnProperty(key2)) {
+          const val = this.properties[key2];
           if (val) {
             if (first) {
               first = false;
             } else {
               cmdStr += ",";
             }
-            cmdStr += `${key}=${escapeProperty(val)}`;
+            cmdStr += `${key2}=${escapeProperty(val)}`;
           }
         }
       }
@@ -40876,16 +41687,16 @@ function issueFileCommand(command, message) {
     encoding: "utf8"
   });
 }
-function prepareKeyValueMessage(key, value) {
+function prepareKeyValueMessage(key2, value) {
   const delimiter = `ghadelimiter_${crypto.randomUUID()}`;
   const convertedValue = toCommandValue(value);
-  if (key.includes(delimiter)) {
+  if (key2.includes(delimiter)) {
     throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
   }
   if (convertedValue.includes(delimiter)) {
     throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
   }
-  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
+  return `${key2}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
 }
 
 // node_modules/@actions/core/lib/core.js
@@ -41016,7 +41827,7 @@ var Summary = class {
    * @returns {string} content wrapped in HTML element
    */
   wrap(tag, content, attrs = {}) {
-    const htmlAttrs = Object.entries(attrs).map(([key, value]) => ` ${key}="${value}"`).join("");
+    const htmlAttrs = Object.entries(attrs).map(([key2, value]) => ` ${key2}="${value}"`).join("");
     if (!content) {
       return `<${tag}${htmlAttrs}>`;
     }
@@ -41103,8 +41914,8 @@ var Summary = class {
    */
   addCodeBlock(code, lang) {
     const attrs = Object.assign({}, lang && { lang });
-    const element = this.wrap("pre", this.wrap("code", code), attrs);
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap("pre", this.wrap("code", code), attrs);
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds an HTML list to the summary buffer
@@ -41117,8 +41928,8 @@ var Summary = class {
   addList(items, ordered = false) {
     const tag = ordered ? "ol" : "ul";
     const listItems = items.map((item) => this.wrap("li", item)).join("");
-    const element = this.wrap(tag, listItems);
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap(tag, listItems);
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds an HTML table to the summary buffer
@@ -41140,8 +41951,8 @@ var Summary = class {
       }).join("");
       return this.wrap("tr", cells);
     }).join("");
-    const element = this.wrap("table", tableBody);
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap("table", tableBody);
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds a collapsable HTML details element to the summary buffer
@@ -41152,8 +41963,8 @@ var Summary = class {
    * @returns {Summary} summary instance
    */
   addDetails(label, content) {
-    const element = this.wrap("details", this.wrap("summary", label) + content);
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap("details", this.wrap("summary", label) + content);
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds an HTML image tag to the summary buffer
@@ -41167,8 +41978,8 @@ var Summary = class {
   addImage(src, alt, options) {
     const { width, height } = options || {};
     const attrs = Object.assign(Object.assign({}, width && { width }), height && { height });
-    const element = this.wrap("img", null, Object.assign({ src, alt }, attrs));
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap("img", null, Object.assign({ src, alt }, attrs));
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds an HTML section heading element
@@ -41181,8 +41992,8 @@ var Summary = class {
   addHeading(text, level) {
     const tag = `h${level}`;
     const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
-    const element = this.wrap(allowedTag, text);
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap(allowedTag, text);
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds an HTML thematic break (<hr>) to the summary buffer
@@ -41190,8 +42001,8 @@ var Summary = class {
    * @returns {Summary} summary instance
    */
   addSeparator() {
-    const element = this.wrap("hr", null);
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap("hr", null);
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds an HTML line break (<br>) to the summary buffer
@@ -41199,8 +42010,8 @@ var Summary = class {
    * @returns {Summary} summary instance
    */
   addBreak() {
-    const element = this.wrap("br", null);
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap("br", null);
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds an HTML blockquote to the summary buffer
@@ -41212,8 +42023,8 @@ var Summary = class {
    */
   addQuote(text, cite) {
     const attrs = Object.assign({}, cite && { cite });
-    const element = this.wrap("blockquote", text, attrs);
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap("blockquote", text, attrs);
+    return this.addRaw(element2).addEOL();
   }
   /**
    * Adds an HTML anchor tag to the summary buffer
@@ -41224,8 +42035,8 @@ var Summary = class {
    * @returns {Summary} summary instance
    */
   addLink(text, href) {
-    const element = this.wrap("a", text, { href });
-    return this.addRaw(element).addEOL();
+    const element2 = this.wrap("a", text, { href });
+    return this.addRaw(element2).addEOL();
   }
 };
 var _summary = new Summary();
@@ -41389,6 +42200,13 @@ function getInteger(name, options) {
 function getPort(name, options) {
   return getInteger(name, { ...options, min: 1, max: 65535, expected: "a TCP port number from 1 to 65535" });
 }
+function getEnum(name, values, options) {
+  return read(name, options, (value) => {
+    const match = values.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
+    if (match === void 0) throw invalidInput(name, `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`, value, options?.secret);
+    return match;
+  });
+}
 var UNIT_SECONDS = { h: 3600, m: 60, s: 1 };
 function parseDuration(text) {
   const trimmed = text.trim().toLowerCase();
@@ -41437,7 +42255,7 @@ var InputCollector = class {
 function readInputs(readers) {
   const collector = new InputCollector();
   const values = {};
-  for (const [key, reader] of Object.entries(readers)) values[key] = collector.read(reader);
+  for (const [key2, reader] of Object.entries(readers)) values[key2] = collector.read(reader);
   collector.finish();
   return values;
 }
@@ -41457,6 +42275,9 @@ function quote(value) {
 }
 
 // packages/shell/src/command.ts
+function raw(syntax) {
+  return { raw: syntax };
+}
 function isRaw(token) {
   return typeof token !== "string";
 }
@@ -42751,10 +43572,10 @@ async function openClient(endpoint, options) {
       keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1e3,
       keepaliveCountMax: 4,
       ...algorithms ? { algorithms: { serverHostKey: algorithms } } : {},
-      hostVerifier: (key) => {
-        presented = `${keyTypeOf(key)} ${sha256Fingerprint(key)}`;
+      hostVerifier: (key2) => {
+        presented = `${keyTypeOf(key2)} ${sha256Fingerprint(key2)}`;
         try {
-          verifyHostKey(policy, endpoint.host, endpoint.port, key);
+          verifyHostKey(policy, endpoint.host, endpoint.port, key2);
           return true;
         } catch (error2) {
           hostKeyFailure = error2;
@@ -42836,14 +43657,14 @@ function readHost(name) {
 function readPrivateKey(name) {
   const value = getString(name, { secret: true });
   if (value === void 0) return void 0;
-  let key = value.replace(/\r\n?/g, "\n");
-  if (!key.includes("\n") && key.includes("\\n")) key = key.replaceAll("\\n", "\n");
-  const looksLikeKey = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key) || key.startsWith("PuTTY-User-Key-File-");
+  let key2 = value.replace(/\r\n?/g, "\n");
+  if (!key2.includes("\n") && key2.includes("\\n")) key2 = key2.replaceAll("\\n", "\n");
+  const looksLikeKey = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key2) || key2.startsWith("PuTTY-User-Key-File-");
   if (!looksLikeKey) {
     throw invalidInput(name, "the private key's contents (-----BEGIN OPENSSH PRIVATE KEY----- \u2026), not a file path or a public key", value, true);
   }
-  maskSecret(key);
-  return key.endsWith("\n") ? key : `${key}
+  maskSecret(key2);
+  return key2.endsWith("\n") ? key2 : `${key2}
 `;
 }
 function readFingerprints() {
@@ -42893,9 +43714,9 @@ function sshLog(level, message) {
   if (level === "warning") warning(message);
   else info(message);
 }
-function readSshInputs() {
+function readSshInputs(readHostInput = () => readHost("host")) {
   const c = new InputCollector();
-  const host = c.read(() => readHost("host"));
+  const host = c.read(readHostInput);
   const port = c.read(() => getPort("port", { default: Number(definitionDefault("port")) }));
   const username = c.read(() => getString("username", { required: true }));
   const privateKey = c.read(() => readPrivateKey("key"));
@@ -42972,6 +43793,9 @@ function readSshInputs() {
 // packages/action-kit/src/outputs.ts
 function setOutput2(name, value) {
   setOutput(name, typeof value === "string" ? value : JSON.stringify(value));
+}
+function outputs() {
+  return { set: (name, value) => setOutput2(name, value) };
 }
 
 // packages/action-kit/src/summary.ts
@@ -43058,58 +43882,6 @@ async function publishPlan(steps, title) {
   return plan;
 }
 
-// packages/action-kit/src/preflight.ts
-var PREFLIGHT_TIMEOUT_SECONDS = 30;
-async function runPreflight(executor, checks) {
-  const results = [];
-  for (const check of checks) {
-    const result = await executor.run([check.command], {
-      allowFailure: true,
-      description: check.description,
-      timeoutSeconds: PREFLIGHT_TIMEOUT_SECONDS
-    });
-    const ok = result.code === 0;
-    const text = (ok ? result.stdout : result.stderr || result.stdout).trim();
-    results.push({
-      description: check.description,
-      command: render(check.command),
-      ok,
-      output: text.split("\n")[0] ?? ""
-    });
-  }
-  return results;
-}
-function renderPreflight(results, host) {
-  return [
-    `### Preflight on ${host}`,
-    "",
-    table(
-      ["Check", "Command", "Result"],
-      results.map((result) => [result.description, inlineCode(result.command), `${result.ok ? "\u2705" : "\u274C"} ${result.output}`.trim()])
-    ),
-    ""
-  ].join("\n");
-}
-function formatPreflightLog(results) {
-  return results.map((r) => `${r.ok ? "ok  " : "FAIL"} ${r.description}${r.output ? `: ${r.output}` : ""}`).join("\n");
-}
-async function checkServer(ssh, dryRun, checks) {
-  if (dryRun) {
-    const plan = new PlanRecorder();
-    await runPreflight(plan, checks);
-    await publishPlan(plan.steps);
-    return;
-  }
-  const server = await SshConnection.connect(ssh);
-  try {
-    const findings = await runPreflight(server, checks);
-    info(formatPreflightLog(findings));
-    await writeSummary(renderPreflight(findings, ssh.host));
-  } finally {
-    await server.close();
-  }
-}
-
 // packages/action-kit/src/entry.ts
 var IS_POST = "isPost";
 function failureMessage(error2) {
@@ -43137,31 +43909,907 @@ async function runAction(phases, options = {}) {
   }
   exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
 }
-function notImplemented(action, version2, doing) {
-  return new Error(`${action} ${version2} is a skeleton: ${doing} is not implemented yet`);
+
+// packages/action-kit/src/hosts.ts
+import { isIP as isIP2 } from "node:net";
+var HOST_FORM = 'one or more servers separated by newlines or commas, each a hostname or IP address with an optional user@ in front and :port after (IPv6 in brackets when a port follows), e.g. "web1.example.com, deploy@10.0.0.5:2222, [2001:db8::1]:22"';
+var HOSTNAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+function parseHostEntry(entry) {
+  const at = entry.lastIndexOf("@");
+  const username = at === -1 ? void 0 : entry.slice(0, at);
+  if (username !== void 0 && !/^[A-Za-z0-9._][A-Za-z0-9._-]*$/.test(username)) return void 0;
+  const rest = at === -1 ? entry : entry.slice(at + 1);
+  let host;
+  let rawPort;
+  if (rest.startsWith("[")) {
+    const match = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
+    if (!match || isIP2(match[1]) !== 6) return void 0;
+    host = match[1];
+    rawPort = match[2];
+  } else if (isIP2(rest) === 6) {
+    host = rest;
+  } else {
+    const match = /^([^:]+)(?::(\d+))?$/.exec(rest);
+    if (!match) return void 0;
+    host = match[1];
+    rawPort = match[2];
+    if (isIP2(host) !== 4 && !HOSTNAME.test(host)) return void 0;
+  }
+  const port = rawPort === void 0 ? void 0 : Number(rawPort);
+  if (port !== void 0 && (!Number.isInteger(port) || port < 1 || port > 65535)) return void 0;
+  return { host, ...port === void 0 ? {} : { port }, ...username === void 0 ? {} : { username } };
+}
+function parseHostList(value, name = "host") {
+  const entries = value.split(/[\n,]/).map((item) => item.trim()).filter((item) => item !== "");
+  if (entries.length === 0) throw invalidInput(name, HOST_FORM, value);
+  const bad = entries.filter((entry) => parseHostEntry(entry) === void 0);
+  if (bad.length > 0) throw invalidInput(name, HOST_FORM, bad.join(", "));
+  const hosts = entries.map((entry) => parseHostEntry(entry));
+  const seen = /* @__PURE__ */ new Set();
+  for (const [index, host] of hosts.entries()) {
+    const key2 = `${host.username ?? ""}@${host.host.toLowerCase()}:${host.port ?? ""}`;
+    if (seen.has(key2)) throw new InputError(name, `Input "${name}" lists ${JSON.stringify(entries[index])} more than once; list each server once`);
+    seen.add(key2);
+  }
+  return hosts;
+}
+function hostLabel(target) {
+  const host = target.host.includes(":") ? `[${target.host}]` : target.host;
+  return `${target.username}@${host}:${target.port}`;
+}
+var MULTI_HOST_INPUTS = [
+  ...SSH_INPUTS.map(
+    (input) => input.name === "host" ? {
+      ...input,
+      description: 'Servers to connect to, separated by newlines or commas: hostnames or IP addresses, each optionally as user@host:port to override "username" and "port" (IPv6 as [addr]:port).'
+    } : input
+  ),
+  {
+    name: "parallel",
+    description: "With several hosts: run them at the same time (true) or one after another in the listed order, stopping at the first failure (false).",
+    required: false,
+    default: "false"
+  },
+  { name: "max-parallel", description: "With parallel: true, at most this many hosts at once.", required: false, default: "10" }
+];
+function readSshTargets() {
+  let hosts = [];
+  const base = readSshInputs(() => {
+    hosts = parseHostList(getString("host", { required: true }));
+    return hosts[0].host;
+  });
+  return hosts.map((entry) => ({
+    ...base,
+    host: entry.host,
+    port: entry.port ?? base.port,
+    username: entry.username ?? base.username
+  }));
+}
+function readRunMode() {
+  return {
+    parallel: getBoolean("parallel", { default: false }),
+    maxParallel: getInteger("max-parallel", { default: 10, min: 1, max: 100 })
+  };
+}
+async function forEachHost(targets, mode, fn) {
+  const limit = mode.parallel ? Math.max(1, mode.maxParallel ?? 10) : 1;
+  const stopOnFailure = mode.parallel ? mode.stopOnFailure ?? false : true;
+  const abort = new AbortController();
+  const results = targets.map((target) => ({ target, label: hostLabel(target), status: "skipped", durationMs: 0 }));
+  let next = 0;
+  const worker = async () => {
+    for (; ; ) {
+      if (stopOnFailure && abort.signal.aborted) return;
+      const index = next++;
+      if (index >= targets.length) return;
+      const result = results[index];
+      const started = performance.now();
+      try {
+        result.value = await fn(result.target, { index, label: result.label, signal: abort.signal });
+        result.status = "ok";
+      } catch (error2) {
+        result.status = "failed";
+        result.error = error2 instanceof Error ? error2 : new Error(String(error2));
+        abort.abort(result.error);
+      } finally {
+        result.durationMs = Math.round(performance.now() - started);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, targets.length) }, worker));
+  return results;
+}
+function hostFailures(results) {
+  const failed = results.filter((result) => result.status === "failed");
+  if (failed.length === 0) return void 0;
+  const skipped = results.filter((result) => result.status === "skipped").length;
+  const lines = failed.map((result) => `${result.label}: ${result.error?.message ?? "failed"}`);
+  if (skipped > 0) lines.push(`${skipped} host(s) not started because of the failure`);
+  return failed.length === 1 && skipped === 0 && results.length === 1 ? failed[0].error.message : lines.join("\n");
 }
 
-// action-cf-allowlist/package.json
-var version = "0.1.0";
+// action-cf-allowlist/src/guard.ts
+function guardPaths(table2) {
+  const dir = `/var/lib/skiff-cf/${table2}`;
+  return {
+    dir,
+    armed: `${dir}/armed`,
+    fired: `${dir}/fired`,
+    confirmed: `${dir}/confirmed`,
+    revertScript: `${dir}/revert.sh`,
+    sleeperPid: `${dir}/sleeper.pid`
+  };
+}
+function prepareDirCommand(paths) {
+  return ["mkdir", "-p", "-m", "0700", paths.dir];
+}
+function revertScript(paths, restore) {
+  const lines = [
+    "#!/bin/sh",
+    "# Armed by skiff action-cf-allowlist: restores the last good firewall unless the runner confirmed its new SSH login in time.",
+    `mv ${quote(paths.armed)} ${quote(paths.fired)} 2>/dev/null || exit 0`,
+    ...restore.map((command) => command.map((token) => typeof token === "string" ? quote(token) : token.raw).join(" ")),
+    `date -u +%FT%TZ >> ${quote(paths.fired)}`
+  ];
+  return `${lines.join("\n")}
+`;
+}
+function unitName(table2) {
+  return `skiff-cf-revert-${table2}`;
+}
+function armCommands(table2, paths, seconds) {
+  const unit = unitName(table2);
+  return [
+    ["rm", "-f", paths.fired, paths.confirmed],
+    ["date", "-u", "+%FT%TZ", raw(">"), paths.armed],
+    [
+      raw("if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then"),
+      ...["systemctl", "stop", `${unit}.timer`, `${unit}.service`],
+      raw("2>/dev/null || true;"),
+      ...["systemd-run", "--quiet", "--collect", `--unit=${unit}`, `--on-active=${seconds}s`, "--timer-property=AccuracySec=1s", "/bin/sh", paths.revertScript],
+      raw("; else"),
+      ...["setsid", "nohup", "sh", "-c", `sleep ${seconds}; exec sh ${quote(paths.revertScript)}`],
+      raw("</dev/null >/dev/null 2>&1 & echo $! >"),
+      paths.sleeperPid,
+      raw("; fi")
+    ]
+  ];
+}
+function cancelCommands(table2, paths) {
+  const unit = unitName(table2);
+  return [
+    [raw("if ! mv"), paths.armed, paths.confirmed, raw('2>/dev/null; then echo "the lockout guard already restored the previous rules" >&2; exit 3; fi')],
+    [raw("if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then"), "systemctl", "stop", `${unit}.timer`, raw("2>/dev/null || true; fi")],
+    [raw("if [ -s"), paths.sleeperPid, raw(']; then kill -- "-$(cat'), paths.sleeperPid, raw(')" 2>/dev/null || true; rm -f'), paths.sleeperPid, raw("; fi")]
+  ];
+}
+function firedCommand(paths) {
+  return ["test", "-e", paths.fired];
+}
+
+// action-cf-allowlist/src/cidr.ts
+var import_ipaddr = __toESM(require_ipaddr(), 1);
+var BITS = { ipv4: 32, ipv6: 128 };
+function toBigInt(bytes) {
+  return bytes.reduce((value, byte) => value << 8n | BigInt(byte), 0n);
+}
+function parseCidr(text, expected) {
+  const value = text.trim();
+  const withPrefix = value.includes("/") ? value : `${value}/${value.includes(":") ? 128 : 32}`;
+  let family;
+  if (import_ipaddr.default.IPv4.isValidCIDRFourPartDecimal(withPrefix)) family = "ipv4";
+  else if (!withPrefix.includes(".") && import_ipaddr.default.IPv6.isValidCIDR(withPrefix)) family = "ipv6";
+  else return "not a valid IPv4 or IPv6 CIDR";
+  if (expected !== void 0 && family !== expected) return `an ${family === "ipv4" ? "IPv4" : "IPv6"} range where ${expected === "ipv4" ? "IPv4" : "IPv6"} was expected`;
+  const [address, length] = import_ipaddr.default.parseCIDR(withPrefix);
+  const bits = BITS[family];
+  const start = toBigInt(address.toByteArray());
+  const hostMask = (1n << BigInt(bits - length)) - 1n;
+  if ((start & hostMask) !== 0n) return `host bits set (the network is ${networkText(family, start & ~hostMask, length)})`;
+  return { family, text: networkText(family, start, length), start, end: start | hostMask };
+}
+function networkText(family, start, length) {
+  const bytes = [];
+  for (let i = BITS[family] / 8 - 1; i >= 0; i--) bytes.push(Number(start >> BigInt(i * 8) & 0xffn));
+  const address = import_ipaddr.default.fromByteArray(bytes);
+  return `${address.toString()}/${length}`;
+}
+function coverage(cidrs) {
+  const sorted = [...cidrs].sort((a, b) => a.start < b.start ? -1 : a.start > b.start ? 1 : 0);
+  const merged = [];
+  for (const { start, end } of sorted) {
+    const last = merged.at(-1);
+    if (last && start <= last[1] + 1n) last[1] = last[1] > end ? last[1] : end;
+    else merged.push([start, end]);
+  }
+  return merged;
+}
+function sameCoverage(a, b) {
+  const x = coverage(a);
+  const y = coverage(b);
+  return x.length === y.length && x.every(([s, e], i) => s === y[i][0] && e === y[i][1]);
+}
+function uniqueSorted(cidrs) {
+  const byText = new Map(cidrs.map((cidr) => [cidr.text, cidr]));
+  return [...byText.values()].sort((a, b) => a.start < b.start ? -1 : a.start > b.start ? 1 : a.end < b.end ? -1 : 1);
+}
+function rangeToCidrs(family, start, end) {
+  const bits = BITS[family];
+  const out = [];
+  let cursor = start;
+  while (cursor <= end) {
+    let size = 0;
+    while (size < bits && (cursor & (1n << BigInt(size + 1)) - 1n) === 0n && cursor + (1n << BigInt(size + 1)) - 1n <= end) size++;
+    const last = cursor + (1n << BigInt(size)) - 1n;
+    out.push({ family, text: networkText(family, cursor, bits - size), start: cursor, end: last });
+    cursor = last + 1n;
+  }
+  return out;
+}
+function notCoveredBy(a, b) {
+  const merged = {
+    ipv4: coverage(b.filter((cidr) => cidr.family === "ipv4")),
+    ipv6: coverage(b.filter((cidr) => cidr.family === "ipv6"))
+  };
+  return a.filter((cidr) => !merged[cidr.family].some(([start, end]) => cidr.start >= start && cidr.end <= end));
+}
+
+// action-cf-allowlist/src/host.ts
+function checkShrink(live, wanted, rule) {
+  if (!live.cf || rule.allowShrink) return;
+  for (const family of ["ipv4", "ipv6"]) {
+    const current = live.cf[family];
+    if (current.length === 0) continue;
+    const gone = notCoveredBy(current, [...wanted.cf[family]]).length;
+    const percent = gone / current.length * 100;
+    if (percent > rule.maxShrinkPercent) {
+      throw new Error(
+        `the new list would remove ${gone} of the ${current.length} ${family === "ipv4" ? "IPv4" : "IPv6"} Cloudflare ranges live on the host (${percent.toFixed(0)}% > max-shrink-percent ${rule.maxShrinkPercent}); nothing was changed. If Cloudflare really retired them, rerun with allow-shrink: true`
+      );
+    }
+  }
+}
+async function planHost(server, backend, wanted, rule) {
+  const live = await backend.inspect(server);
+  checkShrink(live, wanted, rule);
+  const texts = (cidrs) => [...new Set(cidrs.map((c) => c.text))];
+  return {
+    live,
+    added: live.upToDate ? [] : texts(notCoveredBy([...wanted.managed], live.managed)),
+    removed: live.upToDate ? [] : texts(notCoveredBy(live.managed, [...wanted.managed]))
+  };
+}
+var LockoutError = class extends Error {
+  constructor(message, reverted) {
+    super(message);
+    this.reverted = reverted;
+    this.name = "LockoutError";
+  }
+  reverted;
+};
+async function waitForRevert(server, paths, deadline) {
+  while (Date.now() < deadline) {
+    const result = await server.run([firedCommand(paths)], { allowFailure: true, description: "check whether the revert fired", timeoutSeconds: 10 }).catch(() => void 0);
+    if (result === void 0) return false;
+    if (result.code === 0) return true;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return false;
+}
+async function applyWithGuard(server, target, backend, table2, options) {
+  const paths = guardPaths(table2);
+  const label = hostLabel(target);
+  await server.run([prepareDirCommand(paths)], { description: "prepare the state directory", timeoutSeconds: 30 });
+  const restore = await backend.stage(server, paths);
+  await server.upload(paths.revertScript, revertScript(paths, restore), { mode: 448, description: "upload the revert script" });
+  const armedAt = Date.now();
+  await server.run(armCommands(table2, paths, options.confirmTimeoutSeconds), { description: `arm the revert (${options.confirmTimeoutSeconds}s)`, timeoutSeconds: 30 });
+  await backend.apply(server, paths);
+  options.log(`${label}: applied; confirming with a new SSH connection`);
+  const deadline = armedAt + options.confirmTimeoutSeconds * 1e3;
+  const probeTimeout = Math.max(2, Math.min(target.connectTimeoutSeconds ?? 20, Math.floor((deadline - Date.now()) / 1e3) - 2));
+  let probe;
+  try {
+    probe = await SshConnection.connect({ ...target, attempts: 1, connectTimeoutSeconds: probeTimeout });
+    if (!await backend.verify(probe)) {
+      await probe.run([["sh", paths.revertScript]], { description: "revert now", timeoutSeconds: 60 });
+      throw new LockoutError(`${label}: the rules read back after applying are not the rendered ones; the previous rules were restored`, true);
+    }
+    await probe.run(cancelCommands(table2, paths), { description: "confirm: cancel the revert", timeoutSeconds: 30 });
+  } catch (error2) {
+    if (error2 instanceof LockoutError) throw error2;
+    const reason = error2.message;
+    options.log(`${label}: confirmation failed (${reason}); waiting for the lockout guard`);
+    const fired = await waitForRevert(server, paths, deadline + 15e3);
+    throw new LockoutError(
+      fired ? `${label}: after the change a new SSH connection failed (${reason}); the lockout guard restored the previous rules after ${options.confirmTimeoutSeconds}s` : `${label}: after the change a new SSH connection failed (${reason}); the revert armed on the host restores the previous rules ${options.confirmTimeoutSeconds}s after applying, but it could not be confirmed over the old connection`,
+      fired
+    );
+  } finally {
+    await probe?.close();
+  }
+}
+
+// action-cf-allowlist/src/ranges.ts
+import { isIP as isIP3 } from "node:net";
+var RangesError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "RangesError";
+  }
+};
+var LOOPBACK_HOSTS = /* @__PURE__ */ new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+function checkSourceUrl(value) {
+  let url;
+  try {
+    url = new URL(value);
+  } catch {
+    return "an absolute URL";
+  }
+  if (url.protocol === "https:") return void 0;
+  const host = url.hostname;
+  const loopback = LOOPBACK_HOSTS.has(host) || isIP3(host) === 4 && host.startsWith("127.");
+  if (url.protocol === "http:" && loopback) return void 0;
+  return "an https:// URL (plain http:// only for a loopback address such as 127.0.0.1)";
+}
+function list(result, key2, required) {
+  const value = result[key2];
+  if (value === void 0 && !required) return [];
+  if (!Array.isArray(value)) throw new RangesError(`the answer's result.${key2} is ${value === void 0 ? "missing" : "not a list"}`);
+  return value;
+}
+function validateRanges(body, rules) {
+  if (typeof body !== "object" || body === null) throw new RangesError("the answer is not a JSON object");
+  const answer = body;
+  const errors = Array.isArray(answer.errors) ? answer.errors : [];
+  if (answer.success !== true) {
+    throw new RangesError(`the API answered success: ${JSON.stringify(answer.success)}${errors.length > 0 ? ` with errors ${JSON.stringify(errors)}` : ""}`);
+  }
+  if (errors.length > 0) throw new RangesError(`the API reported errors: ${JSON.stringify(errors)}`);
+  if (typeof answer.result !== "object" || answer.result === null) throw new RangesError("the answer has no result object");
+  const result = answer.result;
+  const problems = [];
+  const take = (key2, entries, family) => entries.flatMap((entry) => {
+    const parsed = typeof entry === "string" ? parseCidr(entry, family) : "not a string";
+    if (typeof parsed === "string") {
+      problems.push(`result.${key2} entry ${JSON.stringify(entry)}: ${parsed}`);
+      return [];
+    }
+    return [parsed];
+  });
+  const ipv4 = take("ipv4_cidrs", list(result, "ipv4_cidrs", true), "ipv4");
+  const ipv6 = take("ipv6_cidrs", list(result, "ipv6_cidrs", true), "ipv6");
+  const jdcloud = rules.includeJdcloud ? take("jdcloud_cidrs", list(result, "jdcloud_cidrs", true)) : [];
+  if (problems.length > 0) throw new RangesError(`the answer holds invalid ranges:
+${problems.map((p) => `- ${p}`).join("\n")}`);
+  const all4 = uniqueSorted([...ipv4, ...jdcloud.filter((c) => c.family === "ipv4")]);
+  const all6 = uniqueSorted([...ipv6, ...jdcloud.filter((c) => c.family === "ipv6")]);
+  if (ipv4.length < rules.minIpv4) throw new RangesError(`the answer lists ${ipv4.length} IPv4 ranges, fewer than min-ipv4 (${rules.minIpv4})`);
+  if (ipv6.length < rules.minIpv6) throw new RangesError(`the answer lists ${ipv6.length} IPv6 ranges, fewer than min-ipv6 (${rules.minIpv6})`);
+  const etag = typeof result.etag === "string" ? result.etag : "";
+  return { ipv4: all4, ipv6: all6, etag };
+}
+async function fetchRanges(url, rules, timeoutSeconds = 30) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(timeoutSeconds * 1e3), redirect: "error" });
+  } catch (error2) {
+    throw new RangesError(`fetching ${url} failed: ${error2.message}`);
+  }
+  const text = await response.text();
+  if (!response.ok) throw new RangesError(`${url} answered HTTP ${response.status}: ${text.slice(0, 200)}`);
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new RangesError(`${url} did not answer JSON: ${text.slice(0, 200)}`);
+  }
+  return validateRanges(body, rules);
+}
 
 // action-cf-allowlist/src/inputs.ts
-var ACTION_INPUTS = [...SSH_INPUTS, DRY_RUN_INPUT];
+var DEFAULT_SOURCE_URL = "https://api.cloudflare.com/client/v4/ips";
+var ACTION_INPUTS = [
+  ...MULTI_HOST_INPUTS,
+  { name: "ports", description: "TCP ports only Cloudflare may reach, separated by commas or spaces.", required: false, default: "80,443" },
+  {
+    name: "ssh-allow",
+    description: "CIDRs allowed to reach SSH (port 22); everyone else is dropped there. Empty: this action does not touch SSH at all.",
+    required: false
+  },
+  { name: "extra-cidrs", description: "More CIDRs allowed on the ports besides Cloudflare, e.g. an uptime monitor (newline, comma or space separated).", required: false },
+  { name: "include-jdcloud", description: "Also allow Cloudflare's China network ranges (jdcloud_cidrs), true or false.", required: false, default: "false" },
+  { name: "source-url", description: "Where to fetch Cloudflare's ranges (https; plain http only for a loopback address).", required: false, default: DEFAULT_SOURCE_URL },
+  { name: "table", description: "Name of the nftables table this action owns (inet family); with ufw, the comment its rules are tagged with.", required: false, default: "skiff_cf" },
+  {
+    name: "docker-published",
+    description: "Also filter ports Docker publishes, in a prerouting hook that runs before Docker's DNAT (true or false). nftables backend only.",
+    required: false,
+    default: "true"
+  },
+  { name: "backend", description: "Firewall to drive: nftables (its own table) or ufw (tagged rules, which must already be active).", required: false, default: "nftables" },
+  {
+    name: "confirm-timeout",
+    description: "After applying, the host restores the previous rules unless a new SSH login confirms within this time, e.g. 60s.",
+    required: false,
+    default: "60s"
+  },
+  { name: "min-ipv4", description: "Refuse an answer with fewer IPv4 ranges than this.", required: false, default: "10" },
+  { name: "min-ipv6", description: "Refuse an answer with fewer IPv6 ranges than this.", required: false, default: "4" },
+  {
+    name: "max-shrink-percent",
+    description: "Refuse to remove more than this percentage of the Cloudflare ranges live on a host (per family) in one run.",
+    required: false,
+    default: "25"
+  },
+  { name: "allow-shrink", description: "Allow a shrink larger than max-shrink-percent (true or false), after checking the list.", required: false, default: "false" },
+  DRY_RUN_INPUT
+];
+function readPorts() {
+  const values = getList("ports", { split: "any", default: ["80", "443"] });
+  const ports = values.map((value) => /^\d+$/.test(value) ? Number(value) : Number.NaN);
+  const bad = values.filter((_, i) => !(ports[i] >= 1 && ports[i] <= 65535));
+  if (bad.length > 0 || ports.length === 0) throw invalidInput("ports", "TCP port numbers from 1 to 65535 separated by commas, e.g. 80,443", bad.join(","));
+  return [...new Set(ports)].sort((a, b) => a - b);
+}
+function readCidrs(name) {
+  const values = getList(name, { split: "any" });
+  if (values === void 0) return void 0;
+  const parsed = values.map((value) => parseCidr(value));
+  const bad = values.filter((_, i) => typeof parsed[i] === "string");
+  if (bad.length > 0) {
+    throw invalidInput(name, "IPv4 or IPv6 CIDRs (network address without host bits, e.g. 203.0.113.0/24 or 2001:db8::/48) separated by commas or newlines", bad.join(", "));
+  }
+  return parsed;
+}
+function readTable() {
+  const value = getString("table", { default: "skiff_cf" });
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(value)) throw invalidInput("table", "a name of letters, digits and _ starting with a letter (at most 31 characters)", value);
+  return value;
+}
+function readSourceUrl() {
+  const value = getString("source-url", { default: DEFAULT_SOURCE_URL });
+  const problem = checkSourceUrl(value);
+  if (problem) throw invalidInput("source-url", problem, value);
+  return value;
+}
 function readAllowlistInputs() {
-  return readInputs({ ssh: readSshInputs, dryRun: readDryRun });
+  const inputs = readInputs({
+    targets: readSshTargets,
+    mode: readRunMode,
+    ports: readPorts,
+    sshAllow: () => readCidrs("ssh-allow"),
+    extra: () => readCidrs("extra-cidrs") ?? [],
+    includeJdcloud: () => getBoolean("include-jdcloud", { default: false }),
+    sourceUrl: readSourceUrl,
+    table: readTable,
+    dockerPublished: () => getBoolean("docker-published", { default: true }),
+    backend: () => getEnum("backend", ["nftables", "ufw"], { default: "nftables" }),
+    confirmTimeoutSeconds: () => getDuration("confirm-timeout", { default: 60, min: 5, max: 3600 }),
+    minIpv4: () => getInteger("min-ipv4", { default: 10, min: 1 }),
+    minIpv6: () => getInteger("min-ipv6", { default: 4, min: 0 }),
+    maxShrinkPercent: () => getInteger("max-shrink-percent", { default: 25, min: 0, max: 100 }),
+    allowShrink: () => getBoolean("allow-shrink", { default: false }),
+    dryRun: readDryRun
+  });
+  const { sshAllow, ...rest } = inputs;
+  return { ...rest, ...sshAllow === void 0 ? {} : { sshAllow } };
+}
+
+// action-cf-allowlist/src/live.ts
+function ipToBigInt(text) {
+  const parsed = parseCidr(text);
+  return typeof parsed === "string" ? void 0 : parsed.start;
+}
+function element(raw2, family) {
+  const value = typeof raw2 === "object" && raw2 !== null && "elem" in raw2 ? raw2.elem.val : raw2;
+  if (typeof value === "string") {
+    const cidr = parseCidr(value, family);
+    return typeof cidr === "string" ? void 0 : cidr;
+  }
+  if (typeof value !== "object" || value === null) return void 0;
+  const v = value;
+  if (v.prefix) {
+    const p = v.prefix;
+    const cidr = parseCidr(`${p.addr}/${p.len}`, family);
+    return typeof cidr === "string" ? void 0 : cidr;
+  }
+  if (Array.isArray(v.range)) {
+    const [a, b] = v.range;
+    const start = ipToBigInt(a);
+    const end = ipToBigInt(b);
+    if (start === void 0 || end === void 0) return void 0;
+    return rangeToCidrs(family, start, end);
+  }
+  return void 0;
+}
+function parseLiveTable(json) {
+  const doc = JSON.parse(json);
+  const sets = [];
+  const chains = /* @__PURE__ */ new Map();
+  for (const item of doc.nftables ?? []) {
+    if (item.set) {
+      const s = item.set;
+      const family = s.type === "ipv6_addr" ? "ipv6" : "ipv4";
+      const elems = Array.isArray(s.elem) ? s.elem : [];
+      sets.push({ name: String(s.name), type: String(s.type), elements: elems.flatMap((e) => element(e, family) ?? []) });
+    } else if (item.chain) {
+      const c = item.chain;
+      chains.set(String(c.name), {
+        name: String(c.name),
+        ...c.type === void 0 ? {} : { type: String(c.type) },
+        ...c.hook === void 0 ? {} : { hook: String(c.hook) },
+        ...c.prio === void 0 ? {} : { priority: Number(c.prio) },
+        ...c.policy === void 0 ? {} : { policy: String(c.policy) },
+        ruleComments: []
+      });
+    } else if (item.rule) {
+      const r = item.rule;
+      chains.get(String(r.chain))?.ruleComments.push(typeof r.comment === "string" ? r.comment : void 0);
+    }
+  }
+  return { sets, chains: [...chains.values()] };
+}
+function liveMatches(live, model) {
+  if (live.sets.length !== model.sets.length || live.chains.length !== model.chains.length) return false;
+  for (const wanted of model.sets) {
+    const found = live.sets.find((s) => s.name === wanted.name);
+    if (!found || found.type !== wanted.type || !sameCoverage(found.elements, wanted.elements)) return false;
+  }
+  for (const wanted of model.chains) {
+    const found = live.chains.find((c) => c.name === wanted.name);
+    if (!found || found.type !== "filter" || found.hook !== wanted.hook || found.priority !== wanted.priority || found.policy !== "accept") return false;
+    const comments = wanted.rules.map((rule) => rule.comment);
+    if (found.ruleComments.length !== comments.length || found.ruleComments.some((c, i) => c !== comments[i])) return false;
+  }
+  return true;
+}
+function liveSet(live, name) {
+  return live?.sets.find((s) => s.name === name)?.elements ?? [];
+}
+
+// action-cf-allowlist/src/render.ts
+import { createHash as createHash2 } from "node:crypto";
+var SSH_PORT = 22;
+var PREROUTING_PRIORITY = -150;
+var INPUT_PRIORITY = -10;
+var portSet = (ports) => ports.length === 1 ? String(ports[0]) : `{ ${ports.join(", ")} }`;
+function set(name, family, elements) {
+  return { name, type: family === "ipv4" ? "ipv4_addr" : "ipv6_addr", elements };
+}
+function ruleComment(chain, text) {
+  return `skiff-cf ${createHash2("sha256").update(`${chain}
+${text}`).digest("hex").slice(0, 16)}`;
+}
+function tableModel(list3) {
+  const v4 = (cidrs) => cidrs.filter((cidr) => cidr.family === "ipv4");
+  const v6 = (cidrs) => cidrs.filter((cidr) => cidr.family === "ipv6");
+  const sets = [set("cf4", "ipv4", list3.cf4), set("cf6", "ipv6", list3.cf6), set("extra4", "ipv4", v4(list3.extra)), set("extra6", "ipv6", v6(list3.extra))];
+  if (list3.sshAllow) sets.push(set("ssh4", "ipv4", v4(list3.sshAllow)), set("ssh6", "ipv6", v6(list3.sshAllow)));
+  const body = (local) => {
+    const web = `${local}tcp dport ${portSet(list3.ports)}`;
+    const rules = [
+      'iifname "lo" accept',
+      `${web} ip saddr @cf4 accept`,
+      `${web} ip6 saddr @cf6 accept`,
+      `${web} ip saddr @extra4 accept`,
+      `${web} ip6 saddr @extra6 accept`,
+      `${web} drop`
+    ];
+    if (list3.sshAllow) {
+      const ssh = `${local}tcp dport ${SSH_PORT}`;
+      rules.push(`${ssh} ct state established,related accept`, `${ssh} ip saddr @ssh4 accept`, `${ssh} ip6 saddr @ssh6 accept`, `${ssh} drop`);
+    }
+    return rules;
+  };
+  const chain = (name, hook, priority, rules) => ({
+    name,
+    hook,
+    priority,
+    rules: rules.map((text) => ({ text, comment: ruleComment(name, text) }))
+  });
+  const chains = [chain("input", "input", INPUT_PRIORITY, body(""))];
+  if (list3.dockerPublished) chains.push(chain("prerouting", "prerouting", PREROUTING_PRIORITY, body("fib daddr type local ")));
+  return { table: list3.table, sets, chains };
+}
+function renderTable(model) {
+  const t = model.table;
+  const lines = [
+    "# Written by skiff action-cf-allowlist; replaced whole on every change.",
+    `table inet ${t} {}`,
+    `delete table inet ${t}`,
+    `table inet ${t} {`
+  ];
+  for (const s of model.sets) {
+    lines.push(`	set ${s.name} {`, `		type ${s.type}`, "		flags interval", "		auto-merge");
+    if (s.elements.length > 0) lines.push(`		elements = { ${s.elements.map((cidr) => cidr.text).join(",\n			     ")} }`);
+    lines.push("	}", "");
+  }
+  for (const c of model.chains) {
+    lines.push(`	chain ${c.name} {`, `		type filter hook ${c.hook} priority ${c.priority}; policy accept;`);
+    for (const rule of c.rules) lines.push(`		${rule.text} comment "${rule.comment}"`);
+    lines.push("	}", "");
+  }
+  if (lines.at(-1) === "") lines.pop();
+  lines.push("}", "");
+  return lines.join("\n");
+}
+function renderAbsent(table2) {
+  return `table inet ${table2} {}
+delete table inet ${table2}
+`;
+}
+
+// action-cf-allowlist/src/nftables.ts
+function listTableCommand(table2) {
+  return ["nft", "-j", "list", "table", "inet", table2];
+}
+function readLiveTable(result, table2) {
+  if (result.code === 0) return parseLiveTable(result.stdout);
+  if (/No such file or directory/.test(result.stderr)) return void 0;
+  throw new Error(`reading the live table inet ${table2} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
+}
+function nftPaths(paths) {
+  return { next: `${paths.dir}/next.nft`, lastGood: `${paths.dir}/last-good.nft` };
+}
+function checkCommand(file) {
+  return ["nft", "-c", "-f", file];
+}
+function applyCommand(file) {
+  return ["nft", "-f", file];
+}
+function saveLastGoodCommand(table2, file) {
+  return [
+    raw("{"),
+    "printf",
+    "%s",
+    renderAbsent(table2),
+    raw(";"),
+    raw("nft list table inet"),
+    table2,
+    raw("2>/dev/null || true; } >"),
+    file
+  ];
+}
+
+// action-cf-allowlist/src/nftables-backend.ts
+var TIMEOUT = 60;
+function nftablesBackend(model) {
+  const table2 = model.table;
+  const read2 = async (server) => readLiveTable(await server.run([listTableCommand(table2)], { allowFailure: true, description: `read table inet ${table2}`, timeoutSeconds: TIMEOUT }), table2);
+  return {
+    name: "nftables",
+    async inspect(server) {
+      const live = await read2(server);
+      if (!live) return { upToDate: false, managed: [] };
+      const managedSets = live.sets.filter((s) => ["cf4", "cf6", "extra4", "extra6", "ssh4", "ssh6"].includes(s.name));
+      return {
+        upToDate: liveMatches(live, model),
+        cf: { ipv4: liveSet(live, "cf4"), ipv6: liveSet(live, "cf6") },
+        managed: managedSets.flatMap((s) => s.elements)
+      };
+    },
+    async stage(server, paths) {
+      const files = nftPaths(paths);
+      await server.upload(files.next, renderTable(model), { mode: 384, description: `upload the rendered table inet ${table2}` });
+      await server.run([checkCommand(files.next)], { description: "check the rendered table (nft -c)", timeoutSeconds: TIMEOUT });
+      await server.run([saveLastGoodCommand(table2, files.lastGood)], { description: "save the live table as last-good", timeoutSeconds: TIMEOUT });
+      return [applyCommand(files.lastGood)];
+    },
+    async apply(server, paths) {
+      await server.run([applyCommand(nftPaths(paths).next)], { description: `replace table inet ${table2} in one transaction`, timeoutSeconds: TIMEOUT });
+    },
+    async verify(server) {
+      const live = await read2(server);
+      return live !== void 0 && liveMatches(live, model);
+    }
+  };
+}
+
+// action-cf-allowlist/src/report.ts
+function union(lists) {
+  return [...new Set(lists.flat())];
+}
+var list2 = (items) => items.length === 0 ? "\u2014" : items.map(inlineCode).join(", ");
+function renderSummary(reports, etag, backend, source) {
+  return [
+    "### Cloudflare allowlist",
+    "",
+    `Source ${inlineCode(source)}, etag ${inlineCode(etag || "none")}, backend ${backend}.`,
+    "",
+    table(
+      ["Host", "Result", "IPv4", "IPv6", "Added", "Removed"],
+      reports.map((r) => [
+        r.host,
+        r.status === "failed" ? `\u274C ${r.error ?? "failed"}${r.reverted ? " (reverted)" : ""}` : r.status,
+        String(r.ipv4),
+        String(r.ipv6),
+        list2(r.added),
+        list2(r.removed)
+      ])
+    ),
+    ""
+  ].join("\n");
+}
+
+// action-cf-allowlist/src/ufw.ts
+var key = (rule) => `${rule.action}|${rule.from?.text ?? "any"}|${rule.ports}`;
+function wantedUfwRules(list3) {
+  const web = list3.ports.join(",");
+  const rules = [...list3.cf4, ...list3.cf6, ...list3.extra].map((from) => ({ action: "allow", from, ports: web }));
+  rules.push({ action: "deny", ports: web });
+  if (list3.sshAllow) {
+    rules.push(...list3.sshAllow.map((from) => ({ action: "allow", from, ports: String(SSH_PORT) })));
+    rules.push({ action: "deny", ports: String(SSH_PORT) });
+  }
+  return rules;
+}
+function parseUfwAdded(text, tag) {
+  const rules = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim().endsWith(`comment '${tag}'`)) continue;
+    const allow = /^ufw allow from (\S+) to any port (\S+) proto tcp /.exec(line.trim());
+    const deny = /^ufw deny (?:(\S+)\/tcp|proto tcp (?:from any )?to any port (\S+)) /.exec(line.trim());
+    if (allow) {
+      const from = parseCidr(allow[1]);
+      if (typeof from !== "string") rules.push({ action: "allow", from, ports: allow[2] });
+    } else if (deny) {
+      rules.push({ action: "deny", ports: deny[1] ?? deny[2] });
+    }
+  }
+  return rules;
+}
+function ufwDiff(live, wanted) {
+  const liveKeys = new Set(live.map(key));
+  const wantedKeys = new Set(wanted.map(key));
+  return { add: wanted.filter((rule) => !liveKeys.has(key(rule))), remove: live.filter((rule) => !wantedKeys.has(key(rule))) };
+}
+function spec(rule) {
+  return rule.from ? ["proto", "tcp", "from", rule.from.text, "to", "any", "port", rule.ports] : ["proto", "tcp", "to", "any", "port", rule.ports];
+}
+function ufwChangeCommands(diff, tag) {
+  const allows = diff.add.filter((rule) => rule.action === "allow").map((rule) => ["ufw", "prepend", "allow", ...spec(rule), "comment", tag]);
+  const denies = diff.add.filter((rule) => rule.action === "deny").map((rule) => ["ufw", "deny", ...spec(rule), "comment", tag]);
+  const removals = diff.remove.map((rule) => ["ufw", "delete", rule.action, ...spec(rule)]);
+  return [...allows, ...denies, ...removals].map((command) => [...command, raw(">/dev/null")]);
+}
+var RULE_FILES = ["/etc/ufw/user.rules", "/etc/ufw/user6.rules"];
+function ufwBackend(list3) {
+  const tag = list3.table;
+  const wanted = wantedUfwRules(list3);
+  let diff = { add: wanted, remove: [] };
+  const readRules = async (server) => {
+    const result = await server.run([["ufw", "status"], ["ufw", "show", "added"]], { description: "read ufw rules", timeoutSeconds: 60 });
+    if (!/^Status: active/m.test(result.stdout)) {
+      throw new Error("ufw is not active on the host; enable it yourself (with SSH allowed) first: this action never enables ufw, which could lock you out");
+    }
+    return parseUfwAdded(result.stdout, tag);
+  };
+  return {
+    name: "ufw",
+    async inspect(server) {
+      const live = await readRules(server);
+      diff = ufwDiff(live, wanted);
+      const cf = (family) => live.filter((r) => r.action === "allow" && r.ports === list3.ports.join(",") && r.from?.family === family).map((r) => r.from);
+      const managed = live.flatMap((r) => r.from ? [r.from] : []);
+      return { upToDate: diff.add.length === 0 && diff.remove.length === 0, ...live.length > 0 ? { cf: { ipv4: cf("ipv4"), ipv6: cf("ipv6") } } : {}, managed };
+    },
+    async stage(server, paths) {
+      await server.run(
+        RULE_FILES.map((file) => ["cp", "-p", file, `${paths.dir}/last-good-${file.split("/").pop()}`]),
+        { description: "save the live ufw rules as last-good", timeoutSeconds: 30 }
+      );
+      return [...RULE_FILES.map((file) => ["cp", "-p", `${paths.dir}/last-good-${file.split("/").pop()}`, file]), ["ufw", "reload"]];
+    },
+    async apply(server) {
+      await server.run(ufwChangeCommands(diff, tag), { description: `add ${diff.add.length} and delete ${diff.remove.length} ufw rules tagged ${tag}`, timeoutSeconds: 600 });
+    },
+    async verify(server) {
+      const after = ufwDiff(await readRules(server), wanted);
+      return after.add.length === 0 && after.remove.length === 0;
+    }
+  };
 }
 
 // action-cf-allowlist/src/main.ts
-var PREFLIGHT = [
-  { description: "operating system", command: ["uname", "-sr"] },
-  { description: "nftables installed", command: ["command", "-v", "nft"] },
-  { description: "iptables installed", command: ["command", "-v", "iptables"] },
-  { description: "docker installed", command: ["command", "-v", "docker"] }
-];
+function backendFor(inputs, ranges) {
+  const list3 = {
+    table: inputs.table,
+    ports: inputs.ports,
+    cf4: ranges.ipv4,
+    cf6: ranges.ipv6,
+    extra: inputs.extra,
+    ...inputs.sshAllow ? { sshAllow: inputs.sshAllow } : {},
+    dockerPublished: inputs.dockerPublished
+  };
+  return inputs.backend === "ufw" ? ufwBackend(list3) : nftablesBackend(tableModel(list3));
+}
+async function allowlist(inputs, log = info) {
+  const ranges = await fetchRanges(inputs.sourceUrl, inputs);
+  log(`Cloudflare list: ${ranges.ipv4.length} IPv4 and ${ranges.ipv6.length} IPv6 ranges, etag ${ranges.etag || "none"}`);
+  const backends = /* @__PURE__ */ new Map();
+  const wanted = {
+    table: inputs.table,
+    cf: ranges,
+    managed: [...ranges.ipv4, ...ranges.ipv6, ...inputs.extra, ...inputs.sshAllow ?? []]
+  };
+  const count = (family) => wanted.managed.filter((c) => c.family === family).length;
+  const connections = /* @__PURE__ */ new Map();
+  try {
+    const planned = await forEachHost(inputs.targets, inputs.mode, async (target, { index }) => {
+      const server = await SshConnection.connect(target);
+      connections.set(index, server);
+      const backend = backendFor(inputs, ranges);
+      backends.set(index, backend);
+      return planHost(server, backend, wanted, inputs);
+    });
+    const reports = planned.map((result) => ({
+      host: result.label,
+      status: result.status === "failed" ? "failed" : result.status === "skipped" ? "skipped" : result.value.live.upToDate ? "unchanged" : "changed",
+      changed: false,
+      added: result.value?.added ?? [],
+      removed: result.value?.removed ?? [],
+      ipv4: count("ipv4"),
+      ipv6: count("ipv6"),
+      ...result.error ? { error: result.error.message } : {},
+      durationMs: result.durationMs
+    }));
+    let failure = hostFailures(planned);
+    if (failure === void 0) {
+      const toApply = planned.filter((result) => !result.value.live.upToDate).map((result) => inputs.targets.indexOf(result.target));
+      const applied = await forEachHost(
+        toApply.map((i) => inputs.targets[i]),
+        inputs.mode,
+        async (target, { index }) => applyWithGuard(connections.get(toApply[index]), target, backends.get(toApply[index]), inputs.table, { confirmTimeoutSeconds: inputs.confirmTimeoutSeconds, log })
+      );
+      applied.forEach((result, i) => {
+        const report = reports[toApply[i]];
+        report.durationMs += result.durationMs;
+        if (result.status === "ok") report.changed = true;
+        else {
+          report.status = result.status === "skipped" ? "skipped" : "failed";
+          if (result.error) report.error = result.error.message;
+          if (result.error && "reverted" in result.error) report.reverted = Boolean(result.error.reverted);
+        }
+      });
+      failure = hostFailures(applied);
+    }
+    const changedReports = reports.filter((r) => r.changed);
+    return {
+      changed: changedReports.length > 0,
+      added: union(changedReports.map((r) => r.added)),
+      removed: union(changedReports.map((r) => r.removed)),
+      etag: ranges.etag,
+      hosts: reports,
+      ...failure === void 0 ? {} : { failure }
+    };
+  } finally {
+    await Promise.all([...connections.values()].map((server) => server.close().catch(() => void 0)));
+  }
+}
+async function dryRun(inputs) {
+  const ranges = await fetchRanges(inputs.sourceUrl, inputs);
+  const backend = backendFor(inputs, ranges);
+  const plan = new PlanRecorder();
+  const paths = guardPaths(inputs.table);
+  await backend.inspect(plan).catch(() => void 0);
+  await backend.stage(plan, paths);
+  await backend.apply(plan, paths);
+  await publishPlan(plan.steps, `Plan for ${inputs.targets.map(hostLabel).join(", ")} (each behind a ${inputs.confirmTimeoutSeconds}s lockout guard)`);
+  outputs().set("etag", ranges.etag);
+}
 async function run() {
   const inputs = readAllowlistInputs();
-  await checkServer(inputs.ssh, inputs.dryRun, PREFLIGHT);
-  if (inputs.dryRun) return;
-  throw notImplemented("action-cf-allowlist", version, "updating the Cloudflare allowlist");
+  if (inputs.dryRun) return dryRun(inputs);
+  const result = await allowlist(inputs);
+  const out = outputs();
+  out.set("changed", result.changed);
+  out.set("added", result.added);
+  out.set("removed", result.removed);
+  out.set("etag", result.etag);
+  out.set("hosts", result.hosts);
+  await writeSummary(renderSummary(result.hosts, result.etag, inputs.backend, inputs.sourceUrl));
+  if (result.failure) throw new Error(result.failure);
 }
 
 // action-cf-allowlist/src/index.ts
