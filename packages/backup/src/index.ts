@@ -14,3 +14,5 @@ export { prepareTargetScript, restoreCommand, drillQueryCommand, dropScratchComm
 export type { RestoreTarget } from './restore';
 export { backupSource, pruneSource, findBackup, restoreBackup, drillSource, withSecretFile } from './operations';
 export type { BackupOptions, BackupResult, RestoreResult } from './operations';
+export { S3Store, Inspector } from './s3-store';
+export type { S3Settings } from './s3-store';

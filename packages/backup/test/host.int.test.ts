@@ -99,7 +99,7 @@ describe('postgres in a Compose service → host destination', () => {
     const path = join(dest.path, 'postgres-app', m.file);
     const original = await readFile(path);
     const tampered = Buffer.from(original);
-    tampered[tampered.length - 10] ^= 0xff;
+    tampered[tampered.length - 10] = tampered[tampered.length - 10]! ^ 0xff;
     await sh('cp', [path, `${path}.orig`]);
     await sh('sh', ['-c', `printf '' > /dev/null`]);
     await import('node:fs/promises').then((fs) => fs.writeFile(path, tampered));

@@ -19,3 +19,5 @@ export type { NetnsWebServer } from './netns-web';
 export { startComposePostgres, COMPOSE_POSTGRES_IMAGE } from './compose-postgres';
 export type { ComposePostgres } from './compose-postgres';
 export { registryManifestDigest, MANIFEST_ACCEPT, withoutCliPlugins, SYSTEM_CLI_PLUGIN_DIR } from './docker-registry-api';
+export { startS3 } from './s3';
+export type { S3Server } from './s3';

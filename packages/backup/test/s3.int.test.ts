@@ -1,0 +1,120 @@
+import { readFile, writeFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SshConnection } from '@skiff/ssh';
+import { sh, sshdConnectOptions, startComposePostgres, startRedis, startS3, startSshd, tempDir, type ComposePostgres, type Redis, type S3Server, type SshdServer } from '@skiff/testbed';
+import { BackupFailed, S3Store, backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type Source } from '../src/index';
+
+let sshd: SshdServer;
+let ssh: SshConnection;
+let pg: ComposePostgres;
+let s3: S3Server;
+let redis: Redis;
+let work: { path: string; remove: () => Promise<void> };
+let store: S3Store;
+
+const source = (yaml: string): Source => {
+  const { sources, problems } = parseSources(yaml);
+  expect(problems).toEqual([]);
+  return sources[0]!;
+};
+let clock = Date.parse('2026-02-01T03:00:00Z');
+const tick = () => new Date((clock += 86_400_000));
+const options = (overrides: Partial<BackupOptions> = {}): BackupOptions => ({ minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], retention: { keepDays: 30, minKeep: 3 }, now: tick, ...overrides });
+
+beforeAll(async () => {
+  [sshd, pg, s3, redis, work] = await Promise.all([startSshd(), startComposePostgres('skiffbk-s3'), startS3(), startRedis(), tempDir('skiffbk-s3work')]);
+  ssh = await SshConnection.connect(sshdConnectOptions(sshd));
+  store = new S3Store({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: 'nightly', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+  await pg.psql('postgres', 'create database shop');
+  await pg.psql('shop', "create table orders (id int primary key, total numeric, note text); insert into orders select g, g * 1.5, md5(g::text) from generate_series(1, 3000) g");
+});
+
+afterAll(async () => {
+  await ssh?.close();
+  store?.client.destroy();
+  await Promise.all([sshd?.stop(), pg?.stop(), s3?.stop(), redis?.stop(), work?.remove()]);
+});
+
+const shop = () => source(`- type: postgres\n  service: db\n  project: skiffbk-s3\n  project-directory: ${pg.dir}\n  database: shop\n  user: postgres\n`);
+const checksum = (db: string) => pg.psql(db, "select count(*) || ':' || md5(string_agg(id || '/' || total || note, ',' order by id)) from orders");
+const keys = async () => ((await store.client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents ?? []).map((o) => o.Key!).sort();
+
+describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
+  it('an encrypted backup restores only with the matching identity', async () => {
+    const identity = await generateIdentity();
+    const recipient = await identityToRecipient(identity);
+    const { manifest } = await backupSource(ssh, store, shop(), options({ encryptRecipients: [recipient] }));
+    expect(manifest.file).toMatch(/^postgres-shop-\d{8}T\d{6}Z\.dump\.age$/);
+    expect(manifest.encryption).toEqual({ recipients: [recipient] });
+    expect(manifest.rawSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(await keys()).toEqual([`nightly/postgres-shop/${manifest.id}.dump.age`, `nightly/postgres-shop/${manifest.id}.manifest.json`]);
+
+    const wrong = await generateIdentity();
+    await expect(restoreBackup(ssh, store, shop(), manifest, { database: 'shop_wrong', force: false }, { identities: [wrong] })).rejects.toThrow(/could not be decrypted/);
+    await expect(restoreBackup(ssh, store, shop(), manifest, { database: 'shop_wrong', force: false })).rejects.toThrow(/decrypt-identity/);
+    expect(await pg.psql('postgres', "select count(*) from pg_database where datname = 'shop_wrong'")).toBe('0\n');
+
+    await restoreBackup(ssh, store, shop(), manifest, { database: 'shop_copy', force: false }, { identities: [identity] });
+    expect(await checksum('shop_copy')).toBe(await checksum('shop'));
+    const drill = await drillSource(ssh, store, shop(), { identities: [identity] });
+    expect(drill.report).toEqual(['public.orders|3000']);
+    expect(await keys()).toContain(`nightly/postgres-shop/${manifest.id}.drill.json`);
+  });
+
+  it('a tampered object fails the sha256 check before anything is written', async () => {
+    const { manifest } = await backupSource(ssh, store, shop(), options());
+    // s3rver keeps object bodies under <dir>/<bucket>/<key>._S3rver_object
+    const path = join(s3.directory, s3.bucket, 'nightly/postgres-shop', `${manifest.file}._S3rver_object`);
+    const bytes = await readFile(path);
+    bytes[bytes.length - 20] = bytes[bytes.length - 20]! ^ 0x01;
+    await writeFile(path, bytes);
+    await expect(restoreBackup(ssh, store, shop(), manifest, { database: 'shop_tampered', force: false })).rejects.toThrow(/sha256 .* refusing to restore/);
+    expect(await pg.psql('postgres', "select count(*) from pg_database where datname = 'shop_tampered'")).toBe('0\n');
+  });
+
+  it('a failing dump aborts the upload: no object, no manifest, nothing pruned', async () => {
+    const before = await keys();
+    const bad = source(`- type: postgres\n  name: postgres-shop\n  service: db\n  project: skiffbk-s3\n  project-directory: ${pg.dir}\n  database: missing\n  user: postgres\n`);
+    await expect(backupSource(ssh, store, bad, options({ retention: { keepDaily: 1, minKeep: 1 } }))).rejects.toThrow(BackupFailed);
+    expect(await keys()).toEqual(before);
+  });
+
+  it('retention on S3 prunes by manifest time', async () => {
+    await backupSource(ssh, store, shop(), options());
+    const all = await store.list('postgres-shop');
+    expect(all.length).toBe(3);
+    const result = await pruneSource(store, 'postgres-shop', { keepDaily: 1, minKeep: 1 }, { now: new Date(clock), dryRun: false });
+    expect(result.pruned).toEqual(all.slice(1).map((m) => m.id));
+    expect((await keys()).filter((k) => k.endsWith('.manifest.json'))).toEqual([`nightly/postgres-shop/${all[0]!.id}.manifest.json`]);
+  });
+
+  it('redis (host, password from a file) streams an RDB; restore writes the file; the drill reads it', async () => {
+    for (let i = 0; i < 200; i++) await sh('redis-cli', ['-p', String(redis.port), '--no-auth-warning', '-a', redis.password, 'SET', `key:${i}`, 'v'.repeat(50)]);
+    const rs = source(`- type: redis\n  host: 127.0.0.1\n  port: ${redis.port}\n  password: "${redis.password}"\n`);
+    const { manifest } = await backupSource(ssh, store, rs, options({ minSize: 100 }));
+    expect(manifest.verification).toContain('RDB header REDIS');
+    const target = join(work.path, 'restored.rdb');
+    await restoreBackup(ssh, store, rs, manifest, { path: target, force: false });
+    expect((await readFile(target)).subarray(0, 5).toString()).toBe('REDIS');
+    await expect(restoreBackup(ssh, store, rs, manifest, { path: target, force: false })).rejects.toThrow(/not empty/);
+    const drill = await drillSource(ssh, store, rs, {});
+    expect(drill.report).toEqual(['keys|200']);
+  });
+
+  it('sqlite: a .backup snapshot round-trips with identical rows', async () => {
+    const db = join(work.path, 'app.sqlite');
+    await sh('sqlite3', [db, "create table notes (id integer primary key, body text); with recursive n(i) as (select 1 union all select i + 1 from n where i < 500) insert into notes select i, hex(randomblob(16)) from n;"]);
+    const lite = source(`- type: sqlite\n  path: ${db}\n`);
+    const { manifest } = await backupSource(ssh, store, lite, options());
+    expect(manifest.verification).toContain('PRAGMA integrity_check on the .backup snapshot');
+    const target = join(work.path, 'restored.sqlite');
+    await restoreBackup(ssh, store, lite, manifest, { path: target, force: false });
+    const q = "select count(*) || ':' || (select group_concat(body, ',') from (select body from notes order by id)) from notes";
+    expect(await sh('sqlite3', [target, q])).toBe(await sh('sqlite3', [db, q]));
+    expect((await drillSource(ssh, store, lite, {})).report).toEqual(['notes|500']);
+    expect((await readdir('/tmp')).filter((n) => n.startsWith('skiff_drill_'))).toEqual([]);
+  });
+});
