@@ -1,6 +1,8 @@
 import type { Benchmark } from './harness';
 import { bundleColdStart } from './bundle-cold-start';
 import { sshRoundTrip } from './ssh-round-trip';
+import { cfAllowlist } from './cf-allowlist';
+import { buildPush } from './build-push';
 
 /** Every benchmark `npm run bench` knows, in the order they run: add a new one's file here. */
-export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart];
+export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart, buildPush, cfAllowlist];

@@ -47236,7 +47236,6 @@ function loginCommand(registry, username) {
 function logoutCommand(registry) {
   return ["docker", "logout", registry];
 }
-var BUILDX_VERSION = ["docker", "buildx", "version"];
 var BUILDX_INSPECT = ["docker", "buildx", "inspect"];
 function parseBuildxDriver(inspectOutput) {
   return /^Driver:\s+(\S+)/m.exec(inspectOutput)?.[1];
@@ -47442,9 +47441,11 @@ async function pushEachTag(job) {
 
 // action-build-push/src/builder.ts
 async function detectBuilder() {
-  const version2 = await runCommand(BUILDX_VERSION, { quiet: true, allowFailure: true });
-  if (version2.code !== 0) return { kind: "classic" };
   const inspect = await runCommand(BUILDX_INSPECT, { quiet: true, allowFailure: true });
+  if (inspect.code !== 0) {
+    if (/unknown command|is not a docker command|unknown flag/i.test(inspect.stderr + inspect.stdout)) return { kind: "classic" };
+    throw new Error(`docker buildx inspect failed (exit ${inspect.code}): ${(inspect.stderr || inspect.stdout).trim()}`);
+  }
   return { kind: "buildx", driver: parseBuildxDriver(inspect.stdout) ?? "unknown" };
 }
 function describeBuilder(builder) {

@@ -1,14 +1,18 @@
-import { BUILDX_INSPECT, BUILDX_VERSION, cacheFlags, parseBuildxDriver, type CacheType } from './commands';
+import { BUILDX_INSPECT, cacheFlags, parseBuildxDriver, type CacheType } from './commands';
 import type { CacheMode } from './inputs';
 import { runCommand } from './run-command';
 
 /** buildx with its current builder's driver, or the classic `docker build` when buildx is missing. */
 export type Builder = { kind: 'buildx'; driver: string } | { kind: 'classic' };
 
+/** One `docker buildx inspect`: it fails when the plugin is missing and names the driver when it is there. */
 export async function detectBuilder(): Promise<Builder> {
-  const version = await runCommand(BUILDX_VERSION, { quiet: true, allowFailure: true });
-  if (version.code !== 0) return { kind: 'classic' };
   const inspect = await runCommand(BUILDX_INSPECT, { quiet: true, allowFailure: true });
+  if (inspect.code !== 0) {
+    // A missing plugin makes docker say `unknown command`; anything else is a broken builder worth reporting.
+    if (/unknown command|is not a docker command|unknown flag/i.test(inspect.stderr + inspect.stdout)) return { kind: 'classic' };
+    throw new Error(`docker buildx inspect failed (exit ${inspect.code}): ${(inspect.stderr || inspect.stdout).trim()}`);
+  }
   return { kind: 'buildx', driver: parseBuildxDriver(inspect.stdout) ?? 'unknown' };
 }
 

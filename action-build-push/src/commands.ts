@@ -13,7 +13,6 @@ export function logoutCommand(registry: string): Argv {
   return ['docker', 'logout', registry];
 }
 
-export const BUILDX_VERSION: Argv = ['docker', 'buildx', 'version'];
 export const BUILDX_INSPECT: Argv = ['docker', 'buildx', 'inspect'];
 
 /** The driver of the current builder from `docker buildx inspect` (`docker`, `docker-container`, ...). */
