@@ -1,17 +1,214 @@
 import type { SshConnectOptions } from '@skiff/ssh';
-import { DRY_RUN_INPUT, SSH_INPUTS, readDryRun, readInputs, readSshInputs, type InputDefinition } from '@skiff/action-kit';
+import {
+  DRY_RUN_INPUT,
+  InputCollector,
+  InputError,
+  SSH_INPUTS,
+  getBoolean,
+  getEnum,
+  getInteger,
+  getList,
+  getString,
+  invalidInput,
+  maskSecret,
+  readDryRun,
+  readSshInputs,
+  type InputDefinition,
+} from '@skiff/action-kit';
+import { parseSources, type RetentionPolicy, type S3Settings, type Source } from '@skiff/backup';
+
+const BACKUP_INPUTS = [
+  {
+    name: 'sources',
+    description:
+      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `path`, `paths`, `volumes`, `name`, `compression`, …). See the README.',
+    required: true,
+  },
+  { name: 'destination', description: 'Where backups go: `host` (a directory on the server, destination-path) or `s3` (any S3-compatible store).', required: false, default: 'host' },
+  { name: 'destination-path', description: 'With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.', required: false, default: '/var/backups/skiff' },
+  { name: 's3-endpoint', description: 'S3 endpoint URL for non-AWS stores (Backblaze B2, Cloudflare R2, MinIO); empty for AWS.', required: false },
+  { name: 's3-region', description: 'S3 region (`auto` for R2).', required: false, default: 'us-east-1' },
+  { name: 's3-bucket', description: 'S3 bucket.', required: false },
+  { name: 's3-prefix', description: 'Key prefix inside the bucket; backups go to `<prefix>/<source>/<id>.*`.', required: false, default: 'skiff-backups' },
+  { name: 's3-access-key-id', description: 'S3 access key id.', required: false, secret: true },
+  { name: 's3-secret-access-key', description: 'S3 secret access key.', required: false, secret: true },
+  { name: 'encrypt-recipients', description: 'age public keys (age1…), one per line: backups are encrypted on the runner before upload (s3 only); the decryption key never needs to be in CI.', required: false },
+  { name: 'decrypt-identity', description: 'age identity (AGE-SECRET-KEY-1…) for restore and drill of encrypted backups. Secret.', required: false, secret: true },
+  { name: 'mode', description: '`backup`, `list`, `restore`, `drill` or `prune`.', required: false, default: 'backup' },
+  { name: 'min-size', description: 'A backup smaller than this many bytes fails.', required: false, default: '1024' },
+  { name: 'max-shrink-percent', description: 'A backup more than this percent smaller than the previous one fails (100 turns the guard off).', required: false, default: '50' },
+  { name: 'keep-daily', description: 'Retention: keep the newest backup of each of this many days.', required: false, default: '0' },
+  { name: 'keep-weekly', description: 'Retention: keep the newest backup of each of this many ISO weeks.', required: false, default: '0' },
+  { name: 'keep-monthly', description: 'Retention: keep the newest backup of each of this many months.', required: false, default: '0' },
+  { name: 'keep-yearly', description: 'Retention: keep the newest backup of each of this many years.', required: false, default: '0' },
+  { name: 'keep-days', description: 'Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.', required: false, default: '0' },
+  { name: 'min-keep', description: 'Never keep fewer than this many newest backups per source.', required: false, default: '3' },
+  { name: 'backup-id', description: 'For restore (and drill): the backup id to restore, or `latest`.', required: false, default: 'latest' },
+  { name: 'restore-target', description: 'For restore: the database (postgres) or path on the server (redis, sqlite, files). Default: the source database; required for path types.', required: false },
+  { name: 'force', description: 'For restore: overwrite a non-empty target (true or false).', required: false, default: 'false' },
+  { name: 'drill-query', description: 'For drill: SQL to run on the restored scratch copy. Default: row counts of every table.', required: false },
+  { name: 'healthcheck-url', description: 'healthchecks.io-style ping URL: `/start` before, the URL on success, `/fail` on failure.', required: false },
+] as const satisfies readonly InputDefinition[];
 
 /** What action.yml declares; a unit test keeps action.yml and the README in step with these. */
-export const ACTION_INPUTS: readonly InputDefinition[] = [...SSH_INPUTS, DRY_RUN_INPUT];
+export const ACTION_INPUTS: readonly InputDefinition[] = [...SSH_INPUTS, ...BACKUP_INPUTS, DRY_RUN_INPUT];
 export const ACTION_OUTPUTS = {
+  'backup-id': 'Backup id(s) made or restored, comma-separated.',
+  location: 'Where the backup(s) are stored (path on the server or s3:// URL), comma-separated.',
+  size: 'Stored size in bytes (of the first source).',
+  sha256: 'sha256 of the stored bytes (of the first source).',
+  verified: '`true` when every backup passed its checks (and for drills, the drill passed).',
+  pruned: 'JSON object: source name → ids pruned (or, with dry-run or mode prune dry-run, that would be).',
   plan: 'With dry-run: the plan of what would run on the server, as Markdown.',
 } as const;
 
+export const MODES = ['backup', 'list', 'restore', 'drill', 'prune'] as const;
+export type Mode = (typeof MODES)[number];
+
+export type Destination = { kind: 'host'; path: string } | { kind: 's3'; settings: S3Settings };
+
 export interface BackupInputs {
   ssh: SshConnectOptions;
+  sources: Source[];
+  destination: Destination;
+  encryptRecipients: string[];
+  decryptIdentities: string[];
+  mode: Mode;
+  minSize: number;
+  maxShrinkPercent: number;
+  retention: RetentionPolicy;
+  backupId: string;
+  restoreTarget?: string;
+  force: boolean;
+  drillQuery?: string;
+  healthcheckUrl?: string;
   dryRun: boolean;
 }
 
+function readSources(): Source[] {
+  const text = getString('sources', { required: true });
+  const { sources, problems } = parseSources(text);
+  if (problems.length > 0) throw new InputError('sources', `Input "sources" ${problems.length === 1 ? 'has a problem' : 'has problems'}:\n- ${problems.join('\n- ')}`);
+  for (const source of sources) maskSecret(source.password);
+  return sources;
+}
+
+function readRecipients(): string[] {
+  const list = getList('encrypt-recipients', { split: 'any' }) ?? [];
+  for (const recipient of list) {
+    if (!/^age1[02-9ac-hj-np-z]{58}$/.test(recipient)) throw invalidInput('encrypt-recipients', 'age public keys (age1 followed by 58 bech32 characters), one per line', recipient);
+  }
+  return [...list];
+}
+
+function readIdentities(): string[] {
+  const list = getList('decrypt-identity', { split: 'any', secret: true }) ?? [];
+  for (const identity of list) {
+    if (!/^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$/.test(identity)) throw invalidInput('decrypt-identity', 'an age identity (AGE-SECRET-KEY-1…)', identity, true);
+  }
+  return [...list];
+}
+
+function readHealthcheckUrl(): string | undefined {
+  const value = getString('healthcheck-url');
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalidInput('healthcheck-url', 'an http(s) URL like https://hc-ping.com/<uuid>', value);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalidInput('healthcheck-url', 'an http(s) URL like https://hc-ping.com/<uuid>', value);
+  return value.replace(/\/+$/, '');
+}
+
 export function readBackupInputs(): BackupInputs {
-  return readInputs({ ssh: readSshInputs, dryRun: readDryRun });
+  const c = new InputCollector();
+  const ssh = c.read(() => readSshInputs());
+  const sources = c.read(readSources);
+  const kind = c.read(() => getEnum('destination', ['host', 's3'] as const, { default: 'host' }));
+  const path = c.read(() => {
+    const value = getString('destination-path', { default: '/var/backups/skiff' });
+    if (!value.startsWith('/') || value.includes('\0')) throw invalidInput('destination-path', 'an absolute path on the server', value);
+    return value;
+  });
+  const endpoint = c.read(() => {
+    const value = getString('s3-endpoint');
+    if (value !== undefined && !/^https?:\/\/[^\s]+$/.test(value)) throw invalidInput('s3-endpoint', 'an http(s) URL like https://<account>.r2.cloudflarestorage.com', value);
+    return value;
+  });
+  const region = c.read(() => getString('s3-region', { default: 'us-east-1' }));
+  const bucket = c.read(() => getString('s3-bucket'));
+  const prefix = c.read(() => getString('s3-prefix', { default: 'skiff-backups' }));
+  const accessKeyId = c.read(() => getString('s3-access-key-id', { secret: true }));
+  const secretAccessKey = c.read(() => getString('s3-secret-access-key', { secret: true }));
+  const encryptRecipients = c.read(readRecipients);
+  const decryptIdentities = c.read(readIdentities);
+  const mode = c.read(() => getEnum('mode', MODES, { default: 'backup' }));
+  const minSize = c.read(() => getInteger('min-size', { default: 1024, min: 0 }));
+  const maxShrinkPercent = c.read(() => getInteger('max-shrink-percent', { default: 50, min: 0, max: 100 }));
+  const keep = (name: string) => c.read(() => getInteger(name, { default: 0, min: 0, max: 10_000 }));
+  const keepDaily = keep('keep-daily');
+  const keepWeekly = keep('keep-weekly');
+  const keepMonthly = keep('keep-monthly');
+  const keepYearly = keep('keep-yearly');
+  const keepDays = keep('keep-days');
+  const minKeep = c.read(() => getInteger('min-keep', { default: 3, min: 1, max: 10_000 }));
+  const backupId = c.read(() => {
+    const value = getString('backup-id', { default: 'latest' });
+    if (value !== 'latest' && !/^[A-Za-z0-9._-]+-\d{8}T\d{6}Z$/.test(value)) throw invalidInput('backup-id', '"latest" or an id like postgres-app-20260101T030000Z (see mode: list)', value);
+    return value;
+  });
+  const restoreTarget = c.read(() => getString('restore-target'));
+  const force = c.read(() => getBoolean('force', { default: false }));
+  const drillQuery = c.read(() => getString('drill-query'));
+  const healthcheckUrl = c.read(readHealthcheckUrl);
+  const dryRun = c.read(readDryRun);
+
+  if (kind === 's3') {
+    for (const [name, value] of [['s3-bucket', bucket], ['s3-access-key-id', accessKeyId], ['s3-secret-access-key', secretAccessKey]] as const) {
+      if (value === undefined) c.add(new InputError(name, `Input "${name}" is required with destination: s3`));
+    }
+  }
+  if (kind === 'host' && encryptRecipients !== undefined && encryptRecipients.length > 0) {
+    c.add(new InputError('encrypt-recipients', 'Input "encrypt-recipients" needs destination: s3: encryption runs on the runner, and host backups never leave the server'));
+  }
+  if ((mode === 'restore' || mode === 'drill') && sources !== undefined && sources.length !== 1) {
+    c.add(new InputError('sources', `mode ${mode} works on one source at a time; "sources" has ${sources.length}`));
+  }
+  if (mode === 'restore' && sources?.length === 1 && sources[0]!.type !== 'postgres' && sources[0]!.type !== 'mysql' && restoreTarget === undefined) {
+    c.add(new InputError('restore-target', `Input "restore-target" (a path on the server) is required to restore a ${sources[0]!.type} backup`));
+  }
+  if (mode === 'restore' && restoreTarget !== undefined && sources?.length === 1 && ['redis', 'sqlite', 'files'].includes(sources[0]!.type) && !restoreTarget.startsWith('/')) {
+    c.add(invalidInput('restore-target', 'an absolute path on the server', restoreTarget));
+  }
+  c.finish();
+
+  const destination: Destination =
+    kind === 's3'
+      ? { kind: 's3', settings: { ...(endpoint ? { endpoint } : {}), region: region!, bucket: bucket!, prefix: prefix!, accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! } }
+      : { kind: 'host', path: path! };
+  const retention: RetentionPolicy = { keepDaily: keepDaily!, keepWeekly: keepWeekly!, keepMonthly: keepMonthly!, keepYearly: keepYearly!, keepDays: keepDays!, minKeep: minKeep! };
+  return {
+    ssh: ssh!,
+    sources: sources!,
+    destination,
+    encryptRecipients: encryptRecipients!,
+    decryptIdentities: decryptIdentities!,
+    mode: mode!,
+    minSize: minSize!,
+    maxShrinkPercent: maxShrinkPercent!,
+    retention,
+    backupId: backupId!,
+    ...(restoreTarget !== undefined ? { restoreTarget } : {}),
+    force: force!,
+    ...(drillQuery !== undefined ? { drillQuery } : {}),
+    ...(healthcheckUrl !== undefined ? { healthcheckUrl } : {}),
+    dryRun: dryRun!,
+  };
+}
+
+/** With no keep-* rule at all, retention is off: keeping everything is the safe reading of silence. */
+export function retentionConfigured(policy: RetentionPolicy): boolean {
+  return [policy.keepDaily, policy.keepWeekly, policy.keepMonthly, policy.keepYearly, policy.keepDays].some((n) => (n ?? 0) > 0);
 }

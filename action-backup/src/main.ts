@@ -1,12 +1,138 @@
-import { BASE_PREFLIGHT, checkServer, notImplemented } from '@skiff/action-kit';
-import { version } from '../package.json';
-import { readBackupInputs } from './inputs';
+import * as core from '@actions/core';
+import { outputs, publishPlan, writeSummary } from '@skiff/action-kit';
+import {
+  BackupFailed,
+  HostStore,
+  S3Store,
+  backupSource,
+  drillSource,
+  dumpCommand,
+  findBackup,
+  pruneSource,
+  restoreBackup,
+  type Store,
+} from '@skiff/backup';
+import { PlanRecorder, type Executor } from '@skiff/shell';
+import { SshConnection } from '@skiff/ssh';
+import { ping } from './healthcheck';
+import { readBackupInputs, retentionConfigured, type BackupInputs } from './inputs';
+import { backupTable, listTable, type SourceOutcome } from './report';
 
-const PREFLIGHT = BASE_PREFLIGHT;
+type Outputs = { 'backup-id': string; location: string; size: string; sha256: string; verified: string; pruned: Record<string, string[]>; plan: string };
+
+function storeFor(inputs: BackupInputs, executor: Executor): Store {
+  return inputs.destination.kind === 'host' ? new HostStore(executor, inputs.destination.path) : new S3Store(inputs.destination.settings);
+}
 
 export async function run(): Promise<void> {
   const inputs = readBackupInputs();
-  await checkServer(inputs.ssh, inputs.dryRun, PREFLIGHT);
-  if (inputs.dryRun) return;
-  throw notImplemented('action-backup', version, 'backing up');
+  // A dry-run prune reads the manifests (read-only) to show what would go; other dry runs do not connect.
+  if (inputs.dryRun && inputs.mode !== 'prune') return planOnly(inputs);
+  await ping(inputs.healthcheckUrl, 'start');
+  try {
+    await runMode(inputs);
+    await ping(inputs.healthcheckUrl, 'success');
+  } catch (error) {
+    await ping(inputs.healthcheckUrl, 'fail', (error as Error).message);
+    throw error;
+  }
+}
+
+async function runMode(inputs: BackupInputs): Promise<void> {
+  const out = outputs<Outputs>();
+  const ssh = await SshConnection.connect(inputs.ssh);
+  const store = storeFor(inputs, ssh);
+  try {
+    switch (inputs.mode) {
+      case 'backup':
+        return await backupAll(inputs, ssh, store, out);
+      case 'list': {
+        const sections = [];
+        for (const source of inputs.sources) sections.push(listTable(source.name, await store.list(source.name)));
+        core.info(sections.join('\n\n'));
+        await writeSummary(`### Backups in ${store.describe()}\n\n${sections.join('\n\n')}\n`);
+        return;
+      }
+      case 'prune': {
+        const pruned: Record<string, string[]> = {};
+        for (const source of inputs.sources) {
+          if (!retentionConfigured(inputs.retention)) throw new Error('mode prune needs a retention rule: set keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-days');
+          pruned[source.name] = (await pruneSource(store, source.name, inputs.retention, { now: new Date(), dryRun: inputs.dryRun, log: core.info })).pruned;
+        }
+        out.set('pruned', pruned);
+        await writeSummary(`### ${inputs.dryRun ? 'Would prune (dry run)' : 'Pruned'}\n\n${Object.entries(pruned).map(([name, ids]) => `- ${name}: ${ids.join(', ') || 'nothing'}`).join('\n')}\n`);
+        return;
+      }
+      case 'restore': {
+        const source = inputs.sources[0]!;
+        const manifest = await findBackup(store, source, inputs.backupId);
+        const target = source.type === 'postgres' || source.type === 'mysql'
+          ? { database: inputs.restoreTarget ?? source.database!, force: inputs.force }
+          : { path: inputs.restoreTarget!, force: inputs.force };
+        await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
+        core.info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${target.database ?? target.path}`);
+        out.set('backup-id', manifest.id);
+        out.set('location', manifest.location);
+        out.set('sha256', manifest.sha256);
+        out.set('verified', 'true');
+        await writeSummary(`### Restored ${manifest.id}\n\ninto \`${target.database ?? target.path}\` (sha256 checked before writing)\n`);
+        return;
+      }
+      case 'drill': {
+        const source = inputs.sources[0]!;
+        const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...(inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}) });
+        core.info(`drill of ${result.manifest.id} passed:\n${(result.report ?? []).join('\n')}`);
+        out.set('backup-id', result.manifest.id);
+        out.set('location', result.manifest.location);
+        out.set('sha256', result.manifest.sha256);
+        out.set('verified', 'true');
+        await writeSummary(`### Restore drill of ${result.manifest.id}: passed\n\n\`\`\`\n${(result.report ?? []).join('\n')}\n\`\`\`\n`);
+        return;
+      }
+    }
+  } finally {
+    if (store instanceof S3Store) store.client.destroy();
+    await ssh.close();
+  }
+}
+
+/** Every source is tried; retention runs per source only after its new backup is verified and stored. */
+async function backupAll(inputs: BackupInputs, ssh: SshConnection, store: Store, out: ReturnType<typeof outputs<Outputs>>): Promise<void> {
+  const outcomes: SourceOutcome[] = [];
+  for (const source of inputs.sources) {
+    try {
+      const result = await backupSource(ssh, store, source, {
+        minSize: inputs.minSize,
+        maxShrinkPercent: inputs.maxShrinkPercent,
+        encryptRecipients: inputs.encryptRecipients,
+        retention: retentionConfigured(inputs.retention) ? inputs.retention : { keepDays: 36_500, minKeep: inputs.retention.minKeep ?? 3 },
+        log: core.info,
+      });
+      outcomes.push({ source: source.name, result });
+    } catch (error) {
+      const message = (error as Error).message;
+      core.error(`${source.name}: ${message}`);
+      outcomes.push({ source: source.name, error: error instanceof BackupFailed ? message.split('\n')[0]! : message });
+    }
+  }
+  const done = outcomes.flatMap((o) => (o.result ? [o.result] : []));
+  out.set('backup-id', done.map((r) => r.manifest.id).join(','));
+  out.set('location', done.map((r) => r.manifest.location).join(','));
+  out.set('size', done[0] ? String(done[0].manifest.size) : '');
+  out.set('sha256', done[0]?.manifest.sha256 ?? '');
+  out.set('verified', String(done.length === outcomes.length));
+  out.set('pruned', Object.fromEntries(done.map((r) => [r.manifest.source, r.pruned])));
+  await writeSummary(`### Backups to ${store.describe()}\n\n${backupTable(outcomes)}\n`);
+  const failed = outcomes.filter((o) => o.error);
+  if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o) => o.source).join(', ')}`);
+}
+
+async function planOnly(inputs: BackupInputs): Promise<void> {
+  const plan = new PlanRecorder();
+  for (const source of inputs.sources) {
+    await plan.run([dumpCommand(source, source.password !== undefined ? '/tmp/skiff-backup-XXXX.secret' : undefined)], {
+      description: `${inputs.mode} ${source.name}: dump to ${inputs.destination.kind === 'host' ? inputs.destination.path : `s3://${inputs.destination.settings.bucket}`}`,
+    });
+  }
+  await publishPlan(plan.steps, `Plan for mode ${inputs.mode} (dry run: nothing was run; retention would run only after each backup is verified)`);
 }
