@@ -44029,8 +44029,9 @@ function hostFailures(results) {
 }
 
 // action-cf-allowlist/src/guard.ts
-function guardPaths(table2) {
-  const dir = `/var/lib/skiff-cf/${table2}`;
+var STATE_DIR = "/var/lib/skiff-cf";
+function guardPaths(table2, stateDir = STATE_DIR) {
+  const dir = `${stateDir}/${table2}`;
   return {
     dir,
     armed: `${dir}/armed`,
@@ -44197,7 +44198,7 @@ async function waitForRevert(server, paths, deadline) {
   return false;
 }
 async function applyWithGuard(server, target, backend, table2, options) {
-  const paths = guardPaths(table2);
+  const paths = guardPaths(table2, options.stateDir);
   const label = hostLabel(target);
   await server.run([prepareDirCommand(paths)], { description: "prepare the state directory", timeoutSeconds: 30 });
   const restore = await backend.stage(server, paths);
@@ -44213,7 +44214,7 @@ async function applyWithGuard(server, target, backend, table2, options) {
     probe = await SshConnection.connect({ ...target, attempts: 1, connectTimeoutSeconds: probeTimeout });
     if (!await backend.verify(probe)) {
       await probe.run([["sh", paths.revertScript]], { description: "revert now", timeoutSeconds: 60 });
-      throw new LockoutError(`${label}: the rules read back after applying are not the rendered ones; the previous rules were restored`, true);
+      throw new LockoutError(`the rules read back after applying are not the rendered ones; the previous rules were restored`, true);
     }
     await probe.run(cancelCommands(table2, paths), { description: "confirm: cancel the revert", timeoutSeconds: 30 });
   } catch (error2) {
@@ -44222,7 +44223,7 @@ async function applyWithGuard(server, target, backend, table2, options) {
     options.log(`${label}: confirmation failed (${reason}); waiting for the lockout guard`);
     const fired = await waitForRevert(server, paths, deadline + 15e3);
     throw new LockoutError(
-      fired ? `${label}: after the change a new SSH connection failed (${reason}); the lockout guard restored the previous rules after ${options.confirmTimeoutSeconds}s` : `${label}: after the change a new SSH connection failed (${reason}); the revert armed on the host restores the previous rules ${options.confirmTimeoutSeconds}s after applying, but it could not be confirmed over the old connection`,
+      fired ? `after the change a new SSH connection failed (${reason}); the lockout guard restored the previous rules after ${options.confirmTimeoutSeconds}s` : `after the change a new SSH connection failed (${reason}); the revert armed on the host restores the previous rules ${options.confirmTimeoutSeconds}s after applying, but it could not be confirmed over the old connection`,
       fired
     );
   } finally {
@@ -44760,7 +44761,7 @@ async function allowlist(inputs, log = info) {
       const applied = await forEachHost(
         toApply.map((i) => inputs.targets[i]),
         inputs.mode,
-        async (target, { index }) => applyWithGuard(connections.get(toApply[index]), target, backends.get(toApply[index]), inputs.table, { confirmTimeoutSeconds: inputs.confirmTimeoutSeconds, log })
+        async (target, { index }) => applyWithGuard(connections.get(toApply[index]), target, backends.get(toApply[index]), inputs.table, { confirmTimeoutSeconds: inputs.confirmTimeoutSeconds, log, ...inputs.stateDirFor ? { stateDir: inputs.stateDirFor(target) } : {} })
       );
       applied.forEach((result, i) => {
         const report = reports[toApply[i]];

@@ -15,8 +15,10 @@ export interface GuardPaths {
   sleeperPid: string;
 }
 
-export function guardPaths(table: string): GuardPaths {
-  const dir = `/var/lib/skiff-cf/${table}`;
+export const STATE_DIR = '/var/lib/skiff-cf';
+
+export function guardPaths(table: string, stateDir = STATE_DIR): GuardPaths {
+  const dir = `${stateDir}/${table}`;
   return {
     dir,
     armed: `${dir}/armed`,

@@ -61,6 +61,8 @@ export class LockoutError extends Error {
 
 export interface ApplyOptions {
   confirmTimeoutSeconds: number;
+  /** Where the guard keeps its files on the host (default /var/lib/skiff-cf). */
+  stateDir?: string;
   log: (message: string) => void;
 }
 
@@ -80,7 +82,7 @@ async function waitForRevert(server: Executor, paths: ReturnType<typeof guardPat
  * restore the last good rules.
  */
 export async function applyWithGuard(server: Executor, target: SshConnectOptions, backend: Backend, table: string, options: ApplyOptions): Promise<void> {
-  const paths = guardPaths(table);
+  const paths = guardPaths(table, options.stateDir);
   const label = hostLabel(target);
   await server.run([prepareDirCommand(paths)], { description: 'prepare the state directory', timeoutSeconds: 30 });
   const restore = await backend.stage(server, paths);
@@ -98,7 +100,7 @@ export async function applyWithGuard(server: Executor, target: SshConnectOptions
     if (!(await backend.verify(probe))) {
       // Reachable but wrong: restore now rather than wait for the timer.
       await probe.run([['sh', paths.revertScript]], { description: 'revert now', timeoutSeconds: 60 });
-      throw new LockoutError(`${label}: the rules read back after applying are not the rendered ones; the previous rules were restored`, true);
+      throw new LockoutError(`the rules read back after applying are not the rendered ones; the previous rules were restored`, true);
     }
     await probe.run(cancelCommands(table, paths), { description: 'confirm: cancel the revert', timeoutSeconds: 30 });
   } catch (error) {
@@ -108,8 +110,8 @@ export async function applyWithGuard(server: Executor, target: SshConnectOptions
     const fired = await waitForRevert(server, paths, deadline + 15_000);
     throw new LockoutError(
       fired
-        ? `${label}: after the change a new SSH connection failed (${reason}); the lockout guard restored the previous rules after ${options.confirmTimeoutSeconds}s`
-        : `${label}: after the change a new SSH connection failed (${reason}); the revert armed on the host restores the previous rules ${options.confirmTimeoutSeconds}s after applying, but it could not be confirmed over the old connection`,
+        ? `after the change a new SSH connection failed (${reason}); the lockout guard restored the previous rules after ${options.confirmTimeoutSeconds}s`
+        : `after the change a new SSH connection failed (${reason}); the revert armed on the host restores the previous rules ${options.confirmTimeoutSeconds}s after applying, but it could not be confirmed over the old connection`,
       fired,
     );
   } finally {

@@ -85,6 +85,11 @@ export interface AllowlistInputs {
   maxShrinkPercent: number;
   allowShrink: boolean;
   dryRun: boolean;
+  /**
+   * Not an input: where the guard keeps its files on each host. Tests that run several
+   * namespace "hosts" on one machine (one shared filesystem) give each its own.
+   */
+  stateDirFor?: (target: SshConnectOptions) => string;
 }
 
 function readPorts(): number[] {

@@ -79,7 +79,7 @@ export async function allowlist(inputs: AllowlistInputs, log: (message: string) 
       const applied = await forEachHost(
         toApply.map((i) => inputs.targets[i]!),
         inputs.mode,
-        async (target, { index }) => applyWithGuard(connections.get(toApply[index]!)!, target, backends.get(toApply[index]!)!, inputs.table, { confirmTimeoutSeconds: inputs.confirmTimeoutSeconds, log }),
+        async (target, { index }) => applyWithGuard(connections.get(toApply[index]!)!, target, backends.get(toApply[index]!)!, inputs.table, { confirmTimeoutSeconds: inputs.confirmTimeoutSeconds, log, ...(inputs.stateDirFor ? { stateDir: inputs.stateDirFor(target) } : {}) }),
       );
       applied.forEach((result, i) => {
         const report = reports[toApply[i]!]!;

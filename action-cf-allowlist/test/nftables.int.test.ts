@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetnsHost, sh, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
+import { createNetnsHost, sh, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
 import { SshConnection } from '@skiff/ssh';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
@@ -17,6 +17,7 @@ let web: NetnsWebServer;
 let containerWeb: NetnsWebServer;
 let api: FakeCloudflare;
 let prefix: string; // e.g. 10.213.77
+let state: { path: string; remove: () => Promise<void> };
 let testRange: string; // "Cloudflare" range covering the allowed source
 let allowed: string;
 let refused: string;
@@ -39,6 +40,7 @@ function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
     maxShrinkPercent: 25,
     allowShrink: false,
     dryRun: false,
+    stateDirFor: () => state.path,
     ...overrides,
   };
 }
@@ -100,6 +102,8 @@ async function emulateDockerPublish(): Promise<void> {
 }
 
 beforeAll(async () => {
+  // The namespace shares this machine's filesystem: keep the guard's files out of /var/lib.
+  state = await tempDir('cf-state');
   host = await createNetnsHost(NS);
   prefix = host.nsAddress.split('.').slice(0, 3).join('.');
   testRange = `${prefix}.64/27`;
@@ -120,6 +124,7 @@ afterAll(async () => {
   await api?.close();
   await sh('ip', ['netns', 'del', CONTAINER_NS]).catch(() => undefined);
   await host?.remove();
+  await state?.remove();
 });
 
 describe('nftables backend on a real host', () => {
@@ -141,7 +146,7 @@ describe('nftables backend on a real host', () => {
     expect(await reaches(refused, web.url)).toBe(false);
     expect(await sshWorks()).toBe(true);
     // The guard was confirmed, not left to fire.
-    expect((await host.exec(['ls', `/var/lib/skiff-cf/${TABLE}`])).split('\n')).toEqual(expect.arrayContaining(['confirmed']));
+    expect((await host.exec(['ls', `${state.path}/${TABLE}`])).split('\n')).toEqual(expect.arrayContaining(['confirmed']));
   });
 
   it('filters a Docker-published port too (prerouting, before the DNAT)', async () => {
@@ -204,7 +209,7 @@ describe('nftables backend on a real host', () => {
     expect(elapsed).toBeLessThan(6 + 10);
     expect(normalised(await liveJson())).toBe(before);
     expect(await sshWorks()).toBe(true);
-    expect((await host.exec(['ls', `/var/lib/skiff-cf/${TABLE}`])).split('\n')).toEqual(expect.arrayContaining(['fired']));
+    expect((await host.exec(['ls', `${state.path}/${TABLE}`])).split('\n')).toEqual(expect.arrayContaining(['fired']));
   });
 
   it('an ssh-allow that includes the runner is applied and confirmed', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetnsHost, sh, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
+import { createNetnsHost, sh, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
 import { SshConnection } from '@skiff/ssh';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
@@ -25,6 +25,7 @@ let allowed: string;
 let refused: string;
 let testRange: string;
 let machineUfw: string;
+let state: { path: string; remove: () => Promise<void> };
 
 const ufwHash = async () => {
   const files = ['user.rules', 'user6.rules', 'ufw.conf'];
@@ -51,6 +52,7 @@ function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
     maxShrinkPercent: 25,
     allowShrink: false,
     dryRun: false,
+    stateDirFor: () => state.path,
     ...overrides,
   };
 }
@@ -66,6 +68,7 @@ async function reaches(source: string): Promise<boolean> {
 
 beforeAll(async () => {
   machineUfw = await ufwHash();
+  state = await tempDir('cf-state');
   await rm(ETC, { recursive: true, force: true });
   await mkdir(ETC, { recursive: true });
   await cp('/etc/ufw', `${ETC}/ufw`, { recursive: true });
@@ -92,6 +95,7 @@ afterAll(async () => {
   await api?.close();
   await host?.remove();
   await rm(ETC, { recursive: true, force: true });
+  await state?.remove();
 });
 
 describe('ufw backend on a real host', () => {
