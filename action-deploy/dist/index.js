@@ -51508,6 +51508,24 @@ async function planDeploy(recorder, inputs, ctx) {
   return recorder.steps;
 }
 
+// action-deploy/src/timed.ts
+var QUIET = /* @__PURE__ */ new Set(["inspect containers", "health-command"]);
+function timedServer(server) {
+  const time = async (description, work) => {
+    const start = performance.now();
+    try {
+      return await work();
+    } finally {
+      if (description && !QUIET.has(description)) info(`${description} (${((performance.now() - start) / 1e3).toFixed(2)} s)`);
+    }
+  };
+  return {
+    run: (commands, options) => time(options?.description, () => server.run(commands, options)),
+    upload: (path, content, options) => time(options.description, () => server.upload(path, content, options)),
+    forwardLocalPort: (host, port) => server.forwardLocalPort(host, port)
+  };
+}
+
 // action-deploy/src/main.ts
 async function run() {
   const inputs = readDeployInputs();
@@ -51520,7 +51538,7 @@ async function run() {
   const server = await SshConnection.connect(inputs.ssh);
   try {
     const cli = await detectDockerCli(server, inputs.sudo);
-    const d = { server, cli, inputs, ctx };
+    const d = { server: timedServer(server), cli, inputs, ctx };
     const lock = await acquireLock(server, inputs.projectDir, { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: (/* @__PURE__ */ new Date()).toISOString() }, {
       timeoutSeconds: inputs.lockTimeoutSeconds,
       ttlSeconds: inputs.lockTtlSeconds

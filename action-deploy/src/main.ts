@@ -12,6 +12,7 @@ import { acquireLock, savedLock } from './locking';
 import { deployNewRelease, rollbackTo } from './story';
 import { renderSummary, type Outcome } from './summary';
 import { planDeploy } from './plan';
+import { timedServer } from './timed';
 
 type Outputs = {
   'release-id': string;
@@ -33,7 +34,7 @@ export async function run(): Promise<void> {
   const server = await SshConnection.connect(inputs.ssh);
   try {
     const cli = await detectDockerCli(server, inputs.sudo);
-    const d: Deployer = { server, cli, inputs, ctx };
+    const d: Deployer = { server: timedServer(server), cli, inputs, ctx };
     const lock = await acquireLock(server, inputs.projectDir, { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() }, {
       timeoutSeconds: inputs.lockTimeoutSeconds,
       ttlSeconds: inputs.lockTtlSeconds,

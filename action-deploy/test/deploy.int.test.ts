@@ -128,4 +128,142 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     expect(run.errors.join('\n')).toContain('HTTP 500, expected 200-399');
     expect(await serving()).toBe('version=v1');
   });
+
+  let v4Release = '';
+  it('deploys v4 from a compose file with a hostile name, then rolls back by hand to the named v1 release', async () => {
+    const hostileName = "deploy/it's $(touch pwned) compose.yaml";
+    await mkdir(join(workspace.path, 'deploy'), { recursive: true });
+    await writeFile(join(workspace.path, hostileName), composeFile(registry.address));
+    const v4 = await deploy({ images: `web=${image('v4')}`, 'compose-file': hostileName });
+    expect(v4.errors).toEqual([]);
+    expect(v4.outputs.status).toBe('deployed');
+    v4Release = v4.outputs['release-id']!;
+    expect(await serving()).toBe('version=v4');
+    expect(await readdir(join(projectDir, 'releases', v4Release))).toContain('it_s___touch_pwned__compose.yaml');
+    await expect(stat(join(workspace.path, 'pwned'))).rejects.toThrow();
+
+    const back = await deploy({ rollback: v1Release, 'env-file': '' });
+    expect(back.errors).toEqual([]);
+    expect(back.outputs.status).toBe('deployed');
+    expect(back.outputs['release-id']).toBe(v1Release);
+    expect(back.outputs['previous-release-id']).toBe(v4Release);
+    expect(await serving()).toBe('version=v1');
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
+    expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'rollback', status: 'deployed', from: v4Release, to: v1Release, reason: 'manual rollback' });
+
+    // v1 is now the oldest deployed release: there is nothing "previous" to it.
+    const none = await deploy({ rollback: 'previous', 'env-file': '' });
+    expect(none.code).toBe(1);
+    expect(none.errors.join('\n')).toContain('there is no deployed release older than the current one');
+    expect(none.errors.join('\n')).toContain(v4Release);
+    expect(await serving()).toBe('version=v1');
+  });
+
+  it('waits for a held lock and fails clearly after lock-timeout; two concurrent deploys serialise', async () => {
+    const lock = join(projectDir, '.skiff-lock');
+    await mkdir(lock);
+    await writeFile(join(lock, 'owner.json'), `${JSON.stringify({ token: 'other', actor: 'someone-else', runUrl: 'https://github.example/run/7', release: 'x', startedAt: 'now' })}\n`);
+    const blocked = await deploy({ images: `web=${image('v4')}`, 'lock-timeout': '3s' });
+    expect(blocked.code).toBe(1);
+    expect(blocked.errors.join('\n')).toMatch(/holds the lock: someone-else .*Gave up after lock-timeout \(3s\)/);
+    expect(await readFile(join(lock, 'owner.json'), 'utf8')).toContain('someone-else');
+    await sh('rm', ['-rf', lock]);
+
+    const [a, b] = await Promise.all([deploy({ images: `web=${image('v4')}` }), deploy({ images: `web=${image('v4')}` })]);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    expect([a.outputs.status, b.outputs.status]).toEqual(['deployed', 'deployed']);
+    expect([a.stdout, b.stdout].filter((log) => log.includes('Waiting for the deploy lock'))).toHaveLength(1);
+    const audit = (await auditLines(projectDir)).slice(-2);
+    // Serialised: the second deploy started from the first one's release.
+    expect(audit[1]!.from).toBe(audit[0]!.to);
+    expect(await serving()).toBe('version=v4');
+  });
+
+  it('a deploy killed mid-way leaves its lock; the post step frees it, and a later deploy takes over a stale one and ends consistent', async () => {
+    const lock = join(projectDir, '.skiff-lock');
+    let kills = 0;
+    const killMidDeploy = async () => {
+      const marker = `skiffdeploy-kill-${process.pid}-${++kills}`;
+      const started = startAction({ ...base(), images: `web=${image('v1')}`, 'pre-deploy': `sleep 30 # ${marker}` }, { workspace: workspace.path });
+      const pids = () => sh('pgrep', ['-f', marker]).then((out) => out.split('\n').filter(Boolean).map(Number), () => [] as number[]);
+      const deadline = Date.now() + 60_000;
+      // Killed during pre-deploy: after upload and pull, before the switch.
+      while (Date.now() < deadline && (await pids()).length === 0) await new Promise((r) => setTimeout(r, 200));
+      started.child.kill('SIGKILL');
+      const result = await started.done;
+      // The server side of a dropped connection may linger; end it by pid so it cannot hold anything.
+      for (const pid of await pids()) process.kill(pid, 'SIGKILL');
+      return result;
+    };
+
+    const killed = await killMidDeploy();
+    expect(killed.code).toBe(null);
+    await lstat(lock);
+    const post = await runAction(base(), { workspace: workspace.path, phase: 'post', state: { 'deploy-lock': killed.state['deploy-lock']! } });
+    expect(post.code).toBe(0);
+    expect(post.stdout).toContain('Released the deploy lock');
+    await expect(lstat(lock)).rejects.toThrow();
+
+    await killMidDeploy();
+    await lstat(lock);
+    const next = await deploy({ images: `web=${image('v1')}`, 'lock-ttl': '10s', 'lock-timeout': '60s' });
+    expect(next.errors).toEqual([]);
+    expect(next.stdout).toContain('Took over a stale deploy lock');
+    expect(next.outputs.status).toBe('deployed');
+    expect(await serving()).toBe('version=v1');
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${next.outputs['release-id']}`);
+    await expect(lstat(lock)).rejects.toThrow();
+    expect((await readdir(projectDir)).filter((name) => name.startsWith('.skiff-lock'))).toEqual([]);
+  });
+
+  it('keeps keep-releases deployed releases and deletes older ones', async () => {
+    const run = await deploy({ images: `web=${image('v4')}`, 'keep-releases': '2' });
+    expect(run.outputs.status).toBe('deployed');
+    const releases = await readdir(join(projectDir, 'releases'));
+    const deployed = [];
+    for (const id of releases) if (await stat(join(projectDir, 'releases', id, 'deployed')).then(() => true, () => false)) deployed.push(id);
+    expect(deployed).toHaveLength(2);
+    expect(releases).toContain(run.outputs['release-id']);
+    // Failed releases older than current are gone too.
+    expect(releases.sort()).toEqual(deployed.sort());
+  });
+
+  it('a registry outage during pull leaves the running version untouched', async () => {
+    const before = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`])).trim();
+    const current = await readlink(join(projectDir, 'current'));
+    await registry.stop();
+    const run = await deploy({ images: `web=${image('v1')}` });
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('failed');
+    expect(run.errors.join('\n')).toMatch(/Pulling images failed, so nothing was switched and release \S+ keeps running/);
+    expect((await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`])).trim()).toBe(before);
+    expect(await readlink(join(projectDir, 'current'))).toBe(current);
+    expect(await serving()).toBe('version=v4');
+    expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'failure', status: 'failed', reason: 'Pulling images failed' });
+  });
+});
+
+describe('inputs', () => {
+  it('reports every bad input together before connecting', async () => {
+    const run = await runAction(
+      {
+        host: '127.0.0.1',
+        port: '1',
+        username: 'root',
+        password: 'x',
+        fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        'project-dir': 'relative/dir',
+        images: 'web image:1',
+        'health-status': 'ok',
+        rollback: 'yesterday',
+        'keep-releases': '0',
+        'health-from': 'moon',
+      },
+      { workspace: workspace.path },
+    );
+    expect(run.code).toBe(1);
+    const error = run.errors.join('\n');
+    for (const name of ['project-dir', 'images', 'health-status', 'rollback', 'keep-releases', 'health-from']) expect(error).toContain(`Input "${name}"`);
+    expect(error).not.toContain('connect');
+  });
 });

@@ -122,7 +122,8 @@ export type AppKind = 'ok' | 'crash' | 'http500';
 
 /**
  * A tiny app image FROM the test bed's busybox: httpd on :8080 serving `version=<label>` with a
- * HEALTHCHECK by wget; `crash` exits at once; `http500` is healthy by HEALTHCHECK but its
+ * HEALTHCHECK by wget (and a shell that stops on TERM, as real apps do, so `docker stop` is quick);
+ * `crash` exits at once; `http500` is healthy by HEALTHCHECK but its
  * /health answers 500 (busybox httpd runs /cgi-bin scripts).
  */
 export async function buildApp(tag: string, kind: AppKind, label: string): Promise<void> {
@@ -132,7 +133,7 @@ export async function buildApp(tag: string, kind: AppKind, label: string): Promi
     await writeFile(join(dir, 'www/index.html'), `version=${label}\n`);
     const status = kind === 'http500' ? '500 Internal Server Error' : '200 OK';
     await writeFile(join(dir, 'www/cgi-bin/health'), `#!/bin/sh\nprintf 'Status: ${status}\\r\\nContent-Type: text/plain\\r\\n\\r\\nversion=${label}\\n'\n`, { mode: 0o755 });
-    const cmd = kind === 'crash' ? `CMD ["sh", "-c", "echo crashing version=${label}; exit 1"]` : 'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]';
+    const cmd = kind === 'crash' ? `CMD ["sh", "-c", "echo crashing version=${label}; exit 1"]` : `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`;
     await writeFile(
       join(dir, 'Dockerfile'),
       [
