@@ -1,8 +1,9 @@
 import type { Benchmark } from './harness';
 import { bundleColdStart } from './bundle-cold-start';
 import { sshRoundTrip } from './ssh-round-trip';
+import { backupToS3 } from './backup';
 import { cfAllowlist } from './cf-allowlist';
 import { buildPush } from './build-push';
 
 /** Every benchmark `npm run bench` knows, in the order they run: add a new one's file here. */
-export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart, buildPush, cfAllowlist];
+export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart, buildPush, cfAllowlist, backupToS3];

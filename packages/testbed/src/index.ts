@@ -21,3 +21,4 @@ export type { ComposePostgres } from './compose-postgres';
 export { registryManifestDigest, MANIFEST_ACCEPT, withoutCliPlugins, SYSTEM_CLI_PLUGIN_DIR } from './docker-registry-api';
 export { startS3 } from './s3';
 export type { S3Server } from './s3';
+export { spawnDaemon } from './proc';
