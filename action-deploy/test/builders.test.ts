@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { script } from '@skiff/shell';
+import { compose, config, detectComposeCommand, inspectProjectContainers, logs, pull, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from '../src/compose';
+import { parseLockAttempt, releaseLock, touchLock, tryLock } from '../src/lock';
+import {
+  appendAudit,
+  createRelease,
+  imageLockFile,
+  isReleaseId,
+  linkEnv,
+  newReleaseId,
+  parseState,
+  planPrune,
+  previousRelease,
+  readState,
+  removeReleases,
+  switchCurrent,
+} from '../src/releases';
+import { pinImages, repositoryOf, servicesFromConfig } from '../src/digests';
+
+const V2: DockerCli = { compose: 'v2', sudo: false };
+const V1_SUDO: DockerCli = { compose: 'v1', sudo: true };
+const project: ComposeProject = {
+  name: 'shop',
+  directory: '/opt/my shop',
+  files: ['/opt/my shop/releases/r1/compose.yaml', '/opt/my shop/releases/r1/images.lock.json'],
+  envFile: '/opt/my shop/releases/r1/.env',
+};
+
+describe('compose builders', () => {
+  it('runs v2 from the project directory with every file and the release env', () => {
+    expect(script(up(V2, project))).toBe(
+      [
+        'set -euo pipefail',
+        "cd '/opt/my shop'",
+        "docker compose --project-name shop --project-directory '/opt/my shop' -f '/opt/my shop/releases/r1/compose.yaml' -f '/opt/my shop/releases/r1/images.lock.json' --env-file '/opt/my shop/releases/r1/.env' up -d --remove-orphans",
+      ].join('\n'),
+    );
+  });
+
+  it('uses docker-compose for v1 and sudo -n when asked', () => {
+    const noEnv = { ...project, envFile: undefined, files: ['/p/c.yaml'] } as ComposeProject;
+    expect(compose(V1_SUDO, noEnv, 'pull')).toEqual(['sudo', '-n', 'docker-compose', '--project-name', 'shop', '--project-directory', '/opt/my shop', '-f', '/p/c.yaml', 'pull']);
+    expect(script(pull(V2, noEnv)).split('\n').at(-1)).toBe("docker compose --project-name shop --project-directory '/opt/my shop' -f /p/c.yaml pull");
+    expect(script(config(V2, noEnv)).split('\n').at(-1)).toMatch(/ config$/);
+    expect(script(logs(V2, noEnv, ['web', 'db'])).split('\n').at(-1)).toMatch(/ logs --no-color --tail 100 web db$/);
+  });
+
+  it('detects v2, then v1, else none, with sudo in every docker call', () => {
+    expect(script(detectComposeCommand(true))).toBe(
+      'set -euo pipefail\nif sudo -n docker compose version >/dev/null 2>&1 ; then echo v2; elif sudo -n docker-compose version >/dev/null 2>&1 ; then echo v1; else echo none; fi',
+    );
+  });
+
+  it('resolves digests, inspects project containers and removes images without failing on images still in use', () => {
+    expect(script(repoDigests(V2, ['r/app:1', 'db:16']))).toBe("set -euo pipefail\ndocker image inspect --format '{{json .RepoDigests}}' r/app:1 db:16");
+    expect(script(inspectProjectContainers(V1_SUDO, 'shop'))).toBe(
+      "set -euo pipefail\nsudo -n docker ps -aq --filter 'label=com.docker.compose.project=shop' | xargs -r sudo -n docker inspect",
+    );
+    expect(script(removeImages(V2, ['r/app@sha256:ab']))).toBe('set -euo pipefail\ndocker image rm r/app@sha256:ab >/dev/null 2>&1 || true');
+  });
+});
+
+describe('lock builders', () => {
+  const owner = { token: 't0k', actor: "o'neil", runUrl: 'https://gh/run/1', release: 'sha', startedAt: '2026-01-01T00:00:00Z' };
+  it('takes the lock with mkdir, reports age and owner, and takes over a stale lock by atomic rename', () => {
+    const ownerJson = `'{"token":"t0k","actor":"o'\\''neil","runUrl":"https://gh/run/1","release":"sha","startedAt":"2026-01-01T00:00:00Z"}'`;
+    expect(script(tryLock('/opt/app', owner, 1800))).toBe(
+      [
+        'set -euo pipefail',
+        'mkdir -p /opt/app',
+        `if mkdir /opt/app/.skiff-lock 2>/dev/null && printf '%s\\n' ${ownerJson} > /opt/app/.skiff-lock/owner.json && echo acquired ; then exit 0; fi`,
+        'age=$(( $(date +%s) - $(stat -c %Y /opt/app/.skiff-lock 2>/dev/null || date +%s) ))',
+        `if [ "$age" -gt 1800 ] && mv -T /opt/app/.skiff-lock /opt/app/.skiff-lock.stale-t0k 2>/dev/null ;then rm -rf /opt/app/.skiff-lock.stale-t0k ; mkdir /opt/app/.skiff-lock 2>/dev/null && printf '%s\\n' ${ownerJson} > /opt/app/.skiff-lock/owner.json && echo took-over || echo held 0 ; exit 0; fi`,
+        'echo held "$age"',
+        'cat /opt/app/.skiff-lock/owner.json 2>/dev/null || true',
+      ].join('\n'),
+    );
+  });
+
+  it('releases and refreshes only its own lock', () => {
+    expect(script(releaseLock('/opt/app', 't0k'))).toBe(
+      `set -euo pipefail\nif grep -qF '"token":"t0k"' /opt/app/.skiff-lock/owner.json 2>/dev/null; then rm -rf /opt/app/.skiff-lock ; echo released; else echo not-held; fi`,
+    );
+    expect(script(touchLock('/opt/app', 't0k'))).toContain('then touch /opt/app/.skiff-lock ; fi');
+  });
+
+  it('parses the answers', () => {
+    expect(parseLockAttempt('acquired\n')).toEqual({ kind: 'acquired' });
+    expect(parseLockAttempt('took-over\n')).toEqual({ kind: 'took-over' });
+    expect(parseLockAttempt('held 12\n{"actor":"a","token":"x"}\n')).toEqual({ kind: 'held', ageSeconds: 12, owner: { actor: 'a', token: 'x' } });
+    expect(parseLockAttempt('held 3\n')).toEqual({ kind: 'held', ageSeconds: 3 });
+    expect(() => parseLockAttempt('')).toThrow(/Unexpected answer/);
+  });
+});
+
+describe('release builders', () => {
+  it('names releases by time, sha and a random suffix', () => {
+    const id = newReleaseId(new Date('2026-11-21T22:24:30.123Z'), '1A2B3C4D5E', 'beef');
+    expect(id).toBe('20261121T222430Z-1a2b3c4-beef');
+    expect(isReleaseId(id)).toBe(true);
+    expect(newReleaseId(new Date('2026-11-21T22:24:30Z'), '', 'x')).toBe('20261121T222430Z-manual-x000');
+    expect(isReleaseId('../../etc')).toBe(false);
+  });
+
+  it('creates, switches atomically, appends JSON lines and removes', () => {
+    expect(script(createRelease('/opt/app', 'r1'))).toBe('set -euo pipefail\nmkdir -p /opt/app/releases\nmkdir -m 700 /opt/app/releases/r1');
+    expect(script(switchCurrent('/opt/app', 'r1'))).toBe(
+      'set -euo pipefail\nln -sfn releases/r1 /opt/app/.current.tmp\nmv -T /opt/app/.current.tmp /opt/app/current\ntouch /opt/app/releases/r1/deployed',
+    );
+    const entry = { event: 'deploy', status: 'deployed', from: null, to: 'r1', actor: 'a', runUrl: 'u', at: 't' } as const;
+    expect(script(appendAudit('/opt/app', entry))).toBe(
+      `set -euo pipefail\nprintf '%s\\n' '{"event":"deploy","status":"deployed","from":null,"to":"r1","actor":"a","runUrl":"u","at":"t"}' >> /opt/app/audit.log`,
+    );
+    expect(script(removeReleases('/opt/app', ['a', 'b']))).toBe('set -euo pipefail\nrm -rf /opt/app/releases/a /opt/app/releases/b');
+    expect(removeReleases('/opt/app', [])).toEqual([]);
+    expect(imageLockFile({ web: 'r/app@sha256:1' })).toBe('{"services":{"web":{"image":"r/app@sha256:1"}}}\n');
+  });
+
+  it('links the env file, keeping a hand-written one aside', () => {
+    expect(script(linkEnv('/opt/app', 'r1', true))).toBe(
+      [
+        'set -euo pipefail',
+        'if [ -f /opt/app/.env ] && [ ! -L /opt/app/.env ]; then mv /opt/app/.env /opt/app/.env.before-skiff ; fi',
+        'ln -sfn releases/r1/.env /opt/app/.env.tmp-link',
+        'mv -T /opt/app/.env.tmp-link /opt/app/.env',
+      ].join('\n'),
+    );
+    expect(script(linkEnv('/opt/app', 'r1', false)).split('\n').at(-1)).toBe('if [ -L /opt/app/.env ]; then rm -f /opt/app/.env ; fi');
+  });
+
+  it('reads the server state in one script and parses it', () => {
+    expect(script(readState('/opt/app'))).toBe(
+      [
+        'set -euo pipefail',
+        "find /opt/app -maxdepth 1 -name current -type l -printf 'current %l\\n' 2>/dev/null || true",
+        '[ -d /opt/app/releases ] || exit 0',
+        "find /opt/app/releases -mindepth 1 -maxdepth 1 -type d -printf 'release %f\\n'",
+        "find /opt/app/releases -mindepth 2 -maxdepth 2 -name deployed -printf 'deployed %h\\n'",
+        "find /opt/app/releases -mindepth 2 -maxdepth 2 -name images.lock.json -printf 'lock %h ' -exec cat '{}' ';'",
+      ].join('\n'),
+    );
+    const a = '20260101T000000Z-aaaaaaa-0001';
+    const b = '20260102T000000Z-bbbbbbb-0002';
+    const c = '20260103T000000Z-ccccccc-0003';
+    const state = parseState(
+      [`current releases/${b}`, `release ${c}`, `release ${a}`, `release ${b}`, 'release .hidden', `deployed /opt/app/releases/${a}`, `deployed /opt/app/releases/${b}`, `lock /opt/app/releases/${a} {"services":{"web":{"image":"r/app@sha256:a"}}}`, `lock /opt/app/releases/${c} {"serv`].join('\n'),
+    );
+    expect(state.current).toBe(b);
+    expect(state.releases).toEqual([a, b, c]);
+    expect([...state.deployed]).toEqual([a, b]);
+    expect(state.locks.get(a)).toEqual({ web: 'r/app@sha256:a' });
+    expect(state.locks.has(c)).toBe(false);
+    expect(previousRelease(state)).toBe(a);
+    expect(previousRelease(state, a)).toBeUndefined();
+  });
+
+  it('prunes beyond keep-releases, keeps current and the new release, and only images no kept release uses', () => {
+    const ids = ['20260101T000000Z-a-0001', '20260102T000000Z-b-0002', '20260103T000000Z-c-0003', '20260104T000000Z-d-0004', '20260105T000000Z-e-0005'];
+    const [a, b, c, d, e] = ids as [string, string, string, string, string];
+    const state = {
+      current: e,
+      releases: ids,
+      deployed: new Set([a, b, d, e]),
+      locks: new Map([
+        [a, { web: 'app@sha256:1' }],
+        [b, { web: 'app@sha256:2', db: 'db@sha256:9' }],
+        [c, { web: 'app@sha256:3' }],
+        [d, { web: 'app@sha256:4', db: 'db@sha256:9' }],
+        [e, { web: 'app@sha256:5', db: 'db@sha256:9' }],
+      ]),
+    };
+    // c failed and is older than current: it goes; db@9 is still used by d and e.
+    expect(planPrune(state, 2, [e])).toEqual({ remove: [a, b, c], images: ['app@sha256:1', 'app@sha256:2', 'app@sha256:3'] });
+    // After a rollback to b: b (current) and the newest deployed e stay; c failed after b, so it stays for inspection.
+    expect(planPrune({ ...state, current: b }, 1, [])).toEqual({ remove: [a, d], images: ['app@sha256:1', 'app@sha256:4'] });
+  });
+});
+
+describe('digests', () => {
+  it('reads services and pins each image to its own repository digest', () => {
+    const services = servicesFromConfig('services:\n  web:\n    image: reg:5000/shop/web:v2\n  db:\n    image: postgres:16\n  built:\n    build: .\n  local:\n    image: mytool:dev\n');
+    expect(services).toEqual({ web: 'reg:5000/shop/web:v2', db: 'postgres:16', built: undefined, local: 'mytool:dev' });
+    expect(repositoryOf('reg:5000/shop/web:v2')).toBe('reg:5000/shop/web');
+    expect(repositoryOf('reg:5000/web@sha256:ab')).toBe('reg:5000/web');
+    const images = ['reg:5000/shop/web:v2', 'postgres:16', 'mytool:dev'];
+    const inspect = ['["other/web@sha256:00","reg:5000/shop/web@sha256:11"]', '["postgres@sha256:22"]', '[]'].join('\n');
+    expect(pinImages(services, images, inspect)).toEqual({
+      pinned: { web: 'reg:5000/shop/web@sha256:11', db: 'postgres@sha256:22', local: 'mytool:dev' },
+      unpinned: ['local'],
+    });
+  });
+});
