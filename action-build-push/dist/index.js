@@ -47939,7 +47939,12 @@ async function run() {
     push = false;
     notes.push("This pull request comes from a fork, whose token cannot write packages: the image is built but not pushed.");
   }
-  const builder = await detectBuilder();
+  const [detected, loggedIn] = await Promise.allSettled([
+    detectBuilder(),
+    push || inputs.password !== void 0 ? login(inputs, push) : Promise.resolve()
+  ]);
+  if (detected.status === "rejected") throw detected.reason;
+  const builder = detected.value;
   const problems = builderProblems(builder, { platforms: inputs.platforms, secrets: Object.keys(inputs.buildSecrets).length });
   const smokePlatform = inputs.smoke === void 0 ? void 0 : smokeTestPlatform(inputs);
   if (problems.length > 0) throw new Error(problems.join("\n"));
@@ -47948,7 +47953,7 @@ async function run() {
   if (cache.note) notes.push(`Cache: ${cache.note}.`);
   for (const note of notes) notice(note);
   info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(", ")}`);
-  if (push || inputs.password !== void 0) await login(inputs, push);
+  if (loggedIn.status === "rejected") throw loggedIn.reason;
   const job = { inputs, builder, cache, refs, labels: meta.labels };
   let smoke;
   if (inputs.smoke !== void 0) {

@@ -41,7 +41,14 @@ export async function run(): Promise<void> {
     notes.push('This pull request comes from a fork, whose token cannot write packages: the image is built but not pushed.');
   }
 
-  const builder = await detectBuilder();
+  // Builder detection and the login are independent docker calls: run them side by side (about
+  // 100 ms each). The login only touches the runner's docker config; post undoes it either way.
+  const [detected, loggedIn] = await Promise.allSettled([
+    detectBuilder(),
+    push || inputs.password !== undefined ? login(inputs, push) : Promise.resolve(),
+  ]);
+  if (detected.status === 'rejected') throw detected.reason;
+  const builder = detected.value;
   const problems = builderProblems(builder, { platforms: inputs.platforms, secrets: Object.keys(inputs.buildSecrets).length });
   const smokePlatform = inputs.smoke === undefined ? undefined : smokeTestPlatform(inputs);
   if (problems.length > 0) throw new Error(problems.join('\n'));
@@ -51,7 +58,7 @@ export async function run(): Promise<void> {
   for (const note of notes) core.notice(note);
   core.info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(', ')}`);
 
-  if (push || inputs.password !== undefined) await login(inputs, push);
+  if (loggedIn.status === 'rejected') throw loggedIn.reason;
 
   const job: BuildJob = { inputs, builder, cache, refs, labels: meta.labels };
   let smoke: { passed: string; seconds: number } | undefined;
