@@ -43882,6 +43882,28 @@ async function publishPlan(steps, title) {
   return plan;
 }
 
+// packages/action-kit/src/preflight.ts
+var PREFLIGHT_TIMEOUT_SECONDS = 30;
+async function runPreflight(executor, checks) {
+  const results = [];
+  for (const check of checks) {
+    const result = await executor.run([check.command], {
+      allowFailure: true,
+      description: check.description,
+      timeoutSeconds: PREFLIGHT_TIMEOUT_SECONDS
+    });
+    const ok = result.code === 0;
+    const text = (ok ? result.stdout : result.stderr || result.stdout).trim();
+    results.push({
+      description: check.description,
+      command: render(check.command),
+      ok,
+      output: text.split("\n")[0] ?? ""
+    });
+  }
+  return results;
+}
+
 // packages/action-kit/src/entry.ts
 var IS_POST = "isPost";
 function failureMessage(error2) {
@@ -44291,6 +44313,14 @@ ${problems.map((p) => `- ${p}`).join("\n")}`);
   return { ipv4: all4, ipv6: all6, etag };
 }
 async function fetchRanges(url, rules, timeoutSeconds = 30) {
+  try {
+    return await fetchAndValidate(url, rules, timeoutSeconds);
+  } catch (error2) {
+    if (error2 instanceof RangesError) throw new RangesError(`Cloudflare's IP list was refused, so no host was touched: ${error2.message}`);
+    throw error2;
+  }
+}
+async function fetchAndValidate(url, rules, timeoutSeconds) {
   let response;
   try {
     response = await fetch(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(timeoutSeconds * 1e3), redirect: "error" });
@@ -44713,6 +44743,16 @@ function ufwBackend(list3) {
 }
 
 // action-cf-allowlist/src/main.ts
+var PREFLIGHT = {
+  nftables: [
+    { description: "operating system", command: ["uname", "-sr"] },
+    { description: "nftables installed", command: ["nft", "--version"] }
+  ],
+  ufw: [
+    { description: "operating system", command: ["uname", "-sr"] },
+    { description: "ufw installed", command: ["ufw", "version"] }
+  ]
+};
 function backendFor(inputs, ranges) {
   const list3 = {
     table: inputs.table,
@@ -44793,10 +44833,12 @@ async function dryRun(inputs) {
   const backend = backendFor(inputs, ranges);
   const plan = new PlanRecorder();
   const paths = guardPaths(inputs.table);
+  await runPreflight(plan, PREFLIGHT[inputs.backend]);
   await backend.inspect(plan).catch(() => void 0);
   await backend.stage(plan, paths);
   await backend.apply(plan, paths);
-  await publishPlan(plan.steps, `Plan for ${inputs.targets.map(hostLabel).join(", ")} (each behind a ${inputs.confirmTimeoutSeconds}s lockout guard)`);
+  info(`Dry run for ${inputs.targets.map(hostLabel).join(", ")}: each host would be read first and only changed when it differs, behind a ${inputs.confirmTimeoutSeconds}s lockout guard.`);
+  await publishPlan(plan.steps);
   outputs().set("etag", ranges.etag);
 }
 async function run() {

@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import { forEachHost, hostFailures, hostLabel, outputs, publishPlan, writeSummary } from '@skiff/action-kit';
+import { forEachHost, hostFailures, hostLabel, outputs, publishPlan, runPreflight, writeSummary, type PreflightCheck } from '@skiff/action-kit';
 import { PlanRecorder } from '@skiff/shell';
 import { SshConnection } from '@skiff/ssh';
 import type { Backend } from './backend';
@@ -11,6 +11,18 @@ import { fetchRanges, type CloudflareRanges } from './ranges';
 import { tableModel } from './render';
 import { renderSummary, union, type HostReport } from './report';
 import { ufwBackend } from './ufw';
+
+// Read-only checks shown at the top of a dry run's plan: what the real run needs on the host.
+const PREFLIGHT: Record<AllowlistInputs['backend'], readonly PreflightCheck[]> = {
+  nftables: [
+    { description: 'operating system', command: ['uname', '-sr'] },
+    { description: 'nftables installed', command: ['nft', '--version'] },
+  ],
+  ufw: [
+    { description: 'operating system', command: ['uname', '-sr'] },
+    { description: 'ufw installed', command: ['ufw', 'version'] },
+  ],
+};
 
 export interface AllowlistResult {
   changed: boolean;
@@ -113,10 +125,13 @@ async function dryRun(inputs: AllowlistInputs): Promise<void> {
   const backend = backendFor(inputs, ranges);
   const plan = new PlanRecorder();
   const paths = guardPaths(inputs.table);
+  await runPreflight(plan, PREFLIGHT[inputs.backend]);
+  // The recorder answers every read with empty output, so the plan shows the path that changes the host.
   await backend.inspect(plan).catch(() => undefined);
   await backend.stage(plan, paths);
   await backend.apply(plan, paths);
-  await publishPlan(plan.steps, `Plan for ${inputs.targets.map(hostLabel).join(', ')} (each behind a ${inputs.confirmTimeoutSeconds}s lockout guard)`);
+  core.info(`Dry run for ${inputs.targets.map(hostLabel).join(', ')}: each host would be read first and only changed when it differs, behind a ${inputs.confirmTimeoutSeconds}s lockout guard.`);
+  await publishPlan(plan.steps);
   outputs<{ etag: string }>().set('etag', ranges.etag);
 }
 

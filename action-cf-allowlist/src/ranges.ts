@@ -86,8 +86,17 @@ export function validateRanges(body: unknown, rules: RangeRules): CloudflareRang
   return { ipv4: all4, ipv6: all6, etag };
 }
 
-/** Fetches and validates the list; every way it can go wrong ends in a RangesError. */
+/** Fetches and validates the list; every way it can go wrong ends in a RangesError saying no host was touched. */
 export async function fetchRanges(url: string, rules: RangeRules, timeoutSeconds = 30): Promise<CloudflareRanges> {
+  try {
+    return await fetchAndValidate(url, rules, timeoutSeconds);
+  } catch (error) {
+    if (error instanceof RangesError) throw new RangesError(`Cloudflare's IP list was refused, so no host was touched: ${error.message}`);
+    throw error;
+  }
+}
+
+async function fetchAndValidate(url: string, rules: RangeRules, timeoutSeconds: number): Promise<CloudflareRanges> {
   let response: Response;
   try {
     response = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutSeconds * 1000), redirect: 'error' });
