@@ -135,6 +135,21 @@ describe('action-build-push against a real engine and registry', () => {
     expect(await smokeContainers()).toBe('');
   });
 
+  it('passes build secrets to BuildKit without putting them on a command line or in the log', async () => {
+    const secret = 's3cret-build-value';
+    const result = await runBuildPush(
+      { image: image('secret'), context: 'secret', ...credentials(), 'build-secrets': `npm_token=${secret}`, push: 'false' },
+      options(await pushMain()),
+    );
+    expect(result.errors).toEqual([]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('id=npm_token,env=SKIFF_BUILD_SECRET_0');
+    expect(result.stdout.split('\n').filter((line) => !line.startsWith('::add-mask::')).join('\n')).not.toContain(secret);
+    expect(result.stdout).toContain(`::add-mask::${secret}`);
+    const history = (await run('docker', ['history', '--no-trunc', '--format', '{{.CreatedBy}}', `${image('secret')}:main`])).stdout;
+    expect(history).not.toContain(secret);
+  });
+
   it('builds a pull request from a fork without pushing, and says why', async () => {
     const event = { name: 'pull_request', ref: 'refs/pull/43/merge', sha: MERGE_SHA, payload: await eventPayload('pull_request-fork') };
     const result = await runBuildPush({ image: image('fork'), context: 'healthy', 'github-token': 'ghs_readonlyforktoken' }, options(event, { env: { DOCKER_CONFIG: dockerConfig, GITHUB_ACTOR: 'outsider' } }));
