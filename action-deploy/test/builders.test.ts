@@ -162,7 +162,7 @@ describe('release builders', () => {
       current: e,
       releases: ids,
       deployed: new Set([a, b, d, e]),
-      locks: new Map([
+      locks: new Map<string, Record<string, string>>([
         [a, { web: 'app@sha256:1' }],
         [b, { web: 'app@sha256:2', db: 'db@sha256:9' }],
         [c, { web: 'app@sha256:3' }],

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { sh } from '@skiff/testbed';
+export { buildApp, composeFile, removeProject, type AppKind } from './fixtures';
 
 const root = resolve(import.meta.dirname, '../..');
 export const NODE24 = join(root, 'node_modules/.bin/node');
@@ -118,54 +118,6 @@ export function runAction(inputs: Record<string, string>, options: Parameters<ty
   return startAction(inputs, options).done;
 }
 
-export type AppKind = 'ok' | 'crash' | 'http500';
-
-/**
- * A tiny app image FROM the test bed's busybox: httpd on :8080 serving `version=<label>` with a
- * HEALTHCHECK by wget (and a shell that stops on TERM, as real apps do, so `docker stop` is quick);
- * `crash` exits at once; `http500` is healthy by HEALTHCHECK but its
- * /health answers 500 (busybox httpd runs /cgi-bin scripts).
- */
-export async function buildApp(tag: string, kind: AppKind, label: string): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'skiffdeploy-image-'));
-  try {
-    await mkdir(join(dir, 'www/cgi-bin'), { recursive: true });
-    await writeFile(join(dir, 'www/index.html'), `version=${label}\n`);
-    const status = kind === 'http500' ? '500 Internal Server Error' : '200 OK';
-    await writeFile(join(dir, 'www/cgi-bin/health'), `#!/bin/sh\nprintf 'Status: ${status}\\r\\nContent-Type: text/plain\\r\\n\\r\\nversion=${label}\\n'\n`, { mode: 0o755 });
-    const cmd = kind === 'crash' ? `CMD ["sh", "-c", "echo crashing version=${label}; exit 1"]` : `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`;
-    await writeFile(
-      join(dir, 'Dockerfile'),
-      [
-        'FROM skiff-testbed/busybox:1',
-        'COPY www /www',
-        'RUN chmod 755 /www/cgi-bin/health',
-        `LABEL skiffdeploy.version=${label}`,
-        'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
-        cmd,
-        '',
-      ].join('\n'),
-    );
-    await sh('docker', ['build', '-q', '-t', tag, dir], { timeoutMs: 120_000 });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** The compose file the tests deploy: one web service, port and secret from the env file. */
-export function composeFile(registry: string): string {
-  return [
-    'services:',
-    '  web:',
-    `    image: ${registry}/skiffdeploy-app:v1`,
-    '    ports:',
-    '      - "127.0.0.1:${WEB_PORT}:8080"',
-    '    environment:',
-    '      SECRET_TOKEN: ${SECRET_TOKEN}',
-    '',
-  ].join('\n');
-}
-
 export async function httpGet(url: string): Promise<{ status: number; body: string }> {
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
@@ -183,10 +135,3 @@ export async function auditLines(projectDir: string): Promise<Record<string, unk
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
-/** Removes every container and network of a compose project by its label (no compose file needed). */
-export async function removeProject(project: string): Promise<void> {
-  const ids = (await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`])).split('\n').filter(Boolean);
-  if (ids.length > 0) await sh('docker', ['rm', '-f', ...ids]);
-  const networks = (await sh('docker', ['network', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`])).split('\n').filter(Boolean);
-  if (networks.length > 0) await sh('docker', ['network', 'rm', ...networks]).catch(() => '');
-}
