@@ -51090,6 +51090,10 @@ function releaseLock(projectDir, token) {
     [raw("if"), "grep", "-qF", `"token":"${token}"`, `${dir}/owner.json`, raw("2>/dev/null; then"), "rm", "-rf", dir, raw("; echo released; else echo not-held; fi")]
   ];
 }
+function touchLock(projectDir, token) {
+  const dir = lockDir(projectDir);
+  return [[raw("if"), "grep", "-qF", `"token":"${token}"`, `${dir}/owner.json`, raw("2>/dev/null; then"), "touch", dir, raw("; fi")]];
+}
 function parseLockAttempt(stdout) {
   const lines = stdout.split("\n").map((line) => line.trim()).filter(Boolean);
   const first = lines[0] ?? "";
@@ -51261,7 +51265,10 @@ async function runPreDeploy(d, release, script2) {
   await d.server.run([["cd", d.inputs.projectDir], ["env", ...env, "bash", "-c", script2]], { description: "pre-deploy", timeoutSeconds: 3600 });
 }
 async function switchTo(d, release) {
-  await d.server.run(linkEnv(d.inputs.projectDir, release.id, release.hasEnv), { description: "link the env file", timeoutSeconds: 60 });
+  await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
+    description: "link the env file",
+    timeoutSeconds: 60
+  });
   await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
 }
 async function markCurrent(d, release) {
@@ -51538,6 +51545,7 @@ async function run() {
   const server = await SshConnection.connect(inputs.ssh);
   try {
     const cli = await detectDockerCli(server, inputs.sudo);
+    info(`Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);
     const d = { server: timedServer(server), cli, inputs, ctx };
     const lock = await acquireLock(server, inputs.projectDir, { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: (/* @__PURE__ */ new Date()).toISOString() }, {
       timeoutSeconds: inputs.lockTimeoutSeconds,

@@ -3,6 +3,7 @@ import type { Executor } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
 import { config, pull, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
 import type { RunContext } from './context';
+import { touchLock } from './lock';
 import { pinImages, servicesFromConfig } from './digests';
 import type { DeployInputs } from './inputs';
 import {
@@ -121,7 +122,11 @@ export async function runPreDeploy(d: Deployer, release: Release, script: string
 
 /** `up -d --remove-orphans` with the release's files, env and pinned images. */
 export async function switchTo(d: Deployer, release: Release): Promise<void> {
-  await d.server.run(linkEnv(d.inputs.projectDir, release.id, release.hasEnv), { description: 'link the env file', timeoutSeconds: 60 });
+  // The lock's age is what marks it stale; refreshing it here keeps a slow pull or migration from looking like a crash.
+  await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
+    description: 'link the env file',
+    timeoutSeconds: 60,
+  });
   await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
 }
 

@@ -34,6 +34,7 @@ export async function run(): Promise<void> {
   const server = await SshConnection.connect(inputs.ssh);
   try {
     const cli = await detectDockerCli(server, inputs.sudo);
+    core.info(`Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
     const d: Deployer = { server: timedServer(server), cli, inputs, ctx };
     const lock = await acquireLock(server, inputs.projectDir, { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() }, {
       timeoutSeconds: inputs.lockTimeoutSeconds,

@@ -22,3 +22,5 @@ export { registryManifestDigest, MANIFEST_ACCEPT, withoutCliPlugins, SYSTEM_CLI_
 export { startS3 } from './s3';
 export type { S3Server } from './s3';
 export { spawnDaemon } from './proc';
+export { ensureComposeV1 } from './compose-v1';
+export type { ComposeV1 } from './compose-v1';

@@ -1,0 +1,118 @@
+import { stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBaseImages, ensureComposeV1, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { buildApp, composeFile, httpGet, removeProject, runAction } from './helpers';
+
+/**
+ * Compose v1 (Debian's docker-compose 1.29, unpacked, first on the server's PATH), a server with
+ * no Compose at all, sudo, health checks from the server's side, and dry-run.
+ */
+
+const PROJECT = `skiffdeployv${process.pid}`;
+const SERVICE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+let registry: Registry;
+let servers: SshdServer[] = [];
+let remoteRoot: { path: string; remove: () => Promise<void> };
+let workspace: { path: string; remove: () => Promise<void> };
+let webPort: number;
+let image: string;
+
+const inputsFor = (server: SshdServer, projectDir: string, extra: Record<string, string> = {}) => ({
+  host: server.host,
+  port: String(server.port),
+  username: server.username,
+  key: server.privateKey,
+  fingerprint: server.hostFingerprint,
+  'project-dir': projectDir,
+  'project-name': PROJECT,
+  'env-file': `WEB_PORT=${webPort}\nSECRET_TOKEN=not-used-here\n`,
+  images: `web=${image}`,
+  'health-interval': '1s',
+  'health-timeout': '30s',
+  ...extra,
+});
+
+beforeAll(async () => {
+  await ensureBaseImages();
+  [registry, remoteRoot, workspace] = await Promise.all([startRegistry(), tempDir('skiffdeployv-remote'), tempDir('skiffdeployv-ws')]);
+  webPort = await freePort();
+  image = `${registry.address}/skiffdeployv-app:v1`;
+  await sh('docker', ['login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
+  await buildApp(image, 'ok', 'v1');
+  await sh('docker', ['push', '-q', image], { timeoutMs: 120_000 });
+  await writeFile(join(workspace.path, 'compose.yaml'), composeFile(registry.address));
+}, 600_000);
+
+afterAll(async () => {
+  await removeProject(PROJECT).catch(() => undefined);
+  await removeProject(`${PROJECT}v1`).catch(() => undefined);
+  await sh('docker', ['logout', registry.address]).catch(() => '');
+  await sh('docker', ['image', 'rm', '-f', image]).catch(() => '');
+  await Promise.all([...servers.map((server) => server.stop()), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
+});
+
+async function serverWithPath(binDir: string): Promise<SshdServer> {
+  const server = await startSshd({ extraConfig: [`SetEnv PATH=${binDir}:${SERVICE_PATH}`] });
+  servers.push(server);
+  return server;
+}
+
+describe('compose variants', () => {
+  it('uses docker-compose v1 when the v2 plugin is missing, with health checked from the server through a tunnel and a health-command', async () => {
+    const { v1BinDir } = await ensureComposeV1();
+    const server = await serverWithPath(v1BinDir);
+    const run = await runAction(
+      inputsFor(server, join(remoteRoot.path, 'v1'), {
+        'project-name': `${PROJECT}v1`,
+        'health-url': `http://127.0.0.1:${webPort}/`,
+        'health-from': 'host',
+        'health-body': 'version=v1',
+        'health-command': `wget -q -O- http://127.0.0.1:${webPort}/ | grep -q version=v1`,
+      }),
+      { workspace: workspace.path },
+    );
+    expect(run.errors).toEqual([]);
+    expect(run.stdout).toContain('Using docker-compose (v1)');
+    expect(run.outputs.status).toBe('deployed');
+    expect(run.summary).toMatch(/\| http:\/\/127\.0\.0\.1:\d+\/ \| ok \|/);
+    expect(run.summary).toContain('| health-command | ok |');
+    expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
+    // v1 names containers project_service_1.
+    expect(await sh('docker', ['ps', '--filter', `label=com.docker.compose.project=${PROJECT}v1`, '--format', '{{.Names}}'])).toContain(`${PROJECT}v1_web_1`);
+    await removeProject(`${PROJECT}v1`);
+  });
+
+  it('fails clearly, before taking the lock, when the server has neither compose', async () => {
+    const { noComposeBinDir } = await ensureComposeV1();
+    const server = await serverWithPath(noComposeBinDir);
+    const projectDir = join(remoteRoot.path, 'none');
+    const run = await runAction(inputsFor(server, projectDir), { workspace: workspace.path });
+    expect(run.code).toBe(1);
+    expect(run.errors.join('\n')).toContain('Neither `docker compose` (v2) nor `docker-compose` (v1) works on the server');
+    await expect(stat(projectDir)).rejects.toThrow();
+  });
+
+  it('with sudo: true, runs docker through sudo -n (this server has no sudo, so it says so)', async () => {
+    const server = await serverWithPath('/nonexistent');
+    const run = await runAction(inputsFor(server, join(remoteRoot.path, 'sudo'), { sudo: 'true' }), { workspace: workspace.path });
+    expect(run.code).toBe(1);
+    expect(run.errors.join('\n')).toContain('works on the server with sudo -n');
+  });
+
+  it('dry-run shows the plan without connecting; the env file is never shown', async () => {
+    const run = await runAction(
+      { ...inputsFor({ host: '127.0.0.1', port: 1, username: 'root', privateKey: servers[0]!.privateKey, hostFingerprint: servers[0]!.hostFingerprint } as SshdServer, '/opt/shop'), 'dry-run': 'true' },
+      { workspace: workspace.path },
+    );
+    expect(run.errors).toEqual([]);
+    const plan = run.outputs.plan!;
+    expect(plan).toContain('mkdir /opt/shop/.skiff-lock');
+    expect(plan).toMatch(/docker compose --project-name skiffdeployv\d+ --project-directory \/opt\/shop -f \/opt\/shop\/releases\/\S+\/compose\.yaml -f \/opt\/shop\/releases\/\S+\/images\.lock\.json --env-file \/opt\/shop\/releases\/\S+\/\.env up -d --remove-orphans/);
+    expect(plan).toContain('mode 0600');
+    expect(plan).toContain('contents are secret and not shown');
+    expect(plan).not.toContain('not-used-here');
+    expect(run.summary).toContain(plan.trim());
+  });
+});
