@@ -1,0 +1,115 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { parseImages, readDeployInputs } from '../src/inputs';
+
+let stdout: string[] = [];
+let workspace = '';
+const saved = { ...process.env };
+
+const FINGERPRINT = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+
+function setInputs(inputs: Record<string, string>): void {
+  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
+  for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
+}
+
+const masked = () => stdout.filter((line) => line.startsWith('::add-mask::')).map((line) => line.slice('::add-mask::'.length, -1));
+
+beforeEach(async () => {
+  stdout = [];
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout.push(String(chunk));
+    return true;
+  });
+  workspace = await mkdtemp(join(tmpdir(), 'skiffdeploy-inputs-'));
+  await writeFile(join(workspace, 'docker-compose.yml'), 'services: {}\n');
+  process.env.GITHUB_WORKSPACE = workspace;
+  process.env.GITHUB_REPOSITORY = 'acme/My.Shop';
+});
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  process.env = { ...saved };
+  await rm(workspace, { recursive: true, force: true });
+});
+
+const ssh = { host: 'example.com', username: 'deploy', password: 'pw-123456', fingerprint: FINGERPRINT };
+
+describe('readDeployInputs', () => {
+  it('applies the defaults: /opt/<repo>, project name from it, the compose file that exists', () => {
+    setInputs(ssh);
+    const inputs = readDeployInputs();
+    expect(inputs.projectDir).toBe('/opt/My.Shop');
+    expect(inputs.projectName).toBe('my-shop');
+    expect(inputs.composeFiles.map((f) => [f.path, f.name])).toEqual([['docker-compose.yml', 'docker-compose.yml']]);
+    expect(inputs).toMatchObject({
+      keepReleases: 5,
+      lockTimeoutSeconds: 600,
+      lockTtlSeconds: 1800,
+      rollbackOnFailure: true,
+      sudo: false,
+      dryRun: false,
+      images: {},
+      health: { urls: [], from: 'runner', status: { min: 200, max: 399 }, successes: 2, intervalSeconds: 2, timeoutSeconds: 120 },
+    });
+  });
+
+  it('masks the env file, each line and each value', () => {
+    setInputs({ ...ssh, 'env-file': 'DATABASE_URL=postgres://u:hunter22@db/x\nexport API_KEY="abc-def-ghi"\nDEBUG=1\n# comment' });
+    const inputs = readDeployInputs();
+    expect(inputs.envFile).toBe('DATABASE_URL=postgres://u:hunter22@db/x\nexport API_KEY="abc-def-ghi"\nDEBUG=1\n# comment\n');
+    expect(masked()).toEqual(expect.arrayContaining(['postgres://u:hunter22@db/x', '"abc-def-ghi"', 'abc-def-ghi', 'export API_KEY="abc-def-ghi"']));
+    expect(masked()).not.toContain('1');
+  });
+
+  it('reports every bad deploy input at once, naming each', () => {
+    setInputs({
+      ...ssh,
+      'project-dir': '/opt/../etc',
+      'project-name': 'Bad Name',
+      'compose-file': 'missing.yaml',
+      images: 'web=ghcr.io/acme/web:1\nweb=ghcr.io/acme/web:2',
+      'keep-releases': '0',
+      'lock-timeout': 'forever',
+      'health-url': 'ftp://x/',
+      'health-status': '600',
+      'health-successes': '0',
+      rollback: 'last-tuesday',
+      'rollback-on-failure': 'yes',
+    });
+    let message = '';
+    try {
+      readDeployInputs();
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    for (const name of ['project-dir', 'project-name', 'compose-file', 'images', 'keep-releases', 'lock-timeout', 'health-url', 'health-status', 'health-successes', 'rollback', 'rollback-on-failure']) {
+      expect(message).toContain(`Input "${name}"`);
+    }
+    expect(message).toContain('cannot read "missing.yaml" (ENOENT)');
+  });
+
+  it('refuses images and env-file together with a rollback, which re-deploys a kept release as it was', () => {
+    setInputs({ ...ssh, rollback: 'previous', images: 'web=r/app:1', 'env-file': 'A=bcdef' });
+    expect(() => readDeployInputs()).toThrow(/"rollback" and "images" are both set[\s\S]*"rollback" and "env-file" are both set/);
+  });
+});
+
+describe('parseImages', () => {
+  it('accepts service=image-ref lines with registries, ports, tags and digests', () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    expect(parseImages(['web=ghcr.io/acme/web:1.2.3', `worker = 127.0.0.1:5000/acme/worker@${digest}`, 'db=postgres'])).toEqual({
+      web: 'ghcr.io/acme/web:1.2.3',
+      worker: `127.0.0.1:5000/acme/worker@${digest}`,
+      db: 'postgres',
+    });
+  });
+
+  it('refuses anything else, showing the line', () => {
+    for (const line of ['web', '=img', 'web=Img:UPPER/x', 'web=img:tag;rm -rf /', 'we b=img', 'web=img@sha256:short']) {
+      expect(() => parseImages([line]), line).toThrow(/Input "images" must be lines of service=image-ref/);
+    }
+  });
+});
