@@ -44664,45 +44664,74 @@ function renderSummary(reports, etag, backend, source) {
 }
 
 // action-cf-allowlist/src/ufw.ts
-var key = (rule) => `${rule.action}|${rule.from?.text ?? "any"}|${rule.ports}`;
+var key = (rule) => `${rule.action}|${rule.family}|${rule.from?.text ?? "any"}|${rule.ports}`;
+var ANYONE = { ipv4: "0.0.0.0/0", ipv6: "::/0" };
 function wantedUfwRules(list3) {
-  const web = list3.ports.join(",");
-  const rules = [...list3.cf4, ...list3.cf6, ...list3.extra].map((from) => ({ action: "allow", from, ports: web }));
-  rules.push({ action: "deny", ports: web });
-  if (list3.sshAllow) {
-    rules.push(...list3.sshAllow.map((from) => ({ action: "allow", from, ports: String(SSH_PORT) })));
-    rules.push({ action: "deny", ports: String(SSH_PORT) });
-  }
+  const rules = [];
+  const group = (ports, sources) => {
+    rules.push(...sources.map((from) => ({ action: "allow", family: from.family, from, ports })));
+    rules.push({ action: "deny", family: "ipv4", ports }, { action: "deny", family: "ipv6", ports });
+  };
+  group(list3.ports.join(","), [...list3.cf4, ...list3.cf6, ...list3.extra]);
+  if (list3.sshAllow) group(String(SSH_PORT), list3.sshAllow);
   return rules;
 }
-function parseUfwAdded(text, tag) {
+var NUMBERED = /^\[\s*(\d+)\]\s+(\S+)( \(v6\))?\s+(ALLOW|DENY|REJECT|LIMIT)(?: (?:IN|OUT|FWD))?\s+(\S+)( \(v6\))?(?:\s+#\s?(.*))?$/;
+function parseUfwNumbered(text, tag) {
   const rules = [];
   for (const line of text.split("\n")) {
-    if (!line.trim().endsWith(`comment '${tag}'`)) continue;
-    const allow = /^ufw allow from (\S+) to any port (\S+) proto tcp /.exec(line.trim());
-    const deny = /^ufw deny (?:(\S+)\/tcp|proto tcp (?:from any )?to any port (\S+)) /.exec(line.trim());
-    if (allow) {
-      const from = parseCidr(allow[1]);
-      if (typeof from !== "string") rules.push({ action: "allow", from, ports: allow[2] });
-    } else if (deny) {
-      rules.push({ action: "deny", ports: deny[1] ?? deny[2] });
+    const match = NUMBERED.exec(line.trim());
+    if (!match) continue;
+    const [, number, to, toV6, action, from, fromV6, comment] = match;
+    const ports = /^([\d,:]+)\/tcp$/.exec(to)?.[1];
+    const source = from === "Anywhere" ? void 0 : parseCidr(from);
+    const family = toV6 || fromV6 || typeof source === "object" && source.family === "ipv6" ? "ipv6" : "ipv4";
+    const tagged = comment?.trim() === tag;
+    if (ports === void 0 || typeof source === "string" || action !== "ALLOW" && action !== "DENY") {
+      rules.push({ number: Number(number), action: "allow", family, ports: "", tagged: false });
+      continue;
     }
+    rules.push({ number: Number(number), action: action === "ALLOW" ? "allow" : "deny", family, ports, tagged, ...source ? { from: source } : {} });
   }
   return rules;
 }
+function misplacedDenies(live) {
+  const ours = live.filter((rule) => rule.tagged);
+  return ours.filter(
+    (deny) => deny.action === "deny" && ours.some((allow) => allow.action === "allow" && allow.family === deny.family && allow.ports === deny.ports && allow.number > deny.number)
+  );
+}
+function conflictingRules(live, wanted) {
+  return wanted.filter((rule) => rule.action === "deny").flatMap(
+    (deny) => live.filter((r) => !r.tagged && r.action === "allow" && r.from === void 0 && r.family === deny.family && r.ports === deny.ports).map((r) => `rule ${r.number} (allow ${r.ports}/tcp from anywhere${r.family === "ipv6" ? ", IPv6" : ""})`)
+  );
+}
 function ufwDiff(live, wanted) {
-  const liveKeys = new Set(live.map(key));
+  const ours = live.filter((rule) => rule.tagged);
+  const misplaced = new Set(misplacedDenies(live).map(key));
+  const liveKeys = new Set(ours.map(key).filter((k) => !misplaced.has(k)));
   const wantedKeys = new Set(wanted.map(key));
-  return { add: wanted.filter((rule) => !liveKeys.has(key(rule))), remove: live.filter((rule) => !wantedKeys.has(key(rule))) };
+  return {
+    add: wanted.filter((rule) => !liveKeys.has(key(rule))),
+    remove: ours.filter((rule) => !wantedKeys.has(key(rule)) || misplaced.has(key(rule))).map(({ number: _n, tagged: _t, ...rule }) => rule)
+  };
 }
 function spec(rule) {
-  return rule.from ? ["proto", "tcp", "from", rule.from.text, "to", "any", "port", rule.ports] : ["proto", "tcp", "to", "any", "port", rule.ports];
+  return ["proto", "tcp", "from", rule.from?.text ?? ANYONE[rule.family], "to", "any", "port", rule.ports];
 }
-function ufwChangeCommands(diff, tag) {
-  const allows = diff.add.filter((rule) => rule.action === "allow").map((rule) => ["ufw", "prepend", "allow", ...spec(rule), "comment", tag]);
-  const denies = diff.add.filter((rule) => rule.action === "deny").map((rule) => ["ufw", "deny", ...spec(rule), "comment", tag]);
-  const removals = diff.remove.map((rule) => ["ufw", "delete", rule.action, ...spec(rule)]);
-  return [...allows, ...denies, ...removals].map((command) => [...command, raw(">/dev/null")]);
+function allowCommand(rule, tag) {
+  return ["ufw", "prepend", "allow", ...spec(rule), "comment", tag];
+}
+function deleteCommand(rule) {
+  return ["ufw", "delete", rule.action, ...spec(rule)];
+}
+function denyCommand(rule, live, tag) {
+  const family = live.filter((r) => r.family === rule.family);
+  const ourAllows = family.filter((r) => r.tagged && r.action === "allow" && r.ports === rule.ports);
+  const position = ourAllows.length > 0 ? Math.max(...ourAllows.map((r) => r.number)) + 1 : family[0]?.number;
+  const last = family.at(-1)?.number;
+  if (position === void 0 || last === void 0 || position > last) return ["ufw", "deny", ...spec(rule), "comment", tag];
+  return ["ufw", "insert", String(position), "deny", ...spec(rule), "comment", tag];
 }
 var RULE_FILES = ["/etc/ufw/user.rules", "/etc/ufw/user6.rules"];
 function ufwBackend(list3) {
@@ -44710,20 +44739,29 @@ function ufwBackend(list3) {
   const wanted = wantedUfwRules(list3);
   let diff = { add: wanted, remove: [] };
   const readRules = async (server) => {
-    const result = await server.run([["ufw", "status"], ["ufw", "show", "added"]], { description: "read ufw rules", timeoutSeconds: 60 });
+    const result = await server.run([["ufw", "status", "numbered"]], { description: "read ufw rules", timeoutSeconds: 60 });
     if (!/^Status: active/m.test(result.stdout)) {
       throw new Error("ufw is not active on the host; enable it yourself (with SSH allowed) first: this action never enables ufw, which could lock you out");
     }
-    return parseUfwAdded(result.stdout, tag);
+    return parseUfwNumbered(result.stdout, tag);
   };
+  const quiet = (command) => [...command, { raw: ">/dev/null" }];
   return {
     name: "ufw",
     async inspect(server) {
       const live = await readRules(server);
+      const conflicts = conflictingRules(live, wanted);
+      if (conflicts.length > 0) {
+        throw new Error(
+          `ufw already has ${conflicts.join(" and ")}, which lets everyone reach the port this action restricts; ufw cannot hold a deny with the same match next to it. Delete that rule (e.g. \`ufw delete allow 22/tcp\`) or narrow it to your own network, then rerun; nothing was changed`
+        );
+      }
       diff = ufwDiff(live, wanted);
-      const cf = (family) => live.filter((r) => r.action === "allow" && r.ports === list3.ports.join(",") && r.from?.family === family).map((r) => r.from);
-      const managed = live.flatMap((r) => r.from ? [r.from] : []);
-      return { upToDate: diff.add.length === 0 && diff.remove.length === 0, ...live.length > 0 ? { cf: { ipv4: cf("ipv4"), ipv6: cf("ipv6") } } : {}, managed };
+      const ours = live.filter((r) => r.tagged);
+      const web = list3.ports.join(",");
+      const cf = (family) => ours.filter((r) => r.action === "allow" && r.ports === web && r.family === family).map((r) => r.from);
+      const managed = ours.flatMap((r) => r.from ? [r.from] : []);
+      return { upToDate: diff.add.length === 0 && diff.remove.length === 0, ...ours.length > 0 ? { cf: { ipv4: cf("ipv4"), ipv6: cf("ipv6") } } : {}, managed };
     },
     async stage(server, paths) {
       await server.run(
@@ -44733,7 +44771,15 @@ function ufwBackend(list3) {
       return [...RULE_FILES.map((file) => ["cp", "-p", `${paths.dir}/last-good-${file.split("/").pop()}`, file]), ["ufw", "reload"]];
     },
     async apply(server) {
-      await server.run(ufwChangeCommands(diff, tag), { description: `add ${diff.add.length} and delete ${diff.remove.length} ufw rules tagged ${tag}`, timeoutSeconds: 600 });
+      const allows = diff.add.filter((r) => r.action === "allow");
+      const denies = diff.add.filter((r) => r.action === "deny");
+      if (allows.length > 0) await server.run(allows.map((r) => quiet(allowCommand(r, tag))), { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600 });
+      if (diff.remove.length > 0) await server.run(diff.remove.map((r) => quiet(deleteCommand(r))), { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600 });
+      for (const deny of denies) {
+        const read2 = await server.run([["ufw", "status", "numbered"]], { description: "read ufw rule numbers", timeoutSeconds: 60 });
+        const live = parseUfwNumbered(read2.stdout, tag);
+        await server.run([quiet(denyCommand(deny, live, tag))], { description: `add the ${deny.family} deny for port(s) ${deny.ports}`, timeoutSeconds: 60 });
+      }
     },
     async verify(server) {
       const after = ufwDiff(await readRules(server), wanted);

@@ -3,6 +3,7 @@ import { cp, mkdir, readFile, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetnsHost, sh, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
 import { SshConnection } from '@skiff/ssh';
+import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
 import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare } from './fixtures';
@@ -81,10 +82,11 @@ beforeAll(async () => {
   await host.addHostAddress(refused);
   sshd = await startSshd({ netns: NS, listenAddress: host.nsAddress, port: 22 });
   web = await startNetnsWebServer(NS, host.nsAddress, 80);
-  // The admin's own set-up, before the action ever runs: ufw active, SSH allowed. Incoming is
-  // allowed by default here so that a refusal can only come from the action's tagged deny.
-  await ufw(['allow', '22/tcp']);
-  await ufw(['default', 'allow', 'incoming']);
+  // The admin's own set-up, before the action ever runs: ufw active (default deny incoming), SSH
+  // allowed from the admin's network, the web allowed to everyone. A refusal then proves the
+  // action's deny sits above that allow.
+  await ufw(['allow', 'proto', 'tcp', 'from', host.subnet, 'to', 'any', 'port', '22']);
+  await ufw(['allow', '80/tcp']);
   await ufw(['--force', 'enable']);
   api = await startFakeCloudflare(cfBody({ ipv4: [...CF_IPV4, testRange], ipv6: CF_IPV6, etag: 'etag-U' }));
 });
@@ -115,8 +117,9 @@ describe('ufw backend on a real host', () => {
     const c = await SshConnection.connect({ ...sshdConnectOptions(sshd), attempts: 1 });
     expect((await c.run([['echo', 'ok']])).stdout.trim()).toBe('ok');
     await c.close();
-    // The admin's own rule is still there: never a purge.
-    expect(await ufw(['show', 'added'])).toContain('ufw allow 22/tcp');
+    // The admin's own rules are still there: never a purge.
+    expect(await ufw(['show', 'added'])).toContain(`ufw allow from ${host.subnet} to any port 22 proto tcp`);
+    expect(await ufw(['show', 'added'])).toContain('ufw allow 80/tcp');
   });
 
   it('a second run changes nothing', async () => {
@@ -142,6 +145,32 @@ describe('ufw backend on a real host', () => {
     const before = await ufw(['show', 'added']);
     await expect(run()).rejects.toThrow(/not-a-cidr/);
     expect(await ufw(['show', 'added'])).toBe(before);
+  });
+
+  it('refuses ssh-allow next to an admin rule that ufw would treat as the same match, before changing anything', async () => {
+    api.serve(cfBody({ ipv4: [...CF_IPV4.slice(0, 14), testRange], ipv6: CF_IPV6 }));
+    await ufw(['allow', '22/tcp']);
+    try {
+      const before = await ufw(['status', 'numbered']);
+      const result = await run({ sshAllow: [parseCidr(testRange) as Cidr] });
+      expect(result.failure).toMatch(/ufw already has rule \d+ \(allow 22\/tcp from anywhere\).*nothing was changed/);
+      expect(await ufw(['status', 'numbered'])).toBe(before);
+    } finally {
+      await ufw(['delete', 'allow', '22/tcp']);
+    }
+  });
+
+  it('an ssh-allow that excludes the runner is reverted by the guard (rule files restored, ufw reloaded), and the job fails', async () => {
+    api.serve(cfBody({ ipv4: [...CF_IPV4.slice(0, 14), testRange], ipv6: CF_IPV6 }));
+    const before = await ufw(['status', 'numbered']);
+    const started = Date.now();
+    const result = await run({ sshAllow: [parseCidr(testRange) as Cidr], confirmTimeoutSeconds: 10 });
+    expect(result.failure).toMatch(/new SSH connection failed .*lockout guard restored the previous rules/);
+    expect(result.hosts[0]).toMatchObject({ status: 'failed', reverted: true });
+    expect((Date.now() - started) / 1000).toBeLessThan(10 + 12);
+    expect(await ufw(['status', 'numbered'])).toBe(before);
+    const c = await SshConnection.connect({ ...sshdConnectOptions(sshd), attempts: 1 });
+    await c.close();
   });
 
   it("never touched the machine's own /etc/ufw", async () => {
