@@ -12,6 +12,8 @@ import { auditLines, buildApp, composeFile, httpGet, removeProject, runAction, s
 
 const PROJECT = `skiffdeploy${process.pid}`;
 const SECRET = `tok-${Math.random().toString(36).slice(2)}-s3cr3t`;
+// Quotes, a command substitution and a newline-free semicolon: must reach the server byte for byte and run nothing.
+const HOSTILE_ENV = `HOSTILE='it"s $(touch pwned-env) ; \`id\`'`;
 
 let server: SshdServer;
 let registry: Registry;
@@ -29,7 +31,7 @@ const base = () => ({
   fingerprint: server.hostFingerprint,
   'project-dir': projectDir,
   'project-name': PROJECT,
-  'env-file': `WEB_PORT=${webPort}\nSECRET_TOKEN=${SECRET}\n`,
+  'env-file': `WEB_PORT=${webPort}\nSECRET_TOKEN=${SECRET}\n${HOSTILE_ENV}\n`,
   'health-interval': '1s',
   'health-timeout': '30s',
 });
@@ -86,7 +88,7 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     const releaseDir = join(projectDir, 'releases', v1Release);
     expect(JSON.parse(await readFile(join(releaseDir, 'images.lock.json'), 'utf8'))).toEqual({ services: { web: { image: images.web } } });
     expect((await stat(join(releaseDir, '.env'))).mode & 0o777).toBe(0o600);
-    expect(await readFile(join(releaseDir, '.env'), 'utf8')).toContain(SECRET);
+    expect(await readFile(join(releaseDir, '.env'), 'utf8')).toBe(`WEB_PORT=${webPort}\nSECRET_TOKEN=${SECRET}\n${HOSTILE_ENV}\n`);
     expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
     const meta = JSON.parse(await readFile(join(releaseDir, 'meta.json'), 'utf8'));
     expect(meta).toMatchObject({ id: v1Release, sha: '1a2b3c4d5e6f', actor: 'octo-tester', runUrl: 'https://github.example/acme/skiffdeploy-app/actions/runs/42' });
@@ -98,9 +100,11 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     expect(run.masked).not.toContain(SECRET);
     expect(run.summary).not.toContain(SECRET);
     expect(run.summary).toContain(images.web);
+    expect(run.masked).not.toContain('pwned-env');
     // The hostile project dir stayed literal.
     await expect(stat(join(remoteRoot.path, 'srv', 'pwned'))).rejects.toThrow();
     await expect(stat('pwned')).rejects.toThrow();
+    for (const dir of [projectDir, remoteRoot.path, workspace.path, '/root']) await expect(stat(join(dir, 'pwned-env'))).rejects.toThrow();
   });
 
   it('v2 crashes: fails fast, rolls back to v1, which serves again; rolled-back=true and the audit log says so', async () => {
