@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +74,8 @@ afterAll(async () => {
   await api?.close();
   await host?.remove();
   await rm(`/var/lib/skiff-cf/${TABLE}`, { recursive: true, force: true });
+  // Only if nothing else lives there (a real guard directory of this machine would stay).
+  await rmdir('/var/lib/skiff-cf').catch(() => undefined);
 });
 
 describe('action-cf-allowlist bundle on Node 24', () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetnsHost, sh, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
 import { SshConnection } from '@skiff/ssh';
@@ -97,6 +97,7 @@ afterAll(async () => {
   await api?.close();
   await host?.remove();
   await rm(ETC, { recursive: true, force: true });
+  await rmdir('/etc/netns').catch(() => undefined); // only when no one else's namespace config is there
   await state?.remove();
 });
 
