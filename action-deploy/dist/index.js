@@ -50936,16 +50936,21 @@ function readComposeFiles() {
   }
   return files;
 }
-function readEnvFile() {
-  const value = getString("env-file", { secret: true });
-  if (value === void 0) return void 0;
-  for (const line of value.split(/\r?\n/)) {
+function envValues(envFile) {
+  const values = /* @__PURE__ */ new Set();
+  for (const line of envFile.split(/\r?\n/)) {
     const match = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/.exec(line);
     if (!match) continue;
     const raw2 = match[1].trim();
     const unquoted = /^(['"])(.*)\1$/.exec(raw2)?.[2] ?? raw2;
-    for (const form of [raw2, unquoted]) if (form.length >= 3) maskSecret(form);
+    for (const form of [raw2, unquoted]) if (form.length >= 3) values.add(form);
   }
+  return [...values];
+}
+function readEnvFile() {
+  const value = getString("env-file", { secret: true });
+  if (value === void 0) return void 0;
+  for (const form of envValues(value)) maskSecret(form);
   return value.endsWith("\n") ? value : `${value}
 `;
 }
@@ -51494,6 +51499,11 @@ function renderSummary(outcome, projectDir) {
   return `${parts.join("\n").trimEnd()}
 `;
 }
+function redact(text, secrets) {
+  let result = text;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) if (secret.length >= 3) result = result.replaceAll(secret, "***");
+  return result;
+}
 
 // action-deploy/src/plan.ts
 async function planDeploy(recorder, inputs, ctx) {
@@ -51547,10 +51557,8 @@ async function run() {
     const cli = await detectDockerCli(server, inputs.sudo);
     info(`Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);
     const d = { server: timedServer(server), cli, inputs, ctx };
-    const lock = await acquireLock(server, inputs.projectDir, { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: (/* @__PURE__ */ new Date()).toISOString() }, {
-      timeoutSeconds: inputs.lockTimeoutSeconds,
-      ttlSeconds: inputs.lockTtlSeconds
-    });
+    const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: (/* @__PURE__ */ new Date()).toISOString() };
+    const lock = await acquireLock(server, inputs.projectDir, owner, { timeoutSeconds: inputs.lockTimeoutSeconds, ttlSeconds: inputs.lockTtlSeconds });
     let result;
     try {
       result = inputs.rollback === void 0 ? await deployNewRelease(d) : await rollbackTo(d, inputs.rollback);
@@ -51559,7 +51567,7 @@ async function run() {
     }
     const outcome = { ...result, durationSeconds: (performance.now() - started) / 1e3, mode: inputs.rollback === void 0 ? "deploy" : "rollback" };
     report(outcome);
-    await writeSummary(renderSummary(outcome, inputs.projectDir));
+    await writeSummary(redact(renderSummary(outcome, inputs.projectDir), inputs.envFile === void 0 ? [] : envValues(inputs.envFile)));
     if (outcome.error) throw new Error(outcome.error);
     info(`Release ${outcome.releaseId} is ${outcome.status}.`);
   } finally {

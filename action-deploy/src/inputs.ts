@@ -179,16 +179,23 @@ function readComposeFiles(): ComposeFileInput[] {
  * otherwise print it in clear. Values shorter than 3 characters are left (masking "1" or "on"
  * would blank those characters in the whole log and hide nothing).
  */
-function readEnvFile(): string | undefined {
-  const value = getString('env-file', { secret: true });
-  if (value === undefined) return undefined;
-  for (const line of value.split(/\r?\n/)) {
+/** Each value of an env file, as written and unquoted, 3 characters or longer (see readEnvFile). */
+export function envValues(envFile: string): string[] {
+  const values = new Set<string>();
+  for (const line of envFile.split(/\r?\n/)) {
     const match = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/.exec(line);
     if (!match) continue;
     const raw = match[1]!.trim();
     const unquoted = /^(['"])(.*)\1$/.exec(raw)?.[2] ?? raw;
-    for (const form of [raw, unquoted]) if (form.length >= 3) maskSecret(form);
+    for (const form of [raw, unquoted]) if (form.length >= 3) values.add(form);
   }
+  return [...values];
+}
+
+function readEnvFile(): string | undefined {
+  const value = getString('env-file', { secret: true });
+  if (value === undefined) return undefined;
+  for (const form of envValues(value)) maskSecret(form);
   return value.endsWith('\n') ? value : `${value}\n`;
 }
 

@@ -6,11 +6,11 @@ import { version } from '../package.json';
 import { runContext } from './context';
 import type { Deployer } from './deploy';
 import { detectDockerCli } from './docker-cli';
-import { readDeployInputs } from './inputs';
+import { envValues, readDeployInputs } from './inputs';
 import { releaseLock } from './lock';
 import { acquireLock, savedLock } from './locking';
 import { deployNewRelease, rollbackTo } from './story';
-import { renderSummary, type Outcome } from './summary';
+import { redact, renderSummary, type Outcome } from './summary';
 import { planDeploy } from './plan';
 import { timedServer } from './timed';
 
@@ -36,11 +36,9 @@ export async function run(): Promise<void> {
     const cli = await detectDockerCli(server, inputs.sudo);
     core.info(`Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
     const d: Deployer = { server: timedServer(server), cli, inputs, ctx };
-    const lock = await acquireLock(server, inputs.projectDir, { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() }, {
-      timeoutSeconds: inputs.lockTimeoutSeconds,
-      ttlSeconds: inputs.lockTtlSeconds,
-    });
-    let result;
+    const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() };
+    const lock = await acquireLock(server, inputs.projectDir, owner, { timeoutSeconds: inputs.lockTimeoutSeconds, ttlSeconds: inputs.lockTtlSeconds });
+    let result: Awaited<ReturnType<typeof deployNewRelease>>;
     try {
       result = inputs.rollback === undefined ? await deployNewRelease(d) : await rollbackTo(d, inputs.rollback);
     } finally {
@@ -49,7 +47,7 @@ export async function run(): Promise<void> {
     }
     const outcome: Outcome = { ...result, durationSeconds: (performance.now() - started) / 1000, mode: inputs.rollback === undefined ? 'deploy' : 'rollback' };
     report(outcome);
-    await writeSummary(renderSummary(outcome, inputs.projectDir));
+    await writeSummary(redact(renderSummary(outcome, inputs.projectDir), inputs.envFile === undefined ? [] : envValues(inputs.envFile)));
     if (outcome.error) throw new Error(outcome.error);
     core.info(`Release ${outcome.releaseId} is ${outcome.status}.`);
   } finally {

@@ -6,14 +6,14 @@ import { newReleaseId } from './releases';
 import { collectDiagnostics, restore, rollbackTarget } from './rollback';
 import type { Outcome } from './summary';
 
-type Partial = Omit<Outcome, 'durationSeconds' | 'mode'>;
+type StoryResult = Omit<Outcome, 'durationSeconds' | 'mode'>;
 
 /**
  * upload → pull → resolve digests → pre-deploy → switch → health gate → mark current, audit,
  * prune. `current` moves only after the gate passes, so until then the previous release is
  * still what the server calls current, and the one a rollback returns to.
  */
-export async function deployNewRelease(d: Deployer): Promise<Partial> {
+export async function deployNewRelease(d: Deployer): Promise<StoryResult> {
   const state = await serverState(d);
   const previous = state.current !== undefined && state.deployed.has(state.current) ? state.current : undefined;
   const id = newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
@@ -68,7 +68,7 @@ export async function deployNewRelease(d: Deployer): Promise<Partial> {
 }
 
 /** `rollback: previous|<id>`: re-deploys a kept release through the same gate, with no build and no pull. */
-export async function rollbackTo(d: Deployer, wanted: string): Promise<Partial> {
+export async function rollbackTo(d: Deployer, wanted: string): Promise<StoryResult> {
   const state = await serverState(d);
   const id = rollbackTarget(state, wanted);
   const previous = state.current;

@@ -55,3 +55,13 @@ export function renderSummary(outcome: Outcome, projectDir: string): string {
   if (outcome.diagnostics) parts.push(details('Diagnostics', codeBlock(outcome.diagnostics), outcome.status !== 'deployed'), '');
   return `${parts.join('\n').trimEnd()}\n`;
 }
+
+/**
+ * The runner masks secrets in the log, but diagnostics (container logs) also go to the job
+ * summary: every env value is blanked there too, longest first so no fragment survives.
+ */
+export function redact(text: string, secrets: readonly string[]): string {
+  let result = text;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) if (secret.length >= 3) result = result.replaceAll(secret, '***');
+  return result;
+}

@@ -17,6 +17,7 @@ import {
   switchCurrent,
 } from '../src/releases';
 import { pinImages, repositoryOf, servicesFromConfig } from '../src/digests';
+import { redact } from '../src/summary';
 
 const V2: DockerCli = { compose: 'v2', sudo: false };
 const V1_SUDO: DockerCli = { compose: 'v1', sudo: true };
@@ -189,5 +190,11 @@ describe('digests', () => {
       pinned: { web: 'reg:5000/shop/web@sha256:11', db: 'postgres@sha256:22', local: 'mytool:dev' },
       unpinned: ['local'],
     });
+  });
+});
+
+describe('redact', () => {
+  it('blanks every secret, longest first, and leaves short values alone', () => {
+    expect(redact('url=postgres://u:pw@db token=abcdef x=1', ['postgres://u:pw@db', 'pw@db', 'abcdef', '1'])).toBe('url=*** token=*** x=1');
   });
 });

@@ -121,7 +121,8 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     expect(last).toMatchObject({ event: 'rollback', status: 'rolled-back', from: run.outputs['release-id'], to: v1Release });
     expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
     expect(run.summary).toContain('Diagnostics');
-    expect(run.summary).toContain('crashing version=v2');
+    expect(run.summary).toContain('crashing version=v2 token=***');
+    expect(run.summary).not.toContain(SECRET);
     expect(run.masked).not.toContain(SECRET);
   });
 

@@ -20,7 +20,7 @@ export async function buildApp(tag: string, kind: AppKind, label: string): Promi
     await writeFile(join(dir, 'www/index.html'), `version=${label}\n`);
     const status = kind === 'http500' ? '500 Internal Server Error' : '200 OK';
     await writeFile(join(dir, 'www/cgi-bin/health'), `#!/bin/sh\nprintf 'Status: ${status}\\r\\nContent-Type: text/plain\\r\\n\\r\\nversion=${label}\\n'\n`, { mode: 0o755 });
-    const cmd = kind === 'crash' ? `CMD ["sh", "-c", "echo crashing version=${label}; exit 1"]` : `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`;
+    const cmd = kind === 'crash' ? `CMD ["sh", "-c", "echo crashing version=${label} token=$SECRET_TOKEN; exit 1"]` : `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`;
     await writeFile(
       join(dir, 'Dockerfile'),
       [
