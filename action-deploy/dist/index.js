@@ -51308,12 +51308,12 @@ async function loadRelease(d, id) {
 function defaultPort(url) {
   return Number(url.port || (url.protocol === "https:" ? 443 : 80));
 }
-async function healthGate(server, cli, projectName, projectDir, services, health) {
+async function healthGate(server, cli, projectName, projectDir, services, health, keepAlive = []) {
   let containers = [];
   let failingServices = [];
   const probes = [
     containerProbe(
-      async () => (await server.run(inspectProjectContainers(cli, projectName), { description: "inspect containers", timeoutSeconds: 60 })).stdout,
+      async () => (await server.run([...keepAlive, ...inspectProjectContainers(cli, projectName)], { description: "inspect containers", timeoutSeconds: 60 })).stdout,
       services,
       (seen, outcome) => {
         containers = seen;
@@ -51393,7 +51393,7 @@ function rollbackTarget(state, wanted) {
 async function restore(d, id, services) {
   const release = await loadRelease(d, id);
   await switchTo(d, release);
-  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, services ?? Object.keys(release.images), d.inputs.health);
+  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, services ?? Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
   return { release, gate };
 }
 
@@ -51418,7 +51418,7 @@ async function deployNewRelease(d) {
   const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
   if (early) return { ...base, status: "failed", images: release.images, error: early };
   await switchTo(d, release);
-  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health);
+  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
   base.gates.push({ label: `release ${id}`, gate });
   if (gate.ok) {
     await markCurrent(d, release);

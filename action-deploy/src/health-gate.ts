@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { commandProbe, containerProbe, httpProbe, runGate, type ContainerState, type GateResult, type Probe } from '@skiff/health';
-import type { Executor } from '@skiff/shell';
+import type { Command, Executor } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
 import { inspectProjectContainers, type DockerCli } from './compose';
 import type { HealthInputs } from './inputs';
@@ -28,12 +28,14 @@ export async function healthGate(
   projectDir: string,
   services: readonly string[],
   health: HealthInputs,
+  /** Run with every container check, e.g. to keep the deploy lock fresh during a long gate. */
+  keepAlive: readonly Command[] = [],
 ): Promise<GateReport> {
   let containers: readonly ContainerState[] = [];
   let failingServices: string[] = [];
   const probes: Probe[] = [
     containerProbe(
-      async () => (await server.run(inspectProjectContainers(cli, projectName), { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
+      async () => (await server.run([...keepAlive, ...inspectProjectContainers(cli, projectName)], { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
       services,
       (seen, outcome) => {
         containers = seen;

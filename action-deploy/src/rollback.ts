@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { logs, ps } from './compose';
 import { loadRelease, switchTo, type Deployer, type Release } from './deploy';
+import { touchLock } from './lock';
 import { healthGate, type GateReport } from './health-gate';
 import { previousRelease, type ServerState } from './releases';
 
@@ -47,6 +48,6 @@ export function rollbackTarget(state: ServerState, wanted: string): string {
 export async function restore(d: Deployer, id: string, services?: readonly string[]): Promise<{ release: Release; gate: GateReport }> {
   const release = await loadRelease(d, id);
   await switchTo(d, release);
-  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, services ?? Object.keys(release.images), d.inputs.health);
+  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, services ?? Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
   return { release, gate };
 }

@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
 import { audit, markCurrent, prune, pullImages, resolveDigests, runPreDeploy, serverState, switchTo, uploadRelease, type Deployer } from './deploy';
+import { touchLock } from './lock';
 import { healthGate } from './health-gate';
 import { newReleaseId } from './releases';
 import { collectDiagnostics, restore, rollbackTarget } from './rollback';
@@ -38,7 +39,7 @@ export async function deployNewRelease(d: Deployer): Promise<StoryResult> {
   if (early) return { ...base, status: 'failed', images: release.images, error: early };
 
   await switchTo(d, release);
-  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health);
+  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
   base.gates.push({ label: `release ${id}`, gate });
   if (gate.ok) {
     await markCurrent(d, release);
