@@ -89920,6 +89920,47 @@ async function publishPlan(steps, title) {
   return plan;
 }
 
+// packages/action-kit/src/preflight.ts
+var PREFLIGHT_TIMEOUT_SECONDS = 30;
+var BASE_PREFLIGHT = [
+  { description: "operating system", command: ["uname", "-sr"] },
+  { description: "docker installed", command: ["command", "-v", "docker"] },
+  { description: "docker compose plugin", command: ["docker", "compose", "version"] }
+];
+async function runPreflight(executor, checks) {
+  const results = [];
+  for (const check of checks) {
+    const result = await executor.run([check.command], {
+      allowFailure: true,
+      description: check.description,
+      timeoutSeconds: PREFLIGHT_TIMEOUT_SECONDS
+    });
+    const ok = result.code === 0;
+    const text = (ok ? result.stdout : result.stderr || result.stdout).trim();
+    results.push({
+      description: check.description,
+      command: render(check.command),
+      ok,
+      output: text.split("\n")[0] ?? ""
+    });
+  }
+  return results;
+}
+function renderPreflight(results, host) {
+  return [
+    `### Preflight on ${host}`,
+    "",
+    table(
+      ["Check", "Command", "Result"],
+      results.map((result) => [result.description, inlineCode(result.command), `${result.ok ? "\u2705" : "\u274C"} ${result.output}`.trim()])
+    ),
+    ""
+  ].join("\n");
+}
+function formatPreflightLog(results) {
+  return results.map((r5) => `${r5.ok ? "ok  " : "FAIL"} ${r5.description}${r5.output ? `: ${r5.output}` : ""}`).join("\n");
+}
+
 // packages/action-kit/src/entry.ts
 var IS_POST = "isPost";
 function failureMessage(error3) {
@@ -90722,6 +90763,8 @@ import { tmpdir } from "node:os";
 import { join as join5 } from "node:path";
 import { PassThrough as PassThrough2, Readable as Readable8, Transform, Writable as Writable4 } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { setFlagsFromString as setFlagsFromString2 } from "node:v8";
+import { runInNewContext as runInNewContext2 } from "node:vm";
 import { createGunzip, createGzip } from "node:zlib";
 
 // node_modules/@noble/hashes/utils.js
@@ -99627,21 +99670,44 @@ function isCryptoKey3(key) {
 }
 
 // packages/backup/src/s3-store.ts
-var PART_SIZE = 8 * 1024 * 1024;
-var QUEUE_SIZE = 2;
+var PART_SIZE = 5 * 1024 * 1024;
+var QUEUE_SIZE = 1;
+var FULL_GC_EVERY_BYTES = 32 * 1024 * 1024;
+var fullGc;
+function collectGarbage() {
+  if (fullGc === void 0) {
+    try {
+      setFlagsFromString2("--expose-gc");
+      fullGc = runInNewContext2("gc");
+    } catch {
+      fullGc = null;
+    }
+  }
+  fullGc?.();
+}
+function toWebBounded(stream2) {
+  return Readable8.toWeb(stream2, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) });
+}
 var Inspector = class extends Transform {
-  constructor(type) {
+  constructor(type, reclaim = false) {
     super();
     this.type = type;
+    this.reclaim = reclaim;
   }
   type;
+  reclaim;
   hash = createHash8("sha256");
   bytes = 0;
   head = Buffer.alloc(0);
   tail = Buffer.alloc(0);
+  sinceGc = 0;
   _transform(chunk, _encoding, callback) {
     this.hash.update(chunk);
     this.bytes += chunk.length;
+    if (this.reclaim && (this.sinceGc += chunk.length) >= FULL_GC_EVERY_BYTES) {
+      this.sinceGc = 0;
+      collectGarbage();
+    }
     const format2 = this.type ? FORMATS[this.type] : void 0;
     if (format2?.magic && this.head.length < format2.magic.offset + format2.magic.bytes.length) {
       this.head = Buffer.concat([this.head, chunk.subarray(0, format2.magic.offset + format2.magic.bytes.length)]);
@@ -99712,10 +99778,10 @@ var S3Store = class {
     const encrypted = request.encryptRecipients.length > 0;
     const file = `${request.id}.${storedExtension(source.type, source.compression, encrypted)}`;
     const key = this.key(source.name, file);
-    const head = new PassThrough2({ highWaterMark: 1024 * 1024 });
+    const head = new PassThrough2({ highWaterMark: 256 * 1024 });
     let discard = false;
     const gate = new Writable4({
-      highWaterMark: 1024 * 1024,
+      highWaterMark: 256 * 1024,
       write(chunk, _encoding, callback) {
         if (discard || head.destroyed) return callback();
         if (head.write(chunk)) callback();
@@ -99726,7 +99792,7 @@ var S3Store = class {
       }
     });
     const rawInspector = new Inspector(source.type);
-    const storedInspector = new Inspector();
+    const storedInspector = new Inspector(void 0, true);
     let chain3 = head.pipe(rawInspector);
     rawInspector.on("error", (error3) => storedInspector.destroy(error3));
     head.on("error", (error3) => rawInspector.destroy(error3));
@@ -99738,7 +99804,7 @@ var S3Store = class {
     if (encrypted) {
       const encrypter = new Encrypter();
       for (const recipient of request.encryptRecipients) encrypter.addRecipient(recipient);
-      const web = await encrypter.encrypt(Readable8.toWeb(chain3));
+      const web = await encrypter.encrypt(toWebBounded(chain3));
       chain3 = Readable8.fromWeb(web);
     }
     chain3.on("error", (error3) => storedInspector.destroy(error3));
@@ -99835,7 +99901,7 @@ var S3Store = class {
           const decrypter = new Decrypter();
           for (const identity of identities) decrypter.addIdentity(identity);
           try {
-            const web = await decrypter.decrypt(Readable8.toWeb(stream2));
+            const web = await decrypter.decrypt(toWebBounded(stream2));
             stream2 = Readable8.fromWeb(web);
           } catch (error3) {
             throw new Error(`${manifest.id} could not be decrypted with the given decrypt-identity: ${error3.message}`);
@@ -100069,6 +100135,9 @@ async function runMode(inputs) {
   const ssh = await SshConnection.connect(inputs.ssh);
   const store = storeFor(inputs, ssh);
   try {
+    const findings = await runPreflight(ssh, BASE_PREFLIGHT);
+    info(formatPreflightLog(findings));
+    await writeSummary(renderPreflight(findings, inputs.ssh.host));
     switch (inputs.mode) {
       case "backup":
         return await backupAll(inputs, ssh, store, out);
@@ -100168,12 +100237,13 @@ ${backupTable(outcomes)}
 }
 async function planOnly(inputs) {
   const plan = new PlanRecorder();
+  await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
     await plan.run([dumpCommand(source, source.password !== void 0 ? "/tmp/skiff-backup-XXXX.secret" : void 0)], {
       description: `${inputs.mode} ${source.name}: dump to ${inputs.destination.kind === "host" ? inputs.destination.path : `s3://${inputs.destination.settings.bucket}`}`
     });
   }
-  await publishPlan(plan.steps, `Plan for mode ${inputs.mode} (dry run: nothing was run; retention would run only after each backup is verified)`);
+  await publishPlan(plan.steps);
 }
 
 // action-backup/src/index.ts

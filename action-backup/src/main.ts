@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import { outputs, publishPlan, writeSummary } from '@skiff/action-kit';
+import { BASE_PREFLIGHT, formatPreflightLog, outputs, publishPlan, renderPreflight, runPreflight, writeSummary } from '@skiff/action-kit';
 import {
   BackupFailed,
   HostStore,
@@ -43,6 +43,9 @@ async function runMode(inputs: BackupInputs): Promise<void> {
   const ssh = await SshConnection.connect(inputs.ssh);
   const store = storeFor(inputs, ssh);
   try {
+    const findings = await runPreflight(ssh, BASE_PREFLIGHT);
+    core.info(formatPreflightLog(findings));
+    await writeSummary(renderPreflight(findings, inputs.ssh.host));
     switch (inputs.mode) {
       case 'backup':
         return await backupAll(inputs, ssh, store, out);
@@ -129,10 +132,11 @@ async function backupAll(inputs: BackupInputs, ssh: SshConnection, store: Store,
 
 async function planOnly(inputs: BackupInputs): Promise<void> {
   const plan = new PlanRecorder();
+  await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
     await plan.run([dumpCommand(source, source.password !== undefined ? '/tmp/skiff-backup-XXXX.secret' : undefined)], {
       description: `${inputs.mode} ${source.name}: dump to ${inputs.destination.kind === 'host' ? inputs.destination.path : `s3://${inputs.destination.settings.bucket}`}`,
     });
   }
-  await publishPlan(plan.steps, `Plan for mode ${inputs.mode} (dry run: nothing was run; retention would run only after each backup is verified)`);
+  await publishPlan(plan.steps);
 }
