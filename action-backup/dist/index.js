@@ -90194,6 +90194,7 @@ function parseSource(entry, problem) {
     if (volumes?.length && !helperImage) fail3('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== "postgres") fail3('"globals" is only for postgres');
+  if (globalsValue === true && sourceType === "postgres") fail3('"globals: true" (pg_dumpall --globals-only) is not supported yet; back up roles separately for now');
   const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
   if (before.count > 0) return void 0;
   return {
