@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { access, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, sh, spawnDaemon, startPostgres, stopPid, tempDir, waitFor, type Postgres, type SshdServer } from '@skiff/testbed';
+import { freePort, runnerEnv, sh, spawnDaemon, startPostgres, stopPid, tempDir, waitFor, type Postgres, type SshdServer } from '@skiff/testbed';
 import type { Benchmark } from './harness';
 import { sshArgs, startBenchSshd, timedOk } from './lib';
 
@@ -14,12 +14,6 @@ const TARGET_MB = Number(process.env.BENCH_BACKUP_MB ?? 1024);
 // A fixed, valid age recipient: the bench never decrypts, so nobody needs its identity.
 const RECIPIENT = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
 const BUCKET = 'skiffbk-bench';
-
-function runnerEnv(dir: string, inputs: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...(process.env.BENCH_BACKUP_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_BACKUP_NODE_OPTIONS } : {}), GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary'), GITHUB_STATE: join(dir, 'state') };
-  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
-  return env;
-}
 
 async function generate(pg: Postgres): Promise<number> {
   const psql = (sql: string) => sh('psql', ['-h', pg.dir, '-p', String(pg.port), '-U', 'postgres', '-d', pg.database, '-X', '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], { timeoutMs: 3_600_000 });
@@ -75,21 +69,23 @@ export const backupToS3: Benchmark = {
       const ours = async (): Promise<number> => {
         const dir = await tempDir('skiffbk-bench-run');
         try {
-          await Promise.all(['output', 'summary', 'state'].map((name) => writeFile(join(dir.path, name), '')));
-          const env = runnerEnv(dir.path, {
-            host: sshd.host,
-            port: String(sshd.port),
-            username: sshd.username,
-            key: sshd.privateKey,
-            fingerprint: sshd.hostFingerprint,
-            sources: `- type: postgres\n  name: bench\n  host: 127.0.0.1\n  port: ${db.port}\n  user: ${db.user}\n  database: ${db.database}\n  password: "${db.password}"\n`,
-            destination: 's3',
-            's3-endpoint': `http://127.0.0.1:${s3Port}`,
-            's3-bucket': BUCKET,
-            's3-prefix': `run-${Date.now()}`,
-            's3-access-key-id': 'S3RVER',
-            's3-secret-access-key': 'S3RVER',
-            'encrypt-recipients': RECIPIENT,
+          const { env } = await runnerEnv(dir.path, {
+            env: process.env.BENCH_BACKUP_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_BACKUP_NODE_OPTIONS } : {},
+            inputs: {
+              host: sshd.host,
+              port: String(sshd.port),
+              username: sshd.username,
+              key: sshd.privateKey,
+              fingerprint: sshd.hostFingerprint,
+              sources: `- type: postgres\n  name: bench\n  host: 127.0.0.1\n  port: ${db.port}\n  user: ${db.user}\n  database: ${db.database}\n  password: "${db.password}"\n`,
+              destination: 's3',
+              's3-endpoint': `http://127.0.0.1:${s3Port}`,
+              's3-bucket': BUCKET,
+              's3-prefix': `run-${Date.now()}`,
+              's3-access-key-id': 'S3RVER',
+              's3-secret-access-key': 'S3RVER',
+              'encrypt-recipients': RECIPIENT,
+            },
           });
           const timeFile = join(dir.path, 'time');
           const start = performance.now();

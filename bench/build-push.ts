@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { access, chmod, cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureBaseImages, sh, startRegistry, tempDir, type Registry } from '@skiff/testbed';
+import { ensureBaseImages, runnerEnv, sh, startRegistry, tempDir, type Registry } from '@skiff/testbed';
 import type { Benchmark } from './harness';
 import { timedOk, timedRun } from './lib';
 
@@ -52,9 +52,7 @@ export const buildPush: Benchmark = {
       await cp(join(root, CONTEXT), appContext, { recursive: true });
       await writeFile(join(appContext, 'Dockerfile'), APP_DOCKERFILE);
       const dockerConfig = join(work.path, 'docker-config');
-      const eventPath = join(work.path, 'event.json');
-      await writeFile(eventPath, await readFile(join(root, 'action-build-push/test/fixtures/events/push-main.json')));
-      await Promise.all(['output', 'summary', 'state'].map((name) => writeFile(join(work.path, name), '')));
+      const event = { name: 'push', ref: 'refs/heads/main', sha: SHA, payload: JSON.parse(await readFile(join(root, 'action-build-push/test/fixtures/events/push-main.json'), 'utf8')) as unknown };
       await sh('docker', ['--config', dockerConfig, 'login', reg.address, '--username', reg.username, '--password-stdin'], { input: reg.password });
 
       // A docker on PATH that stamps the time it is first called, then runs the real one.
@@ -68,29 +66,23 @@ export const buildPush: Benchmark = {
       let sample = 0;
       // Changing a file under COPY invalidates that layer and the ones after it: a real build and push.
       const touchContext = (dir = context) => writeFile(join(dir, 'start.sh'), `# sample ${++sample} ${Date.now()}\n${CONTEXT_SCRIPT}`);
-      const env = (image: string, extra: Record<string, string> = {}, dir = context): Record<string, string> => ({
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: work.path,
-        DOCKER_CONFIG: dockerConfig,
-        GITHUB_OUTPUT: join(work.path, 'output'),
-        GITHUB_STEP_SUMMARY: join(work.path, 'summary'),
-        GITHUB_STATE: join(work.path, 'state'),
-        GITHUB_EVENT_PATH: eventPath,
-        GITHUB_EVENT_NAME: 'push',
-        GITHUB_REF: 'refs/heads/main',
-        GITHUB_SHA: SHA,
-        GITHUB_REPOSITORY: 'Acme-Corp/Shop-App',
-        GITHUB_ACTOR: 'Jane-Dev',
-        INPUT_IMAGE: image,
-        INPUT_CONTEXT: dir,
-        INPUT_USERNAME: reg.username,
-        INPUT_PASSWORD: reg.password,
-        INPUT_PUSH: 'true',
-        INPUT_CACHE: 'none',
-        'INPUT_SMOKE-TEST': 'false',
-        'INPUT_SMOKE-TIMEOUT': '60s',
-        ...extra,
-      });
+      const env = async (image: string, extra: Record<string, string> = {}, dir = context): Promise<Record<string, string>> =>
+        (
+          await runnerEnv(work.path, {
+            event,
+            inputs: {
+              image,
+              context: dir,
+              username: reg.username,
+              password: reg.password,
+              push: 'true',
+              cache: 'none',
+              'smoke-test': 'false',
+              'smoke-timeout': '60s',
+            },
+            env: { DOCKER_CONFIG: dockerConfig, ...extra },
+          })
+        ).env;
       const oursImage = `${reg.address}/acme/skiffbp-bench-action`;
       const floorImage = `${reg.address}/acme/skiffbp-bench-plain`;
       images.add(oursImage).add(floorImage);
@@ -108,7 +100,7 @@ export const buildPush: Benchmark = {
             what: `node24 ${BUNDLE}: login, detect builder, buildx build --push of a context whose change rebuilds a 32 MiB layer, 3 tags`,
             ours: async () => {
               await touchContext(appContext);
-              return timedOk(node24, [bundle], { cwd: work.path, env: env(oursApp, {}, appContext) });
+              return timedOk(node24, [bundle], { cwd: work.path, env: await env(oursApp, {}, appContext) });
             },
             floor: {
               label: 'docker buildx build --push',
@@ -125,7 +117,7 @@ export const buildPush: Benchmark = {
             what: `as above with a ~2 MB busybox image whose build takes under a second: the action's fixed cost (Node start, builder detection, login) laid bare`,
             ours: async () => {
               await touchContext();
-              return timedOk(node24, [bundle], { cwd: work.path, env: env(oursImage) });
+              return timedOk(node24, [bundle], { cwd: work.path, env: await env(oursImage) });
             },
             floor: {
               label: 'docker buildx build --push',
@@ -141,8 +133,9 @@ export const buildPush: Benchmark = {
             what: `spawn(node24 ${BUNDLE}) until it runs its first docker command (timestamped by a docker shim on PATH)`,
             ours: async () => {
               await writeFile(stamps, '');
+              const shimmed = await env(oursImage, { PATH: `${shim}:${process.env.PATH ?? '/usr/bin:/bin'}` });
               const start = epochMs();
-              const child = spawn(node24, [bundle], { cwd: work.path, env: env(oursImage, { PATH: `${shim}:${process.env.PATH ?? '/usr/bin:/bin'}` }), stdio: 'ignore' });
+              const child = spawn(node24, [bundle], { cwd: work.path, env: shimmed, stdio: 'ignore' });
               // Only the start matters: wait for the first stamp, then stop the run.
               const deadline = Date.now() + 15_000;
               let first: string | undefined;

@@ -2,26 +2,13 @@ import { spawn } from 'node:child_process';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { tempDir, type SshdServer } from '@skiff/testbed';
+import { runnerEnv, tempDir, type SshdServer } from '@skiff/testbed';
 import type { Benchmark } from './harness';
 import { STRICT_TRUE, sshArgs, startBenchSshd, timedOk, timedRun } from './lib';
 
 // Valid in form, matches no key: the accept-only server never gets as far as showing one.
 const ANY_FINGERPRINT = `SHA256:${'A'.repeat(43)}`;
 const BUNDLE = 'action-deploy/dist/index.js';
-
-/** The runner's view of a step: INPUT_* variables and fresh file-command files, nothing else from our environment. */
-function runnerEnv(dir: string, inputs: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: dir,
-    GITHUB_OUTPUT: join(dir, 'output'),
-    GITHUB_STEP_SUMMARY: join(dir, 'summary'),
-    GITHUB_STATE: join(dir, 'state'),
-  };
-  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
-  return env;
-}
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -73,7 +60,6 @@ export const bundleColdStart: Benchmark = {
     };
 
     try {
-      await Promise.all(['output', 'summary', 'state'].map((name) => writeFile(join(work.path, name), '')));
       let onAccept: ((at: number) => void) | undefined;
       acceptor.on('connection', (socket) => {
         const at = performance.now();
@@ -88,21 +74,26 @@ export const bundleColdStart: Benchmark = {
       await stampLogins(sshd, stampFile);
       const plainSsh = await sshArgs(sshd, ['-o', 'ControlMaster=no', '-o', 'ControlPath=none']);
 
-      const toAcceptor = runnerEnv(work.path, {
-        host: '127.0.0.1',
-        port: String(acceptPort),
-        username: 'root',
-        key: sshd.privateKey,
-        fingerprint: ANY_FINGERPRINT,
-        'connect-timeout': '2',
+      // The runner's view of a step: INPUT_* variables and fresh file-command files, nothing else from our environment.
+      const { env: toAcceptor } = await runnerEnv(work.path, {
+        inputs: {
+          host: '127.0.0.1',
+          port: String(acceptPort),
+          username: 'root',
+          key: sshd.privateKey,
+          fingerprint: ANY_FINGERPRINT,
+          'connect-timeout': '2',
+        },
       });
-      const toSshd = runnerEnv(work.path, {
-        host: sshd.host,
-        port: String(sshd.port),
-        username: sshd.username,
-        key: sshd.privateKey,
-        fingerprint: sshd.hostFingerprint,
-        'connect-timeout': '10',
+      const { env: toSshd } = await runnerEnv(work.path, {
+        inputs: {
+          host: sshd.host,
+          port: String(sshd.port),
+          username: sshd.username,
+          key: sshd.privateKey,
+          fingerprint: sshd.hostFingerprint,
+          'connect-timeout': '10',
+        },
       });
 
       return {

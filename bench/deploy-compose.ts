@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBaseImages, freePort, sh, startRegistry, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { ensureBaseImages, freePort, runnerEnv, sh, startRegistry, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
 import { quote } from '@skiff/shell';
 import { buildApp, removeProject } from '../action-deploy/test/fixtures';
 import type { Benchmark, BenchContext } from './harness';
@@ -25,10 +25,7 @@ function composeFor(registry: Registry): string {
 function runBundle(context: BenchContext, workspace: string, inputs: Record<string, string>): Promise<{ code: number | null; ms: number; end: number; lines: { at: number; text: string }[] }> {
   return new Promise((resolve, reject) => {
     void mkdtemp(join(tmpdir(), 'skiffdeploybench-run-')).then(async (dir) => {
-      const files = { GITHUB_OUTPUT: join(dir, 'o'), GITHUB_STEP_SUMMARY: join(dir, 's'), GITHUB_STATE: join(dir, 't') };
-      await Promise.all(Object.values(files).map((f) => writeFile(f, '')));
-      const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, GITHUB_WORKSPACE: workspace, GITHUB_SHA: 'bench000', ...files };
-      for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+      const { env } = await runnerEnv(dir, { inputs, workspace, env: { GITHUB_SHA: 'bench000' } });
       const start = performance.now();
       const child = spawn(context.node24, [join(context.root, 'action-deploy/dist/index.js')], { cwd: workspace, env, stdio: ['ignore', 'pipe', 'pipe'] });
       const lines: { at: number; text: string }[] = [];

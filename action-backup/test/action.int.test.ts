@@ -1,13 +1,8 @@
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, startSshd, tempDir, sh, type Postgres, type SshdServer } from '@skiff/testbed';
-
-const root = resolve(import.meta.dirname, '../..');
-const NODE24 = join(root, 'node_modules/.bin/node');
+import { runBundle, startPostgres, startSshd, tempDir, sh, type Postgres, type SshdServer } from '@skiff/testbed';
 
 let sshd: SshdServer;
 let pg: Postgres;
@@ -16,24 +11,8 @@ let hc: Server;
 let hcPort = 0;
 const pings: string[] = [];
 
-async function runBundle(inputs: Record<string, string>): Promise<{ code: number | null; stdout: string; outputs: string; summary: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'skiffbk-bundle-'));
-  try {
-    const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary'), GITHUB_STATE: join(dir, 'state') };
-    await Promise.all(Object.values(files).map((path) => writeFile(path, '')));
-    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...files };
-    for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
-    const child = spawn(NODE24, [join(root, 'action-backup/dist/index.js')], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    const code = await new Promise<number | null>((done) => child.on('close', done)).finally(() => clearTimeout(timer));
-    return { code, stdout, outputs: await readFile(files.GITHUB_OUTPUT, 'utf8'), summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8') };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+/** The committed bundle, run the runner's way (Node 24, INPUT_* variables, file commands). */
+const backup = (inputs: Record<string, string>) => runBundle('action-backup', { inputs, timeoutMs: 120_000 });
 
 beforeAll(async () => {
   [sshd, pg, dest] = await Promise.all([startSshd(), startPostgres(), tempDir('skiffbk-action')]);
@@ -65,10 +44,10 @@ const base = () => ({
 describe('action-backup bundle on Node 24', () => {
   it('backs up, sets outputs, writes the summary table, pings start then success, never prints the password', async () => {
     const sources = `- type: postgres\n  name: app\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: ${pg.database}\n  password: "${pg.password}"\n`;
-    const run = await runBundle({ ...base(), sources, 'keep-daily': '7' });
+    const run = await backup({ ...base(), sources, 'keep-daily': '7' });
     expect(run.code, run.stdout).toBe(0);
-    expect(run.outputs).toMatch(/backup-id<<.*\napp-\d{8}T\d{6}Z\n/);
-    expect(run.outputs).toMatch(/verified<<.*\ntrue\n/);
+    expect(run.outputs['backup-id']).toMatch(/^app-\d{8}T\d{6}Z$/);
+    expect(run.outputs.verified).toBe('true');
     expect(run.summary).toContain('| Source | Backup | Size | Duration | Verified | Kept | Pruned |');
     expect(pings).toEqual(['POST /ping/abc/start', 'POST /ping/abc']);
     // The runner masks what ::add-mask:: registers; the password may appear nowhere else.
@@ -80,7 +59,7 @@ describe('action-backup bundle on Node 24', () => {
   it('a failing backup fails the job, pings /fail and leaves no manifest', async () => {
     pings.length = 0;
     const sources = `- type: postgres\n  name: broken\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: nope\n  password: "${pg.password}"\n`;
-    const run = await runBundle({ ...base(), sources });
+    const run = await backup({ ...base(), sources });
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/1 of 1 backups failed: broken/);
     expect(pings).toEqual(['POST /ping/abc/start', 'POST /ping/abc/fail']);
@@ -88,7 +67,7 @@ describe('action-backup bundle on Node 24', () => {
   });
 
   it('bad inputs are all reported before connecting', async () => {
-    const run = await runBundle({ ...base(), sources: '- type: nosql', destination: 's3', 'min-size': 'big' });
+    const run = await backup({ ...base(), sources: '- type: nosql', destination: 's3', 'min-size': 'big' });
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/"type" must be one of/);
     expect(run.stdout).toMatch(/s3-bucket/);
