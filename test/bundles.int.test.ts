@@ -1,92 +1,103 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSshd, type SshdServer } from '@skiff/testbed';
+import { NODE24, runBundle, startSshd, tempDir, type BundleOptions, type SshdServer } from '@skiff/testbed';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare } from '../action-cf-allowlist/test/fixtures';
 
 /**
- * Runs each committed bundle the way the runner does: Node 24 on <action>/dist/index.js, inputs
- * as INPUT_* variables, and the runner's file commands (outputs, summary, state) as fresh files.
- * This catches what unit tests cannot: bundling mistakes, ESM/CJS interop, missing banner shims.
+ * The runner contract of every committed bundle, on Node 24 (node_modules/.bin/node): inputs as
+ * INPUT_* variables, errors as one `::error::` command, file commands, the post phase. This catches
+ * what unit tests cannot (bundling mistakes, ESM/CJS interop, missing banner shims) for all four
+ * actions alike; what each action does is proven by its own bundle tests (<action>/test/*.int.test.ts).
+ *
+ * Nothing here may reach the internet: every host and registry is 127.0.0.1, the Cloudflare list
+ * comes from a loopback stand-in, and `docker` on PATH is a shim that only records that it was called.
  */
 
 const root = resolve(import.meta.dirname, '..');
-const NODE24 = join(root, 'node_modules/.bin/node');
-const SSH_ACTIONS = ['action-deploy', 'action-cf-allowlist', 'action-backup'] as const;
-const SKELETON_DOING = { 'action-deploy': 'deploying', 'action-cf-allowlist': 'updating the Cloudflare allowlist', 'action-backup': 'backing up' };
+const ACTIONS = ['action-deploy', 'action-build-push', 'action-cf-allowlist', 'action-backup'] as const;
+type Action = (typeof ACTIONS)[number];
 // A syntactically valid fingerprint that matches no real key.
 const WRONG_FINGERPRINT = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+// Starting Node 24 and loading a bundle takes a few hundred ms; this leaves room for a busy machine.
+const STARTUP_LIMIT_MS = 5_000;
 
-interface BundleRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  outputs: Record<string, string>;
-  state: Record<string, string>;
-  summary: string;
-  errors: string[];
+let workspace: { path: string; remove(): Promise<void> };
+let shimDir: string;
+let dockerCalls: string;
+let api: FakeCloudflare;
+// Stands in as jump host and registry: any connection an action attempts lands here and is counted.
+let counter: Server;
+let counterPort = 0;
+let connections = 0;
+
+/** Valid inputs every SSH action shares; only what a case overrides is wrong. */
+const sshInputs = () => ({
+  host: '127.0.0.1',
+  username: 'deploy',
+  password: 'bundle-test-password',
+  fingerprint: WRONG_FINGERPRINT,
+  'jump-host': `deploy@127.0.0.1:${counterPort}`,
+});
+
+/** Per action: inputs that are valid but for `bad`, whose names every one must be in the error, and an input whose absence must be named. */
+const CASES: Record<Action, { valid: () => Record<string, string>; bad: Record<string, string>; missing: string; env?: Record<string, string> }> = {
+  'action-deploy': {
+    valid: () => ({ ...sshInputs(), 'project-dir': '/srv/skiff-bundle-smoke' }),
+    bad: { port: 'ssh', 'connect-timeout': 'soon', 'dry-run': 'maybe', 'health-successes': 'many' },
+    missing: 'host',
+  },
+  'action-build-push': {
+    valid: () => ({ image: `127.0.0.1:${counterPort}/acme/app`, username: 'robot', password: 'bundle-test-password' }),
+    bad: { push: 'maybe', platforms: 'linux/amd65', 'smoke-timeout': 'forever' },
+    // Without GITHUB_REPOSITORY there is no repository to name the image after.
+    missing: 'image',
+    env: { GITHUB_REPOSITORY: '' },
+  },
+  'action-cf-allowlist': {
+    valid: () => ({ ...sshInputs(), 'source-url': api.url }),
+    bad: { port: 'ssh', 'connect-timeout': 'soon', 'dry-run': 'maybe', ports: 'http' },
+    missing: 'username',
+  },
+  'action-backup': {
+    valid: () => ({ ...sshInputs(), sources: '- type: postgres\n  name: app\n  database: app\n' }),
+    bad: { port: 'ssh', 'connect-timeout': 'soon', 'dry-run': 'maybe', 'min-size': 'big' },
+    missing: 'sources',
+  },
+};
+
+/** What the post step says when main left nothing behind, for each action whose action.yml declares `post:`. */
+const NOTHING_TO_CLEAN_UP: Partial<Record<Action, RegExp>> = {
+  'action-deploy': /^action-deploy \d+\.\d+\.\d+: no deploy lock left to release$/m,
+  'action-build-push': /^action-build-push \d+\.\d+\.\d+: no registry login to undo$/m,
+};
+
+/** The `runs:` of an action.yml, read when the tests are collected: which bundles have a post step decides which tests exist. */
+const RUNS = Object.fromEntries(
+  ACTIONS.map((action) => [action, (parseYaml(readFileSync(join(root, action, 'action.yml'), 'utf8')) as { runs: { using: string; main: string; post?: string } }).runs]),
+) as Record<Action, { using: string; main: string; post?: string }>;
+const POST_ACTIONS = ACTIONS.filter((action) => RUNS[action].post !== undefined);
+
+/** Runs a bundle in the workspace with the recording docker shim first on PATH. */
+function run(action: Action, inputs: Record<string, string>, options: BundleOptions = {}) {
+  return runBundle(action, {
+    inputs,
+    cwd: workspace.path,
+    timeoutMs: 60_000,
+    ...options,
+    env: { PATH: `${shimDir}:${process.env.PATH ?? '/usr/bin:/bin'}`, ...CASES[action].env, ...options.env },
+  });
 }
 
-/** Parses the runner's `name<<delimiter` file-command format. */
-function parseFileCommands(text: string): Record<string, string> {
-  const result: Record<string, string> = {};
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const match = /^([^<]+)<<(.+)$/.exec(lines[i]!);
-    if (!match) continue;
-    const end = lines.indexOf(match[2]!, i + 1);
-    if (end < 0) throw new Error(`unterminated value for ${match[1]} in file command output`);
-    result[match[1]!] = lines.slice(i + 1, end).join('\n');
-    i = end;
-  }
-  return result;
-}
-
-/** Undoes workflow-command escaping (`%25`, `%0D`, `%0A`). */
-function unescapeCommand(text: string): string {
-  return text.replaceAll('%0A', '\n').replaceAll('%0D', '\r').replaceAll('%25', '%');
-}
-
-async function runBundle(
-  action: string,
-  inputs: Record<string, string>,
-  options: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<BundleRun> {
-  const dir = await mkdtemp(join(tmpdir(), 'skiff-bundle-'));
-  try {
-    const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary'), GITHUB_STATE: join(dir, 'state') };
-    await Promise.all(Object.values(files).map((path) => writeFile(path, '')));
-    // A clean environment: nothing from the test process may leak in as an input.
-    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...files, ...options.env };
-    for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
-
-    const child = spawn(NODE24, [join(root, action, 'dist/index.js')], { cwd: options.cwd ?? dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const code = await new Promise<number | null>((done, fail) => {
-      child.on('error', fail);
-      child.on('close', done);
-    }).finally(() => clearTimeout(timer));
-
-    return {
-      code,
-      stdout,
-      stderr,
-      outputs: parseFileCommands(await readFile(files.GITHUB_OUTPUT, 'utf8')),
-      state: parseFileCommands(await readFile(files.GITHUB_STATE, 'utf8')),
-      summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8'),
-      errors: stdout
-        .split('\n')
-        .filter((line) => line.startsWith('::error::'))
-        .map((line) => unescapeCommand(line.slice('::error::'.length))),
-    };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+/** Nothing left the process: no docker command, no connection, no request for the Cloudflare list. */
+async function expectNothingAttempted(): Promise<void> {
+  expect(await readFile(dockerCalls, 'utf8')).toBe('');
+  expect(connections).toBe(0);
+  expect(api.requests).toBe(0);
 }
 
 beforeAll(async () => {
@@ -98,94 +109,88 @@ beforeAll(async () => {
     child.on('close', () => done(out.trim()));
   });
   expect(version, 'node_modules/.bin/node must be Node 24, the runner runtime').toMatch(/^v24\./);
+
+  workspace = await tempDir('skiff-bundles-ws');
+  // What the actions look for in a repository, so only the inputs under test are wrong.
+  await writeFile(join(workspace.path, 'compose.yaml'), 'services:\n  web:\n    image: 127.0.0.1:5999/acme/web:1\n');
+  await writeFile(join(workspace.path, 'Dockerfile'), 'FROM scratch\n');
+  shimDir = join(workspace.path, '.shim');
+  dockerCalls = join(workspace.path, '.docker-calls');
+  await mkdir(shimDir);
+  await writeFile(dockerCalls, '');
+  await writeFile(join(shimDir, 'docker'), `#!/bin/sh\necho "docker $*" >> '${dockerCalls}'\nexit 1\n`);
+  await chmod(join(shimDir, 'docker'), 0o755);
+
+  api = await startFakeCloudflare(cfBody({ ipv4: CF_IPV4, ipv6: CF_IPV6 }));
+  counter = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((done) => counter.listen(0, '127.0.0.1', done));
+  counterPort = (counter.address() as { port: number }).port;
 });
 
-describe.each(SSH_ACTIONS)('%s bundle', (action) => {
-  const base = { host: '127.0.0.1', port: '1', username: 'deploy', password: 'bundle-test-password', fingerprint: WRONG_FINGERPRINT };
-
-  it('fails before doing anything when inputs are invalid, naming each bad input', async () => {
-    const run = await runBundle(action, { host: 'example.com', port: 'ssh', 'connect-timeout': 'soon', 'DRY-RUN': 'maybe' });
-    expect(run.code).toBe(1);
-    expect(run.errors).toHaveLength(1);
-    const [error] = run.errors;
-    expect(error).toContain('Input "port" must be a TCP port number from 1 to 65535; got "ssh"');
-    expect(error).toContain('Input "connect-timeout" must be a duration like 90, 90s or 2m');
-    expect(error).toContain('Input "dry-run" must be true or false; got "maybe"');
-    expect(error).toContain('Input "username" is required');
-    expect(error).toContain('ssh-keyscan -p PORT example.com | ssh-keygen -lf -');
-    expect(run.stdout).not.toMatch(/\n\s+at /);
-    expect(run.summary).toBe('');
-    expect(run.outputs).toEqual({});
-  });
-
-  it('with dry-run, shows the preflight plan and sets the plan output without connecting', async () => {
-    // Port 1 on loopback refuses connections, so reaching the server would fail the run.
-    const run = await runBundle(action, { ...base, 'dry-run': 'true' });
-    expect(run.stderr).toBe('');
-    expect(run.errors).toEqual([]);
-    expect(run.code).toBe(0);
-    expect(run.outputs.plan).toContain('### Plan (dry run: nothing was run)');
-    expect(run.outputs.plan).toContain('uname -sr');
-    expect(run.outputs.plan).toContain('set -euo pipefail');
-    expect(run.summary).toContain(run.outputs.plan!.trim());
-    expect(run.stdout).toContain('uname -sr');
-    expect(run.stdout).toContain('::add-mask::bundle-test-password');
-  });
-
-  it('uses the dry-run input name with its hyphen, as the runner passes it', async () => {
-    const run = await runBundle(action, { ...base, 'DRY-RUN': 'TRUE' });
-    expect(run.code).toBe(0);
-    expect(run.outputs.plan).toContain('uname -sr');
-  });
+afterAll(async () => {
+  await api?.close();
+  await new Promise<void>((done) => (counter ? counter.close(() => done()) : done()));
+  await workspace?.remove();
 });
 
-describe('action-deploy post phase', () => {
-  it('is marked for the post step in main and runs cleanup in post', async () => {
-    const main = await runBundle('action-deploy', { host: 'h', username: 'u', password: 'pw-pw-pw', fingerprint: WRONG_FINGERPRINT, 'dry-run': 'true' });
-    expect(main.state).toEqual({ isPost: 'true' });
-    const post = await runBundle('action-deploy', {}, { env: { STATE_isPost: 'true' } });
-    expect(post.code).toBe(0);
-    expect(post.errors).toEqual([]);
-    expect(post.stdout).toContain('no deploy lock yet');
-  });
-});
-
-describe('action-build-push bundle', () => {
-  let workspace: string;
-
-  beforeAll(async () => {
-    workspace = await mkdtemp(join(tmpdir(), 'skiff-workspace-'));
-    await writeFile(join(workspace, 'Dockerfile'), 'FROM scratch\n');
-  });
-
-  afterAll(async () => {
-    await rm(workspace, { recursive: true, force: true });
-  });
-
-  it('names a bad image and a missing context', async () => {
-    const run = await runBundle('action-build-push', { image: 'ghcr.io/Owner/App:latest', context: 'nope', push: 'false' }, { cwd: workspace });
-    expect(run.code).toBe(1);
-    expect(run.errors).toHaveLength(1);
-    expect(run.errors[0]).toContain('Input "image" must be an image name without a tag, in lowercase, like ghcr.io/owner/app; got "ghcr.io/Owner/App:latest"');
-    expect(run.errors[0]).toContain('Input "context" must be a directory in the workspace; got "nope"');
+describe.each(ACTIONS)('%s bundle on Node 24', (action) => {
+  it(`starts within ${STARTUP_LIMIT_MS / 1000} s and fails on invalid inputs with one error naming each, before attempting anything`, async () => {
+    const { bad } = CASES[action];
+    const result = await run(action, { ...CASES[action].valid(), ...bad });
+    expect(result.ms, `${action} took ${Math.round(result.ms)} ms to reach input validation`).toBeLessThan(STARTUP_LIMIT_MS);
+    expect(result.code, result.stdout).toBe(1);
+    expect(result.errors).toHaveLength(1);
+    const [error] = result.errors;
+    // Exactly the bad inputs: the valid ones around them are not reported.
+    expect(error).toMatch(new RegExp(`^${Object.keys(bad).length} problems with the inputs:\n`));
+    for (const [name, value] of Object.entries(bad)) {
+      expect(error).toContain(`Input "${name}"`);
+      expect(error).toContain(`"${value}"`);
+    }
+    expect(result.stdout).not.toMatch(/\n\s+at /);
+    expect(result.summary).toBe('');
+    expect(result.outputs).toEqual({});
+    // Main records that a post step follows, so the runner's post run can be told apart.
+    expect(result.state).toEqual(RUNS[action].post ? { isPost: 'true' } : {});
+    await expectNothingAttempted();
   });
 
-  it('validates, defaults the image to the lowercased repository, then fails as a skeleton', async () => {
-    const run = await runBundle(
-      'action-build-push',
-      { context: '.', push: 'true', 'github-token': 'ghs_bundletesttoken123' },
-      { cwd: workspace, env: { GITHUB_REPOSITORY: 'Skiff-Org/My.App' } },
-    );
-    expect(run.code).toBe(1);
-    expect(run.errors).toEqual(['action-build-push 0.1.0 is a skeleton: building and pushing images is not implemented yet']);
-    expect(run.outputs).toEqual({ image: 'ghcr.io/skiff-org/my.app' });
-    expect(run.summary).toContain('| ghcr.io/skiff-org/my.app | Dockerfile | . | true |');
-    expect(run.stdout).toContain('::add-mask::ghs_bundletesttoken123');
-    expect(run.state).toEqual({ isPost: 'true' });
+  it('names a missing required input', async () => {
+    const { missing } = CASES[action];
+    const inputs: Record<string, string> = CASES[action].valid();
+    delete inputs[missing];
+    const result = await run(action, inputs);
+    expect(result.ms).toBeLessThan(STARTUP_LIMIT_MS);
+    expect(result.code, result.stdout).toBe(1);
+    expect(result.errors).toHaveLength(1);
+    expect(result.errors[0]).toContain(`Input "${missing}" is required`);
+    expect(result.summary).toBe('');
+    await expectNothingAttempted();
   });
 });
 
-describe('SSH actions against a real sshd', () => {
+describe('post steps on Node 24', () => {
+  it('every action runs on node24 from dist/index.js, and each post step is covered below', () => {
+    for (const action of ACTIONS) expect(RUNS[action], action).toMatchObject({ using: 'node24', main: 'dist/index.js' });
+    expect(Object.keys(NOTHING_TO_CLEAN_UP).sort()).toEqual([...POST_ACTIONS].sort());
+  });
+
+  it.each(POST_ACTIONS)('%s post (STATE_isPost=true) runs and exits 0 with nothing to clean up', async (action) => {
+    expect(RUNS[action].post).toBe('dist/index.js');
+    const result = await run(action, {}, { phase: 'post' });
+    expect(result.code, result.stdout).toBe(0);
+    expect(result.errors).toEqual([]);
+    expect(result.stdout).not.toContain('::warning::');
+    expect(result.stdout).toMatch(NOTHING_TO_CLEAN_UP[action]!);
+    expect(result.outputs).toEqual({});
+    await expectNothingAttempted();
+  });
+});
+
+describe('action-deploy against a real sshd', () => {
   let sshd: SshdServer;
 
   beforeAll(async () => {
@@ -196,43 +201,30 @@ describe('SSH actions against a real sshd', () => {
     await sshd?.stop();
   });
 
-  const inputsFor = (hostKey: Record<string, string>) => ({
-    host: sshd.host,
-    port: String(sshd.port),
-    username: sshd.username,
-    key: sshd.privateKey,
-    'connect-timeout': '10s',
-    ...hostKey,
-  });
-
-  it.each(SSH_ACTIONS)('%s refuses a server whose host key does not match the pinned fingerprint, before running anything', async (action) => {
+  it('refuses a server whose host key does not match the pinned fingerprint, before running anything, and shows its fingerprint', async () => {
     const logBefore = (await readFile(sshd.logPath, 'utf8')).length;
-    const run = await runBundle(action, inputsFor({ fingerprint: WRONG_FINGERPRINT }));
-    expect(run.code).toBe(1);
-    expect(run.errors).toHaveLength(1);
-    expect(run.errors[0]).toContain(sshd.hostFingerprint);
-    expect(run.errors[0]).not.toContain('is a skeleton');
-    expect(run.summary).toBe('');
+    // Not a dry run, with a valid compose file in the workspace: it gets as far as connecting.
+    const result = await runBundle('action-deploy', {
+      cwd: workspace.path,
+      timeoutMs: 60_000,
+      inputs: {
+        host: sshd.host,
+        port: String(sshd.port),
+        username: sshd.username,
+        key: sshd.privateKey,
+        fingerprint: WRONG_FINGERPRINT,
+        'connect-timeout': '10s',
+        'dry-run': 'false',
+        'project-dir': '/srv/skiff-bundle-smoke',
+      },
+    });
+    expect(result.code, result.stdout).toBe(1);
+    expect(result.errors).toHaveLength(1);
+    expect(result.errors[0]).toContain('Host key verification failed');
+    expect(result.errors[0]).toContain(sshd.hostFingerprint);
+    expect(result.summary).toBe('');
     // The client gave up during key exchange: the server never saw it log in.
     const log = (await readFile(sshd.logPath, 'utf8')).slice(logBefore);
     expect(log).not.toMatch(/Accepted (publickey|password)/);
-  });
-
-  it.each(SSH_ACTIONS)('%s with the right fingerprint runs the preflight, reports it, then fails as a skeleton', async (action) => {
-    const logBefore = (await readFile(sshd.logPath, 'utf8')).length;
-    const run = await runBundle(action, inputsFor({ fingerprint: sshd.hostFingerprint }));
-    // The counterpart of the wrong-fingerprint test's log check: a real login is logged.
-    expect((await readFile(sshd.logPath, 'utf8')).slice(logBefore)).toMatch(/Accepted publickey/);
-    expect(run.errors).toEqual([`${action} 0.1.0 is a skeleton: ${SKELETON_DOING[action]} is not implemented yet`]);
-    expect(run.code).toBe(1);
-    expect(run.summary).toContain(`### Preflight on ${sshd.host}`);
-    expect(run.summary).toMatch(/\| operating system \| `uname -sr` \| ✅ Linux /);
-    expect(run.stdout).toMatch(/ok {3}operating system: Linux /);
-  });
-
-  it('accepts a known-hosts line instead of a fingerprint', async () => {
-    const run = await runBundle('action-deploy', inputsFor({ 'known-hosts': sshd.knownHostsLine }));
-    expect(run.errors).toEqual(['action-deploy 0.1.0 is a skeleton: deploying is not implemented yet']);
-    expect(run.summary).toContain('✅ Linux ');
   });
 });
