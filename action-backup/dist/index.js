@@ -89320,14 +89320,14 @@ function loadCollector() {
   }
 }
 var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
-function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES) {
+function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
   let sinceLast = 0;
   return (bytes) => {
     sinceLast += bytes;
     if (sinceLast < everyBytes) return;
     sinceLast = 0;
     collect ??= loadCollector();
-    collect?.({ type: "minor" });
+    collect?.({ type: kind === "minor" ? "minor" : "major" });
   };
 }
 
@@ -90764,8 +90764,6 @@ import { tmpdir } from "node:os";
 import { join as join5 } from "node:path";
 import { PassThrough as PassThrough2, Readable as Readable8, Transform, Writable as Writable4 } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { setFlagsFromString as setFlagsFromString2 } from "node:v8";
-import { runInNewContext as runInNewContext2 } from "node:vm";
 import { createGunzip, createGzip } from "node:zlib";
 
 // node_modules/@noble/hashes/utils.js
@@ -99674,18 +99672,6 @@ function isCryptoKey3(key) {
 var PART_SIZE = 5 * 1024 * 1024;
 var QUEUE_SIZE = 1;
 var FULL_GC_EVERY_BYTES = 32 * 1024 * 1024;
-var fullGc;
-function collectGarbage() {
-  if (fullGc === void 0) {
-    try {
-      setFlagsFromString2("--expose-gc");
-      fullGc = runInNewContext2("gc");
-    } catch {
-      fullGc = null;
-    }
-  }
-  fullGc?.();
-}
 function toWebBounded(stream2) {
   return Readable8.toWeb(stream2, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) });
 }
@@ -99693,22 +99679,18 @@ var Inspector = class extends Transform {
   constructor(type, reclaim = false) {
     super();
     this.type = type;
-    this.reclaim = reclaim;
+    this.reclaim = reclaim ? bufferReclaimer(FULL_GC_EVERY_BYTES, "full") : () => void 0;
   }
   type;
-  reclaim;
   hash = createHash8("sha256");
   bytes = 0;
   head = Buffer.alloc(0);
   tail = Buffer.alloc(0);
-  sinceGc = 0;
+  reclaim;
   _transform(chunk, _encoding, callback) {
     this.hash.update(chunk);
     this.bytes += chunk.length;
-    if (this.reclaim && (this.sinceGc += chunk.length) >= FULL_GC_EVERY_BYTES) {
-      this.sinceGc = 0;
-      collectGarbage();
-    }
+    this.reclaim(chunk.length);
     const format2 = this.type ? FORMATS[this.type] : void 0;
     if (format2?.magic && this.head.length < format2.magic.offset + format2.magic.bytes.length) {
       this.head = Buffer.concat([this.head, chunk.subarray(0, format2.magic.offset + format2.magic.bytes.length)]);

@@ -43282,14 +43282,14 @@ function loadCollector() {
   }
 }
 var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
-function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES) {
+function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
   let sinceLast = 0;
   return (bytes) => {
     sinceLast += bytes;
     if (sinceLast < everyBytes) return;
     sinceLast = 0;
     collect ??= loadCollector();
-    collect?.({ type: "minor" });
+    collect?.({ type: kind === "minor" ? "minor" : "major" });
   };
 }
 

@@ -5,13 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { createGunzip, createGzip } from 'node:zlib';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Decrypter, Encrypter } from 'age-encryption';
 import type { Executor } from '@skiff/shell';
+import { bufferReclaimer } from '@skiff/ssh';
 import { FORMATS, storedExtension } from './formats';
 import { parseManifest, serializeManifest, type Manifest } from './manifest';
 import type { SourceType } from './sources';
@@ -40,18 +39,6 @@ const QUEUE_SIZE = 1;
  * ms each on this small heap) holds it near the start-up footprint plus one part in flight.
  */
 const FULL_GC_EVERY_BYTES = 32 * 1024 * 1024;
-let fullGc: (() => void) | null | undefined;
-function collectGarbage(): void {
-  if (fullGc === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      fullGc = runInNewContext('gc') as () => void;
-    } catch {
-      fullGc = null;
-    }
-  }
-  fullGc?.();
-}
 
 /**
  * Readable.toWeb's default strategy counts chunks up to the stream's highWaterMark (16384 for
@@ -69,22 +56,20 @@ export class Inspector extends Transform {
   private head = Buffer.alloc(0);
   private tail = Buffer.alloc(0);
 
-  private sinceGc = 0;
+  private readonly reclaim: (bytes: number) => void;
 
   constructor(
     private readonly type?: SourceType,
-    private readonly reclaim = false,
+    reclaim = false,
   ) {
     super();
+    this.reclaim = reclaim ? bufferReclaimer(FULL_GC_EVERY_BYTES, 'full') : () => undefined;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.hash.update(chunk);
     this.bytes += chunk.length;
-    if (this.reclaim && (this.sinceGc += chunk.length) >= FULL_GC_EVERY_BYTES) {
-      this.sinceGc = 0;
-      collectGarbage();
-    }
+    this.reclaim(chunk.length);
     const format = this.type ? FORMATS[this.type] : undefined;
     if (format?.magic && this.head.length < format.magic.offset + format.magic.bytes.length) {
       this.head = Buffer.concat([this.head, chunk.subarray(0, format.magic.offset + format.magic.bytes.length)]);

@@ -12,3 +12,4 @@ export {
 } from './host-key';
 export type { KnownHostEntry } from './host-key';
 export type { HostKeyPolicy, SshAuth, JumpHost, SshConnectOptions } from './options';
+export { bufferReclaimer } from './memory';

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
  * on a fast multi-GB stream ~100 MB of dead buffers pile up before V8 reacts. A minor GC every
  * few MiB (about a millisecond each) keeps a 500 MB stream near 100 MB RSS instead of 150-170.
  */
-type Collect = (options: { type: 'minor' }) => void;
+type Collect = (options?: { type: 'minor' | 'major' }) => void;
 let collect: Collect | null | undefined;
 
 function loadCollector(): Collect | null {
@@ -22,14 +22,18 @@ function loadCollector(): Collect | null {
 
 export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
 
-/** Returns a counter to call with each chunk's size; it reclaims dead buffers every `everyBytes`. */
-export function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES): (bytes: number) => void {
+/**
+ * Returns a counter to call with each chunk's size; it reclaims dead buffers every `everyBytes`.
+ * `minor` suits buffers that die young (packets); `full` suits ones that live for seconds, like
+ * multipart upload parts, which reach the old generation first.
+ */
+export function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind: 'minor' | 'full' = 'minor'): (bytes: number) => void {
   let sinceLast = 0;
   return (bytes) => {
     sinceLast += bytes;
     if (sinceLast < everyBytes) return;
     sinceLast = 0;
     collect ??= loadCollector();
-    collect?.({ type: 'minor' });
+    collect?.({ type: kind === 'minor' ? 'minor' : 'major' });
   };
 }
