@@ -74,9 +74,14 @@ export const bundleColdStart: Benchmark = {
       await stampLogins(sshd, stampFile);
       const plainSsh = await sshArgs(sshd, ['-o', 'ControlMaster=no', '-o', 'ControlPath=none']);
 
+      // action-deploy checks its compose file before it connects; the image is never pulled (the first command is what is timed).
+      await writeFile(join(work.path, 'compose.yaml'), 'services:\n  web:\n    image: 127.0.0.1:1/skiff-bench/web:1\n');
+      // Whatever the run gets to do on the server stays in the bench's own directory.
+      const projectDir = join(work.path, 'project');
       // The runner's view of a step: INPUT_* variables and fresh file-command files, nothing else from our environment.
       const { env: toAcceptor } = await runnerEnv(work.path, {
         inputs: {
+          'project-dir': projectDir,
           host: '127.0.0.1',
           port: String(acceptPort),
           username: 'root',
@@ -87,6 +92,7 @@ export const bundleColdStart: Benchmark = {
       });
       const { env: toSshd } = await runnerEnv(work.path, {
         inputs: {
+          'project-dir': projectDir,
           host: sshd.host,
           port: String(sshd.port),
           username: sshd.username,
