@@ -11,8 +11,9 @@ DOCKERD_LOG=/var/log/skiff-dockerd.log
 MIRROR=http://deb.debian.org/debian
 BUSYBOX_IMAGE=skiff-testbed/busybox:1
 DEBIAN_IMAGE=skiff-testbed/debian:bookworm
+SYSTEMD_IMAGE=skiff-testbed/systemd:bookworm
 APT_PACKAGES=(openssh-server docker.io docker-registry apache2-utils nftables iproute2 busybox-static
-  debootstrap postgresql redis-server sqlite3 curl ca-certificates ufw)
+  debootstrap postgresql redis-server sqlite3 curl ca-certificates ufw sudo mariadb-server)
 # Other sessions on the same machine may be running apt at the same time: wait for the lock.
 APT_OPTS=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
 
@@ -113,25 +114,36 @@ else
   say "$BUSYBOX_IMAGE" "imported"
 fi
 
-debian_tar=$CACHE/debian-bookworm-rootfs.tar
-if have_image "$DEBIAN_IMAGE"; then
-  say "$DEBIAN_IMAGE" "ok"
-else
-  if [[ ! -s $debian_tar ]]; then
+# A Debian image from debootstrap, cached as a rootfs tarball so a machine where the image was
+# deleted re-imports it in seconds.  Usage: debootstrap_image IMAGE TARBALL PACKAGES CMD-JSON
+debootstrap_image() {
+  local image=$1 tarball=$2 packages=$3 cmd=$4
+  if have_image "$image"; then
+    say "$image" "ok"
+    return
+  fi
+  if [[ ! -s $tarball ]]; then
+    local root
     root=$(mktemp -d /var/tmp/skiff-debootstrap.XXXXXX)
-    debootstrap --variant=minbase --include=postgresql-15,redis-server,nginx-light,curl,ca-certificates \
-      bookworm "$root" "$MIRROR" >/tmp/skiff-debootstrap.log 2>&1 ||
-      { tail -n 30 /tmp/skiff-debootstrap.log >&2; rm -rf "$root"; die "debootstrap failed (log: /tmp/skiff-debootstrap.log)"; }
+    debootstrap --variant=minbase --include="$packages" bookworm "$root" "$MIRROR" >/tmp/skiff-debootstrap.log 2>&1 ||
+      { tail -n 30 /tmp/skiff-debootstrap.log >&2; rm -rf "$root"; die "debootstrap of $image failed (log: /tmp/skiff-debootstrap.log)"; }
     # The .debs and apt lists are only dead weight in every image layer built on top.
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-    tar -C "$root" -cf "$debian_tar.tmp" . && mv "$debian_tar.tmp" "$debian_tar"
+    tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$root"
   fi
-  docker import --change 'CMD ["bash"]' \
+  docker import --change "CMD $cmd" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    "$debian_tar" "$DEBIAN_IMAGE" >/dev/null
-  say "$DEBIAN_IMAGE" "imported"
-fi
+    "$tarball" "$image" >/dev/null
+  say "$image" "imported"
+}
 
-have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" || die "base images missing after import"
+debootstrap_image "$DEBIAN_IMAGE" "$CACHE/debian-bookworm-rootfs.tar" \
+  postgresql-15,redis-server,nginx-light,curl,ca-certificates '["bash"]'
+# A "VPS" with real systemd (systemd-run timers, units) and sshd, for strategies and guards
+# that behave differently when systemd runs; started per ../shared/TESTBED.md.
+debootstrap_image "$SYSTEMD_IMAGE" "$CACHE/systemd-bookworm-rootfs.tar" \
+  systemd,systemd-sysv,dbus,openssh-server,nftables,iproute2,python3,curl,ca-certificates,sudo '["/sbin/init"]'
+
+have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" || die "base images missing after import"
 say "test bed" "ready"
