@@ -148,7 +148,7 @@ export function randomPassword(): string {
 }
 
 /** Options for @skiff/ssh that log in to a test sshd with its user key and its host key pinned. */
-export function sshdConnectOptions(server: SshdServer, overrides: Partial<SshConnectOptions> = {}): SshConnectOptions {
+export function sshdConnectOptions(server: Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'knownHostsLine'>, overrides: Partial<SshConnectOptions> = {}): SshConnectOptions {
   return {
     host: server.host,
     port: server.port,
