@@ -48832,11 +48832,25 @@ function script(commands) {
   return [STRICT_MODE, ...commands.map(render)].join("\n");
 }
 var KILL_GRACE_SECONDS = 5;
+var SUPERVISOR = [
+  // A background job's stdin is /dev/null in a non-interactive shell, so the watcher reads the
+  // channel through fd 3.
+  "exec 3<&0",
+  'setsid "$@" </dev/null 3<&- &',
+  "child=$!",
+  // The watcher must not hold stdout/stderr, or the channel could not close when the command ends.
+  `{ cat <&3; kill -TERM -- "-$child"; sleep ${KILL_GRACE_SECONDS}; kill -KILL -- "-$child"; } >/dev/null 2>&1 &`,
+  "watcher=$!",
+  'wait "$child"',
+  "status=$?",
+  'kill "$watcher" 2>/dev/null',
+  'exit "$status"'
+].join("\n");
 function remoteCommandLine(scriptText, invocation = {}) {
   const bash = ["bash", "-c", scriptText];
   const timed = invocation.timeoutSeconds === void 0 ? bash : ["timeout", "-k", String(KILL_GRACE_SECONDS), String(Math.max(1, Math.ceil(invocation.timeoutSeconds))), ...bash];
-  const line = render(timed);
-  return invocation.stdin ? line : `${line} </dev/null`;
+  if (invocation.stdin) return render(timed);
+  return render(["bash", "-c", SUPERVISOR, "skiff-supervisor", ...timed]);
 }
 function isTimeoutExit(code) {
   return code === 124 || code === 137;
@@ -50005,8 +50019,9 @@ var SshConnection = class _SshConnection {
           if (options.stdout) finished(options.stdout).then(settle, reject);
           else settle();
         });
-        if (options.stdin === void 0) channel.end();
-        else if (typeof options.stdin === "string" || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
+        if (options.stdin === void 0) {
+          if (!options.keepStdinOpen) channel.end();
+        } else if (typeof options.stdin === "string" || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
         else {
           options.stdin.on("error", (streamError) => {
             channel.close();
@@ -50028,7 +50043,7 @@ var SshConnection = class _SshConnection {
       stdin: options.stdin !== void 0
     });
     const result = await this.exec(commandLine, {
-      ...options.stdin !== void 0 ? { stdin: options.stdin } : {},
+      ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
       ...options.stdout ? { stdout: options.stdout } : {},
       ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
     });
@@ -50510,7 +50525,8 @@ function detectComposeCommand(sudoDocker) {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw(">/dev/null 2>&1");
   return [
-    [raw("if"), ...s, "docker", "compose", "version", quiet, raw("; then echo v2; elif"), ...s, "docker-compose", "version", quiet, raw("; then echo v1; else echo none; fi")]
+    [raw("if"), ...s, "docker", "compose", "version", quiet, raw("; then echo v2; elif"), ...s, "docker-compose", "version", quiet, raw("; then echo v1; else echo none; fi")],
+    [raw("if"), ...s, "docker", "version", "--format", "{{.Server.Version}}", raw("2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi")]
   ];
 }
 function inProject(project, commands) {
@@ -50534,14 +50550,31 @@ function inspectProjectContainers(cli, projectName) {
 }
 
 // action-deploy/src/docker-cli.ts
+var GROUP_OR_SUDO = 'Either add the SSH user to the docker group on the server (`sudo usermod -aG docker USER`, then log in again), or set `sudo: true` and allow the user passwordless sudo for docker (see the README, "Running docker with sudo").';
 async function detectDockerCli(server, sudo2, dryRun = false) {
   const result = await server.run(detectComposeCommand(sudo2), { description: "find docker compose", timeoutSeconds: 60 });
-  const found = result.stdout.trim();
-  if (found === "v2" || found === "v1") return { compose: found, sudo: sudo2 };
   if (dryRun) return { compose: "v2", sudo: sudo2 };
-  throw new Error(
-    `Neither \`docker compose\` (v2) nor \`docker-compose\` (v1) works on the server${sudo2 ? " with sudo -n" : ""}. Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.`
-  );
+  const lines = result.stdout.trim().split("\n");
+  const found = lines[0]?.trim();
+  const engine = lines.at(-1)?.trim();
+  const said = lines.slice(1, -1).join(" ").trim();
+  if (found !== "v2" && found !== "v1") {
+    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
+    throw new Error(
+      `Neither \`docker compose\` (v2) nor \`docker-compose\` (v1) works on the server${sudo2 ? " with sudo -n" : ""}. Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.`
+    );
+  }
+  if (engine !== "engine-ok") {
+    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
+    if (!sudo2 && /permission denied/i.test(said)) {
+      throw new Error(`The SSH user may not use the Docker engine on the server (docker said: ${said}). ${GROUP_OR_SUDO}`);
+    }
+    throw new Error(`docker cannot reach the Docker engine on the server${sudo2 ? " with sudo -n" : ""} (docker said: ${said || "nothing"}). Is the docker service running?`);
+  }
+  return { compose: found, sudo: sudo2 };
+}
+function sudoRefused(said) {
+  return `sudo: true is set, but \`sudo -n docker\` is refused on the server (sudo said: ${said}). Allow the user passwordless sudo for docker (a sudoers.d line such as \`deploy ALL=(root) NOPASSWD: /usr/bin/docker\`), or add the user to the docker group and set sudo: false.`;
 }
 
 // action-deploy/src/inputs.ts

@@ -46,14 +46,18 @@ export function compose(cli: DockerCli, project: ComposeProject, ...args: string
 }
 
 /**
- * Prints `v2`, `v1` or `none`. v2 is tried first: where both exist the plugin is the
- * maintained one, and v1 is end-of-life.
+ * Prints `v2`, `v1` or `none`, then up to 300 bytes of what `docker version` said when it could
+ * not reach the engine, then `engine-ok` or `engine-failed`. v2 is tried first: where both exist
+ * the plugin is the maintained one, and v1 is end-of-life. The engine is checked separately
+ * because `docker compose version` answers without it: a user outside the docker group would
+ * otherwise only fail at the pull, after the release was uploaded.
  */
 export function detectComposeCommand(sudoDocker: boolean): Command[] {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw('>/dev/null 2>&1');
   return [
     [raw('if'), ...s, 'docker', 'compose', 'version', quiet, raw('; then echo v2; elif'), ...s, 'docker-compose', 'version', quiet, raw('; then echo v1; else echo none; fi')],
+    [raw('if'), ...s, 'docker', 'version', '--format', '{{.Server.Version}}', raw('2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi')],
   ];
 }
 

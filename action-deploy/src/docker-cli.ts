@@ -1,14 +1,42 @@
 import type { Executor } from '@skiff/shell';
 import { detectComposeCommand, type DockerCli } from './compose';
 
-/** Compose v2 if the server has it, else v1; neither is an error that says what to install. */
+const GROUP_OR_SUDO =
+  'Either add the SSH user to the docker group on the server (`sudo usermod -aG docker USER`, then log in again), ' +
+  'or set `sudo: true` and allow the user passwordless sudo for docker (see the README, "Running docker with sudo").';
+
+/**
+ * Compose v2 if the server has it, else v1, and proof that docker reaches the engine; anything
+ * missing is an error that says what to install or which of the two permission fixes to apply,
+ * before the lock is taken or anything is uploaded.
+ */
 export async function detectDockerCli(server: Executor, sudo: boolean, dryRun = false): Promise<DockerCli> {
   const result = await server.run(detectComposeCommand(sudo), { description: 'find docker compose', timeoutSeconds: 60 });
-  const found = result.stdout.trim();
-  if (found === 'v2' || found === 'v1') return { compose: found, sudo };
   if (dryRun) return { compose: 'v2', sudo };
-  throw new Error(
-    `Neither \`docker compose\` (v2) nor \`docker-compose\` (v1) works on the server${sudo ? ' with sudo -n' : ''}. ` +
-      'Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.',
+  const lines = result.stdout.trim().split('\n');
+  const found = lines[0]?.trim();
+  const engine = lines.at(-1)?.trim();
+  const said = lines.slice(1, -1).join(' ').trim();
+  if (found !== 'v2' && found !== 'v1') {
+    if (sudo && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
+    throw new Error(
+      `Neither \`docker compose\` (v2) nor \`docker-compose\` (v1) works on the server${sudo ? ' with sudo -n' : ''}. ` +
+        'Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.',
+    );
+  }
+  if (engine !== 'engine-ok') {
+    if (sudo && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
+    if (!sudo && /permission denied/i.test(said)) {
+      throw new Error(`The SSH user may not use the Docker engine on the server (docker said: ${said}). ${GROUP_OR_SUDO}`);
+    }
+    throw new Error(`docker cannot reach the Docker engine on the server${sudo ? ' with sudo -n' : ''} (docker said: ${said || 'nothing'}). Is the docker service running?`);
+  }
+  return { compose: found, sudo };
+}
+
+function sudoRefused(said: string): string {
+  return (
+    `sudo: true is set, but \`sudo -n docker\` is refused on the server (sudo said: ${said}). ` +
+    'Allow the user passwordless sudo for docker (a sudoers.d line such as `deploy ALL=(root) NOPASSWD: /usr/bin/docker`), or add the user to the docker group and set sudo: false.'
   );
 }

@@ -47,9 +47,10 @@ describe('compose builders', () => {
     expect(script(logs(V2, noEnv, ['web', 'db'])).split('\n').at(-1)).toMatch(/ logs --no-color --tail 100 web db$/);
   });
 
-  it('detects v2, then v1, else none, with sudo in every docker call', () => {
+  it('detects v2, then v1, else none, and whether docker reaches the engine, with sudo in every docker call', () => {
     expect(script(detectComposeCommand(true))).toBe(
-      'set -euo pipefail\nif sudo -n docker compose version >/dev/null 2>&1 ; then echo v2; elif sudo -n docker-compose version >/dev/null 2>&1 ; then echo v1; else echo none; fi',
+      'set -euo pipefail\nif sudo -n docker compose version >/dev/null 2>&1 ; then echo v2; elif sudo -n docker-compose version >/dev/null 2>&1 ; then echo v1; else echo none; fi\n' +
+        "if sudo -n docker version --format '{{.Server.Version}}' 2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi",
     );
   });
 

@@ -1,7 +1,7 @@
-import { stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, ensureComposeV1, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { ensureBaseImages, ensureComposeV1, ensureLoginUser, freePort, sh, startRegistry, startSshd, tempDir, type LoginUser, type Registry, type SshdServer } from '@skiff/testbed';
 import { buildApp, composeFile, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -95,13 +95,6 @@ describe('compose variants', () => {
     await expect(stat(projectDir)).rejects.toThrow();
   });
 
-  it('with sudo: true, runs docker through sudo -n (this server has no sudo, so it says so)', async () => {
-    const server = await serverWithPath('/nonexistent');
-    const run = await runAction(inputsFor(server, join(remoteRoot.path, 'sudo'), { sudo: 'true' }), { workspace: workspace.path });
-    expect(run.code).toBe(1);
-    expect(run.errors.join('\n')).toContain('works on the server with sudo -n');
-  });
-
   it('dry-run shows the plan without connecting; the env file is never shown', async () => {
     const run = await runAction(
       { ...inputsFor({ host: '127.0.0.1', port: 1, username: 'root', privateKey: servers[0]!.privateKey, hostFingerprint: servers[0]!.hostFingerprint } as SshdServer, '/opt/shop'), 'dry-run': 'true' },
@@ -115,5 +108,59 @@ describe('compose variants', () => {
     expect(plan).toContain('contents are secret and not shown');
     expect(plan).not.toContain('not-used-here');
     expect(run.summary).toContain(plan.trim());
+  });
+});
+
+describe('sudo: true for a user outside the docker group', () => {
+  const USER = 'skiffsudo';
+  const project = `${PROJECT}sudo`;
+  let server: SshdServer;
+  let user: LoginUser | undefined;
+  let base: string;
+  let projectDir: string;
+  const asUser = (extra: Record<string, string> = {}) => ({ ...inputsFor(server, projectDir, { 'project-name': project, ...extra }), username: USER });
+
+  beforeAll(async () => {
+    // The user's own ~/.ssh/authorized_keys: sshd reads it as the user, who cannot read the test sshd's directory.
+    server = await startSshd({ extraConfig: [`Match User ${USER}`, '  AuthorizedKeysFile .ssh/authorized_keys'] });
+    servers.push(server);
+    const docker = (await sh('sh', ['-c', 'command -v docker'])).trim();
+    // The minimal grant: docker only. The project directory belongs to the user, so releases, .env, lock and audit need no root.
+    user = await ensureLoginUser(USER, { authorizedKeys: await readFile(`${server.privateKeyPath}.pub`, 'utf8'), sudoCommands: [docker] });
+    base = `/tmp/skiffdeploy-sudo-${process.pid}`;
+    await mkdir(base, { recursive: true, mode: 0o755 });
+    projectDir = join(base, 'app');
+    await mkdir(projectDir, { recursive: true });
+    await chown(projectDir, user.uid, user.gid);
+  }, 60_000);
+
+  afterAll(async () => {
+    await removeProject(project).catch(() => undefined);
+    await rm(base, { recursive: true, force: true });
+    await user?.remove();
+    await expect(stat(`/etc/sudoers.d/skiff-testbed-${USER}`)).rejects.toThrow();
+  });
+
+  it('without sudo, fails before uploading anything and names both fixes', async () => {
+    expect(await sh('id', ['-nG', USER])).not.toMatch(/\bdocker\b/);
+    const run = await runAction(asUser(), { workspace: workspace.path });
+    expect(run.code).toBe(1);
+    const message = run.errors.join('\n');
+    expect(message).toContain('may not use the Docker engine');
+    expect(message).toContain('permission denied');
+    expect(message).toContain('docker group');
+    expect(message).toContain('`sudo: true`');
+    expect(await readdir(projectDir)).toEqual([]);
+  });
+
+  it('with sudo: true, deploys v1 healthy through sudo -n docker, the release files owned by the user', async () => {
+    const run = await runAction(asUser({ sudo: 'true' }), { workspace: workspace.path });
+    expect(run.errors).toEqual([]);
+    expect(run.stdout).toContain('Using docker compose (v2) with sudo -n');
+    expect(run.outputs.status).toBe('deployed');
+    expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
+    const env = await stat(join(projectDir, 'releases', run.outputs['release-id']!, '.env'));
+    expect(env.uid).toBe(user!.uid);
+    expect(env.mode & 0o777).toBe(0o600);
   });
 });
