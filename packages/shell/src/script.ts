@@ -11,18 +11,45 @@ export function script(commands: readonly Command[]): string {
 export interface RemoteInvocation {
   /** Seconds after which the remote process group is terminated (then killed 5 s later). */
   timeoutSeconds?: number;
-  /** When false the script reads /dev/null; when true the caller streams data to its stdin. */
+  /**
+   * When true the caller streams data to the script's stdin. When false the script reads
+   * /dev/null and the caller must keep the channel's stdin open until the command ends: its EOF
+   * means the connection is gone (see SUPERVISOR).
+   */
   stdin?: boolean;
 }
 
-/** Seconds `timeout` waits after TERM before it sends KILL to the whole process group. */
+/** Seconds between TERM and KILL, both for timeouts and for a lost connection. */
 export const KILL_GRACE_SECONDS = 5;
 
 /**
- * The exact command line sent over SSH for a script: bash runs it in strict mode, with
- * stdin from /dev/null unless the caller streams data in. With a timeout, GNU `timeout`
- * makes its own process group and signals all of it, so nothing the script started
- * outlives the limit on the server even if the SSH connection is gone.
+ * Runs the command given as its arguments in a session of its own, and ends that whole session
+ * when its own stdin reaches EOF. Skiff keeps that stdin open for as long as the SSH channel
+ * lives, so when the runner dies or the job is cancelled (the connection drops, sshd closes
+ * the channel) nothing the command started goes on running on the server. Without a pty sshd
+ * sends no SIGHUP, so this has to be done by hand. The command itself reads /dev/null.
+ */
+const SUPERVISOR = [
+  // A background job's stdin is /dev/null in a non-interactive shell, so the watcher reads the
+  // channel through fd 3.
+  'exec 3<&0',
+  'setsid "$@" </dev/null 3<&- &',
+  'child=$!',
+  // The watcher must not hold stdout/stderr, or the channel could not close when the command ends.
+  `{ cat <&3; kill -TERM -- "-$child"; sleep ${KILL_GRACE_SECONDS}; kill -KILL -- "-$child"; } >/dev/null 2>&1 &`,
+  'watcher=$!',
+  'wait "$child"',
+  'status=$?',
+  'kill "$watcher" 2>/dev/null',
+  'exit "$status"',
+].join('\n');
+
+/**
+ * The exact command line sent over SSH for a script: bash runs it in strict mode. With a
+ * timeout, GNU `timeout` signals the script's whole process group, so nothing outlives the
+ * limit even if the connection is gone. Without streamed input the script reads /dev/null and
+ * runs under the supervisor above, which ends it when the connection goes; with streamed input
+ * the data's EOF is the script's own business.
  */
 export function remoteCommandLine(scriptText: string, invocation: RemoteInvocation = {}): string {
   const bash: Command = ['bash', '-c', scriptText];
@@ -30,8 +57,8 @@ export function remoteCommandLine(scriptText: string, invocation: RemoteInvocati
     invocation.timeoutSeconds === undefined
       ? bash
       : ['timeout', '-k', String(KILL_GRACE_SECONDS), String(Math.max(1, Math.ceil(invocation.timeoutSeconds))), ...bash];
-  const line = render(timed);
-  return invocation.stdin ? line : `${line} </dev/null`;
+  if (invocation.stdin) return render(timed);
+  return render(['bash', '-c', SUPERVISOR, 'skiff-supervisor', ...timed]);
 }
 
 /** Exit status GNU `timeout` returns when it had to stop the command (124 after TERM, 137 after KILL). */

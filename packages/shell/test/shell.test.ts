@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -79,10 +79,35 @@ describe('script and remote command line', () => {
     expect(script([['true'], ['echo', 'a b']])).toBe("set -euo pipefail\ntrue\necho 'a b'");
   });
 
-  it('reads /dev/null unless data is streamed in, and bounds time with timeout', () => {
-    expect(remoteCommandLine('true')).toBe('bash -c true </dev/null');
+  it('supervises scripts that read no input, and bounds time with timeout', () => {
+    const supervised = /^bash -c '(?:[^']|'\\'')*setsid "\$@" <\/dev\/null 3<&- &(?:[^']|'\\'')*' skiff-supervisor /;
+    expect(remoteCommandLine('true')).toMatch(supervised);
+    expect(remoteCommandLine('true').replace(supervised, '')).toBe('bash -c true');
+    expect(remoteCommandLine('sleep 9', { timeoutSeconds: 2.2 }).replace(supervised, '')).toBe("timeout -k 5 3 bash -c 'sleep 9'");
     expect(remoteCommandLine('cat', { stdin: true })).toBe('bash -c cat');
-    expect(remoteCommandLine('sleep 9', { timeoutSeconds: 2.2 })).toBe("timeout -k 5 3 bash -c 'sleep 9' </dev/null");
+  });
+
+  it('the supervisor passes the exit status through and ends the whole session when its stdin closes', async () => {
+    // Like the SSH client, keep stdin open while the command runs.
+    const finished = spawn('bash', ['-c', remoteCommandLine(script([['sh', '-c', 'echo out; echo err >&2; exit 7']]))], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    finished.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    finished.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise((resolve) => finished.on('close', resolve));
+    finished.stdin.end();
+    expect([code, out, err]).toEqual([7, 'out\n', 'err\n']);
+
+    const marker = `88${Date.now() % 100000}.25`;
+    const child = spawn('bash', ['-c', remoteCommandLine(script([['sh', '-c', `sleep ${marker} & sleep ${marker}`]]))], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const running = () => spawnSync('pgrep', ['-f', `sleep ${marker}`], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+    // Both sleeps, plus the shells whose command lines carry the marker.
+    for (let i = 0; i < 50 && running().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(running().length).toBeGreaterThanOrEqual(2);
+    // The stdin pipe closing stands for the SSH channel going away.
+    child.stdin.end();
+    for (let i = 0; i < 50 && running().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(running()).toEqual([]);
   });
 
   it('a strict script really stops at a failing pipe stage and at unset variables (local bash)', () => {
@@ -94,10 +119,15 @@ describe('script and remote command line', () => {
     expect(unset.stdout).not.toContain('not reached');
   });
 
-  it('a script given no stdin cannot read the caller’s input', () => {
-    const result = spawnSync('bash', ['-c', remoteCommandLine(script([['cat']]))], { input: 'secret from stdin', encoding: 'utf8' });
-    expect(result.status).toBe(0);
-    expect(result.stdout).toBe('');
+  it('a script given no stdin cannot read the caller’s input', async () => {
+    const child = spawn('bash', ['-c', remoteCommandLine(script([['cat']]))], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdin.write('secret from stdin');
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    child.stdin.end();
+    expect(code).toBe(0);
+    expect(out).toBe('');
   });
 });
 

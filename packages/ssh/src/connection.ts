@@ -29,6 +29,8 @@ export interface ExecOptions {
   clientTimeoutSeconds?: number;
   /** Upper bound on collected stdout when not streaming. */
   maxBufferBytes?: number;
+  /** Leave stdin open until the command ends (for supervised command lines; see remoteCommandLine). */
+  keepStdinOpen?: boolean;
 }
 
 export interface LocalForward {
@@ -230,8 +232,11 @@ export class SshConnection implements Executor {
           else settle();
         });
 
-        if (options.stdin === undefined) channel.end();
-        else if (typeof options.stdin === 'string' || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
+        // Without streamed input the channel's stdin stays open on purpose: the remote supervisor
+        // reads it, and its EOF (the channel closing) means this runner is gone.
+        if (options.stdin === undefined) {
+          if (!options.keepStdinOpen) channel.end();
+        } else if (typeof options.stdin === 'string' || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
         else {
           options.stdin.on('error', (streamError) => {
             channel.close();
@@ -254,7 +259,7 @@ export class SshConnection implements Executor {
       stdin: options.stdin !== undefined,
     });
     const result = await this.exec(commandLine, {
-      ...(options.stdin !== undefined ? { stdin: options.stdin } : {}),
+      ...(options.stdin !== undefined ? { stdin: options.stdin } : { keepStdinOpen: true }),
       ...(options.stdout ? { stdout: options.stdout } : {}),
       ...(timeoutSeconds !== undefined ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}),
     });

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, appendFileSync, writeFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -150,6 +150,24 @@ describe('commands', () => {
     expect(Date.now() - started).toBeLessThan(9000);
     // Give the kernel a moment to reap, then nothing with the marker may remain on the server.
     await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(processesMatching(`sleep ${marker}`)).toEqual([]);
+  });
+
+  it('ends everything a command started when the runner dies mid-command', async () => {
+    const bundle = await bundleFixture(fixture('hold-child.ts'), join(work, 'hold-child.mjs'));
+    const marker = `99${Date.now() % 100000}.75`;
+    const child = spawn(join(import.meta.dirname, '../../../node_modules/.bin/node'), [bundle], {
+      env: { ...process.env, SKIFF_HOLD_CHILD: JSON.stringify({ connect: connectOptions(server), marker }) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise((resolve) => child.on('close', resolve));
+    const sleeps = () => processesMatching(`sleep ${marker}`).filter((line) => /\ssleep /.test(line) && !line.includes('sh -c'));
+    for (let i = 0; i < 100 && sleeps().length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(sleeps()).toHaveLength(2);
+    child.kill('SIGKILL');
+    await exited;
+    // sshd notices the closed connection, the supervisor sees its stdin end and stops the session.
+    for (let i = 0; i < 100 && processesMatching(`sleep ${marker}`).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(processesMatching(`sleep ${marker}`)).toEqual([]);
   });
 
