@@ -1,7 +1,6 @@
 import { quote, raw, type Command } from '@skiff/shell';
-import { inPlace } from './place';
 import type { Source } from './sources';
-import { pgTool } from './tools';
+import { mysqlTool, pgTool } from './tools';
 
 /** Where a restore writes: a database (postgres, mysql) or a path on the server (redis, sqlite, files). */
 export interface RestoreTarget {
@@ -28,6 +27,20 @@ function psql(source: Source, database: string, sql: string, secretFile?: string
   return pgTool(source, ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-t', '-A', `--dbname=${database}`, '-c', sql], secretFile);
 }
 
+/**
+ * Exact row counts of every table (information_schema.table_rows is only an InnoDB estimate):
+ * one UNION ALL of count(*) per table, built and run as a prepared statement.
+ */
+export const MYSQL_ROW_COUNTS =
+  "set session group_concat_max_len = 4194304; " +
+  "set @q = (select group_concat(concat('select concat(''', replace(table_name, '''', ''''''), '|'', count(*)) from `', replace(table_name, '`', '``'), '`') order by table_name separator ' union all ') " +
+  "from information_schema.tables where table_schema = database() and table_type = 'BASE TABLE'); " +
+  "set @q = coalesce(@q, 'select ''(no tables)|0'''); prepare counts from @q; execute counts; deallocate prepare counts";
+
+function mysql(source: Source, database: string | undefined, sql: string, secretFile?: string): Command {
+  return mysqlTool(source, 'mysql', ['-N', '-B', ...(database ? [database] : []), '-e', sql], secretFile);
+}
+
 export const REFUSED_EXIT = 20;
 
 /**
@@ -46,8 +59,14 @@ export function prepareTargetScript(source: Source, target: RestoreTarget, secre
         ...(target.force ? [] : [[raw('if [ "$relations" != 0 ]; then'), ...refuse(`database ${db}`), raw('; fi')]]),
       ];
     }
-    case 'mysql':
-      return [];
+    case 'mysql': {
+      const db = target.database!;
+      return [
+        [raw('tables=$('), ...mysql(source, undefined, `select count(*) from information_schema.tables where table_schema = '${db}'`, secretFile), raw(')')],
+        ...(target.force ? [] : [[raw('if [ "$tables" != 0 ]; then'), ...refuse(`database ${db}`), raw('; fi')]]),
+        mysql(source, undefined, `create database if not exists \`${db}\``, secretFile),
+      ];
+    }
     case 'redis':
     case 'sqlite':
       return [
@@ -78,7 +97,8 @@ export function restoreCommand(source: Source, target: RestoreTarget, secretFile
         { stdin: true },
       );
     case 'mysql':
-      return inPlace(source.place, ['mysql', ...(source.user ? ['-u', source.user] : []), target.database!], { stdin: true });
+      // The dump's own DROP TABLE IF EXISTS lines make a forced restore replace the tables.
+      return mysqlTool(source, 'mysql', [target.database!], secretFile, { stdin: true });
     case 'redis':
     case 'sqlite':
       // Written beside the target and renamed: a reader never sees half a file.
@@ -94,7 +114,7 @@ export function drillQueryCommand(source: Source, target: RestoreTarget, query: 
     case 'postgres':
       return psql(source, target.database!, query ?? PG_ROW_COUNTS, secretFile);
     case 'mysql':
-      return inPlace(source.place, ['mysql', '-N', '-B', ...(source.user ? ['-u', source.user] : []), target.database!, '-e', query ?? 'select table_name, table_rows from information_schema.tables where table_schema = database() order by 1']);
+      return mysql(source, target.database!, query ?? MYSQL_ROW_COUNTS, secretFile);
     case 'sqlite':
       return query
         ? ['sqlite3', target.path!, query]
@@ -112,7 +132,7 @@ export function dropScratchCommand(source: Source, target: RestoreTarget, secret
     case 'postgres':
       return pgTool(source, ['dropdb', '--if-exists', target.database!], secretFile);
     case 'mysql':
-      return inPlace(source.place, ['mysql', ...(source.user ? ['-u', source.user] : []), '-e', `drop database if exists \`${target.database!}\``]);
+      return mysql(source, undefined, `drop database if exists \`${target.database!}\``, secretFile);
     default:
       return ['rm', '-rf', '--', target.path!];
   }

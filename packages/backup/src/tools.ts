@@ -33,7 +33,7 @@ export function pgTool(source: Source, argv: readonly string[], secretFile: stri
   return inPlace(source.place, withContainerSecret('PGPASSWORD', source.passwordEnv, args), options);
 }
 
-function mysqlTool(source: Source, tool: 'mysqldump' | 'mysql', args: readonly string[], secretFile: string | undefined, options: { stdin?: boolean } = {}): Command {
+export function mysqlTool(source: Source, tool: 'mysqldump' | 'mysql', args: readonly string[], secretFile: string | undefined, options: { stdin?: boolean } = {}): Command {
   if (source.place.kind === 'host') {
     return [
       tool,
@@ -82,7 +82,9 @@ export function dumpCommand(source: Source, secretFile?: string): Command {
     case 'postgres':
       return pgTool(source, ['pg_dump', '--format=custom', `--dbname=${source.database!}`], secretFile);
     case 'mysql':
-      return mysqlTool(source, 'mysqldump', ['--single-transaction', '--routines', '--events', '--triggers', '--databases', source.database!], secretFile);
+      // No --databases: the dump then carries no CREATE DATABASE / USE, so it restores into any
+      // target (a copy, a drill's scratch database) instead of always over the original.
+      return mysqlTool(source, 'mysqldump', ['--single-transaction', '--routines', '--events', '--triggers', '--hex-blob', source.database!], secretFile);
     case 'redis':
       return redisCli(source, ['--rdb', '-'], secretFile);
     case 'sqlite':

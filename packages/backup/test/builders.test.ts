@@ -25,10 +25,10 @@ describe('dump command builders', () => {
 
   it('mysql keeps the password in the container env or a defaults file', () => {
     expect(render(dumpCommand(one('- type: mysql\n  service: db\n  database: shop\n  user: root\n  password-env: MARIADB_ROOT_PASSWORD\n')))).toBe(
-      `docker compose exec -T db sh -c 'MYSQL_PWD="$MARIADB_ROOT_PASSWORD" exec "$@"' sh mysqldump -u root --single-transaction --routines --events --triggers --databases shop`,
+      `docker compose exec -T db sh -c 'MYSQL_PWD="$MARIADB_ROOT_PASSWORD" exec "$@"' sh mysqldump -u root --single-transaction --routines --events --triggers --hex-blob shop`,
     );
     expect(render(dumpCommand(one('- type: mysql\n  database: shop\n  user: root\n  password: pw"x\n'), '/tmp/s'))).toBe(
-      `mysqldump '--defaults-extra-file=/tmp/s' -u root --single-transaction --routines --events --triggers --databases shop`,
+      `mysqldump '--defaults-extra-file=/tmp/s' -u root --single-transaction --routines --events --triggers --hex-blob shop`,
     );
   });
 
