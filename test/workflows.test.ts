@@ -1,0 +1,172 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { checkUses, githubDiagnostics, root } from './workflow-check';
+
+type Map = Record<string, unknown>;
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
+const REUSABLE = ['build-deploy.yml', 'rollback.yml', 'backup.yml', 'cf-allowlist.yml'].map((f) => `.github/workflows/${f}`);
+const WORKFLOWS = readdirSync(join(root, '.github/workflows')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `.github/workflows/${f}`);
+const TEMPLATES = readdirSync(join(root, 'workflows-templates')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `workflows-templates/${f}`);
+
+/** Every `uses:` in a workflow: job-level (reusable workflows) and step-level (actions). */
+function allUses(text: string): string[] {
+  const jobs = Object.values(((parseYaml(text) as Map).jobs ?? {}) as Record<string, Map>);
+  return jobs.flatMap((job) => [...(typeof job.uses === 'string' ? [job.uses] : []), ...((job.steps ?? []) as Map[]).flatMap((s) => (typeof s.uses === 'string' ? [s.uses] : []))]);
+}
+
+describe("GitHub's parser accepts", () => {
+  it.each([...WORKFLOWS, ...TEMPLATES])('%s', async (path) => {
+    expect(await githubDiagnostics(path, read(path))).toEqual([]);
+  });
+  it.each(ACTIONS.map((a) => `${a}/action.yml`))('%s', async (path) => {
+    expect(await githubDiagnostics(path, read(path))).toEqual([]);
+  });
+});
+
+describe('every uses: of a Skiff action or reusable workflow matches the callee', () => {
+  it.each([...WORKFLOWS, ...TEMPLATES])('%s', (path) => {
+    expect(checkUses(read(path))).toEqual([]);
+  });
+
+  it('the reusable workflows call the actions at their own commit, through .skiff', () => {
+    for (const path of REUSABLE) {
+      const text = read(path);
+      const local = allUses(text).filter((u) => u.startsWith('./'));
+      expect(local.length, path).toBeGreaterThan(0);
+      for (const uses of local) expect(uses, path).toMatch(/^\.\/\.skiff\/action-/);
+      expect(text, path).toContain('repository: ${{ job.workflow_repository }}');
+      expect(text, path).toContain('ref: ${{ job.workflow_sha }}');
+    }
+  });
+
+  it('each starter workflow calls one of the reusable workflows', () => {
+    for (const path of TEMPLATES) expect(allUses(read(path)).some((u) => /^OWNER\/skiff\/\.github\/workflows\/[\w-]+\.yml@[0-9a-f]{40}$/.test(u)), path).toBe(true);
+  });
+});
+
+describe('security shape', () => {
+  it('pins every third-party action to a full commit SHA', () => {
+    for (const path of [...WORKFLOWS, ...TEMPLATES]) {
+      for (const uses of allUses(read(path))) {
+        if (uses.startsWith('./') || uses.startsWith('$/')) continue;
+        expect(uses, path).toMatch(/@[0-9a-f]{40}$/);
+      }
+    }
+  });
+
+  it('grants nothing at the top and least privilege per job', () => {
+    for (const path of REUSABLE) {
+      const yml = parseYaml(read(path)) as Map;
+      expect(yml.permissions, path).toEqual({});
+      for (const [id, job] of Object.entries(yml.jobs as Record<string, Map>)) {
+        const permissions = job.permissions as Record<string, string>;
+        expect(permissions, `${path} ${id}`).toBeDefined();
+        const steps = (job.steps ?? []) as Map[];
+        const pushes = steps.some((s) => s.uses === './.skiff/action-build-push');
+        const deploys = job.environment !== undefined;
+        expect(permissions.contents, `${path} ${id}`).toBe('read');
+        expect(permissions.packages === 'write', `${path} ${id} packages: write only where pushing`).toBe(pushes);
+        expect(permissions.deployments === 'write', `${path} ${id} deployments: write only where deploying`).toBe(deploys);
+        expect(Object.keys(permissions).filter((k) => !['contents', 'packages', 'deployments'].includes(k)), `${path} ${id}`).toEqual([]);
+      }
+    }
+  });
+
+  it('never overlaps deploys of an environment, or backups / allowlist syncs of a target', () => {
+    const group = (path: string, job: string) => (((parseYaml(read(path)) as Map).jobs as Record<string, Map>)[job]!.concurrency as Map);
+    expect(group('.github/workflows/build-deploy.yml', 'deploy')).toEqual({ group: 'skiff-deploy-${{ github.repository }}-${{ inputs.environment }}', 'cancel-in-progress': false });
+    expect(group('.github/workflows/rollback.yml', 'rollback')).toEqual(group('.github/workflows/build-deploy.yml', 'deploy'));
+    expect(group('.github/workflows/backup.yml', 'backup').group).toContain('${{ inputs.host }}');
+    expect(group('.github/workflows/cf-allowlist.yml', 'allowlist').group).toContain('${{ inputs.hosts }}');
+  });
+
+  it('passes secrets only through secrets:, never as inputs', () => {
+    for (const path of [...REUSABLE, ...TEMPLATES]) {
+      const text = read(path);
+      // a secret in `with:` of a reusable workflow call would be logged like any input
+      for (const job of Object.values(((parseYaml(text) as Map).jobs ?? {}) as Record<string, Map>)) {
+        if (job.uses) expect(JSON.stringify(job.with ?? {}), path).not.toContain('secrets.');
+      }
+      expect(text, path).not.toMatch(/secrets:\s*inherit/);
+    }
+  });
+});
+
+describe('starter workflow metadata', () => {
+  it.each(TEMPLATES)('%s has a .properties.json with name, description, iconName, categories', (path) => {
+    const properties = JSON.parse(read(path.replace(/\.ya?ml$/, '.properties.json'))) as Map;
+    expect(Object.keys(properties).sort()).toEqual(['categories', 'description', 'iconName', 'name']);
+    expect(typeof properties.name).toBe('string');
+    expect(typeof properties.description).toBe('string');
+    expect(readdirSync(join(root, 'workflows-templates'))).toContain(`${properties.iconName as string}.svg`);
+    expect((properties.categories as string[]).length).toBeGreaterThan(0);
+  });
+});
+
+describe('release-please', () => {
+  it('has one component per action folder, tagged <folder>/v<version>, at the version in its package.json', () => {
+    const config = JSON.parse(read('release-please-config.json')) as { packages: Record<string, Map>; [k: string]: unknown };
+    const manifest = JSON.parse(read('.release-please-manifest.json')) as Record<string, string>;
+    expect(Object.keys(config.packages).sort()).toEqual([...ACTIONS].sort());
+    expect(Object.keys(manifest).sort()).toEqual([...ACTIONS].sort());
+    expect(config['include-component-in-tag']).toBe(true);
+    expect(config['tag-separator']).toBe('/');
+    expect(config['include-v-in-tag']).toBe(true);
+    for (const action of ACTIONS) {
+      expect(config.packages[action]!.component).toBe(action);
+      expect(manifest[action]).toBe((JSON.parse(read(`${action}/package.json`)) as { version: string }).version);
+    }
+  });
+});
+
+// Each check above must be able to fail: feed it deliberately wrong YAML.
+describe('the checks catch mistakes', () => {
+  const step = (uses: string, withBlock: string) => `on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: ${uses}\n        with:\n${withBlock}`;
+
+  it('GitHub parser: unknown key, bad expression context, bad runs.using', async () => {
+    expect(await githubDiagnostics('.github/workflows/x.yml', 'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    stepz: []\n')).not.toEqual([]);
+    expect(await githubDiagnostics('.github/workflows/x.yml', 'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ job.workflow_shaa }}\n')).not.toEqual([]);
+    const action = read('action-deploy/action.yml').replace(/using: .*node24.*/, "using: 'node99'");
+    expect(await githubDiagnostics('action-deploy/action.yml', action)).not.toEqual([]);
+  });
+
+  it('GitHub parser: the job.workflow_* names we rely on are known to it', async () => {
+    const ok = 'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ job.workflow_repository }} ${{ job.workflow_sha }}\n';
+    expect(await githubDiagnostics('.github/workflows/x.yml', ok)).toEqual([]);
+  });
+
+  it('local action: unknown input, missing required input, unknown action', () => {
+    expect(checkUses(step('./.skiff/action-deploy', '          host: h\n          username: u\n          hostt: x\n'))).toEqual(['job a step 1 (action-deploy): unknown input "hostt"']);
+    expect(checkUses(step('./action-backup', '          host: h\n          username: u\n'))).toEqual(['job a step 1 (action-backup): required input "sources" not given']);
+    expect(checkUses(step('./.skiff/action-nope', '          a: b\n'))).toEqual(['job a step 1: action-nope/action.yml does not exist']);
+  });
+
+  it('reusable workflow: unknown input, missing required input, wrong types, secrets', () => {
+    const call = (withBlock: string, secrets = '    secrets:\n      SSH_KEY: ${{ secrets.K }}\n') =>
+      `on: push\njobs:\n  b:\n    uses: OWNER/skiff/.github/workflows/backup.yml@${'a'.repeat(40)}\n    with:\n${withBlock}${secrets}`;
+    const good = '      host: h\n      username: u\n      sources: "- {type: redis}"\n';
+    expect(checkUses(call(good))).toEqual([]);
+    expect(checkUses(call(`${good}      keep-daily: "7"\n      dry-run: "true"\n      host2: x\n`))).toEqual([
+      'job b → .github/workflows/backup.yml: input "keep-daily" is number, given string "7"',
+      'job b → .github/workflows/backup.yml: input "dry-run" is boolean, given string "true"',
+      'job b → .github/workflows/backup.yml: unknown input "host2"',
+    ]);
+    expect(checkUses(call('      host: 7\n      username: u\n'))).toEqual([
+      'job b → .github/workflows/backup.yml: input "host" is string, given number 7',
+      'job b → .github/workflows/backup.yml: required input "sources" not given',
+    ]);
+    expect(checkUses(call(good, '    secrets:\n      SSH_KEYS: x\n'))).toEqual([
+      'job b → .github/workflows/backup.yml: unknown secret "SSH_KEYS"',
+      'job b → .github/workflows/backup.yml: required secret "SSH_KEY" not passed',
+    ]);
+    expect(checkUses(call(good, '    secrets: inherit\n'))).toEqual([]);
+    expect(checkUses('on: push\njobs:\n  b:\n    uses: ./.github/workflows/nope.yml\n')).toEqual(['job b: .github/workflows/nope.yml does not exist or is not callable (no on.workflow_call)']);
+  });
+
+  it('pinning check: a tag is not a SHA', () => {
+    expect('actions/checkout@v4').not.toMatch(/@[0-9a-f]{40}$/);
+  });
+});
