@@ -53,8 +53,17 @@ afterAll(async () => {
   await Promise.all([...servers.map((server) => server.stop()), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
 });
 
-async function serverWithPath(binDir: string): Promise<SshdServer> {
-  const server = await startSshd({ extraConfig: [`SetEnv PATH=${binDir}:${SERVICE_PATH}`] });
+/** DEBUG1 after login makes sshd log every channel it opens, so a test can see the tunnel the health check used. */
+const DEBUG_AFTER_LOGIN = (user: string) => [`Match User ${user}`, '  LogLevel DEBUG1'];
+const TUNNEL_LINE = /server_request_direct_tcpip: originator \S+ port \d+, target (\S+) port (\d+)/g;
+
+async function tunnelsIn(server: SshdServer): Promise<string[]> {
+  const log = await readFile(server.logPath, 'utf8');
+  return [...log.matchAll(TUNNEL_LINE)].map((match) => `${match[1]}:${match[2]}`);
+}
+
+async function serverWithPath(binDir: string, extraConfig: readonly string[] = []): Promise<SshdServer> {
+  const server = await startSshd({ extraConfig: [`SetEnv PATH=${binDir}:${SERVICE_PATH}`, ...extraConfig] });
   servers.push(server);
   return server;
 }
@@ -62,7 +71,7 @@ async function serverWithPath(binDir: string): Promise<SshdServer> {
 describe('compose variants', () => {
   it('uses docker-compose v1 when the v2 plugin is missing, with health checked from the server through a tunnel and a health-command', async () => {
     const { v1BinDir } = await ensureComposeV1();
-    const server = await serverWithPath(v1BinDir);
+    const server = await serverWithPath(v1BinDir, DEBUG_AFTER_LOGIN('root'));
     const run = await runAction(
       inputsFor(server, join(remoteRoot.path, 'v1'), {
         'project-name': `${PROJECT}v1`,
@@ -79,6 +88,10 @@ describe('compose variants', () => {
     // The port is an env-file value, and every env value is blanked in the summary.
     expect(run.summary).toMatch(/\| http:\/\/127\.0\.0\.1:\*\*\*\/ \| ok \|/);
     expect(run.summary).toContain('| health-command | ok |');
+    // health-from: host went through the SSH connection: sshd opened direct-tcpip channels to the server's own loopback port.
+    const tunnels = await tunnelsIn(server);
+    expect(tunnels.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(tunnels)).toEqual(new Set([`127.0.0.1:${webPort}`]));
     expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
     // v1 names containers project_service_1.
     expect(await sh('docker', ['ps', '--filter', `label=com.docker.compose.project=${PROJECT}v1`, '--format', '{{.Names}}'])).toContain(`${PROJECT}v1_web_1`);
@@ -122,7 +135,7 @@ describe('sudo: true for a user outside the docker group', () => {
 
   beforeAll(async () => {
     // The user's own ~/.ssh/authorized_keys: sshd reads it as the user, who cannot read the test sshd's directory.
-    server = await startSshd({ extraConfig: [`Match User ${USER}`, '  AuthorizedKeysFile .ssh/authorized_keys'] });
+    server = await startSshd({ extraConfig: [...DEBUG_AFTER_LOGIN(USER), '  AuthorizedKeysFile .ssh/authorized_keys'] });
     servers.push(server);
     const docker = (await sh('sh', ['-c', 'command -v docker'])).trim();
     // The minimal grant: docker only. The project directory belongs to the user, so releases, .env, lock and audit need no root.
@@ -153,8 +166,8 @@ describe('sudo: true for a user outside the docker group', () => {
     expect(await readdir(projectDir)).toEqual([]);
   });
 
-  it('with sudo: true, deploys v1 healthy through sudo -n docker, the release files owned by the user', async () => {
-    const run = await runAction(asUser({ sudo: 'true' }), { workspace: workspace.path });
+  it('with sudo: true, deploys v1 healthy through sudo -n docker, the release files owned by the user; health-from runner opens no tunnel', async () => {
+    const run = await runAction(asUser({ sudo: 'true', 'health-url': `http://127.0.0.1:${webPort}/`, 'health-from': 'runner' }), { workspace: workspace.path });
     expect(run.errors).toEqual([]);
     expect(run.stdout).toContain('Using docker compose (v2) with sudo -n');
     expect(run.outputs.status).toBe('deployed');
@@ -162,5 +175,9 @@ describe('sudo: true for a user outside the docker group', () => {
     const env = await stat(join(projectDir, 'releases', run.outputs['release-id']!, '.env'));
     expect(env.uid).toBe(user!.uid);
     expect(env.mode & 0o777).toBe(0o600);
+    expect(run.summary).toMatch(/\| http:\/\/127\.0\.0\.1:\*\*\*\/ \| ok \|/);
+    // The same sshd logs channel opens at DEBUG1 (the sudo user's Match block); the runner checked the URL itself.
+    expect(await readFile(server.logPath, 'utf8')).toContain('debug1:');
+    expect(await tunnelsIn(server)).toEqual([]);
   });
 });
