@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { renderReadme } from '../scripts/gen-action-docs.mjs';
 import { checkUses, githubDiagnostics, root } from './workflow-check';
 
 type Map = Record<string, unknown>;
@@ -168,5 +169,31 @@ describe('the checks catch mistakes', () => {
 
   it('pinning check: a tag is not a SHA', () => {
     expect('actions/checkout@v4').not.toMatch(/@[0-9a-f]{40}$/);
+  });
+});
+
+describe('action README tables (scripts/gen-action-docs.mjs)', () => {
+  it.each(ACTIONS)('%s/README.md is what the generator makes from action.yml', (action) => {
+    const readme = read(`${action}/README.md`);
+    expect(renderReadme(readme, read(`${action}/action.yml`))).toBe(readme);
+  });
+
+  it('notices drift: a new input, a changed default and a removed output all change the README', () => {
+    const readme = read('action-backup/README.md');
+    const yml = read('action-backup/action.yml')
+      .replace(/^inputs:\n/m, "inputs:\n  brand-new:\n    description: 'A | piped description.'\n    required: true\n")
+      .replace("default: '1024'", "default: '2048'")
+      .replace(/^  plan:\n    description: .*\n/m, '');
+    const next = renderReadme(readme, yml);
+    expect(next).toContain('| `brand-new` | yes |  | A \\| piped description. |');
+    expect(next).toContain('| `min-size` | no | `2048` |');
+    expect(next).not.toContain('| `plan` |');
+    expect(next.split('\n').length).toBe(readme.split('\n').length);
+  });
+
+  it('replaces between markers when a README has them', () => {
+    const readme = '# X\n\n<!-- inputs:start -->\nold\n<!-- inputs:end -->\n\n<!-- outputs:start -->\n<!-- outputs:end -->\n';
+    const next = renderReadme(readme, "inputs:\n  a:\n    description: 'A.'\n    default: 'x'\noutputs:\n  o:\n    description: 'O.'\n");
+    expect(next).toBe('# X\n\n<!-- inputs:start -->\n| Input | Required | Default | Description |\n| --- | --- | --- | --- |\n| `a` | no | `x` | A. |\n<!-- inputs:end -->\n\n<!-- outputs:start -->\n| Output | Description |\n| --- | --- |\n| `o` | O. |\n<!-- outputs:end -->\n');
   });
 });
