@@ -39,7 +39,7 @@ describe('dump command builders', () => {
     expect(render(dumpCommand(one('- type: sqlite\n  path: /srv/app/db.sqlite\n')))).toMatch(/^sh -c '.*\.backup .* \/srv\/app\/db\.sqlite$/s);
     expect(render(dumpCommand(one('- type: files\n  paths: [/srv/uploads]\n')))).toBe(`tar --create '--file=-' --numeric-owner '--directory=/' -- srv/uploads`);
     expect(render(dumpCommand(one('- type: files\n  paths: [/etc/app]\n  volumes: [shop_media]\n  helper-image: busybox:1\n')))).toBe(
-      `docker run --rm '--network=none' -v /etc/app:/backup/host/etc/app:ro -v shop_media:/backup/volumes/shop_media:ro --entrypoint tar busybox:1 --create '--file=-' --numeric-owner '--directory=/backup' -- host/etc/app volumes/shop_media`,
+      `docker run --rm '--network=none' --label 'skiff.backup=files' -v /etc/app:/backup/host/etc/app:ro -v shop_media:/backup/volumes/shop_media:ro --entrypoint tar busybox:1 --create '--file=-' --numeric-owner '--directory=/backup' -- host/etc/app volumes/shop_media`,
     );
   });
 
