@@ -32,3 +32,5 @@ export { ensureLoginUser } from './login-user';
 export type { LoginUser, LoginUserOptions } from './login-user';
 export { startSystemdHost, SYSTEMD_IMAGE } from './systemd-host';
 export type { SystemdHost, SystemdHostOptions } from './systemd-host';
+export { enableNetnsIpv6 } from './netns6';
+export type { NetnsIpv6 } from './netns6';
