@@ -42291,11 +42291,25 @@ function script(commands) {
   return [STRICT_MODE, ...commands.map(render)].join("\n");
 }
 var KILL_GRACE_SECONDS = 5;
+var SUPERVISOR = [
+  // A background job's stdin is /dev/null in a non-interactive shell, so the watcher reads the
+  // channel through fd 3.
+  "exec 3<&0",
+  'setsid "$@" </dev/null 3<&- &',
+  "child=$!",
+  // The watcher must not hold stdout/stderr, or the channel could not close when the command ends.
+  `{ cat <&3; kill -TERM -- "-$child"; sleep ${KILL_GRACE_SECONDS}; kill -KILL -- "-$child"; } >/dev/null 2>&1 &`,
+  "watcher=$!",
+  'wait "$child"',
+  "status=$?",
+  'kill "$watcher" 2>/dev/null',
+  'exit "$status"'
+].join("\n");
 function remoteCommandLine(scriptText, invocation = {}) {
   const bash = ["bash", "-c", scriptText];
   const timed = invocation.timeoutSeconds === void 0 ? bash : ["timeout", "-k", String(KILL_GRACE_SECONDS), String(Math.max(1, Math.ceil(invocation.timeoutSeconds))), ...bash];
-  const line = render(timed);
-  return invocation.stdin ? line : `${line} </dev/null`;
+  if (invocation.stdin) return render(timed);
+  return render(["bash", "-c", SUPERVISOR, "skiff-supervisor", ...timed]);
 }
 function isTimeoutExit(code) {
   return code === 124 || code === 137;
@@ -43464,8 +43478,9 @@ var SshConnection = class _SshConnection {
           if (options.stdout) finished(options.stdout).then(settle, reject);
           else settle();
         });
-        if (options.stdin === void 0) channel.end();
-        else if (typeof options.stdin === "string" || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
+        if (options.stdin === void 0) {
+          if (!options.keepStdinOpen) channel.end();
+        } else if (typeof options.stdin === "string" || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
         else {
           options.stdin.on("error", (streamError) => {
             channel.close();
@@ -43487,7 +43502,7 @@ var SshConnection = class _SshConnection {
       stdin: options.stdin !== void 0
     });
     const result = await this.exec(commandLine, {
-      ...options.stdin !== void 0 ? { stdin: options.stdin } : {},
+      ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
       ...options.stdout ? { stdout: options.stdout } : {},
       ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
     });
