@@ -24,15 +24,16 @@ const BACKUP_INPUTS = [
       'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `path`, `paths`, `volumes`, `name`, `compression`, …). See the README.',
     required: true,
   },
-  { name: 'destination', description: 'Where backups go: `host` (a directory on the server, destination-path) or `s3` (any S3-compatible store).', required: false, default: 'host' },
+  { name: 'destination', description: 'Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of this workflow run; readable by anyone who can read the repository unless encrypted).', required: false, default: 'host' },
   { name: 'destination-path', description: 'With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.', required: false, default: '/var/backups/skiff' },
+  { name: 'artifact-name', description: 'With destination artifact: prefix of the artifacts\' names, `<artifact-name>.<backup file>`.', required: false, default: 'skiff-backup' },
   { name: 's3-endpoint', description: 'S3 endpoint URL for non-AWS stores (Backblaze B2, Cloudflare R2, MinIO); empty for AWS.', required: false },
   { name: 's3-region', description: 'S3 region (`auto` for R2).', required: false, default: 'us-east-1' },
   { name: 's3-bucket', description: 'S3 bucket.', required: false },
   { name: 's3-prefix', description: 'Key prefix inside the bucket; backups go to `<prefix>/<source>/<id>.*`.', required: false, default: 'skiff-backups' },
   { name: 's3-access-key-id', description: 'S3 access key id.', required: false, secret: true },
   { name: 's3-secret-access-key', description: 'S3 secret access key.', required: false, secret: true },
-  { name: 'encrypt-recipients', description: 'age public keys (age1…), one per line: backups are encrypted on the runner before upload (s3 only); the decryption key never needs to be in CI.', required: false },
+  { name: 'encrypt-recipients', description: 'age public keys (age1…), one per line: backups are encrypted on the runner before upload (s3 and artifact); the decryption key never needs to be in CI.', required: false },
   { name: 'decrypt-identity', description: 'age identity (AGE-SECRET-KEY-1…) for restore and drill of encrypted backups. Secret.', required: false, secret: true },
   { name: 'mode', description: '`backup`, `list`, `restore`, `drill` or `prune`.', required: false, default: 'backup' },
   { name: 'min-size', description: 'A backup smaller than this many bytes fails.', required: false, default: '1024' },
@@ -65,7 +66,7 @@ export const ACTION_OUTPUTS = {
 export const MODES = ['backup', 'list', 'restore', 'drill', 'prune'] as const;
 export type Mode = (typeof MODES)[number];
 
-export type Destination = { kind: 'host'; path: string } | { kind: 's3'; settings: S3Settings };
+export type Destination = { kind: 'host'; path: string } | { kind: 's3'; settings: S3Settings } | { kind: 'artifact'; name: string };
 
 export interface BackupInputs {
   ssh: SshConnectOptions;
@@ -126,7 +127,13 @@ export function readBackupInputs(): BackupInputs {
   const c = new InputCollector();
   const ssh = c.read(() => readSshInputs());
   const sources = c.read(readSources);
-  const kind = c.read(() => getEnum('destination', ['host', 's3'] as const, { default: 'host' }));
+  const kind = c.read(() => getEnum('destination', ['host', 's3', 'artifact'] as const, { default: 'host' }));
+  const artifactName = c.read(() => {
+    const value = getString('artifact-name', { default: 'skiff-backup' });
+    // The artifact service refuses these characters in names.
+    if (!/^[^"':<>|*?\\/\r\n]{1,100}$/.test(value)) throw invalidInput('artifact-name', 'a name without " \' : < > | * ? \\ / or line breaks', value);
+    return value;
+  });
   const path = c.read(() => {
     const value = getString('destination-path', { default: '/var/backups/skiff' });
     if (!value.startsWith('/') || value.includes('\0')) throw invalidInput('destination-path', 'an absolute path on the server', value);
@@ -171,7 +178,7 @@ export function readBackupInputs(): BackupInputs {
     }
   }
   if (kind === 'host' && encryptRecipients !== undefined && encryptRecipients.length > 0) {
-    c.add(new InputError('encrypt-recipients', 'Input "encrypt-recipients" needs destination: s3: encryption runs on the runner, and host backups never leave the server'));
+    c.add(new InputError('encrypt-recipients', 'Input "encrypt-recipients" needs destination s3 or artifact: encryption runs on the runner, and host backups never leave the server'));
   }
   if ((mode === 'restore' || mode === 'drill') && sources !== undefined && sources.length !== 1) {
     c.add(new InputError('sources', `mode ${mode} works on one source at a time; "sources" has ${sources.length}`));
@@ -187,7 +194,9 @@ export function readBackupInputs(): BackupInputs {
   const destination: Destination =
     kind === 's3'
       ? { kind: 's3', settings: { ...(endpoint ? { endpoint } : {}), region: region!, bucket: bucket!, prefix: prefix!, accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! } }
-      : { kind: 'host', path: path! };
+      : kind === 'artifact'
+        ? { kind: 'artifact', name: artifactName! }
+        : { kind: 'host', path: path! };
   const retention: RetentionPolicy = { keepDaily: keepDaily!, keepWeekly: keepWeekly!, keepMonthly: keepMonthly!, keepYearly: keepYearly!, keepDays: keepDays!, minKeep: minKeep! };
   return {
     ssh: ssh!,

@@ -3,7 +3,6 @@ import { BASE_PREFLIGHT, formatPreflightLog, outputs, publishPlan, renderPreflig
 import {
   BackupFailed,
   HostStore,
-  S3Store,
   backupSource,
   drillSource,
   dumpCommand,
@@ -20,9 +19,26 @@ import { backupTable, listTable, type SourceOutcome } from './report';
 
 type Outputs = { 'backup-id': string; location: string; size: string; sha256: string; verified: string; pruned: Record<string, string[]>; plan: string };
 
-function storeFor(inputs: BackupInputs, executor: Executor): Store {
-  return inputs.destination.kind === 'host' ? new HostStore(executor, inputs.destination.path) : new S3Store(inputs.destination.settings);
+/** The runner destinations' code (S3 SDK, age, @actions/artifact) loads only when one is used. */
+async function storeFor(inputs: BackupInputs, executor: Executor): Promise<Store> {
+  const destination = inputs.destination;
+  switch (destination.kind) {
+    case 'host':
+      return new HostStore(executor, destination.path);
+    case 's3': {
+      const { S3Store } = await import('@skiff/backup/s3');
+      return new S3Store(destination.settings);
+    }
+    case 'artifact': {
+      const { ArtifactStore } = await import('@skiff/backup/artifact');
+      return new ArtifactStore(destination.name);
+    }
+  }
 }
+
+/** Artifacts are downloadable by anyone who can read the repository: say so wherever they are made unencrypted. */
+export const UNENCRYPTED_ARTIFACT_WARNING =
+  'destination artifact without encrypt-recipients: anyone with read access to this repository can download these backups. Set encrypt-recipients (age public keys) to encrypt them on the runner.';
 
 export async function run(): Promise<void> {
   const inputs = readBackupInputs();
@@ -41,8 +57,9 @@ export async function run(): Promise<void> {
 async function runMode(inputs: BackupInputs): Promise<void> {
   const out = outputs<Outputs>();
   const ssh = await SshConnection.connect(inputs.ssh);
-  const store = storeFor(inputs, ssh);
+  let store: Store | undefined;
   try {
+    store = await storeFor(inputs, ssh);
     const findings = await runPreflight(ssh, BASE_PREFLIGHT);
     core.info(formatPreflightLog(findings));
     await writeSummary(renderPreflight(findings, inputs.ssh.host));
@@ -94,7 +111,7 @@ async function runMode(inputs: BackupInputs): Promise<void> {
       }
     }
   } finally {
-    if (store instanceof S3Store) store.client.destroy();
+    store?.close?.();
     await ssh.close();
   }
 }
@@ -102,6 +119,8 @@ async function runMode(inputs: BackupInputs): Promise<void> {
 /** Every source is tried; retention runs per source only after its new backup is verified and stored. */
 async function backupAll(inputs: BackupInputs, ssh: SshConnection, store: Store, out: ReturnType<typeof outputs<Outputs>>): Promise<void> {
   const outcomes: SourceOutcome[] = [];
+  const unencryptedArtifact = store.kind === 'artifact' && inputs.encryptRecipients.length === 0;
+  if (unencryptedArtifact) core.warning(UNENCRYPTED_ARTIFACT_WARNING);
   for (const source of inputs.sources) {
     try {
       const result = await backupSource(ssh, store, source, {
@@ -125,7 +144,7 @@ async function backupAll(inputs: BackupInputs, ssh: SshConnection, store: Store,
   out.set('sha256', done[0]?.manifest.sha256 ?? '');
   out.set('verified', String(done.length === outcomes.length));
   out.set('pruned', Object.fromEntries(done.map((r) => [r.manifest.source, r.pruned])));
-  await writeSummary(`### Backups to ${store.describe()}\n\n${backupTable(outcomes)}\n`);
+  await writeSummary(`### Backups to ${store.describe()}\n\n${unencryptedArtifact ? `> [!WARNING]\n> ${UNENCRYPTED_ARTIFACT_WARNING}\n\n` : ''}${backupTable(outcomes)}\n`);
   const failed = outcomes.filter((o) => o.error);
   if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o) => o.source).join(', ')}`);
 }
@@ -135,8 +154,15 @@ async function planOnly(inputs: BackupInputs): Promise<void> {
   await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
     await plan.run([dumpCommand(source, source.password !== undefined ? '/tmp/skiff-backup-XXXX.secret' : undefined)], {
-      description: `${inputs.mode} ${source.name}: dump to ${inputs.destination.kind === 'host' ? inputs.destination.path : `s3://${inputs.destination.settings.bucket}`}`,
+      description: `${inputs.mode} ${source.name}: dump to ${describeDestination(inputs)}`,
     });
   }
   await publishPlan(plan.steps);
+}
+
+function describeDestination(inputs: BackupInputs): string {
+  const destination = inputs.destination;
+  if (destination.kind === 'host') return destination.path;
+  if (destination.kind === 's3') return `s3://${destination.settings.bucket}`;
+  return `GitHub artifacts ${destination.name}.*`;
 }

@@ -14,5 +14,6 @@ export { prepareTargetScript, restoreCommand, drillQueryCommand, dropScratchComm
 export type { RestoreTarget } from './restore';
 export { backupSource, pruneSource, findBackup, restoreBackup, drillSource, withSecretFile } from './operations';
 export type { BackupOptions, BackupResult, RestoreResult } from './operations';
-export { S3Store, Inspector } from './s3-store';
+// The runner destinations load the S3 SDK, age and @actions/artifact: import them from
+// '@skiff/backup/s3' and '@skiff/backup/artifact' (lazily), so a host backup never pays for them.
 export type { S3Settings } from './s3-store';

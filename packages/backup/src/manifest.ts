@@ -11,8 +11,8 @@ export interface Manifest {
   type: SourceType;
   /** ISO 8601 UTC time the dump started. */
   time: string;
-  destination: 'host' | 's3';
-  /** Path on the server, or `s3://bucket/key`. */
+  destination: 'host' | 's3' | 'artifact';
+  /** Path on the server, `s3://bucket/key`, or `artifact:<name>#<id>`. */
   location: string;
   /** Stored object name, next to `<id>.manifest.json`. */
   file: string;

@@ -26,7 +26,7 @@ export type RawData =
 
 /** One destination: where backups and their manifests live. */
 export interface Store {
-  readonly kind: 'host' | 's3';
+  readonly kind: 'host' | 's3' | 'artifact';
   describe(): string;
   /** Manifests of one source, newest first. */
   list(sourceName: string): Promise<Manifest[]>;
@@ -36,6 +36,8 @@ export interface Store {
   fetch(manifest: Manifest, identities: readonly string[]): Promise<RawData>;
   /** Writes a small report next to the manifest (e.g. a drill's numbers). */
   writeReport(manifest: Manifest, name: string, content: string): Promise<void>;
+  /** Releases connections (sockets of an SDK client) so the process can exit. */
+  close?(): void;
 }
 
 export class BackupFailed extends Error {

@@ -5,7 +5,8 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sh, sshdConnectOptions, startMariadb, startS3, startSshd, tempDir, waitFor, type Mariadb, type S3Server, type SshdServer } from '@skiff/testbed';
-import { BackupFailed, HostStore, S3Store, backupSource, drillSource, parseSources, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { S3Store } from '../src/s3-store';
+import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type BackupOptions, type Source } from '../src/index';
 
 let sshd: SshdServer;
 let ssh: SshConnection;

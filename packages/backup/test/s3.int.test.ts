@@ -5,7 +5,8 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sh, sshdConnectOptions, startComposePostgres, startRedis, startS3, startSshd, tempDir, type ComposePostgres, type Redis, type S3Server, type SshdServer } from '@skiff/testbed';
-import { BackupFailed, S3Store, backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { S3Store } from '../src/s3-store';
+import { BackupFailed, backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type Source } from '../src/index';
 
 let sshd: SshdServer;
 let ssh: SshConnection;

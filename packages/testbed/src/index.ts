@@ -34,3 +34,7 @@ export { startSystemdHost, SYSTEMD_IMAGE } from './systemd-host';
 export type { SystemdHost, SystemdHostOptions } from './systemd-host';
 export { enableNetnsIpv6 } from './netns6';
 export type { NetnsIpv6 } from './netns6';
+export { startArtifactService } from './artifact-service';
+export type { ArtifactService, StoredArtifact } from './artifact-service';
+export { startRecordingServer } from './http-recorder';
+export type { RecordedRequest, RecordedResponse, RecordingServer } from './http-recorder';

@@ -1,0 +1,98 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SshConnection } from '@skiff/ssh';
+import { sshdConnectOptions, startArtifactService, startPostgres, startSshd, tempDir, type ArtifactService, type Postgres, type SshdServer } from '@skiff/testbed';
+import { ArtifactStore } from '../src/artifact-store';
+import { backupSource, drillSource, findBackup, parseSources, restoreBackup, type BackupOptions, type Source } from '../src/index';
+
+let sshd: SshdServer;
+let ssh: SshConnection;
+let pg: Postgres;
+let service: ArtifactService;
+let temp: { path: string; remove: () => Promise<void> };
+const saved: Record<string, string | undefined> = {};
+
+let clock = Date.parse('2026-05-01T03:00:00Z');
+const tick = () => new Date((clock += 3_600_000));
+const options = (overrides: Partial<BackupOptions> = {}): BackupOptions => ({ minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], retention: { keepDays: 30, minKeep: 3 }, now: tick, ...overrides });
+
+async function psql(database: string, sql: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', pg.user, '-d', database, '-X', '-tAc', sql], { env: { ...process.env, PGPASSWORD: pg.password } });
+  return stdout.trim();
+}
+const checksum = (database: string) => psql(database, "select count(*) || ':' || md5(string_agg(id || '/' || note, ',' order by id)) from notes");
+
+beforeAll(async () => {
+  [sshd, pg, service, temp] = await Promise.all([startSshd(), startPostgres(), startArtifactService(), tempDir('skiffbk-artifact')]);
+  // @actions/artifact reads the runner's variables at each call, as it does inside an action.
+  for (const [key, value] of Object.entries({ ...service.env, RUNNER_TEMP: temp.path })) {
+    saved[key] = process.env[key];
+    process.env[key] = value;
+  }
+  ssh = await SshConnection.connect(sshdConnectOptions(sshd));
+  await psql(pg.database, "create table notes (id int primary key, note text); insert into notes select g, repeat(md5(g::text), 3) from generate_series(1, 3000) g");
+});
+
+afterAll(async () => {
+  for (const [key, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+  await ssh?.close();
+  await Promise.all([sshd?.stop(), pg?.stop(), service?.stop(), temp?.remove()]);
+});
+
+const source = (): Source => {
+  const { sources, problems } = parseSources(`- type: postgres\n  name: notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: ${pg.database}\n  password: "${pg.password}"\n`);
+  expect(problems).toEqual([]);
+  return sources[0]!;
+};
+
+describe('artifact destination through a stand-in for GitHub\'s artifact service', () => {
+  it('backup (age) → list → restore gives identical data, over Twirp CreateArtifact / blob blocks / FinalizeArtifact and List / GetSignedArtifactURL', async () => {
+    const store = new ArtifactStore('nightly');
+    const identity = await generateIdentity();
+    const { manifest } = await backupSource(ssh, store, source(), options({ encryptRecipients: [await identityToRecipient(identity)] }));
+    expect(manifest.destination).toBe('artifact');
+    expect(manifest.file).toMatch(/^notes-\d{8}T\d{6}Z\.dump\.age$/);
+    expect(manifest.location).toMatch(new RegExp(`^artifact:nightly\\.${manifest.file.replace(/\./g, '\\.')}#\\d+$`));
+    const stored = service.artifacts.find((a) => a.name === `nightly.${manifest.file}`)!;
+    expect(stored.data.length).toBe(manifest.size);
+    expect(stored.data.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+    expect(stored.digest).toBe(`sha256:${manifest.sha256}`);
+    expect(service.artifacts.map((a) => a.name).sort()).toEqual([`nightly.${manifest.file}`, `nightly.${manifest.id}.manifest.json`]);
+    expect(service.requests).toEqual(expect.arrayContaining(['CreateArtifact', `blob PUT block nightly.${manifest.file}`, `blob PUT blocklist nightly.${manifest.file}`, 'FinalizeArtifact']));
+
+    const listed = await store.list('notes');
+    expect(listed.map((m) => m.id)).toEqual([manifest.id]);
+    expect(listed[0]).toEqual(manifest);
+    expect(service.requests).toEqual(expect.arrayContaining(['ListArtifacts', 'GetSignedArtifactURL']));
+
+    await restoreBackup(ssh, store, source(), await findBackup(store, source(), 'latest'), { database: 'notes_copy', force: false }, { identities: [identity] });
+    expect(await checksum('notes_copy')).toBe(await checksum(pg.database));
+    expect(await checksum('notes_copy')).toMatch(/^3000:/);
+    // The runner temp files are gone.
+    expect(await (await import('node:fs/promises')).readdir(temp.path)).toEqual([]);
+  });
+
+  it('an unencrypted backup, a drill report as its own artifact, and a tampered artifact refused before the target is touched', async () => {
+    const store = new ArtifactStore('plain');
+    const { manifest } = await backupSource(ssh, store, source(), options());
+    expect(manifest.encryption).toBeNull();
+    const drill = await drillSource(ssh, store, source(), {});
+    expect(drill.report).toEqual(['public.notes|3000']);
+    expect(service.artifacts.some((a) => a.name === `plain.${manifest.id}.drill.json`)).toBe(true);
+
+    const stored = service.artifacts.find((a) => a.name === `plain.${manifest.file}`)!;
+    stored.data = Buffer.from(stored.data);
+    stored.data[stored.data.length - 5] ^= 0xff;
+    await expect(restoreBackup(ssh, store, source(), manifest, { database: 'notes_tampered', force: false })).rejects.toThrow(/sha256 of artifact .* does not match|but its manifest says/);
+    expect(await psql('postgres', "select count(*) from pg_database where datname = 'notes_tampered'")).toBe('0');
+
+    await store.remove(manifest);
+    expect(service.artifacts.filter((a) => a.name.startsWith(`plain.${manifest.id}`))).toEqual([]);
+    expect(await store.list('notes')).toEqual([]);
+  });
+});
