@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { newReleaseId } from './releases';
 
 /** Who runs this deploy and from where, for the lock owner, meta.json and the audit log. */
 export interface RunContext {
@@ -7,6 +8,8 @@ export interface RunContext {
   ref: string;
   runUrl: string;
   token: string;
+  /** One release id for every host of the run, so `release-id` names the same release everywhere. */
+  releaseId?: string;
 }
 
 export function runContext(env: NodeJS.ProcessEnv = process.env): RunContext {
@@ -18,5 +21,6 @@ export function runContext(env: NodeJS.ProcessEnv = process.env): RunContext {
     ref: env.GITHUB_REF ?? '',
     runUrl,
     token: randomBytes(12).toString('hex'),
+    releaseId: newReleaseId(new Date(), env.GITHUB_SHA ?? '', randomBytes(2).toString('hex')),
   };
 }

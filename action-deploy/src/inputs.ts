@@ -5,7 +5,7 @@ import {
   DRY_RUN_INPUT,
   InputCollector,
   InputError,
-  SSH_INPUTS,
+  MULTI_HOST_INPUTS,
   getBoolean,
   getDuration,
   getEnum,
@@ -16,15 +16,26 @@ import {
   maskSecret,
   parseDuration,
   readDryRun,
-  readSshInputs,
+  readRunMode,
+  readSshTargets,
   type InputDefinition,
+  type RunMode,
 } from '@skiff/action-kit';
 import { parseStatusRange, type StatusRange } from '@skiff/health';
 import { isReleaseId } from './releases';
 
 const DEPLOY_INPUTS = [
-  { name: 'project-dir', description: 'Directory on the server that holds the releases, the `current` link and the audit log. Default: /opt/<repository name>.', required: false },
-  { name: 'project-name', description: 'Compose project name. Default: the last part of project-dir.', required: false },
+  {
+    name: 'project-dir',
+    description:
+      'Directory on the server that holds the releases, the `current` link and the audit log. Default: /opt/<repository name>. `{host}` is replaced by the host being deployed (for several hosts sharing one filesystem).',
+    required: false,
+  },
+  {
+    name: 'project-name',
+    description: 'Compose project name. Default: the last part of project-dir. `{host}` is replaced by the host, lowercased, with other characters than a-z, 0-9, _ and - as - (for several hosts sharing one Docker engine).',
+    required: false,
+  },
   {
     name: 'compose-file',
     description: 'Compose file(s) in the repository, one per line, merged in order and uploaded with every release. Default: compose.yaml, or docker-compose.yml, whichever exists.',
@@ -44,7 +55,11 @@ const DEPLOY_INPUTS = [
   { name: 'keep-releases', description: 'How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).', required: false, default: '5' },
   { name: 'lock-timeout', description: 'How long to wait for another deploy of the same project to finish, e.g. 10m.', required: false, default: '10m' },
   { name: 'lock-ttl', description: 'A deploy lock older than this is considered left by a crashed run and taken over with a warning.', required: false, default: '30m' },
-  { name: 'health-url', description: 'URL(s) that must answer during the health gate, one per line.', required: false },
+  {
+    name: 'health-url',
+    description: 'URL(s) that must answer during the health gate, one per line. `{host}` is replaced by the address of the host being deployed (for several hosts checked from the runner).',
+    required: false,
+  },
   { name: 'health-from', description: 'Where health-url is checked from: `runner`, or `host` (through an SSH tunnel, so the URL is as seen from the server, e.g. http://127.0.0.1:8080/health).', required: false, default: 'runner' },
   { name: 'health-status', description: 'HTTP status(es) that count as healthy: a code, a range like 200-399, or a class like 2xx.', required: false, default: '200-399' },
   { name: 'health-body', description: 'Text the health-url response body must contain.', required: false },
@@ -59,10 +74,30 @@ const DEPLOY_INPUTS = [
     required: false,
   },
   { name: 'sudo', description: 'Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker).', required: false, default: 'false' },
+  {
+    name: 'all-or-nothing',
+    description: 'With several hosts: when one fails, roll the hosts already switched back to their own previous release (through the same health gate), so no host is left on the new release.',
+    required: false,
+    default: 'false',
+  },
+  {
+    name: 'environment',
+    description: 'Record the deploy as a GitHub Deployment to this environment (e.g. production): created for the commit, then in_progress, success or failure.',
+    required: false,
+  },
+  { name: 'environment-url', description: 'URL of the deployed app, shown on the GitHub Deployment (with environment).', required: false },
+  { name: 'github-token', description: 'Token for the GitHub Deployments API (needs `deployments: write`).', required: false, default: '${{ github.token }}', secret: true },
+  {
+    name: 'notify-webhook',
+    description:
+      'Incoming-webhook URL that gets one message per deploy (result, version, hosts, duration, rollback, run link), e.g. from a secret. Discord format for discord.com/api/webhooks URLs, Slack format for every other URL.',
+    required: false,
+    secret: true,
+  },
 ] as const satisfies readonly InputDefinition[];
 
 /** What action.yml declares; a unit test keeps action.yml and the README in step with these. */
-export const ACTION_INPUTS: readonly InputDefinition[] = [...SSH_INPUTS, ...DEPLOY_INPUTS, DRY_RUN_INPUT];
+export const ACTION_INPUTS: readonly InputDefinition[] = [...MULTI_HOST_INPUTS, ...DEPLOY_INPUTS, DRY_RUN_INPUT];
 export const ACTION_OUTPUTS = {
   'release-id': 'Id of the release deployed (or re-deployed by a rollback), e.g. 20261121T222430Z-1a2b3c4-9f0e.',
   'previous-release-id': 'Id of the release that was current before this run, if any.',
@@ -70,6 +105,9 @@ export const ACTION_OUTPUTS = {
   'rolled-back': '`true` when the new release failed and the previous one was restored.',
   images: 'JSON object of service → pinned image reference (image@sha256:…) of the running release.',
   'duration-seconds': 'How long the deploy (and any rollback) took, in seconds.',
+  hosts:
+    'JSON object keyed by host (user@host:port): status (deployed, rolled-back, failed, skipped), release, previous-release, rolled-back, duration-seconds, rollback-seconds, error.',
+  'deployment-id': 'Id of the GitHub Deployment created (with environment).',
   plan: 'With dry-run: the plan of what would run on the server, as Markdown.',
 } as const;
 
@@ -92,8 +130,19 @@ export interface HealthInputs {
   command?: string;
 }
 
+export interface GithubDeploymentInputs {
+  environment: string;
+  url?: string;
+  token: string;
+}
+
 export interface DeployInputs {
-  ssh: SshConnectOptions;
+  /** One per host of the `host` input, in order. */
+  targets: readonly SshConnectOptions[];
+  mode: RunMode;
+  allOrNothing: boolean;
+  deployment?: GithubDeploymentInputs;
+  notifyWebhook?: string;
   projectDir: string;
   projectName: string;
   composeFiles: readonly ComposeFileInput[];
@@ -130,7 +179,8 @@ function readProjectDir(): string {
   if (value === undefined) throw new InputError('project-dir', 'Input "project-dir" is required when GITHUB_REPOSITORY is not set (it defaults to /opt/<repository name>)');
   const expected = 'an absolute path on the server like /opt/myapp (no "..", no line breaks, not "/")';
   const clean = value.replace(/\/+$/, '');
-  if (!clean.startsWith('/') || clean === '' || /[\r\n\0]/.test(clean) || clean.split('/').includes('..')) throw invalidInput('project-dir', expected, value);
+  const sample = clean.replaceAll('{host}', 'host');
+  if (!sample.startsWith('/') || sample === '' || /[\r\n\0{}]/.test(sample) || sample.split('/').includes('..')) throw invalidInput('project-dir', expected, value);
   return clean;
 }
 
@@ -140,12 +190,16 @@ const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 function readProjectName(projectDir: string | undefined): string | undefined {
   const given = getString('project-name');
   if (given !== undefined) {
-    if (!PROJECT_NAME.test(given)) throw invalidInput('project-name', 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
+    if (!PROJECT_NAME.test(given.replaceAll('{host}', 'host'))) throw invalidInput('project-name', 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
     return given;
   }
   if (projectDir === undefined) return undefined;
-  const derived = basename(projectDir).toLowerCase().replace(/[^a-z0-9_-]/g, '-').replace(/^[-_]+/, '');
-  if (!PROJECT_NAME.test(derived)) throw new InputError('project-name', `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
+  const derived = basename(projectDir)
+    .split('{host}')
+    .map((part) => part.toLowerCase().replace(/[^a-z0-9_-]/g, '-'))
+    .join('{host}')
+    .replace(/^[-_]+/, '');
+  if (!PROJECT_NAME.test(derived.replaceAll('{host}', 'host'))) throw new InputError('project-name', `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
   return derived;
 }
 
@@ -223,7 +277,8 @@ function readHealthUrls(): readonly string[] {
   for (const url of urls) {
     let ok = false;
     try {
-      const parsed = new URL(url);
+      // {host} stands for each server's address (see healthUrlsFor).
+      const parsed = new URL(url.replaceAll('{host}', 'host.example'));
       ok = (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.username === '' && parsed.password === '';
     } catch {
       ok = false;
@@ -247,10 +302,45 @@ function readRollback(): string | undefined {
   return value;
 }
 
+function readDeployment(): GithubDeploymentInputs | undefined {
+  const environment = getString('environment');
+  const url = getString('environment-url');
+  if (environment === undefined) {
+    if (url !== undefined) throw new InputError('environment-url', 'Input "environment-url" is set but "environment" is not; the URL belongs to a GitHub Deployment, which needs an environment name');
+    return undefined;
+  }
+  if (/[\r\n]/.test(environment) || environment.length > 255) throw invalidInput('environment', 'a GitHub environment name on one line, e.g. production', environment);
+  if (url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) throw invalidInput('environment-url', 'an http:// or https:// URL', url);
+  const token = getString('github-token', { secret: true });
+  if (token === undefined) throw new InputError('github-token', 'Input "github-token" is empty; "environment" needs a token with deployments: write (the default is github.token)');
+  maskSecret(token);
+  return { environment, ...(url === undefined ? {} : { url }), token };
+}
+
+function readWebhook(): string | undefined {
+  const value = getString('notify-webhook', { secret: true });
+  if (value === undefined) return undefined;
+  maskSecret(value);
+  let ok = false;
+  try {
+    const url = new URL(value);
+    ok = url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    ok = false;
+  }
+  // The value is a secret: the error names the input and the form, not the value.
+  if (!ok) throw new InputError('notify-webhook', 'Input "notify-webhook" must be an https:// incoming-webhook URL (Slack, Discord or compatible); the value given is not a URL');
+  return value;
+}
+
 /** Every input, validated together before anything connects, so one run reports every mistake. */
 export function readDeployInputs(): DeployInputs {
   const c = new InputCollector();
-  const ssh = c.read(readSshInputs);
+  const targets = c.read(readSshTargets);
+  const mode = c.read(readRunMode);
+  const allOrNothing = c.read(() => getBoolean('all-or-nothing', { default: false }));
+  const deployment = c.read(readDeployment);
+  const notifyWebhook = c.read(readWebhook);
   const projectDir = c.read(readProjectDir);
   const projectName = c.read(() => readProjectName(projectDir));
   const rollback = c.read(readRollback);
@@ -284,7 +374,11 @@ export function readDeployInputs(): DeployInputs {
   }
   c.finish();
   return {
-    ssh: ssh!,
+    targets: targets!,
+    mode: mode!,
+    allOrNothing: allOrNothing!,
+    ...(deployment === undefined ? {} : { deployment }),
+    ...(notifyWebhook === undefined ? {} : { notifyWebhook }),
     projectDir: projectDir!,
     projectName: projectName!,
     composeFiles: composeFiles!,

@@ -2,8 +2,23 @@ import * as core from '@actions/core';
 import type { Executor } from '@skiff/shell';
 import { parseLockAttempt, releaseLock, tryLock, type LockOwner } from './lock';
 
-/** The post step finds this in the step's state when main ended without releasing the lock. */
+/** The post step finds this in the step's state when main ended without releasing the locks. */
 export const LOCK_STATE = 'deploy-lock';
+
+export interface SavedLock {
+  /** hostLabel of the server (user@host:port); absent in states saved by 0.2. */
+  host?: string;
+  projectDir: string;
+  token: string;
+}
+
+// Every lock this run holds, by host: hosts deployed in parallel each add and remove theirs, and
+// the step's state always holds the whole set.
+const held = new Map<string, SavedLock>();
+
+function saveHeld(): void {
+  core.saveState(LOCK_STATE, held.size === 0 ? '' : JSON.stringify([...held.values()]));
+}
 const POLL_MS = 2000;
 
 export interface HeldLock {
@@ -18,10 +33,12 @@ export async function acquireLock(
   executor: Executor,
   projectDir: string,
   owner: LockOwner,
-  options: { timeoutSeconds: number; ttlSeconds: number; dryRun?: boolean },
+  options: { timeoutSeconds: number; ttlSeconds: number; dryRun?: boolean; host?: string },
 ): Promise<HeldLock> {
   const deadline = Date.now() + options.timeoutSeconds * 1000;
-  core.saveState(LOCK_STATE, JSON.stringify({ projectDir, token: owner.token }));
+  const key = options.host ?? '';
+  held.set(key, { ...(options.host ? { host: options.host } : {}), projectDir, token: owner.token });
+  saveHeld();
   let waitingSaid = false;
   for (;;) {
     const result = await executor.run(tryLock(projectDir, owner, options.ttlSeconds), { description: 'take the deploy lock', timeoutSeconds: 60 });
@@ -34,7 +51,8 @@ export async function acquireLock(
     if (attempt.kind === 'acquired') break;
     const who = attempt.owner ? `${attempt.owner.actor ?? 'unknown'} (release ${attempt.owner.release ?? '?'}${attempt.owner.runUrl ? `, ${attempt.owner.runUrl}` : ''})` : 'another deploy';
     if (Date.now() + POLL_MS > deadline) {
-      core.saveState(LOCK_STATE, '');
+      held.delete(key);
+      saveHeld();
       throw new Error(
         `Another deploy of ${projectDir} holds the lock: ${who}, taken ${attempt.ageSeconds}s ago. Gave up after lock-timeout (${options.timeoutSeconds}s). ` +
           `If no deploy is running, the lock is taken over automatically once it is older than lock-ttl (${options.ttlSeconds}s).`,
@@ -47,17 +65,20 @@ export async function acquireLock(
   return {
     async release() {
       await executor.run(releaseLock(projectDir, owner.token), { description: 'release the deploy lock', timeoutSeconds: 60 });
-      core.saveState(LOCK_STATE, '');
+      held.delete(key);
+      saveHeld();
     },
   };
 }
 
-export function savedLock(): { projectDir: string; token: string } | undefined {
+/** The locks main left behind (one per host); a 0.2 state holds one object without a host. */
+export function savedLocks(): SavedLock[] {
   const text = core.getState(LOCK_STATE);
-  if (!text) return undefined;
+  if (!text) return [];
   try {
-    return JSON.parse(text) as { projectDir: string; token: string };
+    const parsed = JSON.parse(text) as SavedLock | SavedLock[];
+    return Array.isArray(parsed) ? parsed : [parsed];
   } catch {
-    return undefined;
+    return [];
   }
 }

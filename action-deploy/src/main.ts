@@ -1,18 +1,18 @@
 import * as core from '@actions/core';
-import { outputs, publishPlan, writeSummary } from '@skiff/action-kit';
+import { hostLabel, outputs, publishPlan, readSshTargets, sendNotification, writeSummary } from '@skiff/action-kit';
 import { PlanRecorder } from '@skiff/shell';
 import { SshConnection } from '@skiff/ssh';
 import { version } from '../package.json';
 import { runContext } from './context';
-import type { Deployer } from './deploy';
-import { detectDockerCli } from './docker-cli';
+import { startDeployment } from './github-deployment';
+import { deployHosts, forHost } from './hosts-run';
 import { envValues, readDeployInputs } from './inputs';
 import { releaseLock } from './lock';
-import { acquireLock, savedLock } from './locking';
-import { deployNewRelease, rollbackTo } from './story';
-import { redact, renderSummary, type Outcome } from './summary';
+import { savedLocks } from './locking';
+import { deployNotification } from './notification';
 import { planDeploy } from './plan';
-import { timedServer } from './timed';
+import { combine, hostsOutput, renderRunSummary, type RunResult } from './run-result';
+import { redact } from './summary';
 
 type Outputs = {
   'release-id': string;
@@ -21,6 +21,8 @@ type Outputs = {
   'rolled-back': boolean;
   images: Record<string, string>;
   'duration-seconds': number;
+  hosts: Record<string, Record<string, unknown>>;
+  'deployment-id': string;
 };
 
 export async function run(): Promise<void> {
@@ -28,56 +30,77 @@ export async function run(): Promise<void> {
   const started = performance.now();
   const ctx = runContext();
   if (inputs.dryRun) {
-    await publishPlan(await planDeploy(new PlanRecorder(), inputs, ctx));
+    // The plan is the same on every host; it is shown for the first, with its {host} filled in.
+    await publishPlan(await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0]!.host), ctx));
     return;
   }
-  const server = await SshConnection.connect(inputs.ssh);
+  const deployment = inputs.deployment ? await startDeployment(inputs.deployment, ctx) : undefined;
+  if (deployment) outputs<Outputs>().set('deployment-id', String(deployment.id));
+  const mode = inputs.rollback === undefined ? 'deploy' : 'rollback';
+  let result: RunResult;
   try {
-    const cli = await detectDockerCli(server, inputs.sudo);
-    core.info(`Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
-    const d: Deployer = { server: timedServer(server), cli, inputs, ctx };
-    const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() };
-    const lock = await acquireLock(server, inputs.projectDir, owner, { timeoutSeconds: inputs.lockTimeoutSeconds, ttlSeconds: inputs.lockTtlSeconds });
-    let result: Awaited<ReturnType<typeof deployNewRelease>>;
-    try {
-      result = inputs.rollback === undefined ? await deployNewRelease(d) : await rollbackTo(d, inputs.rollback);
-    } finally {
-      // If this fails (connection lost), the lock stays in the step's state and the post step retries.
-      await lock.release().catch((error: Error) => core.warning(`Could not release the deploy lock: ${error.message}`));
-    }
-    const outcome: Outcome = { ...result, durationSeconds: (performance.now() - started) / 1000, mode: inputs.rollback === undefined ? 'deploy' : 'rollback' };
-    report(outcome);
-    await writeSummary(redact(renderSummary(outcome, inputs.projectDir), inputs.envFile === undefined ? [] : envValues(inputs.envFile)));
-    if (outcome.error) throw new Error(outcome.error);
-    core.info(`Release ${outcome.releaseId} is ${outcome.status}.`);
-  } finally {
-    await server.close();
+    const reports = await deployHosts(inputs, ctx);
+    result = combine(reports, (performance.now() - started) / 1000, mode, ctx.releaseId ?? '');
+    // One host that failed before its deploy story began (connection, host key, lock): its own error, as it was.
+    const only = reports.length === 1 ? reports[0]! : undefined;
+    if (only && !only.outcome && only.status === 'failed') throw new Error(only.error);
+  } catch (error) {
+    await deployment?.status('failure', `Failed: ${(error as Error).message.split('\n')[0]}`);
+    if (inputs.notifyWebhook) await sendNotification(inputs.notifyWebhook, deployNotification(inputs, ctx, { error: (error as Error).message, durationSeconds: (performance.now() - started) / 1000, mode }));
+    throw error;
   }
+  report(result);
+  const secrets = inputs.envFile === undefined ? [] : envValues(inputs.envFile);
+  await writeSummary(redact(renderRunSummary(result, inputs.projectDir), secrets));
+  await deployment?.status(result.status === 'deployed' ? 'success' : 'failure', statusLine(result));
+  if (inputs.notifyWebhook) await sendNotification(inputs.notifyWebhook, deployNotification(inputs, ctx, { result }));
+  if (result.error) throw new Error(result.error);
+  core.info(`Release ${result.releaseId} is ${result.status}${result.reports.length > 1 ? ` on ${result.reports.length} hosts` : ''}.`);
 }
 
-function report(outcome: Outcome): void {
+function statusLine(result: RunResult): string {
+  if (result.status === 'deployed') return `Release ${result.releaseId} deployed and healthy`;
+  if (result.status === 'rolled-back') return `Release ${result.releaseId} failed the health gate; rolled back`;
+  return `Release ${result.releaseId} failed`;
+}
+
+function report(result: RunResult): void {
   const out = outputs<Outputs>();
-  out.set('release-id', outcome.releaseId);
-  out.set('previous-release-id', outcome.previousReleaseId ?? '');
-  out.set('status', outcome.status);
-  out.set('rolled-back', outcome.status === 'rolled-back');
-  out.set('images', outcome.images);
-  out.set('duration-seconds', Math.round(outcome.durationSeconds));
+  out.set('release-id', result.releaseId);
+  out.set('previous-release-id', result.previousReleaseId ?? '');
+  out.set('status', result.status);
+  out.set('rolled-back', result.rolledBack);
+  out.set('images', result.images);
+  out.set('duration-seconds', Math.round(result.durationSeconds));
+  out.set('hosts', hostsOutput(result));
 }
 
-/** Frees the deploy lock when main could not (job cancelled, runner lost the connection). */
+/** Frees the deploy locks main could not (job cancelled, runner lost the connection), host by host. */
 export async function post(): Promise<void> {
-  const held = savedLock();
-  if (!held) {
+  const held = savedLocks();
+  if (held.length === 0) {
     core.info(`action-deploy ${version}: no deploy lock left to release`);
     return;
   }
-  const inputs = readDeployInputs();
-  const server = await SshConnection.connect(inputs.ssh);
-  try {
-    const result = await server.run(releaseLock(held.projectDir, held.token), { description: 'release the deploy lock', timeoutSeconds: 60 });
-    core.info(result.stdout.trim() === 'released' ? `Released the deploy lock in ${held.projectDir} that this job still held` : `The deploy lock in ${held.projectDir} is no longer this job's`);
-  } finally {
-    await server.close();
+  const targets = readSshTargets();
+  for (const lock of held) {
+    const target = lock.host === undefined ? targets[0] : targets.find((candidate) => hostLabel(candidate) === lock.host);
+    if (!target) {
+      core.warning(`A deploy lock on ${lock.host} is left, but that host is no longer in the host input`);
+      continue;
+    }
+    try {
+      const server = await SshConnection.connect(target);
+      try {
+        const result = await server.run(releaseLock(lock.projectDir, lock.token), { description: 'release the deploy lock', timeoutSeconds: 60 });
+        const where = `${lock.projectDir}${targets.length > 1 ? ` on ${hostLabel(target)}` : ''}`;
+        core.info(result.stdout.trim() === 'released' ? `Released the deploy lock in ${where} that this job still held` : `The deploy lock in ${where} is no longer this job's`);
+      } finally {
+        await server.close();
+      }
+    } catch (error) {
+      if (held.length === 1) throw error;
+      core.warning(`Could not release the deploy lock on ${hostLabel(target)}: ${(error as Error).message}`);
+    }
   }
 }

@@ -17,7 +17,7 @@ type StoryResult = Omit<Outcome, 'durationSeconds' | 'mode'>;
 export async function deployNewRelease(d: Deployer): Promise<StoryResult> {
   const state = await serverState(d);
   const previous = state.current !== undefined && state.deployed.has(state.current) ? state.current : undefined;
-  const id = newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
+  const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
   core.info(`Release ${id}${previous ? ` (current: ${previous})` : ' (first release)'}`);
   const release = await uploadRelease(d, id);
   const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [] as string[], gates: [] as Outcome['gates'] };
@@ -69,7 +69,7 @@ export async function deployNewRelease(d: Deployer): Promise<StoryResult> {
 }
 
 /** `rollback: previous|<id>`: re-deploys a kept release through the same gate, with no build and no pull. */
-export async function rollbackTo(d: Deployer, wanted: string): Promise<StoryResult> {
+export async function rollbackTo(d: Deployer, wanted: string, reason = 'manual rollback'): Promise<StoryResult> {
   const state = await serverState(d);
   const id = rollbackTarget(state, wanted);
   const previous = state.current;
@@ -78,10 +78,10 @@ export async function rollbackTo(d: Deployer, wanted: string): Promise<StoryResu
   const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [], gates: [{ label: `release ${id}`, gate }] };
   if (!gate.ok) {
     const diagnostics = await collectDiagnostics(d, release, gate);
-    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `manual rollback unhealthy: ${gate.reason}` });
+    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
     return { ...base, status: 'failed', images: release.images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
   }
   await markCurrent(d, release);
-  await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason: 'manual rollback' });
+  await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });
   return { ...base, status: 'deployed', images: release.images };
 }

@@ -6,13 +6,13 @@ import type { SshConnection } from '@skiff/ssh';
 const QUIET = new Set(['inspect containers', 'health-command']);
 
 /** The connection, with each step's name and duration written to the log (slow steps are what users ask about). */
-export function timedServer(server: SshConnection): Pick<SshConnection, 'run' | 'upload' | 'forwardLocalPort'> {
+export function timedServer(server: SshConnection, prefix = ''): Pick<SshConnection, 'run' | 'upload' | 'forwardLocalPort'> {
   const time = async <T>(description: string | undefined, work: () => Promise<T>): Promise<T> => {
     const start = performance.now();
     try {
       return await work();
     } finally {
-      if (description && !QUIET.has(description)) core.info(`${description} (${((performance.now() - start) / 1000).toFixed(2)} s)`);
+      if (description && !QUIET.has(description)) core.info(`${prefix}${description} (${((performance.now() - start) / 1000).toFixed(2)} s)`);
     }
   };
   return {

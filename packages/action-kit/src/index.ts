@@ -29,3 +29,5 @@ export { runAction, failureMessage, notImplemented } from './entry';
 export type { ActionPhases, RunActionOptions } from './entry';
 export { parseHostEntry, parseHostList, hostLabel, MULTI_HOST_INPUTS, readSshTargets, readRunMode, forEachHost, hostFailures } from './hosts';
 export type { HostAddress, RunMode, HostResult, HostContext } from './hosts';
+export { webhookKind, webhookPayload, sendNotification } from './notify';
+export type { Notification, WebhookKind } from './notify';

@@ -1,0 +1,151 @@
+import * as core from '@actions/core';
+import { forEachHost, hostLabel, type HostResult } from '@skiff/action-kit';
+import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
+import type { RunContext } from './context';
+import type { Deployer } from './deploy';
+import { detectDockerCli } from './docker-cli';
+import type { DeployInputs } from './inputs';
+import { acquireLock, type HeldLock } from './locking';
+import { deployNewRelease, rollbackTo } from './story';
+import type { Outcome } from './summary';
+import { timedServer } from './timed';
+
+export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'skipped';
+
+/** One host's part of the run, for the `hosts` output, the summary and the notifications. */
+export interface HostReport {
+  label: string;
+  /** project-dir on this host ({host} filled in). */
+  projectDir: string;
+  status: HostStatus;
+  /** The deploy (or manual rollback) as the story told it; absent when the host failed before it (connection, lock) or was skipped. */
+  outcome?: Outcome;
+  error?: string;
+  durationSeconds: number;
+  /** all-or-nothing: another host failed, so this one went back to its previous release. */
+  undo?: { to: string; ok: boolean; seconds: number; error?: string };
+}
+
+/** An open connection that holds its host's lock, kept until every host is done when all-or-nothing may still need it. */
+interface Session {
+  server: SshConnection;
+  lock: HeldLock;
+  d: Deployer;
+}
+
+class HostFailed extends Error {
+  constructor(readonly outcome: Outcome) {
+    super(outcome.error ?? `status ${outcome.status}`);
+  }
+}
+
+/** `{host}` in project-dir and project-name: the host's address (made a valid Compose name in project-name). */
+export function forHost(inputs: DeployInputs, host: string): DeployInputs {
+  const name = host.toLowerCase().replace(/[^a-z0-9_-]/g, '-');
+  return {
+    ...inputs,
+    projectDir: inputs.projectDir.replaceAll('{host}', host),
+    projectName: inputs.projectName.replaceAll('{host}', name),
+    health: { ...inputs.health, urls: healthUrlsFor(inputs.health.urls, host) },
+  };
+}
+
+/** `{host}` in a health-url is the host being deployed, so one input checks every server from the runner. */
+export function healthUrlsFor(urls: readonly string[], host: string): string[] {
+  const name = host.includes(':') ? `[${host}]` : host;
+  return urls.map((url) => url.replaceAll('{host}', name));
+}
+
+async function openSession(target: SshConnectOptions, label: string, inputs: DeployInputs, ctx: RunContext, many: boolean): Promise<Session> {
+  const server = await SshConnection.connect(target);
+  try {
+    const cli = await detectDockerCli(server, inputs.sudo);
+    core.info(`${many ? `[${label}] ` : ''}Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
+    const hostInputs = forHost(inputs, target.host);
+    const d: Deployer = { server: timedServer(server, many ? `[${label}] ` : ''), cli, inputs: hostInputs, ctx };
+    const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() };
+    const lock = await acquireLock(server, hostInputs.projectDir, owner, { timeoutSeconds: inputs.lockTimeoutSeconds, ttlSeconds: inputs.lockTtlSeconds, host: label });
+    return { server, lock, d };
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+}
+
+async function closeSession(session: Session): Promise<void> {
+  // If this fails (connection lost), the lock stays in the step's state and the post step retries.
+  await session.lock.release().catch((error: Error) => core.warning(`Could not release the deploy lock: ${error.message}`));
+  await session.server.close();
+}
+
+/**
+ * Deploys (or manually rolls back) every host: serially in order, stopping at the first failure,
+ * or in parallel up to max-parallel. Each host has its own lock, releases and audit log. With
+ * all-or-nothing, hosts that switched keep their connection and lock until the others are done,
+ * and if any host failed they go back to their own previous release through the same health gate.
+ */
+export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promise<HostReport[]> {
+  const many = inputs.targets.length > 1;
+  const undoable = inputs.allOrNothing && many && inputs.rollback === undefined;
+  const kept = new Map<number, Session>();
+  try {
+    const results = await forEachHost(inputs.targets, { ...inputs.mode, stopOnFailure: inputs.mode.parallel ? undoable : true }, async (target, { index, label }) => {
+      const started = performance.now();
+      const session = await openSession(target, label, inputs, ctx, many);
+      let keep = false;
+      try {
+        const story = inputs.rollback === undefined ? await deployNewRelease(session.d) : await rollbackTo(session.d, inputs.rollback);
+        const outcome: Outcome = { ...story, durationSeconds: (performance.now() - started) / 1000, mode: inputs.rollback === undefined ? 'deploy' : 'rollback' };
+        if (outcome.error) throw new HostFailed(outcome);
+        keep = undoable;
+        if (keep) kept.set(index, session);
+        return outcome;
+      } finally {
+        if (!keep) await closeSession(session);
+      }
+    });
+    const reports = results.map((result) => toReport(result, forHost(inputs, result.target.host).projectDir));
+    const failedHosts = results.filter((result) => result.status === 'failed').map((result) => result.label);
+    if (undoable && failedHosts.length > 0) {
+      const order = [...kept.keys()].sort((a, b) => b - a); // the last switched goes back first
+      const undoOne = async (index: number) => (reports[index]!.undo = await undoHost(kept.get(index)!, reports[index]!, failedHosts));
+      if (inputs.mode.parallel) await Promise.all(order.map(undoOne));
+      else for (const index of order) await undoOne(index);
+    }
+    return reports;
+  } finally {
+    await Promise.all([...kept.values()].map(closeSession));
+  }
+}
+
+function toReport(result: HostResult<Outcome>, projectDir: string): HostReport {
+  const durationSeconds = result.durationMs / 1000;
+  if (result.status === 'skipped') return { label: result.label, projectDir, status: 'skipped', durationSeconds };
+  if (result.status === 'ok') return { label: result.label, projectDir, status: result.value!.status, outcome: result.value!, durationSeconds };
+  const outcome = result.error instanceof HostFailed ? result.error.outcome : undefined;
+  return { label: result.label, projectDir, status: outcome?.status ?? 'failed', ...(outcome ? { outcome } : {}), error: result.error?.message ?? 'failed', durationSeconds };
+}
+
+async function undoHost(session: Session, report: HostReport, failedHosts: readonly string[]): Promise<NonNullable<HostReport['undo']>> {
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
+  const previous = report.outcome?.previousReleaseId;
+  if (!previous) {
+    const error = `all-or-nothing: ${failedHosts.join(', ')} failed, but ${report.label} had no previous release to return to; release ${report.outcome?.releaseId} keeps running there`;
+    core.warning(error);
+    return { to: '', ok: false, seconds: seconds(), error };
+  }
+  core.warning(`all-or-nothing: ${failedHosts.join(', ')} failed; rolling ${report.label} back to ${previous}`);
+  try {
+    const back = await rollbackTo(session.d, previous, `all-or-nothing: ${failedHosts.join(', ')} failed`);
+    if (report.outcome) report.outcome.gates.push(...back.gates.map((gate) => ({ ...gate, label: `all-or-nothing rollback to ${previous}` })));
+    report.status = back.error ? 'failed' : 'rolled-back';
+    return { to: previous, ok: !back.error, seconds: seconds(), ...(back.error ? { error: back.error } : {}) };
+  } catch (error) {
+    report.status = 'failed';
+    return { to: previous, ok: false, seconds: seconds(), error: (error as Error).message };
+  }
+}
+
+/** Labels of hosts, as the `hosts` output and the summary name them. */
+export const labelOf = (target: SshConnectOptions): string => hostLabel(target);
