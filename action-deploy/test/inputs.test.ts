@@ -97,6 +97,45 @@ describe('readDeployInputs', () => {
   });
 });
 
+describe('readDeployInputs: many hosts, GitHub Deployments, notifications', () => {
+  it('reads several hosts with per-host user and port, the run mode and all-or-nothing; {host} is allowed in project-dir and project-name', () => {
+    setInputs({ ...ssh, host: 'web1.example.com, deploy2@10.0.0.5:2222\n[2001:db8::1]:22', port: '2200', parallel: 'true', 'max-parallel': '2', 'all-or-nothing': 'true', 'project-dir': '/srv/{host}/shop' });
+    const inputs = readDeployInputs();
+    expect(inputs.targets.map((t) => [t.username, t.host, t.port])).toEqual([
+      ['deploy', 'web1.example.com', 2200],
+      ['deploy2', '10.0.0.5', 2222],
+      ['deploy', '2001:db8::1', 22],
+    ]);
+    expect(inputs.mode).toEqual({ parallel: true, maxParallel: 2 });
+    expect(inputs.allOrNothing).toBe(true);
+    expect([inputs.projectDir, inputs.projectName]).toEqual(['/srv/{host}/shop', 'shop']);
+  });
+
+  it('environment with its URL and token (masked); no Deployment without environment', () => {
+    setInputs({ ...ssh, environment: 'production', 'environment-url': 'https://shop.example/', 'github-token': 'ghs_abcdefghijklmnop' });
+    expect(readDeployInputs().deployment).toEqual({ environment: 'production', url: 'https://shop.example/', token: 'ghs_abcdefghijklmnop' });
+    expect(masked()).toContain('ghs_abcdefghijklmnop');
+    setInputs({ ...ssh, 'github-token': 'ghs_abcdefghijklmnop' });
+    expect(readDeployInputs().deployment).toBeUndefined();
+  });
+
+  it('notify-webhook is masked, and a bad one is refused without showing it; environment-url needs environment', () => {
+    setInputs({ ...ssh, 'notify-webhook': 'https://hooks.slack.com/services/T0/B0/s3cretPath' });
+    expect(readDeployInputs().notifyWebhook).toBe('https://hooks.slack.com/services/T0/B0/s3cretPath');
+    expect(masked()).toContain('https://hooks.slack.com/services/T0/B0/s3cretPath');
+    setInputs({ ...ssh, 'notify-webhook': 'hooks.slack.com/s3cretPath', 'environment-url': 'https://shop.example/' });
+    let message = '';
+    try {
+      readDeployInputs();
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('Input "notify-webhook" must be an https:// incoming-webhook URL');
+    expect(message).not.toContain('s3cretPath');
+    expect(message).toContain('Input "environment-url" is set but "environment" is not');
+  });
+});
+
 describe('parseImages', () => {
   it('accepts service=image-ref lines with registries, ports, tags and digests', () => {
     const digest = `sha256:${'a'.repeat(64)}`;
