@@ -22,7 +22,7 @@ function composeFor(registry: Registry): string {
 }
 
 /** Runs the action bundle on Node 24 as the runner would; resolves with the exit code and, per log line, when it arrived. */
-function runBundle(context: BenchContext, workspace: string, inputs: Record<string, string>): Promise<{ code: number | null; ms: number; end: number; lines: { at: number; text: string }[] }> {
+export function runBundle(context: BenchContext, workspace: string, inputs: Record<string, string>): Promise<{ code: number | null; ms: number; end: number; lines: { at: number; text: string }[] }> {
   return new Promise((resolve, reject) => {
     void mkdtemp(join(tmpdir(), 'skiffdeploybench-run-')).then(async (dir) => {
       const { env } = await runnerEnv(dir, { inputs, workspace, env: { GITHUB_SHA: 'bench000' } });

@@ -5,6 +5,7 @@ import { backupToS3 } from './backup';
 import { cfAllowlist } from './cf-allowlist';
 import { buildPush } from './build-push';
 import { deployBench } from './deploy-compose';
+import { deployHostsBench } from './deploy-hosts';
 
 /** Every benchmark `npm run bench` knows, in the order they run: add a new one's file here. */
-export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart, buildPush, cfAllowlist, backupToS3, deployBench];
+export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart, buildPush, cfAllowlist, backupToS3, deployBench, deployHostsBench];
