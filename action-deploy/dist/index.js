@@ -51415,7 +51415,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.2.0";
+var version = "0.3.0";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
