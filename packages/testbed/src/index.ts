@@ -38,3 +38,5 @@ export { startArtifactService } from './artifact-service';
 export type { ArtifactService, StoredArtifact } from './artifact-service';
 export { startRecordingServer } from './http-recorder';
 export type { RecordedRequest, RecordedResponse, RecordingServer } from './http-recorder';
+export { startNetnsDocker } from './netns-docker';
+export type { NetnsDocker } from './netns-docker';
