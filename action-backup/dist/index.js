@@ -3825,10 +3825,10 @@ var require_webidl = __commonJS({
       }
     };
     webidl.sequenceConverter = function(converter) {
-      return (V, prefix, argument, Iterable) => {
+      return (V, prefix2, argument, Iterable) => {
         if (webidl.util.Type(V) !== "Object") {
           throw webidl.errors.exception({
-            header: prefix,
+            header: prefix2,
             message: `${argument} (${webidl.util.Stringify(V)}) is not iterable.`
           });
         }
@@ -3837,7 +3837,7 @@ var require_webidl = __commonJS({
         let index = 0;
         if (method === void 0 || typeof method.next !== "function") {
           throw webidl.errors.exception({
-            header: prefix,
+            header: prefix2,
             message: `${argument} is not iterable.`
           });
         }
@@ -3846,16 +3846,16 @@ var require_webidl = __commonJS({
           if (done) {
             break;
           }
-          seq.push(converter(value, prefix, `${argument}[${index++}]`));
+          seq.push(converter(value, prefix2, `${argument}[${index++}]`));
         }
         return seq;
       };
     };
     webidl.recordConverter = function(keyConverter, valueConverter) {
-      return (O, prefix, argument) => {
+      return (O, prefix2, argument) => {
         if (webidl.util.Type(O) !== "Object") {
           throw webidl.errors.exception({
-            header: prefix,
+            header: prefix2,
             message: `${argument} ("${webidl.util.Type(O)}") is not an Object.`
           });
         }
@@ -3863,8 +3863,8 @@ var require_webidl = __commonJS({
         if (!types.isProxy(O)) {
           const keys2 = [...Object.getOwnPropertyNames(O), ...Object.getOwnPropertySymbols(O)];
           for (const key of keys2) {
-            const typedKey = keyConverter(key, prefix, argument);
-            const typedValue = valueConverter(O[key], prefix, argument);
+            const typedKey = keyConverter(key, prefix2, argument);
+            const typedValue = valueConverter(O[key], prefix2, argument);
             result[typedKey] = typedValue;
           }
           return result;
@@ -3873,8 +3873,8 @@ var require_webidl = __commonJS({
         for (const key of keys) {
           const desc = Reflect.getOwnPropertyDescriptor(O, key);
           if (desc?.enumerable) {
-            const typedKey = keyConverter(key, prefix, argument);
-            const typedValue = valueConverter(O[key], prefix, argument);
+            const typedKey = keyConverter(key, prefix2, argument);
+            const typedValue = valueConverter(O[key], prefix2, argument);
             result[typedKey] = typedValue;
           }
         }
@@ -3882,10 +3882,10 @@ var require_webidl = __commonJS({
       };
     };
     webidl.interfaceConverter = function(i5) {
-      return (V, prefix, argument, opts2) => {
+      return (V, prefix2, argument, opts2) => {
         if (opts2?.strict !== false && !(V instanceof i5)) {
           throw webidl.errors.exception({
-            header: prefix,
+            header: prefix2,
             message: `Expected ${argument} ("${webidl.util.Stringify(V)}") to be an instance of ${i5.name}.`
           });
         }
@@ -3893,14 +3893,14 @@ var require_webidl = __commonJS({
       };
     };
     webidl.dictionaryConverter = function(converters) {
-      return (dictionary, prefix, argument) => {
+      return (dictionary, prefix2, argument) => {
         const type = webidl.util.Type(dictionary);
         const dict = {};
         if (type === "Null" || type === "Undefined") {
           return dict;
         } else if (type !== "Object") {
           throw webidl.errors.exception({
-            header: prefix,
+            header: prefix2,
             message: `Expected ${dictionary} to be one of: Null, Undefined, Object.`
           });
         }
@@ -3909,7 +3909,7 @@ var require_webidl = __commonJS({
           if (required === true) {
             if (!Object.hasOwn(dictionary, key)) {
               throw webidl.errors.exception({
-                header: prefix,
+                header: prefix2,
                 message: `Missing required key "${key}".`
               });
             }
@@ -3920,10 +3920,10 @@ var require_webidl = __commonJS({
             value ??= defaultValue();
           }
           if (required || hasDefault || value !== void 0) {
-            value = converter(value, prefix, `${argument}.${key}`);
+            value = converter(value, prefix2, `${argument}.${key}`);
             if (options.allowedValues && !options.allowedValues.includes(value)) {
               throw webidl.errors.exception({
-                header: prefix,
+                header: prefix2,
                 message: `${value} is not an accepted type. Expected one of ${options.allowedValues.join(", ")}.`
               });
             }
@@ -3934,27 +3934,27 @@ var require_webidl = __commonJS({
       };
     };
     webidl.nullableConverter = function(converter) {
-      return (V, prefix, argument) => {
+      return (V, prefix2, argument) => {
         if (V === null) {
           return V;
         }
-        return converter(V, prefix, argument);
+        return converter(V, prefix2, argument);
       };
     };
-    webidl.converters.DOMString = function(V, prefix, argument, opts2) {
+    webidl.converters.DOMString = function(V, prefix2, argument, opts2) {
       if (V === null && opts2?.legacyNullToEmptyString) {
         return "";
       }
       if (typeof V === "symbol") {
         throw webidl.errors.exception({
-          header: prefix,
+          header: prefix2,
           message: `${argument} is a symbol, which cannot be converted to a DOMString.`
         });
       }
       return String(V);
     };
-    webidl.converters.ByteString = function(V, prefix, argument) {
-      const x = webidl.converters.DOMString(V, prefix, argument);
+    webidl.converters.ByteString = function(V, prefix2, argument) {
+      const x = webidl.converters.DOMString(V, prefix2, argument);
       for (let index = 0; index < x.length; index++) {
         if (x.charCodeAt(index) > 255) {
           throw new TypeError(
@@ -3972,26 +3972,26 @@ var require_webidl = __commonJS({
     webidl.converters.any = function(V) {
       return V;
     };
-    webidl.converters["long long"] = function(V, prefix, argument) {
-      const x = webidl.util.ConvertToInt(V, 64, "signed", void 0, prefix, argument);
+    webidl.converters["long long"] = function(V, prefix2, argument) {
+      const x = webidl.util.ConvertToInt(V, 64, "signed", void 0, prefix2, argument);
       return x;
     };
-    webidl.converters["unsigned long long"] = function(V, prefix, argument) {
-      const x = webidl.util.ConvertToInt(V, 64, "unsigned", void 0, prefix, argument);
+    webidl.converters["unsigned long long"] = function(V, prefix2, argument) {
+      const x = webidl.util.ConvertToInt(V, 64, "unsigned", void 0, prefix2, argument);
       return x;
     };
-    webidl.converters["unsigned long"] = function(V, prefix, argument) {
-      const x = webidl.util.ConvertToInt(V, 32, "unsigned", void 0, prefix, argument);
+    webidl.converters["unsigned long"] = function(V, prefix2, argument) {
+      const x = webidl.util.ConvertToInt(V, 32, "unsigned", void 0, prefix2, argument);
       return x;
     };
-    webidl.converters["unsigned short"] = function(V, prefix, argument, opts2) {
-      const x = webidl.util.ConvertToInt(V, 16, "unsigned", opts2, prefix, argument);
+    webidl.converters["unsigned short"] = function(V, prefix2, argument, opts2) {
+      const x = webidl.util.ConvertToInt(V, 16, "unsigned", opts2, prefix2, argument);
       return x;
     };
-    webidl.converters.ArrayBuffer = function(V, prefix, argument, opts2) {
+    webidl.converters.ArrayBuffer = function(V, prefix2, argument, opts2) {
       if (webidl.util.Type(V) !== "Object" || !types.isAnyArrayBuffer(V)) {
         throw webidl.errors.conversionFailed({
-          prefix,
+          prefix: prefix2,
           argument: `${argument} ("${webidl.util.Stringify(V)}")`,
           types: ["ArrayBuffer"]
         });
@@ -4010,10 +4010,10 @@ var require_webidl = __commonJS({
       }
       return V;
     };
-    webidl.converters.TypedArray = function(V, T3, prefix, name, opts2) {
+    webidl.converters.TypedArray = function(V, T3, prefix2, name, opts2) {
       if (webidl.util.Type(V) !== "Object" || !types.isTypedArray(V) || V.constructor.name !== T3.name) {
         throw webidl.errors.conversionFailed({
-          prefix,
+          prefix: prefix2,
           argument: `${name} ("${webidl.util.Stringify(V)}")`,
           types: [T3.name]
         });
@@ -4032,10 +4032,10 @@ var require_webidl = __commonJS({
       }
       return V;
     };
-    webidl.converters.DataView = function(V, prefix, name, opts2) {
+    webidl.converters.DataView = function(V, prefix2, name, opts2) {
       if (webidl.util.Type(V) !== "Object" || !types.isDataView(V)) {
         throw webidl.errors.exception({
-          header: prefix,
+          header: prefix2,
           message: `${name} is not a DataView.`
         });
       }
@@ -4053,18 +4053,18 @@ var require_webidl = __commonJS({
       }
       return V;
     };
-    webidl.converters.BufferSource = function(V, prefix, name, opts2) {
+    webidl.converters.BufferSource = function(V, prefix2, name, opts2) {
       if (types.isAnyArrayBuffer(V)) {
-        return webidl.converters.ArrayBuffer(V, prefix, name, { ...opts2, allowShared: false });
+        return webidl.converters.ArrayBuffer(V, prefix2, name, { ...opts2, allowShared: false });
       }
       if (types.isTypedArray(V)) {
-        return webidl.converters.TypedArray(V, V.constructor, prefix, name, { ...opts2, allowShared: false });
+        return webidl.converters.TypedArray(V, V.constructor, prefix2, name, { ...opts2, allowShared: false });
       }
       if (types.isDataView(V)) {
-        return webidl.converters.DataView(V, prefix, name, { ...opts2, allowShared: false });
+        return webidl.converters.DataView(V, prefix2, name, { ...opts2, allowShared: false });
       }
       throw webidl.errors.conversionFailed({
-        prefix,
+        prefix: prefix2,
         argument: `${name} ("${webidl.util.Stringify(V)}")`,
         types: ["BufferSource"]
       });
@@ -5058,31 +5058,31 @@ var require_formdata = __commonJS({
       }
       append(name, value, filename = void 0) {
         webidl.brandCheck(this, _FormData);
-        const prefix = "FormData.append";
-        webidl.argumentLengthCheck(arguments, 2, prefix);
+        const prefix2 = "FormData.append";
+        webidl.argumentLengthCheck(arguments, 2, prefix2);
         if (arguments.length === 3 && !isBlobLike(value)) {
           throw new TypeError(
             "Failed to execute 'append' on 'FormData': parameter 2 is not of type 'Blob'"
           );
         }
-        name = webidl.converters.USVString(name, prefix, "name");
-        value = isBlobLike(value) ? webidl.converters.Blob(value, prefix, "value", { strict: false }) : webidl.converters.USVString(value, prefix, "value");
-        filename = arguments.length === 3 ? webidl.converters.USVString(filename, prefix, "filename") : void 0;
+        name = webidl.converters.USVString(name, prefix2, "name");
+        value = isBlobLike(value) ? webidl.converters.Blob(value, prefix2, "value", { strict: false }) : webidl.converters.USVString(value, prefix2, "value");
+        filename = arguments.length === 3 ? webidl.converters.USVString(filename, prefix2, "filename") : void 0;
         const entry = makeEntry(name, value, filename);
         this[kState].push(entry);
       }
       delete(name) {
         webidl.brandCheck(this, _FormData);
-        const prefix = "FormData.delete";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        name = webidl.converters.USVString(name, prefix, "name");
+        const prefix2 = "FormData.delete";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        name = webidl.converters.USVString(name, prefix2, "name");
         this[kState] = this[kState].filter((entry) => entry.name !== name);
       }
       get(name) {
         webidl.brandCheck(this, _FormData);
-        const prefix = "FormData.get";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        name = webidl.converters.USVString(name, prefix, "name");
+        const prefix2 = "FormData.get";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        name = webidl.converters.USVString(name, prefix2, "name");
         const idx = this[kState].findIndex((entry) => entry.name === name);
         if (idx === -1) {
           return null;
@@ -5091,30 +5091,30 @@ var require_formdata = __commonJS({
       }
       getAll(name) {
         webidl.brandCheck(this, _FormData);
-        const prefix = "FormData.getAll";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        name = webidl.converters.USVString(name, prefix, "name");
+        const prefix2 = "FormData.getAll";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        name = webidl.converters.USVString(name, prefix2, "name");
         return this[kState].filter((entry) => entry.name === name).map((entry) => entry.value);
       }
       has(name) {
         webidl.brandCheck(this, _FormData);
-        const prefix = "FormData.has";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        name = webidl.converters.USVString(name, prefix, "name");
+        const prefix2 = "FormData.has";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        name = webidl.converters.USVString(name, prefix2, "name");
         return this[kState].findIndex((entry) => entry.name === name) !== -1;
       }
       set(name, value, filename = void 0) {
         webidl.brandCheck(this, _FormData);
-        const prefix = "FormData.set";
-        webidl.argumentLengthCheck(arguments, 2, prefix);
+        const prefix2 = "FormData.set";
+        webidl.argumentLengthCheck(arguments, 2, prefix2);
         if (arguments.length === 3 && !isBlobLike(value)) {
           throw new TypeError(
             "Failed to execute 'set' on 'FormData': parameter 2 is not of type 'Blob'"
           );
         }
-        name = webidl.converters.USVString(name, prefix, "name");
-        value = isBlobLike(value) ? webidl.converters.Blob(value, prefix, "name", { strict: false }) : webidl.converters.USVString(value, prefix, "name");
-        filename = arguments.length === 3 ? webidl.converters.USVString(filename, prefix, "name") : void 0;
+        name = webidl.converters.USVString(name, prefix2, "name");
+        value = isBlobLike(value) ? webidl.converters.Blob(value, prefix2, "name", { strict: false }) : webidl.converters.USVString(value, prefix2, "name");
+        filename = arguments.length === 3 ? webidl.converters.USVString(filename, prefix2, "name") : void 0;
         const entry = makeEntry(name, value, filename);
         const idx = this[kState].findIndex((entry2) => entry2.name === name);
         if (idx !== -1) {
@@ -5511,9 +5511,9 @@ var require_body = __commonJS({
         source = new Uint8Array(object.buffer.slice(object.byteOffset, object.byteOffset + object.byteLength));
       } else if (util.isFormDataLike(object)) {
         const boundary = `----formdata-undici-0${`${random(1e11)}`.padStart(11, "0")}`;
-        const prefix = `--${boundary}\r
+        const prefix2 = `--${boundary}\r
 Content-Disposition: form-data`;
-        const escape = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
+        const escape2 = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
         const normalizeLinefeeds = (value) => value.replace(/\r?\n|\r/g, "\r\n");
         const blobParts = [];
         const rn = new Uint8Array([13, 10]);
@@ -5521,14 +5521,14 @@ Content-Disposition: form-data`;
         let hasUnknownSizeValue = false;
         for (const [name, value] of object) {
           if (typeof value === "string") {
-            const chunk2 = textEncoder.encode(prefix + `; name="${escape(normalizeLinefeeds(name))}"\r
+            const chunk2 = textEncoder.encode(prefix2 + `; name="${escape2(normalizeLinefeeds(name))}"\r
 \r
 ${normalizeLinefeeds(value)}\r
 `);
             blobParts.push(chunk2);
             length += chunk2.byteLength;
           } else {
-            const chunk2 = textEncoder.encode(`${prefix}; name="${escape(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape(value.name)}"` : "") + `\r
+            const chunk2 = textEncoder.encode(`${prefix2}; name="${escape2(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape2(value.name)}"` : "") + `\r
 Content-Type: ${value.type || "application/octet-stream"}\r
 \r
 `);
@@ -6880,7 +6880,7 @@ var require_client_h2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { errorMonitor } = __require("node:events");
-    var { pipeline: pipeline2 } = __require("node:stream");
+    var { pipeline: pipeline3 } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -7359,7 +7359,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe2 = pipeline2(
+      const pipe2 = pipeline3(
         body,
         h2stream,
         (err) => {
@@ -9458,7 +9458,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable9 } = __require("node:stream");
+    var { Readable: Readable11 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -9470,7 +9470,7 @@ var require_readable = __commonJS({
     var kContentLength = /* @__PURE__ */ Symbol("kContentLength");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable9 {
+    var BodyReadable = class extends Readable11 {
       constructor({
         resume,
         abort,
@@ -9812,7 +9812,7 @@ var require_api_request = __commonJS({
   "node_modules/undici/lib/api/api-request.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable9 } = require_readable();
+    var { Readable: Readable11 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors();
     var util = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -9907,7 +9907,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable9({
+        const res = new Readable11({
           resume,
           abort,
           contentType,
@@ -10222,7 +10222,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable9,
+      Readable: Readable11,
       Duplex,
       PassThrough: PassThrough3
     } = __require("node:stream");
@@ -10236,7 +10236,7 @@ var require_api_pipeline = __commonJS({
     var { addSignal, removeSignal } = require_abort_signal();
     var assert = __require("node:assert");
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable9 {
+    var PipelineRequest = class extends Readable11 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -10253,7 +10253,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable9 {
+    var PipelineResponse = class extends Readable11 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -10404,7 +10404,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline2(opts2, handler) {
+    function pipeline3(opts2, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts2, handler);
         this.dispatch({ ...opts2, body: pipelineHandler.req }, pipelineHandler);
@@ -10413,7 +10413,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough3().destroy(err);
       }
     }
-    module.exports = pipeline2;
+    module.exports = pipeline3;
   }
 });
 
@@ -12196,17 +12196,17 @@ var require_headers = __commonJS({
       append(name, value) {
         webidl.brandCheck(this, _Headers);
         webidl.argumentLengthCheck(arguments, 2, "Headers.append");
-        const prefix = "Headers.append";
-        name = webidl.converters.ByteString(name, prefix, "name");
-        value = webidl.converters.ByteString(value, prefix, "value");
+        const prefix2 = "Headers.append";
+        name = webidl.converters.ByteString(name, prefix2, "name");
+        value = webidl.converters.ByteString(value, prefix2, "value");
         return appendHeader(this, name, value);
       }
       // https://fetch.spec.whatwg.org/#dom-headers-delete
       delete(name) {
         webidl.brandCheck(this, _Headers);
         webidl.argumentLengthCheck(arguments, 1, "Headers.delete");
-        const prefix = "Headers.delete";
-        name = webidl.converters.ByteString(name, prefix, "name");
+        const prefix2 = "Headers.delete";
+        name = webidl.converters.ByteString(name, prefix2, "name");
         if (!isValidHeaderName(name)) {
           throw webidl.errors.invalidArgument({
             prefix: "Headers.delete",
@@ -12226,11 +12226,11 @@ var require_headers = __commonJS({
       get(name) {
         webidl.brandCheck(this, _Headers);
         webidl.argumentLengthCheck(arguments, 1, "Headers.get");
-        const prefix = "Headers.get";
-        name = webidl.converters.ByteString(name, prefix, "name");
+        const prefix2 = "Headers.get";
+        name = webidl.converters.ByteString(name, prefix2, "name");
         if (!isValidHeaderName(name)) {
           throw webidl.errors.invalidArgument({
-            prefix,
+            prefix: prefix2,
             value: name,
             type: "header name"
           });
@@ -12241,11 +12241,11 @@ var require_headers = __commonJS({
       has(name) {
         webidl.brandCheck(this, _Headers);
         webidl.argumentLengthCheck(arguments, 1, "Headers.has");
-        const prefix = "Headers.has";
-        name = webidl.converters.ByteString(name, prefix, "name");
+        const prefix2 = "Headers.has";
+        name = webidl.converters.ByteString(name, prefix2, "name");
         if (!isValidHeaderName(name)) {
           throw webidl.errors.invalidArgument({
-            prefix,
+            prefix: prefix2,
             value: name,
             type: "header name"
           });
@@ -12256,19 +12256,19 @@ var require_headers = __commonJS({
       set(name, value) {
         webidl.brandCheck(this, _Headers);
         webidl.argumentLengthCheck(arguments, 2, "Headers.set");
-        const prefix = "Headers.set";
-        name = webidl.converters.ByteString(name, prefix, "name");
-        value = webidl.converters.ByteString(value, prefix, "value");
+        const prefix2 = "Headers.set";
+        name = webidl.converters.ByteString(name, prefix2, "name");
+        value = webidl.converters.ByteString(value, prefix2, "value");
         value = headerValueNormalize(value);
         if (!isValidHeaderName(name)) {
           throw webidl.errors.invalidArgument({
-            prefix,
+            prefix: prefix2,
             value: name,
             type: "header name"
           });
         } else if (!isValidHeaderValue(value)) {
           throw webidl.errors.invalidArgument({
-            prefix,
+            prefix: prefix2,
             value,
             type: "header value"
           });
@@ -12348,7 +12348,7 @@ var require_headers = __commonJS({
         enumerable: false
       }
     });
-    webidl.converters.HeadersInit = function(V, prefix, argument) {
+    webidl.converters.HeadersInit = function(V, prefix2, argument) {
       if (webidl.util.Type(V) === "Object") {
         const iterator = Reflect.get(V, Symbol.iterator);
         if (!util.types.isProxy(V) && iterator === Headers2.prototype.entries) {
@@ -12358,9 +12358,9 @@ var require_headers = __commonJS({
           }
         }
         if (typeof iterator === "function") {
-          return webidl.converters["sequence<sequence<ByteString>>"](V, prefix, argument, iterator.bind(V));
+          return webidl.converters["sequence<sequence<ByteString>>"](V, prefix2, argument, iterator.bind(V));
         }
-        return webidl.converters["record<ByteString, ByteString>"](V, prefix, argument);
+        return webidl.converters["record<ByteString, ByteString>"](V, prefix2, argument);
       }
       throw webidl.errors.conversionFailed({
         prefix: "Headers constructor",
@@ -12725,32 +12725,32 @@ var require_response = __commonJS({
     webidl.converters.URLSearchParams = webidl.interfaceConverter(
       URLSearchParams
     );
-    webidl.converters.XMLHttpRequestBodyInit = function(V, prefix, name) {
+    webidl.converters.XMLHttpRequestBodyInit = function(V, prefix2, name) {
       if (typeof V === "string") {
-        return webidl.converters.USVString(V, prefix, name);
+        return webidl.converters.USVString(V, prefix2, name);
       }
       if (isBlobLike(V)) {
-        return webidl.converters.Blob(V, prefix, name, { strict: false });
+        return webidl.converters.Blob(V, prefix2, name, { strict: false });
       }
       if (ArrayBuffer.isView(V) || types.isArrayBuffer(V)) {
-        return webidl.converters.BufferSource(V, prefix, name);
+        return webidl.converters.BufferSource(V, prefix2, name);
       }
       if (util.isFormDataLike(V)) {
-        return webidl.converters.FormData(V, prefix, name, { strict: false });
+        return webidl.converters.FormData(V, prefix2, name, { strict: false });
       }
       if (V instanceof URLSearchParams) {
-        return webidl.converters.URLSearchParams(V, prefix, name);
+        return webidl.converters.URLSearchParams(V, prefix2, name);
       }
-      return webidl.converters.DOMString(V, prefix, name);
+      return webidl.converters.DOMString(V, prefix2, name);
     };
-    webidl.converters.BodyInit = function(V, prefix, argument) {
+    webidl.converters.BodyInit = function(V, prefix2, argument) {
       if (V instanceof ReadableStream) {
-        return webidl.converters.ReadableStream(V, prefix, argument);
+        return webidl.converters.ReadableStream(V, prefix2, argument);
       }
       if (V?.[Symbol.asyncIterator]) {
         return V;
       }
-      return webidl.converters.XMLHttpRequestBodyInit(V, prefix, argument);
+      return webidl.converters.XMLHttpRequestBodyInit(V, prefix2, argument);
     };
     webidl.converters.ResponseInit = webidl.dictionaryConverter([
       {
@@ -12891,10 +12891,10 @@ var require_request2 = __commonJS({
         if (input === kConstruct) {
           return;
         }
-        const prefix = "Request constructor";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        input = webidl.converters.RequestInfo(input, prefix, "input");
-        init = webidl.converters.RequestInit(init, prefix, "init");
+        const prefix2 = "Request constructor";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        input = webidl.converters.RequestInfo(input, prefix2, "input");
+        init = webidl.converters.RequestInit(init, prefix2, "init");
         let request = null;
         let fallbackMode = null;
         const baseUrl = environmentSettingsObject.settingsObject.baseUrl;
@@ -13419,14 +13419,14 @@ var require_request2 = __commonJS({
     webidl.converters.Request = webidl.interfaceConverter(
       Request
     );
-    webidl.converters.RequestInfo = function(V, prefix, argument) {
+    webidl.converters.RequestInfo = function(V, prefix2, argument) {
       if (typeof V === "string") {
-        return webidl.converters.USVString(V, prefix, argument);
+        return webidl.converters.USVString(V, prefix2, argument);
       }
       if (V instanceof Request) {
-        return webidl.converters.Request(V, prefix, argument);
+        return webidl.converters.Request(V, prefix2, argument);
       }
-      return webidl.converters.USVString(V, prefix, argument);
+      return webidl.converters.USVString(V, prefix2, argument);
     };
     webidl.converters.AbortSignal = webidl.interfaceConverter(
       AbortSignal
@@ -13578,7 +13578,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable: Readable9, pipeline: pipeline2, finished: finished2 } = __require("node:stream");
+    var { Readable: Readable11, pipeline: pipeline3, finished: finished2 } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14517,13 +14517,13 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable9({ read: resume });
+              this.body = new Readable11({ read: resume });
               const onError = this.onError.bind(this);
               resolve({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline2(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline3(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -14670,11 +14670,11 @@ var require_progressevent = __commonJS({
 var require_encoding = __commonJS({
   "node_modules/undici/lib/web/fileapi/encoding.js"(exports, module) {
     "use strict";
-    function getEncoding(label) {
-      if (!label) {
+    function getEncoding(label2) {
+      if (!label2) {
         return "failure";
       }
-      switch (label.trim().toLowerCase()) {
+      switch (label2.trim().toLowerCase()) {
         case "unicode-1-1-utf-8":
         case "unicode11utf8":
         case "unicode20utf8":
@@ -15079,7 +15079,7 @@ var require_util4 = __commonJS({
           if (encoding === "failure") {
             encoding = "UTF-8";
           }
-          return decode(bytes, encoding);
+          return decode2(bytes, encoding);
         }
         case "ArrayBuffer": {
           const sequence = combineByteSequences(bytes);
@@ -15096,7 +15096,7 @@ var require_util4 = __commonJS({
         }
       }
     }
-    function decode(ioQueue, encoding) {
+    function decode2(ioQueue, encoding) {
       const bytes = combineByteSequences(ioQueue);
       const BOMEncoding = BOMSniffing(bytes);
       let slice = 0;
@@ -15465,10 +15465,10 @@ var require_cache = __commonJS({
       }
       async match(request, options = {}) {
         webidl.brandCheck(this, _Cache);
-        const prefix = "Cache.match";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        request = webidl.converters.RequestInfo(request, prefix, "request");
-        options = webidl.converters.CacheQueryOptions(options, prefix, "options");
+        const prefix2 = "Cache.match";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        request = webidl.converters.RequestInfo(request, prefix2, "request");
+        options = webidl.converters.CacheQueryOptions(options, prefix2, "options");
         const p3 = this.#internalMatchAll(request, options, 1);
         if (p3.length === 0) {
           return;
@@ -15477,30 +15477,30 @@ var require_cache = __commonJS({
       }
       async matchAll(request = void 0, options = {}) {
         webidl.brandCheck(this, _Cache);
-        const prefix = "Cache.matchAll";
-        if (request !== void 0) request = webidl.converters.RequestInfo(request, prefix, "request");
-        options = webidl.converters.CacheQueryOptions(options, prefix, "options");
+        const prefix2 = "Cache.matchAll";
+        if (request !== void 0) request = webidl.converters.RequestInfo(request, prefix2, "request");
+        options = webidl.converters.CacheQueryOptions(options, prefix2, "options");
         return this.#internalMatchAll(request, options);
       }
       async add(request) {
         webidl.brandCheck(this, _Cache);
-        const prefix = "Cache.add";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        request = webidl.converters.RequestInfo(request, prefix, "request");
+        const prefix2 = "Cache.add";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        request = webidl.converters.RequestInfo(request, prefix2, "request");
         const requests = [request];
         const responseArrayPromise = this.addAll(requests);
         return await responseArrayPromise;
       }
       async addAll(requests) {
         webidl.brandCheck(this, _Cache);
-        const prefix = "Cache.addAll";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
+        const prefix2 = "Cache.addAll";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
         const responsePromises = [];
         const requestList = [];
         for (let request of requests) {
           if (request === void 0) {
             throw webidl.errors.conversionFailed({
-              prefix,
+              prefix: prefix2,
               argument: "Argument 1",
               types: ["undefined is not allowed"]
             });
@@ -15512,7 +15512,7 @@ var require_cache = __commonJS({
           const r5 = request[kState];
           if (!urlIsHttpHttpsScheme(r5.url) || r5.method !== "GET") {
             throw webidl.errors.exception({
-              header: prefix,
+              header: prefix2,
               message: "Expected http/s scheme when method is not GET."
             });
           }
@@ -15522,7 +15522,7 @@ var require_cache = __commonJS({
           const r5 = new Request(request)[kState];
           if (!urlIsHttpHttpsScheme(r5.url)) {
             throw webidl.errors.exception({
-              header: prefix,
+              header: prefix2,
               message: "Expected http/s scheme."
             });
           }
@@ -15598,10 +15598,10 @@ var require_cache = __commonJS({
       }
       async put(request, response) {
         webidl.brandCheck(this, _Cache);
-        const prefix = "Cache.put";
-        webidl.argumentLengthCheck(arguments, 2, prefix);
-        request = webidl.converters.RequestInfo(request, prefix, "request");
-        response = webidl.converters.Response(response, prefix, "response");
+        const prefix2 = "Cache.put";
+        webidl.argumentLengthCheck(arguments, 2, prefix2);
+        request = webidl.converters.RequestInfo(request, prefix2, "request");
+        response = webidl.converters.Response(response, prefix2, "response");
         let innerRequest = null;
         if (request instanceof Request) {
           innerRequest = request[kState];
@@ -15610,14 +15610,14 @@ var require_cache = __commonJS({
         }
         if (!urlIsHttpHttpsScheme(innerRequest.url) || innerRequest.method !== "GET") {
           throw webidl.errors.exception({
-            header: prefix,
+            header: prefix2,
             message: "Expected an http/s scheme when method is not GET"
           });
         }
         const innerResponse = response[kState];
         if (innerResponse.status === 206) {
           throw webidl.errors.exception({
-            header: prefix,
+            header: prefix2,
             message: "Got 206 status"
           });
         }
@@ -15626,7 +15626,7 @@ var require_cache = __commonJS({
           for (const fieldValue of fieldValues) {
             if (fieldValue === "*") {
               throw webidl.errors.exception({
-                header: prefix,
+                header: prefix2,
                 message: "Got * vary field value"
               });
             }
@@ -15634,7 +15634,7 @@ var require_cache = __commonJS({
         }
         if (innerResponse.body && (isDisturbed(innerResponse.body.stream) || innerResponse.body.stream.locked)) {
           throw webidl.errors.exception({
-            header: prefix,
+            header: prefix2,
             message: "Response body is locked or disturbed"
           });
         }
@@ -15679,10 +15679,10 @@ var require_cache = __commonJS({
       }
       async delete(request, options = {}) {
         webidl.brandCheck(this, _Cache);
-        const prefix = "Cache.delete";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        request = webidl.converters.RequestInfo(request, prefix, "request");
-        options = webidl.converters.CacheQueryOptions(options, prefix, "options");
+        const prefix2 = "Cache.delete";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        request = webidl.converters.RequestInfo(request, prefix2, "request");
+        options = webidl.converters.CacheQueryOptions(options, prefix2, "options");
         let r5 = null;
         if (request instanceof Request) {
           r5 = request[kState];
@@ -15725,9 +15725,9 @@ var require_cache = __commonJS({
        */
       async keys(request = void 0, options = {}) {
         webidl.brandCheck(this, _Cache);
-        const prefix = "Cache.keys";
-        if (request !== void 0) request = webidl.converters.RequestInfo(request, prefix, "request");
-        options = webidl.converters.CacheQueryOptions(options, prefix, "options");
+        const prefix2 = "Cache.keys";
+        if (request !== void 0) request = webidl.converters.RequestInfo(request, prefix2, "request");
+        options = webidl.converters.CacheQueryOptions(options, prefix2, "options");
         let r5 = null;
         if (request !== void 0) {
           if (request instanceof Request) {
@@ -16029,9 +16029,9 @@ var require_cachestorage = __commonJS({
        */
       async has(cacheName) {
         webidl.brandCheck(this, _CacheStorage);
-        const prefix = "CacheStorage.has";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        cacheName = webidl.converters.DOMString(cacheName, prefix, "cacheName");
+        const prefix2 = "CacheStorage.has";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        cacheName = webidl.converters.DOMString(cacheName, prefix2, "cacheName");
         return this.#caches.has(cacheName);
       }
       /**
@@ -16041,9 +16041,9 @@ var require_cachestorage = __commonJS({
        */
       async open(cacheName) {
         webidl.brandCheck(this, _CacheStorage);
-        const prefix = "CacheStorage.open";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        cacheName = webidl.converters.DOMString(cacheName, prefix, "cacheName");
+        const prefix2 = "CacheStorage.open";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        cacheName = webidl.converters.DOMString(cacheName, prefix2, "cacheName");
         if (this.#caches.has(cacheName)) {
           const cache6 = this.#caches.get(cacheName);
           return new Cache(kConstruct, cache6);
@@ -16059,9 +16059,9 @@ var require_cachestorage = __commonJS({
        */
       async delete(cacheName) {
         webidl.brandCheck(this, _CacheStorage);
-        const prefix = "CacheStorage.delete";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        cacheName = webidl.converters.DOMString(cacheName, prefix, "cacheName");
+        const prefix2 = "CacheStorage.delete";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        cacheName = webidl.converters.DOMString(cacheName, prefix2, "cacheName");
         return this.#caches.delete(cacheName);
       }
       /**
@@ -16472,9 +16472,9 @@ var require_cookies = __commonJS({
     }
     function deleteCookie(headers, name, attributes) {
       webidl.brandCheck(headers, Headers2, { strict: false });
-      const prefix = "deleteCookie";
-      webidl.argumentLengthCheck(arguments, 2, prefix);
-      name = webidl.converters.DOMString(name, prefix, "name");
+      const prefix2 = "deleteCookie";
+      webidl.argumentLengthCheck(arguments, 2, prefix2);
+      name = webidl.converters.DOMString(name, prefix2, "name");
       attributes = webidl.converters.DeleteCookieAttributes(attributes);
       setCookie(headers, {
         name,
@@ -16593,10 +16593,10 @@ var require_events = __commonJS({
           webidl.util.markAsUncloneable(this);
           return;
         }
-        const prefix = "MessageEvent constructor";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        type = webidl.converters.DOMString(type, prefix, "type");
-        eventInitDict = webidl.converters.MessageEventInit(eventInitDict, prefix, "eventInitDict");
+        const prefix2 = "MessageEvent constructor";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        type = webidl.converters.DOMString(type, prefix2, "type");
+        eventInitDict = webidl.converters.MessageEventInit(eventInitDict, prefix2, "eventInitDict");
         super(type, eventInitDict);
         this.#eventInit = eventInitDict;
         webidl.util.markAsUncloneable(this);
@@ -16653,9 +16653,9 @@ var require_events = __commonJS({
     var CloseEvent = class _CloseEvent extends Event {
       #eventInit;
       constructor(type, eventInitDict = {}) {
-        const prefix = "CloseEvent constructor";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        type = webidl.converters.DOMString(type, prefix, "type");
+        const prefix2 = "CloseEvent constructor";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        type = webidl.converters.DOMString(type, prefix2, "type");
         eventInitDict = webidl.converters.CloseEventInit(eventInitDict);
         super(type, eventInitDict);
         this.#eventInit = eventInitDict;
@@ -16677,11 +16677,11 @@ var require_events = __commonJS({
     var ErrorEvent = class _ErrorEvent extends Event {
       #eventInit;
       constructor(type, eventInitDict) {
-        const prefix = "ErrorEvent constructor";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
+        const prefix2 = "ErrorEvent constructor";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
         super(type, eventInitDict);
         webidl.util.markAsUncloneable(this);
-        type = webidl.converters.DOMString(type, prefix, "type");
+        type = webidl.converters.DOMString(type, prefix2, "type");
         eventInitDict = webidl.converters.ErrorEventInit(eventInitDict ?? {});
         this.#eventInit = eventInitDict;
       }
@@ -17948,10 +17948,10 @@ var require_websocket = __commonJS({
       constructor(url, protocols = []) {
         super();
         webidl.util.markAsUncloneable(this);
-        const prefix = "WebSocket constructor";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        const options = webidl.converters["DOMString or sequence<DOMString> or WebSocketInit"](protocols, prefix, "options");
-        url = webidl.converters.USVString(url, prefix, "url");
+        const prefix2 = "WebSocket constructor";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        const options = webidl.converters["DOMString or sequence<DOMString> or WebSocketInit"](protocols, prefix2, "options");
+        url = webidl.converters.USVString(url, prefix2, "url");
         protocols = options.protocols;
         const baseURL = environmentSettingsObject.settingsObject.baseUrl;
         let urlRecord;
@@ -18004,12 +18004,12 @@ var require_websocket = __commonJS({
        */
       close(code = void 0, reason = void 0) {
         webidl.brandCheck(this, _WebSocket);
-        const prefix = "WebSocket.close";
+        const prefix2 = "WebSocket.close";
         if (code !== void 0) {
-          code = webidl.converters["unsigned short"](code, prefix, "code", { clamp: true });
+          code = webidl.converters["unsigned short"](code, prefix2, "code", { clamp: true });
         }
         if (reason !== void 0) {
-          reason = webidl.converters.USVString(reason, prefix, "reason");
+          reason = webidl.converters.USVString(reason, prefix2, "reason");
         }
         if (code !== void 0) {
           if (code !== 1e3 && (code < 3e3 || code > 4999)) {
@@ -18034,9 +18034,9 @@ var require_websocket = __commonJS({
        */
       send(data) {
         webidl.brandCheck(this, _WebSocket);
-        const prefix = "WebSocket.send";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
-        data = webidl.converters.WebSocketSendData(data, prefix, "data");
+        const prefix2 = "WebSocket.send";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
+        data = webidl.converters.WebSocketSendData(data, prefix2, "data");
         if (isConnecting(this)) {
           throw new DOMException("Sent before connected.", "InvalidStateError");
         }
@@ -18228,11 +18228,11 @@ var require_websocket = __commonJS({
     webidl.converters["sequence<DOMString>"] = webidl.sequenceConverter(
       webidl.converters.DOMString
     );
-    webidl.converters["DOMString or sequence<DOMString>"] = function(V, prefix, argument) {
+    webidl.converters["DOMString or sequence<DOMString>"] = function(V, prefix2, argument) {
       if (webidl.util.Type(V) === "Object" && Symbol.iterator in V) {
         return webidl.converters["sequence<DOMString>"](V);
       }
-      return webidl.converters.DOMString(V, prefix, argument);
+      return webidl.converters.DOMString(V, prefix2, argument);
     };
     webidl.converters.WebSocketInit = webidl.dictionaryConverter([
       {
@@ -18354,12 +18354,12 @@ var require_eventsource_stream = __commonJS({
       }
       return true;
     }
-    function isFieldName(line, length, field) {
-      if (length !== field.length) {
+    function isFieldName(line, length, field2) {
+      if (length !== field2.length) {
         return false;
       }
       for (let i5 = 0; i5 < length; i5++) {
-        if (line[i5] !== field[i5]) {
+        if (line[i5] !== field2[i5]) {
           return false;
         }
       }
@@ -18560,13 +18560,13 @@ ${value}`;
           }
         }
       }
-      setEventFieldSize(field, size) {
-        const eventSize = this.eventSize - this.eventFieldSizes[field] + size;
+      setEventFieldSize(field2, size) {
+        const eventSize = this.eventSize - this.eventFieldSizes[field2] + size;
         if (this.maxEventSize > 0 && eventSize > this.maxEventSize) {
           throw createMaxEventSizeExceededError();
         }
         this.eventSize = eventSize;
-        this.eventFieldSizes[field] = size;
+        this.eventFieldSizes[field2] = size;
       }
       /**
        * @param {EventSourceStreamEvent} event
@@ -18724,7 +18724,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports, module) {
     "use strict";
-    var { pipeline: pipeline2 } = __require("node:stream");
+    var { pipeline: pipeline3 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -18768,16 +18768,16 @@ var require_eventsource = __commonJS({
       constructor(url, eventSourceInitDict = {}) {
         super();
         webidl.util.markAsUncloneable(this);
-        const prefix = "EventSource constructor";
-        webidl.argumentLengthCheck(arguments, 1, prefix);
+        const prefix2 = "EventSource constructor";
+        webidl.argumentLengthCheck(arguments, 1, prefix2);
         if (!experimentalWarned) {
           experimentalWarned = true;
           process.emitWarning("EventSource is experimental, expect them to change at any time.", {
             code: "UNDICI-ES"
           });
         }
-        url = webidl.converters.USVString(url, prefix, "url");
-        eventSourceInitDict = webidl.converters.EventSourceInitDict(eventSourceInitDict, prefix, "eventSourceInitDict");
+        url = webidl.converters.USVString(url, prefix2, "url");
+        eventSourceInitDict = webidl.converters.EventSourceInitDict(eventSourceInitDict, prefix2, "eventSourceInitDict");
         this.#dispatcher = eventSourceInitDict.dispatcher;
         this.#state = {
           lastEventId: "",
@@ -18884,7 +18884,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline2(
+          pipeline3(
             response.body.stream,
             eventSourceStream,
             (error3) => {
@@ -19159,6 +19159,146 @@ var require_undici = __commonJS({
     module.exports.mockErrors = mockErrors;
     var { EventSource } = require_eventsource();
     module.exports.EventSource = EventSource;
+  }
+});
+
+// packages/shell/src/quote.ts
+function quote(value) {
+  if (value.includes("\0")) {
+    throw new Error("shell quote: a value contains a NUL byte, which no shell argument can carry");
+  }
+  if (value === "") return "''";
+  if (BARE_SAFE.test(value)) return value;
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+var BARE_SAFE;
+var init_quote = __esm({
+  "packages/shell/src/quote.ts"() {
+    "use strict";
+    BARE_SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
+  }
+});
+
+// packages/shell/src/command.ts
+function raw(syntax) {
+  return { raw: syntax };
+}
+function isRaw(token) {
+  return typeof token !== "string";
+}
+function render(command5) {
+  return command5.map((token) => isRaw(token) ? token.raw : quote(token)).join(" ");
+}
+var init_command = __esm({
+  "packages/shell/src/command.ts"() {
+    "use strict";
+    init_quote();
+  }
+});
+
+// packages/shell/src/script.ts
+function script(commands5) {
+  return [STRICT_MODE, ...commands5.map(render)].join("\n");
+}
+function remoteCommandLine(scriptText, invocation = {}) {
+  const bash = ["bash", "-c", scriptText];
+  const timed = invocation.timeoutSeconds === void 0 ? bash : ["timeout", "-k", String(KILL_GRACE_SECONDS), String(Math.max(1, Math.ceil(invocation.timeoutSeconds))), ...bash];
+  if (invocation.stdin) return render(timed);
+  return render(["bash", "-c", SUPERVISOR, "skiff-supervisor", ...timed]);
+}
+function isTimeoutExit(code) {
+  return code === 124 || code === 137;
+}
+var STRICT_MODE, KILL_GRACE_SECONDS, SUPERVISOR;
+var init_script = __esm({
+  "packages/shell/src/script.ts"() {
+    "use strict";
+    init_command();
+    STRICT_MODE = "set -euo pipefail";
+    KILL_GRACE_SECONDS = 5;
+    SUPERVISOR = [
+      // A background job's stdin is /dev/null in a non-interactive shell, so the watcher reads the
+      // channel through fd 3.
+      "exec 3<&0",
+      'setsid "$@" </dev/null 3<&- &',
+      "child=$!",
+      // The watcher must not hold stdout/stderr, or the channel could not close when the command ends.
+      `{ cat <&3; kill -TERM -- "-$child"; sleep ${KILL_GRACE_SECONDS}; kill -KILL -- "-$child"; } >/dev/null 2>&1 &`,
+      "watcher=$!",
+      'wait "$child"',
+      "status=$?",
+      'kill "$watcher" 2>/dev/null',
+      'exit "$status"'
+    ].join("\n");
+  }
+});
+
+// packages/shell/src/executor.ts
+var RemoteCommandError, RemoteTimeoutError;
+var init_executor = __esm({
+  "packages/shell/src/executor.ts"() {
+    "use strict";
+    RemoteCommandError = class extends Error {
+      constructor(description, result) {
+        const detail = result.stderr.trim().split("\n").slice(-20).join("\n");
+        super(`${description} failed with exit code ${result.code}${detail ? `:
+${detail}` : ""}`);
+        this.description = description;
+        this.result = result;
+        this.name = "RemoteCommandError";
+      }
+      description;
+      result;
+    };
+    RemoteTimeoutError = class extends Error {
+      constructor(description, timeoutSeconds) {
+        super(`${description} did not finish within ${timeoutSeconds}s; its processes on the server were stopped`);
+        this.description = description;
+        this.timeoutSeconds = timeoutSeconds;
+        this.name = "RemoteTimeoutError";
+      }
+      description;
+      timeoutSeconds;
+    };
+  }
+});
+
+// packages/shell/src/plan.ts
+var PlanRecorder;
+var init_plan = __esm({
+  "packages/shell/src/plan.ts"() {
+    "use strict";
+    init_script();
+    PlanRecorder = class {
+      steps = [];
+      async run(commands5, options = {}) {
+        this.steps.push({ kind: "run", description: options.description ?? "run", script: script(commands5) });
+        return { code: 0, stdout: "", stderr: "" };
+      }
+      async upload(remotePath, content, options) {
+        const bytes = Buffer.byteLength(content);
+        this.steps.push({
+          kind: "upload",
+          description: options.description ?? "upload",
+          remotePath,
+          mode: options.mode.toString(8).padStart(4, "0"),
+          bytes,
+          ...options.secret ? {} : { preview: content.toString().slice(0, 2e3) }
+        });
+      }
+    };
+  }
+});
+
+// packages/shell/src/index.ts
+var init_src = __esm({
+  "packages/shell/src/index.ts"() {
+    "use strict";
+    init_quote();
+    init_command();
+    init_script();
+    init_executor();
+    init_plan();
   }
 });
 
@@ -19583,15 +19723,15 @@ var require_semver = __commonJS({
       } else {
         var v1 = parse3(version1);
         var v2 = parse3(version2);
-        var prefix = "";
+        var prefix2 = "";
         if (v1.prerelease.length || v2.prerelease.length) {
-          prefix = "pre";
+          prefix2 = "pre";
           var defaultResult = "prerelease";
         }
         for (var key in v1) {
           if (key === "major" || key === "minor" || key === "patch") {
             if (v1[key] !== v2[key]) {
-              return prefix + key;
+              return prefix2 + key;
             }
           }
         }
@@ -20633,6 +20773,172 @@ var require_make_dir = __commonJS({
       };
       return make(path.resolve(input));
     };
+  }
+});
+
+// node_modules/sb-promise-queue/lib/esm/index.mjs
+var PromiseQueue;
+var init_esm = __esm({
+  "node_modules/sb-promise-queue/lib/esm/index.mjs"() {
+    PromiseQueue = class {
+      constructor({ concurrency = 1 } = {}) {
+        this.options = { concurrency };
+        this.running = 0;
+        this.queue = [];
+        this.idleCallbacks = [];
+      }
+      clear() {
+        this.queue = [];
+      }
+      onIdle(callback) {
+        this.idleCallbacks.push(callback);
+        return () => {
+          const index = this.idleCallbacks.indexOf(callback);
+          if (index !== -1) {
+            this.idleCallbacks.splice(index, 1);
+          }
+        };
+      }
+      waitTillIdle() {
+        return new Promise((resolve) => {
+          if (this.running === 0) {
+            resolve();
+            return;
+          }
+          const dispose = this.onIdle(() => {
+            dispose();
+            resolve();
+          });
+        });
+      }
+      add(callback) {
+        return new Promise((resolve, reject) => {
+          const runCallback = () => {
+            this.running += 1;
+            try {
+              Promise.resolve(callback()).then((val) => {
+                resolve(val);
+                this.processNext();
+              }, (err) => {
+                reject(err);
+                this.processNext();
+              });
+            } catch (err) {
+              reject(err);
+              this.processNext();
+            }
+          };
+          if (this.running >= this.options.concurrency) {
+            this.queue.push(runCallback);
+          } else {
+            runCallback();
+          }
+        });
+      }
+      // Internal function, don't use
+      processNext() {
+        this.running -= 1;
+        const callback = this.queue.shift();
+        if (callback) {
+          callback();
+        } else if (this.running === 0) {
+          this.idleCallbacks.forEach((item) => item());
+        }
+      }
+    };
+  }
+});
+
+// node_modules/sb-scandir/lib/esm/index.mjs
+import fs3 from "fs";
+import fsPath from "path";
+import invariant from "assert";
+async function scanDirectoryInternal({ path, recursive, validate: validate2, result, fileSystem, queue, reject }) {
+  const itemStat = await fileSystem.stat(path);
+  if (itemStat.isFile()) {
+    result.files.push(path);
+  } else if (itemStat.isDirectory()) {
+    result.directories.push(path);
+  }
+  if (!itemStat.isDirectory() || recursive === "none") {
+    return;
+  }
+  const contents = await fileSystem.readdir(path);
+  contents.forEach((item) => {
+    const itemPath = fileSystem.join(path, item);
+    if (!validate2(itemPath)) {
+      return;
+    }
+    queue.add(() => scanDirectoryInternal({
+      path: itemPath,
+      recursive: recursive === "shallow" ? "none" : "deep",
+      validate: validate2,
+      result,
+      fileSystem,
+      queue,
+      reject
+    })).catch(reject);
+  });
+}
+async function scanDirectory(path, { recursive = true, validate: validate2 = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
+  invariant(path && typeof path === "string", "path must be a valid string");
+  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
+  invariant(validate2 === null || typeof validate2 === "function", "options.validate must be a valid function");
+  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
+  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
+  const queue = new PromiseQueue({
+    concurrency
+  });
+  const result = { files: [], directories: [] };
+  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
+  await new Promise((resolve, reject) => {
+    scanDirectoryInternal({
+      path,
+      recursive: recursive ? "deep" : "shallow",
+      validate: validate2 != null ? validate2 : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
+      result,
+      fileSystem: mergedFileSystem,
+      queue,
+      reject
+    }).then(() => queue.waitTillIdle()).then(resolve, reject);
+  });
+  return result;
+}
+var defaultFilesystem, esm_default;
+var init_esm2 = __esm({
+  "node_modules/sb-scandir/lib/esm/index.mjs"() {
+    init_esm();
+    defaultFilesystem = {
+      join(pathA, pathB) {
+        return fsPath.join(pathA, pathB);
+      },
+      basename(path) {
+        return fsPath.basename(path);
+      },
+      stat(path) {
+        return new Promise((resolve, reject) => {
+          fs3.stat(path, (err, res) => {
+            if (err) {
+              reject(err);
+            } else {
+              resolve(res);
+            }
+          });
+        });
+      },
+      readdir(path) {
+        return new Promise((resolve, reject) => {
+          fs3.readdir(path, (err, res) => {
+            if (err) {
+              reject(err);
+            } else {
+              resolve(res);
+            }
+          });
+        });
+      }
+    };
+    esm_default = scanDirectory;
   }
 });
 
@@ -27161,7 +27467,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash9,
+      createHash: createHash10,
       createHmac: createHmac6,
       createSign,
       createVerify,
@@ -27849,11 +28155,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash9("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash10("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash9("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash10("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -28018,8 +28324,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash9("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash9("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash10("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash10("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -28059,7 +28365,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac6(
           "sha1",
-          createHash9("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash10("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -30381,7 +30687,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash9,
+      createHash: createHash10,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -30807,7 +31113,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash9(this.hashName);
+          const hash = createHash10(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -31815,9 +32121,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest4 = createHash9(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest4 = createHash10(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest4.length < len) {
-          const chunk = createHash9(hashName).update(secret).update(exchangeHash).update(digest4).digest();
+          const chunk = createHash10(hashName).update(secret).update(exchangeHash).update(digest4).digest();
           const extended = Buffer.allocUnsafe(digest4.length + chunk.length);
           extended.set(digest4, 0);
           extended.set(chunk, digest4.length);
@@ -37252,7 +37558,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash9,
+      createHash: createHash10,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -37474,7 +37780,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash9(hashAlgo).update(key).digest("hex");
+              key = createHash10(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -40619,11 +40925,11 @@ var require_keygen = __commonJS({
           const checkInt = randomBytes8(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
-          let padding = [];
-          for (let i5 = 1; (privBlobLen + padding.length) % blockLen; ++i5)
-            padding.push(i5 & 255);
-          padding = Buffer.from(padding);
-          let privBlob = Buffer.allocUnsafe(privBlobLen + padding.length);
+          let padding2 = [];
+          for (let i5 = 1; (privBlobLen + padding2.length) % blockLen; ++i5)
+            padding2.push(i5 & 255);
+          padding2 = Buffer.from(padding2);
+          let privBlob = Buffer.allocUnsafe(privBlobLen + padding2.length);
           let extra;
           {
             let pos = 0;
@@ -40632,7 +40938,7 @@ var require_keygen = __commonJS({
             privBlob.set(parsed.priv, pos += 4);
             privBlob.writeUInt32BE(commentBin.length, pos += parsed.priv.length);
             privBlob.set(commentBin, pos += 4);
-            privBlob.set(padding, pos += commentBin.length);
+            privBlob.set(padding2, pos += commentBin.length);
           }
           if (encrypted) {
             const options = { authTagLength: encrypted.cipher.authLen };
@@ -40771,6 +41077,1136 @@ var require_lib2 = __commonJS({
         }
       }
     };
+  }
+});
+
+// node_modules/node-ssh/lib/esm/index.mjs
+import invariant2, { AssertionError } from "assert";
+import fs4 from "fs";
+import fsPath2 from "path";
+function unixifyPath(path) {
+  if (path.includes("\\")) {
+    return path.split("\\").join("/");
+  }
+  return path;
+}
+async function readFile(filePath) {
+  return new Promise((resolve, reject) => {
+    fs4.readFile(filePath, "utf8", (err, res) => {
+      if (err) {
+        reject(err);
+      } else {
+        resolve(res);
+      }
+    });
+  });
+}
+async function makeDirectoryWithSftp(path, sftp) {
+  let stats = null;
+  try {
+    stats = await new Promise((resolve, reject) => {
+      sftp.stat(path, (err, res) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  } catch (_) {
+  }
+  if (stats) {
+    if (stats.isDirectory()) {
+      return;
+    }
+    throw new Error("mkdir() failed, target already exists and is not a directory");
+  }
+  try {
+    await new Promise((resolve, reject) => {
+      sftp.mkdir(path, (err) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve();
+        }
+      });
+    });
+  } catch (err) {
+    if (err != null && typeof err.stack === "string") {
+      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
+      if (matches != null) {
+        throw new SSHError(err.message, matches[1]);
+      }
+      throw err;
+    }
+  }
+}
+var import_is_stream, import_make_dir, import_shell_escape, import_ssh2, DEFAULT_CONCURRENCY, DEFAULT_VALIDATE, DEFAULT_TICK, SSHError, SFTP_MKDIR_ERR_CODE_REGEXP, NodeSSH;
+var init_esm3 = __esm({
+  "node_modules/node-ssh/lib/esm/index.mjs"() {
+    import_is_stream = __toESM(require_is_stream(), 1);
+    import_make_dir = __toESM(require_make_dir(), 1);
+    init_esm();
+    init_esm2();
+    import_shell_escape = __toESM(require_shell_escape(), 1);
+    import_ssh2 = __toESM(require_lib2(), 1);
+    DEFAULT_CONCURRENCY = 1;
+    DEFAULT_VALIDATE = (path) => !fsPath2.basename(path).startsWith(".");
+    DEFAULT_TICK = () => {
+    };
+    SSHError = class extends Error {
+      constructor(message, code = null) {
+        super(message);
+        this.code = code;
+      }
+    };
+    SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
+    NodeSSH = class {
+      constructor() {
+        this.connection = null;
+      }
+      getConnection() {
+        const { connection } = this;
+        if (connection == null) {
+          throw new Error("Not connected to server");
+        }
+        return connection;
+      }
+      async connect(givenConfig) {
+        invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
+        const config = { ...givenConfig };
+        invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
+        if (config.host != null) {
+          invariant2(typeof config.host === "string", "config.host must be a valid string");
+        } else if (config.sock != null) {
+          invariant2(typeof config.sock === "object", "config.sock must be a valid object");
+        } else {
+          throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
+        }
+        if (config.privateKey != null || config.privateKeyPath != null) {
+          if (config.privateKey != null) {
+            invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
+            invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
+          } else if (config.privateKeyPath != null) {
+            invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
+            invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
+          }
+          invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
+          if (config.privateKeyPath != null) {
+            try {
+              config.privateKey = await readFile(config.privateKeyPath);
+            } catch (err) {
+              if (err != null && err.code === "ENOENT") {
+                throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
+              }
+              throw err;
+            }
+          }
+        } else if (config.password != null) {
+          invariant2(typeof config.password === "string", "config.password must be a valid string");
+        }
+        if (config.tryKeyboard != null) {
+          invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
+        }
+        if (config.tryKeyboard) {
+          const { password } = config;
+          if (config.onKeyboardInteractive != null) {
+            invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
+          } else if (password != null) {
+            config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
+              if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
+                finish([password]);
+              }
+            };
+          }
+        }
+        const connection = new import_ssh2.default.Client();
+        this.connection = connection;
+        await new Promise((resolve, reject) => {
+          connection.on("error", reject);
+          if (config.onKeyboardInteractive) {
+            connection.on("keyboard-interactive", config.onKeyboardInteractive);
+          }
+          connection.on("ready", () => {
+            connection.removeListener("error", reject);
+            resolve();
+          });
+          connection.on("end", () => {
+            if (this.connection === connection) {
+              this.connection = null;
+            }
+          });
+          connection.on("close", () => {
+            if (this.connection === connection) {
+              this.connection = null;
+            }
+            reject(new SSHError("No response from server", "ETIMEDOUT"));
+          });
+          connection.connect(config);
+        });
+        return this;
+      }
+      isConnected() {
+        return this.connection != null;
+      }
+      async requestShell(options) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.on("error", reject);
+          const callback = (err, res) => {
+            connection.removeListener("error", reject);
+            if (err) {
+              reject(err);
+            } else {
+              resolve(res);
+            }
+          };
+          if (options == null) {
+            connection.shell(callback);
+          } else {
+            connection.shell(options, callback);
+          }
+        });
+      }
+      async withShell(callback, options) {
+        invariant2(typeof callback === "function", "callback must be a valid function");
+        const shell = await this.requestShell(options);
+        try {
+          await callback(shell);
+        } finally {
+          shell.destroy();
+        }
+      }
+      async requestSFTP() {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.on("error", reject);
+          connection.sftp((err, res) => {
+            connection.removeListener("error", reject);
+            if (err) {
+              reject(err);
+            } else {
+              resolve(res);
+            }
+          });
+        });
+      }
+      async withSFTP(callback) {
+        invariant2(typeof callback === "function", "callback must be a valid function");
+        const sftp = await this.requestSFTP();
+        try {
+          await callback(sftp);
+        } finally {
+          sftp.end();
+        }
+      }
+      async execCommand(givenCommand, options = {}) {
+        invariant2(typeof givenCommand === "string", "command must be a valid string");
+        invariant2(options != null && typeof options === "object", "options must be a valid object");
+        invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
+        invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
+        invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
+        invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
+        invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
+        invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
+        invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
+        invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
+        let command5 = givenCommand;
+        if (options.cwd) {
+          command5 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command5}`;
+        }
+        const connection = this.getConnection();
+        const output = { stdout: [], stderr: [] };
+        return new Promise((resolve, reject) => {
+          connection.on("error", reject);
+          connection.exec(command5, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
+            connection.removeListener("error", reject);
+            if (err) {
+              reject(err);
+              return;
+            }
+            if (options.onChannel) {
+              options.onChannel(channel);
+            }
+            channel.on("data", (chunk) => {
+              if (options.onStdout)
+                options.onStdout(chunk);
+              output.stdout.push(chunk.toString(options.encoding));
+            });
+            channel.stderr.on("data", (chunk) => {
+              if (options.onStderr)
+                options.onStderr(chunk);
+              output.stderr.push(chunk.toString(options.encoding));
+            });
+            if (options.stdin != null) {
+              if (import_is_stream.default.readable(options.stdin)) {
+                options.stdin.pipe(channel, {
+                  end: true
+                });
+              } else {
+                channel.write(options.stdin);
+                channel.end();
+              }
+            } else {
+              channel.end();
+            }
+            let code = null;
+            let signal = null;
+            channel.on("exit", (code_, signal_) => {
+              code = code_ !== null && code_ !== void 0 ? code_ : null;
+              signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
+            });
+            channel.on("close", () => {
+              let stdout = output.stdout.join("");
+              let stderr = output.stderr.join("");
+              if (options.noTrim !== true) {
+                stdout = stdout.trim();
+                stderr = stderr.trim();
+              }
+              resolve({
+                code: code != null ? code : null,
+                signal: signal != null ? signal : null,
+                stdout,
+                stderr
+              });
+            });
+          });
+        });
+      }
+      async exec(command5, parameters, options = {}) {
+        invariant2(typeof command5 === "string", "command must be a valid string");
+        invariant2(Array.isArray(parameters), "parameters must be a valid array");
+        invariant2(options != null && typeof options === "object", "options must be a valid object");
+        invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
+        for (let i5 = 0, { length } = parameters; i5 < length; i5 += 1) {
+          invariant2(typeof parameters[i5] === "string", `parameters[${i5}] must be a valid string`);
+        }
+        const completeCommand = `${command5}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
+        const response = await this.execCommand(completeCommand, options);
+        if (options.stream == null || options.stream === "stdout") {
+          if (response.stderr) {
+            throw new Error(response.stderr);
+          }
+          return response.stdout;
+        }
+        if (options.stream === "stderr") {
+          return response.stderr;
+        }
+        return response;
+      }
+      async mkdir(path, method = "sftp", givenSftp = null) {
+        invariant2(typeof path === "string", "path must be a valid string");
+        invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
+        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+        if (method === "exec") {
+          await this.exec("mkdir", ["-p", unixifyPath(path)]);
+          return;
+        }
+        const sftp = givenSftp || await this.requestSFTP();
+        const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path), sftp).catch(async (error3) => {
+          if (!retry || error3 == null || error3.message !== "No such file" && error3.code !== "ENOENT") {
+            throw error3;
+          }
+          await this.mkdir(fsPath2.dirname(path), "sftp", sftp);
+          await makeSftpDirectory(false);
+        });
+        try {
+          await makeSftpDirectory(true);
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+      }
+      async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
+        invariant2(typeof localFile === "string", "localFile must be a valid string");
+        invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
+        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+        invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
+        const sftp = givenSftp || await this.requestSFTP();
+        try {
+          await new Promise((resolve, reject) => {
+            sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
+              if (err) {
+                reject(err);
+              } else {
+                resolve();
+              }
+            });
+          });
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+      }
+      async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
+        invariant2(typeof localFile === "string", "localFile must be a valid string");
+        invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
+        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+        invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
+        invariant2(await new Promise((resolve) => {
+          fs4.access(localFile, fs4.constants.R_OK, (err) => {
+            resolve(err === null);
+          });
+        }), `localFile does not exist at ${localFile}`);
+        const sftp = givenSftp || await this.requestSFTP();
+        const putFile = (retry) => {
+          return new Promise((resolve, reject) => {
+            sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
+              if (err == null) {
+                resolve();
+                return;
+              }
+              if (err.message === "No such file" && retry) {
+                resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
+              } else {
+                reject(err);
+              }
+            });
+          });
+        };
+        try {
+          await putFile(true);
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+      }
+      async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
+        invariant2(Array.isArray(files), "files must be an array");
+        for (let i5 = 0, { length } = files; i5 < length; i5 += 1) {
+          const file = files[i5];
+          invariant2(file, "files items must be valid objects");
+          invariant2(file.local && typeof file.local === "string", `files[${i5}].local must be a string`);
+          invariant2(file.remote && typeof file.remote === "string", `files[${i5}].remote must be a string`);
+        }
+        const transferred = [];
+        const sftp = givenSftp || await this.requestSFTP();
+        const queue = new PromiseQueue({ concurrency });
+        try {
+          await new Promise((resolve, reject) => {
+            files.forEach((file) => {
+              queue.add(async () => {
+                await this.putFile(file.local, file.remote, sftp, transferOptions);
+                transferred.push(file);
+              }).catch(reject);
+            });
+            queue.waitTillIdle().then(resolve);
+          });
+        } catch (error3) {
+          if (error3 != null) {
+            error3.transferred = transferred;
+          }
+          throw error3;
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+      }
+      async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
+        invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
+        invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
+        const localDirectoryStat = await new Promise((resolve) => {
+          fs4.stat(localDirectory, (err, stat2) => {
+            resolve(stat2 || null);
+          });
+        });
+        invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
+        invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
+        const sftp = givenSftp || await this.requestSFTP();
+        const scanned = await esm_default(localDirectory, {
+          recursive,
+          validate: validate2
+        });
+        const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
+        const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
+        directories.sort((a5, b5) => a5.length - b5.length);
+        let failed = false;
+        try {
+          await new Promise((resolve, reject) => {
+            const queue = new PromiseQueue({ concurrency });
+            directories.forEach((directory) => {
+              queue.add(async () => {
+                await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
+              }).catch(reject);
+            });
+            resolve(queue.waitTillIdle());
+          });
+          await new Promise((resolve, reject) => {
+            const queue = new PromiseQueue({ concurrency });
+            files.forEach((file) => {
+              queue.add(async () => {
+                const localFile = fsPath2.join(localDirectory, file);
+                const remoteFile = fsPath2.join(remoteDirectory, file);
+                try {
+                  await this.putFile(localFile, remoteFile, sftp, transferOptions);
+                  tick(localFile, remoteFile, null);
+                } catch (_) {
+                  failed = true;
+                  tick(localFile, remoteFile, _);
+                }
+              }).catch(reject);
+            });
+            resolve(queue.waitTillIdle());
+          });
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+        return !failed;
+      }
+      async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
+        invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
+        invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
+        const localDirectoryStat = await new Promise((resolve) => {
+          fs4.stat(localDirectory, (err, stat2) => {
+            resolve(stat2 || null);
+          });
+        });
+        invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
+        invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
+        const sftp = givenSftp || await this.requestSFTP();
+        const scanned = await esm_default(remoteDirectory, {
+          recursive,
+          validate: validate2,
+          concurrency,
+          fileSystem: {
+            basename(path) {
+              return fsPath2.posix.basename(path);
+            },
+            join(pathA, pathB) {
+              return fsPath2.posix.join(pathA, pathB);
+            },
+            readdir(path) {
+              return new Promise((resolve, reject) => {
+                sftp.readdir(path, (err, res) => {
+                  if (err) {
+                    reject(err);
+                  } else {
+                    resolve(res.map((item) => item.filename));
+                  }
+                });
+              });
+            },
+            stat(path) {
+              return new Promise((resolve, reject) => {
+                sftp.stat(path, (err, res) => {
+                  if (err) {
+                    reject(err);
+                  } else {
+                    resolve(res);
+                  }
+                });
+              });
+            }
+          }
+        });
+        const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
+        const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
+        directories.sort((a5, b5) => a5.length - b5.length);
+        let failed = false;
+        try {
+          await new Promise((resolve, reject) => {
+            const queue = new PromiseQueue({ concurrency });
+            directories.forEach((directory) => {
+              queue.add(async () => {
+                await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
+              }).catch(reject);
+            });
+            resolve(queue.waitTillIdle());
+          });
+          await new Promise((resolve, reject) => {
+            const queue = new PromiseQueue({ concurrency });
+            files.forEach((file) => {
+              queue.add(async () => {
+                const localFile = fsPath2.join(localDirectory, file);
+                const remoteFile = fsPath2.join(remoteDirectory, file);
+                try {
+                  await this.getFile(localFile, remoteFile, sftp, transferOptions);
+                  tick(localFile, remoteFile, null);
+                } catch (_) {
+                  failed = true;
+                  tick(localFile, remoteFile, _);
+                }
+              }).catch(reject);
+            });
+            resolve(queue.waitTillIdle());
+          });
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+        return !failed;
+      }
+      forwardIn(remoteAddr, remotePort, onConnection) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.forwardIn(remoteAddr, remotePort, (error3, port) => {
+            if (error3) {
+              reject(error3);
+              return;
+            }
+            const handler = (details2, acceptConnection, rejectConnection) => {
+              if (details2.destIP === remoteAddr && details2.destPort === port) {
+                onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
+              }
+            };
+            if (onConnection) {
+              connection.on("tcp connection", handler);
+            }
+            const dispose = () => {
+              return new Promise((_resolve, _reject) => {
+                connection.off("tcp connection", handler);
+                connection.unforwardIn(remoteAddr, port, (_error) => {
+                  if (_error) {
+                    _reject(error3);
+                  }
+                  _resolve();
+                });
+              });
+            };
+            resolve({ port, dispose });
+          });
+        });
+      }
+      forwardOut(srcIP, srcPort, dstIP, dstPort) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error3, channel) => {
+            if (error3) {
+              reject(error3);
+              return;
+            }
+            resolve(channel);
+          });
+        });
+      }
+      forwardInStreamLocal(socketPath, onConnection) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.openssh_forwardInStreamLocal(socketPath, (error3) => {
+            if (error3) {
+              reject(error3);
+              return;
+            }
+            const handler = (details2, acceptConnection, rejectConnection) => {
+              if (details2.socketPath === socketPath) {
+                onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
+              }
+            };
+            if (onConnection) {
+              connection.on("unix connection", handler);
+            }
+            const dispose = () => {
+              return new Promise((_resolve, _reject) => {
+                connection.off("unix connection", handler);
+                connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
+                  if (_error) {
+                    _reject(_error);
+                  }
+                  _resolve();
+                });
+              });
+            };
+            resolve({ dispose });
+          });
+        });
+      }
+      forwardOutStreamLocal(socketPath) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.openssh_forwardOutStreamLocal(socketPath, (error3, channel) => {
+            if (error3) {
+              reject(error3);
+              return;
+            }
+            resolve(channel);
+          });
+        });
+      }
+      dispose() {
+        if (this.connection) {
+          this.connection.end();
+          this.connection = null;
+        }
+      }
+    };
+  }
+});
+
+// packages/ssh/src/host-key.ts
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+function sha256Fingerprint(keyBlob) {
+  return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
+}
+function keyTypeOf(keyBlob) {
+  if (keyBlob.length < 4) return "unknown";
+  const length = keyBlob.readUInt32BE(0);
+  return keyBlob.subarray(4, 4 + length).toString("latin1");
+}
+function knownHostsName(host, port) {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+function parseKnownHosts(text) {
+  const entries = [];
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (!line || line.startsWith("#")) continue;
+    const fields = line.split(/\s+/);
+    let marker;
+    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") marker = fields.shift();
+    const [hostField, keyType, keyBase64] = fields;
+    if (!hostField || !keyType || !keyBase64) continue;
+    const keyBlob = Buffer.from(keyBase64, "base64");
+    if (keyBlob.length === 0 || keyTypeOf(keyBlob) !== keyType) continue;
+    const hashed = /^\|1\|([^|]+)\|([^|]+)$/.exec(hostField);
+    const hosts = hashed ? { kind: "hashed", salt: Buffer.from(hashed[1], "base64"), hash: Buffer.from(hashed[2], "base64") } : { kind: "patterns", patterns: hostField.split(",") };
+    entries.push({ ...marker ? { marker } : {}, hosts, keyType, keyBlob });
+  }
+  return entries;
+}
+function wildcardMatches(pattern, name) {
+  const regex = new RegExp(
+    `^${[...pattern].map((c5) => c5 === "*" ? ".*" : c5 === "?" ? "." : c5.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`,
+    "i"
+  );
+  return regex.test(name);
+}
+function entryMatchesHost(entry, host, port) {
+  const name = knownHostsName(host, port);
+  if (entry.hosts.kind === "hashed") {
+    const digest4 = createHmac("sha1", entry.hosts.salt).update(name).digest();
+    return digest4.length === entry.hosts.hash.length && timingSafeEqual(digest4, entry.hosts.hash);
+  }
+  let matched = false;
+  for (const pattern of entry.hosts.patterns) {
+    const negated = pattern.startsWith("!");
+    if (wildcardMatches(negated ? pattern.slice(1) : pattern, name)) {
+      if (negated) return false;
+      matched = true;
+    }
+  }
+  return matched;
+}
+function algorithmsForKeyType(keyType) {
+  return keyType === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [keyType];
+}
+function preferredHostKeyAlgorithms(policy, host, port) {
+  if (policy.kind !== "known-hosts") return void 0;
+  const pinnedTypes = parseKnownHosts(policy.knownHosts).filter((entry) => !entry.marker && entryMatchesHost(entry, host, port)).flatMap((entry) => algorithmsForKeyType(entry.keyType));
+  const preferred = DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => pinnedTypes.includes(algorithm));
+  if (preferred.length === 0) return void 0;
+  return [...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => !preferred.includes(algorithm))];
+}
+function howToVerify(host, port) {
+  return `Verify it out of band (for example on the server's console, or with \`ssh-keyscan -p ${port} ${host} | ssh-keygen -lf -\` from a network you trust) and pin it with the \`fingerprint\` or \`known-hosts\` input.`;
+}
+function verifyHostKey(policy, host, port, keyBlob) {
+  if (policy.kind === "insecure-ignore") return;
+  const presented = sha256Fingerprint(keyBlob);
+  const keyType = keyTypeOf(keyBlob);
+  const where = knownHostsName(host, port);
+  if (policy.kind === "fingerprint") {
+    const pins = policy.fingerprints.map((fingerprint) => fingerprint.trim().replace(/=+$/, ""));
+    if (pins.includes(presented)) return;
+    throw new HostKeyError(
+      `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, which matches none of the pinned fingerprints (${pins.join(", ")}). If the server was rebuilt, update the pin; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
+    );
+  }
+  const entries = parseKnownHosts(policy.knownHosts).filter((entry) => entryMatchesHost(entry, host, port));
+  if (entries.some((entry) => entry.marker === "@revoked" && entry.keyBlob.equals(keyBlob))) {
+    throw new HostKeyError(`Host key verification failed for ${where}: its ${keyType} key ${presented} is marked @revoked in known-hosts.`);
+  }
+  const pinned = entries.filter((entry) => !entry.marker);
+  if (pinned.some((entry) => entry.keyBlob.equals(keyBlob))) return;
+  if (pinned.length === 0) {
+    throw new HostKeyError(
+      `Host key verification failed: known-hosts has no entry for ${where} (entries for a non-standard port must be written [host]:port). The server presented ${keyType} key ${presented}. ${howToVerify(host, port)}`
+    );
+  }
+  throw new HostKeyError(
+    `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, but known-hosts pins ${pinned.map((entry) => `${entry.keyType} ${sha256Fingerprint(entry.keyBlob)}`).join(", ")}. If the server was rebuilt, update known-hosts; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
+  );
+}
+var HostKeyError, DEFAULT_HOST_KEY_ALGORITHMS;
+var init_host_key = __esm({
+  "packages/ssh/src/host-key.ts"() {
+    "use strict";
+    HostKeyError = class extends Error {
+      constructor(message) {
+        super(message);
+        this.name = "HostKeyError";
+      }
+    };
+    DEFAULT_HOST_KEY_ALGORITHMS = [
+      "ssh-ed25519",
+      "ecdsa-sha2-nistp256",
+      "ecdsa-sha2-nistp384",
+      "ecdsa-sha2-nistp521",
+      "rsa-sha2-512",
+      "rsa-sha2-256",
+      "ssh-rsa"
+    ];
+  }
+});
+
+// packages/ssh/src/memory.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function loadCollector() {
+  try {
+    setFlagsFromString("--expose-gc");
+    return runInNewContext("gc");
+  } catch {
+    return null;
+  }
+}
+function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
+  let sinceLast = 0;
+  return (bytes) => {
+    sinceLast += bytes;
+    if (sinceLast < everyBytes) return;
+    sinceLast = 0;
+    collect ??= loadCollector();
+    collect?.({ type: kind === "minor" ? "minor" : "major" });
+  };
+}
+var collect, RECLAIM_EVERY_BYTES;
+var init_memory = __esm({
+  "packages/ssh/src/memory.ts"() {
+    "use strict";
+    RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
+  }
+});
+
+// packages/ssh/src/connection.ts
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { finished } from "node:stream/promises";
+function describeTarget(username, host, port) {
+  return `${username}@${host}:${port}`;
+}
+function classifyConnectError(error3, target, hostKeyFailure) {
+  if (hostKeyFailure) return hostKeyFailure;
+  if (error3 instanceof HostKeyError) return error3;
+  const message = error3.message ?? String(error3);
+  if (/Cannot parse privateKey|privateKey value does not contain/i.test(message)) {
+    const encrypted = /encrypted|passphrase|bad decrypt/i.test(message);
+    return new SshConnectionError(
+      encrypted ? `The SSH key could not be decrypted: check the \`passphrase\` input (${message}).` : `The \`key\` input is not a private key ssh2 can read (OpenSSH or PEM format expected): ${message}`,
+      false
+    );
+  }
+  if (error3.level === "client-authentication") {
+    return new SshConnectionError(
+      `SSH authentication to ${target} failed: the server accepted none of the offered credentials. Check \`username\`, and that the public half of \`key\` is in the user's authorized_keys (or that \`password\` is right).`,
+      false
+    );
+  }
+  if (error3.level === "client-timeout" || error3.code && RETRYABLE_CODES.has(error3.code) || error3.level === "client-socket") {
+    return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
+  }
+  if (/No response from server/i.test(message)) return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
+  return new SshConnectionError(`SSH connection to ${target} failed: ${message}`, false);
+}
+function credentialsOf(options) {
+  return {
+    username: options.username,
+    ...options.privateKey !== void 0 ? { privateKey: options.privateKey } : {},
+    ...options.passphrase !== void 0 ? { passphrase: options.passphrase } : {},
+    ...options.password !== void 0 ? { password: options.password, tryKeyboard: true } : {}
+  };
+}
+async function openClient(endpoint, options) {
+  const policy = options.hostKey;
+  const target = describeTarget(endpoint.username, endpoint.host, endpoint.port);
+  let hostKeyFailure;
+  let presented = "";
+  const algorithms = preferredHostKeyAlgorithms(policy, endpoint.host, endpoint.port);
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({
+      ...endpoint,
+      readyTimeout: (options.connectTimeoutSeconds ?? 20) * 1e3,
+      keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1e3,
+      keepaliveCountMax: 4,
+      ...algorithms ? { algorithms: { serverHostKey: algorithms } } : {},
+      hostVerifier: (key) => {
+        presented = `${keyTypeOf(key)} ${sha256Fingerprint(key)}`;
+        try {
+          verifyHostKey(policy, endpoint.host, endpoint.port, key);
+          return true;
+        } catch (error3) {
+          hostKeyFailure = error3;
+          return false;
+        }
+      }
+    });
+  } catch (error3) {
+    ssh.dispose();
+    throw classifyConnectError(error3, target, hostKeyFailure);
+  }
+  ssh.connection?.setNoDelay(true);
+  if (policy.kind === "insecure-ignore") {
+    options.log?.("warning", `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
+  }
+  options.log?.("info", `Connected to ${target} (host key ${presented})`);
+  return { ssh, fingerprint: presented };
+}
+var SshConnectionError, RETRYABLE_CODES, STDERR_KEEP_BYTES, SshConnection;
+var init_connection = __esm({
+  "packages/ssh/src/connection.ts"() {
+    "use strict";
+    init_esm3();
+    init_src();
+    init_host_key();
+    init_memory();
+    SshConnectionError = class extends Error {
+      constructor(message, retryable) {
+        super(message);
+        this.retryable = retryable;
+        this.name = "SshConnectionError";
+      }
+      retryable;
+    };
+    RETRYABLE_CODES = /* @__PURE__ */ new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EPIPE"]);
+    STDERR_KEEP_BYTES = 1024 * 1024;
+    SshConnection = class _SshConnection {
+      constructor(ssh, bastion, target, hostKeyFingerprint) {
+        this.ssh = ssh;
+        this.bastion = bastion;
+        this.target = target;
+        this.hostKeyFingerprint = hostKeyFingerprint;
+        for (const client of [ssh.connection, bastion?.connection]) {
+          client?.on("error", (error3) => {
+            this.lostWith ??= error3;
+          });
+        }
+      }
+      ssh;
+      bastion;
+      target;
+      hostKeyFingerprint;
+      sftpSession;
+      lostWith;
+      static async connect(options) {
+        const attempts = Math.max(1, options.attempts ?? 3);
+        const target = describeTarget(options.username, options.host, options.port);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await _SshConnection.connectOnce(options);
+          } catch (error3) {
+            const retryable = error3 instanceof SshConnectionError && error3.retryable;
+            if (!retryable || attempt >= attempts) throw error3;
+            const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
+            options.log?.("warning", `${error3.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
+            await new Promise((resolve) => setTimeout(resolve, delayMs));
+          }
+        }
+      }
+      static async connectOnce(options) {
+        let bastion;
+        let sock;
+        if (options.jump) {
+          const jump = options.jump;
+          const viaKey = jump.privateKey !== void 0;
+          const jumpClient = await openClient(
+            {
+              host: jump.host,
+              port: jump.port,
+              username: jump.username,
+              ...viaKey ? { privateKey: jump.privateKey, passphrase: jump.passphrase } : credentialsOf(options)
+            },
+            options
+          ).then((opened) => opened.ssh);
+          bastion = jumpClient;
+          try {
+            sock = await jumpClient.forwardOut("127.0.0.1", 0, options.host, options.port);
+          } catch (error3) {
+            jumpClient.dispose();
+            throw new SshConnectionError(
+              `The jump host ${describeTarget(jump.username, jump.host, jump.port)} could not reach ${options.host}:${options.port}: ${error3.message}`,
+              true
+            );
+          }
+        }
+        try {
+          const { ssh, fingerprint } = await openClient(
+            { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
+            options
+          );
+          return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
+        } catch (error3) {
+          bastion?.dispose();
+          throw error3;
+        }
+      }
+      /**
+       * Runs a raw command line. Exit code, signal, stdout and stderr come back; nothing is
+       * thrown for a non-zero exit (callers decide), only for transport failures.
+       */
+      exec(commandLine, options = {}) {
+        const client = this.ssh.connection;
+        if (!client || this.lostWith) {
+          const why = this.lostWith ? `was lost: ${this.lostWith.message}` : "is closed";
+          return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
+        }
+        const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
+        return new Promise((resolve, reject) => {
+          client.exec(commandLine, (error3, channel) => {
+            if (error3) return reject(new SshConnectionError(`Could not start a command on ${this.target}: ${error3.message}`, false));
+            const stdoutChunks = [];
+            let stdoutBytes = 0;
+            let stderr = "";
+            let exit = { code: null };
+            let overflow = false;
+            let timer;
+            let clientTimedOut = false;
+            if (options.stdout) {
+              const reclaim = bufferReclaimer();
+              channel.on("data", (chunk) => reclaim(chunk.length));
+              channel.pipe(options.stdout);
+            } else {
+              channel.on("data", (chunk) => {
+                stdoutBytes += chunk.length;
+                if (stdoutBytes > maxBuffer) {
+                  overflow = true;
+                  channel.close();
+                  return;
+                }
+                stdoutChunks.push(chunk);
+              });
+            }
+            channel.stderr.on("data", (chunk) => {
+              stderr += chunk.toString("utf8");
+              if (stderr.length > STDERR_KEEP_BYTES) stderr = stderr.slice(-STDERR_KEEP_BYTES);
+            });
+            channel.on("exit", (code, signal) => {
+              exit = { code, ...signal ? { signal } : {} };
+            });
+            if (options.clientTimeoutSeconds !== void 0) {
+              timer = setTimeout(() => {
+                clientTimedOut = true;
+                channel.close();
+              }, options.clientTimeoutSeconds * 1e3);
+            }
+            channel.on("close", () => {
+              if (timer) clearTimeout(timer);
+              const settle = () => {
+                if (overflow) return reject(new Error(`Output of a command on ${this.target} exceeded ${maxBuffer} bytes; stream it instead`));
+                if (clientTimedOut) return resolve({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
+                resolve({
+                  code: exit.code ?? 255,
+                  ...exit.signal ? { signal: exit.signal } : {},
+                  stdout: Buffer.concat(stdoutChunks).toString("utf8"),
+                  stderr
+                });
+              };
+              if (options.stdout) finished(options.stdout).then(settle, reject);
+              else settle();
+            });
+            if (options.stdin === void 0) {
+              if (!options.keepStdinOpen) channel.end();
+            } else if (typeof options.stdin === "string" || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
+            else {
+              options.stdin.on("error", (streamError) => {
+                channel.close();
+                reject(streamError);
+              });
+              const reclaim = bufferReclaimer();
+              options.stdin.on("data", (chunk) => reclaim(chunk.length));
+              options.stdin.pipe(channel);
+            }
+          });
+        });
+      }
+      /** Executor: runs commands as one strict bash script; the remote exit code decides success. */
+      async run(commands5, options = {}) {
+        const description = options.description ?? "remote command";
+        const timeoutSeconds = options.timeoutSeconds;
+        const commandLine = remoteCommandLine(script(commands5), {
+          ...timeoutSeconds !== void 0 ? { timeoutSeconds } : {},
+          stdin: options.stdin !== void 0
+        });
+        const result = await this.exec(commandLine, {
+          ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
+          ...options.stdout ? { stdout: options.stdout } : {},
+          ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
+        });
+        if (timeoutSeconds !== void 0 && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
+        if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
+        return result;
+      }
+      /**
+       * Writes a file atomically with its final mode from the first byte: it is created under a
+       * temporary name with `mode`, then renamed over the target, so readers never see a partial
+       * file and secrets never sit in a world-readable one.
+       */
+      async upload(remotePath, content, options) {
+        const sftp = await this.sftp();
+        const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
+        const call = (what, fn) => new Promise(
+          (resolve, reject) => fn((error3, value) => error3 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error3.message}`)) : resolve(value))
+        );
+        try {
+          await call("write", (done) => sftp.writeFile(temporary, content, { mode: options.mode }, done));
+          await call("chmod", (done) => sftp.chmod(temporary, options.mode, done));
+          await call("rename", (done) => sftp.ext_openssh_rename(temporary, remotePath, done));
+        } catch (error3) {
+          await call("cleanup", (done) => sftp.unlink(temporary, done)).catch(() => void 0);
+          throw error3;
+        }
+      }
+      /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
+      async forwardLocalPort(remoteHost, remotePort) {
+        const sockets = /* @__PURE__ */ new Set();
+        const server = createServer((socket) => {
+          sockets.add(socket);
+          socket.on("close", () => sockets.delete(socket));
+          this.ssh.forwardOut("127.0.0.1", socket.remotePort ?? 0, remoteHost, remotePort).then((channel) => {
+            socket.pipe(channel).pipe(socket);
+            channel.on("error", () => socket.destroy());
+            socket.on("error", () => channel.close());
+          }).catch(() => socket.destroy());
+        });
+        await new Promise((resolve, reject) => {
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => resolve());
+        });
+        const address = server.address();
+        const port = typeof address === "object" && address ? address.port : 0;
+        return {
+          port,
+          close: () => new Promise((resolve) => {
+            for (const socket of sockets) socket.destroy();
+            server.close(() => resolve());
+          })
+        };
+      }
+      async close() {
+        this.ssh.dispose();
+        this.bastion?.dispose();
+      }
+      sftp() {
+        this.sftpSession ??= this.ssh.requestSFTP();
+        return this.sftpSession;
+      }
+    };
+  }
+});
+
+// packages/ssh/src/index.ts
+var init_src2 = __esm({
+  "packages/ssh/src/index.ts"() {
+    "use strict";
+    init_connection();
+    init_host_key();
+    init_memory();
   }
 });
 
@@ -41056,8 +42492,8 @@ var require_directives = __commonJS({
               if (parts.length < 2)
                 return false;
             }
-            const [handle, prefix] = parts;
-            this.tags[handle] = prefix;
+            const [handle, prefix2] = parts;
+            this.tags[handle] = prefix2;
             return true;
           }
           case "%YAML": {
@@ -41107,10 +42543,10 @@ var require_directives = __commonJS({
         const [, handle, suffix] = source.match(/^(.*!)([^!]*)$/s);
         if (!suffix)
           onError(`The ${source} tag has no suffix`);
-        const prefix = this.tags[handle];
-        if (prefix) {
+        const prefix2 = this.tags[handle];
+        if (prefix2) {
           try {
-            return prefix + decodeURIComponent(suffix);
+            return prefix2 + decodeURIComponent(suffix);
           } catch (error3) {
             onError(String(error3));
             return null;
@@ -41126,9 +42562,9 @@ var require_directives = __commonJS({
        * taking into account current tag prefixes and defaults.
        */
       tagString(tag) {
-        for (const [handle, prefix] of Object.entries(this.tags)) {
-          if (tag.startsWith(prefix))
-            return handle + escapeTagName(tag.substring(prefix.length));
+        for (const [handle, prefix2] of Object.entries(this.tags)) {
+          if (tag.startsWith(prefix2))
+            return handle + escapeTagName(tag.substring(prefix2.length));
         }
         return tag[0] === "!" ? tag : `!<${tag}>`;
       }
@@ -41145,11 +42581,11 @@ var require_directives = __commonJS({
           tagNames = Object.keys(tags);
         } else
           tagNames = [];
-        for (const [handle, prefix] of tagEntries) {
-          if (handle === "!!" && prefix === "tag:yaml.org,2002:")
+        for (const [handle, prefix2] of tagEntries) {
+          if (handle === "!!" && prefix2 === "tag:yaml.org,2002:")
             continue;
-          if (!doc || tagNames.some((tn) => tn.startsWith(prefix)))
-            lines2.push(`%TAG ${handle} ${prefix}`);
+          if (!doc || tagNames.some((tn) => tn.startsWith(prefix2)))
+            lines2.push(`%TAG ${handle} ${prefix2}`);
         }
         return lines2.join("\n");
       }
@@ -41184,14 +42620,14 @@ var require_anchors = __commonJS({
       });
       return anchors;
     }
-    function findNewAnchor(prefix, exclude) {
+    function findNewAnchor(prefix2, exclude) {
       for (let i5 = 1; true; ++i5) {
-        const name = `${prefix}${i5}`;
+        const name = `${prefix2}${i5}`;
         if (!exclude.has(name))
           return name;
       }
     }
-    function createNodeAnchors(doc, prefix) {
+    function createNodeAnchors(doc, prefix2) {
       const aliasObjects = [];
       const sourceObjects = /* @__PURE__ */ new Map();
       let prevAnchors = null;
@@ -41199,7 +42635,7 @@ var require_anchors = __commonJS({
         onAnchor: (source) => {
           aliasObjects.push(source);
           prevAnchors ?? (prevAnchors = anchorNames(doc));
-          const anchor = findNewAnchor(prefix, prevAnchors);
+          const anchor = findNewAnchor(prefix2, prevAnchors);
           prevAnchors.add(anchor);
           return anchor;
         },
@@ -43192,10 +44628,10 @@ var require_int = __commonJS({
     var stringifyNumber = require_stringifyNumber();
     var intIdentify = (value) => typeof value === "bigint" || Number.isInteger(value);
     var intResolve = (str, offset, radix, { intAsBigInt }) => intAsBigInt ? BigInt(str) : parseInt(str.substring(offset), radix);
-    function intStringify(node, radix, prefix) {
+    function intStringify(node, radix, prefix2) {
       const { value } = node;
       if (intIdentify(value) && value >= 0)
-        return prefix + value.toString(radix);
+        return prefix2 + value.toString(radix);
       return stringifyNumber.stringifyNumber(node);
     }
     var intOct = {
@@ -43657,11 +45093,11 @@ var require_int2 = __commonJS({
       const n3 = parseInt(str, radix);
       return sign4 === "-" ? -1 * n3 : n3;
     }
-    function intStringify(node, radix, prefix) {
+    function intStringify(node, radix, prefix2) {
       const { value } = node;
       if (intIdentify(value)) {
         const str = value.toString(radix);
-        return value < 0 ? "-" + prefix + str.substr(1) : prefix + str;
+        return value < 0 ? "-" + prefix2 + str.substr(1) : prefix2 + str;
       }
       return stringifyNumber.stringifyNumber(node);
     }
@@ -46314,8 +47750,8 @@ var require_cst_visit = __commonJS({
     visit.REMOVE = REMOVE;
     visit.itemAtPath = (cst, path) => {
       let item = cst;
-      for (const [field, index] of path) {
-        const tok = item?.[field];
+      for (const [field2, index] of path) {
+        const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
         } else
@@ -46325,8 +47761,8 @@ var require_cst_visit = __commonJS({
     };
     visit.parentCollection = (cst, path) => {
       const parent = visit.itemAtPath(cst, path.slice(0, -1));
-      const field = path[path.length - 1][0];
-      const coll = parent?.[field];
+      const field2 = path[path.length - 1][0];
+      const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
@@ -46335,11 +47771,11 @@ var require_cst_visit = __commonJS({
       let ctrl = visitor(item, path);
       if (typeof ctrl === "symbol")
         return ctrl;
-      for (const field of ["key", "value"]) {
-        const token = item[field];
+      for (const field2 of ["key", "value"]) {
+        const token = item[field2];
         if (token && "items" in token) {
           for (let i5 = 0; i5 < token.items.length; ++i5) {
-            const ci = _visit(Object.freeze(path.concat([[field, i5]])), token.items[i5], visitor);
+            const ci = _visit(Object.freeze(path.concat([[field2, i5]])), token.items[i5], visitor);
             if (typeof ci === "number")
               i5 = ci - 1;
             else if (ci === BREAK)
@@ -46349,7 +47785,7 @@ var require_cst_visit = __commonJS({
               i5 -= 1;
             }
           }
-          if (typeof ctrl === "function" && field === "key")
+          if (typeof ctrl === "function" && field2 === "key")
             ctrl = ctrl(item, path);
         }
       }
@@ -48104,6 +49540,69 @@ var require_dist = __commonJS({
   }
 });
 
+// packages/backup/src/formats.ts
+function storedExtension(type, compression, encrypted) {
+  return [FORMATS[type].extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
+}
+function backupId(sourceName, time2) {
+  const stamp = time2.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  return `${sourceName}-${stamp}`;
+}
+var FORMATS;
+var init_formats = __esm({
+  "packages/backup/src/formats.ts"() {
+    "use strict";
+    FORMATS = {
+      postgres: { extension: "dump", magic: { offset: 0, bytes: Buffer.from("PGDMP") }, describe: "PostgreSQL custom-format header PGDMP" },
+      mysql: { extension: "sql", trailer: "-- Dump completed", describe: 'mysqldump "-- Dump completed" trailer' },
+      redis: { extension: "rdb", magic: { offset: 0, bytes: Buffer.from("REDIS") }, describe: "RDB header REDIS" },
+      sqlite: { extension: "sqlite", magic: { offset: 0, bytes: Buffer.from("SQLite format 3\0", "latin1") }, describe: "SQLite header" },
+      files: { extension: "tar", magic: { offset: 257, bytes: Buffer.from("ustar") }, describe: "tar header" }
+    };
+  }
+});
+
+// packages/backup/src/manifest.ts
+function parseManifest(text, where) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`manifest ${where} is not JSON`);
+  }
+  const m3 = value;
+  if (m3.format !== "skiff-backup/1" || typeof m3.id !== "string" || typeof m3.time !== "string" || typeof m3.sha256 !== "string" || typeof m3.file !== "string") {
+    throw new Error(`manifest ${where} is not a skiff-backup/1 manifest`);
+  }
+  return m3;
+}
+function serializeManifest(manifest) {
+  return `${JSON.stringify(manifest)}
+`;
+}
+var init_manifest = __esm({
+  "packages/backup/src/manifest.ts"() {
+    "use strict";
+  }
+});
+
+// packages/backup/src/store.ts
+function newestFirst(manifests) {
+  return manifests.sort((a5, b5) => Date.parse(b5.time) - Date.parse(a5.time) || b5.id.localeCompare(a5.id));
+}
+var BackupFailed;
+var init_store = __esm({
+  "packages/backup/src/store.ts"() {
+    "use strict";
+    BackupFailed = class extends Error {
+      constructor(message) {
+        super(message);
+        this.name = "BackupFailed";
+      }
+    };
+  }
+});
+
 // node_modules/@aws-sdk/checksums/dist-es/submodules/flexible-checksums/constants.js
 var RequestChecksumCalculation, DEFAULT_REQUEST_CHECKSUM_CALCULATION, ResponseChecksumValidation, DEFAULT_RESPONSE_CHECKSUM_VALIDATION, ChecksumAlgorithm, ChecksumLocation, DEFAULT_CHECKSUM_ALGORITHM;
 var init_constants = __esm({
@@ -48662,8 +50161,8 @@ var init_isValidHostLabel = __esm({
         return VALID_HOST_LABEL_REGEX.test(value);
       }
       const labels = value.split(".");
-      for (const label of labels) {
-        if (!isValidHostLabel(label)) {
+      for (const label2 of labels) {
+        if (!isValidHostLabel(label2)) {
           return false;
         }
       }
@@ -49995,9 +51494,9 @@ var init_parseIni = __esm({
           const sectionName = trimmedLine.substring(1, trimmedLine.length - 1);
           const matches = prefixKeyRegex.exec(sectionName);
           if (matches) {
-            const [, prefix, , name] = matches;
-            if (Object.values(import_types3.IniSectionType).includes(prefix)) {
-              currentSection = [prefix, name].join(CONFIG_PREFIX_SEPARATOR);
+            const [, prefix2, , name] = matches;
+            if (Object.values(import_types3.IniSectionType).includes(prefix2)) {
+              currentSection = [prefix2, name].join(CONFIG_PREFIX_SEPARATOR);
             }
           } else {
             currentSection = sectionName;
@@ -51746,7 +53245,7 @@ var init_schemaLogFilter = __esm({
 
 // node_modules/@smithy/core/dist-es/submodules/client/smithy-client/command.js
 var import_types7, operationEventStreamMarker, Command2, ClassBuilder;
-var init_command = __esm({
+var init_command2 = __esm({
   "node_modules/@smithy/core/dist-es/submodules/client/smithy-client/command.js"() {
     import_types7 = __toESM(require_dist_cjs());
     init_MiddlewareStack();
@@ -52446,7 +53945,7 @@ function makeBuilder(common, service, name, ep) {
 }
 var init_client_command_builder = __esm({
   "node_modules/@smithy/core/dist-es/submodules/client/smithy-client/client-command-builder.js"() {
-    init_command();
+    init_command2();
   }
 });
 
@@ -52503,7 +54002,7 @@ var init_client2 = __esm({
     init_createWaiter();
     init_waiter();
     init_client();
-    init_command();
+    init_command2();
     init_constants3();
     init_create_aggregated_client();
     init_default_error_handler();
@@ -58398,8 +59897,8 @@ var init_Fields = __esm({
         fields.forEach(this.setField.bind(this));
         this.encoding = encoding;
       }
-      setField(field) {
-        this.entries[field.name.toLowerCase()] = field;
+      setField(field2) {
+        this.entries[field2.name.toLowerCase()] = field2;
       }
       getField(name) {
         return this.entries[name.toLowerCase()];
@@ -58408,7 +59907,7 @@ var init_Fields = __esm({
         delete this.entries[name.toLowerCase()];
       }
       getByType(kind) {
-        return Object.values(this.entries).filter((field) => field.kind === kind);
+        return Object.values(this.entries).filter((field2) => field2.kind === kind);
       }
     };
   }
@@ -59276,11 +60775,11 @@ var init_JsonShapeSerializer2 = __esm({
         const ns = this.rootSchema;
         if (ns.isStructSchema() && value != null && typeof value === "object") {
           this.writeValue(ns, value, void 0);
-          const prefix = `"__type":"${ns.getName(true) ?? "Unknown"}",`;
-          const z = prefix.length;
+          const prefix2 = `"__type":"${ns.getName(true) ?? "Unknown"}",`;
+          const z = prefix2.length;
           this.ensure(z);
           this.json.copyWithin(1 + z, 1, this.i);
-          encoder.encodeInto(prefix, this.json.subarray(1));
+          encoder.encodeInto(prefix2, this.json.subarray(1));
           this.i += z;
         } else {
           this.writeValue(ns, value, void 0);
@@ -62723,8 +64222,8 @@ var init_user_agent_middleware = __esm({
       if (appId) {
         defaultUserAgent2.push(escapeUserAgent([`app`, `${appId}`]));
       }
-      const prefix = getUserAgentPrefix();
-      const sdkUserAgentValue = (prefix ? [prefix] : []).concat([...defaultUserAgent2, ...userAgent, ...customUserAgent]).join(SPACE);
+      const prefix2 = getUserAgentPrefix();
+      const sdkUserAgentValue = (prefix2 ? [prefix2] : []).concat([...defaultUserAgent2, ...userAgent, ...customUserAgent]).join(SPACE);
       const normalUAValue = [
         ...defaultUserAgent2.filter((section) => section.startsWith("aws-sdk-")),
         ...customUserAgent
@@ -62746,12 +64245,12 @@ var init_user_agent_middleware = __esm({
       const name = userAgentPair[0].split(UA_NAME_SEPARATOR).map((part) => part.replace(UA_NAME_ESCAPE_REGEX, UA_ESCAPE_CHAR)).join(UA_NAME_SEPARATOR);
       const version = userAgentPair[1]?.replace(UA_VALUE_ESCAPE_REGEX, UA_ESCAPE_CHAR);
       const prefixSeparatorIndex = name.indexOf(UA_NAME_SEPARATOR);
-      const prefix = name.substring(0, prefixSeparatorIndex);
+      const prefix2 = name.substring(0, prefixSeparatorIndex);
       let uaName = name.substring(prefixSeparatorIndex + 1);
-      if (prefix === "api") {
+      if (prefix2 === "api") {
         uaName = uaName.toLowerCase();
       }
-      return [prefix, uaName, version].filter((item) => item && item.length > 0).reduce((acc, item, index) => {
+      return [prefix2, uaName, version].filter((item) => item && item.length > 0).reduce((acc, item, index) => {
         switch (index) {
           case 0:
             return item;
@@ -65045,8 +66544,8 @@ var init_isVirtualHostableS3Bucket = __esm({
     init_isIpAddress2();
     isVirtualHostableS3Bucket = (value, allowSubDomains = false) => {
       if (allowSubDomains) {
-        for (const label of value.split(".")) {
-          if (!isVirtualHostableS3Bucket(label)) {
+        for (const label2 of value.split(".")) {
+          if (!isVirtualHostableS3Bucket(label2)) {
             return false;
           }
         }
@@ -67639,9 +69138,9 @@ var require_dist_cjs4 = __commonJS({
         }
         return this;
       }
-      cc(input, field, withName = field) {
-        if (input[field] != null) {
-          const node = _XmlNode.of(field, input[field]).withName(withName);
+      cc(input, field2, withName = field2) {
+        if (input[field2] != null) {
+          const node = _XmlNode.of(field2, input[field2]).withName(withName);
           this.c(node);
         }
       }
@@ -68143,40 +69642,40 @@ var init_QueryShapeSerializer = __esm({
         super();
         this.settings = settings;
       }
-      write(schema, value, prefix = "") {
+      write(schema, value, prefix2 = "") {
         if (this.buffer === void 0) {
           this.buffer = "";
         }
         const ns = NormalizedSchema.of(schema);
-        if (prefix && !prefix.endsWith(".")) {
-          prefix += ".";
+        if (prefix2 && !prefix2.endsWith(".")) {
+          prefix2 += ".";
         }
         if (ns.isBlobSchema()) {
           if (typeof value === "string" || value instanceof Uint8Array) {
-            this.writeKey(prefix);
+            this.writeKey(prefix2);
             this.writeValue((this.serdeContext?.base64Encoder ?? toBase64)(value));
           }
         } else if (ns.isBooleanSchema() || ns.isNumericSchema() || ns.isStringSchema()) {
           if (value != null) {
-            this.writeKey(prefix);
+            this.writeKey(prefix2);
             this.writeValue(String(value));
           } else if (ns.isIdempotencyToken()) {
-            this.writeKey(prefix);
+            this.writeKey(prefix2);
             this.writeValue(generateIdempotencyToken());
           }
         } else if (ns.isBigIntegerSchema()) {
           if (value != null) {
-            this.writeKey(prefix);
+            this.writeKey(prefix2);
             this.writeValue(String(value));
           }
         } else if (ns.isBigDecimalSchema()) {
           if (value != null) {
-            this.writeKey(prefix);
+            this.writeKey(prefix2);
             this.writeValue(value instanceof NumericValue ? value.string : String(value));
           }
         } else if (ns.isTimestampSchema()) {
           if (value instanceof Date) {
-            this.writeKey(prefix);
+            this.writeKey(prefix2);
             const format2 = determineTimestampFormat(ns, this.settings);
             switch (format2) {
               case 5:
@@ -68192,22 +69691,22 @@ var init_QueryShapeSerializer = __esm({
           }
         } else if (ns.isDocumentSchema()) {
           if (Array.isArray(value)) {
-            this.write(64 | 15, value, prefix);
+            this.write(64 | 15, value, prefix2);
           } else if (value instanceof Date) {
-            this.write(4, value, prefix);
+            this.write(4, value, prefix2);
           } else if (value instanceof Uint8Array) {
-            this.write(21, value, prefix);
+            this.write(21, value, prefix2);
           } else if (value && typeof value === "object") {
-            this.write(128 | 15, value, prefix);
+            this.write(128 | 15, value, prefix2);
           } else {
-            this.writeKey(prefix);
+            this.writeKey(prefix2);
             this.writeValue(String(value));
           }
         } else if (ns.isListSchema()) {
           if (Array.isArray(value)) {
             if (value.length === 0) {
               if (this.settings.serializeEmptyLists) {
-                this.writeKey(prefix);
+                this.writeKey(prefix2);
                 this.writeValue("");
               }
             } else {
@@ -68220,7 +69719,7 @@ var init_QueryShapeSerializer = __esm({
                 }
                 const traits = member2.getMergedTraits();
                 const suffix = this.getKey("member", traits.xmlName, traits.ec2QueryName);
-                const key = flat ? `${prefix}${i5}` : `${prefix}${suffix}.${i5}`;
+                const key = flat ? `${prefix2}${i5}` : `${prefix2}${suffix}.${i5}`;
                 this.write(member2, item, key);
                 ++i5;
               }
@@ -68239,10 +69738,10 @@ var init_QueryShapeSerializer = __esm({
               }
               const keyTraits = keySchema.getMergedTraits();
               const keySuffix = this.getKey("key", keyTraits.xmlName, keyTraits.ec2QueryName);
-              const key = flat ? `${prefix}${i5}.${keySuffix}` : `${prefix}entry.${i5}.${keySuffix}`;
+              const key = flat ? `${prefix2}${i5}.${keySuffix}` : `${prefix2}entry.${i5}.${keySuffix}`;
               const valTraits = memberSchema.getMergedTraits();
               const valueSuffix = this.getKey("value", valTraits.xmlName, valTraits.ec2QueryName);
-              const valueKey = flat ? `${prefix}${i5}.${valueSuffix}` : `${prefix}entry.${i5}.${valueSuffix}`;
+              const valueKey = flat ? `${prefix2}${i5}.${valueSuffix}` : `${prefix2}entry.${i5}.${valueSuffix}`;
               this.write(keySchema, k5, key);
               this.write(memberSchema, v, valueKey);
               ++i5;
@@ -68257,7 +69756,7 @@ var init_QueryShapeSerializer = __esm({
               }
               const traits = member2.getMergedTraits();
               const suffix = this.getKey(memberName, traits.xmlName, traits.ec2QueryName, "struct");
-              const key = `${prefix}${suffix}`;
+              const key = `${prefix2}${suffix}`;
               this.write(member2, value[memberName], key);
               didWriteMember = true;
             }
@@ -68265,7 +69764,7 @@ var init_QueryShapeSerializer = __esm({
               const { $unknown } = value;
               if (Array.isArray($unknown)) {
                 const [k5, v] = $unknown;
-                const key = `${prefix}${k5}`;
+                const key = `${prefix2}${k5}`;
                 this.write(15, v, key);
               }
             }
@@ -68733,9 +70232,9 @@ var init_XmlShapeSerializer = __esm({
       }
       getXmlnsAttribute(ns, parentXmlns) {
         const traits = ns.getMergedTraits();
-        const [prefix, xmlns] = traits.xmlNamespace ?? [];
+        const [prefix2, xmlns] = traits.xmlNamespace ?? [];
         if (xmlns && xmlns !== parentXmlns) {
-          return [prefix ? `xmlns:${prefix}` : "xmlns", xmlns];
+          return [prefix2 ? `xmlns:${prefix2}` : "xmlns", xmlns];
         }
         return [void 0, void 0];
       }
@@ -69002,9 +70501,9 @@ var init_bucketHostnameUtils = __esm({
         throw new Error("Access point ARN accountID does not match regex '[0-9]{12}'");
       }
     };
-    validateDNSHostLabel = (label, options = { tlsCompatible: true }) => {
-      if (label.length >= 64 || !/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(label) || /(\d+\.){3}\d+/.test(label) || /[.-]{2}/.test(label) || options?.tlsCompatible && DOT_PATTERN2.test(label)) {
-        throw new Error(`Invalid DNS label ${label}`);
+    validateDNSHostLabel = (label2, options = { tlsCompatible: true }) => {
+      if (label2.length >= 64 || !/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(label2) || /(\d+\.){3}\d+/.test(label2) || /[.-]{2}/.test(label2) || options?.tlsCompatible && DOT_PATTERN2.test(label2)) {
+        throw new Error(`Invalid DNS label ${label2}`);
       }
     };
     validateCustomEndpoint = (options) => {
@@ -69044,8 +70543,8 @@ var init_bucketHostnameUtils = __esm({
     };
     validateMrapAlias = (name) => {
       try {
-        name.split(".").forEach((label) => {
-          validateDNSHostLabel(label);
+        name.split(".").forEach((label2) => {
+          validateDNSHostLabel(label2);
         });
       } catch (e5) {
         throw new Error(`"${name}" is not a DNS compatible name.`);
@@ -70370,7 +71869,7 @@ var require_dist_cjs7 = __commonJS({
     exports.streamCollector = streamCollector7;
     var { buildQueryString: buildQueryString2, HttpResponse: HttpResponse2 } = (init_protocols(), __toCommonJS(protocols_exports));
     var node_https = __require("node:https");
-    var { Readable: Readable9 } = __require("node:stream");
+    var { Readable: Readable11 } = __require("node:stream");
     var http2 = __require("node:http2");
     function buildAbortError(abortSignal) {
       const reason = abortSignal && typeof abortSignal === "object" && "reason" in abortSignal ? abortSignal.reason : void 0;
@@ -70548,7 +72047,7 @@ var require_dist_cjs7 = __commonJS({
       }
     }
     function writeBody(httpRequest, body) {
-      if (body instanceof Readable9) {
+      if (body instanceof Readable11) {
         body.pipe(httpRequest);
         return;
       }
@@ -75653,10 +77152,10 @@ var require_dist_cjs11 = __commonJS({
     var { setCredentialFeature: setCredentialFeature2 } = (init_client3(), __toCommonJS(client_exports2));
     var { CredentialsProviderError: CredentialsProviderError2, parseKnownFiles: parseKnownFiles2, getProfileName: getProfileName2 } = (init_config2(), __toCommonJS(config_exports));
     var { HttpRequest: HttpRequest2 } = (init_protocols(), __toCommonJS(protocols_exports));
-    var { createHash: createHash9, createPrivateKey, createPublicKey, sign: sign4 } = __require("node:crypto");
+    var { createHash: createHash10, createPrivateKey, createPublicKey, sign: sign4 } = __require("node:crypto");
     var { promises: promises3 } = __require("node:fs");
     var { homedir: homedir2 } = __require("node:os");
-    var { dirname: dirname2, join: join6 } = __require("node:path");
+    var { dirname: dirname2, join: join7 } = __require("node:path");
     var LoginCredentialsFetcher = class _LoginCredentialsFetcher {
       profileData;
       init;
@@ -75822,10 +77321,10 @@ var require_dist_cjs11 = __commonJS({
         await promises3.writeFile(tokenFilePath, JSON.stringify(token, null, 2), "utf8");
       }
       getTokenFilePath() {
-        const directory = process.env.AWS_LOGIN_CACHE_DIRECTORY ?? join6(homedir2(), ".aws", "login", "cache");
+        const directory = process.env.AWS_LOGIN_CACHE_DIRECTORY ?? join7(homedir2(), ".aws", "login", "cache");
         const loginSessionBytes = Buffer.from(this.loginSession, "utf8");
-        const loginSessionSha256 = createHash9("sha256").update(loginSessionBytes).digest("hex");
-        return join6(directory, `${loginSessionSha256}.json`);
+        const loginSessionSha256 = createHash10("sha256").update(loginSessionBytes).digest("hex");
+        return join7(directory, `${loginSessionSha256}.json`);
       }
       derToRawSignature(derSignature) {
         let offset = 2;
@@ -87116,7 +88615,7 @@ var require_dist_cjs17 = __commonJS({
     var { EventEmitter } = __require("events");
     var { Buffer: Buffer2 } = __require("buffer");
     var { statSync, ReadStream: ReadStream2 } = __require("node:fs");
-    var { Readable: Readable9 } = __require("stream");
+    var { Readable: Readable11 } = __require("stream");
     var runtimeConfigShared = {
       statSync: () => {
       },
@@ -87270,7 +88769,7 @@ var require_dist_cjs17 = __commonJS({
       if (data instanceof Uint8Array) {
         return getChunkUint8Array(data, partSize);
       }
-      if (data instanceof Readable9) {
+      if (data instanceof Readable11) {
         return getChunkStream(data, partSize, getDataReadable);
       }
       if (data instanceof String || typeof data === "string") {
@@ -87617,3160 +89116,10 @@ to input.params.ContentLength in bytes.
   }
 });
 
-// packages/action-kit/src/errors.ts
-var InputError = class extends Error {
-  /** The input (or inputs, for rules that combine several) the message is about. */
-  inputs;
-  constructor(inputs, message) {
-    super(message);
-    this.name = "InputError";
-    this.inputs = typeof inputs === "string" ? [inputs] : inputs;
-  }
-};
-var InputErrors = class extends InputError {
-  errors;
-  constructor(errors) {
-    super(
-      [...new Set(errors.flatMap((error3) => error3.inputs))],
-      errors.length === 1 ? errors[0].message : `${errors.length} problems with the inputs:
-${errors.map((error3) => `- ${error3.message}`).join("\n")}`
-    );
-    this.name = "InputErrors";
-    this.errors = errors;
-  }
-};
-function inputErrorsOf(error3) {
-  if (error3 instanceof InputErrors) return error3.errors.flatMap(inputErrorsOf);
-  if (error3 instanceof InputError) return [error3];
-  return [];
-}
-
-// node_modules/@actions/core/lib/command.js
-import * as os from "os";
-
-// node_modules/@actions/core/lib/utils.js
-function toCommandValue(input) {
-  if (input === null || input === void 0) {
-    return "";
-  } else if (typeof input === "string" || input instanceof String) {
-    return input;
-  }
-  return JSON.stringify(input);
-}
-function toCommandProperties(annotationProperties) {
-  if (!Object.keys(annotationProperties).length) {
-    return {};
-  }
-  return {
-    title: annotationProperties.title,
-    file: annotationProperties.file,
-    line: annotationProperties.startLine,
-    endLine: annotationProperties.endLine,
-    col: annotationProperties.startColumn,
-    endColumn: annotationProperties.endColumn
-  };
-}
-
-// node_modules/@actions/core/lib/command.js
-function issueCommand(command5, properties, message) {
-  const cmd = new Command(command5, properties, message);
-  process.stdout.write(cmd.toString() + os.EOL);
-}
-var CMD_STRING = "::";
-var Command = class {
-  constructor(command5, properties, message) {
-    if (!command5) {
-      command5 = "missing.command";
-    }
-    this.command = command5;
-    this.properties = properties;
-    this.message = message;
-  }
-  toString() {
-    let cmdStr = CMD_STRING + this.command;
-    if (this.properties && Object.keys(this.properties).length > 0) {
-      cmdStr += " ";
-      let first = true;
-      for (const key in this.properties) {
-        if (this.properties.hasOwnProperty(key)) {
-          const val = this.properties[key];
-          if (val) {
-            if (first) {
-              first = false;
-            } else {
-              cmdStr += ",";
-            }
-            cmdStr += `${key}=${escapeProperty(val)}`;
-          }
-        }
-      }
-    }
-    cmdStr += `${CMD_STRING}${escapeData(this.message)}`;
-    return cmdStr;
-  }
-};
-function escapeData(s2) {
-  return toCommandValue(s2).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
-}
-function escapeProperty(s2) {
-  return toCommandValue(s2).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/:/g, "%3A").replace(/,/g, "%2C");
-}
-
-// node_modules/@actions/core/lib/file-command.js
-import * as crypto2 from "crypto";
-import * as fs from "fs";
-import * as os2 from "os";
-function issueFileCommand(command5, message) {
-  const filePath = process.env[`GITHUB_${command5}`];
-  if (!filePath) {
-    throw new Error(`Unable to find environment variable for file command ${command5}`);
-  }
-  if (!fs.existsSync(filePath)) {
-    throw new Error(`Missing file at path: ${filePath}`);
-  }
-  fs.appendFileSync(filePath, `${toCommandValue(message)}${os2.EOL}`, {
-    encoding: "utf8"
-  });
-}
-function prepareKeyValueMessage(key, value) {
-  const delimiter = `ghadelimiter_${crypto2.randomUUID()}`;
-  const convertedValue = toCommandValue(value);
-  if (key.includes(delimiter)) {
-    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
-  }
-  if (convertedValue.includes(delimiter)) {
-    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
-  }
-  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
-}
-
-// node_modules/@actions/core/lib/core.js
-import * as os4 from "os";
-
-// node_modules/@actions/http-client/lib/index.js
-var tunnel = __toESM(require_tunnel2(), 1);
-var import_undici = __toESM(require_undici(), 1);
-var HttpCodes;
-(function(HttpCodes2) {
-  HttpCodes2[HttpCodes2["OK"] = 200] = "OK";
-  HttpCodes2[HttpCodes2["MultipleChoices"] = 300] = "MultipleChoices";
-  HttpCodes2[HttpCodes2["MovedPermanently"] = 301] = "MovedPermanently";
-  HttpCodes2[HttpCodes2["ResourceMoved"] = 302] = "ResourceMoved";
-  HttpCodes2[HttpCodes2["SeeOther"] = 303] = "SeeOther";
-  HttpCodes2[HttpCodes2["NotModified"] = 304] = "NotModified";
-  HttpCodes2[HttpCodes2["UseProxy"] = 305] = "UseProxy";
-  HttpCodes2[HttpCodes2["SwitchProxy"] = 306] = "SwitchProxy";
-  HttpCodes2[HttpCodes2["TemporaryRedirect"] = 307] = "TemporaryRedirect";
-  HttpCodes2[HttpCodes2["PermanentRedirect"] = 308] = "PermanentRedirect";
-  HttpCodes2[HttpCodes2["BadRequest"] = 400] = "BadRequest";
-  HttpCodes2[HttpCodes2["Unauthorized"] = 401] = "Unauthorized";
-  HttpCodes2[HttpCodes2["PaymentRequired"] = 402] = "PaymentRequired";
-  HttpCodes2[HttpCodes2["Forbidden"] = 403] = "Forbidden";
-  HttpCodes2[HttpCodes2["NotFound"] = 404] = "NotFound";
-  HttpCodes2[HttpCodes2["MethodNotAllowed"] = 405] = "MethodNotAllowed";
-  HttpCodes2[HttpCodes2["NotAcceptable"] = 406] = "NotAcceptable";
-  HttpCodes2[HttpCodes2["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
-  HttpCodes2[HttpCodes2["RequestTimeout"] = 408] = "RequestTimeout";
-  HttpCodes2[HttpCodes2["Conflict"] = 409] = "Conflict";
-  HttpCodes2[HttpCodes2["Gone"] = 410] = "Gone";
-  HttpCodes2[HttpCodes2["TooManyRequests"] = 429] = "TooManyRequests";
-  HttpCodes2[HttpCodes2["InternalServerError"] = 500] = "InternalServerError";
-  HttpCodes2[HttpCodes2["NotImplemented"] = 501] = "NotImplemented";
-  HttpCodes2[HttpCodes2["BadGateway"] = 502] = "BadGateway";
-  HttpCodes2[HttpCodes2["ServiceUnavailable"] = 503] = "ServiceUnavailable";
-  HttpCodes2[HttpCodes2["GatewayTimeout"] = 504] = "GatewayTimeout";
-})(HttpCodes || (HttpCodes = {}));
-var Headers;
-(function(Headers2) {
-  Headers2["Accept"] = "accept";
-  Headers2["ContentType"] = "content-type";
-})(Headers || (Headers = {}));
-var MediaTypes;
-(function(MediaTypes2) {
-  MediaTypes2["ApplicationJson"] = "application/json";
-})(MediaTypes || (MediaTypes = {}));
-var HttpRedirectCodes = [
-  HttpCodes.MovedPermanently,
-  HttpCodes.ResourceMoved,
-  HttpCodes.SeeOther,
-  HttpCodes.TemporaryRedirect,
-  HttpCodes.PermanentRedirect
-];
-var HttpResponseRetryCodes = [
-  HttpCodes.BadGateway,
-  HttpCodes.ServiceUnavailable,
-  HttpCodes.GatewayTimeout
-];
-
-// node_modules/@actions/core/lib/summary.js
-import { EOL as EOL3 } from "os";
-import { constants, promises } from "fs";
-var __awaiter = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e5) {
-        reject(e5);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e5) {
-        reject(e5);
-      }
-    }
-    function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
-var { access, appendFile, writeFile } = promises;
-var SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY";
-var Summary = class {
-  constructor() {
-    this._buffer = "";
-  }
-  /**
-   * Finds the summary file path from the environment, rejects if env var is not found or file does not exist
-   * Also checks r/w permissions.
-   *
-   * @returns step summary file path
-   */
-  filePath() {
-    return __awaiter(this, void 0, void 0, function* () {
-      if (this._filePath) {
-        return this._filePath;
-      }
-      const pathFromEnv = process.env[SUMMARY_ENV_VAR];
-      if (!pathFromEnv) {
-        throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
-      }
-      try {
-        yield access(pathFromEnv, constants.R_OK | constants.W_OK);
-      } catch (_a2) {
-        throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
-      }
-      this._filePath = pathFromEnv;
-      return this._filePath;
-    });
-  }
-  /**
-   * Wraps content in an HTML tag, adding any HTML attributes
-   *
-   * @param {string} tag HTML tag to wrap
-   * @param {string | null} content content within the tag
-   * @param {[attribute: string]: string} attrs key-value list of HTML attributes to add
-   *
-   * @returns {string} content wrapped in HTML element
-   */
-  wrap(tag, content, attrs = {}) {
-    const htmlAttrs = Object.entries(attrs).map(([key, value]) => ` ${key}="${value}"`).join("");
-    if (!content) {
-      return `<${tag}${htmlAttrs}>`;
-    }
-    return `<${tag}${htmlAttrs}>${content}</${tag}>`;
-  }
-  /**
-   * Writes text in the buffer to the summary buffer file and empties buffer. Will append by default.
-   *
-   * @param {SummaryWriteOptions} [options] (optional) options for write operation
-   *
-   * @returns {Promise<Summary>} summary instance
-   */
-  write(options) {
-    return __awaiter(this, void 0, void 0, function* () {
-      const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
-      const filePath = yield this.filePath();
-      const writeFunc = overwrite ? writeFile : appendFile;
-      yield writeFunc(filePath, this._buffer, { encoding: "utf8" });
-      return this.emptyBuffer();
-    });
-  }
-  /**
-   * Clears the summary buffer and wipes the summary file
-   *
-   * @returns {Summary} summary instance
-   */
-  clear() {
-    return __awaiter(this, void 0, void 0, function* () {
-      return this.emptyBuffer().write({ overwrite: true });
-    });
-  }
-  /**
-   * Returns the current summary buffer as a string
-   *
-   * @returns {string} string of summary buffer
-   */
-  stringify() {
-    return this._buffer;
-  }
-  /**
-   * If the summary buffer is empty
-   *
-   * @returns {boolen} true if the buffer is empty
-   */
-  isEmptyBuffer() {
-    return this._buffer.length === 0;
-  }
-  /**
-   * Resets the summary buffer without writing to summary file
-   *
-   * @returns {Summary} summary instance
-   */
-  emptyBuffer() {
-    this._buffer = "";
-    return this;
-  }
-  /**
-   * Adds raw text to the summary buffer
-   *
-   * @param {string} text content to add
-   * @param {boolean} [addEOL=false] (optional) append an EOL to the raw text (default: false)
-   *
-   * @returns {Summary} summary instance
-   */
-  addRaw(text, addEOL = false) {
-    this._buffer += text;
-    return addEOL ? this.addEOL() : this;
-  }
-  /**
-   * Adds the operating system-specific end-of-line marker to the buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addEOL() {
-    return this.addRaw(EOL3);
-  }
-  /**
-   * Adds an HTML codeblock to the summary buffer
-   *
-   * @param {string} code content to render within fenced code block
-   * @param {string} lang (optional) language to syntax highlight code
-   *
-   * @returns {Summary} summary instance
-   */
-  addCodeBlock(code, lang) {
-    const attrs = Object.assign({}, lang && { lang });
-    const element = this.wrap("pre", this.wrap("code", code), attrs);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML list to the summary buffer
-   *
-   * @param {string[]} items list of items to render
-   * @param {boolean} [ordered=false] (optional) if the rendered list should be ordered or not (default: false)
-   *
-   * @returns {Summary} summary instance
-   */
-  addList(items, ordered = false) {
-    const tag = ordered ? "ol" : "ul";
-    const listItems = items.map((item) => this.wrap("li", item)).join("");
-    const element = this.wrap(tag, listItems);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML table to the summary buffer
-   *
-   * @param {SummaryTableCell[]} rows table rows
-   *
-   * @returns {Summary} summary instance
-   */
-  addTable(rows) {
-    const tableBody = rows.map((row) => {
-      const cells = row.map((cell2) => {
-        if (typeof cell2 === "string") {
-          return this.wrap("td", cell2);
-        }
-        const { header, data, colspan, rowspan } = cell2;
-        const tag = header ? "th" : "td";
-        const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
-        return this.wrap(tag, data, attrs);
-      }).join("");
-      return this.wrap("tr", cells);
-    }).join("");
-    const element = this.wrap("table", tableBody);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds a collapsable HTML details element to the summary buffer
-   *
-   * @param {string} label text for the closed state
-   * @param {string} content collapsable content
-   *
-   * @returns {Summary} summary instance
-   */
-  addDetails(label, content) {
-    const element = this.wrap("details", this.wrap("summary", label) + content);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML image tag to the summary buffer
-   *
-   * @param {string} src path to the image you to embed
-   * @param {string} alt text description of the image
-   * @param {SummaryImageOptions} options (optional) addition image attributes
-   *
-   * @returns {Summary} summary instance
-   */
-  addImage(src, alt, options) {
-    const { width, height } = options || {};
-    const attrs = Object.assign(Object.assign({}, width && { width }), height && { height });
-    const element = this.wrap("img", null, Object.assign({ src, alt }, attrs));
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML section heading element
-   *
-   * @param {string} text heading text
-   * @param {number | string} [level=1] (optional) the heading level, default: 1
-   *
-   * @returns {Summary} summary instance
-   */
-  addHeading(text, level) {
-    const tag = `h${level}`;
-    const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
-    const element = this.wrap(allowedTag, text);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML thematic break (<hr>) to the summary buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addSeparator() {
-    const element = this.wrap("hr", null);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML line break (<br>) to the summary buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addBreak() {
-    const element = this.wrap("br", null);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML blockquote to the summary buffer
-   *
-   * @param {string} text quote text
-   * @param {string} cite (optional) citation url
-   *
-   * @returns {Summary} summary instance
-   */
-  addQuote(text, cite) {
-    const attrs = Object.assign({}, cite && { cite });
-    const element = this.wrap("blockquote", text, attrs);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML anchor tag to the summary buffer
-   *
-   * @param {string} text link text/content
-   * @param {string} href hyperlink
-   *
-   * @returns {Summary} summary instance
-   */
-  addLink(text, href) {
-    const element = this.wrap("a", text, { href });
-    return this.addRaw(element).addEOL();
-  }
-};
-var _summary = new Summary();
-var summary = _summary;
-
-// node_modules/@actions/core/lib/platform.js
-import os3 from "os";
-
-// node_modules/@actions/io/lib/io-util.js
-import * as fs2 from "fs";
-var { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
-var IS_WINDOWS = process.platform === "win32";
-var READONLY = fs2.constants.O_RDONLY;
-
-// node_modules/@actions/exec/lib/toolrunner.js
-var IS_WINDOWS2 = process.platform === "win32";
-
-// node_modules/@actions/core/lib/platform.js
-var platform = os3.platform();
-var arch = os3.arch();
-
-// node_modules/@actions/core/lib/core.js
-var ExitCode;
-(function(ExitCode2) {
-  ExitCode2[ExitCode2["Success"] = 0] = "Success";
-  ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
-})(ExitCode || (ExitCode = {}));
-function setSecret(secret) {
-  issueCommand("add-mask", {}, secret);
-}
-function getInput(name, options) {
-  const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
-  if (options && options.required && !val) {
-    throw new Error(`Input required and not supplied: ${name}`);
-  }
-  if (options && options.trimWhitespace === false) {
-    return val;
-  }
-  return val.trim();
-}
-function setOutput(name, value) {
-  const filePath = process.env["GITHUB_OUTPUT"] || "";
-  if (filePath) {
-    return issueFileCommand("OUTPUT", prepareKeyValueMessage(name, value));
-  }
-  process.stdout.write(os4.EOL);
-  issueCommand("set-output", { name }, toCommandValue(value));
-}
-function setFailed(message) {
-  process.exitCode = ExitCode.Failure;
-  error(message);
-}
-function debug(message) {
-  issueCommand("debug", {}, message);
-}
-function error(message, properties = {}) {
-  issueCommand("error", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-function warning(message, properties = {}) {
-  issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-function info(message) {
-  process.stdout.write(message + os4.EOL);
-}
-function saveState(name, value) {
-  const filePath = process.env["GITHUB_STATE"] || "";
-  if (filePath) {
-    return issueFileCommand("STATE", prepareKeyValueMessage(name, value));
-  }
-  issueCommand("save-state", { name }, toCommandValue(value));
-}
-function getState(name) {
-  return process.env[`STATE_${name}`] || "";
-}
-
-// packages/action-kit/src/secrets.ts
-var MIN_FRAGMENT_LENGTH = 6;
-function secretForms(value) {
-  if (value.trim() === "") return [];
-  const forms = /* @__PURE__ */ new Set([value]);
-  const derived = [];
-  if (/[\r\n]/.test(value)) {
-    for (const line of value.split(/\r?\n|\r/)) derived.push(line, line.trim());
-  }
-  const bytes = Buffer.from(value, "utf8");
-  derived.push(
-    bytes.toString("base64"),
-    bytes.toString("base64").replace(/=+$/, ""),
-    bytes.toString("base64url"),
-    JSON.stringify(value).slice(1, -1),
-    encodeURIComponent(value)
-  );
-  for (const form of derived) {
-    if (form.trim().length >= MIN_FRAGMENT_LENGTH) forms.add(form);
-  }
-  return [...forms];
-}
-function maskSecret(value) {
-  if (value === void 0) return;
-  for (const form of secretForms(value)) setSecret(form);
-}
-
-// packages/action-kit/src/inputs.ts
-var MAX_SHOWN_VALUE = 80;
-function rawInput(name) {
-  const value = getInput(name);
-  return value === "" ? void 0 : value;
-}
-function invalidInput(name, expected, value, secret = false) {
-  if (secret) return new InputError(name, `Input "${name}" must be ${expected} (the value is secret, so it is not shown)`);
-  const shown = value.length > MAX_SHOWN_VALUE ? `${value.slice(0, MAX_SHOWN_VALUE)}\u2026` : value;
-  return new InputError(name, `Input "${name}" must be ${expected}; got ${JSON.stringify(shown)}`);
-}
-function missingInput(name) {
-  return new InputError(name, `Input "${name}" is required; set it under "with:" in the workflow step`);
-}
-function read(name, options, parse3) {
-  const value = rawInput(name);
-  if (value === void 0) {
-    if (options?.default !== void 0) return options.default;
-    if (options?.required) throw missingInput(name);
-    return void 0;
-  }
-  if (options?.secret) maskSecret(value);
-  return parse3(value);
-}
-function getString(name, options) {
-  return read(name, options, (value) => value);
-}
-function getList(name, options) {
-  const separator = options?.split === "any" ? /[\s,]+/ : /\r?\n/;
-  return read(
-    name,
-    options,
-    (value) => value.split(separator).map((item) => item.trim()).filter((item) => item !== "")
-  );
-}
-function getBoolean(name, options) {
-  return read(name, options, (value) => {
-    const lower = value.toLowerCase();
-    if (lower === "true") return true;
-    if (lower === "false") return false;
-    throw invalidInput(name, "true or false", value, options?.secret);
-  });
-}
-function rangeWords(min, max) {
-  if (min !== void 0 && max !== void 0) return ` from ${min} to ${max}`;
-  if (min !== void 0) return ` of at least ${min}`;
-  if (max !== void 0) return ` of at most ${max}`;
-  return "";
-}
-function getInteger(name, options) {
-  const expected = options?.expected ?? `a whole number${rangeWords(options?.min, options?.max)}`;
-  return read(name, options, (value) => {
-    const number = /^[+-]?\d+$/.test(value) ? Number(value) : Number.NaN;
-    const inRange3 = Number.isSafeInteger(number) && (options?.min === void 0 || number >= options.min) && (options?.max === void 0 || number <= options.max);
-    if (!inRange3) throw invalidInput(name, expected, value, options?.secret);
-    return number;
-  });
-}
-function getPort(name, options) {
-  return getInteger(name, { ...options, min: 1, max: 65535, expected: "a TCP port number from 1 to 65535" });
-}
-function getEnum(name, values, options) {
-  return read(name, options, (value) => {
-    const match = values.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
-    if (match === void 0) throw invalidInput(name, `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`, value, options?.secret);
-    return match;
-  });
-}
-var UNIT_SECONDS = { h: 3600, m: 60, s: 1 };
-function parseDuration(text) {
-  const trimmed = text.trim().toLowerCase();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
-  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(trimmed);
-  if (!match || trimmed === "") return void 0;
-  const [, h5 = "0", m3 = "0", s2 = "0"] = match;
-  return Number(h5) * UNIT_SECONDS.h + Number(m3) * UNIT_SECONDS.m + Number(s2) * UNIT_SECONDS.s;
-}
-function getDuration(name, options) {
-  return read(name, options, (value) => {
-    const seconds = parseDuration(value);
-    const range2 = rangeWords(options?.min, options?.max);
-    const expected = `a duration like 90, 90s or 2m${range2 ? ` (in seconds${range2})` : ""}`;
-    if (seconds === void 0) throw invalidInput(name, expected, value, options?.secret);
-    if (options?.min !== void 0 && seconds < options.min || options?.max !== void 0 && seconds > options.max) {
-      throw invalidInput(name, expected, value, options?.secret);
-    }
-    return seconds;
-  });
-}
-var InputCollector = class {
-  errors = [];
-  /** The reader's value, or undefined if it threw an input error (which is kept for `finish`). */
-  read(reader) {
-    try {
-      return reader();
-    } catch (error3) {
-      const inputErrors = inputErrorsOf(error3);
-      if (inputErrors.length === 0) throw error3;
-      this.errors.push(...inputErrors);
-      return void 0;
-    }
-  }
-  add(error3) {
-    this.errors.push(error3);
-  }
-  get failed() {
-    return this.errors.length > 0;
-  }
-  /** Throws all collected errors together, if any. */
-  finish() {
-    if (this.errors.length > 0) throw new InputErrors(this.errors);
-  }
-};
-
-// packages/action-kit/src/ssh-inputs.ts
-import { isIP } from "node:net";
-
-// packages/shell/src/quote.ts
-var BARE_SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
-function quote(value) {
-  if (value.includes("\0")) {
-    throw new Error("shell quote: a value contains a NUL byte, which no shell argument can carry");
-  }
-  if (value === "") return "''";
-  if (BARE_SAFE.test(value)) return value;
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}
-
-// packages/shell/src/command.ts
-function raw(syntax) {
-  return { raw: syntax };
-}
-function isRaw(token) {
-  return typeof token !== "string";
-}
-function render(command5) {
-  return command5.map((token) => isRaw(token) ? token.raw : quote(token)).join(" ");
-}
-
-// packages/shell/src/script.ts
-var STRICT_MODE = "set -euo pipefail";
-function script(commands5) {
-  return [STRICT_MODE, ...commands5.map(render)].join("\n");
-}
-var KILL_GRACE_SECONDS = 5;
-function remoteCommandLine(scriptText, invocation = {}) {
-  const bash = ["bash", "-c", scriptText];
-  const timed = invocation.timeoutSeconds === void 0 ? bash : ["timeout", "-k", String(KILL_GRACE_SECONDS), String(Math.max(1, Math.ceil(invocation.timeoutSeconds))), ...bash];
-  const line = render(timed);
-  return invocation.stdin ? line : `${line} </dev/null`;
-}
-function isTimeoutExit(code) {
-  return code === 124 || code === 137;
-}
-
-// packages/shell/src/executor.ts
-var RemoteCommandError = class extends Error {
-  constructor(description, result) {
-    const detail = result.stderr.trim().split("\n").slice(-20).join("\n");
-    super(`${description} failed with exit code ${result.code}${detail ? `:
-${detail}` : ""}`);
-    this.description = description;
-    this.result = result;
-    this.name = "RemoteCommandError";
-  }
-  description;
-  result;
-};
-var RemoteTimeoutError = class extends Error {
-  constructor(description, timeoutSeconds) {
-    super(`${description} did not finish within ${timeoutSeconds}s; its processes on the server were stopped`);
-    this.description = description;
-    this.timeoutSeconds = timeoutSeconds;
-    this.name = "RemoteTimeoutError";
-  }
-  description;
-  timeoutSeconds;
-};
-
-// packages/shell/src/plan.ts
-var PlanRecorder = class {
-  steps = [];
-  async run(commands5, options = {}) {
-    this.steps.push({ kind: "run", description: options.description ?? "run", script: script(commands5) });
-    return { code: 0, stdout: "", stderr: "" };
-  }
-  async upload(remotePath, content, options) {
-    const bytes = Buffer.byteLength(content);
-    this.steps.push({
-      kind: "upload",
-      description: options.description ?? "upload",
-      remotePath,
-      mode: options.mode.toString(8).padStart(4, "0"),
-      bytes,
-      ...options.secret ? {} : { preview: content.toString().slice(0, 2e3) }
-    });
-  }
-};
-
-// packages/ssh/src/connection.ts
-import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
-import { finished } from "node:stream/promises";
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_is_stream = __toESM(require_is_stream(), 1);
-var import_make_dir = __toESM(require_make_dir(), 1);
-import invariant2, { AssertionError } from "assert";
-import fs4 from "fs";
-import fsPath2 from "path";
-
-// node_modules/sb-promise-queue/lib/esm/index.mjs
-var PromiseQueue = class {
-  constructor({ concurrency = 1 } = {}) {
-    this.options = { concurrency };
-    this.running = 0;
-    this.queue = [];
-    this.idleCallbacks = [];
-  }
-  clear() {
-    this.queue = [];
-  }
-  onIdle(callback) {
-    this.idleCallbacks.push(callback);
-    return () => {
-      const index = this.idleCallbacks.indexOf(callback);
-      if (index !== -1) {
-        this.idleCallbacks.splice(index, 1);
-      }
-    };
-  }
-  waitTillIdle() {
-    return new Promise((resolve) => {
-      if (this.running === 0) {
-        resolve();
-        return;
-      }
-      const dispose = this.onIdle(() => {
-        dispose();
-        resolve();
-      });
-    });
-  }
-  add(callback) {
-    return new Promise((resolve, reject) => {
-      const runCallback = () => {
-        this.running += 1;
-        try {
-          Promise.resolve(callback()).then((val) => {
-            resolve(val);
-            this.processNext();
-          }, (err) => {
-            reject(err);
-            this.processNext();
-          });
-        } catch (err) {
-          reject(err);
-          this.processNext();
-        }
-      };
-      if (this.running >= this.options.concurrency) {
-        this.queue.push(runCallback);
-      } else {
-        runCallback();
-      }
-    });
-  }
-  // Internal function, don't use
-  processNext() {
-    this.running -= 1;
-    const callback = this.queue.shift();
-    if (callback) {
-      callback();
-    } else if (this.running === 0) {
-      this.idleCallbacks.forEach((item) => item());
-    }
-  }
-};
-
-// node_modules/sb-scandir/lib/esm/index.mjs
-import fs3 from "fs";
-import fsPath from "path";
-import invariant from "assert";
-var defaultFilesystem = {
-  join(pathA, pathB) {
-    return fsPath.join(pathA, pathB);
-  },
-  basename(path) {
-    return fsPath.basename(path);
-  },
-  stat(path) {
-    return new Promise((resolve, reject) => {
-      fs3.stat(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  },
-  readdir(path) {
-    return new Promise((resolve, reject) => {
-      fs3.readdir(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  }
-};
-async function scanDirectoryInternal({ path, recursive, validate: validate2, result, fileSystem, queue, reject }) {
-  const itemStat = await fileSystem.stat(path);
-  if (itemStat.isFile()) {
-    result.files.push(path);
-  } else if (itemStat.isDirectory()) {
-    result.directories.push(path);
-  }
-  if (!itemStat.isDirectory() || recursive === "none") {
-    return;
-  }
-  const contents = await fileSystem.readdir(path);
-  contents.forEach((item) => {
-    const itemPath = fileSystem.join(path, item);
-    if (!validate2(itemPath)) {
-      return;
-    }
-    queue.add(() => scanDirectoryInternal({
-      path: itemPath,
-      recursive: recursive === "shallow" ? "none" : "deep",
-      validate: validate2,
-      result,
-      fileSystem,
-      queue,
-      reject
-    })).catch(reject);
-  });
-}
-async function scanDirectory(path, { recursive = true, validate: validate2 = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
-  invariant(path && typeof path === "string", "path must be a valid string");
-  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
-  invariant(validate2 === null || typeof validate2 === "function", "options.validate must be a valid function");
-  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
-  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
-  const queue = new PromiseQueue({
-    concurrency
-  });
-  const result = { files: [], directories: [] };
-  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve, reject) => {
-    scanDirectoryInternal({
-      path,
-      recursive: recursive ? "deep" : "shallow",
-      validate: validate2 != null ? validate2 : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
-      result,
-      fileSystem: mergedFileSystem,
-      queue,
-      reject
-    }).then(() => queue.waitTillIdle()).then(resolve, reject);
-  });
-  return result;
-}
-var esm_default = scanDirectory;
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_shell_escape = __toESM(require_shell_escape(), 1);
-var import_ssh2 = __toESM(require_lib2(), 1);
-var DEFAULT_CONCURRENCY = 1;
-var DEFAULT_VALIDATE = (path) => !fsPath2.basename(path).startsWith(".");
-var DEFAULT_TICK = () => {
-};
-var SSHError = class extends Error {
-  constructor(message, code = null) {
-    super(message);
-    this.code = code;
-  }
-};
-function unixifyPath(path) {
-  if (path.includes("\\")) {
-    return path.split("\\").join("/");
-  }
-  return path;
-}
-async function readFile(filePath) {
-  return new Promise((resolve, reject) => {
-    fs4.readFile(filePath, "utf8", (err, res) => {
-      if (err) {
-        reject(err);
-      } else {
-        resolve(res);
-      }
-    });
-  });
-}
-var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
-async function makeDirectoryWithSftp(path, sftp) {
-  let stats = null;
-  try {
-    stats = await new Promise((resolve, reject) => {
-      sftp.stat(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  } catch (_) {
-  }
-  if (stats) {
-    if (stats.isDirectory()) {
-      return;
-    }
-    throw new Error("mkdir() failed, target already exists and is not a directory");
-  }
-  try {
-    await new Promise((resolve, reject) => {
-      sftp.mkdir(path, (err) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve();
-        }
-      });
-    });
-  } catch (err) {
-    if (err != null && typeof err.stack === "string") {
-      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
-      if (matches != null) {
-        throw new SSHError(err.message, matches[1]);
-      }
-      throw err;
-    }
-  }
-}
-var NodeSSH = class {
-  constructor() {
-    this.connection = null;
-  }
-  getConnection() {
-    const { connection } = this;
-    if (connection == null) {
-      throw new Error("Not connected to server");
-    }
-    return connection;
-  }
-  async connect(givenConfig) {
-    invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
-    const config = { ...givenConfig };
-    invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
-    if (config.host != null) {
-      invariant2(typeof config.host === "string", "config.host must be a valid string");
-    } else if (config.sock != null) {
-      invariant2(typeof config.sock === "object", "config.sock must be a valid object");
-    } else {
-      throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
-    }
-    if (config.privateKey != null || config.privateKeyPath != null) {
-      if (config.privateKey != null) {
-        invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
-        invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
-      } else if (config.privateKeyPath != null) {
-        invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
-        invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
-      }
-      invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
-      if (config.privateKeyPath != null) {
-        try {
-          config.privateKey = await readFile(config.privateKeyPath);
-        } catch (err) {
-          if (err != null && err.code === "ENOENT") {
-            throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
-          }
-          throw err;
-        }
-      }
-    } else if (config.password != null) {
-      invariant2(typeof config.password === "string", "config.password must be a valid string");
-    }
-    if (config.tryKeyboard != null) {
-      invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
-    }
-    if (config.tryKeyboard) {
-      const { password } = config;
-      if (config.onKeyboardInteractive != null) {
-        invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
-      } else if (password != null) {
-        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
-          if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
-            finish([password]);
-          }
-        };
-      }
-    }
-    const connection = new import_ssh2.default.Client();
-    this.connection = connection;
-    await new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      if (config.onKeyboardInteractive) {
-        connection.on("keyboard-interactive", config.onKeyboardInteractive);
-      }
-      connection.on("ready", () => {
-        connection.removeListener("error", reject);
-        resolve();
-      });
-      connection.on("end", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-      });
-      connection.on("close", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-        reject(new SSHError("No response from server", "ETIMEDOUT"));
-      });
-      connection.connect(config);
-    });
-    return this;
-  }
-  isConnected() {
-    return this.connection != null;
-  }
-  async requestShell(options) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      const callback = (err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      };
-      if (options == null) {
-        connection.shell(callback);
-      } else {
-        connection.shell(options, callback);
-      }
-    });
-  }
-  async withShell(callback, options) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const shell = await this.requestShell(options);
-    try {
-      await callback(shell);
-    } finally {
-      shell.destroy();
-    }
-  }
-  async requestSFTP() {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      connection.sftp((err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  }
-  async withSFTP(callback) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const sftp = await this.requestSFTP();
-    try {
-      await callback(sftp);
-    } finally {
-      sftp.end();
-    }
-  }
-  async execCommand(givenCommand, options = {}) {
-    invariant2(typeof givenCommand === "string", "command must be a valid string");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
-    invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
-    invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
-    invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
-    invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
-    invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
-    invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
-    invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
-    let command5 = givenCommand;
-    if (options.cwd) {
-      command5 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command5}`;
-    }
-    const connection = this.getConnection();
-    const output = { stdout: [], stderr: [] };
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      connection.exec(command5, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-          return;
-        }
-        if (options.onChannel) {
-          options.onChannel(channel);
-        }
-        channel.on("data", (chunk) => {
-          if (options.onStdout)
-            options.onStdout(chunk);
-          output.stdout.push(chunk.toString(options.encoding));
-        });
-        channel.stderr.on("data", (chunk) => {
-          if (options.onStderr)
-            options.onStderr(chunk);
-          output.stderr.push(chunk.toString(options.encoding));
-        });
-        if (options.stdin != null) {
-          if (import_is_stream.default.readable(options.stdin)) {
-            options.stdin.pipe(channel, {
-              end: true
-            });
-          } else {
-            channel.write(options.stdin);
-            channel.end();
-          }
-        } else {
-          channel.end();
-        }
-        let code = null;
-        let signal = null;
-        channel.on("exit", (code_, signal_) => {
-          code = code_ !== null && code_ !== void 0 ? code_ : null;
-          signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
-        });
-        channel.on("close", () => {
-          let stdout = output.stdout.join("");
-          let stderr = output.stderr.join("");
-          if (options.noTrim !== true) {
-            stdout = stdout.trim();
-            stderr = stderr.trim();
-          }
-          resolve({
-            code: code != null ? code : null,
-            signal: signal != null ? signal : null,
-            stdout,
-            stderr
-          });
-        });
-      });
-    });
-  }
-  async exec(command5, parameters, options = {}) {
-    invariant2(typeof command5 === "string", "command must be a valid string");
-    invariant2(Array.isArray(parameters), "parameters must be a valid array");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
-    for (let i5 = 0, { length } = parameters; i5 < length; i5 += 1) {
-      invariant2(typeof parameters[i5] === "string", `parameters[${i5}] must be a valid string`);
-    }
-    const completeCommand = `${command5}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
-    const response = await this.execCommand(completeCommand, options);
-    if (options.stream == null || options.stream === "stdout") {
-      if (response.stderr) {
-        throw new Error(response.stderr);
-      }
-      return response.stdout;
-    }
-    if (options.stream === "stderr") {
-      return response.stderr;
-    }
-    return response;
-  }
-  async mkdir(path, method = "sftp", givenSftp = null) {
-    invariant2(typeof path === "string", "path must be a valid string");
-    invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    if (method === "exec") {
-      await this.exec("mkdir", ["-p", unixifyPath(path)]);
-      return;
-    }
-    const sftp = givenSftp || await this.requestSFTP();
-    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path), sftp).catch(async (error3) => {
-      if (!retry || error3 == null || error3.message !== "No such file" && error3.code !== "ENOENT") {
-        throw error3;
-      }
-      await this.mkdir(fsPath2.dirname(path), "sftp", sftp);
-      await makeSftpDirectory(false);
-    });
-    try {
-      await makeSftpDirectory(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    const sftp = givenSftp || await this.requestSFTP();
-    try {
-      await new Promise((resolve, reject) => {
-        sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
-          if (err) {
-            reject(err);
-          } else {
-            resolve();
-          }
-        });
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve) => {
-      fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve(err === null);
-      });
-    }), `localFile does not exist at ${localFile}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const putFile = (retry) => {
-      return new Promise((resolve, reject) => {
-        sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
-          if (err == null) {
-            resolve();
-            return;
-          }
-          if (err.message === "No such file" && retry) {
-            resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
-          } else {
-            reject(err);
-          }
-        });
-      });
-    };
-    try {
-      await putFile(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
-    invariant2(Array.isArray(files), "files must be an array");
-    for (let i5 = 0, { length } = files; i5 < length; i5 += 1) {
-      const file = files[i5];
-      invariant2(file, "files items must be valid objects");
-      invariant2(file.local && typeof file.local === "string", `files[${i5}].local must be a string`);
-      invariant2(file.remote && typeof file.remote === "string", `files[${i5}].remote must be a string`);
-    }
-    const transferred = [];
-    const sftp = givenSftp || await this.requestSFTP();
-    const queue = new PromiseQueue({ concurrency });
-    try {
-      await new Promise((resolve, reject) => {
-        files.forEach((file) => {
-          queue.add(async () => {
-            await this.putFile(file.local, file.remote, sftp, transferOptions);
-            transferred.push(file);
-          }).catch(reject);
-        });
-        queue.waitTillIdle().then(resolve);
-      });
-    } catch (error3) {
-      if (error3 != null) {
-        error3.transferred = transferred;
-      }
-      throw error3;
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(localDirectory, {
-      recursive,
-      validate: validate2
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
-    directories.sort((a5, b5) => a5.length - b5.length);
-    let failed = false;
-    try {
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.putFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed;
-  }
-  async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(remoteDirectory, {
-      recursive,
-      validate: validate2,
-      concurrency,
-      fileSystem: {
-        basename(path) {
-          return fsPath2.posix.basename(path);
-        },
-        join(pathA, pathB) {
-          return fsPath2.posix.join(pathA, pathB);
-        },
-        readdir(path) {
-          return new Promise((resolve, reject) => {
-            sftp.readdir(path, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve(res.map((item) => item.filename));
-              }
-            });
-          });
-        },
-        stat(path) {
-          return new Promise((resolve, reject) => {
-            sftp.stat(path, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve(res);
-              }
-            });
-          });
-        }
-      }
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
-    directories.sort((a5, b5) => a5.length - b5.length);
-    let failed = false;
-    try {
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.getFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed;
-  }
-  forwardIn(remoteAddr, remotePort, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.forwardIn(remoteAddr, remotePort, (error3, port) => {
-        if (error3) {
-          reject(error3);
-          return;
-        }
-        const handler = (details2, acceptConnection, rejectConnection) => {
-          if (details2.destIP === remoteAddr && details2.destPort === port) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("tcp connection", handler);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("tcp connection", handler);
-            connection.unforwardIn(remoteAddr, port, (_error) => {
-              if (_error) {
-                _reject(error3);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve({ port, dispose });
-      });
-    });
-  }
-  forwardOut(srcIP, srcPort, dstIP, dstPort) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error3, channel) => {
-        if (error3) {
-          reject(error3);
-          return;
-        }
-        resolve(channel);
-      });
-    });
-  }
-  forwardInStreamLocal(socketPath, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.openssh_forwardInStreamLocal(socketPath, (error3) => {
-        if (error3) {
-          reject(error3);
-          return;
-        }
-        const handler = (details2, acceptConnection, rejectConnection) => {
-          if (details2.socketPath === socketPath) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("unix connection", handler);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("unix connection", handler);
-            connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
-              if (_error) {
-                _reject(_error);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve({ dispose });
-      });
-    });
-  }
-  forwardOutStreamLocal(socketPath) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.openssh_forwardOutStreamLocal(socketPath, (error3, channel) => {
-        if (error3) {
-          reject(error3);
-          return;
-        }
-        resolve(channel);
-      });
-    });
-  }
-  dispose() {
-    if (this.connection) {
-      this.connection.end();
-      this.connection = null;
-    }
-  }
-};
-
-// packages/ssh/src/host-key.ts
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-var HostKeyError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "HostKeyError";
-  }
-};
-function sha256Fingerprint(keyBlob) {
-  return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
-}
-function keyTypeOf(keyBlob) {
-  if (keyBlob.length < 4) return "unknown";
-  const length = keyBlob.readUInt32BE(0);
-  return keyBlob.subarray(4, 4 + length).toString("latin1");
-}
-function knownHostsName(host, port) {
-  return port === 22 ? host : `[${host}]:${port}`;
-}
-function parseKnownHosts(text) {
-  const entries = [];
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (!line || line.startsWith("#")) continue;
-    const fields = line.split(/\s+/);
-    let marker;
-    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") marker = fields.shift();
-    const [hostField, keyType, keyBase64] = fields;
-    if (!hostField || !keyType || !keyBase64) continue;
-    const keyBlob = Buffer.from(keyBase64, "base64");
-    if (keyBlob.length === 0 || keyTypeOf(keyBlob) !== keyType) continue;
-    const hashed = /^\|1\|([^|]+)\|([^|]+)$/.exec(hostField);
-    const hosts = hashed ? { kind: "hashed", salt: Buffer.from(hashed[1], "base64"), hash: Buffer.from(hashed[2], "base64") } : { kind: "patterns", patterns: hostField.split(",") };
-    entries.push({ ...marker ? { marker } : {}, hosts, keyType, keyBlob });
-  }
-  return entries;
-}
-function wildcardMatches(pattern, name) {
-  const regex = new RegExp(
-    `^${[...pattern].map((c5) => c5 === "*" ? ".*" : c5 === "?" ? "." : c5.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`,
-    "i"
-  );
-  return regex.test(name);
-}
-function entryMatchesHost(entry, host, port) {
-  const name = knownHostsName(host, port);
-  if (entry.hosts.kind === "hashed") {
-    const digest4 = createHmac("sha1", entry.hosts.salt).update(name).digest();
-    return digest4.length === entry.hosts.hash.length && timingSafeEqual(digest4, entry.hosts.hash);
-  }
-  let matched = false;
-  for (const pattern of entry.hosts.patterns) {
-    const negated = pattern.startsWith("!");
-    if (wildcardMatches(negated ? pattern.slice(1) : pattern, name)) {
-      if (negated) return false;
-      matched = true;
-    }
-  }
-  return matched;
-}
-var DEFAULT_HOST_KEY_ALGORITHMS = [
-  "ssh-ed25519",
-  "ecdsa-sha2-nistp256",
-  "ecdsa-sha2-nistp384",
-  "ecdsa-sha2-nistp521",
-  "rsa-sha2-512",
-  "rsa-sha2-256",
-  "ssh-rsa"
-];
-function algorithmsForKeyType(keyType) {
-  return keyType === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [keyType];
-}
-function preferredHostKeyAlgorithms(policy, host, port) {
-  if (policy.kind !== "known-hosts") return void 0;
-  const pinnedTypes = parseKnownHosts(policy.knownHosts).filter((entry) => !entry.marker && entryMatchesHost(entry, host, port)).flatMap((entry) => algorithmsForKeyType(entry.keyType));
-  const preferred = DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => pinnedTypes.includes(algorithm));
-  if (preferred.length === 0) return void 0;
-  return [...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => !preferred.includes(algorithm))];
-}
-function howToVerify(host, port) {
-  return `Verify it out of band (for example on the server's console, or with \`ssh-keyscan -p ${port} ${host} | ssh-keygen -lf -\` from a network you trust) and pin it with the \`fingerprint\` or \`known-hosts\` input.`;
-}
-function verifyHostKey(policy, host, port, keyBlob) {
-  if (policy.kind === "insecure-ignore") return;
-  const presented = sha256Fingerprint(keyBlob);
-  const keyType = keyTypeOf(keyBlob);
-  const where = knownHostsName(host, port);
-  if (policy.kind === "fingerprint") {
-    const pins = policy.fingerprints.map((fingerprint) => fingerprint.trim().replace(/=+$/, ""));
-    if (pins.includes(presented)) return;
-    throw new HostKeyError(
-      `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, which matches none of the pinned fingerprints (${pins.join(", ")}). If the server was rebuilt, update the pin; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
-    );
-  }
-  const entries = parseKnownHosts(policy.knownHosts).filter((entry) => entryMatchesHost(entry, host, port));
-  if (entries.some((entry) => entry.marker === "@revoked" && entry.keyBlob.equals(keyBlob))) {
-    throw new HostKeyError(`Host key verification failed for ${where}: its ${keyType} key ${presented} is marked @revoked in known-hosts.`);
-  }
-  const pinned = entries.filter((entry) => !entry.marker);
-  if (pinned.some((entry) => entry.keyBlob.equals(keyBlob))) return;
-  if (pinned.length === 0) {
-    throw new HostKeyError(
-      `Host key verification failed: known-hosts has no entry for ${where} (entries for a non-standard port must be written [host]:port). The server presented ${keyType} key ${presented}. ${howToVerify(host, port)}`
-    );
-  }
-  throw new HostKeyError(
-    `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, but known-hosts pins ${pinned.map((entry) => `${entry.keyType} ${sha256Fingerprint(entry.keyBlob)}`).join(", ")}. If the server was rebuilt, update known-hosts; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
-  );
-}
-
-// packages/ssh/src/memory.ts
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-var collect;
-function loadCollector() {
-  try {
-    setFlagsFromString("--expose-gc");
-    return runInNewContext("gc");
-  } catch {
-    return null;
-  }
-}
-var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
-function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
-  let sinceLast = 0;
-  return (bytes) => {
-    sinceLast += bytes;
-    if (sinceLast < everyBytes) return;
-    sinceLast = 0;
-    collect ??= loadCollector();
-    collect?.({ type: kind === "minor" ? "minor" : "major" });
-  };
-}
-
-// packages/ssh/src/connection.ts
-var SshConnectionError = class extends Error {
-  constructor(message, retryable) {
-    super(message);
-    this.retryable = retryable;
-    this.name = "SshConnectionError";
-  }
-  retryable;
-};
-var RETRYABLE_CODES = /* @__PURE__ */ new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EPIPE"]);
-var STDERR_KEEP_BYTES = 1024 * 1024;
-function describeTarget(username, host, port) {
-  return `${username}@${host}:${port}`;
-}
-function classifyConnectError(error3, target, hostKeyFailure) {
-  if (hostKeyFailure) return hostKeyFailure;
-  if (error3 instanceof HostKeyError) return error3;
-  const message = error3.message ?? String(error3);
-  if (/Cannot parse privateKey|privateKey value does not contain/i.test(message)) {
-    const encrypted = /encrypted|passphrase|bad decrypt/i.test(message);
-    return new SshConnectionError(
-      encrypted ? `The SSH key could not be decrypted: check the \`passphrase\` input (${message}).` : `The \`key\` input is not a private key ssh2 can read (OpenSSH or PEM format expected): ${message}`,
-      false
-    );
-  }
-  if (error3.level === "client-authentication") {
-    return new SshConnectionError(
-      `SSH authentication to ${target} failed: the server accepted none of the offered credentials. Check \`username\`, and that the public half of \`key\` is in the user's authorized_keys (or that \`password\` is right).`,
-      false
-    );
-  }
-  if (error3.level === "client-timeout" || error3.code && RETRYABLE_CODES.has(error3.code) || error3.level === "client-socket") {
-    return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
-  }
-  if (/No response from server/i.test(message)) return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
-  return new SshConnectionError(`SSH connection to ${target} failed: ${message}`, false);
-}
-var SshConnection = class _SshConnection {
-  constructor(ssh, bastion, target, hostKeyFingerprint) {
-    this.ssh = ssh;
-    this.bastion = bastion;
-    this.target = target;
-    this.hostKeyFingerprint = hostKeyFingerprint;
-    for (const client of [ssh.connection, bastion?.connection]) {
-      client?.on("error", (error3) => {
-        this.lostWith ??= error3;
-      });
-    }
-  }
-  ssh;
-  bastion;
-  target;
-  hostKeyFingerprint;
-  sftpSession;
-  lostWith;
-  static async connect(options) {
-    const attempts = Math.max(1, options.attempts ?? 3);
-    const target = describeTarget(options.username, options.host, options.port);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await _SshConnection.connectOnce(options);
-      } catch (error3) {
-        const retryable = error3 instanceof SshConnectionError && error3.retryable;
-        if (!retryable || attempt >= attempts) throw error3;
-        const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
-        options.log?.("warning", `${error3.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
-  }
-  static async connectOnce(options) {
-    let bastion;
-    let sock;
-    if (options.jump) {
-      const jump = options.jump;
-      const viaKey = jump.privateKey !== void 0;
-      const jumpClient = await openClient(
-        {
-          host: jump.host,
-          port: jump.port,
-          username: jump.username,
-          ...viaKey ? { privateKey: jump.privateKey, passphrase: jump.passphrase } : credentialsOf(options)
-        },
-        options
-      ).then((opened) => opened.ssh);
-      bastion = jumpClient;
-      try {
-        sock = await jumpClient.forwardOut("127.0.0.1", 0, options.host, options.port);
-      } catch (error3) {
-        jumpClient.dispose();
-        throw new SshConnectionError(
-          `The jump host ${describeTarget(jump.username, jump.host, jump.port)} could not reach ${options.host}:${options.port}: ${error3.message}`,
-          true
-        );
-      }
-    }
-    try {
-      const { ssh, fingerprint } = await openClient(
-        { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
-        options
-      );
-      return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
-    } catch (error3) {
-      bastion?.dispose();
-      throw error3;
-    }
-  }
-  /**
-   * Runs a raw command line. Exit code, signal, stdout and stderr come back; nothing is
-   * thrown for a non-zero exit (callers decide), only for transport failures.
-   */
-  exec(commandLine, options = {}) {
-    const client = this.ssh.connection;
-    if (!client || this.lostWith) {
-      const why = this.lostWith ? `was lost: ${this.lostWith.message}` : "is closed";
-      return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
-    }
-    const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
-    return new Promise((resolve, reject) => {
-      client.exec(commandLine, (error3, channel) => {
-        if (error3) return reject(new SshConnectionError(`Could not start a command on ${this.target}: ${error3.message}`, false));
-        const stdoutChunks = [];
-        let stdoutBytes = 0;
-        let stderr = "";
-        let exit = { code: null };
-        let overflow = false;
-        let timer;
-        let clientTimedOut = false;
-        if (options.stdout) {
-          const reclaim = bufferReclaimer();
-          channel.on("data", (chunk) => reclaim(chunk.length));
-          channel.pipe(options.stdout);
-        } else {
-          channel.on("data", (chunk) => {
-            stdoutBytes += chunk.length;
-            if (stdoutBytes > maxBuffer) {
-              overflow = true;
-              channel.close();
-              return;
-            }
-            stdoutChunks.push(chunk);
-          });
-        }
-        channel.stderr.on("data", (chunk) => {
-          stderr += chunk.toString("utf8");
-          if (stderr.length > STDERR_KEEP_BYTES) stderr = stderr.slice(-STDERR_KEEP_BYTES);
-        });
-        channel.on("exit", (code, signal) => {
-          exit = { code, ...signal ? { signal } : {} };
-        });
-        if (options.clientTimeoutSeconds !== void 0) {
-          timer = setTimeout(() => {
-            clientTimedOut = true;
-            channel.close();
-          }, options.clientTimeoutSeconds * 1e3);
-        }
-        channel.on("close", () => {
-          if (timer) clearTimeout(timer);
-          const settle = () => {
-            if (overflow) return reject(new Error(`Output of a command on ${this.target} exceeded ${maxBuffer} bytes; stream it instead`));
-            if (clientTimedOut) return resolve({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
-            resolve({
-              code: exit.code ?? 255,
-              ...exit.signal ? { signal: exit.signal } : {},
-              stdout: Buffer.concat(stdoutChunks).toString("utf8"),
-              stderr
-            });
-          };
-          if (options.stdout) finished(options.stdout).then(settle, reject);
-          else settle();
-        });
-        if (options.stdin === void 0) channel.end();
-        else if (typeof options.stdin === "string" || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
-        else {
-          options.stdin.on("error", (streamError) => {
-            channel.close();
-            reject(streamError);
-          });
-          const reclaim = bufferReclaimer();
-          options.stdin.on("data", (chunk) => reclaim(chunk.length));
-          options.stdin.pipe(channel);
-        }
-      });
-    });
-  }
-  /** Executor: runs commands as one strict bash script; the remote exit code decides success. */
-  async run(commands5, options = {}) {
-    const description = options.description ?? "remote command";
-    const timeoutSeconds = options.timeoutSeconds;
-    const commandLine = remoteCommandLine(script(commands5), {
-      ...timeoutSeconds !== void 0 ? { timeoutSeconds } : {},
-      stdin: options.stdin !== void 0
-    });
-    const result = await this.exec(commandLine, {
-      ...options.stdin !== void 0 ? { stdin: options.stdin } : {},
-      ...options.stdout ? { stdout: options.stdout } : {},
-      ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
-    });
-    if (timeoutSeconds !== void 0 && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
-    if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
-    return result;
-  }
-  /**
-   * Writes a file atomically with its final mode from the first byte: it is created under a
-   * temporary name with `mode`, then renamed over the target, so readers never see a partial
-   * file and secrets never sit in a world-readable one.
-   */
-  async upload(remotePath, content, options) {
-    const sftp = await this.sftp();
-    const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
-    const call = (what, fn) => new Promise(
-      (resolve, reject) => fn((error3, value) => error3 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error3.message}`)) : resolve(value))
-    );
-    try {
-      await call("write", (done) => sftp.writeFile(temporary, content, { mode: options.mode }, done));
-      await call("chmod", (done) => sftp.chmod(temporary, options.mode, done));
-      await call("rename", (done) => sftp.ext_openssh_rename(temporary, remotePath, done));
-    } catch (error3) {
-      await call("cleanup", (done) => sftp.unlink(temporary, done)).catch(() => void 0);
-      throw error3;
-    }
-  }
-  /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
-  async forwardLocalPort(remoteHost, remotePort) {
-    const sockets = /* @__PURE__ */ new Set();
-    const server = createServer((socket) => {
-      sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
-      this.ssh.forwardOut("127.0.0.1", socket.remotePort ?? 0, remoteHost, remotePort).then((channel) => {
-        socket.pipe(channel).pipe(socket);
-        channel.on("error", () => socket.destroy());
-        socket.on("error", () => channel.close());
-      }).catch(() => socket.destroy());
-    });
-    await new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
-    const address = server.address();
-    const port = typeof address === "object" && address ? address.port : 0;
-    return {
-      port,
-      close: () => new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      })
-    };
-  }
-  async close() {
-    this.ssh.dispose();
-    this.bastion?.dispose();
-  }
-  sftp() {
-    this.sftpSession ??= this.ssh.requestSFTP();
-    return this.sftpSession;
-  }
-};
-function credentialsOf(options) {
-  return {
-    username: options.username,
-    ...options.privateKey !== void 0 ? { privateKey: options.privateKey } : {},
-    ...options.passphrase !== void 0 ? { passphrase: options.passphrase } : {},
-    ...options.password !== void 0 ? { password: options.password, tryKeyboard: true } : {}
-  };
-}
-async function openClient(endpoint, options) {
-  const policy = options.hostKey;
-  const target = describeTarget(endpoint.username, endpoint.host, endpoint.port);
-  let hostKeyFailure;
-  let presented = "";
-  const algorithms = preferredHostKeyAlgorithms(policy, endpoint.host, endpoint.port);
-  const ssh = new NodeSSH();
-  try {
-    await ssh.connect({
-      ...endpoint,
-      readyTimeout: (options.connectTimeoutSeconds ?? 20) * 1e3,
-      keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1e3,
-      keepaliveCountMax: 4,
-      ...algorithms ? { algorithms: { serverHostKey: algorithms } } : {},
-      hostVerifier: (key) => {
-        presented = `${keyTypeOf(key)} ${sha256Fingerprint(key)}`;
-        try {
-          verifyHostKey(policy, endpoint.host, endpoint.port, key);
-          return true;
-        } catch (error3) {
-          hostKeyFailure = error3;
-          return false;
-        }
-      }
-    });
-  } catch (error3) {
-    ssh.dispose();
-    throw classifyConnectError(error3, target, hostKeyFailure);
-  }
-  ssh.connection?.setNoDelay(true);
-  if (policy.kind === "insecure-ignore") {
-    options.log?.("warning", `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
-  }
-  options.log?.("info", `Connected to ${target} (host key ${presented})`);
-  return { ssh, fingerprint: presented };
-}
-
-// packages/action-kit/src/ssh-inputs.ts
-var SSH_INPUTS = [
-  { name: "host", description: "Server to connect to: a hostname or IP address.", required: true },
-  { name: "port", description: "SSH port on the server.", required: false, default: "22" },
-  { name: "username", description: "User to log in as on the server.", required: true },
-  {
-    name: "key",
-    description: "Private key to log in with: the key file contents, e.g. from a secret. Either key or password is required.",
-    required: false,
-    secret: true
-  },
-  { name: "passphrase", description: "Passphrase of the private key, if it is encrypted.", required: false, secret: true },
-  { name: "password", description: "The user's password, when logging in without a key.", required: false, secret: true },
-  {
-    name: "known-hosts",
-    description: "known_hosts lines for the server, e.g. from ssh-keyscan. Set exactly one of known-hosts, fingerprint or insecure-ignore-host-key.",
-    required: false
-  },
-  {
-    name: "fingerprint",
-    description: "The server's SHA256 host key fingerprint (SHA256:\u2026), from `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`. Several may be separated by newlines, commas or spaces.",
-    required: false
-  },
-  {
-    name: "insecure-ignore-host-key",
-    description: "Skip checking the server's identity (true or false). Anyone who can intercept the connection could impersonate the server. Only for throwaway test servers.",
-    required: false,
-    default: "false"
-  },
-  {
-    name: "jump-host",
-    description: "Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.",
-    required: false
-  },
-  { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
-  {
-    name: "connect-timeout",
-    description: "How long to wait for the connection and SSH handshake, e.g. 20s or 1m.",
-    required: false,
-    default: "20s"
-  }
-];
-var HOST_KEY_INPUTS = ["known-hosts", "fingerprint", "insecure-ignore-host-key"];
-var SHA256_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
-function definitionDefault(name) {
-  const definition = SSH_INPUTS.find((input) => input.name === name);
-  if (definition?.default === void 0) throw new Error(`SSH input ${name} has no default`);
-  return definition.default;
-}
-function keyscanCommand(host = "HOST", port = "PORT") {
-  return `ssh-keyscan -p ${port} ${host === "HOST" ? host : quote(host)} | ssh-keygen -lf -`;
-}
-function readHost(name) {
-  const value = getString(name, { required: true });
-  const host = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
-  const expected = 'a hostname or IP address (the user goes in "username", the port in "port")';
-  if (/[\s@/]/.test(host) || host.includes(":") && isIP(host) !== 6) throw invalidInput(name, expected, value);
-  return host;
-}
-function readPrivateKey(name) {
-  const value = getString(name, { secret: true });
-  if (value === void 0) return void 0;
-  let key = value.replace(/\r\n?/g, "\n");
-  if (!key.includes("\n") && key.includes("\\n")) key = key.replaceAll("\\n", "\n");
-  const looksLikeKey = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key) || key.startsWith("PuTTY-User-Key-File-");
-  if (!looksLikeKey) {
-    throw invalidInput(name, "the private key's contents (-----BEGIN OPENSSH PRIVATE KEY----- \u2026), not a file path or a public key", value, true);
-  }
-  maskSecret(key);
-  return key.endsWith("\n") ? key : `${key}
-`;
-}
-function readFingerprints() {
-  const values = getList("fingerprint", { split: "any" });
-  if (values === void 0) return void 0;
-  for (const value of values) {
-    if (!SHA256_FINGERPRINT.test(value)) {
-      throw invalidInput(
-        "fingerprint",
-        "one or more SHA256 host key fingerprints like SHA256:+1Ye\u2026 (43 characters after the colon), the second field of `ssh-keygen -lf` output",
-        value
-      );
-    }
-  }
-  return values.map((value) => value.replace(/=$/, ""));
-}
-function readKnownHosts() {
-  const value = getString("known-hosts");
-  if (value === void 0) return void 0;
-  if (parseKnownHosts(value).filter((entry) => !entry.marker).length === 0) {
-    throw invalidInput(
-      "known-hosts",
-      'known_hosts lines like "[host]:2222 ssh-ed25519 AAAA\u2026" (hostnames, key type, base64 key), e.g. from ssh-keyscan; none was usable',
-      value.length > 200 ? `${value.slice(0, 200)}\u2026` : value
-    );
-  }
-  return value;
-}
-function parseJumpHost(value) {
-  const match = /^(?:([^@\s]+)@)?(\[[0-9a-fA-F:.]+\]|[^:@\s[\]/]+)(?::(\d+))?$/.exec(value);
-  if (!match) return void 0;
-  const [, username, rawHost = "", rawPort] = match;
-  const port = rawPort === void 0 ? 22 : Number(rawPort);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return void 0;
-  const host = rawHost.startsWith("[") ? rawHost.slice(1, -1) : rawHost;
-  if (rawHost.startsWith("[") && isIP(host) !== 6) return void 0;
-  return { host, port, ...username === void 0 ? {} : { username } };
-}
-function readJumpAddress() {
-  const value = getString("jump-host");
-  if (value === void 0) return void 0;
-  const address = parseJumpHost(value);
-  if (!address) throw invalidInput("jump-host", "user@host:port (user and port optional), e.g. deploy@bastion.example.com:2222", value);
-  return address;
-}
-function sshLog(level, message) {
-  if (level === "warning") warning(message);
-  else info(message);
-}
-function readSshInputs(readHostInput = () => readHost("host")) {
-  const c5 = new InputCollector();
-  const host = c5.read(readHostInput);
-  const port = c5.read(() => getPort("port", { default: Number(definitionDefault("port")) }));
-  const username = c5.read(() => getString("username", { required: true }));
-  const privateKey = c5.read(() => readPrivateKey("key"));
-  const passphrase = c5.read(() => getString("passphrase", { secret: true }));
-  const password = c5.read(() => getString("password", { secret: true }));
-  const knownHosts = c5.read(() => readKnownHosts());
-  const fingerprints = c5.read(() => readFingerprints());
-  const insecure = c5.read(() => getBoolean("insecure-ignore-host-key", { default: definitionDefault("insecure-ignore-host-key") === "true" }));
-  const jumpAddress = c5.read(() => readJumpAddress());
-  const jumpKey = c5.read(() => readPrivateKey("jump-key"));
-  const connectTimeoutSeconds = c5.read(
-    () => getDuration("connect-timeout", { default: parseDuration(definitionDefault("connect-timeout")), min: 1, max: 3600 })
-  );
-  const given = (name) => getInput(name) !== "";
-  if (!given("key") && !given("password")) {
-    c5.add(new InputError(["key", "password"], 'Input "key" or "password" is required: give the private key (recommended) or the password for "username"'));
-  }
-  if (given("passphrase") && !given("key")) {
-    c5.add(new InputError("passphrase", 'Input "passphrase" is set but "key" is not; the passphrase unlocks the private key given in "key"'));
-  }
-  if (given("jump-key") && !given("jump-host")) {
-    c5.add(new InputError("jump-key", 'Input "jump-key" is set but "jump-host" is not; set "jump-host" to user@host:port of the jump host'));
-  }
-  const insecureAsked = insecure === true || insecure === void 0 && given("insecure-ignore-host-key");
-  const hostKeyWays = HOST_KEY_INPUTS.filter((name) => name === "insecure-ignore-host-key" ? insecureAsked : given(name));
-  if (hostKeyWays.length === 0) {
-    c5.add(
-      new InputError(
-        [...HOST_KEY_INPUTS],
-        `Set one of "fingerprint", "known-hosts" or "insecure-ignore-host-key: true" so the server's identity can be checked. To get the fingerprint, run this from a machine you trust: ${keyscanCommand(host ?? "HOST", port ?? "PORT")} and put the SHA256:\u2026 value in "fingerprint"`
-      )
-    );
-  } else if (hostKeyWays.length > 1) {
-    c5.add(
-      new InputError(
-        hostKeyWays,
-        `Inputs ${hostKeyWays.map((name) => `"${name}"`).join(" and ")} are both set; use exactly one way to check the server's identity`
-      )
-    );
-  }
-  c5.finish();
-  let hostKey;
-  if (fingerprints !== void 0) hostKey = { kind: "fingerprint", fingerprints };
-  else if (knownHosts !== void 0) hostKey = { kind: "known-hosts", knownHosts };
-  else {
-    hostKey = { kind: "insecure-ignore" };
-    warning(
-      `insecure-ignore-host-key is true: the server's identity is NOT checked. Anyone who can intercept the connection can pose as the server and receive the commands and secrets this step sends. Pin the host key instead with "fingerprint"; get it with: ${keyscanCommand(host, port)}`
-    );
-  }
-  let jump;
-  if (jumpAddress) {
-    jump = {
-      host: jumpAddress.host,
-      port: jumpAddress.port,
-      username: jumpAddress.username ?? username,
-      ...jumpKey === void 0 ? {} : { privateKey: jumpKey }
-    };
-  }
-  return {
-    host,
-    port,
-    username,
-    ...privateKey === void 0 ? {} : { privateKey },
-    ...passphrase === void 0 ? {} : { passphrase },
-    ...password === void 0 ? {} : { password },
-    hostKey,
-    ...jump ? { jump } : {},
-    connectTimeoutSeconds,
-    log: sshLog
-  };
-}
-
-// packages/action-kit/src/outputs.ts
-function setOutput2(name, value) {
-  setOutput(name, typeof value === "string" ? value : JSON.stringify(value));
-}
-function outputs() {
-  return { set: (name, value) => setOutput2(name, value) };
-}
-
-// packages/action-kit/src/summary.ts
-function cell(text) {
-  return text.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\r?\n/g, "<br>");
-}
-function table(headers, rows) {
-  const line = (cells) => `| ${cells.map(cell).join(" | ")} |`;
-  return [line(headers), line(headers.map(() => "---")), ...rows.map(line)].join("\n");
-}
-function escapeHtml(text) {
-  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
-}
-function codeBlock(text, language = "") {
-  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
-  const fence = "`".repeat(Math.max(3, longestRun + 1));
-  return `${fence}${language}
-${text.replace(/\n$/, "")}
-${fence}`;
-}
-function details(title, body, open2 = false) {
-  return `<details${open2 ? " open" : ""}><summary>${escapeHtml(title)}</summary>
-
-${body}
-
-</details>`;
-}
-function inlineCode(text) {
-  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
-  if (longestRun === 0) return `\`${text}\``;
-  const fence = "`".repeat(longestRun + 1);
-  return `${fence} ${text} ${fence}`;
-}
-function formatBytes(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-}
-function renderPlan(steps, title = "Plan (dry run: nothing was run)") {
-  const parts = [`### ${title}`, ""];
-  if (steps.length === 0) parts.push("Nothing to do.");
-  steps.forEach((step, index) => {
-    const heading = `${index + 1}. **${step.description}**`;
-    if (step.kind === "run") {
-      parts.push(heading, "", indent(codeBlock(step.script, "bash")), "");
-    } else {
-      const facts = `upload to ${inlineCode(step.remotePath)}, mode ${step.mode}, ${formatBytes(step.bytes)}`;
-      if (step.preview === void 0) {
-        parts.push(`${heading}: ${facts} (contents are secret and not shown)`, "");
-      } else {
-        const truncated = Buffer.byteLength(step.preview) < step.bytes ? " (first part)" : "";
-        parts.push(`${heading}: ${facts}`, "", indent(details(`contents${truncated}`, codeBlock(step.preview))), "");
-      }
-    }
-  });
-  return `${parts.join("\n").trimEnd()}
-`;
-}
-function indent(text) {
-  return text.split("\n").map((line) => line === "" ? line : `   ${line}`).join("\n");
-}
-async function writeSummary(markdown) {
-  if (!process.env.GITHUB_STEP_SUMMARY) return;
-  await summary.addRaw(`${markdown.trimEnd()}
-
-`).write();
-}
-
-// packages/action-kit/src/dry-run.ts
-var DRY_RUN_INPUT = {
-  name: "dry-run",
-  description: "Only show what would run on the server (in the log, the job summary and the plan output), without connecting.",
-  required: false,
-  default: "false"
-};
-function readDryRun() {
-  return getBoolean(DRY_RUN_INPUT.name, { default: false });
-}
-async function publishPlan(steps, title) {
-  const plan = renderPlan(steps, title);
-  info(plan);
-  await writeSummary(plan);
-  setOutput2("plan", plan);
-  return plan;
-}
-
-// packages/action-kit/src/preflight.ts
-var PREFLIGHT_TIMEOUT_SECONDS = 30;
-var BASE_PREFLIGHT = [
-  { description: "operating system", command: ["uname", "-sr"] },
-  { description: "docker installed", command: ["command", "-v", "docker"] },
-  { description: "docker compose plugin", command: ["docker", "compose", "version"] }
-];
-async function runPreflight(executor, checks) {
-  const results = [];
-  for (const check of checks) {
-    const result = await executor.run([check.command], {
-      allowFailure: true,
-      description: check.description,
-      timeoutSeconds: PREFLIGHT_TIMEOUT_SECONDS
-    });
-    const ok = result.code === 0;
-    const text = (ok ? result.stdout : result.stderr || result.stdout).trim();
-    results.push({
-      description: check.description,
-      command: render(check.command),
-      ok,
-      output: text.split("\n")[0] ?? ""
-    });
-  }
-  return results;
-}
-function renderPreflight(results, host) {
-  return [
-    `### Preflight on ${host}`,
-    "",
-    table(
-      ["Check", "Command", "Result"],
-      results.map((result) => [result.description, inlineCode(result.command), `${result.ok ? "\u2705" : "\u274C"} ${result.output}`.trim()])
-    ),
-    ""
-  ].join("\n");
-}
-function formatPreflightLog(results) {
-  return results.map((r5) => `${r5.ok ? "ok  " : "FAIL"} ${r5.description}${r5.output ? `: ${r5.output}` : ""}`).join("\n");
-}
-
-// packages/action-kit/src/entry.ts
-var IS_POST = "isPost";
-function failureMessage(error3) {
-  if (error3 instanceof InputError) return error3.message;
-  if (error3 instanceof Error) {
-    if (error3.stack) debug(error3.stack);
-    return error3.message || error3.name;
-  }
-  return String(error3);
-}
-async function runAction(phases, options = {}) {
-  const exit = options.exit ?? ((code2) => process.exit(code2));
-  const isPost = getState(IS_POST) === "true";
-  let code = 0;
-  try {
-    if (isPost) {
-      await phases.post?.();
-    } else {
-      if (phases.post) saveState(IS_POST, "true");
-      await phases.main();
-    }
-  } catch (error3) {
-    setFailed(failureMessage(error3));
-    code = 1;
-  }
-  exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
-}
-
-// packages/action-kit/src/hosts.ts
-var MULTI_HOST_INPUTS = [
-  ...SSH_INPUTS.map(
-    (input) => input.name === "host" ? {
-      ...input,
-      description: 'Servers to connect to, separated by newlines or commas: hostnames or IP addresses, each optionally as user@host:port to override "username" and "port" (IPv6 as [addr]:port).'
-    } : input
-  ),
-  {
-    name: "parallel",
-    description: "With several hosts: run them at the same time (true) or one after another in the listed order, stopping at the first failure (false).",
-    required: false,
-    default: "false"
-  },
-  { name: "max-parallel", description: "With parallel: true, at most this many hosts at once.", required: false, default: "10" }
-];
-
-// packages/backup/src/retention.ts
-var RetentionRefused = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "RetentionRefused";
-  }
-};
-var DAY_MS = 864e5;
-function isoWeek(date2) {
-  const thursday = new Date(Date.UTC(date2.getUTCFullYear(), date2.getUTCMonth(), date2.getUTCDate()));
-  thursday.setUTCDate(thursday.getUTCDate() + 3 - (thursday.getUTCDay() + 6) % 7);
-  const firstThursday = new Date(Date.UTC(thursday.getUTCFullYear(), 0, 4));
-  const week = 1 + Math.round((thursday.getTime() - firstThursday.getTime()) / DAY_MS / 7 - (3 - (firstThursday.getUTCDay() + 6) % 7) / 7);
-  return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
-}
-var BUCKETS = [
-  { rule: "keepDaily", name: "daily", bucketOf: (d5) => d5.toISOString().slice(0, 10) },
-  { rule: "keepWeekly", name: "weekly", bucketOf: isoWeek },
-  { rule: "keepMonthly", name: "monthly", bucketOf: (d5) => d5.toISOString().slice(0, 7) },
-  { rule: "keepYearly", name: "yearly", bucketOf: (d5) => d5.toISOString().slice(0, 4) }
-];
-function timeOf(backup) {
-  const time2 = Date.parse(backup.time);
-  if (Number.isNaN(time2)) throw new RetentionRefused(`backup ${backup.id} has no valid time (${JSON.stringify(backup.time)}); refusing to prune`);
-  return time2;
-}
-function decideRetention(backups, policy, now) {
-  const newestFirst2 = [...backups].sort((a5, b5) => timeOf(b5) - timeOf(a5) || b5.id.localeCompare(a5.id));
-  const reasons = /* @__PURE__ */ new Map();
-  const keep = (backup, reason) => reasons.set(backup, [...reasons.get(backup) ?? [], reason]);
-  for (const { rule, name, bucketOf } of BUCKETS) {
-    const count = policy[rule] ?? 0;
-    if (count <= 0) continue;
-    const seen = /* @__PURE__ */ new Set();
-    for (const backup of newestFirst2) {
-      const bucket = bucketOf(new Date(timeOf(backup)));
-      if (seen.has(bucket)) continue;
-      seen.add(bucket);
-      keep(backup, `${name} ${bucket}`);
-      if (seen.size >= count) break;
-    }
-  }
-  if (policy.keepDays !== void 0 && policy.keepDays > 0) {
-    const cutoff = now.getTime() - policy.keepDays * DAY_MS;
-    for (const backup of newestFirst2) if (timeOf(backup) >= cutoff) keep(backup, `within ${policy.keepDays} days`);
-  }
-  const minKeep = policy.minKeep ?? 3;
-  newestFirst2.slice(0, minKeep).forEach((backup, index) => keep(backup, `min-keep ${index + 1}/${minKeep}`));
-  const kept = newestFirst2.filter((backup) => reasons.has(backup));
-  if (backups.length > 0 && kept.length === 0) {
-    throw new RetentionRefused(`retention would delete all ${backups.length} backups; refusing to prune`);
-  }
-  return {
-    keep: kept.map((backup) => ({ backup, reasons: reasons.get(backup) })),
-    prune: newestFirst2.filter((backup) => !reasons.has(backup))
-  };
-}
-
-// packages/backup/src/sources.ts
-var import_yaml = __toESM(require_dist(), 1);
-var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
-var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-var IDENT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/;
-var KEYS = /* @__PURE__ */ new Set([
-  "name",
-  "type",
-  "service",
-  "project",
-  "project-directory",
-  "compose-files",
-  "container",
-  "exec-user",
-  "host",
-  "port",
-  "database",
-  "user",
-  "password",
-  "password-env",
-  "globals",
-  "path",
-  "paths",
-  "volumes",
-  "helper-image",
-  "compression"
-]);
-function defaultCompression(type) {
-  return type === "postgres" ? "none" : "gzip";
-}
-function parseSources(text) {
-  const problems = [];
-  let document2;
-  try {
-    document2 = (0, import_yaml.parse)(text);
-  } catch (error3) {
-    return { sources: [], problems: [`is not valid YAML: ${error3.message.split("\n")[0]}`] };
-  }
-  if (!Array.isArray(document2) || document2.length === 0) {
-    return { sources: [], problems: ['must be a YAML list with one entry per thing to back up, e.g. "- type: postgres\\n  service: db\\n  database: app"'] };
-  }
-  const sources = [];
-  document2.forEach((entry, index) => {
-    const where = `entry ${index + 1}`;
-    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
-      problems.push(`${where} must be a mapping with a "type" field`);
-      return;
-    }
-    const source = parseSource(entry, (message) => problems.push(`${where}: ${message}`));
-    if (source) sources.push(source);
-  });
-  const seen = /* @__PURE__ */ new Set();
-  for (const source of sources) {
-    if (seen.has(source.name)) problems.push(`two entries are named "${source.name}"; give each a distinct "name" (it names the backups)`);
-    seen.add(source.name);
-  }
-  return { sources, problems };
-}
-function parseSource(entry, problem) {
-  const before = { count: 0 };
-  const fail3 = (message) => {
-    before.count++;
-    problem(message);
-  };
-  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail3(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
-  const str = (key, pattern, expected) => {
-    const value = entry[key];
-    if (value === void 0 || value === null) return void 0;
-    if (typeof value !== "string" && typeof value !== "number") return void fail3(`"${key}" must be a string`);
-    const text = String(value);
-    if (pattern && !pattern.test(text)) return void fail3(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
-    return text;
-  };
-  const list2 = (key) => {
-    const value = entry[key];
-    if (value === void 0 || value === null) return void 0;
-    const items = Array.isArray(value) ? value : [value];
-    if (!items.every((item) => typeof item === "string" && item !== "")) return void fail3(`"${key}" must be a list of non-empty strings`);
-    return items;
-  };
-  const type = str("type");
-  if (type === void 0 || !SOURCE_TYPES.includes(type)) {
-    fail3(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
-    return void 0;
-  }
-  const sourceType = type;
-  const service = str("service", NAME, "a Compose service name");
-  const container = str("container", NAME, "a container name or id");
-  const execUser = str("exec-user", IDENT, "a user name");
-  if (service !== void 0 && container !== void 0) fail3('set "service" (a Compose service) or "container", not both');
-  let place = { kind: "host" };
-  if (service !== void 0) {
-    const project = str("project", /^[a-z0-9][a-z0-9_-]*$/, "a Compose project name (lowercase letters, digits, _ and -)");
-    const projectDirectory = str("project-directory", /^\//, "an absolute path");
-    const composeFiles = list2("compose-files");
-    place = {
-      kind: "compose",
-      service,
-      ...project ? { project } : {},
-      ...projectDirectory ? { projectDirectory } : {},
-      ...composeFiles ? { composeFiles } : {},
-      ...execUser ? { user: execUser } : {}
-    };
-  } else if (container !== void 0) {
-    place = { kind: "container", container, ...execUser ? { user: execUser } : {} };
-  }
-  const database = str("database", IDENT, "a database name (letters, digits, _ . @ -)");
-  const user = str("user", IDENT, "a user name");
-  const hostname = str("host", /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address");
-  const portText = str("port", /^\d{1,5}$/, "a port number");
-  const password = str("password");
-  const passwordEnv = str("password-env", /^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
-  const compression = str("compression", /^(gzip|none)$/, "gzip or none");
-  const path = str("path", /^\/[^\0]*$/, "an absolute path");
-  const paths = list2("paths");
-  const volumes = list2("volumes");
-  const helperImage = str("helper-image");
-  const globalsValue = entry.globals;
-  if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail3('"globals" must be true or false');
-  if (password !== void 0 && place.kind !== "host") fail3(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
-  if (passwordEnv !== void 0 && place.kind === "host") fail3('"password-env" names a variable inside the container; for the host use "password"');
-  if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail3(`"database" is required for ${sourceType}`);
-  if (sourceType === "sqlite" && path === void 0) fail3('"path" (the database file) is required for sqlite');
-  if (sourceType === "files") {
-    if (!paths?.length && !volumes?.length) fail3('"paths" and/or "volumes" are required for files');
-    if (place.kind !== "host") fail3('files are read on the host: use "paths" and "volumes", not "service" or "container"');
-    for (const p3 of paths ?? []) if (!p3.startsWith("/")) fail3(`"paths" must be absolute; got ${JSON.stringify(p3)}`);
-    if (volumes?.length && !helperImage) fail3('"helper-image" (an image on the server with tar) is required to read "volumes"');
-  }
-  if (globalsValue === true && sourceType !== "postgres") fail3('"globals" is only for postgres');
-  if (globalsValue === true && sourceType === "postgres") fail3('"globals: true" (pg_dumpall --globals-only) is not supported yet; back up roles separately for now');
-  const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
-  if (before.count > 0) return void 0;
-  return {
-    name,
-    type: sourceType,
-    place,
-    compression: compression ?? defaultCompression(sourceType),
-    ...database !== void 0 ? { database } : {},
-    ...user !== void 0 ? { user } : {},
-    ...hostname !== void 0 ? { hostname } : {},
-    ...portText !== void 0 ? { port: Number(portText) } : {},
-    ...password !== void 0 ? { password } : {},
-    ...passwordEnv !== void 0 ? { passwordEnv } : {},
-    ...globalsValue === true ? { globals: true } : {},
-    ...path !== void 0 ? { path } : {},
-    ...paths !== void 0 ? { paths } : {},
-    ...volumes !== void 0 ? { volumes } : {},
-    ...helperImage !== void 0 ? { helperImage } : {}
-  };
-}
-function defaultName(type, database, path, where) {
-  const detail = database ?? (path ? path.split("/").pop().replace(/\.[^.]*$/, "") : where);
-  return [type, detail].filter(Boolean).join("-").replace(/[^A-Za-z0-9._-]/g, "_");
-}
-
-// packages/backup/src/place.ts
-function inPlace(place, argv, options = {}) {
-  switch (place.kind) {
-    case "host":
-      return argv;
-    case "container":
-      return ["docker", "exec", ...options.stdin ? ["-i"] : [], ...place.user ? ["-u", place.user] : [], place.container, ...argv];
-    case "compose":
-      return [
-        "docker",
-        "compose",
-        ...place.project ? ["-p", place.project] : [],
-        ...place.projectDirectory ? ["--project-directory", place.projectDirectory] : [],
-        ...(place.composeFiles ?? []).flatMap((file) => ["-f", file]),
-        "exec",
-        "-T",
-        ...place.user ? ["-u", place.user] : [],
-        place.service,
-        ...argv
-      ];
-  }
-}
-function withContainerSecret(toolVariable, from, argv) {
-  if (from === void 0) return argv;
-  return ["sh", "-c", `${toolVariable}="$${from}" exec "$@"`, "sh", ...argv];
-}
-function envFromFile(variable, file) {
-  return [raw(`${variable}="$(cat ${quote(file)})"`)];
-}
-
-// packages/backup/src/tools.ts
-function secretFileContent(source) {
-  if (source.password === void 0 || source.place.kind !== "host") return void 0;
-  if (source.type === "postgres") return `*:*:*:*:${source.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}
-`;
-  if (source.type === "mysql") return `[client]
-password="${source.password.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"
-`;
-  if (source.type === "redis") return source.password;
-  return void 0;
-}
-function pgConnection(source) {
-  return [
-    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
-    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
-    ...source.user ? ["-U", source.user] : []
-  ];
-}
-function pgTool(source, argv, secretFile, options = {}) {
-  const args = [argv[0], ...pgConnection(source), "--no-password", ...argv.slice(1)];
-  if (source.place.kind === "host") {
-    return source.password !== void 0 && secretFile ? [raw(`PGPASSFILE=${quote(secretFile)}`), ...args] : args;
-  }
-  return inPlace(source.place, withContainerSecret("PGPASSWORD", source.passwordEnv, args), options);
-}
-function mysqlTool(source, tool, args, secretFile, options = {}) {
-  if (source.place.kind === "host") {
-    return [
-      tool,
-      // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
-      ...source.password !== void 0 && secretFile ? [`--defaults-extra-file=${secretFile}`] : [],
-      ...source.hostname ? ["-h", source.hostname] : [],
-      ...source.port ? ["-P", String(source.port)] : [],
-      ...source.user ? ["-u", source.user] : [],
-      ...args
-    ];
-  }
-  return inPlace(source.place, withContainerSecret("MYSQL_PWD", source.passwordEnv, [tool, ...source.user ? ["-u", source.user] : [], ...args]), options);
-}
-function redisCli(source, args, secretFile) {
-  const cli = [
-    "redis-cli",
-    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
-    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
-    "--no-auth-warning",
-    ...args
-  ];
-  if (source.place.kind === "host") {
-    return source.password !== void 0 && secretFile ? [...envFromFile("REDISCLI_AUTH", secretFile), ...cli] : cli;
-  }
-  return inPlace(source.place, withContainerSecret("REDISCLI_AUTH", source.passwordEnv, cli));
-}
-var SQLITE_SNAPSHOT_SCRIPT = [
-  "set -eu",
-  "snap=$(mktemp)",
-  `trap 'rm -f "$snap"' EXIT`,
-  `sqlite3 "$1" ".backup '$snap'"`,
-  'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
-  'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
-  'cat "$snap"'
-].join("\n");
-function dumpCommand(source, secretFile) {
-  switch (source.type) {
-    case "postgres":
-      return pgTool(source, ["pg_dump", "--format=custom", `--dbname=${source.database}`], secretFile);
-    case "mysql":
-      return mysqlTool(source, "mysqldump", ["--single-transaction", "--routines", "--events", "--triggers", "--databases", source.database], secretFile);
-    case "redis":
-      return redisCli(source, ["--rdb", "-"], secretFile);
-    case "sqlite":
-      return inPlace(source.place, ["sh", "-c", SQLITE_SNAPSHOT_SCRIPT, "sh", source.path]);
-    case "files":
-      return filesDump(source);
-  }
-}
-function filesDump(source) {
-  const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
-  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative];
-  const mounts = [
-    ...(source.paths ?? []).flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}:ro`]),
-    ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
-  ];
-  const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
-  return ["docker", "run", "--rm", "--network=none", ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
-}
-function toolVersionCommand(source) {
-  switch (source.type) {
-    case "postgres":
-      return inPlace(source.place, ["pg_dump", "--version"]);
-    case "mysql":
-      return inPlace(source.place, ["mysqldump", "--version"]);
-    case "redis":
-      return inPlace(source.place, ["redis-cli", "--version"]);
-    case "sqlite":
-      return inPlace(source.place, ["sqlite3", "--version"]);
-    case "files":
-      return source.volumes?.length ? void 0 : ["tar", "--version"];
-  }
-}
-
-// packages/backup/src/formats.ts
-var FORMATS = {
-  postgres: { extension: "dump", magic: { offset: 0, bytes: Buffer.from("PGDMP") }, describe: "PostgreSQL custom-format header PGDMP" },
-  mysql: { extension: "sql", trailer: "-- Dump completed", describe: 'mysqldump "-- Dump completed" trailer' },
-  redis: { extension: "rdb", magic: { offset: 0, bytes: Buffer.from("REDIS") }, describe: "RDB header REDIS" },
-  sqlite: { extension: "sqlite", magic: { offset: 0, bytes: Buffer.from("SQLite format 3\0", "latin1") }, describe: "SQLite header" },
-  files: { extension: "tar", magic: { offset: 257, bytes: Buffer.from("ustar") }, describe: "tar header" }
-};
-function storedExtension(type, compression, encrypted) {
-  return [FORMATS[type].extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
-}
-function backupId(sourceName, time2) {
-  const stamp = time2.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
-  return `${sourceName}-${stamp}`;
-}
-
-// packages/backup/src/manifest.ts
-function parseManifest(text, where) {
-  let value;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new Error(`manifest ${where} is not JSON`);
-  }
-  const m3 = value;
-  if (m3.format !== "skiff-backup/1" || typeof m3.id !== "string" || typeof m3.time !== "string" || typeof m3.sha256 !== "string" || typeof m3.file !== "string") {
-    throw new Error(`manifest ${where} is not a skiff-backup/1 manifest`);
-  }
-  return m3;
-}
-function serializeManifest(manifest) {
-  return `${JSON.stringify(manifest)}
-`;
-}
-
-// packages/backup/src/store.ts
-var BackupFailed = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "BackupFailed";
-  }
-};
-function newestFirst(manifests) {
-  return manifests.sort((a5, b5) => Date.parse(b5.time) - Date.parse(a5.time) || b5.id.localeCompare(a5.id));
-}
-
-// packages/backup/src/host-store.ts
-var TOO_SMALL_EXIT = 3;
-var SHRUNK_EXIT = 4;
-var VERIFY_EXIT = 5;
-function assign(variable, value) {
-  return [raw(`${variable}=${quote(value)}`)];
-}
-function fail(message, code) {
-  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
-}
-function readRaw(compression, variable) {
-  return compression === "gzip" ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
-}
-function verifyLines(source, secretFile) {
-  const lines2 = [];
-  const checks = ["exit status 0 (pipefail)"];
-  if (source.compression === "gzip") {
-    lines2.push([raw('gzip -t -- "$partial" ||'), ...fail("gzip integrity check failed", VERIFY_EXIT)]);
-    checks.push("gzip -t");
-  }
-  const format2 = FORMATS[source.type];
-  if (format2.magic) {
-    const { offset, bytes } = format2.magic;
-    const expected = bytes.toString("hex");
-    lines2.push([
-      raw(`header=$( { ${render(readRaw(source.compression, "partial"))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)
-    ]);
-    lines2.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format2.describe}`, VERIFY_EXIT)]);
-    checks.push(format2.describe);
-  }
-  if (format2.trailer) {
-    lines2.push([raw(`${render(readRaw(source.compression, "partial"))} | tail -c 300 | grep -qF -- ${quote(format2.trailer)} ||`), ...fail(`the backup lacks the ${format2.describe}`, VERIFY_EXIT)]);
-    checks.push(format2.describe);
-  }
-  if (source.type === "postgres") {
-    lines2.push([...readRaw(source.compression, "partial"), raw("|"), ...pgTool(source, ["pg_restore", "--list"], secretFile, { stdin: true }), raw(">/dev/null")]);
-    checks.push("pg_restore --list");
-  }
-  if (source.type === "files") {
-    lines2.push([...readRaw(source.compression, "partial"), raw("| tar --list --file=- >/dev/null")]);
-    checks.push("tar --list");
-  }
-  if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the .backup snapshot");
-  return { lines: lines2, checks };
-}
-function hostBackupScript(directory, request, file) {
-  const { source } = request;
-  const { lines: lines2, checks } = verifyLines(source, request.secretFile);
-  const sizeChecks = [`size >= ${request.minSize} bytes`];
-  const script2 = [
-    [raw("umask 077")],
-    ["mkdir", "-p", "--", directory],
-    assign("final", `${directory}/${file}`),
-    [raw('partial="$final.partial"')],
-    [raw(`trap ${quote(`rm -f -- "$partial"${request.secretFile ? ` ${quote(request.secretFile)}` : ""}`)} EXIT`)],
-    // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
-    [raw("trap 'exit 143' TERM INT HUP")],
-    [...request.dump, ...source.compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$partial"')],
-    [raw('size=$(stat -c %s -- "$partial")')],
-    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
-  ];
-  if (request.previousSize !== void 0 && request.maxShrinkPercent < 100) {
-    const floor = Math.floor(request.previousSize * (100 - request.maxShrinkPercent) / 100);
-    script2.push([
-      raw(`[ "$size" -ge ${floor} ] ||`),
-      ...fail(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
-    ]);
-    sizeChecks.push(`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`);
-  }
-  script2.push(...lines2);
-  script2.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
-  script2.push([raw('mv -f -- "$partial" "$final"')]);
-  script2.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
-  return { script: script2, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), "sha256"] };
-}
-var HostStore = class {
-  constructor(executor, path) {
-    this.executor = executor;
-    this.path = path;
-  }
-  executor;
-  path;
-  kind = "host";
-  describe() {
-    return `host:${this.path}`;
-  }
-  dir(sourceName) {
-    return `${this.path.replace(/\/+$/, "")}/${sourceName}`;
-  }
-  async list(sourceName) {
-    const dir = this.dir(sourceName);
-    const result = await this.executor.run(
-      [[raw(`if [ -d ${quote(dir)} ]; then find ${quote(dir)} -maxdepth 1 -type f -name '*.manifest.json' -exec cat -- {} +; fi`)]],
-      { description: `list backups of ${sourceName}` }
-    );
-    const manifests = result.stdout.split("\n").filter((line) => line.trim() !== "").map((line) => parseManifest(line, `in ${dir}`)).filter((manifest) => manifest.source === sourceName);
-    return newestFirst(manifests);
-  }
-  async backup(executor, request) {
-    if (request.encryptRecipients.length > 0) {
-      throw new BackupFailed("encrypt-recipients needs a runner destination (s3): encryption happens on the runner, and a host backup never leaves the server");
-    }
-    const started = Date.now();
-    const file = `${request.id}.${storedExtension(request.source.type, request.source.compression, false)}`;
-    const dir = this.dir(request.source.name);
-    const { script: script2, checks } = hostBackupScript(dir, request, file);
-    let result;
-    try {
-      result = await executor.run(script2, { description: `back up ${request.source.name} to ${dir}` });
-    } catch (error3) {
-      if (error3 instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error3.message}`);
-      throw error3;
-    }
-    const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
-    const sha2563 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
-    if (!Number.isFinite(size) || !sha2563) throw new BackupFailed(`backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
-    const manifest = {
-      format: "skiff-backup/1",
-      id: request.id,
-      source: request.source.name,
-      type: request.source.type,
-      time: request.time.toISOString(),
-      destination: "host",
-      location: `${dir}/${file}`,
-      file,
-      size,
-      sha256: sha2563,
-      compression: request.source.compression,
-      encryption: null,
-      verification: checks,
-      tools: request.tools,
-      durationMs: Date.now() - started
-    };
-    await this.executor.upload(`${dir}/${request.id}.manifest.json`, serializeManifest(manifest), { mode: 384, description: `manifest of ${request.id}` });
-    return manifest;
-  }
-  async remove(manifest) {
-    const dir = this.dir(manifest.source);
-    await this.executor.run(
-      [["rm", "-f", "--", `${dir}/${manifest.id}.manifest.json`], ["rm", "-f", "--", `${dir}/${manifest.file}`, `${dir}/${manifest.id}.drill.json`]],
-      { description: `prune ${manifest.id}` }
-    );
-  }
-  async fetch(manifest) {
-    if (manifest.encryption) throw new Error(`${manifest.id} is encrypted; host backups are never encrypted, so this manifest is not from this store`);
-    const file = `${this.dir(manifest.source)}/${manifest.file}`;
-    return {
-      kind: "server",
-      check: [
-        assign("stored", file),
-        [raw(`echo ${quote(`${manifest.sha256}  ${file}`)} | sha256sum --check --status ||`), ...fail(`sha256 of ${file} does not match its manifest (${manifest.sha256}); refusing to restore it`, 21)]
-      ],
-      feed: readRaw(manifest.compression, "stored")
-    };
-  }
-  async writeReport(manifest, name, content) {
-    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, { mode: 384, description: `${name} report of ${manifest.id}` });
-  }
-};
-
-// packages/backup/src/restore.ts
-var DRILL_PREFIX = "skiff_drill_";
-var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
-var PG_USER_RELATIONS = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
-function fail2(message, code) {
-  return [raw("{"), "echo", message, raw(">&2;"), "exit", String(code), raw("; }")];
-}
-function psql(source, database, sql, secretFile) {
-  return pgTool(source, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-t", "-A", `--dbname=${database}`, "-c", sql], secretFile);
-}
-var REFUSED_EXIT = 20;
-function prepareTargetScript(source, target, secretFile) {
-  const refuse = (what) => fail2(`refusing to restore: ${what} is not empty; set force: true to overwrite it`, REFUSED_EXIT);
-  switch (source.type) {
-    case "postgres": {
-      const db = target.database;
-      return [
-        [raw("exists=$("), ...psql(source, "postgres", `select count(*) from pg_database where datname = '${db}'`, secretFile), raw(")")],
-        [raw('if [ "$exists" = 0 ]; then'), ...pgTool(source, ["createdb", db], secretFile), raw("; fi")],
-        [raw("relations=$("), ...psql(source, db, PG_USER_RELATIONS, secretFile), raw(")")],
-        ...target.force ? [] : [[raw('if [ "$relations" != 0 ]; then'), ...refuse(`database ${db}`), raw("; fi")]]
-      ];
-    }
-    case "mysql":
-      return [];
-    case "redis":
-    case "sqlite":
-      return [
-        ["mkdir", "-p", "--", dirname(target.path)],
-        ...target.force ? [] : [[raw("if [ -s"), target.path, raw("]; then"), ...refuse(`file ${target.path}`), raw("; fi")]]
-      ];
-    case "files":
-      return [
-        ["mkdir", "-p", "--", target.path],
-        ...target.force ? [] : [[raw('if [ -n "$(ls -A --'), target.path, raw(')" ]; then'), ...refuse(`directory ${target.path}`), raw("; fi")]]
-      ];
-  }
-}
-function dirname(path) {
-  return path.replace(/\/[^/]*$/, "") || "/";
-}
-function restoreCommand(source, target, secretFile) {
-  switch (source.type) {
-    case "postgres":
-      return pgTool(
-        source,
-        ["pg_restore", `--dbname=${target.database}`, "--no-owner", "--exit-on-error", "--single-transaction", ...target.force ? ["--clean", "--if-exists"] : []],
-        secretFile,
-        { stdin: true }
-      );
-    case "mysql":
-      return inPlace(source.place, ["mysql", ...source.user ? ["-u", source.user] : [], target.database], { stdin: true });
-    case "redis":
-    case "sqlite":
-      return [raw(`cat > ${quote(`${target.path}.skiff-restore`)} && mv -f --`), `${target.path}.skiff-restore`, target.path];
-    case "files":
-      return ["tar", "--extract", "--file=-", "--numeric-owner", `--directory=${target.path}`];
-  }
-}
-function drillQueryCommand(source, target, query, secretFile) {
-  switch (source.type) {
-    case "postgres":
-      return psql(source, target.database, query ?? PG_ROW_COUNTS, secretFile);
-    case "mysql":
-      return inPlace(source.place, ["mysql", "-N", "-B", ...source.user ? ["-u", source.user] : [], target.database, "-e", query ?? "select table_name, table_rows from information_schema.tables where table_schema = database() order by 1"]);
-    case "sqlite":
-      return query ? ["sqlite3", target.path, query] : ["sh", "-c", `for t in $(sqlite3 "$1" "select name from sqlite_master where type = 'table' order by 1"); do echo "$t|$(sqlite3 "$1" "select count(*) from \\"$t\\"")"; done`, "sh", target.path];
-    case "redis":
-      return ["sh", "-c", 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', "sh", target.path];
-    case "files":
-      return ["sh", "-c", 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', "sh", target.path];
-  }
-}
-function dropScratchCommand(source, target, secretFile) {
-  switch (source.type) {
-    case "postgres":
-      return pgTool(source, ["dropdb", "--if-exists", target.database], secretFile);
-    case "mysql":
-      return inPlace(source.place, ["mysql", ...source.user ? ["-u", source.user] : [], "-e", `drop database if exists \`${target.database}\``]);
-    default:
-      return ["rm", "-rf", "--", target.path];
-  }
-}
-function scratchTarget(source, suffix) {
-  if (source.type === "postgres" || source.type === "mysql") return { database: `${DRILL_PREFIX}${suffix}`, force: false };
-  return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === "files" ? "" : `.${source.type}`}`, force: false };
-}
-
-// packages/backup/src/operations.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
-async function withSecretFile(executor, source, fn) {
-  const content = secretFileContent(source);
-  if (content === void 0) return fn(void 0);
-  const path = `/tmp/skiff-backup-${randomBytes2(8).toString("hex")}.secret`;
-  await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
-  try {
-    return await fn(path);
-  } finally {
-    await executor.run([["rm", "-f", "--", path]], { description: "remove credentials file", allowFailure: true }).catch(() => void 0);
-  }
-}
-async function toolVersions(executor, source) {
-  const command5 = toolVersionCommand(source);
-  if (!command5) return {};
-  const result = await executor.run([command5], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
-  const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
-  return line ? { [String(command5[command5.length - 2] ?? source.type)]: line } : {};
-}
-async function backupSource(executor, store, source, options) {
-  const started = Date.now();
-  const time2 = (options.now ?? (() => /* @__PURE__ */ new Date()))();
-  const id = backupId(source.name, time2);
-  const existing = await store.list(source.name);
-  if (existing.some((manifest2) => manifest2.id === id)) throw new BackupFailed(`a backup ${id} already exists; not overwriting it`);
-  const tools = await toolVersions(executor, source);
-  const manifest = await withSecretFile(
-    executor,
-    source,
-    (secretFile) => store.backup(executor, {
-      source,
-      id,
-      time: time2,
-      dump: dumpCommand(source, secretFile),
-      ...secretFile ? { secretFile } : {},
-      minSize: options.minSize,
-      ...existing[0] ? { previousSize: existing[0].size } : {},
-      maxShrinkPercent: options.maxShrinkPercent,
-      encryptRecipients: options.encryptRecipients,
-      tools
-    })
-  );
-  options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
-  const { kept, pruned } = await pruneSource(store, source.name, options.retention, { now: time2, dryRun: options.dryRunPrune ?? false, ...options.log ? { log: options.log } : {} });
-  return { manifest, kept, pruned, durationMs: Date.now() - started };
-}
-async function pruneSource(store, sourceName, policy, options) {
-  const manifests = await store.list(sourceName);
-  const decision = decideRetention(manifests, policy, options.now);
-  for (const manifest of decision.prune) {
-    if (options.dryRun) options.log?.(`${sourceName}: would prune ${manifest.id}`);
-    else {
-      await store.remove(manifest);
-      options.log?.(`${sourceName}: pruned ${manifest.id}`);
-    }
-  }
-  return { kept: decision.keep.map((entry) => entry.backup.id), pruned: decision.prune.map((manifest) => manifest.id) };
-}
-async function findBackup(store, source, backupIdOrLatest) {
-  const manifests = await store.list(source.name);
-  const manifest = backupIdOrLatest === "latest" ? manifests[0] : manifests.find((candidate) => candidate.id === backupIdOrLatest);
-  if (!manifest) {
-    const known = manifests.slice(0, 5).map((m3) => m3.id).join(", ");
-    throw new Error(`no verified backup ${backupIdOrLatest} of ${source.name} in ${store.describe()}${known ? ` (newest: ${known})` : " (there are none)"}`);
-  }
-  return manifest;
-}
-async function restoreBackup(executor, store, source, manifest, target, options = {}) {
-  const data = await store.fetch(manifest, options.identities ?? []);
-  return withSecretFile(executor, source, async (secretFile) => {
-    const prepare = prepareTargetScript(source, target, secretFile);
-    const drop = options.drill ? dropScratchCommand(source, target, secretFile) : void 0;
-    const cleanup = drop ? [[raw(`trap ${quote(`${render(drop)} >/dev/null 2>&1 || true`)} EXIT`)]] : [];
-    const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
-    const description = `${options.drill ? "drill" : "restore"} ${manifest.id} into ${target.database ?? target.path}`;
-    try {
-      if (data.kind === "server") {
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description });
-        return { manifest, target, ...options.drill ? { report: lines(result.stdout) } : {} };
-      }
-      try {
-        await executor.run(prepare, { description: `check restore target ${target.database ?? target.path}` });
-        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() });
-        if (!options.drill) return { manifest, target };
-        const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
-        return { manifest, target, report: lines(result.stdout) };
-      } finally {
-        await data.cleanup();
-        if (drop) await executor.run([drop], { description: "drop the drill copy", allowFailure: true }).catch(() => void 0);
-      }
-    } catch (error3) {
-      if (error3 instanceof RemoteCommandError) throw new Error(`${description} failed: ${error3.message}`);
-      throw error3;
-    }
-  });
-}
-function lines(text) {
-  return text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
-}
-async function drillSource(executor, store, source, options) {
-  const manifest = await findBackup(store, source, options.backupId ?? "latest");
-  const target = scratchTarget(source, randomBytes2(4).toString("hex"));
-  const result = await restoreBackup(executor, store, source, manifest, target, { ...options, drill: true });
-  const report = { id: manifest.id, time: (options.now ?? (() => /* @__PURE__ */ new Date()))().toISOString(), query: options.drillQuery ?? "row counts", rows: result.report ?? [] };
-  await store.writeReport(manifest, "drill", `${JSON.stringify(report)}
-`);
-  return result;
-}
-
-// packages/backup/src/s3-store.ts
-var import_client_s3 = __toESM(require_dist_cjs16(), 1);
-var import_lib_storage = __toESM(require_dist_cjs17(), 1);
-import { createHash as createHash8 } from "node:crypto";
-import { createReadStream as createReadStream2, createWriteStream } from "node:fs";
-import { mkdtemp, rm as rm2 } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join as join5 } from "node:path";
-import { PassThrough as PassThrough2, Readable as Readable8, Transform, Writable as Writable4 } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { createGunzip, createGzip } from "node:zlib";
-
 // node_modules/@noble/hashes/utils.js
 function isBytes(a5) {
   return a5 instanceof Uint8Array || ArrayBuffer.isView(a5) && a5.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a5 && a5.BYTES_PER_ELEMENT === 1;
 }
-var atitle = (title) => title ? `"${title}" ` : "";
 function anumber(n3, title = "") {
   if (typeof n3 !== "number")
     throw new TypeError(atitle(title) + "expected number, got " + typeof n3);
@@ -90799,18 +89148,6 @@ function ahash(h5) {
   if (h5.outputLen < 1 || h5.blockLen < 1)
     throw new Error("hash blockLen / outputLen must be >= 1");
 }
-var aobject = (value, label) => {
-  if (value === null || typeof value !== "object" || Array.isArray(value))
-    throw new TypeError((label === "object" ? "" : `"${label}" `) + "expected object, got type=" + typeof value);
-};
-var aopts = (value, label) => {
-  aobject(value, label);
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null)
-    throw new TypeError(`"${label}" expected plain object`);
-  if (Object.hasOwn(value, "__proto__"))
-    throw new TypeError(`"${label}.__proto__" is not allowed`);
-};
 function aexists(instance, checkFinished = true) {
   if (instance.destroyed)
     throw new Error("hash was destroyed");
@@ -90841,7 +89178,6 @@ function rotr(word, shift) {
 function rotl(word, shift) {
   return word << shift | word >>> 32 - shift >>> 0;
 }
-var isLE = /* @__PURE__ */ (() => new Uint8Array(new Uint32Array([287454020]).buffer)[0] === 68)();
 function byteSwap(word) {
   return word << 24 & 4278190080 | word << 8 & 16711680 | word >>> 8 & 65280 | word >>> 24 & 255;
 }
@@ -90851,12 +89187,6 @@ function byteSwap32(arr) {
   }
   return arr;
 }
-var swap32IfBE = isLE ? (u) => u : byteSwap32;
-var hasHexBuiltin = /* @__PURE__ */ (() => (
-  // @ts-ignore
-  typeof Uint8Array.from([]).toHex === "function" && typeof Uint8Array.fromHex === "function"
-))();
-var hexes = /* @__PURE__ */ Array.from({ length: 256 }, (_, i5) => i5.toString(16).padStart(2, "0"));
 function bytesToHex(bytes) {
   abytes(bytes);
   if (hasHexBuiltin)
@@ -90957,88 +89287,119 @@ function randomBytes3(bytesLength = 32) {
     throw new RangeError(`"bytesLength" expected <= 65536, got ${bytesLength}`);
   return cr.getRandomValues(new Uint8Array(bytesLength));
 }
-var oidNist = (suffix) => ({
-  // Current NIST hashAlgs suffixes used here fit in one DER subidentifier octet.
-  // Larger suffix values would need base-128 OID encoding and a different length byte.
-  oid: Uint8Array.from([6, 9, 96, 134, 72, 1, 101, 3, 4, 2, suffix])
+var atitle, aobject, aopts, isLE, swap32IfBE, hasHexBuiltin, hexes, oidNist;
+var init_utils4 = __esm({
+  "node_modules/@noble/hashes/utils.js"() {
+    atitle = (title) => title ? `"${title}" ` : "";
+    aobject = (value, label2) => {
+      if (value === null || typeof value !== "object" || Array.isArray(value))
+        throw new TypeError((label2 === "object" ? "" : `"${label2}" `) + "expected object, got type=" + typeof value);
+    };
+    aopts = (value, label2) => {
+      aobject(value, label2);
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null)
+        throw new TypeError(`"${label2}" expected plain object`);
+      if (Object.hasOwn(value, "__proto__"))
+        throw new TypeError(`"${label2}.__proto__" is not allowed`);
+    };
+    isLE = /* @__PURE__ */ (() => new Uint8Array(new Uint32Array([287454020]).buffer)[0] === 68)();
+    swap32IfBE = isLE ? (u) => u : byteSwap32;
+    hasHexBuiltin = /* @__PURE__ */ (() => (
+      // @ts-ignore
+      typeof Uint8Array.from([]).toHex === "function" && typeof Uint8Array.fromHex === "function"
+    ))();
+    hexes = /* @__PURE__ */ Array.from({ length: 256 }, (_, i5) => i5.toString(16).padStart(2, "0"));
+    oidNist = (suffix) => ({
+      // Current NIST hashAlgs suffixes used here fit in one DER subidentifier octet.
+      // Larger suffix values would need base-128 OID encoding and a different length byte.
+      oid: Uint8Array.from([6, 9, 96, 134, 72, 1, 101, 3, 4, 2, suffix])
+    });
+  }
 });
 
 // node_modules/@noble/hashes/hmac.js
-var _HMAC = class {
-  oHash;
-  iHash;
-  blockLen;
-  outputLen;
-  canXOF = false;
-  finished = false;
-  destroyed = false;
-  constructor(hash, key) {
-    ahash(hash);
-    abytes(key, void 0, "key");
-    this.iHash = hash.create();
-    if (typeof this.iHash.update !== "function")
-      throw new Error("expected Hash instance");
-    this.blockLen = this.iHash.blockLen;
-    this.outputLen = this.iHash.outputLen;
-    const blockLen = this.blockLen;
-    const pad = new Uint8Array(blockLen);
-    pad.set(key.length > blockLen ? hash.create().update(key).digest() : key);
-    for (let i5 = 0; i5 < pad.length; i5++)
-      pad[i5] ^= 54;
-    this.iHash.update(pad);
-    this.oHash = hash.create();
-    for (let i5 = 0; i5 < pad.length; i5++)
-      pad[i5] ^= 54 ^ 92;
-    this.oHash.update(pad);
-    clean(pad);
+var _HMAC, hmac;
+var init_hmac = __esm({
+  "node_modules/@noble/hashes/hmac.js"() {
+    init_utils4();
+    _HMAC = class {
+      oHash;
+      iHash;
+      blockLen;
+      outputLen;
+      canXOF = false;
+      finished = false;
+      destroyed = false;
+      constructor(hash, key) {
+        ahash(hash);
+        abytes(key, void 0, "key");
+        this.iHash = hash.create();
+        if (typeof this.iHash.update !== "function")
+          throw new Error("expected Hash instance");
+        this.blockLen = this.iHash.blockLen;
+        this.outputLen = this.iHash.outputLen;
+        const blockLen = this.blockLen;
+        const pad = new Uint8Array(blockLen);
+        pad.set(key.length > blockLen ? hash.create().update(key).digest() : key);
+        for (let i5 = 0; i5 < pad.length; i5++)
+          pad[i5] ^= 54;
+        this.iHash.update(pad);
+        this.oHash = hash.create();
+        for (let i5 = 0; i5 < pad.length; i5++)
+          pad[i5] ^= 54 ^ 92;
+        this.oHash.update(pad);
+        clean(pad);
+      }
+      update(buf) {
+        aexists(this);
+        this.iHash.update(buf);
+        return this;
+      }
+      digestInto(out) {
+        aexists(this);
+        aoutput(out, this);
+        this.finished = true;
+        const buf = out.subarray(0, this.outputLen);
+        this.iHash.digestInto(buf);
+        this.oHash.update(buf);
+        this.oHash.digestInto(buf);
+        this.destroy();
+      }
+      digest() {
+        const out = new Uint8Array(this.oHash.outputLen);
+        this.digestInto(out);
+        return out;
+      }
+      _cloneInto(to) {
+        to ||= Object.create(Object.getPrototypeOf(this), {});
+        const { oHash, iHash, finished: finished2, destroyed, blockLen, outputLen, canXOF } = this;
+        to = to;
+        to.finished = finished2;
+        to.destroyed = destroyed;
+        to.blockLen = blockLen;
+        to.outputLen = outputLen;
+        to.canXOF = canXOF;
+        to.oHash = oHash._cloneInto(to.oHash);
+        to.iHash = iHash._cloneInto(to.iHash);
+        return to;
+      }
+      clone() {
+        return this._cloneInto();
+      }
+      destroy() {
+        this.destroyed = true;
+        this.oHash.destroy();
+        this.iHash.destroy();
+      }
+    };
+    hmac = /* @__PURE__ */ (() => {
+      const hmac_ = ((hash, key, message) => new _HMAC(hash, key).update(message).digest());
+      hmac_.create = (hash, key) => new _HMAC(hash, key);
+      return hmac_;
+    })();
   }
-  update(buf) {
-    aexists(this);
-    this.iHash.update(buf);
-    return this;
-  }
-  digestInto(out) {
-    aexists(this);
-    aoutput(out, this);
-    this.finished = true;
-    const buf = out.subarray(0, this.outputLen);
-    this.iHash.digestInto(buf);
-    this.oHash.update(buf);
-    this.oHash.digestInto(buf);
-    this.destroy();
-  }
-  digest() {
-    const out = new Uint8Array(this.oHash.outputLen);
-    this.digestInto(out);
-    return out;
-  }
-  _cloneInto(to) {
-    to ||= Object.create(Object.getPrototypeOf(this), {});
-    const { oHash, iHash, finished: finished2, destroyed, blockLen, outputLen, canXOF } = this;
-    to = to;
-    to.finished = finished2;
-    to.destroyed = destroyed;
-    to.blockLen = blockLen;
-    to.outputLen = outputLen;
-    to.canXOF = canXOF;
-    to.oHash = oHash._cloneInto(to.oHash);
-    to.iHash = iHash._cloneInto(to.iHash);
-    return to;
-  }
-  clone() {
-    return this._cloneInto();
-  }
-  destroy() {
-    this.destroyed = true;
-    this.oHash.destroy();
-    this.iHash.destroy();
-  }
-};
-var hmac = /* @__PURE__ */ (() => {
-  const hmac_ = ((hash, key, message) => new _HMAC(hash, key).update(message).digest());
-  hmac_.create = (hash, key) => new _HMAC(hash, key);
-  return hmac_;
-})();
+});
 
 // node_modules/@noble/hashes/hkdf.js
 function extract(hash, ikm, salt) {
@@ -91047,8 +89408,6 @@ function extract(hash, ikm, salt) {
     salt = new Uint8Array(hash.outputLen);
   return hmac(hash, salt, ikm);
 }
-var HKDF_COUNTER = /* @__PURE__ */ Uint8Array.of(0);
-var EMPTY_BUFFER = /* @__PURE__ */ Uint8Array.of();
 function expand(hash, prk, info2, length = 32, _recycled) {
   ahash(hash);
   anumber(length, "length");
@@ -91099,23 +89458,37 @@ function expand(hash, prk, info2, length = 32, _recycled) {
   clean(okm);
   return res;
 }
-var hkdf = (hash, ikm, salt, info2, length) => {
-  ahash(hash);
-  if (salt === void 0)
-    salt = new Uint8Array(hash.outputLen);
-  const HMAC = hmac.create(hash, salt).update(ikm);
-  return expand(hash, HMAC.digest(), info2, length, HMAC);
-};
+var HKDF_COUNTER, EMPTY_BUFFER, hkdf;
+var init_hkdf = __esm({
+  "node_modules/@noble/hashes/hkdf.js"() {
+    init_hmac();
+    init_utils4();
+    HKDF_COUNTER = /* @__PURE__ */ Uint8Array.of(0);
+    EMPTY_BUFFER = /* @__PURE__ */ Uint8Array.of();
+    hkdf = (hash, ikm, salt, info2, length) => {
+      ahash(hash);
+      if (salt === void 0)
+        salt = new Uint8Array(hash.outputLen);
+      const HMAC = hmac.create(hash, salt).update(ikm);
+      return expand(hash, HMAC.digest(), info2, length, HMAC);
+    };
+  }
+});
 
 // node_modules/@noble/hashes/_u64.js
-var fromNumH = (n3) => n3 / 2 ** 32 | 0;
-var fromNumL = (n3) => n3 >>> 0;
 function setU64FromNum(view, byteOffset, n3, isLE4) {
   const h5 = fromNumH(n3);
   const l3 = fromNumL(n3);
   view.setUint32(byteOffset, isLE4 ? l3 : h5, isLE4);
   view.setUint32(byteOffset + 4, isLE4 ? h5 : l3, isLE4);
 }
+var fromNumH, fromNumL;
+var init_u64 = __esm({
+  "node_modules/@noble/hashes/_u64.js"() {
+    fromNumH = (n3) => n3 / 2 ** 32 | 0;
+    fromNumL = (n3) => n3 >>> 0;
+  }
+});
 
 // node_modules/@noble/hashes/_md.js
 function Chi(a5, b5, c5) {
@@ -91124,279 +89497,292 @@ function Chi(a5, b5, c5) {
 function Maj(a5, b5, c5) {
   return a5 & b5 ^ a5 & c5 ^ b5 & c5;
 }
-var HashMD = class {
-  blockLen;
-  outputLen;
-  canXOF = false;
-  padOffset;
-  isLE;
-  // For partial updates less than block size
-  buffer;
-  view;
-  finished = false;
-  length = 0;
-  pos = 0;
-  destroyed = false;
-  constructor(blockLen, outputLen, padOffset, isLE4) {
-    this.blockLen = blockLen;
-    this.outputLen = outputLen;
-    this.padOffset = padOffset;
-    this.isLE = isLE4;
-    this.buffer = new Uint8Array(blockLen);
-    this.view = createView(this.buffer);
-  }
-  update(data) {
-    aexists(this);
-    abytes(data);
-    const { view, buffer, blockLen } = this;
-    const len = data.length;
-    let processed = false;
-    for (let pos = 0; pos < len; ) {
-      const take2 = Math.min(blockLen - this.pos, len - pos);
-      if (take2 === blockLen) {
-        const dataView = createView(data);
-        for (; blockLen <= len - pos; pos += blockLen)
-          this.process(dataView, pos);
-        processed = true;
-        continue;
+var HashMD, SHA256_IV;
+var init_md = __esm({
+  "node_modules/@noble/hashes/_md.js"() {
+    init_u64();
+    init_utils4();
+    HashMD = class {
+      blockLen;
+      outputLen;
+      canXOF = false;
+      padOffset;
+      isLE;
+      // For partial updates less than block size
+      buffer;
+      view;
+      finished = false;
+      length = 0;
+      pos = 0;
+      destroyed = false;
+      constructor(blockLen, outputLen, padOffset, isLE4) {
+        this.blockLen = blockLen;
+        this.outputLen = outputLen;
+        this.padOffset = padOffset;
+        this.isLE = isLE4;
+        this.buffer = new Uint8Array(blockLen);
+        this.view = createView(this.buffer);
       }
-      buffer.set(pos === 0 && take2 === len ? data : data.subarray(pos, pos + take2), this.pos);
-      this.pos += take2;
-      pos += take2;
-      if (this.pos === blockLen) {
+      update(data) {
+        aexists(this);
+        abytes(data);
+        const { view, buffer, blockLen } = this;
+        const len = data.length;
+        let processed = false;
+        for (let pos = 0; pos < len; ) {
+          const take2 = Math.min(blockLen - this.pos, len - pos);
+          if (take2 === blockLen) {
+            const dataView = createView(data);
+            for (; blockLen <= len - pos; pos += blockLen)
+              this.process(dataView, pos);
+            processed = true;
+            continue;
+          }
+          buffer.set(pos === 0 && take2 === len ? data : data.subarray(pos, pos + take2), this.pos);
+          this.pos += take2;
+          pos += take2;
+          if (this.pos === blockLen) {
+            this.process(view, 0);
+            this.pos = 0;
+            processed = true;
+          }
+        }
+        this.length += data.length;
+        if (processed)
+          this.roundClean();
+        return this;
+      }
+      digestInto(out) {
+        aexists(this);
+        aoutput(out, this);
+        this.finished = true;
+        const { buffer, view, blockLen, isLE: isLE4 } = this;
+        let { pos } = this;
+        buffer[pos++] = 128;
+        buffer.fill(0, pos);
+        if (this.padOffset > blockLen - pos) {
+          this.process(view, 0);
+          buffer.fill(0);
+        }
+        setU64FromNum(view, blockLen - 8, this.length * 8, isLE4);
         this.process(view, 0);
-        this.pos = 0;
-        processed = true;
+        this.roundClean();
+        const oview = out === buffer ? view : createView(out);
+        const len = this.outputLen;
+        const outLen = len / 4;
+        const state2 = this.get();
+        if (len % 4 || outLen > state2.length)
+          throw new Error("invalid outputLen");
+        for (let i5 = 0; i5 < outLen; i5++)
+          oview.setUint32(4 * i5, state2[i5], isLE4);
       }
-    }
-    this.length += data.length;
-    if (processed)
-      this.roundClean();
-    return this;
+      digest() {
+        const { buffer, outputLen } = this;
+        this.digestInto(buffer);
+        const res = buffer.slice(0, outputLen);
+        this.destroy();
+        return res;
+      }
+      _cloneIntoMeta(to) {
+        const { buffer, length, finished: finished2, destroyed, pos } = this;
+        to.destroyed = destroyed;
+        to.finished = finished2;
+        to.length = length;
+        to.pos = pos;
+        if (pos)
+          to.buffer.set(buffer);
+        return to;
+      }
+      clone() {
+        return this._cloneInto();
+      }
+    };
+    SHA256_IV = /* @__PURE__ */ Uint32Array.from([
+      1779033703,
+      3144134277,
+      1013904242,
+      2773480762,
+      1359893119,
+      2600822924,
+      528734635,
+      1541459225
+    ]);
   }
-  digestInto(out) {
-    aexists(this);
-    aoutput(out, this);
-    this.finished = true;
-    const { buffer, view, blockLen, isLE: isLE4 } = this;
-    let { pos } = this;
-    buffer[pos++] = 128;
-    buffer.fill(0, pos);
-    if (this.padOffset > blockLen - pos) {
-      this.process(view, 0);
-      buffer.fill(0);
-    }
-    setU64FromNum(view, blockLen - 8, this.length * 8, isLE4);
-    this.process(view, 0);
-    this.roundClean();
-    const oview = out === buffer ? view : createView(out);
-    const len = this.outputLen;
-    const outLen = len / 4;
-    const state2 = this.get();
-    if (len % 4 || outLen > state2.length)
-      throw new Error("invalid outputLen");
-    for (let i5 = 0; i5 < outLen; i5++)
-      oview.setUint32(4 * i5, state2[i5], isLE4);
-  }
-  digest() {
-    const { buffer, outputLen } = this;
-    this.digestInto(buffer);
-    const res = buffer.slice(0, outputLen);
-    this.destroy();
-    return res;
-  }
-  _cloneIntoMeta(to) {
-    const { buffer, length, finished: finished2, destroyed, pos } = this;
-    to.destroyed = destroyed;
-    to.finished = finished2;
-    to.length = length;
-    to.pos = pos;
-    if (pos)
-      to.buffer.set(buffer);
-    return to;
-  }
-  clone() {
-    return this._cloneInto();
-  }
-};
-var SHA256_IV = /* @__PURE__ */ Uint32Array.from([
-  1779033703,
-  3144134277,
-  1013904242,
-  2773480762,
-  1359893119,
-  2600822924,
-  528734635,
-  1541459225
-]);
+});
 
 // node_modules/@noble/hashes/sha2.js
-var SHA256_K = /* @__PURE__ */ Uint32Array.from([
-  1116352408,
-  1899447441,
-  3049323471,
-  3921009573,
-  961987163,
-  1508970993,
-  2453635748,
-  2870763221,
-  3624381080,
-  310598401,
-  607225278,
-  1426881987,
-  1925078388,
-  2162078206,
-  2614888103,
-  3248222580,
-  3835390401,
-  4022224774,
-  264347078,
-  604807628,
-  770255983,
-  1249150122,
-  1555081692,
-  1996064986,
-  2554220882,
-  2821834349,
-  2952996808,
-  3210313671,
-  3336571891,
-  3584528711,
-  113926993,
-  338241895,
-  666307205,
-  773529912,
-  1294757372,
-  1396182291,
-  1695183700,
-  1986661051,
-  2177026350,
-  2456956037,
-  2730485921,
-  2820302411,
-  3259730800,
-  3345764771,
-  3516065817,
-  3600352804,
-  4094571909,
-  275423344,
-  430227734,
-  506948616,
-  659060556,
-  883997877,
-  958139571,
-  1322822218,
-  1537002063,
-  1747873779,
-  1955562222,
-  2024104815,
-  2227730452,
-  2361852424,
-  2428436474,
-  2756734187,
-  3204031479,
-  3329325298
-]);
-var SHA256_W = /* @__PURE__ */ new Uint32Array(64);
-var SHA2_32B = class extends HashMD {
-  // We cannot use array here since array allows indexing by variable
-  // which means optimizer/compiler cannot use registers.
-  // Numeric initializers matter: starting the fields as `undefined` changes
-  // V8's field representation and makes sha256 3x slower (measured).
-  A = 0;
-  B = 0;
-  C = 0;
-  D = 0;
-  E = 0;
-  F = 0;
-  G = 0;
-  H = 0;
-  constructor(outputLen, IV) {
-    super(64, outputLen, 8, false);
-    this.A = IV[0] | 0;
-    this.B = IV[1] | 0;
-    this.C = IV[2] | 0;
-    this.D = IV[3] | 0;
-    this.E = IV[4] | 0;
-    this.F = IV[5] | 0;
-    this.G = IV[6] | 0;
-    this.H = IV[7] | 0;
+var SHA256_K, SHA256_W, SHA2_32B, _SHA256, sha256;
+var init_sha2 = __esm({
+  "node_modules/@noble/hashes/sha2.js"() {
+    init_md();
+    init_utils4();
+    SHA256_K = /* @__PURE__ */ Uint32Array.from([
+      1116352408,
+      1899447441,
+      3049323471,
+      3921009573,
+      961987163,
+      1508970993,
+      2453635748,
+      2870763221,
+      3624381080,
+      310598401,
+      607225278,
+      1426881987,
+      1925078388,
+      2162078206,
+      2614888103,
+      3248222580,
+      3835390401,
+      4022224774,
+      264347078,
+      604807628,
+      770255983,
+      1249150122,
+      1555081692,
+      1996064986,
+      2554220882,
+      2821834349,
+      2952996808,
+      3210313671,
+      3336571891,
+      3584528711,
+      113926993,
+      338241895,
+      666307205,
+      773529912,
+      1294757372,
+      1396182291,
+      1695183700,
+      1986661051,
+      2177026350,
+      2456956037,
+      2730485921,
+      2820302411,
+      3259730800,
+      3345764771,
+      3516065817,
+      3600352804,
+      4094571909,
+      275423344,
+      430227734,
+      506948616,
+      659060556,
+      883997877,
+      958139571,
+      1322822218,
+      1537002063,
+      1747873779,
+      1955562222,
+      2024104815,
+      2227730452,
+      2361852424,
+      2428436474,
+      2756734187,
+      3204031479,
+      3329325298
+    ]);
+    SHA256_W = /* @__PURE__ */ new Uint32Array(64);
+    SHA2_32B = class extends HashMD {
+      // We cannot use array here since array allows indexing by variable
+      // which means optimizer/compiler cannot use registers.
+      // Numeric initializers matter: starting the fields as `undefined` changes
+      // V8's field representation and makes sha256 3x slower (measured).
+      A = 0;
+      B = 0;
+      C = 0;
+      D = 0;
+      E = 0;
+      F = 0;
+      G = 0;
+      H = 0;
+      constructor(outputLen, IV) {
+        super(64, outputLen, 8, false);
+        this.A = IV[0] | 0;
+        this.B = IV[1] | 0;
+        this.C = IV[2] | 0;
+        this.D = IV[3] | 0;
+        this.E = IV[4] | 0;
+        this.F = IV[5] | 0;
+        this.G = IV[6] | 0;
+        this.H = IV[7] | 0;
+      }
+      get() {
+        const { A, B, C, D, E, F: F2, G, H } = this;
+        return [A, B, C, D, E, F2, G, H];
+      }
+      // prettier-ignore
+      set(A, B, C, D, E, F2, G, H) {
+        this.A = A | 0;
+        this.B = B | 0;
+        this.C = C | 0;
+        this.D = D | 0;
+        this.E = E | 0;
+        this.F = F2 | 0;
+        this.G = G | 0;
+        this.H = H | 0;
+      }
+      _cloneInto(to) {
+        (to ||= new this.constructor()).set(...this.get());
+        return this._cloneIntoMeta(to);
+      }
+      process(view, offset) {
+        for (let i5 = 0; i5 < 16; i5++, offset += 4)
+          SHA256_W[i5] = view.getUint32(offset, false);
+        for (let i5 = 16; i5 < 64; i5++) {
+          const W15 = SHA256_W[i5 - 15];
+          const W2 = SHA256_W[i5 - 2];
+          const s0 = rotr(W15, 7) ^ rotr(W15, 18) ^ W15 >>> 3;
+          const s1 = rotr(W2, 17) ^ rotr(W2, 19) ^ W2 >>> 10;
+          SHA256_W[i5] = s1 + SHA256_W[i5 - 7] + s0 + SHA256_W[i5 - 16] | 0;
+        }
+        let { A, B, C, D, E, F: F2, G, H } = this;
+        for (let i5 = 0; i5 < 64; i5++) {
+          const sigma1 = rotr(E, 6) ^ rotr(E, 11) ^ rotr(E, 25);
+          const T1 = H + sigma1 + Chi(E, F2, G) + SHA256_K[i5] + SHA256_W[i5] | 0;
+          const sigma0 = rotr(A, 2) ^ rotr(A, 13) ^ rotr(A, 22);
+          const T22 = sigma0 + Maj(A, B, C) | 0;
+          H = G;
+          G = F2;
+          F2 = E;
+          E = D + T1 | 0;
+          D = C;
+          C = B;
+          B = A;
+          A = T1 + T22 | 0;
+        }
+        A = A + this.A | 0;
+        B = B + this.B | 0;
+        C = C + this.C | 0;
+        D = D + this.D | 0;
+        E = E + this.E | 0;
+        F2 = F2 + this.F | 0;
+        G = G + this.G | 0;
+        H = H + this.H | 0;
+        this.set(A, B, C, D, E, F2, G, H);
+      }
+      roundClean() {
+        clean(SHA256_W);
+      }
+      destroy() {
+        this.destroyed = true;
+        this.set(0, 0, 0, 0, 0, 0, 0, 0);
+        clean(this.buffer);
+      }
+    };
+    _SHA256 = class extends SHA2_32B {
+      constructor() {
+        super(32, SHA256_IV);
+      }
+    };
+    sha256 = /* @__PURE__ */ createHasher(
+      () => new _SHA256(),
+      /* @__PURE__ */ oidNist(1)
+    );
   }
-  get() {
-    const { A, B, C, D, E, F: F2, G, H } = this;
-    return [A, B, C, D, E, F2, G, H];
-  }
-  // prettier-ignore
-  set(A, B, C, D, E, F2, G, H) {
-    this.A = A | 0;
-    this.B = B | 0;
-    this.C = C | 0;
-    this.D = D | 0;
-    this.E = E | 0;
-    this.F = F2 | 0;
-    this.G = G | 0;
-    this.H = H | 0;
-  }
-  _cloneInto(to) {
-    (to ||= new this.constructor()).set(...this.get());
-    return this._cloneIntoMeta(to);
-  }
-  process(view, offset) {
-    for (let i5 = 0; i5 < 16; i5++, offset += 4)
-      SHA256_W[i5] = view.getUint32(offset, false);
-    for (let i5 = 16; i5 < 64; i5++) {
-      const W15 = SHA256_W[i5 - 15];
-      const W2 = SHA256_W[i5 - 2];
-      const s0 = rotr(W15, 7) ^ rotr(W15, 18) ^ W15 >>> 3;
-      const s1 = rotr(W2, 17) ^ rotr(W2, 19) ^ W2 >>> 10;
-      SHA256_W[i5] = s1 + SHA256_W[i5 - 7] + s0 + SHA256_W[i5 - 16] | 0;
-    }
-    let { A, B, C, D, E, F: F2, G, H } = this;
-    for (let i5 = 0; i5 < 64; i5++) {
-      const sigma1 = rotr(E, 6) ^ rotr(E, 11) ^ rotr(E, 25);
-      const T1 = H + sigma1 + Chi(E, F2, G) + SHA256_K[i5] + SHA256_W[i5] | 0;
-      const sigma0 = rotr(A, 2) ^ rotr(A, 13) ^ rotr(A, 22);
-      const T22 = sigma0 + Maj(A, B, C) | 0;
-      H = G;
-      G = F2;
-      F2 = E;
-      E = D + T1 | 0;
-      D = C;
-      C = B;
-      B = A;
-      A = T1 + T22 | 0;
-    }
-    A = A + this.A | 0;
-    B = B + this.B | 0;
-    C = C + this.C | 0;
-    D = D + this.D | 0;
-    E = E + this.E | 0;
-    F2 = F2 + this.F | 0;
-    G = G + this.G | 0;
-    H = H + this.H | 0;
-    this.set(A, B, C, D, E, F2, G, H);
-  }
-  roundClean() {
-    clean(SHA256_W);
-  }
-  destroy() {
-    this.destroyed = true;
-    this.set(0, 0, 0, 0, 0, 0, 0, 0);
-    clean(this.buffer);
-  }
-};
-var _SHA256 = class extends SHA2_32B {
-  constructor() {
-    super(32, SHA256_IV);
-  }
-};
-var sha256 = /* @__PURE__ */ createHasher(
-  () => new _SHA256(),
-  /* @__PURE__ */ oidNist(1)
-);
+});
 
 // node_modules/@scure/base/index.js
-var freeze = (fn) => Object.freeze(fn());
 function isBytes2(a5) {
   return a5 instanceof Uint8Array || ArrayBuffer.isView(a5) && a5.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a5 && a5.BYTES_PER_ELEMENT === 1;
 }
@@ -91420,9 +89806,9 @@ function afn(input) {
     throw new TypeError("function expected");
   return true;
 }
-function astr(label, input) {
+function astr(label2, input) {
   if (typeof input !== "string")
-    throw new TypeError(`${label}: string expected`);
+    throw new TypeError(`${label2}: string expected`);
   return true;
 }
 function anumber2(n3, title = "number") {
@@ -91431,38 +89817,23 @@ function anumber2(n3, title = "number") {
   if (!Number.isSafeInteger(n3))
     throw new RangeError(`${title}: expected safe integer, got ${n3}`);
 }
-function anumArr(label, input) {
+function anumArr(label2, input) {
   if (!isArrayOf(false, input))
-    throw new TypeError(`${label}: array of numbers expected`);
+    throw new TypeError(`${label2}: array of numbers expected`);
 }
 function chain2(...args) {
   const id = (a5) => a5;
   const wrap = (a5, b5) => (c5) => a5(b5(c5));
-  const encode = args.map((x) => x.encode).reduceRight(wrap, id);
-  const decode = args.map((x) => x.decode).reduce(wrap, id);
-  return { encode, decode };
+  const encode2 = args.map((x) => x.encode).reduceRight(wrap, id);
+  const decode2 = args.map((x) => x.decode).reduce(wrap, id);
+  return { encode: encode2, decode: decode2 };
 }
-var powers = /* @__PURE__ */ (() => {
-  let res = [];
-  for (let i5 = 0; i5 < 40; i5++)
-    res.push(2 ** i5);
-  return res;
-})();
 function u8ToNumArr(u8, len = u8.length) {
   const res = new Array(len);
   for (let i5 = 0; i5 < len; i5++)
     res[i5] = u8[i5];
   return res;
 }
-var asciiDecoder = /* @__PURE__ */ (() => {
-  try {
-    const decoder = new TextDecoder();
-    return decoder.decode(Uint8Array.of(65, 48, 43, 127)) === "A0+\x7F" ? decoder : void 0;
-  } catch (e5) {
-    return void 0;
-  }
-})();
-var B2S_CHUNK = 8192;
 function charcodesToString(codes) {
   const len = codes.length;
   if (asciiDecoder !== void 0 && len >= 12)
@@ -91578,6 +89949,29 @@ function alphabet(letters, aliases) {
     }
   };
 }
+function padding(bits, chr = "=") {
+  anumber2(bits);
+  astr("padding", chr);
+  return {
+    encode(data) {
+      while (data.length * bits % 8)
+        data += chr;
+      return data;
+    },
+    decode(input) {
+      astr("decode", input);
+      let end = input.length;
+      if (end * bits % 8)
+        throw new Error("padding: invalid length");
+      for (; end > 0 && input[end - 1] === chr; end--) {
+        const byte = (end - 1) * bits;
+        if (byte % 8 === 0)
+          throw new Error("padding: excess padding");
+      }
+      return input.slice(0, end);
+    }
+  };
+}
 function unsafeWrapper(fn) {
   afn(fn);
   return function(...args) {
@@ -91587,14 +89981,11 @@ function unsafeWrapper(fn) {
     }
   };
 }
-var base64nopad = /* @__PURE__ */ freeze(() => chain2(radix2(6), alphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")));
-var BECH_ALPHABET = /* @__PURE__ */ alphabet("qpzry9x8gf2tvdw0s3jn54khce6mua7l");
-var BECH_UPPERCASE_PRINTABLE = /^[\x21-\x60\x7b-\x7e]+$/;
-function assertBech32Printable(label, value) {
+function assertBech32Printable(label2, value) {
   for (let i5 = 0; i5 < value.length; i5++) {
     const c5 = value.charCodeAt(i5);
     if (c5 < 33 || c5 > 126)
-      throw new Error(`${label}: printable ASCII expected`);
+      throw new Error(`${label2}: printable ASCII expected`);
   }
 }
 function wordsToU8(words) {
@@ -91608,7 +89999,6 @@ function wordsToU8(words) {
   }
   return res;
 }
-var POLYMOD_GENERATORS = [996825010, 642813549, 513874426, 1027748829, 705979059];
 function bech32Polymod(pre) {
   const b5 = pre >> 25;
   let chk = (pre & 33554431) << 5;
@@ -91618,18 +90008,18 @@ function bech32Polymod(pre) {
   }
   return chk;
 }
-function bechChecksum(prefix, words, encodingConst = 1) {
-  const len = prefix.length;
+function bechChecksum(prefix2, words, encodingConst = 1) {
+  const len = prefix2.length;
   let chk = 1;
   for (let i5 = 0; i5 < len; i5++) {
-    const c5 = prefix.charCodeAt(i5);
+    const c5 = prefix2.charCodeAt(i5);
     if (c5 < 33 || c5 > 126)
-      throw new Error(`Invalid prefix (${prefix})`);
+      throw new Error(`Invalid prefix (${prefix2})`);
     chk = bech32Polymod(chk) ^ c5 >> 5;
   }
   chk = bech32Polymod(chk);
   for (let i5 = 0; i5 < len; i5++)
-    chk = bech32Polymod(chk) ^ prefix.charCodeAt(i5) & 31;
+    chk = bech32Polymod(chk) ^ prefix2.charCodeAt(i5) & 31;
   for (let v of words)
     chk = bech32Polymod(chk) ^ v;
   for (let i5 = 0; i5 < 6; i5++)
@@ -91673,25 +90063,25 @@ function genBech32(encoding) {
     return _words.decode(digits);
   };
   const fromWordsUnsafe = unsafeWrapper(fromWords);
-  function encode(prefix, words, limit = 90) {
-    astr("bech32.encode prefix", prefix);
+  function encode2(prefix2, words, limit = 90) {
+    astr("bech32.encode prefix", prefix2);
     if (limit !== false)
       anumber2(limit, "limit");
     if (isBytes2(words))
       words = u8ToNumArr(words);
     anumArr("bech32.encode", words);
-    const plen = prefix.length;
+    const plen = prefix2.length;
     if (plen === 0)
       throw new TypeError(`Invalid prefix length ${plen}`);
     const actualLength = plen + 7 + words.length;
     if (limit !== false && actualLength > limit)
       throw new TypeError(`Length ${actualLength} exceeds limit ${limit}`);
-    assertBech32Printable("bech32.encode prefix", prefix);
-    const lowered = prefix.toLowerCase();
+    assertBech32Printable("bech32.encode prefix", prefix2);
+    const lowered = prefix2.toLowerCase();
     const sum = bechChecksum(lowered, words, ENCODING_CONST);
     return `${lowered}1${BECH_ALPHABET.encode(wordsToU8(words))}${sum}`;
   }
-  function decode(str, limit = 90) {
+  function decode2(str, limit = 90) {
     astr("bech32.decode input", str);
     if (limit !== false)
       anumber2(limit, "limit");
@@ -91708,32 +90098,32 @@ function genBech32(encoding) {
     const sepIndex = lowered.lastIndexOf("1");
     if (sepIndex === 0 || sepIndex === -1)
       throw new Error(`invalid separator "1"`);
-    const prefix = lowered.slice(0, sepIndex);
+    const prefix2 = lowered.slice(0, sepIndex);
     const data = lowered.slice(sepIndex + 1);
     if (data.length < 6)
       throw new Error("invalid data length");
     const digits = BECH_ALPHABET.decode(data);
     const words = u8ToNumArr(digits, digits.length - 6);
-    const sum = bechChecksum(prefix, words, ENCODING_CONST);
+    const sum = bechChecksum(prefix2, words, ENCODING_CONST);
     if (!data.endsWith(sum))
       throw new Error(`Invalid checksum in ${str}`);
-    return { prefix, words };
+    return { prefix: prefix2, words };
   }
-  const decodeUnsafe = unsafeWrapper(decode);
+  const decodeUnsafe = unsafeWrapper(decode2);
   function decodeToBytes(str, limit = 90) {
-    const { prefix, words } = decode(str, limit);
+    const { prefix: prefix2, words } = decode2(str, limit);
     return {
-      prefix,
+      prefix: prefix2,
       words,
       bytes: fromWords(words)
     };
   }
-  function encodeFromBytes(prefix, bytes) {
-    return encode(prefix, toWords(bytes));
+  function encodeFromBytes(prefix2, bytes) {
+    return encode2(prefix2, toWords(bytes));
   }
   return {
-    encode,
-    decode,
+    encode: encode2,
+    decode: decode2,
     encodeFromBytes,
     decodeToBytes,
     decodeUnsafe,
@@ -91742,7 +90132,51 @@ function genBech32(encoding) {
     toWords
   };
 }
-var bech32 = /* @__PURE__ */ freeze(() => genBech32("bech32"));
+var freeze, powers, asciiDecoder, B2S_CHUNK, hasBase64Builtin, ASCII_WHITESPACE, decodeBase64Builtin, base64Fallback, base64, base64nopad, BECH_ALPHABET, BECH_UPPERCASE_PRINTABLE, POLYMOD_GENERATORS, bech32;
+var init_base = __esm({
+  "node_modules/@scure/base/index.js"() {
+    freeze = (fn) => Object.freeze(fn());
+    powers = /* @__PURE__ */ (() => {
+      let res = [];
+      for (let i5 = 0; i5 < 40; i5++)
+        res.push(2 ** i5);
+      return res;
+    })();
+    asciiDecoder = /* @__PURE__ */ (() => {
+      try {
+        const decoder = new TextDecoder();
+        return decoder.decode(Uint8Array.of(65, 48, 43, 127)) === "A0+\x7F" ? decoder : void 0;
+      } catch (e5) {
+        return void 0;
+      }
+    })();
+    B2S_CHUNK = 8192;
+    hasBase64Builtin = /* @__PURE__ */ (() => typeof Uint8Array.from([]).toBase64 === "function" && typeof Uint8Array.fromBase64 === "function")();
+    ASCII_WHITESPACE = /[\t\n\f\r ]/;
+    decodeBase64Builtin = (s2, isUrl) => {
+      astr("base64", s2);
+      const alphabet2 = isUrl ? "base64url" : "base64";
+      if (s2.length > 0 && ASCII_WHITESPACE.test(s2))
+        throw new Error("invalid base64");
+      return Uint8Array.fromBase64(s2, { alphabet: alphabet2, lastChunkHandling: "strict" });
+    };
+    base64Fallback = /* @__PURE__ */ freeze(() => chain2(radix2(6), alphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"), padding(6)));
+    base64 = /* @__PURE__ */ freeze(() => hasBase64Builtin ? {
+      encode(b5) {
+        abytes2(b5);
+        return b5.toBase64();
+      },
+      decode(s2) {
+        return decodeBase64Builtin(s2, false);
+      }
+    } : base64Fallback);
+    base64nopad = /* @__PURE__ */ freeze(() => chain2(radix2(6), alphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")));
+    BECH_ALPHABET = /* @__PURE__ */ alphabet("qpzry9x8gf2tvdw0s3jn54khce6mua7l");
+    BECH_UPPERCASE_PRINTABLE = /^[\x21-\x60\x7b-\x7e]+$/;
+    POLYMOD_GENERATORS = [996825010, 642813549, 513874426, 1027748829, 705979059];
+    bech32 = /* @__PURE__ */ freeze(() => genBech32("bech32"));
+  }
+});
 
 // node_modules/@noble/hashes/pbkdf2.js
 function pbkdf2Init(hash, _password, _salt, _opts) {
@@ -91818,6 +90252,12 @@ function pbkdf2(hash, password, salt, opts2) {
   }
   return eng.output(DK);
 }
+var init_pbkdf2 = __esm({
+  "node_modules/@noble/hashes/pbkdf2.js"() {
+    init_hmac();
+    init_utils4();
+  }
+});
 
 // node_modules/@noble/hashes/scrypt.js
 function XorAndSalsa(prev, pi, input, ii, out, oi) {
@@ -91893,7 +90333,6 @@ function BlockMix(input, ii, out, oi, r5) {
     XorAndSalsa(out, head, input, ii += 16, out, tail);
   }
 }
-var SCRYPT_DEFAULT_MAXMEM = 128 * 8 * (2 ** 20 + 1 + 1);
 function scryptInit(password, salt, _opts) {
   const opts2 = checkOpts({
     dkLen: 32,
@@ -91976,12 +90415,20 @@ function scrypt(password, salt, opts2) {
   swap32IfBE(B32);
   return scryptOutput(password, dkLen, B, V, tmp);
 }
+var SCRYPT_DEFAULT_MAXMEM;
+var init_scrypt = __esm({
+  "node_modules/@noble/hashes/scrypt.js"() {
+    init_pbkdf2();
+    init_sha2();
+    init_utils4();
+    SCRYPT_DEFAULT_MAXMEM = 128 * 8 * (2 ** 20 + 1 + 1);
+  }
+});
 
 // node_modules/@noble/ciphers/utils.js
 function isBytes3(a5) {
   return a5 instanceof Uint8Array || ArrayBuffer.isView(a5) && a5.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a5 && a5.BYTES_PER_ELEMENT === 1;
 }
-var atitle2 = (title) => title ? `"${title}" ` : "";
 function abool(value, title = "") {
   if (typeof value !== "boolean")
     throw new TypeError(atitle2(title) + "expected boolean, got type=" + typeof value);
@@ -92007,10 +90454,6 @@ function abytes3(value, length, title = "") {
     throw new TypeError(message);
   throw new RangeError(message);
 }
-var aobject2 = (value, label) => {
-  if (value === null || typeof value !== "object" || Array.isArray(value))
-    throw new TypeError(label === "object" ? "expected valid options object" : `"${label}" expected object, got type=${typeof value}`);
-};
 function aexists2(instance, checkFinished = true) {
   if (instance.destroyed)
     throw new Error("hash was destroyed");
@@ -92035,7 +90478,6 @@ function clean2(...arrays) {
 function createView2(arr) {
   return new DataView(arr.buffer, arr.byteOffset, arr.byteLength);
 }
-var isLE2 = /* @__PURE__ */ (() => new Uint8Array(new Uint32Array([287454020]).buffer)[0] === 68)();
 function byteSwap2(word) {
   return word << 24 & 4278190080 | word << 8 & 16711680 | word >>> 8 & 65280 | word >>> 24 & 255;
 }
@@ -92045,7 +90487,6 @@ function byteSwap322(arr) {
   }
   return arr;
 }
-var swap32IfBE2 = isLE2 ? (u) => u : byteSwap322;
 function overlapBytes(a5, b5) {
   if (!a5.byteLength || !b5.byteLength)
     return false;
@@ -92083,53 +90524,6 @@ function wrapMacConstructor(keyLen, macCons, fromMsg) {
   macC.create = (key, ...args) => mac(key, ...args);
   return macC;
 }
-var wrapCipher = /* @__NO_SIDE_EFFECTS__ */ (params, constructor) => {
-  function wrappedCipher(key, ...args) {
-    abytes3(key, void 0, "key");
-    if (params.nonceLength !== void 0) {
-      const nonce = args[0];
-      abytes3(nonce, params.varSizeNonce ? void 0 : params.nonceLength, "nonce");
-    }
-    const tagl = params.tagLength;
-    const aadStart = params.nonceLength !== void 0 ? 1 : 0;
-    if (!params.withAAD) {
-      for (let i5 = aadStart; i5 < args.length; i5++)
-        if (isBytes3(args[i5]))
-          throw new Error("AAD not supported");
-    }
-    if (params.withAAD && args[aadStart] !== void 0)
-      abytes3(args[aadStart], void 0, "AAD");
-    const cipher = constructor(key, ...args);
-    const checkOutput = (fnLength, output) => {
-      if (output !== void 0) {
-        if (fnLength !== 2)
-          throw new Error("cipher output not supported");
-        abytes3(output, void 0, "output");
-      }
-    };
-    let called = false;
-    const wrCipher = {
-      encrypt(data, output) {
-        if (called)
-          throw new Error("cannot encrypt() twice with same key + nonce");
-        called = true;
-        abytes3(data, void 0, "data");
-        checkOutput(cipher.encrypt.length, output);
-        return cipher.encrypt(data, output);
-      },
-      decrypt(data, output) {
-        abytes3(data, void 0, "data");
-        if (tagl && data.length < tagl)
-          throw new Error('"ciphertext" expected length >= tagLength=' + tagl);
-        checkOutput(cipher.decrypt.length, output);
-        return cipher.decrypt(data, output);
-      }
-    };
-    return wrCipher;
-  }
-  Object.assign(wrappedCipher, params);
-  return wrappedCipher;
-};
 function getOutput(expectedLength, out, onlyAligned = true) {
   if (out === void 0)
     return new Uint8Array(expectedLength);
@@ -92154,18 +90548,70 @@ function isAligned32(bytes) {
 function copyBytes(bytes) {
   return Uint8Array.from(abytes3(bytes));
 }
+var atitle2, aobject2, isLE2, swap32IfBE2, wrapCipher;
+var init_utils5 = __esm({
+  "node_modules/@noble/ciphers/utils.js"() {
+    atitle2 = (title) => title ? `"${title}" ` : "";
+    aobject2 = (value, label2) => {
+      if (value === null || typeof value !== "object" || Array.isArray(value))
+        throw new TypeError(label2 === "object" ? "expected valid options object" : `"${label2}" expected object, got type=${typeof value}`);
+    };
+    isLE2 = /* @__PURE__ */ (() => new Uint8Array(new Uint32Array([287454020]).buffer)[0] === 68)();
+    swap32IfBE2 = isLE2 ? (u) => u : byteSwap322;
+    wrapCipher = /* @__NO_SIDE_EFFECTS__ */ (params, constructor) => {
+      function wrappedCipher(key, ...args) {
+        abytes3(key, void 0, "key");
+        if (params.nonceLength !== void 0) {
+          const nonce = args[0];
+          abytes3(nonce, params.varSizeNonce ? void 0 : params.nonceLength, "nonce");
+        }
+        const tagl = params.tagLength;
+        const aadStart = params.nonceLength !== void 0 ? 1 : 0;
+        if (!params.withAAD) {
+          for (let i5 = aadStart; i5 < args.length; i5++)
+            if (isBytes3(args[i5]))
+              throw new Error("AAD not supported");
+        }
+        if (params.withAAD && args[aadStart] !== void 0)
+          abytes3(args[aadStart], void 0, "AAD");
+        const cipher = constructor(key, ...args);
+        const checkOutput = (fnLength, output) => {
+          if (output !== void 0) {
+            if (fnLength !== 2)
+              throw new Error("cipher output not supported");
+            abytes3(output, void 0, "output");
+          }
+        };
+        let called = false;
+        const wrCipher = {
+          encrypt(data, output) {
+            if (called)
+              throw new Error("cannot encrypt() twice with same key + nonce");
+            called = true;
+            abytes3(data, void 0, "data");
+            checkOutput(cipher.encrypt.length, output);
+            return cipher.encrypt(data, output);
+          },
+          decrypt(data, output) {
+            abytes3(data, void 0, "data");
+            if (tagl && data.length < tagl)
+              throw new Error('"ciphertext" expected length >= tagLength=' + tagl);
+            checkOutput(cipher.decrypt.length, output);
+            return cipher.decrypt(data, output);
+          }
+        };
+        return wrCipher;
+      }
+      Object.assign(wrappedCipher, params);
+      return wrappedCipher;
+    };
+  }
+});
 
 // node_modules/@noble/ciphers/_arx.js
-var encodeStr = (str) => Uint8Array.from(str.split(""), (c5) => c5.charCodeAt(0));
-var sigma16_32 = /* @__PURE__ */ (() => swap32IfBE2(u322(encodeStr("expand 16-byte k"))))();
-var sigma32_32 = /* @__PURE__ */ (() => swap32IfBE2(u322(encodeStr("expand 32-byte k"))))();
 function rotl2(a5, b5) {
   return a5 << b5 | a5 >>> 32 - b5;
 }
-var BLOCK_LEN = 64;
-var BLOCK_LEN32 = 16;
-var MAX_COUNTER = /* @__PURE__ */ (() => 2 ** 32 - 1)();
-var U32_EMPTY = /* @__PURE__ */ Uint32Array.of();
 function runCipher(core, sigma, key, nonce, data, output, counter, rounds) {
   const len = data.length;
   const block = new Uint8Array(BLOCK_LEN);
@@ -92284,257 +90730,276 @@ function createCipher(core, opts2) {
     }
   };
 }
+var encodeStr, sigma16_32, sigma32_32, BLOCK_LEN, BLOCK_LEN32, MAX_COUNTER, U32_EMPTY;
+var init_arx = __esm({
+  "node_modules/@noble/ciphers/_arx.js"() {
+    init_utils5();
+    encodeStr = (str) => Uint8Array.from(str.split(""), (c5) => c5.charCodeAt(0));
+    sigma16_32 = /* @__PURE__ */ (() => swap32IfBE2(u322(encodeStr("expand 16-byte k"))))();
+    sigma32_32 = /* @__PURE__ */ (() => swap32IfBE2(u322(encodeStr("expand 32-byte k"))))();
+    BLOCK_LEN = 64;
+    BLOCK_LEN32 = 16;
+    MAX_COUNTER = /* @__PURE__ */ (() => 2 ** 32 - 1)();
+    U32_EMPTY = /* @__PURE__ */ Uint32Array.of();
+  }
+});
 
 // node_modules/@noble/ciphers/_poly1305.js
 function u8to16(a5, i5) {
   return a5[i5++] & 255 | (a5[i5++] & 255) << 8;
 }
-var Poly1305 = class {
-  blockLen = 16;
-  outputLen = 16;
-  buffer = new Uint8Array(16);
-  r = new Uint16Array(10);
-  // Allocating 1 array with .subarray() here is slower than 3
-  h = new Uint16Array(10);
-  pad = new Uint16Array(8);
-  pos = 0;
-  finished = false;
-  destroyed = false;
-  // Can be speed-up using BigUint64Array, at the cost of complexity
-  constructor(key) {
-    key = copyBytes(abytes3(key, 32, "key"));
-    const t02 = u8to16(key, 0);
-    const t12 = u8to16(key, 2);
-    const t22 = u8to16(key, 4);
-    const t32 = u8to16(key, 6);
-    const t42 = u8to16(key, 8);
-    const t52 = u8to16(key, 10);
-    const t62 = u8to16(key, 12);
-    const t72 = u8to16(key, 14);
-    this.r[0] = t02 & 8191;
-    this.r[1] = (t02 >>> 13 | t12 << 3) & 8191;
-    this.r[2] = (t12 >>> 10 | t22 << 6) & 7939;
-    this.r[3] = (t22 >>> 7 | t32 << 9) & 8191;
-    this.r[4] = (t32 >>> 4 | t42 << 12) & 255;
-    this.r[5] = t42 >>> 1 & 8190;
-    this.r[6] = (t42 >>> 14 | t52 << 2) & 8191;
-    this.r[7] = (t52 >>> 11 | t62 << 5) & 8065;
-    this.r[8] = (t62 >>> 8 | t72 << 8) & 8191;
-    this.r[9] = t72 >>> 5 & 127;
-    for (let i5 = 0; i5 < 8; i5++)
-      this.pad[i5] = u8to16(key, 16 + 2 * i5);
-  }
-  process(data, offset, isLast = false) {
-    const hibit = isLast ? 0 : 1 << 11;
-    const { h: h5, r: r5 } = this;
-    const r0 = r5[0];
-    const r1 = r5[1];
-    const r22 = r5[2];
-    const r32 = r5[3];
-    const r42 = r5[4];
-    const r52 = r5[5];
-    const r6 = r5[6];
-    const r7 = r5[7];
-    const r8 = r5[8];
-    const r9 = r5[9];
-    const t02 = u8to16(data, offset + 0);
-    const t12 = u8to16(data, offset + 2);
-    const t22 = u8to16(data, offset + 4);
-    const t32 = u8to16(data, offset + 6);
-    const t42 = u8to16(data, offset + 8);
-    const t52 = u8to16(data, offset + 10);
-    const t62 = u8to16(data, offset + 12);
-    const t72 = u8to16(data, offset + 14);
-    let h0 = h5[0] + (t02 & 8191);
-    let h1 = h5[1] + ((t02 >>> 13 | t12 << 3) & 8191);
-    let h22 = h5[2] + ((t12 >>> 10 | t22 << 6) & 8191);
-    let h32 = h5[3] + ((t22 >>> 7 | t32 << 9) & 8191);
-    let h42 = h5[4] + ((t32 >>> 4 | t42 << 12) & 8191);
-    let h52 = h5[5] + (t42 >>> 1 & 8191);
-    let h6 = h5[6] + ((t42 >>> 14 | t52 << 2) & 8191);
-    let h7 = h5[7] + ((t52 >>> 11 | t62 << 5) & 8191);
-    let h8 = h5[8] + ((t62 >>> 8 | t72 << 8) & 8191);
-    let h9 = h5[9] + (t72 >>> 5 | hibit);
-    let c5 = 0;
-    let d0 = c5 + h0 * r0 + h1 * (5 * r9) + h22 * (5 * r8) + h32 * (5 * r7) + h42 * (5 * r6);
-    c5 = d0 >>> 13;
-    d0 &= 8191;
-    d0 += h52 * (5 * r52) + h6 * (5 * r42) + h7 * (5 * r32) + h8 * (5 * r22) + h9 * (5 * r1);
-    c5 += d0 >>> 13;
-    d0 &= 8191;
-    let d1 = c5 + h0 * r1 + h1 * r0 + h22 * (5 * r9) + h32 * (5 * r8) + h42 * (5 * r7);
-    c5 = d1 >>> 13;
-    d1 &= 8191;
-    d1 += h52 * (5 * r6) + h6 * (5 * r52) + h7 * (5 * r42) + h8 * (5 * r32) + h9 * (5 * r22);
-    c5 += d1 >>> 13;
-    d1 &= 8191;
-    let d22 = c5 + h0 * r22 + h1 * r1 + h22 * r0 + h32 * (5 * r9) + h42 * (5 * r8);
-    c5 = d22 >>> 13;
-    d22 &= 8191;
-    d22 += h52 * (5 * r7) + h6 * (5 * r6) + h7 * (5 * r52) + h8 * (5 * r42) + h9 * (5 * r32);
-    c5 += d22 >>> 13;
-    d22 &= 8191;
-    let d32 = c5 + h0 * r32 + h1 * r22 + h22 * r1 + h32 * r0 + h42 * (5 * r9);
-    c5 = d32 >>> 13;
-    d32 &= 8191;
-    d32 += h52 * (5 * r8) + h6 * (5 * r7) + h7 * (5 * r6) + h8 * (5 * r52) + h9 * (5 * r42);
-    c5 += d32 >>> 13;
-    d32 &= 8191;
-    let d42 = c5 + h0 * r42 + h1 * r32 + h22 * r22 + h32 * r1 + h42 * r0;
-    c5 = d42 >>> 13;
-    d42 &= 8191;
-    d42 += h52 * (5 * r9) + h6 * (5 * r8) + h7 * (5 * r7) + h8 * (5 * r6) + h9 * (5 * r52);
-    c5 += d42 >>> 13;
-    d42 &= 8191;
-    let d5 = c5 + h0 * r52 + h1 * r42 + h22 * r32 + h32 * r22 + h42 * r1;
-    c5 = d5 >>> 13;
-    d5 &= 8191;
-    d5 += h52 * r0 + h6 * (5 * r9) + h7 * (5 * r8) + h8 * (5 * r7) + h9 * (5 * r6);
-    c5 += d5 >>> 13;
-    d5 &= 8191;
-    let d6 = c5 + h0 * r6 + h1 * r52 + h22 * r42 + h32 * r32 + h42 * r22;
-    c5 = d6 >>> 13;
-    d6 &= 8191;
-    d6 += h52 * r1 + h6 * r0 + h7 * (5 * r9) + h8 * (5 * r8) + h9 * (5 * r7);
-    c5 += d6 >>> 13;
-    d6 &= 8191;
-    let d7 = c5 + h0 * r7 + h1 * r6 + h22 * r52 + h32 * r42 + h42 * r32;
-    c5 = d7 >>> 13;
-    d7 &= 8191;
-    d7 += h52 * r22 + h6 * r1 + h7 * r0 + h8 * (5 * r9) + h9 * (5 * r8);
-    c5 += d7 >>> 13;
-    d7 &= 8191;
-    let d8 = c5 + h0 * r8 + h1 * r7 + h22 * r6 + h32 * r52 + h42 * r42;
-    c5 = d8 >>> 13;
-    d8 &= 8191;
-    d8 += h52 * r32 + h6 * r22 + h7 * r1 + h8 * r0 + h9 * (5 * r9);
-    c5 += d8 >>> 13;
-    d8 &= 8191;
-    let d9 = c5 + h0 * r9 + h1 * r8 + h22 * r7 + h32 * r6 + h42 * r52;
-    c5 = d9 >>> 13;
-    d9 &= 8191;
-    d9 += h52 * r42 + h6 * r32 + h7 * r22 + h8 * r1 + h9 * r0;
-    c5 += d9 >>> 13;
-    d9 &= 8191;
-    c5 = (c5 << 2) + c5 | 0;
-    c5 = c5 + d0 | 0;
-    d0 = c5 & 8191;
-    c5 = c5 >>> 13;
-    d1 += c5;
-    h5[0] = d0;
-    h5[1] = d1;
-    h5[2] = d22;
-    h5[3] = d32;
-    h5[4] = d42;
-    h5[5] = d5;
-    h5[6] = d6;
-    h5[7] = d7;
-    h5[8] = d8;
-    h5[9] = d9;
-  }
-  finalize() {
-    const { h: h5, pad } = this;
-    const g5 = new Uint16Array(10);
-    let c5 = h5[1] >>> 13;
-    h5[1] &= 8191;
-    for (let i5 = 2; i5 < 10; i5++) {
-      h5[i5] += c5;
-      c5 = h5[i5] >>> 13;
-      h5[i5] &= 8191;
-    }
-    h5[0] += c5 * 5;
-    c5 = h5[0] >>> 13;
-    h5[0] &= 8191;
-    h5[1] += c5;
-    c5 = h5[1] >>> 13;
-    h5[1] &= 8191;
-    h5[2] += c5;
-    g5[0] = h5[0] + 5;
-    c5 = g5[0] >>> 13;
-    g5[0] &= 8191;
-    for (let i5 = 1; i5 < 10; i5++) {
-      g5[i5] = h5[i5] + c5;
-      c5 = g5[i5] >>> 13;
-      g5[i5] &= 8191;
-    }
-    g5[9] -= 1 << 13;
-    let mask = (c5 ^ 1) - 1;
-    for (let i5 = 0; i5 < 10; i5++)
-      g5[i5] &= mask;
-    mask = ~mask;
-    for (let i5 = 0; i5 < 10; i5++)
-      h5[i5] = h5[i5] & mask | g5[i5];
-    h5[0] = (h5[0] | h5[1] << 13) & 65535;
-    h5[1] = (h5[1] >>> 3 | h5[2] << 10) & 65535;
-    h5[2] = (h5[2] >>> 6 | h5[3] << 7) & 65535;
-    h5[3] = (h5[3] >>> 9 | h5[4] << 4) & 65535;
-    h5[4] = (h5[4] >>> 12 | h5[5] << 1 | h5[6] << 14) & 65535;
-    h5[5] = (h5[6] >>> 2 | h5[7] << 11) & 65535;
-    h5[6] = (h5[7] >>> 5 | h5[8] << 8) & 65535;
-    h5[7] = (h5[8] >>> 8 | h5[9] << 5) & 65535;
-    let f5 = h5[0] + pad[0];
-    h5[0] = f5 & 65535;
-    for (let i5 = 1; i5 < 8; i5++) {
-      f5 = (h5[i5] + pad[i5] | 0) + (f5 >>> 16) | 0;
-      h5[i5] = f5 & 65535;
-    }
-    clean2(g5);
-  }
-  update(data) {
-    aexists2(this);
-    abytes3(data);
-    data = copyBytes(data);
-    const { buffer, blockLen } = this;
-    const len = data.length;
-    for (let pos = 0; pos < len; ) {
-      const take2 = Math.min(blockLen - this.pos, len - pos);
-      if (take2 === blockLen) {
-        for (; blockLen <= len - pos; pos += blockLen)
-          this.process(data, pos);
-        continue;
+var Poly1305, poly1305;
+var init_poly1305 = __esm({
+  "node_modules/@noble/ciphers/_poly1305.js"() {
+    init_utils5();
+    Poly1305 = class {
+      blockLen = 16;
+      outputLen = 16;
+      buffer = new Uint8Array(16);
+      r = new Uint16Array(10);
+      // Allocating 1 array with .subarray() here is slower than 3
+      h = new Uint16Array(10);
+      pad = new Uint16Array(8);
+      pos = 0;
+      finished = false;
+      destroyed = false;
+      // Can be speed-up using BigUint64Array, at the cost of complexity
+      constructor(key) {
+        key = copyBytes(abytes3(key, 32, "key"));
+        const t02 = u8to16(key, 0);
+        const t12 = u8to16(key, 2);
+        const t22 = u8to16(key, 4);
+        const t32 = u8to16(key, 6);
+        const t42 = u8to16(key, 8);
+        const t52 = u8to16(key, 10);
+        const t62 = u8to16(key, 12);
+        const t72 = u8to16(key, 14);
+        this.r[0] = t02 & 8191;
+        this.r[1] = (t02 >>> 13 | t12 << 3) & 8191;
+        this.r[2] = (t12 >>> 10 | t22 << 6) & 7939;
+        this.r[3] = (t22 >>> 7 | t32 << 9) & 8191;
+        this.r[4] = (t32 >>> 4 | t42 << 12) & 255;
+        this.r[5] = t42 >>> 1 & 8190;
+        this.r[6] = (t42 >>> 14 | t52 << 2) & 8191;
+        this.r[7] = (t52 >>> 11 | t62 << 5) & 8065;
+        this.r[8] = (t62 >>> 8 | t72 << 8) & 8191;
+        this.r[9] = t72 >>> 5 & 127;
+        for (let i5 = 0; i5 < 8; i5++)
+          this.pad[i5] = u8to16(key, 16 + 2 * i5);
       }
-      buffer.set(data.subarray(pos, pos + take2), this.pos);
-      this.pos += take2;
-      pos += take2;
-      if (this.pos === blockLen) {
-        this.process(buffer, 0, false);
-        this.pos = 0;
+      process(data, offset, isLast = false) {
+        const hibit = isLast ? 0 : 1 << 11;
+        const { h: h5, r: r5 } = this;
+        const r0 = r5[0];
+        const r1 = r5[1];
+        const r22 = r5[2];
+        const r32 = r5[3];
+        const r42 = r5[4];
+        const r52 = r5[5];
+        const r6 = r5[6];
+        const r7 = r5[7];
+        const r8 = r5[8];
+        const r9 = r5[9];
+        const t02 = u8to16(data, offset + 0);
+        const t12 = u8to16(data, offset + 2);
+        const t22 = u8to16(data, offset + 4);
+        const t32 = u8to16(data, offset + 6);
+        const t42 = u8to16(data, offset + 8);
+        const t52 = u8to16(data, offset + 10);
+        const t62 = u8to16(data, offset + 12);
+        const t72 = u8to16(data, offset + 14);
+        let h0 = h5[0] + (t02 & 8191);
+        let h1 = h5[1] + ((t02 >>> 13 | t12 << 3) & 8191);
+        let h22 = h5[2] + ((t12 >>> 10 | t22 << 6) & 8191);
+        let h32 = h5[3] + ((t22 >>> 7 | t32 << 9) & 8191);
+        let h42 = h5[4] + ((t32 >>> 4 | t42 << 12) & 8191);
+        let h52 = h5[5] + (t42 >>> 1 & 8191);
+        let h6 = h5[6] + ((t42 >>> 14 | t52 << 2) & 8191);
+        let h7 = h5[7] + ((t52 >>> 11 | t62 << 5) & 8191);
+        let h8 = h5[8] + ((t62 >>> 8 | t72 << 8) & 8191);
+        let h9 = h5[9] + (t72 >>> 5 | hibit);
+        let c5 = 0;
+        let d0 = c5 + h0 * r0 + h1 * (5 * r9) + h22 * (5 * r8) + h32 * (5 * r7) + h42 * (5 * r6);
+        c5 = d0 >>> 13;
+        d0 &= 8191;
+        d0 += h52 * (5 * r52) + h6 * (5 * r42) + h7 * (5 * r32) + h8 * (5 * r22) + h9 * (5 * r1);
+        c5 += d0 >>> 13;
+        d0 &= 8191;
+        let d1 = c5 + h0 * r1 + h1 * r0 + h22 * (5 * r9) + h32 * (5 * r8) + h42 * (5 * r7);
+        c5 = d1 >>> 13;
+        d1 &= 8191;
+        d1 += h52 * (5 * r6) + h6 * (5 * r52) + h7 * (5 * r42) + h8 * (5 * r32) + h9 * (5 * r22);
+        c5 += d1 >>> 13;
+        d1 &= 8191;
+        let d22 = c5 + h0 * r22 + h1 * r1 + h22 * r0 + h32 * (5 * r9) + h42 * (5 * r8);
+        c5 = d22 >>> 13;
+        d22 &= 8191;
+        d22 += h52 * (5 * r7) + h6 * (5 * r6) + h7 * (5 * r52) + h8 * (5 * r42) + h9 * (5 * r32);
+        c5 += d22 >>> 13;
+        d22 &= 8191;
+        let d32 = c5 + h0 * r32 + h1 * r22 + h22 * r1 + h32 * r0 + h42 * (5 * r9);
+        c5 = d32 >>> 13;
+        d32 &= 8191;
+        d32 += h52 * (5 * r8) + h6 * (5 * r7) + h7 * (5 * r6) + h8 * (5 * r52) + h9 * (5 * r42);
+        c5 += d32 >>> 13;
+        d32 &= 8191;
+        let d42 = c5 + h0 * r42 + h1 * r32 + h22 * r22 + h32 * r1 + h42 * r0;
+        c5 = d42 >>> 13;
+        d42 &= 8191;
+        d42 += h52 * (5 * r9) + h6 * (5 * r8) + h7 * (5 * r7) + h8 * (5 * r6) + h9 * (5 * r52);
+        c5 += d42 >>> 13;
+        d42 &= 8191;
+        let d5 = c5 + h0 * r52 + h1 * r42 + h22 * r32 + h32 * r22 + h42 * r1;
+        c5 = d5 >>> 13;
+        d5 &= 8191;
+        d5 += h52 * r0 + h6 * (5 * r9) + h7 * (5 * r8) + h8 * (5 * r7) + h9 * (5 * r6);
+        c5 += d5 >>> 13;
+        d5 &= 8191;
+        let d6 = c5 + h0 * r6 + h1 * r52 + h22 * r42 + h32 * r32 + h42 * r22;
+        c5 = d6 >>> 13;
+        d6 &= 8191;
+        d6 += h52 * r1 + h6 * r0 + h7 * (5 * r9) + h8 * (5 * r8) + h9 * (5 * r7);
+        c5 += d6 >>> 13;
+        d6 &= 8191;
+        let d7 = c5 + h0 * r7 + h1 * r6 + h22 * r52 + h32 * r42 + h42 * r32;
+        c5 = d7 >>> 13;
+        d7 &= 8191;
+        d7 += h52 * r22 + h6 * r1 + h7 * r0 + h8 * (5 * r9) + h9 * (5 * r8);
+        c5 += d7 >>> 13;
+        d7 &= 8191;
+        let d8 = c5 + h0 * r8 + h1 * r7 + h22 * r6 + h32 * r52 + h42 * r42;
+        c5 = d8 >>> 13;
+        d8 &= 8191;
+        d8 += h52 * r32 + h6 * r22 + h7 * r1 + h8 * r0 + h9 * (5 * r9);
+        c5 += d8 >>> 13;
+        d8 &= 8191;
+        let d9 = c5 + h0 * r9 + h1 * r8 + h22 * r7 + h32 * r6 + h42 * r52;
+        c5 = d9 >>> 13;
+        d9 &= 8191;
+        d9 += h52 * r42 + h6 * r32 + h7 * r22 + h8 * r1 + h9 * r0;
+        c5 += d9 >>> 13;
+        d9 &= 8191;
+        c5 = (c5 << 2) + c5 | 0;
+        c5 = c5 + d0 | 0;
+        d0 = c5 & 8191;
+        c5 = c5 >>> 13;
+        d1 += c5;
+        h5[0] = d0;
+        h5[1] = d1;
+        h5[2] = d22;
+        h5[3] = d32;
+        h5[4] = d42;
+        h5[5] = d5;
+        h5[6] = d6;
+        h5[7] = d7;
+        h5[8] = d8;
+        h5[9] = d9;
       }
-    }
-    return this;
+      finalize() {
+        const { h: h5, pad } = this;
+        const g5 = new Uint16Array(10);
+        let c5 = h5[1] >>> 13;
+        h5[1] &= 8191;
+        for (let i5 = 2; i5 < 10; i5++) {
+          h5[i5] += c5;
+          c5 = h5[i5] >>> 13;
+          h5[i5] &= 8191;
+        }
+        h5[0] += c5 * 5;
+        c5 = h5[0] >>> 13;
+        h5[0] &= 8191;
+        h5[1] += c5;
+        c5 = h5[1] >>> 13;
+        h5[1] &= 8191;
+        h5[2] += c5;
+        g5[0] = h5[0] + 5;
+        c5 = g5[0] >>> 13;
+        g5[0] &= 8191;
+        for (let i5 = 1; i5 < 10; i5++) {
+          g5[i5] = h5[i5] + c5;
+          c5 = g5[i5] >>> 13;
+          g5[i5] &= 8191;
+        }
+        g5[9] -= 1 << 13;
+        let mask = (c5 ^ 1) - 1;
+        for (let i5 = 0; i5 < 10; i5++)
+          g5[i5] &= mask;
+        mask = ~mask;
+        for (let i5 = 0; i5 < 10; i5++)
+          h5[i5] = h5[i5] & mask | g5[i5];
+        h5[0] = (h5[0] | h5[1] << 13) & 65535;
+        h5[1] = (h5[1] >>> 3 | h5[2] << 10) & 65535;
+        h5[2] = (h5[2] >>> 6 | h5[3] << 7) & 65535;
+        h5[3] = (h5[3] >>> 9 | h5[4] << 4) & 65535;
+        h5[4] = (h5[4] >>> 12 | h5[5] << 1 | h5[6] << 14) & 65535;
+        h5[5] = (h5[6] >>> 2 | h5[7] << 11) & 65535;
+        h5[6] = (h5[7] >>> 5 | h5[8] << 8) & 65535;
+        h5[7] = (h5[8] >>> 8 | h5[9] << 5) & 65535;
+        let f5 = h5[0] + pad[0];
+        h5[0] = f5 & 65535;
+        for (let i5 = 1; i5 < 8; i5++) {
+          f5 = (h5[i5] + pad[i5] | 0) + (f5 >>> 16) | 0;
+          h5[i5] = f5 & 65535;
+        }
+        clean2(g5);
+      }
+      update(data) {
+        aexists2(this);
+        abytes3(data);
+        data = copyBytes(data);
+        const { buffer, blockLen } = this;
+        const len = data.length;
+        for (let pos = 0; pos < len; ) {
+          const take2 = Math.min(blockLen - this.pos, len - pos);
+          if (take2 === blockLen) {
+            for (; blockLen <= len - pos; pos += blockLen)
+              this.process(data, pos);
+            continue;
+          }
+          buffer.set(data.subarray(pos, pos + take2), this.pos);
+          this.pos += take2;
+          pos += take2;
+          if (this.pos === blockLen) {
+            this.process(buffer, 0, false);
+            this.pos = 0;
+          }
+        }
+        return this;
+      }
+      destroy() {
+        this.destroyed = true;
+        clean2(this.h, this.r, this.buffer, this.pad);
+      }
+      digestInto(out) {
+        aexists2(this);
+        aoutput2(out, this);
+        this.finished = true;
+        const { buffer, h: h5 } = this;
+        let { pos } = this;
+        if (pos) {
+          buffer[pos++] = 1;
+          for (; pos < 16; pos++)
+            buffer[pos] = 0;
+          this.process(buffer, 0, true);
+        }
+        this.finalize();
+        let opos = 0;
+        for (let i5 = 0; i5 < 8; i5++) {
+          out[opos++] = h5[i5] >>> 0;
+          out[opos++] = h5[i5] >>> 8;
+        }
+      }
+      digest() {
+        const { buffer, outputLen } = this;
+        this.digestInto(buffer);
+        const res = buffer.slice(0, outputLen);
+        this.destroy();
+        return res;
+      }
+    };
+    poly1305 = /* @__PURE__ */ wrapMacConstructor(32, (key) => new Poly1305(key));
   }
-  destroy() {
-    this.destroyed = true;
-    clean2(this.h, this.r, this.buffer, this.pad);
-  }
-  digestInto(out) {
-    aexists2(this);
-    aoutput2(out, this);
-    this.finished = true;
-    const { buffer, h: h5 } = this;
-    let { pos } = this;
-    if (pos) {
-      buffer[pos++] = 1;
-      for (; pos < 16; pos++)
-        buffer[pos] = 0;
-      this.process(buffer, 0, true);
-    }
-    this.finalize();
-    let opos = 0;
-    for (let i5 = 0; i5 < 8; i5++) {
-      out[opos++] = h5[i5] >>> 0;
-      out[opos++] = h5[i5] >>> 8;
-    }
-  }
-  digest() {
-    const { buffer, outputLen } = this;
-    this.digestInto(buffer);
-    const res = buffer.slice(0, outputLen);
-    this.destroy();
-    return res;
-  }
-};
-var poly1305 = /* @__PURE__ */ wrapMacConstructor(32, (key) => new Poly1305(key));
+});
 
 // node_modules/@noble/ciphers/chacha.js
 function chachaCore(s2, k5, n3, out, cnt, rounds = 20) {
@@ -92624,19 +91089,6 @@ function chachaCore(s2, k5, n3, out, cnt, rounds = 20) {
   out[oi++] = y14 + x14 | 0;
   out[oi++] = y15 + x15 | 0;
 }
-var chacha20 = /* @__PURE__ */ createCipher(chachaCore, {
-  counterRight: false,
-  counterLength: 4,
-  allowShortKeys: false
-});
-var ZEROS16 = /* @__PURE__ */ new Uint8Array(16);
-var updatePadded = (h5, msg) => {
-  h5.update(msg);
-  const leftover = msg.length % 16;
-  if (leftover)
-    h5.update(ZEROS16.subarray(leftover));
-};
-var ZEROS32 = /* @__PURE__ */ new Uint8Array(32);
 function computeTag(fn, key, nonce, ciphertext, AAD) {
   if (AAD !== void 0)
     abytes3(AAD, void 0, "AAD");
@@ -92651,40 +91103,61 @@ function computeTag(fn, key, nonce, ciphertext, AAD) {
   clean2(authKey, lengths);
   return res;
 }
-var _poly1305_aead = (xorStream) => (key, nonce, AAD) => {
-  const tagLength = 16;
-  return {
-    encrypt(plaintext, output) {
-      const plength = plaintext.length;
-      output = getOutput(plength + tagLength, output, false);
-      output.set(plaintext);
-      const oPlain = output.subarray(0, -tagLength);
-      xorStream(key, nonce, oPlain, oPlain, 1);
-      const tag = computeTag(xorStream, key, nonce, oPlain, AAD);
-      output.set(tag, plength);
-      clean2(tag);
-      return output;
-    },
-    decrypt(ciphertext, output) {
-      output = getOutput(ciphertext.length - tagLength, output, false);
-      const data = ciphertext.subarray(0, -tagLength);
-      const passedTag = ciphertext.subarray(-tagLength);
-      const tag = computeTag(xorStream, key, nonce, data, AAD);
-      if (!equalBytes(passedTag, tag)) {
-        clean2(tag);
-        throw new Error("invalid tag");
-      }
-      output.set(ciphertext.subarray(0, -tagLength));
-      xorStream(key, nonce, output, output, 1);
-      clean2(tag);
-      return output;
-    }
-  };
-};
-var chacha20poly1305 = /* @__PURE__ */ wrapCipher(
-  { blockSize: 64, nonceLength: 12, tagLength: 16, withAAD: true },
-  /* @__PURE__ */ _poly1305_aead(chacha20)
-);
+var chacha20, ZEROS16, updatePadded, ZEROS32, _poly1305_aead, chacha20poly1305;
+var init_chacha = __esm({
+  "node_modules/@noble/ciphers/chacha.js"() {
+    init_arx();
+    init_poly1305();
+    init_utils5();
+    chacha20 = /* @__PURE__ */ createCipher(chachaCore, {
+      counterRight: false,
+      counterLength: 4,
+      allowShortKeys: false
+    });
+    ZEROS16 = /* @__PURE__ */ new Uint8Array(16);
+    updatePadded = (h5, msg) => {
+      h5.update(msg);
+      const leftover = msg.length % 16;
+      if (leftover)
+        h5.update(ZEROS16.subarray(leftover));
+    };
+    ZEROS32 = /* @__PURE__ */ new Uint8Array(32);
+    _poly1305_aead = (xorStream) => (key, nonce, AAD) => {
+      const tagLength = 16;
+      return {
+        encrypt(plaintext, output) {
+          const plength = plaintext.length;
+          output = getOutput(plength + tagLength, output, false);
+          output.set(plaintext);
+          const oPlain = output.subarray(0, -tagLength);
+          xorStream(key, nonce, oPlain, oPlain, 1);
+          const tag = computeTag(xorStream, key, nonce, oPlain, AAD);
+          output.set(tag, plength);
+          clean2(tag);
+          return output;
+        },
+        decrypt(ciphertext, output) {
+          output = getOutput(ciphertext.length - tagLength, output, false);
+          const data = ciphertext.subarray(0, -tagLength);
+          const passedTag = ciphertext.subarray(-tagLength);
+          const tag = computeTag(xorStream, key, nonce, data, AAD);
+          if (!equalBytes(passedTag, tag)) {
+            clean2(tag);
+            throw new Error("invalid tag");
+          }
+          output.set(ciphertext.subarray(0, -tagLength));
+          xorStream(key, nonce, output, output, 1);
+          clean2(tag);
+          return output;
+        }
+      };
+    };
+    chacha20poly1305 = /* @__PURE__ */ wrapCipher(
+      { blockSize: 64, nonceLength: 12, tagLength: 16, withAAD: true },
+      /* @__PURE__ */ _poly1305_aead(chacha20)
+    );
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/hashes/utils.js
 function isBytes4(a5) {
@@ -92692,8 +91165,8 @@ function isBytes4(a5) {
 }
 function anumber4(n3, title = "") {
   if (!Number.isSafeInteger(n3) || n3 < 0) {
-    const prefix = title && `"${title}" `;
-    throw new Error(`${prefix}expected integer >= 0, got ${n3}`);
+    const prefix2 = title && `"${title}" `;
+    throw new Error(`${prefix2}expected integer >= 0, got ${n3}`);
   }
 }
 function abytes4(value, length, title = "") {
@@ -92701,10 +91174,10 @@ function abytes4(value, length, title = "") {
   const len = value?.length;
   const needsLen = length !== void 0;
   if (!bytes || needsLen && len !== length) {
-    const prefix = title && `"${title}" `;
+    const prefix2 = title && `"${title}" `;
     const ofLen = needsLen ? ` of length ${length}` : "";
     const got = bytes ? `length=${len}` : `type=${typeof value}`;
-    throw new Error(prefix + "expected Uint8Array" + ofLen + ", got " + got);
+    throw new Error(prefix2 + "expected Uint8Array" + ofLen + ", got " + got);
   }
   return value;
 }
@@ -92741,7 +91214,6 @@ function createView3(arr) {
 function rotr2(word, shift) {
   return word << 32 - shift | word >>> shift;
 }
-var isLE3 = /* @__PURE__ */ (() => new Uint8Array(new Uint32Array([287454020]).buffer)[0] === 68)();
 function byteSwap3(word) {
   return word << 24 & 4278190080 | word << 8 & 16711680 | word >>> 8 & 65280 | word >>> 24 & 255;
 }
@@ -92751,12 +91223,6 @@ function byteSwap323(arr) {
   }
   return arr;
 }
-var swap32IfBE3 = isLE3 ? (u) => u : byteSwap323;
-var hasHexBuiltin2 = /* @__PURE__ */ (() => (
-  // @ts-ignore
-  typeof Uint8Array.from([]).toHex === "function" && typeof Uint8Array.fromHex === "function"
-))();
-var hexes2 = /* @__PURE__ */ Array.from({ length: 256 }, (_, i5) => i5.toString(16).padStart(2, "0"));
 function bytesToHex2(bytes) {
   abytes4(bytes);
   if (hasHexBuiltin2)
@@ -92767,7 +91233,6 @@ function bytesToHex2(bytes) {
   }
   return hex;
 }
-var asciis = { _0: 48, _9: 57, A: 65, F: 70, a: 97, f: 102 };
 function asciiToBase162(ch) {
   if (ch >= asciis._0 && ch <= asciis._9)
     return ch - asciis._0;
@@ -92828,17 +91293,28 @@ function randomBytes5(bytesLength = 32) {
     throw new Error("crypto.getRandomValues must be defined");
   return cr.getRandomValues(new Uint8Array(bytesLength));
 }
-var oidNist2 = (suffix) => ({
-  oid: Uint8Array.from([6, 9, 96, 134, 72, 1, 101, 3, 4, 2, suffix])
+var isLE3, swap32IfBE3, hasHexBuiltin2, hexes2, asciis, oidNist2;
+var init_utils6 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/hashes/utils.js"() {
+    isLE3 = /* @__PURE__ */ (() => new Uint8Array(new Uint32Array([287454020]).buffer)[0] === 68)();
+    swap32IfBE3 = isLE3 ? (u) => u : byteSwap323;
+    hasHexBuiltin2 = /* @__PURE__ */ (() => (
+      // @ts-ignore
+      typeof Uint8Array.from([]).toHex === "function" && typeof Uint8Array.fromHex === "function"
+    ))();
+    hexes2 = /* @__PURE__ */ Array.from({ length: 256 }, (_, i5) => i5.toString(16).padStart(2, "0"));
+    asciis = { _0: 48, _9: 57, A: 65, F: 70, a: 97, f: 102 };
+    oidNist2 = (suffix) => ({
+      oid: Uint8Array.from([6, 9, 96, 134, 72, 1, 101, 3, 4, 2, suffix])
+    });
+  }
 });
 
 // node_modules/@noble/post-quantum/node_modules/@noble/curves/utils.js
-var _0n = /* @__PURE__ */ BigInt(0);
-var _1n = /* @__PURE__ */ BigInt(1);
 function abool2(value, title = "") {
   if (typeof value !== "boolean") {
-    const prefix = title && `"${title}" `;
-    throw new Error(prefix + "expected boolean, got type=" + typeof value);
+    const prefix2 = title && `"${title}" `;
+    throw new Error(prefix2 + "expected boolean, got type=" + typeof value);
   }
   return value;
 }
@@ -92888,7 +91364,6 @@ function asciiToBytes(ascii) {
     return charCode;
   });
 }
-var isPosBig = (n3) => typeof n3 === "bigint" && _0n <= n3;
 function inRange(n3, min, max) {
   return isPosBig(n3) && isPosBig(min) && isPosBig(max) && min <= n3 && n3 < max;
 }
@@ -92902,7 +91377,6 @@ function bitLen(n3) {
     ;
   return len;
 }
-var bitMask = (n3) => (_1n << BigInt(n3)) - _1n;
 function createHmacDrbg(hashLen, qByteLen, hmacFn) {
   anumber4(hashLen, "hashLen");
   anumber4(qByteLen, "qByteLen");
@@ -92980,18 +91454,19 @@ function memoized(fn) {
     return computed;
   };
 }
+var _0n, _1n, isPosBig, bitMask;
+var init_utils7 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/curves/utils.js"() {
+    init_utils6();
+    init_utils6();
+    _0n = /* @__PURE__ */ BigInt(0);
+    _1n = /* @__PURE__ */ BigInt(1);
+    isPosBig = (n3) => typeof n3 === "bigint" && _0n <= n3;
+    bitMask = (n3) => (_1n << BigInt(n3)) - _1n;
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/modular.js
-var _0n2 = /* @__PURE__ */ BigInt(0);
-var _1n2 = /* @__PURE__ */ BigInt(1);
-var _2n = /* @__PURE__ */ BigInt(2);
-var _3n = /* @__PURE__ */ BigInt(3);
-var _4n = /* @__PURE__ */ BigInt(4);
-var _5n = /* @__PURE__ */ BigInt(5);
-var _7n = /* @__PURE__ */ BigInt(7);
-var _8n = /* @__PURE__ */ BigInt(8);
-var _9n = /* @__PURE__ */ BigInt(9);
-var _16n = /* @__PURE__ */ BigInt(16);
 function mod(a5, b5) {
   const result = a5 % b5;
   return result >= _0n2 ? result : b5 + result;
@@ -93124,26 +91599,7 @@ function FpSqrt(P) {
     return sqrt9mod16(P);
   return tonelliShanks(P);
 }
-var FIELD_FIELDS = [
-  "create",
-  "isValid",
-  "is0",
-  "neg",
-  "inv",
-  "sqrt",
-  "sqr",
-  "eql",
-  "add",
-  "sub",
-  "mul",
-  "pow",
-  "div",
-  "addN",
-  "subN",
-  "mulN",
-  "sqrN"
-];
-function validateField(field) {
+function validateField(field2) {
   const initial = {
     ORDER: "bigint",
     BYTES: "number",
@@ -93153,8 +91609,8 @@ function validateField(field) {
     map3[val] = "function";
     return map3;
   }, initial);
-  validateObject(field, opts2);
-  return field;
+  validateObject(field2, opts2);
+  return field2;
 }
 function FpPow(Fp, num, power) {
   if (power < _0n2)
@@ -93207,141 +91663,6 @@ function nLength(n3, nBitLength) {
   const nByteLength = Math.ceil(_nBitLength / 8);
   return { nBitLength: _nBitLength, nByteLength };
 }
-var _Field = class {
-  ORDER;
-  BITS;
-  BYTES;
-  isLE;
-  ZERO = _0n2;
-  ONE = _1n2;
-  _lengths;
-  _sqrt;
-  // cached sqrt
-  _mod;
-  constructor(ORDER, opts2 = {}) {
-    if (ORDER <= _0n2)
-      throw new Error("invalid field: expected ORDER > 0, got " + ORDER);
-    let _nbitLength = void 0;
-    this.isLE = false;
-    if (opts2 != null && typeof opts2 === "object") {
-      if (typeof opts2.BITS === "number")
-        _nbitLength = opts2.BITS;
-      if (typeof opts2.sqrt === "function")
-        this.sqrt = opts2.sqrt;
-      if (typeof opts2.isLE === "boolean")
-        this.isLE = opts2.isLE;
-      if (opts2.allowedLengths)
-        this._lengths = opts2.allowedLengths?.slice();
-      if (typeof opts2.modFromBytes === "boolean")
-        this._mod = opts2.modFromBytes;
-    }
-    const { nBitLength, nByteLength } = nLength(ORDER, _nbitLength);
-    if (nByteLength > 2048)
-      throw new Error("invalid field: expected ORDER of <= 2048 bytes");
-    this.ORDER = ORDER;
-    this.BITS = nBitLength;
-    this.BYTES = nByteLength;
-    this._sqrt = void 0;
-    Object.preventExtensions(this);
-  }
-  create(num) {
-    return mod(num, this.ORDER);
-  }
-  isValid(num) {
-    if (typeof num !== "bigint")
-      throw new Error("invalid field element: expected bigint, got " + typeof num);
-    return _0n2 <= num && num < this.ORDER;
-  }
-  is0(num) {
-    return num === _0n2;
-  }
-  // is valid and invertible
-  isValidNot0(num) {
-    return !this.is0(num) && this.isValid(num);
-  }
-  isOdd(num) {
-    return (num & _1n2) === _1n2;
-  }
-  neg(num) {
-    return mod(-num, this.ORDER);
-  }
-  eql(lhs, rhs) {
-    return lhs === rhs;
-  }
-  sqr(num) {
-    return mod(num * num, this.ORDER);
-  }
-  add(lhs, rhs) {
-    return mod(lhs + rhs, this.ORDER);
-  }
-  sub(lhs, rhs) {
-    return mod(lhs - rhs, this.ORDER);
-  }
-  mul(lhs, rhs) {
-    return mod(lhs * rhs, this.ORDER);
-  }
-  pow(num, power) {
-    return FpPow(this, num, power);
-  }
-  div(lhs, rhs) {
-    return mod(lhs * invert(rhs, this.ORDER), this.ORDER);
-  }
-  // Same as above, but doesn't normalize
-  sqrN(num) {
-    return num * num;
-  }
-  addN(lhs, rhs) {
-    return lhs + rhs;
-  }
-  subN(lhs, rhs) {
-    return lhs - rhs;
-  }
-  mulN(lhs, rhs) {
-    return lhs * rhs;
-  }
-  inv(num) {
-    return invert(num, this.ORDER);
-  }
-  sqrt(num) {
-    if (!this._sqrt)
-      this._sqrt = FpSqrt(this.ORDER);
-    return this._sqrt(this, num);
-  }
-  toBytes(num) {
-    return this.isLE ? numberToBytesLE(num, this.BYTES) : numberToBytesBE(num, this.BYTES);
-  }
-  fromBytes(bytes, skipValidation = false) {
-    abytes4(bytes);
-    const { _lengths: allowedLengths, BYTES, isLE: isLE4, ORDER, _mod: modFromBytes } = this;
-    if (allowedLengths) {
-      if (!allowedLengths.includes(bytes.length) || bytes.length > BYTES) {
-        throw new Error("Field.fromBytes: expected " + allowedLengths + " bytes, got " + bytes.length);
-      }
-      const padded = new Uint8Array(BYTES);
-      padded.set(bytes, isLE4 ? 0 : padded.length - bytes.length);
-      bytes = padded;
-    }
-    if (bytes.length !== BYTES)
-      throw new Error("Field.fromBytes: expected " + BYTES + " bytes, got " + bytes.length);
-    let scalar = isLE4 ? bytesToNumberLE(bytes) : bytesToNumberBE(bytes);
-    if (modFromBytes)
-      scalar = mod(scalar, ORDER);
-    if (!skipValidation) {
-      if (!this.isValid(scalar))
-        throw new Error("invalid field element: outside of range 0..ORDER");
-    }
-    return scalar;
-  }
-  // TODO: we don't need it here, move out to separate fn
-  invertBatch(lst) {
-    return FpInvertBatch(this, lst);
-  }
-  // We can't move this out because Fp6, Fp12 implement it
-  // and it's unclear what to return in there.
-  cmov(a5, b5, condition) {
-    return condition ? b5 : a5;
-  }
-};
 function Field2(ORDER, opts2 = {}) {
   return new _Field(ORDER, opts2);
 }
@@ -93366,10 +91687,178 @@ function mapHashToField(key, fieldOrder, isLE4 = false) {
   const reduced = mod(num, fieldOrder - _1n2) + _1n2;
   return isLE4 ? numberToBytesLE(reduced, fieldLen) : numberToBytesBE(reduced, fieldLen);
 }
+var _0n2, _1n2, _2n, _3n, _4n, _5n, _7n, _8n, _9n, _16n, FIELD_FIELDS, _Field;
+var init_modular = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/modular.js"() {
+    init_utils7();
+    _0n2 = /* @__PURE__ */ BigInt(0);
+    _1n2 = /* @__PURE__ */ BigInt(1);
+    _2n = /* @__PURE__ */ BigInt(2);
+    _3n = /* @__PURE__ */ BigInt(3);
+    _4n = /* @__PURE__ */ BigInt(4);
+    _5n = /* @__PURE__ */ BigInt(5);
+    _7n = /* @__PURE__ */ BigInt(7);
+    _8n = /* @__PURE__ */ BigInt(8);
+    _9n = /* @__PURE__ */ BigInt(9);
+    _16n = /* @__PURE__ */ BigInt(16);
+    FIELD_FIELDS = [
+      "create",
+      "isValid",
+      "is0",
+      "neg",
+      "inv",
+      "sqrt",
+      "sqr",
+      "eql",
+      "add",
+      "sub",
+      "mul",
+      "pow",
+      "div",
+      "addN",
+      "subN",
+      "mulN",
+      "sqrN"
+    ];
+    _Field = class {
+      ORDER;
+      BITS;
+      BYTES;
+      isLE;
+      ZERO = _0n2;
+      ONE = _1n2;
+      _lengths;
+      _sqrt;
+      // cached sqrt
+      _mod;
+      constructor(ORDER, opts2 = {}) {
+        if (ORDER <= _0n2)
+          throw new Error("invalid field: expected ORDER > 0, got " + ORDER);
+        let _nbitLength = void 0;
+        this.isLE = false;
+        if (opts2 != null && typeof opts2 === "object") {
+          if (typeof opts2.BITS === "number")
+            _nbitLength = opts2.BITS;
+          if (typeof opts2.sqrt === "function")
+            this.sqrt = opts2.sqrt;
+          if (typeof opts2.isLE === "boolean")
+            this.isLE = opts2.isLE;
+          if (opts2.allowedLengths)
+            this._lengths = opts2.allowedLengths?.slice();
+          if (typeof opts2.modFromBytes === "boolean")
+            this._mod = opts2.modFromBytes;
+        }
+        const { nBitLength, nByteLength } = nLength(ORDER, _nbitLength);
+        if (nByteLength > 2048)
+          throw new Error("invalid field: expected ORDER of <= 2048 bytes");
+        this.ORDER = ORDER;
+        this.BITS = nBitLength;
+        this.BYTES = nByteLength;
+        this._sqrt = void 0;
+        Object.preventExtensions(this);
+      }
+      create(num) {
+        return mod(num, this.ORDER);
+      }
+      isValid(num) {
+        if (typeof num !== "bigint")
+          throw new Error("invalid field element: expected bigint, got " + typeof num);
+        return _0n2 <= num && num < this.ORDER;
+      }
+      is0(num) {
+        return num === _0n2;
+      }
+      // is valid and invertible
+      isValidNot0(num) {
+        return !this.is0(num) && this.isValid(num);
+      }
+      isOdd(num) {
+        return (num & _1n2) === _1n2;
+      }
+      neg(num) {
+        return mod(-num, this.ORDER);
+      }
+      eql(lhs, rhs) {
+        return lhs === rhs;
+      }
+      sqr(num) {
+        return mod(num * num, this.ORDER);
+      }
+      add(lhs, rhs) {
+        return mod(lhs + rhs, this.ORDER);
+      }
+      sub(lhs, rhs) {
+        return mod(lhs - rhs, this.ORDER);
+      }
+      mul(lhs, rhs) {
+        return mod(lhs * rhs, this.ORDER);
+      }
+      pow(num, power) {
+        return FpPow(this, num, power);
+      }
+      div(lhs, rhs) {
+        return mod(lhs * invert(rhs, this.ORDER), this.ORDER);
+      }
+      // Same as above, but doesn't normalize
+      sqrN(num) {
+        return num * num;
+      }
+      addN(lhs, rhs) {
+        return lhs + rhs;
+      }
+      subN(lhs, rhs) {
+        return lhs - rhs;
+      }
+      mulN(lhs, rhs) {
+        return lhs * rhs;
+      }
+      inv(num) {
+        return invert(num, this.ORDER);
+      }
+      sqrt(num) {
+        if (!this._sqrt)
+          this._sqrt = FpSqrt(this.ORDER);
+        return this._sqrt(this, num);
+      }
+      toBytes(num) {
+        return this.isLE ? numberToBytesLE(num, this.BYTES) : numberToBytesBE(num, this.BYTES);
+      }
+      fromBytes(bytes, skipValidation = false) {
+        abytes4(bytes);
+        const { _lengths: allowedLengths, BYTES, isLE: isLE4, ORDER, _mod: modFromBytes } = this;
+        if (allowedLengths) {
+          if (!allowedLengths.includes(bytes.length) || bytes.length > BYTES) {
+            throw new Error("Field.fromBytes: expected " + allowedLengths + " bytes, got " + bytes.length);
+          }
+          const padded = new Uint8Array(BYTES);
+          padded.set(bytes, isLE4 ? 0 : padded.length - bytes.length);
+          bytes = padded;
+        }
+        if (bytes.length !== BYTES)
+          throw new Error("Field.fromBytes: expected " + BYTES + " bytes, got " + bytes.length);
+        let scalar = isLE4 ? bytesToNumberLE(bytes) : bytesToNumberBE(bytes);
+        if (modFromBytes)
+          scalar = mod(scalar, ORDER);
+        if (!skipValidation) {
+          if (!this.isValid(scalar))
+            throw new Error("invalid field element: outside of range 0..ORDER");
+        }
+        return scalar;
+      }
+      // TODO: we don't need it here, move out to separate fn
+      invertBatch(lst) {
+        return FpInvertBatch(this, lst);
+      }
+      // We can't move this out because Fp6, Fp12 implement it
+      // and it's unclear what to return in there.
+      cmov(a5, b5, condition) {
+        return condition ? b5 : a5;
+      }
+    };
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/curve.js
-var _0n3 = /* @__PURE__ */ BigInt(0);
-var _1n3 = /* @__PURE__ */ BigInt(1);
 function negateCt(condition, item) {
   const neg = item.negate();
   return condition ? neg : item;
@@ -93407,8 +91896,6 @@ function calcOffsets(n3, window2, wOpts) {
   const offsetF = offsetStart;
   return { nextN, offset, isZero, isNeg, isNegF, offsetF };
 }
-var pointPrecomputes = /* @__PURE__ */ new WeakMap();
-var pointWindowSizes = /* @__PURE__ */ new WeakMap();
 function getW(P) {
   return pointWindowSizes.get(P) || 1;
 }
@@ -93416,137 +91903,6 @@ function assert0(n3) {
   if (n3 !== _0n3)
     throw new Error("invalid wNAF");
 }
-var wNAF = class {
-  BASE;
-  ZERO;
-  Fn;
-  bits;
-  // Parametrized with a given Point class (not individual point)
-  constructor(Point, bits) {
-    this.BASE = Point.BASE;
-    this.ZERO = Point.ZERO;
-    this.Fn = Point.Fn;
-    this.bits = bits;
-  }
-  // non-const time multiplication ladder
-  _unsafeLadder(elm, n3, p3 = this.ZERO) {
-    let d5 = elm;
-    while (n3 > _0n3) {
-      if (n3 & _1n3)
-        p3 = p3.add(d5);
-      d5 = d5.double();
-      n3 >>= _1n3;
-    }
-    return p3;
-  }
-  /**
-   * Creates a wNAF precomputation window. Used for caching.
-   * Default window size is set by `utils.precompute()` and is equal to 8.
-   * Number of precomputed points depends on the curve size:
-   * 2^(𝑊−1) * (Math.ceil(𝑛 / 𝑊) + 1), where:
-   * - 𝑊 is the window size
-   * - 𝑛 is the bitlength of the curve order.
-   * For a 256-bit curve and window size 8, the number of precomputed points is 128 * 33 = 4224.
-   * @param point Point instance
-   * @param W window size
-   * @returns precomputed point tables flattened to a single array
-   */
-  precomputeWindow(point, W) {
-    const { windows, windowSize } = calcWOpts(W, this.bits);
-    const points = [];
-    let p3 = point;
-    let base = p3;
-    for (let window2 = 0; window2 < windows; window2++) {
-      base = p3;
-      points.push(base);
-      for (let i5 = 1; i5 < windowSize; i5++) {
-        base = base.add(p3);
-        points.push(base);
-      }
-      p3 = base.double();
-    }
-    return points;
-  }
-  /**
-   * Implements ec multiplication using precomputed tables and w-ary non-adjacent form.
-   * More compact implementation:
-   * https://github.com/paulmillr/noble-secp256k1/blob/47cb1669b6e506ad66b35fe7d76132ae97465da2/index.ts#L502-L541
-   * @returns real and fake (for const-time) points
-   */
-  wNAF(W, precomputes, n3) {
-    if (!this.Fn.isValid(n3))
-      throw new Error("invalid scalar");
-    let p3 = this.ZERO;
-    let f5 = this.BASE;
-    const wo = calcWOpts(W, this.bits);
-    for (let window2 = 0; window2 < wo.windows; window2++) {
-      const { nextN, offset, isZero, isNeg, isNegF, offsetF } = calcOffsets(n3, window2, wo);
-      n3 = nextN;
-      if (isZero) {
-        f5 = f5.add(negateCt(isNegF, precomputes[offsetF]));
-      } else {
-        p3 = p3.add(negateCt(isNeg, precomputes[offset]));
-      }
-    }
-    assert0(n3);
-    return { p: p3, f: f5 };
-  }
-  /**
-   * Implements ec unsafe (non const-time) multiplication using precomputed tables and w-ary non-adjacent form.
-   * @param acc accumulator point to add result of multiplication
-   * @returns point
-   */
-  wNAFUnsafe(W, precomputes, n3, acc = this.ZERO) {
-    const wo = calcWOpts(W, this.bits);
-    for (let window2 = 0; window2 < wo.windows; window2++) {
-      if (n3 === _0n3)
-        break;
-      const { nextN, offset, isZero, isNeg } = calcOffsets(n3, window2, wo);
-      n3 = nextN;
-      if (isZero) {
-        continue;
-      } else {
-        const item = precomputes[offset];
-        acc = acc.add(isNeg ? item.negate() : item);
-      }
-    }
-    assert0(n3);
-    return acc;
-  }
-  getPrecomputes(W, point, transform) {
-    let comp = pointPrecomputes.get(point);
-    if (!comp) {
-      comp = this.precomputeWindow(point, W);
-      if (W !== 1) {
-        if (typeof transform === "function")
-          comp = transform(comp);
-        pointPrecomputes.set(point, comp);
-      }
-    }
-    return comp;
-  }
-  cached(point, scalar, transform) {
-    const W = getW(point);
-    return this.wNAF(W, this.getPrecomputes(W, point, transform), scalar);
-  }
-  unsafe(point, scalar, transform, prev) {
-    const W = getW(point);
-    if (W === 1)
-      return this._unsafeLadder(point, scalar, prev);
-    return this.wNAFUnsafe(W, this.getPrecomputes(W, point, transform), scalar, prev);
-  }
-  // We calculate precomputes for elliptic curve point multiplication
-  // using windowed method. This specifies window size and
-  // stores precomputed values. Usually only base point would be precomputed.
-  createCache(P, W) {
-    validateW(W, this.bits);
-    pointWindowSizes.set(P, W);
-    pointPrecomputes.delete(P);
-  }
-  hasCache(elm) {
-    return getW(elm) !== 1;
-  }
-};
 function mulEndoUnsafe(Point, point, k1, k22) {
   let acc = point;
   let p1 = Point.ZERO;
@@ -93562,12 +91918,12 @@ function mulEndoUnsafe(Point, point, k1, k22) {
   }
   return { p1, p2: p22 };
 }
-function createField(order, field, isLE4) {
-  if (field) {
-    if (field.ORDER !== order)
+function createField(order, field2, isLE4) {
+  if (field2) {
+    if (field2.ORDER !== order)
       throw new Error("Field.ORDER must match order: Fp == p, Fn == n");
-    validateField(field);
-    return field;
+    validateField(field2);
+    return field2;
   } else {
     return Field2(order, { isLE: isLE4 });
   }
@@ -93599,11 +91955,150 @@ function createKeygen(randomSecretKey, getPublicKey) {
     return { secretKey, publicKey: getPublicKey(secretKey) };
   };
 }
+var _0n3, _1n3, pointPrecomputes, pointWindowSizes, wNAF;
+var init_curve = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/curve.js"() {
+    init_utils7();
+    init_modular();
+    _0n3 = /* @__PURE__ */ BigInt(0);
+    _1n3 = /* @__PURE__ */ BigInt(1);
+    pointPrecomputes = /* @__PURE__ */ new WeakMap();
+    pointWindowSizes = /* @__PURE__ */ new WeakMap();
+    wNAF = class {
+      BASE;
+      ZERO;
+      Fn;
+      bits;
+      // Parametrized with a given Point class (not individual point)
+      constructor(Point, bits) {
+        this.BASE = Point.BASE;
+        this.ZERO = Point.ZERO;
+        this.Fn = Point.Fn;
+        this.bits = bits;
+      }
+      // non-const time multiplication ladder
+      _unsafeLadder(elm, n3, p3 = this.ZERO) {
+        let d5 = elm;
+        while (n3 > _0n3) {
+          if (n3 & _1n3)
+            p3 = p3.add(d5);
+          d5 = d5.double();
+          n3 >>= _1n3;
+        }
+        return p3;
+      }
+      /**
+       * Creates a wNAF precomputation window. Used for caching.
+       * Default window size is set by `utils.precompute()` and is equal to 8.
+       * Number of precomputed points depends on the curve size:
+       * 2^(𝑊−1) * (Math.ceil(𝑛 / 𝑊) + 1), where:
+       * - 𝑊 is the window size
+       * - 𝑛 is the bitlength of the curve order.
+       * For a 256-bit curve and window size 8, the number of precomputed points is 128 * 33 = 4224.
+       * @param point Point instance
+       * @param W window size
+       * @returns precomputed point tables flattened to a single array
+       */
+      precomputeWindow(point, W) {
+        const { windows, windowSize } = calcWOpts(W, this.bits);
+        const points = [];
+        let p3 = point;
+        let base = p3;
+        for (let window2 = 0; window2 < windows; window2++) {
+          base = p3;
+          points.push(base);
+          for (let i5 = 1; i5 < windowSize; i5++) {
+            base = base.add(p3);
+            points.push(base);
+          }
+          p3 = base.double();
+        }
+        return points;
+      }
+      /**
+       * Implements ec multiplication using precomputed tables and w-ary non-adjacent form.
+       * More compact implementation:
+       * https://github.com/paulmillr/noble-secp256k1/blob/47cb1669b6e506ad66b35fe7d76132ae97465da2/index.ts#L502-L541
+       * @returns real and fake (for const-time) points
+       */
+      wNAF(W, precomputes, n3) {
+        if (!this.Fn.isValid(n3))
+          throw new Error("invalid scalar");
+        let p3 = this.ZERO;
+        let f5 = this.BASE;
+        const wo = calcWOpts(W, this.bits);
+        for (let window2 = 0; window2 < wo.windows; window2++) {
+          const { nextN, offset, isZero, isNeg, isNegF, offsetF } = calcOffsets(n3, window2, wo);
+          n3 = nextN;
+          if (isZero) {
+            f5 = f5.add(negateCt(isNegF, precomputes[offsetF]));
+          } else {
+            p3 = p3.add(negateCt(isNeg, precomputes[offset]));
+          }
+        }
+        assert0(n3);
+        return { p: p3, f: f5 };
+      }
+      /**
+       * Implements ec unsafe (non const-time) multiplication using precomputed tables and w-ary non-adjacent form.
+       * @param acc accumulator point to add result of multiplication
+       * @returns point
+       */
+      wNAFUnsafe(W, precomputes, n3, acc = this.ZERO) {
+        const wo = calcWOpts(W, this.bits);
+        for (let window2 = 0; window2 < wo.windows; window2++) {
+          if (n3 === _0n3)
+            break;
+          const { nextN, offset, isZero, isNeg } = calcOffsets(n3, window2, wo);
+          n3 = nextN;
+          if (isZero) {
+            continue;
+          } else {
+            const item = precomputes[offset];
+            acc = acc.add(isNeg ? item.negate() : item);
+          }
+        }
+        assert0(n3);
+        return acc;
+      }
+      getPrecomputes(W, point, transform) {
+        let comp = pointPrecomputes.get(point);
+        if (!comp) {
+          comp = this.precomputeWindow(point, W);
+          if (W !== 1) {
+            if (typeof transform === "function")
+              comp = transform(comp);
+            pointPrecomputes.set(point, comp);
+          }
+        }
+        return comp;
+      }
+      cached(point, scalar, transform) {
+        const W = getW(point);
+        return this.wNAF(W, this.getPrecomputes(W, point, transform), scalar);
+      }
+      unsafe(point, scalar, transform, prev) {
+        const W = getW(point);
+        if (W === 1)
+          return this._unsafeLadder(point, scalar, prev);
+        return this.wNAFUnsafe(W, this.getPrecomputes(W, point, transform), scalar, prev);
+      }
+      // We calculate precomputes for elliptic curve point multiplication
+      // using windowed method. This specifies window size and
+      // stores precomputed values. Usually only base point would be precomputed.
+      createCache(P, W) {
+        validateW(W, this.bits);
+        pointWindowSizes.set(P, W);
+        pointPrecomputes.delete(P);
+      }
+      hasCache(elm) {
+        return getW(elm) !== 1;
+      }
+    };
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/montgomery.js
-var _0n4 = BigInt(0);
-var _1n4 = BigInt(1);
-var _2n2 = BigInt(2);
 function validateOpts(curve) {
   validateObject(curve, {
     adjustScalarBytes: "function",
@@ -93714,80 +92209,96 @@ function montgomery(curveDef) {
     lengths
   });
 }
+var _0n4, _1n4, _2n2;
+var init_montgomery = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/montgomery.js"() {
+    init_utils7();
+    init_curve();
+    init_modular();
+    _0n4 = BigInt(0);
+    _1n4 = BigInt(1);
+    _2n2 = BigInt(2);
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/hashes/hmac.js
-var _HMAC2 = class {
-  oHash;
-  iHash;
-  blockLen;
-  outputLen;
-  finished = false;
-  destroyed = false;
-  constructor(hash, key) {
-    ahash2(hash);
-    abytes4(key, void 0, "key");
-    this.iHash = hash.create();
-    if (typeof this.iHash.update !== "function")
-      throw new Error("Expected instance of class which extends utils.Hash");
-    this.blockLen = this.iHash.blockLen;
-    this.outputLen = this.iHash.outputLen;
-    const blockLen = this.blockLen;
-    const pad = new Uint8Array(blockLen);
-    pad.set(key.length > blockLen ? hash.create().update(key).digest() : key);
-    for (let i5 = 0; i5 < pad.length; i5++)
-      pad[i5] ^= 54;
-    this.iHash.update(pad);
-    this.oHash = hash.create();
-    for (let i5 = 0; i5 < pad.length; i5++)
-      pad[i5] ^= 54 ^ 92;
-    this.oHash.update(pad);
-    clean3(pad);
+var _HMAC2, hmac2;
+var init_hmac2 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/hashes/hmac.js"() {
+    init_utils6();
+    _HMAC2 = class {
+      oHash;
+      iHash;
+      blockLen;
+      outputLen;
+      finished = false;
+      destroyed = false;
+      constructor(hash, key) {
+        ahash2(hash);
+        abytes4(key, void 0, "key");
+        this.iHash = hash.create();
+        if (typeof this.iHash.update !== "function")
+          throw new Error("Expected instance of class which extends utils.Hash");
+        this.blockLen = this.iHash.blockLen;
+        this.outputLen = this.iHash.outputLen;
+        const blockLen = this.blockLen;
+        const pad = new Uint8Array(blockLen);
+        pad.set(key.length > blockLen ? hash.create().update(key).digest() : key);
+        for (let i5 = 0; i5 < pad.length; i5++)
+          pad[i5] ^= 54;
+        this.iHash.update(pad);
+        this.oHash = hash.create();
+        for (let i5 = 0; i5 < pad.length; i5++)
+          pad[i5] ^= 54 ^ 92;
+        this.oHash.update(pad);
+        clean3(pad);
+      }
+      update(buf) {
+        aexists3(this);
+        this.iHash.update(buf);
+        return this;
+      }
+      digestInto(out) {
+        aexists3(this);
+        abytes4(out, this.outputLen, "output");
+        this.finished = true;
+        this.iHash.digestInto(out);
+        this.oHash.update(out);
+        this.oHash.digestInto(out);
+        this.destroy();
+      }
+      digest() {
+        const out = new Uint8Array(this.oHash.outputLen);
+        this.digestInto(out);
+        return out;
+      }
+      _cloneInto(to) {
+        to ||= Object.create(Object.getPrototypeOf(this), {});
+        const { oHash, iHash, finished: finished2, destroyed, blockLen, outputLen } = this;
+        to = to;
+        to.finished = finished2;
+        to.destroyed = destroyed;
+        to.blockLen = blockLen;
+        to.outputLen = outputLen;
+        to.oHash = oHash._cloneInto(to.oHash);
+        to.iHash = iHash._cloneInto(to.iHash);
+        return to;
+      }
+      clone() {
+        return this._cloneInto();
+      }
+      destroy() {
+        this.destroyed = true;
+        this.oHash.destroy();
+        this.iHash.destroy();
+      }
+    };
+    hmac2 = (hash, key, message) => new _HMAC2(hash, key).update(message).digest();
+    hmac2.create = (hash, key) => new _HMAC2(hash, key);
   }
-  update(buf) {
-    aexists3(this);
-    this.iHash.update(buf);
-    return this;
-  }
-  digestInto(out) {
-    aexists3(this);
-    abytes4(out, this.outputLen, "output");
-    this.finished = true;
-    this.iHash.digestInto(out);
-    this.oHash.update(out);
-    this.oHash.digestInto(out);
-    this.destroy();
-  }
-  digest() {
-    const out = new Uint8Array(this.oHash.outputLen);
-    this.digestInto(out);
-    return out;
-  }
-  _cloneInto(to) {
-    to ||= Object.create(Object.getPrototypeOf(this), {});
-    const { oHash, iHash, finished: finished2, destroyed, blockLen, outputLen } = this;
-    to = to;
-    to.finished = finished2;
-    to.destroyed = destroyed;
-    to.blockLen = blockLen;
-    to.outputLen = outputLen;
-    to.oHash = oHash._cloneInto(to.oHash);
-    to.iHash = iHash._cloneInto(to.iHash);
-    return to;
-  }
-  clone() {
-    return this._cloneInto();
-  }
-  destroy() {
-    this.destroyed = true;
-    this.oHash.destroy();
-    this.iHash.destroy();
-  }
-};
-var hmac2 = (hash, key, message) => new _HMAC2(hash, key).update(message).digest();
-hmac2.create = (hash, key) => new _HMAC2(hash, key);
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/weierstrass.js
-var divNearest = (num, den) => (num + (num >= 0 ? den : -den) / _2n3) / den;
 function _splitEndoScalar(k5, basis, n3) {
   const [[a1, b1], [a22, b22]] = basis;
   const c1 = divNearest(b22 * k5, n3);
@@ -93822,116 +92333,6 @@ function validateSigOpts(opts2, def) {
     validateSigFormat(optsn.format);
   return optsn;
 }
-var DERErr = class extends Error {
-  constructor(m3 = "") {
-    super(m3);
-  }
-};
-var DER = {
-  // asn.1 DER encoding utils
-  Err: DERErr,
-  // Basic building block is TLV (Tag-Length-Value)
-  _tlv: {
-    encode: (tag, data) => {
-      const { Err: E } = DER;
-      if (tag < 0 || tag > 256)
-        throw new E("tlv.encode: wrong tag");
-      if (data.length & 1)
-        throw new E("tlv.encode: unpadded data");
-      const dataLen = data.length / 2;
-      const len = numberToHexUnpadded(dataLen);
-      if (len.length / 2 & 128)
-        throw new E("tlv.encode: long form length too big");
-      const lenLen = dataLen > 127 ? numberToHexUnpadded(len.length / 2 | 128) : "";
-      const t = numberToHexUnpadded(tag);
-      return t + lenLen + len + data;
-    },
-    // v - value, l - left bytes (unparsed)
-    decode(tag, data) {
-      const { Err: E } = DER;
-      let pos = 0;
-      if (tag < 0 || tag > 256)
-        throw new E("tlv.encode: wrong tag");
-      if (data.length < 2 || data[pos++] !== tag)
-        throw new E("tlv.decode: wrong tlv");
-      const first = data[pos++];
-      const isLong = !!(first & 128);
-      let length = 0;
-      if (!isLong)
-        length = first;
-      else {
-        const lenLen = first & 127;
-        if (!lenLen)
-          throw new E("tlv.decode(long): indefinite length not supported");
-        if (lenLen > 4)
-          throw new E("tlv.decode(long): byte length is too big");
-        const lengthBytes = data.subarray(pos, pos + lenLen);
-        if (lengthBytes.length !== lenLen)
-          throw new E("tlv.decode: length bytes not complete");
-        if (lengthBytes[0] === 0)
-          throw new E("tlv.decode(long): zero leftmost byte");
-        for (const b5 of lengthBytes)
-          length = length << 8 | b5;
-        pos += lenLen;
-        if (length < 128)
-          throw new E("tlv.decode(long): not minimal encoding");
-      }
-      const v = data.subarray(pos, pos + length);
-      if (v.length !== length)
-        throw new E("tlv.decode: wrong value length");
-      return { v, l: data.subarray(pos + length) };
-    }
-  },
-  // https://crypto.stackexchange.com/a/57734 Leftmost bit of first byte is 'negative' flag,
-  // since we always use positive integers here. It must always be empty:
-  // - add zero byte if exists
-  // - if next byte doesn't have a flag, leading zero is not allowed (minimal encoding)
-  _int: {
-    encode(num) {
-      const { Err: E } = DER;
-      if (num < _0n5)
-        throw new E("integer: negative integers are not allowed");
-      let hex = numberToHexUnpadded(num);
-      if (Number.parseInt(hex[0], 16) & 8)
-        hex = "00" + hex;
-      if (hex.length & 1)
-        throw new E("unexpected DER parsing assertion: unpadded hex");
-      return hex;
-    },
-    decode(data) {
-      const { Err: E } = DER;
-      if (data[0] & 128)
-        throw new E("invalid signature integer: negative");
-      if (data[0] === 0 && !(data[1] & 128))
-        throw new E("invalid signature integer: unnecessary leading zero");
-      return bytesToNumberBE(data);
-    }
-  },
-  toSig(bytes) {
-    const { Err: E, _int: int, _tlv: tlv } = DER;
-    const data = abytes4(bytes, void 0, "signature");
-    const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
-    if (seqLeftBytes.length)
-      throw new E("invalid signature: left bytes after parsing");
-    const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
-    const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
-    if (sLeftBytes.length)
-      throw new E("invalid signature: left bytes after parsing");
-    return { r: int.decode(rBytes), s: int.decode(sBytes) };
-  },
-  hexFromSig(sig) {
-    const { _tlv: tlv, _int: int } = DER;
-    const rs = tlv.encode(2, int.encode(sig.r));
-    const ss = tlv.encode(2, int.encode(sig.s));
-    const seq = rs + ss;
-    return tlv.encode(48, seq);
-  }
-};
-var _0n5 = BigInt(0);
-var _1n5 = BigInt(1);
-var _2n3 = BigInt(2);
-var _3n2 = BigInt(3);
-var _4n2 = BigInt(4);
 function weierstrass(params, extraOpts = {}) {
   const validated = createCurveFields("weierstrass", params, extraOpts);
   const { Fp, Fn } = validated;
@@ -94657,6 +93058,127 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     hash
   });
 }
+var divNearest, DERErr, DER, _0n5, _1n5, _2n3, _3n2, _4n2;
+var init_weierstrass = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/weierstrass.js"() {
+    init_hmac2();
+    init_utils6();
+    init_utils7();
+    init_curve();
+    init_modular();
+    divNearest = (num, den) => (num + (num >= 0 ? den : -den) / _2n3) / den;
+    DERErr = class extends Error {
+      constructor(m3 = "") {
+        super(m3);
+      }
+    };
+    DER = {
+      // asn.1 DER encoding utils
+      Err: DERErr,
+      // Basic building block is TLV (Tag-Length-Value)
+      _tlv: {
+        encode: (tag, data) => {
+          const { Err: E } = DER;
+          if (tag < 0 || tag > 256)
+            throw new E("tlv.encode: wrong tag");
+          if (data.length & 1)
+            throw new E("tlv.encode: unpadded data");
+          const dataLen = data.length / 2;
+          const len = numberToHexUnpadded(dataLen);
+          if (len.length / 2 & 128)
+            throw new E("tlv.encode: long form length too big");
+          const lenLen = dataLen > 127 ? numberToHexUnpadded(len.length / 2 | 128) : "";
+          const t = numberToHexUnpadded(tag);
+          return t + lenLen + len + data;
+        },
+        // v - value, l - left bytes (unparsed)
+        decode(tag, data) {
+          const { Err: E } = DER;
+          let pos = 0;
+          if (tag < 0 || tag > 256)
+            throw new E("tlv.encode: wrong tag");
+          if (data.length < 2 || data[pos++] !== tag)
+            throw new E("tlv.decode: wrong tlv");
+          const first = data[pos++];
+          const isLong = !!(first & 128);
+          let length = 0;
+          if (!isLong)
+            length = first;
+          else {
+            const lenLen = first & 127;
+            if (!lenLen)
+              throw new E("tlv.decode(long): indefinite length not supported");
+            if (lenLen > 4)
+              throw new E("tlv.decode(long): byte length is too big");
+            const lengthBytes = data.subarray(pos, pos + lenLen);
+            if (lengthBytes.length !== lenLen)
+              throw new E("tlv.decode: length bytes not complete");
+            if (lengthBytes[0] === 0)
+              throw new E("tlv.decode(long): zero leftmost byte");
+            for (const b5 of lengthBytes)
+              length = length << 8 | b5;
+            pos += lenLen;
+            if (length < 128)
+              throw new E("tlv.decode(long): not minimal encoding");
+          }
+          const v = data.subarray(pos, pos + length);
+          if (v.length !== length)
+            throw new E("tlv.decode: wrong value length");
+          return { v, l: data.subarray(pos + length) };
+        }
+      },
+      // https://crypto.stackexchange.com/a/57734 Leftmost bit of first byte is 'negative' flag,
+      // since we always use positive integers here. It must always be empty:
+      // - add zero byte if exists
+      // - if next byte doesn't have a flag, leading zero is not allowed (minimal encoding)
+      _int: {
+        encode(num) {
+          const { Err: E } = DER;
+          if (num < _0n5)
+            throw new E("integer: negative integers are not allowed");
+          let hex = numberToHexUnpadded(num);
+          if (Number.parseInt(hex[0], 16) & 8)
+            hex = "00" + hex;
+          if (hex.length & 1)
+            throw new E("unexpected DER parsing assertion: unpadded hex");
+          return hex;
+        },
+        decode(data) {
+          const { Err: E } = DER;
+          if (data[0] & 128)
+            throw new E("invalid signature integer: negative");
+          if (data[0] === 0 && !(data[1] & 128))
+            throw new E("invalid signature integer: unnecessary leading zero");
+          return bytesToNumberBE(data);
+        }
+      },
+      toSig(bytes) {
+        const { Err: E, _int: int, _tlv: tlv } = DER;
+        const data = abytes4(bytes, void 0, "signature");
+        const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
+        if (seqLeftBytes.length)
+          throw new E("invalid signature: left bytes after parsing");
+        const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
+        const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
+        if (sLeftBytes.length)
+          throw new E("invalid signature: left bytes after parsing");
+        return { r: int.decode(rBytes), s: int.decode(sBytes) };
+      },
+      hexFromSig(sig) {
+        const { _tlv: tlv, _int: int } = DER;
+        const rs = tlv.encode(2, int.encode(sig.r));
+        const ss = tlv.encode(2, int.encode(sig.s));
+        const seq = rs + ss;
+        return tlv.encode(48, seq);
+      }
+    };
+    _0n5 = BigInt(0);
+    _1n5 = BigInt(1);
+    _2n3 = BigInt(2);
+    _3n2 = BigInt(3);
+    _4n2 = BigInt(4);
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/hashes/_md.js
 function Chi2(a5, b5, c5) {
@@ -94665,133 +93187,137 @@ function Chi2(a5, b5, c5) {
 function Maj2(a5, b5, c5) {
   return a5 & b5 ^ a5 & c5 ^ b5 & c5;
 }
-var HashMD2 = class {
-  blockLen;
-  outputLen;
-  padOffset;
-  isLE;
-  // For partial updates less than block size
-  buffer;
-  view;
-  finished = false;
-  length = 0;
-  pos = 0;
-  destroyed = false;
-  constructor(blockLen, outputLen, padOffset, isLE4) {
-    this.blockLen = blockLen;
-    this.outputLen = outputLen;
-    this.padOffset = padOffset;
-    this.isLE = isLE4;
-    this.buffer = new Uint8Array(blockLen);
-    this.view = createView3(this.buffer);
-  }
-  update(data) {
-    aexists3(this);
-    abytes4(data);
-    const { view, buffer, blockLen } = this;
-    const len = data.length;
-    for (let pos = 0; pos < len; ) {
-      const take2 = Math.min(blockLen - this.pos, len - pos);
-      if (take2 === blockLen) {
-        const dataView = createView3(data);
-        for (; blockLen <= len - pos; pos += blockLen)
-          this.process(dataView, pos);
-        continue;
-      }
-      buffer.set(data.subarray(pos, pos + take2), this.pos);
-      this.pos += take2;
-      pos += take2;
-      if (this.pos === blockLen) {
-        this.process(view, 0);
-        this.pos = 0;
-      }
-    }
-    this.length += data.length;
-    this.roundClean();
-    return this;
-  }
-  digestInto(out) {
-    aexists3(this);
-    aoutput3(out, this);
-    this.finished = true;
-    const { buffer, view, blockLen, isLE: isLE4 } = this;
-    let { pos } = this;
-    buffer[pos++] = 128;
-    clean3(this.buffer.subarray(pos));
-    if (this.padOffset > blockLen - pos) {
-      this.process(view, 0);
+var HashMD2, SHA256_IV2, SHA384_IV2;
+var init_md2 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/hashes/_md.js"() {
+    init_utils6();
+    HashMD2 = class {
+      blockLen;
+      outputLen;
+      padOffset;
+      isLE;
+      // For partial updates less than block size
+      buffer;
+      view;
+      finished = false;
+      length = 0;
       pos = 0;
-    }
-    for (let i5 = pos; i5 < blockLen; i5++)
-      buffer[i5] = 0;
-    view.setBigUint64(blockLen - 8, BigInt(this.length * 8), isLE4);
-    this.process(view, 0);
-    const oview = createView3(out);
-    const len = this.outputLen;
-    if (len % 4)
-      throw new Error("_sha2: outputLen must be aligned to 32bit");
-    const outLen = len / 4;
-    const state2 = this.get();
-    if (outLen > state2.length)
-      throw new Error("_sha2: outputLen bigger than state");
-    for (let i5 = 0; i5 < outLen; i5++)
-      oview.setUint32(4 * i5, state2[i5], isLE4);
+      destroyed = false;
+      constructor(blockLen, outputLen, padOffset, isLE4) {
+        this.blockLen = blockLen;
+        this.outputLen = outputLen;
+        this.padOffset = padOffset;
+        this.isLE = isLE4;
+        this.buffer = new Uint8Array(blockLen);
+        this.view = createView3(this.buffer);
+      }
+      update(data) {
+        aexists3(this);
+        abytes4(data);
+        const { view, buffer, blockLen } = this;
+        const len = data.length;
+        for (let pos = 0; pos < len; ) {
+          const take2 = Math.min(blockLen - this.pos, len - pos);
+          if (take2 === blockLen) {
+            const dataView = createView3(data);
+            for (; blockLen <= len - pos; pos += blockLen)
+              this.process(dataView, pos);
+            continue;
+          }
+          buffer.set(data.subarray(pos, pos + take2), this.pos);
+          this.pos += take2;
+          pos += take2;
+          if (this.pos === blockLen) {
+            this.process(view, 0);
+            this.pos = 0;
+          }
+        }
+        this.length += data.length;
+        this.roundClean();
+        return this;
+      }
+      digestInto(out) {
+        aexists3(this);
+        aoutput3(out, this);
+        this.finished = true;
+        const { buffer, view, blockLen, isLE: isLE4 } = this;
+        let { pos } = this;
+        buffer[pos++] = 128;
+        clean3(this.buffer.subarray(pos));
+        if (this.padOffset > blockLen - pos) {
+          this.process(view, 0);
+          pos = 0;
+        }
+        for (let i5 = pos; i5 < blockLen; i5++)
+          buffer[i5] = 0;
+        view.setBigUint64(blockLen - 8, BigInt(this.length * 8), isLE4);
+        this.process(view, 0);
+        const oview = createView3(out);
+        const len = this.outputLen;
+        if (len % 4)
+          throw new Error("_sha2: outputLen must be aligned to 32bit");
+        const outLen = len / 4;
+        const state2 = this.get();
+        if (outLen > state2.length)
+          throw new Error("_sha2: outputLen bigger than state");
+        for (let i5 = 0; i5 < outLen; i5++)
+          oview.setUint32(4 * i5, state2[i5], isLE4);
+      }
+      digest() {
+        const { buffer, outputLen } = this;
+        this.digestInto(buffer);
+        const res = buffer.slice(0, outputLen);
+        this.destroy();
+        return res;
+      }
+      _cloneInto(to) {
+        to ||= new this.constructor();
+        to.set(...this.get());
+        const { blockLen, buffer, length, finished: finished2, destroyed, pos } = this;
+        to.destroyed = destroyed;
+        to.finished = finished2;
+        to.length = length;
+        to.pos = pos;
+        if (length % blockLen)
+          to.buffer.set(buffer);
+        return to;
+      }
+      clone() {
+        return this._cloneInto();
+      }
+    };
+    SHA256_IV2 = /* @__PURE__ */ Uint32Array.from([
+      1779033703,
+      3144134277,
+      1013904242,
+      2773480762,
+      1359893119,
+      2600822924,
+      528734635,
+      1541459225
+    ]);
+    SHA384_IV2 = /* @__PURE__ */ Uint32Array.from([
+      3418070365,
+      3238371032,
+      1654270250,
+      914150663,
+      2438529370,
+      812702999,
+      355462360,
+      4144912697,
+      1731405415,
+      4290775857,
+      2394180231,
+      1750603025,
+      3675008525,
+      1694076839,
+      1203062813,
+      3204075428
+    ]);
   }
-  digest() {
-    const { buffer, outputLen } = this;
-    this.digestInto(buffer);
-    const res = buffer.slice(0, outputLen);
-    this.destroy();
-    return res;
-  }
-  _cloneInto(to) {
-    to ||= new this.constructor();
-    to.set(...this.get());
-    const { blockLen, buffer, length, finished: finished2, destroyed, pos } = this;
-    to.destroyed = destroyed;
-    to.finished = finished2;
-    to.length = length;
-    to.pos = pos;
-    if (length % blockLen)
-      to.buffer.set(buffer);
-    return to;
-  }
-  clone() {
-    return this._cloneInto();
-  }
-};
-var SHA256_IV2 = /* @__PURE__ */ Uint32Array.from([
-  1779033703,
-  3144134277,
-  1013904242,
-  2773480762,
-  1359893119,
-  2600822924,
-  528734635,
-  1541459225
-]);
-var SHA384_IV2 = /* @__PURE__ */ Uint32Array.from([
-  3418070365,
-  3238371032,
-  1654270250,
-  914150663,
-  2438529370,
-  812702999,
-  355462360,
-  4144912697,
-  1731405415,
-  4290775857,
-  2394180231,
-  1750603025,
-  3675008525,
-  1694076839,
-  1203062813,
-  3204075428
-]);
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/hashes/_u64.js
-var U32_MASK64 = /* @__PURE__ */ BigInt(2 ** 32 - 1);
-var _32n = /* @__PURE__ */ BigInt(32);
 function fromBig(n3, le = false) {
   if (le)
     return { h: Number(n3 & U32_MASK64), l: Number(n3 >> _32n & U32_MASK64) };
@@ -94807,390 +93333,399 @@ function split2(lst, le = false) {
   }
   return [Ah, Al];
 }
-var shrSH = (h5, _l, s2) => h5 >>> s2;
-var shrSL = (h5, l3, s2) => h5 << 32 - s2 | l3 >>> s2;
-var rotrSH = (h5, l3, s2) => h5 >>> s2 | l3 << 32 - s2;
-var rotrSL = (h5, l3, s2) => h5 << 32 - s2 | l3 >>> s2;
-var rotrBH = (h5, l3, s2) => h5 << 64 - s2 | l3 >>> s2 - 32;
-var rotrBL = (h5, l3, s2) => h5 >>> s2 - 32 | l3 << 64 - s2;
-var rotlSH = (h5, l3, s2) => h5 << s2 | l3 >>> 32 - s2;
-var rotlSL = (h5, l3, s2) => l3 << s2 | h5 >>> 32 - s2;
-var rotlBH = (h5, l3, s2) => l3 << s2 - 32 | h5 >>> 64 - s2;
-var rotlBL = (h5, l3, s2) => h5 << s2 - 32 | l3 >>> 64 - s2;
 function add(Ah, Al, Bh, Bl) {
   const l3 = (Al >>> 0) + (Bl >>> 0);
   return { h: Ah + Bh + (l3 / 2 ** 32 | 0) | 0, l: l3 | 0 };
 }
-var add3L = (Al, Bl, Cl) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0);
-var add3H = (low, Ah, Bh, Ch) => Ah + Bh + Ch + (low / 2 ** 32 | 0) | 0;
-var add4L = (Al, Bl, Cl, Dl) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0);
-var add4H = (low, Ah, Bh, Ch, Dh) => Ah + Bh + Ch + Dh + (low / 2 ** 32 | 0) | 0;
-var add5L = (Al, Bl, Cl, Dl, El) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0) + (El >>> 0);
-var add5H = (low, Ah, Bh, Ch, Dh, Eh) => Ah + Bh + Ch + Dh + Eh + (low / 2 ** 32 | 0) | 0;
+var U32_MASK64, _32n, shrSH, shrSL, rotrSH, rotrSL, rotrBH, rotrBL, rotlSH, rotlSL, rotlBH, rotlBL, add3L, add3H, add4L, add4H, add5L, add5H;
+var init_u642 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/hashes/_u64.js"() {
+    U32_MASK64 = /* @__PURE__ */ BigInt(2 ** 32 - 1);
+    _32n = /* @__PURE__ */ BigInt(32);
+    shrSH = (h5, _l, s2) => h5 >>> s2;
+    shrSL = (h5, l3, s2) => h5 << 32 - s2 | l3 >>> s2;
+    rotrSH = (h5, l3, s2) => h5 >>> s2 | l3 << 32 - s2;
+    rotrSL = (h5, l3, s2) => h5 << 32 - s2 | l3 >>> s2;
+    rotrBH = (h5, l3, s2) => h5 << 64 - s2 | l3 >>> s2 - 32;
+    rotrBL = (h5, l3, s2) => h5 >>> s2 - 32 | l3 << 64 - s2;
+    rotlSH = (h5, l3, s2) => h5 << s2 | l3 >>> 32 - s2;
+    rotlSL = (h5, l3, s2) => l3 << s2 | h5 >>> 32 - s2;
+    rotlBH = (h5, l3, s2) => l3 << s2 - 32 | h5 >>> 64 - s2;
+    rotlBL = (h5, l3, s2) => h5 << s2 - 32 | l3 >>> 64 - s2;
+    add3L = (Al, Bl, Cl) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0);
+    add3H = (low, Ah, Bh, Ch) => Ah + Bh + Ch + (low / 2 ** 32 | 0) | 0;
+    add4L = (Al, Bl, Cl, Dl) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0);
+    add4H = (low, Ah, Bh, Ch, Dh) => Ah + Bh + Ch + Dh + (low / 2 ** 32 | 0) | 0;
+    add5L = (Al, Bl, Cl, Dl, El) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0) + (El >>> 0);
+    add5H = (low, Ah, Bh, Ch, Dh, Eh) => Ah + Bh + Ch + Dh + Eh + (low / 2 ** 32 | 0) | 0;
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/hashes/sha2.js
-var SHA256_K2 = /* @__PURE__ */ Uint32Array.from([
-  1116352408,
-  1899447441,
-  3049323471,
-  3921009573,
-  961987163,
-  1508970993,
-  2453635748,
-  2870763221,
-  3624381080,
-  310598401,
-  607225278,
-  1426881987,
-  1925078388,
-  2162078206,
-  2614888103,
-  3248222580,
-  3835390401,
-  4022224774,
-  264347078,
-  604807628,
-  770255983,
-  1249150122,
-  1555081692,
-  1996064986,
-  2554220882,
-  2821834349,
-  2952996808,
-  3210313671,
-  3336571891,
-  3584528711,
-  113926993,
-  338241895,
-  666307205,
-  773529912,
-  1294757372,
-  1396182291,
-  1695183700,
-  1986661051,
-  2177026350,
-  2456956037,
-  2730485921,
-  2820302411,
-  3259730800,
-  3345764771,
-  3516065817,
-  3600352804,
-  4094571909,
-  275423344,
-  430227734,
-  506948616,
-  659060556,
-  883997877,
-  958139571,
-  1322822218,
-  1537002063,
-  1747873779,
-  1955562222,
-  2024104815,
-  2227730452,
-  2361852424,
-  2428436474,
-  2756734187,
-  3204031479,
-  3329325298
-]);
-var SHA256_W2 = /* @__PURE__ */ new Uint32Array(64);
-var SHA2_32B2 = class extends HashMD2 {
-  constructor(outputLen) {
-    super(64, outputLen, 8, false);
+var SHA256_K2, SHA256_W2, SHA2_32B2, _SHA2562, K512, SHA512_Kh, SHA512_Kl, SHA512_W_H, SHA512_W_L, SHA2_64B, _SHA384, sha2562, sha384;
+var init_sha22 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/hashes/sha2.js"() {
+    init_md2();
+    init_u642();
+    init_utils6();
+    SHA256_K2 = /* @__PURE__ */ Uint32Array.from([
+      1116352408,
+      1899447441,
+      3049323471,
+      3921009573,
+      961987163,
+      1508970993,
+      2453635748,
+      2870763221,
+      3624381080,
+      310598401,
+      607225278,
+      1426881987,
+      1925078388,
+      2162078206,
+      2614888103,
+      3248222580,
+      3835390401,
+      4022224774,
+      264347078,
+      604807628,
+      770255983,
+      1249150122,
+      1555081692,
+      1996064986,
+      2554220882,
+      2821834349,
+      2952996808,
+      3210313671,
+      3336571891,
+      3584528711,
+      113926993,
+      338241895,
+      666307205,
+      773529912,
+      1294757372,
+      1396182291,
+      1695183700,
+      1986661051,
+      2177026350,
+      2456956037,
+      2730485921,
+      2820302411,
+      3259730800,
+      3345764771,
+      3516065817,
+      3600352804,
+      4094571909,
+      275423344,
+      430227734,
+      506948616,
+      659060556,
+      883997877,
+      958139571,
+      1322822218,
+      1537002063,
+      1747873779,
+      1955562222,
+      2024104815,
+      2227730452,
+      2361852424,
+      2428436474,
+      2756734187,
+      3204031479,
+      3329325298
+    ]);
+    SHA256_W2 = /* @__PURE__ */ new Uint32Array(64);
+    SHA2_32B2 = class extends HashMD2 {
+      constructor(outputLen) {
+        super(64, outputLen, 8, false);
+      }
+      get() {
+        const { A, B, C, D, E, F: F2, G, H } = this;
+        return [A, B, C, D, E, F2, G, H];
+      }
+      // prettier-ignore
+      set(A, B, C, D, E, F2, G, H) {
+        this.A = A | 0;
+        this.B = B | 0;
+        this.C = C | 0;
+        this.D = D | 0;
+        this.E = E | 0;
+        this.F = F2 | 0;
+        this.G = G | 0;
+        this.H = H | 0;
+      }
+      process(view, offset) {
+        for (let i5 = 0; i5 < 16; i5++, offset += 4)
+          SHA256_W2[i5] = view.getUint32(offset, false);
+        for (let i5 = 16; i5 < 64; i5++) {
+          const W15 = SHA256_W2[i5 - 15];
+          const W2 = SHA256_W2[i5 - 2];
+          const s0 = rotr2(W15, 7) ^ rotr2(W15, 18) ^ W15 >>> 3;
+          const s1 = rotr2(W2, 17) ^ rotr2(W2, 19) ^ W2 >>> 10;
+          SHA256_W2[i5] = s1 + SHA256_W2[i5 - 7] + s0 + SHA256_W2[i5 - 16] | 0;
+        }
+        let { A, B, C, D, E, F: F2, G, H } = this;
+        for (let i5 = 0; i5 < 64; i5++) {
+          const sigma1 = rotr2(E, 6) ^ rotr2(E, 11) ^ rotr2(E, 25);
+          const T1 = H + sigma1 + Chi2(E, F2, G) + SHA256_K2[i5] + SHA256_W2[i5] | 0;
+          const sigma0 = rotr2(A, 2) ^ rotr2(A, 13) ^ rotr2(A, 22);
+          const T22 = sigma0 + Maj2(A, B, C) | 0;
+          H = G;
+          G = F2;
+          F2 = E;
+          E = D + T1 | 0;
+          D = C;
+          C = B;
+          B = A;
+          A = T1 + T22 | 0;
+        }
+        A = A + this.A | 0;
+        B = B + this.B | 0;
+        C = C + this.C | 0;
+        D = D + this.D | 0;
+        E = E + this.E | 0;
+        F2 = F2 + this.F | 0;
+        G = G + this.G | 0;
+        H = H + this.H | 0;
+        this.set(A, B, C, D, E, F2, G, H);
+      }
+      roundClean() {
+        clean3(SHA256_W2);
+      }
+      destroy() {
+        this.set(0, 0, 0, 0, 0, 0, 0, 0);
+        clean3(this.buffer);
+      }
+    };
+    _SHA2562 = class extends SHA2_32B2 {
+      // We cannot use array here since array allows indexing by variable
+      // which means optimizer/compiler cannot use registers.
+      A = SHA256_IV2[0] | 0;
+      B = SHA256_IV2[1] | 0;
+      C = SHA256_IV2[2] | 0;
+      D = SHA256_IV2[3] | 0;
+      E = SHA256_IV2[4] | 0;
+      F = SHA256_IV2[5] | 0;
+      G = SHA256_IV2[6] | 0;
+      H = SHA256_IV2[7] | 0;
+      constructor() {
+        super(32);
+      }
+    };
+    K512 = /* @__PURE__ */ (() => split2([
+      "0x428a2f98d728ae22",
+      "0x7137449123ef65cd",
+      "0xb5c0fbcfec4d3b2f",
+      "0xe9b5dba58189dbbc",
+      "0x3956c25bf348b538",
+      "0x59f111f1b605d019",
+      "0x923f82a4af194f9b",
+      "0xab1c5ed5da6d8118",
+      "0xd807aa98a3030242",
+      "0x12835b0145706fbe",
+      "0x243185be4ee4b28c",
+      "0x550c7dc3d5ffb4e2",
+      "0x72be5d74f27b896f",
+      "0x80deb1fe3b1696b1",
+      "0x9bdc06a725c71235",
+      "0xc19bf174cf692694",
+      "0xe49b69c19ef14ad2",
+      "0xefbe4786384f25e3",
+      "0x0fc19dc68b8cd5b5",
+      "0x240ca1cc77ac9c65",
+      "0x2de92c6f592b0275",
+      "0x4a7484aa6ea6e483",
+      "0x5cb0a9dcbd41fbd4",
+      "0x76f988da831153b5",
+      "0x983e5152ee66dfab",
+      "0xa831c66d2db43210",
+      "0xb00327c898fb213f",
+      "0xbf597fc7beef0ee4",
+      "0xc6e00bf33da88fc2",
+      "0xd5a79147930aa725",
+      "0x06ca6351e003826f",
+      "0x142929670a0e6e70",
+      "0x27b70a8546d22ffc",
+      "0x2e1b21385c26c926",
+      "0x4d2c6dfc5ac42aed",
+      "0x53380d139d95b3df",
+      "0x650a73548baf63de",
+      "0x766a0abb3c77b2a8",
+      "0x81c2c92e47edaee6",
+      "0x92722c851482353b",
+      "0xa2bfe8a14cf10364",
+      "0xa81a664bbc423001",
+      "0xc24b8b70d0f89791",
+      "0xc76c51a30654be30",
+      "0xd192e819d6ef5218",
+      "0xd69906245565a910",
+      "0xf40e35855771202a",
+      "0x106aa07032bbd1b8",
+      "0x19a4c116b8d2d0c8",
+      "0x1e376c085141ab53",
+      "0x2748774cdf8eeb99",
+      "0x34b0bcb5e19b48a8",
+      "0x391c0cb3c5c95a63",
+      "0x4ed8aa4ae3418acb",
+      "0x5b9cca4f7763e373",
+      "0x682e6ff3d6b2b8a3",
+      "0x748f82ee5defb2fc",
+      "0x78a5636f43172f60",
+      "0x84c87814a1f0ab72",
+      "0x8cc702081a6439ec",
+      "0x90befffa23631e28",
+      "0xa4506cebde82bde9",
+      "0xbef9a3f7b2c67915",
+      "0xc67178f2e372532b",
+      "0xca273eceea26619c",
+      "0xd186b8c721c0c207",
+      "0xeada7dd6cde0eb1e",
+      "0xf57d4f7fee6ed178",
+      "0x06f067aa72176fba",
+      "0x0a637dc5a2c898a6",
+      "0x113f9804bef90dae",
+      "0x1b710b35131c471b",
+      "0x28db77f523047d84",
+      "0x32caab7b40c72493",
+      "0x3c9ebe0a15c9bebc",
+      "0x431d67c49c100d4c",
+      "0x4cc5d4becb3e42b6",
+      "0x597f299cfc657e2a",
+      "0x5fcb6fab3ad6faec",
+      "0x6c44198c4a475817"
+    ].map((n3) => BigInt(n3))))();
+    SHA512_Kh = /* @__PURE__ */ (() => K512[0])();
+    SHA512_Kl = /* @__PURE__ */ (() => K512[1])();
+    SHA512_W_H = /* @__PURE__ */ new Uint32Array(80);
+    SHA512_W_L = /* @__PURE__ */ new Uint32Array(80);
+    SHA2_64B = class extends HashMD2 {
+      constructor(outputLen) {
+        super(128, outputLen, 16, false);
+      }
+      // prettier-ignore
+      get() {
+        const { Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl } = this;
+        return [Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl];
+      }
+      // prettier-ignore
+      set(Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl) {
+        this.Ah = Ah | 0;
+        this.Al = Al | 0;
+        this.Bh = Bh | 0;
+        this.Bl = Bl | 0;
+        this.Ch = Ch | 0;
+        this.Cl = Cl | 0;
+        this.Dh = Dh | 0;
+        this.Dl = Dl | 0;
+        this.Eh = Eh | 0;
+        this.El = El | 0;
+        this.Fh = Fh | 0;
+        this.Fl = Fl | 0;
+        this.Gh = Gh | 0;
+        this.Gl = Gl | 0;
+        this.Hh = Hh | 0;
+        this.Hl = Hl | 0;
+      }
+      process(view, offset) {
+        for (let i5 = 0; i5 < 16; i5++, offset += 4) {
+          SHA512_W_H[i5] = view.getUint32(offset);
+          SHA512_W_L[i5] = view.getUint32(offset += 4);
+        }
+        for (let i5 = 16; i5 < 80; i5++) {
+          const W15h = SHA512_W_H[i5 - 15] | 0;
+          const W15l = SHA512_W_L[i5 - 15] | 0;
+          const s0h = rotrSH(W15h, W15l, 1) ^ rotrSH(W15h, W15l, 8) ^ shrSH(W15h, W15l, 7);
+          const s0l = rotrSL(W15h, W15l, 1) ^ rotrSL(W15h, W15l, 8) ^ shrSL(W15h, W15l, 7);
+          const W2h = SHA512_W_H[i5 - 2] | 0;
+          const W2l = SHA512_W_L[i5 - 2] | 0;
+          const s1h = rotrSH(W2h, W2l, 19) ^ rotrBH(W2h, W2l, 61) ^ shrSH(W2h, W2l, 6);
+          const s1l = rotrSL(W2h, W2l, 19) ^ rotrBL(W2h, W2l, 61) ^ shrSL(W2h, W2l, 6);
+          const SUMl = add4L(s0l, s1l, SHA512_W_L[i5 - 7], SHA512_W_L[i5 - 16]);
+          const SUMh = add4H(SUMl, s0h, s1h, SHA512_W_H[i5 - 7], SHA512_W_H[i5 - 16]);
+          SHA512_W_H[i5] = SUMh | 0;
+          SHA512_W_L[i5] = SUMl | 0;
+        }
+        let { Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl } = this;
+        for (let i5 = 0; i5 < 80; i5++) {
+          const sigma1h = rotrSH(Eh, El, 14) ^ rotrSH(Eh, El, 18) ^ rotrBH(Eh, El, 41);
+          const sigma1l = rotrSL(Eh, El, 14) ^ rotrSL(Eh, El, 18) ^ rotrBL(Eh, El, 41);
+          const CHIh = Eh & Fh ^ ~Eh & Gh;
+          const CHIl = El & Fl ^ ~El & Gl;
+          const T1ll = add5L(Hl, sigma1l, CHIl, SHA512_Kl[i5], SHA512_W_L[i5]);
+          const T1h = add5H(T1ll, Hh, sigma1h, CHIh, SHA512_Kh[i5], SHA512_W_H[i5]);
+          const T1l = T1ll | 0;
+          const sigma0h = rotrSH(Ah, Al, 28) ^ rotrBH(Ah, Al, 34) ^ rotrBH(Ah, Al, 39);
+          const sigma0l = rotrSL(Ah, Al, 28) ^ rotrBL(Ah, Al, 34) ^ rotrBL(Ah, Al, 39);
+          const MAJh = Ah & Bh ^ Ah & Ch ^ Bh & Ch;
+          const MAJl = Al & Bl ^ Al & Cl ^ Bl & Cl;
+          Hh = Gh | 0;
+          Hl = Gl | 0;
+          Gh = Fh | 0;
+          Gl = Fl | 0;
+          Fh = Eh | 0;
+          Fl = El | 0;
+          ({ h: Eh, l: El } = add(Dh | 0, Dl | 0, T1h | 0, T1l | 0));
+          Dh = Ch | 0;
+          Dl = Cl | 0;
+          Ch = Bh | 0;
+          Cl = Bl | 0;
+          Bh = Ah | 0;
+          Bl = Al | 0;
+          const All = add3L(T1l, sigma0l, MAJl);
+          Ah = add3H(All, T1h, sigma0h, MAJh);
+          Al = All | 0;
+        }
+        ({ h: Ah, l: Al } = add(this.Ah | 0, this.Al | 0, Ah | 0, Al | 0));
+        ({ h: Bh, l: Bl } = add(this.Bh | 0, this.Bl | 0, Bh | 0, Bl | 0));
+        ({ h: Ch, l: Cl } = add(this.Ch | 0, this.Cl | 0, Ch | 0, Cl | 0));
+        ({ h: Dh, l: Dl } = add(this.Dh | 0, this.Dl | 0, Dh | 0, Dl | 0));
+        ({ h: Eh, l: El } = add(this.Eh | 0, this.El | 0, Eh | 0, El | 0));
+        ({ h: Fh, l: Fl } = add(this.Fh | 0, this.Fl | 0, Fh | 0, Fl | 0));
+        ({ h: Gh, l: Gl } = add(this.Gh | 0, this.Gl | 0, Gh | 0, Gl | 0));
+        ({ h: Hh, l: Hl } = add(this.Hh | 0, this.Hl | 0, Hh | 0, Hl | 0));
+        this.set(Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl);
+      }
+      roundClean() {
+        clean3(SHA512_W_H, SHA512_W_L);
+      }
+      destroy() {
+        clean3(this.buffer);
+        this.set(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+      }
+    };
+    _SHA384 = class extends SHA2_64B {
+      Ah = SHA384_IV2[0] | 0;
+      Al = SHA384_IV2[1] | 0;
+      Bh = SHA384_IV2[2] | 0;
+      Bl = SHA384_IV2[3] | 0;
+      Ch = SHA384_IV2[4] | 0;
+      Cl = SHA384_IV2[5] | 0;
+      Dh = SHA384_IV2[6] | 0;
+      Dl = SHA384_IV2[7] | 0;
+      Eh = SHA384_IV2[8] | 0;
+      El = SHA384_IV2[9] | 0;
+      Fh = SHA384_IV2[10] | 0;
+      Fl = SHA384_IV2[11] | 0;
+      Gh = SHA384_IV2[12] | 0;
+      Gl = SHA384_IV2[13] | 0;
+      Hh = SHA384_IV2[14] | 0;
+      Hl = SHA384_IV2[15] | 0;
+      constructor() {
+        super(48);
+      }
+    };
+    sha2562 = /* @__PURE__ */ createHasher2(
+      () => new _SHA2562(),
+      /* @__PURE__ */ oidNist2(1)
+    );
+    sha384 = /* @__PURE__ */ createHasher2(
+      () => new _SHA384(),
+      /* @__PURE__ */ oidNist2(2)
+    );
   }
-  get() {
-    const { A, B, C, D, E, F: F2, G, H } = this;
-    return [A, B, C, D, E, F2, G, H];
-  }
-  // prettier-ignore
-  set(A, B, C, D, E, F2, G, H) {
-    this.A = A | 0;
-    this.B = B | 0;
-    this.C = C | 0;
-    this.D = D | 0;
-    this.E = E | 0;
-    this.F = F2 | 0;
-    this.G = G | 0;
-    this.H = H | 0;
-  }
-  process(view, offset) {
-    for (let i5 = 0; i5 < 16; i5++, offset += 4)
-      SHA256_W2[i5] = view.getUint32(offset, false);
-    for (let i5 = 16; i5 < 64; i5++) {
-      const W15 = SHA256_W2[i5 - 15];
-      const W2 = SHA256_W2[i5 - 2];
-      const s0 = rotr2(W15, 7) ^ rotr2(W15, 18) ^ W15 >>> 3;
-      const s1 = rotr2(W2, 17) ^ rotr2(W2, 19) ^ W2 >>> 10;
-      SHA256_W2[i5] = s1 + SHA256_W2[i5 - 7] + s0 + SHA256_W2[i5 - 16] | 0;
-    }
-    let { A, B, C, D, E, F: F2, G, H } = this;
-    for (let i5 = 0; i5 < 64; i5++) {
-      const sigma1 = rotr2(E, 6) ^ rotr2(E, 11) ^ rotr2(E, 25);
-      const T1 = H + sigma1 + Chi2(E, F2, G) + SHA256_K2[i5] + SHA256_W2[i5] | 0;
-      const sigma0 = rotr2(A, 2) ^ rotr2(A, 13) ^ rotr2(A, 22);
-      const T22 = sigma0 + Maj2(A, B, C) | 0;
-      H = G;
-      G = F2;
-      F2 = E;
-      E = D + T1 | 0;
-      D = C;
-      C = B;
-      B = A;
-      A = T1 + T22 | 0;
-    }
-    A = A + this.A | 0;
-    B = B + this.B | 0;
-    C = C + this.C | 0;
-    D = D + this.D | 0;
-    E = E + this.E | 0;
-    F2 = F2 + this.F | 0;
-    G = G + this.G | 0;
-    H = H + this.H | 0;
-    this.set(A, B, C, D, E, F2, G, H);
-  }
-  roundClean() {
-    clean3(SHA256_W2);
-  }
-  destroy() {
-    this.set(0, 0, 0, 0, 0, 0, 0, 0);
-    clean3(this.buffer);
-  }
-};
-var _SHA2562 = class extends SHA2_32B2 {
-  // We cannot use array here since array allows indexing by variable
-  // which means optimizer/compiler cannot use registers.
-  A = SHA256_IV2[0] | 0;
-  B = SHA256_IV2[1] | 0;
-  C = SHA256_IV2[2] | 0;
-  D = SHA256_IV2[3] | 0;
-  E = SHA256_IV2[4] | 0;
-  F = SHA256_IV2[5] | 0;
-  G = SHA256_IV2[6] | 0;
-  H = SHA256_IV2[7] | 0;
-  constructor() {
-    super(32);
-  }
-};
-var K512 = /* @__PURE__ */ (() => split2([
-  "0x428a2f98d728ae22",
-  "0x7137449123ef65cd",
-  "0xb5c0fbcfec4d3b2f",
-  "0xe9b5dba58189dbbc",
-  "0x3956c25bf348b538",
-  "0x59f111f1b605d019",
-  "0x923f82a4af194f9b",
-  "0xab1c5ed5da6d8118",
-  "0xd807aa98a3030242",
-  "0x12835b0145706fbe",
-  "0x243185be4ee4b28c",
-  "0x550c7dc3d5ffb4e2",
-  "0x72be5d74f27b896f",
-  "0x80deb1fe3b1696b1",
-  "0x9bdc06a725c71235",
-  "0xc19bf174cf692694",
-  "0xe49b69c19ef14ad2",
-  "0xefbe4786384f25e3",
-  "0x0fc19dc68b8cd5b5",
-  "0x240ca1cc77ac9c65",
-  "0x2de92c6f592b0275",
-  "0x4a7484aa6ea6e483",
-  "0x5cb0a9dcbd41fbd4",
-  "0x76f988da831153b5",
-  "0x983e5152ee66dfab",
-  "0xa831c66d2db43210",
-  "0xb00327c898fb213f",
-  "0xbf597fc7beef0ee4",
-  "0xc6e00bf33da88fc2",
-  "0xd5a79147930aa725",
-  "0x06ca6351e003826f",
-  "0x142929670a0e6e70",
-  "0x27b70a8546d22ffc",
-  "0x2e1b21385c26c926",
-  "0x4d2c6dfc5ac42aed",
-  "0x53380d139d95b3df",
-  "0x650a73548baf63de",
-  "0x766a0abb3c77b2a8",
-  "0x81c2c92e47edaee6",
-  "0x92722c851482353b",
-  "0xa2bfe8a14cf10364",
-  "0xa81a664bbc423001",
-  "0xc24b8b70d0f89791",
-  "0xc76c51a30654be30",
-  "0xd192e819d6ef5218",
-  "0xd69906245565a910",
-  "0xf40e35855771202a",
-  "0x106aa07032bbd1b8",
-  "0x19a4c116b8d2d0c8",
-  "0x1e376c085141ab53",
-  "0x2748774cdf8eeb99",
-  "0x34b0bcb5e19b48a8",
-  "0x391c0cb3c5c95a63",
-  "0x4ed8aa4ae3418acb",
-  "0x5b9cca4f7763e373",
-  "0x682e6ff3d6b2b8a3",
-  "0x748f82ee5defb2fc",
-  "0x78a5636f43172f60",
-  "0x84c87814a1f0ab72",
-  "0x8cc702081a6439ec",
-  "0x90befffa23631e28",
-  "0xa4506cebde82bde9",
-  "0xbef9a3f7b2c67915",
-  "0xc67178f2e372532b",
-  "0xca273eceea26619c",
-  "0xd186b8c721c0c207",
-  "0xeada7dd6cde0eb1e",
-  "0xf57d4f7fee6ed178",
-  "0x06f067aa72176fba",
-  "0x0a637dc5a2c898a6",
-  "0x113f9804bef90dae",
-  "0x1b710b35131c471b",
-  "0x28db77f523047d84",
-  "0x32caab7b40c72493",
-  "0x3c9ebe0a15c9bebc",
-  "0x431d67c49c100d4c",
-  "0x4cc5d4becb3e42b6",
-  "0x597f299cfc657e2a",
-  "0x5fcb6fab3ad6faec",
-  "0x6c44198c4a475817"
-].map((n3) => BigInt(n3))))();
-var SHA512_Kh = /* @__PURE__ */ (() => K512[0])();
-var SHA512_Kl = /* @__PURE__ */ (() => K512[1])();
-var SHA512_W_H = /* @__PURE__ */ new Uint32Array(80);
-var SHA512_W_L = /* @__PURE__ */ new Uint32Array(80);
-var SHA2_64B = class extends HashMD2 {
-  constructor(outputLen) {
-    super(128, outputLen, 16, false);
-  }
-  // prettier-ignore
-  get() {
-    const { Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl } = this;
-    return [Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl];
-  }
-  // prettier-ignore
-  set(Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl) {
-    this.Ah = Ah | 0;
-    this.Al = Al | 0;
-    this.Bh = Bh | 0;
-    this.Bl = Bl | 0;
-    this.Ch = Ch | 0;
-    this.Cl = Cl | 0;
-    this.Dh = Dh | 0;
-    this.Dl = Dl | 0;
-    this.Eh = Eh | 0;
-    this.El = El | 0;
-    this.Fh = Fh | 0;
-    this.Fl = Fl | 0;
-    this.Gh = Gh | 0;
-    this.Gl = Gl | 0;
-    this.Hh = Hh | 0;
-    this.Hl = Hl | 0;
-  }
-  process(view, offset) {
-    for (let i5 = 0; i5 < 16; i5++, offset += 4) {
-      SHA512_W_H[i5] = view.getUint32(offset);
-      SHA512_W_L[i5] = view.getUint32(offset += 4);
-    }
-    for (let i5 = 16; i5 < 80; i5++) {
-      const W15h = SHA512_W_H[i5 - 15] | 0;
-      const W15l = SHA512_W_L[i5 - 15] | 0;
-      const s0h = rotrSH(W15h, W15l, 1) ^ rotrSH(W15h, W15l, 8) ^ shrSH(W15h, W15l, 7);
-      const s0l = rotrSL(W15h, W15l, 1) ^ rotrSL(W15h, W15l, 8) ^ shrSL(W15h, W15l, 7);
-      const W2h = SHA512_W_H[i5 - 2] | 0;
-      const W2l = SHA512_W_L[i5 - 2] | 0;
-      const s1h = rotrSH(W2h, W2l, 19) ^ rotrBH(W2h, W2l, 61) ^ shrSH(W2h, W2l, 6);
-      const s1l = rotrSL(W2h, W2l, 19) ^ rotrBL(W2h, W2l, 61) ^ shrSL(W2h, W2l, 6);
-      const SUMl = add4L(s0l, s1l, SHA512_W_L[i5 - 7], SHA512_W_L[i5 - 16]);
-      const SUMh = add4H(SUMl, s0h, s1h, SHA512_W_H[i5 - 7], SHA512_W_H[i5 - 16]);
-      SHA512_W_H[i5] = SUMh | 0;
-      SHA512_W_L[i5] = SUMl | 0;
-    }
-    let { Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl } = this;
-    for (let i5 = 0; i5 < 80; i5++) {
-      const sigma1h = rotrSH(Eh, El, 14) ^ rotrSH(Eh, El, 18) ^ rotrBH(Eh, El, 41);
-      const sigma1l = rotrSL(Eh, El, 14) ^ rotrSL(Eh, El, 18) ^ rotrBL(Eh, El, 41);
-      const CHIh = Eh & Fh ^ ~Eh & Gh;
-      const CHIl = El & Fl ^ ~El & Gl;
-      const T1ll = add5L(Hl, sigma1l, CHIl, SHA512_Kl[i5], SHA512_W_L[i5]);
-      const T1h = add5H(T1ll, Hh, sigma1h, CHIh, SHA512_Kh[i5], SHA512_W_H[i5]);
-      const T1l = T1ll | 0;
-      const sigma0h = rotrSH(Ah, Al, 28) ^ rotrBH(Ah, Al, 34) ^ rotrBH(Ah, Al, 39);
-      const sigma0l = rotrSL(Ah, Al, 28) ^ rotrBL(Ah, Al, 34) ^ rotrBL(Ah, Al, 39);
-      const MAJh = Ah & Bh ^ Ah & Ch ^ Bh & Ch;
-      const MAJl = Al & Bl ^ Al & Cl ^ Bl & Cl;
-      Hh = Gh | 0;
-      Hl = Gl | 0;
-      Gh = Fh | 0;
-      Gl = Fl | 0;
-      Fh = Eh | 0;
-      Fl = El | 0;
-      ({ h: Eh, l: El } = add(Dh | 0, Dl | 0, T1h | 0, T1l | 0));
-      Dh = Ch | 0;
-      Dl = Cl | 0;
-      Ch = Bh | 0;
-      Cl = Bl | 0;
-      Bh = Ah | 0;
-      Bl = Al | 0;
-      const All = add3L(T1l, sigma0l, MAJl);
-      Ah = add3H(All, T1h, sigma0h, MAJh);
-      Al = All | 0;
-    }
-    ({ h: Ah, l: Al } = add(this.Ah | 0, this.Al | 0, Ah | 0, Al | 0));
-    ({ h: Bh, l: Bl } = add(this.Bh | 0, this.Bl | 0, Bh | 0, Bl | 0));
-    ({ h: Ch, l: Cl } = add(this.Ch | 0, this.Cl | 0, Ch | 0, Cl | 0));
-    ({ h: Dh, l: Dl } = add(this.Dh | 0, this.Dl | 0, Dh | 0, Dl | 0));
-    ({ h: Eh, l: El } = add(this.Eh | 0, this.El | 0, Eh | 0, El | 0));
-    ({ h: Fh, l: Fl } = add(this.Fh | 0, this.Fl | 0, Fh | 0, Fl | 0));
-    ({ h: Gh, l: Gl } = add(this.Gh | 0, this.Gl | 0, Gh | 0, Gl | 0));
-    ({ h: Hh, l: Hl } = add(this.Hh | 0, this.Hl | 0, Hh | 0, Hl | 0));
-    this.set(Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl);
-  }
-  roundClean() {
-    clean3(SHA512_W_H, SHA512_W_L);
-  }
-  destroy() {
-    clean3(this.buffer);
-    this.set(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-  }
-};
-var _SHA384 = class extends SHA2_64B {
-  Ah = SHA384_IV2[0] | 0;
-  Al = SHA384_IV2[1] | 0;
-  Bh = SHA384_IV2[2] | 0;
-  Bl = SHA384_IV2[3] | 0;
-  Ch = SHA384_IV2[4] | 0;
-  Cl = SHA384_IV2[5] | 0;
-  Dh = SHA384_IV2[6] | 0;
-  Dl = SHA384_IV2[7] | 0;
-  Eh = SHA384_IV2[8] | 0;
-  El = SHA384_IV2[9] | 0;
-  Fh = SHA384_IV2[10] | 0;
-  Fl = SHA384_IV2[11] | 0;
-  Gh = SHA384_IV2[12] | 0;
-  Gl = SHA384_IV2[13] | 0;
-  Hh = SHA384_IV2[14] | 0;
-  Hl = SHA384_IV2[15] | 0;
-  constructor() {
-    super(48);
-  }
-};
-var sha2562 = /* @__PURE__ */ createHasher2(
-  () => new _SHA2562(),
-  /* @__PURE__ */ oidNist2(1)
-);
-var sha384 = /* @__PURE__ */ createHasher2(
-  () => new _SHA384(),
-  /* @__PURE__ */ oidNist2(2)
-);
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/curves/ed25519.js
-var _1n6 = BigInt(1);
-var _2n4 = BigInt(2);
-var _3n3 = /* @__PURE__ */ BigInt(3);
-var _5n2 = BigInt(5);
-var _8n2 = BigInt(8);
-var ed25519_CURVE_p = BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
 function ed25519_pow_2_252_3(x) {
   const _10n = BigInt(10), _20n = BigInt(20), _40n = BigInt(40), _80n = BigInt(80);
   const P = ed25519_CURVE_p;
@@ -95214,42 +93749,62 @@ function adjustScalarBytes(bytes) {
   bytes[31] |= 64;
   return bytes;
 }
-var x25519 = /* @__PURE__ */ (() => {
-  const P = ed25519_CURVE_p;
-  return montgomery({
-    P,
-    type: "x25519",
-    powPminus2: (x) => {
-      const { pow_p_5_8, b2: b22 } = ed25519_pow_2_252_3(x);
-      return mod(pow2(pow_p_5_8, _3n3, P) * b22, P);
-    },
-    adjustScalarBytes
-  });
-})();
+var _1n6, _2n4, _3n3, _5n2, _8n2, ed25519_CURVE_p, x25519;
+var init_ed25519 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/curves/ed25519.js"() {
+    init_modular();
+    init_montgomery();
+    _1n6 = BigInt(1);
+    _2n4 = BigInt(2);
+    _3n3 = /* @__PURE__ */ BigInt(3);
+    _5n2 = BigInt(5);
+    _8n2 = BigInt(8);
+    ed25519_CURVE_p = BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
+    x25519 = /* @__PURE__ */ (() => {
+      const P = ed25519_CURVE_p;
+      return montgomery({
+        P,
+        type: "x25519",
+        powPminus2: (x) => {
+          const { pow_p_5_8, b2: b22 } = ed25519_pow_2_252_3(x);
+          return mod(pow2(pow_p_5_8, _3n3, P) * b22, P);
+        },
+        adjustScalarBytes
+      });
+    })();
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/curves/nist.js
-var p256_CURVE = /* @__PURE__ */ (() => ({
-  p: BigInt("0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
-  n: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
-  h: BigInt(1),
-  a: BigInt("0xffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
-  b: BigInt("0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
-  Gx: BigInt("0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
-  Gy: BigInt("0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
-}))();
-var p384_CURVE = /* @__PURE__ */ (() => ({
-  p: BigInt("0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff"),
-  n: BigInt("0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"),
-  h: BigInt(1),
-  a: BigInt("0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000fffffffc"),
-  b: BigInt("0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef"),
-  Gx: BigInt("0xaa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7"),
-  Gy: BigInt("0x3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f")
-}))();
-var p256_Point = /* @__PURE__ */ weierstrass(p256_CURVE);
-var p256 = /* @__PURE__ */ ecdsa(p256_Point, sha2562);
-var p384_Point = /* @__PURE__ */ weierstrass(p384_CURVE);
-var p384 = /* @__PURE__ */ ecdsa(p384_Point, sha384);
+var p256_CURVE, p384_CURVE, p256_Point, p256, p384_Point, p384;
+var init_nist = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/curves/nist.js"() {
+    init_sha22();
+    init_weierstrass();
+    p256_CURVE = /* @__PURE__ */ (() => ({
+      p: BigInt("0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+      n: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
+      h: BigInt(1),
+      a: BigInt("0xffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
+      b: BigInt("0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
+      Gx: BigInt("0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+      Gy: BigInt("0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
+    }))();
+    p384_CURVE = /* @__PURE__ */ (() => ({
+      p: BigInt("0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff"),
+      n: BigInt("0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"),
+      h: BigInt(1),
+      a: BigInt("0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000fffffffc"),
+      b: BigInt("0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef"),
+      Gx: BigInt("0xaa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7"),
+      Gy: BigInt("0x3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f")
+    }))();
+    p256_Point = /* @__PURE__ */ weierstrass(p256_CURVE);
+    p256 = /* @__PURE__ */ ecdsa(p256_Point, sha2562);
+    p384_Point = /* @__PURE__ */ weierstrass(p384_CURVE);
+    p384 = /* @__PURE__ */ ecdsa(p384_Point, sha384);
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/hashes/hkdf.js
 function extract2(hash, ikm, salt) {
@@ -95258,8 +93813,6 @@ function extract2(hash, ikm, salt) {
     salt = new Uint8Array(hash.outputLen);
   return hmac2(hash, salt, ikm);
 }
-var HKDF_COUNTER2 = /* @__PURE__ */ Uint8Array.of(0);
-var EMPTY_BUFFER2 = /* @__PURE__ */ Uint8Array.of();
 function expand2(hash, prk, info2, length = 32) {
   ahash2(hash);
   anumber4(length, "length");
@@ -95286,34 +93839,17 @@ function expand2(hash, prk, info2, length = 32) {
   clean3(T3, HKDF_COUNTER2);
   return okm.slice(0, length);
 }
+var HKDF_COUNTER2, EMPTY_BUFFER2;
+var init_hkdf2 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/hashes/hkdf.js"() {
+    init_hmac2();
+    init_utils6();
+    HKDF_COUNTER2 = /* @__PURE__ */ Uint8Array.of(0);
+    EMPTY_BUFFER2 = /* @__PURE__ */ Uint8Array.of();
+  }
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/hashes/sha3.js
-var _0n6 = BigInt(0);
-var _1n7 = BigInt(1);
-var _2n5 = BigInt(2);
-var _7n2 = BigInt(7);
-var _256n = BigInt(256);
-var _0x71n = BigInt(113);
-var SHA3_PI = [];
-var SHA3_ROTL = [];
-var _SHA3_IOTA = [];
-for (let round = 0, R = _1n7, x = 1, y = 0; round < 24; round++) {
-  [x, y] = [y, (2 * x + 3 * y) % 5];
-  SHA3_PI.push(2 * (5 * y + x));
-  SHA3_ROTL.push((round + 1) * (round + 2) / 2 % 64);
-  let t = _0n6;
-  for (let j5 = 0; j5 < 7; j5++) {
-    R = (R << _1n7 ^ (R >> _7n2) * _0x71n) % _256n;
-    if (R & _2n5)
-      t ^= _1n7 << (_1n7 << BigInt(j5)) - _1n7;
-  }
-  _SHA3_IOTA.push(t);
-}
-var IOTAS = split2(_SHA3_IOTA, true);
-var SHA3_IOTA_H = IOTAS[0];
-var SHA3_IOTA_L = IOTAS[1];
-var rotlH = (h5, l3, s2) => s2 > 32 ? rotlBH(h5, l3, s2) : rotlSH(h5, l3, s2);
-var rotlL = (h5, l3, s2) => s2 > 32 ? rotlBL(h5, l3, s2) : rotlSL(h5, l3, s2);
 function keccakP(s2, rounds = 24) {
   const B = new Uint32Array(5 * 2);
   for (let round = 24 - rounds; round < 24; round++) {
@@ -95354,137 +93890,170 @@ function keccakP(s2, rounds = 24) {
   }
   clean3(B);
 }
-var Keccak = class _Keccak {
-  state;
-  pos = 0;
-  posOut = 0;
-  finished = false;
-  state32;
-  destroyed = false;
-  blockLen;
-  suffix;
-  outputLen;
-  enableXOF = false;
-  rounds;
-  // NOTE: we accept arguments in bytes instead of bits here.
-  constructor(blockLen, suffix, outputLen, enableXOF = false, rounds = 24) {
-    this.blockLen = blockLen;
-    this.suffix = suffix;
-    this.outputLen = outputLen;
-    this.enableXOF = enableXOF;
-    this.rounds = rounds;
-    anumber4(outputLen, "outputLen");
-    if (!(0 < blockLen && blockLen < 200))
-      throw new Error("only keccak-f1600 function is supported");
-    this.state = new Uint8Array(200);
-    this.state32 = u323(this.state);
-  }
-  clone() {
-    return this._cloneInto();
-  }
-  keccak() {
-    swap32IfBE3(this.state32);
-    keccakP(this.state32, this.rounds);
-    swap32IfBE3(this.state32);
-    this.posOut = 0;
-    this.pos = 0;
-  }
-  update(data) {
-    aexists3(this);
-    abytes4(data);
-    const { blockLen, state: state2 } = this;
-    const len = data.length;
-    for (let pos = 0; pos < len; ) {
-      const take2 = Math.min(blockLen - this.pos, len - pos);
-      for (let i5 = 0; i5 < take2; i5++)
-        state2[this.pos++] ^= data[pos++];
-      if (this.pos === blockLen)
-        this.keccak();
+var _0n6, _1n7, _2n5, _7n2, _256n, _0x71n, SHA3_PI, SHA3_ROTL, _SHA3_IOTA, IOTAS, SHA3_IOTA_H, SHA3_IOTA_L, rotlH, rotlL, Keccak, genKeccak, sha3_256, sha3_512, genShake, shake128, shake256;
+var init_sha3 = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/hashes/sha3.js"() {
+    init_u642();
+    init_utils6();
+    _0n6 = BigInt(0);
+    _1n7 = BigInt(1);
+    _2n5 = BigInt(2);
+    _7n2 = BigInt(7);
+    _256n = BigInt(256);
+    _0x71n = BigInt(113);
+    SHA3_PI = [];
+    SHA3_ROTL = [];
+    _SHA3_IOTA = [];
+    for (let round = 0, R = _1n7, x = 1, y = 0; round < 24; round++) {
+      [x, y] = [y, (2 * x + 3 * y) % 5];
+      SHA3_PI.push(2 * (5 * y + x));
+      SHA3_ROTL.push((round + 1) * (round + 2) / 2 % 64);
+      let t = _0n6;
+      for (let j5 = 0; j5 < 7; j5++) {
+        R = (R << _1n7 ^ (R >> _7n2) * _0x71n) % _256n;
+        if (R & _2n5)
+          t ^= _1n7 << (_1n7 << BigInt(j5)) - _1n7;
+      }
+      _SHA3_IOTA.push(t);
     }
-    return this;
-  }
-  finish() {
-    if (this.finished)
-      return;
-    this.finished = true;
-    const { state: state2, suffix, pos, blockLen } = this;
-    state2[pos] ^= suffix;
-    if ((suffix & 128) !== 0 && pos === blockLen - 1)
-      this.keccak();
-    state2[blockLen - 1] ^= 128;
-    this.keccak();
-  }
-  writeInto(out) {
-    aexists3(this, false);
-    abytes4(out);
-    this.finish();
-    const bufferOut = this.state;
-    const { blockLen } = this;
-    for (let pos = 0, len = out.length; pos < len; ) {
-      if (this.posOut >= blockLen)
+    IOTAS = split2(_SHA3_IOTA, true);
+    SHA3_IOTA_H = IOTAS[0];
+    SHA3_IOTA_L = IOTAS[1];
+    rotlH = (h5, l3, s2) => s2 > 32 ? rotlBH(h5, l3, s2) : rotlSH(h5, l3, s2);
+    rotlL = (h5, l3, s2) => s2 > 32 ? rotlBL(h5, l3, s2) : rotlSL(h5, l3, s2);
+    Keccak = class _Keccak {
+      state;
+      pos = 0;
+      posOut = 0;
+      finished = false;
+      state32;
+      destroyed = false;
+      blockLen;
+      suffix;
+      outputLen;
+      enableXOF = false;
+      rounds;
+      // NOTE: we accept arguments in bytes instead of bits here.
+      constructor(blockLen, suffix, outputLen, enableXOF = false, rounds = 24) {
+        this.blockLen = blockLen;
+        this.suffix = suffix;
+        this.outputLen = outputLen;
+        this.enableXOF = enableXOF;
+        this.rounds = rounds;
+        anumber4(outputLen, "outputLen");
+        if (!(0 < blockLen && blockLen < 200))
+          throw new Error("only keccak-f1600 function is supported");
+        this.state = new Uint8Array(200);
+        this.state32 = u323(this.state);
+      }
+      clone() {
+        return this._cloneInto();
+      }
+      keccak() {
+        swap32IfBE3(this.state32);
+        keccakP(this.state32, this.rounds);
+        swap32IfBE3(this.state32);
+        this.posOut = 0;
+        this.pos = 0;
+      }
+      update(data) {
+        aexists3(this);
+        abytes4(data);
+        const { blockLen, state: state2 } = this;
+        const len = data.length;
+        for (let pos = 0; pos < len; ) {
+          const take2 = Math.min(blockLen - this.pos, len - pos);
+          for (let i5 = 0; i5 < take2; i5++)
+            state2[this.pos++] ^= data[pos++];
+          if (this.pos === blockLen)
+            this.keccak();
+        }
+        return this;
+      }
+      finish() {
+        if (this.finished)
+          return;
+        this.finished = true;
+        const { state: state2, suffix, pos, blockLen } = this;
+        state2[pos] ^= suffix;
+        if ((suffix & 128) !== 0 && pos === blockLen - 1)
+          this.keccak();
+        state2[blockLen - 1] ^= 128;
         this.keccak();
-      const take2 = Math.min(blockLen - this.posOut, len - pos);
-      out.set(bufferOut.subarray(this.posOut, this.posOut + take2), pos);
-      this.posOut += take2;
-      pos += take2;
-    }
-    return out;
+      }
+      writeInto(out) {
+        aexists3(this, false);
+        abytes4(out);
+        this.finish();
+        const bufferOut = this.state;
+        const { blockLen } = this;
+        for (let pos = 0, len = out.length; pos < len; ) {
+          if (this.posOut >= blockLen)
+            this.keccak();
+          const take2 = Math.min(blockLen - this.posOut, len - pos);
+          out.set(bufferOut.subarray(this.posOut, this.posOut + take2), pos);
+          this.posOut += take2;
+          pos += take2;
+        }
+        return out;
+      }
+      xofInto(out) {
+        if (!this.enableXOF)
+          throw new Error("XOF is not possible for this instance");
+        return this.writeInto(out);
+      }
+      xof(bytes) {
+        anumber4(bytes);
+        return this.xofInto(new Uint8Array(bytes));
+      }
+      digestInto(out) {
+        aoutput3(out, this);
+        if (this.finished)
+          throw new Error("digest() was already called");
+        this.writeInto(out);
+        this.destroy();
+        return out;
+      }
+      digest() {
+        return this.digestInto(new Uint8Array(this.outputLen));
+      }
+      destroy() {
+        this.destroyed = true;
+        clean3(this.state);
+      }
+      _cloneInto(to) {
+        const { blockLen, suffix, outputLen, rounds, enableXOF } = this;
+        to ||= new _Keccak(blockLen, suffix, outputLen, enableXOF, rounds);
+        to.state32.set(this.state32);
+        to.pos = this.pos;
+        to.posOut = this.posOut;
+        to.finished = this.finished;
+        to.rounds = rounds;
+        to.suffix = suffix;
+        to.outputLen = outputLen;
+        to.enableXOF = enableXOF;
+        to.destroyed = this.destroyed;
+        return to;
+      }
+    };
+    genKeccak = (suffix, blockLen, outputLen, info2 = {}) => createHasher2(() => new Keccak(blockLen, suffix, outputLen), info2);
+    sha3_256 = /* @__PURE__ */ genKeccak(
+      6,
+      136,
+      32,
+      /* @__PURE__ */ oidNist2(8)
+    );
+    sha3_512 = /* @__PURE__ */ genKeccak(
+      6,
+      72,
+      64,
+      /* @__PURE__ */ oidNist2(10)
+    );
+    genShake = (suffix, blockLen, outputLen, info2 = {}) => createHasher2((opts2 = {}) => new Keccak(blockLen, suffix, opts2.dkLen === void 0 ? outputLen : opts2.dkLen, true), info2);
+    shake128 = /* @__PURE__ */ genShake(31, 168, 16, /* @__PURE__ */ oidNist2(11));
+    shake256 = /* @__PURE__ */ genShake(31, 136, 32, /* @__PURE__ */ oidNist2(12));
   }
-  xofInto(out) {
-    if (!this.enableXOF)
-      throw new Error("XOF is not possible for this instance");
-    return this.writeInto(out);
-  }
-  xof(bytes) {
-    anumber4(bytes);
-    return this.xofInto(new Uint8Array(bytes));
-  }
-  digestInto(out) {
-    aoutput3(out, this);
-    if (this.finished)
-      throw new Error("digest() was already called");
-    this.writeInto(out);
-    this.destroy();
-    return out;
-  }
-  digest() {
-    return this.digestInto(new Uint8Array(this.outputLen));
-  }
-  destroy() {
-    this.destroyed = true;
-    clean3(this.state);
-  }
-  _cloneInto(to) {
-    const { blockLen, suffix, outputLen, rounds, enableXOF } = this;
-    to ||= new _Keccak(blockLen, suffix, outputLen, enableXOF, rounds);
-    to.state32.set(this.state32);
-    to.pos = this.pos;
-    to.posOut = this.posOut;
-    to.finished = this.finished;
-    to.rounds = rounds;
-    to.suffix = suffix;
-    to.outputLen = outputLen;
-    to.enableXOF = enableXOF;
-    to.destroyed = this.destroyed;
-    return to;
-  }
-};
-var genKeccak = (suffix, blockLen, outputLen, info2 = {}) => createHasher2(() => new Keccak(blockLen, suffix, outputLen), info2);
-var sha3_256 = /* @__PURE__ */ genKeccak(
-  6,
-  136,
-  32,
-  /* @__PURE__ */ oidNist2(8)
-);
-var sha3_512 = /* @__PURE__ */ genKeccak(
-  6,
-  72,
-  64,
-  /* @__PURE__ */ oidNist2(10)
-);
-var genShake = (suffix, blockLen, outputLen, info2 = {}) => createHasher2((opts2 = {}) => new Keccak(blockLen, suffix, opts2.dkLen === void 0 ? outputLen : opts2.dkLen, true), info2);
-var shake128 = /* @__PURE__ */ genShake(31, 168, 16, /* @__PURE__ */ oidNist2(11));
-var shake256 = /* @__PURE__ */ genShake(31, 136, 32, /* @__PURE__ */ oidNist2(12));
+});
 
 // node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/fft.js
 function checkU32(n3) {
@@ -95522,53 +94091,57 @@ function bitReversalInplace(values) {
   }
   return values;
 }
-var FFTCore = (F2, coreOpts) => {
-  const { N: N2, roots, dit, invertButterflies = false, skipStages = 0, brp = true } = coreOpts;
-  const bits = log2(N2);
-  if (!isPowerOfTwo(N2))
-    throw new Error("FFT: Polynomial size should be power of two");
-  const isDit = dit !== invertButterflies;
-  isDit;
-  return (values) => {
-    if (values.length !== N2)
-      throw new Error("FFT: wrong Polynomial length");
-    if (dit && brp)
-      bitReversalInplace(values);
-    for (let i5 = 0, g5 = 1; i5 < bits - skipStages; i5++) {
-      const s2 = dit ? i5 + 1 + skipStages : bits - i5;
-      const m3 = 1 << s2;
-      const m22 = m3 >> 1;
-      const stride = N2 >> s2;
-      for (let k5 = 0; k5 < N2; k5 += m3) {
-        for (let j5 = 0, grp = g5++; j5 < m22; j5++) {
-          const rootPos = invertButterflies ? dit ? N2 - grp : grp : j5 * stride;
-          const i0 = k5 + j5;
-          const i1 = k5 + j5 + m22;
-          const omega = roots[rootPos];
-          const b5 = values[i1];
-          const a5 = values[i0];
-          if (isDit) {
-            const t = F2.mul(b5, omega);
-            values[i0] = F2.add(a5, t);
-            values[i1] = F2.sub(a5, t);
-          } else if (invertButterflies) {
-            values[i0] = F2.add(b5, a5);
-            values[i1] = F2.mul(F2.sub(b5, a5), omega);
-          } else {
-            values[i0] = F2.add(a5, b5);
-            values[i1] = F2.mul(F2.sub(a5, b5), omega);
+var FFTCore;
+var init_fft = __esm({
+  "node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/fft.js"() {
+    FFTCore = (F2, coreOpts) => {
+      const { N: N2, roots, dit, invertButterflies = false, skipStages = 0, brp = true } = coreOpts;
+      const bits = log2(N2);
+      if (!isPowerOfTwo(N2))
+        throw new Error("FFT: Polynomial size should be power of two");
+      const isDit = dit !== invertButterflies;
+      isDit;
+      return (values) => {
+        if (values.length !== N2)
+          throw new Error("FFT: wrong Polynomial length");
+        if (dit && brp)
+          bitReversalInplace(values);
+        for (let i5 = 0, g5 = 1; i5 < bits - skipStages; i5++) {
+          const s2 = dit ? i5 + 1 + skipStages : bits - i5;
+          const m3 = 1 << s2;
+          const m22 = m3 >> 1;
+          const stride = N2 >> s2;
+          for (let k5 = 0; k5 < N2; k5 += m3) {
+            for (let j5 = 0, grp = g5++; j5 < m22; j5++) {
+              const rootPos = invertButterflies ? dit ? N2 - grp : grp : j5 * stride;
+              const i0 = k5 + j5;
+              const i1 = k5 + j5 + m22;
+              const omega = roots[rootPos];
+              const b5 = values[i1];
+              const a5 = values[i0];
+              if (isDit) {
+                const t = F2.mul(b5, omega);
+                values[i0] = F2.add(a5, t);
+                values[i1] = F2.sub(a5, t);
+              } else if (invertButterflies) {
+                values[i0] = F2.add(b5, a5);
+                values[i1] = F2.mul(F2.sub(b5, a5), omega);
+              } else {
+                values[i0] = F2.add(a5, b5);
+                values[i1] = F2.mul(F2.sub(a5, b5), omega);
+              }
+            }
           }
         }
-      }
-    }
-    if (!dit && brp)
-      bitReversalInplace(values);
-    return values;
-  };
-};
+        if (!dit && brp)
+          bitReversalInplace(values);
+        return values;
+      };
+    };
+  }
+});
 
 // node_modules/@noble/post-quantum/utils.js
-var randomBytes6 = randomBytes5;
 function equalBytes2(a5, b5) {
   if (a5.length !== b5.length)
     return false;
@@ -95580,7 +94153,7 @@ function equalBytes2(a5, b5) {
 function copyBytes3(bytes) {
   return Uint8Array.from(bytes);
 }
-function splitCoder(label, ...lengths) {
+function splitCoder(label2, ...lengths) {
   const getLength = (c5) => typeof c5 === "number" ? c5 : c5.bytesLen;
   const bytesLen = lengths.reduce((sum, a5) => sum + getLength(a5), 0);
   return {
@@ -95591,7 +94164,7 @@ function splitCoder(label, ...lengths) {
         const c5 = lengths[i5];
         const l3 = getLength(c5);
         const b5 = typeof c5 === "number" ? bufs[i5] : c5.encode(bufs[i5]);
-        abytes4(b5, l3, label);
+        abytes4(b5, l3, label2);
         res.set(b5, pos);
         if (typeof c5 !== "number")
           b5.fill(0);
@@ -95600,7 +94173,7 @@ function splitCoder(label, ...lengths) {
       return res;
     },
     decode: (buf) => {
-      abytes4(buf, bytesLen, label);
+      abytes4(buf, bytesLen, label2);
       const res = [];
       for (const c5 of lengths) {
         const l3 = getLength(c5);
@@ -95649,148 +94222,134 @@ function cleanBytes(...list2) {
 function getMask(bits) {
   return (1 << bits) - 1;
 }
-var EMPTY = Uint8Array.of();
+var randomBytes6, EMPTY;
+var init_utils8 = __esm({
+  "node_modules/@noble/post-quantum/utils.js"() {
+    init_utils6();
+    init_utils6();
+    randomBytes6 = randomBytes5;
+    EMPTY = Uint8Array.of();
+  }
+});
 
 // node_modules/@noble/post-quantum/_crystals.js
-var genCrystals = (opts2) => {
-  const { newPoly, N: N2, Q: Q2, F: F2, ROOT_OF_UNITY: ROOT_OF_UNITY2, brvBits, isKyber } = opts2;
-  const mod4 = (a5, modulo = Q2) => {
-    const result = a5 % modulo | 0;
-    return (result >= 0 ? result | 0 : modulo + result | 0) | 0;
-  };
-  const smod = (a5, modulo = Q2) => {
-    const r5 = mod4(a5, modulo) | 0;
-    return (r5 > modulo >> 1 ? r5 - modulo | 0 : r5) | 0;
-  };
-  function getZettas() {
-    const out = newPoly(N2);
-    for (let i5 = 0; i5 < N2; i5++) {
-      const b5 = reverseBits(i5, brvBits);
-      const p3 = BigInt(ROOT_OF_UNITY2) ** BigInt(b5) % BigInt(Q2);
-      out[i5] = Number(p3) | 0;
-    }
-    return out;
-  }
-  const nttZetas2 = getZettas();
-  const field = {
-    add: (a5, b5) => mod4((a5 | 0) + (b5 | 0)) | 0,
-    sub: (a5, b5) => mod4((a5 | 0) - (b5 | 0)) | 0,
-    mul: (a5, b5) => mod4((a5 | 0) * (b5 | 0)) | 0,
-    inv: (_a2) => {
-      throw new Error("not implemented");
-    }
-  };
-  const nttOpts = {
-    N: N2,
-    roots: nttZetas2,
-    invertButterflies: true,
-    skipStages: isKyber ? 1 : 0,
-    brp: false
-  };
-  const dif = FFTCore(field, { dit: false, ...nttOpts });
-  const dit = FFTCore(field, { dit: true, ...nttOpts });
-  const NTT2 = {
-    encode: (r5) => {
-      return dif(r5);
-    },
-    decode: (r5) => {
-      dit(r5);
-      for (let i5 = 0; i5 < r5.length; i5++)
-        r5[i5] = mod4(F2 * r5[i5]);
-      return r5;
-    }
-  };
-  const bitsCoder2 = (d5, c5) => {
-    const mask = getMask(d5);
-    const bytesLen = d5 * (N2 / 8);
-    return {
-      bytesLen,
-      encode: (poly) => {
-        const r5 = new Uint8Array(bytesLen);
-        for (let i5 = 0, buf = 0, bufLen = 0, pos = 0; i5 < poly.length; i5++) {
-          buf |= (c5.encode(poly[i5]) & mask) << bufLen;
-          bufLen += d5;
-          for (; bufLen >= 8; bufLen -= 8, buf >>= 8)
-            r5[pos++] = buf & getMask(bufLen);
-        }
-        return r5;
-      },
-      decode: (bytes) => {
-        const r5 = newPoly(N2);
-        for (let i5 = 0, buf = 0, bufLen = 0, pos = 0; i5 < bytes.length; i5++) {
-          buf |= bytes[i5] << bufLen;
-          bufLen += 8;
-          for (; bufLen >= d5; bufLen -= d5, buf >>= d5)
-            r5[pos++] = c5.decode(buf & mask);
-        }
-        return r5;
-      }
-    };
-  };
-  return { mod: mod4, smod, nttZetas: nttZetas2, NTT: NTT2, bitsCoder: bitsCoder2 };
-};
-var createXofShake = (shake) => (seed, blockLen) => {
-  if (!blockLen)
-    blockLen = shake.blockLen;
-  const _seed = new Uint8Array(seed.length + 2);
-  _seed.set(seed);
-  const seedLen = seed.length;
-  const buf = new Uint8Array(blockLen);
-  let h5 = shake.create({});
-  let calls = 0;
-  let xofs = 0;
-  return {
-    stats: () => ({ calls, xofs }),
-    get: (x, y) => {
-      _seed[seedLen + 0] = x;
-      _seed[seedLen + 1] = y;
-      h5.destroy();
-      h5 = shake.create({}).update(_seed);
-      calls++;
-      return () => {
-        xofs++;
-        return h5.xofInto(buf);
+var genCrystals, createXofShake, XOF128;
+var init_crystals = __esm({
+  "node_modules/@noble/post-quantum/_crystals.js"() {
+    init_fft();
+    init_sha3();
+    init_utils8();
+    genCrystals = (opts2) => {
+      const { newPoly, N: N2, Q: Q2, F: F2, ROOT_OF_UNITY: ROOT_OF_UNITY2, brvBits, isKyber } = opts2;
+      const mod4 = (a5, modulo = Q2) => {
+        const result = a5 % modulo | 0;
+        return (result >= 0 ? result | 0 : modulo + result | 0) | 0;
       };
-    },
-    clean: () => {
-      h5.destroy();
-      cleanBytes(buf, _seed);
-    }
-  };
-};
-var XOF128 = /* @__PURE__ */ createXofShake(shake128);
+      const smod = (a5, modulo = Q2) => {
+        const r5 = mod4(a5, modulo) | 0;
+        return (r5 > modulo >> 1 ? r5 - modulo | 0 : r5) | 0;
+      };
+      function getZettas() {
+        const out = newPoly(N2);
+        for (let i5 = 0; i5 < N2; i5++) {
+          const b5 = reverseBits(i5, brvBits);
+          const p3 = BigInt(ROOT_OF_UNITY2) ** BigInt(b5) % BigInt(Q2);
+          out[i5] = Number(p3) | 0;
+        }
+        return out;
+      }
+      const nttZetas2 = getZettas();
+      const field2 = {
+        add: (a5, b5) => mod4((a5 | 0) + (b5 | 0)) | 0,
+        sub: (a5, b5) => mod4((a5 | 0) - (b5 | 0)) | 0,
+        mul: (a5, b5) => mod4((a5 | 0) * (b5 | 0)) | 0,
+        inv: (_a2) => {
+          throw new Error("not implemented");
+        }
+      };
+      const nttOpts = {
+        N: N2,
+        roots: nttZetas2,
+        invertButterflies: true,
+        skipStages: isKyber ? 1 : 0,
+        brp: false
+      };
+      const dif = FFTCore(field2, { dit: false, ...nttOpts });
+      const dit = FFTCore(field2, { dit: true, ...nttOpts });
+      const NTT2 = {
+        encode: (r5) => {
+          return dif(r5);
+        },
+        decode: (r5) => {
+          dit(r5);
+          for (let i5 = 0; i5 < r5.length; i5++)
+            r5[i5] = mod4(F2 * r5[i5]);
+          return r5;
+        }
+      };
+      const bitsCoder2 = (d5, c5) => {
+        const mask = getMask(d5);
+        const bytesLen = d5 * (N2 / 8);
+        return {
+          bytesLen,
+          encode: (poly) => {
+            const r5 = new Uint8Array(bytesLen);
+            for (let i5 = 0, buf = 0, bufLen = 0, pos = 0; i5 < poly.length; i5++) {
+              buf |= (c5.encode(poly[i5]) & mask) << bufLen;
+              bufLen += d5;
+              for (; bufLen >= 8; bufLen -= 8, buf >>= 8)
+                r5[pos++] = buf & getMask(bufLen);
+            }
+            return r5;
+          },
+          decode: (bytes) => {
+            const r5 = newPoly(N2);
+            for (let i5 = 0, buf = 0, bufLen = 0, pos = 0; i5 < bytes.length; i5++) {
+              buf |= bytes[i5] << bufLen;
+              bufLen += 8;
+              for (; bufLen >= d5; bufLen -= d5, buf >>= d5)
+                r5[pos++] = c5.decode(buf & mask);
+            }
+            return r5;
+          }
+        };
+      };
+      return { mod: mod4, smod, nttZetas: nttZetas2, NTT: NTT2, bitsCoder: bitsCoder2 };
+    };
+    createXofShake = (shake) => (seed, blockLen) => {
+      if (!blockLen)
+        blockLen = shake.blockLen;
+      const _seed = new Uint8Array(seed.length + 2);
+      _seed.set(seed);
+      const seedLen = seed.length;
+      const buf = new Uint8Array(blockLen);
+      let h5 = shake.create({});
+      let calls = 0;
+      let xofs = 0;
+      return {
+        stats: () => ({ calls, xofs }),
+        get: (x, y) => {
+          _seed[seedLen + 0] = x;
+          _seed[seedLen + 1] = y;
+          h5.destroy();
+          h5 = shake.create({}).update(_seed);
+          calls++;
+          return () => {
+            xofs++;
+            return h5.xofInto(buf);
+          };
+        },
+        clean: () => {
+          h5.destroy();
+          cleanBytes(buf, _seed);
+        }
+      };
+    };
+    XOF128 = /* @__PURE__ */ createXofShake(shake128);
+  }
+});
 
 // node_modules/@noble/post-quantum/ml-kem.js
-var N = 256;
-var Q = 3329;
-var F = 3303;
-var ROOT_OF_UNITY = 17;
-var { mod: mod2, nttZetas, NTT, bitsCoder } = genCrystals({
-  N,
-  Q,
-  F,
-  ROOT_OF_UNITY,
-  newPoly: (n3) => new Uint16Array(n3),
-  brvBits: 7,
-  isKyber: true
-});
-var PARAMS = {
-  512: { N, Q, K: 2, ETA1: 3, ETA2: 2, du: 10, dv: 4, RBGstrength: 128 },
-  768: { N, Q, K: 3, ETA1: 2, ETA2: 2, du: 10, dv: 4, RBGstrength: 192 },
-  1024: { N, Q, K: 4, ETA1: 2, ETA2: 2, du: 11, dv: 5, RBGstrength: 256 }
-};
-var compress2 = (d5) => {
-  if (d5 >= 12)
-    return { encode: (i5) => i5, decode: (i5) => i5 };
-  const a5 = 2 ** (d5 - 1);
-  return {
-    // const compress = (i: number) => round((2 ** d / Q) * i) % 2 ** d;
-    encode: (i5) => ((i5 << d5) + Q / 2) / Q,
-    // const decompress = (i: number) => round((Q / 2 ** d) * i);
-    decode: (i5) => i5 * Q + a5 >>> d5
-  };
-};
-var polyCoder = (d5) => bitsCoder(d5, compress2(d5));
 function polyAdd(a5, b5) {
   for (let i5 = 0; i5 < N; i5++)
     a5[i5] = mod2(a5[i5] + b5[i5]);
@@ -95857,90 +94416,6 @@ function sampleCBD(PRF, seed, nonce, eta) {
     throw new Error(`sampleCBD: leftover bits: ${len}`);
   return r5;
 }
-var genKPKE = (opts2) => {
-  const { K: K4, PRF, XOF, HASH512, ETA1, ETA2, du, dv } = opts2;
-  const poly1 = polyCoder(1);
-  const polyV = polyCoder(dv);
-  const polyU = polyCoder(du);
-  const publicCoder = splitCoder("publicKey", vecCoder(polyCoder(12), K4), 32);
-  const secretCoder = vecCoder(polyCoder(12), K4);
-  const cipherCoder = splitCoder("ciphertext", vecCoder(polyU, K4), polyV);
-  const seedCoder = splitCoder("seed", 32, 32);
-  return {
-    secretCoder,
-    lengths: {
-      secretKey: secretCoder.bytesLen,
-      publicKey: publicCoder.bytesLen,
-      cipherText: cipherCoder.bytesLen
-    },
-    keygen: (seed) => {
-      abytes4(seed, 32, "seed");
-      const seedDst = new Uint8Array(33);
-      seedDst.set(seed);
-      seedDst[32] = K4;
-      const seedHash = HASH512(seedDst);
-      const [rho, sigma] = seedCoder.decode(seedHash);
-      const sHat = [];
-      const tHat = [];
-      for (let i5 = 0; i5 < K4; i5++)
-        sHat.push(NTT.encode(sampleCBD(PRF, sigma, i5, ETA1)));
-      const x = XOF(rho);
-      for (let i5 = 0; i5 < K4; i5++) {
-        const e5 = NTT.encode(sampleCBD(PRF, sigma, K4 + i5, ETA1));
-        for (let j5 = 0; j5 < K4; j5++) {
-          const aji = SampleNTT(x.get(j5, i5));
-          polyAdd(e5, MultiplyNTTs(aji, sHat[j5]));
-        }
-        tHat.push(e5);
-      }
-      x.clean();
-      const res = {
-        publicKey: publicCoder.encode([tHat, rho]),
-        secretKey: secretCoder.encode(sHat)
-      };
-      cleanBytes(rho, sigma, sHat, tHat, seedDst, seedHash);
-      return res;
-    },
-    encrypt: (publicKey, msg, seed) => {
-      const [tHat, rho] = publicCoder.decode(publicKey);
-      const rHat = [];
-      for (let i5 = 0; i5 < K4; i5++)
-        rHat.push(NTT.encode(sampleCBD(PRF, seed, i5, ETA1)));
-      const x = XOF(rho);
-      const tmp2 = new Uint16Array(N);
-      const u = [];
-      for (let i5 = 0; i5 < K4; i5++) {
-        const e1 = sampleCBD(PRF, seed, K4 + i5, ETA2);
-        const tmp = new Uint16Array(N);
-        for (let j5 = 0; j5 < K4; j5++) {
-          const aij = SampleNTT(x.get(i5, j5));
-          polyAdd(tmp, MultiplyNTTs(aij, rHat[j5]));
-        }
-        polyAdd(e1, NTT.decode(tmp));
-        u.push(e1);
-        polyAdd(tmp2, MultiplyNTTs(tHat[i5], rHat[i5]));
-        cleanBytes(tmp);
-      }
-      x.clean();
-      const e22 = sampleCBD(PRF, seed, 2 * K4, ETA2);
-      polyAdd(e22, NTT.decode(tmp2));
-      const v = poly1.decode(msg);
-      polyAdd(v, e22);
-      cleanBytes(tHat, rHat, tmp2, e22);
-      return cipherCoder.encode([u, v]);
-    },
-    decrypt: (cipherText, privateKey) => {
-      const [u, v] = cipherCoder.decode(cipherText);
-      const sk = secretCoder.decode(privateKey);
-      const tmp = new Uint16Array(N);
-      for (let i5 = 0; i5 < K4; i5++)
-        polyAdd(tmp, MultiplyNTTs(sk[i5], NTT.encode(u[i5])));
-      polySub(v, NTT.decode(tmp));
-      cleanBytes(tmp, sk, u);
-      return poly1.encode(v);
-    }
-  };
-};
 function createKyber(opts2) {
   const KPKE = genKPKE(opts2);
   const { HASH256, HASH512, KDF } = opts2;
@@ -96007,24 +94482,147 @@ function createKyber(opts2) {
 function shakePRF(dkLen, key, nonce) {
   return shake256.create({ dkLen }).update(key).update(new Uint8Array([nonce])).digest();
 }
-var opts = {
-  HASH256: sha3_256,
-  HASH512: sha3_512,
-  KDF: shake256,
-  XOF: XOF128,
-  PRF: shakePRF
-};
-var ml_kem512 = /* @__PURE__ */ createKyber({
-  ...opts,
-  ...PARAMS[512]
-});
-var ml_kem768 = /* @__PURE__ */ createKyber({
-  ...opts,
-  ...PARAMS[768]
-});
-var ml_kem1024 = /* @__PURE__ */ createKyber({
-  ...opts,
-  ...PARAMS[1024]
+var N, Q, F, ROOT_OF_UNITY, mod2, nttZetas, NTT, bitsCoder, PARAMS, compress2, polyCoder, genKPKE, opts, ml_kem512, ml_kem768, ml_kem1024;
+var init_ml_kem = __esm({
+  "node_modules/@noble/post-quantum/ml-kem.js"() {
+    init_sha3();
+    init_utils6();
+    init_crystals();
+    init_utils8();
+    N = 256;
+    Q = 3329;
+    F = 3303;
+    ROOT_OF_UNITY = 17;
+    ({ mod: mod2, nttZetas, NTT, bitsCoder } = genCrystals({
+      N,
+      Q,
+      F,
+      ROOT_OF_UNITY,
+      newPoly: (n3) => new Uint16Array(n3),
+      brvBits: 7,
+      isKyber: true
+    }));
+    PARAMS = {
+      512: { N, Q, K: 2, ETA1: 3, ETA2: 2, du: 10, dv: 4, RBGstrength: 128 },
+      768: { N, Q, K: 3, ETA1: 2, ETA2: 2, du: 10, dv: 4, RBGstrength: 192 },
+      1024: { N, Q, K: 4, ETA1: 2, ETA2: 2, du: 11, dv: 5, RBGstrength: 256 }
+    };
+    compress2 = (d5) => {
+      if (d5 >= 12)
+        return { encode: (i5) => i5, decode: (i5) => i5 };
+      const a5 = 2 ** (d5 - 1);
+      return {
+        // const compress = (i: number) => round((2 ** d / Q) * i) % 2 ** d;
+        encode: (i5) => ((i5 << d5) + Q / 2) / Q,
+        // const decompress = (i: number) => round((Q / 2 ** d) * i);
+        decode: (i5) => i5 * Q + a5 >>> d5
+      };
+    };
+    polyCoder = (d5) => bitsCoder(d5, compress2(d5));
+    genKPKE = (opts2) => {
+      const { K: K4, PRF, XOF, HASH512, ETA1, ETA2, du, dv } = opts2;
+      const poly1 = polyCoder(1);
+      const polyV = polyCoder(dv);
+      const polyU = polyCoder(du);
+      const publicCoder = splitCoder("publicKey", vecCoder(polyCoder(12), K4), 32);
+      const secretCoder = vecCoder(polyCoder(12), K4);
+      const cipherCoder = splitCoder("ciphertext", vecCoder(polyU, K4), polyV);
+      const seedCoder = splitCoder("seed", 32, 32);
+      return {
+        secretCoder,
+        lengths: {
+          secretKey: secretCoder.bytesLen,
+          publicKey: publicCoder.bytesLen,
+          cipherText: cipherCoder.bytesLen
+        },
+        keygen: (seed) => {
+          abytes4(seed, 32, "seed");
+          const seedDst = new Uint8Array(33);
+          seedDst.set(seed);
+          seedDst[32] = K4;
+          const seedHash = HASH512(seedDst);
+          const [rho, sigma] = seedCoder.decode(seedHash);
+          const sHat = [];
+          const tHat = [];
+          for (let i5 = 0; i5 < K4; i5++)
+            sHat.push(NTT.encode(sampleCBD(PRF, sigma, i5, ETA1)));
+          const x = XOF(rho);
+          for (let i5 = 0; i5 < K4; i5++) {
+            const e5 = NTT.encode(sampleCBD(PRF, sigma, K4 + i5, ETA1));
+            for (let j5 = 0; j5 < K4; j5++) {
+              const aji = SampleNTT(x.get(j5, i5));
+              polyAdd(e5, MultiplyNTTs(aji, sHat[j5]));
+            }
+            tHat.push(e5);
+          }
+          x.clean();
+          const res = {
+            publicKey: publicCoder.encode([tHat, rho]),
+            secretKey: secretCoder.encode(sHat)
+          };
+          cleanBytes(rho, sigma, sHat, tHat, seedDst, seedHash);
+          return res;
+        },
+        encrypt: (publicKey, msg, seed) => {
+          const [tHat, rho] = publicCoder.decode(publicKey);
+          const rHat = [];
+          for (let i5 = 0; i5 < K4; i5++)
+            rHat.push(NTT.encode(sampleCBD(PRF, seed, i5, ETA1)));
+          const x = XOF(rho);
+          const tmp2 = new Uint16Array(N);
+          const u = [];
+          for (let i5 = 0; i5 < K4; i5++) {
+            const e1 = sampleCBD(PRF, seed, K4 + i5, ETA2);
+            const tmp = new Uint16Array(N);
+            for (let j5 = 0; j5 < K4; j5++) {
+              const aij = SampleNTT(x.get(i5, j5));
+              polyAdd(tmp, MultiplyNTTs(aij, rHat[j5]));
+            }
+            polyAdd(e1, NTT.decode(tmp));
+            u.push(e1);
+            polyAdd(tmp2, MultiplyNTTs(tHat[i5], rHat[i5]));
+            cleanBytes(tmp);
+          }
+          x.clean();
+          const e22 = sampleCBD(PRF, seed, 2 * K4, ETA2);
+          polyAdd(e22, NTT.decode(tmp2));
+          const v = poly1.decode(msg);
+          polyAdd(v, e22);
+          cleanBytes(tHat, rHat, tmp2, e22);
+          return cipherCoder.encode([u, v]);
+        },
+        decrypt: (cipherText, privateKey) => {
+          const [u, v] = cipherCoder.decode(cipherText);
+          const sk = secretCoder.decode(privateKey);
+          const tmp = new Uint16Array(N);
+          for (let i5 = 0; i5 < K4; i5++)
+            polyAdd(tmp, MultiplyNTTs(sk[i5], NTT.encode(u[i5])));
+          polySub(v, NTT.decode(tmp));
+          cleanBytes(tmp, sk, u);
+          return poly1.encode(v);
+        }
+      };
+    };
+    opts = {
+      HASH256: sha3_256,
+      HASH512: sha3_512,
+      KDF: shake256,
+      XOF: XOF128,
+      PRF: shakePRF
+    };
+    ml_kem512 = /* @__PURE__ */ createKyber({
+      ...opts,
+      ...PARAMS[512]
+    });
+    ml_kem768 = /* @__PURE__ */ createKyber({
+      ...opts,
+      ...PARAMS[768]
+    });
+    ml_kem1024 = /* @__PURE__ */ createKyber({
+      ...opts,
+      ...PARAMS[1024]
+    });
+  }
 });
 
 // node_modules/@noble/post-quantum/hybrid.js
@@ -96148,18 +94746,16 @@ function combineKEMS(realSeedLen, realMsgLen, expandSeed, combiner, ...kems) {
     }
   };
 }
-function QSF(label, pqc, curveKEM, xof, kdf) {
+function QSF(label2, pqc, curveKEM, xof, kdf) {
   ahash2(xof);
   ahash2(kdf);
-  return combineKEMS(32, 32, expandSeedXof(xof), (pk, ct, ss) => kdf(concatBytes3(ss[0], ss[1], ct[1], pk[1], asciiToBytes(label))), pqc, curveKEM);
+  return combineKEMS(32, 32, expandSeedXof(xof), (pk, ct, ss) => kdf(concatBytes3(ss[0], ss[1], ct[1], pk[1], asciiToBytes(label2))), pqc, curveKEM);
 }
-var QSF_ml_kem768_p256 = QSF("QSF-KEM(ML-KEM-768,P-256)-XOF(SHAKE256)-KDF(SHA3-256)", ml_kem768, ecdhKem(p256, true), shake256, sha3_256);
-var QSF_ml_kem1024_p384 = QSF("QSF-KEM(ML-KEM-1024,P-384)-XOF(SHAKE256)-KDF(SHA3-256)", ml_kem1024, ecdhKem(p384, true), shake256, sha3_256);
-function createKitchenSink(label, pqc, curveKEM, xof, hash) {
+function createKitchenSink(label2, pqc, curveKEM, xof, hash) {
   ahash2(xof);
   ahash2(hash);
   return combineKEMS(32, 32, expandSeedXof(xof), (pk, ct, ss) => {
-    const preimage = concatBytes3(ss[0], ss[1], ct[0], pk[0], ct[1], pk[1], asciiToBytes(label));
+    const preimage = concatBytes3(ss[0], ss[1], ct[0], pk[0], ct[1], pk[1], asciiToBytes(label2));
     const len = 32;
     const ikm = concatBytes3(asciiToBytes("hybrid_prk"), preimage);
     const prk = extract2(hash, ikm);
@@ -96169,17 +94765,6 @@ function createKitchenSink(label, pqc, curveKEM, xof, hash) {
     return res;
   }, pqc, curveKEM);
 }
-var x25519kem = ecdhKem(x25519);
-var KitchenSink_ml_kem768_x25519 = createKitchenSink("KitchenSink-KEM(ML-KEM-768,X25519)-XOF(SHAKE256)-KDF(HKDF-SHA-256)", ml_kem768, x25519kem, shake256, sha2562);
-var ml_kem768_x25519 = /* @__PURE__ */ (() => combineKEMS(
-  32,
-  32,
-  expandSeedXof(shake256),
-  // Awesome label, so much escaping hell in a single line.
-  (pk, ct, ss) => sha3_256(concatBytes3(ss[0], ss[1], ct[1], pk[1], asciiToBytes("\\.//^\\"))),
-  ml_kem768,
-  x25519kem
-))();
 function nistCurveKem(curve, scalarLen, elemLen, nseed) {
   const Fn = curve.Point.Fn;
   if (!Fn)
@@ -96226,7 +94811,7 @@ function nistCurveKem(curve, scalarLen, elemLen, nseed) {
     }
   };
 }
-function concreteHybridKem(label, mlkem, curve, nseed) {
+function concreteHybridKem(label2, mlkem, curve, nseed) {
   const { secretKey: scalarLen, publicKeyUncompressed: elemLen } = curve.lengths;
   if (!scalarLen || !elemLen)
     throw new Error("wrong curve");
@@ -96239,11 +94824,38 @@ function concreteHybridKem(label, mlkem, curve, nseed) {
     const mlkemSeed = expanded.subarray(0, mlkemSeedLen);
     const curveSeed = expanded.subarray(mlkemSeedLen, totalSeedLen);
     return concatBytes3(mlkemSeed, curveSeed);
-  }, (pk, ct, ss) => sha3_256(concatBytes3(ss[0], ss[1], ct[1], pk[1], asciiToBytes(label))), mlkem, curveKem);
+  }, (pk, ct, ss) => sha3_256(concatBytes3(ss[0], ss[1], ct[1], pk[1], asciiToBytes(label2))), mlkem, curveKem);
 }
-var ml_kem768_p256 = /* @__PURE__ */ (() => concreteHybridKem("MLKEM768-P256", ml_kem768, p256, 128))();
-var MLKEM768X25519 = ml_kem768_x25519;
-var MLKEM768P256 = ml_kem768_p256;
+var QSF_ml_kem768_p256, QSF_ml_kem1024_p384, x25519kem, KitchenSink_ml_kem768_x25519, ml_kem768_x25519, ml_kem768_p256, MLKEM768X25519, MLKEM768P256;
+var init_hybrid = __esm({
+  "node_modules/@noble/post-quantum/hybrid.js"() {
+    init_ed25519();
+    init_nist();
+    init_utils7();
+    init_hkdf2();
+    init_sha22();
+    init_sha3();
+    init_utils6();
+    init_ml_kem();
+    init_utils8();
+    QSF_ml_kem768_p256 = QSF("QSF-KEM(ML-KEM-768,P-256)-XOF(SHAKE256)-KDF(SHA3-256)", ml_kem768, ecdhKem(p256, true), shake256, sha3_256);
+    QSF_ml_kem1024_p384 = QSF("QSF-KEM(ML-KEM-1024,P-384)-XOF(SHAKE256)-KDF(SHA3-256)", ml_kem1024, ecdhKem(p384, true), shake256, sha3_256);
+    x25519kem = ecdhKem(x25519);
+    KitchenSink_ml_kem768_x25519 = createKitchenSink("KitchenSink-KEM(ML-KEM-768,X25519)-XOF(SHAKE256)-KDF(HKDF-SHA-256)", ml_kem768, x25519kem, shake256, sha2562);
+    ml_kem768_x25519 = /* @__PURE__ */ (() => combineKEMS(
+      32,
+      32,
+      expandSeedXof(shake256),
+      // Awesome label, so much escaping hell in a single line.
+      (pk, ct, ss) => sha3_256(concatBytes3(ss[0], ss[1], ct[1], pk[1], asciiToBytes("\\.//^\\"))),
+      ml_kem768,
+      x25519kem
+    ))();
+    ml_kem768_p256 = /* @__PURE__ */ (() => concreteHybridKem("MLKEM768-P256", ml_kem768, p256, 128))();
+    MLKEM768X25519 = ml_kem768_x25519;
+    MLKEM768P256 = ml_kem768_p256;
+  }
+});
 
 // node_modules/@noble/curves/utils.js
 function aarray(item, title, inner = () => {
@@ -96254,12 +94866,10 @@ function aarray(item, title, inner = () => {
     inner(item[i5], `${title}[${i5}]`);
   return item;
 }
-var abytes5 = (value, length, title) => abytes(value, length, title);
-var anumber5 = anumber;
 function astring(value, title = "") {
   if (typeof value !== "string") {
-    const prefix = title && `"${title}" `;
-    throw new TypeError(prefix + "expected string, got type=" + typeof value);
+    const prefix2 = title && `"${title}" `;
+    throw new TypeError(prefix2 + "expected string, got type=" + typeof value);
   }
   return value;
 }
@@ -96273,14 +94883,6 @@ function afunction(value, title) {
     throw new TypeError(`"${title}" is invalid: expected function, got ${typeof value}`);
   return value;
 }
-var bytesToHex3 = bytesToHex;
-var concatBytes4 = (...arrays) => concatBytes2(...arrays);
-var hexToBytes3 = (hex) => hexToBytes(hex);
-var isBytes5 = isBytes;
-var randomBytes7 = (bytesLength) => randomBytes3(bytesLength);
-var _0n7 = /* @__PURE__ */ BigInt(0);
-var _1n8 = /* @__PURE__ */ BigInt(1);
-var atitle3 = (title) => title ? `"${title}" ` : "";
 function abool3(value, title = "") {
   if (typeof value !== "boolean")
     throw new TypeError(atitle3(title) + "expected boolean, got type=" + typeof value);
@@ -96296,12 +94898,12 @@ function abignumber2(n3) {
 }
 function asafenumber(value, title = "") {
   if (typeof value !== "number") {
-    const prefix = title && `"${title}" `;
-    throw new TypeError(prefix + "expected number, got type=" + typeof value);
+    const prefix2 = title && `"${title}" `;
+    throw new TypeError(prefix2 + "expected number, got type=" + typeof value);
   }
   if (!Number.isSafeInteger(value)) {
-    const prefix = title && `"${title}" `;
-    throw new RangeError(prefix + "expected safe integer, got " + value);
+    const prefix2 = title && `"${title}" `;
+    throw new RangeError(prefix2 + "expected safe integer, got " + value);
   }
 }
 function numberToHexUnpadded2(num) {
@@ -96351,10 +94953,6 @@ function bitLen2(n3) {
     throw new Error("expected non-negative bigint, got " + n3);
   return n3 === _0n7 ? 0 : n3.toString(2).length;
 }
-var bitMask2 = (n3) => {
-  asafenumber(n3, "n");
-  return (_1n8 << BigInt(n3)) - _1n8;
-};
 function createHmacDrbg2(hashLen, qByteLen, hmacFn) {
   anumber(hashLen, "hashLen");
   anumber(qByteLen, "qByteLen");
@@ -96411,35 +95009,43 @@ function validateObject2(object, fields = {}, optFields = {}, title = "object") 
   aobject3(fields, "fields");
   aobject3(optFields, "optFields");
   function checkField(fieldName, expectedType, isOpt) {
-    const label = title === "object" ? `param "${String(fieldName)}"` : `"${title}.${String(fieldName)}"`;
+    const label2 = title === "object" ? `param "${String(fieldName)}"` : `"${title}.${String(fieldName)}"`;
     const val = object[fieldName];
     if (!Object.hasOwn(object, fieldName) && (isOpt ? val !== void 0 : expectedType !== "function")) {
-      throw new TypeError(`${label} is invalid: expected own property`);
+      throw new TypeError(`${label2} is invalid: expected own property`);
     }
     if (isOpt && val === void 0)
       return;
     const current = typeof val;
     if (current !== expectedType || val === null)
-      throw new TypeError(`${label} is invalid: expected ${expectedType}, got ${current}`);
+      throw new TypeError(`${label2} is invalid: expected ${expectedType}, got ${current}`);
   }
   const iter = (f5, isOpt) => Object.entries(f5).forEach(([k5, v]) => checkField(k5, v, isOpt));
   iter(fields, false);
   iter(optFields, true);
 }
+var abytes5, anumber5, bytesToHex3, concatBytes4, hexToBytes3, isBytes5, randomBytes7, _0n7, _1n8, atitle3, bitMask2;
+var init_utils9 = __esm({
+  "node_modules/@noble/curves/utils.js"() {
+    init_utils4();
+    abytes5 = (value, length, title) => abytes(value, length, title);
+    anumber5 = anumber;
+    bytesToHex3 = bytesToHex;
+    concatBytes4 = (...arrays) => concatBytes2(...arrays);
+    hexToBytes3 = (hex) => hexToBytes(hex);
+    isBytes5 = isBytes;
+    randomBytes7 = (bytesLength) => randomBytes3(bytesLength);
+    _0n7 = /* @__PURE__ */ BigInt(0);
+    _1n8 = /* @__PURE__ */ BigInt(1);
+    atitle3 = (title) => title ? `"${title}" ` : "";
+    bitMask2 = (n3) => {
+      asafenumber(n3, "n");
+      return (_1n8 << BigInt(n3)) - _1n8;
+    };
+  }
+});
 
 // node_modules/@noble/curves/abstract/modular.js
-var _0n8 = /* @__PURE__ */ BigInt(0);
-var _1n9 = /* @__PURE__ */ BigInt(1);
-var _2n6 = /* @__PURE__ */ BigInt(2);
-var _3n4 = /* @__PURE__ */ BigInt(3);
-var _4n3 = /* @__PURE__ */ BigInt(4);
-var _5n3 = /* @__PURE__ */ BigInt(5);
-var _7n3 = /* @__PURE__ */ BigInt(7);
-var _8n3 = /* @__PURE__ */ BigInt(8);
-var _9n2 = /* @__PURE__ */ BigInt(9);
-var _15n = /* @__PURE__ */ BigInt(15);
-var _16n2 = /* @__PURE__ */ BigInt(16);
-var POW_WINDOWED_MIN = /* @__PURE__ */ BigInt("0x10000000000000000");
 function mod3(a5, b5) {
   if (b5 <= _0n8)
     throw new Error("mod: expected positive modulus, got " + b5);
@@ -96645,39 +95251,19 @@ function FpSqrt2(P) {
     return sqrt9mod162(P);
   return tonelliShanks2(P);
 }
-var isNegativeLE2 = (num, modulo) => (mod3(num, modulo) & _1n9) === _1n9;
-var FIELD_FIELDS2 = [
-  "create",
-  "isValid",
-  "is0",
-  "neg",
-  "inv",
-  "sqrt",
-  "sqr",
-  "eql",
-  "add",
-  "sub",
-  "mul",
-  "pow",
-  "div",
-  "addN",
-  "subN",
-  "mulN",
-  "sqrN"
-];
-function validateField2(field) {
-  aobject3(field, "field");
-  if (typeof field.ORDER !== "bigint")
-    throw new TypeError('param "ORDER" is invalid: expected bigint, got ' + typeof field.ORDER);
-  asafenumber(field.BYTES, "BYTES");
-  asafenumber(field.BITS, "BITS");
+function validateField2(field2) {
+  aobject3(field2, "field");
+  if (typeof field2.ORDER !== "bigint")
+    throw new TypeError('param "ORDER" is invalid: expected bigint, got ' + typeof field2.ORDER);
+  asafenumber(field2.BYTES, "BYTES");
+  asafenumber(field2.BITS, "BITS");
   for (const name of FIELD_FIELDS2)
-    afunction(field[name], "field." + name);
-  if (field.BYTES < 1 || field.BITS < 1)
+    afunction(field2[name], "field." + name);
+  if (field2.BYTES < 1 || field2.BITS < 1)
     throw new Error("invalid field: expected BYTES/BITS > 0");
-  if (field.ORDER <= _1n9)
-    throw new Error("invalid field: expected ORDER > 1, got " + field.ORDER);
-  return field;
+  if (field2.ORDER <= _1n9)
+    throw new Error("invalid field: expected ORDER > 1, got " + field2.ORDER);
+  return field2;
 }
 function FpInvertBatch2(Fp, nums, passZero = false) {
   validateField2(Fp);
@@ -96727,141 +95313,6 @@ function nLength2(n3, nBitLength) {
   const nByteLength = Math.ceil(_nBitLength / 8);
   return { nBitLength: _nBitLength, nByteLength };
 }
-var FIELD_SQRT = /* @__PURE__ */ new WeakMap();
-var _Field2 = class {
-  ORDER;
-  BITS;
-  BYTES;
-  isLE;
-  ZERO = _0n8;
-  ONE = _1n9;
-  _lengths;
-  _mod;
-  constructor(ORDER, opts2 = {}) {
-    if (ORDER <= _1n9)
-      throw new Error("invalid field: expected ORDER > 1, got " + ORDER);
-    let _nbitLength = void 0;
-    this.isLE = false;
-    if (opts2 != null && typeof opts2 === "object") {
-      if (typeof opts2.BITS === "number")
-        _nbitLength = opts2.BITS;
-      if (typeof opts2.sqrt === "function")
-        Object.defineProperty(this, "sqrt", { value: opts2.sqrt, enumerable: true });
-      if (typeof opts2.isLE === "boolean")
-        this.isLE = opts2.isLE;
-      if (opts2.allowedLengths)
-        this._lengths = Object.freeze(opts2.allowedLengths.slice());
-      if (typeof opts2.modFromBytes === "boolean")
-        this._mod = opts2.modFromBytes;
-    }
-    const { nBitLength, nByteLength } = nLength2(ORDER, _nbitLength);
-    if (nByteLength > 2048)
-      throw new Error("invalid field: expected ORDER of <= 2048 bytes");
-    this.ORDER = ORDER;
-    this.BITS = nBitLength;
-    this.BYTES = nByteLength;
-    Object.freeze(this);
-  }
-  create(num) {
-    return mod3(num, this.ORDER);
-  }
-  isValid(num) {
-    if (typeof num !== "bigint")
-      throw new TypeError("invalid field element: expected bigint, got " + typeof num);
-    return _0n8 <= num && num < this.ORDER;
-  }
-  is0(num) {
-    return num === _0n8;
-  }
-  // is valid and invertible
-  isValidNot0(num) {
-    return !this.is0(num) && this.isValid(num);
-  }
-  isOdd(num) {
-    return (num & _1n9) === _1n9;
-  }
-  neg(num) {
-    return mod3(-num, this.ORDER);
-  }
-  eql(lhs, rhs) {
-    return lhs === rhs;
-  }
-  sqr(num) {
-    return mod3(num * num, this.ORDER);
-  }
-  add(lhs, rhs) {
-    return mod3(lhs + rhs, this.ORDER);
-  }
-  sub(lhs, rhs) {
-    return mod3(lhs - rhs, this.ORDER);
-  }
-  mul(lhs, rhs) {
-    return mod3(lhs * rhs, this.ORDER);
-  }
-  pow(num, power) {
-    return pow(num, power, this.ORDER);
-  }
-  div(lhs, rhs) {
-    return mod3(lhs * invert2(rhs, this.ORDER), this.ORDER);
-  }
-  // Same as above, but doesn't normalize
-  sqrN(num) {
-    return num * num;
-  }
-  addN(lhs, rhs) {
-    return lhs + rhs;
-  }
-  subN(lhs, rhs) {
-    return lhs - rhs;
-  }
-  mulN(lhs, rhs) {
-    return lhs * rhs;
-  }
-  inv(num) {
-    return invert2(num, this.ORDER);
-  }
-  sqrt(num) {
-    let sqrt = FIELD_SQRT.get(this);
-    if (!sqrt)
-      FIELD_SQRT.set(this, sqrt = FpSqrt2(this.ORDER));
-    return sqrt(this, num);
-  }
-  toBytes(num) {
-    return this.isLE ? numberToBytesLE2(num, this.BYTES) : numberToBytesBE2(num, this.BYTES);
-  }
-  fromBytes(bytes, skipValidation = false) {
-    abytes5(bytes);
-    const { _lengths: allowedLengths, BYTES, isLE: isLE4, ORDER, _mod: modFromBytes } = this;
-    if (allowedLengths) {
-      if (bytes.length < 1 || !allowedLengths.includes(bytes.length) || bytes.length > BYTES) {
-        throw new Error("Field.fromBytes: expected " + allowedLengths + " bytes, got " + bytes.length);
-      }
-      const padded = new Uint8Array(BYTES);
-      padded.set(bytes, isLE4 ? 0 : padded.length - bytes.length);
-      bytes = padded;
-    }
-    if (bytes.length !== BYTES)
-      throw new Error("Field.fromBytes: expected " + BYTES + " bytes, got " + bytes.length);
-    let scalar = isLE4 ? bytesToNumberLE2(bytes) : bytesToNumberBE2(bytes);
-    if (modFromBytes)
-      scalar = mod3(scalar, ORDER);
-    if (!skipValidation) {
-      if (!this.isValid(scalar))
-        throw new Error("invalid field element: outside of range 0..ORDER");
-    }
-    return scalar;
-  }
-  // TODO: we don't need it here, move out to separate fn
-  invertBatch(lst) {
-    return FpInvertBatch2(this, lst, true);
-  }
-  // We can't move this out because Fp6, Fp12 implement it
-  // and it's unclear what to return in there.
-  cmov(a5, b5, condition) {
-    abool3(condition, "condition");
-    return condition ? b5 : a5;
-  }
-};
 function Field3(ORDER, opts2 = {}) {
   Object.freeze(_Field2.prototype);
   return new _Field2(ORDER, opts2);
@@ -96889,15 +95340,181 @@ function mapHashToField2(key, fieldOrder, isLE4 = false) {
   const reduced = mod3(num, fieldOrder - _1n9) + _1n9;
   return isLE4 ? numberToBytesLE2(reduced, fieldLen) : numberToBytesBE2(reduced, fieldLen);
 }
+var _0n8, _1n9, _2n6, _3n4, _4n3, _5n3, _7n3, _8n3, _9n2, _15n, _16n2, POW_WINDOWED_MIN, isNegativeLE2, FIELD_FIELDS2, FIELD_SQRT, _Field2;
+var init_modular2 = __esm({
+  "node_modules/@noble/curves/abstract/modular.js"() {
+    init_utils9();
+    _0n8 = /* @__PURE__ */ BigInt(0);
+    _1n9 = /* @__PURE__ */ BigInt(1);
+    _2n6 = /* @__PURE__ */ BigInt(2);
+    _3n4 = /* @__PURE__ */ BigInt(3);
+    _4n3 = /* @__PURE__ */ BigInt(4);
+    _5n3 = /* @__PURE__ */ BigInt(5);
+    _7n3 = /* @__PURE__ */ BigInt(7);
+    _8n3 = /* @__PURE__ */ BigInt(8);
+    _9n2 = /* @__PURE__ */ BigInt(9);
+    _15n = /* @__PURE__ */ BigInt(15);
+    _16n2 = /* @__PURE__ */ BigInt(16);
+    POW_WINDOWED_MIN = /* @__PURE__ */ BigInt("0x10000000000000000");
+    isNegativeLE2 = (num, modulo) => (mod3(num, modulo) & _1n9) === _1n9;
+    FIELD_FIELDS2 = [
+      "create",
+      "isValid",
+      "is0",
+      "neg",
+      "inv",
+      "sqrt",
+      "sqr",
+      "eql",
+      "add",
+      "sub",
+      "mul",
+      "pow",
+      "div",
+      "addN",
+      "subN",
+      "mulN",
+      "sqrN"
+    ];
+    FIELD_SQRT = /* @__PURE__ */ new WeakMap();
+    _Field2 = class {
+      ORDER;
+      BITS;
+      BYTES;
+      isLE;
+      ZERO = _0n8;
+      ONE = _1n9;
+      _lengths;
+      _mod;
+      constructor(ORDER, opts2 = {}) {
+        if (ORDER <= _1n9)
+          throw new Error("invalid field: expected ORDER > 1, got " + ORDER);
+        let _nbitLength = void 0;
+        this.isLE = false;
+        if (opts2 != null && typeof opts2 === "object") {
+          if (typeof opts2.BITS === "number")
+            _nbitLength = opts2.BITS;
+          if (typeof opts2.sqrt === "function")
+            Object.defineProperty(this, "sqrt", { value: opts2.sqrt, enumerable: true });
+          if (typeof opts2.isLE === "boolean")
+            this.isLE = opts2.isLE;
+          if (opts2.allowedLengths)
+            this._lengths = Object.freeze(opts2.allowedLengths.slice());
+          if (typeof opts2.modFromBytes === "boolean")
+            this._mod = opts2.modFromBytes;
+        }
+        const { nBitLength, nByteLength } = nLength2(ORDER, _nbitLength);
+        if (nByteLength > 2048)
+          throw new Error("invalid field: expected ORDER of <= 2048 bytes");
+        this.ORDER = ORDER;
+        this.BITS = nBitLength;
+        this.BYTES = nByteLength;
+        Object.freeze(this);
+      }
+      create(num) {
+        return mod3(num, this.ORDER);
+      }
+      isValid(num) {
+        if (typeof num !== "bigint")
+          throw new TypeError("invalid field element: expected bigint, got " + typeof num);
+        return _0n8 <= num && num < this.ORDER;
+      }
+      is0(num) {
+        return num === _0n8;
+      }
+      // is valid and invertible
+      isValidNot0(num) {
+        return !this.is0(num) && this.isValid(num);
+      }
+      isOdd(num) {
+        return (num & _1n9) === _1n9;
+      }
+      neg(num) {
+        return mod3(-num, this.ORDER);
+      }
+      eql(lhs, rhs) {
+        return lhs === rhs;
+      }
+      sqr(num) {
+        return mod3(num * num, this.ORDER);
+      }
+      add(lhs, rhs) {
+        return mod3(lhs + rhs, this.ORDER);
+      }
+      sub(lhs, rhs) {
+        return mod3(lhs - rhs, this.ORDER);
+      }
+      mul(lhs, rhs) {
+        return mod3(lhs * rhs, this.ORDER);
+      }
+      pow(num, power) {
+        return pow(num, power, this.ORDER);
+      }
+      div(lhs, rhs) {
+        return mod3(lhs * invert2(rhs, this.ORDER), this.ORDER);
+      }
+      // Same as above, but doesn't normalize
+      sqrN(num) {
+        return num * num;
+      }
+      addN(lhs, rhs) {
+        return lhs + rhs;
+      }
+      subN(lhs, rhs) {
+        return lhs - rhs;
+      }
+      mulN(lhs, rhs) {
+        return lhs * rhs;
+      }
+      inv(num) {
+        return invert2(num, this.ORDER);
+      }
+      sqrt(num) {
+        let sqrt = FIELD_SQRT.get(this);
+        if (!sqrt)
+          FIELD_SQRT.set(this, sqrt = FpSqrt2(this.ORDER));
+        return sqrt(this, num);
+      }
+      toBytes(num) {
+        return this.isLE ? numberToBytesLE2(num, this.BYTES) : numberToBytesBE2(num, this.BYTES);
+      }
+      fromBytes(bytes, skipValidation = false) {
+        abytes5(bytes);
+        const { _lengths: allowedLengths, BYTES, isLE: isLE4, ORDER, _mod: modFromBytes } = this;
+        if (allowedLengths) {
+          if (bytes.length < 1 || !allowedLengths.includes(bytes.length) || bytes.length > BYTES) {
+            throw new Error("Field.fromBytes: expected " + allowedLengths + " bytes, got " + bytes.length);
+          }
+          const padded = new Uint8Array(BYTES);
+          padded.set(bytes, isLE4 ? 0 : padded.length - bytes.length);
+          bytes = padded;
+        }
+        if (bytes.length !== BYTES)
+          throw new Error("Field.fromBytes: expected " + BYTES + " bytes, got " + bytes.length);
+        let scalar = isLE4 ? bytesToNumberLE2(bytes) : bytesToNumberBE2(bytes);
+        if (modFromBytes)
+          scalar = mod3(scalar, ORDER);
+        if (!skipValidation) {
+          if (!this.isValid(scalar))
+            throw new Error("invalid field element: outside of range 0..ORDER");
+        }
+        return scalar;
+      }
+      // TODO: we don't need it here, move out to separate fn
+      invertBatch(lst) {
+        return FpInvertBatch2(this, lst, true);
+      }
+      // We can't move this out because Fp6, Fp12 implement it
+      // and it's unclear what to return in there.
+      cmov(a5, b5, condition) {
+        abool3(condition, "condition");
+        return condition ? b5 : a5;
+      }
+    };
+  }
+});
 
 // node_modules/@noble/curves/abstract/curve.js
-var _0n9 = /* @__PURE__ */ BigInt(0);
-var _1n10 = /* @__PURE__ */ BigInt(1);
-var _4n4 = /* @__PURE__ */ BigInt(4);
-var BLIND_BYTES = 16;
-var BLIND_BITS = 128;
-var FW_WINDOW = 5;
-var TABLE_BYTES_MAX = /* @__PURE__ */ (() => 2 ** 31)();
 function validatePointCons(Point) {
   const pc = Point;
   if (typeof pc !== "function")
@@ -96945,16 +95562,15 @@ function validateMSMPoints(points, c5) {
       throw new Error("invalid point at index " + i5);
   });
 }
-function validateMSMScalars(scalars, field, maxScalar) {
+function validateMSMScalars(scalars, field2, maxScalar) {
   if (!Array.isArray(scalars))
     throw new Error("array of scalars expected");
   scalars.forEach((s2, i5) => {
-    const ok = maxScalar === void 0 ? field.isValid(s2) : isPosBig2(s2) && s2 < maxScalar;
+    const ok = maxScalar === void 0 ? field2.isValid(s2) : isPosBig2(s2) && s2 < maxScalar;
     if (!ok)
       throw new Error("invalid scalar at index " + i5);
   });
 }
-var pointWindowSizes2 = /* @__PURE__ */ new WeakMap();
 function getWindowSize(P) {
   return pointWindowSizes2.get(P) || 1;
 }
@@ -97020,211 +95636,6 @@ function wnafWalk(zero, tables, digits) {
   }
   return acc;
 }
-var ScalarMultiplier = class {
-  Point;
-  BASE;
-  ZERO;
-  randomBytes;
-  wnafPrecomputes = /* @__PURE__ */ new WeakMap();
-  baseCanBeBlinded;
-  bits;
-  // Parametrized with a given Point class (not individual point)
-  constructor(Point, randomBytes8) {
-    validatePointCons(Point);
-    this.randomBytes = probeRandomBytes(randomBytes8, BLIND_BYTES);
-    this.Point = Point;
-    this.BASE = Point.BASE;
-    this.ZERO = Point.ZERO;
-    this.bits = Point.Fn.BITS;
-  }
-  /**
-   * Creates a signed fixed-window wNAF precomputation table: for every window w, the
-   * multiples `[1..2^(W−1)]⋅2^(w⋅W)⋅P`, flattened. All doublings are baked into the table,
-   * so cached multiplication is additions-only. `windows = ceil(bits/W) + 1`: the extra
-   * window absorbs the final carry of signed-digit recoding.
-   * For a 256-bit curve and W=6, the table is 44⋅32 = 1408 points.
-   * @param point - Point instance
-   * @param W - window size
-   * @param bits - scalar bitlength the table must cover
-   */
-  buildWnafTable(point, W, bits) {
-    const windows = Math.ceil(bits / W) + 1;
-    const half = 2 ** (W - 1);
-    const comp = [];
-    let base = point;
-    for (let w = 0; w < windows; w++) {
-      let acc = base;
-      for (let i5 = 0; i5 < half; i5++) {
-        comp.push(acc);
-        acc = acc.add(base);
-      }
-      base = comp[comp.length - 1].double();
-    }
-    return { W, bits, windows, comp };
-  }
-  /**
-   * Implements ec multiplication using precomputed signed fixed-window wNAF tables.
-   * Constant-time: fixed window count with one table addition per window — zero digits feed
-   * the fake accumulator — and no doublings; the lookup scans the whole window slice.
-   * Scalar bounds are validated by the public entry points ({@link ScalarMultiplier.mulCT},
-   * {@link ScalarMultiplier.mulCTBlinded}, {@link ScalarMultiplier.mulUnsafe});
-   * signedWindowDigits throws if `n` exceeds the table.
-   * @returns real and fake (for const-time) points
-   */
-  wnafCachedCT(precomputes, n3) {
-    const { W, windows, comp } = precomputes;
-    const half = 2 ** (W - 1);
-    const digits = signedWindowDigits(n3, W, windows);
-    let p3 = this.ZERO;
-    let f5 = this.BASE;
-    for (let w = 0; w < windows; w++) {
-      const digit = digits[w];
-      const start = w * half;
-      const idx = Math.abs(digit) - 1;
-      let sel = comp[start];
-      for (let i5 = 1; i5 < half; i5++)
-        sel = i5 === idx ? comp[start + i5] : sel;
-      const neg = sel.negate();
-      if (digit === 0)
-        f5 = f5.add(comp[start]);
-      else
-        p3 = p3.add(digit < 0 ? neg : sel);
-    }
-    return { p: p3, f: f5 };
-  }
-  // Cache key is point identity plus (W, bits); at most two entries exist per point (public-width
-  // `Fn.BITS` and blinded `Fn.BITS + BLIND_BITS`). Callers must not reuse the same point with
-  // incompatible `transform(...)` layouts and expect a separate cache entry.
-  getWnafPrecomputes(W, point, bits, transform) {
-    let entries = this.wnafPrecomputes.get(point);
-    let comp = entries?.find((entry) => entry.W === W && entry.bits === bits);
-    if (!comp) {
-      comp = this.buildWnafTable(point, W, bits);
-      if (typeof transform === "function")
-        comp = { ...comp, comp: transform(comp.comp) };
-      if (!entries) {
-        entries = [];
-        this.wnafPrecomputes.set(point, entries);
-      }
-      entries.push(comp);
-    }
-    return comp;
-  }
-  assertPoint(point) {
-    if (!(point instanceof this.Point))
-      throw new TypeError('"point" expected Point instance, got type=' + typeof point);
-  }
-  // Shared prologue of the constant-time entry points. Rejects scalar 0: in key/signature-style
-  // callers a zero scalar means broken upstream plumbing, and concrete Points already reject it.
-  // Uses inRange instead of Fn.isValidNot0: validateField() only certifies the arithmetic subset.
-  validateMulInput(point, scalar) {
-    this.assertPoint(point);
-    if (!inRange2(scalar, _1n10, this.Point.Fn.ORDER))
-      throw new Error("invalid scalar");
-  }
-  // Constant-time dispatch shared by mulCT / mulCTBlinded. Un-precomputed points (W===1, e.g.
-  // ECDH peer keys) skip building a throwaway cached table in favor of a small fixed-window
-  // multiply. `n` must be < 2^bits.
-  runCT(point, n3, bits, transform) {
-    const W = getWindowSize(point);
-    if (W === 1)
-      return this.fixedWindowCT(point, n3, bits);
-    return this.wnafCachedCT(this.getWnafPrecomputes(W, point, bits, transform), n3);
-  }
-  mulCT(point, scalar, transform) {
-    this.validateMulInput(point, scalar);
-    return this.runCT(point, scalar, this.bits, transform);
-  }
-  mulCTBlinded(point, scalar, transform) {
-    this.validateMulInput(point, scalar);
-    if (this.randomBytes === void 0)
-      throw new Error("randomBytes is required for scalar blinding");
-    const bits = this.Point.Fn.BITS + BLIND_BITS;
-    const blind = this.randomBytes(BLIND_BYTES);
-    if (!isBytes5(blind) || blind.length !== BLIND_BYTES)
-      throw new Error("randomBytes returned invalid byte array");
-    blind[0] = blind[0] & 63 | 128;
-    const n3 = scalar + bytesToNumberBE2(blind) * this.Point.Fn.ORDER;
-    return this.runCT(point, n3, bits, transform);
-  }
-  /**
-   * Constant-time multiplication `n*point` for an un-precomputed point, via a small fixed window.
-   * A cached wNAF table only pays off when reused; a flat 2^FW_WINDOW table (`size-1` adds) is
-   * far cheaper to build for a single use. The point-operation sequence is independent of `n`:
-   * build the table, then per window exactly FW_WINDOW doublings, a data-oblivious scan over
-   * every table entry, and one addition (adds the identity when the window digit is 0 — never
-   * skipped).
-   *
-   * `n` must be `< 2^bits`. Assumes complete addition (adding the identity costs the same as any
-   * add), which holds for the Weierstrass/Edwards point types used here. The table is left in
-   * projective form (no normalizeZ): normalizing this small a table costs more than the
-   * mixed-add savings it would buy for a single multiply.
-   * @returns real point `p`; `f` duplicates it only to match {@link wnafCachedCT}'s return shape
-   * (this path needs no fake accumulator — its op-count is already scalar-independent).
-   */
-  fixedWindowCT(point, n3, bits) {
-    const W = FW_WINDOW;
-    const size = 1 << W;
-    const mask = bitMask2(W);
-    const table2 = new Array(size);
-    table2[0] = this.ZERO;
-    for (let i5 = 1; i5 < size; i5++)
-      table2[i5] = table2[i5 - 1].add(point);
-    const windows = Math.ceil(bits / W);
-    let acc = this.ZERO;
-    for (let window2 = windows - 1; window2 >= 0; window2--) {
-      if (window2 !== windows - 1)
-        for (let d5 = 0; d5 < W; d5++)
-          acc = acc.double();
-      const digit = Number(n3 >> BigInt(window2 * W) & mask);
-      let sel = table2[0];
-      for (let i5 = 1; i5 < size; i5++)
-        sel = i5 === digit ? table2[i5] : sel;
-      acc = acc.add(sel);
-    }
-    return { p: acc, f: acc };
-  }
-  shouldBlind(point, cofactor) {
-    if (this.randomBytes === void 0)
-      return false;
-    if (cofactor === _1n10)
-      return true;
-    if (point !== this.BASE)
-      return false;
-    if (this.baseCanBeBlinded === void 0)
-      this.baseCanBeBlinded = this.mulUnsafe(this.BASE, this.Point.Fn.ORDER).is0();
-    return this.baseCanBeBlinded;
-  }
-  mulSecret(point, scalar, cofactor, transform) {
-    return this.shouldBlind(point, cofactor) ? this.mulCTBlinded(point, scalar, transform) : this.mulCT(point, scalar, transform);
-  }
-  mulUnsafe(point, scalar, transform) {
-    this.assertPoint(point);
-    if (!isPosBig2(scalar))
-      throw new Error("invalid scalar");
-    const W = getWindowSize(point);
-    if (W === 1 || scalar >= this.Point.Fn.ORDER)
-      return mulAddUnsafe(this.Point, [point], [scalar], true);
-    const precomputes = this.getWnafPrecomputes(W, point, this.bits, transform);
-    return this.wnafCachedCT(precomputes, scalar).p;
-  }
-  // Remembers the window size used for precomputed wNAF multiplication of the given point
-  // and drops any previously built tables. Usually only the base point is precomputed.
-  // W=1 resets the point to the un-precomputed (table-less) paths.
-  // W is additionally capped so tables stay under ~2 GiB ({@link TABLE_BYTES_MAX}).
-  setWindowSize(point, W) {
-    this.assertPoint(point);
-    validateW2(W, this.bits);
-    const windows = Math.ceil((this.bits + BLIND_BITS) / W) + 1;
-    validateTableBytes(windows * 2 ** (W - 1), this.Point.Fp.BYTES);
-    pointWindowSizes2.set(point, W);
-    this.wnafPrecomputes.delete(point);
-  }
-  // True when a window size is set: tables themselves are built lazily on first multiply.
-  hasWindowSize(point) {
-    return getWindowSize(point) !== 1;
-  }
-};
 function mulAddUnsafe(c5, points, scalars, allowOversized = false) {
   validatePointCons(c5);
   validateMSMPoints(points, c5);
@@ -97236,12 +95647,12 @@ function mulAddUnsafe(c5, points, scalars, allowOversized = false) {
   const digits = scalars.map((n3) => wnafDigits(n3, 4));
   return wnafWalk(c5.ZERO, tables, digits);
 }
-function createField2(order, field, isLE4) {
-  if (field) {
-    if (field.ORDER !== order)
+function createField2(order, field2, isLE4) {
+  if (field2) {
+    if (field2.ORDER !== order)
       throw new Error("Field.ORDER must match order: Fp == p, Fn == n");
-    validateField2(field);
-    return field;
+    validateField2(field2);
+    return field2;
   } else {
     return Field3(order, { isLE: isLE4 });
   }
@@ -97276,136 +95687,361 @@ function createKeygen2(randomSecretKey, getPublicKey) {
     return { secretKey, publicKey: getPublicKey(secretKey) };
   };
 }
+var _0n9, _1n10, _4n4, BLIND_BYTES, BLIND_BITS, FW_WINDOW, TABLE_BYTES_MAX, pointWindowSizes2, ScalarMultiplier;
+var init_curve2 = __esm({
+  "node_modules/@noble/curves/abstract/curve.js"() {
+    init_utils9();
+    init_modular2();
+    _0n9 = /* @__PURE__ */ BigInt(0);
+    _1n10 = /* @__PURE__ */ BigInt(1);
+    _4n4 = /* @__PURE__ */ BigInt(4);
+    BLIND_BYTES = 16;
+    BLIND_BITS = 128;
+    FW_WINDOW = 5;
+    TABLE_BYTES_MAX = /* @__PURE__ */ (() => 2 ** 31)();
+    pointWindowSizes2 = /* @__PURE__ */ new WeakMap();
+    ScalarMultiplier = class {
+      Point;
+      BASE;
+      ZERO;
+      randomBytes;
+      wnafPrecomputes = /* @__PURE__ */ new WeakMap();
+      baseCanBeBlinded;
+      bits;
+      // Parametrized with a given Point class (not individual point)
+      constructor(Point, randomBytes8) {
+        validatePointCons(Point);
+        this.randomBytes = probeRandomBytes(randomBytes8, BLIND_BYTES);
+        this.Point = Point;
+        this.BASE = Point.BASE;
+        this.ZERO = Point.ZERO;
+        this.bits = Point.Fn.BITS;
+      }
+      /**
+       * Creates a signed fixed-window wNAF precomputation table: for every window w, the
+       * multiples `[1..2^(W−1)]⋅2^(w⋅W)⋅P`, flattened. All doublings are baked into the table,
+       * so cached multiplication is additions-only. `windows = ceil(bits/W) + 1`: the extra
+       * window absorbs the final carry of signed-digit recoding.
+       * For a 256-bit curve and W=6, the table is 44⋅32 = 1408 points.
+       * @param point - Point instance
+       * @param W - window size
+       * @param bits - scalar bitlength the table must cover
+       */
+      buildWnafTable(point, W, bits) {
+        const windows = Math.ceil(bits / W) + 1;
+        const half = 2 ** (W - 1);
+        const comp = [];
+        let base = point;
+        for (let w = 0; w < windows; w++) {
+          let acc = base;
+          for (let i5 = 0; i5 < half; i5++) {
+            comp.push(acc);
+            acc = acc.add(base);
+          }
+          base = comp[comp.length - 1].double();
+        }
+        return { W, bits, windows, comp };
+      }
+      /**
+       * Implements ec multiplication using precomputed signed fixed-window wNAF tables.
+       * Constant-time: fixed window count with one table addition per window — zero digits feed
+       * the fake accumulator — and no doublings; the lookup scans the whole window slice.
+       * Scalar bounds are validated by the public entry points ({@link ScalarMultiplier.mulCT},
+       * {@link ScalarMultiplier.mulCTBlinded}, {@link ScalarMultiplier.mulUnsafe});
+       * signedWindowDigits throws if `n` exceeds the table.
+       * @returns real and fake (for const-time) points
+       */
+      wnafCachedCT(precomputes, n3) {
+        const { W, windows, comp } = precomputes;
+        const half = 2 ** (W - 1);
+        const digits = signedWindowDigits(n3, W, windows);
+        let p3 = this.ZERO;
+        let f5 = this.BASE;
+        for (let w = 0; w < windows; w++) {
+          const digit = digits[w];
+          const start = w * half;
+          const idx = Math.abs(digit) - 1;
+          let sel = comp[start];
+          for (let i5 = 1; i5 < half; i5++)
+            sel = i5 === idx ? comp[start + i5] : sel;
+          const neg = sel.negate();
+          if (digit === 0)
+            f5 = f5.add(comp[start]);
+          else
+            p3 = p3.add(digit < 0 ? neg : sel);
+        }
+        return { p: p3, f: f5 };
+      }
+      // Cache key is point identity plus (W, bits); at most two entries exist per point (public-width
+      // `Fn.BITS` and blinded `Fn.BITS + BLIND_BITS`). Callers must not reuse the same point with
+      // incompatible `transform(...)` layouts and expect a separate cache entry.
+      getWnafPrecomputes(W, point, bits, transform) {
+        let entries = this.wnafPrecomputes.get(point);
+        let comp = entries?.find((entry) => entry.W === W && entry.bits === bits);
+        if (!comp) {
+          comp = this.buildWnafTable(point, W, bits);
+          if (typeof transform === "function")
+            comp = { ...comp, comp: transform(comp.comp) };
+          if (!entries) {
+            entries = [];
+            this.wnafPrecomputes.set(point, entries);
+          }
+          entries.push(comp);
+        }
+        return comp;
+      }
+      assertPoint(point) {
+        if (!(point instanceof this.Point))
+          throw new TypeError('"point" expected Point instance, got type=' + typeof point);
+      }
+      // Shared prologue of the constant-time entry points. Rejects scalar 0: in key/signature-style
+      // callers a zero scalar means broken upstream plumbing, and concrete Points already reject it.
+      // Uses inRange instead of Fn.isValidNot0: validateField() only certifies the arithmetic subset.
+      validateMulInput(point, scalar) {
+        this.assertPoint(point);
+        if (!inRange2(scalar, _1n10, this.Point.Fn.ORDER))
+          throw new Error("invalid scalar");
+      }
+      // Constant-time dispatch shared by mulCT / mulCTBlinded. Un-precomputed points (W===1, e.g.
+      // ECDH peer keys) skip building a throwaway cached table in favor of a small fixed-window
+      // multiply. `n` must be < 2^bits.
+      runCT(point, n3, bits, transform) {
+        const W = getWindowSize(point);
+        if (W === 1)
+          return this.fixedWindowCT(point, n3, bits);
+        return this.wnafCachedCT(this.getWnafPrecomputes(W, point, bits, transform), n3);
+      }
+      mulCT(point, scalar, transform) {
+        this.validateMulInput(point, scalar);
+        return this.runCT(point, scalar, this.bits, transform);
+      }
+      mulCTBlinded(point, scalar, transform) {
+        this.validateMulInput(point, scalar);
+        if (this.randomBytes === void 0)
+          throw new Error("randomBytes is required for scalar blinding");
+        const bits = this.Point.Fn.BITS + BLIND_BITS;
+        const blind = this.randomBytes(BLIND_BYTES);
+        if (!isBytes5(blind) || blind.length !== BLIND_BYTES)
+          throw new Error("randomBytes returned invalid byte array");
+        blind[0] = blind[0] & 63 | 128;
+        const n3 = scalar + bytesToNumberBE2(blind) * this.Point.Fn.ORDER;
+        return this.runCT(point, n3, bits, transform);
+      }
+      /**
+       * Constant-time multiplication `n*point` for an un-precomputed point, via a small fixed window.
+       * A cached wNAF table only pays off when reused; a flat 2^FW_WINDOW table (`size-1` adds) is
+       * far cheaper to build for a single use. The point-operation sequence is independent of `n`:
+       * build the table, then per window exactly FW_WINDOW doublings, a data-oblivious scan over
+       * every table entry, and one addition (adds the identity when the window digit is 0 — never
+       * skipped).
+       *
+       * `n` must be `< 2^bits`. Assumes complete addition (adding the identity costs the same as any
+       * add), which holds for the Weierstrass/Edwards point types used here. The table is left in
+       * projective form (no normalizeZ): normalizing this small a table costs more than the
+       * mixed-add savings it would buy for a single multiply.
+       * @returns real point `p`; `f` duplicates it only to match {@link wnafCachedCT}'s return shape
+       * (this path needs no fake accumulator — its op-count is already scalar-independent).
+       */
+      fixedWindowCT(point, n3, bits) {
+        const W = FW_WINDOW;
+        const size = 1 << W;
+        const mask = bitMask2(W);
+        const table2 = new Array(size);
+        table2[0] = this.ZERO;
+        for (let i5 = 1; i5 < size; i5++)
+          table2[i5] = table2[i5 - 1].add(point);
+        const windows = Math.ceil(bits / W);
+        let acc = this.ZERO;
+        for (let window2 = windows - 1; window2 >= 0; window2--) {
+          if (window2 !== windows - 1)
+            for (let d5 = 0; d5 < W; d5++)
+              acc = acc.double();
+          const digit = Number(n3 >> BigInt(window2 * W) & mask);
+          let sel = table2[0];
+          for (let i5 = 1; i5 < size; i5++)
+            sel = i5 === digit ? table2[i5] : sel;
+          acc = acc.add(sel);
+        }
+        return { p: acc, f: acc };
+      }
+      shouldBlind(point, cofactor) {
+        if (this.randomBytes === void 0)
+          return false;
+        if (cofactor === _1n10)
+          return true;
+        if (point !== this.BASE)
+          return false;
+        if (this.baseCanBeBlinded === void 0)
+          this.baseCanBeBlinded = this.mulUnsafe(this.BASE, this.Point.Fn.ORDER).is0();
+        return this.baseCanBeBlinded;
+      }
+      mulSecret(point, scalar, cofactor, transform) {
+        return this.shouldBlind(point, cofactor) ? this.mulCTBlinded(point, scalar, transform) : this.mulCT(point, scalar, transform);
+      }
+      mulUnsafe(point, scalar, transform) {
+        this.assertPoint(point);
+        if (!isPosBig2(scalar))
+          throw new Error("invalid scalar");
+        const W = getWindowSize(point);
+        if (W === 1 || scalar >= this.Point.Fn.ORDER)
+          return mulAddUnsafe(this.Point, [point], [scalar], true);
+        const precomputes = this.getWnafPrecomputes(W, point, this.bits, transform);
+        return this.wnafCachedCT(precomputes, scalar).p;
+      }
+      // Remembers the window size used for precomputed wNAF multiplication of the given point
+      // and drops any previously built tables. Usually only the base point is precomputed.
+      // W=1 resets the point to the un-precomputed (table-less) paths.
+      // W is additionally capped so tables stay under ~2 GiB ({@link TABLE_BYTES_MAX}).
+      setWindowSize(point, W) {
+        this.assertPoint(point);
+        validateW2(W, this.bits);
+        const windows = Math.ceil((this.bits + BLIND_BITS) / W) + 1;
+        validateTableBytes(windows * 2 ** (W - 1), this.Point.Fp.BYTES);
+        pointWindowSizes2.set(point, W);
+        this.wnafPrecomputes.delete(point);
+      }
+      // True when a window size is set: tables themselves are built lazily on first multiply.
+      hasWindowSize(point) {
+        return getWindowSize(point) !== 1;
+      }
+    };
+  }
+});
 
 // node_modules/@noble/curves/abstract/der.js
-var _0n10 = /* @__PURE__ */ BigInt(0);
-var DERErr2 = class extends Error {
-  constructor(m3 = "") {
-    super(m3);
-  }
-};
-var _DER = {
-  // asn.1 DER encoding utils
-  Err: DERErr2,
-  // Basic building block is TLV (Tag-Length-Value)
-  _tlv: {
-    encode: (tag, data) => {
-      const { Err: E } = _DER;
-      asafenumber(tag, "tag");
-      if (tag < 0 || tag > 255)
-        throw new E("tlv.encode: wrong tag");
-      astring(data, "data");
-      if (data.length & 1)
-        throw new E("tlv.encode: unpadded data");
-      const dataLen = data.length / 2;
-      const len = numberToHexUnpadded2(dataLen);
-      if (len.length / 2 & 128)
-        throw new E("tlv.encode: long form length too big");
-      const lenLen = dataLen > 127 ? numberToHexUnpadded2(len.length / 2 | 128) : "";
-      const t = numberToHexUnpadded2(tag);
-      return t + lenLen + len + data;
-    },
-    // v - value, l - left bytes (unparsed)
-    decode(tag, data) {
-      const { Err: E } = _DER;
-      data = abytes5(data, void 0, "DER data");
-      let pos = 0;
-      if (tag < 0 || tag > 255)
-        throw new E("tlv.decode: wrong tag");
-      if (data.length < 2 || data[pos++] !== tag)
-        throw new E("tlv.decode: wrong tlv");
-      const first = data[pos++];
-      const isLong = !!(first & 128);
-      let length = 0;
-      if (!isLong)
-        length = first;
-      else {
-        const lenLen = first & 127;
-        if (!lenLen)
-          throw new E("tlv.decode(long): indefinite length not supported");
-        if (lenLen > 4)
-          throw new E("tlv.decode(long): byte length is too big");
-        const lengthBytes = data.subarray(pos, pos + lenLen);
-        if (lengthBytes.length !== lenLen)
-          throw new E("tlv.decode: length bytes not complete");
-        if (lengthBytes[0] === 0)
-          throw new E("tlv.decode(long): zero leftmost byte");
-        for (const b5 of lengthBytes)
-          length = length << 8 | b5;
-        pos += lenLen;
-        if (length < 128)
-          throw new E("tlv.decode(long): not minimal encoding");
+var _0n10, DERErr2, _DER, DER2;
+var init_der = __esm({
+  "node_modules/@noble/curves/abstract/der.js"() {
+    init_utils9();
+    _0n10 = /* @__PURE__ */ BigInt(0);
+    DERErr2 = class extends Error {
+      constructor(m3 = "") {
+        super(m3);
       }
-      const v = data.subarray(pos, pos + length);
-      if (v.length !== length)
-        throw new E("tlv.decode: wrong value length");
-      return { v, l: data.subarray(pos + length) };
-    }
-  },
-  // https://crypto.stackexchange.com/a/57734 Leftmost bit of first byte is 'negative' flag,
-  // since we always use positive integers here. It must always be empty:
-  // - add zero byte if exists
-  // - if next byte doesn't have a flag, leading zero is not allowed (minimal encoding)
-  _int: {
-    encode(num) {
-      const { Err: E } = _DER;
-      abignumber2(num);
-      if (num < _0n10)
-        throw new E("integer: negative integers are not allowed");
-      let hex = numberToHexUnpadded2(num);
-      if (Number.parseInt(hex[0], 16) & 8)
-        hex = "00" + hex;
-      if (hex.length & 1)
-        throw new E("unexpected DER parsing assertion: unpadded hex");
-      return hex;
-    },
-    decode(data) {
-      const { Err: E } = _DER;
-      if (data.length < 1)
-        throw new E("invalid signature integer: empty");
-      if (data[0] & 128)
-        throw new E("invalid signature integer: negative");
-      if (data.length > 1 && data[0] === 0 && !(data[1] & 128))
-        throw new E("invalid signature integer: unnecessary leading zero");
-      return bytesToNumberBE2(data);
-    }
-  },
-  toSig(bytes, maxScalarBytes) {
-    const { Err: E, _int: int, _tlv: tlv } = _DER;
-    if (maxScalarBytes !== void 0) {
-      asafenumber(maxScalarBytes, "maxScalarBytes");
-      if (maxScalarBytes < 1)
-        throw new E("invalid signature: maxScalarBytes must be positive");
-    }
-    const data = abytes5(bytes, void 0, "signature");
-    const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
-    if (seqLeftBytes.length)
-      throw new E("invalid signature: left bytes after parsing");
-    const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
-    const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
-    if (sLeftBytes.length)
-      throw new E("invalid signature: left bytes after parsing");
-    if (maxScalarBytes !== void 0 && (rBytes.length > maxScalarBytes || sBytes.length > maxScalarBytes))
-      throw new E("invalid signature: integer too large");
-    return { r: int.decode(rBytes), s: int.decode(sBytes) };
-  },
-  hexFromSig(sig) {
-    const { _tlv: tlv, _int: int } = _DER;
-    validateObject2(sig, { r: "bigint", s: "bigint" }, {}, "sig");
-    const rs = tlv.encode(2, int.encode(sig.r));
-    const ss = tlv.encode(2, int.encode(sig.s));
-    const seq = rs + ss;
-    return tlv.encode(48, seq);
+    };
+    _DER = {
+      // asn.1 DER encoding utils
+      Err: DERErr2,
+      // Basic building block is TLV (Tag-Length-Value)
+      _tlv: {
+        encode: (tag, data) => {
+          const { Err: E } = _DER;
+          asafenumber(tag, "tag");
+          if (tag < 0 || tag > 255)
+            throw new E("tlv.encode: wrong tag");
+          astring(data, "data");
+          if (data.length & 1)
+            throw new E("tlv.encode: unpadded data");
+          const dataLen = data.length / 2;
+          const len = numberToHexUnpadded2(dataLen);
+          if (len.length / 2 & 128)
+            throw new E("tlv.encode: long form length too big");
+          const lenLen = dataLen > 127 ? numberToHexUnpadded2(len.length / 2 | 128) : "";
+          const t = numberToHexUnpadded2(tag);
+          return t + lenLen + len + data;
+        },
+        // v - value, l - left bytes (unparsed)
+        decode(tag, data) {
+          const { Err: E } = _DER;
+          data = abytes5(data, void 0, "DER data");
+          let pos = 0;
+          if (tag < 0 || tag > 255)
+            throw new E("tlv.decode: wrong tag");
+          if (data.length < 2 || data[pos++] !== tag)
+            throw new E("tlv.decode: wrong tlv");
+          const first = data[pos++];
+          const isLong = !!(first & 128);
+          let length = 0;
+          if (!isLong)
+            length = first;
+          else {
+            const lenLen = first & 127;
+            if (!lenLen)
+              throw new E("tlv.decode(long): indefinite length not supported");
+            if (lenLen > 4)
+              throw new E("tlv.decode(long): byte length is too big");
+            const lengthBytes = data.subarray(pos, pos + lenLen);
+            if (lengthBytes.length !== lenLen)
+              throw new E("tlv.decode: length bytes not complete");
+            if (lengthBytes[0] === 0)
+              throw new E("tlv.decode(long): zero leftmost byte");
+            for (const b5 of lengthBytes)
+              length = length << 8 | b5;
+            pos += lenLen;
+            if (length < 128)
+              throw new E("tlv.decode(long): not minimal encoding");
+          }
+          const v = data.subarray(pos, pos + length);
+          if (v.length !== length)
+            throw new E("tlv.decode: wrong value length");
+          return { v, l: data.subarray(pos + length) };
+        }
+      },
+      // https://crypto.stackexchange.com/a/57734 Leftmost bit of first byte is 'negative' flag,
+      // since we always use positive integers here. It must always be empty:
+      // - add zero byte if exists
+      // - if next byte doesn't have a flag, leading zero is not allowed (minimal encoding)
+      _int: {
+        encode(num) {
+          const { Err: E } = _DER;
+          abignumber2(num);
+          if (num < _0n10)
+            throw new E("integer: negative integers are not allowed");
+          let hex = numberToHexUnpadded2(num);
+          if (Number.parseInt(hex[0], 16) & 8)
+            hex = "00" + hex;
+          if (hex.length & 1)
+            throw new E("unexpected DER parsing assertion: unpadded hex");
+          return hex;
+        },
+        decode(data) {
+          const { Err: E } = _DER;
+          if (data.length < 1)
+            throw new E("invalid signature integer: empty");
+          if (data[0] & 128)
+            throw new E("invalid signature integer: negative");
+          if (data.length > 1 && data[0] === 0 && !(data[1] & 128))
+            throw new E("invalid signature integer: unnecessary leading zero");
+          return bytesToNumberBE2(data);
+        }
+      },
+      toSig(bytes, maxScalarBytes) {
+        const { Err: E, _int: int, _tlv: tlv } = _DER;
+        if (maxScalarBytes !== void 0) {
+          asafenumber(maxScalarBytes, "maxScalarBytes");
+          if (maxScalarBytes < 1)
+            throw new E("invalid signature: maxScalarBytes must be positive");
+        }
+        const data = abytes5(bytes, void 0, "signature");
+        const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
+        if (seqLeftBytes.length)
+          throw new E("invalid signature: left bytes after parsing");
+        const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
+        const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
+        if (sLeftBytes.length)
+          throw new E("invalid signature: left bytes after parsing");
+        if (maxScalarBytes !== void 0 && (rBytes.length > maxScalarBytes || sBytes.length > maxScalarBytes))
+          throw new E("invalid signature: integer too large");
+        return { r: int.decode(rBytes), s: int.decode(sBytes) };
+      },
+      hexFromSig(sig) {
+        const { _tlv: tlv, _int: int } = _DER;
+        validateObject2(sig, { r: "bigint", s: "bigint" }, {}, "sig");
+        const rs = tlv.encode(2, int.encode(sig.r));
+        const ss = tlv.encode(2, int.encode(sig.s));
+        const seq = rs + ss;
+        return tlv.encode(48, seq);
+      }
+    };
+    DER2 = /* @__PURE__ */ (() => {
+      Object.freeze(_DER._tlv);
+      Object.freeze(_DER._int);
+      return Object.freeze(_DER);
+    })();
   }
-};
-var DER2 = /* @__PURE__ */ (() => {
-  Object.freeze(_DER._tlv);
-  Object.freeze(_DER._int);
-  return Object.freeze(_DER);
-})();
+});
 
 // node_modules/@noble/curves/abstract/weierstrass.js
-var divNearest2 = (num, den) => (num + (num >= 0 ? den : -den) / _2n7) / den;
 function _splitEndoScalar2(k5, basis, n3) {
   aInRange2("scalar", k5, _0n11, n3);
   const [[a1, b1], [a22, b22]] = basis;
@@ -97442,11 +96078,6 @@ function validateSigOpts2(opts2, def) {
     validateSigFormat2(optsn.format);
   return optsn;
 }
-var _0n11 = /* @__PURE__ */ BigInt(0);
-var _1n11 = /* @__PURE__ */ BigInt(1);
-var _2n7 = /* @__PURE__ */ BigInt(2);
-var _3n5 = /* @__PURE__ */ BigInt(3);
-var _4n5 = /* @__PURE__ */ BigInt(4);
 function weierstrass2(params, extraOpts = {}) {
   const validated = createCurveFields2("weierstrass", params, extraOpts);
   const Fp = validated.Fp;
@@ -98235,26 +96866,45 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     hash: hash_
   });
 }
+var divNearest2, _0n11, _1n11, _2n7, _3n5, _4n5;
+var init_weierstrass2 = __esm({
+  "node_modules/@noble/curves/abstract/weierstrass.js"() {
+    init_hmac();
+    init_utils4();
+    init_utils9();
+    init_curve2();
+    init_der();
+    init_modular2();
+    divNearest2 = (num, den) => (num + (num >= 0 ? den : -den) / _2n7) / den;
+    _0n11 = /* @__PURE__ */ BigInt(0);
+    _1n11 = /* @__PURE__ */ BigInt(1);
+    _2n7 = /* @__PURE__ */ BigInt(2);
+    _3n5 = /* @__PURE__ */ BigInt(3);
+    _4n5 = /* @__PURE__ */ BigInt(4);
+  }
+});
 
 // node_modules/@noble/curves/nist.js
-var p256_CURVE2 = /* @__PURE__ */ (() => ({
-  p: BigInt("0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
-  n: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
-  h: BigInt(1),
-  a: BigInt("0xffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
-  b: BigInt("0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
-  Gx: BigInt("0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
-  Gy: BigInt("0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
-}))();
-var p256_Point2 = /* @__PURE__ */ weierstrass2(p256_CURVE2);
-var p2562 = /* @__PURE__ */ ecdsa2(p256_Point2, sha256);
+var p256_CURVE2, p256_Point2, p2562;
+var init_nist2 = __esm({
+  "node_modules/@noble/curves/nist.js"() {
+    init_sha2();
+    init_weierstrass2();
+    p256_CURVE2 = /* @__PURE__ */ (() => ({
+      p: BigInt("0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+      n: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
+      h: BigInt(1),
+      a: BigInt("0xffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
+      b: BigInt("0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
+      Gx: BigInt("0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+      Gy: BigInt("0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
+    }))();
+    p256_Point2 = /* @__PURE__ */ weierstrass2(p256_CURVE2);
+    p2562 = /* @__PURE__ */ ecdsa2(p256_Point2, sha256);
+  }
+});
 
 // node_modules/@noble/curves/abstract/edwards.js
-var _0n12 = /* @__PURE__ */ BigInt(0);
-var _1n12 = /* @__PURE__ */ BigInt(1);
-var _2n8 = /* @__PURE__ */ BigInt(2);
-var _4n6 = /* @__PURE__ */ BigInt(4);
-var _8n4 = /* @__PURE__ */ BigInt(8);
 function isEdValidXY(Fp, CURVE, x, y) {
   const x2 = Fp.sqr(x);
   const y2 = Fp.sqr(y);
@@ -98542,11 +97192,21 @@ function edwards(params, extraOpts = {}) {
   Object.freeze(Point);
   return Point;
 }
+var _0n12, _1n12, _2n8, _4n6, _8n4;
+var init_edwards = __esm({
+  "node_modules/@noble/curves/abstract/edwards.js"() {
+    init_utils9();
+    init_curve2();
+    init_modular2();
+    _0n12 = /* @__PURE__ */ BigInt(0);
+    _1n12 = /* @__PURE__ */ BigInt(1);
+    _2n8 = /* @__PURE__ */ BigInt(2);
+    _4n6 = /* @__PURE__ */ BigInt(4);
+    _8n4 = /* @__PURE__ */ BigInt(8);
+  }
+});
 
 // node_modules/@noble/curves/abstract/montgomery.js
-var _0n13 = /* @__PURE__ */ BigInt(0);
-var _1n13 = /* @__PURE__ */ BigInt(1);
-var _2n9 = /* @__PURE__ */ BigInt(2);
 function cmask(P, swap) {
   return P + swap - (swap >> _1n13 << _1n13);
 }
@@ -98689,24 +97349,19 @@ function montgomery2(curveDef) {
     lengths
   });
 }
+var _0n13, _1n13, _2n9;
+var init_montgomery2 = __esm({
+  "node_modules/@noble/curves/abstract/montgomery.js"() {
+    init_utils9();
+    init_curve2();
+    init_modular2();
+    _0n13 = /* @__PURE__ */ BigInt(0);
+    _1n13 = /* @__PURE__ */ BigInt(1);
+    _2n9 = /* @__PURE__ */ BigInt(2);
+  }
+});
 
 // node_modules/@noble/curves/ed25519.js
-var _0n14 = /* @__PURE__ */ BigInt(0);
-var _1n14 = /* @__PURE__ */ BigInt(1);
-var _2n10 = /* @__PURE__ */ BigInt(2);
-var _3n6 = /* @__PURE__ */ BigInt(3);
-var _5n4 = /* @__PURE__ */ BigInt(5);
-var _8n5 = /* @__PURE__ */ BigInt(8);
-var ed25519_CURVE_p2 = /* @__PURE__ */ BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
-var ed25519_CURVE = /* @__PURE__ */ (() => ({
-  p: ed25519_CURVE_p2,
-  n: BigInt("0x1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3ed"),
-  h: _8n5,
-  a: BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffec"),
-  d: BigInt("0x52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3"),
-  Gx: BigInt("0x216936d3cd6e53fec0a4e231fdd6dc5c692cc7609525a7b2c9562d608f25d51a"),
-  Gy: BigInt("0x6666666666666666666666666666666666666666666666666666666666666658")
-}))();
 function ed25519_pow_2_252_32(x) {
   const _10n = BigInt(10), _20n = BigInt(20), _40n = BigInt(40), _80n = BigInt(80);
   const P = ed25519_CURVE_p2;
@@ -98730,7 +97385,6 @@ function adjustScalarBytes2(bytes) {
   bytes[31] |= 64;
   return bytes;
 }
-var ED25519_SQRT_M1 = /* @__PURE__ */ BigInt("19681161376707505956807079304988542015446066515923890162744021073123829784752");
 function uvRatio(u, v) {
   const P = ed25519_CURVE_p2;
   const v3 = mod3(v * v * v, P);
@@ -98751,34 +97405,57 @@ function uvRatio(u, v) {
     x = mod3(-x, P);
   return { isValid: useRoot1 || useRoot2, value: x };
 }
-var ed25519_Point = /* @__PURE__ */ edwards(ed25519_CURVE, { uvRatio });
-var x255192 = /* @__PURE__ */ (() => {
-  const P = ed25519_CURVE_p2;
-  const powPminus2 = (x) => {
-    const { pow_p_5_8, b2: b22 } = ed25519_pow_2_252_32(x);
-    return mod3(pow22(pow_p_5_8, _3n6, P) * b22, P);
-  };
-  return montgomery2({
-    P,
-    type: "x25519",
-    powPminus2,
-    adjustScalarBytes: adjustScalarBytes2,
-    // ~3x faster fixed-base: [k]B on the birationally-equivalent Edwards curve using cached
-    // base tables, mapped back via u = (1+y)/(1-y) = (Z+Y)/(Z-Y) with one Fermat inversion.
-    // Same construction as libsodium's crypto_scalarmult_curve25519_base.
-    scalarMultBase: (k5) => {
-      const kn = mod3(k5, ed25519_Point.Fn.ORDER);
-      if (kn === _0n14)
-        return _0n14;
-      const p3 = ed25519_Point.BASE.multiply(kn);
-      return mod3((p3.Z + p3.Y) * powPminus2(mod3(p3.Z - p3.Y, P)), P);
-    }
-  });
-})();
+var _0n14, _1n14, _2n10, _3n6, _5n4, _8n5, ed25519_CURVE_p2, ed25519_CURVE, ED25519_SQRT_M1, ed25519_Point, x255192;
+var init_ed255192 = __esm({
+  "node_modules/@noble/curves/ed25519.js"() {
+    init_edwards();
+    init_modular2();
+    init_montgomery2();
+    _0n14 = /* @__PURE__ */ BigInt(0);
+    _1n14 = /* @__PURE__ */ BigInt(1);
+    _2n10 = /* @__PURE__ */ BigInt(2);
+    _3n6 = /* @__PURE__ */ BigInt(3);
+    _5n4 = /* @__PURE__ */ BigInt(5);
+    _8n5 = /* @__PURE__ */ BigInt(8);
+    ed25519_CURVE_p2 = /* @__PURE__ */ BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
+    ed25519_CURVE = /* @__PURE__ */ (() => ({
+      p: ed25519_CURVE_p2,
+      n: BigInt("0x1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3ed"),
+      h: _8n5,
+      a: BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffec"),
+      d: BigInt("0x52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3"),
+      Gx: BigInt("0x216936d3cd6e53fec0a4e231fdd6dc5c692cc7609525a7b2c9562d608f25d51a"),
+      Gy: BigInt("0x6666666666666666666666666666666666666666666666666666666666666658")
+    }))();
+    ED25519_SQRT_M1 = /* @__PURE__ */ BigInt("19681161376707505956807079304988542015446066515923890162744021073123829784752");
+    ed25519_Point = /* @__PURE__ */ edwards(ed25519_CURVE, { uvRatio });
+    x255192 = /* @__PURE__ */ (() => {
+      const P = ed25519_CURVE_p2;
+      const powPminus2 = (x) => {
+        const { pow_p_5_8, b2: b22 } = ed25519_pow_2_252_32(x);
+        return mod3(pow22(pow_p_5_8, _3n6, P) * b22, P);
+      };
+      return montgomery2({
+        P,
+        type: "x25519",
+        powPminus2,
+        adjustScalarBytes: adjustScalarBytes2,
+        // ~3x faster fixed-base: [k]B on the birationally-equivalent Edwards curve using cached
+        // base tables, mapped back via u = (1+y)/(1-y) = (Z+Y)/(Z-Y) with one Fermat inversion.
+        // Same construction as libsodium's crypto_scalarmult_curve25519_base.
+        scalarMultBase: (k5) => {
+          const kn = mod3(k5, ed25519_Point.Fn.ORDER);
+          if (kn === _0n14)
+            return _0n14;
+          const p3 = ed25519_Point.BASE.multiply(kn);
+          return mod3((p3.Z + p3.Y) * powPminus2(mod3(p3.Z - p3.Y, P)), P);
+        }
+      });
+    })();
+  }
+});
 
 // node_modules/age-encryption/dist/x25519.js
-var exportable = false;
-var webCryptoOff = false;
 async function webCryptoFallback(func, fallback2) {
   if (webCryptoOff) {
     return await fallback2();
@@ -98815,24 +97492,6 @@ async function scalarMultBase(scalar) {
     return x255192.scalarMultBase(scalar);
   });
 }
-var pkcs8Prefix = /* @__PURE__ */ new Uint8Array([
-  48,
-  46,
-  2,
-  1,
-  0,
-  48,
-  5,
-  6,
-  3,
-  43,
-  101,
-  110,
-  4,
-  34,
-  4,
-  32
-]);
 async function importX25519Key(key) {
   if (key.length !== 32) {
     throw new Error("X25519 private key must be 32 bytes");
@@ -98846,42 +97505,34 @@ function isCryptoKey(key) {
 function domBuffer(arr) {
   return arr;
 }
+var exportable, webCryptoOff, pkcs8Prefix;
+var init_x25519 = __esm({
+  "node_modules/age-encryption/dist/x25519.js"() {
+    init_ed255192();
+    exportable = false;
+    webCryptoOff = false;
+    pkcs8Prefix = /* @__PURE__ */ new Uint8Array([
+      48,
+      46,
+      2,
+      1,
+      0,
+      48,
+      5,
+      6,
+      3,
+      43,
+      101,
+      110,
+      4,
+      34,
+      4,
+      32
+    ]);
+  }
+});
 
 // node_modules/age-encryption/dist/io.js
-var LineReader = class {
-  s;
-  transcript = [];
-  buf = new Uint8Array(0);
-  constructor(stream2) {
-    this.s = stream2.getReader();
-  }
-  async readLine() {
-    const line = [];
-    while (true) {
-      const i5 = this.buf.indexOf("\n".charCodeAt(0));
-      if (i5 >= 0) {
-        line.push(this.buf.subarray(0, i5));
-        this.transcript.push(this.buf.subarray(0, i5 + 1));
-        this.buf = this.buf.subarray(i5 + 1);
-        return asciiString(flatten(line));
-      }
-      if (this.buf.length > 0) {
-        line.push(this.buf);
-        this.transcript.push(this.buf);
-      }
-      const next = await this.s.read();
-      if (next.done) {
-        this.buf = flatten(line);
-        return null;
-      }
-      this.buf = next.value;
-    }
-  }
-  close() {
-    this.s.releaseLock();
-    return { rest: this.buf, transcript: flatten(this.transcript) };
-  }
-};
 function asciiString(bytes) {
   bytes.forEach((b5) => {
     if (b5 < 32 || b5 > 126) {
@@ -98947,26 +97598,47 @@ async function read2(stream2, n3) {
   const rest = prepend(stream2, buf.subarray(n3));
   return { data, rest };
 }
+var LineReader;
+var init_io = __esm({
+  "node_modules/age-encryption/dist/io.js"() {
+    LineReader = class {
+      s;
+      transcript = [];
+      buf = new Uint8Array(0);
+      constructor(stream2) {
+        this.s = stream2.getReader();
+      }
+      async readLine() {
+        const line = [];
+        while (true) {
+          const i5 = this.buf.indexOf("\n".charCodeAt(0));
+          if (i5 >= 0) {
+            line.push(this.buf.subarray(0, i5));
+            this.transcript.push(this.buf.subarray(0, i5 + 1));
+            this.buf = this.buf.subarray(i5 + 1);
+            return asciiString(flatten(line));
+          }
+          if (this.buf.length > 0) {
+            line.push(this.buf);
+            this.transcript.push(this.buf);
+          }
+          const next = await this.s.read();
+          if (next.done) {
+            this.buf = flatten(line);
+            return null;
+          }
+          this.buf = next.value;
+        }
+      }
+      close() {
+        this.s.releaseLock();
+        return { rest: this.buf, transcript: flatten(this.transcript) };
+      }
+    };
+  }
+});
 
 // node_modules/age-encryption/dist/format.js
-var Stanza = class {
-  /**
-   * All space-separated arguments on the first line of the stanza.
-   * Each argument is a string that does not contain spaces.
-   * The first argument is often a recipient type, which should look like
-   * `example.com/...` to avoid collisions.
-   */
-  args;
-  /**
-   * The raw body of the stanza. This is automatically base64-encoded and
-   * split into lines of 48 characters each.
-   */
-  body;
-  constructor(args, body) {
-    this.args = args;
-    this.body = body;
-  }
-};
 async function parseNextStanza(hdr) {
   const argsLine = await hdr.readLine();
   if (argsLine === null) {
@@ -99044,65 +97716,67 @@ function encodeHeader(recipients, MAC) {
     new TextEncoder().encode(" " + base64nopad.encode(MAC) + "\n")
   ]);
 }
+var Stanza;
+var init_format = __esm({
+  "node_modules/age-encryption/dist/format.js"() {
+    init_base();
+    init_io();
+    Stanza = class {
+      /**
+       * All space-separated arguments on the first line of the stanza.
+       * Each argument is a string that does not contain spaces.
+       * The first argument is often a recipient type, which should look like
+       * `example.com/...` to avoid collisions.
+       */
+      args;
+      /**
+       * The raw body of the stanza. This is automatically base64-encoded and
+       * split into lines of 48 characters each.
+       */
+      body;
+      constructor(args, body) {
+        this.args = args;
+        this.body = body;
+      }
+    };
+  }
+});
 
 // node_modules/age-encryption/dist/recipients.js
-var HybridRecipient = class {
-  recipient;
-  constructor(s2) {
-    const { prefix, words } = bech32.decode(s2, false);
-    const bytes = bech32.fromWords(words);
-    if (!s2.startsWith("age1pq1") || prefix.toLowerCase() !== "age1pq" || bytes.length !== 1216) {
-      throw Error("invalid recipient");
-    }
-    this.recipient = bytes;
-  }
-  wrapFileKey(fileKey) {
-    const { cipherText: encapsulatedKey, sharedSecret } = MLKEM768X25519.encapsulate(this.recipient);
-    const label = new TextEncoder().encode("age-encryption.org/mlkem768x25519");
-    const { key, nonce } = hpkeContext(hpkeMLKEM768X25519, sharedSecret, label);
-    const ciphertext = chacha20poly1305(key, nonce).encrypt(fileKey);
-    return [new Stanza(["mlkem768x25519", base64nopad.encode(encapsulatedKey)], ciphertext)];
-  }
-};
-var HybridIdentity = class {
-  identity;
-  constructor(s2) {
-    const res = bech32.decodeToBytes(s2);
-    if (!s2.startsWith("AGE-SECRET-KEY-PQ-1") || res.prefix.toUpperCase() !== "AGE-SECRET-KEY-PQ-" || res.bytes.length !== 32) {
+function generateIdentity() {
+  return generateX25519Identity();
+}
+function generateX25519Identity() {
+  const scalar = randomBytes3(32);
+  const identity = bech32.encodeFromBytes("AGE-SECRET-KEY-", scalar).toUpperCase();
+  return Promise.resolve(identity);
+}
+function generateHybridIdentity() {
+  const scalar = randomBytes3(32);
+  const identity = bech32.encodeFromBytes("AGE-SECRET-KEY-PQ-", scalar).toUpperCase();
+  return Promise.resolve(identity);
+}
+async function identityToRecipient(identity) {
+  let scalar;
+  if (isCryptoKey2(identity)) {
+    scalar = identity;
+  } else if (identity.startsWith("AGE-SECRET-KEY-PQ-1")) {
+    const res = bech32.decodeToBytes(identity);
+    if (res.prefix.toUpperCase() !== "AGE-SECRET-KEY-PQ-" || res.bytes.length !== 32) {
       throw Error("invalid identity");
     }
-    this.identity = res.bytes;
-  }
-  unwrapFileKey(stanzas) {
-    for (const s2 of stanzas) {
-      if (s2.args.length < 1 || s2.args[0] !== "mlkem768x25519") {
-        continue;
-      }
-      if (s2.args.length !== 2) {
-        throw Error("invalid mlkem768x25519 stanza");
-      }
-      const share = base64nopad.decode(s2.args[1]);
-      if (share.length !== 1120) {
-        throw Error("invalid mlkem768x25519 stanza");
-      }
-      if (s2.body.length !== 32) {
-        throw Error("invalid mlkem768x25519 stanza");
-      }
-      const sharedSecret = MLKEM768X25519.decapsulate(share, this.identity);
-      const label = new TextEncoder().encode("age-encryption.org/mlkem768x25519");
-      const { key, nonce } = hpkeContext(hpkeMLKEM768X25519, sharedSecret, label);
-      try {
-        return chacha20poly1305(key, nonce).decrypt(s2.body);
-      } catch {
-        continue;
-      }
+    const recipient2 = MLKEM768X25519.getPublicKey(res.bytes);
+    return bech32.encode("age1pq", bech32.toWords(recipient2), false);
+  } else {
+    const res = bech32.decodeToBytes(identity);
+    if (!identity.startsWith("AGE-SECRET-KEY-1") || res.prefix.toUpperCase() !== "AGE-SECRET-KEY-" || res.bytes.length !== 32) {
+      throw Error("invalid identity");
     }
-    return null;
+    scalar = res.bytes;
   }
-};
-var hpkeMLKEM768X25519 = 25722;
-var hpkeMLKEM768P256 = 80;
-var hpkeDHKEMP256 = 16;
+  const recipient = await scalarMultBase(scalar);
+  return bech32.encodeFromBytes("age", recipient);
+}
 function hpkeContext(kemID, sharedSecret, info2) {
   const suiteID = hpkeSuiteID(kemID);
   const pskIDHash = hpkeLabeledExtract(suiteID, void 0, "psk_id_hash", new Uint8Array(0));
@@ -99127,20 +97801,20 @@ function hpkeSuiteID(kemID) {
   suiteID[9] = 3;
   return suiteID;
 }
-function hpkeLabeledExtract(suiteID, salt, label, ikm) {
-  const labeledIKM = new Uint8Array(7 + suiteID.length + label.length + ikm.length);
+function hpkeLabeledExtract(suiteID, salt, label2, ikm) {
+  const labeledIKM = new Uint8Array(7 + suiteID.length + label2.length + ikm.length);
   let offset = 0;
   labeledIKM.set(new TextEncoder().encode("HPKE-v1"), offset);
   offset += "HPKE-v1".length;
   labeledIKM.set(suiteID, offset);
   offset += suiteID.length;
-  labeledIKM.set(new TextEncoder().encode(label), offset);
-  offset += label.length;
+  labeledIKM.set(new TextEncoder().encode(label2), offset);
+  offset += label2.length;
   labeledIKM.set(ikm, offset);
   return extract(sha256, labeledIKM, salt);
 }
-function hpkeLabeledExpand(suiteID, prk, label, info2, length) {
-  const labeledInfo = new Uint8Array(2 + 7 + suiteID.length + label.length + info2.length);
+function hpkeLabeledExpand(suiteID, prk, label2, info2, length) {
+  const labeledInfo = new Uint8Array(2 + 7 + suiteID.length + label2.length + info2.length);
   let offset = 0;
   labeledInfo[offset] = length >> 8 & 255;
   labeledInfo[offset + 1] = length & 255;
@@ -99149,8 +97823,8 @@ function hpkeLabeledExpand(suiteID, prk, label, info2, length) {
   offset += "HPKE-v1".length;
   labeledInfo.set(suiteID, offset);
   offset += suiteID.length;
-  labeledInfo.set(new TextEncoder().encode(label), offset);
-  offset += label.length;
+  labeledInfo.set(new TextEncoder().encode(label2), offset);
+  offset += label2.length;
   labeledInfo.set(info2, offset);
   return expand(sha256, prk, labeledInfo, length);
 }
@@ -99172,174 +97846,6 @@ function hpkeDHKEMP256Encapsulate(recipient) {
   const sharedSecret = hpkeLabeledExpand(suiteID, eaePRK, "shared_secret", kemContext, 32);
   return { encapsulatedKey, sharedSecret };
 }
-var TagRecipient = class {
-  recipient;
-  constructor(s2) {
-    const res = bech32.decodeToBytes(s2);
-    if (!s2.startsWith("age1tag1") || res.prefix.toLowerCase() !== "age1tag" || res.bytes.length !== 33) {
-      throw Error("invalid recipient");
-    }
-    this.recipient = res.bytes;
-  }
-  wrapFileKey(fileKey) {
-    const { encapsulatedKey, sharedSecret } = hpkeDHKEMP256Encapsulate(this.recipient);
-    const label = new TextEncoder().encode("age-encryption.org/p256tag");
-    const tag = (() => {
-      const recipientHash = sha256(this.recipient).subarray(0, 4);
-      const ikm = new Uint8Array(encapsulatedKey.length + recipientHash.length);
-      ikm.set(encapsulatedKey, 0);
-      ikm.set(recipientHash, encapsulatedKey.length);
-      return extract(sha256, ikm, label).subarray(0, 4);
-    })();
-    const { key, nonce } = hpkeContext(hpkeDHKEMP256, sharedSecret, label);
-    const ciphertext = chacha20poly1305(key, nonce).encrypt(fileKey);
-    return [new Stanza(["p256tag", base64nopad.encode(tag), base64nopad.encode(encapsulatedKey)], ciphertext)];
-  }
-};
-var HybridTagRecipient = class {
-  recipient;
-  constructor(s2) {
-    const { prefix, words } = bech32.decode(s2, false);
-    const bytes = bech32.fromWords(words);
-    if (!s2.startsWith("age1tagpq1") || prefix.toLowerCase() !== "age1tagpq" || bytes.length !== 1249) {
-      throw Error("invalid recipient");
-    }
-    this.recipient = bytes;
-  }
-  wrapFileKey(fileKey) {
-    const { cipherText: encapsulatedKey, sharedSecret } = MLKEM768P256.encapsulate(this.recipient);
-    const label = new TextEncoder().encode("age-encryption.org/mlkem768p256tag");
-    const tag = (() => {
-      const recipientHash = sha256(this.recipient.subarray(1184)).subarray(0, 4);
-      const ikm = new Uint8Array(encapsulatedKey.length + recipientHash.length);
-      ikm.set(encapsulatedKey, 0);
-      ikm.set(recipientHash, encapsulatedKey.length);
-      return extract(sha256, ikm, label).subarray(0, 4);
-    })();
-    const { key, nonce } = hpkeContext(hpkeMLKEM768P256, sharedSecret, label);
-    const ciphertext = chacha20poly1305(key, nonce).encrypt(fileKey);
-    return [new Stanza(["mlkem768p256tag", base64nopad.encode(tag), base64nopad.encode(encapsulatedKey)], ciphertext)];
-  }
-};
-var X25519Recipient = class {
-  recipient;
-  constructor(s2) {
-    const res = bech32.decodeToBytes(s2);
-    if (!s2.startsWith("age1") || res.prefix.toLowerCase() !== "age" || res.bytes.length !== 32) {
-      throw Error("invalid recipient");
-    }
-    this.recipient = res.bytes;
-  }
-  async wrapFileKey(fileKey) {
-    const ephemeral = randomBytes3(32);
-    const share = await scalarMultBase(ephemeral);
-    const secret = await scalarMult(ephemeral, this.recipient);
-    const salt = new Uint8Array(share.length + this.recipient.length);
-    salt.set(share);
-    salt.set(this.recipient, share.length);
-    const label = new TextEncoder().encode("age-encryption.org/v1/X25519");
-    const key = hkdf(sha256, secret, salt, label, 32);
-    return [new Stanza(["X25519", base64nopad.encode(share)], encryptFileKey(fileKey, key))];
-  }
-};
-var X25519Identity = class {
-  identity;
-  recipient;
-  constructor(s2) {
-    if (isCryptoKey2(s2)) {
-      this.identity = s2;
-      this.recipient = scalarMultBase(s2);
-      return;
-    }
-    const res = bech32.decodeToBytes(s2);
-    if (!s2.startsWith("AGE-SECRET-KEY-1") || res.prefix.toUpperCase() !== "AGE-SECRET-KEY-" || res.bytes.length !== 32) {
-      throw Error("invalid identity");
-    }
-    this.identity = res.bytes;
-    this.recipient = scalarMultBase(res.bytes);
-  }
-  async unwrapFileKey(stanzas) {
-    for (const s2 of stanzas) {
-      if (s2.args.length < 1 || s2.args[0] !== "X25519") {
-        continue;
-      }
-      if (s2.args.length !== 2) {
-        throw Error("invalid X25519 stanza");
-      }
-      const share = base64nopad.decode(s2.args[1]);
-      if (share.length !== 32) {
-        throw Error("invalid X25519 stanza");
-      }
-      const secret = await scalarMult(this.identity, share);
-      const recipient = await this.recipient;
-      const salt = new Uint8Array(share.length + recipient.length);
-      salt.set(share);
-      salt.set(recipient, share.length);
-      const label = new TextEncoder().encode("age-encryption.org/v1/X25519");
-      const key = hkdf(sha256, secret, salt, label, 32);
-      const fileKey = decryptFileKey(s2.body, key);
-      if (fileKey !== null)
-        return fileKey;
-    }
-    return null;
-  }
-};
-var ScryptRecipient = class {
-  passphrase;
-  logN;
-  constructor(passphrase, logN) {
-    this.passphrase = passphrase;
-    this.logN = logN;
-  }
-  wrapFileKey(fileKey) {
-    const salt = randomBytes3(16);
-    const label = "age-encryption.org/v1/scrypt";
-    const labelAndSalt = new Uint8Array(label.length + 16);
-    labelAndSalt.set(new TextEncoder().encode(label));
-    labelAndSalt.set(salt, label.length);
-    const key = scrypt(this.passphrase, labelAndSalt, { N: 2 ** this.logN, r: 8, p: 1, dkLen: 32 });
-    return [new Stanza(["scrypt", base64nopad.encode(salt), this.logN.toString()], encryptFileKey(fileKey, key))];
-  }
-};
-var ScryptIdentity = class {
-  passphrase;
-  constructor(passphrase) {
-    this.passphrase = passphrase;
-  }
-  unwrapFileKey(stanzas) {
-    for (const s2 of stanzas) {
-      if (s2.args.length < 1 || s2.args[0] !== "scrypt") {
-        continue;
-      }
-      if (stanzas.length !== 1) {
-        throw Error("scrypt recipient is not the only one in the header");
-      }
-      if (s2.args.length !== 3) {
-        throw Error("invalid scrypt stanza");
-      }
-      if (!/^[1-9][0-9]*$/.test(s2.args[2])) {
-        throw Error("invalid scrypt stanza");
-      }
-      const salt = base64nopad.decode(s2.args[1]);
-      if (salt.length !== 16) {
-        throw Error("invalid scrypt stanza");
-      }
-      const logN = Number(s2.args[2]);
-      if (logN > 20) {
-        throw Error("scrypt work factor is too high");
-      }
-      const label = "age-encryption.org/v1/scrypt";
-      const labelAndSalt = new Uint8Array(label.length + 16);
-      labelAndSalt.set(new TextEncoder().encode(label));
-      labelAndSalt.set(salt, label.length);
-      const key = scrypt(this.passphrase, labelAndSalt, { N: 2 ** logN, r: 8, p: 1, dkLen: 32 });
-      const fileKey = decryptFileKey(s2.body, key);
-      if (fileKey !== null)
-        return fileKey;
-    }
-    return null;
-  }
-};
 function encryptFileKey(fileKey, key) {
   const nonce = new Uint8Array(12);
   return chacha20poly1305(key, nonce).encrypt(fileKey);
@@ -99358,11 +97864,250 @@ function decryptFileKey(body, key) {
 function isCryptoKey2(key) {
   return typeof CryptoKey !== "undefined" && key instanceof CryptoKey;
 }
+var HybridRecipient, HybridIdentity, hpkeMLKEM768X25519, hpkeMLKEM768P256, hpkeDHKEMP256, TagRecipient, HybridTagRecipient, X25519Recipient, X25519Identity, ScryptRecipient, ScryptIdentity;
+var init_recipients = __esm({
+  "node_modules/age-encryption/dist/recipients.js"() {
+    init_base();
+    init_hkdf();
+    init_sha2();
+    init_scrypt();
+    init_chacha();
+    init_hybrid();
+    init_nist2();
+    init_utils4();
+    init_base();
+    init_x25519();
+    init_format();
+    init_dist();
+    HybridRecipient = class {
+      recipient;
+      constructor(s2) {
+        const { prefix: prefix2, words } = bech32.decode(s2, false);
+        const bytes = bech32.fromWords(words);
+        if (!s2.startsWith("age1pq1") || prefix2.toLowerCase() !== "age1pq" || bytes.length !== 1216) {
+          throw Error("invalid recipient");
+        }
+        this.recipient = bytes;
+      }
+      wrapFileKey(fileKey) {
+        const { cipherText: encapsulatedKey, sharedSecret } = MLKEM768X25519.encapsulate(this.recipient);
+        const label2 = new TextEncoder().encode("age-encryption.org/mlkem768x25519");
+        const { key, nonce } = hpkeContext(hpkeMLKEM768X25519, sharedSecret, label2);
+        const ciphertext = chacha20poly1305(key, nonce).encrypt(fileKey);
+        return [new Stanza(["mlkem768x25519", base64nopad.encode(encapsulatedKey)], ciphertext)];
+      }
+    };
+    HybridIdentity = class {
+      identity;
+      constructor(s2) {
+        const res = bech32.decodeToBytes(s2);
+        if (!s2.startsWith("AGE-SECRET-KEY-PQ-1") || res.prefix.toUpperCase() !== "AGE-SECRET-KEY-PQ-" || res.bytes.length !== 32) {
+          throw Error("invalid identity");
+        }
+        this.identity = res.bytes;
+      }
+      unwrapFileKey(stanzas) {
+        for (const s2 of stanzas) {
+          if (s2.args.length < 1 || s2.args[0] !== "mlkem768x25519") {
+            continue;
+          }
+          if (s2.args.length !== 2) {
+            throw Error("invalid mlkem768x25519 stanza");
+          }
+          const share = base64nopad.decode(s2.args[1]);
+          if (share.length !== 1120) {
+            throw Error("invalid mlkem768x25519 stanza");
+          }
+          if (s2.body.length !== 32) {
+            throw Error("invalid mlkem768x25519 stanza");
+          }
+          const sharedSecret = MLKEM768X25519.decapsulate(share, this.identity);
+          const label2 = new TextEncoder().encode("age-encryption.org/mlkem768x25519");
+          const { key, nonce } = hpkeContext(hpkeMLKEM768X25519, sharedSecret, label2);
+          try {
+            return chacha20poly1305(key, nonce).decrypt(s2.body);
+          } catch {
+            continue;
+          }
+        }
+        return null;
+      }
+    };
+    hpkeMLKEM768X25519 = 25722;
+    hpkeMLKEM768P256 = 80;
+    hpkeDHKEMP256 = 16;
+    TagRecipient = class {
+      recipient;
+      constructor(s2) {
+        const res = bech32.decodeToBytes(s2);
+        if (!s2.startsWith("age1tag1") || res.prefix.toLowerCase() !== "age1tag" || res.bytes.length !== 33) {
+          throw Error("invalid recipient");
+        }
+        this.recipient = res.bytes;
+      }
+      wrapFileKey(fileKey) {
+        const { encapsulatedKey, sharedSecret } = hpkeDHKEMP256Encapsulate(this.recipient);
+        const label2 = new TextEncoder().encode("age-encryption.org/p256tag");
+        const tag = (() => {
+          const recipientHash = sha256(this.recipient).subarray(0, 4);
+          const ikm = new Uint8Array(encapsulatedKey.length + recipientHash.length);
+          ikm.set(encapsulatedKey, 0);
+          ikm.set(recipientHash, encapsulatedKey.length);
+          return extract(sha256, ikm, label2).subarray(0, 4);
+        })();
+        const { key, nonce } = hpkeContext(hpkeDHKEMP256, sharedSecret, label2);
+        const ciphertext = chacha20poly1305(key, nonce).encrypt(fileKey);
+        return [new Stanza(["p256tag", base64nopad.encode(tag), base64nopad.encode(encapsulatedKey)], ciphertext)];
+      }
+    };
+    HybridTagRecipient = class {
+      recipient;
+      constructor(s2) {
+        const { prefix: prefix2, words } = bech32.decode(s2, false);
+        const bytes = bech32.fromWords(words);
+        if (!s2.startsWith("age1tagpq1") || prefix2.toLowerCase() !== "age1tagpq" || bytes.length !== 1249) {
+          throw Error("invalid recipient");
+        }
+        this.recipient = bytes;
+      }
+      wrapFileKey(fileKey) {
+        const { cipherText: encapsulatedKey, sharedSecret } = MLKEM768P256.encapsulate(this.recipient);
+        const label2 = new TextEncoder().encode("age-encryption.org/mlkem768p256tag");
+        const tag = (() => {
+          const recipientHash = sha256(this.recipient.subarray(1184)).subarray(0, 4);
+          const ikm = new Uint8Array(encapsulatedKey.length + recipientHash.length);
+          ikm.set(encapsulatedKey, 0);
+          ikm.set(recipientHash, encapsulatedKey.length);
+          return extract(sha256, ikm, label2).subarray(0, 4);
+        })();
+        const { key, nonce } = hpkeContext(hpkeMLKEM768P256, sharedSecret, label2);
+        const ciphertext = chacha20poly1305(key, nonce).encrypt(fileKey);
+        return [new Stanza(["mlkem768p256tag", base64nopad.encode(tag), base64nopad.encode(encapsulatedKey)], ciphertext)];
+      }
+    };
+    X25519Recipient = class {
+      recipient;
+      constructor(s2) {
+        const res = bech32.decodeToBytes(s2);
+        if (!s2.startsWith("age1") || res.prefix.toLowerCase() !== "age" || res.bytes.length !== 32) {
+          throw Error("invalid recipient");
+        }
+        this.recipient = res.bytes;
+      }
+      async wrapFileKey(fileKey) {
+        const ephemeral = randomBytes3(32);
+        const share = await scalarMultBase(ephemeral);
+        const secret = await scalarMult(ephemeral, this.recipient);
+        const salt = new Uint8Array(share.length + this.recipient.length);
+        salt.set(share);
+        salt.set(this.recipient, share.length);
+        const label2 = new TextEncoder().encode("age-encryption.org/v1/X25519");
+        const key = hkdf(sha256, secret, salt, label2, 32);
+        return [new Stanza(["X25519", base64nopad.encode(share)], encryptFileKey(fileKey, key))];
+      }
+    };
+    X25519Identity = class {
+      identity;
+      recipient;
+      constructor(s2) {
+        if (isCryptoKey2(s2)) {
+          this.identity = s2;
+          this.recipient = scalarMultBase(s2);
+          return;
+        }
+        const res = bech32.decodeToBytes(s2);
+        if (!s2.startsWith("AGE-SECRET-KEY-1") || res.prefix.toUpperCase() !== "AGE-SECRET-KEY-" || res.bytes.length !== 32) {
+          throw Error("invalid identity");
+        }
+        this.identity = res.bytes;
+        this.recipient = scalarMultBase(res.bytes);
+      }
+      async unwrapFileKey(stanzas) {
+        for (const s2 of stanzas) {
+          if (s2.args.length < 1 || s2.args[0] !== "X25519") {
+            continue;
+          }
+          if (s2.args.length !== 2) {
+            throw Error("invalid X25519 stanza");
+          }
+          const share = base64nopad.decode(s2.args[1]);
+          if (share.length !== 32) {
+            throw Error("invalid X25519 stanza");
+          }
+          const secret = await scalarMult(this.identity, share);
+          const recipient = await this.recipient;
+          const salt = new Uint8Array(share.length + recipient.length);
+          salt.set(share);
+          salt.set(recipient, share.length);
+          const label2 = new TextEncoder().encode("age-encryption.org/v1/X25519");
+          const key = hkdf(sha256, secret, salt, label2, 32);
+          const fileKey = decryptFileKey(s2.body, key);
+          if (fileKey !== null)
+            return fileKey;
+        }
+        return null;
+      }
+    };
+    ScryptRecipient = class {
+      passphrase;
+      logN;
+      constructor(passphrase, logN) {
+        this.passphrase = passphrase;
+        this.logN = logN;
+      }
+      wrapFileKey(fileKey) {
+        const salt = randomBytes3(16);
+        const label2 = "age-encryption.org/v1/scrypt";
+        const labelAndSalt = new Uint8Array(label2.length + 16);
+        labelAndSalt.set(new TextEncoder().encode(label2));
+        labelAndSalt.set(salt, label2.length);
+        const key = scrypt(this.passphrase, labelAndSalt, { N: 2 ** this.logN, r: 8, p: 1, dkLen: 32 });
+        return [new Stanza(["scrypt", base64nopad.encode(salt), this.logN.toString()], encryptFileKey(fileKey, key))];
+      }
+    };
+    ScryptIdentity = class {
+      passphrase;
+      constructor(passphrase) {
+        this.passphrase = passphrase;
+      }
+      unwrapFileKey(stanzas) {
+        for (const s2 of stanzas) {
+          if (s2.args.length < 1 || s2.args[0] !== "scrypt") {
+            continue;
+          }
+          if (stanzas.length !== 1) {
+            throw Error("scrypt recipient is not the only one in the header");
+          }
+          if (s2.args.length !== 3) {
+            throw Error("invalid scrypt stanza");
+          }
+          if (!/^[1-9][0-9]*$/.test(s2.args[2])) {
+            throw Error("invalid scrypt stanza");
+          }
+          const salt = base64nopad.decode(s2.args[1]);
+          if (salt.length !== 16) {
+            throw Error("invalid scrypt stanza");
+          }
+          const logN = Number(s2.args[2]);
+          if (logN > 20) {
+            throw Error("scrypt work factor is too high");
+          }
+          const label2 = "age-encryption.org/v1/scrypt";
+          const labelAndSalt = new Uint8Array(label2.length + 16);
+          labelAndSalt.set(new TextEncoder().encode(label2));
+          labelAndSalt.set(salt, label2.length);
+          const key = scrypt(this.passphrase, labelAndSalt, { N: 2 ** logN, r: 8, p: 1, dkLen: 32 });
+          const fileKey = decryptFileKey(s2.body, key);
+          if (fileKey !== null)
+            return fileKey;
+        }
+        return null;
+      }
+    };
+  }
+});
 
 // node_modules/age-encryption/dist/stream.js
-var chacha20poly1305Overhead = 16;
-var chunkSize = /* @__PURE__ */ (() => 64 * 1024)();
-var chunkSizeWithOverhead = /* @__PURE__ */ (() => chunkSize + chacha20poly1305Overhead)();
 function decryptSTREAM(key) {
   const streamNonce = new Uint8Array(12);
   const incNonce = () => {
@@ -99455,205 +98200,392 @@ function ciphertextSize(plaintextSize2) {
   const chunks = Math.max(1, Math.ceil(plaintextSize2 / chunkSize));
   return plaintextSize2 + chacha20poly1305Overhead * chunks;
 }
+var chacha20poly1305Overhead, chunkSize, chunkSizeWithOverhead;
+var init_stream = __esm({
+  "node_modules/age-encryption/dist/stream.js"() {
+    init_chacha();
+    chacha20poly1305Overhead = 16;
+    chunkSize = /* @__PURE__ */ (() => 64 * 1024)();
+    chunkSizeWithOverhead = /* @__PURE__ */ (() => chunkSize + chacha20poly1305Overhead)();
+  }
+});
+
+// node_modules/age-encryption/dist/armor.js
+var armor_exports = {};
+__export(armor_exports, {
+  decode: () => decode,
+  encode: () => encode
+});
+function encode(file) {
+  const lines2 = [];
+  lines2.push("-----BEGIN AGE ENCRYPTED FILE-----\n");
+  for (let i5 = 0; i5 < file.length; i5 += 48) {
+    let end = i5 + 48;
+    if (end > file.length)
+      end = file.length;
+    lines2.push(base64.encode(file.subarray(i5, end)) + "\n");
+  }
+  lines2.push("-----END AGE ENCRYPTED FILE-----\n");
+  return lines2.join("");
+}
+function decode(file) {
+  const lines2 = file.trim().replaceAll("\r\n", "\n").split("\n");
+  if (lines2.shift() !== "-----BEGIN AGE ENCRYPTED FILE-----") {
+    throw Error("invalid header");
+  }
+  if (lines2.pop() !== "-----END AGE ENCRYPTED FILE-----") {
+    throw Error("invalid footer");
+  }
+  function isLineLengthValid(i5, l3) {
+    if (i5 === lines2.length - 1) {
+      return l3.length > 0 && l3.length <= 64 && l3.length % 4 === 0;
+    }
+    return l3.length === 64;
+  }
+  if (!lines2.every((l3, i5) => isLineLengthValid(i5, l3))) {
+    throw Error("invalid line length");
+  }
+  if (!lines2.every((l3) => /^[A-Za-z0-9+/=]+$/.test(l3))) {
+    throw Error("invalid base64");
+  }
+  return base64.decode(lines2.join(""));
+}
+var init_armor = __esm({
+  "node_modules/age-encryption/dist/armor.js"() {
+    init_base();
+    init_dist();
+  }
+});
+
+// node_modules/age-encryption/dist/cbor.js
+function readTypeAndArgument(b5) {
+  if (b5.length === 0) {
+    throw Error("cbor: unexpected EOF");
+  }
+  const major = b5[0] >> 5;
+  const minor = b5[0] & 31;
+  if (minor <= 23) {
+    return [major, minor, b5.subarray(1)];
+  }
+  if (minor === 24) {
+    if (b5.length < 2) {
+      throw Error("cbor: unexpected EOF");
+    }
+    return [major, b5[1], b5.subarray(2)];
+  }
+  if (minor === 25) {
+    if (b5.length < 3) {
+      throw Error("cbor: unexpected EOF");
+    }
+    return [major, b5[1] << 8 | b5[2], b5.subarray(3)];
+  }
+  throw Error("cbor: unsupported argument encoding");
+}
+function readUint(b5) {
+  const [major, minor, rest] = readTypeAndArgument(b5);
+  if (major !== 0) {
+    throw Error("cbor: expected unsigned integer");
+  }
+  return [minor, rest];
+}
+function readByteString(b5) {
+  const [major, minor, rest] = readTypeAndArgument(b5);
+  if (major !== 2) {
+    throw Error("cbor: expected byte string");
+  }
+  if (minor > rest.length) {
+    throw Error("cbor: unexpected EOF");
+  }
+  return [rest.subarray(0, minor), rest.subarray(minor)];
+}
+function readTextString(b5) {
+  const [major, minor, rest] = readTypeAndArgument(b5);
+  if (major !== 3) {
+    throw Error("cbor: expected text string");
+  }
+  if (minor > rest.length) {
+    throw Error("cbor: unexpected EOF");
+  }
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  return [decoder.decode(rest.subarray(0, minor)), rest.subarray(minor)];
+}
+function readArray(b5) {
+  const [major, minor, r5] = readTypeAndArgument(b5);
+  if (major !== 4) {
+    throw Error("cbor: expected array");
+  }
+  let rest = r5;
+  const args = [];
+  for (let i5 = 0; i5 < minor; i5++) {
+    let arg;
+    [arg, rest] = readTextString(rest);
+    args.push(arg);
+  }
+  return [args, rest];
+}
+function encodeUint(n3) {
+  if (n3 <= 23) {
+    return new Uint8Array([n3]);
+  }
+  if (n3 <= 255) {
+    return new Uint8Array([24, n3]);
+  }
+  if (n3 <= 65535) {
+    return new Uint8Array([25, n3 >> 8, n3 & 255]);
+  }
+  throw Error("cbor: unsigned integer too large");
+}
+function encodeByteString(b5) {
+  if (b5.length <= 23) {
+    return new Uint8Array([2 << 5 | b5.length, ...b5]);
+  }
+  if (b5.length <= 255) {
+    return new Uint8Array([2 << 5 | 24, b5.length, ...b5]);
+  }
+  if (b5.length <= 65535) {
+    return new Uint8Array([2 << 5 | 25, b5.length >> 8, b5.length & 255, ...b5]);
+  }
+  throw Error("cbor: byte string too long");
+}
+function encodeTextString(s2) {
+  const b5 = new TextEncoder().encode(s2);
+  if (b5.length <= 23) {
+    return new Uint8Array([3 << 5 | b5.length, ...b5]);
+  }
+  if (b5.length <= 255) {
+    return new Uint8Array([3 << 5 | 24, b5.length, ...b5]);
+  }
+  if (b5.length <= 65535) {
+    return new Uint8Array([3 << 5 | 25, b5.length >> 8, b5.length & 255, ...b5]);
+  }
+  throw Error("cbor: text string too long");
+}
+function encodeArray(args) {
+  const body = args.flatMap((x) => [...encodeTextString(x)]);
+  if (args.length <= 23) {
+    return new Uint8Array([4 << 5 | args.length, ...body]);
+  }
+  if (args.length <= 255) {
+    return new Uint8Array([4 << 5 | 24, args.length, ...body]);
+  }
+  if (args.length <= 65535) {
+    return new Uint8Array([4 << 5 | 25, args.length >> 8, args.length & 255, ...body]);
+  }
+  throw Error("cbor: array too long");
+}
+var init_cbor = __esm({
+  "node_modules/age-encryption/dist/cbor.js"() {
+  }
+});
+
+// node_modules/age-encryption/dist/webauthn.js
+var webauthn_exports = {};
+__export(webauthn_exports, {
+  WebAuthnIdentity: () => WebAuthnIdentity,
+  WebAuthnRecipient: () => WebAuthnRecipient,
+  createCredential: () => createCredential
+});
+async function createCredential(options) {
+  const cred = await navigator.credentials.create({
+    publicKey: {
+      rp: { name: "", id: options.rpId },
+      user: {
+        name: options.keyName,
+        id: domBuffer2(randomBytes3(8)),
+        // avoid overwriting existing keys
+        displayName: ""
+      },
+      pubKeyCredParams: defaultAlgorithms,
+      authenticatorSelection: {
+        requireResidentKey: options.type !== "security-key",
+        residentKey: options.type !== "security-key" ? "required" : "discouraged",
+        userVerification: "required"
+        // prf requires UV
+      },
+      hints: options.type === "security-key" ? ["security-key"] : [],
+      extensions: { prf: {} },
+      challenge: new Uint8Array([0]).buffer
+      // unused without attestation
+    }
+  });
+  if (!cred.getClientExtensionResults().prf?.enabled) {
+    throw Error("PRF extension not available (need macOS 15+, Chrome 132+)");
+  }
+  const rpId = options.rpId ?? new URL(window.origin).hostname;
+  return encodeIdentity(cred, rpId);
+}
+function encodeIdentity(credential, rpId) {
+  const res = credential.response;
+  const version = encodeUint(1);
+  const credId = encodeByteString(new Uint8Array(credential.rawId));
+  const rp = encodeTextString(rpId);
+  const transports = encodeArray(res.getTransports());
+  const identityData = new Uint8Array([...version, ...credId, ...rp, ...transports]);
+  return bech32.encode(prefix, bech32.toWords(identityData), false).toUpperCase();
+}
+function decodeIdentity(identity) {
+  const { words } = bech32.decode(identity, false);
+  const bytes = bech32.fromWords(words);
+  if (!identity.startsWith(prefix + "1")) {
+    throw Error("invalid identity");
+  }
+  const [version, rest1] = readUint(bytes);
+  if (version !== 1) {
+    throw Error("unsupported identity version");
+  }
+  const [credId, rest2] = readByteString(rest1);
+  const [rpId, rest3] = readTextString(rest2);
+  const [transports] = readArray(rest3);
+  return [credId, rpId, transports];
+}
+function prfInputs(nonce) {
+  const prefix2 = new TextEncoder().encode(label);
+  const first = new Uint8Array(prefix2.length + nonce.length + 1);
+  first.set(prefix2, 0);
+  first[prefix2.length] = 1;
+  first.set(nonce, prefix2.length + 1);
+  const second = new Uint8Array(prefix2.length + nonce.length + 1);
+  second.set(prefix2, 0);
+  second[prefix2.length] = 2;
+  second.set(nonce, prefix2.length + 1);
+  return { first, second };
+}
+function deriveKey(results) {
+  if (results.second === void 0) {
+    throw Error("Missing second PRF result");
+  }
+  const first = prfResultToBytes(results.first);
+  const second = prfResultToBytes(results.second);
+  const prf = new Uint8Array(first.byteLength + second.byteLength);
+  prf.set(first, 0);
+  prf.set(second, first.byteLength);
+  return extract(sha256, prf, new TextEncoder().encode(label));
+}
+function prfResultToBytes(result) {
+  if (result instanceof ArrayBuffer) {
+    return new Uint8Array(result);
+  }
+  if (ArrayBuffer.isView(result)) {
+    return new Uint8Array(result.buffer, result.byteOffset, result.byteLength);
+  }
+  if (Array.isArray(result)) {
+    return Uint8Array.from(result);
+  }
+  throw Error("PRF result is not a BufferSource");
+}
+function domBuffer2(arr) {
+  return arr;
+}
+var defaultAlgorithms, prefix, label, WebAuthnInternal, WebAuthnRecipient, WebAuthnIdentity;
+var init_webauthn = __esm({
+  "node_modules/age-encryption/dist/webauthn.js"() {
+    init_base();
+    init_utils4();
+    init_hkdf();
+    init_sha2();
+    init_dist();
+    init_format();
+    init_recipients();
+    init_cbor();
+    init_dist();
+    defaultAlgorithms = [
+      { type: "public-key", alg: -8 },
+      // Ed25519
+      { type: "public-key", alg: -7 },
+      // ECDSA with P-256 and SHA-256
+      { type: "public-key", alg: -257 }
+      // RSA PKCS#1 v1.5 with SHA-256
+    ];
+    prefix = "AGE-PLUGIN-FIDO2PRF-";
+    label = "age-encryption.org/fido2prf";
+    WebAuthnInternal = class {
+      credId;
+      transports;
+      rpId;
+      constructor(options) {
+        if (options?.identity) {
+          const [credId, rpId, transports] = decodeIdentity(options.identity);
+          this.credId = credId;
+          this.transports = transports;
+          this.rpId = rpId;
+        } else {
+          this.rpId = options?.rpId;
+        }
+      }
+      async getCredential(nonce) {
+        const assertion = await navigator.credentials.get({
+          publicKey: {
+            allowCredentials: this.credId ? [{
+              id: domBuffer2(this.credId),
+              transports: this.transports,
+              type: "public-key"
+            }] : [],
+            challenge: domBuffer2(randomBytes3(16)),
+            extensions: { prf: { eval: prfInputs(nonce) } },
+            userVerification: "required",
+            // prf requires UV
+            rpId: this.rpId
+          }
+        });
+        const results = assertion.getClientExtensionResults().prf?.results;
+        if (results === void 0) {
+          throw Error("PRF extension not available (need macOS 15+, Chrome 132+)");
+        }
+        return results;
+      }
+    };
+    WebAuthnRecipient = class extends WebAuthnInternal {
+      /**
+       * Implements {@link Recipient.wrapFileKey}.
+       */
+      async wrapFileKey(fileKey) {
+        const nonce = randomBytes3(16);
+        const results = await this.getCredential(nonce);
+        const key = deriveKey(results);
+        return [new Stanza([label, base64nopad.encode(nonce)], encryptFileKey(fileKey, key))];
+      }
+    };
+    WebAuthnIdentity = class extends WebAuthnInternal {
+      /**
+       * Implements {@link Identity.unwrapFileKey}.
+       */
+      async unwrapFileKey(stanzas) {
+        for (const s2 of stanzas) {
+          if (s2.args.length < 1 || s2.args[0] !== label) {
+            continue;
+          }
+          if (s2.args.length !== 2) {
+            throw Error("invalid prf stanza");
+          }
+          const nonce = base64nopad.decode(s2.args[1]);
+          if (nonce.length !== 16) {
+            throw Error("invalid prf stanza");
+          }
+          const results = await this.getCredential(nonce);
+          const key = deriveKey(results);
+          const fileKey = decryptFileKey(s2.body, key);
+          if (fileKey !== null)
+            return fileKey;
+        }
+        return null;
+      }
+    };
+  }
+});
 
 // node_modules/age-encryption/dist/index.js
-var Encrypter = class {
-  passphrase = null;
-  scryptWorkFactor = 18;
-  recipients = [];
-  /**
-   * Set the passphrase to encrypt the file(s) with. This method can only be
-   * called once, and can't be called if {@link Encrypter.addRecipient} has
-   * been called.
-   *
-   * The passphrase is passed through the scrypt key derivation function, but
-   * it needs to have enough entropy to resist offline brute-force attacks.
-   * You should use at least 8-10 random alphanumeric characters, or 4-5
-   * random words from a list of at least 2000 words.
-   *
-   * @param s - The passphrase to encrypt the file with.
-   */
-  setPassphrase(s2) {
-    if (this.passphrase !== null) {
-      throw new Error("can encrypt to at most one passphrase");
-    }
-    if (this.recipients.length !== 0) {
-      throw new Error("can't encrypt to both recipients and passphrases");
-    }
-    this.passphrase = s2;
-  }
-  /**
-   * Set the scrypt work factor to use when encrypting the file(s) with a
-   * passphrase. The default is 18. Using a lower value will require stronger
-   * passphrases to resist offline brute-force attacks.
-   *
-   * @param logN - The base-2 logarithm of the scrypt work factor.
-   */
-  setScryptWorkFactor(logN) {
-    this.scryptWorkFactor = logN;
-  }
-  /**
-   * Add a recipient to encrypt the file(s) for. This method can be called
-   * multiple times to encrypt the file(s) for multiple recipients.
-   *
-   * This version supports native X25519 recipients (`age1...`), hybrid
-   * post-quantum recipients (`age1pq1...`), tag recipients (`age1tag1...`),
-   * and hybrid tag recipients (`age1tagpq1...`).
-   *
-   * @param s - The recipient to encrypt the file for. Either a string
-   * beginning with `age1...` or an object implementing the {@link Recipient}
-   * interface.
-   */
-  addRecipient(s2) {
-    if (this.passphrase !== null) {
-      throw new Error("can't encrypt to both recipients and passphrases");
-    }
-    if (typeof s2 === "string") {
-      if (s2.startsWith("age1pq1")) {
-        this.recipients.push(new HybridRecipient(s2));
-      } else if (s2.startsWith("age1tag1")) {
-        this.recipients.push(new TagRecipient(s2));
-      } else if (s2.startsWith("age1tagpq1")) {
-        this.recipients.push(new HybridTagRecipient(s2));
-      } else if (s2.startsWith("age1")) {
-        this.recipients.push(new X25519Recipient(s2));
-      } else {
-        throw new Error("unrecognized recipient type");
-      }
-    } else {
-      this.recipients.push(s2);
-    }
-  }
-  async encrypt(file) {
-    const fileKey = randomBytes3(16);
-    const stanzas = [];
-    let recipients = this.recipients;
-    if (this.passphrase !== null) {
-      recipients = [new ScryptRecipient(this.passphrase, this.scryptWorkFactor)];
-    }
-    for (const recipient of recipients) {
-      stanzas.push(...await recipient.wrapFileKey(fileKey));
-    }
-    const labelHeader = new TextEncoder().encode("header");
-    const hmacKey = hkdf(sha256, fileKey, void 0, labelHeader, 32);
-    const mac = hmac(sha256, hmacKey, encodeHeaderNoMAC(stanzas));
-    const header = encodeHeader(stanzas, mac);
-    const nonce = randomBytes3(16);
-    const labelPayload = new TextEncoder().encode("payload");
-    const streamKey = hkdf(sha256, fileKey, nonce, labelPayload, 32);
-    const encrypter = encryptSTREAM(streamKey);
-    if (!(file instanceof ReadableStream)) {
-      if (typeof file === "string")
-        file = new TextEncoder().encode(file);
-      return await readAll(prepend(stream(file).pipeThrough(encrypter), header, nonce));
-    }
-    return Object.assign(prepend(file.pipeThrough(encrypter), header, nonce), {
-      size: (size) => ciphertextSize(size) + header.length + nonce.length
-    });
-  }
-};
-var Decrypter = class {
-  identities = [];
-  /**
-   * Add a passphrase to decrypt password-encrypted file(s) with. This method
-   * can be called multiple times to try multiple passphrases.
-   *
-   * @param s - The passphrase to decrypt the file with.
-   */
-  addPassphrase(s2) {
-    this.identities.push(new ScryptIdentity(s2));
-  }
-  /**
-   * Add an identity to decrypt file(s) with. This method can be called
-   * multiple times to try multiple identities.
-   *
-   * @param s - The identity to decrypt the file with. Either a string
-   * beginning with `AGE-SECRET-KEY-PQ-1...` or `AGE-SECRET-KEY-1...`, an
-   * X25519 private
-   * {@link https://developer.mozilla.org/en-US/docs/Web/API/CryptoKey | CryptoKey}
-   * object, or an object implementing the {@link Identity} interface.
-   *
-   * A CryptoKey object must have
-   * {@link https://developer.mozilla.org/en-US/docs/Web/API/CryptoKey/type | type}
-   * `private`,
-   * {@link https://developer.mozilla.org/en-US/docs/Web/API/CryptoKey/algorithm | algorithm}
-   * `{name: 'X25519'}`, and
-   * {@link https://developer.mozilla.org/en-US/docs/Web/API/CryptoKey/usages | usages}
-   * `["deriveBits"]`. For example:
-   * ```js
-   * const keyPair = await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"])
-   * decrypter.addIdentity(key.privateKey)
-   * ```
-   */
-  addIdentity(s2) {
-    if (isCryptoKey3(s2)) {
-      this.identities.push(new X25519Identity(s2));
-    } else if (typeof s2 === "string") {
-      if (s2.startsWith("AGE-SECRET-KEY-1")) {
-        this.identities.push(new X25519Identity(s2));
-      } else if (s2.startsWith("AGE-SECRET-KEY-PQ-1")) {
-        this.identities.push(new HybridIdentity(s2));
-      } else {
-        throw new Error("unrecognized identity type");
-      }
-    } else {
-      this.identities.push(s2);
-    }
-  }
-  async decrypt(file, outputFormat) {
-    const s2 = file instanceof ReadableStream ? file : stream(file);
-    const { fileKey, headerSize, rest } = await this.decryptHeaderInternal(s2);
-    const { data: nonce, rest: payload } = await read2(rest, 16);
-    const label = new TextEncoder().encode("payload");
-    const streamKey = hkdf(sha256, fileKey, nonce, label, 32);
-    const decrypter = decryptSTREAM(streamKey);
-    const out = payload.pipeThrough(decrypter);
-    const outWithSize = Object.assign(out, {
-      size: (size) => plaintextSize(size - headerSize - nonce.length)
-    });
-    if (file instanceof ReadableStream)
-      return outWithSize;
-    if (outputFormat === "text")
-      return await readAllString(out);
-    return await readAll(out);
-  }
-  /**
-   * Decrypt the file key from a detached header. This is a low-level
-   * function that can be used to implement delegated decryption logic.
-   * Most users won't need this.
-   *
-   * It is the caller's responsibility to keep track of what file the
-   * returned file key decrypts, and to ensure the file key is not used
-   * for any other purpose.
-   *
-   * @param header - The file's textual header, including the MAC.
-   *
-   * @returns The file key used to encrypt the file.
-   */
-  async decryptHeader(header) {
-    return (await this.decryptHeaderInternal(stream(header))).fileKey;
-  }
-  async decryptHeaderInternal(file) {
-    const h5 = await parseHeader(file);
-    const fileKey = await this.unwrapFileKey(h5.stanzas);
-    if (fileKey === null)
-      throw Error("no identity matched any of the file's recipients");
-    const label = new TextEncoder().encode("header");
-    const hmacKey = hkdf(sha256, fileKey, void 0, label, 32);
-    const mac = hmac(sha256, hmacKey, h5.headerNoMAC);
-    if (!compareBytes(h5.MAC, mac))
-      throw Error("invalid header HMAC");
-    return { fileKey, headerSize: h5.headerSize, rest: h5.rest };
-  }
-  async unwrapFileKey(stanzas) {
-    for (const identity of this.identities) {
-      const fileKey = await identity.unwrapFileKey(stanzas);
-      if (fileKey !== null)
-        return fileKey;
-    }
-    return null;
-  }
-};
+var dist_exports = {};
+__export(dist_exports, {
+  Decrypter: () => Decrypter,
+  Encrypter: () => Encrypter,
+  Stanza: () => Stanza,
+  armor: () => armor_exports,
+  generateHybridIdentity: () => generateHybridIdentity,
+  generateIdentity: () => generateIdentity,
+  generateX25519Identity: () => generateX25519Identity,
+  identityToRecipient: () => identityToRecipient,
+  webauthn: () => webauthn_exports
+});
 function compareBytes(a5, b5) {
   if (a5.length !== b5.length) {
     return false;
@@ -99667,247 +98599,2630 @@ function compareBytes(a5, b5) {
 function isCryptoKey3(key) {
   return typeof CryptoKey !== "undefined" && key instanceof CryptoKey;
 }
+var Encrypter, Decrypter;
+var init_dist = __esm({
+  "node_modules/age-encryption/dist/index.js"() {
+    init_hmac();
+    init_hkdf();
+    init_sha2();
+    init_utils4();
+    init_recipients();
+    init_recipients();
+    init_recipients();
+    init_recipients();
+    init_format();
+    init_stream();
+    init_io();
+    init_armor();
+    init_webauthn();
+    init_recipients();
+    Encrypter = class {
+      passphrase = null;
+      scryptWorkFactor = 18;
+      recipients = [];
+      /**
+       * Set the passphrase to encrypt the file(s) with. This method can only be
+       * called once, and can't be called if {@link Encrypter.addRecipient} has
+       * been called.
+       *
+       * The passphrase is passed through the scrypt key derivation function, but
+       * it needs to have enough entropy to resist offline brute-force attacks.
+       * You should use at least 8-10 random alphanumeric characters, or 4-5
+       * random words from a list of at least 2000 words.
+       *
+       * @param s - The passphrase to encrypt the file with.
+       */
+      setPassphrase(s2) {
+        if (this.passphrase !== null) {
+          throw new Error("can encrypt to at most one passphrase");
+        }
+        if (this.recipients.length !== 0) {
+          throw new Error("can't encrypt to both recipients and passphrases");
+        }
+        this.passphrase = s2;
+      }
+      /**
+       * Set the scrypt work factor to use when encrypting the file(s) with a
+       * passphrase. The default is 18. Using a lower value will require stronger
+       * passphrases to resist offline brute-force attacks.
+       *
+       * @param logN - The base-2 logarithm of the scrypt work factor.
+       */
+      setScryptWorkFactor(logN) {
+        this.scryptWorkFactor = logN;
+      }
+      /**
+       * Add a recipient to encrypt the file(s) for. This method can be called
+       * multiple times to encrypt the file(s) for multiple recipients.
+       *
+       * This version supports native X25519 recipients (`age1...`), hybrid
+       * post-quantum recipients (`age1pq1...`), tag recipients (`age1tag1...`),
+       * and hybrid tag recipients (`age1tagpq1...`).
+       *
+       * @param s - The recipient to encrypt the file for. Either a string
+       * beginning with `age1...` or an object implementing the {@link Recipient}
+       * interface.
+       */
+      addRecipient(s2) {
+        if (this.passphrase !== null) {
+          throw new Error("can't encrypt to both recipients and passphrases");
+        }
+        if (typeof s2 === "string") {
+          if (s2.startsWith("age1pq1")) {
+            this.recipients.push(new HybridRecipient(s2));
+          } else if (s2.startsWith("age1tag1")) {
+            this.recipients.push(new TagRecipient(s2));
+          } else if (s2.startsWith("age1tagpq1")) {
+            this.recipients.push(new HybridTagRecipient(s2));
+          } else if (s2.startsWith("age1")) {
+            this.recipients.push(new X25519Recipient(s2));
+          } else {
+            throw new Error("unrecognized recipient type");
+          }
+        } else {
+          this.recipients.push(s2);
+        }
+      }
+      async encrypt(file) {
+        const fileKey = randomBytes3(16);
+        const stanzas = [];
+        let recipients = this.recipients;
+        if (this.passphrase !== null) {
+          recipients = [new ScryptRecipient(this.passphrase, this.scryptWorkFactor)];
+        }
+        for (const recipient of recipients) {
+          stanzas.push(...await recipient.wrapFileKey(fileKey));
+        }
+        const labelHeader = new TextEncoder().encode("header");
+        const hmacKey = hkdf(sha256, fileKey, void 0, labelHeader, 32);
+        const mac = hmac(sha256, hmacKey, encodeHeaderNoMAC(stanzas));
+        const header = encodeHeader(stanzas, mac);
+        const nonce = randomBytes3(16);
+        const labelPayload = new TextEncoder().encode("payload");
+        const streamKey = hkdf(sha256, fileKey, nonce, labelPayload, 32);
+        const encrypter = encryptSTREAM(streamKey);
+        if (!(file instanceof ReadableStream)) {
+          if (typeof file === "string")
+            file = new TextEncoder().encode(file);
+          return await readAll(prepend(stream(file).pipeThrough(encrypter), header, nonce));
+        }
+        return Object.assign(prepend(file.pipeThrough(encrypter), header, nonce), {
+          size: (size) => ciphertextSize(size) + header.length + nonce.length
+        });
+      }
+    };
+    Decrypter = class {
+      identities = [];
+      /**
+       * Add a passphrase to decrypt password-encrypted file(s) with. This method
+       * can be called multiple times to try multiple passphrases.
+       *
+       * @param s - The passphrase to decrypt the file with.
+       */
+      addPassphrase(s2) {
+        this.identities.push(new ScryptIdentity(s2));
+      }
+      /**
+       * Add an identity to decrypt file(s) with. This method can be called
+       * multiple times to try multiple identities.
+       *
+       * @param s - The identity to decrypt the file with. Either a string
+       * beginning with `AGE-SECRET-KEY-PQ-1...` or `AGE-SECRET-KEY-1...`, an
+       * X25519 private
+       * {@link https://developer.mozilla.org/en-US/docs/Web/API/CryptoKey | CryptoKey}
+       * object, or an object implementing the {@link Identity} interface.
+       *
+       * A CryptoKey object must have
+       * {@link https://developer.mozilla.org/en-US/docs/Web/API/CryptoKey/type | type}
+       * `private`,
+       * {@link https://developer.mozilla.org/en-US/docs/Web/API/CryptoKey/algorithm | algorithm}
+       * `{name: 'X25519'}`, and
+       * {@link https://developer.mozilla.org/en-US/docs/Web/API/CryptoKey/usages | usages}
+       * `["deriveBits"]`. For example:
+       * ```js
+       * const keyPair = await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"])
+       * decrypter.addIdentity(key.privateKey)
+       * ```
+       */
+      addIdentity(s2) {
+        if (isCryptoKey3(s2)) {
+          this.identities.push(new X25519Identity(s2));
+        } else if (typeof s2 === "string") {
+          if (s2.startsWith("AGE-SECRET-KEY-1")) {
+            this.identities.push(new X25519Identity(s2));
+          } else if (s2.startsWith("AGE-SECRET-KEY-PQ-1")) {
+            this.identities.push(new HybridIdentity(s2));
+          } else {
+            throw new Error("unrecognized identity type");
+          }
+        } else {
+          this.identities.push(s2);
+        }
+      }
+      async decrypt(file, outputFormat) {
+        const s2 = file instanceof ReadableStream ? file : stream(file);
+        const { fileKey, headerSize, rest } = await this.decryptHeaderInternal(s2);
+        const { data: nonce, rest: payload } = await read2(rest, 16);
+        const label2 = new TextEncoder().encode("payload");
+        const streamKey = hkdf(sha256, fileKey, nonce, label2, 32);
+        const decrypter = decryptSTREAM(streamKey);
+        const out = payload.pipeThrough(decrypter);
+        const outWithSize = Object.assign(out, {
+          size: (size) => plaintextSize(size - headerSize - nonce.length)
+        });
+        if (file instanceof ReadableStream)
+          return outWithSize;
+        if (outputFormat === "text")
+          return await readAllString(out);
+        return await readAll(out);
+      }
+      /**
+       * Decrypt the file key from a detached header. This is a low-level
+       * function that can be used to implement delegated decryption logic.
+       * Most users won't need this.
+       *
+       * It is the caller's responsibility to keep track of what file the
+       * returned file key decrypts, and to ensure the file key is not used
+       * for any other purpose.
+       *
+       * @param header - The file's textual header, including the MAC.
+       *
+       * @returns The file key used to encrypt the file.
+       */
+      async decryptHeader(header) {
+        return (await this.decryptHeaderInternal(stream(header))).fileKey;
+      }
+      async decryptHeaderInternal(file) {
+        const h5 = await parseHeader(file);
+        const fileKey = await this.unwrapFileKey(h5.stanzas);
+        if (fileKey === null)
+          throw Error("no identity matched any of the file's recipients");
+        const label2 = new TextEncoder().encode("header");
+        const hmacKey = hkdf(sha256, fileKey, void 0, label2, 32);
+        const mac = hmac(sha256, hmacKey, h5.headerNoMAC);
+        if (!compareBytes(h5.MAC, mac))
+          throw Error("invalid header HMAC");
+        return { fileKey, headerSize: h5.headerSize, rest: h5.rest };
+      }
+      async unwrapFileKey(stanzas) {
+        for (const identity of this.identities) {
+          const fileKey = await identity.unwrapFileKey(stanzas);
+          if (fileKey !== null)
+            return fileKey;
+        }
+        return null;
+      }
+    };
+  }
+});
 
-// packages/backup/src/s3-store.ts
-var PART_SIZE = 5 * 1024 * 1024;
-var QUEUE_SIZE = 1;
-var FULL_GC_EVERY_BYTES = 32 * 1024 * 1024;
+// packages/backup/src/runner-stream.ts
+import { createHash as createHash8 } from "node:crypto";
+import { createReadStream as createReadStream2 } from "node:fs";
+import { PassThrough as PassThrough2, Readable as Readable8, Transform, Writable as Writable4 } from "node:stream";
+import { createGunzip, createGzip } from "node:zlib";
 function toWebBounded(stream2) {
   return Readable8.toWeb(stream2, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) });
 }
-var Inspector = class extends Transform {
-  constructor(type, reclaim = false) {
-    super();
-    this.type = type;
-    this.reclaim = reclaim ? bufferReclaimer(FULL_GC_EVERY_BYTES, "full") : () => void 0;
+async function streamDump(executor, request, consume, abort) {
+  const { source } = request;
+  const head = new PassThrough2({ highWaterMark: 256 * 1024 });
+  let discard = false;
+  const gate = new Writable4({
+    highWaterMark: 256 * 1024,
+    write(chunk, _encoding, callback) {
+      if (discard || head.destroyed) return callback();
+      if (head.write(chunk)) return callback();
+      const go = () => {
+        head.off("drain", go);
+        head.off("close", go);
+        callback();
+      };
+      head.on("drain", go);
+      head.on("close", go);
+    },
+    final(callback) {
+      callback();
+    }
+  });
+  const raw2 = new Inspector(source.type);
+  const stored = new Inspector(void 0, true);
+  let chain3 = head.pipe(raw2);
+  raw2.on("error", (error3) => stored.destroy(error3));
+  head.on("error", (error3) => raw2.destroy(error3));
+  if (source.compression === "gzip") {
+    const gzip = createGzip({ level: 6 });
+    raw2.on("error", (error3) => gzip.destroy(error3));
+    chain3 = chain3.pipe(gzip);
   }
-  type;
-  hash = createHash8("sha256");
-  bytes = 0;
-  head = Buffer.alloc(0);
-  tail = Buffer.alloc(0);
-  reclaim;
-  _transform(chunk, _encoding, callback) {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    this.reclaim(chunk.length);
-    const format2 = this.type ? FORMATS[this.type] : void 0;
-    if (format2?.magic && this.head.length < format2.magic.offset + format2.magic.bytes.length) {
-      this.head = Buffer.concat([this.head, chunk.subarray(0, format2.magic.offset + format2.magic.bytes.length)]);
-      const { offset, bytes } = format2.magic;
-      if (this.head.length >= offset + bytes.length && !this.head.subarray(offset, offset + bytes.length).equals(bytes)) {
-        return callback(new BackupFailed(`the dump does not start with the ${format2.describe}; not storing it`));
+  if (request.encryptRecipients.length > 0) {
+    const { Encrypter: Encrypter2 } = await Promise.resolve().then(() => (init_dist(), dist_exports));
+    const encrypter = new Encrypter2();
+    for (const recipient of request.encryptRecipients) encrypter.addRecipient(recipient);
+    const web = await encrypter.encrypt(toWebBounded(chain3));
+    chain3 = Readable8.fromWeb(web);
+  }
+  chain3.on("error", (error3) => stored.destroy(error3));
+  chain3.pipe(stored);
+  const consumed = consume(stored);
+  consumed.catch(() => {
+    discard = true;
+    head.destroy();
+  });
+  let remoteError;
+  try {
+    const result = await executor.run([request.dump], { description: `dump ${source.name}`, stdout: gate, allowFailure: true });
+    if (result.code !== 0) remoteError = new BackupFailed(`dump of ${source.name} failed with exit code ${result.code}: ${result.stderr.trim().split("\n").slice(-10).join("\n")}`);
+  } catch (error3) {
+    remoteError = error3;
+  }
+  if (remoteError) {
+    discard = true;
+    head.destroy(remoteError);
+    await abort().catch(() => void 0);
+    await consumed.catch(() => void 0);
+    throw remoteError instanceof BackupFailed ? remoteError : new BackupFailed(`dump of ${source.name} failed: ${remoteError.message}`);
+  }
+  head.end();
+  try {
+    await consumed;
+  } catch (error3) {
+    throw new BackupFailed(`backup of ${source.name} was not stored (no manifest): ${error3.message}`);
+  }
+  return { raw: raw2, stored };
+}
+function sizeProblems(request, size) {
+  const problems = [];
+  if (size < request.minSize) problems.push(`it is smaller than min-size (${size} < ${request.minSize} bytes)`);
+  if (request.previousSize !== void 0 && request.maxShrinkPercent < 100 && size < Math.floor(request.previousSize * (100 - request.maxShrinkPercent) / 100)) {
+    problems.push(`it shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes)`);
+  }
+  return problems;
+}
+function runnerVerification(request) {
+  const { source } = request;
+  return [
+    "exit status 0 (pipefail)",
+    `size >= ${request.minSize} bytes`,
+    ...request.previousSize !== void 0 && request.maxShrinkPercent < 100 ? [`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`] : [],
+    FORMATS[source.type].describe,
+    "sha256 (raw and stored)",
+    ...source.type === "sqlite" ? ["PRAGMA integrity_check on the .backup snapshot"] : []
+  ];
+}
+async function localRawData(path, manifest, identities, cleanup) {
+  const open2 = async () => {
+    let stream2 = createReadStream2(path);
+    if (manifest.encryption) {
+      const { Decrypter: Decrypter2 } = await Promise.resolve().then(() => (init_dist(), dist_exports));
+      const decrypter = new Decrypter2();
+      for (const identity of identities) decrypter.addIdentity(identity);
+      try {
+        const web = await decrypter.decrypt(toWebBounded(stream2));
+        stream2 = Readable8.fromWeb(web);
+      } catch (error3) {
+        throw new Error(`${manifest.id} could not be decrypted with the given decrypt-identity: ${error3.message}`);
       }
     }
-    if (format2?.trailer) this.tail = Buffer.concat([this.tail, chunk]).subarray(-300);
-    callback(null, chunk);
-  }
-  _flush(callback) {
-    const format2 = this.type ? FORMATS[this.type] : void 0;
-    if (format2?.magic && this.head.length < format2.magic.offset + format2.magic.bytes.length) {
-      return callback(new BackupFailed(`the dump is too short to hold the ${format2.describe}`));
+    if (manifest.compression === "gzip") {
+      const gunzip = createGunzip();
+      stream2.on("error", (error3) => gunzip.destroy(error3));
+      stream2 = stream2.pipe(gunzip);
     }
-    if (format2?.trailer && !this.tail.includes(format2.trailer)) return callback(new BackupFailed(`the dump lacks the ${format2.describe}`));
-    callback();
-  }
-  digest() {
-    return this.hash.digest("hex");
-  }
-};
-var S3Store = class {
-  constructor(settings) {
-    this.settings = settings;
-    this.client = new import_client_s3.S3Client({
-      region: settings.region,
-      ...settings.endpoint ? { endpoint: settings.endpoint } : {},
-      forcePathStyle: settings.forcePathStyle ?? Boolean(settings.endpoint),
-      credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey }
-    });
-  }
-  settings;
-  kind = "s3";
-  client;
-  describe() {
-    return `s3://${this.settings.bucket}/${this.settings.prefix}`;
-  }
-  key(sourceName, file) {
-    const prefix = this.settings.prefix.replace(/^\/+|\/+$/g, "");
-    return `${prefix ? `${prefix}/` : ""}${sourceName}/${file}`;
-  }
-  async list(sourceName) {
-    const manifests = [];
-    let token;
-    for (let page = 0; page < 1e3; page++) {
-      const listing = await this.client.send(new import_client_s3.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(sourceName, ""), ...token ? { ContinuationToken: token } : {} }));
-      for (const object of listing.Contents ?? []) {
-        if (!object.Key?.endsWith(".manifest.json")) continue;
-        const body = await this.client.send(new import_client_s3.GetObjectCommand({ Bucket: this.settings.bucket, Key: object.Key }));
-        manifests.push(parseManifest(await body.Body.transformToString(), object.Key));
+    return stream2;
+  };
+  (await open2()).destroy();
+  return { kind: "stream", open: open2, cleanup };
+}
+function encryptedNeedsIdentity(manifest, identities) {
+  if (manifest.encryption && identities.length === 0) throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1\u2026`);
+}
+var FULL_GC_EVERY_BYTES, Inspector;
+var init_runner_stream = __esm({
+  "packages/backup/src/runner-stream.ts"() {
+    "use strict";
+    init_src2();
+    init_formats();
+    init_store();
+    FULL_GC_EVERY_BYTES = Number(process.env.SKIFF_BACKUP_GC_MIB ?? 32) * 1024 * 1024;
+    Inspector = class extends Transform {
+      constructor(type, reclaim = false) {
+        super();
+        this.type = type;
+        this.reclaim = reclaim ? bufferReclaimer(FULL_GC_EVERY_BYTES, "full") : () => void 0;
       }
-      if (!listing.IsTruncated) break;
-      token = listing.NextContinuationToken;
-    }
-    return newestFirst(manifests.filter((manifest) => manifest.source === sourceName));
-  }
-  /**
-   * remote stdout → sha256 + format check of the raw dump → gzip → age → sha256 of the stored
-   * bytes → multipart upload. The end of the stream is held back until the remote exit status is
-   * known: a dump that failed midway errors the stream instead, so the upload is aborted and no
-   * truncated object is ever completed.
-   */
-  async backup(executor, request) {
-    const started = Date.now();
-    const { source } = request;
-    const encrypted = request.encryptRecipients.length > 0;
-    const file = `${request.id}.${storedExtension(source.type, source.compression, encrypted)}`;
-    const key = this.key(source.name, file);
-    const head = new PassThrough2({ highWaterMark: 256 * 1024 });
-    let discard = false;
-    const gate = new Writable4({
-      highWaterMark: 256 * 1024,
-      write(chunk, _encoding, callback) {
-        if (discard || head.destroyed) return callback();
-        if (head.write(chunk)) callback();
-        else head.once("drain", () => callback());
-      },
-      final(callback) {
+      type;
+      hash = createHash8("sha256");
+      bytes = 0;
+      head = Buffer.alloc(0);
+      tail = Buffer.alloc(0);
+      reclaim;
+      _transform(chunk, _encoding, callback) {
+        this.hash.update(chunk);
+        this.bytes += chunk.length;
+        this.reclaim(chunk.length);
+        const format2 = this.type ? FORMATS[this.type] : void 0;
+        if (format2?.magic && this.head.length < format2.magic.offset + format2.magic.bytes.length) {
+          this.head = Buffer.concat([this.head, chunk.subarray(0, format2.magic.offset + format2.magic.bytes.length)]);
+          const { offset, bytes } = format2.magic;
+          if (this.head.length >= offset + bytes.length && !this.head.subarray(offset, offset + bytes.length).equals(bytes)) {
+            return callback(new BackupFailed(`the dump does not start with the ${format2.describe}; not storing it`));
+          }
+        }
+        if (format2?.trailer) this.tail = Buffer.from(Buffer.concat([this.tail, chunk.subarray(-300)]).subarray(-300));
+        callback(null, chunk);
+      }
+      _flush(callback) {
+        const format2 = this.type ? FORMATS[this.type] : void 0;
+        if (format2?.magic && this.head.length < format2.magic.offset + format2.magic.bytes.length) {
+          return callback(new BackupFailed(`the dump is too short to hold the ${format2.describe}`));
+        }
+        if (format2?.trailer && !this.tail.includes(format2.trailer)) return callback(new BackupFailed(`the dump lacks the ${format2.describe}`));
         callback();
       }
+      digest() {
+        return this.hash.digest("hex");
+      }
+    };
+  }
+});
+
+// packages/backup/src/s3-store.ts
+var s3_store_exports = {};
+__export(s3_store_exports, {
+  Inspector: () => Inspector,
+  S3Store: () => S3Store
+});
+import { createWriteStream } from "node:fs";
+import { mkdtemp, rm as rm2 } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join as join5 } from "node:path";
+import { pipeline } from "node:stream/promises";
+var import_client_s3, import_lib_storage, PART_SIZE, QUEUE_SIZE, S3Store;
+var init_s3_store = __esm({
+  "packages/backup/src/s3-store.ts"() {
+    "use strict";
+    import_client_s3 = __toESM(require_dist_cjs16(), 1);
+    import_lib_storage = __toESM(require_dist_cjs17(), 1);
+    init_formats();
+    init_manifest();
+    init_runner_stream();
+    init_store();
+    init_runner_stream();
+    PART_SIZE = 5 * 1024 * 1024;
+    QUEUE_SIZE = 1;
+    S3Store = class {
+      constructor(settings) {
+        this.settings = settings;
+        this.client = new import_client_s3.S3Client({
+          region: settings.region,
+          ...settings.endpoint ? { endpoint: settings.endpoint } : {},
+          forcePathStyle: settings.forcePathStyle ?? Boolean(settings.endpoint),
+          credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey }
+        });
+      }
+      settings;
+      kind = "s3";
+      client;
+      close() {
+        this.client.destroy();
+      }
+      describe() {
+        return `s3://${this.settings.bucket}/${this.settings.prefix}`;
+      }
+      key(sourceName, file) {
+        const prefix2 = this.settings.prefix.replace(/^\/+|\/+$/g, "");
+        return `${prefix2 ? `${prefix2}/` : ""}${sourceName}/${file}`;
+      }
+      async list(sourceName) {
+        const manifests = [];
+        let token;
+        for (let page = 0; page < 1e3; page++) {
+          const listing = await this.client.send(new import_client_s3.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(sourceName, ""), ...token ? { ContinuationToken: token } : {} }));
+          for (const object of listing.Contents ?? []) {
+            if (!object.Key?.endsWith(".manifest.json")) continue;
+            const body = await this.client.send(new import_client_s3.GetObjectCommand({ Bucket: this.settings.bucket, Key: object.Key }));
+            manifests.push(parseManifest(await body.Body.transformToString(), object.Key));
+          }
+          if (!listing.IsTruncated) break;
+          token = listing.NextContinuationToken;
+        }
+        return newestFirst(manifests.filter((manifest) => manifest.source === sourceName));
+      }
+      /**
+       * remote stdout → sha256 + format check of the raw dump → gzip → age → sha256 of the stored
+       * bytes → multipart upload. The end of the stream is held back until the remote exit status is
+       * known: a dump that failed midway errors the stream instead, so the upload is aborted and no
+       * truncated object is ever completed.
+       */
+      async backup(executor, request) {
+        const started = Date.now();
+        const { source } = request;
+        const encrypted = request.encryptRecipients.length > 0;
+        const file = `${request.id}.${storedExtension(source.type, source.compression, encrypted)}`;
+        const key = this.key(source.name, file);
+        let upload;
+        const { raw: raw2, stored } = await streamDump(
+          executor,
+          request,
+          (body) => {
+            upload = new import_lib_storage.Upload({
+              client: this.client,
+              params: { Bucket: this.settings.bucket, Key: key, Body: body, ContentType: "application/octet-stream" },
+              partSize: PART_SIZE,
+              queueSize: QUEUE_SIZE,
+              leavePartsOnError: false
+            });
+            return upload.done();
+          },
+          async () => upload?.abort()
+        );
+        const size = stored.bytes;
+        const problems = sizeProblems(request, size);
+        if (problems.length > 0) {
+          await this.client.send(new import_client_s3.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+          throw new BackupFailed(`backup of ${source.name} rejected and deleted: ${problems.join("; ")}`);
+        }
+        const manifest = {
+          format: "skiff-backup/1",
+          id: request.id,
+          source: source.name,
+          type: source.type,
+          time: request.time.toISOString(),
+          destination: "s3",
+          location: `s3://${this.settings.bucket}/${key}`,
+          file,
+          size,
+          sha256: stored.digest(),
+          rawSize: raw2.bytes,
+          rawSha256: raw2.digest(),
+          compression: source.compression,
+          encryption: encrypted ? { recipients: [...request.encryptRecipients] } : null,
+          verification: runnerVerification(request),
+          tools: request.tools,
+          durationMs: Date.now() - started
+        };
+        await this.client.send(
+          new import_client_s3.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, `${request.id}.manifest.json`), Body: serializeManifest(manifest), ContentType: "application/json" })
+        );
+        return manifest;
+      }
+      async remove(manifest) {
+        for (const file of [`${manifest.id}.manifest.json`, manifest.file, `${manifest.id}.drill.json`]) {
+          await this.client.send(new import_client_s3.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, file) }));
+        }
+      }
+      /**
+       * Downloads to a runner temp file while hashing; a mismatch stops here, before the server is
+       * touched. Decryption is tried (header) before returning, so a wrong identity fails early too.
+       */
+      async fetch(manifest, identities) {
+        encryptedNeedsIdentity(manifest, identities);
+        const dir = await mkdtemp(join5(tmpdir(), "skiff-restore-"));
+        const cleanup = () => rm2(dir, { recursive: true, force: true });
+        try {
+          const path = join5(dir, manifest.file);
+          const object = await this.client.send(new import_client_s3.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, manifest.file) }));
+          const hash = new Inspector();
+          await pipeline(object.Body, hash, createWriteStream(path, { mode: 384 }));
+          const actual = hash.digest();
+          if (actual !== manifest.sha256) {
+            throw new Error(`sha256 of ${manifest.location} is ${actual}, but its manifest says ${manifest.sha256}; refusing to restore it`);
+          }
+          return await localRawData(path, manifest, identities, cleanup);
+        } catch (error3) {
+          await cleanup();
+          throw error3;
+        }
+      }
+      async writeReport(manifest, name, content) {
+        await this.client.send(new import_client_s3.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, `${manifest.id}.${name}.json`), Body: content, ContentType: "application/json" }));
+      }
+    };
+  }
+});
+
+// packages/backup/src/artifact-client.ts
+import { createHash as createHash9 } from "node:crypto";
+import { Readable as Readable9 } from "node:stream";
+function field(value, snake) {
+  const camel = snake.replace(/_([a-z])/g, (_, c5) => c5.toUpperCase());
+  return value[snake] ?? value[camel];
+}
+async function blobPut(signedUrl, params, body, headers) {
+  const url = new URL(signedUrl);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  let last = "";
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    const response = await fetch(url, {
+      method: "PUT",
+      headers: { "x-ms-version": "2023-11-03", "content-length": String(body.length), ...headers },
+      body: new Uint8Array(body.buffer, body.byteOffset, body.length)
+    }).catch((error3) => error3);
+    if (!(response instanceof Error)) {
+      const text = await response.text();
+      if (response.status === 201) return;
+      last = `${response.status}: ${text.slice(0, 300)}`;
+      if (response.status !== 429 && response.status < 500) break;
+    } else last = response.message;
+    if (attempt < ATTEMPTS) await new Promise((r5) => setTimeout(r5, 500 * 2 ** attempt));
+  }
+  throw new ArtifactServiceError(`artifact blob upload (${params.comp}) failed: ${last}`);
+}
+function backendIds(token) {
+  let claims;
+  try {
+    claims = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
+  } catch {
+    throw new ArtifactServiceError("ACTIONS_RUNTIME_TOKEN is not a JWT");
+  }
+  for (const scope of (claims.scp ?? "").split(" ")) {
+    const parts = scope.split(":");
+    if (parts[0] === "Actions.Results" && parts.length === 3) return { workflow_run_backend_id: parts[1], workflow_job_run_backend_id: parts[2] };
+  }
+  throw new ArtifactServiceError("ACTIONS_RUNTIME_TOKEN has no Actions.Results scope (is this step running on a GitHub Actions runner?)");
+}
+var SERVICE, BLOCK_SIZE2, ATTEMPTS, ArtifactServiceError, ArtifactServiceClient;
+var init_artifact_client = __esm({
+  "packages/backup/src/artifact-client.ts"() {
+    "use strict";
+    SERVICE = "twirp/github.actions.results.api.v1.ArtifactService";
+    BLOCK_SIZE2 = 4 * 1024 * 1024;
+    ATTEMPTS = 4;
+    ArtifactServiceError = class extends Error {
+      constructor(message) {
+        super(message);
+        this.name = "ArtifactServiceError";
+      }
+    };
+    ArtifactServiceClient = class {
+      constructor(token = process.env.ACTIONS_RUNTIME_TOKEN, resultsUrl = process.env.ACTIONS_RESULTS_URL) {
+        this.token = token;
+        if (!token || !resultsUrl) {
+          throw new ArtifactServiceError("destination artifact needs the runner's ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL (set for JavaScript actions on GitHub-hosted and self-hosted runners)");
+        }
+        this.baseUrl = resultsUrl.endsWith("/") ? resultsUrl : `${resultsUrl}/`;
+        this.ids = backendIds(token);
+      }
+      token;
+      ids;
+      baseUrl;
+      async twirp(method, body) {
+        const url = new URL(`${SERVICE}/${method}`, this.baseUrl);
+        let last = "";
+        for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+          const response = await fetch(url, {
+            method: "POST",
+            headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
+            body: JSON.stringify({ ...this.ids, ...body })
+          }).catch((error3) => error3);
+          if (response instanceof Error) last = response.message;
+          else {
+            const text = await response.text();
+            if (response.ok) return JSON.parse(text);
+            last = `${response.status}: ${text.slice(0, 300)}`;
+            if (response.status !== 429 && response.status < 500) break;
+          }
+          if (attempt < ATTEMPTS) await new Promise((r5) => setTimeout(r5, 500 * 2 ** attempt));
+        }
+        throw new ArtifactServiceError(`artifact service ${method} failed: ${last}`);
+      }
+      /** Streams `body` into a new artifact `name` (block by block); finalize() publishes it. */
+      async upload(name, body, contentType = "application/octet-stream") {
+        const created = await this.twirp("CreateArtifact", { name, version: 7, mime_type: contentType });
+        const signed = field(created, "signed_upload_url");
+        if (!field(created, "ok") || !signed) throw new ArtifactServiceError(`artifact service CreateArtifact for ${name} returned no upload URL`);
+        const hash = createHash9("sha256");
+        const blockIds = [];
+        let size = 0;
+        let pending = [];
+        let pendingBytes = 0;
+        const putBlock = async (data) => {
+          const id = Buffer.from(`skiff-${String(blockIds.length).padStart(8, "0")}`).toString("base64");
+          await blobPut(signed, { comp: "block", blockid: id }, data, {});
+          blockIds.push(id);
+        };
+        for await (const chunk of body) {
+          hash.update(chunk);
+          size += chunk.length;
+          pending.push(chunk);
+          pendingBytes += chunk.length;
+          while (pendingBytes >= BLOCK_SIZE2) {
+            const joined = Buffer.concat(pending, pendingBytes);
+            await putBlock(joined.subarray(0, BLOCK_SIZE2));
+            pending = [Buffer.from(joined.subarray(BLOCK_SIZE2))];
+            pendingBytes = pending[0].length;
+          }
+        }
+        if (pendingBytes > 0) await putBlock(Buffer.concat(pending, pendingBytes));
+        const list2 = `<?xml version="1.0" encoding="utf-8"?><BlockList>${blockIds.map((id) => `<Latest>${id}</Latest>`).join("")}</BlockList>`;
+        await blobPut(signed, { comp: "blocklist" }, Buffer.from(list2), { "x-ms-blob-content-type": contentType, "content-type": "application/xml" });
+        const sha2563 = hash.digest("hex");
+        return {
+          size,
+          sha256: sha2563,
+          finalize: async () => {
+            const finalized = await this.twirp("FinalizeArtifact", { name, size: String(size), hash: `sha256:${sha2563}` });
+            if (!field(finalized, "ok")) throw new ArtifactServiceError(`artifact service did not finalize ${name}`);
+            return Number(field(finalized, "artifact_id"));
+          }
+        };
+      }
+      async list(nameFilter) {
+        const response = await this.twirp("ListArtifacts", nameFilter ? { name_filter: nameFilter } : {});
+        const artifacts = (field(response, "artifacts") ?? []).map((a5) => {
+          const created = field(a5, "created_at");
+          const digest4 = field(a5, "digest");
+          return {
+            id: Number(field(a5, "database_id")),
+            name: String(field(a5, "name")),
+            size: Number(field(a5, "size") ?? 0),
+            ...created ? { createdAt: new Date(created) } : {},
+            ...digest4 ? { digest: digest4 } : {}
+          };
+        });
+        const newest = /* @__PURE__ */ new Map();
+        for (const artifact of artifacts) {
+          const seen = newest.get(artifact.name);
+          if (!seen || artifact.id > seen.id) newest.set(artifact.name, artifact);
+        }
+        return [...newest.values()];
+      }
+      /** The artifact's bytes as a stream (from the signed blob URL). */
+      async download(name) {
+        const response = await this.twirp("GetSignedArtifactURL", { name });
+        const url = field(response, "signed_url");
+        if (!url) throw new ArtifactServiceError(`artifact service returned no download URL for ${name}`);
+        const blob = await fetch(url);
+        if (!blob.ok || !blob.body) throw new ArtifactServiceError(`download of artifact ${name} failed: ${blob.status}`);
+        return Readable9.fromWeb(blob.body);
+      }
+      async delete(name) {
+        await this.twirp("DeleteArtifact", { name });
+      }
+    };
+  }
+});
+
+// packages/backup/src/artifact-store.ts
+var artifact_store_exports = {};
+__export(artifact_store_exports, {
+  ArtifactStore: () => ArtifactStore
+});
+import { createWriteStream as createWriteStream2 } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm3 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join6 } from "node:path";
+import { Readable as Readable10 } from "node:stream";
+import { pipeline as pipeline2 } from "node:stream/promises";
+function escape(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+var ArtifactStore;
+var init_artifact_store = __esm({
+  "packages/backup/src/artifact-store.ts"() {
+    "use strict";
+    init_artifact_client();
+    init_formats();
+    init_manifest();
+    init_runner_stream();
+    init_store();
+    ArtifactStore = class {
+      constructor(prefix2, options = {}) {
+        this.prefix = prefix2;
+        this.options = options;
+      }
+      prefix;
+      options;
+      kind = "artifact";
+      client;
+      get service() {
+        return this.client ??= this.options.client ?? new ArtifactServiceClient();
+      }
+      describe() {
+        return `GitHub artifacts ${this.prefix}.*`;
+      }
+      name(file) {
+        return `${this.prefix}.${file}`;
+      }
+      async text(name) {
+        const chunks = [];
+        for await (const chunk of await this.service.download(name)) chunks.push(chunk);
+        return Buffer.concat(chunks).toString("utf8");
+      }
+      async list(sourceName) {
+        const pattern = new RegExp(`^${escape(this.prefix)}\\.${escape(sourceName)}-\\d{8}T\\d{6}Z\\.manifest\\.json$`);
+        const manifests = [];
+        for (const artifact of (await this.service.list()).filter((a5) => pattern.test(a5.name))) {
+          manifests.push(parseManifest(await this.text(artifact.name), `artifact ${artifact.name}`));
+        }
+        return newestFirst(manifests.filter((manifest) => manifest.source === sourceName));
+      }
+      async backup(executor, request) {
+        const started = Date.now();
+        const { source } = request;
+        const encrypted = request.encryptRecipients.length > 0;
+        const file = `${request.id}.${storedExtension(source.type, source.compression, encrypted)}`;
+        let uploaded;
+        const { raw: raw2, stored } = await streamDump(
+          executor,
+          request,
+          async (body) => {
+            uploaded = await this.service.upload(this.name(file), body);
+          },
+          // Nothing to undo: an artifact that is never finalized never becomes visible.
+          async () => void 0
+        );
+        const problems = sizeProblems(request, stored.bytes);
+        if (problems.length > 0) throw new BackupFailed(`backup of ${source.name} rejected (never published): ${problems.join("; ")}`);
+        const sha2563 = stored.digest();
+        if (uploaded.sha256 !== sha2563 || uploaded.size !== stored.bytes) throw new BackupFailed(`artifact ${this.name(file)}: the uploaded bytes differ from the stream's; not published`);
+        const artifactId = await uploaded.finalize();
+        const manifest = {
+          format: "skiff-backup/1",
+          id: request.id,
+          source: source.name,
+          type: source.type,
+          time: request.time.toISOString(),
+          destination: "artifact",
+          location: `artifact:${this.name(file)}#${artifactId}`,
+          file,
+          size: stored.bytes,
+          sha256: sha2563,
+          rawSize: raw2.bytes,
+          rawSha256: raw2.digest(),
+          compression: source.compression,
+          encryption: encrypted ? { recipients: [...request.encryptRecipients] } : null,
+          verification: runnerVerification(request),
+          tools: request.tools,
+          durationMs: Date.now() - started
+        };
+        await this.publish(this.name(`${request.id}.manifest.json`), serializeManifest(manifest));
+        return manifest;
+      }
+      async publish(name, content) {
+        const upload = await this.service.upload(name, Readable10.from([Buffer.from(content)]), "application/json");
+        await upload.finalize();
+      }
+      async remove(manifest) {
+        await this.service.delete(this.name(`${manifest.id}.manifest.json`));
+        await this.service.delete(this.name(manifest.file));
+        const report = this.name(`${manifest.id}.drill.json`);
+        if ((await this.service.list(report)).length > 0) await this.service.delete(report);
+      }
+      /** Downloads to a runner temp file while hashing; a mismatch stops here, before the server is touched. */
+      async fetch(manifest, identities) {
+        encryptedNeedsIdentity(manifest, identities);
+        const dir = await mkdtemp2(join6(this.options.tempRoot ?? process.env.RUNNER_TEMP ?? tmpdir2(), "skiff-restore-"));
+        const cleanup = () => rm3(dir, { recursive: true, force: true });
+        try {
+          const path = join6(dir, manifest.file);
+          const hash = new Inspector();
+          await pipeline2(await this.service.download(this.name(manifest.file)), hash, createWriteStream2(path, { mode: 384 }));
+          const actual = hash.digest();
+          if (actual !== manifest.sha256) throw new Error(`sha256 of artifact ${this.name(manifest.file)} is ${actual}, but its manifest says ${manifest.sha256}; refusing to restore it`);
+          return await localRawData(path, manifest, identities, cleanup);
+        } catch (error3) {
+          await cleanup();
+          throw error3;
+        }
+      }
+      async writeReport(manifest, name, content) {
+        await this.publish(this.name(`${manifest.id}.${name}.json`), content);
+      }
+    };
+  }
+});
+
+// packages/action-kit/src/errors.ts
+var InputError = class extends Error {
+  /** The input (or inputs, for rules that combine several) the message is about. */
+  inputs;
+  constructor(inputs, message) {
+    super(message);
+    this.name = "InputError";
+    this.inputs = typeof inputs === "string" ? [inputs] : inputs;
+  }
+};
+var InputErrors = class extends InputError {
+  errors;
+  constructor(errors) {
+    super(
+      [...new Set(errors.flatMap((error3) => error3.inputs))],
+      errors.length === 1 ? errors[0].message : `${errors.length} problems with the inputs:
+${errors.map((error3) => `- ${error3.message}`).join("\n")}`
+    );
+    this.name = "InputErrors";
+    this.errors = errors;
+  }
+};
+function inputErrorsOf(error3) {
+  if (error3 instanceof InputErrors) return error3.errors.flatMap(inputErrorsOf);
+  if (error3 instanceof InputError) return [error3];
+  return [];
+}
+
+// node_modules/@actions/core/lib/command.js
+import * as os from "os";
+
+// node_modules/@actions/core/lib/utils.js
+function toCommandValue(input) {
+  if (input === null || input === void 0) {
+    return "";
+  } else if (typeof input === "string" || input instanceof String) {
+    return input;
+  }
+  return JSON.stringify(input);
+}
+function toCommandProperties(annotationProperties) {
+  if (!Object.keys(annotationProperties).length) {
+    return {};
+  }
+  return {
+    title: annotationProperties.title,
+    file: annotationProperties.file,
+    line: annotationProperties.startLine,
+    endLine: annotationProperties.endLine,
+    col: annotationProperties.startColumn,
+    endColumn: annotationProperties.endColumn
+  };
+}
+
+// node_modules/@actions/core/lib/command.js
+function issueCommand(command5, properties, message) {
+  const cmd = new Command(command5, properties, message);
+  process.stdout.write(cmd.toString() + os.EOL);
+}
+var CMD_STRING = "::";
+var Command = class {
+  constructor(command5, properties, message) {
+    if (!command5) {
+      command5 = "missing.command";
+    }
+    this.command = command5;
+    this.properties = properties;
+    this.message = message;
+  }
+  toString() {
+    let cmdStr = CMD_STRING + this.command;
+    if (this.properties && Object.keys(this.properties).length > 0) {
+      cmdStr += " ";
+      let first = true;
+      for (const key in this.properties) {
+        if (this.properties.hasOwnProperty(key)) {
+          const val = this.properties[key];
+          if (val) {
+            if (first) {
+              first = false;
+            } else {
+              cmdStr += ",";
+            }
+            cmdStr += `${key}=${escapeProperty(val)}`;
+          }
+        }
+      }
+    }
+    cmdStr += `${CMD_STRING}${escapeData(this.message)}`;
+    return cmdStr;
+  }
+};
+function escapeData(s2) {
+  return toCommandValue(s2).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+}
+function escapeProperty(s2) {
+  return toCommandValue(s2).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/:/g, "%3A").replace(/,/g, "%2C");
+}
+
+// node_modules/@actions/core/lib/file-command.js
+import * as crypto2 from "crypto";
+import * as fs from "fs";
+import * as os2 from "os";
+function issueFileCommand(command5, message) {
+  const filePath = process.env[`GITHUB_${command5}`];
+  if (!filePath) {
+    throw new Error(`Unable to find environment variable for file command ${command5}`);
+  }
+  if (!fs.existsSync(filePath)) {
+    throw new Error(`Missing file at path: ${filePath}`);
+  }
+  fs.appendFileSync(filePath, `${toCommandValue(message)}${os2.EOL}`, {
+    encoding: "utf8"
+  });
+}
+function prepareKeyValueMessage(key, value) {
+  const delimiter = `ghadelimiter_${crypto2.randomUUID()}`;
+  const convertedValue = toCommandValue(value);
+  if (key.includes(delimiter)) {
+    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
+  }
+  if (convertedValue.includes(delimiter)) {
+    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
+  }
+  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
+}
+
+// node_modules/@actions/core/lib/core.js
+import * as os4 from "os";
+
+// node_modules/@actions/http-client/lib/index.js
+var tunnel = __toESM(require_tunnel2(), 1);
+var import_undici = __toESM(require_undici(), 1);
+var HttpCodes;
+(function(HttpCodes2) {
+  HttpCodes2[HttpCodes2["OK"] = 200] = "OK";
+  HttpCodes2[HttpCodes2["MultipleChoices"] = 300] = "MultipleChoices";
+  HttpCodes2[HttpCodes2["MovedPermanently"] = 301] = "MovedPermanently";
+  HttpCodes2[HttpCodes2["ResourceMoved"] = 302] = "ResourceMoved";
+  HttpCodes2[HttpCodes2["SeeOther"] = 303] = "SeeOther";
+  HttpCodes2[HttpCodes2["NotModified"] = 304] = "NotModified";
+  HttpCodes2[HttpCodes2["UseProxy"] = 305] = "UseProxy";
+  HttpCodes2[HttpCodes2["SwitchProxy"] = 306] = "SwitchProxy";
+  HttpCodes2[HttpCodes2["TemporaryRedirect"] = 307] = "TemporaryRedirect";
+  HttpCodes2[HttpCodes2["PermanentRedirect"] = 308] = "PermanentRedirect";
+  HttpCodes2[HttpCodes2["BadRequest"] = 400] = "BadRequest";
+  HttpCodes2[HttpCodes2["Unauthorized"] = 401] = "Unauthorized";
+  HttpCodes2[HttpCodes2["PaymentRequired"] = 402] = "PaymentRequired";
+  HttpCodes2[HttpCodes2["Forbidden"] = 403] = "Forbidden";
+  HttpCodes2[HttpCodes2["NotFound"] = 404] = "NotFound";
+  HttpCodes2[HttpCodes2["MethodNotAllowed"] = 405] = "MethodNotAllowed";
+  HttpCodes2[HttpCodes2["NotAcceptable"] = 406] = "NotAcceptable";
+  HttpCodes2[HttpCodes2["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
+  HttpCodes2[HttpCodes2["RequestTimeout"] = 408] = "RequestTimeout";
+  HttpCodes2[HttpCodes2["Conflict"] = 409] = "Conflict";
+  HttpCodes2[HttpCodes2["Gone"] = 410] = "Gone";
+  HttpCodes2[HttpCodes2["TooManyRequests"] = 429] = "TooManyRequests";
+  HttpCodes2[HttpCodes2["InternalServerError"] = 500] = "InternalServerError";
+  HttpCodes2[HttpCodes2["NotImplemented"] = 501] = "NotImplemented";
+  HttpCodes2[HttpCodes2["BadGateway"] = 502] = "BadGateway";
+  HttpCodes2[HttpCodes2["ServiceUnavailable"] = 503] = "ServiceUnavailable";
+  HttpCodes2[HttpCodes2["GatewayTimeout"] = 504] = "GatewayTimeout";
+})(HttpCodes || (HttpCodes = {}));
+var Headers;
+(function(Headers2) {
+  Headers2["Accept"] = "accept";
+  Headers2["ContentType"] = "content-type";
+})(Headers || (Headers = {}));
+var MediaTypes;
+(function(MediaTypes2) {
+  MediaTypes2["ApplicationJson"] = "application/json";
+})(MediaTypes || (MediaTypes = {}));
+var HttpRedirectCodes = [
+  HttpCodes.MovedPermanently,
+  HttpCodes.ResourceMoved,
+  HttpCodes.SeeOther,
+  HttpCodes.TemporaryRedirect,
+  HttpCodes.PermanentRedirect
+];
+var HttpResponseRetryCodes = [
+  HttpCodes.BadGateway,
+  HttpCodes.ServiceUnavailable,
+  HttpCodes.GatewayTimeout
+];
+
+// node_modules/@actions/core/lib/summary.js
+import { EOL as EOL3 } from "os";
+import { constants, promises } from "fs";
+var __awaiter = function(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve) {
+      resolve(value);
     });
-    const rawInspector = new Inspector(source.type);
-    const storedInspector = new Inspector(void 0, true);
-    let chain3 = head.pipe(rawInspector);
-    rawInspector.on("error", (error3) => storedInspector.destroy(error3));
-    head.on("error", (error3) => rawInspector.destroy(error3));
-    if (source.compression === "gzip") {
-      const gzip = createGzip({ level: 6 });
-      rawInspector.on("error", (error3) => gzip.destroy(error3));
-      chain3 = chain3.pipe(gzip);
+  }
+  return new (P || (P = Promise))(function(resolve, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e5) {
+        reject(e5);
+      }
     }
-    if (encrypted) {
-      const encrypter = new Encrypter();
-      for (const recipient of request.encryptRecipients) encrypter.addRecipient(recipient);
-      const web = await encrypter.encrypt(toWebBounded(chain3));
-      chain3 = Readable8.fromWeb(web);
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e5) {
+        reject(e5);
+      }
     }
-    chain3.on("error", (error3) => storedInspector.destroy(error3));
-    chain3.pipe(storedInspector);
-    const upload = new import_lib_storage.Upload({
-      client: this.client,
-      params: { Bucket: this.settings.bucket, Key: key, Body: storedInspector, ContentType: "application/octet-stream" },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
-      leavePartsOnError: false
+    function step(result) {
+      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+};
+var { access, appendFile, writeFile } = promises;
+var SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY";
+var Summary = class {
+  constructor() {
+    this._buffer = "";
+  }
+  /**
+   * Finds the summary file path from the environment, rejects if env var is not found or file does not exist
+   * Also checks r/w permissions.
+   *
+   * @returns step summary file path
+   */
+  filePath() {
+    return __awaiter(this, void 0, void 0, function* () {
+      if (this._filePath) {
+        return this._filePath;
+      }
+      const pathFromEnv = process.env[SUMMARY_ENV_VAR];
+      if (!pathFromEnv) {
+        throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
+      }
+      try {
+        yield access(pathFromEnv, constants.R_OK | constants.W_OK);
+      } catch (_a2) {
+        throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
+      }
+      this._filePath = pathFromEnv;
+      return this._filePath;
     });
-    const uploaded = upload.done();
-    uploaded.catch(() => void 0);
-    let remoteError;
+  }
+  /**
+   * Wraps content in an HTML tag, adding any HTML attributes
+   *
+   * @param {string} tag HTML tag to wrap
+   * @param {string | null} content content within the tag
+   * @param {[attribute: string]: string} attrs key-value list of HTML attributes to add
+   *
+   * @returns {string} content wrapped in HTML element
+   */
+  wrap(tag, content, attrs = {}) {
+    const htmlAttrs = Object.entries(attrs).map(([key, value]) => ` ${key}="${value}"`).join("");
+    if (!content) {
+      return `<${tag}${htmlAttrs}>`;
+    }
+    return `<${tag}${htmlAttrs}>${content}</${tag}>`;
+  }
+  /**
+   * Writes text in the buffer to the summary buffer file and empties buffer. Will append by default.
+   *
+   * @param {SummaryWriteOptions} [options] (optional) options for write operation
+   *
+   * @returns {Promise<Summary>} summary instance
+   */
+  write(options) {
+    return __awaiter(this, void 0, void 0, function* () {
+      const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
+      const filePath = yield this.filePath();
+      const writeFunc = overwrite ? writeFile : appendFile;
+      yield writeFunc(filePath, this._buffer, { encoding: "utf8" });
+      return this.emptyBuffer();
+    });
+  }
+  /**
+   * Clears the summary buffer and wipes the summary file
+   *
+   * @returns {Summary} summary instance
+   */
+  clear() {
+    return __awaiter(this, void 0, void 0, function* () {
+      return this.emptyBuffer().write({ overwrite: true });
+    });
+  }
+  /**
+   * Returns the current summary buffer as a string
+   *
+   * @returns {string} string of summary buffer
+   */
+  stringify() {
+    return this._buffer;
+  }
+  /**
+   * If the summary buffer is empty
+   *
+   * @returns {boolen} true if the buffer is empty
+   */
+  isEmptyBuffer() {
+    return this._buffer.length === 0;
+  }
+  /**
+   * Resets the summary buffer without writing to summary file
+   *
+   * @returns {Summary} summary instance
+   */
+  emptyBuffer() {
+    this._buffer = "";
+    return this;
+  }
+  /**
+   * Adds raw text to the summary buffer
+   *
+   * @param {string} text content to add
+   * @param {boolean} [addEOL=false] (optional) append an EOL to the raw text (default: false)
+   *
+   * @returns {Summary} summary instance
+   */
+  addRaw(text, addEOL = false) {
+    this._buffer += text;
+    return addEOL ? this.addEOL() : this;
+  }
+  /**
+   * Adds the operating system-specific end-of-line marker to the buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addEOL() {
+    return this.addRaw(EOL3);
+  }
+  /**
+   * Adds an HTML codeblock to the summary buffer
+   *
+   * @param {string} code content to render within fenced code block
+   * @param {string} lang (optional) language to syntax highlight code
+   *
+   * @returns {Summary} summary instance
+   */
+  addCodeBlock(code, lang) {
+    const attrs = Object.assign({}, lang && { lang });
+    const element = this.wrap("pre", this.wrap("code", code), attrs);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML list to the summary buffer
+   *
+   * @param {string[]} items list of items to render
+   * @param {boolean} [ordered=false] (optional) if the rendered list should be ordered or not (default: false)
+   *
+   * @returns {Summary} summary instance
+   */
+  addList(items, ordered = false) {
+    const tag = ordered ? "ol" : "ul";
+    const listItems = items.map((item) => this.wrap("li", item)).join("");
+    const element = this.wrap(tag, listItems);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML table to the summary buffer
+   *
+   * @param {SummaryTableCell[]} rows table rows
+   *
+   * @returns {Summary} summary instance
+   */
+  addTable(rows) {
+    const tableBody = rows.map((row) => {
+      const cells = row.map((cell2) => {
+        if (typeof cell2 === "string") {
+          return this.wrap("td", cell2);
+        }
+        const { header, data, colspan, rowspan } = cell2;
+        const tag = header ? "th" : "td";
+        const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
+        return this.wrap(tag, data, attrs);
+      }).join("");
+      return this.wrap("tr", cells);
+    }).join("");
+    const element = this.wrap("table", tableBody);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds a collapsable HTML details element to the summary buffer
+   *
+   * @param {string} label text for the closed state
+   * @param {string} content collapsable content
+   *
+   * @returns {Summary} summary instance
+   */
+  addDetails(label2, content) {
+    const element = this.wrap("details", this.wrap("summary", label2) + content);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML image tag to the summary buffer
+   *
+   * @param {string} src path to the image you to embed
+   * @param {string} alt text description of the image
+   * @param {SummaryImageOptions} options (optional) addition image attributes
+   *
+   * @returns {Summary} summary instance
+   */
+  addImage(src, alt, options) {
+    const { width, height } = options || {};
+    const attrs = Object.assign(Object.assign({}, width && { width }), height && { height });
+    const element = this.wrap("img", null, Object.assign({ src, alt }, attrs));
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML section heading element
+   *
+   * @param {string} text heading text
+   * @param {number | string} [level=1] (optional) the heading level, default: 1
+   *
+   * @returns {Summary} summary instance
+   */
+  addHeading(text, level) {
+    const tag = `h${level}`;
+    const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
+    const element = this.wrap(allowedTag, text);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML thematic break (<hr>) to the summary buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addSeparator() {
+    const element = this.wrap("hr", null);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML line break (<br>) to the summary buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addBreak() {
+    const element = this.wrap("br", null);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML blockquote to the summary buffer
+   *
+   * @param {string} text quote text
+   * @param {string} cite (optional) citation url
+   *
+   * @returns {Summary} summary instance
+   */
+  addQuote(text, cite) {
+    const attrs = Object.assign({}, cite && { cite });
+    const element = this.wrap("blockquote", text, attrs);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML anchor tag to the summary buffer
+   *
+   * @param {string} text link text/content
+   * @param {string} href hyperlink
+   *
+   * @returns {Summary} summary instance
+   */
+  addLink(text, href) {
+    const element = this.wrap("a", text, { href });
+    return this.addRaw(element).addEOL();
+  }
+};
+var _summary = new Summary();
+var summary = _summary;
+
+// node_modules/@actions/core/lib/platform.js
+import os3 from "os";
+
+// node_modules/@actions/io/lib/io-util.js
+import * as fs2 from "fs";
+var { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
+var IS_WINDOWS = process.platform === "win32";
+var READONLY = fs2.constants.O_RDONLY;
+
+// node_modules/@actions/exec/lib/toolrunner.js
+var IS_WINDOWS2 = process.platform === "win32";
+
+// node_modules/@actions/core/lib/platform.js
+var platform = os3.platform();
+var arch = os3.arch();
+
+// node_modules/@actions/core/lib/core.js
+var ExitCode;
+(function(ExitCode2) {
+  ExitCode2[ExitCode2["Success"] = 0] = "Success";
+  ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
+})(ExitCode || (ExitCode = {}));
+function setSecret(secret) {
+  issueCommand("add-mask", {}, secret);
+}
+function getInput(name, options) {
+  const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
+  if (options && options.required && !val) {
+    throw new Error(`Input required and not supplied: ${name}`);
+  }
+  if (options && options.trimWhitespace === false) {
+    return val;
+  }
+  return val.trim();
+}
+function setOutput(name, value) {
+  const filePath = process.env["GITHUB_OUTPUT"] || "";
+  if (filePath) {
+    return issueFileCommand("OUTPUT", prepareKeyValueMessage(name, value));
+  }
+  process.stdout.write(os4.EOL);
+  issueCommand("set-output", { name }, toCommandValue(value));
+}
+function setFailed(message) {
+  process.exitCode = ExitCode.Failure;
+  error(message);
+}
+function debug(message) {
+  issueCommand("debug", {}, message);
+}
+function error(message, properties = {}) {
+  issueCommand("error", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+function warning(message, properties = {}) {
+  issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+function info(message) {
+  process.stdout.write(message + os4.EOL);
+}
+function saveState(name, value) {
+  const filePath = process.env["GITHUB_STATE"] || "";
+  if (filePath) {
+    return issueFileCommand("STATE", prepareKeyValueMessage(name, value));
+  }
+  issueCommand("save-state", { name }, toCommandValue(value));
+}
+function getState(name) {
+  return process.env[`STATE_${name}`] || "";
+}
+
+// packages/action-kit/src/secrets.ts
+var MIN_FRAGMENT_LENGTH = 6;
+function secretForms(value) {
+  if (value.trim() === "") return [];
+  const forms = /* @__PURE__ */ new Set([value]);
+  const derived = [];
+  if (/[\r\n]/.test(value)) {
+    for (const line of value.split(/\r?\n|\r/)) derived.push(line, line.trim());
+  }
+  const bytes = Buffer.from(value, "utf8");
+  derived.push(
+    bytes.toString("base64"),
+    bytes.toString("base64").replace(/=+$/, ""),
+    bytes.toString("base64url"),
+    JSON.stringify(value).slice(1, -1),
+    encodeURIComponent(value)
+  );
+  for (const form of derived) {
+    if (form.trim().length >= MIN_FRAGMENT_LENGTH) forms.add(form);
+  }
+  return [...forms];
+}
+function maskSecret(value) {
+  if (value === void 0) return;
+  for (const form of secretForms(value)) setSecret(form);
+}
+
+// packages/action-kit/src/inputs.ts
+var MAX_SHOWN_VALUE = 80;
+function rawInput(name) {
+  const value = getInput(name);
+  return value === "" ? void 0 : value;
+}
+function invalidInput(name, expected, value, secret = false) {
+  if (secret) return new InputError(name, `Input "${name}" must be ${expected} (the value is secret, so it is not shown)`);
+  const shown = value.length > MAX_SHOWN_VALUE ? `${value.slice(0, MAX_SHOWN_VALUE)}\u2026` : value;
+  return new InputError(name, `Input "${name}" must be ${expected}; got ${JSON.stringify(shown)}`);
+}
+function missingInput(name) {
+  return new InputError(name, `Input "${name}" is required; set it under "with:" in the workflow step`);
+}
+function read(name, options, parse3) {
+  const value = rawInput(name);
+  if (value === void 0) {
+    if (options?.default !== void 0) return options.default;
+    if (options?.required) throw missingInput(name);
+    return void 0;
+  }
+  if (options?.secret) maskSecret(value);
+  return parse3(value);
+}
+function getString(name, options) {
+  return read(name, options, (value) => value);
+}
+function getList(name, options) {
+  const separator = options?.split === "any" ? /[\s,]+/ : /\r?\n/;
+  return read(
+    name,
+    options,
+    (value) => value.split(separator).map((item) => item.trim()).filter((item) => item !== "")
+  );
+}
+function getBoolean(name, options) {
+  return read(name, options, (value) => {
+    const lower = value.toLowerCase();
+    if (lower === "true") return true;
+    if (lower === "false") return false;
+    throw invalidInput(name, "true or false", value, options?.secret);
+  });
+}
+function rangeWords(min, max) {
+  if (min !== void 0 && max !== void 0) return ` from ${min} to ${max}`;
+  if (min !== void 0) return ` of at least ${min}`;
+  if (max !== void 0) return ` of at most ${max}`;
+  return "";
+}
+function getInteger(name, options) {
+  const expected = options?.expected ?? `a whole number${rangeWords(options?.min, options?.max)}`;
+  return read(name, options, (value) => {
+    const number = /^[+-]?\d+$/.test(value) ? Number(value) : Number.NaN;
+    const inRange3 = Number.isSafeInteger(number) && (options?.min === void 0 || number >= options.min) && (options?.max === void 0 || number <= options.max);
+    if (!inRange3) throw invalidInput(name, expected, value, options?.secret);
+    return number;
+  });
+}
+function getPort(name, options) {
+  return getInteger(name, { ...options, min: 1, max: 65535, expected: "a TCP port number from 1 to 65535" });
+}
+function getEnum(name, values, options) {
+  return read(name, options, (value) => {
+    const match = values.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
+    if (match === void 0) throw invalidInput(name, `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`, value, options?.secret);
+    return match;
+  });
+}
+var UNIT_SECONDS = { h: 3600, m: 60, s: 1 };
+function parseDuration(text) {
+  const trimmed = text.trim().toLowerCase();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(trimmed);
+  if (!match || trimmed === "") return void 0;
+  const [, h5 = "0", m3 = "0", s2 = "0"] = match;
+  return Number(h5) * UNIT_SECONDS.h + Number(m3) * UNIT_SECONDS.m + Number(s2) * UNIT_SECONDS.s;
+}
+function getDuration(name, options) {
+  return read(name, options, (value) => {
+    const seconds = parseDuration(value);
+    const range2 = rangeWords(options?.min, options?.max);
+    const expected = `a duration like 90, 90s or 2m${range2 ? ` (in seconds${range2})` : ""}`;
+    if (seconds === void 0) throw invalidInput(name, expected, value, options?.secret);
+    if (options?.min !== void 0 && seconds < options.min || options?.max !== void 0 && seconds > options.max) {
+      throw invalidInput(name, expected, value, options?.secret);
+    }
+    return seconds;
+  });
+}
+var InputCollector = class {
+  errors = [];
+  /** The reader's value, or undefined if it threw an input error (which is kept for `finish`). */
+  read(reader) {
     try {
-      const result = await executor.run([request.dump], { description: `dump ${source.name}`, stdout: gate, allowFailure: true });
-      if (result.code !== 0) remoteError = new BackupFailed(`dump of ${source.name} failed with exit code ${result.code}: ${result.stderr.trim().split("\n").slice(-10).join("\n")}`);
+      return reader();
     } catch (error3) {
-      remoteError = error3;
+      const inputErrors = inputErrorsOf(error3);
+      if (inputErrors.length === 0) throw error3;
+      this.errors.push(...inputErrors);
+      return void 0;
     }
-    if (remoteError) {
-      discard = true;
-      head.destroy(remoteError);
-      await upload.abort().catch(() => void 0);
-      await uploaded.catch(() => void 0);
-      throw remoteError instanceof BackupFailed ? remoteError : new BackupFailed(`dump of ${source.name} failed: ${remoteError.message}`);
+  }
+  add(error3) {
+    this.errors.push(error3);
+  }
+  get failed() {
+    return this.errors.length > 0;
+  }
+  /** Throws all collected errors together, if any. */
+  finish() {
+    if (this.errors.length > 0) throw new InputErrors(this.errors);
+  }
+};
+
+// packages/action-kit/src/ssh-inputs.ts
+import { isIP } from "node:net";
+init_src();
+init_src2();
+var SSH_INPUTS = [
+  { name: "host", description: "Server to connect to: a hostname or IP address.", required: true },
+  { name: "port", description: "SSH port on the server.", required: false, default: "22" },
+  { name: "username", description: "User to log in as on the server.", required: true },
+  {
+    name: "key",
+    description: "Private key to log in with: the key file contents, e.g. from a secret. Either key or password is required.",
+    required: false,
+    secret: true
+  },
+  { name: "passphrase", description: "Passphrase of the private key, if it is encrypted.", required: false, secret: true },
+  { name: "password", description: "The user's password, when logging in without a key.", required: false, secret: true },
+  {
+    name: "known-hosts",
+    description: "known_hosts lines for the server, e.g. from ssh-keyscan. Set exactly one of known-hosts, fingerprint or insecure-ignore-host-key.",
+    required: false
+  },
+  {
+    name: "fingerprint",
+    description: "The server's SHA256 host key fingerprint (SHA256:\u2026), from `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`. Several may be separated by newlines, commas or spaces.",
+    required: false
+  },
+  {
+    name: "insecure-ignore-host-key",
+    description: "Skip checking the server's identity (true or false). Anyone who can intercept the connection could impersonate the server. Only for throwaway test servers.",
+    required: false,
+    default: "false"
+  },
+  {
+    name: "jump-host",
+    description: "Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.",
+    required: false
+  },
+  { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
+  {
+    name: "connect-timeout",
+    description: "How long to wait for the connection and SSH handshake, e.g. 20s or 1m.",
+    required: false,
+    default: "20s"
+  }
+];
+var HOST_KEY_INPUTS = ["known-hosts", "fingerprint", "insecure-ignore-host-key"];
+var SHA256_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
+function definitionDefault(name) {
+  const definition = SSH_INPUTS.find((input) => input.name === name);
+  if (definition?.default === void 0) throw new Error(`SSH input ${name} has no default`);
+  return definition.default;
+}
+function keyscanCommand(host = "HOST", port = "PORT") {
+  return `ssh-keyscan -p ${port} ${host === "HOST" ? host : quote(host)} | ssh-keygen -lf -`;
+}
+function readHost(name) {
+  const value = getString(name, { required: true });
+  const host = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
+  const expected = 'a hostname or IP address (the user goes in "username", the port in "port")';
+  if (/[\s@/]/.test(host) || host.includes(":") && isIP(host) !== 6) throw invalidInput(name, expected, value);
+  return host;
+}
+function readPrivateKey(name) {
+  const value = getString(name, { secret: true });
+  if (value === void 0) return void 0;
+  let key = value.replace(/\r\n?/g, "\n");
+  if (!key.includes("\n") && key.includes("\\n")) key = key.replaceAll("\\n", "\n");
+  const looksLikeKey = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key) || key.startsWith("PuTTY-User-Key-File-");
+  if (!looksLikeKey) {
+    throw invalidInput(name, "the private key's contents (-----BEGIN OPENSSH PRIVATE KEY----- \u2026), not a file path or a public key", value, true);
+  }
+  maskSecret(key);
+  return key.endsWith("\n") ? key : `${key}
+`;
+}
+function readFingerprints() {
+  const values = getList("fingerprint", { split: "any" });
+  if (values === void 0) return void 0;
+  for (const value of values) {
+    if (!SHA256_FINGERPRINT.test(value)) {
+      throw invalidInput(
+        "fingerprint",
+        "one or more SHA256 host key fingerprints like SHA256:+1Ye\u2026 (43 characters after the colon), the second field of `ssh-keygen -lf` output",
+        value
+      );
     }
-    head.end();
+  }
+  return values.map((value) => value.replace(/=$/, ""));
+}
+function readKnownHosts() {
+  const value = getString("known-hosts");
+  if (value === void 0) return void 0;
+  if (parseKnownHosts(value).filter((entry) => !entry.marker).length === 0) {
+    throw invalidInput(
+      "known-hosts",
+      'known_hosts lines like "[host]:2222 ssh-ed25519 AAAA\u2026" (hostnames, key type, base64 key), e.g. from ssh-keyscan; none was usable',
+      value.length > 200 ? `${value.slice(0, 200)}\u2026` : value
+    );
+  }
+  return value;
+}
+function parseJumpHost(value) {
+  const match = /^(?:([^@\s]+)@)?(\[[0-9a-fA-F:.]+\]|[^:@\s[\]/]+)(?::(\d+))?$/.exec(value);
+  if (!match) return void 0;
+  const [, username, rawHost = "", rawPort] = match;
+  const port = rawPort === void 0 ? 22 : Number(rawPort);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return void 0;
+  const host = rawHost.startsWith("[") ? rawHost.slice(1, -1) : rawHost;
+  if (rawHost.startsWith("[") && isIP(host) !== 6) return void 0;
+  return { host, port, ...username === void 0 ? {} : { username } };
+}
+function readJumpAddress() {
+  const value = getString("jump-host");
+  if (value === void 0) return void 0;
+  const address = parseJumpHost(value);
+  if (!address) throw invalidInput("jump-host", "user@host:port (user and port optional), e.g. deploy@bastion.example.com:2222", value);
+  return address;
+}
+function sshLog(level, message) {
+  if (level === "warning") warning(message);
+  else info(message);
+}
+function readSshInputs(readHostInput = () => readHost("host")) {
+  const c5 = new InputCollector();
+  const host = c5.read(readHostInput);
+  const port = c5.read(() => getPort("port", { default: Number(definitionDefault("port")) }));
+  const username = c5.read(() => getString("username", { required: true }));
+  const privateKey = c5.read(() => readPrivateKey("key"));
+  const passphrase = c5.read(() => getString("passphrase", { secret: true }));
+  const password = c5.read(() => getString("password", { secret: true }));
+  const knownHosts = c5.read(() => readKnownHosts());
+  const fingerprints = c5.read(() => readFingerprints());
+  const insecure = c5.read(() => getBoolean("insecure-ignore-host-key", { default: definitionDefault("insecure-ignore-host-key") === "true" }));
+  const jumpAddress = c5.read(() => readJumpAddress());
+  const jumpKey = c5.read(() => readPrivateKey("jump-key"));
+  const connectTimeoutSeconds = c5.read(
+    () => getDuration("connect-timeout", { default: parseDuration(definitionDefault("connect-timeout")), min: 1, max: 3600 })
+  );
+  const given = (name) => getInput(name) !== "";
+  if (!given("key") && !given("password")) {
+    c5.add(new InputError(["key", "password"], 'Input "key" or "password" is required: give the private key (recommended) or the password for "username"'));
+  }
+  if (given("passphrase") && !given("key")) {
+    c5.add(new InputError("passphrase", 'Input "passphrase" is set but "key" is not; the passphrase unlocks the private key given in "key"'));
+  }
+  if (given("jump-key") && !given("jump-host")) {
+    c5.add(new InputError("jump-key", 'Input "jump-key" is set but "jump-host" is not; set "jump-host" to user@host:port of the jump host'));
+  }
+  const insecureAsked = insecure === true || insecure === void 0 && given("insecure-ignore-host-key");
+  const hostKeyWays = HOST_KEY_INPUTS.filter((name) => name === "insecure-ignore-host-key" ? insecureAsked : given(name));
+  if (hostKeyWays.length === 0) {
+    c5.add(
+      new InputError(
+        [...HOST_KEY_INPUTS],
+        `Set one of "fingerprint", "known-hosts" or "insecure-ignore-host-key: true" so the server's identity can be checked. To get the fingerprint, run this from a machine you trust: ${keyscanCommand(host ?? "HOST", port ?? "PORT")} and put the SHA256:\u2026 value in "fingerprint"`
+      )
+    );
+  } else if (hostKeyWays.length > 1) {
+    c5.add(
+      new InputError(
+        hostKeyWays,
+        `Inputs ${hostKeyWays.map((name) => `"${name}"`).join(" and ")} are both set; use exactly one way to check the server's identity`
+      )
+    );
+  }
+  c5.finish();
+  let hostKey;
+  if (fingerprints !== void 0) hostKey = { kind: "fingerprint", fingerprints };
+  else if (knownHosts !== void 0) hostKey = { kind: "known-hosts", knownHosts };
+  else {
+    hostKey = { kind: "insecure-ignore" };
+    warning(
+      `insecure-ignore-host-key is true: the server's identity is NOT checked. Anyone who can intercept the connection can pose as the server and receive the commands and secrets this step sends. Pin the host key instead with "fingerprint"; get it with: ${keyscanCommand(host, port)}`
+    );
+  }
+  let jump;
+  if (jumpAddress) {
+    jump = {
+      host: jumpAddress.host,
+      port: jumpAddress.port,
+      username: jumpAddress.username ?? username,
+      ...jumpKey === void 0 ? {} : { privateKey: jumpKey }
+    };
+  }
+  return {
+    host,
+    port,
+    username,
+    ...privateKey === void 0 ? {} : { privateKey },
+    ...passphrase === void 0 ? {} : { passphrase },
+    ...password === void 0 ? {} : { password },
+    hostKey,
+    ...jump ? { jump } : {},
+    connectTimeoutSeconds,
+    log: sshLog
+  };
+}
+
+// packages/action-kit/src/outputs.ts
+function setOutput2(name, value) {
+  setOutput(name, typeof value === "string" ? value : JSON.stringify(value));
+}
+function outputs() {
+  return { set: (name, value) => setOutput2(name, value) };
+}
+
+// packages/action-kit/src/summary.ts
+function cell(text) {
+  return text.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\r?\n/g, "<br>");
+}
+function table(headers, rows) {
+  const line = (cells) => `| ${cells.map(cell).join(" | ")} |`;
+  return [line(headers), line(headers.map(() => "---")), ...rows.map(line)].join("\n");
+}
+function escapeHtml(text) {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+}
+function codeBlock(text, language = "") {
+  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
+  const fence = "`".repeat(Math.max(3, longestRun + 1));
+  return `${fence}${language}
+${text.replace(/\n$/, "")}
+${fence}`;
+}
+function details(title, body, open2 = false) {
+  return `<details${open2 ? " open" : ""}><summary>${escapeHtml(title)}</summary>
+
+${body}
+
+</details>`;
+}
+function inlineCode(text) {
+  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
+  if (longestRun === 0) return `\`${text}\``;
+  const fence = "`".repeat(longestRun + 1);
+  return `${fence} ${text} ${fence}`;
+}
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+function renderPlan(steps, title = "Plan (dry run: nothing was run)") {
+  const parts = [`### ${title}`, ""];
+  if (steps.length === 0) parts.push("Nothing to do.");
+  steps.forEach((step, index) => {
+    const heading = `${index + 1}. **${step.description}**`;
+    if (step.kind === "run") {
+      parts.push(heading, "", indent(codeBlock(step.script, "bash")), "");
+    } else {
+      const facts = `upload to ${inlineCode(step.remotePath)}, mode ${step.mode}, ${formatBytes(step.bytes)}`;
+      if (step.preview === void 0) {
+        parts.push(`${heading}: ${facts} (contents are secret and not shown)`, "");
+      } else {
+        const truncated = Buffer.byteLength(step.preview) < step.bytes ? " (first part)" : "";
+        parts.push(`${heading}: ${facts}`, "", indent(details(`contents${truncated}`, codeBlock(step.preview))), "");
+      }
+    }
+  });
+  return `${parts.join("\n").trimEnd()}
+`;
+}
+function indent(text) {
+  return text.split("\n").map((line) => line === "" ? line : `   ${line}`).join("\n");
+}
+async function writeSummary(markdown) {
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  await summary.addRaw(`${markdown.trimEnd()}
+
+`).write();
+}
+
+// packages/action-kit/src/dry-run.ts
+var DRY_RUN_INPUT = {
+  name: "dry-run",
+  description: "Only show what would run on the server (in the log, the job summary and the plan output), without connecting.",
+  required: false,
+  default: "false"
+};
+function readDryRun() {
+  return getBoolean(DRY_RUN_INPUT.name, { default: false });
+}
+async function publishPlan(steps, title) {
+  const plan = renderPlan(steps, title);
+  info(plan);
+  await writeSummary(plan);
+  setOutput2("plan", plan);
+  return plan;
+}
+
+// packages/action-kit/src/preflight.ts
+init_src();
+init_src2();
+var PREFLIGHT_TIMEOUT_SECONDS = 30;
+var BASE_PREFLIGHT = [
+  { description: "operating system", command: ["uname", "-sr"] },
+  { description: "docker installed", command: ["command", "-v", "docker"] },
+  { description: "docker compose plugin", command: ["docker", "compose", "version"] }
+];
+async function runPreflight(executor, checks) {
+  const results = [];
+  for (const check of checks) {
+    const result = await executor.run([check.command], {
+      allowFailure: true,
+      description: check.description,
+      timeoutSeconds: PREFLIGHT_TIMEOUT_SECONDS
+    });
+    const ok = result.code === 0;
+    const text = (ok ? result.stdout : result.stderr || result.stdout).trim();
+    results.push({
+      description: check.description,
+      command: render(check.command),
+      ok,
+      output: text.split("\n")[0] ?? ""
+    });
+  }
+  return results;
+}
+function renderPreflight(results, host) {
+  return [
+    `### Preflight on ${host}`,
+    "",
+    table(
+      ["Check", "Command", "Result"],
+      results.map((result) => [result.description, inlineCode(result.command), `${result.ok ? "\u2705" : "\u274C"} ${result.output}`.trim()])
+    ),
+    ""
+  ].join("\n");
+}
+function formatPreflightLog(results) {
+  return results.map((r5) => `${r5.ok ? "ok  " : "FAIL"} ${r5.description}${r5.output ? `: ${r5.output}` : ""}`).join("\n");
+}
+
+// packages/action-kit/src/entry.ts
+var IS_POST = "isPost";
+function failureMessage(error3) {
+  if (error3 instanceof InputError) return error3.message;
+  if (error3 instanceof Error) {
+    if (error3.stack) debug(error3.stack);
+    return error3.message || error3.name;
+  }
+  return String(error3);
+}
+async function runAction(phases, options = {}) {
+  const exit = options.exit ?? ((code2) => process.exit(code2));
+  const isPost = getState(IS_POST) === "true";
+  let code = 0;
+  try {
+    if (isPost) {
+      await phases.post?.();
+    } else {
+      if (phases.post) saveState(IS_POST, "true");
+      await phases.main();
+    }
+  } catch (error3) {
+    setFailed(failureMessage(error3));
+    code = 1;
+  }
+  exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
+}
+
+// packages/action-kit/src/hosts.ts
+var MULTI_HOST_INPUTS = [
+  ...SSH_INPUTS.map(
+    (input) => input.name === "host" ? {
+      ...input,
+      description: 'Servers to connect to, separated by newlines or commas: hostnames or IP addresses, each optionally as user@host:port to override "username" and "port" (IPv6 as [addr]:port).'
+    } : input
+  ),
+  {
+    name: "parallel",
+    description: "With several hosts: run them at the same time (true) or one after another in the listed order, stopping at the first failure (false).",
+    required: false,
+    default: "false"
+  },
+  { name: "max-parallel", description: "With parallel: true, at most this many hosts at once.", required: false, default: "10" }
+];
+
+// packages/backup/src/retention.ts
+var RetentionRefused = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "RetentionRefused";
+  }
+};
+var DAY_MS = 864e5;
+function isoWeek(date2) {
+  const thursday = new Date(Date.UTC(date2.getUTCFullYear(), date2.getUTCMonth(), date2.getUTCDate()));
+  thursday.setUTCDate(thursday.getUTCDate() + 3 - (thursday.getUTCDay() + 6) % 7);
+  const firstThursday = new Date(Date.UTC(thursday.getUTCFullYear(), 0, 4));
+  const week = 1 + Math.round((thursday.getTime() - firstThursday.getTime()) / DAY_MS / 7 - (3 - (firstThursday.getUTCDay() + 6) % 7) / 7);
+  return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
+}
+var BUCKETS = [
+  { rule: "keepDaily", name: "daily", bucketOf: (d5) => d5.toISOString().slice(0, 10) },
+  { rule: "keepWeekly", name: "weekly", bucketOf: isoWeek },
+  { rule: "keepMonthly", name: "monthly", bucketOf: (d5) => d5.toISOString().slice(0, 7) },
+  { rule: "keepYearly", name: "yearly", bucketOf: (d5) => d5.toISOString().slice(0, 4) }
+];
+function timeOf(backup) {
+  const time2 = Date.parse(backup.time);
+  if (Number.isNaN(time2)) throw new RetentionRefused(`backup ${backup.id} has no valid time (${JSON.stringify(backup.time)}); refusing to prune`);
+  return time2;
+}
+function decideRetention(backups, policy, now) {
+  const newestFirst2 = [...backups].sort((a5, b5) => timeOf(b5) - timeOf(a5) || b5.id.localeCompare(a5.id));
+  const reasons = /* @__PURE__ */ new Map();
+  const keep = (backup, reason) => reasons.set(backup, [...reasons.get(backup) ?? [], reason]);
+  for (const { rule, name, bucketOf } of BUCKETS) {
+    const count = policy[rule] ?? 0;
+    if (count <= 0) continue;
+    const seen = /* @__PURE__ */ new Set();
+    for (const backup of newestFirst2) {
+      const bucket = bucketOf(new Date(timeOf(backup)));
+      if (seen.has(bucket)) continue;
+      seen.add(bucket);
+      keep(backup, `${name} ${bucket}`);
+      if (seen.size >= count) break;
+    }
+  }
+  if (policy.keepDays !== void 0 && policy.keepDays > 0) {
+    const cutoff = now.getTime() - policy.keepDays * DAY_MS;
+    for (const backup of newestFirst2) if (timeOf(backup) >= cutoff) keep(backup, `within ${policy.keepDays} days`);
+  }
+  const minKeep = policy.minKeep ?? 3;
+  newestFirst2.slice(0, minKeep).forEach((backup, index) => keep(backup, `min-keep ${index + 1}/${minKeep}`));
+  const kept = newestFirst2.filter((backup) => reasons.has(backup));
+  if (backups.length > 0 && kept.length === 0) {
+    throw new RetentionRefused(`retention would delete all ${backups.length} backups; refusing to prune`);
+  }
+  return {
+    keep: kept.map((backup) => ({ backup, reasons: reasons.get(backup) })),
+    prune: newestFirst2.filter((backup) => !reasons.has(backup))
+  };
+}
+
+// packages/backup/src/sources.ts
+var import_yaml = __toESM(require_dist(), 1);
+var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
+var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+var IDENT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/;
+var KEYS = /* @__PURE__ */ new Set([
+  "name",
+  "type",
+  "service",
+  "project",
+  "project-directory",
+  "compose-files",
+  "container",
+  "exec-user",
+  "host",
+  "port",
+  "database",
+  "user",
+  "password",
+  "password-env",
+  "globals",
+  "path",
+  "paths",
+  "volumes",
+  "helper-image",
+  "compression"
+]);
+function defaultCompression(type) {
+  return type === "postgres" ? "none" : "gzip";
+}
+function parseSources(text) {
+  const problems = [];
+  let document2;
+  try {
+    document2 = (0, import_yaml.parse)(text);
+  } catch (error3) {
+    return { sources: [], problems: [`is not valid YAML: ${error3.message.split("\n")[0]}`] };
+  }
+  if (!Array.isArray(document2) || document2.length === 0) {
+    return { sources: [], problems: ['must be a YAML list with one entry per thing to back up, e.g. "- type: postgres\\n  service: db\\n  database: app"'] };
+  }
+  const sources = [];
+  document2.forEach((entry, index) => {
+    const where = `entry ${index + 1}`;
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+      problems.push(`${where} must be a mapping with a "type" field`);
+      return;
+    }
+    const source = parseSource(entry, (message) => problems.push(`${where}: ${message}`));
+    if (source) sources.push(source);
+  });
+  const seen = /* @__PURE__ */ new Set();
+  for (const source of sources) {
+    if (seen.has(source.name)) problems.push(`two entries are named "${source.name}"; give each a distinct "name" (it names the backups)`);
+    seen.add(source.name);
+  }
+  return { sources, problems };
+}
+function parseSource(entry, problem) {
+  const before = { count: 0 };
+  const fail3 = (message) => {
+    before.count++;
+    problem(message);
+  };
+  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail3(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
+  const str = (key, pattern, expected) => {
+    const value = entry[key];
+    if (value === void 0 || value === null) return void 0;
+    if (typeof value !== "string" && typeof value !== "number") return void fail3(`"${key}" must be a string`);
+    const text = String(value);
+    if (pattern && !pattern.test(text)) return void fail3(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
+    return text;
+  };
+  const list2 = (key) => {
+    const value = entry[key];
+    if (value === void 0 || value === null) return void 0;
+    const items = Array.isArray(value) ? value : [value];
+    if (!items.every((item) => typeof item === "string" && item !== "")) return void fail3(`"${key}" must be a list of non-empty strings`);
+    return items;
+  };
+  const type = str("type");
+  if (type === void 0 || !SOURCE_TYPES.includes(type)) {
+    fail3(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
+    return void 0;
+  }
+  const sourceType = type;
+  const service = str("service", NAME, "a Compose service name");
+  const container = str("container", NAME, "a container name or id");
+  const execUser = str("exec-user", IDENT, "a user name");
+  if (service !== void 0 && container !== void 0) fail3('set "service" (a Compose service) or "container", not both');
+  let place = { kind: "host" };
+  if (service !== void 0) {
+    const project = str("project", /^[a-z0-9][a-z0-9_-]*$/, "a Compose project name (lowercase letters, digits, _ and -)");
+    const projectDirectory = str("project-directory", /^\//, "an absolute path");
+    const composeFiles = list2("compose-files");
+    place = {
+      kind: "compose",
+      service,
+      ...project ? { project } : {},
+      ...projectDirectory ? { projectDirectory } : {},
+      ...composeFiles ? { composeFiles } : {},
+      ...execUser ? { user: execUser } : {}
+    };
+  } else if (container !== void 0) {
+    place = { kind: "container", container, ...execUser ? { user: execUser } : {} };
+  }
+  const database = str("database", IDENT, "a database name (letters, digits, _ . @ -)");
+  const user = str("user", IDENT, "a user name");
+  const hostname = str("host", /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address");
+  const portText = str("port", /^\d{1,5}$/, "a port number");
+  const password = str("password");
+  const passwordEnv = str("password-env", /^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
+  const compression = str("compression", /^(gzip|none)$/, "gzip or none");
+  const path = str("path", /^\/[^\0]*$/, "an absolute path");
+  const paths = list2("paths");
+  const volumes = list2("volumes");
+  const helperImage = str("helper-image");
+  const globalsValue = entry.globals;
+  if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail3('"globals" must be true or false');
+  if (password !== void 0 && place.kind !== "host") fail3(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
+  if (passwordEnv !== void 0 && place.kind === "host") fail3('"password-env" names a variable inside the container; for the host use "password"');
+  if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail3(`"database" is required for ${sourceType}`);
+  if (sourceType === "sqlite" && path === void 0) fail3('"path" (the database file) is required for sqlite');
+  if (sourceType === "files") {
+    if (!paths?.length && !volumes?.length) fail3('"paths" and/or "volumes" are required for files');
+    if (place.kind !== "host") fail3('files are read on the host: use "paths" and "volumes", not "service" or "container"');
+    for (const p3 of paths ?? []) if (!p3.startsWith("/")) fail3(`"paths" must be absolute; got ${JSON.stringify(p3)}`);
+    if (volumes?.length && !helperImage) fail3('"helper-image" (an image on the server with tar) is required to read "volumes"');
+  }
+  if (globalsValue === true && sourceType !== "postgres") fail3('"globals" is only for postgres');
+  if (globalsValue === true && sourceType === "postgres") fail3('"globals: true" (pg_dumpall --globals-only) is not supported yet; back up roles separately for now');
+  const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
+  if (before.count > 0) return void 0;
+  return {
+    name,
+    type: sourceType,
+    place,
+    compression: compression ?? defaultCompression(sourceType),
+    ...database !== void 0 ? { database } : {},
+    ...user !== void 0 ? { user } : {},
+    ...hostname !== void 0 ? { hostname } : {},
+    ...portText !== void 0 ? { port: Number(portText) } : {},
+    ...password !== void 0 ? { password } : {},
+    ...passwordEnv !== void 0 ? { passwordEnv } : {},
+    ...globalsValue === true ? { globals: true } : {},
+    ...path !== void 0 ? { path } : {},
+    ...paths !== void 0 ? { paths } : {},
+    ...volumes !== void 0 ? { volumes } : {},
+    ...helperImage !== void 0 ? { helperImage } : {}
+  };
+}
+function defaultName(type, database, path, where) {
+  const detail = database ?? (path ? path.split("/").pop().replace(/\.[^.]*$/, "") : where);
+  return [type, detail].filter(Boolean).join("-").replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+// packages/backup/src/place.ts
+init_src();
+function inPlace(place, argv, options = {}) {
+  switch (place.kind) {
+    case "host":
+      return argv;
+    case "container":
+      return ["docker", "exec", ...options.stdin ? ["-i"] : [], ...place.user ? ["-u", place.user] : [], place.container, ...argv];
+    case "compose":
+      return [
+        "docker",
+        "compose",
+        ...place.project ? ["-p", place.project] : [],
+        ...place.projectDirectory ? ["--project-directory", place.projectDirectory] : [],
+        ...(place.composeFiles ?? []).flatMap((file) => ["-f", file]),
+        "exec",
+        "-T",
+        ...place.user ? ["-u", place.user] : [],
+        place.service,
+        ...argv
+      ];
+  }
+}
+function withContainerSecret(toolVariable, from, argv) {
+  if (from === void 0) return argv;
+  return ["sh", "-c", `${toolVariable}="$${from}" exec "$@"`, "sh", ...argv];
+}
+function envFromFile(variable, file) {
+  return [raw(`${variable}="$(cat ${quote(file)})"`)];
+}
+
+// packages/backup/src/tools.ts
+init_src();
+function secretFileContent(source) {
+  if (source.password === void 0 || source.place.kind !== "host") return void 0;
+  if (source.type === "postgres") return `*:*:*:*:${source.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}
+`;
+  if (source.type === "mysql") return `[client]
+password="${source.password.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"
+`;
+  if (source.type === "redis") return source.password;
+  return void 0;
+}
+function pgConnection(source) {
+  return [
+    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
+    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
+    ...source.user ? ["-U", source.user] : []
+  ];
+}
+function pgTool(source, argv, secretFile, options = {}) {
+  const args = [argv[0], ...pgConnection(source), "--no-password", ...argv.slice(1)];
+  if (source.place.kind === "host") {
+    return source.password !== void 0 && secretFile ? [raw(`PGPASSFILE=${quote(secretFile)}`), ...args] : args;
+  }
+  return inPlace(source.place, withContainerSecret("PGPASSWORD", source.passwordEnv, args), options);
+}
+function mysqlTool(source, tool, args, secretFile, options = {}) {
+  if (source.place.kind === "host") {
+    return [
+      tool,
+      // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
+      ...source.password !== void 0 && secretFile ? [`--defaults-extra-file=${secretFile}`] : [],
+      ...source.hostname ? ["-h", source.hostname] : [],
+      ...source.port ? ["-P", String(source.port)] : [],
+      ...source.user ? ["-u", source.user] : [],
+      ...args
+    ];
+  }
+  return inPlace(source.place, withContainerSecret("MYSQL_PWD", source.passwordEnv, [tool, ...source.user ? ["-u", source.user] : [], ...args]), options);
+}
+function redisCli(source, args, secretFile) {
+  const cli = [
+    "redis-cli",
+    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
+    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
+    "--no-auth-warning",
+    ...args
+  ];
+  if (source.place.kind === "host") {
+    return source.password !== void 0 && secretFile ? [...envFromFile("REDISCLI_AUTH", secretFile), ...cli] : cli;
+  }
+  return inPlace(source.place, withContainerSecret("REDISCLI_AUTH", source.passwordEnv, cli));
+}
+var SQLITE_SNAPSHOT_SCRIPT = [
+  "set -eu",
+  "snap=$(mktemp)",
+  `trap 'rm -f "$snap"' EXIT`,
+  `sqlite3 "$1" ".backup '$snap'"`,
+  'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
+  'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
+  'cat "$snap"'
+].join("\n");
+function dumpCommand(source, secretFile) {
+  switch (source.type) {
+    case "postgres":
+      return pgTool(source, ["pg_dump", "--format=custom", `--dbname=${source.database}`], secretFile);
+    case "mysql":
+      return mysqlTool(source, "mysqldump", ["--single-transaction", "--routines", "--events", "--triggers", "--hex-blob", source.database], secretFile);
+    case "redis":
+      return redisCli(source, ["--rdb", "-"], secretFile);
+    case "sqlite":
+      return inPlace(source.place, ["sh", "-c", SQLITE_SNAPSHOT_SCRIPT, "sh", source.path]);
+    case "files":
+      return filesDump(source);
+  }
+}
+function filesDump(source) {
+  const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
+  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative];
+  const mounts = [
+    ...(source.paths ?? []).flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}:ro`]),
+    ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
+  ];
+  const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
+  return ["docker", "run", "--rm", "--network=none", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
+}
+function toolVersionCommand(source) {
+  switch (source.type) {
+    case "postgres":
+      return inPlace(source.place, ["pg_dump", "--version"]);
+    case "mysql":
+      return inPlace(source.place, ["mysqldump", "--version"]);
+    case "redis":
+      return inPlace(source.place, ["redis-cli", "--version"]);
+    case "sqlite":
+      return inPlace(source.place, ["sqlite3", "--version"]);
+    case "files":
+      return source.volumes?.length ? void 0 : ["tar", "--version"];
+  }
+}
+
+// packages/backup/src/index.ts
+init_formats();
+init_manifest();
+init_store();
+
+// packages/backup/src/host-store.ts
+init_src();
+init_formats();
+init_manifest();
+init_store();
+var TOO_SMALL_EXIT = 3;
+var SHRUNK_EXIT = 4;
+var VERIFY_EXIT = 5;
+function assign(variable, value) {
+  return [raw(`${variable}=${quote(value)}`)];
+}
+function fail(message, code) {
+  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
+}
+function readRaw(compression, variable) {
+  return compression === "gzip" ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
+}
+function verifyLines(source, secretFile) {
+  const lines2 = [];
+  const checks = ["exit status 0 (pipefail)"];
+  if (source.compression === "gzip") {
+    lines2.push([raw('gzip -t -- "$partial" ||'), ...fail("gzip integrity check failed", VERIFY_EXIT)]);
+    checks.push("gzip -t");
+  }
+  const format2 = FORMATS[source.type];
+  if (format2.magic) {
+    const { offset, bytes } = format2.magic;
+    const expected = bytes.toString("hex");
+    lines2.push([
+      raw(`header=$( { ${render(readRaw(source.compression, "partial"))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)
+    ]);
+    lines2.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format2.describe}`, VERIFY_EXIT)]);
+    checks.push(format2.describe);
+  }
+  if (format2.trailer) {
+    lines2.push([raw(`${render(readRaw(source.compression, "partial"))} | tail -c 300 | grep -qF -- ${quote(format2.trailer)} ||`), ...fail(`the backup lacks the ${format2.describe}`, VERIFY_EXIT)]);
+    checks.push(format2.describe);
+  }
+  if (source.type === "postgres") {
+    lines2.push([...readRaw(source.compression, "partial"), raw("|"), ...pgTool(source, ["pg_restore", "--list"], secretFile, { stdin: true }), raw(">/dev/null")]);
+    checks.push("pg_restore --list");
+  }
+  if (source.type === "files") {
+    lines2.push([...readRaw(source.compression, "partial"), raw("| tar --list --file=- >/dev/null")]);
+    checks.push("tar --list");
+  }
+  if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the .backup snapshot");
+  return { lines: lines2, checks };
+}
+function hostBackupScript(directory, request, file) {
+  const { source } = request;
+  const { lines: lines2, checks } = verifyLines(source, request.secretFile);
+  const sizeChecks = [`size >= ${request.minSize} bytes`];
+  const script2 = [
+    [raw("umask 077")],
+    ["mkdir", "-p", "--", directory],
+    assign("final", `${directory}/${file}`),
+    [raw('partial="$final.partial"')],
+    [raw(`trap ${quote(`rm -f -- "$partial"${request.secretFile ? ` ${quote(request.secretFile)}` : ""}`)} EXIT`)],
+    // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
+    [raw("trap 'exit 143' TERM INT HUP")],
+    [...request.dump, ...source.compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$partial"')],
+    [raw('size=$(stat -c %s -- "$partial")')],
+    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
+  ];
+  if (request.previousSize !== void 0 && request.maxShrinkPercent < 100) {
+    const floor = Math.floor(request.previousSize * (100 - request.maxShrinkPercent) / 100);
+    script2.push([
+      raw(`[ "$size" -ge ${floor} ] ||`),
+      ...fail(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
+    ]);
+    sizeChecks.push(`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`);
+  }
+  script2.push(...lines2);
+  script2.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
+  script2.push([raw('mv -f -- "$partial" "$final"')]);
+  script2.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
+  return { script: script2, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), "sha256"] };
+}
+var HostStore = class {
+  constructor(executor, path) {
+    this.executor = executor;
+    this.path = path;
+  }
+  executor;
+  path;
+  kind = "host";
+  describe() {
+    return `host:${this.path}`;
+  }
+  dir(sourceName) {
+    return `${this.path.replace(/\/+$/, "")}/${sourceName}`;
+  }
+  async list(sourceName) {
+    const dir = this.dir(sourceName);
+    const result = await this.executor.run(
+      [[raw(`if [ -d ${quote(dir)} ]; then find ${quote(dir)} -maxdepth 1 -type f -name '*.manifest.json' -exec cat -- {} +; fi`)]],
+      { description: `list backups of ${sourceName}` }
+    );
+    const manifests = result.stdout.split("\n").filter((line) => line.trim() !== "").map((line) => parseManifest(line, `in ${dir}`)).filter((manifest) => manifest.source === sourceName);
+    return newestFirst(manifests);
+  }
+  async backup(executor, request) {
+    if (request.encryptRecipients.length > 0) {
+      throw new BackupFailed("encrypt-recipients needs a runner destination (s3): encryption happens on the runner, and a host backup never leaves the server");
+    }
+    const started = Date.now();
+    const file = `${request.id}.${storedExtension(request.source.type, request.source.compression, false)}`;
+    const dir = this.dir(request.source.name);
+    const { script: script2, checks } = hostBackupScript(dir, request, file);
+    let result;
     try {
-      await uploaded;
+      result = await executor.run(script2, { description: `back up ${request.source.name} to ${dir}` });
     } catch (error3) {
-      throw new BackupFailed(`backup of ${source.name} was not stored (upload aborted, no manifest): ${error3.message}`);
+      if (error3 instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error3.message}`);
+      throw error3;
     }
-    const size = storedInspector.bytes;
-    const problems = [];
-    if (size < request.minSize) problems.push(`it is smaller than min-size (${size} < ${request.minSize} bytes)`);
-    if (request.previousSize !== void 0 && request.maxShrinkPercent < 100 && size < Math.floor(request.previousSize * (100 - request.maxShrinkPercent) / 100)) {
-      problems.push(`it shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes)`);
-    }
-    if (problems.length > 0) {
-      await this.client.send(new import_client_s3.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }));
-      throw new BackupFailed(`backup of ${source.name} rejected and deleted: ${problems.join("; ")}`);
-    }
-    const format2 = FORMATS[source.type];
+    const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
+    const sha2563 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+    if (!Number.isFinite(size) || !sha2563) throw new BackupFailed(`backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
     const manifest = {
       format: "skiff-backup/1",
       id: request.id,
-      source: source.name,
-      type: source.type,
+      source: request.source.name,
+      type: request.source.type,
       time: request.time.toISOString(),
-      destination: "s3",
-      location: `s3://${this.settings.bucket}/${key}`,
+      destination: "host",
+      location: `${dir}/${file}`,
       file,
       size,
-      sha256: storedInspector.digest(),
-      rawSize: rawInspector.bytes,
-      rawSha256: rawInspector.digest(),
-      compression: source.compression,
-      encryption: encrypted ? { recipients: [...request.encryptRecipients] } : null,
-      verification: ["exit status 0 (pipefail)", `size >= ${request.minSize} bytes`, format2.describe, "sha256 (raw and stored)", ...source.type === "sqlite" ? ["PRAGMA integrity_check on the .backup snapshot"] : []],
+      sha256: sha2563,
+      compression: request.source.compression,
+      encryption: null,
+      verification: checks,
       tools: request.tools,
       durationMs: Date.now() - started
     };
-    await this.client.send(
-      new import_client_s3.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, `${request.id}.manifest.json`), Body: serializeManifest(manifest), ContentType: "application/json" })
-    );
+    await this.executor.upload(`${dir}/${request.id}.manifest.json`, serializeManifest(manifest), { mode: 384, description: `manifest of ${request.id}` });
     return manifest;
   }
   async remove(manifest) {
-    for (const file of [`${manifest.id}.manifest.json`, manifest.file, `${manifest.id}.drill.json`]) {
-      await this.client.send(new import_client_s3.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, file) }));
-    }
+    const dir = this.dir(manifest.source);
+    await this.executor.run(
+      [["rm", "-f", "--", `${dir}/${manifest.id}.manifest.json`], ["rm", "-f", "--", `${dir}/${manifest.file}`, `${dir}/${manifest.id}.drill.json`]],
+      { description: `prune ${manifest.id}` }
+    );
   }
-  /**
-   * Downloads to a runner temp file while hashing; a mismatch stops here, before the server is
-   * touched. Decryption is tried (header) before returning, so a wrong identity fails early too.
-   */
-  async fetch(manifest, identities) {
-    if (manifest.encryption && identities.length === 0) throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1\u2026`);
-    const dir = await mkdtemp(join5(tmpdir(), "skiff-restore-"));
-    const cleanup = () => rm2(dir, { recursive: true, force: true });
-    try {
-      const path = join5(dir, manifest.file);
-      const object = await this.client.send(new import_client_s3.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, manifest.file) }));
-      const hash = new Inspector();
-      await pipeline(object.Body, hash, createWriteStream(path, { mode: 384 }));
-      const actual = hash.digest();
-      if (actual !== manifest.sha256) {
-        throw new Error(`sha256 of ${manifest.location} is ${actual}, but its manifest says ${manifest.sha256}; refusing to restore it`);
-      }
-      const open2 = async () => {
-        let stream2 = createReadStream2(path);
-        if (manifest.encryption) {
-          const decrypter = new Decrypter();
-          for (const identity of identities) decrypter.addIdentity(identity);
-          try {
-            const web = await decrypter.decrypt(toWebBounded(stream2));
-            stream2 = Readable8.fromWeb(web);
-          } catch (error3) {
-            throw new Error(`${manifest.id} could not be decrypted with the given decrypt-identity: ${error3.message}`);
-          }
-        }
-        if (manifest.compression === "gzip") {
-          const gunzip = createGunzip();
-          stream2.on("error", (error3) => gunzip.destroy(error3));
-          stream2 = stream2.pipe(gunzip);
-        }
-        return stream2;
-      };
-      (await open2()).destroy();
-      return { kind: "stream", open: open2, cleanup };
-    } catch (error3) {
-      await cleanup();
-      throw error3;
-    }
+  async fetch(manifest) {
+    if (manifest.encryption) throw new Error(`${manifest.id} is encrypted; host backups are never encrypted, so this manifest is not from this store`);
+    const file = `${this.dir(manifest.source)}/${manifest.file}`;
+    return {
+      kind: "server",
+      check: [
+        assign("stored", file),
+        [raw(`echo ${quote(`${manifest.sha256}  ${file}`)} | sha256sum --check --status ||`), ...fail(`sha256 of ${file} does not match its manifest (${manifest.sha256}); refusing to restore it`, 21)]
+      ],
+      feed: readRaw(manifest.compression, "stored")
+    };
   }
   async writeReport(manifest, name, content) {
-    await this.client.send(new import_client_s3.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, `${manifest.id}.${name}.json`), Body: content, ContentType: "application/json" }));
+    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, { mode: 384, description: `${name} report of ${manifest.id}` });
   }
 };
+
+// packages/backup/src/restore.ts
+init_src();
+var DRILL_PREFIX = "skiff_drill_";
+var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
+var PG_USER_RELATIONS = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
+function fail2(message, code) {
+  return [raw("{"), "echo", message, raw(">&2;"), "exit", String(code), raw("; }")];
+}
+function psql(source, database, sql, secretFile) {
+  return pgTool(source, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-t", "-A", `--dbname=${database}`, "-c", sql], secretFile);
+}
+var MYSQL_ROW_COUNTS = "set session group_concat_max_len = 4194304; set @q = (select group_concat(concat('select concat(''', replace(table_name, '''', ''''''), '|'', count(*)) from `', replace(table_name, '`', '``'), '`') order by table_name separator ' union all ') from information_schema.tables where table_schema = database() and table_type = 'BASE TABLE'); set @q = coalesce(@q, 'select ''(no tables)|0'''); prepare counts from @q; execute counts; deallocate prepare counts";
+function mysql(source, database, sql, secretFile) {
+  return mysqlTool(source, "mysql", ["-N", "-B", ...database ? [database] : [], "-e", sql], secretFile);
+}
+var REFUSED_EXIT = 20;
+function prepareTargetScript(source, target, secretFile) {
+  const refuse = (what) => fail2(`refusing to restore: ${what} is not empty; set force: true to overwrite it`, REFUSED_EXIT);
+  switch (source.type) {
+    case "postgres": {
+      const db = target.database;
+      return [
+        [raw("exists=$("), ...psql(source, "postgres", `select count(*) from pg_database where datname = '${db}'`, secretFile), raw(")")],
+        [raw('if [ "$exists" = 0 ]; then'), ...pgTool(source, ["createdb", db], secretFile), raw("; fi")],
+        [raw("relations=$("), ...psql(source, db, PG_USER_RELATIONS, secretFile), raw(")")],
+        ...target.force ? [] : [[raw('if [ "$relations" != 0 ]; then'), ...refuse(`database ${db}`), raw("; fi")]]
+      ];
+    }
+    case "mysql": {
+      const db = target.database;
+      return [
+        [raw("tables=$("), ...mysql(source, void 0, `select count(*) from information_schema.tables where table_schema = '${db}'`, secretFile), raw(")")],
+        ...target.force ? [] : [[raw('if [ "$tables" != 0 ]; then'), ...refuse(`database ${db}`), raw("; fi")]],
+        mysql(source, void 0, `create database if not exists \`${db}\``, secretFile)
+      ];
+    }
+    case "redis":
+    case "sqlite":
+      return [
+        ["mkdir", "-p", "--", dirname(target.path)],
+        ...target.force ? [] : [[raw("if [ -s"), target.path, raw("]; then"), ...refuse(`file ${target.path}`), raw("; fi")]]
+      ];
+    case "files":
+      return [
+        ["mkdir", "-p", "--", target.path],
+        ...target.force ? [] : [[raw('if [ -n "$(ls -A --'), target.path, raw(')" ]; then'), ...refuse(`directory ${target.path}`), raw("; fi")]]
+      ];
+  }
+}
+function dirname(path) {
+  return path.replace(/\/[^/]*$/, "") || "/";
+}
+function restoreCommand(source, target, secretFile) {
+  switch (source.type) {
+    case "postgres":
+      return pgTool(
+        source,
+        ["pg_restore", `--dbname=${target.database}`, "--no-owner", "--exit-on-error", "--single-transaction", ...target.force ? ["--clean", "--if-exists"] : []],
+        secretFile,
+        { stdin: true }
+      );
+    case "mysql":
+      return mysqlTool(source, "mysql", [target.database], secretFile, { stdin: true });
+    case "redis":
+    case "sqlite":
+      return [raw(`cat > ${quote(`${target.path}.skiff-restore`)} && mv -f --`), `${target.path}.skiff-restore`, target.path];
+    case "files":
+      return ["tar", "--extract", "--file=-", "--numeric-owner", `--directory=${target.path}`];
+  }
+}
+function drillQueryCommand(source, target, query, secretFile) {
+  switch (source.type) {
+    case "postgres":
+      return psql(source, target.database, query ?? PG_ROW_COUNTS, secretFile);
+    case "mysql":
+      return mysql(source, target.database, query ?? MYSQL_ROW_COUNTS, secretFile);
+    case "sqlite":
+      return query ? ["sqlite3", target.path, query] : ["sh", "-c", `for t in $(sqlite3 "$1" "select name from sqlite_master where type = 'table' order by 1"); do echo "$t|$(sqlite3 "$1" "select count(*) from \\"$t\\"")"; done`, "sh", target.path];
+    case "redis":
+      return ["sh", "-c", 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', "sh", target.path];
+    case "files":
+      return ["sh", "-c", 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', "sh", target.path];
+  }
+}
+function dropScratchCommand(source, target, secretFile) {
+  switch (source.type) {
+    case "postgres":
+      return pgTool(source, ["dropdb", "--if-exists", target.database], secretFile);
+    case "mysql":
+      return mysql(source, void 0, `drop database if exists \`${target.database}\``, secretFile);
+    default:
+      return ["rm", "-rf", "--", target.path];
+  }
+}
+function scratchTarget(source, suffix) {
+  if (source.type === "postgres" || source.type === "mysql") return { database: `${DRILL_PREFIX}${suffix}`, force: false };
+  return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === "files" ? "" : `.${source.type}`}`, force: false };
+}
+
+// packages/backup/src/operations.ts
+init_src();
+init_formats();
+import { randomBytes as randomBytes2 } from "node:crypto";
+init_store();
+async function withSecretFile(executor, source, fn) {
+  const content = secretFileContent(source);
+  if (content === void 0) return fn(void 0);
+  const path = `/tmp/skiff-backup-${randomBytes2(8).toString("hex")}.secret`;
+  await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
+  try {
+    return await fn(path);
+  } finally {
+    await executor.run([["rm", "-f", "--", path]], { description: "remove credentials file", allowFailure: true }).catch(() => void 0);
+  }
+}
+async function toolVersions(executor, source) {
+  const command5 = toolVersionCommand(source);
+  if (!command5) return {};
+  const result = await executor.run([command5], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
+  const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
+  return line ? { [String(command5[command5.length - 2] ?? source.type)]: line } : {};
+}
+async function backupSource(executor, store, source, options) {
+  const started = Date.now();
+  const time2 = (options.now ?? (() => /* @__PURE__ */ new Date()))();
+  const id = backupId(source.name, time2);
+  const existing = await store.list(source.name);
+  if (existing.some((manifest2) => manifest2.id === id)) throw new BackupFailed(`a backup ${id} already exists; not overwriting it`);
+  const tools = await toolVersions(executor, source);
+  const manifest = await withSecretFile(
+    executor,
+    source,
+    (secretFile) => store.backup(executor, {
+      source,
+      id,
+      time: time2,
+      dump: dumpCommand(source, secretFile),
+      ...secretFile ? { secretFile } : {},
+      minSize: options.minSize,
+      ...existing[0] ? { previousSize: existing[0].size } : {},
+      maxShrinkPercent: options.maxShrinkPercent,
+      encryptRecipients: options.encryptRecipients,
+      tools
+    })
+  );
+  options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
+  const { kept, pruned } = await pruneSource(store, source.name, options.retention, { now: time2, dryRun: options.dryRunPrune ?? false, ...options.log ? { log: options.log } : {} });
+  return { manifest, kept, pruned, durationMs: Date.now() - started };
+}
+async function pruneSource(store, sourceName, policy, options) {
+  const manifests = await store.list(sourceName);
+  const decision = decideRetention(manifests, policy, options.now);
+  for (const manifest of decision.prune) {
+    if (options.dryRun) options.log?.(`${sourceName}: would prune ${manifest.id}`);
+    else {
+      await store.remove(manifest);
+      options.log?.(`${sourceName}: pruned ${manifest.id}`);
+    }
+  }
+  return { kept: decision.keep.map((entry) => entry.backup.id), pruned: decision.prune.map((manifest) => manifest.id) };
+}
+async function findBackup(store, source, backupIdOrLatest) {
+  const manifests = await store.list(source.name);
+  const manifest = backupIdOrLatest === "latest" ? manifests[0] : manifests.find((candidate) => candidate.id === backupIdOrLatest);
+  if (!manifest) {
+    const known = manifests.slice(0, 5).map((m3) => m3.id).join(", ");
+    throw new Error(`no verified backup ${backupIdOrLatest} of ${source.name} in ${store.describe()}${known ? ` (newest: ${known})` : " (there are none)"}`);
+  }
+  return manifest;
+}
+async function restoreBackup(executor, store, source, manifest, target, options = {}) {
+  const data = await store.fetch(manifest, options.identities ?? []);
+  return withSecretFile(executor, source, async (secretFile) => {
+    const prepare = prepareTargetScript(source, target, secretFile);
+    const drop = options.drill ? dropScratchCommand(source, target, secretFile) : void 0;
+    const cleanup = drop ? [[raw(`trap ${quote(`${render(drop)} >/dev/null 2>&1 || true`)} EXIT`)]] : [];
+    const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
+    const description = `${options.drill ? "drill" : "restore"} ${manifest.id} into ${target.database ?? target.path}`;
+    try {
+      if (data.kind === "server") {
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description });
+        return { manifest, target, ...options.drill ? { report: lines(result.stdout) } : {} };
+      }
+      try {
+        await executor.run(prepare, { description: `check restore target ${target.database ?? target.path}` });
+        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() });
+        if (!options.drill) return { manifest, target };
+        const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
+        return { manifest, target, report: lines(result.stdout) };
+      } finally {
+        await data.cleanup();
+        if (drop) await executor.run([drop], { description: "drop the drill copy", allowFailure: true }).catch(() => void 0);
+      }
+    } catch (error3) {
+      if (error3 instanceof RemoteCommandError) throw new Error(`${description} failed: ${error3.message}`);
+      throw error3;
+    }
+  });
+}
+function lines(text) {
+  return text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+}
+async function drillSource(executor, store, source, options) {
+  const manifest = await findBackup(store, source, options.backupId ?? "latest");
+  const target = scratchTarget(source, randomBytes2(4).toString("hex"));
+  const result = await restoreBackup(executor, store, source, manifest, target, { ...options, drill: true });
+  const report = { id: manifest.id, time: (options.now ?? (() => /* @__PURE__ */ new Date()))().toISOString(), query: options.drillQuery ?? "row counts", rows: result.report ?? [] };
+  await store.writeReport(manifest, "drill", `${JSON.stringify(report)}
+`);
+  return result;
+}
+
+// action-backup/src/main.ts
+init_src();
+init_src2();
 
 // action-backup/src/healthcheck.ts
 async function ping(url, event, body) {
@@ -99928,15 +101243,16 @@ var BACKUP_INPUTS = [
     description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026). See the README.",
     required: true
   },
-  { name: "destination", description: "Where backups go: `host` (a directory on the server, destination-path) or `s3` (any S3-compatible store).", required: false, default: "host" },
+  { name: "destination", description: "Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of this workflow run; readable by anyone who can read the repository unless encrypted).", required: false, default: "host" },
   { name: "destination-path", description: "With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.", required: false, default: "/var/backups/skiff" },
+  { name: "artifact-name", description: "With destination artifact: prefix of the artifacts' names, `<artifact-name>.<backup file>`.", required: false, default: "skiff-backup" },
   { name: "s3-endpoint", description: "S3 endpoint URL for non-AWS stores (Backblaze B2, Cloudflare R2, MinIO); empty for AWS.", required: false },
   { name: "s3-region", description: "S3 region (`auto` for R2).", required: false, default: "us-east-1" },
   { name: "s3-bucket", description: "S3 bucket.", required: false },
   { name: "s3-prefix", description: "Key prefix inside the bucket; backups go to `<prefix>/<source>/<id>.*`.", required: false, default: "skiff-backups" },
   { name: "s3-access-key-id", description: "S3 access key id.", required: false, secret: true },
   { name: "s3-secret-access-key", description: "S3 secret access key.", required: false, secret: true },
-  { name: "encrypt-recipients", description: "age public keys (age1\u2026), one per line: backups are encrypted on the runner before upload (s3 only); the decryption key never needs to be in CI.", required: false },
+  { name: "encrypt-recipients", description: "age public keys (age1\u2026), one per line: backups are encrypted on the runner before upload (s3 and artifact); the decryption key never needs to be in CI.", required: false },
   { name: "decrypt-identity", description: "age identity (AGE-SECRET-KEY-1\u2026) for restore and drill of encrypted backups. Secret.", required: false, secret: true },
   { name: "mode", description: "`backup`, `list`, `restore`, `drill` or `prune`.", required: false, default: "backup" },
   { name: "min-size", description: "A backup smaller than this many bytes fails.", required: false, default: "1024" },
@@ -99993,7 +101309,12 @@ function readBackupInputs() {
   const c5 = new InputCollector();
   const ssh = c5.read(() => readSshInputs());
   const sources = c5.read(readSources);
-  const kind = c5.read(() => getEnum("destination", ["host", "s3"], { default: "host" }));
+  const kind = c5.read(() => getEnum("destination", ["host", "s3", "artifact"], { default: "host" }));
+  const artifactName = c5.read(() => {
+    const value = getString("artifact-name", { default: "skiff-backup" });
+    if (!/^[^"':<>|*?\\/\r\n]{1,100}$/.test(value)) throw invalidInput("artifact-name", `a name without " ' : < > | * ? \\ / or line breaks`, value);
+    return value;
+  });
   const path = c5.read(() => {
     const value = getString("destination-path", { default: "/var/backups/skiff" });
     if (!value.startsWith("/") || value.includes("\0")) throw invalidInput("destination-path", "an absolute path on the server", value);
@@ -100006,7 +101327,7 @@ function readBackupInputs() {
   });
   const region = c5.read(() => getString("s3-region", { default: "us-east-1" }));
   const bucket = c5.read(() => getString("s3-bucket"));
-  const prefix = c5.read(() => getString("s3-prefix", { default: "skiff-backups" }));
+  const prefix2 = c5.read(() => getString("s3-prefix", { default: "skiff-backups" }));
   const accessKeyId = c5.read(() => getString("s3-access-key-id", { secret: true }));
   const secretAccessKey = c5.read(() => getString("s3-secret-access-key", { secret: true }));
   const encryptRecipients = c5.read(readRecipients);
@@ -100037,7 +101358,7 @@ function readBackupInputs() {
     }
   }
   if (kind === "host" && encryptRecipients !== void 0 && encryptRecipients.length > 0) {
-    c5.add(new InputError("encrypt-recipients", 'Input "encrypt-recipients" needs destination: s3: encryption runs on the runner, and host backups never leave the server'));
+    c5.add(new InputError("encrypt-recipients", 'Input "encrypt-recipients" needs destination s3 or artifact: encryption runs on the runner, and host backups never leave the server'));
   }
   if ((mode === "restore" || mode === "drill") && sources !== void 0 && sources.length !== 1) {
     c5.add(new InputError("sources", `mode ${mode} works on one source at a time; "sources" has ${sources.length}`));
@@ -100049,7 +101370,7 @@ function readBackupInputs() {
     c5.add(invalidInput("restore-target", "an absolute path on the server", restoreTarget));
   }
   c5.finish();
-  const destination = kind === "s3" ? { kind: "s3", settings: { ...endpoint ? { endpoint } : {}, region, bucket, prefix, accessKeyId, secretAccessKey } } : { kind: "host", path };
+  const destination = kind === "s3" ? { kind: "s3", settings: { ...endpoint ? { endpoint } : {}, region, bucket, prefix: prefix2, accessKeyId, secretAccessKey } } : kind === "artifact" ? { kind: "artifact", name: artifactName } : { kind: "host", path };
   const retention = { keepDaily, keepWeekly, keepMonthly, keepYearly, keepDays, minKeep };
   return {
     ssh,
@@ -100098,9 +101419,22 @@ function listTable(source, manifests) {
 }
 
 // action-backup/src/main.ts
-function storeFor(inputs, executor) {
-  return inputs.destination.kind === "host" ? new HostStore(executor, inputs.destination.path) : new S3Store(inputs.destination.settings);
+async function storeFor(inputs, executor) {
+  const destination = inputs.destination;
+  switch (destination.kind) {
+    case "host":
+      return new HostStore(executor, destination.path);
+    case "s3": {
+      const { S3Store: S3Store2 } = await Promise.resolve().then(() => (init_s3_store(), s3_store_exports));
+      return new S3Store2(destination.settings);
+    }
+    case "artifact": {
+      const { ArtifactStore: ArtifactStore2 } = await Promise.resolve().then(() => (init_artifact_store(), artifact_store_exports));
+      return new ArtifactStore2(destination.name);
+    }
+  }
 }
+var UNENCRYPTED_ARTIFACT_WARNING = "destination artifact without encrypt-recipients: anyone with read access to this repository can download these backups. Set encrypt-recipients (age public keys) to encrypt them on the runner.";
 async function run() {
   const inputs = readBackupInputs();
   if (inputs.dryRun && inputs.mode !== "prune") return planOnly(inputs);
@@ -100116,8 +101450,9 @@ async function run() {
 async function runMode(inputs) {
   const out = outputs();
   const ssh = await SshConnection.connect(inputs.ssh);
-  const store = storeFor(inputs, ssh);
+  let store;
   try {
+    store = await storeFor(inputs, ssh);
     const findings = await runPreflight(ssh, BASE_PREFLIGHT);
     info(formatPreflightLog(findings));
     await writeSummary(renderPreflight(findings, inputs.ssh.host));
@@ -100182,12 +101517,14 @@ ${(result.report ?? []).join("\n")}
       }
     }
   } finally {
-    if (store instanceof S3Store) store.client.destroy();
+    store?.close?.();
     await ssh.close();
   }
 }
 async function backupAll(inputs, ssh, store, out) {
   const outcomes = [];
+  const unencryptedArtifact = store.kind === "artifact" && inputs.encryptRecipients.length === 0;
+  if (unencryptedArtifact) warning(UNENCRYPTED_ARTIFACT_WARNING);
   for (const source of inputs.sources) {
     try {
       const result = await backupSource(ssh, store, source, {
@@ -100213,7 +101550,10 @@ async function backupAll(inputs, ssh, store, out) {
   out.set("pruned", Object.fromEntries(done.map((r5) => [r5.manifest.source, r5.pruned])));
   await writeSummary(`### Backups to ${store.describe()}
 
-${backupTable(outcomes)}
+${unencryptedArtifact ? `> [!WARNING]
+> ${UNENCRYPTED_ARTIFACT_WARNING}
+
+` : ""}${backupTable(outcomes)}
 `);
   const failed = outcomes.filter((o3) => o3.error);
   if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o3) => o3.source).join(", ")}`);
@@ -100223,10 +101563,16 @@ async function planOnly(inputs) {
   await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
     await plan.run([dumpCommand(source, source.password !== void 0 ? "/tmp/skiff-backup-XXXX.secret" : void 0)], {
-      description: `${inputs.mode} ${source.name}: dump to ${inputs.destination.kind === "host" ? inputs.destination.path : `s3://${inputs.destination.settings.bucket}`}`
+      description: `${inputs.mode} ${source.name}: dump to ${describeDestination(inputs)}`
     });
   }
   await publishPlan(plan.steps);
+}
+function describeDestination(inputs) {
+  const destination = inputs.destination;
+  if (destination.kind === "host") return destination.path;
+  if (destination.kind === "s3") return `s3://${destination.settings.bucket}`;
+  return `GitHub artifacts ${destination.name}.*`;
 }
 
 // action-backup/src/index.ts

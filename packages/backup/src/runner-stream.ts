@@ -104,8 +104,15 @@ export async function streamDump(
     write(chunk: Buffer, _encoding, callback) {
       // After a failure downstream the dump's output is drained and dropped, so the remote command can finish.
       if (discard || head.destroyed) return callback();
-      if (head.write(chunk)) callback();
-      else head.once('drain', () => callback());
+      if (head.write(chunk)) return callback();
+      // A destroyed head never drains: its close releases the write too.
+      const go = () => {
+        head.off('drain', go);
+        head.off('close', go);
+        callback();
+      };
+      head.on('drain', go);
+      head.on('close', go);
     },
     final(callback) {
       callback();
@@ -132,7 +139,12 @@ export async function streamDump(
   chain.pipe(stored);
 
   const consumed = consume(stored);
-  consumed.catch(() => undefined);
+  // A destination that gives up (upload refused, disk full) stops reading: drop the rest of the
+  // dump so the remote command can finish instead of waiting on a stalled channel.
+  consumed.catch(() => {
+    discard = true;
+    head.destroy();
+  });
 
   let remoteError: Error | undefined;
   try {

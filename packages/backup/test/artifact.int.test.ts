@@ -4,6 +4,10 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sshdConnectOptions, startArtifactService, startPostgres, startSshd, tempDir, type ArtifactService, type Postgres, type SshdServer } from '@skiff/testbed';
+import { join } from 'node:path';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { DefaultArtifactClient } from '@actions/artifact';
+import { ArtifactServiceClient } from '../src/artifact-client';
 import { ArtifactStore } from '../src/artifact-store';
 import { backupSource, drillSource, findBackup, parseSources, restoreBackup, type BackupOptions, type Source } from '../src/index';
 
@@ -74,7 +78,7 @@ describe('artifact destination through a stand-in for GitHub\'s artifact service
     expect(await checksum('notes_copy')).toBe(await checksum(pg.database));
     expect(await checksum('notes_copy')).toMatch(/^3000:/);
     // The runner temp files are gone.
-    expect(await (await import('node:fs/promises')).readdir(temp.path)).toEqual([]);
+    expect(await readdir(temp.path)).toEqual([]);
   });
 
   it('an unencrypted backup, a drill report as its own artifact, and a tampered artifact refused before the target is touched', async () => {
@@ -87,12 +91,52 @@ describe('artifact destination through a stand-in for GitHub\'s artifact service
 
     const stored = service.artifacts.find((a) => a.name === `plain.${manifest.file}`)!;
     stored.data = Buffer.from(stored.data);
-    stored.data[stored.data.length - 5] ^= 0xff;
+    stored.data.writeUInt8(stored.data.readUInt8(stored.data.length - 5) ^ 0xff, stored.data.length - 5);
     await expect(restoreBackup(ssh, store, source(), manifest, { database: 'notes_tampered', force: false })).rejects.toThrow(/sha256 of artifact .* does not match|but its manifest says/);
     expect(await psql('postgres', "select count(*) from pg_database where datname = 'notes_tampered'")).toBe('0');
 
     await store.remove(manifest);
     expect(service.artifacts.filter((a) => a.name.startsWith(`plain.${manifest.id}`))).toEqual([]);
+    expect(await store.list('notes')).toEqual([]);
+  });
+
+  it('speaks the same protocol as @actions/artifact: each side reads what the other wrote', async () => {
+    const official = new DefaultArtifactClient();
+    const ours = new ArtifactServiceClient();
+    // Ours → @actions/artifact.
+    const payload = Buffer.concat([Buffer.from('skiff interop\n'), (await import('node:crypto')).randomBytes(9 * 1024 * 1024)]);
+    const upload = await ours.upload('interop-ours.bin', (await import('node:stream')).Readable.from([payload.subarray(0, 3_000_000), payload.subarray(3_000_000)]));
+    expect(service.requests.filter((r) => r === 'blob PUT block interop-ours.bin').length).toBe(3);
+    const id = await upload.finalize();
+    const { artifact } = await official.getArtifact('interop-ours.bin');
+    expect(artifact.id).toBe(id);
+    expect(artifact.size).toBe(payload.length);
+    const into = join(temp.path, 'official-download');
+    const downloaded = await official.downloadArtifact(id, { path: into, expectedHash: `sha256:${upload.sha256}` });
+    expect(downloaded.digestMismatch).toBe(false);
+    // Buffer.equals: a deep toEqual over 9 MiB takes a minute.
+    expect((await readFile(join(into, 'interop-ours.bin'))).equals(payload)).toBe(true);
+    // @actions/artifact → ours.
+    const file = join(temp.path, 'interop-official.txt');
+    await writeFile(file, 'written by @actions/artifact\n'.repeat(1000));
+    await official.uploadArtifact('interop-official.txt', [file], temp.path, { skipArchive: true });
+    const listed = await ours.list('interop-official.txt');
+    expect(listed.map((a) => a.name)).toEqual(['interop-official.txt']);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await ours.download('interop-official.txt')) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks)).toEqual(await readFile(file));
+    await ours.delete('interop-official.txt');
+    await expect(official.getArtifact('interop-official.txt')).rejects.toThrow(/not found/i);
+    await (await import('node:fs/promises')).rm(into, { recursive: true });
+    await (await import('node:fs/promises')).rm(file);
+  });
+
+  it('a failed or rejected backup is never published', async () => {
+    const store = new ArtifactStore('failing');
+    const bad = parseSources(`- type: postgres\n  name: notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: no_such_db\n  password: "${pg.password}"\n`).sources[0]!;
+    await expect(backupSource(ssh, store, bad, options())).rejects.toThrow(/no_such_db/);
+    await expect(backupSource(ssh, store, source(), options({ minSize: 50 * 1024 * 1024 }))).rejects.toThrow(/smaller than min-size/);
+    expect(service.artifacts.filter((a) => a.name.startsWith('failing.') && a.finalized)).toEqual([]);
     expect(await store.list('notes')).toEqual([]);
   });
 });
