@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBundle, startPostgres, startSshd, tempDir, sh, type Postgres, type SshdServer } from '@skiff/testbed';
+import { runBundle, startArtifactService, startPostgres, startSshd, tempDir, sh, type Postgres, type SshdServer } from '@skiff/testbed';
 
 let sshd: SshdServer;
 let pg: Postgres;
@@ -12,7 +12,7 @@ let hcPort = 0;
 const pings: string[] = [];
 
 /** The committed bundle, run the runner's way (Node 24, INPUT_* variables, file commands). */
-const backup = (inputs: Record<string, string>) => runBundle('action-backup', { inputs, timeoutMs: 120_000 });
+const backup = (inputs: Record<string, string>, env: Record<string, string> = {}) => runBundle('action-backup', { inputs, env, timeoutMs: 120_000 });
 
 beforeAll(async () => {
   [sshd, pg, dest] = await Promise.all([startSshd(), startPostgres(), tempDir('skiffbk-action')]);
@@ -72,5 +72,29 @@ describe('action-backup bundle on Node 24', () => {
     expect(run.stdout).toMatch(/"type" must be one of/);
     expect(run.stdout).toMatch(/s3-bucket/);
     expect(run.stdout).toMatch(/min-size/);
+  });
+
+  it('destination artifact: warns (log and summary) that an unencrypted artifact is readable by repo readers; list and restore in the same run', async () => {
+    const service = await startArtifactService();
+    try {
+      const sources = `- type: postgres\n  name: app\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: ${pg.database}\n  password: "${pg.password}"\n`;
+      const inputs = { ...base(), sources, destination: 'artifact', 'artifact-name': 'db' };
+      const run = await backup(inputs, service.env);
+      expect(run.code, run.stdout).toBe(0);
+      expect(run.stdout).toMatch(/::warning::destination artifact without encrypt-recipients: anyone with read access to this repository can download/);
+      expect(run.summary).toMatch(/> \[!WARNING\]\n> destination artifact without encrypt-recipients/);
+      expect(run.outputs.location).toMatch(/^artifact:db\.app-\d{8}T\d{6}Z\.dump#\d+$/);
+      expect(service.artifacts.filter((a) => a.finalized).map((a) => a.name).sort()).toEqual([`db.${run.outputs['backup-id']}.dump`, `db.${run.outputs['backup-id']}.manifest.json`]);
+
+      const listed = await backup({ ...inputs, mode: 'list' }, service.env);
+      expect(listed.code, listed.stdout).toBe(0);
+      expect(listed.summary).toContain(run.outputs['backup-id']);
+      const restored = await backup({ ...inputs, mode: 'restore', 'restore-target': 'app_from_artifact' }, service.env);
+      expect(restored.code, restored.stdout).toBe(0);
+      const count = await sh('psql', ['-h', pg.dir, '-p', String(pg.port), '-U', 'postgres', '-d', 'app_from_artifact', '-tAc', 'select count(*) from t']);
+      expect(count.trim()).toBe('3000');
+    } finally {
+      await service.stop();
+    }
   });
 });
