@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import type { Executor } from '@skiff/shell';
 import { storedExtension } from './formats';
+import { StreamingUpload } from './s3-multipart';
 import { parseManifest, serializeManifest, type Manifest } from './manifest';
 import { encryptedNeedsIdentity, Inspector, localRawData, runnerVerification, sizeProblems, streamDump } from './runner-stream';
 import { BackupFailed, newestFirst, type BackupRequest, type RawData, type Store } from './store';
@@ -22,11 +22,6 @@ export interface S3Settings {
   /** Path-style URLs (MinIO, s3rver); virtual-hosted style otherwise. */
   forcePathStyle?: boolean;
 }
-
-/** Multipart parts in flight bound the memory a backup needs: partSize × queueSize. */
-// 5 MiB is S3's minimum part size; one part in flight keeps the action well under its 150 MB budget.
-const PART_SIZE = 5 * 1024 * 1024;
-const QUEUE_SIZE = 1;
 
 /** Any S3-compatible store; objects under `<prefix>/<source>/`. Data passes through the runner, never whole in memory. */
 export class S3Store implements Store {
@@ -84,22 +79,8 @@ export class S3Store implements Store {
     const file = `${request.id}.${storedExtension(source.type, source.compression, encrypted)}`;
     const key = this.key(source.name, file);
 
-    let upload: Upload | undefined;
-    const { raw, stored } = await streamDump(
-      executor,
-      request,
-      (body) => {
-        upload = new Upload({
-          client: this.client,
-          params: { Bucket: this.settings.bucket, Key: key, Body: body, ContentType: 'application/octet-stream' },
-          partSize: PART_SIZE,
-          queueSize: QUEUE_SIZE,
-          leavePartsOnError: false,
-        });
-        return upload.done();
-      },
-      async () => upload?.abort(),
-    );
+    const upload = new StreamingUpload(this.client, this.settings.bucket, key);
+    const { raw, stored } = await streamDump(executor, request, (body) => upload.done(body), () => upload.abort());
     const size = stored.bytes;
     const problems = sizeProblems(request, size);
     if (problems.length > 0) {

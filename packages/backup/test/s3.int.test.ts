@@ -118,4 +118,24 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     expect((await drillSource(ssh, store, lite, {})).report).toEqual(['notes|500']);
     expect((await readdir('/tmp')).filter((n) => n.startsWith('skiff_drill_'))).toEqual([]);
   });
+
+  it('multipart: a dump of several parts round-trips byte for byte; one failing after some parts leaves no object', async () => {
+    const dir = `${work.path}/big`;
+    await sh('mkdir', ['-p', dir]);
+    // Random data does not compress: 12 MiB makes three 5 MiB parts (the last one short).
+    await writeFile(`${dir}/blob.bin`, (await import('node:crypto')).randomBytes(12 * 1024 * 1024));
+    const big = source(`- type: files\n  name: big\n  paths: [${dir}]\n  compression: none\n`);
+    const { manifest } = await backupSource(ssh, store, big, options());
+    expect(manifest.size).toBeGreaterThan(12 * 1024 * 1024);
+    const target = `${work.path}/big-restored`;
+    await restoreBackup(ssh, store, big, manifest, { path: target, force: false });
+    const sum = async (path: string) => (await sh('sha256sum', [path])).split(' ')[0];
+    expect(await sum(`${target}${dir}/blob.bin`)).toBe(await sum(`${dir}/blob.bin`));
+
+    // tar writes the big file, then fails on the missing path (exit 2): parts were already sent.
+    const before = await keys();
+    const failing = source(`- type: files\n  name: big\n  paths: [${dir}, ${work.path}/no-such-path]\n  compression: none\n`);
+    await expect(backupSource(ssh, store, failing, options({ maxShrinkPercent: 100 }))).rejects.toThrow(/exit code 2/);
+    expect(await keys()).toEqual(before);
+  });
 });
