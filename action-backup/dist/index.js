@@ -98514,7 +98514,7 @@ var init_runner_stream = __esm({
     init_src2();
     init_formats();
     init_store();
-    FULL_GC_EVERY_BYTES = Number(process.env.SKIFF_BACKUP_GC_MIB ?? 32) * 1024 * 1024;
+    FULL_GC_EVERY_BYTES = 32 * 1024 * 1024;
     Inspector = class extends Transform {
       constructor(type, reclaim = false) {
         super();
@@ -100919,6 +100919,9 @@ function readBackupInputs() {
   }
   if (mode === "restore" && sources?.length === 1 && sources[0].type !== "postgres" && sources[0].type !== "mysql" && restoreTarget === void 0) {
     c5.add(new InputError("restore-target", `Input "restore-target" (a path on the server) is required to restore a ${sources[0].type} backup`));
+  }
+  if (restoreTarget !== void 0 && sources?.length === 1 && (sources[0].type === "postgres" || sources[0].type === "mysql") && !/^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/.test(restoreTarget)) {
+    c5.add(invalidInput("restore-target", "a database name (letters, digits, _ . @ -)", restoreTarget));
   }
   if (mode === "restore" && restoreTarget !== void 0 && sources?.length === 1 && ["redis", "sqlite", "files"].includes(sources[0].type) && !restoreTarget.startsWith("/")) {
     c5.add(invalidInput("restore-target", "an absolute path on the server", restoreTarget));

@@ -186,6 +186,10 @@ export function readBackupInputs(): BackupInputs {
   if (mode === 'restore' && sources?.length === 1 && sources[0]!.type !== 'postgres' && sources[0]!.type !== 'mysql' && restoreTarget === undefined) {
     c.add(new InputError('restore-target', `Input "restore-target" (a path on the server) is required to restore a ${sources[0]!.type} backup`));
   }
+  // The target database name ends up inside SQL on the server: the same strict form as a source's database.
+  if (restoreTarget !== undefined && sources?.length === 1 && (sources[0]!.type === 'postgres' || sources[0]!.type === 'mysql') && !/^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/.test(restoreTarget)) {
+    c.add(invalidInput('restore-target', 'a database name (letters, digits, _ . @ -)', restoreTarget));
+  }
   if (mode === 'restore' && restoreTarget !== undefined && sources?.length === 1 && ['redis', 'sqlite', 'files'].includes(sources[0]!.type) && !restoreTarget.startsWith('/')) {
     c.add(invalidInput('restore-target', 'an absolute path on the server', restoreTarget));
   }

@@ -72,6 +72,11 @@ describe('action-backup bundle on Node 24', () => {
     expect(run.stdout).toMatch(/"type" must be one of/);
     expect(run.stdout).toMatch(/s3-bucket/);
     expect(run.stdout).toMatch(/min-size/);
+    const sources = `- type: postgres\n  name: app\n  host: 127.0.0.1\n  database: app\n`;
+    const injected = await backup({ ...base(), sources, mode: 'restore', 'restore-target': "x'; drop database app; --", destination: 'artifact', 'artifact-name': 'a/b' });
+    expect(injected.code).toBe(1);
+    expect(injected.stdout).toMatch(/restore-target.*a database name/);
+    expect(injected.stdout).toMatch(/artifact-name/);
   });
 
   it('destination artifact: warns (log and summary) that an unencrypted artifact is readable by repo readers; list and restore in the same run', async () => {
