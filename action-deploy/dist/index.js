@@ -57024,7 +57024,16 @@ async function run() {
   const started = performance.now();
   const ctx = runContext();
   if (inputs.dryRun) {
-    await publishPlan(await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0].host), ctx));
+    const steps = await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0].host), ctx);
+    if (inputs.targets.length > 1) {
+      const how = inputs.mode.parallel ? `in parallel, at most ${inputs.mode.maxParallel} at once` : "one after another, stopping at the first failure";
+      steps.unshift({
+        kind: "run",
+        description: `on each of ${inputs.targets.length} hosts, ${how}${inputs.allOrNothing ? ", all-or-nothing" : ""}: ${inputs.targets.map(hostLabel).join(", ")} (shown for the first)`,
+        script: "# every host has its own lock, releases and audit log"
+      });
+    }
+    await publishPlan(steps);
     return;
   }
   const deployment = inputs.deployment ? await startDeployment(inputs.deployment, ctx) : void 0;

@@ -205,4 +205,14 @@ describe('many hosts', () => {
     expect([await serving(0), await serving(1), await serving(2)]).toEqual(['version=v2', 'version=v1', 'version=v2']);
     for (const index of [0, 1, 2]) expect(hosts[label(index)]!['duration-seconds']).toBeGreaterThan(0);
   });
+
+  it('dry-run names every host and shows the plan for the first, {host} filled in, without connecting', async () => {
+    const run = await deploy({ images: `web=${image('v1')}`, parallel: 'true', 'dry-run': 'true' });
+    expect(run.errors).toEqual([]);
+    const plan = run.outputs.plan!;
+    expect(plan).toContain(`on each of 3 hosts, in parallel, at most 10 at once: ${[0, 1, 2].map(label).join(', ')} (shown for the first)`);
+    expect(plan).toContain(`--project-name ${projectName(ADDRESSES[0]!)}`);
+    expect(plan).toContain(`mkdir ${projectDir(ADDRESSES[0]!)}/.skiff-lock`);
+    expect(plan).not.toContain('{host}');
+  });
 });
