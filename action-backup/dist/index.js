@@ -97146,7 +97146,6 @@ var init_runner_stream = __esm({
 // packages/backup/src/s3-store.ts
 var s3_store_exports = {};
 __export(s3_store_exports, {
-  Inspector: () => Inspector,
   S3Store: () => S3Store
 });
 import { createWriteStream } from "node:fs";
@@ -97164,7 +97163,6 @@ var init_s3_store = __esm({
     init_manifest();
     init_runner_stream();
     init_store();
-    init_runner_stream();
     S3Store = class {
       constructor(settings) {
         this.settings = settings;

@@ -146,5 +146,3 @@ export class S3Store implements Store {
     await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, `${manifest.id}.${name}.json`), Body: content, ContentType: 'application/json' }));
   }
 }
-
-export { Inspector } from './runner-stream';
