@@ -19162,6 +19162,146 @@ var require_undici = __commonJS({
   }
 });
 
+// packages/shell/src/quote.ts
+function quote(value) {
+  if (value.includes("\0")) {
+    throw new Error("shell quote: a value contains a NUL byte, which no shell argument can carry");
+  }
+  if (value === "") return "''";
+  if (BARE_SAFE.test(value)) return value;
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+var BARE_SAFE;
+var init_quote = __esm({
+  "packages/shell/src/quote.ts"() {
+    "use strict";
+    BARE_SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
+  }
+});
+
+// packages/shell/src/command.ts
+function raw(syntax) {
+  return { raw: syntax };
+}
+function isRaw(token) {
+  return typeof token !== "string";
+}
+function render(command5) {
+  return command5.map((token) => isRaw(token) ? token.raw : quote(token)).join(" ");
+}
+var init_command = __esm({
+  "packages/shell/src/command.ts"() {
+    "use strict";
+    init_quote();
+  }
+});
+
+// packages/shell/src/script.ts
+function script(commands5) {
+  return [STRICT_MODE, ...commands5.map(render)].join("\n");
+}
+function remoteCommandLine(scriptText, invocation = {}) {
+  const bash = ["bash", "-c", scriptText];
+  const timed = invocation.timeoutSeconds === void 0 ? bash : ["timeout", "-k", String(KILL_GRACE_SECONDS), String(Math.max(1, Math.ceil(invocation.timeoutSeconds))), ...bash];
+  if (invocation.stdin) return render(timed);
+  return render(["bash", "-c", SUPERVISOR, "skiff-supervisor", ...timed]);
+}
+function isTimeoutExit(code) {
+  return code === 124 || code === 137;
+}
+var STRICT_MODE, KILL_GRACE_SECONDS, SUPERVISOR;
+var init_script = __esm({
+  "packages/shell/src/script.ts"() {
+    "use strict";
+    init_command();
+    STRICT_MODE = "set -euo pipefail";
+    KILL_GRACE_SECONDS = 5;
+    SUPERVISOR = [
+      // A background job's stdin is /dev/null in a non-interactive shell, so the watcher reads the
+      // channel through fd 3.
+      "exec 3<&0",
+      'setsid "$@" </dev/null 3<&- &',
+      "child=$!",
+      // The watcher must not hold stdout/stderr, or the channel could not close when the command ends.
+      `{ cat <&3; kill -TERM -- "-$child"; sleep ${KILL_GRACE_SECONDS}; kill -KILL -- "-$child"; } >/dev/null 2>&1 &`,
+      "watcher=$!",
+      'wait "$child"',
+      "status=$?",
+      'kill "$watcher" 2>/dev/null',
+      'exit "$status"'
+    ].join("\n");
+  }
+});
+
+// packages/shell/src/executor.ts
+var RemoteCommandError, RemoteTimeoutError;
+var init_executor = __esm({
+  "packages/shell/src/executor.ts"() {
+    "use strict";
+    RemoteCommandError = class extends Error {
+      constructor(description, result) {
+        const detail = result.stderr.trim().split("\n").slice(-20).join("\n");
+        super(`${description} failed with exit code ${result.code}${detail ? `:
+${detail}` : ""}`);
+        this.description = description;
+        this.result = result;
+        this.name = "RemoteCommandError";
+      }
+      description;
+      result;
+    };
+    RemoteTimeoutError = class extends Error {
+      constructor(description, timeoutSeconds) {
+        super(`${description} did not finish within ${timeoutSeconds}s; its processes on the server were stopped`);
+        this.description = description;
+        this.timeoutSeconds = timeoutSeconds;
+        this.name = "RemoteTimeoutError";
+      }
+      description;
+      timeoutSeconds;
+    };
+  }
+});
+
+// packages/shell/src/plan.ts
+var PlanRecorder;
+var init_plan = __esm({
+  "packages/shell/src/plan.ts"() {
+    "use strict";
+    init_script();
+    PlanRecorder = class {
+      steps = [];
+      async run(commands5, options = {}) {
+        this.steps.push({ kind: "run", description: options.description ?? "run", script: script(commands5) });
+        return { code: 0, stdout: "", stderr: "" };
+      }
+      async upload(remotePath, content, options) {
+        const bytes = Buffer.byteLength(content);
+        this.steps.push({
+          kind: "upload",
+          description: options.description ?? "upload",
+          remotePath,
+          mode: options.mode.toString(8).padStart(4, "0"),
+          bytes,
+          ...options.secret ? {} : { preview: content.toString().slice(0, 2e3) }
+        });
+      }
+    };
+  }
+});
+
+// packages/shell/src/index.ts
+var init_src = __esm({
+  "packages/shell/src/index.ts"() {
+    "use strict";
+    init_quote();
+    init_command();
+    init_script();
+    init_executor();
+    init_plan();
+  }
+});
+
 // node_modules/is-stream/index.js
 var require_is_stream = __commonJS({
   "node_modules/is-stream/index.js"(exports, module) {
@@ -20633,6 +20773,172 @@ var require_make_dir = __commonJS({
       };
       return make(path.resolve(input));
     };
+  }
+});
+
+// node_modules/sb-promise-queue/lib/esm/index.mjs
+var PromiseQueue;
+var init_esm = __esm({
+  "node_modules/sb-promise-queue/lib/esm/index.mjs"() {
+    PromiseQueue = class {
+      constructor({ concurrency = 1 } = {}) {
+        this.options = { concurrency };
+        this.running = 0;
+        this.queue = [];
+        this.idleCallbacks = [];
+      }
+      clear() {
+        this.queue = [];
+      }
+      onIdle(callback) {
+        this.idleCallbacks.push(callback);
+        return () => {
+          const index = this.idleCallbacks.indexOf(callback);
+          if (index !== -1) {
+            this.idleCallbacks.splice(index, 1);
+          }
+        };
+      }
+      waitTillIdle() {
+        return new Promise((resolve) => {
+          if (this.running === 0) {
+            resolve();
+            return;
+          }
+          const dispose = this.onIdle(() => {
+            dispose();
+            resolve();
+          });
+        });
+      }
+      add(callback) {
+        return new Promise((resolve, reject) => {
+          const runCallback = () => {
+            this.running += 1;
+            try {
+              Promise.resolve(callback()).then((val) => {
+                resolve(val);
+                this.processNext();
+              }, (err) => {
+                reject(err);
+                this.processNext();
+              });
+            } catch (err) {
+              reject(err);
+              this.processNext();
+            }
+          };
+          if (this.running >= this.options.concurrency) {
+            this.queue.push(runCallback);
+          } else {
+            runCallback();
+          }
+        });
+      }
+      // Internal function, don't use
+      processNext() {
+        this.running -= 1;
+        const callback = this.queue.shift();
+        if (callback) {
+          callback();
+        } else if (this.running === 0) {
+          this.idleCallbacks.forEach((item) => item());
+        }
+      }
+    };
+  }
+});
+
+// node_modules/sb-scandir/lib/esm/index.mjs
+import fs3 from "fs";
+import fsPath from "path";
+import invariant from "assert";
+async function scanDirectoryInternal({ path, recursive, validate: validate2, result, fileSystem, queue, reject }) {
+  const itemStat = await fileSystem.stat(path);
+  if (itemStat.isFile()) {
+    result.files.push(path);
+  } else if (itemStat.isDirectory()) {
+    result.directories.push(path);
+  }
+  if (!itemStat.isDirectory() || recursive === "none") {
+    return;
+  }
+  const contents = await fileSystem.readdir(path);
+  contents.forEach((item) => {
+    const itemPath = fileSystem.join(path, item);
+    if (!validate2(itemPath)) {
+      return;
+    }
+    queue.add(() => scanDirectoryInternal({
+      path: itemPath,
+      recursive: recursive === "shallow" ? "none" : "deep",
+      validate: validate2,
+      result,
+      fileSystem,
+      queue,
+      reject
+    })).catch(reject);
+  });
+}
+async function scanDirectory(path, { recursive = true, validate: validate2 = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
+  invariant(path && typeof path === "string", "path must be a valid string");
+  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
+  invariant(validate2 === null || typeof validate2 === "function", "options.validate must be a valid function");
+  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
+  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
+  const queue = new PromiseQueue({
+    concurrency
+  });
+  const result = { files: [], directories: [] };
+  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
+  await new Promise((resolve, reject) => {
+    scanDirectoryInternal({
+      path,
+      recursive: recursive ? "deep" : "shallow",
+      validate: validate2 != null ? validate2 : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
+      result,
+      fileSystem: mergedFileSystem,
+      queue,
+      reject
+    }).then(() => queue.waitTillIdle()).then(resolve, reject);
+  });
+  return result;
+}
+var defaultFilesystem, esm_default;
+var init_esm2 = __esm({
+  "node_modules/sb-scandir/lib/esm/index.mjs"() {
+    init_esm();
+    defaultFilesystem = {
+      join(pathA, pathB) {
+        return fsPath.join(pathA, pathB);
+      },
+      basename(path) {
+        return fsPath.basename(path);
+      },
+      stat(path) {
+        return new Promise((resolve, reject) => {
+          fs3.stat(path, (err, res) => {
+            if (err) {
+              reject(err);
+            } else {
+              resolve(res);
+            }
+          });
+        });
+      },
+      readdir(path) {
+        return new Promise((resolve, reject) => {
+          fs3.readdir(path, (err, res) => {
+            if (err) {
+              reject(err);
+            } else {
+              resolve(res);
+            }
+          });
+        });
+      }
+    };
+    esm_default = scanDirectory;
   }
 });
 
@@ -40774,6 +41080,1139 @@ var require_lib2 = __commonJS({
   }
 });
 
+// node_modules/node-ssh/lib/esm/index.mjs
+import invariant2, { AssertionError } from "assert";
+import fs4 from "fs";
+import fsPath2 from "path";
+function unixifyPath(path) {
+  if (path.includes("\\")) {
+    return path.split("\\").join("/");
+  }
+  return path;
+}
+async function readFile(filePath) {
+  return new Promise((resolve, reject) => {
+    fs4.readFile(filePath, "utf8", (err, res) => {
+      if (err) {
+        reject(err);
+      } else {
+        resolve(res);
+      }
+    });
+  });
+}
+async function makeDirectoryWithSftp(path, sftp) {
+  let stats = null;
+  try {
+    stats = await new Promise((resolve, reject) => {
+      sftp.stat(path, (err, res) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  } catch (_) {
+  }
+  if (stats) {
+    if (stats.isDirectory()) {
+      return;
+    }
+    throw new Error("mkdir() failed, target already exists and is not a directory");
+  }
+  try {
+    await new Promise((resolve, reject) => {
+      sftp.mkdir(path, (err) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve();
+        }
+      });
+    });
+  } catch (err) {
+    if (err != null && typeof err.stack === "string") {
+      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
+      if (matches != null) {
+        throw new SSHError(err.message, matches[1]);
+      }
+      throw err;
+    }
+  }
+}
+var import_is_stream, import_make_dir, import_shell_escape, import_ssh2, DEFAULT_CONCURRENCY, DEFAULT_VALIDATE, DEFAULT_TICK, SSHError, SFTP_MKDIR_ERR_CODE_REGEXP, NodeSSH;
+var init_esm3 = __esm({
+  "node_modules/node-ssh/lib/esm/index.mjs"() {
+    import_is_stream = __toESM(require_is_stream(), 1);
+    import_make_dir = __toESM(require_make_dir(), 1);
+    init_esm();
+    init_esm2();
+    import_shell_escape = __toESM(require_shell_escape(), 1);
+    import_ssh2 = __toESM(require_lib2(), 1);
+    DEFAULT_CONCURRENCY = 1;
+    DEFAULT_VALIDATE = (path) => !fsPath2.basename(path).startsWith(".");
+    DEFAULT_TICK = () => {
+    };
+    SSHError = class extends Error {
+      constructor(message, code = null) {
+        super(message);
+        this.code = code;
+      }
+    };
+    SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
+    NodeSSH = class {
+      constructor() {
+        this.connection = null;
+      }
+      getConnection() {
+        const { connection } = this;
+        if (connection == null) {
+          throw new Error("Not connected to server");
+        }
+        return connection;
+      }
+      async connect(givenConfig) {
+        invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
+        const config = { ...givenConfig };
+        invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
+        if (config.host != null) {
+          invariant2(typeof config.host === "string", "config.host must be a valid string");
+        } else if (config.sock != null) {
+          invariant2(typeof config.sock === "object", "config.sock must be a valid object");
+        } else {
+          throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
+        }
+        if (config.privateKey != null || config.privateKeyPath != null) {
+          if (config.privateKey != null) {
+            invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
+            invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
+          } else if (config.privateKeyPath != null) {
+            invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
+            invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
+          }
+          invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
+          if (config.privateKeyPath != null) {
+            try {
+              config.privateKey = await readFile(config.privateKeyPath);
+            } catch (err) {
+              if (err != null && err.code === "ENOENT") {
+                throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
+              }
+              throw err;
+            }
+          }
+        } else if (config.password != null) {
+          invariant2(typeof config.password === "string", "config.password must be a valid string");
+        }
+        if (config.tryKeyboard != null) {
+          invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
+        }
+        if (config.tryKeyboard) {
+          const { password } = config;
+          if (config.onKeyboardInteractive != null) {
+            invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
+          } else if (password != null) {
+            config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
+              if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
+                finish([password]);
+              }
+            };
+          }
+        }
+        const connection = new import_ssh2.default.Client();
+        this.connection = connection;
+        await new Promise((resolve, reject) => {
+          connection.on("error", reject);
+          if (config.onKeyboardInteractive) {
+            connection.on("keyboard-interactive", config.onKeyboardInteractive);
+          }
+          connection.on("ready", () => {
+            connection.removeListener("error", reject);
+            resolve();
+          });
+          connection.on("end", () => {
+            if (this.connection === connection) {
+              this.connection = null;
+            }
+          });
+          connection.on("close", () => {
+            if (this.connection === connection) {
+              this.connection = null;
+            }
+            reject(new SSHError("No response from server", "ETIMEDOUT"));
+          });
+          connection.connect(config);
+        });
+        return this;
+      }
+      isConnected() {
+        return this.connection != null;
+      }
+      async requestShell(options) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.on("error", reject);
+          const callback = (err, res) => {
+            connection.removeListener("error", reject);
+            if (err) {
+              reject(err);
+            } else {
+              resolve(res);
+            }
+          };
+          if (options == null) {
+            connection.shell(callback);
+          } else {
+            connection.shell(options, callback);
+          }
+        });
+      }
+      async withShell(callback, options) {
+        invariant2(typeof callback === "function", "callback must be a valid function");
+        const shell = await this.requestShell(options);
+        try {
+          await callback(shell);
+        } finally {
+          shell.destroy();
+        }
+      }
+      async requestSFTP() {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.on("error", reject);
+          connection.sftp((err, res) => {
+            connection.removeListener("error", reject);
+            if (err) {
+              reject(err);
+            } else {
+              resolve(res);
+            }
+          });
+        });
+      }
+      async withSFTP(callback) {
+        invariant2(typeof callback === "function", "callback must be a valid function");
+        const sftp = await this.requestSFTP();
+        try {
+          await callback(sftp);
+        } finally {
+          sftp.end();
+        }
+      }
+      async execCommand(givenCommand, options = {}) {
+        invariant2(typeof givenCommand === "string", "command must be a valid string");
+        invariant2(options != null && typeof options === "object", "options must be a valid object");
+        invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
+        invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
+        invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
+        invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
+        invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
+        invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
+        invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
+        invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
+        let command5 = givenCommand;
+        if (options.cwd) {
+          command5 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command5}`;
+        }
+        const connection = this.getConnection();
+        const output = { stdout: [], stderr: [] };
+        return new Promise((resolve, reject) => {
+          connection.on("error", reject);
+          connection.exec(command5, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
+            connection.removeListener("error", reject);
+            if (err) {
+              reject(err);
+              return;
+            }
+            if (options.onChannel) {
+              options.onChannel(channel);
+            }
+            channel.on("data", (chunk) => {
+              if (options.onStdout)
+                options.onStdout(chunk);
+              output.stdout.push(chunk.toString(options.encoding));
+            });
+            channel.stderr.on("data", (chunk) => {
+              if (options.onStderr)
+                options.onStderr(chunk);
+              output.stderr.push(chunk.toString(options.encoding));
+            });
+            if (options.stdin != null) {
+              if (import_is_stream.default.readable(options.stdin)) {
+                options.stdin.pipe(channel, {
+                  end: true
+                });
+              } else {
+                channel.write(options.stdin);
+                channel.end();
+              }
+            } else {
+              channel.end();
+            }
+            let code = null;
+            let signal = null;
+            channel.on("exit", (code_, signal_) => {
+              code = code_ !== null && code_ !== void 0 ? code_ : null;
+              signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
+            });
+            channel.on("close", () => {
+              let stdout = output.stdout.join("");
+              let stderr = output.stderr.join("");
+              if (options.noTrim !== true) {
+                stdout = stdout.trim();
+                stderr = stderr.trim();
+              }
+              resolve({
+                code: code != null ? code : null,
+                signal: signal != null ? signal : null,
+                stdout,
+                stderr
+              });
+            });
+          });
+        });
+      }
+      async exec(command5, parameters, options = {}) {
+        invariant2(typeof command5 === "string", "command must be a valid string");
+        invariant2(Array.isArray(parameters), "parameters must be a valid array");
+        invariant2(options != null && typeof options === "object", "options must be a valid object");
+        invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
+        for (let i5 = 0, { length } = parameters; i5 < length; i5 += 1) {
+          invariant2(typeof parameters[i5] === "string", `parameters[${i5}] must be a valid string`);
+        }
+        const completeCommand = `${command5}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
+        const response = await this.execCommand(completeCommand, options);
+        if (options.stream == null || options.stream === "stdout") {
+          if (response.stderr) {
+            throw new Error(response.stderr);
+          }
+          return response.stdout;
+        }
+        if (options.stream === "stderr") {
+          return response.stderr;
+        }
+        return response;
+      }
+      async mkdir(path, method = "sftp", givenSftp = null) {
+        invariant2(typeof path === "string", "path must be a valid string");
+        invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
+        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+        if (method === "exec") {
+          await this.exec("mkdir", ["-p", unixifyPath(path)]);
+          return;
+        }
+        const sftp = givenSftp || await this.requestSFTP();
+        const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path), sftp).catch(async (error3) => {
+          if (!retry || error3 == null || error3.message !== "No such file" && error3.code !== "ENOENT") {
+            throw error3;
+          }
+          await this.mkdir(fsPath2.dirname(path), "sftp", sftp);
+          await makeSftpDirectory(false);
+        });
+        try {
+          await makeSftpDirectory(true);
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+      }
+      async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
+        invariant2(typeof localFile === "string", "localFile must be a valid string");
+        invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
+        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+        invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
+        const sftp = givenSftp || await this.requestSFTP();
+        try {
+          await new Promise((resolve, reject) => {
+            sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
+              if (err) {
+                reject(err);
+              } else {
+                resolve();
+              }
+            });
+          });
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+      }
+      async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
+        invariant2(typeof localFile === "string", "localFile must be a valid string");
+        invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
+        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+        invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
+        invariant2(await new Promise((resolve) => {
+          fs4.access(localFile, fs4.constants.R_OK, (err) => {
+            resolve(err === null);
+          });
+        }), `localFile does not exist at ${localFile}`);
+        const sftp = givenSftp || await this.requestSFTP();
+        const putFile = (retry) => {
+          return new Promise((resolve, reject) => {
+            sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
+              if (err == null) {
+                resolve();
+                return;
+              }
+              if (err.message === "No such file" && retry) {
+                resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
+              } else {
+                reject(err);
+              }
+            });
+          });
+        };
+        try {
+          await putFile(true);
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+      }
+      async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
+        invariant2(Array.isArray(files), "files must be an array");
+        for (let i5 = 0, { length } = files; i5 < length; i5 += 1) {
+          const file = files[i5];
+          invariant2(file, "files items must be valid objects");
+          invariant2(file.local && typeof file.local === "string", `files[${i5}].local must be a string`);
+          invariant2(file.remote && typeof file.remote === "string", `files[${i5}].remote must be a string`);
+        }
+        const transferred = [];
+        const sftp = givenSftp || await this.requestSFTP();
+        const queue = new PromiseQueue({ concurrency });
+        try {
+          await new Promise((resolve, reject) => {
+            files.forEach((file) => {
+              queue.add(async () => {
+                await this.putFile(file.local, file.remote, sftp, transferOptions);
+                transferred.push(file);
+              }).catch(reject);
+            });
+            queue.waitTillIdle().then(resolve);
+          });
+        } catch (error3) {
+          if (error3 != null) {
+            error3.transferred = transferred;
+          }
+          throw error3;
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+      }
+      async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
+        invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
+        invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
+        const localDirectoryStat = await new Promise((resolve) => {
+          fs4.stat(localDirectory, (err, stat2) => {
+            resolve(stat2 || null);
+          });
+        });
+        invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
+        invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
+        const sftp = givenSftp || await this.requestSFTP();
+        const scanned = await esm_default(localDirectory, {
+          recursive,
+          validate: validate2
+        });
+        const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
+        const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
+        directories.sort((a5, b5) => a5.length - b5.length);
+        let failed = false;
+        try {
+          await new Promise((resolve, reject) => {
+            const queue = new PromiseQueue({ concurrency });
+            directories.forEach((directory) => {
+              queue.add(async () => {
+                await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
+              }).catch(reject);
+            });
+            resolve(queue.waitTillIdle());
+          });
+          await new Promise((resolve, reject) => {
+            const queue = new PromiseQueue({ concurrency });
+            files.forEach((file) => {
+              queue.add(async () => {
+                const localFile = fsPath2.join(localDirectory, file);
+                const remoteFile = fsPath2.join(remoteDirectory, file);
+                try {
+                  await this.putFile(localFile, remoteFile, sftp, transferOptions);
+                  tick(localFile, remoteFile, null);
+                } catch (_) {
+                  failed = true;
+                  tick(localFile, remoteFile, _);
+                }
+              }).catch(reject);
+            });
+            resolve(queue.waitTillIdle());
+          });
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+        return !failed;
+      }
+      async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
+        invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
+        invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
+        const localDirectoryStat = await new Promise((resolve) => {
+          fs4.stat(localDirectory, (err, stat2) => {
+            resolve(stat2 || null);
+          });
+        });
+        invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
+        invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
+        const sftp = givenSftp || await this.requestSFTP();
+        const scanned = await esm_default(remoteDirectory, {
+          recursive,
+          validate: validate2,
+          concurrency,
+          fileSystem: {
+            basename(path) {
+              return fsPath2.posix.basename(path);
+            },
+            join(pathA, pathB) {
+              return fsPath2.posix.join(pathA, pathB);
+            },
+            readdir(path) {
+              return new Promise((resolve, reject) => {
+                sftp.readdir(path, (err, res) => {
+                  if (err) {
+                    reject(err);
+                  } else {
+                    resolve(res.map((item) => item.filename));
+                  }
+                });
+              });
+            },
+            stat(path) {
+              return new Promise((resolve, reject) => {
+                sftp.stat(path, (err, res) => {
+                  if (err) {
+                    reject(err);
+                  } else {
+                    resolve(res);
+                  }
+                });
+              });
+            }
+          }
+        });
+        const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
+        const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
+        directories.sort((a5, b5) => a5.length - b5.length);
+        let failed = false;
+        try {
+          await new Promise((resolve, reject) => {
+            const queue = new PromiseQueue({ concurrency });
+            directories.forEach((directory) => {
+              queue.add(async () => {
+                await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
+              }).catch(reject);
+            });
+            resolve(queue.waitTillIdle());
+          });
+          await new Promise((resolve, reject) => {
+            const queue = new PromiseQueue({ concurrency });
+            files.forEach((file) => {
+              queue.add(async () => {
+                const localFile = fsPath2.join(localDirectory, file);
+                const remoteFile = fsPath2.join(remoteDirectory, file);
+                try {
+                  await this.getFile(localFile, remoteFile, sftp, transferOptions);
+                  tick(localFile, remoteFile, null);
+                } catch (_) {
+                  failed = true;
+                  tick(localFile, remoteFile, _);
+                }
+              }).catch(reject);
+            });
+            resolve(queue.waitTillIdle());
+          });
+        } finally {
+          if (!givenSftp) {
+            sftp.end();
+          }
+        }
+        return !failed;
+      }
+      forwardIn(remoteAddr, remotePort, onConnection) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.forwardIn(remoteAddr, remotePort, (error3, port) => {
+            if (error3) {
+              reject(error3);
+              return;
+            }
+            const handler = (details2, acceptConnection, rejectConnection) => {
+              if (details2.destIP === remoteAddr && details2.destPort === port) {
+                onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
+              }
+            };
+            if (onConnection) {
+              connection.on("tcp connection", handler);
+            }
+            const dispose = () => {
+              return new Promise((_resolve, _reject) => {
+                connection.off("tcp connection", handler);
+                connection.unforwardIn(remoteAddr, port, (_error) => {
+                  if (_error) {
+                    _reject(error3);
+                  }
+                  _resolve();
+                });
+              });
+            };
+            resolve({ port, dispose });
+          });
+        });
+      }
+      forwardOut(srcIP, srcPort, dstIP, dstPort) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error3, channel) => {
+            if (error3) {
+              reject(error3);
+              return;
+            }
+            resolve(channel);
+          });
+        });
+      }
+      forwardInStreamLocal(socketPath, onConnection) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.openssh_forwardInStreamLocal(socketPath, (error3) => {
+            if (error3) {
+              reject(error3);
+              return;
+            }
+            const handler = (details2, acceptConnection, rejectConnection) => {
+              if (details2.socketPath === socketPath) {
+                onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
+              }
+            };
+            if (onConnection) {
+              connection.on("unix connection", handler);
+            }
+            const dispose = () => {
+              return new Promise((_resolve, _reject) => {
+                connection.off("unix connection", handler);
+                connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
+                  if (_error) {
+                    _reject(_error);
+                  }
+                  _resolve();
+                });
+              });
+            };
+            resolve({ dispose });
+          });
+        });
+      }
+      forwardOutStreamLocal(socketPath) {
+        const connection = this.getConnection();
+        return new Promise((resolve, reject) => {
+          connection.openssh_forwardOutStreamLocal(socketPath, (error3, channel) => {
+            if (error3) {
+              reject(error3);
+              return;
+            }
+            resolve(channel);
+          });
+        });
+      }
+      dispose() {
+        if (this.connection) {
+          this.connection.end();
+          this.connection = null;
+        }
+      }
+    };
+  }
+});
+
+// packages/ssh/src/host-key.ts
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+function sha256Fingerprint(keyBlob) {
+  return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
+}
+function keyTypeOf(keyBlob) {
+  if (keyBlob.length < 4) return "unknown";
+  const length = keyBlob.readUInt32BE(0);
+  return keyBlob.subarray(4, 4 + length).toString("latin1");
+}
+function knownHostsName(host, port) {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+function parseKnownHosts(text) {
+  const entries = [];
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (!line || line.startsWith("#")) continue;
+    const fields = line.split(/\s+/);
+    let marker;
+    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") marker = fields.shift();
+    const [hostField, keyType, keyBase64] = fields;
+    if (!hostField || !keyType || !keyBase64) continue;
+    const keyBlob = Buffer.from(keyBase64, "base64");
+    if (keyBlob.length === 0 || keyTypeOf(keyBlob) !== keyType) continue;
+    const hashed = /^\|1\|([^|]+)\|([^|]+)$/.exec(hostField);
+    const hosts = hashed ? { kind: "hashed", salt: Buffer.from(hashed[1], "base64"), hash: Buffer.from(hashed[2], "base64") } : { kind: "patterns", patterns: hostField.split(",") };
+    entries.push({ ...marker ? { marker } : {}, hosts, keyType, keyBlob });
+  }
+  return entries;
+}
+function wildcardMatches(pattern, name) {
+  const regex = new RegExp(
+    `^${[...pattern].map((c5) => c5 === "*" ? ".*" : c5 === "?" ? "." : c5.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`,
+    "i"
+  );
+  return regex.test(name);
+}
+function entryMatchesHost(entry, host, port) {
+  const name = knownHostsName(host, port);
+  if (entry.hosts.kind === "hashed") {
+    const digest4 = createHmac("sha1", entry.hosts.salt).update(name).digest();
+    return digest4.length === entry.hosts.hash.length && timingSafeEqual(digest4, entry.hosts.hash);
+  }
+  let matched = false;
+  for (const pattern of entry.hosts.patterns) {
+    const negated = pattern.startsWith("!");
+    if (wildcardMatches(negated ? pattern.slice(1) : pattern, name)) {
+      if (negated) return false;
+      matched = true;
+    }
+  }
+  return matched;
+}
+function algorithmsForKeyType(keyType) {
+  return keyType === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [keyType];
+}
+function preferredHostKeyAlgorithms(policy, host, port) {
+  if (policy.kind !== "known-hosts") return void 0;
+  const pinnedTypes = parseKnownHosts(policy.knownHosts).filter((entry) => !entry.marker && entryMatchesHost(entry, host, port)).flatMap((entry) => algorithmsForKeyType(entry.keyType));
+  const preferred = DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => pinnedTypes.includes(algorithm));
+  if (preferred.length === 0) return void 0;
+  return [...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => !preferred.includes(algorithm))];
+}
+function howToVerify(host, port) {
+  return `Verify it out of band (for example on the server's console, or with \`ssh-keyscan -p ${port} ${host} | ssh-keygen -lf -\` from a network you trust) and pin it with the \`fingerprint\` or \`known-hosts\` input.`;
+}
+function verifyHostKey(policy, host, port, keyBlob) {
+  if (policy.kind === "insecure-ignore") return;
+  const presented = sha256Fingerprint(keyBlob);
+  const keyType = keyTypeOf(keyBlob);
+  const where = knownHostsName(host, port);
+  if (policy.kind === "fingerprint") {
+    const pins = policy.fingerprints.map((fingerprint) => fingerprint.trim().replace(/=+$/, ""));
+    if (pins.includes(presented)) return;
+    throw new HostKeyError(
+      `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, which matches none of the pinned fingerprints (${pins.join(", ")}). If the server was rebuilt, update the pin; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
+    );
+  }
+  const entries = parseKnownHosts(policy.knownHosts).filter((entry) => entryMatchesHost(entry, host, port));
+  if (entries.some((entry) => entry.marker === "@revoked" && entry.keyBlob.equals(keyBlob))) {
+    throw new HostKeyError(`Host key verification failed for ${where}: its ${keyType} key ${presented} is marked @revoked in known-hosts.`);
+  }
+  const pinned = entries.filter((entry) => !entry.marker);
+  if (pinned.some((entry) => entry.keyBlob.equals(keyBlob))) return;
+  if (pinned.length === 0) {
+    throw new HostKeyError(
+      `Host key verification failed: known-hosts has no entry for ${where} (entries for a non-standard port must be written [host]:port). The server presented ${keyType} key ${presented}. ${howToVerify(host, port)}`
+    );
+  }
+  throw new HostKeyError(
+    `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, but known-hosts pins ${pinned.map((entry) => `${entry.keyType} ${sha256Fingerprint(entry.keyBlob)}`).join(", ")}. If the server was rebuilt, update known-hosts; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
+  );
+}
+var HostKeyError, DEFAULT_HOST_KEY_ALGORITHMS;
+var init_host_key = __esm({
+  "packages/ssh/src/host-key.ts"() {
+    "use strict";
+    HostKeyError = class extends Error {
+      constructor(message) {
+        super(message);
+        this.name = "HostKeyError";
+      }
+    };
+    DEFAULT_HOST_KEY_ALGORITHMS = [
+      "ssh-ed25519",
+      "ecdsa-sha2-nistp256",
+      "ecdsa-sha2-nistp384",
+      "ecdsa-sha2-nistp521",
+      "rsa-sha2-512",
+      "rsa-sha2-256",
+      "ssh-rsa"
+    ];
+  }
+});
+
+// packages/ssh/src/memory.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function loadCollector() {
+  try {
+    setFlagsFromString("--expose-gc");
+    return runInNewContext("gc");
+  } catch {
+    return null;
+  }
+}
+function reclaimNow(kind) {
+  collect ??= loadCollector();
+  collect?.(kind === "minor" ? { type: "minor" } : { type: "major", flavor: "last-resort" });
+}
+function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
+  let sinceLast = 0;
+  return (bytes) => {
+    sinceLast += bytes;
+    if (sinceLast < everyBytes) return;
+    sinceLast = 0;
+    reclaimNow(kind);
+  };
+}
+var collect, RECLAIM_EVERY_BYTES;
+var init_memory = __esm({
+  "packages/ssh/src/memory.ts"() {
+    "use strict";
+    RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
+  }
+});
+
+// packages/ssh/src/connection.ts
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { finished } from "node:stream/promises";
+function describeTarget(username, host, port) {
+  return `${username}@${host}:${port}`;
+}
+function classifyConnectError(error3, target, hostKeyFailure) {
+  if (hostKeyFailure) return hostKeyFailure;
+  if (error3 instanceof HostKeyError) return error3;
+  const message = error3.message ?? String(error3);
+  if (/Cannot parse privateKey|privateKey value does not contain/i.test(message)) {
+    const encrypted = /encrypted|passphrase|bad decrypt/i.test(message);
+    return new SshConnectionError(
+      encrypted ? `The SSH key could not be decrypted: check the \`passphrase\` input (${message}).` : `The \`key\` input is not a private key ssh2 can read (OpenSSH or PEM format expected): ${message}`,
+      false
+    );
+  }
+  if (error3.level === "client-authentication") {
+    return new SshConnectionError(
+      `SSH authentication to ${target} failed: the server accepted none of the offered credentials. Check \`username\`, and that the public half of \`key\` is in the user's authorized_keys (or that \`password\` is right).`,
+      false
+    );
+  }
+  if (error3.level === "client-timeout" || error3.code && RETRYABLE_CODES.has(error3.code) || error3.level === "client-socket") {
+    return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
+  }
+  if (/No response from server/i.test(message)) return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
+  return new SshConnectionError(`SSH connection to ${target} failed: ${message}`, false);
+}
+function credentialsOf(options) {
+  return {
+    username: options.username,
+    ...options.privateKey !== void 0 ? { privateKey: options.privateKey } : {},
+    ...options.passphrase !== void 0 ? { passphrase: options.passphrase } : {},
+    ...options.password !== void 0 ? { password: options.password, tryKeyboard: true } : {}
+  };
+}
+async function openClient(endpoint, options) {
+  const policy = options.hostKey;
+  const target = describeTarget(endpoint.username, endpoint.host, endpoint.port);
+  let hostKeyFailure;
+  let presented = "";
+  const algorithms = preferredHostKeyAlgorithms(policy, endpoint.host, endpoint.port);
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({
+      ...endpoint,
+      readyTimeout: (options.connectTimeoutSeconds ?? 20) * 1e3,
+      keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1e3,
+      keepaliveCountMax: 4,
+      ...algorithms ? { algorithms: { serverHostKey: algorithms } } : {},
+      hostVerifier: (key) => {
+        presented = `${keyTypeOf(key)} ${sha256Fingerprint(key)}`;
+        try {
+          verifyHostKey(policy, endpoint.host, endpoint.port, key);
+          return true;
+        } catch (error3) {
+          hostKeyFailure = error3;
+          return false;
+        }
+      }
+    });
+  } catch (error3) {
+    ssh.dispose();
+    throw classifyConnectError(error3, target, hostKeyFailure);
+  }
+  ssh.connection?.setNoDelay(true);
+  if (policy.kind === "insecure-ignore") {
+    options.log?.("warning", `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
+  }
+  options.log?.("info", `Connected to ${target} (host key ${presented})`);
+  return { ssh, fingerprint: presented };
+}
+var SshConnectionError, RETRYABLE_CODES, STDERR_KEEP_BYTES, SshConnection;
+var init_connection = __esm({
+  "packages/ssh/src/connection.ts"() {
+    "use strict";
+    init_esm3();
+    init_src();
+    init_host_key();
+    init_memory();
+    SshConnectionError = class extends Error {
+      constructor(message, retryable) {
+        super(message);
+        this.retryable = retryable;
+        this.name = "SshConnectionError";
+      }
+      retryable;
+    };
+    RETRYABLE_CODES = /* @__PURE__ */ new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EPIPE"]);
+    STDERR_KEEP_BYTES = 1024 * 1024;
+    SshConnection = class _SshConnection {
+      constructor(ssh, bastion, target, hostKeyFingerprint) {
+        this.ssh = ssh;
+        this.bastion = bastion;
+        this.target = target;
+        this.hostKeyFingerprint = hostKeyFingerprint;
+        for (const client of [ssh.connection, bastion?.connection]) {
+          client?.on("error", (error3) => {
+            this.lostWith ??= error3;
+          });
+        }
+      }
+      ssh;
+      bastion;
+      target;
+      hostKeyFingerprint;
+      sftpSession;
+      lostWith;
+      static async connect(options) {
+        const attempts = Math.max(1, options.attempts ?? 3);
+        const target = describeTarget(options.username, options.host, options.port);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await _SshConnection.connectOnce(options);
+          } catch (error3) {
+            const retryable = error3 instanceof SshConnectionError && error3.retryable;
+            if (!retryable || attempt >= attempts) throw error3;
+            const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
+            options.log?.("warning", `${error3.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
+            await new Promise((resolve) => setTimeout(resolve, delayMs));
+          }
+        }
+      }
+      static async connectOnce(options) {
+        let bastion;
+        let sock;
+        if (options.jump) {
+          const jump = options.jump;
+          const viaKey = jump.privateKey !== void 0;
+          const jumpClient = await openClient(
+            {
+              host: jump.host,
+              port: jump.port,
+              username: jump.username,
+              ...viaKey ? { privateKey: jump.privateKey, passphrase: jump.passphrase } : credentialsOf(options)
+            },
+            options
+          ).then((opened) => opened.ssh);
+          bastion = jumpClient;
+          try {
+            sock = await jumpClient.forwardOut("127.0.0.1", 0, options.host, options.port);
+          } catch (error3) {
+            jumpClient.dispose();
+            throw new SshConnectionError(
+              `The jump host ${describeTarget(jump.username, jump.host, jump.port)} could not reach ${options.host}:${options.port}: ${error3.message}`,
+              true
+            );
+          }
+        }
+        try {
+          const { ssh, fingerprint } = await openClient(
+            { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
+            options
+          );
+          return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
+        } catch (error3) {
+          bastion?.dispose();
+          throw error3;
+        }
+      }
+      /**
+       * Runs a raw command line. Exit code, signal, stdout and stderr come back; nothing is
+       * thrown for a non-zero exit (callers decide), only for transport failures.
+       */
+      exec(commandLine, options = {}) {
+        const client = this.ssh.connection;
+        if (!client || this.lostWith) {
+          const why = this.lostWith ? `was lost: ${this.lostWith.message}` : "is closed";
+          return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
+        }
+        const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
+        return new Promise((resolve, reject) => {
+          client.exec(commandLine, (error3, channel) => {
+            if (error3) return reject(new SshConnectionError(`Could not start a command on ${this.target}: ${error3.message}`, false));
+            const stdoutChunks = [];
+            let stdoutBytes = 0;
+            let stderr = "";
+            let exit = { code: null };
+            let overflow = false;
+            let timer;
+            let clientTimedOut = false;
+            if (options.stdout) {
+              const reclaim = bufferReclaimer();
+              channel.on("data", (chunk) => reclaim(chunk.length));
+              channel.pipe(options.stdout);
+            } else {
+              channel.on("data", (chunk) => {
+                stdoutBytes += chunk.length;
+                if (stdoutBytes > maxBuffer) {
+                  overflow = true;
+                  channel.close();
+                  return;
+                }
+                stdoutChunks.push(chunk);
+              });
+            }
+            channel.stderr.on("data", (chunk) => {
+              stderr += chunk.toString("utf8");
+              if (stderr.length > STDERR_KEEP_BYTES) stderr = stderr.slice(-STDERR_KEEP_BYTES);
+            });
+            channel.on("exit", (code, signal) => {
+              exit = { code, ...signal ? { signal } : {} };
+            });
+            if (options.clientTimeoutSeconds !== void 0) {
+              timer = setTimeout(() => {
+                clientTimedOut = true;
+                channel.close();
+              }, options.clientTimeoutSeconds * 1e3);
+            }
+            channel.on("close", () => {
+              if (timer) clearTimeout(timer);
+              const settle = () => {
+                if (overflow) return reject(new Error(`Output of a command on ${this.target} exceeded ${maxBuffer} bytes; stream it instead`));
+                if (clientTimedOut) return resolve({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
+                resolve({
+                  code: exit.code ?? 255,
+                  ...exit.signal ? { signal: exit.signal } : {},
+                  stdout: Buffer.concat(stdoutChunks).toString("utf8"),
+                  stderr
+                });
+              };
+              if (options.stdout) finished(options.stdout).then(settle, reject);
+              else settle();
+            });
+            if (options.stdin === void 0) {
+              if (!options.keepStdinOpen) channel.end();
+            } else if (typeof options.stdin === "string" || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
+            else {
+              options.stdin.on("error", (streamError) => {
+                channel.close();
+                reject(streamError);
+              });
+              const reclaim = bufferReclaimer();
+              options.stdin.on("data", (chunk) => reclaim(chunk.length));
+              options.stdin.pipe(channel);
+            }
+          });
+        });
+      }
+      /** Executor: runs commands as one strict bash script; the remote exit code decides success. */
+      async run(commands5, options = {}) {
+        const description = options.description ?? "remote command";
+        const timeoutSeconds = options.timeoutSeconds;
+        const commandLine = remoteCommandLine(script(commands5), {
+          ...timeoutSeconds !== void 0 ? { timeoutSeconds } : {},
+          stdin: options.stdin !== void 0
+        });
+        const result = await this.exec(commandLine, {
+          ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
+          ...options.stdout ? { stdout: options.stdout } : {},
+          ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
+        });
+        if (timeoutSeconds !== void 0 && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
+        if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
+        return result;
+      }
+      /**
+       * Writes a file atomically with its final mode from the first byte: it is created under a
+       * temporary name with `mode`, then renamed over the target, so readers never see a partial
+       * file and secrets never sit in a world-readable one.
+       */
+      async upload(remotePath, content, options) {
+        const sftp = await this.sftp();
+        const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
+        const call = (what, fn) => new Promise(
+          (resolve, reject) => fn((error3, value) => error3 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error3.message}`)) : resolve(value))
+        );
+        try {
+          await call("write", (done) => sftp.writeFile(temporary, content, { mode: options.mode }, done));
+          await call("chmod", (done) => sftp.chmod(temporary, options.mode, done));
+          await call("rename", (done) => sftp.ext_openssh_rename(temporary, remotePath, done));
+        } catch (error3) {
+          await call("cleanup", (done) => sftp.unlink(temporary, done)).catch(() => void 0);
+          throw error3;
+        }
+      }
+      /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
+      async forwardLocalPort(remoteHost, remotePort) {
+        const sockets = /* @__PURE__ */ new Set();
+        const server = createServer((socket) => {
+          sockets.add(socket);
+          socket.on("close", () => sockets.delete(socket));
+          this.ssh.forwardOut("127.0.0.1", socket.remotePort ?? 0, remoteHost, remotePort).then((channel) => {
+            socket.pipe(channel).pipe(socket);
+            channel.on("error", () => socket.destroy());
+            socket.on("error", () => channel.close());
+          }).catch(() => socket.destroy());
+        });
+        await new Promise((resolve, reject) => {
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => resolve());
+        });
+        const address = server.address();
+        const port = typeof address === "object" && address ? address.port : 0;
+        return {
+          port,
+          close: () => new Promise((resolve) => {
+            for (const socket of sockets) socket.destroy();
+            server.close(() => resolve());
+          })
+        };
+      }
+      async close() {
+        this.ssh.dispose();
+        this.bastion?.dispose();
+      }
+      sftp() {
+        this.sftpSession ??= this.ssh.requestSFTP();
+        return this.sftpSession;
+      }
+    };
+  }
+});
+
+// packages/ssh/src/index.ts
+var init_src2 = __esm({
+  "packages/ssh/src/index.ts"() {
+    "use strict";
+    init_connection();
+    init_host_key();
+    init_memory();
+  }
+});
+
 // node_modules/yaml/dist/nodes/identity.js
 var require_identity = __commonJS({
   "node_modules/yaml/dist/nodes/identity.js"(exports) {
@@ -51809,7 +53248,7 @@ var init_schemaLogFilter = __esm({
 
 // node_modules/@smithy/core/dist-es/submodules/client/smithy-client/command.js
 var import_types7, operationEventStreamMarker, Command2, ClassBuilder;
-var init_command = __esm({
+var init_command2 = __esm({
   "node_modules/@smithy/core/dist-es/submodules/client/smithy-client/command.js"() {
     import_types7 = __toESM(require_dist_cjs());
     init_MiddlewareStack();
@@ -52509,7 +53948,7 @@ function makeBuilder(common, service, name, ep) {
 }
 var init_client_command_builder = __esm({
   "node_modules/@smithy/core/dist-es/submodules/client/smithy-client/client-command-builder.js"() {
-    init_command();
+    init_command2();
   }
 });
 
@@ -52566,7 +54005,7 @@ var init_client2 = __esm({
     init_createWaiter();
     init_waiter();
     init_client();
-    init_command();
+    init_command2();
     init_constants3();
     init_create_aggregated_client();
     init_default_error_handler();
@@ -96954,29 +98393,7 @@ var init_dist = __esm({
 import { createHash as createHash8 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { PassThrough as PassThrough2, Readable as Readable8, Transform, Writable as Writable4 } from "node:stream";
-import { setFlagsFromString as setFlagsFromString2 } from "node:v8";
-import { runInNewContext as runInNewContext2 } from "node:vm";
 import { createGunzip, createGzip } from "node:zlib";
-function reduceMemory() {
-  collect2 ??= (() => {
-    try {
-      setFlagsFromString2("--expose-gc");
-      return runInNewContext2("gc");
-    } catch {
-      return null;
-    }
-  })();
-  collect2?.({ type: "major", flavor: "last-resort" });
-}
-function memoryReducer(everyBytes) {
-  let since = 0;
-  return (bytes) => {
-    since += bytes;
-    if (since < everyBytes) return;
-    since = 0;
-    reduceMemory();
-  };
-}
 function toWebBounded(stream2) {
   return Readable8.toWeb(stream2, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) });
 }
@@ -97025,7 +98442,7 @@ async function streamDump(executor, request, consume, abort) {
     discard = true;
     head.destroy();
   });
-  reduceMemory();
+  reclaimNow("shrink");
   let remoteError;
   try {
     const result = await executor.run([request.dump], { description: `dump ${source.name}`, stdout: gate, allowFailure: true });
@@ -97094,10 +98511,11 @@ async function localRawData(path, manifest, identities, cleanup) {
 function encryptedNeedsIdentity(manifest, identities) {
   if (manifest.encryption && identities.length === 0) throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1\u2026`);
 }
-var REDUCE_MEMORY_EVERY_BYTES, collect2, Inspector;
+var REDUCE_MEMORY_EVERY_BYTES, Inspector;
 var init_runner_stream = __esm({
   "packages/backup/src/runner-stream.ts"() {
     "use strict";
+    init_src2();
     init_formats();
     init_store();
     REDUCE_MEMORY_EVERY_BYTES = 32 * 1024 * 1024;
@@ -97105,7 +98523,7 @@ var init_runner_stream = __esm({
       constructor(type, reclaim = false) {
         super();
         this.type = type;
-        this.reclaim = reclaim ? memoryReducer(REDUCE_MEMORY_EVERY_BYTES) : () => void 0;
+        this.reclaim = reclaim ? bufferReclaimer(REDUCE_MEMORY_EVERY_BYTES, "shrink") : () => void 0;
       }
       type;
       hash = createHash8("sha256");
@@ -98255,1355 +99673,8 @@ var InputCollector = class {
 
 // packages/action-kit/src/ssh-inputs.ts
 import { isIP } from "node:net";
-
-// packages/shell/src/quote.ts
-var BARE_SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
-function quote(value) {
-  if (value.includes("\0")) {
-    throw new Error("shell quote: a value contains a NUL byte, which no shell argument can carry");
-  }
-  if (value === "") return "''";
-  if (BARE_SAFE.test(value)) return value;
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}
-
-// packages/shell/src/command.ts
-function raw(syntax) {
-  return { raw: syntax };
-}
-function isRaw(token) {
-  return typeof token !== "string";
-}
-function render(command5) {
-  return command5.map((token) => isRaw(token) ? token.raw : quote(token)).join(" ");
-}
-
-// packages/shell/src/script.ts
-var STRICT_MODE = "set -euo pipefail";
-function script(commands5) {
-  return [STRICT_MODE, ...commands5.map(render)].join("\n");
-}
-var KILL_GRACE_SECONDS = 5;
-var SUPERVISOR = [
-  // A background job's stdin is /dev/null in a non-interactive shell, so the watcher reads the
-  // channel through fd 3.
-  "exec 3<&0",
-  'setsid "$@" </dev/null 3<&- &',
-  "child=$!",
-  // The watcher must not hold stdout/stderr, or the channel could not close when the command ends.
-  `{ cat <&3; kill -TERM -- "-$child"; sleep ${KILL_GRACE_SECONDS}; kill -KILL -- "-$child"; } >/dev/null 2>&1 &`,
-  "watcher=$!",
-  'wait "$child"',
-  "status=$?",
-  'kill "$watcher" 2>/dev/null',
-  'exit "$status"'
-].join("\n");
-function remoteCommandLine(scriptText, invocation = {}) {
-  const bash = ["bash", "-c", scriptText];
-  const timed = invocation.timeoutSeconds === void 0 ? bash : ["timeout", "-k", String(KILL_GRACE_SECONDS), String(Math.max(1, Math.ceil(invocation.timeoutSeconds))), ...bash];
-  if (invocation.stdin) return render(timed);
-  return render(["bash", "-c", SUPERVISOR, "skiff-supervisor", ...timed]);
-}
-function isTimeoutExit(code) {
-  return code === 124 || code === 137;
-}
-
-// packages/shell/src/executor.ts
-var RemoteCommandError = class extends Error {
-  constructor(description, result) {
-    const detail = result.stderr.trim().split("\n").slice(-20).join("\n");
-    super(`${description} failed with exit code ${result.code}${detail ? `:
-${detail}` : ""}`);
-    this.description = description;
-    this.result = result;
-    this.name = "RemoteCommandError";
-  }
-  description;
-  result;
-};
-var RemoteTimeoutError = class extends Error {
-  constructor(description, timeoutSeconds) {
-    super(`${description} did not finish within ${timeoutSeconds}s; its processes on the server were stopped`);
-    this.description = description;
-    this.timeoutSeconds = timeoutSeconds;
-    this.name = "RemoteTimeoutError";
-  }
-  description;
-  timeoutSeconds;
-};
-
-// packages/shell/src/plan.ts
-var PlanRecorder = class {
-  steps = [];
-  async run(commands5, options = {}) {
-    this.steps.push({ kind: "run", description: options.description ?? "run", script: script(commands5) });
-    return { code: 0, stdout: "", stderr: "" };
-  }
-  async upload(remotePath, content, options) {
-    const bytes = Buffer.byteLength(content);
-    this.steps.push({
-      kind: "upload",
-      description: options.description ?? "upload",
-      remotePath,
-      mode: options.mode.toString(8).padStart(4, "0"),
-      bytes,
-      ...options.secret ? {} : { preview: content.toString().slice(0, 2e3) }
-    });
-  }
-};
-
-// packages/ssh/src/connection.ts
-import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
-import { finished } from "node:stream/promises";
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_is_stream = __toESM(require_is_stream(), 1);
-var import_make_dir = __toESM(require_make_dir(), 1);
-import invariant2, { AssertionError } from "assert";
-import fs4 from "fs";
-import fsPath2 from "path";
-
-// node_modules/sb-promise-queue/lib/esm/index.mjs
-var PromiseQueue = class {
-  constructor({ concurrency = 1 } = {}) {
-    this.options = { concurrency };
-    this.running = 0;
-    this.queue = [];
-    this.idleCallbacks = [];
-  }
-  clear() {
-    this.queue = [];
-  }
-  onIdle(callback) {
-    this.idleCallbacks.push(callback);
-    return () => {
-      const index = this.idleCallbacks.indexOf(callback);
-      if (index !== -1) {
-        this.idleCallbacks.splice(index, 1);
-      }
-    };
-  }
-  waitTillIdle() {
-    return new Promise((resolve) => {
-      if (this.running === 0) {
-        resolve();
-        return;
-      }
-      const dispose = this.onIdle(() => {
-        dispose();
-        resolve();
-      });
-    });
-  }
-  add(callback) {
-    return new Promise((resolve, reject) => {
-      const runCallback = () => {
-        this.running += 1;
-        try {
-          Promise.resolve(callback()).then((val) => {
-            resolve(val);
-            this.processNext();
-          }, (err) => {
-            reject(err);
-            this.processNext();
-          });
-        } catch (err) {
-          reject(err);
-          this.processNext();
-        }
-      };
-      if (this.running >= this.options.concurrency) {
-        this.queue.push(runCallback);
-      } else {
-        runCallback();
-      }
-    });
-  }
-  // Internal function, don't use
-  processNext() {
-    this.running -= 1;
-    const callback = this.queue.shift();
-    if (callback) {
-      callback();
-    } else if (this.running === 0) {
-      this.idleCallbacks.forEach((item) => item());
-    }
-  }
-};
-
-// node_modules/sb-scandir/lib/esm/index.mjs
-import fs3 from "fs";
-import fsPath from "path";
-import invariant from "assert";
-var defaultFilesystem = {
-  join(pathA, pathB) {
-    return fsPath.join(pathA, pathB);
-  },
-  basename(path) {
-    return fsPath.basename(path);
-  },
-  stat(path) {
-    return new Promise((resolve, reject) => {
-      fs3.stat(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  },
-  readdir(path) {
-    return new Promise((resolve, reject) => {
-      fs3.readdir(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  }
-};
-async function scanDirectoryInternal({ path, recursive, validate: validate2, result, fileSystem, queue, reject }) {
-  const itemStat = await fileSystem.stat(path);
-  if (itemStat.isFile()) {
-    result.files.push(path);
-  } else if (itemStat.isDirectory()) {
-    result.directories.push(path);
-  }
-  if (!itemStat.isDirectory() || recursive === "none") {
-    return;
-  }
-  const contents = await fileSystem.readdir(path);
-  contents.forEach((item) => {
-    const itemPath = fileSystem.join(path, item);
-    if (!validate2(itemPath)) {
-      return;
-    }
-    queue.add(() => scanDirectoryInternal({
-      path: itemPath,
-      recursive: recursive === "shallow" ? "none" : "deep",
-      validate: validate2,
-      result,
-      fileSystem,
-      queue,
-      reject
-    })).catch(reject);
-  });
-}
-async function scanDirectory(path, { recursive = true, validate: validate2 = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
-  invariant(path && typeof path === "string", "path must be a valid string");
-  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
-  invariant(validate2 === null || typeof validate2 === "function", "options.validate must be a valid function");
-  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
-  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
-  const queue = new PromiseQueue({
-    concurrency
-  });
-  const result = { files: [], directories: [] };
-  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve, reject) => {
-    scanDirectoryInternal({
-      path,
-      recursive: recursive ? "deep" : "shallow",
-      validate: validate2 != null ? validate2 : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
-      result,
-      fileSystem: mergedFileSystem,
-      queue,
-      reject
-    }).then(() => queue.waitTillIdle()).then(resolve, reject);
-  });
-  return result;
-}
-var esm_default = scanDirectory;
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_shell_escape = __toESM(require_shell_escape(), 1);
-var import_ssh2 = __toESM(require_lib2(), 1);
-var DEFAULT_CONCURRENCY = 1;
-var DEFAULT_VALIDATE = (path) => !fsPath2.basename(path).startsWith(".");
-var DEFAULT_TICK = () => {
-};
-var SSHError = class extends Error {
-  constructor(message, code = null) {
-    super(message);
-    this.code = code;
-  }
-};
-function unixifyPath(path) {
-  if (path.includes("\\")) {
-    return path.split("\\").join("/");
-  }
-  return path;
-}
-async function readFile(filePath) {
-  return new Promise((resolve, reject) => {
-    fs4.readFile(filePath, "utf8", (err, res) => {
-      if (err) {
-        reject(err);
-      } else {
-        resolve(res);
-      }
-    });
-  });
-}
-var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
-async function makeDirectoryWithSftp(path, sftp) {
-  let stats = null;
-  try {
-    stats = await new Promise((resolve, reject) => {
-      sftp.stat(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  } catch (_) {
-  }
-  if (stats) {
-    if (stats.isDirectory()) {
-      return;
-    }
-    throw new Error("mkdir() failed, target already exists and is not a directory");
-  }
-  try {
-    await new Promise((resolve, reject) => {
-      sftp.mkdir(path, (err) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve();
-        }
-      });
-    });
-  } catch (err) {
-    if (err != null && typeof err.stack === "string") {
-      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
-      if (matches != null) {
-        throw new SSHError(err.message, matches[1]);
-      }
-      throw err;
-    }
-  }
-}
-var NodeSSH = class {
-  constructor() {
-    this.connection = null;
-  }
-  getConnection() {
-    const { connection } = this;
-    if (connection == null) {
-      throw new Error("Not connected to server");
-    }
-    return connection;
-  }
-  async connect(givenConfig) {
-    invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
-    const config = { ...givenConfig };
-    invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
-    if (config.host != null) {
-      invariant2(typeof config.host === "string", "config.host must be a valid string");
-    } else if (config.sock != null) {
-      invariant2(typeof config.sock === "object", "config.sock must be a valid object");
-    } else {
-      throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
-    }
-    if (config.privateKey != null || config.privateKeyPath != null) {
-      if (config.privateKey != null) {
-        invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
-        invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
-      } else if (config.privateKeyPath != null) {
-        invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
-        invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
-      }
-      invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
-      if (config.privateKeyPath != null) {
-        try {
-          config.privateKey = await readFile(config.privateKeyPath);
-        } catch (err) {
-          if (err != null && err.code === "ENOENT") {
-            throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
-          }
-          throw err;
-        }
-      }
-    } else if (config.password != null) {
-      invariant2(typeof config.password === "string", "config.password must be a valid string");
-    }
-    if (config.tryKeyboard != null) {
-      invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
-    }
-    if (config.tryKeyboard) {
-      const { password } = config;
-      if (config.onKeyboardInteractive != null) {
-        invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
-      } else if (password != null) {
-        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
-          if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
-            finish([password]);
-          }
-        };
-      }
-    }
-    const connection = new import_ssh2.default.Client();
-    this.connection = connection;
-    await new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      if (config.onKeyboardInteractive) {
-        connection.on("keyboard-interactive", config.onKeyboardInteractive);
-      }
-      connection.on("ready", () => {
-        connection.removeListener("error", reject);
-        resolve();
-      });
-      connection.on("end", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-      });
-      connection.on("close", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-        reject(new SSHError("No response from server", "ETIMEDOUT"));
-      });
-      connection.connect(config);
-    });
-    return this;
-  }
-  isConnected() {
-    return this.connection != null;
-  }
-  async requestShell(options) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      const callback = (err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      };
-      if (options == null) {
-        connection.shell(callback);
-      } else {
-        connection.shell(options, callback);
-      }
-    });
-  }
-  async withShell(callback, options) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const shell = await this.requestShell(options);
-    try {
-      await callback(shell);
-    } finally {
-      shell.destroy();
-    }
-  }
-  async requestSFTP() {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      connection.sftp((err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  }
-  async withSFTP(callback) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const sftp = await this.requestSFTP();
-    try {
-      await callback(sftp);
-    } finally {
-      sftp.end();
-    }
-  }
-  async execCommand(givenCommand, options = {}) {
-    invariant2(typeof givenCommand === "string", "command must be a valid string");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
-    invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
-    invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
-    invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
-    invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
-    invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
-    invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
-    invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
-    let command5 = givenCommand;
-    if (options.cwd) {
-      command5 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command5}`;
-    }
-    const connection = this.getConnection();
-    const output = { stdout: [], stderr: [] };
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      connection.exec(command5, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-          return;
-        }
-        if (options.onChannel) {
-          options.onChannel(channel);
-        }
-        channel.on("data", (chunk) => {
-          if (options.onStdout)
-            options.onStdout(chunk);
-          output.stdout.push(chunk.toString(options.encoding));
-        });
-        channel.stderr.on("data", (chunk) => {
-          if (options.onStderr)
-            options.onStderr(chunk);
-          output.stderr.push(chunk.toString(options.encoding));
-        });
-        if (options.stdin != null) {
-          if (import_is_stream.default.readable(options.stdin)) {
-            options.stdin.pipe(channel, {
-              end: true
-            });
-          } else {
-            channel.write(options.stdin);
-            channel.end();
-          }
-        } else {
-          channel.end();
-        }
-        let code = null;
-        let signal = null;
-        channel.on("exit", (code_, signal_) => {
-          code = code_ !== null && code_ !== void 0 ? code_ : null;
-          signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
-        });
-        channel.on("close", () => {
-          let stdout = output.stdout.join("");
-          let stderr = output.stderr.join("");
-          if (options.noTrim !== true) {
-            stdout = stdout.trim();
-            stderr = stderr.trim();
-          }
-          resolve({
-            code: code != null ? code : null,
-            signal: signal != null ? signal : null,
-            stdout,
-            stderr
-          });
-        });
-      });
-    });
-  }
-  async exec(command5, parameters, options = {}) {
-    invariant2(typeof command5 === "string", "command must be a valid string");
-    invariant2(Array.isArray(parameters), "parameters must be a valid array");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
-    for (let i5 = 0, { length } = parameters; i5 < length; i5 += 1) {
-      invariant2(typeof parameters[i5] === "string", `parameters[${i5}] must be a valid string`);
-    }
-    const completeCommand = `${command5}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
-    const response = await this.execCommand(completeCommand, options);
-    if (options.stream == null || options.stream === "stdout") {
-      if (response.stderr) {
-        throw new Error(response.stderr);
-      }
-      return response.stdout;
-    }
-    if (options.stream === "stderr") {
-      return response.stderr;
-    }
-    return response;
-  }
-  async mkdir(path, method = "sftp", givenSftp = null) {
-    invariant2(typeof path === "string", "path must be a valid string");
-    invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    if (method === "exec") {
-      await this.exec("mkdir", ["-p", unixifyPath(path)]);
-      return;
-    }
-    const sftp = givenSftp || await this.requestSFTP();
-    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path), sftp).catch(async (error3) => {
-      if (!retry || error3 == null || error3.message !== "No such file" && error3.code !== "ENOENT") {
-        throw error3;
-      }
-      await this.mkdir(fsPath2.dirname(path), "sftp", sftp);
-      await makeSftpDirectory(false);
-    });
-    try {
-      await makeSftpDirectory(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    const sftp = givenSftp || await this.requestSFTP();
-    try {
-      await new Promise((resolve, reject) => {
-        sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
-          if (err) {
-            reject(err);
-          } else {
-            resolve();
-          }
-        });
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve) => {
-      fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve(err === null);
-      });
-    }), `localFile does not exist at ${localFile}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const putFile = (retry) => {
-      return new Promise((resolve, reject) => {
-        sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
-          if (err == null) {
-            resolve();
-            return;
-          }
-          if (err.message === "No such file" && retry) {
-            resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
-          } else {
-            reject(err);
-          }
-        });
-      });
-    };
-    try {
-      await putFile(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
-    invariant2(Array.isArray(files), "files must be an array");
-    for (let i5 = 0, { length } = files; i5 < length; i5 += 1) {
-      const file = files[i5];
-      invariant2(file, "files items must be valid objects");
-      invariant2(file.local && typeof file.local === "string", `files[${i5}].local must be a string`);
-      invariant2(file.remote && typeof file.remote === "string", `files[${i5}].remote must be a string`);
-    }
-    const transferred = [];
-    const sftp = givenSftp || await this.requestSFTP();
-    const queue = new PromiseQueue({ concurrency });
-    try {
-      await new Promise((resolve, reject) => {
-        files.forEach((file) => {
-          queue.add(async () => {
-            await this.putFile(file.local, file.remote, sftp, transferOptions);
-            transferred.push(file);
-          }).catch(reject);
-        });
-        queue.waitTillIdle().then(resolve);
-      });
-    } catch (error3) {
-      if (error3 != null) {
-        error3.transferred = transferred;
-      }
-      throw error3;
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(localDirectory, {
-      recursive,
-      validate: validate2
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
-    directories.sort((a5, b5) => a5.length - b5.length);
-    let failed = false;
-    try {
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.putFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed;
-  }
-  async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(remoteDirectory, {
-      recursive,
-      validate: validate2,
-      concurrency,
-      fileSystem: {
-        basename(path) {
-          return fsPath2.posix.basename(path);
-        },
-        join(pathA, pathB) {
-          return fsPath2.posix.join(pathA, pathB);
-        },
-        readdir(path) {
-          return new Promise((resolve, reject) => {
-            sftp.readdir(path, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve(res.map((item) => item.filename));
-              }
-            });
-          });
-        },
-        stat(path) {
-          return new Promise((resolve, reject) => {
-            sftp.stat(path, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve(res);
-              }
-            });
-          });
-        }
-      }
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
-    directories.sort((a5, b5) => a5.length - b5.length);
-    let failed = false;
-    try {
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.getFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed;
-  }
-  forwardIn(remoteAddr, remotePort, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.forwardIn(remoteAddr, remotePort, (error3, port) => {
-        if (error3) {
-          reject(error3);
-          return;
-        }
-        const handler = (details2, acceptConnection, rejectConnection) => {
-          if (details2.destIP === remoteAddr && details2.destPort === port) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("tcp connection", handler);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("tcp connection", handler);
-            connection.unforwardIn(remoteAddr, port, (_error) => {
-              if (_error) {
-                _reject(error3);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve({ port, dispose });
-      });
-    });
-  }
-  forwardOut(srcIP, srcPort, dstIP, dstPort) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error3, channel) => {
-        if (error3) {
-          reject(error3);
-          return;
-        }
-        resolve(channel);
-      });
-    });
-  }
-  forwardInStreamLocal(socketPath, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.openssh_forwardInStreamLocal(socketPath, (error3) => {
-        if (error3) {
-          reject(error3);
-          return;
-        }
-        const handler = (details2, acceptConnection, rejectConnection) => {
-          if (details2.socketPath === socketPath) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("unix connection", handler);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("unix connection", handler);
-            connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
-              if (_error) {
-                _reject(_error);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve({ dispose });
-      });
-    });
-  }
-  forwardOutStreamLocal(socketPath) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.openssh_forwardOutStreamLocal(socketPath, (error3, channel) => {
-        if (error3) {
-          reject(error3);
-          return;
-        }
-        resolve(channel);
-      });
-    });
-  }
-  dispose() {
-    if (this.connection) {
-      this.connection.end();
-      this.connection = null;
-    }
-  }
-};
-
-// packages/ssh/src/host-key.ts
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-var HostKeyError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "HostKeyError";
-  }
-};
-function sha256Fingerprint(keyBlob) {
-  return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
-}
-function keyTypeOf(keyBlob) {
-  if (keyBlob.length < 4) return "unknown";
-  const length = keyBlob.readUInt32BE(0);
-  return keyBlob.subarray(4, 4 + length).toString("latin1");
-}
-function knownHostsName(host, port) {
-  return port === 22 ? host : `[${host}]:${port}`;
-}
-function parseKnownHosts(text) {
-  const entries = [];
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (!line || line.startsWith("#")) continue;
-    const fields = line.split(/\s+/);
-    let marker;
-    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") marker = fields.shift();
-    const [hostField, keyType, keyBase64] = fields;
-    if (!hostField || !keyType || !keyBase64) continue;
-    const keyBlob = Buffer.from(keyBase64, "base64");
-    if (keyBlob.length === 0 || keyTypeOf(keyBlob) !== keyType) continue;
-    const hashed = /^\|1\|([^|]+)\|([^|]+)$/.exec(hostField);
-    const hosts = hashed ? { kind: "hashed", salt: Buffer.from(hashed[1], "base64"), hash: Buffer.from(hashed[2], "base64") } : { kind: "patterns", patterns: hostField.split(",") };
-    entries.push({ ...marker ? { marker } : {}, hosts, keyType, keyBlob });
-  }
-  return entries;
-}
-function wildcardMatches(pattern, name) {
-  const regex = new RegExp(
-    `^${[...pattern].map((c5) => c5 === "*" ? ".*" : c5 === "?" ? "." : c5.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`,
-    "i"
-  );
-  return regex.test(name);
-}
-function entryMatchesHost(entry, host, port) {
-  const name = knownHostsName(host, port);
-  if (entry.hosts.kind === "hashed") {
-    const digest4 = createHmac("sha1", entry.hosts.salt).update(name).digest();
-    return digest4.length === entry.hosts.hash.length && timingSafeEqual(digest4, entry.hosts.hash);
-  }
-  let matched = false;
-  for (const pattern of entry.hosts.patterns) {
-    const negated = pattern.startsWith("!");
-    if (wildcardMatches(negated ? pattern.slice(1) : pattern, name)) {
-      if (negated) return false;
-      matched = true;
-    }
-  }
-  return matched;
-}
-var DEFAULT_HOST_KEY_ALGORITHMS = [
-  "ssh-ed25519",
-  "ecdsa-sha2-nistp256",
-  "ecdsa-sha2-nistp384",
-  "ecdsa-sha2-nistp521",
-  "rsa-sha2-512",
-  "rsa-sha2-256",
-  "ssh-rsa"
-];
-function algorithmsForKeyType(keyType) {
-  return keyType === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [keyType];
-}
-function preferredHostKeyAlgorithms(policy, host, port) {
-  if (policy.kind !== "known-hosts") return void 0;
-  const pinnedTypes = parseKnownHosts(policy.knownHosts).filter((entry) => !entry.marker && entryMatchesHost(entry, host, port)).flatMap((entry) => algorithmsForKeyType(entry.keyType));
-  const preferred = DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => pinnedTypes.includes(algorithm));
-  if (preferred.length === 0) return void 0;
-  return [...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => !preferred.includes(algorithm))];
-}
-function howToVerify(host, port) {
-  return `Verify it out of band (for example on the server's console, or with \`ssh-keyscan -p ${port} ${host} | ssh-keygen -lf -\` from a network you trust) and pin it with the \`fingerprint\` or \`known-hosts\` input.`;
-}
-function verifyHostKey(policy, host, port, keyBlob) {
-  if (policy.kind === "insecure-ignore") return;
-  const presented = sha256Fingerprint(keyBlob);
-  const keyType = keyTypeOf(keyBlob);
-  const where = knownHostsName(host, port);
-  if (policy.kind === "fingerprint") {
-    const pins = policy.fingerprints.map((fingerprint) => fingerprint.trim().replace(/=+$/, ""));
-    if (pins.includes(presented)) return;
-    throw new HostKeyError(
-      `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, which matches none of the pinned fingerprints (${pins.join(", ")}). If the server was rebuilt, update the pin; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
-    );
-  }
-  const entries = parseKnownHosts(policy.knownHosts).filter((entry) => entryMatchesHost(entry, host, port));
-  if (entries.some((entry) => entry.marker === "@revoked" && entry.keyBlob.equals(keyBlob))) {
-    throw new HostKeyError(`Host key verification failed for ${where}: its ${keyType} key ${presented} is marked @revoked in known-hosts.`);
-  }
-  const pinned = entries.filter((entry) => !entry.marker);
-  if (pinned.some((entry) => entry.keyBlob.equals(keyBlob))) return;
-  if (pinned.length === 0) {
-    throw new HostKeyError(
-      `Host key verification failed: known-hosts has no entry for ${where} (entries for a non-standard port must be written [host]:port). The server presented ${keyType} key ${presented}. ${howToVerify(host, port)}`
-    );
-  }
-  throw new HostKeyError(
-    `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, but known-hosts pins ${pinned.map((entry) => `${entry.keyType} ${sha256Fingerprint(entry.keyBlob)}`).join(", ")}. If the server was rebuilt, update known-hosts; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
-  );
-}
-
-// packages/ssh/src/memory.ts
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-var collect;
-function loadCollector() {
-  try {
-    setFlagsFromString("--expose-gc");
-    return runInNewContext("gc");
-  } catch {
-    return null;
-  }
-}
-var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
-function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
-  let sinceLast = 0;
-  return (bytes) => {
-    sinceLast += bytes;
-    if (sinceLast < everyBytes) return;
-    sinceLast = 0;
-    collect ??= loadCollector();
-    collect?.({ type: kind === "minor" ? "minor" : "major" });
-  };
-}
-
-// packages/ssh/src/connection.ts
-var SshConnectionError = class extends Error {
-  constructor(message, retryable) {
-    super(message);
-    this.retryable = retryable;
-    this.name = "SshConnectionError";
-  }
-  retryable;
-};
-var RETRYABLE_CODES = /* @__PURE__ */ new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EPIPE"]);
-var STDERR_KEEP_BYTES = 1024 * 1024;
-function describeTarget(username, host, port) {
-  return `${username}@${host}:${port}`;
-}
-function classifyConnectError(error3, target, hostKeyFailure) {
-  if (hostKeyFailure) return hostKeyFailure;
-  if (error3 instanceof HostKeyError) return error3;
-  const message = error3.message ?? String(error3);
-  if (/Cannot parse privateKey|privateKey value does not contain/i.test(message)) {
-    const encrypted = /encrypted|passphrase|bad decrypt/i.test(message);
-    return new SshConnectionError(
-      encrypted ? `The SSH key could not be decrypted: check the \`passphrase\` input (${message}).` : `The \`key\` input is not a private key ssh2 can read (OpenSSH or PEM format expected): ${message}`,
-      false
-    );
-  }
-  if (error3.level === "client-authentication") {
-    return new SshConnectionError(
-      `SSH authentication to ${target} failed: the server accepted none of the offered credentials. Check \`username\`, and that the public half of \`key\` is in the user's authorized_keys (or that \`password\` is right).`,
-      false
-    );
-  }
-  if (error3.level === "client-timeout" || error3.code && RETRYABLE_CODES.has(error3.code) || error3.level === "client-socket") {
-    return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
-  }
-  if (/No response from server/i.test(message)) return new SshConnectionError(`Could not connect to ${target}: ${message}`, true);
-  return new SshConnectionError(`SSH connection to ${target} failed: ${message}`, false);
-}
-var SshConnection = class _SshConnection {
-  constructor(ssh, bastion, target, hostKeyFingerprint) {
-    this.ssh = ssh;
-    this.bastion = bastion;
-    this.target = target;
-    this.hostKeyFingerprint = hostKeyFingerprint;
-    for (const client of [ssh.connection, bastion?.connection]) {
-      client?.on("error", (error3) => {
-        this.lostWith ??= error3;
-      });
-    }
-  }
-  ssh;
-  bastion;
-  target;
-  hostKeyFingerprint;
-  sftpSession;
-  lostWith;
-  static async connect(options) {
-    const attempts = Math.max(1, options.attempts ?? 3);
-    const target = describeTarget(options.username, options.host, options.port);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await _SshConnection.connectOnce(options);
-      } catch (error3) {
-        const retryable = error3 instanceof SshConnectionError && error3.retryable;
-        if (!retryable || attempt >= attempts) throw error3;
-        const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
-        options.log?.("warning", `${error3.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
-  }
-  static async connectOnce(options) {
-    let bastion;
-    let sock;
-    if (options.jump) {
-      const jump = options.jump;
-      const viaKey = jump.privateKey !== void 0;
-      const jumpClient = await openClient(
-        {
-          host: jump.host,
-          port: jump.port,
-          username: jump.username,
-          ...viaKey ? { privateKey: jump.privateKey, passphrase: jump.passphrase } : credentialsOf(options)
-        },
-        options
-      ).then((opened) => opened.ssh);
-      bastion = jumpClient;
-      try {
-        sock = await jumpClient.forwardOut("127.0.0.1", 0, options.host, options.port);
-      } catch (error3) {
-        jumpClient.dispose();
-        throw new SshConnectionError(
-          `The jump host ${describeTarget(jump.username, jump.host, jump.port)} could not reach ${options.host}:${options.port}: ${error3.message}`,
-          true
-        );
-      }
-    }
-    try {
-      const { ssh, fingerprint } = await openClient(
-        { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
-        options
-      );
-      return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
-    } catch (error3) {
-      bastion?.dispose();
-      throw error3;
-    }
-  }
-  /**
-   * Runs a raw command line. Exit code, signal, stdout and stderr come back; nothing is
-   * thrown for a non-zero exit (callers decide), only for transport failures.
-   */
-  exec(commandLine, options = {}) {
-    const client = this.ssh.connection;
-    if (!client || this.lostWith) {
-      const why = this.lostWith ? `was lost: ${this.lostWith.message}` : "is closed";
-      return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
-    }
-    const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
-    return new Promise((resolve, reject) => {
-      client.exec(commandLine, (error3, channel) => {
-        if (error3) return reject(new SshConnectionError(`Could not start a command on ${this.target}: ${error3.message}`, false));
-        const stdoutChunks = [];
-        let stdoutBytes = 0;
-        let stderr = "";
-        let exit = { code: null };
-        let overflow = false;
-        let timer;
-        let clientTimedOut = false;
-        if (options.stdout) {
-          const reclaim = bufferReclaimer();
-          channel.on("data", (chunk) => reclaim(chunk.length));
-          channel.pipe(options.stdout);
-        } else {
-          channel.on("data", (chunk) => {
-            stdoutBytes += chunk.length;
-            if (stdoutBytes > maxBuffer) {
-              overflow = true;
-              channel.close();
-              return;
-            }
-            stdoutChunks.push(chunk);
-          });
-        }
-        channel.stderr.on("data", (chunk) => {
-          stderr += chunk.toString("utf8");
-          if (stderr.length > STDERR_KEEP_BYTES) stderr = stderr.slice(-STDERR_KEEP_BYTES);
-        });
-        channel.on("exit", (code, signal) => {
-          exit = { code, ...signal ? { signal } : {} };
-        });
-        if (options.clientTimeoutSeconds !== void 0) {
-          timer = setTimeout(() => {
-            clientTimedOut = true;
-            channel.close();
-          }, options.clientTimeoutSeconds * 1e3);
-        }
-        channel.on("close", () => {
-          if (timer) clearTimeout(timer);
-          const settle = () => {
-            if (overflow) return reject(new Error(`Output of a command on ${this.target} exceeded ${maxBuffer} bytes; stream it instead`));
-            if (clientTimedOut) return resolve({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
-            resolve({
-              code: exit.code ?? 255,
-              ...exit.signal ? { signal: exit.signal } : {},
-              stdout: Buffer.concat(stdoutChunks).toString("utf8"),
-              stderr
-            });
-          };
-          if (options.stdout) finished(options.stdout).then(settle, reject);
-          else settle();
-        });
-        if (options.stdin === void 0) {
-          if (!options.keepStdinOpen) channel.end();
-        } else if (typeof options.stdin === "string" || Buffer.isBuffer(options.stdin)) channel.end(options.stdin);
-        else {
-          options.stdin.on("error", (streamError) => {
-            channel.close();
-            reject(streamError);
-          });
-          const reclaim = bufferReclaimer();
-          options.stdin.on("data", (chunk) => reclaim(chunk.length));
-          options.stdin.pipe(channel);
-        }
-      });
-    });
-  }
-  /** Executor: runs commands as one strict bash script; the remote exit code decides success. */
-  async run(commands5, options = {}) {
-    const description = options.description ?? "remote command";
-    const timeoutSeconds = options.timeoutSeconds;
-    const commandLine = remoteCommandLine(script(commands5), {
-      ...timeoutSeconds !== void 0 ? { timeoutSeconds } : {},
-      stdin: options.stdin !== void 0
-    });
-    const result = await this.exec(commandLine, {
-      ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
-      ...options.stdout ? { stdout: options.stdout } : {},
-      ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
-    });
-    if (timeoutSeconds !== void 0 && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
-    if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
-    return result;
-  }
-  /**
-   * Writes a file atomically with its final mode from the first byte: it is created under a
-   * temporary name with `mode`, then renamed over the target, so readers never see a partial
-   * file and secrets never sit in a world-readable one.
-   */
-  async upload(remotePath, content, options) {
-    const sftp = await this.sftp();
-    const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
-    const call = (what, fn) => new Promise(
-      (resolve, reject) => fn((error3, value) => error3 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error3.message}`)) : resolve(value))
-    );
-    try {
-      await call("write", (done) => sftp.writeFile(temporary, content, { mode: options.mode }, done));
-      await call("chmod", (done) => sftp.chmod(temporary, options.mode, done));
-      await call("rename", (done) => sftp.ext_openssh_rename(temporary, remotePath, done));
-    } catch (error3) {
-      await call("cleanup", (done) => sftp.unlink(temporary, done)).catch(() => void 0);
-      throw error3;
-    }
-  }
-  /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
-  async forwardLocalPort(remoteHost, remotePort) {
-    const sockets = /* @__PURE__ */ new Set();
-    const server = createServer((socket) => {
-      sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
-      this.ssh.forwardOut("127.0.0.1", socket.remotePort ?? 0, remoteHost, remotePort).then((channel) => {
-        socket.pipe(channel).pipe(socket);
-        channel.on("error", () => socket.destroy());
-        socket.on("error", () => channel.close());
-      }).catch(() => socket.destroy());
-    });
-    await new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
-    const address = server.address();
-    const port = typeof address === "object" && address ? address.port : 0;
-    return {
-      port,
-      close: () => new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      })
-    };
-  }
-  async close() {
-    this.ssh.dispose();
-    this.bastion?.dispose();
-  }
-  sftp() {
-    this.sftpSession ??= this.ssh.requestSFTP();
-    return this.sftpSession;
-  }
-};
-function credentialsOf(options) {
-  return {
-    username: options.username,
-    ...options.privateKey !== void 0 ? { privateKey: options.privateKey } : {},
-    ...options.passphrase !== void 0 ? { passphrase: options.passphrase } : {},
-    ...options.password !== void 0 ? { password: options.password, tryKeyboard: true } : {}
-  };
-}
-async function openClient(endpoint, options) {
-  const policy = options.hostKey;
-  const target = describeTarget(endpoint.username, endpoint.host, endpoint.port);
-  let hostKeyFailure;
-  let presented = "";
-  const algorithms = preferredHostKeyAlgorithms(policy, endpoint.host, endpoint.port);
-  const ssh = new NodeSSH();
-  try {
-    await ssh.connect({
-      ...endpoint,
-      readyTimeout: (options.connectTimeoutSeconds ?? 20) * 1e3,
-      keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1e3,
-      keepaliveCountMax: 4,
-      ...algorithms ? { algorithms: { serverHostKey: algorithms } } : {},
-      hostVerifier: (key) => {
-        presented = `${keyTypeOf(key)} ${sha256Fingerprint(key)}`;
-        try {
-          verifyHostKey(policy, endpoint.host, endpoint.port, key);
-          return true;
-        } catch (error3) {
-          hostKeyFailure = error3;
-          return false;
-        }
-      }
-    });
-  } catch (error3) {
-    ssh.dispose();
-    throw classifyConnectError(error3, target, hostKeyFailure);
-  }
-  ssh.connection?.setNoDelay(true);
-  if (policy.kind === "insecure-ignore") {
-    options.log?.("warning", `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
-  }
-  options.log?.("info", `Connected to ${target} (host key ${presented})`);
-  return { ssh, fingerprint: presented };
-}
-
-// packages/action-kit/src/ssh-inputs.ts
+init_src();
+init_src2();
 var SSH_INPUTS = [
   { name: "host", description: "Server to connect to: a hostname or IP address.", required: true },
   { name: "port", description: "SSH port on the server.", required: false, default: "22" },
@@ -99891,6 +99962,8 @@ async function publishPlan(steps, title) {
 }
 
 // packages/action-kit/src/preflight.ts
+init_src();
+init_src2();
 var PREFLIGHT_TIMEOUT_SECONDS = 30;
 var BASE_PREFLIGHT = [
   { description: "operating system", command: ["uname", "-sr"] },
@@ -100191,6 +100264,7 @@ function defaultName(type, database, path, where) {
 }
 
 // packages/backup/src/place.ts
+init_src();
 function inPlace(place, argv, options = {}) {
   switch (place.kind) {
     case "host":
@@ -100221,6 +100295,7 @@ function envFromFile(variable, file) {
 }
 
 // packages/backup/src/tools.ts
+init_src();
 function secretFileContent(source) {
   if (source.password === void 0 || source.place.kind !== "host") return void 0;
   if (source.type === "postgres") return `*:*:*:*:${source.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}
@@ -100326,6 +100401,7 @@ init_manifest();
 init_store();
 
 // packages/backup/src/host-store.ts
+init_src();
 init_formats();
 init_manifest();
 init_store();
@@ -100489,6 +100565,7 @@ var HostStore = class {
 };
 
 // packages/backup/src/restore.ts
+init_src();
 var DRILL_PREFIX = "skiff_drill_";
 var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
 var PG_USER_RELATIONS = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
@@ -100587,8 +100664,9 @@ function scratchTarget(source, suffix) {
 }
 
 // packages/backup/src/operations.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+init_src();
 init_formats();
+import { randomBytes as randomBytes2 } from "node:crypto";
 init_store();
 async function withSecretFile(executor, source, fn) {
   const content = secretFileContent(source);
@@ -100697,6 +100775,10 @@ async function drillSource(executor, store, source, options) {
 `);
   return result;
 }
+
+// action-backup/src/main.ts
+init_src();
+init_src2();
 
 // action-backup/src/healthcheck.ts
 async function ping(url, event, body) {

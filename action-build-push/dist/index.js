@@ -42953,6 +42953,23 @@ function readInputs(readers) {
   return values;
 }
 
+// packages/shell/src/script.ts
+var KILL_GRACE_SECONDS = 5;
+var SUPERVISOR = [
+  // A background job's stdin is /dev/null in a non-interactive shell, so the watcher reads the
+  // channel through fd 3.
+  "exec 3<&0",
+  'setsid "$@" </dev/null 3<&- &',
+  "child=$!",
+  // The watcher must not hold stdout/stderr, or the channel could not close when the command ends.
+  `{ cat <&3; kill -TERM -- "-$child"; sleep ${KILL_GRACE_SECONDS}; kill -KILL -- "-$child"; } >/dev/null 2>&1 &`,
+  "watcher=$!",
+  'wait "$child"',
+  "status=$?",
+  'kill "$watcher" 2>/dev/null',
+  'exit "$status"'
+].join("\n");
+
 // node_modules/node-ssh/lib/esm/index.mjs
 var import_is_stream = __toESM(require_is_stream(), 1);
 var import_make_dir = __toESM(require_make_dir(), 1);

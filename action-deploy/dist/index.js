@@ -50609,14 +50609,17 @@ function loadCollector() {
   }
 }
 var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
+function reclaimNow(kind) {
+  collect ??= loadCollector();
+  collect?.(kind === "minor" ? { type: "minor" } : { type: "major", flavor: "last-resort" });
+}
 function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
   let sinceLast = 0;
   return (bytes) => {
     sinceLast += bytes;
     if (sinceLast < everyBytes) return;
     sinceLast = 0;
-    collect ??= loadCollector();
-    collect?.({ type: kind === "minor" ? "minor" : "major" });
+    reclaimNow(kind);
   };
 }
 

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Executor } from '@skiff/shell';
+import { bufferReclaimer, reclaimNow } from '@skiff/ssh';
 import { FORMATS } from './formats';
 import type { Manifest } from './manifest';
 import type { SourceType } from './sources';
@@ -17,40 +16,12 @@ import { BackupFailed, type BackupRequest, type RawData } from './store';
  */
 
 /**
- * A streaming backup allocates fast and keeps little: V8 answers by growing its young generation
- * (heapTotal 24 → 49 MB with ~14 MB in use) and keeps that memory committed, and buffers that
- * lived a while in a queue wait in the old generation for a full GC that external memory alone
- * never triggers. A memory-reducing full GC ("last resort": it also shrinks and uncommits the
- * young generation; tens of ms on this small heap) before the dump and every 32 MiB of output
- * returns both. Measured on a ~1 GB database (348 MiB dump) with age to S3: peak RSS 155-159 MB
- * with a plain full GC, 138 MB with this (heapTotal ~19 MB instead of 33-49).
+ * A streaming backup allocates fast and keeps little: V8 grows its young generation and keeps it
+ * committed, and buffers that waited in a queue reach the old generation, which external memory
+ * alone never collects. A memory-reducing GC before the dump and every 32 MiB of output returns
+ * both (see @skiff/ssh's reclaimer; on a ~1 GB database with age to S3: 155-159 → 131-138 MB).
  */
 const REDUCE_MEMORY_EVERY_BYTES = 32 * 1024 * 1024;
-
-type Collect = (options: { type: 'major'; flavor: 'last-resort' }) => void;
-let collect: Collect | null | undefined;
-
-function reduceMemory(): void {
-  collect ??= (() => {
-    try {
-      setFlagsFromString('--expose-gc');
-      return runInNewContext('gc') as Collect;
-    } catch {
-      return null;
-    }
-  })();
-  collect?.({ type: 'major', flavor: 'last-resort' });
-}
-
-function memoryReducer(everyBytes: number): (bytes: number) => void {
-  let since = 0;
-  return (bytes) => {
-    since += bytes;
-    if (since < everyBytes) return;
-    since = 0;
-    reduceMemory();
-  };
-}
 
 /**
  * Readable.toWeb's default strategy counts chunks up to the stream's highWaterMark (16384 for
@@ -75,7 +46,7 @@ export class Inspector extends Transform {
     reclaim = false,
   ) {
     super();
-    this.reclaim = reclaim ? memoryReducer(REDUCE_MEMORY_EVERY_BYTES) : () => undefined;
+    this.reclaim = reclaim ? bufferReclaimer(REDUCE_MEMORY_EVERY_BYTES, 'shrink') : () => undefined;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -176,7 +147,7 @@ export async function streamDump(
   });
 
   // Start the stream from a trimmed heap: listing, loading the SDK and age left garbage behind.
-  reduceMemory();
+  reclaimNow('shrink');
   let remoteError: Error | undefined;
   try {
     const result = await executor.run([request.dump], { description: `dump ${source.name}`, stdout: gate, allowFailure: true });

@@ -12,4 +12,5 @@ export {
 } from './host-key';
 export type { KnownHostEntry } from './host-key';
 export type { HostKeyPolicy, SshAuth, JumpHost, SshConnectOptions } from './options';
-export { bufferReclaimer } from './memory';
+export { bufferReclaimer, reclaimNow } from './memory';
+export type { ReclaimKind } from './memory';

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
  * on a fast multi-GB stream ~100 MB of dead buffers pile up before V8 reacts. A minor GC every
  * few MiB (about a millisecond each) keeps a 500 MB stream near 100 MB RSS instead of 150-170.
  */
-type Collect = (options?: { type: 'minor' | 'major' }) => void;
+type Collect = (options?: { type: 'minor' | 'major'; flavor?: 'last-resort' }) => void;
 let collect: Collect | null | undefined;
 
 function loadCollector(): Collect | null {
@@ -23,17 +23,25 @@ function loadCollector(): Collect | null {
 export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
 
 /**
- * Returns a counter to call with each chunk's size; it reclaims dead buffers every `everyBytes`.
- * `minor` suits buffers that die young (packets); `full` suits ones that live for seconds, like
- * multipart upload parts, which reach the old generation first.
+ * `minor` suits buffers that die young (packets). `shrink` is a memory-reducing full GC ("last
+ * resort"): it also collects buffers that waited in queues long enough to reach the old
+ * generation, and shrinks and uncommits the young generation V8 grew for a fast stream
+ * (measured on a 1 GB backup to S3: 155-159 MB peak with a plain full GC, 131-138 MB with this).
  */
-export function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind: 'minor' | 'full' = 'minor'): (bytes: number) => void {
+export type ReclaimKind = 'minor' | 'shrink';
+
+export function reclaimNow(kind: ReclaimKind): void {
+  collect ??= loadCollector();
+  collect?.(kind === 'minor' ? { type: 'minor' } : { type: 'major', flavor: 'last-resort' });
+}
+
+/** Returns a counter to call with each chunk's size; it reclaims memory every `everyBytes`. */
+export function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind: ReclaimKind = 'minor'): (bytes: number) => void {
   let sinceLast = 0;
   return (bytes) => {
     sinceLast += bytes;
     if (sinceLast < everyBytes) return;
     sinceLast = 0;
-    collect ??= loadCollector();
-    collect?.({ type: kind === 'minor' ? 'minor' : 'major' });
+    reclaimNow(kind);
   };
 }
