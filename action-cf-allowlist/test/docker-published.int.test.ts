@@ -16,7 +16,7 @@ import {
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
 import { PREROUTING_PRIORITY } from '../src/render';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
 
 // A real Docker engine (Debian's docker.io 20.10, iptables-nft) runs INSIDE the test host's network
 // namespace and publishes 8080 → a busybox httpd container. The DNAT that bypasses input-hook
@@ -38,25 +38,7 @@ let published: string; // http://NS_ADDRESS:8080/ — Docker's DNAT to the conta
 let dockerTablesBefore: string;
 
 function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
-  return {
-    targets: [sshdConnectOptions(sshd)],
-    mode: { parallel: false },
-    ports: [80, 8080],
-    extra: [],
-    includeJdcloud: false,
-    sourceUrl: api.url,
-    table: TABLE,
-    dockerPublished: true,
-    backend: 'nftables',
-    confirmTimeoutSeconds: 8,
-    minIpv4: 10,
-    minIpv6: 4,
-    maxShrinkPercent: 25,
-    allowShrink: false,
-    dryRun: false,
-    stateDirFor: () => state.path,
-    ...overrides,
-  };
+  return allowlistInputs({ targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TABLE }, { ports: [80, 8080], stateDirFor: () => state.path, ...overrides });
 }
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), () => undefined);
 

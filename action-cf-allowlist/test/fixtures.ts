@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AllowlistInputs } from '../src/inputs';
 
 /** Cloudflare's published ranges (https://www.cloudflare.com/ips/, as the API answers them). */
 export const CF_IPV4 = [
@@ -72,5 +73,28 @@ export async function startFakeCloudflare(initial: unknown): Promise<FakeCloudfl
       return state.requests;
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The action's inputs with the defaults these tests share; each test names only what it is about. */
+export function allowlistInputs(
+  required: Pick<AllowlistInputs, 'targets' | 'sourceUrl' | 'table'>,
+  overrides: Partial<AllowlistInputs> = {},
+): AllowlistInputs {
+  return {
+    mode: { parallel: false },
+    ports: [80, 443],
+    extra: [],
+    includeJdcloud: false,
+    dockerPublished: true,
+    backend: 'nftables',
+    confirmTimeoutSeconds: 8,
+    minIpv4: 10,
+    minIpv6: 4,
+    maxShrinkPercent: 25,
+    allowShrink: false,
+    dryRun: false,
+    ...required,
+    ...overrides,
   };
 }

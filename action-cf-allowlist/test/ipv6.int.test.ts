@@ -4,7 +4,7 @@ import { SshConnection } from '@skiff/ssh';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
 
 // IPv6 traffic for real: the namespace pair gets a unique local /64 (fd00::/8, on this veth pair
 // only), the web server listens on [::]:80, and one "Cloudflare" v6 range covers one source only.
@@ -26,25 +26,7 @@ let url6: string;
 let url4: string;
 
 function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
-  return {
-    targets: [sshdConnectOptions(sshd)],
-    mode: { parallel: false },
-    ports: [80, 443],
-    extra: [],
-    includeJdcloud: false,
-    sourceUrl: api.url,
-    table: TABLE,
-    dockerPublished: true,
-    backend: 'nftables',
-    confirmTimeoutSeconds: 8,
-    minIpv4: 10,
-    minIpv6: 4,
-    maxShrinkPercent: 25,
-    allowShrink: false,
-    dryRun: false,
-    stateDirFor: () => state.path,
-    ...overrides,
-  };
+  return allowlistInputs({ targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TABLE }, { stateDirFor: () => state.path, ...overrides });
 }
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), () => undefined);
 

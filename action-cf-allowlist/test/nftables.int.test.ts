@@ -4,7 +4,7 @@ import { SshConnection } from '@skiff/ssh';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
 
 const NS = 'skiffcf1';
 const TABLE = 'skiff_cf';
@@ -22,25 +22,7 @@ let refused: string;
 
 const logs: string[] = [];
 function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
-  return {
-    targets: [sshdConnectOptions(sshd)],
-    mode: { parallel: false },
-    ports: [80, 8080],
-    extra: [],
-    includeJdcloud: false,
-    sourceUrl: api.url,
-    table: TABLE,
-    dockerPublished: true,
-    backend: 'nftables',
-    confirmTimeoutSeconds: 8,
-    minIpv4: 10,
-    minIpv6: 4,
-    maxShrinkPercent: 25,
-    allowShrink: false,
-    dryRun: false,
-    stateDirFor: () => state.path,
-    ...overrides,
-  };
+  return allowlistInputs({ targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TABLE }, { ports: [80, 8080], stateDirFor: () => state.path, ...overrides });
 }
 
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), (m) => logs.push(m));

@@ -5,7 +5,7 @@ import { parseCidr, type Cidr } from '../src/cidr';
 import { STATE_DIR, unitName } from '../src/guard';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
 
 // The guard's systemd path (`systemd-run --on-active` timer) on a host where systemd is PID 1:
 // a container of skiff-testbed/systemd:bookworm, reached like a VPS over a published 127.0.0.1 port.
@@ -19,24 +19,7 @@ let api: FakeCloudflare;
 const logs: string[] = [];
 
 function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
-  return {
-    targets: [sshdConnectOptions(host)],
-    mode: { parallel: false },
-    ports: [80, 443],
-    extra: [],
-    includeJdcloud: false,
-    sourceUrl: api.url,
-    table: TABLE,
-    dockerPublished: true,
-    backend: 'nftables',
-    confirmTimeoutSeconds: 8,
-    minIpv4: 10,
-    minIpv6: 4,
-    maxShrinkPercent: 25,
-    allowShrink: false,
-    dryRun: false,
-    ...overrides,
-  };
+  return allowlistInputs({ targets: [sshdConnectOptions(host)], sourceUrl: api.url, table: TABLE }, overrides);
 }
 
 const liveTable = () => host.exec(['nft', 'list', 'table', 'inet', TABLE]).catch((e: Error) => `absent: ${e.message}`);

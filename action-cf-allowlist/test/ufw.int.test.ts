@@ -6,7 +6,7 @@ import { SshConnection } from '@skiff/ssh';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
 
 /**
  * ufw keeps its rules in /etc/ufw, which every network namespace shares. `ip netns exec NS`
@@ -37,25 +37,7 @@ const ufwHash = async () => {
 const ufw = (args: string[]) => host.exec(['ufw', ...args]);
 
 function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
-  return {
-    targets: [sshdConnectOptions(sshd)],
-    mode: { parallel: false },
-    ports: [80, 443],
-    extra: [],
-    includeJdcloud: false,
-    sourceUrl: api.url,
-    table: TAG,
-    dockerPublished: true,
-    backend: 'ufw',
-    confirmTimeoutSeconds: 30,
-    minIpv4: 10,
-    minIpv6: 4,
-    maxShrinkPercent: 25,
-    allowShrink: false,
-    dryRun: false,
-    stateDirFor: () => state.path,
-    ...overrides,
-  };
+  return allowlistInputs({ targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TAG }, { backend: 'ufw', confirmTimeoutSeconds: 30, stateDirFor: () => state.path, ...overrides });
 }
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), () => undefined);
 
