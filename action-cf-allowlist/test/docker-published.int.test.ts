@@ -16,7 +16,7 @@ import {
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
 import { PREROUTING_PRIORITY } from '../src/render';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs, answerFrom } from './fixtures';
 
 // A real Docker engine (Debian's docker.io 20.10, iptables-nft) runs INSIDE the test host's network
 // namespace and publishes 8080 → a busybox httpd container. The DNAT that bypasses input-hook
@@ -42,15 +42,8 @@ function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
 }
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), () => undefined);
 
-async function answer(source: string, url: string): Promise<string> {
-  try {
-    return await sh('curl', ['-s', '--interface', source, '--connect-timeout', '2', '--max-time', '4', url]);
-  } catch {
-    return '';
-  }
-}
-const reachesContainer = async (source: string) => (await answer(source, published)).includes(CONTAINER_BODY);
-const reachesHostWeb = async (source: string) => (await answer(source, web.url)).includes('skiff-web-ok');
+const reachesContainer = async (source: string) => (await answerFrom(source, published)).includes(CONTAINER_BODY);
+const reachesHostWeb = async (source: string) => (await answerFrom(source, web.url)).includes('skiff-web-ok');
 
 /** Docker's own tables in the namespace, counters removed (traffic changes them, rules must not). */
 async function dockerTables(): Promise<string> {

@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
+import { sh } from '@skiff/testbed';
 import type { AllowlistInputs } from '../src/inputs';
 
 /** Cloudflare's published ranges (https://www.cloudflare.com/ips/, as the API answers them). */
@@ -97,4 +99,25 @@ export function allowlistInputs(
     ...required,
     ...overrides,
   };
+}
+
+/** What a web server answers a request from `source`, or '' when the firewall refuses or drops it. */
+export async function answerFrom(source: string, url: string, family: '-4' | '-6' | undefined = undefined): Promise<string> {
+  try {
+    return await sh('curl', [...(family ? [family] : []), '-s', '--interface', source, '--connect-timeout', '2', '--max-time', '4', url]);
+  } catch {
+    return '';
+  }
+}
+
+/** Whether a fresh SSH login still works: the test's view of a lockout. */
+export async function sshWorks(target: SshConnectOptions): Promise<boolean> {
+  try {
+    const connection = await SshConnection.connect({ ...target, attempts: 1 });
+    const result = await connection.run([['echo', 'hi']]);
+    await connection.close();
+    return result.stdout.trim() === 'hi';
+  } catch {
+    return false;
+  }
 }

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetnsHost, enableNetnsIpv6, sh, sshdConnectOptions, startNetnsWebServer, startSshd, tempDir, type NetnsHost, type NetnsIpv6, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
-import { SshConnection } from '@skiff/ssh';
+import { createNetnsHost, enableNetnsIpv6, sshdConnectOptions, startNetnsWebServer, startSshd, tempDir, type NetnsHost, type NetnsIpv6, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs, answerFrom, sshWorks as loginWorks } from './fixtures';
 
 // IPv6 traffic for real: the namespace pair gets a unique local /64 (fd00::/8, on this veth pair
 // only), the web server listens on [::]:80, and one "Cloudflare" v6 range covers one source only.
@@ -30,24 +29,9 @@ function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
 }
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), () => undefined);
 
-async function reaches(source: string, url: string, family: '-4' | '-6'): Promise<boolean> {
-  try {
-    return (await sh('curl', [family, '-s', '--interface', source, '--connect-timeout', '2', '--max-time', '4', url])).includes('skiff-web-ok');
-  } catch {
-    return false;
-  }
-}
+const reaches = async (source: string, url: string, family: '-4' | '-6') => (await answerFrom(source, url, family)).includes('skiff-web-ok');
 
-async function sshWorks(): Promise<boolean> {
-  try {
-    const c = await SshConnection.connect({ ...sshdConnectOptions(sshd), connectTimeoutSeconds: 4, attempts: 1 });
-    const r = await c.run([['echo', 'hi']]);
-    await c.close();
-    return r.stdout.trim() === 'hi';
-  } catch {
-    return false;
-  }
-}
+const sshWorks = () => loginWorks({ ...sshdConnectOptions(sshd), connectTimeoutSeconds: 4 });
 
 beforeAll(async () => {
   state = await tempDir('cf6-state');

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetnsHost, sh, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
-import { SshConnection } from '@skiff/ssh';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs, answerFrom, sshWorks as loginWorks } from './fixtures';
 
 const NS = 'skiffcf1';
 const TABLE = 'skiff_cf';
@@ -31,24 +30,9 @@ const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overr
 const liveJson = () => host.exec(['nft', '-j', 'list', 'table', 'inet', TABLE]).catch((e: Error) => `absent: ${e.message.includes('No such file') ? 'yes' : e.message}`);
 const normalised = (json: string) => json.replace(/, "handle": \d+/g, '');
 
-async function reaches(source: string, url: string): Promise<boolean> {
-  try {
-    return (await sh('curl', ['-s', '--interface', source, '--connect-timeout', '2', '--max-time', '4', url])).includes('skiff-web-ok');
-  } catch {
-    return false;
-  }
-}
+const reaches = async (source: string, url: string) => (await answerFrom(source, url)).includes('skiff-web-ok');
 
-async function sshWorks(): Promise<boolean> {
-  try {
-    const c = await SshConnection.connect({ ...sshdConnectOptions(sshd), connectTimeoutSeconds: 4, attempts: 1 });
-    const r = await c.run([['echo', 'hi']]);
-    await c.close();
-    return r.stdout.trim() === 'hi';
-  } catch {
-    return false;
-  }
-}
+const sshWorks = () => loginWorks({ ...sshdConnectOptions(sshd), connectTimeoutSeconds: 4 });
 
 /** Someone else's table (Docker's, fail2ban's, ...): the action must leave it exactly as it is. */
 const NEIGHBOUR = 'table inet skiffcf_neighbour {\n  set keep { type ipv4_addr; elements = { 192.0.2.1 } }\n}\n';

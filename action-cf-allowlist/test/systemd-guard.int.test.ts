@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sshdConnectOptions, startSystemdHost, type SystemdHost } from '@skiff/testbed';
-import { SshConnection } from '@skiff/ssh';
 import { parseCidr, type Cidr } from '../src/cidr';
 import { STATE_DIR, unitName } from '../src/guard';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs, sshWorks as loginWorks } from './fixtures';
 
 // The guard's systemd path (`systemd-run --on-active` timer) on a host where systemd is PID 1:
 // a container of skiff-testbed/systemd:bookworm, reached like a VPS over a published 127.0.0.1 port.
@@ -36,16 +35,7 @@ async function revertJournal(): Promise<{ armed: number; cancelled: number; fire
   return { armed: count(`Started ${UNIT}.timer`), cancelled: count(`Stopped ${UNIT}.timer`), fired: count(`Started ${UNIT}.service`) };
 }
 
-async function sshWorks(): Promise<boolean> {
-  try {
-    const c = await SshConnection.connect({ ...sshdConnectOptions(host), connectTimeoutSeconds: 5, attempts: 1 });
-    const r = await c.run([['echo', 'hi']]);
-    await c.close();
-    return r.stdout.trim() === 'hi';
-  } catch {
-    return false;
-  }
-}
+const sshWorks = () => loginWorks({ ...sshdConnectOptions(host), connectTimeoutSeconds: 5 });
 
 const run = (overrides: Partial<AllowlistInputs>) => allowlist(inputs(overrides), (m) => logs.push(m));
 

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetnsHost, sh, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
+import { createNetnsHost, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
 import { SshConnection } from '@skiff/ssh';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
-import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs } from './fixtures';
+import { CF_IPV4, CF_IPV6, cfBody, startFakeCloudflare, type FakeCloudflare, allowlistInputs, answerFrom } from './fixtures';
 
 /**
  * ufw keeps its rules in /etc/ufw, which every network namespace shares. `ip netns exec NS`
@@ -41,13 +41,7 @@ function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
 }
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), () => undefined);
 
-async function reaches(source: string): Promise<boolean> {
-  try {
-    return (await sh('curl', ['-s', '--interface', source, '--connect-timeout', '2', '--max-time', '4', web.url])).includes('skiff-web-ok');
-  } catch {
-    return false;
-  }
-}
+const reaches = async (source: string) => (await answerFrom(source, web.url)).includes('skiff-web-ok');
 
 beforeAll(async () => {
   machineUfw = await ufwHash();
