@@ -55756,6 +55756,11 @@ async function startDeployment(inputs, ctx, env = process.env) {
   return deployment;
 }
 
+// action-deploy/src/strategies/coolify.ts
+async function deployCoolify(_inputs, _ctx) {
+  throw new Error("strategy: coolify is not available yet");
+}
+
 // action-deploy/src/compose.ts
 function sudo(cli) {
   return cli.sudo ? ["sudo", "-n"] : [];
@@ -56437,6 +56442,42 @@ async function rollbackTo(d, wanted, reason = "manual rollback") {
   return { ...base, status: "deployed", images: release.images };
 }
 
+// action-deploy/src/strategies/rolling.ts
+var notYet = async () => {
+  throw new Error("strategy: rolling is not available yet");
+};
+var rollingStrategy = { usesDocker: true, deploy: notYet, rollback: notYet };
+
+// action-deploy/src/strategies/swarm.ts
+var notYet2 = async () => {
+  throw new Error("strategy: swarm is not available yet");
+};
+var swarmStrategy = { usesDocker: true, deploy: notYet2, rollback: notYet2 };
+
+// action-deploy/src/strategies/systemd.ts
+var notYet3 = async () => {
+  throw new Error("strategy: systemd is not available yet");
+};
+var systemdStrategy = { usesDocker: false, deploy: notYet3, rollback: notYet3 };
+
+// action-deploy/src/strategies/strategy.ts
+var STRATEGIES = ["recreate", "rolling", "swarm", "systemd", "coolify"];
+
+// action-deploy/src/strategies/index.ts
+var recreate = { usesDocker: true, deploy: deployNewRelease, rollback: rollbackTo };
+function hostStrategy(name) {
+  switch (name) {
+    case "recreate":
+      return recreate;
+    case "rolling":
+      return rollingStrategy;
+    case "swarm":
+      return swarmStrategy;
+    case "systemd":
+      return systemdStrategy;
+  }
+}
+
 // action-deploy/src/timed.ts
 var QUIET = /* @__PURE__ */ new Set(["inspect containers", "health-command"]);
 function timedServer(server, prefix = "") {
@@ -56479,8 +56520,8 @@ function healthUrlsFor(urls, host) {
 async function openSession(target, label, inputs, ctx, many) {
   const server = await SshConnection.connect(target);
   try {
-    const cli = await detectDockerCli(server, inputs.sudo);
-    info(`${many ? `[${label}] ` : ""}Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);
+    const cli = strategyOf(inputs).usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: "v2", sudo: inputs.sudo };
+    if (strategyOf(inputs).usesDocker) info(`${many ? `[${label}] ` : ""}Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);
     const hostInputs = forHost(inputs, target.host);
     const d = { server: timedServer(server, many ? `[${label}] ` : ""), cli, inputs: hostInputs, ctx };
     const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: (/* @__PURE__ */ new Date()).toISOString() };
@@ -56505,7 +56546,8 @@ async function deployHosts(inputs, ctx) {
       const session = await openSession(target, label, inputs, ctx, many);
       let keep = false;
       try {
-        const story = inputs.rollback === void 0 ? await deployNewRelease(session.d) : await rollbackTo(session.d, inputs.rollback);
+        const strategy = strategyOf(inputs);
+        const story = inputs.rollback === void 0 ? await strategy.deploy(session.d) : await strategy.rollback(session.d, inputs.rollback);
         const outcome = { ...story, durationSeconds: (performance.now() - started) / 1e3, mode: inputs.rollback === void 0 ? "deploy" : "rollback" };
         if (outcome.error) throw new HostFailed(outcome);
         keep = undoable;
@@ -56546,7 +56588,7 @@ async function undoHost(session, report2, failedHosts) {
   }
   warning(`all-or-nothing: ${failedHosts.join(", ")} failed; rolling ${report2.label} back to ${previous}`);
   try {
-    const back = await rollbackTo(session.d, previous, `all-or-nothing: ${failedHosts.join(", ")} failed`);
+    const back = await strategyOf(session.d.inputs).rollback(session.d, previous, `all-or-nothing: ${failedHosts.join(", ")} failed`);
     if (report2.outcome) report2.outcome.gates.push(...back.gates.map((gate) => ({ ...gate, label: `all-or-nothing rollback to ${previous}` })));
     report2.status = back.error ? "failed" : "rolled-back";
     return { to: previous, ok: !back.error, seconds: seconds(), ...back.error ? { error: back.error } : {} };
@@ -56555,11 +56597,47 @@ async function undoHost(session, report2, failedHosts) {
     return { to: previous, ok: false, seconds: seconds(), error: error2.message };
   }
 }
+function strategyOf(inputs) {
+  if (inputs.strategy === "coolify") throw new Error("strategy: coolify deploys through the Coolify API, not per SSH host");
+  return hostStrategy(inputs.strategy);
+}
 
 // action-deploy/src/inputs.ts
 import { readFileSync as readFileSync2, existsSync as existsSync3 } from "node:fs";
 import { basename, resolve } from "node:path";
+
+// action-deploy/src/strategies/coolify-inputs.ts
+var COOLIFY_INPUTS = [];
+function readCoolifyInputs(strategy) {
+  return strategy === "coolify" ? {} : void 0;
+}
+
+// action-deploy/src/strategies/rolling-inputs.ts
+var ROLLING_INPUTS = [];
+function readRollingInputs(strategy) {
+  return strategy === "rolling" ? {} : void 0;
+}
+
+// action-deploy/src/strategies/swarm-inputs.ts
+var SWARM_INPUTS = [];
+function readSwarmInputs(strategy) {
+  return strategy === "swarm" ? {} : void 0;
+}
+
+// action-deploy/src/strategies/systemd-inputs.ts
+var SYSTEMD_INPUTS = [];
+function readSystemdInputs(strategy) {
+  return strategy === "systemd" ? {} : void 0;
+}
+
+// action-deploy/src/inputs.ts
 var DEPLOY_INPUTS = [
+  {
+    name: "strategy",
+    description: "How a release is switched on: `recreate` (compose up, the default), `rolling` (zero downtime behind a reverse proxy), `swarm` (docker stack deploy), `systemd` (a release directory run by a systemd unit, no Docker) or `coolify` (trigger and wait for a Coolify deployment).",
+    required: false,
+    default: "recreate"
+  },
   {
     name: "project-dir",
     description: "Directory on the server that holds the releases, the `current` link and the audit log. Default: /opt/<repository name>. `{host}` is replaced by the host being deployed (for several hosts sharing one filesystem).",
@@ -56628,7 +56706,16 @@ var DEPLOY_INPUTS = [
     secret: true
   }
 ];
-var ACTION_INPUTS = [...MULTI_HOST_INPUTS, ...DEPLOY_INPUTS, DRY_RUN_INPUT];
+var ACTION_INPUTS = [
+  // With strategy: coolify there is no SSH host, so host and username are not always required.
+  ...MULTI_HOST_INPUTS.map((input) => input.name === "host" || input.name === "username" ? { ...input, required: false, description: `${input.description} Not used with strategy: coolify.` } : input),
+  ...DEPLOY_INPUTS,
+  ...ROLLING_INPUTS,
+  ...SWARM_INPUTS,
+  ...SYSTEMD_INPUTS,
+  ...COOLIFY_INPUTS,
+  DRY_RUN_INPUT
+];
 function definitionDefault2(name) {
   const definition = DEPLOY_INPUTS.find((input) => input.name === name);
   if (definition?.default === void 0) throw new Error(`input ${name} has no default`);
@@ -56775,7 +56862,12 @@ function readWebhook() {
 }
 function readDeployInputs() {
   const c = new InputCollector();
-  const targets = c.read(readSshTargets);
+  const strategy = c.read(() => getEnum("strategy", STRATEGIES, { default: "recreate" }));
+  const rolling = strategy && c.read(() => readRollingInputs(strategy));
+  const swarm = strategy && c.read(() => readSwarmInputs(strategy));
+  const systemd = strategy && c.read(() => readSystemdInputs(strategy));
+  const coolify = strategy && c.read(() => readCoolifyInputs(strategy));
+  const targets = strategy === "coolify" ? [] : c.read(readSshTargets);
   const mode = c.read(readRunMode);
   const allOrNothing = c.read(() => getBoolean("all-or-nothing", { default: false }));
   const deployment = c.read(readDeployment);
@@ -56812,6 +56904,11 @@ function readDeployInputs() {
   }
   c.finish();
   return {
+    strategy,
+    ...rolling === void 0 ? {} : { rolling },
+    ...swarm === void 0 ? {} : { swarm },
+    ...systemd === void 0 ? {} : { systemd },
+    ...coolify === void 0 ? {} : { coolify },
     targets,
     mode,
     allOrNothing,
@@ -57044,7 +57141,7 @@ async function run() {
   const mode = inputs.rollback === void 0 ? "deploy" : "rollback";
   let result;
   try {
-    const reports = await deployHosts(inputs, ctx);
+    const reports = inputs.strategy === "coolify" ? await deployCoolify(inputs, ctx) : await deployHosts(inputs, ctx);
     result = combine(reports, (performance.now() - started) / 1e3, mode, ctx.releaseId ?? "");
     const only = reports.length === 1 ? reports[0] : void 0;
     if (only && !only.outcome && only.status === "failed") throw new Error(only.error);

@@ -3,10 +3,11 @@ import { forEachHost, hostLabel, type HostResult } from '@skiff/action-kit';
 import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
 import type { RunContext } from './context';
 import type { Deployer } from './deploy';
+import type { DockerCli } from './compose';
 import { detectDockerCli } from './docker-cli';
 import type { DeployInputs } from './inputs';
 import { acquireLock, type HeldLock } from './locking';
-import { deployNewRelease, rollbackTo } from './story';
+import { hostStrategy } from './strategies';
 import type { Outcome } from './summary';
 import { timedServer } from './timed';
 
@@ -59,8 +60,8 @@ export function healthUrlsFor(urls: readonly string[], host: string): string[] {
 async function openSession(target: SshConnectOptions, label: string, inputs: DeployInputs, ctx: RunContext, many: boolean): Promise<Session> {
   const server = await SshConnection.connect(target);
   try {
-    const cli = await detectDockerCli(server, inputs.sudo);
-    core.info(`${many ? `[${label}] ` : ''}Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
+    const cli: DockerCli = strategyOf(inputs).usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: 'v2', sudo: inputs.sudo };
+    if (strategyOf(inputs).usesDocker) core.info(`${many ? `[${label}] ` : ''}Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
     const hostInputs = forHost(inputs, target.host);
     const d: Deployer = { server: timedServer(server, many ? `[${label}] ` : ''), cli, inputs: hostInputs, ctx };
     const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() };
@@ -94,7 +95,8 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
       const session = await openSession(target, label, inputs, ctx, many);
       let keep = false;
       try {
-        const story = inputs.rollback === undefined ? await deployNewRelease(session.d) : await rollbackTo(session.d, inputs.rollback);
+        const strategy = strategyOf(inputs);
+        const story = inputs.rollback === undefined ? await strategy.deploy(session.d) : await strategy.rollback(session.d, inputs.rollback);
         const outcome: Outcome = { ...story, durationSeconds: (performance.now() - started) / 1000, mode: inputs.rollback === undefined ? 'deploy' : 'rollback' };
         if (outcome.error) throw new HostFailed(outcome);
         keep = undoable;
@@ -137,7 +139,7 @@ async function undoHost(session: Session, report: HostReport, failedHosts: reado
   }
   core.warning(`all-or-nothing: ${failedHosts.join(', ')} failed; rolling ${report.label} back to ${previous}`);
   try {
-    const back = await rollbackTo(session.d, previous, `all-or-nothing: ${failedHosts.join(', ')} failed`);
+    const back = await strategyOf(session.d.inputs).rollback(session.d, previous, `all-or-nothing: ${failedHosts.join(', ')} failed`);
     if (report.outcome) report.outcome.gates.push(...back.gates.map((gate) => ({ ...gate, label: `all-or-nothing rollback to ${previous}` })));
     report.status = back.error ? 'failed' : 'rolled-back';
     return { to: previous, ok: !back.error, seconds: seconds(), ...(back.error ? { error: back.error } : {}) };
@@ -145,6 +147,11 @@ async function undoHost(session: Session, report: HostReport, failedHosts: reado
     report.status = 'failed';
     return { to: previous, ok: false, seconds: seconds(), error: (error as Error).message };
   }
+}
+
+function strategyOf(inputs: DeployInputs) {
+  if (inputs.strategy === 'coolify') throw new Error('strategy: coolify deploys through the Coolify API, not per SSH host');
+  return hostStrategy(inputs.strategy);
 }
 
 /** Labels of hosts, as the `hosts` output and the summary name them. */

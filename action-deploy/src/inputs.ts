@@ -23,8 +23,20 @@ import {
 } from '@skiff/action-kit';
 import { parseStatusRange, type StatusRange } from '@skiff/health';
 import { isReleaseId } from './releases';
+import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './strategies/coolify-inputs';
+import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './strategies/rolling-inputs';
+import { STRATEGIES, type StrategyName } from './strategies/strategy';
+import { SWARM_INPUTS, readSwarmInputs, type SwarmInputs } from './strategies/swarm-inputs';
+import { SYSTEMD_INPUTS, readSystemdInputs, type SystemdInputs } from './strategies/systemd-inputs';
 
 const DEPLOY_INPUTS = [
+  {
+    name: 'strategy',
+    description:
+      'How a release is switched on: `recreate` (compose up, the default), `rolling` (zero downtime behind a reverse proxy), `swarm` (docker stack deploy), `systemd` (a release directory run by a systemd unit, no Docker) or `coolify` (trigger and wait for a Coolify deployment).',
+    required: false,
+    default: 'recreate',
+  },
   {
     name: 'project-dir',
     description:
@@ -97,7 +109,16 @@ const DEPLOY_INPUTS = [
 ] as const satisfies readonly InputDefinition[];
 
 /** What action.yml declares; a unit test keeps action.yml and the README in step with these. */
-export const ACTION_INPUTS: readonly InputDefinition[] = [...MULTI_HOST_INPUTS, ...DEPLOY_INPUTS, DRY_RUN_INPUT];
+export const ACTION_INPUTS: readonly InputDefinition[] = [
+  // With strategy: coolify there is no SSH host, so host and username are not always required.
+  ...MULTI_HOST_INPUTS.map((input) => (input.name === 'host' || input.name === 'username' ? { ...input, required: false, description: `${input.description} Not used with strategy: coolify.` } : input)),
+  ...DEPLOY_INPUTS,
+  ...ROLLING_INPUTS,
+  ...SWARM_INPUTS,
+  ...SYSTEMD_INPUTS,
+  ...COOLIFY_INPUTS,
+  DRY_RUN_INPUT,
+];
 export const ACTION_OUTPUTS = {
   'release-id': 'Id of the release deployed (or re-deployed by a rollback), e.g. 20261121T222430Z-1a2b3c4-9f0e.',
   'previous-release-id': 'Id of the release that was current before this run, if any.',
@@ -137,7 +158,13 @@ export interface GithubDeploymentInputs {
 }
 
 export interface DeployInputs {
-  /** One per host of the `host` input, in order. */
+  strategy: StrategyName;
+  /** The chosen strategy's own inputs (only that one is set). */
+  rolling?: RollingInputs;
+  swarm?: SwarmInputs;
+  systemd?: SystemdInputs;
+  coolify?: CoolifyInputs;
+  /** One per host of the `host` input, in order; empty with strategy: coolify. */
   targets: readonly SshConnectOptions[];
   mode: RunMode;
   allOrNothing: boolean;
@@ -336,7 +363,12 @@ function readWebhook(): string | undefined {
 /** Every input, validated together before anything connects, so one run reports every mistake. */
 export function readDeployInputs(): DeployInputs {
   const c = new InputCollector();
-  const targets = c.read(readSshTargets);
+  const strategy = c.read(() => getEnum('strategy', STRATEGIES, { default: 'recreate' as const }));
+  const rolling = strategy && c.read(() => readRollingInputs(strategy));
+  const swarm = strategy && c.read(() => readSwarmInputs(strategy));
+  const systemd = strategy && c.read(() => readSystemdInputs(strategy));
+  const coolify = strategy && c.read(() => readCoolifyInputs(strategy));
+  const targets = strategy === 'coolify' ? [] : c.read(readSshTargets);
   const mode = c.read(readRunMode);
   const allOrNothing = c.read(() => getBoolean('all-or-nothing', { default: false }));
   const deployment = c.read(readDeployment);
@@ -374,6 +406,11 @@ export function readDeployInputs(): DeployInputs {
   }
   c.finish();
   return {
+    strategy: strategy!,
+    ...(rolling === undefined ? {} : { rolling }),
+    ...(swarm === undefined ? {} : { swarm }),
+    ...(systemd === undefined ? {} : { systemd }),
+    ...(coolify === undefined ? {} : { coolify }),
     targets: targets!,
     mode: mode!,
     allOrNothing: allOrNothing!,

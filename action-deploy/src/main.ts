@@ -5,6 +5,7 @@ import { SshConnection } from '@skiff/ssh';
 import { version } from '../package.json';
 import { runContext } from './context';
 import { startDeployment } from './github-deployment';
+import { deployCoolify } from './strategies/coolify';
 import { deployHosts, forHost } from './hosts-run';
 import { envValues, readDeployInputs } from './inputs';
 import { releaseLock } from './lock';
@@ -48,7 +49,7 @@ export async function run(): Promise<void> {
   const mode = inputs.rollback === undefined ? 'deploy' : 'rollback';
   let result: RunResult;
   try {
-    const reports = await deployHosts(inputs, ctx);
+    const reports = inputs.strategy === 'coolify' ? await deployCoolify(inputs, ctx) : await deployHosts(inputs, ctx);
     result = combine(reports, (performance.now() - started) / 1000, mode, ctx.releaseId ?? '');
     // One host that failed before its deploy story began (connection, host key, lock): its own error, as it was.
     const only = reports.length === 1 ? reports[0]! : undefined;

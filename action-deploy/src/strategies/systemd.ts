@@ -1,0 +1,8 @@
+import type { HostStrategy } from './strategy';
+
+// Being built (issue 5); until then the strategy refuses before anything on the server changes.
+const notYet = async (): Promise<never> => {
+  throw new Error('strategy: systemd is not available yet');
+};
+
+export const systemdStrategy: HostStrategy = { usesDocker: false, deploy: notYet, rollback: notYet };
