@@ -3657,7 +3657,7 @@ var require_data_url = __commonJS({
 var require_webidl = __commonJS({
   "node_modules/undici/lib/web/fetch/webidl.js"(exports, module) {
     "use strict";
-    var { types, inspect } = __require("node:util");
+    var { types, inspect: inspect2 } = __require("node:util");
     var { markAsUncloneable } = __require("node:worker_threads");
     var { toUSVString } = require_util();
     var webidl = {};
@@ -3804,7 +3804,7 @@ var require_webidl = __commonJS({
         case "Symbol":
           return `Symbol(${V.description})`;
         case "Object":
-          return inspect(V);
+          return inspect2(V);
         case "String":
           return `"${V}"`;
         default:
@@ -32006,7 +32006,7 @@ var require_package = __commonJS({
 var require_Protocol = __commonJS({
   "node_modules/ssh2/lib/protocol/Protocol.js"(exports, module) {
     "use strict";
-    var { inspect } = __require("util");
+    var { inspect: inspect2 } = __require("util");
     var { bindingAvailable, NullCipher, NullDecipher } = require_crypto();
     var {
       COMPAT_CHECKS,
@@ -32226,7 +32226,7 @@ var require_Protocol = __commonJS({
             this._debug("Custom crypto binding not available");
         }
         this._debug && this._debug(
-          `Local ident: ${inspect(this._identRaw.toString())}`
+          `Local ident: ${inspect2(this._identRaw.toString())}`
         );
         this.start = () => {
           this.start = void 0;
@@ -33454,7 +33454,7 @@ var require_Protocol = __commonJS({
               comments: m[3]
             };
             this._remoteIdentRaw = Buffer.from(identRaw);
-            this._debug && this._debug(`Remote ident: ${inspect(identRaw)}`);
+            this._debug && this._debug(`Remote ident: ${inspect2(identRaw)}`);
             this._compatFlags = getCompatFlags(header);
             this._buffer = void 0;
             this._decipher = new NullDecipher(0, onKEXPayload.bind(this, { firstPacket: true }));
@@ -33572,7 +33572,7 @@ var require_node_fs_compat = __commonJS({
   "node_modules/ssh2/lib/protocol/node-fs-compat.js"(exports) {
     "use strict";
     var assert = __require("assert");
-    var { inspect } = __require("util");
+    var { inspect: inspect2 } = __require("util");
     function addNumericalSeparator(val) {
       let res = "";
       let i = val.length;
@@ -33627,7 +33627,7 @@ ${suffix}`;
             received = addNumericalSeparator(received);
           received += "n";
         } else {
-          received = inspect(input);
+          received = inspect2(input);
         }
         msg += ` It must be ${range}. Received ${received}`;
         this.message = msg;
@@ -40300,7 +40300,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes2
+      randomBytes: randomBytes3
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40564,7 +40564,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes2(SALT_LEN);
+            const salt = randomBytes3(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40603,7 +40603,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes2(4);
+          const checkInt = randomBytes3(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -47246,6 +47246,9 @@ import { mkdtemp, readFile, rm as rm2 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join as join3 } from "node:path";
 
+// action-build-push/src/builder.ts
+import { randomBytes } from "node:crypto";
+
 // action-build-push/src/commands.ts
 function loginCommand(registry, username) {
   return ["docker", "login", registry, "--username", username, "--password-stdin"];
@@ -47253,9 +47256,27 @@ function loginCommand(registry, username) {
 function logoutCommand(registry) {
   return ["docker", "logout", registry];
 }
-var BUILDX_INSPECT = ["docker", "buildx", "inspect"];
-function parseBuildxDriver(inspectOutput) {
-  return /^Driver:\s+(\S+)/m.exec(inspectOutput)?.[1];
+function buildxInspectCommand(name, options = {}) {
+  return ["docker", "buildx", "inspect", ...options.bootstrap ? ["--bootstrap"] : [], ...name === void 0 ? [] : [name]];
+}
+function buildxCreateCommand(name, buildkitImage) {
+  return ["docker", "buildx", "create", "--driver", "docker-container", "--name", name, "--driver-opt", `image=${buildkitImage}`, "--driver-opt", "network=host"];
+}
+function buildxRemoveCommand(name) {
+  return ["docker", "buildx", "rm", name];
+}
+var DOCKER_CONTEXT_SHOW = ["docker", "context", "show"];
+var DOCKER_DRIVER_STATUS = ["docker", "info", "--format", "{{json .DriverStatus}}"];
+function usesContainerdStore(driverStatusJson) {
+  return /io\.containerd\.snapshotter/.test(driverStatusJson);
+}
+function parseBuildxInspect(output) {
+  const name = /^Name:\s+(\S+)/m.exec(output)?.[1];
+  const driver = /^Driver:\s+(\S+)/m.exec(output)?.[1];
+  if (name === void 0 || driver === void 0) return void 0;
+  const statuses = [...output.matchAll(/^Status:\s+(\S+)/gm)].map((m) => m[1]);
+  const platforms = [...output.matchAll(/^Platforms:\s+(.+)$/gm)].flatMap((m) => m[1].split(",")).map((p) => p.trim().replace(/\*$/, "")).filter((p) => p !== "");
+  return { name, driver, statuses, platforms: [...new Set(platforms)] };
 }
 function commonBuildArgs(spec2) {
   const args = ["--file", spec2.file];
@@ -47267,11 +47288,11 @@ function commonBuildArgs(spec2) {
   return args;
 }
 function buildxBuildCommand(spec2) {
-  const args = ["docker", "buildx", "build", "--progress", "plain", ...commonBuildArgs(spec2)];
+  const args = ["docker", "buildx", "build", ...spec2.builder === void 0 ? [] : ["--builder", spec2.builder], "--progress", "plain", ...commonBuildArgs(spec2)];
   for (const [id, env] of Object.entries(spec2.secretEnv ?? {})) args.push("--secret", `id=${id},env=${env}`);
   for (const from of spec2.cacheFrom ?? []) args.push("--cache-from", from);
   for (const to of spec2.cacheTo ?? []) args.push("--cache-to", to);
-  args.push(spec2.output === "push" ? "--push" : "--load");
+  if (spec2.output !== "none") args.push(spec2.output === "push" ? "--push" : "--load");
   if (spec2.metadataFile !== void 0) args.push("--metadata-file", spec2.metadataFile);
   args.push(spec2.context);
   return args;
@@ -47353,6 +47374,175 @@ async function runCommand(argv, options = {}) {
   return result;
 }
 
+// action-build-push/src/builder.ts
+var SETUP_QEMU = "docker/setup-qemu-action@29109295f81e9208d7d86ff1c6c12d2833863392 # v3.6.0";
+var SETUP_BUILDX = "docker/setup-buildx-action (pinned to a commit SHA)";
+function shortfalls(builder, needs) {
+  if (builder.driver !== "docker" || builder.containerdStore) return [];
+  return [...needs.platforms.length > 1 ? ["platforms"] : [], ...needs.cacheExport ? ["cache"] : []];
+}
+function decideBuilder(choice, current, needs) {
+  if (current === "classic") {
+    const problems = [];
+    if (choice.mode === "named") problems.push(`Input "builder" names the buildx builder "${choice.name}", but docker buildx is not installed; install it (${SETUP_BUILDX}) or remove the input`);
+    if (needs.platforms.length > 1) {
+      problems.push(`Input "platforms" lists ${needs.platforms.length} platforms, but buildx is not installed and docker build makes one platform at a time; set up buildx first with ${SETUP_BUILDX}`);
+    }
+    if (needs.secrets > 0) problems.push(`Input "build-secrets" needs BuildKit, but buildx is not installed; install buildx (${SETUP_BUILDX}) or drop the secrets`);
+    return problems.length > 0 ? { action: "fail", problems } : { action: "classic" };
+  }
+  const short = shortfalls(current, needs);
+  if (short.length === 0) return { action: "keep" };
+  if (choice.mode === "auto") return { action: "create", because: short };
+  if (!short.includes("platforms")) return { action: "keep" };
+  const which2 = choice.mode === "docker" ? '"builder" is `docker`' : `"builder" names "${choice.name}"`;
+  return {
+    action: "fail",
+    problems: [
+      `Input "platforms" lists ${needs.platforms.length} platforms, but input ${which2}, a builder with the \`docker\` driver, which cannot build several platforms at once; set "builder" to auto (the default) to have a docker-container builder made for this run, or name one set up with ` + SETUP_BUILDX
+    ]
+  };
+}
+function osArch(platform2) {
+  return platform2.toLowerCase().split("/").slice(0, 2).join("/");
+}
+function missingPlatforms(builderPlatforms, asked) {
+  if (builderPlatforms.length === 0) return [];
+  const offered = new Set(builderPlatforms.map(osArch));
+  return asked.filter((platform2) => !offered.has(osArch(platform2)));
+}
+function qemuHint(missing, builderPlatforms) {
+  return `The builder cannot run ${missing.join(", ")} (it offers ${builderPlatforms.join(", ")}): a RUN step for ${missing.length === 1 ? "that platform" : "those platforms"} fails with "exec format error" unless QEMU emulation is installed. Add \`uses: ${SETUP_QEMU}\` as a step before this one`;
+}
+function isMissingEmulation(output) {
+  return /exec format error/i.test(output);
+}
+function throwawayBuilderName(env, random = randomBytes(3).toString("hex")) {
+  const runId = /^\d+$/.test(env.GITHUB_RUN_ID ?? "") ? env.GITHUB_RUN_ID : "local";
+  const attempt = /^\d+$/.test(env.GITHUB_RUN_ATTEMPT ?? "") ? env.GITHUB_RUN_ATTEMPT : "1";
+  return `skiff-${runId}-${attempt}-${random}`;
+}
+function describeBuilder(builder) {
+  if (builder.kind === "classic") return "docker build + docker push (buildx is not installed)";
+  return `docker buildx (builder ${builder.name}, ${builder.driver} driver${builder.created ? ", made for this run" : ""})`;
+}
+function buildxReason(error2) {
+  if (!(error2 instanceof CommandError)) return error2 instanceof Error ? error2.message : String(error2);
+  const lines = `${error2.result.stderr}
+${error2.result.stdout}`.split("\n").map((l) => l.trim()).filter(Boolean);
+  return [...lines].reverse().find((l) => l.startsWith("ERROR:")) ?? lines.at(-1) ?? `exit ${error2.result.code}`;
+}
+async function inspect(name, bootstrap = false) {
+  const result = await runCommand(buildxInspectCommand(name, { bootstrap }), { quiet: true, allowFailure: true });
+  const said = result.stderr + result.stdout;
+  if (result.code !== 0) {
+    if (/unknown command|is not a docker command|unknown flag/i.test(said)) return "classic";
+    if (name !== void 0 && /no builder .* found/i.test(said)) return void 0;
+    throw new CommandError(buildxInspectCommand(name, { bootstrap }), result);
+  }
+  const parsed = parseBuildxInspect(result.stdout);
+  if (parsed === void 0) throw new Error(`docker buildx inspect printed no builder name and driver:
+${result.stdout.trim()}`);
+  return parsed;
+}
+async function containerdStore() {
+  const result = await runCommand(DOCKER_DRIVER_STATUS, { quiet: true, allowFailure: true });
+  return result.code === 0 && usesContainerdStore(result.stdout);
+}
+var BUILDER_STATE = "builder";
+async function prepareBuilder(choice, needs, buildkitImage) {
+  let name;
+  if (choice.mode === "named") name = choice.name;
+  else if (choice.mode === "docker") name = (await runCommand(DOCKER_CONTEXT_SHOW, { quiet: true, allowFailure: true })).stdout.trim() || "default";
+  const found = await inspect(name);
+  if (found === void 0) {
+    throw new Error(
+      choice.mode === "named" ? `Input "builder" names "${choice.name}", but docker buildx has no builder of that name (\`docker buildx ls\` lists them); set it up in an earlier step with ${SETUP_BUILDX}, or use builder: auto` : `docker buildx has no builder for the Docker context "${name}"`
+    );
+  }
+  const current = found === "classic" ? "classic" : { ...found, containerdStore: found.driver === "docker" && (needs.platforms.length > 1 || needs.cacheExport) ? await containerdStore() : false };
+  const decision = decideBuilder(choice, current, needs);
+  if (decision.action === "fail") throw new Error(decision.problems.join("\n"));
+  if (decision.action === "classic" || current === "classic") return { builder: { kind: "classic" }, notes: [] };
+  const kept = { builder: { kind: "buildx", ...pick(current), created: false }, notes: [] };
+  if (decision.action === "create") {
+    const made = await createBuilder(current, decision.because, needs, buildkitImage);
+    return withEmulationCheck("noCacheBecause" in made ? { ...kept, ...made } : made, needs);
+  }
+  return withEmulationCheck(kept, needs);
+}
+function pick(info2) {
+  return { name: info2.name, driver: info2.driver, platforms: info2.platforms, containerdStore: info2.containerdStore };
+}
+function withEmulationCheck(prepared, needs) {
+  const { builder } = prepared;
+  if (builder.kind !== "buildx") return prepared;
+  const missing = missingPlatforms(builder.platforms, needs.platforms);
+  return missing.length === 0 ? prepared : { ...prepared, notes: [...prepared.notes, `${qemuHint(missing, builder.platforms)}.`] };
+}
+async function createBuilder(current, because, needs, buildkitImage) {
+  const name = throwawayBuilderName(process.env);
+  const why = because.includes("platforms") ? `${needs.platforms.length} platforms` : "a cache export";
+  info(`The current builder ${current.name} (${current.driver} driver) cannot do ${why}: making a docker-container builder ${name} for this run (${buildkitImage})`);
+  saveState(BUILDER_STATE, name);
+  const remove = () => removeBuilder(name);
+  try {
+    await runCommand(buildxCreateCommand(name, buildkitImage), { quiet: true });
+    const booted = await inspect(name, true);
+    if (booted === void 0 || booted === "classic") throw new Error(`docker buildx lost the builder ${name} while booting it`);
+    return { builder: { kind: "buildx", ...pick({ ...booted, containerdStore: false }), created: true }, notes: [`Built with a docker-container builder made for this run (${buildkitImage}), removed afterwards.`], remove };
+  } catch (error2) {
+    await remove();
+    const reason = buildxReason(error2);
+    const fix = `let the runner pull ${buildkitImage} (or set "buildkit-image" to a BuildKit image it can pull, e.g. a copy in your own registry), or set up a builder in an earlier step with ${SETUP_BUILDX}, which builder: auto then uses`;
+    if (because.includes("platforms")) {
+      throw new Error(
+        `Input "platforms" lists ${needs.platforms.length} platforms, which the current builder ${current.name} (${current.driver} driver) cannot build at once, so a docker-container builder was made for this run, but it could not start: ${reason}
+To fix it, ${fix}. Nothing was built, and the builder was removed.`
+      );
+    }
+    return {
+      noCacheBecause: `the cache needs a docker-container builder and the one made for this run could not start (${reason}); built with ${current.name} (${current.driver} driver) without the cache. To fix it, ${fix}`
+    };
+  }
+}
+async function removeBuilder(name) {
+  const result = await runCommand(buildxRemoveCommand(name), { quiet: true, allowFailure: true });
+  if (result.code === 0) {
+    info(`Removed the builder ${name} made for this run`);
+    saveState(BUILDER_STATE, "");
+  } else if (/no builder .* found/i.test(result.stderr + result.stdout)) {
+    saveState(BUILDER_STATE, "");
+  } else {
+    warning(`Could not remove the builder ${name} made for this run: ${(result.stderr || result.stdout).trim()}; remove it with \`docker buildx rm ${name}\``);
+  }
+}
+function ghaCacheAvailable(env) {
+  if (!env.ACTIONS_RUNTIME_TOKEN) return false;
+  return Boolean(env.ACTIONS_CACHE_URL) || Boolean(env.ACTIONS_RESULTS_URL) && Boolean(env.ACTIONS_CACHE_SERVICE_V2);
+}
+function wantedCache(mode, env) {
+  if (mode === "none") return {};
+  if (mode === "auto") return ghaCacheAvailable(env) ? { type: "gha" } : {};
+  if (mode === "gha" && !ghaCacheAvailable(env)) {
+    return { note: "cache `gha` needs the runner's cache service (ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL, and ACTIONS_RUNTIME_TOKEN), which this job does not have; built without it" };
+  }
+  return { type: mode };
+}
+function planCache(mode, builder, image, env, noBuilder) {
+  const none = (note2) => ({ cacheFrom: [], cacheTo: [], ...note2 === void 0 ? {} : { note: note2 } });
+  const { type, note } = wantedCache(mode, env);
+  if (type === void 0) return none(note);
+  if (builder.kind === "classic") return none(`cache \`${type}\` needs buildx, which is not installed; built with the engine's local layer cache only`);
+  if (builder.driver === "docker" && !builder.containerdStore) {
+    if (noBuilder !== void 0) return none(`cache \`${type}\`: ${noBuilder}`);
+    return none(
+      `cache \`${type}\` is not supported by the \`docker\` buildx driver (it cannot export a cache); built with the engine's local layer cache only. With builder: auto a docker-container builder is made for the cache when it can start`
+    );
+  }
+  return { type, ...cacheFlags(type, image) };
+}
+
 // action-build-push/src/errors.ts
 var PERMISSION_HINT = "add `permissions: packages: write` to the job, or grant this repository access to the package (package settings \u2192 Manage Actions access); with a personal token, give it the write:packages scope";
 var AUTH_FAILURE = /\b(unauthorized|denied|401|403|forbidden|authentication required|incorrect username or password)\b/i;
@@ -47382,6 +47572,7 @@ function spec(job, output, platforms, metadataFile) {
   const { inputs } = job;
   const { names } = secretEnvironment(inputs.buildSecrets);
   return {
+    ...job.builder.kind === "buildx" ? { builder: job.builder.name } : {},
     context: inputs.context,
     file: inputs.file,
     ...inputs.target === void 0 ? {} : { target: inputs.target },
@@ -47403,6 +47594,12 @@ ${error2.result.stdout}`;
   if (/pushing|push access denied|failed to push/i.test(said) && /unauthorized|denied|401|403|forbidden/i.test(said)) {
     return explainRegistryError(error2, "Pushing the image", job.inputs.registry);
   }
+  if (isMissingEmulation(said)) {
+    return new Error(
+      `Building the image failed: a RUN step ran a program of another platform without emulation ("exec format error"). Install QEMU emulation with \`uses: ${SETUP_QEMU}\` as a step before this one, or build that stage with FROM --platform=$BUILDPLATFORM.
+${error2.message}`
+    );
+  }
   return new Error(`Building the image failed: ${error2.message}`);
 }
 async function buildLocally(job, platform2) {
@@ -47411,6 +47608,14 @@ async function buildLocally(job, platform2) {
   try {
     if (job.builder.kind === "buildx") await runCommand(buildxBuildCommand(spec(job, "load", platforms)), { env: values });
     else await runCommand(dockerBuildCommand(spec(job, "load", platforms)));
+  } catch (error2) {
+    throw buildFailure(error2, job);
+  }
+}
+async function buildEveryPlatform(job) {
+  const { values } = secretEnvironment(job.inputs.buildSecrets);
+  try {
+    await runCommand(buildxBuildCommand(spec(job, "none", job.inputs.platforms)), { env: values });
   } catch (error2) {
     throw buildFailure(error2, job);
   }
@@ -47454,55 +47659,6 @@ async function pushEachTag(job) {
   if (digest === void 0) throw new Error("no tags to push");
   info(`Pushed ${job.refs.length} tag(s), digest ${digest}`);
   return digest;
-}
-
-// action-build-push/src/builder.ts
-async function detectBuilder() {
-  const inspect = await runCommand(BUILDX_INSPECT, { quiet: true, allowFailure: true });
-  if (inspect.code !== 0) {
-    if (/unknown command|is not a docker command|unknown flag/i.test(inspect.stderr + inspect.stdout)) return { kind: "classic" };
-    throw new Error(`docker buildx inspect failed (exit ${inspect.code}): ${(inspect.stderr || inspect.stdout).trim()}`);
-  }
-  return { kind: "buildx", driver: parseBuildxDriver(inspect.stdout) ?? "unknown" };
-}
-function describeBuilder(builder) {
-  return builder.kind === "buildx" ? `docker buildx (${builder.driver} driver)` : "docker build + docker push (buildx is not installed)";
-}
-function builderProblems(builder, wanted) {
-  const problems = [];
-  const setup = "set up a docker-container builder first with docker/setup-qemu-action and docker/setup-buildx-action (pinned to a SHA)";
-  if (wanted.platforms.length > 1) {
-    if (builder.kind === "classic") {
-      problems.push(`Input "platforms" lists ${wanted.platforms.length} platforms, but buildx is not installed and docker build makes one platform at a time; ${setup}`);
-    } else if (builder.driver === "docker") {
-      problems.push(`Input "platforms" lists ${wanted.platforms.length} platforms, but the buildx builder uses the default \`docker\` driver, which cannot build several platforms at once; ${setup}`);
-    }
-  }
-  if (wanted.secrets > 0 && builder.kind === "classic") {
-    problems.push('Input "build-secrets" needs BuildKit, but buildx is not installed; install buildx (docker/setup-buildx-action) or drop the secrets');
-  }
-  return problems;
-}
-function ghaCacheAvailable(env) {
-  if (!env.ACTIONS_RUNTIME_TOKEN) return false;
-  return Boolean(env.ACTIONS_CACHE_URL) || Boolean(env.ACTIONS_RESULTS_URL) && Boolean(env.ACTIONS_CACHE_SERVICE_V2);
-}
-function planCache(mode, builder, image, env) {
-  const none = (note) => ({ cacheFrom: [], cacheTo: [], ...note === void 0 ? {} : { note } });
-  let type;
-  if (mode === "auto") type = ghaCacheAvailable(env) ? "gha" : void 0;
-  else if (mode === "gha" || mode === "registry") type = mode;
-  if (type === void 0) return none();
-  if (type === "gha" && !ghaCacheAvailable(env)) {
-    return none("cache `gha` needs the runner's cache service (ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL, and ACTIONS_RUNTIME_TOKEN), which this job does not have; built without it");
-  }
-  if (builder.kind === "classic") return none(`cache \`${type}\` needs buildx, which is not installed; built with the engine's local layer cache only`);
-  if (builder.driver === "docker") {
-    return none(
-      `cache \`${type}\` is not supported by the default \`docker\` buildx driver (it cannot export a cache); built with the engine's local layer cache only. Use docker/setup-buildx-action (docker-container driver) for a cache that survives between runs`
-    );
-  }
-  return { type, ...cacheFlags(type, image) };
 }
 
 // action-build-push/src/inputs.ts
@@ -47630,6 +47786,7 @@ function runnerPlatform(arch2 = process.arch) {
 }
 
 // action-build-push/src/inputs.ts
+var DEFAULT_BUILDKIT_IMAGE = "moby/buildkit:v0.25.1";
 var SEVERITIES = ["UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
 var COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
 var IMAGE_NAME = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?${COMPONENT}(?:/${COMPONENT})*$`);
@@ -47691,6 +47848,19 @@ function readTags() {
   }
   return [...tags];
 }
+var BUILDER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+function readBuilder() {
+  const given = getString("builder", { default: "auto" });
+  if (given === "auto" || given === "docker") return { mode: given };
+  if (!BUILDER_NAME.test(given)) throw invalidInput("builder", "auto, docker, or the name of a buildx builder (letters, digits, _, . or -)", given);
+  return { mode: "named", name: given };
+}
+var IMAGE_REFERENCE = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`);
+function readBuildkitImage() {
+  const given = getString("buildkit-image", { default: DEFAULT_BUILDKIT_IMAGE });
+  if (!IMAGE_REFERENCE.test(given)) throw invalidInput("buildkit-image", "an image reference like moby/buildkit:v0.25.1 or registry.example.com/buildkit@sha256:\u2026", given);
+  return given;
+}
 function readSmokeUrl() {
   const text = getString("smoke-url");
   if (text === void 0) return void 0;
@@ -47733,6 +47903,8 @@ function readBuildPushInputs() {
     tags: readTags,
     push: () => getBoolean("push", { default: true }),
     cache: () => getEnum("cache", ["auto", "gha", "registry", "none"], { default: "auto" }),
+    builder: readBuilder,
+    buildkitImage: readBuildkitImage,
     smokeTest: () => getBoolean("smoke-test", { default: false }),
     smokeUrl: readSmokeUrl,
     smokeCommand: () => getString("smoke-command"),
@@ -47778,6 +47950,8 @@ function readBuildPushInputs() {
     tags: inputs.tags,
     push: inputs.push,
     cache: inputs.cache,
+    builder: inputs.builder,
+    buildkitImage: inputs.buildkitImage,
     ...inputs.smokeTest ? {
       smoke: {
         ...inputs.smokeUrl === void 0 ? {} : { url: inputs.smokeUrl },
@@ -47849,7 +48023,7 @@ async function scanImage(imageRef, severities) {
 }
 
 // action-build-push/src/smoke.ts
-import { randomBytes } from "node:crypto";
+import { randomBytes as randomBytes2 } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 var POLL_MS = 500;
 var LOG_LINES = 100;
@@ -47881,7 +48055,7 @@ async function smokeTest(image, options, platform2) {
   if (useHealthcheck && !await hasHealthcheck(image)) {
     throw new SmokeTestError('The smoke test has nothing to check: the image has no HEALTHCHECK and neither "smoke-url" nor "smoke-command" is set', "");
   }
-  const name = `skiff-smoke-${randomBytes(6).toString("hex")}`;
+  const name = `skiff-smoke-${randomBytes2(6).toString("hex")}`;
   const start = Date.now();
   const deadline = start + options.timeoutSeconds * 1e3;
   info(`Smoke test: running ${image} as ${name} for up to ${options.timeoutSeconds}s`);
@@ -47956,22 +48130,31 @@ async function run() {
     push = false;
     notes.push("This pull request comes from a fork, whose token cannot write packages: the image is built but not pushed.");
   }
-  const [detected, loggedIn] = await Promise.allSettled([
-    detectBuilder(),
+  const smokePlatform = inputs.smoke === void 0 ? void 0 : smokeTestPlatform(inputs);
+  const cacheWanted = wantedCache(inputs.cache, process.env);
+  const needs = { platforms: inputs.platforms, cacheExport: cacheWanted.type !== void 0, secrets: Object.keys(inputs.buildSecrets).length };
+  const [prepared, loggedIn] = await Promise.allSettled([
+    prepareBuilder(inputs.builder, needs, inputs.buildkitImage),
     push || inputs.password !== void 0 ? login(inputs, push) : Promise.resolve()
   ]);
-  if (detected.status === "rejected") throw detected.reason;
-  const builder = detected.value;
-  const problems = builderProblems(builder, { platforms: inputs.platforms, secrets: Object.keys(inputs.buildSecrets).length });
-  const smokePlatform = inputs.smoke === void 0 ? void 0 : smokeTestPlatform(inputs);
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  if (builder.kind === "classic") notes.push("docker buildx is not installed: built with `docker build` and pushed with `docker push`.");
-  const cache = planCache(inputs.cache, builder, inputs.image, process.env);
-  if (cache.note) notes.push(`Cache: ${cache.note}.`);
-  for (const note of notes) notice(note);
-  info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(", ")}`);
-  if (loggedIn.status === "rejected") throw loggedIn.reason;
-  const job = { inputs, builder, cache, refs, labels: meta.labels };
+  if (prepared.status === "rejected") throw prepared.reason;
+  const { builder, remove } = prepared.value;
+  try {
+    if (loggedIn.status === "rejected") throw loggedIn.reason;
+    notes.push(...prepared.value.notes);
+    if (builder.kind === "classic") notes.push("docker buildx is not installed: built with `docker build` and pushed with `docker push`.");
+    const cache = planCache(inputs.cache, builder, inputs.image, process.env, prepared.value.noCacheBecause);
+    if (cache.note) notes.push(`Cache: ${cache.note}.`);
+    for (const note of notes) notice(note);
+    info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(", ")}`);
+    await buildPushAndReport({ inputs, builder, cache, refs, labels: meta.labels }, { push, smokePlatform, notes, version: meta.version, revision: meta.revision });
+  } finally {
+    await remove?.();
+  }
+}
+async function buildPushAndReport(job, facts) {
+  const { inputs, builder, refs } = job;
+  const { push, smokePlatform, notes } = facts;
   let smoke;
   if (inputs.smoke !== void 0) {
     await buildLocally(job, smokePlatform);
@@ -47985,15 +48168,16 @@ async function run() {
   }
   let digest = "";
   if (push) digest = await buildAndPush(job, inputs.smoke !== void 0);
+  else if (inputs.platforms.length > 1) await buildEveryPlatform(job);
   else if (inputs.smoke === void 0) await buildLocally(job, inputs.platforms[0]);
   const imageRef = digest ? `${inputs.image}@${digest}` : "";
   const out = outputs();
   out.set("image", inputs.image);
   out.set("tags", refs.join("\n"));
-  out.set("version", meta.version);
+  out.set("version", facts.version);
   out.set("digest", digest);
   out.set("image-ref", imageRef);
-  out.set("metadata", JSON.stringify({ image: inputs.image, tags: refs, labels: meta.labels, version: meta.version, revision: meta.revision, digest, pushed: push }));
+  out.set("metadata", JSON.stringify({ image: inputs.image, tags: refs, labels: job.labels, version: facts.version, revision: facts.revision, digest, pushed: push }));
   const summary2 = [
     "### Build and push",
     "",
@@ -48054,12 +48238,11 @@ ${error2.logs}`);
   );
 }
 async function post() {
+  const builder = getState(BUILDER_STATE);
+  if (builder) await removeBuilder(builder);
   const registry = getState(LOGGED_IN_STATE);
-  if (!registry) {
-    info(`action-build-push ${version}: no registry login to undo`);
-    return;
-  }
-  await runCommand(logoutCommand(registry), { allowFailure: true });
+  if (registry) await runCommand(logoutCommand(registry), { allowFailure: true });
+  if (!builder && !registry) info(`action-build-push ${version}: nothing to undo`);
 }
 
 // action-build-push/src/index.ts

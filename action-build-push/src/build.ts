@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as core from '@actions/core';
-import type { Builder, CachePlan } from './builder';
+import { isMissingEmulation, SETUP_QEMU, type Builder, type CachePlan } from './builder';
 import { buildxBuildCommand, dockerBuildCommand, dockerPushCommand, parseMetadataDigest, parsePushDigest, type BuildSpec } from './commands';
 import { explainRegistryError } from './errors';
 import type { BuildPushInputs } from './inputs';
@@ -32,6 +32,7 @@ function spec(job: BuildJob, output: BuildSpec['output'], platforms: readonly st
   const { inputs } = job;
   const { names } = secretEnvironment(inputs.buildSecrets);
   return {
+    ...(job.builder.kind === 'buildx' ? { builder: job.builder.name } : {}),
     context: inputs.context,
     file: inputs.file,
     ...(inputs.target === undefined ? {} : { target: inputs.target }),
@@ -54,6 +55,12 @@ function buildFailure(error: unknown, job: BuildJob): Error {
   if (/pushing|push access denied|failed to push/i.test(said) && /unauthorized|denied|401|403|forbidden/i.test(said)) {
     return explainRegistryError(error, 'Pushing the image', job.inputs.registry);
   }
+  if (isMissingEmulation(said)) {
+    return new Error(
+      `Building the image failed: a RUN step ran a program of another platform without emulation ("exec format error"). ` +
+        `Install QEMU emulation with \`uses: ${SETUP_QEMU}\` as a step before this one, or build that stage with FROM --platform=$BUILDPLATFORM.\n${error.message}`,
+    );
+  }
   return new Error(`Building the image failed: ${error.message}`);
 }
 
@@ -64,6 +71,16 @@ export async function buildLocally(job: BuildJob, platform: string | undefined):
   try {
     if (job.builder.kind === 'buildx') await runCommand(buildxBuildCommand(spec(job, 'load', platforms)), { env: values });
     else await runCommand(dockerBuildCommand(spec(job, 'load', platforms)));
+  } catch (error) {
+    throw buildFailure(error, job);
+  }
+}
+
+/** Builds every platform asked without exporting the result: it stays in the builder's cache. */
+export async function buildEveryPlatform(job: BuildJob): Promise<void> {
+  const { values } = secretEnvironment(job.inputs.buildSecrets);
+  try {
+    await runCommand(buildxBuildCommand(spec(job, 'none', job.inputs.platforms)), { env: values });
   } catch (error) {
     throw buildFailure(error, job);
   }

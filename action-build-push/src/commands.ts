@@ -13,14 +13,62 @@ export function logoutCommand(registry: string): Argv {
   return ['docker', 'logout', registry];
 }
 
-export const BUILDX_INSPECT: Argv = ['docker', 'buildx', 'inspect'];
+// --- buildx builders ---
 
-/** The driver of the current builder from `docker buildx inspect` (`docker`, `docker-container`, ...). */
-export function parseBuildxDriver(inspectOutput: string): string | undefined {
-  return /^Driver:\s+(\S+)/m.exec(inspectOutput)?.[1];
+/** `docker buildx inspect [--bootstrap] [NAME]`: the current builder when no name is given. */
+export function buildxInspectCommand(name?: string, options: { bootstrap?: boolean } = {}): Argv {
+  return ['docker', 'buildx', 'inspect', ...(options.bootstrap ? ['--bootstrap'] : []), ...(name === undefined ? [] : [name])];
+}
+
+/**
+ * A throwaway docker-container builder. Not `--use`d: the runner's current builder stays what the
+ * workflow set, and every build names this one with --builder. network=host lets BuildKit reach
+ * what the engine reaches (a registry on the runner's loopback, as the docker driver can).
+ */
+export function buildxCreateCommand(name: string, buildkitImage: string): Argv {
+  return ['docker', 'buildx', 'create', '--driver', 'docker-container', '--name', name, '--driver-opt', `image=${buildkitImage}`, '--driver-opt', 'network=host'];
+}
+
+/** Removes the builder with its BuildKit container and state volume. */
+export function buildxRemoveCommand(name: string): Argv {
+  return ['docker', 'buildx', 'rm', name];
+}
+
+/** The Docker context whose engine builds with the `docker` driver; buildx names that builder after it. */
+export const DOCKER_CONTEXT_SHOW: Argv = ['docker', 'context', 'show'];
+
+/** The engine's storage driver status: the containerd image store lets the `docker` driver build several platforms and export a cache. */
+export const DOCKER_DRIVER_STATUS: Argv = ['docker', 'info', '--format', '{{json .DriverStatus}}'];
+
+export function usesContainerdStore(driverStatusJson: string): boolean {
+  return /io\.containerd\.snapshotter/.test(driverStatusJson);
+}
+
+export interface BuildxInspect {
+  name: string;
+  driver: string;
+  /** Status of each node (running, inactive, ...). */
+  statuses: string[];
+  /** Every platform any node can build, `*` (set by hand) removed; empty until the builder has booted. */
+  platforms: string[];
+}
+
+/** Reads `docker buildx inspect` output (the builder's `Name:`/`Driver:` lines, then a block per node). */
+export function parseBuildxInspect(output: string): BuildxInspect | undefined {
+  const name = /^Name:\s+(\S+)/m.exec(output)?.[1];
+  const driver = /^Driver:\s+(\S+)/m.exec(output)?.[1];
+  if (name === undefined || driver === undefined) return undefined;
+  const statuses = [...output.matchAll(/^Status:\s+(\S+)/gm)].map((m) => m[1]!);
+  const platforms = [...output.matchAll(/^Platforms:\s+(.+)$/gm)]
+    .flatMap((m) => m[1]!.split(','))
+    .map((p) => p.trim().replace(/\*$/, ''))
+    .filter((p) => p !== '');
+  return { name, driver, statuses, platforms: [...new Set(platforms)] };
 }
 
 export interface BuildSpec {
+  /** buildx builder to use (--builder); the current one when absent. */
+  builder?: string;
   context: string;
   file: string;
   target?: string;
@@ -33,8 +81,8 @@ export interface BuildSpec {
   secretEnv?: Readonly<Record<string, string>>;
   cacheFrom?: readonly string[];
   cacheTo?: readonly string[];
-  /** push: to the registry; load: into the engine's image store (needed to run it locally). */
-  output: 'push' | 'load';
+  /** push: to the registry; load: into the engine's image store (needed to run it locally); none: only the builder's cache. */
+  output: 'push' | 'load' | 'none';
   metadataFile?: string;
 }
 
@@ -49,11 +97,11 @@ function commonBuildArgs(spec: BuildSpec): string[] {
 }
 
 export function buildxBuildCommand(spec: BuildSpec): Argv {
-  const args = ['docker', 'buildx', 'build', '--progress', 'plain', ...commonBuildArgs(spec)];
+  const args = ['docker', 'buildx', 'build', ...(spec.builder === undefined ? [] : ['--builder', spec.builder]), '--progress', 'plain', ...commonBuildArgs(spec)];
   for (const [id, env] of Object.entries(spec.secretEnv ?? {})) args.push('--secret', `id=${id},env=${env}`);
   for (const from of spec.cacheFrom ?? []) args.push('--cache-from', from);
   for (const to of spec.cacheTo ?? []) args.push('--cache-to', to);
-  args.push(spec.output === 'push' ? '--push' : '--load');
+  if (spec.output !== 'none') args.push(spec.output === 'push' ? '--push' : '--load');
   if (spec.metadataFile !== undefined) args.push('--metadata-file', spec.metadataFile);
   args.push(spec.context);
   return args;

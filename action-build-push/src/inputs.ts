@@ -16,6 +16,9 @@ import {
 import { TAG_PATTERN } from './metadata';
 import { KNOWN_PLATFORMS } from './platforms';
 
+/** A released BuildKit, pinned so a new release cannot change a build without a change here. */
+export const DEFAULT_BUILDKIT_IMAGE = 'moby/buildkit:v0.25.1';
+
 /** What action.yml declares; a unit test keeps action.yml and the README in step with these. */
 export const ACTION_INPUTS: readonly InputDefinition[] = [
   {
@@ -43,6 +46,20 @@ export const ACTION_INPUTS: readonly InputDefinition[] = [
   { name: 'tags', description: 'Extra tags (names only, no image), one per line, added to the tags computed from the event.', required: false },
   { name: 'push', description: 'Push the image after building it (true or false). A pull request from a fork is built but never pushed.', required: false, default: 'true' },
   { name: 'cache', description: 'Layer cache: auto (gha when the runner\'s cache service is available, else none), gha, registry (IMAGE:buildcache) or none.', required: false, default: 'auto' },
+  {
+    name: 'builder',
+    description:
+      'buildx builder: auto (the current builder when its driver can do what is asked, else a docker-container builder made for this run and removed after it), ' +
+      'docker (the engine\'s own builder, never make one) or the name of an existing builder.',
+    required: false,
+    default: 'auto',
+  },
+  {
+    name: 'buildkit-image',
+    description: 'BuildKit image of the docker-container builder that builder: auto makes when one is needed (several platforms, a cache export).',
+    required: false,
+    default: DEFAULT_BUILDKIT_IMAGE,
+  },
   { name: 'smoke-test', description: 'Run the built image before pushing and push only if it becomes healthy (true or false).', required: false, default: 'false' },
   { name: 'smoke-url', description: 'For the smoke test: container port and path that must answer 2xx, e.g. :8000/health.', required: false },
   { name: 'smoke-command', description: 'For the smoke test: a command run with sh -c inside the container that must exit 0.', required: false },
@@ -59,6 +76,7 @@ export const ACTION_OUTPUTS = {
 } as const;
 
 export type CacheMode = 'auto' | 'gha' | 'registry' | 'none';
+export type BuilderChoice = { mode: 'auto' } | { mode: 'docker' } | { mode: 'named'; name: string };
 export const SEVERITIES = ['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
@@ -87,6 +105,8 @@ export interface BuildPushInputs {
   tags: string[];
   push: boolean;
   cache: CacheMode;
+  builder: BuilderChoice;
+  buildkitImage: string;
   smoke?: SmokeOptions;
   scanSeverities: Severity[];
 }
@@ -165,6 +185,25 @@ function readTags(): string[] {
   return [...tags];
 }
 
+// buildx's own rule for builder names.
+const BUILDER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+
+function readBuilder(): BuilderChoice {
+  const given = getString('builder', { default: 'auto' });
+  if (given === 'auto' || given === 'docker') return { mode: given };
+  if (!BUILDER_NAME.test(given)) throw invalidInput('builder', 'auto, docker, or the name of a buildx builder (letters, digits, _, . or -)', given);
+  return { mode: 'named', name: given };
+}
+
+// A reference docker can pull: [registry/]name[:tag][@sha256:digest], lowercase name.
+const IMAGE_REFERENCE = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`);
+
+function readBuildkitImage(): string {
+  const given = getString('buildkit-image', { default: DEFAULT_BUILDKIT_IMAGE });
+  if (!IMAGE_REFERENCE.test(given)) throw invalidInput('buildkit-image', 'an image reference like moby/buildkit:v0.25.1 or registry.example.com/buildkit@sha256:…', given);
+  return given;
+}
+
 function readSmokeUrl(): SmokeOptions['url'] {
   const text = getString('smoke-url');
   if (text === undefined) return undefined;
@@ -212,6 +251,8 @@ export function readBuildPushInputs(): BuildPushInputs {
     tags: readTags,
     push: () => getBoolean('push', { default: true }),
     cache: () => getEnum('cache', ['auto', 'gha', 'registry', 'none'] as const, { default: 'auto' }),
+    builder: readBuilder,
+    buildkitImage: readBuildkitImage,
     smokeTest: () => getBoolean('smoke-test', { default: false }),
     smokeUrl: readSmokeUrl,
     smokeCommand: () => getString('smoke-command'),
@@ -258,6 +299,8 @@ export function readBuildPushInputs(): BuildPushInputs {
     tags: inputs.tags,
     push: inputs.push,
     cache: inputs.cache,
+    builder: inputs.builder,
+    buildkitImage: inputs.buildkitImage,
     ...(inputs.smokeTest
       ? {
           smoke: {

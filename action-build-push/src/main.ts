@@ -2,8 +2,8 @@ import * as core from '@actions/core';
 import { context } from '@actions/github';
 import { codeBlock, details, outputs, table, writeSummary } from '@skiff/action-kit';
 import { version as actionVersion } from '../package.json';
-import { buildAndPush, buildLocally, type BuildJob } from './build';
-import { builderProblems, describeBuilder, detectBuilder, planCache } from './builder';
+import { buildAndPush, buildEveryPlatform, buildLocally, type BuildJob } from './build';
+import { BUILDER_STATE, describeBuilder, planCache, prepareBuilder, removeBuilder, wantedCache } from './builder';
 import { loginCommand, logoutCommand } from './commands';
 import { explainRegistryError } from './errors';
 import { ACTION_OUTPUTS, readBuildPushInputs, type BuildPushInputs } from './inputs';
@@ -41,26 +41,43 @@ export async function run(): Promise<void> {
     notes.push('This pull request comes from a fork, whose token cannot write packages: the image is built but not pushed.');
   }
 
-  // Builder detection and the login are independent docker calls: run them side by side (about
-  // 100 ms each). The login only touches the runner's docker config; post undoes it either way.
-  const [detected, loggedIn] = await Promise.allSettled([
-    detectBuilder(),
+  const smokePlatform = inputs.smoke === undefined ? undefined : smokeTestPlatform(inputs);
+  const cacheWanted = wantedCache(inputs.cache, process.env);
+  const needs = { platforms: inputs.platforms, cacheExport: cacheWanted.type !== undefined, secrets: Object.keys(inputs.buildSecrets).length };
+
+  // Finding (or making) the builder and the login are independent docker calls: run them side by
+  // side. The login only touches the runner's docker config; post undoes it either way.
+  const [prepared, loggedIn] = await Promise.allSettled([
+    prepareBuilder(inputs.builder, needs, inputs.buildkitImage),
     push || inputs.password !== undefined ? login(inputs, push) : Promise.resolve(),
   ]);
-  if (detected.status === 'rejected') throw detected.reason;
-  const builder = detected.value;
-  const problems = builderProblems(builder, { platforms: inputs.platforms, secrets: Object.keys(inputs.buildSecrets).length });
-  const smokePlatform = inputs.smoke === undefined ? undefined : smokeTestPlatform(inputs);
-  if (problems.length > 0) throw new Error(problems.join('\n'));
-  if (builder.kind === 'classic') notes.push('docker buildx is not installed: built with `docker build` and pushed with `docker push`.');
-  const cache = planCache(inputs.cache, builder, inputs.image, process.env);
-  if (cache.note) notes.push(`Cache: ${cache.note}.`);
-  for (const note of notes) core.notice(note);
-  core.info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(', ')}`);
+  if (prepared.status === 'rejected') throw prepared.reason;
+  const { builder, remove } = prepared.value;
+  try {
+    if (loggedIn.status === 'rejected') throw loggedIn.reason;
+    notes.push(...prepared.value.notes);
+    if (builder.kind === 'classic') notes.push('docker buildx is not installed: built with `docker build` and pushed with `docker push`.');
+    const cache = planCache(inputs.cache, builder, inputs.image, process.env, prepared.value.noCacheBecause);
+    if (cache.note) notes.push(`Cache: ${cache.note}.`);
+    for (const note of notes) core.notice(note);
+    core.info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(', ')}`);
+    await buildPushAndReport({ inputs, builder, cache, refs, labels: meta.labels }, { push, smokePlatform, notes, version: meta.version, revision: meta.revision });
+  } finally {
+    await remove?.();
+  }
+}
 
-  if (loggedIn.status === 'rejected') throw loggedIn.reason;
+interface RunFacts {
+  push: boolean;
+  smokePlatform: string | undefined;
+  notes: readonly string[];
+  version: string;
+  revision: string;
+}
 
-  const job: BuildJob = { inputs, builder, cache, refs, labels: meta.labels };
+async function buildPushAndReport(job: BuildJob, facts: RunFacts): Promise<void> {
+  const { inputs, builder, refs } = job;
+  const { push, smokePlatform, notes } = facts;
   let smoke: { passed: string; seconds: number } | undefined;
   if (inputs.smoke !== undefined) {
     await buildLocally(job, smokePlatform);
@@ -75,16 +92,18 @@ export async function run(): Promise<void> {
 
   let digest = '';
   if (push) digest = await buildAndPush(job, inputs.smoke !== undefined);
+  // Not pushing several platforms: build them all into the builder's cache (the engine's store holds one platform per tag), which proves they build.
+  else if (inputs.platforms.length > 1) await buildEveryPlatform(job);
   else if (inputs.smoke === undefined) await buildLocally(job, inputs.platforms[0]);
 
   const imageRef = digest ? `${inputs.image}@${digest}` : '';
   const out = outputs<Record<keyof typeof ACTION_OUTPUTS, string>>();
   out.set('image', inputs.image);
   out.set('tags', refs.join('\n'));
-  out.set('version', meta.version);
+  out.set('version', facts.version);
   out.set('digest', digest);
   out.set('image-ref', imageRef);
-  out.set('metadata', JSON.stringify({ image: inputs.image, tags: refs, labels: meta.labels, version: meta.version, revision: meta.revision, digest, pushed: push }));
+  out.set('metadata', JSON.stringify({ image: inputs.image, tags: refs, labels: job.labels, version: facts.version, revision: facts.revision, digest, pushed: push }));
 
   const summary = [
     '### Build and push',
@@ -145,12 +164,14 @@ async function reportSmokeFailure(inputs: BuildPushInputs, refs: readonly string
   );
 }
 
-/** Logs out of the registry main logged in to, so the runner's docker config keeps no token. */
+/**
+ * Undoes what main left: the registry login (so the runner's docker config keeps no token) and a
+ * builder made for the run that main could not remove itself (it was cancelled or killed).
+ */
 export async function post(): Promise<void> {
+  const builder = core.getState(BUILDER_STATE);
+  if (builder) await removeBuilder(builder);
   const registry = core.getState(LOGGED_IN_STATE);
-  if (!registry) {
-    core.info(`action-build-push ${actionVersion}: no registry login to undo`);
-    return;
-  }
-  await runCommand(logoutCommand(registry), { allowFailure: true });
+  if (registry) await runCommand(logoutCommand(registry), { allowFailure: true });
+  if (!builder && !registry) core.info(`action-build-push ${actionVersion}: nothing to undo`);
 }

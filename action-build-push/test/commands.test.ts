@@ -10,7 +10,9 @@ import {
   execInContainerCommand,
   loginCommand,
   logoutCommand,
-  parseBuildxDriver,
+  buildxCreateCommand,
+  buildxInspectCommand,
+  buildxRemoveCommand,
   parseHostPort,
   parseMetadataDigest,
   parsePushDigest,
@@ -19,7 +21,7 @@ import {
   trivyCommand,
   type BuildSpec,
 } from '../src/commands';
-import { builderProblems, ghaCacheAvailable, planCache } from '../src/builder';
+import { ghaCacheAvailable, planCache, type Builder } from '../src/builder';
 import { findingsAtOrAbove, findingsTable, parseTrivyReport } from '../src/scan';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
@@ -58,6 +60,20 @@ describe('command builders', () => {
     expect(buildxBuildCommand({ ...spec, platforms: [], target: undefined, buildArgs: [], labels: {}, refs: ['x:1'], secretEnv: {}, cacheFrom: [], cacheTo: [], output: 'load', metadataFile: undefined } as BuildSpec)).toEqual([
       'docker', 'buildx', 'build', '--progress', 'plain', '--file', '/w/app/Dockerfile', '--tag', 'x:1', '--load', '/w/app',
     ]);
+    // A builder made for the run is named on every build; `none` leaves the result in the builder's cache.
+    expect(buildxBuildCommand({ context: '/w', file: '/w/Dockerfile', builder: 'skiff-7-1-abc123', platforms: ['linux/amd64', 'linux/arm64'], buildArgs: [], labels: {}, refs: ['x:1'], output: 'none' })).toEqual([
+      'docker', 'buildx', 'build', '--builder', 'skiff-7-1-abc123', '--progress', 'plain', '--file', '/w/Dockerfile', '--platform', 'linux/amd64,linux/arm64', '--tag', 'x:1', '/w',
+    ]);
+  });
+
+  it('inspects, creates (docker-container, pinned BuildKit, not --use) and removes builders', () => {
+    expect(buildxInspectCommand()).toEqual(['docker', 'buildx', 'inspect']);
+    expect(buildxInspectCommand('skiff-7-1-abc123', { bootstrap: true })).toEqual(['docker', 'buildx', 'inspect', '--bootstrap', 'skiff-7-1-abc123']);
+    expect(buildxCreateCommand('skiff-7-1-abc123', 'moby/buildkit:v0.25.1')).toEqual([
+      'docker', 'buildx', 'create', '--driver', 'docker-container', '--name', 'skiff-7-1-abc123',
+      '--driver-opt', 'image=moby/buildkit:v0.25.1', '--driver-opt', 'network=host',
+    ]);
+    expect(buildxRemoveCommand('skiff-7-1-abc123')).toEqual(['docker', 'buildx', 'rm', 'skiff-7-1-abc123']);
   });
 
   it('builds with the classic builder and pushes tag by tag', () => {
@@ -94,18 +110,16 @@ describe('parsers', () => {
     expect(parsePushDigest('no digest here')).toBeUndefined();
   });
 
-  it('reads the builder driver and the published port', () => {
-    expect(parseBuildxDriver('Name:          default\nDriver:        docker\nLast Activity: 2024-09-12\n')).toBe('docker');
-    expect(parseBuildxDriver('Name: b\nDriver: docker-container\n')).toBe('docker-container');
+  it('reads the published port', () => {
     expect(parseHostPort('127.0.0.1:49153\n')).toBe(49153);
     expect(parseHostPort('')).toBeUndefined();
   });
 });
 
 describe('builder and cache planning', () => {
-  const buildx = { kind: 'buildx', driver: 'docker' } as const;
-  const container = { kind: 'buildx', driver: 'docker-container' } as const;
-  const classic = { kind: 'classic' } as const;
+  const buildx: Builder = { kind: 'buildx', name: 'default', driver: 'docker', platforms: ['linux/amd64'], containerdStore: false, created: false };
+  const container: Builder = { kind: 'buildx', name: 'skiff-7-1-abc123', driver: 'docker-container', platforms: [], containerdStore: false, created: true };
+  const classic: Builder = { kind: 'classic' };
   const v1 = { ACTIONS_CACHE_URL: 'https://acghubeus1.actions.githubusercontent.com/x/', ACTIONS_RUNTIME_TOKEN: 't' };
   const v2 = { ACTIONS_RESULTS_URL: 'https://results-receiver.actions.githubusercontent.com/', ACTIONS_CACHE_SERVICE_V2: 'True', ACTIONS_RUNTIME_TOKEN: 't' };
 
@@ -130,16 +144,15 @@ describe('builder and cache planning', () => {
   it('goes on without a cache the docker driver or the classic builder cannot export, and says why', () => {
     const docker = planCache('registry', buildx, 'a/b', {});
     expect(docker.cacheTo).toEqual([]);
-    expect(docker.note).toContain('not supported by the default `docker` buildx driver');
+    expect(docker.note).toContain('not supported by the `docker` buildx driver');
     expect(planCache('gha', classic, 'a/b', v2).note).toContain('needs buildx');
     expect(planCache('gha', container, 'a/b', {}).note).toContain('needs the runner\'s cache service');
   });
 
-  it('refuses several platforms on the docker driver or without buildx, and secrets without buildx', () => {
-    expect(builderProblems(buildx, { platforms: ['linux/amd64', 'linux/arm64'], secrets: 0 })[0]).toContain('default `docker` driver, which cannot build several platforms at once');
-    expect(builderProblems(classic, { platforms: ['linux/amd64', 'linux/arm64'], secrets: 1 })).toHaveLength(2);
-    expect(builderProblems(container, { platforms: ['linux/amd64', 'linux/arm64'], secrets: 1 })).toEqual([]);
-    expect(builderProblems(buildx, { platforms: ['linux/arm64'], secrets: 1 })).toEqual([]);
+  it('exports a cache with the docker driver on the containerd image store, and explains a builder that could not be made', () => {
+    expect(planCache('registry', { ...buildx, containerdStore: true } as Builder, 'a/b', {}).cacheTo).toEqual(['type=registry,ref=a/b:buildcache,mode=max']);
+    expect(planCache('registry', buildx, 'a/b', {}, 'the builder could not start').note).toBe('cache `registry`: the builder could not start');
+    expect(planCache('gha', buildx, 'a/b', {}).note).toContain('needs the runner\'s cache service');
   });
 });
 

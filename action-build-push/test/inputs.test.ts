@@ -40,6 +40,8 @@ describe('readBuildPushInputs', () => {
       file: join(workspace, 'app/Dockerfile'),
       push: true,
       cache: 'auto',
+      builder: { mode: 'auto' },
+      buildkitImage: 'moby/buildkit:v0.25.1',
       platforms: [],
       scanSeverities: [],
     });
@@ -60,8 +62,12 @@ describe('readBuildPushInputs', () => {
       'smoke-url': ':8000/health',
       'smoke-timeout': '2m',
       'scan-severity': 'critical,HIGH',
+      builder: 'ci-builder',
+      'buildkit-image': '127.0.0.1:5000/mirror/buildkit:v0.25.1',
     });
     expect(readBuildPushInputs()).toMatchObject({
+      builder: { mode: 'named', name: 'ci-builder' },
+      buildkitImage: '127.0.0.1:5000/mirror/buildkit:v0.25.1',
       image: '127.0.0.1:5000/acme/app',
       registry: '127.0.0.1:5000',
       buildArgs: ['NODE_ENV=production', 'EMPTY='],
@@ -86,6 +92,8 @@ describe('readBuildPushInputs', () => {
       cache: 'redis',
       'smoke-url': 'health',
       'scan-severity': 'SEVERE',
+      builder: 'my builder',
+      'buildkit-image': 'moby/buildkit:v0.25.1 --privileged',
     });
     let message = '';
     try {
@@ -93,7 +101,9 @@ describe('readBuildPushInputs', () => {
     } catch (error) {
       message = (error as Error).message;
     }
-    expect(message).toContain('8 problems with the inputs');
+    expect(message).toContain('10 problems with the inputs');
+    expect(message).toContain('Input "builder" must be auto, docker, or the name of a buildx builder (letters, digits, _, . or -); got "my builder"');
+    expect(message).toContain('Input "buildkit-image" must be an image reference like moby/buildkit:v0.25.1');
     expect(message).toContain('Input "image" must be an image name without a tag');
     expect(message).toContain('Input "file" must be the path of a Dockerfile in the workspace; got "nope/Dockerfile"');
     expect(message).toContain('Input "build-secrets" must be one id=VALUE per line');
@@ -111,6 +121,11 @@ describe('readBuildPushInputs', () => {
     expect(() => readBuildPushInputs()).toThrow(/"password" and "github-token" are both empty but "push" is true[\s\S]*"smoke-test" is not true/);
     setInputs({ push: 'false' });
     expect(() => readBuildPushInputs()).toThrow(/"smoke-test" is not true/);
+  });
+
+  it('takes docker as the engine\'s own builder', () => {
+    setInputs({ context: 'app', push: 'false', builder: 'docker' });
+    expect(readBuildPushInputs().builder).toEqual({ mode: 'docker' });
   });
 });
 
