@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { Executor } from '@skiff/shell';
+import type { Command, Executor } from '@skiff/shell';
 import { bufferReclaimer, reclaimNow } from '@skiff/ssh';
-import { FORMATS } from './formats';
+import { FORMATS, type Format } from './formats';
 import type { Manifest } from './manifest';
 import type { SourceType } from './sources';
 import { BackupFailed, type BackupRequest, type RawData } from './store';
+import { TarWalker } from './tar-walker';
 
 /**
  * The part of a backup that passes through the runner (S3 and artifact destinations): remote
@@ -32,20 +33,29 @@ export function toWebBounded(stream: Readable): ReadableStream<Uint8Array> {
   return Readable.toWeb(stream, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) }) as unknown as ReadableStream<Uint8Array>;
 }
 
-/** Counts and hashes bytes as they pass; optionally checks the format's magic bytes and trailer. */
+/**
+ * Counts and hashes bytes as they pass; optionally checks the format's magic bytes and trailer,
+ * and for tar (files) walks every header: the runner's `tar --list`.
+ */
 export class Inspector extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
   private head = Buffer.alloc(0);
   private tail = Buffer.alloc(0);
+  private readonly format: Format | undefined;
+  private readonly tar: TarWalker | undefined;
+  /** Members walked, once a tar stream has ended well. */
+  tarEntries: number | undefined;
 
   private readonly reclaim: (bytes: number) => void;
 
   constructor(
-    private readonly type?: SourceType,
+    type?: SourceType | Format,
     reclaim = false,
   ) {
     super();
+    this.format = typeof type === 'string' ? FORMATS[type] : type;
+    this.tar = type === 'files' ? new TarWalker() : undefined;
     this.reclaim = reclaim ? bufferReclaimer(REDUCE_MEMORY_EVERY_BYTES, 'shrink') : () => undefined;
   }
 
@@ -53,7 +63,7 @@ export class Inspector extends Transform {
     this.hash.update(chunk);
     this.bytes += chunk.length;
     this.reclaim(chunk.length);
-    const format = this.type ? FORMATS[this.type] : undefined;
+    const format = this.format;
     if (format?.magic && this.head.length < format.magic.offset + format.magic.bytes.length) {
       this.head = Buffer.concat([this.head, chunk.subarray(0, format.magic.offset + format.magic.bytes.length)]);
       const { offset, bytes } = format.magic;
@@ -63,15 +73,29 @@ export class Inspector extends Transform {
     }
     // A copy of the last bytes only: keeping a subarray would pin the whole chunk it came from.
     if (format?.trailer) this.tail = Buffer.from(Buffer.concat([this.tail, chunk.subarray(-300)]).subarray(-300));
+    if (this.tar) {
+      try {
+        this.tar.push(chunk);
+      } catch (error) {
+        return callback(new BackupFailed(`${(error as Error).message}; not storing it`));
+      }
+    }
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    const format = this.type ? FORMATS[this.type] : undefined;
+    const format = this.format;
     if (format?.magic && this.head.length < format.magic.offset + format.magic.bytes.length) {
       return callback(new BackupFailed(`the dump is too short to hold the ${format.describe}`));
     }
     if (format?.trailer && !this.tail.includes(format.trailer)) return callback(new BackupFailed(`the dump lacks the ${format.describe}`));
+    if (this.tar) {
+      try {
+        this.tarEntries = this.tar.end().entries;
+      } catch (error) {
+        return callback(new BackupFailed(`${(error as Error).message}; not storing it`));
+      }
+    }
     callback();
   }
 
@@ -95,8 +119,12 @@ export async function streamDump(
   request: BackupRequest,
   consume: (body: Readable) => Promise<unknown>,
   abort: () => Promise<unknown>,
+  /** What the dump writes when it is not the source's own format (the globals of a postgres source). */
+  part?: { dump: Command; format: Format; what: string },
 ): Promise<Streamed> {
   const { source } = request;
+  const dump = part?.dump ?? request.dump;
+  const what = part ? `${part.what} of ${source.name}` : `dump of ${source.name}`;
   const head = new PassThrough({ highWaterMark: 256 * 1024 });
   let discard = false;
   const gate = new Writable({
@@ -118,7 +146,7 @@ export async function streamDump(
       callback();
     },
   });
-  const raw = new Inspector(source.type);
+  const raw = new Inspector(part?.format ?? source.type);
   const stored = new Inspector(undefined, true);
   let chain: Readable = head.pipe(raw);
   raw.on('error', (error) => stored.destroy(error));
@@ -150,8 +178,8 @@ export async function streamDump(
   reclaimNow('shrink');
   let remoteError: Error | undefined;
   try {
-    const result = await executor.run([request.dump], { description: `dump ${source.name}`, stdout: gate, allowFailure: true });
-    if (result.code !== 0) remoteError = new BackupFailed(`dump of ${source.name} failed with exit code ${result.code}: ${result.stderr.trim().split('\n').slice(-10).join('\n')}`);
+    const result = await executor.run([dump], { description: what, stdout: gate, allowFailure: true });
+    if (result.code !== 0) remoteError = new BackupFailed(`${what} failed with exit code ${result.code}: ${result.stderr.trim().split('\n').slice(-10).join('\n')}`);
   } catch (error) {
     remoteError = error as Error;
   }
@@ -160,13 +188,13 @@ export async function streamDump(
     head.destroy(remoteError);
     await abort().catch(() => undefined);
     await consumed.catch(() => undefined);
-    throw remoteError instanceof BackupFailed ? remoteError : new BackupFailed(`dump of ${source.name} failed: ${remoteError.message}`);
+    throw remoteError instanceof BackupFailed ? remoteError : new BackupFailed(`${what} failed: ${remoteError.message}`);
   }
   head.end();
   try {
     await consumed;
   } catch (error) {
-    throw new BackupFailed(`backup of ${source.name} was not stored (no manifest): ${(error as Error).message}`);
+    throw new BackupFailed(`${part ? `${what}: ` : ''}backup of ${source.name} was not stored (no manifest): ${(error as Error).message}`);
   }
   return { raw, stored };
 }
@@ -188,6 +216,7 @@ export function runnerVerification(request: BackupRequest): string[] {
     `size >= ${request.minSize} bytes`,
     ...(request.previousSize !== undefined && request.maxShrinkPercent < 100 ? [`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`] : []),
     FORMATS[source.type].describe,
+    ...(source.type === 'files' ? ['tar headers walked (checksums, sizes, end-of-archive)'] : []),
     'sha256 (raw and stored)',
     ...(source.type === 'sqlite' ? ['PRAGMA integrity_check on the .backup snapshot'] : []),
   ];

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sh, sshdConnectOptions, startComposePostgres, startRedis, startS3, startSshd, tempDir, type ComposePostgres, type Redis, type S3Server, type SshdServer } from '@skiff/testbed';
 import { S3Store } from '../src/s3-store';
-import { BackupFailed, backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { BackupFailed, backupSource, drillSource, dumpCommand, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type BackupRequest, type Source } from '../src/index';
 
 let sshd: SshdServer;
 let ssh: SshConnection;
@@ -136,6 +136,27 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     const before = await keys();
     const failing = source(`- type: files\n  name: big\n  paths: [${dir}, ${work.path}/no-such-path]\n  compression: none\n`);
     await expect(backupSource(ssh, store, failing, options({ maxShrinkPercent: 100 }))).rejects.toThrow(/exit code 2/);
+    expect(await keys()).toEqual(before);
+  });
+
+  it('files: a tar cut short or corrupted by a dump that still exits 0 is caught by the runner-side header walk: no object, no manifest', async () => {
+    const dir = `${work.path}/walked`;
+    await sh('mkdir', ['-p', dir]);
+    await writeFile(`${dir}/a.bin`, (await import('node:crypto')).randomBytes(300_000));
+    await writeFile(`${dir}/b.txt`, 'b\n'.repeat(2000));
+    const files = source(`- type: files\n  name: walked\n  paths: [${dir}]\n`);
+    const request = (id: string, dump: string[]): BackupRequest => ({ source: files, id, time: new Date(), dump, minSize: 1024, maxShrinkPercent: 100, encryptRecipients: [], tools: {} });
+    // The real dump, stored whole: the walk passes it and says so in the manifest.
+    const good = await store.backup(ssh, { ...request('walked-20260301T000000Z', [...dumpCommand(files)]) });
+    expect(good.verification).toContain('tar headers walked (checksums, sizes, end-of-archive)');
+    const before = await keys();
+    expect(before).toContain(`nightly/walked/${good.file}`);
+    // Without pipefail the wrapper's status is head's: 0, though tar's output was cut at 200000 bytes.
+    const cut = ['sh', '-c', 'tar --create --file=- --directory=/ -- "$1" | head -c 200000', 'sh', dir.slice(1)];
+    await expect(store.backup(ssh, request('walked-20260302T000000Z', cut))).rejects.toThrow(/tar archive is truncated: \d+ bytes of the member at offset \d+ are missing/);
+    // Ten bytes gone from the middle of a header: everything after it is misaligned.
+    const corrupt = ['sh', '-c', 't=$(mktemp); tar --create --file="$t" --directory=/ -- "$1"; head -c 1000 "$t"; tail -c +1011 "$t"; rm -f "$t"', 'sh', dir.slice(1)];
+    await expect(store.backup(ssh, request('walked-20260303T000000Z', corrupt))).rejects.toThrow(/tar header checksum mismatch at offset 512/);
     expect(await keys()).toEqual(before);
   });
 });
