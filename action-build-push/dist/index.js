@@ -47239,7 +47239,7 @@ var GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults
 var context2 = new Context();
 
 // action-build-push/package.json
-var version = "0.2.0";
+var version = "0.3.0";
 
 // action-build-push/src/build.ts
 import { mkdtemp, readFile, rm as rm2 } from "node:fs/promises";
@@ -47502,7 +47502,7 @@ To fix it, ${fix}. Nothing was built, and the builder was removed.`
       );
     }
     return {
-      noCacheBecause: `the cache needs a docker-container builder and the one made for this run could not start (${reason}); built with ${current.name} (${current.driver} driver) without the cache. To fix it, ${fix}`
+      noCacheBecause: `needs a docker-container builder, and the one made for this run could not start (${reason}); built with ${current.name} (${current.driver} driver) without the cache. To fix it, ${fix}`
     };
   }
 }
@@ -47535,7 +47535,7 @@ function planCache(mode, builder, image, env, noBuilder) {
   if (type === void 0) return none(note);
   if (builder.kind === "classic") return none(`cache \`${type}\` needs buildx, which is not installed; built with the engine's local layer cache only`);
   if (builder.driver === "docker" && !builder.containerdStore) {
-    if (noBuilder !== void 0) return none(`cache \`${type}\`: ${noBuilder}`);
+    if (noBuilder !== void 0) return none(`cache \`${type}\` ${noBuilder}`);
     return none(
       `cache \`${type}\` is not supported by the \`docker\` buildx driver (it cannot export a cache); built with the engine's local layer cache only. With builder: auto a docker-container builder is made for the cache when it can start`
     );

@@ -239,7 +239,7 @@ async function createBuilder(
       );
     }
     return {
-      noCacheBecause: `the cache needs a docker-container builder and the one made for this run could not start (${reason}); built with ${current.name} (${current.driver} driver) without the cache. To fix it, ${fix}`,
+      noCacheBecause: `needs a docker-container builder, and the one made for this run could not start (${reason}); built with ${current.name} (${current.driver} driver) without the cache. To fix it, ${fix}`,
     };
   }
 }
@@ -288,7 +288,7 @@ export function planCache(mode: CacheMode, builder: Builder, image: string, env:
   if (type === undefined) return none(note);
   if (builder.kind === 'classic') return none(`cache \`${type}\` needs buildx, which is not installed; built with the engine's local layer cache only`);
   if (builder.driver === 'docker' && !builder.containerdStore) {
-    if (noBuilder !== undefined) return none(`cache \`${type}\`: ${noBuilder}`);
+    if (noBuilder !== undefined) return none(`cache \`${type}\` ${noBuilder}`);
     return none(
       `cache \`${type}\` is not supported by the \`docker\` buildx driver (it cannot export a cache); built with the engine's local layer cache only. ` +
         'With builder: auto a docker-container builder is made for the cache when it can start',

@@ -28,6 +28,11 @@ function credentials(password = registry.password): Record<string, string> {
   return { username: registry.username, password };
 }
 
+/** `docker buildx ls` as the action sees it (buildx keeps its builders under DOCKER_CONFIG). */
+async function buildxLs(): Promise<string> {
+  return (await run('docker', ['buildx', 'ls'], { env: { ...process.env, DOCKER_CONFIG: dockerConfig } })).stdout;
+}
+
 async function smokeContainers(): Promise<string> {
   return (await run('docker', ['ps', '--all', '--quiet', '--filter', 'label=org.skiff.smoke-test=true'])).stdout.trim();
 }
@@ -51,6 +56,7 @@ afterAll(async () => {
 
 describe('action-build-push against a real engine and registry', () => {
   it('builds, smoke-tests (HEALTHCHECK) and pushes; every tag serves the digest it outputs; post logs out', async () => {
+    const builders = await buildxLs();
     const result = await runBuildPush(
       { image: `${registry.address}/Acme/SkiffBP-Healthy`, context: 'healthy', ...credentials(), 'smoke-test': 'true', 'smoke-timeout': '30s', tags: 'stable' },
       options(await pushMain()),
@@ -68,6 +74,12 @@ describe('action-build-push against a real engine and registry', () => {
       expect(await registryManifestDigest(registry, repo('healthy'), tag), tag).toBe(digest);
     }
     expect(result.summary).toContain('HEALTHCHECK reported healthy');
+    // builder: auto keeps the engine's docker-driver builder for one platform without a cache: nothing is made.
+    expect(result.summary).toContain('docker buildx (builder default, docker driver)');
+    expect(result.stdout).not.toContain('making a docker-container builder');
+    expect(result.stdout).toMatch(/\[command\][^\n]*buildx build --builder default /);
+    expect(result.state.builder).toBeUndefined();
+    expect(await buildxLs()).toBe(builders);
     expect(result.stdout).toContain(`::add-mask::${registry.password}`);
     expect(result.stdout).not.toMatch(new RegExp(`login[^\\n]*${registry.password}`));
     const metadata = JSON.parse(result.outputs.metadata!);
@@ -185,18 +197,60 @@ describe('action-build-push against a real engine and registry', () => {
     expect(result.stdout).not.toContain('[command]');
   });
 
-  it('refuses several platforms on the default docker driver before building, and notes an unsupported cache', async () => {
-    const multi = await runBuildPush({ image: image('multi'), context: 'healthy', ...credentials(), platforms: 'linux/amd64,linux/arm64' }, options(await pushMain()));
+  it('auto makes a docker-container builder for several platforms; when it cannot start, the error names the fix and nothing is left behind', async () => {
+    const builders = await buildxLs();
+    const multi = await runBuildPush(
+      { image: image('multi'), context: 'healthy', ...credentials(), platforms: 'linux/amd64,linux/arm64' },
+      options(await pushMain(), { env: { DOCKER_CONFIG: dockerConfig, GITHUB_RUN_ID: '4242', GITHUB_RUN_ATTEMPT: '1' } }),
+    );
     expect(multi.code).toBe(1);
-    expect(multi.errors.join('\n')).toContain('cannot build several platforms at once');
+    const made = /making a docker-container builder (skiff-4242-1-[0-9a-f]{6}) for this run \(moby\/buildkit:v0\.25\.1\)/.exec(multi.stdout);
+    expect(made, multi.stdout).not.toBeNull();
+    const error = multi.errors.join('\n');
+    expect(error).toContain('Input "platforms" lists 2 platforms, which the current builder default (docker driver) cannot build at once');
+    // The engine's own words for why BuildKit could not start (it cannot pull the image here).
+    expect(error).toMatch(/it could not start: ERROR: .*registry-1\.docker\.io/);
+    expect(error).toContain('let the runner pull moby/buildkit:v0.25.1 (or set "buildkit-image"');
+    expect(error).toContain('docker/setup-buildx-action');
     expect(multi.stdout).not.toMatch(/\[command\][^\n]*buildx build/);
+    // Removed by main, and the state that tells post to remove it is cleared.
+    expect(multi.stdout).toContain(`Removed the builder ${made![1]} made for this run`);
+    expect(multi.state.builder).toBe('');
+    expect(await buildxLs()).toBe(builders);
+    expect((await run('docker', ['ps', '--all', '--quiet', '--filter', `name=buildx_buildkit_${made![1]}`])).stdout.trim()).toBe('');
+    expect(await registryManifestDigest(registry, repo('multi'), 'main')).toBeUndefined();
 
+    // builder: docker is used as it is: several platforms fail before anything is made or built.
+    const docker = await runBuildPush({ image: image('multi'), context: 'healthy', ...credentials(), platforms: 'linux/amd64,linux/arm64', builder: 'docker' }, options(await pushMain()));
+    expect(docker.code).toBe(1);
+    expect(docker.errors.join('\n')).toContain('input "builder" is `docker`, a builder with the `docker` driver, which cannot build several platforms at once');
+    expect(docker.stdout).not.toContain('making a docker-container builder');
+    expect(docker.stdout).not.toMatch(/\[command\][^\n]*buildx build/);
+  });
+
+  it('goes on without a cache when the builder a cache export needs cannot start, and says why in the summary', async () => {
+    const builders = await buildxLs();
     const cached = await runBuildPush({ image: image('cache'), context: 'healthy', ...credentials(), cache: 'registry' }, options(await pushMain()));
     expect(cached.errors).toEqual([]);
     expect(cached.code).toBe(0);
-    expect(cached.summary).toContain('cache `registry` is not supported by the default `docker` buildx driver');
+    expect(cached.stdout).toContain('making a docker-container builder');
+    expect(cached.summary).toContain('cache `registry` needs a docker-container builder, and the one made for this run could not start (ERROR:');
+    expect(cached.summary).toContain('built with default (docker driver) without the cache');
     expect(cached.stdout).not.toContain('--cache-to');
     expect(await registryManifestDigest(registry, repo('cache'), 'main')).toBe(cached.outputs.digest);
+    expect(await buildxLs()).toBe(builders);
+  });
+
+  it('post removes a builder a cancelled main left behind', async () => {
+    const builders = await buildxLs();
+    const name = 'skiff-4243-1-abcdef';
+    // Creating only writes buildx's config (booting would pull BuildKit): what a run killed after `create` leaves.
+    await run('docker', ['buildx', 'create', '--driver', 'docker-container', '--name', name], { env: { ...process.env, DOCKER_CONFIG: dockerConfig } });
+    expect(await buildxLs()).toContain(name);
+    const post = await runBuildPush({}, options(await pushMain(), { state: { isPost: 'true', builder: name } }));
+    expect(post.code).toBe(0);
+    expect(post.stdout).toContain(`Removed the builder ${name} made for this run`);
+    expect(await buildxLs()).toBe(builders);
   });
 
   it('fails clearly before building when a scan is asked for and trivy is not on PATH', async () => {

@@ -151,7 +151,7 @@ describe('builder and cache planning', () => {
 
   it('exports a cache with the docker driver on the containerd image store, and explains a builder that could not be made', () => {
     expect(planCache('registry', { ...buildx, containerdStore: true } as Builder, 'a/b', {}).cacheTo).toEqual(['type=registry,ref=a/b:buildcache,mode=max']);
-    expect(planCache('registry', buildx, 'a/b', {}, 'the builder could not start').note).toBe('cache `registry`: the builder could not start');
+    expect(planCache('registry', buildx, 'a/b', {}, 'needs a builder that could not start').note).toBe('cache `registry` needs a builder that could not start');
     expect(planCache('gha', buildx, 'a/b', {}).note).toContain('needs the runner\'s cache service');
   });
 });
@@ -189,6 +189,25 @@ describe('trivy report', () => {
     expect(markdown.split('\n')[0]).toBe('| Severity | ID | Package | Installed | Fixed in | Title |');
     expect(markdown).toContain('| HIGH | [CVE-2024-2961](https://avd.aquasec.com/nvd/cve-2024-2961) | libc6 | 2.36-9+deb12u4 | 2.36-9+deb12u7 |');
     expect(findingsTable(findingsAtOrAbove(parseTrivyReport(report), ['LOW']))).toContain('| (no fix yet) |');
+  });
+
+  it('is shaped like the schema-2 reports trivy writes: every field the parser reads, with trivy\'s types', () => {
+    // Field names and types as in the reports trivy's own integration tests expect (SchemaVersion 2);
+    // trivy's documentation still shows the pre-2021 top-level array, which the parser refuses.
+    const parsed = JSON.parse(report) as Record<string, any>;
+    expect(parsed.SchemaVersion).toBe(2);
+    expect(typeof parsed.ArtifactName).toBe('string');
+    expect(parsed.ArtifactType).toBe('container_image');
+    for (const result of parsed.Results) {
+      expect(Object.keys(result).slice(0, 3)).toEqual(['Target', 'Class', 'Type']);
+      expect(['os-pkgs', 'lang-pkgs']).toContain(result.Class);
+      for (const v of result.Vulnerabilities ?? []) {
+        for (const field of ['VulnerabilityID', 'PkgName', 'InstalledVersion', 'Severity', 'Title', 'PrimaryURL']) expect(typeof v[field], field).toBe('string');
+        // trivy leaves FixedVersion out (omitempty) when there is no fix, with Status "affected".
+        expect(v.FixedVersion === undefined ? v.Status : typeof v.FixedVersion).toBe(v.FixedVersion === undefined ? 'affected' : 'string');
+      }
+    }
+    expect(() => parseTrivyReport('[{"Target":"x","Vulnerabilities":null}]')).toThrow('SchemaVersion undefined');
   });
 
   it('refuses a report in another schema version', () => {
