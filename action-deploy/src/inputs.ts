@@ -377,7 +377,8 @@ export function readDeployInputs(): DeployInputs {
   const projectName = c.read(() => readProjectName(projectDir));
   const rollback = c.read(readRollback);
   // A rollback re-deploys files already on the server, so the repository's compose files are not needed.
-  const composeFiles = rollback === undefined ? c.read(readComposeFiles) : [];
+  // Coolify deploys from its own configuration: no compose file is uploaded.
+  const composeFiles = rollback === undefined && strategy !== 'coolify' ? c.read(readComposeFiles) : [];
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList('images') ?? []));
   const preDeploy = c.read(() => getString('pre-deploy'));

@@ -5,7 +5,7 @@ import { SshConnection } from '@skiff/ssh';
 import { version } from '../package.json';
 import { runContext } from './context';
 import { startDeployment } from './github-deployment';
-import { deployCoolify } from './strategies/coolify';
+import { deployCoolify, planCoolify } from './strategies/coolify';
 import { deployHosts, forHost } from './hosts-run';
 import { envValues, readDeployInputs } from './inputs';
 import { releaseLock } from './lock';
@@ -32,7 +32,7 @@ export async function run(): Promise<void> {
   const ctx = runContext();
   if (inputs.dryRun) {
     // The plan is the same on every host; it is shown for the first, with its {host} filled in.
-    const steps = await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0]!.host), ctx);
+    const steps = inputs.strategy === 'coolify' ? planCoolify(inputs) : await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0]!.host), ctx);
     if (inputs.targets.length > 1) {
       const how = inputs.mode.parallel ? `in parallel, at most ${inputs.mode.maxParallel} at once` : 'one after another, stopping at the first failure';
       steps.unshift({

@@ -1,8 +1,174 @@
+import * as core from '@actions/core';
+import { httpProbe, runGate } from '@skiff/health';
+import type { PlanStep } from '@skiff/shell';
 import type { RunContext } from '../context';
+import type { GateReport } from '../health-gate';
 import type { HostReport } from '../hosts-run';
-import type { DeployInputs } from '../inputs';
+import type { DeployInputs, HealthInputs } from '../inputs';
+import type { Outcome } from '../summary';
+import { answerError, deploymentRequest, deployRequest, describeRequest, isRunning, parseDeployment, parseTriggered, send, type DeploymentState, type Triggered } from './coolify-api';
+import type { CoolifyInputs } from './coolify-inputs';
 
-/** strategy: coolify — Coolify deploys; we trigger, wait and gate. One report per Coolify resource. */
-export async function deployCoolify(_inputs: DeployInputs, _ctx: RunContext): Promise<HostReport[]> {
-  throw new Error('strategy: coolify is not available yet');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Lines of a failed deployment's log kept in the job summary (the whole log goes to the step log). */
+const SUMMARY_LOG_LINES = 100;
+
+interface Followed {
+  triggered: Triggered;
+  state?: DeploymentState;
+  error?: string;
+  diagnostics?: string;
+  seconds: number;
+}
+
+/**
+ * strategy: coolify — Coolify builds and runs the app; we trigger its deploy API, follow every
+ * deployment it queued until finished or failed (printing the log of a failed one), then run the
+ * health gate on health-url from the runner. One report per Coolify resource, so the summary,
+ * outputs, GitHub Deployment and notification work as for SSH hosts. Nothing to roll back here:
+ * Coolify keeps the previous deployment and its own history.
+ */
+export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Promise<HostReport[]> {
+  const coolify = inputs.coolify!;
+  const started = performance.now();
+  const trigger = deployRequest(coolify);
+  core.info(`Triggering Coolify: ${describeRequest(trigger).replace('\n', ' (')})`);
+  const answer = await send(trigger).catch((error: Error) => {
+    throw new Error(`Could not reach Coolify at ${coolify.apiUrl}: ${error.message}`);
+  });
+  if (answer.status < 200 || answer.status > 299) throw new Error(answerError('Triggering the deployment failed, nothing was deployed', trigger, answer));
+  const { deployments, messages } = parseTriggered(answer.body);
+  for (const message of messages) core.info(`Coolify: ${message}`);
+
+  const missing = coolify.uuids.filter((uuid) => !deployments.some((d) => d.resourceUuid === uuid));
+  const followed = await Promise.all(deployments.map((triggered) => follow(coolify, triggered, started)));
+  for (const uuid of missing) {
+    followed.push({ triggered: { resourceUuid: uuid }, error: `Coolify did not deploy resource ${uuid}: it is not a resource the token's team can see`, seconds: 0 });
+  }
+  if (followed.length === 0) {
+    // By tag, services and databases are started without a deployment to follow; Coolify says so only in its messages.
+    const label = coolify.tags.join(',');
+    const refused = messages.length === 0 || messages.some((m) => /unauthori|not found|no resources/i.test(m));
+    followed.push({
+      triggered: { resourceUuid: `tag:${label}`, ...(messages.length > 0 ? { message: messages.join(' ') } : {}) },
+      ...(refused ? { error: `Coolify deployed nothing for tag ${label}${messages.length > 0 ? `: ${messages.join(' ')}` : ''}` } : {}),
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+
+  const allFinished = followed.every((f) => f.error === undefined);
+  const gate = allFinished && inputs.health.urls.length > 0 ? await healthGate(inputs.health) : undefined;
+  const gateSeconds = gate ? gate.elapsedMs / 1000 : 0;
+  return followed.map((f) => toReport(coolify, f, gate, gateSeconds));
+}
+
+async function follow(coolify: CoolifyInputs, triggered: Triggered, started: number): Promise<Followed> {
+  const seconds = () => (performance.now() - started) / 1000;
+  const name = `coolify:${triggered.resourceUuid}`;
+  if (triggered.deploymentUuid === undefined) {
+    const message = triggered.message ?? 'no deployment was queued';
+    core.info(`[${name}] ${message}`);
+    // Services and databases are started with no deployment to follow; anything else without one was refused.
+    return /started/i.test(message) ? { triggered, seconds: seconds() } : { triggered, error: `Coolify did not deploy ${triggered.resourceUuid}: ${message}`, seconds: seconds() };
+  }
+  core.info(`[${name}] deployment ${triggered.deploymentUuid} queued${triggered.message ? ` (${triggered.message})` : ''}`);
+  const request = deploymentRequest(coolify, triggered.deploymentUuid);
+  const deadline = started + coolify.timeoutSeconds * 1000;
+  let state: DeploymentState | undefined;
+  let lastProblem: string | undefined;
+  while (performance.now() < deadline) {
+    try {
+      const answer = await send(request, Math.max(1000, Math.min(30_000, deadline - performance.now())));
+      if (answer.status === 401 || answer.status === 403 || answer.status === 404) {
+        return { triggered, error: answerError(`Following deployment ${triggered.deploymentUuid} failed`, request, answer), seconds: seconds() };
+      }
+      if (answer.status >= 200 && answer.status <= 299) {
+        const now = parseDeployment(answer.body);
+        if (now.status !== state?.status) core.info(`[${name}] ${state ? `${state.status} → ` : ''}${now.status}`);
+        state = now;
+        lastProblem = undefined;
+        if (!isRunning(now.status)) break;
+      } else {
+        lastProblem = answerError('asking for the deployment status', request, answer);
+      }
+    } catch (error) {
+      // A dropped connection or a Coolify restart: keep asking until the timeout.
+      lastProblem = `asking for the deployment status: ${(error as Error).message}`;
+    }
+    if (lastProblem) core.warning(`[${name}] ${lastProblem}; asking again`);
+    await sleep(Math.min(coolify.pollSeconds * 1000, Math.max(0, deadline - performance.now())));
+  }
+  if (state?.status === 'finished') return { triggered, state, seconds: seconds() };
+  const why =
+    state === undefined || isRunning(state.status)
+      ? `did not finish within coolify-timeout (${coolify.timeoutSeconds} s; last status: ${state?.status ?? 'unknown'}${lastProblem ? `, ${lastProblem}` : ''}); Coolify may still complete it`
+      : `ended ${state.status}`;
+  return { triggered, state, error: `Coolify deployment ${triggered.deploymentUuid} of ${triggered.resourceUuid} ${why}`, diagnostics: printLogs(name, triggered.deploymentUuid, state, coolify.token), seconds: seconds() };
+}
+
+/** The failed deployment's log in the step log (folded), and its end for the summary; the token blanked in both. */
+function printLogs(name: string, deploymentUuid: string, state: DeploymentState | undefined, token: string): string {
+  const blank = (line: string) => line.replaceAll(token, '***');
+  if (state?.logs === undefined) {
+    const text = 'Coolify sent no deployment log: the token needs the read:sensitive permission to see it.';
+    core.warning(`[${name}] ${text}`);
+    return text;
+  }
+  const lines = state.logs.map(blank);
+  core.startGroup(`Coolify log of deployment ${deploymentUuid} (${lines.length} lines)`);
+  for (const line of lines) core.info(line);
+  core.endGroup();
+  const tail = lines.slice(-SUMMARY_LOG_LINES);
+  return `$ Coolify log of deployment ${deploymentUuid}${lines.length > tail.length ? ` (last ${tail.length} of ${lines.length} lines)` : ''}\n${tail.join('\n')}`;
+}
+
+/** health-url from the runner (there is no SSH host to check from), with the usual rounds and timeout. */
+async function healthGate(health: HealthInputs): Promise<GateReport> {
+  const timeoutMs = Math.max(1000, Math.min(10_000, health.intervalSeconds * 1000 * 2));
+  const probes = health.urls.map((url) => httpProbe({ url, status: health.status, ...(health.body === undefined ? {} : { body: health.body }), timeoutMs }));
+  const result = await runGate(probes, {
+    intervalMs: health.intervalSeconds * 1000,
+    timeoutMs: health.timeoutSeconds * 1000,
+    successes: health.successes,
+    onRound: (round, reports) => core.info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join('; ')}`),
+  });
+  return { ...result, containers: [], failingServices: [] };
+}
+
+function toReport(coolify: CoolifyInputs, f: Followed, gate: GateReport | undefined, gateSeconds: number): HostReport {
+  const id = f.triggered.deploymentUuid ?? f.triggered.resourceUuid;
+  let error = f.error;
+  if (!error && gate && !gate.ok) error = `Coolify deployment ${id} of ${f.triggered.resourceUuid} finished, but the health gate failed: ${gate.reason}. Coolify keeps it running; roll back in Coolify.`;
+  const status: Outcome['status'] = error ? 'failed' : 'deployed';
+  const durationSeconds = f.seconds + (f.error ? 0 : gateSeconds);
+  const outcome: Outcome = {
+    status,
+    releaseId: id,
+    images: {},
+    gates: gate && !f.error ? [{ label: `Coolify deployment ${id}`, gate }] : [],
+    ...(f.diagnostics ? { diagnostics: f.diagnostics } : {}),
+    ...(error ? { error } : {}),
+    pruned: [],
+    durationSeconds,
+    mode: 'deploy',
+  };
+  return { label: `coolify:${f.triggered.resourceUuid}`, projectDir: coolify.apiUrl, status, outcome, ...(error ? { error } : {}), durationSeconds };
+}
+
+/** The dry-run plan: the requests that would be sent (token shown as ***), the waiting and the gate. */
+export function planCoolify(inputs: DeployInputs): PlanStep[] {
+  const coolify = inputs.coolify!;
+  const steps: PlanStep[] = [
+    { kind: 'run', description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(', ')}` : `every resource tagged ${coolify.tags.join(', ')}`}`, script: describeRequest(deployRequest(coolify)) },
+    {
+      kind: 'run',
+      description: `follow each deployment Coolify queued, every ${coolify.pollSeconds} s until finished, failed or cancelled-by-user (at most ${coolify.timeoutSeconds} s); print the log of a failed one`,
+      script: describeRequest(deploymentRequest(coolify, '{deployment_uuid}')).replace('%7B', '{').replace('%7D', '}'),
+    },
+  ];
+  if (inputs.health.urls.length > 0) {
+    steps.push({ kind: 'run', description: 'health gate from the runner once every deployment finished', script: inputs.health.urls.map((url) => `GET ${url}`).join('\n') });
+  }
+  return steps;
 }

@@ -40,3 +40,5 @@ export { startRecordingServer } from './http-recorder';
 export type { RecordedRequest, RecordedResponse, RecordingServer } from './http-recorder';
 export { startNetnsDocker } from './netns-docker';
 export type { NetnsDocker } from './netns-docker';
+export { startCoolify } from './coolify';
+export type { CoolifyResource, CoolifyDeployment, CoolifyServer } from './coolify';

@@ -1,0 +1,142 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { readDeployInputs } from '../src/inputs';
+import { deploymentRequest, deployRequest, describeRequest, parseDeployment, parseTriggered } from '../src/strategies/coolify-api';
+import { planCoolify } from '../src/strategies/coolify';
+
+const saved = { ...process.env };
+let workspace = '';
+let stdout: string[] = [];
+
+function setInputs(inputs: Record<string, string>): void {
+  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
+  for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
+}
+
+beforeEach(async () => {
+  stdout = [];
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout.push(String(chunk));
+    return true;
+  });
+  // No compose file in the workspace: Coolify deploys from its own configuration.
+  workspace = await mkdtemp(join(tmpdir(), 'coolifyskiff-inputs-'));
+  process.env.GITHUB_WORKSPACE = workspace;
+  process.env.GITHUB_REPOSITORY = 'acme/shop';
+});
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  process.env = { ...saved };
+  await rm(workspace, { recursive: true, force: true });
+});
+
+const TOKEN = '7|s3cretCoolifyTokenValue';
+const base = { strategy: 'coolify', 'coolify-url': 'https://coolify.example.com/', 'coolify-token': TOKEN };
+
+const errorOf = (inputs: Record<string, string>): string => {
+  setInputs(inputs);
+  try {
+    readDeployInputs();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error('readDeployInputs accepted the inputs');
+};
+
+describe('coolify inputs', () => {
+  it('reads uuids from lines and commas, needs no host and no compose file, masks the token', () => {
+    setInputs({ ...base, 'coolify-uuid': 'abc123,def456\n ghi789 ', 'coolify-timeout': '2m', 'health-url': 'https://shop.example.com/health' });
+    const inputs = readDeployInputs();
+    expect(inputs.targets).toEqual([]);
+    expect(inputs.composeFiles).toEqual([]);
+    expect(inputs.coolify).toEqual({ apiUrl: 'https://coolify.example.com/api/v1', token: TOKEN, uuids: ['abc123', 'def456', 'ghi789'], tags: [], force: false, timeoutSeconds: 120, pollSeconds: 5 });
+    expect(stdout).toContain(`::add-mask::${TOKEN}\n`);
+  });
+
+  it('accepts the API address as copied from the docs (…/api/v1) and a sub-path install', () => {
+    setInputs({ ...base, 'coolify-url': 'http://127.0.0.1:8000/coolify/api/v1/', 'coolify-tag': 'production' });
+    expect(readDeployInputs().coolify).toMatchObject({ apiUrl: 'http://127.0.0.1:8000/coolify/api/v1', tags: ['production'], uuids: [] });
+  });
+
+  it('refuses neither uuid nor tag, both, and a bad URL — all in one message, before any request', () => {
+    expect(errorOf({ ...base })).toMatch(/needs "coolify-uuid".*or "coolify-tag".*neither is set/);
+    expect(errorOf({ ...base, 'coolify-uuid': 'a1', 'coolify-tag': 'prod' })).toMatch(/both set; Coolify deploys by uuid or by tag, not both/);
+    const message = errorOf({ ...base, 'coolify-url': 'coolify.example.com', 'coolify-uuid': 'bad uuid!' });
+    expect(message).toMatch(/Input "coolify-url" must be the http:\/\/ or https:\/\/ address of the Coolify instance.*got "coolify.example.com"/);
+    expect(message).toMatch(/Input "coolify-uuid" must be Coolify resource UUIDs.*got "bad uuid!"/);
+    expect(errorOf({ ...base, 'coolify-url': 'https://user:pw@coolify.example.com', 'coolify-uuid': 'a1' })).toMatch(/coolify-url/);
+  });
+
+  it('refuses a missing token without showing anything secret, and what needs an SSH host', () => {
+    expect(errorOf({ strategy: 'coolify', 'coolify-url': 'https://c.example', 'coolify-uuid': 'a1' })).toMatch(/Input "coolify-token" is required/);
+    const message = errorOf({ ...base, 'coolify-uuid': 'a1', 'health-command': 'true', 'health-from': 'host', rollback: 'previous' });
+    expect(message).toMatch(/"health-command" runs on an SSH host/);
+    expect(message).toMatch(/"health-from: host" needs an SSH host/);
+    expect(message).toMatch(/"rollback" is not available with strategy: coolify/);
+    expect(message).not.toContain(TOKEN);
+  });
+
+  it('ignores the coolify inputs for other strategies', async () => {
+    await writeFile(join(workspace, 'compose.yaml'), 'services: {}\n');
+    setInputs({ host: 'example.com', username: 'u', password: 'pw-123456', 'insecure-ignore-host-key': 'true', 'project-dir': '/opt/x', 'coolify-url': 'not a url' });
+    expect(readDeployInputs().coolify).toBeUndefined();
+  });
+});
+
+describe('coolify requests', () => {
+  const coolify = { apiUrl: 'https://c.example/api/v1', token: TOKEN, uuids: ['abc', 'd e'], tags: [] as string[], force: true };
+
+  it('deploys by uuid or tag in one request; the token only in the Authorization header', () => {
+    expect(deployRequest(coolify)).toEqual({ method: 'GET', url: 'https://c.example/api/v1/deploy?uuid=abc,d%20e&force=true', headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' } });
+    expect(deployRequest({ ...coolify, uuids: [], tags: ['prod', 'eu'], force: false }).url).toBe('https://c.example/api/v1/deploy?tag=prod,eu&force=false');
+    expect(deploymentRequest(coolify, 'xyz789').url).toBe('https://c.example/api/v1/deployments/xyz789');
+    expect(describeRequest(deployRequest(coolify))).toBe('GET https://c.example/api/v1/deploy?uuid=abc,d%20e&force=true\nAuthorization: Bearer ***');
+  });
+
+  it('reads both answers of the deploy endpoint: by uuid (deployments) and by tag (message + details)', () => {
+    expect(
+      parseTriggered({
+        deployments: [
+          { message: 'Application web deployment queued.', resource_uuid: 'abc', deployment_uuid: 'dep1' },
+          { message: 'Service cache started. It could take a while, be patient.', resource_uuid: 'svc' },
+        ],
+      }),
+    ).toEqual({
+      deployments: [
+        { resourceUuid: 'abc', deploymentUuid: 'dep1', message: 'Application web deployment queued.' },
+        { resourceUuid: 'svc', message: 'Service cache started. It could take a while, be patient.' },
+      ],
+      messages: [],
+    });
+    expect(parseTriggered({ message: ['Application web deployment queued.'], details: [{ resource_uuid: 'abc', deployment_uuid: 'dep2' }] })).toEqual({
+      deployments: [{ resourceUuid: 'abc', deploymentUuid: 'dep2' }],
+      messages: ['Application web deployment queued.'],
+    });
+  });
+
+  it('reads a deployment: status and the visible lines of its logs (a JSON string), or no logs without read:sensitive', () => {
+    const logs = JSON.stringify([
+      { command: null, output: 'Starting deployment of web.', type: 'stdout', hidden: false, batch: 1, order: 1 },
+      { command: 'docker build …', output: 'internal command', type: 'stdout', hidden: true, batch: 1, order: 2 },
+      { command: null, output: 'ERROR: npm ci failed', type: 'stderr', hidden: false, batch: 1, order: 3 },
+    ]);
+    expect(parseDeployment({ status: 'failed', logs })).toEqual({ status: 'failed', logs: ['Starting deployment of web.', 'ERROR: npm ci failed'] });
+    expect(parseDeployment({ status: 'in_progress' })).toEqual({ status: 'in_progress' });
+    expect(() => parseDeployment({ message: 'x' })).toThrow(/no status/);
+  });
+
+  it('dry-run plan shows the requests with the token as ***', () => {
+    setInputs({ ...base, 'coolify-tag': 'prod', 'health-url': 'https://shop.example.com/health' });
+    const steps = planCoolify(readDeployInputs());
+    const text = JSON.stringify(steps);
+    expect(text).not.toContain(TOKEN);
+    expect(steps.map((s) => (s.kind === 'run' ? s.script : ''))).toEqual([
+      'GET https://coolify.example.com/api/v1/deploy?tag=prod&force=false\nAuthorization: Bearer ***',
+      'GET https://coolify.example.com/api/v1/deployments/{deployment_uuid}\nAuthorization: Bearer ***',
+      'GET https://shop.example.com/health',
+    ]);
+  });
+});
