@@ -378,7 +378,7 @@ export function readDeployInputs(): DeployInputs {
   const rollback = c.read(readRollback);
   // A rollback re-deploys files already on the server, so the repository's compose files are not needed.
   // Coolify deploys from its own configuration: no compose file is uploaded.
-  const composeFiles = rollback === undefined && strategy !== 'coolify' ? c.read(readComposeFiles) : [];
+  const composeFiles = rollback === undefined && strategy !== 'coolify' && strategy !== 'systemd' ? c.read(readComposeFiles) : [];
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList('images') ?? []));
   const preDeploy = c.read(() => getString('pre-deploy'));

@@ -5,6 +5,7 @@ import { markCurrent, pullImages, resolveDigests, runPreDeploy, switchTo, upload
 import type { DeployInputs } from './inputs';
 import { tryLock } from './lock';
 import { newReleaseId, readState } from './releases';
+import { planSystemd } from './strategies/systemd';
 
 /**
  * The dry-run plan: the same builders and steps a deploy runs, recorded instead of run. The
@@ -12,6 +13,7 @@ import { newReleaseId, readState } from './releases';
  * without their commands.
  */
 export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
+  if (inputs.strategy === 'systemd') return planSystemd(recorder, inputs, ctx);
   const cli = await detectDockerCli(recorder, inputs.sudo, true);
   const d: Deployer = { server: recorder, cli, inputs, ctx };
   await recorder.run(tryLock(inputs.projectDir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds), { description: 'take the deploy lock' });

@@ -112,12 +112,21 @@ export function imageLockFile(images: Readonly<Record<string, string>>): string 
  * reader never finds it missing.
  */
 export function switchCurrent(projectDir: string, id: string): Command[] {
+  return [...pointCurrent(projectDir, id), ...markDeployed(projectDir, id)];
+}
+
+/** Only the atomic link switch, for strategies whose service runs from `current` and so must switch before the gate. */
+export function pointCurrent(projectDir: string, id: string): Command[] {
   const temporary = `${projectDir}/.current.tmp`;
   return [
     ['ln', '-sfn', `${RELEASES}/${id}`, temporary],
     ['mv', '-T', temporary, `${projectDir}/current`],
-    ['touch', `${releaseDir(projectDir, id)}/${DEPLOYED_MARK}`],
   ];
+}
+
+/** The release passed the health gate: a candidate for `rollback: previous` and kept by keep-releases. */
+export function markDeployed(projectDir: string, id: string): Command[] {
+  return [['touch', `${releaseDir(projectDir, id)}/${DEPLOYED_MARK}`]];
 }
 
 export interface AuditEntry {

@@ -1,0 +1,51 @@
+import * as core from '@actions/core';
+import type { Probe } from '@skiff/health';
+import type { Deployer } from '../deploy';
+import { appProbes, runHealthGate, type GateReport } from '../health-gate';
+import { touchLock } from '../lock';
+import { evaluateUnit, parseShow, restartUnit, unitJournal, unitState, unitStatus } from './systemd-commands';
+
+/** A gate that failed before it could start (the restart itself failed), shaped like any other for the summary. */
+function refused(unit: string, reason: string): GateReport {
+  return { ok: false, elapsedMs: 0, rounds: 0, probes: [{ name: unit, state: 'failed', detail: reason }], reason: `${unit}: ${reason}`, failing: [unit], containers: [], failingServices: [] };
+}
+
+/**
+ * Restarts the unit and runs the health gate: the unit active and not restarted by systemd since
+ * (a crash loop fails at once), plus health-url and health-command as for every strategy. A
+ * failed restart fails the gate without waiting: if `systemctl restart` could not run (sudo
+ * refused), the old process may still answer health-url, which must not count as the new release.
+ */
+export async function restartAndGate(d: Deployer, unit: string, sudo: boolean): Promise<GateReport> {
+  const restart = await d.server.run(restartUnit(unit, sudo), { description: `restart ${unit}`, allowFailure: true, timeoutSeconds: 300 });
+  if (restart.code !== 0) {
+    const said = `${restart.stderr}${restart.stdout}`.trim().split('\n').slice(-3).join(' ');
+    return refused(unit, `systemctl restart failed (exit ${restart.code})${said ? `: ${said}` : ''}`);
+  }
+  const read = async () => parseShow((await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...unitState(unit)], { description: `state of ${unit}`, timeoutSeconds: 60 })).stdout);
+  const restartsAtStart = Number((await read()).NRestarts ?? '0');
+  const unitProbe: Probe = { name: unit, check: async () => evaluateUnit(await read(), restartsAtStart) };
+  const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
+  try {
+    return { ...(await runHealthGate([unitProbe, ...app.probes], d.inputs.health)), containers: [], failingServices: [] };
+  } finally {
+    await app.close();
+  }
+}
+
+/** `systemctl status` and the unit's last 100 journal lines, gathered before a rollback restarts it. */
+export async function unitDiagnostics(d: Deployer, unit: string, sudo: boolean, releaseId: string): Promise<string> {
+  const sections: string[] = [];
+  for (const [title, commands] of [
+    [`systemctl status ${unit}`, unitStatus(unit, sudo)],
+    [`journalctl --unit ${unit} --lines=100`, unitJournal(unit, sudo)],
+  ] as const) {
+    const result = await d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+    sections.push(`$ ${title}\n${`${result.stdout}${result.stderr}`.trimEnd()}`);
+  }
+  const text = sections.join('\n\n');
+  core.startGroup(`Diagnostics for release ${releaseId}`);
+  core.info(text);
+  core.endGroup();
+  return text;
+}
