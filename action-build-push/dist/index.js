@@ -48242,7 +48242,7 @@ async function post() {
   if (builder) await removeBuilder(builder);
   const registry = getState(LOGGED_IN_STATE);
   if (registry) await runCommand(logoutCommand(registry), { allowFailure: true });
-  if (!builder && !registry) info(`action-build-push ${version}: nothing to undo`);
+  if (!builder && !registry) info(`action-build-push ${version}: no registry login to undo`);
 }
 
 // action-build-push/src/index.ts

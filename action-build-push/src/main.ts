@@ -173,5 +173,5 @@ export async function post(): Promise<void> {
   if (builder) await removeBuilder(builder);
   const registry = core.getState(LOGGED_IN_STATE);
   if (registry) await runCommand(logoutCommand(registry), { allowFailure: true });
-  if (!builder && !registry) core.info(`action-build-push ${actionVersion}: nothing to undo`);
+  if (!builder && !registry) core.info(`action-build-push ${actionVersion}: no registry login to undo`);
 }
