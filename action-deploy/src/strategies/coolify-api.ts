@@ -120,5 +120,5 @@ export function answerError(what: string, request: ApiRequest, answer: ApiAnswer
           : answer.status === 429
             ? ' Coolify\'s deployment queue is full; try again later.'
             : '';
-  return `${what}: Coolify answered HTTP ${answer.status} to ${request.method} ${request.url}${said ? `: ${said}` : ''}.${hint}`;
+  return `${what}: Coolify answered HTTP ${answer.status} to ${request.method} ${request.url}${said ? `: ${said.replace(/\.+$/, '')}` : ''}.${hint}`;
 }

@@ -79,7 +79,7 @@ async function follow(coolify: CoolifyInputs, triggered: Triggered, started: num
   let lastProblem: string | undefined;
   while (performance.now() < deadline) {
     try {
-      const answer = await send(request, Math.max(1000, Math.min(30_000, deadline - performance.now())));
+      const answer = await send(request, Math.floor(Math.max(1000, Math.min(30_000, deadline - performance.now()))));
       if (answer.status === 401 || answer.status === 403 || answer.status === 404) {
         return { triggered, error: answerError(`Following deployment ${triggered.deploymentUuid} failed`, request, answer), seconds: seconds() };
       }
@@ -116,6 +116,10 @@ function printLogs(name: string, deploymentUuid: string, state: DeploymentState 
     return text;
   }
   const lines = state.logs.map(blank);
+  if (lines.length === 0) {
+    core.info(`[${name}] Coolify's log of deployment ${deploymentUuid} is empty`);
+    return `Coolify's log of deployment ${deploymentUuid} is empty.`;
+  }
   core.startGroup(`Coolify log of deployment ${deploymentUuid} (${lines.length} lines)`);
   for (const line of lines) core.info(line);
   core.endGroup();
