@@ -97,3 +97,41 @@ export function removeImages(cli: DockerCli, images: readonly string[]): Command
 export function inspectProjectContainers(cli: DockerCli, projectName: string): Command[] {
   return [pipe(docker(cli, 'ps', '-aq', '--filter', `label=com.docker.compose.project=${projectName}`), ['xargs', '-r', ...docker(cli, 'inspect')])];
 }
+
+// ── strategy: rolling ────────────────────────────────────────────────────────────────────────
+
+/** `<service> <hash>` per line: the configuration hash Compose compares with each container's `config-hash` label to decide what `up` recreates. */
+export const configHashes = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'config', '--hash', '*')]);
+
+/** One tab-separated line per container of the project, one-offs included: id, service, one-off, config hash, state, name. */
+export function listContainers(cli: DockerCli, projectName: string): Command[] {
+  const labels = ['service', 'oneoff', 'config-hash'].map((label) => `{{.Label "com.docker.compose.${label}"}}`);
+  return [docker(cli, 'ps', '-a', '--no-trunc', '--filter', `label=com.docker.compose.project=${projectName}`, '--format', ['{{.ID}}', ...labels, '{{.State}}', '{{.Names}}'].join('\\t'))];
+}
+
+/**
+ * Starts new containers of each service next to its running ones, up to `scales` in total:
+ * --no-recreate leaves the old containers as they are (Compose would otherwise replace them,
+ * the very downtime this avoids) and --no-deps leaves every other service alone.
+ */
+export function scaleUp(cli: DockerCli, project: ComposeProject, scales: Readonly<Record<string, number>>): Command[] {
+  const services = Object.keys(scales);
+  return inProject(project, [compose(cli, project, 'up', '-d', '--no-deps', '--no-recreate', ...services.flatMap((service) => ['--scale', `${service}=${scales[service]}`]), ...services)]);
+}
+
+/** Starts services that have no container yet (and what they need), waiting until they are healthy; running containers are kept as they are. */
+export const startMissing = (cli: DockerCli, project: ComposeProject, services: readonly string[]): Command[] =>
+  inProject(project, [compose(cli, project, 'up', '-d', '--wait', '--no-recreate', ...services)]);
+
+/** `docker inspect` of these containers; one removed meanwhile is left out rather than failing the check. */
+export function inspectContainers(cli: DockerCli, ids: readonly string[]): Command[] {
+  return ids.length === 0 ? [] : [or(docker(cli, 'inspect', ...ids), ['true'])];
+}
+
+/**
+ * Stops containers (each gets its own stop timeout, which Compose sets from stop_grace_period,
+ * so requests in flight can finish) and removes them. `docker stop` stops them in parallel.
+ */
+export function stopAndRemove(cli: DockerCli, ids: readonly string[]): Command[] {
+  return ids.length === 0 ? [] : [docker(cli, 'stop', ...ids), docker(cli, 'rm', ...ids)];
+}

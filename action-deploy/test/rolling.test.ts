@@ -1,0 +1,235 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { script } from '@skiff/shell';
+import { configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, type ComposeProject, type DockerCli } from '../src/compose';
+import { readRollingInputs } from '../src/strategies/rolling-inputs';
+import { newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, whyNotRolled, type ContainerRow, type ServiceShape } from '../src/strategies/rolling-plan';
+
+const V2: DockerCli = { compose: 'v2', sudo: false };
+const project: ComposeProject = { name: 'shop', directory: '/opt/my shop', files: ['/opt/my shop/releases/r2/compose.yaml', '/opt/my shop/releases/r2/images.lock.json'] };
+const composeLine = "docker compose --project-name shop --project-directory '/opt/my shop' -f '/opt/my shop/releases/r2/compose.yaml' -f '/opt/my shop/releases/r2/images.lock.json'";
+
+describe('rolling builders', () => {
+  it('reads the configuration hashes Compose compares with the containers', () => {
+    expect(script(configHashes(V2, project))).toBe(['set -euo pipefail', "cd '/opt/my shop'", `${composeLine} config --hash '*'`].join('\n'));
+  });
+
+  it('lists every container of the project with its service, one-off flag, config hash and state (tabs left to docker)', () => {
+    expect(script(listContainers({ compose: 'v2', sudo: true }, 'shop'))).toBe(
+      [
+        'set -euo pipefail',
+        `sudo -n docker ps -a --no-trunc --filter 'label=com.docker.compose.project=shop' --format '{{.ID}}\\t{{.Label "com.docker.compose.service"}}\\t{{.Label "com.docker.compose.oneoff"}}\\t{{.Label "com.docker.compose.config-hash"}}\\t{{.State}}\\t{{.Names}}'`,
+      ].join('\n'),
+    );
+  });
+
+  it('scales up next to the old containers without recreating them or touching other services', () => {
+    expect(script(scaleUp(V2, project, { web: 4, 'api.v2': 2 }))).toBe(
+      ['set -euo pipefail', "cd '/opt/my shop'", `${composeLine} up -d --no-deps --no-recreate --scale 'web=4' --scale 'api.v2=2' web api.v2`].join('\n'),
+    );
+  });
+
+  it('starts missing dependencies first and waits for them', () => {
+    expect(script(startMissing(V2, project, ['cache']))).toBe(['set -euo pipefail', "cd '/opt/my shop'", `${composeLine} up -d --wait --no-recreate cache`].join('\n'));
+  });
+
+  it('inspects only the given containers, tolerating one that is gone; stops then removes', () => {
+    expect(script(inspectContainers(V2, ['abc', 'd e']))).toBe("set -euo pipefail\ndocker inspect abc 'd e' || true");
+    expect(script(stopAndRemove({ compose: 'v2', sudo: true }, ['abc', 'def']))).toBe('set -euo pipefail\nsudo -n docker stop abc def\nsudo -n docker rm abc def');
+    expect(inspectContainers(V2, [])).toEqual([]);
+    expect(stopAndRemove(V2, [])).toEqual([]);
+  });
+});
+
+// What `docker compose config` (v2.26) prints for a project with every kind of port, mount and dependency.
+const CONFIG = `name: shop
+services:
+  proxy:
+    image: nginx
+    ports:
+      - mode: ingress
+        host_ip: 127.0.0.1
+        target: 80
+        published: "8080"
+        protocol: tcp
+  web:
+    depends_on:
+      cache:
+        condition: service_healthy
+        required: true
+    deploy:
+      replicas: 2
+    image: registry/web@sha256:abc
+    ports:
+      - mode: ingress
+        target: 3000
+        protocol: tcp
+    volumes:
+      - type: bind
+        source: /opt/shop/conf
+        target: /conf
+        read_only: true
+        bind:
+          create_host_path: true
+      - type: volume
+        target: /tmp/cache
+        volume: {}
+  db:
+    image: postgres
+    volumes:
+      - type: volume
+        source: pgdata
+        target: /var/lib/postgresql/data
+        volume: {}
+  worker:
+    container_name: shop-worker
+    image: registry/web@sha256:abc
+    scale: 1
+  agent:
+    image: agent
+    network_mode: host
+  cache:
+    image: redis
+    depends_on:
+      base:
+        condition: service_started
+        required: true
+  base:
+    image: busybox
+volumes:
+  pgdata:
+    name: shop_pgdata
+`;
+
+const shapes = serviceShapes(CONFIG);
+const shape = (name: string): ServiceShape => shapes.find((s) => s.name === name)!;
+
+describe('which services can roll', () => {
+  it('reads ports, names, mounts, network mode, replicas and dependencies from compose config', () => {
+    expect(shape('proxy')).toMatchObject({ fixedPorts: ['127.0.0.1:8080:80'], replicas: 1 });
+    expect(shape('web')).toEqual({ name: 'web', fixedPorts: [], hostNetwork: false, writableMounts: [], replicas: 2, dependsOn: ['cache'] });
+    expect(shape('db').writableMounts).toEqual(['pgdata']);
+    expect(shape('worker').containerName).toBe('shop-worker');
+    expect(shape('agent').hostNetwork).toBe(true);
+  });
+
+  it('says why a service cannot roll', () => {
+    expect(whyNotRolled(shape('web'), false)).toBeUndefined();
+    expect(whyNotRolled(shape('proxy'), false)).toBe('publishes fixed host port 127.0.0.1:8080:80, which a second container cannot bind');
+    expect(whyNotRolled(shape('worker'), false)).toBe('sets container_name shop-worker, and two containers cannot share a name');
+    expect(whyNotRolled(shape('agent'), false)).toBe('uses network_mode: host, so a second container would bind the same ports');
+    expect(whyNotRolled(shape('db'), false)).toBe('mounts pgdata read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)');
+    // Naming a service overrides the data-safety rule, never what makes a second container impossible.
+    expect(whyNotRolled(shape('db'), true)).toBeUndefined();
+    expect(whyNotRolled(shape('proxy'), true)).toMatch(/^publishes fixed host port/);
+  });
+
+  it('counts a port range as fixed ports, an ephemeral one as none', () => {
+    const [ranged] = serviceShapes('services:\n  a:\n    ports:\n      - {target: 90, published: "9000", host_ip: 127.0.0.1}\n      - {target: 91, published: "9001", host_ip: 127.0.0.1}\n      - {target: 4000, host_ip: 127.0.0.1}\n');
+    expect(ranged!.fixedPorts).toEqual(['127.0.0.1:9000:90', '127.0.0.1:9001:91']);
+  });
+});
+
+const HASHES = parseConfigHashes('proxy h-proxy\nweb h-web2\ndb h-db2\nworker h-worker2\nagent h-agent\ncache h-cache\nbase h-base\n');
+const row = (id: string, service: string, hash: string, extra: Partial<ContainerRow> = {}): ContainerRow => ({ id, service, hash, oneOff: false, state: 'running', name: `shop-${service}-${id}`, ...extra });
+
+describe('planRoll', () => {
+  const rows = [
+    row('p1', 'proxy', 'h-proxy'),
+    row('w1', 'web', 'h-web1'),
+    row('w2', 'web', 'h-web1', { state: 'exited' }),
+    row('run1', 'web', 'h-web1', { oneOff: true }),
+    row('d1', 'db', 'h-db1'),
+    row('k1', 'worker', 'h-worker1'),
+    row('a1', 'agent', 'h-agent'),
+  ];
+
+  it('rolls changed services that can; recreates changed ones that cannot, with a warning naming them and why; leaves unchanged ones', () => {
+    const plan = planRoll(shapes, HASHES, rows);
+    // Every old container goes (an exited one too); one-off `compose run` containers are not the service's.
+    expect(plan.roll).toEqual([{ service: 'web', old: ['w1', 'w2'], replicas: 2 }]);
+    expect(scalesFor(plan.roll)).toEqual({ web: 4 });
+    expect(plan.recreate).toEqual([
+      { service: 'db', why: expect.stringMatching(/^mounts pgdata read-write/) },
+      { service: 'worker', why: 'sets container_name shop-worker, and two containers cannot share a name' },
+    ]);
+    expect(plan.unchanged).toEqual(['proxy', 'agent']);
+    // web needs cache, which needs base; neither has a container yet.
+    expect(plan.startFirst).toEqual(['base', 'cache']);
+    expect(plan.warnings).toEqual([
+      'Not rolled, so recreated by compose up (a short downtime for each): db mounts pgdata read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway); worker sets container_name shop-worker, and two containers cannot share a name',
+    ]);
+  });
+
+  it('with rolling-services: rolls only those; names unknown services and listed ones that cannot roll', () => {
+    const plan = planRoll(shapes, HASHES, rows, ['db', 'worker', 'nope']);
+    expect(plan.roll).toEqual([{ service: 'db', old: ['d1'], replicas: 1 }]);
+    expect(plan.recreate.map((entry) => [entry.service, entry.why])).toEqual([
+      ['web', 'is not listed in rolling-services'],
+      ['worker', 'sets container_name shop-worker, and two containers cannot share a name'],
+    ]);
+    expect(plan.startFirst).toEqual([]);
+    expect(plan.warnings[0]).toBe('rolling-services names nope, which the release does not define');
+    expect(plan.warnings[1]).toBe('rolling-services names services that cannot roll: worker sets container_name shop-worker, and two containers cannot share a name');
+    expect(plan.warnings[2]).toMatch(/^Not rolled, so recreated by compose up \(a short downtime for each\): web is not listed in rolling-services; worker sets/);
+  });
+
+  it('first deploy: nothing runs yet, so nothing rolls and compose up starts everything', () => {
+    const plan = planRoll(shapes, HASHES, []);
+    expect(plan).toEqual({ roll: [], startFirst: [], recreate: [], unchanged: [], warnings: [] });
+  });
+
+  it('a service whose containers already run the new configuration is not rolled again', () => {
+    const plan = planRoll(shapes, HASHES, [row('w9', 'web', 'h-web2'), row('w8', 'web', 'h-web2')]);
+    expect(plan.roll).toEqual([]);
+    expect(plan.unchanged).toEqual(['web']);
+  });
+
+  it('finds the new containers: the rolled services\' containers that were not there before', () => {
+    const plan = planRoll(shapes, HASHES, rows);
+    const after = [...rows, row('w3', 'web', 'h-web2'), row('w4', 'web', 'h-web2'), row('run2', 'web', 'h-web2', { oneOff: true }), row('x1', 'proxy', 'h-proxy')];
+    expect(newContainers(plan.roll, after)).toEqual(['w3', 'w4']);
+  });
+
+  it('parses docker ps and config --hash output', () => {
+    expect(parseContainerRows('0123abc\tweb\tFalse\tdeadbeef\trunning\tshop-web-2\n9f\tweb\tTrue\t\texited\tshop-web-run-1\n')).toEqual([
+      { id: '0123abc', service: 'web', oneOff: false, hash: 'deadbeef', state: 'running', name: 'shop-web-2' },
+      { id: '9f', service: 'web', oneOff: true, hash: '', state: 'exited', name: 'shop-web-run-1' },
+    ]);
+    expect([...parseConfigHashes('web abc\n\nproxy def\n')]).toEqual([
+      ['web', 'abc'],
+      ['proxy', 'def'],
+    ]);
+  });
+});
+
+describe('rolling inputs', () => {
+  const saved = { ...process.env };
+  const set = (inputs: Record<string, string>) => {
+    for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
+    for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
+  };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+
+  it('reads services (lines or commas) and the drain', () => {
+    set({ 'rolling-services': 'web, api\nworker', 'rolling-drain': '5s' });
+    expect(readRollingInputs('rolling')).toEqual({ services: ['web', 'api', 'worker'], drainSeconds: 5 });
+    set({});
+    expect(readRollingInputs('rolling')).toEqual({ drainSeconds: 2 });
+  });
+
+  it('reports every bad value together, naming the input, the value and the form', () => {
+    set({ 'rolling-services': 'web,$(id)', 'rolling-drain': 'soon' });
+    expect(() => readRollingInputs('rolling')).toThrow(
+      /2 problems with the inputs:\n- Input "rolling-services" must be Compose service names .*; got "\$\(id\)"\n- Input "rolling-drain" must be a duration like 90, 90s or 2m \(in seconds from 0 to 600\); got "soon"/,
+    );
+  });
+
+  it('refuses rolling-services with another strategy; ignores the defaulted drain', () => {
+    set({ 'rolling-services': 'web', 'rolling-drain': '2s' });
+    expect(() => readRollingInputs('recreate')).toThrow('Input "rolling-services" is set but strategy is recreate; it only applies with strategy: rolling');
+    set({ 'rolling-drain': '2s' });
+    expect(readRollingInputs('swarm')).toBeUndefined();
+  });
+});
