@@ -20,8 +20,8 @@ export interface ComposePostgres {
  * Local socket connections are trusted inside the container, which is how `docker compose exec`
  * tools reach it (no password anywhere).
  */
-export async function startComposePostgres(project: string): Promise<ComposePostgres> {
-  if (!project.startsWith('skiffbk')) throw new Error('compose project names of backup tests start with skiffbk');
+/** Builds (or rebuilds from cache) the PostgreSQL 15 image the Compose stacks run; returns its tag. */
+export async function ensureComposePostgresImage(): Promise<string> {
   const { debian } = await ensureBaseImages();
   const build = await tempDir('skiffbk-pg-image');
   try {
@@ -41,6 +41,12 @@ export async function startComposePostgres(project: string): Promise<ComposePost
   } finally {
     await build.remove();
   }
+  return COMPOSE_POSTGRES_IMAGE;
+}
+
+export async function startComposePostgres(project: string): Promise<ComposePostgres> {
+  if (!project.startsWith('skiffbk')) throw new Error('compose project names of backup tests start with skiffbk');
+  await ensureComposePostgresImage();
   const dir = await tempDir(project);
   await writeFile(join(dir.path, 'compose.yaml'), `services:\n  db:\n    image: ${COMPOSE_POSTGRES_IMAGE}\n    stop_grace_period: 2s\n`);
   const compose = (args: string[], timeoutMs = 120_000) => sh('docker', ['compose', '-p', project, '--project-directory', dir.path, ...args], { timeoutMs });

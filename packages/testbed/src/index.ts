@@ -16,7 +16,7 @@ export { createNetnsHost } from './netns';
 export type { NetnsHost } from './netns';
 export { startNetnsWebServer } from './netns-web';
 export type { NetnsWebServer } from './netns-web';
-export { startComposePostgres, COMPOSE_POSTGRES_IMAGE } from './compose-postgres';
+export { startComposePostgres, ensureComposePostgresImage, COMPOSE_POSTGRES_IMAGE } from './compose-postgres';
 export type { ComposePostgres } from './compose-postgres';
 export { registryManifestDigest, MANIFEST_ACCEPT, withoutCliPlugins, SYSTEM_CLI_PLUGIN_DIR } from './docker-registry-api';
 export { startS3 } from './s3';
