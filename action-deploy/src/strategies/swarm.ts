@@ -1,8 +1,170 @@
-import type { HostStrategy } from './strategy';
+import * as core from '@actions/core';
+import { randomBytes } from 'node:crypto';
+import { audit, loadRelease, prune, runPreDeploy, serverState, uploadRelease, type Deployer } from '../deploy';
+import { IMAGE_LOCK, META, imageLockFile, newReleaseId, readMeta, releaseDir, switchCurrent } from '../releases';
+import { rollbackTarget } from '../rollback';
+import type { Outcome } from '../summary';
+import type { HostStrategy, StoryResult } from './strategy';
+import { serverClockMs, stackDeploy, stackDiagnostics, swarmNodeState } from './swarm-commands';
+import { swarmGate, type SwarmGateReport } from './swarm-gate';
+import { STACK_FILE, stackOverride } from './swarm-stack';
 
-// Being built (issue 5); until then the strategy refuses before anything on the server changes.
-const notYet = async (): Promise<never> => {
-  throw new Error('strategy: swarm is not available yet');
-};
+/**
+ * strategy: swarm — the release's compose files become a stack (`docker stack deploy`, stack name
+ * = project-name) with skiff-stack.yml merged last: start-first updates that Swarm itself rolls
+ * back when they fail. Swarm schedules and replaces tasks across its nodes; we wait until every
+ * service has converged (or Swarm has rolled it back), run the health gate, record the digests
+ * the services actually run, and keep the same release history, audit log and rollback as every
+ * strategy. A failed release is undone by re-deploying the previous release's files, pinned to
+ * its digests, so every service goes back, not only those Swarm rolled back.
+ */
+export const swarmStrategy: HostStrategy = { usesDocker: true, deploy: deploySwarm, rollback: rollbackSwarm };
 
-export const swarmStrategy: HostStrategy = { usesDocker: true, deploy: notYet, rollback: notYet };
+/** A swarm release's meta.json: the shared fields plus which stack file it adds. */
+interface SwarmMeta {
+  composeFiles: string[];
+  hasEnv: boolean;
+  stackFile?: string;
+}
+
+async function requireManager(d: Deployer): Promise<void> {
+  const said = (await d.server.run(swarmNodeState(d.cli), { description: 'check the Swarm node', timeoutSeconds: 60 })).stdout.trim();
+  if (said === 'active true') return;
+  if (said.startsWith('active')) throw new Error('strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).');
+  throw new Error(
+    `strategy: swarm needs a Swarm, and this server's Docker engine is not part of one (Swarm state: ${said || 'unknown'}). ` +
+      'Run `docker swarm init` on the server once (or join it to your Swarm as a manager); nothing was changed.',
+  );
+}
+
+/** Switches a release on: `docker stack deploy` of its files, then the swarm gate. A failing deploy command is a failed gate. */
+async function switchOn(d: Deployer, id: string, files: readonly string[], hasEnv: boolean): Promise<SwarmGateReport> {
+  const since = Number((await d.server.run(serverClockMs(), { description: 'read the server clock', timeoutSeconds: 60 })).stdout.trim());
+  if (d.cli.sudo && hasEnv) core.warning('sudo: true — sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).');
+  try {
+    await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900 });
+  } catch (error) {
+    const reason = `docker stack deploy failed: ${(error as Error).message}`;
+    return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [] };
+  }
+  return swarmGate(d, Number.isFinite(since) ? since : Date.now());
+}
+
+/** The images the stack's services run, as Swarm pinned them (image:tag@sha256:…). */
+function runningImages(gate: SwarmGateReport): Record<string, string> {
+  return Object.fromEntries(gate.services.map((s) => [s.service, s.image]));
+}
+
+/** After a release passed: its lock, meta and stack file name the digests Swarm runs, so a rollback to it gets exactly these bytes. */
+async function recordDigests(d: Deployer, id: string, composeFiles: readonly string[], hasEnv: boolean, images: Record<string, string>): Promise<void> {
+  const dir = releaseDir(d.inputs.projectDir, id);
+  const unpinned = Object.entries(images).filter(([, image]) => !image.includes('@sha256:')).map(([service]) => service);
+  if (unpinned.length > 0) core.warning(`Not pinned to a digest (Swarm found no registry digest for the image): ${unpinned.join(', ')}`);
+  const meta = { id, sha: d.ctx.sha, ref: d.ctx.ref, actor: d.ctx.actor, runUrl: d.ctx.runUrl, createdAt: new Date().toISOString(), services: images, composeFiles: [...composeFiles], hasEnv, strategy: 'swarm', stackFile: STACK_FILE };
+  await d.server.upload(`${dir}/${STACK_FILE}`, stackOverride(d.inputs.composeFiles, images).content, { mode: 0o644, description: 'pin the stack to the digests Swarm runs' });
+  await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(images), { mode: 0o644, description: 'record the running digests' });
+  await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o644, description: 'record the running digests in meta.json' });
+}
+
+/** A kept release switched on again exactly: its own files, env and pinned stack file (or image lock, for a release deployed before swarm). */
+async function switchOnKept(d: Deployer, id: string): Promise<{ gate: SwarmGateReport; images: Record<string, string> }> {
+  const release = await loadRelease(d, id);
+  const meta = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout) as SwarmMeta;
+  const gate = await switchOn(d, id, [...meta.composeFiles, meta.stackFile ?? IMAGE_LOCK], meta.hasEnv);
+  return { gate, images: gate.ok ? runningImages(gate) : release.images };
+}
+
+async function diagnose(d: Deployer, gate: SwarmGateReport, id: string): Promise<string> {
+  const services = gate.services.filter((s) => s.state !== 'ok').map((s) => s.service);
+  const sections: string[] = [];
+  if (gate.reason) sections.push(`$ why\n${gate.reason}`);
+  for (const { title, commands } of stackDiagnostics(d.cli, d.inputs.projectName, services.length > 0 ? services : gate.services.map((s) => s.service))) {
+    const result = await d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error: Error) => ({ stdout: '', stderr: error.message }));
+    sections.push(`$ ${title}\n${`${result.stdout}${result.stderr}`.trimEnd()}`);
+  }
+  const text = sections.join('\n\n');
+  core.startGroup(`Diagnostics for release ${id}`);
+  core.info(text);
+  core.endGroup();
+  return text;
+}
+
+async function deploySwarm(d: Deployer): Promise<StoryResult> {
+  // Before anything is uploaded: the server must be a manager and the compose files must parse.
+  await requireManager(d);
+  const override = stackOverride(d.inputs.composeFiles, d.inputs.images);
+  if (override.stopFirst.length > 0) core.warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(', ')}`);
+  const state = await serverState(d);
+  const previous = state.current !== undefined && state.deployed.has(state.current) ? state.current : undefined;
+  const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
+  core.info(`Release ${id} as stack ${d.inputs.projectName}${previous ? ` (current: ${previous})` : ' (first release)'}`);
+  const release = await uploadRelease(d, id);
+  await d.server.upload(`${releaseDir(d.inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 0o644, description: `upload ${STACK_FILE}` });
+  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [] as string[], gates: [] as Outcome['gates'] };
+
+  if (d.inputs.preDeploy !== undefined) {
+    try {
+      await runPreDeploy(d, release, d.inputs.preDeploy);
+    } catch (error) {
+      await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: 'pre-deploy failed' });
+      return { ...base, status: 'failed', images: release.images, error: `pre-deploy failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}` };
+    }
+  }
+
+  const gate = await switchOn(d, id, [...release.composeFiles, STACK_FILE], release.hasEnv);
+  base.gates.push({ label: `release ${id}`, gate });
+  if (gate.ok) {
+    const images = runningImages(gate);
+    await recordDigests(d, id, release.composeFiles, release.hasEnv, images);
+    await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: 'mark the release current', timeoutSeconds: 60 });
+    await audit(d, { event: 'deploy', status: 'deployed', from: previous ?? null, to: id });
+    const pruned = await prune(d, [id]);
+    return { ...base, status: 'deployed', images, pruned };
+  }
+
+  const diagnostics = await diagnose(d, gate, id);
+  const swarmRolledBack = gate.services.filter((s) => s.rolledBack).map((s) => s.service);
+  const failedWhy =
+    swarmRolledBack.length > 0 ? `Release ${id} failed: Swarm rolled back the update of ${swarmRolledBack.join(', ')} (${gate.reason})` : `Release ${id} failed the health gate: ${gate.reason}`;
+  if (!previous || !d.inputs.rollbackOnFailure) {
+    if (swarmRolledBack.length > 0) {
+      // Swarm's own rollback already restored what ran before, for the services it rolled back.
+      await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous ?? 'swarm-previous-spec', reason: gate.reason ?? 'update failed' });
+      const rest = previous ? 'rollback-on-failure is false, so the other services were not returned to the previous release' : 'there is no earlier Skiff release, so services Swarm did not roll back keep the new spec';
+      return { ...base, status: 'rolled-back', images: runningImages(gate), diagnostics, error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.` };
+    }
+    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: gate.reason ?? 'unhealthy' });
+    const left = previous ? 'rollback-on-failure is false, so its services were left as they are for inspection' : 'there is no previous release to return to, so its services were left for inspection';
+    return { ...base, status: 'failed', images: runningImages(gate), diagnostics, error: `${failedWhy}. ${left}.` };
+  }
+
+  core.warning(`${failedWhy}. Re-deploying release ${previous}.`);
+  const back = await switchOnKept(d, previous);
+  base.gates.push({ label: `rollback to ${previous}`, gate: back.gate });
+  if (!back.gate.ok) {
+    await audit(d, { event: 'failure', status: 'failed', from: id, to: previous, reason: `rollback unhealthy: ${back.gate.reason}` });
+    return { ...base, status: 'failed', images: back.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}` };
+  }
+  await d.server.run(switchCurrent(d.inputs.projectDir, previous), { description: 'mark the release current', timeoutSeconds: 60 });
+  await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous, reason: gate.reason ?? 'unhealthy' });
+  return { ...base, status: 'rolled-back', images: back.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
+}
+
+/** `rollback: previous|<id>` (and all-or-nothing): re-deploys a kept release's files as the stack, through the same gate. */
+async function rollbackSwarm(d: Deployer, wanted: string, reason = 'manual rollback'): Promise<StoryResult> {
+  await requireManager(d);
+  const state = await serverState(d);
+  const id = rollbackTarget(state, wanted);
+  const previous = state.current;
+  core.info(`Rolling back stack ${d.inputs.projectName}: ${previous ?? '(none)'} → ${id}`);
+  const { gate, images } = await switchOnKept(d, id);
+  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [], gates: [{ label: `release ${id}`, gate }] };
+  if (!gate.ok) {
+    const diagnostics = await diagnose(d, gate, id);
+    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
+    return { ...base, status: 'failed', images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
+  }
+  await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: 'mark the release current', timeoutSeconds: 60 });
+  await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });
+  return { ...base, status: 'deployed', images };
+}
