@@ -110,7 +110,7 @@ describe('swarm commands', () => {
       ].join('\n'),
     );
     expect(script(swarmNodeState(cli))).toBe("set -euo pipefail\ndocker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'");
-    expect(script(serverClockMs())).toBe("set -euo pipefail\ndate '+%s%3N'");
+    expect(script(serverClockMs())).toBe("set -euo pipefail\ndate +%s%3N");
     expect(stackDiagnostics(cli, 'shop', ['web']).map((step) => `${step.title}: ${script(step.commands).split('\n')[1]}`)).toEqual([
       'docker stack ps shop: docker stack ps --no-trunc shop',
       'docker service logs --tail 100 shop_web: docker service logs --no-task-ids --timestamps --tail 100 shop_web',
