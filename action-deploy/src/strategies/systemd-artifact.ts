@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Compression } from './systemd-commands';
 
 /** Names that say "unpack me"; anything else (a binary, a .jar, a .zip) is copied in as it is. */
@@ -49,8 +49,11 @@ function tarFrom(cwd: string, entry: string): ArtifactStream {
   });
   // Observed by the caller after the upload; this keeps an early failure from being "unhandled" meanwhile.
   finished.catch(() => undefined);
+  // Node discards a child's unread stdout when it exits (so the child can be reaped): a small
+  // tree is packed before the SSH channel opens, so the output is taken at once, with backpressure.
+  const stream = child.stdout!.pipe(new PassThrough());
   return {
-    stream: child.stdout!,
+    stream,
     compression: 'gzip',
     description: 'tar.gz stream',
     finished,

@@ -15,6 +15,8 @@ export interface SystemdHostOptions {
   publish?: readonly number[];
   /** Seconds to wait for systemd to finish booting (default 60). */
   bootTimeoutSeconds?: number;
+  /** Install git (the image has none): this machine's own Debian git package files, copied in (see copyGit). */
+  git?: boolean;
 }
 
 /**
@@ -58,6 +60,17 @@ async function publishedPort(container: string, port: number): Promise<number> {
   const match = /:(\d+)\s*$/m.exec(out.trim().split('\n')[0] ?? '');
   if (!match) throw new Error(`test bed: no 127.0.0.1 port published for ${container}:${port} (docker port said ${JSON.stringify(out)})`);
   return Number(match[1]);
+}
+
+/**
+ * The image is built without git, and nothing can be fetched here. This machine runs the same
+ * Debian release as the image (bookworm) and has git from its package, so the package's files
+ * run in the container as they are (git needs only libc, zlib and pcre2, which the image has).
+ */
+async function copyGit(container: string): Promise<void> {
+  const keep = "grep -v -e '^/\\.$' -e '^/usr/share/doc' -e '^/usr/share/man' -e '^/usr/share/locale' -e '^/usr/share/bash-completion'";
+  await sh('bash', ['-c', `set -o pipefail; dpkg -L git | ${keep} | tar -c --no-recursion -T - -f - 2>/dev/null | docker exec -i "$1" tar -x -C /`, 'copy-git', container], { timeoutMs: 120_000 });
+  await docker(['exec', container, 'git', '--version']);
 }
 
 async function keygen(path: string): Promise<void> {
@@ -121,6 +134,7 @@ export async function startSystemdHost(options: SystemdHostOptions): Promise<Sys
     await exec(['sh', '-c', 'chown -R root:root /etc/ssh /root/.ssh && chmod 0600 /etc/ssh/ssh_host_ed25519_key /root/.ssh/authorized_keys && sshd -t']);
     await exec(['systemctl', 'enable', '--now', 'ssh.service']);
     await exec(['systemctl', 'restart', 'ssh.service']);
+    if (options.git) await copyGit(id);
 
     const port = await publishedPort(id, 22);
     const ports: Record<number, number> = {};
