@@ -1,5 +1,5 @@
 import { quote, raw, render, RemoteCommandError, type Command, type Executor } from '@skiff/shell';
-import { FORMATS, storedExtension } from './formats';
+import { FORMATS, GLOBALS_FORMAT, storedExtension, type Format } from './formats';
 import { parseManifest, serializeManifest, type Manifest } from './manifest';
 import type { Source } from './sources';
 import { BackupFailed, newestFirst, type BackupRequest, type RawData, type Store } from './store';
@@ -22,6 +22,23 @@ function readRaw(compression: Source['compression'], variable: string): Command 
   return compression === 'gzip' ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
 }
 
+/** Magic-bytes and trailer checks of a stored file (`$<variable>`), as strict-mode script lines. */
+function formatLines(format: Format, compression: Source['compression'], variable: string): Command[] {
+  const lines: Command[] = [];
+  if (format.magic) {
+    const { offset, bytes } = format.magic;
+    const expected = bytes.toString('hex');
+    lines.push([
+      raw(`header=$( { ${render(readRaw(compression, variable))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`),
+    ]);
+    lines.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format.describe}`, VERIFY_EXIT)]);
+  }
+  if (format.trailer) {
+    lines.push([raw(`${render(readRaw(compression, variable))} | tail -c 300 | grep -qF -- ${quote(format.trailer)} ||`), ...fail(`the backup lacks the ${format.describe}`, VERIFY_EXIT)]);
+  }
+  return lines;
+}
+
 /**
  * Format checks run on the stored partial file before it may become a backup. `head` closes its
  * input early, so the reader before it is allowed to die of SIGPIPE (the whole file was already
@@ -35,19 +52,8 @@ export function verifyLines(source: Source, secretFile?: string): { lines: Comma
     checks.push('gzip -t');
   }
   const format = FORMATS[source.type];
-  if (format.magic) {
-    const { offset, bytes } = format.magic;
-    const expected = bytes.toString('hex');
-    lines.push([
-      raw(`header=$( { ${render(readRaw(source.compression, 'partial'))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`),
-    ]);
-    lines.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format.describe}`, VERIFY_EXIT)]);
-    checks.push(format.describe);
-  }
-  if (format.trailer) {
-    lines.push([raw(`${render(readRaw(source.compression, 'partial'))} | tail -c 300 | grep -qF -- ${quote(format.trailer)} ||`), ...fail(`the backup lacks the ${format.describe}`, VERIFY_EXIT)]);
-    checks.push(format.describe);
-  }
+  lines.push(...formatLines(format, source.compression, 'partial'));
+  if (format.magic || format.trailer) checks.push(format.describe);
   if (source.type === 'postgres') {
     lines.push([...readRaw(source.compression, 'partial'), raw('|'), ...pgTool(source, ['pg_restore', '--list'], secretFile, { stdin: true }), raw('>/dev/null')]);
     checks.push('pg_restore --list');
@@ -61,23 +67,51 @@ export function verifyLines(source: Source, secretFile?: string): { lines: Comma
 }
 
 /**
+ * The globals (`pg_dumpall --globals-only`) go first, into `$gpartial`: small and quick, and a
+ * missing privilege (pg_authid needs a superuser) fails before the long dump starts.
+ */
+export function globalsLines(request: BackupRequest): { lines: Command[]; checks: string[] } {
+  const compression = request.source.compression;
+  return {
+    lines: [
+      [...request.globals!, ...(compression === 'gzip' ? [raw('| gzip -c')] : []), raw('> "$gpartial"')],
+      ...(compression === 'gzip' ? [[raw('gzip -t -- "$gpartial" ||'), ...fail('gzip integrity check of the globals failed', VERIFY_EXIT)]] : []),
+      [raw('gsize=$(stat -c %s -- "$gpartial")')],
+      [raw('[ "$gsize" -gt 0 ] ||'), ...fail('pg_dumpall --globals-only wrote nothing; not keeping the backup', VERIFY_EXIT)],
+      ...formatLines(GLOBALS_FORMAT, compression, 'gpartial'),
+      [raw('gsha=$(sha256sum -- "$gpartial" | cut -d " " -f 1)')],
+    ],
+    checks: ['exit status 0 (pipefail)', 'not empty', ...(compression === 'gzip' ? ['gzip -t'] : []), GLOBALS_FORMAT.describe, 'sha256'],
+  };
+}
+
+/**
  * The whole host-destination backup as one strict script: dump into `<final>.partial` (umask 077),
  * check size and format there, hash, rename into place. The trap removes the partial (and any
  * secret file) on every exit that did not reach the rename, so a full disk or a killed dump
  * leaves nothing that could pass for a backup.
  */
-export function hostBackupScript(directory: string, request: BackupRequest, file: string): { script: Command[]; checks: string[] } {
+export function hostBackupScript(
+  directory: string,
+  request: BackupRequest,
+  file: string,
+  globalsFile?: string,
+): { script: Command[]; checks: string[]; globalsChecks?: string[] } {
   const { source } = request;
   const { lines, checks } = verifyLines(source, request.secretFile);
+  const globals = request.globals && globalsFile ? globalsLines(request) : undefined;
   const sizeChecks = [`size >= ${request.minSize} bytes`];
+  const removed = ['"$partial"', ...(globals ? ['"$gpartial"'] : []), ...(request.secretFile ? [quote(request.secretFile)] : [])].join(' ');
   const script: Command[] = [
     [raw('umask 077')],
     ['mkdir', '-p', '--', directory],
     assign('final', `${directory}/${file}`),
     [raw('partial="$final.partial"')],
-    [raw(`trap ${quote(`rm -f -- "$partial"${request.secretFile ? ` ${quote(request.secretFile)}` : ''}`)} EXIT`)],
+    ...(globals ? [assign('gfinal', `${directory}/${globalsFile!}`), [raw('gpartial="$gfinal.partial"')]] : []),
+    [raw(`trap ${quote(`rm -f -- ${removed}`)} EXIT`)],
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
+    ...(globals?.lines ?? []),
     [...request.dump, ...(source.compression === 'gzip' ? [raw('| gzip -c')] : []), raw('> "$partial"')],
     [raw('size=$(stat -c %s -- "$partial")')],
     [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)],
@@ -92,9 +126,12 @@ export function hostBackupScript(directory: string, request: BackupRequest, file
   }
   script.push(...lines);
   script.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
+  // Globals first: a manifest-less data file may be left by an interruption, never a dump without its globals.
+  if (globals) script.push([raw('mv -f -- "$gpartial" "$gfinal"')]);
   script.push([raw('mv -f -- "$partial" "$final"')]);
   script.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
-  return { script, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), 'sha256'] };
+  if (globals) script.push([raw('printf "globals-size=%s\\nglobals-sha256=%s\\n" "$gsize" "$gsha"')]);
+  return { script, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), 'sha256'], ...(globals ? { globalsChecks: globals.checks } : {}) };
 }
 
 /** Backups stay on the server, in `<path>/<source>/`. */
@@ -134,8 +171,9 @@ export class HostStore implements Store {
     }
     const started = Date.now();
     const file = `${request.id}.${storedExtension(request.source.type, request.source.compression, false)}`;
+    const globalsFile = request.globals ? `${request.id}.${storedExtension(GLOBALS_FORMAT, request.source.compression, false)}` : undefined;
     const dir = this.dir(request.source.name);
-    const { script, checks } = hostBackupScript(dir, request, file);
+    const { script, checks, globalsChecks } = hostBackupScript(dir, request, file, globalsFile);
     let result;
     try {
       result = await executor.run(script, { description: `back up ${request.source.name} to ${dir}` });
@@ -146,6 +184,13 @@ export class HostStore implements Store {
     const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
     const sha256 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
     if (!Number.isFinite(size) || !sha256) throw new BackupFailed(`backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
+    let globals: Manifest['globals'];
+    if (globalsFile) {
+      const globalsSize = Number(/^globals-size=(\d+)$/m.exec(result.stdout)?.[1]);
+      const globalsSha256 = /^globals-sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+      if (!Number.isFinite(globalsSize) || !globalsSha256) throw new BackupFailed(`backup of ${request.source.name}: the server did not report the globals' size and sha256`);
+      globals = { file: globalsFile, size: globalsSize, sha256: globalsSha256, verification: globalsChecks ?? [] };
+    }
     const manifest: Manifest = {
       format: 'skiff-backup/1',
       id: request.id,
@@ -159,6 +204,7 @@ export class HostStore implements Store {
       sha256,
       compression: request.source.compression,
       encryption: null,
+      ...(globals ? { globals } : {}),
       verification: checks,
       tools: request.tools,
       durationMs: Date.now() - started,
@@ -171,21 +217,32 @@ export class HostStore implements Store {
     const dir = this.dir(manifest.source);
     // Manifest first: an interruption leaves an orphan file, never a manifest without its data.
     await this.executor.run(
-      [['rm', '-f', '--', `${dir}/${manifest.id}.manifest.json`], ['rm', '-f', '--', `${dir}/${manifest.file}`, `${dir}/${manifest.id}.drill.json`]],
+      [
+        ['rm', '-f', '--', `${dir}/${manifest.id}.manifest.json`],
+        ['rm', '-f', '--', `${dir}/${manifest.file}`, ...(manifest.globals ? [`${dir}/${manifest.globals.file}`] : []), `${dir}/${manifest.id}.drill.json`],
+      ],
       { description: `prune ${manifest.id}` },
     );
   }
 
   async fetch(manifest: Manifest): Promise<RawData> {
     if (manifest.encryption) throw new Error(`${manifest.id} is encrypted; host backups are never encrypted, so this manifest is not from this store`);
-    const file = `${this.dir(manifest.source)}/${manifest.file}`;
+    const dir = this.dir(manifest.source);
+    const file = `${dir}/${manifest.file}`;
+    const shaCheck = (path: string, sha256: string): Command => [
+      raw(`echo ${quote(`${sha256}  ${path}`)} | sha256sum --check --status ||`),
+      ...fail(`sha256 of ${path} does not match its manifest (${sha256}); refusing to restore it`, 21),
+    ];
+    const globals = manifest.globals ? `${dir}/${manifest.globals.file}` : undefined;
     return {
       kind: 'server',
       check: [
         assign('stored', file),
-        [raw(`echo ${quote(`${manifest.sha256}  ${file}`)} | sha256sum --check --status ||`), ...fail(`sha256 of ${file} does not match its manifest (${manifest.sha256}); refusing to restore it`, 21)],
+        shaCheck(file, manifest.sha256),
+        ...(globals ? [assign('gstored', globals), shaCheck(globals, manifest.globals!.sha256)] : []),
       ],
       feed: readRaw(manifest.compression, 'stored'),
+      ...(globals ? { globals: readRaw(manifest.compression, 'gstored') } : {}),
     };
   }
 

@@ -24,6 +24,11 @@ export interface Manifest {
   rawSha256?: string;
   compression: Compression;
   encryption: { recipients: string[] } | null;
+  /**
+   * postgres `globals: true`: the `pg_dumpall --globals-only` object stored beside `file`
+   * (`<id>.globals.sql[.gz][.age]`), same compression and encryption, checked on its own.
+   */
+  globals?: { file: string; size: number; sha256: string; rawSize?: number; rawSha256?: string; verification: string[] };
   /** Checks the backup passed before this manifest was written. */
   verification: string[];
   tools: Record<string, string>;

@@ -3,10 +3,10 @@ import { quote, raw, render, RemoteCommandError, type Command, type Executor } f
 import { backupId } from './formats';
 import type { Manifest } from './manifest';
 import { decideRetention, type RetentionPolicy } from './retention';
-import { drillQueryCommand, dropScratchCommand, prepareTargetScript, restoreCommand, scratchTarget, type RestoreTarget } from './restore';
+import { applyGlobalsCommand, drillQueryCommand, dropScratchCommand, existingGlobalsQuery, parseExistingGlobals, prepareTargetScript, restoreCommand, scratchTarget, type RestoreTarget } from './restore';
 import type { Source } from './sources';
 import { BackupFailed, type Store } from './store';
-import { dumpCommand, secretFileContent, toolVersionCommand } from './tools';
+import { dumpCommand, globalsCommand, secretFileContent, toolVersionCommand } from './tools';
 
 export interface BackupOptions {
   minSize: number;
@@ -67,6 +67,7 @@ export async function backupSource(executor: Executor, store: Store, source: Sou
       id,
       time,
       dump: dumpCommand(source, secretFile),
+      ...(source.globals ? { globals: globalsCommand(source, secretFile) } : {}),
       ...(secretFile ? { secretFile } : {}),
       minSize: options.minSize,
       ...(existing[0] ? { previousSize: existing[0].size } : {}),
@@ -113,6 +114,8 @@ export interface RestoreResult {
   target: RestoreTarget;
   /** The drill query's output lines (`name|value`), for drills. */
   report?: string[];
+  /** The backup's globals: applied (restore), or checked but not applied (drill). */
+  globals?: 'applied' | 'verified';
 }
 
 /**
@@ -125,9 +128,21 @@ export async function restoreBackup(
   source: Source,
   manifest: Manifest,
   target: RestoreTarget,
-  options: { identities?: readonly string[]; drillQuery?: string; drill?: boolean } = {},
+  options: {
+    identities?: readonly string[];
+    drillQuery?: string;
+    drill?: boolean;
+    /**
+     * Apply the backup's globals (roles, tablespaces) before the database. Default: yes for a
+     * restore, no for a drill (its scratch copy lives in the same cluster, whose roles exist).
+     */
+    globals?: boolean;
+  } = {},
 ): Promise<RestoreResult> {
   const data = await store.fetch(manifest, options.identities ?? []);
+  const applyGlobals = manifest.globals !== undefined && (options.globals ?? !options.drill);
+  if (applyGlobals && !data.globals) throw new Error(`${manifest.id} lists globals (${manifest.globals!.file}) but ${store.describe()} returned none; refusing a restore without its roles`);
+  const globalsState = manifest.globals ? { globals: applyGlobals ? ('applied' as const) : ('verified' as const) } : {};
   return withSecretFile(executor, source, async (secretFile) => {
     const prepare = prepareTargetScript(source, target, secretFile);
     const drop = options.drill ? dropScratchCommand(source, target, secretFile) : undefined;
@@ -135,16 +150,25 @@ export async function restoreBackup(
     const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
     const description = `${options.drill ? 'drill' : 'restore'} ${manifest.id} into ${target.database ?? target.path}`;
     try {
+      // What the target cluster already has decides which globals statements are left out (read only).
+      const existingGlobals = async () =>
+        applyGlobals ? parseExistingGlobals((await executor.run([existingGlobalsQuery(source, secretFile)], { description: 'roles and tablespaces in the target cluster' })).stdout) : undefined;
       if (data.kind === 'server') {
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, [...data.feed, raw('|'), ...restoreCommand(source, target, secretFile)], ...query], { description });
-        return { manifest, target, ...(options.drill ? { report: lines(result.stdout) } : {}) };
+        const existing = await existingGlobals();
+        const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw('|'), ...restoreCommand(source, target, secretFile)], ...query], { description });
+        return { manifest, target, ...globalsState, ...(options.drill ? { report: lines(result.stdout) } : {}) };
       }
       try {
         await executor.run(prepare, { description: `check restore target ${target.database ?? target.path}` });
+        const existing = await existingGlobals();
+        if (existing && data.globals) {
+          await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
+        }
         await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() });
-        if (!options.drill) return { manifest, target };
+        if (!options.drill) return { manifest, target, ...globalsState };
         const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
-        return { manifest, target, report: lines(result.stdout) };
+        return { manifest, target, ...globalsState, report: lines(result.stdout) };
       } finally {
         await data.cleanup();
         if (drop) await executor.run([drop], { description: 'drop the drill copy', allowFailure: true }).catch(() => undefined);

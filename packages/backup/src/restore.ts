@@ -142,3 +142,48 @@ export function scratchTarget(source: Source, suffix: string): RestoreTarget {
   if (source.type === 'postgres' || source.type === 'mysql') return { database: `${DRILL_PREFIX}${suffix}`, force: false };
   return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === 'files' ? '' : `.${source.type}`}`, force: false };
 }
+
+/** Roles and tablespaces already in the target cluster, one per line: `r<name>` / `t<name>`, quoted as pg_dumpall quotes them. */
+export function existingGlobalsQuery(source: Source, secretFile?: string): Command {
+  return psql(source, 'postgres', "select 'r' || quote_ident(rolname) from pg_roles union all select 't' || quote_ident(spcname) from pg_tablespace order by 1", secretFile);
+}
+
+export function parseExistingGlobals(output: string): { roles: string[]; tablespaces: string[] } {
+  const lines = output.split('\n').filter((line) => line !== '');
+  return { roles: lines.filter((l) => l.startsWith('r')).map((l) => l.slice(1)), tablespaces: lines.filter((l) => l.startsWith('t')).map((l) => l.slice(1)) };
+}
+
+/**
+ * Drops from pg_dumpall's globals the statements about roles and tablespaces the target already
+ * has: `CREATE ROLE x;` (it would fail) and every `ALTER ROLE x …` (it would reset attributes and
+ * the password of a role in use, the restoring user's own included), and `CREATE TABLESPACE x …`.
+ * pg_dumpall writes one statement per line and names as quote_ident does, so a line prefix match
+ * on `<name> ` or `<name>;` is exact. Missing roles are created with their attributes and
+ * password hashes; memberships (GRANT … TO …) are applied for all.
+ */
+export const GLOBALS_FILTER_AWK = [
+  'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
+  'function known(rest, names,   name) { for (name in names) if (index(rest, name " ") == 1 || index(rest, name ";") == 1) return 1; return 0 }',
+  'BEGIN { load(ENVIRON["SKIFF_ROLES"], roles); load(ENVIRON["SKIFF_TABLESPACES"], spaces) }',
+  '/^CREATE ROLE / { if (known(substr($0, 13), roles)) next }',
+  '/^ALTER ROLE / { if (known(substr($0, 12), roles)) next }',
+  '/^CREATE TABLESPACE / { if (known(substr($0, 19), spaces)) next }',
+  '{ print }',
+].join('\n');
+
+/**
+ * Applies a backup's globals (raw SQL on stdin, or from `feed`) to the target cluster before the
+ * database restore, so the owners and grantees the dump names exist. Every remaining statement
+ * must succeed (ON_ERROR_STOP): a role that cannot be created fails the restore.
+ */
+export function applyGlobalsCommand(source: Source, existing: { roles: readonly string[]; tablespaces: readonly string[] }, secretFile?: string, feed?: Command): Command {
+  return [
+    ...(feed ? [...feed, raw('|')] : []),
+    raw(`SKIFF_ROLES=${quote(existing.roles.join('\n'))} SKIFF_TABLESPACES=${quote(existing.tablespaces.join('\n'))}`),
+    'awk',
+    GLOBALS_FILTER_AWK,
+    raw('|'),
+    ...pgTool(source, ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--dbname=postgres'], secretFile, { stdin: true }),
+    raw('>/dev/null'),
+  ];
+}

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Command, Executor } from '@skiff/shell';
 import { bufferReclaimer, reclaimNow } from '@skiff/ssh';
-import { FORMATS, type Format } from './formats';
+import { FORMATS, GLOBALS_FORMAT, type Format } from './formats';
 import type { Manifest } from './manifest';
 import type { SourceType } from './sources';
 import { BackupFailed, type BackupRequest, type RawData } from './store';
@@ -224,12 +225,12 @@ export function runnerVerification(request: BackupRequest): string[] {
 
 /**
  * A stored backup already downloaded (and its sha256 checked) to a runner file: how to read the
- * raw dump back. Decryption is tried once before returning, so a wrong identity fails before the
- * restore target is prepared.
+ * raw dump (and its globals) back. Decryption is tried once before returning, so a wrong
+ * identity fails before the restore target is prepared.
  */
-export async function localRawData(path: string, manifest: Manifest, identities: readonly string[], cleanup: () => Promise<void>): Promise<RawData> {
-  const open = async (): Promise<Readable> => {
-    let stream: Readable = createReadStream(path);
+export async function localRawData(path: string, manifest: Manifest, identities: readonly string[], cleanup: () => Promise<void>, globalsPath?: string): Promise<RawData> {
+  const opener = (file: string) => async (): Promise<Readable> => {
+    let stream: Readable = createReadStream(file);
     if (manifest.encryption) {
       const { Decrypter } = await import('age-encryption');
       const decrypter = new Decrypter();
@@ -248,8 +249,22 @@ export async function localRawData(path: string, manifest: Manifest, identities:
     }
     return stream;
   };
+  const open = opener(path);
   (await open()).destroy();
-  return { kind: 'stream', open, cleanup };
+  return { kind: 'stream', open, cleanup, ...(globalsPath ? { globals: opener(globalsPath) } : {}) };
+}
+
+/** Downloads one stored object to `path` while hashing it; a mismatch throws before anything is restored. */
+export async function downloadChecked(body: Readable, path: string, expected: string, where: string): Promise<void> {
+  const hash = new Inspector();
+  await pipeline(body, hash, createWriteStream(path, { mode: 0o600 }));
+  const actual = hash.digest();
+  if (actual !== expected) throw new Error(`sha256 of ${where} is ${actual}, but its manifest says ${expected}; refusing to restore it`);
+}
+
+/** What the runner checked on the globals object, for its manifest entry. */
+export function globalsVerification(): string[] {
+  return ['exit status 0', GLOBALS_FORMAT.describe, 'sha256 (raw and stored)'];
 }
 
 export function encryptedNeedsIdentity(manifest: Manifest, identities: readonly string[]): void {

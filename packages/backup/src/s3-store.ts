@@ -1,15 +1,13 @@
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Executor } from '@skiff/shell';
-import { storedExtension } from './formats';
+import { GLOBALS_FORMAT, storedExtension } from './formats';
 import { StreamingUpload } from './s3-multipart';
 import { parseManifest, serializeManifest, type Manifest } from './manifest';
-import { encryptedNeedsIdentity, Inspector, localRawData, runnerVerification, sizeProblems, streamDump } from './runner-stream';
+import { downloadChecked, encryptedNeedsIdentity, globalsVerification, localRawData, runnerVerification, sizeProblems, streamDump } from './runner-stream';
 import { BackupFailed, newestFirst, type BackupRequest, type RawData, type Store } from './store';
 
 export interface S3Settings {
@@ -79,41 +77,56 @@ export class S3Store implements Store {
     const file = `${request.id}.${storedExtension(source.type, source.compression, encrypted)}`;
     const key = this.key(source.name, file);
 
-    const upload = new StreamingUpload(this.client, this.settings.bucket, key);
-    const { raw, stored } = await streamDump(executor, request, (body) => upload.done(body), () => upload.abort());
-    const size = stored.bytes;
-    const problems = sizeProblems(request, size);
-    if (problems.length > 0) {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }));
-      throw new BackupFailed(`backup of ${source.name} rejected and deleted: ${problems.join('; ')}`);
+    // The globals first (small, and a missing privilege fails before the long dump); removed again if the dump fails.
+    let globals: Manifest['globals'];
+    if (request.globals) {
+      const globalsFile = `${request.id}.${storedExtension(GLOBALS_FORMAT, source.compression, encrypted)}`;
+      const globalsUpload = new StreamingUpload(this.client, this.settings.bucket, this.key(source.name, globalsFile));
+      const part = await streamDump(executor, request, (body) => globalsUpload.done(body), () => globalsUpload.abort(), { dump: request.globals, format: GLOBALS_FORMAT, what: 'pg_dumpall --globals-only' });
+      globals = { file: globalsFile, size: part.stored.bytes, sha256: part.stored.digest(), rawSize: part.raw.bytes, rawSha256: part.raw.digest(), verification: globalsVerification() };
     }
-    const manifest: Manifest = {
-      format: 'skiff-backup/1',
-      id: request.id,
-      source: source.name,
-      type: source.type,
-      time: request.time.toISOString(),
-      destination: 's3',
-      location: `s3://${this.settings.bucket}/${key}`,
-      file,
-      size,
-      sha256: stored.digest(),
-      rawSize: raw.bytes,
-      rawSha256: raw.digest(),
-      compression: source.compression,
-      encryption: encrypted ? { recipients: [...request.encryptRecipients] } : null,
-      verification: runnerVerification(request),
-      tools: request.tools,
-      durationMs: Date.now() - started,
-    };
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, `${request.id}.manifest.json`), Body: serializeManifest(manifest), ContentType: 'application/json' }),
-    );
-    return manifest;
+    try {
+      const upload = new StreamingUpload(this.client, this.settings.bucket, key);
+      const { raw, stored } = await streamDump(executor, request, (body) => upload.done(body), () => upload.abort());
+      const size = stored.bytes;
+      const problems = sizeProblems(request, size);
+      if (problems.length > 0) {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+        throw new BackupFailed(`backup of ${source.name} rejected and deleted: ${problems.join('; ')}`);
+      }
+      const manifest: Manifest = {
+        format: 'skiff-backup/1',
+        id: request.id,
+        source: source.name,
+        type: source.type,
+        time: request.time.toISOString(),
+        destination: 's3',
+        location: `s3://${this.settings.bucket}/${key}`,
+        file,
+        size,
+        sha256: stored.digest(),
+        rawSize: raw.bytes,
+        rawSha256: raw.digest(),
+        compression: source.compression,
+        encryption: encrypted ? { recipients: [...request.encryptRecipients] } : null,
+        ...(globals ? { globals } : {}),
+        verification: runnerVerification(request),
+        tools: request.tools,
+        durationMs: Date.now() - started,
+      };
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, `${request.id}.manifest.json`), Body: serializeManifest(manifest), ContentType: 'application/json' }),
+      );
+      return manifest;
+    } catch (error) {
+      if (globals) await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, globals.file) })).catch(() => undefined);
+      throw error;
+    }
   }
 
   async remove(manifest: Manifest): Promise<void> {
-    for (const file of [`${manifest.id}.manifest.json`, manifest.file, `${manifest.id}.drill.json`]) {
+    // Manifest first: an interruption leaves orphan objects, never a manifest without its data.
+    for (const file of [`${manifest.id}.manifest.json`, manifest.file, ...(manifest.globals ? [manifest.globals.file] : []), `${manifest.id}.drill.json`]) {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, file) }));
     }
   }
@@ -127,15 +140,15 @@ export class S3Store implements Store {
     const dir = await mkdtemp(join(tmpdir(), 'skiff-restore-'));
     const cleanup = () => rm(dir, { recursive: true, force: true });
     try {
-      const path = join(dir, manifest.file);
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, manifest.file) }));
-      const hash = new Inspector();
-      await pipeline(object.Body as Readable, hash, createWriteStream(path, { mode: 0o600 }));
-      const actual = hash.digest();
-      if (actual !== manifest.sha256) {
-        throw new Error(`sha256 of ${manifest.location} is ${actual}, but its manifest says ${manifest.sha256}; refusing to restore it`);
-      }
-      return await localRawData(path, manifest, identities, cleanup);
+      const download = async (file: string, sha256: string): Promise<string> => {
+        const path = join(dir, file);
+        const object = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, file) }));
+        await downloadChecked(object.Body as Readable, path, sha256, `s3://${this.settings.bucket}/${this.key(manifest.source, file)}`);
+        return path;
+      };
+      const path = await download(manifest.file, manifest.sha256);
+      const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : undefined;
+      return await localRawData(path, manifest, identities, cleanup, globalsPath);
     } catch (error) {
       await cleanup();
       throw error;

@@ -26,7 +26,7 @@ export interface Source {
   password?: string;
   /** in-container tools: the container's own env var that holds the password (it stays in the container). */
   passwordEnv?: string;
-  /** postgres: also store `pg_dumpall --globals-only` (roles, tablespaces). */
+  /** postgres: also store `pg_dumpall --globals-only` (roles, tablespaces) as a second object of the same backup. */
   globals?: boolean;
   /** sqlite: the live database file (on the host, or inside the container). */
   path?: string;
@@ -164,8 +164,6 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
     if (volumes?.length && !helperImage) fail('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== 'postgres') fail('"globals" is only for postgres');
-  // Refused rather than ignored: a backup that silently lacks the roles it was asked for is a bad backup.
-  if (globalsValue === true && sourceType === 'postgres') fail('"globals: true" (pg_dumpall --globals-only) is not supported yet; back up roles separately for now');
 
   const name = str('name', NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
   if (before.count > 0) return undefined;

@@ -9,6 +9,8 @@ export interface BackupRequest {
   time: Date;
   /** The dump command (secrets already arranged). */
   dump: Command;
+  /** postgres with `globals: true`: `pg_dumpall --globals-only`, stored beside the dump in the same backup. */
+  globals?: Command;
   /** A 0600 file on the server holding a host-level tool's secret; removed when the dump ends. */
   secretFile?: string;
   minSize: number;
@@ -21,8 +23,8 @@ export interface BackupRequest {
 
 /** How a stored backup's raw data reaches a restore: read on the server, or streamed from the runner. */
 export type RawData =
-  | { kind: 'server'; check: Command[]; feed: Command }
-  | { kind: 'stream'; open: () => Promise<Readable>; cleanup: () => Promise<void> };
+  | { kind: 'server'; check: Command[]; feed: Command; /** Reads the raw globals SQL, when the backup has them. */ globals?: Command }
+  | { kind: 'stream'; open: () => Promise<Readable>; cleanup: () => Promise<void>; globals?: () => Promise<Readable> };
 
 /** One destination: where backups and their manifests live. */
 export interface Store {
@@ -32,7 +34,7 @@ export interface Store {
   list(sourceName: string): Promise<Manifest[]>;
   backup(executor: Executor, request: BackupRequest): Promise<Manifest>;
   remove(manifest: Manifest): Promise<void>;
-  /** Verifies the stored bytes' sha256 (before anything is written anywhere) and returns how to read the raw dump. */
+  /** Verifies the stored bytes' sha256 (of the globals too, when the backup has them) (before anything is written anywhere) and returns how to read the raw dump. */
   fetch(manifest: Manifest, identities: readonly string[]): Promise<RawData>;
   /** Writes a small report next to the manifest (e.g. a drill's numbers). */
   writeReport(manifest: Manifest, name: string, content: string): Promise<void>;

@@ -94,6 +94,15 @@ export function dumpCommand(source: Source, secretFile?: string): Command {
   }
 }
 
+/**
+ * `pg_dumpall --globals-only`: the roles (with their password hashes) and tablespaces a database
+ * dump refers to but does not contain. Same place and credentials as the dump; reading
+ * pg_authid needs a superuser.
+ */
+export function globalsCommand(source: Source, secretFile?: string): Command {
+  return pgTool(source, ['pg_dumpall', '--globals-only'], secretFile);
+}
+
 function filesDump(source: Source): Command {
   const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, '') || '.');
   if (!source.volumes?.length) return ['tar', '--create', '--file=-', '--numeric-owner', '--directory=/', '--', ...relative];

@@ -145,7 +145,7 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     await writeFile(`${dir}/a.bin`, (await import('node:crypto')).randomBytes(300_000));
     await writeFile(`${dir}/b.txt`, 'b\n'.repeat(2000));
     const files = source(`- type: files\n  name: walked\n  paths: [${dir}]\n`);
-    const request = (id: string, dump: string[]): BackupRequest => ({ source: files, id, time: new Date(), dump, minSize: 1024, maxShrinkPercent: 100, encryptRecipients: [], tools: {} });
+    const request = (id: string, dump: BackupRequest["dump"]): BackupRequest => ({ source: files, id, time: new Date(), dump, minSize: 1024, maxShrinkPercent: 100, encryptRecipients: [], tools: {} });
     // The real dump, stored whole: the walk passes it and says so in the manifest.
     const good = await store.backup(ssh, { ...request('walked-20260301T000000Z', [...dumpCommand(files)]) });
     expect(good.verification).toContain('tar headers walked (checksums, sizes, end-of-archive)');
