@@ -1,4 +1,4 @@
-import { chown, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sh, startSystemdHost, tempDir, type SystemdHost } from '@skiff/testbed';
@@ -43,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 print('serving version=' + version + ' mode=' + mode, flush=True)
-ThreadingHTTPServer(('0.0.0.0', 8080), Handler).serve_forever()
+ThreadingHTTPServer(('0.0.0.0', int(os.environ.get('PORT', '8080'))), Handler).serve_forever()
 `;
 
 const UNIT_FILE = `[Unit]
@@ -241,5 +241,36 @@ describe('strategy: systemd on a host running systemd', () => {
     expect(await currentRelease()).toBe(releases.v3);
     expect(await serving()).toBe(`version=v3 installed=${releases.v3} secret-ok=False`);
     expect((await auditEvents()).at(-1)).toMatchObject({ event: 'rollback', status: 'deployed', to: releases.v3, reason: 'manual rollback' });
+  });
+
+  it('as a user other than root: restarts with sudo -n, allowed by a sudoers rule for exactly the commands it runs', async () => {
+    const unit = 'systemdskiff-byuser.service';
+    const dir = '/srv/systemdskiff/byuser';
+    const publicKey = await readFile(`${host.privateKeyPath}.pub`, 'utf8');
+    await host.exec(['bash', '-c', `useradd --create-home --shell /bin/bash sysdeploy && install -d -o sysdeploy -m 0700 /home/sysdeploy/.ssh && cat > /home/sysdeploy/.ssh/authorized_keys && chown sysdeploy /home/sysdeploy/.ssh/authorized_keys && install -d -o sysdeploy ${dir}`], { input: publicKey });
+    await host.exec(['bash', '-c', `cat > /etc/systemd/system/${unit}`], { input: UNIT_FILE.replaceAll(PROJECT_DIR, dir).replace('[Service]', '[Service]\nEnvironment=PORT=8081') });
+    // As in the README: the deploy user may run these three commands as root, nothing else.
+    const rule = `sysdeploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart ${unit}, /usr/bin/systemctl status ${unit} --no-pager --full --lines=0, /usr/bin/journalctl --unit ${unit} --lines=100 --no-pager\n`;
+    await host.exec(['bash', '-c', 'cat > /etc/sudoers.d/sysdeploy && chmod 0440 /etc/sudoers.d/sysdeploy && visudo -cq && systemctl daemon-reload'], { input: rule });
+
+    const run = await deploy({
+      username: 'sysdeploy',
+      'systemd-unit': unit,
+      'project-dir': dir,
+      'artifact-path': 'v1',
+      'install-command': INSTALL,
+      'health-url': '',
+      'health-command': 'curl -fsS http://127.0.0.1:8081/health',
+    });
+    expect(run.errors).toEqual([]);
+    expect(run.outputs.status).toBe('deployed');
+    const id = run.outputs['release-id']!;
+    expect((await host.exec(['curl', '-fsS', 'http://127.0.0.1:8081/'])).trim()).toBe(`version=v1 installed=${id} secret-ok=False`);
+    expect((await onHost(`stat -c %U ${dir}/releases/${id}/server.py ${dir}/current`)).trim().split('\n')).toEqual(['sysdeploy', 'sysdeploy']);
+    // Without the rule, the restart is refused and the gate fails at once: the old process answering must not pass for the new release.
+    await host.exec(['rm', '/etc/sudoers.d/sysdeploy']);
+    const refused = await deploy({ username: 'sysdeploy', 'systemd-unit': unit, 'project-dir': dir, 'artifact-path': 'v3', 'health-url': '', 'health-command': 'curl -fsS http://127.0.0.1:8081/health' });
+    expect(refused.outputs.status).toBe('failed');
+    expect(refused.errors.join('\n')).toMatch(/systemctl restart failed \(exit 1\): sudo: a password is required/);
   });
 });

@@ -20,7 +20,8 @@ export async function restartAndGate(d: Deployer, unit: string, sudo: boolean): 
   const restart = await d.server.run(restartUnit(unit, sudo), { description: `restart ${unit}`, allowFailure: true, timeoutSeconds: 300 });
   if (restart.code !== 0) {
     const said = `${restart.stderr}${restart.stdout}`.trim().split('\n').slice(-3).join(' ');
-    return refused(unit, `systemctl restart failed (exit ${restart.code})${said ? `: ${said}` : ''}`);
+    const hint = sudo && /password is required|not allowed|not in the sudoers|may not run/i.test(said) ? ` (the SSH user needs passwordless sudo for \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)` : '';
+    return refused(unit, `systemctl restart failed (exit ${restart.code})${said ? `: ${said}` : ''}${hint}`);
   }
   const read = async () => parseShow((await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...unitState(unit)], { description: `state of ${unit}`, timeoutSeconds: 60 })).stdout);
   const restartsAtStart = Number((await read()).NRestarts ?? '0');
