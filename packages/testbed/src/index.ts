@@ -42,3 +42,5 @@ export { startNetnsDocker } from './netns-docker';
 export type { NetnsDocker } from './netns-docker';
 export { startCoolify } from './coolify';
 export type { CoolifyResource, CoolifyDeployment, CoolifyServer } from './coolify';
+export { startSwarmHost, machineEngineSwarmState } from './swarm-host';
+export type { SwarmHost } from './swarm-host';
