@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { DefaultArtifactClient } from '@actions/artifact';
 import { ArtifactServiceClient } from '../src/artifact-client';
-import { ArtifactStore } from '../src/artifact-store';
-import { backupSource, drillSource, findBackup, parseSources, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { ArtifactStore, GitHubArtifactsApi } from '../src/artifact-store';
+import { backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type Source } from '../src/index';
 
 let sshd: SshdServer;
 let ssh: SshConnection;
@@ -138,5 +138,91 @@ describe('artifact destination through a stand-in for GitHub\'s artifact service
     await expect(backupSource(ssh, store, source(), options({ minSize: 50 * 1024 * 1024 }))).rejects.toThrow(/smaller than min-size/);
     expect(service.artifacts.filter((a) => a.name.startsWith('failing.') && a.finalized)).toEqual([]);
     expect(await store.list('notes')).toEqual([]);
+  });
+});
+
+describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github-token)', () => {
+  const useEnv = (env: Record<string, string>) => {
+    for (const [key, value] of Object.entries(env)) {
+      if (!(key in saved)) saved[key] = process.env[key];
+      process.env[key] = value;
+    }
+  };
+  const github = () => new GitHubArtifactsApi({ token: service.githubToken, repository: service.repository, apiUrl: service.apiUrl });
+
+  it('run 1 backs up (with globals); run 2, another run id, lists it (page 2 of the listing), restores it with sha256 checked, and prunes it; the token only goes to the API', async () => {
+    const superPassword = (await readFile(join(pg.dir, 'superpw'), 'utf8')).trim();
+    const { sources } = parseSources(`- type: postgres\n  name: nightly-notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: postgres\n  password: "${superPassword}"\n  database: ${pg.database}\n  globals: true\n`);
+    const notes = sources[0]!;
+    try {
+      useEnv(service.env);
+      const { manifest } = await backupSource(ssh, new ArtifactStore('cross', { github: github() }), notes, options());
+      expect(manifest.globals?.file).toBe(`${manifest.id}.globals.sql`);
+      const made = service.artifacts.filter((a) => a.name.startsWith(`cross.${manifest.id}`));
+      expect(made.map((a) => a.name).sort()).toEqual([`cross.${manifest.file}`, `cross.${manifest.id}.globals.sql`, `cross.${manifest.id}.manifest.json`]);
+      expect(new Set(made.map((a) => a.workflowRunId))).toEqual(new Set([service.workflowRunId]));
+      // The repository's CI made many newer artifacts since: the backup is on the listing's second page.
+      for (let i = 0; i < 150; i++) {
+        service.artifacts.push({ id: 900_000 + i, runId: 'ci', workflowRunId: 1, jobId: 'ci', name: `coverage-${i}`, mimeType: 'application/zip', data: Buffer.from('PK'), size: 2, createdAt: new Date(), finalized: true });
+      }
+
+      const run2 = service.newRun();
+      expect(run2.workflowRunId).not.toBe(service.workflowRunId);
+      useEnv(run2.env);
+      // The runner's artifact service alone sees only the run it belongs to.
+      expect(await new ArtifactStore('cross').list('nightly-notes')).toEqual([]);
+      const store = new ArtifactStore('cross', { github: github() });
+      const before = service.requests.length;
+      expect(await store.list('nightly-notes')).toEqual([manifest]);
+      expect(service.requests.slice(before)).toEqual(
+        expect.arrayContaining([
+          'REST GET /repos/Acme-Corp/Shop-App/actions/artifacts?per_page=100&page=1',
+          'REST GET /repos/Acme-Corp/Shop-App/actions/artifacts?per_page=100&page=2',
+          `REST GET /repos/Acme-Corp/Shop-App/actions/artifacts/${made.find((a) => a.name.endsWith('.manifest.json'))!.id}/zip`,
+        ]),
+      );
+
+      const result = await restoreBackup(ssh, store, notes, await findBackup(store, notes, 'latest'), { database: 'notes_run2', force: false });
+      expect(result.globals).toBe('applied');
+      // Restored by the superuser without owners: read it as the superuser.
+      const { stdout } = await promisify(execFile)('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'notes_run2', '-X', '-tAc', "select count(*) || ':' || md5(string_agg(id || '/' || note, ',' order by id)) from notes"], { env: { ...process.env, PGPASSWORD: superPassword } });
+      expect(stdout.trim()).toBe(await checksum(pg.database));
+      for (const a of made.filter((a) => !a.name.endsWith('.manifest.json'))) {
+        expect(service.requests).toContain(`REST GET /repos/Acme-Corp/Shop-App/actions/artifacts/${a.id}/zip`);
+        expect(service.requests).toContain(`blob GET ${a.name}`);
+      }
+      // A changed byte in the run-1 artifact: refused before the target is touched.
+      const data = made.find((a) => a.name === `cross.${manifest.file}`)!;
+      const original = data.data;
+      data.data = Buffer.from(original);
+      data.data[100] = data.data[100]! ^ 0x01;
+      await expect(restoreBackup(ssh, store, notes, manifest, { database: 'notes_run2_tampered', force: false })).rejects.toThrow(/sha256 of artifact cross\..*#\d+ is [0-9a-f]{64}, but its manifest says/);
+      expect(await psql('postgres', "select count(*) from pg_database where datname = 'notes_run2_tampered'")).toBe('0');
+      data.data = original;
+
+      // Pruning deletes across runs, which needs actions: write.
+      service.githubTokenPermission = 'read';
+      await expect(store.remove(manifest)).rejects.toThrow(/answered 403: Resource not accessible by integration \(github-token needs `actions: write`/);
+      service.githubTokenPermission = 'write';
+      const { manifest: newer } = await backupSource(ssh, store, notes, options());
+      const deletes = service.requests.length;
+      const pruned = await pruneSource(store, 'nightly-notes', { keepDaily: 1, minKeep: 1 }, { now: new Date(clock), dryRun: false });
+      expect(pruned).toEqual({ kept: [newer.id], pruned: [manifest.id] });
+      const deleted = service.requests.slice(deletes).filter((r) => r.startsWith('REST DELETE'));
+      const api = '/repos/Acme-Corp/Shop-App/actions/artifacts';
+      // Manifest first: an interrupted prune leaves orphan data, never a manifest without data.
+      expect(deleted[0]).toBe(`REST DELETE ${api}/${made.find((a) => a.name.endsWith('.manifest.json'))!.id}`);
+      expect([...deleted].sort()).toEqual(made.map((a) => `REST DELETE ${api}/${a.id}`).sort());
+      expect(service.artifacts.filter((a) => a.name.startsWith(`cross.${manifest.id}`))).toEqual([]);
+      expect((await store.list('nightly-notes')).map((m) => m.id)).toEqual([newer.id]);
+
+      // Every API request carried the token as a bearer; no blob request carried any (the stand-in refuses those).
+      expect(service.restAuthorizations.length).toBeGreaterThan(10);
+      expect(new Set(service.restAuthorizations)).toEqual(new Set([`Bearer ${service.githubToken}`]));
+    } finally {
+      service.githubTokenPermission = 'write';
+      useEnv(service.env);
+      for (let i = service.artifacts.length - 1; i >= 0; i--) if (service.artifacts[i]!.runId === 'ci') service.artifacts.splice(i, 1);
+    }
   });
 });
