@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Decrypter } from 'age-encryption';
 import { registryManifestDigest, sh, type BundleRun, type RunnerEvent } from '@skiff/testbed';
-import { runAction, type Action, type ActionRun } from './actions';
+import { control, runAction, type Action, type ActionRun } from './actions';
 import { Checks, header, note, print, showRun, type StepResult } from './report';
 import { POSTGRES_IMAGE } from './app';
 import { CF_TABLE, DEMO_SHA, IMAGE_REPO, PROJECT, type Sandbox } from './sandbox';
@@ -148,6 +148,7 @@ export class Story {
       [STEP_TITLES[7], 'the host accepts web traffic only from Cloudflare ranges: an allowed source gets in, another is refused; SSH keeps working.', () => this.allowlist(), []],
     ];
     for (const [index, [title, expectation, step, needs]] of steps.entries()) {
+      if (control.stopped) break;
       const missing = needs.filter((key) => this.memory[key] === undefined);
       if (missing.length > 0) {
         this.results.push({ title, status: 'skipped', result: `needs ${missing.join(', ')} from an earlier step`, seconds: 0 });
