@@ -1,6 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { render } from '@skiff/shell';
-import { backupId, dumpCommand, parseSources, restoreCommand, secretFileContent, storedExtension, type Source } from '../src/index';
+import { applyGlobalsCommand, backupId, dumpCommand, GLOBALS_FILTER_AWK, globalsCommand, hostBackupScript, parseExistingGlobals, parseSources, restoreCommand, secretFileContent, storedExtension, type Source } from '../src/index';
 
 function one(yaml: string): Source {
   const { sources, problems } = parseSources(yaml);
@@ -47,6 +48,90 @@ describe('dump command builders', () => {
     const src = one('- type: postgres\n  service: db\n  database: app\n');
     expect(render(restoreCommand(src, { database: 'app2', force: false }))).toBe(`docker compose exec -T db pg_restore --no-password '--dbname=app2' --no-owner --exit-on-error --single-transaction`);
     expect(render(restoreCommand(src, { database: 'app', force: true }))).toMatch(/--clean --if-exists$/);
+  });
+});
+
+describe('globals: pg_dumpall --globals-only beside the dump', () => {
+  it('runs where the dump runs, with the same credentials (PGPASSFILE on the host, the container\'s own variable inside)', () => {
+    expect(render(globalsCommand(one('- type: postgres\n  service: db\n  project: shop\n  database: app\n  user: postgres\n  globals: true\n')))).toBe(
+      'docker compose -p shop exec -T db pg_dumpall -U postgres --no-password --globals-only',
+    );
+    expect(render(globalsCommand(one('- type: postgres\n  container: shop-db-1\n  database: app\n  user: postgres\n  password-env: POSTGRES_PASSWORD\n  globals: true\n')))).toBe(
+      `docker exec shop-db-1 sh -c 'PGPASSWORD="$POSTGRES_PASSWORD" exec "$@"' sh pg_dumpall -U postgres --no-password --globals-only`,
+    );
+    const host = one('- type: postgres\n  host: 127.0.0.1\n  port: 5432\n  user: postgres\n  database: app\n  password: hunter2\n  globals: true\n');
+    expect(host.globals).toBe(true);
+    expect(render(globalsCommand(host, '/tmp/skiff-backup-1.secret'))).toBe('PGPASSFILE=/tmp/skiff-backup-1.secret pg_dumpall -h 127.0.0.1 -p 5432 -U postgres --no-password --globals-only');
+    expect(storedExtension({ extension: 'globals.sql', describe: '' }, 'gzip', true)).toBe('globals.sql.gz.age');
+  });
+
+  it('the host script dumps the globals first into their own partial, checks them, and renames them before the dump', () => {
+    const src = one('- type: postgres\n  service: db\n  database: app\n  user: postgres\n  globals: true\n  compression: gzip\n');
+    const { script, globalsChecks } = hostBackupScript('/var/backups/skiff/postgres-app', { source: src, id: 'postgres-app-20260101T000000Z', time: new Date(0), dump: dumpCommand(src), globals: globalsCommand(src), minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], tools: {} }, 'postgres-app-20260101T000000Z.dump.gz', 'postgres-app-20260101T000000Z.globals.sql.gz');
+    const lines = script.map((line) => render(line));
+    expect(lines.slice(3, 8)).toEqual([
+      'partial="$final.partial"',
+      'gfinal=/var/backups/skiff/postgres-app/postgres-app-20260101T000000Z.globals.sql.gz',
+      'gpartial="$gfinal.partial"',
+      `trap 'rm -f -- "$partial" "$gpartial"' EXIT`,
+      "trap 'exit 143' TERM INT HUP",
+    ]);
+    expect(lines[8]).toBe('docker compose exec -T db pg_dumpall -U postgres --no-password --globals-only | gzip -c > "$gpartial"');
+    expect(lines).toContain(`gzip -dc -- "$gpartial" | tail -c 300 | grep -qF -- '-- PostgreSQL database cluster dump complete' || { echo 'the backup lacks the pg_dumpall cluster dump header and "complete" trailer' >&2; exit 5; }`);
+    const dumpAt = lines.findIndex((line) => line.includes('pg_dump -U'));
+    expect(dumpAt).toBeGreaterThan(8);
+    expect(lines.slice(-4)).toEqual([
+      'mv -f -- "$gpartial" "$gfinal"',
+      'mv -f -- "$partial" "$final"',
+      'printf "size=%s\\nsha256=%s\\n" "$size" "$sha"',
+      'printf "globals-size=%s\\nglobals-sha256=%s\\n" "$gsize" "$gsha"',
+    ]);
+    expect(globalsChecks).toEqual(['exit status 0 (pipefail)', 'not empty', 'gzip -t', 'pg_dumpall cluster dump header and "complete" trailer', 'sha256']);
+  });
+
+  it('restore applies them through a filter that leaves out the roles and tablespaces the target already has, with every other statement required to succeed', () => {
+    const src = one('- type: postgres\n  service: db\n  database: app\n  user: postgres\n  globals: true\n');
+    const existing = parseExistingGlobals('rpostgres\nr"Weird ""One"\ntpg_default\ntpg_global\n');
+    expect(existing).toEqual({ roles: ['postgres', '"Weird ""One"'], tablespaces: ['pg_default', 'pg_global'] });
+    expect(render(applyGlobalsCommand(src, existing, undefined, ['cat', '--', '/b/g.sql']))).toBe(
+      `cat -- /b/g.sql | SKIFF_ROLES='postgres\n"Weird ""One"' SKIFF_TABLESPACES='pg_default\npg_global' awk ${render([GLOBALS_FILTER_AWK])} | docker compose exec -T db psql -U postgres --no-password -X -q -v 'ON_ERROR_STOP=1' '--dbname=postgres' >/dev/null`,
+    );
+  });
+
+  it('the filter (run by awk) on what pg_dumpall writes: existing roles untouched, missing ones created with their attributes, memberships kept', () => {
+    const dump = [
+      '--', '-- PostgreSQL database cluster dump', '--', '', '\\restrict abc', '',
+      'SET default_transaction_read_only = off;', '',
+      'CREATE ROLE "Weird ""One";',
+      'ALTER ROLE "Weird ""One" WITH NOSUPERUSER INHERIT NOLOGIN;',
+      'CREATE ROLE "Weird ""One"" Two";',
+      'ALTER ROLE "Weird ""One"" Two" WITH NOSUPERUSER INHERIT NOLOGIN;',
+      'CREATE ROLE postgres;',
+      "ALTER ROLE postgres WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION BYPASSRLS PASSWORD 'SCRAM-SHA-256$4096:old';",
+      'CREATE ROLE postgres_reader;',
+      "ALTER ROLE postgres_reader WITH LOGIN CONNECTION LIMIT 7 PASSWORD 'SCRAM-SHA-256$4096:x';",
+      "ALTER ROLE postgres SET search_path TO 'a';",
+      "ALTER ROLE postgres_reader SET search_path TO 'b';",
+      "CREATE TABLESPACE fast OWNER postgres LOCATION '/ssd';",
+      "CREATE TABLESPACE pg_defaultish OWNER postgres LOCATION '/x';",
+      'GRANT pg_read_all_data TO postgres_reader GRANTED BY postgres;',
+      '\\unrestrict abc', '', '--', '-- PostgreSQL database cluster dump complete', '--', '',
+    ].join('\n');
+    const filtered = execFileSync('awk', [GLOBALS_FILTER_AWK], { input: dump, env: { PATH: process.env.PATH, SKIFF_ROLES: 'postgres\n"Weird ""One"', SKIFF_TABLESPACES: 'pg_default\nfast' } }).toString();
+    const removed = dump.split('\n').filter((line) => !filtered.split('\n').includes(line));
+    expect(removed).toEqual([
+      'CREATE ROLE "Weird ""One";',
+      'ALTER ROLE "Weird ""One" WITH NOSUPERUSER INHERIT NOLOGIN;',
+      'CREATE ROLE postgres;',
+      "ALTER ROLE postgres WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION BYPASSRLS PASSWORD 'SCRAM-SHA-256$4096:old';",
+      "ALTER ROLE postgres SET search_path TO 'a';",
+      "CREATE TABLESPACE fast OWNER postgres LOCATION '/ssd';",
+    ]);
+  });
+
+  it('is only for postgres', () => {
+    expect(parseSources('- type: mysql\n  database: shop\n  globals: true\n').problems).toEqual(['entry 1: "globals" is only for postgres']);
+    expect(parseSources('- type: postgres\n  database: shop\n  globals: yes please\n').problems).toEqual(['entry 1: "globals" must be true or false']);
   });
 });
 

@@ -159,4 +159,30 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     await expect(store.backup(ssh, request('walked-20260303T000000Z', corrupt))).rejects.toThrow(/tar header checksum mismatch at offset 512/);
     expect(await keys()).toEqual(before);
   });
+
+  it('postgres in a Compose service with globals: both objects streamed (gzip, age) and checked; restore in the same cluster leaves its roles alone; a failed dump takes its globals with it', async () => {
+    await pg.psql('postgres', 'create role skiffbk_s3_reader nologin');
+    await pg.psql('shop', 'grant select on orders to skiffbk_s3_reader');
+    const identity = await generateIdentity();
+    const yaml = (database: string) => `- type: postgres\n  name: shop-globals\n  service: db\n  project: skiffbk-s3\n  project-directory: ${pg.dir}\n  database: ${database}\n  user: postgres\n  globals: true\n  compression: gzip\n`;
+    const before = await keys();
+    await expect(backupSource(ssh, store, source(yaml('missing')), options({ encryptRecipients: [await identityToRecipient(identity)] }))).rejects.toThrow(/database "missing" does not exist/);
+    expect(await keys()).toEqual(before);
+
+    const { manifest } = await backupSource(ssh, store, source(yaml('shop')), options({ encryptRecipients: [await identityToRecipient(identity)] }));
+    expect(manifest.globals).toMatchObject({ file: `${manifest.id}.globals.sql.gz.age`, verification: ['exit status 0', 'pg_dumpall cluster dump header and "complete" trailer', 'sha256 (raw and stored)'] });
+    const objects = (await store.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'nightly/shop-globals/' }))).Contents ?? [];
+    expect(objects.map((o) => [o.Key, o.Size]).sort()).toEqual(
+      [[`nightly/shop-globals/${manifest.file}`, manifest.size], [`nightly/shop-globals/${manifest.globals!.file}`, manifest.globals!.size], [`nightly/shop-globals/${manifest.id}.manifest.json`, expect.any(Number)]].sort(),
+    );
+    await expect(restoreBackup(ssh, store, source(yaml('shop')), manifest, { database: 'shop_globals', force: false })).rejects.toThrow(/decrypt-identity/);
+
+    const result = await restoreBackup(ssh, store, source(yaml('shop')), manifest, { database: 'shop_globals', force: false }, { identities: [identity] });
+    expect(result.globals).toBe('applied');
+    expect(await checksum('shop_globals')).toBe(await checksum('shop'));
+    expect(await pg.psql('shop_globals', "select has_table_privilege('skiffbk_s3_reader', 'orders', 'select')")).toBe('t\n');
+
+    await store.remove(manifest);
+    expect((await keys()).filter((k) => k.includes(manifest.id))).toEqual([]);
+  });
 });
