@@ -5,6 +5,7 @@ import { markCurrent, pullImages, resolveDigests, runPreDeploy, switchTo, upload
 import type { DeployInputs } from './inputs';
 import { tryLock } from './lock';
 import { newReleaseId, readState } from './releases';
+import { planSwarm } from './strategies/swarm';
 import { planSystemd } from './strategies/systemd';
 
 /**
@@ -14,6 +15,7 @@ import { planSystemd } from './strategies/systemd';
  */
 export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
   if (inputs.strategy === 'systemd') return planSystemd(recorder, inputs, ctx);
+  if (inputs.strategy === 'swarm') return planSwarm(recorder, inputs, ctx);
   const cli = await detectDockerCli(recorder, inputs.sudo, true);
   const d: Deployer = { server: recorder, cli, inputs, ctx };
   await recorder.run(tryLock(inputs.projectDir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds), { description: 'take the deploy lock' });

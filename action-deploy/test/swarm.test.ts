@@ -1,5 +1,10 @@
-import { script } from '@skiff/shell';
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PlanRecorder, script } from '@skiff/shell';
+import { describe, expect, it, vi } from 'vitest';
+import { readDeployInputs } from '../src/inputs';
+import { planDeploy } from '../src/plan';
 import { serverClockMs, stackDeploy, stackDiagnostics, stackState, swarmNodeState } from '../src/strategies/swarm-commands';
 import { STATE_SEPARATOR, parseStackState, stackOverride } from '../src/strategies/swarm-stack';
 
@@ -134,7 +139,7 @@ describe('parseStackState', () => {
       task('web.2', image('2'), 'Running', 'Running 1 second ago'),
       task('web.1', image('1'), 'Shutdown', 'Shutdown 2 seconds ago'),
     ]);
-    expect(parseStackState(out, 'shop', since)).toEqual([{ service: 'web', image: image('2'), state: 'ok', detail: '2/2 running', rolledBack: false }]);
+    expect(parseStackState(out, 'shop', since)).toEqual([{ service: 'web', image: image('2'), state: 'ok', detail: '2/2 running', rolledBack: false, moving: false }]);
   });
 
   it('waiting while Swarm updates or until the tasks run the new image; failed once Swarm rolled back or paused', () => {
@@ -149,14 +154,62 @@ describe('parseStackState', () => {
       [task('cron.1', image('2'), 'Running', 'Running 1 hour ago'), task('cron.1', image('3'), 'Running', 'Starting 1 second ago'), task('cron.1', image('3'), 'Shutdown', 'Failed 5 seconds ago', 'task: non-zero exit (1)')],
     );
     expect(parseStackState(out, 'shop', since)).toEqual([
-      { service: 'api', image: image('2'), state: 'waiting', detail: 'updating', rolledBack: false },
-      { service: 'cron', image: image('3'), state: 'waiting', detail: '0/1 running (last error: task: non-zero exit (1))', rolledBack: false },
-      { service: 'web', image: image('1'), state: 'failed', detail: 'Swarm rolled the update back: rollback completed', rolledBack: true },
-      { service: 'worker', image: image('2'), state: 'failed', detail: 'Swarm paused the update: update paused due to failure', rolledBack: false },
+      { service: 'api', image: image('2'), state: 'waiting', detail: 'updating', rolledBack: false, moving: true },
+      { service: 'cron', image: image('3'), state: 'waiting', detail: '0/1 running (last error: task: non-zero exit (1))', rolledBack: false, moving: false },
+      { service: 'web', image: image('1'), state: 'failed', detail: 'Swarm rolled the update back: rollback completed', rolledBack: true, moving: false },
+      { service: 'worker', image: image('2'), state: 'failed', detail: 'Swarm paused the update: update paused due to failure', rolledBack: false, moving: false },
     ]);
   });
 
   it('an empty stack is no services', () => {
     expect(parseStackState(`\n${STATE_SEPARATOR}\n`, 'shop', since)).toEqual([]);
+  });
+});
+
+describe('swarm dry-run', () => {
+  it('plans the real commands: lock, manager check, release upload with skiff-stack.yml, stack deploy; the env file never shown', async () => {
+    const workspace = await mkdtemp(join(tmpdir(), 'swarmskiff-plan-'));
+    const saved = { ...process.env };
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      await writeFile(join(workspace, 'compose.yaml'), 'services:\n  web:\n    image: ghcr.io/acme/web:1\n');
+      for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
+      Object.assign(process.env, {
+        GITHUB_WORKSPACE: workspace,
+        INPUT_STRATEGY: 'swarm',
+        INPUT_HOST: 'manager.example.com',
+        INPUT_USERNAME: 'deploy',
+        INPUT_PASSWORD: 'pw-123456',
+        'INPUT_INSECURE-IGNORE-HOST-KEY': 'true',
+        'INPUT_PROJECT-DIR': '/opt/shop',
+        'INPUT_ENV-FILE': 'API_KEY=very-secret-value\n',
+        'INPUT_DRY-RUN': 'true',
+      });
+      const steps = await planDeploy(new PlanRecorder(), readDeployInputs(), { actor: 'a', sha: 'abc1234', ref: 'refs/heads/main', runUrl: '', token: 't' });
+      expect(steps.map((step) => step.description)).toEqual([
+        'find docker compose',
+        'take the deploy lock',
+        'check the Swarm node (must be a manager)',
+        'read releases',
+        expect.stringMatching(/^create release /),
+        'upload compose.yaml',
+        'upload the env file',
+        'upload the requested images',
+        'upload meta.json',
+        'upload skiff-stack.yml',
+        'read the server clock',
+        expect.stringMatching(/^docker stack deploy release /),
+        expect.stringMatching(/^health gate: every service converged/),
+        expect.stringMatching(/^record the digests Swarm runs/),
+        'mark the release current',
+      ]);
+      const deploy = steps.find((step) => step.description.startsWith('docker stack deploy'));
+      expect(deploy?.kind === 'run' && deploy.script).toMatch(/docker stack deploy --prune --with-registry-auth --resolve-image always --compose-file compose.yaml --compose-file skiff-stack.yml shop$/);
+      expect(JSON.stringify(steps)).not.toContain('very-secret-value');
+    } finally {
+      process.env = saved;
+      vi.restoreAllMocks();
+      await rm(workspace, { recursive: true, force: true });
+    }
   });
 });

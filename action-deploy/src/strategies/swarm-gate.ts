@@ -8,6 +8,7 @@ import { parseStackState, type ServiceState } from './swarm-stack';
 export interface SwarmGateReport extends GateReport {
   /** Each service as last seen: its image (pinned by Swarm), state and whether Swarm rolled it back. */
   services: ServiceState[];
+  rollingBack: Map<string, string>;
 }
 
 /**
@@ -20,6 +21,8 @@ export interface SwarmGateReport extends GateReport {
 export async function swarmGate(d: Deployer, sinceMs: number): Promise<SwarmGateReport> {
   const { health, projectName: stack, projectDir } = d.inputs;
   let services: ServiceState[] = [];
+  /** Why Swarm said it rolled a service back (it says so only while rolling back; afterwards just "rollback completed"). */
+  const rollingBack = new Map<string, string>();
   const stackProbe: Probe = {
     name: `swarm stack ${stack}`,
     async check() {
@@ -28,14 +31,16 @@ export async function swarmGate(d: Deployer, sinceMs: number): Promise<SwarmGate
       services = parseStackState(result.stdout, stack, sinceMs);
       if (services.length === 0) return { state: 'waiting', detail: 'no services in the stack yet' };
       const detail = services.map((s) => `${s.service}: ${s.detail}`).join('; ');
-      if (services.some((s) => s.state === 'failed')) return { state: 'failed', detail };
+      for (const s of services) if (s.moving && s.detail !== 'updating') rollingBack.set(s.service, s.detail);
+      // A failure is final once Swarm has finished what it is doing: re-deploying during its own rollback would race it.
+      if (services.some((s) => s.state === 'failed')) return { state: services.some((s) => s.moving) ? 'waiting' : 'failed', detail };
       return { state: services.every((s) => s.state === 'ok') ? 'ok' : 'waiting', detail };
     },
   };
   const app = await appProbes(d.server, projectDir, health);
   try {
     const result = await runHealthGate([stackProbe, ...app.probes], health);
-    return { ...result, containers: [], failingServices: services.filter((s) => s.state !== 'ok').map((s) => s.service), services };
+    return { ...result, containers: [], failingServices: services.filter((s) => s.state !== 'ok').map((s) => s.service), services, rollingBack };
   } finally {
     await app.close();
   }

@@ -115,6 +115,8 @@ export interface ServiceState {
   detail: string;
   /** Swarm rolled this service's update back on its own (failure_action: rollback). */
   rolledBack: boolean;
+  /** Swarm is updating it or rolling it back right now. */
+  moving: boolean;
 }
 
 export const STATE_SEPARATOR = '--- skiff tasks ---';
@@ -143,23 +145,23 @@ export function parseStackState(stdout: string, stack: string, sinceMs: number):
     const said = update?.Message ? `: ${update.Message}` : '';
     const base = { service: name, image };
     if (fresh && update?.State === 'rollback_completed') {
-      states.push({ ...base, state: 'failed', detail: `Swarm rolled the update back${said}`, rolledBack: true });
+      states.push({ ...base, state: 'failed', detail: `Swarm rolled the update back${said}`, rolledBack: true, moving: false });
       continue;
     }
     if (fresh && (update?.State === 'paused' || update?.State === 'rollback_paused')) {
-      states.push({ ...base, state: 'failed', detail: `Swarm paused the ${update.State === 'paused' ? 'update' : 'rollback'}${said}`, rolledBack: false });
+      states.push({ ...base, state: 'failed', detail: `Swarm paused the ${update.State === 'paused' ? 'update' : 'rollback'}${said}`, rolledBack: false, moving: false });
       continue;
     }
     if (fresh && (update?.State === 'updating' || update?.State === 'rollback_started')) {
-      states.push({ ...base, state: 'waiting', detail: update.State === 'updating' ? 'updating' : `Swarm is rolling the update back${said}`, rolledBack: false });
+      states.push({ ...base, state: 'waiting', detail: update.State === 'updating' ? 'updating' : `Swarm is rolling the update back${said}`, rolledBack: false, moving: true });
       continue;
     }
     const own = tasks.filter((task) => task.Name?.startsWith(`${fullName}.`) || task.Name === fullName);
     const running = own.filter((task) => task.DesiredState === 'Running' && task.CurrentState?.startsWith('Running') && task.Image === image).length;
     const wanted = service.Spec?.Mode?.Replicated?.Replicas ?? 1;
     const lastError = own.find((task) => task.Error)?.Error;
-    if (running >= wanted) states.push({ ...base, state: 'ok', detail: `${running}/${wanted} running`, rolledBack: false });
-    else states.push({ ...base, state: 'waiting', detail: `${running}/${wanted} running${lastError ? ` (last error: ${lastError})` : ''}`, rolledBack: false });
+    if (running >= wanted) states.push({ ...base, state: 'ok', detail: `${running}/${wanted} running`, rolledBack: false, moving: false });
+    else states.push({ ...base, state: 'waiting', detail: `${running}/${wanted} running${lastError ? ` (last error: ${lastError})` : ''}`, rolledBack: false, moving: false });
   }
   return states.sort((a, b) => a.service.localeCompare(b.service));
 }

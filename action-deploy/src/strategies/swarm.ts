@@ -1,7 +1,12 @@
 import * as core from '@actions/core';
+import type { PlanRecorder, PlanStep } from '@skiff/shell';
 import { randomBytes } from 'node:crypto';
-import { audit, loadRelease, prune, runPreDeploy, serverState, uploadRelease, type Deployer } from '../deploy';
-import { IMAGE_LOCK, META, imageLockFile, newReleaseId, readMeta, releaseDir, switchCurrent } from '../releases';
+import type { RunContext } from '../context';
+import { detectDockerCli } from '../docker-cli';
+import type { DeployInputs } from '../inputs';
+import { tryLock } from '../lock';
+import { audit, prune, runPreDeploy, serverState, uploadRelease, type Deployer } from '../deploy';
+import { IMAGE_LOCK, META, imageLockFile, newReleaseId, readMeta, readState, releaseDir, switchCurrent } from '../releases';
 import { rollbackTarget } from '../rollback';
 import type { Outcome } from '../summary';
 import type { HostStrategy, StoryResult } from './strategy';
@@ -22,6 +27,7 @@ export const swarmStrategy: HostStrategy = { usesDocker: true, deploy: deploySwa
 
 /** A swarm release's meta.json: the shared fields plus which stack file it adds. */
 interface SwarmMeta {
+  services: Record<string, string>;
   composeFiles: string[];
   hasEnv: boolean;
   stackFile?: string;
@@ -45,7 +51,7 @@ async function switchOn(d: Deployer, id: string, files: readonly string[], hasEn
     await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900 });
   } catch (error) {
     const reason = `docker stack deploy failed: ${(error as Error).message}`;
-    return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [] };
+    return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [], rollingBack: new Map() };
   }
   return swarmGate(d, Number.isFinite(since) ? since : Date.now());
 }
@@ -68,10 +74,9 @@ async function recordDigests(d: Deployer, id: string, composeFiles: readonly str
 
 /** A kept release switched on again exactly: its own files, env and pinned stack file (or image lock, for a release deployed before swarm). */
 async function switchOnKept(d: Deployer, id: string): Promise<{ gate: SwarmGateReport; images: Record<string, string> }> {
-  const release = await loadRelease(d, id);
   const meta = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout) as SwarmMeta;
   const gate = await switchOn(d, id, [...meta.composeFiles, meta.stackFile ?? IMAGE_LOCK], meta.hasEnv);
-  return { gate, images: gate.ok ? runningImages(gate) : release.images };
+  return { gate, images: gate.ok ? runningImages(gate) : meta.services };
 }
 
 async function diagnose(d: Deployer, gate: SwarmGateReport, id: string): Promise<string> {
@@ -124,8 +129,11 @@ async function deploySwarm(d: Deployer): Promise<StoryResult> {
 
   const diagnostics = await diagnose(d, gate, id);
   const swarmRolledBack = gate.services.filter((s) => s.rolledBack).map((s) => s.service);
+  const said = [...new Set(swarmRolledBack.map((service) => gate.rollingBack.get(service)).filter((m): m is string => m !== undefined))];
   const failedWhy =
-    swarmRolledBack.length > 0 ? `Release ${id} failed: Swarm rolled back the update of ${swarmRolledBack.join(', ')} (${gate.reason})` : `Release ${id} failed the health gate: ${gate.reason}`;
+    swarmRolledBack.length > 0
+      ? `Release ${id} failed: Swarm rolled back its update of ${swarmRolledBack.join(', ')}${said.length > 0 ? ` (${said.join('; ')})` : ''}`
+      : `Release ${id} failed the health gate: ${gate.reason}`;
   if (!previous || !d.inputs.rollbackOnFailure) {
     if (swarmRolledBack.length > 0) {
       // Swarm's own rollback already restored what ran before, for the services it rolled back.
@@ -167,4 +175,32 @@ async function rollbackSwarm(d: Deployer, wanted: string, reason = 'manual rollb
   await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: 'mark the release current', timeoutSeconds: 60 });
   await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });
   return { ...base, status: 'deployed', images };
+}
+
+/** The dry-run plan: the same builders a swarm deploy runs, recorded; the gate and what follows it named. */
+export async function planSwarm(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
+  const cli = await detectDockerCli(recorder, inputs.sudo, true);
+  const d: Deployer = { server: recorder, cli, inputs, ctx };
+  await recorder.run(tryLock(inputs.projectDir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds), { description: 'take the deploy lock' });
+  await recorder.run(swarmNodeState(cli), { description: 'check the Swarm node (must be a manager)' });
+  await recorder.run(readState(inputs.projectDir), { description: 'read releases' });
+  if (inputs.rollback !== undefined) {
+    recorder.steps.push({ kind: 'run', description: `docker stack deploy of release ${inputs.rollback}'s files as stack ${inputs.projectName} (pinned to its digests), then the health gate`, script: '# depends on the release kept on the server' });
+    return recorder.steps;
+  }
+  const override = stackOverride(inputs.composeFiles, inputs.images);
+  const id = newReleaseId(new Date(), ctx.sha, '0000');
+  const release = await uploadRelease(d, id);
+  await recorder.upload(`${releaseDir(inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 0o644, description: `upload ${STACK_FILE}` });
+  if (inputs.preDeploy !== undefined) await runPreDeploy(d, release, inputs.preDeploy);
+  await recorder.run(serverClockMs(), { description: 'read the server clock' });
+  await recorder.run(stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv), { description: `docker stack deploy release ${id}` });
+  recorder.steps.push({
+    kind: 'run',
+    description: 'health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release',
+    script: '# runs every health-interval until health-successes or health-timeout',
+  });
+  recorder.steps.push({ kind: 'run', description: 'record the digests Swarm runs (images.lock.json, meta.json, skiff-stack.yml)', script: '# depends on what Swarm resolved' });
+  await recorder.run(switchCurrent(inputs.projectDir, id), { description: 'mark the release current' });
+  return recorder.steps;
 }
