@@ -46,6 +46,7 @@ export function forHost(inputs: DeployInputs, host: string): DeployInputs {
   return {
     ...inputs,
     projectDir: inputs.projectDir.replaceAll('{host}', host),
+    ...(inputs.backupBeforeDeploy ? { backupBeforeDeploy: { ...inputs.backupBeforeDeploy, path: inputs.backupBeforeDeploy.path.replaceAll('{host}', host) } } : {}),
     projectName: inputs.projectName.replaceAll('{host}', name),
     health: { ...inputs.health, urls: healthUrlsFor(inputs.health.urls, host) },
   };

@@ -22,6 +22,7 @@ import {
   type RunMode,
 } from '@skiff/action-kit';
 import { parseStatusRange, type StatusRange } from '@skiff/health';
+import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs, type BackupBeforeDeployInputs } from './backup-before-deploy';
 import { isReleaseId } from './releases';
 import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './strategies/coolify-inputs';
 import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './strategies/rolling-inputs';
@@ -113,6 +114,7 @@ export const ACTION_INPUTS: readonly InputDefinition[] = [
   // With strategy: coolify there is no SSH host, so host and username are not always required.
   ...MULTI_HOST_INPUTS.map((input) => (input.name === 'host' || input.name === 'username' ? { ...input, required: false, description: `${input.description} Not used with strategy: coolify.` } : input)),
   ...DEPLOY_INPUTS,
+  ...BACKUP_BEFORE_DEPLOY_INPUTS,
   ...ROLLING_INPUTS,
   ...SWARM_INPUTS,
   ...SYSTEMD_INPUTS,
@@ -127,7 +129,7 @@ export const ACTION_OUTPUTS = {
   images: 'JSON object of service → pinned image reference (image@sha256:…) of the running release.',
   'duration-seconds': 'How long the deploy (and any rollback) took, in seconds.',
   hosts:
-    'JSON object keyed by host (user@host:port): status (deployed, rolled-back, failed, skipped), release, previous-release, rolled-back, duration-seconds, rollback-seconds, error.',
+    'JSON object keyed by host (user@host:port): status (deployed, rolled-back, failed, skipped), release, previous-release, rolled-back, duration-seconds, rollback-seconds, backups (ids taken by backup-before-deploy), error.',
   'deployment-id': 'Id of the GitHub Deployment created (with environment).',
   plan: 'With dry-run: the plan of what would run on the server, as Markdown.',
 } as const;
@@ -176,6 +178,8 @@ export interface DeployInputs {
   envFile?: string;
   images: Readonly<Record<string, string>>;
   preDeploy?: string;
+  /** backup-before-deploy: verified dumps on the server before pre-deploy. */
+  backupBeforeDeploy?: BackupBeforeDeployInputs;
   keepReleases: number;
   lockTimeoutSeconds: number;
   lockTtlSeconds: number;
@@ -382,6 +386,7 @@ export function readDeployInputs(): DeployInputs {
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList('images') ?? []));
   const preDeploy = c.read(() => getString('pre-deploy'));
+  const backupBeforeDeploy = c.read(() => readBackupBeforeDeployInputs(projectDir));
   const keepReleases = c.read(() => getInteger('keep-releases', { default: Number(definitionDefault('keep-releases')), min: 1, max: 100 }));
   const lockTimeoutSeconds = c.read(() => getDuration('lock-timeout', { default: durationDefault('lock-timeout'), min: 0, max: 6 * 3600 }));
   const lockTtlSeconds = c.read(() => getDuration('lock-ttl', { default: durationDefault('lock-ttl'), min: 10, max: 7 * 24 * 3600 }));
@@ -398,6 +403,9 @@ export function readDeployInputs(): DeployInputs {
   const dryRun = c.read(readDryRun);
   if (rollback !== undefined && images !== undefined && Object.keys(images).length > 0) {
     c.add(new InputError(['rollback', 'images'], 'Inputs "rollback" and "images" are both set; a rollback re-deploys a kept release exactly as it was, so leave "images" empty'));
+  }
+  if (getString('backup-before-deploy') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
+    c.add(new InputError(['backup-before-deploy', 'strategy'], `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`));
   }
   if (rollback !== undefined && envFile !== undefined) {
     c.add(new InputError(['rollback', 'env-file'], 'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty'));
@@ -423,6 +431,7 @@ export function readDeployInputs(): DeployInputs {
     ...(envFile === undefined ? {} : { envFile }),
     images: images!,
     ...(preDeploy === undefined ? {} : { preDeploy }),
+    ...(backupBeforeDeploy === undefined ? {} : { backupBeforeDeploy }),
     keepReleases: keepReleases!,
     lockTimeoutSeconds: lockTimeoutSeconds!,
     lockTtlSeconds: lockTtlSeconds!,

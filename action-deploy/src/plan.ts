@@ -27,6 +27,10 @@ export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, c
   const release = await uploadRelease(d, newReleaseId(new Date(), ctx.sha, '0000'));
   await pullImages(d, release);
   await resolveDigests(d, release);
+  if (inputs.backupBeforeDeploy) {
+    const what = inputs.backupBeforeDeploy.sources.map((source) => `${source.name} (${source.type})`).join(', ');
+    recorder.steps.push({ kind: 'run', description: `backup-before-deploy: dump and verify ${what} into ${inputs.backupBeforeDeploy.path}, keeping ${inputs.backupBeforeDeploy.keep}; a failed backup stops the deploy here`, script: '# as action-backup with destination: host (skipped on the first release)' });
+  }
   if (inputs.preDeploy !== undefined) await runPreDeploy(d, release, inputs.preDeploy);
   await switchTo(d, release);
   recorder.steps.push({ kind: 'run', description: 'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release', script: '# runs every health-interval until health-successes or health-timeout' });

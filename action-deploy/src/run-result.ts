@@ -59,6 +59,7 @@ export function hostsOutput(result: RunResult): Record<string, Record<string, un
         'previous-release': report.outcome?.previousReleaseId ?? null,
         'rolled-back': report.status === 'rolled-back',
         'duration-seconds': Math.round(report.durationSeconds * 10) / 10,
+        ...(report.outcome?.backups && report.outcome.backups.length > 0 ? { backups: report.outcome.backups.map((b) => b.id) } : {}),
         ...(report.undo ? { 'rollback-seconds': Math.round(report.undo.seconds * 10) / 10, 'rolled-back-to': report.undo.to || null } : {}),
         ...(report.status === 'deployed' ? {} : { error: describe(report) }),
       },

@@ -1,4 +1,5 @@
 import { codeBlock, details, inlineCode, table } from '@skiff/action-kit';
+import type { TakenBackup } from './backup-before-deploy';
 import type { GateReport } from './health-gate';
 
 export interface Outcome {
@@ -12,6 +13,8 @@ export interface Outcome {
   /** Set when the step must fail. */
   error?: string;
   pruned: string[];
+  /** backup-before-deploy: what was dumped before pre-deploy, to undo a bad migration. */
+  backups?: TakenBackup[];
   durationSeconds: number;
   mode: 'deploy' | 'rollback';
 }
@@ -43,6 +46,16 @@ export function renderSummary(outcome: Outcome, projectDir: string): string {
     '',
   ];
   if (outcome.error) parts.push(`**${outcome.error.replaceAll('\n', ' ')}**`, '');
+  if (outcome.backups && outcome.backups.length > 0) {
+    parts.push(
+      '#### Backup before deploy',
+      '',
+      table(['Source', 'Backup id', 'Location', 'Size', 'sha256'], outcome.backups.map((b) => [b.source, inlineCode(b.id), inlineCode(b.location), `${b.size} B`, inlineCode(b.sha256.slice(0, 16))])),
+      '',
+      `To undo a bad migration, restore it with action-backup: ${inlineCode('mode: restore')}, ${inlineCode('destination-path')} = the backup directory, ${inlineCode('backup-id')} = the id above.`,
+      '',
+    );
+  }
   const services = Object.entries(outcome.images);
   if (services.length > 0) {
     parts.push('#### Services', '', table(['Service', 'Image'], services.map(([service, image]) => [service, inlineCode(image)])), '');
