@@ -1,8 +1,150 @@
+import * as core from '@actions/core';
+import { containerProbe, type ContainerState } from '@skiff/health';
+import { config, configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, up } from '../compose';
+import { loadRelease, type Deployer, type Release } from '../deploy';
+import { appProbes, healthGate, runHealthGate, type GateReport } from '../health-gate';
+import { touchLock } from '../lock';
+import { linkEnv } from '../releases';
+import { collectDiagnostics } from '../rollback';
+import { deployNewRelease, rollbackTo, type Switched, type Switcher } from '../story';
+import { newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, type RollPlan } from './rolling-plan';
 import type { HostStrategy } from './strategy';
 
-// Being built (issue 5); until then the strategy refuses before anything on the server changes.
-const notYet = async (): Promise<never> => {
-  throw new Error('strategy: rolling is not available yet');
+/**
+ * strategy: rolling — zero downtime behind a reverse proxy. For each service that can roll,
+ * new containers start beside the old ones (`up --no-deps --no-recreate --scale svc=old+new`
+ * with the new release's files and pinned images); only they are judged by the health gate.
+ * If they pass, the old ones are stopped (after a drain, with their stop_grace_period) and
+ * removed; if they fail, they are removed and the old ones never stopped. Then `up -d` of the
+ * release converges the rest (services that cannot roll are recreated there, as recreate
+ * would) and the whole release goes through the gate, as with recreate.
+ */
+export const rollingSwitch: Switcher = {
+  async switchOn(d, release, running) {
+    const plan = await planFor(d, release);
+    for (const warning of plan.warnings) core.warning(warning);
+    core.info(describe(plan));
+    await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], { description: 'link the env file', timeoutSeconds: 60 });
+    const gates: Switched['gates'] = [];
+    if (plan.roll.length > 0) {
+      const rolled = await rollServices(d, release, running, plan);
+      gates.push(rolled.gate);
+      if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+    }
+    // The rolled services already run the release's configuration, so `up` leaves them be.
+    await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+    const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
+    gates.push({ label: `release ${release.id}`, gate });
+    return { gates, gate };
+  },
 };
 
-export const rollingStrategy: HostStrategy = { usesDocker: true, deploy: notYet, rollback: notYet };
+export const rollingStrategy: HostStrategy = {
+  usesDocker: true,
+  deploy: async (d) => {
+    needsComposeV2(d);
+    return deployNewRelease(d, rollingSwitch);
+  },
+  rollback: async (d, wanted, reason) => {
+    needsComposeV2(d);
+    return rollbackTo(d, wanted, reason, rollingSwitch);
+  },
+};
+
+function needsComposeV2(d: Deployer): void {
+  // v1 names containers differently and has no `config --hash`; it is end-of-life anyway.
+  if (d.cli.compose !== 'v2') throw new Error('strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate.');
+}
+
+/** Reads what the release defines and what runs now; changes nothing. */
+async function planFor(d: Deployer, release: Release): Promise<RollPlan> {
+  const read = (commands: Parameters<Deployer['server']['run']>[0], description: string) => d.server.run(commands, { description, timeoutSeconds: 120 });
+  const configYaml = (await read(config(d.cli, release.project), 'read the compose configuration')).stdout;
+  const hashes = (await read(configHashes(d.cli, release.project), 'read the configuration hashes')).stdout;
+  const rows = (await read(listContainers(d.cli, d.inputs.projectName), 'list the running containers')).stdout;
+  return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), d.inputs.rolling?.services);
+}
+
+function describe(plan: RollPlan): string {
+  const parts = [
+    plan.roll.length > 0 ? `rolling ${plan.roll.map(({ service, old, replicas }) => `${service} (${old.length} old → ${replicas} new)`).join(', ')}` : 'nothing to roll',
+    ...(plan.startFirst.length > 0 ? [`starting first: ${plan.startFirst.join(', ')}`] : []),
+    ...(plan.recreate.length > 0 ? [`recreated by compose up: ${plan.recreate.map((entry) => entry.service).join(', ')}`] : []),
+    ...(plan.unchanged.length > 0 ? [`unchanged: ${plan.unchanged.join(', ')}`] : []),
+  ];
+  return `Rolling deploy: ${parts.join('; ')}`;
+}
+
+/**
+ * Scale up, gate the new containers, then retire the old ones — or, if the new ones fail,
+ * remove them and put the env link back, leaving the running release exactly as it was.
+ */
+async function rollServices(d: Deployer, release: Release, running: string | undefined, plan: RollPlan): Promise<{ gate: Switched['gates'][number]; kept?: Switched['kept'] }> {
+  const services = plan.roll.map((entry) => entry.service);
+  const label = `new containers of ${services.join(', ')}`;
+  let fresh: string[] = [];
+  let gate: GateReport;
+  try {
+    if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(', ')} first`, timeoutSeconds: 900 });
+    try {
+      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), { description: `start new containers of ${services.join(', ')}`, timeoutSeconds: 900 });
+    } finally {
+      fresh = newContainers(plan.roll, parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout));
+    }
+    core.info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(', ') || 'none'}`);
+    gate = await newContainersGate(d, services, fresh);
+  } catch (error) {
+    // `up` failed (e.g. the image would not start): nothing old was touched; clean up what it made.
+    gate = failedGate(`starting the new containers failed: ${(error as Error).message}`);
+  }
+  if (!gate.ok) {
+    const diagnostics = await collectDiagnostics(d, release, gate);
+    await retire(d, fresh, 'remove the new containers');
+    await relinkEnv(d, running);
+    return { gate: { label, gate }, kept: { diagnostics } };
+  }
+  const drain = d.inputs.rolling?.drainSeconds ?? 0;
+  if (drain > 0) {
+    core.info(`New containers healthy; waiting ${drain}s so the proxy routes to them before the old ones stop`);
+    await new Promise((resolve) => setTimeout(resolve, drain * 1000));
+  }
+  await retire(d, plan.roll.flatMap((entry) => entry.old), `stop and remove the old containers of ${services.join(', ')}`);
+  return { gate: { label, gate } };
+}
+
+/** The health gate over the new containers only (old ones may be unhealthy: that may be why this release exists), plus health-url and health-command. */
+async function newContainersGate(d: Deployer, services: readonly string[], ids: readonly string[]): Promise<GateReport> {
+  let containers: readonly ContainerState[] = [];
+  let failingServices: string[] = [...services];
+  const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
+  const check = containerProbe(
+    async () => (await d.server.run([...keepAlive, ...inspectContainers(d.cli, ids)], { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
+    services,
+    (seen, outcome) => {
+      containers = seen;
+      failingServices = outcome.failingServices;
+    },
+  );
+  const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
+  try {
+    const result = await runHealthGate([check, ...app.probes], d.inputs.health);
+    return { ...result, containers, failingServices };
+  } finally {
+    await app.close();
+  }
+}
+
+function failedGate(reason: string): GateReport {
+  return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: ['containers'], containers: [], failingServices: [] };
+}
+
+async function retire(d: Deployer, ids: readonly string[], description: string): Promise<void> {
+  if (ids.length > 0) await d.server.run(stopAndRemove(d.cli, ids), { description, timeoutSeconds: 900 });
+}
+
+/** Back to the running release's env file, which the new release's link replaced. */
+async function relinkEnv(d: Deployer, running: string | undefined): Promise<void> {
+  if (!running) return;
+  const previous = await loadRelease(d, running);
+  await d.server.run(linkEnv(d.inputs.projectDir, previous.id, previous.hasEnv), { description: 'link the env file back', timeoutSeconds: 60 });
+}

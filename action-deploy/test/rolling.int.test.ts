@@ -1,0 +1,177 @@
+import { execFile } from 'node:child_process';
+import { readlink, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { auditLines, buildApp, removeProject, startAction, type ActionRun } from './helpers';
+import { buildProxy, requestLoop, rollingCompose, type LoopResult } from './rolling-fixtures';
+
+/**
+ * strategy: rolling against the real test bed: nginx (from the test bed's Debian image) in front
+ * of two replicas of the app in one Compose project, deployed over real SSH by the bundle, while
+ * a bounded loop sends requests through nginx. Zero failed requests is the claim under test.
+ */
+
+const PROJECT = `rollingskiff${process.pid}`;
+const PROXY_IMAGE = `rollingskiff-proxy:${process.pid}`;
+const REQUESTS = 2000;
+const run$ = promisify(execFile);
+
+let server: SshdServer;
+let registry: Registry;
+let remoteRoot: { path: string; remove: () => Promise<void> };
+let workspace: { path: string; remove: () => Promise<void> };
+let projectDir: string;
+let proxyPort: number;
+let image: (tag: string) => string;
+
+const inputs = (extra: Record<string, string>) => ({
+  host: server.host,
+  port: String(server.port),
+  username: server.username,
+  key: server.privateKey,
+  fingerprint: server.hostFingerprint,
+  strategy: 'rolling',
+  'project-dir': projectDir,
+  'project-name': PROJECT,
+  'env-file': `PROXY_PORT=${proxyPort}\n`,
+  'health-url': `http://127.0.0.1:${proxyPort}/`,
+  'health-interval': '1s',
+  'health-timeout': '30s',
+  'rolling-drain': '1s',
+  ...extra,
+});
+
+/** Runs the bundle while the request loop runs through the proxy; the loop ends after the deploy and ≥ REQUESTS requests. */
+async function deployUnderLoad(extra: Record<string, string>): Promise<{ run: ActionRun; loop: LoopResult }> {
+  const started = startAction(inputs(extra), { workspace: workspace.path });
+  const [loop, run] = await Promise.all([requestLoop(`http://127.0.0.1:${proxyPort}/`, { min: REQUESTS, max: 100_000, until: started.done }), started.done]);
+  return { run, loop };
+}
+
+/** The project's web containers: id → image they were created from. */
+async function webContainers(): Promise<Map<string, string>> {
+  const out = await sh('docker', ['ps', '-a', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=web', '--format', '{{.ID}} {{.Image}} {{.State}}']);
+  return new Map(
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split(' '))
+      .map(([id, img, state]) => [id!, `${img} ${state}`]),
+  );
+}
+
+/** What `count` requests through the proxy answer, once the deploy is over. */
+async function answers(count: number): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let i = 0; i < count; i++) seen.add((await fetch(`http://127.0.0.1:${proxyPort}/`).then((r) => r.text())).trim());
+  return seen;
+}
+
+const proxyId = async () => (await sh('docker', ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=proxy'])).trim();
+
+beforeAll(async () => {
+  await ensureBaseImages();
+  [server, registry, remoteRoot, workspace] = await Promise.all([startSshd(), startRegistry(), tempDir('rollingskiff-remote'), tempDir('rollingskiff-ws')]);
+  projectDir = join(remoteRoot.path, 'srv/app');
+  proxyPort = await freePort();
+  image = (tag: string) => `${registry.address}/rollingskiff-app:${tag}`;
+  await sh('docker', ['login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
+  await buildProxy(PROXY_IMAGE);
+  for (const [tag, kind] of [
+    ['v1', 'ok'],
+    ['v2', 'ok'],
+    ['broken', 'crash'],
+  ] as const) {
+    await buildApp(image(tag), kind, tag);
+    await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
+  }
+  await writeFile(join(workspace.path, 'compose.yaml'), rollingCompose(image('v1'), PROXY_IMAGE, 2));
+}, 600_000);
+
+afterAll(async () => {
+  await removeProject(PROJECT).catch(() => undefined);
+  await sh('docker', ['logout', registry.address]).catch(() => '');
+  for (const ref of [...['v1', 'v2', 'broken'].map((tag) => image(tag)), PROXY_IMAGE]) await sh('docker', ['image', 'rm', '-f', ref]).catch(() => '');
+  await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
+});
+
+describe('strategy: rolling behind nginx', () => {
+  let v1Release = '';
+  let v2Release = '';
+  let v2Containers = new Map<string, string>();
+
+  it('first deploy: nothing runs yet, so compose up starts the proxy and both replicas', async () => {
+    const run = await startAction(inputs({}), { workspace: workspace.path }).done;
+    expect(run.errors).toEqual([]);
+    expect(run.outputs.status).toBe('deployed');
+    v1Release = run.outputs['release-id']!;
+    expect(run.stdout).toContain('Rolling deploy: nothing to roll');
+    expect((await fetch(`http://127.0.0.1:${proxyPort}/`).then((r) => r.text())).trim()).toBe('version=v1');
+    expect((await webContainers()).size).toBe(2);
+  });
+
+  it(`v1 → v2 under load: ${REQUESTS}+ requests through nginx, none failed, answers switch from v1 to v2`, async () => {
+    const before = await webContainers();
+    const proxy = await proxyId();
+    const { run, loop } = await deployUnderLoad({ images: `web=${image('v2')}` });
+    expect(run.errors).toEqual([]);
+    expect(run.code).toBe(0);
+    expect(run.outputs.status).toBe('deployed');
+    v2Release = run.outputs['release-id']!;
+    expect(loop.failed, loop.failures.join('\n')).toBe(0);
+    expect(loop.total).toBeGreaterThanOrEqual(REQUESTS);
+    // Mixed while both run, then only v2: the last answer is v2 and v1 never comes back after it.
+    expect(loop.versions[0]).toBe('version=v1');
+    expect(loop.versions.at(-1)).toBe('version=v2');
+    expect(await answers(20)).toEqual(new Set(['version=v2']));
+    expect(run.stdout).toContain('Rolling deploy: rolling web (2 old → 2 new); unchanged: proxy');
+
+    // Two new containers run the release's pinned image; the old ones are gone; the proxy was never recreated.
+    v2Containers = await webContainers();
+    const pinned = (JSON.parse(run.outputs.images!) as Record<string, string>).web!;
+    expect(pinned).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect([...v2Containers.values()]).toEqual([`${pinned} running`, `${pinned} running`]);
+    for (const id of before.keys()) expect(v2Containers.has(id)).toBe(false);
+    expect(await proxyId()).toBe(proxy);
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v2Release}`);
+    expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'deploy', status: 'deployed', from: v1Release, to: v2Release });
+    // The final state is what `up -d` of the release wants: compose has nothing left to change.
+    const current = (name: string) => join(projectDir, 'current', name);
+    const dryRun = await run$('docker', ['compose', '--dry-run', '-p', PROJECT, '--project-directory', projectDir, '-f', current('compose.yaml'), '-f', current('images.lock.json'), '--env-file', current('.env'), 'up', '-d', '--remove-orphans']);
+    const said = `${dryRun.stdout}${dryRun.stderr}`;
+    expect(said).toMatch(/Container .*-web-\d+\s+Running/);
+    expect(said).not.toMatch(/Recreate|Creat|Remov|Start/);
+  }, 170_000);
+
+  it('a broken image under load: its new containers fail the gate and are removed; v2 kept serving, none failed', async () => {
+    const { run, loop } = await deployUnderLoad({ images: `web=${image('broken')}` });
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('rolled-back');
+    expect(run.outputs['rolled-back']).toBe('true');
+    expect(run.errors.join('\n')).toMatch(/failed the health gate: containers: .*exited with code 1.*new containers were removed; release .* kept serving throughout/s);
+    expect(loop.failed, loop.failures.join('\n')).toBe(0);
+    expect(loop.total).toBeGreaterThanOrEqual(REQUESTS);
+    expect(loop.versions).toEqual(['version=v2']);
+    // The very same containers serve: never stopped, never recreated.
+    expect(await webContainers()).toEqual(v2Containers);
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v2Release}`);
+    expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'rollback', status: 'rolled-back', from: run.outputs['release-id'], to: v2Release });
+    // Diagnostics were gathered before the failing containers were removed.
+    expect(run.summary).toContain('crashing version=broken');
+  }, 170_000);
+
+  it('rollback: previous rolls back to v1 the same way, under load, none failed', async () => {
+    const { run, loop } = await deployUnderLoad({ rollback: 'previous', 'env-file': '' });
+    expect(run.errors).toEqual([]);
+    expect(run.outputs.status).toBe('deployed');
+    expect(run.outputs['release-id']).toBe(v1Release);
+    expect(loop.failed, loop.failures.join('\n')).toBe(0);
+    expect(loop.versions[0]).toBe('version=v2');
+    expect(loop.versions.at(-1)).toBe('version=v1');
+    expect(await answers(20)).toEqual(new Set(['version=v1']));
+    expect(run.stdout).toContain('Rolling deploy: rolling web (2 old → 2 new)');
+    expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'rollback', status: 'deployed', from: v2Release, to: v1Release });
+  }, 170_000);
+});
