@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { control, running } from './actions';
 import { Cleanup } from './cleanup';
-import { bold, cyan, dim, red, terminalWidth } from './terminal';
-import { finalTable, note, print, type StepResult } from './report';
+import { bold, cyan, dim, red, renderTable, terminalWidth } from './terminal';
+import { finalTable, print, type StepResult } from './report';
 import { provision, type Sandbox } from './sandbox';
 import { STEP_TITLES, Story } from './story';
 
@@ -45,16 +45,17 @@ async function main(): Promise<number> {
   print('  (Node 24, INPUT_* variables, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_STATE and post steps),');
   print('  against a throwaway sandbox on this machine. Nothing outside it is contacted.');
   print();
-  print(bold('  Sandbox'));
+  print(dim('  Setting up the sandbox…'));
 
   let results: StepResult[] = [];
   let setupSeconds = 0;
   let sandbox: Sandbox | undefined;
   let failures: string[] = [];
   try {
-    sandbox = await provision(ROOT, cleanup, note);
+    sandbox = await provision(ROOT, cleanup);
     setupSeconds = (performance.now() - started) / 1000;
-    note(`ready in ${setupSeconds.toFixed(1)} s`);
+    print();
+    for (const line of renderTable(['Stands in for', `The sandbox (ready in ${setupSeconds.toFixed(1)} s)`], sandbox.parts, width)) print(line);
     results = await new Story(sandbox).tell();
   } catch (error) {
     if (!interrupted) print(red(`  The sandbox could not be set up: ${(error as Error).stack ?? (error as Error).message}`));

@@ -116,7 +116,8 @@ export function finalTable(results: readonly StepResult[], totalSeconds: number,
     String(index + 1),
     step.title,
     step.status === 'passed' ? `✔ ${step.result}` : step.status === 'skipped' ? `– not run: ${step.result}` : `✘ UNEXPECTED: ${step.result}`,
-    step.seconds.toFixed(1),
+    // Right-aligned under the header.
+    step.seconds.toFixed(1).padStart('Seconds'.length),
   ]);
   for (const line of renderTable(['#', 'Step', 'Result', 'Seconds'], rows, width)) print(line);
   const passed = results.filter((step) => step.status === 'passed').length;

@@ -56,6 +56,8 @@ export interface EdgeHost {
 
 export interface Sandbox {
   root: string;
+  /** What stands in for what, for the demo's opening table. */
+  parts: [string, string][];
   vps: SshdServer;
   /** Where the app lives on the VPS (the deploy's project-dir). */
   projectDir: string;
@@ -160,7 +162,7 @@ async function dockerBuild(tag: string, context: string): Promise<void> {
 }
 
 /** Provisions the sandbox; every part is registered with `cleanup` as soon as it exists. */
-export async function provision(root: string, cleanup: Cleanup, note: (line: string) => void): Promise<Sandbox> {
+export async function provision(root: string, cleanup: Cleanup): Promise<Sandbox> {
   await takeLock(cleanup);
   await sweepLeftovers();
   // Registered before anything is created, so it runs last: after the stack is down, nothing uses the images.
@@ -182,11 +184,14 @@ export async function provision(root: string, cleanup: Cleanup, note: (line: str
     generateIdentity().then(async (identity) => ({ identity, recipient: await identityToRecipient(identity) })),
     startEdge(cleanup),
   ]);
-  note(`VPS        OpenSSH on ${vps.host}:${vps.port}, host key ${vps.hostFingerprint} (pinned by every action)`);
-  note(`GHCR       registry with login on ${registry.address}`);
-  note(`S3         s3rver on ${s3.endpoint}, bucket ${s3.bucket}`);
-  note(`age key    ${age.recipient.slice(0, 24)}… (the identity stays with the demo; backups are encrypted to this recipient)`);
-  note(`edge host  network namespace ${NETNS} at ${edgeParts.edge.host.nsAddress} (sshd :22, web :80), Cloudflare's IP list from a stand-in on ${edgeParts.cloudflare.server.url}`);
+  const parts: [string, string][] = [
+    ['the VPS', `OpenSSH on ${vps.host}:${vps.port} (root; its Docker is this machine's engine), host key ${vps.hostFingerprint}, pinned by every action`],
+    ['GHCR', `a registry with a login on ${registry.address}`],
+    ['S3', `s3rver on ${s3.endpoint}, bucket ${s3.bucket}`],
+    ['an age key pair', `recipient ${age.recipient} (backups are encrypted to it; the identity stays with the demo)`],
+    ['a host behind Cloudflare', `network namespace ${NETNS}: ${edgeParts.edge.host.nsAddress}, sshd on :22, a web page on :80`],
+    ["Cloudflare's IP list", `a stand-in on ${edgeParts.cloudflare.server.url}: the real ranges plus ${edgeParts.edge.range} as the "edge" the demo can send from`],
+  ];
 
   // The server logs in to the registry once, as a server admin does (`docker login ghcr.io`).
   await sh('docker', ['--config', vpsDockerConfig, 'login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
@@ -210,10 +215,12 @@ export async function provision(root: string, cleanup: Cleanup, note: (line: str
       await sh('docker', ['rmi', v2Image]);
     })(),
   ]);
-  note(`bad v2     ${v2Image} pushed (its /health answers 500); ${POSTGRES_IMAGE} built on the VPS`);
+  parts.push(['the repository', `app/ (the shop's source, v1) and compose.yaml (app + PostgreSQL ${POSTGRES_IMAGE}, built on the VPS)`]);
+  parts.push(['a bad release', `${v2Image}, pushed without a smoke test: its /health answers 500`]);
 
   return {
     root,
+    parts,
     vps,
     projectDir: dir('vps/srv/shop'),
     appPort,

@@ -134,7 +134,9 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
   const line = (row: readonly string[], styleCell: (text: string) => string = (t) => t): string[] => {
     const wrapped = row.map((cell, i) => wrapText(cell, widths[i]!));
     const height = Math.max(...wrapped.map((w) => w.length));
-    return Array.from({ length: height }, (_, h) => `${indent}${wrapped.map((w, i) => styleCell(padEnd(w[h] ?? '', widths[i]!))).join(dim(' │ '))}`.trimEnd());
+    // The last column is not padded, so no line ends in spaces.
+    const cellText = (w: string[], h: number, i: number) => (i === columns - 1 ? (w[h] ?? '') : padEnd(w[h] ?? '', widths[i]!));
+    return Array.from({ length: height }, (_, h) => `${indent}${wrapped.map((w, i) => styleCell(cellText(w, h, i))).join(dim(' │ '))}`);
   };
   const rule = `${indent}${dim(widths.map((w) => '─'.repeat(w)).join('─┼─'))}`;
   // A key/value table has no header text: a rule on top is all it needs.
