@@ -6880,7 +6880,7 @@ var require_client_h2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { errorMonitor } = __require("node:events");
-    var { pipeline: pipeline3 } = __require("node:stream");
+    var { pipeline: pipeline2 } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -7359,7 +7359,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe2 = pipeline3(
+      const pipe2 = pipeline2(
         body,
         h2stream,
         (err) => {
@@ -9458,7 +9458,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable11 } = __require("node:stream");
+    var { Readable: Readable12 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -9470,7 +9470,7 @@ var require_readable = __commonJS({
     var kContentLength = /* @__PURE__ */ Symbol("kContentLength");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable11 {
+    var BodyReadable = class extends Readable12 {
       constructor({
         resume,
         abort,
@@ -9812,7 +9812,7 @@ var require_api_request = __commonJS({
   "node_modules/undici/lib/api/api-request.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable11 } = require_readable();
+    var { Readable: Readable12 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors();
     var util = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -9907,7 +9907,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable11({
+        const res = new Readable12({
           resume,
           abort,
           contentType,
@@ -10222,7 +10222,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable11,
+      Readable: Readable12,
       Duplex,
       PassThrough: PassThrough3
     } = __require("node:stream");
@@ -10236,7 +10236,7 @@ var require_api_pipeline = __commonJS({
     var { addSignal, removeSignal } = require_abort_signal();
     var assert = __require("node:assert");
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable11 {
+    var PipelineRequest = class extends Readable12 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -10253,7 +10253,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable11 {
+    var PipelineResponse = class extends Readable12 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -10404,7 +10404,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline3(opts2, handler) {
+    function pipeline2(opts2, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts2, handler);
         this.dispatch({ ...opts2, body: pipelineHandler.req }, pipelineHandler);
@@ -10413,7 +10413,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough3().destroy(err);
       }
     }
-    module.exports = pipeline3;
+    module.exports = pipeline2;
   }
 });
 
@@ -13578,7 +13578,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable: Readable11, pipeline: pipeline3, finished: finished2 } = __require("node:stream");
+    var { Readable: Readable12, pipeline: pipeline2, finished: finished2 } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14517,13 +14517,13 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable11({ read: resume });
+              this.body = new Readable12({ read: resume });
               const onError = this.onError.bind(this);
               resolve({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline3(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline2(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -17838,9 +17838,9 @@ var require_sender = __commonJS({
       constructor(socket) {
         this.#socket = socket;
       }
-      add(item, cb, hint) {
-        if (hint !== sendHints.blob) {
-          const frame = createFrame(item, hint);
+      add(item, cb, hint2) {
+        if (hint2 !== sendHints.blob) {
+          const frame = createFrame(item, hint2);
           if (!this.#running) {
             this.#socket.write(frame, cb);
           } else {
@@ -17856,7 +17856,7 @@ var require_sender = __commonJS({
         const node = {
           promise: item.arrayBuffer().then((ab) => {
             node.promise = null;
-            node.frame = createFrame(ab, hint);
+            node.frame = createFrame(ab, hint2);
           }),
           callback: cb,
           frame: null
@@ -17880,11 +17880,11 @@ var require_sender = __commonJS({
         this.#running = false;
       }
     };
-    function createFrame(data, hint) {
-      return new WebsocketFrameSend(toBuffer4(data, hint)).createFrame(hint === sendHints.string ? opcodes.TEXT : opcodes.BINARY);
+    function createFrame(data, hint2) {
+      return new WebsocketFrameSend(toBuffer4(data, hint2)).createFrame(hint2 === sendHints.string ? opcodes.TEXT : opcodes.BINARY);
     }
-    function toBuffer4(data, hint) {
-      switch (hint) {
+    function toBuffer4(data, hint2) {
+      switch (hint2) {
         case sendHints.string:
           return Buffer.from(data);
         case sendHints.arrayBuffer:
@@ -18724,7 +18724,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports, module) {
     "use strict";
-    var { pipeline: pipeline3 } = __require("node:stream");
+    var { pipeline: pipeline2 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -18884,7 +18884,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline3(
+          pipeline2(
             response.body.stream,
             eventSourceStream,
             (error3) => {
@@ -49545,13 +49545,13 @@ var require_dist = __commonJS({
 
 // packages/backup/src/formats.ts
 function storedExtension(type, compression, encrypted) {
-  return [FORMATS[type].extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
+  return [(typeof type === "string" ? FORMATS[type] : type).extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
 }
 function backupId(sourceName, time2) {
   const stamp = time2.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
   return `${sourceName}-${stamp}`;
 }
-var FORMATS;
+var FORMATS, GLOBALS_FORMAT;
 var init_formats = __esm({
   "packages/backup/src/formats.ts"() {
     "use strict";
@@ -49561,6 +49561,12 @@ var init_formats = __esm({
       redis: { extension: "rdb", magic: { offset: 0, bytes: Buffer.from("REDIS") }, describe: "RDB header REDIS" },
       sqlite: { extension: "sqlite", magic: { offset: 0, bytes: Buffer.from("SQLite format 3\0", "latin1") }, describe: "SQLite header" },
       files: { extension: "tar", magic: { offset: 257, bytes: Buffer.from("ustar") }, describe: "tar header" }
+    };
+    GLOBALS_FORMAT = {
+      extension: "globals.sql",
+      magic: { offset: 0, bytes: Buffer.from("--\n-- PostgreSQL database cluster dump\n") },
+      trailer: "-- PostgreSQL database cluster dump complete",
+      describe: 'pg_dumpall cluster dump header and "complete" trailer'
     };
   }
 });
@@ -49601,6 +49607,172 @@ var init_store = __esm({
       constructor(message) {
         super(message);
         this.name = "BackupFailed";
+      }
+    };
+  }
+});
+
+// packages/backup/src/tar-walker.ts
+function roundUp(size) {
+  return Math.ceil(size / BLOCK) * BLOCK;
+}
+function parseNumeric(field2, what, at) {
+  if (field2[0] & 128) {
+    if (field2[0] === 255) throw new TarError(`negative ${what} in the tar header at offset ${at}`);
+    let value = field2[0] & 127;
+    for (let i5 = 1; i5 < field2.length; i5++) {
+      value = value * 256 + field2[i5];
+      if (value > Number.MAX_SAFE_INTEGER) throw new TarError(`${what} too large in the tar header at offset ${at}`);
+    }
+    return value;
+  }
+  const text = field2.toString("latin1").replace(/^ +/, "").replace(/[\0 ].*$/s, "");
+  if (text === "") return 0;
+  if (!/^[0-7]+$/.test(text)) throw new TarError(`invalid ${what} field ${JSON.stringify(text)} in the tar header at offset ${at}`);
+  return parseInt(text, 8);
+}
+function checksumMatches(block, at) {
+  const stored = parseNumeric(block.subarray(148, 156), "checksum", at);
+  let unsigned = 0;
+  let signed = 0;
+  for (let i5 = 0; i5 < BLOCK; i5++) {
+    const byte = i5 >= 148 && i5 < 156 ? 32 : block[i5];
+    unsigned += byte;
+    signed += byte > 127 ? byte - 256 : byte;
+  }
+  return stored === unsigned || stored === signed;
+}
+function parsePax(data, at) {
+  const records = /* @__PURE__ */ new Map();
+  let pos = 0;
+  while (pos < data.length) {
+    if (data[pos] === 0) break;
+    const space = data.indexOf(32, pos);
+    const length = space > pos ? Number(data.toString("latin1", pos, space)) : NaN;
+    if (!Number.isInteger(length) || length <= space - pos || pos + length > data.length || data[pos + length - 1] !== 10) {
+      throw new TarError(`malformed pax extended header at offset ${at}`);
+    }
+    const record = data.toString("utf8", space + 1, pos + length - 1);
+    const equals = record.indexOf("=");
+    if (equals <= 0) throw new TarError(`malformed pax record ${JSON.stringify(record.slice(0, 40))} at offset ${at}`);
+    records.set(record.slice(0, equals), record.slice(equals + 1));
+    pos += length;
+  }
+  return records;
+}
+var BLOCK, MAX_PAX_BYTES, NO_DATA, META, TarError, TarWalker;
+var init_tar_walker = __esm({
+  "packages/backup/src/tar-walker.ts"() {
+    "use strict";
+    BLOCK = 512;
+    MAX_PAX_BYTES = 1024 * 1024;
+    NO_DATA = /* @__PURE__ */ new Set(["1", "2", "3", "4", "6"]);
+    META = /* @__PURE__ */ new Set(["x", "g", "L", "K"]);
+    TarError = class extends Error {
+      constructor(message) {
+        super(message);
+        this.name = "TarError";
+      }
+    };
+    TarWalker = class {
+      header = Buffer.alloc(BLOCK);
+      filled = 0;
+      /** Data bytes (including padding) of the current member still to pass. */
+      skip = 0;
+      offset = 0;
+      /** Offset of the header whose data is passing (for messages). */
+      headerAt = 0;
+      zeroBlocks = 0;
+      ended = false;
+      nextSize;
+      /** A pax header's data, collected to read `size`. */
+      pax;
+      /** An old GNU sparse member: extension blocks follow before its data. */
+      sparseData;
+      entries = 0;
+      /** Feeds the next bytes of the archive; throws TarError at the first sign of damage. */
+      push(chunk) {
+        let i5 = 0;
+        while (i5 < chunk.length) {
+          if (this.ended) {
+            this.offset += chunk.length - i5;
+            return;
+          }
+          if (this.skip > 0) {
+            const n4 = Math.min(this.skip, chunk.length - i5);
+            if (this.pax) this.pax.chunks.push(Buffer.from(chunk.subarray(i5, i5 + n4)));
+            this.skip -= n4;
+            this.offset += n4;
+            i5 += n4;
+            if (this.skip === 0 && this.pax) this.finishPax();
+            continue;
+          }
+          const n3 = Math.min(BLOCK - this.filled, chunk.length - i5);
+          chunk.copy(this.header, this.filled, i5, i5 + n3);
+          this.filled += n3;
+          this.offset += n3;
+          i5 += n3;
+          if (this.filled === BLOCK) {
+            this.filled = 0;
+            this.block(this.offset - BLOCK);
+          }
+        }
+      }
+      finishPax() {
+        const { chunks, size } = this.pax;
+        this.pax = void 0;
+        const records = parsePax(Buffer.concat(chunks).subarray(0, size), this.headerAt);
+        const override = records.get("size");
+        if (override !== void 0) {
+          if (!/^\d+$/.test(override) || Number(override) > Number.MAX_SAFE_INTEGER) throw new TarError(`invalid pax size ${JSON.stringify(override)} at offset ${this.headerAt}`);
+          this.nextSize = Number(override);
+        }
+      }
+      block(at) {
+        const block = this.header;
+        if (this.sparseData !== void 0) {
+          if (block[504] === 0) {
+            this.skip = roundUp(this.sparseData);
+            this.sparseData = void 0;
+          }
+          return;
+        }
+        if (block.every((byte) => byte === 0)) {
+          this.zeroBlocks++;
+          if (this.zeroBlocks === 2) this.ended = true;
+          return;
+        }
+        if (this.zeroBlocks > 0) throw new TarError(`a lone zero block before offset ${at}: the archive is corrupted`);
+        if (!checksumMatches(block, at)) throw new TarError(`tar header checksum mismatch at offset ${at}: the archive is corrupted or not a tar`);
+        const type = String.fromCharCode(block[156]);
+        let size = parseNumeric(block.subarray(124, 136), "size", at);
+        if (!META.has(type) && this.nextSize !== void 0) {
+          size = this.nextSize;
+          this.nextSize = void 0;
+        }
+        this.headerAt = at;
+        if (!META.has(type)) this.entries++;
+        if (type === "x") {
+          if (size > MAX_PAX_BYTES) throw new TarError(`pax header of ${size} bytes at offset ${at}: the archive is corrupted`);
+          if (size > 0) this.pax = { chunks: [], size };
+        }
+        const data = NO_DATA.has(type) ? 0 : size;
+        if (type === "S" && block[482] !== 0) {
+          this.sparseData = data;
+          return;
+        }
+        this.skip = roundUp(data);
+      }
+      /** The stream ended: it must have ended with the end-of-archive blocks, not inside a member. */
+      end() {
+        if (!this.ended) {
+          if (this.skip > 0 || this.filled > 0 || this.sparseData !== void 0) {
+            const missing = this.skip > 0 ? `${this.skip} bytes of the member at offset ${this.headerAt} are missing` : "it ends inside a header block";
+            throw new TarError(`the tar archive is truncated: ${missing}`);
+          }
+          throw new TarError(`the tar archive is truncated: no end-of-archive blocks after ${this.offset} bytes`);
+        }
+        return { entries: this.entries, archiveBytes: this.offset };
       }
     };
   }
@@ -51115,14 +51287,14 @@ var init_deserializerMiddleware = __esm({
           configurable: false
         });
         if (!("$metadata" in error3)) {
-          const hint = `Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.`;
+          const hint2 = `Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.`;
           try {
-            error3.message += "\n  " + hint;
+            error3.message += "\n  " + hint2;
           } catch (ignored) {
             if (!context.logger || context.logger?.constructor?.name === "NoOpLogger") {
-              console.warn(hint);
+              console.warn(hint2);
             } else {
-              context.logger?.warn?.(hint);
+              context.logger?.warn?.(hint2);
             }
           }
           if (typeof error3.$responseBodyText !== "undefined") {
@@ -52441,14 +52613,14 @@ var init_schemaDeserializationMiddleware = __esm({
           configurable: false
         });
         if (!("$metadata" in error3)) {
-          const hint = `Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.`;
+          const hint2 = `Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.`;
           try {
-            error3.message += "\n  " + hint;
+            error3.message += "\n  " + hint2;
           } catch (ignored) {
             if (!context.logger || context.logger?.constructor?.name === "NoOpLogger") {
-              console.warn(hint);
+              console.warn(hint2);
             } else {
-              context.logger?.warn?.(hint);
+              context.logger?.warn?.(hint2);
             }
           }
           if (typeof error3.$responseBodyText !== "undefined") {
@@ -57384,11 +57556,11 @@ var init_Crc32Node = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/checksum/sha256/Sha256Js.js
-var BLOCK, DIGEST_LENGTH, MAX_HASHABLE_LENGTH, Sha256Js, INIT2, K;
+var BLOCK2, DIGEST_LENGTH, MAX_HASHABLE_LENGTH, Sha256Js, INIT2, K;
 var init_Sha256Js = __esm({
   "node_modules/@smithy/core/dist-es/submodules/checksum/sha256/Sha256Js.js"() {
     init_serde();
-    BLOCK = 64;
+    BLOCK2 = 64;
     DIGEST_LENGTH = 32;
     MAX_HASHABLE_LENGTH = 2 ** 53 - 1;
     Sha256Js = class _Sha256Js {
@@ -57407,13 +57579,13 @@ var init_Sha256Js = __esm({
           this.inner = new _Sha256Js();
           this.outer = new _Sha256Js();
           const { inner, outer } = this;
-          const pad = new Uint8Array(BLOCK * 2);
-          for (let i5 = 0; i5 < BLOCK; ++i5) {
+          const pad = new Uint8Array(BLOCK2 * 2);
+          for (let i5 = 0; i5 < BLOCK2; ++i5) {
             pad[i5] = 54 ^ key[i5];
-            pad[i5 + BLOCK] = 92 ^ key[i5];
+            pad[i5 + BLOCK2] = 92 ^ key[i5];
           }
-          inner.update(pad.subarray(0, BLOCK));
-          outer.update(pad.subarray(BLOCK));
+          inner.update(pad.subarray(0, BLOCK2));
+          outer.update(pad.subarray(BLOCK2));
         }
       }
       update(data) {
@@ -57434,7 +57606,7 @@ var init_Sha256Js = __esm({
         while (byteLength > 0) {
           this.buffer[this.bufferLength++] = chunk[position++];
           byteLength--;
-          if (this.bufferLength === BLOCK) {
+          if (this.bufferLength === BLOCK2) {
             this.hashBuffer();
             this.bufferLength = 0;
           }
@@ -57466,18 +57638,18 @@ var init_Sha256Js = __esm({
         const bitsHashed = this.bytesHashed * 8;
         const bufferView = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
         bufferView.setUint8(bufferLength++, 128);
-        if ((bufferLength - 1) % BLOCK >= BLOCK - 8) {
-          for (let i5 = bufferLength; i5 < BLOCK; ++i5) {
+        if ((bufferLength - 1) % BLOCK2 >= BLOCK2 - 8) {
+          for (let i5 = bufferLength; i5 < BLOCK2; ++i5) {
             bufferView.setUint8(i5, 0);
           }
           this.hashBufferWith(state2, buffer);
           bufferLength = 0;
         }
-        for (let i5 = bufferLength; i5 < BLOCK - 8; ++i5) {
+        for (let i5 = bufferLength; i5 < BLOCK2 - 8; ++i5) {
           bufferView.setUint8(i5, 0);
         }
-        bufferView.setUint32(BLOCK - 8, Math.floor(bitsHashed / 4294967296), false);
-        bufferView.setUint32(BLOCK - 4, bitsHashed, false);
+        bufferView.setUint32(BLOCK2 - 8, Math.floor(bitsHashed / 4294967296), false);
+        bufferView.setUint32(BLOCK2 - 4, bitsHashed, false);
         this.hashBufferWith(state2, buffer);
         const out = new Uint8Array(DIGEST_LENGTH);
         for (let i5 = 0; i5 < 8; ++i5) {
@@ -57490,16 +57662,16 @@ var init_Sha256Js = __esm({
       }
       static normalizeKey(secret) {
         const key = toUint8Array(secret);
-        if (key.byteLength > BLOCK) {
+        if (key.byteLength > BLOCK2) {
           const h5 = new _Sha256Js();
           h5.update(key);
           const out = h5.digestSync();
-          const padded = new Uint8Array(BLOCK);
+          const padded = new Uint8Array(BLOCK2);
           padded.set(out);
           return padded;
         }
-        if (key.byteLength < BLOCK) {
-          const padded = new Uint8Array(BLOCK);
+        if (key.byteLength < BLOCK2) {
+          const padded = new Uint8Array(BLOCK2);
           padded.set(key);
           return padded;
         }
@@ -57511,7 +57683,7 @@ var init_Sha256Js = __esm({
       hashBufferWith(state2, buffer) {
         const w = this.w ??= new Int32Array(64);
         let s0 = state2[0], s1 = state2[1], s2 = state2[2], s3 = state2[3], s4 = state2[4], s5 = state2[5], s6 = state2[6], s7 = state2[7];
-        for (let i5 = 0; i5 < BLOCK; ++i5) {
+        for (let i5 = 0; i5 < BLOCK2; ++i5) {
           if (i5 < 16) {
             w[i5] = (buffer[i5 * 4] & 255) << 24 | (buffer[i5 * 4 + 1] & 255) << 16 | (buffer[i5 * 4 + 2] & 255) << 8 | buffer[i5 * 4 + 3] & 255;
           } else {
@@ -71872,7 +72044,7 @@ var require_dist_cjs7 = __commonJS({
     exports.streamCollector = streamCollector7;
     var { buildQueryString: buildQueryString2, HttpResponse: HttpResponse2 } = (init_protocols(), __toCommonJS(protocols_exports));
     var node_https = __require("node:https");
-    var { Readable: Readable11 } = __require("node:stream");
+    var { Readable: Readable12 } = __require("node:stream");
     var http2 = __require("node:http2");
     function buildAbortError(abortSignal) {
       const reason = abortSignal && typeof abortSignal === "object" && "reason" in abortSignal ? abortSignal.reason : void 0;
@@ -72050,7 +72222,7 @@ var require_dist_cjs7 = __commonJS({
       }
     }
     function writeBody(httpRequest, body) {
-      if (body instanceof Readable11) {
+      if (body instanceof Readable12) {
         body.pipe(httpRequest);
         return;
       }
@@ -77924,11 +78096,11 @@ var require_dist_cjs15 = __commonJS({
 });
 
 // node_modules/@aws-sdk/checksums/dist-es/submodules/sha/sha1/Sha1Js.js
-var BLOCK2, DIGEST_LENGTH2, INIT3, K2, Sha1Js;
+var BLOCK3, DIGEST_LENGTH2, INIT3, K2, Sha1Js;
 var init_Sha1Js = __esm({
   "node_modules/@aws-sdk/checksums/dist-es/submodules/sha/sha1/Sha1Js.js"() {
     init_serde();
-    BLOCK2 = 64;
+    BLOCK3 = 64;
     DIGEST_LENGTH2 = 20;
     INIT3 = new Int32Array([1732584193, 4023233417, 2562383102, 271733878, 3285377520]);
     K2 = new Int32Array([1518500249, 1859775393, 2400959708, 3395469782]);
@@ -77936,7 +78108,7 @@ var init_Sha1Js = __esm({
       digestLength = DIGEST_LENGTH2;
       state = Int32Array.from(INIT3);
       w;
-      buffer = new Uint8Array(BLOCK2);
+      buffer = new Uint8Array(BLOCK3);
       bufferLength = 0;
       bytesHashed = 0;
       finished = false;
@@ -77947,13 +78119,13 @@ var init_Sha1Js = __esm({
           const key = _Sha1Js.normalizeKey(secret);
           this.inner = new _Sha1Js();
           this.outer = new _Sha1Js();
-          const pad = new Uint8Array(BLOCK2 * 2);
-          for (let i5 = 0; i5 < BLOCK2; ++i5) {
+          const pad = new Uint8Array(BLOCK3 * 2);
+          for (let i5 = 0; i5 < BLOCK3; ++i5) {
             pad[i5] = 54 ^ key[i5];
-            pad[i5 + BLOCK2] = 92 ^ key[i5];
+            pad[i5 + BLOCK3] = 92 ^ key[i5];
           }
-          this.inner.update(pad.subarray(0, BLOCK2));
-          this.outer.update(pad.subarray(BLOCK2));
+          this.inner.update(pad.subarray(0, BLOCK3));
+          this.outer.update(pad.subarray(BLOCK3));
         }
       }
       update(data) {
@@ -77968,19 +78140,19 @@ var init_Sha1Js = __esm({
         let { length } = data;
         this.bytesHashed += length;
         if (this.bufferLength > 0) {
-          while (length > 0 && this.bufferLength < BLOCK2) {
+          while (length > 0 && this.bufferLength < BLOCK3) {
             this.buffer[this.bufferLength++] = data[pos++];
             --length;
           }
-          if (this.bufferLength === BLOCK2) {
+          if (this.bufferLength === BLOCK3) {
             this.hashBuffer(this.buffer, 0);
             this.bufferLength = 0;
           }
         }
-        while (length >= BLOCK2) {
+        while (length >= BLOCK3) {
           this.hashBuffer(data, pos);
-          pos += BLOCK2;
-          length -= BLOCK2;
+          pos += BLOCK3;
+          length -= BLOCK3;
         }
         while (length > 0) {
           this.buffer[this.bufferLength++] = data[pos++];
@@ -78001,7 +78173,7 @@ var init_Sha1Js = __esm({
       }
       reset() {
         this.state = Int32Array.from(INIT3);
-        this.buffer = new Uint8Array(BLOCK2);
+        this.buffer = new Uint8Array(BLOCK3);
         this.bufferLength = 0;
         this.bytesHashed = 0;
       }
@@ -78012,19 +78184,19 @@ var init_Sha1Js = __esm({
         const bitsHi = this.bytesHashed / 536870912 | 0;
         const bitsLo = this.bytesHashed << 3;
         buffer[bufferLength++] = 128;
-        if (bufferLength > BLOCK2 - 8) {
-          for (let i5 = bufferLength; i5 < BLOCK2; ++i5) {
+        if (bufferLength > BLOCK3 - 8) {
+          for (let i5 = bufferLength; i5 < BLOCK3; ++i5) {
             buffer[i5] = 0;
           }
           this.hashBufferWith(state2, buffer, 0);
           bufferLength = 0;
         }
-        for (let i5 = bufferLength; i5 < BLOCK2 - 8; ++i5) {
+        for (let i5 = bufferLength; i5 < BLOCK3 - 8; ++i5) {
           buffer[i5] = 0;
         }
-        const v = new DataView(buffer.buffer, buffer.byteOffset, BLOCK2);
-        v.setUint32(BLOCK2 - 8, bitsHi, false);
-        v.setUint32(BLOCK2 - 4, bitsLo, false);
+        const v = new DataView(buffer.buffer, buffer.byteOffset, BLOCK3);
+        v.setUint32(BLOCK3 - 8, bitsHi, false);
+        v.setUint32(BLOCK3 - 4, bitsLo, false);
         this.hashBufferWith(state2, buffer, 0);
         const out = new Uint8Array(DIGEST_LENGTH2);
         out[0] = state2[0] >>> 24 & 255;
@@ -78051,15 +78223,15 @@ var init_Sha1Js = __esm({
       }
       static normalizeKey(secret) {
         const key = toUint8Array(secret);
-        if (key.byteLength > BLOCK2) {
+        if (key.byteLength > BLOCK3) {
           const h5 = new _Sha1Js();
           h5.update(key);
           const digest4 = h5.digestSync();
-          const padded2 = new Uint8Array(BLOCK2);
+          const padded2 = new Uint8Array(BLOCK3);
           padded2.set(digest4);
           return padded2;
         }
-        const padded = new Uint8Array(BLOCK2);
+        const padded = new Uint8Array(BLOCK3);
         padded.set(key);
         return padded;
       }
@@ -78276,11 +78448,11 @@ function shrL(hi, lo, n3) {
   }
   return hi >>> n3 - 32;
 }
-var BLOCK3, DIGEST_LENGTH3, MAX_HASHABLE_LENGTH2, INIT4, K3, Sha512Js;
+var BLOCK4, DIGEST_LENGTH3, MAX_HASHABLE_LENGTH2, INIT4, K3, Sha512Js;
 var init_Sha512Js = __esm({
   "node_modules/@aws-sdk/checksums/dist-es/submodules/sha/sha512/Sha512Js.js"() {
     init_serde();
-    BLOCK3 = 128;
+    BLOCK4 = 128;
     DIGEST_LENGTH3 = 64;
     MAX_HASHABLE_LENGTH2 = 2 ** 53 - 1;
     INIT4 = new Uint32Array([
@@ -78467,7 +78639,7 @@ var init_Sha512Js = __esm({
       digestLength = DIGEST_LENGTH3;
       state = Uint32Array.from(INIT4);
       w;
-      buffer = new Uint8Array(BLOCK3);
+      buffer = new Uint8Array(BLOCK4);
       bufferLength = 0;
       bytesHashed = 0;
       finished = false;
@@ -78498,7 +78670,7 @@ var init_Sha512Js = __esm({
         while (byteLength > 0) {
           this.buffer[this.bufferLength++] = chunk[position++];
           byteLength--;
-          if (this.bufferLength === BLOCK3) {
+          if (this.bufferLength === BLOCK4) {
             this.hashBuffer();
             this.bufferLength = 0;
           }
@@ -78518,7 +78690,7 @@ var init_Sha512Js = __esm({
       }
       reset() {
         this.state = Uint32Array.from(INIT4);
-        this.buffer = new Uint8Array(BLOCK3);
+        this.buffer = new Uint8Array(BLOCK4);
         this.bufferLength = 0;
         this.bytesHashed = 0;
         this.finished = false;
@@ -78530,13 +78702,13 @@ var init_Sha512Js = __esm({
         const key = this.key;
         this.inner = new _Sha512Js();
         this.outer = new _Sha512Js();
-        const pad = new Uint8Array(BLOCK3 * 2);
-        for (let i5 = 0; i5 < BLOCK3; ++i5) {
+        const pad = new Uint8Array(BLOCK4 * 2);
+        for (let i5 = 0; i5 < BLOCK4; ++i5) {
           pad[i5] = 54 ^ key[i5];
-          pad[i5 + BLOCK3] = 92 ^ key[i5];
+          pad[i5 + BLOCK4] = 92 ^ key[i5];
         }
-        this.inner.update(pad.subarray(0, BLOCK3));
-        this.outer.update(pad.subarray(BLOCK3));
+        this.inner.update(pad.subarray(0, BLOCK4));
+        this.outer.update(pad.subarray(BLOCK4));
       }
       digestSync() {
         const state2 = this.state.slice();
@@ -78546,19 +78718,19 @@ var init_Sha512Js = __esm({
         const bitsHi = Math.floor(bitsHashed / 4294967296);
         const bitsLo = bitsHashed >>> 0;
         buffer[bufferLength++] = 128;
-        if (bufferLength > BLOCK3 - 16) {
-          for (let i5 = bufferLength; i5 < BLOCK3; ++i5) {
+        if (bufferLength > BLOCK4 - 16) {
+          for (let i5 = bufferLength; i5 < BLOCK4; ++i5) {
             buffer[i5] = 0;
           }
           this.hashBufferWith(state2, buffer);
           bufferLength = 0;
         }
-        for (let i5 = bufferLength; i5 < BLOCK3 - 8; ++i5) {
+        for (let i5 = bufferLength; i5 < BLOCK4 - 8; ++i5) {
           buffer[i5] = 0;
         }
-        const v = new DataView(buffer.buffer, buffer.byteOffset, BLOCK3);
-        v.setUint32(BLOCK3 - 8, bitsHi, false);
-        v.setUint32(BLOCK3 - 4, bitsLo, false);
+        const v = new DataView(buffer.buffer, buffer.byteOffset, BLOCK4);
+        v.setUint32(BLOCK4 - 8, bitsHi, false);
+        v.setUint32(BLOCK4 - 4, bitsLo, false);
         this.hashBufferWith(state2, buffer);
         const out = new Uint8Array(DIGEST_LENGTH3);
         const dv = new DataView(out.buffer);
@@ -78569,14 +78741,14 @@ var init_Sha512Js = __esm({
       }
       static normalizeKey(secret) {
         const key = toUint8Array(secret);
-        if (key.byteLength > BLOCK3) {
+        if (key.byteLength > BLOCK4) {
           const h5 = new _Sha512Js();
           h5.update(key);
-          const padded2 = new Uint8Array(BLOCK3);
+          const padded2 = new Uint8Array(BLOCK4);
           padded2.set(h5.digestSync());
           return padded2;
         }
-        const padded = new Uint8Array(BLOCK3);
+        const padded = new Uint8Array(BLOCK4);
         padded.set(key);
         return padded;
       }
@@ -98391,14 +98563,17 @@ var init_dist = __esm({
 
 // packages/backup/src/runner-stream.ts
 import { createHash as createHash8 } from "node:crypto";
-import { createReadStream as createReadStream2 } from "node:fs";
+import { createReadStream as createReadStream2, createWriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
 import { PassThrough as PassThrough2, Readable as Readable8, Transform, Writable as Writable4 } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
 function toWebBounded(stream2) {
   return Readable8.toWeb(stream2, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) });
 }
-async function streamDump(executor, request, consume, abort) {
+async function streamDump(executor, request, consume, abort, part) {
   const { source } = request;
+  const dump = part?.dump ?? request.dump;
+  const what = part ? `${part.what} of ${source.name}` : `dump of ${source.name}`;
   const head = new PassThrough2({ highWaterMark: 256 * 1024 });
   let discard = false;
   const gate = new Writable4({
@@ -98418,7 +98593,7 @@ async function streamDump(executor, request, consume, abort) {
       callback();
     }
   });
-  const raw2 = new Inspector(source.type);
+  const raw2 = new Inspector(part?.format ?? source.type);
   const stored = new Inspector(void 0, true);
   let chain3 = head.pipe(raw2);
   raw2.on("error", (error3) => stored.destroy(error3));
@@ -98445,8 +98620,8 @@ async function streamDump(executor, request, consume, abort) {
   reclaimNow("shrink");
   let remoteError;
   try {
-    const result = await executor.run([request.dump], { description: `dump ${source.name}`, stdout: gate, allowFailure: true });
-    if (result.code !== 0) remoteError = new BackupFailed(`dump of ${source.name} failed with exit code ${result.code}: ${result.stderr.trim().split("\n").slice(-10).join("\n")}`);
+    const result = await executor.run([dump], { description: what, stdout: gate, allowFailure: true });
+    if (result.code !== 0) remoteError = new BackupFailed(`${what} failed with exit code ${result.code}: ${result.stderr.trim().split("\n").slice(-10).join("\n")}`);
   } catch (error3) {
     remoteError = error3;
   }
@@ -98455,13 +98630,13 @@ async function streamDump(executor, request, consume, abort) {
     head.destroy(remoteError);
     await abort().catch(() => void 0);
     await consumed.catch(() => void 0);
-    throw remoteError instanceof BackupFailed ? remoteError : new BackupFailed(`dump of ${source.name} failed: ${remoteError.message}`);
+    throw remoteError instanceof BackupFailed ? remoteError : new BackupFailed(`${what} failed: ${remoteError.message}`);
   }
   head.end();
   try {
     await consumed;
   } catch (error3) {
-    throw new BackupFailed(`backup of ${source.name} was not stored (no manifest): ${error3.message}`);
+    throw new BackupFailed(`${part ? `${what}: ` : ""}backup of ${source.name} was not stored (no manifest): ${error3.message}`);
   }
   return { raw: raw2, stored };
 }
@@ -98480,13 +98655,14 @@ function runnerVerification(request) {
     `size >= ${request.minSize} bytes`,
     ...request.previousSize !== void 0 && request.maxShrinkPercent < 100 ? [`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`] : [],
     FORMATS[source.type].describe,
+    ...source.type === "files" ? ["tar headers walked (checksums, sizes, end-of-archive)"] : [],
     "sha256 (raw and stored)",
     ...source.type === "sqlite" ? ["PRAGMA integrity_check on the .backup snapshot"] : []
   ];
 }
-async function localRawData(path, manifest, identities, cleanup) {
-  const open2 = async () => {
-    let stream2 = createReadStream2(path);
+async function localRawData(path, manifest, identities, cleanup, globalsPath) {
+  const opener = (file) => async () => {
+    let stream2 = createReadStream2(file);
     if (manifest.encryption) {
       const { Decrypter: Decrypter2 } = await Promise.resolve().then(() => (init_dist(), dist_exports));
       const decrypter = new Decrypter2();
@@ -98505,8 +98681,18 @@ async function localRawData(path, manifest, identities, cleanup) {
     }
     return stream2;
   };
+  const open2 = opener(path);
   (await open2()).destroy();
-  return { kind: "stream", open: open2, cleanup };
+  return { kind: "stream", open: open2, cleanup, ...globalsPath ? { globals: opener(globalsPath) } : {} };
+}
+async function downloadChecked(body, path, expected, where) {
+  const hash = new Inspector();
+  await pipeline(body, hash, createWriteStream(path, { mode: 384 }));
+  const actual = hash.digest();
+  if (actual !== expected) throw new Error(`sha256 of ${where} is ${actual}, but its manifest says ${expected}; refusing to restore it`);
+}
+function globalsVerification() {
+  return ["exit status 0", GLOBALS_FORMAT.describe, "sha256 (raw and stored)"];
 }
 function encryptedNeedsIdentity(manifest, identities) {
   if (manifest.encryption && identities.length === 0) throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1\u2026`);
@@ -98518,24 +98704,29 @@ var init_runner_stream = __esm({
     init_src2();
     init_formats();
     init_store();
+    init_tar_walker();
     REDUCE_MEMORY_EVERY_BYTES = 32 * 1024 * 1024;
     Inspector = class extends Transform {
-      constructor(type, reclaim = false) {
-        super();
-        this.type = type;
-        this.reclaim = reclaim ? bufferReclaimer(REDUCE_MEMORY_EVERY_BYTES, "shrink") : () => void 0;
-      }
-      type;
       hash = createHash8("sha256");
       bytes = 0;
       head = Buffer.alloc(0);
       tail = Buffer.alloc(0);
+      format;
+      tar;
+      /** Members walked, once a tar stream has ended well. */
+      tarEntries;
       reclaim;
+      constructor(type, reclaim = false) {
+        super();
+        this.format = typeof type === "string" ? FORMATS[type] : type;
+        this.tar = type === "files" ? new TarWalker() : void 0;
+        this.reclaim = reclaim ? bufferReclaimer(REDUCE_MEMORY_EVERY_BYTES, "shrink") : () => void 0;
+      }
       _transform(chunk, _encoding, callback) {
         this.hash.update(chunk);
         this.bytes += chunk.length;
         this.reclaim(chunk.length);
-        const format2 = this.type ? FORMATS[this.type] : void 0;
+        const format2 = this.format;
         if (format2?.magic && this.head.length < format2.magic.offset + format2.magic.bytes.length) {
           this.head = Buffer.concat([this.head, chunk.subarray(0, format2.magic.offset + format2.magic.bytes.length)]);
           const { offset, bytes } = format2.magic;
@@ -98544,14 +98735,28 @@ var init_runner_stream = __esm({
           }
         }
         if (format2?.trailer) this.tail = Buffer.from(Buffer.concat([this.tail, chunk.subarray(-300)]).subarray(-300));
+        if (this.tar) {
+          try {
+            this.tar.push(chunk);
+          } catch (error3) {
+            return callback(new BackupFailed(`${error3.message}; not storing it`));
+          }
+        }
         callback(null, chunk);
       }
       _flush(callback) {
-        const format2 = this.type ? FORMATS[this.type] : void 0;
+        const format2 = this.format;
         if (format2?.magic && this.head.length < format2.magic.offset + format2.magic.bytes.length) {
           return callback(new BackupFailed(`the dump is too short to hold the ${format2.describe}`));
         }
         if (format2?.trailer && !this.tail.includes(format2.trailer)) return callback(new BackupFailed(`the dump lacks the ${format2.describe}`));
+        if (this.tar) {
+          try {
+            this.tarEntries = this.tar.end().entries;
+          } catch (error3) {
+            return callback(new BackupFailed(`${error3.message}; not storing it`));
+          }
+        }
         callback();
       }
       digest() {
@@ -98566,11 +98771,9 @@ var s3_store_exports = {};
 __export(s3_store_exports, {
   S3Store: () => S3Store
 });
-import { createWriteStream } from "node:fs";
 import { mkdtemp, rm as rm2 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join as join5 } from "node:path";
-import { pipeline } from "node:stream/promises";
 var import_client_s32, S3Store;
 var init_s3_store = __esm({
   "packages/backup/src/s3-store.ts"() {
@@ -98631,40 +98834,53 @@ var init_s3_store = __esm({
         const encrypted = request.encryptRecipients.length > 0;
         const file = `${request.id}.${storedExtension(source.type, source.compression, encrypted)}`;
         const key = this.key(source.name, file);
-        const upload = new StreamingUpload(this.client, this.settings.bucket, key);
-        const { raw: raw2, stored } = await streamDump(executor, request, (body) => upload.done(body), () => upload.abort());
-        const size = stored.bytes;
-        const problems = sizeProblems(request, size);
-        if (problems.length > 0) {
-          await this.client.send(new import_client_s32.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }));
-          throw new BackupFailed(`backup of ${source.name} rejected and deleted: ${problems.join("; ")}`);
+        let globals;
+        if (request.globals) {
+          const globalsFile = `${request.id}.${storedExtension(GLOBALS_FORMAT, source.compression, encrypted)}`;
+          const globalsUpload = new StreamingUpload(this.client, this.settings.bucket, this.key(source.name, globalsFile));
+          const part = await streamDump(executor, request, (body) => globalsUpload.done(body), () => globalsUpload.abort(), { dump: request.globals, format: GLOBALS_FORMAT, what: "pg_dumpall --globals-only" });
+          globals = { file: globalsFile, size: part.stored.bytes, sha256: part.stored.digest(), rawSize: part.raw.bytes, rawSha256: part.raw.digest(), verification: globalsVerification() };
         }
-        const manifest = {
-          format: "skiff-backup/1",
-          id: request.id,
-          source: source.name,
-          type: source.type,
-          time: request.time.toISOString(),
-          destination: "s3",
-          location: `s3://${this.settings.bucket}/${key}`,
-          file,
-          size,
-          sha256: stored.digest(),
-          rawSize: raw2.bytes,
-          rawSha256: raw2.digest(),
-          compression: source.compression,
-          encryption: encrypted ? { recipients: [...request.encryptRecipients] } : null,
-          verification: runnerVerification(request),
-          tools: request.tools,
-          durationMs: Date.now() - started
-        };
-        await this.client.send(
-          new import_client_s32.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, `${request.id}.manifest.json`), Body: serializeManifest(manifest), ContentType: "application/json" })
-        );
-        return manifest;
+        try {
+          const upload = new StreamingUpload(this.client, this.settings.bucket, key);
+          const { raw: raw2, stored } = await streamDump(executor, request, (body) => upload.done(body), () => upload.abort());
+          const size = stored.bytes;
+          const problems = sizeProblems(request, size);
+          if (problems.length > 0) {
+            await this.client.send(new import_client_s32.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+            throw new BackupFailed(`backup of ${source.name} rejected and deleted: ${problems.join("; ")}`);
+          }
+          const manifest = {
+            format: "skiff-backup/1",
+            id: request.id,
+            source: source.name,
+            type: source.type,
+            time: request.time.toISOString(),
+            destination: "s3",
+            location: `s3://${this.settings.bucket}/${key}`,
+            file,
+            size,
+            sha256: stored.digest(),
+            rawSize: raw2.bytes,
+            rawSha256: raw2.digest(),
+            compression: source.compression,
+            encryption: encrypted ? { recipients: [...request.encryptRecipients] } : null,
+            ...globals ? { globals } : {},
+            verification: runnerVerification(request),
+            tools: request.tools,
+            durationMs: Date.now() - started
+          };
+          await this.client.send(
+            new import_client_s32.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, `${request.id}.manifest.json`), Body: serializeManifest(manifest), ContentType: "application/json" })
+          );
+          return manifest;
+        } catch (error3) {
+          if (globals) await this.client.send(new import_client_s32.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, globals.file) })).catch(() => void 0);
+          throw error3;
+        }
       }
       async remove(manifest) {
-        for (const file of [`${manifest.id}.manifest.json`, manifest.file, `${manifest.id}.drill.json`]) {
+        for (const file of [`${manifest.id}.manifest.json`, manifest.file, ...manifest.globals ? [manifest.globals.file] : [], `${manifest.id}.drill.json`]) {
           await this.client.send(new import_client_s32.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, file) }));
         }
       }
@@ -98677,15 +98893,15 @@ var init_s3_store = __esm({
         const dir = await mkdtemp(join5(tmpdir(), "skiff-restore-"));
         const cleanup = () => rm2(dir, { recursive: true, force: true });
         try {
-          const path = join5(dir, manifest.file);
-          const object = await this.client.send(new import_client_s32.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, manifest.file) }));
-          const hash = new Inspector();
-          await pipeline(object.Body, hash, createWriteStream(path, { mode: 384 }));
-          const actual = hash.digest();
-          if (actual !== manifest.sha256) {
-            throw new Error(`sha256 of ${manifest.location} is ${actual}, but its manifest says ${manifest.sha256}; refusing to restore it`);
-          }
-          return await localRawData(path, manifest, identities, cleanup);
+          const download = async (file, sha2563) => {
+            const path2 = join5(dir, file);
+            const object = await this.client.send(new import_client_s32.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, file) }));
+            await downloadChecked(object.Body, path2, sha2563, `s3://${this.settings.bucket}/${this.key(manifest.source, file)}`);
+            return path2;
+          };
+          const path = await download(manifest.file, manifest.sha256);
+          const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : void 0;
+          return await localRawData(path, manifest, identities, cleanup, globalsPath);
         } catch (error3) {
           await cleanup();
           throw error3;
@@ -98860,17 +99076,131 @@ var init_artifact_client = __esm({
   }
 });
 
+// packages/backup/src/github-artifacts.ts
+import { Readable as Readable10 } from "node:stream";
+function hint(status, method) {
+  if (status === 401) return " (github-token is not valid)";
+  if (status === 403) return method === "DELETE" ? " (github-token needs `actions: write` to delete artifacts: add `permissions: actions: write` to the job)" : " (github-token needs `actions: read`)";
+  if (status === 404) return " (not found: wrong repository, an artifact that expired or was deleted, or a token without access to the repository)";
+  return "";
+}
+var PER_PAGE, MAX_PAGES, ATTEMPTS2, GitHubApiError, GitHubArtifactsApi;
+var init_github_artifacts = __esm({
+  "packages/backup/src/github-artifacts.ts"() {
+    "use strict";
+    PER_PAGE = 100;
+    MAX_PAGES = 100;
+    ATTEMPTS2 = 3;
+    GitHubApiError = class extends Error {
+      constructor(message, status) {
+        super(message);
+        this.status = status;
+        this.name = "GitHubApiError";
+      }
+      status;
+    };
+    GitHubArtifactsApi = class {
+      constructor(settings) {
+        this.settings = settings;
+        if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(settings.repository)) throw new GitHubApiError(`GITHUB_REPOSITORY ${JSON.stringify(settings.repository)} is not owner/repo`);
+        this.base = `${settings.apiUrl.replace(/\/+$/, "")}/repos/${settings.repository}/actions/artifacts`;
+      }
+      settings;
+      base;
+      /** Set when a listing stopped at MAX_PAGES: older artifacts exist that were not looked at. */
+      truncated = false;
+      headers() {
+        return {
+          accept: "application/vnd.github+json",
+          authorization: `Bearer ${this.settings.token}`,
+          "x-github-api-version": "2022-11-28",
+          "user-agent": "skiff-action-backup"
+        };
+      }
+      /** One API request with retries on throttling, server errors and network errors; never follows redirects. */
+      async request(method, url) {
+        const path = new URL(url).pathname;
+        let last = "";
+        for (let attempt = 1; attempt <= ATTEMPTS2; attempt++) {
+          const response = await fetch(url, { method, headers: this.headers(), redirect: "manual", signal: AbortSignal.timeout(6e4) }).catch((error3) => error3);
+          if (response instanceof Error) last = response.message;
+          else {
+            if (response.status < 400) return response;
+            const text = await response.text().catch(() => "");
+            let message = text.slice(0, 300);
+            try {
+              message = String(JSON.parse(text).message ?? message);
+            } catch {
+            }
+            const retry = response.status === 429 || response.status >= 500 || response.status === 403 && response.headers.get("x-ratelimit-remaining") === "0";
+            if (!retry || attempt === ATTEMPTS2) throw new GitHubApiError(`GitHub API ${method} ${path} answered ${response.status}: ${message}${hint(response.status, method)}`, response.status);
+            last = `${response.status}: ${message}`;
+          }
+          if (attempt < ATTEMPTS2) await new Promise((resolve) => setTimeout(resolve, 1e3 * 2 ** attempt));
+        }
+        throw new GitHubApiError(`GitHub API ${method} ${path} failed: ${last}`);
+      }
+      /** Every unexpired artifact of the repository (all runs), newest first. */
+      async list() {
+        const found = [];
+        this.truncated = false;
+        for (let page = 1; page <= MAX_PAGES; page++) {
+          const response = await this.request("GET", `${this.base}?per_page=${PER_PAGE}&page=${page}`);
+          const body = await response.json();
+          const artifacts = body.artifacts ?? [];
+          for (const a5 of artifacts) {
+            if (a5.expired === true) continue;
+            const run2 = a5.workflow_run;
+            found.push({
+              id: Number(a5.id),
+              name: String(a5.name),
+              size: Number(a5.size_in_bytes ?? 0),
+              ...typeof a5.created_at === "string" ? { createdAt: new Date(a5.created_at) } : {},
+              ...typeof run2?.id === "number" ? { runId: run2.id } : {},
+              ...typeof a5.digest === "string" ? { digest: a5.digest } : {}
+            });
+          }
+          const more = /rel="next"/.test(response.headers.get("link") ?? "") || artifacts.length === PER_PAGE && page * PER_PAGE < (body.total_count ?? 0);
+          if (!more) return found;
+        }
+        this.truncated = true;
+        return found;
+      }
+      /**
+       * The artifact's bytes. The API answers with a redirect to a short-lived signed blob URL;
+       * an artifact uploaded unzipped (as backups are) comes back as its one file.
+       */
+      async download(id) {
+        const response = await this.request("GET", `${this.base}/${id}/zip`);
+        const location = response.headers.get("location");
+        await response.body?.cancel();
+        if (response.status < 300 || response.status >= 400 || !location) throw new GitHubApiError(`GitHub API GET artifact ${id}/zip answered ${response.status} without a redirect to the download`);
+        const blob = await fetch(location, { signal: AbortSignal.timeout(6e5) });
+        if (!blob.ok || !blob.body) throw new GitHubApiError(`download of artifact ${id} failed: ${blob.status} ${(await blob.text().catch(() => "")).slice(0, 200)}`);
+        if ((blob.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase() === "application/zip") {
+          await blob.body.cancel();
+          throw new GitHubApiError(`artifact ${id} is a zip archive; backups are stored as single unzipped files, so this artifact was not made by action-backup`);
+        }
+        return Readable10.fromWeb(blob.body);
+      }
+      async delete(id) {
+        await this.request("DELETE", `${this.base}/${id}`);
+      }
+    };
+  }
+});
+
 // packages/backup/src/artifact-store.ts
 var artifact_store_exports = {};
 __export(artifact_store_exports, {
-  ArtifactStore: () => ArtifactStore
+  ArtifactStore: () => ArtifactStore,
+  GitHubApiError: () => GitHubApiError,
+  GitHubArtifactsApi: () => GitHubArtifactsApi
 });
-import { createWriteStream as createWriteStream2 } from "node:fs";
 import { mkdtemp as mkdtemp2, rm as rm3 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
 import { join as join6 } from "node:path";
-import { Readable as Readable10 } from "node:stream";
-import { pipeline as pipeline2 } from "node:stream/promises";
+import { Readable as Readable11 } from "node:stream";
 function escape(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
@@ -98883,6 +99213,7 @@ var init_artifact_store = __esm({
     init_manifest();
     init_runner_stream();
     init_store();
+    init_github_artifacts();
     ArtifactStore = class {
       constructor(prefix2, options = {}) {
         this.prefix = prefix2;
@@ -98892,33 +99223,83 @@ var init_artifact_store = __esm({
       options;
       kind = "artifact";
       client;
+      /** Artifacts never change: a manifest read once is kept by artifact id. */
+      manifests = /* @__PURE__ */ new Map();
       get service() {
         return this.client ??= this.options.client ?? new ArtifactServiceClient();
       }
       describe() {
-        return `GitHub artifacts ${this.prefix}.*`;
+        return `GitHub artifacts ${this.prefix}.*${this.options.github ? "" : " (this run only)"}`;
       }
       name(file) {
         return `${this.prefix}.${file}`;
       }
-      async text(name) {
+      /** This run's artifacts, then every other run's the REST API shows (the same artifact once). */
+      async refs() {
+        const mine = `${this.prefix}.`;
+        const refs = (await this.service.list()).filter((a5) => a5.name.startsWith(mine)).map((a5) => ({ id: a5.id, name: a5.name, current: true }));
+        const github = this.options.github;
+        if (github) {
+          const seen = new Set(refs.map((ref) => ref.id));
+          for (const a5 of await github.list()) if (a5.name.startsWith(mine) && !seen.has(a5.id)) refs.push({ id: a5.id, name: a5.name, current: false });
+          if (github.truncated) this.options.log?.(`the repository has more artifacts than the ${refs.length} newest looked at; older backups were not listed`);
+        }
+        return refs;
+      }
+      /** The artifact holding `file`: this run's if it has one, else the newest. */
+      async ref(file) {
+        const named = (await this.refs()).filter((ref2) => ref2.name === this.name(file));
+        const ref = named.find((r5) => r5.current) ?? named.sort((a5, b5) => b5.id - a5.id)[0];
+        if (!ref) throw new Error(`artifact ${this.name(file)} not found${this.options.github ? " (expired or deleted?)" : " in this run (set github-token to reach earlier runs)"}`);
+        return ref;
+      }
+      async open(ref) {
+        return ref.current ? this.service.download(ref.name) : this.options.github.download(ref.id);
+      }
+      async text(ref) {
         const chunks = [];
-        for await (const chunk of await this.service.download(name)) chunks.push(chunk);
+        for await (const chunk of await this.open(ref)) chunks.push(chunk);
         return Buffer.concat(chunks).toString("utf8");
+      }
+      async delete(ref) {
+        if (ref.current) await this.service.delete(ref.name);
+        else await this.options.github.delete(ref.id);
       }
       async list(sourceName) {
         const pattern = new RegExp(`^${escape(this.prefix)}\\.${escape(sourceName)}-\\d{8}T\\d{6}Z\\.manifest\\.json$`);
-        const manifests = [];
-        for (const artifact of (await this.service.list()).filter((a5) => pattern.test(a5.name))) {
-          manifests.push(parseManifest(await this.text(artifact.name), `artifact ${artifact.name}`));
+        const byId = /* @__PURE__ */ new Map();
+        for (const ref of (await this.refs()).filter((r5) => pattern.test(r5.name))) {
+          let manifest = this.manifests.get(ref.id);
+          if (!manifest) {
+            manifest = parseManifest(await this.text(ref), `artifact ${ref.name}#${ref.id}`);
+            this.manifests.set(ref.id, manifest);
+          }
+          if (manifest.source === sourceName) byId.set(manifest.id, manifest);
         }
-        return newestFirst(manifests.filter((manifest) => manifest.source === sourceName));
+        return newestFirst([...byId.values()]);
       }
       async backup(executor, request) {
         const started = Date.now();
         const { source } = request;
         const encrypted = request.encryptRecipients.length > 0;
         const file = `${request.id}.${storedExtension(source.type, source.compression, encrypted)}`;
+        let globals;
+        if (request.globals) {
+          const globalsFile = `${request.id}.${storedExtension(GLOBALS_FORMAT, source.compression, encrypted)}`;
+          let upload;
+          const part = await streamDump(
+            executor,
+            request,
+            async (body) => {
+              upload = await this.service.upload(this.name(globalsFile), body);
+            },
+            async () => void 0,
+            { dump: request.globals, format: GLOBALS_FORMAT, what: "pg_dumpall --globals-only" }
+          );
+          const sha2564 = part.stored.digest();
+          if (upload.sha256 !== sha2564 || upload.size !== part.stored.bytes) throw new BackupFailed(`artifact ${this.name(globalsFile)}: the uploaded bytes differ from the stream's; not published`);
+          globals = { manifest: { file: globalsFile, size: part.stored.bytes, sha256: sha2564, rawSize: part.raw.bytes, rawSha256: part.raw.digest(), verification: globalsVerification() }, upload };
+        }
         let uploaded;
         const { raw: raw2, stored } = await streamDump(
           executor,
@@ -98933,6 +99314,7 @@ var init_artifact_store = __esm({
         if (problems.length > 0) throw new BackupFailed(`backup of ${source.name} rejected (never published): ${problems.join("; ")}`);
         const sha2563 = stored.digest();
         if (uploaded.sha256 !== sha2563 || uploaded.size !== stored.bytes) throw new BackupFailed(`artifact ${this.name(file)}: the uploaded bytes differ from the stream's; not published`);
+        if (globals) await globals.upload.finalize();
         const artifactId = await uploaded.finalize();
         const manifest = {
           format: "skiff-backup/1",
@@ -98949,6 +99331,7 @@ var init_artifact_store = __esm({
           rawSha256: raw2.digest(),
           compression: source.compression,
           encryption: encrypted ? { recipients: [...request.encryptRecipients] } : null,
+          ...globals ? { globals: globals.manifest } : {},
           verification: runnerVerification(request),
           tools: request.tools,
           durationMs: Date.now() - started
@@ -98957,14 +99340,19 @@ var init_artifact_store = __esm({
         return manifest;
       }
       async publish(name, content) {
-        const upload = await this.service.upload(name, Readable10.from([Buffer.from(content)]), "application/json");
+        const upload = await this.service.upload(name, Readable11.from([Buffer.from(content)]), "application/json");
         await upload.finalize();
       }
+      /** Every artifact of the backup, in every run: manifest first, so an interruption leaves orphans, never a manifest without its data. */
       async remove(manifest) {
-        await this.service.delete(this.name(`${manifest.id}.manifest.json`));
-        await this.service.delete(this.name(manifest.file));
-        const report = this.name(`${manifest.id}.drill.json`);
-        if ((await this.service.list(report)).length > 0) await this.service.delete(report);
+        const files = [`${manifest.id}.manifest.json`, manifest.file, ...manifest.globals ? [manifest.globals.file] : [], `${manifest.id}.drill.json`];
+        const refs = await this.refs();
+        for (const file of files) {
+          for (const ref of refs.filter((r5) => r5.name === this.name(file))) {
+            await this.delete(ref);
+            this.manifests.delete(ref.id);
+          }
+        }
       }
       /** Downloads to a runner temp file while hashing; a mismatch stops here, before the server is touched. */
       async fetch(manifest, identities) {
@@ -98972,19 +99360,25 @@ var init_artifact_store = __esm({
         const dir = await mkdtemp2(join6(this.options.tempRoot ?? process.env.RUNNER_TEMP ?? tmpdir2(), "skiff-restore-"));
         const cleanup = () => rm3(dir, { recursive: true, force: true });
         try {
-          const path = join6(dir, manifest.file);
-          const hash = new Inspector();
-          await pipeline2(await this.service.download(this.name(manifest.file)), hash, createWriteStream2(path, { mode: 384 }));
-          const actual = hash.digest();
-          if (actual !== manifest.sha256) throw new Error(`sha256 of artifact ${this.name(manifest.file)} is ${actual}, but its manifest says ${manifest.sha256}; refusing to restore it`);
-          return await localRawData(path, manifest, identities, cleanup);
+          const download = async (file, sha2563) => {
+            const ref = await this.ref(file);
+            const path2 = join6(dir, file);
+            await downloadChecked(await this.open(ref), path2, sha2563, `artifact ${ref.name}#${ref.id}`);
+            return path2;
+          };
+          const path = await download(manifest.file, manifest.sha256);
+          const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : void 0;
+          return await localRawData(path, manifest, identities, cleanup, globalsPath);
         } catch (error3) {
           await cleanup();
           throw error3;
         }
       }
+      /** In this run; a report of the same name this run made before (a second drill) is replaced. */
       async writeReport(manifest, name, content) {
-        await this.publish(this.name(`${manifest.id}.${name}.json`), content);
+        const artifact = this.name(`${manifest.id}.${name}.json`);
+        if ((await this.service.list(artifact)).length > 0) await this.service.delete(artifact);
+        await this.publish(artifact, content);
       }
     };
   }
@@ -100237,7 +100631,6 @@ function parseSource(entry, problem) {
     if (volumes?.length && !helperImage) fail3('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== "postgres") fail3('"globals" is only for postgres');
-  if (globalsValue === true && sourceType === "postgres") fail3('"globals: true" (pg_dumpall --globals-only) is not supported yet; back up roles separately for now');
   const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
   if (before.count > 0) return void 0;
   return {
@@ -100370,6 +100763,9 @@ function dumpCommand(source, secretFile) {
       return filesDump(source);
   }
 }
+function globalsCommand(source, secretFile) {
+  return pgTool(source, ["pg_dumpall", "--globals-only"], secretFile);
+}
 function filesDump(source) {
   const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
   if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative];
@@ -100417,6 +100813,21 @@ function fail(message, code) {
 function readRaw(compression, variable) {
   return compression === "gzip" ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
 }
+function formatLines(format2, compression, variable) {
+  const lines2 = [];
+  if (format2.magic) {
+    const { offset, bytes } = format2.magic;
+    const expected = bytes.toString("hex");
+    lines2.push([
+      raw(`header=$( { ${render(readRaw(compression, variable))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)
+    ]);
+    lines2.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format2.describe}`, VERIFY_EXIT)]);
+  }
+  if (format2.trailer) {
+    lines2.push([raw(`${render(readRaw(compression, variable))} | tail -c 300 | grep -qF -- ${quote(format2.trailer)} ||`), ...fail(`the backup lacks the ${format2.describe}`, VERIFY_EXIT)]);
+  }
+  return lines2;
+}
 function verifyLines(source, secretFile) {
   const lines2 = [];
   const checks = ["exit status 0 (pipefail)"];
@@ -100425,19 +100836,8 @@ function verifyLines(source, secretFile) {
     checks.push("gzip -t");
   }
   const format2 = FORMATS[source.type];
-  if (format2.magic) {
-    const { offset, bytes } = format2.magic;
-    const expected = bytes.toString("hex");
-    lines2.push([
-      raw(`header=$( { ${render(readRaw(source.compression, "partial"))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)
-    ]);
-    lines2.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format2.describe}`, VERIFY_EXIT)]);
-    checks.push(format2.describe);
-  }
-  if (format2.trailer) {
-    lines2.push([raw(`${render(readRaw(source.compression, "partial"))} | tail -c 300 | grep -qF -- ${quote(format2.trailer)} ||`), ...fail(`the backup lacks the ${format2.describe}`, VERIFY_EXIT)]);
-    checks.push(format2.describe);
-  }
+  lines2.push(...formatLines(format2, source.compression, "partial"));
+  if (format2.magic || format2.trailer) checks.push(format2.describe);
   if (source.type === "postgres") {
     lines2.push([...readRaw(source.compression, "partial"), raw("|"), ...pgTool(source, ["pg_restore", "--list"], secretFile, { stdin: true }), raw(">/dev/null")]);
     checks.push("pg_restore --list");
@@ -100449,18 +100849,36 @@ function verifyLines(source, secretFile) {
   if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the .backup snapshot");
   return { lines: lines2, checks };
 }
-function hostBackupScript(directory, request, file) {
+function globalsLines(request) {
+  const compression = request.source.compression;
+  return {
+    lines: [
+      [...request.globals, ...compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$gpartial"')],
+      ...compression === "gzip" ? [[raw('gzip -t -- "$gpartial" ||'), ...fail("gzip integrity check of the globals failed", VERIFY_EXIT)]] : [],
+      [raw('gsize=$(stat -c %s -- "$gpartial")')],
+      [raw('[ "$gsize" -gt 0 ] ||'), ...fail("pg_dumpall --globals-only wrote nothing; not keeping the backup", VERIFY_EXIT)],
+      ...formatLines(GLOBALS_FORMAT, compression, "gpartial"),
+      [raw('gsha=$(sha256sum -- "$gpartial" | cut -d " " -f 1)')]
+    ],
+    checks: ["exit status 0 (pipefail)", "not empty", ...compression === "gzip" ? ["gzip -t"] : [], GLOBALS_FORMAT.describe, "sha256"]
+  };
+}
+function hostBackupScript(directory, request, file, globalsFile) {
   const { source } = request;
   const { lines: lines2, checks } = verifyLines(source, request.secretFile);
+  const globals = request.globals && globalsFile ? globalsLines(request) : void 0;
   const sizeChecks = [`size >= ${request.minSize} bytes`];
+  const removed = ['"$partial"', ...globals ? ['"$gpartial"'] : [], ...request.secretFile ? [quote(request.secretFile)] : []].join(" ");
   const script2 = [
     [raw("umask 077")],
     ["mkdir", "-p", "--", directory],
     assign("final", `${directory}/${file}`),
     [raw('partial="$final.partial"')],
-    [raw(`trap ${quote(`rm -f -- "$partial"${request.secretFile ? ` ${quote(request.secretFile)}` : ""}`)} EXIT`)],
+    ...globals ? [assign("gfinal", `${directory}/${globalsFile}`), [raw('gpartial="$gfinal.partial"')]] : [],
+    [raw(`trap ${quote(`rm -f -- ${removed}`)} EXIT`)],
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
+    ...globals?.lines ?? [],
     [...request.dump, ...source.compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$partial"')],
     [raw('size=$(stat -c %s -- "$partial")')],
     [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
@@ -100475,9 +100893,11 @@ function hostBackupScript(directory, request, file) {
   }
   script2.push(...lines2);
   script2.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
+  if (globals) script2.push([raw('mv -f -- "$gpartial" "$gfinal"')]);
   script2.push([raw('mv -f -- "$partial" "$final"')]);
   script2.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
-  return { script: script2, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), "sha256"] };
+  if (globals) script2.push([raw('printf "globals-size=%s\\nglobals-sha256=%s\\n" "$gsize" "$gsha"')]);
+  return { script: script2, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), "sha256"], ...globals ? { globalsChecks: globals.checks } : {} };
 }
 var HostStore = class {
   constructor(executor, path) {
@@ -100508,8 +100928,9 @@ var HostStore = class {
     }
     const started = Date.now();
     const file = `${request.id}.${storedExtension(request.source.type, request.source.compression, false)}`;
+    const globalsFile = request.globals ? `${request.id}.${storedExtension(GLOBALS_FORMAT, request.source.compression, false)}` : void 0;
     const dir = this.dir(request.source.name);
-    const { script: script2, checks } = hostBackupScript(dir, request, file);
+    const { script: script2, checks, globalsChecks } = hostBackupScript(dir, request, file, globalsFile);
     let result;
     try {
       result = await executor.run(script2, { description: `back up ${request.source.name} to ${dir}` });
@@ -100520,6 +100941,13 @@ var HostStore = class {
     const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
     const sha2563 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
     if (!Number.isFinite(size) || !sha2563) throw new BackupFailed(`backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
+    let globals;
+    if (globalsFile) {
+      const globalsSize = Number(/^globals-size=(\d+)$/m.exec(result.stdout)?.[1]);
+      const globalsSha256 = /^globals-sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+      if (!Number.isFinite(globalsSize) || !globalsSha256) throw new BackupFailed(`backup of ${request.source.name}: the server did not report the globals' size and sha256`);
+      globals = { file: globalsFile, size: globalsSize, sha256: globalsSha256, verification: globalsChecks ?? [] };
+    }
     const manifest = {
       format: "skiff-backup/1",
       id: request.id,
@@ -100533,6 +100961,7 @@ var HostStore = class {
       sha256: sha2563,
       compression: request.source.compression,
       encryption: null,
+      ...globals ? { globals } : {},
       verification: checks,
       tools: request.tools,
       durationMs: Date.now() - started
@@ -100543,20 +100972,31 @@ var HostStore = class {
   async remove(manifest) {
     const dir = this.dir(manifest.source);
     await this.executor.run(
-      [["rm", "-f", "--", `${dir}/${manifest.id}.manifest.json`], ["rm", "-f", "--", `${dir}/${manifest.file}`, `${dir}/${manifest.id}.drill.json`]],
+      [
+        ["rm", "-f", "--", `${dir}/${manifest.id}.manifest.json`],
+        ["rm", "-f", "--", `${dir}/${manifest.file}`, ...manifest.globals ? [`${dir}/${manifest.globals.file}`] : [], `${dir}/${manifest.id}.drill.json`]
+      ],
       { description: `prune ${manifest.id}` }
     );
   }
   async fetch(manifest) {
     if (manifest.encryption) throw new Error(`${manifest.id} is encrypted; host backups are never encrypted, so this manifest is not from this store`);
-    const file = `${this.dir(manifest.source)}/${manifest.file}`;
+    const dir = this.dir(manifest.source);
+    const file = `${dir}/${manifest.file}`;
+    const shaCheck = (path, sha2563) => [
+      raw(`echo ${quote(`${sha2563}  ${path}`)} | sha256sum --check --status ||`),
+      ...fail(`sha256 of ${path} does not match its manifest (${sha2563}); refusing to restore it`, 21)
+    ];
+    const globals = manifest.globals ? `${dir}/${manifest.globals.file}` : void 0;
     return {
       kind: "server",
       check: [
         assign("stored", file),
-        [raw(`echo ${quote(`${manifest.sha256}  ${file}`)} | sha256sum --check --status ||`), ...fail(`sha256 of ${file} does not match its manifest (${manifest.sha256}); refusing to restore it`, 21)]
+        shaCheck(file, manifest.sha256),
+        ...globals ? [assign("gstored", globals), shaCheck(globals, manifest.globals.sha256)] : []
       ],
-      feed: readRaw(manifest.compression, "stored")
+      feed: readRaw(manifest.compression, "stored"),
+      ...globals ? { globals: readRaw(manifest.compression, "gstored") } : {}
     };
   }
   async writeReport(manifest, name, content) {
@@ -100662,6 +101102,36 @@ function scratchTarget(source, suffix) {
   if (source.type === "postgres" || source.type === "mysql") return { database: `${DRILL_PREFIX}${suffix}`, force: false };
   return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === "files" ? "" : `.${source.type}`}`, force: false };
 }
+function existingGlobalsQuery(source, secretFile) {
+  return psql(source, "postgres", "select 'r' || quote_ident(rolname) from pg_roles union all select 't' || quote_ident(spcname) from pg_tablespace order by 1", secretFile);
+}
+function parseExistingGlobals(output) {
+  const lines2 = output.split("\n").filter((line) => line !== "");
+  return { roles: lines2.filter((l3) => l3.startsWith("r")).map((l3) => l3.slice(1)), tablespaces: lines2.filter((l3) => l3.startsWith("t")).map((l3) => l3.slice(1)) };
+}
+var GLOBALS_FILTER_AWK = [
+  'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
+  'function known(rest, names,   name) { for (name in names) if (index(rest, name " ") == 1 || index(rest, name ";") == 1) return 1; return 0 }',
+  'BEGIN { load(ENVIRON["SKIFF_ROLES"], roles); load(ENVIRON["SKIFF_TABLESPACES"], spaces) }',
+  "/^CREATE ROLE / { if (known(substr($0, 13), roles)) next }",
+  "/^ALTER ROLE / { if (known(substr($0, 12), roles)) next }",
+  "/^CREATE TABLESPACE / { if (known(substr($0, 19), spaces)) next }",
+  "{ print }"
+].join("\n");
+function applyGlobalsCommand(source, existing, secretFile, feed) {
+  return [
+    ...feed ? [...feed, raw("|")] : [],
+    raw(`SKIFF_ROLES=${quote(existing.roles.join("\n"))} SKIFF_TABLESPACES=${quote(existing.tablespaces.join("\n"))}`),
+    "awk",
+    GLOBALS_FILTER_AWK,
+    raw("|"),
+    ...pgTool(source, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname=postgres"], secretFile, { stdin: true }),
+    raw(">/dev/null")
+  ];
+}
+
+// packages/backup/src/index.ts
+init_tar_walker();
 
 // packages/backup/src/operations.ts
 init_src();
@@ -100701,6 +101171,7 @@ async function backupSource(executor, store, source, options) {
       id,
       time: time2,
       dump: dumpCommand(source, secretFile),
+      ...source.globals ? { globals: globalsCommand(source, secretFile) } : {},
       ...secretFile ? { secretFile } : {},
       minSize: options.minSize,
       ...existing[0] ? { previousSize: existing[0].size } : {},
@@ -100736,6 +101207,9 @@ async function findBackup(store, source, backupIdOrLatest) {
 }
 async function restoreBackup(executor, store, source, manifest, target, options = {}) {
   const data = await store.fetch(manifest, options.identities ?? []);
+  const applyGlobals = manifest.globals !== void 0 && (options.globals ?? !options.drill);
+  if (applyGlobals && !data.globals) throw new Error(`${manifest.id} lists globals (${manifest.globals.file}) but ${store.describe()} returned none; refusing a restore without its roles`);
+  const globalsState = manifest.globals ? { globals: applyGlobals ? "applied" : "verified" } : {};
   return withSecretFile(executor, source, async (secretFile) => {
     const prepare = prepareTargetScript(source, target, secretFile);
     const drop = options.drill ? dropScratchCommand(source, target, secretFile) : void 0;
@@ -100743,16 +101217,23 @@ async function restoreBackup(executor, store, source, manifest, target, options 
     const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
     const description = `${options.drill ? "drill" : "restore"} ${manifest.id} into ${target.database ?? target.path}`;
     try {
+      const existingGlobals = async () => applyGlobals ? parseExistingGlobals((await executor.run([existingGlobalsQuery(source, secretFile)], { description: "roles and tablespaces in the target cluster" })).stdout) : void 0;
       if (data.kind === "server") {
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description });
-        return { manifest, target, ...options.drill ? { report: lines(result.stdout) } : {} };
+        const existing = await existingGlobals();
+        const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description });
+        return { manifest, target, ...globalsState, ...options.drill ? { report: lines(result.stdout) } : {} };
       }
       try {
         await executor.run(prepare, { description: `check restore target ${target.database ?? target.path}` });
+        const existing = await existingGlobals();
+        if (existing && data.globals) {
+          await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
+        }
         await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() });
-        if (!options.drill) return { manifest, target };
+        if (!options.drill) return { manifest, target, ...globalsState };
         const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
-        return { manifest, target, report: lines(result.stdout) };
+        return { manifest, target, ...globalsState, report: lines(result.stdout) };
       } finally {
         await data.cleanup();
         if (drop) await executor.run([drop], { description: "drop the drill copy", allowFailure: true }).catch(() => void 0);
@@ -100796,12 +101277,19 @@ async function ping(url, event, body) {
 var BACKUP_INPUTS = [
   {
     name: "sources",
-    description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026). See the README.",
+    description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026). See the README.",
     required: true
   },
-  { name: "destination", description: "Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of this workflow run; readable by anyone who can read the repository unless encrypted).", required: false, default: "host" },
+  { name: "destination", description: "Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of the workflow run, found again by later runs through github-token; readable by anyone who can read the repository unless encrypted).", required: false, default: "host" },
   { name: "destination-path", description: "With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.", required: false, default: "/var/backups/skiff" },
   { name: "artifact-name", description: "With destination artifact: prefix of the artifacts' names, `<artifact-name>.<backup file>`.", required: false, default: "skiff-backup" },
+  {
+    name: "github-token",
+    description: "With destination artifact: token for GitHub's REST API, so list, restore, drill and prune see the backups of earlier workflow runs (needs `actions: read`; prune needs `actions: write`). Empty: only this run's artifacts.",
+    required: false,
+    default: "${{ github.token }}",
+    secret: true
+  },
   { name: "s3-endpoint", description: "S3 endpoint URL for non-AWS stores (Backblaze B2, Cloudflare R2, MinIO); empty for AWS.", required: false },
   { name: "s3-region", description: "S3 region (`auto` for R2).", required: false, default: "us-east-1" },
   { name: "s3-bucket", description: "S3 bucket.", required: false },
@@ -100871,6 +101359,7 @@ function readBackupInputs() {
     if (!/^[^"':<>|*?\\/\r\n]{1,100}$/.test(value)) throw invalidInput("artifact-name", `a name without " ' : < > | * ? \\ / or line breaks`, value);
     return value;
   });
+  const githubToken = c5.read(() => getString("github-token", { secret: true }));
   const path = c5.read(() => {
     const value = getString("destination-path", { default: "/var/backups/skiff" });
     if (!value.startsWith("/") || value.includes("\0")) throw invalidInput("destination-path", "an absolute path on the server", value);
@@ -100929,7 +101418,7 @@ function readBackupInputs() {
     c5.add(invalidInput("restore-target", "an absolute path on the server", restoreTarget));
   }
   c5.finish();
-  const destination = kind === "s3" ? { kind: "s3", settings: { ...endpoint ? { endpoint } : {}, region, bucket, prefix: prefix2, accessKeyId, secretAccessKey } } : kind === "artifact" ? { kind: "artifact", name: artifactName } : { kind: "host", path };
+  const destination = kind === "s3" ? { kind: "s3", settings: { ...endpoint ? { endpoint } : {}, region, bucket, prefix: prefix2, accessKeyId, secretAccessKey } } : kind === "artifact" ? { kind: "artifact", name: artifactName, ...artifactApi(githubToken) } : { kind: "host", path };
   const retention = { keepDaily, keepWeekly, keepMonthly, keepYearly, keepDays, minKeep };
   return {
     ssh,
@@ -100949,6 +101438,11 @@ function readBackupInputs() {
     dryRun
   };
 }
+function artifactApi(token) {
+  const repository = process.env.GITHUB_REPOSITORY;
+  if (!token || !repository) return {};
+  return { github: { token, repository, apiUrl: process.env.GITHUB_API_URL || "https://api.github.com" } };
+}
 function retentionConfigured(policy) {
   return [policy.keepDaily, policy.keepWeekly, policy.keepMonthly, policy.keepYearly, policy.keepDays].some((n3) => (n3 ?? 0) > 0);
 }
@@ -100964,14 +101458,22 @@ function backupTable(outcomes) {
   return table(
     ["Source", "Backup", "Size", "Duration", "Verified", "Kept", "Pruned"],
     outcomes.map(
-      ({ source, result, error: error3 }) => result ? [source, result.manifest.id, formatBytes2(result.manifest.size), `${(result.durationMs / 1e3).toFixed(1)}s`, result.manifest.verification.join(", "), String(result.kept.length), result.pruned.join(", ") || "\u2014"] : [source, "FAILED", "\u2014", "\u2014", error3 ?? "", "\u2014", "nothing (failed backups never prune)"]
+      ({ source, result, error: error3 }) => result ? [
+        source,
+        result.manifest.id,
+        formatBytes2(result.manifest.size) + (result.manifest.globals ? ` + ${formatBytes2(result.manifest.globals.size)} globals` : ""),
+        `${(result.durationMs / 1e3).toFixed(1)}s`,
+        result.manifest.verification.join(", ") + (result.manifest.globals ? `; globals: ${result.manifest.globals.verification.join(", ")}` : ""),
+        String(result.kept.length),
+        result.pruned.join(", ") || "\u2014"
+      ] : [source, "FAILED", "\u2014", "\u2014", error3 ?? "", "\u2014", "nothing (failed backups never prune)"]
     )
   );
 }
 function listTable(source, manifests) {
   return table(
-    ["Backup", "Time", "Size", "sha256", "Encrypted"],
-    manifests.map((m3) => [m3.id, m3.time, formatBytes2(m3.size), m3.sha256.slice(0, 16), m3.encryption ? "age" : "no"])
+    ["Backup", "Time", "Size", "sha256", "Encrypted", "Globals"],
+    manifests.map((m3) => [m3.id, m3.time, formatBytes2(m3.size), m3.sha256.slice(0, 16), m3.encryption ? "age" : "no", m3.globals ? formatBytes2(m3.globals.size) : "\u2014"])
   ).replace(/^/, `**${source}**
 
 `);
@@ -100988,8 +101490,9 @@ async function storeFor(inputs, executor) {
       return new S3Store2(destination.settings);
     }
     case "artifact": {
-      const { ArtifactStore: ArtifactStore2 } = await Promise.resolve().then(() => (init_artifact_store(), artifact_store_exports));
-      return new ArtifactStore2(destination.name);
+      const { ArtifactStore: ArtifactStore2, GitHubArtifactsApi: GitHubArtifactsApi2 } = await Promise.resolve().then(() => (init_artifact_store(), artifact_store_exports));
+      if (!destination.github) info("destination artifact without github-token: only this run's artifacts are visible to list, restore, drill and prune");
+      return new ArtifactStore2(destination.name, { ...destination.github ? { github: new GitHubArtifactsApi2(destination.github) } : {}, log: warning });
     }
   }
 }
@@ -101045,22 +101548,23 @@ ${Object.entries(pruned).map(([name, ids]) => `- ${name}: ${ids.join(", ") || "n
         const source = inputs.sources[0];
         const manifest = await findBackup(store, source, inputs.backupId);
         const target = source.type === "postgres" || source.type === "mysql" ? { database: inputs.restoreTarget ?? source.database, force: inputs.force } : { path: inputs.restoreTarget, force: inputs.force };
-        await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
-        info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${target.database ?? target.path}`);
+        const restored = await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
+        const globalsNote = restored.globals === "applied" ? "; missing roles and tablespaces (globals) created first" : "";
+        info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${target.database ?? target.path}${globalsNote}`);
         out.set("backup-id", manifest.id);
         out.set("location", manifest.location);
         out.set("sha256", manifest.sha256);
         out.set("verified", "true");
         await writeSummary(`### Restored ${manifest.id}
 
-into \`${target.database ?? target.path}\` (sha256 checked before writing)
+into \`${target.database ?? target.path}\` (sha256 checked before writing${globalsNote})
 `);
         return;
       }
       case "drill": {
         const source = inputs.sources[0];
         const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {} });
-        info(`drill of ${result.manifest.id} passed:
+        info(`drill of ${result.manifest.id} passed${result.globals ? " (globals checked, not applied)" : ""}:
 ${(result.report ?? []).join("\n")}`);
         out.set("backup-id", result.manifest.id);
         out.set("location", result.manifest.location);
@@ -101121,7 +101625,9 @@ async function planOnly(inputs) {
   const plan = new PlanRecorder();
   await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
-    await plan.run([dumpCommand(source, source.password !== void 0 ? "/tmp/skiff-backup-XXXX.secret" : void 0)], {
+    const secretFile = source.password !== void 0 ? "/tmp/skiff-backup-XXXX.secret" : void 0;
+    if (source.globals) await plan.run([globalsCommand(source, secretFile)], { description: `${inputs.mode} ${source.name}: roles and tablespaces (globals) to ${describeDestination(inputs)}` });
+    await plan.run([dumpCommand(source, secretFile)], {
       description: `${inputs.mode} ${source.name}: dump to ${describeDestination(inputs)}`
     });
   }

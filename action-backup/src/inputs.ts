@@ -21,12 +21,20 @@ const BACKUP_INPUTS = [
   {
     name: 'sources',
     description:
-      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `path`, `paths`, `volumes`, `name`, `compression`, …). See the README.',
+      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, …). See the README.',
     required: true,
   },
-  { name: 'destination', description: 'Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of this workflow run; readable by anyone who can read the repository unless encrypted).', required: false, default: 'host' },
+  { name: 'destination', description: 'Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of the workflow run, found again by later runs through github-token; readable by anyone who can read the repository unless encrypted).', required: false, default: 'host' },
   { name: 'destination-path', description: 'With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.', required: false, default: '/var/backups/skiff' },
   { name: 'artifact-name', description: 'With destination artifact: prefix of the artifacts\' names, `<artifact-name>.<backup file>`.', required: false, default: 'skiff-backup' },
+  {
+    name: 'github-token',
+    description:
+      'With destination artifact: token for GitHub\'s REST API, so list, restore, drill and prune see the backups of earlier workflow runs (needs `actions: read`; prune needs `actions: write`). Empty: only this run\'s artifacts.',
+    required: false,
+    default: '${{ github.token }}',
+    secret: true,
+  },
   { name: 's3-endpoint', description: 'S3 endpoint URL for non-AWS stores (Backblaze B2, Cloudflare R2, MinIO); empty for AWS.', required: false },
   { name: 's3-region', description: 'S3 region (`auto` for R2).', required: false, default: 'us-east-1' },
   { name: 's3-bucket', description: 'S3 bucket.', required: false },
@@ -66,7 +74,11 @@ export const ACTION_OUTPUTS = {
 export const MODES = ['backup', 'list', 'restore', 'drill', 'prune'] as const;
 export type Mode = (typeof MODES)[number];
 
-export type Destination = { kind: 'host'; path: string } | { kind: 's3'; settings: S3Settings } | { kind: 'artifact'; name: string };
+export type Destination =
+  | { kind: 'host'; path: string }
+  | { kind: 's3'; settings: S3Settings }
+  /** `github`: the REST API for earlier runs' artifacts (absent without a token or outside a runner). */
+  | { kind: 'artifact'; name: string; github?: { token: string; repository: string; apiUrl: string } };
 
 export interface BackupInputs {
   ssh: SshConnectOptions;
@@ -134,6 +146,7 @@ export function readBackupInputs(): BackupInputs {
     if (!/^[^"':<>|*?\\/\r\n]{1,100}$/.test(value)) throw invalidInput('artifact-name', 'a name without " \' : < > | * ? \\ / or line breaks', value);
     return value;
   });
+  const githubToken = c.read(() => getString('github-token', { secret: true }));
   const path = c.read(() => {
     const value = getString('destination-path', { default: '/var/backups/skiff' });
     if (!value.startsWith('/') || value.includes('\0')) throw invalidInput('destination-path', 'an absolute path on the server', value);
@@ -199,7 +212,7 @@ export function readBackupInputs(): BackupInputs {
     kind === 's3'
       ? { kind: 's3', settings: { ...(endpoint ? { endpoint } : {}), region: region!, bucket: bucket!, prefix: prefix!, accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! } }
       : kind === 'artifact'
-        ? { kind: 'artifact', name: artifactName! }
+        ? { kind: 'artifact', name: artifactName!, ...artifactApi(githubToken) }
         : { kind: 'host', path: path! };
   const retention: RetentionPolicy = { keepDaily: keepDaily!, keepWeekly: keepWeekly!, keepMonthly: keepMonthly!, keepYearly: keepYearly!, keepDays: keepDays!, minKeep: minKeep! };
   return {
@@ -219,6 +232,13 @@ export function readBackupInputs(): BackupInputs {
     ...(healthcheckUrl !== undefined ? { healthcheckUrl } : {}),
     dryRun: dryRun!,
   };
+}
+
+/** The REST API of the repository this run belongs to; GitHub Enterprise Server sets its own GITHUB_API_URL. */
+function artifactApi(token: string | undefined): { github?: { token: string; repository: string; apiUrl: string } } {
+  const repository = process.env.GITHUB_REPOSITORY;
+  if (!token || !repository) return {};
+  return { github: { token, repository, apiUrl: process.env.GITHUB_API_URL || 'https://api.github.com' } };
 }
 
 /** With no keep-* rule at all, retention is off: keeping everything is the safe reading of silence. */

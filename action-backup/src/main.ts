@@ -7,6 +7,7 @@ import {
   drillSource,
   dumpCommand,
   findBackup,
+  globalsCommand,
   pruneSource,
   restoreBackup,
   type Store,
@@ -30,8 +31,9 @@ async function storeFor(inputs: BackupInputs, executor: Executor): Promise<Store
       return new S3Store(destination.settings);
     }
     case 'artifact': {
-      const { ArtifactStore } = await import('@skiff/backup/artifact');
-      return new ArtifactStore(destination.name);
+      const { ArtifactStore, GitHubArtifactsApi } = await import('@skiff/backup/artifact');
+      if (!destination.github) core.info('destination artifact without github-token: only this run\'s artifacts are visible to list, restore, drill and prune');
+      return new ArtifactStore(destination.name, { ...(destination.github ? { github: new GitHubArtifactsApi(destination.github) } : {}), log: core.warning });
     }
   }
 }
@@ -89,19 +91,20 @@ async function runMode(inputs: BackupInputs): Promise<void> {
         const target = source.type === 'postgres' || source.type === 'mysql'
           ? { database: inputs.restoreTarget ?? source.database!, force: inputs.force }
           : { path: inputs.restoreTarget!, force: inputs.force };
-        await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
-        core.info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${target.database ?? target.path}`);
+        const restored = await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
+        const globalsNote = restored.globals === 'applied' ? '; missing roles and tablespaces (globals) created first' : '';
+        core.info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${target.database ?? target.path}${globalsNote}`);
         out.set('backup-id', manifest.id);
         out.set('location', manifest.location);
         out.set('sha256', manifest.sha256);
         out.set('verified', 'true');
-        await writeSummary(`### Restored ${manifest.id}\n\ninto \`${target.database ?? target.path}\` (sha256 checked before writing)\n`);
+        await writeSummary(`### Restored ${manifest.id}\n\ninto \`${target.database ?? target.path}\` (sha256 checked before writing${globalsNote})\n`);
         return;
       }
       case 'drill': {
         const source = inputs.sources[0]!;
         const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...(inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}) });
-        core.info(`drill of ${result.manifest.id} passed:\n${(result.report ?? []).join('\n')}`);
+        core.info(`drill of ${result.manifest.id} passed${result.globals ? ' (globals checked, not applied)' : ''}:\n${(result.report ?? []).join('\n')}`);
         out.set('backup-id', result.manifest.id);
         out.set('location', result.manifest.location);
         out.set('sha256', result.manifest.sha256);
@@ -153,7 +156,9 @@ async function planOnly(inputs: BackupInputs): Promise<void> {
   const plan = new PlanRecorder();
   await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
-    await plan.run([dumpCommand(source, source.password !== undefined ? '/tmp/skiff-backup-XXXX.secret' : undefined)], {
+    const secretFile = source.password !== undefined ? '/tmp/skiff-backup-XXXX.secret' : undefined;
+    if (source.globals) await plan.run([globalsCommand(source, secretFile)], { description: `${inputs.mode} ${source.name}: roles and tablespaces (globals) to ${describeDestination(inputs)}` });
+    await plan.run([dumpCommand(source, secretFile)], {
       description: `${inputs.mode} ${source.name}: dump to ${describeDestination(inputs)}`,
     });
   }

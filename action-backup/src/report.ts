@@ -16,7 +16,15 @@ export function backupTable(outcomes: readonly SourceOutcome[]): string {
     ['Source', 'Backup', 'Size', 'Duration', 'Verified', 'Kept', 'Pruned'],
     outcomes.map(({ source, result, error }) =>
       result
-        ? [source, result.manifest.id, formatBytes(result.manifest.size), `${(result.durationMs / 1000).toFixed(1)}s`, result.manifest.verification.join(', '), String(result.kept.length), result.pruned.join(', ') || '—']
+        ? [
+            source,
+            result.manifest.id,
+            formatBytes(result.manifest.size) + (result.manifest.globals ? ` + ${formatBytes(result.manifest.globals.size)} globals` : ''),
+            `${(result.durationMs / 1000).toFixed(1)}s`,
+            result.manifest.verification.join(', ') + (result.manifest.globals ? `; globals: ${result.manifest.globals.verification.join(', ')}` : ''),
+            String(result.kept.length),
+            result.pruned.join(', ') || '—',
+          ]
         : [source, 'FAILED', '—', '—', error ?? '', '—', 'nothing (failed backups never prune)'],
     ),
   );
@@ -24,7 +32,7 @@ export function backupTable(outcomes: readonly SourceOutcome[]): string {
 
 export function listTable(source: string, manifests: readonly Manifest[]): string {
   return table(
-    ['Backup', 'Time', 'Size', 'sha256', 'Encrypted'],
-    manifests.map((m) => [m.id, m.time, formatBytes(m.size), m.sha256.slice(0, 16), m.encryption ? 'age' : 'no']),
+    ['Backup', 'Time', 'Size', 'sha256', 'Encrypted', 'Globals'],
+    manifests.map((m) => [m.id, m.time, formatBytes(m.size), m.sha256.slice(0, 16), m.encryption ? 'age' : 'no', m.globals ? formatBytes(m.globals.size) : '—']),
   ).replace(/^/, `**${source}**\n\n`);
 }

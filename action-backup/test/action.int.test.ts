@@ -102,4 +102,38 @@ describe('action-backup bundle on Node 24', () => {
       await service.stop();
     }
   });
+
+  it('destination artifact across runs: run 1 backs up, run 2 (another run id) lists and restores it through the REST API; the github-token is masked and only sent to the API', async () => {
+    const service = await startArtifactService();
+    try {
+      const sources = `- type: postgres\n  name: app\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: ${pg.database}\n  password: "${pg.password}"\n`;
+      const inputs = { ...base(), sources, destination: 'artifact', 'artifact-name': 'nightly', 'github-token': service.githubToken };
+      const made = await backup(inputs, service.env);
+      expect(made.code, made.stdout).toBe(0);
+      const dataArtifact = service.artifacts.find((a) => a.name === `nightly.${made.outputs['backup-id']}.dump`)!;
+      expect(dataArtifact.workflowRunId).toBe(service.workflowRunId);
+
+      const run2 = service.newRun();
+      const listed = await backup({ ...inputs, mode: 'list' }, run2.env);
+      expect(listed.code, listed.stdout).toBe(0);
+      expect(listed.summary).toContain(made.outputs['backup-id']);
+      const restored = await backup({ ...inputs, mode: 'restore', 'restore-target': 'app_from_run1' }, run2.env);
+      expect(restored.code, restored.stdout).toBe(0);
+      expect(restored.outputs['backup-id']).toBe(made.outputs['backup-id']);
+      expect(restored.outputs.sha256).toBe(made.outputs.sha256);
+      expect(service.requests).toContain(`REST GET /repos/Acme-Corp/Shop-App/actions/artifacts/${dataArtifact.id}/zip`);
+      const count = await sh('psql', ['-h', pg.dir, '-p', String(pg.port), '-U', 'postgres', '-d', 'app_from_run1', '-tAc', 'select count(*) from t']);
+      expect(count.trim()).toBe('3000');
+
+      // Masked for the runner in every run, and nowhere in the log unmasked; sent only as the API's bearer.
+      for (const run of [made, listed, restored]) {
+        expect(run.stdout).toContain(`::add-mask::${service.githubToken}`);
+        expect(run.stdout.split('\n').filter((line) => line.includes(service.githubToken) && !line.startsWith('::add-mask::'))).toEqual([]);
+        expect(run.summary).not.toContain(service.githubToken);
+      }
+      expect(new Set(service.restAuthorizations)).toEqual(new Set([`Bearer ${service.githubToken}`]));
+    } finally {
+      await service.stop();
+    }
+  });
 });

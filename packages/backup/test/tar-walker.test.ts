@@ -44,8 +44,9 @@ beforeAll(() => {
   const sparse = openSync(join(dir, 'tree', 'sparse'), 'w');
   for (let i = 0; i < 40; i++) writeSync(sparse, Buffer.alloc(100, 3), 0, 100, i * 64 * 1024);
   closeSync(sparse);
-  tars.gnu = gnuTar(['tree']);
-  tars.pax = gnuTar(['--format=posix', 'tree']);
+  // The sparse file reads as 2.5 MiB without --sparse: only the sparse archives carry it.
+  tars.gnu = gnuTar(['--exclude=tree/sparse', 'tree']);
+  tars.pax = gnuTar(['--format=posix', '--exclude=tree/sparse', 'tree']);
   tars.sparseGnu = gnuTar(['--format=gnu', '--sparse', 'tree/sparse']);
   tars.sparsePax = gnuTar(['--format=posix', '--sparse', 'tree/sparse']);
   tars.ustar = gnuTar(['--format=ustar', 'tree/empty', 'tree/odd-size']);
@@ -60,7 +61,7 @@ describe('TarWalker on archives written by GNU tar', () => {
       expect(summary.entries, name).toBe(listed(data));
       expect(summary.archiveBytes, name).toBe(data.length);
     }
-    expect(walk(tars.gnu!).entries).toBeGreaterThanOrEqual(10);
+    expect(walk(tars.gnu!).entries).toBe(9);
     // The archives really use the extensions this test is about.
     expect(tars.gnu!.includes('././@LongLink')).toBe(true);
     expect(tars.pax!.includes(' path=tree/ünïcödé name.txt\n')).toBe(true);
