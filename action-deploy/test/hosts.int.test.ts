@@ -1,8 +1,8 @@
-import { appendFile, readFile, readlink, writeFile } from 'node:fs/promises';
+import { appendFile, lstat, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBaseImages, freePort, sh, startRecordingServer, startRegistry, startSshd, tempDir, type RecordingServer, type Registry, type SshdServer } from '@skiff/testbed';
-import { auditLines, buildApp, httpGet, removeProject, runAction, type ActionRun } from './helpers';
+import { auditLines, buildApp, httpGet, removeProject, runAction, startAction, type ActionRun } from './helpers';
 
 /**
  * Three servers: three real sshd's on their own loopback addresses (127.0.0.2-4). They share this
@@ -204,6 +204,33 @@ describe('many hosts', () => {
     expect(Object.values(hosts).map((host) => host.status)).toEqual(['deployed', 'rolled-back', 'deployed']);
     expect([await serving(0), await serving(1), await serving(2)]).toEqual(['version=v2', 'version=v1', 'version=v2']);
     for (const index of [0, 1, 2]) expect(hosts[label(index)]!['duration-seconds']).toBeGreaterThan(0);
+  });
+
+  it('a parallel deploy killed mid-way leaves a lock on every host; the post step frees each of them', async () => {
+    const marker = `skiffhosts-kill-${process.pid}`;
+    const started = startAction(inputs({ images: `web=${image('v1')}`, parallel: 'true', 'pre-deploy': `sleep 60 # ${marker}` }), {
+      workspace: workspace.path,
+      env: { GITHUB_API_URL: github.url },
+    });
+    const pids = () => sh('pgrep', ['-f', marker]).then((out) => out.split('\n').filter(Boolean).map(Number), () => [] as number[]);
+    // Killed once every host is in pre-deploy: each holds its lock.
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline && new Set((await sh('bash', ['-c', `pgrep -af ${marker} | grep -v pgrep || true`])).split('\n').filter((line) => line.includes('sleep 60')).map((line) => line.split(' ')[0])).size < 3) {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    started.child.kill('SIGKILL');
+    const killed = await started.done;
+    for (const pid of await pids()) process.kill(pid, 'SIGKILL');
+    expect(killed.code).toBe(null);
+    const locks = ADDRESSES.map((address) => join(projectDir(address), '.skiff-lock'));
+    for (const lock of locks) await lstat(lock);
+    const saved = JSON.parse(killed.state['deploy-lock']!) as { host: string }[];
+    expect(saved.map((lock) => lock.host).sort()).toEqual([0, 1, 2].map(label).sort());
+
+    const post = await runAction(inputs({}), { workspace: workspace.path, phase: 'post', state: { 'deploy-lock': killed.state['deploy-lock']! } });
+    expect(post.code, post.masked).toBe(0);
+    for (const index of [0, 1, 2]) expect(post.stdout).toContain(`Released the deploy lock in ${projectDir(ADDRESSES[index]!)} on ${label(index)}`);
+    for (const lock of locks) await expect(lstat(lock)).rejects.toThrow();
   });
 
   it('dry-run names every host and shows the plan for the first, {host} filled in, without connecting', async () => {
