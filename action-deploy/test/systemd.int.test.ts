@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sh, startSystemdHost, tempDir, type SystemdHost } from '@skiff/testbed';
+import { sh, startSshd, startSystemdHost, tempDir, type SystemdHost } from '@skiff/testbed';
 import { httpGet, runAction, type ActionRun } from './helpers';
 
 /**
@@ -122,6 +122,20 @@ afterAll(async () => {
 
 describe('strategy: systemd on a host running systemd', () => {
   const releases: Record<string, string> = {};
+
+  it('refuses a server whose init is not systemd (this machine, over its own sshd), before anything changes', async () => {
+    const [plain, remote] = await Promise.all([startSshd(), tempDir('systemdskiff-plain')]);
+    try {
+      await appFiles(join(workspace.path, 'v1'), 'v1', 'ok');
+      const run = await deploy({ host: plain.host, port: String(plain.port), username: plain.username, key: plain.privateKey, fingerprint: plain.hostFingerprint, 'project-dir': join(remote.path, 'app'), 'artifact-path': 'v1' });
+      expect(run.code).toBe(1);
+      expect(run.errors.join('\n')).toMatch(/systemd-unit: cannot ask systemd about systemdskiff-app\.service on the server \(systemctl said: .*\)\. strategy: systemd needs a server whose init is systemd/);
+      // Taking the deploy lock made project-dir; it was released, and nothing else is there.
+      expect((await sh('ls', ['-A', join(remote.path, 'app')])).trim()).toBe('');
+    } finally {
+      await Promise.all([plain.stop(), remote.remove()]);
+    }
+  });
 
   it('refuses a unit that is not installed, before anything on the server changes', async () => {
     await appFiles(join(workspace.path, 'v1'), 'v1', 'ok');

@@ -33,7 +33,12 @@ function settings(d: Deployer): SystemdInputs {
  * cannot restart a system unit without it (over SSH there is no polkit agent to ask).
  */
 async function inspectUnit(d: Deployer, unit: string): Promise<{ sudo: boolean }> {
-  const config = parseShow((await d.server.run(inspectHost(unit), { description: `inspect ${unit}`, timeoutSeconds: 60 })).stdout);
+  const inspected = await d.server.run(inspectHost(unit), { description: `inspect ${unit}`, allowFailure: true, timeoutSeconds: 60 });
+  const config = parseShow(inspected.stdout);
+  if (inspected.code !== 0 || config.LoadState === undefined) {
+    const said = `${inspected.stderr}`.trim().split('\n').slice(-2).join(' ') || `exit ${inspected.code}`;
+    throw new Error(`systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`);
+  }
   const dir = d.inputs.projectDir;
   if (config.LoadState !== 'loaded') {
     const what = config.LoadState === 'not-found' ? 'is not installed' : `cannot be loaded (LoadState=${config.LoadState ?? 'unknown'})`;
