@@ -67,10 +67,10 @@ async function uploadArtifact(d: Deployer, source: Extract<ReleaseSource, { kind
   } catch (error) {
     // If tar on the runner failed, the server only saw a cut-short archive: the runner's reason is the useful one.
     const local = await Promise.race([artifact.finished.then(() => undefined, (reason: Error) => reason), sleep(2000).then(() => undefined)]);
-    throw local ?? error;
-  } finally {
     artifact.stop();
+    throw local ?? error;
   }
+  // The server has the whole stream; tar on the runner may still be exiting, and its status counts too.
   await artifact.finished;
 }
 
