@@ -130,7 +130,7 @@ describe('strategy: swarm', () => {
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('rolled-back');
     expect(run.outputs['rolled-back']).toBe('true');
-    expect(run.errors.join('\n')).toMatch(/Swarm rolled back its update of web, worker \(update rolled back due to failure/);
+    expect(run.errors.join('\n')).toMatch(/Swarm rolled back its update of web, worker \((web|worker): update rolled back due to failure or early termination of task \w+/);
     expect(run.masked).toMatch(/Swarm rolled the update back/);
     const v2 = `${repository()}:v2@${digests.v2!.split('@')[1]}`;
     expect(JSON.parse(run.outputs.images!)).toEqual({ web: v2, worker: v2 });

@@ -3,7 +3,7 @@ import type { Deployer } from '../deploy';
 import { appProbes, runHealthGate, type GateReport } from '../health-gate';
 import { touchLock } from '../lock';
 import { stackState } from './swarm-commands';
-import { parseStackState, type ServiceState } from './swarm-stack';
+import { ROLLING_BACK, parseStackState, type ServiceState } from './swarm-stack';
 
 export interface SwarmGateReport extends GateReport {
   /** Each service as last seen: its image (pinned by Swarm), state and whether Swarm rolled it back. */
@@ -31,7 +31,7 @@ export async function swarmGate(d: Deployer, sinceMs: number): Promise<SwarmGate
       services = parseStackState(result.stdout, stack, sinceMs);
       if (services.length === 0) return { state: 'waiting', detail: 'no services in the stack yet' };
       const detail = services.map((s) => `${s.service}: ${s.detail}`).join('; ');
-      for (const s of services) if (s.moving && s.detail !== 'updating') rollingBack.set(s.service, s.detail);
+      for (const s of services) if (s.moving && s.detail.startsWith(ROLLING_BACK)) rollingBack.set(s.service, s.detail.slice(ROLLING_BACK.length).replace(/^: /, ''));
       // A failure is final once Swarm has finished what it is doing: re-deploying during its own rollback would race it.
       if (services.some((s) => s.state === 'failed')) return { state: services.some((s) => s.moving) ? 'waiting' : 'failed', detail };
       return { state: services.every((s) => s.state === 'ok') ? 'ok' : 'waiting', detail };

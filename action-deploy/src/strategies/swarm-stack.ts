@@ -120,6 +120,7 @@ export interface ServiceState {
 }
 
 export const STATE_SEPARATOR = '--- skiff tasks ---';
+export const ROLLING_BACK = 'Swarm is rolling the update back';
 
 /**
  * Reads `docker service inspect` (a JSON array) and the tasks after STATE_SEPARATOR. A service is
@@ -153,7 +154,7 @@ export function parseStackState(stdout: string, stack: string, sinceMs: number):
       continue;
     }
     if (fresh && (update?.State === 'updating' || update?.State === 'rollback_started')) {
-      states.push({ ...base, state: 'waiting', detail: update.State === 'updating' ? 'updating' : `Swarm is rolling the update back${said}`, rolledBack: false, moving: true });
+      states.push({ ...base, state: 'waiting', detail: update.State === 'updating' ? 'updating' : `${ROLLING_BACK}${said}`, rolledBack: false, moving: true });
       continue;
     }
     const own = tasks.filter((task) => task.Name?.startsWith(`${fullName}.`) || task.Name === fullName);

@@ -129,7 +129,7 @@ async function deploySwarm(d: Deployer): Promise<StoryResult> {
 
   const diagnostics = await diagnose(d, gate, id);
   const swarmRolledBack = gate.services.filter((s) => s.rolledBack).map((s) => s.service);
-  const said = [...new Set(swarmRolledBack.map((service) => gate.rollingBack.get(service)).filter((m): m is string => m !== undefined))];
+  const said = swarmRolledBack.filter((service) => gate.rollingBack.get(service)).map((service) => `${service}: ${gate.rollingBack.get(service)}`);
   const failedWhy =
     swarmRolledBack.length > 0
       ? `Release ${id} failed: Swarm rolled back its update of ${swarmRolledBack.join(', ')}${said.length > 0 ? ` (${said.join('; ')})` : ''}`
