@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,6 +147,9 @@ describe('strategy: systemd on a host running systemd', () => {
   });
 
   it('deploys v1 from a directory: install-command ran in the release, unit restarted from current, healthy, env 0600', async () => {
+    // Many SSH packets' worth of incompressible bytes, streamed through tar on both ends.
+    const blob = randomBytes(12 * 1024 * 1024);
+    await writeFile(join(workspace.path, 'v1/blob.bin'), blob);
     // Files packed with a uid the server does not have must end up the SSH user's.
     await sh('chown', ['-R', '4242:4242', join(workspace.path, 'v1')]);
     const run = await deploy({ 'artifact-path': 'v1', 'install-command': INSTALL, 'env-file': `APP_SECRET=${SECRET}\n` });
@@ -157,6 +161,7 @@ describe('strategy: systemd on a host running systemd', () => {
     expect(await currentRelease()).toBe(id);
     const dir = `${PROJECT_DIR}/releases/${id}`;
     expect((await onHost(`stat -c '%a %U' ${dir} ${dir}/.env ${dir}/server.py ${dir}/deployed`)).trim().split('\n')).toEqual(['755 root', '600 root', '644 root', '644 root']);
+    expect((await onHost(`sha256sum < ${dir}/blob.bin`)).split(' ')[0]).toBe(createHash('sha256').update(blob).digest('hex'));
     const pid = await mainPid();
     // The unit's User= runs it, reading the release the SSH user (root) unpacked.
     expect((await onHost(`stat -c %U /proc/${pid}`)).trim()).toBe('nobody');
