@@ -83,16 +83,57 @@ function alive(pid: number): boolean {
   }
 }
 
-/** One demo at a time: its names are fixed, and the start-up sweep would take a running demo's parts away. */
-async function takeLock(cleanup: Cleanup): Promise<void> {
-  const holder = Number((await readFile(LOCK_FILE, 'utf8').catch(() => '')).trim());
-  if (holder > 0 && holder !== process.pid && alive(holder)) {
-    throw new Error(`another demo is running (pid ${holder}, lock ${LOCK_FILE}); wait for it or stop it first`);
+/** The lock file: who runs the demo, and the servers it started (so a run after a crash can stop them). */
+interface LockState {
+  pid: number;
+  /** A server's pid and a path its command line contains (guards against a reused pid). */
+  daemons: { pid: number; match: string }[];
+}
+
+async function readLock(): Promise<LockState | undefined> {
+  try {
+    return JSON.parse(await readFile(LOCK_FILE, 'utf8')) as LockState;
+  } catch {
+    return undefined;
   }
-  await writeFile(LOCK_FILE, `${process.pid}\n`);
+}
+
+async function commandLine(pid: number): Promise<string> {
+  return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
+}
+
+/**
+ * One demo at a time: its names are fixed, and the start-up sweep would take a running demo's
+ * parts away. A lock left by a demo that was killed (no cleanup ran) lists its servers: they go.
+ */
+async function takeLock(cleanup: Cleanup): Promise<void> {
+  const previous = await readLock();
+  if (previous && previous.pid !== process.pid && alive(previous.pid)) {
+    throw new Error(`another demo is running (pid ${previous.pid}, lock ${LOCK_FILE}); wait for it or stop it first`);
+  }
+  for (const daemon of previous?.daemons ?? []) {
+    if (alive(daemon.pid) && (await commandLine(daemon.pid)).includes(daemon.match)) await stopPid(daemon.pid);
+  }
+  const state: LockState = { pid: process.pid, daemons: [] };
+  await writeFile(LOCK_FILE, `${JSON.stringify(state)}\n`);
   cleanup.add('demo lock', async () => {
-    if ((await readFile(LOCK_FILE, 'utf8').catch(() => '')).trim() === String(process.pid)) await rm(LOCK_FILE, { force: true });
+    if ((await readLock())?.pid === process.pid) await rm(LOCK_FILE, { force: true });
   });
+}
+
+/** Adds started servers to the lock file. */
+async function recordDaemons(daemons: LockState['daemons']): Promise<void> {
+  const state = await readLock();
+  if (state?.pid !== process.pid) return;
+  state.daemons.push(...daemons);
+  await writeFile(LOCK_FILE, `${JSON.stringify(state)}\n`);
+}
+
+/** The pid listening on a loopback TCP port (for servers whose helpers do not expose theirs). */
+async function listenerPid(port: number): Promise<number | undefined> {
+  const out = await sh('ss', ['-Hltnp', `sport = :${port}`]).catch(() => '');
+  const pid = /pid=(\d+)/.exec(out)?.[1];
+  return pid === undefined ? undefined : Number(pid);
 }
 
 async function lines(args: string[]): Promise<string[]> {
@@ -135,6 +176,7 @@ async function startS3(dir: string, root: string, cleanup: Cleanup): Promise<San
   const port = await freePort();
   const pid = spawnDaemon('s3rver', join(root, 'node_modules/.bin/s3rver'), ['-d', dir, '-a', '127.0.0.1', '-p', String(port), '-s', '--configure-bucket', bucket]);
   cleanup.add('s3rver', () => stopPid(pid));
+  await recordDaemons([{ pid, match: dir }]);
   await waitFor('s3rver', async () => (await fetch(`http://127.0.0.1:${port}/`)).status < 500, 30_000, 200);
   return { endpoint: `http://127.0.0.1:${port}`, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 }
@@ -184,6 +226,14 @@ export async function provision(root: string, cleanup: Cleanup): Promise<Sandbox
     generateIdentity().then(async (identity) => ({ identity, recipient: await identityToRecipient(identity) })),
     startEdge(cleanup),
   ]);
+  // The edge host's servers run in its namespace, which the next run's createNetnsHost empties and replaces.
+  const vpsPid = Number((await readFile(join(vps.dir, 'sshd.pid'), 'utf8').catch(() => '')).trim());
+  const registryPid = await listenerPid(Number(registry.address.split(':')[1]));
+  await recordDaemons([
+    ...(vpsPid > 0 ? [{ pid: vpsPid, match: vps.dir }] : []),
+    ...(registryPid ? [{ pid: registryPid, match: registry.dir }] : []),
+  ]);
+
   const parts: [string, string][] = [
     ['the VPS', `OpenSSH on ${vps.host}:${vps.port} (root; its Docker is this machine's engine), host key ${vps.hostFingerprint}, pinned by every action`],
     ['GHCR', `a registry with a login on ${registry.address}`],
