@@ -5,6 +5,7 @@ import { markCurrent, pullImages, resolveDigests, runPreDeploy, switchTo, upload
 import type { DeployInputs } from './inputs';
 import { tryLock } from './lock';
 import { newReleaseId, readState } from './releases';
+import { planRollingSwitch } from './strategies/rolling';
 import { planSwarm } from './strategies/swarm';
 import { planSystemd } from './strategies/systemd';
 
@@ -32,7 +33,7 @@ export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, c
     recorder.steps.push({ kind: 'run', description: `backup-before-deploy: dump and verify ${what} into ${inputs.backupBeforeDeploy.path}, keeping ${inputs.backupBeforeDeploy.keep}; a failed backup stops the deploy here`, script: '# as action-backup with destination: host (skipped on the first release)' });
   }
   if (inputs.preDeploy !== undefined) await runPreDeploy(d, release, inputs.preDeploy);
-  await switchTo(d, release);
+  await (inputs.strategy === 'rolling' ? planRollingSwitch(recorder, d, release) : switchTo(d, release));
   recorder.steps.push({ kind: 'run', description: 'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release', script: '# runs every health-interval until health-successes or health-timeout' });
   await markCurrent(d, release);
   return recorder.steps;

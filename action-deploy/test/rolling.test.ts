@@ -1,5 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { script } from '@skiff/shell';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PlanRecorder, script } from '@skiff/shell';
+import { runContext } from '../src/context';
+import { readDeployInputs } from '../src/inputs';
+import { planDeploy } from '../src/plan';
 import { configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, type ComposeProject, type DockerCli } from '../src/compose';
 import { readRollingInputs } from '../src/strategies/rolling-inputs';
 import { newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, whyNotRolled, type ContainerRow, type ServiceShape } from '../src/strategies/rolling-plan';
@@ -231,5 +237,45 @@ describe('rolling inputs', () => {
     expect(() => readRollingInputs('recreate')).toThrow('Input "rolling-services" is set but strategy is recreate; it only applies with strategy: rolling');
     set({ 'rolling-drain': '2s' });
     expect(readRollingInputs('swarm')).toBeUndefined();
+  });
+});
+
+describe('rolling dry-run', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    vi.restoreAllMocks();
+    process.env = { ...saved };
+  });
+
+  it('plans the read-only look, the roll of each changed service (scale-up, gate, drain, stop+rm) and compose up', async () => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const workspace = await mkdtemp(join(tmpdir(), 'rollingskiff-plan-'));
+    try {
+      await writeFile(join(workspace, 'compose.yaml'), 'services:\n  web:\n    image: app\n');
+      for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
+      const inputs: Record<string, string> = { host: 'example.com', username: 'deploy', password: 'pw-123456', fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', strategy: 'rolling', 'rolling-services': 'web', 'rolling-drain': '3s', 'project-dir': '/opt/shop', 'dry-run': 'true' };
+      for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
+      process.env.GITHUB_WORKSPACE = workspace;
+      const steps = await planDeploy(new PlanRecorder(), readDeployInputs(), runContext({ GITHUB_SHA: '0123456789abcdef' }));
+      const descriptions = steps.map((step) => step.description);
+      const at = (description: string) => descriptions.indexOf(description);
+      expect(at('read the configuration hashes')).toBeGreaterThan(at('resolve image digests'));
+      expect(at('list the running containers')).toBeGreaterThan(at('read the configuration hashes'));
+      const id = descriptions.find((d) => d.startsWith('create release '))!.slice('create release '.length);
+      const roll = steps.find((step) => step.description.startsWith('roll each changed service'));
+      expect(roll?.kind === 'run' && roll.script).toBe(
+        [
+          '# for each changed service S that can roll (of web), with N old containers and R replicas:',
+          `cd /opt/shop && docker compose --project-name shop --project-directory /opt/shop -f /opt/shop/releases/${id}/compose.yaml -f /opt/shop/releases/${id}/images.lock.json up -d --no-deps --no-recreate --scale S=N+R S`,
+          '# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving',
+          'sleep 3  # rolling-drain: the proxy picks up the new containers',
+          'docker stop OLD-CONTAINER-IDS',
+          'docker rm OLD-CONTAINER-IDS',
+        ].join('\n'),
+      );
+      expect(at(descriptions.find((d) => d.startsWith('start release '))!)).toBeGreaterThan(descriptions.indexOf(roll!.description));
+    } finally {
+      await rm(workspace, { recursive: true, force: true });
+    }
   });
 });

@@ -1,7 +1,8 @@
 import * as core from '@actions/core';
 import { containerProbe, type ContainerState } from '@skiff/health';
-import { config, configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, up } from '../compose';
-import { loadRelease, type Deployer, type Release } from '../deploy';
+import { compose, config, configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, up } from '../compose';
+import { render, type PlanRecorder } from '@skiff/shell';
+import { loadRelease, switchTo, type Deployer, type Release } from '../deploy';
 import { appProbes, healthGate, runHealthGate, type GateReport } from '../health-gate';
 import { touchLock } from '../lock';
 import { linkEnv } from '../releases';
@@ -50,6 +51,27 @@ export const rollingStrategy: HostStrategy = {
     return rollbackTo(d, wanted, reason, rollingSwitch);
   },
 };
+
+/**
+ * Dry-run: the read-only look the deploy starts with, then what it does per service. Which
+ * services roll depends on what runs on the server, so that step shows its commands for a
+ * service S rather than real names.
+ */
+export async function planRollingSwitch(recorder: PlanRecorder, d: Deployer, release: Release): Promise<void> {
+  await recorder.run(config(d.cli, release.project), { description: 'read the compose configuration' });
+  await recorder.run(configHashes(d.cli, release.project), { description: 'read the configuration hashes' });
+  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the running containers' });
+  const drain = d.inputs.rolling?.drainSeconds ?? 0;
+  const perService = [
+    `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(', ')})` : ''}, with N old containers and R replicas:`,
+    `cd ${render([release.project.directory])} && ${render(compose(d.cli, release.project, 'up', '-d', '--no-deps', '--no-recreate', '--scale', 'S=N+R', 'S')).replace("'S=N+R'", 'S=N+R')}`,
+    '# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving',
+    ...(drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers`] : []),
+    ...stopAndRemove(d.cli, ['OLD-CONTAINER-IDS']).map(render),
+  ].join('\n');
+  recorder.steps.push({ kind: 'run', description: 'roll each changed service: new containers beside the old, gate, drain, retire the old', script: perService });
+  await switchTo(d, release);
+}
 
 function needsComposeV2(d: Deployer): void {
   // v1 names containers differently and has no `config --hash`; it is end-of-life anyway.
