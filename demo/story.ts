@@ -34,6 +34,14 @@ interface Outcome {
   result: string;
 }
 
+/** What a later step needs from an earlier one, in words for the final table. */
+const NEEDS: Record<keyof Memory, string> = {
+  v1: 'the image of step 1',
+  v1Release: 'the release of step 2',
+  backupId: 'the backup of step 5',
+  backupLocation: 'the backup of step 5',
+};
+
 /** What later steps need from earlier ones. */
 interface Memory {
   v1?: { image: string; imageRef: string; digest: string };
@@ -151,7 +159,7 @@ export class Story {
       if (control.stopped) break;
       const missing = needs.filter((key) => this.memory[key] === undefined);
       if (missing.length > 0) {
-        this.results.push({ title, status: 'skipped', result: `needs ${missing.join(', ')} from an earlier step`, seconds: 0 });
+        this.results.push({ title, status: 'skipped', result: `needs ${missing.map((key) => NEEDS[key]).join(' and ')}`, seconds: 0 });
         continue;
       }
       header(index + 1, steps.length, title, expectation);
