@@ -23,7 +23,8 @@ export function deployNotification(inputs: DeployInputs, ctx: RunContext, ended:
 function notification(inputs: DeployInputs, ctx: RunContext, ended: Ended): Notification {
   const repository = process.env.GITHUB_REPOSITORY ?? 'app';
   const sha = ctx.sha.slice(0, 7) || 'manual';
-  const hosts = inputs.targets.map(hostLabel);
+  // strategy: coolify has no SSH hosts: its Coolify resources (or tags) stand in their place.
+  const hosts = inputs.coolify ? (inputs.coolify.uuids.length > 0 ? inputs.coolify.uuids : inputs.coolify.tags.map((tag) => `tag:${tag}`)).map((id) => `coolify:${id}`) : inputs.targets.map(hostLabel);
   if ('error' in ended) {
     return {
       title: `${TITLE.failed}: ${repository} ${sha}`,

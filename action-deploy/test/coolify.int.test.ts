@@ -11,6 +11,9 @@ import { runAction, type ActionRun } from './helpers';
 const PREFIX = 'coolifyskiff';
 let coolify: CoolifyServer;
 let app: RecordingServer;
+let github: RecordingServer;
+let hook: RecordingServer;
+const GITHUB_TOKEN = `ghs_${Math.random().toString(36).slice(2)}CoolifyRun`;
 let appHealthy = true;
 let workspace: { path: string; remove: () => Promise<void> };
 
@@ -46,22 +49,31 @@ function expectNoToken(run: ActionRun): void {
 }
 
 beforeAll(async () => {
-  [coolify, app, workspace] = await Promise.all([
+  [coolify, app, workspace, hook] = await Promise.all([
     startCoolify(resources),
     startRecordingServer(() => (appHealthy ? { status: 200, body: 'ok' } : { status: 503, body: 'starting' })),
     tempDir(`${PREFIX}-ws`),
+    startRecordingServer(() => ({ status: 200, body: 'ok' })),
   ]);
+  github = await startRecordingServer((request) => {
+    if (request.method === 'POST' && request.path === '/repos/acme/skiffdeploy-app/deployments') return { status: 201, body: { id: 77, sha: '1a2b3c4d5e6f', environment: 'production' } };
+    if (request.method === 'POST' && request.path === '/repos/acme/skiffdeploy-app/deployments/77/statuses') return { status: 201, body: { id: 770, state: (request.json as { state: string }).state } };
+    return { status: 404, body: { message: 'Not Found' } };
+  });
 });
 
 afterAll(async () => {
-  await Promise.all([coolify?.stop(), app?.stop(), workspace?.remove()]);
+  await Promise.all([coolify?.stop(), app?.stop(), workspace?.remove(), github?.stop(), hook?.stop()]);
 });
 
 describe('strategy: coolify', () => {
   it('deploys by uuid: an application followed to finished and a service started, then the health gate; the exact requests, the token only in Authorization', async () => {
     coolify.requests.length = 0;
     appHealthy = true;
-    const run = await deploy({ 'coolify-uuid': `${resources[0]!.uuid},${resources[1]!.uuid}`, 'coolify-force': 'true' });
+    const run = await runAction(
+      inputs({ 'coolify-uuid': `${resources[0]!.uuid},${resources[1]!.uuid}`, 'coolify-force': 'true', environment: 'production', 'github-token': GITHUB_TOKEN, 'notify-webhook': `${hook.url}/hooks/coolify-secret-path` }),
+      { workspace: workspace.path, env: { GITHUB_API_URL: github.url } },
+    );
     expect(run.code, run.stdout).toBe(0);
     const deployment = coolify.deployments.at(-1)!;
     expect(deployment).toMatchObject({ resource: { uuid: resources[0]!.uuid }, force: true });
@@ -85,6 +97,14 @@ describe('strategy: coolify', () => {
     expect(app.requests.some((r) => r.path === '/health')).toBe(true);
     expect(run.summary).toMatch(/Health gate: Coolify deployment .* passed/);
     expectNoToken(run);
+    // GitHub Deployments and the notification work as for SSH hosts, one entry per Coolify resource.
+    expect(github.requests.map((r) => (r.json as { state?: string }).state ?? r.path)).toEqual(['/repos/acme/skiffdeploy-app/deployments', 'in_progress', 'success']);
+    expect(hook.requests).toHaveLength(1);
+    const slack = (hook.requests[0]!.json as { text: string }).text;
+    expect(slack).toContain('✅ Deployed: acme/skiffdeploy-app 1a2b3c4 to 2 hosts');
+    expect(slack).toContain(`coolify:${resources[0]!.uuid}: deployed`);
+    expect(slack).toContain(`coolify:${resources[1]!.uuid}: deployed`);
+    for (const text of [hook.requests[0]!.body, ...github.requests.map((r) => r.body)]) expect(text).not.toContain(coolify.token);
   });
 
   it('a failed deployment: its log is printed (hidden lines left out) and is in the summary; status failed, no health gate', async () => {
