@@ -86,7 +86,7 @@ const DEPLOY_INPUTS = [
     description: 'Instead of deploying, re-deploy a kept release: `previous`, or a release id (see the audit log or the release-id output). For workflow_dispatch.',
     required: false,
   },
-  { name: 'sudo', description: 'Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker).', required: false, default: 'false' },
+  { name: 'sudo', description: 'Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker). With strategy: systemd, systemctl and journalctl run with `sudo -n` (always when the user is not root).', required: false, default: 'false' },
   {
     name: 'all-or-nothing',
     description: 'With several hosts: when one fails, roll the hosts already switched back to their own previous release (through the same health gate), so no host is left on the new release.',

@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
 import { audit, loadRelease, markCurrent, prune, pullImages, resolveDigests, runPreDeploy, serverState, switchTo, uploadRelease, type Deployer, type Release } from './deploy';
+import { backupBeforeDeploy, type TakenBackup } from './backup-before-deploy';
 import { touchLock } from './lock';
 import { healthGate, type GateReport } from './health-gate';
 import { newReleaseId } from './releases';
@@ -47,7 +48,7 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
   const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
   core.info(`Release ${id}${previous ? ` (current: ${previous})` : ' (first release)'}`);
   const release = await uploadRelease(d, id);
-  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [] as string[], gates: [] as Outcome['gates'] };
+  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [] as string[], gates: [] as Outcome['gates'], backups: [] as TakenBackup[] };
 
   const beforeSwitch = async (what: string, step: () => Promise<void>): Promise<string | undefined> => {
     try {
@@ -62,6 +63,7 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
   const early =
     (await beforeSwitch('Pulling images', () => pullImages(d, release))) ??
     (await beforeSwitch('Resolving image digests', () => resolveDigests(d, release))) ??
+    (d.inputs.backupBeforeDeploy === undefined ? undefined : await beforeSwitch('backup-before-deploy', async () => void base.backups.push(...(await backupBeforeDeploy(d, release, previous))))) ??
     (d.inputs.preDeploy === undefined ? undefined : await beforeSwitch('pre-deploy', () => runPreDeploy(d, release, d.inputs.preDeploy!)));
   if (early) return { ...base, status: 'failed', images: release.images, error: early };
 
