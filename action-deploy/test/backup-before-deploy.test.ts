@@ -2,16 +2,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { setInputs } from '@skiff/testbed';
 import { forHost } from '../src/hosts-run';
 import { readDeployInputs } from '../src/inputs';
 
 let workspace = '';
 const saved = { ...process.env };
-
-function setInputs(inputs: Record<string, string>): void {
-  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
-  for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
-}
 
 beforeEach(async () => {
   vi.spyOn(process.stdout, 'write').mockImplementation(() => true);

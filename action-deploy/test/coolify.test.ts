@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { setInputs } from '@skiff/testbed';
 import { readDeployInputs } from '../src/inputs';
 import { deploymentRequest, deployRequest, describeRequest, parseDeployment, parseTriggered } from '../src/strategies/coolify-api';
 import { planCoolify } from '../src/strategies/coolify';
@@ -9,11 +10,6 @@ import { planCoolify } from '../src/strategies/coolify';
 const saved = { ...process.env };
 let workspace = '';
 let stdout: string[] = [];
-
-function setInputs(inputs: Record<string, string>): void {
-  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
-  for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
-}
 
 beforeEach(async () => {
   stdout = [];

@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { setInputs } from '@skiff/testbed';
 import { parseImages, readDeployInputs } from '../src/inputs';
 
 let stdout: string[] = [];
@@ -9,11 +10,6 @@ let workspace = '';
 const saved = { ...process.env };
 
 const FINGERPRINT = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
-
-function setInputs(inputs: Record<string, string>): void {
-  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
-  for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
-}
 
 const masked = () => stdout.filter((line) => line.startsWith('::add-mask::')).map((line) => line.slice('::add-mask::'.length, -1));
 

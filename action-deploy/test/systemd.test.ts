@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { setInputs } from '@skiff/testbed';
 import { PlanRecorder, render, script } from '@skiff/shell';
 import { readDeployInputs } from '../src/inputs';
 import { markDeployed, pointCurrent, switchCurrent } from '../src/releases';
@@ -187,10 +188,6 @@ describe('artifact-path on the runner', () => {
 describe('systemd inputs', () => {
   let workspace = '';
   const saved = { ...process.env };
-  const setInputs = (inputs: Record<string, string>) => {
-    for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
-    for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
-  };
   const ssh = { host: 'example.com', username: 'deploy', password: 'pw-123456', fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'project-dir': '/opt/app', strategy: 'systemd' };
   const failure = () => {
     try {

@@ -24,7 +24,7 @@ export type { S3Server } from './s3';
 export { spawnDaemon } from './proc';
 export { ensureComposeV1 } from './compose-v1';
 export type { ComposeV1 } from './compose-v1';
-export { NODE24, bundlePath, parseFileCommands, applyMasks, commandErrors, runnerEnv, startBundle, runBundle } from './runner';
+export { NODE24, bundlePath, parseFileCommands, applyMasks, commandErrors, runnerEnv, startBundle, runBundle, inputEnvName, setInputs } from './runner';
 export type { RunnerEvent, RunnerEnvOptions, RunnerFiles, BundleOptions, BundleRun, StartedBundle } from './runner';
 export { startMariadb } from './mariadb';
 export type { Mariadb } from './mariadb';

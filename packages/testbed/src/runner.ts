@@ -91,6 +91,20 @@ export interface RunnerFiles {
   GITHUB_STATE: string;
 }
 
+/** INPUT_<NAME> as the runner spells it: upper-cased, spaces to _, hyphens kept. */
+export function inputEnvName(name: string): string {
+  return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
+}
+
+/**
+ * For unit tests of an action's input reader in this process: exactly these inputs, as the
+ * runner would pass them (every other INPUT_* removed).
+ */
+export function setInputs(inputs: Record<string, string>): void {
+  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
+  for (const [name, value] of Object.entries(inputs)) process.env[inputEnvName(name)] = value;
+}
+
 /**
  * A step's environment as the runner builds it, and nothing from this process but PATH: fresh
  * empty file-command files in dir, INPUT_* (upper-cased, spaces to _, hyphens kept), STATE_*,
@@ -115,7 +129,7 @@ export async function runnerEnv(dir: string, options: RunnerEnvOptions = {}): Pr
     await writeFile(eventPath, JSON.stringify(options.event.payload));
     Object.assign(env, { GITHUB_EVENT_PATH: eventPath, GITHUB_EVENT_NAME: options.event.name, GITHUB_REF: options.event.ref, GITHUB_SHA: options.event.sha });
   }
-  for (const [name, value] of Object.entries(options.inputs ?? {})) env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
+  for (const [name, value] of Object.entries(options.inputs ?? {})) env[inputEnvName(name)] = value;
   for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value;
   if (options.phase === 'post') env.STATE_isPost = 'true';
   Object.assign(env, options.env);
