@@ -64,6 +64,8 @@ export function rollingCompose(appImage: string, proxyImage: string, replicas: n
 
 export interface LoopResult {
   total: number;
+  /** Requests sent before the deploy ended (the rest came after it, up to the minimum). */
+  during: number;
   failed: number;
   /** The first few failures, for the assertion message. */
   failures: string[];
@@ -73,33 +75,41 @@ export interface LoopResult {
 }
 
 /**
- * Sequential GETs through the proxy until `until` settles and at least `min` were made — never
- * more than `max` (the loop is bounded whatever happens). A request fails when it errors, times
- * out (5 s), or answers anything but 200 with a `version=` body.
+ * GETs through the proxy, `workers` at a time (each one after the other), until `until` settles
+ * and at least `min` were made — never more than `max` (the loop is bounded whatever happens). A
+ * request fails when it errors, times out (5 s), or answers anything but 200 with a `version=` body.
  */
-export async function requestLoop(url: string, options: { min: number; max: number; until: Promise<unknown> }): Promise<LoopResult> {
+export async function requestLoop(url: string, options: { min: number; max: number; until: Promise<unknown>; workers?: number }): Promise<LoopResult> {
   let finished = false;
-  void options.until.finally(() => (finished = true)).catch(() => undefined);
-  const result: LoopResult = { total: 0, failed: 0, failures: [], versions: [], ms: 0 };
+  const result: LoopResult = { total: 0, during: 0, failed: 0, failures: [], versions: [], ms: 0 };
+  void options.until
+    .finally(() => {
+      finished = true;
+      result.during = result.total;
+    })
+    .catch(() => undefined);
   const start = performance.now();
-  while (result.total < options.max && !(finished && result.total >= options.min)) {
-    result.total++;
-    let problem: string | undefined;
-    let body = '';
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
-      body = (await response.text()).trim();
-      if (response.status !== 200 || !body.startsWith('version=')) problem = `HTTP ${response.status}: ${body.slice(0, 80)}`;
-    } catch (error) {
-      problem = (error as Error).message;
+  const worker = async () => {
+    while (result.total < options.max && !(finished && result.total >= options.min)) {
+      const number = ++result.total;
+      let problem: string | undefined;
+      let body = '';
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+        body = (await response.text()).trim();
+        if (response.status !== 200 || !body.startsWith('version=')) problem = `HTTP ${response.status}: ${body.slice(0, 80)}`;
+      } catch (error) {
+        problem = (error as Error).message;
+      }
+      if (problem) {
+        result.failed++;
+        if (result.failures.length < 5) result.failures.push(`#${number}: ${problem}`);
+      } else if (result.versions.at(-1) !== body) result.versions.push(body);
+      // A breath between requests keeps the loop from taking a whole core from the deploy it watches.
+      await new Promise((resolve) => setTimeout(resolve, 1));
     }
-    if (problem) {
-      result.failed++;
-      if (result.failures.length < 5) result.failures.push(`#${result.total}: ${problem}`);
-    } else if (result.versions.at(-1) !== body) result.versions.push(body);
-    // A breath between requests: ~1 ms keeps the loop from taking a whole core from the deploy it watches.
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
+  };
+  await Promise.all(Array.from({ length: options.workers ?? 1 }, worker));
   result.ms = performance.now() - start;
   return result;
 }
