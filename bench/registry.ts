@@ -6,6 +6,7 @@ import { cfAllowlist } from './cf-allowlist';
 import { buildPush } from './build-push';
 import { deployBench } from './deploy-compose';
 import { deployHostsBench } from './deploy-hosts';
+import { deployRollingBench } from './deploy-rolling';
 
 /** Every benchmark `npm run bench` knows, in the order they run: add a new one's file here. */
-export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart, buildPush, cfAllowlist, backupToS3, deployBench, deployHostsBench];
+export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart, buildPush, cfAllowlist, backupToS3, deployBench, deployHostsBench, deployRollingBench];
