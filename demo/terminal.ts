@@ -136,7 +136,11 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
     const height = Math.max(...wrapped.map((w) => w.length));
     // The last column is not padded, so no line ends in spaces.
     const cellText = (w: string[], h: number, i: number) => (i === columns - 1 ? (w[h] ?? '') : padEnd(w[h] ?? '', widths[i]!));
-    return Array.from({ length: height }, (_, h) => `${indent}${wrapped.map((w, i) => styleCell(cellText(w, h, i))).join(dim(' │ '))}`);
+    return Array.from({ length: height }, (_, h) => {
+      const text = `${indent}${wrapped.map((w, i) => styleCell(cellText(w, h, i))).join(dim(' │ '))}`;
+      // An empty last cell would leave the separator's trailing space.
+      return (wrapped.at(-1)![h] ?? '') === '' ? text.replace(/ (\x1b\[22m)?((?:\x1b\[[0-9;]*m)*)$/, '$1$2') : text;
+    });
   };
   const rule = `${indent}${dim(widths.map((w) => '─'.repeat(w)).join('─┼─'))}`;
   // A key/value table has no header text: a rule on top is all it needs.

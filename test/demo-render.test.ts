@@ -48,4 +48,8 @@ describe('renderTable', () => {
     expect(lines).toEqual(['Check │ Detail', '──────┼─────────────────', '✅ ok │ one two three', '      │ four five six']);
     for (const line of lines) expect(terminal.displayWidth(line)).toBeLessThanOrEqual(24);
   });
+
+  it('leaves no trailing space when the last cell of a line is empty', () => {
+    expect(terminal.renderTable(['Step', 's'], [['one two three', '1.5']], 14, '')).toEqual(['Step     │ s', '─────────┼────', 'one two  │ 1.5', 'three    │']);
+  });
 });
