@@ -261,6 +261,7 @@ describe('rolling dry-run', () => {
       const at = (description: string) => descriptions.indexOf(description);
       expect(at('read the configuration hashes')).toBeGreaterThan(at('resolve image digests'));
       expect(at('list the running containers')).toBeGreaterThan(at('read the configuration hashes'));
+      expect(at('link the env file')).toBe(at('list the running containers') + 1);
       const id = descriptions.find((d) => d.startsWith('create release '))!.slice('create release '.length);
       const roll = steps.find((step) => step.description.startsWith('roll each changed service'));
       expect(roll?.kind === 'run' && roll.script).toBe(

@@ -1,8 +1,8 @@
 import * as core from '@actions/core';
 import { containerProbe, type ContainerState } from '@skiff/health';
-import { compose, config, configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, up } from '../compose';
 import { render, type PlanRecorder } from '@skiff/shell';
-import { loadRelease, switchTo, type Deployer, type Release } from '../deploy';
+import { compose, config, configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, up } from '../compose';
+import { loadRelease, type Deployer, type Release } from '../deploy';
 import { appProbes, healthGate, runHealthGate, type GateReport } from '../health-gate';
 import { touchLock } from '../lock';
 import { linkEnv } from '../releases';
@@ -61,6 +61,7 @@ export async function planRollingSwitch(recorder: PlanRecorder, d: Deployer, rel
   await recorder.run(config(d.cli, release.project), { description: 'read the compose configuration' });
   await recorder.run(configHashes(d.cli, release.project), { description: 'read the configuration hashes' });
   await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the running containers' });
+  await recorder.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], { description: 'link the env file' });
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
   const perService = [
     `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(', ')})` : ''}, with N old containers and R replicas:`,
@@ -70,7 +71,7 @@ export async function planRollingSwitch(recorder: PlanRecorder, d: Deployer, rel
     ...stopAndRemove(d.cli, ['OLD-CONTAINER-IDS']).map(render),
   ].join('\n');
   recorder.steps.push({ kind: 'run', description: 'roll each changed service: new containers beside the old, gate, drain, retire the old', script: perService });
-  await switchTo(d, release);
+  await recorder.run(up(d.cli, release.project), { description: `start release ${release.id}` });
 }
 
 function needsComposeV2(d: Deployer): void {
