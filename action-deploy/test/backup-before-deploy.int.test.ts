@@ -98,7 +98,7 @@ describe('backup-before-deploy', () => {
     expect(dump.length).toBe(manifest.size);
     // The dump restores: its table of contents names the table the deploy was about to migrate.
     const container = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=db'])).trim();
-    const toc = await sh('docker', ['exec', '-i', container, 'pg_restore', '--list'], { input: dump });
+    const toc = await sh('bash', ['-c', 'docker exec -i "$0" pg_restore --list < "$1"', container, join(projectDir, 'backups/postgres-app', manifest.file)]);
     expect(toc).toMatch(/TABLE public orders/);
   }, 300_000);
 
