@@ -107,6 +107,12 @@ describe('postgres globals: true (pg_dumpall --globals-only) → host destinatio
     await expect(restoreBackup(ssh, store, await sourceFor(fresh), manifest, { database: 'shop_tampered', force: false })).rejects.toThrow(/sha256 of .*globals\.sql does not match its manifest/);
     expect(await psql(fresh, 'postgres', "select count(*) from pg_database where datname = 'shop_tampered'", await asSuper(fresh))).toBe('0');
     expect(await psql(fresh, 'postgres', "select count(*) from pg_roles where rolname = 'skiffbk_intruder'", await asSuper(fresh))).toBe('0');
+
+    // Pruning a backup removes its globals with it.
+    const before = await readdir(join(dest.path, 'shop'));
+    expect(before).toContain(manifest.globals!.file);
+    await store.remove(manifest);
+    expect((await readdir(join(dest.path, 'shop'))).filter((name) => name.startsWith(manifest.id))).toEqual([]);
   });
 
   it('without the privilege to read pg_authid the backup fails before the dump: no manifest, no partial files', async () => {

@@ -52,20 +52,21 @@ describe('mysql (MariaDB) on the host', () => {
   it('dumps with --single-transaction --routines, password only in a 0600 defaults file (never in ps or logs), verifies, restores identical', async () => {
     const store = new HostStore(ssh, dest.path);
     const logs: string[] = [];
-    // LOCK TABLES … WRITE blocks the dump's SELECT, so there is time to sample `ps` while it runs.
-    const locker = spawn('mariadb', ['--no-defaults', `--socket=${db.socket}`, '-u', 'root', db.database, '-e', 'lock tables items write; select sleep(3); unlock tables'], { stdio: 'ignore' });
-    await waitFor('lock held', async () => (await db.sql("select count(*) from information_schema.processlist where info like '%sleep(3)%' and info not like '%processlist%'")).trim() === '1', 10_000);
+    // LOCK TABLES … WRITE blocks the dump's SELECT, so there is time to sample `ps` while it runs;
+    // the lock is held until the sampling is over (killing the client releases it), however slow the machine.
+    const locker = spawn('mariadb', ['--no-defaults', `--socket=${db.socket}`, '-u', 'root', db.database, '-e', 'lock tables items write; select sleep(60); unlock tables'], { stdio: 'ignore' });
+    await waitFor('lock held', async () => (await db.sql("select count(*) from information_schema.processlist where info like '%sleep(60)%' and info not like '%processlist%'")).trim() === '1', 10_000);
     const running = backupSource(ssh, store, source(), options({ log: (message) => logs.push(message) }));
     const samples: string[] = [];
     let sawDump = '';
-    for (let i = 0; i < 60 && !sawDump; i++) {
+    for (let i = 0; i < 300 && !sawDump; i++) {
       const ps = await sh('ps', ['-eo', 'args']);
       samples.push(ps);
       sawDump = ps.split('\n').find((line) => line.startsWith('mysqldump ')) ?? '';
       await new Promise((r) => setTimeout(r, 50));
     }
-    const { manifest } = await running;
     locker.kill();
+    const { manifest } = await running;
     expect(sawDump).toMatch(/^mysqldump --defaults-extra-file=\/tmp\/skiff-backup-[0-9a-f]+\.secret -h 127\.0\.0\.1 .*--single-transaction --routines/);
     expect(samples.join('\n')).not.toContain(db.password);
     expect(logs.join('\n')).not.toContain(db.password);
