@@ -35,25 +35,28 @@ interface Finished {
 
 let work: { path: string; remove: () => Promise<void> };
 
-/** Runs the demo in its own process group (as a terminal would); `interruptWhen` sends Ctrl-C's SIGINT to the group once the output matches. */
-function runDemo(resultFile: string, interruptWhen?: RegExp): Promise<Finished> {
+/**
+ * Runs the demo in its own process group, as a terminal would. With `interruptWhen`, polled every
+ * 300 ms, Ctrl-C's SIGINT goes to the whole group once it returns true.
+ */
+function runDemo(resultFile: string, interruptWhen?: () => Promise<boolean>): Promise<Finished> {
   return new Promise((done, fail) => {
     const started = performance.now();
     const child = spawn('bash', ['scripts/demo.sh'], { cwd: root, detached: true, env: { ...process.env, NO_COLOR: '1', SKIFF_DEMO_RESULT: resultFile }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    let interrupted = false;
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (interruptWhen && !interrupted && interruptWhen.test(output)) {
-        interrupted = true;
-        process.kill(-child.pid!, 'SIGINT');
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
+    let exited = false;
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 480_000);
+    if (interruptWhen) {
+      void (async () => {
+        while (!exited && !(await interruptWhen().catch(() => false))) await new Promise((r) => setTimeout(r, 300));
+        if (!exited) process.kill(-child.pid!, 'SIGINT');
+      })();
+    }
     child.on('error', fail);
     child.on('close', (code) => {
+      exited = true;
       clearTimeout(timer);
       done({ code, output, seconds: (performance.now() - started) / 1000 });
     });
@@ -134,11 +137,13 @@ describe('npm run demo', () => {
 
   it('Ctrl-C during a deploy stops the story and still removes the whole sandbox', async () => {
     const resultFile = join(work.path, 'interrupted.json');
-    // Interrupted while the first deploy is creating the Compose stack on the VPS.
-    const run = await runDemo(resultFile, /━━ 2\/8 {2}Deploy v1/);
+    // Interrupted while the first deploy is bringing the Compose stack up on the VPS.
+    const stackUp = async () => (await sh('docker', ['ps', '-q', '--filter', 'label=com.docker.compose.project=skiffdemo'])).trim() !== '';
+    const run = await runDemo(resultFile, stackUp);
     expect(run.code, run.output.slice(-4000)).toBe(130);
     expect(run.output).toContain('Interrupted (SIGINT).');
     expect(run.output).toContain('Nothing of the sandbox is left.');
+    expect(run.output).toContain('━━ 2/8  Deploy v1');
     expect(run.output).not.toContain('━━ 3/8');
     // The ports were printed in the sandbox lines; nothing may listen on them any more.
     const ports = [...run.output.matchAll(/127\.0\.0\.1:(\d+)/g)].map((match) => Number(match[1]));
