@@ -94,10 +94,12 @@ async function leftovers(ports: readonly number[]): Promise<Record<string, strin
     tempFiles: (await readdir(tmpdir())).filter((name) => name.startsWith('skiff-skiffdemo') || name === 'skiffdemo.lock'),
     guardFiles: (await stat('/var/lib/skiff-cf/skiffdemo_cf').then(() => ['/var/lib/skiff-cf/skiffdemo_cf'], () => [])),
     listeningPorts: open,
+    // s3rver's data directory, the guard's table and the namespace all carry the demo's prefix.
+    processes: (await sh('pgrep', ['-af', 'skiffdemo']).catch(() => '')).split('\n').filter(Boolean),
   };
 }
 
-const NOTHING_LEFT = { containers: [], volumes: [], networks: [], images: [], namespaces: [], tempFiles: [], guardFiles: [], listeningPorts: [] };
+const NOTHING_LEFT = { containers: [], volumes: [], networks: [], images: [], namespaces: [], tempFiles: [], guardFiles: [], listeningPorts: [], processes: [] };
 
 beforeAll(async () => {
   work = await tempDir('demo-test');
