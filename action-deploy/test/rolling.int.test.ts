@@ -176,4 +176,18 @@ describe('strategy: rolling behind nginx', () => {
     expect(run.stdout).toContain('Rolling deploy: rolling web (2 old → 2 new)');
     expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'rollback', status: 'deployed', from: v2Release, to: v1Release });
   }, 170_000);
+
+  it('a changed service that cannot roll (the proxy on a fixed port) is recreated by compose up, with a warning naming it and why', async () => {
+    const proxy = await proxyId();
+    const web = await webContainers();
+    await writeFile(join(workspace.path, 'compose.yaml'), rollingCompose(image('v1'), PROXY_IMAGE, 2).replace('    pull_policy: never\n', '    pull_policy: never\n    environment:\n      CHANGED: "yes"\n'));
+    const run = await startAction(inputs({}), { workspace: workspace.path }).done;
+    expect(run.errors).toEqual([]);
+    expect(run.outputs.status).toBe('deployed');
+    expect(run.stdout).toContain(`::warning::Not rolled, so recreated by compose up (a short downtime for each): proxy publishes fixed host port 127.0.0.1:${proxyPort}:80, which a second container cannot bind`);
+    expect(run.stdout).toContain('Rolling deploy: nothing to roll; recreated by compose up: proxy; unchanged: web');
+    expect(await proxyId()).not.toBe(proxy);
+    expect(await webContainers()).toEqual(web);
+    expect(await answers(5)).toEqual(new Set(['version=v1']));
+  }, 170_000);
 });
