@@ -1,5 +1,5 @@
-import * as core from '@actions/core';
 import { logs, ps } from './compose';
+import { Diagnostics } from './diagnostics';
 import { loadRelease, switchTo, type Deployer, type Release } from './deploy';
 import { touchLock } from './lock';
 import { healthGate, type GateReport } from './health-gate';
@@ -11,24 +11,16 @@ import { previousRelease, type ServerState } from './releases';
  * failing service, and its HEALTHCHECK log.
  */
 export async function collectDiagnostics(d: Deployer, release: Release, gate: GateReport): Promise<string> {
-  const sections: string[] = [];
-  const run = async (title: string, commands: Parameters<Deployer['server']['run']>[0]) => {
-    const result = await d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
-    sections.push(`$ ${title}\n${`${result.stdout}${result.stderr}`.trimEnd()}`);
-  };
-  await run('docker compose ps -a', ps(d.cli, release.project));
+  const found = new Diagnostics(d);
+  await found.run('docker compose ps -a', ps(d.cli, release.project));
   const services = gate.failingServices.length > 0 ? gate.failingServices : Object.keys(release.images);
-  if (services.length > 0) await run(`docker compose logs --tail 100 ${services.join(' ')}`, logs(d.cli, release.project, services));
+  if (services.length > 0) await found.run(`docker compose logs --tail 100 ${services.join(' ')}`, logs(d.cli, release.project, services));
   for (const container of gate.containers) {
     if (container.healthLog.length > 0 && services.includes(container.service)) {
-      sections.push(`$ health log of ${container.name} (${container.health ?? 'no health'})\n${container.healthLog.join('\n')}`);
+      found.add(`health log of ${container.name} (${container.health ?? 'no health'})`, container.healthLog.join('\n'));
     }
   }
-  const text = sections.join('\n\n');
-  core.startGroup(`Diagnostics for release ${release.id}`);
-  core.info(text);
-  core.endGroup();
-  return text;
+  return found.report(release.id);
 }
 
 /** The release a manual `rollback:` input names, checked against what the server keeps. */

@@ -7,6 +7,7 @@ import type { DeployInputs } from '../inputs';
 import { tryLock } from '../lock';
 import { audit, prune, runPreDeploy, serverState, uploadRelease, type Deployer } from '../deploy';
 import { IMAGE_LOCK, META, imageLockFile, newReleaseId, readMeta, readState, releaseDir, switchCurrent } from '../releases';
+import { Diagnostics } from '../diagnostics';
 import { rollbackTarget } from '../rollback';
 import type { Outcome } from '../summary';
 import type { HostStrategy, StoryResult } from './strategy';
@@ -81,17 +82,12 @@ async function switchOnKept(d: Deployer, id: string): Promise<{ gate: SwarmGateR
 
 async function diagnose(d: Deployer, gate: SwarmGateReport, id: string): Promise<string> {
   const services = gate.services.filter((s) => s.state !== 'ok').map((s) => s.service);
-  const sections: string[] = [];
-  if (gate.reason) sections.push(`$ why\n${gate.reason}`);
+  const found = new Diagnostics(d);
+  if (gate.reason) found.add('why', gate.reason);
   for (const { title, commands } of stackDiagnostics(d.cli, d.inputs.projectName, services.length > 0 ? services : gate.services.map((s) => s.service))) {
-    const result = await d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error: Error) => ({ stdout: '', stderr: error.message }));
-    sections.push(`$ ${title}\n${`${result.stdout}${result.stderr}`.trimEnd()}`);
+    await found.run(title, commands);
   }
-  const text = sections.join('\n\n');
-  core.startGroup(`Diagnostics for release ${id}`);
-  core.info(text);
-  core.endGroup();
-  return text;
+  return found.report(id);
 }
 
 async function deploySwarm(d: Deployer): Promise<StoryResult> {

@@ -1,6 +1,6 @@
-import * as core from '@actions/core';
 import type { Probe } from '@skiff/health';
 import type { Deployer } from '../deploy';
+import { Diagnostics } from '../diagnostics';
 import { appProbes, runHealthGate, type GateReport } from '../health-gate';
 import { touchLock } from '../lock';
 import { evaluateUnit, parseShow, restartUnit, unitJournal, unitState, unitStatus } from './systemd-commands';
@@ -36,17 +36,8 @@ export async function restartAndGate(d: Deployer, unit: string, sudo: boolean): 
 
 /** `systemctl status` and the unit's last 100 journal lines, gathered before a rollback restarts it. */
 export async function unitDiagnostics(d: Deployer, unit: string, sudo: boolean, releaseId: string): Promise<string> {
-  const sections: string[] = [];
-  for (const [title, commands] of [
-    [`systemctl status ${unit}`, unitStatus(unit, sudo)],
-    [`journalctl --unit ${unit} --lines=100`, unitJournal(unit, sudo)],
-  ] as const) {
-    const result = await d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
-    sections.push(`$ ${title}\n${`${result.stdout}${result.stderr}`.trimEnd()}`);
-  }
-  const text = sections.join('\n\n');
-  core.startGroup(`Diagnostics for release ${releaseId}`);
-  core.info(text);
-  core.endGroup();
-  return text;
+  const found = new Diagnostics(d);
+  await found.run(`systemctl status ${unit}`, unitStatus(unit, sudo));
+  await found.run(`journalctl --unit ${unit} --lines=100`, unitJournal(unit, sudo));
+  return found.report(releaseId);
 }
