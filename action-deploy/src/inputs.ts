@@ -54,7 +54,7 @@ const DEPLOY_INPUTS = [
     description: 'Compose file(s) in the repository, one per line, merged in order and uploaded with every release. Default: compose.yaml, or docker-compose.yml, whichever exists.',
     required: false,
   },
-  { name: 'env-file', description: 'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged.', required: false, secret: true },
+  { name: 'env-file', description: 'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.', required: false, secret: true },
   {
     name: 'images',
     description: 'Images to pin, one `service=image-ref` per line, e.g. the image-ref output of skiff build-push. Every service is pinned to its digest after pull either way.',
