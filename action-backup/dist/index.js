@@ -99175,7 +99175,7 @@ var init_github_artifacts = __esm({
         const location = response.headers.get("location");
         await response.body?.cancel();
         if (response.status < 300 || response.status >= 400 || !location) throw new GitHubApiError(`GitHub API GET artifact ${id}/zip answered ${response.status} without a redirect to the download`);
-        const blob = await fetch(location, { signal: AbortSignal.timeout(6e5) });
+        const blob = await fetch(location);
         if (!blob.ok || !blob.body) throw new GitHubApiError(`download of artifact ${id} failed: ${blob.status} ${(await blob.text().catch(() => "")).slice(0, 200)}`);
         if ((blob.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase() === "application/zip") {
           await blob.body.cancel();

@@ -140,7 +140,8 @@ export class GitHubArtifactsApi {
     await response.body?.cancel();
     if (response.status < 300 || response.status >= 400 || !location) throw new GitHubApiError(`GitHub API GET artifact ${id}/zip answered ${response.status} without a redirect to the download`);
     // No Authorization here: the URL carries its own signature, and the token stays with the API.
-    const blob = await fetch(location, { signal: AbortSignal.timeout(600_000) });
+    // No overall timeout either: a large backup may take longer to download than any fixed limit.
+    const blob = await fetch(location);
     if (!blob.ok || !blob.body) throw new GitHubApiError(`download of artifact ${id} failed: ${blob.status} ${(await blob.text().catch(() => '')).slice(0, 200)}`);
     if ((blob.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase() === 'application/zip') {
       await blob.body.cancel();
