@@ -44,3 +44,5 @@ export { startCoolify } from './coolify';
 export type { CoolifyResource, CoolifyDeployment, CoolifyServer } from './coolify';
 export { startSwarmHost, machineEngineSwarmState } from './swarm-host';
 export type { SwarmHost } from './swarm-host';
+export { startDockerHost } from './docker-host';
+export type { DockerHost, DockerHostOptions } from './docker-host';

@@ -1,14 +1,15 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createNetnsHost, type NetnsHost } from './netns';
-import { startNetnsDocker, type NetnsDocker } from './netns-docker';
+import { startDockerHost, type DockerHost } from './docker-host';
+import type { NetnsHost } from './netns';
+import type { NetnsDocker } from './netns-docker';
 import { requirePart } from './parts';
 import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
-import { startSshd, type SshdServer } from './sshd';
+import type { SshdServer } from './sshd';
 
 /**
  * A single-node Docker Swarm "server" of its own, so `docker swarm init` never touches the
- * machine's shared engine (a swarm changes an engine's networking):
+ * machine's shared engine (a swarm changes an engine's networking), built on startDockerHost:
  *   - a network namespace joined to this machine by a veth pair (createNetnsHost),
  *   - a second dockerd inside it (startNetnsDocker), made a Swarm manager,
  *   - a registry inside it on 127.0.0.1:5000 (loopback, so the engine allows it without TLS,
@@ -38,36 +39,33 @@ const REGISTRY = '127.0.0.1:5000';
 
 export async function startSwarmHost(name: string): Promise<SwarmHost> {
   await requirePart('docker-registry', ['docker-registry', '--version']);
-  const ns = await createNetnsHost(name);
   const dir = await tempDir(`${name}-swarm`);
-  let engine: NetnsDocker | undefined;
+  let host: DockerHost | undefined;
   let registryPid: number | undefined;
-  let sshd: SshdServer | undefined;
   const stop = async () => {
-    await sshd?.stop().catch(() => undefined);
-    if (engine) {
+    if (host) {
+      await host.sshd.stop().catch(() => undefined);
       // Leaving the swarm removes its services first, so no task is restarted while the engine stops.
-      await engine.docker(['swarm', 'leave', '--force'], { timeoutMs: 30_000 }).catch(() => undefined);
-      await engine.stop().catch(() => undefined);
+      await host.docker(['swarm', 'leave', '--force'], { timeoutMs: 30_000 }).catch(() => undefined);
     }
     if (registryPid !== undefined) await stopPid(registryPid);
-    await ns.remove().catch(() => undefined);
+    await host?.stop();
     await dir.remove();
   };
   try {
-    engine = await startNetnsDocker(ns);
-    await engine.docker(['swarm', 'init', '--advertise-addr', ns.nsAddress], { timeoutMs: 60_000 });
+    host = await startDockerHost(name);
+    await host.docker(['swarm', 'init', '--advertise-addr', host.address], { timeoutMs: 60_000 });
 
     const config = ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir.path, 'registry')}`, 'http:', `  addr: ${REGISTRY}`, ''];
     await writeFile(join(dir.path, 'registry.yml'), config.join('\n'));
     registryPid = spawnDaemon('docker-registry in the swarm namespace', 'nsenter', [`--net=/run/netns/${name}`, 'docker-registry', 'serve', join(dir.path, 'registry.yml')], { logPath: join(dir.path, 'registry.log') });
+    const ns = host.ns;
     await waitFor(`registry on ${REGISTRY} in ${name}`, async () => (await ns.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REGISTRY}/v2/`])) === '200', 15_000, 200);
-
-    sshd = await startSshd({ netns: name, listenAddress: ns.nsAddress, extraConfig: [`SetEnv DOCKER_HOST=unix://${engine.socket}`] });
   } catch (error) {
     await stop();
     throw error;
   }
+  const { ns, sshd, engine } = host;
   const own = engine;
   return {
     address: ns.nsAddress,
