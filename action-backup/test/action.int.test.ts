@@ -79,6 +79,15 @@ describe('action-backup bundle on Node 24', () => {
     expect(injected.stdout).toMatch(/artifact-name/);
   });
 
+  it('dry-run with globals: the plan shows pg_dumpall --globals-only before the dump, without connecting', async () => {
+    const sources = `- type: postgres\n  name: app\n  service: db\n  database: app\n  user: postgres\n  globals: true\n`;
+    const run = await backup({ ...base(), port: '1', sources, 'dry-run': 'true' });
+    expect(run.code, run.stdout).toBe(0);
+    const plan = run.outputs.plan!;
+    expect(plan).toContain('docker compose exec -T db pg_dumpall -U postgres --no-password --globals-only');
+    expect(plan.indexOf('pg_dumpall')).toBeLessThan(plan.indexOf('pg_dump -U'));
+  });
+
   it('destination artifact: warns (log and summary) that an unencrypted artifact is readable by repo readers; list and restore in the same run', async () => {
     const service = await startArtifactService();
     try {

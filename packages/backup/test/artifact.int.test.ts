@@ -200,6 +200,18 @@ describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github
       expect(await psql('postgres', "select count(*) from pg_database where datname = 'notes_run2_tampered'")).toBe('0');
       data.data = original;
 
+      // A drill in run 2 of run 1's backup: its report is an artifact of run 2.
+      const drill = await drillSource(ssh, store, notes, {});
+      expect(drill.manifest.id).toBe(manifest.id);
+      expect(drill.globals).toBe('verified');
+      expect(drill.report).toEqual(['public.notes|3000']);
+      expect(service.artifacts.find((a) => a.name === `cross.${manifest.id}.drill.json`)?.runId).toBe(run2.runId);
+
+      // A wrong token: GitHub's 401, said plainly, without the token in the message.
+      const wrong = new ArtifactStore('cross', { github: new GitHubArtifactsApi({ token: 'ghs_wrongwrongwrong', repository: service.repository, apiUrl: service.apiUrl }) });
+      const refused = await wrong.list('nightly-notes').then(() => undefined, (error: Error) => error.message);
+      expect(refused).toBe('GitHub API GET /api/repos/Acme-Corp/Shop-App/actions/artifacts answered 401: Bad credentials (github-token is not valid)');
+
       // Pruning deletes across runs, which needs actions: write.
       service.githubTokenPermission = 'read';
       await expect(store.remove(manifest)).rejects.toThrow(/answered 403: Resource not accessible by integration \(github-token needs `actions: write`/);
@@ -218,7 +230,7 @@ describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github
 
       // Every API request carried the token as a bearer; no blob request carried any (the stand-in refuses those).
       expect(service.restAuthorizations.length).toBeGreaterThan(10);
-      expect(new Set(service.restAuthorizations)).toEqual(new Set([`Bearer ${service.githubToken}`]));
+      expect(new Set(service.restAuthorizations)).toEqual(new Set([`Bearer ${service.githubToken}`, 'Bearer ghs_wrongwrongwrong']));
     } finally {
       service.githubTokenPermission = 'write';
       useEnv(service.env);
