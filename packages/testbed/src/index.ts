@@ -46,3 +46,4 @@ export { startSwarmHost, machineEngineSwarmState } from './swarm-host';
 export type { SwarmHost } from './swarm-host';
 export { startDockerHost } from './docker-host';
 export type { DockerHost, DockerHostOptions } from './docker-host';
+export type { ArtifactRun } from './artifact-service';
