@@ -149,12 +149,12 @@ var require_tunnel = __commonJS({
       function onResponse(res) {
         res.upgrade = true;
       }
-      function onUpgrade(res, socket, head) {
+      function onUpgrade(res, socket, head2) {
         process.nextTick(function() {
-          onConnect(res, socket, head);
+          onConnect(res, socket, head2);
         });
       }
-      function onConnect(res, socket, head) {
+      function onConnect(res, socket, head2) {
         connectReq.removeAllListeners();
         socket.removeAllListeners();
         if (res.statusCode !== 200) {
@@ -169,7 +169,7 @@ var require_tunnel = __commonJS({
           self2.removeSocket(placeholder);
           return;
         }
-        if (head.length > 0) {
+        if (head2.length > 0) {
           debug2("got illegal response body from proxy");
           socket.destroy();
           var error2 = new Error("got illegal response body from proxy");
@@ -415,7 +415,7 @@ var require_errors = __commonJS({
     };
     var kResponseStatusCodeError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_RESPONSE_STATUS_CODE");
     var ResponseStatusCodeError = class extends UndiciError {
-      constructor(message, statusCode, headers, body) {
+      constructor(message, statusCode, headers2, body) {
         super(message);
         this.name = "ResponseStatusCodeError";
         this.message = message || "Response Status Code Error";
@@ -423,7 +423,7 @@ var require_errors = __commonJS({
         this.body = body;
         this.status = statusCode;
         this.statusCode = statusCode;
-        this.headers = headers;
+        this.headers = headers2;
       }
       static [Symbol.hasInstance](instance) {
         return instance && instance[kResponseStatusCodeError] === true;
@@ -615,14 +615,14 @@ var require_errors = __commonJS({
     };
     var kRequestRetryError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_REQ_RETRY");
     var RequestRetryError = class extends UndiciError {
-      constructor(message, code, { headers, data }) {
+      constructor(message, code, { headers: headers2, data }) {
         super(message);
         this.name = "RequestRetryError";
         this.message = message || "Request retry error";
         this.code = "UND_ERR_REQ_RETRY";
         this.statusCode = code;
         this.data = data;
-        this.headers = headers;
+        this.headers = headers2;
       }
       static [Symbol.hasInstance](instance) {
         return instance && instance[kRequestRetryError] === true;
@@ -631,14 +631,14 @@ var require_errors = __commonJS({
     };
     var kResponseError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_RESPONSE");
     var ResponseError = class extends UndiciError {
-      constructor(message, code, { headers, data }) {
+      constructor(message, code, { headers: headers2, data }) {
         super(message);
         this.name = "ResponseError";
         this.message = message || "Response error";
         this.code = "UND_ERR_RESPONSE";
         this.statusCode = code;
         this.data = data;
-        this.headers = headers;
+        this.headers = headers2;
       }
       static [Symbol.hasInstance](instance) {
         return instance && instance[kResponseError] === true;
@@ -969,7 +969,7 @@ var require_util = __commonJS({
     var net = __require("node:net");
     var { Blob: Blob2 } = __require("node:buffer");
     var nodeUtil = __require("node:util");
-    var { stringify } = __require("node:querystring");
+    var { stringify: stringify2 } = __require("node:querystring");
     var { EventEmitter: EE } = __require("node:events");
     var { InvalidArgumentError } = require_errors();
     var { headerNameLowerCasedRecord } = require_constants();
@@ -1029,7 +1029,7 @@ var require_util = __commonJS({
       if (url.includes("?") || url.includes("#")) {
         throw new Error('Query params cannot be passed when url already contains "?" or "#".');
       }
-      const stringified = stringify(queryParams);
+      const stringified = stringify2(queryParams);
       if (stringified) {
         url += "?" + stringified;
       }
@@ -1170,19 +1170,19 @@ var require_util = __commonJS({
     function bufferToLowerCasedHeaderName(value) {
       return tree.lookup(value) ?? value.toString("latin1").toLowerCase();
     }
-    function parseHeaders(headers, obj) {
+    function parseHeaders(headers2, obj) {
       if (obj === void 0) obj = {};
-      for (let i = 0; i < headers.length; i += 2) {
-        const key = headerNameToString(headers[i]);
+      for (let i = 0; i < headers2.length; i += 2) {
+        const key = headerNameToString(headers2[i]);
         let val = obj[key];
         if (val) {
           if (typeof val === "string") {
             val = [val];
             obj[key] = val;
           }
-          val.push(headers[i + 1].toString("utf8"));
+          val.push(headers2[i + 1].toString("utf8"));
         } else {
-          const headersValue = headers[i + 1];
+          const headersValue = headers2[i + 1];
           if (typeof headersValue === "string") {
             obj[key] = headersValue;
           } else {
@@ -1195,17 +1195,17 @@ var require_util = __commonJS({
       }
       return obj;
     }
-    function parseRawHeaders(headers) {
-      const len = headers.length;
+    function parseRawHeaders(headers2) {
+      const len = headers2.length;
       const ret = new Array(len);
       let hasContentLength = false;
       let contentDispositionIdx = -1;
       let key;
       let val;
       let kLen = 0;
-      for (let n = 0; n < headers.length; n += 2) {
-        key = headers[n];
-        val = headers[n + 1];
+      for (let n = 0; n < headers2.length; n += 2) {
+        key = headers2[n];
+        val = headers2[n + 1];
         typeof key !== "string" && (key = key.toString());
         typeof val !== "string" && (val = val.toString("utf8"));
         kLen = key.length;
@@ -1681,7 +1681,7 @@ var require_request = __commonJS({
         path,
         method,
         body,
-        headers,
+        headers: headers2,
         query,
         idempotent,
         blocking,
@@ -1773,28 +1773,28 @@ var require_request = __commonJS({
         this.contentType = null;
         this.headers = [];
         this.expectContinue = expectContinue != null ? expectContinue : false;
-        if (Array.isArray(headers)) {
-          if (headers.length % 2 !== 0) {
+        if (Array.isArray(headers2)) {
+          if (headers2.length % 2 !== 0) {
             throw new InvalidArgumentError("headers array must be even");
           }
-          for (let i = 0; i < headers.length; i += 2) {
-            processHeader(this, headers[i], headers[i + 1]);
+          for (let i = 0; i < headers2.length; i += 2) {
+            processHeader(this, headers2[i], headers2[i + 1]);
           }
-        } else if (headers && typeof headers === "object") {
-          if (headers[Symbol.iterator]) {
-            for (const header of headers) {
+        } else if (headers2 && typeof headers2 === "object") {
+          if (headers2[Symbol.iterator]) {
+            for (const header of headers2) {
               if (!Array.isArray(header) || header.length !== 2) {
                 throw new InvalidArgumentError("headers must be in key-value pair format");
               }
               processHeader(this, header[0], header[1]);
             }
           } else {
-            const keys = Object.keys(headers);
+            const keys = Object.keys(headers2);
             for (let i = 0; i < keys.length; ++i) {
-              processHeader(this, keys[i], headers[keys[i]]);
+              processHeader(this, keys[i], headers2[keys[i]]);
             }
           }
-        } else if (headers != null) {
+        } else if (headers2 != null) {
           throw new InvalidArgumentError("headers must be an object or an array");
         }
         validateHandler(handler2, method, upgrade);
@@ -1838,14 +1838,14 @@ var require_request = __commonJS({
       onResponseStarted() {
         return this[kHandler].onResponseStarted?.();
       }
-      onHeaders(statusCode, headers, resume, statusText) {
+      onHeaders(statusCode, headers2, resume, statusText) {
         assert(!this.aborted);
         assert(!this.completed);
         if (channels.headers.hasSubscribers) {
-          channels.headers.publish({ request: this, response: { statusCode, headers, statusText } });
+          channels.headers.publish({ request: this, response: { statusCode, headers: headers2, statusText } });
         }
         try {
-          return this[kHandler].onHeaders(statusCode, headers, resume, statusText);
+          return this[kHandler].onHeaders(statusCode, headers2, resume, statusText);
         } catch (err) {
           this.abort(err);
         }
@@ -1866,14 +1866,14 @@ var require_request = __commonJS({
        * @param {import('node:stream').Duplex} socket
        * @param {string} [statusText]
        */
-      onUpgrade(statusCode, headers, socket, statusText = "") {
+      onUpgrade(statusCode, headers2, socket, statusText = "") {
         this.onFinally();
         assert(!this.aborted);
         assert(!this.completed);
         if (statusCode !== null) {
-          this.#publishUpgradeHeaders(statusCode, headers, statusText);
+          this.#publishUpgradeHeaders(statusCode, headers2, statusText);
         }
-        const result = this[kHandler].onUpgrade(statusCode, headers, socket);
+        const result = this[kHandler].onUpgrade(statusCode, headers2, socket);
         if (!this.aborted) {
           this.completed = true;
           if (statusCode !== null) {
@@ -1888,11 +1888,11 @@ var require_request = __commonJS({
        * @param {(headers: import('node:http2').IncomingHttpHeaders) => Buffer[]} parseHeaders
        * @param {string} [statusText]
        */
-      onUpgradeResponse(statusCode, headers, parseHeaders, statusText = "") {
+      onUpgradeResponse(statusCode, headers2, parseHeaders, statusText = "") {
         assert(!this.aborted);
         assert(this.completed);
         if (channels.headers.hasSubscribers) {
-          this.#publishUpgradeHeaders(statusCode, parseHeaders(headers), statusText);
+          this.#publishUpgradeHeaders(statusCode, parseHeaders(headers2), statusText);
         }
         this.#publishUpgradeTrailers();
       }
@@ -1911,9 +1911,9 @@ var require_request = __commonJS({
        * @param {Buffer[]} headers
        * @param {string} statusText
        */
-      #publishUpgradeHeaders(statusCode, headers, statusText) {
+      #publishUpgradeHeaders(statusCode, headers2, statusText) {
         if (channels.headers.hasSubscribers) {
-          channels.headers.publish({ request: this, response: { statusCode, headers, statusText } });
+          channels.headers.publish({ request: this, response: { statusCode, headers: headers2, statusText } });
         }
       }
       #publishUpgradeTrailers() {
@@ -2160,9 +2160,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve2(data);
+              return err ? reject(err) : resolve3(data);
             });
           });
         }
@@ -2200,12 +2200,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve2(data);
+              ) : resolve3(data);
             });
           });
         }
@@ -4472,8 +4472,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve2, reject) => {
-        res = resolve2;
+      const promise = new Promise((resolve3, reject) => {
+        res = resolve3;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -4795,11 +4795,11 @@ var require_util2 = __commonJS({
     function createInflate(zlibOptions) {
       return new InflateStream(zlibOptions);
     }
-    function extractMimeType(headers) {
+    function extractMimeType(headers2) {
       let charset = null;
       let essence = null;
       let mimeType = null;
-      const values = getDecodeSplit("content-type", headers);
+      const values = getDecodeSplit("content-type", headers2);
       if (values === null) {
         return "failure";
       }
@@ -5712,8 +5712,8 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       return JSON.parse(utf8DecodeBytes(bytes));
     }
     function bodyMimeType(requestOrResponse) {
-      const headers = requestOrResponse[kState].headersList;
-      const mimeType = extractMimeType(headers);
+      const headers2 = requestOrResponse[kState].headersList;
+      const mimeType = extractMimeType(headers2);
       if (mimeType === "failure") {
         return null;
       }
@@ -6069,13 +6069,13 @@ var require_client_h1 = __commonJS({
           util.destroy(this.socket, new HeadersOverflowError());
         }
       }
-      onUpgrade(head) {
-        const { upgrade, client, socket, headers, statusCode, statusText } = this;
+      onUpgrade(head2) {
+        const { upgrade, client, socket, headers: headers2, statusCode, statusText } = this;
         assert(upgrade);
         assert(client[kSocket] === socket);
         assert(!socket.destroyed);
         assert(!this.paused);
-        assert((headers.length & 1) === 0);
+        assert((headers2.length & 1) === 0);
         const request2 = client[kQueue][client[kRunningIdx]];
         assert(request2);
         assert(request2.upgrade || request2.method === "CONNECT");
@@ -6084,7 +6084,7 @@ var require_client_h1 = __commonJS({
         this.shouldKeepAlive = null;
         this.headers = [];
         this.headersSize = 0;
-        socket.unshift(head);
+        socket.unshift(head2);
         socket[kParser].destroy();
         socket[kParser] = null;
         socket[kClient] = null;
@@ -6095,7 +6095,7 @@ var require_client_h1 = __commonJS({
         client[kQueue][client[kRunningIdx]++] = null;
         client.emit("disconnect", client[kUrl], [client], new InformationalError("upgrade"));
         try {
-          request2.onUpgrade(statusCode, headers, socket, statusText);
+          request2.onUpgrade(statusCode, headers2, socket, statusText);
         } catch (error2) {
           util.errorRequest(client, request2, error2);
           util.destroy(socket, error2);
@@ -6103,7 +6103,7 @@ var require_client_h1 = __commonJS({
         client[kResume]();
       }
       onHeadersComplete(statusCode, upgrade, shouldKeepAlive) {
-        const { client, socket, headers, statusText } = this;
+        const { client, socket, headers: headers2, statusText } = this;
         if (socket.destroyed) {
           return -1;
         }
@@ -6168,7 +6168,7 @@ var require_client_h1 = __commonJS({
         } else {
           socket[kReset] = true;
         }
-        const pause = request2.onHeaders(statusCode, headers, this.resume, statusText) === false;
+        const pause = request2.onHeaders(statusCode, headers2, this.resume, statusText) === false;
         if (request2.aborted) {
           return -1;
         }
@@ -6208,7 +6208,7 @@ var require_client_h1 = __commonJS({
         }
       }
       onMessageComplete() {
-        const { client, socket, statusCode, upgrade, headers, contentLength, bytesRead, shouldKeepAlive } = this;
+        const { client, socket, statusCode, upgrade, headers: headers2, contentLength, bytesRead, shouldKeepAlive } = this;
         if (socket.destroyed && (!statusCode || shouldKeepAlive)) {
           return -1;
         }
@@ -6234,7 +6234,7 @@ var require_client_h1 = __commonJS({
           util.destroy(socket, new ResponseContentLengthMismatchError());
           return -1;
         }
-        request2.onComplete(headers);
+        request2.onComplete(headers2);
         client[kQueue][client[kRunningIdx]++] = null;
         socket[kSocketUsed] = true;
         if (socket[kWriting]) {
@@ -6457,7 +6457,7 @@ var require_client_h1 = __commonJS({
     }
     function writeH1(client, request2) {
       const { method, path, host, upgrade, blocking, reset } = request2;
-      let { body, headers, contentLength } = request2;
+      let { body, headers: headers2, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
         if (!extractBody) {
@@ -6465,7 +6465,7 @@ var require_client_h1 = __commonJS({
         }
         const [bodyStream, contentType] = extractBody(body);
         if (request2.contentType == null) {
-          headers.push("content-type", contentType);
+          headers2.push("content-type", contentType);
         }
         body = bodyStream.stream;
         contentLength = bodyStream.length;
@@ -6477,7 +6477,7 @@ var require_client_h1 = __commonJS({
             util.errorRequest(client, request2, new InvalidArgumentError("invalid content-type header"));
             return false;
           }
-          headers.push("content-type", contentTypeValue);
+          headers2.push("content-type", contentTypeValue);
         }
       }
       if (body && typeof body.read === "function") {
@@ -6554,10 +6554,10 @@ upgrade: ${upgrade}\r
       } else {
         header += "connection: close\r\n";
       }
-      if (Array.isArray(headers)) {
-        for (let n = 0; n < headers.length; n += 2) {
-          const key = headers[n + 0];
-          const val = headers[n + 1];
+      if (Array.isArray(headers2)) {
+        for (let n = 0; n < headers2.length; n += 2) {
+          const key = headers2[n + 0];
+          const val = headers2[n + 1];
           if (Array.isArray(val)) {
             for (let i = 0; i < val.length; i++) {
               header += `${key}: ${val[i]}\r
@@ -6724,12 +6724,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve2, reject) => {
+      const waitForDrain = () => new Promise((resolve3, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve2;
+          callback = resolve3;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -6914,9 +6914,9 @@ var require_client_h2 = __commonJS({
         HTTP2_HEADER_STATUS
       }
     } = http2;
-    function parseH2Headers(headers) {
+    function parseH2Headers(headers2) {
       const result = [];
-      for (const [name, value] of Object.entries(headers)) {
+      for (const [name, value] of Object.entries(headers2)) {
         if (Array.isArray(value)) {
           for (const subvalue of value) {
             result.push(Buffer.from(name), Buffer.from(subvalue));
@@ -6927,8 +6927,8 @@ var require_client_h2 = __commonJS({
       }
       return result;
     }
-    function parseH2ResponseHeaders(headers) {
-      const { [HTTP2_HEADER_STATUS]: _statusCode, ...realHeaders } = headers;
+    function parseH2ResponseHeaders(headers2) {
+      const { [HTTP2_HEADER_STATUS]: _statusCode, ...realHeaders } = headers2;
       return parseH2Headers(realHeaders);
     }
     async function connectH2(client, socket) {
@@ -7072,26 +7072,26 @@ var require_client_h2 = __commonJS({
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
         return false;
       }
-      const headers = {};
+      const headers2 = {};
       for (let n = 0; n < reqHeaders.length; n += 2) {
         const key = reqHeaders[n + 0];
         const val = reqHeaders[n + 1];
         if (Array.isArray(val)) {
           for (let i = 0; i < val.length; i++) {
-            if (headers[key]) {
-              headers[key] += `,${val[i]}`;
+            if (headers2[key]) {
+              headers2[key] += `,${val[i]}`;
             } else {
-              headers[key] = val[i];
+              headers2[key] = val[i];
             }
           }
         } else {
-          headers[key] = val;
+          headers2[key] = val;
         }
       }
       let stream;
       const { hostname, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
-      headers[HTTP2_HEADER_METHOD] = method;
+      headers2[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
+      headers2[HTTP2_HEADER_METHOD] = method;
       const abort = (error2) => {
         if (request2.aborted) {
           return;
@@ -7121,12 +7121,12 @@ var require_client_h2 = __commonJS({
       }
       if (method === "CONNECT") {
         session.ref();
-        stream = session.request(headers, { endStream: false, signal });
+        stream = session.request(headers2, { endStream: false, signal });
         let upgradeResponseFinished = false;
-        const onResponse = (headers2) => {
+        const onResponse = (headers3) => {
           upgradeResponseFinished = true;
           stream.off(errorMonitor, onUpgradeError);
-          request2.onUpgradeResponse(Number(headers2[HTTP2_HEADER_STATUS]), headers2, parseH2ResponseHeaders);
+          request2.onUpgradeResponse(Number(headers3[HTTP2_HEADER_STATUS]), headers3, parseH2ResponseHeaders);
         };
         const onUpgradeError = (error2) => {
           upgradeResponseFinished = true;
@@ -7163,8 +7163,8 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path;
-      headers[HTTP2_HEADER_SCHEME] = "https";
+      headers2[HTTP2_HEADER_PATH] = path;
+      headers2[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
         body.read(0);
@@ -7173,7 +7173,7 @@ var require_client_h2 = __commonJS({
       if (util.isFormDataLike(body)) {
         extractBody ??= require_body().extractBody;
         const [bodyStream, contentType] = extractBody(body);
-        headers["content-type"] = contentType;
+        headers2["content-type"] = contentType;
         body = bodyStream.stream;
         contentLength = bodyStream.length;
       }
@@ -7192,24 +7192,24 @@ var require_client_h2 = __commonJS({
       }
       if (contentLength != null) {
         assert(body, "no body must not have content length");
-        headers[HTTP2_HEADER_CONTENT_LENGTH] = `${contentLength}`;
+        headers2[HTTP2_HEADER_CONTENT_LENGTH] = `${contentLength}`;
       }
       session.ref();
       const shouldEndStream = method === "GET" || method === "HEAD" || body === null;
       if (expectContinue) {
-        headers[HTTP2_HEADER_EXPECT] = "100-continue";
-        stream = session.request(headers, { endStream: shouldEndStream, signal });
+        headers2[HTTP2_HEADER_EXPECT] = "100-continue";
+        stream = session.request(headers2, { endStream: shouldEndStream, signal });
         stream.once("continue", writeBodyH2);
       } else {
-        stream = session.request(headers, {
+        stream = session.request(headers2, {
           endStream: shouldEndStream,
           signal
         });
         writeBodyH2();
       }
       ++session[kOpenStreams];
-      stream.once("response", (headers2) => {
-        const { [HTTP2_HEADER_STATUS]: statusCode, ...realHeaders } = headers2;
+      stream.once("response", (headers3) => {
+        const { [HTTP2_HEADER_STATUS]: statusCode, ...realHeaders } = headers3;
         request2.onResponseStarted();
         if (request2.aborted) {
           const err = new RequestAbortedError();
@@ -7399,12 +7399,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve2, reject) => {
+      const waitForDrain = () => new Promise((resolve3, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve2;
+          callback = resolve3;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7493,14 +7493,14 @@ var require_redirect_handler = __commonJS({
         this.abort = abort;
         this.handler.onConnect(abort, { history: this.history });
       }
-      onUpgrade(statusCode, headers, socket) {
-        this.handler.onUpgrade(statusCode, headers, socket);
+      onUpgrade(statusCode, headers2, socket) {
+        this.handler.onUpgrade(statusCode, headers2, socket);
       }
       onError(error2) {
         this.handler.onError(error2);
       }
-      onHeaders(statusCode, headers, resume, statusText) {
-        this.location = this.history.length >= this.maxRedirections || util.isDisturbed(this.opts.body) ? null : parseLocation(statusCode, headers);
+      onHeaders(statusCode, headers2, resume, statusText) {
+        this.location = this.history.length >= this.maxRedirections || util.isDisturbed(this.opts.body) ? null : parseLocation(statusCode, headers2);
         if (this.opts.throwOnMaxRedirect && this.history.length >= this.maxRedirections) {
           if (this.request) {
             this.request.abort(new Error("max redirects"));
@@ -7513,7 +7513,7 @@ var require_redirect_handler = __commonJS({
           this.history.push(new URL(this.opts.path, this.opts.origin));
         }
         if (!this.location) {
-          return this.handler.onHeaders(statusCode, headers, resume, statusText);
+          return this.handler.onHeaders(statusCode, headers2, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
         const path = search ? `${pathname}${search}` : pathname;
@@ -7548,13 +7548,13 @@ var require_redirect_handler = __commonJS({
         }
       }
     };
-    function parseLocation(statusCode, headers) {
+    function parseLocation(statusCode, headers2) {
       if (redirectableStatusCodes.indexOf(statusCode) === -1) {
         return null;
       }
-      for (let i = 0; i < headers.length; i += 2) {
-        if (headers[i].length === 8 && util.headerNameToString(headers[i]) === "location") {
-          return headers[i + 1];
+      for (let i = 0; i < headers2.length; i += 2) {
+        if (headers2[i].length === 8 && util.headerNameToString(headers2[i]) === "location") {
+          return headers2[i + 1];
         }
       }
     }
@@ -7571,22 +7571,22 @@ var require_redirect_handler = __commonJS({
       }
       return false;
     }
-    function cleanRequestHeaders(headers, removeContent, unknownOrigin) {
+    function cleanRequestHeaders(headers2, removeContent, unknownOrigin) {
       const ret = [];
-      if (Array.isArray(headers)) {
-        for (let i = 0; i < headers.length; i += 2) {
-          if (!shouldRemoveHeader(headers[i], removeContent, unknownOrigin)) {
-            ret.push(headers[i], headers[i + 1]);
+      if (Array.isArray(headers2)) {
+        for (let i = 0; i < headers2.length; i += 2) {
+          if (!shouldRemoveHeader(headers2[i], removeContent, unknownOrigin)) {
+            ret.push(headers2[i], headers2[i + 1]);
           }
         }
-      } else if (headers && typeof headers === "object") {
-        for (const key of Object.keys(headers)) {
+      } else if (headers2 && typeof headers2 === "object") {
+        for (const key of Object.keys(headers2)) {
           if (!shouldRemoveHeader(key, removeContent, unknownOrigin)) {
-            ret.push(key, headers[key]);
+            ret.push(key, headers2[key]);
           }
         }
       } else {
-        assert(headers == null, "headers must be an object or an array");
+        assert(headers2 == null, "headers must be an object or an array");
       }
       return ret;
     }
@@ -7883,16 +7883,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve2) => {
+        return new Promise((resolve3) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve2;
+            this[kClosedResolve] = resolve3;
           } else {
-            resolve2(null);
+            resolve3(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve2) => {
+        return new Promise((resolve3) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -7903,7 +7903,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve2(null);
+            resolve3(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7954,7 +7954,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve2, reject) => {
+        const socket = await new Promise((resolve3, reject) => {
           client[kConnector]({
             host,
             hostname,
@@ -7966,7 +7966,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve2(socket2);
+              resolve3(socket2);
             }
           });
         });
@@ -8302,8 +8302,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve2) => {
-            this[kClosedResolve] = resolve2;
+          await new Promise((resolve3) => {
+            this[kClosedResolve] = resolve3;
           });
         }
       }
@@ -8732,12 +8732,12 @@ var require_proxy_agent = __commonJS({
     }
     var Http1ProxyWrapper = class extends DispatcherBase {
       #client;
-      constructor(proxyUrl, { headers = {}, connect, factory }) {
+      constructor(proxyUrl, { headers: headers2 = {}, connect, factory }) {
         super();
         if (!proxyUrl) {
           throw new InvalidArgumentError("Proxy URL is mandatory");
         }
-        this[kProxyHeaders] = headers;
+        this[kProxyHeaders] = headers2;
         if (factory) {
           this.#client = factory(proxyUrl, { connect });
         } else {
@@ -8758,14 +8758,14 @@ var require_proxy_agent = __commonJS({
         const {
           origin,
           path = "/",
-          headers = {}
+          headers: headers2 = {}
         } = opts;
         opts.path = origin + path;
-        if (!("host" in headers) && !("Host" in headers)) {
+        if (!("host" in headers2) && !("Host" in headers2)) {
           const { host } = new URL2(origin);
-          headers.host = host;
+          headers2.host = host;
         }
-        opts.headers = { ...this[kProxyHeaders], ...headers };
+        opts.headers = { ...this[kProxyHeaders], ...headers2 };
         return this.#client[kDispatch](opts, handler2);
       }
       async [kClose]() {
@@ -8864,16 +8864,16 @@ var require_proxy_agent = __commonJS({
         });
       }
       dispatch(opts, handler2) {
-        const headers = buildHeaders(opts.headers);
-        throwIfProxyAuthIsSent(headers);
-        if (headers && !("host" in headers) && !("Host" in headers)) {
+        const headers2 = buildHeaders(opts.headers);
+        throwIfProxyAuthIsSent(headers2);
+        if (headers2 && !("host" in headers2) && !("Host" in headers2)) {
           const { host } = new URL2(opts.origin);
-          headers.host = host;
+          headers2.host = host;
         }
         return this[kAgent].dispatch(
           {
             ...opts,
-            headers
+            headers: headers2
           },
           handler2
         );
@@ -8900,18 +8900,18 @@ var require_proxy_agent = __commonJS({
         await this[kClient].destroy();
       }
     };
-    function buildHeaders(headers) {
-      if (Array.isArray(headers)) {
+    function buildHeaders(headers2) {
+      if (Array.isArray(headers2)) {
         const headersPair = {};
-        for (let i = 0; i < headers.length; i += 2) {
-          headersPair[headers[i]] = headers[i + 1];
+        for (let i = 0; i < headers2.length; i += 2) {
+          headersPair[headers2[i]] = headers2[i + 1];
         }
         return headersPair;
       }
-      return headers;
+      return headers2;
     }
-    function throwIfProxyAuthIsSent(headers) {
-      const existProxyAuth = headers && Object.keys(headers).find((key) => key.toLowerCase() === "proxy-authorization");
+    function throwIfProxyAuthIsSent(headers2) {
+      const existProxyAuth = headers2 && Object.keys(headers2).find((key) => key.toLowerCase() === "proxy-authorization");
       if (existProxyAuth) {
         throw new InvalidArgumentError("Proxy-Authorization should be sent in ProxyAgent constructor");
       }
@@ -9073,8 +9073,8 @@ var require_retry_handler = __commonJS({
       const current = Date.now();
       return new Date(retryAfter).getTime() - current;
     }
-    function validatePartialResponseContentLength(headers, range, statusCode, retryCount) {
-      const contentLength = headers["content-length"];
+    function validatePartialResponseContentLength(headers2, range, statusCode, retryCount) {
+      const contentLength = headers2["content-length"];
       if (contentLength == null) {
         return null;
       }
@@ -9085,7 +9085,7 @@ var require_retry_handler = __commonJS({
       const expectedLength = range.end - range.start + 1;
       if (!Number.isFinite(length) || length !== expectedLength) {
         return new RequestRetryError("Content-Length mismatch", statusCode, {
-          headers,
+          headers: headers2,
           data: { count: retryCount }
         });
       }
@@ -9154,9 +9154,9 @@ var require_retry_handler = __commonJS({
           }
         });
       }
-      checkpointResponseEnd(headers, resume) {
+      checkpointResponseEnd(headers2, resume) {
         if (this.end == null && this.opts.method !== "HEAD") {
-          const contentLength = headers["content-length"];
+          const contentLength = headers2["content-length"];
           this.end = contentLength != null ? Number(contentLength) - 1 : null;
           assert(
             this.end == null || Number.isFinite(this.end),
@@ -9170,9 +9170,9 @@ var require_retry_handler = __commonJS({
           this.handler.onRequestSent();
         }
       }
-      onUpgrade(statusCode, headers, socket) {
+      onUpgrade(statusCode, headers2, socket) {
         if (this.handler.onUpgrade) {
-          this.handler.onUpgrade(statusCode, headers, socket);
+          this.handler.onUpgrade(statusCode, headers2, socket);
         }
       }
       onConnect(abort) {
@@ -9186,7 +9186,7 @@ var require_retry_handler = __commonJS({
         if (this.handler.onBodySent) return this.handler.onBodySent(chunk);
       }
       static [kRetryHandlerDefaultRetry](err, { state, opts }, cb) {
-        const { statusCode, code, headers } = err;
+        const { statusCode, code, headers: headers2 } = err;
         const { method, retryOptions } = opts;
         const {
           maxRetries,
@@ -9214,7 +9214,7 @@ var require_retry_handler = __commonJS({
           cb(err);
           return;
         }
-        let retryAfterHeader = headers?.["retry-after"];
+        let retryAfterHeader = headers2?.["retry-after"];
         if (retryAfterHeader) {
           retryAfterHeader = Number(retryAfterHeader);
           retryAfterHeader = Number.isNaN(retryAfterHeader) ? calculateRetryAfterHeader(retryAfterHeader) : retryAfterHeader * 1e3;
@@ -9223,12 +9223,12 @@ var require_retry_handler = __commonJS({
         setTimeout(() => cb(null), retryTimeout);
       }
       onHeaders(statusCode, rawHeaders, resume, statusMessage) {
-        const headers = parseHeaders(rawHeaders);
+        const headers2 = parseHeaders(rawHeaders);
         this.retryCount += 1;
         if (statusCode >= 300) {
           if (!this.headersSent && this.retryOpts.statusCodes.includes(statusCode) === false) {
             this.headersSent = true;
-            this.checkpointResponseEnd(headers, resume);
+            this.checkpointResponseEnd(headers2, resume);
             return this.handler.onHeaders(
               statusCode,
               rawHeaders,
@@ -9238,7 +9238,7 @@ var require_retry_handler = __commonJS({
           } else {
             this.abort(
               new RequestRetryError("Request failed", statusCode, {
-                headers,
+                headers: headers2,
                 data: {
                   count: this.retryCount
                 }
@@ -9252,32 +9252,32 @@ var require_retry_handler = __commonJS({
           if (statusCode !== 206 && (this.start > 0 || statusCode !== 200)) {
             this.abort(
               new RequestRetryError("server does not support the range header and the payload was partially consumed", statusCode, {
-                headers,
+                headers: headers2,
                 data: { count: this.retryCount }
               })
             );
             return false;
           }
-          const contentRange = parseRangeHeader(headers["content-range"]);
+          const contentRange = parseRangeHeader(headers2["content-range"]);
           if (!contentRange) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
-                headers,
+                headers: headers2,
                 data: { count: this.retryCount }
               })
             );
             return false;
           }
-          if (this.etag != null && this.etag !== headers.etag) {
+          if (this.etag != null && this.etag !== headers2.etag) {
             this.abort(
               new RequestRetryError("ETag mismatch", statusCode, {
-                headers,
+                headers: headers2,
                 data: { count: this.retryCount }
               })
             );
             return false;
           }
-          const contentLengthError = validatePartialResponseContentLength(headers, contentRange, statusCode, this.retryCount);
+          const contentLengthError = validatePartialResponseContentLength(headers2, contentRange, statusCode, this.retryCount);
           if (contentLengthError != null) {
             this.abort(contentLengthError);
             return false;
@@ -9286,7 +9286,7 @@ var require_retry_handler = __commonJS({
           if (this.start !== start || this.end != null && this.end !== end) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
-                headers,
+                headers: headers2,
                 data: { count: this.retryCount }
               })
             );
@@ -9297,7 +9297,7 @@ var require_retry_handler = __commonJS({
         }
         if (this.end == null) {
           if (statusCode === 206) {
-            const range = parseRangeHeader(headers["content-range"]);
+            const range = parseRangeHeader(headers2["content-range"]);
             if (range == null) {
               this.headersSent = true;
               return this.handler.onHeaders(
@@ -9307,7 +9307,7 @@ var require_retry_handler = __commonJS({
                 statusMessage
               );
             }
-            const contentLengthError = validatePartialResponseContentLength(headers, range, statusCode, this.retryCount);
+            const contentLengthError = validatePartialResponseContentLength(headers2, range, statusCode, this.retryCount);
             if (contentLengthError != null) {
               this.abort(contentLengthError);
               return false;
@@ -9322,7 +9322,7 @@ var require_retry_handler = __commonJS({
             this.end = end;
           }
           if (this.end == null) {
-            const contentLength = headers["content-length"];
+            const contentLength = headers2["content-length"];
             this.end = contentLength != null ? Number(contentLength) - 1 : null;
           }
           assert(Number.isFinite(this.start));
@@ -9332,7 +9332,7 @@ var require_retry_handler = __commonJS({
           );
           this.resume = resume;
           this.headersSent = true;
-          this.etag = headers.etag != null ? headers.etag : null;
+          this.etag = headers2.etag != null ? headers2.etag : null;
           if (this.etag != null && this.etag.startsWith("W/")) {
             this.etag = null;
           }
@@ -9344,7 +9344,7 @@ var require_retry_handler = __commonJS({
           );
         }
         const err = new RequestRetryError("Request failed", statusCode, {
-          headers,
+          headers: headers2,
           data: { count: this.retryCount }
         });
         this.abort(err);
@@ -9380,15 +9380,15 @@ var require_retry_handler = __commonJS({
             return this.handler.onError(err2);
           }
           if (this.start !== 0) {
-            const headers = { range: `bytes=${this.start}-${this.end ?? ""}` };
+            const headers2 = { range: `bytes=${this.start}-${this.end ?? ""}` };
             if (this.etag != null) {
-              headers["if-match"] = this.etag;
+              headers2["if-match"] = this.etag;
             }
             this.opts = {
               ...this.opts,
               headers: {
                 ...this.opts.headers,
-                ...headers
+                ...headers2
               }
             };
           }
@@ -9572,7 +9572,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve2, reject) => {
+        return await new Promise((resolve3, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9585,7 +9585,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve2(null);
+              resolve3(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9604,7 +9604,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve2, reject) => {
+      return new Promise((resolve3, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9621,7 +9621,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve2,
+              resolve: resolve3,
               reject,
               length: 0,
               body: []
@@ -9691,18 +9691,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve2, stream, length } = consume2;
+      const { type, body, resolve: resolve3, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve2(chunksDecode(body, length));
+          resolve3(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve2(JSON.parse(chunksDecode(body, length)));
+          resolve3(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve2(chunksConcat(body, length).buffer);
+          resolve3(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve2(new Blob(body, { type: stream[kContentType] }));
+          resolve3(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve2(chunksConcat(body, length));
+          resolve3(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9742,7 +9742,7 @@ var require_util3 = __commonJS({
     } = require_errors();
     var { chunksDecode } = require_readable();
     var CHUNK_LIMIT = 128 * 1024;
-    async function getResolveErrorBodyCallback({ callback, body, contentType, statusCode, statusMessage, headers }) {
+    async function getResolveErrorBodyCallback({ callback, body, contentType, statusCode, statusMessage, headers: headers2 }) {
       assert(body);
       let chunks = [];
       let length = 0;
@@ -9762,7 +9762,7 @@ var require_util3 = __commonJS({
       }
       const message = `Response status code ${statusCode}${statusMessage ? `: ${statusMessage}` : ""}`;
       if (statusCode === 204 || !contentType || !length) {
-        queueMicrotask(() => callback(new ResponseStatusCodeError(message, statusCode, headers)));
+        queueMicrotask(() => callback(new ResponseStatusCodeError(message, statusCode, headers2)));
         return;
       }
       const stackTraceLimit = Error.stackTraceLimit;
@@ -9778,7 +9778,7 @@ var require_util3 = __commonJS({
       } finally {
         Error.stackTraceLimit = stackTraceLimit;
       }
-      queueMicrotask(() => callback(new ResponseStatusCodeError(message, statusCode, headers, payload)));
+      queueMicrotask(() => callback(new ResponseStatusCodeError(message, statusCode, headers2, payload)));
     }
     var isContentTypeApplicationJson = (contentType) => {
       return contentType.length > 15 && contentType[11] === "/" && contentType[0] === "a" && contentType[1] === "p" && contentType[2] === "p" && contentType[3] === "l" && contentType[4] === "i" && contentType[5] === "c" && contentType[6] === "a" && contentType[7] === "t" && contentType[8] === "i" && contentType[9] === "o" && contentType[10] === "n" && contentType[12] === "j" && contentType[13] === "s" && contentType[14] === "o" && contentType[15] === "n";
@@ -9884,14 +9884,14 @@ var require_api_request = __commonJS({
       }
       onHeaders(statusCode, rawHeaders, resume, statusMessage) {
         const { callback, opaque, abort, context: context3, responseHeaders, highWaterMark } = this;
-        const headers = responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
+        const headers2 = responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
         if (statusCode < 200) {
           if (this.onInfo) {
-            this.onInfo({ statusCode, headers });
+            this.onInfo({ statusCode, headers: headers2 });
           }
           return;
         }
-        const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
+        const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers2;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
         const res = new Readable({
@@ -9911,12 +9911,12 @@ var require_api_request = __commonJS({
             this.runInAsyncScope(
               getResolveErrorBodyCallback,
               null,
-              { callback, body: res, contentType, statusCode, statusMessage, headers }
+              { callback, body: res, contentType, statusCode, statusMessage, headers: headers2 }
             );
           } else {
             this.runInAsyncScope(callback, null, null, {
               statusCode,
-              headers,
+              headers: headers2,
               trailers: this.trailers,
               opaque,
               body: res,
@@ -9959,9 +9959,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -10036,7 +10036,7 @@ var require_api_stream = __commonJS({
   "node_modules/undici/lib/api/api-stream.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { finished: finished2, PassThrough } = __require("node:stream");
+    var { finished: finished2, PassThrough: PassThrough2 } = __require("node:stream");
     var { InvalidArgumentError, InvalidReturnValueError } = require_errors();
     var util = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -10100,24 +10100,24 @@ var require_api_stream = __commonJS({
       }
       onHeaders(statusCode, rawHeaders, resume, statusMessage) {
         const { factory, opaque, context: context3, callback, responseHeaders } = this;
-        const headers = responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
+        const headers2 = responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
         if (statusCode < 200) {
           if (this.onInfo) {
-            this.onInfo({ statusCode, headers });
+            this.onInfo({ statusCode, headers: headers2 });
           }
           return;
         }
         this.factory = null;
         let res;
         if (this.throwOnError && statusCode >= 400) {
-          const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
+          const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers2;
           const contentType = parsedHeaders["content-type"];
-          res = new PassThrough();
+          res = new PassThrough2();
           this.callback = null;
           this.runInAsyncScope(
             getResolveErrorBodyCallback,
             null,
-            { callback, body: res, contentType, statusCode, statusMessage, headers }
+            { callback, body: res, contentType, statusCode, statusMessage, headers: headers2 }
           );
         } else {
           if (factory === null) {
@@ -10125,7 +10125,7 @@ var require_api_stream = __commonJS({
           }
           res = this.runInAsyncScope(factory, null, {
             statusCode,
-            headers,
+            headers: headers2,
             opaque,
             context: context3
           });
@@ -10184,9 +10184,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -10211,7 +10211,7 @@ var require_api_pipeline = __commonJS({
     var {
       Readable,
       Duplex,
-      PassThrough
+      PassThrough: PassThrough2
     } = __require("node:stream");
     var {
       InvalidArgumentError,
@@ -10334,8 +10334,8 @@ var require_api_pipeline = __commonJS({
         const { opaque, handler: handler2, context: context3 } = this;
         if (statusCode < 200) {
           if (this.onInfo) {
-            const headers = this.responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
-            this.onInfo({ statusCode, headers });
+            const headers2 = this.responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
+            this.onInfo({ statusCode, headers: headers2 });
           }
           return;
         }
@@ -10343,10 +10343,10 @@ var require_api_pipeline = __commonJS({
         let body;
         try {
           this.handler = null;
-          const headers = this.responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
+          const headers2 = this.responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
           body = this.runInAsyncScope(handler2, null, {
             statusCode,
-            headers,
+            headers: headers2,
             opaque,
             body: this.res,
             context: context3
@@ -10397,7 +10397,7 @@ var require_api_pipeline = __commonJS({
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
         return pipelineHandler.ret;
       } catch (err) {
-        return new PassThrough().destroy(err);
+        return new PassThrough2().destroy(err);
       }
     }
     module.exports = pipeline;
@@ -10450,9 +10450,9 @@ var require_api_upgrade = __commonJS({
         const { callback, opaque, context: context3 } = this;
         removeSignal(this);
         this.callback = null;
-        const headers = this.responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
+        const headers2 = this.responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
         this.runInAsyncScope(callback, null, null, {
-          headers,
+          headers: headers2,
           socket,
           opaque,
           context: context3
@@ -10471,9 +10471,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -10540,13 +10540,13 @@ var require_api_connect = __commonJS({
         const { callback, opaque, context: context3 } = this;
         removeSignal(this);
         this.callback = null;
-        let headers = rawHeaders;
-        if (headers != null) {
-          headers = this.responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
+        let headers2 = rawHeaders;
+        if (headers2 != null) {
+          headers2 = this.responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
         }
         this.runInAsyncScope(callback, null, null, {
           statusCode,
-          headers,
+          headers: headers2,
           socket,
           opaque,
           context: context3
@@ -10565,9 +10565,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -10682,50 +10682,50 @@ var require_mock_utils = __commonJS({
       }
       return false;
     }
-    function lowerCaseEntries(headers) {
+    function lowerCaseEntries(headers2) {
       return Object.fromEntries(
-        Object.entries(headers).map(([headerName, headerValue]) => {
+        Object.entries(headers2).map(([headerName, headerValue]) => {
           return [headerName.toLocaleLowerCase(), headerValue];
         })
       );
     }
-    function getHeaderByName(headers, key) {
-      if (Array.isArray(headers)) {
-        for (let i = 0; i < headers.length; i += 2) {
-          if (headers[i].toLocaleLowerCase() === key.toLocaleLowerCase()) {
-            return headers[i + 1];
+    function getHeaderByName(headers2, key) {
+      if (Array.isArray(headers2)) {
+        for (let i = 0; i < headers2.length; i += 2) {
+          if (headers2[i].toLocaleLowerCase() === key.toLocaleLowerCase()) {
+            return headers2[i + 1];
           }
         }
         return void 0;
-      } else if (typeof headers.get === "function") {
-        return headers.get(key);
+      } else if (typeof headers2.get === "function") {
+        return headers2.get(key);
       } else {
-        return lowerCaseEntries(headers)[key.toLocaleLowerCase()];
+        return lowerCaseEntries(headers2)[key.toLocaleLowerCase()];
       }
     }
-    function buildHeadersFromArray(headers) {
-      const clone = headers.slice();
+    function buildHeadersFromArray(headers2) {
+      const clone = headers2.slice();
       const entries = [];
       for (let index = 0; index < clone.length; index += 2) {
         entries.push([clone[index], clone[index + 1]]);
       }
       return Object.fromEntries(entries);
     }
-    function matchHeaders(mockDispatch2, headers) {
+    function matchHeaders(mockDispatch2, headers2) {
       if (typeof mockDispatch2.headers === "function") {
-        if (Array.isArray(headers)) {
-          headers = buildHeadersFromArray(headers);
+        if (Array.isArray(headers2)) {
+          headers2 = buildHeadersFromArray(headers2);
         }
-        return mockDispatch2.headers(headers ? lowerCaseEntries(headers) : {});
+        return mockDispatch2.headers(headers2 ? lowerCaseEntries(headers2) : {});
       }
       if (typeof mockDispatch2.headers === "undefined") {
         return true;
       }
-      if (typeof headers !== "object" || typeof mockDispatch2.headers !== "object") {
+      if (typeof headers2 !== "object" || typeof mockDispatch2.headers !== "object") {
         return false;
       }
       for (const [matchHeaderName, matchHeaderValue] of Object.entries(mockDispatch2.headers)) {
-        const headerValue = getHeaderByName(headers, matchHeaderName);
+        const headerValue = getHeaderByName(headers2, matchHeaderName);
         if (!matchValue(matchHeaderValue, headerValue)) {
           return false;
         }
@@ -10744,11 +10744,11 @@ var require_mock_utils = __commonJS({
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path, method, body, headers }) {
+    function matchKey(mockDispatch2, { path, method, body, headers: headers2 }) {
       const pathMatch = matchValue(mockDispatch2.path, path);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
-      const headersMatch = matchHeaders(mockDispatch2, headers);
+      const headersMatch = matchHeaders(mockDispatch2, headers2);
       return pathMatch && methodMatch && bodyMatch && headersMatch;
     }
     function getResponseData2(data) {
@@ -10781,8 +10781,8 @@ var require_mock_utils = __commonJS({
       }
       matchedMockDispatches = matchedMockDispatches.filter((mockDispatch2) => matchHeaders(mockDispatch2, key.headers));
       if (matchedMockDispatches.length === 0) {
-        const headers = typeof key.headers === "object" ? JSON.stringify(key.headers) : key.headers;
-        throw new MockNotMatchedError(`Mock dispatch not matched for headers '${headers}' on path '${resolvedPath}'`);
+        const headers2 = typeof key.headers === "object" ? JSON.stringify(key.headers) : key.headers;
+        throw new MockNotMatchedError(`Mock dispatch not matched for headers '${headers2}' on path '${resolvedPath}'`);
       }
       return matchedMockDispatches[0];
     }
@@ -10805,12 +10805,12 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path, method, body, headers, query } = opts;
+      const { path, method, body, headers: headers2, query } = opts;
       return {
         path,
         method,
         body,
-        headers,
+        headers: headers2,
         query
       };
     }
@@ -10848,7 +10848,7 @@ var require_mock_utils = __commonJS({
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
-      const { data: { statusCode, data, headers, trailers, error: error2 }, delay, persist } = mockDispatch2;
+      const { data: { statusCode, data, headers: headers2, trailers, error: error2 }, delay, persist } = mockDispatch2;
       const { timesInvoked, times } = mockDispatch2;
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
@@ -10872,7 +10872,7 @@ var require_mock_utils = __commonJS({
           return;
         }
         const responseData = getResponseData2(body);
-        const responseHeaders = generateKeyValues(headers);
+        const responseHeaders = generateKeyValues(headers2);
         const responseTrailers = generateKeyValues(trailers);
         handler2.onConnect?.((err) => handler2.onError(err), null);
         handler2.onHeaders?.(statusCode, responseHeaders, resume, getStatusText(statusCode));
@@ -11025,9 +11025,9 @@ var require_mock_interceptor = __commonJS({
       createMockScopeDispatchData({ statusCode, data, responseOptions }) {
         const responseData = getResponseData2(data);
         const contentLength = this[kContentLength] ? { "content-length": responseData.length } : {};
-        const headers = { ...this[kDefaultHeaders], ...contentLength, ...responseOptions.headers };
+        const headers2 = { ...this[kDefaultHeaders], ...contentLength, ...responseOptions.headers };
         const trailers = { ...this[kDefaultTrailers], ...responseOptions.trailers };
-        return { statusCode, data, headers, trailers };
+        return { statusCode, data, headers: headers2, trailers };
       }
       validateReplyParameters(replyParameters) {
         if (typeof replyParameters.statusCode === "undefined") {
@@ -11079,11 +11079,11 @@ var require_mock_interceptor = __commonJS({
       /**
        * Set default reply headers on the interceptor for subsequent replies
        */
-      defaultReplyHeaders(headers) {
-        if (typeof headers === "undefined") {
+      defaultReplyHeaders(headers2) {
+        if (typeof headers2 === "undefined") {
           throw new InvalidArgumentError("headers must be defined");
         }
-        this[kDefaultHeaders] = headers;
+        this[kDefaultHeaders] = headers2;
         return this;
       }
       /**
@@ -11571,8 +11571,8 @@ var require_dump = __commonJS({
       }
       // TODO: will require adjustment after new hooks are out
       onHeaders(statusCode, rawHeaders, resume, statusMessage) {
-        const headers = util.parseHeaders(rawHeaders);
-        const contentLength = headers["content-length"];
+        const headers2 = util.parseHeaders(rawHeaders);
+        const contentLength = headers2["content-length"];
         if (contentLength != null && contentLength > this.#maxSize) {
           throw new RequestAbortedError(
             `Response size (${contentLength}) larger than maxSize (${this.#maxSize})`
@@ -11951,7 +11951,7 @@ var require_headers = __commonJS({
       while (j > i && isHTTPWhiteSpaceCharCode(potentialValue.charCodeAt(i))) ++i;
       return i === 0 && j === potentialValue.length ? potentialValue : potentialValue.substring(i, j);
     }
-    function fill(headers, object) {
+    function fill(headers2, object) {
       if (Array.isArray(object)) {
         for (let i = 0; i < object.length; ++i) {
           const header = object[i];
@@ -11961,12 +11961,12 @@ var require_headers = __commonJS({
               message: `expected name/value pair to be length 2, found ${header.length}.`
             });
           }
-          appendHeader(headers, header[0], header[1]);
+          appendHeader(headers2, header[0], header[1]);
         }
       } else if (typeof object === "object" && object !== null) {
         const keys = Object.keys(object);
         for (let i = 0; i < keys.length; ++i) {
-          appendHeader(headers, keys[i], object[keys[i]]);
+          appendHeader(headers2, keys[i], object[keys[i]]);
         }
       } else {
         throw webidl.errors.conversionFailed({
@@ -11976,7 +11976,7 @@ var require_headers = __commonJS({
         });
       }
     }
-    function appendHeader(headers, name, value) {
+    function appendHeader(headers2, name, value) {
       value = headerValueNormalize(value);
       if (!isValidHeaderName(name)) {
         throw webidl.errors.invalidArgument({
@@ -11991,10 +11991,10 @@ var require_headers = __commonJS({
           type: "header value"
         });
       }
-      if (getHeadersGuard(headers) === "immutable") {
+      if (getHeadersGuard(headers2) === "immutable") {
         throw new TypeError("immutable");
       }
-      return getHeadersList(headers).append(name, value, false);
+      return getHeadersList(headers2).append(name, value, false);
     }
     function compareHeaderName(a, b) {
       return a[0] < b[0] ? -1 : 1;
@@ -12090,31 +12090,31 @@ var require_headers = __commonJS({
         }
       }
       get entries() {
-        const headers = {};
+        const headers2 = {};
         if (this[kHeadersMap].size !== 0) {
           for (const { name, value } of this[kHeadersMap].values()) {
-            headers[name] = value;
+            headers2[name] = value;
           }
         }
-        return headers;
+        return headers2;
       }
       rawValues() {
         return this[kHeadersMap].values();
       }
       get entriesList() {
-        const headers = [];
+        const headers2 = [];
         if (this[kHeadersMap].size !== 0) {
           for (const { 0: lowerName, 1: { name, value } } of this[kHeadersMap]) {
             if (lowerName === "set-cookie") {
               for (const cookie of this.cookies) {
-                headers.push([name, cookie]);
+                headers2.push([name, cookie]);
               }
             } else {
-              headers.push([name, value]);
+              headers2.push([name, value]);
             }
           }
         }
-        return headers;
+        return headers2;
       }
       // https://fetch.spec.whatwg.org/#convert-header-names-to-a-sorted-lowercase-set
       toSortedArray() {
@@ -12279,7 +12279,7 @@ var require_headers = __commonJS({
         if (this.#headersList[kHeadersSortedMap]) {
           return this.#headersList[kHeadersSortedMap];
         }
-        const headers = [];
+        const headers2 = [];
         const names = this.#headersList.toSortedArray();
         const cookies = this.#headersList.cookies;
         if (cookies === null || cookies.length === 1) {
@@ -12289,13 +12289,13 @@ var require_headers = __commonJS({
           const { 0: name, 1: value } = names[i];
           if (name === "set-cookie") {
             for (let j = 0; j < cookies.length; ++j) {
-              headers.push([name, cookies[j]]);
+              headers2.push([name, cookies[j]]);
             }
           } else {
-            headers.push([name, value]);
+            headers2.push([name, value]);
           }
         }
-        return this.#headersList[kHeadersSortedMap] = headers;
+        return this.#headersList[kHeadersSortedMap] = headers2;
       }
       [util.inspect.custom](depth, options) {
         options.depth ??= depth;
@@ -13096,15 +13096,15 @@ var require_request2 = __commonJS({
         }
         if (initHasKey) {
           const headersList = getHeadersList(this[kHeaders]);
-          const headers = init.headers !== void 0 ? init.headers : new HeadersList(headersList);
+          const headers2 = init.headers !== void 0 ? init.headers : new HeadersList(headersList);
           headersList.clear();
-          if (headers instanceof HeadersList) {
-            for (const { name, value } of headers.rawValues()) {
+          if (headers2 instanceof HeadersList) {
+            for (const { name, value } of headers2.rawValues()) {
               headersList.append(name, value, false);
             }
-            headersList.cookies = headers.cookies;
+            headersList.cookies = headers2.cookies;
           } else {
-            fillHeaders(this[kHeaders], headers);
+            fillHeaders(this[kHeaders], headers2);
           }
         }
         const inputBody = input instanceof _Request ? input[kState].body : null;
@@ -14430,7 +14430,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve2, reject) => agent.dispatch(
+        return new Promise((resolve3, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14506,7 +14506,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve2({
+              resolve3({
                 status,
                 statusText,
                 headersList,
@@ -14549,7 +14549,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve2({
+              resolve3({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -16236,7 +16236,7 @@ var require_util6 = __commonJS({
         throw new Error("Invalid cookie max-age");
       }
     }
-    function stringify(cookie) {
+    function stringify2(cookie) {
       if (cookie.name.length === 0) {
         return null;
       }
@@ -16294,7 +16294,7 @@ var require_util6 = __commonJS({
       validateCookiePath,
       validateCookieValue,
       toIMFDate,
-      stringify
+      stringify: stringify2
     };
   }
 });
@@ -16440,13 +16440,13 @@ var require_cookies = __commonJS({
   "node_modules/undici/lib/web/cookies/index.js"(exports, module) {
     "use strict";
     var { parseSetCookie } = require_parse();
-    var { stringify } = require_util6();
+    var { stringify: stringify2 } = require_util6();
     var { webidl } = require_webidl();
     var { Headers: Headers2 } = require_headers();
-    function getCookies(headers) {
+    function getCookies(headers2) {
       webidl.argumentLengthCheck(arguments, 1, "getCookies");
-      webidl.brandCheck(headers, Headers2, { strict: false });
-      const cookie = headers.get("cookie");
+      webidl.brandCheck(headers2, Headers2, { strict: false });
+      const cookie = headers2.get("cookie");
       const out = {};
       if (!cookie) {
         return out;
@@ -16457,35 +16457,35 @@ var require_cookies = __commonJS({
       }
       return out;
     }
-    function deleteCookie(headers, name, attributes) {
-      webidl.brandCheck(headers, Headers2, { strict: false });
+    function deleteCookie(headers2, name, attributes) {
+      webidl.brandCheck(headers2, Headers2, { strict: false });
       const prefix = "deleteCookie";
       webidl.argumentLengthCheck(arguments, 2, prefix);
       name = webidl.converters.DOMString(name, prefix, "name");
       attributes = webidl.converters.DeleteCookieAttributes(attributes);
-      setCookie(headers, {
+      setCookie(headers2, {
         name,
         value: "",
         expires: /* @__PURE__ */ new Date(0),
         ...attributes
       });
     }
-    function getSetCookies(headers) {
+    function getSetCookies(headers2) {
       webidl.argumentLengthCheck(arguments, 1, "getSetCookies");
-      webidl.brandCheck(headers, Headers2, { strict: false });
-      const cookies = headers.getSetCookie();
+      webidl.brandCheck(headers2, Headers2, { strict: false });
+      const cookies = headers2.getSetCookie();
       if (!cookies) {
         return [];
       }
       return cookies.map((pair) => parseSetCookie(pair));
     }
-    function setCookie(headers, cookie) {
+    function setCookie(headers2, cookie) {
       webidl.argumentLengthCheck(arguments, 2, "setCookie");
-      webidl.brandCheck(headers, Headers2, { strict: false });
+      webidl.brandCheck(headers2, Headers2, { strict: false });
       cookie = webidl.converters.Cookie(cookie);
-      const str = stringify(cookie);
+      const str = stringify2(cookie);
       if (str) {
-        headers.append("Set-Cookie", str);
+        headers2.append("Set-Cookie", str);
       }
     }
     webidl.converters.DeleteCookieAttributes = webidl.dictionaryConverter([
@@ -18290,8 +18290,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms) {
-      return new Promise((resolve2) => {
-        setTimeout(resolve2, ms).unref();
+      return new Promise((resolve3) => {
+        setTimeout(resolve3, ms).unref();
       });
     }
     module.exports = {
@@ -18770,10 +18770,10 @@ var require_eventsource = __commonJS({
           lastEventId: "",
           reconnectionTime: defaultReconnectionTime
         };
-        const settings = environmentSettingsObject;
+        const settings2 = environmentSettingsObject;
         let urlRecord;
         try {
-          urlRecord = new URL(url, settings.settingsObject.baseUrl);
+          urlRecord = new URL(url, settings2.settingsObject.baseUrl);
           this.#state.origin = urlRecord.origin;
         } catch (e) {
           throw new DOMException(e, "SyntaxError");
@@ -27118,7 +27118,7 @@ var require_crypto = __commonJS({
       MAC_INFO,
       bindingAvailable: !!binding,
       init: (() => {
-        return new Promise(async (resolve2, reject) => {
+        return new Promise(async (resolve3, reject) => {
           try {
             POLY1305_WASM_MODULE = await require_poly1305()();
             POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
@@ -27130,7 +27130,7 @@ var require_crypto = __commonJS({
           } catch (ex) {
             return reject(ex);
           }
-          resolve2();
+          resolve3();
         });
       })(),
       NullCipher,
@@ -27803,12 +27803,12 @@ ${formatted}-----END ${type} KEY-----`;
         if (m === null)
           return null;
         let privBlob = Buffer.from(m[3], "base64");
-        let headers = m[2];
+        let headers2 = m[2];
         let decrypted = false;
-        if (headers !== void 0) {
-          headers = headers.split(/\r\n|\n/g);
-          for (let i = 0; i < headers.length; ++i) {
-            const header = headers[i];
+        if (headers2 !== void 0) {
+          headers2 = headers2.split(/\r\n|\n/g);
+          for (let i = 0; i < headers2.length; ++i) {
+            const header = headers2[i];
             let sepIdx = header.indexOf(":");
             if (header.slice(0, sepIdx) === "DEK-Info") {
               const val = header.slice(sepIdx + 2);
@@ -28388,9 +28388,9 @@ var require_agent2 = __commonJS({
     "use strict";
     var { Socket } = __require("net");
     var { Duplex } = __require("stream");
-    var { resolve: resolve2 } = __require("path");
+    var { resolve: resolve3 } = __require("path");
     var { readFile: readFile2 } = __require("fs");
-    var { execFile, spawn } = __require("child_process");
+    var { execFile, spawn: spawn2 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
       makeBufferParser,
@@ -28524,7 +28524,7 @@ var require_agent2 = __commonJS({
       const RET_ERR_BINSTDIN = 13;
       const RET_ERR_BINSTDOUT = 14;
       const RET_ERR_BADLEN = 15;
-      const EXEPATH = resolve2(__dirname, "..", "util/pagent.exe");
+      const EXEPATH = resolve3(__dirname, "..", "util/pagent.exe");
       const ERROR = {
         [RET_ERR_BADARGS]: new Error("Invalid pagent.exe arguments"),
         [RET_ERR_UNAVAILABLE]: new Error("Pageant is not running"),
@@ -28567,7 +28567,7 @@ var require_agent2 = __commonJS({
             return cb(new Error("Unexpected multiple agent requests"));
           this.buffer = null;
           let error2;
-          const proc = this.proc = spawn(EXEPATH, [data.length]);
+          const proc = this.proc = spawn2(EXEPATH, [data.length]);
           proc.stdout.on("data", (data2) => {
             this.push(data2);
           });
@@ -32046,7 +32046,7 @@ var require_Protocol = __commonJS({
       Object.values(DISCONNECT_REASON).map((n) => [n, 1])
     );
     var IDENT_RAW = Buffer.from(`SSH-2.0-ssh2js${MODULE_VER}`);
-    var IDENT = Buffer.from(`${IDENT_RAW}\r
+    var IDENT2 = Buffer.from(`${IDENT_RAW}\r
 `);
     var MAX_LINE_LEN = 8192;
     var MAX_LINES = 1024;
@@ -32216,7 +32216,7 @@ var require_Protocol = __commonJS({
           sentIdent[sentIdent.length - 1] = 10;
         } else {
           this._identRaw = IDENT_RAW;
-          sentIdent = IDENT;
+          sentIdent = IDENT2;
         }
         this._compatFlags = 0;
         if (this._debug) {
@@ -40300,7 +40300,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes4
+      randomBytes: randomBytes7
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40564,7 +40564,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes4(SALT_LEN);
+            const salt = randomBytes7(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40603,7 +40603,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes4(4);
+          const checkInt = randomBytes7(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -40885,11 +40885,11 @@ var require_lib3 = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve2) {
-          resolve2(value);
+        return value instanceof P ? value : new P(function(resolve3) {
+          resolve3(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve2, reject) {
+      return new (P || (P = Promise))(function(resolve3, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -40905,7 +40905,7 @@ var require_lib3 = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -40992,26 +40992,26 @@ var require_lib3 = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve2) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve3) => __awaiter3(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
             });
             this.message.on("end", () => {
-              resolve2(output.toString());
+              resolve3(output.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve2) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve3) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve2(Buffer.concat(chunks));
+              resolve3(Buffer.concat(chunks));
             });
           }));
         });
@@ -41143,13 +41143,13 @@ var require_lib3 = __commonJS({
        * All other methods such as get, post, patch, and request ultimately call this.
        * Prefer get, del, post and patch
        */
-      request(verb, requestUrl, data, headers) {
+      request(verb, requestUrl, data, headers2) {
         return __awaiter3(this, void 0, void 0, function* () {
           if (this._disposed) {
             throw new Error("Client has already been disposed.");
           }
           const parsedUrl = new URL(requestUrl);
-          let info2 = this._prepareRequest(verb, parsedUrl, headers);
+          let info2 = this._prepareRequest(verb, parsedUrl, headers2);
           const maxTries = this._allowRetries && RetryableHttpVerbs.includes(verb) ? this._maxRetries + 1 : 1;
           let numTries = 0;
           let response;
@@ -41181,13 +41181,13 @@ var require_lib3 = __commonJS({
               }
               yield response.readBody();
               if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
-                for (const header in headers) {
+                for (const header in headers2) {
                   if (header.toLowerCase() === "authorization") {
-                    delete headers[header];
+                    delete headers2[header];
                   }
                 }
               }
-              info2 = this._prepareRequest(verb, parsedRedirectUrl, headers);
+              info2 = this._prepareRequest(verb, parsedRedirectUrl, headers2);
               response = yield this.requestRaw(info2, data);
               redirectsRemaining--;
             }
@@ -41219,14 +41219,14 @@ var require_lib3 = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             function callbackForResult(err, res) {
               if (err) {
                 reject(err);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve2(res);
+                resolve3(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -41300,7 +41300,7 @@ var require_lib3 = __commonJS({
         }
         return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
       }
-      _prepareRequest(method, requestUrl, headers) {
+      _prepareRequest(method, requestUrl, headers2) {
         const info2 = {};
         info2.parsedUrl = requestUrl;
         const usingSsl = info2.parsedUrl.protocol === "https:";
@@ -41311,7 +41311,7 @@ var require_lib3 = __commonJS({
         info2.options.port = info2.parsedUrl.port ? parseInt(info2.parsedUrl.port) : defaultPort2;
         info2.options.path = (info2.parsedUrl.pathname || "") + (info2.parsedUrl.search || "");
         info2.options.method = method;
-        info2.options.headers = this._mergeHeaders(headers);
+        info2.options.headers = this._mergeHeaders(headers2);
         if (this.userAgent != null) {
           info2.options.headers["user-agent"] = this.userAgent;
         }
@@ -41323,11 +41323,11 @@ var require_lib3 = __commonJS({
         }
         return info2;
       }
-      _mergeHeaders(headers) {
+      _mergeHeaders(headers2) {
         if (this.requestOptions && this.requestOptions.headers) {
-          return Object.assign({}, lowercaseKeys2(this.requestOptions.headers), lowercaseKeys2(headers || {}));
+          return Object.assign({}, lowercaseKeys2(this.requestOptions.headers), lowercaseKeys2(headers2 || {}));
         }
-        return lowercaseKeys2(headers || {});
+        return lowercaseKeys2(headers2 || {});
       }
       /**
        * Gets an existing header value or returns a default.
@@ -41470,12 +41470,12 @@ var require_lib3 = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve2) => setTimeout(() => resolve2(), ms));
+          return new Promise((resolve3) => setTimeout(() => resolve3(), ms));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve2, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve3, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -41483,7 +41483,7 @@ var require_lib3 = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve2(response);
+              resolve3(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -41522,7 +41522,7 @@ var require_lib3 = __commonJS({
               err.result = response.result;
               reject(err);
             } else {
-              resolve2(response);
+              resolve3(response);
             }
           }));
         });
@@ -43003,7 +43003,7 @@ var require_stringify = __commonJS({
         props.push(doc.directives.tagString(tag));
       return props.join(" ");
     }
-    function stringify(item, ctx, onComment, onChompKeep) {
+    function stringify2(item, ctx, onComment, onChompKeep) {
       if (identity.isPair(item))
         return item.toString(ctx, onComment, onChompKeep);
       if (identity.isAlias(item)) {
@@ -43032,7 +43032,7 @@ var require_stringify = __commonJS({
 ${ctx.indent}${str}`;
     }
     exports.createStringifyContext = createStringifyContext;
-    exports.stringify = stringify;
+    exports.stringify = stringify2;
   }
 });
 
@@ -43042,7 +43042,7 @@ var require_stringifyPair = __commonJS({
     "use strict";
     var identity = require_identity();
     var Scalar = require_Scalar();
-    var stringify = require_stringify();
+    var stringify2 = require_stringify();
     var stringifyComment = require_stringifyComment();
     function stringifyPair({ key, value }, ctx, onComment, onChompKeep) {
       const { allNullValues, doc, indent: indent2, indentStep, options: { commentString, indentSeq, simpleKeys } } = ctx;
@@ -43064,7 +43064,7 @@ var require_stringifyPair = __commonJS({
       });
       let keyCommentDone = false;
       let chompKeep = false;
-      let str = stringify.stringify(key, ctx, () => keyCommentDone = true, () => chompKeep = true);
+      let str = stringify2.stringify(key, ctx, () => keyCommentDone = true, () => chompKeep = true);
       if (!explicitKey && !ctx.inFlow && str.length > 1024) {
         if (simpleKeys)
           throw new Error("With simple keys, single line scalar must not span more than 1024 characters");
@@ -43116,7 +43116,7 @@ ${indent2}:`;
         ctx.indent = ctx.indent.substring(2);
       }
       let valueCommentDone = false;
-      const valueStr = stringify.stringify(value, ctx, () => valueCommentDone = true, () => chompKeep = true);
+      const valueStr = stringify2.stringify(value, ctx, () => valueCommentDone = true, () => chompKeep = true);
       let ws = " ";
       if (keyComment || vsb || vcb) {
         ws = vsb ? "\n" : "";
@@ -43257,7 +43257,7 @@ var require_addPairToJSMap = __commonJS({
     "use strict";
     var log = require_log();
     var merge2 = require_merge();
-    var stringify = require_stringify();
+    var stringify2 = require_stringify();
     var identity = require_identity();
     var toJS = require_toJS();
     function addPairToJSMap(ctx, map, { key, value }) {
@@ -43293,7 +43293,7 @@ var require_addPairToJSMap = __commonJS({
       if (typeof jsKey !== "object")
         return String(jsKey);
       if (identity.isNode(key) && ctx?.doc) {
-        const strCtx = stringify.createStringifyContext(ctx.doc, {});
+        const strCtx = stringify2.createStringifyContext(ctx.doc, {});
         strCtx.anchors = /* @__PURE__ */ new Set();
         for (const node of ctx.anchors.keys())
           strCtx.anchors.add(node.anchor);
@@ -43360,12 +43360,12 @@ var require_stringifyCollection = __commonJS({
   "node_modules/yaml/dist/stringify/stringifyCollection.js"(exports) {
     "use strict";
     var identity = require_identity();
-    var stringify = require_stringify();
+    var stringify2 = require_stringify();
     var stringifyComment = require_stringifyComment();
     function stringifyCollection(collection, ctx, options) {
       const flow = ctx.inFlow ?? collection.flow;
-      const stringify2 = flow ? stringifyFlowCollection : stringifyBlockCollection;
-      return stringify2(collection, ctx, options);
+      const stringify3 = flow ? stringifyFlowCollection : stringifyBlockCollection;
+      return stringify3(collection, ctx, options);
     }
     function stringifyBlockCollection({ comment, items }, ctx, { blockItemPrefix, flowChars, itemIndent, onChompKeep, onComment }) {
       const { indent: indent2, options: { commentString } } = ctx;
@@ -43390,7 +43390,7 @@ var require_stringifyCollection = __commonJS({
           }
         }
         chompKeep = false;
-        let str2 = stringify.stringify(item, itemCtx, () => comment2 = null, () => chompKeep = true);
+        let str2 = stringify2.stringify(item, itemCtx, () => comment2 = null, () => chompKeep = true);
         if (comment2)
           str2 += stringifyComment.lineComment(str2, itemIndent, commentString(comment2));
         if (chompKeep && comment2)
@@ -43457,7 +43457,7 @@ ${indent2}${line}` : "\n";
         }
         if (comment)
           reqNewline = true;
-        let str = stringify.stringify(item, itemCtx, () => comment = null);
+        let str = stringify2.stringify(item, itemCtx, () => comment = null);
         reqNewline || (reqNewline = lines.length > linesAtValue || str.includes("\n"));
         if (i < items.length - 1) {
           str += ",";
@@ -44818,7 +44818,7 @@ var require_stringifyDocument = __commonJS({
   "node_modules/yaml/dist/stringify/stringifyDocument.js"(exports) {
     "use strict";
     var identity = require_identity();
-    var stringify = require_stringify();
+    var stringify2 = require_stringify();
     var stringifyComment = require_stringifyComment();
     function stringifyDocument(doc, options) {
       const lines = [];
@@ -44833,7 +44833,7 @@ var require_stringifyDocument = __commonJS({
       }
       if (hasDirectives)
         lines.push("---");
-      const ctx = stringify.createStringifyContext(doc, options);
+      const ctx = stringify2.createStringifyContext(doc, options);
       const { commentString } = ctx.options;
       if (doc.commentBefore) {
         if (lines.length !== 1)
@@ -44855,7 +44855,7 @@ var require_stringifyDocument = __commonJS({
           contentComment = doc.contents.comment;
         }
         const onChompKeep = contentComment ? void 0 : () => chompKeep = true;
-        let body = stringify.stringify(doc.contents, ctx, () => contentComment = null, onChompKeep);
+        let body = stringify2.stringify(doc.contents, ctx, () => contentComment = null, onChompKeep);
         if (contentComment)
           body += stringifyComment.lineComment(body, "", commentString(contentComment));
         if ((body[0] === "|" || body[0] === ">") && lines[lines.length - 1] === "---") {
@@ -44863,7 +44863,7 @@ var require_stringifyDocument = __commonJS({
         } else
           lines.push(body);
       } else {
-        lines.push(stringify.stringify(doc.contents, ctx));
+        lines.push(stringify2.stringify(doc.contents, ctx));
       }
       if (doc.directives?.docEnd) {
         if (doc.comment) {
@@ -46853,10 +46853,10 @@ var require_cst_scalar = __commonJS({
         case "|":
         case ">": {
           const he = source.indexOf("\n");
-          const head = source.substring(0, he);
+          const head2 = source.substring(0, he);
           const body = source.substring(he + 1) + "\n";
           const props = [
-            { type: "block-scalar-header", offset, indent: indent2, source: head }
+            { type: "block-scalar-header", offset, indent: indent2, source: head2 }
           ];
           if (!addEndtoBlockProps(props, end))
             props.push({ type: "newline", offset: -1, indent: indent2, source: "\n" });
@@ -46916,19 +46916,19 @@ var require_cst_scalar = __commonJS({
     }
     function setBlockScalarValue(token, source) {
       const he = source.indexOf("\n");
-      const head = source.substring(0, he);
+      const head2 = source.substring(0, he);
       const body = source.substring(he + 1) + "\n";
       if (token.type === "block-scalar") {
         const header = token.props[0];
         if (header.type !== "block-scalar-header")
           throw new Error("Invalid block scalar header");
-        header.source = head;
+        header.source = head2;
         token.source = body;
       } else {
         const { offset } = token;
         const indent2 = "indent" in token ? token.indent : -1;
         const props = [
-          { type: "block-scalar-header", offset, indent: indent2, source: head }
+          { type: "block-scalar-header", offset, indent: indent2, source: head2 }
         ];
         if (!addEndtoBlockProps(props, "end" in token ? token.end : void 0))
           props.push({ type: "newline", offset: -1, indent: indent2, source: "\n" });
@@ -46999,7 +46999,7 @@ var require_cst_scalar = __commonJS({
 var require_cst_stringify = __commonJS({
   "node_modules/yaml/dist/parse/cst-stringify.js"(exports) {
     "use strict";
-    var stringify = (cst) => "type" in cst ? stringifyToken(cst) : stringifyItem(cst);
+    var stringify2 = (cst) => "type" in cst ? stringifyToken(cst) : stringifyItem(cst);
     function stringifyToken(token) {
       switch (token.type) {
         case "block-scalar": {
@@ -47052,7 +47052,7 @@ var require_cst_stringify = __commonJS({
         res += stringifyToken(value);
       return res;
     }
-    exports.stringify = stringify;
+    exports.stringify = stringify2;
   }
 });
 
@@ -48782,7 +48782,7 @@ var require_public_api = __commonJS({
       }
       return doc.toJS(Object.assign({ reviver: _reviver }, options));
     }
-    function stringify(value, replacer, options) {
+    function stringify2(value, replacer, options) {
       let _replacer = null;
       if (typeof replacer === "function" || Array.isArray(replacer)) {
         _replacer = replacer;
@@ -48807,7 +48807,7 @@ var require_public_api = __commonJS({
     exports.parse = parse3;
     exports.parseAllDocuments = parseAllDocuments;
     exports.parseDocument = parseDocument;
-    exports.stringify = stringify;
+    exports.stringify = stringify2;
   }
 });
 
@@ -49056,11 +49056,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve2) {
-      resolve2(value);
+    return value instanceof P ? value : new P(function(resolve3) {
+      resolve3(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve2, reject) {
+  return new (P || (P = Promise))(function(resolve3, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -49076,7 +49076,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -49705,24 +49705,24 @@ var PromiseQueue = class {
     };
   }
   waitTillIdle() {
-    return new Promise((resolve2) => {
+    return new Promise((resolve3) => {
       if (this.running === 0) {
-        resolve2();
+        resolve3();
         return;
       }
       const dispose = this.onIdle(() => {
         dispose();
-        resolve2();
+        resolve3();
       });
     });
   }
   add(callback) {
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       const runCallback = () => {
         this.running += 1;
         try {
           Promise.resolve(callback()).then((val) => {
-            resolve2(val);
+            resolve3(val);
             this.processNext();
           }, (err) => {
             reject(err);
@@ -49764,23 +49764,23 @@ var defaultFilesystem = {
     return fsPath.basename(path);
   },
   stat(path) {
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       fs3.stat(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve2(res);
+          resolve3(res);
         }
       });
     });
   },
   readdir(path) {
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       fs3.readdir(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve2(res);
+          resolve3(res);
         }
       });
     });
@@ -49824,7 +49824,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
   });
   const result = { files: [], directories: [] };
   const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve2, reject) => {
+  await new Promise((resolve3, reject) => {
     scanDirectoryInternal({
       path,
       recursive: recursive ? "deep" : "shallow",
@@ -49833,7 +49833,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
       fileSystem: mergedFileSystem,
       queue,
       reject
-    }).then(() => queue.waitTillIdle()).then(resolve2, reject);
+    }).then(() => queue.waitTillIdle()).then(resolve3, reject);
   });
   return result;
 }
@@ -49859,12 +49859,12 @@ function unixifyPath(path) {
   return path;
 }
 async function readFile(filePath) {
-  return new Promise((resolve2, reject) => {
+  return new Promise((resolve3, reject) => {
     fs4.readFile(filePath, "utf8", (err, res) => {
       if (err) {
         reject(err);
       } else {
-        resolve2(res);
+        resolve3(res);
       }
     });
   });
@@ -49873,12 +49873,12 @@ var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
 async function makeDirectoryWithSftp(path, sftp) {
   let stats = null;
   try {
-    stats = await new Promise((resolve2, reject) => {
+    stats = await new Promise((resolve3, reject) => {
       sftp.stat(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve2(res);
+          resolve3(res);
         }
       });
     });
@@ -49891,12 +49891,12 @@ async function makeDirectoryWithSftp(path, sftp) {
     throw new Error("mkdir() failed, target already exists and is not a directory");
   }
   try {
-    await new Promise((resolve2, reject) => {
+    await new Promise((resolve3, reject) => {
       sftp.mkdir(path, (err) => {
         if (err) {
           reject(err);
         } else {
-          resolve2();
+          resolve3();
         }
       });
     });
@@ -49971,14 +49971,14 @@ var NodeSSH = class {
     }
     const connection = new import_ssh2.default.Client();
     this.connection = connection;
-    await new Promise((resolve2, reject) => {
+    await new Promise((resolve3, reject) => {
       connection.on("error", reject);
       if (config2.onKeyboardInteractive) {
         connection.on("keyboard-interactive", config2.onKeyboardInteractive);
       }
       connection.on("ready", () => {
         connection.removeListener("error", reject);
-        resolve2();
+        resolve3();
       });
       connection.on("end", () => {
         if (this.connection === connection) {
@@ -50000,14 +50000,14 @@ var NodeSSH = class {
   }
   async requestShell(options) {
     const connection = this.getConnection();
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       connection.on("error", reject);
       const callback = (err, res) => {
         connection.removeListener("error", reject);
         if (err) {
           reject(err);
         } else {
-          resolve2(res);
+          resolve3(res);
         }
       };
       if (options == null) {
@@ -50028,14 +50028,14 @@ var NodeSSH = class {
   }
   async requestSFTP() {
     const connection = this.getConnection();
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       connection.on("error", reject);
       connection.sftp((err, res) => {
         connection.removeListener("error", reject);
         if (err) {
           reject(err);
         } else {
-          resolve2(res);
+          resolve3(res);
         }
       });
     });
@@ -50066,7 +50066,7 @@ var NodeSSH = class {
     }
     const connection = this.getConnection();
     const output = { stdout: [], stderr: [] };
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       connection.on("error", reject);
       connection.exec(command, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
         connection.removeListener("error", reject);
@@ -50112,7 +50112,7 @@ var NodeSSH = class {
             stdout = stdout.trim();
             stderr = stderr.trim();
           }
-          resolve2({
+          resolve3({
             code: code != null ? code : null,
             signal: signal != null ? signal : null,
             stdout,
@@ -50174,12 +50174,12 @@ var NodeSSH = class {
     invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
     const sftp = givenSftp || await this.requestSFTP();
     try {
-      await new Promise((resolve2, reject) => {
+      await new Promise((resolve3, reject) => {
         sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
           if (err) {
             reject(err);
           } else {
-            resolve2();
+            resolve3();
           }
         });
       });
@@ -50194,21 +50194,21 @@ var NodeSSH = class {
     invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
     invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
     invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve2) => {
+    invariant2(await new Promise((resolve3) => {
       fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve2(err === null);
+        resolve3(err === null);
       });
     }), `localFile does not exist at ${localFile}`);
     const sftp = givenSftp || await this.requestSFTP();
     const putFile = (retry) => {
-      return new Promise((resolve2, reject) => {
+      return new Promise((resolve3, reject) => {
         sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
           if (err == null) {
-            resolve2();
+            resolve3();
             return;
           }
           if (err.message === "No such file" && retry) {
-            resolve2(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
+            resolve3(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
           } else {
             reject(err);
           }
@@ -50235,14 +50235,14 @@ var NodeSSH = class {
     const sftp = givenSftp || await this.requestSFTP();
     const queue = new PromiseQueue({ concurrency });
     try {
-      await new Promise((resolve2, reject) => {
+      await new Promise((resolve3, reject) => {
         files.forEach((file) => {
           queue.add(async () => {
             await this.putFile(file.local, file.remote, sftp, transferOptions);
             transferred.push(file);
           }).catch(reject);
         });
-        queue.waitTillIdle().then(resolve2);
+        queue.waitTillIdle().then(resolve3);
       });
     } catch (error2) {
       if (error2 != null) {
@@ -50258,9 +50258,9 @@ var NodeSSH = class {
   async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve2) => {
+    const localDirectoryStat = await new Promise((resolve3) => {
       fs4.stat(localDirectory, (err, stat2) => {
-        resolve2(stat2 || null);
+        resolve3(stat2 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -50275,16 +50275,16 @@ var NodeSSH = class {
     directories.sort((a, b) => a.length - b.length);
     let failed = false;
     try {
-      await new Promise((resolve2, reject) => {
+      await new Promise((resolve3, reject) => {
         const queue = new PromiseQueue({ concurrency });
         directories.forEach((directory) => {
           queue.add(async () => {
             await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
           }).catch(reject);
         });
-        resolve2(queue.waitTillIdle());
+        resolve3(queue.waitTillIdle());
       });
-      await new Promise((resolve2, reject) => {
+      await new Promise((resolve3, reject) => {
         const queue = new PromiseQueue({ concurrency });
         files.forEach((file) => {
           queue.add(async () => {
@@ -50299,7 +50299,7 @@ var NodeSSH = class {
             }
           }).catch(reject);
         });
-        resolve2(queue.waitTillIdle());
+        resolve3(queue.waitTillIdle());
       });
     } finally {
       if (!givenSftp) {
@@ -50311,9 +50311,9 @@ var NodeSSH = class {
   async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve2) => {
+    const localDirectoryStat = await new Promise((resolve3) => {
       fs4.stat(localDirectory, (err, stat2) => {
-        resolve2(stat2 || null);
+        resolve3(stat2 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -50331,23 +50331,23 @@ var NodeSSH = class {
           return fsPath2.posix.join(pathA, pathB);
         },
         readdir(path) {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             sftp.readdir(path, (err, res) => {
               if (err) {
                 reject(err);
               } else {
-                resolve2(res.map((item) => item.filename));
+                resolve3(res.map((item) => item.filename));
               }
             });
           });
         },
         stat(path) {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             sftp.stat(path, (err, res) => {
               if (err) {
                 reject(err);
               } else {
-                resolve2(res);
+                resolve3(res);
               }
             });
           });
@@ -50359,16 +50359,16 @@ var NodeSSH = class {
     directories.sort((a, b) => a.length - b.length);
     let failed = false;
     try {
-      await new Promise((resolve2, reject) => {
+      await new Promise((resolve3, reject) => {
         const queue = new PromiseQueue({ concurrency });
         directories.forEach((directory) => {
           queue.add(async () => {
             await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
           }).catch(reject);
         });
-        resolve2(queue.waitTillIdle());
+        resolve3(queue.waitTillIdle());
       });
-      await new Promise((resolve2, reject) => {
+      await new Promise((resolve3, reject) => {
         const queue = new PromiseQueue({ concurrency });
         files.forEach((file) => {
           queue.add(async () => {
@@ -50383,7 +50383,7 @@ var NodeSSH = class {
             }
           }).catch(reject);
         });
-        resolve2(queue.waitTillIdle());
+        resolve3(queue.waitTillIdle());
       });
     } finally {
       if (!givenSftp) {
@@ -50394,7 +50394,7 @@ var NodeSSH = class {
   }
   forwardIn(remoteAddr, remotePort, onConnection) {
     const connection = this.getConnection();
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
         if (error2) {
           reject(error2);
@@ -50419,25 +50419,25 @@ var NodeSSH = class {
             });
           });
         };
-        resolve2({ port, dispose });
+        resolve3({ port, dispose });
       });
     });
   }
   forwardOut(srcIP, srcPort, dstIP, dstPort) {
     const connection = this.getConnection();
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
         if (error2) {
           reject(error2);
           return;
         }
-        resolve2(channel);
+        resolve3(channel);
       });
     });
   }
   forwardInStreamLocal(socketPath, onConnection) {
     const connection = this.getConnection();
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
         if (error2) {
           reject(error2);
@@ -50462,19 +50462,19 @@ var NodeSSH = class {
             });
           });
         };
-        resolve2({ dispose });
+        resolve3({ dispose });
       });
     });
   }
   forwardOutStreamLocal(socketPath) {
     const connection = this.getConnection();
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
         if (error2) {
           reject(error2);
           return;
         }
-        resolve2(channel);
+        resolve3(channel);
       });
     });
   }
@@ -50689,7 +50689,7 @@ var SshConnection = class _SshConnection {
         if (!retryable || attempt >= attempts) throw error2;
         const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
         options.log?.("warning", `${error2.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
-        await new Promise((resolve2) => setTimeout(resolve2, delayMs));
+        await new Promise((resolve3) => setTimeout(resolve3, delayMs));
       }
     }
   }
@@ -50741,7 +50741,7 @@ var SshConnection = class _SshConnection {
       return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
     }
     const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       client.exec(commandLine, (error2, channel) => {
         if (error2) return reject(new SshConnectionError(`Could not start a command on ${this.target}: ${error2.message}`, false));
         const stdoutChunks = [];
@@ -50783,8 +50783,8 @@ var SshConnection = class _SshConnection {
           if (timer) clearTimeout(timer);
           const settle = () => {
             if (overflow) return reject(new Error(`Output of a command on ${this.target} exceeded ${maxBuffer} bytes; stream it instead`));
-            if (clientTimedOut) return resolve2({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
-            resolve2({
+            if (clientTimedOut) return resolve3({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
+            resolve3({
               code: exit.code ?? 255,
               ...exit.signal ? { signal: exit.signal } : {},
               stdout: Buffer.concat(stdoutChunks).toString("utf8"),
@@ -50835,7 +50835,7 @@ var SshConnection = class _SshConnection {
     const sftp = await this.sftp();
     const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
     const call = (what, fn) => new Promise(
-      (resolve2, reject) => fn((error2, value) => error2 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error2.message}`)) : resolve2(value))
+      (resolve3, reject) => fn((error2, value) => error2 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error2.message}`)) : resolve3(value))
     );
     try {
       await call("write", (done) => sftp.writeFile(temporary, content, { mode: options.mode }, done));
@@ -50858,17 +50858,17 @@ var SshConnection = class _SshConnection {
         socket.on("error", () => channel.close());
       }).catch(() => socket.destroy());
     });
-    await new Promise((resolve2, reject) => {
+    await new Promise((resolve3, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve2());
+      server.listen(0, "127.0.0.1", () => resolve3());
     });
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : 0;
     return {
       port,
-      close: () => new Promise((resolve2) => {
+      close: () => new Promise((resolve3) => {
         for (const socket of sockets) socket.destroy();
-        server.close(() => resolve2());
+        server.close(() => resolve3());
       })
     };
   }
@@ -51133,9 +51133,9 @@ function outputs() {
 function cell(text) {
   return text.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\r?\n/g, "<br>");
 }
-function table(headers, rows) {
+function table(headers2, rows) {
   const line = (cells) => `| ${cells.map(cell).join(" | ")} |`;
-  return [line(headers), line(headers.map(() => "---")), ...rows.map(line)].join("\n");
+  return [line(headers2), line(headers2.map(() => "---")), ...rows.map(line)].join("\n");
 }
 function escapeHtml(text) {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
@@ -51147,8 +51147,8 @@ function codeBlock(text, language = "") {
 ${text.replace(/\n$/, "")}
 ${fence}`;
 }
-function details(title, body, open2 = false) {
-  return `<details${open2 ? " open" : ""}><summary>${escapeHtml(title)}</summary>
+function details(title, body, open3 = false) {
+  return `<details${open3 ? " open" : ""}><summary>${escapeHtml(title)}</summary>
 
 ${body}
 
@@ -51418,7 +51418,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.3.0";
+var version = "0.4.0";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
@@ -51488,12 +51488,17 @@ function imageLockFile(images) {
 `;
 }
 function switchCurrent(projectDir, id) {
+  return [...pointCurrent(projectDir, id), ...markDeployed(projectDir, id)];
+}
+function pointCurrent(projectDir, id) {
   const temporary = `${projectDir}/.current.tmp`;
   return [
     ["ln", "-sfn", `${RELEASES}/${id}`, temporary],
-    ["mv", "-T", temporary, `${projectDir}/current`],
-    ["touch", `${releaseDir(projectDir, id)}/${DEPLOYED_MARK}`]
+    ["mv", "-T", temporary, `${projectDir}/current`]
   ];
+}
+function markDeployed(projectDir, id) {
+  return [["touch", `${releaseDir(projectDir, id)}/${DEPLOYED_MARK}`]];
 }
 function appendAudit(projectDir, entry) {
   return [redirectTo(["printf", "%s\\n", JSON.stringify(entry)], auditLog(projectDir), { append: true })];
@@ -51594,11 +51599,11 @@ var httpClient = __toESM(require_lib3(), 1);
 var import_undici2 = __toESM(require_undici(), 1);
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve2) {
-      resolve2(value);
+    return value instanceof P ? value : new P(function(resolve3) {
+      resolve3(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve2, reject) {
+  return new (P || (P = Promise))(function(resolve3, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -51614,7 +51619,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -52014,7 +52019,7 @@ function expand(template, context3) {
 function parse(options) {
   let method = options.method.toUpperCase();
   let url = (options.url || "/").replace(/:([a-z]\w+)/g, "{$1}");
-  let headers = Object.assign({}, options.headers);
+  let headers2 = Object.assign({}, options.headers);
   let body;
   let parameters = omit(options, [
     "method",
@@ -52031,10 +52036,10 @@ function parse(options) {
   }
   const omittedParameters = Object.keys(options).filter((option) => urlVariableNames.includes(option)).concat("baseUrl");
   const remainingParameters = omit(parameters, omittedParameters);
-  const isBinaryRequest = /application\/octet-stream/i.test(headers.accept);
+  const isBinaryRequest = /application\/octet-stream/i.test(headers2.accept);
   if (!isBinaryRequest) {
     if (options.mediaType.format) {
-      headers.accept = headers.accept.split(/,/).map(
+      headers2.accept = headers2.accept.split(/,/).map(
         (format) => format.replace(
           /application\/vnd(\.\w+)(\.v3)?(\.\w+)?(\+json)?$/,
           `application/vnd$1$2.${options.mediaType.format}`
@@ -52043,8 +52048,8 @@ function parse(options) {
     }
     if (url.endsWith("/graphql")) {
       if (options.mediaType.previews?.length) {
-        const previewsFromAcceptHeader = headers.accept.match(/(?<![\w-])[\w-]+(?=-preview)/g) || [];
-        headers.accept = previewsFromAcceptHeader.concat(options.mediaType.previews).map((preview) => {
+        const previewsFromAcceptHeader = headers2.accept.match(/(?<![\w-])[\w-]+(?=-preview)/g) || [];
+        headers2.accept = previewsFromAcceptHeader.concat(options.mediaType.previews).map((preview) => {
           const format = options.mediaType.format ? `.${options.mediaType.format}` : "+json";
           return `application/vnd.github.${preview}-preview${format}`;
         }).join(",");
@@ -52062,14 +52067,14 @@ function parse(options) {
       }
     }
   }
-  if (!headers["content-type"] && typeof body !== "undefined") {
-    headers["content-type"] = "application/json; charset=utf-8";
+  if (!headers2["content-type"] && typeof body !== "undefined") {
+    headers2["content-type"] = "application/json; charset=utf-8";
   }
   if (["PATCH", "PUT"].includes(method) && typeof body === "undefined") {
     body = "";
   }
   return Object.assign(
-    { method, url, headers },
+    { method, url, headers: headers2 },
     typeof body !== "undefined" ? { body } : null,
     options.request ? { request: options.request } : null
   );
@@ -52836,10 +52841,10 @@ function _buildMessageForResponseErrors(data) {
 ` + data.errors.map((e) => ` - ${e.message}`).join("\n");
 }
 var GraphqlResponseError = class extends Error {
-  constructor(request2, headers, response) {
+  constructor(request2, headers2, response) {
     super(_buildMessageForResponseErrors(response));
     this.request = request2;
-    this.headers = headers;
+    this.headers = headers2;
     this.response = response;
     this.errors = response.errors;
     this.data = response.data;
@@ -52902,13 +52907,13 @@ function graphql(request2, query, options) {
   }
   return request2(requestOptions).then((response) => {
     if (response.data.errors) {
-      const headers = {};
+      const headers2 = {};
       for (const key of Object.keys(response.headers)) {
-        headers[key] = response.headers[key];
+        headers2[key] = response.headers[key];
       }
       throw new GraphqlResponseError(
         requestOptions,
-        headers,
+        headers2,
         response.data
       );
     }
@@ -55592,14 +55597,14 @@ function iterator(octokit, route, parameters) {
   const options = typeof route === "function" ? route.endpoint(parameters) : octokit.request.endpoint(route, parameters);
   const requestMethod = typeof route === "function" ? route : octokit.request;
   const method = options.method;
-  const headers = options.headers;
+  const headers2 = options.headers;
   let url = options.url;
   return {
     [Symbol.asyncIterator]: () => ({
       async next() {
         if (!url) return { done: true };
         try {
-          const response = await requestMethod({ method, url, headers });
+          const response = await requestMethod({ method, url, headers: headers2 });
           const normalizedResponse = normalizePaginatedListResponse(response);
           url = ((normalizedResponse.headers.link || "").match(
             /<([^<>]+)>;\s*rel="next"/
@@ -55756,9 +55761,395 @@ async function startDeployment(inputs, ctx, env = process.env) {
   return deployment;
 }
 
+// packages/health/src/gate.ts
+var sleep = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+async function runGate(probes, options) {
+  const start = performance.now();
+  const firstOk = /* @__PURE__ */ new Map();
+  let streak = 0;
+  let rounds = 0;
+  let last = [];
+  const elapsed = () => performance.now() - start;
+  const result = (ok, reason) => ({
+    ok,
+    elapsedMs: Math.round(elapsed()),
+    rounds,
+    probes: last,
+    failing: last.filter((probe) => probe.state !== "ok").map((probe) => probe.name),
+    ...reason === void 0 ? {} : { reason }
+  });
+  for (; ; ) {
+    rounds++;
+    const outcomes = await Promise.all(
+      probes.map(
+        (probe) => probe.check().catch((error2) => ({ state: "waiting", detail: error2.message ?? String(error2) }))
+      )
+    );
+    last = probes.map((probe, index) => {
+      const outcome = outcomes[index];
+      if (outcome.state === "ok" && !firstOk.has(probe.name)) firstOk.set(probe.name, Math.round(elapsed()));
+      const at = firstOk.get(probe.name);
+      return { name: probe.name, state: outcome.state, detail: outcome.detail, ...at === void 0 ? {} : { firstOkMs: at } };
+    });
+    options.onRound?.(rounds, last);
+    const failed = last.find((probe) => probe.state === "failed");
+    if (failed) return result(false, `${failed.name}: ${failed.detail}`);
+    streak = last.every((probe) => probe.state === "ok") ? streak + 1 : 0;
+    if (streak >= options.successes) return result(true);
+    if (elapsed() + options.intervalMs > options.timeoutMs) {
+      const waiting = last.filter((probe) => probe.state !== "ok");
+      const why = waiting.length > 0 ? waiting.map((probe) => `${probe.name}: ${probe.detail}`).join("; ") : `only ${streak} of ${options.successes} consecutive successful checks`;
+      return result(false, `not healthy within ${Math.round(options.timeoutMs / 1e3)}s (${why})`);
+    }
+    await sleep(options.intervalMs);
+  }
+}
+
+// packages/health/src/http.ts
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+function parseStatusRange(text) {
+  const trimmed = text.trim().toLowerCase();
+  let match = /^([1-5])xx$/.exec(trimmed);
+  if (match) return { min: Number(match[1]) * 100, max: Number(match[1]) * 100 + 99 };
+  match = /^(\d{3})(?:\s*-\s*(\d{3}))?$/.exec(trimmed);
+  if (!match) return void 0;
+  const min = Number(match[1]);
+  const max = match[2] === void 0 ? min : Number(match[2]);
+  if (min < 100 || max > 599 || min > max) return void 0;
+  return { min, max };
+}
+var MAX_BODY_BYTES = 1024 * 1024;
+function checkHttp(check) {
+  const url = new URL(check.url);
+  const request2 = url.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve3) => {
+    const done = (outcome) => resolve3(outcome);
+    const req = request2(
+      {
+        protocol: url.protocol,
+        host: check.via?.host ?? url.hostname.replace(/^\[|\]$/g, ""),
+        port: check.via?.port ?? (url.port || (url.protocol === "https:" ? 443 : 80)),
+        path: `${url.pathname}${url.search}`,
+        method: "GET",
+        headers: { host: url.host, "user-agent": "skiff-health-check" },
+        servername: url.hostname,
+        timeout: check.timeoutMs,
+        agent: false
+      },
+      (res) => {
+        const chunks = [];
+        let size = 0;
+        res.on("data", (chunk) => {
+          if (size < MAX_BODY_BYTES) chunks.push(chunk);
+          size += chunk.length;
+        });
+        res.on("error", (error2) => done({ state: "waiting", detail: error2.message }));
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          if (status < check.status.min || status > check.status.max) {
+            done({ state: "waiting", detail: `HTTP ${status}, expected ${check.status.min}-${check.status.max}` });
+            return;
+          }
+          if (check.body !== void 0 && !Buffer.concat(chunks).toString("utf8").includes(check.body)) {
+            done({ state: "waiting", detail: `HTTP ${status}, but the body does not contain the expected text` });
+            return;
+          }
+          done({ state: "ok", detail: `HTTP ${status}` });
+        });
+      }
+    );
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${check.timeoutMs} ms`)));
+    req.on("error", (error2) => done({ state: "waiting", detail: error2.code ?? error2.message }));
+    req.end();
+  });
+}
+function httpProbe(check, name = check.url) {
+  return { name, check: () => checkHttp(check) };
+}
+
+// packages/health/src/containers.ts
+function parseInspect(stdout) {
+  const text = stdout.trim();
+  if (text === "") return [];
+  const arrays = text.replace(/\]\s*\[/g, "],[");
+  const entries = JSON.parse(`[${arrays}]`).flat();
+  return entries.map((entry) => {
+    const labels = entry.Config?.Labels ?? {};
+    const health = entry.State?.Health;
+    return {
+      name: (entry.Name ?? "").replace(/^\//, ""),
+      service: labels["com.docker.compose.service"] ?? "",
+      status: entry.State?.Status ?? "unknown",
+      exitCode: entry.State?.ExitCode ?? 0,
+      restartCount: entry.RestartCount ?? 0,
+      ...health?.Status ? { health: health.Status } : {},
+      healthLog: (health?.Log ?? []).map((item) => `exit ${item.ExitCode ?? "?"}: ${(item.Output ?? "").trim()}`),
+      oneOff: (labels["com.docker.compose.oneoff"] ?? "").toLowerCase() === "true"
+    };
+  });
+}
+function evaluateContainers(containers, expected) {
+  const relevant = containers.filter((container) => !container.oneOff);
+  const failed = [];
+  const failingServices = /* @__PURE__ */ new Set();
+  const waiting = [];
+  for (const container of relevant) {
+    const baseline = expected.baselineRestarts?.get(container.name) ?? 0;
+    let problem;
+    if (container.status === "exited" || container.status === "dead") problem = `${container.name} exited with code ${container.exitCode}`;
+    else if (container.status === "restarting") problem = `${container.name} is restarting (exit code ${container.exitCode})`;
+    else if (container.restartCount > baseline) problem = `${container.name} restarted ${container.restartCount - baseline} time(s)`;
+    else if (container.health === "unhealthy") problem = `${container.name} is unhealthy`;
+    if (problem) {
+      failed.push(problem);
+      failingServices.add(container.service);
+    } else if (container.status !== "running") {
+      waiting.push(`${container.name} is ${container.status}`);
+      failingServices.add(container.service);
+    } else if (container.health !== void 0 && container.health !== "healthy") {
+      waiting.push(`${container.name} is ${container.health}`);
+      failingServices.add(container.service);
+    }
+  }
+  for (const service of expected.services) {
+    if (!relevant.some((container) => container.service === service)) {
+      waiting.push(`service ${service} has no container`);
+      failingServices.add(service);
+    }
+  }
+  const services = [...failingServices].sort();
+  if (failed.length > 0) return { state: "failed", detail: failed.join("; "), failingServices: services };
+  if (waiting.length > 0) return { state: "waiting", detail: waiting.join("; "), failingServices: services };
+  const healthy = relevant.filter((container) => container.health === "healthy").length;
+  return {
+    state: "ok",
+    detail: `${relevant.length} container(s) running${healthy > 0 ? `, ${healthy} healthy by HEALTHCHECK` : ""}`,
+    failingServices: services
+  };
+}
+function containerProbe(inspect, services, onContainers) {
+  let baseline;
+  return {
+    name: "containers",
+    async check() {
+      const containers = parseInspect(await inspect());
+      baseline ??= new Map(containers.filter((c) => c.status === "running").map((c) => [c.name, c.restartCount]));
+      const outcome = evaluateContainers(containers, { services, baselineRestarts: baseline });
+      onContainers?.(containers, outcome);
+      return { state: outcome.state, detail: outcome.detail };
+    }
+  };
+}
+
+// packages/health/src/command.ts
+function commandProbe(name, run2) {
+  return {
+    name,
+    async check() {
+      const result = await run2();
+      const output = (result.stderr.trim() || result.stdout.trim()).split("\n").at(-1) ?? "";
+      return result.code === 0 ? { state: "ok", detail: "exit 0" } : { state: "waiting", detail: `exit ${result.code}${output ? `: ${output}` : ""}` };
+    }
+  };
+}
+
+// action-deploy/src/strategies/coolify-api.ts
+var headers = (token) => ({ authorization: `Bearer ${token}`, accept: "application/json" });
+function deployRequest(inputs) {
+  const [key, values] = inputs.uuids.length > 0 ? ["uuid", inputs.uuids] : ["tag", inputs.tags];
+  const query = `${key}=${values.map(encodeURIComponent).join(",")}&force=${inputs.force}`;
+  return { method: "GET", url: `${inputs.apiUrl}/deploy?${query}`, headers: headers(inputs.token) };
+}
+function deploymentRequest(inputs, deploymentUuid) {
+  return { method: "GET", url: `${inputs.apiUrl}/deployments/${encodeURIComponent(deploymentUuid)}`, headers: headers(inputs.token) };
+}
+function describeRequest(request2) {
+  return `${request2.method} ${request2.url}
+Authorization: Bearer ***`;
+}
+function parseTriggered(body) {
+  const object = body ?? {};
+  const list = Array.isArray(object.deployments) ? object.deployments : Array.isArray(object.details) ? object.details : [];
+  const deployments = [];
+  for (const item of list) {
+    if (typeof item?.resource_uuid !== "string") continue;
+    deployments.push({
+      resourceUuid: item.resource_uuid,
+      ...typeof item.deployment_uuid === "string" && item.deployment_uuid !== "" ? { deploymentUuid: item.deployment_uuid } : {},
+      ...typeof item.message === "string" ? { message: item.message } : {}
+    });
+  }
+  const messages = (Array.isArray(object.message) ? object.message : typeof object.message === "string" ? [object.message] : []).filter((m) => typeof m === "string");
+  return { deployments, messages };
+}
+var isRunning = (status) => status === "queued" || status === "in_progress";
+function parseDeployment(body) {
+  const object = body ?? {};
+  if (typeof object.status !== "string") throw new Error(`Coolify's answer about the deployment has no status: ${JSON.stringify(body).slice(0, 200)}`);
+  let entries = object.logs;
+  if (typeof entries === "string") {
+    try {
+      entries = entries === "" ? [] : JSON.parse(entries);
+    } catch {
+      entries = [{ output: entries }];
+    }
+  }
+  if (entries === void 0 || entries === null) return { status: object.status };
+  const logs2 = (Array.isArray(entries) ? entries : []).filter((entry) => entry?.hidden !== true).map((entry) => typeof entry?.output === "string" ? entry.output : "").filter((line) => line !== "");
+  return { status: object.status, logs: logs2 };
+}
+async function send(request2, timeoutMs = 3e4) {
+  const response = await fetch(request2.url, { method: request2.method, headers: request2.headers, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
+  const text = await response.text();
+  let body = text;
+  try {
+    body = text === "" ? void 0 : JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: response.status, body };
+}
+function answerError(what, request2, answer) {
+  const said = typeof answer.body === "object" && answer.body !== null && "message" in answer.body ? String(answer.body.message) : String(answer.body ?? "").slice(0, 300);
+  const hint = answer.status === 401 ? " Check coolify-token: Coolify does not accept it." : answer.status === 403 ? " The token lacks a permission: it needs `deploy` and `read`." : answer.status === 404 ? " Check coolify-uuid / coolify-tag: the token's team has no such resource." : answer.status === 429 ? " Coolify's deployment queue is full; try again later." : "";
+  return `${what}: Coolify answered HTTP ${answer.status} to ${request2.method} ${request2.url}${said ? `: ${said.replace(/\.+$/, "")}` : ""}.${hint}`;
+}
+
 // action-deploy/src/strategies/coolify.ts
-async function deployCoolify(_inputs, _ctx) {
-  throw new Error("strategy: coolify is not available yet");
+var sleep2 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+var SUMMARY_LOG_LINES = 100;
+async function deployCoolify(inputs, _ctx) {
+  const coolify = inputs.coolify;
+  const started = performance.now();
+  const trigger = deployRequest(coolify);
+  info(`Triggering Coolify: ${describeRequest(trigger).replace("\n", " (")})`);
+  const answer = await send(trigger).catch((error2) => {
+    throw new Error(`Could not reach Coolify at ${coolify.apiUrl}: ${error2.message}`);
+  });
+  if (answer.status < 200 || answer.status > 299) throw new Error(answerError("Triggering the deployment failed, nothing was deployed", trigger, answer));
+  const { deployments, messages } = parseTriggered(answer.body);
+  for (const message of messages) info(`Coolify: ${message}`);
+  const missing = coolify.uuids.filter((uuid) => !deployments.some((d) => d.resourceUuid === uuid));
+  const followed = await Promise.all(deployments.map((triggered) => follow(coolify, triggered, started)));
+  for (const uuid of missing) {
+    followed.push({ triggered: { resourceUuid: uuid }, error: `Coolify did not deploy resource ${uuid}: it is not a resource the token's team can see`, seconds: 0 });
+  }
+  if (followed.length === 0) {
+    const label = coolify.tags.join(",");
+    const refused2 = messages.length === 0 || messages.some((m) => /unauthori|not found|no resources/i.test(m));
+    followed.push({
+      triggered: { resourceUuid: `tag:${label}`, ...messages.length > 0 ? { message: messages.join(" ") } : {} },
+      ...refused2 ? { error: `Coolify deployed nothing for tag ${label}${messages.length > 0 ? `: ${messages.join(" ")}` : ""}` } : {},
+      seconds: (performance.now() - started) / 1e3
+    });
+  }
+  const allFinished = followed.every((f) => f.error === void 0);
+  const gate = allFinished && inputs.health.urls.length > 0 ? await healthGate(inputs.health) : void 0;
+  const gateSeconds = gate ? gate.elapsedMs / 1e3 : 0;
+  return followed.map((f) => toReport(coolify, f, gate, gateSeconds));
+}
+async function follow(coolify, triggered, started) {
+  const seconds = () => (performance.now() - started) / 1e3;
+  const name = `coolify:${triggered.resourceUuid}`;
+  if (triggered.deploymentUuid === void 0) {
+    const message = triggered.message ?? "no deployment was queued";
+    info(`[${name}] ${message}`);
+    return /started/i.test(message) ? { triggered, seconds: seconds() } : { triggered, error: `Coolify did not deploy ${triggered.resourceUuid}: ${message}`, seconds: seconds() };
+  }
+  info(`[${name}] deployment ${triggered.deploymentUuid} queued${triggered.message ? ` (${triggered.message})` : ""}`);
+  const request2 = deploymentRequest(coolify, triggered.deploymentUuid);
+  const deadline = started + coolify.timeoutSeconds * 1e3;
+  let state;
+  let lastProblem;
+  while (performance.now() < deadline) {
+    try {
+      const answer = await send(request2, Math.floor(Math.max(1e3, Math.min(3e4, deadline - performance.now()))));
+      if (answer.status === 401 || answer.status === 403 || answer.status === 404) {
+        return { triggered, error: answerError(`Following deployment ${triggered.deploymentUuid} failed`, request2, answer), seconds: seconds() };
+      }
+      if (answer.status >= 200 && answer.status <= 299) {
+        const now = parseDeployment(answer.body);
+        if (now.status !== state?.status) info(`[${name}] ${state ? `${state.status} \u2192 ` : ""}${now.status}`);
+        state = now;
+        lastProblem = void 0;
+        if (!isRunning(now.status)) break;
+      } else {
+        lastProblem = answerError("asking for the deployment status", request2, answer);
+      }
+    } catch (error2) {
+      lastProblem = `asking for the deployment status: ${error2.message}`;
+    }
+    if (lastProblem) warning(`[${name}] ${lastProblem}; asking again`);
+    await sleep2(Math.min(coolify.pollSeconds * 1e3, Math.max(0, deadline - performance.now())));
+  }
+  if (state?.status === "finished") return { triggered, state, seconds: seconds() };
+  const why = state === void 0 || isRunning(state.status) ? `did not finish within coolify-timeout (${coolify.timeoutSeconds} s; last status: ${state?.status ?? "unknown"}${lastProblem ? `, ${lastProblem}` : ""}); Coolify may still complete it` : `ended ${state.status}`;
+  return { triggered, state, error: `Coolify deployment ${triggered.deploymentUuid} of ${triggered.resourceUuid} ${why}`, diagnostics: printLogs(name, triggered.deploymentUuid, state, coolify.token), seconds: seconds() };
+}
+function printLogs(name, deploymentUuid, state, token) {
+  const blank = (line) => line.replaceAll(token, "***");
+  if (state?.logs === void 0) {
+    const text = "Coolify sent no deployment log: the token needs the read:sensitive permission to see it.";
+    warning(`[${name}] ${text}`);
+    return text;
+  }
+  const lines = state.logs.map(blank);
+  if (lines.length === 0) {
+    info(`[${name}] Coolify's log of deployment ${deploymentUuid} is empty`);
+    return `Coolify's log of deployment ${deploymentUuid} is empty.`;
+  }
+  startGroup(`Coolify log of deployment ${deploymentUuid} (${lines.length} lines)`);
+  for (const line of lines) info(line);
+  endGroup();
+  const tail = lines.slice(-SUMMARY_LOG_LINES);
+  return `$ Coolify log of deployment ${deploymentUuid}${lines.length > tail.length ? ` (last ${tail.length} of ${lines.length} lines)` : ""}
+${tail.join("\n")}`;
+}
+async function healthGate(health) {
+  const timeoutMs = Math.max(1e3, Math.min(1e4, health.intervalSeconds * 1e3 * 2));
+  const probes = health.urls.map((url) => httpProbe({ url, status: health.status, ...health.body === void 0 ? {} : { body: health.body }, timeoutMs }));
+  const result = await runGate(probes, {
+    intervalMs: health.intervalSeconds * 1e3,
+    timeoutMs: health.timeoutSeconds * 1e3,
+    successes: health.successes,
+    onRound: (round, reports) => info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join("; ")}`)
+  });
+  return { ...result, containers: [], failingServices: [] };
+}
+function toReport(coolify, f, gate, gateSeconds) {
+  const id = f.triggered.deploymentUuid ?? f.triggered.resourceUuid;
+  let error2 = f.error;
+  if (!error2 && gate && !gate.ok) error2 = `Coolify deployment ${id} of ${f.triggered.resourceUuid} finished, but the health gate failed: ${gate.reason}. Coolify keeps it running; roll back in Coolify.`;
+  const status = error2 ? "failed" : "deployed";
+  const durationSeconds = f.seconds + (f.error ? 0 : gateSeconds);
+  const outcome = {
+    status,
+    releaseId: id,
+    images: {},
+    gates: gate && !f.error ? [{ label: `Coolify deployment ${id}`, gate }] : [],
+    ...f.diagnostics ? { diagnostics: f.diagnostics } : {},
+    ...error2 ? { error: error2 } : {},
+    pruned: [],
+    durationSeconds,
+    mode: "deploy"
+  };
+  return { label: `coolify:${f.triggered.resourceUuid}`, projectDir: coolify.apiUrl, status, outcome, ...error2 ? { error: error2 } : {}, durationSeconds };
+}
+function planCoolify(inputs) {
+  const coolify = inputs.coolify;
+  const steps = [
+    { kind: "run", description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(", ")}` : `every resource tagged ${coolify.tags.join(", ")}`}`, script: describeRequest(deployRequest(coolify)) },
+    {
+      kind: "run",
+      description: `follow each deployment Coolify queued, every ${coolify.pollSeconds} s until finished, failed or cancelled-by-user (at most ${coolify.timeoutSeconds} s); print the log of a failed one`,
+      script: describeRequest(deploymentRequest(coolify, "{deployment_uuid}")).replace("%7B", "{").replace("%7D", "}")
+    }
+  ];
+  if (inputs.health.urls.length > 0) {
+    steps.push({ kind: "run", description: "health gate from the runner once every deployment finished", script: inputs.health.urls.map((url) => `GET ${url}`).join("\n") });
+  }
+  return steps;
 }
 
 // action-deploy/src/compose.ts
@@ -55808,6 +56199,22 @@ function removeImages(cli, images) {
 }
 function inspectProjectContainers(cli, projectName) {
   return [pipe(docker(cli, "ps", "-aq", "--filter", `label=com.docker.compose.project=${projectName}`), ["xargs", "-r", ...docker(cli, "inspect")])];
+}
+var configHashes = (cli, project) => inProject(project, [compose(cli, project, "config", "--hash", "*")]);
+function listContainers(cli, projectName) {
+  const labels = ["service", "oneoff", "config-hash"].map((label) => `{{.Label "com.docker.compose.${label}"}}`);
+  return [docker(cli, "ps", "-a", "--no-trunc", "--filter", `label=com.docker.compose.project=${projectName}`, "--format", ["{{.ID}}", ...labels, "{{.State}}", "{{.Names}}"].join("\\t"))];
+}
+function scaleUp(cli, project, scales) {
+  const services = Object.keys(scales);
+  return inProject(project, [compose(cli, project, "up", "-d", "--no-deps", "--no-recreate", ...services.flatMap((service) => ["--scale", `${service}=${scales[service]}`]), ...services)]);
+}
+var startMissing = (cli, project, services) => inProject(project, [compose(cli, project, "up", "-d", "--wait", "--no-recreate", ...services)]);
+function inspectContainers(cli, ids) {
+  return ids.length === 0 ? [] : [or(docker(cli, "inspect", ...ids), ["true"])];
+}
+function stopAndRemove(cli, ids) {
+  return ids.length === 0 ? [] : [docker(cli, "stop", ...ids), docker(cli, "rm", ...ids)];
 }
 
 // action-deploy/src/docker-cli.ts
@@ -55925,7 +56332,7 @@ async function acquireLock(executor, projectDir, owner, options) {
     }
     if (!waitingSaid) info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
     waitingSaid = true;
-    await new Promise((resolve2) => setTimeout(resolve2, POLL_MS));
+    await new Promise((resolve3) => setTimeout(resolve3, POLL_MS));
   }
   return {
     async release() {
@@ -55947,7 +56354,7 @@ function savedLocks() {
 }
 
 // action-deploy/src/story.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
+import { randomBytes as randomBytes4 } from "node:crypto";
 
 // action-deploy/src/digests.ts
 var import_yaml = __toESM(require_dist(), 1);
@@ -56092,217 +56499,772 @@ async function loadRelease(d, id) {
   };
 }
 
-// packages/health/src/gate.ts
-var sleep = (ms) => new Promise((resolve2) => setTimeout(resolve2, ms));
-async function runGate(probes, options) {
-  const start = performance.now();
-  const firstOk = /* @__PURE__ */ new Map();
-  let streak = 0;
-  let rounds = 0;
-  let last = [];
-  const elapsed = () => performance.now() - start;
-  const result = (ok, reason) => ({
-    ok,
-    elapsedMs: Math.round(elapsed()),
-    rounds,
-    probes: last,
-    failing: last.filter((probe) => probe.state !== "ok").map((probe) => probe.name),
-    ...reason === void 0 ? {} : { reason }
-  });
-  for (; ; ) {
-    rounds++;
-    const outcomes = await Promise.all(
-      probes.map(
-        (probe) => probe.check().catch((error2) => ({ state: "waiting", detail: error2.message ?? String(error2) }))
-      )
-    );
-    last = probes.map((probe, index) => {
-      const outcome = outcomes[index];
-      if (outcome.state === "ok" && !firstOk.has(probe.name)) firstOk.set(probe.name, Math.round(elapsed()));
-      const at = firstOk.get(probe.name);
-      return { name: probe.name, state: outcome.state, detail: outcome.detail, ...at === void 0 ? {} : { firstOkMs: at } };
-    });
-    options.onRound?.(rounds, last);
-    const failed = last.find((probe) => probe.state === "failed");
-    if (failed) return result(false, `${failed.name}: ${failed.detail}`);
-    streak = last.every((probe) => probe.state === "ok") ? streak + 1 : 0;
-    if (streak >= options.successes) return result(true);
-    if (elapsed() + options.intervalMs > options.timeoutMs) {
-      const waiting = last.filter((probe) => probe.state !== "ok");
-      const why = waiting.length > 0 ? waiting.map((probe) => `${probe.name}: ${probe.detail}`).join("; ") : `only ${streak} of ${options.successes} consecutive successful checks`;
-      return result(false, `not healthy within ${Math.round(options.timeoutMs / 1e3)}s (${why})`);
-    }
-    await sleep(options.intervalMs);
+// packages/backup/src/retention.ts
+var RetentionRefused = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "RetentionRefused";
   }
+};
+var DAY_MS = 864e5;
+function isoWeek(date) {
+  const thursday = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()));
+  thursday.setUTCDate(thursday.getUTCDate() + 3 - (thursday.getUTCDay() + 6) % 7);
+  const firstThursday = new Date(Date.UTC(thursday.getUTCFullYear(), 0, 4));
+  const week = 1 + Math.round((thursday.getTime() - firstThursday.getTime()) / DAY_MS / 7 - (3 - (firstThursday.getUTCDay() + 6) % 7) / 7);
+  return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
+}
+var BUCKETS = [
+  { rule: "keepDaily", name: "daily", bucketOf: (d) => d.toISOString().slice(0, 10) },
+  { rule: "keepWeekly", name: "weekly", bucketOf: isoWeek },
+  { rule: "keepMonthly", name: "monthly", bucketOf: (d) => d.toISOString().slice(0, 7) },
+  { rule: "keepYearly", name: "yearly", bucketOf: (d) => d.toISOString().slice(0, 4) }
+];
+function timeOf(backup) {
+  const time = Date.parse(backup.time);
+  if (Number.isNaN(time)) throw new RetentionRefused(`backup ${backup.id} has no valid time (${JSON.stringify(backup.time)}); refusing to prune`);
+  return time;
+}
+function decideRetention(backups, policy, now) {
+  const newestFirst2 = [...backups].sort((a, b) => timeOf(b) - timeOf(a) || b.id.localeCompare(a.id));
+  const reasons = /* @__PURE__ */ new Map();
+  const keep = (backup, reason) => reasons.set(backup, [...reasons.get(backup) ?? [], reason]);
+  for (const { rule, name, bucketOf } of BUCKETS) {
+    const count = policy[rule] ?? 0;
+    if (count <= 0) continue;
+    const seen = /* @__PURE__ */ new Set();
+    for (const backup of newestFirst2) {
+      const bucket = bucketOf(new Date(timeOf(backup)));
+      if (seen.has(bucket)) continue;
+      seen.add(bucket);
+      keep(backup, `${name} ${bucket}`);
+      if (seen.size >= count) break;
+    }
+  }
+  if (policy.keepDays !== void 0 && policy.keepDays > 0) {
+    const cutoff = now.getTime() - policy.keepDays * DAY_MS;
+    for (const backup of newestFirst2) if (timeOf(backup) >= cutoff) keep(backup, `within ${policy.keepDays} days`);
+  }
+  const minKeep = policy.minKeep ?? 3;
+  newestFirst2.slice(0, minKeep).forEach((backup, index) => keep(backup, `min-keep ${index + 1}/${minKeep}`));
+  const kept = newestFirst2.filter((backup) => reasons.has(backup));
+  if (backups.length > 0 && kept.length === 0) {
+    throw new RetentionRefused(`retention would delete all ${backups.length} backups; refusing to prune`);
+  }
+  return {
+    keep: kept.map((backup) => ({ backup, reasons: reasons.get(backup) })),
+    prune: newestFirst2.filter((backup) => !reasons.has(backup))
+  };
 }
 
-// packages/health/src/http.ts
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
-function parseStatusRange(text) {
-  const trimmed = text.trim().toLowerCase();
-  let match = /^([1-5])xx$/.exec(trimmed);
-  if (match) return { min: Number(match[1]) * 100, max: Number(match[1]) * 100 + 99 };
-  match = /^(\d{3})(?:\s*-\s*(\d{3}))?$/.exec(trimmed);
-  if (!match) return void 0;
-  const min = Number(match[1]);
-  const max = match[2] === void 0 ? min : Number(match[2]);
-  if (min < 100 || max > 599 || min > max) return void 0;
-  return { min, max };
+// packages/backup/src/sources.ts
+var import_yaml2 = __toESM(require_dist(), 1);
+var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
+var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+var IDENT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/;
+var KEYS = /* @__PURE__ */ new Set([
+  "name",
+  "type",
+  "service",
+  "project",
+  "project-directory",
+  "compose-files",
+  "container",
+  "exec-user",
+  "host",
+  "port",
+  "database",
+  "user",
+  "password",
+  "password-env",
+  "globals",
+  "path",
+  "paths",
+  "volumes",
+  "helper-image",
+  "compression"
+]);
+function defaultCompression(type) {
+  return type === "postgres" ? "none" : "gzip";
 }
-var MAX_BODY_BYTES = 1024 * 1024;
-function checkHttp(check) {
-  const url = new URL(check.url);
-  const request2 = url.protocol === "https:" ? httpsRequest : httpRequest;
-  return new Promise((resolve2) => {
-    const done = (outcome) => resolve2(outcome);
-    const req = request2(
-      {
-        protocol: url.protocol,
-        host: check.via?.host ?? url.hostname.replace(/^\[|\]$/g, ""),
-        port: check.via?.port ?? (url.port || (url.protocol === "https:" ? 443 : 80)),
-        path: `${url.pathname}${url.search}`,
-        method: "GET",
-        headers: { host: url.host, "user-agent": "skiff-health-check" },
-        servername: url.hostname,
-        timeout: check.timeoutMs,
-        agent: false
-      },
-      (res) => {
-        const chunks = [];
-        let size = 0;
-        res.on("data", (chunk) => {
-          if (size < MAX_BODY_BYTES) chunks.push(chunk);
-          size += chunk.length;
-        });
-        res.on("error", (error2) => done({ state: "waiting", detail: error2.message }));
-        res.on("end", () => {
-          const status = res.statusCode ?? 0;
-          if (status < check.status.min || status > check.status.max) {
-            done({ state: "waiting", detail: `HTTP ${status}, expected ${check.status.min}-${check.status.max}` });
-            return;
-          }
-          if (check.body !== void 0 && !Buffer.concat(chunks).toString("utf8").includes(check.body)) {
-            done({ state: "waiting", detail: `HTTP ${status}, but the body does not contain the expected text` });
-            return;
-          }
-          done({ state: "ok", detail: `HTTP ${status}` });
-        });
-      }
-    );
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${check.timeoutMs} ms`)));
-    req.on("error", (error2) => done({ state: "waiting", detail: error2.code ?? error2.message }));
-    req.end();
+function parseSources(text) {
+  const problems = [];
+  let document2;
+  try {
+    document2 = (0, import_yaml2.parse)(text);
+  } catch (error2) {
+    return { sources: [], problems: [`is not valid YAML: ${error2.message.split("\n")[0]}`] };
+  }
+  if (!Array.isArray(document2) || document2.length === 0) {
+    return { sources: [], problems: ['must be a YAML list with one entry per thing to back up, e.g. "- type: postgres\\n  service: db\\n  database: app"'] };
+  }
+  const sources = [];
+  document2.forEach((entry, index) => {
+    const where = `entry ${index + 1}`;
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+      problems.push(`${where} must be a mapping with a "type" field`);
+      return;
+    }
+    const source = parseSource(entry, (message) => problems.push(`${where}: ${message}`));
+    if (source) sources.push(source);
   });
+  const seen = /* @__PURE__ */ new Set();
+  for (const source of sources) {
+    if (seen.has(source.name)) problems.push(`two entries are named "${source.name}"; give each a distinct "name" (it names the backups)`);
+    seen.add(source.name);
+  }
+  return { sources, problems };
 }
-function httpProbe(check, name = check.url) {
-  return { name, check: () => checkHttp(check) };
-}
-
-// packages/health/src/containers.ts
-function parseInspect(stdout) {
-  const text = stdout.trim();
-  if (text === "") return [];
-  const arrays = text.replace(/\]\s*\[/g, "],[");
-  const entries = JSON.parse(`[${arrays}]`).flat();
-  return entries.map((entry) => {
-    const labels = entry.Config?.Labels ?? {};
-    const health = entry.State?.Health;
-    return {
-      name: (entry.Name ?? "").replace(/^\//, ""),
-      service: labels["com.docker.compose.service"] ?? "",
-      status: entry.State?.Status ?? "unknown",
-      exitCode: entry.State?.ExitCode ?? 0,
-      restartCount: entry.RestartCount ?? 0,
-      ...health?.Status ? { health: health.Status } : {},
-      healthLog: (health?.Log ?? []).map((item) => `exit ${item.ExitCode ?? "?"}: ${(item.Output ?? "").trim()}`),
-      oneOff: (labels["com.docker.compose.oneoff"] ?? "").toLowerCase() === "true"
+function parseSource(entry, problem) {
+  const before = { count: 0 };
+  const fail2 = (message) => {
+    before.count++;
+    problem(message);
+  };
+  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail2(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
+  const str = (key, pattern, expected) => {
+    const value = entry[key];
+    if (value === void 0 || value === null) return void 0;
+    if (typeof value !== "string" && typeof value !== "number") return void fail2(`"${key}" must be a string`);
+    const text = String(value);
+    if (pattern && !pattern.test(text)) return void fail2(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
+    return text;
+  };
+  const list = (key) => {
+    const value = entry[key];
+    if (value === void 0 || value === null) return void 0;
+    const items = Array.isArray(value) ? value : [value];
+    if (!items.every((item) => typeof item === "string" && item !== "")) return void fail2(`"${key}" must be a list of non-empty strings`);
+    return items;
+  };
+  const type = str("type");
+  if (type === void 0 || !SOURCE_TYPES.includes(type)) {
+    fail2(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
+    return void 0;
+  }
+  const sourceType = type;
+  const service = str("service", NAME, "a Compose service name");
+  const container = str("container", NAME, "a container name or id");
+  const execUser = str("exec-user", IDENT, "a user name");
+  if (service !== void 0 && container !== void 0) fail2('set "service" (a Compose service) or "container", not both');
+  let place = { kind: "host" };
+  if (service !== void 0) {
+    const project = str("project", /^[a-z0-9][a-z0-9_-]*$/, "a Compose project name (lowercase letters, digits, _ and -)");
+    const projectDirectory = str("project-directory", /^\//, "an absolute path");
+    const composeFiles = list("compose-files");
+    place = {
+      kind: "compose",
+      service,
+      ...project ? { project } : {},
+      ...projectDirectory ? { projectDirectory } : {},
+      ...composeFiles ? { composeFiles } : {},
+      ...execUser ? { user: execUser } : {}
     };
-  });
-}
-function evaluateContainers(containers, expected) {
-  const relevant = containers.filter((container) => !container.oneOff);
-  const failed = [];
-  const failingServices = /* @__PURE__ */ new Set();
-  const waiting = [];
-  for (const container of relevant) {
-    const baseline = expected.baselineRestarts?.get(container.name) ?? 0;
-    let problem;
-    if (container.status === "exited" || container.status === "dead") problem = `${container.name} exited with code ${container.exitCode}`;
-    else if (container.status === "restarting") problem = `${container.name} is restarting (exit code ${container.exitCode})`;
-    else if (container.restartCount > baseline) problem = `${container.name} restarted ${container.restartCount - baseline} time(s)`;
-    else if (container.health === "unhealthy") problem = `${container.name} is unhealthy`;
-    if (problem) {
-      failed.push(problem);
-      failingServices.add(container.service);
-    } else if (container.status !== "running") {
-      waiting.push(`${container.name} is ${container.status}`);
-      failingServices.add(container.service);
-    } else if (container.health !== void 0 && container.health !== "healthy") {
-      waiting.push(`${container.name} is ${container.health}`);
-      failingServices.add(container.service);
-    }
+  } else if (container !== void 0) {
+    place = { kind: "container", container, ...execUser ? { user: execUser } : {} };
   }
-  for (const service of expected.services) {
-    if (!relevant.some((container) => container.service === service)) {
-      waiting.push(`service ${service} has no container`);
-      failingServices.add(service);
-    }
+  const database = str("database", IDENT, "a database name (letters, digits, _ . @ -)");
+  const user = str("user", IDENT, "a user name");
+  const hostname = str("host", /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address");
+  const portText = str("port", /^\d{1,5}$/, "a port number");
+  const password = str("password");
+  const passwordEnv = str("password-env", /^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
+  const compression = str("compression", /^(gzip|none)$/, "gzip or none");
+  const path = str("path", /^\/[^\0]*$/, "an absolute path");
+  const paths = list("paths");
+  const volumes = list("volumes");
+  const helperImage = str("helper-image");
+  const globalsValue = entry.globals;
+  if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail2('"globals" must be true or false');
+  if (password !== void 0 && place.kind !== "host") fail2(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
+  if (passwordEnv !== void 0 && place.kind === "host") fail2('"password-env" names a variable inside the container; for the host use "password"');
+  if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail2(`"database" is required for ${sourceType}`);
+  if (sourceType === "sqlite" && path === void 0) fail2('"path" (the database file) is required for sqlite');
+  if (sourceType === "files") {
+    if (!paths?.length && !volumes?.length) fail2('"paths" and/or "volumes" are required for files');
+    if (place.kind !== "host") fail2('files are read on the host: use "paths" and "volumes", not "service" or "container"');
+    for (const p of paths ?? []) if (!p.startsWith("/")) fail2(`"paths" must be absolute; got ${JSON.stringify(p)}`);
+    if (volumes?.length && !helperImage) fail2('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
-  const services = [...failingServices].sort();
-  if (failed.length > 0) return { state: "failed", detail: failed.join("; "), failingServices: services };
-  if (waiting.length > 0) return { state: "waiting", detail: waiting.join("; "), failingServices: services };
-  const healthy = relevant.filter((container) => container.health === "healthy").length;
-  return {
-    state: "ok",
-    detail: `${relevant.length} container(s) running${healthy > 0 ? `, ${healthy} healthy by HEALTHCHECK` : ""}`,
-    failingServices: services
-  };
-}
-function containerProbe(inspect, services, onContainers) {
-  let baseline;
-  return {
-    name: "containers",
-    async check() {
-      const containers = parseInspect(await inspect());
-      baseline ??= new Map(containers.filter((c) => c.status === "running").map((c) => [c.name, c.restartCount]));
-      const outcome = evaluateContainers(containers, { services, baselineRestarts: baseline });
-      onContainers?.(containers, outcome);
-      return { state: outcome.state, detail: outcome.detail };
-    }
-  };
-}
-
-// packages/health/src/command.ts
-function commandProbe(name, run2) {
+  if (globalsValue === true && sourceType !== "postgres") fail2('"globals" is only for postgres');
+  const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
+  if (before.count > 0) return void 0;
   return {
     name,
-    async check() {
-      const result = await run2();
-      const output = (result.stderr.trim() || result.stdout.trim()).split("\n").at(-1) ?? "";
-      return result.code === 0 ? { state: "ok", detail: "exit 0" } : { state: "waiting", detail: `exit ${result.code}${output ? `: ${output}` : ""}` };
-    }
+    type: sourceType,
+    place,
+    compression: compression ?? defaultCompression(sourceType),
+    ...database !== void 0 ? { database } : {},
+    ...user !== void 0 ? { user } : {},
+    ...hostname !== void 0 ? { hostname } : {},
+    ...portText !== void 0 ? { port: Number(portText) } : {},
+    ...password !== void 0 ? { password } : {},
+    ...passwordEnv !== void 0 ? { passwordEnv } : {},
+    ...globalsValue === true ? { globals: true } : {},
+    ...path !== void 0 ? { path } : {},
+    ...paths !== void 0 ? { paths } : {},
+    ...volumes !== void 0 ? { volumes } : {},
+    ...helperImage !== void 0 ? { helperImage } : {}
   };
+}
+function defaultName(type, database, path, where) {
+  const detail = database ?? (path ? path.split("/").pop().replace(/\.[^.]*$/, "") : where);
+  return [type, detail].filter(Boolean).join("-").replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+// packages/backup/src/place.ts
+function inPlace(place, argv, options = {}) {
+  switch (place.kind) {
+    case "host":
+      return argv;
+    case "container":
+      return ["docker", "exec", ...options.stdin ? ["-i"] : [], ...place.user ? ["-u", place.user] : [], place.container, ...argv];
+    case "compose":
+      return [
+        "docker",
+        "compose",
+        ...place.project ? ["-p", place.project] : [],
+        ...place.projectDirectory ? ["--project-directory", place.projectDirectory] : [],
+        ...(place.composeFiles ?? []).flatMap((file) => ["-f", file]),
+        "exec",
+        "-T",
+        ...place.user ? ["-u", place.user] : [],
+        place.service,
+        ...argv
+      ];
+  }
+}
+function withContainerSecret(toolVariable, from, argv) {
+  if (from === void 0) return argv;
+  return ["sh", "-c", `${toolVariable}="$${from}" exec "$@"`, "sh", ...argv];
+}
+function envFromFile(variable, file) {
+  return [raw(`${variable}="$(cat ${quote(file)})"`)];
+}
+
+// packages/backup/src/tools.ts
+function secretFileContent(source) {
+  if (source.password === void 0 || source.place.kind !== "host") return void 0;
+  if (source.type === "postgres") return `*:*:*:*:${source.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}
+`;
+  if (source.type === "mysql") return `[client]
+password="${source.password.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"
+`;
+  if (source.type === "redis") return source.password;
+  return void 0;
+}
+function pgConnection(source) {
+  return [
+    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
+    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
+    ...source.user ? ["-U", source.user] : []
+  ];
+}
+function pgTool(source, argv, secretFile, options = {}) {
+  const args = [argv[0], ...pgConnection(source), "--no-password", ...argv.slice(1)];
+  if (source.place.kind === "host") {
+    return source.password !== void 0 && secretFile ? [raw(`PGPASSFILE=${quote(secretFile)}`), ...args] : args;
+  }
+  return inPlace(source.place, withContainerSecret("PGPASSWORD", source.passwordEnv, args), options);
+}
+function mysqlTool(source, tool, args, secretFile, options = {}) {
+  if (source.place.kind === "host") {
+    return [
+      tool,
+      // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
+      ...source.password !== void 0 && secretFile ? [`--defaults-extra-file=${secretFile}`] : [],
+      ...source.hostname ? ["-h", source.hostname] : [],
+      ...source.port ? ["-P", String(source.port)] : [],
+      ...source.user ? ["-u", source.user] : [],
+      ...args
+    ];
+  }
+  return inPlace(source.place, withContainerSecret("MYSQL_PWD", source.passwordEnv, [tool, ...source.user ? ["-u", source.user] : [], ...args]), options);
+}
+function redisCli(source, args, secretFile) {
+  const cli = [
+    "redis-cli",
+    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
+    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
+    "--no-auth-warning",
+    ...args
+  ];
+  if (source.place.kind === "host") {
+    return source.password !== void 0 && secretFile ? [...envFromFile("REDISCLI_AUTH", secretFile), ...cli] : cli;
+  }
+  return inPlace(source.place, withContainerSecret("REDISCLI_AUTH", source.passwordEnv, cli));
+}
+var SQLITE_SNAPSHOT_SCRIPT = [
+  "set -eu",
+  "snap=$(mktemp)",
+  `trap 'rm -f "$snap"' EXIT`,
+  `sqlite3 "$1" ".backup '$snap'"`,
+  'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
+  'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
+  'cat "$snap"'
+].join("\n");
+function dumpCommand(source, secretFile) {
+  switch (source.type) {
+    case "postgres":
+      return pgTool(source, ["pg_dump", "--format=custom", `--dbname=${source.database}`], secretFile);
+    case "mysql":
+      return mysqlTool(source, "mysqldump", ["--single-transaction", "--routines", "--events", "--triggers", "--hex-blob", source.database], secretFile);
+    case "redis":
+      return redisCli(source, ["--rdb", "-"], secretFile);
+    case "sqlite":
+      return inPlace(source.place, ["sh", "-c", SQLITE_SNAPSHOT_SCRIPT, "sh", source.path]);
+    case "files":
+      return filesDump(source);
+  }
+}
+function globalsCommand(source, secretFile) {
+  return pgTool(source, ["pg_dumpall", "--globals-only"], secretFile);
+}
+function filesDump(source) {
+  const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
+  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative];
+  const mounts = [
+    ...(source.paths ?? []).flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}:ro`]),
+    ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
+  ];
+  const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
+  return ["docker", "run", "--rm", "--network=none", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
+}
+function toolVersionCommand(source) {
+  switch (source.type) {
+    case "postgres":
+      return inPlace(source.place, ["pg_dump", "--version"]);
+    case "mysql":
+      return inPlace(source.place, ["mysqldump", "--version"]);
+    case "redis":
+      return inPlace(source.place, ["redis-cli", "--version"]);
+    case "sqlite":
+      return inPlace(source.place, ["sqlite3", "--version"]);
+    case "files":
+      return source.volumes?.length ? void 0 : ["tar", "--version"];
+  }
+}
+
+// packages/backup/src/formats.ts
+var FORMATS = {
+  postgres: { extension: "dump", magic: { offset: 0, bytes: Buffer.from("PGDMP") }, describe: "PostgreSQL custom-format header PGDMP" },
+  mysql: { extension: "sql", trailer: "-- Dump completed", describe: 'mysqldump "-- Dump completed" trailer' },
+  redis: { extension: "rdb", magic: { offset: 0, bytes: Buffer.from("REDIS") }, describe: "RDB header REDIS" },
+  sqlite: { extension: "sqlite", magic: { offset: 0, bytes: Buffer.from("SQLite format 3\0", "latin1") }, describe: "SQLite header" },
+  files: { extension: "tar", magic: { offset: 257, bytes: Buffer.from("ustar") }, describe: "tar header" }
+};
+var GLOBALS_FORMAT = {
+  extension: "globals.sql",
+  magic: { offset: 0, bytes: Buffer.from("--\n-- PostgreSQL database cluster dump\n") },
+  trailer: "-- PostgreSQL database cluster dump complete",
+  describe: 'pg_dumpall cluster dump header and "complete" trailer'
+};
+function storedExtension(type, compression, encrypted) {
+  return [(typeof type === "string" ? FORMATS[type] : type).extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
+}
+function backupId(sourceName, time) {
+  const stamp = time.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  return `${sourceName}-${stamp}`;
+}
+
+// packages/backup/src/manifest.ts
+function parseManifest(text, where) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`manifest ${where} is not JSON`);
+  }
+  const m = value;
+  if (m.format !== "skiff-backup/1" || typeof m.id !== "string" || typeof m.time !== "string" || typeof m.sha256 !== "string" || typeof m.file !== "string") {
+    throw new Error(`manifest ${where} is not a skiff-backup/1 manifest`);
+  }
+  return m;
+}
+function serializeManifest(manifest) {
+  return `${JSON.stringify(manifest)}
+`;
+}
+
+// packages/backup/src/store.ts
+var BackupFailed = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "BackupFailed";
+  }
+};
+function newestFirst(manifests) {
+  return manifests.sort((a, b) => Date.parse(b.time) - Date.parse(a.time) || b.id.localeCompare(a.id));
+}
+
+// packages/backup/src/host-store.ts
+var TOO_SMALL_EXIT = 3;
+var SHRUNK_EXIT = 4;
+var VERIFY_EXIT = 5;
+function assign(variable, value) {
+  return [raw(`${variable}=${quote(value)}`)];
+}
+function fail(message, code) {
+  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
+}
+function readRaw(compression, variable) {
+  return compression === "gzip" ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
+}
+function formatLines(format, compression, variable) {
+  const lines = [];
+  if (format.magic) {
+    const { offset, bytes } = format.magic;
+    const expected = bytes.toString("hex");
+    lines.push([
+      raw(`header=$( { ${render(readRaw(compression, variable))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)
+    ]);
+    lines.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format.describe}`, VERIFY_EXIT)]);
+  }
+  if (format.trailer) {
+    lines.push([raw(`${render(readRaw(compression, variable))} | tail -c 300 | grep -qF -- ${quote(format.trailer)} ||`), ...fail(`the backup lacks the ${format.describe}`, VERIFY_EXIT)]);
+  }
+  return lines;
+}
+function verifyLines(source, secretFile) {
+  const lines = [];
+  const checks = ["exit status 0 (pipefail)"];
+  if (source.compression === "gzip") {
+    lines.push([raw('gzip -t -- "$partial" ||'), ...fail("gzip integrity check failed", VERIFY_EXIT)]);
+    checks.push("gzip -t");
+  }
+  const format = FORMATS[source.type];
+  lines.push(...formatLines(format, source.compression, "partial"));
+  if (format.magic || format.trailer) checks.push(format.describe);
+  if (source.type === "postgres") {
+    lines.push([...readRaw(source.compression, "partial"), raw("|"), ...pgTool(source, ["pg_restore", "--list"], secretFile, { stdin: true }), raw(">/dev/null")]);
+    checks.push("pg_restore --list");
+  }
+  if (source.type === "files") {
+    lines.push([...readRaw(source.compression, "partial"), raw("| tar --list --file=- >/dev/null")]);
+    checks.push("tar --list");
+  }
+  if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the .backup snapshot");
+  return { lines, checks };
+}
+function globalsLines(request2) {
+  const compression = request2.source.compression;
+  return {
+    lines: [
+      [...request2.globals, ...compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$gpartial"')],
+      ...compression === "gzip" ? [[raw('gzip -t -- "$gpartial" ||'), ...fail("gzip integrity check of the globals failed", VERIFY_EXIT)]] : [],
+      [raw('gsize=$(stat -c %s -- "$gpartial")')],
+      [raw('[ "$gsize" -gt 0 ] ||'), ...fail("pg_dumpall --globals-only wrote nothing; not keeping the backup", VERIFY_EXIT)],
+      ...formatLines(GLOBALS_FORMAT, compression, "gpartial"),
+      [raw('gsha=$(sha256sum -- "$gpartial" | cut -d " " -f 1)')]
+    ],
+    checks: ["exit status 0 (pipefail)", "not empty", ...compression === "gzip" ? ["gzip -t"] : [], GLOBALS_FORMAT.describe, "sha256"]
+  };
+}
+function hostBackupScript(directory, request2, file, globalsFile) {
+  const { source } = request2;
+  const { lines, checks } = verifyLines(source, request2.secretFile);
+  const globals = request2.globals && globalsFile ? globalsLines(request2) : void 0;
+  const sizeChecks = [`size >= ${request2.minSize} bytes`];
+  const removed = ['"$partial"', ...globals ? ['"$gpartial"'] : [], ...request2.secretFile ? [quote(request2.secretFile)] : []].join(" ");
+  const script2 = [
+    [raw("umask 077")],
+    ["mkdir", "-p", "--", directory],
+    assign("final", `${directory}/${file}`),
+    [raw('partial="$final.partial"')],
+    ...globals ? [assign("gfinal", `${directory}/${globalsFile}`), [raw('gpartial="$gfinal.partial"')]] : [],
+    [raw(`trap ${quote(`rm -f -- ${removed}`)} EXIT`)],
+    // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
+    [raw("trap 'exit 143' TERM INT HUP")],
+    ...globals?.lines ?? [],
+    [...request2.dump, ...source.compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$partial"')],
+    [raw('size=$(stat -c %s -- "$partial")')],
+    [raw(`[ "$size" -ge ${request2.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request2.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
+  ];
+  if (request2.previousSize !== void 0 && request2.maxShrinkPercent < 100) {
+    const floor = Math.floor(request2.previousSize * (100 - request2.maxShrinkPercent) / 100);
+    script2.push([
+      raw(`[ "$size" -ge ${floor} ] ||`),
+      ...fail(`the backup shrank more than max-shrink-percent (${request2.maxShrinkPercent}%) against the previous one (${request2.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
+    ]);
+    sizeChecks.push(`shrink <= ${request2.maxShrinkPercent}% of ${request2.previousSize} bytes`);
+  }
+  script2.push(...lines);
+  script2.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
+  if (globals) script2.push([raw('mv -f -- "$gpartial" "$gfinal"')]);
+  script2.push([raw('mv -f -- "$partial" "$final"')]);
+  script2.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
+  if (globals) script2.push([raw('printf "globals-size=%s\\nglobals-sha256=%s\\n" "$gsize" "$gsha"')]);
+  return { script: script2, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), "sha256"], ...globals ? { globalsChecks: globals.checks } : {} };
+}
+var HostStore = class {
+  constructor(executor, path) {
+    this.executor = executor;
+    this.path = path;
+  }
+  executor;
+  path;
+  kind = "host";
+  describe() {
+    return `host:${this.path}`;
+  }
+  dir(sourceName) {
+    return `${this.path.replace(/\/+$/, "")}/${sourceName}`;
+  }
+  async list(sourceName) {
+    const dir = this.dir(sourceName);
+    const result = await this.executor.run(
+      [[raw(`if [ -d ${quote(dir)} ]; then find ${quote(dir)} -maxdepth 1 -type f -name '*.manifest.json' -exec cat -- {} +; fi`)]],
+      { description: `list backups of ${sourceName}` }
+    );
+    const manifests = result.stdout.split("\n").filter((line) => line.trim() !== "").map((line) => parseManifest(line, `in ${dir}`)).filter((manifest) => manifest.source === sourceName);
+    return newestFirst(manifests);
+  }
+  async backup(executor, request2) {
+    if (request2.encryptRecipients.length > 0) {
+      throw new BackupFailed("encrypt-recipients needs a runner destination (s3): encryption happens on the runner, and a host backup never leaves the server");
+    }
+    const started = Date.now();
+    const file = `${request2.id}.${storedExtension(request2.source.type, request2.source.compression, false)}`;
+    const globalsFile = request2.globals ? `${request2.id}.${storedExtension(GLOBALS_FORMAT, request2.source.compression, false)}` : void 0;
+    const dir = this.dir(request2.source.name);
+    const { script: script2, checks, globalsChecks } = hostBackupScript(dir, request2, file, globalsFile);
+    let result;
+    try {
+      result = await executor.run(script2, { description: `back up ${request2.source.name} to ${dir}` });
+    } catch (error2) {
+      if (error2 instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request2.source.name} failed; no manifest written and nothing pruned: ${error2.message}`);
+      throw error2;
+    }
+    const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
+    const sha256 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+    if (!Number.isFinite(size) || !sha256) throw new BackupFailed(`backup of ${request2.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
+    let globals;
+    if (globalsFile) {
+      const globalsSize = Number(/^globals-size=(\d+)$/m.exec(result.stdout)?.[1]);
+      const globalsSha256 = /^globals-sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+      if (!Number.isFinite(globalsSize) || !globalsSha256) throw new BackupFailed(`backup of ${request2.source.name}: the server did not report the globals' size and sha256`);
+      globals = { file: globalsFile, size: globalsSize, sha256: globalsSha256, verification: globalsChecks ?? [] };
+    }
+    const manifest = {
+      format: "skiff-backup/1",
+      id: request2.id,
+      source: request2.source.name,
+      type: request2.source.type,
+      time: request2.time.toISOString(),
+      destination: "host",
+      location: `${dir}/${file}`,
+      file,
+      size,
+      sha256,
+      compression: request2.source.compression,
+      encryption: null,
+      ...globals ? { globals } : {},
+      verification: checks,
+      tools: request2.tools,
+      durationMs: Date.now() - started
+    };
+    await this.executor.upload(`${dir}/${request2.id}.manifest.json`, serializeManifest(manifest), { mode: 384, description: `manifest of ${request2.id}` });
+    return manifest;
+  }
+  async remove(manifest) {
+    const dir = this.dir(manifest.source);
+    await this.executor.run(
+      [
+        ["rm", "-f", "--", `${dir}/${manifest.id}.manifest.json`],
+        ["rm", "-f", "--", `${dir}/${manifest.file}`, ...manifest.globals ? [`${dir}/${manifest.globals.file}`] : [], `${dir}/${manifest.id}.drill.json`]
+      ],
+      { description: `prune ${manifest.id}` }
+    );
+  }
+  async fetch(manifest) {
+    if (manifest.encryption) throw new Error(`${manifest.id} is encrypted; host backups are never encrypted, so this manifest is not from this store`);
+    const dir = this.dir(manifest.source);
+    const file = `${dir}/${manifest.file}`;
+    const shaCheck = (path, sha256) => [
+      raw(`echo ${quote(`${sha256}  ${path}`)} | sha256sum --check --status ||`),
+      ...fail(`sha256 of ${path} does not match its manifest (${sha256}); refusing to restore it`, 21)
+    ];
+    const globals = manifest.globals ? `${dir}/${manifest.globals.file}` : void 0;
+    return {
+      kind: "server",
+      check: [
+        assign("stored", file),
+        shaCheck(file, manifest.sha256),
+        ...globals ? [assign("gstored", globals), shaCheck(globals, manifest.globals.sha256)] : []
+      ],
+      feed: readRaw(manifest.compression, "stored"),
+      ...globals ? { globals: readRaw(manifest.compression, "gstored") } : {}
+    };
+  }
+  async writeReport(manifest, name, content) {
+    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, { mode: 384, description: `${name} report of ${manifest.id}` });
+  }
+};
+
+// packages/backup/src/restore.ts
+var GLOBALS_FILTER_AWK = [
+  'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
+  'function known(rest, names,   name) { for (name in names) if (index(rest, name " ") == 1 || index(rest, name ";") == 1) return 1; return 0 }',
+  'BEGIN { load(ENVIRON["SKIFF_ROLES"], roles); load(ENVIRON["SKIFF_TABLESPACES"], spaces) }',
+  "/^CREATE ROLE / { if (known(substr($0, 13), roles)) next }",
+  "/^ALTER ROLE / { if (known(substr($0, 12), roles)) next }",
+  "/^CREATE TABLESPACE / { if (known(substr($0, 19), spaces)) next }",
+  "{ print }"
+].join("\n");
+
+// packages/backup/src/tar-walker.ts
+var MAX_PAX_BYTES = 1024 * 1024;
+
+// packages/backup/src/operations.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+async function withSecretFile(executor, source, fn) {
+  const content = secretFileContent(source);
+  if (content === void 0) return fn(void 0);
+  const path = `/tmp/skiff-backup-${randomBytes3(8).toString("hex")}.secret`;
+  await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
+  try {
+    return await fn(path);
+  } finally {
+    await executor.run([["rm", "-f", "--", path]], { description: "remove credentials file", allowFailure: true }).catch(() => void 0);
+  }
+}
+async function toolVersions(executor, source) {
+  const command = toolVersionCommand(source);
+  if (!command) return {};
+  const result = await executor.run([command], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
+  const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
+  return line ? { [String(command[command.length - 2] ?? source.type)]: line } : {};
+}
+async function backupSource(executor, store, source, options) {
+  const started = Date.now();
+  const time = (options.now ?? (() => /* @__PURE__ */ new Date()))();
+  const id = backupId(source.name, time);
+  const existing = await store.list(source.name);
+  if (existing.some((manifest2) => manifest2.id === id)) throw new BackupFailed(`a backup ${id} already exists; not overwriting it`);
+  const tools = await toolVersions(executor, source);
+  const manifest = await withSecretFile(
+    executor,
+    source,
+    (secretFile) => store.backup(executor, {
+      source,
+      id,
+      time,
+      dump: dumpCommand(source, secretFile),
+      ...source.globals ? { globals: globalsCommand(source, secretFile) } : {},
+      ...secretFile ? { secretFile } : {},
+      minSize: options.minSize,
+      ...existing[0] ? { previousSize: existing[0].size } : {},
+      maxShrinkPercent: options.maxShrinkPercent,
+      encryptRecipients: options.encryptRecipients,
+      tools
+    })
+  );
+  options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
+  const { kept, pruned } = await pruneSource(store, source.name, options.retention, { now: time, dryRun: options.dryRunPrune ?? false, ...options.log ? { log: options.log } : {} });
+  return { manifest, kept, pruned, durationMs: Date.now() - started };
+}
+async function pruneSource(store, sourceName, policy, options) {
+  const manifests = await store.list(sourceName);
+  const decision = decideRetention(manifests, policy, options.now);
+  for (const manifest of decision.prune) {
+    if (options.dryRun) options.log?.(`${sourceName}: would prune ${manifest.id}`);
+    else {
+      await store.remove(manifest);
+      options.log?.(`${sourceName}: pruned ${manifest.id}`);
+    }
+  }
+  return { kept: decision.keep.map((entry) => entry.backup.id), pruned: decision.prune.map((manifest) => manifest.id) };
+}
+
+// action-deploy/src/backup-before-deploy.ts
+var import_yaml3 = __toESM(require_dist(), 1);
+var BACKUP_BEFORE_DEPLOY_INPUTS = [
+  {
+    name: "backup-before-deploy",
+    description: "Take a verified backup on the server before pre-deploy runs (so a bad migration can be undone): what to back up, as in action-backup's `sources` \u2014 one mapping or a list, e.g. `type: postgres`, `service: db`, `database: app`, `user: app`. A Compose `service` means the running service of this project. Skipped on the first deploy (nothing runs yet).",
+    required: false
+  },
+  { name: "backup-path", description: "Directory on the server for the backups taken before deploys. Default: <project-dir>/backups.", required: false },
+  { name: "backup-keep", description: "How many pre-deploy backups to keep per source (the oldest beyond this are deleted after a new one is verified).", required: false, default: "10" }
+];
+function readBackupBeforeDeployInputs(projectDir) {
+  const c = new InputCollector();
+  const text = getString("backup-before-deploy");
+  const keep = c.read(() => getInteger("backup-keep", { default: 10, min: 1, max: 1e3 }));
+  const path = c.read(() => readBackupPath(projectDir, text !== void 0));
+  const sources = text === void 0 ? void 0 : c.read(() => readSources(text));
+  c.finish();
+  if (text === void 0 || path === void 0) return void 0;
+  return { sources, path, keep };
+}
+function readSources(text) {
+  const { sources, problems } = parseSources(asList(text));
+  if (problems.length > 0) throw new InputError("backup-before-deploy", `Input "backup-before-deploy" ${problems.length === 1 ? "has a problem" : "has problems"} (the same form as action-backup's sources):
+- ${problems.join("\n- ")}`);
+  for (const source of sources) maskSecret(source.password);
+  return sources;
+}
+function readBackupPath(projectDir, wanted) {
+  const given = getString("backup-path");
+  if (given !== void 0 && !wanted) throw new InputError("backup-path", 'Input "backup-path" is set but "backup-before-deploy" is not; set what to back up, e.g. "type: postgres" with its service and database');
+  const path = (given ?? (projectDir === void 0 ? void 0 : `${projectDir}/backups`))?.replace(/\/+$/, "");
+  if (path === void 0) return void 0;
+  const sample = path.replaceAll("{host}", "host");
+  if (!sample.startsWith("/") || sample === "" || /[\r\n\0{}]/.test(sample) || sample.split("/").includes("..")) {
+    throw invalidInput("backup-path", 'an absolute path on the server like /var/backups/myapp (no "..", no line breaks, not "/")', given ?? path);
+  }
+  return path;
+}
+function asList(text) {
+  try {
+    const document2 = (0, import_yaml3.parse)(text);
+    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml3.stringify)([document2]) : text;
+  } catch {
+    return text;
+  }
+}
+function inThisProject(source, release) {
+  if (source.place.kind !== "compose" || source.place.project !== void 0) return source;
+  return {
+    ...source,
+    place: { ...source.place, project: release.project.name, projectDirectory: release.project.directory, composeFiles: [...release.project.files] }
+  };
+}
+async function backupBeforeDeploy(d, release, previous) {
+  const settings2 = d.inputs.backupBeforeDeploy;
+  if (!settings2) return [];
+  if (previous === void 0) {
+    info("backup-before-deploy: this is the first release, so there is nothing running to back up yet");
+    return [];
+  }
+  const store = new HostStore(d.server, settings2.path);
+  const taken = [];
+  for (const source of settings2.sources) {
+    const result = await backupSource(d.server, store, inThisProject(source, release), {
+      minSize: 1024,
+      maxShrinkPercent: 50,
+      encryptRecipients: [],
+      retention: { minKeep: settings2.keep },
+      log: (message) => info(`backup-before-deploy: ${message}`)
+    });
+    taken.push(describe(result.manifest));
+  }
+  return taken;
+}
+function describe(manifest) {
+  return { source: manifest.source, id: manifest.id, location: manifest.location, size: manifest.size, sha256: manifest.sha256 };
 }
 
 // action-deploy/src/health-gate.ts
 function defaultPort(url) {
   return Number(url.port || (url.protocol === "https:" ? 443 : 80));
 }
-async function healthGate(server, cli, projectName, projectDir, services, health, keepAlive = []) {
-  let containers = [];
-  let failingServices = [];
-  const probes = [
-    containerProbe(
-      async () => (await server.run([...keepAlive, ...inspectProjectContainers(cli, projectName)], { description: "inspect containers", timeoutSeconds: 60 })).stdout,
-      services,
-      (seen, outcome) => {
-        containers = seen;
-        failingServices = outcome.failingServices;
-      }
-    )
-  ];
+async function appProbes(server, projectDir, health) {
+  const probes = [];
   const tunnels = [];
+  const close = async () => {
+    await Promise.all(tunnels.map((tunnel2) => tunnel2.close().catch(() => void 0)));
+  };
   try {
     for (const url of health.urls) {
       const parsed = new URL(url);
@@ -56316,49 +57278,87 @@ async function healthGate(server, cli, projectName, projectDir, services, health
       const timeoutMs = Math.max(1e3, Math.min(1e4, health.intervalSeconds * 1e3 * 2));
       probes.push(httpProbe({ url, status: health.status, ...health.body === void 0 ? {} : { body: health.body }, timeoutMs, ...via ? { via } : {} }));
     }
-    if (health.command !== void 0) {
-      const command = health.command;
-      probes.push(
-        commandProbe(
-          "health-command",
-          () => server.run([["cd", projectDir], ["bash", "-c", command]], { description: "health-command", allowFailure: true, timeoutSeconds: Math.max(5, health.intervalSeconds * 5) })
-        )
-      );
+  } catch (error2) {
+    await close();
+    throw error2;
+  }
+  if (health.command !== void 0) {
+    const command = health.command;
+    probes.push(
+      commandProbe(
+        "health-command",
+        () => server.run([["cd", projectDir], ["bash", "-c", command]], { description: "health-command", allowFailure: true, timeoutSeconds: Math.max(5, health.intervalSeconds * 5) })
+      )
+    );
+  }
+  return { probes, close };
+}
+function runHealthGate(probes, health) {
+  return runGate(probes, {
+    intervalMs: health.intervalSeconds * 1e3,
+    timeoutMs: health.timeoutSeconds * 1e3,
+    successes: health.successes,
+    onRound: (round, reports) => info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join("; ")}`)
+  });
+}
+async function healthGate2(server, cli, projectName, projectDir, services, health, keepAlive = []) {
+  let containers = [];
+  let failingServices = [];
+  const containerCheck = containerProbe(
+    async () => (await server.run([...keepAlive, ...inspectProjectContainers(cli, projectName)], { description: "inspect containers", timeoutSeconds: 60 })).stdout,
+    services,
+    (seen, outcome) => {
+      containers = seen;
+      failingServices = outcome.failingServices;
     }
-    const result = await runGate(probes, {
-      intervalMs: health.intervalSeconds * 1e3,
-      timeoutMs: health.timeoutSeconds * 1e3,
-      successes: health.successes,
-      onRound: (round, reports) => info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join("; ")}`)
-    });
+  );
+  const app = await appProbes(server, projectDir, health);
+  try {
+    const result = await runHealthGate([containerCheck, ...app.probes], health);
     return { ...result, containers, failingServices };
   } finally {
-    await Promise.all(tunnels.map((tunnel2) => tunnel2.close().catch(() => void 0)));
+    await app.close();
   }
 }
 
+// action-deploy/src/diagnostics.ts
+import { stripVTControlCharacters } from "node:util";
+var Diagnostics = class {
+  constructor(d) {
+    this.d = d;
+  }
+  d;
+  sections = [];
+  add(title, text) {
+    this.sections.push(`$ ${title}
+${stripVTControlCharacters(text).trimEnd()}`);
+  }
+  async run(title, commands) {
+    const result = await this.d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error2) => ({ code: -1, stdout: "", stderr: error2.message }));
+    this.add(title, `${result.stdout}${result.stderr}`);
+  }
+  /** Logs them folded under the release's name and returns them for the summary. */
+  report(releaseId) {
+    const text = this.sections.join("\n\n");
+    startGroup(`Diagnostics for release ${releaseId}`);
+    info(text);
+    endGroup();
+    return text;
+  }
+};
+
 // action-deploy/src/rollback.ts
 async function collectDiagnostics(d, release, gate) {
-  const sections = [];
-  const run2 = async (title, commands) => {
-    const result = await d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error2) => ({ code: -1, stdout: "", stderr: error2.message }));
-    sections.push(`$ ${title}
-${`${result.stdout}${result.stderr}`.trimEnd()}`);
-  };
-  await run2("docker compose ps -a", ps(d.cli, release.project));
+  const found = new Diagnostics(d);
+  await found.run("docker compose ps -a", ps(d.cli, release.project));
   const services = gate.failingServices.length > 0 ? gate.failingServices : Object.keys(release.images);
-  if (services.length > 0) await run2(`docker compose logs --tail 100 ${services.join(" ")}`, logs(d.cli, release.project, services));
+  if (services.length > 0) await found.run(`docker compose logs --tail 100 ${services.join(" ")}`, logs(d.cli, release.project, services));
   for (const container of gate.containers) {
     if (container.healthLog.length > 0 && services.includes(container.service)) {
-      sections.push(`$ health log of ${container.name} (${container.health ?? "no health"})
-${container.healthLog.join("\n")}`);
+      found.add(`health log of ${container.name} (${container.health ?? "no health"})`, container.healthLog.join("\n"));
     }
   }
-  const text = sections.join("\n\n");
-  startGroup(`Diagnostics for release ${release.id}`);
-  info(text);
-  endGroup();
-  return text;
+  return found.report(release.id);
 }
 function rollbackTarget(state, wanted) {
   const kept = [...state.deployed].filter((id) => state.releases.includes(id)).sort();
@@ -56371,21 +57371,22 @@ function rollbackTarget(state, wanted) {
   if (!kept.includes(wanted)) throw new Error(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases: ${list}`);
   return wanted;
 }
-async function restore(d, id, services) {
-  const release = await loadRelease(d, id);
-  await switchTo(d, release);
-  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, services ?? Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
-  return { release, gate };
-}
 
 // action-deploy/src/story.ts
-async function deployNewRelease(d) {
+var recreateSwitch = {
+  async switchOn(d, release) {
+    await switchTo(d, release);
+    const gate = await healthGate2(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
+    return { gates: [{ label: `release ${release.id}`, gate }], gate };
+  }
+};
+async function deployNewRelease(d, how = recreateSwitch) {
   const state = await serverState(d);
   const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
-  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes3(2).toString("hex"));
+  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes4(2).toString("hex"));
   info(`Release ${id}${previous ? ` (current: ${previous})` : " (first release)"}`);
   const release = await uploadRelease(d, id);
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [] };
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [], backups: [] };
   const beforeSwitch = async (what, step) => {
     try {
       await step();
@@ -56396,69 +57397,965 @@ async function deployNewRelease(d) {
       return message;
     }
   };
-  const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
+  const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.backupBeforeDeploy === void 0 ? void 0 : await beforeSwitch("backup-before-deploy", async () => void base.backups.push(...await backupBeforeDeploy(d, release, previous)))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
   if (early) return { ...base, status: "failed", images: release.images, error: early };
-  await switchTo(d, release);
-  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
-  base.gates.push({ label: `release ${id}`, gate });
+  const switched = await how.switchOn(d, release, previous);
+  base.gates.push(...switched.gates);
+  const gate = switched.gate;
   if (gate.ok) {
     await markCurrent(d, release);
     await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
     const pruned = await prune(d, [id]);
     return { ...base, status: "deployed", images: release.images, pruned };
   }
-  const diagnostics = await collectDiagnostics(d, release, gate);
   const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
+  if (switched.kept) {
+    const { diagnostics: diagnostics2 } = switched.kept;
+    const removed = "Its new containers were removed";
+    if (previous) {
+      await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: `${gate.reason ?? "unhealthy"}; new containers removed, ${previous} kept serving` });
+      return { ...base, status: "rolled-back", images: state.locks.get(previous) ?? {}, diagnostics: diagnostics2, error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).` };
+    }
+    await audit(d, { event: "failure", status: "failed", from: null, to: id, reason: `${gate.reason ?? "unhealthy"}; new containers removed` });
+    return { ...base, status: "failed", images: {}, diagnostics: diagnostics2, error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.` };
+  }
+  const diagnostics = await collectDiagnostics(d, release, gate);
   if (!previous || !d.inputs.rollbackOnFailure) {
     await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
     const left = previous ? "rollback-on-failure is false, so its containers were left running for inspection" : "there is no previous release to return to, so its containers were left for inspection";
     return { ...base, status: "failed", images: release.images, diagnostics, error: `${failedWhy}. ${left}.` };
   }
   warning(`${failedWhy}. Rolling back to ${previous}.`);
-  const back = await restore(d, previous);
-  base.gates.push({ label: `rollback to ${previous}`, gate: back.gate });
-  if (!back.gate.ok) {
-    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.gate.reason}` });
-    return { ...base, status: "failed", images: back.release.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}` };
+  const back = await switchBack(d, how, previous, id);
+  base.gates.push(...back.switched.gates.map(({ label, gate: gate2 }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? "" : `: ${label}`}`, gate: gate2 })));
+  if (!back.switched.gate.ok) {
+    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.switched.gate.reason}` });
+    return { ...base, status: "failed", images: back.switched.kept ? release.images : back.release.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}` };
   }
   await markCurrent(d, back.release);
   await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
   return { ...base, status: "rolled-back", images: back.release.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
 }
-async function rollbackTo(d, wanted, reason = "manual rollback") {
+async function switchBack(d, how, id, running) {
+  const release = await loadRelease(d, id);
+  return { release, switched: await how.switchOn(d, release, running) };
+}
+async function rollbackTo(d, wanted, reason = "manual rollback", how = recreateSwitch) {
   const state = await serverState(d);
   const id = rollbackTarget(state, wanted);
   const previous = state.current;
   info(`Rolling back ${previous ?? "(none)"} \u2192 ${id}`);
-  const { release, gate } = await restore(d, id);
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [{ label: `release ${id}`, gate }] };
+  const { release, switched } = await switchBack(d, how, id, previous);
+  const gate = switched.gate;
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: switched.gates };
   if (!gate.ok) {
-    const diagnostics = await collectDiagnostics(d, release, gate);
+    const diagnostics = switched.kept?.diagnostics ?? await collectDiagnostics(d, release, gate);
     await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
-    return { ...base, status: "failed", images: release.images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
+    const kept = switched.kept && previous ? ` Its new containers were removed; release ${previous} kept serving.` : "";
+    return { ...base, status: "failed", images: switched.kept ? previous ? state.locks.get(previous) ?? {} : {} : release.images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}` };
   }
   await markCurrent(d, release);
   await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
   return { ...base, status: "deployed", images: release.images };
 }
 
+// action-deploy/src/strategies/rolling-plan.ts
+var import_yaml4 = __toESM(require_dist(), 1);
+function serviceShapes(configYaml) {
+  const config2 = (0, import_yaml4.parse)(configYaml) ?? {};
+  return Object.entries(config2.services ?? {}).map(([name, raw2]) => {
+    const service = raw2 ?? {};
+    const fixedPorts = (service.ports ?? []).flatMap((port) => {
+      if (typeof port === "string") return port.includes(":") ? [port] : [];
+      if (port.published === void 0 || port.published === "") return [];
+      return [`${port.host_ip ? `${port.host_ip}:` : ""}${port.published}:${port.target ?? "?"}`];
+    });
+    const writableMounts = (service.volumes ?? []).flatMap((volume) => {
+      if (typeof volume === "string") return [];
+      if ((volume.type === "volume" || volume.type === "bind") && volume.source && !volume.read_only) return [volume.source];
+      return [];
+    });
+    const replicas = service.deploy?.replicas ?? service.scale ?? 1;
+    const dependsOn = Array.isArray(service.depends_on) ? service.depends_on : Object.keys(service.depends_on ?? {});
+    return {
+      name,
+      ...service.container_name ? { containerName: service.container_name } : {},
+      fixedPorts,
+      hostNetwork: service.network_mode === "host",
+      writableMounts,
+      replicas,
+      dependsOn
+    };
+  });
+}
+function whyNotRolled(shape, named) {
+  if (shape.containerName) return `sets container_name ${shape.containerName}, and two containers cannot share a name`;
+  if (shape.fixedPorts.length > 0) return `publishes fixed host port${shape.fixedPorts.length > 1 ? "s" : ""} ${shape.fixedPorts.join(", ")}, which a second container cannot bind`;
+  if (shape.hostNetwork) return "uses network_mode: host, so a second container would bind the same ports";
+  if (!named && shape.writableMounts.length > 0) {
+    return `mounts ${shape.writableMounts.join(", ")} read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)`;
+  }
+  return void 0;
+}
+function parseContainerRows(stdout) {
+  return stdout.split("\n").filter((line) => line.trim() !== "").map((line) => {
+    const [id = "", service = "", oneOff = "", hash = "", state = "", name = ""] = line.split("	");
+    return { id, service, oneOff: oneOff.toLowerCase() === "true", hash, state, name };
+  });
+}
+function parseConfigHashes(stdout) {
+  const hashes = /* @__PURE__ */ new Map();
+  for (const line of stdout.split("\n")) {
+    const [service, hash] = line.trim().split(/\s+/);
+    if (service && hash) hashes.set(service, hash);
+  }
+  return hashes;
+}
+function planRoll(shapes, hashes, rows, selected) {
+  const plan = { roll: [], startFirst: [], recreate: [], unchanged: [], warnings: [] };
+  const names = new Set(shapes.map((shape) => shape.name));
+  const unknown = (selected ?? []).filter((service) => !names.has(service));
+  if (unknown.length > 0) plan.warnings.push(`rolling-services names ${unknown.join(", ")}, which the release does not define`);
+  const cannot = [];
+  for (const shape of shapes) {
+    const containers = rows.filter((row) => row.service === shape.name && !row.oneOff);
+    const named = selected?.includes(shape.name) ?? false;
+    const why = selected !== void 0 && !named ? "is not listed in rolling-services" : whyNotRolled(shape, named);
+    if (named && why) cannot.push(`${shape.name} ${why}`);
+    const hash = hashes.get(shape.name);
+    const changed = containers.length === 0 || hash === void 0 || containers.some((row) => row.hash !== hash);
+    if (!changed) plan.unchanged.push(shape.name);
+    else if (containers.length === 0 || shape.replicas === 0) continue;
+    else if (why) plan.recreate.push({ service: shape.name, why });
+    else plan.roll.push({ service: shape.name, old: containers.map((row) => row.id), replicas: shape.replicas });
+  }
+  if (cannot.length > 0) plan.warnings.push(`rolling-services names services that cannot roll: ${cannot.join("; ")}`);
+  if (plan.recreate.length > 0) {
+    plan.warnings.push(`Not rolled, so recreated by compose up (a short downtime for each): ${plan.recreate.map(({ service, why }) => `${service} ${why}`).join("; ")}`);
+  }
+  plan.startFirst = missingDependencies(shapes, rows, plan.roll.map((entry) => entry.service));
+  return plan;
+}
+function missingDependencies(shapes, rows, rolled) {
+  const byName = new Map(shapes.map((shape) => [shape.name, shape]));
+  const seen = /* @__PURE__ */ new Set();
+  const queue = rolled.flatMap((service) => byName.get(service)?.dependsOn ?? []);
+  while (queue.length > 0) {
+    const service = queue.shift();
+    if (seen.has(service) || rolled.includes(service)) continue;
+    seen.add(service);
+    queue.push(...byName.get(service)?.dependsOn ?? []);
+  }
+  return [...seen].filter((service) => byName.has(service) && !rows.some((row) => row.service === service && !row.oneOff)).sort();
+}
+function scalesFor(roll) {
+  return Object.fromEntries(roll.map(({ service, old, replicas }) => [service, old.length + replicas]));
+}
+function newContainers(roll, rows) {
+  const old = new Set(roll.flatMap((entry) => entry.old));
+  const services = new Set(roll.map((entry) => entry.service));
+  return rows.filter((row) => services.has(row.service) && !row.oneOff && !old.has(row.id)).map((row) => row.id);
+}
+
 // action-deploy/src/strategies/rolling.ts
-var notYet = async () => {
-  throw new Error("strategy: rolling is not available yet");
+var rollingSwitch = {
+  async switchOn(d, release, running) {
+    const plan = await planFor(d, release);
+    for (const warning2 of plan.warnings) warning(warning2);
+    info(describe2(plan));
+    await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], { description: "link the env file", timeoutSeconds: 60 });
+    const gates = [];
+    if (plan.roll.length > 0) {
+      const rolled = await rollServices(d, release, running, plan);
+      gates.push(rolled.gate);
+      if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+    }
+    await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+    const gate = await healthGate2(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
+    gates.push({ label: `release ${release.id}`, gate });
+    return { gates, gate };
+  }
 };
-var rollingStrategy = { usesDocker: true, deploy: notYet, rollback: notYet };
+var rollingStrategy = {
+  usesDocker: true,
+  deploy: async (d) => {
+    needsComposeV2(d);
+    return deployNewRelease(d, rollingSwitch);
+  },
+  rollback: async (d, wanted, reason) => {
+    needsComposeV2(d);
+    return rollbackTo(d, wanted, reason, rollingSwitch);
+  }
+};
+async function planRollingSwitch(recorder, d, release) {
+  await recorder.run(config(d.cli, release.project), { description: "read the compose configuration" });
+  await recorder.run(configHashes(d.cli, release.project), { description: "read the configuration hashes" });
+  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: "list the running containers" });
+  await recorder.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], { description: "link the env file" });
+  const drain = d.inputs.rolling?.drainSeconds ?? 0;
+  const perService = [
+    `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(", ")})` : ""}, with N old containers and R replicas:`,
+    `cd ${render([release.project.directory])} && ${render(compose(d.cli, release.project, "up", "-d", "--no-deps", "--no-recreate", "--scale", "S=N+R", "S")).replace("'S=N+R'", "S=N+R")}`,
+    "# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving",
+    ...drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers`] : [],
+    ...stopAndRemove(d.cli, ["OLD-CONTAINER-IDS"]).map(render)
+  ].join("\n");
+  recorder.steps.push({ kind: "run", description: "roll each changed service: new containers beside the old, gate, drain, retire the old", script: perService });
+  await recorder.run(up(d.cli, release.project), { description: `start release ${release.id}` });
+}
+function needsComposeV2(d) {
+  if (d.cli.compose !== "v2") throw new Error("strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate.");
+}
+async function planFor(d, release) {
+  const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
+  const configYaml = (await read2(config(d.cli, release.project), "read the compose configuration")).stdout;
+  const hashes = (await read2(configHashes(d.cli, release.project), "read the configuration hashes")).stdout;
+  const rows = (await read2(listContainers(d.cli, d.inputs.projectName), "list the running containers")).stdout;
+  return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), d.inputs.rolling?.services);
+}
+function describe2(plan) {
+  const parts = [
+    plan.roll.length > 0 ? `rolling ${plan.roll.map(({ service, old, replicas }) => `${service} (${old.length} old \u2192 ${replicas} new)`).join(", ")}` : "nothing to roll",
+    ...plan.startFirst.length > 0 ? [`starting first: ${plan.startFirst.join(", ")}`] : [],
+    ...plan.recreate.length > 0 ? [`recreated by compose up: ${plan.recreate.map((entry) => entry.service).join(", ")}`] : [],
+    ...plan.unchanged.length > 0 ? [`unchanged: ${plan.unchanged.join(", ")}`] : []
+  ];
+  return `Rolling deploy: ${parts.join("; ")}`;
+}
+async function rollServices(d, release, running, plan) {
+  const services = plan.roll.map((entry) => entry.service);
+  const label = `new containers of ${services.join(", ")}`;
+  let fresh = [];
+  let gate;
+  try {
+    if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(", ")} first`, timeoutSeconds: 900 });
+    try {
+      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), { description: `start new containers of ${services.join(", ")}`, timeoutSeconds: 900 });
+    } finally {
+      fresh = newContainers(plan.roll, parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout));
+    }
+    info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(", ") || "none"}`);
+    gate = await newContainersGate(d, services, fresh);
+  } catch (error2) {
+    gate = failedGate(`starting the new containers failed: ${error2.message}`);
+  }
+  if (!gate.ok) {
+    const diagnostics = await collectDiagnostics(d, release, gate);
+    await retire(d, fresh, "remove the new containers");
+    await relinkEnv(d, running);
+    return { gate: { label, gate }, kept: { diagnostics } };
+  }
+  const drain = d.inputs.rolling?.drainSeconds ?? 0;
+  if (drain > 0) {
+    info(`New containers healthy; waiting ${drain}s so the proxy routes to them before the old ones stop`);
+    await new Promise((resolve3) => setTimeout(resolve3, drain * 1e3));
+  }
+  await retire(d, plan.roll.flatMap((entry) => entry.old), `stop and remove the old containers of ${services.join(", ")}`);
+  return { gate: { label, gate } };
+}
+async function newContainersGate(d, services, ids) {
+  let containers = [];
+  let failingServices = [...services];
+  const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
+  const check = containerProbe(
+    async () => (await d.server.run([...keepAlive, ...inspectContainers(d.cli, ids)], { description: "inspect containers", timeoutSeconds: 60 })).stdout,
+    services,
+    (seen, outcome) => {
+      containers = seen;
+      failingServices = outcome.failingServices;
+    }
+  );
+  const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
+  try {
+    const result = await runHealthGate([check, ...app.probes], d.inputs.health);
+    return { ...result, containers, failingServices };
+  } finally {
+    await app.close();
+  }
+}
+function failedGate(reason) {
+  return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: ["containers"], containers: [], failingServices: [] };
+}
+async function retire(d, ids, description) {
+  if (ids.length > 0) await d.server.run(stopAndRemove(d.cli, ids), { description, timeoutSeconds: 900 });
+}
+async function relinkEnv(d, running) {
+  if (!running) return;
+  const previous = await loadRelease(d, running);
+  await d.server.run(linkEnv(d.inputs.projectDir, previous.id, previous.hasEnv), { description: "link the env file back", timeoutSeconds: 60 });
+}
 
 // action-deploy/src/strategies/swarm.ts
-var notYet2 = async () => {
-  throw new Error("strategy: swarm is not available yet");
-};
-var swarmStrategy = { usesDocker: true, deploy: notYet2, rollback: notYet2 };
+import { randomBytes as randomBytes5 } from "node:crypto";
+
+// action-deploy/src/strategies/swarm-stack.ts
+var import_yaml5 = __toESM(require_dist(), 1);
+var STACK_FILE = "skiff-stack.yml";
+var isMapping = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
+function hostModePorts(ports) {
+  return Array.isArray(ports) && ports.some((port) => isMapping(port) && port.mode === "host");
+}
+function serviceViews(files) {
+  const services = /* @__PURE__ */ new Map();
+  let version2;
+  for (const file of files) {
+    let doc;
+    try {
+      doc = (0, import_yaml5.parse)(file.content);
+    } catch (error2) {
+      throw new Error(`compose file ${file.name} is not valid YAML: ${error2.message}`);
+    }
+    if (doc === null || doc === void 0) continue;
+    if (!isMapping(doc)) throw new Error(`compose file ${file.name} is not a mapping of top-level keys (services: \u2026)`);
+    if (version2 === void 0 && doc.version !== void 0) version2 = String(doc.version);
+    if (doc.services === void 0 || doc.services === null) continue;
+    if (!isMapping(doc.services)) throw new Error(`compose file ${file.name}: services must be a mapping of service names`);
+    for (const [name, service] of Object.entries(doc.services)) {
+      const view = services.get(name) ?? { update: /* @__PURE__ */ new Set(), rollback: /* @__PURE__ */ new Set(), hostPort: false };
+      services.set(name, view);
+      if (!isMapping(service)) continue;
+      if (hostModePorts(service.ports)) view.hostPort = true;
+      const deploy2 = isMapping(service.deploy) ? service.deploy : {};
+      if (isMapping(deploy2.update_config)) for (const key of Object.keys(deploy2.update_config)) view.update.add(key);
+      if (isMapping(deploy2.rollback_config)) for (const key of Object.keys(deploy2.rollback_config)) view.rollback.add(key);
+    }
+  }
+  return { services, ...version2 === void 0 ? {} : { version: version2 } };
+}
+function stackOverride(files, images = {}) {
+  const { services, version: version2 } = serviceViews(files);
+  const out = {};
+  const stopFirst = [];
+  for (const [name, view] of services) {
+    const order = view.hostPort ? "stop-first" : "start-first";
+    if (view.hostPort && !view.update.has("order")) stopFirst.push(name);
+    const update = {};
+    if (!view.update.has("order")) update.order = order;
+    if (!view.update.has("failure_action")) update.failure_action = "rollback";
+    const rollback2 = {};
+    if (!view.rollback.has("order")) rollback2.order = order;
+    const service = {};
+    if (images[name] !== void 0) service.image = images[name];
+    const deploy2 = {};
+    if (Object.keys(update).length > 0) deploy2.update_config = update;
+    if (Object.keys(rollback2).length > 0) deploy2.rollback_config = rollback2;
+    if (Object.keys(deploy2).length > 0) service.deploy = deploy2;
+    out[name] = service;
+  }
+  const doc = { ...version2 === void 0 ? {} : { version: version2 }, services: out };
+  const header = "# Written by Skiff (strategy: swarm): update and rollback settings the compose files leave unset, and the pinned images.\n";
+  return { content: `${header}${(0, import_yaml5.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
+}
+var STATE_SEPARATOR = "--- skiff tasks ---";
+var ROLLING_BACK = "Swarm is rolling the update back";
+function parseStackState(stdout, stack, sinceMs) {
+  const [inspectText = "", tasksText = ""] = stdout.split(STATE_SEPARATOR);
+  const trimmed = inspectText.trim();
+  const inspected = trimmed === "" ? [] : JSON.parse(trimmed);
+  const tasks = tasksText.split("\n").filter((line) => line.trim().startsWith("{")).map((line) => JSON.parse(line));
+  const states = [];
+  for (const service of inspected) {
+    const fullName = service.Spec?.Name ?? "";
+    const name = fullName.startsWith(`${stack}_`) ? fullName.slice(stack.length + 1) : fullName;
+    const image = service.Spec?.TaskTemplate?.ContainerSpec?.Image ?? "";
+    const update = service.UpdateStatus;
+    const fresh = update?.StartedAt !== void 0 && Date.parse(update.StartedAt) >= sinceMs - 1e3;
+    const said = update?.Message ? `: ${update.Message}` : "";
+    const base = { service: name, image };
+    if (fresh && update?.State === "rollback_completed") {
+      states.push({ ...base, state: "failed", detail: `Swarm rolled the update back${said}`, rolledBack: true, moving: false });
+      continue;
+    }
+    if (fresh && (update?.State === "paused" || update?.State === "rollback_paused")) {
+      states.push({ ...base, state: "failed", detail: `Swarm paused the ${update.State === "paused" ? "update" : "rollback"}${said}`, rolledBack: false, moving: false });
+      continue;
+    }
+    if (fresh && (update?.State === "updating" || update?.State === "rollback_started")) {
+      states.push({ ...base, state: "waiting", detail: update.State === "updating" ? "updating" : `${ROLLING_BACK}${said}`, rolledBack: false, moving: true });
+      continue;
+    }
+    const own = tasks.filter((task) => task.Name?.startsWith(`${fullName}.`) || task.Name === fullName);
+    const running = own.filter((task) => task.DesiredState === "Running" && task.CurrentState?.startsWith("Running") && task.Image === image).length;
+    const wanted = service.Spec?.Mode?.Replicated?.Replicas ?? 1;
+    const lastError = own.find((task) => task.Error)?.Error;
+    if (running >= wanted) states.push({ ...base, state: "ok", detail: `${running}/${wanted} running`, rolledBack: false, moving: false });
+    else states.push({ ...base, state: "waiting", detail: `${running}/${wanted} running${lastError ? ` (last error: ${lastError})` : ""}`, rolledBack: false, moving: false });
+  }
+  return states.sort((a, b) => a.service.localeCompare(b.service));
+}
+
+// action-deploy/src/strategies/swarm-commands.ts
+var serverClockMs = () => [["date", "+%s%3N"]];
+function swarmNodeState(cli) {
+  return [docker(cli, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")];
+}
+function stackDeploy(cli, stack, releaseDir2, files, hasEnv) {
+  return [
+    ["cd", releaseDir2],
+    ...hasEnv ? [["set", "-a"], [".", `./${ENV_FILE}`], ["set", "+a"]] : [],
+    docker(cli, "stack", "deploy", "--prune", "--with-registry-auth", "--resolve-image", "always", ...files.flatMap((file) => ["--compose-file", file]), stack)
+  ];
+}
+function stackState(cli, stack) {
+  return [
+    pipe(docker(cli, "service", "ls", "--quiet", "--filter", `label=com.docker.stack.namespace=${stack}`), ["xargs", "-r", ...docker(cli, "service", "inspect")]),
+    ["echo", STATE_SEPARATOR],
+    // A stack with no services yet makes `stack ps` fail; that is "no tasks", not an error.
+    or([...docker(cli, "stack", "ps", "--no-trunc", "--format", "{{json .}}", stack), raw("2>/dev/null")], ["true"])
+  ];
+}
+function stackDiagnostics(cli, stack, services) {
+  return [
+    { title: `docker stack ps ${stack}`, commands: [docker(cli, "stack", "ps", "--no-trunc", stack)] },
+    ...services.map((service) => ({
+      title: `docker service logs --tail 100 ${stack}_${service}`,
+      commands: [docker(cli, "service", "logs", "--no-task-ids", "--timestamps", "--tail", "100", `${stack}_${service}`)]
+    }))
+  ];
+}
+
+// action-deploy/src/strategies/swarm-gate.ts
+async function swarmGate(d, sinceMs) {
+  const { health, projectName: stack, projectDir } = d.inputs;
+  let services = [];
+  const rollingBack = /* @__PURE__ */ new Map();
+  const stackProbe = {
+    name: `swarm stack ${stack}`,
+    async check() {
+      const result = await d.server.run([...touchLock(projectDir, d.ctx.token), ...stackState(d.cli, stack)], { description: "inspect containers", timeoutSeconds: 60 });
+      services = parseStackState(result.stdout, stack, sinceMs);
+      if (services.length === 0) return { state: "waiting", detail: "no services in the stack yet" };
+      const detail = services.map((s) => `${s.service}: ${s.detail}`).join("; ");
+      for (const s of services) if (s.moving && s.detail.startsWith(ROLLING_BACK)) rollingBack.set(s.service, s.detail.slice(ROLLING_BACK.length).replace(/^: /, ""));
+      if (services.some((s) => s.state === "failed")) return { state: services.some((s) => s.moving) ? "waiting" : "failed", detail };
+      return { state: services.every((s) => s.state === "ok") ? "ok" : "waiting", detail };
+    }
+  };
+  const app = await appProbes(d.server, projectDir, health);
+  try {
+    const result = await runHealthGate([stackProbe, ...app.probes], health);
+    return { ...result, containers: [], failingServices: services.filter((s) => s.state !== "ok").map((s) => s.service), services, rollingBack };
+  } finally {
+    await app.close();
+  }
+}
+
+// action-deploy/src/strategies/swarm.ts
+var swarmStrategy = { usesDocker: true, deploy: deploySwarm, rollback: rollbackSwarm };
+async function requireManager(d) {
+  const said = (await d.server.run(swarmNodeState(d.cli), { description: "check the Swarm node", timeoutSeconds: 60 })).stdout.trim();
+  if (said === "active true") return;
+  if (said.startsWith("active")) throw new Error("strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).");
+  throw new Error(
+    `strategy: swarm needs a Swarm, and this server's Docker engine is not part of one (Swarm state: ${said || "unknown"}). Run \`docker swarm init\` on the server once (or join it to your Swarm as a manager); nothing was changed.`
+  );
+}
+async function switchOn(d, id, files, hasEnv) {
+  const since = Number((await d.server.run(serverClockMs(), { description: "read the server clock", timeoutSeconds: 60 })).stdout.trim());
+  if (d.cli.sudo && hasEnv) warning("sudo: true \u2014 sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).");
+  try {
+    await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900 });
+  } catch (error2) {
+    const reason = `docker stack deploy failed: ${error2.message}`;
+    return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [], rollingBack: /* @__PURE__ */ new Map() };
+  }
+  return swarmGate(d, Number.isFinite(since) ? since : Date.now());
+}
+function runningImages(gate) {
+  return Object.fromEntries(gate.services.map((s) => [s.service, s.image]));
+}
+async function recordDigests(d, id, composeFiles, hasEnv, images) {
+  const dir = releaseDir(d.inputs.projectDir, id);
+  const unpinned = Object.entries(images).filter(([, image]) => !image.includes("@sha256:")).map(([service]) => service);
+  if (unpinned.length > 0) warning(`Not pinned to a digest (Swarm found no registry digest for the image): ${unpinned.join(", ")}`);
+  const meta2 = { id, sha: d.ctx.sha, ref: d.ctx.ref, actor: d.ctx.actor, runUrl: d.ctx.runUrl, createdAt: (/* @__PURE__ */ new Date()).toISOString(), services: images, composeFiles: [...composeFiles], hasEnv, strategy: "swarm", stackFile: STACK_FILE };
+  await d.server.upload(`${dir}/${STACK_FILE}`, stackOverride(d.inputs.composeFiles, images).content, { mode: 420, description: "pin the stack to the digests Swarm runs" });
+  await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(images), { mode: 420, description: "record the running digests" });
+  await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta2, null, 2)}
+`, { mode: 420, description: "record the running digests in meta.json" });
+}
+async function switchOnKept(d, id) {
+  const meta2 = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout);
+  const gate = await switchOn(d, id, [...meta2.composeFiles, meta2.stackFile ?? IMAGE_LOCK], meta2.hasEnv);
+  return { gate, images: gate.ok ? runningImages(gate) : meta2.services };
+}
+async function diagnose(d, gate, id) {
+  const services = gate.services.filter((s) => s.state !== "ok").map((s) => s.service);
+  const found = new Diagnostics(d);
+  if (gate.reason) found.add("why", gate.reason);
+  for (const { title, commands } of stackDiagnostics(d.cli, d.inputs.projectName, services.length > 0 ? services : gate.services.map((s) => s.service))) {
+    await found.run(title, commands);
+  }
+  return found.report(id);
+}
+async function deploySwarm(d) {
+  await requireManager(d);
+  const override = stackOverride(d.inputs.composeFiles, d.inputs.images);
+  if (override.stopFirst.length > 0) warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(", ")}`);
+  const state = await serverState(d);
+  const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
+  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes5(2).toString("hex"));
+  info(`Release ${id} as stack ${d.inputs.projectName}${previous ? ` (current: ${previous})` : " (first release)"}`);
+  const release = await uploadRelease(d, id);
+  await d.server.upload(`${releaseDir(d.inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 420, description: `upload ${STACK_FILE}` });
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [] };
+  if (d.inputs.preDeploy !== void 0) {
+    try {
+      await runPreDeploy(d, release, d.inputs.preDeploy);
+    } catch (error2) {
+      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: "pre-deploy failed" });
+      return { ...base, status: "failed", images: release.images, error: `pre-deploy failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}` };
+    }
+  }
+  const gate = await switchOn(d, id, [...release.composeFiles, STACK_FILE], release.hasEnv);
+  base.gates.push({ label: `release ${id}`, gate });
+  if (gate.ok) {
+    const images = runningImages(gate);
+    await recordDigests(d, id, release.composeFiles, release.hasEnv, images);
+    await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: "mark the release current", timeoutSeconds: 60 });
+    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
+    const pruned = await prune(d, [id]);
+    return { ...base, status: "deployed", images, pruned };
+  }
+  const diagnostics = await diagnose(d, gate, id);
+  const swarmRolledBack = gate.services.filter((s) => s.rolledBack).map((s) => s.service);
+  const said = swarmRolledBack.filter((service) => gate.rollingBack.get(service)).map((service) => `${service}: ${gate.rollingBack.get(service)}`);
+  const failedWhy = swarmRolledBack.length > 0 ? `Release ${id} failed: Swarm rolled back its update of ${swarmRolledBack.join(", ")}${said.length > 0 ? ` (${said.join("; ")})` : ""}` : `Release ${id} failed the health gate: ${gate.reason}`;
+  if (!previous || !d.inputs.rollbackOnFailure) {
+    if (swarmRolledBack.length > 0) {
+      await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous ?? "swarm-previous-spec", reason: gate.reason ?? "update failed" });
+      const rest = previous ? "rollback-on-failure is false, so the other services were not returned to the previous release" : "there is no earlier Skiff release, so services Swarm did not roll back keep the new spec";
+      return { ...base, status: "rolled-back", images: runningImages(gate), diagnostics, error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.` };
+    }
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
+    const left = previous ? "rollback-on-failure is false, so its services were left as they are for inspection" : "there is no previous release to return to, so its services were left for inspection";
+    return { ...base, status: "failed", images: runningImages(gate), diagnostics, error: `${failedWhy}. ${left}.` };
+  }
+  warning(`${failedWhy}. Re-deploying release ${previous}.`);
+  const back = await switchOnKept(d, previous);
+  base.gates.push({ label: `rollback to ${previous}`, gate: back.gate });
+  if (!back.gate.ok) {
+    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.gate.reason}` });
+    return { ...base, status: "failed", images: back.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}` };
+  }
+  await d.server.run(switchCurrent(d.inputs.projectDir, previous), { description: "mark the release current", timeoutSeconds: 60 });
+  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
+  return { ...base, status: "rolled-back", images: back.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
+}
+async function rollbackSwarm(d, wanted, reason = "manual rollback") {
+  await requireManager(d);
+  const state = await serverState(d);
+  const id = rollbackTarget(state, wanted);
+  const previous = state.current;
+  info(`Rolling back stack ${d.inputs.projectName}: ${previous ?? "(none)"} \u2192 ${id}`);
+  const { gate, images } = await switchOnKept(d, id);
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [{ label: `release ${id}`, gate }] };
+  if (!gate.ok) {
+    const diagnostics = await diagnose(d, gate, id);
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
+    return { ...base, status: "failed", images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
+  }
+  await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: "mark the release current", timeoutSeconds: 60 });
+  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
+  return { ...base, status: "deployed", images };
+}
+async function planSwarm(recorder, inputs, ctx) {
+  const cli = await detectDockerCli(recorder, inputs.sudo, true);
+  const d = { server: recorder, cli, inputs, ctx };
+  await recorder.run(tryLock(inputs.projectDir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds), { description: "take the deploy lock" });
+  await recorder.run(swarmNodeState(cli), { description: "check the Swarm node (must be a manager)" });
+  await recorder.run(readState(inputs.projectDir), { description: "read releases" });
+  if (inputs.rollback !== void 0) {
+    recorder.steps.push({ kind: "run", description: `docker stack deploy of release ${inputs.rollback}'s files as stack ${inputs.projectName} (pinned to its digests), then the health gate`, script: "# depends on the release kept on the server" });
+    return recorder.steps;
+  }
+  const override = stackOverride(inputs.composeFiles, inputs.images);
+  const id = newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000");
+  const release = await uploadRelease(d, id);
+  await recorder.upload(`${releaseDir(inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 420, description: `upload ${STACK_FILE}` });
+  if (inputs.preDeploy !== void 0) await runPreDeploy(d, release, inputs.preDeploy);
+  await recorder.run(serverClockMs(), { description: "read the server clock" });
+  await recorder.run(stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv), { description: `docker stack deploy release ${id}` });
+  recorder.steps.push({
+    kind: "run",
+    description: "health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release",
+    script: "# runs every health-interval until health-successes or health-timeout"
+  });
+  recorder.steps.push({ kind: "run", description: "record the digests Swarm runs (images.lock.json, meta.json, skiff-stack.yml)", script: "# depends on what Swarm resolved" });
+  await recorder.run(switchCurrent(inputs.projectDir, id), { description: "mark the release current" });
+  return recorder.steps;
+}
 
 // action-deploy/src/strategies/systemd.ts
-var notYet3 = async () => {
-  throw new Error("strategy: systemd is not available yet");
-};
-var systemdStrategy = { usesDocker: false, deploy: notYet3, rollback: notYet3 };
+import { randomBytes as randomBytes6 } from "node:crypto";
+
+// action-deploy/src/strategies/systemd-artifact.ts
+import { spawn } from "node:child_process";
+import { createReadStream } from "node:fs";
+import { open as open2 } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { PassThrough } from "node:stream";
+var ARCHIVE_NAME = /\.(tar|tgz|tar\.gz|txz|tar\.xz|tzst|tar\.zst|tbz2?|tar\.bz2)$/i;
+function compressionOf(head2) {
+  const starts = (...bytes) => bytes.every((byte, index) => head2[index] === byte);
+  if (starts(31, 139)) return "gzip";
+  if (starts(253, 55, 122, 88, 90, 0)) return "xz";
+  if (starts(40, 181, 47, 253)) return "zstd";
+  if (starts(66, 90, 104)) return "bzip2";
+  return "none";
+}
+function isArchiveName(path) {
+  return ARCHIVE_NAME.test(path);
+}
+function tarFrom(cwd, entry) {
+  const child = spawn("tar", ["-C", cwd, "-czf", "-", entry], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    if (stderr.length < 4e3) stderr += chunk.toString();
+  });
+  const finished2 = new Promise((resolve3, reject) => {
+    child.on("error", (error2) => reject(new Error(`cannot run tar on the runner: ${error2.message}`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve3();
+      else reject(new Error(`tar on the runner failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n").slice(-5).join("\n")}`));
+    });
+  });
+  finished2.catch(() => void 0);
+  const stream = child.stdout.pipe(new PassThrough());
+  return {
+    stream,
+    compression: "gzip",
+    description: "tar.gz stream",
+    finished: finished2,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    }
+  };
+}
+async function head(absolute) {
+  const handle = await open2(absolute, "r");
+  try {
+    const bytes = Buffer.alloc(8);
+    await handle.read(bytes, 0, bytes.length, 0);
+    return bytes;
+  } finally {
+    await handle.close();
+  }
+}
+async function artifactCompression(absolute, isDirectory2) {
+  return isDirectory2 || !isArchiveName(absolute) ? "gzip" : compressionOf(await head(absolute));
+}
+async function artifactStream(absolute, isDirectory2) {
+  if (isDirectory2) return { ...tarFrom(absolute, "."), description: `tar.gz stream of the directory` };
+  if (!isArchiveName(absolute)) return { ...tarFrom(dirname(absolute), basename(absolute)), description: `the file ${basename(absolute)}` };
+  const compression = await artifactCompression(absolute, false);
+  const stream = createReadStream(absolute);
+  const finished2 = new Promise((resolve3, reject) => {
+    stream.on("end", resolve3);
+    stream.on("close", resolve3);
+    stream.on("error", reject);
+  });
+  finished2.catch(() => void 0);
+  return { stream, compression, description: `the archive ${basename(absolute)}${compression === "none" ? "" : ` (${compression})`}`, finished: finished2, stop: () => stream.destroy() };
+}
+
+// action-deploy/src/strategies/systemd-commands.ts
+var gitCache = (projectDir) => `${projectDir}/repo`;
+var UNIT_CONFIG = ["LoadState", "FragmentPath", "WorkingDirectory", "ExecStart"];
+var UNIT_STATE = ["ActiveState", "SubState", "Result", "NRestarts", "MainPID", "ExecMainStatus"];
+var sudoPrefix = (sudo2) => sudo2 ? ["sudo", "-n"] : [];
+function inspectHost(unit) {
+  return [["id", "-u"], ["systemctl", "show", unit, `--property=${UNIT_CONFIG.join(",")}`]];
+}
+function unitState(unit) {
+  return [["systemctl", "show", unit, `--property=${UNIT_STATE.join(",")}`]];
+}
+function parseShow(stdout) {
+  const values = {};
+  for (const line of stdout.split("\n")) {
+    const equals = line.indexOf("=");
+    if (equals > 0) values[line.slice(0, equals)] = line.slice(equals + 1).trim();
+    else if (/^\d+$/.test(line.trim())) values.uid = line.trim();
+  }
+  return values;
+}
+function createSystemdRelease(projectDir, id) {
+  return [...createRelease(projectDir, id), ["chmod", "755", releaseDir(projectDir, id)]];
+}
+var COMPRESSION_FLAG = { gzip: ["-z"], xz: ["-J"], zstd: ["--zstd"], bzip2: ["-j"], none: [] };
+function extractArchive(dir, compression) {
+  return [["tar", "-x", ...COMPRESSION_FLAG[compression], "--no-same-owner", "-f", "-", "-C", dir]];
+}
+function gitExport(projectDir, repository, sha, dir) {
+  const repo = gitCache(projectDir);
+  const git = ["env", "GIT_TERMINAL_PROMPT=0", "git", "-C", repo];
+  const has = [...git, "cat-file", "-e", `${sha}^{commit}`, raw("2>/dev/null")];
+  return [
+    [raw("[ -d"), repo, raw("] ||"), "git", "init", "--quiet", "--bare", repo],
+    [
+      raw("if !"),
+      ...has,
+      raw("; then"),
+      ...git,
+      "fetch",
+      "--quiet",
+      "--no-tags",
+      repository,
+      sha,
+      raw("||"),
+      ...git,
+      "fetch",
+      "--quiet",
+      "--no-tags",
+      "--force",
+      repository,
+      "+refs/heads/*:refs/skiff/heads/*",
+      "+refs/tags/*:refs/skiff/tags/*",
+      raw("; fi")
+    ],
+    [raw("if !"), ...has, raw("; then"), "echo", `commit ${sha} is not in ${repository}`, raw(">&2; exit 1; fi")],
+    [...git, "archive", "--format=tar", sha, raw("|"), "tar", "-x", "--no-same-owner", "-f", "-", "-C", dir]
+  ];
+}
+function inReleaseDir(projectDir, id, command) {
+  const dir = releaseDir(projectDir, id);
+  return [
+    ["cd", dir],
+    ["env", `SKIFF_RELEASE_DIR=${dir}`, `SKIFF_RELEASE_ID=${id}`, `SKIFF_PROJECT_DIR=${projectDir}`, "bash", "-c", command]
+  ];
+}
+function restartUnit(unit, sudo2) {
+  return [[...sudoPrefix(sudo2), "systemctl", "restart", unit]];
+}
+function unitStatus(unit, sudo2) {
+  return [[...sudoPrefix(sudo2), "systemctl", "status", unit, "--no-pager", "--full", "--lines=0"]];
+}
+function unitJournal(unit, sudo2) {
+  return [[...sudoPrefix(sudo2), "journalctl", "--unit", unit, "--lines=100", "--no-pager"]];
+}
+function evaluateUnit(state, restartsAtStart) {
+  const active = state.ActiveState ?? "unknown";
+  const sub = state.SubState ?? "unknown";
+  const restarts = Number(state.NRestarts ?? "0") - restartsAtStart;
+  const where = `${active} (${sub})${state.MainPID && state.MainPID !== "0" ? `, pid ${state.MainPID}` : ""}`;
+  if (restarts > 0) return { state: "failed", detail: `crashed: systemd restarted it ${restarts} time(s) since the deploy; now ${where}, last exit status ${state.ExecMainStatus ?? "?"}` };
+  if (active === "active") return { state: "ok", detail: where };
+  if (active === "activating" || active === "reloading") {
+    return sub === "auto-restart" ? { state: "failed", detail: `crashed (exit status ${state.ExecMainStatus ?? "?"}); systemd is about to restart it` } : { state: "waiting", detail: where };
+  }
+  return { state: "failed", detail: `${where}, result ${state.Result ?? "?"}, last exit status ${state.ExecMainStatus ?? "?"}` };
+}
+function runsFromCurrent(config2, projectDir) {
+  const current = `${projectDir}/current`;
+  return [config2.WorkingDirectory, config2.ExecStart].some((value) => value?.includes(current));
+}
+
+// action-deploy/src/strategies/systemd-health.ts
+function refused(unit, reason) {
+  return { ok: false, elapsedMs: 0, rounds: 0, probes: [{ name: unit, state: "failed", detail: reason }], reason: `${unit}: ${reason}`, failing: [unit], containers: [], failingServices: [] };
+}
+async function restartAndGate(d, unit, sudo2) {
+  const restart = await d.server.run(restartUnit(unit, sudo2), { description: `restart ${unit}`, allowFailure: true, timeoutSeconds: 300 });
+  if (restart.code !== 0) {
+    const said = `${restart.stderr}${restart.stdout}`.trim().split("\n").slice(-3).join(" ");
+    const hint = sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said) ? ` (the SSH user needs passwordless sudo for \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)` : "";
+    return refused(unit, `systemctl restart failed (exit ${restart.code})${said ? `: ${said}` : ""}${hint}`);
+  }
+  const read2 = async () => parseShow((await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...unitState(unit)], { description: `state of ${unit}`, timeoutSeconds: 60 })).stdout);
+  const restartsAtStart = Number((await read2()).NRestarts ?? "0");
+  const unitProbe = { name: unit, check: async () => evaluateUnit(await read2(), restartsAtStart) };
+  const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
+  try {
+    return { ...await runHealthGate([unitProbe, ...app.probes], d.inputs.health), containers: [], failingServices: [] };
+  } finally {
+    await app.close();
+  }
+}
+async function unitDiagnostics(d, unit, sudo2, releaseId) {
+  const found = new Diagnostics(d);
+  await found.run(`systemctl status ${unit}`, unitStatus(unit, sudo2));
+  await found.run(`journalctl --unit ${unit} --lines=100`, unitJournal(unit, sudo2));
+  return found.report(releaseId);
+}
+
+// action-deploy/src/strategies/systemd.ts
+function settings(d) {
+  if (!d.inputs.systemd) throw new Error("strategy: systemd without its inputs");
+  return d.inputs.systemd;
+}
+async function inspectUnit(d, unit) {
+  const inspected = await d.server.run(inspectHost(unit), { description: `inspect ${unit}`, allowFailure: true, timeoutSeconds: 60 });
+  const config2 = parseShow(inspected.stdout);
+  if (inspected.code !== 0 || config2.LoadState === void 0) {
+    const said = `${inspected.stderr}`.trim().split("\n").slice(-2).join(" ") || `exit ${inspected.code}`;
+    throw new Error(`systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`);
+  }
+  const dir = d.inputs.projectDir;
+  if (config2.LoadState !== "loaded") {
+    const what = config2.LoadState === "not-found" ? "is not installed" : `cannot be loaded (LoadState=${config2.LoadState ?? "unknown"})`;
+    throw new Error(
+      `systemd-unit: ${unit} ${what} on the server. Install its unit file first (e.g. /etc/systemd/system/${unit} with WorkingDirectory=${dir}/current), then run \`systemctl daemon-reload\` and \`systemctl enable ${unit}\`; see "strategy: systemd" in the README.`
+    );
+  }
+  if (!runsFromCurrent(config2, dir)) {
+    warning(`${unit} (${config2.FragmentPath || "unit file unknown"}) mentions ${dir}/current in neither WorkingDirectory nor ExecStart, so switching releases may not change what it runs.`);
+  }
+  return { sudo: d.inputs.sudo || config2.uid !== "0" };
+}
+function previousOf(state) {
+  if (state.current !== void 0 && state.deployed.has(state.current)) return state.current;
+  return [...state.deployed].filter((id) => state.releases.includes(id)).sort().at(-1);
+}
+var sleep3 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+async function uploadArtifact(d, source, dir) {
+  const artifact = await artifactStream(source.absolute, source.isDirectory);
+  try {
+    await d.server.run(extractArchive(dir, artifact.compression), { stdin: artifact.stream, description: `upload ${source.path} (${artifact.description})`, timeoutSeconds: 3600 });
+  } catch (error2) {
+    const local = await Promise.race([artifact.finished.then(() => void 0, (reason) => reason), sleep3(2e3).then(() => void 0)]);
+    artifact.stop();
+    throw local ?? error2;
+  }
+  await artifact.finished;
+}
+async function uploadRelease2(d, id, unit, source) {
+  const dir = releaseDir(d.inputs.projectDir, id);
+  await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
+  if (source.kind === "artifact") await uploadArtifact(d, source, dir);
+  else await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`, timeoutSeconds: 3600 });
+  if (d.inputs.envFile !== void 0) await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
+  const meta2 = {
+    id,
+    sha: d.ctx.sha,
+    ref: d.ctx.ref,
+    actor: d.ctx.actor,
+    runUrl: d.ctx.runUrl,
+    createdAt: (/* @__PURE__ */ new Date()).toISOString(),
+    services: {},
+    strategy: "systemd",
+    unit,
+    source: source.kind === "artifact" ? { artifactPath: source.path } : { gitRepository: source.repository, sha: source.sha }
+  };
+  await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta2, null, 2)}
+`, { mode: 420, description: "upload meta.json" });
+}
+async function point(d, id) {
+  await d.server.run(pointCurrent(d.inputs.projectDir, id), { description: `point current at ${id}`, timeoutSeconds: 60 });
+}
+async function markPassed(d, id) {
+  await d.server.run(markDeployed(d.inputs.projectDir, id), { description: `mark ${id} deployed`, timeoutSeconds: 60 });
+}
+async function prune2(d, protect) {
+  const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
+  if (plan.remove.length === 0) return [];
+  const result = await d.server.run(removeReleases(d.inputs.projectDir, plan.remove), { description: `delete ${plan.remove.length} old release(s)`, allowFailure: true, timeoutSeconds: 600 });
+  if (result.code !== 0) {
+    warning(`Could not delete every old release (${plan.remove.join(", ")}): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
+    return [];
+  }
+  return plan.remove;
+}
+async function deploy(d) {
+  const { unit, source, installCommand } = settings(d);
+  if (!source) throw new Error("strategy: systemd needs artifact-path or git-repository");
+  const { sudo: sudo2 } = await inspectUnit(d, unit);
+  const state = await serverState(d);
+  const previous = previousOf(state);
+  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes6(2).toString("hex"));
+  info(`Release ${id} of ${unit}${previous ? ` (current: ${previous})` : " (first release)"}`);
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [], images: {} };
+  const beforeSwitch = async (what, step) => {
+    try {
+      await step();
+      return void 0;
+    } catch (error2) {
+      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${what} failed` });
+      return `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
+    }
+  };
+  const run2 = (what, command) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: 3600 });
+  const early = await beforeSwitch("Uploading the release", () => uploadRelease2(d, id, unit, source)) ?? (installCommand === void 0 ? void 0 : await beforeSwitch("install-command", run2("install-command", installCommand))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", run2("pre-deploy", d.inputs.preDeploy)));
+  if (early) return { ...base, status: "failed", error: early };
+  await point(d, id);
+  const gate = await restartAndGate(d, unit, sudo2);
+  base.gates.push({ label: `release ${id}`, gate });
+  if (gate.ok) {
+    await markPassed(d, id);
+    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
+    return { ...base, status: "deployed", pruned: await prune2(d, [id]) };
+  }
+  const diagnostics = await unitDiagnostics(d, unit, sudo2, id);
+  const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
+  if (!previous || !d.inputs.rollbackOnFailure) {
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
+    const left = previous ? "rollback-on-failure is false, so it was left current for inspection" : "there is no previous release to return to, so it was left current for inspection";
+    return { ...base, status: "failed", diagnostics, error: `${failedWhy}. ${left}.` };
+  }
+  warning(`${failedWhy}. Rolling back to ${previous}.`);
+  await point(d, previous);
+  const back = await restartAndGate(d, unit, sudo2);
+  base.gates.push({ label: `rollback to ${previous}`, gate: back });
+  if (!back.ok) {
+    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.reason}` });
+    return { ...base, status: "failed", diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.reason}` };
+  }
+  await markPassed(d, previous);
+  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
+  return { ...base, status: "rolled-back", diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
+}
+async function rollback(d, wanted, reason = "manual rollback") {
+  const { unit } = settings(d);
+  const { sudo: sudo2 } = await inspectUnit(d, unit);
+  const state = await serverState(d);
+  const id = rollbackTarget(state, wanted);
+  const previous = state.current;
+  info(`Rolling ${unit} back ${previous ?? "(none)"} \u2192 ${id}`);
+  await point(d, id);
+  const gate = await restartAndGate(d, unit, sudo2);
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [{ label: `release ${id}`, gate }], images: {} };
+  if (!gate.ok) {
+    const diagnostics = await unitDiagnostics(d, unit, sudo2, id);
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
+    return { ...base, status: "failed", diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
+  }
+  await markPassed(d, id);
+  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
+  return { ...base, status: "deployed" };
+}
+var systemdStrategy = { usesDocker: false, deploy, rollback };
+async function planSystemd(recorder, inputs, ctx) {
+  const { unit, source, installCommand } = inputs.systemd;
+  const sudo2 = inputs.sudo;
+  const dir = inputs.projectDir;
+  await recorder.run(tryLock(dir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds), { description: "take the deploy lock" });
+  await recorder.run(inspectHost(unit), { description: `inspect ${unit} (must be installed; sudo -n for systemctl unless the user is root)` });
+  await recorder.run(readState(dir), { description: "read releases" });
+  const d = { server: recorder, cli: { compose: "v2", sudo: sudo2 }, inputs, ctx };
+  if (inputs.rollback !== void 0) {
+    recorder.steps.push({ kind: "run", description: `point current at release ${inputs.rollback}, restart ${unit}, then the health gate`, script: "# depends on the releases kept on the server" });
+    return recorder.steps;
+  }
+  const id = newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000");
+  const release = releaseDir(dir, id);
+  await recorder.run(createSystemdRelease(dir, id), { description: `create release ${id}` });
+  if (source?.kind === "git") await recorder.run(gitExport(dir, source.repository, source.sha, release), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release` });
+  else if (source) {
+    const compression = await artifactCompression(source.absolute, source.isDirectory);
+    await recorder.run(extractArchive(release, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
+  }
+  if (inputs.envFile !== void 0) await recorder.upload(`${release}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
+  if (installCommand !== void 0) await recorder.run(inReleaseDir(dir, id, installCommand), { description: "install-command" });
+  if (inputs.preDeploy !== void 0) await recorder.run(inReleaseDir(dir, id, inputs.preDeploy), { description: "pre-deploy" });
+  await point(d, id);
+  await recorder.run(restartUnit(unit, sudo2), { description: `restart ${unit}` });
+  recorder.steps.push({
+    kind: "run",
+    description: `the health gate (unit active and not restarted by systemd, health-url, health-command); on failure: systemctl status, journalctl, and current back to the previous release`,
+    script: "# runs every health-interval until health-successes or health-timeout"
+  });
+  await markPassed(d, id);
+  return recorder.steps;
+}
 
 // action-deploy/src/strategies/strategy.ts
 var STRATEGIES = ["recreate", "rolling", "swarm", "systemd", "coolify"];
@@ -56509,6 +58406,7 @@ function forHost(inputs, host) {
   return {
     ...inputs,
     projectDir: inputs.projectDir.replaceAll("{host}", host),
+    ...inputs.backupBeforeDeploy ? { backupBeforeDeploy: { ...inputs.backupBeforeDeploy, path: inputs.backupBeforeDeploy.path.replaceAll("{host}", host) } } : {},
     projectName: inputs.projectName.replaceAll("{host}", name),
     health: { ...inputs.health, urls: healthUrlsFor(inputs.health.urls, host) }
   };
@@ -56557,7 +58455,7 @@ async function deployHosts(inputs, ctx) {
         if (!keep) await closeSession(session);
       }
     });
-    const reports = results.map((result) => toReport(result, forHost(inputs, result.target.host).projectDir));
+    const reports = results.map((result) => toReport2(result, forHost(inputs, result.target.host).projectDir));
     const failedHosts = results.filter((result) => result.status === "failed").map((result) => result.label);
     if (undoable && failedHosts.length > 0) {
       const order = [...kept.keys()].sort((a, b) => b - a);
@@ -56570,7 +58468,7 @@ async function deployHosts(inputs, ctx) {
     await Promise.all([...kept.values()].map(closeSession));
   }
 }
-function toReport(result, projectDir) {
+function toReport2(result, projectDir) {
   const durationSeconds = result.durationMs / 1e3;
   if (result.status === "skipped") return { label: result.label, projectDir, status: "skipped", durationSeconds };
   if (result.status === "ok") return { label: result.label, projectDir, status: result.value.status, outcome: result.value, durationSeconds };
@@ -56604,18 +58502,106 @@ function strategyOf(inputs) {
 
 // action-deploy/src/inputs.ts
 import { readFileSync as readFileSync2, existsSync as existsSync3 } from "node:fs";
-import { basename, resolve } from "node:path";
+import { basename as basename2, resolve as resolve2 } from "node:path";
 
 // action-deploy/src/strategies/coolify-inputs.ts
-var COOLIFY_INPUTS = [];
+var COOLIFY_INPUTS = [
+  { name: "coolify-url", description: "strategy: coolify \u2014 address of the Coolify instance, e.g. https://coolify.example.com (its API is under /api/v1).", required: false },
+  {
+    name: "coolify-token",
+    description: "strategy: coolify \u2014 Coolify API token (Keys & Tokens \u2192 API tokens) with the `deploy` and `read` permissions (and `read:sensitive` to see deployment logs on failure), e.g. from a secret. Sent only in the Authorization header.",
+    required: false,
+    secret: true
+  },
+  { name: "coolify-uuid", description: "strategy: coolify \u2014 UUID(s) of the Coolify resources to deploy, separated by newlines or commas. Set this or coolify-tag.", required: false },
+  { name: "coolify-tag", description: "strategy: coolify \u2014 Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.", required: false },
+  { name: "coolify-force", description: "strategy: coolify \u2014 rebuild without cache (Coolify's `force`), true or false.", required: false, default: "false" },
+  { name: "coolify-timeout", description: "strategy: coolify \u2014 how long every deployment may take until Coolify reports it finished or failed, e.g. 20m.", required: false, default: "20m" },
+  { name: "coolify-poll-interval", description: "strategy: coolify \u2014 pause between two questions to Coolify about a deployment's status.", required: false, default: "5s" }
+];
+var UUID = /^[A-Za-z0-9_-]{1,64}$/;
+var TAG = /^[^,\s][^,\r\n]{0,99}$/;
+function readApiUrl() {
+  const value = getString("coolify-url", { required: true });
+  const expected = "the http:// or https:// address of the Coolify instance, e.g. https://coolify.example.com, without user:password, query or fragment";
+  let url;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalidInput("coolify-url", expected, value);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:" || url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
+    throw invalidInput("coolify-url", expected, value);
+  }
+  const path = url.pathname.replace(/\/+$/, "").replace(/\/api\/v1$/, "");
+  return `${url.origin}${path}/api/v1`;
+}
+function readIds(name, pattern, expected) {
+  const items = (getList(name, { split: "lines" }) ?? []).flatMap((line) => line.split(",")).map((item) => item.trim()).filter((item) => item !== "");
+  for (const item of items) if (!pattern.test(item)) throw invalidInput(name, expected, item);
+  return [...new Set(items)];
+}
 function readCoolifyInputs(strategy) {
-  return strategy === "coolify" ? {} : void 0;
+  if (strategy !== "coolify") return void 0;
+  const c = new InputCollector();
+  const apiUrl = c.read(readApiUrl);
+  const token = c.read(() => {
+    const value = getString("coolify-token", { required: true, secret: true });
+    maskSecret(value);
+    if (/[\s]/.test(value.trim()) || value.trim() === "") throw invalidInput("coolify-token", "a Coolify API token on one line", value, true);
+    return value.trim();
+  });
+  const uuids = c.read(() => readIds("coolify-uuid", UUID, "Coolify resource UUIDs (letters, digits, - and _), separated by newlines or commas"));
+  const tags = c.read(() => readIds("coolify-tag", TAG, "Coolify tag names, separated by newlines or commas"));
+  const force = c.read(() => getBoolean("coolify-force", { default: false }));
+  const timeoutSeconds = c.read(() => getDuration("coolify-timeout", { default: 1200, min: 1, max: 6 * 3600 }));
+  const pollSeconds = c.read(() => getDuration("coolify-poll-interval", { default: 5, min: 1, max: 300 }));
+  if (uuids !== void 0 && tags !== void 0) {
+    if (uuids.length === 0 && tags.length === 0) c.add(new InputError(["coolify-uuid", "coolify-tag"], 'strategy: coolify needs "coolify-uuid" (the resources to deploy) or "coolify-tag" (deploy every resource with that tag); neither is set'));
+    if (uuids.length > 0 && tags.length > 0) c.add(new InputError(["coolify-uuid", "coolify-tag"], 'Inputs "coolify-uuid" and "coolify-tag" are both set; Coolify deploys by uuid or by tag, not both, so set one of them'));
+  }
+  if (getString("rollback") !== void 0) c.add(new InputError("rollback", 'Input "rollback" is not available with strategy: coolify; redeploy an earlier deployment in Coolify itself'));
+  if (getString("health-command") !== void 0) c.add(new InputError("health-command", 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
+  if (getString("health-from")?.toLowerCase() === "host") c.add(new InputError("health-from", 'Input "health-from: host" needs an SSH host, and strategy: coolify has none; use health-from: runner'));
+  if ((getList("health-url") ?? []).some((url) => url.includes("{host}"))) c.add(new InputError("health-url", `Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app's public address`));
+  c.finish();
+  return { apiUrl, token, uuids, tags, force, timeoutSeconds, pollSeconds };
 }
 
 // action-deploy/src/strategies/rolling-inputs.ts
-var ROLLING_INPUTS = [];
+var ROLLING_INPUTS = [
+  {
+    name: "rolling-services",
+    description: "With strategy: rolling, the Compose services to update without downtime, one per line or comma separated. Default: every service that publishes no fixed host port, sets no container_name, does not use the host network and mounts no named volume or host directory read-write. Every other service is updated by `compose up` (recreated if it changed), with a warning naming it and why.",
+    required: false
+  },
+  {
+    name: "rolling-drain",
+    description: "With strategy: rolling, how long to wait after the new containers pass the health gate before the old ones are stopped, so the reverse proxy has picked up the new ones. The old ones then get their stop_grace_period to finish requests in flight.",
+    required: false,
+    default: "2s"
+  }
+];
+var SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+function readServices() {
+  const services = getList("rolling-services", { split: "any" });
+  for (const service of services ?? []) {
+    if (!SERVICE.test(service)) throw invalidInput("rolling-services", 'Compose service names (letters, digits, ".", "_" and "-"), one per line or comma separated', service);
+  }
+  return services;
+}
 function readRollingInputs(strategy) {
-  return strategy === "rolling" ? {} : void 0;
+  if (strategy !== "rolling") {
+    if (getList("rolling-services") !== void 0) {
+      throw new InputError(["rolling-services", "strategy"], `Input "rolling-services" is set but strategy is ${strategy}; it only applies with strategy: rolling`);
+    }
+    return void 0;
+  }
+  const c = new InputCollector();
+  const services = c.read(readServices);
+  const drainSeconds = c.read(() => getDuration("rolling-drain", { default: 2, min: 0, max: 600 }));
+  c.finish();
+  return { ...services === void 0 ? {} : { services }, drainSeconds };
 }
 
 // action-deploy/src/strategies/swarm-inputs.ts
@@ -56625,9 +58611,115 @@ function readSwarmInputs(strategy) {
 }
 
 // action-deploy/src/strategies/systemd-inputs.ts
-var SYSTEMD_INPUTS = [];
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+var SYSTEMD_INPUTS = [
+  {
+    name: "systemd-unit",
+    description: "strategy: systemd \u2014 the service unit that runs the app from <project-dir>/current, e.g. myapp or myapp.service (it must already be installed on the server). Restarted after every switch.",
+    required: false
+  },
+  {
+    name: "artifact-path",
+    description: "strategy: systemd \u2014 what a release is made of: a file or directory on the runner, relative to the workspace. A directory is streamed as a tar archive; a .tar/.tar.gz/.tgz/.tar.xz/.tar.zst/.tar.bz2 file is unpacked; any other file is copied in as it is. Exactly one of artifact-path and git-repository.",
+    required: false
+  },
+  {
+    name: "git-repository",
+    description: "strategy: systemd \u2014 the clone URL the server fetches the commit (GITHUB_SHA) from, e.g. git@github.com:acme/app.git (the server needs its own read access, e.g. a deploy key). Exactly one of artifact-path and git-repository.",
+    required: false
+  },
+  {
+    name: "install-command",
+    description: "strategy: systemd \u2014 commands run in the new release directory before the switch (e.g. `python3 -m venv .venv && .venv/bin/pip install -r requirements.txt`), with SKIFF_RELEASE_DIR, SKIFF_RELEASE_ID and SKIFF_PROJECT_DIR set. Failure stops the deploy with nothing switched.",
+    required: false
+  }
+];
+var UNIT = /^[A-Za-z0-9_][A-Za-z0-9:_.\\-]*(@[A-Za-z0-9:_.\\-]+)?\.service$/;
+var OTHER_UNIT_TYPES = /\.(socket|target|timer|mount|automount|path|slice|scope|device|swap)$/;
+function parseUnit(value) {
+  const name = value.endsWith(".service") || OTHER_UNIT_TYPES.test(value) ? value : `${value}.service`;
+  if (!UNIT.test(name) || name.length > 255) {
+    throw invalidInput("systemd-unit", "the name of a service unit, e.g. myapp, myapp.service or myapp@blue.service (letters, digits and :_.\\- only)", value);
+  }
+  return name;
+}
+function parseGitRepository(value) {
+  const expected = "a clone URL the server can fetch from: git@host:owner/repo.git, ssh://\u2026, https://\u2026 (without user:password) or file:///path";
+  if (/[\s\0]/.test(value) || value.startsWith("-")) throw invalidInput("git-repository", expected, value);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
+  if (scheme !== void 0) {
+    if (!["https", "http", "ssh", "git", "file"].includes(scheme)) throw invalidInput("git-repository", expected, value);
+    let url;
+    try {
+      url = new URL(value);
+    } catch {
+      throw invalidInput("git-repository", expected, value);
+    }
+    if (url.password !== "" || (scheme === "https" || scheme === "http") && url.username !== "") {
+      throw new InputError(
+        "git-repository",
+        `Input "git-repository" must not carry credentials (user:password or a token in the URL would end up on the server's command line and in its git config); give the server its own read access, e.g. a deploy key, and use the plain URL`
+      );
+    }
+    return value;
+  }
+  if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(value) || /^[A-Za-z0-9.-]+:[^/\s][^\s]*$/.test(value)) return value;
+  throw invalidInput("git-repository", expected, value);
+}
+function readArtifact(value) {
+  const workspace2 = process.env.GITHUB_WORKSPACE || process.cwd();
+  const absolute = resolve(workspace2, value);
+  let isDirectory2;
+  try {
+    const stat2 = statSync(absolute);
+    if (!stat2.isDirectory() && !stat2.isFile()) throw new Error("not a file or directory");
+    isDirectory2 = stat2.isDirectory();
+  } catch (error2) {
+    throw new InputError(
+      "artifact-path",
+      `Input "artifact-path" must name a file or directory on the runner, relative to the workspace (${workspace2}); cannot use ${JSON.stringify(value)} (${error2.code ?? error2.message})`
+    );
+  }
+  return { kind: "artifact", path: value, absolute, isDirectory: isDirectory2 };
+}
+function readSha() {
+  const sha = (process.env.GITHUB_SHA ?? "").toLowerCase();
+  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) {
+    throw new InputError("git-repository", `Input "git-repository" deploys the commit in GITHUB_SHA, which must be a full commit SHA; GITHUB_SHA is ${JSON.stringify(process.env.GITHUB_SHA ?? "")}`);
+  }
+  return sha;
+}
 function readSystemdInputs(strategy) {
-  return strategy === "systemd" ? {} : void 0;
+  const names = SYSTEMD_INPUTS.map((input) => input.name);
+  if (strategy !== "systemd") {
+    const stray = names.filter((name) => getString(name) !== void 0);
+    if (stray.length > 0) throw new InputError(stray, `Input(s) ${stray.map((name) => `"${name}"`).join(", ")} only apply to strategy: systemd (strategy is ${strategy})`);
+    return void 0;
+  }
+  const c = new InputCollector();
+  const unitValue = getString("systemd-unit");
+  const unit = unitValue === void 0 ? c.add(missingInput("systemd-unit")) : c.read(() => parseUnit(unitValue));
+  const artifact = getString("artifact-path");
+  const repository = getString("git-repository");
+  const installCommand = getString("install-command");
+  const rollback2 = getString("rollback") !== void 0;
+  let source;
+  if (!rollback2) {
+    if (artifact !== void 0 && repository !== void 0) {
+      c.add(new InputError(["artifact-path", "git-repository"], 'Inputs "artifact-path" and "git-repository" are both set; with strategy: systemd a release comes from exactly one of them'));
+    } else if (artifact === void 0 && repository === void 0) {
+      c.add(new InputError(["artifact-path", "git-repository"], 'strategy: systemd needs one of "artifact-path" (a file or directory on the runner to upload) or "git-repository" (a clone URL the server fetches GITHUB_SHA from)'));
+    } else if (artifact !== void 0) {
+      source = c.read(() => readArtifact(artifact));
+    } else {
+      const url = c.read(() => parseGitRepository(repository));
+      const sha = c.read(readSha);
+      if (url !== void 0 && sha !== void 0) source = { kind: "git", repository: url, sha };
+    }
+  }
+  c.finish();
+  return { unit, ...source ? { source } : {}, ...installCommand === void 0 ? {} : { installCommand } };
 }
 
 // action-deploy/src/inputs.ts
@@ -56653,7 +58745,7 @@ var DEPLOY_INPUTS = [
     description: "Compose file(s) in the repository, one per line, merged in order and uploaded with every release. Default: compose.yaml, or docker-compose.yml, whichever exists.",
     required: false
   },
-  { name: "env-file", description: "Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged.", required: false, secret: true },
+  { name: "env-file", description: "Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.", required: false, secret: true },
   {
     name: "images",
     description: "Images to pin, one `service=image-ref` per line, e.g. the image-ref output of skiff build-push. Every service is pinned to its digest after pull either way.",
@@ -56685,7 +58777,7 @@ var DEPLOY_INPUTS = [
     description: "Instead of deploying, re-deploy a kept release: `previous`, or a release id (see the audit log or the release-id output). For workflow_dispatch.",
     required: false
   },
-  { name: "sudo", description: "Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker).", required: false, default: "false" },
+  { name: "sudo", description: "Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker). With strategy: systemd, systemctl and journalctl run with `sudo -n` (always when the user is not root).", required: false, default: "false" },
   {
     name: "all-or-nothing",
     description: "With several hosts: when one fails, roll the hosts already switched back to their own previous release (through the same health gate), so no host is left on the new release.",
@@ -56710,6 +58802,7 @@ var ACTION_INPUTS = [
   // With strategy: coolify there is no SSH host, so host and username are not always required.
   ...MULTI_HOST_INPUTS.map((input) => input.name === "host" || input.name === "username" ? { ...input, required: false, description: `${input.description} Not used with strategy: coolify.` } : input),
   ...DEPLOY_INPUTS,
+  ...BACKUP_BEFORE_DEPLOY_INPUTS,
   ...ROLLING_INPUTS,
   ...SWARM_INPUTS,
   ...SYSTEMD_INPUTS,
@@ -56744,24 +58837,24 @@ function readProjectName(projectDir) {
     return given;
   }
   if (projectDir === void 0) return void 0;
-  const derived = basename(projectDir).split("{host}").map((part) => part.toLowerCase().replace(/[^a-z0-9_-]/g, "-")).join("{host}").replace(/^[-_]+/, "");
+  const derived = basename2(projectDir).split("{host}").map((part) => part.toLowerCase().replace(/[^a-z0-9_-]/g, "-")).join("{host}").replace(/^[-_]+/, "");
   if (!PROJECT_NAME.test(derived.replaceAll("{host}", "host"))) throw new InputError("project-name", `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
   return derived;
 }
 function readComposeFiles() {
   const given = getList("compose-file");
   const root = workspace();
-  const paths = given ?? [["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"].find((name) => existsSync3(resolve(root, name))) ?? "compose.yaml"];
+  const paths = given ?? [["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"].find((name) => existsSync3(resolve2(root, name))) ?? "compose.yaml"];
   const used = /* @__PURE__ */ new Set();
   const problems = [];
   const files = paths.map((path, index) => {
     let content = "";
     try {
-      content = readFileSync2(resolve(root, path), "utf8");
+      content = readFileSync2(resolve2(root, path), "utf8");
     } catch (error2) {
       problems.push(`${JSON.stringify(path)} (${error2.code ?? error2.message})`);
     }
-    let name = basename(path).replace(/[^A-Za-z0-9._-]/g, "_");
+    let name = basename2(path).replace(/[^A-Za-z0-9._-]/g, "_");
     if (used.has(name) || name.startsWith(".") || name === "images.lock.json" || name === "meta.json") name = `${index}-${name}`;
     used.add(name);
     return { path, name, content };
@@ -56789,7 +58882,7 @@ function readEnvFile() {
   return value.endsWith("\n") ? value : `${value}
 `;
 }
-var SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+var SERVICE2 = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 var COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
 var IMAGE_REF = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`);
 function parseImages(lines) {
@@ -56798,7 +58891,7 @@ function parseImages(lines) {
     const equals = line.indexOf("=");
     const service = line.slice(0, equals).trim();
     const image = line.slice(equals + 1).trim();
-    if (equals < 0 || !SERVICE.test(service) || !IMAGE_REF.test(image)) {
+    if (equals < 0 || !SERVICE2.test(service) || !IMAGE_REF.test(image)) {
       throw invalidInput("images", "lines of service=image-ref, e.g. web=ghcr.io/acme/web:1.2.3 or web=ghcr.io/acme/web@sha256:\u2026", line);
     }
     if (images[service] !== void 0) throw invalidInput("images", "each service at most once", line);
@@ -56874,11 +58967,12 @@ function readDeployInputs() {
   const notifyWebhook = c.read(readWebhook);
   const projectDir = c.read(readProjectDir);
   const projectName = c.read(() => readProjectName(projectDir));
-  const rollback = c.read(readRollback);
-  const composeFiles = rollback === void 0 ? c.read(readComposeFiles) : [];
+  const rollback2 = c.read(readRollback);
+  const composeFiles = rollback2 === void 0 && strategy !== "coolify" && strategy !== "systemd" ? c.read(readComposeFiles) : [];
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList("images") ?? []));
   const preDeploy = c.read(() => getString("pre-deploy"));
+  const backupBeforeDeploy2 = c.read(() => readBackupBeforeDeployInputs(projectDir));
   const keepReleases = c.read(() => getInteger("keep-releases", { default: Number(definitionDefault2("keep-releases")), min: 1, max: 100 }));
   const lockTimeoutSeconds = c.read(() => getDuration("lock-timeout", { default: durationDefault("lock-timeout"), min: 0, max: 6 * 3600 }));
   const lockTtlSeconds = c.read(() => getDuration("lock-ttl", { default: durationDefault("lock-ttl"), min: 10, max: 7 * 24 * 3600 }));
@@ -56893,10 +58987,13 @@ function readDeployInputs() {
   const rollbackOnFailure = c.read(() => getBoolean("rollback-on-failure", { default: true }));
   const sudo2 = c.read(() => getBoolean("sudo", { default: false }));
   const dryRun = c.read(readDryRun);
-  if (rollback !== void 0 && images !== void 0 && Object.keys(images).length > 0) {
+  if (rollback2 !== void 0 && images !== void 0 && Object.keys(images).length > 0) {
     c.add(new InputError(["rollback", "images"], 'Inputs "rollback" and "images" are both set; a rollback re-deploys a kept release exactly as it was, so leave "images" empty'));
   }
-  if (rollback !== void 0 && envFile !== void 0) {
+  if (getString("backup-before-deploy") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
+    c.add(new InputError(["backup-before-deploy", "strategy"], `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`));
+  }
+  if (rollback2 !== void 0 && envFile !== void 0) {
     c.add(new InputError(["rollback", "env-file"], 'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty'));
   }
   if (body !== void 0 && urls !== void 0 && urls.length === 0) {
@@ -56920,6 +59017,7 @@ function readDeployInputs() {
     ...envFile === void 0 ? {} : { envFile },
     images,
     ...preDeploy === void 0 ? {} : { preDeploy },
+    ...backupBeforeDeploy2 === void 0 ? {} : { backupBeforeDeploy: backupBeforeDeploy2 },
     keepReleases,
     lockTimeoutSeconds,
     lockTtlSeconds,
@@ -56934,7 +59032,7 @@ function readDeployInputs() {
       ...command === void 0 ? {} : { command }
     },
     rollbackOnFailure,
-    ...rollback === void 0 ? {} : { rollback },
+    ...rollback2 === void 0 ? {} : { rollback: rollback2 },
     sudo: sudo2,
     dryRun
   };
@@ -56965,6 +59063,16 @@ function renderSummary(outcome, projectDir) {
     ""
   ];
   if (outcome.error) parts.push(`**${outcome.error.replaceAll("\n", " ")}**`, "");
+  if (outcome.backups && outcome.backups.length > 0) {
+    parts.push(
+      "#### Backup before deploy",
+      "",
+      table(["Source", "Backup id", "Location", "Size", "sha256"], outcome.backups.map((b) => [b.source, inlineCode(b.id), inlineCode(b.location), `${b.size} B`, inlineCode(b.sha256.slice(0, 16))])),
+      "",
+      `To undo a bad migration, restore it with action-backup: ${inlineCode("mode: restore")}, ${inlineCode("destination-path")} = the backup directory, ${inlineCode("backup-id")} = the id above.`,
+      ""
+    );
+  }
   const services = Object.entries(outcome.images);
   if (services.length > 0) {
     parts.push("#### Services", "", table(["Service", "Image"], services.map(([service, image]) => [service, inlineCode(image)])), "");
@@ -56994,7 +59102,7 @@ function deployNotification(inputs, ctx, ended) {
 function notification(inputs, ctx, ended) {
   const repository = process.env.GITHUB_REPOSITORY ?? "app";
   const sha = ctx.sha.slice(0, 7) || "manual";
-  const hosts = inputs.targets.map(hostLabel);
+  const hosts = inputs.coolify ? (inputs.coolify.uuids.length > 0 ? inputs.coolify.uuids : inputs.coolify.tags.map((tag) => `tag:${tag}`)).map((id) => `coolify:${id}`) : inputs.targets.map(hostLabel);
   if ("error" in ended) {
     return {
       title: `${TITLE.failed}: ${repository} ${sha}`,
@@ -57012,7 +59120,7 @@ function notification(inputs, ctx, ended) {
   const { result } = ended;
   const verb = result.mode === "rollback" && result.status === "deployed" ? "\u21A9\uFE0F Rolled back (manual)" : TITLE[result.status];
   const perHost = result.reports.map((report2) => `${report2.label}: ${report2.status}`);
-  const rollback = result.reports.filter((report2) => report2.status === "rolled-back").map((report2) => `${report2.label} \u2192 ${report2.undo?.to ?? report2.outcome?.previousReleaseId ?? "?"}`);
+  const rollback2 = result.reports.filter((report2) => report2.status === "rolled-back").map((report2) => `${report2.label} \u2192 ${report2.undo?.to ?? report2.outcome?.previousReleaseId ?? "?"}`);
   return {
     title: `${verb}: ${repository} ${sha} to ${hosts.length === 1 ? hosts[0] : `${hosts.length} hosts`}`,
     outcome: result.status === "deployed" ? "success" : result.status === "rolled-back" ? "warning" : "failure",
@@ -57021,7 +59129,7 @@ function notification(inputs, ctx, ended) {
       ["Version", `${sha} (release ${result.releaseId})`],
       ["Hosts", hosts.length === 1 ? hosts[0] : perHost.join("\n")],
       ["Duration", `${result.durationSeconds.toFixed(1)} s`],
-      ["Rollback", rollback.length > 0 ? rollback.join("\n") : "none"]
+      ["Rollback", rollback2.length > 0 ? rollback2.join("\n") : "none"]
     ],
     ...ctx.runUrl ? { link: ctx.runUrl } : {}
   };
@@ -57029,6 +59137,8 @@ function notification(inputs, ctx, ended) {
 
 // action-deploy/src/plan.ts
 async function planDeploy(recorder, inputs, ctx) {
+  if (inputs.strategy === "systemd") return planSystemd(recorder, inputs, ctx);
+  if (inputs.strategy === "swarm") return planSwarm(recorder, inputs, ctx);
   const cli = await detectDockerCli(recorder, inputs.sudo, true);
   const d = { server: recorder, cli, inputs, ctx };
   await recorder.run(tryLock(inputs.projectDir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds), { description: "take the deploy lock" });
@@ -57040,8 +59150,12 @@ async function planDeploy(recorder, inputs, ctx) {
   const release = await uploadRelease(d, newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000"));
   await pullImages(d, release);
   await resolveDigests(d, release);
+  if (inputs.backupBeforeDeploy) {
+    const what = inputs.backupBeforeDeploy.sources.map((source) => `${source.name} (${source.type})`).join(", ");
+    recorder.steps.push({ kind: "run", description: `backup-before-deploy: dump and verify ${what} into ${inputs.backupBeforeDeploy.path}, keeping ${inputs.backupBeforeDeploy.keep}; a failed backup stops the deploy here`, script: "# as action-backup with destination: host (skipped on the first release)" });
+  }
   if (inputs.preDeploy !== void 0) await runPreDeploy(d, release, inputs.preDeploy);
-  await switchTo(d, release);
+  await (inputs.strategy === "rolling" ? planRollingSwitch(recorder, d, release) : switchTo(d, release));
   recorder.steps.push({ kind: "run", description: "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release", script: "# runs every health-interval until health-successes or health-timeout" });
   await markCurrent(d, release);
   return recorder.steps;
@@ -57054,7 +59168,7 @@ function combine(reports, durationSeconds, mode, releaseId) {
   const first = reports.find((report2) => report2.outcome)?.outcome;
   const running = reports.find((report2) => report2.status === "deployed")?.outcome ?? first;
   const problems = reports.filter((report2) => report2.status !== "deployed");
-  const error2 = status === "deployed" ? void 0 : reports.length === 1 ? reports[0].error ?? reports[0].outcome?.error ?? "failed" : problems.map((report2) => `${report2.label}: ${describe(report2)}`).join("\n");
+  const error2 = status === "deployed" ? void 0 : reports.length === 1 ? reports[0].error ?? reports[0].outcome?.error ?? "failed" : problems.map((report2) => `${report2.label}: ${describe3(report2)}`).join("\n");
   return {
     status,
     rolledBack: reports.some((report2) => report2.status === "rolled-back"),
@@ -57067,7 +59181,7 @@ function combine(reports, durationSeconds, mode, releaseId) {
     ...error2 ? { error: error2 } : {}
   };
 }
-function describe(report2) {
+function describe3(report2) {
   if (report2.status === "skipped") return "not started (an earlier host failed)";
   if (report2.undo) return report2.undo.ok ? `switched, then rolled back to ${report2.undo.to} (all-or-nothing)` : `all-or-nothing rollback failed: ${report2.undo.error}`;
   return report2.error ?? report2.outcome?.error ?? report2.status;
@@ -57082,8 +59196,9 @@ function hostsOutput(result) {
         "previous-release": report2.outcome?.previousReleaseId ?? null,
         "rolled-back": report2.status === "rolled-back",
         "duration-seconds": Math.round(report2.durationSeconds * 10) / 10,
+        ...report2.outcome?.backups && report2.outcome.backups.length > 0 ? { backups: report2.outcome.backups.map((b) => b.id) } : {},
         ...report2.undo ? { "rollback-seconds": Math.round(report2.undo.seconds * 10) / 10, "rolled-back-to": report2.undo.to || null } : {},
-        ...report2.status === "deployed" ? {} : { error: describe(report2) }
+        ...report2.status === "deployed" ? {} : { error: describe3(report2) }
       }
     ])
   );
@@ -57102,7 +59217,7 @@ function renderRunSummary(result, projectDir) {
         report2.outcome ? inlineCode(report2.outcome.releaseId) : "\u2014",
         report2.outcome?.previousReleaseId ? inlineCode(report2.outcome.previousReleaseId) : "\u2014",
         `${report2.durationSeconds.toFixed(1)} s${report2.undo ? ` + ${report2.undo.seconds.toFixed(1)} s rollback` : ""}`,
-        report2.status === "deployed" ? "" : describe(report2).replaceAll("\n", " ")
+        report2.status === "deployed" ? "" : describe3(report2).replaceAll("\n", " ")
       ])
     ),
     "",
@@ -57124,7 +59239,7 @@ async function run() {
   const started = performance.now();
   const ctx = runContext();
   if (inputs.dryRun) {
-    const steps = await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0].host), ctx);
+    const steps = inputs.strategy === "coolify" ? planCoolify(inputs) : await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0].host), ctx);
     if (inputs.targets.length > 1) {
       const how = inputs.mode.parallel ? `in parallel, at most ${inputs.mode.maxParallel} at once` : "one after another, stopping at the first failure";
       steps.unshift({
