@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Decrypter } from 'age-encryption';
-import { registryManifestDigest, sh, type BundleRun, type RunnerEvent } from '@skiff/testbed';
+import { registryManifestDigest, sh, type BundleRun, type RunnerEvent, sshdActionInputs } from '@skiff/testbed';
 import { control, runAction, type Action, type ActionRun } from './actions';
 import { Checks, header, note, print, showRun, type StepResult } from './report';
 import { POSTGRES_IMAGE } from './app';
@@ -100,7 +100,7 @@ export class Story {
   }
 
   private ssh(server = this.sandbox.vps, host = server.host): Record<string, string> {
-    return { host, port: String(server.port), username: server.username, key: server.privateKey, fingerprint: server.hostFingerprint };
+    return { ...sshdActionInputs(server), host };
   }
 
   private run(action: Action, inputs: Record<string, string>, expectedCode: number, event?: RunnerEvent): Promise<ActionRun> {

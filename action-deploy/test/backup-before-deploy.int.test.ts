@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, ensureComposePostgresImage, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { ensureBaseImages, ensureComposePostgresImage, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
 import { auditLines, buildApp, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -24,11 +24,7 @@ const psql = (sql: string, database = 'app') =>
   sh('docker', ['compose', '-p', PROJECT, '--project-directory', projectDir, '-f', join(projectDir, 'current', 'compose.yaml'), 'exec', '-T', 'db', 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-tA', '-d', database, '-c', sql]);
 
 const inputs = (extra: Record<string, string> = {}) => ({
-  host: server.host,
-  port: String(server.port),
-  username: server.username,
-  key: server.privateKey,
-  fingerprint: server.hostFingerprint,
+  ...sshdActionInputs(server),
   'project-dir': projectDir,
   'project-name': PROJECT,
   'env-file': `WEB_PORT=${webPort}\n`,

@@ -1,7 +1,7 @@
 import { lstat, mkdir, readFile, readlink, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
 import { auditLines, buildApp, composeFile, httpGet, removeProject, runAction, startAction, type ActionRun } from './helpers';
 
 /**
@@ -24,11 +24,7 @@ let webPort: number;
 let image: (tag: string) => string;
 
 const base = () => ({
-  host: server.host,
-  port: String(server.port),
-  username: server.username,
-  key: server.privateKey,
-  fingerprint: server.hostFingerprint,
+  ...sshdActionInputs(server),
   'project-dir': projectDir,
   'project-name': PROJECT,
   'env-file': `WEB_PORT=${webPort}\nSECRET_TOKEN=${SECRET}\n${HOSTILE_ENV}\n`,

@@ -3,7 +3,7 @@ import { readlink, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
 import { auditLines, buildApp, removeProject, startAction, type ActionRun } from './helpers';
 import { buildProxy, requestLoop, rollingCompose, type LoopResult } from './rolling-fixtures';
 
@@ -27,11 +27,7 @@ let proxyPort: number;
 let image: (tag: string) => string;
 
 const inputs = (extra: Record<string, string>) => ({
-  host: server.host,
-  port: String(server.port),
-  username: server.username,
-  key: server.privateKey,
-  fingerprint: server.hostFingerprint,
+  ...sshdActionInputs(server),
   strategy: 'rolling',
   'project-dir': projectDir,
   'project-name': PROJECT,

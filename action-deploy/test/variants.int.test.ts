@@ -1,7 +1,7 @@
 import { chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, ensureComposeV1, ensureLoginUser, freePort, sh, startRegistry, startSshd, tempDir, type LoginUser, type Registry, type SshdServer } from '@skiff/testbed';
+import { ensureBaseImages, ensureComposeV1, ensureLoginUser, freePort, sh, startRegistry, startSshd, tempDir, type LoginUser, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
 import { buildApp, composeFile, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -20,11 +20,7 @@ let webPort: number;
 let image: string;
 
 const inputsFor = (server: SshdServer, projectDir: string, extra: Record<string, string> = {}) => ({
-  host: server.host,
-  port: String(server.port),
-  username: server.username,
-  key: server.privateKey,
-  fingerprint: server.hostFingerprint,
+  ...sshdActionInputs(server),
   'project-dir': projectDir,
   'project-name': PROJECT,
   'env-file': `WEB_PORT=${webPort}\nSECRET_TOKEN=not-used-here\n`,

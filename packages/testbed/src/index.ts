@@ -1,6 +1,6 @@
 export { sh, waitFor, tempDir, stopPid } from './proc';
 export { requirePart } from './parts';
-export { startSshd, sshdConnectOptions, freePort, fingerprintOf, ensurePasswordUser, randomPassword } from './sshd';
+export { startSshd, sshdConnectOptions, sshdActionInputs, freePort, fingerprintOf, ensurePasswordUser, randomPassword } from './sshd';
 export type { SshdOptions, SshdServer } from './sshd';
 export { ensureDocker, DOCKERD_LOG } from './docker';
 export type { DockerInfo } from './docker';

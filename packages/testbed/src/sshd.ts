@@ -147,6 +147,11 @@ export function randomPassword(): string {
   return randomBytes(18).toString('base64url');
 }
 
+/** The shared SSH inputs of an action (as INPUT_* strings) that log in to a test sshd with its host key pinned. */
+export function sshdActionInputs(server: Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'hostFingerprint'>): Record<'host' | 'port' | 'username' | 'key' | 'fingerprint', string> {
+  return { host: server.host, port: String(server.port), username: server.username, key: server.privateKey, fingerprint: server.hostFingerprint };
+}
+
 /** Options for @skiff/ssh that log in to a test sshd with its user key and its host key pinned. */
 export function sshdConnectOptions(server: Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'knownHostsLine'>, overrides: Partial<SshConnectOptions> = {}): SshConnectOptions {
   return {
