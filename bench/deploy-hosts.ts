@@ -1,47 +1,46 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
-import { buildApp, removeProject } from '../action-deploy/test/fixtures';
+import { ensureBaseImages, sh, startDockerHost, startRegistry, tempDir, type DockerHost, type Registry } from '@skiff/testbed';
+import { buildApp } from '../action-deploy/test/fixtures';
 import { runBundle } from './deploy-compose';
 import type { Benchmark } from './harness';
 
 /**
- * Five servers deployed in parallel against one. Each "server" is a real sshd on its own loopback
- * address (127.0.0.21-25, 127.0.0.26 for the single host) with its own WEB_PORT in its sessions'
- * environment; they share this machine's engine, so project-dir and project-name carry {host}.
- * Both sides run the same bundle with the same gate; the ratio is what parallelism costs.
+ * Five servers deployed in parallel against one. Each server, on both sides, is a host of its own
+ * (startDockerHost): a network namespace with its own dockerd and an sshd on its veth address whose
+ * sessions' docker commands reach that engine, so five deploys do not queue behind one engine's
+ * locks, networks and iptables as they would on this machine's single engine. Every engine pulls
+ * the app from one registry on this machine, across its host's veth link (see DockerHostOptions
+ * .registries): one registry like GHCR, five pullers. Both sides run the same bundle with the same
+ * gate; the ratio is what parallelism costs.
  */
 
 const HOSTS = 5;
-const ADDRESSES = Array.from({ length: HOSTS }, (_, index) => `127.0.0.${21 + index}`);
-const SINGLE = '127.0.0.26';
+// Short, fixed names: a crashed run's namespaces and engines are found and replaced by name.
+const NAMES = Array.from({ length: HOSTS }, (_, index) => `skiffhostsbench-${index + 1}`);
+const SINGLE = 'skiffhostsbench-one';
+// Each host has its own namespace, so all publish the same port on their own loopback.
+const WEB_PORT = '18080';
 
 export const deployHostsBench: Benchmark = {
   name: 'deploy-hosts',
-  description: `a healthy deploy to ${HOSTS} hosts with parallel: true vs the same deploy to one host`,
+  description: `a healthy deploy to ${HOSTS} hosts (each its own engine) with parallel: true vs the same deploy to one such host`,
   async setup(context) {
-    const servers: SshdServer[] = [];
+    const hosts: DockerHost[] = [];
     let registry: Registry | undefined;
     const dirs: { path: string; remove(): Promise<void> }[] = [];
     const images: string[] = [];
-    const projectName = (address: string) => `skiffhostsbench${process.pid}-${address.replaceAll('.', '-')}`;
     const teardown = async () => {
-      for (const address of [...ADDRESSES, SINGLE]) await removeProject(projectName(address)).catch(() => undefined);
+      // Each host's stop removes its containers, engine, sshd, registry gateways and namespace.
+      await Promise.all(hosts.map((host) => host.stop()));
       if (registry) await sh('docker', ['logout', registry.address]).catch(() => '');
       for (const image of images) await sh('docker', ['image', 'rm', '-f', image]).catch(() => '');
-      await Promise.all([...servers.map((server) => server.stop()), registry?.stop(), ...dirs.map((dir) => dir.remove())]);
+      await Promise.all([registry?.stop(), ...dirs.map((dir) => dir.remove())]);
     };
     try {
       await ensureBaseImages();
       registry = await startRegistry();
       const reg = registry;
-      for (const address of [...ADDRESSES, SINGLE]) {
-        // One SetEnv line: sshd keeps the first value of most keywords. SHLVL=1 as in startBenchSshd.
-        servers.push(await startSshd({ listenAddress: address, extraConfig: [`SetEnv SHLVL=1 WEB_PORT=${await freePort()}`] }));
-      }
-      const remote = await tempDir('skiffhostsbench-remote');
-      const workspace = await tempDir('skiffhostsbench-ws');
-      dirs.push(remote, workspace);
       await sh('docker', ['login', '-u', reg.username, '--password-stdin', reg.address], { input: reg.password });
       const image = (tag: string) => `${reg.address}/skiffhostsbench-app:${tag}`;
       for (const tag of ['a', 'b']) {
@@ -49,14 +48,25 @@ export const deployHostsBench: Benchmark = {
         await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
         images.push(image(tag));
       }
+      for (const name of [...NAMES, SINGLE]) {
+        // SHLVL=1 as in startBenchSshd: the login user's ~/.bashrc must not dominate every command.
+        const host = await startDockerHost(name, { env: { SHLVL: '1', WEB_PORT }, registries: [reg.address] });
+        hosts.push(host);
+        // Proves the engine reaches the registry (and pulls the base layers, as the warm-up would).
+        await host.docker(['pull', '-q', image('a')], { timeoutMs: 120_000 });
+      }
+      const remote = await tempDir('skiffhostsbench-remote');
+      const workspace = await tempDir('skiffhostsbench-ws');
+      dirs.push(remote, workspace);
       await writeFile(join(workspace.path, 'compose.yaml'), ['services:', '  web:', `    image: ${image('a')}`, '    ports:', '      - "127.0.0.1:${WEB_PORT}:8080"', ''].join('\n'));
+      const servers = hosts.map((host) => host.sshd);
       const publicKey = await readFile(`${servers[0]!.privateKeyPath}.pub`, 'utf8');
       for (const server of servers.slice(1)) await appendFile(join(server.dir, 'authorized_keys'), publicKey);
-      const inputs = (group: SshdServer[], tag: string) => ({
-        host: group.map((server) => `${server.host}:${server.port}`).join('\n'),
+      const inputs = (group: DockerHost[], tag: string) => ({
+        host: group.map((host) => `${host.sshd.host}:${host.sshd.port}`).join('\n'),
         username: 'root',
         key: servers[0]!.privateKey,
-        'known-hosts': group.map((server) => server.knownHostsLine).join('\n'),
+        'known-hosts': group.map((host) => host.sshd.knownHostsLine).join('\n'),
         'project-dir': join(remote.path, '{host}'),
         'project-name': `skiffhostsbench${process.pid}-{host}`,
         images: `web=${image(tag)}`,
@@ -67,12 +77,12 @@ export const deployHostsBench: Benchmark = {
         parallel: 'true',
         'max-parallel': String(HOSTS),
       });
-      const many = servers.slice(0, HOSTS);
-      const one = servers.slice(HOSTS);
+      const many = hosts.slice(0, HOSTS);
+      const one = hosts.slice(HOSTS);
       const flip = (tag: string) => (tag === 'a' ? 'b' : 'a');
       let manyTag = 'a';
       let oneTag = 'a';
-      const deploy = async (group: SshdServer[], tag: string) => {
+      const deploy = async (group: DockerHost[], tag: string) => {
         const run = await runBundle(context, workspace.path, inputs(group, tag));
         if (run.code !== 0) throw new Error(`deploy to ${group.length} host(s) failed:\n${run.lines.map((l) => l.text).join('\n')}`);
         return run.ms;
