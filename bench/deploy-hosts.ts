@@ -13,6 +13,9 @@ import type { Benchmark } from './harness';
  * the app from one registry on this machine, across its host's veth link (see DockerHostOptions
  * .registries): one registry like GHCR, five pullers. Both sides run the same bundle with the same
  * gate; the ratio is what parallelism costs.
+ * What they still share is this machine's CPU, unlike real hosts: each deploy's remote side (sshd,
+ * bash, docker and compose CLIs) costs about 0.85 CPU-s, so five of them, their engines and the
+ * runner queue on the test bed's 2 cores during pull, config and `up`; the gate's fixed waits do not.
  */
 
 const HOSTS = 5;
