@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createNetnsHost, type NetnsHost } from './netns';
 import { startNetnsDocker, type NetnsDocker } from './netns-docker';
@@ -21,8 +21,34 @@ export interface DockerHost {
   engine: NetnsDocker;
   /** The docker CLI against this host's engine; stdout. */
   docker(args: readonly string[], options?: { timeoutMs?: number }): Promise<string>;
-  /** Stops the sshd, the registry gateways, the engine (and its containers) and removes the namespace. */
+  /** The host's CPU budget, when started with `cpuQuota`. */
+  cpu?: HostCpu;
+  /** Stops the sshd, the registry gateways, the engine (and its containers), removes the cgroups and the namespace. */
   stop(): Promise<void>;
+}
+
+/**
+ * A host's own cgroups (v1): `cpu` holds the CFS quota, `cpuacct` counts the CPU time used. The
+ * engine (so containerd, the shims and the containers) and the sshd (so every session's bash,
+ * docker and compose) are in both; the registry gateways are not (they stand for the network).
+ */
+export interface HostCpu {
+  /** `/sys/fs/cgroup/cpu/skiff-NAME` and `/sys/fs/cgroup/cpuacct/skiff-NAME`. */
+  groups: { cpu: string; cpuacct: string };
+  /** Sets the budget in cores (0.3: 30 ms of CPU time per 100 ms period, on any cores), or lifts it (`undefined`). */
+  setQuota(cores: number | undefined): Promise<void>;
+  /** Counters since the host started. */
+  stats(): Promise<HostCpuStats>;
+}
+
+export interface HostCpuStats {
+  /** CPU time used by everything in the host's cgroups (cpuacct.usage). */
+  usageSeconds: number;
+  /** CFS periods in which the host ran, and those in which it hit its quota and had to wait (cpu.stat). */
+  periods: number;
+  throttledPeriods: number;
+  /** Time its runnable processes spent waiting for the next period. */
+  throttledSeconds: number;
 }
 
 export interface DockerHostOptions {
@@ -37,6 +63,80 @@ export interface DockerHostOptions {
    * this machine covers the host's sessions too (same root user, same ~/.docker/config.json).
    */
   registries?: readonly string[];
+  /**
+   * A fixed CPU budget in cores for the host (e.g. 0.3, like a small VPS's fractional vCPU), so
+   * several hosts on this machine do not compete for its cores as if they were one server's.
+   * Needs cgroup v1's cpu and cpuacct controllers (`/sys/fs/cgroup/cpu`, `/sys/fs/cgroup/cpuacct`).
+   * Without it the host shares the machine's CPU like any other process.
+   */
+  cpuQuota?: number;
+}
+
+const CGROUPS = '/sys/fs/cgroup';
+const CFS_PERIOD_US = 100_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Kills whatever is left in a cgroup directory and its children (all of it this host's), then removes them, deepest first. */
+async function removeCgroupTree(dir: string): Promise<void> {
+  const children = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
+  if (children === undefined) return;
+  for (const child of children) if (child.isDirectory()) await removeCgroupTree(join(dir, child.name));
+  // A killed process leaves its cgroup a moment after the signal: rmdir says EBUSY until then.
+  for (let attempt = 0; ; attempt++) {
+    const pids = (await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    try {
+      await rmdir(dir);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if (attempt >= 50) throw new Error(`test bed: cannot remove cgroup ${dir}: ${(error as Error).message}`);
+      await sleep(100);
+    }
+  }
+}
+
+async function createHostCpu(name: string, cores: number): Promise<HostCpu> {
+  if (!Number.isFinite(cores) || cores < 0.01) throw new Error(`test bed: cpuQuota must be a number of cores ≥ 0.01, not ${cores}`);
+  for (const file of ['cpu/cpu.cfs_quota_us', 'cpuacct/cpuacct.usage']) {
+    await readFile(join(CGROUPS, file)).catch(() => {
+      throw new Error(`test bed: cpuQuota needs cgroup v1's cpu and cpuacct controllers, and ${join(CGROUPS, file)} is missing`);
+    });
+  }
+  const groups = { cpu: join(CGROUPS, 'cpu', `skiff-${name}`), cpuacct: join(CGROUPS, 'cpuacct', `skiff-${name}`) };
+  // A crashed run's groups (and anything still in them) go first, so counters start at zero.
+  for (const dir of Object.values(groups)) {
+    await removeCgroupTree(dir);
+    await mkdir(dir);
+  }
+  const setQuota = async (quota: number | undefined) => {
+    await writeFile(join(groups.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+    await writeFile(join(groups.cpu, 'cpu.cfs_quota_us'), quota === undefined ? '-1' : String(Math.round(quota * CFS_PERIOD_US)));
+  };
+  await setQuota(cores);
+  return {
+    groups,
+    setQuota,
+    async stats() {
+      const stat = Object.fromEntries(
+        (await readFile(join(groups.cpu, 'cpu.stat'), 'utf8')).split('\n').filter(Boolean).map((line) => line.split(' ') as [string, string]),
+      );
+      const usage = Number((await readFile(join(groups.cpuacct, 'cpuacct.usage'), 'utf8')).trim());
+      return {
+        usageSeconds: usage / 1e9,
+        periods: Number(stat.nr_periods ?? 0),
+        throttledPeriods: Number(stat.nr_throttled ?? 0),
+        throttledSeconds: Number(stat.throttled_time ?? 0) / 1e9,
+      };
+    },
+  };
 }
 
 // A TCP relay in a few lines of Node (no socat on a fresh test bed): LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT.
@@ -76,6 +176,7 @@ export async function startDockerHost(name: string, options: DockerHostOptions =
   const ports = (options.registries ?? []).map(registryPort);
   const ns = await createNetnsHost(name);
   let dir: { path: string; remove(): Promise<void> } | undefined;
+  let cpu: HostCpu | undefined;
   let engine: NetnsDocker | undefined;
   let sshd: SshdServer | undefined;
   const relays: number[] = [];
@@ -83,12 +184,15 @@ export async function startDockerHost(name: string, options: DockerHostOptions =
     await sshd?.stop().catch(() => undefined);
     await engine?.stop().catch(() => undefined);
     for (const pid of relays) await stopPid(pid).catch(() => undefined);
+    // After the engine: its containers' cgroups (created inside the host's, see NetnsDockerOptions) are gone or empty by now.
+    if (cpu) for (const group of Object.values(cpu.groups)) await removeCgroupTree(group).catch(() => undefined);
     await ns.remove().catch(() => undefined);
     await dir?.remove();
   };
   try {
     dir = await tempDir(`${name}-host`);
-    engine = await startNetnsDocker(ns);
+    if (options.cpuQuota !== undefined) cpu = await createHostCpu(name, options.cpuQuota);
+    engine = await startNetnsDocker(ns, cpu ? { cgroups: Object.values(cpu.groups) } : {});
     for (const port of ports) {
       relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir.path, `relay-host-${port}.log`));
       relays.push(await startRelay(`registry gateway in ${name}`, ['nsenter', `--net=/run/netns/${name}`], ['127.0.0.1', port], [ns.hostAddress, port], dir.path, `relay-ns-${port}.log`));
@@ -99,6 +203,11 @@ export async function startDockerHost(name: string, options: DockerHostOptions =
     }
     const setEnv = `SetEnv ${Object.entries(env).map(([key, value]) => `${key}=${value}`).join(' ')}`;
     sshd = await startSshd({ netns: name, listenAddress: ns.nsAddress, extraConfig: [setEnv] });
+    if (cpu) {
+      // The listening sshd joins now, while no session is open: every session it forks from here on inherits the groups.
+      const pid = (await readFile(join(sshd.dir, 'sshd.pid'), 'utf8')).trim();
+      for (const group of Object.values(cpu.groups)) await writeFile(join(group, 'cgroup.procs'), pid);
+    }
   } catch (error) {
     await stop();
     throw error;
@@ -111,6 +220,7 @@ export async function startDockerHost(name: string, options: DockerHostOptions =
     ns,
     engine: own,
     docker: (args, opts) => own.docker(args, opts),
+    ...(cpu ? { cpu } : {}),
     stop,
   };
 }

@@ -59,9 +59,11 @@ async function pidsOf(needle: string, cgroup: string): Promise<number[]> {
 /** Cgroup directories made for this engine's containers (v1: one per controller; v2: one). */
 async function cgroupDirs(cgroup: string): Promise<string[]> {
   const roots = ['/sys/fs/cgroup', ...(await readdir('/sys/fs/cgroup').catch(() => [] as string[])).map((c) => join('/sys/fs/cgroup', c))];
+  // The relative --cgroup-parent puts them under the daemon's own cgroup, which it inherited from
+  // this process: the root in most hierarchies, but not all (e.g. memory:/process_api/…).
+  const own = new Set(['/', ...(await readFile('/proc/self/cgroup', 'utf8').catch(() => '')).split('\n').map((line) => line.split(':').slice(2).join(':')).filter((path) => path.startsWith('/'))]);
   const dirs: string[] = [];
-  for (const root of roots) {
-    const top = join(root, cgroup);
+  for (const top of roots.flatMap((root) => [...own].map((path) => join(root, path, cgroup)))) {
     const children = await readdir(top, { withFileTypes: true }).catch(() => undefined);
     if (children === undefined) continue;
     for (const child of children) if (child.isDirectory()) dirs.push(join(top, child.name));
@@ -126,7 +128,16 @@ function pipeImage(image: string, socket: string): Promise<void> {
  * read an image in loadImage). The directory, bridge name, subnet and cgroup derive from `ns`, so a
  * crashed run's engine with the same name is found and replaced.
  */
-export async function startNetnsDocker(ns: string | { name: string }): Promise<NetnsDocker> {
+export interface NetnsDockerOptions {
+  /**
+   * Cgroup v1 directories (one per controller, e.g. `/sys/fs/cgroup/cpu/skiff-x`) that dockerd is
+   * started in, before it runs: containerd, the shims and the containers inherit them (the
+   * containers' `--cgroup-parent` is relative, i.e. created under the daemon's own cgroup).
+   */
+  cgroups?: readonly string[];
+}
+
+export async function startNetnsDocker(ns: string | { name: string }, options: NetnsDockerOptions = {}): Promise<NetnsDocker> {
   const name = typeof ns === 'string' ? ns : ns.name;
   if (!/^[A-Za-z0-9_.-]{1,40}$/.test(name)) throw new Error(`test bed: bad namespace name for a netns engine ${JSON.stringify(name)}`);
   await requirePart('dockerd (docker.io)', ['dockerd', '--version']);
@@ -163,8 +174,14 @@ export async function startNetnsDocker(ns: string | { name: string }): Promise<N
 
   // nsenter --net, not `ip netns exec`: the latter also gives the process a private mount namespace
   // with /sys remounted, where the cgroup hierarchies are missing and dockerd refuses to start
-  // ("Devices cgroup isn't mounted"). nsenter execs dockerd, so the pid is dockerd's own.
-  const pid = spawnDaemon('netns dockerd', 'nsenter', [
+  // ("Devices cgroup isn't mounted"). nsenter execs dockerd, so the pid is dockerd's own; so does
+  // the shell that first joins the cgroups (moving dockerd later would leave containerd behind).
+  const joinCgroups = options.cgroups?.length
+    ? ['sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 1; shift; done; shift; exec "$@"', 'sh', ...options.cgroups, '--']
+    : [];
+  const [file, ...args] = [...joinCgroups, 'nsenter'];
+  const pid = spawnDaemon('netns dockerd', file!, [
+    ...args,
     `--net=${nsPath}`,
     'dockerd',
     '--config-file', join(dir, 'daemon.json'),
