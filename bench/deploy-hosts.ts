@@ -13,27 +13,61 @@ import type { Benchmark } from './harness';
  * the app from one registry on this machine, across its host's veth link (see DockerHostOptions
  * .registries): one registry like GHCR, five pullers. Both sides run the same bundle with the same
  * gate; the ratio is what parallelism costs.
- * What they still share is this machine's CPU, unlike real hosts: each deploy's remote side (sshd,
- * bash, docker and compose CLIs) costs about 0.85 CPU-s, so five of them, their engines and the
- * runner queue on the test bed's 2 cores during pull, config and `up`; the gate's fixed waits do not.
+ * Each server also has its own CPU, as real ones do: a fixed budget of SERVER_CORES (cgroup v1 CFS
+ * quota on the host's engine, containers and sshd sessions; DockerHostOptions.cpuQuota), the same for
+ * the single host and for each of the five. Without it the five would share this machine's 2 cores:
+ * each deploy's remote side (sshd, bash, docker and compose CLIs, the engine) costs about 0.85 CPU-s,
+ * so five of them queued behind each other during pull, config and `up` (1.60–1.70× unconstrained).
+ * 0.3 cores is a small VPS's fractional vCPU, and 5 × 0.3 = 1.5 cores leaves 0.5 of the test bed's 2
+ * for what is not a server: the runner (about 0.4 CPU-s for one host, 0.7 for five) and the registry.
+ * The second row, without budgets, is informational: the old, shared-CPU picture.
  */
-
 const HOSTS = 5;
 // Short, fixed names: a crashed run's namespaces and engines are found and replaced by name.
 const NAMES = Array.from({ length: HOSTS }, (_, index) => `skiffhostsbench-${index + 1}`);
 const SINGLE = 'skiffhostsbench-one';
 // Each host has its own namespace, so all publish the same port on their own loopback.
 const WEB_PORT = '18080';
+// Cores per server (see above): the same on both sides of the ratio.
+const SERVER_CORES = 0.3;
+
+type HostCpu = NonNullable<DockerHost['cpu']>;
+type CpuStats = Awaited<ReturnType<HostCpu['stats']>>;
+
+/** What the servers of one side of one row used, summed over its deploys, to show the budget at work. */
+class ServerCpu {
+  deploys = 0;
+  usage = 0;
+  periods = 0;
+  throttled = 0;
+  constructor(readonly label: string, readonly servers: number) {}
+  add(before: readonly CpuStats[], after: readonly CpuStats[]) {
+    this.deploys++;
+    after.forEach((a, i) => {
+      const b = before[i]!;
+      this.usage += a.usageSeconds - b.usageSeconds;
+      this.periods += a.periods - b.periods;
+      this.throttled += a.throttledPeriods - b.throttledPeriods;
+    });
+  }
+  toString() {
+    if (this.deploys === 0) return `${this.label}: no deploys`;
+    const throttling = this.periods ? `throttled in ${this.throttled} of ${this.periods} CFS periods (${((100 * this.throttled) / this.periods).toFixed(0)}%)` : 'no CFS periods counted (no quota)';
+    return `${this.label}: ${(this.usage / this.deploys / this.servers).toFixed(2)} CPU-s per server per deploy over ${this.deploys} deploys, ${throttling}`;
+  }
+}
 
 export const deployHostsBench: Benchmark = {
   name: 'deploy-hosts',
-  description: `a healthy deploy to ${HOSTS} hosts (each its own engine) with parallel: true vs the same deploy to one such host`,
+  description: `a healthy deploy to ${HOSTS} hosts (each its own engine and ${SERVER_CORES} cores) with parallel: true vs the same deploy to one such host`,
   async setup(context) {
     const hosts: DockerHost[] = [];
     let registry: Registry | undefined;
     const dirs: { path: string; remove(): Promise<void> }[] = [];
     const images: string[] = [];
+    const usage: ServerCpu[] = [];
     const teardown = async () => {
+      for (const line of usage) console.error(`  deploy-hosts servers, ${line}`);
       // Each host's stop removes its containers, engine, sshd, registry gateways and namespace.
       await Promise.all(hosts.map((host) => host.stop()));
       if (registry) await sh('docker', ['logout', registry.address]).catch(() => '');
@@ -53,7 +87,7 @@ export const deployHostsBench: Benchmark = {
       }
       for (const name of [...NAMES, SINGLE]) {
         // SHLVL=1 as in startBenchSshd: the login user's ~/.bashrc must not dominate every command.
-        const host = await startDockerHost(name, { env: { SHLVL: '1', WEB_PORT }, registries: [reg.address] });
+        const host = await startDockerHost(name, { env: { SHLVL: '1', WEB_PORT }, registries: [reg.address], cpuQuota: SERVER_CORES });
         hosts.push(host);
         // Proves the engine reaches the registry (and pulls the base layers, as the warm-up would).
         await host.docker(['pull', '-q', image('a')], { timeoutMs: 120_000 });
@@ -85,20 +119,44 @@ export const deployHostsBench: Benchmark = {
       const flip = (tag: string) => (tag === 'a' ? 'b' : 'a');
       let manyTag = 'a';
       let oneTag = 'a';
-      const deploy = async (group: DockerHost[], tag: string) => {
+      const cpuOf = (host: DockerHost): HostCpu => {
+        if (!host.cpu) throw new Error(`${host.name} has no CPU budget`);
+        return host.cpu;
+      };
+      // Every host gets the row's budget before each deploy, so the rows cannot leak into each other.
+      const deploy = async (group: DockerHost[], tag: string, cores: number | undefined, tally: ServerCpu) => {
+        await Promise.all(hosts.map((host) => cpuOf(host).setQuota(cores)));
+        const before = await Promise.all(group.map((host) => cpuOf(host).stats()));
         const run = await runBundle(context, workspace.path, inputs(group, tag));
         if (run.code !== 0) throw new Error(`deploy to ${group.length} host(s) failed:\n${run.lines.map((l) => l.text).join('\n')}`);
+        tally.add(before, await Promise.all(group.map((host) => cpuOf(host).stats())));
         return run.ms;
       };
+      const row = (cores: number | undefined) => {
+        const budget = cores === undefined ? 'no budget: all share the 2 cores' : `${cores} cores each`;
+        const manyCpu = new ServerCpu(`${HOSTS} hosts, ${budget}`, HOSTS);
+        const oneCpu = new ServerCpu(`one host, ${budget}`, 1);
+        usage.push(manyCpu, oneCpu);
+        return { budget, ours: async () => deploy(many, (manyTag = flip(manyTag)), cores, manyCpu), floor: async () => deploy(one, (oneTag = flip(oneTag)), cores, oneCpu) };
+      };
+      const fair = row(SERVER_CORES);
+      const shared = row(undefined);
+      const what = `action bundle (Node 24), parallel: true: ${HOSTS} × (connect, lock, upload, pull, digests, up, gate 2× every 1s, audit)`;
       return {
         teardown,
         cases: [
           {
             name: `deploy ${HOSTS} hosts parallel`,
-            what: `action bundle (Node 24), parallel: true: ${HOSTS} × (connect, lock, upload, pull, digests, up, gate 2× every 1s, audit)`,
-            ours: async () => deploy(many, (manyTag = flip(manyTag))),
-            floor: { label: 'one host', what: 'the same bundle and deploy to a single host', measure: async () => deploy(one, (oneTag = flip(oneTag))) },
+            what: `${what}; every server ${fair.budget}`,
+            ours: fair.ours,
+            floor: { label: 'one host', what: `the same bundle and deploy to a single host, ${fair.budget}`, measure: fair.floor },
             target: { maxRatio: 1.5 },
+          },
+          {
+            name: `deploy ${HOSTS} hosts, shared CPU`,
+            what: `the same, servers without a budget (informational: they share this machine's cores, which real servers do not)`,
+            ours: shared.ours,
+            floor: { label: 'one host', what: 'the same bundle and deploy to a single host without a budget', measure: shared.floor },
           },
         ],
       };
