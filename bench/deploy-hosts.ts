@@ -16,8 +16,9 @@ import type { Benchmark } from './harness';
  * Each server also has its own CPU, as real ones do: a fixed budget of SERVER_CORES (cgroup v1 CFS
  * quota on the host's engine, containers and sshd sessions; DockerHostOptions.cpuQuota), the same for
  * the single host and for each of the five. Without it the five would share this machine's 2 cores:
- * each deploy's remote side (sshd, bash, docker and compose CLIs, the engine) costs about 0.85 CPU-s,
- * so five of them queued behind each other during pull, config and `up` (1.60–1.70× unconstrained).
+ * each deploy costs a server about 1.65 CPU-s (its cgroup's count: 0.85 in the SSH sessions' sshd,
+ * bash, docker and compose, the rest in the engine and the app's container), so five of them queued
+ * behind each other during pull, config and `up` (1.60–1.70× unconstrained).
  * 0.3 cores is a small VPS's fractional vCPU, and 5 × 0.3 = 1.5 cores leaves 0.5 of the test bed's 2
  * for what is not a server: the runner (about 0.4 CPU-s for one host, 0.7 for five) and the registry.
  * The second row, without budgets, is informational: the old, shared-CPU picture.
