@@ -111,16 +111,21 @@ async function createHostCpu(name: string, cores: number): Promise<HostCpu> {
     });
   }
   const groups = { cpu: join(CGROUPS, 'cpu', `skiff-${name}`), cpuacct: join(CGROUPS, 'cpuacct', `skiff-${name}`) };
-  // A crashed run's groups (and anything still in them) go first, so counters start at zero.
-  for (const dir of Object.values(groups)) {
-    await removeCgroupTree(dir);
-    await mkdir(dir);
-  }
   const setQuota = async (quota: number | undefined) => {
     await writeFile(join(groups.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
     await writeFile(join(groups.cpu, 'cpu.cfs_quota_us'), quota === undefined ? '-1' : String(Math.round(quota * CFS_PERIOD_US)));
   };
-  await setQuota(cores);
+  try {
+    // A crashed run's groups (and anything still in them) go first, so counters start at zero.
+    for (const dir of Object.values(groups)) {
+      await removeCgroupTree(dir);
+      await mkdir(dir);
+    }
+    await setQuota(cores);
+  } catch (error) {
+    for (const dir of Object.values(groups)) await removeCgroupTree(dir).catch(() => undefined);
+    throw error;
+  }
   return {
     groups,
     setQuota,
