@@ -13,20 +13,25 @@ bash scripts/setup-testbed.sh
 mkdir -p .tmp
 status=0
 npx tsc -p tsconfig.json || status=1
-npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.tmp/vitest-unit.json || status=1
-npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.tmp/vitest-integration.json || status=1
+unit_status=0
+integration_status=0
+npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.tmp/vitest-unit.json || unit_status=$?
+npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.tmp/vitest-integration.json || integration_status=$?
+[[ $unit_status -eq 0 && $integration_status -eq 0 ]] || status=1
 node scripts/build.mjs --check || status=1
 
 # One plain closing line over both runs, so CI can count what ran.
-node -e '
+UNIT_STATUS=$unit_status INTEGRATION_STATUS=$integration_status node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
-  for (const file of [".tmp/vitest-unit.json", ".tmp/vitest-integration.json"]) {
+  const runs = [[".tmp/vitest-unit.json", process.env.UNIT_STATUS], [".tmp/vitest-integration.json", process.env.INTEGRATION_STATUS]];
+  for (const [file, exitStatus] of runs) {
     if (!fs.existsSync(file)) { failed++; continue; }
     const report = JSON.parse(fs.readFileSync(file, "utf8"));
     passed += report.numPassedTests; failed += report.numFailedTests;
     skipped += report.numPendingTests + report.numTodoTests;
-    if (!report.success && report.numFailedTests === 0) failed++;
+    // A run that failed without a failed test (an unhandled error, a crashed worker) counts as one failure.
+    if ((!report.success || exitStatus !== "0") && report.numFailedTests === 0) failed++;
   }
   console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 '

@@ -122,14 +122,18 @@ describe('postgres in a Compose service → host destination', () => {
     const locker = spawn('docker', ['compose', '-p', 'skiffbk-host', '--project-directory', pg.dir, 'exec', '-T', 'db', 'psql', '-d', 'app', '-c', 'begin; lock table items in access exclusive mode; select pg_sleep(20); commit;'], { stdio: 'ignore' });
     cleanups.push(async () => locker.kill());
     await waitFor('lock held', async () => (await pg.psql('app', "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = 'items'::regclass")).trim() === '1', 10_000);
-    const running = backupSource(ssh, store, appSource(), strict);
+    // Its outcome is taken at once: the kill below can make it fail before anything awaits it.
+    const running = backupSource(ssh, store, appSource(), strict).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     let pid = '';
     await waitFor('pg_dump running', async () => {
       pid = (await sh('pgrep', ['-f', '-n', '^pg_dump .*--dbname=app$']).catch(() => '')).trim();
       return pid !== '';
     }, 10_000);
     await sh('kill', ['-9', pid]);
-    await expect(running).rejects.toThrow(BackupFailed);
+    expect(await running).toBeInstanceOf(BackupFailed);
     locker.kill();
     await pg.psql('postgres', "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(20)%' and pid <> pg_backend_pid()");
     expect(await files(join(dest.path, 'postgres-app'))).toEqual(before);
