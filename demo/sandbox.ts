@@ -7,6 +7,7 @@ import {
   createNetnsHost,
   ensureBaseImages,
   freePort,
+  processAlive,
   sh,
   spawnDaemon,
   startNetnsWebServer,
@@ -74,14 +75,6 @@ export interface Sandbox {
   cloudflare: CloudflareStandIn;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The lock file: who runs the demo, and the servers it started (so a run after a crash can stop them). */
 interface LockState {
@@ -108,11 +101,11 @@ async function commandLine(pid: number): Promise<string> {
  */
 async function takeLock(cleanup: Cleanup): Promise<void> {
   const previous = await readLock();
-  if (previous && previous.pid !== process.pid && alive(previous.pid)) {
+  if (previous && previous.pid !== process.pid && processAlive(previous.pid)) {
     throw new Error(`another demo is running (pid ${previous.pid}, lock ${LOCK_FILE}); wait for it or stop it first`);
   }
   for (const daemon of previous?.daemons ?? []) {
-    if (alive(daemon.pid) && (await commandLine(daemon.pid)).includes(daemon.match)) await stopPid(daemon.pid);
+    if (processAlive(daemon.pid) && (await commandLine(daemon.pid)).includes(daemon.match)) await stopPid(daemon.pid);
   }
   const state: LockState = { pid: process.pid, daemons: [] };
   await writeFile(LOCK_FILE, `${JSON.stringify(state)}\n`);

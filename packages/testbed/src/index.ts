@@ -1,4 +1,4 @@
-export { sh, waitFor, tempDir, stopPid } from './proc';
+export { sh, waitFor, tempDir, stopPid, processAlive } from './proc';
 export { requirePart } from './parts';
 export { startSshd, sshdConnectOptions, sshdActionInputs, freePort, fingerprintOf, ensurePasswordUser, randomPassword } from './sshd';
 export type { SshdOptions, SshdServer } from './sshd';

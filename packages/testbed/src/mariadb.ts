@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
+import { sh, spawnDaemon, stopPid, tempDir, waitFor, processAlive } from './proc';
 import { requirePart } from './parts';
 import { freePort, randomPassword } from './sshd';
 
@@ -19,14 +19,6 @@ export interface Mariadb {
   stop(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A throwaway MariaDB server: its own data dir, socket and pid file in a temp dir, on a loopback
@@ -71,8 +63,8 @@ export async function startMariadb(): Promise<Mariadb> {
     sh('mariadb', ['--no-defaults', `--socket=${socket}`, '-u', 'root', '-N', '-B', ...(db ? [db] : []), '-e', statement], { timeoutMs: 120_000 });
 
   const stop = async () => {
-    if (alive(pid)) process.kill(pid, 'SIGTERM');
-    await waitFor('mariadbd to shut down', async () => !alive(pid), 20_000, 50).catch(() => undefined);
+    if (processAlive(pid)) process.kill(pid, 'SIGTERM');
+    await waitFor('mariadbd to shut down', async () => !processAlive(pid), 20_000, 50).catch(() => undefined);
     await stopPid(pid);
     await dir.remove();
   };

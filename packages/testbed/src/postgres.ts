@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
+import { sh, spawnDaemon, stopPid, tempDir, waitFor, processAlive } from './proc';
 import { requirePart } from './parts';
 import { freePort, randomPassword } from './sshd';
 
@@ -22,14 +22,6 @@ export interface Postgres {
   stop(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A throwaway PostgreSQL 15 cluster on a loopback port, with a password-only test user and database. */
 export async function startPostgres(): Promise<Postgres> {
@@ -70,8 +62,8 @@ export async function startPostgres(): Promise<Postgres> {
 
   const stop = async () => {
     // SIGINT is postgres's "fast" shutdown: it does not wait for clients to disconnect.
-    if (alive(pid)) process.kill(pid, 'SIGINT');
-    await waitFor('postgres to shut down', async () => !alive(pid), 15_000, 50).catch(() => undefined);
+    if (processAlive(pid)) process.kill(pid, 'SIGINT');
+    await waitFor('postgres to shut down', async () => !processAlive(pid), 15_000, 50).catch(() => undefined);
     await stopPid(pid);
     await dir.remove();
   };
