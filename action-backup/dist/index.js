@@ -100871,11 +100871,16 @@ function hostBackupScript(directory, request, file, globalsFile) {
   const removed = ['"$partial"', ...globals ? ['"$gpartial"'] : [], ...request.secretFile ? [quote(request.secretFile)] : []].join(" ");
   const script2 = [
     [raw("umask 077")],
-    ["mkdir", "-p", "--", directory],
+    assign("dir", directory),
+    // The topmost directory this run creates: a failed backup removes what it made, so the server is left as it was.
+    [raw('made=; d="$dir"; while [ ! -d "$d" ]; do made="$d"; d=$(dirname -- "$d"); done')],
+    [raw('mkdir -p -- "$dir"')],
     assign("final", `${directory}/${file}`),
     [raw('partial="$final.partial"')],
     ...globals ? [assign("gfinal", `${directory}/${globalsFile}`), [raw('gpartial="$gfinal.partial"')]] : [],
-    [raw(`trap ${quote(`rm -f -- ${removed}`)} EXIT`)],
+    // After the rename the directory holds the backup, so rmdir stops at once.
+    [raw(`cleanup() { rm -f -- ${removed}; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }`)],
+    [raw("trap cleanup EXIT")],
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
     ...globals?.lines ?? [],

@@ -113,8 +113,8 @@ describe('backup-before-deploy', () => {
     expect(failed.stdout).toMatch(/backup-before-deploy failed, so nothing was switched/);
     expect(await readFile(join(projectDir, 'pre-deploy-saw.txt'), 'utf8')).toBe('untouched');
     expect(await readFile(join(projectDir, 'current', 'meta.json'), 'utf8')).toBe(currentBefore);
-    // The failed dump left no data and no manifest behind (its empty directory may stay).
-    expect(await readdir(join(projectDir, 'backups/postgres-no_such_db')).catch(() => [])).toEqual([]);
+    // The failed dump left nothing behind, not even the directory it made for its source.
+    expect(await readdir(join(projectDir, 'backups'))).toEqual(['postgres-app']);
     const last = (await auditLines(projectDir)).at(-1)!;
     expect(last).toMatchObject({ event: 'failure', reason: 'backup-before-deploy failed' });
     expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body).toContain('version=v1');

@@ -89,7 +89,8 @@ export function globalsLines(request: BackupRequest): { lines: Command[]; checks
  * The whole host-destination backup as one strict script: dump into `<final>.partial` (umask 077),
  * check size and format there, hash, rename into place. The trap removes the partial (and any
  * secret file) on every exit that did not reach the rename, so a full disk or a killed dump
- * leaves nothing that could pass for a backup.
+ * leaves nothing that could pass for a backup, and the directories the run created are removed
+ * again while empty.
  */
 export function hostBackupScript(
   directory: string,
@@ -104,11 +105,16 @@ export function hostBackupScript(
   const removed = ['"$partial"', ...(globals ? ['"$gpartial"'] : []), ...(request.secretFile ? [quote(request.secretFile)] : [])].join(' ');
   const script: Command[] = [
     [raw('umask 077')],
-    ['mkdir', '-p', '--', directory],
+    assign('dir', directory),
+    // The topmost directory this run creates: a failed backup removes what it made, so the server is left as it was.
+    [raw('made=; d="$dir"; while [ ! -d "$d" ]; do made="$d"; d=$(dirname -- "$d"); done')],
+    [raw('mkdir -p -- "$dir"')],
     assign('final', `${directory}/${file}`),
     [raw('partial="$final.partial"')],
     ...(globals ? [assign('gfinal', `${directory}/${globalsFile!}`), [raw('gpartial="$gfinal.partial"')]] : []),
-    [raw(`trap ${quote(`rm -f -- ${removed}`)} EXIT`)],
+    // After the rename the directory holds the backup, so rmdir stops at once.
+    [raw(`cleanup() { rm -f -- ${removed}; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }`)],
+    [raw('trap cleanup EXIT')],
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
     ...(globals?.lines ?? []),

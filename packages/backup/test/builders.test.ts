@@ -69,17 +69,23 @@ describe('globals: pg_dumpall --globals-only beside the dump', () => {
     const src = one('- type: postgres\n  service: db\n  database: app\n  user: postgres\n  globals: true\n  compression: gzip\n');
     const { script, globalsChecks } = hostBackupScript('/var/backups/skiff/postgres-app', { source: src, id: 'postgres-app-20260101T000000Z', time: new Date(0), dump: dumpCommand(src), globals: globalsCommand(src), minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], tools: {} }, 'postgres-app-20260101T000000Z.dump.gz', 'postgres-app-20260101T000000Z.globals.sql.gz');
     const lines = script.map((line) => render(line));
-    expect(lines.slice(3, 8)).toEqual([
+    expect(lines.slice(0, 10)).toEqual([
+      'umask 077',
+      'dir=/var/backups/skiff/postgres-app',
+      'made=; d="$dir"; while [ ! -d "$d" ]; do made="$d"; d=$(dirname -- "$d"); done',
+      'mkdir -p -- "$dir"',
+      'final=/var/backups/skiff/postgres-app/postgres-app-20260101T000000Z.dump.gz',
       'partial="$final.partial"',
       'gfinal=/var/backups/skiff/postgres-app/postgres-app-20260101T000000Z.globals.sql.gz',
       'gpartial="$gfinal.partial"',
-      `trap 'rm -f -- "$partial" "$gpartial"' EXIT`,
-      "trap 'exit 143' TERM INT HUP",
+      'cleanup() { rm -f -- "$partial" "$gpartial"; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }',
+      'trap cleanup EXIT',
     ]);
-    expect(lines[8]).toBe('docker compose exec -T db pg_dumpall -U postgres --no-password --globals-only | gzip -c > "$gpartial"');
+    expect(lines[10]).toBe("trap 'exit 143' TERM INT HUP");
+    expect(lines[11]).toBe('docker compose exec -T db pg_dumpall -U postgres --no-password --globals-only | gzip -c > "$gpartial"');
     expect(lines).toContain(`gzip -dc -- "$gpartial" | tail -c 300 | grep -qF -- '-- PostgreSQL database cluster dump complete' || { echo 'the backup lacks the pg_dumpall cluster dump header and "complete" trailer' >&2; exit 5; }`);
     const dumpAt = lines.findIndex((line) => line.includes('pg_dump -U'));
-    expect(dumpAt).toBeGreaterThan(8);
+    expect(dumpAt).toBeGreaterThan(11);
     expect(lines.slice(-4)).toEqual([
       'mv -f -- "$gpartial" "$gfinal"',
       'mv -f -- "$partial" "$final"',
