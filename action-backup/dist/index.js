@@ -77330,7 +77330,7 @@ var require_dist_cjs11 = __commonJS({
     var { createHash: createHash10, createPrivateKey, createPublicKey, sign: sign4 } = __require("node:crypto");
     var { promises: promises3 } = __require("node:fs");
     var { homedir: homedir2 } = __require("node:os");
-    var { dirname: dirname2, join: join7 } = __require("node:path");
+    var { dirname: dirname2, join: join6 } = __require("node:path");
     var LoginCredentialsFetcher = class _LoginCredentialsFetcher {
       profileData;
       init;
@@ -77496,10 +77496,10 @@ var require_dist_cjs11 = __commonJS({
         await promises3.writeFile(tokenFilePath, JSON.stringify(token, null, 2), "utf8");
       }
       getTokenFilePath() {
-        const directory = process.env.AWS_LOGIN_CACHE_DIRECTORY ?? join7(homedir2(), ".aws", "login", "cache");
+        const directory = process.env.AWS_LOGIN_CACHE_DIRECTORY ?? join6(homedir2(), ".aws", "login", "cache");
         const loginSessionBytes = Buffer.from(this.loginSession, "utf8");
         const loginSessionSha256 = createHash10("sha256").update(loginSessionBytes).digest("hex");
-        return join7(directory, `${loginSessionSha256}.json`);
+        return join6(directory, `${loginSessionSha256}.json`);
       }
       derToRawSignature(derSignature) {
         let offset = 2;
@@ -98564,6 +98564,8 @@ var init_dist = __esm({
 // packages/backup/src/runner-stream.ts
 import { createHash as createHash8 } from "node:crypto";
 import { createReadStream as createReadStream2, createWriteStream } from "node:fs";
+import { mkdtemp, rm as rm2 } from "node:fs/promises";
+import { join as join5 } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough as PassThrough2, Readable as Readable8, Transform, Writable as Writable4 } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
@@ -98694,6 +98696,25 @@ async function downloadChecked(body, path, expected, where) {
 function globalsVerification() {
   return ["exit status 0", GLOBALS_FORMAT.describe, "sha256 (raw and stored)"];
 }
+async function fetchChecked(manifest, identities, tempRoot, open2) {
+  encryptedNeedsIdentity(manifest, identities);
+  const dir = await mkdtemp(join5(tempRoot, "skiff-restore-"));
+  const cleanup = () => rm2(dir, { recursive: true, force: true });
+  try {
+    const download = async (file, sha2563) => {
+      const path2 = join5(dir, file);
+      const { body, where } = await open2(file);
+      await downloadChecked(body, path2, sha2563, where);
+      return path2;
+    };
+    const path = await download(manifest.file, manifest.sha256);
+    const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : void 0;
+    return await localRawData(path, manifest, identities, cleanup, globalsPath);
+  } catch (error3) {
+    await cleanup();
+    throw error3;
+  }
+}
 function encryptedNeedsIdentity(manifest, identities) {
   if (manifest.encryption && identities.length === 0) throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1\u2026`);
 }
@@ -98771,9 +98792,7 @@ var s3_store_exports = {};
 __export(s3_store_exports, {
   S3Store: () => S3Store
 });
-import { mkdtemp, rm as rm2 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join as join5 } from "node:path";
 var import_client_s32, S3Store;
 var init_s3_store = __esm({
   "packages/backup/src/s3-store.ts"() {
@@ -98889,23 +98908,11 @@ var init_s3_store = __esm({
        * touched. Decryption is tried (header) before returning, so a wrong identity fails early too.
        */
       async fetch(manifest, identities) {
-        encryptedNeedsIdentity(manifest, identities);
-        const dir = await mkdtemp(join5(tmpdir(), "skiff-restore-"));
-        const cleanup = () => rm2(dir, { recursive: true, force: true });
-        try {
-          const download = async (file, sha2563) => {
-            const path2 = join5(dir, file);
-            const object = await this.client.send(new import_client_s32.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, file) }));
-            await downloadChecked(object.Body, path2, sha2563, `s3://${this.settings.bucket}/${this.key(manifest.source, file)}`);
-            return path2;
-          };
-          const path = await download(manifest.file, manifest.sha256);
-          const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : void 0;
-          return await localRawData(path, manifest, identities, cleanup, globalsPath);
-        } catch (error3) {
-          await cleanup();
-          throw error3;
-        }
+        return fetchChecked(manifest, identities, tmpdir(), async (file) => {
+          const key = this.key(manifest.source, file);
+          const object = await this.client.send(new import_client_s32.GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+          return { body: object.Body, where: `s3://${this.settings.bucket}/${key}` };
+        });
       }
       async writeReport(manifest, name, content) {
         await this.client.send(new import_client_s32.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, `${manifest.id}.${name}.json`), Body: content, ContentType: "application/json" }));
@@ -99197,9 +99204,7 @@ __export(artifact_store_exports, {
   GitHubApiError: () => GitHubApiError,
   GitHubArtifactsApi: () => GitHubArtifactsApi
 });
-import { mkdtemp as mkdtemp2, rm as rm3 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
-import { join as join6 } from "node:path";
 import { Readable as Readable11 } from "node:stream";
 function escape(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -99356,23 +99361,10 @@ var init_artifact_store = __esm({
       }
       /** Downloads to a runner temp file while hashing; a mismatch stops here, before the server is touched. */
       async fetch(manifest, identities) {
-        encryptedNeedsIdentity(manifest, identities);
-        const dir = await mkdtemp2(join6(this.options.tempRoot ?? process.env.RUNNER_TEMP ?? tmpdir2(), "skiff-restore-"));
-        const cleanup = () => rm3(dir, { recursive: true, force: true });
-        try {
-          const download = async (file, sha2563) => {
-            const ref = await this.ref(file);
-            const path2 = join6(dir, file);
-            await downloadChecked(await this.open(ref), path2, sha2563, `artifact ${ref.name}#${ref.id}`);
-            return path2;
-          };
-          const path = await download(manifest.file, manifest.sha256);
-          const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : void 0;
-          return await localRawData(path, manifest, identities, cleanup, globalsPath);
-        } catch (error3) {
-          await cleanup();
-          throw error3;
-        }
+        return fetchChecked(manifest, identities, this.options.tempRoot ?? process.env.RUNNER_TEMP ?? tmpdir2(), async (file) => {
+          const ref = await this.ref(file);
+          return { body: await this.open(ref), where: `artifact ${ref.name}#${ref.id}` };
+        });
       }
       /** In this run; a report of the same name this run made before (a second drill) is replaced. */
       async writeReport(manifest, name, content) {

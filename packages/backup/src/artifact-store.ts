@@ -1,13 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Executor } from '@skiff/shell';
 import { ArtifactServiceClient, type UploadedBlob } from './artifact-client';
 import { GLOBALS_FORMAT, storedExtension } from './formats';
 import type { GitHubArtifactsApi } from './github-artifacts';
 import { parseManifest, serializeManifest, type Manifest } from './manifest';
-import { downloadChecked, encryptedNeedsIdentity, globalsVerification, localRawData, runnerVerification, sizeProblems, streamDump } from './runner-stream';
+import { fetchChecked, globalsVerification, runnerVerification, sizeProblems, streamDump } from './runner-stream';
 import { BackupFailed, newestFirst, type BackupRequest, type RawData, type Store } from './store';
 
 /** One artifact as this store sees it: in this run (artifact service) or an earlier one (REST API). */
@@ -183,23 +181,10 @@ export class ArtifactStore implements Store {
 
   /** Downloads to a runner temp file while hashing; a mismatch stops here, before the server is touched. */
   async fetch(manifest: Manifest, identities: readonly string[]): Promise<RawData> {
-    encryptedNeedsIdentity(manifest, identities);
-    const dir = await mkdtemp(join(this.options.tempRoot ?? process.env.RUNNER_TEMP ?? tmpdir(), 'skiff-restore-'));
-    const cleanup = () => rm(dir, { recursive: true, force: true });
-    try {
-      const download = async (file: string, sha256: string): Promise<string> => {
-        const ref = await this.ref(file);
-        const path = join(dir, file);
-        await downloadChecked(await this.open(ref), path, sha256, `artifact ${ref.name}#${ref.id}`);
-        return path;
-      };
-      const path = await download(manifest.file, manifest.sha256);
-      const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : undefined;
-      return await localRawData(path, manifest, identities, cleanup, globalsPath);
-    } catch (error) {
-      await cleanup();
-      throw error;
-    }
+    return fetchChecked(manifest, identities, this.options.tempRoot ?? process.env.RUNNER_TEMP ?? tmpdir(), async (file) => {
+      const ref = await this.ref(file);
+      return { body: await this.open(ref), where: `artifact ${ref.name}#${ref.id}` };
+    });
   }
 
   /** In this run; a report of the same name this run made before (a second drill) is replaced. */

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
@@ -228,7 +230,7 @@ export function runnerVerification(request: BackupRequest): string[] {
  * raw dump (and its globals) back. Decryption is tried once before returning, so a wrong
  * identity fails before the restore target is prepared.
  */
-export async function localRawData(path: string, manifest: Manifest, identities: readonly string[], cleanup: () => Promise<void>, globalsPath?: string): Promise<RawData> {
+async function localRawData(path: string, manifest: Manifest, identities: readonly string[], cleanup: () => Promise<void>, globalsPath?: string): Promise<RawData> {
   const opener = (file: string) => async (): Promise<Readable> => {
     let stream: Readable = createReadStream(file);
     if (manifest.encryption) {
@@ -255,7 +257,7 @@ export async function localRawData(path: string, manifest: Manifest, identities:
 }
 
 /** Downloads one stored object to `path` while hashing it; a mismatch throws before anything is restored. */
-export async function downloadChecked(body: Readable, path: string, expected: string, where: string): Promise<void> {
+async function downloadChecked(body: Readable, path: string, expected: string, where: string): Promise<void> {
   const hash = new Inspector();
   await pipeline(body, hash, createWriteStream(path, { mode: 0o600 }));
   const actual = hash.digest();
@@ -267,6 +269,36 @@ export function globalsVerification(): string[] {
   return ['exit status 0', GLOBALS_FORMAT.describe, 'sha256 (raw and stored)'];
 }
 
-export function encryptedNeedsIdentity(manifest: Manifest, identities: readonly string[]): void {
+/**
+ * A runner-side store's fetch: the object (and its globals) downloaded into a private temp dir
+ * while hashing — a mismatch stops here, before the server is touched — then read back through
+ * decryption and decompression. The dir goes with `cleanup`, or at once when anything fails.
+ */
+export async function fetchChecked(
+  manifest: Manifest,
+  identities: readonly string[],
+  tempRoot: string,
+  open: (file: string) => Promise<{ body: Readable; where: string }>,
+): Promise<RawData> {
+  encryptedNeedsIdentity(manifest, identities);
+  const dir = await mkdtemp(join(tempRoot, 'skiff-restore-'));
+  const cleanup = () => rm(dir, { recursive: true, force: true });
+  try {
+    const download = async (file: string, sha256: string): Promise<string> => {
+      const path = join(dir, file);
+      const { body, where } = await open(file);
+      await downloadChecked(body, path, sha256, where);
+      return path;
+    };
+    const path = await download(manifest.file, manifest.sha256);
+    const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : undefined;
+    return await localRawData(path, manifest, identities, cleanup, globalsPath);
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+function encryptedNeedsIdentity(manifest: Manifest, identities: readonly string[]): void {
   if (manifest.encryption && identities.length === 0) throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1…`);
 }

@@ -1,13 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Executor } from '@skiff/shell';
 import { GLOBALS_FORMAT, storedExtension } from './formats';
 import { StreamingUpload } from './s3-multipart';
 import { parseManifest, serializeManifest, type Manifest } from './manifest';
-import { downloadChecked, encryptedNeedsIdentity, globalsVerification, localRawData, runnerVerification, sizeProblems, streamDump } from './runner-stream';
+import { fetchChecked, globalsVerification, runnerVerification, sizeProblems, streamDump } from './runner-stream';
 import { BackupFailed, newestFirst, type BackupRequest, type RawData, type Store } from './store';
 
 export interface S3Settings {
@@ -136,23 +134,11 @@ export class S3Store implements Store {
    * touched. Decryption is tried (header) before returning, so a wrong identity fails early too.
    */
   async fetch(manifest: Manifest, identities: readonly string[]): Promise<RawData> {
-    encryptedNeedsIdentity(manifest, identities);
-    const dir = await mkdtemp(join(tmpdir(), 'skiff-restore-'));
-    const cleanup = () => rm(dir, { recursive: true, force: true });
-    try {
-      const download = async (file: string, sha256: string): Promise<string> => {
-        const path = join(dir, file);
-        const object = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, file) }));
-        await downloadChecked(object.Body as Readable, path, sha256, `s3://${this.settings.bucket}/${this.key(manifest.source, file)}`);
-        return path;
-      };
-      const path = await download(manifest.file, manifest.sha256);
-      const globalsPath = manifest.globals ? await download(manifest.globals.file, manifest.globals.sha256) : undefined;
-      return await localRawData(path, manifest, identities, cleanup, globalsPath);
-    } catch (error) {
-      await cleanup();
-      throw error;
-    }
+    return fetchChecked(manifest, identities, tmpdir(), async (file) => {
+      const key = this.key(manifest.source, file);
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+      return { body: object.Body as Readable, where: `s3://${this.settings.bucket}/${key}` };
+    });
   }
 
   async writeReport(manifest: Manifest, name: string, content: string): Promise<void> {
