@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDocker } from './docker';
 import { sh, tempDir, waitFor } from './proc';
-import { fingerprintOf } from './sshd';
+import { fingerprintOf, type SshdServer } from './sshd';
 
 // Built by scripts/setup-testbed.sh (debootstrap: systemd, systemd-sysv, dbus, openssh-server,
 // nftables, iproute2, python3, curl, sudo; CMD /sbin/init). Must match the script.
@@ -21,17 +21,9 @@ export interface SystemdHostOptions {
 
 /**
  * A separate "VPS" running real systemd (PID 1) and sshd, reached over a 127.0.0.1 port.
- * Shaped like SshdServer where it matters, so `sshdConnectOptions(host)` logs in to it.
+ * An SshdServer where it matters, so `sshdConnectOptions(host)` logs in to it.
  */
-export interface SystemdHost {
-  host: string;
-  port: number;
-  username: string;
-  privateKey: string;
-  privateKeyPath: string;
-  hostPublicKey: string;
-  hostFingerprint: string;
-  knownHostsLine: string;
+export interface SystemdHost extends Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'privateKeyPath' | 'hostPublicKey' | 'hostFingerprint' | 'knownHostsLine'> {
   containerId: string;
   containerName: string;
   /** The container's own address on Docker's bridge. */
