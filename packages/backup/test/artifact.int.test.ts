@@ -9,7 +9,8 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { DefaultArtifactClient } from '@actions/artifact';
 import { ArtifactServiceClient } from '../src/artifact-client';
 import { ArtifactStore, GitHubArtifactsApi } from '../src/artifact-store';
-import { backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type Source } from '../src/index';
+import { backupOptions } from './fixtures';
 
 let sshd: SshdServer;
 let ssh: SshConnection;
@@ -20,7 +21,7 @@ const saved: Record<string, string | undefined> = {};
 
 let clock = Date.parse('2026-05-01T03:00:00Z');
 const tick = () => new Date((clock += 3_600_000));
-const options = (overrides: Partial<BackupOptions> = {}): BackupOptions => ({ minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], retention: { keepDays: 30, minKeep: 3 }, now: tick, ...overrides });
+const options = backupOptions(tick);
 
 async function psql(database: string, sql: string): Promise<string> {
   const { stdout } = await promisify(execFile)('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', pg.user, '-d', database, '-X', '-tAc', sql], { env: { ...process.env, PGPASSWORD: pg.password } });

@@ -5,7 +5,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sshdConnectOptions, startPostgres, startSshd, tempDir, type Postgres, type SshdServer } from '@skiff/testbed';
-import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type Source } from '../src/index';
+import { backupOptions } from './fixtures';
 
 /**
  * `globals: true` on a host-level PostgreSQL: pg_dumpall --globals-only beside the dump, and a
@@ -20,7 +21,7 @@ const readerPassword = 'reader-pw-7f3a';
 
 let clock = Date.parse('2026-06-01T03:00:00Z');
 const tick = () => new Date((clock += 3_600_000));
-const options = (overrides: Partial<BackupOptions> = {}): BackupOptions => ({ minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], retention: { keepDays: 30, minKeep: 3 }, now: tick, ...overrides });
+const options = backupOptions(tick);
 
 const superPassword = async (pg: Postgres) => (await readFile(join(pg.dir, 'superpw'), 'utf8')).trim();
 

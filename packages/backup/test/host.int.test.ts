@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sh, sshdConnectOptions, startComposePostgres, startPostgres, startSshd, tempDir, waitFor, type ComposePostgres, type Postgres, type SshdServer } from '@skiff/testbed';
-import { BackupFailed, HostStore, backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { BackupFailed, HostStore, backupSource, drillSource, findBackup, pruneSource, restoreBackup, type BackupOptions } from '../src/index';
+import { oneSource } from './fixtures';
 
 let sshd: SshdServer;
 let ssh: SshConnection;
@@ -14,11 +15,7 @@ let hostPg: Postgres;
 let dest: { path: string; remove: () => Promise<void> };
 const cleanups: (() => Promise<unknown>)[] = [];
 
-function source(yaml: string): Source {
-  const { sources, problems } = parseSources(yaml);
-  expect(problems).toEqual([]);
-  return sources[0]!;
-}
+const source = oneSource;
 
 const options = (overrides: Partial<BackupOptions> = {}): BackupOptions => ({
   minSize: 1024,

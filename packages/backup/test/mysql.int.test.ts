@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sh, sshdConnectOptions, startMariadb, startS3, startSshd, tempDir, waitFor, type Mariadb, type S3Server, type SshdServer } from '@skiff/testbed';
 import { S3Store } from '../src/s3-store';
-import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type Source } from '../src/index';
+import { backupOptions } from './fixtures';
 
 let sshd: SshdServer;
 let ssh: SshConnection;
@@ -16,7 +17,7 @@ let dest: { path: string; remove: () => Promise<void> };
 
 let clock = Date.parse('2026-03-01T03:00:00Z');
 const tick = () => new Date((clock += 3_600_000));
-const options = (overrides: Partial<BackupOptions> = {}): BackupOptions => ({ minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], retention: { keepDays: 30, minKeep: 3 }, now: tick, ...overrides });
+const options = backupOptions(tick);
 
 beforeAll(async () => {
   [sshd, db, s3, dest] = await Promise.all([startSshd(), startMariadb(), startS3('skiffbk-mysql'), tempDir('skiffbk-mysqldest')]);

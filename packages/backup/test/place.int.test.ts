@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { ensureBaseImages, ensureDocker, sh, sshdConnectOptions, startSshd, tempDir, waitFor, type SshdServer } from '@skiff/testbed';
-import { HostStore, backupSource, drillSource, parseSources, restoreBackup, type BackupOptions, type Source } from '../src/index';
+import { HostStore, backupSource, drillSource, restoreBackup } from '../src/index';
+import { backupOptions, oneSource } from './fixtures';
 
 let sshd: SshdServer;
 let ssh: SshConnection;
@@ -14,13 +15,9 @@ const password = `pw-${randomBytes(12).toString('hex')}`;
 
 let clock = Date.parse('2026-06-01T03:00:00Z');
 const tick = () => new Date((clock += 3_600_000));
-const options = (overrides: Partial<BackupOptions> = {}): BackupOptions => ({ minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], retention: { keepDays: 30, minKeep: 3 }, now: tick, ...overrides });
+const options = backupOptions(tick);
 
-function source(yaml: string): Source {
-  const { sources, problems } = parseSources(yaml);
-  expect(problems).toEqual([]);
-  return sources[0]!;
-}
+const source = oneSource;
 
 // The password reaches redis through its environment, never an argv (`ps` is sampled below).
 const cli = (...args: string[]) => sh('docker', ['exec', container, 'sh', '-c', 'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli --no-auth-warning "$@"', 'sh', ...args]);

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sh, sshdConnectOptions, startComposePostgres, startRedis, startS3, startSshd, tempDir, type ComposePostgres, type Redis, type S3Server, type SshdServer } from '@skiff/testbed';
 import { S3Store } from '../src/s3-store';
-import { BackupFailed, backupSource, drillSource, dumpCommand, findBackup, parseSources, pruneSource, restoreBackup, type BackupOptions, type BackupRequest, type Source } from '../src/index';
+import { BackupFailed, backupSource, drillSource, dumpCommand, findBackup, pruneSource, restoreBackup, type BackupRequest } from '../src/index';
+import { backupOptions, oneSource } from './fixtures';
 
 let sshd: SshdServer;
 let ssh: SshConnection;
@@ -16,14 +17,10 @@ let redis: Redis;
 let work: { path: string; remove: () => Promise<void> };
 let store: S3Store;
 
-const source = (yaml: string): Source => {
-  const { sources, problems } = parseSources(yaml);
-  expect(problems).toEqual([]);
-  return sources[0]!;
-};
+const source = oneSource;
 let clock = Date.parse('2026-02-01T03:00:00Z');
 const tick = () => new Date((clock += 86_400_000));
-const options = (overrides: Partial<BackupOptions> = {}): BackupOptions => ({ minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], retention: { keepDays: 30, minKeep: 3 }, now: tick, ...overrides });
+const options = backupOptions(tick);
 
 beforeAll(async () => {
   [sshd, pg, s3, redis, work] = await Promise.all([startSshd(), startComposePostgres('skiffbk-s3'), startS3(), startRedis(), tempDir('skiffbk-s3work')]);
