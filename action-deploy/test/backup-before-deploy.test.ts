@@ -1,27 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { forHost } from '../src/hosts-run';
 import { readDeployInputs } from '../src/inputs';
+import { useInputsWorkspace } from './inputs-workspace';
 
-let workspace = '';
-const saved = { ...process.env };
-
-beforeEach(async () => {
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  workspace = await mkdtemp(join(tmpdir(), 'skiffdeploy-bbd-'));
-  await writeFile(join(workspace, 'compose.yaml'), 'services: {}\n');
-  process.env.GITHUB_WORKSPACE = workspace;
-  process.env.GITHUB_REPOSITORY = 'acme/shop';
-});
-
-afterEach(async () => {
-  vi.restoreAllMocks();
-  process.env = { ...saved };
-  await rm(workspace, { recursive: true, force: true });
-});
+useInputsWorkspace({ repository: 'acme/shop', files: { 'compose.yaml': 'services: {}\n' } });
 
 const ssh = { host: 'a.example.com, b.example.com', username: 'deploy', password: 'pw-123456', fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' };
 

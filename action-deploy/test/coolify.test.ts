@@ -1,33 +1,14 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { readDeployInputs } from '../src/inputs';
 import { deploymentRequest, deployRequest, describeRequest, parseDeployment, parseTriggered } from '../src/strategies/coolify-api';
 import { planCoolify } from '../src/strategies/coolify';
+import { useInputsWorkspace } from './inputs-workspace';
 
-const saved = { ...process.env };
-let workspace = '';
-let stdout: string[] = [];
-
-beforeEach(async () => {
-  stdout = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout.push(String(chunk));
-    return true;
-  });
-  // No compose file in the workspace: Coolify deploys from its own configuration.
-  workspace = await mkdtemp(join(tmpdir(), 'coolifyskiff-inputs-'));
-  process.env.GITHUB_WORKSPACE = workspace;
-  process.env.GITHUB_REPOSITORY = 'acme/shop';
-});
-
-afterEach(async () => {
-  vi.restoreAllMocks();
-  process.env = { ...saved };
-  await rm(workspace, { recursive: true, force: true });
-});
+// No compose file in the workspace: Coolify deploys from its own configuration.
+const workspace = useInputsWorkspace({ repository: 'acme/shop' });
 
 const TOKEN = '7|s3cretCoolifyTokenValue';
 const base = { strategy: 'coolify', 'coolify-url': 'https://coolify.example.com/', 'coolify-token': TOKEN };
@@ -49,7 +30,7 @@ describe('coolify inputs', () => {
     expect(inputs.targets).toEqual([]);
     expect(inputs.composeFiles).toEqual([]);
     expect(inputs.coolify).toEqual({ apiUrl: 'https://coolify.example.com/api/v1', token: TOKEN, uuids: ['abc123', 'def456', 'ghi789'], tags: [], force: false, timeoutSeconds: 120, pollSeconds: 5 });
-    expect(stdout).toContain(`::add-mask::${TOKEN}\n`);
+    expect(workspace.stdout).toContain(`::add-mask::${TOKEN}\n`);
   });
 
   it('accepts the API address as copied from the docs (…/api/v1) and a sub-path install', () => {
@@ -76,7 +57,7 @@ describe('coolify inputs', () => {
   });
 
   it('ignores the coolify inputs for other strategies', async () => {
-    await writeFile(join(workspace, 'compose.yaml'), 'services: {}\n');
+    await writeFile(join(workspace.path, 'compose.yaml'), 'services: {}\n');
     setInputs({ host: 'example.com', username: 'u', password: 'pw-123456', 'insecure-ignore-host-key': 'true', 'project-dir': '/opt/x', 'coolify-url': 'not a url' });
     expect(readDeployInputs().coolify).toBeUndefined();
   });

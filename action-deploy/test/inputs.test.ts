@@ -1,35 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { parseImages, readDeployInputs } from '../src/inputs';
+import { useInputsWorkspace } from './inputs-workspace';
 
-let stdout: string[] = [];
-let workspace = '';
-const saved = { ...process.env };
+const workspace = useInputsWorkspace({ repository: 'acme/My.Shop', files: { 'docker-compose.yml': 'services: {}\n' } });
 
 const FINGERPRINT = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
-const masked = () => stdout.filter((line) => line.startsWith('::add-mask::')).map((line) => line.slice('::add-mask::'.length, -1));
-
-beforeEach(async () => {
-  stdout = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout.push(String(chunk));
-    return true;
-  });
-  workspace = await mkdtemp(join(tmpdir(), 'skiffdeploy-inputs-'));
-  await writeFile(join(workspace, 'docker-compose.yml'), 'services: {}\n');
-  process.env.GITHUB_WORKSPACE = workspace;
-  process.env.GITHUB_REPOSITORY = 'acme/My.Shop';
-});
-
-afterEach(async () => {
-  vi.restoreAllMocks();
-  process.env = { ...saved };
-  await rm(workspace, { recursive: true, force: true });
-});
+const masked = () => workspace.stdout.filter((line) => line.startsWith('::add-mask::')).map((line) => line.slice('::add-mask::'.length, -1));
 
 const ssh = { host: 'example.com', username: 'deploy', password: 'pw-123456', fingerprint: FINGERPRINT };
 
