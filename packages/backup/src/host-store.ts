@@ -3,18 +3,13 @@ import { FORMATS, GLOBALS_FORMAT, storedExtension, type Format } from './formats
 import { parseManifest, serializeManifest, type Manifest } from './manifest';
 import type { Source } from './sources';
 import { BackupFailed, newestFirst, type BackupRequest, type RawData, type Store } from './store';
-import { pgTool } from './tools';
+import { checkedWhileStreaming, failWith, structureCheck, trailerCheck, type StreamCheck } from './verify';
 
 const TOO_SMALL_EXIT = 3;
 const SHRUNK_EXIT = 4;
-const VERIFY_EXIT = 5;
 
 function assign(variable: string, value: string): Command {
   return [raw(`${variable}=${quote(value)}`)];
-}
-
-function fail(message: string, code: number): Command {
-  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
 }
 
 /** `cat` or `gzip -dc` of a stored file, as the start of a pipeline. */
@@ -22,48 +17,49 @@ function readRaw(compression: Source['compression'], variable: string): Command 
   return compression === 'gzip' ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
 }
 
-/** Magic-bytes and trailer checks of a stored file (`$<variable>`), as strict-mode script lines. */
-function formatLines(format: Format, compression: Source['compression'], variable: string): Command[] {
-  const lines: Command[] = [];
-  if (format.magic) {
-    const { offset, bytes } = format.magic;
-    const expected = bytes.toString('hex');
-    lines.push([
-      raw(`header=$( { ${render(readRaw(compression, variable))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`),
-    ]);
-    lines.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format.describe}`, VERIFY_EXIT)]);
-  }
-  if (format.trailer) {
-    lines.push([raw(`${render(readRaw(compression, variable))} | tail -c 300 | grep -qF -- ${quote(format.trailer)} ||`), ...fail(`the backup lacks the ${format.describe}`, VERIFY_EXIT)]);
-  }
-  return lines;
+/**
+ * The magic bytes of a stored file (`$<variable>`): only its first bytes are read. A plain file is
+ * read by head itself; gzip -dc is allowed to die of SIGPIPE once head has enough, since the whole
+ * file was already read and checked while it was written.
+ */
+function magicLines(format: Format, compression: Source['compression'], variable: string): Command[] {
+  if (!format.magic) return [];
+  const { offset, bytes } = format.magic;
+  const length = offset + bytes.length;
+  const head = compression === 'gzip' ? `{ gzip -dc -- "$${variable}" 2>/dev/null || true; } | head -c ${length}` : `head -c ${length} -- "$${variable}"`;
+  return [
+    [raw(`header=$(${head} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)],
+    [raw(`[ "$header" = ${quote(bytes.toString('hex'))} ] ||`), ...failWith(`the backup does not start with the ${format.describe}`)],
+  ];
+}
+
+/** The checks one dump's bytes pass while they are written (stream) and after (on the stored file). */
+export function verification(source: Source): { stream?: StreamCheck; lines: Command[]; checks: string[] } {
+  const format = FORMATS[source.type];
+  // One reader for the stream: the tool-level check where a type has one, else the trailer (mysqldump's).
+  const stream = structureCheck(source) ?? trailerCheck(format);
+  const checks = ['exit status 0 (pipefail)'];
+  if (format.magic) checks.push(format.describe);
+  if (stream && stream.describe !== format.describe) checks.push(stream.describe);
+  else if (format.trailer) checks.push(format.describe);
+  if (source.type === 'sqlite') checks.push('PRAGMA integrity_check on the .backup snapshot');
+  return { ...(stream ? { stream } : {}), lines: magicLines(format, source.compression, 'partial'), checks };
 }
 
 /**
- * Format checks run on the stored partial file before it may become a backup. `head` closes its
- * input early, so the reader before it is allowed to die of SIGPIPE (the whole file was already
- * checked by gzip -t / the tool's exit status).
+ * The dump as one pipeline that reads it once: the raw bytes go through the stream check while
+ * they are compressed, written to the partial file and hashed; `$stored` gets sha256sum's line.
  */
-export function verifyLines(source: Source, secretFile?: string): { lines: Command[]; checks: string[] } {
-  const lines: Command[] = [];
-  const checks: string[] = ['exit status 0 (pipefail)'];
-  if (source.compression === 'gzip') {
-    lines.push([raw('gzip -t -- "$partial" ||'), ...fail('gzip integrity check failed', VERIFY_EXIT)]);
-    checks.push('gzip -t');
-  }
-  const format = FORMATS[source.type];
-  lines.push(...formatLines(format, source.compression, 'partial'));
-  if (format.magic || format.trailer) checks.push(format.describe);
-  if (source.type === 'postgres') {
-    lines.push([...readRaw(source.compression, 'partial'), raw('|'), ...pgTool(source, ['pg_restore', '--list'], secretFile, { stdin: true }), raw('>/dev/null')]);
-    checks.push('pg_restore --list');
-  }
-  if (source.type === 'files') {
-    lines.push([...readRaw(source.compression, 'partial'), raw('| tar --list --file=- >/dev/null')]);
-    checks.push('tar --list');
-  }
-  if (source.type === 'sqlite') checks.push('PRAGMA integrity_check on the .backup snapshot');
-  return { lines, checks };
+function dumpLine(request: BackupRequest, stream: StreamCheck | undefined): Command[] {
+  return [
+    [
+      raw('stored=$('),
+      ...checkedWhileStreaming(request.dump, stream),
+      ...(request.source.compression === 'gzip' ? [raw('| gzip -c')] : []),
+      raw('| tee -- "$partial" | sha256sum)'),
+    ],
+    [raw('sha=${stored%% *}')],
+  ];
 }
 
 /**
@@ -72,16 +68,19 @@ export function verifyLines(source: Source, secretFile?: string): { lines: Comma
  */
 export function globalsLines(request: BackupRequest): { lines: Command[]; checks: string[] } {
   const compression = request.source.compression;
+  const trailer = GLOBALS_FORMAT.trailer!;
   return {
     lines: [
-      [...request.globals!, ...(compression === 'gzip' ? [raw('| gzip -c')] : []), raw('> "$gpartial"')],
-      ...(compression === 'gzip' ? [[raw('gzip -t -- "$gpartial" ||'), ...fail('gzip integrity check of the globals failed', VERIFY_EXIT)]] : []),
+      [raw('gstored=$('), ...request.globals!, ...(compression === 'gzip' ? [raw('| gzip -c')] : []), raw('| tee -- "$gpartial" | sha256sum)')],
+      [raw('gsha=${gstored%% *}')],
       [raw('gsize=$(stat -c %s -- "$gpartial")')],
-      [raw('[ "$gsize" -gt 0 ] ||'), ...fail('pg_dumpall --globals-only wrote nothing; not keeping the backup', VERIFY_EXIT)],
-      ...formatLines(GLOBALS_FORMAT, compression, 'gpartial'),
-      [raw('gsha=$(sha256sum -- "$gpartial" | cut -d " " -f 1)')],
+      [raw('[ "$gsize" -gt 0 ] ||'), ...failWith('pg_dumpall --globals-only wrote nothing; not keeping the backup')],
+      ...magicLines(GLOBALS_FORMAT, compression, 'gpartial'),
+      // Decompresses the whole file (a corrupt gzip fails here) and reads it to the end.
+      [raw(`t=$(${render(readRaw(compression, 'gpartial'))} | tail -c 300 | tr -d '\\000')`)],
+      [raw(`case "$t" in *${quote(trailer)}*) ;; *)`), ...failWith(`the globals lack the ${GLOBALS_FORMAT.describe}`), raw(';; esac')],
     ],
-    checks: ['exit status 0 (pipefail)', 'not empty', ...(compression === 'gzip' ? ['gzip -t'] : []), GLOBALS_FORMAT.describe, 'sha256'],
+    checks: ['exit status 0 (pipefail)', 'not empty', ...(compression === 'gzip' ? ['gzip -dc'] : []), GLOBALS_FORMAT.describe, 'sha256'],
   };
 }
 
@@ -99,7 +98,7 @@ export function hostBackupScript(
   globalsFile?: string,
 ): { script: Command[]; checks: string[]; globalsChecks?: string[] } {
   const { source } = request;
-  const { lines, checks } = verifyLines(source, request.secretFile);
+  const { stream, lines, checks } = verification(source);
   const globals = request.globals && globalsFile ? globalsLines(request) : undefined;
   const sizeChecks = [`size >= ${request.minSize} bytes`];
   const removed = ['"$partial"', ...(globals ? ['"$gpartial"'] : []), ...(request.secretFile ? [quote(request.secretFile)] : [])].join(' ');
@@ -118,26 +117,25 @@ export function hostBackupScript(
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
     ...(globals?.lines ?? []),
-    [...request.dump, ...(source.compression === 'gzip' ? [raw('| gzip -c')] : []), raw('> "$partial"')],
+    ...dumpLine(request, stream),
     [raw('size=$(stat -c %s -- "$partial")')],
-    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)],
+    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...failWith(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)],
   ];
   if (request.previousSize !== undefined && request.maxShrinkPercent < 100) {
     const floor = Math.floor((request.previousSize * (100 - request.maxShrinkPercent)) / 100);
     script.push([
       raw(`[ "$size" -ge ${floor} ] ||`),
-      ...fail(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT),
+      ...failWith(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT),
     ]);
     sizeChecks.push(`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`);
   }
   script.push(...lines);
-  script.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
   // Globals first: a manifest-less data file may be left by an interruption, never a dump without its globals.
   if (globals) script.push([raw('mv -f -- "$gpartial" "$gfinal"')]);
   script.push([raw('mv -f -- "$partial" "$final"')]);
   script.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
   if (globals) script.push([raw('printf "globals-size=%s\\nglobals-sha256=%s\\n" "$gsize" "$gsha"')]);
-  return { script, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), 'sha256'], ...(globals ? { globalsChecks: globals.checks } : {}) };
+  return { script, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), 'sha256 of the bytes written'], ...(globals ? { globalsChecks: globals.checks } : {}) };
 }
 
 /** Backups stay on the server, in `<path>/<source>/`. */
@@ -237,7 +235,7 @@ export class HostStore implements Store {
     const file = `${dir}/${manifest.file}`;
     const shaCheck = (path: string, sha256: string): Command => [
       raw(`echo ${quote(`${sha256}  ${path}`)} | sha256sum --check --status ||`),
-      ...fail(`sha256 of ${path} does not match its manifest (${sha256}); refusing to restore it`, 21),
+      ...failWith(`sha256 of ${path} does not match its manifest (${sha256}); refusing to restore it`, 21),
     ];
     const globals = manifest.globals ? `${dir}/${manifest.globals.file}` : undefined;
     return {

@@ -10,7 +10,7 @@ export { parseManifest, serializeManifest } from './manifest';
 export type { Manifest } from './manifest';
 export { BackupFailed } from './store';
 export type { Store, BackupRequest, RawData } from './store';
-export { HostStore, hostBackupScript, verifyLines, globalsLines } from './host-store';
+export { HostStore, hostBackupScript, verification, globalsLines } from './host-store';
 export { prepareTargetScript, restoreCommand, drillQueryCommand, dropScratchCommand, scratchTarget, PG_ROW_COUNTS, DRILL_PREFIX, REFUSED_EXIT, existingGlobalsQuery, parseExistingGlobals, applyGlobalsCommand, GLOBALS_FILTER_AWK } from './restore';
 export { TarWalker, TarError } from './tar-walker';
 export type { TarSummary } from './tar-walker';
@@ -20,3 +20,5 @@ export type { BackupOptions, BackupResult, RestoreResult } from './operations';
 // The runner destinations load the S3 SDK, age and @actions/artifact: import them from
 // '@skiff/backup/s3' and '@skiff/backup/artifact' (lazily), so a host backup never pays for them.
 export type { S3Settings } from './s3-store';
+export { structureCheck, trailerCheck, VERIFY_EXIT } from './verify';
+export type { StreamCheck } from './verify';

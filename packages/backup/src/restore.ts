@@ -1,4 +1,4 @@
-import { quote, raw, type Command } from '@skiff/shell';
+import { quote, raw, readToEnd, type Command } from '@skiff/shell';
 import type { Source } from './sources';
 import { mysqlTool, pgTool } from './tools';
 
@@ -89,13 +89,14 @@ function dirname(path: string): string {
 export function restoreCommand(source: Source, target: RestoreTarget, secretFile?: string): Command {
   switch (source.type) {
     case 'postgres':
-      // One transaction: a restore that fails halfway leaves the target as it was.
-      return pgTool(
+      // One transaction: a restore that fails halfway leaves the target as it was. pg_restore
+      // need not read the archive's last bytes, and its writer must not die of SIGPIPE for that.
+      return readToEnd(pgTool(
         source,
         ['pg_restore', `--dbname=${target.database!}`, '--no-owner', '--exit-on-error', '--single-transaction', ...(target.force ? ['--clean', '--if-exists'] : [])],
         secretFile,
         { stdin: true },
-      );
+      ));
     case 'mysql':
       // The dump's own DROP TABLE IF EXISTS lines make a forced restore replace the tables.
       return mysqlTool(source, 'mysql', [target.database!], secretFile, { stdin: true });
@@ -104,7 +105,8 @@ export function restoreCommand(source: Source, target: RestoreTarget, secretFile
       // Written beside the target and renamed: a reader never sees half a file.
       return [raw(`cat > ${quote(`${target.path!}.skiff-restore`)} && mv -f --`), `${target.path!}.skiff-restore`, target.path!];
     case 'files':
-      return ['tar', '--extract', '--file=-', '--numeric-owner', `--directory=${target.path!}`];
+      // tar stops at the end-of-archive blocks; padding after them is drained.
+      return readToEnd(['tar', '--extract', '--file=-', '--numeric-owner', `--directory=${target.path!}`]);
   }
 }
 

@@ -47,6 +47,18 @@ export function or(...commands: Command[]): Command {
   return joinWith('||', commands);
 }
 
+/**
+ * `{ { a; } || exit $?; cat >/dev/null; }` — for a pipeline's last stage that may stop reading
+ * before its input ends (pg_restore after what it needs, tar at the end-of-archive blocks, a check
+ * that has seen enough): without it the writer dies of SIGPIPE and pipefail fails a good run, or
+ * not, depending on how much fit the pipe buffer. The rest is read and dropped. A failing `a`
+ * ends the stage with its own status at once, also inside a command substitution, where bash
+ * clears errexit.
+ */
+export function readToEnd(consumer: Command): Command {
+  return [raw('{ {'), ...consumer, raw('; } || exit $?; cat >/dev/null; }')];
+}
+
 /** `( a )` — a subshell, e.g. so `cd` does not leak into the next command. */
 export function subshell(command: Command): Command {
   return [raw('('), ...command, raw(')')];

@@ -8,12 +8,14 @@ import {
   pipe,
   quote,
   raw,
+  readToEnd,
   redirectFrom,
   redirectTo,
   remoteCommandLine,
   render,
   script,
   subshell,
+  type Command,
 } from '../src/index';
 import { HOSTILE_VALUES } from './hostile';
 
@@ -128,6 +130,26 @@ describe('script and remote command line', () => {
     child.stdin.end();
     expect(code).toBe(0);
     expect(out).toBe('');
+  });
+});
+
+describe('readToEnd: a consumer that stops early', () => {
+  // 14 MB of text is far beyond any pipe buffer: whether the writer is still writing when the reader stops is not a matter of luck.
+  const writer: Command = ['seq', '1', '2000000'];
+  const status = (lines: Command[]) => spawnSync('bash', ['-c', script(lines)], { encoding: 'utf8' }).status;
+
+  it('without it the writer dies of SIGPIPE and pipefail fails the run (exit 141)', () => {
+    expect(status([pipe(writer, ['head', '-c', '10'])])).toBe(141);
+  });
+
+  it('with it the rest is drained and the run succeeds, also inside a command substitution', () => {
+    expect(status([pipe(writer, readToEnd([...pipe(['head', '-c', '10'], ['od']), raw('>/dev/null')]))])).toBe(0);
+    expect(status([[raw('x=$('), ...pipe(writer, readToEnd(['head', '-c', '10'])), raw(')')], [raw("[ \"$x\" = \"$(seq 1 5)\" ]")]])).toBe(0);
+  });
+
+  it('a failing consumer still fails with its own status, at once, also where bash clears errexit', () => {
+    expect(status([pipe(writer, readToEnd(['sh', '-c', 'head -c 10 >/dev/null; exit 7']))])).toBe(7);
+    expect(status([[raw('x=$('), ...pipe(writer, readToEnd(['sh', '-c', 'exit 9'])), raw(')')], ['echo', 'not reached']])).toBe(9);
   });
 });
 
