@@ -96,6 +96,29 @@ describe('security shape', () => {
   });
 });
 
+describe('a reusable workflow can express what its action can do', () => {
+  /** Inputs of the action that the workflow deliberately does not offer, each with the reason a user is told. */
+  const notOffered: Record<string, Record<string, string>> = {
+    'backup.yml': {
+      password: 'a CI job logs in with a key (SSH_KEY), never a password',
+      'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
+      'artifact-name': 'destination artifact needs actions: write for prune, which a caller granting contents: read cannot give; use the action directly',
+      'github-token': 'only for destination artifact (see artifact-name)',
+    },
+  };
+  for (const [workflow, reasons] of Object.entries(notOffered)) {
+    it(`${workflow} passes every input of the action it runs, but those it says it does not offer`, () => {
+      const text = readFileSync(join(root, '.github/workflows', workflow), 'utf8');
+      const steps = Object.values((parseYaml(text) as { jobs: Record<string, { steps?: { uses?: string; with?: Record<string, unknown> }[] }> }).jobs).flatMap((job) => job.steps ?? []);
+      const step = steps.find((s) => s.uses?.startsWith('./.skiff/action-'))!;
+      const action = parseYaml(readFileSync(join(root, step.uses!.replace('./.skiff/', ''), 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> };
+      const missing = Object.keys(action.inputs).filter((name) => !(name in (step.with ?? {})) && !(name in reasons));
+      expect(missing).toEqual([]);
+      for (const name of Object.keys(reasons)) expect(step.with ?? {}).not.toHaveProperty(name);
+    });
+  }
+});
+
 describe('starter workflow metadata', () => {
   it.each(TEMPLATES)('%s has a .properties.json with name, description, iconName, categories', (path) => {
     const properties = JSON.parse(read(path.replace(/\.ya?ml$/, '.properties.json'))) as Map;

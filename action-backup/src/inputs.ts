@@ -52,10 +52,10 @@ const BACKUP_INPUTS = [
   { name: 'keep-yearly', description: 'Retention: keep the newest backup of each of this many years.', required: false, default: '0' },
   { name: 'keep-days', description: 'Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.', required: false, default: '0' },
   { name: 'min-keep', description: 'Never keep fewer than this many newest backups per source.', required: false, default: '3' },
-  { name: 'backup-id', description: 'For restore (and drill): the backup id to restore, or `latest`.', required: false, default: 'latest' },
+  { name: 'backup-id', description: 'For restore (and drill): the backup id to restore, or `latest`. A drill of several sources takes each one\'s latest.', required: false, default: 'latest' },
   { name: 'restore-target', description: 'For restore: the database (postgres) or path on the server (redis, sqlite, files). Default: the source database; required for path types.', required: false },
   { name: 'force', description: 'For restore: overwrite a non-empty target (true or false).', required: false, default: 'false' },
-  { name: 'drill-query', description: 'For drill: SQL to run on the restored scratch copy. Default: row counts of every table.', required: false },
+  { name: 'drill-query', description: 'For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.', required: false },
   { name: 'healthcheck-url', description: 'healthchecks.io-style ping URL: `/start` before, the URL on success, `/fail` on failure.', required: false },
 ] as const satisfies readonly InputDefinition[];
 
@@ -185,6 +185,22 @@ export function readBackupInputs(): BackupInputs {
   const healthcheckUrl = c.read(readHealthcheckUrl);
   const dryRun = c.read(readDryRun);
 
+  // An input that only another mode reads is a mistake worth stopping for (a restore-target given to a
+  // drill would otherwise be ignored silently). Each counts as set when it differs from its default.
+  const MODE_INPUTS: { name: string; modes: readonly Mode[]; isSet: () => boolean }[] = [
+    { name: 'restore-target', modes: ['restore'], isSet: () => restoreTarget !== undefined },
+    { name: 'force', modes: ['restore'], isSet: () => force === true },
+    { name: 'drill-query', modes: ['drill'], isSet: () => drillQuery !== undefined },
+    { name: 'backup-id', modes: ['restore', 'drill'], isSet: () => backupId !== undefined && backupId !== 'latest' },
+    { name: 'encrypt-recipients', modes: ['backup'], isSet: () => (encryptRecipients?.length ?? 0) > 0 },
+    { name: 'min-size', modes: ['backup'], isSet: () => minSize !== undefined && minSize !== 1024 },
+    { name: 'max-shrink-percent', modes: ['backup'], isSet: () => maxShrinkPercent !== undefined && maxShrinkPercent !== 50 },
+    ...(['keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly', 'keep-days'] as const).map((name, index) => ({
+      name,
+      modes: ['backup', 'prune'] as const,
+      isSet: () => ([keepDaily, keepWeekly, keepMonthly, keepYearly, keepDays][index] ?? 0) > 0,
+    })),
+  ];
   if (kind === 's3') {
     for (const [name, value] of [['s3-bucket', bucket], ['s3-access-key-id', accessKeyId], ['s3-secret-access-key', secretAccessKey]] as const) {
       if (value === undefined) c.add(new InputError(name, `Input "${name}" is required with destination: s3`));
@@ -193,8 +209,21 @@ export function readBackupInputs(): BackupInputs {
   if (kind === 'host' && encryptRecipients !== undefined && encryptRecipients.length > 0) {
     c.add(new InputError('encrypt-recipients', 'Input "encrypt-recipients" needs destination s3 or artifact: encryption runs on the runner, and host backups never leave the server'));
   }
-  if ((mode === 'restore' || mode === 'drill') && sources !== undefined && sources.length !== 1) {
-    c.add(new InputError('sources', `mode ${mode} works on one source at a time; "sources" has ${sources.length}`));
+  if (mode !== undefined) {
+    for (const { name, modes } of MODE_INPUTS.filter((input) => !input.modes.includes(mode) && input.isSet())) {
+      c.add(new InputError(name, `Input "${name}" is only used by mode ${modes.join(' and ')}, and mode is ${mode}; remove it or set the mode that uses it`));
+    }
+  }
+  const noQuery = mode === 'drill' && drillQuery !== undefined ? sources?.filter((source) => source.type === 'redis' || source.type === 'files') : undefined;
+  if (noQuery?.length) {
+    c.add(new InputError('drill-query', `Input "drill-query" is SQL for postgres, mysql and sqlite sources; ${noQuery.map((source) => `${source.name} is ${source.type}`).join(', ')} (its drill reports what it restored without a query)`));
+  }
+  if (mode === 'restore' && sources !== undefined && sources.length !== 1) {
+    c.add(new InputError('sources', `mode restore works on one source at a time (restore-target names one place); "sources" has ${sources.length}`));
+  }
+  // An id names one source's backup: with several sources a drill takes each one's latest.
+  if (mode === 'drill' && sources !== undefined && sources.length > 1 && backupId !== undefined && backupId !== 'latest') {
+    c.add(new InputError('backup-id', `Input "backup-id" names one backup (${backupId}), but mode drill has ${sources.length} sources; leave it at latest, or list only that backup's source`));
   }
   if (mode === 'restore' && sources?.length === 1 && sources[0]!.type !== 'postgres' && sources[0]!.type !== 'mysql' && restoreTarget === undefined) {
     c.add(new InputError('restore-target', `Input "restore-target" (a path on the server) is required to restore a ${sources[0]!.type} backup`));

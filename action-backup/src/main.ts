@@ -16,7 +16,7 @@ import { PlanRecorder, type Executor } from '@skiff/shell';
 import { SshConnection } from '@skiff/ssh';
 import { ping } from './healthcheck';
 import { readBackupInputs, retentionConfigured, type BackupInputs } from './inputs';
-import { backupTable, listTable, type SourceOutcome } from './report';
+import { backupTable, drillTable, listTable, type DrillOutcome, type SourceOutcome } from './report';
 
 type Outputs = { 'backup-id': string; location: string; size: string; sha256: string; verified: string; pruned: Record<string, string[]>; plan: string };
 
@@ -101,17 +101,8 @@ async function runMode(inputs: BackupInputs): Promise<void> {
         await writeSummary(`### Restored ${manifest.id}\n\ninto \`${target.database ?? target.path}\` (sha256 checked before writing${globalsNote})\n`);
         return;
       }
-      case 'drill': {
-        const source = inputs.sources[0]!;
-        const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...(inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}) });
-        core.info(`drill of ${result.manifest.id} passed${result.globals ? ' (globals checked, not applied)' : ''}:\n${(result.report ?? []).join('\n')}`);
-        out.set('backup-id', result.manifest.id);
-        out.set('location', result.manifest.location);
-        out.set('sha256', result.manifest.sha256);
-        out.set('verified', 'true');
-        await writeSummary(`### Restore drill of ${result.manifest.id}: passed\n\n\`\`\`\n${(result.report ?? []).join('\n')}\n\`\`\`\n`);
-        return;
-      }
+      case 'drill':
+        return await drillAll(inputs, ssh, store, out);
     }
   } finally {
     store?.close?.();
@@ -150,6 +141,30 @@ async function backupAll(inputs: BackupInputs, ssh: SshConnection, store: Store,
   await writeSummary(`### Backups to ${store.describe()}\n\n${unencryptedArtifact ? `> [!WARNING]\n> ${UNENCRYPTED_ARTIFACT_WARNING}\n\n` : ''}${backupTable(outcomes)}\n`);
   const failed = outcomes.filter((o) => o.error);
   if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o) => o.source).join(', ')}`);
+}
+
+/** Every source is drilled (each into its own scratch copy, dropped afterwards); one failing does not stop the others. */
+async function drillAll(inputs: BackupInputs, ssh: SshConnection, store: Store, out: ReturnType<typeof outputs<Outputs>>): Promise<void> {
+  const outcomes: DrillOutcome[] = [];
+  for (const source of inputs.sources) {
+    const started = Date.now();
+    try {
+      const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...(inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}) });
+      core.info(`drill of ${result.manifest.id} passed${result.globals ? ' (globals checked, not applied)' : ''}:\n${(result.report ?? []).join('\n')}`);
+      outcomes.push({ source: source.name, result, durationMs: Date.now() - started });
+    } catch (error) {
+      core.error(`${source.name}: drill failed: ${(error as Error).message}`);
+      outcomes.push({ source: source.name, durationMs: Date.now() - started, error: (error as Error).message.split('\n')[0]! });
+    }
+  }
+  const passed = outcomes.flatMap((o) => (o.result ? [o.result] : []));
+  out.set('backup-id', passed.map((r) => r.manifest.id).join(','));
+  out.set('location', passed.map((r) => r.manifest.location).join(','));
+  out.set('sha256', passed[0]?.manifest.sha256 ?? '');
+  out.set('verified', String(passed.length === outcomes.length));
+  const failed = outcomes.filter((o) => o.error);
+  await writeSummary(`### Restore drill: ${failed.length === 0 ? 'passed' : `${failed.length} of ${outcomes.length} failed`}\n\n${drillTable(outcomes)}\n`);
+  if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} drills failed: ${failed.map((o) => o.source).join(', ')}`);
 }
 
 async function planOnly(inputs: BackupInputs): Promise<void> {

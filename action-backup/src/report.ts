@@ -1,5 +1,5 @@
 import { table } from '@skiff/action-kit';
-import type { BackupResult, Manifest } from '@skiff/backup';
+import type { BackupResult, Manifest, RestoreResult } from '@skiff/backup';
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -35,4 +35,20 @@ export function listTable(source: string, manifests: readonly Manifest[]): strin
     ['Backup', 'Time', 'Size', 'sha256', 'Encrypted', 'Globals'],
     manifests.map((m) => [m.id, m.time, formatBytes(m.size), m.sha256.slice(0, 16), m.encryption ? 'age' : 'no', m.globals ? formatBytes(m.globals.size) : '—']),
   ).replace(/^/, `**${source}**\n\n`);
+}
+
+export type DrillOutcome = { source: string; result?: RestoreResult; durationMs: number; error?: string };
+
+/** One row per source of a drill: which backup was restored into a scratch copy, and what it held. */
+export function drillTable(outcomes: readonly DrillOutcome[]): string {
+  return table(
+    ['Source', 'Backup', 'Result', 'Duration', 'Restored copy held'],
+    outcomes.map(({ source, result, durationMs, error }) => [
+      source,
+      result?.manifest.id ?? '—',
+      result ? `passed${result.globals ? ' (globals checked, not applied)' : ''}` : 'FAILED',
+      `${(durationMs / 1000).toFixed(1)}s`,
+      result ? (result.report ?? []).join('\n') || '—' : (error ?? ''),
+    ]),
+  );
 }

@@ -66,6 +66,29 @@ describe('action-backup bundle on Node 24', () => {
     expect(await readdir(join(dest.path, 'broken')).catch(() => [])).toEqual([]);
   });
 
+  it('mode drill restores every source of the list in one run, one summary row each; one failing fails the job, the others still drilled', async () => {
+    const files = join(dest.path, 'site');
+    await sh('sh', ['-c', `mkdir -p ${files}/img && head -c 300000 /dev/urandom > ${files}/img/logo.bin && echo hi > ${files}/index.html`]);
+    const sources = `- type: postgres\n  name: drilled\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: ${pg.database}\n  password: "${pg.password}"\n- type: files\n  name: site\n  paths: [${files}]\n`;
+    expect((await backup({ ...base(), sources })).code).toBe(0);
+
+    const drill = await backup({ ...base(), sources, mode: 'drill' });
+    expect(drill.code, drill.stdout).toBe(0);
+    expect(drill.outputs.verified).toBe('true');
+    expect(drill.outputs['backup-id']).toMatch(/^drilled-\d{8}T\d{6}Z,site-\d{8}T\d{6}Z$/);
+    expect(drill.summary).toContain('| Source | Backup | Result | Duration | Restored copy held |');
+    expect(drill.summary).toMatch(/\| drilled \| drilled-\d{8}T\d{6}Z \| passed \| [\d.]+s \| public\.t\\\|3000 \|/);
+    expect(drill.summary).toMatch(/\| site \| site-\d{8}T\d{6}Z \| passed \| [\d.]+s \| files\\\|2<br>bytes\\\|\d+ \|/);
+
+    const withMissing = `${sources}- type: files\n  name: never-backed-up\n  paths: [${files}]\n`;
+    const partly = await backup({ ...base(), sources: withMissing, mode: 'drill' });
+    expect(partly.code).toBe(1);
+    expect(partly.outputs.verified).toBe('false');
+    expect(partly.stdout).toMatch(/1 of 3 drills failed: never-backed-up/);
+    expect(partly.summary).toMatch(/\| drilled \| drilled-\d{8}T\d{6}Z \| passed/);
+    expect(partly.summary).toMatch(/\| never-backed-up \| — \| FAILED \| [\d.]+s \| no verified backup latest of never-backed-up/);
+  });
+
   it('bad inputs are all reported before connecting', async () => {
     const run = await backup({ ...base(), sources: '- type: nosql', destination: 's3', 'min-size': 'big' });
     expect(run.code).toBe(1);

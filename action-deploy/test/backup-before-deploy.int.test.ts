@@ -88,7 +88,7 @@ describe('backup-before-deploy', () => {
     expect(second.summary).toContain(backupId);
 
     const manifest = JSON.parse(await readFile(join(projectDir, 'backups/postgres-app', `${backupId}.manifest.json`), 'utf8')) as { file: string; size: number; verification: string[] };
-    expect(manifest.verification.join(' ')).toMatch(/pg_restore --list/);
+    expect(manifest.verification.join(' ')).toMatch(/pg_restore read every data block/);
     const dump = await readFile(join(projectDir, 'backups/postgres-app', manifest.file));
     expect(dump.subarray(0, 5).toString()).toBe('PGDMP');
     expect(dump.length).toBe(manifest.size);

@@ -39,6 +39,7 @@ export function verification(source: Source): { stream?: StreamCheck; lines: Com
   // One reader for the stream: the tool-level check where a type has one, else the trailer (mysqldump's).
   const stream = structureCheck(source) ?? trailerCheck(format);
   const checks = ['exit status 0 (pipefail)'];
+  if (source.compression === 'gzip') checks.push('gzip -t');
   if (format.magic) checks.push(format.describe);
   if (stream && stream.describe !== format.describe) checks.push(stream.describe);
   else if (format.trailer) checks.push(format.describe);
@@ -129,13 +130,15 @@ export function hostBackupScript(
     ]);
     sizeChecks.push(`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`);
   }
+  // The one read of the stored file: it must decompress to its end as stored.
+  if (source.compression === 'gzip') script.push([raw('gzip -t -- "$partial" ||'), ...failWith('gzip integrity check failed')]);
   script.push(...lines);
   // Globals first: a manifest-less data file may be left by an interruption, never a dump without its globals.
   if (globals) script.push([raw('mv -f -- "$gpartial" "$gfinal"')]);
   script.push([raw('mv -f -- "$partial" "$final"')]);
   script.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
   if (globals) script.push([raw('printf "globals-size=%s\\nglobals-sha256=%s\\n" "$gsize" "$gsha"')]);
-  return { script, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), 'sha256 of the bytes written'], ...(globals ? { globalsChecks: globals.checks } : {}) };
+  return { script, checks: [...checks.slice(0, 1), ...sizeChecks, ...checks.slice(1), 'sha256'], ...(globals ? { globalsChecks: globals.checks } : {}) };
 }
 
 /** Backups stay on the server, in `<path>/<source>/`. */

@@ -12,7 +12,7 @@ import type { Manifest } from './manifest';
 import type { SourceType } from './sources';
 import { BackupFailed, type BackupRequest, type RawData } from './store';
 import { TarWalker } from './tar-walker';
-import { checkedWhileStreaming, structureCheck } from './verify';
+import { checkedWhileStreaming, serverCheckOfStream } from './verify';
 
 /**
  * The part of a backup that passes through the runner (S3 and artifact destinations): remote
@@ -128,7 +128,7 @@ export async function streamDump(
 ): Promise<Streamed> {
   const { source } = request;
   // The tool-level check runs on the server beside the dump; the runner checks format and hashes.
-  const dump = part?.dump ?? checkedWhileStreaming(request.dump, structureCheck(source));
+  const dump = part?.dump ?? checkedWhileStreaming(request.dump, serverCheckOfStream(source));
   const what = part ? `${part.what} of ${source.name}` : `dump of ${source.name}`;
   const head = new PassThrough({ highWaterMark: 256 * 1024 });
   let discard = false;
@@ -222,7 +222,7 @@ export function runnerVerification(request: BackupRequest): string[] {
     ...(request.previousSize !== undefined && request.maxShrinkPercent < 100 ? [`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`] : []),
     FORMATS[source.type].describe,
     ...(source.type === 'files' ? ['tar headers walked (checksums, sizes, end-of-archive)'] : []),
-    ...(structureCheck(source) ? [`${structureCheck(source)!.describe} (on the server, while streaming)`] : []),
+    ...(serverCheckOfStream(source) ? [`${serverCheckOfStream(source)!.describe} (on the server, while streaming)`] : []),
     'sha256 (raw and stored)',
     ...(source.type === 'sqlite' ? ['PRAGMA integrity_check on the .backup snapshot'] : []),
   ];

@@ -61,7 +61,7 @@ export function structureCheck(source: Source): StreamCheck | undefined {
         'redis-check-rdb (every key, CRC64)',
       );
     case 'files':
-      return toolCheck(['tar', '--list', '--file=-'], 'stderr', 'tar could not read the whole archive; not keeping it', 'tar --list of the whole archive');
+      return toolCheck(['tar', '--list', '--file=-'], 'stderr', 'tar could not read the whole archive; not keeping it', 'tar --list');
     default:
       return undefined;
   }
@@ -83,5 +83,10 @@ export function trailerCheck(format: Format): StreamCheck | undefined {
  */
 export function checkedWhileStreaming(dump: Command, check: StreamCheck | undefined): Command {
   if (!check) return dump;
-  return [raw('{ {'), ...dump, raw('| tee -- /dev/fd/3 >&4; } 3>&1 |'), ...check.command, raw('>/dev/null; } 4>&1')];
+  return [raw('{ { {'), ...dump, raw('; } | tee -- /dev/fd/3 >&4; } 3>&1 |'), ...check.command, raw('>/dev/null; } 4>&1')];
+}
+
+/** The server-side check of a dump streamed to the runner: tar is walked on the runner itself (TarWalker). */
+export function serverCheckOfStream(source: Source): StreamCheck | undefined {
+  return source.type === 'files' ? undefined : structureCheck(source);
 }

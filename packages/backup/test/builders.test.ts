@@ -91,7 +91,7 @@ describe('globals: pg_dumpall --globals-only beside the dump', () => {
     expect(lines).toContain(`case "$t" in *'-- PostgreSQL database cluster dump complete'*) ;; *) { echo 'the globals lack the pg_dumpall cluster dump header and "complete" trailer' >&2; exit 5; } ;; esac`);
     // The dump is checked by pg_restore reading every block while it is written; the check drains what it does not read.
     expect(lines).toContain(
-      `stored=$( { { docker compose exec -T db pg_dump -U postgres --no-password '--format=custom' '--dbname=app' | tee -- /dev/fd/3 >&4; } 3>&1 | ` +
+      `stored=$( { { { docker compose exec -T db pg_dump -U postgres --no-password '--format=custom' '--dbname=app' ; } | tee -- /dev/fd/3 >&4; } 3>&1 | ` +
         `{ { out=$( docker compose exec -T db pg_restore '--file=/dev/null' 2>&1 >/dev/null) || { printf '%s\\n' "$out" | tail -n 8 >&2; { echo 'pg_restore could not read the whole archive; not keeping it' >&2; exit 5; } ; } ; } || exit $?; cat >/dev/null; } >/dev/null; } 4>&1 | gzip -c | tee -- "$partial" | sha256sum)`,
     );
     const dumpAt = lines.findIndex((line) => line.includes('pg_dump -U'));

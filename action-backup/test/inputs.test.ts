@@ -1,0 +1,59 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { setInputs } from '@skiff/testbed';
+import { readBackupInputs } from '../src/inputs';
+
+const login = { host: 'db.example.com', username: 'backup', key: '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n', fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' };
+const postgres = '- { type: postgres, service: db, database: app }\n';
+const three = `${postgres}- { type: mysql, service: mysql, database: shop }\n- { type: redis, service: cache }\n`;
+
+function problems(inputs: Record<string, string>): string {
+  setInputs({ ...login, ...inputs });
+  try {
+    readBackupInputs();
+    return '';
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+beforeEach(() => vi.spyOn(process.stdout, 'write').mockImplementation(() => true));
+afterEach(() => vi.restoreAllMocks());
+
+describe('mode drill', () => {
+  it('takes every source of the list (each into its own scratch copy)', () => {
+    setInputs({ ...login, sources: three, mode: 'drill' });
+    expect(readBackupInputs().sources.map((source) => source.name)).toEqual(['postgres-app', 'mysql-shop', 'redis-cache']);
+  });
+
+  it('refuses a backup-id with several sources (an id names one backup), and a drill-query a redis or files source cannot run', () => {
+    expect(problems({ sources: three, mode: 'drill', 'backup-id': 'postgres-app-20260101T030000Z' })).toMatch(/"backup-id" names one backup .* mode drill has 3 sources/);
+    expect(problems({ sources: three, mode: 'drill', 'drill-query': 'select 1' })).toMatch(/"drill-query" is SQL for postgres, mysql and sqlite sources; redis-cache is redis/);
+    expect(problems({ sources: postgres, mode: 'drill', 'backup-id': 'postgres-app-20260101T030000Z', 'drill-query': 'select 1' })).toBe('');
+  });
+
+  it('restore still takes one source: restore-target names one place', () => {
+    expect(problems({ sources: three, mode: 'restore' })).toMatch(/mode restore works on one source at a time/);
+  });
+});
+
+describe('an input the mode does not use is an error that names it', () => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['backup', { 'restore-target': 'copy' }, /Input "restore-target" is only used by mode restore, and mode is backup/],
+    ['backup', { force: 'true' }, /Input "force" is only used by mode restore/],
+    ['backup', { 'drill-query': 'select 1' }, /Input "drill-query" is only used by mode drill/],
+    ['backup', { 'backup-id': 'postgres-app-20260101T030000Z' }, /Input "backup-id" is only used by mode restore and drill/],
+    ['drill', { 'keep-daily': '7' }, /Input "keep-daily" is only used by mode backup and prune, and mode is drill/],
+    ['restore', { 'min-size': '5000' }, /Input "min-size" is only used by mode backup/],
+    ['list', { 'max-shrink-percent': '20' }, /Input "max-shrink-percent" is only used by mode backup/],
+  ];
+  for (const [mode, extra, error] of cases) {
+    it(`${Object.keys(extra)[0]} with mode ${mode}`, () => {
+      expect(problems({ sources: postgres, mode, ...extra })).toMatch(error);
+    });
+  }
+
+  it('the defaults a reusable workflow passes for every mode are not "set"', () => {
+    const defaults = { 'backup-id': 'latest', force: 'false', 'min-size': '1024', 'max-shrink-percent': '50', 'keep-daily': '0', 'keep-weekly': '0', 'keep-monthly': '0', 'keep-yearly': '0', 'keep-days': '0' };
+    for (const mode of ['backup', 'list', 'restore', 'drill', 'prune']) expect(problems({ sources: postgres, mode, ...defaults, ...(mode === 'prune' ? { 'keep-daily': '7' } : {}) })).toBe('');
+  });
+});
