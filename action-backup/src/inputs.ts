@@ -53,7 +53,7 @@ const BACKUP_INPUTS = [
   { name: 'keep-days', description: 'Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.', required: false, default: '0' },
   { name: 'min-keep', description: 'Never keep fewer than this many newest backups per source.', required: false, default: '3' },
   { name: 'backup-id', description: 'For restore (and drill): the backup id to restore, or `latest`. A drill of several sources takes each one\'s latest.', required: false, default: 'latest' },
-  { name: 'restore-target', description: 'For restore: the database (postgres) or path on the server (redis, sqlite, files). Default: the source database; required for path types.', required: false },
+  { name: 'restore-target', description: 'For restore: the database (postgres, mysql) or path on the server (redis, sqlite, files). Default: the source database; for files, back into the source\'s own paths and volumes (their current contents kept aside until the restore has finished, so a failed one puts them back; force: true needed when they are not empty); required for redis and sqlite.', required: false },
   { name: 'force', description: 'For restore: overwrite a non-empty target (true or false).', required: false, default: 'false' },
   { name: 'drill-query', description: 'For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.', required: false },
   { name: 'healthcheck-url', description: 'healthchecks.io-style ping URL: `/start` before, the URL on success, `/fail` on failure.', required: false },
@@ -225,7 +225,7 @@ export function readBackupInputs(): BackupInputs {
   if (mode === 'drill' && sources !== undefined && sources.length > 1 && backupId !== undefined && backupId !== 'latest') {
     c.add(new InputError('backup-id', `Input "backup-id" names one backup (${backupId}), but mode drill has ${sources.length} sources; leave it at latest, or list only that backup's source`));
   }
-  if (mode === 'restore' && sources?.length === 1 && sources[0]!.type !== 'postgres' && sources[0]!.type !== 'mysql' && restoreTarget === undefined) {
+  if (mode === 'restore' && sources?.length === 1 && (sources[0]!.type === 'redis' || sources[0]!.type === 'sqlite') && restoreTarget === undefined) {
     c.add(new InputError('restore-target', `Input "restore-target" (a path on the server) is required to restore a ${sources[0]!.type} backup`));
   }
   // The target database name ends up inside SQL on the server: the same strict form as a source's database.

@@ -4,12 +4,14 @@ import {
   BackupFailed,
   HostStore,
   backupSource,
+  describeTarget,
   drillSource,
   dumpCommand,
   findBackup,
   globalsCommand,
   pruneSource,
   restoreBackup,
+  type RestoreTarget,
   type Store,
 } from '@skiff/backup';
 import { PlanRecorder, type Executor } from '@skiff/shell';
@@ -88,17 +90,21 @@ async function runMode(inputs: BackupInputs): Promise<void> {
       case 'restore': {
         const source = inputs.sources[0]!;
         const manifest = await findBackup(store, source, inputs.backupId);
-        const target = source.type === 'postgres' || source.type === 'mysql'
-          ? { database: inputs.restoreTarget ?? source.database!, force: inputs.force }
-          : { path: inputs.restoreTarget!, force: inputs.force };
+        const target: RestoreTarget =
+          source.type === 'postgres' || source.type === 'mysql'
+            ? { database: inputs.restoreTarget ?? source.database!, force: inputs.force }
+            : inputs.restoreTarget === undefined
+              ? { inPlace: true, force: inputs.force }
+              : { path: inputs.restoreTarget, force: inputs.force };
         const restored = await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
         const globalsNote = restored.globals === 'applied' ? '; missing roles and tablespaces (globals) created first' : '';
-        core.info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${target.database ?? target.path}${globalsNote}`);
+        const where = describeTarget(source, target);
+        core.info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${where}${globalsNote}`);
         out.set('backup-id', manifest.id);
         out.set('location', manifest.location);
         out.set('sha256', manifest.sha256);
         out.set('verified', 'true');
-        await writeSummary(`### Restored ${manifest.id}\n\ninto \`${target.database ?? target.path}\` (sha256 checked before writing${globalsNote})\n`);
+        await writeSummary(`### Restored ${manifest.id}\n\ninto \`${where}\` (sha256 checked before writing${globalsNote}${target.inPlace ? '; the previous contents were kept aside until the restore finished' : ''})\n`);
         return;
       }
       case 'drill':

@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, ensureComposePostgresImage, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import { POSTGRES_CHECKSUM_SQL, POSTGRES_SEED_SQL, ensureBaseImages, ensureComposePostgresImage, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
 import { auditLines, buildApp, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -76,6 +76,9 @@ describe('backup-before-deploy', () => {
     await sh('bash', ['-c', 'for i in $(seq 1 60); do docker exec "$(docker ps -q --filter label=com.docker.compose.project=$0 --filter label=com.docker.compose.service=db)" pg_isready -q && exit 0; sleep 0.5; done; exit 1', PROJECT]);
     await psql('CREATE DATABASE app', 'postgres');
     await psql("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, repeat('x', 40) || g FROM generate_series(1, 500) g");
+    // And a database of the size users have (450,000 rows; a ~43 MB dump): a few hundred kB once made every backup fail.
+    await psql(POSTGRES_SEED_SQL);
+    const expected = await psql(POSTGRES_CHECKSUM_SQL);
 
     const second = await deploy();
     expect(second.code, second.masked).toBe(0);
@@ -96,6 +99,10 @@ describe('backup-before-deploy', () => {
     const container = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=db'])).trim();
     const toc = await sh('bash', ['-c', 'docker exec -i "$0" pg_restore --list < "$1"', container, join(projectDir, 'backups/postgres-app', manifest.file)]);
     expect(toc).toMatch(/TABLE public orders/);
+    expect(manifest.size).toBeGreaterThan(15 * 1024 * 1024);
+    await psql('CREATE DATABASE app_restored', 'postgres');
+    await sh('bash', ['-c', 'docker exec -i "$0" pg_restore --exit-on-error -d app_restored < "$1"', container, join(projectDir, 'backups/postgres-app', manifest.file)], { timeoutMs: 300_000 });
+    expect(await psql(POSTGRES_CHECKSUM_SQL, 'app_restored')).toBe(expected);
   }, 300_000);
 
   it('keeps backup-keep backups per source', async () => {

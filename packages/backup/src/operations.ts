@@ -3,7 +3,7 @@ import { quote, raw, render, RemoteCommandError, type Command, type Executor } f
 import { backupId } from './formats';
 import type { Manifest } from './manifest';
 import { decideRetention, type RetentionPolicy } from './retention';
-import { applyGlobalsCommand, drillQueryCommand, dropScratchCommand, existingGlobalsQuery, parseExistingGlobals, prepareTargetScript, restoreCommand, scratchTarget, type RestoreTarget } from './restore';
+import { applyGlobalsCommand, describeTarget, drillQueryCommand, dropScratchCommand, existingGlobalsQuery, parseExistingGlobals, prepareTargetScript, restoreCommand, scratchTarget, type RestoreTarget } from './restore';
 import type { Source } from './sources';
 import { BackupFailed, type Store } from './store';
 import { dumpCommand, globalsCommand, secretFileContent, toolVersionCommand } from './tools';
@@ -148,7 +148,7 @@ export async function restoreBackup(
     const drop = options.drill ? dropScratchCommand(source, target, secretFile) : undefined;
     const cleanup: Command[] = drop ? [[raw(`trap ${quote(`${render(drop)} >/dev/null 2>&1 || true`)} EXIT`)]] : [];
     const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
-    const description = `${options.drill ? 'drill' : 'restore'} ${manifest.id} into ${target.database ?? target.path}`;
+    const description = `${options.drill ? 'drill' : 'restore'} ${manifest.id} into ${describeTarget(source, target)}`;
     try {
       // What the target cluster already has decides which globals statements are left out (read only).
       const existingGlobals = async () =>
@@ -160,7 +160,7 @@ export async function restoreBackup(
         return { manifest, target, ...globalsState, ...(options.drill ? { report: lines(result.stdout) } : {}) };
       }
       try {
-        await executor.run(prepare, { description: `check restore target ${target.database ?? target.path}` });
+        if (prepare.length > 0) await executor.run(prepare, { description: `check restore target ${describeTarget(source, target)}` });
         const existing = await existingGlobals();
         if (existing && data.globals) {
           await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });

@@ -2,11 +2,69 @@ import { quote, raw, readToEnd, type Command } from '@skiff/shell';
 import type { Source } from './sources';
 import { mysqlTool, pgTool } from './tools';
 
-/** Where a restore writes: a database (postgres, mysql) or a path on the server (redis, sqlite, files). */
+/**
+ * Where a restore writes: a database (postgres, mysql), a path on the server (redis, sqlite,
+ * files), or — files only — `inPlace`: back into the source's own paths and named volumes.
+ */
 export interface RestoreTarget {
   database?: string;
   path?: string;
+  inPlace?: boolean;
   force: boolean;
+}
+
+/** How a target reads in logs and summaries. */
+export function describeTarget(source: Source, target: RestoreTarget): string {
+  if (target.inPlace) return [...(source.paths ?? []), ...(source.volumes ?? []).map((volume) => `volume ${volume}`)].join(', ');
+  return target.database ?? target.path!;
+}
+
+/** Beside each restored root while the archive is extracted; removed once tar has finished well. */
+export const PREVIOUS_DIR = '.skiff-restore-previous';
+
+/**
+ * Restores a files backup into the places it came from, reading the tar on stdin. Each root (a
+ * host path or a volume's mount) must be empty unless forced; its current entries are moved into
+ * `<root>/.skiff-restore-previous`, the archive is extracted, and only when tar has read and
+ * written all of it are they removed. If tar fails, what it wrote is removed and the previous
+ * entries are moved back, so nothing is lost. Args: base directory of the archive's members,
+ * force (true/false), then the roots.
+ */
+export const FILES_IN_PLACE_SCRIPT = [
+  'set -eu',
+  'base=$1; force=$2; shift 2',
+  `aside=${PREVIOUS_DIR}`,
+  'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
+  'for root do',
+  '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
+  '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
+  'done',
+  'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
+  'if tar --extract --file=- --numeric-owner --directory="$base"; then',
+  '  cat >/dev/null',
+  '  for root do rm -rf -- "${root:?}/$aside"; done',
+  'else',
+  '  status=$?',
+  '  for root do',
+  '    entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done',
+  '    for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done',
+  '    rmdir -- "$root/$aside"',
+  '  done',
+  '  echo "tar failed (exit $status): the previous contents were put back" >&2',
+  '  exit "$status"',
+  'fi',
+].join('\n');
+
+/** The in-place restore of a files source: on the host, or in the helper with every volume and path mounted read-write. */
+function filesInPlace(source: Source, force: boolean): Command {
+  const paths = source.paths ?? [];
+  if (!source.volumes?.length) return ['sh', '-c', FILES_IN_PLACE_SCRIPT, 'sh', '/', String(force), ...paths];
+  const mounts = [
+    ...paths.flatMap((path) => ['-v', `${path}:/backup/host/${path.replace(/^\/+/, '')}`]),
+    ...source.volumes.flatMap((volume) => ['-v', `${volume}:/backup/volumes/${volume}`]),
+  ];
+  const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, '')}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
+  return ['docker', 'run', '--rm', '-i', '--network=none', '--label', `skiff.restore=${source.name}`, ...mounts, '--entrypoint', 'sh', source.helperImage!, '-c', FILES_IN_PLACE_SCRIPT, 'sh', '/backup', String(force), ...roots];
 }
 
 export const DRILL_PREFIX = 'skiff_drill_';
@@ -74,6 +132,8 @@ export function prepareTargetScript(source: Source, target: RestoreTarget, secre
         ...(target.force ? [] : [[raw('if [ -s'), target.path!, raw(']; then'), ...refuse(`file ${target.path!}`), raw('; fi')]]),
       ];
     case 'files':
+      // In place, the restore script itself checks every root before it moves anything.
+      if (target.inPlace) return [];
       return [
         ['mkdir', '-p', '--', target.path!],
         ...(target.force ? [] : [[raw('if [ -n "$(ls -A --'), target.path!, raw(')" ]; then'), ...refuse(`directory ${target.path!}`), raw('; fi')]]),
@@ -105,6 +165,7 @@ export function restoreCommand(source: Source, target: RestoreTarget, secretFile
       // Written beside the target and renamed: a reader never sees half a file.
       return [raw(`cat > ${quote(`${target.path!}.skiff-restore`)} && mv -f --`), `${target.path!}.skiff-restore`, target.path!];
     case 'files':
+      if (target.inPlace) return filesInPlace(source, target.force);
       // tar stops at the end-of-archive blocks; padding after them is drained.
       return readToEnd(['tar', '--extract', '--file=-', '--numeric-owner', `--directory=${target.path!}`]);
   }

@@ -133,6 +133,8 @@ describe('each check still refuses what it should, at this size: no manifest, no
     'zero bytes': { dump: () => ['true'], error: /pg_restore could not read the whole archive/ },
     'plain SQL instead of the custom format': { dump: (dump) => [...dump.slice(0, -2), '--format=plain', '--dbname=shop'], error: /pg_restore could not read the whole archive/ },
   };
+  // A run killed earlier may have left it; this run must prove its own dumps remove it.
+  beforeAll(() => sh('rm', ['-f', tempFile]));
   const request = (id: string, brokenDump: Command): BackupRequest => ({ source: shop('gzip'), id, time: new Date(), dump: brokenDump, minSize: 0, maxShrinkPercent: 100, encryptRecipients: [], tools: {} });
 
   let n = 0;

@@ -38,8 +38,8 @@ export const MYSQL_SEED_SQL = [
 /** Per table: `table|rows|md5`. group_concat's limit is raised for the session so nothing is cut. */
 export const MYSQL_CHECKSUM_SQL =
   'set session group_concat_max_len = 1073741824; ' +
-  "select concat('customers|', count(*), '|', md5(group_concat(concat_ws('/', id, email, name, created, balance, active, prefs, hex(avatar)) order by id separator '\\n'))) from customers " +
-  "union all select concat('events|', count(*), '|', md5(group_concat(concat_ws('/', id, customer_id, kind, amount, at, note) order by id separator '\\n'))) from events";
+  "select line from (select concat('customers|', count(*), '|', md5(group_concat(concat_ws('/', id, email, name, created, balance, active, prefs, hex(avatar)) order by id separator '\\n'))) as line from customers " +
+  "union all select concat('events|', count(*), '|', md5(group_concat(concat_ws('/', id, customer_id, kind, amount, at, note) order by id separator '\\n'))) from events) sums order by line";
 
 /**
  * A Lua script for `redis-cli --eval`: ~55 MB of strings, hashes, lists, sets and sorted sets

@@ -1,0 +1,266 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quote, raw } from '@skiff/shell';
+import { SshConnection } from '@skiff/ssh';
+import {
+  FILES_SEED_SH,
+  MYSQL_CHECKSUM_SQL,
+  MYSQL_SEED_SQL,
+  REDIS_SEED_LUA,
+  SQLITE_CHECKSUM_PY,
+  SQLITE_SEED_PY,
+  ensureBaseImages,
+  ensureDocker,
+  sh,
+  sshdConnectOptions,
+  startArtifactService,
+  startMariadb,
+  startS3,
+  startSshd,
+  tempDir,
+  waitFor,
+  type ArtifactService,
+  type Mariadb,
+  type S3Server,
+  type SshdServer,
+} from '@skiff/testbed';
+import { ArtifactStore } from '../src/artifact-store';
+import { S3Store } from '../src/s3-store';
+import { HostStore, PREVIOUS_DIR, backupSource, drillSource, findBackup, restoreBackup, restoreCommand, type Source, type Store } from '../src/index';
+import { backupOptions, oneSource } from './fixtures';
+
+/**
+ * Every other source type at a size users have (50-60 MB of mixed, random content each), each
+ * backed up to the host and to a runner destination (S3 or artifact, age-encrypted), restored
+ * into a fresh target with identical content, and drilled.
+ */
+
+let sshd: SshdServer;
+let ssh: SshConnection;
+let db: Mariadb;
+let s3: S3Server;
+let artifacts: ArtifactService;
+let work: { path: string; remove: () => Promise<void> };
+let s3Store: S3Store;
+let debian: string;
+const saved: Record<string, string | undefined> = {};
+const suffix = randomBytes(4).toString('hex');
+const redisContainer = `skiffbk-realredis-${suffix}`;
+const volume = `skiffbk-realvol-${suffix}`;
+
+let clock = Date.parse('2026-07-01T03:00:00Z');
+const options = backupOptions(() => new Date((clock += 3_600_000)));
+const MB = 1024 * 1024;
+
+beforeAll(async () => {
+  await ensureDocker();
+  ({ debian } = await ensureBaseImages());
+  [sshd, db, s3, artifacts, work] = await Promise.all([startSshd(), startMariadb(), startS3('skiffbk-realsrc'), startArtifactService(), tempDir('skiffbk-realsrc')]);
+  for (const [key, value] of Object.entries({ ...artifacts.env, RUNNER_TEMP: work.path })) {
+    saved[key] = process.env[key];
+    process.env[key] = value;
+  }
+  ssh = await SshConnection.connect(sshdConnectOptions(sshd));
+  s3Store = new S3Store({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: 'nightly', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+}, 600_000);
+
+afterAll(async () => {
+  for (const [key, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+  await ssh?.close();
+  s3Store?.client.destroy();
+  await sh('docker', ['rm', '-f', redisContainer]).catch(() => undefined);
+  await sh('docker', ['volume', 'rm', '-f', volume]).catch(() => undefined);
+  await Promise.all([sshd?.stop(), db?.stop(), s3?.stop(), artifacts?.stop(), work?.remove()]);
+});
+
+/** Backup → stored bytes' sha256 = manifest → restore into a fresh target → `same()` → drill. */
+async function roundTrip(store: Store, source: Source, encrypted: boolean, restoreTo: (destination: string) => { database?: string; path?: string }, same: (target: { database?: string; path?: string }) => Promise<void>) {
+  const identity = await generateIdentity();
+  const { manifest } = await backupSource(ssh, store, source, options({ encryptRecipients: encrypted ? [await identityToRecipient(identity)] : [] }));
+  expect(manifest.size).toBeGreaterThan(10 * MB);
+  if (store.kind === 'host') expect((await sh('sha256sum', [manifest.location])).split(' ')[0]).toBe(manifest.sha256);
+  if (store.kind === 'artifact') expect(artifacts.artifacts.find((a) => a.name === `nightly.${manifest.file}`)!.digest).toBe(`sha256:${manifest.sha256}`);
+  if (store.kind === 's3') {
+    const listed = (await s3Store.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `nightly/${source.name}/${manifest.file}` }))).Contents ?? [];
+    expect(listed.map((o) => o.Size)).toEqual([manifest.size]);
+  }
+  const target = { ...restoreTo(store.kind), force: false };
+  await restoreBackup(ssh, store, source, manifest, target, { identities: [identity] });
+  await same(target);
+  const drill = await drillSource(ssh, store, source, { backupId: manifest.id, identities: [identity] });
+  expect(drill.report?.length).toBeGreaterThan(0);
+  return drill.report!;
+}
+
+describe('MySQL (MariaDB) at a real size', () => {
+  let expected: string;
+  const shop = () => oneSource(`- type: mysql\n  name: shop\n  host: 127.0.0.1\n  port: ${db.port}\n  user: root\n  database: ${db.database}\n  password: "${db.password}"\n`);
+
+  beforeAll(async () => {
+    await db.sql(MYSQL_SEED_SQL, db.database);
+    expected = await db.sql(MYSQL_CHECKSUM_SQL, db.database);
+  }, 300_000);
+
+  it('holds 450,000 rows in more than 50 MB', async () => {
+    await db.sql('analyze table customers, events', db.database);
+    expect(Number(await db.sql(`select sum(data_length + index_length) from information_schema.tables where table_schema = '${db.database}'`))).toBeGreaterThan(50 * MB);
+    expect(expected.trim().split('\n').map((line) => line.split('|').slice(0, 2).join('|'))).toEqual(['customers|200000', 'events|250000']);
+  });
+
+  for (const destination of ['host', 's3'] as const) {
+    it(`${destination}${destination === 's3' ? ' (age)' : ''}: gzip, trailer checked, restores identical rows, drill counts them`, async () => {
+      const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : s3Store;
+      const report = await roundTrip(store, shop(), destination === 's3', () => ({ database: `shop_${destination}` }), async (target) => {
+        expect(await db.sql(MYSQL_CHECKSUM_SQL, target.database)).toBe(expected);
+      });
+      expect(report).toEqual(['customers|200000', 'events|250000']);
+    });
+  }
+});
+
+describe('Redis at a real size, in a container', () => {
+  const cli = (container: string, ...args: string[]) => sh('docker', ['exec', container, 'sh', '-c', 'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli --no-auth-warning "$@"', 'sh', ...args], { timeoutMs: 300_000 });
+  const cache = () => oneSource(`- type: redis\n  name: cache\n  container: ${redisContainer}\n  password-env: REDIS_PASSWORD\n`);
+  let keys: number;
+  let digest: string;
+
+  beforeAll(async () => {
+    await sh('docker', ['run', '-d', '--name', redisContainer, '--network=none', '-e', `REDIS_PASSWORD=${randomBytes(12).toString('hex')}`, '--entrypoint', 'sh', debian, '-c', 'exec redis-server --requirepass "$REDIS_PASSWORD" --save "" --enable-debug-command yes']);
+    await waitFor('redis', async () => (await cli(redisContainer, 'ping')).trim() === 'PONG', 30_000, 200);
+    keys = Number((await cli(redisContainer, 'eval', REDIS_SEED_LUA, '0')).trim());
+    digest = (await cli(redisContainer, 'debug', 'digest')).trim();
+  }, 300_000);
+
+  /** DEBUG DIGEST of what a fresh redis-server loads from the restored RDB: the same dataset, key for key. */
+  async function loadedDigest(path: string): Promise<{ keys: number; digest: string }> {
+    const name = `skiffbk-realredis-load-${randomBytes(3).toString('hex')}`;
+    const dir = path.replace(/\/[^/]*$/, '');
+    const file = path.replace(/^.*\//, '');
+    await sh('docker', ['run', '-d', '--name', name, '--network=none', '-e', 'REDIS_PASSWORD=x', '-v', `${dir}:/data`, '--entrypoint', 'redis-server', debian, '--dir', '/data', '--dbfilename', file, '--save', '', '--enable-debug-command', 'yes', '--requirepass', 'x']);
+    try {
+      await waitFor('the restored RDB to load', async () => (await cli(name, 'ping').catch(() => '')).trim() === 'PONG', 60_000, 200);
+      return { keys: Number((await cli(name, 'dbsize')).trim()), digest: (await cli(name, 'debug', 'digest')).trim() };
+    } finally {
+      await sh('docker', ['rm', '-f', name]);
+    }
+  }
+
+  it('holds more than 50 MB in 80,000 keys of every type', async () => {
+    expect(keys).toBeGreaterThan(80_000);
+    expect(Number((await cli(redisContainer, 'info', 'memory')).match(/used_memory:(\d+)/)![1])).toBeGreaterThan(50 * MB);
+  });
+
+  for (const destination of ['host', 'artifact'] as const) {
+    it(`${destination}${destination === 'artifact' ? ' (age)' : ''}: redis-check-rdb read it all, the restored RDB loads the same dataset`, async () => {
+      const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : new ArtifactStore('nightly');
+      const report = await roundTrip(store, cache(), destination === 'artifact', () => ({ path: join(work.path, `redis-${destination}`, 'dump.rdb') }), async (target) => {
+        expect(await loadedDigest(target.path!)).toEqual({ keys, digest });
+      });
+      expect(report).toEqual([`keys|${keys}`]);
+    });
+  }
+});
+
+describe('SQLite at a real size', () => {
+  const path = () => join(work.path, 'app', 'app.sqlite');
+  const lite = () => oneSource(`- type: sqlite\n  name: app-db\n  path: ${path()}\n`);
+  const checksum = (file: string) => sh('python3', ['-c', SQLITE_CHECKSUM_PY, file], { timeoutMs: 120_000 });
+  let expected: string;
+
+  beforeAll(async () => {
+    await sh('mkdir', ['-p', join(work.path, 'app')]);
+    await sh('python3', ['-c', SQLITE_SEED_PY, path()], { timeoutMs: 300_000 });
+    expected = await checksum(path());
+  }, 300_000);
+
+  it('is more than 50 MB in 350,000 rows', async () => {
+    expect(Number((await sh('stat', ['-c', '%s', path()])).trim())).toBeGreaterThan(50 * MB);
+    expect(expected.trim().split('\n').map((line) => line.split('|').slice(0, 2).join('|'))).toEqual(['notes|150000', 'tags|200000']);
+  });
+
+  for (const destination of ['host', 's3'] as const) {
+    it(`${destination}${destination === 's3' ? ' (age)' : ''}: a consistent snapshot restores with identical rows`, async () => {
+      const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : s3Store;
+      const report = await roundTrip(store, lite(), destination === 's3', () => ({ path: join(work.path, `sqlite-${destination}`, 'app.sqlite') }), async (target) => {
+        expect(await checksum(target.path!)).toBe(expected);
+      });
+      expect(report).toEqual(['notes|150000', 'tags|200000']);
+    });
+  }
+});
+
+describe('files at a real size: host paths and a named volume', () => {
+  const uploads = () => join(work.path, 'srv', 'uploads');
+  const site = () => oneSource(`- type: files\n  name: site\n  paths: [${uploads()}]\n  volumes: [${volume}]\n  helper-image: ${debian}\n`);
+  /** `path  sha256` of every file, with its owner, sorted. */
+  const tree = async (dir: string) =>
+    (await sh('sh', ['-c', 'cd "$1" && find . -type f -printf "%p %U:%G " -exec sha256sum {} \\; | awk \'{print $1, $2, $3}\'', 'sh', dir], { timeoutMs: 120_000 })).split('\n').filter(Boolean).sort();
+  let volumeTree: string[];
+  const volumeFiles = async () =>
+    (await sh('docker', ['run', '--rm', '--network=none', '-v', `${volume}:/v:ro`, debian, 'sh', '-c', 'cd /v && find . -type f -printf "%p %U:%G " -exec sha256sum {} \\; | awk \'{print $1, $2, $3}\''], { timeoutMs: 120_000 })).split('\n').filter(Boolean).sort();
+
+  beforeAll(async () => {
+    await writeFile(join(work.path, 'seed-files.sh'), FILES_SEED_SH);
+    await sh('sh', [join(work.path, 'seed-files.sh'), uploads()], { timeoutMs: 120_000 });
+    await sh('docker', ['volume', 'create', '--label', 'skiffbk=test', volume]);
+    await sh('docker', ['run', '--rm', '--network=none', '-v', `${volume}:/v`, '-v', `${join(work.path, 'seed-files.sh')}:/seed.sh:ro`, debian, 'sh', '-c', 'sh /seed.sh /v/media && chown -R 999:999 /v/media']);
+    volumeTree = await volumeFiles();
+  }, 300_000);
+
+  it('moves more than 100 MB in 800 files', async () => {
+    expect(Number((await sh('du', ['-sb', uploads()])).split('\t')[0])).toBeGreaterThan(50 * MB);
+    expect(volumeTree.length).toBeGreaterThan(400);
+  });
+
+  for (const destination of ['host', 'artifact'] as const) {
+    it(`${destination}${destination === 'artifact' ? ' (age)' : ''}: tar read whole, restored trees identical (owners kept)`, async () => {
+      const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : new ArtifactStore('nightly');
+      const report = await roundTrip(store, site(), destination === 'artifact', () => ({ path: join(work.path, `files-${destination}`) }), async (target) => {
+        expect(await tree(join(target.path!, 'host', uploads()))).toEqual(await tree(uploads()));
+        expect(await tree(join(target.path!, 'volumes', volume))).toEqual(volumeTree);
+      });
+      expect(report[0]).toBe(`files|${(await tree(uploads())).length + volumeTree.length}`);
+    });
+  }
+
+  it('restores in place, back into the named volume and the host path: refused while they hold data unless forced; then identical, nothing kept aside', async () => {
+    const store = new HostStore(ssh, join(work.path, 'host'));
+    const manifest = await findBackup(store, site(), 'latest');
+    const uploadsTree = await tree(uploads());
+    // Life goes on after the backup: a file deleted, one added, in both places.
+    await sh('sh', ['-c', `rm -f ${uploads()}/video.mp4 && echo new > ${uploads()}/added.txt`]);
+    await sh('docker', ['run', '--rm', '--network=none', '-v', `${volume}:/v`, debian, 'sh', '-c', 'rm -rf /v/media/uploads/2024 && echo new > /v/added.txt']);
+    const changedVolume = await volumeFiles();
+    const changedUploads = await tree(uploads());
+
+    await expect(restoreBackup(ssh, store, site(), manifest, { inPlace: true, force: false })).rejects.toThrow(/refusing to restore: \/backup\/host\/.* is not empty; set force: true/);
+    expect(await volumeFiles()).toEqual(changedVolume);
+    expect(await tree(uploads())).toEqual(changedUploads);
+
+    await restoreBackup(ssh, store, site(), manifest, { inPlace: true, force: true });
+    expect(await volumeFiles()).toEqual(volumeTree);
+    expect(await tree(uploads())).toEqual(uploadsTree);
+    expect(await sh('sh', ['-c', `ls -A ${uploads()}`])).not.toContain(PREVIOUS_DIR);
+  });
+
+  it('an in-place restore whose archive breaks off puts the previous contents back: nothing lost', async () => {
+    await sh('docker', ['run', '--rm', '--network=none', '-v', `${volume}:/v`, debian, 'sh', '-c', 'echo today > /v/today.txt']);
+    const before = await volumeFiles();
+    const beforeUploads = await tree(uploads());
+    const store = new HostStore(ssh, join(work.path, 'host'));
+    const manifest = await findBackup(store, site(), 'latest');
+    // The stored archive, cut off in the middle of the volume's files, fed straight to the in-place restore.
+    const cut = [raw(`head -c ${Math.floor(manifest.size / 2)} -- ${quote(manifest.location)} | gzip -dc 2>/dev/null |`), ...restoreCommand(site(), { inPlace: true, force: true })];
+    await expect(ssh.run([cut], { description: 'in-place restore of a broken archive' })).rejects.toThrow(/the previous contents were put back/);
+    expect(await volumeFiles()).toEqual(before);
+    expect(await tree(uploads())).toEqual(beforeUploads);
+    expect(await volumeFiles()).not.toContain(expect.stringContaining(PREVIOUS_DIR));
+  });
+});
