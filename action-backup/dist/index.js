@@ -19189,6 +19189,9 @@ function isRaw(token) {
 function render(command5) {
   return command5.map((token) => isRaw(token) ? token.raw : quote(token)).join(" ");
 }
+function readToEnd(consumer) {
+  return [raw("{ {"), ...consumer, raw("; } || exit $?; cat >/dev/null; }")];
+}
 var init_command = __esm({
   "packages/shell/src/command.ts"() {
     "use strict";
@@ -49543,6 +49546,42 @@ var require_dist = __commonJS({
   }
 });
 
+// packages/backup/src/place.ts
+function inPlace(place, argv, options = {}) {
+  switch (place.kind) {
+    case "host":
+      return argv;
+    case "container":
+      return ["docker", "exec", ...options.stdin ? ["-i"] : [], ...place.user ? ["-u", place.user] : [], place.container, ...argv];
+    case "compose":
+      return [
+        "docker",
+        "compose",
+        ...place.project ? ["-p", place.project] : [],
+        ...place.projectDirectory ? ["--project-directory", place.projectDirectory] : [],
+        ...(place.composeFiles ?? []).flatMap((file) => ["-f", file]),
+        "exec",
+        "-T",
+        ...place.user ? ["-u", place.user] : [],
+        place.service,
+        ...argv
+      ];
+  }
+}
+function withContainerSecret(toolVariable, from, argv) {
+  if (from === void 0) return argv;
+  return ["sh", "-c", `${toolVariable}="$${from}" exec "$@"`, "sh", ...argv];
+}
+function envFromFile(variable, file) {
+  return [raw(`${variable}="$(cat ${quote(file)})"`)];
+}
+var init_place = __esm({
+  "packages/backup/src/place.ts"() {
+    "use strict";
+    init_src();
+  }
+});
+
 // packages/backup/src/formats.ts
 function storedExtension(type, compression, encrypted) {
   return [(typeof type === "string" ? FORMATS[type] : type).extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
@@ -49609,6 +49648,69 @@ var init_store = __esm({
         this.name = "BackupFailed";
       }
     };
+  }
+});
+
+// packages/backup/src/verify.ts
+function failWith(message, code = VERIFY_EXIT) {
+  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
+}
+function toolCheck(tool, output, message, describe146) {
+  return {
+    command: readToEnd([
+      raw("out=$("),
+      ...tool,
+      raw(output === "both" ? "2>&1) ||" : "2>&1 >/dev/null) ||"),
+      raw(`{ printf '%s\\n' "$out" | tail -n 8 >&2;`),
+      ...failWith(message),
+      raw("; }")
+    ]),
+    describe: describe146
+  };
+}
+function structureCheck(source) {
+  switch (source.type) {
+    case "postgres":
+      return toolCheck(
+        inPlace(source.place, ["pg_restore", "--file=/dev/null"], { stdin: true }),
+        "stderr",
+        "pg_restore could not read the whole archive; not keeping it",
+        "pg_restore read every data block"
+      );
+    case "redis":
+      return toolCheck(
+        inPlace(source.place, ["redis-check-rdb", "/dev/stdin"], { stdin: true }),
+        "both",
+        "redis-check-rdb found the RDB dump broken; not keeping it",
+        "redis-check-rdb (every key, CRC64)"
+      );
+    case "files":
+      return toolCheck(["tar", "--list", "--file=-"], "stderr", "tar could not read the whole archive; not keeping it", "tar --list");
+    default:
+      return void 0;
+  }
+}
+function trailerCheck(format2) {
+  if (!format2.trailer) return void 0;
+  return {
+    command: [raw(`{ t=$(tail -c 300 | tr -d '\\000'); case "$t" in *${quote(format2.trailer)}*) ;; *)`), ...failWith(`the backup lacks the ${format2.describe}`), raw(";; esac; }")],
+    describe: format2.describe
+  };
+}
+function checkedWhileStreaming(dump, check) {
+  if (!check) return dump;
+  return [raw("{ { {"), ...dump, raw("; } | tee -- /dev/fd/3 >&4; } 3>&1 |"), ...check.command, raw(">/dev/null; } 4>&1")];
+}
+function serverCheckOfStream(source) {
+  return source.type === "files" ? void 0 : structureCheck(source);
+}
+var VERIFY_EXIT;
+var init_verify = __esm({
+  "packages/backup/src/verify.ts"() {
+    "use strict";
+    init_src();
+    init_place();
+    VERIFY_EXIT = 5;
   }
 });
 
@@ -98574,7 +98676,7 @@ function toWebBounded(stream2) {
 }
 async function streamDump(executor, request, consume, abort, part) {
   const { source } = request;
-  const dump = part?.dump ?? request.dump;
+  const dump = part?.dump ?? checkedWhileStreaming(request.dump, serverCheckOfStream(source));
   const what = part ? `${part.what} of ${source.name}` : `dump of ${source.name}`;
   const head = new PassThrough2({ highWaterMark: 256 * 1024 });
   let discard = false;
@@ -98658,6 +98760,7 @@ function runnerVerification(request) {
     ...request.previousSize !== void 0 && request.maxShrinkPercent < 100 ? [`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`] : [],
     FORMATS[source.type].describe,
     ...source.type === "files" ? ["tar headers walked (checksums, sizes, end-of-archive)"] : [],
+    ...serverCheckOfStream(source) ? [`${serverCheckOfStream(source).describe} (on the server, while streaming)`] : [],
     "sha256 (raw and stored)",
     ...source.type === "sqlite" ? ["PRAGMA integrity_check on the .backup snapshot"] : []
   ];
@@ -98726,6 +98829,7 @@ var init_runner_stream = __esm({
     init_formats();
     init_store();
     init_tar_walker();
+    init_verify();
     REDUCE_MEMORY_EVERY_BYTES = 32 * 1024 * 1024;
     Inspector = class extends Transform {
       hash = createHash8("sha256");
@@ -100553,36 +100657,36 @@ function parseSources(text) {
 }
 function parseSource(entry, problem) {
   const before = { count: 0 };
-  const fail3 = (message) => {
+  const fail2 = (message) => {
     before.count++;
     problem(message);
   };
-  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail3(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
+  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail2(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
   const str = (key, pattern, expected) => {
     const value = entry[key];
     if (value === void 0 || value === null) return void 0;
-    if (typeof value !== "string" && typeof value !== "number") return void fail3(`"${key}" must be a string`);
+    if (typeof value !== "string" && typeof value !== "number") return void fail2(`"${key}" must be a string`);
     const text = String(value);
-    if (pattern && !pattern.test(text)) return void fail3(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
+    if (pattern && !pattern.test(text)) return void fail2(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
     return text;
   };
   const list2 = (key) => {
     const value = entry[key];
     if (value === void 0 || value === null) return void 0;
     const items = Array.isArray(value) ? value : [value];
-    if (!items.every((item) => typeof item === "string" && item !== "")) return void fail3(`"${key}" must be a list of non-empty strings`);
+    if (!items.every((item) => typeof item === "string" && item !== "")) return void fail2(`"${key}" must be a list of non-empty strings`);
     return items;
   };
   const type = str("type");
   if (type === void 0 || !SOURCE_TYPES.includes(type)) {
-    fail3(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
+    fail2(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
     return void 0;
   }
   const sourceType = type;
   const service = str("service", NAME, "a Compose service name");
   const container = str("container", NAME, "a container name or id");
   const execUser = str("exec-user", IDENT, "a user name");
-  if (service !== void 0 && container !== void 0) fail3('set "service" (a Compose service) or "container", not both');
+  if (service !== void 0 && container !== void 0) fail2('set "service" (a Compose service) or "container", not both');
   let place = { kind: "host" };
   if (service !== void 0) {
     const project = str("project", /^[a-z0-9][a-z0-9_-]*$/, "a Compose project name (lowercase letters, digits, _ and -)");
@@ -100611,18 +100715,18 @@ function parseSource(entry, problem) {
   const volumes = list2("volumes");
   const helperImage = str("helper-image");
   const globalsValue = entry.globals;
-  if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail3('"globals" must be true or false');
-  if (password !== void 0 && place.kind !== "host") fail3(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
-  if (passwordEnv !== void 0 && place.kind === "host") fail3('"password-env" names a variable inside the container; for the host use "password"');
-  if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail3(`"database" is required for ${sourceType}`);
-  if (sourceType === "sqlite" && path === void 0) fail3('"path" (the database file) is required for sqlite');
+  if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail2('"globals" must be true or false');
+  if (password !== void 0 && place.kind !== "host") fail2(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
+  if (passwordEnv !== void 0 && place.kind === "host") fail2('"password-env" names a variable inside the container; for the host use "password"');
+  if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail2(`"database" is required for ${sourceType}`);
+  if (sourceType === "sqlite" && path === void 0) fail2('"path" (the database file) is required for sqlite');
   if (sourceType === "files") {
-    if (!paths?.length && !volumes?.length) fail3('"paths" and/or "volumes" are required for files');
-    if (place.kind !== "host") fail3('files are read on the host: use "paths" and "volumes", not "service" or "container"');
-    for (const p3 of paths ?? []) if (!p3.startsWith("/")) fail3(`"paths" must be absolute; got ${JSON.stringify(p3)}`);
-    if (volumes?.length && !helperImage) fail3('"helper-image" (an image on the server with tar) is required to read "volumes"');
+    if (!paths?.length && !volumes?.length) fail2('"paths" and/or "volumes" are required for files');
+    if (place.kind !== "host") fail2('files are read on the host: use "paths" and "volumes", not "service" or "container"');
+    for (const p3 of paths ?? []) if (!p3.startsWith("/")) fail2(`"paths" must be absolute; got ${JSON.stringify(p3)}`);
+    if (volumes?.length && !helperImage) fail2('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
-  if (globalsValue === true && sourceType !== "postgres") fail3('"globals" is only for postgres');
+  if (globalsValue === true && sourceType !== "postgres") fail2('"globals" is only for postgres');
   const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
   if (before.count > 0) return void 0;
   return {
@@ -100648,39 +100752,12 @@ function defaultName(type, database, path, where) {
   return [type, detail].filter(Boolean).join("-").replace(/[^A-Za-z0-9._-]/g, "_");
 }
 
-// packages/backup/src/place.ts
-init_src();
-function inPlace(place, argv, options = {}) {
-  switch (place.kind) {
-    case "host":
-      return argv;
-    case "container":
-      return ["docker", "exec", ...options.stdin ? ["-i"] : [], ...place.user ? ["-u", place.user] : [], place.container, ...argv];
-    case "compose":
-      return [
-        "docker",
-        "compose",
-        ...place.project ? ["-p", place.project] : [],
-        ...place.projectDirectory ? ["--project-directory", place.projectDirectory] : [],
-        ...(place.composeFiles ?? []).flatMap((file) => ["-f", file]),
-        "exec",
-        "-T",
-        ...place.user ? ["-u", place.user] : [],
-        place.service,
-        ...argv
-      ];
-  }
-}
-function withContainerSecret(toolVariable, from, argv) {
-  if (from === void 0) return argv;
-  return ["sh", "-c", `${toolVariable}="$${from}" exec "$@"`, "sh", ...argv];
-}
-function envFromFile(variable, file) {
-  return [raw(`${variable}="$(cat ${quote(file)})"`)];
-}
+// packages/backup/src/index.ts
+init_place();
 
 // packages/backup/src/tools.ts
 init_src();
+init_place();
 function secretFileContent(source) {
   if (source.password === void 0 || source.place.kind !== "host") return void 0;
   if (source.type === "postgres") return `*:*:*:*:${source.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}
@@ -100793,71 +100870,67 @@ init_src();
 init_formats();
 init_manifest();
 init_store();
+init_verify();
 var TOO_SMALL_EXIT = 3;
 var SHRUNK_EXIT = 4;
-var VERIFY_EXIT = 5;
 function assign(variable, value) {
   return [raw(`${variable}=${quote(value)}`)];
-}
-function fail(message, code) {
-  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
 }
 function readRaw(compression, variable) {
   return compression === "gzip" ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
 }
-function formatLines(format2, compression, variable) {
-  const lines2 = [];
-  if (format2.magic) {
-    const { offset, bytes } = format2.magic;
-    const expected = bytes.toString("hex");
-    lines2.push([
-      raw(`header=$( { ${render(readRaw(compression, variable))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)
-    ]);
-    lines2.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format2.describe}`, VERIFY_EXIT)]);
-  }
-  if (format2.trailer) {
-    lines2.push([raw(`${render(readRaw(compression, variable))} | tail -c 300 | grep -qF -- ${quote(format2.trailer)} ||`), ...fail(`the backup lacks the ${format2.describe}`, VERIFY_EXIT)]);
-  }
-  return lines2;
+function magicLines(format2, compression, variable) {
+  if (!format2.magic) return [];
+  const { offset, bytes } = format2.magic;
+  const length = offset + bytes.length;
+  const head = compression === "gzip" ? `{ gzip -dc -- "$${variable}" 2>/dev/null || true; } | head -c ${length}` : `head -c ${length} -- "$${variable}"`;
+  return [
+    [raw(`header=$(${head} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)],
+    [raw(`[ "$header" = ${quote(bytes.toString("hex"))} ] ||`), ...failWith(`the backup does not start with the ${format2.describe}`)]
+  ];
 }
-function verifyLines(source, secretFile) {
-  const lines2 = [];
-  const checks = ["exit status 0 (pipefail)"];
-  if (source.compression === "gzip") {
-    lines2.push([raw('gzip -t -- "$partial" ||'), ...fail("gzip integrity check failed", VERIFY_EXIT)]);
-    checks.push("gzip -t");
-  }
+function verification(source) {
   const format2 = FORMATS[source.type];
-  lines2.push(...formatLines(format2, source.compression, "partial"));
-  if (format2.magic || format2.trailer) checks.push(format2.describe);
-  if (source.type === "postgres") {
-    lines2.push([...readRaw(source.compression, "partial"), raw("|"), ...pgTool(source, ["pg_restore", "--list"], secretFile, { stdin: true }), raw(">/dev/null")]);
-    checks.push("pg_restore --list");
-  }
-  if (source.type === "files") {
-    lines2.push([...readRaw(source.compression, "partial"), raw("| tar --list --file=- >/dev/null")]);
-    checks.push("tar --list");
-  }
+  const stream2 = structureCheck(source) ?? trailerCheck(format2);
+  const checks = ["exit status 0 (pipefail)"];
+  if (source.compression === "gzip") checks.push("gzip -t");
+  if (format2.magic) checks.push(format2.describe);
+  if (stream2 && stream2.describe !== format2.describe) checks.push(stream2.describe);
+  else if (format2.trailer) checks.push(format2.describe);
   if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the .backup snapshot");
-  return { lines: lines2, checks };
+  return { ...stream2 ? { stream: stream2 } : {}, lines: magicLines(format2, source.compression, "partial"), checks };
+}
+function dumpLine(request, stream2) {
+  return [
+    [
+      raw("stored=$("),
+      ...checkedWhileStreaming(request.dump, stream2),
+      ...request.source.compression === "gzip" ? [raw("| gzip -c")] : [],
+      raw('| tee -- "$partial" | sha256sum)')
+    ],
+    [raw("sha=${stored%% *}")]
+  ];
 }
 function globalsLines(request) {
   const compression = request.source.compression;
+  const trailer = GLOBALS_FORMAT.trailer;
   return {
     lines: [
-      [...request.globals, ...compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$gpartial"')],
-      ...compression === "gzip" ? [[raw('gzip -t -- "$gpartial" ||'), ...fail("gzip integrity check of the globals failed", VERIFY_EXIT)]] : [],
+      [raw("gstored=$("), ...request.globals, ...compression === "gzip" ? [raw("| gzip -c")] : [], raw('| tee -- "$gpartial" | sha256sum)')],
+      [raw("gsha=${gstored%% *}")],
       [raw('gsize=$(stat -c %s -- "$gpartial")')],
-      [raw('[ "$gsize" -gt 0 ] ||'), ...fail("pg_dumpall --globals-only wrote nothing; not keeping the backup", VERIFY_EXIT)],
-      ...formatLines(GLOBALS_FORMAT, compression, "gpartial"),
-      [raw('gsha=$(sha256sum -- "$gpartial" | cut -d " " -f 1)')]
+      [raw('[ "$gsize" -gt 0 ] ||'), ...failWith("pg_dumpall --globals-only wrote nothing; not keeping the backup")],
+      ...magicLines(GLOBALS_FORMAT, compression, "gpartial"),
+      // Decompresses the whole file (a corrupt gzip fails here) and reads it to the end.
+      [raw(`t=$(${render(readRaw(compression, "gpartial"))} | tail -c 300 | tr -d '\\000')`)],
+      [raw(`case "$t" in *${quote(trailer)}*) ;; *)`), ...failWith(`the globals lack the ${GLOBALS_FORMAT.describe}`), raw(";; esac")]
     ],
-    checks: ["exit status 0 (pipefail)", "not empty", ...compression === "gzip" ? ["gzip -t"] : [], GLOBALS_FORMAT.describe, "sha256"]
+    checks: ["exit status 0 (pipefail)", "not empty", ...compression === "gzip" ? ["gzip -dc"] : [], GLOBALS_FORMAT.describe, "sha256"]
   };
 }
 function hostBackupScript(directory, request, file, globalsFile) {
   const { source } = request;
-  const { lines: lines2, checks } = verifyLines(source, request.secretFile);
+  const { stream: stream2, lines: lines2, checks } = verification(source);
   const globals = request.globals && globalsFile ? globalsLines(request) : void 0;
   const sizeChecks = [`size >= ${request.minSize} bytes`];
   const removed = ['"$partial"', ...globals ? ['"$gpartial"'] : [], ...request.secretFile ? [quote(request.secretFile)] : []].join(" ");
@@ -100876,20 +100949,20 @@ function hostBackupScript(directory, request, file, globalsFile) {
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
     ...globals?.lines ?? [],
-    [...request.dump, ...source.compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$partial"')],
+    ...dumpLine(request, stream2),
     [raw('size=$(stat -c %s -- "$partial")')],
-    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
+    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...failWith(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
   ];
   if (request.previousSize !== void 0 && request.maxShrinkPercent < 100) {
     const floor = Math.floor(request.previousSize * (100 - request.maxShrinkPercent) / 100);
     script2.push([
       raw(`[ "$size" -ge ${floor} ] ||`),
-      ...fail(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
+      ...failWith(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
     ]);
     sizeChecks.push(`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`);
   }
+  if (source.compression === "gzip") script2.push([raw('gzip -t -- "$partial" ||'), ...failWith("gzip integrity check failed")]);
   script2.push(...lines2);
-  script2.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
   if (globals) script2.push([raw('mv -f -- "$gpartial" "$gfinal"')]);
   script2.push([raw('mv -f -- "$partial" "$final"')]);
   script2.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
@@ -100982,7 +101055,7 @@ var HostStore = class {
     const file = `${dir}/${manifest.file}`;
     const shaCheck = (path, sha2563) => [
       raw(`echo ${quote(`${sha2563}  ${path}`)} | sha256sum --check --status ||`),
-      ...fail(`sha256 of ${path} does not match its manifest (${sha2563}); refusing to restore it`, 21)
+      ...failWith(`sha256 of ${path} does not match its manifest (${sha2563}); refusing to restore it`, 21)
     ];
     const globals = manifest.globals ? `${dir}/${manifest.globals.file}` : void 0;
     return {
@@ -101003,10 +101076,49 @@ var HostStore = class {
 
 // packages/backup/src/restore.ts
 init_src();
+function describeTarget2(source, target) {
+  if (target.inPlace) return [...source.paths ?? [], ...(source.volumes ?? []).map((volume) => `volume ${volume}`)].join(", ");
+  return target.database ?? target.path;
+}
+var PREVIOUS_DIR = ".skiff-restore-previous";
+var FILES_IN_PLACE_SCRIPT = [
+  "set -eu",
+  "base=$1; force=$2; shift 2",
+  `aside=${PREVIOUS_DIR}`,
+  'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
+  "for root do",
+  '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
+  '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
+  "done",
+  'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
+  'if tar --extract --file=- --numeric-owner --directory="$base"; then',
+  "  cat >/dev/null",
+  '  for root do rm -rf -- "${root:?}/$aside"; done',
+  "else",
+  "  status=$?",
+  "  for root do",
+  '    entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done',
+  '    for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done',
+  '    rmdir -- "$root/$aside"',
+  "  done",
+  '  echo "tar failed (exit $status): the previous contents were put back" >&2',
+  '  exit "$status"',
+  "fi"
+].join("\n");
+function filesInPlace(source, force) {
+  const paths = source.paths ?? [];
+  if (!source.volumes?.length) return ["sh", "-c", FILES_IN_PLACE_SCRIPT, "sh", "/", String(force), ...paths];
+  const mounts = [
+    ...paths.flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}`]),
+    ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}`])
+  ];
+  const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, "")}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
+  return ["docker", "run", "--rm", "-i", "--network=none", "--label", `skiff.restore=${source.name}`, ...mounts, "--entrypoint", "sh", source.helperImage, "-c", FILES_IN_PLACE_SCRIPT, "sh", "/backup", String(force), ...roots];
+}
 var DRILL_PREFIX = "skiff_drill_";
 var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
 var PG_USER_RELATIONS = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
-function fail2(message, code) {
+function fail(message, code) {
   return [raw("{"), "echo", message, raw(">&2;"), "exit", String(code), raw("; }")];
 }
 function psql(source, database, sql, secretFile) {
@@ -101018,7 +101130,7 @@ function mysql(source, database, sql, secretFile) {
 }
 var REFUSED_EXIT = 20;
 function prepareTargetScript(source, target, secretFile) {
-  const refuse = (what) => fail2(`refusing to restore: ${what} is not empty; set force: true to overwrite it`, REFUSED_EXIT);
+  const refuse = (what) => fail(`refusing to restore: ${what} is not empty; set force: true to overwrite it`, REFUSED_EXIT);
   switch (source.type) {
     case "postgres": {
       const db = target.database;
@@ -101044,6 +101156,7 @@ function prepareTargetScript(source, target, secretFile) {
         ...target.force ? [] : [[raw("if [ -s"), target.path, raw("]; then"), ...refuse(`file ${target.path}`), raw("; fi")]]
       ];
     case "files":
+      if (target.inPlace) return [];
       return [
         ["mkdir", "-p", "--", target.path],
         ...target.force ? [] : [[raw('if [ -n "$(ls -A --'), target.path, raw(')" ]; then'), ...refuse(`directory ${target.path}`), raw("; fi")]]
@@ -101056,19 +101169,20 @@ function dirname(path) {
 function restoreCommand(source, target, secretFile) {
   switch (source.type) {
     case "postgres":
-      return pgTool(
+      return readToEnd(pgTool(
         source,
         ["pg_restore", `--dbname=${target.database}`, "--no-owner", "--exit-on-error", "--single-transaction", ...target.force ? ["--clean", "--if-exists"] : []],
         secretFile,
         { stdin: true }
-      );
+      ));
     case "mysql":
       return mysqlTool(source, "mysql", [target.database], secretFile, { stdin: true });
     case "redis":
     case "sqlite":
       return [raw(`cat > ${quote(`${target.path}.skiff-restore`)} && mv -f --`), `${target.path}.skiff-restore`, target.path];
     case "files":
-      return ["tar", "--extract", "--file=-", "--numeric-owner", `--directory=${target.path}`];
+      if (target.inPlace) return filesInPlace(source, target.force);
+      return readToEnd(["tar", "--extract", "--file=-", "--numeric-owner", `--directory=${target.path}`]);
   }
 }
 function drillQueryCommand(source, target, query, secretFile) {
@@ -101212,7 +101326,7 @@ async function restoreBackup(executor, store, source, manifest, target, options 
     const drop = options.drill ? dropScratchCommand(source, target, secretFile) : void 0;
     const cleanup = drop ? [[raw(`trap ${quote(`${render(drop)} >/dev/null 2>&1 || true`)} EXIT`)]] : [];
     const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
-    const description = `${options.drill ? "drill" : "restore"} ${manifest.id} into ${target.database ?? target.path}`;
+    const description = `${options.drill ? "drill" : "restore"} ${manifest.id} into ${describeTarget2(source, target)}`;
     try {
       const existingGlobals = async () => applyGlobals ? parseExistingGlobals((await executor.run([existingGlobalsQuery(source, secretFile)], { description: "roles and tablespaces in the target cluster" })).stdout) : void 0;
       if (data.kind === "server") {
@@ -101222,7 +101336,7 @@ async function restoreBackup(executor, store, source, manifest, target, options 
         return { manifest, target, ...globalsState, ...options.drill ? { report: lines(result.stdout) } : {} };
       }
       try {
-        await executor.run(prepare, { description: `check restore target ${target.database ?? target.path}` });
+        if (prepare.length > 0) await executor.run(prepare, { description: `check restore target ${describeTarget2(source, target)}` });
         const existing = await existingGlobals();
         if (existing && data.globals) {
           await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
@@ -101253,6 +101367,9 @@ async function drillSource(executor, store, source, options) {
 `);
   return result;
 }
+
+// packages/backup/src/index.ts
+init_verify();
 
 // action-backup/src/main.ts
 init_src();
@@ -101304,10 +101421,10 @@ var BACKUP_INPUTS = [
   { name: "keep-yearly", description: "Retention: keep the newest backup of each of this many years.", required: false, default: "0" },
   { name: "keep-days", description: "Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.", required: false, default: "0" },
   { name: "min-keep", description: "Never keep fewer than this many newest backups per source.", required: false, default: "3" },
-  { name: "backup-id", description: "For restore (and drill): the backup id to restore, or `latest`.", required: false, default: "latest" },
-  { name: "restore-target", description: "For restore: the database (postgres) or path on the server (redis, sqlite, files). Default: the source database; required for path types.", required: false },
+  { name: "backup-id", description: "For restore (and drill): the backup id to restore, or `latest`. A drill of several sources takes each one's latest.", required: false, default: "latest" },
+  { name: "restore-target", description: "For restore: the database (postgres, mysql) or path on the server (redis, sqlite, files). Default: the source database; for files, back into the source's own paths and volumes (their current contents kept aside until the restore has finished, so a failed one puts them back; force: true needed when they are not empty); required for redis and sqlite.", required: false },
   { name: "force", description: "For restore: overwrite a non-empty target (true or false).", required: false, default: "false" },
-  { name: "drill-query", description: "For drill: SQL to run on the restored scratch copy. Default: row counts of every table.", required: false },
+  { name: "drill-query", description: "For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.", required: false },
   { name: "healthcheck-url", description: "healthchecks.io-style ping URL: `/start` before, the URL on success, `/fail` on failure.", required: false }
 ];
 var ACTION_INPUTS = [...SSH_INPUTS, ...BACKUP_INPUTS, DRY_RUN_INPUT];
@@ -101394,6 +101511,20 @@ function readBackupInputs() {
   const drillQuery = c5.read(() => getString("drill-query"));
   const healthcheckUrl = c5.read(readHealthcheckUrl);
   const dryRun = c5.read(readDryRun);
+  const MODE_INPUTS = [
+    { name: "restore-target", modes: ["restore"], isSet: () => restoreTarget !== void 0 },
+    { name: "force", modes: ["restore"], isSet: () => force === true },
+    { name: "drill-query", modes: ["drill"], isSet: () => drillQuery !== void 0 },
+    { name: "backup-id", modes: ["restore", "drill"], isSet: () => backupId2 !== void 0 && backupId2 !== "latest" },
+    { name: "encrypt-recipients", modes: ["backup"], isSet: () => (encryptRecipients?.length ?? 0) > 0 },
+    { name: "min-size", modes: ["backup"], isSet: () => minSize !== void 0 && minSize !== 1024 },
+    { name: "max-shrink-percent", modes: ["backup"], isSet: () => maxShrinkPercent !== void 0 && maxShrinkPercent !== 50 },
+    ...["keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "keep-days"].map((name, index) => ({
+      name,
+      modes: ["backup", "prune"],
+      isSet: () => ([keepDaily, keepWeekly, keepMonthly, keepYearly, keepDays][index] ?? 0) > 0
+    }))
+  ];
   if (kind === "s3") {
     for (const [name, value] of [["s3-bucket", bucket], ["s3-access-key-id", accessKeyId], ["s3-secret-access-key", secretAccessKey]]) {
       if (value === void 0) c5.add(new InputError(name, `Input "${name}" is required with destination: s3`));
@@ -101402,10 +101533,22 @@ function readBackupInputs() {
   if (kind === "host" && encryptRecipients !== void 0 && encryptRecipients.length > 0) {
     c5.add(new InputError("encrypt-recipients", 'Input "encrypt-recipients" needs destination s3 or artifact: encryption runs on the runner, and host backups never leave the server'));
   }
-  if ((mode === "restore" || mode === "drill") && sources !== void 0 && sources.length !== 1) {
-    c5.add(new InputError("sources", `mode ${mode} works on one source at a time; "sources" has ${sources.length}`));
+  if (mode !== void 0) {
+    for (const { name, modes } of MODE_INPUTS.filter((input) => !input.modes.includes(mode) && input.isSet())) {
+      c5.add(new InputError(name, `Input "${name}" is only used by mode ${modes.join(" and ")}, and mode is ${mode}; remove it or set the mode that uses it`));
+    }
   }
-  if (mode === "restore" && sources?.length === 1 && sources[0].type !== "postgres" && sources[0].type !== "mysql" && restoreTarget === void 0) {
+  const noQuery = mode === "drill" && drillQuery !== void 0 ? sources?.filter((source) => source.type === "redis" || source.type === "files") : void 0;
+  if (noQuery?.length) {
+    c5.add(new InputError("drill-query", `Input "drill-query" is SQL for postgres, mysql and sqlite sources; ${noQuery.map((source) => `${source.name} is ${source.type}`).join(", ")} (its drill reports what it restored without a query)`));
+  }
+  if (mode === "restore" && sources !== void 0 && sources.length !== 1) {
+    c5.add(new InputError("sources", `mode restore works on one source at a time (restore-target names one place); "sources" has ${sources.length}`));
+  }
+  if (mode === "drill" && sources !== void 0 && sources.length > 1 && backupId2 !== void 0 && backupId2 !== "latest") {
+    c5.add(new InputError("backup-id", `Input "backup-id" names one backup (${backupId2}), but mode drill has ${sources.length} sources; leave it at latest, or list only that backup's source`));
+  }
+  if (mode === "restore" && sources?.length === 1 && (sources[0].type === "redis" || sources[0].type === "sqlite") && restoreTarget === void 0) {
     c5.add(new InputError("restore-target", `Input "restore-target" (a path on the server) is required to restore a ${sources[0].type} backup`));
   }
   if (restoreTarget !== void 0 && sources?.length === 1 && (sources[0].type === "postgres" || sources[0].type === "mysql") && !/^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/.test(restoreTarget)) {
@@ -101474,6 +101617,18 @@ function listTable(source, manifests) {
   ).replace(/^/, `**${source}**
 
 `);
+}
+function drillTable(outcomes) {
+  return table(
+    ["Source", "Backup", "Result", "Duration", "Restored copy held"],
+    outcomes.map(({ source, result, durationMs, error: error3 }) => [
+      source,
+      result?.manifest.id ?? "\u2014",
+      result ? `passed${result.globals ? " (globals checked, not applied)" : ""}` : "FAILED",
+      `${(durationMs / 1e3).toFixed(1)}s`,
+      result ? (result.report ?? []).join("\n") || "\u2014" : error3 ?? ""
+    ])
+  );
 }
 
 // action-backup/src/main.ts
@@ -101544,37 +101699,23 @@ ${Object.entries(pruned).map(([name, ids]) => `- ${name}: ${ids.join(", ") || "n
       case "restore": {
         const source = inputs.sources[0];
         const manifest = await findBackup(store, source, inputs.backupId);
-        const target = source.type === "postgres" || source.type === "mysql" ? { database: inputs.restoreTarget ?? source.database, force: inputs.force } : { path: inputs.restoreTarget, force: inputs.force };
+        const target = source.type === "postgres" || source.type === "mysql" ? { database: inputs.restoreTarget ?? source.database, force: inputs.force } : inputs.restoreTarget === void 0 ? { inPlace: true, force: inputs.force } : { path: inputs.restoreTarget, force: inputs.force };
         const restored = await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
         const globalsNote = restored.globals === "applied" ? "; missing roles and tablespaces (globals) created first" : "";
-        info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${target.database ?? target.path}${globalsNote}`);
+        const where = describeTarget2(source, target);
+        info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${where}${globalsNote}`);
         out.set("backup-id", manifest.id);
         out.set("location", manifest.location);
         out.set("sha256", manifest.sha256);
         out.set("verified", "true");
         await writeSummary(`### Restored ${manifest.id}
 
-into \`${target.database ?? target.path}\` (sha256 checked before writing${globalsNote})
+into \`${where}\` (sha256 checked before writing${globalsNote}${target.inPlace ? "; the previous contents were kept aside until the restore finished" : ""})
 `);
         return;
       }
-      case "drill": {
-        const source = inputs.sources[0];
-        const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {} });
-        info(`drill of ${result.manifest.id} passed${result.globals ? " (globals checked, not applied)" : ""}:
-${(result.report ?? []).join("\n")}`);
-        out.set("backup-id", result.manifest.id);
-        out.set("location", result.manifest.location);
-        out.set("sha256", result.manifest.sha256);
-        out.set("verified", "true");
-        await writeSummary(`### Restore drill of ${result.manifest.id}: passed
-
-\`\`\`
-${(result.report ?? []).join("\n")}
-\`\`\`
-`);
-        return;
-      }
+      case "drill":
+        return await drillAll(inputs, ssh, store, out);
     }
   } finally {
     store?.close?.();
@@ -101617,6 +101758,32 @@ ${unencryptedArtifact ? `> [!WARNING]
 `);
   const failed = outcomes.filter((o3) => o3.error);
   if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o3) => o3.source).join(", ")}`);
+}
+async function drillAll(inputs, ssh, store, out) {
+  const outcomes = [];
+  for (const source of inputs.sources) {
+    const started = Date.now();
+    try {
+      const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {} });
+      info(`drill of ${result.manifest.id} passed${result.globals ? " (globals checked, not applied)" : ""}:
+${(result.report ?? []).join("\n")}`);
+      outcomes.push({ source: source.name, result, durationMs: Date.now() - started });
+    } catch (error3) {
+      error(`${source.name}: drill failed: ${error3.message}`);
+      outcomes.push({ source: source.name, durationMs: Date.now() - started, error: error3.message.split("\n")[0] });
+    }
+  }
+  const passed = outcomes.flatMap((o3) => o3.result ? [o3.result] : []);
+  out.set("backup-id", passed.map((r5) => r5.manifest.id).join(","));
+  out.set("location", passed.map((r5) => r5.manifest.location).join(","));
+  out.set("sha256", passed[0]?.manifest.sha256 ?? "");
+  out.set("verified", String(passed.length === outcomes.length));
+  const failed = outcomes.filter((o3) => o3.error);
+  await writeSummary(`### Restore drill: ${failed.length === 0 ? "passed" : `${failed.length} of ${outcomes.length} failed`}
+
+${drillTable(outcomes)}
+`);
+  if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} drills failed: ${failed.map((o3) => o3.source).join(", ")}`);
 }
 async function planOnly(inputs) {
   const plan = new PlanRecorder();

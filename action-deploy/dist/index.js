@@ -49594,6 +49594,9 @@ function and(...commands) {
 function or(...commands) {
   return joinWith("||", commands);
 }
+function readToEnd(consumer) {
+  return [raw("{ {"), ...consumer, raw("; } || exit $?; cat >/dev/null; }")];
+}
 function redirectTo(command, path, options = {}) {
   return [...command, raw(options.append ? ">>" : ">"), path];
 }
@@ -56617,36 +56620,36 @@ function parseSources(text) {
 }
 function parseSource(entry, problem) {
   const before = { count: 0 };
-  const fail2 = (message) => {
+  const fail = (message) => {
     before.count++;
     problem(message);
   };
-  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail2(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
+  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
   const str = (key, pattern, expected) => {
     const value = entry[key];
     if (value === void 0 || value === null) return void 0;
-    if (typeof value !== "string" && typeof value !== "number") return void fail2(`"${key}" must be a string`);
+    if (typeof value !== "string" && typeof value !== "number") return void fail(`"${key}" must be a string`);
     const text = String(value);
-    if (pattern && !pattern.test(text)) return void fail2(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
+    if (pattern && !pattern.test(text)) return void fail(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
     return text;
   };
   const list = (key) => {
     const value = entry[key];
     if (value === void 0 || value === null) return void 0;
     const items = Array.isArray(value) ? value : [value];
-    if (!items.every((item) => typeof item === "string" && item !== "")) return void fail2(`"${key}" must be a list of non-empty strings`);
+    if (!items.every((item) => typeof item === "string" && item !== "")) return void fail(`"${key}" must be a list of non-empty strings`);
     return items;
   };
   const type = str("type");
   if (type === void 0 || !SOURCE_TYPES.includes(type)) {
-    fail2(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
+    fail(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
     return void 0;
   }
   const sourceType = type;
   const service = str("service", NAME, "a Compose service name");
   const container = str("container", NAME, "a container name or id");
   const execUser = str("exec-user", IDENT, "a user name");
-  if (service !== void 0 && container !== void 0) fail2('set "service" (a Compose service) or "container", not both');
+  if (service !== void 0 && container !== void 0) fail('set "service" (a Compose service) or "container", not both');
   let place = { kind: "host" };
   if (service !== void 0) {
     const project = str("project", /^[a-z0-9][a-z0-9_-]*$/, "a Compose project name (lowercase letters, digits, _ and -)");
@@ -56675,18 +56678,18 @@ function parseSource(entry, problem) {
   const volumes = list("volumes");
   const helperImage = str("helper-image");
   const globalsValue = entry.globals;
-  if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail2('"globals" must be true or false');
-  if (password !== void 0 && place.kind !== "host") fail2(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
-  if (passwordEnv !== void 0 && place.kind === "host") fail2('"password-env" names a variable inside the container; for the host use "password"');
-  if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail2(`"database" is required for ${sourceType}`);
-  if (sourceType === "sqlite" && path === void 0) fail2('"path" (the database file) is required for sqlite');
+  if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail('"globals" must be true or false');
+  if (password !== void 0 && place.kind !== "host") fail(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
+  if (passwordEnv !== void 0 && place.kind === "host") fail('"password-env" names a variable inside the container; for the host use "password"');
+  if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail(`"database" is required for ${sourceType}`);
+  if (sourceType === "sqlite" && path === void 0) fail('"path" (the database file) is required for sqlite');
   if (sourceType === "files") {
-    if (!paths?.length && !volumes?.length) fail2('"paths" and/or "volumes" are required for files');
-    if (place.kind !== "host") fail2('files are read on the host: use "paths" and "volumes", not "service" or "container"');
-    for (const p of paths ?? []) if (!p.startsWith("/")) fail2(`"paths" must be absolute; got ${JSON.stringify(p)}`);
-    if (volumes?.length && !helperImage) fail2('"helper-image" (an image on the server with tar) is required to read "volumes"');
+    if (!paths?.length && !volumes?.length) fail('"paths" and/or "volumes" are required for files');
+    if (place.kind !== "host") fail('files are read on the host: use "paths" and "volumes", not "service" or "container"');
+    for (const p of paths ?? []) if (!p.startsWith("/")) fail(`"paths" must be absolute; got ${JSON.stringify(p)}`);
+    if (volumes?.length && !helperImage) fail('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
-  if (globalsValue === true && sourceType !== "postgres") fail2('"globals" is only for postgres');
+  if (globalsValue === true && sourceType !== "postgres") fail('"globals" is only for postgres');
   const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
   if (before.count > 0) return void 0;
   return {
@@ -56897,72 +56900,119 @@ function newestFirst(manifests) {
   return manifests.sort((a, b) => Date.parse(b.time) - Date.parse(a.time) || b.id.localeCompare(a.id));
 }
 
+// packages/backup/src/verify.ts
+var VERIFY_EXIT = 5;
+function failWith(message, code = VERIFY_EXIT) {
+  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
+}
+function toolCheck(tool, output, message, describe4) {
+  return {
+    command: readToEnd([
+      raw("out=$("),
+      ...tool,
+      raw(output === "both" ? "2>&1) ||" : "2>&1 >/dev/null) ||"),
+      raw(`{ printf '%s\\n' "$out" | tail -n 8 >&2;`),
+      ...failWith(message),
+      raw("; }")
+    ]),
+    describe: describe4
+  };
+}
+function structureCheck(source) {
+  switch (source.type) {
+    case "postgres":
+      return toolCheck(
+        inPlace(source.place, ["pg_restore", "--file=/dev/null"], { stdin: true }),
+        "stderr",
+        "pg_restore could not read the whole archive; not keeping it",
+        "pg_restore read every data block"
+      );
+    case "redis":
+      return toolCheck(
+        inPlace(source.place, ["redis-check-rdb", "/dev/stdin"], { stdin: true }),
+        "both",
+        "redis-check-rdb found the RDB dump broken; not keeping it",
+        "redis-check-rdb (every key, CRC64)"
+      );
+    case "files":
+      return toolCheck(["tar", "--list", "--file=-"], "stderr", "tar could not read the whole archive; not keeping it", "tar --list");
+    default:
+      return void 0;
+  }
+}
+function trailerCheck(format) {
+  if (!format.trailer) return void 0;
+  return {
+    command: [raw(`{ t=$(tail -c 300 | tr -d '\\000'); case "$t" in *${quote(format.trailer)}*) ;; *)`), ...failWith(`the backup lacks the ${format.describe}`), raw(";; esac; }")],
+    describe: format.describe
+  };
+}
+function checkedWhileStreaming(dump, check) {
+  if (!check) return dump;
+  return [raw("{ { {"), ...dump, raw("; } | tee -- /dev/fd/3 >&4; } 3>&1 |"), ...check.command, raw(">/dev/null; } 4>&1")];
+}
+
 // packages/backup/src/host-store.ts
 var TOO_SMALL_EXIT = 3;
 var SHRUNK_EXIT = 4;
-var VERIFY_EXIT = 5;
 function assign(variable, value) {
   return [raw(`${variable}=${quote(value)}`)];
-}
-function fail(message, code) {
-  return [raw(`{ echo ${quote(message)} >&2; exit ${code}; }`)];
 }
 function readRaw(compression, variable) {
   return compression === "gzip" ? [raw(`gzip -dc -- "$${variable}"`)] : [raw(`cat -- "$${variable}"`)];
 }
-function formatLines(format, compression, variable) {
-  const lines = [];
-  if (format.magic) {
-    const { offset, bytes } = format.magic;
-    const expected = bytes.toString("hex");
-    lines.push([
-      raw(`header=$( { ${render(readRaw(compression, variable))} 2>/dev/null || true; } | head -c ${offset + bytes.length} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)
-    ]);
-    lines.push([raw(`[ "$header" = ${quote(expected)} ] ||`), ...fail(`the backup does not start with the ${format.describe}`, VERIFY_EXIT)]);
-  }
-  if (format.trailer) {
-    lines.push([raw(`${render(readRaw(compression, variable))} | tail -c 300 | grep -qF -- ${quote(format.trailer)} ||`), ...fail(`the backup lacks the ${format.describe}`, VERIFY_EXIT)]);
-  }
-  return lines;
+function magicLines(format, compression, variable) {
+  if (!format.magic) return [];
+  const { offset, bytes } = format.magic;
+  const length = offset + bytes.length;
+  const head2 = compression === "gzip" ? `{ gzip -dc -- "$${variable}" 2>/dev/null || true; } | head -c ${length}` : `head -c ${length} -- "$${variable}"`;
+  return [
+    [raw(`header=$(${head2} | tail -c ${bytes.length} | od -An -tx1 | tr -d ' \\n')`)],
+    [raw(`[ "$header" = ${quote(bytes.toString("hex"))} ] ||`), ...failWith(`the backup does not start with the ${format.describe}`)]
+  ];
 }
-function verifyLines(source, secretFile) {
-  const lines = [];
-  const checks = ["exit status 0 (pipefail)"];
-  if (source.compression === "gzip") {
-    lines.push([raw('gzip -t -- "$partial" ||'), ...fail("gzip integrity check failed", VERIFY_EXIT)]);
-    checks.push("gzip -t");
-  }
+function verification(source) {
   const format = FORMATS[source.type];
-  lines.push(...formatLines(format, source.compression, "partial"));
-  if (format.magic || format.trailer) checks.push(format.describe);
-  if (source.type === "postgres") {
-    lines.push([...readRaw(source.compression, "partial"), raw("|"), ...pgTool(source, ["pg_restore", "--list"], secretFile, { stdin: true }), raw(">/dev/null")]);
-    checks.push("pg_restore --list");
-  }
-  if (source.type === "files") {
-    lines.push([...readRaw(source.compression, "partial"), raw("| tar --list --file=- >/dev/null")]);
-    checks.push("tar --list");
-  }
+  const stream = structureCheck(source) ?? trailerCheck(format);
+  const checks = ["exit status 0 (pipefail)"];
+  if (source.compression === "gzip") checks.push("gzip -t");
+  if (format.magic) checks.push(format.describe);
+  if (stream && stream.describe !== format.describe) checks.push(stream.describe);
+  else if (format.trailer) checks.push(format.describe);
   if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the .backup snapshot");
-  return { lines, checks };
+  return { ...stream ? { stream } : {}, lines: magicLines(format, source.compression, "partial"), checks };
+}
+function dumpLine(request2, stream) {
+  return [
+    [
+      raw("stored=$("),
+      ...checkedWhileStreaming(request2.dump, stream),
+      ...request2.source.compression === "gzip" ? [raw("| gzip -c")] : [],
+      raw('| tee -- "$partial" | sha256sum)')
+    ],
+    [raw("sha=${stored%% *}")]
+  ];
 }
 function globalsLines(request2) {
   const compression = request2.source.compression;
+  const trailer = GLOBALS_FORMAT.trailer;
   return {
     lines: [
-      [...request2.globals, ...compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$gpartial"')],
-      ...compression === "gzip" ? [[raw('gzip -t -- "$gpartial" ||'), ...fail("gzip integrity check of the globals failed", VERIFY_EXIT)]] : [],
+      [raw("gstored=$("), ...request2.globals, ...compression === "gzip" ? [raw("| gzip -c")] : [], raw('| tee -- "$gpartial" | sha256sum)')],
+      [raw("gsha=${gstored%% *}")],
       [raw('gsize=$(stat -c %s -- "$gpartial")')],
-      [raw('[ "$gsize" -gt 0 ] ||'), ...fail("pg_dumpall --globals-only wrote nothing; not keeping the backup", VERIFY_EXIT)],
-      ...formatLines(GLOBALS_FORMAT, compression, "gpartial"),
-      [raw('gsha=$(sha256sum -- "$gpartial" | cut -d " " -f 1)')]
+      [raw('[ "$gsize" -gt 0 ] ||'), ...failWith("pg_dumpall --globals-only wrote nothing; not keeping the backup")],
+      ...magicLines(GLOBALS_FORMAT, compression, "gpartial"),
+      // Decompresses the whole file (a corrupt gzip fails here) and reads it to the end.
+      [raw(`t=$(${render(readRaw(compression, "gpartial"))} | tail -c 300 | tr -d '\\000')`)],
+      [raw(`case "$t" in *${quote(trailer)}*) ;; *)`), ...failWith(`the globals lack the ${GLOBALS_FORMAT.describe}`), raw(";; esac")]
     ],
-    checks: ["exit status 0 (pipefail)", "not empty", ...compression === "gzip" ? ["gzip -t"] : [], GLOBALS_FORMAT.describe, "sha256"]
+    checks: ["exit status 0 (pipefail)", "not empty", ...compression === "gzip" ? ["gzip -dc"] : [], GLOBALS_FORMAT.describe, "sha256"]
   };
 }
 function hostBackupScript(directory, request2, file, globalsFile) {
   const { source } = request2;
-  const { lines, checks } = verifyLines(source, request2.secretFile);
+  const { stream, lines, checks } = verification(source);
   const globals = request2.globals && globalsFile ? globalsLines(request2) : void 0;
   const sizeChecks = [`size >= ${request2.minSize} bytes`];
   const removed = ['"$partial"', ...globals ? ['"$gpartial"'] : [], ...request2.secretFile ? [quote(request2.secretFile)] : []].join(" ");
@@ -56981,20 +57031,20 @@ function hostBackupScript(directory, request2, file, globalsFile) {
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
     ...globals?.lines ?? [],
-    [...request2.dump, ...source.compression === "gzip" ? [raw("| gzip -c")] : [], raw('> "$partial"')],
+    ...dumpLine(request2, stream),
     [raw('size=$(stat -c %s -- "$partial")')],
-    [raw(`[ "$size" -ge ${request2.minSize} ] ||`), ...fail(`the backup is smaller than min-size (${request2.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
+    [raw(`[ "$size" -ge ${request2.minSize} ] ||`), ...failWith(`the backup is smaller than min-size (${request2.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
   ];
   if (request2.previousSize !== void 0 && request2.maxShrinkPercent < 100) {
     const floor = Math.floor(request2.previousSize * (100 - request2.maxShrinkPercent) / 100);
     script2.push([
       raw(`[ "$size" -ge ${floor} ] ||`),
-      ...fail(`the backup shrank more than max-shrink-percent (${request2.maxShrinkPercent}%) against the previous one (${request2.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
+      ...failWith(`the backup shrank more than max-shrink-percent (${request2.maxShrinkPercent}%) against the previous one (${request2.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
     ]);
     sizeChecks.push(`shrink <= ${request2.maxShrinkPercent}% of ${request2.previousSize} bytes`);
   }
+  if (source.compression === "gzip") script2.push([raw('gzip -t -- "$partial" ||'), ...failWith("gzip integrity check failed")]);
   script2.push(...lines);
-  script2.push([raw('sha=$(sha256sum -- "$partial" | cut -d " " -f 1)')]);
   if (globals) script2.push([raw('mv -f -- "$gpartial" "$gfinal"')]);
   script2.push([raw('mv -f -- "$partial" "$final"')]);
   script2.push([raw('printf "size=%s\\nsha256=%s\\n" "$size" "$sha"')]);
@@ -57087,7 +57137,7 @@ var HostStore = class {
     const file = `${dir}/${manifest.file}`;
     const shaCheck = (path, sha256) => [
       raw(`echo ${quote(`${sha256}  ${path}`)} | sha256sum --check --status ||`),
-      ...fail(`sha256 of ${path} does not match its manifest (${sha256}); refusing to restore it`, 21)
+      ...failWith(`sha256 of ${path} does not match its manifest (${sha256}); refusing to restore it`, 21)
     ];
     const globals = manifest.globals ? `${dir}/${manifest.globals.file}` : void 0;
     return {
@@ -57107,6 +57157,31 @@ var HostStore = class {
 };
 
 // packages/backup/src/restore.ts
+var PREVIOUS_DIR = ".skiff-restore-previous";
+var FILES_IN_PLACE_SCRIPT = [
+  "set -eu",
+  "base=$1; force=$2; shift 2",
+  `aside=${PREVIOUS_DIR}`,
+  'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
+  "for root do",
+  '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
+  '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
+  "done",
+  'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
+  'if tar --extract --file=- --numeric-owner --directory="$base"; then',
+  "  cat >/dev/null",
+  '  for root do rm -rf -- "${root:?}/$aside"; done',
+  "else",
+  "  status=$?",
+  "  for root do",
+  '    entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done',
+  '    for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done',
+  '    rmdir -- "$root/$aside"',
+  "  done",
+  '  echo "tar failed (exit $status): the previous contents were put back" >&2',
+  '  exit "$status"',
+  "fi"
+].join("\n");
 var GLOBALS_FILTER_AWK = [
   'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
   'function known(rest, names,   name) { for (name in names) if (index(rest, name " ") == 1 || index(rest, name ";") == 1) return 1; return 0 }',
