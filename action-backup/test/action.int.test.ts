@@ -27,7 +27,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   hc?.close();
-  await Promise.all([sshd?.stop(), pg?.stop(), dest?.remove()]);
+  await Promise.all([sshd?.stop(), pg?.stop(), dest?.remove(), sh('rm', ['-rf', `${dest?.path}-site`]).catch(() => '')]);
 });
 
 const base = () => ({
@@ -67,7 +67,8 @@ describe('action-backup bundle on Node 24', () => {
   });
 
   it('mode drill restores every source of the list in one run, one summary row each; one failing fails the job, the others still drilled', async () => {
-    const files = join(dest.path, 'site');
+    // Outside destination-path, whose <source name>/ folders hold the backups themselves.
+    const files = `${dest.path}-site`;
     await sh('sh', ['-c', `mkdir -p ${files}/img && head -c 300000 /dev/urandom > ${files}/img/logo.bin && echo hi > ${files}/index.html`]);
     const sources = `- type: postgres\n  name: drilled\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: ${pg.database}\n  password: "${pg.password}"\n- type: files\n  name: site\n  paths: [${files}]\n`;
     expect((await backup({ ...base(), sources })).code).toBe(0);
