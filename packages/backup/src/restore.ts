@@ -55,6 +55,59 @@ export const FILES_IN_PLACE_SCRIPT = [
   'fi',
 ].join('\n');
 
+/**
+ * A Redis restore, reading the RDB on stdin. The target is the RDB file, or Redis's data
+ * directory (an existing directory, or a path ending in /): there the restore writes what Redis
+ * loads at its next start — with `appendonly yes` that is the append-only file, not dump.rdb, so
+ * the AOF directory of Redis 7 (its manifest names the prefix) is replaced by one whose base is
+ * this RDB, and a Redis 6 appendonly.aof by the RDB itself (an RDB-preamble AOF); dump.rdb is
+ * written too. New files get the directory's owner, so a Redis running as its own user can write
+ * there again. A file target beside an append-only file is refused: Redis would ignore it.
+ * Args: target, force (true/false).
+ */
+export const REDIS_RESTORE_SCRIPT = [
+  'set -eu',
+  'target=$1; force=$2',
+  'case "$target" in */) dir=${target%/} ;; *) if [ -d "$target" ]; then dir=$target; else dir=; fi ;; esac',
+  'aof=; prefix=; single=',
+  'if [ -n "$dir" ]; then',
+  '  mkdir -p -- "$dir"; rdb="$dir/dump.rdb"',
+  '  for m in "$dir"/*/*.manifest; do if [ -f "$m" ]; then aof=${m%/*}; prefix=${m##*/}; prefix=${prefix%.manifest}; fi; done',
+  '  if [ -z "$aof" ]; then for f in "$dir"/*.aof; do if [ -f "$f" ]; then single=$f; fi; done; fi',
+  'else',
+  '  rdb=$target; dir=$(dirname -- "$rdb"); mkdir -p -- "$dir"',
+  '  for m in "$dir"/*/*.manifest "$dir"/*.aof; do if [ -f "$m" ]; then echo "$dir holds an append-only file ($m), which Redis loads at start instead of $rdb: give the data directory $dir/ as restore-target" >&2; exit 22; fi; done',
+  'fi',
+  'if [ "$force" != true ]; then',
+  '  for f in "$rdb" ${aof:+"$aof"} ${single:+"$single"}; do',
+  '    if [ -s "$f" ] || { [ -d "$f" ] && [ -n "$(ls -A -- "$f")" ]; }; then echo "refusing to restore: $f is not empty; set force: true to overwrite it (stop Redis first: it writes these files when it shuts down)" >&2; exit 20; fi',
+  '  done',
+  'fi',
+  'owner=$(stat -c %u:%g -- "$dir")',
+  'cat > "$rdb.skiff-restore"',
+  // redis-cli --rdb writing to stdout cannot truncate away the 40-hex-digit end mark of a diskless
+  // transfer, so the stream may end with it. Loading dump.rdb stops at the RDB's own end, but an
+  // AOF base is read on as commands and the mark fails it. A real RDB ends in 0xFF and an 8-byte
+  // checksum, so last 40 bytes that are all hex digits can only be that mark.
+  't=$(tail -c 40 -- "$rdb.skiff-restore")',
+  'case "$t" in *[!0-9a-f]*) ;; *) if [ ${#t} -eq 40 ]; then truncate -s -40 -- "$rdb.skiff-restore"; fi ;; esac',
+  'if [ -n "$aof" ]; then',
+  '  rm -rf -- "$aof.skiff-restore" "$aof.skiff-previous"; mkdir -- "$aof.skiff-restore"',
+  '  cp -- "$rdb.skiff-restore" "$aof.skiff-restore/$prefix.1.base.rdb"',
+  '  printf "file %s seq 1 type b\\n" "$prefix.1.base.rdb" > "$aof.skiff-restore/$prefix.manifest"',
+  '  chown -R "$owner" -- "$aof.skiff-restore" 2>/dev/null || true',
+  '  mv -- "$aof" "$aof.skiff-previous"; mv -- "$aof.skiff-restore" "$aof"; rm -rf -- "$aof.skiff-previous"',
+  'fi',
+  'if [ -n "$single" ]; then cp -- "$rdb.skiff-restore" "$single.skiff-restore"; chown "$owner" -- "$single.skiff-restore" 2>/dev/null || true; mv -f -- "$single.skiff-restore" "$single"; fi',
+  'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
+  'mv -f -- "$rdb.skiff-restore" "$rdb"',
+].join('\n');
+
+/** The RDB file a Redis restore target ends up in. */
+export function redisRdbPath(path: string): string {
+  return path.endsWith('/') ? `${path}dump.rdb` : path;
+}
+
 /** The in-place restore of a files source: on the host, or in the helper with every volume and path mounted read-write. */
 function filesInPlace(source: Source, force: boolean): Command {
   const paths = source.paths ?? [];
@@ -126,6 +179,8 @@ export function prepareTargetScript(source: Source, target: RestoreTarget, secre
       ];
     }
     case 'redis':
+      // The restore script checks the file, or the data directory and its append-only file.
+      return [];
     case 'sqlite':
       return [
         ['mkdir', '-p', '--', dirname(target.path!)],
@@ -161,6 +216,7 @@ export function restoreCommand(source: Source, target: RestoreTarget, secretFile
       // The dump's own DROP TABLE IF EXISTS lines make a forced restore replace the tables.
       return mysqlTool(source, 'mysql', [target.database!], secretFile, { stdin: true });
     case 'redis':
+      return ['sh', '-c', REDIS_RESTORE_SCRIPT, 'sh', target.path!, String(target.force)];
     case 'sqlite':
       // Written beside the target and renamed: a reader never sees half a file.
       return [raw(`cat > ${quote(`${target.path!}.skiff-restore`)} && mv -f --`), `${target.path!}.skiff-restore`, target.path!];
@@ -183,7 +239,7 @@ export function drillQueryCommand(source: Source, target: RestoreTarget, query: 
         ? ['sqlite3', target.path!, query]
         : ['sh', '-c', 'for t in $(sqlite3 "$1" "select name from sqlite_master where type = \'table\' order by 1"); do echo "$t|$(sqlite3 "$1" "select count(*) from \\"$t\\"")"; done', 'sh', target.path!];
     case 'redis':
-      return ['sh', '-c', 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', 'sh', target.path!];
+      return ['sh', '-c', 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', 'sh', redisRdbPath(target.path!)];
     case 'files':
       return ['sh', '-c', 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', 'sh', target.path!];
   }
@@ -203,6 +259,8 @@ export function dropScratchCommand(source: Source, target: RestoreTarget, secret
 
 export function scratchTarget(source: Source, suffix: string): RestoreTarget {
   if (source.type === 'postgres' || source.type === 'mysql') return { database: `${DRILL_PREFIX}${suffix}`, force: false };
+  // Redis gets a data directory of its own, so nothing else in /tmp is taken for its append-only file.
+  if (source.type === 'redis') return { path: `/tmp/${DRILL_PREFIX}${suffix}/`, force: false };
   return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === 'files' ? '' : `.${source.type}`}`, force: false };
 }
 

@@ -55,6 +55,8 @@ const volume = `skiffbk-realvol-${suffix}`;
 let clock = Date.parse('2026-07-01T03:00:00Z');
 const options = backupOptions(() => new Date((clock += 3_600_000)));
 const MB = 1024 * 1024;
+/** What the seeded Redis holds: its key count and DEBUG DIGEST (a hash of the whole dataset). */
+const expectedRedis = { keys: 0, digest: '' };
 
 beforeAll(async () => {
   await ensureDocker();
@@ -128,14 +130,12 @@ describe('MySQL (MariaDB) at a real size', () => {
 describe('Redis at a real size, in a container', () => {
   const cli = (container: string, ...args: string[]) => sh('docker', ['exec', container, 'sh', '-c', 'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli --no-auth-warning "$@"', 'sh', ...args], { timeoutMs: 300_000 });
   const cache = () => oneSource(`- type: redis\n  name: cache\n  container: ${redisContainer}\n  password-env: REDIS_PASSWORD\n`);
-  let keys: number;
-  let digest: string;
 
   beforeAll(async () => {
     await sh('docker', ['run', '-d', '--name', redisContainer, '--network=none', '-e', `REDIS_PASSWORD=${randomBytes(12).toString('hex')}`, '--entrypoint', 'sh', debian, '-c', 'exec redis-server --requirepass "$REDIS_PASSWORD" --save "" --enable-debug-command yes']);
     await waitFor('redis', async () => (await cli(redisContainer, 'ping')).trim() === 'PONG', 30_000, 200);
-    keys = Number((await cli(redisContainer, 'eval', REDIS_SEED_LUA, '0')).trim());
-    digest = (await cli(redisContainer, 'debug', 'digest')).trim();
+    expectedRedis.keys = Number((await cli(redisContainer, 'eval', REDIS_SEED_LUA, '0')).trim());
+    expectedRedis.digest = (await cli(redisContainer, 'debug', 'digest')).trim();
   }, 300_000);
 
   /** DEBUG DIGEST of what a fresh redis-server loads from the restored RDB: the same dataset, key for key. */
@@ -153,7 +153,7 @@ describe('Redis at a real size, in a container', () => {
   }
 
   it('holds more than 50 MB in 80,000 keys of every type', async () => {
-    expect(keys).toBeGreaterThan(80_000);
+    expect(expectedRedis.keys).toBeGreaterThan(80_000);
     expect(Number((await cli(redisContainer, 'info', 'memory')).match(/used_memory:(\d+)/)![1])).toBeGreaterThan(50 * MB);
   });
 
@@ -161,10 +161,55 @@ describe('Redis at a real size, in a container', () => {
     it(`${destination}${destination === 'artifact' ? ' (age)' : ''}: redis-check-rdb read it all, the restored RDB loads the same dataset`, async () => {
       const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : new ArtifactStore('nightly');
       const report = await roundTrip(store, cache(), destination === 'artifact', () => ({ path: join(work.path, `redis-${destination}`, 'dump.rdb') }), async (target) => {
-        expect(await loadedDigest(target.path!)).toEqual({ keys, digest });
+        expect(await loadedDigest(target.path!)).toEqual(expectedRedis);
       });
-      expect(report).toEqual([`keys|${keys}`]);
+      expect(report).toEqual([`keys|${expectedRedis.keys}`]);
     });
+  }
+});
+
+describe('Redis with appendonly yes: a restore takes effect', () => {
+  const aofContainer = `skiffbk-realredis-aof-${suffix}`;
+  const cli = (...args: string[]) => sh('docker', ['exec', aofContainer, 'redis-cli', '--no-auth-warning', '-a', 'x', ...args], { timeoutMs: 120_000 });
+  const cache = () => oneSource(`- type: redis\n  name: cache\n  container: ${redisContainer}\n  password-env: REDIS_PASSWORD\n`);
+  const dataDir = () => join(work.path, 'redis-aof-data');
+
+  afterAll(() => sh('docker', ['rm', '-f', aofContainer]).catch(() => ''));
+
+  it('into the data directory of a Redis running as its own user with an append-only file: after its restart it serves the backup, key for key', async () => {
+    // A live Redis 7 with appendonly (multi-part AOF in appendonlydir/), running as uid 999 on its own data directory.
+    await sh('sh', ['-c', `mkdir -p ${dataDir()} && chown 999:999 ${dataDir()}`]);
+    await sh('docker', ['run', '-d', '--name', aofContainer, '--network=none', '--user', '999:999', '-v', `${dataDir()}:/data`, '--entrypoint', 'redis-server', debian, '--dir', '/data', '--appendonly', 'yes', '--save', '', '--enable-debug-command', 'yes', '--requirepass', 'x']);
+    await waitFor('redis with AOF', async () => (await cli('ping').catch(() => '')).trim() === 'PONG', 30_000, 200);
+    await cli('set', 'only-in-the-live-data', 'yes');
+    await waitFor('the AOF to hold it', async () => (await sh('sh', ['-c', `cat ${dataDir()}/appendonlydir/*.incr.aof 2>/dev/null || true`])).includes('only-in-the-live-data'), 10_000, 200);
+
+    const store = new HostStore(ssh, join(work.path, 'host'));
+    const manifest = await findBackup(store, cache(), 'latest');
+    // An RDB written beside the AOF would be ignored at start: refused, with the way out.
+    await expect(restoreBackup(ssh, store, cache(), manifest, { path: join(dataDir(), 'dump.rdb'), force: true })).rejects.toThrow(/holds an append-only file .* give the data directory .* as restore-target/);
+    await sh('docker', ['stop', '-t', '10', aofContainer]);
+    await expect(restoreBackup(ssh, store, cache(), manifest, { path: dataDir(), force: false })).rejects.toThrow(/refusing to restore: .* is not empty; set force: true/);
+    await restoreBackup(ssh, store, cache(), manifest, { path: dataDir(), force: true });
+
+    await sh('docker', ['start', aofContainer]);
+    await waitFor('redis to load the restored AOF', async () => (await cli('ping').catch(() => '')).trim() === 'PONG', 60_000, 200).catch(async (error) => {
+      throw new Error(`${(error as Error).message}\n${await sh('sh', ['-c', `docker logs --tail 20 ${aofContainer} 2>&1; ls -laR ${dataDir()}`])}`);
+    });
+    const loaded = await waitForLoaded();
+    expect(loaded).toEqual({ keys: expectedRedis.keys, digest: expectedRedis.digest });
+    expect((await cli('exists', 'only-in-the-live-data')).trim()).toBe('0');
+    // Redis writes its own files there again: its AOF directory is its own.
+    await cli('set', 'after-restore', 'yes');
+    await waitFor('a write after the restore to reach the AOF', async () => (await sh('sh', ['-c', `cat ${dataDir()}/appendonlydir/*.incr.aof 2>/dev/null || true`])).includes('after-restore'), 10_000, 200);
+    expect(await sh('sh', ['-c', `ls -A ${dataDir()}; stat -c %u ${dataDir()}/appendonlydir ${dataDir()}/dump.rdb`])).toMatch(/^appendonlydir\ndump\.rdb\n999\n999\n$/);
+  });
+
+  async function waitForLoaded(): Promise<{ keys: number; digest: string }> {
+    let keys = 0;
+    await waitFor('the dataset to load', async () => !(await cli('info', 'persistence')).includes('loading:1'), 60_000, 200);
+    keys = Number((await cli('dbsize')).trim());
+    return { keys, digest: (await cli('debug', 'digest')).trim() };
   }
 });
 
