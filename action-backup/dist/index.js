@@ -101105,6 +101105,46 @@ var FILES_IN_PLACE_SCRIPT = [
   '  exit "$status"',
   "fi"
 ].join("\n");
+var REDIS_RESTORE_SCRIPT = [
+  "set -eu",
+  "target=$1; force=$2",
+  'case "$target" in */) dir=${target%/} ;; *) if [ -d "$target" ]; then dir=$target; else dir=; fi ;; esac',
+  "aof=; prefix=; single=",
+  'if [ -n "$dir" ]; then',
+  '  mkdir -p -- "$dir"; rdb="$dir/dump.rdb"',
+  '  for m in "$dir"/*/*.manifest; do if [ -f "$m" ]; then aof=${m%/*}; prefix=${m##*/}; prefix=${prefix%.manifest}; fi; done',
+  '  if [ -z "$aof" ]; then for f in "$dir"/*.aof; do if [ -f "$f" ]; then single=$f; fi; done; fi',
+  "else",
+  '  rdb=$target; dir=$(dirname -- "$rdb"); mkdir -p -- "$dir"',
+  '  for m in "$dir"/*/*.manifest "$dir"/*.aof; do if [ -f "$m" ]; then echo "$dir holds an append-only file ($m), which Redis loads at start instead of $rdb: give the data directory $dir/ as restore-target" >&2; exit 22; fi; done',
+  "fi",
+  'if [ "$force" != true ]; then',
+  '  for f in "$rdb" ${aof:+"$aof"} ${single:+"$single"}; do',
+  '    if [ -s "$f" ] || { [ -d "$f" ] && [ -n "$(ls -A -- "$f")" ]; }; then echo "refusing to restore: $f is not empty; set force: true to overwrite it (stop Redis first: it writes these files when it shuts down)" >&2; exit 20; fi',
+  "  done",
+  "fi",
+  'owner=$(stat -c %u:%g -- "$dir")',
+  'cat > "$rdb.skiff-restore"',
+  // redis-cli --rdb writing to stdout cannot truncate away the 40-hex-digit end mark of a diskless
+  // transfer, so the stream may end with it. Loading dump.rdb stops at the RDB's own end, but an
+  // AOF base is read on as commands and the mark fails it. A real RDB ends in 0xFF and an 8-byte
+  // checksum, so last 40 bytes that are all hex digits can only be that mark.
+  't=$(tail -c 40 -- "$rdb.skiff-restore")',
+  'case "$t" in *[!0-9a-f]*) ;; *) if [ ${#t} -eq 40 ]; then truncate -s -40 -- "$rdb.skiff-restore"; fi ;; esac',
+  'if [ -n "$aof" ]; then',
+  '  rm -rf -- "$aof.skiff-restore" "$aof.skiff-previous"; mkdir -- "$aof.skiff-restore"',
+  '  cp -- "$rdb.skiff-restore" "$aof.skiff-restore/$prefix.1.base.rdb"',
+  '  printf "file %s seq 1 type b\\n" "$prefix.1.base.rdb" > "$aof.skiff-restore/$prefix.manifest"',
+  '  chown -R "$owner" -- "$aof.skiff-restore" 2>/dev/null || true',
+  '  mv -- "$aof" "$aof.skiff-previous"; mv -- "$aof.skiff-restore" "$aof"; rm -rf -- "$aof.skiff-previous"',
+  "fi",
+  'if [ -n "$single" ]; then cp -- "$rdb.skiff-restore" "$single.skiff-restore"; chown "$owner" -- "$single.skiff-restore" 2>/dev/null || true; mv -f -- "$single.skiff-restore" "$single"; fi',
+  'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
+  'mv -f -- "$rdb.skiff-restore" "$rdb"'
+].join("\n");
+function redisRdbPath(path) {
+  return path.endsWith("/") ? `${path}dump.rdb` : path;
+}
 function filesInPlace(source, force) {
   const paths = source.paths ?? [];
   if (!source.volumes?.length) return ["sh", "-c", FILES_IN_PLACE_SCRIPT, "sh", "/", String(force), ...paths];
@@ -101150,6 +101190,7 @@ function prepareTargetScript(source, target, secretFile) {
       ];
     }
     case "redis":
+      return [];
     case "sqlite":
       return [
         ["mkdir", "-p", "--", dirname(target.path)],
@@ -101178,6 +101219,7 @@ function restoreCommand(source, target, secretFile) {
     case "mysql":
       return mysqlTool(source, "mysql", [target.database], secretFile, { stdin: true });
     case "redis":
+      return ["sh", "-c", REDIS_RESTORE_SCRIPT, "sh", target.path, String(target.force)];
     case "sqlite":
       return [raw(`cat > ${quote(`${target.path}.skiff-restore`)} && mv -f --`), `${target.path}.skiff-restore`, target.path];
     case "files":
@@ -101194,7 +101236,7 @@ function drillQueryCommand(source, target, query, secretFile) {
     case "sqlite":
       return query ? ["sqlite3", target.path, query] : ["sh", "-c", `for t in $(sqlite3 "$1" "select name from sqlite_master where type = 'table' order by 1"); do echo "$t|$(sqlite3 "$1" "select count(*) from \\"$t\\"")"; done`, "sh", target.path];
     case "redis":
-      return ["sh", "-c", 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', "sh", target.path];
+      return ["sh", "-c", 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', "sh", redisRdbPath(target.path)];
     case "files":
       return ["sh", "-c", 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', "sh", target.path];
   }
@@ -101211,6 +101253,7 @@ function dropScratchCommand(source, target, secretFile) {
 }
 function scratchTarget(source, suffix) {
   if (source.type === "postgres" || source.type === "mysql") return { database: `${DRILL_PREFIX}${suffix}`, force: false };
+  if (source.type === "redis") return { path: `/tmp/${DRILL_PREFIX}${suffix}/`, force: false };
   return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === "files" ? "" : `.${source.type}`}`, force: false };
 }
 function existingGlobalsQuery(source, secretFile) {
@@ -101422,7 +101465,7 @@ var BACKUP_INPUTS = [
   { name: "keep-days", description: "Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.", required: false, default: "0" },
   { name: "min-keep", description: "Never keep fewer than this many newest backups per source.", required: false, default: "3" },
   { name: "backup-id", description: "For restore (and drill): the backup id to restore, or `latest`. A drill of several sources takes each one's latest.", required: false, default: "latest" },
-  { name: "restore-target", description: "For restore: the database (postgres, mysql) or path on the server (redis, sqlite, files). Default: the source database; for files, back into the source's own paths and volumes (their current contents kept aside until the restore has finished, so a failed one puts them back; force: true needed when they are not empty); required for redis and sqlite.", required: false },
+  { name: "restore-target", description: "For restore: the database (postgres, mysql) or path on the server (redis, sqlite, files). Default: the source database; for files, back into the source's own paths and volumes (their current contents kept aside until the restore has finished, so a failed one puts them back; force: true needed when they are not empty); required for redis and sqlite. For redis give Redis's data directory (stopped Redis, path ending in /): with appendonly yes its append-only file is what Redis loads, and it is replaced too.", required: false },
   { name: "force", description: "For restore: overwrite a non-empty target (true or false).", required: false, default: "false" },
   { name: "drill-query", description: "For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.", required: false },
   { name: "healthcheck-url", description: "healthchecks.io-style ping URL: `/start` before, the URL on success, `/fail` on failure.", required: false }

@@ -51421,7 +51421,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.4.0";
+var version = "0.4.1";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
@@ -57181,6 +57181,43 @@ var FILES_IN_PLACE_SCRIPT = [
   '  echo "tar failed (exit $status): the previous contents were put back" >&2',
   '  exit "$status"',
   "fi"
+].join("\n");
+var REDIS_RESTORE_SCRIPT = [
+  "set -eu",
+  "target=$1; force=$2",
+  'case "$target" in */) dir=${target%/} ;; *) if [ -d "$target" ]; then dir=$target; else dir=; fi ;; esac',
+  "aof=; prefix=; single=",
+  'if [ -n "$dir" ]; then',
+  '  mkdir -p -- "$dir"; rdb="$dir/dump.rdb"',
+  '  for m in "$dir"/*/*.manifest; do if [ -f "$m" ]; then aof=${m%/*}; prefix=${m##*/}; prefix=${prefix%.manifest}; fi; done',
+  '  if [ -z "$aof" ]; then for f in "$dir"/*.aof; do if [ -f "$f" ]; then single=$f; fi; done; fi',
+  "else",
+  '  rdb=$target; dir=$(dirname -- "$rdb"); mkdir -p -- "$dir"',
+  '  for m in "$dir"/*/*.manifest "$dir"/*.aof; do if [ -f "$m" ]; then echo "$dir holds an append-only file ($m), which Redis loads at start instead of $rdb: give the data directory $dir/ as restore-target" >&2; exit 22; fi; done',
+  "fi",
+  'if [ "$force" != true ]; then',
+  '  for f in "$rdb" ${aof:+"$aof"} ${single:+"$single"}; do',
+  '    if [ -s "$f" ] || { [ -d "$f" ] && [ -n "$(ls -A -- "$f")" ]; }; then echo "refusing to restore: $f is not empty; set force: true to overwrite it (stop Redis first: it writes these files when it shuts down)" >&2; exit 20; fi',
+  "  done",
+  "fi",
+  'owner=$(stat -c %u:%g -- "$dir")',
+  'cat > "$rdb.skiff-restore"',
+  // redis-cli --rdb writing to stdout cannot truncate away the 40-hex-digit end mark of a diskless
+  // transfer, so the stream may end with it. Loading dump.rdb stops at the RDB's own end, but an
+  // AOF base is read on as commands and the mark fails it. A real RDB ends in 0xFF and an 8-byte
+  // checksum, so last 40 bytes that are all hex digits can only be that mark.
+  't=$(tail -c 40 -- "$rdb.skiff-restore")',
+  'case "$t" in *[!0-9a-f]*) ;; *) if [ ${#t} -eq 40 ]; then truncate -s -40 -- "$rdb.skiff-restore"; fi ;; esac',
+  'if [ -n "$aof" ]; then',
+  '  rm -rf -- "$aof.skiff-restore" "$aof.skiff-previous"; mkdir -- "$aof.skiff-restore"',
+  '  cp -- "$rdb.skiff-restore" "$aof.skiff-restore/$prefix.1.base.rdb"',
+  '  printf "file %s seq 1 type b\\n" "$prefix.1.base.rdb" > "$aof.skiff-restore/$prefix.manifest"',
+  '  chown -R "$owner" -- "$aof.skiff-restore" 2>/dev/null || true',
+  '  mv -- "$aof" "$aof.skiff-previous"; mv -- "$aof.skiff-restore" "$aof"; rm -rf -- "$aof.skiff-previous"',
+  "fi",
+  'if [ -n "$single" ]; then cp -- "$rdb.skiff-restore" "$single.skiff-restore"; chown "$owner" -- "$single.skiff-restore" 2>/dev/null || true; mv -f -- "$single.skiff-restore" "$single"; fi',
+  'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
+  'mv -f -- "$rdb.skiff-restore" "$rdb"'
 ].join("\n");
 var GLOBALS_FILTER_AWK = [
   'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
