@@ -56462,10 +56462,16 @@ async function resolveDigests(d, release) {
 `, { mode: 420, description: "record the pinned images in meta.json" });
   if (unpinned.length > 0) warning(`Not pinned to a digest (the image has no registry digest, e.g. built on the server): ${unpinned.join(", ")}`);
 }
+var PROJECT_ANCHOR = ".skiff-project.yaml";
 async function runPreDeploy(d, release, script2) {
-  const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${release.project.files.join(":")}`];
+  const anchor = `${d.inputs.projectDir}/${PROJECT_ANCHOR}`;
+  const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${[anchor, ...release.project.files].join(":")}`];
   if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
+  await d.server.upload(anchor, "# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n", { mode: 420, description: "the project directory anchor for pre-deploy" });
   await d.server.run([["cd", d.inputs.projectDir], ["env", ...env, "bash", "-c", script2]], { description: "pre-deploy", timeoutSeconds: 3600 });
+}
+async function linkReleaseEnv(d, release) {
+  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? "", release?.hasEnv ?? false), { description: "link the env file", timeoutSeconds: 60 });
 }
 async function switchTo(d, release) {
   await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
@@ -57490,6 +57496,16 @@ function rollbackTarget(state, wanted) {
 }
 
 // action-deploy/src/story.ts
+async function switchOrFail(how, d, release, running) {
+  try {
+    return await how.switchOn(d, release, running);
+  } catch (error2) {
+    const reason = `starting it failed: ${error2.message}`;
+    error(`Release ${release.id}: ${reason}`);
+    const gate = { ok: false, elapsedMs: 0, rounds: 0, probes: [], failing: [], reason, containers: [], failingServices: [] };
+    return { gates: [{ label: `release ${release.id}`, gate }], gate };
+  }
+}
 var recreateSwitch = {
   async switchOn(d, release) {
     await switchTo(d, release);
@@ -57503,6 +57519,7 @@ async function deployNewRelease(d, how = recreateSwitch) {
   const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes4(2).toString("hex"));
   info(`Release ${id}${previous ? ` (current: ${previous})` : " (first release)"}`);
   const release = await uploadRelease(d, id);
+  await linkReleaseEnv(d, release);
   const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [], backups: [] };
   const beforeSwitch = async (what, step) => {
     try {
@@ -57510,13 +57527,14 @@ async function deployNewRelease(d, how = recreateSwitch) {
       return void 0;
     } catch (error2) {
       const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
+      await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : void 0);
       await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${what} failed` });
       return message;
     }
   };
   const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.backupBeforeDeploy === void 0 ? void 0 : await beforeSwitch("backup-before-deploy", async () => void base.backups.push(...await backupBeforeDeploy(d, release, previous)))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
   if (early) return { ...base, status: "failed", images: release.images, error: early };
-  const switched = await how.switchOn(d, release, previous);
+  const switched = await switchOrFail(how, d, release, previous);
   base.gates.push(...switched.gates);
   const gate = switched.gate;
   if (gate.ok) {
@@ -57555,7 +57573,7 @@ async function deployNewRelease(d, how = recreateSwitch) {
 }
 async function switchBack(d, how, id, running) {
   const release = await loadRelease(d, id);
-  return { release, switched: await how.switchOn(d, release, running) };
+  return { release, switched: await switchOrFail(how, d, release, running) };
 }
 async function rollbackTo(d, wanted, reason = "manual rollback", how = recreateSwitch) {
   const state = await serverState(d);
@@ -58870,7 +58888,7 @@ var DEPLOY_INPUTS = [
   },
   {
     name: "pre-deploy",
-    description: "Commands run on the server after pull and before the switch, in the release directory, with COMPOSE_PROJECT_NAME and COMPOSE_FILE set (e.g. `docker compose run --rm app migrate`). Failure stops the deploy with nothing switched.",
+    description: "Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.",
     required: false
   },
   { name: "keep-releases", description: "How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).", required: false, default: "5" },

@@ -113,11 +113,26 @@ export async function resolveDigests(d: Deployer, release: Release): Promise<voi
   if (unpinned.length > 0) core.warning(`Not pinned to a digest (the image has no registry digest, e.g. built on the server): ${unpinned.join(', ')}`);
 }
 
-/** The user's pre-deploy commands, pointed at the new release through Compose's own variables. */
+/**
+ * First in pre-deploy's COMPOSE_FILE: Compose takes the project directory from the first file's
+ * folder and has no variable for it, so this empty file in the project directory makes a plain
+ * `docker compose run --rm app migrate` resolve `./data` and `env_file: .env` exactly where
+ * Skiff's own `--project-directory` commands do, not under releases/<id>/.
+ */
+export const PROJECT_ANCHOR = '.skiff-project.yaml';
+
+/** The user's pre-deploy commands, in the project directory, pointed at the new release through Compose's own variables. */
 export async function runPreDeploy(d: Deployer, release: Release, script: string): Promise<void> {
-  const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${release.project.files.join(':')}`];
+  const anchor = `${d.inputs.projectDir}/${PROJECT_ANCHOR}`;
+  const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${[anchor, ...release.project.files].join(':')}`];
   if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
+  await d.server.upload(anchor, '# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n', { mode: 0o644, description: 'the project directory anchor for pre-deploy' });
   await d.server.run([['cd', d.inputs.projectDir], ['env', ...env, 'bash', '-c', script]], { description: 'pre-deploy', timeoutSeconds: 3600 });
+}
+
+/** Points `<project-dir>/.env` at `release`'s env file, or removes Skiff's link when it has none (or there is no release). */
+export async function linkReleaseEnv(d: Deployer, release: Pick<Release, 'id' | 'hasEnv'> | undefined): Promise<void> {
+  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? '', release?.hasEnv ?? false), { description: 'link the env file', timeoutSeconds: 60 });
 }
 
 /** `up -d --remove-orphans` with the release's files, env and pinned images. */

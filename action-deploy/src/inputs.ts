@@ -62,7 +62,7 @@ const DEPLOY_INPUTS = [
   },
   {
     name: 'pre-deploy',
-    description: 'Commands run on the server after pull and before the switch, in the release directory, with COMPOSE_PROJECT_NAME and COMPOSE_FILE set (e.g. `docker compose run --rm app migrate`). Failure stops the deploy with nothing switched.',
+    description: 'Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.',
     required: false,
   },
   { name: 'keep-releases', description: 'How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).', required: false, default: '5' },

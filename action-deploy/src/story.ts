@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
-import { audit, loadRelease, markCurrent, prune, pullImages, resolveDigests, runPreDeploy, serverState, switchTo, uploadRelease, type Deployer, type Release } from './deploy';
+import { audit, linkReleaseEnv, loadRelease, markCurrent, prune, pullImages, resolveDigests, runPreDeploy, serverState, switchTo, uploadRelease, type Deployer, type Release } from './deploy';
 import { backupBeforeDeploy, type TakenBackup } from './backup-before-deploy';
 import { touchLock } from './lock';
 import { healthGate, type GateReport } from './health-gate';
@@ -28,6 +28,22 @@ export interface Switcher {
   switchOn(d: Deployer, release: Release, running: string | undefined): Promise<Switched>;
 }
 
+/**
+ * A switch that threw (Compose's `up -d` exiting non-zero, e.g. a `depends_on` dependency that
+ * stayed unhealthy) is a release that failed its gate like any other: it gets diagnostics, the
+ * rollback through the gate, outputs, summary and audit, instead of escaping the story.
+ */
+async function switchOrFail(how: Switcher, d: Deployer, release: Release, running: string | undefined): Promise<Switched> {
+  try {
+    return await how.switchOn(d, release, running);
+  } catch (error) {
+    const reason = `starting it failed: ${(error as Error).message}`;
+    core.error(`Release ${release.id}: ${reason}`);
+    const gate: GateReport = { ok: false, elapsedMs: 0, rounds: 0, probes: [], failing: [], reason, containers: [], failingServices: [] };
+    return { gates: [{ label: `release ${release.id}`, gate }], gate };
+  }
+}
+
 /** strategy: recreate — `compose up` replaces what changed, then the gate. */
 export const recreateSwitch: Switcher = {
   async switchOn(d, release) {
@@ -48,6 +64,9 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
   const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
   core.info(`Release ${id}${previous ? ` (current: ${previous})` : ' (first release)'}`);
   const release = await uploadRelease(d, id);
+  // From here on every compose command, Skiff's and pre-deploy's, sees this release's .env
+  // (services with `env_file: .env` need it from the first pull); an early failure links it back.
+  await linkReleaseEnv(d, release);
   const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [] as string[], gates: [] as Outcome['gates'], backups: [] as TakenBackup[] };
 
   const beforeSwitch = async (what: string, step: () => Promise<void>): Promise<string | undefined> => {
@@ -56,6 +75,7 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
       return undefined;
     } catch (error) {
       const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
+      await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : undefined);
       await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${what} failed` });
       return message;
     }
@@ -67,7 +87,7 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
     (d.inputs.preDeploy === undefined ? undefined : await beforeSwitch('pre-deploy', () => runPreDeploy(d, release, d.inputs.preDeploy!)));
   if (early) return { ...base, status: 'failed', images: release.images, error: early };
 
-  const switched = await how.switchOn(d, release, previous);
+  const switched = await switchOrFail(how, d, release, previous);
   base.gates.push(...switched.gates);
   const gate = switched.gate;
   if (gate.ok) {
@@ -112,7 +132,7 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
 /** A kept release switched on again the same way (no build, no pull): its own compose files, env and digests. */
 async function switchBack(d: Deployer, how: Switcher, id: string, running: string | undefined): Promise<{ release: Release; switched: Switched }> {
   const release = await loadRelease(d, id);
-  return { release, switched: await how.switchOn(d, release, running) };
+  return { release, switched: await switchOrFail(how, d, release, running) };
 }
 
 /** `rollback: previous|<id>`: re-deploys a kept release through the same gate, with no build and no pull. */

@@ -5,13 +5,14 @@ import { sh } from '@skiff/testbed';
 
 /** Test and bench fixtures: tiny app images and the compose file that runs them. */
 
-export type AppKind = 'ok' | 'crash' | 'http500';
+export type AppKind = 'ok' | 'crash' | 'http500' | 'unhealthy';
 
 /**
  * A tiny app image FROM the test bed's busybox: httpd on :8080 serving `version=<label>` with a
  * HEALTHCHECK by wget (and a shell that stops on TERM, as real apps do, so `docker stop` is quick);
  * `crash` exits at once; `http500` is healthy by HEALTHCHECK but its
- * /health answers 500 (busybox httpd runs /cgi-bin scripts).
+ * /health answers 500 (busybox httpd runs /cgi-bin scripts); `unhealthy` serves but its
+ * HEALTHCHECK always fails (a backend whose database never comes up).
  */
 export async function buildApp(tag: string, kind: AppKind, label: string): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'skiffdeploy-image-'));
@@ -28,7 +29,7 @@ export async function buildApp(tag: string, kind: AppKind, label: string): Promi
         'COPY www /www',
         'RUN chmod 755 /www/cgi-bin/health',
         `LABEL skiffdeploy.version=${label}`,
-        'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
+        kind === 'unhealthy' ? 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD exit 1' : 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
         cmd,
         '',
       ].join('\n'),

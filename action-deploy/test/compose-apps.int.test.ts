@@ -1,0 +1,126 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import { auditLines, buildApp, httpGet, removeProject, runAction } from './helpers';
+
+/**
+ * The Compose apps users have, not a one-service toy: a proxy that `depends_on` a healthy backend,
+ * a backend with `env_file: .env` and a bind-mounted `./data`, a migration in pre-deploy.
+ * Each of these broke on the first try before (see the tests' names).
+ */
+
+const PROJECT = `skiffdeployapps${process.pid}`;
+
+let server: SshdServer;
+let registry: Registry;
+let remoteRoot: { path: string; remove: () => Promise<void> };
+let workspace: { path: string; remove: () => Promise<void> };
+let projectDir: string;
+let webPort: number;
+const image = (tag: string) => `${registry.address}/skiffdeployapps:${tag}`;
+
+const deploy = (env: string, images: string, extra: Record<string, string> = {}) =>
+  runAction(
+    {
+      ...sshdActionInputs(server),
+      'project-dir': projectDir,
+      'project-name': PROJECT,
+      'env-file': `WEB_PORT=${webPort}\n${env}`,
+      images,
+      'health-url': `http://127.0.0.1:${webPort}/`,
+      'health-interval': '1s',
+      'health-timeout': '40s',
+      ...extra,
+    },
+    { workspace: workspace.path },
+  );
+
+/** GREETING as the service's container got it (its config's environment). */
+const greeting = async (service: string) =>
+  (await sh('docker', ['inspect', '--format', '{{range .Config.Env}}{{println .}}{{end}}', await container(service)])).split('\n').find((line) => line.startsWith('GREETING='))?.slice('GREETING='.length);
+const container = async (service: string) => (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`])).trim();
+
+beforeAll(async () => {
+  await ensureBaseImages();
+  [server, registry, remoteRoot, workspace] = await Promise.all([startSshd(), startRegistry(), tempDir('skiffdeployapps-remote'), tempDir('skiffdeployapps-ws')]);
+  projectDir = join(remoteRoot.path, 'shop');
+  webPort = await freePort();
+  await sh('docker', ['login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
+  for (const [tag, kind] of [['v1', 'ok'], ['v2', 'unhealthy'], ['v3', 'ok']] as const) {
+    await buildApp(image(tag), kind, tag);
+    await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
+  }
+  await writeFile(
+    join(workspace.path, 'compose.yaml'),
+    [
+      'services:',
+      '  backend:',
+      `    image: ${image('v1')}`,
+      '    env_file: .env',
+      '    volumes:',
+      '      - ./data:/data',
+      '  proxy:',
+      `    image: ${image('v1')}`,
+      '    depends_on:',
+      '      backend:',
+      '        condition: service_healthy',
+      '    ports:',
+      '      - "127.0.0.1:${WEB_PORT}:8080"',
+      '',
+    ].join('\n'),
+  );
+}, 600_000);
+
+afterAll(async () => {
+  await removeProject(PROJECT).catch(() => undefined);
+  await sh('docker', ['logout', registry.address]).catch(() => '');
+  for (const tag of ['v1', 'v2', 'v3']) await sh('docker', ['image', 'rm', '-f', image(tag)]).catch(() => '');
+  await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
+});
+
+describe('a proxy, a backend with env_file: .env and ./data, a migration', () => {
+  it('the first deploy works with env_file: .env (it failed with "env file … not found"), and pre-deploy resolves ./data in the project directory', async () => {
+    const run = await deploy('GREETING=hello-1\n', `backend=${image('v1')}\nproxy=${image('v1')}`, {
+      // The README's own migration shape: a one-off container of the new release, bind-mounting ./data.
+      'pre-deploy': 'docker compose run --rm --no-deps backend sh -c \'echo "migrated $GREETING" > /data/marker\'',
+    });
+    expect(run.code, run.masked).toBe(0);
+    expect(run.outputs.status).toBe('deployed');
+    expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
+    expect(await greeting('backend')).toBe('hello-1');
+    expect((await readFile(join(projectDir, 'data', 'marker'), 'utf8')).trim()).toBe('migrated hello-1');
+    for (const release of await readdir(join(projectDir, 'releases'))) expect(await readdir(join(projectDir, 'releases', release))).not.toContain('data');
+  });
+
+  it('an up -d that fails (a dependency stays unhealthy) is a failed release like any other: diagnostics, rollback through the gate, outputs, summary, audit', async () => {
+    const first = (await auditLines(projectDir)).at(-1)!;
+    const run = await deploy('GREETING=hello-2\n', `backend=${image('v2')}\nproxy=${image('v1')}`);
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('rolled-back');
+    expect(run.outputs['rolled-back']).toBe('true');
+    expect(run.stdout).toMatch(/starting it failed: .*(dependency failed to start|is unhealthy)/);
+    expect(run.summary).toMatch(/rolled back/i);
+    expect(run.summary).toMatch(/docker compose ps -a/);
+    const last = (await auditLines(projectDir)).at(-1)!;
+    expect(last).toMatchObject({ event: 'rollback', status: 'rolled-back', to: first.to });
+    // The previous release serves again, with its own env.
+    expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
+    expect(await greeting('backend')).toBe('hello-1');
+    expect(await readFile(join(projectDir, 'current', '.env'), 'utf8')).toContain('GREETING=hello-1');
+  });
+
+  it('a failed pull links .env back to the running release', async () => {
+    const run = await deploy('GREETING=hello-x\n', `backend=${registry.address}/skiffdeployapps:no-such-tag\nproxy=${image('v1')}`);
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('failed');
+    expect(await readFile(join(projectDir, '.env'), 'utf8')).toContain('GREETING=hello-1');
+  });
+
+  it('the next good release gets its own env', async () => {
+    const run = await deploy('GREETING=hello-3\n', `backend=${image('v3')}\nproxy=${image('v3')}`);
+    expect(run.code, run.masked).toBe(0);
+    expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v3');
+    expect(await greeting('backend')).toBe('hello-3');
+  });
+});
