@@ -57,3 +57,11 @@ describe('an input the mode does not use is an error that names it', () => {
     for (const mode of ['backup', 'list', 'restore', 'drill', 'prune']) expect(problems({ sources: postgres, mode, ...defaults, ...(mode === 'prune' ? { 'keep-daily': '7' } : {}) })).toBe('');
   });
 });
+
+describe('a huge wrong value is not echoed whole', () => {
+  it('100 kB in a source field gives an error of a few hundred characters that still names the field', () => {
+    const message = problems({ sources: `- type: ${'x'.repeat(100_000)}\n` });
+    expect(message).toMatch(/"type" must be one of postgres, mysql, redis, sqlite, files; got "xxxx/);
+    expect(message.length).toBeLessThan(600);
+  });
+});

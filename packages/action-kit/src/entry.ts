@@ -1,5 +1,6 @@
 import * as core from '@actions/core';
 import { InputError } from './errors';
+import { codeBlock, writeSummary } from './summary';
 
 export interface ActionPhases {
   main: () => Promise<void>;
@@ -45,10 +46,31 @@ export async function runAction(phases: ActionPhases, options: RunActionOptions 
       await phases.main();
     }
   } catch (error) {
-    core.setFailed(failureMessage(error));
+    const message = failureMessage(error);
+    core.setFailed(message);
+    // Input errors stop before anything else wrote a summary: the job page still says why.
+    if (error instanceof InputError) await writeSummary(`### ${isPost ? 'Cleanup' : 'Nothing was done'}: the inputs need fixing\n\n${codeBlock(message)}\n`).catch(() => undefined);
     code = 1;
   }
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   exit(code === 0 && process.exitCode !== undefined && process.exitCode !== 0 ? Number(process.exitCode) : code);
+}
+
+/**
+ * Waits (at most `timeoutMs`) until what was written to `stream` has reached the pipe. Node writes
+ * to a full pipe asynchronously, and process.exit drops what is still queued: with 64 KiB of
+ * ::add-mask:: lines ahead of it, the ::error:: line that says why the step failed was lost.
+ */
+export function flushed(stream: NodeJS.WriteStream, timeoutMs = 30_000): Promise<void> {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    // Called once this empty write, and so everything queued before it, is flushed.
+    stream.write('', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** The error a skeleton action ends with once it has checked everything it can. */

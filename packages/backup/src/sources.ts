@@ -45,6 +45,12 @@ export class SourceError extends Error {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** A value echoed into an error: quoted, and cut short, so a 100 kB mistake does not flood the log. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.length > 82 ? `${text.slice(0, 80)}…"` : text;
+}
 const IDENT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/;
 const KEYS = new Set([
   'name', 'type', 'service', 'project', 'project-directory', 'compose-files', 'container', 'exec-user', 'host', 'port',
@@ -95,13 +101,13 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
     before.count++;
     problem(message);
   };
-  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail(`unknown field "${key}" (known: ${[...KEYS].join(', ')})`);
+  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail(`unknown field ${shown(key)} (known: ${[...KEYS].join(', ')})`);
   const str = (key: string, pattern?: RegExp, expected?: string): string | undefined => {
     const value = entry[key];
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'string' && typeof value !== 'number') return void fail(`"${key}" must be a string`);
     const text = String(value);
-    if (pattern && !pattern.test(text)) return void fail(`"${key}" must be ${expected}; got ${JSON.stringify(key === 'password' ? '(secret)' : text)}`);
+    if (pattern && !pattern.test(text)) return void fail(`"${key}" must be ${expected}; got ${key === 'password' ? '(secret)' : shown(text)}`);
     return text;
   };
   const list = (key: string): string[] | undefined => {
@@ -114,7 +120,7 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
 
   const type = str('type');
   if (type === undefined || !(SOURCE_TYPES as readonly string[]).includes(type)) {
-    fail(`"type" must be one of ${SOURCE_TYPES.join(', ')}; got ${JSON.stringify(type ?? null)}`);
+    fail(`"type" must be one of ${SOURCE_TYPES.join(', ')}; got ${shown(type ?? null)}`);
     return undefined;
   }
   const sourceType = type as SourceType;
@@ -160,7 +166,7 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
   if (sourceType === 'files') {
     if (!paths?.length && !volumes?.length) fail('"paths" and/or "volumes" are required for files');
     if (place.kind !== 'host') fail('files are read on the host: use "paths" and "volumes", not "service" or "container"');
-    for (const p of paths ?? []) if (!p.startsWith('/')) fail(`"paths" must be absolute; got ${JSON.stringify(p)}`);
+    for (const p of paths ?? []) if (!p.startsWith('/')) fail(`"paths" must be absolute; got ${shown(p)}`);
     if (volumes?.length && !helperImage) fail('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== 'postgres') fail('"globals" is only for postgres');
