@@ -14,6 +14,7 @@ import {
   getString,
   invalidInput,
   maskSecret,
+  rawInput,
   parseDuration,
   readDryRun,
   readRunMode,
@@ -23,7 +24,7 @@ import {
 } from '@skiff/action-kit';
 import { parseStatusRange, type StatusRange } from '@skiff/health';
 import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs, type BackupBeforeDeployInputs } from './backup-before-deploy';
-import { isReleaseId } from './releases';
+import { GIT_SHA, isReleaseId } from './releases';
 import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './strategies/coolify-inputs';
 import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './strategies/rolling-inputs';
 import { STRATEGIES, type StrategyName } from './strategies/strategy';
@@ -329,8 +330,10 @@ function readStatusRange(): StatusRange {
 function readRollback(): string | undefined {
   const value = getString('rollback');
   if (value === undefined || value === 'previous') return value;
-  if (!isReleaseId(value)) throw invalidInput('rollback', '"previous" or a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output)', value);
-  return value;
+  if (!isReleaseId(value) && !GIT_SHA.test(value)) {
+    throw invalidInput('rollback', '"previous", a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output), or a git commit SHA (7 to 40 hex digits)', value);
+  }
+  return GIT_SHA.test(value) ? value.toLowerCase() : value;
 }
 
 function readDeployment(): GithubDeploymentInputs | undefined {
@@ -380,9 +383,11 @@ export function readDeployInputs(): DeployInputs {
   const projectDir = c.read(readProjectDir);
   const projectName = c.read(() => readProjectName(projectDir));
   const rollback = c.read(readRollback);
-  // A rollback re-deploys files already on the server, so the repository's compose files are not needed.
-  // Coolify deploys from its own configuration: no compose file is uploaded.
-  const composeFiles = rollback === undefined && strategy !== 'coolify' && strategy !== 'systemd' ? c.read(readComposeFiles) : [];
+  // A rollback re-deploys files already on the server, so the repository's compose files are not
+  // needed — also when its value was wrong (that error is the one to show). Coolify deploys from
+  // its own configuration: no compose file is uploaded.
+  const rollbackRequested = rawInput('rollback') !== undefined;
+  const composeFiles = !rollbackRequested && strategy !== 'coolify' && strategy !== 'systemd' ? c.read(readComposeFiles) : [];
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList('images') ?? []));
   const preDeploy = c.read(() => getString('pre-deploy'));

@@ -20,6 +20,9 @@ export const auditLog = (projectDir: string): string => `${projectDir}/audit.log
 
 const RELEASE_ID = /^\d{8}T\d{6}Z-[0-9a-z]{1,12}(-[0-9a-z]{4})?$/;
 
+/** A git SHA or its prefix (7 to 40 hex digits), as `rollback:` may name a release by its commit. */
+export const GIT_SHA = /^[0-9a-f]{7,40}$/i;
+
 export function isReleaseId(text: string): boolean {
   return RELEASE_ID.test(text);
 }
@@ -58,6 +61,8 @@ export function readState(projectDir: string): Command[] {
     ['find', releases, '-mindepth', '1', '-maxdepth', '1', '-type', 'd', '-printf', 'release %f\\n'],
     ['find', releases, '-mindepth', '2', '-maxdepth', '2', '-name', DEPLOYED_MARK, '-printf', 'deployed %h\\n'],
     ['find', releases, '-mindepth', '2', '-maxdepth', '2', '-name', IMAGE_LOCK, '-printf', 'lock %h ', '-exec', 'cat', '{}', ';'],
+    // The full git SHA of each release, for `rollback: <sha>` (one line each, even when meta.json has none).
+    ['find', releases, '-mindepth', '2', '-maxdepth', '2', '-name', META, '-exec', 'sh', '-c', `printf 'sha %s %s\\n' "\${1%/*}" "$(sed -n 's/^ *"sha": *"\\([0-9A-Za-z]*\\)".*/\\1/p' "$1" | head -n 1)"`, 'sh', '{}', ';'],
   ];
 }
 
@@ -67,6 +72,8 @@ export interface ServerState {
   deployed: Set<string>;
   /** Release id → service → pinned image reference. */
   locks: Map<string, Record<string, string>>;
+  /** Release id → the git SHA it was deployed from (meta.json). */
+  shas?: Map<string, string>;
 }
 
 export function parseState(stdout: string): ServerState {
@@ -80,6 +87,10 @@ export function parseState(stdout: string): ServerState {
     if (kind === 'current') state.current = base(rest.replace(/\/+$/, ''));
     else if (kind === 'release' && isReleaseId(rest)) state.releases.push(rest);
     else if (kind === 'deployed') state.deployed.add(base(rest));
+    else if (kind === 'sha') {
+      const [dir, sha] = rest.split(' ');
+      if (dir && sha) (state.shas ??= new Map()).set(base(dir), sha.toLowerCase());
+    }
     else if (kind === 'lock') {
       const split = rest.indexOf(' ');
       try {

@@ -3,7 +3,7 @@ import { Diagnostics } from './diagnostics';
 import { loadRelease, switchTo, type Deployer, type Release } from './deploy';
 import { touchLock } from './lock';
 import { healthGate, type GateReport } from './health-gate';
-import { previousRelease, type ServerState } from './releases';
+import { GIT_SHA, isReleaseId, previousRelease, type ServerState } from './releases';
 
 /**
  * What a person needs to see why a release failed, gathered before anything is rolled back
@@ -23,16 +23,40 @@ export async function collectDiagnostics(d: Deployer, release: Release, gate: Ga
   return found.report(release.id);
 }
 
-/** The release a manual `rollback:` input names, checked against what the server keeps. */
+/** The SHA a release was deployed from: meta.json's, else the 7 digits in its id (`<time>-<sha7>-<random>`). */
+function releaseSha(state: ServerState, id: string): { sha: string; full: boolean } {
+  const full = state.shas?.get(id);
+  return full ? { sha: full, full: true } : { sha: id.split('-')[1] ?? '', full: false };
+}
+
+/** The release a manual `rollback:` input names (`previous`, a release id, or a git SHA or its prefix), checked against what the server keeps. */
 export function rollbackTarget(state: ServerState, wanted: string): string {
   const kept = [...state.deployed].filter((id) => state.releases.includes(id)).sort();
-  const list = kept.length > 0 ? kept.join(', ') : 'none';
+  const list = () =>
+    kept.length === 0
+      ? 'none'
+      : kept
+          .slice()
+          .reverse()
+          .map((id) => `\n  ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ', current' : ''})`)
+          .join('');
   if (wanted === 'previous') {
     const id = previousRelease(state);
-    if (!id) throw new Error(`rollback: previous — there is no deployed release older than the current one (${state.current ?? 'none'}). Kept releases: ${list}`);
+    if (!id) throw new Error(`rollback: previous — there is no deployed release older than the current one (${state.current ?? 'none'}). Kept releases: ${list()}`);
     return id;
   }
-  if (!kept.includes(wanted)) throw new Error(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases: ${list}`);
+  if (GIT_SHA.test(wanted) && !isReleaseId(wanted)) {
+    const sha = wanted.toLowerCase();
+    const matching = kept.filter((id) => {
+      const known = releaseSha(state, id);
+      return known.full ? known.sha.startsWith(sha) : sha.length >= known.sha.length ? sha.startsWith(known.sha) : known.sha.startsWith(sha);
+    });
+    // The newest release of that commit: a redeploy of the same SHA made a newer one.
+    const id = matching.at(-1);
+    if (!id) throw new Error(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
+    return id;
+  }
+  if (!kept.includes(wanted)) throw new Error(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
   return wanted;
 }
 

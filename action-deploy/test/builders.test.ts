@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { script } from '@skiff/shell';
 import { compose, config, detectComposeCommand, inspectProjectContainers, logs, pull, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from '../src/compose';
@@ -132,7 +136,7 @@ describe('release builders', () => {
   });
 
   it('reads the server state in one script and parses it', () => {
-    expect(script(readState('/opt/app'))).toBe(
+    expect(script(readState('/opt/app').slice(0, 5))).toBe(
       [
         'set -euo pipefail',
         "find /opt/app -maxdepth 1 -name current -type l -printf 'current %l\\n' 2>/dev/null || true",
@@ -155,6 +159,25 @@ describe('release builders', () => {
     expect(state.locks.has(c)).toBe(false);
     expect(previousRelease(state)).toBe(a);
     expect(previousRelease(state, a)).toBeUndefined();
+  });
+
+  it('reads each release\'s full git SHA from its meta.json, in a real shell, one line per release even without one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiffdeploy-state-'));
+    try {
+      const a = '20260101T000000Z-aaaaaaa-0001';
+      const b = '20260102T000000Z-bbbbbbb-0002';
+      for (const id of [a, b]) await mkdir(join(dir, 'releases', id), { recursive: true });
+      await writeFile(join(dir, 'releases', a, 'meta.json'), `${JSON.stringify({ id: a, sha: 'AAAAAAA0123456789abcdef0123456789abcdef0', ref: 'main' }, null, 2)}\n`);
+      await writeFile(join(dir, 'releases', b, 'meta.json'), '{\n  "id": "x"\n}\n');
+      const result = spawnSync('bash', ['-c', script(readState(dir))], { encoding: 'utf8' });
+      expect(result.status, result.stderr).toBe(0);
+      const state = parseState(result.stdout);
+      expect(state.shas?.get(a)).toBe('aaaaaaa0123456789abcdef0123456789abcdef0');
+      expect(state.shas?.has(b)).toBe(false);
+      expect(state.releases).toEqual([a, b]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('prunes beyond keep-releases, keeps current and the new release, and only images no kept release uses', () => {

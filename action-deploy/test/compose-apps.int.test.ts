@@ -20,6 +20,10 @@ let projectDir: string;
 let webPort: number;
 const image = (tag: string) => `${registry.address}/skiffdeployapps:${tag}`;
 
+/** Each deploy comes from its own commit, as in a repository. */
+const commit = (n: number) => `${String(n).repeat(7)}0123456789abcdef0123456789abcdef0`.slice(0, 40);
+let deploys = 0;
+
 const deploy = (env: string, images: string, extra: Record<string, string> = {}) =>
   runAction(
     {
@@ -33,7 +37,7 @@ const deploy = (env: string, images: string, extra: Record<string, string> = {})
       'health-timeout': '40s',
       ...extra,
     },
-    { workspace: workspace.path },
+    { workspace: workspace.path, env: { GITHUB_SHA: commit(++deploys) } },
   );
 
 /** GREETING as the service's container got it (its config's environment). */
@@ -122,5 +126,19 @@ describe('a proxy, a backend with env_file: .env and ./data, a migration', () =>
     expect(run.code, run.masked).toBe(0);
     expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v3');
     expect(await greeting('backend')).toBe('hello-3');
+  });
+
+  it('rolls back to a git commit: the newest kept release of it, exactly as it ran (images and env); an unknown commit lists what is kept', async () => {
+    const unknown = await deploy('', '', { rollback: 'abcdef0', 'env-file': '', images: '' });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toMatch(/no kept, successfully deployed release was made from commit abcdef0/);
+    expect(unknown.stdout).toMatch(/\d{8}T\d{6}Z-1111111-[0-9a-f]{4} \(commit 111111101234, \d{4}-\d\d-\d\d \d\d:\d\d UTC\)/);
+    expect(unknown.stdout).not.toContain('compose-file');
+
+    const back = await deploy('', '', { rollback: commit(1).slice(0, 9), 'env-file': '', images: '' });
+    expect(back.code, back.masked).toBe(0);
+    expect(back.outputs['release-id']).toMatch(/-1111111-/);
+    expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
+    expect(await greeting('backend')).toBe('hello-1');
   });
 });

@@ -59,10 +59,22 @@ describe('readDeployInputs', () => {
     } catch (error) {
       message = (error as Error).message;
     }
-    for (const name of ['project-dir', 'project-name', 'compose-file', 'images', 'keep-releases', 'lock-timeout', 'health-url', 'health-status', 'health-successes', 'rollback', 'rollback-on-failure']) {
+    for (const name of ['project-dir', 'project-name', 'images', 'keep-releases', 'lock-timeout', 'health-url', 'health-status', 'health-successes', 'rollback', 'rollback-on-failure']) {
       expect(message).toContain(`Input "${name}"`);
     }
-    expect(message).toContain('cannot read "missing.yaml" (ENOENT)');
+    // A rollback re-deploys what the server keeps: the compose file is not read, so a wrong rollback value is not buried under an unrelated error.
+    expect(message).not.toContain('compose-file');
+    setInputs({ ...ssh, 'compose-file': 'missing.yaml' });
+    expect(() => readDeployInputs()).toThrow('cannot read "missing.yaml" (ENOENT)');
+  });
+
+  it('rollback takes previous, a release id, or a git commit SHA (7 to 40 hex digits, any case)', () => {
+    for (const [value, read] of [['previous', 'previous'], ['20261121T222430Z-1a2b3c4-9f0e', '20261121T222430Z-1a2b3c4-9f0e'], ['1A2B3C4', '1a2b3c4'], ['1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b', '1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b']]) {
+      setInputs({ ...ssh, rollback: value! });
+      expect(readDeployInputs().rollback).toBe(read);
+    }
+    setInputs({ ...ssh, rollback: '1a2b3c' });
+    expect(() => readDeployInputs()).toThrow(/Input "rollback" must be "previous", a release id .* or a git commit SHA \(7 to 40 hex digits\)/);
   });
 
   it('refuses images and env-file together with a rollback, which re-deploys a kept release as it was', () => {

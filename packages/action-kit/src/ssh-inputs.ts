@@ -45,7 +45,7 @@ export const SSH_INPUTS = [
   { name: 'jump-key', description: 'Private key for the jump host; by default the jump host gets the same credentials as the server.', required: false, secret: true },
   {
     name: 'connect-timeout',
-    description: 'How long to wait for the connection and SSH handshake, e.g. 20s or 1m.',
+    description: 'How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.',
     required: false,
     default: '20s',
   },

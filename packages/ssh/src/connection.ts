@@ -112,16 +112,27 @@ export class SshConnection implements Executor {
     }
   }
 
+  /**
+   * Connects within `connectTimeoutSeconds` in all: each attempt gets the time that is left, and a
+   * connection-level failure is retried (up to `attempts`) only while a pause and a further second
+   * still fit. So `connect-timeout: 5s` gives up after about 5 s, as its description says, not
+   * after three full 5 s attempts and the pauses between them.
+   */
   static async connect(options: SshConnectOptions): Promise<SshConnection> {
     const attempts = Math.max(1, options.attempts ?? 3);
     const target = describeTarget(options.username, options.host, options.port);
+    const budgetSeconds = options.connectTimeoutSeconds ?? 20;
+    const deadline = Date.now() + budgetSeconds * 1000;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await SshConnection.connectOnce(options);
+        return await SshConnection.connectOnce({ ...options, connectTimeoutSeconds: Math.max(1000, deadline - Date.now()) / 1000 });
       } catch (error) {
         const retryable = error instanceof SshConnectionError && error.retryable;
-        if (!retryable || attempt >= attempts) throw error;
+        if (!retryable) throw error;
         const delayMs = Math.min(8000, 1000 * 2 ** (attempt - 1));
+        if (attempt >= attempts || deadline - Date.now() - delayMs < 1000) {
+          throw new SshConnectionError(`${(error as Error).message} (gave up after ${attempt} attempt${attempt === 1 ? '' : 's'} within connect-timeout ${budgetSeconds}s)`, true);
+        }
         options.log?.('warning', `${(error as Error).message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1000}s)`);
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }

@@ -26,11 +26,11 @@ export interface SshConnectOptions extends SshAuth {
   port: number;
   hostKey: HostKeyPolicy;
   jump?: JumpHost;
-  /** Seconds to wait for TCP connect and SSH handshake. Default 20. */
+  /** Seconds to wait in all for TCP connect and SSH handshake, retries included. Default 20. */
   connectTimeoutSeconds?: number;
   /** Seconds between keepalive probes. Default 15. */
   keepaliveSeconds?: number;
-  /** Attempts for connection-level failures (refused, reset, timed out). Auth and host-key failures never retry. Default 3. */
+  /** Attempts for connection-level failures (refused, reset, timed out), while connectTimeoutSeconds lasts. Auth and host-key failures never retry. Default 3. */
   attempts?: number;
   /** Called with progress and warning lines (e.g. core.info/core.warning). */
   log?: (level: 'info' | 'warning', message: string) => void;

@@ -268,6 +268,28 @@ describe('connection failures', () => {
     expect(logs.filter((line) => line.includes('retrying'))).toHaveLength(1);
   });
 
+  it('connect-timeout is the whole wait: a server that accepts but never answers gets one attempt of that length, not three', async () => {
+    const connections: Socket[] = [];
+    const silent: Server = createServer((socket) => {
+      connections.push(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as { port: number }).port;
+      const logs: string[] = [];
+      const error = await SshConnection.connect(connectOptions(server, { port, connectTimeoutSeconds: 3, attempts: 3, log: (_l, m) => logs.push(m) })).catch((c: unknown) => c);
+      expect(error).toBeInstanceOf(SshConnectionError);
+      expect((error as Error).message).toMatch(/gave up after 1 attempt within connect-timeout 3s/);
+      // Before, each of 3 attempts waited the full 3 s, with pauses between (~12 s in all).
+      expect(connections).toHaveLength(1);
+      expect(logs.filter((line) => line.includes('retrying'))).toEqual([]);
+    } finally {
+      for (const socket of connections) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it('connects once the server comes up during the retries', async () => {
     // The port refuses at first; a little later a TCP relay to the real server opens on it.
     const port = await freePort();
