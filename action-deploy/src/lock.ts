@@ -19,6 +19,24 @@ export const lockDir = (projectDir: string): string => `${projectDir}/.skiff-loc
  * over the same stale lock, only one rename succeeds) and the attempt is repeated once;
  * `took-over` then tells the caller to warn. Ages use the server's clock on both ends.
  */
+/**
+ * Creates project-dir, or says how to: a deploy user cannot create /opt/<repo> itself, and a raw
+ * `mkdir: Permission denied` does not tell a newcomer the one command that fixes it for good.
+ */
+export function ensureProjectDir(projectDir: string): Command {
+  return [
+    raw('if ! mkdir -p --'),
+    projectDir,
+    raw('2>/dev/null || [ ! -w'),
+    projectDir,
+    raw(`]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n'`),
+    projectDir,
+    raw('"$(id -un)" "$(id -un)" "$(id -gn)" "$(printf %q'),
+    projectDir,
+    raw(')" >&2; exit 1; fi'),
+  ];
+}
+
 export function tryLock(projectDir: string, owner: LockOwner, ttlSeconds: number): Command[] {
   const dir = lockDir(projectDir);
   const ownerJson = JSON.stringify(owner);
@@ -26,7 +44,7 @@ export function tryLock(projectDir: string, owner: LockOwner, ttlSeconds: number
   const quiet = (command: Command): Command => [...command, raw('2>/dev/null')];
   const stale = `${dir}.stale-${owner.token}`;
   return [
-    ['mkdir', '-p', projectDir],
+    ensureProjectDir(projectDir),
     [raw('if'), ...take('acquired'), raw('; then exit 0; fi')],
     // The lock vanished between mkdir and stat: report it as held with age 0 and let the caller retry.
     [raw('age=$(( $(date +%s) - $(stat -c %Y'), dir, raw('2>/dev/null || date +%s) ))')],

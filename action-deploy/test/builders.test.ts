@@ -74,7 +74,7 @@ describe('lock builders', () => {
     expect(script(tryLock('/opt/app', owner, 1800))).toBe(
       [
         'set -euo pipefail',
-        'mkdir -p /opt/app',
+        "if ! mkdir -p -- /opt/app 2>/dev/null || [ ! -w /opt/app ]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n' /opt/app \"$(id -un)\" \"$(id -un)\" \"$(id -gn)\" \"$(printf %q /opt/app )\" >&2; exit 1; fi",
         `if mkdir /opt/app/.skiff-lock 2>/dev/null && printf '%s\\n' ${ownerJson} > /opt/app/.skiff-lock/owner.json && echo acquired ; then exit 0; fi`,
         'age=$(( $(date +%s) - $(stat -c %Y /opt/app/.skiff-lock 2>/dev/null || date +%s) ))',
         `if [ "$age" -gt 1800 ] && mv -T /opt/app/.skiff-lock /opt/app/.skiff-lock.stale-t0k 2>/dev/null ;then rm -rf /opt/app/.skiff-lock.stale-t0k ; mkdir /opt/app/.skiff-lock 2>/dev/null && printf '%s\\n' ${ownerJson} > /opt/app/.skiff-lock/owner.json && echo took-over || echo held 0 ; exit 0; fi`,

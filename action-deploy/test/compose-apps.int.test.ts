@@ -47,7 +47,8 @@ const container = async (service: string) => (await sh('docker', ['ps', '-q', '-
 
 beforeAll(async () => {
   await ensureBaseImages();
-  [server, registry, remoteRoot, workspace] = await Promise.all([startSshd(), startRegistry(), tempDir('skiffdeployapps-remote'), tempDir('skiffdeployapps-ws')]);
+  // No SFTP subsystem, as hardened servers have it: every upload of these deploys goes over the exec channel.
+  [server, registry, remoteRoot, workspace] = await Promise.all([startSshd({ sftp: false }), startRegistry(), tempDir('skiffdeployapps-remote'), tempDir('skiffdeployapps-ws')]);
   projectDir = join(remoteRoot.path, 'shop');
   webPort = await freePort();
   await sh('docker', ['login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });

@@ -162,6 +162,18 @@ describe('sudo: true for a user outside the docker group', () => {
     expect(await readdir(projectDir)).toEqual([]);
   });
 
+  it('a project-dir the user cannot create fails first with the one command that fixes it, and nothing is made', async () => {
+    const locked = join(base, 'root-owned');
+    await mkdir(locked, { mode: 0o755 });
+    const wanted = join(locked, 'my app');
+    const run = await runAction({ ...asUser({ sudo: 'true' }), 'project-dir': wanted }, { workspace: workspace.path });
+    expect(run.code).toBe(1);
+    expect(run.errors.join('\n')).toContain(`project-dir ${wanted} cannot be created or written by ${USER}. Create it once, as root or with sudo, owned by that user:`);
+    expect(run.errors.join('\n')).toContain(`sudo install -d -o ${USER} -g ${USER} ${wanted.replace(/ /g, '\\ ')}`);
+    expect(run.errors.join('\n')).not.toContain('Permission denied');
+    expect(await readdir(locked)).toEqual([]);
+  });
+
   it('with sudo: true, deploys v1 healthy through sudo -n docker, the release files owned by the user; health-from runner opens no tunnel', async () => {
     const run = await runAction(asUser({ sudo: 'true', 'health-url': `http://127.0.0.1:${webPort}/`, 'health-from': 'runner' }), { workspace: workspace.path });
     expect(run.errors).toEqual([]);

@@ -9,6 +9,8 @@ import {
   RemoteCommandError,
   RemoteTimeoutError,
   isTimeoutExit,
+  quote,
+  raw,
   remoteCommandLine,
   script,
   type Command,
@@ -285,7 +287,12 @@ export class SshConnection implements Executor {
    * file and secrets never sit in a world-readable one.
    */
   async upload(remotePath: string, content: string | Buffer, options: UploadOptions): Promise<void> {
-    const sftp = await this.sftp();
+    const sftp = await this.sftp().catch((error: Error) => {
+      // Hardened sshd configs remove the SFTP subsystem; the exec channel does the same job.
+      if (/subsystem/i.test(error.message)) return undefined;
+      throw error;
+    });
+    if (!sftp) return this.uploadOverExec(remotePath, content, options);
     const temporary = `${remotePath}.skiff-${randomBytes(6).toString('hex')}.tmp`;
     const call = <T>(what: string, fn: (done: (error?: Error | null, value?: T) => void) => void) =>
       new Promise<T>((resolve, reject) =>
@@ -300,6 +307,26 @@ export class SshConnection implements Executor {
       await call('cleanup', (done) => sftp.unlink(temporary, done)).catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * The same atomic upload over a plain exec channel, for servers without SFTP: the content is
+   * streamed on stdin (never on a command line) into a temporary file created under umask 077,
+   * given its mode, then renamed over the target; the trap removes the temporary on any failure.
+   */
+  private async uploadOverExec(remotePath: string, content: string | Buffer, options: UploadOptions): Promise<void> {
+    const temporary = `${remotePath}.skiff-${randomBytes(6).toString('hex')}.tmp`;
+    const result = await this.run(
+      [
+        ['umask', '077'],
+        [raw(`trap ${quote(`rm -f -- ${quote(temporary)}`)} EXIT`)],
+        [raw('cat >'), temporary],
+        ['chmod', options.mode.toString(8), temporary],
+        ['mv', '-f', '--', temporary, remotePath],
+      ],
+      { stdin: content, description: options.description ?? `upload ${remotePath}`, allowFailure: true },
+    );
+    if (result.code !== 0) throw new Error(`Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
   }
 
   /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */

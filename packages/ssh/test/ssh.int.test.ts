@@ -258,6 +258,35 @@ describe('authentication', () => {
   });
 });
 
+describe('a server without the SFTP subsystem (hardened sshd_config)', () => {
+  let bare: SshdServer;
+  beforeAll(async () => {
+    bare = await startSshd({ sftp: false });
+  });
+  afterAll(() => bare?.stop());
+
+  it('uploads over the exec channel instead: same content, same mode, atomic replace, nothing left beside it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-nosftp-'));
+    const ssh = await SshConnection.connect(connectOptions(bare));
+    try {
+      const path = join(dir, "it's a .env");
+      const secret = `TOKEN=${randomPassword()}\n${HOSTILE_VALUES.join('\n')}\n`;
+      await ssh.upload(path, secret, { mode: 0o600, secret: true, description: 'env file' });
+      expect(readFileSync(path, 'utf8')).toBe(secret);
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const binary = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7919) % 256));
+      await ssh.upload(path, binary, { mode: 0o644 });
+      expect(readFileSync(path).equals(binary)).toBe(true);
+      expect(statSync(path).mode & 0o777).toBe(0o644);
+      expect(execFileSync('ls', ['-A', dir], { encoding: 'utf8' })).toBe("it's a .env\n");
+      await expect(ssh.upload(join(dir, 'no/such/dir/file'), 'x', { mode: 0o600 })).rejects.toThrow(/over exec, the server has no SFTP/);
+    } finally {
+      await ssh.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('connection failures', () => {
   it('retries a refused connection, then says what failed', async () => {
     const logs: string[] = [];

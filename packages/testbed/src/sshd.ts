@@ -16,6 +16,8 @@ export interface SshdOptions {
   passwordUser?: { username: string; password: string };
   /** Extra sshd_config lines. */
   extraConfig?: readonly string[];
+  /** false: no SFTP subsystem, as hardened configs have it. */
+  sftp?: boolean;
 }
 
 export interface SshdServer {
@@ -88,7 +90,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
     'MaxStartups 100:30:200',
     'MaxSessions 50',
     'LogLevel VERBOSE',
-    'Subsystem sftp internal-sftp',
+    ...(options.sftp === false ? [] : ['Subsystem sftp internal-sftp']),
     ...(options.extraConfig ?? []),
   ];
   await writeFile(p('sshd_config'), `${config.join('\n')}\n`);
