@@ -68,6 +68,30 @@ export function inProject(project: ComposeProject, commands: readonly Command[])
 
 export const pull = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'pull')]);
 
+/**
+ * The pull with a registry login that lives only as long as this script: a throwaway Docker
+ * config dir (0700, removed by the trap however the script ends), the password read from the
+ * script's stdin by `docker login --password-stdin`, then the pull with that config. The user's
+ * own ~/.docker/cli-plugins (where a hand-installed Compose plugin lives) stays visible.
+ */
+export function pullWithLogin(cli: DockerCli, project: ComposeProject, login: { registry: string; username: string }): Command[] {
+  if (cli.compose === 'v1' && cli.sudo) throw new Error('registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand');
+  const config = raw('"$cfg"');
+  const pullCommand = compose(cli, project, 'pull');
+  const withConfig: Command =
+    cli.compose === 'v2'
+      ? pullCommand.flatMap((token, index) => (token === 'docker' && pullCommand[index + 1] === 'compose' ? ['docker', '--config', config] : [token]))
+      : [raw('DOCKER_CONFIG="$cfg"'), ...pullCommand];
+  return inProject(project, [
+    [raw('cfg=$(mktemp -d "${TMPDIR:-/tmp}/skiff-docker-config.XXXXXX")')],
+    [raw(`trap 'rm -rf -- "$cfg"' EXIT`)],
+    [raw("trap 'exit 143' TERM INT HUP")],
+    [raw('if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s -- "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi')],
+    [...docker(cli, '--config'), config, 'login', '--username', login.username, '--password-stdin', login.registry, raw('>/dev/null')],
+    withConfig,
+  ]);
+}
+
 /** The merged configuration as YAML (v1 has no `--format json`; JSON is YAML, so one parser serves both). */
 export const config = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'config')]);
 

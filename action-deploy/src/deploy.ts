@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import type { Executor } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
-import { config, pull, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
+import { config, pull, pullWithLogin, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
 import type { RunContext } from './context';
 import { touchLock } from './lock';
 import { pinImages, servicesFromConfig } from './digests';
@@ -95,7 +95,20 @@ export async function uploadRelease(d: Deployer, id: string): Promise<Release> {
 }
 
 export async function pullImages(d: Deployer, release: Release): Promise<void> {
-  await d.server.run(pull(d.cli, release.project), { description: 'pull images', timeoutSeconds: 1800 });
+  const login = d.inputs.registryLogin;
+  if (!login) {
+    await d.server.run(pull(d.cli, release.project), { description: 'pull images', timeoutSeconds: 1800 }).catch((error: Error) => {
+      throw pullFailureHint(error, false);
+    });
+    return;
+  }
+  await d.server.run(pullWithLogin(d.cli, release.project, login), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only)`, timeoutSeconds: 1800, stdin: `${login.password}\n` });
+}
+
+/** A pull refused for want of a login says which inputs give one. */
+export function pullFailureHint(error: Error, login: boolean): Error {
+  if (login || !/unauthorized|denied|authentication required|no basic auth credentials/i.test(error.message)) return error;
+  return new Error(`${error.message}\nThe registry refused the pull: for a private image (GHCR packages of private repositories are private) set registry-username and registry-password (e.g. \${{ github.actor }} and \${{ github.token }} with packages: read).`);
 }
 
 /** Pins every service to the digest that was just pulled, so a rollback later gets exactly these bytes. */

@@ -62,6 +62,14 @@ const DEPLOY_INPUTS = [
     required: false,
   },
   {
+    name: 'registry',
+    description: 'Registry to log in to for the pull, with registry-username and registry-password (e.g. ghcr.io for private GHCR packages).',
+    required: false,
+    default: 'ghcr.io',
+  },
+  { name: 'registry-username', description: 'User for registry, e.g. the workflow\'s github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server.', required: false },
+  { name: 'registry-password', description: 'Password or token for registry, e.g. the workflow\'s github.token (the job needs `packages: read` for GHCR). Sent on stdin, masked, never on a command line.', required: false, secret: true },
+  {
     name: 'pre-deploy',
     description: 'Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.',
     required: false,
@@ -154,6 +162,12 @@ export interface HealthInputs {
   command?: string;
 }
 
+export interface RegistryLogin {
+  registry: string;
+  username: string;
+  password: string;
+}
+
 export interface GithubDeploymentInputs {
   environment: string;
   url?: string;
@@ -181,6 +195,8 @@ export interface DeployInputs {
   preDeploy?: string;
   /** backup-before-deploy: verified dumps on the server before pre-deploy. */
   backupBeforeDeploy?: BackupBeforeDeployInputs;
+  /** A login for the pull only (a throwaway Docker config on the server). */
+  registryLogin?: RegistryLogin;
   keepReleases: number;
   lockTimeoutSeconds: number;
   lockTtlSeconds: number;
@@ -336,6 +352,23 @@ function readRollback(): string | undefined {
   return GIT_SHA.test(value) ? value.toLowerCase() : value;
 }
 
+/** registry-username and registry-password go together, and only where Skiff pulls (recreate, rolling). */
+function readRegistryLogin(strategy: StrategyName | undefined): RegistryLogin | undefined {
+  const registry = getString('registry', { default: 'ghcr.io' });
+  const username = getString('registry-username');
+  const password = getString('registry-password', { secret: true });
+  if (username === undefined && password === undefined) return undefined;
+  if (username === undefined || password === undefined) {
+    const missing = username === undefined ? 'registry-username' : 'registry-password';
+    throw new InputError(missing, `Input "${missing}" is required with "${missing === 'registry-username' ? 'registry-password' : 'registry-username'}": the pull logs in with both`);
+  }
+  if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._/-]*)?$/.test(registry)) throw invalidInput('registry', 'a registry host such as ghcr.io or registry.example.com:5000', registry);
+  if (strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
+    throw new InputError(['registry-username', 'strategy'], `Input "registry-username" is used by strategy recreate and rolling, which pull the images; strategy is ${strategy}`);
+  }
+  return { registry, username, password };
+}
+
 function readDeployment(): GithubDeploymentInputs | undefined {
   const environment = getString('environment');
   const url = getString('environment-url');
@@ -404,6 +437,7 @@ export function readDeployInputs(): DeployInputs {
   const timeoutSeconds = c.read(() => getDuration('health-timeout', { default: durationDefault('health-timeout'), min: 1, max: 3 * 3600 }));
   const command = c.read(() => getString('health-command'));
   const rollbackOnFailure = c.read(() => getBoolean('rollback-on-failure', { default: true }));
+  const registryLogin = c.read(() => readRegistryLogin(strategy));
   const sudo = c.read(() => getBoolean('sudo', { default: false }));
   const dryRun = c.read(readDryRun);
   if (rollback !== undefined && images !== undefined && Object.keys(images).length > 0) {
@@ -437,6 +471,7 @@ export function readDeployInputs(): DeployInputs {
     images: images!,
     ...(preDeploy === undefined ? {} : { preDeploy }),
     ...(backupBeforeDeploy === undefined ? {} : { backupBeforeDeploy }),
+    ...(registryLogin === undefined ? {} : { registryLogin }),
     keepReleases: keepReleases!,
     lockTimeoutSeconds: lockTimeoutSeconds!,
     lockTtlSeconds: lockTtlSeconds!,

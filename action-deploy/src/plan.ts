@@ -1,7 +1,7 @@
 import type { PlanRecorder, PlanStep } from '@skiff/shell';
 import type { RunContext } from './context';
 import { detectDockerCli } from './docker-cli';
-import { markCurrent, pullImages, resolveDigests, runPreDeploy, switchTo, uploadRelease, type Deployer } from './deploy';
+import { linkReleaseEnv, markCurrent, pullImages, resolveDigests, runPreDeploy, switchTo, uploadRelease, type Deployer } from './deploy';
 import type { DeployInputs } from './inputs';
 import { tryLock } from './lock';
 import { newReleaseId, readState } from './releases';
@@ -26,6 +26,7 @@ export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, c
     return recorder.steps;
   }
   const release = await uploadRelease(d, newReleaseId(new Date(), ctx.sha, '0000'));
+  await linkReleaseEnv(d, release);
   await pullImages(d, release);
   await resolveDigests(d, release);
   if (inputs.backupBeforeDeploy) {

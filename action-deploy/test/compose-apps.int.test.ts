@@ -16,6 +16,7 @@ let server: SshdServer;
 let registry: Registry;
 let remoteRoot: { path: string; remove: () => Promise<void> };
 let workspace: { path: string; remove: () => Promise<void> };
+let pushConfig: { path: string; remove: () => Promise<void> };
 let projectDir: string;
 let webPort: number;
 const image = (tag: string) => `${registry.address}/skiffdeployapps:${tag}`;
@@ -35,6 +36,10 @@ const deploy = (env: string, images: string, extra: Record<string, string> = {})
       'health-url': `http://127.0.0.1:${webPort}/`,
       'health-interval': '1s',
       'health-timeout': '40s',
+      // A private registry: the server has no login of its own; each pull logs in for itself.
+      registry: registry.address,
+      'registry-username': registry.username,
+      'registry-password': registry.password,
       ...extra,
     },
     { workspace: workspace.path, env: { GITHUB_SHA: commit(++deploys) } },
@@ -51,10 +56,14 @@ beforeAll(async () => {
   [server, registry, remoteRoot, workspace] = await Promise.all([startSshd({ sftp: false }), startRegistry(), tempDir('skiffdeployapps-remote'), tempDir('skiffdeployapps-ws')]);
   projectDir = join(remoteRoot.path, 'shop');
   webPort = await freePort();
-  await sh('docker', ['login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
+  // Pushed with a login of the test's own; the server (this machine's root) never logs in to this registry.
+  pushConfig = await tempDir('skiffdeployapps-push');
+  await sh('docker', ['--config', pushConfig.path, 'login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
   for (const [tag, kind] of [['v1', 'ok'], ['v2', 'unhealthy'], ['v3', 'ok']] as const) {
     await buildApp(image(tag), kind, tag);
-    await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
+    await sh('docker', ['--config', pushConfig.path, 'push', '-q', image(tag)], { timeoutMs: 120_000 });
+    // Gone from the engine too, so every deploy really pulls through the registry's auth.
+    await sh('docker', ['image', 'rm', image(tag)]);
   }
   await writeFile(
     join(workspace.path, 'compose.yaml'),
@@ -81,10 +90,25 @@ afterAll(async () => {
   await removeProject(PROJECT).catch(() => undefined);
   await sh('docker', ['logout', registry.address]).catch(() => '');
   for (const tag of ['v1', 'v2', 'v3']) await sh('docker', ['image', 'rm', '-f', image(tag)]).catch(() => '');
-  await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
+  await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove(), pushConfig?.remove()]);
 });
 
+/** Where a login could be left on the server: the root user's Docker config and throwaway configs in /tmp. */
+async function loginsLeft(): Promise<string[]> {
+  const config = await readFile('/root/.docker/config.json', 'utf8').catch(() => '');
+  const throwaway = (await readdir('/tmp')).filter((name) => name.startsWith('skiff-docker-config.'));
+  return [...(config.includes(registry.address) ? [`/root/.docker/config.json names ${registry.address}`] : []), ...throwaway];
+}
+
 describe('a proxy, a backend with env_file: .env and ./data, a migration', () => {
+  it('a private image without registry credentials: the pull is refused, and the error names the inputs that log in', async () => {
+    const run = await deploy('GREETING=hello-0\n', `backend=${image('v1')}\nproxy=${image('v1')}`, { 'registry-username': '', 'registry-password': '' });
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('failed');
+    expect(run.stdout).toMatch(/Pulling images failed[\s\S]*set registry-username and registry-password/);
+    deploys--;
+  });
+
   it('the first deploy works with env_file: .env (it failed with "env file … not found"), and pre-deploy resolves ./data in the project directory', async () => {
     const run = await deploy('GREETING=hello-1\n', `backend=${image('v1')}\nproxy=${image('v1')}`, {
       // The README's own migration shape: a one-off container of the new release, bind-mounting ./data.
@@ -96,6 +120,9 @@ describe('a proxy, a backend with env_file: .env and ./data, a migration', () =>
     expect(await greeting('backend')).toBe('hello-1');
     expect((await readFile(join(projectDir, 'data', 'marker'), 'utf8')).trim()).toBe('migrated hello-1');
     for (const release of await readdir(join(projectDir, 'releases'))) expect(await readdir(join(projectDir, 'releases', release))).not.toContain('data');
+    // The login lived for the pull only: nothing of it is left on the server, and the password was masked.
+    expect(await loginsLeft()).toEqual([]);
+    expect(run.stdout.split('\n').filter((line) => line.includes(registry.password) && !line.startsWith('::add-mask::'))).toEqual([]);
   });
 
   it('an up -d that fails (a dependency stays unhealthy) is a failed release like any other: diagnostics, rollback through the gate, outputs, summary, audit', async () => {
