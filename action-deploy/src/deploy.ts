@@ -145,7 +145,7 @@ export async function runPreDeploy(d: Deployer, release: Release, script: string
 
 /** Points `<project-dir>/.env` at `release`'s env file, or removes Skiff's link when it has none (or there is no release). */
 export async function linkReleaseEnv(d: Deployer, release: Pick<Release, 'id' | 'hasEnv'> | undefined): Promise<void> {
-  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? '', release?.hasEnv ?? false), { description: 'link the env file', timeoutSeconds: 60 });
+  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? '', release?.hasEnv ?? false), { description: release ? `point .env at release ${release.id}` : 'remove the .env link', timeoutSeconds: 60 });
 }
 
 /** `up -d --remove-orphans` with the release's files, env and pinned images. */
