@@ -97,12 +97,12 @@ export async function uploadRelease(d: Deployer, id: string): Promise<Release> {
 export async function pullImages(d: Deployer, release: Release): Promise<void> {
   const login = d.inputs.registryLogin;
   if (!login) {
-    await d.server.run(pull(d.cli, release.project), { description: 'pull images', timeoutSeconds: 1800 }).catch((error: Error) => {
+    await d.server.run(pull(d.cli, release.project), { description: 'pull images (pull-timeout)', timeoutSeconds: d.inputs.pullTimeoutSeconds }).catch((error: Error) => {
       throw pullFailureHint(error, false);
     });
     return;
   }
-  await d.server.run(pullWithLogin(d.cli, release.project, login), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only)`, timeoutSeconds: 1800, stdin: `${login.password}\n` });
+  await d.server.run(pullWithLogin(d.cli, release.project, login), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}\n` });
 }
 
 /** A pull refused for want of a login says which inputs give one. */
@@ -140,7 +140,7 @@ export async function runPreDeploy(d: Deployer, release: Release, script: string
   const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${[anchor, ...release.project.files].join(':')}`];
   if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
   await d.server.upload(anchor, '# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n', { mode: 0o644, description: 'the project directory anchor for pre-deploy' });
-  await d.server.run([['cd', d.inputs.projectDir], ['env', ...env, 'bash', '-c', script]], { description: 'pre-deploy', timeoutSeconds: 3600 });
+  await d.server.run([['cd', d.inputs.projectDir], ['env', ...env, 'bash', '-c', script]], { description: 'pre-deploy (pre-deploy-timeout)', timeoutSeconds: d.inputs.preDeployTimeoutSeconds });
 }
 
 /** Points `<project-dir>/.env` at `release`'s env file, or removes Skiff's link when it has none (or there is no release). */

@@ -74,6 +74,8 @@ const DEPLOY_INPUTS = [
     description: 'Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.',
     required: false,
   },
+  { name: 'pull-timeout', description: 'How long the image pull may take before the deploy fails (nothing switched), e.g. 30m.', required: false, default: '30m' },
+  { name: 'pre-deploy-timeout', description: 'How long pre-deploy (and systemd\'s install-command) may run before the deploy fails (nothing switched), e.g. 1h for a long migration.', required: false, default: '1h' },
   { name: 'keep-releases', description: 'How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).', required: false, default: '5' },
   { name: 'lock-timeout', description: 'How long to wait for another deploy of the same project to finish, e.g. 10m.', required: false, default: '10m' },
   { name: 'lock-ttl', description: 'A deploy lock older than this is considered left by a crashed run and taken over with a warning.', required: false, default: '30m' },
@@ -198,6 +200,8 @@ export interface DeployInputs {
   /** A login for the pull only (a throwaway Docker config on the server). */
   registryLogin?: RegistryLogin;
   keepReleases: number;
+  pullTimeoutSeconds: number;
+  preDeployTimeoutSeconds: number;
   lockTimeoutSeconds: number;
   lockTtlSeconds: number;
   health: HealthInputs;
@@ -426,6 +430,8 @@ export function readDeployInputs(): DeployInputs {
   const preDeploy = c.read(() => getString('pre-deploy'));
   const backupBeforeDeploy = c.read(() => readBackupBeforeDeployInputs(projectDir));
   const keepReleases = c.read(() => getInteger('keep-releases', { default: Number(definitionDefault('keep-releases')), min: 1, max: 100 }));
+  const pullTimeoutSeconds = c.read(() => getDuration('pull-timeout', { default: durationDefault('pull-timeout'), min: 10, max: 6 * 3600 }));
+  const preDeployTimeoutSeconds = c.read(() => getDuration('pre-deploy-timeout', { default: durationDefault('pre-deploy-timeout'), min: 10, max: 12 * 3600 }));
   const lockTimeoutSeconds = c.read(() => getDuration('lock-timeout', { default: durationDefault('lock-timeout'), min: 0, max: 6 * 3600 }));
   const lockTtlSeconds = c.read(() => getDuration('lock-ttl', { default: durationDefault('lock-ttl'), min: 10, max: 7 * 24 * 3600 }));
   const urls = c.read(readHealthUrls);
@@ -473,6 +479,8 @@ export function readDeployInputs(): DeployInputs {
     ...(backupBeforeDeploy === undefined ? {} : { backupBeforeDeploy }),
     ...(registryLogin === undefined ? {} : { registryLogin }),
     keepReleases: keepReleases!,
+    pullTimeoutSeconds: pullTimeoutSeconds!,
+    preDeployTimeoutSeconds: preDeployTimeoutSeconds!,
     lockTimeoutSeconds: lockTimeoutSeconds!,
     lockTtlSeconds: lockTtlSeconds!,
     health: {

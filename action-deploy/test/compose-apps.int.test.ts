@@ -142,6 +142,16 @@ describe('a proxy, a backend with env_file: .env and ./data, a migration', () =>
     expect(await readFile(join(projectDir, 'current', '.env'), 'utf8')).toContain('GREETING=hello-1');
   });
 
+  it('pre-deploy-timeout stops a migration that runs too long: its processes are stopped, nothing is switched', async () => {
+    const run = await deploy('GREETING=hello-slow\n', `backend=${image('v3')}\nproxy=${image('v3')}`, { 'pre-deploy': 'sleep 300', 'pre-deploy-timeout': '10s' });
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('failed');
+    expect(run.stdout).toMatch(/pre-deploy \(pre-deploy-timeout\) did not finish within 10s; its processes on the server were stopped/);
+    expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
+    expect(await sh('sh', ['-c', 'pgrep -f "sleep 300" || true'])).toBe('');
+    deploys--;
+  });
+
   it('a failed pull links .env back to the running release', async () => {
     const run = await deploy('GREETING=hello-x\n', `backend=${registry.address}/skiffdeployapps:no-such-tag\nproxy=${image('v1')}`);
     expect(run.code).toBe(1);

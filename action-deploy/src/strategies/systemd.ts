@@ -135,7 +135,7 @@ async function deploy(d: Deployer): Promise<StoryResult> {
       return `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
     }
   };
-  const run = (what: string, command: string) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: 3600 });
+  const run = (what: string, command: string) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds });
   const early =
     (await beforeSwitch('Uploading the release', () => uploadRelease(d, id, unit, source))) ??
     (installCommand === undefined ? undefined : await beforeSwitch('install-command', run('install-command', installCommand))) ??
