@@ -128,7 +128,8 @@ describe('npm run demo', () => {
     expect(run.output).not.toMatch(/^\s*\|\s*-{3,}/m);
     expect(run.output).not.toMatch(/<\/?(details|summary)>/);
     expect(run.output).toMatch(/^\s+status\s+rolled-back$/m);
-    expect(run.output).toMatch(/Restore drill of postgres-shop-\d{8}T\d{6}Z: passed/);
+    expect(run.output).toMatch(/Restore drill: passed/);
+    expect(run.output).toMatch(/postgres-shop │ postgres-shop-\d{8}T\d{6}Z │ passed │ [\d.]+s +│ public\.orders\|2000/);
     // The final table, one row per step.
     const table = run.output.slice(run.output.indexOf('━━ What happened'));
     for (const [index, title] of STEP_TITLES.entries()) expect(table).toMatch(new RegExp(`^\\s*${index + 1} │ ${title.replace(/[()&]/g, '\\$&')}\\s+│ ✔ `, 'm'));

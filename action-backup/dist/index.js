@@ -42000,16 +42000,27 @@ var init_connection = __esm({
       hostKeyFingerprint;
       sftpSession;
       lostWith;
+      /**
+       * Connects within `connectTimeoutSeconds` in all: each attempt gets the time that is left, and a
+       * connection-level failure is retried (up to `attempts`) only while a pause and a further second
+       * still fit. So `connect-timeout: 5s` gives up after about 5 s, as its description says, not
+       * after three full 5 s attempts and the pauses between them.
+       */
       static async connect(options) {
         const attempts = Math.max(1, options.attempts ?? 3);
         const target = describeTarget(options.username, options.host, options.port);
+        const budgetSeconds = options.connectTimeoutSeconds ?? 20;
+        const deadline = Date.now() + budgetSeconds * 1e3;
         for (let attempt = 1; ; attempt++) {
           try {
-            return await _SshConnection.connectOnce(options);
+            return await _SshConnection.connectOnce({ ...options, connectTimeoutSeconds: Math.max(1e3, deadline - Date.now()) / 1e3 });
           } catch (error3) {
             const retryable = error3 instanceof SshConnectionError && error3.retryable;
-            if (!retryable || attempt >= attempts) throw error3;
+            if (!retryable) throw error3;
             const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
+            if (attempt >= attempts || deadline - Date.now() - delayMs < 1e3) {
+              throw new SshConnectionError(`${error3.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`, true);
+            }
             options.log?.("warning", `${error3.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
             await new Promise((resolve) => setTimeout(resolve, delayMs));
           }
@@ -42154,7 +42165,11 @@ var init_connection = __esm({
        * file and secrets never sit in a world-readable one.
        */
       async upload(remotePath, content, options) {
-        const sftp = await this.sftp();
+        const sftp = await this.sftp().catch((error3) => {
+          if (/subsystem/i.test(error3.message)) return void 0;
+          throw error3;
+        });
+        if (!sftp) return this.uploadOverExec(remotePath, content, options);
         const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
         const call = (what, fn) => new Promise(
           (resolve, reject) => fn((error3, value) => error3 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error3.message}`)) : resolve(value))
@@ -42167,6 +42182,25 @@ var init_connection = __esm({
           await call("cleanup", (done) => sftp.unlink(temporary, done)).catch(() => void 0);
           throw error3;
         }
+      }
+      /**
+       * The same atomic upload over a plain exec channel, for servers without SFTP: the content is
+       * streamed on stdin (never on a command line) into a temporary file created under umask 077,
+       * given its mode, then renamed over the target; the trap removes the temporary on any failure.
+       */
+      async uploadOverExec(remotePath, content, options) {
+        const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
+        const result = await this.run(
+          [
+            ["umask", "077"],
+            [raw(`trap ${quote(`rm -f -- ${quote(temporary)}`)} EXIT`)],
+            [raw("cat >"), temporary],
+            ["chmod", options.mode.toString(8), temporary],
+            ["mv", "-f", "--", temporary, remotePath]
+          ],
+          { stdin: content, description: options.description ?? `upload ${remotePath}`, allowFailure: true }
+        );
+        if (result.code !== 0) throw new Error(`Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
       }
       /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
       async forwardLocalPort(remoteHost, remotePort) {
@@ -100055,8 +100089,8 @@ function rawInput(name) {
 }
 function invalidInput(name, expected, value, secret = false) {
   if (secret) return new InputError(name, `Input "${name}" must be ${expected} (the value is secret, so it is not shown)`);
-  const shown = value.length > MAX_SHOWN_VALUE ? `${value.slice(0, MAX_SHOWN_VALUE)}\u2026` : value;
-  return new InputError(name, `Input "${name}" must be ${expected}; got ${JSON.stringify(shown)}`);
+  const shown2 = value.length > MAX_SHOWN_VALUE ? `${value.slice(0, MAX_SHOWN_VALUE)}\u2026` : value;
+  return new InputError(name, `Input "${name}" must be ${expected}; got ${JSON.stringify(shown2)}`);
 }
 function missingInput(name) {
   return new InputError(name, `Input "${name}" is required; set it under "with:" in the workflow step`);
@@ -100201,7 +100235,7 @@ var SSH_INPUTS = [
   { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
   {
     name: "connect-timeout",
-    description: "How long to wait for the connection and SSH handshake, e.g. 20s or 1m.",
+    description: "How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.",
     required: false,
     default: "20s"
   }
@@ -100516,10 +100550,26 @@ async function runAction(phases, options = {}) {
       await phases.main();
     }
   } catch (error3) {
-    setFailed(failureMessage(error3));
+    const message = failureMessage(error3);
+    setFailed(message);
+    if (error3 instanceof InputError) await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
+
+${codeBlock(message)}
+`).catch(() => void 0);
     code = 1;
   }
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
+}
+function flushed(stream2, timeoutMs = 3e4) {
+  if (stream2.writableLength === 0 || stream2.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    stream2.write("", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 // packages/action-kit/src/hosts.ts
@@ -100601,6 +100651,10 @@ function decideRetention(backups, policy, now) {
 var import_yaml = __toESM(require_dist(), 1);
 var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+function shown(value) {
+  const text = JSON.stringify(value);
+  return text.length > 82 ? `${text.slice(0, 80)}\u2026"` : text;
+}
 var IDENT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/;
 var KEYS = /* @__PURE__ */ new Set([
   "name",
@@ -100661,13 +100715,13 @@ function parseSource(entry, problem) {
     before.count++;
     problem(message);
   };
-  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail2(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
+  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail2(`unknown field ${shown(key)} (known: ${[...KEYS].join(", ")})`);
   const str = (key, pattern, expected) => {
     const value = entry[key];
     if (value === void 0 || value === null) return void 0;
     if (typeof value !== "string" && typeof value !== "number") return void fail2(`"${key}" must be a string`);
     const text = String(value);
-    if (pattern && !pattern.test(text)) return void fail2(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
+    if (pattern && !pattern.test(text)) return void fail2(`"${key}" must be ${expected}; got ${key === "password" ? "(secret)" : shown(text)}`);
     return text;
   };
   const list2 = (key) => {
@@ -100679,7 +100733,7 @@ function parseSource(entry, problem) {
   };
   const type = str("type");
   if (type === void 0 || !SOURCE_TYPES.includes(type)) {
-    fail2(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
+    fail2(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${shown(type ?? null)}`);
     return void 0;
   }
   const sourceType = type;
@@ -100723,7 +100777,7 @@ function parseSource(entry, problem) {
   if (sourceType === "files") {
     if (!paths?.length && !volumes?.length) fail2('"paths" and/or "volumes" are required for files');
     if (place.kind !== "host") fail2('files are read on the host: use "paths" and "volumes", not "service" or "container"');
-    for (const p3 of paths ?? []) if (!p3.startsWith("/")) fail2(`"paths" must be absolute; got ${JSON.stringify(p3)}`);
+    for (const p3 of paths ?? []) if (!p3.startsWith("/")) fail2(`"paths" must be absolute; got ${shown(p3)}`);
     if (volumes?.length && !helperImage) fail2('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== "postgres") fail2('"globals" is only for postgres');

@@ -43019,7 +43019,7 @@ var SSH_INPUTS = [
   { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
   {
     name: "connect-timeout",
-    description: "How long to wait for the connection and SSH handshake, e.g. 20s or 1m.",
+    description: "How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.",
     required: false,
     default: "20s"
   }
@@ -43087,10 +43087,26 @@ async function runAction(phases, options = {}) {
       await phases.main();
     }
   } catch (error2) {
-    setFailed(failureMessage(error2));
+    const message = failureMessage(error2);
+    setFailed(message);
+    if (error2 instanceof InputError) await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
+
+${codeBlock(message)}
+`).catch(() => void 0);
     code = 1;
   }
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
+}
+function flushed(stream, timeoutMs = 3e4) {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve3) => {
+    const timer = setTimeout(resolve3, timeoutMs);
+    stream.write("", () => {
+      clearTimeout(timer);
+      resolve3();
+    });
+  });
 }
 
 // packages/action-kit/src/hosts.ts
@@ -47239,7 +47255,7 @@ var GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults
 var context2 = new Context();
 
 // action-build-push/package.json
-var version = "0.3.0";
+var version = "0.3.1";
 
 // action-build-push/src/build.ts
 import { mkdtemp, readFile, rm as rm2 } from "node:fs/promises";

@@ -43365,16 +43365,27 @@ var SshConnection = class _SshConnection {
   hostKeyFingerprint;
   sftpSession;
   lostWith;
+  /**
+   * Connects within `connectTimeoutSeconds` in all: each attempt gets the time that is left, and a
+   * connection-level failure is retried (up to `attempts`) only while a pause and a further second
+   * still fit. So `connect-timeout: 5s` gives up after about 5 s, as its description says, not
+   * after three full 5 s attempts and the pauses between them.
+   */
   static async connect(options) {
     const attempts = Math.max(1, options.attempts ?? 3);
     const target = describeTarget(options.username, options.host, options.port);
+    const budgetSeconds = options.connectTimeoutSeconds ?? 20;
+    const deadline = Date.now() + budgetSeconds * 1e3;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await _SshConnection.connectOnce(options);
+        return await _SshConnection.connectOnce({ ...options, connectTimeoutSeconds: Math.max(1e3, deadline - Date.now()) / 1e3 });
       } catch (error2) {
         const retryable = error2 instanceof SshConnectionError && error2.retryable;
-        if (!retryable || attempt >= attempts) throw error2;
+        if (!retryable) throw error2;
         const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
+        if (attempt >= attempts || deadline - Date.now() - delayMs < 1e3) {
+          throw new SshConnectionError(`${error2.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`, true);
+        }
         options.log?.("warning", `${error2.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
@@ -43519,7 +43530,11 @@ var SshConnection = class _SshConnection {
    * file and secrets never sit in a world-readable one.
    */
   async upload(remotePath, content, options) {
-    const sftp = await this.sftp();
+    const sftp = await this.sftp().catch((error2) => {
+      if (/subsystem/i.test(error2.message)) return void 0;
+      throw error2;
+    });
+    if (!sftp) return this.uploadOverExec(remotePath, content, options);
     const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
     const call = (what, fn) => new Promise(
       (resolve, reject) => fn((error2, value) => error2 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error2.message}`)) : resolve(value))
@@ -43532,6 +43547,25 @@ var SshConnection = class _SshConnection {
       await call("cleanup", (done) => sftp.unlink(temporary, done)).catch(() => void 0);
       throw error2;
     }
+  }
+  /**
+   * The same atomic upload over a plain exec channel, for servers without SFTP: the content is
+   * streamed on stdin (never on a command line) into a temporary file created under umask 077,
+   * given its mode, then renamed over the target; the trap removes the temporary on any failure.
+   */
+  async uploadOverExec(remotePath, content, options) {
+    const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
+    const result = await this.run(
+      [
+        ["umask", "077"],
+        [raw(`trap ${quote(`rm -f -- ${quote(temporary)}`)} EXIT`)],
+        [raw("cat >"), temporary],
+        ["chmod", options.mode.toString(8), temporary],
+        ["mv", "-f", "--", temporary, remotePath]
+      ],
+      { stdin: content, description: options.description ?? `upload ${remotePath}`, allowFailure: true }
+    );
+    if (result.code !== 0) throw new Error(`Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
   }
   /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
   async forwardLocalPort(remoteHost, remotePort) {
@@ -43650,7 +43684,7 @@ var SSH_INPUTS = [
   { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
   {
     name: "connect-timeout",
-    description: "How long to wait for the connection and SSH handshake, e.g. 20s or 1m.",
+    description: "How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.",
     required: false,
     default: "20s"
   }
@@ -43944,10 +43978,26 @@ async function runAction(phases, options = {}) {
       await phases.main();
     }
   } catch (error2) {
-    setFailed(failureMessage(error2));
+    const message = failureMessage(error2);
+    setFailed(message);
+    if (error2 instanceof InputError) await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
+
+${codeBlock(message)}
+`).catch(() => void 0);
     code = 1;
   }
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
+}
+function flushed(stream, timeoutMs = 3e4) {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    stream.write("", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 // packages/action-kit/src/hosts.ts

@@ -49447,8 +49447,8 @@ function rawInput(name) {
 }
 function invalidInput(name, expected, value, secret = false) {
   if (secret) return new InputError(name, `Input "${name}" must be ${expected} (the value is secret, so it is not shown)`);
-  const shown = value.length > MAX_SHOWN_VALUE ? `${value.slice(0, MAX_SHOWN_VALUE)}\u2026` : value;
-  return new InputError(name, `Input "${name}" must be ${expected}; got ${JSON.stringify(shown)}`);
+  const shown2 = value.length > MAX_SHOWN_VALUE ? `${value.slice(0, MAX_SHOWN_VALUE)}\u2026` : value;
+  return new InputError(name, `Input "${name}" must be ${expected}; got ${JSON.stringify(shown2)}`);
 }
 function missingInput(name) {
   return new InputError(name, `Input "${name}" is required; set it under "with:" in the workflow step`);
@@ -50681,16 +50681,27 @@ var SshConnection = class _SshConnection {
   hostKeyFingerprint;
   sftpSession;
   lostWith;
+  /**
+   * Connects within `connectTimeoutSeconds` in all: each attempt gets the time that is left, and a
+   * connection-level failure is retried (up to `attempts`) only while a pause and a further second
+   * still fit. So `connect-timeout: 5s` gives up after about 5 s, as its description says, not
+   * after three full 5 s attempts and the pauses between them.
+   */
   static async connect(options) {
     const attempts = Math.max(1, options.attempts ?? 3);
     const target = describeTarget(options.username, options.host, options.port);
+    const budgetSeconds = options.connectTimeoutSeconds ?? 20;
+    const deadline = Date.now() + budgetSeconds * 1e3;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await _SshConnection.connectOnce(options);
+        return await _SshConnection.connectOnce({ ...options, connectTimeoutSeconds: Math.max(1e3, deadline - Date.now()) / 1e3 });
       } catch (error2) {
         const retryable = error2 instanceof SshConnectionError && error2.retryable;
-        if (!retryable || attempt >= attempts) throw error2;
+        if (!retryable) throw error2;
         const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
+        if (attempt >= attempts || deadline - Date.now() - delayMs < 1e3) {
+          throw new SshConnectionError(`${error2.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`, true);
+        }
         options.log?.("warning", `${error2.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
         await new Promise((resolve3) => setTimeout(resolve3, delayMs));
       }
@@ -50835,7 +50846,11 @@ var SshConnection = class _SshConnection {
    * file and secrets never sit in a world-readable one.
    */
   async upload(remotePath, content, options) {
-    const sftp = await this.sftp();
+    const sftp = await this.sftp().catch((error2) => {
+      if (/subsystem/i.test(error2.message)) return void 0;
+      throw error2;
+    });
+    if (!sftp) return this.uploadOverExec(remotePath, content, options);
     const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
     const call = (what, fn) => new Promise(
       (resolve3, reject) => fn((error2, value) => error2 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error2.message}`)) : resolve3(value))
@@ -50848,6 +50863,25 @@ var SshConnection = class _SshConnection {
       await call("cleanup", (done) => sftp.unlink(temporary, done)).catch(() => void 0);
       throw error2;
     }
+  }
+  /**
+   * The same atomic upload over a plain exec channel, for servers without SFTP: the content is
+   * streamed on stdin (never on a command line) into a temporary file created under umask 077,
+   * given its mode, then renamed over the target; the trap removes the temporary on any failure.
+   */
+  async uploadOverExec(remotePath, content, options) {
+    const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
+    const result = await this.run(
+      [
+        ["umask", "077"],
+        [raw(`trap ${quote(`rm -f -- ${quote(temporary)}`)} EXIT`)],
+        [raw("cat >"), temporary],
+        ["chmod", options.mode.toString(8), temporary],
+        ["mv", "-f", "--", temporary, remotePath]
+      ],
+      { stdin: content, description: options.description ?? `upload ${remotePath}`, allowFailure: true }
+    );
+    if (result.code !== 0) throw new Error(`Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
   }
   /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
   async forwardLocalPort(remoteHost, remotePort) {
@@ -50966,7 +51000,7 @@ var SSH_INPUTS = [
   { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
   {
     name: "connect-timeout",
-    description: "How long to wait for the connection and SSH handshake, e.g. 20s or 1m.",
+    description: "How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.",
     required: false,
     default: "20s"
   }
@@ -51238,10 +51272,26 @@ async function runAction(phases, options = {}) {
       await phases.main();
     }
   } catch (error2) {
-    setFailed(failureMessage(error2));
+    const message = failureMessage(error2);
+    setFailed(message);
+    if (error2 instanceof InputError) await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
+
+${codeBlock(message)}
+`).catch(() => void 0);
     code = 1;
   }
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   exit(code === 0 && process.exitCode !== void 0 && process.exitCode !== 0 ? Number(process.exitCode) : code);
+}
+function flushed(stream, timeoutMs = 3e4) {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve3) => {
+    const timer = setTimeout(resolve3, timeoutMs);
+    stream.write("", () => {
+      clearTimeout(timer);
+      resolve3();
+    });
+  });
 }
 
 // packages/action-kit/src/hosts.ts
@@ -51421,7 +51471,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.4.1";
+var version = "0.5.0";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
@@ -51436,6 +51486,7 @@ var releasesDir = (projectDir) => `${projectDir}/${RELEASES}`;
 var releaseDir = (projectDir, id) => `${releasesDir(projectDir)}/${id}`;
 var auditLog = (projectDir) => `${projectDir}/audit.log`;
 var RELEASE_ID = /^\d{8}T\d{6}Z-[0-9a-z]{1,12}(-[0-9a-z]{4})?$/;
+var GIT_SHA = /^[0-9a-f]{7,40}$/i;
 function isReleaseId(text) {
   return RELEASE_ID.test(text);
 }
@@ -51454,7 +51505,9 @@ function readState(projectDir) {
     [raw("[ -d"), releases, raw("] || exit 0")],
     ["find", releases, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", "release %f\\n"],
     ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", DEPLOYED_MARK, "-printf", "deployed %h\\n"],
-    ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", IMAGE_LOCK, "-printf", "lock %h ", "-exec", "cat", "{}", ";"]
+    ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", IMAGE_LOCK, "-printf", "lock %h ", "-exec", "cat", "{}", ";"],
+    // The full git SHA of each release, for `rollback: <sha>` (one line each, even when meta.json has none).
+    ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", META, "-exec", "sh", "-c", `printf 'sha %s %s\\n' "\${1%/*}" "$(sed -n 's/^ *"sha": *"\\([0-9A-Za-z]*\\)".*/\\1/p' "$1" | head -n 1)"`, "sh", "{}", ";"]
   ];
 }
 function parseState(stdout) {
@@ -51468,7 +51521,10 @@ function parseState(stdout) {
     if (kind === "current") state.current = base(rest.replace(/\/+$/, ""));
     else if (kind === "release" && isReleaseId(rest)) state.releases.push(rest);
     else if (kind === "deployed") state.deployed.add(base(rest));
-    else if (kind === "lock") {
+    else if (kind === "sha") {
+      const [dir, sha] = rest.split(" ");
+      if (dir && sha) (state.shas ??= /* @__PURE__ */ new Map()).set(base(dir), sha.toLowerCase());
+    } else if (kind === "lock") {
       const split = rest.indexOf(" ");
       try {
         const parsed = JSON.parse(rest.slice(split + 1));
@@ -56188,6 +56244,20 @@ function inProject(project, commands) {
   return [["cd", project.directory], ...commands];
 }
 var pull = (cli, project) => inProject(project, [compose(cli, project, "pull")]);
+function pullWithLogin(cli, project, login) {
+  if (cli.compose === "v1" && cli.sudo) throw new Error("registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand");
+  const config2 = raw('"$cfg"');
+  const pullCommand = compose(cli, project, "pull");
+  const withConfig = cli.compose === "v2" ? pullCommand.flatMap((token, index) => token === "docker" && pullCommand[index + 1] === "compose" ? ["docker", "--config", config2] : [token]) : [raw('DOCKER_CONFIG="$cfg"'), ...pullCommand];
+  return inProject(project, [
+    [raw('cfg=$(mktemp -d "${TMPDIR:-/tmp}/skiff-docker-config.XXXXXX")')],
+    [raw(`trap 'rm -rf -- "$cfg"' EXIT`)],
+    [raw("trap 'exit 143' TERM INT HUP")],
+    [raw('if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s -- "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi')],
+    [...docker(cli, "--config"), config2, "login", "--username", login.username, "--password-stdin", login.registry, raw(">/dev/null")],
+    withConfig
+  ]);
+}
 var config = (cli, project) => inProject(project, [compose(cli, project, "config")]);
 var up = (cli, project) => inProject(project, [compose(cli, project, "up", "-d", "--remove-orphans")]);
 var ps = (cli, project) => inProject(project, [compose(cli, project, "ps", "-a")]);
@@ -56250,6 +56320,19 @@ function sudoRefused(said) {
 
 // action-deploy/src/lock.ts
 var lockDir = (projectDir) => `${projectDir}/.skiff-lock`;
+function ensureProjectDir(projectDir) {
+  return [
+    raw("if ! mkdir -p --"),
+    projectDir,
+    raw("2>/dev/null || [ ! -w"),
+    projectDir,
+    raw(`]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n'`),
+    projectDir,
+    raw('"$(id -un)" "$(id -un)" "$(id -gn)" "$(printf %q'),
+    projectDir,
+    raw(')" >&2; exit 1; fi')
+  ];
+}
 function tryLock(projectDir, owner, ttlSeconds) {
   const dir = lockDir(projectDir);
   const ownerJson = JSON.stringify(owner);
@@ -56257,7 +56340,7 @@ function tryLock(projectDir, owner, ttlSeconds) {
   const quiet = (command) => [...command, raw("2>/dev/null")];
   const stale = `${dir}.stale-${owner.token}`;
   return [
-    ["mkdir", "-p", projectDir],
+    ensureProjectDir(projectDir),
     [raw("if"), ...take("acquired"), raw("; then exit 0; fi")],
     // The lock vanished between mkdir and stat: report it as held with age 0 and let the caller retry.
     [raw("age=$(( $(date +%s) - $(stat -c %Y"), dir, raw("2>/dev/null || date +%s) ))")],
@@ -56446,7 +56529,20 @@ async function uploadRelease(d, id) {
   return release;
 }
 async function pullImages(d, release) {
-  await d.server.run(pull(d.cli, release.project), { description: "pull images", timeoutSeconds: 1800 });
+  const login = d.inputs.registryLogin;
+  if (!login) {
+    await d.server.run(pull(d.cli, release.project), { description: "pull images (pull-timeout)", timeoutSeconds: d.inputs.pullTimeoutSeconds }).catch((error2) => {
+      throw pullFailureHint(error2, false);
+    });
+    return;
+  }
+  await d.server.run(pullWithLogin(d.cli, release.project, login), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}
+` });
+}
+function pullFailureHint(error2, login) {
+  if (login || !/unauthorized|denied|authentication required|no basic auth credentials/i.test(error2.message)) return error2;
+  return new Error(`${error2.message}
+The registry refused the pull: for a private image (GHCR packages of private repositories are private) set registry-username and registry-password (e.g. \${{ github.actor }} and \${{ github.token }} with packages: read).`);
 }
 async function resolveDigests(d, release) {
   const configYaml = (await d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 })).stdout;
@@ -56468,10 +56564,10 @@ async function runPreDeploy(d, release, script2) {
   const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${[anchor, ...release.project.files].join(":")}`];
   if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
   await d.server.upload(anchor, "# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n", { mode: 420, description: "the project directory anchor for pre-deploy" });
-  await d.server.run([["cd", d.inputs.projectDir], ["env", ...env, "bash", "-c", script2]], { description: "pre-deploy", timeoutSeconds: 3600 });
+  await d.server.run([["cd", d.inputs.projectDir], ["env", ...env, "bash", "-c", script2]], { description: "pre-deploy (pre-deploy-timeout)", timeoutSeconds: d.inputs.preDeployTimeoutSeconds });
 }
 async function linkReleaseEnv(d, release) {
-  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? "", release?.hasEnv ?? false), { description: "link the env file", timeoutSeconds: 60 });
+  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? "", release?.hasEnv ?? false), { description: release ? `point .env at release ${release.id}` : "remove the .env link", timeoutSeconds: 60 });
 }
 async function switchTo(d, release) {
   await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
@@ -56570,6 +56666,10 @@ function decideRetention(backups, policy, now) {
 var import_yaml2 = __toESM(require_dist(), 1);
 var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+function shown(value) {
+  const text = JSON.stringify(value);
+  return text.length > 82 ? `${text.slice(0, 80)}\u2026"` : text;
+}
 var IDENT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/;
 var KEYS = /* @__PURE__ */ new Set([
   "name",
@@ -56630,13 +56730,13 @@ function parseSource(entry, problem) {
     before.count++;
     problem(message);
   };
-  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail(`unknown field "${key}" (known: ${[...KEYS].join(", ")})`);
+  for (const key of Object.keys(entry)) if (!KEYS.has(key)) fail(`unknown field ${shown(key)} (known: ${[...KEYS].join(", ")})`);
   const str = (key, pattern, expected) => {
     const value = entry[key];
     if (value === void 0 || value === null) return void 0;
     if (typeof value !== "string" && typeof value !== "number") return void fail(`"${key}" must be a string`);
     const text = String(value);
-    if (pattern && !pattern.test(text)) return void fail(`"${key}" must be ${expected}; got ${JSON.stringify(key === "password" ? "(secret)" : text)}`);
+    if (pattern && !pattern.test(text)) return void fail(`"${key}" must be ${expected}; got ${key === "password" ? "(secret)" : shown(text)}`);
     return text;
   };
   const list = (key) => {
@@ -56648,7 +56748,7 @@ function parseSource(entry, problem) {
   };
   const type = str("type");
   if (type === void 0 || !SOURCE_TYPES.includes(type)) {
-    fail(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${JSON.stringify(type ?? null)}`);
+    fail(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${shown(type ?? null)}`);
     return void 0;
   }
   const sourceType = type;
@@ -56692,7 +56792,7 @@ function parseSource(entry, problem) {
   if (sourceType === "files") {
     if (!paths?.length && !volumes?.length) fail('"paths" and/or "volumes" are required for files');
     if (place.kind !== "host") fail('files are read on the host: use "paths" and "volumes", not "service" or "container"');
-    for (const p of paths ?? []) if (!p.startsWith("/")) fail(`"paths" must be absolute; got ${JSON.stringify(p)}`);
+    for (const p of paths ?? []) if (!p.startsWith("/")) fail(`"paths" must be absolute; got ${shown(p)}`);
     if (volumes?.length && !helperImage) fail('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== "postgres") fail('"globals" is only for postgres');
@@ -57483,15 +57583,30 @@ async function collectDiagnostics(d, release, gate) {
   }
   return found.report(release.id);
 }
+function releaseSha(state, id) {
+  const full = state.shas?.get(id);
+  return full ? { sha: full, full: true } : { sha: id.split("-")[1] ?? "", full: false };
+}
 function rollbackTarget(state, wanted) {
   const kept = [...state.deployed].filter((id) => state.releases.includes(id)).sort();
-  const list = kept.length > 0 ? kept.join(", ") : "none";
+  const list = () => kept.length === 0 ? "none" : kept.slice().reverse().map((id) => `
+  ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ", current" : ""})`).join("");
   if (wanted === "previous") {
     const id = previousRelease(state);
-    if (!id) throw new Error(`rollback: previous \u2014 there is no deployed release older than the current one (${state.current ?? "none"}). Kept releases: ${list}`);
+    if (!id) throw new Error(`rollback: previous \u2014 there is no deployed release older than the current one (${state.current ?? "none"}). Kept releases: ${list()}`);
     return id;
   }
-  if (!kept.includes(wanted)) throw new Error(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases: ${list}`);
+  if (GIT_SHA.test(wanted) && !isReleaseId(wanted)) {
+    const sha = wanted.toLowerCase();
+    const matching = kept.filter((id2) => {
+      const known = releaseSha(state, id2);
+      return known.full ? known.sha.startsWith(sha) : sha.length >= known.sha.length ? sha.startsWith(known.sha) : known.sha.startsWith(sha);
+    });
+    const id = matching.at(-1);
+    if (!id) throw new Error(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
+    return id;
+  }
+  if (!kept.includes(wanted)) throw new Error(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
   return wanted;
 }
 
@@ -58408,7 +58523,7 @@ async function deploy(d) {
       return `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
     }
   };
-  const run2 = (what, command) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: 3600 });
+  const run2 = (what, command) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds });
   const early = await beforeSwitch("Uploading the release", () => uploadRelease2(d, id, unit, source)) ?? (installCommand === void 0 ? void 0 : await beforeSwitch("install-command", run2("install-command", installCommand))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", run2("pre-deploy", d.inputs.preDeploy)));
   if (early) return { ...base, status: "failed", error: early };
   await point(d, id);
@@ -58887,10 +59002,20 @@ var DEPLOY_INPUTS = [
     required: false
   },
   {
+    name: "registry",
+    description: "Registry to log in to for the pull, with registry-username and registry-password (e.g. ghcr.io for private GHCR packages).",
+    required: false,
+    default: "ghcr.io"
+  },
+  { name: "registry-username", description: "User for registry, e.g. the workflow's github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server.", required: false },
+  { name: "registry-password", description: "Password or token for registry, e.g. the workflow's github.token (the job needs `packages: read` for GHCR). Sent on stdin, masked, never on a command line.", required: false, secret: true },
+  {
     name: "pre-deploy",
     description: "Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.",
     required: false
   },
+  { name: "pull-timeout", description: "How long the image pull may take before the deploy fails (nothing switched), e.g. 30m.", required: false, default: "30m" },
+  { name: "pre-deploy-timeout", description: "How long pre-deploy (and systemd's install-command) may run before the deploy fails (nothing switched), e.g. 1h for a long migration.", required: false, default: "1h" },
   { name: "keep-releases", description: "How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).", required: false, default: "5" },
   { name: "lock-timeout", description: "How long to wait for another deploy of the same project to finish, e.g. 10m.", required: false, default: "10m" },
   { name: "lock-ttl", description: "A deploy lock older than this is considered left by a crashed run and taken over with a warning.", required: false, default: "30m" },
@@ -59057,8 +59182,25 @@ function readStatusRange() {
 function readRollback() {
   const value = getString("rollback");
   if (value === void 0 || value === "previous") return value;
-  if (!isReleaseId(value)) throw invalidInput("rollback", '"previous" or a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output)', value);
-  return value;
+  if (!isReleaseId(value) && !GIT_SHA.test(value)) {
+    throw invalidInput("rollback", '"previous", a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output), or a git commit SHA (7 to 40 hex digits)', value);
+  }
+  return GIT_SHA.test(value) ? value.toLowerCase() : value;
+}
+function readRegistryLogin(strategy) {
+  const registry = getString("registry", { default: "ghcr.io" });
+  const username = getString("registry-username");
+  const password = getString("registry-password", { secret: true });
+  if (username === void 0 && password === void 0) return void 0;
+  if (username === void 0 || password === void 0) {
+    const missing = username === void 0 ? "registry-username" : "registry-password";
+    throw new InputError(missing, `Input "${missing}" is required with "${missing === "registry-username" ? "registry-password" : "registry-username"}": the pull logs in with both`);
+  }
+  if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._/-]*)?$/.test(registry)) throw invalidInput("registry", "a registry host such as ghcr.io or registry.example.com:5000", registry);
+  if (strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
+    throw new InputError(["registry-username", "strategy"], `Input "registry-username" is used by strategy recreate and rolling, which pull the images; strategy is ${strategy}`);
+  }
+  return { registry, username, password };
 }
 function readDeployment() {
   const environment = getString("environment");
@@ -59103,12 +59245,15 @@ function readDeployInputs() {
   const projectDir = c.read(readProjectDir);
   const projectName = c.read(() => readProjectName(projectDir));
   const rollback2 = c.read(readRollback);
-  const composeFiles = rollback2 === void 0 && strategy !== "coolify" && strategy !== "systemd" ? c.read(readComposeFiles) : [];
+  const rollbackRequested = rawInput("rollback") !== void 0;
+  const composeFiles = !rollbackRequested && strategy !== "coolify" && strategy !== "systemd" ? c.read(readComposeFiles) : [];
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList("images") ?? []));
   const preDeploy = c.read(() => getString("pre-deploy"));
   const backupBeforeDeploy2 = c.read(() => readBackupBeforeDeployInputs(projectDir));
   const keepReleases = c.read(() => getInteger("keep-releases", { default: Number(definitionDefault2("keep-releases")), min: 1, max: 100 }));
+  const pullTimeoutSeconds = c.read(() => getDuration("pull-timeout", { default: durationDefault("pull-timeout"), min: 10, max: 6 * 3600 }));
+  const preDeployTimeoutSeconds = c.read(() => getDuration("pre-deploy-timeout", { default: durationDefault("pre-deploy-timeout"), min: 10, max: 12 * 3600 }));
   const lockTimeoutSeconds = c.read(() => getDuration("lock-timeout", { default: durationDefault("lock-timeout"), min: 0, max: 6 * 3600 }));
   const lockTtlSeconds = c.read(() => getDuration("lock-ttl", { default: durationDefault("lock-ttl"), min: 10, max: 7 * 24 * 3600 }));
   const urls = c.read(readHealthUrls);
@@ -59120,6 +59265,7 @@ function readDeployInputs() {
   const timeoutSeconds = c.read(() => getDuration("health-timeout", { default: durationDefault("health-timeout"), min: 1, max: 3 * 3600 }));
   const command = c.read(() => getString("health-command"));
   const rollbackOnFailure = c.read(() => getBoolean("rollback-on-failure", { default: true }));
+  const registryLogin = c.read(() => readRegistryLogin(strategy));
   const sudo2 = c.read(() => getBoolean("sudo", { default: false }));
   const dryRun = c.read(readDryRun);
   if (rollback2 !== void 0 && images !== void 0 && Object.keys(images).length > 0) {
@@ -59153,7 +59299,10 @@ function readDeployInputs() {
     images,
     ...preDeploy === void 0 ? {} : { preDeploy },
     ...backupBeforeDeploy2 === void 0 ? {} : { backupBeforeDeploy: backupBeforeDeploy2 },
+    ...registryLogin === void 0 ? {} : { registryLogin },
     keepReleases,
+    pullTimeoutSeconds,
+    preDeployTimeoutSeconds,
     lockTimeoutSeconds,
     lockTtlSeconds,
     health: {
@@ -59283,6 +59432,7 @@ async function planDeploy(recorder, inputs, ctx) {
     return recorder.steps;
   }
   const release = await uploadRelease(d, newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000"));
+  await linkReleaseEnv(d, release);
   await pullImages(d, release);
   await resolveDigests(d, release);
   if (inputs.backupBeforeDeploy) {
