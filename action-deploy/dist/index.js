@@ -51571,7 +51571,7 @@ function planPrune(state, keep, protect) {
   const used = /* @__PURE__ */ new Set();
   for (const [id, images2] of state.locks) if (!remove.includes(id)) for (const image of Object.values(images2)) used.add(image);
   const images = /* @__PURE__ */ new Set();
-  for (const id of remove) for (const image of Object.values(state.locks.get(id) ?? {})) if (!used.has(image)) images.add(image);
+  for (const id of remove) for (const image of Object.values(state.locks.get(id) ?? {})) if (image.includes("@sha256:") && !used.has(image)) images.add(image);
   return { remove, images: [...images].sort() };
 }
 function removeReleases(projectDir, ids) {

@@ -200,6 +200,23 @@ describe('release builders', () => {
     // After a rollback to b: b (current) and the newest deployed e stay; c failed after b, so it stays for inspection.
     expect(planPrune({ ...state, current: b }, 1, [])).toEqual({ remove: [a, d], images: ['app@sha256:1', 'app@sha256:4'] });
   });
+
+  it('never removes an image by tag: a release that failed before its images were pinned still lists the tags it asked for', () => {
+    const [a, b, c] = ['20260101T000000Z-aaaaaaa-0001', '20260102T000000Z-bbbbbbb-0002', '20260103T000000Z-ccccccc-0003'];
+    // b failed its pull: its lock holds the requested app:v1, the very image a (kept) runs pinned by digest.
+    // Removing app:v1 would delete a's image, and a rollback to a would then need to pull it again.
+    const state = {
+      current: c,
+      releases: [a, b, c],
+      deployed: new Set([a, c]),
+      locks: new Map<string, Record<string, string>>([
+        [a, { web: 'app@sha256:1' }],
+        [b, { web: 'app:v1' }],
+        [c, { web: 'app@sha256:3' }],
+      ]),
+    };
+    expect(planPrune(state, 5, [c])).toEqual({ remove: [b], images: [] });
+  });
 });
 
 describe('digests', () => {
