@@ -82,6 +82,11 @@ afterAll(async () => {
   await Promise.all([sshd?.stop(), db?.stop(), s3?.stop(), artifacts?.stop(), work?.remove()]);
 });
 
+/** Every destination: the host keeps it on the server; S3 and artifact stream it through the runner, age-encrypted. */
+const DESTINATIONS = ['host', 's3', 'artifact'] as const;
+const storeFor = (destination: (typeof DESTINATIONS)[number]): Store => (destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : destination === 's3' ? s3Store : new ArtifactStore('nightly'));
+const titled = (destination: string) => `${destination}${destination === 'host' ? '' : ' (age)'}`;
+
 /** Backup → stored bytes' sha256 = manifest → restore into a fresh target → `same()` → drill. */
 async function roundTrip(store: Store, source: Source, encrypted: boolean, restoreTo: (destination: string) => { database?: string; path?: string }, same: (target: { database?: string; path?: string }) => Promise<void>) {
   const identity = await generateIdentity();
@@ -116,10 +121,9 @@ describe('MySQL (MariaDB) at a real size', () => {
     expect(expected.trim().split('\n').map((line) => line.split('|').slice(0, 2).join('|'))).toEqual(['customers|200000', 'events|250000']);
   });
 
-  for (const destination of ['host', 's3'] as const) {
-    it(`${destination}${destination === 's3' ? ' (age)' : ''}: gzip, trailer checked, restores identical rows, drill counts them`, async () => {
-      const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : s3Store;
-      const report = await roundTrip(store, shop(), destination === 's3', () => ({ database: `shop_${destination}` }), async (target) => {
+  for (const destination of DESTINATIONS) {
+    it(`${titled(destination)}: gzip, trailer checked, restores identical rows, drill counts them`, async () => {
+      const report = await roundTrip(storeFor(destination), shop(), destination !== 'host', () => ({ database: `shop_${destination}` }), async (target) => {
         expect(await db.sql(MYSQL_CHECKSUM_SQL, target.database)).toBe(expected);
       });
       expect(report).toEqual(['customers|200000', 'events|250000']);
@@ -157,10 +161,9 @@ describe('Redis at a real size, in a container', () => {
     expect(Number((await cli(redisContainer, 'info', 'memory')).match(/used_memory:(\d+)/)![1])).toBeGreaterThan(50 * MB);
   });
 
-  for (const destination of ['host', 'artifact'] as const) {
-    it(`${destination}${destination === 'artifact' ? ' (age)' : ''}: redis-check-rdb read it all, the restored RDB loads the same dataset`, async () => {
-      const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : new ArtifactStore('nightly');
-      const report = await roundTrip(store, cache(), destination === 'artifact', () => ({ path: join(work.path, `redis-${destination}`, 'dump.rdb') }), async (target) => {
+  for (const destination of DESTINATIONS) {
+    it(`${titled(destination)}: redis-check-rdb read it all, the restored RDB loads the same dataset`, async () => {
+      const report = await roundTrip(storeFor(destination), cache(), destination !== 'host', () => ({ path: join(work.path, `redis-${destination}`, 'dump.rdb') }), async (target) => {
         expect(await loadedDigest(target.path!)).toEqual(expectedRedis);
       });
       expect(report).toEqual([`keys|${expectedRedis.keys}`]);
@@ -230,10 +233,9 @@ describe('SQLite at a real size', () => {
     expect(expected.trim().split('\n').map((line) => line.split('|').slice(0, 2).join('|'))).toEqual(['notes|150000', 'tags|200000']);
   });
 
-  for (const destination of ['host', 's3'] as const) {
-    it(`${destination}${destination === 's3' ? ' (age)' : ''}: a consistent snapshot restores with identical rows`, async () => {
-      const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : s3Store;
-      const report = await roundTrip(store, lite(), destination === 's3', () => ({ path: join(work.path, `sqlite-${destination}`, 'app.sqlite') }), async (target) => {
+  for (const destination of DESTINATIONS) {
+    it(`${titled(destination)}: a consistent snapshot restores with identical rows`, async () => {
+      const report = await roundTrip(storeFor(destination), lite(), destination !== 'host', () => ({ path: join(work.path, `sqlite-${destination}`, 'app.sqlite') }), async (target) => {
         expect(await checksum(target.path!)).toBe(expected);
       });
       expect(report).toEqual(['notes|150000', 'tags|200000']);
@@ -264,10 +266,9 @@ describe('files at a real size: host paths and a named volume', () => {
     expect(volumeTree.length).toBeGreaterThan(400);
   });
 
-  for (const destination of ['host', 'artifact'] as const) {
-    it(`${destination}${destination === 'artifact' ? ' (age)' : ''}: tar read whole, restored trees identical (owners kept)`, async () => {
-      const store = destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : new ArtifactStore('nightly');
-      const report = await roundTrip(store, site(), destination === 'artifact', () => ({ path: join(work.path, `files-${destination}`) }), async (target) => {
+  for (const destination of DESTINATIONS) {
+    it(`${titled(destination)}: tar read whole, restored trees identical (owners kept)`, async () => {
+      const report = await roundTrip(storeFor(destination), site(), destination !== 'host', () => ({ path: join(work.path, `files-${destination}`) }), async (target) => {
         expect(await tree(join(target.path!, 'host', uploads()))).toEqual(await tree(uploads()));
         expect(await tree(join(target.path!, 'volumes', volume))).toEqual(volumeTree);
       });
