@@ -101137,27 +101137,24 @@ function describeTarget2(source, target) {
 var PREVIOUS_DIR = ".skiff-restore-previous";
 var FILES_IN_PLACE_SCRIPT = [
   "set -eu",
-  "base=$1; force=$2; shift 2",
+  "step=$1; base=$2; force=$3; shift 3",
   `aside=${PREVIOUS_DIR}`,
   'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
+  'put_back() { for root do if [ -d "$root/$aside" ]; then entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done; for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done; rmdir -- "$root/$aside"; fi; done; }',
+  'case "$step" in',
+  '  finish) for root do rm -rf -- "${root:?}/$aside"; done; exit 0 ;;',
+  '  undo) put_back "$@"; echo "the restore did not complete: the previous contents were put back" >&2; exit 0 ;;',
+  "esac",
   "for root do",
   '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
   '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
   "done",
   'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
-  'if tar --extract --file=- --numeric-owner --directory="$base"; then',
-  "  cat >/dev/null",
-  '  for root do rm -rf -- "${root:?}/$aside"; done',
-  "else",
-  "  status=$?",
-  "  for root do",
-  '    entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done',
-  '    for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done',
-  '    rmdir -- "$root/$aside"',
-  "  done",
-  '  echo "tar failed (exit $status): the previous contents were put back" >&2',
-  '  exit "$status"',
-  "fi"
+  'if tar --extract --file=- --numeric-owner --directory="$base"; then cat >/dev/null; exit 0; fi',
+  "status=$?",
+  'put_back "$@"',
+  'echo "tar failed (exit $status): the previous contents were put back" >&2',
+  'exit "$status"'
 ].join("\n");
 var REDIS_RESTORE_SCRIPT = [
   "set -eu",
@@ -101199,15 +101196,15 @@ var REDIS_RESTORE_SCRIPT = [
 function redisRdbPath(path) {
   return path.endsWith("/") ? `${path}dump.rdb` : path;
 }
-function filesInPlace(source, force) {
+function filesInPlace(source, force, step = "extract") {
   const paths = source.paths ?? [];
-  if (!source.volumes?.length) return ["sh", "-c", FILES_IN_PLACE_SCRIPT, "sh", "/", String(force), ...paths];
+  if (!source.volumes?.length) return ["sh", "-c", FILES_IN_PLACE_SCRIPT, "sh", step, "/", String(force), ...paths];
   const mounts = [
     ...paths.flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}`]),
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}`])
   ];
   const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, "")}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
-  return ["docker", "run", "--rm", "-i", "--network=none", "--label", `skiff.restore=${source.name}`, ...mounts, "--entrypoint", "sh", source.helperImage, "-c", FILES_IN_PLACE_SCRIPT, "sh", "/backup", String(force), ...roots];
+  return ["docker", "run", "--rm", ...step === "extract" ? ["-i"] : [], "--network=none", "--label", `skiff.restore=${source.name}`, ...mounts, "--entrypoint", "sh", source.helperImage, "-c", FILES_IN_PLACE_SCRIPT, "sh", step, "/backup", String(force), ...roots];
 }
 var DRILL_PREFIX = "skiff_drill_";
 var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
@@ -101424,12 +101421,21 @@ async function restoreBackup(executor, store, source, manifest, target, options 
     const cleanup = drop ? [[raw(`trap ${quote(`${render(drop)} >/dev/null 2>&1 || true`)} EXIT`)]] : [];
     const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
     const description = `${options.drill ? "drill" : "restore"} ${manifest.id} into ${describeTarget2(source, target)}`;
+    const inPlace2 = target.inPlace && source.type === "files";
+    const settle = async (ok, error3) => {
+      const refused = error3 instanceof RemoteCommandError && error3.result.code === REFUSED_EXIT;
+      if (inPlace2 && !refused) await executor.run([filesInPlace(source, target.force, ok ? "finish" : "undo")], { description: ok ? "remove the previous contents" : "put the previous contents back" });
+    };
     try {
       const existingGlobals = async () => applyGlobals ? parseExistingGlobals((await executor.run([existingGlobalsQuery(source, secretFile)], { description: "roles and tablespaces in the target cluster" })).stdout) : void 0;
       if (data.kind === "server") {
         const existing = await existingGlobals();
         const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description });
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description }).catch(async (error3) => {
+          await settle(false, error3).catch(() => void 0);
+          throw error3;
+        });
+        await settle(true);
         return { manifest, target, ...globalsState, ...options.drill ? { report: lines(result.stdout) } : {} };
       }
       try {
@@ -101438,7 +101444,11 @@ async function restoreBackup(executor, store, source, manifest, target, options 
         if (existing && data.globals) {
           await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
         }
-        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() });
+        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() }).catch(async (error3) => {
+          await settle(false, error3).catch(() => void 0);
+          throw error3;
+        });
+        await settle(true);
         if (!options.drill) return { manifest, target, ...globalsState };
         const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
         return { manifest, target, ...globalsState, report: lines(result.stdout) };

@@ -57266,27 +57266,24 @@ var HostStore = class {
 var PREVIOUS_DIR = ".skiff-restore-previous";
 var FILES_IN_PLACE_SCRIPT = [
   "set -eu",
-  "base=$1; force=$2; shift 2",
+  "step=$1; base=$2; force=$3; shift 3",
   `aside=${PREVIOUS_DIR}`,
   'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
+  'put_back() { for root do if [ -d "$root/$aside" ]; then entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done; for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done; rmdir -- "$root/$aside"; fi; done; }',
+  'case "$step" in',
+  '  finish) for root do rm -rf -- "${root:?}/$aside"; done; exit 0 ;;',
+  '  undo) put_back "$@"; echo "the restore did not complete: the previous contents were put back" >&2; exit 0 ;;',
+  "esac",
   "for root do",
   '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
   '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
   "done",
   'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
-  'if tar --extract --file=- --numeric-owner --directory="$base"; then',
-  "  cat >/dev/null",
-  '  for root do rm -rf -- "${root:?}/$aside"; done',
-  "else",
-  "  status=$?",
-  "  for root do",
-  '    entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done',
-  '    for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done',
-  '    rmdir -- "$root/$aside"',
-  "  done",
-  '  echo "tar failed (exit $status): the previous contents were put back" >&2',
-  '  exit "$status"',
-  "fi"
+  'if tar --extract --file=- --numeric-owner --directory="$base"; then cat >/dev/null; exit 0; fi',
+  "status=$?",
+  'put_back "$@"',
+  'echo "tar failed (exit $status): the previous contents were put back" >&2',
+  'exit "$status"'
 ].join("\n");
 var REDIS_RESTORE_SCRIPT = [
   "set -eu",

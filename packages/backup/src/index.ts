@@ -11,10 +11,10 @@ export type { Manifest } from './manifest';
 export { BackupFailed } from './store';
 export type { Store, BackupRequest, RawData } from './store';
 export { HostStore, hostBackupScript, verification, globalsLines } from './host-store';
-export { prepareTargetScript, restoreCommand, describeTarget, FILES_IN_PLACE_SCRIPT, PREVIOUS_DIR, REDIS_RESTORE_SCRIPT, redisRdbPath, drillQueryCommand, dropScratchCommand, scratchTarget, PG_ROW_COUNTS, DRILL_PREFIX, REFUSED_EXIT, existingGlobalsQuery, parseExistingGlobals, applyGlobalsCommand, GLOBALS_FILTER_AWK } from './restore';
+export { prepareTargetScript, restoreCommand, filesInPlace, describeTarget, FILES_IN_PLACE_SCRIPT, PREVIOUS_DIR, REDIS_RESTORE_SCRIPT, redisRdbPath, drillQueryCommand, dropScratchCommand, scratchTarget, PG_ROW_COUNTS, DRILL_PREFIX, REFUSED_EXIT, existingGlobalsQuery, parseExistingGlobals, applyGlobalsCommand, GLOBALS_FILTER_AWK } from './restore';
 export { TarWalker, TarError } from './tar-walker';
 export type { TarSummary } from './tar-walker';
-export type { RestoreTarget } from './restore';
+export type { RestoreTarget, InPlaceStep } from './restore';
 export { backupSource, pruneSource, findBackup, restoreBackup, drillSource, withSecretFile } from './operations';
 export type { BackupOptions, BackupResult, RestoreResult } from './operations';
 // The runner destinations load the S3 SDK, age and @actions/artifact: import them from

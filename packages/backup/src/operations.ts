@@ -3,7 +3,7 @@ import { quote, raw, render, RemoteCommandError, type Command, type Executor } f
 import { backupId } from './formats';
 import type { Manifest } from './manifest';
 import { decideRetention, type RetentionPolicy } from './retention';
-import { applyGlobalsCommand, describeTarget, drillQueryCommand, dropScratchCommand, existingGlobalsQuery, parseExistingGlobals, prepareTargetScript, restoreCommand, scratchTarget, type RestoreTarget } from './restore';
+import { REFUSED_EXIT, applyGlobalsCommand, describeTarget, drillQueryCommand, filesInPlace, dropScratchCommand, existingGlobalsQuery, parseExistingGlobals, prepareTargetScript, restoreCommand, scratchTarget, type RestoreTarget } from './restore';
 import type { Source } from './sources';
 import { BackupFailed, type Store } from './store';
 import { dumpCommand, globalsCommand, secretFileContent, toolVersionCommand } from './tools';
@@ -149,6 +149,13 @@ export async function restoreBackup(
     const cleanup: Command[] = drop ? [[raw(`trap ${quote(`${render(drop)} >/dev/null 2>&1 || true`)} EXIT`)]] : [];
     const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
     const description = `${options.drill ? 'drill' : 'restore'} ${manifest.id} into ${describeTarget(source, target)}`;
+    // In place, the previous contents go only once the whole restore is known to have succeeded.
+    const inPlace = target.inPlace && source.type === 'files';
+    const settle = async (ok: boolean, error?: unknown) => {
+      // A refusal (not empty, or an earlier restore's previous contents still there) moved nothing.
+      const refused = error instanceof RemoteCommandError && error.result.code === REFUSED_EXIT;
+      if (inPlace && !refused) await executor.run([filesInPlace(source, target.force, ok ? 'finish' : 'undo')], { description: ok ? 'remove the previous contents' : 'put the previous contents back' });
+    };
     try {
       // What the target cluster already has decides which globals statements are left out (read only).
       const existingGlobals = async () =>
@@ -156,7 +163,11 @@ export async function restoreBackup(
       if (data.kind === 'server') {
         const existing = await existingGlobals();
         const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw('|'), ...restoreCommand(source, target, secretFile)], ...query], { description });
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw('|'), ...restoreCommand(source, target, secretFile)], ...query], { description }).catch(async (error: unknown) => {
+          await settle(false, error).catch(() => undefined);
+          throw error;
+        });
+        await settle(true);
         return { manifest, target, ...globalsState, ...(options.drill ? { report: lines(result.stdout) } : {}) };
       }
       try {
@@ -165,7 +176,11 @@ export async function restoreBackup(
         if (existing && data.globals) {
           await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
         }
-        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() });
+        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() }).catch(async (error: unknown) => {
+          await settle(false, error).catch(() => undefined);
+          throw error;
+        });
+        await settle(true);
         if (!options.drill) return { manifest, target, ...globalsState };
         const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
         return { manifest, target, ...globalsState, report: lines(result.stdout) };

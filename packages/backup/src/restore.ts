@@ -23,36 +23,36 @@ export function describeTarget(source: Source, target: RestoreTarget): string {
 export const PREVIOUS_DIR = '.skiff-restore-previous';
 
 /**
- * Restores a files backup into the places it came from, reading the tar on stdin. Each root (a
- * host path or a volume's mount) must be empty unless forced; its current entries are moved into
- * `<root>/.skiff-restore-previous`, the archive is extracted, and only when tar has read and
- * written all of it are they removed. If tar fails, what it wrote is removed and the previous
- * entries are moved back, so nothing is lost. Args: base directory of the archive's members,
- * force (true/false), then the roots.
+ * Restores a files backup into the places it came from, in three steps the runner decides
+ * between. `extract` (reading the tar on stdin): each root (a host path or a volume's mount) must
+ * be empty unless forced; its entries move into `<root>/.skiff-restore-previous`, then the archive
+ * is extracted — if tar fails, what it wrote is removed and the previous entries move back.
+ * `finish` removes the previous entries, and is run only once the runner knows the whole restore
+ * succeeded: tar exits 0 on a stream that stops exactly between two members, so only the feed's
+ * own end (a verified file read to its end, a stream the runner sent whole) proves the archive
+ * was all there. `undo` puts the previous entries back after a feed that failed. Args: the step,
+ * the base directory of the archive's members, force (true/false), then the roots.
  */
 export const FILES_IN_PLACE_SCRIPT = [
   'set -eu',
-  'base=$1; force=$2; shift 2',
+  'step=$1; base=$2; force=$3; shift 3',
   `aside=${PREVIOUS_DIR}`,
   'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
+  'put_back() { for root do if [ -d "$root/$aside" ]; then entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done; for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done; rmdir -- "$root/$aside"; fi; done; }',
+  'case "$step" in',
+  '  finish) for root do rm -rf -- "${root:?}/$aside"; done; exit 0 ;;',
+  '  undo) put_back "$@"; echo "the restore did not complete: the previous contents were put back" >&2; exit 0 ;;',
+  'esac',
   'for root do',
   '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
   '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
   'done',
   'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
-  'if tar --extract --file=- --numeric-owner --directory="$base"; then',
-  '  cat >/dev/null',
-  '  for root do rm -rf -- "${root:?}/$aside"; done',
-  'else',
-  '  status=$?',
-  '  for root do',
-  '    entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done',
-  '    for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done',
-  '    rmdir -- "$root/$aside"',
-  '  done',
-  '  echo "tar failed (exit $status): the previous contents were put back" >&2',
-  '  exit "$status"',
-  'fi',
+  'if tar --extract --file=- --numeric-owner --directory="$base"; then cat >/dev/null; exit 0; fi',
+  'status=$?',
+  'put_back "$@"',
+  'echo "tar failed (exit $status): the previous contents were put back" >&2',
+  'exit "$status"',
 ].join('\n');
 
 /**
@@ -108,16 +108,18 @@ export function redisRdbPath(path: string): string {
   return path.endsWith('/') ? `${path}dump.rdb` : path;
 }
 
-/** The in-place restore of a files source: on the host, or in the helper with every volume and path mounted read-write. */
-function filesInPlace(source: Source, force: boolean): Command {
+export type InPlaceStep = 'extract' | 'finish' | 'undo';
+
+/** A step of the in-place restore of a files source: on the host, or in the helper with every volume and path mounted read-write. */
+export function filesInPlace(source: Source, force: boolean, step: InPlaceStep = 'extract'): Command {
   const paths = source.paths ?? [];
-  if (!source.volumes?.length) return ['sh', '-c', FILES_IN_PLACE_SCRIPT, 'sh', '/', String(force), ...paths];
+  if (!source.volumes?.length) return ['sh', '-c', FILES_IN_PLACE_SCRIPT, 'sh', step, '/', String(force), ...paths];
   const mounts = [
     ...paths.flatMap((path) => ['-v', `${path}:/backup/host/${path.replace(/^\/+/, '')}`]),
     ...source.volumes.flatMap((volume) => ['-v', `${volume}:/backup/volumes/${volume}`]),
   ];
   const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, '')}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
-  return ['docker', 'run', '--rm', '-i', '--network=none', '--label', `skiff.restore=${source.name}`, ...mounts, '--entrypoint', 'sh', source.helperImage!, '-c', FILES_IN_PLACE_SCRIPT, 'sh', '/backup', String(force), ...roots];
+  return ['docker', 'run', '--rm', ...(step === 'extract' ? ['-i'] : []), '--network=none', '--label', `skiff.restore=${source.name}`, ...mounts, '--entrypoint', 'sh', source.helperImage!, '-c', FILES_IN_PLACE_SCRIPT, 'sh', step, '/backup', String(force), ...roots];
 }
 
 export const DRILL_PREFIX = 'skiff_drill_';

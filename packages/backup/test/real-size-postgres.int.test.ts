@@ -24,7 +24,7 @@ import {
 import { ArtifactStore } from '../src/artifact-store';
 import { S3Store } from '../src/s3-store';
 import { BackupFailed, HostStore, backupSource, drillSource, dumpCommand, restoreBackup, type BackupRequest, type Store } from '../src/index';
-import { backupOptions, oneSource } from './fixtures';
+import { backupOptions, oneSource, setProcessEnv } from './fixtures';
 
 /**
  * PostgreSQL as users have it: 450,000 rows of mixed types (~115 MB with its index, a ~43 MB
@@ -40,17 +40,14 @@ let artifacts: ArtifactService;
 let work: { path: string; remove: () => Promise<void> };
 let s3Store: S3Store;
 let expected: string;
-const saved: Record<string, string | undefined> = {};
+let restoreEnv = () => undefined as void;
 
 let clock = Date.parse('2026-06-01T03:00:00Z');
 const options = backupOptions(() => new Date((clock += 3_600_000)));
 
 beforeAll(async () => {
   [sshd, pg, s3, artifacts, work] = await Promise.all([startSshd(), startComposePostgres('skiffbk-realpg'), startS3('skiffbk-realpg'), startArtifactService(), tempDir('skiffbk-realpg')]);
-  for (const [key, value] of Object.entries({ ...artifacts.env, RUNNER_TEMP: work.path })) {
-    saved[key] = process.env[key];
-    process.env[key] = value;
-  }
+  restoreEnv = setProcessEnv({ ...artifacts.env, RUNNER_TEMP: work.path });
   ssh = await SshConnection.connect(sshdConnectOptions(sshd));
   s3Store = new S3Store({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: 'nightly', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
   await pg.psql('postgres', 'create database shop');
@@ -59,10 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const [key, value] of Object.entries(saved)) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
+  restoreEnv();
   await ssh?.close();
   s3Store?.client.destroy();
   await Promise.all([sshd?.stop(), pg?.stop(), s3?.stop(), artifacts?.stop(), work?.remove()]);
