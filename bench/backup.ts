@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { access, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, runnerEnv, sh, spawnDaemon, startPostgres, stopPid, tempDir, waitFor, type Postgres, type SshdServer } from '@skiff/testbed';
+import { freePort, runnerEnv, sh, spawnDaemon, startPostgres, stopPid, tempDir, waitFor, type Postgres, type SshdServer, startSshd } from '@skiff/testbed';
 import type { Benchmark } from './harness';
-import { sshArgs, startBenchSshd, timedOk } from './lib';
+import { sshArgs, timedOk } from './lib';
 
 /**
  * A PostgreSQL database of BENCH_BACKUP_MB (default 1024) MiB of table data, backed up by the
@@ -48,7 +48,7 @@ export const backupToS3: Benchmark = {
       await work.remove();
     };
     try {
-      [server, pg] = await Promise.all([startBenchSshd(), startPostgres()]);
+      [server, pg] = await Promise.all([startSshd(), startPostgres()]);
       const s3Port = await freePort();
       s3Pid = spawnDaemon('s3rver', join(root, 'node_modules/.bin/s3rver'), ['-d', join(work.path, 's3'), '-a', '127.0.0.1', '-p', String(s3Port), '-s', '--configure-bucket', BUCKET]);
       await waitFor('s3rver', async () => (await fetch(`http://127.0.0.1:${s3Port}/`)).status < 500, 30_000, 200);

@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { runnerEnv, tempDir, type SshdServer } from '@skiff/testbed';
+import { runnerEnv, tempDir, type SshdServer, startSshd } from '@skiff/testbed';
 import type { Benchmark } from './harness';
-import { STRICT_TRUE, sshArgs, startBenchSshd, timedOk, timedRun } from './lib';
+import { STRICT_TRUE, sshArgs, timedOk, timedRun } from './lib';
 
 // Valid in form, matches no key: the accept-only server never gets as far as showing one.
 const ANY_FINGERPRINT = `SHA256:${'A'.repeat(43)}`;
@@ -68,7 +68,7 @@ export const bundleColdStart: Benchmark = {
       });
       const acceptPort = await listen(acceptor);
 
-      server = await startBenchSshd();
+      server = await startSshd();
       const sshd = server;
       const stampFile = join(sshd.dir, 'stamps');
       await stampLogins(sshd, stampFile);

@@ -61,7 +61,7 @@ export const cfAllowlist: Benchmark = {
       for (let i = 0; i < HOSTS; i++) {
         const host = await createNetnsHost(`skiffcfb${i}`);
         hosts.push(host);
-        servers.push(await startSshd({ netns: host.name, listenAddress: host.nsAddress, port: 22, extraConfig: ['SetEnv SHLVL=1'] }));
+        servers.push(await startSshd({ netns: host.name, listenAddress: host.nsAddress, port: 22 }));
       }
       api = await startFakeCloudflare(cfBody({ ipv4: CF_IPV4, ipv6: CF_IPV6 }));
       const targets = servers.map((s) => sshdConnectOptions(s));

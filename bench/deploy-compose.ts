@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBaseImages, freePort, runnerEnv, sh, startRegistry, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { ensureBaseImages, freePort, runnerEnv, sh, startRegistry, tempDir, type Registry, type SshdServer, startSshd } from '@skiff/testbed';
 import { quote } from '@skiff/shell';
 import { buildApp, removeProject } from '../action-deploy/test/fixtures';
 import type { Benchmark, BenchContext } from './harness';
-import { sshArgs, startBenchSshd, timedOk } from './lib';
+import { sshArgs, timedOk } from './lib';
 
 const HEALTH_INTERVAL_S = 1;
 const SUCCESSES = 2;
@@ -80,7 +80,7 @@ export const deployBench: Benchmark = {
     };
     try {
       await ensureBaseImages();
-      server = await startBenchSshd();
+      server = await startSshd();
       registry = await startRegistry();
       const reg = registry;
       const remote = await tempDir('skiffdeploybench-remote');

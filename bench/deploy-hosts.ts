@@ -87,8 +87,7 @@ export const deployHostsBench: Benchmark = {
         images.push(image(tag));
       }
       for (const name of [...NAMES, SINGLE]) {
-        // SHLVL=1 as in startBenchSshd: the login user's ~/.bashrc must not dominate every command.
-        const host = await startDockerHost(name, { env: { SHLVL: '1', WEB_PORT }, registries: [reg.address], cpuQuota: SERVER_CORES });
+        const host = await startDockerHost(name, { env: { WEB_PORT }, registries: [reg.address], cpuQuota: SERVER_CORES });
         hosts.push(host);
         // Proves the engine reaches the registry (and pulls the base layers, as the warm-up would).
         await host.docker(['pull', '-q', image('a')], { timeoutMs: 120_000 });

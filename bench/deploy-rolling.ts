@@ -1,11 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureBaseImages, freePort, sh, startRegistry, tempDir, type Registry, type SshdServer } from '@skiff/testbed';
+import { ensureBaseImages, freePort, sh, startRegistry, tempDir, type Registry, type SshdServer, startSshd } from '@skiff/testbed';
 import { buildApp, removeProject } from '../action-deploy/test/fixtures';
 import { buildProxy, requestLoop, rollingCompose, type LoopResult } from '../action-deploy/test/rolling-fixtures';
 import { runBundle } from './deploy-compose';
 import type { Benchmark } from './harness';
-import { startBenchSshd } from './lib';
 
 /**
  * strategy: rolling under load: nginx in front of two replicas of the app in one Compose project
@@ -36,7 +35,7 @@ export const deployRollingBench: Benchmark = {
     };
     try {
       await ensureBaseImages();
-      server = await startBenchSshd();
+      server = await startSshd();
       registry = await startRegistry();
       const reg = registry;
       const remote = await tempDir('rollingskiffbench-remote');

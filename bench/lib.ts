@@ -1,7 +1,7 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startSshd, type SshdServer } from '@skiff/testbed';
+import type { SshdServer } from '@skiff/testbed';
 import type { SshConnectOptions } from '@skiff/ssh';
 import { median } from './harness';
 
@@ -43,16 +43,6 @@ export async function medianOf(times: number, once: () => Promise<number>): Prom
   const samples: number[] = [];
   for (let i = 0; i < times; i++) samples.push(await once());
   return median(samples);
-}
-
-/**
- * A test-bed sshd whose sessions skip the login user's ~/.bashrc. Debian's bash sources it for
- * every command run over SSH (SSH_SOURCE_BASHRC) unless SHLVL shows it is nested; on a developer
- * machine that file (pyenv, nvm, …) can cost 100 ms per command and would drown what is compared,
- * the transport, equally on both sides.
- */
-export function startBenchSshd(): Promise<SshdServer> {
-  return startSshd({ extraConfig: ['SetEnv SHLVL=1'] });
 }
 
 

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { SshConnection } from '@skiff/ssh';
 import type { Benchmark } from './harness';
-import { sshdConnectOptions } from '@skiff/testbed';
-import { STRICT_TRUE, medianOf, sshArgs, startBenchSshd, timedOk } from './lib';
+import { sshdConnectOptions, startSshd } from '@skiff/testbed';
+import { STRICT_TRUE, medianOf, sshArgs, timedOk } from './lib';
 
 // One command takes about a millisecond, so a run is the median of many to get above timer and scheduler noise.
 const COMMANDS_PER_RUN = 50;
@@ -13,7 +13,7 @@ export const sshRoundTrip: Benchmark = {
   name: 'ssh-round-trip',
   description: 'one command on an open connection, and a fresh connection plus one command',
   async setup() {
-    const server = await startBenchSshd();
+    const server = await startSshd();
     const controlPath = join(server.dir, 'cm');
     let connection: SshConnection | undefined;
     let masterArgs: string[] | undefined;

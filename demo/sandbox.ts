@@ -213,7 +213,7 @@ export async function provision(root: string, cleanup: Cleanup): Promise<Sandbox
   const [base, vps, registry, s3, age, edgeParts] = await Promise.all([
     ensureBaseImages(),
     // The VPS's own docker client config (its registry login), as a real server has in the deploy user's home.
-    startSshd({ extraConfig: [`SetEnv DOCKER_CONFIG=${vpsDockerConfig}`] }).then((s) => (cleanup.add('VPS sshd', () => s.stop()), s)),
+    startSshd({ env: { DOCKER_CONFIG: vpsDockerConfig } }).then((s) => (cleanup.add('VPS sshd', () => s.stop()), s)),
     startRegistry().then((r) => (cleanup.add('registry', () => r.stop()), r)),
     startS3(dir('s3'), root, cleanup),
     generateIdentity().then(async (identity) => ({ identity, recipient: await identityToRecipient(identity) })),

@@ -55,7 +55,7 @@ beforeAll(async () => {
   ports = await Promise.all(ADDRESSES.map(() => freePort()));
   servers = await Promise.all(
     ADDRESSES.map((address, index) =>
-      startSshd({ listenAddress: address, extraConfig: [`SetEnv WEB_PORT=${ports[index]}${index === 1 ? ' BROKEN_VERSION=v2' : ''}`] }),
+      startSshd({ listenAddress: address, env: { WEB_PORT: String(ports[index]), ...(index === 1 ? { BROKEN_VERSION: 'v2' } : {}) } }),
     ),
   );
   // One deploy key for all three, as a real fleet has.

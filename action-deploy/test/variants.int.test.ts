@@ -59,7 +59,7 @@ async function tunnelsIn(server: SshdServer): Promise<string[]> {
 }
 
 async function serverWithPath(binDir: string, extraConfig: readonly string[] = []): Promise<SshdServer> {
-  const server = await startSshd({ extraConfig: [`SetEnv PATH=${binDir}:${SERVICE_PATH}`, ...extraConfig] });
+  const server = await startSshd({ env: { PATH: `${binDir}:${SERVICE_PATH}` }, extraConfig });
   servers.push(server);
   return server;
 }

@@ -52,7 +52,7 @@ export interface HostCpuStats {
 }
 
 export interface DockerHostOptions {
-  /** More variables for every SSH session, set with DOCKER_HOST on one SetEnv line (sshd keeps only its first SetEnv). */
+  /** More variables for every SSH session, beside DOCKER_HOST (sshd's SetEnv). */
   env?: Readonly<Record<string, string>>;
   /**
    * Registries on this machine's loopback (`127.0.0.1:PORT`, e.g. startRegistry's) that the host's
@@ -202,12 +202,7 @@ export async function startDockerHost(name: string, options: DockerHostOptions =
       relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir.path, `relay-host-${port}.log`));
       relays.push(await startRelay(`registry gateway in ${name}`, ['nsenter', `--net=/run/netns/${name}`], ['127.0.0.1', port], [ns.hostAddress, port], dir.path, `relay-ns-${port}.log`));
     }
-    const env = { DOCKER_HOST: `unix://${engine.socket}`, ...options.env };
-    for (const [key, value] of Object.entries(env)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || /[\s"\\]/.test(value)) throw new Error(`test bed: SetEnv cannot carry ${key}=${JSON.stringify(value)}`);
-    }
-    const setEnv = `SetEnv ${Object.entries(env).map(([key, value]) => `${key}=${value}`).join(' ')}`;
-    sshd = await startSshd({ netns: name, listenAddress: ns.nsAddress, extraConfig: [setEnv] });
+    sshd = await startSshd({ netns: name, listenAddress: ns.nsAddress, env: { DOCKER_HOST: `unix://${engine.socket}`, ...options.env } });
     if (cpu) {
       // The listening sshd joins now, while no session is open: every session it forks from here on inherits the groups.
       const pid = (await readFile(join(sshd.dir, 'sshd.pid'), 'utf8')).trim();

@@ -14,7 +14,9 @@ export interface SshdOptions {
   port?: number;
   /** Also accept password logins for `passwordUser`. */
   passwordUser?: { username: string; password: string };
-  /** Extra sshd_config lines. */
+  /** Variables for every session (sshd's SetEnv; sshd keeps only its first SetEnv line, so this is the one way to set them). */
+  env?: Readonly<Record<string, string>>;
+  /** Extra sshd_config lines (no SetEnv: use `env`). */
   extraConfig?: readonly string[];
   /** false: no SFTP subsystem, as hardened configs have it. */
   sftp?: boolean;
@@ -61,6 +63,22 @@ async function keygen(path: string, type: 'ed25519' | 'rsa', passphrase = ''): P
   await sh('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', passphrase, '-C', 'skiff-testbed', '-f', path]);
 }
 
+/**
+ * The one SetEnv line. SHLVL=1 because bash sources ~/.bashrc when sshd starts it (SSH_CLIENT
+ * set, SHLVL below 2), so every test command would first run the machine's root dotfiles: here a
+ * pyenv init in /root/.bashrc waits 60 s on a lock a killed shell left behind, which hung a whole
+ * CI run. The test bed's logins depend on sshd and on us, not on whoever set up root's home.
+ */
+function sessionEnvLine(options: SshdOptions): string {
+  const stray = (options.extraConfig ?? []).find((line) => /^\s*SetEnv\b/i.test(line));
+  if (stray) throw new Error(`test bed: "${stray}" in extraConfig would be ignored (sshd keeps only its first SetEnv); pass it as env`);
+  const env = { SHLVL: '1', ...options.env };
+  for (const [key, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || /[\s"\\]/.test(value)) throw new Error(`test bed: SetEnv cannot carry ${key}=${JSON.stringify(value)}`);
+  }
+  return `SetEnv ${Object.entries(env).map(([key, value]) => `${key}=${value}`).join(' ')}`;
+}
+
 /** Starts a real OpenSSH server on loopback (or in a namespace) with throwaway host and user keys. */
 export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> {
   await requirePart('sshd', ['/usr/sbin/sshd', '-V']);
@@ -90,6 +108,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
     'MaxStartups 100:30:200',
     'MaxSessions 50',
     'LogLevel VERBOSE',
+    sessionEnvLine(options),
     ...(options.sftp === false ? [] : ['Subsystem sftp internal-sftp']),
     ...(options.extraConfig ?? []),
   ];

@@ -12,6 +12,7 @@ import {
   startRedis,
   createNetnsHost,
   startSshd,
+  ensureLoginUser,
   type BaseImages,
   type Registry,
   type Postgres,
@@ -236,6 +237,26 @@ describe('ssh hosts', () => {
   it('loopback sshd answers', async () => {
     const out = await sh('ssh', [...sshArgs(loopSshd, knownHosts, '127.0.0.1'), 'echo ok']);
     expect(out.trim()).toBe('ok');
+  });
+
+  it("a session runs no dotfile of the login user's home: ~/.bashrc stays unread", async () => {
+    // Debian's bash sources ~/.bashrc for commands started by sshd; a slow one (pyenv waiting on a
+    // stale lock) once made every test command take 60 s. A marker file shows whether it ran.
+    const username = 'skiffdotfiles';
+    const server = await startSshd({ extraConfig: [`Match User ${username}`, '  AuthorizedKeysFile .ssh/authorized_keys'] });
+    cleanups.push(() => server.stop());
+    const user = await ensureLoginUser(username, { authorizedKeys: await readFile(`${server.privateKeyPath}.pub`, 'utf8') });
+    cleanups.push(() => user.remove());
+    const marker = join(user.home, 'bashrc-ran');
+    await writeFile(join(user.home, '.bashrc'), `touch ${marker}\n`);
+    const ownKnownHosts = `${knownHosts}.dotfiles`;
+    await writeFile(ownKnownHosts, `${server.knownHostsLine}\n`);
+    const out = await sh('ssh', [...sshArgs(server, ownKnownHosts, '127.0.0.1').slice(0, -1), `${username}@127.0.0.1`, 'test -e ~/bashrc-ran && echo ran || echo unread']);
+    expect(out.trim()).toBe('unread');
+  });
+
+  it('refuses a SetEnv line in extraConfig, which sshd would silently drop behind its own', async () => {
+    await expect(startSshd({ extraConfig: ['SetEnv FOO=bar'] })).rejects.toThrow(/pass it as env/);
   });
 
   it('a leftover namespace with the same name is replaced, and remove() cleans up', async () => {
