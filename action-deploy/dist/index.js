@@ -2160,9 +2160,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve3(data);
+              return err ? reject(err) : resolve4(data);
             });
           });
         }
@@ -2200,12 +2200,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve3(data);
+              ) : resolve4(data);
             });
           });
         }
@@ -4472,8 +4472,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve3, reject) => {
-        res = resolve3;
+      const promise = new Promise((resolve4, reject) => {
+        res = resolve4;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -6724,12 +6724,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7399,12 +7399,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7883,16 +7883,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve3;
+            this[kClosedResolve] = resolve4;
           } else {
-            resolve3(null);
+            resolve4(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -7903,7 +7903,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve3(null);
+            resolve4(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7954,7 +7954,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve3, reject) => {
+        const socket = await new Promise((resolve4, reject) => {
           client[kConnector]({
             host,
             hostname,
@@ -7966,7 +7966,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve3(socket2);
+              resolve4(socket2);
             }
           });
         });
@@ -8302,8 +8302,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve3) => {
-            this[kClosedResolve] = resolve3;
+          await new Promise((resolve4) => {
+            this[kClosedResolve] = resolve4;
           });
         }
       }
@@ -9572,7 +9572,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve3, reject) => {
+        return await new Promise((resolve4, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9585,7 +9585,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve3(null);
+              resolve4(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9604,7 +9604,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve3, reject) => {
+      return new Promise((resolve4, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9621,7 +9621,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve3,
+              resolve: resolve4,
               reject,
               length: 0,
               body: []
@@ -9691,18 +9691,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve3, stream, length } = consume2;
+      const { type, body, resolve: resolve4, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve3(chunksDecode(body, length));
+          resolve4(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve3(JSON.parse(chunksDecode(body, length)));
+          resolve4(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve3(chunksConcat(body, length).buffer);
+          resolve4(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve3(new Blob(body, { type: stream[kContentType] }));
+          resolve4(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve3(chunksConcat(body, length));
+          resolve4(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9959,9 +9959,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10184,9 +10184,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10471,9 +10471,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10565,9 +10565,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -14430,7 +14430,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve3, reject) => agent.dispatch(
+        return new Promise((resolve4, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14506,7 +14506,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve3({
+              resolve4({
                 status,
                 statusText,
                 headersList,
@@ -14549,7 +14549,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve3({
+              resolve4({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18290,8 +18290,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms) {
-      return new Promise((resolve3) => {
-        setTimeout(resolve3, ms).unref();
+      return new Promise((resolve4) => {
+        setTimeout(resolve4, ms).unref();
       });
     }
     module.exports = {
@@ -27118,7 +27118,7 @@ var require_crypto = __commonJS({
       MAC_INFO,
       bindingAvailable: !!binding,
       init: (() => {
-        return new Promise(async (resolve3, reject) => {
+        return new Promise(async (resolve4, reject) => {
           try {
             POLY1305_WASM_MODULE = await require_poly1305()();
             POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
@@ -27130,7 +27130,7 @@ var require_crypto = __commonJS({
           } catch (ex) {
             return reject(ex);
           }
-          resolve3();
+          resolve4();
         });
       })(),
       NullCipher,
@@ -27148,7 +27148,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash2,
+      createHash: createHash3,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -27836,11 +27836,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash2("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash3("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash2("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash3("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -28005,8 +28005,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash2("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash2("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash3("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash3("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -28046,7 +28046,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash2("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash3("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -28388,7 +28388,7 @@ var require_agent2 = __commonJS({
     "use strict";
     var { Socket } = __require("net");
     var { Duplex } = __require("stream");
-    var { resolve: resolve3 } = __require("path");
+    var { resolve: resolve4 } = __require("path");
     var { readFile: readFile2 } = __require("fs");
     var { execFile, spawn: spawn2 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
@@ -28524,7 +28524,7 @@ var require_agent2 = __commonJS({
       const RET_ERR_BINSTDIN = 13;
       const RET_ERR_BINSTDOUT = 14;
       const RET_ERR_BADLEN = 15;
-      const EXEPATH = resolve3(__dirname, "..", "util/pagent.exe");
+      const EXEPATH = resolve4(__dirname, "..", "util/pagent.exe");
       const ERROR = {
         [RET_ERR_BADARGS]: new Error("Invalid pagent.exe arguments"),
         [RET_ERR_UNAVAILABLE]: new Error("Pageant is not running"),
@@ -30368,7 +30368,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash2,
+      createHash: createHash3,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -30794,7 +30794,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash2(this.hashName);
+          const hash = createHash3(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -31802,9 +31802,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash2(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash3(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash2(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash3(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended = Buffer.allocUnsafe(digest.length + chunk.length);
           extended.set(digest, 0);
           extended.set(chunk, digest.length);
@@ -37239,7 +37239,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash2,
+      createHash: createHash3,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -37461,7 +37461,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash2(hashAlgo).update(key).digest("hex");
+              key = createHash3(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -40885,11 +40885,11 @@ var require_lib3 = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve3) {
-          resolve3(value);
+        return value instanceof P ? value : new P(function(resolve4) {
+          resolve4(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve3, reject) {
+      return new (P || (P = Promise))(function(resolve4, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -40905,7 +40905,7 @@ var require_lib3 = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -40992,26 +40992,26 @@ var require_lib3 = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve3) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve4) => __awaiter3(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
             });
             this.message.on("end", () => {
-              resolve3(output.toString());
+              resolve4(output.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve3) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve4) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve3(Buffer.concat(chunks));
+              resolve4(Buffer.concat(chunks));
             });
           }));
         });
@@ -41219,14 +41219,14 @@ var require_lib3 = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             function callbackForResult(err, res) {
               if (err) {
                 reject(err);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve3(res);
+                resolve4(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -41470,12 +41470,12 @@ var require_lib3 = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve3) => setTimeout(() => resolve3(), ms));
+          return new Promise((resolve4) => setTimeout(() => resolve4(), ms));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve3, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve4, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -41483,7 +41483,7 @@ var require_lib3 = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve3(response);
+              resolve4(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -41522,7 +41522,7 @@ var require_lib3 = __commonJS({
               err.result = response.result;
               reject(err);
             } else {
-              resolve3(response);
+              resolve4(response);
             }
           }));
         });
@@ -45496,10 +45496,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep4, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep4?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -45513,7 +45513,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep2) {
+          if (!keyProps.anchor && !keyProps.tag && !sep4) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -45537,7 +45537,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep4 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -45553,7 +45553,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep2, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep4, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -45644,7 +45644,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep2 = "";
+        let sep4 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -45658,13 +45658,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep2 + cb;
-              sep2 = "";
+                comment += sep4 + cb;
+              sep4 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep2 += source;
+                sep4 += source;
               hasSpace = true;
               break;
             default:
@@ -45707,18 +45707,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i = 0; i < fc.items.length; ++i) {
         const collItem = fc.items[i];
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep4, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep4?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep2 && !value) {
+          if (!props.anchor && !props.tag && !sep4 && !value) {
             if (i === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i < fc.items.length - 1)
@@ -45772,8 +45772,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap && !sep2 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep2, null, props, onError);
+        if (!isMap && !sep4 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep4, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -45785,7 +45785,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep4 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -45796,8 +45796,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap && !props.found && ctx.options.strict) {
-              if (sep2)
-                for (const st of sep2) {
+              if (sep4)
+                for (const st of sep4) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -45814,7 +45814,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep2, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep4, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -45994,7 +45994,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i + 1;
       }
       let value = "";
-      let sep2 = "";
+      let sep4 = "";
       let prevMoreIndented = false;
       for (let i = 0; i < contentStart; ++i)
         value += lines[i][0].slice(trimIndent) + "\n";
@@ -46011,24 +46011,24 @@ var require_resolve_block_scalar = __commonJS({
           indent2 = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep2 + indent2.slice(trimIndent) + content;
-          sep2 = "\n";
+          value += sep4 + indent2.slice(trimIndent) + content;
+          sep4 = "\n";
         } else if (indent2.length > trimIndent || content[0] === "	") {
-          if (sep2 === " ")
-            sep2 = "\n";
-          else if (!prevMoreIndented && sep2 === "\n")
-            sep2 = "\n\n";
-          value += sep2 + indent2.slice(trimIndent) + content;
-          sep2 = "\n";
+          if (sep4 === " ")
+            sep4 = "\n";
+          else if (!prevMoreIndented && sep4 === "\n")
+            sep4 = "\n\n";
+          value += sep4 + indent2.slice(trimIndent) + content;
+          sep4 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep2 === "\n")
+          if (sep4 === "\n")
             value += "\n";
           else
-            sep2 = "\n";
+            sep4 = "\n";
         } else {
-          value += sep2 + content;
-          sep2 = " ";
+          value += sep4 + content;
+          sep4 = " ";
           prevMoreIndented = false;
         }
       }
@@ -46211,25 +46211,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep2 = " ";
+      let sep4 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep2 === "\n")
-            res += sep2;
+          if (sep4 === "\n")
+            res += sep4;
           else
-            sep2 = "\n";
+            sep4 = "\n";
         } else {
-          res += sep2 + lm;
-          sep2 = " ";
+          res += sep4 + lm;
+          sep4 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep2 + (match?.[1] ?? "");
+      return res + sep4 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -47039,14 +47039,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep2, value }) {
+    function stringifyItem({ start, key, sep: sep4, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep2)
-        for (const st of sep2)
+      if (sep4)
+        for (const st of sep4)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -48213,18 +48213,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep2;
+          let sep4;
           if (scalar.end) {
-            sep2 = scalar.end;
-            sep2.push(this.sourceToken);
+            sep4 = scalar.end;
+            sep4.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep2 = [this.sourceToken];
+            sep4 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep2 }]
+            items: [{ start, key: scalar, sep: sep4 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -48377,15 +48377,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep2 = it.sep;
-                  sep2.push(this.sourceToken);
+                  const sep4 = it.sep;
+                  sep4.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep2 }]
+                    items: [{ start: start2, key, sep: sep4 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -48579,13 +48579,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep2 = fc.end.splice(1, fc.end.length);
-            sep2.push(this.sourceToken);
+            const sep4 = fc.end.splice(1, fc.end.length);
+            sep4.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep2 }]
+              items: [{ start, key: fc, sep: sep4 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -49056,11 +49056,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve3) {
-      resolve3(value);
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve3, reject) {
+  return new (P || (P = Promise))(function(resolve4, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -49076,7 +49076,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -49708,24 +49708,24 @@ var PromiseQueue = class {
     };
   }
   waitTillIdle() {
-    return new Promise((resolve3) => {
+    return new Promise((resolve4) => {
       if (this.running === 0) {
-        resolve3();
+        resolve4();
         return;
       }
       const dispose = this.onIdle(() => {
         dispose();
-        resolve3();
+        resolve4();
       });
     });
   }
   add(callback) {
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       const runCallback = () => {
         this.running += 1;
         try {
           Promise.resolve(callback()).then((val) => {
-            resolve3(val);
+            resolve4(val);
             this.processNext();
           }, (err) => {
             reject(err);
@@ -49767,23 +49767,23 @@ var defaultFilesystem = {
     return fsPath.basename(path);
   },
   stat(path) {
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       fs3.stat(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve3(res);
+          resolve4(res);
         }
       });
     });
   },
   readdir(path) {
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       fs3.readdir(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve3(res);
+          resolve4(res);
         }
       });
     });
@@ -49827,7 +49827,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
   });
   const result = { files: [], directories: [] };
   const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve3, reject) => {
+  await new Promise((resolve4, reject) => {
     scanDirectoryInternal({
       path,
       recursive: recursive ? "deep" : "shallow",
@@ -49836,7 +49836,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
       fileSystem: mergedFileSystem,
       queue,
       reject
-    }).then(() => queue.waitTillIdle()).then(resolve3, reject);
+    }).then(() => queue.waitTillIdle()).then(resolve4, reject);
   });
   return result;
 }
@@ -49862,12 +49862,12 @@ function unixifyPath(path) {
   return path;
 }
 async function readFile(filePath) {
-  return new Promise((resolve3, reject) => {
+  return new Promise((resolve4, reject) => {
     fs4.readFile(filePath, "utf8", (err, res) => {
       if (err) {
         reject(err);
       } else {
-        resolve3(res);
+        resolve4(res);
       }
     });
   });
@@ -49876,12 +49876,12 @@ var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
 async function makeDirectoryWithSftp(path, sftp) {
   let stats = null;
   try {
-    stats = await new Promise((resolve3, reject) => {
+    stats = await new Promise((resolve4, reject) => {
       sftp.stat(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve3(res);
+          resolve4(res);
         }
       });
     });
@@ -49894,12 +49894,12 @@ async function makeDirectoryWithSftp(path, sftp) {
     throw new Error("mkdir() failed, target already exists and is not a directory");
   }
   try {
-    await new Promise((resolve3, reject) => {
+    await new Promise((resolve4, reject) => {
       sftp.mkdir(path, (err) => {
         if (err) {
           reject(err);
         } else {
-          resolve3();
+          resolve4();
         }
       });
     });
@@ -49974,14 +49974,14 @@ var NodeSSH = class {
     }
     const connection = new import_ssh2.default.Client();
     this.connection = connection;
-    await new Promise((resolve3, reject) => {
+    await new Promise((resolve4, reject) => {
       connection.on("error", reject);
       if (config2.onKeyboardInteractive) {
         connection.on("keyboard-interactive", config2.onKeyboardInteractive);
       }
       connection.on("ready", () => {
         connection.removeListener("error", reject);
-        resolve3();
+        resolve4();
       });
       connection.on("end", () => {
         if (this.connection === connection) {
@@ -50003,14 +50003,14 @@ var NodeSSH = class {
   }
   async requestShell(options) {
     const connection = this.getConnection();
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       connection.on("error", reject);
       const callback = (err, res) => {
         connection.removeListener("error", reject);
         if (err) {
           reject(err);
         } else {
-          resolve3(res);
+          resolve4(res);
         }
       };
       if (options == null) {
@@ -50031,14 +50031,14 @@ var NodeSSH = class {
   }
   async requestSFTP() {
     const connection = this.getConnection();
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       connection.on("error", reject);
       connection.sftp((err, res) => {
         connection.removeListener("error", reject);
         if (err) {
           reject(err);
         } else {
-          resolve3(res);
+          resolve4(res);
         }
       });
     });
@@ -50069,7 +50069,7 @@ var NodeSSH = class {
     }
     const connection = this.getConnection();
     const output = { stdout: [], stderr: [] };
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       connection.on("error", reject);
       connection.exec(command, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
         connection.removeListener("error", reject);
@@ -50115,7 +50115,7 @@ var NodeSSH = class {
             stdout = stdout.trim();
             stderr = stderr.trim();
           }
-          resolve3({
+          resolve4({
             code: code != null ? code : null,
             signal: signal != null ? signal : null,
             stdout,
@@ -50177,12 +50177,12 @@ var NodeSSH = class {
     invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
     const sftp = givenSftp || await this.requestSFTP();
     try {
-      await new Promise((resolve3, reject) => {
+      await new Promise((resolve4, reject) => {
         sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
           if (err) {
             reject(err);
           } else {
-            resolve3();
+            resolve4();
           }
         });
       });
@@ -50197,21 +50197,21 @@ var NodeSSH = class {
     invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
     invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
     invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve3) => {
+    invariant2(await new Promise((resolve4) => {
       fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve3(err === null);
+        resolve4(err === null);
       });
     }), `localFile does not exist at ${localFile}`);
     const sftp = givenSftp || await this.requestSFTP();
     const putFile = (retry) => {
-      return new Promise((resolve3, reject) => {
+      return new Promise((resolve4, reject) => {
         sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
           if (err == null) {
-            resolve3();
+            resolve4();
             return;
           }
           if (err.message === "No such file" && retry) {
-            resolve3(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
+            resolve4(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
           } else {
             reject(err);
           }
@@ -50238,14 +50238,14 @@ var NodeSSH = class {
     const sftp = givenSftp || await this.requestSFTP();
     const queue = new PromiseQueue({ concurrency });
     try {
-      await new Promise((resolve3, reject) => {
+      await new Promise((resolve4, reject) => {
         files.forEach((file) => {
           queue.add(async () => {
             await this.putFile(file.local, file.remote, sftp, transferOptions);
             transferred.push(file);
           }).catch(reject);
         });
-        queue.waitTillIdle().then(resolve3);
+        queue.waitTillIdle().then(resolve4);
       });
     } catch (error2) {
       if (error2 != null) {
@@ -50261,9 +50261,9 @@ var NodeSSH = class {
   async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve3) => {
+    const localDirectoryStat = await new Promise((resolve4) => {
       fs4.stat(localDirectory, (err, stat2) => {
-        resolve3(stat2 || null);
+        resolve4(stat2 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -50278,16 +50278,16 @@ var NodeSSH = class {
     directories.sort((a, b) => a.length - b.length);
     let failed = false;
     try {
-      await new Promise((resolve3, reject) => {
+      await new Promise((resolve4, reject) => {
         const queue = new PromiseQueue({ concurrency });
         directories.forEach((directory) => {
           queue.add(async () => {
             await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
           }).catch(reject);
         });
-        resolve3(queue.waitTillIdle());
+        resolve4(queue.waitTillIdle());
       });
-      await new Promise((resolve3, reject) => {
+      await new Promise((resolve4, reject) => {
         const queue = new PromiseQueue({ concurrency });
         files.forEach((file) => {
           queue.add(async () => {
@@ -50302,7 +50302,7 @@ var NodeSSH = class {
             }
           }).catch(reject);
         });
-        resolve3(queue.waitTillIdle());
+        resolve4(queue.waitTillIdle());
       });
     } finally {
       if (!givenSftp) {
@@ -50314,9 +50314,9 @@ var NodeSSH = class {
   async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve3) => {
+    const localDirectoryStat = await new Promise((resolve4) => {
       fs4.stat(localDirectory, (err, stat2) => {
-        resolve3(stat2 || null);
+        resolve4(stat2 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -50334,23 +50334,23 @@ var NodeSSH = class {
           return fsPath2.posix.join(pathA, pathB);
         },
         readdir(path) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             sftp.readdir(path, (err, res) => {
               if (err) {
                 reject(err);
               } else {
-                resolve3(res.map((item) => item.filename));
+                resolve4(res.map((item) => item.filename));
               }
             });
           });
         },
         stat(path) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             sftp.stat(path, (err, res) => {
               if (err) {
                 reject(err);
               } else {
-                resolve3(res);
+                resolve4(res);
               }
             });
           });
@@ -50362,16 +50362,16 @@ var NodeSSH = class {
     directories.sort((a, b) => a.length - b.length);
     let failed = false;
     try {
-      await new Promise((resolve3, reject) => {
+      await new Promise((resolve4, reject) => {
         const queue = new PromiseQueue({ concurrency });
         directories.forEach((directory) => {
           queue.add(async () => {
             await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
           }).catch(reject);
         });
-        resolve3(queue.waitTillIdle());
+        resolve4(queue.waitTillIdle());
       });
-      await new Promise((resolve3, reject) => {
+      await new Promise((resolve4, reject) => {
         const queue = new PromiseQueue({ concurrency });
         files.forEach((file) => {
           queue.add(async () => {
@@ -50386,7 +50386,7 @@ var NodeSSH = class {
             }
           }).catch(reject);
         });
-        resolve3(queue.waitTillIdle());
+        resolve4(queue.waitTillIdle());
       });
     } finally {
       if (!givenSftp) {
@@ -50397,7 +50397,7 @@ var NodeSSH = class {
   }
   forwardIn(remoteAddr, remotePort, onConnection) {
     const connection = this.getConnection();
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
         if (error2) {
           reject(error2);
@@ -50422,25 +50422,25 @@ var NodeSSH = class {
             });
           });
         };
-        resolve3({ port, dispose });
+        resolve4({ port, dispose });
       });
     });
   }
   forwardOut(srcIP, srcPort, dstIP, dstPort) {
     const connection = this.getConnection();
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
         if (error2) {
           reject(error2);
           return;
         }
-        resolve3(channel);
+        resolve4(channel);
       });
     });
   }
   forwardInStreamLocal(socketPath, onConnection) {
     const connection = this.getConnection();
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
         if (error2) {
           reject(error2);
@@ -50465,19 +50465,19 @@ var NodeSSH = class {
             });
           });
         };
-        resolve3({ dispose });
+        resolve4({ dispose });
       });
     });
   }
   forwardOutStreamLocal(socketPath) {
     const connection = this.getConnection();
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
         if (error2) {
           reject(error2);
           return;
         }
-        resolve3(channel);
+        resolve4(channel);
       });
     });
   }
@@ -50703,7 +50703,7 @@ var SshConnection = class _SshConnection {
           throw new SshConnectionError(`${error2.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`, true);
         }
         options.log?.("warning", `${error2.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
-        await new Promise((resolve3) => setTimeout(resolve3, delayMs));
+        await new Promise((resolve4) => setTimeout(resolve4, delayMs));
       }
     }
   }
@@ -50755,7 +50755,7 @@ var SshConnection = class _SshConnection {
       return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
     }
     const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       client.exec(commandLine, (error2, channel) => {
         if (error2) return reject(new SshConnectionError(`Could not start a command on ${this.target}: ${error2.message}`, false));
         const stdoutChunks = [];
@@ -50797,8 +50797,8 @@ var SshConnection = class _SshConnection {
           if (timer) clearTimeout(timer);
           const settle = () => {
             if (overflow) return reject(new Error(`Output of a command on ${this.target} exceeded ${maxBuffer} bytes; stream it instead`));
-            if (clientTimedOut) return resolve3({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
-            resolve3({
+            if (clientTimedOut) return resolve4({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
+            resolve4({
               code: exit.code ?? 255,
               ...exit.signal ? { signal: exit.signal } : {},
               stdout: Buffer.concat(stdoutChunks).toString("utf8"),
@@ -50853,7 +50853,7 @@ var SshConnection = class _SshConnection {
     if (!sftp) return this.uploadOverExec(remotePath, content, options);
     const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
     const call = (what, fn) => new Promise(
-      (resolve3, reject) => fn((error2, value) => error2 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error2.message}`)) : resolve3(value))
+      (resolve4, reject) => fn((error2, value) => error2 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error2.message}`)) : resolve4(value))
     );
     try {
       await call("write", (done) => sftp.writeFile(temporary, content, { mode: options.mode }, done));
@@ -50895,17 +50895,17 @@ var SshConnection = class _SshConnection {
         socket.on("error", () => channel.close());
       }).catch(() => socket.destroy());
     });
-    await new Promise((resolve3, reject) => {
+    await new Promise((resolve4, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve3());
+      server.listen(0, "127.0.0.1", () => resolve4());
     });
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : 0;
     return {
       port,
-      close: () => new Promise((resolve3) => {
+      close: () => new Promise((resolve4) => {
         for (const socket of sockets) socket.destroy();
-        server.close(() => resolve3());
+        server.close(() => resolve4());
       })
     };
   }
@@ -51285,11 +51285,11 @@ ${codeBlock(message)}
 }
 function flushed(stream, timeoutMs = 3e4) {
   if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
-  return new Promise((resolve3) => {
-    const timer = setTimeout(resolve3, timeoutMs);
+  return new Promise((resolve4) => {
+    const timer = setTimeout(resolve4, timeoutMs);
     stream.write("", () => {
       clearTimeout(timer);
-      resolve3();
+      resolve4();
     });
   });
 }
@@ -51471,7 +51471,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.5.0";
+var version = "0.6.0";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
@@ -51658,11 +51658,11 @@ var httpClient = __toESM(require_lib3(), 1);
 var import_undici2 = __toESM(require_undici(), 1);
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve3) {
-      resolve3(value);
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve3, reject) {
+  return new (P || (P = Promise))(function(resolve4, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -51678,7 +51678,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -55821,7 +55821,7 @@ async function startDeployment(inputs, ctx, env = process.env) {
 }
 
 // packages/health/src/gate.ts
-var sleep = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+var sleep = (ms) => new Promise((resolve4) => setTimeout(resolve4, ms));
 async function runGate(probes, options) {
   const start = performance.now();
   const firstOk = /* @__PURE__ */ new Map();
@@ -55882,8 +55882,8 @@ var MAX_BODY_BYTES = 1024 * 1024;
 function checkHttp(check) {
   const url = new URL(check.url);
   const request2 = url.protocol === "https:" ? httpsRequest : httpRequest;
-  return new Promise((resolve3) => {
-    const done = (outcome) => resolve3(outcome);
+  return new Promise((resolve4) => {
+    const done = (outcome) => resolve4(outcome);
     const req = request2(
       {
         protocol: url.protocol,
@@ -56076,7 +56076,7 @@ function answerError(what, request2, answer) {
 }
 
 // action-deploy/src/strategies/coolify.ts
-var sleep2 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+var sleep2 = (ms) => new Promise((resolve4) => setTimeout(resolve4, ms));
 var SUMMARY_LOG_LINES = 100;
 async function deployCoolify(inputs, _ctx) {
   const coolify = inputs.coolify;
@@ -56418,7 +56418,7 @@ async function acquireLock(executor, projectDir, owner, options) {
     }
     if (!waitingSaid) info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
     waitingSaid = true;
-    await new Promise((resolve3) => setTimeout(resolve3, POLL_MS));
+    await new Promise((resolve4) => setTimeout(resolve4, POLL_MS));
   }
   return {
     async release() {
@@ -56441,6 +56441,9 @@ function savedLocks() {
 
 // action-deploy/src/story.ts
 import { randomBytes as randomBytes4 } from "node:crypto";
+
+// action-deploy/src/deploy.ts
+import { posix as posix2 } from "node:path";
 
 // action-deploy/src/digests.ts
 var import_yaml = __toESM(require_dist(), 1);
@@ -56487,13 +56490,205 @@ function pinImages(services, images, inspectOutput) {
   return { pinned, unpinned };
 }
 
+// action-deploy/src/shipped-files.ts
+var import_yaml2 = __toESM(require_dist(), 1);
+import { createHash as createHash2 } from "node:crypto";
+import { readdirSync, readFileSync as readFileSync2, statSync } from "node:fs";
+import { posix, relative, resolve, sep as sep2 } from "node:path";
+var FILES_OVERRIDE = "files.override.json";
+var SHIPPED_DIR = "files";
+var STORE = ".skiff/files";
+var MAX_FILES = 500;
+var MAX_BYTES = 20 * 1024 * 1024;
+var GLOB_CHARS = /[*?]/;
+function globToRegExp(pattern) {
+  let source = "";
+  for (let index = 0; index < pattern.length; index++) {
+    const char = pattern[index];
+    if (char === "*" && pattern[index + 1] === "*") {
+      source += pattern[index + 2] === "/" ? "(?:.*/)?" : ".*";
+      index += pattern[index + 2] === "/" ? 2 : 1;
+    } else if (char === "*") source += "[^/]*";
+    else if (char === "?") source += "[^/]";
+    else source += char.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${source}$`);
+}
+function walk(root, dir, out) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === ".git") continue;
+    const full = resolve(dir, entry.name);
+    const stat2 = statSync(full);
+    if (stat2.isDirectory()) walk(root, full, out);
+    else if (stat2.isFile()) out.push(relative(root, full).split(sep2).join("/"));
+  }
+}
+function expandShippedFiles(workspace2, composeDir, patterns) {
+  const problems = [];
+  const found = /* @__PURE__ */ new Map();
+  let all;
+  for (const pattern of patterns) {
+    const clean = pattern.replace(/^\.\//, "").replace(/\/+$/, "");
+    if (clean === "" || clean.startsWith("/") || clean.split("/").includes("..")) {
+      problems.push(`${JSON.stringify(pattern)} is not a path inside the repository`);
+      continue;
+    }
+    let matches;
+    if (GLOB_CHARS.test(clean)) {
+      all ??= (() => {
+        const files2 = [];
+        walk(workspace2, workspace2, files2);
+        return files2;
+      })();
+      const regexp = globToRegExp(clean);
+      matches = all.filter((file) => regexp.test(file));
+    } else {
+      const full = resolve(workspace2, clean);
+      let stat2;
+      try {
+        stat2 = statSync(full);
+      } catch {
+        problems.push(`${JSON.stringify(pattern)} does not exist`);
+        continue;
+      }
+      if (stat2.isDirectory()) {
+        matches = [];
+        walk(workspace2, full, matches);
+      } else matches = [clean];
+    }
+    if (matches.length === 0) problems.push(`${JSON.stringify(pattern)} matches no file`);
+    for (const file of matches) found.set(file, file);
+  }
+  const files = [];
+  let bytes = 0;
+  for (const file of [...found.keys()].sort()) {
+    const placed = posix.relative(composeDir === "" ? "." : composeDir, file);
+    if (placed.startsWith("../") || placed === "..") {
+      problems.push(`${file} is outside ${composeDir || "the repository root"}/, the first compose file's folder, from which Compose resolves ./ paths`);
+      continue;
+    }
+    const full = resolve(workspace2, file);
+    const content = readFileSync2(full);
+    bytes += content.length;
+    files.push({ path: placed, mode: statSync(full).mode & 73 ? 493 : 420, content });
+  }
+  if (files.length > MAX_FILES || bytes > MAX_BYTES) {
+    problems.push(`${files.length} files, ${bytes} bytes: more than ${MAX_FILES} files or ${MAX_BYTES / 1024 / 1024} MiB is not configuration; bake it into the image`);
+  }
+  if (problems.length > 0) throw new Error(problems.join("; "));
+  return files;
+}
+function covered(files, source) {
+  return files.filter((file) => file.path === source || file.path.startsWith(`${source}/`));
+}
+function treeHash(files, source) {
+  const hash = createHash2("sha256");
+  for (const file of covered(files, source)) {
+    hash.update(`${file.path === source ? "" : file.path.slice(source.length + 1)}\0${file.mode.toString(8)}\0${createHash2("sha256").update(file.content).digest("hex")}
+`);
+  }
+  return hash.digest("hex").slice(0, 24);
+}
+var storePath = (projectDir, mount) => `${projectDir}/${STORE}/${mount.hash}/${posix.basename(mount.source)}`;
+function resolveShippedFiles(configYaml, projectDir, files) {
+  const config2 = (0, import_yaml2.parse)(configYaml) ?? {};
+  const prefix = `${projectDir}/`;
+  const mounts = /* @__PURE__ */ new Map();
+  const used = /* @__PURE__ */ new Set();
+  const mountFor = (absolute) => {
+    if (absolute === void 0 || !absolute.startsWith(prefix)) return void 0;
+    const source = posix.normalize(absolute.slice(prefix.length)).replace(/\/+$/, "");
+    if (source === "" || source === ".") return void 0;
+    const shipped = covered(files, source);
+    if (shipped.length === 0) return void 0;
+    for (const file of shipped) used.add(file.path);
+    const mount = mounts.get(source) ?? { source, hash: treeHash(files, source) };
+    mounts.set(source, mount);
+    return mount;
+  };
+  const override = { services: {} };
+  const hashesOf = /* @__PURE__ */ new Map();
+  const touch = (service, mount) => {
+    const set = hashesOf.get(service) ?? /* @__PURE__ */ new Set();
+    set.add(mount.hash);
+    hashesOf.set(service, set);
+  };
+  for (const [name, service] of Object.entries(config2.services ?? {})) {
+    for (const volume of service?.volumes ?? []) {
+      if (typeof volume === "string") {
+        const [source, ...rest] = volume.split(":");
+        const mount = mountFor(source);
+        if (!mount) continue;
+        ((override.services[name] ??= {}).volumes ??= []).push([storePath(projectDir, mount), ...rest].join(":"));
+        touch(name, mount);
+      } else if (volume.type === "bind") {
+        const mount = mountFor(volume.source);
+        if (!mount) continue;
+        ((override.services[name] ??= {}).volumes ??= []).push({ ...volume, source: storePath(projectDir, mount) });
+        touch(name, mount);
+      }
+    }
+  }
+  for (const kind of ["configs", "secrets"]) {
+    for (const [name, definition] of Object.entries(config2[kind] ?? {})) {
+      const mount = mountFor(definition?.file);
+      if (!mount) continue;
+      (override[kind] ??= {})[name] = { file: storePath(projectDir, mount) };
+      for (const [serviceName, service] of Object.entries(config2.services ?? {})) {
+        const refs = service?.[kind] ?? [];
+        if (refs.some((ref) => (typeof ref === "string" ? ref : ref.source) === name)) touch(serviceName, mount);
+      }
+    }
+  }
+  for (const [service, hashes] of hashesOf) (override.services[service] ??= {}).labels = { "dev.skiff.files": [...hashes].sort().join(",") };
+  const unused = files.filter((file) => !used.has(file.path)).map((file) => file.path);
+  if (unused.length > 0) {
+    throw new Error(
+      `Input "files": ${unused.map((path) => `${path} (Compose would find it at ${prefix}${path})`).join(", ")} ${unused.length === 1 ? "is" : "are"} not read by any bind mount, config or secret of the compose file; ship only files a service mounts`
+    );
+  }
+  return { mounts: [...mounts.values()], override: `${JSON.stringify(override, null, 2)}
+`, services: [...hashesOf.keys()].sort() };
+}
+function storeShippedFiles(projectDir, releasePath, mounts) {
+  const store = `${projectDir}/${STORE}`;
+  return [
+    ["mkdir", "-p", "-m", "755", `${projectDir}/.skiff`, store],
+    ...mounts.map((mount) => {
+      const entry = `${store}/${mount.hash}`;
+      const temporary = `${entry}.tmp`;
+      return [
+        raw("if [ ! -e"),
+        entry,
+        raw("]; then rm -rf --"),
+        temporary,
+        raw("&& mkdir -m 755 --"),
+        temporary,
+        raw("&& cp -R --preserve=mode --"),
+        `${releasePath}/${SHIPPED_DIR}/${mount.source}`,
+        `${temporary}/${posix.basename(mount.source)}`,
+        raw("&& mv --"),
+        temporary,
+        entry,
+        raw("; fi")
+      ];
+    })
+  ];
+}
+function pruneStore(projectDir, releasesPath) {
+  return [
+    [raw(`store=${quote(`${projectDir}/${STORE}`)} releases=${quote(releasesPath)}`)],
+    [raw(`if [ -d "$store" ]; then for entry in "$store"/*; do [ -e "$entry" ] || continue; name=\${entry##*/}; if ! grep -qsF -- "/${STORE}/$name/" "$releases"/*/${FILES_OVERRIDE}; then rm -rf -- "$entry"; fi; done; fi`)]
+  ];
+}
+
 // action-deploy/src/deploy.ts
-function projectOf(inputs, id, composeFiles, hasEnv) {
+function projectOf(inputs, id, composeFiles, hasEnv, hasFiles) {
   const dir = releaseDir(inputs.projectDir, id);
   return {
     name: inputs.projectName,
     directory: inputs.projectDir,
-    files: [...composeFiles.map((name) => `${dir}/${name}`), `${dir}/${IMAGE_LOCK}`],
+    files: [...composeFiles.map((name) => `${dir}/${name}`), ...hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : [], `${dir}/${IMAGE_LOCK}`],
     ...hasEnv ? { envFile: `${dir}/${ENV_FILE}` } : {}
   };
 }
@@ -56510,7 +56705,8 @@ function meta(d, release) {
     createdAt: (/* @__PURE__ */ new Date()).toISOString(),
     services: release.images,
     composeFiles: [...release.composeFiles],
-    hasEnv: release.hasEnv
+    hasEnv: release.hasEnv,
+    hasFiles: release.hasFiles
   };
 }
 async function uploadRelease(d, id) {
@@ -56522,11 +56718,20 @@ async function uploadRelease(d, id) {
   }
   const hasEnv = inputs.envFile !== void 0;
   if (inputs.envFile !== void 0) await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
+  if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
   await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 420, description: "upload the requested images" });
-  const release = { id, project: projectOf(inputs, id, inputs.composeFiles.map((f) => f.name), hasEnv), composeFiles: inputs.composeFiles.map((f) => f.name), hasEnv, images: { ...inputs.images }, unpinned: [] };
+  const composeFiles = inputs.composeFiles.map((f) => f.name);
+  const release = { id, project: projectOf(inputs, id, composeFiles, hasEnv, false), composeFiles, hasEnv, hasFiles: false, images: { ...inputs.images }, unpinned: [] };
   await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
 `, { mode: 420, description: "upload meta.json" });
   return release;
+}
+async function uploadShippedFiles(d, dir, files) {
+  const folders = [...new Set(files.map((file) => posix2.dirname(`${dir}/${SHIPPED_DIR}/${file.path}`)))];
+  await d.server.run([["mkdir", "-p", ...folders]], { description: `create the folders of ${files.length} shipped file(s)`, timeoutSeconds: 60 });
+  for (const file of files) {
+    await d.server.upload(`${dir}/${SHIPPED_DIR}/${file.path}`, file.content, { mode: file.mode, description: `upload ${file.path} (files)` });
+  }
 }
 async function pullImages(d, release) {
   const login = d.inputs.registryLogin;
@@ -56553,10 +56758,21 @@ async function resolveDigests(d, release) {
   release.images = pinned;
   release.unpinned = unpinned;
   const dir = releaseDir(d.inputs.projectDir, release.id);
+  if (d.inputs.shippedFiles) await placeShippedFiles(d, release, configYaml, d.inputs.shippedFiles);
   await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(pinned), { mode: 420, description: "pin images to digests" });
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
 `, { mode: 420, description: "record the pinned images in meta.json" });
   if (unpinned.length > 0) warning(`Not pinned to a digest (the image has no registry digest, e.g. built on the server): ${unpinned.join(", ")}`);
+}
+async function placeShippedFiles(d, release, configYaml, files) {
+  const { projectDir } = d.inputs;
+  const dir = releaseDir(projectDir, release.id);
+  const planning = configYaml.trim() === "";
+  const resolution = planning ? { mounts: files.map((file) => ({ source: file.path, hash: "HASH" })), override: '{ "services": { "\u2026": "each bind mount of a shipped file, pointed at its store entry" } }\n', services: [] } : resolveShippedFiles(configYaml, projectDir, files);
+  await d.server.run(storeShippedFiles(projectDir, dir, resolution.mounts), { description: `store ${resolution.mounts.length} mount(s) of shipped files under their content hash`, timeoutSeconds: 120 });
+  await d.server.upload(`${dir}/${FILES_OVERRIDE}`, resolution.override, { mode: 420, description: `point ${resolution.services.join(", ") || "the services"}' mounts at this release's files` });
+  release.hasFiles = true;
+  release.project = projectOf(d.inputs, release.id, release.composeFiles, release.hasEnv, true);
 }
 var PROJECT_ANCHOR = ".skiff-project.yaml";
 async function runPreDeploy(d, release, script2) {
@@ -56586,7 +56802,7 @@ async function audit(d, entry) {
 async function prune(d, protect) {
   const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
-  await d.server.run([...removeReleases(d.inputs.projectDir, plan.remove), ...removeImages(d.cli, plan.images)], {
+  await d.server.run([...removeReleases(d.inputs.projectDir, plan.remove), ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)), ...removeImages(d.cli, plan.images)], {
     description: `delete ${plan.remove.length} old release(s)`,
     timeoutSeconds: 600
   });
@@ -56596,9 +56812,10 @@ async function loadRelease(d, id) {
   const stored = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout);
   return {
     id,
-    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv),
+    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv, stored.hasFiles ?? false),
     composeFiles: stored.composeFiles,
     hasEnv: stored.hasEnv,
+    hasFiles: stored.hasFiles ?? false,
     images: stored.services,
     unpinned: []
   };
@@ -56663,7 +56880,7 @@ function decideRetention(backups, policy, now) {
 }
 
 // packages/backup/src/sources.ts
-var import_yaml2 = __toESM(require_dist(), 1);
+var import_yaml3 = __toESM(require_dist(), 1);
 var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 function shown(value) {
@@ -56700,7 +56917,7 @@ function parseSources(text) {
   const problems = [];
   let document2;
   try {
-    document2 = (0, import_yaml2.parse)(text);
+    document2 = (0, import_yaml3.parse)(text);
   } catch (error2) {
     return { sources: [], problems: [`is not valid YAML: ${error2.message.split("\n")[0]}`] };
   }
@@ -56930,13 +57147,13 @@ function globalsCommand(source, secretFile) {
   return pgTool(source, ["pg_dumpall", "--globals-only"], secretFile);
 }
 function filesDump(source) {
-  const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
-  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative];
+  const relative2 = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
+  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative2];
   const mounts = [
     ...(source.paths ?? []).flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}:ro`]),
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
   ];
-  const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
+  const members = [...relative2.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
   return ["docker", "run", "--rm", "--network=none", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
 }
 function toolVersionCommand(source) {
@@ -57397,7 +57614,7 @@ async function pruneSource(store, sourceName, policy, options) {
 }
 
 // action-deploy/src/backup-before-deploy.ts
-var import_yaml3 = __toESM(require_dist(), 1);
+var import_yaml4 = __toESM(require_dist(), 1);
 var BACKUP_BEFORE_DEPLOY_INPUTS = [
   {
     name: "backup-before-deploy",
@@ -57437,8 +57654,8 @@ function readBackupPath(projectDir, wanted) {
 }
 function asList(text) {
   try {
-    const document2 = (0, import_yaml3.parse)(text);
-    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml3.stringify)([document2]) : text;
+    const document2 = (0, import_yaml4.parse)(text);
+    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml4.stringify)([document2]) : text;
   } catch {
     return text;
   }
@@ -57707,9 +57924,9 @@ async function rollbackTo(d, wanted, reason = "manual rollback", how = recreateS
 }
 
 // action-deploy/src/strategies/rolling-plan.ts
-var import_yaml4 = __toESM(require_dist(), 1);
+var import_yaml5 = __toESM(require_dist(), 1);
 function serviceShapes(configYaml) {
-  const config2 = (0, import_yaml4.parse)(configYaml) ?? {};
+  const config2 = (0, import_yaml5.parse)(configYaml) ?? {};
   return Object.entries(config2.services ?? {}).map(([name, raw2]) => {
     const service = raw2 ?? {};
     const fixedPorts = (service.ports ?? []).flatMap((port) => {
@@ -57895,7 +58112,7 @@ async function rollServices(d, release, running, plan) {
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
   if (drain > 0) {
     info(`New containers healthy; waiting ${drain}s so the proxy routes to them before the old ones stop`);
-    await new Promise((resolve3) => setTimeout(resolve3, drain * 1e3));
+    await new Promise((resolve4) => setTimeout(resolve4, drain * 1e3));
   }
   await retire(d, plan.roll.flatMap((entry) => entry.old), `stop and remove the old containers of ${services.join(", ")}`);
   return { gate: { label, gate } };
@@ -57936,7 +58153,7 @@ async function relinkEnv(d, running) {
 import { randomBytes as randomBytes5 } from "node:crypto";
 
 // action-deploy/src/strategies/swarm-stack.ts
-var import_yaml5 = __toESM(require_dist(), 1);
+var import_yaml6 = __toESM(require_dist(), 1);
 var STACK_FILE = "skiff-stack.yml";
 var isMapping = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
 function hostModePorts(ports) {
@@ -57948,7 +58165,7 @@ function serviceViews(files) {
   for (const file of files) {
     let doc;
     try {
-      doc = (0, import_yaml5.parse)(file.content);
+      doc = (0, import_yaml6.parse)(file.content);
     } catch (error2) {
       throw new Error(`compose file ${file.name} is not valid YAML: ${error2.message}`);
     }
@@ -57991,7 +58208,7 @@ function stackOverride(files, images = {}) {
   }
   const doc = { ...version2 === void 0 ? {} : { version: version2 }, services: out };
   const header = "# Written by Skiff (strategy: swarm): update and rollback settings the compose files leave unset, and the pinned images.\n";
-  return { content: `${header}${(0, import_yaml5.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
+  return { content: `${header}${(0, import_yaml6.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
 }
 var STATE_SEPARATOR = "--- skiff tasks ---";
 var ROLLING_BACK = "Swarm is rolling the update back";
@@ -58260,10 +58477,10 @@ function tarFrom(cwd, entry) {
   child.stderr.on("data", (chunk) => {
     if (stderr.length < 4e3) stderr += chunk.toString();
   });
-  const finished2 = new Promise((resolve3, reject) => {
+  const finished2 = new Promise((resolve4, reject) => {
     child.on("error", (error2) => reject(new Error(`cannot run tar on the runner: ${error2.message}`)));
     child.on("close", (code, signal) => {
-      if (code === 0) resolve3();
+      if (code === 0) resolve4();
       else reject(new Error(`tar on the runner failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n").slice(-5).join("\n")}`));
     });
   });
@@ -58297,9 +58514,9 @@ async function artifactStream(absolute, isDirectory2) {
   if (!isArchiveName(absolute)) return { ...tarFrom(dirname(absolute), basename(absolute)), description: `the file ${basename(absolute)}` };
   const compression = await artifactCompression(absolute, false);
   const stream = createReadStream(absolute);
-  const finished2 = new Promise((resolve3, reject) => {
-    stream.on("end", resolve3);
-    stream.on("close", resolve3);
+  const finished2 = new Promise((resolve4, reject) => {
+    stream.on("end", resolve4);
+    stream.on("close", resolve4);
     stream.on("error", reject);
   });
   finished2.catch(() => void 0);
@@ -58453,7 +58670,7 @@ function previousOf(state) {
   if (state.current !== void 0 && state.deployed.has(state.current)) return state.current;
   return [...state.deployed].filter((id) => state.releases.includes(id)).sort().at(-1);
 }
-var sleep3 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+var sleep3 = (ms) => new Promise((resolve4) => setTimeout(resolve4, ms));
 async function uploadArtifact(d, source, dir) {
   const artifact = await artifactStream(source.absolute, source.isDirectory);
   try {
@@ -58748,8 +58965,8 @@ function strategyOf(inputs) {
 }
 
 // action-deploy/src/inputs.ts
-import { readFileSync as readFileSync2, existsSync as existsSync3 } from "node:fs";
-import { basename as basename2, resolve as resolve2 } from "node:path";
+import { readFileSync as readFileSync3, existsSync as existsSync3 } from "node:fs";
+import { basename as basename2, posix as posix3, resolve as resolve3, sep as sep3 } from "node:path";
 
 // action-deploy/src/strategies/coolify-inputs.ts
 var COOLIFY_INPUTS = [
@@ -58858,8 +59075,8 @@ function readSwarmInputs(strategy) {
 }
 
 // action-deploy/src/strategies/systemd-inputs.ts
-import { statSync } from "node:fs";
-import { resolve } from "node:path";
+import { statSync as statSync2 } from "node:fs";
+import { resolve as resolve2 } from "node:path";
 var SYSTEMD_INPUTS = [
   {
     name: "systemd-unit",
@@ -58916,10 +59133,10 @@ function parseGitRepository(value) {
 }
 function readArtifact(value) {
   const workspace2 = process.env.GITHUB_WORKSPACE || process.cwd();
-  const absolute = resolve(workspace2, value);
+  const absolute = resolve2(workspace2, value);
   let isDirectory2;
   try {
-    const stat2 = statSync(absolute);
+    const stat2 = statSync2(absolute);
     if (!stat2.isDirectory() && !stat2.isFile()) throw new Error("not a file or directory");
     isDirectory2 = stat2.isDirectory();
   } catch (error2) {
@@ -58993,6 +59210,11 @@ var DEPLOY_INPUTS = [
     required: false
   },
   { name: "env-file", description: "Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.", required: false, secret: true },
+  {
+    name: "files",
+    description: "Configuration files the compose file bind-mounts or names under `configs:`/`secrets:` (a `./Caddyfile`, `nginx.conf`, `prometheus.yml`), one path, folder or glob (`*`, `**`, `?`) per line, relative to the repository. Each is placed where Compose resolves it from the first compose file's folder, kept with its release (a rollback brings its files back), and a service is recreated when a file it mounts changes. A shipped file that no mount, config or secret reads is an error. Strategies recreate and rolling.",
+    required: false
+  },
   {
     name: "images",
     description: "Images to pin, one `service=image-ref` per line, e.g. the image-ref output of skiff build-push. Every service is pinned to its digest after pull either way.",
@@ -59101,13 +59323,13 @@ function readProjectName(projectDir) {
 function readComposeFiles() {
   const given = getList("compose-file");
   const root = workspace();
-  const paths = given ?? [["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"].find((name) => existsSync3(resolve2(root, name))) ?? "compose.yaml"];
+  const paths = given ?? [["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"].find((name) => existsSync3(resolve3(root, name))) ?? "compose.yaml"];
   const used = /* @__PURE__ */ new Set();
   const problems = [];
   const files = paths.map((path, index) => {
     let content = "";
     try {
-      content = readFileSync2(resolve2(root, path), "utf8");
+      content = readFileSync3(resolve3(root, path), "utf8");
     } catch (error2) {
       problems.push(`${JSON.stringify(path)} (${error2.code ?? error2.message})`);
     }
@@ -59131,6 +59353,18 @@ function envValues(envFile) {
     for (const form of [raw2, unquoted]) if (form.length >= 3) values.add(form);
   }
   return [...values];
+}
+function readShippedFiles(composeFiles) {
+  const patterns = getList("files");
+  if (patterns === void 0 || patterns.length === 0) return void 0;
+  const first = composeFiles?.[0];
+  if (first === void 0) return void 0;
+  const composeDir = posix3.dirname(first.path.split(sep3).join("/").replace(/^\.\//, ""));
+  try {
+    return expandShippedFiles(workspace(), composeDir === "." ? "" : composeDir, patterns);
+  } catch (error2) {
+    throw new InputError("files", `Input "files" must name configuration files in the repository (relative to ${workspace()}): ${error2.message}`);
+  }
 }
 function readEnvFile() {
   const value = getString("env-file", { secret: true });
@@ -59244,6 +59478,7 @@ function readDeployInputs() {
   const rollback2 = c.read(readRollback);
   const rollbackRequested = rawInput("rollback") !== void 0;
   const composeFiles = !rollbackRequested && strategy !== "coolify" && strategy !== "systemd" ? c.read(readComposeFiles) : [];
+  const shippedFiles = c.read(() => readShippedFiles(composeFiles));
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList("images") ?? []));
   const preDeploy = c.read(() => getString("pre-deploy"));
@@ -59271,6 +59506,11 @@ function readDeployInputs() {
   if (getString("backup-before-deploy") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
     c.add(new InputError(["backup-before-deploy", "strategy"], `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`));
   }
+  if (getList("files") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
+    c.add(new InputError(["files", "strategy"], `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`));
+  } else if (rollback2 !== void 0 && getList("files") !== void 0) {
+    c.add(new InputError(["rollback", "files"], 'Inputs "rollback" and "files" are both set; a rollback re-deploys the kept release with the files it shipped, so leave "files" empty'));
+  }
   if (rollback2 !== void 0 && envFile !== void 0) {
     c.add(new InputError(["rollback", "env-file"], 'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty'));
   }
@@ -59292,6 +59532,7 @@ function readDeployInputs() {
     projectDir,
     projectName,
     composeFiles,
+    ...shippedFiles === void 0 ? {} : { shippedFiles },
     ...envFile === void 0 ? {} : { envFile },
     images,
     ...preDeploy === void 0 ? {} : { preDeploy },

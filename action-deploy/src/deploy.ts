@@ -1,4 +1,5 @@
 import * as core from '@actions/core';
+import { posix } from 'node:path';
 import type { Executor } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
 import { config, pull, pullWithLogin, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
@@ -6,6 +7,7 @@ import type { RunContext } from './context';
 import { touchLock } from './lock';
 import { pinImages, servicesFromConfig } from './digests';
 import type { DeployInputs } from './inputs';
+import { FILES_OVERRIDE, SHIPPED_DIR, pruneStore, resolveShippedFiles, storeShippedFiles, type ShippedFile } from './shipped-files';
 import {
   ENV_FILE,
   IMAGE_LOCK,
@@ -19,6 +21,7 @@ import {
   readMeta,
   readState,
   releaseDir,
+  releasesDir,
   removeReleases,
   switchCurrent,
   type AuditEntry,
@@ -39,6 +42,8 @@ export interface Release {
   project: ComposeProject;
   composeFiles: readonly string[];
   hasEnv: boolean;
+  /** Whether the release has files.override.json (the `files` input). */
+  hasFiles: boolean;
   /** Service → pinned image (image@sha256:… where the image has a repo digest). */
   images: Record<string, string>;
   unpinned: string[];
@@ -47,14 +52,15 @@ export interface Release {
 interface StoredMeta extends ReleaseMeta {
   composeFiles: string[];
   hasEnv: boolean;
+  hasFiles?: boolean;
 }
 
-function projectOf(inputs: DeployInputs, id: string, composeFiles: readonly string[], hasEnv: boolean): ComposeProject {
+function projectOf(inputs: DeployInputs, id: string, composeFiles: readonly string[], hasEnv: boolean, hasFiles: boolean): ComposeProject {
   const dir = releaseDir(inputs.projectDir, id);
   return {
     name: inputs.projectName,
     directory: inputs.projectDir,
-    files: [...composeFiles.map((name) => `${dir}/${name}`), `${dir}/${IMAGE_LOCK}`],
+    files: [...composeFiles.map((name) => `${dir}/${name}`), ...(hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : []), `${dir}/${IMAGE_LOCK}`],
     ...(hasEnv ? { envFile: `${dir}/${ENV_FILE}` } : {}),
   };
 }
@@ -74,6 +80,7 @@ function meta(d: Deployer, release: Release): StoredMeta {
     services: release.images,
     composeFiles: [...release.composeFiles],
     hasEnv: release.hasEnv,
+    hasFiles: release.hasFiles,
   };
 }
 
@@ -87,11 +94,22 @@ export async function uploadRelease(d: Deployer, id: string): Promise<Release> {
   }
   const hasEnv = inputs.envFile !== undefined;
   if (inputs.envFile !== undefined) await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
+  if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
   // Until digests are resolved, the lock holds the images asked for in `images`; pull reads it.
   await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 0o644, description: 'upload the requested images' });
-  const release: Release = { id, project: projectOf(inputs, id, inputs.composeFiles.map((f) => f.name), hasEnv), composeFiles: inputs.composeFiles.map((f) => f.name), hasEnv, images: { ...inputs.images }, unpinned: [] };
+  const composeFiles = inputs.composeFiles.map((f) => f.name);
+  const release: Release = { id, project: projectOf(inputs, id, composeFiles, hasEnv, false), composeFiles, hasEnv, hasFiles: false, images: { ...inputs.images }, unpinned: [] };
   await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'upload meta.json' });
   return release;
+}
+
+/** The `files` input, into `releases/<id>/files/` with their own modes (they are copied to the store once Compose says who reads them). */
+async function uploadShippedFiles(d: Deployer, dir: string, files: readonly ShippedFile[]): Promise<void> {
+  const folders = [...new Set(files.map((file) => posix.dirname(`${dir}/${SHIPPED_DIR}/${file.path}`)))];
+  await d.server.run([['mkdir', '-p', ...folders]], { description: `create the folders of ${files.length} shipped file(s)`, timeoutSeconds: 60 });
+  for (const file of files) {
+    await d.server.upload(`${dir}/${SHIPPED_DIR}/${file.path}`, file.content, { mode: file.mode, description: `upload ${file.path} (files)` });
+  }
 }
 
 export async function pullImages(d: Deployer, release: Release): Promise<void> {
@@ -121,9 +139,28 @@ export async function resolveDigests(d: Deployer, release: Release): Promise<voi
   release.images = pinned;
   release.unpinned = unpinned;
   const dir = releaseDir(d.inputs.projectDir, release.id);
+  if (d.inputs.shippedFiles) await placeShippedFiles(d, release, configYaml, d.inputs.shippedFiles);
   await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(pinned), { mode: 0o644, description: 'pin images to digests' });
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'record the pinned images in meta.json' });
   if (unpinned.length > 0) core.warning(`Not pinned to a digest (the image has no registry digest, e.g. built on the server): ${unpinned.join(', ')}`);
+}
+
+/**
+ * Stores each mount's shipped files under their content hash and points the mounts there with
+ * files.override.json, which from now on is one of the release's compose files.
+ */
+async function placeShippedFiles(d: Deployer, release: Release, configYaml: string, files: readonly ShippedFile[]): Promise<void> {
+  const { projectDir } = d.inputs;
+  const dir = releaseDir(projectDir, release.id);
+  // A dry-run's recorder answers `compose config` with nothing: the plan shows one mount per file.
+  const planning = configYaml.trim() === '';
+  const resolution = planning
+    ? { mounts: files.map((file) => ({ source: file.path, hash: 'HASH' })), override: '{ "services": { "…": "each bind mount of a shipped file, pointed at its store entry" } }\n', services: [] }
+    : resolveShippedFiles(configYaml, projectDir, files);
+  await d.server.run(storeShippedFiles(projectDir, dir, resolution.mounts), { description: `store ${resolution.mounts.length} mount(s) of shipped files under their content hash`, timeoutSeconds: 120 });
+  await d.server.upload(`${dir}/${FILES_OVERRIDE}`, resolution.override, { mode: 0o644, description: `point ${resolution.services.join(', ') || 'the services'}' mounts at this release's files` });
+  release.hasFiles = true;
+  release.project = projectOf(d.inputs, release.id, release.composeFiles, release.hasEnv, true);
 }
 
 /**
@@ -171,7 +208,7 @@ export async function audit(d: Deployer, entry: Omit<AuditEntry, 'actor' | 'runU
 export async function prune(d: Deployer, protect: readonly string[]): Promise<string[]> {
   const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
-  await d.server.run([...removeReleases(d.inputs.projectDir, plan.remove), ...removeImages(d.cli, plan.images)], {
+  await d.server.run([...removeReleases(d.inputs.projectDir, plan.remove), ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)), ...removeImages(d.cli, plan.images)], {
     description: `delete ${plan.remove.length} old release(s)`,
     timeoutSeconds: 600,
   });
@@ -183,9 +220,10 @@ export async function loadRelease(d: Deployer, id: string): Promise<Release> {
   const stored = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout) as StoredMeta;
   return {
     id,
-    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv),
+    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv, stored.hasFiles ?? false),
     composeFiles: stored.composeFiles,
     hasEnv: stored.hasEnv,
+    hasFiles: stored.hasFiles ?? false,
     images: stored.services,
     unpinned: [],
   };

@@ -1,5 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, posix, resolve, sep } from 'node:path';
 import type { SshConnectOptions } from '@skiff/ssh';
 import {
   DRY_RUN_INPUT,
@@ -25,6 +25,7 @@ import {
 import { parseStatusRange, type StatusRange } from '@skiff/health';
 import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs, type BackupBeforeDeployInputs } from './backup-before-deploy';
 import { GIT_SHA, isReleaseId } from './releases';
+import { expandShippedFiles, type ShippedFile } from './shipped-files';
 import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './strategies/coolify-inputs';
 import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './strategies/rolling-inputs';
 import { STRATEGIES, type StrategyName } from './strategies/strategy';
@@ -56,6 +57,12 @@ const DEPLOY_INPUTS = [
     required: false,
   },
   { name: 'env-file', description: 'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.', required: false, secret: true },
+  {
+    name: 'files',
+    description:
+      'Configuration files the compose file bind-mounts or names under `configs:`/`secrets:` (a `./Caddyfile`, `nginx.conf`, `prometheus.yml`), one path, folder or glob (`*`, `**`, `?`) per line, relative to the repository. Each is placed where Compose resolves it from the first compose file\'s folder, kept with its release (a rollback brings its files back), and a service is recreated when a file it mounts changes. A shipped file that no mount, config or secret reads is an error. Strategies recreate and rolling.',
+    required: false,
+  },
   {
     name: 'images',
     description: 'Images to pin, one `service=image-ref` per line, e.g. the image-ref output of skiff build-push. Every service is pinned to its digest after pull either way.',
@@ -192,6 +199,8 @@ export interface DeployInputs {
   projectDir: string;
   projectName: string;
   composeFiles: readonly ComposeFileInput[];
+  /** `files`: configuration files shipped with each release. */
+  shippedFiles?: readonly ShippedFile[];
   envFile?: string;
   images: Readonly<Record<string, string>>;
   preDeploy?: string;
@@ -296,6 +305,19 @@ export function envValues(envFile: string): string[] {
     for (const form of [raw, unquoted]) if (form.length >= 3) values.add(form);
   }
   return [...values];
+}
+
+function readShippedFiles(composeFiles: readonly ComposeFileInput[] | undefined): ShippedFile[] | undefined {
+  const patterns = getList('files');
+  if (patterns === undefined || patterns.length === 0) return undefined;
+  const first = composeFiles?.[0];
+  if (first === undefined) return undefined;
+  const composeDir = posix.dirname(first.path.split(sep).join('/').replace(/^\.\//, ''));
+  try {
+    return expandShippedFiles(workspace(), composeDir === '.' ? '' : composeDir, patterns);
+  } catch (error) {
+    throw new InputError('files', `Input "files" must name configuration files in the repository (relative to ${workspace()}): ${(error as Error).message}`);
+  }
 }
 
 function readEnvFile(): string | undefined {
@@ -425,6 +447,7 @@ export function readDeployInputs(): DeployInputs {
   // its own configuration: no compose file is uploaded.
   const rollbackRequested = rawInput('rollback') !== undefined;
   const composeFiles = !rollbackRequested && strategy !== 'coolify' && strategy !== 'systemd' ? c.read(readComposeFiles) : [];
+  const shippedFiles = c.read(() => readShippedFiles(composeFiles));
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList('images') ?? []));
   const preDeploy = c.read(() => getString('pre-deploy'));
@@ -452,6 +475,11 @@ export function readDeployInputs(): DeployInputs {
   if (getString('backup-before-deploy') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
     c.add(new InputError(['backup-before-deploy', 'strategy'], `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`));
   }
+  if (getList('files') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
+    c.add(new InputError(['files', 'strategy'], `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`));
+  } else if (rollback !== undefined && getList('files') !== undefined) {
+    c.add(new InputError(['rollback', 'files'], 'Inputs "rollback" and "files" are both set; a rollback re-deploys the kept release with the files it shipped, so leave "files" empty'));
+  }
   if (rollback !== undefined && envFile !== undefined) {
     c.add(new InputError(['rollback', 'env-file'], 'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty'));
   }
@@ -473,6 +501,7 @@ export function readDeployInputs(): DeployInputs {
     projectDir: projectDir!,
     projectName: projectName!,
     composeFiles: composeFiles!,
+    ...(shippedFiles === undefined ? {} : { shippedFiles }),
     ...(envFile === undefined ? {} : { envFile }),
     images: images!,
     ...(preDeploy === undefined ? {} : { preDeploy }),
