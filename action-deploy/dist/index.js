@@ -2160,9 +2160,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve4(data);
+              return err ? reject(err) : resolve5(data);
             });
           });
         }
@@ -2200,12 +2200,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve4(data);
+              ) : resolve5(data);
             });
           });
         }
@@ -4472,8 +4472,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve4, reject) => {
-        res = resolve4;
+      const promise = new Promise((resolve5, reject) => {
+        res = resolve5;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -6724,12 +6724,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7399,12 +7399,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7883,16 +7883,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve4;
+            this[kClosedResolve] = resolve5;
           } else {
-            resolve4(null);
+            resolve5(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -7903,7 +7903,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve4(null);
+            resolve5(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7954,7 +7954,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve4, reject) => {
+        const socket = await new Promise((resolve5, reject) => {
           client[kConnector]({
             host,
             hostname,
@@ -7966,7 +7966,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve4(socket2);
+              resolve5(socket2);
             }
           });
         });
@@ -8302,8 +8302,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve4) => {
-            this[kClosedResolve] = resolve4;
+          await new Promise((resolve5) => {
+            this[kClosedResolve] = resolve5;
           });
         }
       }
@@ -9445,7 +9445,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable } = __require("node:stream");
+    var { Readable: Readable2 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -9457,7 +9457,7 @@ var require_readable = __commonJS({
     var kContentLength = /* @__PURE__ */ Symbol("kContentLength");
     var noop3 = () => {
     };
-    var BodyReadable = class extends Readable {
+    var BodyReadable = class extends Readable2 {
       constructor({
         resume,
         abort,
@@ -9572,7 +9572,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve4, reject) => {
+        return await new Promise((resolve5, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9585,7 +9585,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve4(null);
+              resolve5(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9604,7 +9604,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve4, reject) => {
+      return new Promise((resolve5, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9621,7 +9621,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve4,
+              resolve: resolve5,
               reject,
               length: 0,
               body: []
@@ -9691,18 +9691,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve4, stream, length } = consume2;
+      const { type, body, resolve: resolve5, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve4(chunksDecode(body, length));
+          resolve5(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve4(JSON.parse(chunksDecode(body, length)));
+          resolve5(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve4(chunksConcat(body, length).buffer);
+          resolve5(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve4(new Blob(body, { type: stream[kContentType] }));
+          resolve5(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve4(chunksConcat(body, length));
+          resolve5(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9799,7 +9799,7 @@ var require_api_request = __commonJS({
   "node_modules/undici/lib/api/api-request.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable } = require_readable();
+    var { Readable: Readable2 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors();
     var util = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -9894,7 +9894,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers2;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable({
+        const res = new Readable2({
           resume,
           abort,
           contentType,
@@ -9959,9 +9959,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10184,9 +10184,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10209,7 +10209,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable,
+      Readable: Readable2,
       Duplex,
       PassThrough: PassThrough2
     } = __require("node:stream");
@@ -10223,7 +10223,7 @@ var require_api_pipeline = __commonJS({
     var { addSignal, removeSignal } = require_abort_signal();
     var assert = __require("node:assert");
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable {
+    var PipelineRequest = class extends Readable2 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -10240,7 +10240,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable {
+    var PipelineResponse = class extends Readable2 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -10471,9 +10471,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10565,9 +10565,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -13565,7 +13565,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable, pipeline, finished: finished2 } = __require("node:stream");
+    var { Readable: Readable2, pipeline, finished: finished2 } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14430,7 +14430,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve4, reject) => agent.dispatch(
+        return new Promise((resolve5, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14504,9 +14504,9 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable({ read: resume });
+              this.body = new Readable2({ read: resume });
               const onError = this.onError.bind(this);
-              resolve4({
+              resolve5({
                 status,
                 statusText,
                 headersList,
@@ -14549,7 +14549,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve4({
+              resolve5({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18290,8 +18290,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms) {
-      return new Promise((resolve4) => {
-        setTimeout(resolve4, ms).unref();
+      return new Promise((resolve5) => {
+        setTimeout(resolve5, ms).unref();
       });
     }
     module.exports = {
@@ -27118,7 +27118,7 @@ var require_crypto = __commonJS({
       MAC_INFO,
       bindingAvailable: !!binding,
       init: (() => {
-        return new Promise(async (resolve4, reject) => {
+        return new Promise(async (resolve5, reject) => {
           try {
             POLY1305_WASM_MODULE = await require_poly1305()();
             POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
@@ -27130,7 +27130,7 @@ var require_crypto = __commonJS({
           } catch (ex) {
             return reject(ex);
           }
-          resolve4();
+          resolve5();
         });
       })(),
       NullCipher,
@@ -28388,9 +28388,9 @@ var require_agent2 = __commonJS({
     "use strict";
     var { Socket } = __require("net");
     var { Duplex } = __require("stream");
-    var { resolve: resolve4 } = __require("path");
+    var { resolve: resolve5 } = __require("path");
     var { readFile: readFile2 } = __require("fs");
-    var { execFile, spawn: spawn2 } = __require("child_process");
+    var { execFile, spawn: spawn3 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
       makeBufferParser,
@@ -28524,7 +28524,7 @@ var require_agent2 = __commonJS({
       const RET_ERR_BINSTDIN = 13;
       const RET_ERR_BINSTDOUT = 14;
       const RET_ERR_BADLEN = 15;
-      const EXEPATH = resolve4(__dirname, "..", "util/pagent.exe");
+      const EXEPATH = resolve5(__dirname, "..", "util/pagent.exe");
       const ERROR = {
         [RET_ERR_BADARGS]: new Error("Invalid pagent.exe arguments"),
         [RET_ERR_UNAVAILABLE]: new Error("Pageant is not running"),
@@ -28567,7 +28567,7 @@ var require_agent2 = __commonJS({
             return cb(new Error("Unexpected multiple agent requests"));
           this.buffer = null;
           let error2;
-          const proc = this.proc = spawn2(EXEPATH, [data.length]);
+          const proc = this.proc = spawn3(EXEPATH, [data.length]);
           proc.stdout.on("data", (data2) => {
             this.push(data2);
           });
@@ -40885,11 +40885,11 @@ var require_lib3 = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve4) {
-          resolve4(value);
+        return value instanceof P ? value : new P(function(resolve5) {
+          resolve5(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve4, reject) {
+      return new (P || (P = Promise))(function(resolve5, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -40905,7 +40905,7 @@ var require_lib3 = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -40992,26 +40992,26 @@ var require_lib3 = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve4) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve5) => __awaiter3(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
             });
             this.message.on("end", () => {
-              resolve4(output.toString());
+              resolve5(output.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve4) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve5) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve4(Buffer.concat(chunks));
+              resolve5(Buffer.concat(chunks));
             });
           }));
         });
@@ -41219,14 +41219,14 @@ var require_lib3 = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             function callbackForResult(err, res) {
               if (err) {
                 reject(err);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve4(res);
+                resolve5(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -41470,12 +41470,12 @@ var require_lib3 = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve4) => setTimeout(() => resolve4(), ms));
+          return new Promise((resolve5) => setTimeout(() => resolve5(), ms));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve4, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve5, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -41483,7 +41483,7 @@ var require_lib3 = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve4(response);
+              resolve5(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -41522,7 +41522,7 @@ var require_lib3 = __commonJS({
               err.result = response.result;
               reject(err);
             } else {
-              resolve4(response);
+              resolve5(response);
             }
           }));
         });
@@ -45496,10 +45496,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep4, value } = collItem;
+        const { start, key, sep: sep5, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep4?.[0],
+          next: key ?? sep5?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -45513,7 +45513,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep4) {
+          if (!keyProps.anchor && !keyProps.tag && !sep5) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -45537,7 +45537,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep4 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep5 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -45553,7 +45553,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep4, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep5, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -45644,7 +45644,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep4 = "";
+        let sep5 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -45658,13 +45658,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep4 + cb;
-              sep4 = "";
+                comment += sep5 + cb;
+              sep5 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep4 += source;
+                sep5 += source;
               hasSpace = true;
               break;
             default:
@@ -45707,18 +45707,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i = 0; i < fc.items.length; ++i) {
         const collItem = fc.items[i];
-        const { start, key, sep: sep4, value } = collItem;
+        const { start, key, sep: sep5, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep4?.[0],
+          next: key ?? sep5?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep4 && !value) {
+          if (!props.anchor && !props.tag && !sep5 && !value) {
             if (i === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i < fc.items.length - 1)
@@ -45772,8 +45772,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap && !sep4 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep4, null, props, onError);
+        if (!isMap && !sep5 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep5, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -45785,7 +45785,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep4 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep5 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -45796,8 +45796,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap && !props.found && ctx.options.strict) {
-              if (sep4)
-                for (const st of sep4) {
+              if (sep5)
+                for (const st of sep5) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -45814,7 +45814,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep4, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep5, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -45994,7 +45994,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i + 1;
       }
       let value = "";
-      let sep4 = "";
+      let sep5 = "";
       let prevMoreIndented = false;
       for (let i = 0; i < contentStart; ++i)
         value += lines[i][0].slice(trimIndent) + "\n";
@@ -46011,24 +46011,24 @@ var require_resolve_block_scalar = __commonJS({
           indent2 = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep4 + indent2.slice(trimIndent) + content;
-          sep4 = "\n";
+          value += sep5 + indent2.slice(trimIndent) + content;
+          sep5 = "\n";
         } else if (indent2.length > trimIndent || content[0] === "	") {
-          if (sep4 === " ")
-            sep4 = "\n";
-          else if (!prevMoreIndented && sep4 === "\n")
-            sep4 = "\n\n";
-          value += sep4 + indent2.slice(trimIndent) + content;
-          sep4 = "\n";
+          if (sep5 === " ")
+            sep5 = "\n";
+          else if (!prevMoreIndented && sep5 === "\n")
+            sep5 = "\n\n";
+          value += sep5 + indent2.slice(trimIndent) + content;
+          sep5 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep4 === "\n")
+          if (sep5 === "\n")
             value += "\n";
           else
-            sep4 = "\n";
+            sep5 = "\n";
         } else {
-          value += sep4 + content;
-          sep4 = " ";
+          value += sep5 + content;
+          sep5 = " ";
           prevMoreIndented = false;
         }
       }
@@ -46211,25 +46211,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep4 = " ";
+      let sep5 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep4 === "\n")
-            res += sep4;
+          if (sep5 === "\n")
+            res += sep5;
           else
-            sep4 = "\n";
+            sep5 = "\n";
         } else {
-          res += sep4 + lm;
-          sep4 = " ";
+          res += sep5 + lm;
+          sep5 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep4 + (match?.[1] ?? "");
+      return res + sep5 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -47039,14 +47039,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep4, value }) {
+    function stringifyItem({ start, key, sep: sep5, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep4)
-        for (const st of sep4)
+      if (sep5)
+        for (const st of sep5)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -48213,18 +48213,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep4;
+          let sep5;
           if (scalar.end) {
-            sep4 = scalar.end;
-            sep4.push(this.sourceToken);
+            sep5 = scalar.end;
+            sep5.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep4 = [this.sourceToken];
+            sep5 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep4 }]
+            items: [{ start, key: scalar, sep: sep5 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -48377,15 +48377,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep4 = it.sep;
-                  sep4.push(this.sourceToken);
+                  const sep5 = it.sep;
+                  sep5.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep4 }]
+                    items: [{ start: start2, key, sep: sep5 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -48579,13 +48579,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep4 = fc.end.splice(1, fc.end.length);
-            sep4.push(this.sourceToken);
+            const sep5 = fc.end.splice(1, fc.end.length);
+            sep5.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep4 }]
+              items: [{ start, key: fc, sep: sep5 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -49056,11 +49056,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
+    return value instanceof P ? value : new P(function(resolve5) {
+      resolve5(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve4, reject) {
+  return new (P || (P = Promise))(function(resolve5, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -49076,7 +49076,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -49708,24 +49708,24 @@ var PromiseQueue = class {
     };
   }
   waitTillIdle() {
-    return new Promise((resolve4) => {
+    return new Promise((resolve5) => {
       if (this.running === 0) {
-        resolve4();
+        resolve5();
         return;
       }
       const dispose = this.onIdle(() => {
         dispose();
-        resolve4();
+        resolve5();
       });
     });
   }
   add(callback) {
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       const runCallback = () => {
         this.running += 1;
         try {
           Promise.resolve(callback()).then((val) => {
-            resolve4(val);
+            resolve5(val);
             this.processNext();
           }, (err) => {
             reject(err);
@@ -49767,23 +49767,23 @@ var defaultFilesystem = {
     return fsPath.basename(path);
   },
   stat(path) {
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       fs3.stat(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve4(res);
+          resolve5(res);
         }
       });
     });
   },
   readdir(path) {
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       fs3.readdir(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve4(res);
+          resolve5(res);
         }
       });
     });
@@ -49827,7 +49827,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
   });
   const result = { files: [], directories: [] };
   const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve4, reject) => {
+  await new Promise((resolve5, reject) => {
     scanDirectoryInternal({
       path,
       recursive: recursive ? "deep" : "shallow",
@@ -49836,7 +49836,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
       fileSystem: mergedFileSystem,
       queue,
       reject
-    }).then(() => queue.waitTillIdle()).then(resolve4, reject);
+    }).then(() => queue.waitTillIdle()).then(resolve5, reject);
   });
   return result;
 }
@@ -49862,12 +49862,12 @@ function unixifyPath(path) {
   return path;
 }
 async function readFile(filePath) {
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     fs4.readFile(filePath, "utf8", (err, res) => {
       if (err) {
         reject(err);
       } else {
-        resolve4(res);
+        resolve5(res);
       }
     });
   });
@@ -49876,12 +49876,12 @@ var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
 async function makeDirectoryWithSftp(path, sftp) {
   let stats = null;
   try {
-    stats = await new Promise((resolve4, reject) => {
+    stats = await new Promise((resolve5, reject) => {
       sftp.stat(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve4(res);
+          resolve5(res);
         }
       });
     });
@@ -49894,12 +49894,12 @@ async function makeDirectoryWithSftp(path, sftp) {
     throw new Error("mkdir() failed, target already exists and is not a directory");
   }
   try {
-    await new Promise((resolve4, reject) => {
+    await new Promise((resolve5, reject) => {
       sftp.mkdir(path, (err) => {
         if (err) {
           reject(err);
         } else {
-          resolve4();
+          resolve5();
         }
       });
     });
@@ -49974,14 +49974,14 @@ var NodeSSH = class {
     }
     const connection = new import_ssh2.default.Client();
     this.connection = connection;
-    await new Promise((resolve4, reject) => {
+    await new Promise((resolve5, reject) => {
       connection.on("error", reject);
       if (config2.onKeyboardInteractive) {
         connection.on("keyboard-interactive", config2.onKeyboardInteractive);
       }
       connection.on("ready", () => {
         connection.removeListener("error", reject);
-        resolve4();
+        resolve5();
       });
       connection.on("end", () => {
         if (this.connection === connection) {
@@ -50003,14 +50003,14 @@ var NodeSSH = class {
   }
   async requestShell(options) {
     const connection = this.getConnection();
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       connection.on("error", reject);
       const callback = (err, res) => {
         connection.removeListener("error", reject);
         if (err) {
           reject(err);
         } else {
-          resolve4(res);
+          resolve5(res);
         }
       };
       if (options == null) {
@@ -50031,14 +50031,14 @@ var NodeSSH = class {
   }
   async requestSFTP() {
     const connection = this.getConnection();
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       connection.on("error", reject);
       connection.sftp((err, res) => {
         connection.removeListener("error", reject);
         if (err) {
           reject(err);
         } else {
-          resolve4(res);
+          resolve5(res);
         }
       });
     });
@@ -50069,7 +50069,7 @@ var NodeSSH = class {
     }
     const connection = this.getConnection();
     const output = { stdout: [], stderr: [] };
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       connection.on("error", reject);
       connection.exec(command, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
         connection.removeListener("error", reject);
@@ -50115,7 +50115,7 @@ var NodeSSH = class {
             stdout = stdout.trim();
             stderr = stderr.trim();
           }
-          resolve4({
+          resolve5({
             code: code != null ? code : null,
             signal: signal != null ? signal : null,
             stdout,
@@ -50177,12 +50177,12 @@ var NodeSSH = class {
     invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
     const sftp = givenSftp || await this.requestSFTP();
     try {
-      await new Promise((resolve4, reject) => {
+      await new Promise((resolve5, reject) => {
         sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
           if (err) {
             reject(err);
           } else {
-            resolve4();
+            resolve5();
           }
         });
       });
@@ -50197,21 +50197,21 @@ var NodeSSH = class {
     invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
     invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
     invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve4) => {
+    invariant2(await new Promise((resolve5) => {
       fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve4(err === null);
+        resolve5(err === null);
       });
     }), `localFile does not exist at ${localFile}`);
     const sftp = givenSftp || await this.requestSFTP();
     const putFile = (retry) => {
-      return new Promise((resolve4, reject) => {
+      return new Promise((resolve5, reject) => {
         sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
           if (err == null) {
-            resolve4();
+            resolve5();
             return;
           }
           if (err.message === "No such file" && retry) {
-            resolve4(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
+            resolve5(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
           } else {
             reject(err);
           }
@@ -50238,14 +50238,14 @@ var NodeSSH = class {
     const sftp = givenSftp || await this.requestSFTP();
     const queue = new PromiseQueue({ concurrency });
     try {
-      await new Promise((resolve4, reject) => {
+      await new Promise((resolve5, reject) => {
         files.forEach((file) => {
           queue.add(async () => {
             await this.putFile(file.local, file.remote, sftp, transferOptions);
             transferred.push(file);
           }).catch(reject);
         });
-        queue.waitTillIdle().then(resolve4);
+        queue.waitTillIdle().then(resolve5);
       });
     } catch (error2) {
       if (error2 != null) {
@@ -50261,9 +50261,9 @@ var NodeSSH = class {
   async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve4) => {
+    const localDirectoryStat = await new Promise((resolve5) => {
       fs4.stat(localDirectory, (err, stat2) => {
-        resolve4(stat2 || null);
+        resolve5(stat2 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -50278,16 +50278,16 @@ var NodeSSH = class {
     directories.sort((a, b) => a.length - b.length);
     let failed = false;
     try {
-      await new Promise((resolve4, reject) => {
+      await new Promise((resolve5, reject) => {
         const queue = new PromiseQueue({ concurrency });
         directories.forEach((directory) => {
           queue.add(async () => {
             await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
           }).catch(reject);
         });
-        resolve4(queue.waitTillIdle());
+        resolve5(queue.waitTillIdle());
       });
-      await new Promise((resolve4, reject) => {
+      await new Promise((resolve5, reject) => {
         const queue = new PromiseQueue({ concurrency });
         files.forEach((file) => {
           queue.add(async () => {
@@ -50302,7 +50302,7 @@ var NodeSSH = class {
             }
           }).catch(reject);
         });
-        resolve4(queue.waitTillIdle());
+        resolve5(queue.waitTillIdle());
       });
     } finally {
       if (!givenSftp) {
@@ -50314,9 +50314,9 @@ var NodeSSH = class {
   async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve4) => {
+    const localDirectoryStat = await new Promise((resolve5) => {
       fs4.stat(localDirectory, (err, stat2) => {
-        resolve4(stat2 || null);
+        resolve5(stat2 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -50334,23 +50334,23 @@ var NodeSSH = class {
           return fsPath2.posix.join(pathA, pathB);
         },
         readdir(path) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             sftp.readdir(path, (err, res) => {
               if (err) {
                 reject(err);
               } else {
-                resolve4(res.map((item) => item.filename));
+                resolve5(res.map((item) => item.filename));
               }
             });
           });
         },
         stat(path) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             sftp.stat(path, (err, res) => {
               if (err) {
                 reject(err);
               } else {
-                resolve4(res);
+                resolve5(res);
               }
             });
           });
@@ -50362,16 +50362,16 @@ var NodeSSH = class {
     directories.sort((a, b) => a.length - b.length);
     let failed = false;
     try {
-      await new Promise((resolve4, reject) => {
+      await new Promise((resolve5, reject) => {
         const queue = new PromiseQueue({ concurrency });
         directories.forEach((directory) => {
           queue.add(async () => {
             await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
           }).catch(reject);
         });
-        resolve4(queue.waitTillIdle());
+        resolve5(queue.waitTillIdle());
       });
-      await new Promise((resolve4, reject) => {
+      await new Promise((resolve5, reject) => {
         const queue = new PromiseQueue({ concurrency });
         files.forEach((file) => {
           queue.add(async () => {
@@ -50386,7 +50386,7 @@ var NodeSSH = class {
             }
           }).catch(reject);
         });
-        resolve4(queue.waitTillIdle());
+        resolve5(queue.waitTillIdle());
       });
     } finally {
       if (!givenSftp) {
@@ -50397,7 +50397,7 @@ var NodeSSH = class {
   }
   forwardIn(remoteAddr, remotePort, onConnection) {
     const connection = this.getConnection();
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
         if (error2) {
           reject(error2);
@@ -50422,25 +50422,25 @@ var NodeSSH = class {
             });
           });
         };
-        resolve4({ port, dispose });
+        resolve5({ port, dispose });
       });
     });
   }
   forwardOut(srcIP, srcPort, dstIP, dstPort) {
     const connection = this.getConnection();
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
         if (error2) {
           reject(error2);
           return;
         }
-        resolve4(channel);
+        resolve5(channel);
       });
     });
   }
   forwardInStreamLocal(socketPath, onConnection) {
     const connection = this.getConnection();
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
         if (error2) {
           reject(error2);
@@ -50465,19 +50465,19 @@ var NodeSSH = class {
             });
           });
         };
-        resolve4({ dispose });
+        resolve5({ dispose });
       });
     });
   }
   forwardOutStreamLocal(socketPath) {
     const connection = this.getConnection();
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
         if (error2) {
           reject(error2);
           return;
         }
-        resolve4(channel);
+        resolve5(channel);
       });
     });
   }
@@ -50703,7 +50703,7 @@ var SshConnection = class _SshConnection {
           throw new SshConnectionError(`${error2.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`, true);
         }
         options.log?.("warning", `${error2.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
-        await new Promise((resolve4) => setTimeout(resolve4, delayMs));
+        await new Promise((resolve5) => setTimeout(resolve5, delayMs));
       }
     }
   }
@@ -50755,7 +50755,7 @@ var SshConnection = class _SshConnection {
       return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
     }
     const maxBuffer = options.maxBufferBytes ?? 64 * 1024 * 1024;
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       client.exec(commandLine, (error2, channel) => {
         if (error2) return reject(new SshConnectionError(`Could not start a command on ${this.target}: ${error2.message}`, false));
         const stdoutChunks = [];
@@ -50797,8 +50797,8 @@ var SshConnection = class _SshConnection {
           if (timer) clearTimeout(timer);
           const settle = () => {
             if (overflow) return reject(new Error(`Output of a command on ${this.target} exceeded ${maxBuffer} bytes; stream it instead`));
-            if (clientTimedOut) return resolve4({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
-            resolve4({
+            if (clientTimedOut) return resolve5({ code: 124, signal: "TIMEOUT", stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr });
+            resolve5({
               code: exit.code ?? 255,
               ...exit.signal ? { signal: exit.signal } : {},
               stdout: Buffer.concat(stdoutChunks).toString("utf8"),
@@ -50853,7 +50853,7 @@ var SshConnection = class _SshConnection {
     if (!sftp) return this.uploadOverExec(remotePath, content, options);
     const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
     const call = (what, fn) => new Promise(
-      (resolve4, reject) => fn((error2, value) => error2 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error2.message}`)) : resolve4(value))
+      (resolve5, reject) => fn((error2, value) => error2 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error2.message}`)) : resolve5(value))
     );
     try {
       await call("write", (done) => sftp.writeFile(temporary, content, { mode: options.mode }, done));
@@ -50895,17 +50895,17 @@ var SshConnection = class _SshConnection {
         socket.on("error", () => channel.close());
       }).catch(() => socket.destroy());
     });
-    await new Promise((resolve4, reject) => {
+    await new Promise((resolve5, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve4());
+      server.listen(0, "127.0.0.1", () => resolve5());
     });
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : 0;
     return {
       port,
-      close: () => new Promise((resolve4) => {
+      close: () => new Promise((resolve5) => {
         for (const socket of sockets) socket.destroy();
-        server.close(() => resolve4());
+        server.close(() => resolve5());
       })
     };
   }
@@ -51285,11 +51285,11 @@ ${codeBlock(message)}
 }
 function flushed(stream, timeoutMs = 3e4) {
   if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
-  return new Promise((resolve4) => {
-    const timer = setTimeout(resolve4, timeoutMs);
+  return new Promise((resolve5) => {
+    const timer = setTimeout(resolve5, timeoutMs);
     stream.write("", () => {
       clearTimeout(timer);
-      resolve4();
+      resolve5();
     });
   });
 }
@@ -51571,7 +51571,9 @@ function planPrune(state, keep, protect) {
   const used = /* @__PURE__ */ new Set();
   for (const [id, images2] of state.locks) if (!remove.includes(id)) for (const image of Object.values(images2)) used.add(image);
   const images = /* @__PURE__ */ new Set();
-  for (const id of remove) for (const image of Object.values(state.locks.get(id) ?? {})) if (image.includes("@sha256:") && !used.has(image)) images.add(image);
+  for (const id of remove) {
+    for (const image of Object.values(state.locks.get(id) ?? {})) if ((image.includes("@sha256:") || image.endsWith(`:${id}`)) && !used.has(image)) images.add(image);
+  }
   return { remove, images: [...images].sort() };
 }
 function removeReleases(projectDir, ids) {
@@ -51658,11 +51660,11 @@ var httpClient = __toESM(require_lib3(), 1);
 var import_undici2 = __toESM(require_undici(), 1);
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
+    return value instanceof P ? value : new P(function(resolve5) {
+      resolve5(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve4, reject) {
+  return new (P || (P = Promise))(function(resolve5, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -51678,7 +51680,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -55821,7 +55823,7 @@ async function startDeployment(inputs, ctx, env = process.env) {
 }
 
 // packages/health/src/gate.ts
-var sleep = (ms) => new Promise((resolve4) => setTimeout(resolve4, ms));
+var sleep = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 async function runGate(probes, options) {
   const start = performance.now();
   const firstOk = /* @__PURE__ */ new Map();
@@ -55882,8 +55884,8 @@ var MAX_BODY_BYTES = 1024 * 1024;
 function checkHttp(check) {
   const url = new URL(check.url);
   const request2 = url.protocol === "https:" ? httpsRequest : httpRequest;
-  return new Promise((resolve4) => {
-    const done = (outcome) => resolve4(outcome);
+  return new Promise((resolve5) => {
+    const done = (outcome) => resolve5(outcome);
     const req = request2(
       {
         protocol: url.protocol,
@@ -56076,7 +56078,7 @@ function answerError(what, request2, answer) {
 }
 
 // action-deploy/src/strategies/coolify.ts
-var sleep2 = (ms) => new Promise((resolve4) => setTimeout(resolve4, ms));
+var sleep2 = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 var SUMMARY_LOG_LINES = 100;
 async function deployCoolify(inputs, _ctx) {
   const coolify = inputs.coolify;
@@ -56243,11 +56245,12 @@ function detectComposeCommand(sudoDocker) {
 function inProject(project, commands) {
   return [["cd", project.directory], ...commands];
 }
-var pull = (cli, project) => inProject(project, [compose(cli, project, "pull")]);
-function pullWithLogin(cli, project, login) {
+var pull = (cli, project, services = []) => inProject(project, [compose(cli, project, "pull", ...services)]);
+var build = (cli, project, services) => inProject(project, [compose(cli, project, "build", ...services)]);
+function pullWithLogin(cli, project, login, services = []) {
   if (cli.compose === "v1" && cli.sudo) throw new Error("registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand");
   const config2 = raw('"$cfg"');
-  const pullCommand = compose(cli, project, "pull");
+  const pullCommand = compose(cli, project, "pull", ...services);
   const withConfig = cli.compose === "v2" ? pullCommand.flatMap((token, index) => token === "docker" && pullCommand[index + 1] === "compose" ? ["docker", "--config", config2] : [token]) : [raw('DOCKER_CONFIG="$cfg"'), ...pullCommand];
   return inProject(project, [
     [raw('cfg=$(mktemp -d "${TMPDIR:-/tmp}/skiff-docker-config.XXXXXX")')],
@@ -56418,7 +56421,7 @@ async function acquireLock(executor, projectDir, owner, options) {
     }
     if (!waitingSaid) info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
     waitingSaid = true;
-    await new Promise((resolve4) => setTimeout(resolve4, POLL_MS));
+    await new Promise((resolve5) => setTimeout(resolve5, POLL_MS));
   }
   return {
     async release() {
@@ -56445,10 +56448,92 @@ import { randomBytes as randomBytes4 } from "node:crypto";
 // action-deploy/src/deploy.ts
 import { posix as posix2 } from "node:path";
 
-// action-deploy/src/digests.ts
+// action-deploy/src/server-build.ts
 var import_yaml = __toESM(require_dist(), 1);
+import { spawn } from "node:child_process";
+import { statSync } from "node:fs";
+import { dirname, relative, resolve, sep as sep2 } from "node:path";
+import { Readable } from "node:stream";
+var BUILD_OVERRIDE = "build.override.json";
+var BUILD_DIR = "build";
+var REMOTE_CONTEXT = /^(https?:\/\/|git@|git:\/\/|ssh:\/\/|github\.com\/)/;
+function findServerBuilds(workspace2, composeFiles, images) {
+  const contexts = /* @__PURE__ */ new Map();
+  for (const file of composeFiles) {
+    const parsed = (0, import_yaml.parse)(file.content) ?? {};
+    for (const [service, definition] of Object.entries(parsed.services ?? {})) {
+      if (!contexts.has(service)) contexts.set(service, void 0);
+      const build2 = definition?.build;
+      if (build2 === void 0 || build2 === null) continue;
+      contexts.set(service, typeof build2 === "string" ? build2 : build2.context ?? ".");
+    }
+  }
+  const projectDir = resolve(workspace2, dirname(composeFiles[0]?.path ?? "."));
+  const problems = [];
+  const builds = [];
+  for (const [service, declared] of contexts) {
+    if (declared === void 0 || images[service] !== void 0 || REMOTE_CONTEXT.test(declared)) continue;
+    if (declared.includes("$")) {
+      problems.push(`service ${service}: build context ${JSON.stringify(declared)} uses a variable, which the runner cannot resolve; name the folder`);
+      continue;
+    }
+    const localContext = resolve(projectDir, declared);
+    const inside = relative(workspace2, localContext);
+    if (inside.startsWith("..") || inside.split(sep2).includes("..")) {
+      problems.push(`service ${service}: build context ${declared} is outside the repository`);
+      continue;
+    }
+    let isDirectory2 = false;
+    try {
+      isDirectory2 = statSync(localContext).isDirectory();
+    } catch {
+      isDirectory2 = false;
+    }
+    if (!isDirectory2) {
+      problems.push(`service ${service}: build context ${declared} is not a folder in the repository (${localContext})`);
+      continue;
+    }
+    builds.push({ service, localContext, declared });
+  }
+  if (problems.length > 0) throw new Error(problems.join("; "));
+  return { services: [...contexts.keys()], builds };
+}
+var builtImage = (projectName, service, releaseId) => `${projectName}-${service.toLowerCase().replace(/[^a-z0-9_.-]/g, "-")}:${releaseId}`;
+function buildOverride(releasePath, projectName, releaseId, builds) {
+  const services = Object.fromEntries(builds.map(({ service }) => [service, { build: { context: `${releasePath}/${BUILD_DIR}/${service}` }, image: builtImage(projectName, service, releaseId) }]));
+  return `${JSON.stringify({ services }, null, 2)}
+`;
+}
+function unpackContext(remoteDir) {
+  return [["mkdir", "-p", remoteDir], ["tar", "-x", "-f", "-", "--no-same-owner", "-C", remoteDir]];
+}
+function contextTar(localContext) {
+  let started = false;
+  const stream = new Readable({
+    read() {
+      if (started) return;
+      started = true;
+      const tar = spawn("tar", ["--exclude-vcs", "-C", localContext, "-c", "-f", "-", "."], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      tar.stderr.on("data", (chunk) => stderr += chunk.toString());
+      tar.stdout.on("data", (chunk) => {
+        if (!stream.push(chunk)) tar.stdout.pause();
+      });
+      stream._read = () => void tar.stdout.resume();
+      tar.on("error", (error2) => stream.destroy(new Error(`packing the build context ${localContext} failed: ${error2.message}`)));
+      tar.on("close", (code) => {
+        if (code === 0) stream.push(null);
+        else stream.destroy(new Error(`packing the build context ${localContext} failed (tar exit ${code}): ${stderr.trim().slice(0, 500)}`));
+      });
+    }
+  });
+  return stream;
+}
+
+// action-deploy/src/digests.ts
+var import_yaml2 = __toESM(require_dist(), 1);
 function servicesFromConfig(configYaml) {
-  const config2 = (0, import_yaml.parse)(configYaml) ?? {};
+  const config2 = (0, import_yaml2.parse)(configYaml) ?? {};
   const services = {};
   for (const [name, service] of Object.entries(config2.services ?? {})) services[name] = service?.image;
   return services;
@@ -56491,10 +56576,10 @@ function pinImages(services, images, inspectOutput) {
 }
 
 // action-deploy/src/shipped-files.ts
-var import_yaml2 = __toESM(require_dist(), 1);
+var import_yaml3 = __toESM(require_dist(), 1);
 import { createHash as createHash2 } from "node:crypto";
-import { readdirSync, readFileSync as readFileSync2, statSync } from "node:fs";
-import { posix, relative, resolve, sep as sep2 } from "node:path";
+import { readdirSync, readFileSync as readFileSync2, statSync as statSync2 } from "node:fs";
+import { posix, relative as relative2, resolve as resolve2, sep as sep3 } from "node:path";
 var FILES_OVERRIDE = "files.override.json";
 var SHIPPED_DIR = "files";
 var STORE = ".skiff/files";
@@ -56517,10 +56602,10 @@ function globToRegExp(pattern) {
 function walk(root, dir, out) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (entry.name === ".git") continue;
-    const full = resolve(dir, entry.name);
-    const stat2 = statSync(full);
+    const full = resolve2(dir, entry.name);
+    const stat2 = statSync2(full);
     if (stat2.isDirectory()) walk(root, full, out);
-    else if (stat2.isFile()) out.push(relative(root, full).split(sep2).join("/"));
+    else if (stat2.isFile()) out.push(relative2(root, full).split(sep3).join("/"));
   }
 }
 function expandShippedFiles(workspace2, composeDir, patterns) {
@@ -56543,10 +56628,10 @@ function expandShippedFiles(workspace2, composeDir, patterns) {
       const regexp = globToRegExp(clean);
       matches = all.filter((file) => regexp.test(file));
     } else {
-      const full = resolve(workspace2, clean);
+      const full = resolve2(workspace2, clean);
       let stat2;
       try {
-        stat2 = statSync(full);
+        stat2 = statSync2(full);
       } catch {
         problems.push(`${JSON.stringify(pattern)} does not exist`);
         continue;
@@ -56567,10 +56652,10 @@ function expandShippedFiles(workspace2, composeDir, patterns) {
       problems.push(`${file} is outside ${composeDir || "the repository root"}/, the first compose file's folder, from which Compose resolves ./ paths`);
       continue;
     }
-    const full = resolve(workspace2, file);
+    const full = resolve2(workspace2, file);
     const content = readFileSync2(full);
     bytes += content.length;
-    files.push({ path: placed, mode: statSync(full).mode & 73 ? 493 : 420, content });
+    files.push({ path: placed, mode: statSync2(full).mode & 73 ? 493 : 420, content });
   }
   if (files.length > MAX_FILES || bytes > MAX_BYTES) {
     problems.push(`${files.length} files, ${bytes} bytes: more than ${MAX_FILES} files or ${MAX_BYTES / 1024 / 1024} MiB is not configuration; bake it into the image`);
@@ -56591,7 +56676,7 @@ function treeHash(files, source) {
 }
 var storePath = (projectDir, mount) => `${projectDir}/${STORE}/${mount.hash}/${posix.basename(mount.source)}`;
 function resolveShippedFiles(configYaml, projectDir, files) {
-  const config2 = (0, import_yaml2.parse)(configYaml) ?? {};
+  const config2 = (0, import_yaml3.parse)(configYaml) ?? {};
   const prefix = `${projectDir}/`;
   const mounts = /* @__PURE__ */ new Map();
   const used = /* @__PURE__ */ new Set();
@@ -56683,12 +56768,12 @@ function pruneStore(projectDir, releasesPath) {
 }
 
 // action-deploy/src/deploy.ts
-function projectOf(inputs, id, composeFiles, hasEnv, hasFiles) {
+function projectOf(inputs, id, composeFiles, hasEnv, hasFiles, hasBuild) {
   const dir = releaseDir(inputs.projectDir, id);
   return {
     name: inputs.projectName,
     directory: inputs.projectDir,
-    files: [...composeFiles.map((name) => `${dir}/${name}`), ...hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : [], `${dir}/${IMAGE_LOCK}`],
+    files: [...composeFiles.map((name) => `${dir}/${name}`), ...hasBuild ? [`${dir}/${BUILD_OVERRIDE}`] : [], ...hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : [], `${dir}/${IMAGE_LOCK}`],
     ...hasEnv ? { envFile: `${dir}/${ENV_FILE}` } : {}
   };
 }
@@ -56706,7 +56791,8 @@ function meta(d, release) {
     services: release.images,
     composeFiles: [...release.composeFiles],
     hasEnv: release.hasEnv,
-    hasFiles: release.hasFiles
+    hasFiles: release.hasFiles,
+    built: release.built
   };
 }
 async function uploadRelease(d, id) {
@@ -56719,9 +56805,14 @@ async function uploadRelease(d, id) {
   const hasEnv = inputs.envFile !== void 0;
   if (inputs.envFile !== void 0) await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
   if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
+  for (const build2 of inputs.serverBuilds) {
+    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build2.service}`), { description: `upload the build context of ${build2.service} (${build2.declared})`, stdin: contextTar(build2.localContext), timeoutSeconds: inputs.pullTimeoutSeconds });
+  }
+  const built = inputs.serverBuilds.map((build2) => build2.service);
+  if (built.length > 0) await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), { mode: 420, description: `build ${built.join(", ")} from the release, tagged with its id` });
   await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 420, description: "upload the requested images" });
   const composeFiles = inputs.composeFiles.map((f) => f.name);
-  const release = { id, project: projectOf(inputs, id, composeFiles, hasEnv, false), composeFiles, hasEnv, hasFiles: false, images: { ...inputs.images }, unpinned: [] };
+  const release = { id, project: projectOf(inputs, id, composeFiles, hasEnv, false, built.length > 0), composeFiles, hasEnv, hasFiles: false, built, images: { ...inputs.images }, unpinned: [] };
   await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
 `, { mode: 420, description: "upload meta.json" });
   return release;
@@ -56735,14 +56826,20 @@ async function uploadShippedFiles(d, dir, files) {
 }
 async function pullImages(d, release) {
   const login = d.inputs.registryLogin;
+  const services = release.built.length === 0 ? [] : d.inputs.composeServices.filter((service) => !release.built.includes(service));
+  if (release.built.length > 0 && services.length === 0) return;
   if (!login) {
-    await d.server.run(pull(d.cli, release.project), { description: "pull images (pull-timeout)", timeoutSeconds: d.inputs.pullTimeoutSeconds }).catch((error2) => {
+    await d.server.run(pull(d.cli, release.project, services), { description: "pull images (pull-timeout)", timeoutSeconds: d.inputs.pullTimeoutSeconds }).catch((error2) => {
       throw pullFailureHint(error2, false);
     });
     return;
   }
-  await d.server.run(pullWithLogin(d.cli, release.project, login), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}
+  await d.server.run(pullWithLogin(d.cli, release.project, login, services), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}
 ` });
+}
+async function buildOnServer(d, release) {
+  if (release.built.length === 0) return;
+  await d.server.run(build(d.cli, release.project, release.built), { description: `build ${release.built.join(", ")} on the server (pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds });
 }
 function pullFailureHint(error2, login) {
   if (login || !/unauthorized|denied|authentication required|no basic auth credentials/i.test(error2.message)) return error2;
@@ -56756,13 +56853,13 @@ async function resolveDigests(d, release) {
   const inspect = images.length === 0 ? "" : (await d.server.run(repoDigests(d.cli, images), { description: "resolve image digests", timeoutSeconds: 120 })).stdout;
   const { pinned, unpinned } = pinImages(services, images, inspect);
   release.images = pinned;
-  release.unpinned = unpinned;
+  release.unpinned = unpinned.filter((service) => !release.built.includes(service));
   const dir = releaseDir(d.inputs.projectDir, release.id);
   if (d.inputs.shippedFiles) await placeShippedFiles(d, release, configYaml, d.inputs.shippedFiles);
   await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(pinned), { mode: 420, description: "pin images to digests" });
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
 `, { mode: 420, description: "record the pinned images in meta.json" });
-  if (unpinned.length > 0) warning(`Not pinned to a digest (the image has no registry digest, e.g. built on the server): ${unpinned.join(", ")}`);
+  if (release.unpinned.length > 0) warning(`Not pinned to a digest (the image has no registry digest and was not built by this deploy): ${release.unpinned.join(", ")}`);
 }
 async function placeShippedFiles(d, release, configYaml, files) {
   const { projectDir } = d.inputs;
@@ -56772,7 +56869,7 @@ async function placeShippedFiles(d, release, configYaml, files) {
   await d.server.run(storeShippedFiles(projectDir, dir, resolution.mounts), { description: `store ${resolution.mounts.length} mount(s) of shipped files under their content hash`, timeoutSeconds: 120 });
   await d.server.upload(`${dir}/${FILES_OVERRIDE}`, resolution.override, { mode: 420, description: `point ${resolution.services.join(", ") || "the services"}' mounts at this release's files` });
   release.hasFiles = true;
-  release.project = projectOf(d.inputs, release.id, release.composeFiles, release.hasEnv, true);
+  release.project = projectOf(d.inputs, release.id, release.composeFiles, release.hasEnv, true, release.built.length > 0);
 }
 var PROJECT_ANCHOR = ".skiff-project.yaml";
 async function runPreDeploy(d, release, script2) {
@@ -56812,10 +56909,11 @@ async function loadRelease(d, id) {
   const stored = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout);
   return {
     id,
-    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv, stored.hasFiles ?? false),
+    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv, stored.hasFiles ?? false, (stored.built ?? []).length > 0),
     composeFiles: stored.composeFiles,
     hasEnv: stored.hasEnv,
     hasFiles: stored.hasFiles ?? false,
+    built: stored.built ?? [],
     images: stored.services,
     unpinned: []
   };
@@ -56880,7 +56978,7 @@ function decideRetention(backups, policy, now) {
 }
 
 // packages/backup/src/sources.ts
-var import_yaml3 = __toESM(require_dist(), 1);
+var import_yaml4 = __toESM(require_dist(), 1);
 var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 function shown(value) {
@@ -56917,7 +57015,7 @@ function parseSources(text) {
   const problems = [];
   let document2;
   try {
-    document2 = (0, import_yaml3.parse)(text);
+    document2 = (0, import_yaml4.parse)(text);
   } catch (error2) {
     return { sources: [], problems: [`is not valid YAML: ${error2.message.split("\n")[0]}`] };
   }
@@ -57147,13 +57245,13 @@ function globalsCommand(source, secretFile) {
   return pgTool(source, ["pg_dumpall", "--globals-only"], secretFile);
 }
 function filesDump(source) {
-  const relative2 = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
-  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative2];
+  const relative3 = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
+  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative3];
   const mounts = [
     ...(source.paths ?? []).flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}:ro`]),
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
   ];
-  const members = [...relative2.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
+  const members = [...relative3.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
   return ["docker", "run", "--rm", "--network=none", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
 }
 function toolVersionCommand(source) {
@@ -57614,7 +57712,7 @@ async function pruneSource(store, sourceName, policy, options) {
 }
 
 // action-deploy/src/backup-before-deploy.ts
-var import_yaml4 = __toESM(require_dist(), 1);
+var import_yaml5 = __toESM(require_dist(), 1);
 var BACKUP_BEFORE_DEPLOY_INPUTS = [
   {
     name: "backup-before-deploy",
@@ -57654,8 +57752,8 @@ function readBackupPath(projectDir, wanted) {
 }
 function asList(text) {
   try {
-    const document2 = (0, import_yaml4.parse)(text);
-    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml4.stringify)([document2]) : text;
+    const document2 = (0, import_yaml5.parse)(text);
+    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml5.stringify)([document2]) : text;
   } catch {
     return text;
   }
@@ -57861,7 +57959,7 @@ async function deployNewRelease(d, how = recreateSwitch) {
       return message;
     }
   };
-  const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.backupBeforeDeploy === void 0 ? void 0 : await beforeSwitch("backup-before-deploy", async () => void base.backups.push(...await backupBeforeDeploy(d, release, previous)))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
+  const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Building images on the server", () => buildOnServer(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.backupBeforeDeploy === void 0 ? void 0 : await beforeSwitch("backup-before-deploy", async () => void base.backups.push(...await backupBeforeDeploy(d, release, previous)))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
   if (early) return { ...base, status: "failed", images: release.images, error: early };
   const switched = await switchOrFail(how, d, release, previous);
   base.gates.push(...switched.gates);
@@ -57924,9 +58022,9 @@ async function rollbackTo(d, wanted, reason = "manual rollback", how = recreateS
 }
 
 // action-deploy/src/strategies/rolling-plan.ts
-var import_yaml5 = __toESM(require_dist(), 1);
+var import_yaml6 = __toESM(require_dist(), 1);
 function serviceShapes(configYaml) {
-  const config2 = (0, import_yaml5.parse)(configYaml) ?? {};
+  const config2 = (0, import_yaml6.parse)(configYaml) ?? {};
   return Object.entries(config2.services ?? {}).map(([name, raw2]) => {
     const service = raw2 ?? {};
     const fixedPorts = (service.ports ?? []).flatMap((port) => {
@@ -58112,7 +58210,7 @@ async function rollServices(d, release, running, plan) {
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
   if (drain > 0) {
     info(`New containers healthy; waiting ${drain}s so the proxy routes to them before the old ones stop`);
-    await new Promise((resolve4) => setTimeout(resolve4, drain * 1e3));
+    await new Promise((resolve5) => setTimeout(resolve5, drain * 1e3));
   }
   await retire(d, plan.roll.flatMap((entry) => entry.old), `stop and remove the old containers of ${services.join(", ")}`);
   return { gate: { label, gate } };
@@ -58153,7 +58251,7 @@ async function relinkEnv(d, running) {
 import { randomBytes as randomBytes5 } from "node:crypto";
 
 // action-deploy/src/strategies/swarm-stack.ts
-var import_yaml6 = __toESM(require_dist(), 1);
+var import_yaml7 = __toESM(require_dist(), 1);
 var STACK_FILE = "skiff-stack.yml";
 var isMapping = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
 function hostModePorts(ports) {
@@ -58165,7 +58263,7 @@ function serviceViews(files) {
   for (const file of files) {
     let doc;
     try {
-      doc = (0, import_yaml6.parse)(file.content);
+      doc = (0, import_yaml7.parse)(file.content);
     } catch (error2) {
       throw new Error(`compose file ${file.name} is not valid YAML: ${error2.message}`);
     }
@@ -58208,7 +58306,7 @@ function stackOverride(files, images = {}) {
   }
   const doc = { ...version2 === void 0 ? {} : { version: version2 }, services: out };
   const header = "# Written by Skiff (strategy: swarm): update and rollback settings the compose files leave unset, and the pinned images.\n";
-  return { content: `${header}${(0, import_yaml6.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
+  return { content: `${header}${(0, import_yaml7.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
 }
 var STATE_SEPARATOR = "--- skiff tasks ---";
 var ROLLING_BACK = "Swarm is rolling the update back";
@@ -58454,10 +58552,10 @@ async function planSwarm(recorder, inputs, ctx) {
 import { randomBytes as randomBytes6 } from "node:crypto";
 
 // action-deploy/src/strategies/systemd-artifact.ts
-import { spawn } from "node:child_process";
+import { spawn as spawn2 } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { open as open2 } from "node:fs/promises";
-import { basename, dirname } from "node:path";
+import { basename, dirname as dirname2 } from "node:path";
 import { PassThrough } from "node:stream";
 var ARCHIVE_NAME = /\.(tar|tgz|tar\.gz|txz|tar\.xz|tzst|tar\.zst|tbz2?|tar\.bz2)$/i;
 function compressionOf(head2) {
@@ -58472,15 +58570,15 @@ function isArchiveName(path) {
   return ARCHIVE_NAME.test(path);
 }
 function tarFrom(cwd, entry) {
-  const child = spawn("tar", ["-C", cwd, "-czf", "-", entry], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn2("tar", ["-C", cwd, "-czf", "-", entry], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk) => {
     if (stderr.length < 4e3) stderr += chunk.toString();
   });
-  const finished2 = new Promise((resolve4, reject) => {
+  const finished2 = new Promise((resolve5, reject) => {
     child.on("error", (error2) => reject(new Error(`cannot run tar on the runner: ${error2.message}`)));
     child.on("close", (code, signal) => {
-      if (code === 0) resolve4();
+      if (code === 0) resolve5();
       else reject(new Error(`tar on the runner failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n").slice(-5).join("\n")}`));
     });
   });
@@ -58511,12 +58609,12 @@ async function artifactCompression(absolute, isDirectory2) {
 }
 async function artifactStream(absolute, isDirectory2) {
   if (isDirectory2) return { ...tarFrom(absolute, "."), description: `tar.gz stream of the directory` };
-  if (!isArchiveName(absolute)) return { ...tarFrom(dirname(absolute), basename(absolute)), description: `the file ${basename(absolute)}` };
+  if (!isArchiveName(absolute)) return { ...tarFrom(dirname2(absolute), basename(absolute)), description: `the file ${basename(absolute)}` };
   const compression = await artifactCompression(absolute, false);
   const stream = createReadStream(absolute);
-  const finished2 = new Promise((resolve4, reject) => {
-    stream.on("end", resolve4);
-    stream.on("close", resolve4);
+  const finished2 = new Promise((resolve5, reject) => {
+    stream.on("end", resolve5);
+    stream.on("close", resolve5);
     stream.on("error", reject);
   });
   finished2.catch(() => void 0);
@@ -58670,7 +58768,7 @@ function previousOf(state) {
   if (state.current !== void 0 && state.deployed.has(state.current)) return state.current;
   return [...state.deployed].filter((id) => state.releases.includes(id)).sort().at(-1);
 }
-var sleep3 = (ms) => new Promise((resolve4) => setTimeout(resolve4, ms));
+var sleep3 = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 async function uploadArtifact(d, source, dir) {
   const artifact = await artifactStream(source.absolute, source.isDirectory);
   try {
@@ -58966,7 +59064,7 @@ function strategyOf(inputs) {
 
 // action-deploy/src/inputs.ts
 import { readFileSync as readFileSync3, existsSync as existsSync3 } from "node:fs";
-import { basename as basename2, posix as posix3, resolve as resolve3, sep as sep3 } from "node:path";
+import { basename as basename2, posix as posix3, resolve as resolve4, sep as sep4 } from "node:path";
 
 // action-deploy/src/strategies/coolify-inputs.ts
 var COOLIFY_INPUTS = [
@@ -59075,8 +59173,8 @@ function readSwarmInputs(strategy) {
 }
 
 // action-deploy/src/strategies/systemd-inputs.ts
-import { statSync as statSync2 } from "node:fs";
-import { resolve as resolve2 } from "node:path";
+import { statSync as statSync3 } from "node:fs";
+import { resolve as resolve3 } from "node:path";
 var SYSTEMD_INPUTS = [
   {
     name: "systemd-unit",
@@ -59133,10 +59231,10 @@ function parseGitRepository(value) {
 }
 function readArtifact(value) {
   const workspace2 = process.env.GITHUB_WORKSPACE || process.cwd();
-  const absolute = resolve2(workspace2, value);
+  const absolute = resolve3(workspace2, value);
   let isDirectory2;
   try {
-    const stat2 = statSync2(absolute);
+    const stat2 = statSync3(absolute);
     if (!stat2.isDirectory() && !stat2.isFile()) throw new Error("not a file or directory");
     isDirectory2 = stat2.isDirectory();
   } catch (error2) {
@@ -59211,6 +59309,12 @@ var DEPLOY_INPUTS = [
   },
   { name: "env-file", description: "Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.", required: false, secret: true },
   {
+    name: "build-on-server",
+    description: "What to do with a service that has `build:` and no `images:` line: `true` builds it on the server from its context, shipped from the repository with the release, tagged `<project>-<service>:<release-id>` (a rollback starts exactly that image; it is deleted with its release); `false` refuses the deploy before anything changes (build and push it with action-build-push and pass `images:` instead). Strategies recreate and rolling.",
+    required: false,
+    default: "true"
+  },
+  {
     name: "files",
     description: "Configuration files the compose file bind-mounts or names under `configs:`/`secrets:` (a `./Caddyfile`, `nginx.conf`, `prometheus.yml`), one path, folder or glob (`*`, `**`, `?`) per line, relative to the repository. Each is placed where Compose resolves it from the first compose file's folder, kept with its release (a rollback brings its files back), and a service is recreated when a file it mounts changes. A shipped file that no mount, config or secret reads is an error. Strategies recreate and rolling.",
     required: false
@@ -59233,7 +59337,7 @@ var DEPLOY_INPUTS = [
     description: "Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.",
     required: false
   },
-  { name: "pull-timeout", description: "How long the image pull may take before the deploy fails (nothing switched), e.g. 30m.", required: false, default: "30m" },
+  { name: "pull-timeout", description: "How long the image pull, and each upload of a build context and the build on the server (build-on-server), may take before the deploy fails (nothing switched), e.g. 30m.", required: false, default: "30m" },
   { name: "pre-deploy-timeout", description: "How long pre-deploy (and systemd's install-command) may run before the deploy fails (nothing switched), e.g. 1h for a long migration.", required: false, default: "1h" },
   { name: "keep-releases", description: "How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).", required: false, default: "5" },
   { name: "lock-timeout", description: "How long to wait for another deploy of the same project to finish, e.g. 10m.", required: false, default: "10m" },
@@ -59323,13 +59427,13 @@ function readProjectName(projectDir) {
 function readComposeFiles() {
   const given = getList("compose-file");
   const root = workspace();
-  const paths = given ?? [["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"].find((name) => existsSync3(resolve3(root, name))) ?? "compose.yaml"];
+  const paths = given ?? [["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"].find((name) => existsSync3(resolve4(root, name))) ?? "compose.yaml"];
   const used = /* @__PURE__ */ new Set();
   const problems = [];
   const files = paths.map((path, index) => {
     let content = "";
     try {
-      content = readFileSync3(resolve3(root, path), "utf8");
+      content = readFileSync3(resolve4(root, path), "utf8");
     } catch (error2) {
       problems.push(`${JSON.stringify(path)} (${error2.code ?? error2.message})`);
     }
@@ -59354,12 +59458,29 @@ function envValues(envFile) {
   }
   return [...values];
 }
+function readServerBuilds(composeFiles, images, buildOnServer2) {
+  if (composeFiles === void 0 || composeFiles.length === 0 || images === void 0) return void 0;
+  let found;
+  try {
+    found = findServerBuilds(workspace(), composeFiles, images);
+  } catch (error2) {
+    throw new InputError("compose-file", `Input "compose-file": ${error2.message}`);
+  }
+  if (buildOnServer2 === false && found.builds.length > 0) {
+    const list = found.builds.map((build2) => `${build2.service} (build: ${build2.declared})`).join(", ");
+    throw new InputError(
+      ["build-on-server", "images"],
+      `Input "build-on-server" is false, and ${list} ${found.builds.length === 1 ? "has" : "have"} no "images" line: build and push ${found.builds.length === 1 ? "it" : "them"} with action-build-push and pass images: ${found.builds.map((build2) => `${build2.service}=<its image-ref output>`).join(", ")}; or set build-on-server: true to build on the server`
+    );
+  }
+  return found;
+}
 function readShippedFiles(composeFiles) {
   const patterns = getList("files");
   if (patterns === void 0 || patterns.length === 0) return void 0;
   const first = composeFiles?.[0];
   if (first === void 0) return void 0;
-  const composeDir = posix3.dirname(first.path.split(sep3).join("/").replace(/^\.\//, ""));
+  const composeDir = posix3.dirname(first.path.split(sep4).join("/").replace(/^\.\//, ""));
   try {
     return expandShippedFiles(workspace(), composeDir === "." ? "" : composeDir, patterns);
   } catch (error2) {
@@ -59481,6 +59602,8 @@ function readDeployInputs() {
   const shippedFiles = c.read(() => readShippedFiles(composeFiles));
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList("images") ?? []));
+  const buildOnServer2 = c.read(() => getBoolean("build-on-server", { default: true }));
+  const builds = c.read(() => readServerBuilds(composeFiles, images, buildOnServer2));
   const preDeploy = c.read(() => getString("pre-deploy"));
   const backupBeforeDeploy2 = c.read(() => readBackupBeforeDeployInputs(projectDir));
   const keepReleases = c.read(() => getInteger("keep-releases", { default: Number(definitionDefault2("keep-releases")), min: 1, max: 100 }));
@@ -59505,6 +59628,12 @@ function readDeployInputs() {
   }
   if (getString("backup-before-deploy") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
     c.add(new InputError(["backup-before-deploy", "strategy"], `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`));
+  }
+  if (strategy === "swarm" && builds !== void 0 && builds.builds.length > 0) {
+    c.add(new InputError(["compose-file", "images"], `Strategy swarm cannot build: docker stack deploy ignores build:, so ${builds.builds.map((build2) => build2.service).join(", ")} would run a stale or missing image; build and push with action-build-push and pass images: <service>=<image-ref>`));
+  }
+  if (rawInput("build-on-server") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
+    c.add(new InputError(["build-on-server", "strategy"], `Input "build-on-server" works with strategy recreate or rolling (Compose builds on the server); strategy is ${strategy}`));
   }
   if (getList("files") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
     c.add(new InputError(["files", "strategy"], `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`));
@@ -59533,6 +59662,8 @@ function readDeployInputs() {
     projectName,
     composeFiles,
     ...shippedFiles === void 0 ? {} : { shippedFiles },
+    serverBuilds: builds?.builds ?? [],
+    composeServices: builds?.services ?? [],
     ...envFile === void 0 ? {} : { envFile },
     images,
     ...preDeploy === void 0 ? {} : { preDeploy },
@@ -59672,6 +59803,7 @@ async function planDeploy(recorder, inputs, ctx) {
   const release = await uploadRelease(d, newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000"));
   await linkReleaseEnv(d, release);
   await pullImages(d, release);
+  await buildOnServer(d, release);
   await resolveDigests(d, release);
   if (inputs.backupBeforeDeploy) {
     const what = inputs.backupBeforeDeploy.sources.map((source) => `${source.name} (${source.type})`).join(", ");

@@ -66,7 +66,10 @@ export function inProject(project: ComposeProject, commands: readonly Command[])
   return [['cd', project.directory], ...commands];
 }
 
-export const pull = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'pull')]);
+/** `services` empty: every service. */
+export const pull = (cli: DockerCli, project: ComposeProject, services: readonly string[] = []): Command[] => inProject(project, [compose(cli, project, 'pull', ...services)]);
+
+export const build = (cli: DockerCli, project: ComposeProject, services: readonly string[]): Command[] => inProject(project, [compose(cli, project, 'build', ...services)]);
 
 /**
  * The pull with a registry login that lives only as long as this script: a throwaway Docker
@@ -74,10 +77,10 @@ export const pull = (cli: DockerCli, project: ComposeProject): Command[] => inPr
  * script's stdin by `docker login --password-stdin`, then the pull with that config. The user's
  * own ~/.docker/cli-plugins (where a hand-installed Compose plugin lives) stays visible.
  */
-export function pullWithLogin(cli: DockerCli, project: ComposeProject, login: { registry: string; username: string }): Command[] {
+export function pullWithLogin(cli: DockerCli, project: ComposeProject, login: { registry: string; username: string }, services: readonly string[] = []): Command[] {
   if (cli.compose === 'v1' && cli.sudo) throw new Error('registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand');
   const config = raw('"$cfg"');
-  const pullCommand = compose(cli, project, 'pull');
+  const pullCommand = compose(cli, project, 'pull', ...services);
   const withConfig: Command =
     cli.compose === 'v2'
       ? pullCommand.flatMap((token, index) => (token === 'docker' && pullCommand[index + 1] === 'compose' ? ['docker', '--config', config] : [token]))

@@ -2,7 +2,8 @@ import * as core from '@actions/core';
 import { posix } from 'node:path';
 import type { Executor } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
-import { config, pull, pullWithLogin, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
+import { build, config, pull, pullWithLogin, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
+import { BUILD_DIR, BUILD_OVERRIDE, buildOverride, contextTar, unpackContext } from './server-build';
 import type { RunContext } from './context';
 import { touchLock } from './lock';
 import { pinImages, servicesFromConfig } from './digests';
@@ -44,6 +45,8 @@ export interface Release {
   hasEnv: boolean;
   /** Whether the release has files.override.json (the `files` input). */
   hasFiles: boolean;
+  /** Services built on the server for this release (build.override.json). */
+  built: string[];
   /** Service → pinned image (image@sha256:… where the image has a repo digest). */
   images: Record<string, string>;
   unpinned: string[];
@@ -53,14 +56,15 @@ interface StoredMeta extends ReleaseMeta {
   composeFiles: string[];
   hasEnv: boolean;
   hasFiles?: boolean;
+  built?: string[];
 }
 
-function projectOf(inputs: DeployInputs, id: string, composeFiles: readonly string[], hasEnv: boolean, hasFiles: boolean): ComposeProject {
+function projectOf(inputs: DeployInputs, id: string, composeFiles: readonly string[], hasEnv: boolean, hasFiles: boolean, hasBuild: boolean): ComposeProject {
   const dir = releaseDir(inputs.projectDir, id);
   return {
     name: inputs.projectName,
     directory: inputs.projectDir,
-    files: [...composeFiles.map((name) => `${dir}/${name}`), ...(hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : []), `${dir}/${IMAGE_LOCK}`],
+    files: [...composeFiles.map((name) => `${dir}/${name}`), ...(hasBuild ? [`${dir}/${BUILD_OVERRIDE}`] : []), ...(hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : []), `${dir}/${IMAGE_LOCK}`],
     ...(hasEnv ? { envFile: `${dir}/${ENV_FILE}` } : {}),
   };
 }
@@ -81,6 +85,7 @@ function meta(d: Deployer, release: Release): StoredMeta {
     composeFiles: [...release.composeFiles],
     hasEnv: release.hasEnv,
     hasFiles: release.hasFiles,
+    built: release.built,
   };
 }
 
@@ -95,10 +100,15 @@ export async function uploadRelease(d: Deployer, id: string): Promise<Release> {
   const hasEnv = inputs.envFile !== undefined;
   if (inputs.envFile !== undefined) await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
   if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
+  for (const build of inputs.serverBuilds) {
+    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build.service}`), { description: `upload the build context of ${build.service} (${build.declared})`, stdin: contextTar(build.localContext), timeoutSeconds: inputs.pullTimeoutSeconds });
+  }
+  const built = inputs.serverBuilds.map((build) => build.service);
+  if (built.length > 0) await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), { mode: 0o644, description: `build ${built.join(', ')} from the release, tagged with its id` });
   // Until digests are resolved, the lock holds the images asked for in `images`; pull reads it.
   await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 0o644, description: 'upload the requested images' });
   const composeFiles = inputs.composeFiles.map((f) => f.name);
-  const release: Release = { id, project: projectOf(inputs, id, composeFiles, hasEnv, false), composeFiles, hasEnv, hasFiles: false, images: { ...inputs.images }, unpinned: [] };
+  const release: Release = { id, project: projectOf(inputs, id, composeFiles, hasEnv, false, built.length > 0), composeFiles, hasEnv, hasFiles: false, built, images: { ...inputs.images }, unpinned: [] };
   await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'upload meta.json' });
   return release;
 }
@@ -114,13 +124,22 @@ async function uploadShippedFiles(d: Deployer, dir: string, files: readonly Ship
 
 export async function pullImages(d: Deployer, release: Release): Promise<void> {
   const login = d.inputs.registryLogin;
+  // Compose would try to pull the images it is about to build (and fail: they exist nowhere yet), so name the others.
+  const services = release.built.length === 0 ? [] : d.inputs.composeServices.filter((service) => !release.built.includes(service));
+  if (release.built.length > 0 && services.length === 0) return;
   if (!login) {
-    await d.server.run(pull(d.cli, release.project), { description: 'pull images (pull-timeout)', timeoutSeconds: d.inputs.pullTimeoutSeconds }).catch((error: Error) => {
+    await d.server.run(pull(d.cli, release.project, services), { description: 'pull images (pull-timeout)', timeoutSeconds: d.inputs.pullTimeoutSeconds }).catch((error: Error) => {
       throw pullFailureHint(error, false);
     });
     return;
   }
-  await d.server.run(pullWithLogin(d.cli, release.project, login), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}\n` });
+  await d.server.run(pullWithLogin(d.cli, release.project, login, services), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}\n` });
+}
+
+/** `compose build` of the services built on the server, from the release's own contexts (pull-timeout bounds it too). */
+export async function buildOnServer(d: Deployer, release: Release): Promise<void> {
+  if (release.built.length === 0) return;
+  await d.server.run(build(d.cli, release.project, release.built), { description: `build ${release.built.join(', ')} on the server (pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds });
 }
 
 /** A pull refused for want of a login says which inputs give one. */
@@ -137,12 +156,13 @@ export async function resolveDigests(d: Deployer, release: Release): Promise<voi
   const inspect = images.length === 0 ? '' : (await d.server.run(repoDigests(d.cli, images), { description: 'resolve image digests', timeoutSeconds: 120 })).stdout;
   const { pinned, unpinned } = pinImages(services, images, inspect);
   release.images = pinned;
-  release.unpinned = unpinned;
+  // A server-built image is pinned by its release tag: no other release ever uses that name.
+  release.unpinned = unpinned.filter((service) => !release.built.includes(service));
   const dir = releaseDir(d.inputs.projectDir, release.id);
   if (d.inputs.shippedFiles) await placeShippedFiles(d, release, configYaml, d.inputs.shippedFiles);
   await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(pinned), { mode: 0o644, description: 'pin images to digests' });
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'record the pinned images in meta.json' });
-  if (unpinned.length > 0) core.warning(`Not pinned to a digest (the image has no registry digest, e.g. built on the server): ${unpinned.join(', ')}`);
+  if (release.unpinned.length > 0) core.warning(`Not pinned to a digest (the image has no registry digest and was not built by this deploy): ${release.unpinned.join(', ')}`);
 }
 
 /**
@@ -160,7 +180,7 @@ async function placeShippedFiles(d: Deployer, release: Release, configYaml: stri
   await d.server.run(storeShippedFiles(projectDir, dir, resolution.mounts), { description: `store ${resolution.mounts.length} mount(s) of shipped files under their content hash`, timeoutSeconds: 120 });
   await d.server.upload(`${dir}/${FILES_OVERRIDE}`, resolution.override, { mode: 0o644, description: `point ${resolution.services.join(', ') || 'the services'}' mounts at this release's files` });
   release.hasFiles = true;
-  release.project = projectOf(d.inputs, release.id, release.composeFiles, release.hasEnv, true);
+  release.project = projectOf(d.inputs, release.id, release.composeFiles, release.hasEnv, true, release.built.length > 0);
 }
 
 /**
@@ -220,10 +240,11 @@ export async function loadRelease(d: Deployer, id: string): Promise<Release> {
   const stored = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout) as StoredMeta;
   return {
     id,
-    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv, stored.hasFiles ?? false),
+    project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv, stored.hasFiles ?? false, (stored.built ?? []).length > 0),
     composeFiles: stored.composeFiles,
     hasEnv: stored.hasEnv,
     hasFiles: stored.hasFiles ?? false,
+    built: stored.built ?? [],
     images: stored.services,
     unpinned: [],
   };

@@ -25,6 +25,7 @@ import {
 import { parseStatusRange, type StatusRange } from '@skiff/health';
 import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs, type BackupBeforeDeployInputs } from './backup-before-deploy';
 import { GIT_SHA, isReleaseId } from './releases';
+import { findServerBuilds, type ServerBuild } from './server-build';
 import { expandShippedFiles, type ShippedFile } from './shipped-files';
 import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './strategies/coolify-inputs';
 import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './strategies/rolling-inputs';
@@ -58,6 +59,13 @@ const DEPLOY_INPUTS = [
   },
   { name: 'env-file', description: 'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.', required: false, secret: true },
   {
+    name: 'build-on-server',
+    description:
+      'What to do with a service that has `build:` and no `images:` line: `true` builds it on the server from its context, shipped from the repository with the release, tagged `<project>-<service>:<release-id>` (a rollback starts exactly that image; it is deleted with its release); `false` refuses the deploy before anything changes (build and push it with action-build-push and pass `images:` instead). Strategies recreate and rolling.',
+    required: false,
+    default: 'true',
+  },
+  {
     name: 'files',
     description:
       'Configuration files the compose file bind-mounts or names under `configs:`/`secrets:` (a `./Caddyfile`, `nginx.conf`, `prometheus.yml`), one path, folder or glob (`*`, `**`, `?`) per line, relative to the repository. Each is placed where Compose resolves it from the first compose file\'s folder, kept with its release (a rollback brings its files back), and a service is recreated when a file it mounts changes. A shipped file that no mount, config or secret reads is an error. Strategies recreate and rolling.',
@@ -81,7 +89,7 @@ const DEPLOY_INPUTS = [
     description: 'Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.',
     required: false,
   },
-  { name: 'pull-timeout', description: 'How long the image pull may take before the deploy fails (nothing switched), e.g. 30m.', required: false, default: '30m' },
+  { name: 'pull-timeout', description: 'How long the image pull, and each upload of a build context and the build on the server (build-on-server), may take before the deploy fails (nothing switched), e.g. 30m.', required: false, default: '30m' },
   { name: 'pre-deploy-timeout', description: 'How long pre-deploy (and systemd\'s install-command) may run before the deploy fails (nothing switched), e.g. 1h for a long migration.', required: false, default: '1h' },
   { name: 'keep-releases', description: 'How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).', required: false, default: '5' },
   { name: 'lock-timeout', description: 'How long to wait for another deploy of the same project to finish, e.g. 10m.', required: false, default: '10m' },
@@ -199,6 +207,10 @@ export interface DeployInputs {
   projectDir: string;
   projectName: string;
   composeFiles: readonly ComposeFileInput[];
+  /** Services with `build:` and no `images:` line, built on the server from their shipped context. */
+  serverBuilds: readonly ServerBuild[];
+  /** Every service of the compose files (pull names them when some are built on the server). */
+  composeServices: readonly string[];
   /** `files`: configuration files shipped with each release. */
   shippedFiles?: readonly ShippedFile[];
   envFile?: string;
@@ -305,6 +317,24 @@ export function envValues(envFile: string): string[] {
     for (const form of [raw, unquoted]) if (form.length >= 3) values.add(form);
   }
   return [...values];
+}
+
+function readServerBuilds(composeFiles: readonly ComposeFileInput[] | undefined, images: Readonly<Record<string, string>> | undefined, buildOnServer: boolean | undefined): { services: string[]; builds: ServerBuild[] } | undefined {
+  if (composeFiles === undefined || composeFiles.length === 0 || images === undefined) return undefined;
+  let found: { services: string[]; builds: ServerBuild[] };
+  try {
+    found = findServerBuilds(workspace(), composeFiles, images);
+  } catch (error) {
+    throw new InputError('compose-file', `Input "compose-file": ${(error as Error).message}`);
+  }
+  if (buildOnServer === false && found.builds.length > 0) {
+    const list = found.builds.map((build) => `${build.service} (build: ${build.declared})`).join(', ');
+    throw new InputError(
+      ['build-on-server', 'images'],
+      `Input "build-on-server" is false, and ${list} ${found.builds.length === 1 ? 'has' : 'have'} no "images" line: build and push ${found.builds.length === 1 ? 'it' : 'them'} with action-build-push and pass images: ${found.builds.map((build) => `${build.service}=<its image-ref output>`).join(', ')}; or set build-on-server: true to build on the server`,
+    );
+  }
+  return found;
 }
 
 function readShippedFiles(composeFiles: readonly ComposeFileInput[] | undefined): ShippedFile[] | undefined {
@@ -450,6 +480,8 @@ export function readDeployInputs(): DeployInputs {
   const shippedFiles = c.read(() => readShippedFiles(composeFiles));
   const envFile = c.read(readEnvFile);
   const images = c.read(() => parseImages(getList('images') ?? []));
+  const buildOnServer = c.read(() => getBoolean('build-on-server', { default: true }));
+  const builds = c.read(() => readServerBuilds(composeFiles, images, buildOnServer));
   const preDeploy = c.read(() => getString('pre-deploy'));
   const backupBeforeDeploy = c.read(() => readBackupBeforeDeployInputs(projectDir));
   const keepReleases = c.read(() => getInteger('keep-releases', { default: Number(definitionDefault('keep-releases')), min: 1, max: 100 }));
@@ -474,6 +506,12 @@ export function readDeployInputs(): DeployInputs {
   }
   if (getString('backup-before-deploy') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
     c.add(new InputError(['backup-before-deploy', 'strategy'], `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`));
+  }
+  if (strategy === 'swarm' && builds !== undefined && builds.builds.length > 0) {
+    c.add(new InputError(['compose-file', 'images'], `Strategy swarm cannot build: docker stack deploy ignores build:, so ${builds.builds.map((build) => build.service).join(', ')} would run a stale or missing image; build and push with action-build-push and pass images: <service>=<image-ref>`));
+  }
+  if (rawInput('build-on-server') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
+    c.add(new InputError(['build-on-server', 'strategy'], `Input "build-on-server" works with strategy recreate or rolling (Compose builds on the server); strategy is ${strategy}`));
   }
   if (getList('files') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
     c.add(new InputError(['files', 'strategy'], `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`));
@@ -502,6 +540,8 @@ export function readDeployInputs(): DeployInputs {
     projectName: projectName!,
     composeFiles: composeFiles!,
     ...(shippedFiles === undefined ? {} : { shippedFiles }),
+    serverBuilds: builds?.builds ?? [],
+    composeServices: builds?.services ?? [],
     ...(envFile === undefined ? {} : { envFile }),
     images: images!,
     ...(preDeploy === undefined ? {} : { preDeploy }),

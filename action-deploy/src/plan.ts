@@ -1,7 +1,7 @@
 import type { PlanRecorder, PlanStep } from '@skiff/shell';
 import type { RunContext } from './context';
 import { detectDockerCli } from './docker-cli';
-import { linkReleaseEnv, markCurrent, pullImages, resolveDigests, runPreDeploy, switchTo, uploadRelease, type Deployer } from './deploy';
+import { buildOnServer, linkReleaseEnv, markCurrent, pullImages, resolveDigests, runPreDeploy, switchTo, uploadRelease, type Deployer } from './deploy';
 import type { DeployInputs } from './inputs';
 import { tryLock } from './lock';
 import { newReleaseId, readState } from './releases';
@@ -28,6 +28,7 @@ export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, c
   const release = await uploadRelease(d, newReleaseId(new Date(), ctx.sha, '0000'));
   await linkReleaseEnv(d, release);
   await pullImages(d, release);
+  await buildOnServer(d, release);
   await resolveDigests(d, release);
   if (inputs.backupBeforeDeploy) {
     const what = inputs.backupBeforeDeploy.sources.map((source) => `${source.name} (${source.type})`).join(', ');

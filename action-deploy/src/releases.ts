@@ -176,9 +176,12 @@ export function planPrune(state: ServerState, keep: number, protect: readonly st
   const used = new Set<string>();
   for (const [id, images] of state.locks) if (!remove.includes(id)) for (const image of Object.values(images)) used.add(image);
   const images = new Set<string>();
-  // Only digest-pinned references: a tag (what a release that failed before pinning asked for) can
-  // name the very image a kept release runs by digest, and `docker image rm <tag>` would delete it.
-  for (const id of remove) for (const image of Object.values(state.locks.get(id) ?? {})) if (image.includes('@sha256:') && !used.has(image)) images.add(image);
+  // Only digest-pinned references and images built for that very release (tagged with its id): any
+  // other tag (what a release that failed before pinning asked for) can name the very image a kept
+  // release runs by digest, and `docker image rm <tag>` would delete it.
+  for (const id of remove) {
+    for (const image of Object.values(state.locks.get(id) ?? {})) if ((image.includes('@sha256:') || image.endsWith(`:${id}`)) && !used.has(image)) images.add(image);
+  }
   return { remove, images: [...images].sort() };
 }
 

@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
-import { audit, linkReleaseEnv, loadRelease, markCurrent, prune, pullImages, resolveDigests, runPreDeploy, serverState, switchTo, uploadRelease, type Deployer, type Release } from './deploy';
+import { audit, buildOnServer, linkReleaseEnv, loadRelease, markCurrent, prune, pullImages, resolveDigests, runPreDeploy, serverState, switchTo, uploadRelease, type Deployer, type Release } from './deploy';
 import { backupBeforeDeploy, type TakenBackup } from './backup-before-deploy';
 import { touchLock } from './lock';
 import { healthGate, type GateReport } from './health-gate';
@@ -82,6 +82,7 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
   };
   const early =
     (await beforeSwitch('Pulling images', () => pullImages(d, release))) ??
+    (await beforeSwitch('Building images on the server', () => buildOnServer(d, release))) ??
     (await beforeSwitch('Resolving image digests', () => resolveDigests(d, release))) ??
     (d.inputs.backupBeforeDeploy === undefined ? undefined : await beforeSwitch('backup-before-deploy', async () => void base.backups.push(...(await backupBeforeDeploy(d, release, previous))))) ??
     (d.inputs.preDeploy === undefined ? undefined : await beforeSwitch('pre-deploy', () => runPreDeploy(d, release, d.inputs.preDeploy!)));

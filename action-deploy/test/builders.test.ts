@@ -217,6 +217,21 @@ describe('release builders', () => {
     };
     expect(planPrune(state, 5, [c])).toEqual({ remove: [b], images: [] });
   });
+
+  it('removes an image built on the server for a pruned release (tagged with its id), and only that one', () => {
+    const [a, b, c] = ['20260101T000000Z-aaaaaaa-0001', '20260102T000000Z-bbbbbbb-0002', '20260103T000000Z-ccccccc-0003'];
+    const state = {
+      current: c,
+      releases: [a, b, c],
+      deployed: new Set([a, b, c]),
+      locks: new Map<string, Record<string, string>>([
+        [a, { backend: `shop-backend:${a}`, proxy: 'proxy:v1' }],
+        [b, { backend: `shop-backend:${b}` }],
+        [c, { backend: `shop-backend:${c}` }],
+      ]),
+    };
+    expect(planPrune(state, 2, [c])).toEqual({ remove: [a], images: [`shop-backend:${a}`] });
+  });
 });
 
 describe('digests', () => {
