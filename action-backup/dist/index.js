@@ -40622,7 +40622,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes8
+      randomBytes: randomBytes9
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40886,7 +40886,7 @@ var require_keygen = __commonJS({
                 rounds = opts2.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes8(SALT_LEN);
+            const salt = randomBytes9(SALT_LEN);
             const r5 = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40925,7 +40925,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes8(4);
+          const checkInt = randomBytes9(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding2 = [];
@@ -41894,6 +41894,22 @@ var init_memory = __esm({
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { finished } from "node:stream/promises";
+function lineSplitter(emit) {
+  const decoder = new TextDecoder();
+  let rest = "";
+  return {
+    push(chunk) {
+      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
+      rest = parts.pop() ?? "";
+      for (const line of parts) if (line.trim() !== "") emit(line);
+    },
+    flush() {
+      const last = rest + decoder.decode();
+      rest = "";
+      if (last.trim() !== "") emit(last);
+    }
+  };
+}
 function describeTarget(username, host, port) {
   return `${username}@${host}:${port}`;
 }
@@ -41983,11 +41999,12 @@ var init_connection = __esm({
     RETRYABLE_CODES = /* @__PURE__ */ new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EPIPE"]);
     STDERR_KEEP_BYTES = 1024 * 1024;
     SshConnection = class _SshConnection {
-      constructor(ssh, bastion, target, hostKeyFingerprint) {
+      constructor(ssh, bastion, target, hostKeyFingerprint, liveOutput) {
         this.ssh = ssh;
         this.bastion = bastion;
         this.target = target;
         this.hostKeyFingerprint = hostKeyFingerprint;
+        this.liveOutput = liveOutput;
         for (const client of [ssh.connection, bastion?.connection]) {
           client?.on("error", (error3) => {
             this.lostWith ??= error3;
@@ -41998,6 +42015,7 @@ var init_connection = __esm({
       bastion;
       target;
       hostKeyFingerprint;
+      liveOutput;
       sftpSession;
       lostWith;
       /**
@@ -42057,7 +42075,7 @@ var init_connection = __esm({
             { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
             options
           );
-          return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
+          return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
         } catch (error3) {
           bastion?.dispose();
           throw error3;
@@ -42084,6 +42102,11 @@ var init_connection = __esm({
             let overflow = false;
             let timer;
             let clientTimedOut = false;
+            if (options.onData) {
+              const onData = options.onData;
+              channel.on("data", (chunk) => onData("stdout", chunk));
+              channel.stderr.on("data", (chunk) => onData("stderr", chunk));
+            }
             if (options.stdout) {
               const reclaim = bufferReclaimer();
               channel.on("data", (chunk) => reclaim(chunk.length));
@@ -42150,11 +42173,23 @@ var init_connection = __esm({
           ...timeoutSeconds !== void 0 ? { timeoutSeconds } : {},
           stdin: options.stdin !== void 0
         });
-        const result = await this.exec(commandLine, {
-          ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
-          ...options.stdout ? { stdout: options.stdout } : {},
-          ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
-        });
+        const live = options.live && this.liveOutput ? this.liveOutput : void 0;
+        const shown2 = options.stdout ? "stderr" : options.live;
+        const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
+        live?.begin(description);
+        let result;
+        try {
+          result = await this.exec(commandLine, {
+            ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
+            ...options.stdout ? { stdout: options.stdout } : {},
+            ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {},
+            ...splitters ? { onData: (stream2, chunk) => (shown2 === "all" || stream2 === "stderr") && splitters[stream2].push(chunk) } : {}
+          });
+        } finally {
+          splitters?.stdout.flush();
+          splitters?.stderr.flush();
+          live?.end();
+        }
         if (timeoutSeconds !== void 0 && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
         if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
         return result;
@@ -89159,7 +89194,7 @@ function createHasher(hashCons, info2 = {}) {
   Object.assign(hashC, info2);
   return Object.freeze(hashC);
 }
-function randomBytes3(bytesLength = 32) {
+function randomBytes4(bytesLength = 32) {
   anumber(bytesLength, "bytesLength");
   const cr = typeof globalThis === "object" ? globalThis.crypto : null;
   if (typeof cr?.getRandomValues !== "function")
@@ -91168,7 +91203,7 @@ function createHasher2(hashCons, info2 = {}) {
   Object.assign(hashC, info2);
   return Object.freeze(hashC);
 }
-function randomBytes5(bytesLength = 32) {
+function randomBytes6(bytesLength = 32) {
   const cr = typeof globalThis === "object" ? globalThis.crypto : null;
   if (typeof cr?.getRandomValues !== "function")
     throw new Error("crypto.getRandomValues must be defined");
@@ -91993,7 +92028,7 @@ function montgomery(curveDef) {
   const is25519 = type === "x25519";
   if (!is25519 && type !== "x448")
     throw new Error("invalid type");
-  const randomBytes_ = rand || randomBytes5;
+  const randomBytes_ = rand || randomBytes6;
   const montgomeryBits = is25519 ? 255 : 448;
   const fieldLen = is25519 ? 32 : 56;
   const Gu = is25519 ? BigInt(9) : BigInt(5);
@@ -92652,7 +92687,7 @@ function getWLengths(Fp, Fn) {
 }
 function ecdh(Point, ecdhOpts = {}) {
   const { Fn } = Point;
-  const randomBytes_ = ecdhOpts.randomBytes || randomBytes5;
+  const randomBytes_ = ecdhOpts.randomBytes || randomBytes6;
   const lengths = Object.assign(getWLengths(Point.Fp, Fn), { seed: getMinHashLength(Fn.ORDER) });
   function isValidSecretKey(secretKey) {
     try {
@@ -92717,7 +92752,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   ecdsaOpts = Object.assign({}, ecdsaOpts);
-  const randomBytes8 = ecdsaOpts.randomBytes || randomBytes5;
+  const randomBytes9 = ecdsaOpts.randomBytes || randomBytes6;
   const hmac3 = ecdsaOpts.hmac || ((key, msg) => hmac2(hash, key, msg));
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
@@ -92859,7 +92894,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d5), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e5 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      const e5 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes4(e5, void 0, "extraEntropy"));
     }
     const seed = concatBytes3(...seedArgs);
@@ -94103,12 +94138,12 @@ function cleanBytes(...list2) {
 function getMask(bits) {
   return (1 << bits) - 1;
 }
-var randomBytes6, EMPTY;
+var randomBytes7, EMPTY;
 var init_utils8 = __esm({
   "node_modules/@noble/post-quantum/utils.js"() {
     init_utils6();
     init_utils6();
-    randomBytes6 = randomBytes5;
+    randomBytes7 = randomBytes6;
     EMPTY = Uint8Array.of();
   }
 });
@@ -94313,7 +94348,7 @@ function createKyber(opts2) {
       msgRand: msgLen,
       secretKey: secretCoder.bytesLen
     },
-    keygen: (seed = randomBytes6(seedLen)) => {
+    keygen: (seed = randomBytes7(seedLen)) => {
       abytes4(seed, seedLen, "seed");
       const { publicKey, secretKey: sk } = KPKE.keygen(seed.subarray(0, 32));
       const publicKeyHash = HASH256(publicKey);
@@ -94325,7 +94360,7 @@ function createKyber(opts2) {
       const [_sk, publicKey, _publicKeyHash, _z] = secretCoder.decode(secretKey);
       return Uint8Array.from(publicKey);
     },
-    encapsulate: (publicKey, msg = randomBytes6(msgLen)) => {
+    encapsulate: (publicKey, msg = randomBytes7(msgLen)) => {
       abytes4(publicKey, lengths.publicKey, "publicKey");
       abytes4(msg, msgLen, "message");
       const eke = publicKey.subarray(0, 384 * opts2.K);
@@ -94515,7 +94550,7 @@ function ecKeygen(curve, allowZeroKey = false) {
     const Fn = wCurve.Point.Fn;
     if (!Fn)
       throw new Error("No Point.Fn");
-    keygen = (seed = randomBytes6(lengths.seed)) => {
+    keygen = (seed = randomBytes7(lengths.seed)) => {
       abytes4(seed, lengths.seed, "seed");
       const seedScalar = Fn.isLE ? bytesToNumberLE(seed) : bytesToNumberBE(seed);
       const secretKey = Fn.toBytes(Fn.create(seedScalar));
@@ -94536,7 +94571,7 @@ function ecdhKem(curve, allowZeroKey = false) {
     lengths: { ...kg.lengths, msg: kg.lengths.seed, cipherText: kg.lengths.publicKey },
     keygen: kg.keygen,
     getPublicKey: kg.getPublicKey,
-    encapsulate(publicKey, rand = randomBytes6(curve.lengths.seed)) {
+    encapsulate(publicKey, rand = randomBytes7(curve.lengths.seed)) {
       const ek = this.keygen(rand).secretKey;
       const sharedSecret = this.decapsulate(publicKey, ek);
       const cipherText = curve.getPublicKey(ek);
@@ -94578,7 +94613,7 @@ function combineKeys(realSeedLen, expandSeed, ...ck) {
     getPublicKey(secretKey) {
       return this.keygen(secretKey).publicKey;
     },
-    keygen(seed = randomBytes6(realSeedLen)) {
+    keygen(seed = randomBytes7(realSeedLen)) {
       const { publicKey: pk, secretKey } = expandDecapsulationKey(seed);
       const publicKey = pkCoder.encode(pk);
       cleanBytes(pk);
@@ -94606,7 +94641,7 @@ function combineKEMS(realSeedLen, realMsgLen, expandSeed, combiner, ...kems) {
     },
     getPublicKey: keys.getPublicKey,
     keygen: keys.keygen,
-    encapsulate(pk, randomness = randomBytes6(msgCoder.bytesLen)) {
+    encapsulate(pk, randomness = randomBytes7(msgCoder.bytesLen)) {
       const pks = pkCoder.decode(pk);
       const rand = msgCoder.decode(randomness);
       const enc = kems.map((i5, j5) => i5.encapsulate(pks[j5], rand[j5]));
@@ -94671,14 +94706,14 @@ function nistCurveKem(curve, scalarLen, elemLen, nseed) {
       msg: nseed,
       cipherText: elemLen
     },
-    keygen(seed = randomBytes6(nseed)) {
+    keygen(seed = randomBytes7(nseed)) {
       abytes4(seed, nseed, "seed");
       return rejectionSampling(seed);
     },
     getPublicKey(secretKey) {
       return curve.getPublicKey(secretKey, false);
     },
-    encapsulate(publicKey, rand = randomBytes6(nseed)) {
+    encapsulate(publicKey, rand = randomBytes7(nseed)) {
       abytes4(rand, nseed, "rand");
       const { secretKey: ek } = rejectionSampling(rand);
       const sharedSecret = this.decapsulate(publicKey, ek);
@@ -94905,7 +94940,7 @@ function validateObject2(object, fields = {}, optFields = {}, title = "object") 
   iter(fields, false);
   iter(optFields, true);
 }
-var abytes5, anumber5, bytesToHex3, concatBytes4, hexToBytes3, isBytes5, randomBytes7, _0n7, _1n8, atitle3, bitMask2;
+var abytes5, anumber5, bytesToHex3, concatBytes4, hexToBytes3, isBytes5, randomBytes8, _0n7, _1n8, atitle3, bitMask2;
 var init_utils9 = __esm({
   "node_modules/@noble/curves/utils.js"() {
     init_utils4();
@@ -94915,7 +94950,7 @@ var init_utils9 = __esm({
     concatBytes4 = (...arrays) => concatBytes2(...arrays);
     hexToBytes3 = (hex) => hexToBytes(hex);
     isBytes5 = isBytes;
-    randomBytes7 = (bytesLength) => randomBytes3(bytesLength);
+    randomBytes8 = (bytesLength) => randomBytes4(bytesLength);
     _0n7 = /* @__PURE__ */ BigInt(0);
     _1n8 = /* @__PURE__ */ BigInt(1);
     atitle3 = (title) => title ? `"${title}" ` : "";
@@ -95423,18 +95458,18 @@ function validateTableBytes(numPoints, fpBytes) {
   if (bytes > TABLE_BYTES_MAX)
     throw new Error("invalid window size: table would need ~" + Math.ceil(bytes / 2 ** 20) + " MiB, max " + TABLE_BYTES_MAX / 2 ** 20 + " MiB");
 }
-function probeRandomBytes(randomBytes8, length) {
-  if (randomBytes8 === void 0)
+function probeRandomBytes(randomBytes9, length) {
+  if (randomBytes9 === void 0)
     return void 0;
-  afunction(randomBytes8, "randomBytes");
+  afunction(randomBytes9, "randomBytes");
   try {
-    const probe = randomBytes8(length);
+    const probe = randomBytes9(length);
     if (!isBytes5(probe) || probe.length !== length)
       return void 0;
   } catch {
     return void 0;
   }
-  return randomBytes8;
+  return randomBytes9;
 }
 function validateMSMPoints(points, c5) {
   aarray(points, "points");
@@ -95590,9 +95625,9 @@ var init_curve2 = __esm({
       baseCanBeBlinded;
       bits;
       // Parametrized with a given Point class (not individual point)
-      constructor(Point, randomBytes8) {
+      constructor(Point, randomBytes9) {
         validatePointCons(Point);
-        this.randomBytes = probeRandomBytes(randomBytes8, BLIND_BYTES);
+        this.randomBytes = probeRandomBytes(randomBytes9, BLIND_BYTES);
         this.Point = Point;
         this.BASE = Point.BASE;
         this.ZERO = Point.ZERO;
@@ -95975,7 +96010,7 @@ function weierstrass2(params, extraOpts = {}) {
     randomBytes: "function"
   });
   const { endo: endoOpts, allowInfinityPoint, clearCofactor, isTorsionFree, fromBytes, toBytes } = extraOpts;
-  const randomBytes8 = extraOpts.randomBytes === void 0 ? randomBytes7 : extraOpts.randomBytes;
+  const randomBytes9 = extraOpts.randomBytes === void 0 ? randomBytes8 : extraOpts.randomBytes;
   if (endoOpts) {
     if (!Fp.is0(CURVE.a) || typeof endoOpts.beta !== "bigint" || !Array.isArray(endoOpts.basises)) {
       throw new Error('invalid endo: expected "beta": bigint and "basises": array');
@@ -96392,7 +96427,7 @@ function weierstrass2(params, extraOpts = {}) {
     }
   }
   const normalize = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes8);
+  const wnaf = new ScalarMultiplier(Point, randomBytes9);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -96416,7 +96451,7 @@ function getWLengths2(Fp, Fn) {
 function ecdh2(Point, ecdhOpts = {}) {
   validatePointCons(Point);
   const { Fn } = Point;
-  const randomBytes_ = ecdhOpts.randomBytes === void 0 ? randomBytes7 : ecdhOpts.randomBytes;
+  const randomBytes_ = ecdhOpts.randomBytes === void 0 ? randomBytes8 : ecdhOpts.randomBytes;
   const lengths = Object.assign(getWLengths2(Point.Fp, Fn), {
     seed: Math.max(getMinHashLength2(Fn.ORDER), 16)
   });
@@ -96493,12 +96528,12 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   const opts2 = Object.assign({}, ecdsaOpts);
-  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes7 : opts2.randomBytes;
+  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes8 : opts2.randomBytes;
   const hmac3 = opts2.hmac === void 0 ? (key, msg) => hmac(hash_, key, msg) : opts2.hmac;
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
   const blindLength = getMinHashLength2(CURVE_ORDER);
-  const csprng = probeRandomBytes(randomBytes8, blindLength);
+  const csprng = probeRandomBytes(randomBytes9, blindLength);
   const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh2(Point, opts2);
   const defaultSigOpts = {
     prehash: true,
@@ -96651,7 +96686,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d5), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e5 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      const e5 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes5(e5, void 0, "extraEntropy"));
     }
     const seed = concatBytes4(...seedArgs);
@@ -96805,7 +96840,7 @@ function edwards(params, extraOpts = {}) {
   if (FpLegendre2(Fp, CURVE.d) !== -1)
     throw new Error("edwards: CURVE.d must be a non-square in Fp for complete addition formulas");
   validateObject2(opts2, {}, { uvRatio: "function", randomBytes: "function" });
-  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes7 : opts2.randomBytes;
+  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes8 : opts2.randomBytes;
   const MASK = _2n8 << BigInt(Fp.BYTES * 8) - _1n12;
   function isOdd(n3) {
     if (!Fp.isOdd)
@@ -97066,7 +97101,7 @@ function edwards(params, extraOpts = {}) {
     }
   }
   const normalize = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes8);
+  const wnaf = new ScalarMultiplier(Point, randomBytes9);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -97119,7 +97154,7 @@ function montgomery2(curveDef) {
   const is25519 = type === "x25519";
   if (!is25519 && type !== "x448")
     throw new Error("invalid type");
-  const randomBytes_ = rand === void 0 ? randomBytes7 : rand;
+  const randomBytes_ = rand === void 0 ? randomBytes8 : rand;
   const montgomeryBits = is25519 ? 255 : 448;
   const swap = cswap(P);
   const fieldLen = is25519 ? 32 : 56;
@@ -97628,12 +97663,12 @@ function generateIdentity() {
   return generateX25519Identity();
 }
 function generateX25519Identity() {
-  const scalar = randomBytes3(32);
+  const scalar = randomBytes4(32);
   const identity = bech32.encodeFromBytes("AGE-SECRET-KEY-", scalar).toUpperCase();
   return Promise.resolve(identity);
 }
 function generateHybridIdentity() {
-  const scalar = randomBytes3(32);
+  const scalar = randomBytes4(32);
   const identity = bech32.encodeFromBytes("AGE-SECRET-KEY-PQ-", scalar).toUpperCase();
   return Promise.resolve(identity);
 }
@@ -97876,7 +97911,7 @@ var init_recipients = __esm({
         this.recipient = res.bytes;
       }
       async wrapFileKey(fileKey) {
-        const ephemeral = randomBytes3(32);
+        const ephemeral = randomBytes4(32);
         const share = await scalarMultBase(ephemeral);
         const secret = await scalarMult(ephemeral, this.recipient);
         const salt = new Uint8Array(share.length + this.recipient.length);
@@ -97937,7 +97972,7 @@ var init_recipients = __esm({
         this.logN = logN;
       }
       wrapFileKey(fileKey) {
-        const salt = randomBytes3(16);
+        const salt = randomBytes4(16);
         const label2 = "age-encryption.org/v1/scrypt";
         const labelAndSalt = new Uint8Array(label2.length + 16);
         labelAndSalt.set(new TextEncoder().encode(label2));
@@ -98272,7 +98307,7 @@ async function createCredential(options) {
       rp: { name: "", id: options.rpId },
       user: {
         name: options.keyName,
-        id: domBuffer2(randomBytes3(8)),
+        id: domBuffer2(randomBytes4(8)),
         // avoid overwriting existing keys
         displayName: ""
       },
@@ -98401,7 +98436,7 @@ var init_webauthn = __esm({
               transports: this.transports,
               type: "public-key"
             }] : [],
-            challenge: domBuffer2(randomBytes3(16)),
+            challenge: domBuffer2(randomBytes4(16)),
             extensions: { prf: { eval: prfInputs(nonce) } },
             userVerification: "required",
             // prf requires UV
@@ -98420,7 +98455,7 @@ var init_webauthn = __esm({
        * Implements {@link Recipient.wrapFileKey}.
        */
       async wrapFileKey(fileKey) {
-        const nonce = randomBytes3(16);
+        const nonce = randomBytes4(16);
         const results = await this.getCredential(nonce);
         const key = deriveKey(results);
         return [new Stanza([label, base64nopad.encode(nonce)], encryptFileKey(fileKey, key))];
@@ -98565,7 +98600,7 @@ var init_dist = __esm({
         }
       }
       async encrypt(file) {
-        const fileKey = randomBytes3(16);
+        const fileKey = randomBytes4(16);
         const stanzas = [];
         let recipients = this.recipients;
         if (this.passphrase !== null) {
@@ -98578,7 +98613,7 @@ var init_dist = __esm({
         const hmacKey = hkdf(sha256, fileKey, void 0, labelHeader, 32);
         const mac = hmac(sha256, hmacKey, encodeHeaderNoMAC(stanzas));
         const header = encodeHeader(stanzas, mac);
-        const nonce = randomBytes3(16);
+        const nonce = randomBytes4(16);
         const labelPayload = new TextEncoder().encode("payload");
         const streamKey = hkdf(sha256, fileKey, nonce, labelPayload, 32);
         const encrypter = encryptSTREAM(streamKey);
@@ -98758,7 +98793,7 @@ async function streamDump(executor, request, consume, abort, part) {
   reclaimNow("shrink");
   let remoteError;
   try {
-    const result = await executor.run([dump], { description: what, stdout: gate, allowFailure: true });
+    const result = await executor.run([dump], { description: what, stdout: gate, allowFailure: true, live: "stderr" });
     if (result.code !== 0) remoteError = new BackupFailed(`${what} failed with exit code ${result.code}: ${result.stderr.trim().split("\n").slice(-10).join("\n")}`);
   } catch (error3) {
     remoteError = error3;
@@ -99573,6 +99608,9 @@ function issueCommand(command5, properties, message) {
   const cmd = new Command(command5, properties, message);
   process.stdout.write(cmd.toString() + os.EOL);
 }
+function issue(name, message = "") {
+  issueCommand(name, {}, message);
+}
 var CMD_STRING = "::";
 var Command = class {
   constructor(command5, properties, message) {
@@ -100043,6 +100081,12 @@ function warning(message, properties = {}) {
 function info(message) {
   process.stdout.write(message + os4.EOL);
 }
+function startGroup(name) {
+  issue("group", name);
+}
+function endGroup() {
+  issue("endgroup");
+}
 function saveState(name, value) {
   const filePath = process.env["GITHUB_STATE"] || "";
   if (filePath) {
@@ -100197,6 +100241,7 @@ var InputCollector = class {
 
 // packages/action-kit/src/ssh-inputs.ts
 import { isIP } from "node:net";
+import { randomBytes as randomBytes2 } from "node:crypto";
 init_src();
 init_src2();
 var SSH_INPUTS = [
@@ -100317,6 +100362,24 @@ function sshLog(level, message) {
   if (level === "warning") warning(message);
   else info(message);
 }
+function liveLog(host) {
+  if (host !== void 0) {
+    return { begin: (description) => info(`[${host}] \u25B6 ${description}`), line: (text) => info(`[${host}] ${text}`), end: () => void 0 };
+  }
+  let token = "";
+  return {
+    begin(description) {
+      startGroup(description);
+      token = randomBytes2(16).toString("hex");
+      info(`::stop-commands::${token}`);
+    },
+    line: (text) => info(text),
+    end() {
+      info(`::${token}::`);
+      endGroup();
+    }
+  };
+}
 function readSshInputs(readHostInput = () => readHost("host")) {
   const c5 = new InputCollector();
   const host = c5.read(readHostInput);
@@ -100389,7 +100452,8 @@ function readSshInputs(readHostInput = () => readHost("host")) {
     hostKey,
     ...jump ? { jump } : {},
     connectTimeoutSeconds,
-    log: sshLog
+    log: sshLog,
+    liveOutput: liveLog()
   };
 }
 
@@ -101057,7 +101121,7 @@ var HostStore = class {
     const { script: script2, checks, globalsChecks } = hostBackupScript(dir, request, file, globalsFile);
     let result;
     try {
-      result = await executor.run(script2, { description: `back up ${request.source.name} to ${dir}` });
+      result = await executor.run(script2, { description: `back up ${request.source.name} to ${dir}`, live: "stderr" });
     } catch (error3) {
       if (error3 instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error3.message}`);
       throw error3;
@@ -101341,12 +101405,12 @@ init_tar_walker();
 // packages/backup/src/operations.ts
 init_src();
 init_formats();
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 init_store();
 async function withSecretFile(executor, source, fn) {
   const content = secretFileContent(source);
   if (content === void 0) return fn(void 0);
-  const path = `/tmp/skiff-backup-${randomBytes2(8).toString("hex")}.secret`;
+  const path = `/tmp/skiff-backup-${randomBytes3(8).toString("hex")}.secret`;
   await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
   try {
     return await fn(path);
@@ -101431,7 +101495,7 @@ async function restoreBackup(executor, store, source, manifest, target, options 
       if (data.kind === "server") {
         const existing = await existingGlobals();
         const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description }).catch(async (error3) => {
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description, live: "stderr" }).catch(async (error3) => {
           await settle(false, error3).catch(() => void 0);
           throw error3;
         });
@@ -101444,7 +101508,7 @@ async function restoreBackup(executor, store, source, manifest, target, options 
         if (existing && data.globals) {
           await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
         }
-        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() }).catch(async (error3) => {
+        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open(), live: "stderr" }).catch(async (error3) => {
           await settle(false, error3).catch(() => void 0);
           throw error3;
         });
@@ -101467,7 +101531,7 @@ function lines(text) {
 }
 async function drillSource(executor, store, source, options) {
   const manifest = await findBackup(store, source, options.backupId ?? "latest");
-  const target = scratchTarget(source, randomBytes2(4).toString("hex"));
+  const target = scratchTarget(source, randomBytes3(4).toString("hex"));
   const result = await restoreBackup(executor, store, source, manifest, target, { ...options, drill: true });
   const report = { id: manifest.id, time: (options.now ?? (() => /* @__PURE__ */ new Date()))().toISOString(), query: options.drillQuery ?? "row counts", rows: result.report ?? [] };
   await store.writeReport(manifest, "drill", `${JSON.stringify(report)}

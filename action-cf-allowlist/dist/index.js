@@ -40300,7 +40300,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes2
+      randomBytes: randomBytes3
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40564,7 +40564,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes2(SALT_LEN);
+            const salt = randomBytes3(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40603,7 +40603,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes2(4);
+          const checkInt = randomBytes3(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -41631,6 +41631,9 @@ function issueCommand(command, properties, message) {
   const cmd = new Command(command, properties, message);
   process.stdout.write(cmd.toString() + os.EOL);
 }
+function issue(name, message = "") {
+  issueCommand(name, {}, message);
+}
 var CMD_STRING = "::";
 var Command = class {
   constructor(command, properties, message) {
@@ -42101,6 +42104,12 @@ function warning(message, properties = {}) {
 function info(message) {
   process.stdout.write(message + os4.EOL);
 }
+function startGroup(name) {
+  issue("group", name);
+}
+function endGroup() {
+  issue("endgroup");
+}
 function saveState(name, value) {
   const filePath = process.env["GITHUB_STATE"] || "";
   if (filePath) {
@@ -42262,6 +42271,7 @@ function readInputs(readers) {
 
 // packages/action-kit/src/ssh-inputs.ts
 import { isIP } from "node:net";
+import { randomBytes as randomBytes2 } from "node:crypto";
 
 // packages/shell/src/quote.ts
 var BARE_SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
@@ -43311,6 +43321,22 @@ function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
 }
 
 // packages/ssh/src/connection.ts
+function lineSplitter(emit) {
+  const decoder = new TextDecoder();
+  let rest = "";
+  return {
+    push(chunk) {
+      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
+      rest = parts.pop() ?? "";
+      for (const line of parts) if (line.trim() !== "") emit(line);
+    },
+    flush() {
+      const last = rest + decoder.decode();
+      rest = "";
+      if (last.trim() !== "") emit(last);
+    }
+  };
+}
 var SshConnectionError = class extends Error {
   constructor(message, retryable) {
     super(message);
@@ -43348,11 +43374,12 @@ function classifyConnectError(error2, target, hostKeyFailure) {
   return new SshConnectionError(`SSH connection to ${target} failed: ${message}`, false);
 }
 var SshConnection = class _SshConnection {
-  constructor(ssh, bastion, target, hostKeyFingerprint) {
+  constructor(ssh, bastion, target, hostKeyFingerprint, liveOutput) {
     this.ssh = ssh;
     this.bastion = bastion;
     this.target = target;
     this.hostKeyFingerprint = hostKeyFingerprint;
+    this.liveOutput = liveOutput;
     for (const client of [ssh.connection, bastion?.connection]) {
       client?.on("error", (error2) => {
         this.lostWith ??= error2;
@@ -43363,6 +43390,7 @@ var SshConnection = class _SshConnection {
   bastion;
   target;
   hostKeyFingerprint;
+  liveOutput;
   sftpSession;
   lostWith;
   /**
@@ -43422,7 +43450,7 @@ var SshConnection = class _SshConnection {
         { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
         options
       );
-      return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
+      return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
     } catch (error2) {
       bastion?.dispose();
       throw error2;
@@ -43449,6 +43477,11 @@ var SshConnection = class _SshConnection {
         let overflow = false;
         let timer;
         let clientTimedOut = false;
+        if (options.onData) {
+          const onData = options.onData;
+          channel.on("data", (chunk) => onData("stdout", chunk));
+          channel.stderr.on("data", (chunk) => onData("stderr", chunk));
+        }
         if (options.stdout) {
           const reclaim = bufferReclaimer();
           channel.on("data", (chunk) => reclaim(chunk.length));
@@ -43515,11 +43548,23 @@ var SshConnection = class _SshConnection {
       ...timeoutSeconds !== void 0 ? { timeoutSeconds } : {},
       stdin: options.stdin !== void 0
     });
-    const result = await this.exec(commandLine, {
-      ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
-      ...options.stdout ? { stdout: options.stdout } : {},
-      ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
-    });
+    const live = options.live && this.liveOutput ? this.liveOutput : void 0;
+    const shown = options.stdout ? "stderr" : options.live;
+    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
+    live?.begin(description);
+    let result;
+    try {
+      result = await this.exec(commandLine, {
+        ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
+        ...options.stdout ? { stdout: options.stdout } : {},
+        ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {},
+        ...splitters ? { onData: (stream, chunk) => (shown === "all" || stream === "stderr") && splitters[stream].push(chunk) } : {}
+      });
+    } finally {
+      splitters?.stdout.flush();
+      splitters?.stderr.flush();
+      live?.end();
+    }
     if (timeoutSeconds !== void 0 && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
     if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
     return result;
@@ -43766,6 +43811,24 @@ function sshLog(level, message) {
   if (level === "warning") warning(message);
   else info(message);
 }
+function liveLog(host) {
+  if (host !== void 0) {
+    return { begin: (description) => info(`[${host}] \u25B6 ${description}`), line: (text) => info(`[${host}] ${text}`), end: () => void 0 };
+  }
+  let token = "";
+  return {
+    begin(description) {
+      startGroup(description);
+      token = randomBytes2(16).toString("hex");
+      info(`::stop-commands::${token}`);
+    },
+    line: (text) => info(text),
+    end() {
+      info(`::${token}::`);
+      endGroup();
+    }
+  };
+}
 function readSshInputs(readHostInput = () => readHost("host")) {
   const c = new InputCollector();
   const host = c.read(readHostInput);
@@ -43838,7 +43901,8 @@ function readSshInputs(readHostInput = () => readHost("host")) {
     hostKey,
     ...jump ? { jump } : {},
     connectTimeoutSeconds,
-    log: sshLog
+    log: sshLog,
+    liveOutput: liveLog()
   };
 }
 
@@ -44841,8 +44905,8 @@ function ufwBackend(list3) {
     async apply(server) {
       const allows = diff.add.filter((r) => r.action === "allow");
       const denies = diff.add.filter((r) => r.action === "deny");
-      if (allows.length > 0) await server.run(allows.map((r) => quiet(allowCommand(r, tag))), { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600 });
-      if (diff.remove.length > 0) await server.run(diff.remove.map((r) => quiet(deleteCommand(r))), { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600 });
+      if (allows.length > 0) await server.run(allows.map((r) => quiet(allowCommand(r, tag))), { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600, live: "all" });
+      if (diff.remove.length > 0) await server.run(diff.remove.map((r) => quiet(deleteCommand(r))), { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600, live: "all" });
       for (const deny of denies) {
         const read2 = await server.run([["ufw", "status", "numbered"]], { description: "read ufw rule numbers", timeoutSeconds: 60 });
         const live = parseUfwNumbered(read2.stdout, tag);

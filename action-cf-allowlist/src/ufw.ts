@@ -164,8 +164,8 @@ export function ufwBackend(list: Allowlist): Backend {
       // no wanted range is ever missing, and a deny never lands above an allow of ours.
       const allows = diff.add.filter((r) => r.action === 'allow');
       const denies = diff.add.filter((r) => r.action === 'deny');
-      if (allows.length > 0) await server.run(allows.map((r) => quiet(allowCommand(r, tag))), { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600 });
-      if (diff.remove.length > 0) await server.run(diff.remove.map((r) => quiet(deleteCommand(r))), { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600 });
+      if (allows.length > 0) await server.run(allows.map((r) => quiet(allowCommand(r, tag))), { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600, live: 'all' });
+      if (diff.remove.length > 0) await server.run(diff.remove.map((r) => quiet(deleteCommand(r))), { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600, live: 'all' });
       for (const deny of denies) {
         const read = await server.run([['ufw', 'status', 'numbered']], { description: 'read ufw rule numbers', timeoutSeconds: 60 });
         const live = parseUfwNumbered(read.stdout, tag);

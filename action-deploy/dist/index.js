@@ -40300,7 +40300,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes7
+      randomBytes: randomBytes8
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40564,7 +40564,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes7(SALT_LEN);
+            const salt = randomBytes8(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40603,7 +40603,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes7(4);
+          const checkInt = randomBytes8(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -49555,6 +49555,7 @@ var InputCollector = class {
 
 // packages/action-kit/src/ssh-inputs.ts
 import { isIP } from "node:net";
+import { randomBytes as randomBytes2 } from "node:crypto";
 
 // packages/shell/src/quote.ts
 var BARE_SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
@@ -50627,6 +50628,22 @@ function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
 }
 
 // packages/ssh/src/connection.ts
+function lineSplitter(emit) {
+  const decoder = new TextDecoder();
+  let rest = "";
+  return {
+    push(chunk) {
+      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
+      rest = parts.pop() ?? "";
+      for (const line of parts) if (line.trim() !== "") emit(line);
+    },
+    flush() {
+      const last = rest + decoder.decode();
+      rest = "";
+      if (last.trim() !== "") emit(last);
+    }
+  };
+}
 var SshConnectionError = class extends Error {
   constructor(message, retryable) {
     super(message);
@@ -50664,11 +50681,12 @@ function classifyConnectError(error2, target, hostKeyFailure) {
   return new SshConnectionError(`SSH connection to ${target} failed: ${message}`, false);
 }
 var SshConnection = class _SshConnection {
-  constructor(ssh, bastion, target, hostKeyFingerprint) {
+  constructor(ssh, bastion, target, hostKeyFingerprint, liveOutput) {
     this.ssh = ssh;
     this.bastion = bastion;
     this.target = target;
     this.hostKeyFingerprint = hostKeyFingerprint;
+    this.liveOutput = liveOutput;
     for (const client of [ssh.connection, bastion?.connection]) {
       client?.on("error", (error2) => {
         this.lostWith ??= error2;
@@ -50679,6 +50697,7 @@ var SshConnection = class _SshConnection {
   bastion;
   target;
   hostKeyFingerprint;
+  liveOutput;
   sftpSession;
   lostWith;
   /**
@@ -50738,7 +50757,7 @@ var SshConnection = class _SshConnection {
         { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
         options
       );
-      return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
+      return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
     } catch (error2) {
       bastion?.dispose();
       throw error2;
@@ -50765,6 +50784,11 @@ var SshConnection = class _SshConnection {
         let overflow = false;
         let timer;
         let clientTimedOut = false;
+        if (options.onData) {
+          const onData = options.onData;
+          channel.on("data", (chunk) => onData("stdout", chunk));
+          channel.stderr.on("data", (chunk) => onData("stderr", chunk));
+        }
         if (options.stdout) {
           const reclaim = bufferReclaimer();
           channel.on("data", (chunk) => reclaim(chunk.length));
@@ -50831,11 +50855,23 @@ var SshConnection = class _SshConnection {
       ...timeoutSeconds !== void 0 ? { timeoutSeconds } : {},
       stdin: options.stdin !== void 0
     });
-    const result = await this.exec(commandLine, {
-      ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
-      ...options.stdout ? { stdout: options.stdout } : {},
-      ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}
-    });
+    const live = options.live && this.liveOutput ? this.liveOutput : void 0;
+    const shown2 = options.stdout ? "stderr" : options.live;
+    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
+    live?.begin(description);
+    let result;
+    try {
+      result = await this.exec(commandLine, {
+        ...options.stdin !== void 0 ? { stdin: options.stdin } : { keepStdinOpen: true },
+        ...options.stdout ? { stdout: options.stdout } : {},
+        ...timeoutSeconds !== void 0 ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {},
+        ...splitters ? { onData: (stream, chunk) => (shown2 === "all" || stream === "stderr") && splitters[stream].push(chunk) } : {}
+      });
+    } finally {
+      splitters?.stdout.flush();
+      splitters?.stderr.flush();
+      live?.end();
+    }
     if (timeoutSeconds !== void 0 && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
     if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
     return result;
@@ -51082,6 +51118,24 @@ function sshLog(level, message) {
   if (level === "warning") warning(message);
   else info(message);
 }
+function liveLog(host) {
+  if (host !== void 0) {
+    return { begin: (description) => info(`[${host}] \u25B6 ${description}`), line: (text) => info(`[${host}] ${text}`), end: () => void 0 };
+  }
+  let token = "";
+  return {
+    begin(description) {
+      startGroup(description);
+      token = randomBytes2(16).toString("hex");
+      info(`::stop-commands::${token}`);
+    },
+    line: (text) => info(text),
+    end() {
+      info(`::${token}::`);
+      endGroup();
+    }
+  };
+}
 function readSshInputs(readHostInput = () => readHost("host")) {
   const c = new InputCollector();
   const host = c.read(readHostInput);
@@ -51154,7 +51208,8 @@ function readSshInputs(readHostInput = () => readHost("host")) {
     hostKey,
     ...jump ? { jump } : {},
     connectTimeoutSeconds,
-    log: sshLog
+    log: sshLog,
+    liveOutput: liveLog()
   };
 }
 
@@ -51474,7 +51529,7 @@ async function sendNotification(url, message, options = {}) {
 var version = "0.6.0";
 
 // action-deploy/src/context.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 
 // action-deploy/src/releases.ts
 var RELEASES = "releases";
@@ -51599,8 +51654,8 @@ function runContext(env = process.env) {
     sha: env.GITHUB_SHA ?? "",
     ref: env.GITHUB_REF ?? "",
     runUrl,
-    token: randomBytes2(12).toString("hex"),
-    releaseId: newReleaseId(/* @__PURE__ */ new Date(), env.GITHUB_SHA ?? "", randomBytes2(2).toString("hex"))
+    token: randomBytes3(12).toString("hex"),
+    releaseId: newReleaseId(/* @__PURE__ */ new Date(), env.GITHUB_SHA ?? "", randomBytes3(2).toString("hex"))
   };
 }
 
@@ -56443,7 +56498,7 @@ function savedLocks() {
 }
 
 // action-deploy/src/story.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
+import { randomBytes as randomBytes5 } from "node:crypto";
 
 // action-deploy/src/deploy.ts
 import { posix as posix2 } from "node:path";
@@ -56829,17 +56884,17 @@ async function pullImages(d, release) {
   const services = release.built.length === 0 ? [] : d.inputs.composeServices.filter((service) => !release.built.includes(service));
   if (release.built.length > 0 && services.length === 0) return;
   if (!login) {
-    await d.server.run(pull(d.cli, release.project, services), { description: "pull images (pull-timeout)", timeoutSeconds: d.inputs.pullTimeoutSeconds }).catch((error2) => {
+    await d.server.run(pull(d.cli, release.project, services), { description: "pull images (pull-timeout)", timeoutSeconds: d.inputs.pullTimeoutSeconds, live: "all" }).catch((error2) => {
       throw pullFailureHint(error2, false);
     });
     return;
   }
   await d.server.run(pullWithLogin(d.cli, release.project, login, services), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}
-` });
+`, live: "all" });
 }
 async function buildOnServer(d, release) {
   if (release.built.length === 0) return;
-  await d.server.run(build(d.cli, release.project, release.built), { description: `build ${release.built.join(", ")} on the server (pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds });
+  await d.server.run(build(d.cli, release.project, release.built), { description: `build ${release.built.join(", ")} on the server (pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, live: "all" });
 }
 function pullFailureHint(error2, login) {
   if (login || !/unauthorized|denied|authentication required|no basic auth credentials/i.test(error2.message)) return error2;
@@ -56877,7 +56932,7 @@ async function runPreDeploy(d, release, script2) {
   const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${[anchor, ...release.project.files].join(":")}`];
   if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
   await d.server.upload(anchor, "# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n", { mode: 420, description: "the project directory anchor for pre-deploy" });
-  await d.server.run([["cd", d.inputs.projectDir], ["env", ...env, "bash", "-c", script2]], { description: "pre-deploy (pre-deploy-timeout)", timeoutSeconds: d.inputs.preDeployTimeoutSeconds });
+  await d.server.run([["cd", d.inputs.projectDir], ["env", ...env, "bash", "-c", script2]], { description: "pre-deploy (pre-deploy-timeout)", timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: "all" });
 }
 async function linkReleaseEnv(d, release) {
   await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? "", release?.hasEnv ?? false), { description: release ? `point .env at release ${release.id}` : "remove the .env link", timeoutSeconds: 60 });
@@ -56887,7 +56942,7 @@ async function switchTo(d, release) {
     description: "link the env file",
     timeoutSeconds: 60
   });
-  await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+  await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900, live: "all" });
 }
 async function markCurrent(d, release) {
   await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: "mark the release current", timeoutSeconds: 60 });
@@ -57506,7 +57561,7 @@ var HostStore = class {
     const { script: script2, checks, globalsChecks } = hostBackupScript(dir, request2, file, globalsFile);
     let result;
     try {
-      result = await executor.run(script2, { description: `back up ${request2.source.name} to ${dir}` });
+      result = await executor.run(script2, { description: `back up ${request2.source.name} to ${dir}`, live: "stderr" });
     } catch (error2) {
       if (error2 instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request2.source.name} failed; no manifest written and nothing pruned: ${error2.message}`);
       throw error2;
@@ -57651,11 +57706,11 @@ var GLOBALS_FILTER_AWK = [
 var MAX_PAX_BYTES = 1024 * 1024;
 
 // packages/backup/src/operations.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
+import { randomBytes as randomBytes4 } from "node:crypto";
 async function withSecretFile(executor, source, fn) {
   const content = secretFileContent(source);
   if (content === void 0) return fn(void 0);
-  const path = `/tmp/skiff-backup-${randomBytes3(8).toString("hex")}.secret`;
+  const path = `/tmp/skiff-backup-${randomBytes4(8).toString("hex")}.secret`;
   await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
   try {
     return await fn(path);
@@ -57943,7 +57998,7 @@ var recreateSwitch = {
 async function deployNewRelease(d, how = recreateSwitch) {
   const state = await serverState(d);
   const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
-  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes4(2).toString("hex"));
+  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes5(2).toString("hex"));
   info(`Release ${id}${previous ? ` (current: ${previous})` : " (first release)"}`);
   const release = await uploadRelease(d, id);
   await linkReleaseEnv(d, release);
@@ -58190,9 +58245,9 @@ async function rollServices(d, release, running, plan) {
   let fresh = [];
   let gate;
   try {
-    if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(", ")} first`, timeoutSeconds: 900 });
+    if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(", ")} first`, timeoutSeconds: 900, live: "all" });
     try {
-      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), { description: `start new containers of ${services.join(", ")}`, timeoutSeconds: 900 });
+      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), { description: `start new containers of ${services.join(", ")}`, timeoutSeconds: 900, live: "all" });
     } finally {
       fresh = newContainers(plan.roll, parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout));
     }
@@ -58248,7 +58303,7 @@ async function relinkEnv(d, running) {
 }
 
 // action-deploy/src/strategies/swarm.ts
-import { randomBytes as randomBytes5 } from "node:crypto";
+import { randomBytes as randomBytes6 } from "node:crypto";
 
 // action-deploy/src/strategies/swarm-stack.ts
 var import_yaml7 = __toESM(require_dist(), 1);
@@ -58416,7 +58471,7 @@ async function switchOn(d, id, files, hasEnv) {
   const since = Number((await d.server.run(serverClockMs(), { description: "read the server clock", timeoutSeconds: 60 })).stdout.trim());
   if (d.cli.sudo && hasEnv) warning("sudo: true \u2014 sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).");
   try {
-    await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900 });
+    await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900, live: "all" });
   } catch (error2) {
     const reason = `docker stack deploy failed: ${error2.message}`;
     return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [], rollingBack: /* @__PURE__ */ new Map() };
@@ -58456,7 +58511,7 @@ async function deploySwarm(d) {
   if (override.stopFirst.length > 0) warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(", ")}`);
   const state = await serverState(d);
   const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
-  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes5(2).toString("hex"));
+  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes6(2).toString("hex"));
   info(`Release ${id} as stack ${d.inputs.projectName}${previous ? ` (current: ${previous})` : " (first release)"}`);
   const release = await uploadRelease(d, id);
   await d.server.upload(`${releaseDir(d.inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 420, description: `upload ${STACK_FILE}` });
@@ -58549,7 +58604,7 @@ async function planSwarm(recorder, inputs, ctx) {
 }
 
 // action-deploy/src/strategies/systemd.ts
-import { randomBytes as randomBytes6 } from "node:crypto";
+import { randomBytes as randomBytes7 } from "node:crypto";
 
 // action-deploy/src/strategies/systemd-artifact.ts
 import { spawn as spawn2 } from "node:child_process";
@@ -58772,7 +58827,7 @@ var sleep3 = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 async function uploadArtifact(d, source, dir) {
   const artifact = await artifactStream(source.absolute, source.isDirectory);
   try {
-    await d.server.run(extractArchive(dir, artifact.compression), { stdin: artifact.stream, description: `upload ${source.path} (${artifact.description})`, timeoutSeconds: 3600 });
+    await d.server.run(extractArchive(dir, artifact.compression), { stdin: artifact.stream, description: `upload ${source.path} (${artifact.description})`, timeoutSeconds: 3600, live: "stderr" });
   } catch (error2) {
     const local = await Promise.race([artifact.finished.then(() => void 0, (reason) => reason), sleep3(2e3).then(() => void 0)]);
     artifact.stop();
@@ -58784,7 +58839,7 @@ async function uploadRelease2(d, id, unit, source) {
   const dir = releaseDir(d.inputs.projectDir, id);
   await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
   if (source.kind === "artifact") await uploadArtifact(d, source, dir);
-  else await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`, timeoutSeconds: 3600 });
+  else await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`, timeoutSeconds: 3600, live: "all" });
   if (d.inputs.envFile !== void 0) await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
   const meta2 = {
     id,
@@ -58823,7 +58878,7 @@ async function deploy(d) {
   const { sudo: sudo2 } = await inspectUnit(d, unit);
   const state = await serverState(d);
   const previous = previousOf(state);
-  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes6(2).toString("hex"));
+  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes7(2).toString("hex"));
   info(`Release ${id} of ${unit}${previous ? ` (current: ${previous})` : " (first release)"}`);
   const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [], images: {} };
   const beforeSwitch = async (what, step) => {
@@ -58835,7 +58890,7 @@ async function deploy(d) {
       return `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
     }
   };
-  const run2 = (what, command) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds });
+  const run2 = (what, command) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: "all" });
   const early = await beforeSwitch("Uploading the release", () => uploadRelease2(d, id, unit, source)) ?? (installCommand === void 0 ? void 0 : await beforeSwitch("install-command", run2("install-command", installCommand))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", run2("pre-deploy", d.inputs.preDeploy)));
   if (early) return { ...base, status: "failed", error: early };
   await point(d, id);
@@ -58978,7 +59033,7 @@ function healthUrlsFor(urls, host) {
   return urls.map((url) => url.replaceAll("{host}", name));
 }
 async function openSession(target, label, inputs, ctx, many) {
-  const server = await SshConnection.connect(target);
+  const server = await SshConnection.connect(many ? { ...target, liveOutput: liveLog(label) } : target);
   try {
     const cli = strategyOf(inputs).usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: "v2", sudo: inputs.sudo };
     if (strategyOf(inputs).usesDocker) info(`${many ? `[${label}] ` : ""}Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);

@@ -128,18 +128,18 @@ export async function pullImages(d: Deployer, release: Release): Promise<void> {
   const services = release.built.length === 0 ? [] : d.inputs.composeServices.filter((service) => !release.built.includes(service));
   if (release.built.length > 0 && services.length === 0) return;
   if (!login) {
-    await d.server.run(pull(d.cli, release.project, services), { description: 'pull images (pull-timeout)', timeoutSeconds: d.inputs.pullTimeoutSeconds }).catch((error: Error) => {
+    await d.server.run(pull(d.cli, release.project, services), { description: 'pull images (pull-timeout)', timeoutSeconds: d.inputs.pullTimeoutSeconds, live: 'all' }).catch((error: Error) => {
       throw pullFailureHint(error, false);
     });
     return;
   }
-  await d.server.run(pullWithLogin(d.cli, release.project, login, services), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}\n` });
+  await d.server.run(pullWithLogin(d.cli, release.project, login, services), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}\n`, live: 'all' });
 }
 
 /** `compose build` of the services built on the server, from the release's own contexts (pull-timeout bounds it too). */
 export async function buildOnServer(d: Deployer, release: Release): Promise<void> {
   if (release.built.length === 0) return;
-  await d.server.run(build(d.cli, release.project, release.built), { description: `build ${release.built.join(', ')} on the server (pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds });
+  await d.server.run(build(d.cli, release.project, release.built), { description: `build ${release.built.join(', ')} on the server (pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, live: 'all' });
 }
 
 /** A pull refused for want of a login says which inputs give one. */
@@ -197,7 +197,7 @@ export async function runPreDeploy(d: Deployer, release: Release, script: string
   const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${[anchor, ...release.project.files].join(':')}`];
   if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
   await d.server.upload(anchor, '# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n', { mode: 0o644, description: 'the project directory anchor for pre-deploy' });
-  await d.server.run([['cd', d.inputs.projectDir], ['env', ...env, 'bash', '-c', script]], { description: 'pre-deploy (pre-deploy-timeout)', timeoutSeconds: d.inputs.preDeployTimeoutSeconds });
+  await d.server.run([['cd', d.inputs.projectDir], ['env', ...env, 'bash', '-c', script]], { description: 'pre-deploy (pre-deploy-timeout)', timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: 'all' });
 }
 
 /** Points `<project-dir>/.env` at `release`'s env file, or removes Skiff's link when it has none (or there is no release). */
@@ -212,7 +212,7 @@ export async function switchTo(d: Deployer, release: Release): Promise<void> {
     description: 'link the env file',
     timeoutSeconds: 60,
   });
-  await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+  await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900, live: 'all' });
 }
 
 export async function markCurrent(d: Deployer, release: Release): Promise<void> {

@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import { forEachHost, hostLabel, type HostResult } from '@skiff/action-kit';
+import { forEachHost, hostLabel, liveLog, type HostResult } from '@skiff/action-kit';
 import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
 import type { RunContext } from './context';
 import type { Deployer } from './deploy';
@@ -59,7 +59,8 @@ export function healthUrlsFor(urls: readonly string[], host: string): string[] {
 }
 
 async function openSession(target: SshConnectOptions, label: string, inputs: DeployInputs, ctx: RunContext, many: boolean): Promise<Session> {
-  const server = await SshConnection.connect(target);
+  // Several hosts' steps interleave in the log: their live lines carry the host instead of a group.
+  const server = await SshConnection.connect(many ? { ...target, liveOutput: liveLog(label) } : target);
   try {
     const cli: DockerCli = strategyOf(inputs).usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: 'v2', sudo: inputs.sudo };
     if (strategyOf(inputs).usesDocker) core.info(`${many ? `[${label}] ` : ''}Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);

@@ -2,7 +2,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
-import { auditLines, buildApp, httpGet, removeProject, runAction } from './helpers';
+import { auditLines, buildApp, httpGet, removeProject, runAction, startAction } from './helpers';
 
 /**
  * The Compose apps users have, not a one-service toy: a proxy that `depends_on` a healthy backend,
@@ -179,5 +179,48 @@ describe('a proxy, a backend with env_file: .env and ./data, a migration', () =>
     expect(back.outputs['release-id']).toMatch(/-1111111-/);
     expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
     expect(await greeting('backend')).toBe('hello-1');
+  });
+
+  it("shows a long step's output while it runs: pre-deploy's lines reach the job log before it ends, in the step's own group", async () => {
+    const started = startAction(
+      {
+        ...sshdActionInputs(server),
+        'project-dir': projectDir,
+        'project-name': PROJECT,
+        'env-file': `WEB_PORT=${webPort}\nGREETING=hello-live\n`,
+        images: `backend=${image('v3')}\nproxy=${image('v3')}`,
+        registry: registry.address,
+        'registry-username': registry.username,
+        'registry-password': registry.password,
+        'health-url': `http://127.0.0.1:${webPort}/`,
+        'health-interval': '1s',
+        'pre-deploy': 'echo "migration 1 of 2 done"; sleep 4; echo "migration 2 of 2 done" >&2',
+      },
+      { workspace: workspace.path, env: { GITHUB_SHA: commit(++deploys) } },
+    );
+    const child = await started.spawned;
+    const seen: { at: number; line: string }[] = [];
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) seen.push({ at: performance.now(), line });
+    });
+    const run = await started.done;
+    const ended = performance.now();
+    expect(run.code, run.masked).toBe(0);
+    const first = seen.find((s) => s.line === 'migration 1 of 2 done');
+    expect(first, run.stdout).toBeDefined();
+    expect(ended - first!.at).toBeGreaterThan(3000);
+    const lines = seen.map((s) => s.line);
+    const group = lines.indexOf('::group::pre-deploy (pre-deploy-timeout)');
+    expect(group).toBeGreaterThanOrEqual(0);
+    expect(lines.indexOf('migration 1 of 2 done')).toBeGreaterThan(group);
+    expect(lines.indexOf('migration 2 of 2 done')).toBeGreaterThan(lines.indexOf('migration 1 of 2 done'));
+    expect(lines.indexOf('::endgroup::', group)).toBeGreaterThan(lines.indexOf('migration 2 of 2 done'));
+    // The pull and the switch show theirs too (Compose reports each service).
+    expect(lines.some((line) => line.startsWith('::group::pull images'))).toBe(true);
+    expect(lines.some((line) => line.startsWith('::group::start release'))).toBe(true);
   });
 });

@@ -108,9 +108,9 @@ async function rollServices(d: Deployer, release: Release, running: string | und
   let fresh: string[] = [];
   let gate: GateReport;
   try {
-    if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(', ')} first`, timeoutSeconds: 900 });
+    if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(', ')} first`, timeoutSeconds: 900, live: 'all' });
     try {
-      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), { description: `start new containers of ${services.join(', ')}`, timeoutSeconds: 900 });
+      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), { description: `start new containers of ${services.join(', ')}`, timeoutSeconds: 900, live: 'all' });
     } finally {
       fresh = newContainers(plan.roll, parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout));
     }

@@ -49,7 +49,7 @@ async function switchOn(d: Deployer, id: string, files: readonly string[], hasEn
   const since = Number((await d.server.run(serverClockMs(), { description: 'read the server clock', timeoutSeconds: 60 })).stdout.trim());
   if (d.cli.sudo && hasEnv) core.warning('sudo: true — sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).');
   try {
-    await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900 });
+    await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900, live: 'all' });
   } catch (error) {
     const reason = `docker stack deploy failed: ${(error as Error).message}`;
     return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [], rollingBack: new Map() };

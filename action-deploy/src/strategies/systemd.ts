@@ -63,7 +63,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function uploadArtifact(d: Deployer, source: Extract<ReleaseSource, { kind: 'artifact' }>, dir: string): Promise<void> {
   const artifact = await artifactStream(source.absolute, source.isDirectory);
   try {
-    await d.server.run(extractArchive(dir, artifact.compression), { stdin: artifact.stream, description: `upload ${source.path} (${artifact.description})`, timeoutSeconds: 3600 });
+    await d.server.run(extractArchive(dir, artifact.compression), { stdin: artifact.stream, description: `upload ${source.path} (${artifact.description})`, timeoutSeconds: 3600, live: 'stderr' });
   } catch (error) {
     // If tar on the runner failed, the server only saw a cut-short archive: the runner's reason is the useful one.
     const local = await Promise.race([artifact.finished.then(() => undefined, (reason: Error) => reason), sleep(2000).then(() => undefined)]);
@@ -79,7 +79,7 @@ async function uploadRelease(d: Deployer, id: string, unit: string, source: Rele
   const dir = releaseDir(d.inputs.projectDir, id);
   await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
   if (source.kind === 'artifact') await uploadArtifact(d, source, dir);
-  else await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`, timeoutSeconds: 3600 });
+  else await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`, timeoutSeconds: 3600, live: 'all' });
   if (d.inputs.envFile !== undefined) await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
   const meta = {
     id,
@@ -135,7 +135,7 @@ async function deploy(d: Deployer): Promise<StoryResult> {
       return `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
     }
   };
-  const run = (what: string, command: string) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds });
+  const run = (what: string, command: string) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: 'all' });
   const early =
     (await beforeSwitch('Uploading the release', () => uploadRelease(d, id, unit, source))) ??
     (installCommand === undefined ? undefined : await beforeSwitch('install-command', run('install-command', installCommand))) ??

@@ -17,7 +17,7 @@ export {
 } from './inputs';
 export type { ReadOptions, ReadResult, IntegerOptions, DurationOptions } from './inputs';
 export { maskSecret, secretForms } from './secrets';
-export { SSH_INPUTS, readSshInputs, parseJumpHost, keyscanCommand, sshLog } from './ssh-inputs';
+export { SSH_INPUTS, readSshInputs, parseJumpHost, keyscanCommand, sshLog, liveLog } from './ssh-inputs';
 export type { SshInputName } from './ssh-inputs';
 export { setOutput, outputs } from './outputs';
 export type { OutputValue } from './outputs';

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import * as core from '@actions/core';
 import { quote } from '@skiff/shell';
-import { parseKnownHosts, type HostKeyPolicy, type JumpHost, type SshConnectOptions } from '@skiff/ssh';
+import { parseKnownHosts, type HostKeyPolicy, type JumpHost, type LiveOutput, type SshConnectOptions } from '@skiff/ssh';
 import type { InputDefinition } from './definitions';
 import { InputError } from './errors';
 import { InputCollector, getBoolean, getDuration, getList, getPort, getString, invalidInput, parseDuration } from './inputs';
@@ -154,6 +155,31 @@ export function sshLog(level: 'info' | 'warning', message: string): void {
 }
 
 /**
+ * A remote step's output in the job log as it arrives: a collapsible group per step, or, when
+ * several hosts run at once (groups cannot interleave), lines prefixed `[host]`. Within a group,
+ * workflow commands are off, so a remote line such as `::add-mask::x` or `::endgroup::` is shown,
+ * never obeyed; masks already registered still apply.
+ */
+export function liveLog(host?: string): LiveOutput {
+  if (host !== undefined) {
+    return { begin: (description) => core.info(`[${host}] ▶ ${description}`), line: (text) => core.info(`[${host}] ${text}`), end: () => undefined };
+  }
+  let token = '';
+  return {
+    begin(description) {
+      core.startGroup(description);
+      token = randomBytes(16).toString('hex');
+      core.info(`::stop-commands::${token}`);
+    },
+    line: (text) => core.info(text),
+    end() {
+      core.info(`::${token}::`);
+      core.endGroup();
+    },
+  };
+}
+
+/**
  * Reads and checks the shared SSH inputs. `readHostInput` lets multi-host callers (readSshTargets)
  * read `host` as a list while every other rule stays defined once here. All problems, including rules that combine inputs
  * (credentials, exactly one way to check the host key), are reported together.
@@ -240,5 +266,6 @@ export function readSshInputs(readHostInput: () => string | undefined = () => re
     ...(jump ? { jump } : {}),
     connectTimeoutSeconds: connectTimeoutSeconds!,
     log: sshLog,
+    liveOutput: liveLog(),
   };
 }

@@ -183,7 +183,7 @@ export class HostStore implements Store {
     const { script, checks, globalsChecks } = hostBackupScript(dir, request, file, globalsFile);
     let result;
     try {
-      result = await executor.run(script, { description: `back up ${request.source.name} to ${dir}` });
+      result = await executor.run(script, { description: `back up ${request.source.name} to ${dir}`, live: 'stderr' });
     } catch (error) {
       if (error instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error.message}`);
       throw error;

@@ -163,7 +163,7 @@ export async function restoreBackup(
       if (data.kind === 'server') {
         const existing = await existingGlobals();
         const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw('|'), ...restoreCommand(source, target, secretFile)], ...query], { description }).catch(async (error: unknown) => {
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw('|'), ...restoreCommand(source, target, secretFile)], ...query], { description, live: 'stderr' }).catch(async (error: unknown) => {
           await settle(false, error).catch(() => undefined);
           throw error;
         });
@@ -176,7 +176,7 @@ export async function restoreBackup(
         if (existing && data.globals) {
           await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
         }
-        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open() }).catch(async (error: unknown) => {
+        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open(), live: 'stderr' }).catch(async (error: unknown) => {
           await settle(false, error).catch(() => undefined);
           throw error;
         });

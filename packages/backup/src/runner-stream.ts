@@ -183,7 +183,7 @@ export async function streamDump(
   reclaimNow('shrink');
   let remoteError: Error | undefined;
   try {
-    const result = await executor.run([dump], { description: what, stdout: gate, allowFailure: true });
+    const result = await executor.run([dump], { description: what, stdout: gate, allowFailure: true, live: 'stderr' });
     if (result.code !== 0) remoteError = new BackupFailed(`${what} failed with exit code ${result.code}: ${result.stderr.trim().split('\n').slice(-10).join('\n')}`);
   } catch (error) {
     remoteError = error as Error;

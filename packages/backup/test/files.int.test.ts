@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
@@ -89,9 +89,12 @@ describe('files: host paths and a named Docker volume → host destination', () 
     // The helper container is gone (--rm), none left behind.
     expect((await sh('docker', ['ps', '-aq', '--filter', `volume=${volume}`])).trim()).toBe('');
 
+    // Compared with before: a run killed earlier may have left scratch copies of its own.
+    const scratch = async () => (await readdir('/tmp')).filter((name) => name.startsWith('skiff_drill_'));
+    const before = await scratch();
     const drill = await drillSource(ssh, store, both, {});
     expect(drill.report).toEqual(['files|5', expect.stringMatching(/^bytes\|\d+$/)]);
-    expect((await sh('sh', ['-c', 'ls -d /tmp/skiff_drill_* 2>/dev/null || true'])).trim()).toBe('');
+    expect(await scratch()).toEqual(before);
   });
 
   it('a missing path or volume fails the backup: no manifest, no partial', async () => {

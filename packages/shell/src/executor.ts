@@ -12,6 +12,12 @@ export interface RunOptions {
   allowFailure?: boolean;
   /** Human words for logs, plans and errors, e.g. "pull images". */
   description?: string;
+  /**
+   * Show the output while the command runs, line by line, under `description` (where the
+   * executor has somewhere to show it): `all`, or `stderr` for a step whose stdout is data.
+   * Collected output and errors are the same either way.
+   */
+  live?: 'all' | 'stderr';
 }
 
 export interface ExecResult {

@@ -20,7 +20,7 @@ import {
   type UploadOptions,
 } from '@skiff/shell';
 import { HostKeyError, keyTypeOf, knownHostsName, preferredHostKeyAlgorithms, sha256Fingerprint, verifyHostKey } from './host-key';
-import type { HostKeyPolicy, SshConnectOptions } from './options';
+import type { HostKeyPolicy, LiveOutput, SshConnectOptions } from './options';
 import { bufferReclaimer } from './memory';
 
 export interface ExecOptions {
@@ -33,6 +33,26 @@ export interface ExecOptions {
   maxBufferBytes?: number;
   /** Leave stdin open until the command ends (for supervised command lines; see remoteCommandLine). */
   keepStdinOpen?: boolean;
+  /** Sees every chunk of output as it arrives, besides collecting it. */
+  onData?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+/** Cuts chunks into lines; `\r` ends a line too (progress output), and the last partial line comes at flush. */
+export function lineSplitter(emit: (line: string) => void): { push(chunk: Buffer): void; flush(): void } {
+  const decoder = new TextDecoder();
+  let rest = '';
+  return {
+    push(chunk) {
+      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
+      rest = parts.pop() ?? '';
+      for (const line of parts) if (line.trim() !== '') emit(line);
+    },
+    flush() {
+      const last = rest + decoder.decode();
+      rest = '';
+      if (last.trim() !== '') emit(last);
+    },
+  };
 }
 
 export interface LocalForward {
@@ -104,6 +124,7 @@ export class SshConnection implements Executor {
     readonly target: string,
     /** The host key the server presented, for logs and summaries. */
     readonly hostKeyFingerprint: string,
+    private readonly liveOutput?: LiveOutput,
   ) {
     // After connect, node-ssh stops listening for errors; an unheard 'error' event would crash
     // the whole action, so a dropped connection is recorded and reported by the next call.
@@ -172,7 +193,7 @@ export class SshConnection implements Executor {
         { host: options.host, port: options.port, ...credentialsOf(options), ...(sock ? { sock } : {}) },
         options,
       );
-      return new SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint);
+      return new SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
     } catch (error) {
       bastion?.dispose();
       throw error;
@@ -201,6 +222,11 @@ export class SshConnection implements Executor {
         let timer: NodeJS.Timeout | undefined;
         let clientTimedOut = false;
 
+        if (options.onData) {
+          const onData = options.onData;
+          channel.on('data', (chunk: Buffer) => onData('stdout', chunk));
+          channel.stderr.on('data', (chunk: Buffer) => onData('stderr', chunk));
+        }
         if (options.stdout) {
           const reclaim = bufferReclaimer();
           channel.on('data', (chunk: Buffer) => reclaim(chunk.length));
@@ -271,11 +297,24 @@ export class SshConnection implements Executor {
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       stdin: options.stdin !== undefined,
     });
-    const result = await this.exec(commandLine, {
-      ...(options.stdin !== undefined ? { stdin: options.stdin } : { keepStdinOpen: true }),
-      ...(options.stdout ? { stdout: options.stdout } : {}),
-      ...(timeoutSeconds !== undefined ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}),
-    });
+    const live = options.live && this.liveOutput ? this.liveOutput : undefined;
+    // Streamed stdout is data for the caller, never for the log.
+    const shown = options.stdout ? 'stderr' : options.live;
+    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : undefined;
+    live?.begin(description);
+    let result: ExecResult;
+    try {
+      result = await this.exec(commandLine, {
+        ...(options.stdin !== undefined ? { stdin: options.stdin } : { keepStdinOpen: true }),
+        ...(options.stdout ? { stdout: options.stdout } : {}),
+        ...(timeoutSeconds !== undefined ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}),
+        ...(splitters ? { onData: (stream: 'stdout' | 'stderr', chunk: Buffer) => (shown === 'all' || stream === 'stderr') && splitters[stream].push(chunk) } : {}),
+      });
+    } finally {
+      splitters?.stdout.flush();
+      splitters?.stderr.flush();
+      live?.end();
+    }
     if (timeoutSeconds !== undefined && isTimeoutExit(result.code)) throw new RemoteTimeoutError(description, timeoutSeconds);
     if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, result);
     return result;

@@ -11,6 +11,6 @@ export {
   preferredHostKeyAlgorithms,
 } from './host-key';
 export type { KnownHostEntry } from './host-key';
-export type { HostKeyPolicy, SshAuth, JumpHost, SshConnectOptions } from './options';
+export type { HostKeyPolicy, SshAuth, JumpHost, SshConnectOptions, LiveOutput } from './options';
 export { bufferReclaimer, reclaimNow } from './memory';
 export type { ReclaimKind } from './memory';

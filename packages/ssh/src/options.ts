@@ -34,4 +34,13 @@ export interface SshConnectOptions extends SshAuth {
   attempts?: number;
   /** Called with progress and warning lines (e.g. core.info/core.warning). */
   log?: (level: 'info' | 'warning', message: string) => void;
+  /** Where a run with `live` shows its output as it comes; without it, output is only collected. */
+  liveOutput?: LiveOutput;
+}
+
+/** One step's output shown as it arrives: `begin` once, a `line` per line, `end` when the command ends. */
+export interface LiveOutput {
+  begin(description: string): void;
+  line(text: string): void;
+  end(): void;
 }

@@ -208,6 +208,46 @@ describe('commands', () => {
   });
 });
 
+describe('live output', () => {
+  type Seen = { at: number; what: string };
+  const recorder = () => {
+    const seen: Seen[] = [];
+    const at = () => performance.now();
+    return { seen, liveOutput: { begin: (d: string) => seen.push({ at: at(), what: `begin ${d}` }), line: (t: string) => seen.push({ at: at(), what: t }), end: () => seen.push({ at: at(), what: 'end' }) } };
+  };
+
+  it('shows each line as the command prints it, stdout and stderr, not when it ends', async () => {
+    const { seen, liveOutput } = recorder();
+    const ssh = await SshConnection.connect(connectOptions(server, { liveOutput }));
+    try {
+      const started = performance.now();
+      const result = await ssh.run([[raw('echo "step one"; sleep 2; echo "step two" >&2; printf "no newline at the end"')]], { description: 'migrate', live: 'all' });
+      const ended = performance.now();
+      expect(seen.map((s) => s.what)).toEqual(['begin migrate', 'step one', 'step two', 'no newline at the end', 'end']);
+      // The first line was shown while the command still ran (it then slept 2 s).
+      expect(ended - seen[1]!.at).toBeGreaterThan(1500);
+      expect(seen[1]!.at - started).toBeLessThan(ended - started - 1500);
+      // Collected output is unchanged.
+      expect(result.stdout).toBe('step one\nno newline at the end');
+      expect(result.stderr).toBe('step two\n');
+    } finally {
+      await ssh.close();
+    }
+  });
+
+  it('live: stderr leaves stdout (data) out of the log; no live option shows nothing', async () => {
+    const { seen, liveOutput } = recorder();
+    const ssh = await SshConnection.connect(connectOptions(server, { liveOutput }));
+    try {
+      await ssh.run([[raw('echo "secret-ish data"; echo "progress 50%" >&2')]], { description: 'dump', live: 'stderr' });
+      await ssh.run([['echo', 'quiet']], { description: 'read state' });
+      expect(seen.map((s) => s.what)).toEqual(['begin dump', 'progress 50%', 'end']);
+    } finally {
+      await ssh.close();
+    }
+  });
+});
+
 describe('authentication', () => {
   const keyWith = (name: string, args: string[]) => {
     const path = join(work, name);
