@@ -246,7 +246,7 @@ describe('SSH_INPUTS', () => {
     const defaults = Object.fromEntries(SSH_INPUTS.flatMap((input) => ('default' in input ? [[input.name, input.default]] : [])));
     setInputs(defaults);
     expect(defaults).toEqual({ port: '22', 'insecure-ignore-host-key': 'false', 'connect-timeout': '20s' });
-    expect({ ...readSshInputs(), log: undefined }).toEqual({ ...fromCode, log: undefined });
+    expect({ ...readSshInputs(), log: undefined, liveOutput: undefined }).toEqual({ ...fromCode, log: undefined, liveOutput: undefined });
   });
 
   it('marks the credentials secret', () => {
