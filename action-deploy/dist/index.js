@@ -56302,19 +56302,26 @@ function inProject(project, commands) {
 }
 var pull = (cli, project, services = []) => inProject(project, [compose(cli, project, "pull", ...services)]);
 var build = (cli, project, services) => inProject(project, [compose(cli, project, "build", ...services)]);
-function pullWithLogin(cli, project, login, services = []) {
+function withRegistryLogin(cli, login, commands) {
   if (cli.compose === "v1" && cli.sudo) throw new Error("registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand");
-  const config2 = raw('"$cfg"');
-  const pullCommand = compose(cli, project, "pull", ...services);
-  const withConfig = cli.compose === "v2" ? pullCommand.flatMap((token, index) => token === "docker" && pullCommand[index + 1] === "compose" ? ["docker", "--config", config2] : [token]) : [raw('DOCKER_CONFIG="$cfg"'), ...pullCommand];
-  return inProject(project, [
-    [raw('cfg=$(mktemp -d "${TMPDIR:-/tmp}/skiff-docker-config.XXXXXX")')],
-    [raw(`trap 'rm -rf -- "$cfg"' EXIT`)],
+  const config2 = raw('"$skiff_login_config"');
+  const pointed = (command) => {
+    const at = command.findIndex((token) => token === "docker" || token === "docker-compose");
+    if (at < 0 || command.slice(0, at).some((token) => token !== "sudo" && token !== "-n")) return command;
+    if (command[at] === "docker-compose") return [raw('DOCKER_CONFIG="$skiff_login_config"'), ...command];
+    return [...command.slice(0, at + 1), "--config", config2, ...command.slice(at + 1)];
+  };
+  return [
+    [raw('skiff_login_config=$(mktemp -d "${TMPDIR:-/tmp}/skiff-docker-config.XXXXXX")')],
+    [raw(`trap 'rm -rf -- "$skiff_login_config"' EXIT`)],
     [raw("trap 'exit 143' TERM INT HUP")],
-    [raw('if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s -- "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi')],
+    [raw('if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s -- "$HOME/.docker/cli-plugins" "$skiff_login_config/cli-plugins"; fi')],
     [...docker(cli, "--config"), config2, "login", "--username", login.username, "--password-stdin", login.registry, raw(">/dev/null")],
-    withConfig
-  ]);
+    ...commands.map(pointed)
+  ];
+}
+function pullWithLogin(cli, project, login, services = []) {
+  return inProject(project, withRegistryLogin(cli, login, [compose(cli, project, "pull", ...services)]));
 }
 var config = (cli, project) => inProject(project, [compose(cli, project, "config")]);
 var up = (cli, project) => inProject(project, [compose(cli, project, "up", "-d", "--remove-orphans")]);
@@ -58470,8 +58477,16 @@ async function requireManager(d) {
 async function switchOn(d, id, files, hasEnv) {
   const since = Number((await d.server.run(serverClockMs(), { description: "read the server clock", timeoutSeconds: 60 })).stdout.trim());
   if (d.cli.sudo && hasEnv) warning("sudo: true \u2014 sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).");
+  const deploy2 = stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv);
+  const login = d.inputs.registryLogin;
   try {
-    await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900, live: "all" });
+    await d.server.run(login ? withRegistryLogin(d.cli, login, deploy2) : deploy2, {
+      description: login ? `docker stack deploy release ${id} (logged in to ${login.registry} as ${login.username}; Swarm keeps the login with the services so its nodes can pull)` : `docker stack deploy release ${id}`,
+      timeoutSeconds: 900,
+      live: "all",
+      ...login ? { stdin: `${login.password}
+` } : {}
+    });
   } catch (error2) {
     const reason = `docker stack deploy failed: ${error2.message}`;
     return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [], rollingBack: /* @__PURE__ */ new Map() };
@@ -58592,7 +58607,8 @@ async function planSwarm(recorder, inputs, ctx) {
   await recorder.upload(`${releaseDir(inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 420, description: `upload ${STACK_FILE}` });
   if (inputs.preDeploy !== void 0) await runPreDeploy(d, release, inputs.preDeploy);
   await recorder.run(serverClockMs(), { description: "read the server clock" });
-  await recorder.run(stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv), { description: `docker stack deploy release ${id}` });
+  const deploy2 = stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv);
+  await recorder.run(inputs.registryLogin ? withRegistryLogin(cli, inputs.registryLogin, deploy2) : deploy2, { description: `docker stack deploy release ${id}` });
   recorder.steps.push({
     kind: "run",
     description: "health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release",
@@ -59385,7 +59401,7 @@ var DEPLOY_INPUTS = [
     required: false,
     default: "ghcr.io"
   },
-  { name: "registry-username", description: "User for registry, e.g. the workflow's github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server.", required: false },
+  { name: "registry-username", description: "User for registry, e.g. the workflow's github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server. With strategy swarm, `docker stack deploy --with-registry-auth` hands the login to Swarm, which keeps it with the services so its nodes can pull (use a short-lived token such as github.token).", required: false },
   { name: "registry-password", description: "Password or token for registry, e.g. the workflow's github.token (the job needs `packages: read` for GHCR). Sent on stdin, masked, never on a command line.", required: false, secret: true },
   {
     name: "pre-deploy",
@@ -59604,8 +59620,8 @@ function readRegistryLogin(strategy) {
     throw new InputError(missing, `Input "${missing}" is required with "${missing === "registry-username" ? "registry-password" : "registry-username"}": the pull logs in with both`);
   }
   if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._/-]*)?$/.test(registry)) throw invalidInput("registry", "a registry host such as ghcr.io or registry.example.com:5000", registry);
-  if (strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
-    throw new InputError(["registry-username", "strategy"], `Input "registry-username" is used by strategy recreate and rolling, which pull the images; strategy is ${strategy}`);
+  if (strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling" && strategy !== "swarm") {
+    throw new InputError(["registry-username", "strategy"], `Input "registry-username" is used by strategy recreate, rolling and swarm, which pull the images; strategy is ${strategy}`);
   }
   return { registry, username, password };
 }

@@ -72,27 +72,35 @@ export const pull = (cli: DockerCli, project: ComposeProject, services: readonly
 export const build = (cli: DockerCli, project: ComposeProject, services: readonly string[]): Command[] => inProject(project, [compose(cli, project, 'build', ...services)]);
 
 /**
- * The pull with a registry login that lives only as long as this script: a throwaway Docker
- * config dir (0700, removed by the trap however the script ends), the password read from the
- * script's stdin by `docker login --password-stdin`, then the pull with that config. The user's
- * own ~/.docker/cli-plugins (where a hand-installed Compose plugin lives) stays visible.
+ * `commands` run with a registry login that lives only as long as this script: a throwaway
+ * Docker config dir (0700, removed by the trap however the script ends), the password read from
+ * the script's stdin by `docker login --password-stdin`, and each docker (or docker-compose)
+ * command of `commands` pointed at that config (a variable name no env file is likely to set: a
+ * stack deploy sources the release's .env into the same shell). The user's own ~/.docker/cli-plugins (where a
+ * hand-installed Compose plugin lives) stays visible.
  */
-export function pullWithLogin(cli: DockerCli, project: ComposeProject, login: { registry: string; username: string }, services: readonly string[] = []): Command[] {
+export function withRegistryLogin(cli: DockerCli, login: { registry: string; username: string }, commands: readonly Command[]): Command[] {
   if (cli.compose === 'v1' && cli.sudo) throw new Error('registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand');
-  const config = raw('"$cfg"');
-  const pullCommand = compose(cli, project, 'pull', ...services);
-  const withConfig: Command =
-    cli.compose === 'v2'
-      ? pullCommand.flatMap((token, index) => (token === 'docker' && pullCommand[index + 1] === 'compose' ? ['docker', '--config', config] : [token]))
-      : [raw('DOCKER_CONFIG="$cfg"'), ...pullCommand];
-  return inProject(project, [
-    [raw('cfg=$(mktemp -d "${TMPDIR:-/tmp}/skiff-docker-config.XXXXXX")')],
-    [raw(`trap 'rm -rf -- "$cfg"' EXIT`)],
+  const config = raw('"$skiff_login_config"');
+  const pointed = (command: Command): Command => {
+    const at = command.findIndex((token) => token === 'docker' || token === 'docker-compose');
+    if (at < 0 || command.slice(0, at).some((token) => token !== 'sudo' && token !== '-n')) return command;
+    if (command[at] === 'docker-compose') return [raw('DOCKER_CONFIG="$skiff_login_config"'), ...command];
+    return [...command.slice(0, at + 1), '--config', config, ...command.slice(at + 1)];
+  };
+  return [
+    [raw('skiff_login_config=$(mktemp -d "${TMPDIR:-/tmp}/skiff-docker-config.XXXXXX")')],
+    [raw(`trap 'rm -rf -- "$skiff_login_config"' EXIT`)],
     [raw("trap 'exit 143' TERM INT HUP")],
-    [raw('if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s -- "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi')],
+    [raw('if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s -- "$HOME/.docker/cli-plugins" "$skiff_login_config/cli-plugins"; fi')],
     [...docker(cli, '--config'), config, 'login', '--username', login.username, '--password-stdin', login.registry, raw('>/dev/null')],
-    withConfig,
-  ]);
+    ...commands.map(pointed),
+  ];
+}
+
+/** The pull, logged in for this pull only (see withRegistryLogin). */
+export function pullWithLogin(cli: DockerCli, project: ComposeProject, login: { registry: string; username: string }, services: readonly string[] = []): Command[] {
+  return inProject(project, withRegistryLogin(cli, login, [compose(cli, project, 'pull', ...services)]));
 }
 
 /** The merged configuration as YAML (v1 has no `--format json`; JSON is YAML, so one parser serves both). */

@@ -82,7 +82,7 @@ const DEPLOY_INPUTS = [
     required: false,
     default: 'ghcr.io',
   },
-  { name: 'registry-username', description: 'User for registry, e.g. the workflow\'s github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server.', required: false },
+  { name: 'registry-username', description: 'User for registry, e.g. the workflow\'s github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server. With strategy swarm, `docker stack deploy --with-registry-auth` hands the login to Swarm, which keeps it with the services so its nodes can pull (use a short-lived token such as github.token).', required: false },
   { name: 'registry-password', description: 'Password or token for registry, e.g. the workflow\'s github.token (the job needs `packages: read` for GHCR). Sent on stdin, masked, never on a command line.', required: false, secret: true },
   {
     name: 'pre-deploy',
@@ -419,8 +419,8 @@ function readRegistryLogin(strategy: StrategyName | undefined): RegistryLogin | 
     throw new InputError(missing, `Input "${missing}" is required with "${missing === 'registry-username' ? 'registry-password' : 'registry-username'}": the pull logs in with both`);
   }
   if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._/-]*)?$/.test(registry)) throw invalidInput('registry', 'a registry host such as ghcr.io or registry.example.com:5000', registry);
-  if (strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
-    throw new InputError(['registry-username', 'strategy'], `Input "registry-username" is used by strategy recreate and rolling, which pull the images; strategy is ${strategy}`);
+  if (strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling' && strategy !== 'swarm') {
+    throw new InputError(['registry-username', 'strategy'], `Input "registry-username" is used by strategy recreate, rolling and swarm, which pull the images; strategy is ${strategy}`);
   }
   return { registry, username, password };
 }

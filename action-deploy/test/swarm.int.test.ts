@@ -8,6 +8,8 @@ import { auditLines, buildApp, httpGet, runAction, type ActionRun } from './help
  * strategy: swarm against a real single-node Swarm: a second dockerd in a network namespace made
  * a manager, its own registry, and an sshd there whose docker commands reach that engine (see
  * packages/testbed/src/swarm-host.ts). The machine's shared engine never joins a swarm.
+ * The registry requires a login and the swarm's engine holds none of the images: every deploy
+ * pulls through the registry-username/registry-password inputs.
  * Two services from the same tiny image (busybox httpd with a HEALTHCHECK): `web` publishes a
  * host-mode port (so it updates stop-first) and is checked by health-url from the runner;
  * `worker` publishes nothing and updates start-first.
@@ -54,6 +56,9 @@ const inputs = (extra: Record<string, string>) => ({
   'health-interval': '1s',
   'health-successes': '2',
   'health-timeout': '90s',
+  registry: swarm.registry,
+  'registry-username': swarm.registryLogin!.username,
+  'registry-password': swarm.registryLogin!.password,
   ...extra,
 });
 const deploy = (extra: Record<string, string>): Promise<ActionRun> => runAction(inputs(extra), { workspace: workspace.path });
@@ -70,8 +75,8 @@ const serving = async () => (await httpGet(`http://${swarm.address}:${WEB_PORT}/
 
 beforeAll(async () => {
   await ensureBaseImages();
-  [swarm, remote, workspace] = await Promise.all([startSwarmHost(`${PREFIX}-${process.pid}`), tempDir(`${PREFIX}-remote`), tempDir(`${PREFIX}-ws`)]);
-  for (const [version, kind] of [['v1', 'ok'], ['v2', 'ok'], ['v3', 'crash']] as const) {
+  [swarm, remote, workspace] = await Promise.all([startSwarmHost(`${PREFIX}-${process.pid}`, { registryAuth: true }), tempDir(`${PREFIX}-remote`), tempDir(`${PREFIX}-ws`)]);
+  for (const [version, kind] of [['v1', 'ok'], ['v2', 'ok'], ['v3', 'crash'], ['v4', 'ok']] as const) {
     const local = `${PREFIX}-app:${version}`;
     await buildApp(local, kind, version);
     digests[version] = await swarm.pushImage(local, `${PREFIX}/app:${version}`);
@@ -121,6 +126,17 @@ describe('strategy: swarm', () => {
     expect(second.masked).not.toContain('swarm-secret-value');
     // The machine's shared engine was never made a swarm node.
     expect(await machineEngineSwarmState()).toBe('inactive');
+  });
+
+  it('without the registry login the new image cannot be pulled: not deployed, v2 keeps serving; with it, no login is left on the server', async () => {
+    const run = await deploy({ images: pin('v4'), 'registry-username': '', 'registry-password': '' });
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).not.toBe('deployed');
+    expect(await serving()).toBe('version=v2');
+    // The successful deploys before logged in for their stack deploy only.
+    expect(await readFile('/root/.docker/config.json', 'utf8').catch(() => '')).not.toContain(swarm.registry);
+    expect((await sh('sh', ['-c', 'ls -d /tmp/skiff-docker-config.* 2>/dev/null || true'])).trim()).toBe('');
+    expect(run.masked).not.toContain(swarm.registryLogin!.password);
   });
 
   it('a failing update (v3 exits at once) is rolled back by Swarm and reported rolled-back; v2 runs again', async () => {

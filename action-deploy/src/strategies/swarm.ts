@@ -2,6 +2,7 @@ import * as core from '@actions/core';
 import type { PlanRecorder, PlanStep } from '@skiff/shell';
 import { randomBytes } from 'node:crypto';
 import type { RunContext } from '../context';
+import { withRegistryLogin } from '../compose';
 import { detectDockerCli } from '../docker-cli';
 import type { DeployInputs } from '../inputs';
 import { tryLock } from '../lock';
@@ -48,8 +49,15 @@ async function requireManager(d: Deployer): Promise<void> {
 async function switchOn(d: Deployer, id: string, files: readonly string[], hasEnv: boolean): Promise<SwarmGateReport> {
   const since = Number((await d.server.run(serverClockMs(), { description: 'read the server clock', timeoutSeconds: 60 })).stdout.trim());
   if (d.cli.sudo && hasEnv) core.warning('sudo: true — sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).');
+  const deploy = stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv);
+  const login = d.inputs.registryLogin;
   try {
-    await d.server.run(stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv), { description: `docker stack deploy release ${id}`, timeoutSeconds: 900, live: 'all' });
+    await d.server.run(login ? withRegistryLogin(d.cli, login, deploy) : deploy, {
+      description: login ? `docker stack deploy release ${id} (logged in to ${login.registry} as ${login.username}; Swarm keeps the login with the services so its nodes can pull)` : `docker stack deploy release ${id}`,
+      timeoutSeconds: 900,
+      live: 'all',
+      ...(login ? { stdin: `${login.password}\n` } : {}),
+    });
   } catch (error) {
     const reason = `docker stack deploy failed: ${(error as Error).message}`;
     return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [], rollingBack: new Map() };
@@ -190,7 +198,8 @@ export async function planSwarm(recorder: PlanRecorder, inputs: DeployInputs, ct
   await recorder.upload(`${releaseDir(inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 0o644, description: `upload ${STACK_FILE}` });
   if (inputs.preDeploy !== undefined) await runPreDeploy(d, release, inputs.preDeploy);
   await recorder.run(serverClockMs(), { description: 'read the server clock' });
-  await recorder.run(stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv), { description: `docker stack deploy release ${id}` });
+  const deploy = stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv);
+  await recorder.run(inputs.registryLogin ? withRegistryLogin(cli, inputs.registryLogin, deploy) : deploy, { description: `docker stack deploy release ${id}` });
   recorder.steps.push({
     kind: 'run',
     description: 'health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release',
