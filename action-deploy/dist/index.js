@@ -56268,6 +56268,9 @@ function planCoolify(inputs) {
   return steps;
 }
 
+// action-deploy/src/deploy.ts
+import { posix as posix2 } from "node:path";
+
 // action-deploy/src/compose.ts
 function sudo(cli) {
   return cli.sudo ? ["sudo", "-n"] : [];
@@ -56355,161 +56358,6 @@ function stopAndRemove(cli, ids) {
   return ids.length === 0 ? [] : [docker(cli, "stop", ...ids), docker(cli, "rm", ...ids)];
 }
 
-// action-deploy/src/docker-cli.ts
-var GROUP_OR_SUDO = 'Either add the SSH user to the docker group on the server (`sudo usermod -aG docker USER`, then log in again), or set `sudo: true` and allow the user passwordless sudo for docker (see the README, "Running docker with sudo").';
-async function detectDockerCli(server, sudo2, dryRun = false) {
-  const result = await server.run(detectComposeCommand(sudo2), { description: "find docker compose", timeoutSeconds: 60 });
-  if (dryRun) return { compose: "v2", sudo: sudo2 };
-  const lines = result.stdout.trim().split("\n");
-  const found = lines[0]?.trim();
-  const engine = lines.at(-1)?.trim();
-  const said = lines.slice(1, -1).join(" ").trim();
-  if (found !== "v2" && found !== "v1") {
-    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
-    throw new Error(
-      `Neither \`docker compose\` (v2) nor \`docker-compose\` (v1) works on the server${sudo2 ? " with sudo -n" : ""}. Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.`
-    );
-  }
-  if (engine !== "engine-ok") {
-    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
-    if (!sudo2 && /permission denied/i.test(said)) {
-      throw new Error(`The SSH user may not use the Docker engine on the server (docker said: ${said}). ${GROUP_OR_SUDO}`);
-    }
-    throw new Error(`docker cannot reach the Docker engine on the server${sudo2 ? " with sudo -n" : ""} (docker said: ${said || "nothing"}). Is the docker service running?`);
-  }
-  return { compose: found, sudo: sudo2 };
-}
-function sudoRefused(said) {
-  return `sudo: true is set, but \`sudo -n docker\` is refused on the server (sudo said: ${said}). Allow the user passwordless sudo for docker (a sudoers.d line such as \`deploy ALL=(root) NOPASSWD: /usr/bin/docker\`), or add the user to the docker group and set sudo: false.`;
-}
-
-// action-deploy/src/lock.ts
-var lockDir = (projectDir) => `${projectDir}/.skiff-lock`;
-function ensureProjectDir(projectDir) {
-  return [
-    raw("if ! mkdir -p --"),
-    projectDir,
-    raw("2>/dev/null || [ ! -w"),
-    projectDir,
-    raw(`]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n'`),
-    projectDir,
-    raw('"$(id -un)" "$(id -un)" "$(id -gn)" "$(printf %q'),
-    projectDir,
-    raw(')" >&2; exit 1; fi')
-  ];
-}
-function tryLock(projectDir, owner, ttlSeconds) {
-  const dir = lockDir(projectDir);
-  const ownerJson = JSON.stringify(owner);
-  const take = (word) => and(["mkdir", dir, raw("2>/dev/null")], redirectTo(["printf", "%s\\n", ownerJson], `${dir}/owner.json`), ["echo", word]);
-  const quiet = (command) => [...command, raw("2>/dev/null")];
-  const stale = `${dir}.stale-${owner.token}`;
-  return [
-    ensureProjectDir(projectDir),
-    [raw("if"), ...take("acquired"), raw("; then exit 0; fi")],
-    // The lock vanished between mkdir and stat: report it as held with age 0 and let the caller retry.
-    [raw("age=$(( $(date +%s) - $(stat -c %Y"), dir, raw("2>/dev/null || date +%s) ))")],
-    [
-      raw('if [ "$age" -gt'),
-      String(ttlSeconds),
-      raw("] &&"),
-      ...quiet(["mv", "-T", dir, stale]),
-      raw(";then"),
-      "rm",
-      "-rf",
-      stale,
-      raw(";"),
-      ...or(take("took-over"), ["echo", "held", "0"]),
-      raw("; exit 0; fi")
-    ],
-    ["echo", "held", raw('"$age"')],
-    or(quiet(["cat", `${dir}/owner.json`]), ["true"])
-  ];
-}
-function releaseLock(projectDir, token) {
-  const dir = lockDir(projectDir);
-  return [
-    [raw("if"), "grep", "-qF", `"token":"${token}"`, `${dir}/owner.json`, raw("2>/dev/null; then"), "rm", "-rf", dir, raw("; echo released; else echo not-held; fi")]
-  ];
-}
-function touchLock(projectDir, token) {
-  const dir = lockDir(projectDir);
-  return [[raw("if"), "grep", "-qF", `"token":"${token}"`, `${dir}/owner.json`, raw("2>/dev/null; then"), "touch", dir, raw("; fi")]];
-}
-function parseLockAttempt(stdout) {
-  const lines = stdout.split("\n").map((line) => line.trim()).filter(Boolean);
-  const first = lines[0] ?? "";
-  if (first === "acquired" || first === "took-over") return { kind: first };
-  const held2 = /^held (\d+)$/.exec(first);
-  if (!held2) throw new Error(`Unexpected answer from the lock command: ${JSON.stringify(stdout.slice(0, 200))}`);
-  let owner;
-  try {
-    owner = lines[1] ? JSON.parse(lines[1]) : void 0;
-  } catch {
-    owner = void 0;
-  }
-  return { kind: "held", ageSeconds: Number(held2[1]), ...owner ? { owner } : {} };
-}
-
-// action-deploy/src/locking.ts
-var LOCK_STATE = "deploy-lock";
-var held = /* @__PURE__ */ new Map();
-function saveHeld() {
-  saveState(LOCK_STATE, held.size === 0 ? "" : JSON.stringify([...held.values()]));
-}
-var POLL_MS = 2e3;
-async function acquireLock(executor, projectDir, owner, options) {
-  const deadline = Date.now() + options.timeoutSeconds * 1e3;
-  const key = options.host ?? "";
-  held.set(key, { ...options.host ? { host: options.host } : {}, projectDir, token: owner.token });
-  saveHeld();
-  let waitingSaid = false;
-  for (; ; ) {
-    const result = await executor.run(tryLock(projectDir, owner, options.ttlSeconds), { description: "take the deploy lock", timeoutSeconds: 60 });
-    if (options.dryRun) break;
-    const attempt = parseLockAttempt(result.stdout);
-    if (attempt.kind === "took-over") {
-      warning(`Took over a stale deploy lock in ${projectDir} (older than lock-ttl, ${options.ttlSeconds}s): the deploy that held it probably crashed or lost its connection.`);
-      break;
-    }
-    if (attempt.kind === "acquired") break;
-    const who = attempt.owner ? `${attempt.owner.actor ?? "unknown"} (release ${attempt.owner.release ?? "?"}${attempt.owner.runUrl ? `, ${attempt.owner.runUrl}` : ""})` : "another deploy";
-    if (Date.now() + POLL_MS > deadline) {
-      held.delete(key);
-      saveHeld();
-      throw new Error(
-        `Another deploy of ${projectDir} holds the lock: ${who}, taken ${attempt.ageSeconds}s ago. Gave up after lock-timeout (${options.timeoutSeconds}s). If no deploy is running, the lock is taken over automatically once it is older than lock-ttl (${options.ttlSeconds}s).`
-      );
-    }
-    if (!waitingSaid) info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
-    waitingSaid = true;
-    await new Promise((resolve5) => setTimeout(resolve5, POLL_MS));
-  }
-  return {
-    async release() {
-      await executor.run(releaseLock(projectDir, owner.token), { description: "release the deploy lock", timeoutSeconds: 60 });
-      held.delete(key);
-      saveHeld();
-    }
-  };
-}
-function savedLocks() {
-  const text = getState(LOCK_STATE);
-  if (!text) return [];
-  try {
-    const parsed = JSON.parse(text);
-    return Array.isArray(parsed) ? parsed : [parsed];
-  } catch {
-    return [];
-  }
-}
-
-// action-deploy/src/story.ts
-import { randomBytes as randomBytes5 } from "node:crypto";
-
-// action-deploy/src/deploy.ts
-import { posix as posix2 } from "node:path";
-
 // action-deploy/src/server-build.ts
 var import_yaml = __toESM(require_dist(), 1);
 import { spawn } from "node:child_process";
@@ -56590,6 +56438,74 @@ function contextTar(localContext) {
     }
   });
   return stream;
+}
+
+// action-deploy/src/lock.ts
+var lockDir = (projectDir) => `${projectDir}/.skiff-lock`;
+function ensureProjectDir(projectDir) {
+  return [
+    raw("if ! mkdir -p --"),
+    projectDir,
+    raw("2>/dev/null || [ ! -w"),
+    projectDir,
+    raw(`]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n'`),
+    projectDir,
+    raw('"$(id -un)" "$(id -un)" "$(id -gn)" "$(printf %q'),
+    projectDir,
+    raw(')" >&2; exit 1; fi')
+  ];
+}
+function tryLock(projectDir, owner, ttlSeconds) {
+  const dir = lockDir(projectDir);
+  const ownerJson = JSON.stringify(owner);
+  const take = (word) => and(["mkdir", dir, raw("2>/dev/null")], redirectTo(["printf", "%s\\n", ownerJson], `${dir}/owner.json`), ["echo", word]);
+  const quiet = (command) => [...command, raw("2>/dev/null")];
+  const stale = `${dir}.stale-${owner.token}`;
+  return [
+    ensureProjectDir(projectDir),
+    [raw("if"), ...take("acquired"), raw("; then exit 0; fi")],
+    // The lock vanished between mkdir and stat: report it as held with age 0 and let the caller retry.
+    [raw("age=$(( $(date +%s) - $(stat -c %Y"), dir, raw("2>/dev/null || date +%s) ))")],
+    [
+      raw('if [ "$age" -gt'),
+      String(ttlSeconds),
+      raw("] &&"),
+      ...quiet(["mv", "-T", dir, stale]),
+      raw(";then"),
+      "rm",
+      "-rf",
+      stale,
+      raw(";"),
+      ...or(take("took-over"), ["echo", "held", "0"]),
+      raw("; exit 0; fi")
+    ],
+    ["echo", "held", raw('"$age"')],
+    or(quiet(["cat", `${dir}/owner.json`]), ["true"])
+  ];
+}
+function releaseLock(projectDir, token) {
+  const dir = lockDir(projectDir);
+  return [
+    [raw("if"), "grep", "-qF", `"token":"${token}"`, `${dir}/owner.json`, raw("2>/dev/null; then"), "rm", "-rf", dir, raw("; echo released; else echo not-held; fi")]
+  ];
+}
+function touchLock(projectDir, token) {
+  const dir = lockDir(projectDir);
+  return [[raw("if"), "grep", "-qF", `"token":"${token}"`, `${dir}/owner.json`, raw("2>/dev/null; then"), "touch", dir, raw("; fi")]];
+}
+function parseLockAttempt(stdout) {
+  const lines = stdout.split("\n").map((line) => line.trim()).filter(Boolean);
+  const first = lines[0] ?? "";
+  if (first === "acquired" || first === "took-over") return { kind: first };
+  const held2 = /^held (\d+)$/.exec(first);
+  if (!held2) throw new Error(`Unexpected answer from the lock command: ${JSON.stringify(stdout.slice(0, 200))}`);
+  let owner;
+  try {
+    owner = lines[1] ? JSON.parse(lines[1]) : void 0;
+  } catch {
+    owner = void 0;
+  }
+  return { kind: "held", ageSeconds: Number(held2[1]), ...owner ? { owner } : {} };
 }
 
 // action-deploy/src/digests.ts
@@ -56980,6 +56896,90 @@ async function loadRelease(d, id) {
     unpinned: []
   };
 }
+
+// action-deploy/src/docker-cli.ts
+var GROUP_OR_SUDO = 'Either add the SSH user to the docker group on the server (`sudo usermod -aG docker USER`, then log in again), or set `sudo: true` and allow the user passwordless sudo for docker (see the README, "Running docker with sudo").';
+async function detectDockerCli(server, sudo2, dryRun = false) {
+  const result = await server.run(detectComposeCommand(sudo2), { description: "find docker compose", timeoutSeconds: 60 });
+  if (dryRun) return { compose: "v2", sudo: sudo2 };
+  const lines = result.stdout.trim().split("\n");
+  const found = lines[0]?.trim();
+  const engine = lines.at(-1)?.trim();
+  const said = lines.slice(1, -1).join(" ").trim();
+  if (found !== "v2" && found !== "v1") {
+    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
+    throw new Error(
+      `Neither \`docker compose\` (v2) nor \`docker-compose\` (v1) works on the server${sudo2 ? " with sudo -n" : ""}. Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.`
+    );
+  }
+  if (engine !== "engine-ok") {
+    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
+    if (!sudo2 && /permission denied/i.test(said)) {
+      throw new Error(`The SSH user may not use the Docker engine on the server (docker said: ${said}). ${GROUP_OR_SUDO}`);
+    }
+    throw new Error(`docker cannot reach the Docker engine on the server${sudo2 ? " with sudo -n" : ""} (docker said: ${said || "nothing"}). Is the docker service running?`);
+  }
+  return { compose: found, sudo: sudo2 };
+}
+function sudoRefused(said) {
+  return `sudo: true is set, but \`sudo -n docker\` is refused on the server (sudo said: ${said}). Allow the user passwordless sudo for docker (a sudoers.d line such as \`deploy ALL=(root) NOPASSWD: /usr/bin/docker\`), or add the user to the docker group and set sudo: false.`;
+}
+
+// action-deploy/src/locking.ts
+var LOCK_STATE = "deploy-lock";
+var held = /* @__PURE__ */ new Map();
+function saveHeld() {
+  saveState(LOCK_STATE, held.size === 0 ? "" : JSON.stringify([...held.values()]));
+}
+var POLL_MS = 2e3;
+async function acquireLock(executor, projectDir, owner, options) {
+  const deadline = Date.now() + options.timeoutSeconds * 1e3;
+  const key = options.host ?? "";
+  held.set(key, { ...options.host ? { host: options.host } : {}, projectDir, token: owner.token });
+  saveHeld();
+  let waitingSaid = false;
+  for (; ; ) {
+    const result = await executor.run(tryLock(projectDir, owner, options.ttlSeconds), { description: "take the deploy lock", timeoutSeconds: 60 });
+    if (options.dryRun) break;
+    const attempt = parseLockAttempt(result.stdout);
+    if (attempt.kind === "took-over") {
+      warning(`Took over a stale deploy lock in ${projectDir} (older than lock-ttl, ${options.ttlSeconds}s): the deploy that held it probably crashed or lost its connection.`);
+      break;
+    }
+    if (attempt.kind === "acquired") break;
+    const who = attempt.owner ? `${attempt.owner.actor ?? "unknown"} (release ${attempt.owner.release ?? "?"}${attempt.owner.runUrl ? `, ${attempt.owner.runUrl}` : ""})` : "another deploy";
+    if (Date.now() + POLL_MS > deadline) {
+      held.delete(key);
+      saveHeld();
+      throw new Error(
+        `Another deploy of ${projectDir} holds the lock: ${who}, taken ${attempt.ageSeconds}s ago. Gave up after lock-timeout (${options.timeoutSeconds}s). If no deploy is running, the lock is taken over automatically once it is older than lock-ttl (${options.ttlSeconds}s).`
+      );
+    }
+    if (!waitingSaid) info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
+    waitingSaid = true;
+    await new Promise((resolve5) => setTimeout(resolve5, POLL_MS));
+  }
+  return {
+    async release() {
+      await executor.run(releaseLock(projectDir, owner.token), { description: "release the deploy lock", timeoutSeconds: 60 });
+      held.delete(key);
+      saveHeld();
+    }
+  };
+}
+function savedLocks() {
+  const text = getState(LOCK_STATE);
+  if (!text) return [];
+  try {
+    const parsed = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed : [parsed];
+  } catch {
+    return [];
+  }
+}
+
+// action-deploy/src/story.ts
+import { randomBytes as randomBytes5 } from "node:crypto";
 
 // packages/backup/src/retention.ts
 var RetentionRefused = class extends Error {
@@ -57918,6 +57918,14 @@ async function healthGate2(server, cli, projectName, projectDir, services, healt
   }
 }
 
+// action-deploy/src/refusal.ts
+var RefusedBeforeChange = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "RefusedBeforeChange";
+  }
+};
+
 // action-deploy/src/diagnostics.ts
 import { stripVTControlCharacters } from "node:util";
 var Diagnostics = class {
@@ -57967,7 +57975,7 @@ function rollbackTarget(state, wanted) {
   ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ", current" : ""})`).join("");
   if (wanted === "previous") {
     const id = previousRelease(state);
-    if (!id) throw new Error(`rollback: previous \u2014 there is no deployed release older than the current one (${state.current ?? "none"}). Kept releases: ${list()}`);
+    if (!id) throw new RefusedBeforeChange(`rollback: previous \u2014 there is no deployed release older than the current one (${state.current ?? "none"}). Kept releases: ${list()}`);
     return id;
   }
   if (GIT_SHA.test(wanted) && !isReleaseId(wanted)) {
@@ -57977,10 +57985,10 @@ function rollbackTarget(state, wanted) {
       return known.full ? known.sha.startsWith(sha) : sha.length >= known.sha.length ? sha.startsWith(known.sha) : known.sha.startsWith(sha);
     });
     const id = matching.at(-1);
-    if (!id) throw new Error(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
+    if (!id) throw new RefusedBeforeChange(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
     return id;
   }
-  if (!kept.includes(wanted)) throw new Error(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
+  if (!kept.includes(wanted)) throw new RefusedBeforeChange(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
   return wanted;
 }
 
@@ -58469,8 +58477,8 @@ var swarmStrategy = { usesDocker: true, deploy: deploySwarm, rollback: rollbackS
 async function requireManager(d) {
   const said = (await d.server.run(swarmNodeState(d.cli), { description: "check the Swarm node", timeoutSeconds: 60 })).stdout.trim();
   if (said === "active true") return;
-  if (said.startsWith("active")) throw new Error("strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).");
-  throw new Error(
+  if (said.startsWith("active")) throw new RefusedBeforeChange("strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).");
+  throw new RefusedBeforeChange(
     `strategy: swarm needs a Swarm, and this server's Docker engine is not part of one (Swarm state: ${said || "unknown"}). Run \`docker swarm init\` on the server once (or join it to your Swarm as a manager); nothing was changed.`
   );
 }
@@ -58821,12 +58829,12 @@ async function inspectUnit(d, unit) {
   const config2 = parseShow(inspected.stdout);
   if (inspected.code !== 0 || config2.LoadState === void 0) {
     const said = `${inspected.stderr}`.trim().split("\n").slice(-2).join(" ") || `exit ${inspected.code}`;
-    throw new Error(`systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`);
+    throw new RefusedBeforeChange(`systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`);
   }
   const dir = d.inputs.projectDir;
   if (config2.LoadState !== "loaded") {
     const what = config2.LoadState === "not-found" ? "is not installed" : `cannot be loaded (LoadState=${config2.LoadState ?? "unknown"})`;
-    throw new Error(
+    throw new RefusedBeforeChange(
       `systemd-unit: ${unit} ${what} on the server. Install its unit file first (e.g. /etc/systemd/system/${unit} with WorkingDirectory=${dir}/current), then run \`systemctl daemon-reload\` and \`systemctl enable ${unit}\`; see "strategy: systemd" in the README.`
     );
   }
@@ -59078,7 +59086,7 @@ async function deployHosts(inputs, ctx) {
       let keep = false;
       try {
         const strategy = strategyOf(inputs);
-        const story = inputs.rollback === void 0 ? await strategy.deploy(session.d) : await strategy.rollback(session.d, inputs.rollback);
+        const story = await (inputs.rollback === void 0 ? strategy.deploy(session.d) : strategy.rollback(session.d, inputs.rollback)).catch((error2) => storyThatThrew(session.d, error2));
         const outcome = { ...story, durationSeconds: (performance.now() - started) / 1e3, mode: inputs.rollback === void 0 ? "deploy" : "rollback" };
         if (outcome.error) throw new HostFailed(outcome);
         keep = undoable;
@@ -59100,6 +59108,20 @@ async function deployHosts(inputs, ctx) {
   } finally {
     await Promise.all([...kept.values()].map(closeSession));
   }
+}
+async function storyThatThrew(d, error2) {
+  if (error2 instanceof RefusedBeforeChange) return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: error2.message };
+  const rollback2 = d.inputs.rollback;
+  const what = rollback2 === void 0 ? "The deploy" : `The rollback to ${rollback2}`;
+  const message = `${what} stopped: ${error2.message}`;
+  let diagnostics;
+  if (strategyOf(d.inputs).usesDocker) {
+    const ps2 = await d.server.run([docker(d.cli, "ps", "-a", "--filter", `label=com.docker.compose.project=${d.inputs.projectName}`)], { description: "list the project's containers", timeoutSeconds: 30 }).catch(() => void 0);
+    if (ps2) diagnostics = `docker ps -a (project ${d.inputs.projectName}):
+${ps2.stdout.trim()}`;
+  }
+  await audit(d, { event: "failure", status: "failed", from: null, to: rollback2 ?? d.ctx.releaseId ?? d.ctx.sha, reason: error2.message.split("\n")[0].slice(0, 300) }).catch(() => void 0);
+  return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: message, ...diagnostics ? { diagnostics } : {} };
 }
 function toReport2(result, projectDir) {
   const durationSeconds = result.durationMs / 1e3;
@@ -59933,7 +59955,7 @@ var ICON2 = { deployed: "\u2705", "rolled-back": "\u21A9\uFE0F", failed: "\u274C
 function renderRunSummary(result, projectDir) {
   if (result.reports.length === 1 && result.reports[0].outcome) return renderSummary(result.reports[0].outcome, result.reports[0].projectDir);
   const parts = [
-    `### ${ICON2[result.status]} Skiff ${result.mode === "rollback" ? "rollback" : "deploy"} to ${result.reports.length} hosts: ${result.status}`,
+    `### ${ICON2[result.status]} Skiff ${result.mode === "rollback" ? "rollback" : "deploy"} to ${result.reports.length} host${result.reports.length === 1 ? "" : "s"}: ${result.status}`,
     "",
     table(
       ["Host", "Result", "Release", "Previous", "Duration", "Detail"],
@@ -59984,9 +60006,16 @@ async function run() {
   try {
     const reports = inputs.strategy === "coolify" ? await deployCoolify(inputs, ctx) : await deployHosts(inputs, ctx);
     result = combine(reports, (performance.now() - started) / 1e3, mode, ctx.releaseId ?? "");
-    const only = reports.length === 1 ? reports[0] : void 0;
-    if (only && !only.outcome && only.status === "failed") throw new Error(only.error);
   } catch (error2) {
+    const out = outputs();
+    out.set("status", "failed");
+    out.set("rolled-back", false);
+    out.set("duration-seconds", Math.round((performance.now() - started) / 1e3));
+    const secrets2 = inputs.envFile === void 0 ? [] : envValues(inputs.envFile);
+    await writeSummary(redact(`### \u274C Skiff ${mode} failed
+
+${error2.message}
+`, secrets2)).catch(() => void 0);
     await deployment?.status("failure", `Failed: ${error2.message.split("\n")[0]}`);
     if (inputs.notifyWebhook) await sendNotification(inputs.notifyWebhook, deployNotification(inputs, ctx, { error: error2.message, durationSeconds: (performance.now() - started) / 1e3, mode }));
     throw error2;

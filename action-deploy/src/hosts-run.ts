@@ -2,13 +2,15 @@ import * as core from '@actions/core';
 import { forEachHost, hostLabel, liveLog, type HostResult } from '@skiff/action-kit';
 import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
 import type { RunContext } from './context';
-import type { Deployer } from './deploy';
-import type { DockerCli } from './compose';
+import { audit, type Deployer } from './deploy';
+import { docker, type DockerCli } from './compose';
 import { detectDockerCli } from './docker-cli';
 import type { DeployInputs } from './inputs';
 import { acquireLock, type HeldLock } from './locking';
 import { hostStrategy } from './strategies';
 import type { Outcome } from './summary';
+import type { StoryResult } from './strategies/strategy';
+import { RefusedBeforeChange } from './refusal';
 import { timedServer } from './timed';
 
 export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'skipped';
@@ -98,7 +100,7 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
       let keep = false;
       try {
         const strategy = strategyOf(inputs);
-        const story = inputs.rollback === undefined ? await strategy.deploy(session.d) : await strategy.rollback(session.d, inputs.rollback);
+        const story = await (inputs.rollback === undefined ? strategy.deploy(session.d) : strategy.rollback(session.d, inputs.rollback)).catch((error: Error) => storyThatThrew(session.d, error));
         const outcome: Outcome = { ...story, durationSeconds: (performance.now() - started) / 1000, mode: inputs.rollback === undefined ? 'deploy' : 'rollback' };
         if (outcome.error) throw new HostFailed(outcome);
         keep = undoable;
@@ -120,6 +122,26 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
   } finally {
     await Promise.all([...kept.values()].map(closeSession));
   }
+}
+
+/**
+ * A step the story did not expect to fail (a lost connection, a full disk, a refused rollback
+ * target) still ends like every failure: an error naming it, what the server shows of the
+ * project, an audit entry, and then outputs and the summary. Each extra is best effort: the
+ * server may be what failed.
+ */
+async function storyThatThrew(d: Deployer, error: Error): Promise<StoryResult> {
+  if (error instanceof RefusedBeforeChange) return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: error.message };
+  const rollback = d.inputs.rollback;
+  const what = rollback === undefined ? 'The deploy' : `The rollback to ${rollback}`;
+  const message = `${what} stopped: ${error.message}`;
+  let diagnostics: string | undefined;
+  if (strategyOf(d.inputs).usesDocker) {
+    const ps = await d.server.run([docker(d.cli, 'ps', '-a', '--filter', `label=com.docker.compose.project=${d.inputs.projectName}`)], { description: 'list the project\'s containers', timeoutSeconds: 30 }).catch(() => undefined);
+    if (ps) diagnostics = `docker ps -a (project ${d.inputs.projectName}):\n${ps.stdout.trim()}`;
+  }
+  await audit(d, { event: 'failure', status: 'failed', from: null, to: rollback ?? d.ctx.releaseId ?? d.ctx.sha, reason: error.message.split('\n')[0]!.slice(0, 300) }).catch(() => undefined);
+  return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: message, ...(diagnostics ? { diagnostics } : {}) };
 }
 
 function toReport(result: HostResult<Outcome>, projectDir: string): HostReport {

@@ -50,11 +50,17 @@ export async function run(): Promise<void> {
   let result: RunResult;
   try {
     const reports = inputs.strategy === 'coolify' ? await deployCoolify(inputs, ctx) : await deployHosts(inputs, ctx);
+    // A host that failed before its story began (connection, host key, lock) is reported like
+    // any failure: outputs and summary, then its own error.
     result = combine(reports, (performance.now() - started) / 1000, mode, ctx.releaseId ?? '');
-    // One host that failed before its deploy story began (connection, host key, lock): its own error, as it was.
-    const only = reports.length === 1 ? reports[0]! : undefined;
-    if (only && !only.outcome && only.status === 'failed') throw new Error(only.error);
   } catch (error) {
+    // Whatever escaped (Coolify unreachable, a bug) still leaves the outputs and a summary behind.
+    const out = outputs<Outputs>();
+    out.set('status', 'failed');
+    out.set('rolled-back', false);
+    out.set('duration-seconds', Math.round((performance.now() - started) / 1000));
+    const secrets = inputs.envFile === undefined ? [] : envValues(inputs.envFile);
+    await writeSummary(redact(`### ❌ Skiff ${mode} failed\n\n${(error as Error).message}\n`, secrets)).catch(() => undefined);
     await deployment?.status('failure', `Failed: ${(error as Error).message.split('\n')[0]}`);
     if (inputs.notifyWebhook) await sendNotification(inputs.notifyWebhook, deployNotification(inputs, ctx, { error: (error as Error).message, durationSeconds: (performance.now() - started) / 1000, mode }));
     throw error;

@@ -1,3 +1,4 @@
+import { RefusedBeforeChange } from './refusal';
 import { logs, ps } from './compose';
 import { Diagnostics } from './diagnostics';
 import { loadRelease, switchTo, type Deployer, type Release } from './deploy';
@@ -42,7 +43,7 @@ export function rollbackTarget(state: ServerState, wanted: string): string {
           .join('');
   if (wanted === 'previous') {
     const id = previousRelease(state);
-    if (!id) throw new Error(`rollback: previous — there is no deployed release older than the current one (${state.current ?? 'none'}). Kept releases: ${list()}`);
+    if (!id) throw new RefusedBeforeChange(`rollback: previous — there is no deployed release older than the current one (${state.current ?? 'none'}). Kept releases: ${list()}`);
     return id;
   }
   if (GIT_SHA.test(wanted) && !isReleaseId(wanted)) {
@@ -53,10 +54,10 @@ export function rollbackTarget(state: ServerState, wanted: string): string {
     });
     // The newest release of that commit: a redeploy of the same SHA made a newer one.
     const id = matching.at(-1);
-    if (!id) throw new Error(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
+    if (!id) throw new RefusedBeforeChange(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
     return id;
   }
-  if (!kept.includes(wanted)) throw new Error(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
+  if (!kept.includes(wanted)) throw new RefusedBeforeChange(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
   return wanted;
 }
 

@@ -73,7 +73,7 @@ const ICON = { deployed: '✅', 'rolled-back': '↩️', failed: '❌', skipped:
 export function renderRunSummary(result: RunResult, projectDir: string): string {
   if (result.reports.length === 1 && result.reports[0]!.outcome) return renderSummary(result.reports[0]!.outcome, result.reports[0]!.projectDir);
   const parts = [
-    `### ${ICON[result.status]} Skiff ${result.mode === 'rollback' ? 'rollback' : 'deploy'} to ${result.reports.length} hosts: ${result.status}`,
+    `### ${ICON[result.status]} Skiff ${result.mode === 'rollback' ? 'rollback' : 'deploy'} to ${result.reports.length} host${result.reports.length === 1 ? '' : 's'}: ${result.status}`,
     '',
     table(
       ['Host', 'Result', 'Release', 'Previous', 'Duration', 'Detail'],

@@ -169,6 +169,10 @@ describe('strategy: coolify', () => {
     const wrong = await runAction({ ...inputs({ 'coolify-uuid': resources[0]!.uuid }), 'coolify-token': 'wrong-token-value' }, { workspace: workspace.path });
     expect(wrong.code).toBe(1);
     expect(wrong.errors.join('\n')).toMatch(/Coolify answered HTTP 401 .*Unauthenticated\. Check coolify-token/);
+    // Refused before any deployment existed, it still ends with outputs and a summary (and no token).
+    expect(wrong.outputs.status).toBe('failed');
+    expect(wrong.summary).toMatch(/Skiff deploy failed[\s\S]*HTTP 401/);
+    expect(wrong.summary + JSON.stringify(wrong.outputs)).not.toContain('wrong-token-value');
     expect(coolify.requests.length).toBe(1);
   });
 

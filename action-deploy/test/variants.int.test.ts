@@ -104,6 +104,35 @@ describe('compose variants', () => {
     await expect(stat(projectDir)).rejects.toThrow();
   });
 
+  it('a step the story did not expect to fail still ends with an error naming it, diagnostics, audit, outputs and the summary', async () => {
+    const server = servers[0] ?? (await serverWithPath('/usr/local/bin'));
+    const projectDir = join(remoteRoot.path, 'broken');
+    await mkdir(projectDir, { recursive: true });
+    // Something in the way of the release directory: creating the release fails after the lock.
+    await writeFile(join(projectDir, 'releases'), 'not a folder\n');
+    const run = await runAction(inputsFor(server, projectDir, { 'project-name': `${PROJECT}broken` }), { workspace: workspace.path });
+    expect(run.code).toBe(1);
+    expect(run.errors.join('\n')).toMatch(/The deploy stopped: create release \S+ failed with exit code 1:[\s\S]*releases/);
+    expect(run.outputs.status).toBe('failed');
+    expect(run.outputs['rolled-back']).toBe('false');
+    expect(run.summary).toMatch(/failed/);
+    expect(run.summary).toContain('docker ps -a');
+    const audit = (await readFile(join(projectDir, 'audit.log'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(audit.at(-1)).toMatchObject({ event: 'failure', status: 'failed' });
+    expect(String(audit.at(-1)!.reason)).toMatch(/create release/);
+  });
+
+  it('a server that cannot be reached still gets outputs and a summary', async () => {
+    const run = await runAction(
+      { ...inputsFor({ host: '127.0.0.1', port: await freePort(), username: 'root', privateKey: servers[0]!.privateKey, hostFingerprint: servers[0]!.hostFingerprint } as SshdServer, '/opt/shop'), 'connect-timeout': '2s' },
+      { workspace: workspace.path },
+    );
+    expect(run.code).toBe(1);
+    expect(run.errors.join('\n')).toMatch(/Could not connect to root@127\.0\.0\.1:\d+/);
+    expect(run.outputs.status).toBe('failed');
+    expect(run.summary).toMatch(/deploy to 1 host: failed[\s\S]*Could not connect/);
+  });
+
   it('dry-run shows the plan without connecting; the env file is never shown', async () => {
     const run = await runAction(
       { ...inputsFor({ host: '127.0.0.1', port: 1, username: 'root', privateKey: servers[0]!.privateKey, hostFingerprint: servers[0]!.hostFingerprint } as SshdServer, '/opt/shop'), 'dry-run': 'true' },

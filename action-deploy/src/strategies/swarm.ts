@@ -9,6 +9,7 @@ import { tryLock } from '../lock';
 import { audit, prune, runPreDeploy, serverState, uploadRelease, type Deployer } from '../deploy';
 import { IMAGE_LOCK, META, imageLockFile, newReleaseId, readMeta, readState, releaseDir, switchCurrent } from '../releases';
 import { Diagnostics } from '../diagnostics';
+import { RefusedBeforeChange } from '../refusal';
 import { rollbackTarget } from '../rollback';
 import type { Outcome } from '../summary';
 import type { HostStrategy, StoryResult } from './strategy';
@@ -38,8 +39,8 @@ interface SwarmMeta {
 async function requireManager(d: Deployer): Promise<void> {
   const said = (await d.server.run(swarmNodeState(d.cli), { description: 'check the Swarm node', timeoutSeconds: 60 })).stdout.trim();
   if (said === 'active true') return;
-  if (said.startsWith('active')) throw new Error('strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).');
-  throw new Error(
+  if (said.startsWith('active')) throw new RefusedBeforeChange('strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).');
+  throw new RefusedBeforeChange(
     `strategy: swarm needs a Swarm, and this server's Docker engine is not part of one (Swarm state: ${said || 'unknown'}). ` +
       'Run `docker swarm init` on the server once (or join it to your Swarm as a manager); nothing was changed.',
   );

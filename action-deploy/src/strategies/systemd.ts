@@ -14,6 +14,7 @@ import { createSystemdRelease, extractArchive, gitExport, inReleaseDir, inspectH
 import { restartAndGate, unitDiagnostics } from './systemd-health';
 import type { ReleaseSource, SystemdInputs } from './systemd-inputs';
 import type { HostStrategy, StoryResult } from './strategy';
+import { RefusedBeforeChange } from '../refusal';
 
 /**
  * strategy: systemd — the app is run by a systemd unit from <project-dir>/current, no Docker:
@@ -37,12 +38,12 @@ async function inspectUnit(d: Deployer, unit: string): Promise<{ sudo: boolean }
   const config = parseShow(inspected.stdout);
   if (inspected.code !== 0 || config.LoadState === undefined) {
     const said = `${inspected.stderr}`.trim().split('\n').slice(-2).join(' ') || `exit ${inspected.code}`;
-    throw new Error(`systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`);
+    throw new RefusedBeforeChange(`systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`);
   }
   const dir = d.inputs.projectDir;
   if (config.LoadState !== 'loaded') {
     const what = config.LoadState === 'not-found' ? 'is not installed' : `cannot be loaded (LoadState=${config.LoadState ?? 'unknown'})`;
-    throw new Error(
+    throw new RefusedBeforeChange(
       `systemd-unit: ${unit} ${what} on the server. Install its unit file first (e.g. /etc/systemd/system/${unit} with WorkingDirectory=${dir}/current), then run \`systemctl daemon-reload\` and \`systemctl enable ${unit}\`; see "strategy: systemd" in the README.`,
     );
   }
