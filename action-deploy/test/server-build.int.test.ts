@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import { ensureBaseImages, freePort, pushWithOwnLogin, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
 import { buildApp, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -65,13 +65,7 @@ beforeAll(async () => {
   projectDir = join(remoteRoot.path, 'app');
   [webPort, proxyPort] = [await freePort(), await freePort()];
   await buildApp(proxyImage(), 'ok', 'proxy');
-  const pushConfig = await tempDir('skiffdeploybuild-push');
-  try {
-    await sh('docker', ['--config', pushConfig.path, 'login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
-    await sh('docker', ['--config', pushConfig.path, 'push', '-q', proxyImage()], { timeoutMs: 120_000 });
-  } finally {
-    await pushConfig.remove();
-  }
+  await pushWithOwnLogin(registry, proxyImage());
   await writeBackend('b1');
   // Assets that make the context a real upload (and a .git folder that must not travel).
   await writeFile(join(workspace.path, 'backend', 'www', 'assets.bin'), randomBytes(8 * 1024 * 1024));

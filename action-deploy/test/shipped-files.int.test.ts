@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import { ensureBaseImages, freePort, pushWithOwnLogin, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
 import { auditLines, buildApp, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -60,13 +60,7 @@ beforeAll(async () => {
   projectDir = join(remoteRoot.path, 'site');
   webPort = await freePort();
   await buildApp(image('v1'), 'ok', 'v1');
-  const pushConfig = await tempDir('skiffdeployfiles-push');
-  try {
-    await sh('docker', ['--config', pushConfig.path, 'login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
-    await sh('docker', ['--config', pushConfig.path, 'push', '-q', image('v1')], { timeoutMs: 120_000 });
-  } finally {
-    await pushConfig.remove();
-  }
+  await pushWithOwnLogin(registry, image('v1'));
   await writeRepo({
     'deploy/compose.yaml': [
       'services:',

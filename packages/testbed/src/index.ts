@@ -4,7 +4,7 @@ export { startSshd, sshdConnectOptions, sshdActionInputs, freePort, fingerprintO
 export type { SshdOptions, SshdServer } from './sshd';
 export { ensureDocker, DOCKERD_LOG } from './docker';
 export type { DockerInfo } from './docker';
-export { startRegistry } from './registry';
+export { pushWithOwnLogin, startRegistry } from './registry';
 export type { Registry } from './registry';
 export { ensureBaseImages, BUSYBOX_IMAGE, DEBIAN_IMAGE, IMAGE_CACHE_DIR } from './images';
 export type { BaseImages } from './images';

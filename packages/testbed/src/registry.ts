@@ -14,6 +14,20 @@ export interface Registry {
   stop(): Promise<void>;
 }
 
+/**
+ * Pushes a local image with a login of the test's own, in a Docker config that is removed again:
+ * the engine and root's ~/.docker never hold it, so a deploy pulling the image needs its own.
+ */
+export async function pushWithOwnLogin(registry: Pick<Registry, 'address' | 'username' | 'password'>, image: string): Promise<void> {
+  const config = await tempDir('registry-push');
+  try {
+    await sh('docker', ['--config', config.path, 'login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
+    await sh('docker', ['--config', config.path, 'push', '-q', image], { timeoutMs: 120_000 });
+  } finally {
+    await config.remove();
+  }
+}
+
 /** A real distribution registry with htpasswd auth, standing in for GHCR. */
 export async function startRegistry(): Promise<Registry> {
   await requirePart('docker-registry', ['docker-registry', '--version']);
