@@ -59675,6 +59675,24 @@ function readWebhook() {
   if (!ok) throw new InputError("notify-webhook", 'Input "notify-webhook" must be an https:// incoming-webhook URL (Slack, Discord or compatible); the value given is not a URL');
   return value;
 }
+function unusedBy(strategy) {
+  const composeOnly = ["compose-file", "images", "registry", "pull-timeout"];
+  const sshOnly = [...MULTI_HOST_INPUTS.map((input) => input.name), "project-dir", "project-name", "env-file", "pre-deploy", "pre-deploy-timeout", "keep-releases", "lock-timeout", "lock-ttl", "sudo", "all-or-nothing", "rollback-on-failure"];
+  const others = [...strategy === "rolling" ? [] : ROLLING_INPUTS, ...strategy === "coolify" ? [] : COOLIFY_INPUTS].map((input) => input.name);
+  if (strategy === "coolify") return [...sshOnly, ...composeOnly, ...others];
+  if (strategy === "systemd") return [...composeOnly, ...others];
+  if (strategy === "swarm") return ["pull-timeout", ...others];
+  return others;
+}
+function strayInputs(strategy) {
+  const defaults2 = new Map(ACTION_INPUTS.map((input) => [input.name, input.default]));
+  const stray = [...new Set(unusedBy(strategy))].filter((name) => {
+    const value = rawInput(name)?.trim();
+    return value !== void 0 && value !== "" && value !== defaults2.get(name);
+  });
+  if (stray.length === 0) return void 0;
+  return new InputError(stray, `Input${stray.length === 1 ? "" : "s"} ${stray.map((name) => `"${name}"`).join(", ")} ${stray.length === 1 ? "is" : "are"} not used by strategy: ${strategy}, so ${stray.length === 1 ? "it" : "they"} would be ignored; remove ${stray.length === 1 ? "it" : "them"} (or choose the strategy that uses ${stray.length === 1 ? "it" : "them"})`);
+}
 function readDeployInputs() {
   const c = new InputCollector();
   const strategy = c.read(() => getEnum("strategy", STRATEGIES, { default: "recreate" }));
@@ -59682,6 +59700,8 @@ function readDeployInputs() {
   const swarm = strategy && c.read(() => readSwarmInputs(strategy));
   const systemd = strategy && c.read(() => readSystemdInputs(strategy));
   const coolify = strategy && c.read(() => readCoolifyInputs(strategy));
+  const stray = strategy === void 0 ? void 0 : strayInputs(strategy);
+  if (stray) c.add(stray);
   const targets = strategy === "coolify" ? [] : c.read(readSshTargets);
   const mode = c.read(readRunMode);
   const allOrNothing = c.read(() => getBoolean("all-or-nothing", { default: false }));

@@ -456,6 +456,32 @@ function readWebhook(): string | undefined {
   return value;
 }
 
+/**
+ * Inputs a strategy never reads. Set to anything but its default, each is an error naming it: a
+ * team whose migration sits in pre-deploy must not believe it ran under strategy: coolify. Inputs
+ * with a check of their own (files, build-on-server, backup-before-deploy, registry-username,
+ * rollback, health-command, the systemd inputs) are left to it, so each mistake is said once.
+ */
+function unusedBy(strategy: StrategyName): string[] {
+  const composeOnly = ['compose-file', 'images', 'registry', 'pull-timeout'];
+  const sshOnly = [...MULTI_HOST_INPUTS.map((input) => input.name), 'project-dir', 'project-name', 'env-file', 'pre-deploy', 'pre-deploy-timeout', 'keep-releases', 'lock-timeout', 'lock-ttl', 'sudo', 'all-or-nothing', 'rollback-on-failure'];
+  const others = [...(strategy === 'rolling' ? [] : ROLLING_INPUTS), ...(strategy === 'coolify' ? [] : COOLIFY_INPUTS)].map((input) => input.name);
+  if (strategy === 'coolify') return [...sshOnly, ...composeOnly, ...others];
+  if (strategy === 'systemd') return [...composeOnly, ...others];
+  if (strategy === 'swarm') return ['pull-timeout', ...others];
+  return others;
+}
+
+function strayInputs(strategy: StrategyName): InputError | undefined {
+  const defaults = new Map(ACTION_INPUTS.map((input) => [input.name, input.default]));
+  const stray = [...new Set(unusedBy(strategy))].filter((name) => {
+    const value = rawInput(name)?.trim();
+    return value !== undefined && value !== '' && value !== defaults.get(name);
+  });
+  if (stray.length === 0) return undefined;
+  return new InputError(stray, `Input${stray.length === 1 ? '' : 's'} ${stray.map((name) => `"${name}"`).join(', ')} ${stray.length === 1 ? 'is' : 'are'} not used by strategy: ${strategy}, so ${stray.length === 1 ? 'it' : 'they'} would be ignored; remove ${stray.length === 1 ? 'it' : 'them'} (or choose the strategy that uses ${stray.length === 1 ? 'it' : 'them'})`);
+}
+
 /** Every input, validated together before anything connects, so one run reports every mistake. */
 export function readDeployInputs(): DeployInputs {
   const c = new InputCollector();
@@ -464,6 +490,8 @@ export function readDeployInputs(): DeployInputs {
   const swarm = strategy && c.read(() => readSwarmInputs(strategy));
   const systemd = strategy && c.read(() => readSystemdInputs(strategy));
   const coolify = strategy && c.read(() => readCoolifyInputs(strategy));
+  const stray = strategy === undefined ? undefined : strayInputs(strategy);
+  if (stray) c.add(stray);
   const targets = strategy === 'coolify' ? [] : c.read(readSshTargets);
   const mode = c.read(readRunMode);
   const allOrNothing = c.read(() => getBoolean('all-or-nothing', { default: false }));

@@ -56,10 +56,27 @@ describe('coolify inputs', () => {
     expect(message).not.toContain(TOKEN);
   });
 
-  it('ignores the coolify inputs for other strategies', async () => {
+  it('refuses the coolify inputs with other strategies, naming them', async () => {
     await writeFile(join(workspace.path, 'compose.yaml'), 'services: {}\n');
-    setInputs({ host: 'example.com', username: 'u', password: 'pw-123456', 'insecure-ignore-host-key': 'true', 'project-dir': '/opt/x', 'coolify-url': 'not a url' });
+    const ssh = { host: 'example.com', username: 'u', password: 'pw-123456', 'insecure-ignore-host-key': 'true', 'project-dir': '/opt/x' };
+    expect(errorOf({ ...ssh, 'coolify-url': 'https://c.example', 'coolify-uuid': 'abc' })).toContain('Inputs "coolify-url", "coolify-uuid" are not used by strategy: recreate, so they would be ignored');
+    // Left at their defaults, they are not "set".
+    setInputs({ ...ssh, 'coolify-timeout': '20m', 'coolify-force': 'false' });
     expect(readDeployInputs().coolify).toBeUndefined();
+  });
+
+  it('refuses what a Coolify deploy would silently ignore: pre-deploy, env-file, images, the SSH host', () => {
+    const message = errorOf({ ...base, 'coolify-uuid': 'abc', 'pre-deploy': 'npm run migrate', 'env-file': 'A=1', images: 'web=ghcr.io/a/web:1', host: 'example.com', port: '22', registry: 'ghcr.io' });
+    expect(message).toContain('Inputs "host", "env-file", "pre-deploy", "images" are not used by strategy: coolify, so they would be ignored');
+    // port 22 and registry ghcr.io are the defaults the runner passes anyway.
+    expect(message).not.toContain('"port"');
+    expect(message).not.toContain('"registry"');
+  });
+
+  it('refuses Compose inputs with strategy: systemd', async () => {
+    await writeFile(join(workspace.path, 'app.txt'), 'x\n');
+    const message = errorOf({ strategy: 'systemd', host: 'example.com', username: 'u', password: 'pw-123456', 'insecure-ignore-host-key': 'true', 'systemd-unit': 'app.service', 'artifact-path': 'app.txt', 'compose-file': 'compose.yaml', images: 'web=x/y:1', 'pull-timeout': '5m' });
+    expect(message).toContain('Inputs "compose-file", "images", "pull-timeout" are not used by strategy: systemd');
   });
 });
 
