@@ -47255,7 +47255,7 @@ var GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults
 var context2 = new Context();
 
 // action-build-push/package.json
-var version = "0.3.1";
+var version = "0.3.2";
 
 // action-build-push/src/build.ts
 import { mkdtemp, readFile, rm as rm2 } from "node:fs/promises";
@@ -48135,6 +48135,20 @@ function eventFromContext() {
 }
 async function run() {
   const inputs = readBuildPushInputs();
+  const progress = { summarized: false };
+  try {
+    await buildPushScan(inputs, progress);
+  } catch (error2) {
+    if (!progress.summarized) await writeSummary(failureSummary(inputs, error2)).catch(() => void 0);
+    throw error2;
+  }
+}
+function failureSummary(inputs, error2) {
+  const lines = error2.message.split("\n");
+  const detail = lines.length > 1 ? ["", details("What it said", codeBlock(lines.slice(-40).join("\n")), true)] : [];
+  return ["### Build and push: failed", "", `Image \`${inputs.image}\`: ${lines[0]}`, ...detail, ""].join("\n");
+}
+async function buildPushScan(inputs, progress) {
   if (inputs.scanSeverities.length > 0 && !onPath("trivy")) throw new Error(TRIVY_MISSING);
   const event = eventFromContext();
   if (!event.sha) throw new Error("GITHUB_SHA is not set: this action computes its tags from the workflow event, so it must run in GitHub Actions");
@@ -48163,12 +48177,12 @@ async function run() {
     if (cache.note) notes.push(`Cache: ${cache.note}.`);
     for (const note of notes) notice(note);
     info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(", ")}`);
-    await buildPushAndReport({ inputs, builder, cache, refs, labels: meta.labels }, { push, smokePlatform, notes, version: meta.version, revision: meta.revision });
+    await buildPushAndReport({ inputs, builder, cache, refs, labels: meta.labels }, { push, smokePlatform, notes, version: meta.version, revision: meta.revision }, progress);
   } finally {
     await remove?.();
   }
 }
-async function buildPushAndReport(job, facts) {
+async function buildPushAndReport(job, facts, progress) {
   const { inputs, builder, refs } = job;
   const { push, smokePlatform, notes } = facts;
   let smoke;
@@ -48178,7 +48192,10 @@ async function buildPushAndReport(job, facts) {
       smoke = await smokeTest(refs[0], inputs.smoke, inputs.platforms.length > 0 ? smokePlatform : void 0);
       info(`Smoke test passed in ${smoke.seconds.toFixed(1)}s: ${smoke.passed}`);
     } catch (error2) {
-      if (error2 instanceof SmokeTestError) await reportSmokeFailure(inputs, refs, error2);
+      if (error2 instanceof SmokeTestError) {
+        await reportSmokeFailure(inputs, refs, error2);
+        progress.summarized = true;
+      }
       throw error2;
     }
   }
@@ -48208,6 +48225,7 @@ async function buildPushAndReport(job, facts) {
 > ${note}`)
   ];
   await writeSummary(summary2.join("\n"));
+  progress.summarized = true;
   if (inputs.scanSeverities.length > 0) {
     const findings = await scanImage(imageRef || refs[0], inputs.scanSeverities);
     const heading = `### Scan (trivy, ${inputs.scanSeverities.join(", ")})`;

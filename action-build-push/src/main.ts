@@ -28,6 +28,24 @@ function eventFromContext(): EventInfo {
 
 export async function run(): Promise<void> {
   const inputs = readBuildPushInputs();
+  const progress = { summarized: false };
+  try {
+    await buildPushScan(inputs, progress);
+  } catch (error) {
+    // A failure the steps below did not report themselves (a build error, a refused login, a
+    // builder that would not start) still leaves the job summary saying what failed.
+    if (!progress.summarized) await writeSummary(failureSummary(inputs, error as Error)).catch(() => undefined);
+    throw error;
+  }
+}
+
+function failureSummary(inputs: BuildPushInputs, error: Error): string {
+  const lines = error.message.split('\n');
+  const detail = lines.length > 1 ? ['', details('What it said', codeBlock(lines.slice(-40).join('\n')), true)] : [];
+  return ['### Build and push: failed', '', `Image \`${inputs.image}\`: ${lines[0]}`, ...detail, ''].join('\n');
+}
+
+async function buildPushScan(inputs: BuildPushInputs, progress: { summarized: boolean }): Promise<void> {
   if (inputs.scanSeverities.length > 0 && !onPath('trivy')) throw new Error(TRIVY_MISSING);
   const event = eventFromContext();
   if (!event.sha) throw new Error('GITHUB_SHA is not set: this action computes its tags from the workflow event, so it must run in GitHub Actions');
@@ -61,7 +79,7 @@ export async function run(): Promise<void> {
     if (cache.note) notes.push(`Cache: ${cache.note}.`);
     for (const note of notes) core.notice(note);
     core.info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(', ')}`);
-    await buildPushAndReport({ inputs, builder, cache, refs, labels: meta.labels }, { push, smokePlatform, notes, version: meta.version, revision: meta.revision });
+    await buildPushAndReport({ inputs, builder, cache, refs, labels: meta.labels }, { push, smokePlatform, notes, version: meta.version, revision: meta.revision }, progress);
   } finally {
     await remove?.();
   }
@@ -75,7 +93,7 @@ interface RunFacts {
   revision: string;
 }
 
-async function buildPushAndReport(job: BuildJob, facts: RunFacts): Promise<void> {
+async function buildPushAndReport(job: BuildJob, facts: RunFacts, progress: { summarized: boolean }): Promise<void> {
   const { inputs, builder, refs } = job;
   const { push, smokePlatform, notes } = facts;
   let smoke: { passed: string; seconds: number } | undefined;
@@ -85,7 +103,10 @@ async function buildPushAndReport(job: BuildJob, facts: RunFacts): Promise<void>
       smoke = await smokeTest(refs[0]!, inputs.smoke, inputs.platforms.length > 0 ? smokePlatform : undefined);
       core.info(`Smoke test passed in ${smoke.seconds.toFixed(1)}s: ${smoke.passed}`);
     } catch (error) {
-      if (error instanceof SmokeTestError) await reportSmokeFailure(inputs, refs, error);
+      if (error instanceof SmokeTestError) {
+        await reportSmokeFailure(inputs, refs, error);
+        progress.summarized = true;
+      }
       throw error;
     }
   }
@@ -118,6 +139,7 @@ async function buildPushAndReport(job: BuildJob, facts: RunFacts): Promise<void>
     ...notes.map((note) => `\n> ${note}`),
   ];
   await writeSummary(summary.join('\n'));
+  progress.summarized = true;
 
   if (inputs.scanSeverities.length > 0) {
     const findings = await scanImage(imageRef || refs[0]!, inputs.scanSeverities);

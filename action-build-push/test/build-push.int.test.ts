@@ -175,6 +175,15 @@ describe('action-build-push against a real engine and registry', () => {
     await run('docker', ['image', 'inspect', `${image('fork')}:pr-43`]);
   });
 
+  it('a build that fails says so in the job summary too, with what the build printed; nothing is pushed', async () => {
+    const result = await runBuildPush({ image: image('broken'), context: 'broken', ...credentials() }, options(await pushMain()));
+    expect(result.code).toBe(1);
+    expect(result.summary).toContain('### Build and push: failed');
+    expect(result.summary).toContain(`Image \`${image('broken')}\``);
+    expect(result.summary).toContain('error TS2322: broken on purpose');
+    expect(await registryManifestDigest(registry, repo('broken'), 'main')).toBeUndefined();
+  });
+
   it('turns a refused login into the packages: write hint', async () => {
     const result = await runBuildPush({ image: image('denied'), context: 'healthy', ...credentials('wrong-password') }, options(await pushMain()));
     expect(result.code).toBe(1);
