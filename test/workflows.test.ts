@@ -98,7 +98,38 @@ describe('security shape', () => {
 
 describe('a reusable workflow can express what its action can do', () => {
   /** Inputs of the action that the workflow deliberately does not offer, each with the reason a user is told. */
+  const AS_KEPT = 'a rollback re-deploys a kept release exactly as it ran: its own compose files, env, files and images; nothing is built, pulled (but by swarm) or pruned';
   const notOffered: Record<string, Record<string, string>> = {
+    'rollback.yml': {
+      password: 'a CI job logs in with a key (SSH_KEY), never a password',
+      'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
+      'compose-file': AS_KEPT,
+      'env-file': AS_KEPT,
+      images: AS_KEPT,
+      files: AS_KEPT,
+      'build-on-server': AS_KEPT,
+      'pull-timeout': AS_KEPT,
+      'keep-releases': AS_KEPT,
+      'pre-deploy': 'a rollback runs no migration: the kept release starts with the data as it is',
+      'pre-deploy-timeout': 'see pre-deploy',
+      'backup-before-deploy': 'take one with backup.yml before rolling back, if the data matters',
+      'backup-path': 'see backup-before-deploy',
+      'backup-keep': 'see backup-before-deploy',
+      'rollback-on-failure': 'a failed rollback has nothing further to roll back to',
+      'artifact-path': 'a systemd rollback switches to a kept release directory; nothing is uploaded',
+      'git-repository': 'see artifact-path',
+      'install-command': 'see artifact-path',
+      environment: "the job's own environment records the GitHub Deployment (one per run, not two)",
+      'environment-url': 'see environment (it is the job environment\'s url)',
+      'github-token': 'see environment',
+      'coolify-url': 'strategy: coolify has no rollback through Skiff; redeploy an earlier deployment in Coolify',
+      'coolify-token': 'see coolify-url',
+      'coolify-uuid': 'see coolify-url',
+      'coolify-tag': 'see coolify-url',
+      'coolify-force': 'see coolify-url',
+      'coolify-timeout': 'see coolify-url',
+      'coolify-poll-interval': 'see coolify-url',
+    },
     'backup.yml': {
       password: 'a CI job logs in with a key (SSH_KEY), never a password',
       'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',

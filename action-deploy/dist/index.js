@@ -59678,7 +59678,7 @@ function readWebhook() {
 function unusedBy(strategy) {
   const composeOnly = ["compose-file", "images", "registry", "pull-timeout"];
   const sshOnly = [...MULTI_HOST_INPUTS.map((input) => input.name), "project-dir", "project-name", "env-file", "pre-deploy", "pre-deploy-timeout", "keep-releases", "lock-timeout", "lock-ttl", "sudo", "all-or-nothing", "rollback-on-failure"];
-  const others = [...strategy === "rolling" ? [] : ROLLING_INPUTS, ...strategy === "coolify" ? [] : COOLIFY_INPUTS].map((input) => input.name);
+  const others = [...strategy === "rolling" ? [] : ROLLING_INPUTS, ...strategy === "coolify" ? [] : COOLIFY_INPUTS].map((input) => input.name).filter((name) => name !== "rolling-services");
   if (strategy === "coolify") return [...sshOnly, ...composeOnly, ...others];
   if (strategy === "systemd") return [...composeOnly, ...others];
   if (strategy === "swarm") return ["pull-timeout", ...others];

@@ -465,7 +465,8 @@ function readWebhook(): string | undefined {
 function unusedBy(strategy: StrategyName): string[] {
   const composeOnly = ['compose-file', 'images', 'registry', 'pull-timeout'];
   const sshOnly = [...MULTI_HOST_INPUTS.map((input) => input.name), 'project-dir', 'project-name', 'env-file', 'pre-deploy', 'pre-deploy-timeout', 'keep-releases', 'lock-timeout', 'lock-ttl', 'sudo', 'all-or-nothing', 'rollback-on-failure'];
-  const others = [...(strategy === 'rolling' ? [] : ROLLING_INPUTS), ...(strategy === 'coolify' ? [] : COOLIFY_INPUTS)].map((input) => input.name);
+  // rolling-services has its own check (readRollingInputs).
+  const others = [...(strategy === 'rolling' ? [] : ROLLING_INPUTS), ...(strategy === 'coolify' ? [] : COOLIFY_INPUTS)].map((input) => input.name).filter((name) => name !== 'rolling-services');
   if (strategy === 'coolify') return [...sshOnly, ...composeOnly, ...others];
   if (strategy === 'systemd') return [...composeOnly, ...others];
   if (strategy === 'swarm') return ['pull-timeout', ...others];
