@@ -99,8 +99,41 @@ describe('security shape', () => {
 describe('a reusable workflow can express what its action can do', () => {
   /** Inputs of the action that the workflow deliberately does not offer, each with the reason a user is told. */
   const AS_KEPT = 'a rollback re-deploys a kept release exactly as it ran: its own compose files, env, files and images; nothing is built, pulled (but by swarm) or pruned';
-  const notOffered: Record<string, Record<string, string>> = {
-    'rollback.yml': {
+  const SYSTEMD = 'strategy systemd ships a release directory, not images: call action-deploy from your own workflow (see its README) until a systemd workflow exists';
+  const COOLIFY = 'strategy coolify deploys through the Coolify API, not over SSH: call action-deploy from your own workflow (see its README) until a Coolify workflow exists';
+  const JOB_ENVIRONMENT = "the job's own environment records the GitHub Deployment (one per run, not two)";
+  /** Per workflow, per action it runs: the inputs it deliberately does not offer, each with the reason a user is told. */
+  const notOffered: Record<string, Record<string, Record<string, string>>> = {
+    'build-deploy.yml': {
+      'action-build-push': {
+        registry: 'images are pushed to the registry their name starts with (GHCR) with the job\'s token (github-token\'s default); for another registry call action-build-push directly',
+        username: 'see registry',
+        password: 'see registry',
+        'github-token': 'see registry',
+        builder: 'auto: the runner\'s docker driver, or a docker-container builder when platforms or cache need one',
+        'buildkit-image': 'see builder',
+      },
+      'action-deploy': {
+        password: 'a CI job logs in with a key (SSH_KEY), never a password',
+        'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
+        rollback: 'rollback.yml rolls back',
+        environment: JOB_ENVIRONMENT,
+        'environment-url': 'see environment',
+        'github-token': 'see environment',
+        'systemd-unit': SYSTEMD,
+        'artifact-path': SYSTEMD,
+        'git-repository': SYSTEMD,
+        'install-command': SYSTEMD,
+        'coolify-url': COOLIFY,
+        'coolify-token': COOLIFY,
+        'coolify-uuid': COOLIFY,
+        'coolify-tag': COOLIFY,
+        'coolify-force': COOLIFY,
+        'coolify-timeout': COOLIFY,
+        'coolify-poll-interval': COOLIFY,
+      },
+    },
+    'rollback.yml': { 'action-deploy': {
       password: 'a CI job logs in with a key (SSH_KEY), never a password',
       'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
       'compose-file': AS_KEPT,
@@ -129,23 +162,27 @@ describe('a reusable workflow can express what its action can do', () => {
       'coolify-force': 'see coolify-url',
       'coolify-timeout': 'see coolify-url',
       'coolify-poll-interval': 'see coolify-url',
-    },
-    'backup.yml': {
+    } },
+    'backup.yml': { 'action-backup': {
       password: 'a CI job logs in with a key (SSH_KEY), never a password',
       'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
       'artifact-name': 'destination artifact needs actions: write for prune, which a caller granting contents: read cannot give; use the action directly',
       'github-token': 'only for destination artifact (see artifact-name)',
-    },
+    } },
   };
-  for (const [workflow, reasons] of Object.entries(notOffered)) {
-    it(`${workflow} passes every input of the action it runs, but those it says it does not offer`, () => {
+  for (const [workflow, byAction] of Object.entries(notOffered)) {
+    it(`${workflow} passes every input of each action it runs, but those it says it does not offer`, () => {
       const text = readFileSync(join(root, '.github/workflows', workflow), 'utf8');
       const steps = Object.values((parseYaml(text) as { jobs: Record<string, { steps?: { uses?: string; with?: Record<string, unknown> }[] }> }).jobs).flatMap((job) => job.steps ?? []);
-      const step = steps.find((s) => s.uses?.startsWith('./.skiff/action-'))!;
-      const action = parseYaml(readFileSync(join(root, step.uses!.replace('./.skiff/', ''), 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> };
-      const missing = Object.keys(action.inputs).filter((name) => !(name in (step.with ?? {})) && !(name in reasons));
-      expect(missing).toEqual([]);
-      for (const name of Object.keys(reasons)) expect(step.with ?? {}).not.toHaveProperty(name);
+      const actionSteps = steps.filter((s) => s.uses?.startsWith('./.skiff/action-'));
+      expect(actionSteps.map((s) => s.uses!.replace('./.skiff/', '')).sort()).toEqual(Object.keys(byAction).sort());
+      for (const step of actionSteps) {
+        const reasons = byAction[step.uses!.replace('./.skiff/', '')]!;
+        const action = parseYaml(readFileSync(join(root, step.uses!.replace('./.skiff/', ''), 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> };
+        const missing = Object.keys(action.inputs).filter((name) => !(name in (step.with ?? {})) && !(name in reasons));
+        expect(missing, step.uses).toEqual([]);
+        for (const name of Object.keys(reasons)) expect(step.with ?? {}, step.uses).not.toHaveProperty(name);
+      }
     });
   }
 });
