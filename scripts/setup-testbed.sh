@@ -146,4 +146,22 @@ debootstrap_image "$SYSTEMD_IMAGE" "$CACHE/systemd-bookworm-rootfs.tar" \
   systemd,systemd-sysv,dbus,openssh-server,nftables,iproute2,python3,curl,ca-certificates,sudo '["/sbin/init"]'
 
 have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" || die "base images missing after import"
+
+# --- today's server: Debian sid's Docker 28.5 / Compose 2.40 / buildx 0.29 / containerd 2.1 ----
+# A rootfs kept unpacked (never installed on this machine): @skiff/testbed's startModernHost
+# boots it in namespaces of its own over an overlay, so a start takes a second. The package list
+# is stored beside it; a different list provisions it again.
+MODERN_ROOT=$CACHE/modern-root
+MODERN_PACKAGES=docker.io,docker-cli,docker-compose,docker-buildx,containerd,runc,tini,iptables,openssh-server,openssh-sftp-server,iproute2,nftables,ca-certificates,curl,procps,gzip,util-linux
+if [[ -x $MODERN_ROOT/usr/sbin/dockerd && -x $MODERN_ROOT/usr/bin/tini && $(cat "$MODERN_ROOT/.skiff-packages" 2>/dev/null) == "$MODERN_PACKAGES" ]]; then
+  say "modern server rootfs" "ok"
+else
+  rm -rf "$MODERN_ROOT.partial"
+  debootstrap --variant=minbase --include="$MODERN_PACKAGES" sid "$MODERN_ROOT.partial" "$MIRROR" >/tmp/skiff-debootstrap-modern.log 2>&1 ||
+    { tail -n 30 /tmp/skiff-debootstrap-modern.log >&2; die "debootstrap of the modern server failed (log: /tmp/skiff-debootstrap-modern.log)"; }
+  rm -rf "$MODERN_ROOT.partial"/var/cache/apt/archives/*.deb
+  printf '%s\n' "$MODERN_PACKAGES" >"$MODERN_ROOT.partial/.skiff-packages"
+  rm -rf "$MODERN_ROOT" && mv "$MODERN_ROOT.partial" "$MODERN_ROOT"
+  say "modern server rootfs" "provisioned ($(chroot "$MODERN_ROOT" dockerd --version))"
+fi
 say "test bed" "ready"

@@ -224,7 +224,9 @@ describe('action-deploy against a real sshd', () => {
     expect(result.errors).toHaveLength(1);
     expect(result.errors[0]).toContain('Host key verification failed');
     expect(result.errors[0]).toContain(sshd.hostFingerprint);
-    expect(result.summary).toBe('');
+    // Like every failure, it leaves outputs and a summary saying what failed.
+    expect(result.summary).toMatch(/deploy to 1 host: failed[\s\S]*Host key verification failed/);
+    expect(result.summary).not.toContain(sshd.privateKey.split('\n')[1]!);
     // The client gave up during key exchange: the server never saw it log in.
     const log = (await readFile(sshd.logPath, 'utf8')).slice(logBefore);
     expect(log).not.toMatch(/Accepted (publickey|password)/);

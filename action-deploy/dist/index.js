@@ -56830,6 +56830,7 @@ async function resolveDigests(d, release) {
   const images = [...new Set(Object.values(services).filter((image) => image !== void 0))];
   const inspect = images.length === 0 ? "" : (await d.server.run(repoDigests(d.cli, images), { description: "resolve image digests", timeoutSeconds: 120 })).stdout;
   const { pinned, unpinned } = pinImages(services, images, inspect);
+  for (const service of release.built) if (services[service] !== void 0) pinned[service] = services[service];
   release.images = pinned;
   release.unpinned = unpinned.filter((service) => !release.built.includes(service));
   const dir = releaseDir(d.inputs.projectDir, release.id);

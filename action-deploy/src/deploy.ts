@@ -155,6 +155,9 @@ export async function resolveDigests(d: Deployer, release: Release): Promise<voi
   const images = [...new Set(Object.values(services).filter((image): image is string => image !== undefined))];
   const inspect = images.length === 0 ? '' : (await d.server.run(repoDigests(d.cli, images), { description: 'resolve image digests', timeoutSeconds: 120 })).stdout;
   const { pinned, unpinned } = pinImages(services, images, inspect);
+  // A server-built image keeps its release tag: that name is this release's alone, while a
+  // containerd image store also gives a local build a "digest" no registry can serve.
+  for (const service of release.built) if (services[service] !== undefined) pinned[service] = services[service]!;
   release.images = pinned;
   // A server-built image is pinned by its release tag: no other release ever uses that name.
   release.unpinned = unpinned.filter((service) => !release.built.includes(service));

@@ -78,7 +78,7 @@ const CFS_PERIOD_US = 100_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Kills whatever is left in a cgroup directory and its children (all of it this host's), then removes them, deepest first. */
-async function removeCgroupTree(dir: string): Promise<void> {
+export async function removeCgroupTree(dir: string): Promise<void> {
   const children = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
   if (children === undefined) return;
   for (const child of children) if (child.isDirectory()) await removeCgroupTree(join(dir, child.name));
@@ -157,7 +157,7 @@ const RELAY = [
   "server.listen(Number(lp), lh, () => console.log('relay listening'));",
 ].join('\n');
 
-async function startRelay(what: string, prefix: readonly string[], listen: [string, number], target: [string, number], dir: string, log: string): Promise<number> {
+export async function startRelay(what: string, prefix: readonly string[], listen: [string, number], target: [string, number], dir: string, log: string): Promise<number> {
   const [file, ...args] = [...prefix, process.execPath, '-e', RELAY, listen[0], String(listen[1]), target[0], String(target[1])];
   const pid = spawnDaemon(what, file!, args, { logPath: join(dir, log) });
   try {
@@ -170,7 +170,7 @@ async function startRelay(what: string, prefix: readonly string[], listen: [stri
   return pid;
 }
 
-function registryPort(registry: string): number {
+export function registryPort(registry: string): number {
   const match = /^127\.0\.0\.1:(\d{1,5})$/.exec(registry);
   if (!match) throw new Error(`test bed: a docker host reaches registries on 127.0.0.1:PORT only, not ${JSON.stringify(registry)}`);
   return Number(match[1]);

@@ -1,0 +1,124 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBaseImages, pushWithOwnLogin, registryManifestDigest, sh, startModernHost, startRegistry, tempDir, type ModernHost, type Registry, sshdActionInputs } from '@skiff/testbed';
+import { buildApp, httpGet, runAction } from './helpers';
+
+/**
+ * The server users have today (Docker 28.5, Compose 2.40, containerd 2.1; see
+ * packages/testbed/src/modern-host.ts), with the classic image store and with the containerd
+ * image store that Docker 29 makes the default: a proxy that depends_on a healthy backend built
+ * on the server, the other image from a private registry, pinned by digest, rolled back by it.
+ * Image digests, RepoDigests and `compose config` differ between the stores; the pins must not.
+ */
+
+const WEB_PORT = 18480;
+
+describe.each(['classic', 'containerd'] as const)('the modern server, %s image store', (imageStore) => {
+  const project = `skiffmodern${imageStore}`;
+  let host: ModernHost;
+  let registry: Registry;
+  let workspace: { path: string; remove: () => Promise<void> };
+  const repository = `skiffmodern/${imageStore}-proxy`;
+  const image = (tag: string) => `${registry.address}/${repository}:${tag}`;
+  const digests: Record<string, string> = {};
+
+  const deploy = (extra: Record<string, string> = {}) =>
+    runAction(
+      {
+        ...sshdActionInputs(host),
+        'project-dir': `/opt/${project}`,
+        'project-name': project,
+        'env-file': `WEB_PORT=${WEB_PORT}\nGREETING=hello\n`,
+        images: `proxy=${image('v1')}`,
+        registry: registry.address,
+        'registry-username': registry.username,
+        'registry-password': registry.password,
+        'health-url': `http://${host.address}:${WEB_PORT}/`,
+        'health-interval': '1s',
+        'health-timeout': '60s',
+        ...extra,
+      },
+      { workspace: workspace.path },
+    );
+  const served = async () => (await httpGet(`http://${host.address}:${WEB_PORT}/`)).body.trim();
+  /** The reference the service's container was created from (`docker ps` shows it without the digest). */
+  const running = async (service: string) => {
+    const id = (await host.docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`])).trim();
+    return (await host.docker(['inspect', '--format', '{{.Config.Image}}', id])).trim();
+  };
+
+  beforeAll(async () => {
+    await ensureBaseImages();
+    [registry, workspace] = await Promise.all([startRegistry(), tempDir(`skiffmodern-${imageStore}-ws`)]);
+    host = await startModernHost(`skiff-modern-${imageStore}`, { imageStore, registries: [registry.address] });
+    // The backend is built on the server FROM the test bed's base image, which nothing may pull from the internet.
+    await host.loadImage('skiff-testbed/busybox:1');
+    for (const tag of ['v1', 'v2']) {
+      await buildApp(image(tag), 'ok', `proxy-${tag}`);
+      await pushWithOwnLogin(registry, image(tag));
+      digests[tag] = (await registryManifestDigest(registry, repository, tag))!;
+      await sh('docker', ['image', 'rm', image(tag)]);
+    }
+    await mkdir(join(workspace.path, 'backend', 'www'), { recursive: true });
+    await writeFile(join(workspace.path, 'backend', 'www', 'index.html'), 'backend\n');
+    await writeFile(
+      join(workspace.path, 'backend', 'Dockerfile'),
+      ['FROM skiff-testbed/busybox:1', 'COPY www /www', 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1', `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`, ''].join('\n'),
+    );
+    await writeFile(
+      join(workspace.path, 'compose.yaml'),
+      [
+        'services:',
+        '  backend:',
+        '    build: ./backend',
+        '    env_file: .env',
+        '  proxy:',
+        `    image: ${image('latest')}`,
+        '    depends_on:',
+        '      backend:',
+        '        condition: service_healthy',
+        '    ports:',
+        '      - "${WEB_PORT}:8080"',
+        '',
+      ].join('\n'),
+    );
+  }, 600_000);
+
+  afterAll(async () => {
+    await host?.stop();
+    await Promise.all([registry?.stop(), workspace?.remove()]);
+  });
+
+  it('is the modern engine, not the machine\'s: Docker 28, Compose 2.x, the asked-for image store', async () => {
+    expect(host.versions.docker).toMatch(/^28\./);
+    expect(host.versions.compose).toMatch(/^2\.(3\d|4\d)\./);
+    expect(host.versions.containerd).toMatch(/ 2\.\d+\./);
+    expect(host.versions.storageDriver).toBe(imageStore === 'containerd' ? 'overlayfs' : 'overlay2');
+    expect((await sh('docker', ['version', '--format', '{{.Server.Version}}'])).trim()).not.toMatch(/^28\./);
+  });
+
+  it('deploys: the backend built on the server, the proxy pulled with the login and pinned to the registry digest', async () => {
+    const run = await deploy();
+    expect(run.code, run.masked).toBe(0);
+    expect(await served()).toBe('version=proxy-v1');
+    const images = JSON.parse(run.outputs.images!) as Record<string, string>;
+    expect(images.proxy).toBe(`${registry.address}/${repository}@${digests.v1}`);
+    expect(images.backend).toBe(`${project}-backend:${run.outputs['release-id']}`);
+    expect(await running('proxy')).toBe(images.proxy);
+    // Everything ran on the modern server: the machine's engine has none of it.
+    expect((await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`])).trim()).toBe('');
+  });
+
+  it('updates to v2 and rolls back to v1 by digest', async () => {
+    const second = await deploy({ images: `proxy=${image('v2')}` });
+    expect(second.code, second.masked).toBe(0);
+    expect(await served()).toBe('version=proxy-v2');
+    expect(JSON.parse(second.outputs.images!).proxy).toBe(`${registry.address}/${repository}@${digests.v2}`);
+
+    const back = await deploy({ rollback: 'previous', images: '', 'env-file': '', 'registry-username': '', 'registry-password': '' });
+    expect(back.code, back.masked).toBe(0);
+    expect(await served()).toBe('version=proxy-v1');
+    expect(await running('proxy')).toBe(`${registry.address}/${repository}@${digests.v1}`);
+  });
+});
