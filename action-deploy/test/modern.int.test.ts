@@ -2,7 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBaseImages, pushWithOwnLogin, registryManifestDigest, sh, startModernHost, startRegistry, tempDir, type ModernHost, type Registry, sshdActionInputs } from '@skiff/testbed';
-import { buildApp, httpGet, runAction } from './helpers';
+import { buildApp, httpGet, runAction, startAction } from './helpers';
+import { buildProxy, requestLoop, rollingCompose } from './rolling-fixtures';
 
 /**
  * The server users have today (Docker 28.5, Compose 2.40, containerd 2.1; see
@@ -13,6 +14,16 @@ import { buildApp, httpGet, runAction } from './helpers';
  */
 
 const WEB_PORT = 18480;
+const PROXY_PORT = 18481;
+const PROXY_IMAGE = 'skiffmodern-proxy:nginx';
+
+beforeAll(async () => {
+  await ensureBaseImages();
+  await buildProxy(PROXY_IMAGE);
+}, 300_000);
+afterAll(async () => {
+  await sh('docker', ['image', 'rm', '-f', PROXY_IMAGE]).catch(() => '');
+});
 
 describe.each(['classic', 'containerd'] as const)('the modern server, %s image store', (imageStore) => {
   const project = `skiffmodern${imageStore}`;
@@ -108,6 +119,38 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
     expect(await running('proxy')).toBe(images.proxy);
     // Everything ran on the modern server: the machine's engine has none of it.
     expect((await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`])).trim()).toBe('');
+  });
+
+  it('strategy: rolling under load: 2,000+ requests through nginx, none failed, v1 to v2', async () => {
+    await host.loadImage(PROXY_IMAGE);
+    await mkdir(join(workspace.path, 'rolling'), { recursive: true });
+    await writeFile(join(workspace.path, 'rolling', 'compose.yaml'), rollingCompose(image('v1'), PROXY_IMAGE, 2, '0.0.0.0'));
+    const rolling = (extra: Record<string, string>) => ({
+      ...sshdActionInputs(host),
+      strategy: 'rolling',
+      'compose-file': 'rolling/compose.yaml',
+      'project-dir': `/opt/${project}-rolling`,
+      'project-name': `${project}-rolling`,
+      'env-file': `PROXY_PORT=${PROXY_PORT}\n`,
+      registry: registry.address,
+      'registry-username': registry.username,
+      'registry-password': registry.password,
+      'health-url': `http://${host.address}:${PROXY_PORT}/`,
+      'health-interval': '1s',
+      'health-timeout': '30s',
+      'rolling-drain': '1s',
+      ...extra,
+    });
+    const first = await runAction(rolling({}), { workspace: workspace.path });
+    expect(first.code, first.masked).toBe(0);
+    const started = startAction(rolling({ images: `web=${image('v2')}` }), { workspace: workspace.path });
+    const [loop, run] = await Promise.all([requestLoop(`http://${host.address}:${PROXY_PORT}/`, { min: 2000, max: 100_000, until: started.done, workers: 2 }), started.done]);
+    expect(run.code, run.masked).toBe(0);
+    expect(run.stdout).toContain('Rolling deploy: rolling web (2 old → 2 new); unchanged: proxy');
+    expect(loop.during).toBeGreaterThan(500);
+    expect(loop.failed, loop.failures.join('\n')).toBe(0);
+    expect(loop.versions.at(-1)).toBe('version=proxy-v2');
+    expect(JSON.parse(run.outputs.images!).web).toBe(`${registry.address}/${repository}@${digests.v2}`);
   });
 
   it('updates to v2 and rolls back to v1 by digest', async () => {

@@ -45,14 +45,15 @@ export async function buildProxy(tag: string): Promise<void> {
 }
 
 /** The proxy on a fixed loopback port (so it cannot roll) and the app behind it, `replicas` of it. */
-export function rollingCompose(appImage: string, proxyImage: string, replicas: number): string {
+/** `bind`: where the proxy's port is published (a namespace server's is reached on its own address). */
+export function rollingCompose(appImage: string, proxyImage: string, replicas: number, bind = '127.0.0.1'): string {
   return [
     'services:',
     '  proxy:',
     `    image: ${proxyImage}`,
     '    pull_policy: never',
     '    ports:',
-    '      - "127.0.0.1:${PROXY_PORT}:80"',
+    `      - "${bind}:\${PROXY_PORT}:80"`,
     '  web:',
     `    image: ${appImage}`,
     '    stop_grace_period: 5s',
