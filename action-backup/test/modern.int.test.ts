@@ -76,7 +76,7 @@ afterAll(async () => {
 
 describe('action-backup on Docker 28.5 / Compose 2.40 (containerd image store)', () => {
   it('holds data of real size: ~60 MB PostgreSQL, ~55 MB Redis', async () => {
-    expect(host.versions.docker).toMatch(/^28\./);
+    expect(Number(host.versions.docker.split('.')[0])).toBeGreaterThanOrEqual(28);
     expect(Number(await psql('shop', "select pg_database_size('shop')"))).toBeGreaterThan(50 * 1024 * 1024);
     expect(redisKeys).toBeGreaterThan(60_000);
     expect(Number((await compose('exec', '-T', 'cache', 'redis-cli', 'info', 'memory')).match(/used_memory:(\d+)/)?.[1])).toBeGreaterThan(40 * 1024 * 1024);

@@ -101,12 +101,14 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
     await Promise.all([registry?.stop(), workspace?.remove()]);
   });
 
-  it('is the modern engine, not the machine\'s: Docker 28, Compose 2.x, the asked-for image store', async () => {
-    expect(host.versions.docker).toMatch(/^28\./);
-    expect(host.versions.compose).toMatch(/^2\.(3\d|4\d)\./);
-    expect(host.versions.containerd).toMatch(/ 2\.\d+\./);
+  it('is the modern engine, not the machine\'s: Docker 28 or later, Compose 2.30 or later, the asked-for image store', async () => {
+    // Debian sid moves on: a fresh provisioning may bring a newer engine, never an older one.
+    const major = (version: string) => Number(version.split('.')[0]);
+    expect(major(host.versions.docker)).toBeGreaterThanOrEqual(28);
+    expect(Number(host.versions.compose.split('.')[1])).toBeGreaterThanOrEqual(30);
+    expect(host.versions.containerd).toMatch(/ [2-9]\.\d+\./);
     expect(host.versions.storageDriver).toBe(imageStore === 'containerd' ? 'overlayfs' : 'overlay2');
-    expect((await sh('docker', ['version', '--format', '{{.Server.Version}}'])).trim()).not.toMatch(/^28\./);
+    expect(major((await sh('docker', ['version', '--format', '{{.Server.Version}}'])).trim())).toBeLessThan(28);
   });
 
   it('deploys: the backend built on the server, the proxy pulled with the login and pinned to the registry digest', async () => {
