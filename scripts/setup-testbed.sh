@@ -164,4 +164,25 @@ else
   rm -rf "$MODERN_ROOT" && mv "$MODERN_ROOT.partial" "$MODERN_ROOT"
   say "modern server rootfs" "provisioned ($(chroot "$MODERN_ROOT" dockerd --version))"
 fi
+# --- real arm64 builds: qemu-aarch64 (static, from sid's qemu-user) and an arm64 busybox ---------
+# Only unpacked, never installed: @skiff/testbed registers qemu in binfmt_misc for a test's run and
+# removes it again; the arm64 busybox is the base of a two-platform test image.
+QEMU_AARCH64=$CACHE/qemu-aarch64
+BUSYBOX_ARM64=$CACHE/busybox-arm64
+if [[ -x $QEMU_AARCH64 && -x $BUSYBOX_ARM64 ]]; then
+  say "qemu-aarch64, arm64 busybox" "ok"
+else
+  work=$(mktemp -d /var/tmp/skiff-arm64.XXXXXX)
+  chroot "$MODERN_ROOT" sh -c 'cd /var/cache/apt/archives && apt-get -qq download qemu-user' >/dev/null 2>&1 || die "downloading sid's qemu-user failed"
+  mv "$MODERN_ROOT"/var/cache/apt/archives/qemu-user_*.deb "$work/"
+  dpkg-deb -x "$work"/qemu-user_*.deb "$work/qemu"
+  curl -fsS -o "$work/Packages.xz" "$MIRROR/dists/bookworm/main/binary-arm64/Packages.xz" || die "downloading the arm64 package list failed"
+  busybox_deb=$(xz -dc "$work/Packages.xz" | awk '/^Package: busybox-static$/{f=1} f && /^Filename:/ && !done {print $2; done=1}')  # reads to the end: xz must not die of SIGPIPE under pipefail
+  curl -fsS -o "$work/busybox.deb" "$MIRROR/$busybox_deb" || die "downloading $busybox_deb failed"
+  dpkg-deb -x "$work/busybox.deb" "$work/busybox"
+  install -m 755 "$work/qemu/usr/bin/qemu-aarch64" "$QEMU_AARCH64"
+  install -m 755 "$work/busybox/bin/busybox" "$BUSYBOX_ARM64"
+  rm -rf "$work"
+  say "qemu-aarch64, arm64 busybox" "provisioned"
+fi
 say "test bed" "ready"

@@ -36,6 +36,8 @@ export interface ModernHost {
   knownHostsLine: string;
   /** What the server's own tools say: `docker version`, `docker compose version`, … */
   versions: { docker: string; compose: string; buildx: string; containerd: string; storageDriver: string };
+  /** The server engine's API socket, shared out of the server (for DOCKER_HOST=unix://…). */
+  socket: string;
   /** The machine's docker CLI against this server's engine (its API socket, shared out of the server); stdout. */
   docker(args: readonly string[], options?: { timeoutMs?: number }): Promise<string>;
   /** Runs a program inside the server (its filesystem, PID and network namespaces); stdout. */
@@ -212,6 +214,7 @@ export async function startModernHost(name: string, options: ModernHostOptions =
       hostFingerprint: fingerprintOf(hostPublicKey),
       knownHostsLine: `${ns.nsAddress} ${hostPublicKey}`,
       versions,
+      socket,
       docker,
       exec,
       async loadImage(image) {
