@@ -140,7 +140,7 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
       'health-url': `http://${host.address}:${PROXY_PORT}/`,
       'health-interval': '1s',
       'health-timeout': '30s',
-      'rolling-drain': '1s',
+      'rolling-drain': '2s',
       ...extra,
     });
     const first = await runAction(rolling({}), { workspace: workspace.path });

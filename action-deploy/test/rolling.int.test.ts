@@ -35,7 +35,7 @@ const inputs = (extra: Record<string, string>) => ({
   'health-url': `http://127.0.0.1:${proxyPort}/`,
   'health-interval': '1s',
   'health-timeout': '30s',
-  'rolling-drain': '1s',
+  'rolling-drain': '2s',
   ...extra,
 });
 
