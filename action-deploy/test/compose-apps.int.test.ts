@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import { ensureBaseImages, freePort, pushWithOwnLogin, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
 import { auditLines, buildApp, httpGet, removeProject, runAction, startAction } from './helpers';
 
 /**
@@ -16,7 +16,6 @@ let server: SshdServer;
 let registry: Registry;
 let remoteRoot: { path: string; remove: () => Promise<void> };
 let workspace: { path: string; remove: () => Promise<void> };
-let pushConfig: { path: string; remove: () => Promise<void> };
 let projectDir: string;
 let webPort: number;
 const image = (tag: string) => `${registry.address}/skiffdeployapps:${tag}`;
@@ -57,11 +56,9 @@ beforeAll(async () => {
   projectDir = join(remoteRoot.path, 'shop');
   webPort = await freePort();
   // Pushed with a login of the test's own; the server (this machine's root) never logs in to this registry.
-  pushConfig = await tempDir('skiffdeployapps-push');
-  await sh('docker', ['--config', pushConfig.path, 'login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
   for (const [tag, kind] of [['v1', 'ok'], ['v2', 'unhealthy'], ['v3', 'ok']] as const) {
     await buildApp(image(tag), kind, tag);
-    await sh('docker', ['--config', pushConfig.path, 'push', '-q', image(tag)], { timeoutMs: 120_000 });
+    await pushWithOwnLogin(registry, image(tag));
     // Gone from the engine too, so every deploy really pulls through the registry's auth.
     await sh('docker', ['image', 'rm', image(tag)]);
   }
@@ -90,7 +87,7 @@ afterAll(async () => {
   await removeProject(PROJECT).catch(() => undefined);
   await sh('docker', ['logout', registry.address]).catch(() => '');
   for (const tag of ['v1', 'v2', 'v3']) await sh('docker', ['image', 'rm', '-f', image(tag)]).catch(() => '');
-  await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove(), pushConfig?.remove()]);
+  await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
 });
 
 /** Where a login could be left on the server: the root user's Docker config and throwaway configs in /tmp. */
