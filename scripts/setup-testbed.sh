@@ -12,6 +12,7 @@ MIRROR=http://deb.debian.org/debian
 BUSYBOX_IMAGE=skiff-testbed/busybox:1
 DEBIAN_IMAGE=skiff-testbed/debian:bookworm
 SYSTEMD_IMAGE=skiff-testbed/systemd:bookworm
+MARIADB_IMAGE=skiff-testbed/mariadb:bookworm
 APT_PACKAGES=(openssh-server docker.io docker-registry apache2-utils nftables iproute2 busybox-static
   debootstrap postgresql redis-server sqlite3 curl ca-certificates ufw sudo mariadb-server)
 # Other sessions on the same machine may be running apt at the same time: wait for the lock.
@@ -145,7 +146,12 @@ debootstrap_image "$DEBIAN_IMAGE" "$CACHE/debian-bookworm-rootfs.tar" \
 debootstrap_image "$SYSTEMD_IMAGE" "$CACHE/systemd-bookworm-rootfs.tar" \
   systemd,systemd-sysv,dbus,openssh-server,nftables,iproute2,python3,curl,ca-certificates,sudo '["/sbin/init"]'
 
-have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" || die "base images missing after import"
+# MariaDB for Compose services (the machine's own MariaDB is a host-level source), with the
+# sqlite3 CLI and python3 for an app container that keeps a SQLite file.
+debootstrap_image "$MARIADB_IMAGE" "$CACHE/mariadb-bookworm-rootfs.tar" \
+  mariadb-server,sqlite3,python3 '["bash"]'
+
+have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" && have_image "$MARIADB_IMAGE" || die "base images missing after import"
 
 # --- today's server: Debian sid's Docker 28.5 / Compose 2.40 / buildx 0.29 / containerd 2.1 ----
 # A rootfs kept unpacked (never installed on this machine): @skiff/testbed's startModernHost

@@ -100961,7 +100961,7 @@ function filesDump(source) {
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
   ];
   const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
-  return ["docker", "run", "--rm", "--network=none", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
+  return ["docker", "run", "--rm", "--network=none", "--user=0:0", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
 }
 function toolVersionCommand(source) {
   switch (source.type) {
@@ -101194,6 +101194,7 @@ var HostStore = class {
 
 // packages/backup/src/restore.ts
 init_src();
+init_place();
 function describeTarget2(source, target) {
   if (target.inPlace) return [...source.paths ?? [], ...(source.volumes ?? []).map((volume) => `volume ${volume}`)].join(", ");
   return target.database ?? target.path;
@@ -101268,7 +101269,7 @@ function filesInPlace(source, force, step = "extract") {
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}`])
   ];
   const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, "")}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
-  return ["docker", "run", "--rm", ...step === "extract" ? ["-i"] : [], "--network=none", "--label", `skiff.restore=${source.name}`, ...mounts, "--entrypoint", "sh", source.helperImage, "-c", FILES_IN_PLACE_SCRIPT, "sh", step, "/backup", String(force), ...roots];
+  return ["docker", "run", "--rm", ...step === "extract" ? ["-i"] : [], "--network=none", "--user=0:0", "--label", `skiff.restore=${source.name}`, ...mounts, "--entrypoint", "sh", source.helperImage, "-c", FILES_IN_PLACE_SCRIPT, "sh", step, "/backup", String(force), ...roots];
 }
 var DRILL_PREFIX = "skiff_drill_";
 var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
@@ -101342,6 +101343,28 @@ function restoreCommand(source, target, secretFile) {
       return readToEnd(["tar", "--extract", "--file=-", "--numeric-owner", `--directory=${target.path}`]);
   }
 }
+var FILE_ARGUMENT = [
+  "set -eu",
+  "file=$1; shift",
+  `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`
+];
+var SQLITE_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
+  `tables=$(sqlite3 "$file" "select name from sqlite_master where type = 'table' order by 1")`,
+  'for t in $tables; do n=$(sqlite3 "$file" "select count(*) from \\"$t\\""); echo "$t|$n"; done'
+].join("\n");
+var REDIS_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  `out=$(redis-check-rdb "$file" 2>&1) || { printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb failed on the restored RDB" >&2; exit 1; }`,
+  `keys=$(printf '%s\\n' "$out" | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p')`,
+  `if [ -z "$keys" ]; then printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb reported no key count" >&2; exit 1; fi`,
+  'echo "keys|$keys"'
+].join("\n");
+function wherever(source, file, script2, args) {
+  if (source.place.kind === "host") return ["sh", "-c", script2, "sh", file, ...args];
+  return [raw("cat --"), file, raw("|"), ...inPlace(source.place, ["sh", "-c", script2, "sh", "-", ...args], { stdin: true })];
+}
 function drillQueryCommand(source, target, query, secretFile) {
   switch (source.type) {
     case "postgres":
@@ -101349,9 +101372,9 @@ function drillQueryCommand(source, target, query, secretFile) {
     case "mysql":
       return mysql(source, target.database, query ?? MYSQL_ROW_COUNTS, secretFile);
     case "sqlite":
-      return query ? ["sqlite3", target.path, query] : ["sh", "-c", `for t in $(sqlite3 "$1" "select name from sqlite_master where type = 'table' order by 1"); do echo "$t|$(sqlite3 "$1" "select count(*) from \\"$t\\"")"; done`, "sh", target.path];
+      return wherever(source, target.path, SQLITE_DRILL_SCRIPT, query === void 0 ? [] : [query]);
     case "redis":
-      return ["sh", "-c", 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', "sh", redisRdbPath(target.path)];
+      return wherever(source, redisRdbPath(target.path), REDIS_DRILL_SCRIPT, []);
     case "files":
       return ["sh", "-c", 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', "sh", target.path];
   }

@@ -57315,7 +57315,7 @@ function filesDump(source) {
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
   ];
   const members = [...relative3.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
-  return ["docker", "run", "--rm", "--network=none", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
+  return ["docker", "run", "--rm", "--network=none", "--user=0:0", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
 }
 function toolVersionCommand(source) {
   switch (source.type) {
@@ -57699,6 +57699,24 @@ var REDIS_RESTORE_SCRIPT = [
   'if [ -n "$single" ]; then cp -- "$rdb.skiff-restore" "$single.skiff-restore"; chown "$owner" -- "$single.skiff-restore" 2>/dev/null || true; mv -f -- "$single.skiff-restore" "$single"; fi',
   'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
   'mv -f -- "$rdb.skiff-restore" "$rdb"'
+].join("\n");
+var FILE_ARGUMENT = [
+  "set -eu",
+  "file=$1; shift",
+  `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`
+];
+var SQLITE_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
+  `tables=$(sqlite3 "$file" "select name from sqlite_master where type = 'table' order by 1")`,
+  'for t in $tables; do n=$(sqlite3 "$file" "select count(*) from \\"$t\\""); echo "$t|$n"; done'
+].join("\n");
+var REDIS_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  `out=$(redis-check-rdb "$file" 2>&1) || { printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb failed on the restored RDB" >&2; exit 1; }`,
+  `keys=$(printf '%s\\n' "$out" | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p')`,
+  `if [ -z "$keys" ]; then printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb reported no key count" >&2; exit 1; fi`,
+  'echo "keys|$keys"'
 ].join("\n");
 var GLOBALS_FILTER_AWK = [
   'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',

@@ -1,5 +1,6 @@
 import { quote, raw, readToEnd, type Command } from '@skiff/shell';
 import type { Source } from './sources';
+import { inPlace } from './place';
 import { mysqlTool, pgTool } from './tools';
 
 /**
@@ -119,7 +120,7 @@ export function filesInPlace(source: Source, force: boolean, step: InPlaceStep =
     ...source.volumes.flatMap((volume) => ['-v', `${volume}:/backup/volumes/${volume}`]),
   ];
   const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, '')}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
-  return ['docker', 'run', '--rm', ...(step === 'extract' ? ['-i'] : []), '--network=none', '--label', `skiff.restore=${source.name}`, ...mounts, '--entrypoint', 'sh', source.helperImage!, '-c', FILES_IN_PLACE_SCRIPT, 'sh', step, '/backup', String(force), ...roots];
+  return ['docker', 'run', '--rm', ...(step === 'extract' ? ['-i'] : []), '--network=none', '--user=0:0', '--label', `skiff.restore=${source.name}`, ...mounts, '--entrypoint', 'sh', source.helperImage!, '-c', FILES_IN_PLACE_SCRIPT, 'sh', step, '/backup', String(force), ...roots];
 }
 
 export const DRILL_PREFIX = 'skiff_drill_';
@@ -229,6 +230,40 @@ export function restoreCommand(source: Source, target: RestoreTarget, secretFile
   }
 }
 
+/** `$1` is the file to read, or `-` for stdin, copied to a temporary file first (the tools need a path). */
+const FILE_ARGUMENT = [
+  'set -eu',
+  'file=$1; shift',
+  'if [ "$file" = - ]; then file=$(mktemp); trap \'rm -f "$file"\' EXIT; cat > "$file"; fi',
+];
+
+/** Row counts per table, or the drill query ($2) when one is given. Each count is its own assignment, so a failing sqlite3 fails the drill. */
+export const SQLITE_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
+  'tables=$(sqlite3 "$file" "select name from sqlite_master where type = \'table\' order by 1")',
+  'for t in $tables; do n=$(sqlite3 "$file" "select count(*) from \\"$t\\""); echo "$t|$n"; done',
+].join('\n');
+
+/** redis-check-rdb reads every key and the CRC; a missing tool or a report without a key count fails the drill. */
+export const REDIS_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  'out=$(redis-check-rdb "$file" 2>&1) || { printf \'%s\\n\' "$out" | tail -n 8 >&2; echo "redis-check-rdb failed on the restored RDB" >&2; exit 1; }',
+  'keys=$(printf \'%s\\n\' "$out" | sed -n \'s/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p\')',
+  'if [ -z "$keys" ]; then printf \'%s\\n\' "$out" | tail -n 8 >&2; echo "redis-check-rdb reported no key count" >&2; exit 1; fi',
+  'echo "keys|$keys"',
+].join('\n');
+
+/**
+ * A drill script over a restored file, run where the source's own tools are: on the host it reads
+ * the file; for a source in a container (a server with Docker only has no redis-check-rdb or
+ * sqlite3) the file is fed into that container on stdin.
+ */
+function wherever(source: Source, file: string, script: string, args: readonly string[]): Command {
+  if (source.place.kind === 'host') return ['sh', '-c', script, 'sh', file, ...args];
+  return [raw('cat --'), file, raw('|'), ...inPlace(source.place, ['sh', '-c', script, 'sh', '-', ...args], { stdin: true })];
+}
+
 /** After the restore: what the drill reports (one line per table / fact). */
 export function drillQueryCommand(source: Source, target: RestoreTarget, query: string | undefined, secretFile?: string): Command {
   switch (source.type) {
@@ -237,11 +272,9 @@ export function drillQueryCommand(source: Source, target: RestoreTarget, query: 
     case 'mysql':
       return mysql(source, target.database!, query ?? MYSQL_ROW_COUNTS, secretFile);
     case 'sqlite':
-      return query
-        ? ['sqlite3', target.path!, query]
-        : ['sh', '-c', 'for t in $(sqlite3 "$1" "select name from sqlite_master where type = \'table\' order by 1"); do echo "$t|$(sqlite3 "$1" "select count(*) from \\"$t\\"")"; done', 'sh', target.path!];
+      return wherever(source, target.path!, SQLITE_DRILL_SCRIPT, query === undefined ? [] : [query]);
     case 'redis':
-      return ['sh', '-c', 'redis-check-rdb "$1" | sed -n "s/.*\\[info\\] \\([0-9]*\\) keys read.*/keys|\\1/p"', 'sh', redisRdbPath(target.path!)];
+      return wherever(source, redisRdbPath(target.path!), REDIS_DRILL_SCRIPT, []);
     case 'files':
       return ['sh', '-c', 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', 'sh', target.path!];
   }

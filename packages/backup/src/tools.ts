@@ -112,7 +112,8 @@ function filesDump(source: Source): Command {
     ...source.volumes.flatMap((volume) => ['-v', `${volume}:/backup/volumes/${volume}:ro`]),
   ];
   const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
-  return ['docker', 'run', '--rm', '--network=none', '--label', `skiff.backup=${source.name}`, ...mounts, '--entrypoint', 'tar', source.helperImage!, '--create', '--file=-', '--numeric-owner', '--directory=/backup', '--', ...members];
+  // As root whatever the image's USER: tar must read every owner's files and keep their owners.
+  return ['docker', 'run', '--rm', '--network=none', '--user=0:0', '--label', `skiff.backup=${source.name}`, ...mounts, '--entrypoint', 'tar', source.helperImage!, '--create', '--file=-', '--numeric-owner', '--directory=/backup', '--', ...members];
 }
 
 /** Versions of the dump tools, recorded in the manifest (best effort: never fails a backup). */

@@ -1,7 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { render } from '@skiff/shell';
-import { applyGlobalsCommand, backupId, dumpCommand, GLOBALS_FILTER_AWK, globalsCommand, hostBackupScript, parseExistingGlobals, parseSources, restoreCommand, secretFileContent, storedExtension, type Source } from '../src/index';
+import { quote, render } from '@skiff/shell';
+import { applyGlobalsCommand, backupId, drillQueryCommand, dumpCommand, filesInPlace, REDIS_DRILL_SCRIPT, SQLITE_DRILL_SCRIPT, GLOBALS_FILTER_AWK, globalsCommand, hostBackupScript, parseExistingGlobals, parseSources, restoreCommand, secretFileContent, storedExtension, type Source } from '../src/index';
 
 function one(yaml: string): Source {
   const { sources, problems } = parseSources(yaml);
@@ -40,7 +43,7 @@ describe('dump command builders', () => {
     expect(render(dumpCommand(one('- type: sqlite\n  path: /srv/app/db.sqlite\n')))).toMatch(/^sh -c '.*\.backup .* \/srv\/app\/db\.sqlite$/s);
     expect(render(dumpCommand(one('- type: files\n  paths: [/srv/uploads]\n')))).toBe(`tar --create '--file=-' --numeric-owner '--directory=/' -- srv/uploads`);
     expect(render(dumpCommand(one('- type: files\n  paths: [/etc/app]\n  volumes: [shop_media]\n  helper-image: busybox:1\n')))).toBe(
-      `docker run --rm '--network=none' --label 'skiff.backup=files' -v /etc/app:/backup/host/etc/app:ro -v shop_media:/backup/volumes/shop_media:ro --entrypoint tar busybox:1 --create '--file=-' --numeric-owner '--directory=/backup' -- host/etc/app volumes/shop_media`,
+      `docker run --rm '--network=none' '--user=0:0' --label 'skiff.backup=files' -v /etc/app:/backup/host/etc/app:ro -v shop_media:/backup/volumes/shop_media:ro --entrypoint tar busybox:1 --create '--file=-' --numeric-owner '--directory=/backup' -- host/etc/app volumes/shop_media`,
     );
   });
 
@@ -168,5 +171,67 @@ describe('sources input', () => {
     expect(storedExtension('postgres', 'none', true)).toBe('dump.age');
     expect(storedExtension('redis', 'gzip', false)).toBe('rdb.gz');
     expect(one('- type: postgres\n  service: db\n  database: app\n').name).toBe('postgres-app');
+  });
+});
+
+describe('drill queries run where the tools of the source are', () => {
+  const target = (path: string) => ({ path, force: false });
+  const runScript = (script: string, args: string[], path: string, input?: Buffer) =>
+    spawnSync('sh', ['-c', script, 'sh', ...args], { env: { PATH: path }, input, encoding: 'utf8' });
+
+  it('Redis and SQLite in a Compose service: the restored file is fed into the service, not read by host tools', () => {
+    const redis = one('- type: redis\n  service: cache\n  project: shop\n');
+    const sqlite = one('- type: sqlite\n  service: app\n  project: shop\n  path: /data/app.db\n');
+    expect(render(drillQueryCommand(redis, target('/tmp/skiff_drill_x/'), undefined))).toBe(
+      `cat -- /tmp/skiff_drill_x/dump.rdb | docker compose -p shop exec -T cache sh -c ${quote(REDIS_DRILL_SCRIPT)} sh -`,
+    );
+    expect(render(drillQueryCommand(sqlite, target('/tmp/skiff_drill_x.sqlite'), 'select count(*) from notes'))).toBe(
+      `cat -- /tmp/skiff_drill_x.sqlite | docker compose -p shop exec -T app sh -c ${quote(SQLITE_DRILL_SCRIPT)} sh - 'select count(*) from notes'`,
+    );
+    expect(render(drillQueryCommand(one('- type: sqlite\n  path: /srv/app.db\n'), target('/tmp/d.sqlite'), undefined))).toBe(`sh -c ${quote(SQLITE_DRILL_SCRIPT)} sh /tmp/d.sqlite`);
+  });
+
+  it('a server without redis-check-rdb or sqlite3 fails the drill instead of passing it with no report', () => {
+    // A PATH with the shell's basics and none of the database tools, like a Docker-only server.
+    const bin = mkdtempSync(join(tmpdir(), 'skiff-notools-'));
+    try {
+      for (const tool of ['sh', 'cat', 'sed', 'tail', 'mktemp', 'rm']) symlinkSync(whereIs(tool), join(bin, tool));
+      const redis = runScript(REDIS_DRILL_SCRIPT, ['/dev/null'], bin);
+      expect(redis.status).not.toBe(0);
+      expect(redis.stderr).toMatch(/redis-check-rdb failed on the restored RDB/);
+      const sqlite = runScript(SQLITE_DRILL_SCRIPT, ['-'], bin, Buffer.from('SQLite format 3\0'));
+      expect(sqlite.status).not.toBe(0);
+      expect(sqlite.stdout).toBe('');
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
+  it('counts what the tools report, from a file or from stdin', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-drill-'));
+    try {
+      const db = join(dir, 'app.db');
+      execFileSync('sqlite3', [db, 'create table notes (id integer primary key, t text); insert into notes (t) values (\'a\'), (\'b\'); create table tags (id integer)']);
+      const fromPath = runScript(SQLITE_DRILL_SCRIPT, [db], process.env.PATH!);
+      expect([fromPath.status, fromPath.stdout]).toEqual([0, 'notes|2\ntags|0\n']);
+      const fromStdin = runScript(SQLITE_DRILL_SCRIPT, ['-', 'select max(id) from notes'], process.env.PATH!, readFileSync(db));
+      expect([fromStdin.status, fromStdin.stdout]).toEqual([0, '2\n']);
+      const notRdb = runScript(REDIS_DRILL_SCRIPT, ['-'], process.env.PATH!, Buffer.from('not an rdb'));
+      expect(notRdb.status).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function whereIs(command: string): string {
+  return execFileSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).trim();
+}
+
+describe('the files helper container', () => {
+  it('restores as root whatever USER the helper image sets (a postgres image runs as postgres)', () => {
+    const source = one('- type: files\n  volumes: [shop_media]\n  helper-image: postgres:16\n');
+    expect(render(filesInPlace(source, true))).toMatch(/^docker run --rm -i '--network=none' '--user=0:0' --label 'skiff\.restore=files' -v shop_media:\/backup\/volumes\/shop_media --entrypoint sh postgres:16 -c /);
+    expect(render(filesInPlace(source, true, 'finish'))).toMatch(/^docker run --rm '--network=none' '--user=0:0' /);
   });
 });

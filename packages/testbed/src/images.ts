@@ -9,8 +9,11 @@ import { ensureDocker } from './docker';
 export const IMAGE_CACHE_DIR = '/var/cache/skiff-testbed';
 export const BUSYBOX_IMAGE = 'skiff-testbed/busybox:1';
 export const DEBIAN_IMAGE = 'skiff-testbed/debian:bookworm';
+/** Debian bookworm minbase with mariadb-server 10.11, sqlite3 and python3: a database or app service. */
+export const MARIADB_IMAGE = 'skiff-testbed/mariadb:bookworm';
 const BUSYBOX_TAR = join(IMAGE_CACHE_DIR, 'busybox-rootfs.tar');
 const DEBIAN_TAR = join(IMAGE_CACHE_DIR, 'debian-bookworm-rootfs.tar');
+const MARIADB_TAR = join(IMAGE_CACHE_DIR, 'mariadb-bookworm-rootfs.tar');
 
 export interface BaseImages {
   /** busybox-static with every applet linked into /bin (sh, httpd, wget, nc, ...). */
@@ -73,4 +76,15 @@ export async function ensureBaseImages(): Promise<BaseImages> {
     );
   }
   return { busybox: BUSYBOX_IMAGE, debian: DEBIAN_IMAGE };
+}
+
+/** The MariaDB service image (made by the setup script, re-imported from its cached rootfs when deleted). */
+export async function ensureMariadbImage(): Promise<string> {
+  await ensureDocker();
+  if (await hasImage(MARIADB_IMAGE)) return MARIADB_IMAGE;
+  if (!(await nonEmptyFile(MARIADB_TAR))) {
+    throw new Error(`test bed: image ${MARIADB_IMAGE} and its rootfs cache ${MARIADB_TAR} are missing. Run \`bash scripts/setup-testbed.sh\` as root (npm test does this first).`);
+  }
+  await sh('docker', ['import', '--change', 'CMD ["bash"]', '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', MARIADB_TAR, MARIADB_IMAGE], { timeoutMs: 300_000 });
+  return MARIADB_IMAGE;
 }

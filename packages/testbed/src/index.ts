@@ -6,7 +6,7 @@ export { ensureDocker, DOCKERD_LOG } from './docker';
 export type { DockerInfo } from './docker';
 export { pushWithOwnLogin, startRegistry } from './registry';
 export type { Registry } from './registry';
-export { ensureBaseImages, BUSYBOX_IMAGE, DEBIAN_IMAGE, IMAGE_CACHE_DIR } from './images';
+export { ensureBaseImages, ensureMariadbImage, BUSYBOX_IMAGE, DEBIAN_IMAGE, MARIADB_IMAGE, IMAGE_CACHE_DIR } from './images';
 export type { BaseImages } from './images';
 export { startPostgres } from './postgres';
 export type { Postgres } from './postgres';
