@@ -51526,7 +51526,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.6.0";
+var version = "0.6.1";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
