@@ -64,7 +64,7 @@ function handScript(project: Project, image: string): string {
 }
 
 export const deployBench: Benchmark = {
-  name: 'deploy',
+  name: 'deploy-compose',
   description: 'a healthy compose deploy through the action vs a hand-written ssh pull/up/health script; crash → rollback time',
   async setup(context) {
     let server: SshdServer | undefined;

@@ -76,6 +76,10 @@ export const deployRollingBench: Benchmark = {
         const deploy = runBundle(context, workspace.path, inputs(tag));
         const [loop, run] = await Promise.all([requestLoop(url, { min: MIN_REQUESTS, max: 200_000, until: deploy, workers: 2 }), deploy]);
         if (run.code !== expectCode) throw new Error(`deploy of ${tag} exited ${run.code}, expected ${expectCode}:\n${run.lines.map((l) => l.text).join('\n')}`);
+        if (process.env.BENCH_TIMELINE) {
+          const start = run.end - run.ms;
+          for (const line of run.lines) if (!line.text.startsWith('::')) console.error(`    +${((line.at - start) / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);
+        }
         console.error(`  deploy-rolling: ${tag}: ${loop.failed} of ${loop.total} requests failed (${loop.during} sent during the deploy), deploy ${(run.ms / 1000).toFixed(1)} s${loop.failures.length ? ` (${loop.failures.join('; ')})` : ''}`);
         return { ms: run.ms, loop };
       };

@@ -204,12 +204,23 @@ function renderLegend(results: readonly CaseResult[]): string {
   return lines.join('\n');
 }
 
+/**
+ * BENCH_FILTER: benchmark names, comma-separated, each the name of its file in bench/ (exact, so
+ * `deploy-compose` is one benchmark and `deploy` none). An unknown name is an error listing them.
+ */
+export function selectBenchmarks(benchmarks: readonly Benchmark[], filter: string | undefined): readonly Benchmark[] | string {
+  if (!filter?.trim()) return benchmarks;
+  const wanted = filter.split(',').map((name) => name.trim()).filter(Boolean);
+  const unknown = wanted.filter((name) => !benchmarks.some((b) => b.name === name));
+  if (unknown.length > 0) return `BENCH_FILTER: no benchmark named ${unknown.join(', ')}; the names (bench/<name>.ts) are: ${benchmarks.map((b) => b.name).join(', ')}`;
+  return benchmarks.filter((b) => wanted.includes(b.name));
+}
+
 /** Runs the benchmarks one after another (they would disturb each other's timings), prints the table, writes JSON. */
 export async function runBenchmarks(benchmarks: readonly Benchmark[], context: BenchContext, options: HarnessOptions): Promise<number> {
-  const filter = options.filter?.toLowerCase();
-  const selected = benchmarks.filter((b) => !filter || b.name.toLowerCase().includes(filter));
-  if (selected.length === 0) {
-    console.error(`No benchmark matches BENCH_FILTER=${options.filter}; there are: ${benchmarks.map((b) => b.name).join(', ')}`);
+  const selected = selectBenchmarks(benchmarks, options.filter);
+  if (typeof selected === 'string') {
+    console.error(selected);
     return 1;
   }
   console.error(`Running ${selected.length} benchmark(s), ${options.warmup} warm-up + ${options.runs} measured run(s) each (BENCH_RUNS, BENCH_WARMUP, BENCH_FILTER)`);

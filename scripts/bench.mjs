@@ -2,7 +2,7 @@
 //
 //   npm run bench                          all benchmarks, 1 warm-up + 7 measured runs each
 //   BENCH_RUNS=15 BENCH_WARMUP=2 npm run bench
-//   BENCH_FILTER=ssh npm run bench         only benchmarks whose name contains "ssh"
+//   BENCH_FILTER=ssh-round-trip,deploy-rolling npm run bench   only these (names = bench/<name>.ts)
 //   BENCH_SKIP_BUILD=1 npm run bench       use the action bundles as they are
 //
 // The benchmarks live in bench/*.ts (listed in bench/registry.ts). They are bundled here and run
