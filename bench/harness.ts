@@ -16,6 +16,8 @@ export interface BenchCase {
   floor?: { label: string; what: string; measure: Measure };
   /** Without a target the row is informational. */
   target?: Target;
+  /** Set when the case cannot run here (a tool outside the repository was not given): the row says so and why. */
+  notRun?: string;
 }
 
 export interface BenchSession {
@@ -44,7 +46,7 @@ export interface HarnessOptions {
   resultsPath: string;
 }
 
-type Status = 'PASS' | 'MISS' | 'info' | 'ERROR';
+type Status = 'PASS' | 'MISS' | 'info' | 'ERROR' | 'not run';
 
 export interface CaseResult {
   benchmark: string;
@@ -137,6 +139,7 @@ async function runBenchmark(benchmark: Benchmark, context: BenchContext, options
     for (let run = 0; run < options.warmup + options.runs; run++) {
       const measured = run >= options.warmup;
       for (const [index, c] of session.cases.entries()) {
+        if (c.notRun) continue;
         // Alternating which side goes first keeps slow drift (caches, CPU clocks) from favouring one side.
         const sides: Array<['ours' | 'floor', Measure]> = [['ours', c.ours]];
         if (c.floor) sides.push(['floor', c.floor.measure]);
@@ -149,7 +152,9 @@ async function runBenchmark(benchmark: Benchmark, context: BenchContext, options
       }
       progress(`${benchmark.name}: ${measured ? `run ${run - options.warmup + 1}/${options.runs}` : `warm-up ${run + 1}/${options.warmup}`}`);
     }
-    for (const [index, c] of session.cases.entries()) results.push(summarise(benchmark.name, c, samples[index]!.ours, samples[index]!.floor));
+    for (const [index, c] of session.cases.entries()) {
+      results.push(c.notRun ? { benchmark: benchmark.name, name: c.name, what: `not run: ${c.notRun}`, oursMs: [], floorMs: [], status: 'not run' } : summarise(benchmark.name, c, samples[index]!.ours, samples[index]!.floor));
+    }
     progress(`${benchmark.name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`, true);
   } catch (error) {
     if (process.stderr.isTTY) process.stderr.write('\n');

@@ -79,8 +79,10 @@ export interface LoopResult {
  * GETs through the proxy, `workers` at a time (each one after the other), until `until` settles
  * and at least `min` were made — never more than `max` (the loop is bounded whatever happens). A
  * request fails when it errors, times out (5 s), or answers anything but 200 with a `version=` body.
+ * `pauseMs` between a worker's requests bounds the rate: nginx opens a new upstream connection per
+ * request, and ~28,000 in a minute exhaust the ephemeral ports, which would look like failures.
  */
-export async function requestLoop(url: string, options: { min: number; max: number; until: Promise<unknown>; workers?: number }): Promise<LoopResult> {
+export async function requestLoop(url: string, options: { min: number; max: number; until: Promise<unknown>; workers?: number; pauseMs?: number }): Promise<LoopResult> {
   let finished = false;
   const result: LoopResult = { total: 0, during: 0, failed: 0, failures: [], versions: [], ms: 0 };
   void options.until
@@ -107,7 +109,7 @@ export async function requestLoop(url: string, options: { min: number; max: numb
         if (result.failures.length < 5) result.failures.push(`#${number}: ${problem}`);
       } else if (result.versions.at(-1) !== body) result.versions.push(body);
       // A breath between requests keeps the loop from taking a whole core from the deploy it watches.
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await new Promise((resolve) => setTimeout(resolve, options.pauseMs ?? 1));
     }
   };
   await Promise.all(Array.from({ length: options.workers ?? 1 }, worker));
