@@ -57909,12 +57909,18 @@ async function appProbes(server, projectDir, health) {
   }
   return { probes, close };
 }
-function runHealthGate(probes, health) {
+function runHealthGate(probes, health, onStreak) {
+  let previousAllOk = false;
   return runGate(probes, {
     intervalMs: health.intervalSeconds * 1e3,
     timeoutMs: health.timeoutSeconds * 1e3,
     successes: health.successes,
-    onRound: (round, reports) => info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join("; ")}`)
+    onRound: (round, reports) => {
+      info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join("; ")}`);
+      const allOk = reports.every((r) => r.state === "ok");
+      onStreak?.(allOk, previousAllOk);
+      previousAllOk = allOk;
+    }
   });
 }
 async function healthGate2(server, cli, projectName, projectDir, services, health, keepAlive = []) {
@@ -58207,6 +58213,19 @@ function newContainers(roll, rows) {
   const services = new Set(roll.map((entry) => entry.service));
   return rows.filter((row) => services.has(row.service) && !row.oneOff && !old.has(row.id)).map((row) => row.id);
 }
+function releaseCheckSuccesses(before, after, successes, rolled) {
+  const existed = new Set(before.map((row) => row.id));
+  const created = after.filter((row) => !row.oneOff && !existed.has(row.id));
+  if (!rolled || created.length > 0 || successes <= 1) {
+    return { successes, why: created.length > 0 ? `compose up created ${created.map((row) => row.name || row.id.slice(0, 12)).join(", ")}` : "the whole release" };
+  }
+  return { successes: 1, why: "compose up changed no container: the rolled containers passed the full gate already; one round checks them serving alone" };
+}
+function drainLeft(drainSeconds, healthySinceMs, nowMs) {
+  if (drainSeconds <= 0) return 0;
+  if (healthySinceMs === void 0) return drainSeconds;
+  return Math.max(0, drainSeconds - (nowMs - healthySinceMs) / 1e3);
+}
 
 // action-deploy/src/strategies/rolling.ts
 var rollingSwitch = {
@@ -58221,8 +58240,11 @@ var rollingSwitch = {
       gates.push(rolled.gate);
       if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
     }
+    const before = await containerRows(d, "list the containers before compose up");
     await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
-    const gate = await healthGate2(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
+    const check = releaseCheckSuccesses(before, await containerRows(d, "list the containers after compose up"), d.inputs.health.successes, plan.roll.length > 0);
+    info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
+    const gate = await healthGate2(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), { ...d.inputs.health, successes: check.successes }, touchLock(d.inputs.projectDir, d.ctx.token));
     gates.push({ label: `release ${release.id}`, gate });
     return { gates, gate };
   }
@@ -58248,11 +58270,13 @@ async function planRollingSwitch(recorder, d, release) {
     `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(", ")})` : ""}, with N old containers and R replicas:`,
     `cd ${render([release.project.directory])} && ${render(compose(d.cli, release.project, "up", "-d", "--no-deps", "--no-recreate", "--scale", "S=N+R", "S")).replace("'S=N+R'", "S=N+R")}`,
     "# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving",
-    ...drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers`] : [],
+    ...drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)`] : [],
     ...stopAndRemove(d.cli, ["OLD-CONTAINER-IDS"]).map(render)
   ].join("\n");
   recorder.steps.push({ kind: "run", description: "roll each changed service: new containers beside the old, gate, drain, retire the old", script: perService });
+  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: "list the containers before compose up" });
   await recorder.run(up(d.cli, release.project), { description: `start release ${release.id}` });
+  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: "list the containers after compose up (what it created gets the full gate; if nothing, one round)" });
 }
 function needsComposeV2(d) {
   if (d.cli.compose !== "v2") throw new Error("strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate.");
@@ -58278,6 +58302,7 @@ async function rollServices(d, release, running, plan) {
   const label = `new containers of ${services.join(", ")}`;
   let fresh = [];
   let gate;
+  let healthySince;
   try {
     if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(", ")} first`, timeoutSeconds: 900, live: "all" });
     try {
@@ -58286,7 +58311,7 @@ async function rollServices(d, release, running, plan) {
       fresh = newContainers(plan.roll, parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout));
     }
     info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(", ") || "none"}`);
-    gate = await newContainersGate(d, services, fresh);
+    gate = await newContainersGate(d, services, fresh, (at) => healthySince = at);
   } catch (error2) {
     gate = failedGate(`starting the new containers failed: ${error2.message}`);
   }
@@ -58297,14 +58322,16 @@ async function rollServices(d, release, running, plan) {
     return { gate: { label, gate }, kept: { diagnostics } };
   }
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
+  const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
-    info(`New containers healthy; waiting ${drain}s so the proxy routes to them before the old ones stop`);
-    await new Promise((resolve5) => setTimeout(resolve5, drain * 1e3));
+    const counted = drain - wait;
+    info(`New containers healthy; rolling-drain ${drain}s${counted > 0 ? ` counted from their first healthy round (${counted.toFixed(1)} s ago)` : ""}: waiting ${wait.toFixed(1)} s more so the proxy routes to them before the old ones stop`);
+    if (wait > 0) await new Promise((resolve5) => setTimeout(resolve5, wait * 1e3));
   }
   await retire(d, plan.roll.flatMap((entry) => entry.old), `stop and remove the old containers of ${services.join(", ")}`);
   return { gate: { label, gate } };
 }
-async function newContainersGate(d, services, ids) {
+async function newContainersGate(d, services, ids, onStreakStart) {
   let containers = [];
   let failingServices = [...services];
   const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
@@ -58318,11 +58345,17 @@ async function newContainersGate(d, services, ids) {
   );
   const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
   try {
-    const result = await runHealthGate([check, ...app.probes], d.inputs.health);
+    const result = await runHealthGate([check, ...app.probes], d.inputs.health, (allOk, previousAllOk) => {
+      if (!allOk) onStreakStart(void 0);
+      else if (!previousAllOk) onStreakStart(performance.now());
+    });
     return { ...result, containers, failingServices };
   } finally {
     await app.close();
   }
+}
+async function containerRows(d, description) {
+  return parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description, timeoutSeconds: 60 })).stdout);
 }
 function failedGate(reason) {
   return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: ["containers"], containers: [], failingServices: [] };

@@ -55,12 +55,18 @@ export async function appProbes(
 }
 
 /** Runs probes as the health-* inputs say, logging every round. */
-export function runHealthGate(probes: readonly Probe[], health: HealthInputs): Promise<GateResult> {
+export function runHealthGate(probes: readonly Probe[], health: HealthInputs, onStreak?: (allOk: boolean, previousAllOk: boolean) => void): Promise<GateResult> {
+  let previousAllOk = false;
   return runGate(probes, {
     intervalMs: health.intervalSeconds * 1000,
     timeoutMs: health.timeoutSeconds * 1000,
     successes: health.successes,
-    onRound: (round, reports) => core.info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join('; ')}`),
+    onRound: (round, reports) => {
+      core.info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join('; ')}`);
+      const allOk = reports.every((r) => r.state === 'ok');
+      onStreak?.(allOk, previousAllOk);
+      previousAllOk = allOk;
+    },
   });
 }
 

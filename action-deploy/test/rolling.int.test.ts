@@ -81,6 +81,7 @@ beforeAll(async () => {
     ['v1', 'ok'],
     ['v2', 'ok'],
     ['broken', 'crash'],
+    ['sick', 'http500'],
   ] as const) {
     await buildApp(image(tag), kind, tag);
     await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
@@ -91,7 +92,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await removeProject(PROJECT).catch(() => undefined);
   await sh('docker', ['logout', registry.address]).catch(() => '');
-  for (const ref of [...['v1', 'v2', 'broken'].map((tag) => image(tag)), PROXY_IMAGE]) await sh('docker', ['image', 'rm', '-f', ref]).catch(() => '');
+  for (const ref of [...['v1', 'v2', 'broken', 'sick'].map((tag) => image(tag)), PROXY_IMAGE]) await sh('docker', ['image', 'rm', '-f', ref]).catch(() => '');
   await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
 });
 
@@ -125,6 +126,10 @@ describe('strategy: rolling behind nginx', () => {
     expect(loop.versions.at(-1)).toBe('version=v2');
     expect(await answers(20)).toEqual(new Set(['version=v2']));
     expect(run.stdout).toContain('Rolling deploy: rolling web (2 old → 2 new); unchanged: proxy');
+    // What the gate on the new containers proved is not proved again: the drain overlapped its
+    // second round, and with nothing created by compose up the release check takes one round.
+    expect(run.stdout).toMatch(/rolling-drain 2s counted from their first healthy round \([0-9.]+ s ago\): waiting [0-9.]+ s more/);
+    expect(run.stdout).toContain('Release check: 1 consecutive successful round(s) (compose up changed no container');
 
     // Two new containers run the release's pinned image; the old ones are gone; the proxy was never recreated.
     v2Containers = await webContainers();
@@ -171,6 +176,18 @@ describe('strategy: rolling behind nginx', () => {
     expect(await answers(20)).toEqual(new Set(['version=v1']));
     expect(run.stdout).toContain('Rolling deploy: rolling web (2 old → 2 new)');
     expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'rollback', status: 'deployed', from: v2Release, to: v1Release });
+  }, 170_000);
+
+  it('a release healthy by HEALTHCHECK whose health-url fails is not kept, though the release check takes one round: old serves again', async () => {
+    // Behind the proxy the health-url reaches old and new containers alike while both run; once
+    // the old are gone it reaches only the new ones, and the one-round release check sees it.
+    const { run, loop } = await deployUnderLoad({ images: `web=${image('sick')}`, 'health-url': `http://127.0.0.1:${proxyPort}/cgi-bin/health`, 'health-timeout': '12s' });
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('rolled-back');
+    expect(run.errors.join('\n')).toMatch(/HTTP 500/);
+    expect(loop.failed, loop.failures.join('\n')).toBe(0);
+    expect(await answers(20)).toEqual(new Set(['version=v1']));
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
   }, 170_000);
 
   it('a changed service that cannot roll (the proxy on a fixed port) is recreated by compose up, with a warning naming it and why', async () => {

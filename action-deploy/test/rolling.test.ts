@@ -8,7 +8,7 @@ import { readDeployInputs } from '../src/inputs';
 import { planDeploy } from '../src/plan';
 import { configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, type ComposeProject, type DockerCli } from '../src/compose';
 import { readRollingInputs } from '../src/strategies/rolling-inputs';
-import { newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, whyNotRolled, type ContainerRow, type ServiceShape } from '../src/strategies/rolling-plan';
+import { drainLeft, newContainers, releaseCheckSuccesses, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, whyNotRolled, type ContainerRow, type ServiceShape } from '../src/strategies/rolling-plan';
 
 const V2: DockerCli = { compose: 'v2', sudo: false };
 const project: ComposeProject = { name: 'shop', directory: '/opt/my shop', files: ['/opt/my shop/releases/r2/compose.yaml', '/opt/my shop/releases/r2/images.lock.json'] };
@@ -269,14 +269,40 @@ describe('rolling dry-run', () => {
           '# for each changed service S that can roll (of web), with N old containers and R replicas:',
           `cd /opt/shop && docker compose --project-name shop --project-directory /opt/shop -f /opt/shop/releases/${id}/compose.yaml -f /opt/shop/releases/${id}/images.lock.json up -d --no-deps --no-recreate --scale S=N+R S`,
           '# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving',
-          'sleep 3  # rolling-drain: the proxy picks up the new containers',
+          'sleep 3  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)',
           'docker stop OLD-CONTAINER-IDS',
           'docker rm OLD-CONTAINER-IDS',
         ].join('\n'),
       );
-      expect(at(descriptions.find((d) => d.startsWith('start release '))!)).toBeGreaterThan(descriptions.indexOf(roll!.description));
+      const start = at(descriptions.find((d) => d.startsWith('start release '))!);
+      expect(start).toBeGreaterThan(descriptions.indexOf(roll!.description));
+      expect(descriptions[start - 1]).toBe('list the containers before compose up');
+      expect(descriptions[start + 1]).toMatch(/^list the containers after compose up/);
     } finally {
       await rm(workspace, { recursive: true, force: true });
     }
+  });
+});
+
+describe('after the roll', () => {
+  const row = (id: string, name: string, oneOff = false): ContainerRow => ({ id, service: name.split('-')[1]!, oneOff, hash: 'h', state: 'running', name });
+  const rolled = [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p1', 'shop-proxy-1')];
+
+  it('the release check needs one round when compose up created nothing: the rolled containers passed the full gate already', () => {
+    expect(releaseCheckSuccesses(rolled, rolled, 2, true)).toMatchObject({ successes: 1 });
+    // A one-off container (compose run) is no part of the release.
+    expect(releaseCheckSuccesses(rolled, [...rolled, row('x', 'shop-web-run-1', true)], 3, true)).toMatchObject({ successes: 1 });
+  });
+
+  it('anything compose up created or replaced gets the full count, and so does a release where nothing rolled', () => {
+    expect(releaseCheckSuccesses(rolled, [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p2', 'shop-proxy-1')], 2, true)).toEqual({ successes: 2, why: 'compose up created shop-proxy-1' });
+    expect(releaseCheckSuccesses(rolled, rolled, 3, false)).toEqual({ successes: 3, why: 'the whole release' });
+  });
+
+  it('the drain counts from the first round of the final streak, never less than rolling-drain after it', () => {
+    expect(drainLeft(2, 10_000, 11_000)).toBe(1);
+    expect(drainLeft(2, 10_000, 13_000)).toBe(0);
+    expect(drainLeft(2, undefined, 13_000)).toBe(2);
+    expect(drainLeft(0, 10_000, 10_000)).toBe(0);
   });
 });

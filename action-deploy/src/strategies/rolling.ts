@@ -8,7 +8,7 @@ import { touchLock } from '../lock';
 import { linkEnv } from '../releases';
 import { collectDiagnostics } from '../rollback';
 import { deployNewRelease, rollbackTo, type Switched, type Switcher } from '../story';
-import { newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, type RollPlan } from './rolling-plan';
+import { drainLeft, newContainers, parseConfigHashes, parseContainerRows, planRoll, releaseCheckSuccesses, scalesFor, serviceShapes, type ContainerRow, type RollPlan } from './rolling-plan';
 import type { HostStrategy } from './strategy';
 
 /**
@@ -33,8 +33,11 @@ export const rollingSwitch: Switcher = {
       if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
     }
     // The rolled services already run the release's configuration, so `up` leaves them be.
+    const before = await containerRows(d, 'list the containers before compose up');
     await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
-    const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
+    const check = releaseCheckSuccesses(before, await containerRows(d, 'list the containers after compose up'), d.inputs.health.successes, plan.roll.length > 0);
+    core.info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
+    const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), { ...d.inputs.health, successes: check.successes }, touchLock(d.inputs.projectDir, d.ctx.token));
     gates.push({ label: `release ${release.id}`, gate });
     return { gates, gate };
   },
@@ -67,11 +70,13 @@ export async function planRollingSwitch(recorder: PlanRecorder, d: Deployer, rel
     `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(', ')})` : ''}, with N old containers and R replicas:`,
     `cd ${render([release.project.directory])} && ${render(compose(d.cli, release.project, 'up', '-d', '--no-deps', '--no-recreate', '--scale', 'S=N+R', 'S')).replace("'S=N+R'", 'S=N+R')}`,
     '# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving',
-    ...(drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers`] : []),
+    ...(drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)`] : []),
     ...stopAndRemove(d.cli, ['OLD-CONTAINER-IDS']).map(render),
   ].join('\n');
   recorder.steps.push({ kind: 'run', description: 'roll each changed service: new containers beside the old, gate, drain, retire the old', script: perService });
+  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the containers before compose up' });
   await recorder.run(up(d.cli, release.project), { description: `start release ${release.id}` });
+  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the containers after compose up (what it created gets the full gate; if nothing, one round)' });
 }
 
 function needsComposeV2(d: Deployer): void {
@@ -107,6 +112,7 @@ async function rollServices(d: Deployer, release: Release, running: string | und
   const label = `new containers of ${services.join(', ')}`;
   let fresh: string[] = [];
   let gate: GateReport;
+  let healthySince: number | undefined;
   try {
     if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(', ')} first`, timeoutSeconds: 900, live: 'all' });
     try {
@@ -115,7 +121,7 @@ async function rollServices(d: Deployer, release: Release, running: string | und
       fresh = newContainers(plan.roll, parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout));
     }
     core.info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(', ') || 'none'}`);
-    gate = await newContainersGate(d, services, fresh);
+    gate = await newContainersGate(d, services, fresh, (at) => (healthySince = at));
   } catch (error) {
     // `up` failed (e.g. the image would not start): nothing old was touched; clean up what it made.
     gate = failedGate(`starting the new containers failed: ${(error as Error).message}`);
@@ -127,16 +133,19 @@ async function rollServices(d: Deployer, release: Release, running: string | und
     return { gate: { label, gate }, kept: { diagnostics } };
   }
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
+  const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
-    core.info(`New containers healthy; waiting ${drain}s so the proxy routes to them before the old ones stop`);
-    await new Promise((resolve) => setTimeout(resolve, drain * 1000));
+    // The drain runs from the first round of the gate's final streak, so it overlaps the remaining successes.
+    const counted = drain - wait;
+    core.info(`New containers healthy; rolling-drain ${drain}s${counted > 0 ? ` counted from their first healthy round (${counted.toFixed(1)} s ago)` : ''}: waiting ${wait.toFixed(1)} s more so the proxy routes to them before the old ones stop`);
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
   await retire(d, plan.roll.flatMap((entry) => entry.old), `stop and remove the old containers of ${services.join(', ')}`);
   return { gate: { label, gate } };
 }
 
 /** The health gate over the new containers only (old ones may be unhealthy: that may be why this release exists), plus health-url and health-command. */
-async function newContainersGate(d: Deployer, services: readonly string[], ids: readonly string[]): Promise<GateReport> {
+async function newContainersGate(d: Deployer, services: readonly string[], ids: readonly string[], onStreakStart: (at: number | undefined) => void): Promise<GateReport> {
   let containers: readonly ContainerState[] = [];
   let failingServices: string[] = [...services];
   const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
@@ -150,11 +159,18 @@ async function newContainersGate(d: Deployer, services: readonly string[], ids: 
   );
   const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
   try {
-    const result = await runHealthGate([check, ...app.probes], d.inputs.health);
+    const result = await runHealthGate([check, ...app.probes], d.inputs.health, (allOk, previousAllOk) => {
+      if (!allOk) onStreakStart(undefined);
+      else if (!previousAllOk) onStreakStart(performance.now());
+    });
     return { ...result, containers, failingServices };
   } finally {
     await app.close();
   }
+}
+
+async function containerRows(d: Deployer, description: string): Promise<ContainerRow[]> {
+  return parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description, timeoutSeconds: 60 })).stdout);
 }
 
 function failedGate(reason: string): GateReport {
