@@ -10,9 +10,9 @@ import type { Benchmark } from './harness';
 /** docker-rollout's script (github.com/wowu/docker-rollout), from a checkout outside this repository. */
 const ROLLOUT_VARIABLE = 'SKIFF_BENCH_DOCKER_ROLLOUT';
 /** Both tools wait this long between "new containers healthy" and stopping the old ones (ours: rolling-drain, docker-rollout: --wait-after-healthy). */
-const DRAIN_S = 1;
-/** 4 clients, 10 ms apart each: at most ~400 requests a second, under the ~28,000 new upstream connections a minute that exhaust nginx's ephemeral ports. */
-const LOAD = { workers: 4, pauseMs: 10 };
+const DRAIN_S = 2;
+/** 4 clients, 8 ms apart each (more load slows both tools alike on 2 cores), at most 25,000 requests a run: under the ~28,000 new upstream connections a minute that exhaust nginx's ephemeral ports. */
+const LOAD = { workers: 4, pauseMs: 8 };
 
 /**
  * Where docker-rollout's script is, or why the side-by-side rows cannot run. None of its code is
@@ -129,7 +129,7 @@ export const deployRollingBench: Benchmark = {
         let serving = 'a';
         rolloutRun = async (tag, expectCode) => {
           const run = timedRun('ssh', [...ssh, script(tag)]);
-          const [loop, done] = await Promise.all([requestLoop(rolloutUrl, { min: MIN_REQUESTS, max: 200_000, until: run, ...LOAD }), run]);
+          const [loop, done] = await Promise.all([requestLoop(rolloutUrl, { min: MIN_REQUESTS, max: 25_000, until: run, ...LOAD }), run]);
           const left = (await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${rolloutProject}`, '--filter', 'status=exited'])).trim().split('\n').filter(Boolean).length;
           const up = await fetch(rolloutUrl).then((response) => response.ok, () => false);
           console.error(
@@ -151,7 +151,7 @@ export const deployRollingBench: Benchmark = {
       /** One deploy with the loop running through nginx until it is over (and ≥ MIN_REQUESTS). */
       const underLoad = async (tag: string, expectCode: number): Promise<{ ms: number; loop: LoopResult }> => {
         const deploy = runBundle(context, workspace.path, inputs(tag));
-        const [loop, run] = await Promise.all([requestLoop(url, { min: MIN_REQUESTS, max: 200_000, until: deploy, ...LOAD }), deploy]);
+        const [loop, run] = await Promise.all([requestLoop(url, { min: MIN_REQUESTS, max: 25_000, until: deploy, ...LOAD }), deploy]);
         if (run.code !== expectCode) throw new Error(`deploy of ${tag} exited ${run.code}, expected ${expectCode}:\n${run.lines.map((l) => l.text).join('\n')}`);
         if (process.env.BENCH_TIMELINE) {
           const start = run.end - run.ms;

@@ -56826,6 +56826,7 @@ The registry refused the pull: for a private image (GHCR packages of private rep
 }
 async function resolveDigests(d, release) {
   const configYaml = (await d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 })).stdout;
+  release.configYaml = configYaml;
   const services = servicesFromConfig(configYaml);
   const images = [...new Set(Object.values(services).filter((image) => image !== void 0))];
   const inspect = images.length === 0 ? "" : (await d.server.run(repoDigests(d.cli, images), { description: "resolve image digests", timeoutSeconds: 120 })).stdout;
@@ -58283,7 +58284,7 @@ function needsComposeV2(d) {
 }
 async function planFor(d, release) {
   const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
-  const configYaml = (await read2(config(d.cli, release.project), "read the compose configuration")).stdout;
+  const configYaml = release.configYaml ?? (await read2(config(d.cli, release.project), "read the compose configuration")).stdout;
   const hashes = (await read2(configHashes(d.cli, release.project), "read the configuration hashes")).stdout;
   const rows = (await read2(listContainers(d.cli, d.inputs.projectName), "list the running containers")).stdout;
   return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), d.inputs.rolling?.services);
@@ -59284,7 +59285,7 @@ var ROLLING_INPUTS = [
   },
   {
     name: "rolling-drain",
-    description: "With strategy: rolling, how long to wait after the new containers pass the health gate before the old ones are stopped, so the reverse proxy has picked up the new ones. The old ones then get their stop_grace_period to finish requests in flight.",
+    description: "With strategy: rolling, how long the old containers keep running after the new ones are healthy and answer every check, so the reverse proxy has picked up the new ones; counted from the first round of the final streak of the gate (it overlaps the remaining rounds of the gate). The old ones then get their stop_grace_period to finish requests in flight.",
     required: false,
     default: "2s"
   }

@@ -50,6 +50,12 @@ export interface Release {
   /** Service → pinned image (image@sha256:… where the image has a repo digest). */
   images: Record<string, string>;
   unpinned: string[];
+  /**
+   * `compose config` as read to pin the images (before the pins and shipped files were added):
+   * service shapes (ports, replicas, mounts, names) do not change with either, so a strategy may
+   * reuse it instead of reading again. Unset for a release loaded from the server.
+   */
+  configYaml?: string;
 }
 
 interface StoredMeta extends ReleaseMeta {
@@ -151,6 +157,7 @@ export function pullFailureHint(error: Error, login: boolean): Error {
 /** Pins every service to the digest that was just pulled, so a rollback later gets exactly these bytes. */
 export async function resolveDigests(d: Deployer, release: Release): Promise<void> {
   const configYaml = (await d.server.run(config(d.cli, release.project), { description: 'read the compose configuration', timeoutSeconds: 120 })).stdout;
+  release.configYaml = configYaml;
   const services = servicesFromConfig(configYaml);
   const images = [...new Set(Object.values(services).filter((image): image is string => image !== undefined))];
   const inspect = images.length === 0 ? '' : (await d.server.run(repoDigests(d.cli, images), { description: 'resolve image digests', timeoutSeconds: 120 })).stdout;

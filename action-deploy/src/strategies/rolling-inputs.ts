@@ -11,7 +11,7 @@ export const ROLLING_INPUTS = [
   {
     name: 'rolling-drain',
     description:
-      'With strategy: rolling, how long to wait after the new containers pass the health gate before the old ones are stopped, so the reverse proxy has picked up the new ones. The old ones then get their stop_grace_period to finish requests in flight.',
+      'With strategy: rolling, how long the old containers keep running after the new ones are healthy and answer every check, so the reverse proxy has picked up the new ones; counted from the first round of the final streak of the gate (it overlaps the remaining rounds of the gate). The old ones then get their stop_grace_period to finish requests in flight.',
     required: false,
     default: '2s',
   },

@@ -87,7 +87,7 @@ function needsComposeV2(d: Deployer): void {
 /** Reads what the release defines and what runs now; changes nothing. */
 async function planFor(d: Deployer, release: Release): Promise<RollPlan> {
   const read = (commands: Parameters<Deployer['server']['run']>[0], description: string) => d.server.run(commands, { description, timeoutSeconds: 120 });
-  const configYaml = (await read(config(d.cli, release.project), 'read the compose configuration')).stdout;
+  const configYaml = release.configYaml ?? (await read(config(d.cli, release.project), 'read the compose configuration')).stdout;
   const hashes = (await read(configHashes(d.cli, release.project), 'read the configuration hashes')).stdout;
   const rows = (await read(listContainers(d.cli, d.inputs.projectName), 'list the running containers')).stdout;
   return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), d.inputs.rolling?.services);
