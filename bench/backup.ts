@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { access, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort, runnerEnv, sh, spawnDaemon, startPostgres, stopPid, tempDir, waitFor, type Postgres, type SshdServer, startSshd } from '@skiff/testbed';
-import type { Benchmark } from './harness';
+import type { BenchCase, Benchmark } from './harness';
 import { sshArgs, timedOk } from './lib';
 
 /**
@@ -14,6 +14,39 @@ const TARGET_MB = Number(process.env.BENCH_BACKUP_MB ?? 1024);
 // A fixed, valid age recipient: the bench never decrypts, so nobody needs its identity.
 const RECIPIENT = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
 const BUCKET = 'skiffbk-bench';
+/** A directory holding backup.sh and env.sh of prodrigestivill/docker-postgres-backup-local, from a checkout outside this repository. */
+const PG_BACKUP_LOCAL = 'SKIFF_BENCH_POSTGRES_BACKUP_LOCAL';
+
+/**
+ * Informational: the same host backup against what many users run instead, the backup.sh of
+ * prodrigestivill/postgres-backup-local (pg_dump -Z1 plain SQL, hard links into daily/weekly/
+ * monthly, find-based cleanup; no verification), run over the same SSH with its documented
+ * environment. None of its code is in this repository.
+ */
+function pgBackupLocal(workDir: string, ssh: readonly string[], db: Postgres, pgpass: string, oursHost: () => Promise<number>): BenchCase {
+  const name = 'backup postgres → host vs postgres-backup-local';
+  const dir = process.env[PG_BACKUP_LOCAL];
+  if (!dir) return { name, what: '', ours: async () => 0, notRun: `${PG_BACKUP_LOCAL} is not set (a directory with backup.sh and env.sh of prodrigestivill/docker-postgres-backup-local, outside this repository)` };
+  const target = join(workDir, 'pbl-backups');
+  const env = [
+    `POSTGRES_DB=${db.database}`, 'POSTGRES_DB_FILE=**None**', 'POSTGRES_HOST=127.0.0.1', `POSTGRES_PORT=${db.port}`, `POSTGRES_USER=${db.user}`, 'POSTGRES_USER_FILE=**None**',
+    'POSTGRES_PASSWORD=**None**', 'POSTGRES_PASSWORD_FILE=**None**', `POSTGRES_PASSFILE_STORE=${pgpass}`, 'POSTGRES_EXTRA_OPTS=-Z1', 'POSTGRES_CLUSTER=FALSE',
+    `BACKUP_DIR=${target}`, 'BACKUP_SUFFIX=.sql.gz', 'BACKUP_LATEST_TYPE=symlink', 'BACKUP_KEEP_DAYS=7', 'BACKUP_KEEP_WEEKS=4', 'BACKUP_KEEP_MONTHS=6', 'BACKUP_KEEP_MINS=1440',
+  ].join(' ');
+  return {
+    name,
+    what: 'the host backup above (verified, hashed, manifest) against postgres-backup-local',
+    ours: oursHost,
+    floor: {
+      label: 'postgres-backup-local',
+      what: `ssh host 'mkdir -p dir && env … bash ${dir}/backup.sh' (its defaults: pg_dump -Z1 plain SQL into last/, hard links into daily/weekly/monthly, cleanup)`,
+      measure: async () => {
+        await rm(target, { recursive: true, force: true });
+        return timedOk('ssh', [...ssh, `mkdir -p ${target} && env ${env} bash ${dir}/backup.sh >/dev/null`]);
+      },
+    },
+  };
+}
 
 async function generate(pg: Postgres): Promise<number> {
   const psql = (sql: string) => sh('psql', ['-h', pg.dir, '-p', String(pg.port), '-U', 'postgres', '-d', pg.database, '-X', '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], { timeoutMs: 3_600_000 });
@@ -142,6 +175,7 @@ export const backupToS3: Benchmark = {
             },
             target: { maxMs: 150 },
           },
+          pgBackupLocal(work.path, ssh, db, pgpass, oursHost),
           {
             name: 'backup postgres → host',
             what: `action-backup bundle on Node 24: pg_dump -Fc of ${(bytes / 1024 / 1024).toFixed(0)} MiB kept on the server, checked by pg_restore reading every block while it is written, hashed, manifest`,

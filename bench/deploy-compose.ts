@@ -103,6 +103,7 @@ export const deployBench: Benchmark = {
       const ours = await project('ours');
       const floor = await project('floor');
       const rollback = await project('rollback');
+      const unchanged = await project('unchanged');
       await writeFile(join(floor.dir, 'compose.yaml'), composeFor(reg));
       const ssh = await sshArgs(server);
       const inputs = (p: Project, tag: string) => ({
@@ -126,6 +127,8 @@ export const deployBench: Benchmark = {
       const flip = (tag: string) => (tag === 'a' ? 'b' : 'a');
       const first = await runBundle(context, workspace.path, inputs(rollback, 'a'));
       if (first.code !== 0) throw new Error(`the rollback project's first deploy failed:\n${first.lines.map((l) => l.text).join('\n')}`);
+      const unchangedFirst = await runBundle(context, workspace.path, inputs(unchanged, 'a'));
+      if (unchangedFirst.code !== 0) throw new Error(`the unchanged project's first deploy failed:\n${unchangedFirst.lines.map((l) => l.text).join('\n')}`);
 
       return {
         teardown,
@@ -148,6 +151,35 @@ export const deployBench: Benchmark = {
               },
             },
             target: { maxRatio: 1.2 },
+          },
+          {
+            name: 'deploy unchanged release',
+            what: `bundle start → exit of a deploy of the image that already runs (nothing to pull, nothing recreated): connect, lock, upload, pull check, digests, up, gate (${SUCCESSES}× every ${HEALTH_INTERVAL_S}s), audit, prune`,
+            ours: async () => {
+              const run = await runBundle(context, workspace.path, inputs(unchanged, 'a'));
+              if (run.code !== 0) throw new Error(`deploy failed:\n${run.lines.map((l) => l.text).join('\n')}`);
+              return run.ms;
+            },
+            target: { maxMs: 3000 },
+          },
+          {
+            name: 'live output of 20,000 lines',
+            what: `the unchanged deploy above with a pre-deploy that prints 20,000 lines (~110 kB), each shown live in its log group as it arrives`,
+            ours: async () => {
+              const run = await runBundle(context, workspace.path, { ...inputs(unchanged, 'a'), 'pre-deploy': 'seq 1 20000' });
+              if (run.code !== 0 || !run.lines.some((line) => line.text === '20000')) throw new Error(`deploy failed or its output was not shown:\n${run.lines.slice(-40).map((l) => l.text).join('\n')}`);
+              return run.ms;
+            },
+            floor: {
+              label: 'silent pre-deploy',
+              what: 'the same deploy with a pre-deploy that prints nothing (`true`)',
+              measure: async () => {
+                const run = await runBundle(context, workspace.path, { ...inputs(unchanged, 'a'), 'pre-deploy': 'true' });
+                if (run.code !== 0) throw new Error(`deploy failed:\n${run.lines.map((l) => l.text).join('\n')}`);
+                return run.ms;
+              },
+            },
+            target: { maxRatio: 1.1 },
           },
           {
             name: 'deploy crash → rollback',

@@ -1,7 +1,8 @@
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { selectBenchmarks } from '../bench/harness';
+import { describe, expect, it, vi } from 'vitest';
+import { runBenchmarks, selectBenchmarks, type Benchmark } from '../bench/harness';
 import { BENCHMARKS } from '../bench/registry';
 
 describe('BENCH_FILTER', () => {
@@ -20,5 +21,37 @@ describe('BENCH_FILTER', () => {
     const error = selectBenchmarks(BENCHMARKS, 'deploy');
     expect(error).toMatch(/^BENCH_FILTER: no benchmark named deploy; the names .* are: .*deploy-compose, deploy-hosts, deploy-rolling/);
     expect(selectBenchmarks(BENCHMARKS, undefined)).toBe(BENCHMARKS);
+  });
+});
+
+describe('a case that cannot run here', () => {
+  it('is reported "not run" with its reason, never measured, and does not fail the command', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-bench-'));
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      let measured = 0;
+      const benchmark: Benchmark = {
+        name: 'fake',
+        description: 'fake',
+        setup: async () => ({
+          teardown: async () => undefined,
+          cases: [
+            { name: 'runs', what: 'a measured case', ours: async () => ++measured },
+            { name: 'needs a tool', what: 'side by side', ours: async () => (measured += 100), notRun: 'TOOL_PATH is not set' },
+          ],
+        }),
+      };
+      const code = await runBenchmarks([benchmark], { root: dir, node24: process.execPath }, { runs: 2, warmup: 0, resultsPath: join(dir, 'results.json') });
+      expect(code).toBe(0);
+      expect(measured).toBe(2);
+      const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { results: { name: string; status: string; what: string }[] };
+      expect(results.results.find((r) => r.name === 'needs a tool')).toMatchObject({ status: 'not run', what: 'not run: TOOL_PATH is not set' });
+      expect(log.mock.calls.flat().join('\n')).toMatch(/needs a tool .*not run/);
+    } finally {
+      log.mockRestore();
+      err.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

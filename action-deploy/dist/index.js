@@ -57944,179 +57944,6 @@ async function healthGate2(server, cli, projectName, projectDir, services, healt
   }
 }
 
-// action-deploy/src/refusal.ts
-var RefusedBeforeChange = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "RefusedBeforeChange";
-  }
-};
-
-// action-deploy/src/diagnostics.ts
-import { stripVTControlCharacters } from "node:util";
-var Diagnostics = class {
-  constructor(d) {
-    this.d = d;
-  }
-  d;
-  sections = [];
-  add(title, text) {
-    this.sections.push(`$ ${title}
-${stripVTControlCharacters(text).trimEnd()}`);
-  }
-  async run(title, commands) {
-    const result = await this.d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error2) => ({ code: -1, stdout: "", stderr: error2.message }));
-    this.add(title, `${result.stdout}${result.stderr}`);
-  }
-  /** Logs them folded under the release's name and returns them for the summary. */
-  report(releaseId) {
-    const text = this.sections.join("\n\n");
-    startGroup(`Diagnostics for release ${releaseId}`);
-    info(text);
-    endGroup();
-    return text;
-  }
-};
-
-// action-deploy/src/rollback.ts
-async function collectDiagnostics(d, release, gate) {
-  const found = new Diagnostics(d);
-  await found.run("docker compose ps -a", ps(d.cli, release.project));
-  const services = gate.failingServices.length > 0 ? gate.failingServices : Object.keys(release.images);
-  if (services.length > 0) await found.run(`docker compose logs --tail 100 ${services.join(" ")}`, logs(d.cli, release.project, services));
-  for (const container of gate.containers) {
-    if (container.healthLog.length > 0 && services.includes(container.service)) {
-      found.add(`health log of ${container.name} (${container.health ?? "no health"})`, container.healthLog.join("\n"));
-    }
-  }
-  return found.report(release.id);
-}
-function releaseSha(state, id) {
-  const full = state.shas?.get(id);
-  return full ? { sha: full, full: true } : { sha: id.split("-")[1] ?? "", full: false };
-}
-function rollbackTarget(state, wanted) {
-  const kept = [...state.deployed].filter((id) => state.releases.includes(id)).sort();
-  const list = () => kept.length === 0 ? "none" : kept.slice().reverse().map((id) => `
-  ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ", current" : ""})`).join("");
-  if (wanted === "previous") {
-    const id = previousRelease(state);
-    if (!id) throw new RefusedBeforeChange(`rollback: previous \u2014 there is no deployed release older than the current one (${state.current ?? "none"}). Kept releases: ${list()}`);
-    return id;
-  }
-  if (GIT_SHA.test(wanted) && !isReleaseId(wanted)) {
-    const sha = wanted.toLowerCase();
-    const matching = kept.filter((id2) => {
-      const known = releaseSha(state, id2);
-      return known.full ? known.sha.startsWith(sha) : sha.length >= known.sha.length ? sha.startsWith(known.sha) : known.sha.startsWith(sha);
-    });
-    const id = matching.at(-1);
-    if (!id) throw new RefusedBeforeChange(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
-    return id;
-  }
-  if (!kept.includes(wanted)) throw new RefusedBeforeChange(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
-  return wanted;
-}
-
-// action-deploy/src/story.ts
-async function switchOrFail(how, d, release, running) {
-  try {
-    return await how.switchOn(d, release, running);
-  } catch (error2) {
-    const reason = `starting it failed: ${error2.message}`;
-    error(`Release ${release.id}: ${reason}`);
-    const gate = { ok: false, elapsedMs: 0, rounds: 0, probes: [], failing: [], reason, containers: [], failingServices: [] };
-    return { gates: [{ label: `release ${release.id}`, gate }], gate };
-  }
-}
-var recreateSwitch = {
-  async switchOn(d, release) {
-    await switchTo(d, release);
-    const gate = await healthGate2(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
-    return { gates: [{ label: `release ${release.id}`, gate }], gate };
-  }
-};
-async function deployNewRelease(d, how = recreateSwitch) {
-  const state = await serverState(d);
-  const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
-  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes5(2).toString("hex"));
-  info(`Release ${id}${previous ? ` (current: ${previous})` : " (first release)"}`);
-  const release = await uploadRelease(d, id);
-  await linkReleaseEnv(d, release);
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [], backups: [] };
-  const beforeSwitch = async (what, step) => {
-    try {
-      await step();
-      return void 0;
-    } catch (error2) {
-      const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
-      await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : void 0);
-      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${what} failed` });
-      return message;
-    }
-  };
-  const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Building images on the server", () => buildOnServer(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.backupBeforeDeploy === void 0 ? void 0 : await beforeSwitch("backup-before-deploy", async () => void base.backups.push(...await backupBeforeDeploy(d, release, previous)))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
-  if (early) return { ...base, status: "failed", images: release.images, error: early };
-  const switched = await switchOrFail(how, d, release, previous);
-  base.gates.push(...switched.gates);
-  const gate = switched.gate;
-  if (gate.ok) {
-    await markCurrent(d, release);
-    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
-    const pruned = await prune(d, [id]);
-    return { ...base, status: "deployed", images: release.images, pruned };
-  }
-  const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
-  if (switched.kept) {
-    const { diagnostics: diagnostics2 } = switched.kept;
-    const removed = "Its new containers were removed";
-    if (previous) {
-      await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: `${gate.reason ?? "unhealthy"}; new containers removed, ${previous} kept serving` });
-      return { ...base, status: "rolled-back", images: state.locks.get(previous) ?? {}, diagnostics: diagnostics2, error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).` };
-    }
-    await audit(d, { event: "failure", status: "failed", from: null, to: id, reason: `${gate.reason ?? "unhealthy"}; new containers removed` });
-    return { ...base, status: "failed", images: {}, diagnostics: diagnostics2, error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.` };
-  }
-  const diagnostics = await collectDiagnostics(d, release, gate);
-  if (!previous || !d.inputs.rollbackOnFailure) {
-    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
-    const left = previous ? "rollback-on-failure is false, so its containers were left running for inspection" : "there is no previous release to return to, so its containers were left for inspection";
-    return { ...base, status: "failed", images: release.images, diagnostics, error: `${failedWhy}. ${left}.` };
-  }
-  warning(`${failedWhy}. Rolling back to ${previous}.`);
-  const back = await switchBack(d, how, previous, id);
-  base.gates.push(...back.switched.gates.map(({ label, gate: gate2 }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? "" : `: ${label}`}`, gate: gate2 })));
-  if (!back.switched.gate.ok) {
-    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.switched.gate.reason}` });
-    return { ...base, status: "failed", images: back.switched.kept ? release.images : back.release.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}` };
-  }
-  await markCurrent(d, back.release);
-  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
-  return { ...base, status: "rolled-back", images: back.release.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
-}
-async function switchBack(d, how, id, running) {
-  const release = await loadRelease(d, id);
-  return { release, switched: await switchOrFail(how, d, release, running) };
-}
-async function rollbackTo(d, wanted, reason = "manual rollback", how = recreateSwitch) {
-  const state = await serverState(d);
-  const id = rollbackTarget(state, wanted);
-  const previous = state.current;
-  info(`Rolling back ${previous ?? "(none)"} \u2192 ${id}`);
-  const { release, switched } = await switchBack(d, how, id, previous);
-  const gate = switched.gate;
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: switched.gates };
-  if (!gate.ok) {
-    const diagnostics = switched.kept?.diagnostics ?? await collectDiagnostics(d, release, gate);
-    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
-    const kept = switched.kept && previous ? ` Its new containers were removed; release ${previous} kept serving.` : "";
-    return { ...base, status: "failed", images: switched.kept ? previous ? state.locks.get(previous) ?? {} : {} : release.images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}` };
-  }
-  await markCurrent(d, release);
-  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
-  return { ...base, status: "deployed", images: release.images };
-}
-
 // action-deploy/src/strategies/rolling-plan.ts
 var import_yaml6 = __toESM(require_dist(), 1);
 function serviceShapes(configYaml) {
@@ -58214,18 +58041,201 @@ function newContainers(roll, rows) {
   const services = new Set(roll.map((entry) => entry.service));
   return rows.filter((row) => services.has(row.service) && !row.oneOff && !old.has(row.id)).map((row) => row.id);
 }
-function releaseCheckSuccesses(before, after, successes, rolled) {
-  const existed = new Set(before.map((row) => row.id));
-  const created = after.filter((row) => !row.oneOff && !existed.has(row.id));
-  if (!rolled || created.length > 0 || successes <= 1) {
-    return { successes, why: created.length > 0 ? `compose up created ${created.map((row) => row.name || row.id.slice(0, 12)).join(", ")}` : "the whole release" };
-  }
-  return { successes: 1, why: "compose up changed no container: the rolled containers passed the full gate already; one round checks them serving alone" };
-}
 function drainLeft(drainSeconds, healthySinceMs, nowMs) {
   if (drainSeconds <= 0) return 0;
   if (healthySinceMs === void 0) return drainSeconds;
   return Math.max(0, drainSeconds - (nowMs - healthySinceMs) / 1e3);
+}
+
+// action-deploy/src/release-check.ts
+function releaseCheckSuccesses(before, after, successes) {
+  const existed = new Set(before.map((row) => row.id));
+  const created = after.filter((row) => !row.oneOff && !existed.has(row.id));
+  if (created.length > 0) return { successes, why: `compose up created ${created.map((row) => row.name || row.id.slice(0, 12)).join(", ")}` };
+  if (successes <= 1) return { successes, why: "health-successes" };
+  return { successes: 1, why: "compose up created or replaced no container: each ran before this check" };
+}
+async function containerRows(d, description) {
+  return parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description, timeoutSeconds: 60 })).stdout);
+}
+async function upAndCheck(d, release, start) {
+  const before = await containerRows(d, "list the containers before compose up");
+  await start();
+  const check = releaseCheckSuccesses(before, await containerRows(d, "list the containers after compose up"), d.inputs.health.successes);
+  info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
+  return healthGate2(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), { ...d.inputs.health, successes: check.successes }, touchLock(d.inputs.projectDir, d.ctx.token));
+}
+
+// action-deploy/src/refusal.ts
+var RefusedBeforeChange = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "RefusedBeforeChange";
+  }
+};
+
+// action-deploy/src/diagnostics.ts
+import { stripVTControlCharacters } from "node:util";
+var Diagnostics = class {
+  constructor(d) {
+    this.d = d;
+  }
+  d;
+  sections = [];
+  add(title, text) {
+    this.sections.push(`$ ${title}
+${stripVTControlCharacters(text).trimEnd()}`);
+  }
+  async run(title, commands) {
+    const result = await this.d.server.run(commands, { description: title, allowFailure: true, timeoutSeconds: 60 }).catch((error2) => ({ code: -1, stdout: "", stderr: error2.message }));
+    this.add(title, `${result.stdout}${result.stderr}`);
+  }
+  /** Logs them folded under the release's name and returns them for the summary. */
+  report(releaseId) {
+    const text = this.sections.join("\n\n");
+    startGroup(`Diagnostics for release ${releaseId}`);
+    info(text);
+    endGroup();
+    return text;
+  }
+};
+
+// action-deploy/src/rollback.ts
+async function collectDiagnostics(d, release, gate) {
+  const found = new Diagnostics(d);
+  await found.run("docker compose ps -a", ps(d.cli, release.project));
+  const services = gate.failingServices.length > 0 ? gate.failingServices : Object.keys(release.images);
+  if (services.length > 0) await found.run(`docker compose logs --tail 100 ${services.join(" ")}`, logs(d.cli, release.project, services));
+  for (const container of gate.containers) {
+    if (container.healthLog.length > 0 && services.includes(container.service)) {
+      found.add(`health log of ${container.name} (${container.health ?? "no health"})`, container.healthLog.join("\n"));
+    }
+  }
+  return found.report(release.id);
+}
+function releaseSha(state, id) {
+  const full = state.shas?.get(id);
+  return full ? { sha: full, full: true } : { sha: id.split("-")[1] ?? "", full: false };
+}
+function rollbackTarget(state, wanted) {
+  const kept = [...state.deployed].filter((id) => state.releases.includes(id)).sort();
+  const list = () => kept.length === 0 ? "none" : kept.slice().reverse().map((id) => `
+  ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ", current" : ""})`).join("");
+  if (wanted === "previous") {
+    const id = previousRelease(state);
+    if (!id) throw new RefusedBeforeChange(`rollback: previous \u2014 there is no deployed release older than the current one (${state.current ?? "none"}). Kept releases: ${list()}`);
+    return id;
+  }
+  if (GIT_SHA.test(wanted) && !isReleaseId(wanted)) {
+    const sha = wanted.toLowerCase();
+    const matching = kept.filter((id2) => {
+      const known = releaseSha(state, id2);
+      return known.full ? known.sha.startsWith(sha) : sha.length >= known.sha.length ? sha.startsWith(known.sha) : known.sha.startsWith(sha);
+    });
+    const id = matching.at(-1);
+    if (!id) throw new RefusedBeforeChange(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
+    return id;
+  }
+  if (!kept.includes(wanted)) throw new RefusedBeforeChange(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
+  return wanted;
+}
+
+// action-deploy/src/story.ts
+async function switchOrFail(how, d, release, running) {
+  try {
+    return await how.switchOn(d, release, running);
+  } catch (error2) {
+    const reason = `starting it failed: ${error2.message}`;
+    error(`Release ${release.id}: ${reason}`);
+    const gate = { ok: false, elapsedMs: 0, rounds: 0, probes: [], failing: [], reason, containers: [], failingServices: [] };
+    return { gates: [{ label: `release ${release.id}`, gate }], gate };
+  }
+}
+var recreateSwitch = {
+  async switchOn(d, release) {
+    const gate = await upAndCheck(d, release, () => switchTo(d, release));
+    return { gates: [{ label: `release ${release.id}`, gate }], gate };
+  }
+};
+async function deployNewRelease(d, how = recreateSwitch) {
+  const state = await serverState(d);
+  const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
+  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes5(2).toString("hex"));
+  info(`Release ${id}${previous ? ` (current: ${previous})` : " (first release)"}`);
+  const release = await uploadRelease(d, id);
+  await linkReleaseEnv(d, release);
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [], backups: [] };
+  const beforeSwitch = async (what, step) => {
+    try {
+      await step();
+      return void 0;
+    } catch (error2) {
+      const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
+      await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : void 0);
+      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${what} failed` });
+      return message;
+    }
+  };
+  const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Building images on the server", () => buildOnServer(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.backupBeforeDeploy === void 0 ? void 0 : await beforeSwitch("backup-before-deploy", async () => void base.backups.push(...await backupBeforeDeploy(d, release, previous)))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
+  if (early) return { ...base, status: "failed", images: release.images, error: early };
+  const switched = await switchOrFail(how, d, release, previous);
+  base.gates.push(...switched.gates);
+  const gate = switched.gate;
+  if (gate.ok) {
+    await markCurrent(d, release);
+    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
+    const pruned = await prune(d, [id]);
+    return { ...base, status: "deployed", images: release.images, pruned };
+  }
+  const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
+  if (switched.kept) {
+    const { diagnostics: diagnostics2 } = switched.kept;
+    const removed = "Its new containers were removed";
+    if (previous) {
+      await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: `${gate.reason ?? "unhealthy"}; new containers removed, ${previous} kept serving` });
+      return { ...base, status: "rolled-back", images: state.locks.get(previous) ?? {}, diagnostics: diagnostics2, error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).` };
+    }
+    await audit(d, { event: "failure", status: "failed", from: null, to: id, reason: `${gate.reason ?? "unhealthy"}; new containers removed` });
+    return { ...base, status: "failed", images: {}, diagnostics: diagnostics2, error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.` };
+  }
+  const diagnostics = await collectDiagnostics(d, release, gate);
+  if (!previous || !d.inputs.rollbackOnFailure) {
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
+    const left = previous ? "rollback-on-failure is false, so its containers were left running for inspection" : "there is no previous release to return to, so its containers were left for inspection";
+    return { ...base, status: "failed", images: release.images, diagnostics, error: `${failedWhy}. ${left}.` };
+  }
+  warning(`${failedWhy}. Rolling back to ${previous}.`);
+  const back = await switchBack(d, how, previous, id);
+  base.gates.push(...back.switched.gates.map(({ label, gate: gate2 }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? "" : `: ${label}`}`, gate: gate2 })));
+  if (!back.switched.gate.ok) {
+    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.switched.gate.reason}` });
+    return { ...base, status: "failed", images: back.switched.kept ? release.images : back.release.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}` };
+  }
+  await markCurrent(d, back.release);
+  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
+  return { ...base, status: "rolled-back", images: back.release.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
+}
+async function switchBack(d, how, id, running) {
+  const release = await loadRelease(d, id);
+  return { release, switched: await switchOrFail(how, d, release, running) };
+}
+async function rollbackTo(d, wanted, reason = "manual rollback", how = recreateSwitch) {
+  const state = await serverState(d);
+  const id = rollbackTarget(state, wanted);
+  const previous = state.current;
+  info(`Rolling back ${previous ?? "(none)"} \u2192 ${id}`);
+  const { release, switched } = await switchBack(d, how, id, previous);
+  const gate = switched.gate;
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: switched.gates };
+  if (!gate.ok) {
+    const diagnostics = switched.kept?.diagnostics ?? await collectDiagnostics(d, release, gate);
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
+    const kept = switched.kept && previous ? ` Its new containers were removed; release ${previous} kept serving.` : "";
+    return { ...base, status: "failed", images: switched.kept ? previous ? state.locks.get(previous) ?? {} : {} : release.images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}` };
+  }
+  await markCurrent(d, release);
+  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
+  return { ...base, status: "deployed", images: release.images };
 }
 
 // action-deploy/src/strategies/rolling.ts
@@ -58241,11 +58251,9 @@ var rollingSwitch = {
       gates.push(rolled.gate);
       if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
     }
-    const before = await containerRows(d, "list the containers before compose up");
-    await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
-    const check = releaseCheckSuccesses(before, await containerRows(d, "list the containers after compose up"), d.inputs.health.successes, plan.roll.length > 0);
-    info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
-    const gate = await healthGate2(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), { ...d.inputs.health, successes: check.successes }, touchLock(d.inputs.projectDir, d.ctx.token));
+    const gate = await upAndCheck(d, release, async () => {
+      await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+    });
     gates.push({ label: `release ${release.id}`, gate });
     return { gates, gate };
   }
@@ -58354,9 +58362,6 @@ async function newContainersGate(d, services, ids, onStreakStart) {
   } finally {
     await app.close();
   }
-}
-async function containerRows(d, description) {
-  return parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description, timeoutSeconds: 60 })).stdout);
 }
 function failedGate(reason) {
   return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: ["containers"], containers: [], failingServices: [] };
@@ -59496,7 +59501,7 @@ var DEPLOY_INPUTS = [
   { name: "health-from", description: "Where health-url is checked from: `runner`, or `host` (through an SSH tunnel, so the URL is as seen from the server, e.g. http://127.0.0.1:8080/health).", required: false, default: "runner" },
   { name: "health-status", description: "HTTP status(es) that count as healthy: a code, a range like 200-399, or a class like 2xx.", required: false, default: "200-399" },
   { name: "health-body", description: "Text the health-url response body must contain.", required: false },
-  { name: "health-successes", description: "Consecutive successful rounds of checks needed to pass the gate.", required: false, default: "2" },
+  { name: "health-successes", description: "Consecutive successful rounds of checks needed to pass the gate when the deploy started containers (compose up created or replaced any, or a roll started new ones); when it started none, one round checks what changed.", required: false, default: "2" },
   { name: "health-interval", description: "Pause between rounds of health checks.", required: false, default: "2s" },
   { name: "health-timeout", description: "How long the release has to become healthy.", required: false, default: "120s" },
   { name: "health-command", description: "Command run on the server each round; exit 0 counts as healthy.", required: false },
@@ -59977,7 +59982,7 @@ async function planDeploy(recorder, inputs, ctx) {
   }
   if (inputs.preDeploy !== void 0) await runPreDeploy(d, release, inputs.preDeploy);
   await (inputs.strategy === "rolling" ? planRollingSwitch(recorder, d, release) : switchTo(d, release));
-  recorder.steps.push({ kind: "run", description: "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release", script: "# runs every health-interval until health-successes or health-timeout" });
+  recorder.steps.push({ kind: "run", description: "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release", script: "# runs every health-interval until health-successes (one round when compose up created or replaced no container) or health-timeout" });
   await markCurrent(d, release);
   return recorder.steps;
 }

@@ -102,7 +102,7 @@ const DEPLOY_INPUTS = [
   { name: 'health-from', description: 'Where health-url is checked from: `runner`, or `host` (through an SSH tunnel, so the URL is as seen from the server, e.g. http://127.0.0.1:8080/health).', required: false, default: 'runner' },
   { name: 'health-status', description: 'HTTP status(es) that count as healthy: a code, a range like 200-399, or a class like 2xx.', required: false, default: '200-399' },
   { name: 'health-body', description: 'Text the health-url response body must contain.', required: false },
-  { name: 'health-successes', description: 'Consecutive successful rounds of checks needed to pass the gate.', required: false, default: '2' },
+  { name: 'health-successes', description: 'Consecutive successful rounds of checks needed to pass the gate when the deploy started containers (compose up created or replaced any, or a roll started new ones); when it started none, one round checks what changed.', required: false, default: '2' },
   { name: 'health-interval', description: 'Pause between rounds of health checks.', required: false, default: '2s' },
   { name: 'health-timeout', description: 'How long the release has to become healthy.', required: false, default: '120s' },
   { name: 'health-command', description: 'Command run on the server each round; exit 0 counts as healthy.', required: false },

@@ -36,7 +36,7 @@ export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, c
   }
   if (inputs.preDeploy !== undefined) await runPreDeploy(d, release, inputs.preDeploy);
   await (inputs.strategy === 'rolling' ? planRollingSwitch(recorder, d, release) : switchTo(d, release));
-  recorder.steps.push({ kind: 'run', description: 'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release', script: '# runs every health-interval until health-successes or health-timeout' });
+  recorder.steps.push({ kind: 'run', description: 'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release', script: '# runs every health-interval until health-successes (one round when compose up created or replaced no container) or health-timeout' });
   await markCurrent(d, release);
   return recorder.steps;
 }

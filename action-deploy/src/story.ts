@@ -5,6 +5,7 @@ import { backupBeforeDeploy, type TakenBackup } from './backup-before-deploy';
 import { touchLock } from './lock';
 import { healthGate, type GateReport } from './health-gate';
 import { newReleaseId } from './releases';
+import { upAndCheck } from './release-check';
 import { collectDiagnostics, rollbackTarget } from './rollback';
 import type { Outcome } from './summary';
 
@@ -47,8 +48,7 @@ async function switchOrFail(how: Switcher, d: Deployer, release: Release, runnin
 /** strategy: recreate — `compose up` replaces what changed, then the gate. */
 export const recreateSwitch: Switcher = {
   async switchOn(d, release) {
-    await switchTo(d, release);
-    const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
+    const gate = await upAndCheck(d, release, () => switchTo(d, release));
     return { gates: [{ label: `release ${release.id}`, gate }], gate };
   },
 };

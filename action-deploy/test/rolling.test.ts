@@ -8,7 +8,8 @@ import { readDeployInputs } from '../src/inputs';
 import { planDeploy } from '../src/plan';
 import { configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, type ComposeProject, type DockerCli } from '../src/compose';
 import { readRollingInputs } from '../src/strategies/rolling-inputs';
-import { drainLeft, newContainers, releaseCheckSuccesses, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, whyNotRolled, type ContainerRow, type ServiceShape } from '../src/strategies/rolling-plan';
+import { drainLeft, newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, whyNotRolled, type ContainerRow, type ServiceShape } from '../src/strategies/rolling-plan';
+import { releaseCheckSuccesses } from '../src/release-check';
 
 const V2: DockerCli = { compose: 'v2', sudo: false };
 const project: ComposeProject = { name: 'shop', directory: '/opt/my shop', files: ['/opt/my shop/releases/r2/compose.yaml', '/opt/my shop/releases/r2/images.lock.json'] };
@@ -288,15 +289,16 @@ describe('after the roll', () => {
   const row = (id: string, name: string, oneOff = false): ContainerRow => ({ id, service: name.split('-')[1]!, oneOff, hash: 'h', state: 'running', name });
   const rolled = [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p1', 'shop-proxy-1')];
 
-  it('the release check needs one round when compose up created nothing: the rolled containers passed the full gate already', () => {
-    expect(releaseCheckSuccesses(rolled, rolled, 2, true)).toMatchObject({ successes: 1 });
+  it('the release check needs one round when compose up created nothing: every container ran before it (the rolled ones through the full gate)', () => {
+    expect(releaseCheckSuccesses(rolled, rolled, 2)).toMatchObject({ successes: 1 });
     // A one-off container (compose run) is no part of the release.
-    expect(releaseCheckSuccesses(rolled, [...rolled, row('x', 'shop-web-run-1', true)], 3, true)).toMatchObject({ successes: 1 });
+    expect(releaseCheckSuccesses(rolled, [...rolled, row('x', 'shop-web-run-1', true)], 3)).toMatchObject({ successes: 1 });
   });
 
-  it('anything compose up created or replaced gets the full count, and so does a release where nothing rolled', () => {
-    expect(releaseCheckSuccesses(rolled, [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p2', 'shop-proxy-1')], 2, true)).toEqual({ successes: 2, why: 'compose up created shop-proxy-1' });
-    expect(releaseCheckSuccesses(rolled, rolled, 3, false)).toEqual({ successes: 3, why: 'the whole release' });
+  it('anything compose up created or replaced gets the full count; a first deploy creates everything', () => {
+    expect(releaseCheckSuccesses(rolled, [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p2', 'shop-proxy-1')], 2)).toEqual({ successes: 2, why: 'compose up created shop-proxy-1' });
+    expect(releaseCheckSuccesses([], rolled, 3)).toMatchObject({ successes: 3 });
+    expect(releaseCheckSuccesses(rolled, rolled, 1)).toMatchObject({ successes: 1 });
   });
 
   it('the drain counts from the first round of the final streak, never less than rolling-drain after it', () => {

@@ -182,22 +182,6 @@ export function newContainers(roll: readonly RollingService[], rows: readonly Co
   return rows.filter((row) => services.has(row.service) && !row.oneOff && !old.has(row.id)).map((row) => row.id);
 }
 
-/**
- * Consecutive successes the release check after the roll needs. When `up -d` created or replaced
- * no container, what runs is exactly what the gate on the new containers already proved over
- * `successes` rounds (plus services `up` left alone): one round then checks what did change —
- * the old containers are gone, so the proxy and health-url reach only the new ones. Anything `up`
- * created or replaced gets the full count.
- */
-export function releaseCheckSuccesses(before: readonly ContainerRow[], after: readonly ContainerRow[], successes: number, rolled: boolean): { successes: number; why: string } {
-  const existed = new Set(before.map((row) => row.id));
-  const created = after.filter((row) => !row.oneOff && !existed.has(row.id));
-  if (!rolled || created.length > 0 || successes <= 1) {
-    return { successes, why: created.length > 0 ? `compose up created ${created.map((row) => row.name || row.id.slice(0, 12)).join(', ')}` : 'the whole release' };
-  }
-  return { successes: 1, why: 'compose up changed no container: the rolled containers passed the full gate already; one round checks them serving alone' };
-}
-
 /** Seconds of the drain still to wait: it counts from the first round of the gate's final streak, when the new containers were healthy and every check answered. */
 export function drainLeft(drainSeconds: number, healthySinceMs: number | undefined, nowMs: number): number {
   if (drainSeconds <= 0) return 0;

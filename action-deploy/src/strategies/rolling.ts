@@ -8,7 +8,8 @@ import { touchLock } from '../lock';
 import { linkEnv } from '../releases';
 import { collectDiagnostics } from '../rollback';
 import { deployNewRelease, rollbackTo, type Switched, type Switcher } from '../story';
-import { drainLeft, newContainers, parseConfigHashes, parseContainerRows, planRoll, releaseCheckSuccesses, scalesFor, serviceShapes, type ContainerRow, type RollPlan } from './rolling-plan';
+import { drainLeft, newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, type RollPlan } from './rolling-plan';
+import { upAndCheck } from '../release-check';
 import type { HostStrategy } from './strategy';
 
 /**
@@ -33,11 +34,9 @@ export const rollingSwitch: Switcher = {
       if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
     }
     // The rolled services already run the release's configuration, so `up` leaves them be.
-    const before = await containerRows(d, 'list the containers before compose up');
-    await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
-    const check = releaseCheckSuccesses(before, await containerRows(d, 'list the containers after compose up'), d.inputs.health.successes, plan.roll.length > 0);
-    core.info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
-    const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), { ...d.inputs.health, successes: check.successes }, touchLock(d.inputs.projectDir, d.ctx.token));
+    const gate = await upAndCheck(d, release, async () => {
+      await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+    });
     gates.push({ label: `release ${release.id}`, gate });
     return { gates, gate };
   },
@@ -167,10 +166,6 @@ async function newContainersGate(d: Deployer, services: readonly string[], ids: 
   } finally {
     await app.close();
   }
-}
-
-async function containerRows(d: Deployer, description: string): Promise<ContainerRow[]> {
-  return parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description, timeoutSeconds: 60 })).stdout);
 }
 
 function failedGate(reason: string): GateReport {
