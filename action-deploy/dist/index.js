@@ -57421,10 +57421,22 @@ function structureCheck(source) {
       );
     case "files":
       return toolCheck(["tar", "--list", "--file=-"], "stderr", "tar could not read the whole archive; not keeping it", "tar --list");
+    case "sqlite":
+      return { command: [raw(`sh -c ${quote(SQLITE_LENGTH_CHECK)}`)], describe: "SQLite length = page size \xD7 page count of its header" };
     default:
       return void 0;
   }
 }
+var SQLITE_LENGTH_CHECK = [
+  "h=$(dd bs=1 count=100 2>/dev/null | od -An -tu1 -v)",
+  "rest=$(wc -c)",
+  "set -- $h",
+  `if [ $# -ne 100 ]; then echo 'the SQLite backup is shorter than its 100-byte header; not keeping it' >&2; exit ${VERIFY_EXIT}; fi`,
+  'size=$(( ${17} * 256 + ${18} )); if [ "$size" -eq 1 ]; then size=65536; fi',
+  "pages=$(( (${29} << 24) + (${30} << 16) + (${31} << 8) + ${32} ))",
+  "length=$(( 100 + rest ))",
+  `if [ "$length" -ne $(( size * pages )) ]; then echo "the SQLite backup is $length bytes, but its header says $pages pages of $size bytes; not keeping it" >&2; exit ${VERIFY_EXIT}; fi`
+].join("\n");
 function trailerCheck(format) {
   if (!format.trailer) return void 0;
   return {

@@ -20,5 +20,5 @@ export type { BackupOptions, BackupResult, RestoreResult } from './operations';
 // The runner destinations load the S3 SDK, age and @actions/artifact: import them from
 // '@skiff/backup/s3' and '@skiff/backup/artifact' (lazily), so a host backup never pays for them.
 export type { S3Settings } from './s3-store';
-export { structureCheck, trailerCheck, VERIFY_EXIT } from './verify';
+export { structureCheck, trailerCheck, SQLITE_LENGTH_CHECK, VERIFY_EXIT } from './verify';
 export type { StreamCheck } from './verify';

@@ -62,10 +62,29 @@ export function structureCheck(source: Source): StreamCheck | undefined {
       );
     case 'files':
       return toolCheck(['tar', '--list', '--file=-'], 'stderr', 'tar could not read the whole archive; not keeping it', 'tar --list');
+    case 'sqlite':
+      return { command: [raw(`sh -c ${quote(SQLITE_LENGTH_CHECK)}`)], describe: 'SQLite length = page size × page count of its header' };
     default:
       return undefined;
   }
 }
+
+/**
+ * A SQLite database's header says how long the file is: page size (bytes 16–17, big-endian; 1
+ * means 65536) × page count (bytes 28–31), valid after `.backup`. The stream must be exactly that
+ * long, so a snapshot cut off anywhere is refused (the format has no trailer to look for). dd
+ * reads the 100 header bytes one at a time, so wc counts exactly the rest.
+ */
+export const SQLITE_LENGTH_CHECK = [
+  'h=$(dd bs=1 count=100 2>/dev/null | od -An -tu1 -v)',
+  'rest=$(wc -c)',
+  'set -- $h',
+  `if [ $# -ne 100 ]; then echo 'the SQLite backup is shorter than its 100-byte header; not keeping it' >&2; exit ${VERIFY_EXIT}; fi`,
+  'size=$(( ${17} * 256 + ${18} )); if [ "$size" -eq 1 ]; then size=65536; fi',
+  'pages=$(( (${29} << 24) + (${30} << 16) + (${31} << 8) + ${32} ))',
+  'length=$(( 100 + rest ))',
+  `if [ "$length" -ne $(( size * pages )) ]; then echo "the SQLite backup is $length bytes, but its header says $pages pages of $size bytes; not keeping it" >&2; exit ${VERIFY_EXIT}; fi`,
+].join('\n');
 
 /** The format's trailer in the last 300 bytes of the stream, read to its end (no reader that stops early). */
 export function trailerCheck(format: Format): StreamCheck | undefined {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { quote, render } from '@skiff/shell';
-import { applyGlobalsCommand, backupId, drillQueryCommand, dumpCommand, filesInPlace, REDIS_DRILL_SCRIPT, SQLITE_DRILL_SCRIPT, GLOBALS_FILTER_AWK, globalsCommand, hostBackupScript, parseExistingGlobals, parseSources, restoreCommand, secretFileContent, storedExtension, type Source } from '../src/index';
+import { applyGlobalsCommand, backupId, SQLITE_LENGTH_CHECK, drillQueryCommand, dumpCommand, filesInPlace, REDIS_DRILL_SCRIPT, SQLITE_DRILL_SCRIPT, GLOBALS_FILTER_AWK, globalsCommand, hostBackupScript, parseExistingGlobals, parseSources, restoreCommand, secretFileContent, storedExtension, type Source } from '../src/index';
 
 function one(yaml: string): Source {
   const { sources, problems } = parseSources(yaml);
@@ -233,5 +233,29 @@ describe('the files helper container', () => {
     const source = one('- type: files\n  volumes: [shop_media]\n  helper-image: postgres:16\n');
     expect(render(filesInPlace(source, true))).toMatch(/^docker run --rm -i '--network=none' '--user=0:0' --label 'skiff\.restore=files' -v shop_media:\/backup\/volumes\/shop_media --entrypoint sh postgres:16 -c /);
     expect(render(filesInPlace(source, true, 'finish'))).toMatch(/^docker run --rm '--network=none' '--user=0:0' /);
+  });
+});
+
+describe('the SQLite stream check', () => {
+  const check = (input: Buffer) => spawnSync('sh', ['-c', SQLITE_LENGTH_CHECK], { input, encoding: 'utf8' });
+
+  it('passes a whole .backup snapshot and refuses one cut short, an empty one and another format', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-sqlite-'));
+    try {
+      const db = join(dir, 'app.db');
+      execFileSync('sqlite3', [db, "create table notes (id integer primary key, body blob); insert into notes (body) select randomblob(900) from generate_series(1, 3000)"]);
+      const whole = readFileSync(db);
+      expect(whole.length).toBeGreaterThan(2_000_000);
+      expect(check(whole).status).toBe(0);
+      const cut = check(whole.subarray(0, whole.length - 4096));
+      expect(cut.status).toBe(5);
+      expect(cut.stderr).toMatch(/the SQLite backup is \d+ bytes, but its header says \d+ pages of 4096 bytes; not keeping it/);
+      expect(check(whole.subarray(0, 1_000_000)).status).toBe(5);
+      expect(check(Buffer.alloc(0)).stderr).toMatch(/shorter than its 100-byte header/);
+      expect(check(Buffer.concat([whole, Buffer.from('trailing')])).status).toBe(5);
+      expect(check(Buffer.from('CREATE TABLE notes (id integer);\n'.repeat(1000))).status).toBe(5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quote, raw } from '@skiff/shell';
+import { quote, raw, type Command } from '@skiff/shell';
 import { SshConnection } from '@skiff/ssh';
 import {
   FILES_SEED_SH,
@@ -30,7 +30,7 @@ import {
 } from '@skiff/testbed';
 import { ArtifactStore } from '../src/artifact-store';
 import { S3Store } from '../src/s3-store';
-import { HostStore, PREVIOUS_DIR, backupSource, drillSource, filesInPlace, findBackup, restoreBackup, restoreCommand, type Source, type Store } from '../src/index';
+import { HostStore, PREVIOUS_DIR, backupSource, drillSource, dumpCommand, filesInPlace, findBackup, restoreBackup, restoreCommand, type BackupRequest, type Source, type Store } from '../src/index';
 import { backupOptions, oneSource, setProcessEnv } from './fixtures';
 
 /**
@@ -235,6 +235,18 @@ describe('SQLite at a real size', () => {
       expect(report).toEqual(['notes|150000', 'tags|200000']);
     });
   }
+
+  it('a snapshot cut short (the tool exits 0) is refused by the host and by S3: the header says how long it must be', async () => {
+    // A stream cut off after 20 MB, in place of the snapshot's own output.
+    const cut: Command = [raw('{'), ...dumpCommand(lite()), raw('|| true; } | head -c 20000000')];
+    const request: BackupRequest = { source: lite(), id: 'app-db-20270101T000000Z', time: new Date(), dump: cut, minSize: 0, maxShrinkPercent: 100, encryptRecipients: [], tools: {} };
+    const host = new HostStore(ssh, join(work.path, 'sqlite-refused'));
+    await expect(host.backup(ssh, request)).rejects.toThrow(/the SQLite backup is 20000000 bytes, but its header says \d+ pages of \d+ bytes/);
+    expect(await readdir(join(work.path, 'sqlite-refused')).catch(() => [])).toEqual([]);
+    await expect(s3Store.backup(ssh, request)).rejects.toThrow(/the SQLite backup is 20000000 bytes/);
+    const listed = (await s3Store.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'nightly/app-db/app-db-20270101T000000Z' }))).Contents ?? [];
+    expect(listed).toEqual([]);
+  });
 });
 
 describe('files at a real size: host paths and a named volume', () => {
