@@ -230,6 +230,16 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     expect(releases.sort()).toEqual(deployed.sort());
   });
 
+  it('an unchanged release (same image, same configuration) replaces no container, so its check takes one round', async () => {
+    const running = async () => (await sh('docker', ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`])).trim();
+    const before = await running();
+    const run = await deploy({ images: `web=${image('v4')}`, 'keep-releases': '2' });
+    expect(run.outputs.status).toBe('deployed');
+    expect(await running()).toBe(before);
+    expect(run.stdout).toContain('Release check: 1 consecutive successful round(s) (compose up created or replaced no container: each ran before this check)');
+    expect(run.stdout).not.toMatch(/health round 2:/);
+  });
+
   it('a registry outage during pull leaves the running version untouched', async () => {
     const before = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`])).trim();
     const current = await readlink(join(projectDir, 'current'));

@@ -129,7 +129,7 @@ describe('strategy: rolling behind nginx', () => {
     // What the gate on the new containers proved is not proved again: the drain overlapped its
     // second round, and with nothing created by compose up the release check takes one round.
     expect(run.stdout).toMatch(/rolling-drain 2s counted from their first healthy round \([0-9.]+ s ago\): waiting [0-9.]+ s more/);
-    expect(run.stdout).toContain('Release check: 1 consecutive successful round(s) (compose up changed no container');
+    expect(run.stdout).toContain('Release check: 1 consecutive successful round(s) (compose up created or replaced no container: each ran before this check)');
 
     // Two new containers run the release's pinned image; the old ones are gone; the proxy was never recreated.
     v2Containers = await webContainers();
@@ -181,11 +181,11 @@ describe('strategy: rolling behind nginx', () => {
   it('a release healthy by HEALTHCHECK whose health-url fails is not kept, though the release check takes one round: old serves again', async () => {
     // Behind the proxy the health-url reaches old and new containers alike while both run; once
     // the old are gone it reaches only the new ones, and the one-round release check sees it.
-    const { run, loop } = await deployUnderLoad({ images: `web=${image('sick')}`, 'health-url': `http://127.0.0.1:${proxyPort}/cgi-bin/health`, 'health-timeout': '12s' });
+    // No load here: what is under test is which release is kept, not the requests on the way.
+    const run = await startAction(inputs({ images: `web=${image('sick')}`, 'health-url': `http://127.0.0.1:${proxyPort}/cgi-bin/health`, 'health-timeout': '8s' }), { workspace: workspace.path }).done;
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('rolled-back');
     expect(run.errors.join('\n')).toMatch(/HTTP 500/);
-    expect(loop.failed, loop.failures.join('\n')).toBe(0);
     expect(await answers(20)).toEqual(new Set(['version=v1']));
     expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
   }, 170_000);

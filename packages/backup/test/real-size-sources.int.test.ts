@@ -35,7 +35,7 @@ import { backupOptions, oneSource, setProcessEnv } from './fixtures';
 
 /**
  * Every other source type at a size users have (50-60 MB of mixed, random content each), each
- * backed up to the host and to a runner destination (S3 or artifact, age-encrypted), restored
+ * backed up to the host and to a runner destination (artifact, age-encrypted), restored
  * into a fresh target with identical content, and drilled.
  */
 
@@ -76,9 +76,14 @@ afterAll(async () => {
   await Promise.all([sshd?.stop(), db?.stop(), s3?.stop(), artifacts?.stop(), work?.remove()]);
 });
 
-/** Every destination: the host keeps it on the server; S3 and artifact stream it through the runner, age-encrypted. */
-const DESTINATIONS = ['host', 's3', 'artifact'] as const;
-const storeFor = (destination: (typeof DESTINATIONS)[number]): Store => (destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : destination === 's3' ? s3Store : new ArtifactStore('nightly'));
+const STORES = ['host', 's3', 'artifact'] as const;
+/**
+ * The host keeps it on the server; artifact streams it through the runner, age-encrypted. S3 at
+ * this size runs on the modern server for every source (action-backup/test/modern.int.test.ts)
+ * and here for PostgreSQL (real-size-postgres): the same runner code, so it is not repeated here.
+ */
+const DESTINATIONS = ['host', 'artifact'] as const;
+const storeFor = (destination: (typeof STORES)[number]): Store => (destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : destination === 's3' ? s3Store : new ArtifactStore('nightly'));
 const titled = (destination: string) => `${destination}${destination === 'host' ? '' : ' (age)'}`;
 
 /** Backup → stored bytes' sha256 = manifest → restore into a fresh target → `same()` → drill. */
