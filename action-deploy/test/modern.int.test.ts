@@ -166,4 +166,16 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
     expect(await served()).toBe('version=proxy-v1');
     expect(await running('proxy')).toBe(`${registry.address}/${repository}@${digests.v1}`);
   });
+
+  it('prunes releases beyond keep-releases with the images they built on the server (by release tag); the running image stays', async () => {
+    const run = await deploy({ 'keep-releases': '1' });
+    expect(run.code, run.masked).toBe(0);
+    const kept = run.outputs['release-id']!;
+    expect(await served()).toBe('version=proxy-v1');
+    expect((await host.exec(['ls', `/opt/${project}/releases`])).trim()).toBe(kept);
+    const tags = (await host.docker(['image', 'ls', '--format', '{{.Tag}}', `${project}-backend`])).trim().split('\n').filter(Boolean);
+    expect(tags).toEqual([kept]);
+    // v1 is what the kept release runs (v2 still runs in the rolling project beside it, so it stays too).
+    expect(await host.docker(['image', 'inspect', '--format', '{{.Id}}', `${registry.address}/${repository}@${digests.v1}`])).toMatch(/sha256:/);
+  });
 });
