@@ -30,7 +30,7 @@ import {
 } from '@skiff/testbed';
 import { ArtifactStore } from '../src/artifact-store';
 import { S3Store } from '../src/s3-store';
-import { HostStore, PREVIOUS_DIR, backupSource, drillSource, dumpCommand, filesInPlace, findBackup, restoreBackup, restoreCommand, type BackupRequest, type Source, type Store } from '../src/index';
+import { HostStore, PREVIOUS_DIR, backupSource, drillSource, dumpCommand, secretFileContent, filesInPlace, findBackup, restoreBackup, restoreCommand, type BackupRequest, type Source, type Store } from '../src/index';
 import { backupOptions, oneSource, setProcessEnv } from './fixtures';
 
 /**
@@ -323,5 +323,41 @@ describe('files at a real size: host paths and a named volume', () => {
     expect(await tree(uploads())).toEqual(beforeUploads);
     expect(await volumeFiles()).not.toContain(expect.stringContaining(PREVIOUS_DIR));
     expect(await sh('sh', ['-c', `ls -A ${uploads()}`])).not.toContain(PREVIOUS_DIR);
+  });
+});
+
+describe('each check still refuses what it should, at this size: no manifest, nothing left behind', () => {
+  // Dumps that exit 0 but are not what they should be, in place of the real dump's own output.
+  const cut = (dump: Command): Command => [raw('{'), ...dump, raw('|| true; } | head -c 20000000')];
+  const zero: Command = ['true'];
+  const text: Command = [raw("head -c 3000000 /dev/zero | tr '\\000' x")];
+  const tempFile = '/tmp/skiffbk-realsrc-corrupt.bin';
+  /** The real dump with one byte changed 20 MB in (the trap removes the copy whatever happens). */
+  const corrupt = (dump: Command): Command => [raw(`{ trap 'rm -f ${tempFile}' EXIT;`), ...dump, raw(`> ${tempFile}; printf '\\245' | dd of=${tempFile} bs=1 seek=20000000 conv=notrunc status=none; cat ${tempFile}; }`)];
+  let n = 0;
+  async function refused(source: Source, dump: Command, error: RegExp, secretFile?: string): Promise<void> {
+    const dir = join(work.path, `refused-${n}`);
+    const request: BackupRequest = { source, id: `${source.name}-20270101T0000${String(n++).padStart(2, '0')}Z`, time: new Date(), dump, minSize: 0, maxShrinkPercent: 100, encryptRecipients: [], tools: {}, ...(secretFile ? { secretFile } : {}) };
+    await expect(new HostStore(ssh, dir).backup(ssh, request)).rejects.toThrow(error);
+    expect(await readdir(dir).catch(() => [])).toEqual([]);
+    expect(await sh('sh', ['-c', `ls ${tempFile} 2>/dev/null || true`])).toBe('');
+  }
+
+  it('MySQL: cut off after 20 MB, zero bytes and plain text lack the "-- Dump completed" trailer', async () => {
+    const source = oneSource(`- type: mysql\n  name: shop\n  host: 127.0.0.1\n  port: ${db.port}\n  user: root\n  database: ${db.database}\n  password: "${db.password}"\n`);
+    // The defaults file a real backup uploads for its run, written here (the SSH server is this machine).
+    const secret = join(work.path, 'refused-mysql.cnf');
+    await writeFile(secret, secretFileContent(source)!, { mode: 0o600 });
+    for (const dump of [cut(dumpCommand(source, secret)), zero, text]) await refused(source, dump, /lacks the mysqldump "-- Dump completed" trailer/, secret);
+  });
+
+  it('Redis: cut off, one byte changed in the middle, zero bytes and plain text fail redis-check-rdb', async () => {
+    const source = oneSource(`- type: redis\n  name: cache\n  container: ${redisContainer}\n  password-env: REDIS_PASSWORD\n`);
+    for (const dump of [cut(dumpCommand(source)), corrupt(dumpCommand(source)), zero, text]) await refused(source, dump, /redis-check-rdb found the RDB dump broken/);
+  });
+
+  it('files: cut off inside a member, zero bytes and plain text fail tar --list', async () => {
+    const source = oneSource(`- type: files\n  name: site\n  paths: [${join(work.path, 'srv', 'uploads')}]\n  volumes: [${volume}]\n  helper-image: ${debian}\n`);
+    for (const dump of [cut(dumpCommand(source)), zero, text]) await refused(source, dump, /tar could not read the whole archive/);
   });
 });
