@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBaseImages, machineEngineSwarmState, pushWithOwnLogin, registryManifestDigest, sh, startModernHost, startRegistry, tempDir, type ModernHost, type Registry, sshdActionInputs } from '@skiff/testbed';
-import { buildApp, httpGet, runAction } from './helpers';
+import { buildApp, httpGet, runAction, swarmServiceImages } from './helpers';
 
 /**
  * strategy: swarm on the server users have today: Docker 28.5 made a single-node Swarm manager,
@@ -62,12 +62,7 @@ const pin = (version: string) => `web=${tagged(version)}\nworker=${tagged(versio
 /** `<repo>:<tag>@<registry digest>`, the way Swarm pins a tag it resolved. */
 const pinned = (version: string) => `${tagged(version)}@${digests[version]}`;
 const serving = async () => (await httpGet(`http://${host.address}:${WEB_PORT}/`)).body.trim();
-async function running(service: string): Promise<{ spec: string; containers: string[] }> {
-  const spec = (await host.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${STACK}_${service}`])).trim();
-  const ids = (await host.docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`])).split('\n').filter(Boolean);
-  const containers = ids.length === 0 ? [] : (await host.docker(['inspect', '--format', '{{.Config.Image}}', ...ids])).split('\n').filter(Boolean);
-  return { spec, containers };
-}
+const running = (service: string) => swarmServiceImages((args) => host.docker(args), STACK, service);
 
 beforeAll(async () => {
   await ensureBaseImages();

@@ -2,7 +2,7 @@ import { readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBaseImages, machineEngineSwarmState, sh, startSwarmHost, tempDir, type SwarmHost } from '@skiff/testbed';
-import { auditLines, buildApp, httpGet, runAction, type ActionRun } from './helpers';
+import { auditLines, buildApp, httpGet, runAction, type ActionRun, swarmServiceImages } from './helpers';
 
 /**
  * strategy: swarm against a real single-node Swarm: a second dockerd in a network namespace made
@@ -64,13 +64,7 @@ const inputs = (extra: Record<string, string>) => ({
 const deploy = (extra: Record<string, string>): Promise<ActionRun> => runAction(inputs(extra), { workspace: workspace.path });
 const pin = (version: string) => `web=${repository()}:${version}\nworker=${repository()}:${version}`;
 
-/** What Swarm itself says each service runs, and what its running containers were created from. */
-async function running(service: string): Promise<{ spec: string; containers: string[] }> {
-  const spec = (await swarm.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${STACK}_${service}`])).trim();
-  const ids = (await swarm.docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`])).split('\n').filter(Boolean);
-  const containers = ids.length === 0 ? [] : (await swarm.docker(['inspect', '--format', '{{.Config.Image}}', ...ids])).split('\n').filter(Boolean);
-  return { spec, containers };
-}
+const running = (service: string) => swarmServiceImages((args) => swarm.docker(args), STACK, service);
 const serving = async () => (await httpGet(`http://${swarm.address}:${WEB_PORT}/`)).body.trim();
 
 beforeAll(async () => {

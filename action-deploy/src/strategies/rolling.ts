@@ -3,7 +3,7 @@ import { containerProbe, type ContainerState } from '@skiff/health';
 import { render, type PlanRecorder } from '@skiff/shell';
 import { compose, config, configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, up } from '../compose';
 import { loadRelease, type Deployer, type Release } from '../deploy';
-import { appProbes, healthGate, runHealthGate, type GateReport } from '../health-gate';
+import { appProbes, runHealthGate, type GateReport } from '../health-gate';
 import { touchLock } from '../lock';
 import { linkEnv } from '../releases';
 import { collectDiagnostics } from '../rollback';
