@@ -37,3 +37,41 @@ export function loadGitHubParser(): Promise<GitHubParser> {
   })();
   return loaded;
 }
+
+export interface WorkflowTools {
+  parseWorkflow: typeof import('@actions/workflow-parser').parseWorkflow;
+  convertWorkflowTemplate: typeof import('@actions/workflow-parser').convertWorkflowTemplate;
+  NoOperationTraceWriter: typeof import('@actions/workflow-parser').NoOperationTraceWriter;
+  Lexer: typeof import('@actions/expressions').Lexer;
+  Parser: typeof import('@actions/expressions').Parser;
+  Evaluator: typeof import('@actions/expressions').Evaluator;
+  data: typeof import('@actions/expressions').data;
+}
+
+let tools: Promise<WorkflowTools> | undefined;
+
+/** GitHub's workflow reader and expression evaluator, for running workflows the way GitHub reads them (test/workflow-runner.ts). */
+export function loadWorkflowTools(): Promise<WorkflowTools> {
+  tools ??= (async () => {
+    const result = await build({
+      stdin: {
+        contents:
+          "export { parseWorkflow, convertWorkflowTemplate, NoOperationTraceWriter } from '@actions/workflow-parser'; export { Lexer, Parser, Evaluator, data } from '@actions/expressions';",
+        resolveDir: root,
+        loader: 'js',
+      },
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      write: false,
+      logLevel: 'silent',
+      // The yaml package inside is CommonJS and requires Node built-ins.
+      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-gh-workflow-'));
+    const file = join(dir, 'workflow-tools.mjs');
+    writeFileSync(file, result.outputFiles[0]!.contents);
+    return (await import(pathToFileURL(file).href)) as WorkflowTools;
+  })();
+  return tools;
+}

@@ -18,13 +18,17 @@ export function bundlePath(action: string): string {
   return join(ROOT, action, 'dist/index.js');
 }
 
-/** Parses the runner's `name<<delimiter` file-command format (GITHUB_OUTPUT, GITHUB_STATE). */
+/** Parses the runner's file-command formats (GITHUB_OUTPUT, GITHUB_STATE, GITHUB_ENV): `name<<delimiter` blocks and `name=value` lines. */
 export function parseFileCommands(text: string): Record<string, string> {
   const result: Record<string, string> = {};
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const match = /^([^<]+)<<(.+)$/.exec(lines[i]!);
-    if (!match) continue;
+    const match = /^([^<=]+)<<(.+)$/.exec(lines[i]!);
+    if (!match) {
+      const single = /^([^=]+)=(.*)$/.exec(lines[i]!);
+      if (single) result[single[1]!] = single[2]!;
+      continue;
+    }
     const end = lines.indexOf(match[2]!, i + 1);
     if (end < 0) throw new Error(`unterminated value for ${match[1]} in file command output`);
     result[match[1]!] = lines.slice(i + 1, end).join('\n');
