@@ -51,3 +51,4 @@ export { POSTGRES_SEED_SQL, POSTGRES_CHECKSUM_SQL, MYSQL_SEED_SQL, MYSQL_CHECKSU
 export { MODERN_ROOT, startModernHost } from './modern-host';
 export type { ModernHost, ModernHostOptions } from './modern-host';
 export { BUSYBOX_ARM64, QEMU_AARCH64, enableAarch64 } from './qemu';
+export { HUB_IMAGES, ensureHubImages, startHubMirror } from './hub';

@@ -51,6 +51,8 @@ export interface ModernHostOptions {
   imageStore?: 'classic' | 'containerd';
   /** Registries on this machine's loopback (`127.0.0.1:PORT`) the server pulls from under the same name (see startDockerHost). */
   registries?: readonly string[];
+  /** A registry on this machine's loopback the engine asks first for Docker Hub images (`registry-mirrors`), so `postgres:15` pulls with no internet. */
+  hubMirror?: string;
 }
 
 const INIT = `#!/bin/sh
@@ -93,7 +95,7 @@ async function childrenOf(pid: number): Promise<number[]> {
 export async function startModernHost(name: string, options: ModernHostOptions = {}): Promise<ModernHost> {
   const imageStore = options.imageStore ?? 'classic';
   await requirePart('the modern server rootfs (scripts/setup-testbed.sh)', ['test', '-x', join(MODERN_ROOT, 'usr/sbin/dockerd')]);
-  const ports = (options.registries ?? []).map(registryPort);
+  const ports = [...(options.registries ?? []), ...(options.hubMirror ? [options.hubMirror] : [])].map(registryPort);
   const cgroupParent = `skiff-modern-${name}`;
   const ns = await createNetnsHost(name);
   const dir = await tempDir(`${name}-modern`);
@@ -156,6 +158,7 @@ export async function startModernHost(name: string, options: ModernHostOptions =
           'userland-proxy': false,
           ip6tables: false,
           features: { 'containerd-snapshotter': imageStore === 'containerd' },
+          ...(options.hubMirror ? { 'registry-mirrors': [`http://${options.hubMirror}`] } : {}),
         },
         null,
         2,

@@ -28,8 +28,11 @@ export async function pushWithOwnLogin(registry: Pick<Registry, 'address' | 'use
   }
 }
 
-/** A real distribution registry with htpasswd auth, standing in for GHCR. */
-export async function startRegistry(): Promise<Registry> {
+/**
+ * A real distribution registry with htpasswd auth, standing in for GHCR; `anonymous` leaves auth
+ * off, as a public registry's pulls (and a registry mirror) need.
+ */
+export async function startRegistry(options: { anonymous?: boolean } = {}): Promise<Registry> {
   await requirePart('docker-registry', ['docker-registry', '--version']);
   await requirePart('htpasswd (apache2-utils)', ['sh', '-c', 'command -v htpasswd']);
   const dir = await tempDir('registry');
@@ -52,10 +55,7 @@ export async function startRegistry(): Promise<Registry> {
     'http:',
     `  addr: ${address}`,
     `  secret: ${randomPassword()}`,
-    'auth:',
-    '  htpasswd:',
-    '    realm: skiff-testbed',
-    `    path: ${p('htpasswd')}`,
+    ...(options.anonymous ? [] : ['auth:', '  htpasswd:', '    realm: skiff-testbed', `    path: ${p('htpasswd')}`]),
   ];
   await writeFile(p('config.yml'), `${config.join('\n')}\n`);
 
@@ -73,7 +73,8 @@ export async function startRegistry(): Promise<Registry> {
   };
   try {
     // 401 (not 200) proves both that it listens and that auth is on.
-    await waitFor(`registry on ${address} (log: ${logPath})`, async () => (await fetch(`http://${address}/v2/`)).status === 401, 15_000);
+    const expected = options.anonymous ? 200 : 401;
+    await waitFor(`registry on ${address} (log: ${logPath})`, async () => (await fetch(`http://${address}/v2/`)).status === expected, 15_000);
   } catch (error) {
     const logTail = await readFile(logPath, 'utf8').then((t) => t.slice(-2000), () => '');
     await stop();

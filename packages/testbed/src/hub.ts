@@ -1,0 +1,138 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureBaseImages } from './images';
+import { sh, tempDir } from './proc';
+import { startRegistry, type Registry } from './registry';
+
+/**
+ * Docker Hub, as far as the examples need it: the official images users name in their compose
+ * files (`postgres`, `redis`, `nginx`), served by a registry mirror on loopback, because tests send
+ * nothing to the internet. Each stand-in is built FROM the test bed's Debian image and keeps the
+ * official image's interface that compose files rely on — the same tag's major version as Debian
+ * bookworm ships, the same data paths, users, environment variables, entrypoint behaviour and
+ * stop signal — so a compose file written for the real image runs unchanged.
+ */
+export const HUB_IMAGES = {
+  // bookworm: PostgreSQL 15, Redis 7.0, nginx 1.22.
+  postgres: 'postgres:15',
+  redis: 'redis:7.0',
+  nginx: 'nginx:1.22',
+} as const;
+
+const POSTGRES_ENTRYPOINT = `#!/bin/sh
+# The official image's first start: POSTGRES_PASSWORD required, POSTGRES_USER/POSTGRES_DB made,
+# local socket trusted, every other connection by password; then postgres as the postgres user.
+set -eu
+if [ "\${1#-}" != "$1" ]; then set -- postgres "$@"; fi
+if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
+  mkdir -p "$PGDATA" /var/run/postgresql
+  chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+  chmod 700 "$PGDATA"
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
+if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+  : "\${POSTGRES_PASSWORD:?is required (as by the official image)}"
+  user=\${POSTGRES_USER:-postgres}
+  db=\${POSTGRES_DB:-$user}
+  pwfile=$(mktemp)
+  printf '%s\\n' "$POSTGRES_PASSWORD" >"$pwfile"
+  initdb -D "$PGDATA" -U "$user" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+  rm -f "$pwfile"
+  echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+  echo "listen_addresses = '*'" >>"$PGDATA/postgresql.auto.conf"
+  if [ "$db" != postgres ]; then echo "CREATE DATABASE \\"$db\\" OWNER \\"$user\\"" | postgres --single -D "$PGDATA" postgres >/dev/null; fi
+fi
+exec "$@"
+`;
+
+const REDIS_ENTRYPOINT = `#!/bin/sh
+# The official image: options alone run redis-server, which runs as redis in /data, protected
+# mode off unless a config file is given.
+set -eu
+if [ "\${1#-}" != "$1" ] || [ "\${1%.conf}" != "$1" ]; then set -- redis-server "$@"; fi
+if [ "$1" = redis-server ]; then
+  case "\${2:-}" in *.conf) ;; *) set -- "$@" --protected-mode no ;; esac
+  if [ "$(id -u)" = 0 ]; then
+    chown -R redis:redis /data
+    exec setpriv --reuid=redis --regid=redis --init-groups "$@"
+  fi
+fi
+exec "$@"
+`;
+
+const NGINX_DEFAULT = `server {
+    listen 80;
+    server_name localhost;
+    location / {
+        root /usr/share/nginx/html;
+        index index.html;
+    }
+}
+`;
+
+const DOCKERFILES: Record<keyof typeof HUB_IMAGES, (debian: string) => string[]> = {
+  postgres: (debian) => [
+    `FROM ${debian}`,
+    'ENV PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    'COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh',
+    'RUN mkdir -p /var/lib/postgresql/data /var/run/postgresql && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql',
+    'VOLUME /var/lib/postgresql/data',
+    'ENTRYPOINT ["docker-entrypoint.sh"]',
+    'STOPSIGNAL SIGINT',
+    'EXPOSE 5432',
+    'CMD ["postgres"]',
+  ],
+  redis: (debian) => [
+    `FROM ${debian}`,
+    'COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh',
+    'RUN mkdir -p /data && chown redis:redis /data',
+    'VOLUME /data',
+    'WORKDIR /data',
+    'ENTRYPOINT ["docker-entrypoint.sh"]',
+    'EXPOSE 6379',
+    'CMD ["redis-server"]',
+  ],
+  nginx: (debian) => [
+    `FROM ${debian}`,
+    'COPY default.conf /etc/nginx/conf.d/default.conf',
+    'RUN rm -f /etc/nginx/sites-enabled/default && mkdir -p /usr/share/nginx/html && echo "Welcome to nginx!" > /usr/share/nginx/html/index.html && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log',
+    'EXPOSE 80',
+    'STOPSIGNAL SIGQUIT',
+    'CMD ["nginx", "-g", "daemon off;"]',
+  ],
+};
+
+/** Builds (from cache when unchanged) the official-image stand-ins into the machine's engine under their Hub names. */
+export async function ensureHubImages(): Promise<void> {
+  const { debian } = await ensureBaseImages();
+  for (const [name, tag] of Object.entries(HUB_IMAGES) as [keyof typeof HUB_IMAGES, string][]) {
+    const dir = await tempDir(`skiff-hub-${name}`);
+    try {
+      await writeFile(join(dir.path, 'Dockerfile'), `${DOCKERFILES[name](debian).join('\n')}\n`);
+      if (name === 'postgres') await writeFile(join(dir.path, 'entrypoint.sh'), POSTGRES_ENTRYPOINT, { mode: 0o755 });
+      if (name === 'redis') await writeFile(join(dir.path, 'entrypoint.sh'), REDIS_ENTRYPOINT, { mode: 0o755 });
+      if (name === 'nginx') await writeFile(join(dir.path, 'default.conf'), NGINX_DEFAULT);
+      await sh('docker', ['build', '-q', '-t', tag, dir.path], { timeoutMs: 300_000 });
+    } finally {
+      await dir.remove();
+    }
+  }
+}
+
+/** An anonymous registry holding the stand-ins as `library/<name>:<tag>`, for a server's `hubMirror`. */
+export async function startHubMirror(): Promise<Registry> {
+  await ensureHubImages();
+  const mirror = await startRegistry({ anonymous: true });
+  try {
+    for (const tag of Object.values(HUB_IMAGES)) {
+      const target = `${mirror.address}/library/${tag}`;
+      await sh('docker', ['tag', tag, target]);
+      await sh('docker', ['push', '-q', target], { timeoutMs: 180_000 });
+      await sh('docker', ['image', 'rm', target]);
+    }
+  } catch (error) {
+    await mirror.stop();
+    throw error;
+  }
+  return mirror;
+}
