@@ -91,6 +91,11 @@ export interface WorkflowRunOptions {
   /** Stand-ins for third-party actions by `owner/name` (no ref). */
   actions?: Record<string, ActionStandIn>;
   stepTimeoutMs?: number;
+  /**
+   * Registry host names the test bed answers for, e.g. `{ 'ghcr.io': '127.0.0.1:5000' }`: every
+   * Skiff action input naming the host gets the stand-in's address instead, as DNS would give it.
+   */
+  hostAliases?: Record<string, string>;
 }
 
 interface Scope {
@@ -471,6 +476,10 @@ class Runner {
       for (const [name, def] of Object.entries(spec.inputs ?? {})) {
         if (name in given) inputs[name] = given[name]!;
         else if (def.default !== undefined) inputs[name] = stringify(this.evaluate(await this.expressionToken(String(def.default)), context));
+      }
+      for (const [host, alias] of Object.entries(this.options.hostAliases ?? {})) {
+        const pattern = new RegExp(`(?<![\\w.-])${host.replace(/\./g, '\\.')}(?![\\w.-])`, 'g');
+        for (const name of Object.keys(inputs)) inputs[name] = inputs[name]!.replace(pattern, alias);
       }
       record.inputs = inputs;
       const bundle = join(actionDir, spec.runs.main);
