@@ -13,7 +13,11 @@ const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'a
 const version = (action: string) => (JSON.parse(readFileSync(join(root, action, 'package.json'), 'utf8')) as { version: string }).version;
 const SHA_FORMS = /^([0-9a-f]{40}|<full commit SHA>|<40-character SHA>)$/;
 const TEMPLATES = readdirSync(join(root, 'workflows-templates')).filter((name) => name.endsWith('.yml')).map((name) => `workflows-templates/${name}`);
-const DOCS = ['README.md', ...ACTIONS.map((action) => `${action}/README.md`), ...TEMPLATES];
+const EXAMPLES = readdirSync(join(root, 'examples')).flatMap((app) => [
+  `examples/${app}/README.md`,
+  ...readdirSync(join(root, 'examples', app, '.github/workflows')).map((name) => `examples/${app}/.github/workflows/${name}`),
+]);
+const DOCS = ['README.md', ...ACTIONS.map((action) => `${action}/README.md`), ...TEMPLATES, ...EXAMPLES];
 
 function references(path: string): { line: number; target: string; ref: string; comment: string }[] {
   return readFileSync(join(root, path), 'utf8')
@@ -38,7 +42,7 @@ describe('references users copy', () => {
     expect(wrong).toEqual([]);
   });
 
-  it.each(TEMPLATES)('%s runs when copied by hand: no $default-branch, which GitHub fills in only for organisation templates', (path) => {
+  it.each([...TEMPLATES, ...EXAMPLES.filter((path) => path.endsWith('.yml'))])('%s runs when copied by hand: no $default-branch, which GitHub fills in only for organisation templates', (path) => {
     const on = (parseYaml(readFileSync(join(root, path), 'utf8')) as { on: Record<string, { branches?: string[] } | null> }).on;
     for (const trigger of Object.values(on)) expect(trigger?.branches ?? []).not.toContain('$default-branch');
   });

@@ -11,6 +11,12 @@ const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'a
 const REUSABLE = ['build-deploy.yml', 'rollback.yml', 'backup.yml', 'cf-allowlist.yml'].map((f) => `.github/workflows/${f}`);
 const WORKFLOWS = readdirSync(join(root, '.github/workflows')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `.github/workflows/${f}`);
 const TEMPLATES = readdirSync(join(root, 'workflows-templates')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `workflows-templates/${f}`);
+// The workflows of examples/<app>/, which users copy as they are.
+const EXAMPLE_WORKFLOWS = readdirSync(join(root, 'examples')).flatMap((app) =>
+  readdirSync(join(root, 'examples', app, '.github/workflows'))
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => `examples/${app}/.github/workflows/${f}`),
+);
 
 /** Every `uses:` in a workflow: job-level (reusable workflows) and step-level (actions). */
 function allUses(text: string): string[] {
@@ -19,7 +25,7 @@ function allUses(text: string): string[] {
 }
 
 describe("GitHub's parser accepts", () => {
-  it.each([...WORKFLOWS, ...TEMPLATES])('%s', async (path) => {
+  it.each([...WORKFLOWS, ...TEMPLATES, ...EXAMPLE_WORKFLOWS])('%s', async (path) => {
     expect(await githubDiagnostics(path, read(path))).toEqual([]);
   });
   it.each(ACTIONS.map((a) => `${a}/action.yml`))('%s', async (path) => {
@@ -28,7 +34,7 @@ describe("GitHub's parser accepts", () => {
 });
 
 describe('every uses: of a Skiff action or reusable workflow matches the callee', () => {
-  it.each([...WORKFLOWS, ...TEMPLATES])('%s', (path) => {
+  it.each([...WORKFLOWS, ...TEMPLATES, ...EXAMPLE_WORKFLOWS])('%s', (path) => {
     expect(checkUses(read(path))).toEqual([]);
   });
 
@@ -50,7 +56,7 @@ describe('every uses: of a Skiff action or reusable workflow matches the callee'
 
 describe('security shape', () => {
   it('pins every third-party action to a full commit SHA', () => {
-    for (const path of [...WORKFLOWS, ...TEMPLATES]) {
+    for (const path of [...WORKFLOWS, ...TEMPLATES, ...EXAMPLE_WORKFLOWS]) {
       for (const uses of allUses(read(path))) {
         if (uses.startsWith('./') || uses.startsWith('$/')) continue;
         expect(uses, path).toMatch(/@[0-9a-f]{40}$/);
@@ -85,7 +91,7 @@ describe('security shape', () => {
   });
 
   it('passes secrets only through secrets:, never as inputs', () => {
-    for (const path of [...REUSABLE, ...TEMPLATES]) {
+    for (const path of [...REUSABLE, ...TEMPLATES, ...EXAMPLE_WORKFLOWS]) {
       const text = read(path);
       // a secret in `with:` of a reusable workflow call would be logged like any input
       for (const job of Object.values(((parseYaml(text) as Map).jobs ?? {}) as Record<string, Map>)) {

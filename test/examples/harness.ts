@@ -21,24 +21,25 @@ export async function userRepository(name: string) {
   };
 }
 
+/** The ```sh blocks of examples/<name>/README.md, in order: what a user is told to type. */
+export async function readmeShellBlocks(name: string): Promise<string[]> {
+  const text = await readFile(join(EXAMPLES, name, 'README.md'), 'utf8');
+  return [...text.matchAll(/^( *)```sh\n([\s\S]*?)^\1```$/gm)].map((m) => m[2]!.replace(new RegExp(`^${m[1]}`, 'gm'), ''));
+}
+
 /**
- * The deploy user the README asks for: a login of its own with the key, in the docker group,
- * owning the project directory. (Issue #17's `prepare` mode will do this; until then, by hand.)
+ * Runs a README's server set-up block on the server as root, exactly as written but for the
+ * placeholder key line, which gets the test's deploy key. The server has no sudo (it is root).
  */
-export async function addDeployUser(host: ModernHost, projectDir: string): Promise<void> {
+export async function runReadmeSetup(host: ModernHost, block: string, placeholderKey: string): Promise<string> {
+  if (!block.includes(placeholderKey)) throw new Error(`the README block no longer shows the placeholder key ${placeholderKey}:\n${block}`);
   const publicKey = (await readFile(`${host.privateKeyPath}.pub`, 'utf8')).trim();
-  await host.exec([
-    'sh',
-    '-ec',
-    // '*' = no password but not locked: this sshd runs without PAM, and then refuses locked accounts.
-    'id deploy >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker -p "*" deploy; ' +
-      'install -d -m 700 -o deploy -g deploy /home/deploy/.ssh; ' +
-      'printf "%s\\n" "$1" > /home/deploy/.ssh/authorized_keys; chown deploy:deploy /home/deploy/.ssh/authorized_keys; chmod 600 /home/deploy/.ssh/authorized_keys; ' +
-      'install -d -o deploy -g deploy "$2"',
-    'sh',
-    publicKey,
-    projectDir,
-  ]);
+  const script = block.replace(placeholderKey, publicKey);
+  const output = await host.exec(['bash', '-ec', `sudo() { "$@"; }\n${script}`]);
+  // This test server's sshd runs without PAM, and sshd then refuses accounts whose password is
+  // locked (useradd's default); with PAM, as on Ubuntu and Debian, a key login works as is.
+  await host.exec(['usermod', '-p', '*', 'deploy']);
+  return output;
 }
 
 /** GET over plain HTTP; status and body (no redirects, 5 s limit). */

@@ -12,7 +12,7 @@ import {
   type Registry,
 } from '@skiff/testbed';
 import { runWorkflow, type WorkflowRun } from '../workflow-runner';
-import { addDeployUser, get, userRepository } from './harness';
+import { get, readmeShellBlocks, runReadmeSetup, userRepository } from './harness';
 
 /**
  * examples/one-vm-proxy, end to end, as its README tells a user to run it: the example's own
@@ -28,6 +28,7 @@ let registry: Registry;
 let mirror: Registry;
 let repo: Awaited<ReturnType<typeof userRepository>>;
 const runs: WorkflowRun[] = [];
+const readme = { fingerprint: '', envKeys: [] as string[] };
 const expected = { postgres: '', redisKeys: '' };
 const ENV_FILE = ['POSTGRES_USER=shop', 'POSTGRES_PASSWORD=pg-Example-Secret-7', 'POSTGRES_DB=shop', 'REDIS_PASSWORD=redis-Example-Secret-9', ''].join('\n');
 
@@ -36,13 +37,16 @@ async function run(workflow: string, event: { name: string; inputs?: Record<stri
     repository: repo.path,
     workflow: `.github/workflows/${workflow}`,
     event,
-    vars: { DEPLOY_HOST: host.address, DEPLOY_FINGERPRINT: host.hostFingerprint },
+    // DEPLOY_FINGERPRINT as the README's command printed it on the server.
+    vars: { DEPLOY_HOST: host.address, DEPLOY_FINGERPRINT: readme.fingerprint },
     secrets: { DEPLOY_SSH_KEY: host.privateKey, ENV_FILE },
     // GHCR's job token: the registry stand-in takes the actor and the token as its login.
     github: { actor: registry.username, token: registry.password },
     hostAliases: { 'ghcr.io': registry.address },
   });
   runs.push(result);
+  // SKIFF_EXAMPLE_LOGS=1 prints every step's log, as the job log on GitHub would show it.
+  if (process.env.SKIFF_EXAMPLE_LOGS) for (const job of result.jobs) for (const step of job.steps) console.log(`=== ${workflow} ${job.id} / ${step.name} (${step.outcome})\n${step.log}`);
   return result;
 }
 
@@ -56,7 +60,11 @@ beforeAll(async () => {
   await ensureHubImages();
   [registry, mirror, repo] = await Promise.all([startRegistry(), startHubMirror(), userRepository('one-vm-proxy')]);
   host = await startModernHost('skiff-ex-onevm', { imageStore: 'containerd', registries: [registry.address], hubMirror: mirror.address });
-  await addDeployUser(host, PROJECT_DIR);
+  // The README's set-up, as a user types it: the deploy user, its key, the project directory.
+  const [setup, fingerprint, envFile] = await readmeShellBlocks('one-vm-proxy');
+  await runReadmeSetup(host, setup!, "'ssh-ed25519 AAAA… deploy@github'");
+  readme.fingerprint = (await host.exec(['bash', '-ec', fingerprint!])).trim();
+  readme.envKeys = envFile!.split('\n').filter(Boolean).map((line) => line.split('=')[0]!);
 }, 600_000);
 
 afterAll(async () => {
@@ -66,6 +74,14 @@ afterAll(async () => {
 });
 
 describe('example one-vm-proxy: one VM, nginx in front of a built-on-server backend, PostgreSQL and Redis', () => {
+  it('the README\'s set-up commands prepare the server, and its fingerprint command prints the host key the workflows verify', async () => {
+    expect(readme.fingerprint).toBe(host.hostFingerprint);
+    expect(await host.exec(['id', '-nG', 'deploy'])).toMatch(/\bdocker\b/);
+    expect((await host.exec(['stat', '-c', '%U', PROJECT_DIR])).trim()).toBe('deploy');
+    // The .env the README shows names exactly the variables the test's ENV_FILE sets.
+    expect(readme.envKeys).toEqual(ENV_FILE.split('\n').filter(Boolean).map((line) => line.split('=')[0]));
+  });
+
   it('ships on push: frontend built, smoke-tested and pushed, the whole app deployed as the deploy user, healthy through the proxy', async () => {
     const ship = await run('ship.yml', { name: 'push' });
     const deploy = ship.action('action-deploy');

@@ -17,6 +17,8 @@ export const HUB_IMAGES = {
   postgres: 'postgres:15',
   redis: 'redis:7.0',
   nginx: 'nginx:1.22',
+  // The test bed's own busybox (Debian's static 1.35), for apps built FROM busybox.
+  busybox: 'busybox:1.35',
 } as const;
 
 const POSTGRES_ENTRYPOINT = `#!/bin/sh
@@ -70,7 +72,8 @@ const NGINX_DEFAULT = `server {
 }
 `;
 
-const DOCKERFILES: Record<keyof typeof HUB_IMAGES, (debian: string) => string[]> = {
+const DOCKERFILES: Record<keyof typeof HUB_IMAGES, (debian: string, busybox: string) => string[]> = {
+  busybox: (_debian, busybox) => [`FROM ${busybox}`, 'CMD ["sh"]'],
   postgres: (debian) => [
     `FROM ${debian}`,
     'ENV PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -104,11 +107,11 @@ const DOCKERFILES: Record<keyof typeof HUB_IMAGES, (debian: string) => string[]>
 
 /** Builds (from cache when unchanged) the official-image stand-ins into the machine's engine under their Hub names. */
 export async function ensureHubImages(): Promise<void> {
-  const { debian } = await ensureBaseImages();
+  const { debian, busybox } = await ensureBaseImages();
   for (const [name, tag] of Object.entries(HUB_IMAGES) as [keyof typeof HUB_IMAGES, string][]) {
     const dir = await tempDir(`skiff-hub-${name}`);
     try {
-      await writeFile(join(dir.path, 'Dockerfile'), `${DOCKERFILES[name](debian).join('\n')}\n`);
+      await writeFile(join(dir.path, 'Dockerfile'), `${DOCKERFILES[name](debian, busybox).join('\n')}\n`);
       if (name === 'postgres') await writeFile(join(dir.path, 'entrypoint.sh'), POSTGRES_ENTRYPOINT, { mode: 0o755 });
       if (name === 'redis') await writeFile(join(dir.path, 'entrypoint.sh'), REDIS_ENTRYPOINT, { mode: 0o755 });
       if (name === 'nginx') await writeFile(join(dir.path, 'default.conf'), NGINX_DEFAULT);

@@ -125,14 +125,16 @@ export async function startModernHost(name: string, options: ModernHostOptions =
 
     await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'skiff-modern-host', '-f', p('keys', 'host_ed25519')]);
     await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'skiff-modern-user', '-f', p('keys', 'user_key')]);
-    await writeFile(upper('etc/ssh/skiff_host_ed25519'), await readFile(p('keys', 'host_ed25519')), { mode: 0o600 });
+    // Where a distribution keeps it, so commands from a README (ssh-keygen -lf …) work here as on a real server.
+    await writeFile(upper('etc/ssh/ssh_host_ed25519_key'), await readFile(p('keys', 'host_ed25519')), { mode: 0o600 });
+    await writeFile(upper('etc/ssh/ssh_host_ed25519_key.pub'), await readFile(p('keys', 'host_ed25519.pub')));
     await writeFile(upper('root/.ssh/authorized_keys'), await readFile(p('keys', 'user_key.pub')), { mode: 0o600 });
     await writeFile(
       upper('etc/ssh/skiff_sshd_config'),
       [
         'Port 22',
         `ListenAddress ${ns.nsAddress}`,
-        'HostKey /etc/ssh/skiff_host_ed25519',
+        'HostKey /etc/ssh/ssh_host_ed25519_key',
         'PermitRootLogin prohibit-password',
         'PasswordAuthentication no',
         'KbdInteractiveAuthentication no',
