@@ -86,7 +86,7 @@ describe('PostgreSQL at a real size (450,000 rows) in a Compose service', () => 
 
   const cases = [
     { destination: 'host', compression: 'none', encrypted: false },
-    { destination: 'host', compression: 'gzip', encrypted: false },
+    // host with gzip: the gzip layer is the one S3 uses here; examples/one-vm-proxy keeps gzip on the host, drilled.
     { destination: 's3', compression: 'gzip', encrypted: true },
     { destination: 's3', compression: 'none', encrypted: false },
     { destination: 'artifact', compression: 'none', encrypted: true },
