@@ -11,9 +11,9 @@
 // silently.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseFileCommands, runBundle } from '@skiff/testbed';
 import { loadWorkflowTools, type WorkflowTools } from './github-parser';
@@ -542,22 +542,27 @@ const BUILT_IN: Record<string, (this: Runner, step: { with: Record<string, strin
   async 'actions/upload-artifact'(step) {
     const dir = join(step.runDir, 'artifacts', step.with.name ?? 'artifact');
     await mkdir(dir, { recursive: true });
-    const paths = (step.with.path ?? '').split('\n').map((line) => line.trim()).filter(Boolean);
+    const paths = (step.with.path ?? '').split('\n').map((line) => line.trim()).filter(Boolean).map((path) => (isAbsolute(path) ? path : join(step.workspace, path)));
     const missing = paths.filter((path) => !existsSync(path));
     if (missing.length > 0 && (step.with['if-no-files-found'] ?? 'warn') === 'error') return { outcome: 'failure', log: `No files were found with the provided path: ${missing.join(', ')}` };
-    for (const path of paths.filter((p) => existsSync(p))) await copyFile(path, join(dir, basename(path)));
+    // As upload-artifact v4 stores them: a file by its name, a directory's contents relative to it.
+    for (const path of paths.filter((p) => existsSync(p))) {
+      if ((await stat(path)).isDirectory()) await cp(path, dir, { recursive: true });
+      else await copyFile(path, join(dir, basename(path)));
+    }
     return { outcome: 'success', outputs: { 'artifact-id': '1' } };
   },
   async 'actions/download-artifact'(step) {
     const dir = join(step.runDir, 'artifacts');
     const pattern = new RegExp(`^${(step.with.pattern ?? step.with.name ?? '*').split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
     const names = existsSync(dir) ? (await readdir(dir)).filter((name) => pattern.test(name)) : [];
-    const target = step.with.path || step.workspace;
+    const target = step.with.path ? (isAbsolute(step.with.path) ? step.with.path : join(step.workspace, step.with.path)) : step.workspace;
+    if (step.with.name && names.length === 0) return { outcome: 'failure', log: `Unable to download artifact(s): Artifact not found for name: ${step.with.name}` };
     await mkdir(target, { recursive: true });
     for (const name of names) {
-      const into = step.with['merge-multiple'] === 'true' ? target : join(target, name);
-      await mkdir(into, { recursive: true });
-      for (const file of await readdir(join(dir, name))) await copyFile(join(dir, name, file), join(into, file));
+      // By name (or merged), into path itself; by pattern, each into a folder of its name.
+      const into = step.with.name || step.with['merge-multiple'] === 'true' ? target : join(target, name);
+      await cp(join(dir, name), into, { recursive: true });
     }
     return { outcome: 'success', log: `downloaded ${names.join(', ')}` };
   },

@@ -8,7 +8,7 @@ import { checkUses, githubDiagnostics, root } from './workflow-check';
 type Map = Record<string, unknown>;
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
 const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
-const REUSABLE = ['build-deploy.yml', 'rollback.yml', 'backup.yml', 'cf-allowlist.yml'].map((f) => `.github/workflows/${f}`);
+const REUSABLE = ['build-deploy.yml', 'deploy.yml', 'rollback.yml', 'backup.yml', 'cf-allowlist.yml'].map((f) => `.github/workflows/${f}`);
 const WORKFLOWS = readdirSync(join(root, '.github/workflows')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `.github/workflows/${f}`);
 const TEMPLATES = readdirSync(join(root, 'workflows-templates')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `workflows-templates/${f}`);
 // The workflows of examples/<app>/, which users copy as they are.
@@ -105,8 +105,8 @@ describe('security shape', () => {
 describe('a reusable workflow can express what its action can do', () => {
   /** Inputs of the action that the workflow deliberately does not offer, each with the reason a user is told. */
   const AS_KEPT = 'a rollback re-deploys a kept release exactly as it ran: its own compose files, env, files and images; nothing is built, pulled (but by swarm) or pruned';
-  const SYSTEMD = 'strategy systemd ships a release directory, not images: call action-deploy from your own workflow (see its README) until a systemd workflow exists';
-  const COOLIFY = 'strategy coolify deploys through the Coolify API, not over SSH: call action-deploy from your own workflow (see its README) until a Coolify workflow exists';
+  const SYSTEMD = 'strategy systemd ships a release directory, not images: deploy.yml deploys it';
+  const COOLIFY = 'strategy coolify deploys through the Coolify API, not over SSH, and Coolify builds: deploy.yml deploys it';
   const JOB_ENVIRONMENT = "the job's own environment records the GitHub Deployment (one per run, not two)";
   /** Per workflow, per action it runs: the inputs it deliberately does not offer, each with the reason a user is told. */
   const notOffered: Record<string, Record<string, Record<string, string>>> = {
@@ -137,6 +137,16 @@ describe('a reusable workflow can express what its action can do', () => {
         'coolify-force': COOLIFY,
         'coolify-timeout': COOLIFY,
         'coolify-poll-interval': COOLIFY,
+      },
+    },
+    'deploy.yml': {
+      'action-deploy': {
+        password: 'a CI job logs in with a key (SSH_KEY), never a password',
+        'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
+        rollback: 'rollback.yml rolls back',
+        environment: JOB_ENVIRONMENT,
+        'environment-url': 'see environment',
+        'github-token': 'see environment',
       },
     },
     'rollback.yml': { 'action-deploy': {

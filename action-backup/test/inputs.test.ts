@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { readBackupInputs } from '../src/inputs';
@@ -63,5 +66,21 @@ describe('a huge wrong value is not echoed whole', () => {
     const message = problems({ sources: `- type: ${'x'.repeat(100_000)}\n` });
     expect(message).toMatch(/"type" must be one of postgres, mysql, redis, sqlite, files; got "xxxx/);
     expect(message.length).toBeLessThan(600);
+  });
+});
+
+describe('the inputs as the runner passes them: every input with a default in action.yml is set', () => {
+  // GitHub's runner sets INPUT_<NAME> for every input that has a default, given or not; a mode
+  // that takes a default for "the user set this" refuses every workflow that uses it.
+  const actionYml = parseYaml(readFileSync(join(import.meta.dirname, '..', 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> };
+  const runnerDefaults = Object.fromEntries(
+    Object.entries(actionYml.inputs)
+      .filter(([, spec]) => spec.default !== undefined)
+      .map(([name, spec]) => [name, String(spec.default).replace('${{ github.token }}', 'ghs_runnerDefaultToken000000000000000000')]),
+  );
+  it.each(['backup', 'list', 'restore', 'drill', 'prune'])('mode %s accepts them', (mode) => {
+    expect(runnerDefaults).toHaveProperty('keep-daily');
+    const extra: Record<string, string> = mode === 'restore' ? { 'restore-target': 'app_copy' } : mode === 'prune' ? { 'keep-daily': '7' } : {};
+    expect(problems({ ...runnerDefaults, sources: postgres, mode, ...extra })).toBe('');
   });
 });

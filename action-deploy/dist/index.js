@@ -51526,7 +51526,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.6.1";
+var version = "0.6.2";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -59754,12 +59754,12 @@ function unusedBy(strategy) {
   if (strategy === "swarm") return ["pull-timeout", ...others];
   return others;
 }
+function setToOtherThanDefault(name) {
+  const value = rawInput(name)?.trim();
+  return value !== void 0 && value !== "" && value !== ACTION_INPUTS.find((input) => input.name === name)?.default;
+}
 function strayInputs(strategy) {
-  const defaults2 = new Map(ACTION_INPUTS.map((input) => [input.name, input.default]));
-  const stray = [...new Set(unusedBy(strategy))].filter((name) => {
-    const value = rawInput(name)?.trim();
-    return value !== void 0 && value !== "" && value !== defaults2.get(name);
-  });
+  const stray = [...new Set(unusedBy(strategy))].filter(setToOtherThanDefault);
   if (stray.length === 0) return void 0;
   return new InputError(stray, `Input${stray.length === 1 ? "" : "s"} ${stray.map((name) => `"${name}"`).join(", ")} ${stray.length === 1 ? "is" : "are"} not used by strategy: ${strategy}, so ${stray.length === 1 ? "it" : "they"} would be ignored; remove ${stray.length === 1 ? "it" : "them"} (or choose the strategy that uses ${stray.length === 1 ? "it" : "them"})`);
 }
@@ -59815,7 +59815,7 @@ function readDeployInputs() {
   if (strategy === "swarm" && builds !== void 0 && builds.builds.length > 0) {
     c.add(new InputError(["compose-file", "images"], `Strategy swarm cannot build: docker stack deploy ignores build:, so ${builds.builds.map((build2) => build2.service).join(", ")} would run a stale or missing image; build and push with action-build-push and pass images: <service>=<image-ref>`));
   }
-  if (rawInput("build-on-server") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
+  if (setToOtherThanDefault("build-on-server") && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
     c.add(new InputError(["build-on-server", "strategy"], `Input "build-on-server" works with strategy recreate or rolling (Compose builds on the server); strategy is ${strategy}`));
   }
   if (getList("files") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {

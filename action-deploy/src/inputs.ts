@@ -473,12 +473,14 @@ function unusedBy(strategy: StrategyName): string[] {
   return others;
 }
 
+/** The runner passes every input's default whether or not the workflow sets it, so only another value counts as set. */
+function setToOtherThanDefault(name: string): boolean {
+  const value = rawInput(name)?.trim();
+  return value !== undefined && value !== '' && value !== ACTION_INPUTS.find((input) => input.name === name)?.default;
+}
+
 function strayInputs(strategy: StrategyName): InputError | undefined {
-  const defaults = new Map(ACTION_INPUTS.map((input) => [input.name, input.default]));
-  const stray = [...new Set(unusedBy(strategy))].filter((name) => {
-    const value = rawInput(name)?.trim();
-    return value !== undefined && value !== '' && value !== defaults.get(name);
-  });
+  const stray = [...new Set(unusedBy(strategy))].filter(setToOtherThanDefault);
   if (stray.length === 0) return undefined;
   return new InputError(stray, `Input${stray.length === 1 ? '' : 's'} ${stray.map((name) => `"${name}"`).join(', ')} ${stray.length === 1 ? 'is' : 'are'} not used by strategy: ${strategy}, so ${stray.length === 1 ? 'it' : 'they'} would be ignored; remove ${stray.length === 1 ? 'it' : 'them'} (or choose the strategy that uses ${stray.length === 1 ? 'it' : 'them'})`);
 }
@@ -539,7 +541,7 @@ export function readDeployInputs(): DeployInputs {
   if (strategy === 'swarm' && builds !== undefined && builds.builds.length > 0) {
     c.add(new InputError(['compose-file', 'images'], `Strategy swarm cannot build: docker stack deploy ignores build:, so ${builds.builds.map((build) => build.service).join(', ')} would run a stale or missing image; build and push with action-build-push and pass images: <service>=<image-ref>`));
   }
-  if (rawInput('build-on-server') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
+  if (setToOtherThanDefault('build-on-server') && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
     c.add(new InputError(['build-on-server', 'strategy'], `Input "build-on-server" works with strategy recreate or rolling (Compose builds on the server); strategy is ${strategy}`));
   }
   if (getList('files') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {

@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { parseImages, readDeployInputs } from '../src/inputs';
@@ -135,6 +138,36 @@ describe('parseImages', () => {
   it('refuses anything else, showing the line', () => {
     for (const line of ['web', '=img', 'web=Img:UPPER/x', 'web=img:tag;rm -rf /', 'we b=img', 'web=img@sha256:short']) {
       expect(() => parseImages([line]), line).toThrow(/Input "images" must be lines of service=image-ref/);
+    }
+  });
+});
+
+describe('the inputs as the runner passes them: every input with a default in action.yml is set', () => {
+  // GitHub's runner sets INPUT_<NAME> for every input that has a default, given or not; an action
+  // that treats a default as "the user set this" refuses every workflow that uses it.
+  const actionYml = parseYaml(readFileSync(join(import.meta.dirname, '..', 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> };
+  const runnerDefaults = Object.fromEntries(
+    Object.entries(actionYml.inputs)
+      .filter(([, spec]) => spec.default !== undefined)
+      .map(([name, spec]) => [name, String(spec.default).replace('${{ github.token }}', 'ghs_runnerDefaultToken000000000000000000')]),
+  );
+  const byStrategy: Record<string, Record<string, string>> = {
+    recreate: ssh,
+    rolling: { ...ssh, strategy: 'rolling' },
+    swarm: { ...ssh, strategy: 'swarm' },
+    systemd: { ...ssh, strategy: 'systemd', 'systemd-unit': 'shop', 'git-repository': 'https://github.com/acme/shop.git' },
+    coolify: { strategy: 'coolify', 'coolify-url': 'https://coolify.example.com', 'coolify-token': '3|coolifyTokenValue', 'coolify-uuid': 'abc123' },
+  };
+  it.each(Object.keys(byStrategy))('strategy %s accepts them', (strategy) => {
+    expect(Object.keys(runnerDefaults)).toContain('build-on-server');
+    setInputs({ ...runnerDefaults, ...byStrategy[strategy] });
+    const sha = process.env.GITHUB_SHA;
+    process.env.GITHUB_SHA = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
+    try {
+      expect(() => readDeployInputs()).not.toThrow();
+    } finally {
+      if (sha === undefined) delete process.env.GITHUB_SHA;
+      else process.env.GITHUB_SHA = sha;
     }
   });
 });

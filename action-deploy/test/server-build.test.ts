@@ -42,7 +42,8 @@ describe('build: services', () => {
     await repo({ 'compose.yaml': ['services:', '  a:', '    build: .', ''].join('\n') });
     setInputs({ ...ssh, strategy: 'swarm', 'swarm-stack': 'shop' });
     expect(() => readDeployInputs()).toThrow(/Strategy swarm cannot build: docker stack deploy ignores build:, so a would run a stale or missing image/);
-    setInputs({ ...ssh, strategy: 'swarm', 'swarm-stack': 'shop', images: 'a=reg/a:1', 'build-on-server': 'true' });
+    // false (not the default, which the runner always passes) is a choice swarm cannot honour.
+    setInputs({ ...ssh, strategy: 'swarm', 'swarm-stack': 'shop', images: 'a=reg/a:1', 'build-on-server': 'false' });
     expect(() => readDeployInputs()).toThrow(/Input "build-on-server" works with strategy recreate or rolling/);
   });
 
