@@ -3,7 +3,8 @@
 // test/workflow-runner.ts with the repository's variables and secrets.
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tempDir, type ModernHost } from '@skiff/testbed';
+import { tempDir, type ModernHost, type Registry } from '@skiff/testbed';
+import { runWorkflow, type WorkflowRun } from '../workflow-runner';
 
 export const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
 
@@ -46,4 +47,29 @@ export async function runReadmeSetup(host: ModernHost, block: string, placeholde
 export async function get(url: string): Promise<{ status: number; body: string }> {
   const response = await fetch(url, { signal: AbortSignal.timeout(5_000), redirect: 'manual' });
   return { status: response.status, body: await response.text() };
+}
+
+export interface ExampleSettings {
+  /** The user's repository (a copy of the example). */
+  repository: string;
+  /** The repository's variables and secrets, as its settings page would hold them. */
+  vars: Record<string, string>;
+  secrets: Record<string, string>;
+  /** The GHCR stand-in: it takes the run's actor and token as its login, as GHCR takes the job token. */
+  registry: Registry;
+}
+
+/** Runs one of the example's workflows as GitHub would on this event; SKIFF_EXAMPLE_LOGS=1 prints every step's log. */
+export async function runExampleWorkflow(settings: ExampleSettings, workflow: string, event: { name: string; inputs?: Record<string, string | boolean> }): Promise<WorkflowRun> {
+  const run = await runWorkflow({
+    repository: settings.repository,
+    workflow: `.github/workflows/${workflow}`,
+    event,
+    vars: settings.vars,
+    secrets: settings.secrets,
+    github: { actor: settings.registry.username, token: settings.registry.password },
+    hostAliases: { 'ghcr.io': settings.registry.address },
+  });
+  if (process.env.SKIFF_EXAMPLE_LOGS) for (const job of run.jobs) for (const step of job.steps) console.log(`=== ${workflow} ${job.id} / ${step.name} (${step.outcome})\n${step.log}`);
+  return run;
 }

@@ -11,8 +11,8 @@ import {
   type ModernHost,
   type Registry,
 } from '@skiff/testbed';
-import { runWorkflow, type WorkflowRun } from '../workflow-runner';
-import { get, readmeShellBlocks, runReadmeSetup, userRepository } from './harness';
+import { type WorkflowRun } from '../workflow-runner';
+import { get, readmeShellBlocks, runExampleWorkflow, runReadmeSetup, userRepository } from './harness';
 
 /**
  * examples/one-vm-proxy, end to end, as its README tells a user to run it: the example's own
@@ -33,20 +33,18 @@ const expected = { postgres: '', redisKeys: '' };
 const ENV_FILE = ['POSTGRES_USER=shop', 'POSTGRES_PASSWORD=pg-Example-Secret-7', 'POSTGRES_DB=shop', 'REDIS_PASSWORD=redis-Example-Secret-9', ''].join('\n');
 
 async function run(workflow: string, event: { name: string; inputs?: Record<string, string> }) {
-  const result = await runWorkflow({
-    repository: repo.path,
-    workflow: `.github/workflows/${workflow}`,
+  const result = await runExampleWorkflow(
+    {
+      repository: repo.path,
+      // DEPLOY_FINGERPRINT as the README's command printed it on the server.
+      vars: { DEPLOY_HOST: host.address, DEPLOY_FINGERPRINT: readme.fingerprint },
+      secrets: { DEPLOY_SSH_KEY: host.privateKey, ENV_FILE },
+      registry,
+    },
+    workflow,
     event,
-    // DEPLOY_FINGERPRINT as the README's command printed it on the server.
-    vars: { DEPLOY_HOST: host.address, DEPLOY_FINGERPRINT: readme.fingerprint },
-    secrets: { DEPLOY_SSH_KEY: host.privateKey, ENV_FILE },
-    // GHCR's job token: the registry stand-in takes the actor and the token as its login.
-    github: { actor: registry.username, token: registry.password },
-    hostAliases: { 'ghcr.io': registry.address },
-  });
+  );
   runs.push(result);
-  // SKIFF_EXAMPLE_LOGS=1 prints every step's log, as the job log on GitHub would show it.
-  if (process.env.SKIFF_EXAMPLE_LOGS) for (const job of result.jobs) for (const step of job.steps) console.log(`=== ${workflow} ${job.id} / ${step.name} (${step.outcome})\n${step.log}`);
   return result;
 }
 
