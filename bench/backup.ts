@@ -26,12 +26,33 @@ const PG_BACKUP_LOCAL = 'SKIFF_BENCH_POSTGRES_BACKUP_LOCAL';
 function pgBackupLocal(workDir: string, ssh: readonly string[], db: Postgres, pgpass: string, oursHost: () => Promise<number>): BenchCase {
   const name = 'backup postgres → host vs postgres-backup-local';
   const dir = process.env[PG_BACKUP_LOCAL];
-  if (!dir) return { name, what: '', ours: async () => 0, notRun: `${PG_BACKUP_LOCAL} is not set (a directory with backup.sh and env.sh of prodrigestivill/docker-postgres-backup-local, outside this repository)` };
+  if (!dir)
+    return {
+      name,
+      what: '',
+      ours: async () => 0,
+      notRun: `${PG_BACKUP_LOCAL} is not set (a directory with backup.sh and env.sh of prodrigestivill/docker-postgres-backup-local, outside this repository)`,
+    };
   const target = join(workDir, 'pbl-backups');
   const env = [
-    `POSTGRES_DB=${db.database}`, 'POSTGRES_DB_FILE=**None**', 'POSTGRES_HOST=127.0.0.1', `POSTGRES_PORT=${db.port}`, `POSTGRES_USER=${db.user}`, 'POSTGRES_USER_FILE=**None**',
-    'POSTGRES_PASSWORD=**None**', 'POSTGRES_PASSWORD_FILE=**None**', `POSTGRES_PASSFILE_STORE=${pgpass}`, 'POSTGRES_EXTRA_OPTS=-Z1', 'POSTGRES_CLUSTER=FALSE',
-    `BACKUP_DIR=${target}`, 'BACKUP_SUFFIX=.sql.gz', 'BACKUP_LATEST_TYPE=symlink', 'BACKUP_KEEP_DAYS=7', 'BACKUP_KEEP_WEEKS=4', 'BACKUP_KEEP_MONTHS=6', 'BACKUP_KEEP_MINS=1440',
+    `POSTGRES_DB=${db.database}`,
+    'POSTGRES_DB_FILE=**None**',
+    'POSTGRES_HOST=127.0.0.1',
+    `POSTGRES_PORT=${db.port}`,
+    `POSTGRES_USER=${db.user}`,
+    'POSTGRES_USER_FILE=**None**',
+    'POSTGRES_PASSWORD=**None**',
+    'POSTGRES_PASSWORD_FILE=**None**',
+    `POSTGRES_PASSFILE_STORE=${pgpass}`,
+    'POSTGRES_EXTRA_OPTS=-Z1',
+    'POSTGRES_CLUSTER=FALSE',
+    `BACKUP_DIR=${target}`,
+    'BACKUP_SUFFIX=.sql.gz',
+    'BACKUP_LATEST_TYPE=symlink',
+    'BACKUP_KEEP_DAYS=7',
+    'BACKUP_KEEP_WEEKS=4',
+    'BACKUP_KEEP_MONTHS=6',
+    'BACKUP_KEEP_MINS=1440',
   ].join(' ');
   return {
     name,
@@ -49,14 +70,19 @@ function pgBackupLocal(workDir: string, ssh: readonly string[], db: Postgres, pg
 }
 
 async function generate(pg: Postgres): Promise<number> {
-  const psql = (sql: string) => sh('psql', ['-h', pg.dir, '-p', String(pg.port), '-U', 'postgres', '-d', pg.database, '-X', '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], { timeoutMs: 3_600_000 });
+  const psql = (sql: string) =>
+    sh('psql', ['-h', pg.dir, '-p', String(pg.port), '-U', 'postgres', '-d', pg.database, '-X', '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], {
+      timeoutMs: 3_600_000,
+    });
   // ~260 bytes per row of half-random text (compresses about 2:1, like real application data).
   const rows = Math.ceil((TARGET_MB * 1024 * 1024) / 260);
   const batch = 500_000;
   await psql(`create table events (id bigint, at timestamptz, kind text, payload text); alter table events owner to ${pg.user}`);
   for (let from = 1; from <= rows; from += batch) {
     const to = Math.min(rows, from + batch - 1);
-    await psql(`insert into events select g, now() - g * interval '1 second', 'kind-' || (g % 17), md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) || repeat('x', 60) || md5(random()::text) from generate_series(${from}, ${to}) g`);
+    await psql(
+      `insert into events select g, now() - g * interval '1 second', 'kind-' || (g % 17), md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) || repeat('x', 60) || md5(random()::text) from generate_series(${from}, ${to}) g`,
+    );
   }
   await psql('analyze events');
   return Number((await psql("select pg_total_relation_size('events')")).trim());
@@ -83,11 +109,23 @@ export const backupToS3: Benchmark = {
     try {
       [server, pg] = await Promise.all([startSshd(), startPostgres()]);
       const s3Port = await freePort();
-      s3Pid = spawnDaemon('s3rver', join(root, 'node_modules/.bin/s3rver'), ['-d', join(work.path, 's3'), '-a', '127.0.0.1', '-p', String(s3Port), '-s', '--configure-bucket', BUCKET]);
+      s3Pid = spawnDaemon('s3rver', join(root, 'node_modules/.bin/s3rver'), [
+        '-d',
+        join(work.path, 's3'),
+        '-a',
+        '127.0.0.1',
+        '-p',
+        String(s3Port),
+        '-s',
+        '--configure-bucket',
+        BUCKET,
+      ]);
       await waitFor('s3rver', async () => (await fetch(`http://127.0.0.1:${s3Port}/`)).status < 500, 30_000, 200);
       const started = Date.now();
       const bytes = await generate(pg);
-      process.stderr.write(`backup bench: generated ${(bytes / 1024 / 1024).toFixed(0)} MiB (table + indexes) in ${((Date.now() - started) / 1000).toFixed(0)}s\n`);
+      process.stderr.write(
+        `backup bench: generated ${(bytes / 1024 / 1024).toFixed(0)} MiB (table + indexes) in ${((Date.now() - started) / 1000).toFixed(0)}s\n`,
+      );
 
       const pgpass = join(work.path, 'pgpass');
       await writeFile(pgpass, `*:*:*:*:${pg.password}\n`, { mode: 0o600 });
@@ -125,7 +163,8 @@ export const backupToS3: Benchmark = {
           });
           const ms = performance.now() - start;
           const output = await readFile(join(dir.path, 'output'), 'utf8');
-          if (code !== 0 || !/verified<<.*\ntrue/.test(output)) throw new Error(`action-backup exited ${code}: ${await readFile(join(dir.path, 'summary'), 'utf8')}`);
+          if (code !== 0 || !/verified<<.*\ntrue/.test(output))
+            throw new Error(`action-backup exited ${code}: ${await readFile(join(dir.path, 'summary'), 'utf8')}`);
           rssInto.push(Number((await readFile(timeFile, 'utf8')).trim().split('\n').pop()) / 1024);
           sizes = /size<<.*\n(\d+)/.exec(output)?.[1] ?? '';
           return ms;
@@ -137,7 +176,15 @@ export const backupToS3: Benchmark = {
       };
       const ours = () =>
         runAction(
-          { destination: 's3', 's3-endpoint': `http://127.0.0.1:${s3Port}`, 's3-bucket': BUCKET, 's3-prefix': `run-${Date.now()}`, 's3-access-key-id': 'S3RVER', 's3-secret-access-key': 'S3RVER', 'encrypt-recipients': RECIPIENT },
+          {
+            destination: 's3',
+            's3-endpoint': `http://127.0.0.1:${s3Port}`,
+            's3-bucket': BUCKET,
+            's3-prefix': `run-${Date.now()}`,
+            's3-access-key-id': 'S3RVER',
+            's3-secret-access-key': 'S3RVER',
+            'encrypt-recipients': RECIPIENT,
+          },
           rss,
         );
       // Each run starts from an empty directory, so the shrink guard and retention see no earlier backup.
@@ -149,7 +196,9 @@ export const backupToS3: Benchmark = {
           const ms = await timedOk('bash', ['-c', `ssh ${ssh.map((a) => `'${a}'`).join(' ')} '${dumpLine}' > ${floorFile}`]);
           const { size } = await stat(floorFile);
           if (size < 1024) throw new Error('the floor produced an empty dump');
-          process.stderr.write(`backup bench: floor dump ${(size / 1024 / 1024).toFixed(0)} MiB, ours stored ${(Number(sizes) / 1024 / 1024).toFixed(0)} MiB\n`);
+          process.stderr.write(
+            `backup bench: floor dump ${(size / 1024 / 1024).toFixed(0)} MiB, ours stored ${(Number(sizes) / 1024 / 1024).toFixed(0)} MiB\n`,
+          );
           return ms;
         },
       };

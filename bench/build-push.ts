@@ -23,7 +23,7 @@ function epochMs(): number {
  */
 export const buildPush: Benchmark = {
   name: 'build-push',
-  description: 'action-build-push bundle vs plain docker buildx build --push, and the bundle\'s cold start',
+  description: "action-build-push bundle vs plain docker buildx build --push, and the bundle's cold start",
   async setup({ root, node24 }) {
     const bundle = join(root, BUNDLE);
     await access(bundle).catch(() => {
@@ -52,7 +52,12 @@ export const buildPush: Benchmark = {
       await cp(join(root, CONTEXT), appContext, { recursive: true });
       await writeFile(join(appContext, 'Dockerfile'), APP_DOCKERFILE);
       const dockerConfig = join(work.path, 'docker-config');
-      const event = { name: 'push', ref: 'refs/heads/main', sha: SHA, payload: JSON.parse(await readFile(join(root, 'action-build-push/test/fixtures/events/push-main.json'), 'utf8')) as unknown };
+      const event = {
+        name: 'push',
+        ref: 'refs/heads/main',
+        sha: SHA,
+        payload: JSON.parse(await readFile(join(root, 'action-build-push/test/fixtures/events/push-main.json'), 'utf8')) as unknown,
+      };
       await sh('docker', ['--config', dockerConfig, 'login', reg.address, '--username', reg.username, '--password-stdin'], { input: reg.password });
 
       // A docker on PATH that stamps the time it is first called, then runs the real one.
@@ -90,7 +95,17 @@ export const buildPush: Benchmark = {
       const floorApp = `${reg.address}/acme/skiffbp-bench-plain-app`;
       images.add(oursApp).add(floorApp);
       const plainBuild = (image: string, dir: string) =>
-        timedOk('docker', ['--config', dockerConfig, 'buildx', 'build', '--progress', 'plain', '--push', ...TAGS.flatMap((tag) => ['--tag', `${image}:${tag}`]), dir]);
+        timedOk('docker', [
+          '--config',
+          dockerConfig,
+          'buildx',
+          'build',
+          '--progress',
+          'plain',
+          '--push',
+          ...TAGS.flatMap((tag) => ['--tag', `${image}:${tag}`]),
+          dir,
+        ]);
 
       return {
         teardown,
@@ -144,7 +159,11 @@ export const buildPush: Benchmark = {
               if (!first) throw new Error('the bundle ran no docker command within 15 s');
               return Number(BigInt(first) / 1000n) / 1000 - start;
             },
-            floor: { label: 'node -e 0', what: 'spawn(node24 -e 0) until it exits (informational)', measure: async () => (await timedRun(node24, ['-e', '0'])).ms },
+            floor: {
+              label: 'node -e 0',
+              what: 'spawn(node24 -e 0) until it exits (informational)',
+              measure: async () => (await timedRun(node24, ['-e', '0'])).ms,
+            },
             target: { maxMs: 300 },
           },
         ],

@@ -133,7 +133,11 @@ export const bundleColdStart: Benchmark = {
               if ('at' in outcome) return outcome.at - start;
               throw new Error(`the bundle ${'code' in outcome ? `exited ${outcome.code}` : 'timed out'} before connecting; output:\n${output.trim()}`);
             },
-            floor: { label: 'node -e 0', what: 'spawn(node24 -e 0) until it exits (informational: the least any Node 24 action can cost)', measure: () => timedOk(node24, ['-e', '0'], { cwd: work.path, env: toAcceptor }) },
+            floor: {
+              label: 'node -e 0',
+              what: 'spawn(node24 -e 0) until it exits (informational: the least any Node 24 action can cost)',
+              measure: () => timedOk(node24, ['-e', '0'], { cwd: work.path, env: toAcceptor }),
+            },
             target: { maxMs: 300 },
           },
           {

@@ -37,7 +37,8 @@ async function unchangedRun(hosts: readonly NetnsHost[], run: () => ReturnType<t
   const start = performance.now();
   const result = await run();
   const ms = performance.now() - start;
-  if (result.failure || result.changed || result.hosts.some((h) => h.status !== 'unchanged')) throw new Error(`expected an unchanged run, got ${JSON.stringify(result)}`);
+  if (result.failure || result.changed || result.hosts.some((h) => h.status !== 'unchanged'))
+    throw new Error(`expected an unchanged run, got ${JSON.stringify(result)}`);
   const after = await Promise.all(hosts.map((h) => h.exec(['nft', '-j', 'list', 'ruleset'])));
   if (after.some((text, i) => text !== before[i])) throw new Error('an unchanged run modified a ruleset');
   return ms;

@@ -18,11 +18,22 @@ interface Project {
 }
 
 function composeFor(registry: Registry): string {
-  return ['services:', '  web:', `    image: \${APP_IMAGE:-${registry.address}/skiffdeploybench-app:a}`, '    ports:', '      - "127.0.0.1:${WEB_PORT}:8080"', ''].join('\n');
+  return [
+    'services:',
+    '  web:',
+    `    image: \${APP_IMAGE:-${registry.address}/skiffdeploybench-app:a}`,
+    '    ports:',
+    '      - "127.0.0.1:${WEB_PORT}:8080"',
+    '',
+  ].join('\n');
 }
 
 /** Runs the action bundle on Node 24 as the runner would; resolves with the exit code and, per log line, when it arrived. */
-export function runBundle(context: BenchContext, workspace: string, inputs: Record<string, string>): Promise<{ code: number | null; ms: number; end: number; lines: { at: number; text: string }[] }> {
+export function runBundle(
+  context: BenchContext,
+  workspace: string,
+  inputs: Record<string, string>,
+): Promise<{ code: number | null; ms: number; end: number; lines: { at: number; text: string }[] }> {
   return new Promise((resolve, reject) => {
     void mkdtemp(join(tmpdir(), 'skiffdeploybench-run-')).then(async (dir) => {
       const { env } = await runnerEnv(dir, { inputs, workspace, env: { GITHUB_SHA: 'bench000' } });
@@ -88,7 +99,11 @@ export const deployBench: Benchmark = {
       dirs.push(remote, workspace);
       await sh('docker', ['login', '-u', reg.username, '--password-stdin', reg.address], { input: reg.password });
       const image = (tag: string) => `${reg.address}/skiffdeploybench-app:${tag}`;
-      for (const [tag, kind] of [['a', 'ok'], ['b', 'ok'], ['crash', 'crash']] as const) {
+      for (const [tag, kind] of [
+        ['a', 'ok'],
+        ['b', 'ok'],
+        ['crash', 'crash'],
+      ] as const) {
         await buildApp(image(tag), kind, tag);
         await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
         images.push(image(tag));
@@ -167,7 +182,13 @@ export const deployBench: Benchmark = {
             what: `the unchanged deploy above with a pre-deploy that prints 20,000 lines (~110 kB), each shown live in its log group as it arrives`,
             ours: async () => {
               const run = await runBundle(context, workspace.path, { ...inputs(unchanged, 'a'), 'pre-deploy': 'seq 1 20000' });
-              if (run.code !== 0 || !run.lines.some((line) => line.text === '20000')) throw new Error(`deploy failed or its output was not shown:\n${run.lines.slice(-40).map((l) => l.text).join('\n')}`);
+              if (run.code !== 0 || !run.lines.some((line) => line.text === '20000'))
+                throw new Error(
+                  `deploy failed or its output was not shown:\n${run.lines
+                    .slice(-40)
+                    .map((l) => l.text)
+                    .join('\n')}`,
+                );
               return run.ms;
             },
             floor: {

@@ -41,7 +41,10 @@ class ServerCpu {
   usage = 0;
   periods = 0;
   throttled = 0;
-  constructor(readonly label: string, readonly servers: number) {}
+  constructor(
+    readonly label: string,
+    readonly servers: number,
+  ) {}
   add(before: readonly CpuStats[], after: readonly CpuStats[]) {
     this.deploys++;
     after.forEach((a, i) => {
@@ -53,7 +56,9 @@ class ServerCpu {
   }
   toString() {
     if (this.deploys === 0) return `${this.label}: no deploys`;
-    const throttling = this.periods ? `throttled in ${this.throttled} of ${this.periods} CFS periods (${((100 * this.throttled) / this.periods).toFixed(0)}%)` : 'no CFS periods counted (no quota)';
+    const throttling = this.periods
+      ? `throttled in ${this.throttled} of ${this.periods} CFS periods (${((100 * this.throttled) / this.periods).toFixed(0)}%)`
+      : 'no CFS periods counted (no quota)';
     return `${this.label}: ${(this.usage / this.deploys / this.servers).toFixed(2)} CPU-s per server per deploy over ${this.deploys} deploys, ${throttling}`;
   }
 }
@@ -95,7 +100,10 @@ export const deployHostsBench: Benchmark = {
       const remote = await tempDir('skiffhostsbench-remote');
       const workspace = await tempDir('skiffhostsbench-ws');
       dirs.push(remote, workspace);
-      await writeFile(join(workspace.path, 'compose.yaml'), ['services:', '  web:', `    image: ${image('a')}`, '    ports:', '      - "127.0.0.1:${WEB_PORT}:8080"', ''].join('\n'));
+      await writeFile(
+        join(workspace.path, 'compose.yaml'),
+        ['services:', '  web:', `    image: ${image('a')}`, '    ports:', '      - "127.0.0.1:${WEB_PORT}:8080"', ''].join('\n'),
+      );
       const servers = hosts.map((host) => host.sshd);
       const publicKey = await readFile(`${servers[0]!.privateKeyPath}.pub`, 'utf8');
       for (const server of servers.slice(1)) await appendFile(join(server.dir, 'authorized_keys'), publicKey);
@@ -137,7 +145,11 @@ export const deployHostsBench: Benchmark = {
         const manyCpu = new ServerCpu(`${HOSTS} hosts, ${budget}`, HOSTS);
         const oneCpu = new ServerCpu(`one host, ${budget}`, 1);
         usage.push(manyCpu, oneCpu);
-        return { budget, ours: async () => deploy(many, (manyTag = flip(manyTag)), cores, manyCpu), floor: async () => deploy(one, (oneTag = flip(oneTag)), cores, oneCpu) };
+        return {
+          budget,
+          ours: async () => deploy(many, (manyTag = flip(manyTag)), cores, manyCpu),
+          floor: async () => deploy(one, (oneTag = flip(oneTag)), cores, oneCpu),
+        };
       };
       const fair = row(SERVER_CORES);
       const shared = row(undefined);

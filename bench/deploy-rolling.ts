@@ -23,7 +23,8 @@ async function dockerRollout(root: string): Promise<{ path: string } | { notRun:
   const path = process.env[ROLLOUT_VARIABLE];
   if (!path) return { notRun: `${ROLLOUT_VARIABLE} is not set (the path of docker-rollout's script, outside this repository)` };
   const inside = relative(root, path);
-  if (!inside.startsWith('..') && !isAbsolute(inside)) return { notRun: `${ROLLOUT_VARIABLE}=${path} is inside this repository; none of docker-rollout's code may be committed here` };
+  if (!inside.startsWith('..') && !isAbsolute(inside))
+    return { notRun: `${ROLLOUT_VARIABLE}=${path} is inside this repository; none of docker-rollout's code may be committed here` };
   const file = await stat(path).catch(() => undefined);
   if (!file?.isFile()) return { notRun: `${ROLLOUT_VARIABLE}=${path} is not a file` };
   return { path };
@@ -68,7 +69,11 @@ export const deployRollingBench: Benchmark = {
       await sh('docker', ['login', '-u', reg.username, '--password-stdin', reg.address], { input: reg.password });
       const image = (tag: string) => `${reg.address}/rollingskiffbench-app:${tag}`;
       await buildProxy(proxyImage);
-      for (const [tag, kind] of [['a', 'ok'], ['b', 'ok'], ['crash', 'crash']] as const) {
+      for (const [tag, kind] of [
+        ['a', 'ok'],
+        ['b', 'ok'],
+        ['crash', 'crash'],
+      ] as const) {
         await buildApp(image(tag), kind, tag);
         await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
         images.push(image(tag));
@@ -130,8 +135,14 @@ export const deployRollingBench: Benchmark = {
         rolloutRun = async (tag, expectCode) => {
           const run = timedRun('ssh', [...ssh, script(tag)]);
           const [loop, done] = await Promise.all([requestLoop(rolloutUrl, { min: MIN_REQUESTS, max: 25_000, until: run, ...LOAD }), run]);
-          const left = (await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${rolloutProject}`, '--filter', 'status=exited'])).trim().split('\n').filter(Boolean).length;
-          const up = await fetch(rolloutUrl).then((response) => response.ok, () => false);
+          const left = (await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${rolloutProject}`, '--filter', 'status=exited']))
+            .trim()
+            .split('\n')
+            .filter(Boolean).length;
+          const up = await fetch(rolloutUrl).then(
+            (response) => response.ok,
+            () => false,
+          );
           console.error(
             `  deploy-rolling: docker-rollout ${tag}: exit ${done.code} (expected ${expectCode}), ${loop.failed} of ${loop.total} requests failed (${loop.during} during), ${(done.ms / 1000).toFixed(1)} s, ` +
               `exited containers left: ${left}, site ${up ? 'up' : 'DOWN'} afterwards${loop.failures.length ? ` (${loop.failures.join('; ')})` : ''}`,
@@ -141,7 +152,10 @@ export const deployRollingBench: Benchmark = {
           if (expectCode === 0) serving = tag;
           if (!up || left > 0) {
             // Put its app back on the last good image so the next run starts from a serving site (not timed).
-            const again = await timedRun('ssh', [...ssh, `${script(serving, true)}\ndocker container prune -f --filter label=com.docker.compose.project=${rolloutProject} >/dev/null`]);
+            const again = await timedRun('ssh', [
+              ...ssh,
+              `${script(serving, true)}\ndocker container prune -f --filter label=com.docker.compose.project=${rolloutProject} >/dev/null`,
+            ]);
             if (again.code !== 0) throw new Error(`docker-rollout's app could not be restored: ${again.output}`);
           }
           return { ms: done.ms, loop };
@@ -152,12 +166,16 @@ export const deployRollingBench: Benchmark = {
       const underLoad = async (tag: string, expectCode: number): Promise<{ ms: number; loop: LoopResult }> => {
         const deploy = runBundle(context, workspace.path, inputs(tag));
         const [loop, run] = await Promise.all([requestLoop(url, { min: MIN_REQUESTS, max: 25_000, until: deploy, ...LOAD }), deploy]);
-        if (run.code !== expectCode) throw new Error(`deploy of ${tag} exited ${run.code}, expected ${expectCode}:\n${run.lines.map((l) => l.text).join('\n')}`);
+        if (run.code !== expectCode)
+          throw new Error(`deploy of ${tag} exited ${run.code}, expected ${expectCode}:\n${run.lines.map((l) => l.text).join('\n')}`);
         if (process.env.BENCH_TIMELINE) {
           const start = run.end - run.ms;
-          for (const line of run.lines) if (!line.text.startsWith('::')) console.error(`    +${((line.at - start) / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);
+          for (const line of run.lines)
+            if (!line.text.startsWith('::')) console.error(`    +${((line.at - start) / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);
         }
-        console.error(`  deploy-rolling: ${tag}: ${loop.failed} of ${loop.total} requests failed (${loop.during} sent during the deploy), deploy ${(run.ms / 1000).toFixed(1)} s${loop.failures.length ? ` (${loop.failures.join('; ')})` : ''}`);
+        console.error(
+          `  deploy-rolling: ${tag}: ${loop.failed} of ${loop.total} requests failed (${loop.during} sent during the deploy), deploy ${(run.ms / 1000).toFixed(1)} s${loop.failures.length ? ` (${loop.failures.join('; ')})` : ''}`,
+        );
         return { ms: run.ms, loop };
       };
       let tag = 'a';
@@ -200,7 +218,9 @@ export const deployRollingBench: Benchmark = {
               if (!last) throw new Error('the rolling deploy case did not run');
               return last.loop.failed;
             },
-            ...(rolloutRun ? { floor: { label: 'docker-rollout', what: 'the same count during its update above', measure: async () => lastRollout!.loop.failed } } : {}),
+            ...(rolloutRun
+              ? { floor: { label: 'docker-rollout', what: 'the same count during its update above', measure: async () => lastRollout!.loop.failed } }
+              : {}),
             target: { maxMs: 0 },
           },
           {
@@ -227,10 +247,20 @@ export const deployRollingBench: Benchmark = {
             name: 'broken release: failed requests (count)',
             what: `failed requests (a count, not ms) of the ≥ ${MIN_REQUESTS} sent through nginx during the broken release above`,
             ours: async () => lastBroken!.loop.failed,
-            ...(rolloutRun ? { floor: { label: 'docker-rollout', what: 'the same count during its broken release above', measure: async () => lastRolloutBroken!.loop.failed } } : {}),
+            ...(rolloutRun
+              ? {
+                  floor: {
+                    label: 'docker-rollout',
+                    what: 'the same count during its broken release above',
+                    measure: async () => lastRolloutBroken!.loop.failed,
+                  },
+                }
+              : {}),
             target: { maxMs: 0 },
           },
-          ...('notRun' in rollout ? [{ name: 'rolling deploy vs docker-rollout', what: 'docker-rollout side by side', ours: async () => 0, notRun: rollout.notRun }] : []),
+          ...('notRun' in rollout
+            ? [{ name: 'rolling deploy vs docker-rollout', what: 'docker-rollout side by side', ours: async () => 0, notRun: rollout.notRun }]
+            : []),
         ],
       };
     } catch (error) {

@@ -153,7 +153,11 @@ async function runBenchmark(benchmark: Benchmark, context: BenchContext, options
       progress(`${benchmark.name}: ${measured ? `run ${run - options.warmup + 1}/${options.runs}` : `warm-up ${run + 1}/${options.warmup}`}`);
     }
     for (const [index, c] of session.cases.entries()) {
-      results.push(c.notRun ? { benchmark: benchmark.name, name: c.name, what: `not run: ${c.notRun}`, oursMs: [], floorMs: [], status: 'not run' } : summarise(benchmark.name, c, samples[index]!.ours, samples[index]!.floor));
+      results.push(
+        c.notRun
+          ? { benchmark: benchmark.name, name: c.name, what: `not run: ${c.notRun}`, oursMs: [], floorMs: [], status: 'not run' }
+          : summarise(benchmark.name, c, samples[index]!.ours, samples[index]!.floor),
+      );
     }
     progress(`${benchmark.name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`, true);
   } catch (error) {
@@ -196,7 +200,11 @@ export function renderTable(results: readonly CaseResult[]): string {
     r.status,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -215,9 +223,13 @@ function renderLegend(results: readonly CaseResult[]): string {
  */
 export function selectBenchmarks(benchmarks: readonly Benchmark[], filter: string | undefined): readonly Benchmark[] | string {
   if (!filter?.trim()) return benchmarks;
-  const wanted = filter.split(',').map((name) => name.trim()).filter(Boolean);
+  const wanted = filter
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   const unknown = wanted.filter((name) => !benchmarks.some((b) => b.name === name));
-  if (unknown.length > 0) return `BENCH_FILTER: no benchmark named ${unknown.join(', ')}; the names (bench/<name>.ts) are: ${benchmarks.map((b) => b.name).join(', ')}`;
+  if (unknown.length > 0)
+    return `BENCH_FILTER: no benchmark named ${unknown.join(', ')}; the names (bench/<name>.ts) are: ${benchmarks.map((b) => b.name).join(', ')}`;
   return benchmarks.filter((b) => wanted.includes(b.name));
 }
 
@@ -228,7 +240,9 @@ export async function runBenchmarks(benchmarks: readonly Benchmark[], context: B
     console.error(selected);
     return 1;
   }
-  console.error(`Running ${selected.length} benchmark(s), ${options.warmup} warm-up + ${options.runs} measured run(s) each (BENCH_RUNS, BENCH_WARMUP, BENCH_FILTER)`);
+  console.error(
+    `Running ${selected.length} benchmark(s), ${options.warmup} warm-up + ${options.runs} measured run(s) each (BENCH_RUNS, BENCH_WARMUP, BENCH_FILTER)`,
+  );
 
   const results: CaseResult[] = [];
   for (const benchmark of selected) results.push(...(await runBenchmark(benchmark, context, options)));

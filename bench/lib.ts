@@ -45,7 +45,6 @@ export async function medianOf(times: number, once: () => Promise<number>): Prom
   return median(samples);
 }
 
-
 /**
  * OpenSSH client arguments up to and including the destination. -F /dev/null keeps the user's
  * ~/.ssh/config (multiplexing, proxies, other keys) out of the floor's numbers.
@@ -54,15 +53,24 @@ export async function sshArgs(server: SshdServer, extra: readonly string[] = [])
   const knownHosts = join(server.dir, 'bench_known_hosts');
   await writeFile(knownHosts, `${server.knownHostsLine}\n`);
   return [
-    '-F', '/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'LogLevel=ERROR',
-    '-i', server.privateKeyPath,
-    '-p', String(server.port),
+    '-F',
+    '/dev/null',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'LogLevel=ERROR',
+    '-i',
+    server.privateKeyPath,
+    '-p',
+    String(server.port),
     ...extra,
     `${server.username}@${server.host}`,
   ];

@@ -9,4 +9,13 @@ import { deployHostsBench } from './deploy-hosts';
 import { deployRollingBench } from './deploy-rolling';
 
 /** Every benchmark `npm run bench` knows, in the order they run: add a new one's file here. */
-export const BENCHMARKS: readonly Benchmark[] = [sshRoundTrip, bundleColdStart, buildPush, cfAllowlist, backupToS3, deployBench, deployHostsBench, deployRollingBench];
+export const BENCHMARKS: readonly Benchmark[] = [
+  sshRoundTrip,
+  bundleColdStart,
+  buildPush,
+  cfAllowlist,
+  backupToS3,
+  deployBench,
+  deployHostsBench,
+  deployRollingBench,
+];

@@ -41,7 +41,7 @@ process.on('SIGTERM', onSignal);
 async function main(): Promise<number> {
   const width = terminalWidth();
   print(bold(cyan(`━━ Skiff demo ${'━'.repeat(Math.max(2, width - 14))}`)));
-  print('  The four Skiff actions, run from their committed bundles the way GitHub\'s runner runs them');
+  print("  The four Skiff actions, run from their committed bundles the way GitHub's runner runs them");
   print('  (Node 24, INPUT_* variables, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_STATE and post steps),');
   print('  against a throwaway sandbox on this machine. Nothing outside it is contacted.');
   print();

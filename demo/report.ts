@@ -73,7 +73,11 @@ export function showRun(action: string, run: ActionRun, expectedCode: number): v
   }
 
   if (post) {
-    const last = post.masked.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('::')).at(-1) ?? '';
+    const last =
+      post.masked
+        .split('\n')
+        .filter((line) => line.trim() !== '' && !line.startsWith('::'))
+        .at(-1) ?? '';
     const postCode = post.code === 0 ? green('exit 0') : red(post.code === null ? 'killed' : `exit ${post.code}`);
     print();
     print(`  ${bold('Post step')} ${dim('(STATE_* from main)')} ${postCode}${last ? dim(` — ${last}`) : ''}`);
@@ -122,6 +126,9 @@ export function finalTable(results: readonly StepResult[], totalSeconds: number,
   for (const line of renderTable(['#', 'Step', 'Result', 'Seconds'], rows, width)) print(line);
   const passed = results.filter((step) => step.status === 'passed').length;
   print();
-  const verdict = passed === results.length ? green(`All ${results.length} steps went as expected.`) : red(`${results.length - passed} of ${results.length} steps did not go as expected.`);
+  const verdict =
+    passed === results.length
+      ? green(`All ${results.length} steps went as expected.`)
+      : red(`${results.length - passed} of ${results.length} steps did not go as expected.`);
   print(`  ${verdict} ${dim(`Sandbox set-up ${setupSeconds.toFixed(1)} s, total ${totalSeconds.toFixed(1)} s.`)}`);
 }

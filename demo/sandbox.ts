@@ -75,7 +75,6 @@ export interface Sandbox {
   cloudflare: CloudflareStandIn;
 }
 
-
 /** The lock file: who runs the demo, and the servers it started (so a run after a crash can stop them). */
 interface LockState {
   pid: number;
@@ -167,7 +166,17 @@ async function sweepLeftovers(): Promise<void> {
 async function startS3(dir: string, root: string, cleanup: Cleanup): Promise<Sandbox['s3']> {
   const bucket = 'skiffdemo-backups';
   const port = await freePort();
-  const pid = spawnDaemon('s3rver', join(root, 'node_modules/.bin/s3rver'), ['-d', dir, '-a', '127.0.0.1', '-p', String(port), '-s', '--configure-bucket', bucket]);
+  const pid = spawnDaemon('s3rver', join(root, 'node_modules/.bin/s3rver'), [
+    '-d',
+    dir,
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-s',
+    '--configure-bucket',
+    bucket,
+  ]);
   cleanup.add('s3rver', () => stopPid(pid));
   await recordDaemons([{ pid, match: dir }]);
   await waitFor('s3rver', async () => (await fetch(`http://127.0.0.1:${port}/`)).status < 500, 30_000, 200);
@@ -222,10 +231,7 @@ export async function provision(root: string, cleanup: Cleanup): Promise<Sandbox
   // The edge host's servers run in its namespace, which the next run's createNetnsHost empties and replaces.
   const vpsPid = Number((await readFile(join(vps.dir, 'sshd.pid'), 'utf8').catch(() => '')).trim());
   const registryPid = await listenerPid(Number(registry.address.split(':')[1]));
-  await recordDaemons([
-    ...(vpsPid > 0 ? [{ pid: vpsPid, match: vps.dir }] : []),
-    ...(registryPid ? [{ pid: registryPid, match: registry.dir }] : []),
-  ]);
+  await recordDaemons([...(vpsPid > 0 ? [{ pid: vpsPid, match: vps.dir }] : []), ...(registryPid ? [{ pid: registryPid, match: registry.dir }] : [])]);
 
   const parts: [string, string][] = [
     ['the VPS', `OpenSSH on ${vps.host}:${vps.port} (root; its Docker is this machine's engine), host key ${vps.hostFingerprint}, pinned by every action`],
@@ -233,7 +239,10 @@ export async function provision(root: string, cleanup: Cleanup): Promise<Sandbox
     ['S3', `s3rver on ${s3.endpoint}, bucket ${s3.bucket}`],
     ['an age key pair', `recipient ${age.recipient} (backups are encrypted to it; the identity stays with the demo)`],
     ['a host behind Cloudflare', `network namespace ${NETNS}: ${edgeParts.edge.host.nsAddress}, sshd on :22, a web page on :80`],
-    ["Cloudflare's IP list", `a stand-in on ${edgeParts.cloudflare.server.url}: the real ranges plus ${edgeParts.edge.range} as the "edge" the demo can send from`],
+    [
+      "Cloudflare's IP list",
+      `a stand-in on ${edgeParts.cloudflare.server.url}: the real ranges plus ${edgeParts.edge.range} as the "edge" the demo can send from`,
+    ],
   ];
 
   // The server logs in to the registry once, as a server admin does (`docker login ghcr.io`).

@@ -61,7 +61,9 @@ async function httpGet(url: string): Promise<{ status: number; body: string }> {
 
 /** SQL inside the stack's PostgreSQL, through Compose (as an operator would on the server). */
 function psql(database: string, sql: string): Promise<string> {
-  return sh('docker', ['compose', '-p', PROJECT, 'exec', '-T', 'db', 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-qtA', '-d', database, '-c', sql], { timeoutMs: 60_000 }).then((out) => out.trim());
+  return sh('docker', ['compose', '-p', PROJECT, 'exec', '-T', 'db', 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-qtA', '-d', database, '-c', sql], {
+    timeoutMs: 60_000,
+  }).then((out) => out.trim());
 }
 
 /** curl from one of this machine's source addresses; the firewall's verdict in a few words. */
@@ -84,7 +86,9 @@ function leaks(run: BundleRun, secret: string): boolean {
 
 /** The app container's image as Compose started it (the deploy pins it to name@sha256:…). */
 async function runningAppImage(): Promise<string> {
-  const id = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=app'])).trim().split('\n')[0];
+  const id = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=app']))
+    .trim()
+    .split('\n')[0];
   if (!id) return '(no running app container)';
   return (await sh('docker', ['inspect', '--format', '{{.Config.Image}}', id])).trim();
 }
@@ -146,14 +150,29 @@ export class Story {
   /** Runs every step in order; a step whose input an earlier failure took away is reported as not run. */
   async tell(): Promise<StepResult[]> {
     const steps: [string, string, () => Promise<Outcome>, (keyof Memory)[]][] = [
-      [STEP_TITLES[0], 'the image is built, smoke-tested (its /health answers) and pushed; the registry serves the digest the action outputs.', () => this.buildPush(), []],
+      [
+        STEP_TITLES[0],
+        'the image is built, smoke-tested (its /health answers) and pushed; the registry serves the digest the action outputs.',
+        () => this.buildPush(),
+        [],
+      ],
       [STEP_TITLES[1], 'the stack (app v1 + PostgreSQL) starts on the VPS, pinned to the digest, and passes the health gate.', () => this.deployV1(), ['v1']],
       [STEP_TITLES[2], 'the step FAILS (exit 1) because v2 fails the health gate; status rolled-back.', () => this.deployV2(), ['v1Release']],
       [STEP_TITLES[3], 'v1 serves again, from the same digest, with the database untouched.', () => this.checkRollback(), ['v1Release']],
-      [STEP_TITLES[4], 'pg_dump in the db service streams through the runner, encrypted with age, to S3; verified before it counts.', () => this.backup(), ['v1Release']],
+      [
+        STEP_TITLES[4],
+        'pg_dump in the db service streams through the runner, encrypted with age, to S3; verified before it counts.',
+        () => this.backup(),
+        ['v1Release'],
+      ],
       [STEP_TITLES[5], 'the backup just made is listed.', () => this.list(), ['backupId']],
       [STEP_TITLES[6], 'the latest backup is decrypted, restored into a scratch database, counted and dropped.', () => this.drill(), ['backupId']],
-      [STEP_TITLES[7], 'the host accepts web traffic only from Cloudflare ranges: an allowed source gets in, another is refused; SSH keeps working.', () => this.allowlist(), []],
+      [
+        STEP_TITLES[7],
+        'the host accepts web traffic only from Cloudflare ranges: an allowed source gets in, another is refused; SSH keeps working.',
+        () => this.allowlist(),
+        [],
+      ],
     ];
     for (const [index, [title, expectation, step, needs]] of steps.entries()) {
       if (control.stopped) break;
@@ -187,14 +206,28 @@ export class Story {
       payload: {
         ref,
         after: DEMO_SHA,
-        repository: { name: 'shop', full_name: IMAGE_REPO, html_url: `https://github.com/${IMAGE_REPO}`, default_branch: 'main', description: 'The Skiff demo shop' },
+        repository: {
+          name: 'shop',
+          full_name: IMAGE_REPO,
+          html_url: `https://github.com/${IMAGE_REPO}`,
+          default_branch: 'main',
+          description: 'The Skiff demo shop',
+        },
         head_commit: { id: DEMO_SHA, message: 'Release 1.0.0', timestamp: '2026-01-15T10:00:00Z' },
       },
     };
     note(`A push of tag v1.0.0; the app's source is in the workspace's app/ folder.`);
     const run = await this.run(
       'action-build-push',
-      { image: this.image, username: registry.username, password: registry.password, context: 'app', 'smoke-test': 'true', 'smoke-url': ':8080/health', 'smoke-timeout': '30s' },
+      {
+        image: this.image,
+        username: registry.username,
+        password: registry.password,
+        context: 'app',
+        'smoke-test': 'true',
+        'smoke-url': ':8080/health',
+        'smoke-timeout': '30s',
+      },
       0,
       event,
     );
@@ -204,7 +237,10 @@ export class Story {
     check.that(run.main.code === 0, `the step succeeded (exit ${run.main.code})`);
     check.that(/^sha256:[0-9a-f]{64}$/.test(digest), `digest output: ${digest || '(empty)'}`);
     const tags = (outputs.tags ?? '').split('\n');
-    check.that(tags.includes(`${this.image}:1.0.0`) && tags.includes(`${this.image}:latest`), `tags include 1.0.0 and latest (${tags.map((t) => t.split(':').at(-1)).join(', ')})`);
+    check.that(
+      tags.includes(`${this.image}:1.0.0`) && tags.includes(`${this.image}:latest`),
+      `tags include 1.0.0 and latest (${tags.map((t) => t.split(':').at(-1)).join(', ')})`,
+    );
     const served = await registryManifestDigest(registry, IMAGE_REPO, '1.0.0');
     check.that(served === digest && digest !== '', `"GHCR" serves ${IMAGE_REPO}:1.0.0 as ${served ?? 'nothing'}`);
     check.that(run.post?.code === 0, `the post step (registry logout) ran: exit ${run.post?.code}`);
@@ -238,7 +274,10 @@ export class Story {
     print();
     note(`Meanwhile the shop takes ${ORDERS} orders (written into the stack's PostgreSQL, database "shop").`);
     await psql('postgres', 'create database shop');
-    await psql('shop', `create table orders (id serial primary key, customer text not null, total_cents int not null, placed_at timestamptz not null default now()); insert into orders (customer, total_cents) select 'customer-' || g, 100 + (g * 37) % 9900 from generate_series(1, ${ORDERS}) g`);
+    await psql(
+      'shop',
+      `create table orders (id serial primary key, customer text not null, total_cents int not null, placed_at timestamptz not null default now()); insert into orders (customer, total_cents) select 'customer-' || g, 100 + (g * 37) % 9900 from generate_series(1, ${ORDERS}) g`,
+    );
     return { ok: true, result: `release ${release} healthy, serving v1` };
   }
 
@@ -285,7 +324,12 @@ export class Story {
     if (location === null) return { ok: false, result: check.failed.join('; ') };
 
     // Fetch the stored object ourselves: it must be age ciphertext, and our identity must open it to a pg_dump archive.
-    const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
     try {
       const object = await client.send(new GetObjectCommand({ Bucket: location[1], Key: location[2] }));
       const stored = await object.Body!.transformToByteArray();
@@ -315,7 +359,7 @@ export class Story {
   }
 
   private async drill(): Promise<Outcome> {
-    note('decrypt-identity: the demo\'s age identity (a secret: masked in the log).');
+    note("decrypt-identity: the demo's age identity (a secret: masked in the log).");
     const run = await this.run('action-backup', this.backupInputs({ mode: 'drill', 'backup-id': 'latest', 'decrypt-identity': this.sandbox.age.identity }), 0);
     const check = new Checks();
     const { main } = run;
@@ -350,9 +394,27 @@ export class Story {
     check.that(before[0].answered && before[1].answered, 'both got in before the allowlist, so the firewall is what changed');
     const knownHosts = join(this.sandbox.job.env.HOME!, 'edge_known_hosts');
     await writeFile(knownHosts, `${edge.sshd.knownHostsLine}\n`);
-    const ssh = await sh('ssh', ['-i', edge.sshd.privateKeyPath, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=4', `root@${edge.host.nsAddress}`, 'echo ssh-ok'], { timeoutMs: 15_000 }).catch((e: Error) => e.message);
+    const ssh = await sh(
+      'ssh',
+      [
+        '-i',
+        edge.sshd.privateKeyPath,
+        '-o',
+        `UserKnownHostsFile=${knownHosts}`,
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'ConnectTimeout=4',
+        `root@${edge.host.nsAddress}`,
+        'echo ssh-ok',
+      ],
+      { timeoutMs: 15_000 },
+    ).catch((e: Error) => e.message);
     check.that(ssh.trim() === 'ssh-ok', `a fresh SSH login to the host still works: ${ssh.trim().split('\n')[0]}`);
-    check.that(cloudflare.server.requests.some((r) => r.path === '/client/v4/ips'), `the action read the IP list from the stand-in (${cloudflare.server.requests.length} request)`);
+    check.that(
+      cloudflare.server.requests.some((r) => r.path === '/client/v4/ips'),
+      `the action read the IP list from the stand-in (${cloudflare.server.requests.length} request)`,
+    );
     return { ok: check.ok, result: check.ok ? `${edge.allowed} gets in, ${edge.refused}: ${refused.text}` : check.failed.join('; ') };
   }
 }

@@ -7,7 +7,9 @@ import { BENCHMARKS } from '../bench/registry';
 
 describe('BENCH_FILTER', () => {
   it('every benchmark is named after its file in bench/', () => {
-    const files = readdirSync(join(import.meta.dirname, '..', 'bench')).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, ''));
+    const files = readdirSync(join(import.meta.dirname, '..', 'bench'))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => f.replace(/\.ts$/, ''));
     for (const benchmark of BENCHMARKS) expect(files).toContain(benchmark.name);
   });
 

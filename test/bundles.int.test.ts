@@ -78,7 +78,10 @@ const NOTHING_TO_CLEAN_UP: Partial<Record<Action, RegExp>> = {
 
 /** The `runs:` of an action.yml, read when the tests are collected: which bundles have a post step decides which tests exist. */
 const RUNS = Object.fromEntries(
-  ACTIONS.map((action) => [action, (parseYaml(readFileSync(join(root, action, 'action.yml'), 'utf8')) as { runs: { using: string; main: string; post?: string } }).runs]),
+  ACTIONS.map((action) => [
+    action,
+    (parseYaml(readFileSync(join(root, action, 'action.yml'), 'utf8')) as { runs: { using: string; main: string; post?: string } }).runs,
+  ]),
 ) as Record<Action, { using: string; main: string; post?: string }>;
 const POST_ACTIONS = ACTIONS.filter((action) => RUNS[action].post !== undefined);
 

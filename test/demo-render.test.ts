@@ -32,7 +32,15 @@ describe('renderMarkdown', () => {
       '> destination artifact without `encrypt-recipients`',
     ].join('\n');
     expect(renderMarkdown(markdown, 80)).toBe(
-      ['  ▸ Diagnostics & logs', '', '      $ docker compose ps', '      app-1 | ok', '', '  ⚠ WARNING', '  │ destination artifact without encrypt-recipients'].join('\n'),
+      [
+        '  ▸ Diagnostics & logs',
+        '',
+        '      $ docker compose ps',
+        '      app-1 | ok',
+        '',
+        '  ⚠ WARNING',
+        '  │ destination artifact without encrypt-recipients',
+      ].join('\n'),
     );
   });
 

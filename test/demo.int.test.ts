@@ -42,7 +42,12 @@ let work: { path: string; remove: () => Promise<void> };
 function runDemo(resultFile: string, interruptWhen?: () => Promise<boolean>): Promise<Finished> {
   return new Promise((done, fail) => {
     const started = performance.now();
-    const child = spawn('bash', ['scripts/demo.sh'], { cwd: root, detached: true, env: { ...process.env, NO_COLOR: '1', SKIFF_DEMO_RESULT: resultFile }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['scripts/demo.sh'], {
+      cwd: root,
+      detached: true,
+      env: { ...process.env, NO_COLOR: '1', SKIFF_DEMO_RESULT: resultFile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     let exited = false;
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -92,14 +97,27 @@ async function leftovers(ports: readonly number[]): Promise<Record<string, strin
     images: await docker(['images', '-aq', '--filter', 'label=org.skiff.demo=true']),
     namespaces: (await sh('ip', ['netns', 'list'])).split('\n').filter((line) => line.startsWith('skiffdemo')),
     tempFiles: (await readdir(tmpdir())).filter((name) => name.startsWith('skiff-skiffdemo') || name === 'skiffdemo.lock'),
-    guardFiles: (await stat('/var/lib/skiff-cf/skiffdemo_cf').then(() => ['/var/lib/skiff-cf/skiffdemo_cf'], () => [])),
+    guardFiles: await stat('/var/lib/skiff-cf/skiffdemo_cf').then(
+      () => ['/var/lib/skiff-cf/skiffdemo_cf'],
+      () => [],
+    ),
     listeningPorts: open,
     // s3rver's data directory, the guard's table and the namespace all carry the demo's prefix.
     processes: (await sh('pgrep', ['-af', 'skiffdemo']).catch(() => '')).split('\n').filter(Boolean),
   };
 }
 
-const NOTHING_LEFT = { containers: [], volumes: [], networks: [], images: [], namespaces: [], tempFiles: [], guardFiles: [], listeningPorts: [], processes: [] };
+const NOTHING_LEFT = {
+  containers: [],
+  volumes: [],
+  networks: [],
+  images: [],
+  namespaces: [],
+  tempFiles: [],
+  guardFiles: [],
+  listeningPorts: [],
+  processes: [],
+};
 
 beforeAll(async () => {
   work = await tempDir('demo-test');
@@ -114,7 +132,9 @@ describe('npm run demo', () => {
     const resultFile = join(work.path, 'result.json');
     const run = await runDemo(resultFile);
     const result = JSON.parse(await readFile(resultFile, 'utf8')) as DemoResult;
-    console.log(`demo: ${run.seconds.toFixed(1)} s wall (set-up ${result.setupSeconds.toFixed(1)} s, story ${result.totalSeconds.toFixed(1)} s); steps: ${result.steps.map((s) => `${s.title} ${s.seconds.toFixed(1)} s`).join(', ')}`);
+    console.log(
+      `demo: ${run.seconds.toFixed(1)} s wall (set-up ${result.setupSeconds.toFixed(1)} s, story ${result.totalSeconds.toFixed(1)} s); steps: ${result.steps.map((s) => `${s.title} ${s.seconds.toFixed(1)} s`).join(', ')}`,
+    );
     expect(run.code, run.output.slice(-6000)).toBe(0);
     expect(result.steps.map((step) => step.title)).toEqual([...STEP_TITLES]);
     for (const step of result.steps) expect(step.status, `${step.title}: ${step.result}`).toBe('passed');
@@ -132,7 +152,8 @@ describe('npm run demo', () => {
     expect(run.output).toMatch(/postgres-shop │ postgres-shop-\d{8}T\d{6}Z │ passed │ [\d.]+s +│ public\.orders\|2000/);
     // The final table, one row per step.
     const table = run.output.slice(run.output.indexOf('━━ What happened'));
-    for (const [index, title] of STEP_TITLES.entries()) expect(table).toMatch(new RegExp(`^\\s*${index + 1} │ ${title.replace(/[()&]/g, '\\$&')}\\s+│ ✔ `, 'm'));
+    for (const [index, title] of STEP_TITLES.entries())
+      expect(table).toMatch(new RegExp(`^\\s*${index + 1} │ ${title.replace(/[()&]/g, '\\$&')}\\s+│ ✔ `, 'm'));
     expect(table).toContain(`All ${STEP_TITLES.length} steps went as expected.`);
 
     expect(await leftovers(result.ports)).toEqual(NOTHING_LEFT);

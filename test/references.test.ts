@@ -12,7 +12,9 @@ const root = join(import.meta.dirname, '..');
 const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
 const version = (action: string) => (JSON.parse(readFileSync(join(root, action, 'package.json'), 'utf8')) as { version: string }).version;
 const SHA_FORMS = /^([0-9a-f]{40}|<full commit SHA>|<40-character SHA>)$/;
-const TEMPLATES = readdirSync(join(root, 'workflows-templates')).filter((name) => name.endsWith('.yml')).map((name) => `workflows-templates/${name}`);
+const TEMPLATES = readdirSync(join(root, 'workflows-templates'))
+  .filter((name) => name.endsWith('.yml'))
+  .map((name) => `workflows-templates/${name}`);
 const EXAMPLES = readdirSync(join(root, 'examples')).flatMap((app) => [
   `examples/${app}/README.md`,
   ...readdirSync(join(root, 'examples', app, '.github/workflows')).map((name) => `examples/${app}/.github/workflows/${name}`),
@@ -37,13 +39,17 @@ describe('references users copy', () => {
       if (!SHA_FORMS.test(ref) && !tagged) wrong.push(`${path}:${line} ${target}@${ref}`);
       // A version in the comment beside a SHA is the one that SHA would be today.
       const named = comment.match(/(action-[a-z-]+)\/v(\d+\.\d+\.\d+)/);
-      if (named && ACTIONS.includes(named[1]!) && named[2] !== version(named[1]!)) wrong.push(`${path}:${line} says ${named[0]}, but ${named[1]} is at ${version(named[1]!)}`);
+      if (named && ACTIONS.includes(named[1]!) && named[2] !== version(named[1]!))
+        wrong.push(`${path}:${line} says ${named[0]}, but ${named[1]} is at ${version(named[1]!)}`);
     }
     expect(wrong).toEqual([]);
   });
 
-  it.each([...TEMPLATES, ...EXAMPLES.filter((path) => path.endsWith('.yml'))])('%s runs when copied by hand: no $default-branch, which GitHub fills in only for organisation templates', (path) => {
-    const on = (parseYaml(readFileSync(join(root, path), 'utf8')) as { on: Record<string, { branches?: string[] } | null> }).on;
-    for (const trigger of Object.values(on)) expect(trigger?.branches ?? []).not.toContain('$default-branch');
-  });
+  it.each([...TEMPLATES, ...EXAMPLES.filter((path) => path.endsWith('.yml'))])(
+    '%s runs when copied by hand: no $default-branch, which GitHub fills in only for organisation templates',
+    (path) => {
+      const on = (parseYaml(readFileSync(join(root, path), 'utf8')) as { on: Record<string, { branches?: string[] } | null> }).on;
+      for (const trigger of Object.values(on)) expect(trigger?.branches ?? []).not.toContain('$default-branch');
+    },
+  );
 });

@@ -30,12 +30,13 @@ export async function githubDiagnostics(path: string, text: string, files: Recor
     },
   });
   // severity 1 = error, 2 = warning; parser errors come without a severity. 3/4 are hints (cron text).
-  return diagnostics
-    .filter((d) => d.severity === undefined || d.severity <= 2)
-    .map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
+  return diagnostics.filter((d) => d.severity === undefined || d.severity <= 2).map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
 }
 
-interface ActionInput { required: boolean; hasDefault: boolean }
+interface ActionInput {
+  required: boolean;
+  hasDefault: boolean;
+}
 
 function actionInputs(folder: string): Record<string, ActionInput> | undefined {
   const file = join(root, folder, 'action.yml');
@@ -49,8 +50,15 @@ function actionInputs(folder: string): Record<string, ActionInput> | undefined {
   );
 }
 
-interface CallInput { type: 'string' | 'number' | 'boolean'; required: boolean; hasDefault: boolean }
-interface CallSignature { inputs: Record<string, CallInput>; secrets: Record<string, { required: boolean }> }
+interface CallInput {
+  type: 'string' | 'number' | 'boolean';
+  required: boolean;
+  hasDefault: boolean;
+}
+interface CallSignature {
+  inputs: Record<string, CallInput>;
+  secrets: Record<string, { required: boolean }>;
+}
 
 export function workflowCallSignature(text: string): CallSignature | undefined {
   const yml = parseYaml(text) as Map;
@@ -105,7 +113,8 @@ export function checkUses(text: string, files: Record<string, string> = {}): str
       if (typeof step.uses !== 'string') continue;
       const folder = localAction(step.uses);
       if (folder === undefined) {
-        if (/action-/.test(step.uses) && (step.uses.startsWith('./') || step.uses.startsWith('$/'))) problems.push(`job ${jobId} step ${index + 1}: unknown local action ${step.uses}`);
+        if (/action-/.test(step.uses) && (step.uses.startsWith('./') || step.uses.startsWith('$/')))
+          problems.push(`job ${jobId} step ${index + 1}: unknown local action ${step.uses}`);
         continue;
       }
       const inputs = actionInputs(folder);
@@ -116,7 +125,8 @@ export function checkUses(text: string, files: Record<string, string> = {}): str
       const given = (step.with ?? {}) as Map;
       for (const name of Object.keys(given)) if (!(name in inputs)) problems.push(`job ${jobId} step ${index + 1} (${folder}): unknown input "${name}"`);
       for (const [name, input] of Object.entries(inputs)) {
-        if (input.required && !input.hasDefault && !(name in given)) problems.push(`job ${jobId} step ${index + 1} (${folder}): required input "${name}" not given`);
+        if (input.required && !input.hasDefault && !(name in given))
+          problems.push(`job ${jobId} step ${index + 1} (${folder}): required input "${name}" not given`);
       }
     }
   }

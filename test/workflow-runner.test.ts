@@ -39,7 +39,7 @@ describe('the workflow runner', () => {
         '    runs-on: ubuntu-24.04',
         '    strategy:',
         '      matrix:',
-        "        include: ${{ fromJSON('[{\"name\":\"a\"},{\"name\":\"b\"}]') }}",
+        '        include: ${{ fromJSON(\'[{"name":"a"},{"name":"b"}]\') }}',
         '    outputs:',
         '      said: ${{ steps.say.outputs.text }}',
         '    steps:',
@@ -53,7 +53,7 @@ describe('the workflow runner', () => {
         '      - if: inputs.loud',
         '        run: echo never',
         '      - run: exit 3',
-        '        if: matrix.name == \'b\'',
+        "        if: matrix.name == 'b'",
         '      - id: after',
         '        run: echo "should not run after a failure"',
         '      - id: cleanup',
@@ -90,16 +90,34 @@ describe('the workflow runner', () => {
 
   it('refuses a workflow that does not run on the event, and an undefined dispatch input', async () => {
     const path = await workflow('push-only.yml', 'on:\n  push:\n    branches: [main]\njobs:\n  j:\n    runs-on: x\n    steps:\n      - run: true\n');
-    await expect(runWorkflow({ repository: repo.path, workflow: path, event: { name: 'workflow_dispatch' } })).rejects.toThrow(/does not run on workflow_dispatch/);
+    await expect(runWorkflow({ repository: repo.path, workflow: path, event: { name: 'workflow_dispatch' } })).rejects.toThrow(
+      /does not run on workflow_dispatch/,
+    );
     const dispatch = await workflow('dispatch.yml', 'on:\n  workflow_dispatch: {}\njobs:\n  j:\n    runs-on: x\n    steps:\n      - run: true\n');
-    await expect(runWorkflow({ repository: repo.path, workflow: dispatch, event: { name: 'workflow_dispatch', inputs: { nope: 'x' } } })).rejects.toThrow(/input nope is not defined/);
+    await expect(runWorkflow({ repository: repo.path, workflow: dispatch, event: { name: 'workflow_dispatch', inputs: { nope: 'x' } } })).rejects.toThrow(
+      /input nope is not defined/,
+    );
   });
 
-  it('applies a reusable workflow\'s rules: unknown input, missing required input, wrong type, missing required secret', async () => {
+  it("applies a reusable workflow's rules: unknown input, missing required input, wrong type, missing required secret", async () => {
     const call = (withLines: string[], secrets: string[] = ['      SSH_KEY: ${{ secrets.KEY }}']) =>
-      ['on: push', 'jobs:', '  backup:', `    uses: OWNER/skiff/.github/workflows/backup.yml@${ZEROS}`, '    with:', ...withLines, '    secrets:', ...secrets, ''].join('\n');
+      [
+        'on: push',
+        'jobs:',
+        '  backup:',
+        `    uses: OWNER/skiff/.github/workflows/backup.yml@${ZEROS}`,
+        '    with:',
+        ...withLines,
+        '    secrets:',
+        ...secrets,
+        '',
+      ].join('\n');
     const cases: [string[], string[] | undefined, RegExp][] = [
-      [['      host: db', '      username: backup', '      sources: "- type: postgres"', '      colour: blue'], undefined, /Invalid input, colour is not defined/],
+      [
+        ['      host: db', '      username: backup', '      sources: "- type: postgres"', '      colour: blue'],
+        undefined,
+        /Invalid input, colour is not defined/,
+      ],
       [['      username: backup', '      sources: "- type: postgres"'], undefined, /Input host is required/],
       [['      host: db', '      username: backup', '      sources: "- type: postgres"', '      force: "yes"'], undefined, /Input force .* is a boolean/],
       [['      host: db', '      username: backup', '      sources: "- type: postgres"'], ['      S3_ACCESS_KEY_ID: x'], /Secret SSH_KEY is required/],
@@ -116,7 +134,23 @@ describe('the workflow runner', () => {
   it('fails a job whose matrix include is empty, as GitHub does, and skips the jobs that need it', async () => {
     const path = await workflow(
       'empty-matrix.yml',
-      ['on: push', 'jobs:', '  build:', '    runs-on: x', '    strategy:', '      matrix:', "        include: ${{ fromJSON('[]') }}", '    steps:', '      - run: true', '  deploy:', '    needs: build', '    runs-on: x', '    steps:', '      - run: true', ''].join('\n'),
+      [
+        'on: push',
+        'jobs:',
+        '  build:',
+        '    runs-on: x',
+        '    strategy:',
+        '      matrix:',
+        "        include: ${{ fromJSON('[]') }}",
+        '    steps:',
+        '      - run: true',
+        '  deploy:',
+        '    needs: build',
+        '    runs-on: x',
+        '    steps:',
+        '      - run: true',
+        '',
+      ].join('\n'),
     );
     const run = await runWorkflow({ repository: repo.path, workflow: path, event: { name: 'push' } });
     expect(run.jobs.map((j) => [j.id, j.result])).toEqual([

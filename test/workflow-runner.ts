@@ -73,7 +73,12 @@ export interface WorkflowRun {
 }
 
 export interface ActionStandIn {
-  (step: { with: Record<string, string>; workspace: string; runDir: string; env: Record<string, string> }): Promise<{ outcome: 'success' | 'failure'; outputs?: Record<string, string>; log?: string }>;
+  (step: {
+    with: Record<string, string>;
+    workspace: string;
+    runDir: string;
+    env: Record<string, string>;
+  }): Promise<{ outcome: 'success' | 'failure'; outputs?: Record<string, string>; log?: string }>;
 }
 
 export interface WorkflowRunOptions {
@@ -134,11 +139,14 @@ export async function runWorkflow(options: WorkflowRunOptions): Promise<Workflow
   };
   const template = await run.read(options.workflow, callerText);
   const events = template.events as Record<string, unknown>;
-  if (!(options.event.name in events)) throw new WorkflowError(`${options.workflow} does not run on ${options.event.name} (it has on: ${Object.keys(events).join(', ')})`);
+  if (!(options.event.name in events))
+    throw new WorkflowError(`${options.workflow} does not run on ${options.event.name} (it has on: ${Object.keys(events).join(', ')})`);
   const inputs: Dict = {};
   if (options.event.name === 'workflow_dispatch') {
-    const defined = ((events.workflow_dispatch as { inputs?: Record<string, { default?: Json; required?: boolean; type?: string }> } | null)?.inputs ?? {}) as Record<string, { default?: Json; required?: boolean; type?: string }>;
-    for (const name of Object.keys(options.event.inputs ?? {})) if (!(name in defined)) throw new WorkflowError(`workflow_dispatch input ${name} is not defined in ${options.workflow}`);
+    const defined = ((events.workflow_dispatch as { inputs?: Record<string, { default?: Json; required?: boolean; type?: string }> } | null)?.inputs ??
+      {}) as Record<string, { default?: Json; required?: boolean; type?: string }>;
+    for (const name of Object.keys(options.event.inputs ?? {}))
+      if (!(name in defined)) throw new WorkflowError(`workflow_dispatch input ${name} is not defined in ${options.workflow}`);
     for (const [name, def] of Object.entries(defined)) {
       const given = options.event.inputs?.[name];
       if (given === undefined && def.required && def.default === undefined) throw new WorkflowError(`workflow_dispatch input ${name} is required`);
@@ -147,7 +155,14 @@ export async function runWorkflow(options: WorkflowRunOptions): Promise<Workflow
     }
   }
   github.event = { inputs };
-  const scope: Scope = { github, inputs, secrets: { GITHUB_TOKEN: github.token as string, ...options.secrets }, vars: { ...options.vars }, workflowFile: options.workflow, workflowText: callerText };
+  const scope: Scope = {
+    github,
+    inputs,
+    secrets: { GITHUB_TOKEN: github.token as string, ...options.secrets },
+    vars: { ...options.vars },
+    workflowFile: options.workflow,
+    workflowText: callerText,
+  };
   const jobs = await run.jobs(template, scope, '');
   const failed = jobs.some((job) => job.result === 'failure');
   return {
@@ -247,7 +262,10 @@ class Runner {
       const job = pending.splice(index, 1)[0]!;
       const id = job.id.value;
       const neededResults = (job.needs ?? []).map((need) => needs[need.value]!.result);
-      const context: Dict = { ...this.base(scope), needs: Object.fromEntries((job.needs ?? []).map((need) => [need.value, needs[need.value]!])) as unknown as Json };
+      const context: Dict = {
+        ...this.base(scope),
+        needs: Object.fromEntries((job.needs ?? []).map((need) => [need.value, needs[need.value]!])) as unknown as Json,
+      };
       const failedNeed = neededResults.some((result) => result !== 'success');
       const runIt = this.truthy(this.evaluate(job.if as unknown as Token, context, { failed: failedNeed }));
       const rawJob = find(template.raw, 'jobs', id);
@@ -277,34 +295,68 @@ class Runner {
     return !(value === false || value === null || value === 0 || value === '');
   }
 
-  private async callWorkflow(job: { ref: Token; 'input-values'?: Token; 'secret-values'?: Token; 'inherit-secrets'?: boolean; strategy?: Token }, context: Dict, scope: Scope, id: string): Promise<JobResult[]> {
+  private async callWorkflow(
+    job: { ref: Token; 'input-values'?: Token; 'secret-values'?: Token; 'inherit-secrets'?: boolean; strategy?: Token },
+    context: Dict,
+    scope: Scope,
+    id: string,
+  ): Promise<JobResult[]> {
     const uses = String(job.ref.value);
     const match = SKIFF_WORKFLOW.exec(uses);
-    if (!match) return [{ id, result: 'failure', outputs: {}, steps: [], error: `cannot run reusable workflow ${uses}: only OWNER/skiff/.github/workflows/<file>@<40-character SHA> is known here` }];
+    if (!match)
+      return [
+        {
+          id,
+          result: 'failure',
+          outputs: {},
+          steps: [],
+          error: `cannot run reusable workflow ${uses}: only OWNER/skiff/.github/workflows/<file>@<40-character SHA> is known here`,
+        },
+      ];
     const [, path, sha] = match;
     const text = readFileSync(join(root, path!), 'utf8');
     const template = await this.read(path!, text);
-    const call = (template.events as { workflow_call?: { inputs?: Record<string, { type: string; required?: boolean; default?: Json }>; secrets?: Record<string, { required?: boolean }> } }).workflow_call;
+    const call = (
+      template.events as {
+        workflow_call?: { inputs?: Record<string, { type: string; required?: boolean; default?: Json }>; secrets?: Record<string, { required?: boolean }> };
+      }
+    ).workflow_call;
     if (!call) return [{ id, result: 'failure', outputs: {}, steps: [], error: `${path} has no on.workflow_call` }];
     try {
       const given = (this.evaluate(job['input-values'], context) ?? {}) as Dict;
       const inputs: Dict = {};
-      for (const name of Object.keys(given)) if (!(name in (call.inputs ?? {}))) throw new WorkflowError(`Invalid input, ${name} is not defined in the referenced workflow ${path}`);
+      for (const name of Object.keys(given))
+        if (!(name in (call.inputs ?? {}))) throw new WorkflowError(`Invalid input, ${name} is not defined in the referenced workflow ${path}`);
       for (const [name, def] of Object.entries(call.inputs ?? {})) {
         let value = given[name];
         if (value === undefined || value === null) {
           if (def.required && def.default === undefined) throw new WorkflowError(`Input ${name} is required, but not provided while calling ${path}`);
-          value = (typeof def.default === 'object' && def.default !== null ? this.evaluate(def.default as unknown as Token, { github: scope.github }) : def.default) ?? (def.type === 'boolean' ? false : def.type === 'number' ? 0 : '');
+          value =
+            (typeof def.default === 'object' && def.default !== null
+              ? this.evaluate(def.default as unknown as Token, { github: scope.github })
+              : def.default) ?? (def.type === 'boolean' ? false : def.type === 'number' ? 0 : '');
         }
-        if (def.type === 'boolean' && typeof value !== 'boolean') throw new WorkflowError(`Input ${name} of ${path} is a boolean, given ${JSON.stringify(value)}`);
+        if (def.type === 'boolean' && typeof value !== 'boolean')
+          throw new WorkflowError(`Input ${name} of ${path} is a boolean, given ${JSON.stringify(value)}`);
         if (def.type === 'number' && typeof value !== 'number') throw new WorkflowError(`Input ${name} of ${path} is a number, given ${JSON.stringify(value)}`);
         if (def.type === 'string' && typeof value !== 'string') value = String(value);
         inputs[name] = value;
       }
       const passed = job['inherit-secrets'] ? { ...scope.secrets } : ((this.evaluate(job['secret-values'], context) ?? {}) as Dict);
-      for (const name of Object.keys(passed)) if (!job['inherit-secrets'] && !(name in (call.secrets ?? {}))) throw new WorkflowError(`Invalid secret, ${name} is not defined in the referenced workflow ${path}`);
-      for (const [name, def] of Object.entries(call.secrets ?? {})) if (def.required && !passed[name]) throw new WorkflowError(`Secret ${name} is required, but not provided while calling ${path}`);
-      const called: Scope = { github: scope.github, inputs, secrets: { GITHUB_TOKEN: scope.github.token as string, ...passed }, vars: scope.vars, workflowRef: { path: path!, sha: sha! }, workflowFile: path!, workflowText: text };
+      for (const name of Object.keys(passed))
+        if (!job['inherit-secrets'] && !(name in (call.secrets ?? {})))
+          throw new WorkflowError(`Invalid secret, ${name} is not defined in the referenced workflow ${path}`);
+      for (const [name, def] of Object.entries(call.secrets ?? {}))
+        if (def.required && !passed[name]) throw new WorkflowError(`Secret ${name} is required, but not provided while calling ${path}`);
+      const called: Scope = {
+        github: scope.github,
+        inputs,
+        secrets: { GITHUB_TOKEN: scope.github.token as string, ...passed },
+        vars: scope.vars,
+        workflowRef: { path: path!, sha: sha! },
+        workflowFile: path!,
+        workflowText: text,
+      };
       this.say(`job ${id}: calls ${path}@${sha} with ${JSON.stringify(Object.keys(given))}`);
       const results = await this.jobs(template, called, `${id}/`);
       // The calling job's outputs are the called workflow's on.workflow_call.outputs.
@@ -312,10 +364,14 @@ class Runner {
       const jobsContext: Dict = {};
       for (const result of results) {
         const jobId = result.id.slice(id.length + 1);
-        if (!jobId.includes('/')) jobsContext[jobId] = { result: result.result, outputs: { ...((jobsContext[jobId] as Dict | undefined)?.outputs as Dict), ...result.outputs } };
+        if (!jobId.includes('/'))
+          jobsContext[jobId] = { result: result.result, outputs: { ...((jobsContext[jobId] as Dict | undefined)?.outputs as Dict), ...result.outputs } };
       }
       const outputs: Record<string, string> = {};
-      for (const [name, spec] of Object.entries((outputsToken ? this.evaluate(outputsToken, { ...this.base(called), jobs: jobsContext }) : {}) as Record<string, Dict>)) outputs[name] = stringify(spec.value ?? '');
+      for (const [name, spec] of Object.entries(
+        (outputsToken ? this.evaluate(outputsToken, { ...this.base(called), jobs: jobsContext }) : {}) as Record<string, Dict>,
+      ))
+        outputs[name] = stringify(spec.value ?? '');
       return [...results, { id, result: results.some((r) => r.result === 'failure') ? 'failure' : 'success', outputs, steps: [] }];
     } catch (error) {
       if (!(error instanceof WorkflowError)) throw error;
@@ -329,7 +385,8 @@ class Runner {
     const matrix = (strategy as Dict).matrix as Dict | undefined;
     if (!matrix) return [{}];
     const vectors = Object.entries(matrix).filter(([key]) => key !== 'include' && key !== 'exclude');
-    if (matrix.exclude !== undefined || (vectors.length > 0 && matrix.include !== undefined)) throw new WorkflowError('matrix include together with vectors, or exclude, is not supported by this runner');
+    if (matrix.exclude !== undefined || (vectors.length > 0 && matrix.include !== undefined))
+      throw new WorkflowError('matrix include together with vectors, or exclude, is not supported by this runner');
     if (matrix.include !== undefined) {
       if (!Array.isArray(matrix.include) || matrix.include.length === 0) throw new WorkflowError("Matrix vector 'include' does not contain any values");
       return matrix.include as Dict[];
@@ -342,7 +399,13 @@ class Runner {
     return legs;
   }
 
-  private async runJob(job: { strategy?: Token; steps: StepSpec[]; outputs?: Token; env?: Token }, rawJob: Token | undefined, context: Dict, scope: Scope, id: string): Promise<JobResult[]> {
+  private async runJob(
+    job: { strategy?: Token; steps: StepSpec[]; outputs?: Token; env?: Token },
+    rawJob: Token | undefined,
+    context: Dict,
+    scope: Scope,
+    id: string,
+  ): Promise<JobResult[]> {
     let legs: Dict[];
     try {
       legs = this.matrixLegs(this.evaluate(job.strategy, context));
@@ -359,10 +422,19 @@ class Runner {
     return results;
   }
 
-  private async runLeg(job: { steps: StepSpec[]; outputs?: Token; env?: Token }, rawJob: Token | undefined, context: Dict, scope: Scope, id: string): Promise<JobResult> {
+  private async runLeg(
+    job: { steps: StepSpec[]; outputs?: Token; env?: Token },
+    rawJob: Token | undefined,
+    context: Dict,
+    scope: Scope,
+    id: string,
+  ): Promise<JobResult> {
     const workspace = await mkdtemp(join(this.runDir, 'ws-'));
     const temp = await mkdtemp(join(this.runDir, 'temp-'));
-    const jobContext: Dict = { status: 'success', ...(scope.workflowRef ? { workflow_repository: SKIFF_REPOSITORY, workflow_sha: scope.workflowRef.sha, workflow_file_path: scope.workflowRef.path } : {}) };
+    const jobContext: Dict = {
+      status: 'success',
+      ...(scope.workflowRef ? { workflow_repository: SKIFF_REPOSITORY, workflow_sha: scope.workflowRef.sha, workflow_file_path: scope.workflowRef.path } : {}),
+    };
     const steps: Dict = {};
     const stepResults: StepResult[] = [];
     const env: Record<string, string> = {};
@@ -372,9 +444,18 @@ class Runner {
     Object.assign(env, stringMap(this.evaluate(job.env, ctx())));
     this.say(`job ${id}${Object.keys(context.matrix as Dict).length ? ` (${JSON.stringify(context.matrix)})` : ''}: started`);
     for (const [index, step] of job.steps.entries()) {
-      const rawStep = rawJob ? (find(rawJob, 'steps') as Token | undefined)?.get?.(index) as Token | undefined : undefined;
+      const rawStep = rawJob ? ((find(rawJob, 'steps') as Token | undefined)?.get?.(index) as Token | undefined) : undefined;
       const name = step.name ? stringify(this.evaluate(step.name as Token, ctx())) : step.uses ? `Run ${String(step.uses.value)}` : 'Run';
-      const record: StepResult = { job: id, id: step.id, name, uses: step.uses ? String(step.uses.value) : undefined, outcome: 'skipped', outputs: {}, log: '', summary: '' };
+      const record: StepResult = {
+        job: id,
+        id: step.id,
+        name,
+        uses: step.uses ? String(step.uses.value) : undefined,
+        outcome: 'skipped',
+        outputs: {},
+        log: '',
+        summary: '',
+      };
       stepResults.push(record);
       let runIt: boolean;
       try {
@@ -406,7 +487,14 @@ class Runner {
       if (record.outcome === 'failure') status.failed = true;
     }
     for (const post of posts.reverse()) {
-      const result = await runBundle(post.bundle, { inputs: post.inputs, state: post.state, phase: 'post', cwd: workspace, env: { ...this.runnerVars(scope, workspace, temp, id), ...this.options.env }, timeoutMs: this.options.stepTimeoutMs });
+      const result = await runBundle(post.bundle, {
+        inputs: post.inputs,
+        state: post.state,
+        phase: 'post',
+        cwd: workspace,
+        env: { ...this.runnerVars(scope, workspace, temp, id), ...this.options.env },
+        timeoutMs: this.options.stepTimeoutMs,
+      });
       post.step.log += `--- post ---\n${result.masked}`;
       this.say(`  post ${post.folder}: ${result.code === 0 ? 'success' : 'failure'}`);
       if (result.code !== 0) status.failed = true;
@@ -441,12 +529,20 @@ class Runner {
 
   private async runScript(script: string, env: Record<string, string>, workspace: string, record: StepResult, jobEnv: Record<string, string>) {
     const dir = await mkdtemp(join(this.runDir, 'step-'));
-    const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_ENV: join(dir, 'env'), GITHUB_STEP_SUMMARY: join(dir, 'summary'), GITHUB_PATH: join(dir, 'path') };
+    const files = {
+      GITHUB_OUTPUT: join(dir, 'output'),
+      GITHUB_ENV: join(dir, 'env'),
+      GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+      GITHUB_PATH: join(dir, 'path'),
+    };
     await Promise.all(Object.values(files).map((file) => writeFile(file, '')));
     await writeFile(join(dir, 'script.sh'), script);
     const { code, output } = await new Promise<{ code: number | null; output: string }>((done, fail) => {
       // GitHub's default shell for run steps on Linux.
-      const child = spawn('bash', ['--noprofile', '--norc', '-eo', 'pipefail', join(dir, 'script.sh')], { cwd: workspace, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...env, ...files } });
+      const child = spawn('bash', ['--noprofile', '--norc', '-eo', 'pipefail', join(dir, 'script.sh')], {
+        cwd: workspace,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...env, ...files },
+      });
       let output = '';
       child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
       child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -464,15 +560,28 @@ class Runner {
     record.outcome = code === 0 ? 'success' : 'failure';
   }
 
-  private async runAction(uses: string, given: Record<string, string>, env: Record<string, string>, workspace: string, scope: Scope, record: StepResult, posts: { folder: string; bundle: string; inputs: Record<string, string>; state: Record<string, string>; step: StepResult }[], context: Dict) {
+  private async runAction(
+    uses: string,
+    given: Record<string, string>,
+    env: Record<string, string>,
+    workspace: string,
+    scope: Scope,
+    record: StepResult,
+    posts: { folder: string; bundle: string; inputs: Record<string, string>; state: Record<string, string>; step: StepResult }[],
+    context: Dict,
+  ) {
     const local = /^\.\/(?:\.skiff\/)?(action-[a-z0-9-]+)$/.exec(uses);
     if (local) {
       const folder = local[1]!;
       const actionDir = join(workspace, uses);
       if (!existsSync(join(actionDir, 'action.yml'))) throw new WorkflowError(`${uses}: no action.yml in the workspace (was Skiff checked out to .skiff?)`);
-      const spec = parseYaml(await readFile(join(actionDir, 'action.yml'), 'utf8')) as { inputs?: Record<string, { default?: string; required?: boolean }>; runs: { main: string; post?: string } };
+      const spec = parseYaml(await readFile(join(actionDir, 'action.yml'), 'utf8')) as {
+        inputs?: Record<string, { default?: string; required?: boolean }>;
+        runs: { main: string; post?: string };
+      };
       const inputs: Record<string, string> = {};
-      for (const name of Object.keys(given)) if (!(name in (spec.inputs ?? {}))) this.say(`  warning: ${uses} has no input ${name} (GitHub warns: Unexpected input)`);
+      for (const name of Object.keys(given))
+        if (!(name in (spec.inputs ?? {}))) this.say(`  warning: ${uses} has no input ${name} (GitHub warns: Unexpected input)`);
       for (const [name, def] of Object.entries(spec.inputs ?? {})) {
         if (name in given) inputs[name] = given[name]!;
         else if (def.default !== undefined) inputs[name] = stringify(this.evaluate(await this.expressionToken(String(def.default)), context));
@@ -505,7 +614,13 @@ class Runner {
     if (!text.includes('${{')) return { templateTokenType: T.String, value: text };
     const { parseWorkflow, NoOperationTraceWriter } = this.tools;
     // Read through the workflow reader so `a ${{ x }} b` becomes format('a {0} b', x) exactly as GitHub does.
-    const parsed = parseWorkflow({ name: 'default.yml', content: `on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - uses: a/b@v1\n        with:\n          v: ${JSON.stringify(text)}\n` }, new NoOperationTraceWriter());
+    const parsed = parseWorkflow(
+      {
+        name: 'default.yml',
+        content: `on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - uses: a/b@v1\n        with:\n          v: ${JSON.stringify(text)}\n`,
+      },
+      new NoOperationTraceWriter(),
+    );
     return find(find(find(find(parsed.value as unknown as Token, 'jobs', 'j'), 'steps')!.get!(0) as Token, 'with'), 'v')!;
   }
 
@@ -523,13 +638,23 @@ interface StepSpec {
   env?: unknown;
 }
 
-const BUILT_IN: Record<string, (this: Runner, step: { with: Record<string, string>; workspace: string; runDir: string; scope: Scope }) => Promise<{ outcome: 'success' | 'failure'; outputs?: Record<string, string>; log?: string }>> = {
+const BUILT_IN: Record<
+  string,
+  (
+    this: Runner,
+    step: { with: Record<string, string>; workspace: string; runDir: string; scope: Scope },
+  ) => Promise<{ outcome: 'success' | 'failure'; outputs?: Record<string, string>; log?: string }>
+> = {
   async 'actions/checkout'(step) {
     const path = join(step.workspace, step.with.path ?? '');
     if (step.with.repository) {
       // Only Skiff itself is checked out by repository: this checkout, at the SHA the caller pinned.
       const ref = step.scope.workflowRef;
-      if (step.with.repository !== SKIFF_REPOSITORY || !ref || step.with.ref !== ref.sha) return { outcome: 'failure', log: `checkout of ${step.with.repository}@${step.with.ref}: only ${SKIFF_REPOSITORY} at the called workflow's SHA is available here` };
+      if (step.with.repository !== SKIFF_REPOSITORY || !ref || step.with.ref !== ref.sha)
+        return {
+          outcome: 'failure',
+          log: `checkout of ${step.with.repository}@${step.with.ref}: only ${SKIFF_REPOSITORY} at the called workflow's SHA is available here`,
+        };
       await mkdir(join(path, '..'), { recursive: true });
       await symlink(root, path);
       return { outcome: 'success', log: `linked ${root} as ${SKIFF_REPOSITORY}@${ref.sha}` };
@@ -542,9 +667,14 @@ const BUILT_IN: Record<string, (this: Runner, step: { with: Record<string, strin
   async 'actions/upload-artifact'(step) {
     const dir = join(step.runDir, 'artifacts', step.with.name ?? 'artifact');
     await mkdir(dir, { recursive: true });
-    const paths = (step.with.path ?? '').split('\n').map((line) => line.trim()).filter(Boolean).map((path) => (isAbsolute(path) ? path : join(step.workspace, path)));
+    const paths = (step.with.path ?? '')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .map((path) => (isAbsolute(path) ? path : join(step.workspace, path)));
     const missing = paths.filter((path) => !existsSync(path));
-    if (missing.length > 0 && (step.with['if-no-files-found'] ?? 'warn') === 'error') return { outcome: 'failure', log: `No files were found with the provided path: ${missing.join(', ')}` };
+    if (missing.length > 0 && (step.with['if-no-files-found'] ?? 'warn') === 'error')
+      return { outcome: 'failure', log: `No files were found with the provided path: ${missing.join(', ')}` };
     // As upload-artifact v4 stores them: a file by its name, a directory's contents relative to it.
     for (const path of paths.filter((p) => existsSync(p))) {
       if ((await stat(path)).isDirectory()) await cp(path, dir, { recursive: true });
@@ -554,10 +684,16 @@ const BUILT_IN: Record<string, (this: Runner, step: { with: Record<string, strin
   },
   async 'actions/download-artifact'(step) {
     const dir = join(step.runDir, 'artifacts');
-    const pattern = new RegExp(`^${(step.with.pattern ?? step.with.name ?? '*').split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    const pattern = new RegExp(
+      `^${(step.with.pattern ?? step.with.name ?? '*')
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    );
     const names = existsSync(dir) ? (await readdir(dir)).filter((name) => pattern.test(name)) : [];
     const target = step.with.path ? (isAbsolute(step.with.path) ? step.with.path : join(step.workspace, step.with.path)) : step.workspace;
-    if (step.with.name && names.length === 0) return { outcome: 'failure', log: `Unable to download artifact(s): Artifact not found for name: ${step.with.name}` };
+    if (step.with.name && names.length === 0)
+      return { outcome: 'failure', log: `Unable to download artifact(s): Artifact not found for name: ${step.with.name}` };
     await mkdir(target, { recursive: true });
     for (const name of names) {
       // By name (or merged), into path itself; by pattern, each into a folder of its name.

@@ -9,8 +9,12 @@ type Map = Record<string, unknown>;
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
 const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
 const REUSABLE = ['build-deploy.yml', 'deploy.yml', 'rollback.yml', 'backup.yml', 'cf-allowlist.yml'].map((f) => `.github/workflows/${f}`);
-const WORKFLOWS = readdirSync(join(root, '.github/workflows')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `.github/workflows/${f}`);
-const TEMPLATES = readdirSync(join(root, 'workflows-templates')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `workflows-templates/${f}`);
+const WORKFLOWS = readdirSync(join(root, '.github/workflows'))
+  .filter((f) => /\.ya?ml$/.test(f))
+  .map((f) => `.github/workflows/${f}`);
+const TEMPLATES = readdirSync(join(root, 'workflows-templates'))
+  .filter((f) => /\.ya?ml$/.test(f))
+  .map((f) => `workflows-templates/${f}`);
 // The workflows of examples/<app>/, which users copy as they are.
 const EXAMPLE_WORKFLOWS = readdirSync(join(root, 'examples')).flatMap((app) =>
   readdirSync(join(root, 'examples', app, '.github/workflows'))
@@ -21,7 +25,10 @@ const EXAMPLE_WORKFLOWS = readdirSync(join(root, 'examples')).flatMap((app) =>
 /** Every `uses:` in a workflow: job-level (reusable workflows) and step-level (actions). */
 function allUses(text: string): string[] {
   const jobs = Object.values(((parseYaml(text) as Map).jobs ?? {}) as Record<string, Map>);
-  return jobs.flatMap((job) => [...(typeof job.uses === 'string' ? [job.uses] : []), ...((job.steps ?? []) as Map[]).flatMap((s) => (typeof s.uses === 'string' ? [s.uses] : []))]);
+  return jobs.flatMap((job) => [
+    ...(typeof job.uses === 'string' ? [job.uses] : []),
+    ...((job.steps ?? []) as Map[]).flatMap((s) => (typeof s.uses === 'string' ? [s.uses] : [])),
+  ]);
 }
 
 describe("GitHub's parser accepts", () => {
@@ -50,7 +57,11 @@ describe('every uses: of a Skiff action or reusable workflow matches the callee'
   });
 
   it('each starter workflow calls one of the reusable workflows', () => {
-    for (const path of TEMPLATES) expect(allUses(read(path)).some((u) => /^OWNER\/skiff\/\.github\/workflows\/[\w-]+\.yml@[0-9a-f]{40}$/.test(u)), path).toBe(true);
+    for (const path of TEMPLATES)
+      expect(
+        allUses(read(path)).some((u) => /^OWNER\/skiff\/\.github\/workflows\/[\w-]+\.yml@[0-9a-f]{40}$/.test(u)),
+        path,
+      ).toBe(true);
   });
 });
 
@@ -77,14 +88,20 @@ describe('security shape', () => {
         expect(permissions.contents, `${path} ${id}`).toBe('read');
         expect(permissions.packages === 'write', `${path} ${id} packages: write only where pushing`).toBe(pushes);
         expect(permissions.deployments === 'write', `${path} ${id} deployments: write only where deploying`).toBe(deploys);
-        expect(Object.keys(permissions).filter((k) => !['contents', 'packages', 'deployments'].includes(k)), `${path} ${id}`).toEqual([]);
+        expect(
+          Object.keys(permissions).filter((k) => !['contents', 'packages', 'deployments'].includes(k)),
+          `${path} ${id}`,
+        ).toEqual([]);
       }
     }
   });
 
   it('never overlaps deploys of an environment, or backups / allowlist syncs of a target', () => {
-    const group = (path: string, job: string) => (((parseYaml(read(path)) as Map).jobs as Record<string, Map>)[job]!.concurrency as Map);
-    expect(group('.github/workflows/build-deploy.yml', 'deploy')).toEqual({ group: 'skiff-deploy-${{ github.repository }}-${{ inputs.environment }}', 'cancel-in-progress': false });
+    const group = (path: string, job: string) => ((parseYaml(read(path)) as Map).jobs as Record<string, Map>)[job]!.concurrency as Map;
+    expect(group('.github/workflows/build-deploy.yml', 'deploy')).toEqual({
+      group: 'skiff-deploy-${{ github.repository }}-${{ inputs.environment }}',
+      'cancel-in-progress': false,
+    });
     expect(group('.github/workflows/rollback.yml', 'rollback')).toEqual(group('.github/workflows/build-deploy.yml', 'deploy'));
     expect(group('.github/workflows/backup.yml', 'backup').group).toContain('${{ inputs.host }}');
     expect(group('.github/workflows/cf-allowlist.yml', 'allowlist').group).toContain('${{ inputs.hosts }}');
@@ -104,7 +121,8 @@ describe('security shape', () => {
 
 describe('a reusable workflow can express what its action can do', () => {
   /** Inputs of the action that the workflow deliberately does not offer, each with the reason a user is told. */
-  const AS_KEPT = 'a rollback re-deploys a kept release exactly as it ran: its own compose files, env, files and images; nothing is built, pulled (but by swarm) or pruned';
+  const AS_KEPT =
+    'a rollback re-deploys a kept release exactly as it ran: its own compose files, env, files and images; nothing is built, pulled (but by swarm) or pruned';
   const SYSTEMD = 'strategy systemd ships a release directory, not images: deploy.yml deploys it';
   const COOLIFY = 'strategy coolify deploys through the Coolify API, not over SSH, and Coolify builds: deploy.yml deploys it';
   const JOB_ENVIRONMENT = "the job's own environment records the GitHub Deployment (one per run, not two)";
@@ -112,11 +130,12 @@ describe('a reusable workflow can express what its action can do', () => {
   const notOffered: Record<string, Record<string, Record<string, string>>> = {
     'build-deploy.yml': {
       'action-build-push': {
-        registry: 'images are pushed to the registry their name starts with (GHCR) with the job\'s token (github-token\'s default); for another registry call action-build-push directly',
+        registry:
+          "images are pushed to the registry their name starts with (GHCR) with the job's token (github-token's default); for another registry call action-build-push directly",
         username: 'see registry',
         password: 'see registry',
         'github-token': 'see registry',
-        builder: 'auto: the runner\'s docker driver, or a docker-container builder when platforms or cache need one',
+        builder: "auto: the runner's docker driver, or a docker-container builder when platforms or cache need one",
         'buildkit-image': 'see builder',
       },
       'action-deploy': {
@@ -149,47 +168,53 @@ describe('a reusable workflow can express what its action can do', () => {
         'github-token': 'see environment',
       },
     },
-    'rollback.yml': { 'action-deploy': {
-      password: 'a CI job logs in with a key (SSH_KEY), never a password',
-      'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
-      'compose-file': AS_KEPT,
-      'env-file': AS_KEPT,
-      images: AS_KEPT,
-      files: AS_KEPT,
-      'build-on-server': AS_KEPT,
-      'pull-timeout': AS_KEPT,
-      'keep-releases': AS_KEPT,
-      'pre-deploy': 'a rollback runs no migration: the kept release starts with the data as it is',
-      'pre-deploy-timeout': 'see pre-deploy',
-      'backup-before-deploy': 'take one with backup.yml before rolling back, if the data matters',
-      'backup-path': 'see backup-before-deploy',
-      'backup-keep': 'see backup-before-deploy',
-      'rollback-on-failure': 'a failed rollback has nothing further to roll back to',
-      'artifact-path': 'a systemd rollback switches to a kept release directory; nothing is uploaded',
-      'git-repository': 'see artifact-path',
-      'install-command': 'see artifact-path',
-      environment: "the job's own environment records the GitHub Deployment (one per run, not two)",
-      'environment-url': 'see environment (it is the job environment\'s url)',
-      'github-token': 'see environment',
-      'coolify-url': 'strategy: coolify has no rollback through Skiff; redeploy an earlier deployment in Coolify',
-      'coolify-token': 'see coolify-url',
-      'coolify-uuid': 'see coolify-url',
-      'coolify-tag': 'see coolify-url',
-      'coolify-force': 'see coolify-url',
-      'coolify-timeout': 'see coolify-url',
-      'coolify-poll-interval': 'see coolify-url',
-    } },
-    'backup.yml': { 'action-backup': {
-      password: 'a CI job logs in with a key (SSH_KEY), never a password',
-      'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
-      'artifact-name': 'destination artifact needs actions: write for prune, which a caller granting contents: read cannot give; use the action directly',
-      'github-token': 'only for destination artifact (see artifact-name)',
-    } },
+    'rollback.yml': {
+      'action-deploy': {
+        password: 'a CI job logs in with a key (SSH_KEY), never a password',
+        'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
+        'compose-file': AS_KEPT,
+        'env-file': AS_KEPT,
+        images: AS_KEPT,
+        files: AS_KEPT,
+        'build-on-server': AS_KEPT,
+        'pull-timeout': AS_KEPT,
+        'keep-releases': AS_KEPT,
+        'pre-deploy': 'a rollback runs no migration: the kept release starts with the data as it is',
+        'pre-deploy-timeout': 'see pre-deploy',
+        'backup-before-deploy': 'take one with backup.yml before rolling back, if the data matters',
+        'backup-path': 'see backup-before-deploy',
+        'backup-keep': 'see backup-before-deploy',
+        'rollback-on-failure': 'a failed rollback has nothing further to roll back to',
+        'artifact-path': 'a systemd rollback switches to a kept release directory; nothing is uploaded',
+        'git-repository': 'see artifact-path',
+        'install-command': 'see artifact-path',
+        environment: "the job's own environment records the GitHub Deployment (one per run, not two)",
+        'environment-url': "see environment (it is the job environment's url)",
+        'github-token': 'see environment',
+        'coolify-url': 'strategy: coolify has no rollback through Skiff; redeploy an earlier deployment in Coolify',
+        'coolify-token': 'see coolify-url',
+        'coolify-uuid': 'see coolify-url',
+        'coolify-tag': 'see coolify-url',
+        'coolify-force': 'see coolify-url',
+        'coolify-timeout': 'see coolify-url',
+        'coolify-poll-interval': 'see coolify-url',
+      },
+    },
+    'backup.yml': {
+      'action-backup': {
+        password: 'a CI job logs in with a key (SSH_KEY), never a password',
+        'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
+        'artifact-name': 'destination artifact needs actions: write for prune, which a caller granting contents: read cannot give; use the action directly',
+        'github-token': 'only for destination artifact (see artifact-name)',
+      },
+    },
   };
   for (const [workflow, byAction] of Object.entries(notOffered)) {
     it(`${workflow} passes every input of each action it runs, but those it says it does not offer`, () => {
       const text = readFileSync(join(root, '.github/workflows', workflow), 'utf8');
-      const steps = Object.values((parseYaml(text) as { jobs: Record<string, { steps?: { uses?: string; with?: Record<string, unknown> }[] }> }).jobs).flatMap((job) => job.steps ?? []);
+      const steps = Object.values((parseYaml(text) as { jobs: Record<string, { steps?: { uses?: string; with?: Record<string, unknown> }[] }> }).jobs).flatMap(
+        (job) => job.steps ?? [],
+      );
       const actionSteps = steps.filter((s) => s.uses?.startsWith('./.skiff/action-'));
       expect(actionSteps.map((s) => s.uses!.replace('./.skiff/', '')).sort()).toEqual(Object.keys(byAction).sort());
       for (const step of actionSteps) {
@@ -232,11 +257,17 @@ describe('release-please', () => {
 
 // Each check above must be able to fail: feed it deliberately wrong YAML.
 describe('the checks catch mistakes', () => {
-  const step = (uses: string, withBlock: string) => `on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: ${uses}\n        with:\n${withBlock}`;
+  const step = (uses: string, withBlock: string) =>
+    `on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: ${uses}\n        with:\n${withBlock}`;
 
   it('GitHub parser: unknown key, bad expression context, bad runs.using', async () => {
     expect(await githubDiagnostics('.github/workflows/x.yml', 'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    stepz: []\n')).not.toEqual([]);
-    expect(await githubDiagnostics('.github/workflows/x.yml', 'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ job.workflow_shaa }}\n')).not.toEqual([]);
+    expect(
+      await githubDiagnostics(
+        '.github/workflows/x.yml',
+        'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ job.workflow_shaa }}\n',
+      ),
+    ).not.toEqual([]);
     const action = read('action-deploy/action.yml').replace(/using: .*node24.*/, "using: 'node99'");
     expect(await githubDiagnostics('action-deploy/action.yml', action)).not.toEqual([]);
   });
@@ -247,8 +278,12 @@ describe('the checks catch mistakes', () => {
   });
 
   it('local action: unknown input, missing required input, unknown action', () => {
-    expect(checkUses(step('./.skiff/action-deploy', '          host: h\n          username: u\n          hostt: x\n'))).toEqual(['job a step 1 (action-deploy): unknown input "hostt"']);
-    expect(checkUses(step('./action-backup', '          host: h\n          username: u\n'))).toEqual(['job a step 1 (action-backup): required input "sources" not given']);
+    expect(checkUses(step('./.skiff/action-deploy', '          host: h\n          username: u\n          hostt: x\n'))).toEqual([
+      'job a step 1 (action-deploy): unknown input "hostt"',
+    ]);
+    expect(checkUses(step('./action-backup', '          host: h\n          username: u\n'))).toEqual([
+      'job a step 1 (action-backup): required input "sources" not given',
+    ]);
     expect(checkUses(step('./.skiff/action-nope', '          a: b\n'))).toEqual(['job a step 1: action-nope/action.yml does not exist']);
   });
 
@@ -271,7 +306,9 @@ describe('the checks catch mistakes', () => {
       'job b → .github/workflows/backup.yml: required secret "SSH_KEY" not passed',
     ]);
     expect(checkUses(call(good, '    secrets: inherit\n'))).toEqual([]);
-    expect(checkUses('on: push\njobs:\n  b:\n    uses: ./.github/workflows/nope.yml\n')).toEqual(['job b: .github/workflows/nope.yml does not exist or is not callable (no on.workflow_call)']);
+    expect(checkUses('on: push\njobs:\n  b:\n    uses: ./.github/workflows/nope.yml\n')).toEqual([
+      'job b: .github/workflows/nope.yml does not exist or is not callable (no on.workflow_call)',
+    ]);
   });
 
   it('pinning check: a tag is not a SHA', () => {
@@ -301,6 +338,8 @@ describe('action README tables (scripts/gen-action-docs.mjs)', () => {
   it('replaces between markers when a README has them', () => {
     const readme = '# X\n\n<!-- inputs:start -->\nold\n<!-- inputs:end -->\n\n<!-- outputs:start -->\n<!-- outputs:end -->\n';
     const next = renderReadme(readme, "inputs:\n  a:\n    description: 'A.'\n    default: 'x'\noutputs:\n  o:\n    description: 'O.'\n");
-    expect(next).toBe('# X\n\n<!-- inputs:start -->\n| Input | Required | Default | Description |\n| --- | --- | --- | --- |\n| `a` | no | `x` | A. |\n<!-- inputs:end -->\n\n<!-- outputs:start -->\n| Output | Description |\n| --- | --- |\n| `o` | O. |\n<!-- outputs:end -->\n');
+    expect(next).toBe(
+      '# X\n\n<!-- inputs:start -->\n| Input | Required | Default | Description |\n| --- | --- | --- | --- |\n| `a` | no | `x` | A. |\n<!-- inputs:end -->\n\n<!-- outputs:start -->\n| Output | Description |\n| --- | --- |\n| `o` | O. |\n<!-- outputs:end -->\n',
+    );
   });
 });

@@ -41774,10 +41774,7 @@ function parseKnownHosts(text) {
   return entries;
 }
 function wildcardMatches(pattern, name) {
-  const regex = new RegExp(
-    `^${[...pattern].map((c5) => c5 === "*" ? ".*" : c5 === "?" ? "." : c5.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`,
-    "i"
-  );
+  const regex = new RegExp(`^${[...pattern].map((c5) => c5 === "*" ? ".*" : c5 === "?" ? "." : c5.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`, "i");
   return regex.test(name);
 }
 function entryMatchesHost(entry, host, port) {
@@ -41975,7 +41972,10 @@ async function openClient(endpoint, options) {
   }
   ssh.connection?.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
-    options.log?.("warning", `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
+    options.log?.(
+      "warning",
+      `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`
+    );
   }
   options.log?.("info", `Connected to ${target} (host key ${presented})`);
   return { ssh, fingerprint: presented };
@@ -42037,7 +42037,10 @@ var init_connection = __esm({
             if (!retryable) throw error3;
             const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
             if (attempt >= attempts || deadline - Date.now() - delayMs < 1e3) {
-              throw new SshConnectionError(`${error3.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`, true);
+              throw new SshConnectionError(
+                `${error3.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`,
+                true
+              );
             }
             options.log?.("warning", `${error3.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
             await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -42071,10 +42074,7 @@ var init_connection = __esm({
           }
         }
         try {
-          const { ssh, fingerprint } = await openClient(
-            { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
-            options
-          );
+          const { ssh, fingerprint } = await openClient({ host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} }, options);
           return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
         } catch (error3) {
           bastion?.dispose();
@@ -42235,7 +42235,10 @@ var init_connection = __esm({
           ],
           { stdin: content, description: options.description ?? `upload ${remotePath}`, allowFailure: true }
         );
-        if (result.code !== 0) throw new Error(`Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
+        if (result.code !== 0)
+          throw new Error(
+            `Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`
+          );
       }
       /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
       async forwardLocalPort(remoteHost, remotePort) {
@@ -49764,7 +49767,11 @@ function structureCheck(source) {
 function trailerCheck(format2) {
   if (!format2.trailer) return void 0;
   return {
-    command: [raw(`{ t=$(tail -c 300 | tr -d '\\000'); case "$t" in *${quote(format2.trailer)}*) ;; *)`), ...failWith(`the backup lacks the ${format2.describe}`), raw(";; esac; }")],
+    command: [
+      raw(`{ t=$(tail -c 300 | tr -d '\\000'); case "$t" in *${quote(format2.trailer)}*) ;; *)`),
+      ...failWith(`the backup lacks the ${format2.describe}`),
+      raw(";; esac; }")
+    ],
     describe: format2.describe
   };
 }
@@ -49907,7 +49914,8 @@ var init_tar_walker = __esm({
         const records = parsePax(Buffer.concat(chunks).subarray(0, size), this.headerAt);
         const override = records.get("size");
         if (override !== void 0) {
-          if (!/^\d+$/.test(override) || Number(override) > Number.MAX_SAFE_INTEGER) throw new TarError(`invalid pax size ${JSON.stringify(override)} at offset ${this.headerAt}`);
+          if (!/^\d+$/.test(override) || Number(override) > Number.MAX_SAFE_INTEGER)
+            throw new TarError(`invalid pax size ${JSON.stringify(override)} at offset ${this.headerAt}`);
           this.nextSize = Number(override);
         }
       }
@@ -88999,7 +89007,9 @@ var init_s3_multipart = __esm({
             await this.abort();
             throw new Error("upload aborted");
           }
-          const result = await this.client.send(new import_client_s3.UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber, Body: data, ContentLength: data.length }));
+          const result = await this.client.send(
+            new import_client_s3.UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber, Body: data, ContentLength: data.length })
+          );
           return { ETag: result.ETag, PartNumber: partNumber };
         };
         const flush2 = async () => {
@@ -89021,12 +89031,22 @@ var init_s3_multipart = __esm({
             }
           }
           if (inFlight === void 0) {
-            await this.client.send(new import_client_s3.PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: buffers[current].subarray(0, filled), ContentLength: filled, ContentType: this.contentType }));
+            await this.client.send(
+              new import_client_s3.PutObjectCommand({
+                Bucket: this.bucket,
+                Key: this.key,
+                Body: buffers[current].subarray(0, filled),
+                ContentLength: filled,
+                ContentType: this.contentType
+              })
+            );
             return;
           }
           if (filled > 0) await flush2();
           parts.push(await inFlight);
-          await this.client.send(new import_client_s3.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: parts } }));
+          await this.client.send(
+            new import_client_s3.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: parts } })
+          );
         } catch (error3) {
           await inFlight?.catch(() => void 0);
           await this.abort();
@@ -98806,7 +98826,8 @@ async function streamDump(executor, request, consume, abort, part) {
   let remoteError;
   try {
     const result = await executor.run([dump], { description: what, stdout: gate, allowFailure: true, live: "stderr" });
-    if (result.code !== 0) remoteError = new BackupFailed(`${what} failed with exit code ${result.code}: ${result.stderr.trim().split("\n").slice(-10).join("\n")}`);
+    if (result.code !== 0)
+      remoteError = new BackupFailed(`${what} failed with exit code ${result.code}: ${result.stderr.trim().split("\n").slice(-10).join("\n")}`);
   } catch (error3) {
     remoteError = error3;
   }
@@ -98900,7 +98921,8 @@ async function fetchChecked(manifest, identities, tempRoot, open2) {
   }
 }
 function encryptedNeedsIdentity(manifest, identities) {
-  if (manifest.encryption && identities.length === 0) throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1\u2026`);
+  if (manifest.encryption && identities.length === 0)
+    throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1\u2026`);
 }
 var REDUCE_MEMORY_EVERY_BYTES, Inspector;
 var init_runner_stream = __esm({
@@ -99015,7 +99037,9 @@ var init_s3_store = __esm({
         const manifests = [];
         let token;
         for (let page = 0; page < 1e3; page++) {
-          const listing = await this.client.send(new import_client_s32.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(sourceName, ""), ...token ? { ContinuationToken: token } : {} }));
+          const listing = await this.client.send(
+            new import_client_s32.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(sourceName, ""), ...token ? { ContinuationToken: token } : {} })
+          );
           for (const object of listing.Contents ?? []) {
             if (!object.Key?.endsWith(".manifest.json")) continue;
             const body = await this.client.send(new import_client_s32.GetObjectCommand({ Bucket: this.settings.bucket, Key: object.Key }));
@@ -99042,12 +99066,30 @@ var init_s3_store = __esm({
         if (request.globals) {
           const globalsFile = `${request.id}.${storedExtension(GLOBALS_FORMAT, source.compression, encrypted)}`;
           const globalsUpload = new StreamingUpload(this.client, this.settings.bucket, this.key(source.name, globalsFile));
-          const part = await streamDump(executor, request, (body) => globalsUpload.done(body), () => globalsUpload.abort(), { dump: request.globals, format: GLOBALS_FORMAT, what: "pg_dumpall --globals-only" });
-          globals = { file: globalsFile, size: part.stored.bytes, sha256: part.stored.digest(), rawSize: part.raw.bytes, rawSha256: part.raw.digest(), verification: globalsVerification() };
+          const part = await streamDump(
+            executor,
+            request,
+            (body) => globalsUpload.done(body),
+            () => globalsUpload.abort(),
+            { dump: request.globals, format: GLOBALS_FORMAT, what: "pg_dumpall --globals-only" }
+          );
+          globals = {
+            file: globalsFile,
+            size: part.stored.bytes,
+            sha256: part.stored.digest(),
+            rawSize: part.raw.bytes,
+            rawSha256: part.raw.digest(),
+            verification: globalsVerification()
+          };
         }
         try {
           const upload = new StreamingUpload(this.client, this.settings.bucket, key);
-          const { raw: raw2, stored } = await streamDump(executor, request, (body) => upload.done(body), () => upload.abort());
+          const { raw: raw2, stored } = await streamDump(
+            executor,
+            request,
+            (body) => upload.done(body),
+            () => upload.abort()
+          );
           const size = stored.bytes;
           const problems = sizeProblems(request, size);
           if (problems.length > 0) {
@@ -99075,11 +99117,17 @@ var init_s3_store = __esm({
             durationMs: Date.now() - started
           };
           await this.client.send(
-            new import_client_s32.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, `${request.id}.manifest.json`), Body: serializeManifest(manifest), ContentType: "application/json" })
+            new import_client_s32.PutObjectCommand({
+              Bucket: this.settings.bucket,
+              Key: this.key(source.name, `${request.id}.manifest.json`),
+              Body: serializeManifest(manifest),
+              ContentType: "application/json"
+            })
           );
           return manifest;
         } catch (error3) {
-          if (globals) await this.client.send(new import_client_s32.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, globals.file) })).catch(() => void 0);
+          if (globals)
+            await this.client.send(new import_client_s32.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, globals.file) })).catch(() => void 0);
           throw error3;
         }
       }
@@ -99100,7 +99148,14 @@ var init_s3_store = __esm({
         });
       }
       async writeReport(manifest, name, content) {
-        await this.client.send(new import_client_s32.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, `${manifest.id}.${name}.json`), Body: content, ContentType: "application/json" }));
+        await this.client.send(
+          new import_client_s32.PutObjectCommand({
+            Bucket: this.settings.bucket,
+            Key: this.key(manifest.source, `${manifest.id}.${name}.json`),
+            Body: content,
+            ContentType: "application/json"
+          })
+        );
       }
     };
   }
@@ -99163,7 +99218,9 @@ var init_artifact_client = __esm({
       constructor(token = process.env.ACTIONS_RUNTIME_TOKEN, resultsUrl = process.env.ACTIONS_RESULTS_URL) {
         this.token = token;
         if (!token || !resultsUrl) {
-          throw new ArtifactServiceError("destination artifact needs the runner's ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL (set for JavaScript actions on GitHub-hosted and self-hosted runners)");
+          throw new ArtifactServiceError(
+            "destination artifact needs the runner's ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL (set for JavaScript actions on GitHub-hosted and self-hosted runners)"
+          );
         }
         this.baseUrl = resultsUrl.endsWith("/") ? resultsUrl : `${resultsUrl}/`;
         this.ids = backendIds(token);
@@ -99272,7 +99329,8 @@ var init_artifact_client = __esm({
 import { Readable as Readable10 } from "node:stream";
 function hint(status, method) {
   if (status === 401) return " (github-token is not valid)";
-  if (status === 403) return method === "DELETE" ? " (github-token needs `actions: write` to delete artifacts: add `permissions: actions: write` to the job)" : " (github-token needs `actions: read`)";
+  if (status === 403)
+    return method === "DELETE" ? " (github-token needs `actions: write` to delete artifacts: add `permissions: actions: write` to the job)" : " (github-token needs `actions: read`)";
   if (status === 404) return " (not found: wrong repository, an artifact that expired or was deleted, or a token without access to the repository)";
   return "";
 }
@@ -99294,7 +99352,8 @@ var init_github_artifacts = __esm({
     GitHubArtifactsApi = class {
       constructor(settings) {
         this.settings = settings;
-        if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(settings.repository)) throw new GitHubApiError(`GITHUB_REPOSITORY ${JSON.stringify(settings.repository)} is not owner/repo`);
+        if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(settings.repository))
+          throw new GitHubApiError(`GITHUB_REPOSITORY ${JSON.stringify(settings.repository)} is not owner/repo`);
         this.base = `${settings.apiUrl.replace(/\/+$/, "")}/repos/${settings.repository}/actions/artifacts`;
       }
       settings;
@@ -99314,7 +99373,9 @@ var init_github_artifacts = __esm({
         const path = new URL(url).pathname;
         let last = "";
         for (let attempt = 1; attempt <= ATTEMPTS2; attempt++) {
-          const response = await fetch(url, { method, headers: this.headers(), redirect: "manual", signal: AbortSignal.timeout(6e4) }).catch((error3) => error3);
+          const response = await fetch(url, { method, headers: this.headers(), redirect: "manual", signal: AbortSignal.timeout(6e4) }).catch(
+            (error3) => error3
+          );
           if (response instanceof Error) last = response.message;
           else {
             if (response.status < 400) return response;
@@ -99325,7 +99386,8 @@ var init_github_artifacts = __esm({
             } catch {
             }
             const retry = response.status === 429 || response.status >= 500 || response.status === 403 && response.headers.get("x-ratelimit-remaining") === "0";
-            if (!retry || attempt === ATTEMPTS2) throw new GitHubApiError(`GitHub API ${method} ${path} answered ${response.status}: ${message}${hint(response.status, method)}`, response.status);
+            if (!retry || attempt === ATTEMPTS2)
+              throw new GitHubApiError(`GitHub API ${method} ${path} answered ${response.status}: ${message}${hint(response.status, method)}`, response.status);
             last = `${response.status}: ${message}`;
           }
           if (attempt < ATTEMPTS2) await new Promise((resolve) => setTimeout(resolve, 1e3 * 2 ** attempt));
@@ -99366,9 +99428,11 @@ var init_github_artifacts = __esm({
         const response = await this.request("GET", `${this.base}/${id}/zip`);
         const location = response.headers.get("location");
         await response.body?.cancel();
-        if (response.status < 300 || response.status >= 400 || !location) throw new GitHubApiError(`GitHub API GET artifact ${id}/zip answered ${response.status} without a redirect to the download`);
+        if (response.status < 300 || response.status >= 400 || !location)
+          throw new GitHubApiError(`GitHub API GET artifact ${id}/zip answered ${response.status} without a redirect to the download`);
         const blob = await fetch(location);
-        if (!blob.ok || !blob.body) throw new GitHubApiError(`download of artifact ${id} failed: ${blob.status} ${(await blob.text().catch(() => "")).slice(0, 200)}`);
+        if (!blob.ok || !blob.body)
+          throw new GitHubApiError(`download of artifact ${id} failed: ${blob.status} ${(await blob.text().catch(() => "")).slice(0, 200)}`);
         if ((blob.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase() === "application/zip") {
           await blob.body.cancel();
           throw new GitHubApiError(`artifact ${id} is a zip archive; backups are stored as single unzipped files, so this artifact was not made by action-backup`);
@@ -99440,7 +99504,10 @@ var init_artifact_store = __esm({
       async ref(file) {
         const named = (await this.refs()).filter((ref2) => ref2.name === this.name(file));
         const ref = named.find((r5) => r5.current) ?? named.sort((a5, b5) => b5.id - a5.id)[0];
-        if (!ref) throw new Error(`artifact ${this.name(file)} not found${this.options.github ? " (expired or deleted?)" : " in this run (set github-token to reach earlier runs)"}`);
+        if (!ref)
+          throw new Error(
+            `artifact ${this.name(file)} not found${this.options.github ? " (expired or deleted?)" : " in this run (set github-token to reach earlier runs)"}`
+          );
         return ref;
       }
       async open(ref) {
@@ -99487,8 +99554,19 @@ var init_artifact_store = __esm({
             { dump: request.globals, format: GLOBALS_FORMAT, what: "pg_dumpall --globals-only" }
           );
           const sha2564 = part.stored.digest();
-          if (upload.sha256 !== sha2564 || upload.size !== part.stored.bytes) throw new BackupFailed(`artifact ${this.name(globalsFile)}: the uploaded bytes differ from the stream's; not published`);
-          globals = { manifest: { file: globalsFile, size: part.stored.bytes, sha256: sha2564, rawSize: part.raw.bytes, rawSha256: part.raw.digest(), verification: globalsVerification() }, upload };
+          if (upload.sha256 !== sha2564 || upload.size !== part.stored.bytes)
+            throw new BackupFailed(`artifact ${this.name(globalsFile)}: the uploaded bytes differ from the stream's; not published`);
+          globals = {
+            manifest: {
+              file: globalsFile,
+              size: part.stored.bytes,
+              sha256: sha2564,
+              rawSize: part.raw.bytes,
+              rawSha256: part.raw.digest(),
+              verification: globalsVerification()
+            },
+            upload
+          };
         }
         let uploaded;
         const { raw: raw2, stored } = await streamDump(
@@ -99503,7 +99581,8 @@ var init_artifact_store = __esm({
         const problems = sizeProblems(request, stored.bytes);
         if (problems.length > 0) throw new BackupFailed(`backup of ${source.name} rejected (never published): ${problems.join("; ")}`);
         const sha2563 = stored.digest();
-        if (uploaded.sha256 !== sha2563 || uploaded.size !== stored.bytes) throw new BackupFailed(`artifact ${this.name(file)}: the uploaded bytes differ from the stream's; not published`);
+        if (uploaded.sha256 !== sha2563 || uploaded.size !== stored.bytes)
+          throw new BackupFailed(`artifact ${this.name(file)}: the uploaded bytes differ from the stream's; not published`);
         if (globals) await globals.upload.finalize();
         const artifactId = await uploaded.finalize();
         const manifest = {
@@ -100289,7 +100368,12 @@ var SSH_INPUTS = [
     description: "Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.",
     required: false
   },
-  { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
+  {
+    name: "jump-key",
+    description: "Private key for the jump host; by default the jump host gets the same credentials as the server.",
+    required: false,
+    secret: true
+  },
   {
     name: "connect-timeout",
     description: "How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.",
@@ -100628,7 +100712,8 @@ async function runAction(phases, options = {}) {
   } catch (error3) {
     const message = failureMessage(error3);
     setFailed(message);
-    if (error3 instanceof InputError) await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
+    if (error3 instanceof InputError)
+      await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
 
 ${codeBlock(message)}
 `).catch(() => void 0);
@@ -100846,7 +100931,8 @@ function parseSource(entry, problem) {
   const helperImage = str("helper-image");
   const globalsValue = entry.globals;
   if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail2('"globals" must be true or false');
-  if (password !== void 0 && place.kind !== "host") fail2(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
+  if (password !== void 0 && place.kind !== "host")
+    fail2(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
   if (passwordEnv !== void 0 && place.kind === "host") fail2('"password-env" names a variable inside the container; for the host use "password"');
   if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail2(`"database" is required for ${sourceType}`);
   if (sourceType === "sqlite" && path === void 0) fail2('"path" (the database file) is required for sqlite');
@@ -100973,7 +101059,25 @@ function filesDump(source) {
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
   ];
   const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
-  return ["docker", "run", "--rm", "--network=none", "--user=0:0", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
+  return [
+    "docker",
+    "run",
+    "--rm",
+    "--network=none",
+    "--user=0:0",
+    "--label",
+    `skiff.backup=${source.name}`,
+    ...mounts,
+    "--entrypoint",
+    "tar",
+    source.helperImage,
+    "--create",
+    "--file=-",
+    "--numeric-owner",
+    "--directory=/backup",
+    "--",
+    ...members
+  ];
 }
 function toolVersionCommand(source) {
   switch (source.type) {
@@ -101074,20 +101178,30 @@ function hostBackupScript(directory, request, file, globalsFile) {
     [raw('partial="$final.partial"')],
     ...globals ? [assign("gfinal", `${directory}/${globalsFile}`), [raw('gpartial="$gfinal.partial"')]] : [],
     // After the rename the directory holds the backup, so rmdir stops at once.
-    [raw(`cleanup() { rm -f -- ${removed}; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }`)],
+    [
+      raw(
+        `cleanup() { rm -f -- ${removed}; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }`
+      )
+    ],
     [raw("trap cleanup EXIT")],
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
     ...globals?.lines ?? [],
     ...dumpLine(request, stream2),
     [raw('size=$(stat -c %s -- "$partial")')],
-    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...failWith(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
+    [
+      raw(`[ "$size" -ge ${request.minSize} ] ||`),
+      ...failWith(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)
+    ]
   ];
   if (request.previousSize !== void 0 && request.maxShrinkPercent < 100) {
     const floor = Math.floor(request.previousSize * (100 - request.maxShrinkPercent) / 100);
     script2.push([
       raw(`[ "$size" -ge ${floor} ] ||`),
-      ...failWith(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
+      ...failWith(
+        `the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`,
+        SHRUNK_EXIT
+      )
     ]);
     sizeChecks.push(`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`);
   }
@@ -101135,17 +101249,22 @@ var HostStore = class {
     try {
       result = await executor.run(script2, { description: `back up ${request.source.name} to ${dir}`, live: "stderr" });
     } catch (error3) {
-      if (error3 instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error3.message}`);
+      if (error3 instanceof RemoteCommandError)
+        throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error3.message}`);
       throw error3;
     }
     const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
     const sha2563 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
-    if (!Number.isFinite(size) || !sha2563) throw new BackupFailed(`backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
+    if (!Number.isFinite(size) || !sha2563)
+      throw new BackupFailed(
+        `backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`
+      );
     let globals;
     if (globalsFile) {
       const globalsSize = Number(/^globals-size=(\d+)$/m.exec(result.stdout)?.[1]);
       const globalsSha256 = /^globals-sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
-      if (!Number.isFinite(globalsSize) || !globalsSha256) throw new BackupFailed(`backup of ${request.source.name}: the server did not report the globals' size and sha256`);
+      if (!Number.isFinite(globalsSize) || !globalsSha256)
+        throw new BackupFailed(`backup of ${request.source.name}: the server did not report the globals' size and sha256`);
       globals = { file: globalsFile, size: globalsSize, sha256: globalsSha256, verification: globalsChecks ?? [] };
     }
     const manifest = {
@@ -101200,7 +101319,10 @@ var HostStore = class {
     };
   }
   async writeReport(manifest, name, content) {
-    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, { mode: 384, description: `${name} report of ${manifest.id}` });
+    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, {
+      mode: 384,
+      description: `${name} report of ${manifest.id}`
+    });
   }
 };
 
@@ -101281,7 +101403,27 @@ function filesInPlace(source, force, step = "extract") {
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}`])
   ];
   const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, "")}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
-  return ["docker", "run", "--rm", ...step === "extract" ? ["-i"] : [], "--network=none", "--user=0:0", "--label", `skiff.restore=${source.name}`, ...mounts, "--entrypoint", "sh", source.helperImage, "-c", FILES_IN_PLACE_SCRIPT, "sh", step, "/backup", String(force), ...roots];
+  return [
+    "docker",
+    "run",
+    "--rm",
+    ...step === "extract" ? ["-i"] : [],
+    "--network=none",
+    "--user=0:0",
+    "--label",
+    `skiff.restore=${source.name}`,
+    ...mounts,
+    "--entrypoint",
+    "sh",
+    source.helperImage,
+    "-c",
+    FILES_IN_PLACE_SCRIPT,
+    "sh",
+    step,
+    "/backup",
+    String(force),
+    ...roots
+  ];
 }
 var DRILL_PREFIX = "skiff_drill_";
 var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
@@ -101338,12 +101480,21 @@ function dirname(path) {
 function restoreCommand(source, target, secretFile) {
   switch (source.type) {
     case "postgres":
-      return readToEnd(pgTool(
-        source,
-        ["pg_restore", `--dbname=${target.database}`, "--no-owner", "--exit-on-error", "--single-transaction", ...target.force ? ["--clean", "--if-exists"] : []],
-        secretFile,
-        { stdin: true }
-      ));
+      return readToEnd(
+        pgTool(
+          source,
+          [
+            "pg_restore",
+            `--dbname=${target.database}`,
+            "--no-owner",
+            "--exit-on-error",
+            "--single-transaction",
+            ...target.force ? ["--clean", "--if-exists"] : []
+          ],
+          secretFile,
+          { stdin: true }
+        )
+      );
     case "mysql":
       return mysqlTool(source, "mysql", [target.database], secretFile, { stdin: true });
     case "redis":
@@ -101355,11 +101506,7 @@ function restoreCommand(source, target, secretFile) {
       return readToEnd(["tar", "--extract", "--file=-", "--numeric-owner", `--directory=${target.path}`]);
   }
 }
-var FILE_ARGUMENT = [
-  "set -eu",
-  "file=$1; shift",
-  `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`
-];
+var FILE_ARGUMENT = ["set -eu", "file=$1; shift", `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`];
 var SQLITE_DRILL_SCRIPT = [
   ...FILE_ARGUMENT,
   'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
@@ -101407,7 +101554,12 @@ function scratchTarget(source, suffix) {
   return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === "files" ? "" : `.${source.type}`}`, force: false };
 }
 function existingGlobalsQuery(source, secretFile) {
-  return psql(source, "postgres", "select 'r' || quote_ident(rolname) from pg_roles union all select 't' || quote_ident(spcname) from pg_tablespace order by 1", secretFile);
+  return psql(
+    source,
+    "postgres",
+    "select 'r' || quote_ident(rolname) from pg_roles union all select 't' || quote_ident(spcname) from pg_tablespace order by 1",
+    secretFile
+  );
 }
 function parseExistingGlobals(output) {
   const lines2 = output.split("\n").filter((line) => line !== "");
@@ -101485,7 +101637,11 @@ async function backupSource(executor, store, source, options) {
     })
   );
   options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
-  const { kept, pruned } = await pruneSource(store, source.name, options.retention, { now: time2, dryRun: options.dryRunPrune ?? false, ...options.log ? { log: options.log } : {} });
+  const { kept, pruned } = await pruneSource(store, source.name, options.retention, {
+    now: time2,
+    dryRun: options.dryRunPrune ?? false,
+    ...options.log ? { log: options.log } : {}
+  });
   return { manifest, kept, pruned, durationMs: Date.now() - started };
 }
 async function pruneSource(store, sourceName, policy, options) {
@@ -101512,7 +101668,8 @@ async function findBackup(store, source, backupIdOrLatest) {
 async function restoreBackup(executor, store, source, manifest, target, options = {}) {
   const data = await store.fetch(manifest, options.identities ?? []);
   const applyGlobals = manifest.globals !== void 0 && (options.globals ?? !options.drill);
-  if (applyGlobals && !data.globals) throw new Error(`${manifest.id} lists globals (${manifest.globals.file}) but ${store.describe()} returned none; refusing a restore without its roles`);
+  if (applyGlobals && !data.globals)
+    throw new Error(`${manifest.id} lists globals (${manifest.globals.file}) but ${store.describe()} returned none; refusing a restore without its roles`);
   const globalsState = manifest.globals ? { globals: applyGlobals ? "applied" : "verified" } : {};
   return withSecretFile(executor, source, async (secretFile) => {
     const prepare = prepareTargetScript(source, target, secretFile);
@@ -101523,14 +101680,22 @@ async function restoreBackup(executor, store, source, manifest, target, options 
     const inPlace2 = target.inPlace && source.type === "files";
     const settle = async (ok, error3) => {
       const refused = error3 instanceof RemoteCommandError && error3.result.code === REFUSED_EXIT;
-      if (inPlace2 && !refused) await executor.run([filesInPlace(source, target.force, ok ? "finish" : "undo")], { description: ok ? "remove the previous contents" : "put the previous contents back" });
+      if (inPlace2 && !refused)
+        await executor.run([filesInPlace(source, target.force, ok ? "finish" : "undo")], {
+          description: ok ? "remove the previous contents" : "put the previous contents back"
+        });
     };
     try {
-      const existingGlobals = async () => applyGlobals ? parseExistingGlobals((await executor.run([existingGlobalsQuery(source, secretFile)], { description: "roles and tablespaces in the target cluster" })).stdout) : void 0;
+      const existingGlobals = async () => applyGlobals ? parseExistingGlobals(
+        (await executor.run([existingGlobalsQuery(source, secretFile)], { description: "roles and tablespaces in the target cluster" })).stdout
+      ) : void 0;
       if (data.kind === "server") {
         const existing = await existingGlobals();
         const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], { description, live: "stderr" }).catch(async (error3) => {
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], {
+          description,
+          live: "stderr"
+        }).catch(async (error3) => {
           await settle(false, error3).catch(() => void 0);
           throw error3;
         });
@@ -101541,7 +101706,10 @@ async function restoreBackup(executor, store, source, manifest, target, options 
         if (prepare.length > 0) await executor.run(prepare, { description: `check restore target ${describeTarget2(source, target)}` });
         const existing = await existingGlobals();
         if (existing && data.globals) {
-          await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
+          await executor.run([applyGlobalsCommand(source, existing, secretFile)], {
+            description: `apply globals (roles, tablespaces) of ${manifest.id}`,
+            stdin: await data.globals()
+          });
         }
         await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open(), live: "stderr" }).catch(async (error3) => {
           await settle(false, error3).catch(() => void 0);
@@ -101568,7 +101736,12 @@ async function drillSource(executor, store, source, options) {
   const manifest = await findBackup(store, source, options.backupId ?? "latest");
   const target = scratchTarget(source, randomBytes3(4).toString("hex"));
   const result = await restoreBackup(executor, store, source, manifest, target, { ...options, drill: true });
-  const report = { id: manifest.id, time: (options.now ?? (() => /* @__PURE__ */ new Date()))().toISOString(), query: options.drillQuery ?? "row counts", rows: result.report ?? [] };
+  const report = {
+    id: manifest.id,
+    time: (options.now ?? (() => /* @__PURE__ */ new Date()))().toISOString(),
+    query: options.drillQuery ?? "row counts",
+    rows: result.report ?? []
+  };
   await store.writeReport(manifest, "drill", `${JSON.stringify(report)}
 `);
   return result;
@@ -101600,9 +101773,24 @@ var BACKUP_INPUTS = [
     description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026). See the README.",
     required: true
   },
-  { name: "destination", description: "Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of the workflow run, found again by later runs through github-token; readable by anyone who can read the repository unless encrypted).", required: false, default: "host" },
-  { name: "destination-path", description: "With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.", required: false, default: "/var/backups/skiff" },
-  { name: "artifact-name", description: "With destination artifact: prefix of the artifacts' names, `<artifact-name>.<backup file>`.", required: false, default: "skiff-backup" },
+  {
+    name: "destination",
+    description: "Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of the workflow run, found again by later runs through github-token; readable by anyone who can read the repository unless encrypted).",
+    required: false,
+    default: "host"
+  },
+  {
+    name: "destination-path",
+    description: "With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.",
+    required: false,
+    default: "/var/backups/skiff"
+  },
+  {
+    name: "artifact-name",
+    description: "With destination artifact: prefix of the artifacts' names, `<artifact-name>.<backup file>`.",
+    required: false,
+    default: "skiff-backup"
+  },
   {
     name: "github-token",
     description: "With destination artifact: token for GitHub's REST API, so list, restore, drill and prune see the backups of earlier workflow runs (needs `actions: read`; prune needs `actions: write`). Empty: only this run's artifacts.",
@@ -101616,21 +101804,53 @@ var BACKUP_INPUTS = [
   { name: "s3-prefix", description: "Key prefix inside the bucket; backups go to `<prefix>/<source>/<id>.*`.", required: false, default: "skiff-backups" },
   { name: "s3-access-key-id", description: "S3 access key id.", required: false, secret: true },
   { name: "s3-secret-access-key", description: "S3 secret access key.", required: false, secret: true },
-  { name: "encrypt-recipients", description: "age public keys (age1\u2026), one per line: backups are encrypted on the runner before upload (s3 and artifact); the decryption key never needs to be in CI.", required: false },
-  { name: "decrypt-identity", description: "age identity (AGE-SECRET-KEY-1\u2026) for restore and drill of encrypted backups. Secret.", required: false, secret: true },
+  {
+    name: "encrypt-recipients",
+    description: "age public keys (age1\u2026), one per line: backups are encrypted on the runner before upload (s3 and artifact); the decryption key never needs to be in CI.",
+    required: false
+  },
+  {
+    name: "decrypt-identity",
+    description: "age identity (AGE-SECRET-KEY-1\u2026) for restore and drill of encrypted backups. Secret.",
+    required: false,
+    secret: true
+  },
   { name: "mode", description: "`backup`, `list`, `restore`, `drill` or `prune`.", required: false, default: "backup" },
   { name: "min-size", description: "A backup smaller than this many bytes fails.", required: false, default: "1024" },
-  { name: "max-shrink-percent", description: "A backup more than this percent smaller than the previous one fails (100 turns the guard off).", required: false, default: "50" },
+  {
+    name: "max-shrink-percent",
+    description: "A backup more than this percent smaller than the previous one fails (100 turns the guard off).",
+    required: false,
+    default: "50"
+  },
   { name: "keep-daily", description: "Retention: keep the newest backup of each of this many days.", required: false, default: "0" },
   { name: "keep-weekly", description: "Retention: keep the newest backup of each of this many ISO weeks.", required: false, default: "0" },
   { name: "keep-monthly", description: "Retention: keep the newest backup of each of this many months.", required: false, default: "0" },
   { name: "keep-yearly", description: "Retention: keep the newest backup of each of this many years.", required: false, default: "0" },
-  { name: "keep-days", description: "Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.", required: false, default: "0" },
+  {
+    name: "keep-days",
+    description: "Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.",
+    required: false,
+    default: "0"
+  },
   { name: "min-keep", description: "Never keep fewer than this many newest backups per source.", required: false, default: "3" },
-  { name: "backup-id", description: "For restore (and drill): the backup id to restore, or `latest`. A drill of several sources takes each one's latest.", required: false, default: "latest" },
-  { name: "restore-target", description: "For restore: the database (postgres, mysql) or path on the server (redis, sqlite, files). Default: the source database; for files, back into the source's own paths and volumes (their current contents kept aside until the restore has finished, so a failed one puts them back; force: true needed when they are not empty); required for redis and sqlite. For redis give Redis's data directory (stopped Redis, path ending in /): with appendonly yes its append-only file is what Redis loads, and it is replaced too.", required: false },
+  {
+    name: "backup-id",
+    description: "For restore (and drill): the backup id to restore, or `latest`. A drill of several sources takes each one's latest.",
+    required: false,
+    default: "latest"
+  },
+  {
+    name: "restore-target",
+    description: "For restore: the database (postgres, mysql) or path on the server (redis, sqlite, files). Default: the source database; for files, back into the source's own paths and volumes (their current contents kept aside until the restore has finished, so a failed one puts them back; force: true needed when they are not empty); required for redis and sqlite. For redis give Redis's data directory (stopped Redis, path ending in /): with appendonly yes its append-only file is what Redis loads, and it is replaced too.",
+    required: false
+  },
   { name: "force", description: "For restore: overwrite a non-empty target (true or false).", required: false, default: "false" },
-  { name: "drill-query", description: "For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.", required: false },
+  {
+    name: "drill-query",
+    description: "For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.",
+    required: false
+  },
   { name: "healthcheck-url", description: "healthchecks.io-style ping URL: `/start` before, the URL on success, `/fail` on failure.", required: false }
 ];
 var ACTION_INPUTS = [...SSH_INPUTS, ...BACKUP_INPUTS, DRY_RUN_INPUT];
@@ -101638,7 +101858,8 @@ var MODES = ["backup", "list", "restore", "drill", "prune"];
 function readSources() {
   const text = getString("sources", { required: true });
   const { sources, problems } = parseSources(text);
-  if (problems.length > 0) throw new InputError("sources", `Input "sources" ${problems.length === 1 ? "has a problem" : "has problems"}:
+  if (problems.length > 0)
+    throw new InputError("sources", `Input "sources" ${problems.length === 1 ? "has a problem" : "has problems"}:
 - ${problems.join("\n- ")}`);
   for (const source of sources) maskSecret(source.password);
   return sources;
@@ -101646,7 +101867,8 @@ function readSources() {
 function readRecipients() {
   const list2 = getList("encrypt-recipients", { split: "any" }) ?? [];
   for (const recipient of list2) {
-    if (!/^age1[02-9ac-hj-np-z]{58}$/.test(recipient)) throw invalidInput("encrypt-recipients", "age public keys (age1 followed by 58 bech32 characters), one per line", recipient);
+    if (!/^age1[02-9ac-hj-np-z]{58}$/.test(recipient))
+      throw invalidInput("encrypt-recipients", "age public keys (age1 followed by 58 bech32 characters), one per line", recipient);
   }
   return [...list2];
 }
@@ -101687,7 +101909,8 @@ function readBackupInputs() {
   });
   const endpoint = c5.read(() => {
     const value = getString("s3-endpoint");
-    if (value !== void 0 && !/^https?:\/\/[^\s]+$/.test(value)) throw invalidInput("s3-endpoint", "an http(s) URL like https://<account>.r2.cloudflarestorage.com", value);
+    if (value !== void 0 && !/^https?:\/\/[^\s]+$/.test(value))
+      throw invalidInput("s3-endpoint", "an http(s) URL like https://<account>.r2.cloudflarestorage.com", value);
     return value;
   });
   const region = c5.read(() => getString("s3-region", { default: "us-east-1" }));
@@ -101709,7 +101932,8 @@ function readBackupInputs() {
   const minKeep = c5.read(() => getInteger("min-keep", { default: 3, min: 1, max: 1e4 }));
   const backupId2 = c5.read(() => {
     const value = getString("backup-id", { default: "latest" });
-    if (value !== "latest" && !/^[A-Za-z0-9._-]+-\d{8}T\d{6}Z$/.test(value)) throw invalidInput("backup-id", '"latest" or an id like postgres-app-20260101T030000Z (see mode: list)', value);
+    if (value !== "latest" && !/^[A-Za-z0-9._-]+-\d{8}T\d{6}Z$/.test(value))
+      throw invalidInput("backup-id", '"latest" or an id like postgres-app-20260101T030000Z (see mode: list)', value);
     return value;
   });
   const restoreTarget = c5.read(() => getString("restore-target"));
@@ -101732,12 +101956,21 @@ function readBackupInputs() {
     }))
   ];
   if (kind === "s3") {
-    for (const [name, value] of [["s3-bucket", bucket], ["s3-access-key-id", accessKeyId], ["s3-secret-access-key", secretAccessKey]]) {
+    for (const [name, value] of [
+      ["s3-bucket", bucket],
+      ["s3-access-key-id", accessKeyId],
+      ["s3-secret-access-key", secretAccessKey]
+    ]) {
       if (value === void 0) c5.add(new InputError(name, `Input "${name}" is required with destination: s3`));
     }
   }
   if (kind === "host" && encryptRecipients !== void 0 && encryptRecipients.length > 0) {
-    c5.add(new InputError("encrypt-recipients", 'Input "encrypt-recipients" needs destination s3 or artifact: encryption runs on the runner, and host backups never leave the server'));
+    c5.add(
+      new InputError(
+        "encrypt-recipients",
+        'Input "encrypt-recipients" needs destination s3 or artifact: encryption runs on the runner, and host backups never leave the server'
+      )
+    );
   }
   if (mode !== void 0) {
     for (const { name, modes } of MODE_INPUTS.filter((input) => !input.modes.includes(mode) && input.isSet())) {
@@ -101746,13 +101979,23 @@ function readBackupInputs() {
   }
   const noQuery = mode === "drill" && drillQuery !== void 0 ? sources?.filter((source) => source.type === "redis" || source.type === "files") : void 0;
   if (noQuery?.length) {
-    c5.add(new InputError("drill-query", `Input "drill-query" is SQL for postgres, mysql and sqlite sources; ${noQuery.map((source) => `${source.name} is ${source.type}`).join(", ")} (its drill reports what it restored without a query)`));
+    c5.add(
+      new InputError(
+        "drill-query",
+        `Input "drill-query" is SQL for postgres, mysql and sqlite sources; ${noQuery.map((source) => `${source.name} is ${source.type}`).join(", ")} (its drill reports what it restored without a query)`
+      )
+    );
   }
   if (mode === "restore" && sources !== void 0 && sources.length !== 1) {
     c5.add(new InputError("sources", `mode restore works on one source at a time (restore-target names one place); "sources" has ${sources.length}`));
   }
   if (mode === "drill" && sources !== void 0 && sources.length > 1 && backupId2 !== void 0 && backupId2 !== "latest") {
-    c5.add(new InputError("backup-id", `Input "backup-id" names one backup (${backupId2}), but mode drill has ${sources.length} sources; leave it at latest, or list only that backup's source`));
+    c5.add(
+      new InputError(
+        "backup-id",
+        `Input "backup-id" names one backup (${backupId2}), but mode drill has ${sources.length} sources; leave it at latest, or list only that backup's source`
+      )
+    );
   }
   if (mode === "restore" && sources?.length === 1 && (sources[0].type === "redis" || sources[0].type === "sqlite") && restoreTarget === void 0) {
     c5.add(new InputError("restore-target", `Input "restore-target" (a path on the server) is required to restore a ${sources[0].type} backup`));
@@ -101764,8 +102007,25 @@ function readBackupInputs() {
     c5.add(invalidInput("restore-target", "an absolute path on the server", restoreTarget));
   }
   c5.finish();
-  const destination = kind === "s3" ? { kind: "s3", settings: { ...endpoint ? { endpoint } : {}, region, bucket, prefix: prefix2, accessKeyId, secretAccessKey } } : kind === "artifact" ? { kind: "artifact", name: artifactName, ...artifactApi(githubToken) } : { kind: "host", path };
-  const retention = { keepDaily, keepWeekly, keepMonthly, keepYearly, keepDays, minKeep };
+  const destination = kind === "s3" ? {
+    kind: "s3",
+    settings: {
+      ...endpoint ? { endpoint } : {},
+      region,
+      bucket,
+      prefix: prefix2,
+      accessKeyId,
+      secretAccessKey
+    }
+  } : kind === "artifact" ? { kind: "artifact", name: artifactName, ...artifactApi(githubToken) } : { kind: "host", path };
+  const retention = {
+    keepDaily,
+    keepWeekly,
+    keepMonthly,
+    keepYearly,
+    keepDays,
+    minKeep
+  };
   return {
     ssh,
     sources,
@@ -101819,7 +102079,14 @@ function backupTable(outcomes) {
 function listTable(source, manifests) {
   return table(
     ["Backup", "Time", "Size", "sha256", "Encrypted", "Globals"],
-    manifests.map((m3) => [m3.id, m3.time, formatBytes2(m3.size), m3.sha256.slice(0, 16), m3.encryption ? "age" : "no", m3.globals ? formatBytes2(m3.globals.size) : "\u2014"])
+    manifests.map((m3) => [
+      m3.id,
+      m3.time,
+      formatBytes2(m3.size),
+      m3.sha256.slice(0, 16),
+      m3.encryption ? "age" : "no",
+      m3.globals ? formatBytes2(m3.globals.size) : "\u2014"
+    ])
   ).replace(/^/, `**${source}**
 
 `);
@@ -101892,14 +102159,17 @@ ${sections.join("\n\n")}
       case "prune": {
         const pruned = {};
         for (const source of inputs.sources) {
-          if (!retentionConfigured(inputs.retention)) throw new Error("mode prune needs a retention rule: set keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-days");
+          if (!retentionConfigured(inputs.retention))
+            throw new Error("mode prune needs a retention rule: set keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-days");
           pruned[source.name] = (await pruneSource(store, source.name, inputs.retention, { now: /* @__PURE__ */ new Date(), dryRun: inputs.dryRun, log: info })).pruned;
         }
         out.set("pruned", pruned);
-        await writeSummary(`### ${inputs.dryRun ? "Would prune (dry run)" : "Pruned"}
+        await writeSummary(
+          `### ${inputs.dryRun ? "Would prune (dry run)" : "Pruned"}
 
 ${Object.entries(pruned).map(([name, ids]) => `- ${name}: ${ids.join(", ") || "nothing"}`).join("\n")}
-`);
+`
+        );
         return;
       }
       case "restore": {
@@ -101914,10 +102184,12 @@ ${Object.entries(pruned).map(([name, ids]) => `- ${name}: ${ids.join(", ") || "n
         out.set("location", manifest.location);
         out.set("sha256", manifest.sha256);
         out.set("verified", "true");
-        await writeSummary(`### Restored ${manifest.id}
+        await writeSummary(
+          `### Restored ${manifest.id}
 
 into \`${where}\` (sha256 checked before writing${globalsNote}${target.inPlace ? "; the previous contents were kept aside until the restore finished" : ""})
-`);
+`
+        );
         return;
       }
       case "drill":
@@ -101955,13 +102227,15 @@ async function backupAll(inputs, ssh, store, out) {
   out.set("sha256", done[0]?.manifest.sha256 ?? "");
   out.set("verified", String(done.length === outcomes.length));
   out.set("pruned", Object.fromEntries(done.map((r5) => [r5.manifest.source, r5.pruned])));
-  await writeSummary(`### Backups to ${store.describe()}
+  await writeSummary(
+    `### Backups to ${store.describe()}
 
 ${unencryptedArtifact ? `> [!WARNING]
 > ${UNENCRYPTED_ARTIFACT_WARNING}
 
 ` : ""}${backupTable(outcomes)}
-`);
+`
+  );
   const failed = outcomes.filter((o3) => o3.error);
   if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o3) => o3.source).join(", ")}`);
 }
@@ -101970,7 +102244,11 @@ async function drillAll(inputs, ssh, store, out) {
   for (const source of inputs.sources) {
     const started = Date.now();
     try {
-      const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {} });
+      const result = await drillSource(ssh, store, source, {
+        backupId: inputs.backupId,
+        identities: inputs.decryptIdentities,
+        ...inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}
+      });
       info(`drill of ${result.manifest.id} passed${result.globals ? " (globals checked, not applied)" : ""}:
 ${(result.report ?? []).join("\n")}`);
       outcomes.push({ source: source.name, result, durationMs: Date.now() - started });
@@ -101996,7 +102274,10 @@ async function planOnly(inputs) {
   await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
     const secretFile = source.password !== void 0 ? "/tmp/skiff-backup-XXXX.secret" : void 0;
-    if (source.globals) await plan.run([globalsCommand(source, secretFile)], { description: `${inputs.mode} ${source.name}: roles and tablespaces (globals) to ${describeDestination(inputs)}` });
+    if (source.globals)
+      await plan.run([globalsCommand(source, secretFile)], {
+        description: `${inputs.mode} ${source.name}: roles and tablespaces (globals) to ${describeDestination(inputs)}`
+      });
     await plan.run([dumpCommand(source, secretFile)], {
       description: `${inputs.mode} ${source.name}: dump to ${describeDestination(inputs)}`
     });

@@ -24,13 +24,29 @@ const BACKUP_INPUTS = [
       'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, …). See the README.',
     required: true,
   },
-  { name: 'destination', description: 'Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of the workflow run, found again by later runs through github-token; readable by anyone who can read the repository unless encrypted).', required: false, default: 'host' },
-  { name: 'destination-path', description: 'With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.', required: false, default: '/var/backups/skiff' },
-  { name: 'artifact-name', description: 'With destination artifact: prefix of the artifacts\' names, `<artifact-name>.<backup file>`.', required: false, default: 'skiff-backup' },
+  {
+    name: 'destination',
+    description:
+      'Where backups go: `host` (a directory on the server, destination-path), `s3` (any S3-compatible store) or `artifact` (GitHub artifacts of the workflow run, found again by later runs through github-token; readable by anyone who can read the repository unless encrypted).',
+    required: false,
+    default: 'host',
+  },
+  {
+    name: 'destination-path',
+    description: 'With destination host: the directory on the server that holds `<source>/<id>.*` and manifests.',
+    required: false,
+    default: '/var/backups/skiff',
+  },
+  {
+    name: 'artifact-name',
+    description: "With destination artifact: prefix of the artifacts' names, `<artifact-name>.<backup file>`.",
+    required: false,
+    default: 'skiff-backup',
+  },
   {
     name: 'github-token',
     description:
-      'With destination artifact: token for GitHub\'s REST API, so list, restore, drill and prune see the backups of earlier workflow runs (needs `actions: read`; prune needs `actions: write`). Empty: only this run\'s artifacts.',
+      "With destination artifact: token for GitHub's REST API, so list, restore, drill and prune see the backups of earlier workflow runs (needs `actions: read`; prune needs `actions: write`). Empty: only this run's artifacts.",
     required: false,
     default: '${{ github.token }}',
     secret: true,
@@ -41,21 +57,55 @@ const BACKUP_INPUTS = [
   { name: 's3-prefix', description: 'Key prefix inside the bucket; backups go to `<prefix>/<source>/<id>.*`.', required: false, default: 'skiff-backups' },
   { name: 's3-access-key-id', description: 'S3 access key id.', required: false, secret: true },
   { name: 's3-secret-access-key', description: 'S3 secret access key.', required: false, secret: true },
-  { name: 'encrypt-recipients', description: 'age public keys (age1…), one per line: backups are encrypted on the runner before upload (s3 and artifact); the decryption key never needs to be in CI.', required: false },
-  { name: 'decrypt-identity', description: 'age identity (AGE-SECRET-KEY-1…) for restore and drill of encrypted backups. Secret.', required: false, secret: true },
+  {
+    name: 'encrypt-recipients',
+    description:
+      'age public keys (age1…), one per line: backups are encrypted on the runner before upload (s3 and artifact); the decryption key never needs to be in CI.',
+    required: false,
+  },
+  {
+    name: 'decrypt-identity',
+    description: 'age identity (AGE-SECRET-KEY-1…) for restore and drill of encrypted backups. Secret.',
+    required: false,
+    secret: true,
+  },
   { name: 'mode', description: '`backup`, `list`, `restore`, `drill` or `prune`.', required: false, default: 'backup' },
   { name: 'min-size', description: 'A backup smaller than this many bytes fails.', required: false, default: '1024' },
-  { name: 'max-shrink-percent', description: 'A backup more than this percent smaller than the previous one fails (100 turns the guard off).', required: false, default: '50' },
+  {
+    name: 'max-shrink-percent',
+    description: 'A backup more than this percent smaller than the previous one fails (100 turns the guard off).',
+    required: false,
+    default: '50',
+  },
   { name: 'keep-daily', description: 'Retention: keep the newest backup of each of this many days.', required: false, default: '0' },
   { name: 'keep-weekly', description: 'Retention: keep the newest backup of each of this many ISO weeks.', required: false, default: '0' },
   { name: 'keep-monthly', description: 'Retention: keep the newest backup of each of this many months.', required: false, default: '0' },
   { name: 'keep-yearly', description: 'Retention: keep the newest backup of each of this many years.', required: false, default: '0' },
-  { name: 'keep-days', description: 'Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.', required: false, default: '0' },
+  {
+    name: 'keep-days',
+    description: 'Retention: keep every backup newer than this many days. With no keep-* input set, nothing is pruned.',
+    required: false,
+    default: '0',
+  },
   { name: 'min-keep', description: 'Never keep fewer than this many newest backups per source.', required: false, default: '3' },
-  { name: 'backup-id', description: 'For restore (and drill): the backup id to restore, or `latest`. A drill of several sources takes each one\'s latest.', required: false, default: 'latest' },
-  { name: 'restore-target', description: 'For restore: the database (postgres, mysql) or path on the server (redis, sqlite, files). Default: the source database; for files, back into the source\'s own paths and volumes (their current contents kept aside until the restore has finished, so a failed one puts them back; force: true needed when they are not empty); required for redis and sqlite. For redis give Redis\'s data directory (stopped Redis, path ending in /): with appendonly yes its append-only file is what Redis loads, and it is replaced too.', required: false },
+  {
+    name: 'backup-id',
+    description: "For restore (and drill): the backup id to restore, or `latest`. A drill of several sources takes each one's latest.",
+    required: false,
+    default: 'latest',
+  },
+  {
+    name: 'restore-target',
+    description:
+      "For restore: the database (postgres, mysql) or path on the server (redis, sqlite, files). Default: the source database; for files, back into the source's own paths and volumes (their current contents kept aside until the restore has finished, so a failed one puts them back; force: true needed when they are not empty); required for redis and sqlite. For redis give Redis's data directory (stopped Redis, path ending in /): with appendonly yes its append-only file is what Redis loads, and it is replaced too.",
+    required: false,
+  },
   { name: 'force', description: 'For restore: overwrite a non-empty target (true or false).', required: false, default: 'false' },
-  { name: 'drill-query', description: 'For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.', required: false },
+  {
+    name: 'drill-query',
+    description: 'For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.',
+    required: false,
+  },
   { name: 'healthcheck-url', description: 'healthchecks.io-style ping URL: `/start` before, the URL on success, `/fail` on failure.', required: false },
 ] as const satisfies readonly InputDefinition[];
 
@@ -101,7 +151,8 @@ export interface BackupInputs {
 function readSources(): Source[] {
   const text = getString('sources', { required: true });
   const { sources, problems } = parseSources(text);
-  if (problems.length > 0) throw new InputError('sources', `Input "sources" ${problems.length === 1 ? 'has a problem' : 'has problems'}:\n- ${problems.join('\n- ')}`);
+  if (problems.length > 0)
+    throw new InputError('sources', `Input "sources" ${problems.length === 1 ? 'has a problem' : 'has problems'}:\n- ${problems.join('\n- ')}`);
   for (const source of sources) maskSecret(source.password);
   return sources;
 }
@@ -109,7 +160,8 @@ function readSources(): Source[] {
 function readRecipients(): string[] {
   const list = getList('encrypt-recipients', { split: 'any' }) ?? [];
   for (const recipient of list) {
-    if (!/^age1[02-9ac-hj-np-z]{58}$/.test(recipient)) throw invalidInput('encrypt-recipients', 'age public keys (age1 followed by 58 bech32 characters), one per line', recipient);
+    if (!/^age1[02-9ac-hj-np-z]{58}$/.test(recipient))
+      throw invalidInput('encrypt-recipients', 'age public keys (age1 followed by 58 bech32 characters), one per line', recipient);
   }
   return [...list];
 }
@@ -154,7 +206,8 @@ export function readBackupInputs(): BackupInputs {
   });
   const endpoint = c.read(() => {
     const value = getString('s3-endpoint');
-    if (value !== undefined && !/^https?:\/\/[^\s]+$/.test(value)) throw invalidInput('s3-endpoint', 'an http(s) URL like https://<account>.r2.cloudflarestorage.com', value);
+    if (value !== undefined && !/^https?:\/\/[^\s]+$/.test(value))
+      throw invalidInput('s3-endpoint', 'an http(s) URL like https://<account>.r2.cloudflarestorage.com', value);
     return value;
   });
   const region = c.read(() => getString('s3-region', { default: 'us-east-1' }));
@@ -176,7 +229,8 @@ export function readBackupInputs(): BackupInputs {
   const minKeep = c.read(() => getInteger('min-keep', { default: 3, min: 1, max: 10_000 }));
   const backupId = c.read(() => {
     const value = getString('backup-id', { default: 'latest' });
-    if (value !== 'latest' && !/^[A-Za-z0-9._-]+-\d{8}T\d{6}Z$/.test(value)) throw invalidInput('backup-id', '"latest" or an id like postgres-app-20260101T030000Z (see mode: list)', value);
+    if (value !== 'latest' && !/^[A-Za-z0-9._-]+-\d{8}T\d{6}Z$/.test(value))
+      throw invalidInput('backup-id', '"latest" or an id like postgres-app-20260101T030000Z (see mode: list)', value);
     return value;
   });
   const restoreTarget = c.read(() => getString('restore-target'));
@@ -202,12 +256,21 @@ export function readBackupInputs(): BackupInputs {
     })),
   ];
   if (kind === 's3') {
-    for (const [name, value] of [['s3-bucket', bucket], ['s3-access-key-id', accessKeyId], ['s3-secret-access-key', secretAccessKey]] as const) {
+    for (const [name, value] of [
+      ['s3-bucket', bucket],
+      ['s3-access-key-id', accessKeyId],
+      ['s3-secret-access-key', secretAccessKey],
+    ] as const) {
       if (value === undefined) c.add(new InputError(name, `Input "${name}" is required with destination: s3`));
     }
   }
   if (kind === 'host' && encryptRecipients !== undefined && encryptRecipients.length > 0) {
-    c.add(new InputError('encrypt-recipients', 'Input "encrypt-recipients" needs destination s3 or artifact: encryption runs on the runner, and host backups never leave the server'));
+    c.add(
+      new InputError(
+        'encrypt-recipients',
+        'Input "encrypt-recipients" needs destination s3 or artifact: encryption runs on the runner, and host backups never leave the server',
+      ),
+    );
   }
   if (mode !== undefined) {
     for (const { name, modes } of MODE_INPUTS.filter((input) => !input.modes.includes(mode) && input.isSet())) {
@@ -216,34 +279,72 @@ export function readBackupInputs(): BackupInputs {
   }
   const noQuery = mode === 'drill' && drillQuery !== undefined ? sources?.filter((source) => source.type === 'redis' || source.type === 'files') : undefined;
   if (noQuery?.length) {
-    c.add(new InputError('drill-query', `Input "drill-query" is SQL for postgres, mysql and sqlite sources; ${noQuery.map((source) => `${source.name} is ${source.type}`).join(', ')} (its drill reports what it restored without a query)`));
+    c.add(
+      new InputError(
+        'drill-query',
+        `Input "drill-query" is SQL for postgres, mysql and sqlite sources; ${noQuery.map((source) => `${source.name} is ${source.type}`).join(', ')} (its drill reports what it restored without a query)`,
+      ),
+    );
   }
   if (mode === 'restore' && sources !== undefined && sources.length !== 1) {
     c.add(new InputError('sources', `mode restore works on one source at a time (restore-target names one place); "sources" has ${sources.length}`));
   }
   // An id names one source's backup: with several sources a drill takes each one's latest.
   if (mode === 'drill' && sources !== undefined && sources.length > 1 && backupId !== undefined && backupId !== 'latest') {
-    c.add(new InputError('backup-id', `Input "backup-id" names one backup (${backupId}), but mode drill has ${sources.length} sources; leave it at latest, or list only that backup's source`));
+    c.add(
+      new InputError(
+        'backup-id',
+        `Input "backup-id" names one backup (${backupId}), but mode drill has ${sources.length} sources; leave it at latest, or list only that backup's source`,
+      ),
+    );
   }
   if (mode === 'restore' && sources?.length === 1 && (sources[0]!.type === 'redis' || sources[0]!.type === 'sqlite') && restoreTarget === undefined) {
     c.add(new InputError('restore-target', `Input "restore-target" (a path on the server) is required to restore a ${sources[0]!.type} backup`));
   }
   // The target database name ends up inside SQL on the server: the same strict form as a source's database.
-  if (restoreTarget !== undefined && sources?.length === 1 && (sources[0]!.type === 'postgres' || sources[0]!.type === 'mysql') && !/^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/.test(restoreTarget)) {
+  if (
+    restoreTarget !== undefined &&
+    sources?.length === 1 &&
+    (sources[0]!.type === 'postgres' || sources[0]!.type === 'mysql') &&
+    !/^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/.test(restoreTarget)
+  ) {
     c.add(invalidInput('restore-target', 'a database name (letters, digits, _ . @ -)', restoreTarget));
   }
-  if (mode === 'restore' && restoreTarget !== undefined && sources?.length === 1 && ['redis', 'sqlite', 'files'].includes(sources[0]!.type) && !restoreTarget.startsWith('/')) {
+  if (
+    mode === 'restore' &&
+    restoreTarget !== undefined &&
+    sources?.length === 1 &&
+    ['redis', 'sqlite', 'files'].includes(sources[0]!.type) &&
+    !restoreTarget.startsWith('/')
+  ) {
     c.add(invalidInput('restore-target', 'an absolute path on the server', restoreTarget));
   }
   c.finish();
 
   const destination: Destination =
     kind === 's3'
-      ? { kind: 's3', settings: { ...(endpoint ? { endpoint } : {}), region: region!, bucket: bucket!, prefix: prefix!, accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! } }
+      ? {
+          kind: 's3',
+          settings: {
+            ...(endpoint ? { endpoint } : {}),
+            region: region!,
+            bucket: bucket!,
+            prefix: prefix!,
+            accessKeyId: accessKeyId!,
+            secretAccessKey: secretAccessKey!,
+          },
+        }
       : kind === 'artifact'
         ? { kind: 'artifact', name: artifactName!, ...artifactApi(githubToken) }
         : { kind: 'host', path: path! };
-  const retention: RetentionPolicy = { keepDaily: keepDaily!, keepWeekly: keepWeekly!, keepMonthly: keepMonthly!, keepYearly: keepYearly!, keepDays: keepDays!, minKeep: minKeep! };
+  const retention: RetentionPolicy = {
+    keepDaily: keepDaily!,
+    keepWeekly: keepWeekly!,
+    keepMonthly: keepMonthly!,
+    keepYearly: keepYearly!,
+    keepDays: keepDays!,
+    minKeep: minKeep!,
+  };
   return {
     ssh: ssh!,
     sources: sources!,

@@ -34,7 +34,7 @@ async function storeFor(inputs: BackupInputs, executor: Executor): Promise<Store
     }
     case 'artifact': {
       const { ArtifactStore, GitHubArtifactsApi } = await import('@skiff/backup/artifact');
-      if (!destination.github) core.info('destination artifact without github-token: only this run\'s artifacts are visible to list, restore, drill and prune');
+      if (!destination.github) core.info("destination artifact without github-token: only this run's artifacts are visible to list, restore, drill and prune");
       return new ArtifactStore(destination.name, { ...(destination.github ? { github: new GitHubArtifactsApi(destination.github) } : {}), log: core.warning });
     }
   }
@@ -80,11 +80,16 @@ async function runMode(inputs: BackupInputs): Promise<void> {
       case 'prune': {
         const pruned: Record<string, string[]> = {};
         for (const source of inputs.sources) {
-          if (!retentionConfigured(inputs.retention)) throw new Error('mode prune needs a retention rule: set keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-days');
+          if (!retentionConfigured(inputs.retention))
+            throw new Error('mode prune needs a retention rule: set keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-days');
           pruned[source.name] = (await pruneSource(store, source.name, inputs.retention, { now: new Date(), dryRun: inputs.dryRun, log: core.info })).pruned;
         }
         out.set('pruned', pruned);
-        await writeSummary(`### ${inputs.dryRun ? 'Would prune (dry run)' : 'Pruned'}\n\n${Object.entries(pruned).map(([name, ids]) => `- ${name}: ${ids.join(', ') || 'nothing'}`).join('\n')}\n`);
+        await writeSummary(
+          `### ${inputs.dryRun ? 'Would prune (dry run)' : 'Pruned'}\n\n${Object.entries(pruned)
+            .map(([name, ids]) => `- ${name}: ${ids.join(', ') || 'nothing'}`)
+            .join('\n')}\n`,
+        );
         return;
       }
       case 'restore': {
@@ -104,7 +109,9 @@ async function runMode(inputs: BackupInputs): Promise<void> {
         out.set('location', manifest.location);
         out.set('sha256', manifest.sha256);
         out.set('verified', 'true');
-        await writeSummary(`### Restored ${manifest.id}\n\ninto \`${where}\` (sha256 checked before writing${globalsNote}${target.inPlace ? '; the previous contents were kept aside until the restore finished' : ''})\n`);
+        await writeSummary(
+          `### Restored ${manifest.id}\n\ninto \`${where}\` (sha256 checked before writing${globalsNote}${target.inPlace ? '; the previous contents were kept aside until the restore finished' : ''})\n`,
+        );
         return;
       }
       case 'drill':
@@ -144,7 +151,9 @@ async function backupAll(inputs: BackupInputs, ssh: SshConnection, store: Store,
   out.set('sha256', done[0]?.manifest.sha256 ?? '');
   out.set('verified', String(done.length === outcomes.length));
   out.set('pruned', Object.fromEntries(done.map((r) => [r.manifest.source, r.pruned])));
-  await writeSummary(`### Backups to ${store.describe()}\n\n${unencryptedArtifact ? `> [!WARNING]\n> ${UNENCRYPTED_ARTIFACT_WARNING}\n\n` : ''}${backupTable(outcomes)}\n`);
+  await writeSummary(
+    `### Backups to ${store.describe()}\n\n${unencryptedArtifact ? `> [!WARNING]\n> ${UNENCRYPTED_ARTIFACT_WARNING}\n\n` : ''}${backupTable(outcomes)}\n`,
+  );
   const failed = outcomes.filter((o) => o.error);
   if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o) => o.source).join(', ')}`);
 }
@@ -155,7 +164,11 @@ async function drillAll(inputs: BackupInputs, ssh: SshConnection, store: Store, 
   for (const source of inputs.sources) {
     const started = Date.now();
     try {
-      const result = await drillSource(ssh, store, source, { backupId: inputs.backupId, identities: inputs.decryptIdentities, ...(inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}) });
+      const result = await drillSource(ssh, store, source, {
+        backupId: inputs.backupId,
+        identities: inputs.decryptIdentities,
+        ...(inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}),
+      });
       core.info(`drill of ${result.manifest.id} passed${result.globals ? ' (globals checked, not applied)' : ''}:\n${(result.report ?? []).join('\n')}`);
       outcomes.push({ source: source.name, result, durationMs: Date.now() - started });
     } catch (error) {
@@ -178,7 +191,10 @@ async function planOnly(inputs: BackupInputs): Promise<void> {
   await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
     const secretFile = source.password !== undefined ? '/tmp/skiff-backup-XXXX.secret' : undefined;
-    if (source.globals) await plan.run([globalsCommand(source, secretFile)], { description: `${inputs.mode} ${source.name}: roles and tablespaces (globals) to ${describeDestination(inputs)}` });
+    if (source.globals)
+      await plan.run([globalsCommand(source, secretFile)], {
+        description: `${inputs.mode} ${source.name}: roles and tablespaces (globals) to ${describeDestination(inputs)}`,
+      });
     await plan.run([dumpCommand(source, secretFile)], {
       description: `${inputs.mode} ${source.name}: dump to ${describeDestination(inputs)}`,
     });

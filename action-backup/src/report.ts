@@ -33,7 +33,14 @@ export function backupTable(outcomes: readonly SourceOutcome[]): string {
 export function listTable(source: string, manifests: readonly Manifest[]): string {
   return table(
     ['Backup', 'Time', 'Size', 'sha256', 'Encrypted', 'Globals'],
-    manifests.map((m) => [m.id, m.time, formatBytes(m.size), m.sha256.slice(0, 16), m.encryption ? 'age' : 'no', m.globals ? formatBytes(m.globals.size) : '—']),
+    manifests.map((m) => [
+      m.id,
+      m.time,
+      formatBytes(m.size),
+      m.sha256.slice(0, 16),
+      m.encryption ? 'age' : 'no',
+      m.globals ? formatBytes(m.globals.size) : '—',
+    ]),
   ).replace(/^/, `**${source}**\n\n`);
 }
 

@@ -16,7 +16,18 @@ const backup = (inputs: Record<string, string>, env: Record<string, string> = {}
 
 beforeAll(async () => {
   [sshd, pg, dest] = await Promise.all([startSshd(), startPostgres(), tempDir('skiffbk-action')]);
-  await sh('psql', ['-h', pg.dir, '-p', String(pg.port), '-U', 'postgres', '-d', pg.database, '-c', `create table t (id int); insert into t select generate_series(1, 3000); alter table t owner to ${pg.user}`]);
+  await sh('psql', [
+    '-h',
+    pg.dir,
+    '-p',
+    String(pg.port),
+    '-U',
+    'postgres',
+    '-d',
+    pg.database,
+    '-c',
+    `create table t (id int); insert into t select generate_series(1, 3000); alter table t owner to ${pg.user}`,
+  ]);
   hc = createServer((req, res) => {
     pings.push(`${req.method} ${req.url}`);
     res.end('OK');
@@ -97,7 +108,14 @@ describe('action-backup bundle on Node 24', () => {
     expect(run.stdout).toMatch(/s3-bucket/);
     expect(run.stdout).toMatch(/min-size/);
     const sources = `- type: postgres\n  name: app\n  host: 127.0.0.1\n  database: app\n`;
-    const injected = await backup({ ...base(), sources, mode: 'restore', 'restore-target': "x'; drop database app; --", destination: 'artifact', 'artifact-name': 'a/b' });
+    const injected = await backup({
+      ...base(),
+      sources,
+      mode: 'restore',
+      'restore-target': "x'; drop database app; --",
+      destination: 'artifact',
+      'artifact-name': 'a/b',
+    });
     expect(injected.code).toBe(1);
     expect(injected.stdout).toMatch(/restore-target.*a database name/);
     expect(injected.stdout).toMatch(/artifact-name/);
@@ -122,7 +140,12 @@ describe('action-backup bundle on Node 24', () => {
       expect(run.stdout).toMatch(/::warning::destination artifact without encrypt-recipients: anyone with read access to this repository can download/);
       expect(run.summary).toMatch(/> \[!WARNING\]\n> destination artifact without encrypt-recipients/);
       expect(run.outputs.location).toMatch(/^artifact:db\.app-\d{8}T\d{6}Z\.dump#\d+$/);
-      expect(service.artifacts.filter((a) => a.finalized).map((a) => a.name).sort()).toEqual([`db.${run.outputs['backup-id']}.dump`, `db.${run.outputs['backup-id']}.manifest.json`]);
+      expect(
+        service.artifacts
+          .filter((a) => a.finalized)
+          .map((a) => a.name)
+          .sort(),
+      ).toEqual([`db.${run.outputs['backup-id']}.dump`, `db.${run.outputs['backup-id']}.manifest.json`]);
 
       const listed = await backup({ ...inputs, mode: 'list' }, service.env);
       expect(listed.code, listed.stdout).toBe(0);

@@ -5,7 +5,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { readBackupInputs } from '../src/inputs';
 
-const login = { host: 'db.example.com', username: 'backup', key: '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n', fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' };
+const login = {
+  host: 'db.example.com',
+  username: 'backup',
+  key: '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n',
+  fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+};
 const postgres = '- { type: postgres, service: db, database: app }\n';
 const three = `${postgres}- { type: mysql, service: mysql, database: shop }\n- { type: redis, service: cache }\n`;
 
@@ -29,8 +34,12 @@ describe('mode drill', () => {
   });
 
   it('refuses a backup-id with several sources (an id names one backup), and a drill-query a redis or files source cannot run', () => {
-    expect(problems({ sources: three, mode: 'drill', 'backup-id': 'postgres-app-20260101T030000Z' })).toMatch(/"backup-id" names one backup .* mode drill has 3 sources/);
-    expect(problems({ sources: three, mode: 'drill', 'drill-query': 'select 1' })).toMatch(/"drill-query" is SQL for postgres, mysql and sqlite sources; redis-cache is redis/);
+    expect(problems({ sources: three, mode: 'drill', 'backup-id': 'postgres-app-20260101T030000Z' })).toMatch(
+      /"backup-id" names one backup .* mode drill has 3 sources/,
+    );
+    expect(problems({ sources: three, mode: 'drill', 'drill-query': 'select 1' })).toMatch(
+      /"drill-query" is SQL for postgres, mysql and sqlite sources; redis-cache is redis/,
+    );
     expect(problems({ sources: postgres, mode: 'drill', 'backup-id': 'postgres-app-20260101T030000Z', 'drill-query': 'select 1' })).toBe('');
   });
 
@@ -56,8 +65,19 @@ describe('an input the mode does not use is an error that names it', () => {
   }
 
   it('the defaults a reusable workflow passes for every mode are not "set"', () => {
-    const defaults = { 'backup-id': 'latest', force: 'false', 'min-size': '1024', 'max-shrink-percent': '50', 'keep-daily': '0', 'keep-weekly': '0', 'keep-monthly': '0', 'keep-yearly': '0', 'keep-days': '0' };
-    for (const mode of ['backup', 'list', 'restore', 'drill', 'prune']) expect(problems({ sources: postgres, mode, ...defaults, ...(mode === 'prune' ? { 'keep-daily': '7' } : {}) })).toBe('');
+    const defaults = {
+      'backup-id': 'latest',
+      force: 'false',
+      'min-size': '1024',
+      'max-shrink-percent': '50',
+      'keep-daily': '0',
+      'keep-weekly': '0',
+      'keep-monthly': '0',
+      'keep-yearly': '0',
+      'keep-days': '0',
+    };
+    for (const mode of ['backup', 'list', 'restore', 'drill', 'prune'])
+      expect(problems({ sources: postgres, mode, ...defaults, ...(mode === 'prune' ? { 'keep-daily': '7' } : {}) })).toBe('');
   });
 });
 

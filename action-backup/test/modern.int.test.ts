@@ -39,7 +39,8 @@ let s3: S3Server;
 const mariadbPassword = randomBytes(12).toString('hex');
 
 const compose = (...args: string[]) => host.exec(['docker', 'compose', '-p', PROJECT, '--project-directory', DIR, ...args], { timeoutMs: 300_000 });
-const composeIn = (input: string, ...args: string[]) => host.exec(['docker', 'compose', '-p', PROJECT, '--project-directory', DIR, ...args], { input, timeoutMs: 300_000 });
+const composeIn = (input: string, ...args: string[]) =>
+  host.exec(['docker', 'compose', '-p', PROJECT, '--project-directory', DIR, ...args], { input, timeoutMs: 300_000 });
 const psql = (database: string, sql: string) => compose('exec', '-T', 'db', 'psql', '-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1', '-d', database, '-c', sql);
 /** SQL through the service's own client, the password taken from the service's environment. */
 const mariadb = (sql: string, database = '') =>
@@ -102,9 +103,12 @@ beforeAll(async () => {
     },
     volumes: { cache: {}, mysql: {}, appdata: {}, uploads: {} },
   };
-  await host.exec(['sh', '-c', `mkdir -p ${DIR} && cat > ${DIR}/compose.yaml && printf 'MARIADB_ROOT_PASSWORD=%s\\n' "$1" > ${DIR}/.env`, 'sh', mariadbPassword], {
-    input: JSON.stringify(composeFile, null, 2),
-  });
+  await host.exec(
+    ['sh', '-c', `mkdir -p ${DIR} && cat > ${DIR}/compose.yaml && printf 'MARIADB_ROOT_PASSWORD=%s\\n' "$1" > ${DIR}/.env`, 'sh', mariadbPassword],
+    {
+      input: JSON.stringify(composeFile, null, 2),
+    },
+  );
   await compose('up', '-d', '--wait');
 
   await psql('postgres', 'create database shop');
@@ -134,8 +138,15 @@ describe('action-backup on Docker 28.5 / Compose 2.40 (containerd image store), 
   it('holds data of real size in every source', async () => {
     expect(Number(await psql('shop', "select pg_database_size('shop')"))).toBeGreaterThan(50 * MB);
     await mariadb('analyze table customers, events', 'orders');
-    expect(Number(await mariadb("select sum(data_length + index_length) from information_schema.tables where table_schema = 'orders'"))).toBeGreaterThan(50 * MB);
-    expect(expected.mysql.split('\n').map((line) => line.split('|').slice(0, 2).join('|')).filter(Boolean)).toEqual(['customers|200000', 'events|250000']);
+    expect(Number(await mariadb("select sum(data_length + index_length) from information_schema.tables where table_schema = 'orders'"))).toBeGreaterThan(
+      50 * MB,
+    );
+    expect(
+      expected.mysql
+        .split('\n')
+        .map((line) => line.split('|').slice(0, 2).join('|'))
+        .filter(Boolean),
+    ).toEqual(['customers|200000', 'events|250000']);
     expect(expected.redisKeys).toBeGreaterThan(60_000);
     expect(Number((await compose('exec', '-T', 'cache', 'redis-cli', 'info', 'memory')).match(/used_memory:(\d+)/)?.[1])).toBeGreaterThan(40 * MB);
     expect(Number(await compose('exec', '-T', 'app', 'stat', '-c', '%s', '/data/app.db'))).toBeGreaterThan(50 * MB);
@@ -182,7 +193,14 @@ describe('action-backup on Docker 28.5 / Compose 2.40 (containerd image store), 
   });
 
   it('restores the uploads back into their named volume, replacing what changed since', async () => {
-    await compose('exec', '-T', 'app', 'sh', '-c', 'rm /srv/uploads/uploads/video.mp4 && echo stray > /srv/uploads/stray.txt && echo changed > /srv/uploads/README.txt');
+    await compose(
+      'exec',
+      '-T',
+      'app',
+      'sh',
+      '-c',
+      'rm /srv/uploads/uploads/video.mp4 && echo stray > /srv/uploads/stray.txt && echo changed > /srv/uploads/README.txt',
+    );
     expect(await filesChecksum()).not.toBe(expected.files);
     const refused = await backup({ sources: SOURCE.files, mode: 'restore' });
     expect(refused.code).not.toBe(0);

@@ -43016,7 +43016,12 @@ var SSH_INPUTS = [
     description: "Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.",
     required: false
   },
-  { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
+  {
+    name: "jump-key",
+    description: "Private key for the jump host; by default the jump host gets the same credentials as the server.",
+    required: false,
+    secret: true
+  },
   {
     name: "connect-timeout",
     description: "How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.",
@@ -43089,7 +43094,8 @@ async function runAction(phases, options = {}) {
   } catch (error2) {
     const message = failureMessage(error2);
     setFailed(message);
-    if (error2 instanceof InputError) await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
+    if (error2 instanceof InputError)
+      await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
 
 ${codeBlock(message)}
 `).catch(() => void 0);
@@ -47276,7 +47282,19 @@ function buildxInspectCommand(name, options = {}) {
   return ["docker", "buildx", "inspect", ...options.bootstrap ? ["--bootstrap"] : [], ...name === void 0 ? [] : [name]];
 }
 function buildxCreateCommand(name, buildkitImage) {
-  return ["docker", "buildx", "create", "--driver", "docker-container", "--name", name, "--driver-opt", `image=${buildkitImage}`, "--driver-opt", "network=host"];
+  return [
+    "docker",
+    "buildx",
+    "create",
+    "--driver",
+    "docker-container",
+    "--name",
+    name,
+    "--driver-opt",
+    `image=${buildkitImage}`,
+    "--driver-opt",
+    "network=host"
+  ];
 }
 function buildxRemoveCommand(name) {
   return ["docker", "buildx", "rm", name];
@@ -47304,7 +47322,15 @@ function commonBuildArgs(spec2) {
   return args;
 }
 function buildxBuildCommand(spec2) {
-  const args = ["docker", "buildx", "build", ...spec2.builder === void 0 ? [] : ["--builder", spec2.builder], "--progress", "plain", ...commonBuildArgs(spec2)];
+  const args = [
+    "docker",
+    "buildx",
+    "build",
+    ...spec2.builder === void 0 ? [] : ["--builder", spec2.builder],
+    "--progress",
+    "plain",
+    ...commonBuildArgs(spec2)
+  ];
   for (const [id, env] of Object.entries(spec2.secretEnv ?? {})) args.push("--secret", `id=${id},env=${env}`);
   for (const from of spec2.cacheFrom ?? []) args.push("--cache-from", from);
   for (const to of spec2.cacheTo ?? []) args.push("--cache-to", to);
@@ -47400,11 +47426,17 @@ function shortfalls(builder, needs) {
 function decideBuilder(choice, current, needs) {
   if (current === "classic") {
     const problems = [];
-    if (choice.mode === "named") problems.push(`Input "builder" names the buildx builder "${choice.name}", but docker buildx is not installed; install it (${SETUP_BUILDX}) or remove the input`);
+    if (choice.mode === "named")
+      problems.push(
+        `Input "builder" names the buildx builder "${choice.name}", but docker buildx is not installed; install it (${SETUP_BUILDX}) or remove the input`
+      );
     if (needs.platforms.length > 1) {
-      problems.push(`Input "platforms" lists ${needs.platforms.length} platforms, but buildx is not installed and docker build makes one platform at a time; set up buildx first with ${SETUP_BUILDX}`);
+      problems.push(
+        `Input "platforms" lists ${needs.platforms.length} platforms, but buildx is not installed and docker build makes one platform at a time; set up buildx first with ${SETUP_BUILDX}`
+      );
     }
-    if (needs.secrets > 0) problems.push(`Input "build-secrets" needs BuildKit, but buildx is not installed; install buildx (${SETUP_BUILDX}) or drop the secrets`);
+    if (needs.secrets > 0)
+      problems.push(`Input "build-secrets" needs BuildKit, but buildx is not installed; install buildx (${SETUP_BUILDX}) or drop the secrets`);
     return problems.length > 0 ? { action: "fail", problems } : { action: "classic" };
   }
   const short = shortfalls(current, needs);
@@ -47499,14 +47531,20 @@ function withEmulationCheck(prepared, needs) {
 async function createBuilder(current, because, needs, buildkitImage) {
   const name = throwawayBuilderName(process.env);
   const why = because.includes("platforms") ? `${needs.platforms.length} platforms` : "a cache export";
-  info(`The current builder ${current.name} (${current.driver} driver) cannot do ${why}: making a docker-container builder ${name} for this run (${buildkitImage})`);
+  info(
+    `The current builder ${current.name} (${current.driver} driver) cannot do ${why}: making a docker-container builder ${name} for this run (${buildkitImage})`
+  );
   saveState(BUILDER_STATE, name);
   const remove = () => removeBuilder(name);
   try {
     await runCommand(buildxCreateCommand(name, buildkitImage), { quiet: true });
     const booted = await inspect(name, true);
     if (booted === void 0 || booted === "classic") throw new Error(`docker buildx lost the builder ${name} while booting it`);
-    return { builder: { kind: "buildx", ...pick({ ...booted, containerdStore: false }), created: true }, notes: [`Built with a docker-container builder made for this run (${buildkitImage}), removed afterwards.`], remove };
+    return {
+      builder: { kind: "buildx", ...pick({ ...booted, containerdStore: false }), created: true },
+      notes: [`Built with a docker-container builder made for this run (${buildkitImage}), removed afterwards.`],
+      remove
+    };
   } catch (error2) {
     await remove();
     const reason = buildxReason(error2);
@@ -47530,7 +47568,9 @@ async function removeBuilder(name) {
   } else if (/no builder .* found/i.test(result.stderr + result.stdout)) {
     saveState(BUILDER_STATE, "");
   } else {
-    warning(`Could not remove the builder ${name} made for this run: ${(result.stderr || result.stdout).trim()}; remove it with \`docker buildx rm ${name}\``);
+    warning(
+      `Could not remove the builder ${name} made for this run: ${(result.stderr || result.stdout).trim()}; remove it with \`docker buildx rm ${name}\``
+    );
   }
 }
 function ghaCacheAvailable(env) {
@@ -47541,7 +47581,9 @@ function wantedCache(mode, env) {
   if (mode === "none") return {};
   if (mode === "auto") return ghaCacheAvailable(env) ? { type: "gha" } : {};
   if (mode === "gha" && !ghaCacheAvailable(env)) {
-    return { note: "cache `gha` needs the runner's cache service (ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL, and ACTIONS_RUNTIME_TOKEN), which this job does not have; built without it" };
+    return {
+      note: "cache `gha` needs the runner's cache service (ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL, and ACTIONS_RUNTIME_TOKEN), which this job does not have; built without it"
+    };
   }
   return { type: mode };
 }
@@ -47837,7 +47879,11 @@ function readPairs(name, what, options = {}) {
     const at = line.indexOf("=");
     const key = at > 0 ? line.slice(0, at).trim() : "";
     if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(key)) {
-      throw invalidInput(name, `one ${what}=VALUE per line, the ${what} made of letters, digits, '_', '.' or '-'`, options.secret ? key || "(line without =)" : line);
+      throw invalidInput(
+        name,
+        `one ${what}=VALUE per line, the ${what} made of letters, digits, '_', '.' or '-'`,
+        options.secret ? key || "(line without =)" : line
+      );
     }
     return [key, line.slice(at + 1)];
   });
@@ -47871,10 +47917,13 @@ function readBuilder() {
   if (!BUILDER_NAME.test(given)) throw invalidInput("builder", "auto, docker, or the name of a buildx builder (letters, digits, _, . or -)", given);
   return { mode: "named", name: given };
 }
-var IMAGE_REFERENCE = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`);
+var IMAGE_REFERENCE = new RegExp(
+  `^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`
+);
 function readBuildkitImage() {
   const given = getString("buildkit-image", { default: DEFAULT_BUILDKIT_IMAGE });
-  if (!IMAGE_REFERENCE.test(given)) throw invalidInput("buildkit-image", "an image reference like moby/buildkit:v0.25.1 or registry.example.com/buildkit@sha256:\u2026", given);
+  if (!IMAGE_REFERENCE.test(given))
+    throw invalidInput("buildkit-image", "an image reference like moby/buildkit:v0.25.1 or registry.example.com/buildkit@sha256:\u2026", given);
   return given;
 }
 function readSmokeUrl() {
@@ -47945,7 +47994,10 @@ function readBuildPushInputs() {
     },
     smoke: () => {
       if (!inputs.smokeTest && (inputs.smokeUrl !== void 0 || inputs.smokeCommand !== void 0)) {
-        throw new InputError(["smoke-test"], 'Inputs "smoke-url"/"smoke-command" are set but "smoke-test" is not true; set smoke-test: true to run the smoke test');
+        throw new InputError(
+          ["smoke-test"],
+          'Inputs "smoke-url"/"smoke-command" are set but "smoke-test" is not true; set smoke-test: true to run the smoke test'
+        );
       }
     }
   });
@@ -48075,7 +48127,9 @@ async function smokeTest(image, options, platform2) {
   const start = Date.now();
   const deadline = start + options.timeoutSeconds * 1e3;
   info(`Smoke test: running ${image} as ${name} for up to ${options.timeoutSeconds}s`);
-  await runCommand(runContainerCommand(name, image, { ...options.url ? { publishPort: options.url.port } : {}, ...platform2 ? { platform: platform2 } : {} }), { quiet: true });
+  await runCommand(runContainerCommand(name, image, { ...options.url ? { publishPort: options.url.port } : {}, ...platform2 ? { platform: platform2 } : {} }), {
+    quiet: true
+  });
   try {
     let hostPort;
     let lastProblem = "nothing answered yet";
@@ -48177,7 +48231,11 @@ async function buildPushScan(inputs, progress) {
     if (cache.note) notes.push(`Cache: ${cache.note}.`);
     for (const note of notes) notice(note);
     info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(", ")}`);
-    await buildPushAndReport({ inputs, builder, cache, refs, labels: meta.labels }, { push, smokePlatform, notes, version: meta.version, revision: meta.revision }, progress);
+    await buildPushAndReport(
+      { inputs, builder, cache, refs, labels: meta.labels },
+      { push, smokePlatform, notes, version: meta.version, revision: meta.revision },
+      progress
+    );
   } finally {
     await remove?.();
   }
@@ -48210,14 +48268,14 @@ async function buildPushAndReport(job, facts, progress) {
   out.set("version", facts.version);
   out.set("digest", digest);
   out.set("image-ref", imageRef);
-  out.set("metadata", JSON.stringify({ image: inputs.image, tags: refs, labels: job.labels, version: facts.version, revision: facts.revision, digest, pushed: push }));
+  out.set(
+    "metadata",
+    JSON.stringify({ image: inputs.image, tags: refs, labels: job.labels, version: facts.version, revision: facts.revision, digest, pushed: push })
+  );
   const summary2 = [
     "### Build and push",
     "",
-    table(
-      ["Image", "Pushed", "Digest", "Builder"],
-      [[inputs.image, push ? "yes" : "no", digest || "(not pushed)", describeBuilder(builder)]]
-    ),
+    table(["Image", "Pushed", "Digest", "Builder"], [[inputs.image, push ? "yes" : "no", digest || "(not pushed)", describeBuilder(builder)]]),
     "",
     `**Tags:** ${refs.map((ref) => `\`${ref}\``).join(", ")}`,
     ...smoke ? ["", `**Smoke test:** passed in ${smoke.seconds.toFixed(1)}s (${smoke.passed})`] : [],
@@ -48235,7 +48293,9 @@ No findings.` : `${heading}
 
 ${findingsTable(findings)}`);
     if (findings.length > 0) {
-      throw new Error(`trivy found ${findings.length} vulnerabilit${findings.length === 1 ? "y" : "ies"} of severity ${inputs.scanSeverities.join(" or ")} in ${imageRef || refs[0]}; see the job summary`);
+      throw new Error(
+        `trivy found ${findings.length} vulnerabilit${findings.length === 1 ? "y" : "ies"} of severity ${inputs.scanSeverities.join(" or ")} in ${imageRef || refs[0]}; see the job summary`
+      );
     }
   }
 }

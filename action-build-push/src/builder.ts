@@ -65,11 +65,17 @@ export type BuilderDecision =
 export function decideBuilder(choice: BuilderChoice, current: Inspected | 'classic', needs: BuilderNeeds): BuilderDecision {
   if (current === 'classic') {
     const problems: string[] = [];
-    if (choice.mode === 'named') problems.push(`Input "builder" names the buildx builder "${choice.name}", but docker buildx is not installed; install it (${SETUP_BUILDX}) or remove the input`);
+    if (choice.mode === 'named')
+      problems.push(
+        `Input "builder" names the buildx builder "${choice.name}", but docker buildx is not installed; install it (${SETUP_BUILDX}) or remove the input`,
+      );
     if (needs.platforms.length > 1) {
-      problems.push(`Input "platforms" lists ${needs.platforms.length} platforms, but buildx is not installed and docker build makes one platform at a time; set up buildx first with ${SETUP_BUILDX}`);
+      problems.push(
+        `Input "platforms" lists ${needs.platforms.length} platforms, but buildx is not installed and docker build makes one platform at a time; set up buildx first with ${SETUP_BUILDX}`,
+      );
     }
-    if (needs.secrets > 0) problems.push(`Input "build-secrets" needs BuildKit, but buildx is not installed; install buildx (${SETUP_BUILDX}) or drop the secrets`);
+    if (needs.secrets > 0)
+      problems.push(`Input "build-secrets" needs BuildKit, but buildx is not installed; install buildx (${SETUP_BUILDX}) or drop the secrets`);
     return problems.length > 0 ? { action: 'fail', problems } : { action: 'classic' };
   }
   const short = shortfalls(current, needs);
@@ -81,7 +87,8 @@ export function decideBuilder(choice: BuilderChoice, current: Inspected | 'class
     action: 'fail',
     problems: [
       `Input "platforms" lists ${needs.platforms.length} platforms, but input ${which}, a builder with the \`docker\` driver, which cannot build several platforms at once; ` +
-        'set "builder" to auto (the default) to have a docker-container builder made for this run, or name one set up with ' + SETUP_BUILDX,
+        'set "builder" to auto (the default) to have a docker-container builder made for this run, or name one set up with ' +
+        SETUP_BUILDX,
     ],
   };
 }
@@ -127,7 +134,10 @@ export function describeBuilder(builder: Builder): string {
 /** The last `ERROR:` line buildx printed, or its last line: the reason without the progress noise. */
 function buildxReason(error: unknown): string {
   if (!(error instanceof CommandError)) return error instanceof Error ? error.message : String(error);
-  const lines = `${error.result.stderr}\n${error.result.stdout}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = `${error.result.stderr}\n${error.result.stdout}`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return [...lines].reverse().find((l) => l.startsWith('ERROR:')) ?? lines.at(-1) ?? `exit ${error.result.code}`;
 }
 
@@ -181,7 +191,9 @@ export async function prepareBuilder(choice: BuilderChoice, needs: BuilderNeeds,
     );
   }
   const current: Inspected | 'classic' =
-    found === 'classic' ? 'classic' : { ...found, containerdStore: found.driver === 'docker' && (needs.platforms.length > 1 || needs.cacheExport) ? await containerdStore() : false };
+    found === 'classic'
+      ? 'classic'
+      : { ...found, containerdStore: found.driver === 'docker' && (needs.platforms.length > 1 || needs.cacheExport) ? await containerdStore() : false };
   const decision = decideBuilder(choice, current, needs);
   if (decision.action === 'fail') throw new Error(decision.problems.join('\n'));
   if (decision.action === 'classic' || current === 'classic') return { builder: { kind: 'classic' }, notes: [] };
@@ -217,7 +229,9 @@ async function createBuilder(
 ): Promise<PreparedBuilder | { noCacheBecause: string }> {
   const name = throwawayBuilderName(process.env);
   const why = because.includes('platforms') ? `${needs.platforms.length} platforms` : 'a cache export';
-  core.info(`The current builder ${current.name} (${current.driver} driver) cannot do ${why}: making a docker-container builder ${name} for this run (${buildkitImage})`);
+  core.info(
+    `The current builder ${current.name} (${current.driver} driver) cannot do ${why}: making a docker-container builder ${name} for this run (${buildkitImage})`,
+  );
   core.saveState(BUILDER_STATE, name);
   const remove = () => removeBuilder(name);
   try {
@@ -225,7 +239,11 @@ async function createBuilder(
     // Booting pulls the BuildKit image and starts its container: the step that fails on a runner without access to it.
     const booted = await inspect(name, true);
     if (booted === undefined || booted === 'classic') throw new Error(`docker buildx lost the builder ${name} while booting it`);
-    return { builder: { kind: 'buildx', ...pick({ ...booted, containerdStore: false }), created: true }, notes: [`Built with a docker-container builder made for this run (${buildkitImage}), removed afterwards.`], remove };
+    return {
+      builder: { kind: 'buildx', ...pick({ ...booted, containerdStore: false }), created: true },
+      notes: [`Built with a docker-container builder made for this run (${buildkitImage}), removed afterwards.`],
+      remove,
+    };
   } catch (error) {
     await remove();
     const reason = buildxReason(error);
@@ -253,7 +271,9 @@ export async function removeBuilder(name: string): Promise<void> {
   } else if (/no builder .* found/i.test(result.stderr + result.stdout)) {
     core.saveState(BUILDER_STATE, '');
   } else {
-    core.warning(`Could not remove the builder ${name} made for this run: ${(result.stderr || result.stdout).trim()}; remove it with \`docker buildx rm ${name}\``);
+    core.warning(
+      `Could not remove the builder ${name} made for this run: ${(result.stderr || result.stdout).trim()}; remove it with \`docker buildx rm ${name}\``,
+    );
   }
 }
 
@@ -268,7 +288,9 @@ export function wantedCache(mode: CacheMode, env: NodeJS.ProcessEnv): { type?: C
   if (mode === 'none') return {};
   if (mode === 'auto') return ghaCacheAvailable(env) ? { type: 'gha' } : {};
   if (mode === 'gha' && !ghaCacheAvailable(env)) {
-    return { note: 'cache `gha` needs the runner\'s cache service (ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL, and ACTIONS_RUNTIME_TOKEN), which this job does not have; built without it' };
+    return {
+      note: "cache `gha` needs the runner's cache service (ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL, and ACTIONS_RUNTIME_TOKEN), which this job does not have; built without it",
+    };
   }
   return { type: mode };
 }

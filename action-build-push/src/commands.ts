@@ -26,7 +26,19 @@ export function buildxInspectCommand(name?: string, options: { bootstrap?: boole
  * what the engine reaches (a registry on the runner's loopback, as the docker driver can).
  */
 export function buildxCreateCommand(name: string, buildkitImage: string): Argv {
-  return ['docker', 'buildx', 'create', '--driver', 'docker-container', '--name', name, '--driver-opt', `image=${buildkitImage}`, '--driver-opt', 'network=host'];
+  return [
+    'docker',
+    'buildx',
+    'create',
+    '--driver',
+    'docker-container',
+    '--name',
+    name,
+    '--driver-opt',
+    `image=${buildkitImage}`,
+    '--driver-opt',
+    'network=host',
+  ];
 }
 
 /** Removes the builder with its BuildKit container and state volume. */
@@ -97,7 +109,15 @@ function commonBuildArgs(spec: BuildSpec): string[] {
 }
 
 export function buildxBuildCommand(spec: BuildSpec): Argv {
-  const args = ['docker', 'buildx', 'build', ...(spec.builder === undefined ? [] : ['--builder', spec.builder]), '--progress', 'plain', ...commonBuildArgs(spec)];
+  const args = [
+    'docker',
+    'buildx',
+    'build',
+    ...(spec.builder === undefined ? [] : ['--builder', spec.builder]),
+    '--progress',
+    'plain',
+    ...commonBuildArgs(spec),
+  ];
   for (const [id, env] of Object.entries(spec.secretEnv ?? {})) args.push('--secret', `id=${id},env=${env}`);
   for (const from of spec.cacheFrom ?? []) args.push('--cache-from', from);
   for (const to of spec.cacheTo ?? []) args.push('--cache-to', to);

@@ -23,7 +23,8 @@ export const DEFAULT_BUILDKIT_IMAGE = 'moby/buildkit:v0.25.1';
 export const ACTION_INPUTS: readonly InputDefinition[] = [
   {
     name: 'image',
-    description: 'Image name without a tag, e.g. ghcr.io/owner/app. Defaults to ghcr.io/OWNER/REPO of this repository. Always lowercased (GHCR refuses uppercase).',
+    description:
+      'Image name without a tag, e.g. ghcr.io/owner/app. Defaults to ghcr.io/OWNER/REPO of this repository. Always lowercased (GHCR refuses uppercase).',
     required: false,
   },
   { name: 'registry', description: 'Registry to log in to. Defaults to the host part of `image`.', required: false },
@@ -40,17 +41,32 @@ export const ACTION_INPUTS: readonly InputDefinition[] = [
   { name: 'file', description: 'Path of the Dockerfile, relative to the workspace. Defaults to Dockerfile in the context.', required: false },
   { name: 'target', description: 'Build stage to stop at (docker build --target).', required: false },
   { name: 'build-args', description: 'Build arguments, one KEY=VALUE per line.', required: false },
-  { name: 'build-secrets', description: 'BuildKit secrets, one id=value per line; read in the Dockerfile with RUN --mount=type=secret,id=ID. Masked.', required: false, secret: true },
+  {
+    name: 'build-secrets',
+    description: 'BuildKit secrets, one id=value per line; read in the Dockerfile with RUN --mount=type=secret,id=ID. Masked.',
+    required: false,
+    secret: true,
+  },
   { name: 'labels', description: 'Extra image labels, one KEY=VALUE per line, added to the OCI labels.', required: false },
-  { name: 'platforms', description: 'Target platforms, comma-separated, e.g. linux/amd64,linux/arm64. Defaults to the runner\'s platform.', required: false },
+  { name: 'platforms', description: "Target platforms, comma-separated, e.g. linux/amd64,linux/arm64. Defaults to the runner's platform.", required: false },
   { name: 'tags', description: 'Extra tags (names only, no image), one per line, added to the tags computed from the event.', required: false },
-  { name: 'push', description: 'Push the image after building it (true or false). A pull request from a fork is built but never pushed.', required: false, default: 'true' },
-  { name: 'cache', description: 'Layer cache: auto (gha when the runner\'s cache service is available, else none), gha, registry (IMAGE:buildcache) or none.', required: false, default: 'auto' },
+  {
+    name: 'push',
+    description: 'Push the image after building it (true or false). A pull request from a fork is built but never pushed.',
+    required: false,
+    default: 'true',
+  },
+  {
+    name: 'cache',
+    description: "Layer cache: auto (gha when the runner's cache service is available, else none), gha, registry (IMAGE:buildcache) or none.",
+    required: false,
+    default: 'auto',
+  },
   {
     name: 'builder',
     description:
       'buildx builder: auto (the current builder when its driver can do what is asked, else a docker-container builder made for this run and removed after it), ' +
-      'docker (the engine\'s own builder, never make one) or the name of an existing builder.',
+      "docker (the engine's own builder, never make one) or the name of an existing builder.",
     required: false,
     default: 'auto',
   },
@@ -60,11 +76,20 @@ export const ACTION_INPUTS: readonly InputDefinition[] = [
     required: false,
     default: DEFAULT_BUILDKIT_IMAGE,
   },
-  { name: 'smoke-test', description: 'Run the built image before pushing and push only if it becomes healthy (true or false).', required: false, default: 'false' },
+  {
+    name: 'smoke-test',
+    description: 'Run the built image before pushing and push only if it becomes healthy (true or false).',
+    required: false,
+    default: 'false',
+  },
   { name: 'smoke-url', description: 'For the smoke test: container port and path that must answer 2xx, e.g. :8000/health.', required: false },
   { name: 'smoke-command', description: 'For the smoke test: a command run with sh -c inside the container that must exit 0.', required: false },
   { name: 'smoke-timeout', description: 'How long the smoke test waits for the container to pass, like 60, 90s or 2m.', required: false, default: '60s' },
-  { name: 'scan-severity', description: 'Scan the pushed image with trivy and fail on findings of these severities, e.g. CRITICAL,HIGH. Needs trivy on PATH.', required: false },
+  {
+    name: 'scan-severity',
+    description: 'Scan the pushed image with trivy and fail on findings of these severities, e.g. CRITICAL,HIGH. Needs trivy on PATH.',
+    required: false,
+  },
 ];
 export const ACTION_OUTPUTS = {
   digest: 'The manifest digest of the pushed image (sha256:...). Empty when nothing was pushed.',
@@ -153,7 +178,11 @@ function readPairs(name: string, what: string, options: { secret?: boolean } = {
     const at = line.indexOf('=');
     const key = at > 0 ? line.slice(0, at).trim() : '';
     if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(key)) {
-      throw invalidInput(name, `one ${what}=VALUE per line, the ${what} made of letters, digits, '_', '.' or '-'`, options.secret ? key || '(line without =)' : line);
+      throw invalidInput(
+        name,
+        `one ${what}=VALUE per line, the ${what} made of letters, digits, '_', '.' or '-'`,
+        options.secret ? key || '(line without =)' : line,
+      );
     }
     return [key, line.slice(at + 1)];
   });
@@ -173,7 +202,10 @@ function readPlatforms(): string[] {
 
 function readTags(): string[] {
   // Lines or commas; not spaces, so `not a tag` is reported as one bad tag rather than three tags.
-  const tags = (getList('tags') ?? []).flatMap((line) => line.split(',')).map((tag) => tag.trim()).filter((tag) => tag !== '');
+  const tags = (getList('tags') ?? [])
+    .flatMap((line) => line.split(','))
+    .map((tag) => tag.trim())
+    .filter((tag) => tag !== '');
   const invalid = tags.filter((tag) => !TAG_PATTERN.test(tag));
   if (invalid.length > 0) {
     throw new InputError(
@@ -196,11 +228,14 @@ function readBuilder(): BuilderChoice {
 }
 
 // A reference docker can pull: [registry/]name[:tag][@sha256:digest], lowercase name.
-const IMAGE_REFERENCE = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`);
+const IMAGE_REFERENCE = new RegExp(
+  `^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`,
+);
 
 function readBuildkitImage(): string {
   const given = getString('buildkit-image', { default: DEFAULT_BUILDKIT_IMAGE });
-  if (!IMAGE_REFERENCE.test(given)) throw invalidInput('buildkit-image', 'an image reference like moby/buildkit:v0.25.1 or registry.example.com/buildkit@sha256:…', given);
+  if (!IMAGE_REFERENCE.test(given))
+    throw invalidInput('buildkit-image', 'an image reference like moby/buildkit:v0.25.1 or registry.example.com/buildkit@sha256:…', given);
   return given;
 }
 
@@ -278,7 +313,10 @@ export function readBuildPushInputs(): BuildPushInputs {
     },
     smoke: () => {
       if (!inputs.smokeTest && (inputs.smokeUrl !== undefined || inputs.smokeCommand !== undefined)) {
-        throw new InputError(['smoke-test'], 'Inputs "smoke-url"/"smoke-command" are set but "smoke-test" is not true; set smoke-test: true to run the smoke test');
+        throw new InputError(
+          ['smoke-test'],
+          'Inputs "smoke-url"/"smoke-command" are set but "smoke-test" is not true; set smoke-test: true to run the smoke test',
+        );
       }
     },
   });

@@ -79,7 +79,11 @@ async function buildPushScan(inputs: BuildPushInputs, progress: { summarized: bo
     if (cache.note) notes.push(`Cache: ${cache.note}.`);
     for (const note of notes) core.notice(note);
     core.info(`Building ${inputs.image} with ${describeBuilder(builder)}; tags: ${meta.tags.join(', ')}`);
-    await buildPushAndReport({ inputs, builder, cache, refs, labels: meta.labels }, { push, smokePlatform, notes, version: meta.version, revision: meta.revision }, progress);
+    await buildPushAndReport(
+      { inputs, builder, cache, refs, labels: meta.labels },
+      { push, smokePlatform, notes, version: meta.version, revision: meta.revision },
+      progress,
+    );
   } finally {
     await remove?.();
   }
@@ -124,15 +128,15 @@ async function buildPushAndReport(job: BuildJob, facts: RunFacts, progress: { su
   out.set('version', facts.version);
   out.set('digest', digest);
   out.set('image-ref', imageRef);
-  out.set('metadata', JSON.stringify({ image: inputs.image, tags: refs, labels: job.labels, version: facts.version, revision: facts.revision, digest, pushed: push }));
+  out.set(
+    'metadata',
+    JSON.stringify({ image: inputs.image, tags: refs, labels: job.labels, version: facts.version, revision: facts.revision, digest, pushed: push }),
+  );
 
   const summary = [
     '### Build and push',
     '',
-    table(
-      ['Image', 'Pushed', 'Digest', 'Builder'],
-      [[inputs.image, push ? 'yes' : 'no', digest || '(not pushed)', describeBuilder(builder)]],
-    ),
+    table(['Image', 'Pushed', 'Digest', 'Builder'], [[inputs.image, push ? 'yes' : 'no', digest || '(not pushed)', describeBuilder(builder)]]),
     '',
     `**Tags:** ${refs.map((ref) => `\`${ref}\``).join(', ')}`,
     ...(smoke ? ['', `**Smoke test:** passed in ${smoke.seconds.toFixed(1)}s (${smoke.passed})`] : []),
@@ -146,7 +150,9 @@ async function buildPushAndReport(job: BuildJob, facts: RunFacts, progress: { su
     const heading = `### Scan (trivy, ${inputs.scanSeverities.join(', ')})`;
     await writeSummary(findings.length === 0 ? `${heading}\n\nNo findings.` : `${heading}\n\n${findingsTable(findings)}`);
     if (findings.length > 0) {
-      throw new Error(`trivy found ${findings.length} vulnerabilit${findings.length === 1 ? 'y' : 'ies'} of severity ${inputs.scanSeverities.join(' or ')} in ${imageRef || refs[0]}; see the job summary`);
+      throw new Error(
+        `trivy found ${findings.length} vulnerabilit${findings.length === 1 ? 'y' : 'ies'} of severity ${inputs.scanSeverities.join(' or ')} in ${imageRef || refs[0]}; see the job summary`,
+      );
     }
   }
 }

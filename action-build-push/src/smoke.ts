@@ -72,7 +72,9 @@ export async function smokeTest(image: string, options: SmokeOptions, platform?:
   const start = Date.now();
   const deadline = start + options.timeoutSeconds * 1000;
   core.info(`Smoke test: running ${image} as ${name} for up to ${options.timeoutSeconds}s`);
-  await runCommand(runContainerCommand(name, image, { ...(options.url ? { publishPort: options.url.port } : {}), ...(platform ? { platform } : {}) }), { quiet: true });
+  await runCommand(runContainerCommand(name, image, { ...(options.url ? { publishPort: options.url.port } : {}), ...(platform ? { platform } : {}) }), {
+    quiet: true,
+  });
   try {
     let hostPort: number | undefined;
     let lastProblem = 'nothing answered yet';
@@ -80,7 +82,7 @@ export async function smokeTest(image: string, options: SmokeOptions, platform?:
       const state = JSON.parse((await runCommand(containerStateCommand(name), { quiet: true })).stdout) as ContainerState;
       if (!state.Running) throw await failure(name, `the container exited with code ${state.ExitCode} during the smoke test`);
       const health = state.Health?.Status;
-      if (health === 'unhealthy') throw await failure(name, 'the container\'s HEALTHCHECK reports unhealthy');
+      if (health === 'unhealthy') throw await failure(name, "the container's HEALTHCHECK reports unhealthy");
 
       if (useHealthcheck) {
         if (health === 'healthy') return { passed: 'HEALTHCHECK reported healthy', seconds: (Date.now() - start) / 1000 };
@@ -102,7 +104,9 @@ export async function smokeTest(image: string, options: SmokeOptions, platform?:
           }
         }
         if (ok) {
-          const passed = [options.url && `:${options.url.port}${options.url.path} answered 2xx`, options.command && 'smoke-command exited 0'].filter(Boolean).join(' and ');
+          const passed = [options.url && `:${options.url.port}${options.url.path} answered 2xx`, options.command && 'smoke-command exited 0']
+            .filter(Boolean)
+            .join(' and ');
           return { passed, seconds: (Date.now() - start) / 1000 };
         }
       }
@@ -117,6 +121,9 @@ export async function smokeTest(image: string, options: SmokeOptions, platform?:
 async function failure(name: string, why: string): Promise<SmokeTestError> {
   const logs = await runCommand(containerLogsCommand(name, LOG_LINES), { quiet: true, allowFailure: true });
   // docker logs replays the container's stdout and stderr on its own two streams; keep both.
-  const text = [logs.stdout, logs.stderr].filter((s) => s.trim() !== '').join('\n').trimEnd();
+  const text = [logs.stdout, logs.stderr]
+    .filter((s) => s.trim() !== '')
+    .join('\n')
+    .trimEnd();
   return new SmokeTestError(`Smoke test failed: ${why}; nothing was pushed`, text);
 }

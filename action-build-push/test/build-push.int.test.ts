@@ -156,7 +156,12 @@ describe('action-build-push against a real engine and registry', () => {
     expect(result.errors).toEqual([]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('id=npm_token,env=SKIFF_BUILD_SECRET_0');
-    expect(result.stdout.split('\n').filter((line) => !line.startsWith('::add-mask::')).join('\n')).not.toContain(secret);
+    expect(
+      result.stdout
+        .split('\n')
+        .filter((line) => !line.startsWith('::add-mask::'))
+        .join('\n'),
+    ).not.toContain(secret);
     expect(result.stdout).toContain(`::add-mask::${secret}`);
     const history = (await run('docker', ['history', '--no-trunc', '--format', '{{.CreatedBy}}', `${image('secret')}:main`])).stdout;
     expect(history).not.toContain(secret);
@@ -164,7 +169,10 @@ describe('action-build-push against a real engine and registry', () => {
 
   it('builds a pull request from a fork without pushing, and says why', async () => {
     const event = { name: 'pull_request', ref: 'refs/pull/43/merge', sha: MERGE_SHA, payload: await eventPayload('pull_request-fork') };
-    const result = await runBuildPush({ image: image('fork'), context: 'healthy', 'github-token': 'ghs_readonlyforktoken' }, options(event, { env: { DOCKER_CONFIG: dockerConfig, GITHUB_ACTOR: 'outsider' } }));
+    const result = await runBuildPush(
+      { image: image('fork'), context: 'healthy', 'github-token': 'ghs_readonlyforktoken' },
+      options(event, { env: { DOCKER_CONFIG: dockerConfig, GITHUB_ACTOR: 'outsider' } }),
+    );
     expect(result.errors).toEqual([]);
     expect(result.code).toBe(0);
     expect(result.summary).toContain('comes from a fork');
@@ -188,7 +196,12 @@ describe('action-build-push against a real engine and registry', () => {
     const result = await runBuildPush({ image: image('denied'), context: 'healthy', ...credentials('wrong-password') }, options(await pushMain()));
     expect(result.code).toBe(1);
     expect(result.errors.join('\n')).toContain('add `permissions: packages: write` to the job, or grant this repository access to the package');
-    expect(result.stdout.split('\n').filter((line) => !line.startsWith('::add-mask::')).join('\n')).not.toContain('wrong-password');
+    expect(
+      result.stdout
+        .split('\n')
+        .filter((line) => !line.startsWith('::add-mask::'))
+        .join('\n'),
+    ).not.toContain('wrong-password');
     expect(await registryManifestDigest(registry, repo('denied'), 'main')).toBeUndefined();
   });
 
@@ -230,7 +243,10 @@ describe('action-build-push against a real engine and registry', () => {
     expect(await registryManifestDigest(registry, repo('multi'), 'main')).toBeUndefined();
 
     // builder: docker is used as it is: several platforms fail before anything is made or built.
-    const docker = await runBuildPush({ image: image('multi'), context: 'healthy', ...credentials(), platforms: 'linux/amd64,linux/arm64', builder: 'docker' }, options(await pushMain()));
+    const docker = await runBuildPush(
+      { image: image('multi'), context: 'healthy', ...credentials(), platforms: 'linux/amd64,linux/arm64', builder: 'docker' },
+      options(await pushMain()),
+    );
     expect(docker.code).toBe(1);
     expect(docker.errors.join('\n')).toContain('input "builder" is `docker`, a builder with the `docker` driver, which cannot build several platforms at once');
     expect(docker.stdout).not.toContain('making a docker-container builder');
@@ -263,7 +279,10 @@ describe('action-build-push against a real engine and registry', () => {
   });
 
   it('fails clearly before building when a scan is asked for and trivy is not on PATH', async () => {
-    const result = await runBuildPush({ image: image('scan'), context: 'healthy', ...credentials(), 'scan-severity': 'CRITICAL,HIGH' }, options(await pushMain()));
+    const result = await runBuildPush(
+      { image: image('scan'), context: 'healthy', ...credentials(), 'scan-severity': 'CRITICAL,HIGH' },
+      options(await pushMain()),
+    );
     expect(result.code).toBe(1);
     expect(result.errors.join('\n')).toContain('the trivy CLI is not on PATH');
     expect(result.stdout).not.toContain('[command]');

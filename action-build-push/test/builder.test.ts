@@ -34,7 +34,8 @@ describe('docker buildx inspect, as the engine prints it', () => {
   });
 
   it('drops the * buildx puts on platforms set by hand, and joins the nodes', () => {
-    const twoNodes = 'Name: b\nDriver: docker-container\n\nNodes:\nName: b0\nStatus: running\nPlatforms: linux/amd64*, linux/arm64\n\nName: b1\nStatus: running\nPlatforms: linux/arm64, linux/arm/v7\n';
+    const twoNodes =
+      'Name: b\nDriver: docker-container\n\nNodes:\nName: b0\nStatus: running\nPlatforms: linux/amd64*, linux/arm64\n\nName: b1\nStatus: running\nPlatforms: linux/arm64, linux/arm/v7\n';
     expect(parseBuildxInspect(twoNodes)?.platforms).toEqual(['linux/amd64', 'linux/arm64', 'linux/arm/v7']);
     expect(parseBuildxInspect('ERROR: no builder "x" found\n')).toBeUndefined();
   });
@@ -68,13 +69,17 @@ describe('which builder builds', () => {
     expect(problem).toContain('set "builder" to auto');
     expect(decideBuilder({ mode: 'named', name: 'default' }, engineBuilder, needs(['linux/amd64', 'linux/arm64'])).action).toBe('fail');
     expect(decideBuilder(DOCKER, engineBuilder, needs(['linux/amd64'], true))).toEqual({ action: 'keep' });
-    expect(decideBuilder({ mode: 'named', name: 'skiff-1234567890-1-a1b2c3' }, containerBuilder, needs(['linux/amd64', 'linux/arm64'], true))).toEqual({ action: 'keep' });
+    expect(decideBuilder({ mode: 'named', name: 'skiff-1234567890-1-a1b2c3' }, containerBuilder, needs(['linux/amd64', 'linux/arm64'], true))).toEqual({
+      action: 'keep',
+    });
   });
 
   it('without buildx: docker build for one platform; several platforms, secrets or a named builder fail', () => {
     expect(decideBuilder(AUTO, 'classic', needs(['linux/amd64'], true))).toEqual({ action: 'classic' });
     expect((decideBuilder(AUTO, 'classic', needs(['linux/amd64', 'linux/arm64'], false, 1)) as { problems: string[] }).problems).toHaveLength(2);
-    expect((decideBuilder({ mode: 'named', name: 'ci' }, 'classic', needs([])) as { problems: string[] }).problems[0]).toContain('docker buildx is not installed');
+    expect((decideBuilder({ mode: 'named', name: 'ci' }, 'classic', needs([])) as { problems: string[] }).problems[0]).toContain(
+      'docker buildx is not installed',
+    );
   });
 
   it('names a throwaway builder after the run, unique per job', () => {

@@ -48,21 +48,80 @@ describe('command builders', () => {
 
   it('builds with buildx: secrets by environment variable name, cache, push and metadata file', () => {
     expect(buildxBuildCommand(spec)).toEqual([
-      'docker', 'buildx', 'build', '--progress', 'plain',
-      '--file', '/w/app/Dockerfile', '--target', 'runtime', '--platform', 'linux/amd64',
-      '--build-arg', 'NODE_ENV=production',
-      '--label', 'org.opencontainers.image.revision=abc', '--label', 'team=a b',
-      '--tag', 'ghcr.io/acme/app:main', '--tag', 'ghcr.io/acme/app:sha-abc1234',
-      '--secret', 'id=npmrc,env=SKIFF_BUILD_SECRET_0',
-      '--cache-from', 'type=gha,scope=ghcr.io/acme/app', '--cache-to', 'type=gha,scope=ghcr.io/acme/app,mode=max',
-      '--push', '--metadata-file', '/tmp/m.json', '/w/app',
+      'docker',
+      'buildx',
+      'build',
+      '--progress',
+      'plain',
+      '--file',
+      '/w/app/Dockerfile',
+      '--target',
+      'runtime',
+      '--platform',
+      'linux/amd64',
+      '--build-arg',
+      'NODE_ENV=production',
+      '--label',
+      'org.opencontainers.image.revision=abc',
+      '--label',
+      'team=a b',
+      '--tag',
+      'ghcr.io/acme/app:main',
+      '--tag',
+      'ghcr.io/acme/app:sha-abc1234',
+      '--secret',
+      'id=npmrc,env=SKIFF_BUILD_SECRET_0',
+      '--cache-from',
+      'type=gha,scope=ghcr.io/acme/app',
+      '--cache-to',
+      'type=gha,scope=ghcr.io/acme/app,mode=max',
+      '--push',
+      '--metadata-file',
+      '/tmp/m.json',
+      '/w/app',
     ]);
-    expect(buildxBuildCommand({ ...spec, platforms: [], target: undefined, buildArgs: [], labels: {}, refs: ['x:1'], secretEnv: {}, cacheFrom: [], cacheTo: [], output: 'load', metadataFile: undefined } as BuildSpec)).toEqual([
-      'docker', 'buildx', 'build', '--progress', 'plain', '--file', '/w/app/Dockerfile', '--tag', 'x:1', '--load', '/w/app',
-    ]);
+    expect(
+      buildxBuildCommand({
+        ...spec,
+        platforms: [],
+        target: undefined,
+        buildArgs: [],
+        labels: {},
+        refs: ['x:1'],
+        secretEnv: {},
+        cacheFrom: [],
+        cacheTo: [],
+        output: 'load',
+        metadataFile: undefined,
+      } as BuildSpec),
+    ).toEqual(['docker', 'buildx', 'build', '--progress', 'plain', '--file', '/w/app/Dockerfile', '--tag', 'x:1', '--load', '/w/app']);
     // A builder made for the run is named on every build; `none` leaves the result in the builder's cache.
-    expect(buildxBuildCommand({ context: '/w', file: '/w/Dockerfile', builder: 'skiff-7-1-abc123', platforms: ['linux/amd64', 'linux/arm64'], buildArgs: [], labels: {}, refs: ['x:1'], output: 'none' })).toEqual([
-      'docker', 'buildx', 'build', '--builder', 'skiff-7-1-abc123', '--progress', 'plain', '--file', '/w/Dockerfile', '--platform', 'linux/amd64,linux/arm64', '--tag', 'x:1', '/w',
+    expect(
+      buildxBuildCommand({
+        context: '/w',
+        file: '/w/Dockerfile',
+        builder: 'skiff-7-1-abc123',
+        platforms: ['linux/amd64', 'linux/arm64'],
+        buildArgs: [],
+        labels: {},
+        refs: ['x:1'],
+        output: 'none',
+      }),
+    ).toEqual([
+      'docker',
+      'buildx',
+      'build',
+      '--builder',
+      'skiff-7-1-abc123',
+      '--progress',
+      'plain',
+      '--file',
+      '/w/Dockerfile',
+      '--platform',
+      'linux/amd64,linux/arm64',
+      '--tag',
+      'x:1',
+      '/w',
     ]);
   });
 
@@ -70,24 +129,58 @@ describe('command builders', () => {
     expect(buildxInspectCommand()).toEqual(['docker', 'buildx', 'inspect']);
     expect(buildxInspectCommand('skiff-7-1-abc123', { bootstrap: true })).toEqual(['docker', 'buildx', 'inspect', '--bootstrap', 'skiff-7-1-abc123']);
     expect(buildxCreateCommand('skiff-7-1-abc123', 'moby/buildkit:v0.25.1')).toEqual([
-      'docker', 'buildx', 'create', '--driver', 'docker-container', '--name', 'skiff-7-1-abc123',
-      '--driver-opt', 'image=moby/buildkit:v0.25.1', '--driver-opt', 'network=host',
+      'docker',
+      'buildx',
+      'create',
+      '--driver',
+      'docker-container',
+      '--name',
+      'skiff-7-1-abc123',
+      '--driver-opt',
+      'image=moby/buildkit:v0.25.1',
+      '--driver-opt',
+      'network=host',
     ]);
     expect(buildxRemoveCommand('skiff-7-1-abc123')).toEqual(['docker', 'buildx', 'rm', 'skiff-7-1-abc123']);
   });
 
   it('builds with the classic builder and pushes tag by tag', () => {
     expect(dockerBuildCommand({ ...spec, platforms: [] })).toEqual([
-      'docker', 'build', '--file', '/w/app/Dockerfile', '--target', 'runtime', '--build-arg', 'NODE_ENV=production',
-      '--label', 'org.opencontainers.image.revision=abc', '--label', 'team=a b',
-      '--tag', 'ghcr.io/acme/app:main', '--tag', 'ghcr.io/acme/app:sha-abc1234', '/w/app',
+      'docker',
+      'build',
+      '--file',
+      '/w/app/Dockerfile',
+      '--target',
+      'runtime',
+      '--build-arg',
+      'NODE_ENV=production',
+      '--label',
+      'org.opencontainers.image.revision=abc',
+      '--label',
+      'team=a b',
+      '--tag',
+      'ghcr.io/acme/app:main',
+      '--tag',
+      'ghcr.io/acme/app:sha-abc1234',
+      '/w/app',
     ]);
     expect(dockerPushCommand('ghcr.io/acme/app:main')).toEqual(['docker', 'push', 'ghcr.io/acme/app:main']);
   });
 
   it('runs the smoke test container detached, publishing only on loopback', () => {
     expect(runContainerCommand('skiff-smoke-1', 'x:1', { publishPort: 8000, platform: 'linux/amd64' })).toEqual([
-      'docker', 'run', '--detach', '--name', 'skiff-smoke-1', '--label', 'org.skiff.smoke-test=true', '--publish', '127.0.0.1::8000', '--platform', 'linux/amd64', 'x:1',
+      'docker',
+      'run',
+      '--detach',
+      '--name',
+      'skiff-smoke-1',
+      '--label',
+      'org.skiff.smoke-test=true',
+      '--publish',
+      '127.0.0.1::8000',
+      '--platform',
+      'linux/amd64',
+      'x:1',
     ]);
     expect(runContainerCommand('n', 'x:1')).toEqual(['docker', 'run', '--detach', '--name', 'n', '--label', 'org.skiff.smoke-test=true', 'x:1']);
     expect(execInContainerCommand('n', 'test -f /ready')).toEqual(['docker', 'exec', 'n', 'sh', '-c', 'test -f /ready']);
@@ -97,7 +190,18 @@ describe('command builders', () => {
 
   it('runs trivy for a JSON report and judges findings itself', () => {
     expect(trivyCommand(`ghcr.io/acme/app@${DIGEST}`, ['CRITICAL', 'HIGH'], '/tmp/r.json')).toEqual([
-      'trivy', 'image', '--format', 'json', '--output', '/tmp/r.json', '--severity', 'CRITICAL,HIGH', '--exit-code', '0', '--no-progress', `ghcr.io/acme/app@${DIGEST}`,
+      'trivy',
+      'image',
+      '--format',
+      'json',
+      '--output',
+      '/tmp/r.json',
+      '--severity',
+      'CRITICAL,HIGH',
+      '--exit-code',
+      '0',
+      '--no-progress',
+      `ghcr.io/acme/app@${DIGEST}`,
     ]);
   });
 });
@@ -146,13 +250,13 @@ describe('builder and cache planning', () => {
     expect(docker.cacheTo).toEqual([]);
     expect(docker.note).toContain('not supported by the `docker` buildx driver');
     expect(planCache('gha', classic, 'a/b', v2).note).toContain('needs buildx');
-    expect(planCache('gha', container, 'a/b', {}).note).toContain('needs the runner\'s cache service');
+    expect(planCache('gha', container, 'a/b', {}).note).toContain("needs the runner's cache service");
   });
 
   it('exports a cache with the docker driver on the containerd image store, and explains a builder that could not be made', () => {
     expect(planCache('registry', { ...buildx, containerdStore: true } as Builder, 'a/b', {}).cacheTo).toEqual(['type=registry,ref=a/b:buildcache,mode=max']);
     expect(planCache('registry', buildx, 'a/b', {}, 'needs a builder that could not start').note).toBe('cache `registry` needs a builder that could not start');
-    expect(planCache('gha', buildx, 'a/b', {}).note).toContain('needs the runner\'s cache service');
+    expect(planCache('gha', buildx, 'a/b', {}).note).toContain("needs the runner's cache service");
   });
 });
 
@@ -191,7 +295,7 @@ describe('trivy report', () => {
     expect(findingsTable(findingsAtOrAbove(parseTrivyReport(report), ['LOW']))).toContain('| (no fix yet) |');
   });
 
-  it('is shaped like the schema-2 reports trivy writes: every field the parser reads, with trivy\'s types', () => {
+  it("is shaped like the schema-2 reports trivy writes: every field the parser reads, with trivy's types", () => {
     // Field names and types as in the reports trivy's own integration tests expect (SchemaVersion 2);
     // trivy's documentation still shows the pre-2021 top-level array, which the parser refuses.
     const parsed = JSON.parse(report) as Record<string, any>;
@@ -202,7 +306,8 @@ describe('trivy report', () => {
       expect(Object.keys(result).slice(0, 3)).toEqual(['Target', 'Class', 'Type']);
       expect(['os-pkgs', 'lang-pkgs']).toContain(result.Class);
       for (const v of result.Vulnerabilities ?? []) {
-        for (const field of ['VulnerabilityID', 'PkgName', 'InstalledVersion', 'Severity', 'Title', 'PrimaryURL']) expect(typeof v[field], field).toBe('string');
+        for (const field of ['VulnerabilityID', 'PkgName', 'InstalledVersion', 'Severity', 'Title', 'PrimaryURL'])
+          expect(typeof v[field], field).toBe('string');
         // trivy leaves FixedVersion out (omitempty) when there is no fix, with Status "affected".
         expect(v.FixedVersion === undefined ? v.Status : typeof v.FixedVersion).toBe(v.FixedVersion === undefined ? 'affected' : 'string');
       }

@@ -123,7 +123,7 @@ describe('readBuildPushInputs', () => {
     expect(() => readBuildPushInputs()).toThrow(/"smoke-test" is not true/);
   });
 
-  it('takes docker as the engine\'s own builder', () => {
+  it("takes docker as the engine's own builder", () => {
     setInputs({ context: 'app', push: 'false', builder: 'docker' });
     expect(readBuildPushInputs().builder).toEqual({ mode: 'docker' });
   });

@@ -50,7 +50,12 @@ describe('computeMetadata', () => {
   });
 
   it('leaves out the bare major for 0.x releases, and sanitises non-semver tags', () => {
-    expect(computeMetadata(event('push', 'refs/tags/v0.4.1', '8f3c2a1b9d0e4f5a6b7c8d9e0f1a2b3c4d5e6f7a', 'push-tag')).tags).toEqual(['0.4.1', '0.4', 'latest', 'sha-8f3c2a1']);
+    expect(computeMetadata(event('push', 'refs/tags/v0.4.1', '8f3c2a1b9d0e4f5a6b7c8d9e0f1a2b3c4d5e6f7a', 'push-tag')).tags).toEqual([
+      '0.4.1',
+      '0.4',
+      'latest',
+      'sha-8f3c2a1',
+    ]);
     expect(computeMetadata(event('push', 'refs/tags/release/2024 autumn', '8f3c2a1b9d0e4f5a6b7c8d9e0f1a2b3c4d5e6f7a', 'push-tag')).tags).toEqual([
       'release-2024-autumn',
       'sha-8f3c2a1',

@@ -5,7 +5,6 @@ import {
   BUSYBOX_ARM64,
   MANIFEST_ACCEPT,
   enableAarch64,
-
   registryManifestDigest,
   runBundle,
   startModernHost,
@@ -62,7 +61,10 @@ beforeAll(async () => {
     ].join('\n'),
   );
   await mkdir(join(context.path, 'deploy'), { recursive: true });
-  await writeFile(join(context.path, 'deploy', 'compose.yaml'), ['services:', '  app:', `    image: ${registry.address}/${REPO}:main`, '    ports:', '      - "${WEB_PORT}:8080"', ''].join('\n'));
+  await writeFile(
+    join(context.path, 'deploy', 'compose.yaml'),
+    ['services:', '  app:', `    image: ${registry.address}/${REPO}:main`, '    ports:', '      - "${WEB_PORT}:8080"', ''].join('\n'),
+  );
 }, 600_000);
 
 afterAll(async () => {
@@ -76,7 +78,11 @@ describe('two platforms, built for real and deployed by the index digest', () =>
   it('builds amd64 and arm64 (its RUN under qemu), pushes one index, and outputs its digest', async () => {
     const run = await runBuildPush(
       { image: `${registry.address}/${REPO}`, context: '.', platforms: 'linux/amd64,linux/arm64', username: registry.username, password: registry.password },
-      { cwd: context.path, event: { name: 'push', ref: 'refs/heads/main', sha: MAIN_SHA, payload: await eventPayload('push-main') }, env: { DOCKER_HOST: `unix://${builder.socket}`, DOCKER_CONFIG: dockerConfig.path } },
+      {
+        cwd: context.path,
+        event: { name: 'push', ref: 'refs/heads/main', sha: MAIN_SHA, payload: await eventPayload('push-main') },
+        env: { DOCKER_HOST: `unix://${builder.socket}`, DOCKER_CONFIG: dockerConfig.path },
+      },
     );
     expect(run.code, run.masked).toBe(0);
     digest = run.outputs.digest!;
@@ -84,11 +90,19 @@ describe('two platforms, built for real and deployed by the index digest', () =>
     expect(digest).toBe(await registryManifestDigest(registry, REPO, 'main'));
     expect(imageRef).toBe(`${registry.address}/${REPO}@${digest}`);
     const auth = Buffer.from(`${registry.username}:${registry.password}`).toString('base64');
-    const index = (await (await fetch(`http://${registry.address}/v2/${REPO}/manifests/${digest}`, { headers: { Accept: MANIFEST_ACCEPT, Authorization: `Basic ${auth}` } })).json()) as { manifests: { platform?: { architecture: string; os: string } }[] };
-    const platforms = index.manifests.map((m) => m.platform).filter((p) => p && p.os !== 'unknown').map((p) => `${p!.os}/${p!.architecture}`);
+    const index = (await (
+      await fetch(`http://${registry.address}/v2/${REPO}/manifests/${digest}`, { headers: { Accept: MANIFEST_ACCEPT, Authorization: `Basic ${auth}` } })
+    ).json()) as { manifests: { platform?: { architecture: string; os: string } }[] };
+    const platforms = index.manifests
+      .map((m) => m.platform)
+      .filter((p) => p && p.os !== 'unknown')
+      .map((p) => `${p!.os}/${p!.architecture}`);
     expect(platforms.sort()).toEqual(['linux/amd64', 'linux/arm64']);
     // What each platform's RUN step saw: the arm64 one ran as aarch64.
-    for (const [platform, arch] of [['linux/amd64', 'x86_64'], ['linux/arm64', 'aarch64']] as const) {
+    for (const [platform, arch] of [
+      ['linux/amd64', 'x86_64'],
+      ['linux/arm64', 'aarch64'],
+    ] as const) {
       const page = await builder.docker(['--config', dockerConfig.path, 'run', '--rm', '--platform', platform, imageRef, 'cat', '/www/index.html']);
       expect(page.trim()).toBe(`built-on=${arch}`);
     }
@@ -116,4 +130,3 @@ describe('two platforms, built for real and deployed by the index digest', () =>
     expect((await (await fetch(`http://${server.address}:${WEB_PORT}/`)).text()).trim()).toBe('built-on=x86_64');
   });
 });
-

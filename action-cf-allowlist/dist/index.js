@@ -43221,10 +43221,7 @@ function parseKnownHosts(text) {
   return entries;
 }
 function wildcardMatches(pattern, name) {
-  const regex = new RegExp(
-    `^${[...pattern].map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`,
-    "i"
-  );
+  const regex = new RegExp(`^${[...pattern].map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`, "i");
   return regex.test(name);
 }
 function entryMatchesHost(entry, host, port) {
@@ -43412,7 +43409,10 @@ var SshConnection = class _SshConnection {
         if (!retryable) throw error2;
         const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
         if (attempt >= attempts || deadline - Date.now() - delayMs < 1e3) {
-          throw new SshConnectionError(`${error2.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`, true);
+          throw new SshConnectionError(
+            `${error2.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`,
+            true
+          );
         }
         options.log?.("warning", `${error2.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
         await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -43446,10 +43446,7 @@ var SshConnection = class _SshConnection {
       }
     }
     try {
-      const { ssh, fingerprint } = await openClient(
-        { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
-        options
-      );
+      const { ssh, fingerprint } = await openClient({ host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} }, options);
       return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
     } catch (error2) {
       bastion?.dispose();
@@ -43610,7 +43607,10 @@ var SshConnection = class _SshConnection {
       ],
       { stdin: content, description: options.description ?? `upload ${remotePath}`, allowFailure: true }
     );
-    if (result.code !== 0) throw new Error(`Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
+    if (result.code !== 0)
+      throw new Error(
+        `Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`
+      );
   }
   /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
   async forwardLocalPort(remoteHost, remotePort) {
@@ -43686,7 +43686,10 @@ async function openClient(endpoint, options) {
   }
   ssh.connection?.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
-    options.log?.("warning", `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
+    options.log?.(
+      "warning",
+      `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`
+    );
   }
   options.log?.("info", `Connected to ${target} (host key ${presented})`);
   return { ssh, fingerprint: presented };
@@ -43726,7 +43729,12 @@ var SSH_INPUTS = [
     description: "Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.",
     required: false
   },
-  { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
+  {
+    name: "jump-key",
+    description: "Private key for the jump host; by default the jump host gets the same credentials as the server.",
+    required: false,
+    secret: true
+  },
   {
     name: "connect-timeout",
     description: "How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.",
@@ -44044,7 +44052,8 @@ async function runAction(phases, options = {}) {
   } catch (error2) {
     const message = failureMessage(error2);
     setFailed(message);
-    if (error2 instanceof InputError) await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
+    if (error2 instanceof InputError)
+      await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
 
 ${codeBlock(message)}
 `).catch(() => void 0);
@@ -44255,7 +44264,8 @@ function parseCidr(text, expected) {
   if (import_ipaddr.default.IPv4.isValidCIDRFourPartDecimal(withPrefix)) family = "ipv4";
   else if (!withPrefix.includes(".") && import_ipaddr.default.IPv6.isValidCIDR(withPrefix)) family = "ipv6";
   else return "not a valid IPv4 or IPv6 CIDR";
-  if (expected !== void 0 && family !== expected) return `an ${family === "ipv4" ? "IPv4" : "IPv6"} range where ${expected === "ipv4" ? "IPv4" : "IPv6"} was expected`;
+  if (expected !== void 0 && family !== expected)
+    return `an ${family === "ipv4" ? "IPv4" : "IPv6"} range where ${expected === "ipv4" ? "IPv4" : "IPv6"} was expected`;
   const [address, length] = import_ipaddr.default.parseCIDR(withPrefix);
   const bits = BITS[family];
   const start = toBigInt(address.toByteArray());
@@ -44358,7 +44368,10 @@ async function applyWithGuard(server, target, backend, table2, options) {
   const restore = await backend.stage(server, paths);
   await server.upload(paths.revertScript, revertScript(paths, restore), { mode: 448, description: "upload the revert script" });
   const armedAt = Date.now();
-  await server.run(armCommands(table2, paths, options.confirmTimeoutSeconds), { description: `arm the revert (${options.confirmTimeoutSeconds}s)`, timeoutSeconds: 30 });
+  await server.run(armCommands(table2, paths, options.confirmTimeoutSeconds), {
+    description: `arm the revert (${options.confirmTimeoutSeconds}s)`,
+    timeoutSeconds: 30
+  });
   await backend.apply(server, paths);
   options.log(`${label}: applied; confirming with a new SSH connection`);
   const deadline = armedAt + options.confirmTimeoutSeconds * 1e3;
@@ -44480,17 +44493,36 @@ var ACTION_INPUTS = [
     description: "CIDRs allowed to reach SSH (port 22); everyone else is dropped there. Empty: this action does not touch SSH at all.",
     required: false
   },
-  { name: "extra-cidrs", description: "More CIDRs allowed on the ports besides Cloudflare, e.g. an uptime monitor (newline, comma or space separated).", required: false },
+  {
+    name: "extra-cidrs",
+    description: "More CIDRs allowed on the ports besides Cloudflare, e.g. an uptime monitor (newline, comma or space separated).",
+    required: false
+  },
   { name: "include-jdcloud", description: "Also allow Cloudflare's China network ranges (jdcloud_cidrs), true or false.", required: false, default: "false" },
-  { name: "source-url", description: "Where to fetch Cloudflare's ranges (https; plain http only for a loopback address).", required: false, default: DEFAULT_SOURCE_URL },
-  { name: "table", description: "Name of the nftables table this action owns (inet family); with ufw, the comment its rules are tagged with.", required: false, default: "skiff_cf" },
+  {
+    name: "source-url",
+    description: "Where to fetch Cloudflare's ranges (https; plain http only for a loopback address).",
+    required: false,
+    default: DEFAULT_SOURCE_URL
+  },
+  {
+    name: "table",
+    description: "Name of the nftables table this action owns (inet family); with ufw, the comment its rules are tagged with.",
+    required: false,
+    default: "skiff_cf"
+  },
   {
     name: "docker-published",
     description: "Also filter ports Docker publishes, in a prerouting hook that runs before Docker's DNAT (true or false). nftables backend only.",
     required: false,
     default: "true"
   },
-  { name: "backend", description: "Firewall to drive: nftables (its own table) or ufw (tagged rules, which must already be active).", required: false, default: "nftables" },
+  {
+    name: "backend",
+    description: "Firewall to drive: nftables (its own table) or ufw (tagged rules, which must already be active).",
+    required: false,
+    default: "nftables"
+  },
   {
     name: "confirm-timeout",
     description: "After applying, the host restores the previous rules unless a new SSH login confirms within this time, e.g. 60s.",
@@ -44505,7 +44537,12 @@ var ACTION_INPUTS = [
     required: false,
     default: "25"
   },
-  { name: "allow-shrink", description: "Allow a shrink larger than max-shrink-percent (true or false), after checking the list.", required: false, default: "false" },
+  {
+    name: "allow-shrink",
+    description: "Allow a shrink larger than max-shrink-percent (true or false), after checking the list.",
+    required: false,
+    default: "false"
+  },
   DRY_RUN_INPUT
 ];
 function readPorts() {
@@ -44521,13 +44558,18 @@ function readCidrs(name) {
   const parsed = values.map((value) => parseCidr(value));
   const bad = values.filter((_, i) => typeof parsed[i] === "string");
   if (bad.length > 0) {
-    throw invalidInput(name, "IPv4 or IPv6 CIDRs (network address without host bits, e.g. 203.0.113.0/24 or 2001:db8::/48) separated by commas or newlines", bad.join(", "));
+    throw invalidInput(
+      name,
+      "IPv4 or IPv6 CIDRs (network address without host bits, e.g. 203.0.113.0/24 or 2001:db8::/48) separated by commas or newlines",
+      bad.join(", ")
+    );
   }
   return parsed;
 }
 function readTable() {
   const value = getString("table", { default: "skiff_cf" });
-  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(value)) throw invalidInput("table", "a name of letters, digits and _ starting with a letter (at most 31 characters)", value);
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(value))
+    throw invalidInput("table", "a name of letters, digits and _ starting with a letter (at most 31 characters)", value);
   return value;
 }
 function readSourceUrl() {
@@ -44722,17 +44764,7 @@ function applyCommand(file) {
   return ["nft", "-f", file];
 }
 function saveLastGoodCommand(table2, file) {
-  return [
-    raw("{"),
-    "printf",
-    "%s",
-    renderAbsent(table2),
-    raw(";"),
-    raw("nft list table inet"),
-    table2,
-    raw("2>/dev/null || true; } >"),
-    file
-  ];
+  return [raw("{"), "printf", "%s", renderAbsent(table2), raw(";"), raw("nft list table inet"), table2, raw("2>/dev/null || true; } >"), file];
 }
 
 // action-cf-allowlist/src/nftables-backend.ts
@@ -44893,7 +44925,11 @@ function ufwBackend(list3) {
       const web = list3.ports.join(",");
       const cf = (family) => ours.filter((r) => r.action === "allow" && r.ports === web && r.family === family).map((r) => r.from);
       const managed = ours.flatMap((r) => r.from ? [r.from] : []);
-      return { upToDate: diff.add.length === 0 && diff.remove.length === 0, ...ours.length > 0 ? { cf: { ipv4: cf("ipv4"), ipv6: cf("ipv6") } } : {}, managed };
+      return {
+        upToDate: diff.add.length === 0 && diff.remove.length === 0,
+        ...ours.length > 0 ? { cf: { ipv4: cf("ipv4"), ipv6: cf("ipv6") } } : {},
+        managed
+      };
     },
     async stage(server, paths) {
       await server.run(
@@ -44905,8 +44941,16 @@ function ufwBackend(list3) {
     async apply(server) {
       const allows = diff.add.filter((r) => r.action === "allow");
       const denies = diff.add.filter((r) => r.action === "deny");
-      if (allows.length > 0) await server.run(allows.map((r) => quiet(allowCommand(r, tag))), { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600, live: "all" });
-      if (diff.remove.length > 0) await server.run(diff.remove.map((r) => quiet(deleteCommand(r))), { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600, live: "all" });
+      if (allows.length > 0)
+        await server.run(
+          allows.map((r) => quiet(allowCommand(r, tag))),
+          { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600, live: "all" }
+        );
+      if (diff.remove.length > 0)
+        await server.run(
+          diff.remove.map((r) => quiet(deleteCommand(r))),
+          { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600, live: "all" }
+        );
       for (const deny of denies) {
         const read2 = await server.run([["ufw", "status", "numbered"]], { description: "read ufw rule numbers", timeoutSeconds: 60 });
         const live = parseUfwNumbered(read2.stdout, tag);
@@ -44979,7 +45023,11 @@ async function allowlist(inputs, log = info) {
       const applied = await forEachHost(
         toApply.map((i) => inputs.targets[i]),
         inputs.mode,
-        async (target, { index }) => applyWithGuard(connections.get(toApply[index]), target, backends.get(toApply[index]), inputs.table, { confirmTimeoutSeconds: inputs.confirmTimeoutSeconds, log, ...inputs.stateDirFor ? { stateDir: inputs.stateDirFor(target) } : {} })
+        async (target, { index }) => applyWithGuard(connections.get(toApply[index]), target, backends.get(toApply[index]), inputs.table, {
+          confirmTimeoutSeconds: inputs.confirmTimeoutSeconds,
+          log,
+          ...inputs.stateDirFor ? { stateDir: inputs.stateDirFor(target) } : {}
+        })
       );
       applied.forEach((result, i) => {
         const report = reports[toApply[i]];
@@ -45015,7 +45063,9 @@ async function dryRun(inputs) {
   await backend.inspect(plan).catch(() => void 0);
   await backend.stage(plan, paths);
   await backend.apply(plan, paths);
-  info(`Dry run for ${inputs.targets.map(hostLabel).join(", ")}: each host would be read first and only changed when it differs, behind a ${inputs.confirmTimeoutSeconds}s lockout guard.`);
+  info(
+    `Dry run for ${inputs.targets.map(hostLabel).join(", ")}: each host would be read first and only changed when it differs, behind a ${inputs.confirmTimeoutSeconds}s lockout guard.`
+  );
   await publishPlan(plan.steps);
   outputs().set("etag", ranges.etag);
 }

@@ -28,7 +28,8 @@ export function parseCidr(text: string, expected?: Family): Cidr | string {
   if (ipaddr.IPv4.isValidCIDRFourPartDecimal(withPrefix)) family = 'ipv4';
   else if (!withPrefix.includes('.') && ipaddr.IPv6.isValidCIDR(withPrefix)) family = 'ipv6';
   else return 'not a valid IPv4 or IPv6 CIDR';
-  if (expected !== undefined && family !== expected) return `an ${family === 'ipv4' ? 'IPv4' : 'IPv6'} range where ${expected === 'ipv4' ? 'IPv4' : 'IPv6'} was expected`;
+  if (expected !== undefined && family !== expected)
+    return `an ${family === 'ipv4' ? 'IPv4' : 'IPv6'} range where ${expected === 'ipv4' ? 'IPv4' : 'IPv6'} was expected`;
   const [address, length] = ipaddr.parseCIDR(withPrefix);
   const bits = BITS[family];
   const start = toBigInt(address.toByteArray());

@@ -53,7 +53,10 @@ export async function planHost(server: Executor, backend: Backend, wanted: Wante
 }
 
 export class LockoutError extends Error {
-  constructor(message: string, readonly reverted: boolean) {
+  constructor(
+    message: string,
+    readonly reverted: boolean,
+  ) {
     super(message);
     this.name = 'LockoutError';
   }
@@ -68,7 +71,9 @@ export interface ApplyOptions {
 
 async function waitForRevert(server: Executor, paths: ReturnType<typeof guardPaths>, deadline: number): Promise<boolean> {
   while (Date.now() < deadline) {
-    const result = await server.run([firedCommand(paths)], { allowFailure: true, description: 'check whether the revert fired', timeoutSeconds: 10 }).catch(() => undefined);
+    const result = await server
+      .run([firedCommand(paths)], { allowFailure: true, description: 'check whether the revert fired', timeoutSeconds: 10 })
+      .catch(() => undefined);
     if (result === undefined) return false;
     if (result.code === 0) return true;
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -88,7 +93,10 @@ export async function applyWithGuard(server: Executor, target: SshConnectOptions
   const restore = await backend.stage(server, paths);
   await server.upload(paths.revertScript, revertScript(paths, restore), { mode: 0o700, description: 'upload the revert script' });
   const armedAt = Date.now();
-  await server.run(armCommands(table, paths, options.confirmTimeoutSeconds), { description: `arm the revert (${options.confirmTimeoutSeconds}s)`, timeoutSeconds: 30 });
+  await server.run(armCommands(table, paths, options.confirmTimeoutSeconds), {
+    description: `arm the revert (${options.confirmTimeoutSeconds}s)`,
+    timeoutSeconds: 30,
+  });
   await backend.apply(server, paths);
   options.log(`${label}: applied; confirming with a new SSH connection`);
 

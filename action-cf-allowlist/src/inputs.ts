@@ -30,17 +30,36 @@ export const ACTION_INPUTS: readonly InputDefinition[] = [
     description: 'CIDRs allowed to reach SSH (port 22); everyone else is dropped there. Empty: this action does not touch SSH at all.',
     required: false,
   },
-  { name: 'extra-cidrs', description: 'More CIDRs allowed on the ports besides Cloudflare, e.g. an uptime monitor (newline, comma or space separated).', required: false },
+  {
+    name: 'extra-cidrs',
+    description: 'More CIDRs allowed on the ports besides Cloudflare, e.g. an uptime monitor (newline, comma or space separated).',
+    required: false,
+  },
   { name: 'include-jdcloud', description: "Also allow Cloudflare's China network ranges (jdcloud_cidrs), true or false.", required: false, default: 'false' },
-  { name: 'source-url', description: "Where to fetch Cloudflare's ranges (https; plain http only for a loopback address).", required: false, default: DEFAULT_SOURCE_URL },
-  { name: 'table', description: 'Name of the nftables table this action owns (inet family); with ufw, the comment its rules are tagged with.', required: false, default: 'skiff_cf' },
+  {
+    name: 'source-url',
+    description: "Where to fetch Cloudflare's ranges (https; plain http only for a loopback address).",
+    required: false,
+    default: DEFAULT_SOURCE_URL,
+  },
+  {
+    name: 'table',
+    description: 'Name of the nftables table this action owns (inet family); with ufw, the comment its rules are tagged with.',
+    required: false,
+    default: 'skiff_cf',
+  },
   {
     name: 'docker-published',
     description: "Also filter ports Docker publishes, in a prerouting hook that runs before Docker's DNAT (true or false). nftables backend only.",
     required: false,
     default: 'true',
   },
-  { name: 'backend', description: 'Firewall to drive: nftables (its own table) or ufw (tagged rules, which must already be active).', required: false, default: 'nftables' },
+  {
+    name: 'backend',
+    description: 'Firewall to drive: nftables (its own table) or ufw (tagged rules, which must already be active).',
+    required: false,
+    default: 'nftables',
+  },
   {
     name: 'confirm-timeout',
     description: 'After applying, the host restores the previous rules unless a new SSH login confirms within this time, e.g. 60s.',
@@ -55,7 +74,12 @@ export const ACTION_INPUTS: readonly InputDefinition[] = [
     required: false,
     default: '25',
   },
-  { name: 'allow-shrink', description: 'Allow a shrink larger than max-shrink-percent (true or false), after checking the list.', required: false, default: 'false' },
+  {
+    name: 'allow-shrink',
+    description: 'Allow a shrink larger than max-shrink-percent (true or false), after checking the list.',
+    required: false,
+    default: 'false',
+  },
   DRY_RUN_INPUT,
 ];
 
@@ -106,14 +130,19 @@ function readCidrs(name: string): Cidr[] | undefined {
   const parsed = values.map((value) => parseCidr(value));
   const bad = values.filter((_, i) => typeof parsed[i] === 'string');
   if (bad.length > 0) {
-    throw invalidInput(name, 'IPv4 or IPv6 CIDRs (network address without host bits, e.g. 203.0.113.0/24 or 2001:db8::/48) separated by commas or newlines', bad.join(', '));
+    throw invalidInput(
+      name,
+      'IPv4 or IPv6 CIDRs (network address without host bits, e.g. 203.0.113.0/24 or 2001:db8::/48) separated by commas or newlines',
+      bad.join(', '),
+    );
   }
   return parsed as Cidr[];
 }
 
 function readTable(): string {
   const value = getString('table', { default: 'skiff_cf' });
-  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(value)) throw invalidInput('table', 'a name of letters, digits and _ starting with a letter (at most 31 characters)', value);
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(value))
+    throw invalidInput('table', 'a name of letters, digits and _ starting with a letter (at most 31 characters)', value);
   return value;
 }
 

@@ -91,7 +91,12 @@ export async function allowlist(inputs: AllowlistInputs, log: (message: string) 
       const applied = await forEachHost(
         toApply.map((i) => inputs.targets[i]!),
         inputs.mode,
-        async (target, { index }) => applyWithGuard(connections.get(toApply[index]!)!, target, backends.get(toApply[index]!)!, inputs.table, { confirmTimeoutSeconds: inputs.confirmTimeoutSeconds, log, ...(inputs.stateDirFor ? { stateDir: inputs.stateDirFor(target) } : {}) }),
+        async (target, { index }) =>
+          applyWithGuard(connections.get(toApply[index]!)!, target, backends.get(toApply[index]!)!, inputs.table, {
+            confirmTimeoutSeconds: inputs.confirmTimeoutSeconds,
+            log,
+            ...(inputs.stateDirFor ? { stateDir: inputs.stateDirFor(target) } : {}),
+          }),
       );
       applied.forEach((result, i) => {
         const report = reports[toApply[i]!]!;
@@ -130,7 +135,9 @@ async function dryRun(inputs: AllowlistInputs): Promise<void> {
   await backend.inspect(plan).catch(() => undefined);
   await backend.stage(plan, paths);
   await backend.apply(plan, paths);
-  core.info(`Dry run for ${inputs.targets.map(hostLabel).join(', ')}: each host would be read first and only changed when it differs, behind a ${inputs.confirmTimeoutSeconds}s lockout guard.`);
+  core.info(
+    `Dry run for ${inputs.targets.map(hostLabel).join(', ')}: each host would be read first and only changed when it differs, behind a ${inputs.confirmTimeoutSeconds}s lockout guard.`,
+  );
   await publishPlan(plan.steps);
   outputs<{ etag: string }>().set('etag', ranges.etag);
 }

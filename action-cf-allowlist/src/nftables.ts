@@ -32,17 +32,7 @@ export function applyCommand(file: string): Command {
  * create-delete-define idiom as the rendered file.
  */
 export function saveLastGoodCommand(table: string, file: string): Command {
-  return [
-    raw('{'),
-    'printf',
-    '%s',
-    renderAbsent(table),
-    raw(';'),
-    raw('nft list table inet'),
-    table,
-    raw('2>/dev/null || true; } >'),
-    file,
-  ];
+  return [raw('{'), 'printf', '%s', renderAbsent(table), raw(';'), raw('nft list table inet'), table, raw('2>/dev/null || true; } >'), file];
 }
 
 export function nftRenderFile(model: TableModel): string {

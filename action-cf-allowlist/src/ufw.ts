@@ -62,7 +62,9 @@ export function parseUfwNumbered(text: string, tag: string): NumberedRule[] {
 function misplacedDenies(live: readonly NumberedRule[]): NumberedRule[] {
   const ours = live.filter((rule) => rule.tagged);
   return ours.filter(
-    (deny) => deny.action === 'deny' && ours.some((allow) => allow.action === 'allow' && allow.family === deny.family && allow.ports === deny.ports && allow.number > deny.number),
+    (deny) =>
+      deny.action === 'deny' &&
+      ours.some((allow) => allow.action === 'allow' && allow.family === deny.family && allow.ports === deny.ports && allow.number > deny.number),
   );
 }
 
@@ -150,7 +152,11 @@ export function ufwBackend(list: Allowlist): Backend {
       const cf = (family: Family) => ours.filter((r) => r.action === 'allow' && r.ports === web && r.family === family).map((r) => r.from!);
       const managed = ours.flatMap((r) => (r.from ? [r.from] : []));
       // On ufw the extra CIDRs share the web rules, so they count toward the shrink guard too.
-      return { upToDate: diff.add.length === 0 && diff.remove.length === 0, ...(ours.length > 0 ? { cf: { ipv4: cf('ipv4'), ipv6: cf('ipv6') } } : {}), managed };
+      return {
+        upToDate: diff.add.length === 0 && diff.remove.length === 0,
+        ...(ours.length > 0 ? { cf: { ipv4: cf('ipv4'), ipv6: cf('ipv6') } } : {}),
+        managed,
+      };
     },
     async stage(server, paths: GuardPaths): Promise<Command[]> {
       await server.run(
@@ -164,8 +170,16 @@ export function ufwBackend(list: Allowlist): Backend {
       // no wanted range is ever missing, and a deny never lands above an allow of ours.
       const allows = diff.add.filter((r) => r.action === 'allow');
       const denies = diff.add.filter((r) => r.action === 'deny');
-      if (allows.length > 0) await server.run(allows.map((r) => quiet(allowCommand(r, tag))), { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600, live: 'all' });
-      if (diff.remove.length > 0) await server.run(diff.remove.map((r) => quiet(deleteCommand(r))), { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600, live: 'all' });
+      if (allows.length > 0)
+        await server.run(
+          allows.map((r) => quiet(allowCommand(r, tag))),
+          { description: `add ${allows.length} ufw allow rules tagged ${tag}`, timeoutSeconds: 600, live: 'all' },
+        );
+      if (diff.remove.length > 0)
+        await server.run(
+          diff.remove.map((r) => quiet(deleteCommand(r))),
+          { description: `delete ${diff.remove.length} stale ufw rules tagged ${tag}`, timeoutSeconds: 600, live: 'all' },
+        );
       for (const deny of denies) {
         const read = await server.run([['ufw', 'status', 'numbered']], { description: 'read ufw rule numbers', timeoutSeconds: 60 });
         const live = parseUfwNumbered(read.stdout, tag);

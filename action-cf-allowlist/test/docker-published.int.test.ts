@@ -38,7 +38,10 @@ let published: string; // http://NS_ADDRESS:8080/ — Docker's DNAT to the conta
 let dockerTablesBefore: string;
 
 function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
-  return allowlistInputs({ targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TABLE }, { ports: [80, 8080], stateDirFor: () => state.path, ...overrides });
+  return allowlistInputs(
+    { targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TABLE },
+    { ports: [80, 8080], stateDirFor: () => state.path, ...overrides },
+  );
 }
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), () => undefined);
 
@@ -78,8 +81,16 @@ beforeAll(async () => {
   engine = await startNetnsDocker(host);
   await engine.loadImage(images.busybox);
   await engine.docker([
-    'run', '-d', '--name', 'skiffcfd-web', '-p', '8080:80', images.busybox,
-    'sh', '-c', `mkdir -p /www && echo ${CONTAINER_BODY} > /www/index.html && exec httpd -f -p 80 -h /www`,
+    'run',
+    '-d',
+    '--name',
+    'skiffcfd-web',
+    '-p',
+    '8080:80',
+    images.busybox,
+    'sh',
+    '-c',
+    `mkdir -p /www && echo ${CONTAINER_BODY} > /www/index.html && exec httpd -f -p 80 -h /www`,
   ]);
   published = `http://${host.nsAddress}:8080/`;
   // Bounded: the container's httpd needs a moment after `docker run` returns.
@@ -134,7 +145,7 @@ describe('a port published by a real Docker engine', () => {
     expect(await engine.docker(['inspect', '-f', '{{.State.Running}}', 'skiffcfd-web'])).toBe('true\n');
   });
 
-  it('docker-published: false filters the host\'s own port 80 but Docker\'s DNAT still lets the refused source in', async () => {
+  it("docker-published: false filters the host's own port 80 but Docker's DNAT still lets the refused source in", async () => {
     const result = await run({ dockerPublished: false });
     expect(result.failure).toBeUndefined();
     expect(result.changed).toBe(true);

@@ -79,10 +79,7 @@ export async function startFakeCloudflare(initial: unknown): Promise<FakeCloudfl
 }
 
 /** The action's inputs with the defaults these tests share; each test names only what it is about. */
-export function allowlistInputs(
-  required: Pick<AllowlistInputs, 'targets' | 'sourceUrl' | 'table'>,
-  overrides: Partial<AllowlistInputs> = {},
-): AllowlistInputs {
+export function allowlistInputs(required: Pick<AllowlistInputs, 'targets' | 'sourceUrl' | 'table'>, overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
   return {
     mode: { parallel: false },
     ports: [80, 443],

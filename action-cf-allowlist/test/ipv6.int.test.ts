@@ -1,5 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetnsHost, enableNetnsIpv6, sshdConnectOptions, startNetnsWebServer, startSshd, tempDir, type NetnsHost, type NetnsIpv6, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
+import {
+  createNetnsHost,
+  enableNetnsIpv6,
+  sshdConnectOptions,
+  startNetnsWebServer,
+  startSshd,
+  tempDir,
+  type NetnsHost,
+  type NetnsIpv6,
+  type NetnsWebServer,
+  type SshdServer,
+} from '@skiff/testbed';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';

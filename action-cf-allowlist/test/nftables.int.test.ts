@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetnsHost, sh, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
+import {
+  createNetnsHost,
+  sh,
+  tempDir,
+  sshdConnectOptions,
+  startNetnsWebServer,
+  startSshd,
+  type NetnsHost,
+  type NetnsWebServer,
+  type SshdServer,
+} from '@skiff/testbed';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
 import { allowlist } from '../src/main';
@@ -21,13 +31,17 @@ let refused: string;
 
 const logs: string[] = [];
 function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
-  return allowlistInputs({ targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TABLE }, { ports: [80, 8080], stateDirFor: () => state.path, ...overrides });
+  return allowlistInputs(
+    { targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TABLE },
+    { ports: [80, 8080], stateDirFor: () => state.path, ...overrides },
+  );
 }
 
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), (m) => logs.push(m));
 
 /** Exact live JSON (handles included): equal before and after means nothing was touched. */
-const liveJson = () => host.exec(['nft', '-j', 'list', 'table', 'inet', TABLE]).catch((e: Error) => `absent: ${e.message.includes('No such file') ? 'yes' : e.message}`);
+const liveJson = () =>
+  host.exec(['nft', '-j', 'list', 'table', 'inet', TABLE]).catch((e: Error) => `absent: ${e.message.includes('No such file') ? 'yes' : e.message}`);
 const normalised = (json: string) => json.replace(/, "handle": \d+/g, '');
 
 const reaches = async (source: string, url: string) => (await answerFrom(source, url)).includes('skiff-web-ok');
@@ -96,7 +110,11 @@ describe('nftables backend on a real host', () => {
   });
 
   it.each([
-    ['success: false', () => cfBody({ ipv4: [...CF_IPV4, `${prefix}.64/27`], ipv6: CF_IPV6, success: false, errors: [{ code: 10000, message: 'Authentication error' }] }), /success: false/],
+    [
+      'success: false',
+      () => cfBody({ ipv4: [...CF_IPV4, `${prefix}.64/27`], ipv6: CF_IPV6, success: false, errors: [{ code: 10000, message: 'Authentication error' }] }),
+      /success: false/,
+    ],
     ['an empty list', () => cfBody({ ipv4: [], ipv6: [] }), /0 IPv4 ranges, fewer than min-ipv4/],
     ['a garbage CIDR', () => cfBody({ ipv4: [...CF_IPV4.slice(1), '173.245.48.0/33'], ipv6: CF_IPV6 }), /"173\.245\.48\.0\/33": not a valid/],
     ['not JSON', () => '<html>502 Bad Gateway</html>', /did not answer JSON/],

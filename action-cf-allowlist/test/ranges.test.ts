@@ -38,7 +38,9 @@ describe('rangeToCidrs and notCoveredBy', () => {
     expect(rangeToCidrs('ipv4', a.start, b.end).map((x) => x.text)).toEqual(['104.16.0.0/13', '104.24.0.0/14']);
   });
   it('compares by addresses covered, per family', () => {
-    expect(notCoveredBy([c('10.0.0.0/25'), c('10.0.1.0/24'), c('2001:db8::/48')], [c('10.0.0.0/24'), c('2001:db8::/32')]).map((x) => x.text)).toEqual(['10.0.1.0/24']);
+    expect(notCoveredBy([c('10.0.0.0/25'), c('10.0.1.0/24'), c('2001:db8::/48')], [c('10.0.0.0/24'), c('2001:db8::/32')]).map((x) => x.text)).toEqual([
+      '10.0.1.0/24',
+    ]);
   });
 });
 

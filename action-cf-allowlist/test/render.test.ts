@@ -66,7 +66,9 @@ table inet skiff_cf {
     const text = renderTable(tableModel({ ...LIST, ports: [443], sshAllow: [c('198.51.100.0/24')] }));
     expect(text).toContain('\tset ssh4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 198.51.100.0/24 }\n\t}');
     expect(text).toContain('\tset ssh6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t\tauto-merge\n\t}');
-    expect(text).toMatch(/tcp dport 22 ct state established,related accept comment "skiff-cf [0-9a-f]{16}"\n\t\ttcp dport 22 ip saddr @ssh4 accept .*\n\t\ttcp dport 22 ip6 saddr @ssh6 accept .*\n\t\ttcp dport 22 drop /);
+    expect(text).toMatch(
+      /tcp dport 22 ct state established,related accept comment "skiff-cf [0-9a-f]{16}"\n\t\ttcp dport 22 ip saddr @ssh4 accept .*\n\t\ttcp dport 22 ip6 saddr @ssh6 accept .*\n\t\ttcp dport 22 drop /,
+    );
     expect(text).toContain('tcp dport 443 drop');
     expect(renderTable(tableModel(LIST))).not.toContain('dport 22');
   });

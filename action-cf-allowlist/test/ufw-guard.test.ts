@@ -24,7 +24,8 @@ describe('ufw rules', () => {
     '',
   ].join('\n');
   const list = { table: 'skiff_cf', ports: [80, 443], cf4: [c('10.2.0.0/16')], cf6: [c('2400:cb00::/32')], extra: [], dockerPublished: true };
-  const show = (rules: Array<{ action: string; family: string; from?: Cidr; ports: string }>) => rules.map((r) => `${r.action} ${r.family} ${r.from?.text ?? 'any'} ${r.ports}`);
+  const show = (rules: Array<{ action: string; family: string; from?: Cidr; ports: string }>) =>
+    rules.map((r) => `${r.action} ${r.family} ${r.from?.text ?? 'any'} ${r.ports}`);
 
   it('reads every numbered rule, ours recognised by the comment, with its family', () => {
     const rules = parseUfwNumbered(STATUS, 'skiff_cf');
@@ -47,10 +48,14 @@ describe('ufw rules', () => {
       'ufw insert 7 deny proto tcp from ::/0 to any port 80,443 comment skiff_cf',
     );
     // No allow of ours for port 22 yet: the top of the family.
-    expect(render(denyCommand({ action: 'deny', family: 'ipv4', ports: '22' }, live, 'skiff_cf'))).toBe('ufw insert 1 deny proto tcp from 0.0.0.0/0 to any port 22 comment skiff_cf');
+    expect(render(denyCommand({ action: 'deny', family: 'ipv4', ports: '22' }, live, 'skiff_cf'))).toBe(
+      'ufw insert 1 deny proto tcp from 0.0.0.0/0 to any port 22 comment skiff_cf',
+    );
     // Past the family's last rule ufw refuses the number: append.
     const onlyOurs = live.filter((r) => r.number === 6);
-    expect(render(denyCommand({ action: 'deny', family: 'ipv6', ports: '80,443' }, onlyOurs, 'skiff_cf'))).toBe('ufw deny proto tcp from ::/0 to any port 80,443 comment skiff_cf');
+    expect(render(denyCommand({ action: 'deny', family: 'ipv6', ports: '80,443' }, onlyOurs, 'skiff_cf'))).toBe(
+      'ufw deny proto tcp from ::/0 to any port 80,443 comment skiff_cf',
+    );
   });
 
   it('names an admin allow-from-anywhere that ufw would merge with our deny', () => {
@@ -63,7 +68,10 @@ describe('ufw rules', () => {
   });
 
   it('moves a deny that sits above one of our allows', () => {
-    const misordered = STATUS.replace('[ 1] 80,443/tcp                 ALLOW IN    10.1.0.0/16', '[ 1] 80,443/tcp                 ALLOW IN    10.9.0.0/16').replace(
+    const misordered = STATUS.replace(
+      '[ 1] 80,443/tcp                 ALLOW IN    10.1.0.0/16',
+      '[ 1] 80,443/tcp                 ALLOW IN    10.9.0.0/16',
+    ).replace(
       '[ 2] 80,443/tcp                 DENY IN     Anywhere                   # skiff_cf',
       '[ 2] 80,443/tcp                 DENY IN     Anywhere                   # skiff_cf\n[ 2] 80,443/tcp                 ALLOW IN    10.2.0.0/16                # skiff_cf',
     );
@@ -84,7 +92,7 @@ describe('lockout guard commands', () => {
         'rm -f /var/lib/skiff-cf/skiff_cf/fired /var/lib/skiff-cf/skiff_cf/confirmed',
         'date -u +%FT%TZ > /var/lib/skiff-cf/skiff_cf/armed',
         'if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then systemctl stop skiff-cf-revert-skiff_cf.timer skiff-cf-revert-skiff_cf.service 2>/dev/null || true; ' +
-          'systemd-run --quiet --collect \'--unit=skiff-cf-revert-skiff_cf\' \'--on-active=60s\' \'--timer-property=AccuracySec=1s\' /bin/sh /var/lib/skiff-cf/skiff_cf/revert.sh ; else ' +
+          "systemd-run --quiet --collect '--unit=skiff-cf-revert-skiff_cf' '--on-active=60s' '--timer-property=AccuracySec=1s' /bin/sh /var/lib/skiff-cf/skiff_cf/revert.sh ; else " +
           "setsid nohup sh -c 'sleep 60; exec sh /var/lib/skiff-cf/skiff_cf/revert.sh' </dev/null >/dev/null 2>&1 & echo $! > /var/lib/skiff-cf/skiff_cf/sleeper.pid ; fi",
       ].join('\n'),
     );

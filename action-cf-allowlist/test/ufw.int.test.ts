@@ -1,7 +1,16 @@
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetnsHost, tempDir, sshdConnectOptions, startNetnsWebServer, startSshd, type NetnsHost, type NetnsWebServer, type SshdServer } from '@skiff/testbed';
+import {
+  createNetnsHost,
+  tempDir,
+  sshdConnectOptions,
+  startNetnsWebServer,
+  startSshd,
+  type NetnsHost,
+  type NetnsWebServer,
+  type SshdServer,
+} from '@skiff/testbed';
 import { SshConnection } from '@skiff/ssh';
 import { parseCidr, type Cidr } from '../src/cidr';
 import type { AllowlistInputs } from '../src/inputs';
@@ -37,7 +46,10 @@ const ufwHash = async () => {
 const ufw = (args: string[]) => host.exec(['ufw', ...args]);
 
 function inputs(overrides: Partial<AllowlistInputs> = {}): AllowlistInputs {
-  return allowlistInputs({ targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TAG }, { backend: 'ufw', confirmTimeoutSeconds: 30, stateDirFor: () => state.path, ...overrides });
+  return allowlistInputs(
+    { targets: [sshdConnectOptions(sshd)], sourceUrl: api.url, table: TAG },
+    { backend: 'ufw', confirmTimeoutSeconds: 30, stateDirFor: () => state.path, ...overrides },
+  );
 }
 const run = (overrides: Partial<AllowlistInputs> = {}) => allowlist(inputs(overrides), () => undefined);
 

@@ -50528,10 +50528,7 @@ function parseKnownHosts(text) {
   return entries;
 }
 function wildcardMatches(pattern, name) {
-  const regex = new RegExp(
-    `^${[...pattern].map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`,
-    "i"
-  );
+  const regex = new RegExp(`^${[...pattern].map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("")}$`, "i");
   return regex.test(name);
 }
 function entryMatchesHost(entry, host, port) {
@@ -50719,7 +50716,10 @@ var SshConnection = class _SshConnection {
         if (!retryable) throw error2;
         const delayMs = Math.min(8e3, 1e3 * 2 ** (attempt - 1));
         if (attempt >= attempts || deadline - Date.now() - delayMs < 1e3) {
-          throw new SshConnectionError(`${error2.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`, true);
+          throw new SshConnectionError(
+            `${error2.message} (gave up after ${attempt} attempt${attempt === 1 ? "" : "s"} within connect-timeout ${budgetSeconds}s)`,
+            true
+          );
         }
         options.log?.("warning", `${error2.message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1e3}s)`);
         await new Promise((resolve5) => setTimeout(resolve5, delayMs));
@@ -50753,10 +50753,7 @@ var SshConnection = class _SshConnection {
       }
     }
     try {
-      const { ssh, fingerprint } = await openClient(
-        { host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} },
-        options
-      );
+      const { ssh, fingerprint } = await openClient({ host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} }, options);
       return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
     } catch (error2) {
       bastion?.dispose();
@@ -50917,7 +50914,10 @@ var SshConnection = class _SshConnection {
       ],
       { stdin: content, description: options.description ?? `upload ${remotePath}`, allowFailure: true }
     );
-    if (result.code !== 0) throw new Error(`Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
+    if (result.code !== 0)
+      throw new Error(
+        `Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`
+      );
   }
   /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
   async forwardLocalPort(remoteHost, remotePort) {
@@ -50993,7 +50993,10 @@ async function openClient(endpoint2, options) {
   }
   ssh.connection?.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
-    options.log?.("warning", `Host key of ${knownHostsName(endpoint2.host, endpoint2.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
+    options.log?.(
+      "warning",
+      `Host key of ${knownHostsName(endpoint2.host, endpoint2.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`
+    );
   }
   options.log?.("info", `Connected to ${target} (host key ${presented})`);
   return { ssh, fingerprint: presented };
@@ -51033,7 +51036,12 @@ var SSH_INPUTS = [
     description: "Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.",
     required: false
   },
-  { name: "jump-key", description: "Private key for the jump host; by default the jump host gets the same credentials as the server.", required: false, secret: true },
+  {
+    name: "jump-key",
+    description: "Private key for the jump host; by default the jump host gets the same credentials as the server.",
+    required: false,
+    secret: true
+  },
   {
     name: "connect-timeout",
     description: "How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.",
@@ -51329,7 +51337,8 @@ async function runAction(phases, options = {}) {
   } catch (error2) {
     const message = failureMessage(error2);
     setFailed(message);
-    if (error2 instanceof InputError) await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
+    if (error2 instanceof InputError)
+      await writeSummary(`### ${isPost ? "Cleanup" : "Nothing was done"}: the inputs need fixing
 
 ${codeBlock(message)}
 `).catch(() => void 0);
@@ -51551,7 +51560,10 @@ function newReleaseId(now, sha, random) {
   return `${stamp}-${short}-${random.toLowerCase().replace(/[^0-9a-z]/g, "").padEnd(4, "0").slice(0, 4)}`;
 }
 function createRelease(projectDir, id) {
-  return [["mkdir", "-p", releasesDir(projectDir)], ["mkdir", "-m", "700", releaseDir(projectDir, id)]];
+  return [
+    ["mkdir", "-p", releasesDir(projectDir)],
+    ["mkdir", "-m", "700", releaseDir(projectDir, id)]
+  ];
 }
 function readState(projectDir) {
   const releases = releasesDir(projectDir);
@@ -51562,7 +51574,23 @@ function readState(projectDir) {
     ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", DEPLOYED_MARK, "-printf", "deployed %h\\n"],
     ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", IMAGE_LOCK, "-printf", "lock %h ", "-exec", "cat", "{}", ";"],
     // The full git SHA of each release, for `rollback: <sha>` (one line each, even when meta.json has none).
-    ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", META, "-exec", "sh", "-c", `printf 'sha %s %s\\n' "\${1%/*}" "$(sed -n 's/^ *"sha": *"\\([0-9A-Za-z]*\\)".*/\\1/p' "$1" | head -n 1)"`, "sh", "{}", ";"]
+    [
+      "find",
+      releases,
+      "-mindepth",
+      "2",
+      "-maxdepth",
+      "2",
+      "-name",
+      META,
+      "-exec",
+      "sh",
+      "-c",
+      `printf 'sha %s %s\\n' "\${1%/*}" "$(sed -n 's/^ *"sha": *"\\([0-9A-Za-z]*\\)".*/\\1/p' "$1" | head -n 1)"`,
+      "sh",
+      "{}",
+      ";"
+    ]
   ];
 }
 function parseState(stdout) {
@@ -51620,14 +51648,16 @@ function appendAudit(projectDir, entry) {
 function planPrune(state, keep, protect) {
   const keepSet = new Set(protect);
   if (state.current) keepSet.add(state.current);
-  for (const id of [...state.deployed].filter((d) => state.releases.includes(d)).sort().slice(-keep)) keepSet.add(id);
+  for (const id of [...state.deployed].filter((d) => state.releases.includes(d)).sort().slice(-keep))
+    keepSet.add(id);
   const current = state.current ?? "";
   const remove = state.releases.filter((id) => !keepSet.has(id) && (state.deployed.has(id) || id < current));
   const used = /* @__PURE__ */ new Set();
   for (const [id, images2] of state.locks) if (!remove.includes(id)) for (const image of Object.values(images2)) used.add(image);
   const images = /* @__PURE__ */ new Set();
   for (const id of remove) {
-    for (const image of Object.values(state.locks.get(id) ?? {})) if ((image.includes("@sha256:") || image.endsWith(`:${id}`)) && !used.has(image)) images.add(image);
+    for (const image of Object.values(state.locks.get(id) ?? {}))
+      if ((image.includes("@sha256:") || image.endsWith(`:${id}`)) && !used.has(image)) images.add(image);
   }
   return { remove, images: [...images].sort() };
 }
@@ -55897,9 +55927,7 @@ async function runGate(probes, options) {
   for (; ; ) {
     rounds++;
     const outcomes = await Promise.all(
-      probes.map(
-        (probe) => probe.check().catch((error2) => ({ state: "waiting", detail: error2.message ?? String(error2) }))
-      )
+      probes.map((probe) => probe.check().catch((error2) => ({ state: "waiting", detail: error2.message ?? String(error2) })))
     );
     last = probes.map((probe, index) => {
       const outcome = outcomes[index];
@@ -56096,7 +56124,9 @@ function parseTriggered(body) {
       ...typeof item.message === "string" ? { message: item.message } : {}
     });
   }
-  const messages = (Array.isArray(object.message) ? object.message : typeof object.message === "string" ? [object.message] : []).filter((m) => typeof m === "string");
+  const messages = (Array.isArray(object.message) ? object.message : typeof object.message === "string" ? [object.message] : []).filter(
+    (m) => typeof m === "string"
+  );
   return { deployments, messages };
 }
 var isRunning = (status) => status === "queued" || status === "in_progress";
@@ -56149,7 +56179,11 @@ async function deployCoolify(inputs, _ctx) {
   const missing = coolify.uuids.filter((uuid) => !deployments.some((d) => d.resourceUuid === uuid));
   const followed = await Promise.all(deployments.map((triggered) => follow(coolify, triggered, started)));
   for (const uuid of missing) {
-    followed.push({ triggered: { resourceUuid: uuid }, error: `Coolify did not deploy resource ${uuid}: it is not a resource the token's team can see`, seconds: 0 });
+    followed.push({
+      triggered: { resourceUuid: uuid },
+      error: `Coolify did not deploy resource ${uuid}: it is not a resource the token's team can see`,
+      seconds: 0
+    });
   }
   if (followed.length === 0) {
     const label = coolify.tags.join(",");
@@ -56201,7 +56235,13 @@ async function follow(coolify, triggered, started) {
   }
   if (state?.status === "finished") return { triggered, state, seconds: seconds() };
   const why = state === void 0 || isRunning(state.status) ? `did not finish within coolify-timeout (${coolify.timeoutSeconds} s; last status: ${state?.status ?? "unknown"}${lastProblem ? `, ${lastProblem}` : ""}); Coolify may still complete it` : `ended ${state.status}`;
-  return { triggered, state, error: `Coolify deployment ${triggered.deploymentUuid} of ${triggered.resourceUuid} ${why}`, diagnostics: printLogs(name, triggered.deploymentUuid, state, coolify.token), seconds: seconds() };
+  return {
+    triggered,
+    state,
+    error: `Coolify deployment ${triggered.deploymentUuid} of ${triggered.resourceUuid} ${why}`,
+    diagnostics: printLogs(name, triggered.deploymentUuid, state, coolify.token),
+    seconds: seconds()
+  };
 }
 function printLogs(name, deploymentUuid, state, token) {
   const blank = (line) => line.replaceAll(token, "***");
@@ -56236,7 +56276,8 @@ async function healthGate(health) {
 function toReport(coolify, f, gate, gateSeconds) {
   const id = f.triggered.deploymentUuid ?? f.triggered.resourceUuid;
   let error2 = f.error;
-  if (!error2 && gate && !gate.ok) error2 = `Coolify deployment ${id} of ${f.triggered.resourceUuid} finished, but the health gate failed: ${gate.reason}. Coolify keeps it running; roll back in Coolify.`;
+  if (!error2 && gate && !gate.ok)
+    error2 = `Coolify deployment ${id} of ${f.triggered.resourceUuid} finished, but the health gate failed: ${gate.reason}. Coolify keeps it running; roll back in Coolify.`;
   const status = error2 ? "failed" : "deployed";
   const durationSeconds = f.seconds + (f.error ? 0 : gateSeconds);
   const outcome = {
@@ -56255,7 +56296,11 @@ function toReport(coolify, f, gate, gateSeconds) {
 function planCoolify(inputs) {
   const coolify = inputs.coolify;
   const steps = [
-    { kind: "run", description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(", ")}` : `every resource tagged ${coolify.tags.join(", ")}`}`, script: describeRequest(deployRequest(coolify)) },
+    {
+      kind: "run",
+      description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(", ")}` : `every resource tagged ${coolify.tags.join(", ")}`}`,
+      script: describeRequest(deployRequest(coolify))
+    },
     {
       kind: "run",
       description: `follow each deployment Coolify queued, every ${coolify.pollSeconds} s until finished, failed or cancelled-by-user (at most ${coolify.timeoutSeconds} s); print the log of a failed one`,
@@ -56263,7 +56308,11 @@ function planCoolify(inputs) {
     }
   ];
   if (inputs.health.urls.length > 0) {
-    steps.push({ kind: "run", description: "health gate from the runner once every deployment finished", script: inputs.health.urls.map((url) => `GET ${url}`).join("\n") });
+    steps.push({
+      kind: "run",
+      description: "health gate from the runner once every deployment finished",
+      script: inputs.health.urls.map((url) => `GET ${url}`).join("\n")
+    });
   }
   return steps;
 }
@@ -56296,8 +56345,29 @@ function detectComposeCommand(sudoDocker) {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw(">/dev/null 2>&1");
   return [
-    [raw("if"), ...s, "docker", "compose", "version", quiet, raw("; then echo v2; elif"), ...s, "docker-compose", "version", quiet, raw("; then echo v1; else echo none; fi")],
-    [raw("if"), ...s, "docker", "version", "--format", "{{.Server.Version}}", raw("2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi")]
+    [
+      raw("if"),
+      ...s,
+      "docker",
+      "compose",
+      "version",
+      quiet,
+      raw("; then echo v2; elif"),
+      ...s,
+      "docker-compose",
+      "version",
+      quiet,
+      raw("; then echo v1; else echo none; fi")
+    ],
+    [
+      raw("if"),
+      ...s,
+      "docker",
+      "version",
+      "--format",
+      "{{.Server.Version}}",
+      raw("2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi")
+    ]
   ];
 }
 function inProject(project, commands) {
@@ -56306,7 +56376,10 @@ function inProject(project, commands) {
 var pull = (cli, project, services = []) => inProject(project, [compose(cli, project, "pull", ...services)]);
 var build = (cli, project, services) => inProject(project, [compose(cli, project, "build", ...services)]);
 function withRegistryLogin(cli, login, commands) {
-  if (cli.compose === "v1" && cli.sudo) throw new Error("registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand");
+  if (cli.compose === "v1" && cli.sudo)
+    throw new Error(
+      "registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand"
+    );
   const config2 = raw('"$skiff_login_config"');
   const pointed = (command) => {
     const at = command.findIndex((token) => token === "docker" || token === "docker-compose");
@@ -56344,11 +56417,33 @@ function inspectProjectContainers(cli, projectName) {
 var configHashes = (cli, project) => inProject(project, [compose(cli, project, "config", "--hash", "*")]);
 function listContainers(cli, projectName) {
   const labels = ["service", "oneoff", "config-hash"].map((label) => `{{.Label "com.docker.compose.${label}"}}`);
-  return [docker(cli, "ps", "-a", "--no-trunc", "--filter", `label=com.docker.compose.project=${projectName}`, "--format", ["{{.ID}}", ...labels, "{{.State}}", "{{.Names}}"].join("\\t"))];
+  return [
+    docker(
+      cli,
+      "ps",
+      "-a",
+      "--no-trunc",
+      "--filter",
+      `label=com.docker.compose.project=${projectName}`,
+      "--format",
+      ["{{.ID}}", ...labels, "{{.State}}", "{{.Names}}"].join("\\t")
+    )
+  ];
 }
 function scaleUp(cli, project, scales) {
   const services = Object.keys(scales);
-  return inProject(project, [compose(cli, project, "up", "-d", "--no-deps", "--no-recreate", ...services.flatMap((service) => ["--scale", `${service}=${scales[service]}`]), ...services)]);
+  return inProject(project, [
+    compose(
+      cli,
+      project,
+      "up",
+      "-d",
+      "--no-deps",
+      "--no-recreate",
+      ...services.flatMap((service) => ["--scale", `${service}=${scales[service]}`]),
+      ...services
+    )
+  ]);
 }
 var startMissing = (cli, project, services) => inProject(project, [compose(cli, project, "up", "-d", "--wait", "--no-recreate", ...services)]);
 function inspectContainers(cli, ids) {
@@ -56410,12 +56505,20 @@ function findServerBuilds(workspace2, composeFiles, images) {
 }
 var builtImage = (projectName, service, releaseId) => `${projectName}-${service.toLowerCase().replace(/[^a-z0-9_.-]/g, "-")}:${releaseId}`;
 function buildOverride(releasePath, projectName, releaseId, builds) {
-  const services = Object.fromEntries(builds.map(({ service }) => [service, { build: { context: `${releasePath}/${BUILD_DIR}/${service}` }, image: builtImage(projectName, service, releaseId) }]));
+  const services = Object.fromEntries(
+    builds.map(({ service }) => [
+      service,
+      { build: { context: `${releasePath}/${BUILD_DIR}/${service}` }, image: builtImage(projectName, service, releaseId) }
+    ])
+  );
   return `${JSON.stringify({ services }, null, 2)}
 `;
 }
 function unpackContext(remoteDir) {
-  return [["mkdir", "-p", remoteDir], ["tar", "-x", "-f", "-", "--no-same-owner", "-C", remoteDir]];
+  return [
+    ["mkdir", "-p", remoteDir],
+    ["tar", "-x", "-f", "-", "--no-same-owner", "-C", remoteDir]
+  ];
 }
 function contextTar(localContext) {
   let started = false;
@@ -56448,7 +56551,9 @@ function ensureProjectDir(projectDir) {
     projectDir,
     raw("2>/dev/null || [ ! -w"),
     projectDir,
-    raw(`]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n'`),
+    raw(
+      `]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n'`
+    ),
     projectDir,
     raw('"$(id -un)" "$(id -un)" "$(id -gn)" "$(printf %q'),
     projectDir,
@@ -56486,7 +56591,18 @@ function tryLock(projectDir, owner, ttlSeconds) {
 function releaseLock(projectDir, token) {
   const dir = lockDir(projectDir);
   return [
-    [raw("if"), "grep", "-qF", `"token":"${token}"`, `${dir}/owner.json`, raw("2>/dev/null; then"), "rm", "-rf", dir, raw("; echo released; else echo not-held; fi")]
+    [
+      raw("if"),
+      "grep",
+      "-qF",
+      `"token":"${token}"`,
+      `${dir}/owner.json`,
+      raw("2>/dev/null; then"),
+      "rm",
+      "-rf",
+      dir,
+      raw("; echo released; else echo not-held; fi")
+    ]
   ];
 }
 function touchLock(projectDir, token) {
@@ -56636,7 +56752,9 @@ function expandShippedFiles(workspace2, composeDir, patterns) {
     files.push({ path: placed, mode: statSync2(full).mode & 73 ? 493 : 420, content });
   }
   if (files.length > MAX_FILES || bytes > MAX_BYTES) {
-    problems.push(`${files.length} files, ${bytes} bytes: more than ${MAX_FILES} files or ${MAX_BYTES / 1024 / 1024} MiB is not configuration; bake it into the image`);
+    problems.push(
+      `${files.length} files, ${bytes} bytes: more than ${MAX_FILES} files or ${MAX_BYTES / 1024 / 1024} MiB is not configuration; bake it into the image`
+    );
   }
   if (problems.length > 0) throw new Error(problems.join("; "));
   return files;
@@ -56647,8 +56765,10 @@ function covered(files, source) {
 function treeHash(files, source) {
   const hash = createHash2("sha256");
   for (const file of covered(files, source)) {
-    hash.update(`${file.path === source ? "" : file.path.slice(source.length + 1)}\0${file.mode.toString(8)}\0${createHash2("sha256").update(file.content).digest("hex")}
-`);
+    hash.update(
+      `${file.path === source ? "" : file.path.slice(source.length + 1)}\0${file.mode.toString(8)}\0${createHash2("sha256").update(file.content).digest("hex")}
+`
+    );
   }
   return hash.digest("hex").slice(0, 24);
 }
@@ -56741,7 +56861,11 @@ function storeShippedFiles(projectDir, releasePath, mounts) {
 function pruneStore(projectDir, releasesPath) {
   return [
     [raw(`store=${quote(`${projectDir}/${STORE}`)} releases=${quote(releasesPath)}`)],
-    [raw(`if [ -d "$store" ]; then for entry in "$store"/*; do [ -e "$entry" ] || continue; name=\${entry##*/}; if ! grep -qsF -- "/${STORE}/$name/" "$releases"/*/${FILES_OVERRIDE}; then rm -rf -- "$entry"; fi; done; fi`)]
+    [
+      raw(
+        `if [ -d "$store" ]; then for entry in "$store"/*; do [ -e "$entry" ] || continue; name=\${entry##*/}; if ! grep -qsF -- "/${STORE}/$name/" "$releases"/*/${FILES_OVERRIDE}; then rm -rf -- "$entry"; fi; done; fi`
+      )
+    ]
   ];
 }
 
@@ -56751,7 +56875,12 @@ function projectOf(inputs, id, composeFiles, hasEnv, hasFiles, hasBuild) {
   return {
     name: inputs.projectName,
     directory: inputs.projectDir,
-    files: [...composeFiles.map((name) => `${dir}/${name}`), ...hasBuild ? [`${dir}/${BUILD_OVERRIDE}`] : [], ...hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : [], `${dir}/${IMAGE_LOCK}`],
+    files: [
+      ...composeFiles.map((name) => `${dir}/${name}`),
+      ...hasBuild ? [`${dir}/${BUILD_OVERRIDE}`] : [],
+      ...hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : [],
+      `${dir}/${IMAGE_LOCK}`
+    ],
     ...hasEnv ? { envFile: `${dir}/${ENV_FILE}` } : {}
   };
 }
@@ -56781,16 +56910,34 @@ async function uploadRelease(d, id) {
     await server.upload(`${dir}/${file.name}`, file.content, { mode: 420, description: `upload ${file.path}` });
   }
   const hasEnv = inputs.envFile !== void 0;
-  if (inputs.envFile !== void 0) await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
+  if (inputs.envFile !== void 0)
+    await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
   if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
   for (const build2 of inputs.serverBuilds) {
-    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build2.service}`), { description: `upload the build context of ${build2.service} (${build2.declared})`, stdin: contextTar(build2.localContext), timeoutSeconds: inputs.pullTimeoutSeconds });
+    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build2.service}`), {
+      description: `upload the build context of ${build2.service} (${build2.declared})`,
+      stdin: contextTar(build2.localContext),
+      timeoutSeconds: inputs.pullTimeoutSeconds
+    });
   }
   const built = inputs.serverBuilds.map((build2) => build2.service);
-  if (built.length > 0) await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), { mode: 420, description: `build ${built.join(", ")} from the release, tagged with its id` });
+  if (built.length > 0)
+    await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), {
+      mode: 420,
+      description: `build ${built.join(", ")} from the release, tagged with its id`
+    });
   await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 420, description: "upload the requested images" });
   const composeFiles = inputs.composeFiles.map((f) => f.name);
-  const release = { id, project: projectOf(inputs, id, composeFiles, hasEnv, false, built.length > 0), composeFiles, hasEnv, hasFiles: false, built, images: { ...inputs.images }, unpinned: [] };
+  const release = {
+    id,
+    project: projectOf(inputs, id, composeFiles, hasEnv, false, built.length > 0),
+    composeFiles,
+    hasEnv,
+    hasFiles: false,
+    built,
+    images: { ...inputs.images },
+    unpinned: []
+  };
   await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
 `, { mode: 420, description: "upload meta.json" });
   return release;
@@ -56812,17 +56959,28 @@ async function pullImages(d, release) {
     });
     return;
   }
-  await d.server.run(pullWithLogin(d.cli, release.project, login, services), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}
-`, live: "all" });
+  await d.server.run(pullWithLogin(d.cli, release.project, login, services), {
+    description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`,
+    timeoutSeconds: d.inputs.pullTimeoutSeconds,
+    stdin: `${login.password}
+`,
+    live: "all"
+  });
 }
 async function buildOnServer(d, release) {
   if (release.built.length === 0) return;
-  await d.server.run(build(d.cli, release.project, release.built), { description: `build ${release.built.join(", ")} on the server (pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, live: "all" });
+  await d.server.run(build(d.cli, release.project, release.built), {
+    description: `build ${release.built.join(", ")} on the server (pull-timeout)`,
+    timeoutSeconds: d.inputs.pullTimeoutSeconds,
+    live: "all"
+  });
 }
 function pullFailureHint(error2, login) {
   if (login || !/unauthorized|denied|authentication required|no basic auth credentials/i.test(error2.message)) return error2;
-  return new Error(`${error2.message}
-The registry refused the pull: for a private image (GHCR packages of private repositories are private) set registry-username and registry-password (e.g. \${{ github.actor }} and \${{ github.token }} with packages: read).`);
+  return new Error(
+    `${error2.message}
+The registry refused the pull: for a private image (GHCR packages of private repositories are private) set registry-username and registry-password (e.g. \${{ github.actor }} and \${{ github.token }} with packages: read).`
+  );
 }
 async function resolveDigests(d, release) {
   const configYaml = (await d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 })).stdout;
@@ -56838,16 +56996,30 @@ async function resolveDigests(d, release) {
   if (d.inputs.shippedFiles) await placeShippedFiles(d, release, configYaml, d.inputs.shippedFiles);
   await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(pinned), { mode: 420, description: "pin images to digests" });
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
-`, { mode: 420, description: "record the pinned images in meta.json" });
-  if (release.unpinned.length > 0) warning(`Not pinned to a digest (the image has no registry digest and was not built by this deploy): ${release.unpinned.join(", ")}`);
+`, {
+    mode: 420,
+    description: "record the pinned images in meta.json"
+  });
+  if (release.unpinned.length > 0)
+    warning(`Not pinned to a digest (the image has no registry digest and was not built by this deploy): ${release.unpinned.join(", ")}`);
 }
 async function placeShippedFiles(d, release, configYaml, files) {
   const { projectDir } = d.inputs;
   const dir = releaseDir(projectDir, release.id);
   const planning = configYaml.trim() === "";
-  const resolution = planning ? { mounts: files.map((file) => ({ source: file.path, hash: "HASH" })), override: '{ "services": { "\u2026": "each bind mount of a shipped file, pointed at its store entry" } }\n', services: [] } : resolveShippedFiles(configYaml, projectDir, files);
-  await d.server.run(storeShippedFiles(projectDir, dir, resolution.mounts), { description: `store ${resolution.mounts.length} mount(s) of shipped files under their content hash`, timeoutSeconds: 120 });
-  await d.server.upload(`${dir}/${FILES_OVERRIDE}`, resolution.override, { mode: 420, description: `point ${resolution.services.join(", ") || "the services"}' mounts at this release's files` });
+  const resolution = planning ? {
+    mounts: files.map((file) => ({ source: file.path, hash: "HASH" })),
+    override: '{ "services": { "\u2026": "each bind mount of a shipped file, pointed at its store entry" } }\n',
+    services: []
+  } : resolveShippedFiles(configYaml, projectDir, files);
+  await d.server.run(storeShippedFiles(projectDir, dir, resolution.mounts), {
+    description: `store ${resolution.mounts.length} mount(s) of shipped files under their content hash`,
+    timeoutSeconds: 120
+  });
+  await d.server.upload(`${dir}/${FILES_OVERRIDE}`, resolution.override, {
+    mode: 420,
+    description: `point ${resolution.services.join(", ") || "the services"}' mounts at this release's files`
+  });
   release.hasFiles = true;
   release.project = projectOf(d.inputs, release.id, release.composeFiles, release.hasEnv, true, release.built.length > 0);
 }
@@ -56856,11 +57028,24 @@ async function runPreDeploy(d, release, script2) {
   const anchor = `${d.inputs.projectDir}/${PROJECT_ANCHOR}`;
   const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${[anchor, ...release.project.files].join(":")}`];
   if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
-  await d.server.upload(anchor, "# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n", { mode: 420, description: "the project directory anchor for pre-deploy" });
-  await d.server.run([["cd", d.inputs.projectDir], ["env", ...env, "bash", "-c", script2]], { description: "pre-deploy (pre-deploy-timeout)", timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: "all" });
+  await d.server.upload(
+    anchor,
+    "# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n",
+    { mode: 420, description: "the project directory anchor for pre-deploy" }
+  );
+  await d.server.run(
+    [
+      ["cd", d.inputs.projectDir],
+      ["env", ...env, "bash", "-c", script2]
+    ],
+    { description: "pre-deploy (pre-deploy-timeout)", timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: "all" }
+  );
 }
 async function linkReleaseEnv(d, release) {
-  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? "", release?.hasEnv ?? false), { description: release ? `point .env at release ${release.id}` : "remove the .env link", timeoutSeconds: 60 });
+  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? "", release?.hasEnv ?? false), {
+    description: release ? `point .env at release ${release.id}` : "remove the .env link",
+    timeoutSeconds: 60
+  });
 }
 async function switchTo(d, release) {
   await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
@@ -56879,14 +57064,23 @@ async function audit(d, entry) {
 async function prune(d, protect) {
   const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
-  await d.server.run([...removeReleases(d.inputs.projectDir, plan.remove), ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)), ...removeImages(d.cli, plan.images)], {
-    description: `delete ${plan.remove.length} old release(s)`,
-    timeoutSeconds: 600
-  });
+  await d.server.run(
+    [
+      ...removeReleases(d.inputs.projectDir, plan.remove),
+      ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)),
+      ...removeImages(d.cli, plan.images)
+    ],
+    {
+      description: `delete ${plan.remove.length} old release(s)`,
+      timeoutSeconds: 600
+    }
+  );
   return plan.remove;
 }
 async function loadRelease(d, id) {
-  const stored = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout);
+  const stored = JSON.parse(
+    (await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout
+  );
   return {
     id,
     project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv, stored.hasFiles ?? false, (stored.built ?? []).length > 0),
@@ -56919,7 +57113,9 @@ async function detectDockerCli(server, sudo2, dryRun = false) {
     if (!sudo2 && /permission denied/i.test(said)) {
       throw new Error(`The SSH user may not use the Docker engine on the server (docker said: ${said}). ${GROUP_OR_SUDO}`);
     }
-    throw new Error(`docker cannot reach the Docker engine on the server${sudo2 ? " with sudo -n" : ""} (docker said: ${said || "nothing"}). Is the docker service running?`);
+    throw new Error(
+      `docker cannot reach the Docker engine on the server${sudo2 ? " with sudo -n" : ""} (docker said: ${said || "nothing"}). Is the docker service running?`
+    );
   }
   return { compose: found, sudo: sudo2 };
 }
@@ -56945,7 +57141,9 @@ async function acquireLock(executor, projectDir, owner, options) {
     if (options.dryRun) break;
     const attempt = parseLockAttempt(result.stdout);
     if (attempt.kind === "took-over") {
-      warning(`Took over a stale deploy lock in ${projectDir} (older than lock-ttl, ${options.ttlSeconds}s): the deploy that held it probably crashed or lost its connection.`);
+      warning(
+        `Took over a stale deploy lock in ${projectDir} (older than lock-ttl, ${options.ttlSeconds}s): the deploy that held it probably crashed or lost its connection.`
+      );
       break;
     }
     if (attempt.kind === "acquired") break;
@@ -56957,7 +57155,8 @@ async function acquireLock(executor, projectDir, owner, options) {
         `Another deploy of ${projectDir} holds the lock: ${who}, taken ${attempt.ageSeconds}s ago. Gave up after lock-timeout (${options.timeoutSeconds}s). If no deploy is running, the lock is taken over automatically once it is older than lock-ttl (${options.ttlSeconds}s).`
       );
     }
-    if (!waitingSaid) info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
+    if (!waitingSaid)
+      info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
     waitingSaid = true;
     await new Promise((resolve5) => setTimeout(resolve5, POLL_MS));
   }
@@ -57164,7 +57363,8 @@ function parseSource(entry, problem) {
   const helperImage = str("helper-image");
   const globalsValue = entry.globals;
   if (globalsValue !== void 0 && typeof globalsValue !== "boolean") fail('"globals" must be true or false');
-  if (password !== void 0 && place.kind !== "host") fail(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
+  if (password !== void 0 && place.kind !== "host")
+    fail(`"password" is only for tools on the host; in a container use "password-env" (the container's own variable)`);
   if (passwordEnv !== void 0 && place.kind === "host") fail('"password-env" names a variable inside the container; for the host use "password"');
   if ((sourceType === "postgres" || sourceType === "mysql") && database === void 0) fail(`"database" is required for ${sourceType}`);
   if (sourceType === "sqlite" && path === void 0) fail('"path" (the database file) is required for sqlite');
@@ -57316,7 +57516,25 @@ function filesDump(source) {
     ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
   ];
   const members = [...relative3.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
-  return ["docker", "run", "--rm", "--network=none", "--user=0:0", "--label", `skiff.backup=${source.name}`, ...mounts, "--entrypoint", "tar", source.helperImage, "--create", "--file=-", "--numeric-owner", "--directory=/backup", "--", ...members];
+  return [
+    "docker",
+    "run",
+    "--rm",
+    "--network=none",
+    "--user=0:0",
+    "--label",
+    `skiff.backup=${source.name}`,
+    ...mounts,
+    "--entrypoint",
+    "tar",
+    source.helperImage,
+    "--create",
+    "--file=-",
+    "--numeric-owner",
+    "--directory=/backup",
+    "--",
+    ...members
+  ];
 }
 function toolVersionCommand(source) {
   switch (source.type) {
@@ -57440,7 +57658,11 @@ var SQLITE_LENGTH_CHECK = [
 function trailerCheck(format) {
   if (!format.trailer) return void 0;
   return {
-    command: [raw(`{ t=$(tail -c 300 | tr -d '\\000'); case "$t" in *${quote(format.trailer)}*) ;; *)`), ...failWith(`the backup lacks the ${format.describe}`), raw(";; esac; }")],
+    command: [
+      raw(`{ t=$(tail -c 300 | tr -d '\\000'); case "$t" in *${quote(format.trailer)}*) ;; *)`),
+      ...failWith(`the backup lacks the ${format.describe}`),
+      raw(";; esac; }")
+    ],
     describe: format.describe
   };
 }
@@ -57523,20 +57745,30 @@ function hostBackupScript(directory, request2, file, globalsFile) {
     [raw('partial="$final.partial"')],
     ...globals ? [assign("gfinal", `${directory}/${globalsFile}`), [raw('gpartial="$gfinal.partial"')]] : [],
     // After the rename the directory holds the backup, so rmdir stops at once.
-    [raw(`cleanup() { rm -f -- ${removed}; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }`)],
+    [
+      raw(
+        `cleanup() { rm -f -- ${removed}; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }`
+      )
+    ],
     [raw("trap cleanup EXIT")],
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
     ...globals?.lines ?? [],
     ...dumpLine(request2, stream),
     [raw('size=$(stat -c %s -- "$partial")')],
-    [raw(`[ "$size" -ge ${request2.minSize} ] ||`), ...failWith(`the backup is smaller than min-size (${request2.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)]
+    [
+      raw(`[ "$size" -ge ${request2.minSize} ] ||`),
+      ...failWith(`the backup is smaller than min-size (${request2.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)
+    ]
   ];
   if (request2.previousSize !== void 0 && request2.maxShrinkPercent < 100) {
     const floor = Math.floor(request2.previousSize * (100 - request2.maxShrinkPercent) / 100);
     script2.push([
       raw(`[ "$size" -ge ${floor} ] ||`),
-      ...failWith(`the backup shrank more than max-shrink-percent (${request2.maxShrinkPercent}%) against the previous one (${request2.previousSize} bytes); not keeping it`, SHRUNK_EXIT)
+      ...failWith(
+        `the backup shrank more than max-shrink-percent (${request2.maxShrinkPercent}%) against the previous one (${request2.previousSize} bytes); not keeping it`,
+        SHRUNK_EXIT
+      )
     ]);
     sizeChecks.push(`shrink <= ${request2.maxShrinkPercent}% of ${request2.previousSize} bytes`);
   }
@@ -57584,17 +57816,22 @@ var HostStore = class {
     try {
       result = await executor.run(script2, { description: `back up ${request2.source.name} to ${dir}`, live: "stderr" });
     } catch (error2) {
-      if (error2 instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request2.source.name} failed; no manifest written and nothing pruned: ${error2.message}`);
+      if (error2 instanceof RemoteCommandError)
+        throw new BackupFailed(`backup of ${request2.source.name} failed; no manifest written and nothing pruned: ${error2.message}`);
       throw error2;
     }
     const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
     const sha256 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
-    if (!Number.isFinite(size) || !sha256) throw new BackupFailed(`backup of ${request2.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
+    if (!Number.isFinite(size) || !sha256)
+      throw new BackupFailed(
+        `backup of ${request2.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`
+      );
     let globals;
     if (globalsFile) {
       const globalsSize = Number(/^globals-size=(\d+)$/m.exec(result.stdout)?.[1]);
       const globalsSha256 = /^globals-sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
-      if (!Number.isFinite(globalsSize) || !globalsSha256) throw new BackupFailed(`backup of ${request2.source.name}: the server did not report the globals' size and sha256`);
+      if (!Number.isFinite(globalsSize) || !globalsSha256)
+        throw new BackupFailed(`backup of ${request2.source.name}: the server did not report the globals' size and sha256`);
       globals = { file: globalsFile, size: globalsSize, sha256: globalsSha256, verification: globalsChecks ?? [] };
     }
     const manifest = {
@@ -57649,7 +57886,10 @@ var HostStore = class {
     };
   }
   async writeReport(manifest, name, content) {
-    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, { mode: 384, description: `${name} report of ${manifest.id}` });
+    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, {
+      mode: 384,
+      description: `${name} report of ${manifest.id}`
+    });
   }
 };
 
@@ -57713,11 +57953,7 @@ var REDIS_RESTORE_SCRIPT = [
   'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
   'mv -f -- "$rdb.skiff-restore" "$rdb"'
 ].join("\n");
-var FILE_ARGUMENT = [
-  "set -eu",
-  "file=$1; shift",
-  `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`
-];
+var FILE_ARGUMENT = ["set -eu", "file=$1; shift", `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`];
 var SQLITE_DRILL_SCRIPT = [
   ...FILE_ARGUMENT,
   'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
@@ -57789,7 +58025,11 @@ async function backupSource(executor, store, source, options) {
     })
   );
   options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
-  const { kept, pruned } = await pruneSource(store, source.name, options.retention, { now: time, dryRun: options.dryRunPrune ?? false, ...options.log ? { log: options.log } : {} });
+  const { kept, pruned } = await pruneSource(store, source.name, options.retention, {
+    now: time,
+    dryRun: options.dryRunPrune ?? false,
+    ...options.log ? { log: options.log } : {}
+  });
   return { manifest, kept, pruned, durationMs: Date.now() - started };
 }
 async function pruneSource(store, sourceName, policy, options) {
@@ -57814,7 +58054,12 @@ var BACKUP_BEFORE_DEPLOY_INPUTS = [
     required: false
   },
   { name: "backup-path", description: "Directory on the server for the backups taken before deploys. Default: <project-dir>/backups.", required: false },
-  { name: "backup-keep", description: "How many pre-deploy backups to keep per source (the oldest beyond this are deleted after a new one is verified).", required: false, default: "10" }
+  {
+    name: "backup-keep",
+    description: "How many pre-deploy backups to keep per source (the oldest beyond this are deleted after a new one is verified).",
+    required: false,
+    default: "10"
+  }
 ];
 function readBackupBeforeDeployInputs(projectDir) {
   const c = new InputCollector();
@@ -57828,14 +58073,22 @@ function readBackupBeforeDeployInputs(projectDir) {
 }
 function readSources(text) {
   const { sources, problems } = parseSources(asList(text));
-  if (problems.length > 0) throw new InputError("backup-before-deploy", `Input "backup-before-deploy" ${problems.length === 1 ? "has a problem" : "has problems"} (the same form as action-backup's sources):
-- ${problems.join("\n- ")}`);
+  if (problems.length > 0)
+    throw new InputError(
+      "backup-before-deploy",
+      `Input "backup-before-deploy" ${problems.length === 1 ? "has a problem" : "has problems"} (the same form as action-backup's sources):
+- ${problems.join("\n- ")}`
+    );
   for (const source of sources) maskSecret(source.password);
   return sources;
 }
 function readBackupPath(projectDir, wanted) {
   const given = getString("backup-path");
-  if (given !== void 0 && !wanted) throw new InputError("backup-path", 'Input "backup-path" is set but "backup-before-deploy" is not; set what to back up, e.g. "type: postgres" with its service and database');
+  if (given !== void 0 && !wanted)
+    throw new InputError(
+      "backup-path",
+      'Input "backup-path" is set but "backup-before-deploy" is not; set what to back up, e.g. "type: postgres" with its service and database'
+    );
   const path = (given ?? (projectDir === void 0 ? void 0 : `${projectDir}/backups`))?.replace(/\/+$/, "");
   if (path === void 0) return void 0;
   const sample = path.replaceAll("{host}", "host");
@@ -57916,7 +58169,13 @@ async function appProbes(server, projectDir, health) {
     probes.push(
       commandProbe(
         "health-command",
-        () => server.run([["cd", projectDir], ["bash", "-c", command]], { description: "health-command", allowFailure: true, timeoutSeconds: Math.max(5, health.intervalSeconds * 5) })
+        () => server.run(
+          [
+            ["cd", projectDir],
+            ["bash", "-c", command]
+          ],
+          { description: "health-command", allowFailure: true, timeoutSeconds: Math.max(5, health.intervalSeconds * 5) }
+        )
       )
     );
   }
@@ -57987,7 +58246,8 @@ function serviceShapes(configYaml) {
 }
 function whyNotRolled(shape, named) {
   if (shape.containerName) return `sets container_name ${shape.containerName}, and two containers cannot share a name`;
-  if (shape.fixedPorts.length > 0) return `publishes fixed host port${shape.fixedPorts.length > 1 ? "s" : ""} ${shape.fixedPorts.join(", ")}, which a second container cannot bind`;
+  if (shape.fixedPorts.length > 0)
+    return `publishes fixed host port${shape.fixedPorts.length > 1 ? "s" : ""} ${shape.fixedPorts.join(", ")}, which a second container cannot bind`;
   if (shape.hostNetwork) return "uses network_mode: host, so a second container would bind the same ports";
   if (!named && shape.writableMounts.length > 0) {
     return `mounts ${shape.writableMounts.join(", ")} read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)`;
@@ -58022,15 +58282,22 @@ function planRoll(shapes, hashes, rows, selected) {
     const hash = hashes.get(shape.name);
     const changed = containers.length === 0 || hash === void 0 || containers.some((row) => row.hash !== hash);
     if (!changed) plan.unchanged.push(shape.name);
-    else if (containers.length === 0 || shape.replicas === 0) continue;
+    else if (containers.length === 0 || shape.replicas === 0)
+      continue;
     else if (why) plan.recreate.push({ service: shape.name, why });
     else plan.roll.push({ service: shape.name, old: containers.map((row) => row.id), replicas: shape.replicas });
   }
   if (cannot.length > 0) plan.warnings.push(`rolling-services names services that cannot roll: ${cannot.join("; ")}`);
   if (plan.recreate.length > 0) {
-    plan.warnings.push(`Not rolled, so recreated by compose up (a short downtime for each): ${plan.recreate.map(({ service, why }) => `${service} ${why}`).join("; ")}`);
+    plan.warnings.push(
+      `Not rolled, so recreated by compose up (a short downtime for each): ${plan.recreate.map(({ service, why }) => `${service} ${why}`).join("; ")}`
+    );
   }
-  plan.startFirst = missingDependencies(shapes, rows, plan.roll.map((entry) => entry.service));
+  plan.startFirst = missingDependencies(
+    shapes,
+    rows,
+    plan.roll.map((entry) => entry.service)
+  );
   return plan;
 }
 function missingDependencies(shapes, rows, rolled) {
@@ -58075,7 +58342,15 @@ async function upAndCheck(d, release, start) {
   await start();
   const check = releaseCheckSuccesses(before, await containerRows(d, "list the containers after compose up"), d.inputs.health.successes);
   info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
-  return healthGate2(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), { ...d.inputs.health, successes: check.successes }, touchLock(d.inputs.projectDir, d.ctx.token));
+  return healthGate2(
+    d.server,
+    d.cli,
+    d.inputs.projectName,
+    d.inputs.projectDir,
+    Object.keys(release.images),
+    { ...d.inputs.health, successes: check.successes },
+    touchLock(d.inputs.projectDir, d.ctx.token)
+  );
 }
 
 // action-deploy/src/refusal.ts
@@ -58131,11 +58406,16 @@ function releaseSha(state, id) {
 }
 function rollbackTarget(state, wanted) {
   const kept = [...state.deployed].filter((id) => state.releases.includes(id)).sort();
-  const list = () => kept.length === 0 ? "none" : kept.slice().reverse().map((id) => `
-  ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ", current" : ""})`).join("");
+  const list = () => kept.length === 0 ? "none" : kept.slice().reverse().map(
+    (id) => `
+  ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ", current" : ""})`
+  ).join("");
   if (wanted === "previous") {
     const id = previousRelease(state);
-    if (!id) throw new RefusedBeforeChange(`rollback: previous \u2014 there is no deployed release older than the current one (${state.current ?? "none"}). Kept releases: ${list()}`);
+    if (!id)
+      throw new RefusedBeforeChange(
+        `rollback: previous \u2014 there is no deployed release older than the current one (${state.current ?? "none"}). Kept releases: ${list()}`
+      );
     return id;
   }
   if (GIT_SHA.test(wanted) && !isReleaseId(wanted)) {
@@ -58145,10 +58425,14 @@ function rollbackTarget(state, wanted) {
       return known.full ? known.sha.startsWith(sha) : sha.length >= known.sha.length ? sha.startsWith(known.sha) : known.sha.startsWith(sha);
     });
     const id = matching.at(-1);
-    if (!id) throw new RefusedBeforeChange(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
+    if (!id)
+      throw new RefusedBeforeChange(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
     return id;
   }
-  if (!kept.includes(wanted)) throw new RefusedBeforeChange(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
+  if (!kept.includes(wanted))
+    throw new RefusedBeforeChange(
+      `rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`
+    );
   return wanted;
 }
 
@@ -58176,7 +58460,13 @@ async function deployNewRelease(d, how = recreateSwitch) {
   info(`Release ${id}${previous ? ` (current: ${previous})` : " (first release)"}`);
   const release = await uploadRelease(d, id);
   await linkReleaseEnv(d, release);
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [], backups: [] };
+  const base = {
+    releaseId: id,
+    ...previous ? { previousReleaseId: previous } : {},
+    pruned: [],
+    gates: [],
+    backups: []
+  };
   const beforeSwitch = async (what, step) => {
     try {
       await step();
@@ -58204,11 +58494,29 @@ async function deployNewRelease(d, how = recreateSwitch) {
     const { diagnostics: diagnostics2 } = switched.kept;
     const removed = "Its new containers were removed";
     if (previous) {
-      await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: `${gate.reason ?? "unhealthy"}; new containers removed, ${previous} kept serving` });
-      return { ...base, status: "rolled-back", images: state.locks.get(previous) ?? {}, diagnostics: diagnostics2, error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).` };
+      await audit(d, {
+        event: "rollback",
+        status: "rolled-back",
+        from: id,
+        to: previous,
+        reason: `${gate.reason ?? "unhealthy"}; new containers removed, ${previous} kept serving`
+      });
+      return {
+        ...base,
+        status: "rolled-back",
+        images: state.locks.get(previous) ?? {},
+        diagnostics: diagnostics2,
+        error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).`
+      };
     }
     await audit(d, { event: "failure", status: "failed", from: null, to: id, reason: `${gate.reason ?? "unhealthy"}; new containers removed` });
-    return { ...base, status: "failed", images: {}, diagnostics: diagnostics2, error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.` };
+    return {
+      ...base,
+      status: "failed",
+      images: {},
+      diagnostics: diagnostics2,
+      error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.`
+    };
   }
   const diagnostics = await collectDiagnostics(d, release, gate);
   if (!previous || !d.inputs.rollbackOnFailure) {
@@ -58218,14 +58526,28 @@ async function deployNewRelease(d, how = recreateSwitch) {
   }
   warning(`${failedWhy}. Rolling back to ${previous}.`);
   const back = await switchBack(d, how, previous, id);
-  base.gates.push(...back.switched.gates.map(({ label, gate: gate2 }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? "" : `: ${label}`}`, gate: gate2 })));
+  base.gates.push(
+    ...back.switched.gates.map(({ label, gate: gate2 }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? "" : `: ${label}`}`, gate: gate2 }))
+  );
   if (!back.switched.gate.ok) {
     await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.switched.gate.reason}` });
-    return { ...base, status: "failed", images: back.switched.kept ? release.images : back.release.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}` };
+    return {
+      ...base,
+      status: "failed",
+      images: back.switched.kept ? release.images : back.release.images,
+      diagnostics,
+      error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}`
+    };
   }
   await markCurrent(d, back.release);
   await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
-  return { ...base, status: "rolled-back", images: back.release.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
+  return {
+    ...base,
+    status: "rolled-back",
+    images: back.release.images,
+    diagnostics,
+    error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.`
+  };
 }
 async function switchBack(d, how, id, running) {
   const release = await loadRelease(d, id);
@@ -58243,7 +58565,13 @@ async function rollbackTo(d, wanted, reason = "manual rollback", how = recreateS
     const diagnostics = switched.kept?.diagnostics ?? await collectDiagnostics(d, release, gate);
     await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
     const kept = switched.kept && previous ? ` Its new containers were removed; release ${previous} kept serving.` : "";
-    return { ...base, status: "failed", images: switched.kept ? previous ? state.locks.get(previous) ?? {} : {} : release.images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}` };
+    return {
+      ...base,
+      status: "failed",
+      images: switched.kept ? previous ? state.locks.get(previous) ?? {} : {} : release.images,
+      diagnostics,
+      error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}`
+    };
   }
   await markCurrent(d, release);
   await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
@@ -58256,7 +58584,10 @@ var rollingSwitch = {
     const plan = await planFor(d, release);
     for (const warning2 of plan.warnings) warning(warning2);
     info(describe2(plan));
-    await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], { description: "link the env file", timeoutSeconds: 60 });
+    await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
+      description: "link the env file",
+      timeoutSeconds: 60
+    });
     const gates = [];
     if (plan.roll.length > 0) {
       const rolled = await rollServices(d, release, running, plan);
@@ -58285,7 +58616,9 @@ async function planRollingSwitch(recorder, d, release) {
   await recorder.run(config(d.cli, release.project), { description: "read the compose configuration" });
   await recorder.run(configHashes(d.cli, release.project), { description: "read the configuration hashes" });
   await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: "list the running containers" });
-  await recorder.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], { description: "link the env file" });
+  await recorder.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
+    description: "link the env file"
+  });
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
   const perService = [
     `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(", ")})` : ""}, with N old containers and R replicas:`,
@@ -58294,13 +58627,22 @@ async function planRollingSwitch(recorder, d, release) {
     ...drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)`] : [],
     ...stopAndRemove(d.cli, ["OLD-CONTAINER-IDS"]).map(render)
   ].join("\n");
-  recorder.steps.push({ kind: "run", description: "roll each changed service: new containers beside the old, gate, drain, retire the old", script: perService });
+  recorder.steps.push({
+    kind: "run",
+    description: "roll each changed service: new containers beside the old, gate, drain, retire the old",
+    script: perService
+  });
   await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: "list the containers before compose up" });
   await recorder.run(up(d.cli, release.project), { description: `start release ${release.id}` });
-  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: "list the containers after compose up (what it created gets the full gate; if nothing, one round)" });
+  await recorder.run(listContainers(d.cli, d.inputs.projectName), {
+    description: "list the containers after compose up (what it created gets the full gate; if nothing, one round)"
+  });
 }
 function needsComposeV2(d) {
-  if (d.cli.compose !== "v2") throw new Error("strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate.");
+  if (d.cli.compose !== "v2")
+    throw new Error(
+      "strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate."
+    );
 }
 async function planFor(d, release) {
   const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
@@ -58325,11 +58667,25 @@ async function rollServices(d, release, running, plan) {
   let gate;
   let healthySince;
   try {
-    if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(", ")} first`, timeoutSeconds: 900, live: "all" });
+    if (plan.startFirst.length > 0)
+      await d.server.run(startMissing(d.cli, release.project, plan.startFirst), {
+        description: `start ${plan.startFirst.join(", ")} first`,
+        timeoutSeconds: 900,
+        live: "all"
+      });
     try {
-      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), { description: `start new containers of ${services.join(", ")}`, timeoutSeconds: 900, live: "all" });
+      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), {
+        description: `start new containers of ${services.join(", ")}`,
+        timeoutSeconds: 900,
+        live: "all"
+      });
     } finally {
-      fresh = newContainers(plan.roll, parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout));
+      fresh = newContainers(
+        plan.roll,
+        parseContainerRows(
+          (await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout
+        )
+      );
     }
     info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(", ") || "none"}`);
     gate = await newContainersGate(d, services, fresh, (at) => healthySince = at);
@@ -58346,10 +58702,16 @@ async function rollServices(d, release, running, plan) {
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
     const counted = drain - wait;
-    info(`New containers healthy; rolling-drain ${drain}s${counted > 0 ? ` counted from their first healthy round (${counted.toFixed(1)} s ago)` : ""}: waiting ${wait.toFixed(1)} s more so the proxy routes to them before the old ones stop`);
+    info(
+      `New containers healthy; rolling-drain ${drain}s${counted > 0 ? ` counted from their first healthy round (${counted.toFixed(1)} s ago)` : ""}: waiting ${wait.toFixed(1)} s more so the proxy routes to them before the old ones stop`
+    );
     if (wait > 0) await new Promise((resolve5) => setTimeout(resolve5, wait * 1e3));
   }
-  await retire(d, plan.roll.flatMap((entry) => entry.old), `stop and remove the old containers of ${services.join(", ")}`);
+  await retire(
+    d,
+    plan.roll.flatMap((entry) => entry.old),
+    `stop and remove the old containers of ${services.join(", ")}`
+  );
   return { gate: { label, gate } };
 }
 async function newContainersGate(d, services, ids, onStreakStart) {
@@ -58469,7 +58831,13 @@ function parseStackState(stdout, stack, sinceMs) {
       continue;
     }
     if (fresh && (update?.State === "paused" || update?.State === "rollback_paused")) {
-      states.push({ ...base, state: "failed", detail: `Swarm paused the ${update.State === "paused" ? "update" : "rollback"}${said}`, rolledBack: false, moving: false });
+      states.push({
+        ...base,
+        state: "failed",
+        detail: `Swarm paused the ${update.State === "paused" ? "update" : "rollback"}${said}`,
+        rolledBack: false,
+        moving: false
+      });
       continue;
     }
     if (fresh && (update?.State === "updating" || update?.State === "rollback_started")) {
@@ -58481,7 +58849,14 @@ function parseStackState(stdout, stack, sinceMs) {
     const wanted = service.Spec?.Mode?.Replicated?.Replicas ?? 1;
     const lastError = own.find((task) => task.Error)?.Error;
     if (running >= wanted) states.push({ ...base, state: "ok", detail: `${running}/${wanted} running`, rolledBack: false, moving: false });
-    else states.push({ ...base, state: "waiting", detail: `${running}/${wanted} running${lastError ? ` (last error: ${lastError})` : ""}`, rolledBack: false, moving: false });
+    else
+      states.push({
+        ...base,
+        state: "waiting",
+        detail: `${running}/${wanted} running${lastError ? ` (last error: ${lastError})` : ""}`,
+        rolledBack: false,
+        moving: false
+      });
   }
   return states.sort((a, b) => a.service.localeCompare(b.service));
 }
@@ -58494,13 +58869,21 @@ function swarmNodeState(cli) {
 function stackDeploy(cli, stack, releaseDir2, files, hasEnv) {
   return [
     ["cd", releaseDir2],
-    ...hasEnv ? [["set", "-a"], [".", `./${ENV_FILE}`], ["set", "+a"]] : [],
+    ...hasEnv ? [
+      ["set", "-a"],
+      [".", `./${ENV_FILE}`],
+      ["set", "+a"]
+    ] : [],
     docker(cli, "stack", "deploy", "--prune", "--with-registry-auth", "--resolve-image", "always", ...files.flatMap((file) => ["--compose-file", file]), stack)
   ];
 }
 function stackState(cli, stack) {
   return [
-    pipe(docker(cli, "service", "ls", "--quiet", "--filter", `label=com.docker.stack.namespace=${stack}`), ["xargs", "-r", ...docker(cli, "service", "inspect")]),
+    pipe(docker(cli, "service", "ls", "--quiet", "--filter", `label=com.docker.stack.namespace=${stack}`), [
+      "xargs",
+      "-r",
+      ...docker(cli, "service", "inspect")
+    ]),
     ["echo", STATE_SEPARATOR],
     // A stack with no services yet makes `stack ps` fail; that is "no tasks", not an error.
     or([...docker(cli, "stack", "ps", "--no-trunc", "--format", "{{json .}}", stack), raw("2>/dev/null")], ["true"])
@@ -58524,11 +58907,15 @@ async function swarmGate(d, sinceMs) {
   const stackProbe = {
     name: `swarm stack ${stack}`,
     async check() {
-      const result = await d.server.run([...touchLock(projectDir, d.ctx.token), ...stackState(d.cli, stack)], { description: "inspect containers", timeoutSeconds: 60 });
+      const result = await d.server.run([...touchLock(projectDir, d.ctx.token), ...stackState(d.cli, stack)], {
+        description: "inspect containers",
+        timeoutSeconds: 60
+      });
       services = parseStackState(result.stdout, stack, sinceMs);
       if (services.length === 0) return { state: "waiting", detail: "no services in the stack yet" };
       const detail = services.map((s) => `${s.service}: ${s.detail}`).join("; ");
-      for (const s of services) if (s.moving && s.detail.startsWith(ROLLING_BACK)) rollingBack.set(s.service, s.detail.slice(ROLLING_BACK.length).replace(/^: /, ""));
+      for (const s of services)
+        if (s.moving && s.detail.startsWith(ROLLING_BACK)) rollingBack.set(s.service, s.detail.slice(ROLLING_BACK.length).replace(/^: /, ""));
       if (services.some((s) => s.state === "failed")) return { state: services.some((s) => s.moving) ? "waiting" : "failed", detail };
       return { state: services.every((s) => s.state === "ok") ? "ok" : "waiting", detail };
     }
@@ -58547,14 +58934,20 @@ var swarmStrategy = { usesDocker: true, deploy: deploySwarm, rollback: rollbackS
 async function requireManager(d) {
   const said = (await d.server.run(swarmNodeState(d.cli), { description: "check the Swarm node", timeoutSeconds: 60 })).stdout.trim();
   if (said === "active true") return;
-  if (said.startsWith("active")) throw new RefusedBeforeChange("strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).");
+  if (said.startsWith("active"))
+    throw new RefusedBeforeChange(
+      "strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them)."
+    );
   throw new RefusedBeforeChange(
     `strategy: swarm needs a Swarm, and this server's Docker engine is not part of one (Swarm state: ${said || "unknown"}). Run \`docker swarm init\` on the server once (or join it to your Swarm as a manager); nothing was changed.`
   );
 }
 async function switchOn(d, id, files, hasEnv) {
   const since = Number((await d.server.run(serverClockMs(), { description: "read the server clock", timeoutSeconds: 60 })).stdout.trim());
-  if (d.cli.sudo && hasEnv) warning("sudo: true \u2014 sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).");
+  if (d.cli.sudo && hasEnv)
+    warning(
+      "sudo: true \u2014 sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it)."
+    );
   const deploy2 = stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv);
   const login = d.inputs.registryLogin;
   try {
@@ -58578,14 +58971,31 @@ async function recordDigests(d, id, composeFiles, hasEnv, images) {
   const dir = releaseDir(d.inputs.projectDir, id);
   const unpinned = Object.entries(images).filter(([, image]) => !image.includes("@sha256:")).map(([service]) => service);
   if (unpinned.length > 0) warning(`Not pinned to a digest (Swarm found no registry digest for the image): ${unpinned.join(", ")}`);
-  const meta2 = { id, sha: d.ctx.sha, ref: d.ctx.ref, actor: d.ctx.actor, runUrl: d.ctx.runUrl, createdAt: (/* @__PURE__ */ new Date()).toISOString(), services: images, composeFiles: [...composeFiles], hasEnv, strategy: "swarm", stackFile: STACK_FILE };
-  await d.server.upload(`${dir}/${STACK_FILE}`, stackOverride(d.inputs.composeFiles, images).content, { mode: 420, description: "pin the stack to the digests Swarm runs" });
+  const meta2 = {
+    id,
+    sha: d.ctx.sha,
+    ref: d.ctx.ref,
+    actor: d.ctx.actor,
+    runUrl: d.ctx.runUrl,
+    createdAt: (/* @__PURE__ */ new Date()).toISOString(),
+    services: images,
+    composeFiles: [...composeFiles],
+    hasEnv,
+    strategy: "swarm",
+    stackFile: STACK_FILE
+  };
+  await d.server.upload(`${dir}/${STACK_FILE}`, stackOverride(d.inputs.composeFiles, images).content, {
+    mode: 420,
+    description: "pin the stack to the digests Swarm runs"
+  });
   await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(images), { mode: 420, description: "record the running digests" });
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta2, null, 2)}
 `, { mode: 420, description: "record the running digests in meta.json" });
 }
 async function switchOnKept(d, id) {
-  const meta2 = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout);
+  const meta2 = JSON.parse(
+    (await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout
+  );
   const gate = await switchOn(d, id, [...meta2.composeFiles, meta2.stackFile ?? IMAGE_LOCK], meta2.hasEnv);
   return { gate, images: gate.ok ? runningImages(gate) : meta2.services };
 }
@@ -58601,7 +59011,8 @@ async function diagnose(d, gate, id) {
 async function deploySwarm(d) {
   await requireManager(d);
   const override = stackOverride(d.inputs.composeFiles, d.inputs.images);
-  if (override.stopFirst.length > 0) warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(", ")}`);
+  if (override.stopFirst.length > 0)
+    warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(", ")}`);
   const state = await serverState(d);
   const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
   const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes6(2).toString("hex"));
@@ -58614,7 +59025,12 @@ async function deploySwarm(d) {
       await runPreDeploy(d, release, d.inputs.preDeploy);
     } catch (error2) {
       await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: "pre-deploy failed" });
-      return { ...base, status: "failed", images: release.images, error: `pre-deploy failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}` };
+      return {
+        ...base,
+        status: "failed",
+        images: release.images,
+        error: `pre-deploy failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`
+      };
     }
   }
   const gate = await switchOn(d, id, [...release.composeFiles, STACK_FILE], release.hasEnv);
@@ -58635,7 +59051,13 @@ async function deploySwarm(d) {
     if (swarmRolledBack.length > 0) {
       await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous ?? "swarm-previous-spec", reason: gate.reason ?? "update failed" });
       const rest = previous ? "rollback-on-failure is false, so the other services were not returned to the previous release" : "there is no earlier Skiff release, so services Swarm did not roll back keep the new spec";
-      return { ...base, status: "rolled-back", images: runningImages(gate), diagnostics, error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.` };
+      return {
+        ...base,
+        status: "rolled-back",
+        images: runningImages(gate),
+        diagnostics,
+        error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.`
+      };
     }
     await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
     const left = previous ? "rollback-on-failure is false, so its services were left as they are for inspection" : "there is no previous release to return to, so its services were left for inspection";
@@ -58646,7 +59068,13 @@ async function deploySwarm(d) {
   base.gates.push({ label: `rollback to ${previous}`, gate: back.gate });
   if (!back.gate.ok) {
     await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.gate.reason}` });
-    return { ...base, status: "failed", images: back.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}` };
+    return {
+      ...base,
+      status: "failed",
+      images: back.images,
+      diagnostics,
+      error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}`
+    };
   }
   await d.server.run(switchCurrent(d.inputs.projectDir, previous), { description: "mark the release current", timeoutSeconds: 60 });
   await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
@@ -58672,11 +59100,18 @@ async function rollbackSwarm(d, wanted, reason = "manual rollback") {
 async function planSwarm(recorder, inputs, ctx) {
   const cli = await detectDockerCli(recorder, inputs.sudo, true);
   const d = { server: recorder, cli, inputs, ctx };
-  await recorder.run(tryLock(inputs.projectDir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds), { description: "take the deploy lock" });
+  await recorder.run(
+    tryLock(inputs.projectDir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds),
+    { description: "take the deploy lock" }
+  );
   await recorder.run(swarmNodeState(cli), { description: "check the Swarm node (must be a manager)" });
   await recorder.run(readState(inputs.projectDir), { description: "read releases" });
   if (inputs.rollback !== void 0) {
-    recorder.steps.push({ kind: "run", description: `docker stack deploy of release ${inputs.rollback}'s files as stack ${inputs.projectName} (pinned to its digests), then the health gate`, script: "# depends on the release kept on the server" });
+    recorder.steps.push({
+      kind: "run",
+      description: `docker stack deploy of release ${inputs.rollback}'s files as stack ${inputs.projectName} (pinned to its digests), then the health gate`,
+      script: "# depends on the release kept on the server"
+    });
     return recorder.steps;
   }
   const override = stackOverride(inputs.composeFiles, inputs.images);
@@ -58686,13 +59121,19 @@ async function planSwarm(recorder, inputs, ctx) {
   if (inputs.preDeploy !== void 0) await runPreDeploy(d, release, inputs.preDeploy);
   await recorder.run(serverClockMs(), { description: "read the server clock" });
   const deploy2 = stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv);
-  await recorder.run(inputs.registryLogin ? withRegistryLogin(cli, inputs.registryLogin, deploy2) : deploy2, { description: `docker stack deploy release ${id}` });
+  await recorder.run(inputs.registryLogin ? withRegistryLogin(cli, inputs.registryLogin, deploy2) : deploy2, {
+    description: `docker stack deploy release ${id}`
+  });
   recorder.steps.push({
     kind: "run",
     description: "health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release",
     script: "# runs every health-interval until health-successes or health-timeout"
   });
-  recorder.steps.push({ kind: "run", description: "record the digests Swarm runs (images.lock.json, meta.json, skiff-stack.yml)", script: "# depends on what Swarm resolved" });
+  recorder.steps.push({
+    kind: "run",
+    description: "record the digests Swarm runs (images.lock.json, meta.json, skiff-stack.yml)",
+    script: "# depends on what Swarm resolved"
+  });
   await recorder.run(switchCurrent(inputs.projectDir, id), { description: "mark the release current" });
   return recorder.steps;
 }
@@ -58767,7 +59208,13 @@ async function artifactStream(absolute, isDirectory2) {
     stream.on("error", reject);
   });
   finished2.catch(() => void 0);
-  return { stream, compression, description: `the archive ${basename(absolute)}${compression === "none" ? "" : ` (${compression})`}`, finished: finished2, stop: () => stream.destroy() };
+  return {
+    stream,
+    compression,
+    description: `the archive ${basename(absolute)}${compression === "none" ? "" : ` (${compression})`}`,
+    finished: finished2,
+    stop: () => stream.destroy()
+  };
 }
 
 // action-deploy/src/strategies/systemd-commands.ts
@@ -58776,7 +59223,10 @@ var UNIT_CONFIG = ["LoadState", "FragmentPath", "WorkingDirectory", "ExecStart"]
 var UNIT_STATE = ["ActiveState", "SubState", "Result", "NRestarts", "MainPID", "ExecMainStatus"];
 var sudoPrefix = (sudo2) => sudo2 ? ["sudo", "-n"] : [];
 function inspectHost(unit) {
-  return [["id", "-u"], ["systemctl", "show", unit, `--property=${UNIT_CONFIG.join(",")}`]];
+  return [
+    ["id", "-u"],
+    ["systemctl", "show", unit, `--property=${UNIT_CONFIG.join(",")}`]
+  ];
 }
 function unitState(unit) {
   return [["systemctl", "show", unit, `--property=${UNIT_STATE.join(",")}`]];
@@ -58849,7 +59299,11 @@ function evaluateUnit(state, restartsAtStart) {
   const sub = state.SubState ?? "unknown";
   const restarts = Number(state.NRestarts ?? "0") - restartsAtStart;
   const where = `${active} (${sub})${state.MainPID && state.MainPID !== "0" ? `, pid ${state.MainPID}` : ""}`;
-  if (restarts > 0) return { state: "failed", detail: `crashed: systemd restarted it ${restarts} time(s) since the deploy; now ${where}, last exit status ${state.ExecMainStatus ?? "?"}` };
+  if (restarts > 0)
+    return {
+      state: "failed",
+      detail: `crashed: systemd restarted it ${restarts} time(s) since the deploy; now ${where}, last exit status ${state.ExecMainStatus ?? "?"}`
+    };
   if (active === "active") return { state: "ok", detail: where };
   if (active === "activating" || active === "reloading") {
     return sub === "auto-restart" ? { state: "failed", detail: `crashed (exit status ${state.ExecMainStatus ?? "?"}); systemd is about to restart it` } : { state: "waiting", detail: where };
@@ -58863,7 +59317,16 @@ function runsFromCurrent(config2, projectDir) {
 
 // action-deploy/src/strategies/systemd-health.ts
 function refused(unit, reason) {
-  return { ok: false, elapsedMs: 0, rounds: 0, probes: [{ name: unit, state: "failed", detail: reason }], reason: `${unit}: ${reason}`, failing: [unit], containers: [], failingServices: [] };
+  return {
+    ok: false,
+    elapsedMs: 0,
+    rounds: 0,
+    probes: [{ name: unit, state: "failed", detail: reason }],
+    reason: `${unit}: ${reason}`,
+    failing: [unit],
+    containers: [],
+    failingServices: []
+  };
 }
 async function restartAndGate(d, unit, sudo2) {
   const restart = await d.server.run(restartUnit(unit, sudo2), { description: `restart ${unit}`, allowFailure: true, timeoutSeconds: 300 });
@@ -58872,7 +59335,9 @@ async function restartAndGate(d, unit, sudo2) {
     const hint = sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said) ? ` (the SSH user needs passwordless sudo for \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)` : "";
     return refused(unit, `systemctl restart failed (exit ${restart.code})${said ? `: ${said}` : ""}${hint}`);
   }
-  const read2 = async () => parseShow((await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...unitState(unit)], { description: `state of ${unit}`, timeoutSeconds: 60 })).stdout);
+  const read2 = async () => parseShow(
+    (await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...unitState(unit)], { description: `state of ${unit}`, timeoutSeconds: 60 })).stdout
+  );
   const restartsAtStart = Number((await read2()).NRestarts ?? "0");
   const unitProbe = { name: unit, check: async () => evaluateUnit(await read2(), restartsAtStart) };
   const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
@@ -58899,7 +59364,9 @@ async function inspectUnit(d, unit) {
   const config2 = parseShow(inspected.stdout);
   if (inspected.code !== 0 || config2.LoadState === void 0) {
     const said = `${inspected.stderr}`.trim().split("\n").slice(-2).join(" ") || `exit ${inspected.code}`;
-    throw new RefusedBeforeChange(`systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`);
+    throw new RefusedBeforeChange(
+      `systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`
+    );
   }
   const dir = d.inputs.projectDir;
   if (config2.LoadState !== "loaded") {
@@ -58909,7 +59376,9 @@ async function inspectUnit(d, unit) {
     );
   }
   if (!runsFromCurrent(config2, dir)) {
-    warning(`${unit} (${config2.FragmentPath || "unit file unknown"}) mentions ${dir}/current in neither WorkingDirectory nor ExecStart, so switching releases may not change what it runs.`);
+    warning(
+      `${unit} (${config2.FragmentPath || "unit file unknown"}) mentions ${dir}/current in neither WorkingDirectory nor ExecStart, so switching releases may not change what it runs.`
+    );
   }
   return { sudo: d.inputs.sudo || config2.uid !== "0" };
 }
@@ -58921,9 +59390,20 @@ var sleep3 = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 async function uploadArtifact(d, source, dir) {
   const artifact = await artifactStream(source.absolute, source.isDirectory);
   try {
-    await d.server.run(extractArchive(dir, artifact.compression), { stdin: artifact.stream, description: `upload ${source.path} (${artifact.description})`, timeoutSeconds: 3600, live: "stderr" });
+    await d.server.run(extractArchive(dir, artifact.compression), {
+      stdin: artifact.stream,
+      description: `upload ${source.path} (${artifact.description})`,
+      timeoutSeconds: 3600,
+      live: "stderr"
+    });
   } catch (error2) {
-    const local = await Promise.race([artifact.finished.then(() => void 0, (reason) => reason), sleep3(2e3).then(() => void 0)]);
+    const local = await Promise.race([
+      artifact.finished.then(
+        () => void 0,
+        (reason) => reason
+      ),
+      sleep3(2e3).then(() => void 0)
+    ]);
     artifact.stop();
     throw local ?? error2;
   }
@@ -58933,8 +59413,14 @@ async function uploadRelease2(d, id, unit, source) {
   const dir = releaseDir(d.inputs.projectDir, id);
   await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
   if (source.kind === "artifact") await uploadArtifact(d, source, dir);
-  else await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`, timeoutSeconds: 3600, live: "all" });
-  if (d.inputs.envFile !== void 0) await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
+  else
+    await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), {
+      description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`,
+      timeoutSeconds: 3600,
+      live: "all"
+    });
+  if (d.inputs.envFile !== void 0)
+    await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
   const meta2 = {
     id,
     sha: d.ctx.sha,
@@ -58959,7 +59445,11 @@ async function markPassed(d, id) {
 async function prune2(d, protect) {
   const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
-  const result = await d.server.run(removeReleases(d.inputs.projectDir, plan.remove), { description: `delete ${plan.remove.length} old release(s)`, allowFailure: true, timeoutSeconds: 600 });
+  const result = await d.server.run(removeReleases(d.inputs.projectDir, plan.remove), {
+    description: `delete ${plan.remove.length} old release(s)`,
+    allowFailure: true,
+    timeoutSeconds: 600
+  });
   if (result.code !== 0) {
     warning(`Could not delete every old release (${plan.remove.join(", ")}): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
     return [];
@@ -59038,23 +59528,33 @@ async function planSystemd(recorder, inputs, ctx) {
   const { unit, source, installCommand } = inputs.systemd;
   const sudo2 = inputs.sudo;
   const dir = inputs.projectDir;
-  await recorder.run(tryLock(dir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds), { description: "take the deploy lock" });
+  await recorder.run(tryLock(dir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds), {
+    description: "take the deploy lock"
+  });
   await recorder.run(inspectHost(unit), { description: `inspect ${unit} (must be installed; sudo -n for systemctl unless the user is root)` });
   await recorder.run(readState(dir), { description: "read releases" });
   const d = { server: recorder, cli: { compose: "v2", sudo: sudo2 }, inputs, ctx };
   if (inputs.rollback !== void 0) {
-    recorder.steps.push({ kind: "run", description: `point current at release ${inputs.rollback}, restart ${unit}, then the health gate`, script: "# depends on the releases kept on the server" });
+    recorder.steps.push({
+      kind: "run",
+      description: `point current at release ${inputs.rollback}, restart ${unit}, then the health gate`,
+      script: "# depends on the releases kept on the server"
+    });
     return recorder.steps;
   }
   const id = newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000");
   const release = releaseDir(dir, id);
   await recorder.run(createSystemdRelease(dir, id), { description: `create release ${id}` });
-  if (source?.kind === "git") await recorder.run(gitExport(dir, source.repository, source.sha, release), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release` });
+  if (source?.kind === "git")
+    await recorder.run(gitExport(dir, source.repository, source.sha, release), {
+      description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`
+    });
   else if (source) {
     const compression = await artifactCompression(source.absolute, source.isDirectory);
     await recorder.run(extractArchive(release, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
   }
-  if (inputs.envFile !== void 0) await recorder.upload(`${release}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
+  if (inputs.envFile !== void 0)
+    await recorder.upload(`${release}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
   if (installCommand !== void 0) await recorder.run(inReleaseDir(dir, id, installCommand), { description: "install-command" });
   if (inputs.preDeploy !== void 0) await recorder.run(inReleaseDir(dir, id, inputs.preDeploy), { description: "pre-deploy" });
   await point(d, id);
@@ -59130,11 +59630,16 @@ async function openSession(target, label, inputs, ctx, many) {
   const server = await SshConnection.connect(many ? { ...target, liveOutput: liveLog(label) } : target);
   try {
     const cli = strategyOf(inputs).usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: "v2", sudo: inputs.sudo };
-    if (strategyOf(inputs).usesDocker) info(`${many ? `[${label}] ` : ""}Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);
+    if (strategyOf(inputs).usesDocker)
+      info(`${many ? `[${label}] ` : ""}Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);
     const hostInputs = forHost(inputs, target.host);
     const d = { server: timedServer(server, many ? `[${label}] ` : ""), cli, inputs: hostInputs, ctx };
     const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: (/* @__PURE__ */ new Date()).toISOString() };
-    const lock = await acquireLock(server, hostInputs.projectDir, owner, { timeoutSeconds: inputs.lockTimeoutSeconds, ttlSeconds: inputs.lockTtlSeconds, host: label });
+    const lock = await acquireLock(server, hostInputs.projectDir, owner, {
+      timeoutSeconds: inputs.lockTimeoutSeconds,
+      ttlSeconds: inputs.lockTtlSeconds,
+      host: label
+    });
     return { server, lock, d };
   } catch (error2) {
     await server.close();
@@ -59150,22 +59655,32 @@ async function deployHosts(inputs, ctx) {
   const undoable = inputs.allOrNothing && many && inputs.rollback === void 0;
   const kept = /* @__PURE__ */ new Map();
   try {
-    const results = await forEachHost(inputs.targets, { ...inputs.mode, stopOnFailure: inputs.mode.parallel ? undoable : true }, async (target, { index, label }) => {
-      const started = performance.now();
-      const session = await openSession(target, label, inputs, ctx, many);
-      let keep = false;
-      try {
-        const strategy = strategyOf(inputs);
-        const story = await (inputs.rollback === void 0 ? strategy.deploy(session.d) : strategy.rollback(session.d, inputs.rollback)).catch((error2) => storyThatThrew(session.d, error2));
-        const outcome = { ...story, durationSeconds: (performance.now() - started) / 1e3, mode: inputs.rollback === void 0 ? "deploy" : "rollback" };
-        if (outcome.error) throw new HostFailed(outcome);
-        keep = undoable;
-        if (keep) kept.set(index, session);
-        return outcome;
-      } finally {
-        if (!keep) await closeSession(session);
+    const results = await forEachHost(
+      inputs.targets,
+      { ...inputs.mode, stopOnFailure: inputs.mode.parallel ? undoable : true },
+      async (target, { index, label }) => {
+        const started = performance.now();
+        const session = await openSession(target, label, inputs, ctx, many);
+        let keep = false;
+        try {
+          const strategy = strategyOf(inputs);
+          const story = await (inputs.rollback === void 0 ? strategy.deploy(session.d) : strategy.rollback(session.d, inputs.rollback)).catch(
+            (error2) => storyThatThrew(session.d, error2)
+          );
+          const outcome = {
+            ...story,
+            durationSeconds: (performance.now() - started) / 1e3,
+            mode: inputs.rollback === void 0 ? "deploy" : "rollback"
+          };
+          if (outcome.error) throw new HostFailed(outcome);
+          keep = undoable;
+          if (keep) kept.set(index, session);
+          return outcome;
+        } finally {
+          if (!keep) await closeSession(session);
+        }
       }
-    });
+    );
     const reports = results.map((result) => toReport2(result, forHost(inputs, result.target.host).projectDir));
     const failedHosts = results.filter((result) => result.status === "failed").map((result) => result.label);
     if (undoable && failedHosts.length > 0) {
@@ -59180,17 +59695,27 @@ async function deployHosts(inputs, ctx) {
   }
 }
 async function storyThatThrew(d, error2) {
-  if (error2 instanceof RefusedBeforeChange) return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: error2.message };
+  if (error2 instanceof RefusedBeforeChange)
+    return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: error2.message };
   const rollback2 = d.inputs.rollback;
   const what = rollback2 === void 0 ? "The deploy" : `The rollback to ${rollback2}`;
   const message = `${what} stopped: ${error2.message}`;
   let diagnostics;
   if (strategyOf(d.inputs).usesDocker) {
-    const ps2 = await d.server.run([docker(d.cli, "ps", "-a", "--filter", `label=com.docker.compose.project=${d.inputs.projectName}`)], { description: "list the project's containers", timeoutSeconds: 30 }).catch(() => void 0);
+    const ps2 = await d.server.run([docker(d.cli, "ps", "-a", "--filter", `label=com.docker.compose.project=${d.inputs.projectName}`)], {
+      description: "list the project's containers",
+      timeoutSeconds: 30
+    }).catch(() => void 0);
     if (ps2) diagnostics = `docker ps -a (project ${d.inputs.projectName}):
 ${ps2.stdout.trim()}`;
   }
-  await audit(d, { event: "failure", status: "failed", from: null, to: rollback2 ?? d.ctx.releaseId ?? d.ctx.sha, reason: error2.message.split("\n")[0].slice(0, 300) }).catch(() => void 0);
+  await audit(d, {
+    event: "failure",
+    status: "failed",
+    from: null,
+    to: rollback2 ?? d.ctx.releaseId ?? d.ctx.sha,
+    reason: error2.message.split("\n")[0].slice(0, 300)
+  }).catch(() => void 0);
   return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: message, ...diagnostics ? { diagnostics } : {} };
 }
 function toReport2(result, projectDir) {
@@ -59198,7 +59723,14 @@ function toReport2(result, projectDir) {
   if (result.status === "skipped") return { label: result.label, projectDir, status: "skipped", durationSeconds };
   if (result.status === "ok") return { label: result.label, projectDir, status: result.value.status, outcome: result.value, durationSeconds };
   const outcome = result.error instanceof HostFailed ? result.error.outcome : void 0;
-  return { label: result.label, projectDir, status: outcome?.status ?? "failed", ...outcome ? { outcome } : {}, error: result.error?.message ?? "failed", durationSeconds };
+  return {
+    label: result.label,
+    projectDir,
+    status: outcome?.status ?? "failed",
+    ...outcome ? { outcome } : {},
+    error: result.error?.message ?? "failed",
+    durationSeconds
+  };
 }
 async function undoHost(session, report2, failedHosts) {
   const started = performance.now();
@@ -59231,18 +59763,40 @@ import { basename as basename2, posix as posix3, resolve as resolve4, sep as sep
 
 // action-deploy/src/strategies/coolify-inputs.ts
 var COOLIFY_INPUTS = [
-  { name: "coolify-url", description: "strategy: coolify \u2014 address of the Coolify instance, e.g. https://coolify.example.com (its API is under /api/v1).", required: false },
+  {
+    name: "coolify-url",
+    description: "strategy: coolify \u2014 address of the Coolify instance, e.g. https://coolify.example.com (its API is under /api/v1).",
+    required: false
+  },
   {
     name: "coolify-token",
     description: "strategy: coolify \u2014 Coolify API token (Keys & Tokens \u2192 API tokens) with the `deploy` and `read` permissions (and `read:sensitive` to see deployment logs on failure), e.g. from a secret. Sent only in the Authorization header.",
     required: false,
     secret: true
   },
-  { name: "coolify-uuid", description: "strategy: coolify \u2014 UUID(s) of the Coolify resources to deploy, separated by newlines or commas. Set this or coolify-tag.", required: false },
-  { name: "coolify-tag", description: "strategy: coolify \u2014 Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.", required: false },
+  {
+    name: "coolify-uuid",
+    description: "strategy: coolify \u2014 UUID(s) of the Coolify resources to deploy, separated by newlines or commas. Set this or coolify-tag.",
+    required: false
+  },
+  {
+    name: "coolify-tag",
+    description: "strategy: coolify \u2014 Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.",
+    required: false
+  },
   { name: "coolify-force", description: "strategy: coolify \u2014 rebuild without cache (Coolify's `force`), true or false.", required: false, default: "false" },
-  { name: "coolify-timeout", description: "strategy: coolify \u2014 how long every deployment may take until Coolify reports it finished or failed, e.g. 20m.", required: false, default: "20m" },
-  { name: "coolify-poll-interval", description: "strategy: coolify \u2014 pause between two questions to Coolify about a deployment's status.", required: false, default: "5s" }
+  {
+    name: "coolify-timeout",
+    description: "strategy: coolify \u2014 how long every deployment may take until Coolify reports it finished or failed, e.g. 20m.",
+    required: false,
+    default: "20m"
+  },
+  {
+    name: "coolify-poll-interval",
+    description: "strategy: coolify \u2014 pause between two questions to Coolify about a deployment's status.",
+    required: false,
+    default: "5s"
+  }
 ];
 var UUID = /^[A-Za-z0-9_-]{1,64}$/;
 var TAG = /^[^,\s][^,\r\n]{0,99}$/;
@@ -59282,13 +59836,29 @@ function readCoolifyInputs(strategy) {
   const timeoutSeconds = c.read(() => getDuration("coolify-timeout", { default: 1200, min: 1, max: 6 * 3600 }));
   const pollSeconds = c.read(() => getDuration("coolify-poll-interval", { default: 5, min: 1, max: 300 }));
   if (uuids !== void 0 && tags !== void 0) {
-    if (uuids.length === 0 && tags.length === 0) c.add(new InputError(["coolify-uuid", "coolify-tag"], 'strategy: coolify needs "coolify-uuid" (the resources to deploy) or "coolify-tag" (deploy every resource with that tag); neither is set'));
-    if (uuids.length > 0 && tags.length > 0) c.add(new InputError(["coolify-uuid", "coolify-tag"], 'Inputs "coolify-uuid" and "coolify-tag" are both set; Coolify deploys by uuid or by tag, not both, so set one of them'));
+    if (uuids.length === 0 && tags.length === 0)
+      c.add(
+        new InputError(
+          ["coolify-uuid", "coolify-tag"],
+          'strategy: coolify needs "coolify-uuid" (the resources to deploy) or "coolify-tag" (deploy every resource with that tag); neither is set'
+        )
+      );
+    if (uuids.length > 0 && tags.length > 0)
+      c.add(
+        new InputError(
+          ["coolify-uuid", "coolify-tag"],
+          'Inputs "coolify-uuid" and "coolify-tag" are both set; Coolify deploys by uuid or by tag, not both, so set one of them'
+        )
+      );
   }
-  if (getString("rollback") !== void 0) c.add(new InputError("rollback", 'Input "rollback" is not available with strategy: coolify; redeploy an earlier deployment in Coolify itself'));
-  if (getString("health-command") !== void 0) c.add(new InputError("health-command", 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
-  if (getString("health-from")?.toLowerCase() === "host") c.add(new InputError("health-from", 'Input "health-from: host" needs an SSH host, and strategy: coolify has none; use health-from: runner'));
-  if ((getList("health-url") ?? []).some((url) => url.includes("{host}"))) c.add(new InputError("health-url", `Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app's public address`));
+  if (getString("rollback") !== void 0)
+    c.add(new InputError("rollback", 'Input "rollback" is not available with strategy: coolify; redeploy an earlier deployment in Coolify itself'));
+  if (getString("health-command") !== void 0)
+    c.add(new InputError("health-command", 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
+  if (getString("health-from")?.toLowerCase() === "host")
+    c.add(new InputError("health-from", 'Input "health-from: host" needs an SSH host, and strategy: coolify has none; use health-from: runner'));
+  if ((getList("health-url") ?? []).some((url) => url.includes("{host}")))
+    c.add(new InputError("health-url", `Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app's public address`));
   c.finish();
   return { apiUrl, token, uuids, tags, force, timeoutSeconds, pollSeconds };
 }
@@ -59311,14 +59881,18 @@ var SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 function readServices() {
   const services = getList("rolling-services", { split: "any" });
   for (const service of services ?? []) {
-    if (!SERVICE.test(service)) throw invalidInput("rolling-services", 'Compose service names (letters, digits, ".", "_" and "-"), one per line or comma separated', service);
+    if (!SERVICE.test(service))
+      throw invalidInput("rolling-services", 'Compose service names (letters, digits, ".", "_" and "-"), one per line or comma separated', service);
   }
   return services;
 }
 function readRollingInputs(strategy) {
   if (strategy !== "rolling") {
     if (getList("rolling-services") !== void 0) {
-      throw new InputError(["rolling-services", "strategy"], `Input "rolling-services" is set but strategy is ${strategy}; it only applies with strategy: rolling`);
+      throw new InputError(
+        ["rolling-services", "strategy"],
+        `Input "rolling-services" is set but strategy is ${strategy}; it only applies with strategy: rolling`
+      );
     }
     return void 0;
   }
@@ -59411,7 +59985,10 @@ function readArtifact(value) {
 function readSha() {
   const sha = (process.env.GITHUB_SHA ?? "").toLowerCase();
   if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) {
-    throw new InputError("git-repository", `Input "git-repository" deploys the commit in GITHUB_SHA, which must be a full commit SHA; GITHUB_SHA is ${JSON.stringify(process.env.GITHUB_SHA ?? "")}`);
+    throw new InputError(
+      "git-repository",
+      `Input "git-repository" deploys the commit in GITHUB_SHA, which must be a full commit SHA; GITHUB_SHA is ${JSON.stringify(process.env.GITHUB_SHA ?? "")}`
+    );
   }
   return sha;
 }
@@ -59419,7 +59996,8 @@ function readSystemdInputs(strategy) {
   const names = SYSTEMD_INPUTS.map((input) => input.name);
   if (strategy !== "systemd") {
     const stray = names.filter((name) => getString(name) !== void 0);
-    if (stray.length > 0) throw new InputError(stray, `Input(s) ${stray.map((name) => `"${name}"`).join(", ")} only apply to strategy: systemd (strategy is ${strategy})`);
+    if (stray.length > 0)
+      throw new InputError(stray, `Input(s) ${stray.map((name) => `"${name}"`).join(", ")} only apply to strategy: systemd (strategy is ${strategy})`);
     return void 0;
   }
   const c = new InputCollector();
@@ -59432,9 +60010,19 @@ function readSystemdInputs(strategy) {
   let source;
   if (!rollback2) {
     if (artifact !== void 0 && repository !== void 0) {
-      c.add(new InputError(["artifact-path", "git-repository"], 'Inputs "artifact-path" and "git-repository" are both set; with strategy: systemd a release comes from exactly one of them'));
+      c.add(
+        new InputError(
+          ["artifact-path", "git-repository"],
+          'Inputs "artifact-path" and "git-repository" are both set; with strategy: systemd a release comes from exactly one of them'
+        )
+      );
     } else if (artifact === void 0 && repository === void 0) {
-      c.add(new InputError(["artifact-path", "git-repository"], 'strategy: systemd needs one of "artifact-path" (a file or directory on the runner to upload) or "git-repository" (a clone URL the server fetches GITHUB_SHA from)'));
+      c.add(
+        new InputError(
+          ["artifact-path", "git-repository"],
+          'strategy: systemd needs one of "artifact-path" (a file or directory on the runner to upload) or "git-repository" (a clone URL the server fetches GITHUB_SHA from)'
+        )
+      );
     } else if (artifact !== void 0) {
       source = c.read(() => readArtifact(artifact));
     } else {
@@ -59470,7 +60058,12 @@ var DEPLOY_INPUTS = [
     description: "Compose file(s) in the repository, one per line, merged in order and uploaded with every release. Default: compose.yaml, or docker-compose.yml, whichever exists.",
     required: false
   },
-  { name: "env-file", description: "Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.", required: false, secret: true },
+  {
+    name: "env-file",
+    description: "Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.",
+    required: false,
+    secret: true
+  },
   {
     name: "build-on-server",
     description: "What to do with a service that has `build:` and no `images:` line: `true` builds it on the server from its context, shipped from the repository with the release, tagged `<project>-<service>:<release-id>` (a rollback starts exactly that image; it is deleted with its release); `false` refuses the deploy before anything changes (build and push it with action-build-push and pass `images:` instead). Strategies recreate and rolling.",
@@ -59493,37 +60086,91 @@ var DEPLOY_INPUTS = [
     required: false,
     default: "ghcr.io"
   },
-  { name: "registry-username", description: "User for registry, e.g. the workflow's github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server. With strategy swarm, `docker stack deploy --with-registry-auth` hands the login to Swarm, which keeps it with the services so its nodes can pull (use a short-lived token such as github.token).", required: false },
-  { name: "registry-password", description: "Password or token for registry, e.g. the workflow's github.token (the job needs `packages: read` for GHCR). Sent on stdin, masked, never on a command line.", required: false, secret: true },
+  {
+    name: "registry-username",
+    description: "User for registry, e.g. the workflow's github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server. With strategy swarm, `docker stack deploy --with-registry-auth` hands the login to Swarm, which keeps it with the services so its nodes can pull (use a short-lived token such as github.token).",
+    required: false
+  },
+  {
+    name: "registry-password",
+    description: "Password or token for registry, e.g. the workflow's github.token (the job needs `packages: read` for GHCR). Sent on stdin, masked, never on a command line.",
+    required: false,
+    secret: true
+  },
   {
     name: "pre-deploy",
     description: "Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.",
     required: false
   },
-  { name: "pull-timeout", description: "How long the image pull, and each upload of a build context and the build on the server (build-on-server), may take before the deploy fails (nothing switched), e.g. 30m.", required: false, default: "30m" },
-  { name: "pre-deploy-timeout", description: "How long pre-deploy (and systemd's install-command) may run before the deploy fails (nothing switched), e.g. 1h for a long migration.", required: false, default: "1h" },
-  { name: "keep-releases", description: "How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).", required: false, default: "5" },
+  {
+    name: "pull-timeout",
+    description: "How long the image pull, and each upload of a build context and the build on the server (build-on-server), may take before the deploy fails (nothing switched), e.g. 30m.",
+    required: false,
+    default: "30m"
+  },
+  {
+    name: "pre-deploy-timeout",
+    description: "How long pre-deploy (and systemd's install-command) may run before the deploy fails (nothing switched), e.g. 1h for a long migration.",
+    required: false,
+    default: "1h"
+  },
+  {
+    name: "keep-releases",
+    description: "How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).",
+    required: false,
+    default: "5"
+  },
   { name: "lock-timeout", description: "How long to wait for another deploy of the same project to finish, e.g. 10m.", required: false, default: "10m" },
-  { name: "lock-ttl", description: "A deploy lock older than this is considered left by a crashed run and taken over with a warning.", required: false, default: "30m" },
+  {
+    name: "lock-ttl",
+    description: "A deploy lock older than this is considered left by a crashed run and taken over with a warning.",
+    required: false,
+    default: "30m"
+  },
   {
     name: "health-url",
     description: "URL(s) that must answer during the health gate, one per line. `{host}` is replaced by the address of the host being deployed (for several hosts checked from the runner).",
     required: false
   },
-  { name: "health-from", description: "Where health-url is checked from: `runner`, or `host` (through an SSH tunnel, so the URL is as seen from the server, e.g. http://127.0.0.1:8080/health).", required: false, default: "runner" },
-  { name: "health-status", description: "HTTP status(es) that count as healthy: a code, a range like 200-399, or a class like 2xx.", required: false, default: "200-399" },
+  {
+    name: "health-from",
+    description: "Where health-url is checked from: `runner`, or `host` (through an SSH tunnel, so the URL is as seen from the server, e.g. http://127.0.0.1:8080/health).",
+    required: false,
+    default: "runner"
+  },
+  {
+    name: "health-status",
+    description: "HTTP status(es) that count as healthy: a code, a range like 200-399, or a class like 2xx.",
+    required: false,
+    default: "200-399"
+  },
   { name: "health-body", description: "Text the health-url response body must contain.", required: false },
-  { name: "health-successes", description: "Consecutive successful rounds of checks needed to pass the gate when the deploy started containers (compose up created or replaced any, or a roll started new ones); when it started none, one round checks what changed.", required: false, default: "2" },
+  {
+    name: "health-successes",
+    description: "Consecutive successful rounds of checks needed to pass the gate when the deploy started containers (compose up created or replaced any, or a roll started new ones); when it started none, one round checks what changed.",
+    required: false,
+    default: "2"
+  },
   { name: "health-interval", description: "Pause between rounds of health checks.", required: false, default: "2s" },
   { name: "health-timeout", description: "How long the release has to become healthy.", required: false, default: "120s" },
   { name: "health-command", description: "Command run on the server each round; exit 0 counts as healthy.", required: false },
-  { name: "rollback-on-failure", description: "When the new release fails the health gate, switch back to the previous release (true or false).", required: false, default: "true" },
+  {
+    name: "rollback-on-failure",
+    description: "When the new release fails the health gate, switch back to the previous release (true or false).",
+    required: false,
+    default: "true"
+  },
   {
     name: "rollback",
     description: "Instead of deploying, re-deploy a kept release: `previous`, or a release id (see the audit log or the release-id output). For workflow_dispatch.",
     required: false
   },
-  { name: "sudo", description: "Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker). With strategy: systemd, systemctl and journalctl run with `sudo -n` (always when the user is not root).", required: false, default: "false" },
+  {
+    name: "sudo",
+    description: "Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker). With strategy: systemd, systemctl and journalctl run with `sudo -n` (always when the user is not root).",
+    required: false,
+    default: "false"
+  },
   {
     name: "all-or-nothing",
     description: "With several hosts: when one fails, roll the hosts already switched back to their own previous release (through the same health gate), so no host is left on the new release.",
@@ -59536,7 +60183,13 @@ var DEPLOY_INPUTS = [
     required: false
   },
   { name: "environment-url", description: "URL of the deployed app, shown on the GitHub Deployment (with environment).", required: false },
-  { name: "github-token", description: "Token for the GitHub Deployments API (needs `deployments: write`).", required: false, default: "${{ github.token }}", secret: true },
+  {
+    name: "github-token",
+    description: "Token for the GitHub Deployments API (needs `deployments: write`).",
+    required: false,
+    default: "${{ github.token }}",
+    secret: true
+  },
   {
     name: "notify-webhook",
     description: "Incoming-webhook URL that gets one message per deploy (result, version, hosts, duration, rollback, run link), e.g. from a secret. Discord format for discord.com/api/webhooks URLs, Slack format for every other URL.",
@@ -59546,7 +60199,9 @@ var DEPLOY_INPUTS = [
 ];
 var ACTION_INPUTS = [
   // With strategy: coolify there is no SSH host, so host and username are not always required.
-  ...MULTI_HOST_INPUTS.map((input) => input.name === "host" || input.name === "username" ? { ...input, required: false, description: `${input.description} Not used with strategy: coolify.` } : input),
+  ...MULTI_HOST_INPUTS.map(
+    (input) => input.name === "host" || input.name === "username" ? { ...input, required: false, description: `${input.description} Not used with strategy: coolify.` } : input
+  ),
   ...DEPLOY_INPUTS,
   ...BACKUP_BEFORE_DEPLOY_INPUTS,
   ...ROLLING_INPUTS,
@@ -59568,29 +60223,35 @@ function readProjectDir() {
   const given = getString("project-dir");
   const repository = (process.env.GITHUB_REPOSITORY ?? "").split("/")[1];
   const value = given ?? (repository ? `/opt/${repository}` : void 0);
-  if (value === void 0) throw new InputError("project-dir", 'Input "project-dir" is required when GITHUB_REPOSITORY is not set (it defaults to /opt/<repository name>)');
+  if (value === void 0)
+    throw new InputError("project-dir", 'Input "project-dir" is required when GITHUB_REPOSITORY is not set (it defaults to /opt/<repository name>)');
   const expected = 'an absolute path on the server like /opt/myapp (no "..", no line breaks, not "/")';
   const clean = value.replace(/\/+$/, "");
   const sample = clean.replaceAll("{host}", "host");
-  if (!sample.startsWith("/") || sample === "" || /[\r\n\0{}]/.test(sample) || sample.split("/").includes("..")) throw invalidInput("project-dir", expected, value);
+  if (!sample.startsWith("/") || sample === "" || /[\r\n\0{}]/.test(sample) || sample.split("/").includes(".."))
+    throw invalidInput("project-dir", expected, value);
   return clean;
 }
 var PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 function readProjectName(projectDir) {
   const given = getString("project-name");
   if (given !== void 0) {
-    if (!PROJECT_NAME.test(given.replaceAll("{host}", "host"))) throw invalidInput("project-name", 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
+    if (!PROJECT_NAME.test(given.replaceAll("{host}", "host")))
+      throw invalidInput("project-name", 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
     return given;
   }
   if (projectDir === void 0) return void 0;
   const derived = basename2(projectDir).split("{host}").map((part) => part.toLowerCase().replace(/[^a-z0-9_-]/g, "-")).join("{host}").replace(/^[-_]+/, "");
-  if (!PROJECT_NAME.test(derived.replaceAll("{host}", "host"))) throw new InputError("project-name", `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
+  if (!PROJECT_NAME.test(derived.replaceAll("{host}", "host")))
+    throw new InputError("project-name", `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
   return derived;
 }
 function readComposeFiles() {
   const given = getList("compose-file");
   const root = workspace();
-  const paths = given ?? [["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"].find((name) => existsSync3(resolve4(root, name))) ?? "compose.yaml"];
+  const paths = given ?? [
+    ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"].find((name) => existsSync3(resolve4(root, name))) ?? "compose.yaml"
+  ];
   const used = /* @__PURE__ */ new Set();
   const problems = [];
   const files = paths.map((path, index) => {
@@ -59606,7 +60267,10 @@ function readComposeFiles() {
     return { path, name, content };
   });
   if (problems.length > 0) {
-    throw new InputError("compose-file", `Input "compose-file" must name compose files in the repository (relative to ${root}); cannot read ${problems.join(", ")}`);
+    throw new InputError(
+      "compose-file",
+      `Input "compose-file" must name compose files in the repository (relative to ${root}); cannot read ${problems.join(", ")}`
+    );
   }
   return files;
 }
@@ -59698,7 +60362,11 @@ function readRollback() {
   const value = getString("rollback");
   if (value === void 0 || value === "previous") return value;
   if (!isReleaseId(value) && !GIT_SHA.test(value)) {
-    throw invalidInput("rollback", '"previous", a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output), or a git commit SHA (7 to 40 hex digits)', value);
+    throw invalidInput(
+      "rollback",
+      '"previous", a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output), or a git commit SHA (7 to 40 hex digits)',
+      value
+    );
   }
   return GIT_SHA.test(value) ? value.toLowerCase() : value;
 }
@@ -59709,11 +60377,18 @@ function readRegistryLogin(strategy) {
   if (username === void 0 && password === void 0) return void 0;
   if (username === void 0 || password === void 0) {
     const missing = username === void 0 ? "registry-username" : "registry-password";
-    throw new InputError(missing, `Input "${missing}" is required with "${missing === "registry-username" ? "registry-password" : "registry-username"}": the pull logs in with both`);
+    throw new InputError(
+      missing,
+      `Input "${missing}" is required with "${missing === "registry-username" ? "registry-password" : "registry-username"}": the pull logs in with both`
+    );
   }
-  if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._/-]*)?$/.test(registry)) throw invalidInput("registry", "a registry host such as ghcr.io or registry.example.com:5000", registry);
+  if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._/-]*)?$/.test(registry))
+    throw invalidInput("registry", "a registry host such as ghcr.io or registry.example.com:5000", registry);
   if (strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling" && strategy !== "swarm") {
-    throw new InputError(["registry-username", "strategy"], `Input "registry-username" is used by strategy recreate, rolling and swarm, which pull the images; strategy is ${strategy}`);
+    throw new InputError(
+      ["registry-username", "strategy"],
+      `Input "registry-username" is used by strategy recreate, rolling and swarm, which pull the images; strategy is ${strategy}`
+    );
   }
   return { registry, username, password };
 }
@@ -59721,13 +60396,19 @@ function readDeployment() {
   const environment = getString("environment");
   const url = getString("environment-url");
   if (environment === void 0) {
-    if (url !== void 0) throw new InputError("environment-url", 'Input "environment-url" is set but "environment" is not; the URL belongs to a GitHub Deployment, which needs an environment name');
+    if (url !== void 0)
+      throw new InputError(
+        "environment-url",
+        'Input "environment-url" is set but "environment" is not; the URL belongs to a GitHub Deployment, which needs an environment name'
+      );
     return void 0;
   }
-  if (/[\r\n]/.test(environment) || environment.length > 255) throw invalidInput("environment", "a GitHub environment name on one line, e.g. production", environment);
+  if (/[\r\n]/.test(environment) || environment.length > 255)
+    throw invalidInput("environment", "a GitHub environment name on one line, e.g. production", environment);
   if (url !== void 0 && !/^https?:\/\/[^\s]+$/.test(url)) throw invalidInput("environment-url", "an http:// or https:// URL", url);
   const token = getString("github-token", { secret: true });
-  if (token === void 0) throw new InputError("github-token", 'Input "github-token" is empty; "environment" needs a token with deployments: write (the default is github.token)');
+  if (token === void 0)
+    throw new InputError("github-token", 'Input "github-token" is empty; "environment" needs a token with deployments: write (the default is github.token)');
   maskSecret(token);
   return { environment, ...url === void 0 ? {} : { url }, token };
 }
@@ -59742,12 +60423,29 @@ function readWebhook() {
   } catch {
     ok = false;
   }
-  if (!ok) throw new InputError("notify-webhook", 'Input "notify-webhook" must be an https:// incoming-webhook URL (Slack, Discord or compatible); the value given is not a URL');
+  if (!ok)
+    throw new InputError(
+      "notify-webhook",
+      'Input "notify-webhook" must be an https:// incoming-webhook URL (Slack, Discord or compatible); the value given is not a URL'
+    );
   return value;
 }
 function unusedBy(strategy) {
   const composeOnly = ["compose-file", "images", "registry", "pull-timeout"];
-  const sshOnly = [...MULTI_HOST_INPUTS.map((input) => input.name), "project-dir", "project-name", "env-file", "pre-deploy", "pre-deploy-timeout", "keep-releases", "lock-timeout", "lock-ttl", "sudo", "all-or-nothing", "rollback-on-failure"];
+  const sshOnly = [
+    ...MULTI_HOST_INPUTS.map((input) => input.name),
+    "project-dir",
+    "project-name",
+    "env-file",
+    "pre-deploy",
+    "pre-deploy-timeout",
+    "keep-releases",
+    "lock-timeout",
+    "lock-ttl",
+    "sudo",
+    "all-or-nothing",
+    "rollback-on-failure"
+  ];
   const others = [...strategy === "rolling" ? [] : ROLLING_INPUTS, ...strategy === "coolify" ? [] : COOLIFY_INPUTS].map((input) => input.name).filter((name) => name !== "rolling-services");
   if (strategy === "coolify") return [...sshOnly, ...composeOnly, ...others];
   if (strategy === "systemd") return [...composeOnly, ...others];
@@ -59761,7 +60459,10 @@ function setToOtherThanDefault(name) {
 function strayInputs(strategy) {
   const stray = [...new Set(unusedBy(strategy))].filter(setToOtherThanDefault);
   if (stray.length === 0) return void 0;
-  return new InputError(stray, `Input${stray.length === 1 ? "" : "s"} ${stray.map((name) => `"${name}"`).join(", ")} ${stray.length === 1 ? "is" : "are"} not used by strategy: ${strategy}, so ${stray.length === 1 ? "it" : "they"} would be ignored; remove ${stray.length === 1 ? "it" : "them"} (or choose the strategy that uses ${stray.length === 1 ? "it" : "them"})`);
+  return new InputError(
+    stray,
+    `Input${stray.length === 1 ? "" : "s"} ${stray.map((name) => `"${name}"`).join(", ")} ${stray.length === 1 ? "is" : "are"} not used by strategy: ${strategy}, so ${stray.length === 1 ? "it" : "they"} would be ignored; remove ${stray.length === 1 ? "it" : "them"} (or choose the strategy that uses ${stray.length === 1 ? "it" : "them"})`
+  );
 }
 function readDeployInputs() {
   const c = new InputCollector();
@@ -59807,24 +60508,59 @@ function readDeployInputs() {
   const sudo2 = c.read(() => getBoolean("sudo", { default: false }));
   const dryRun = c.read(readDryRun);
   if (rollback2 !== void 0 && images !== void 0 && Object.keys(images).length > 0) {
-    c.add(new InputError(["rollback", "images"], 'Inputs "rollback" and "images" are both set; a rollback re-deploys a kept release exactly as it was, so leave "images" empty'));
+    c.add(
+      new InputError(
+        ["rollback", "images"],
+        'Inputs "rollback" and "images" are both set; a rollback re-deploys a kept release exactly as it was, so leave "images" empty'
+      )
+    );
   }
   if (getString("backup-before-deploy") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
-    c.add(new InputError(["backup-before-deploy", "strategy"], `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`));
+    c.add(
+      new InputError(
+        ["backup-before-deploy", "strategy"],
+        `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`
+      )
+    );
   }
   if (strategy === "swarm" && builds !== void 0 && builds.builds.length > 0) {
-    c.add(new InputError(["compose-file", "images"], `Strategy swarm cannot build: docker stack deploy ignores build:, so ${builds.builds.map((build2) => build2.service).join(", ")} would run a stale or missing image; build and push with action-build-push and pass images: <service>=<image-ref>`));
+    c.add(
+      new InputError(
+        ["compose-file", "images"],
+        `Strategy swarm cannot build: docker stack deploy ignores build:, so ${builds.builds.map((build2) => build2.service).join(", ")} would run a stale or missing image; build and push with action-build-push and pass images: <service>=<image-ref>`
+      )
+    );
   }
   if (setToOtherThanDefault("build-on-server") && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
-    c.add(new InputError(["build-on-server", "strategy"], `Input "build-on-server" works with strategy recreate or rolling (Compose builds on the server); strategy is ${strategy}`));
+    c.add(
+      new InputError(
+        ["build-on-server", "strategy"],
+        `Input "build-on-server" works with strategy recreate or rolling (Compose builds on the server); strategy is ${strategy}`
+      )
+    );
   }
   if (getList("files") !== void 0 && strategy !== void 0 && strategy !== "recreate" && strategy !== "rolling") {
-    c.add(new InputError(["files", "strategy"], `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`));
+    c.add(
+      new InputError(
+        ["files", "strategy"],
+        `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`
+      )
+    );
   } else if (rollback2 !== void 0 && getList("files") !== void 0) {
-    c.add(new InputError(["rollback", "files"], 'Inputs "rollback" and "files" are both set; a rollback re-deploys the kept release with the files it shipped, so leave "files" empty'));
+    c.add(
+      new InputError(
+        ["rollback", "files"],
+        'Inputs "rollback" and "files" are both set; a rollback re-deploys the kept release with the files it shipped, so leave "files" empty'
+      )
+    );
   }
   if (rollback2 !== void 0 && envFile !== void 0) {
-    c.add(new InputError(["rollback", "env-file"], 'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty'));
+    c.add(
+      new InputError(
+        ["rollback", "env-file"],
+        'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty'
+      )
+    );
   }
   if (body !== void 0 && urls !== void 0 && urls.length === 0) {
     c.add(new InputError("health-body", 'Input "health-body" is set but "health-url" is not; the body is checked in the health-url responses'));
@@ -59903,7 +60639,10 @@ function renderSummary(outcome, projectDir) {
     parts.push(
       "#### Backup before deploy",
       "",
-      table(["Source", "Backup id", "Location", "Size", "sha256"], outcome.backups.map((b) => [b.source, inlineCode(b.id), inlineCode(b.location), `${b.size} B`, inlineCode(b.sha256.slice(0, 16))])),
+      table(
+        ["Source", "Backup id", "Location", "Size", "sha256"],
+        outcome.backups.map((b) => [b.source, inlineCode(b.id), inlineCode(b.location), `${b.size} B`, inlineCode(b.sha256.slice(0, 16))])
+      ),
       "",
       `To undo a bad migration, restore it with action-backup: ${inlineCode("mode: restore")}, ${inlineCode("destination-path")} = the backup directory, ${inlineCode("backup-id")} = the id above.`,
       ""
@@ -59911,7 +60650,15 @@ function renderSummary(outcome, projectDir) {
   }
   const services = Object.entries(outcome.images);
   if (services.length > 0) {
-    parts.push("#### Services", "", table(["Service", "Image"], services.map(([service, image]) => [service, inlineCode(image)])), "");
+    parts.push(
+      "#### Services",
+      "",
+      table(
+        ["Service", "Image"],
+        services.map(([service, image]) => [service, inlineCode(image)])
+      ),
+      ""
+    );
   }
   for (const { label, gate } of outcome.gates) {
     parts.push(`#### Health gate: ${label} \u2014 ${gate.ok ? "passed" : "failed"} in ${(gate.elapsedMs / 1e3).toFixed(1)} s (${gate.rounds} round(s))`, "");
@@ -59977,10 +60724,17 @@ async function planDeploy(recorder, inputs, ctx) {
   if (inputs.strategy === "swarm") return planSwarm(recorder, inputs, ctx);
   const cli = await detectDockerCli(recorder, inputs.sudo, true);
   const d = { server: recorder, cli, inputs, ctx };
-  await recorder.run(tryLock(inputs.projectDir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds), { description: "take the deploy lock" });
+  await recorder.run(
+    tryLock(inputs.projectDir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds),
+    { description: "take the deploy lock" }
+  );
   await recorder.run(readState(inputs.projectDir), { description: "read releases" });
   if (inputs.rollback !== void 0) {
-    recorder.steps.push({ kind: "run", description: `re-deploy release ${inputs.rollback} (its own compose files, env and digests), then the health gate`, script: "# depends on the release kept on the server" });
+    recorder.steps.push({
+      kind: "run",
+      description: `re-deploy release ${inputs.rollback} (its own compose files, env and digests), then the health gate`,
+      script: "# depends on the release kept on the server"
+    });
     return recorder.steps;
   }
   const release = await uploadRelease(d, newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000"));
@@ -59990,11 +60744,19 @@ async function planDeploy(recorder, inputs, ctx) {
   await resolveDigests(d, release);
   if (inputs.backupBeforeDeploy) {
     const what = inputs.backupBeforeDeploy.sources.map((source) => `${source.name} (${source.type})`).join(", ");
-    recorder.steps.push({ kind: "run", description: `backup-before-deploy: dump and verify ${what} into ${inputs.backupBeforeDeploy.path}, keeping ${inputs.backupBeforeDeploy.keep}; a failed backup stops the deploy here`, script: "# as action-backup with destination: host (skipped on the first release)" });
+    recorder.steps.push({
+      kind: "run",
+      description: `backup-before-deploy: dump and verify ${what} into ${inputs.backupBeforeDeploy.path}, keeping ${inputs.backupBeforeDeploy.keep}; a failed backup stops the deploy here`,
+      script: "# as action-backup with destination: host (skipped on the first release)"
+    });
   }
   if (inputs.preDeploy !== void 0) await runPreDeploy(d, release, inputs.preDeploy);
   await (inputs.strategy === "rolling" ? planRollingSwitch(recorder, d, release) : switchTo(d, release));
-  recorder.steps.push({ kind: "run", description: "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release", script: "# runs every health-interval until health-successes (one round when compose up created or replaced no container) or health-timeout" });
+  recorder.steps.push({
+    kind: "run",
+    description: "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release",
+    script: "# runs every health-interval until health-successes (one round when compose up created or replaced no container) or health-timeout"
+  });
   await markCurrent(d, release);
   return recorder.steps;
 }
@@ -60021,7 +60783,8 @@ function combine(reports, durationSeconds, mode, releaseId) {
 }
 function describe3(report2) {
   if (report2.status === "skipped") return "not started (an earlier host failed)";
-  if (report2.undo) return report2.undo.ok ? `switched, then rolled back to ${report2.undo.to} (all-or-nothing)` : `all-or-nothing rollback failed: ${report2.undo.error}`;
+  if (report2.undo)
+    return report2.undo.ok ? `switched, then rolled back to ${report2.undo.to} (all-or-nothing)` : `all-or-nothing rollback failed: ${report2.undo.error}`;
   return report2.error ?? report2.outcome?.error ?? report2.status;
 }
 function hostsOutput(result) {
@@ -60107,7 +60870,11 @@ async function run() {
 ${error2.message}
 `, secrets2)).catch(() => void 0);
     await deployment?.status("failure", `Failed: ${error2.message.split("\n")[0]}`);
-    if (inputs.notifyWebhook) await sendNotification(inputs.notifyWebhook, deployNotification(inputs, ctx, { error: error2.message, durationSeconds: (performance.now() - started) / 1e3, mode }));
+    if (inputs.notifyWebhook)
+      await sendNotification(
+        inputs.notifyWebhook,
+        deployNotification(inputs, ctx, { error: error2.message, durationSeconds: (performance.now() - started) / 1e3, mode })
+      );
     throw error2;
   }
   report(result);
@@ -60151,7 +60918,9 @@ async function post() {
       try {
         const result = await server.run(releaseLock(lock.projectDir, lock.token), { description: "release the deploy lock", timeoutSeconds: 60 });
         const where = `${lock.projectDir}${targets.length > 1 ? ` on ${hostLabel(target)}` : ""}`;
-        info(result.stdout.trim() === "released" ? `Released the deploy lock in ${where} that this job still held` : `The deploy lock in ${where} is no longer this job's`);
+        info(
+          result.stdout.trim() === "released" ? `Released the deploy lock in ${where} that this job still held` : `The deploy lock in ${where} is no longer this job's`
+        );
       } finally {
         await server.close();
       }

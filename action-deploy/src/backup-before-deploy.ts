@@ -8,11 +8,16 @@ export const BACKUP_BEFORE_DEPLOY_INPUTS = [
   {
     name: 'backup-before-deploy',
     description:
-      'Take a verified backup on the server before pre-deploy runs (so a bad migration can be undone): what to back up, as in action-backup\'s `sources` — one mapping or a list, e.g. `type: postgres`, `service: db`, `database: app`, `user: app`. A Compose `service` means the running service of this project. Skipped on the first deploy (nothing runs yet).',
+      "Take a verified backup on the server before pre-deploy runs (so a bad migration can be undone): what to back up, as in action-backup's `sources` — one mapping or a list, e.g. `type: postgres`, `service: db`, `database: app`, `user: app`. A Compose `service` means the running service of this project. Skipped on the first deploy (nothing runs yet).",
     required: false,
   },
   { name: 'backup-path', description: 'Directory on the server for the backups taken before deploys. Default: <project-dir>/backups.', required: false },
-  { name: 'backup-keep', description: 'How many pre-deploy backups to keep per source (the oldest beyond this are deleted after a new one is verified).', required: false, default: '10' },
+  {
+    name: 'backup-keep',
+    description: 'How many pre-deploy backups to keep per source (the oldest beyond this are deleted after a new one is verified).',
+    required: false,
+    default: '10',
+  },
 ] as const satisfies readonly InputDefinition[];
 
 export interface BackupBeforeDeployInputs {
@@ -44,14 +49,22 @@ export function readBackupBeforeDeployInputs(projectDir: string | undefined): Ba
 
 function readSources(text: string): Source[] {
   const { sources, problems } = parseSources(asList(text));
-  if (problems.length > 0) throw new InputError('backup-before-deploy', `Input "backup-before-deploy" ${problems.length === 1 ? 'has a problem' : 'has problems'} (the same form as action-backup's sources):\n- ${problems.join('\n- ')}`);
+  if (problems.length > 0)
+    throw new InputError(
+      'backup-before-deploy',
+      `Input "backup-before-deploy" ${problems.length === 1 ? 'has a problem' : 'has problems'} (the same form as action-backup's sources):\n- ${problems.join('\n- ')}`,
+    );
   for (const source of sources) maskSecret(source.password);
   return sources;
 }
 
 function readBackupPath(projectDir: string | undefined, wanted: boolean): string | undefined {
   const given = getString('backup-path');
-  if (given !== undefined && !wanted) throw new InputError('backup-path', 'Input "backup-path" is set but "backup-before-deploy" is not; set what to back up, e.g. "type: postgres" with its service and database');
+  if (given !== undefined && !wanted)
+    throw new InputError(
+      'backup-path',
+      'Input "backup-path" is set but "backup-before-deploy" is not; set what to back up, e.g. "type: postgres" with its service and database',
+    );
   const path = (given ?? (projectDir === undefined ? undefined : `${projectDir}/backups`))?.replace(/\/+$/, '');
   if (path === undefined) return undefined;
   const sample = path.replaceAll('{host}', 'host');

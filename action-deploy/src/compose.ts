@@ -56,8 +56,29 @@ export function detectComposeCommand(sudoDocker: boolean): Command[] {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw('>/dev/null 2>&1');
   return [
-    [raw('if'), ...s, 'docker', 'compose', 'version', quiet, raw('; then echo v2; elif'), ...s, 'docker-compose', 'version', quiet, raw('; then echo v1; else echo none; fi')],
-    [raw('if'), ...s, 'docker', 'version', '--format', '{{.Server.Version}}', raw('2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi')],
+    [
+      raw('if'),
+      ...s,
+      'docker',
+      'compose',
+      'version',
+      quiet,
+      raw('; then echo v2; elif'),
+      ...s,
+      'docker-compose',
+      'version',
+      quiet,
+      raw('; then echo v1; else echo none; fi'),
+    ],
+    [
+      raw('if'),
+      ...s,
+      'docker',
+      'version',
+      '--format',
+      '{{.Server.Version}}',
+      raw('2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi'),
+    ],
   ];
 }
 
@@ -67,9 +88,11 @@ export function inProject(project: ComposeProject, commands: readonly Command[])
 }
 
 /** `services` empty: every service. */
-export const pull = (cli: DockerCli, project: ComposeProject, services: readonly string[] = []): Command[] => inProject(project, [compose(cli, project, 'pull', ...services)]);
+export const pull = (cli: DockerCli, project: ComposeProject, services: readonly string[] = []): Command[] =>
+  inProject(project, [compose(cli, project, 'pull', ...services)]);
 
-export const build = (cli: DockerCli, project: ComposeProject, services: readonly string[]): Command[] => inProject(project, [compose(cli, project, 'build', ...services)]);
+export const build = (cli: DockerCli, project: ComposeProject, services: readonly string[]): Command[] =>
+  inProject(project, [compose(cli, project, 'build', ...services)]);
 
 /**
  * `commands` run with a registry login that lives only as long as this script: a throwaway
@@ -80,7 +103,10 @@ export const build = (cli: DockerCli, project: ComposeProject, services: readonl
  * hand-installed Compose plugin lives) stays visible.
  */
 export function withRegistryLogin(cli: DockerCli, login: { registry: string; username: string }, commands: readonly Command[]): Command[] {
-  if (cli.compose === 'v1' && cli.sudo) throw new Error('registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand');
+  if (cli.compose === 'v1' && cli.sudo)
+    throw new Error(
+      'registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand',
+    );
   const config = raw('"$skiff_login_config"');
   const pointed = (command: Command): Command => {
     const at = command.findIndex((token) => token === 'docker' || token === 'docker-compose');
@@ -99,15 +125,19 @@ export function withRegistryLogin(cli: DockerCli, login: { registry: string; use
 }
 
 /** The pull, logged in for this pull only (see withRegistryLogin). */
-export function pullWithLogin(cli: DockerCli, project: ComposeProject, login: { registry: string; username: string }, services: readonly string[] = []): Command[] {
+export function pullWithLogin(
+  cli: DockerCli,
+  project: ComposeProject,
+  login: { registry: string; username: string },
+  services: readonly string[] = [],
+): Command[] {
   return inProject(project, withRegistryLogin(cli, login, [compose(cli, project, 'pull', ...services)]));
 }
 
 /** The merged configuration as YAML (v1 has no `--format json`; JSON is YAML, so one parser serves both). */
 export const config = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'config')]);
 
-export const up = (cli: DockerCli, project: ComposeProject): Command[] =>
-  inProject(project, [compose(cli, project, 'up', '-d', '--remove-orphans')]);
+export const up = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'up', '-d', '--remove-orphans')]);
 
 export const ps = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'ps', '-a')]);
 
@@ -141,7 +171,18 @@ export const configHashes = (cli: DockerCli, project: ComposeProject): Command[]
 /** One tab-separated line per container of the project, one-offs included: id, service, one-off, config hash, state, name. */
 export function listContainers(cli: DockerCli, projectName: string): Command[] {
   const labels = ['service', 'oneoff', 'config-hash'].map((label) => `{{.Label "com.docker.compose.${label}"}}`);
-  return [docker(cli, 'ps', '-a', '--no-trunc', '--filter', `label=com.docker.compose.project=${projectName}`, '--format', ['{{.ID}}', ...labels, '{{.State}}', '{{.Names}}'].join('\\t'))];
+  return [
+    docker(
+      cli,
+      'ps',
+      '-a',
+      '--no-trunc',
+      '--filter',
+      `label=com.docker.compose.project=${projectName}`,
+      '--format',
+      ['{{.ID}}', ...labels, '{{.State}}', '{{.Names}}'].join('\\t'),
+    ),
+  ];
 }
 
 /**
@@ -151,7 +192,18 @@ export function listContainers(cli: DockerCli, projectName: string): Command[] {
  */
 export function scaleUp(cli: DockerCli, project: ComposeProject, scales: Readonly<Record<string, number>>): Command[] {
   const services = Object.keys(scales);
-  return inProject(project, [compose(cli, project, 'up', '-d', '--no-deps', '--no-recreate', ...services.flatMap((service) => ['--scale', `${service}=${scales[service]}`]), ...services)]);
+  return inProject(project, [
+    compose(
+      cli,
+      project,
+      'up',
+      '-d',
+      '--no-deps',
+      '--no-recreate',
+      ...services.flatMap((service) => ['--scale', `${service}=${scales[service]}`]),
+      ...services,
+    ),
+  ]);
 }
 
 /** Starts services that have no container yet (and what they need), waiting until they are healthy; running containers are kept as they are. */

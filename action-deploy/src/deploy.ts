@@ -70,7 +70,12 @@ function projectOf(inputs: DeployInputs, id: string, composeFiles: readonly stri
   return {
     name: inputs.projectName,
     directory: inputs.projectDir,
-    files: [...composeFiles.map((name) => `${dir}/${name}`), ...(hasBuild ? [`${dir}/${BUILD_OVERRIDE}`] : []), ...(hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : []), `${dir}/${IMAGE_LOCK}`],
+    files: [
+      ...composeFiles.map((name) => `${dir}/${name}`),
+      ...(hasBuild ? [`${dir}/${BUILD_OVERRIDE}`] : []),
+      ...(hasFiles ? [`${dir}/${FILES_OVERRIDE}`] : []),
+      `${dir}/${IMAGE_LOCK}`,
+    ],
     ...(hasEnv ? { envFile: `${dir}/${ENV_FILE}` } : {}),
   };
 }
@@ -104,17 +109,35 @@ export async function uploadRelease(d: Deployer, id: string): Promise<Release> {
     await server.upload(`${dir}/${file.name}`, file.content, { mode: 0o644, description: `upload ${file.path}` });
   }
   const hasEnv = inputs.envFile !== undefined;
-  if (inputs.envFile !== undefined) await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
+  if (inputs.envFile !== undefined)
+    await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
   if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
   for (const build of inputs.serverBuilds) {
-    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build.service}`), { description: `upload the build context of ${build.service} (${build.declared})`, stdin: contextTar(build.localContext), timeoutSeconds: inputs.pullTimeoutSeconds });
+    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build.service}`), {
+      description: `upload the build context of ${build.service} (${build.declared})`,
+      stdin: contextTar(build.localContext),
+      timeoutSeconds: inputs.pullTimeoutSeconds,
+    });
   }
   const built = inputs.serverBuilds.map((build) => build.service);
-  if (built.length > 0) await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), { mode: 0o644, description: `build ${built.join(', ')} from the release, tagged with its id` });
+  if (built.length > 0)
+    await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), {
+      mode: 0o644,
+      description: `build ${built.join(', ')} from the release, tagged with its id`,
+    });
   // Until digests are resolved, the lock holds the images asked for in `images`; pull reads it.
   await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 0o644, description: 'upload the requested images' });
   const composeFiles = inputs.composeFiles.map((f) => f.name);
-  const release: Release = { id, project: projectOf(inputs, id, composeFiles, hasEnv, false, built.length > 0), composeFiles, hasEnv, hasFiles: false, built, images: { ...inputs.images }, unpinned: [] };
+  const release: Release = {
+    id,
+    project: projectOf(inputs, id, composeFiles, hasEnv, false, built.length > 0),
+    composeFiles,
+    hasEnv,
+    hasFiles: false,
+    built,
+    images: { ...inputs.images },
+    unpinned: [],
+  };
   await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'upload meta.json' });
   return release;
 }
@@ -134,24 +157,37 @@ export async function pullImages(d: Deployer, release: Release): Promise<void> {
   const services = release.built.length === 0 ? [] : d.inputs.composeServices.filter((service) => !release.built.includes(service));
   if (release.built.length > 0 && services.length === 0) return;
   if (!login) {
-    await d.server.run(pull(d.cli, release.project, services), { description: 'pull images (pull-timeout)', timeoutSeconds: d.inputs.pullTimeoutSeconds, live: 'all' }).catch((error: Error) => {
-      throw pullFailureHint(error, false);
-    });
+    await d.server
+      .run(pull(d.cli, release.project, services), { description: 'pull images (pull-timeout)', timeoutSeconds: d.inputs.pullTimeoutSeconds, live: 'all' })
+      .catch((error: Error) => {
+        throw pullFailureHint(error, false);
+      });
     return;
   }
-  await d.server.run(pullWithLogin(d.cli, release.project, login, services), { description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, stdin: `${login.password}\n`, live: 'all' });
+  await d.server.run(pullWithLogin(d.cli, release.project, login, services), {
+    description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`,
+    timeoutSeconds: d.inputs.pullTimeoutSeconds,
+    stdin: `${login.password}\n`,
+    live: 'all',
+  });
 }
 
 /** `compose build` of the services built on the server, from the release's own contexts (pull-timeout bounds it too). */
 export async function buildOnServer(d: Deployer, release: Release): Promise<void> {
   if (release.built.length === 0) return;
-  await d.server.run(build(d.cli, release.project, release.built), { description: `build ${release.built.join(', ')} on the server (pull-timeout)`, timeoutSeconds: d.inputs.pullTimeoutSeconds, live: 'all' });
+  await d.server.run(build(d.cli, release.project, release.built), {
+    description: `build ${release.built.join(', ')} on the server (pull-timeout)`,
+    timeoutSeconds: d.inputs.pullTimeoutSeconds,
+    live: 'all',
+  });
 }
 
 /** A pull refused for want of a login says which inputs give one. */
 export function pullFailureHint(error: Error, login: boolean): Error {
   if (login || !/unauthorized|denied|authentication required|no basic auth credentials/i.test(error.message)) return error;
-  return new Error(`${error.message}\nThe registry refused the pull: for a private image (GHCR packages of private repositories are private) set registry-username and registry-password (e.g. \${{ github.actor }} and \${{ github.token }} with packages: read).`);
+  return new Error(
+    `${error.message}\nThe registry refused the pull: for a private image (GHCR packages of private repositories are private) set registry-username and registry-password (e.g. \${{ github.actor }} and \${{ github.token }} with packages: read).`,
+  );
 }
 
 /** Pins every service to the digest that was just pulled, so a rollback later gets exactly these bytes. */
@@ -160,7 +196,8 @@ export async function resolveDigests(d: Deployer, release: Release): Promise<voi
   release.configYaml = configYaml;
   const services = servicesFromConfig(configYaml);
   const images = [...new Set(Object.values(services).filter((image): image is string => image !== undefined))];
-  const inspect = images.length === 0 ? '' : (await d.server.run(repoDigests(d.cli, images), { description: 'resolve image digests', timeoutSeconds: 120 })).stdout;
+  const inspect =
+    images.length === 0 ? '' : (await d.server.run(repoDigests(d.cli, images), { description: 'resolve image digests', timeoutSeconds: 120 })).stdout;
   const { pinned, unpinned } = pinImages(services, images, inspect);
   // A server-built image keeps its release tag: that name is this release's alone, while a
   // containerd image store also gives a local build a "digest" no registry can serve.
@@ -171,8 +208,12 @@ export async function resolveDigests(d: Deployer, release: Release): Promise<voi
   const dir = releaseDir(d.inputs.projectDir, release.id);
   if (d.inputs.shippedFiles) await placeShippedFiles(d, release, configYaml, d.inputs.shippedFiles);
   await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(pinned), { mode: 0o644, description: 'pin images to digests' });
-  await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'record the pinned images in meta.json' });
-  if (release.unpinned.length > 0) core.warning(`Not pinned to a digest (the image has no registry digest and was not built by this deploy): ${release.unpinned.join(', ')}`);
+  await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, {
+    mode: 0o644,
+    description: 'record the pinned images in meta.json',
+  });
+  if (release.unpinned.length > 0)
+    core.warning(`Not pinned to a digest (the image has no registry digest and was not built by this deploy): ${release.unpinned.join(', ')}`);
 }
 
 /**
@@ -185,10 +226,20 @@ async function placeShippedFiles(d: Deployer, release: Release, configYaml: stri
   // A dry-run's recorder answers `compose config` with nothing: the plan shows one mount per file.
   const planning = configYaml.trim() === '';
   const resolution = planning
-    ? { mounts: files.map((file) => ({ source: file.path, hash: 'HASH' })), override: '{ "services": { "…": "each bind mount of a shipped file, pointed at its store entry" } }\n', services: [] }
+    ? {
+        mounts: files.map((file) => ({ source: file.path, hash: 'HASH' })),
+        override: '{ "services": { "…": "each bind mount of a shipped file, pointed at its store entry" } }\n',
+        services: [],
+      }
     : resolveShippedFiles(configYaml, projectDir, files);
-  await d.server.run(storeShippedFiles(projectDir, dir, resolution.mounts), { description: `store ${resolution.mounts.length} mount(s) of shipped files under their content hash`, timeoutSeconds: 120 });
-  await d.server.upload(`${dir}/${FILES_OVERRIDE}`, resolution.override, { mode: 0o644, description: `point ${resolution.services.join(', ') || 'the services'}' mounts at this release's files` });
+  await d.server.run(storeShippedFiles(projectDir, dir, resolution.mounts), {
+    description: `store ${resolution.mounts.length} mount(s) of shipped files under their content hash`,
+    timeoutSeconds: 120,
+  });
+  await d.server.upload(`${dir}/${FILES_OVERRIDE}`, resolution.override, {
+    mode: 0o644,
+    description: `point ${resolution.services.join(', ') || 'the services'}' mounts at this release's files`,
+  });
   release.hasFiles = true;
   release.project = projectOf(d.inputs, release.id, release.composeFiles, release.hasEnv, true, release.built.length > 0);
 }
@@ -206,13 +257,26 @@ export async function runPreDeploy(d: Deployer, release: Release, script: string
   const anchor = `${d.inputs.projectDir}/${PROJECT_ANCHOR}`;
   const env = [`COMPOSE_PROJECT_NAME=${release.project.name}`, `COMPOSE_FILE=${[anchor, ...release.project.files].join(':')}`];
   if (release.project.envFile) env.push(`COMPOSE_ENV_FILES=${release.project.envFile}`);
-  await d.server.upload(anchor, '# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n', { mode: 0o644, description: 'the project directory anchor for pre-deploy' });
-  await d.server.run([['cd', d.inputs.projectDir], ['env', ...env, 'bash', '-c', script]], { description: 'pre-deploy (pre-deploy-timeout)', timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: 'all' });
+  await d.server.upload(
+    anchor,
+    '# Written by Skiff: makes this folder the Compose project directory of pre-deploy (see action-deploy README).\nservices: {}\n',
+    { mode: 0o644, description: 'the project directory anchor for pre-deploy' },
+  );
+  await d.server.run(
+    [
+      ['cd', d.inputs.projectDir],
+      ['env', ...env, 'bash', '-c', script],
+    ],
+    { description: 'pre-deploy (pre-deploy-timeout)', timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: 'all' },
+  );
 }
 
 /** Points `<project-dir>/.env` at `release`'s env file, or removes Skiff's link when it has none (or there is no release). */
 export async function linkReleaseEnv(d: Deployer, release: Pick<Release, 'id' | 'hasEnv'> | undefined): Promise<void> {
-  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? '', release?.hasEnv ?? false), { description: release ? `point .env at release ${release.id}` : 'remove the .env link', timeoutSeconds: 60 });
+  await d.server.run(linkEnv(d.inputs.projectDir, release?.id ?? '', release?.hasEnv ?? false), {
+    description: release ? `point .env at release ${release.id}` : 'remove the .env link',
+    timeoutSeconds: 60,
+  });
 }
 
 /** `up -d --remove-orphans` with the release's files, env and pinned images. */
@@ -238,16 +302,25 @@ export async function audit(d: Deployer, entry: Omit<AuditEntry, 'actor' | 'runU
 export async function prune(d: Deployer, protect: readonly string[]): Promise<string[]> {
   const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
-  await d.server.run([...removeReleases(d.inputs.projectDir, plan.remove), ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)), ...removeImages(d.cli, plan.images)], {
-    description: `delete ${plan.remove.length} old release(s)`,
-    timeoutSeconds: 600,
-  });
+  await d.server.run(
+    [
+      ...removeReleases(d.inputs.projectDir, plan.remove),
+      ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)),
+      ...removeImages(d.cli, plan.images),
+    ],
+    {
+      description: `delete ${plan.remove.length} old release(s)`,
+      timeoutSeconds: 600,
+    },
+  );
   return plan.remove;
 }
 
 /** A kept release, exactly as it was deployed: its compose files, env and digests. */
 export async function loadRelease(d: Deployer, id: string): Promise<Release> {
-  const stored = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout) as StoredMeta;
+  const stored = JSON.parse(
+    (await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout,
+  ) as StoredMeta;
   return {
     id,
     project: projectOf(d.inputs, id, stored.composeFiles, stored.hasEnv, stored.hasFiles ?? false, (stored.built ?? []).length > 0),

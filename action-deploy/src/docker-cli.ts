@@ -29,7 +29,9 @@ export async function detectDockerCli(server: Executor, sudo: boolean, dryRun = 
     if (!sudo && /permission denied/i.test(said)) {
       throw new Error(`The SSH user may not use the Docker engine on the server (docker said: ${said}). ${GROUP_OR_SUDO}`);
     }
-    throw new Error(`docker cannot reach the Docker engine on the server${sudo ? ' with sudo -n' : ''} (docker said: ${said || 'nothing'}). Is the docker service running?`);
+    throw new Error(
+      `docker cannot reach the Docker engine on the server${sudo ? ' with sudo -n' : ''} (docker said: ${said || 'nothing'}). Is the docker service running?`,
+    );
   }
   return { compose: found, sudo };
 }

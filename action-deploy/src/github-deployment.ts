@@ -21,7 +21,11 @@ export interface GithubDeployment {
  * deployments `inactive` itself when this one succeeds — and leaves the earlier one active when this
  * one fails or rolled back, which is the truth: the previous release is what runs.
  */
-export async function startDeployment(inputs: GithubDeploymentInputs, ctx: RunContext, env: NodeJS.ProcessEnv = process.env): Promise<GithubDeployment | undefined> {
+export async function startDeployment(
+  inputs: GithubDeploymentInputs,
+  ctx: RunContext,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<GithubDeployment | undefined> {
   const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
   const ref = ctx.sha || ctx.ref;
   if (!owner || !repo || !ref) {

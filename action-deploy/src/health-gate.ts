@@ -47,7 +47,13 @@ export async function appProbes(
     const command = health.command;
     probes.push(
       commandProbe('health-command', () =>
-        server.run([['cd', projectDir], ['bash', '-c', command]], { description: 'health-command', allowFailure: true, timeoutSeconds: Math.max(5, health.intervalSeconds * 5) }),
+        server.run(
+          [
+            ['cd', projectDir],
+            ['bash', '-c', command],
+          ],
+          { description: 'health-command', allowFailure: true, timeoutSeconds: Math.max(5, health.intervalSeconds * 5) },
+        ),
       ),
     );
   }
@@ -55,7 +61,11 @@ export async function appProbes(
 }
 
 /** Runs probes as the health-* inputs say, logging every round. */
-export function runHealthGate(probes: readonly Probe[], health: HealthInputs, onStreak?: (allOk: boolean, previousAllOk: boolean) => void): Promise<GateResult> {
+export function runHealthGate(
+  probes: readonly Probe[],
+  health: HealthInputs,
+  onStreak?: (allOk: boolean, previousAllOk: boolean) => void,
+): Promise<GateResult> {
   let previousAllOk = false;
   return runGate(probes, {
     intervalMs: health.intervalSeconds * 1000,
@@ -89,7 +99,8 @@ export async function healthGate(
   let containers: readonly ContainerState[] = [];
   let failingServices: string[] = [];
   const containerCheck = containerProbe(
-    async () => (await server.run([...keepAlive, ...inspectProjectContainers(cli, projectName)], { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
+    async () =>
+      (await server.run([...keepAlive, ...inspectProjectContainers(cli, projectName)], { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
     services,
     (seen, outcome) => {
       containers = seen;

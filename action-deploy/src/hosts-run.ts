@@ -48,7 +48,9 @@ export function forHost(inputs: DeployInputs, host: string): DeployInputs {
   return {
     ...inputs,
     projectDir: inputs.projectDir.replaceAll('{host}', host),
-    ...(inputs.backupBeforeDeploy ? { backupBeforeDeploy: { ...inputs.backupBeforeDeploy, path: inputs.backupBeforeDeploy.path.replaceAll('{host}', host) } } : {}),
+    ...(inputs.backupBeforeDeploy
+      ? { backupBeforeDeploy: { ...inputs.backupBeforeDeploy, path: inputs.backupBeforeDeploy.path.replaceAll('{host}', host) } }
+      : {}),
     projectName: inputs.projectName.replaceAll('{host}', name),
     health: { ...inputs.health, urls: healthUrlsFor(inputs.health.urls, host) },
   };
@@ -65,11 +67,16 @@ async function openSession(target: SshConnectOptions, label: string, inputs: Dep
   const server = await SshConnection.connect(many ? { ...target, liveOutput: liveLog(label) } : target);
   try {
     const cli: DockerCli = strategyOf(inputs).usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: 'v2', sudo: inputs.sudo };
-    if (strategyOf(inputs).usesDocker) core.info(`${many ? `[${label}] ` : ''}Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
+    if (strategyOf(inputs).usesDocker)
+      core.info(`${many ? `[${label}] ` : ''}Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
     const hostInputs = forHost(inputs, target.host);
     const d: Deployer = { server: timedServer(server, many ? `[${label}] ` : ''), cli, inputs: hostInputs, ctx };
     const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() };
-    const lock = await acquireLock(server, hostInputs.projectDir, owner, { timeoutSeconds: inputs.lockTimeoutSeconds, ttlSeconds: inputs.lockTtlSeconds, host: label });
+    const lock = await acquireLock(server, hostInputs.projectDir, owner, {
+      timeoutSeconds: inputs.lockTimeoutSeconds,
+      ttlSeconds: inputs.lockTtlSeconds,
+      host: label,
+    });
     return { server, lock, d };
   } catch (error) {
     await server.close();
@@ -94,22 +101,32 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
   const undoable = inputs.allOrNothing && many && inputs.rollback === undefined;
   const kept = new Map<number, Session>();
   try {
-    const results = await forEachHost(inputs.targets, { ...inputs.mode, stopOnFailure: inputs.mode.parallel ? undoable : true }, async (target, { index, label }) => {
-      const started = performance.now();
-      const session = await openSession(target, label, inputs, ctx, many);
-      let keep = false;
-      try {
-        const strategy = strategyOf(inputs);
-        const story = await (inputs.rollback === undefined ? strategy.deploy(session.d) : strategy.rollback(session.d, inputs.rollback)).catch((error: Error) => storyThatThrew(session.d, error));
-        const outcome: Outcome = { ...story, durationSeconds: (performance.now() - started) / 1000, mode: inputs.rollback === undefined ? 'deploy' : 'rollback' };
-        if (outcome.error) throw new HostFailed(outcome);
-        keep = undoable;
-        if (keep) kept.set(index, session);
-        return outcome;
-      } finally {
-        if (!keep) await closeSession(session);
-      }
-    });
+    const results = await forEachHost(
+      inputs.targets,
+      { ...inputs.mode, stopOnFailure: inputs.mode.parallel ? undoable : true },
+      async (target, { index, label }) => {
+        const started = performance.now();
+        const session = await openSession(target, label, inputs, ctx, many);
+        let keep = false;
+        try {
+          const strategy = strategyOf(inputs);
+          const story = await (inputs.rollback === undefined ? strategy.deploy(session.d) : strategy.rollback(session.d, inputs.rollback)).catch(
+            (error: Error) => storyThatThrew(session.d, error),
+          );
+          const outcome: Outcome = {
+            ...story,
+            durationSeconds: (performance.now() - started) / 1000,
+            mode: inputs.rollback === undefined ? 'deploy' : 'rollback',
+          };
+          if (outcome.error) throw new HostFailed(outcome);
+          keep = undoable;
+          if (keep) kept.set(index, session);
+          return outcome;
+        } finally {
+          if (!keep) await closeSession(session);
+        }
+      },
+    );
     const reports = results.map((result) => toReport(result, forHost(inputs, result.target.host).projectDir));
     const failedHosts = results.filter((result) => result.status === 'failed').map((result) => result.label);
     if (undoable && failedHosts.length > 0) {
@@ -131,16 +148,28 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
  * server may be what failed.
  */
 async function storyThatThrew(d: Deployer, error: Error): Promise<StoryResult> {
-  if (error instanceof RefusedBeforeChange) return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: error.message };
+  if (error instanceof RefusedBeforeChange)
+    return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: error.message };
   const rollback = d.inputs.rollback;
   const what = rollback === undefined ? 'The deploy' : `The rollback to ${rollback}`;
   const message = `${what} stopped: ${error.message}`;
   let diagnostics: string | undefined;
   if (strategyOf(d.inputs).usesDocker) {
-    const ps = await d.server.run([docker(d.cli, 'ps', '-a', '--filter', `label=com.docker.compose.project=${d.inputs.projectName}`)], { description: 'list the project\'s containers', timeoutSeconds: 30 }).catch(() => undefined);
+    const ps = await d.server
+      .run([docker(d.cli, 'ps', '-a', '--filter', `label=com.docker.compose.project=${d.inputs.projectName}`)], {
+        description: "list the project's containers",
+        timeoutSeconds: 30,
+      })
+      .catch(() => undefined);
     if (ps) diagnostics = `docker ps -a (project ${d.inputs.projectName}):\n${ps.stdout.trim()}`;
   }
-  await audit(d, { event: 'failure', status: 'failed', from: null, to: rollback ?? d.ctx.releaseId ?? d.ctx.sha, reason: error.message.split('\n')[0]!.slice(0, 300) }).catch(() => undefined);
+  await audit(d, {
+    event: 'failure',
+    status: 'failed',
+    from: null,
+    to: rollback ?? d.ctx.releaseId ?? d.ctx.sha,
+    reason: error.message.split('\n')[0]!.slice(0, 300),
+  }).catch(() => undefined);
   return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: message, ...(diagnostics ? { diagnostics } : {}) };
 }
 
@@ -149,7 +178,14 @@ function toReport(result: HostResult<Outcome>, projectDir: string): HostReport {
   if (result.status === 'skipped') return { label: result.label, projectDir, status: 'skipped', durationSeconds };
   if (result.status === 'ok') return { label: result.label, projectDir, status: result.value!.status, outcome: result.value!, durationSeconds };
   const outcome = result.error instanceof HostFailed ? result.error.outcome : undefined;
-  return { label: result.label, projectDir, status: outcome?.status ?? 'failed', ...(outcome ? { outcome } : {}), error: result.error?.message ?? 'failed', durationSeconds };
+  return {
+    label: result.label,
+    projectDir,
+    status: outcome?.status ?? 'failed',
+    ...(outcome ? { outcome } : {}),
+    error: result.error?.message ?? 'failed',
+    durationSeconds,
+  };
 }
 
 async function undoHost(session: Session, report: HostReport, failedHosts: readonly string[]): Promise<NonNullable<HostReport['undo']>> {

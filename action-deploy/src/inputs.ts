@@ -49,15 +49,23 @@ const DEPLOY_INPUTS = [
   },
   {
     name: 'project-name',
-    description: 'Compose project name. Default: the last part of project-dir. `{host}` is replaced by the host, lowercased, with other characters than a-z, 0-9, _ and - as - (for several hosts sharing one Docker engine).',
+    description:
+      'Compose project name. Default: the last part of project-dir. `{host}` is replaced by the host, lowercased, with other characters than a-z, 0-9, _ and - as - (for several hosts sharing one Docker engine).',
     required: false,
   },
   {
     name: 'compose-file',
-    description: 'Compose file(s) in the repository, one per line, merged in order and uploaded with every release. Default: compose.yaml, or docker-compose.yml, whichever exists.',
+    description:
+      'Compose file(s) in the repository, one per line, merged in order and uploaded with every release. Default: compose.yaml, or docker-compose.yml, whichever exists.',
     required: false,
   },
-  { name: 'env-file', description: 'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.', required: false, secret: true },
+  {
+    name: 'env-file',
+    description:
+      'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.',
+    required: false,
+    secret: true,
+  },
   {
     name: 'build-on-server',
     description:
@@ -68,12 +76,13 @@ const DEPLOY_INPUTS = [
   {
     name: 'files',
     description:
-      'Configuration files the compose file bind-mounts or names under `configs:`/`secrets:` (a `./Caddyfile`, `nginx.conf`, `prometheus.yml`), one path, folder or glob (`*`, `**`, `?`) per line, relative to the repository. Each is placed where Compose resolves it from the first compose file\'s folder, kept with its release (a rollback brings its files back), and a service is recreated when a file it mounts changes. A shipped file that no mount, config or secret reads is an error. Strategies recreate and rolling.',
+      "Configuration files the compose file bind-mounts or names under `configs:`/`secrets:` (a `./Caddyfile`, `nginx.conf`, `prometheus.yml`), one path, folder or glob (`*`, `**`, `?`) per line, relative to the repository. Each is placed where Compose resolves it from the first compose file's folder, kept with its release (a rollback brings its files back), and a service is recreated when a file it mounts changes. A shipped file that no mount, config or secret reads is an error. Strategies recreate and rolling.",
     required: false,
   },
   {
     name: 'images',
-    description: 'Images to pin, one `service=image-ref` per line, e.g. the image-ref output of skiff build-push. Every service is pinned to its digest after pull either way.',
+    description:
+      'Images to pin, one `service=image-ref` per line, e.g. the image-ref output of skiff build-push. Every service is pinned to its digest after pull either way.',
     required: false,
   },
   {
@@ -82,50 +91,121 @@ const DEPLOY_INPUTS = [
     required: false,
     default: 'ghcr.io',
   },
-  { name: 'registry-username', description: 'User for registry, e.g. the workflow\'s github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server. With strategy swarm, `docker stack deploy --with-registry-auth` hands the login to Swarm, which keeps it with the services so its nodes can pull (use a short-lived token such as github.token).', required: false },
-  { name: 'registry-password', description: 'Password or token for registry, e.g. the workflow\'s github.token (the job needs `packages: read` for GHCR). Sent on stdin, masked, never on a command line.', required: false, secret: true },
+  {
+    name: 'registry-username',
+    description:
+      "User for registry, e.g. the workflow's github.actor. With it, the pull logs in with a throwaway Docker config removed right after: no credential stays on the server. With strategy swarm, `docker stack deploy --with-registry-auth` hands the login to Swarm, which keeps it with the services so its nodes can pull (use a short-lived token such as github.token).",
+    required: false,
+  },
+  {
+    name: 'registry-password',
+    description:
+      "Password or token for registry, e.g. the workflow's github.token (the job needs `packages: read` for GHCR). Sent on stdin, masked, never on a command line.",
+    required: false,
+    secret: true,
+  },
   {
     name: 'pre-deploy',
-    description: 'Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.',
+    description:
+      'Commands run on the server after pull and before the switch, in the project directory (project-dir), with COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES set to the new release, so `docker compose run --rm app migrate` uses its images and env and resolves `./data` or `env_file: .env` exactly where the deploy does. Failure stops the deploy with nothing switched.',
     required: false,
   },
-  { name: 'pull-timeout', description: 'How long the image pull, and each upload of a build context and the build on the server (build-on-server), may take before the deploy fails (nothing switched), e.g. 30m.', required: false, default: '30m' },
-  { name: 'pre-deploy-timeout', description: 'How long pre-deploy (and systemd\'s install-command) may run before the deploy fails (nothing switched), e.g. 1h for a long migration.', required: false, default: '1h' },
-  { name: 'keep-releases', description: 'How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).', required: false, default: '5' },
+  {
+    name: 'pull-timeout',
+    description:
+      'How long the image pull, and each upload of a build context and the build on the server (build-on-server), may take before the deploy fails (nothing switched), e.g. 30m.',
+    required: false,
+    default: '30m',
+  },
+  {
+    name: 'pre-deploy-timeout',
+    description: "How long pre-deploy (and systemd's install-command) may run before the deploy fails (nothing switched), e.g. 1h for a long migration.",
+    required: false,
+    default: '1h',
+  },
+  {
+    name: 'keep-releases',
+    description: 'How many successfully deployed releases to keep (older ones are deleted with images no kept release uses).',
+    required: false,
+    default: '5',
+  },
   { name: 'lock-timeout', description: 'How long to wait for another deploy of the same project to finish, e.g. 10m.', required: false, default: '10m' },
-  { name: 'lock-ttl', description: 'A deploy lock older than this is considered left by a crashed run and taken over with a warning.', required: false, default: '30m' },
+  {
+    name: 'lock-ttl',
+    description: 'A deploy lock older than this is considered left by a crashed run and taken over with a warning.',
+    required: false,
+    default: '30m',
+  },
   {
     name: 'health-url',
-    description: 'URL(s) that must answer during the health gate, one per line. `{host}` is replaced by the address of the host being deployed (for several hosts checked from the runner).',
+    description:
+      'URL(s) that must answer during the health gate, one per line. `{host}` is replaced by the address of the host being deployed (for several hosts checked from the runner).',
     required: false,
   },
-  { name: 'health-from', description: 'Where health-url is checked from: `runner`, or `host` (through an SSH tunnel, so the URL is as seen from the server, e.g. http://127.0.0.1:8080/health).', required: false, default: 'runner' },
-  { name: 'health-status', description: 'HTTP status(es) that count as healthy: a code, a range like 200-399, or a class like 2xx.', required: false, default: '200-399' },
+  {
+    name: 'health-from',
+    description:
+      'Where health-url is checked from: `runner`, or `host` (through an SSH tunnel, so the URL is as seen from the server, e.g. http://127.0.0.1:8080/health).',
+    required: false,
+    default: 'runner',
+  },
+  {
+    name: 'health-status',
+    description: 'HTTP status(es) that count as healthy: a code, a range like 200-399, or a class like 2xx.',
+    required: false,
+    default: '200-399',
+  },
   { name: 'health-body', description: 'Text the health-url response body must contain.', required: false },
-  { name: 'health-successes', description: 'Consecutive successful rounds of checks needed to pass the gate when the deploy started containers (compose up created or replaced any, or a roll started new ones); when it started none, one round checks what changed.', required: false, default: '2' },
+  {
+    name: 'health-successes',
+    description:
+      'Consecutive successful rounds of checks needed to pass the gate when the deploy started containers (compose up created or replaced any, or a roll started new ones); when it started none, one round checks what changed.',
+    required: false,
+    default: '2',
+  },
   { name: 'health-interval', description: 'Pause between rounds of health checks.', required: false, default: '2s' },
   { name: 'health-timeout', description: 'How long the release has to become healthy.', required: false, default: '120s' },
   { name: 'health-command', description: 'Command run on the server each round; exit 0 counts as healthy.', required: false },
-  { name: 'rollback-on-failure', description: 'When the new release fails the health gate, switch back to the previous release (true or false).', required: false, default: 'true' },
+  {
+    name: 'rollback-on-failure',
+    description: 'When the new release fails the health gate, switch back to the previous release (true or false).',
+    required: false,
+    default: 'true',
+  },
   {
     name: 'rollback',
-    description: 'Instead of deploying, re-deploy a kept release: `previous`, or a release id (see the audit log or the release-id output). For workflow_dispatch.',
+    description:
+      'Instead of deploying, re-deploy a kept release: `previous`, or a release id (see the audit log or the release-id output). For workflow_dispatch.',
     required: false,
   },
-  { name: 'sudo', description: 'Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker). With strategy: systemd, systemctl and journalctl run with `sudo -n` (always when the user is not root).', required: false, default: 'false' },
+  {
+    name: 'sudo',
+    description:
+      'Run docker with `sudo -n` (for a user not in the docker group; needs passwordless sudo for docker). With strategy: systemd, systemctl and journalctl run with `sudo -n` (always when the user is not root).',
+    required: false,
+    default: 'false',
+  },
   {
     name: 'all-or-nothing',
-    description: 'With several hosts: when one fails, roll the hosts already switched back to their own previous release (through the same health gate), so no host is left on the new release.',
+    description:
+      'With several hosts: when one fails, roll the hosts already switched back to their own previous release (through the same health gate), so no host is left on the new release.',
     required: false,
     default: 'false',
   },
   {
     name: 'environment',
-    description: 'Record the deploy as a GitHub Deployment to this environment (e.g. production): created for the commit, then in_progress, success or failure.',
+    description:
+      'Record the deploy as a GitHub Deployment to this environment (e.g. production): created for the commit, then in_progress, success or failure.',
     required: false,
   },
   { name: 'environment-url', description: 'URL of the deployed app, shown on the GitHub Deployment (with environment).', required: false },
-  { name: 'github-token', description: 'Token for the GitHub Deployments API (needs `deployments: write`).', required: false, default: '${{ github.token }}', secret: true },
+  {
+    name: 'github-token',
+    description: 'Token for the GitHub Deployments API (needs `deployments: write`).',
+    required: false,
+    default: '${{ github.token }}',
+    secret: true,
+  },
   {
     name: 'notify-webhook',
     description:
@@ -138,7 +218,11 @@ const DEPLOY_INPUTS = [
 /** What action.yml declares; a unit test keeps action.yml and the README in step with these. */
 export const ACTION_INPUTS: readonly InputDefinition[] = [
   // With strategy: coolify there is no SSH host, so host and username are not always required.
-  ...MULTI_HOST_INPUTS.map((input) => (input.name === 'host' || input.name === 'username' ? { ...input, required: false, description: `${input.description} Not used with strategy: coolify.` } : input)),
+  ...MULTI_HOST_INPUTS.map((input) =>
+    input.name === 'host' || input.name === 'username'
+      ? { ...input, required: false, description: `${input.description} Not used with strategy: coolify.` }
+      : input,
+  ),
   ...DEPLOY_INPUTS,
   ...BACKUP_BEFORE_DEPLOY_INPUTS,
   ...ROLLING_INPUTS,
@@ -249,11 +333,13 @@ function readProjectDir(): string {
   const given = getString('project-dir');
   const repository = (process.env.GITHUB_REPOSITORY ?? '').split('/')[1];
   const value = given ?? (repository ? `/opt/${repository}` : undefined);
-  if (value === undefined) throw new InputError('project-dir', 'Input "project-dir" is required when GITHUB_REPOSITORY is not set (it defaults to /opt/<repository name>)');
+  if (value === undefined)
+    throw new InputError('project-dir', 'Input "project-dir" is required when GITHUB_REPOSITORY is not set (it defaults to /opt/<repository name>)');
   const expected = 'an absolute path on the server like /opt/myapp (no "..", no line breaks, not "/")';
   const clean = value.replace(/\/+$/, '');
   const sample = clean.replaceAll('{host}', 'host');
-  if (!sample.startsWith('/') || sample === '' || /[\r\n\0{}]/.test(sample) || sample.split('/').includes('..')) throw invalidInput('project-dir', expected, value);
+  if (!sample.startsWith('/') || sample === '' || /[\r\n\0{}]/.test(sample) || sample.split('/').includes('..'))
+    throw invalidInput('project-dir', expected, value);
   return clean;
 }
 
@@ -263,7 +349,8 @@ const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 function readProjectName(projectDir: string | undefined): string | undefined {
   const given = getString('project-name');
   if (given !== undefined) {
-    if (!PROJECT_NAME.test(given.replaceAll('{host}', 'host'))) throw invalidInput('project-name', 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
+    if (!PROJECT_NAME.test(given.replaceAll('{host}', 'host')))
+      throw invalidInput('project-name', 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
     return given;
   }
   if (projectDir === undefined) return undefined;
@@ -272,14 +359,17 @@ function readProjectName(projectDir: string | undefined): string | undefined {
     .map((part) => part.toLowerCase().replace(/[^a-z0-9_-]/g, '-'))
     .join('{host}')
     .replace(/^[-_]+/, '');
-  if (!PROJECT_NAME.test(derived.replaceAll('{host}', 'host'))) throw new InputError('project-name', `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
+  if (!PROJECT_NAME.test(derived.replaceAll('{host}', 'host')))
+    throw new InputError('project-name', `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
   return derived;
 }
 
 function readComposeFiles(): ComposeFileInput[] {
   const given = getList('compose-file');
   const root = workspace();
-  const paths = given ?? [['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'].find((name) => existsSync(resolve(root, name))) ?? 'compose.yaml'];
+  const paths = given ?? [
+    ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'].find((name) => existsSync(resolve(root, name))) ?? 'compose.yaml',
+  ];
   const used = new Set<string>();
   const problems: string[] = [];
   const files = paths.map((path, index) => {
@@ -296,7 +386,10 @@ function readComposeFiles(): ComposeFileInput[] {
     return { path, name, content };
   });
   if (problems.length > 0) {
-    throw new InputError('compose-file', `Input "compose-file" must name compose files in the repository (relative to ${root}); cannot read ${problems.join(', ')}`);
+    throw new InputError(
+      'compose-file',
+      `Input "compose-file" must name compose files in the repository (relative to ${root}); cannot read ${problems.join(', ')}`,
+    );
   }
   return files;
 }
@@ -319,7 +412,11 @@ export function envValues(envFile: string): string[] {
   return [...values];
 }
 
-function readServerBuilds(composeFiles: readonly ComposeFileInput[] | undefined, images: Readonly<Record<string, string>> | undefined, buildOnServer: boolean | undefined): { services: string[]; builds: ServerBuild[] } | undefined {
+function readServerBuilds(
+  composeFiles: readonly ComposeFileInput[] | undefined,
+  images: Readonly<Record<string, string>> | undefined,
+  buildOnServer: boolean | undefined,
+): { services: string[]; builds: ServerBuild[] } | undefined {
   if (composeFiles === undefined || composeFiles.length === 0 || images === undefined) return undefined;
   let found: { services: string[]; builds: ServerBuild[] };
   try {
@@ -403,7 +500,11 @@ function readRollback(): string | undefined {
   const value = getString('rollback');
   if (value === undefined || value === 'previous') return value;
   if (!isReleaseId(value) && !GIT_SHA.test(value)) {
-    throw invalidInput('rollback', '"previous", a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output), or a git commit SHA (7 to 40 hex digits)', value);
+    throw invalidInput(
+      'rollback',
+      '"previous", a release id like 20261121T222430Z-1a2b3c4-9f0e (from the audit log or the release-id output), or a git commit SHA (7 to 40 hex digits)',
+      value,
+    );
   }
   return GIT_SHA.test(value) ? value.toLowerCase() : value;
 }
@@ -416,11 +517,18 @@ function readRegistryLogin(strategy: StrategyName | undefined): RegistryLogin | 
   if (username === undefined && password === undefined) return undefined;
   if (username === undefined || password === undefined) {
     const missing = username === undefined ? 'registry-username' : 'registry-password';
-    throw new InputError(missing, `Input "${missing}" is required with "${missing === 'registry-username' ? 'registry-password' : 'registry-username'}": the pull logs in with both`);
+    throw new InputError(
+      missing,
+      `Input "${missing}" is required with "${missing === 'registry-username' ? 'registry-password' : 'registry-username'}": the pull logs in with both`,
+    );
   }
-  if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._/-]*)?$/.test(registry)) throw invalidInput('registry', 'a registry host such as ghcr.io or registry.example.com:5000', registry);
+  if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._/-]*)?$/.test(registry))
+    throw invalidInput('registry', 'a registry host such as ghcr.io or registry.example.com:5000', registry);
   if (strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling' && strategy !== 'swarm') {
-    throw new InputError(['registry-username', 'strategy'], `Input "registry-username" is used by strategy recreate, rolling and swarm, which pull the images; strategy is ${strategy}`);
+    throw new InputError(
+      ['registry-username', 'strategy'],
+      `Input "registry-username" is used by strategy recreate, rolling and swarm, which pull the images; strategy is ${strategy}`,
+    );
   }
   return { registry, username, password };
 }
@@ -429,13 +537,19 @@ function readDeployment(): GithubDeploymentInputs | undefined {
   const environment = getString('environment');
   const url = getString('environment-url');
   if (environment === undefined) {
-    if (url !== undefined) throw new InputError('environment-url', 'Input "environment-url" is set but "environment" is not; the URL belongs to a GitHub Deployment, which needs an environment name');
+    if (url !== undefined)
+      throw new InputError(
+        'environment-url',
+        'Input "environment-url" is set but "environment" is not; the URL belongs to a GitHub Deployment, which needs an environment name',
+      );
     return undefined;
   }
-  if (/[\r\n]/.test(environment) || environment.length > 255) throw invalidInput('environment', 'a GitHub environment name on one line, e.g. production', environment);
+  if (/[\r\n]/.test(environment) || environment.length > 255)
+    throw invalidInput('environment', 'a GitHub environment name on one line, e.g. production', environment);
   if (url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) throw invalidInput('environment-url', 'an http:// or https:// URL', url);
   const token = getString('github-token', { secret: true });
-  if (token === undefined) throw new InputError('github-token', 'Input "github-token" is empty; "environment" needs a token with deployments: write (the default is github.token)');
+  if (token === undefined)
+    throw new InputError('github-token', 'Input "github-token" is empty; "environment" needs a token with deployments: write (the default is github.token)');
   maskSecret(token);
   return { environment, ...(url === undefined ? {} : { url }), token };
 }
@@ -452,7 +566,11 @@ function readWebhook(): string | undefined {
     ok = false;
   }
   // The value is a secret: the error names the input and the form, not the value.
-  if (!ok) throw new InputError('notify-webhook', 'Input "notify-webhook" must be an https:// incoming-webhook URL (Slack, Discord or compatible); the value given is not a URL');
+  if (!ok)
+    throw new InputError(
+      'notify-webhook',
+      'Input "notify-webhook" must be an https:// incoming-webhook URL (Slack, Discord or compatible); the value given is not a URL',
+    );
   return value;
 }
 
@@ -464,9 +582,24 @@ function readWebhook(): string | undefined {
  */
 function unusedBy(strategy: StrategyName): string[] {
   const composeOnly = ['compose-file', 'images', 'registry', 'pull-timeout'];
-  const sshOnly = [...MULTI_HOST_INPUTS.map((input) => input.name), 'project-dir', 'project-name', 'env-file', 'pre-deploy', 'pre-deploy-timeout', 'keep-releases', 'lock-timeout', 'lock-ttl', 'sudo', 'all-or-nothing', 'rollback-on-failure'];
+  const sshOnly = [
+    ...MULTI_HOST_INPUTS.map((input) => input.name),
+    'project-dir',
+    'project-name',
+    'env-file',
+    'pre-deploy',
+    'pre-deploy-timeout',
+    'keep-releases',
+    'lock-timeout',
+    'lock-ttl',
+    'sudo',
+    'all-or-nothing',
+    'rollback-on-failure',
+  ];
   // rolling-services has its own check (readRollingInputs).
-  const others = [...(strategy === 'rolling' ? [] : ROLLING_INPUTS), ...(strategy === 'coolify' ? [] : COOLIFY_INPUTS)].map((input) => input.name).filter((name) => name !== 'rolling-services');
+  const others = [...(strategy === 'rolling' ? [] : ROLLING_INPUTS), ...(strategy === 'coolify' ? [] : COOLIFY_INPUTS)]
+    .map((input) => input.name)
+    .filter((name) => name !== 'rolling-services');
   if (strategy === 'coolify') return [...sshOnly, ...composeOnly, ...others];
   if (strategy === 'systemd') return [...composeOnly, ...others];
   if (strategy === 'swarm') return ['pull-timeout', ...others];
@@ -482,7 +615,10 @@ function setToOtherThanDefault(name: string): boolean {
 function strayInputs(strategy: StrategyName): InputError | undefined {
   const stray = [...new Set(unusedBy(strategy))].filter(setToOtherThanDefault);
   if (stray.length === 0) return undefined;
-  return new InputError(stray, `Input${stray.length === 1 ? '' : 's'} ${stray.map((name) => `"${name}"`).join(', ')} ${stray.length === 1 ? 'is' : 'are'} not used by strategy: ${strategy}, so ${stray.length === 1 ? 'it' : 'they'} would be ignored; remove ${stray.length === 1 ? 'it' : 'them'} (or choose the strategy that uses ${stray.length === 1 ? 'it' : 'them'})`);
+  return new InputError(
+    stray,
+    `Input${stray.length === 1 ? '' : 's'} ${stray.map((name) => `"${name}"`).join(', ')} ${stray.length === 1 ? 'is' : 'are'} not used by strategy: ${strategy}, so ${stray.length === 1 ? 'it' : 'they'} would be ignored; remove ${stray.length === 1 ? 'it' : 'them'} (or choose the strategy that uses ${stray.length === 1 ? 'it' : 'them'})`,
+  );
 }
 
 /** Every input, validated together before anything connects, so one run reports every mistake. */
@@ -533,24 +669,59 @@ export function readDeployInputs(): DeployInputs {
   const sudo = c.read(() => getBoolean('sudo', { default: false }));
   const dryRun = c.read(readDryRun);
   if (rollback !== undefined && images !== undefined && Object.keys(images).length > 0) {
-    c.add(new InputError(['rollback', 'images'], 'Inputs "rollback" and "images" are both set; a rollback re-deploys a kept release exactly as it was, so leave "images" empty'));
+    c.add(
+      new InputError(
+        ['rollback', 'images'],
+        'Inputs "rollback" and "images" are both set; a rollback re-deploys a kept release exactly as it was, so leave "images" empty',
+      ),
+    );
   }
   if (getString('backup-before-deploy') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
-    c.add(new InputError(['backup-before-deploy', 'strategy'], `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`));
+    c.add(
+      new InputError(
+        ['backup-before-deploy', 'strategy'],
+        `Input "backup-before-deploy" works with strategy recreate or rolling (it runs in the Compose project before pre-deploy); strategy is ${strategy}. Run action-backup as a step before this one instead`,
+      ),
+    );
   }
   if (strategy === 'swarm' && builds !== undefined && builds.builds.length > 0) {
-    c.add(new InputError(['compose-file', 'images'], `Strategy swarm cannot build: docker stack deploy ignores build:, so ${builds.builds.map((build) => build.service).join(', ')} would run a stale or missing image; build and push with action-build-push and pass images: <service>=<image-ref>`));
+    c.add(
+      new InputError(
+        ['compose-file', 'images'],
+        `Strategy swarm cannot build: docker stack deploy ignores build:, so ${builds.builds.map((build) => build.service).join(', ')} would run a stale or missing image; build and push with action-build-push and pass images: <service>=<image-ref>`,
+      ),
+    );
   }
   if (setToOtherThanDefault('build-on-server') && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
-    c.add(new InputError(['build-on-server', 'strategy'], `Input "build-on-server" works with strategy recreate or rolling (Compose builds on the server); strategy is ${strategy}`));
+    c.add(
+      new InputError(
+        ['build-on-server', 'strategy'],
+        `Input "build-on-server" works with strategy recreate or rolling (Compose builds on the server); strategy is ${strategy}`,
+      ),
+    );
   }
   if (getList('files') !== undefined && strategy !== undefined && strategy !== 'recreate' && strategy !== 'rolling') {
-    c.add(new InputError(['files', 'strategy'], `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`));
+    c.add(
+      new InputError(
+        ['files', 'strategy'],
+        `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`,
+      ),
+    );
   } else if (rollback !== undefined && getList('files') !== undefined) {
-    c.add(new InputError(['rollback', 'files'], 'Inputs "rollback" and "files" are both set; a rollback re-deploys the kept release with the files it shipped, so leave "files" empty'));
+    c.add(
+      new InputError(
+        ['rollback', 'files'],
+        'Inputs "rollback" and "files" are both set; a rollback re-deploys the kept release with the files it shipped, so leave "files" empty',
+      ),
+    );
   }
   if (rollback !== undefined && envFile !== undefined) {
-    c.add(new InputError(['rollback', 'env-file'], 'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty'));
+    c.add(
+      new InputError(
+        ['rollback', 'env-file'],
+        'Inputs "rollback" and "env-file" are both set; a rollback re-deploys the kept release with its own .env, so leave "env-file" empty',
+      ),
+    );
   }
   if (body !== undefined && urls !== undefined && urls.length === 0) {
     c.add(new InputError('health-body', 'Input "health-body" is set but "health-url" is not; the body is checked in the health-url responses'));

@@ -29,7 +29,9 @@ export function ensureProjectDir(projectDir: string): Command {
     projectDir,
     raw('2>/dev/null || [ ! -w'),
     projectDir,
-    raw(`]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n'`),
+    raw(
+      `]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n'`,
+    ),
     projectDir,
     raw('"$(id -un)" "$(id -un)" "$(id -gn)" "$(printf %q'),
     projectDir,
@@ -40,7 +42,8 @@ export function ensureProjectDir(projectDir: string): Command {
 export function tryLock(projectDir: string, owner: LockOwner, ttlSeconds: number): Command[] {
   const dir = lockDir(projectDir);
   const ownerJson = JSON.stringify(owner);
-  const take = (word: string): Command => and(['mkdir', dir, raw('2>/dev/null')], redirectTo(['printf', '%s\\n', ownerJson], `${dir}/owner.json`), ['echo', word]);
+  const take = (word: string): Command =>
+    and(['mkdir', dir, raw('2>/dev/null')], redirectTo(['printf', '%s\\n', ownerJson], `${dir}/owner.json`), ['echo', word]);
   const quiet = (command: Command): Command => [...command, raw('2>/dev/null')];
   const stale = `${dir}.stale-${owner.token}`;
   return [
@@ -70,7 +73,18 @@ export function tryLock(projectDir: string, owner: LockOwner, ttlSeconds: number
 export function releaseLock(projectDir: string, token: string): Command[] {
   const dir = lockDir(projectDir);
   return [
-    [raw('if'), 'grep', '-qF', `"token":"${token}"`, `${dir}/owner.json`, raw('2>/dev/null; then'), 'rm', '-rf', dir, raw('; echo released; else echo not-held; fi')],
+    [
+      raw('if'),
+      'grep',
+      '-qF',
+      `"token":"${token}"`,
+      `${dir}/owner.json`,
+      raw('2>/dev/null; then'),
+      'rm',
+      '-rf',
+      dir,
+      raw('; echo released; else echo not-held; fi'),
+    ],
   ];
 }
 
@@ -83,7 +97,10 @@ export function touchLock(projectDir: string, token: string): Command[] {
 export type LockAttempt = { kind: 'acquired' } | { kind: 'took-over' } | { kind: 'held'; ageSeconds: number; owner?: Partial<LockOwner> };
 
 export function parseLockAttempt(stdout: string): LockAttempt {
-  const lines = stdout.split('\n').map((line) => line.trim()).filter(Boolean);
+  const lines = stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
   const first = lines[0] ?? '';
   if (first === 'acquired' || first === 'took-over') return { kind: first };
   const held = /^held (\d+)$/.exec(first);

@@ -45,11 +45,15 @@ export async function acquireLock(
     if (options.dryRun) break;
     const attempt = parseLockAttempt(result.stdout);
     if (attempt.kind === 'took-over') {
-      core.warning(`Took over a stale deploy lock in ${projectDir} (older than lock-ttl, ${options.ttlSeconds}s): the deploy that held it probably crashed or lost its connection.`);
+      core.warning(
+        `Took over a stale deploy lock in ${projectDir} (older than lock-ttl, ${options.ttlSeconds}s): the deploy that held it probably crashed or lost its connection.`,
+      );
       break;
     }
     if (attempt.kind === 'acquired') break;
-    const who = attempt.owner ? `${attempt.owner.actor ?? 'unknown'} (release ${attempt.owner.release ?? '?'}${attempt.owner.runUrl ? `, ${attempt.owner.runUrl}` : ''})` : 'another deploy';
+    const who = attempt.owner
+      ? `${attempt.owner.actor ?? 'unknown'} (release ${attempt.owner.release ?? '?'}${attempt.owner.runUrl ? `, ${attempt.owner.runUrl}` : ''})`
+      : 'another deploy';
     if (Date.now() + POLL_MS > deadline) {
       held.delete(key);
       saveHeld();
@@ -58,7 +62,8 @@ export async function acquireLock(
           `If no deploy is running, the lock is taken over automatically once it is older than lock-ttl (${options.ttlSeconds}s).`,
       );
     }
-    if (!waitingSaid) core.info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
+    if (!waitingSaid)
+      core.info(`Waiting for the deploy lock in ${projectDir}, held by ${who} for ${attempt.ageSeconds}s (lock-timeout ${options.timeoutSeconds}s)`);
     waitingSaid = true;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }

@@ -62,7 +62,11 @@ export async function run(): Promise<void> {
     const secrets = inputs.envFile === undefined ? [] : envValues(inputs.envFile);
     await writeSummary(redact(`### ❌ Skiff ${mode} failed\n\n${(error as Error).message}\n`, secrets)).catch(() => undefined);
     await deployment?.status('failure', `Failed: ${(error as Error).message.split('\n')[0]}`);
-    if (inputs.notifyWebhook) await sendNotification(inputs.notifyWebhook, deployNotification(inputs, ctx, { error: (error as Error).message, durationSeconds: (performance.now() - started) / 1000, mode }));
+    if (inputs.notifyWebhook)
+      await sendNotification(
+        inputs.notifyWebhook,
+        deployNotification(inputs, ctx, { error: (error as Error).message, durationSeconds: (performance.now() - started) / 1000, mode }),
+      );
     throw error;
   }
   report(result);
@@ -110,7 +114,11 @@ export async function post(): Promise<void> {
       try {
         const result = await server.run(releaseLock(lock.projectDir, lock.token), { description: 'release the deploy lock', timeoutSeconds: 60 });
         const where = `${lock.projectDir}${targets.length > 1 ? ` on ${hostLabel(target)}` : ''}`;
-        core.info(result.stdout.trim() === 'released' ? `Released the deploy lock in ${where} that this job still held` : `The deploy lock in ${where} is no longer this job's`);
+        core.info(
+          result.stdout.trim() === 'released'
+            ? `Released the deploy lock in ${where} that this job still held`
+            : `The deploy lock in ${where} is no longer this job's`,
+        );
       } finally {
         await server.close();
       }

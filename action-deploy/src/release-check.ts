@@ -30,5 +30,13 @@ export async function upAndCheck(d: Deployer, release: Release, start: () => Pro
   await start();
   const check = releaseCheckSuccesses(before, await containerRows(d, 'list the containers after compose up'), d.inputs.health.successes);
   core.info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
-  return healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, Object.keys(release.images), { ...d.inputs.health, successes: check.successes }, touchLock(d.inputs.projectDir, d.ctx.token));
+  return healthGate(
+    d.server,
+    d.cli,
+    d.inputs.projectName,
+    d.inputs.projectDir,
+    Object.keys(release.images),
+    { ...d.inputs.health, successes: check.successes },
+    touchLock(d.inputs.projectDir, d.ctx.token),
+  );
 }

@@ -29,9 +29,16 @@ export function isReleaseId(text: string): boolean {
 
 /** `20261121T222430Z-1a2b3c4` plus a random suffix so two runs in the same second never collide. */
 export function newReleaseId(now: Date, sha: string, random: string): string {
-  const stamp = now.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  const stamp = now
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
   const short = (sha.toLowerCase().match(/[0-9a-z]/g) ?? []).join('').slice(0, 7) || 'manual';
-  return `${stamp}-${short}-${random.toLowerCase().replace(/[^0-9a-z]/g, '').padEnd(4, '0').slice(0, 4)}`;
+  return `${stamp}-${short}-${random
+    .toLowerCase()
+    .replace(/[^0-9a-z]/g, '')
+    .padEnd(4, '0')
+    .slice(0, 4)}`;
 }
 
 export interface ReleaseMeta {
@@ -46,7 +53,10 @@ export interface ReleaseMeta {
 
 /** Prepares an empty release directory; 0700 because it will hold the env file. */
 export function createRelease(projectDir: string, id: string): Command[] {
-  return [['mkdir', '-p', releasesDir(projectDir)], ['mkdir', '-m', '700', releaseDir(projectDir, id)]];
+  return [
+    ['mkdir', '-p', releasesDir(projectDir)],
+    ['mkdir', '-m', '700', releaseDir(projectDir, id)],
+  ];
 }
 
 /**
@@ -62,7 +72,23 @@ export function readState(projectDir: string): Command[] {
     ['find', releases, '-mindepth', '2', '-maxdepth', '2', '-name', DEPLOYED_MARK, '-printf', 'deployed %h\\n'],
     ['find', releases, '-mindepth', '2', '-maxdepth', '2', '-name', IMAGE_LOCK, '-printf', 'lock %h ', '-exec', 'cat', '{}', ';'],
     // The full git SHA of each release, for `rollback: <sha>` (one line each, even when meta.json has none).
-    ['find', releases, '-mindepth', '2', '-maxdepth', '2', '-name', META, '-exec', 'sh', '-c', `printf 'sha %s %s\\n' "\${1%/*}" "$(sed -n 's/^ *"sha": *"\\([0-9A-Za-z]*\\)".*/\\1/p' "$1" | head -n 1)"`, 'sh', '{}', ';'],
+    [
+      'find',
+      releases,
+      '-mindepth',
+      '2',
+      '-maxdepth',
+      '2',
+      '-name',
+      META,
+      '-exec',
+      'sh',
+      '-c',
+      `printf 'sha %s %s\\n' "\${1%/*}" "$(sed -n 's/^ *"sha": *"\\([0-9A-Za-z]*\\)".*/\\1/p' "$1" | head -n 1)"`,
+      'sh',
+      '{}',
+      ';',
+    ],
   ];
 }
 
@@ -90,8 +116,7 @@ export function parseState(stdout: string): ServerState {
     else if (kind === 'sha') {
       const [dir, sha] = rest.split(' ');
       if (dir && sha) (state.shas ??= new Map()).set(base(dir), sha.toLowerCase());
-    }
-    else if (kind === 'lock') {
+    } else if (kind === 'lock') {
       const split = rest.indexOf(' ');
       try {
         const parsed = JSON.parse(rest.slice(split + 1)) as { services?: Record<string, { image?: string }> };
@@ -109,7 +134,10 @@ export function parseState(stdout: string): ServerState {
 
 /** The newest release that passed the gate and is older than `current` ("previous" for a rollback). */
 export function previousRelease(state: ServerState, current = state.current): string | undefined {
-  return [...state.deployed].filter((id) => state.releases.includes(id) && (current === undefined || id < current)).sort().at(-1);
+  return [...state.deployed]
+    .filter((id) => state.releases.includes(id) && (current === undefined || id < current))
+    .sort()
+    .at(-1);
 }
 
 /** Compose override pinning each service's image; JSON, which Compose reads as YAML. */
@@ -170,7 +198,11 @@ export interface PrunePlan {
 export function planPrune(state: ServerState, keep: number, protect: readonly string[]): PrunePlan {
   const keepSet = new Set<string>(protect);
   if (state.current) keepSet.add(state.current);
-  for (const id of [...state.deployed].filter((d) => state.releases.includes(d)).sort().slice(-keep)) keepSet.add(id);
+  for (const id of [...state.deployed]
+    .filter((d) => state.releases.includes(d))
+    .sort()
+    .slice(-keep))
+    keepSet.add(id);
   const current = state.current ?? '';
   const remove = state.releases.filter((id) => !keepSet.has(id) && (state.deployed.has(id) || id < current));
   const used = new Set<string>();
@@ -180,7 +212,8 @@ export function planPrune(state: ServerState, keep: number, protect: readonly st
   // other tag (what a release that failed before pinning asked for) can name the very image a kept
   // release runs by digest, and `docker image rm <tag>` would delete it.
   for (const id of remove) {
-    for (const image of Object.values(state.locks.get(id) ?? {})) if ((image.includes('@sha256:') || image.endsWith(`:${id}`)) && !used.has(image)) images.add(image);
+    for (const image of Object.values(state.locks.get(id) ?? {}))
+      if ((image.includes('@sha256:') || image.endsWith(`:${id}`)) && !used.has(image)) images.add(image);
   }
   return { remove, images: [...images].sort() };
 }

@@ -39,11 +39,17 @@ export function rollbackTarget(state: ServerState, wanted: string): string {
       : kept
           .slice()
           .reverse()
-          .map((id) => `\n  ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ', current' : ''})`)
+          .map(
+            (id) =>
+              `\n  ${id} (commit ${releaseSha(state, id).sha.slice(0, 12)}, ${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)} ${id.slice(9, 11)}:${id.slice(11, 13)} UTC${id === state.current ? ', current' : ''})`,
+          )
           .join('');
   if (wanted === 'previous') {
     const id = previousRelease(state);
-    if (!id) throw new RefusedBeforeChange(`rollback: previous — there is no deployed release older than the current one (${state.current ?? 'none'}). Kept releases: ${list()}`);
+    if (!id)
+      throw new RefusedBeforeChange(
+        `rollback: previous — there is no deployed release older than the current one (${state.current ?? 'none'}). Kept releases: ${list()}`,
+      );
     return id;
   }
   if (GIT_SHA.test(wanted) && !isReleaseId(wanted)) {
@@ -54,10 +60,14 @@ export function rollbackTarget(state: ServerState, wanted: string): string {
     });
     // The newest release of that commit: a redeploy of the same SHA made a newer one.
     const id = matching.at(-1);
-    if (!id) throw new RefusedBeforeChange(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
+    if (!id)
+      throw new RefusedBeforeChange(`rollback: no kept, successfully deployed release was made from commit ${wanted}. Kept releases (newest first): ${list()}`);
     return id;
   }
-  if (!kept.includes(wanted)) throw new RefusedBeforeChange(`rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`);
+  if (!kept.includes(wanted))
+    throw new RefusedBeforeChange(
+      `rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`,
+    );
   return wanted;
 }
 
@@ -65,6 +75,14 @@ export function rollbackTarget(state: ServerState, wanted: string): string {
 export async function restore(d: Deployer, id: string, services?: readonly string[]): Promise<{ release: Release; gate: GateReport }> {
   const release = await loadRelease(d, id);
   await switchTo(d, release);
-  const gate = await healthGate(d.server, d.cli, d.inputs.projectName, d.inputs.projectDir, services ?? Object.keys(release.images), d.inputs.health, touchLock(d.inputs.projectDir, d.ctx.token));
+  const gate = await healthGate(
+    d.server,
+    d.cli,
+    d.inputs.projectName,
+    d.inputs.projectDir,
+    services ?? Object.keys(release.images),
+    d.inputs.health,
+    touchLock(d.inputs.projectDir, d.ctx.token),
+  );
   return { release, gate };
 }

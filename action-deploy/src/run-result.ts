@@ -19,7 +19,11 @@ export interface RunResult {
 
 export function combine(reports: HostReport[], durationSeconds: number, mode: Outcome['mode'], releaseId: string): RunResult {
   const all = (status: HostReport['status'] | HostReport['status'][]) => reports.every((report) => [status].flat().includes(report.status));
-  const status: Outcome['status'] = all('deployed') ? 'deployed' : all(['rolled-back', 'skipped']) && reports.some((r) => r.status === 'rolled-back') ? 'rolled-back' : 'failed';
+  const status: Outcome['status'] = all('deployed')
+    ? 'deployed'
+    : all(['rolled-back', 'skipped']) && reports.some((r) => r.status === 'rolled-back')
+      ? 'rolled-back'
+      : 'failed';
   const first = reports.find((report) => report.outcome)?.outcome;
   const running = reports.find((report) => report.status === 'deployed')?.outcome ?? first;
   const problems = reports.filter((report) => report.status !== 'deployed');
@@ -27,7 +31,7 @@ export function combine(reports: HostReport[], durationSeconds: number, mode: Ou
     status === 'deployed'
       ? undefined
       : reports.length === 1
-        ? reports[0]!.error ?? reports[0]!.outcome?.error ?? 'failed'
+        ? (reports[0]!.error ?? reports[0]!.outcome?.error ?? 'failed')
         : problems.map((report) => `${report.label}: ${describe(report)}`).join('\n');
   return {
     status,
@@ -44,7 +48,8 @@ export function combine(reports: HostReport[], durationSeconds: number, mode: Ou
 
 function describe(report: HostReport): string {
   if (report.status === 'skipped') return 'not started (an earlier host failed)';
-  if (report.undo) return report.undo.ok ? `switched, then rolled back to ${report.undo.to} (all-or-nothing)` : `all-or-nothing rollback failed: ${report.undo.error}`;
+  if (report.undo)
+    return report.undo.ok ? `switched, then rolled back to ${report.undo.to} (all-or-nothing)` : `all-or-nothing rollback failed: ${report.undo.error}`;
   return report.error ?? report.outcome?.error ?? report.status;
 }
 

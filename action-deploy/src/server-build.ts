@@ -80,17 +80,26 @@ export function findServerBuilds(
   return { services: [...contexts.keys()], builds };
 }
 
-export const builtImage = (projectName: string, service: string, releaseId: string): string => `${projectName}-${service.toLowerCase().replace(/[^a-z0-9_.-]/g, '-')}:${releaseId}`;
+export const builtImage = (projectName: string, service: string, releaseId: string): string =>
+  `${projectName}-${service.toLowerCase().replace(/[^a-z0-9_.-]/g, '-')}:${releaseId}`;
 
 /** Points each built service's context at the release's copy and names its image after the release. */
 export function buildOverride(releasePath: string, projectName: string, releaseId: string, builds: readonly Pick<ServerBuild, 'service'>[]): string {
-  const services = Object.fromEntries(builds.map(({ service }) => [service, { build: { context: `${releasePath}/${BUILD_DIR}/${service}` }, image: builtImage(projectName, service, releaseId) }]));
+  const services = Object.fromEntries(
+    builds.map(({ service }) => [
+      service,
+      { build: { context: `${releasePath}/${BUILD_DIR}/${service}` }, image: builtImage(projectName, service, releaseId) },
+    ]),
+  );
   return `${JSON.stringify({ services }, null, 2)}\n`;
 }
 
 /** Unpacks a context streamed on stdin; owners are the deploy user's, not the runner's. */
 export function unpackContext(remoteDir: string): Command[] {
-  return [['mkdir', '-p', remoteDir], ['tar', '-x', '-f', '-', '--no-same-owner', '-C', remoteDir]];
+  return [
+    ['mkdir', '-p', remoteDir],
+    ['tar', '-x', '-f', '-', '--no-same-owner', '-C', remoteDir],
+  ];
 }
 
 /**

@@ -111,7 +111,9 @@ export function expandShippedFiles(workspace: string, composeDir: string, patter
     files.push({ path: placed, mode: statSync(full).mode & 0o111 ? 0o755 : 0o644, content });
   }
   if (files.length > MAX_FILES || bytes > MAX_BYTES) {
-    problems.push(`${files.length} files, ${bytes} bytes: more than ${MAX_FILES} files or ${MAX_BYTES / 1024 / 1024} MiB is not configuration; bake it into the image`);
+    problems.push(
+      `${files.length} files, ${bytes} bytes: more than ${MAX_FILES} files or ${MAX_BYTES / 1024 / 1024} MiB is not configuration; bake it into the image`,
+    );
   }
   if (problems.length > 0) throw new Error(problems.join('; '));
   return files;
@@ -147,7 +149,9 @@ function covered(files: readonly ShippedFile[], source: string): ShippedFile[] {
 function treeHash(files: readonly ShippedFile[], source: string): string {
   const hash = createHash('sha256');
   for (const file of covered(files, source)) {
-    hash.update(`${file.path === source ? '' : file.path.slice(source.length + 1)}\0${file.mode.toString(8)}\0${createHash('sha256').update(file.content).digest('hex')}\n`);
+    hash.update(
+      `${file.path === source ? '' : file.path.slice(source.length + 1)}\0${file.mode.toString(8)}\0${createHash('sha256').update(file.content).digest('hex')}\n`,
+    );
   }
   return hash.digest('hex').slice(0, 24);
 }
@@ -176,7 +180,11 @@ export function resolveShippedFiles(configYaml: string, projectDir: string, file
     return mount;
   };
 
-  const override: { services: Record<string, { volumes?: VolumeEntry[]; labels?: Record<string, string> }>; configs?: Record<string, { file: string }>; secrets?: Record<string, { file: string }> } = { services: {} };
+  const override: {
+    services: Record<string, { volumes?: VolumeEntry[]; labels?: Record<string, string> }>;
+    configs?: Record<string, { file: string }>;
+    secrets?: Record<string, { file: string }>;
+  } = { services: {} };
   const hashesOf = new Map<string, Set<string>>();
   const touch = (service: string, mount: FileMount) => {
     const set = hashesOf.get(service) ?? new Set<string>();
@@ -237,9 +245,19 @@ export function storeShippedFiles(projectDir: string, releasePath: string, mount
       const entry = `${store}/${mount.hash}`;
       const temporary = `${entry}.tmp`;
       return [
-        raw('if [ ! -e'), entry, raw(']; then rm -rf --'), temporary, raw('&& mkdir -m 755 --'), temporary,
-        raw('&& cp -R --preserve=mode --'), `${releasePath}/${SHIPPED_DIR}/${mount.source}`, `${temporary}/${posix.basename(mount.source)}`,
-        raw('&& mv --'), temporary, entry, raw('; fi'),
+        raw('if [ ! -e'),
+        entry,
+        raw(']; then rm -rf --'),
+        temporary,
+        raw('&& mkdir -m 755 --'),
+        temporary,
+        raw('&& cp -R --preserve=mode --'),
+        `${releasePath}/${SHIPPED_DIR}/${mount.source}`,
+        `${temporary}/${posix.basename(mount.source)}`,
+        raw('&& mv --'),
+        temporary,
+        entry,
+        raw('; fi'),
       ];
     }),
   ];
@@ -249,6 +267,10 @@ export function storeShippedFiles(projectDir: string, releasePath: string, mount
 export function pruneStore(projectDir: string, releasesPath: string): Command[] {
   return [
     [raw(`store=${quote(`${projectDir}/${STORE}`)} releases=${quote(releasesPath)}`)],
-    [raw(`if [ -d "$store" ]; then for entry in "$store"/*; do [ -e "$entry" ] || continue; name=\${entry##*/}; if ! grep -qsF -- "/${STORE}/$name/" "$releases"/*/${FILES_OVERRIDE}; then rm -rf -- "$entry"; fi; done; fi`)],
+    [
+      raw(
+        `if [ -d "$store" ]; then for entry in "$store"/*; do [ -e "$entry" ] || continue; name=\${entry##*/}; if ! grep -qsF -- "/${STORE}/$name/" "$releases"/*/${FILES_OVERRIDE}; then rm -rf -- "$entry"; fi; done; fi`,
+      ),
+    ],
   ];
 }

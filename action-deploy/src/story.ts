@@ -1,6 +1,21 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
-import { audit, buildOnServer, linkReleaseEnv, loadRelease, markCurrent, prune, pullImages, resolveDigests, runPreDeploy, serverState, switchTo, uploadRelease, type Deployer, type Release } from './deploy';
+import {
+  audit,
+  buildOnServer,
+  linkReleaseEnv,
+  loadRelease,
+  markCurrent,
+  prune,
+  pullImages,
+  resolveDigests,
+  runPreDeploy,
+  serverState,
+  switchTo,
+  uploadRelease,
+  type Deployer,
+  type Release,
+} from './deploy';
 import { backupBeforeDeploy, type TakenBackup } from './backup-before-deploy';
 import type { GateReport } from './health-gate';
 import { newReleaseId } from './releases';
@@ -66,7 +81,13 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
   // From here on every compose command, Skiff's and pre-deploy's, sees this release's .env
   // (services with `env_file: .env` need it from the first pull); an early failure links it back.
   await linkReleaseEnv(d, release);
-  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [] as string[], gates: [] as Outcome['gates'], backups: [] as TakenBackup[] };
+  const base = {
+    releaseId: id,
+    ...(previous ? { previousReleaseId: previous } : {}),
+    pruned: [] as string[],
+    gates: [] as Outcome['gates'],
+    backups: [] as TakenBackup[],
+  };
 
   const beforeSwitch = async (what: string, step: () => Promise<void>): Promise<string | undefined> => {
     try {
@@ -83,7 +104,9 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
     (await beforeSwitch('Pulling images', () => pullImages(d, release))) ??
     (await beforeSwitch('Building images on the server', () => buildOnServer(d, release))) ??
     (await beforeSwitch('Resolving image digests', () => resolveDigests(d, release))) ??
-    (d.inputs.backupBeforeDeploy === undefined ? undefined : await beforeSwitch('backup-before-deploy', async () => void base.backups.push(...(await backupBeforeDeploy(d, release, previous))))) ??
+    (d.inputs.backupBeforeDeploy === undefined
+      ? undefined
+      : await beforeSwitch('backup-before-deploy', async () => void base.backups.push(...(await backupBeforeDeploy(d, release, previous))))) ??
     (d.inputs.preDeploy === undefined ? undefined : await beforeSwitch('pre-deploy', () => runPreDeploy(d, release, d.inputs.preDeploy!)));
   if (early) return { ...base, status: 'failed', images: release.images, error: early };
 
@@ -103,30 +126,64 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
     const { diagnostics } = switched.kept;
     const removed = 'Its new containers were removed';
     if (previous) {
-      await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous, reason: `${gate.reason ?? 'unhealthy'}; new containers removed, ${previous} kept serving` });
-      return { ...base, status: 'rolled-back', images: state.locks.get(previous) ?? {}, diagnostics, error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).` };
+      await audit(d, {
+        event: 'rollback',
+        status: 'rolled-back',
+        from: id,
+        to: previous,
+        reason: `${gate.reason ?? 'unhealthy'}; new containers removed, ${previous} kept serving`,
+      });
+      return {
+        ...base,
+        status: 'rolled-back',
+        images: state.locks.get(previous) ?? {},
+        diagnostics,
+        error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).`,
+      };
     }
     await audit(d, { event: 'failure', status: 'failed', from: null, to: id, reason: `${gate.reason ?? 'unhealthy'}; new containers removed` });
-    return { ...base, status: 'failed', images: {}, diagnostics, error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.` };
+    return {
+      ...base,
+      status: 'failed',
+      images: {},
+      diagnostics,
+      error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.`,
+    };
   }
 
   const diagnostics = await collectDiagnostics(d, release, gate);
   if (!previous || !d.inputs.rollbackOnFailure) {
     await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: gate.reason ?? 'unhealthy' });
-    const left = previous ? 'rollback-on-failure is false, so its containers were left running for inspection' : 'there is no previous release to return to, so its containers were left for inspection';
+    const left = previous
+      ? 'rollback-on-failure is false, so its containers were left running for inspection'
+      : 'there is no previous release to return to, so its containers were left for inspection';
     return { ...base, status: 'failed', images: release.images, diagnostics, error: `${failedWhy}. ${left}.` };
   }
 
   core.warning(`${failedWhy}. Rolling back to ${previous}.`);
   const back = await switchBack(d, how, previous, id);
-  base.gates.push(...back.switched.gates.map(({ label, gate }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? '' : `: ${label}`}`, gate })));
+  base.gates.push(
+    ...back.switched.gates.map(({ label, gate }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? '' : `: ${label}`}`, gate })),
+  );
   if (!back.switched.gate.ok) {
     await audit(d, { event: 'failure', status: 'failed', from: id, to: previous, reason: `rollback unhealthy: ${back.switched.gate.reason}` });
-    return { ...base, status: 'failed', images: back.switched.kept ? release.images : back.release.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}` };
+    return {
+      ...base,
+      status: 'failed',
+      images: back.switched.kept ? release.images : back.release.images,
+      diagnostics,
+      error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}`,
+    };
   }
   await markCurrent(d, back.release);
   await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous, reason: gate.reason ?? 'unhealthy' });
-  return { ...base, status: 'rolled-back', images: back.release.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
+  return {
+    ...base,
+    status: 'rolled-back',
+    images: back.release.images,
+    diagnostics,
+    error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.`,
+  };
 }
 
 /** A kept release switched on again the same way (no build, no pull): its own compose files, env and digests. */
@@ -148,7 +205,13 @@ export async function rollbackTo(d: Deployer, wanted: string, reason = 'manual r
     const diagnostics = switched.kept?.diagnostics ?? (await collectDiagnostics(d, release, gate));
     await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
     const kept = switched.kept && previous ? ` Its new containers were removed; release ${previous} kept serving.` : '';
-    return { ...base, status: 'failed', images: switched.kept ? (previous ? state.locks.get(previous) ?? {} : {}) : release.images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}` };
+    return {
+      ...base,
+      status: 'failed',
+      images: switched.kept ? (previous ? (state.locks.get(previous) ?? {}) : {}) : release.images,
+      diagnostics,
+      error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}`,
+    };
   }
   await markCurrent(d, release);
   await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });

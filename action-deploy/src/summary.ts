@@ -50,7 +50,10 @@ export function renderSummary(outcome: Outcome, projectDir: string): string {
     parts.push(
       '#### Backup before deploy',
       '',
-      table(['Source', 'Backup id', 'Location', 'Size', 'sha256'], outcome.backups.map((b) => [b.source, inlineCode(b.id), inlineCode(b.location), `${b.size} B`, inlineCode(b.sha256.slice(0, 16))])),
+      table(
+        ['Source', 'Backup id', 'Location', 'Size', 'sha256'],
+        outcome.backups.map((b) => [b.source, inlineCode(b.id), inlineCode(b.location), `${b.size} B`, inlineCode(b.sha256.slice(0, 16))]),
+      ),
       '',
       `To undo a bad migration, restore it with action-backup: ${inlineCode('mode: restore')}, ${inlineCode('destination-path')} = the backup directory, ${inlineCode('backup-id')} = the id above.`,
       '',
@@ -58,7 +61,15 @@ export function renderSummary(outcome: Outcome, projectDir: string): string {
   }
   const services = Object.entries(outcome.images);
   if (services.length > 0) {
-    parts.push('#### Services', '', table(['Service', 'Image'], services.map(([service, image]) => [service, inlineCode(image)])), '');
+    parts.push(
+      '#### Services',
+      '',
+      table(
+        ['Service', 'Image'],
+        services.map(([service, image]) => [service, inlineCode(image)]),
+      ),
+      '',
+    );
   }
   for (const { label, gate } of outcome.gates) {
     parts.push(`#### Health gate: ${label} — ${gate.ok ? 'passed' : 'failed'} in ${(gate.elapsedMs / 1000).toFixed(1)} s (${gate.rounds} round(s))`, '');

@@ -17,7 +17,8 @@ export function timedServer(server: SshConnection, prefix = ''): Pick<SshConnect
   };
   return {
     run: (commands: readonly Command[], options?: RunOptions): Promise<ExecResult> => time(options?.description, () => server.run(commands, options)),
-    upload: (path: string, content: string | Buffer, options: UploadOptions): Promise<void> => time(options.description, () => server.upload(path, content, options)),
+    upload: (path: string, content: string | Buffer, options: UploadOptions): Promise<void> =>
+      time(options.description, () => server.upload(path, content, options)),
     forwardLocalPort: (host: string, port: number) => server.forwardLocalPort(host, port),
   };
 }

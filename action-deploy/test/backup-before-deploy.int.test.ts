@@ -1,7 +1,20 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { POSTGRES_CHECKSUM_SQL, POSTGRES_SEED_SQL, ensureBaseImages, ensureComposePostgresImage, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import {
+  POSTGRES_CHECKSUM_SQL,
+  POSTGRES_SEED_SQL,
+  ensureBaseImages,
+  ensureComposePostgresImage,
+  freePort,
+  sh,
+  startRegistry,
+  startSshd,
+  tempDir,
+  type Registry,
+  type SshdServer,
+  sshdActionInputs,
+} from '@skiff/testbed';
 import { auditLines, buildApp, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -21,7 +34,27 @@ let db: string;
 let projectDir: string;
 
 const psql = (sql: string, database = 'app') =>
-  sh('docker', ['compose', '-p', PROJECT, '--project-directory', projectDir, '-f', join(projectDir, 'current', 'compose.yaml'), 'exec', '-T', 'db', 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-tA', '-d', database, '-c', sql]);
+  sh('docker', [
+    'compose',
+    '-p',
+    PROJECT,
+    '--project-directory',
+    projectDir,
+    '-f',
+    join(projectDir, 'current', 'compose.yaml'),
+    'exec',
+    '-T',
+    'db',
+    'psql',
+    '-X',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-tA',
+    '-d',
+    database,
+    '-c',
+    sql,
+  ]);
 
 const inputs = (extra: Record<string, string> = {}) => ({
   ...sshdActionInputs(server),
@@ -53,7 +86,17 @@ beforeAll(async () => {
   for (const image of [app, db]) await sh('docker', ['push', '-q', image], { timeoutMs: 120_000 });
   await writeFile(
     join(workspace.path, 'compose.yaml'),
-    ['services:', '  web:', `    image: ${app}`, '    ports:', '      - "127.0.0.1:${WEB_PORT}:8080"', '  db:', `    image: ${db}`, '    stop_grace_period: 2s', ''].join('\n'),
+    [
+      'services:',
+      '  web:',
+      `    image: ${app}`,
+      '    ports:',
+      '      - "127.0.0.1:${WEB_PORT}:8080"',
+      '  db:',
+      `    image: ${db}`,
+      '    stop_grace_period: 2s',
+      '',
+    ].join('\n'),
   );
 }, 600_000);
 
@@ -72,8 +115,16 @@ describe('backup-before-deploy', () => {
     expect(await readFile(join(projectDir, 'pre-deploy-saw.txt'), 'utf8')).toContain('none');
 
     // The first release's database gets real data, which the next deploy must back up.
-    await sh('bash', ['-c', 'for i in $(seq 1 60); do if docker compose -p "$0" ps --status running db | grep -q db; then exit 0; fi; sleep 0.5; done; exit 1', PROJECT]);
-    await sh('bash', ['-c', 'for i in $(seq 1 60); do docker exec "$(docker ps -q --filter label=com.docker.compose.project=$0 --filter label=com.docker.compose.service=db)" pg_isready -q && exit 0; sleep 0.5; done; exit 1', PROJECT]);
+    await sh('bash', [
+      '-c',
+      'for i in $(seq 1 60); do if docker compose -p "$0" ps --status running db | grep -q db; then exit 0; fi; sleep 0.5; done; exit 1',
+      PROJECT,
+    ]);
+    await sh('bash', [
+      '-c',
+      'for i in $(seq 1 60); do docker exec "$(docker ps -q --filter label=com.docker.compose.project=$0 --filter label=com.docker.compose.service=db)" pg_isready -q && exit 0; sleep 0.5; done; exit 1',
+      PROJECT,
+    ]);
     await psql('CREATE DATABASE app', 'postgres');
     await psql("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, repeat('x', 40) || g FROM generate_series(1, 500) g");
     // And a database of the size users have (450,000 rows; a ~43 MB dump): a few hundred kB once made every backup fail.
@@ -90,18 +141,28 @@ describe('backup-before-deploy', () => {
     expect(second.summary).toContain('Backup before deploy');
     expect(second.summary).toContain(backupId);
 
-    const manifest = JSON.parse(await readFile(join(projectDir, 'backups/postgres-app', `${backupId}.manifest.json`), 'utf8')) as { file: string; size: number; verification: string[] };
+    const manifest = JSON.parse(await readFile(join(projectDir, 'backups/postgres-app', `${backupId}.manifest.json`), 'utf8')) as {
+      file: string;
+      size: number;
+      verification: string[];
+    };
     expect(manifest.verification.join(' ')).toMatch(/pg_restore read every data block/);
     const dump = await readFile(join(projectDir, 'backups/postgres-app', manifest.file));
     expect(dump.subarray(0, 5).toString()).toBe('PGDMP');
     expect(dump.length).toBe(manifest.size);
     // The dump restores: its table of contents names the table the deploy was about to migrate.
-    const container = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=db'])).trim();
+    const container = (
+      await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=db'])
+    ).trim();
     const toc = await sh('bash', ['-c', 'docker exec -i "$0" pg_restore --list < "$1"', container, join(projectDir, 'backups/postgres-app', manifest.file)]);
     expect(toc).toMatch(/TABLE public orders/);
     expect(manifest.size).toBeGreaterThan(15 * 1024 * 1024);
     await psql('CREATE DATABASE app_restored', 'postgres');
-    await sh('bash', ['-c', 'docker exec -i "$0" pg_restore --exit-on-error -d app_restored < "$1"', container, join(projectDir, 'backups/postgres-app', manifest.file)], { timeoutMs: 300_000 });
+    await sh(
+      'bash',
+      ['-c', 'docker exec -i "$0" pg_restore --exit-on-error -d app_restored < "$1"', container, join(projectDir, 'backups/postgres-app', manifest.file)],
+      { timeoutMs: 300_000 },
+    );
     expect(await psql(POSTGRES_CHECKSUM_SQL, 'app_restored')).toBe(expected);
   }, 300_000);
 

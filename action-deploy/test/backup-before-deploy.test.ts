@@ -6,20 +6,32 @@ import { useInputsWorkspace } from './inputs-workspace';
 
 useInputsWorkspace({ repository: 'acme/shop', files: { 'compose.yaml': 'services: {}\n' } });
 
-const ssh = { host: 'a.example.com, b.example.com', username: 'deploy', password: 'pw-123456', fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' };
+const ssh = {
+  host: 'a.example.com, b.example.com',
+  username: 'deploy',
+  password: 'pw-123456',
+  fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+};
 
 describe('backup-before-deploy inputs', () => {
-  it('takes one mapping in action-backup\'s source form; backups go under project-dir by default', () => {
+  it("takes one mapping in action-backup's source form; backups go under project-dir by default", () => {
     setInputs({ ...ssh, 'project-dir': '/srv/{host}/shop', 'backup-before-deploy': 'type: postgres\nservice: db\ndatabase: app\nuser: app\n' });
     const inputs = readDeployInputs();
     expect(inputs.backupBeforeDeploy).toMatchObject({ path: '/srv/{host}/shop/backups', keep: 10 });
-    expect(inputs.backupBeforeDeploy!.sources).toEqual([expect.objectContaining({ name: 'postgres-app', type: 'postgres', database: 'app', user: 'app', place: { kind: 'compose', service: 'db' } })]);
+    expect(inputs.backupBeforeDeploy!.sources).toEqual([
+      expect.objectContaining({ name: 'postgres-app', type: 'postgres', database: 'app', user: 'app', place: { kind: 'compose', service: 'db' } }),
+    ]);
     // Each host keeps its own backups, like its own releases.
     expect(forHost(inputs, 'b.example.com').backupBeforeDeploy!.path).toBe('/srv/b.example.com/shop/backups');
   });
 
   it('takes a list too, with a path and how many to keep', () => {
-    setInputs({ ...ssh, 'backup-before-deploy': '- type: postgres\n  container: pg\n  database: app\n- type: redis\n  service: cache\n', 'backup-path': '/var/backups/shop/', 'backup-keep': '3' });
+    setInputs({
+      ...ssh,
+      'backup-before-deploy': '- type: postgres\n  container: pg\n  database: app\n- type: redis\n  service: cache\n',
+      'backup-path': '/var/backups/shop/',
+      'backup-keep': '3',
+    });
     const inputs = readDeployInputs();
     expect(inputs.backupBeforeDeploy!.sources.map((source) => source.name)).toEqual(['postgres-app', 'redis-cache']);
     expect(inputs.backupBeforeDeploy).toMatchObject({ path: '/var/backups/shop', keep: 3 });

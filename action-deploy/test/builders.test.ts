@@ -4,7 +4,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { script } from '@skiff/shell';
-import { compose, config, detectComposeCommand, inspectProjectContainers, logs, pull, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from '../src/compose';
+import {
+  compose,
+  config,
+  detectComposeCommand,
+  inspectProjectContainers,
+  logs,
+  pull,
+  removeImages,
+  repoDigests,
+  up,
+  type ComposeProject,
+  type DockerCli,
+} from '../src/compose';
 import { parseLockAttempt, releaseLock, touchLock, tryLock } from '../src/lock';
 import {
   appendAudit,
@@ -45,10 +57,25 @@ describe('compose builders', () => {
 
   it('uses docker-compose for v1 and sudo -n when asked', () => {
     const noEnv = { ...project, envFile: undefined, files: ['/p/c.yaml'] } as ComposeProject;
-    expect(compose(V1_SUDO, noEnv, 'pull')).toEqual(['sudo', '-n', 'docker-compose', '--project-name', 'shop', '--project-directory', '/opt/my shop', '-f', '/p/c.yaml', 'pull']);
+    expect(compose(V1_SUDO, noEnv, 'pull')).toEqual([
+      'sudo',
+      '-n',
+      'docker-compose',
+      '--project-name',
+      'shop',
+      '--project-directory',
+      '/opt/my shop',
+      '-f',
+      '/p/c.yaml',
+      'pull',
+    ]);
     expect(script(pull(V2, noEnv)).split('\n').at(-1)).toBe("docker compose --project-name shop --project-directory '/opt/my shop' -f /p/c.yaml pull");
     expect(script(config(V2, noEnv)).split('\n').at(-1)).toMatch(/ config$/);
-    expect(script(logs(V2, noEnv, ['web', 'db'])).split('\n').at(-1)).toMatch(/ logs --no-color --tail 100 web db$/);
+    expect(
+      script(logs(V2, noEnv, ['web', 'db']))
+        .split('\n')
+        .at(-1),
+    ).toMatch(/ logs --no-color --tail 100 web db$/);
   });
 
   it('detects v2, then v1, else none, and whether docker reaches the engine, with sudo in every docker call', () => {
@@ -74,7 +101,7 @@ describe('lock builders', () => {
     expect(script(tryLock('/opt/app', owner, 1800))).toBe(
       [
         'set -euo pipefail',
-        "if ! mkdir -p -- /opt/app 2>/dev/null || [ ! -w /opt/app ]; then printf 'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n' /opt/app \"$(id -un)\" \"$(id -un)\" \"$(id -gn)\" \"$(printf %q /opt/app )\" >&2; exit 1; fi",
+        'if ! mkdir -p -- /opt/app 2>/dev/null || [ ! -w /opt/app ]; then printf \'project-dir %s cannot be created or written by %s. Create it once, as root or with sudo, owned by that user:\\n  sudo install -d -o %s -g %s %s\\n\' /opt/app "$(id -un)" "$(id -un)" "$(id -gn)" "$(printf %q /opt/app )" >&2; exit 1; fi',
         `if mkdir /opt/app/.skiff-lock 2>/dev/null && printf '%s\\n' ${ownerJson} > /opt/app/.skiff-lock/owner.json && echo acquired ; then exit 0; fi`,
         'age=$(( $(date +%s) - $(stat -c %Y /opt/app/.skiff-lock 2>/dev/null || date +%s) ))',
         `if [ "$age" -gt 1800 ] && mv -T /opt/app/.skiff-lock /opt/app/.skiff-lock.stale-t0k 2>/dev/null ;then rm -rf /opt/app/.skiff-lock.stale-t0k ; mkdir /opt/app/.skiff-lock 2>/dev/null && printf '%s\\n' ${ownerJson} > /opt/app/.skiff-lock/owner.json && echo took-over || echo held 0 ; exit 0; fi`,
@@ -132,7 +159,11 @@ describe('release builders', () => {
         'mv -T /opt/app/.env.tmp-link /opt/app/.env',
       ].join('\n'),
     );
-    expect(script(linkEnv('/opt/app', 'r1', false)).split('\n').at(-1)).toBe('if [ -L /opt/app/.env ]; then rm -f /opt/app/.env ; fi');
+    expect(
+      script(linkEnv('/opt/app', 'r1', false))
+        .split('\n')
+        .at(-1),
+    ).toBe('if [ -L /opt/app/.env ]; then rm -f /opt/app/.env ; fi');
   });
 
   it('reads the server state in one script and parses it', () => {
@@ -150,7 +181,17 @@ describe('release builders', () => {
     const b = '20260102T000000Z-bbbbbbb-0002';
     const c = '20260103T000000Z-ccccccc-0003';
     const state = parseState(
-      [`current releases/${b}`, `release ${c}`, `release ${a}`, `release ${b}`, 'release .hidden', `deployed /opt/app/releases/${a}`, `deployed /opt/app/releases/${b}`, `lock /opt/app/releases/${a} {"services":{"web":{"image":"r/app@sha256:a"}}}`, `lock /opt/app/releases/${c} {"serv`].join('\n'),
+      [
+        `current releases/${b}`,
+        `release ${c}`,
+        `release ${a}`,
+        `release ${b}`,
+        'release .hidden',
+        `deployed /opt/app/releases/${a}`,
+        `deployed /opt/app/releases/${b}`,
+        `lock /opt/app/releases/${a} {"services":{"web":{"image":"r/app@sha256:a"}}}`,
+        `lock /opt/app/releases/${c} {"serv`,
+      ].join('\n'),
     );
     expect(state.current).toBe(b);
     expect(state.releases).toEqual([a, b, c]);
@@ -161,13 +202,16 @@ describe('release builders', () => {
     expect(previousRelease(state, a)).toBeUndefined();
   });
 
-  it('reads each release\'s full git SHA from its meta.json, in a real shell, one line per release even without one', async () => {
+  it("reads each release's full git SHA from its meta.json, in a real shell, one line per release even without one", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'skiffdeploy-state-'));
     try {
       const a = '20260101T000000Z-aaaaaaa-0001';
       const b = '20260102T000000Z-bbbbbbb-0002';
       for (const id of [a, b]) await mkdir(join(dir, 'releases', id), { recursive: true });
-      await writeFile(join(dir, 'releases', a, 'meta.json'), `${JSON.stringify({ id: a, sha: 'AAAAAAA0123456789abcdef0123456789abcdef0', ref: 'main' }, null, 2)}\n`);
+      await writeFile(
+        join(dir, 'releases', a, 'meta.json'),
+        `${JSON.stringify({ id: a, sha: 'AAAAAAA0123456789abcdef0123456789abcdef0', ref: 'main' }, null, 2)}\n`,
+      );
       await writeFile(join(dir, 'releases', b, 'meta.json'), '{\n  "id": "x"\n}\n');
       const result = spawnSync('bash', ['-c', script(readState(dir))], { encoding: 'utf8' });
       expect(result.status, result.stderr).toBe(0);
@@ -236,7 +280,9 @@ describe('release builders', () => {
 
 describe('digests', () => {
   it('reads services and pins each image to its own repository digest', () => {
-    const services = servicesFromConfig('services:\n  web:\n    image: reg:5000/shop/web:v2\n  db:\n    image: postgres:16\n  built:\n    build: .\n  local:\n    image: mytool:dev\n');
+    const services = servicesFromConfig(
+      'services:\n  web:\n    image: reg:5000/shop/web:v2\n  db:\n    image: postgres:16\n  built:\n    build: .\n  local:\n    image: mytool:dev\n',
+    );
     expect(services).toEqual({ web: 'reg:5000/shop/web:v2', db: 'postgres:16', built: undefined, local: 'mytool:dev' });
     expect(repositoryOf('reg:5000/shop/web:v2')).toBe('reg:5000/shop/web');
     expect(repositoryOf('reg:5000/web@sha256:ab')).toBe('reg:5000/web');

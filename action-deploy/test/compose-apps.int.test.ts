@@ -1,7 +1,18 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, pushWithOwnLogin, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import {
+  ensureBaseImages,
+  freePort,
+  pushWithOwnLogin,
+  sh,
+  startRegistry,
+  startSshd,
+  tempDir,
+  type Registry,
+  type SshdServer,
+  sshdActionInputs,
+} from '@skiff/testbed';
 import { auditLines, buildApp, httpGet, removeProject, runAction, startAction } from './helpers';
 
 /**
@@ -46,17 +57,32 @@ const deploy = (env: string, images: string, extra: Record<string, string> = {})
 
 /** GREETING as the service's container got it (its config's environment). */
 const greeting = async (service: string) =>
-  (await sh('docker', ['inspect', '--format', '{{range .Config.Env}}{{println .}}{{end}}', await container(service)])).split('\n').find((line) => line.startsWith('GREETING='))?.slice('GREETING='.length);
-const container = async (service: string) => (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`])).trim();
+  (await sh('docker', ['inspect', '--format', '{{range .Config.Env}}{{println .}}{{end}}', await container(service)]))
+    .split('\n')
+    .find((line) => line.startsWith('GREETING='))
+    ?.slice('GREETING='.length);
+const container = async (service: string) =>
+  (
+    await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`])
+  ).trim();
 
 beforeAll(async () => {
   await ensureBaseImages();
   // No SFTP subsystem, as hardened servers have it: every upload of these deploys goes over the exec channel.
-  [server, registry, remoteRoot, workspace] = await Promise.all([startSshd({ sftp: false }), startRegistry(), tempDir('skiffdeployapps-remote'), tempDir('skiffdeployapps-ws')]);
+  [server, registry, remoteRoot, workspace] = await Promise.all([
+    startSshd({ sftp: false }),
+    startRegistry(),
+    tempDir('skiffdeployapps-remote'),
+    tempDir('skiffdeployapps-ws'),
+  ]);
   projectDir = join(remoteRoot.path, 'shop');
   webPort = await freePort();
   // Pushed with a login of the test's own; the server (this machine's root) never logs in to this registry.
-  for (const [tag, kind] of [['v1', 'ok'], ['v2', 'unhealthy'], ['v3', 'ok']] as const) {
+  for (const [tag, kind] of [
+    ['v1', 'ok'],
+    ['v2', 'unhealthy'],
+    ['v3', 'ok'],
+  ] as const) {
     await buildApp(image(tag), kind, tag);
     await pushWithOwnLogin(registry, image(tag));
     // Gone from the engine too, so every deploy really pulls through the registry's auth.
@@ -140,7 +166,10 @@ describe('a proxy, a backend with env_file: .env and ./data, a migration', () =>
   });
 
   it('pre-deploy-timeout stops a migration that runs too long: its processes are stopped, nothing is switched', async () => {
-    const run = await deploy('GREETING=hello-slow\n', `backend=${image('v3')}\nproxy=${image('v3')}`, { 'pre-deploy': 'sleep 300', 'pre-deploy-timeout': '10s' });
+    const run = await deploy('GREETING=hello-slow\n', `backend=${image('v3')}\nproxy=${image('v3')}`, {
+      'pre-deploy': 'sleep 300',
+      'pre-deploy-timeout': '10s',
+    });
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('failed');
     expect(run.stdout).toMatch(/pre-deploy \(pre-deploy-timeout\) did not finish within 10s; its processes on the server were stopped/);

@@ -18,14 +18,31 @@ let appHealthy = true;
 let workspace: { path: string; remove: () => Promise<void> };
 
 const resources = [
-  { uuid: 'web0ok1app2uuid3', name: 'shop-web', kind: 'application' as const, tags: ['production'], logs: [[{ output: 'Starting deployment of shop-web.' }], [{ output: 'Building docker image.' }, { output: 'docker build --secret internal', hidden: true }], [{ output: 'New container started.' }]] },
+  {
+    uuid: 'web0ok1app2uuid3',
+    name: 'shop-web',
+    kind: 'application' as const,
+    tags: ['production'],
+    logs: [
+      [{ output: 'Starting deployment of shop-web.' }],
+      [{ output: 'Building docker image.' }, { output: 'docker build --secret internal', hidden: true }],
+      [{ output: 'New container started.' }],
+    ],
+  },
   { uuid: 'cache0svc1uuid2', name: 'shop-cache', kind: 'service' as const, tags: ['production'] },
   {
     uuid: 'broken0app1uuid2',
     name: 'shop-api',
     kind: 'application' as const,
     statuses: ['queued', 'in_progress', 'failed'],
-    logs: [[{ output: 'Starting deployment of shop-api.' }], [{ output: 'Step 4/9 : RUN npm ci' }], [{ output: 'npm ERR! missing script: build', type: 'stderr' as const }, { output: 'Deployment failed. Removing the new version of your application.', type: 'stderr' as const }]],
+    logs: [
+      [{ output: 'Starting deployment of shop-api.' }],
+      [{ output: 'Step 4/9 : RUN npm ci' }],
+      [
+        { output: 'npm ERR! missing script: build', type: 'stderr' as const },
+        { output: 'Deployment failed. Removing the new version of your application.', type: 'stderr' as const },
+      ],
+    ],
   },
   { uuid: 'slow0app1uuid2', name: 'shop-slow', kind: 'application' as const, statuses: ['queued', 'in_progress'] },
 ];
@@ -45,7 +62,8 @@ const deploy = (extra: Record<string, string>): Promise<ActionRun> => runAction(
 
 /** The token must appear nowhere a person could read it: not the log (even before masking), not the summary, not the outputs. */
 function expectNoToken(run: ActionRun): void {
-  for (const text of [run.stdout.replaceAll(`::add-mask::${coolify.token}`, ''), run.summary, JSON.stringify(run.outputs)]) expect(text).not.toContain(coolify.token);
+  for (const text of [run.stdout.replaceAll(`::add-mask::${coolify.token}`, ''), run.summary, JSON.stringify(run.outputs)])
+    expect(text).not.toContain(coolify.token);
 }
 
 beforeAll(async () => {
@@ -56,8 +74,10 @@ beforeAll(async () => {
     startRecordingServer(() => ({ status: 200, body: 'ok' })),
   ]);
   github = await startRecordingServer((request) => {
-    if (request.method === 'POST' && request.path === '/repos/acme/skiffdeploy-app/deployments') return { status: 201, body: { id: 77, sha: '1a2b3c4d5e6f', environment: 'production' } };
-    if (request.method === 'POST' && request.path === '/repos/acme/skiffdeploy-app/deployments/77/statuses') return { status: 201, body: { id: 770, state: (request.json as { state: string }).state } };
+    if (request.method === 'POST' && request.path === '/repos/acme/skiffdeploy-app/deployments')
+      return { status: 201, body: { id: 77, sha: '1a2b3c4d5e6f', environment: 'production' } };
+    if (request.method === 'POST' && request.path === '/repos/acme/skiffdeploy-app/deployments/77/statuses')
+      return { status: 201, body: { id: 770, state: (request.json as { state: string }).state } };
     return { status: 404, body: { message: 'Not Found' } };
   });
 });
@@ -71,7 +91,13 @@ describe('strategy: coolify', () => {
     coolify.requests.length = 0;
     appHealthy = true;
     const run = await runAction(
-      inputs({ 'coolify-uuid': `${resources[0]!.uuid},${resources[1]!.uuid}`, 'coolify-force': 'true', environment: 'production', 'github-token': GITHUB_TOKEN, 'notify-webhook': `${hook.url}/hooks/coolify-secret-path` }),
+      inputs({
+        'coolify-uuid': `${resources[0]!.uuid},${resources[1]!.uuid}`,
+        'coolify-force': 'true',
+        environment: 'production',
+        'github-token': GITHUB_TOKEN,
+        'notify-webhook': `${hook.url}/hooks/coolify-secret-path`,
+      }),
       { workspace: workspace.path, env: { GITHUB_API_URL: github.url } },
     );
     expect(run.code, run.stdout).toBe(0);
@@ -98,7 +124,11 @@ describe('strategy: coolify', () => {
     expect(run.summary).toMatch(/Health gate: Coolify deployment .* passed/);
     expectNoToken(run);
     // GitHub Deployments and the notification work as for SSH hosts, one entry per Coolify resource.
-    expect(github.requests.map((r) => (r.json as { state?: string }).state ?? r.path)).toEqual(['/repos/acme/skiffdeploy-app/deployments', 'in_progress', 'success']);
+    expect(github.requests.map((r) => (r.json as { state?: string }).state ?? r.path)).toEqual([
+      '/repos/acme/skiffdeploy-app/deployments',
+      'in_progress',
+      'success',
+    ]);
     expect(hook.requests).toHaveLength(1);
     const slack = (hook.requests[0]!.json as { text: string }).text;
     expect(slack).toContain('✅ Deployed: acme/skiffdeploy-app 1a2b3c4 to 2 hosts');
@@ -115,7 +145,9 @@ describe('strategy: coolify', () => {
     const deployment = coolify.deployments.at(-1)!;
     expect(run.outputs.status).toBe('failed');
     expect(run.errors.join('\n')).toContain(`Coolify deployment ${deployment.deploymentUuid} of ${resources[2]!.uuid} ended failed`);
-    expect(run.masked).toMatch(/::group::Coolify log of deployment \S+ \(4 lines\)\nStarting deployment of shop-api\.\nStep 4\/9 : RUN npm ci\nnpm ERR! missing script: build\nDeployment failed/);
+    expect(run.masked).toMatch(
+      /::group::Coolify log of deployment \S+ \(4 lines\)\nStarting deployment of shop-api\.\nStep 4\/9 : RUN npm ci\nnpm ERR! missing script: build\nDeployment failed/,
+    );
     expect(run.summary).toContain('npm ERR! missing script: build');
     expect(run.summary).toContain('Diagnostics');
     expect(app.requests).toEqual([]);
@@ -128,7 +160,10 @@ describe('strategy: coolify', () => {
     const local = await startCoolify([slow], coolify.token);
     try {
       const started = performance.now();
-      const run = await runAction({ ...inputs({ 'coolify-tag': 'slowtag', 'coolify-timeout': '3s' }), 'coolify-url': `${local.url}/api/v1` }, { workspace: workspace.path });
+      const run = await runAction(
+        { ...inputs({ 'coolify-tag': 'slowtag', 'coolify-timeout': '3s' }), 'coolify-url': `${local.url}/api/v1` },
+        { workspace: workspace.path },
+      );
       const seconds = (performance.now() - started) / 1000;
       expect(run.code, run.masked).toBe(1);
       expect(seconds).toBeLessThan(12);

@@ -29,7 +29,15 @@ describe('coolify inputs', () => {
     const inputs = readDeployInputs();
     expect(inputs.targets).toEqual([]);
     expect(inputs.composeFiles).toEqual([]);
-    expect(inputs.coolify).toEqual({ apiUrl: 'https://coolify.example.com/api/v1', token: TOKEN, uuids: ['abc123', 'def456', 'ghi789'], tags: [], force: false, timeoutSeconds: 120, pollSeconds: 5 });
+    expect(inputs.coolify).toEqual({
+      apiUrl: 'https://coolify.example.com/api/v1',
+      token: TOKEN,
+      uuids: ['abc123', 'def456', 'ghi789'],
+      tags: [],
+      force: false,
+      timeoutSeconds: 120,
+      pollSeconds: 5,
+    });
     expect(workspace.stdout).toContain(`::add-mask::${TOKEN}\n`);
   });
 
@@ -59,14 +67,25 @@ describe('coolify inputs', () => {
   it('refuses the coolify inputs with other strategies, naming them', async () => {
     await writeFile(join(workspace.path, 'compose.yaml'), 'services: {}\n');
     const ssh = { host: 'example.com', username: 'u', password: 'pw-123456', 'insecure-ignore-host-key': 'true', 'project-dir': '/opt/x' };
-    expect(errorOf({ ...ssh, 'coolify-url': 'https://c.example', 'coolify-uuid': 'abc' })).toContain('Inputs "coolify-url", "coolify-uuid" are not used by strategy: recreate, so they would be ignored');
+    expect(errorOf({ ...ssh, 'coolify-url': 'https://c.example', 'coolify-uuid': 'abc' })).toContain(
+      'Inputs "coolify-url", "coolify-uuid" are not used by strategy: recreate, so they would be ignored',
+    );
     // Left at their defaults, they are not "set".
     setInputs({ ...ssh, 'coolify-timeout': '20m', 'coolify-force': 'false' });
     expect(readDeployInputs().coolify).toBeUndefined();
   });
 
   it('refuses what a Coolify deploy would silently ignore: pre-deploy, env-file, images, the SSH host', () => {
-    const message = errorOf({ ...base, 'coolify-uuid': 'abc', 'pre-deploy': 'npm run migrate', 'env-file': 'A=1', images: 'web=ghcr.io/a/web:1', host: 'example.com', port: '22', registry: 'ghcr.io' });
+    const message = errorOf({
+      ...base,
+      'coolify-uuid': 'abc',
+      'pre-deploy': 'npm run migrate',
+      'env-file': 'A=1',
+      images: 'web=ghcr.io/a/web:1',
+      host: 'example.com',
+      port: '22',
+      registry: 'ghcr.io',
+    });
     expect(message).toContain('Inputs "host", "env-file", "pre-deploy", "images" are not used by strategy: coolify, so they would be ignored');
     // port 22 and registry ghcr.io are the defaults the runner passes anyway.
     expect(message).not.toContain('"port"');
@@ -75,7 +94,18 @@ describe('coolify inputs', () => {
 
   it('refuses Compose inputs with strategy: systemd', async () => {
     await writeFile(join(workspace.path, 'app.txt'), 'x\n');
-    const message = errorOf({ strategy: 'systemd', host: 'example.com', username: 'u', password: 'pw-123456', 'insecure-ignore-host-key': 'true', 'systemd-unit': 'app.service', 'artifact-path': 'app.txt', 'compose-file': 'compose.yaml', images: 'web=x/y:1', 'pull-timeout': '5m' });
+    const message = errorOf({
+      strategy: 'systemd',
+      host: 'example.com',
+      username: 'u',
+      password: 'pw-123456',
+      'insecure-ignore-host-key': 'true',
+      'systemd-unit': 'app.service',
+      'artifact-path': 'app.txt',
+      'compose-file': 'compose.yaml',
+      images: 'web=x/y:1',
+      'pull-timeout': '5m',
+    });
     expect(message).toContain('Inputs "compose-file", "images", "pull-timeout" are not used by strategy: systemd');
   });
 });
@@ -84,7 +114,11 @@ describe('coolify requests', () => {
   const coolify = { apiUrl: 'https://c.example/api/v1', token: TOKEN, uuids: ['abc', 'd e'], tags: [] as string[], force: true };
 
   it('deploys by uuid or tag in one request; the token only in the Authorization header', () => {
-    expect(deployRequest(coolify)).toEqual({ method: 'GET', url: 'https://c.example/api/v1/deploy?uuid=abc,d%20e&force=true', headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' } });
+    expect(deployRequest(coolify)).toEqual({
+      method: 'GET',
+      url: 'https://c.example/api/v1/deploy?uuid=abc,d%20e&force=true',
+      headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' },
+    });
     expect(deployRequest({ ...coolify, uuids: [], tags: ['prod', 'eu'], force: false }).url).toBe('https://c.example/api/v1/deploy?tag=prod,eu&force=false');
     expect(deploymentRequest(coolify, 'xyz789').url).toBe('https://c.example/api/v1/deployments/xyz789');
     expect(describeRequest(deployRequest(coolify))).toBe('GET https://c.example/api/v1/deploy?uuid=abc,d%20e&force=true\nAuthorization: Bearer ***');

@@ -87,7 +87,12 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     expect(await readFile(join(releaseDir, '.env'), 'utf8')).toBe(`WEB_PORT=${webPort}\nSECRET_TOKEN=${SECRET}\n${HOSTILE_ENV}\n`);
     expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
     const meta = JSON.parse(await readFile(join(releaseDir, 'meta.json'), 'utf8'));
-    expect(meta).toMatchObject({ id: v1Release, sha: '1a2b3c4d5e6f', actor: 'octo-tester', runUrl: 'https://github.example/acme/skiffdeploy-app/actions/runs/42' });
+    expect(meta).toMatchObject({
+      id: v1Release,
+      sha: '1a2b3c4d5e6f',
+      actor: 'octo-tester',
+      runUrl: 'https://github.example/acme/skiffdeploy-app/actions/runs/42',
+    });
     expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'deploy', status: 'deployed', from: null, to: v1Release, actor: 'octo-tester' });
     // The container really got the secret, and the lock is gone.
     const env = await sh('docker', ['exec', `${PROJECT}-web-1`, 'env']);
@@ -151,7 +156,13 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     expect(back.outputs['previous-release-id']).toBe(v4Release);
     expect(await serving()).toBe('version=v1');
     expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v1Release}`);
-    expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'rollback', status: 'deployed', from: v4Release, to: v1Release, reason: 'manual rollback' });
+    expect((await auditLines(projectDir)).at(-1)).toMatchObject({
+      event: 'rollback',
+      status: 'deployed',
+      from: v4Release,
+      to: v1Release,
+      reason: 'manual rollback',
+    });
 
     // v1 is now the oldest deployed release: there is nothing "previous" to it.
     const none = await deploy({ rollback: 'previous', 'env-file': '' });
@@ -164,7 +175,10 @@ describe('action-deploy against sshd, the engine and a registry', () => {
   it('waits for a held lock and fails clearly after lock-timeout; two concurrent deploys serialise', async () => {
     const lock = join(projectDir, '.skiff-lock');
     await mkdir(lock);
-    await writeFile(join(lock, 'owner.json'), `${JSON.stringify({ token: 'other', actor: 'someone-else', runUrl: 'https://github.example/run/7', release: 'x', startedAt: 'now' })}\n`);
+    await writeFile(
+      join(lock, 'owner.json'),
+      `${JSON.stringify({ token: 'other', actor: 'someone-else', runUrl: 'https://github.example/run/7', release: 'x', startedAt: 'now' })}\n`,
+    );
     const blocked = await deploy({ images: `web=${image('v4')}`, 'lock-timeout': '3s' });
     expect(blocked.code).toBe(1);
     expect(blocked.errors.join('\n')).toMatch(/holds the lock: someone-else .*Gave up after lock-timeout \(3s\)/);
@@ -187,7 +201,11 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     const killMidDeploy = async () => {
       const marker = `skiffdeploy-kill-${process.pid}-${++kills}`;
       const started = startAction({ ...base(), images: `web=${image('v1')}`, 'pre-deploy': `sleep 30 # ${marker}` }, { workspace: workspace.path });
-      const pids = () => sh('pgrep', ['-f', marker]).then((out) => out.split('\n').filter(Boolean).map(Number), () => [] as number[]);
+      const pids = () =>
+        sh('pgrep', ['-f', marker]).then(
+          (out) => out.split('\n').filter(Boolean).map(Number),
+          () => [] as number[],
+        );
       const deadline = Date.now() + 60_000;
       // Killed during pre-deploy: after upload and pull, before the switch.
       while (Date.now() < deadline && (await pids()).length === 0) await new Promise((r) => setTimeout(r, 200));
@@ -223,7 +241,14 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     expect(run.outputs.status).toBe('deployed');
     const releases = await readdir(join(projectDir, 'releases'));
     const deployed = [];
-    for (const id of releases) if (await stat(join(projectDir, 'releases', id, 'deployed')).then(() => true, () => false)) deployed.push(id);
+    for (const id of releases)
+      if (
+        await stat(join(projectDir, 'releases', id, 'deployed')).then(
+          () => true,
+          () => false,
+        )
+      )
+        deployed.push(id);
     expect(deployed).toHaveLength(2);
     expect(releases).toContain(run.outputs['release-id']);
     // Failed releases older than current are gone too.

@@ -20,8 +20,13 @@ export async function buildApp(tag: string, kind: AppKind, label: string): Promi
     await mkdir(join(dir, 'www/cgi-bin'), { recursive: true });
     await writeFile(join(dir, 'www/index.html'), `version=${label}\n`);
     const status = kind === 'http500' ? '500 Internal Server Error' : '200 OK';
-    await writeFile(join(dir, 'www/cgi-bin/health'), `#!/bin/sh\nprintf 'Status: ${status}\\r\\nContent-Type: text/plain\\r\\n\\r\\nversion=${label}\\n'\n`, { mode: 0o755 });
-    const cmd = kind === 'crash' ? `CMD ["sh", "-c", "echo crashing version=${label} token=$SECRET_TOKEN; exit 1"]` : `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`;
+    await writeFile(join(dir, 'www/cgi-bin/health'), `#!/bin/sh\nprintf 'Status: ${status}\\r\\nContent-Type: text/plain\\r\\n\\r\\nversion=${label}\\n'\n`, {
+      mode: 0o755,
+    });
+    const cmd =
+      kind === 'crash'
+        ? `CMD ["sh", "-c", "echo crashing version=${label} token=$SECRET_TOKEN; exit 1"]`
+        : `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`;
     await writeFile(
       join(dir, 'Dockerfile'),
       [
@@ -29,7 +34,9 @@ export async function buildApp(tag: string, kind: AppKind, label: string): Promi
         'COPY www /www',
         'RUN chmod 755 /www/cgi-bin/health',
         `LABEL skiffdeploy.version=${label}`,
-        kind === 'unhealthy' ? 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD exit 1' : 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
+        kind === 'unhealthy'
+          ? 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD exit 1'
+          : 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
         cmd,
         '',
       ].join('\n'),

@@ -57,9 +57,12 @@ export async function auditLines(projectDir: string): Promise<Record<string, unk
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
-
 /** What Swarm itself says a stack's service runs, and what its running containers were created from. */
-export async function swarmServiceImages(docker: (args: readonly string[]) => Promise<string>, stack: string, service: string): Promise<{ spec: string; containers: string[] }> {
+export async function swarmServiceImages(
+  docker: (args: readonly string[]) => Promise<string>,
+  stack: string,
+  service: string,
+): Promise<{ spec: string; containers: string[] }> {
   const spec = (await docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${stack}_${service}`])).trim();
   const ids = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${stack}_${service}`])).split('\n').filter(Boolean);
   const containers = ids.length === 0 ? [] : (await docker(['inspect', '--format', '{{.Config.Image}}', ...ids])).split('\n').filter(Boolean);

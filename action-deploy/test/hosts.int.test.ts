@@ -1,7 +1,18 @@
 import { appendFile, lstat, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, sh, startRecordingServer, startRegistry, startSshd, tempDir, type RecordingServer, type Registry, type SshdServer } from '@skiff/testbed';
+import {
+  ensureBaseImages,
+  freePort,
+  sh,
+  startRecordingServer,
+  startRegistry,
+  startSshd,
+  tempDir,
+  type RecordingServer,
+  type Registry,
+  type SshdServer,
+} from '@skiff/testbed';
 import { auditLines, buildApp, httpGet, removeProject, runAction, startAction, type ActionRun } from './helpers';
 
 /**
@@ -69,10 +80,20 @@ beforeAll(async () => {
   }
   await writeFile(
     join(workspace.path, 'compose.yaml'),
-    ['services:', '  web:', `    image: ${image('v1')}`, '    ports:', '      - "127.0.0.1:${WEB_PORT}:8080"', '    environment:', '      SECRET_TOKEN: ${SECRET_TOKEN}', ''].join('\n'),
+    [
+      'services:',
+      '  web:',
+      `    image: ${image('v1')}`,
+      '    ports:',
+      '      - "127.0.0.1:${WEB_PORT}:8080"',
+      '    environment:',
+      '      SECRET_TOKEN: ${SECRET_TOKEN}',
+      '',
+    ].join('\n'),
   );
   github = await startRecordingServer((request) => {
-    if (request.method === 'POST' && request.path === '/repos/acme/skiffdeploy-app/deployments') return { status: 201, body: { id: ++nextDeploymentId, sha: '1a2b3c4d5e6f', environment: 'production' } };
+    if (request.method === 'POST' && request.path === '/repos/acme/skiffdeploy-app/deployments')
+      return { status: 201, body: { id: ++nextDeploymentId, sha: '1a2b3c4d5e6f', environment: 'production' } };
     const status = /^\/repos\/acme\/skiffdeploy-app\/deployments\/(\d+)\/statuses$/.exec(request.path);
     if (request.method === 'POST' && status) return { status: 201, body: { id: Number(status[1]) * 10, state: (request.json as { state: string }).state } };
     return { status: 404, body: { message: 'Not Found' } };
@@ -128,7 +149,13 @@ describe('many hosts', () => {
     });
     const runUrl = 'https://github.example/acme/skiffdeploy-app/actions/runs/42';
     expect(github.requests[1]!.json).toEqual({ state: 'in_progress', log_url: runUrl, environment_url: 'https://shop.example/', description: 'Deploying' });
-    expect(github.requests[2]!.json).toEqual({ state: 'success', log_url: runUrl, environment_url: 'https://shop.example/', description: `Release ${v1} deployed and healthy`, auto_inactive: true });
+    expect(github.requests[2]!.json).toEqual({
+      state: 'success',
+      log_url: runUrl,
+      environment_url: 'https://shop.example/',
+      description: `Release ${v1} deployed and healthy`,
+      auto_inactive: true,
+    });
     for (const request of github.requests) {
       expect(request.headers.authorization).toBe(`token ${GITHUB_TOKEN}`);
       expect(request.headers.accept).toContain('application/vnd.github');
@@ -162,7 +189,13 @@ describe('many hosts', () => {
   it('serial with all-or-nothing: v2 fails on the second host, which rolls back itself; the first is rolled back to v1; the third is never touched', async () => {
     github.requests.length = 0;
     hook.requests.length = 0;
-    const run = await deploy({ images: `web=${image('v2')}`, 'all-or-nothing': 'true', environment: 'production', 'github-token': GITHUB_TOKEN, 'notify-webhook': `${hook.url}${HOOK_PATH}` });
+    const run = await deploy({
+      images: `web=${image('v2')}`,
+      'all-or-nothing': 'true',
+      environment: 'production',
+      'github-token': GITHUB_TOKEN,
+      'notify-webhook': `${hook.url}${HOOK_PATH}`,
+    });
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('rolled-back');
     expect(run.outputs['rolled-back']).toBe('true');
@@ -212,10 +245,22 @@ describe('many hosts', () => {
       workspace: workspace.path,
       env: { GITHUB_API_URL: github.url },
     });
-    const pids = () => sh('pgrep', ['-f', marker]).then((out) => out.split('\n').filter(Boolean).map(Number), () => [] as number[]);
+    const pids = () =>
+      sh('pgrep', ['-f', marker]).then(
+        (out) => out.split('\n').filter(Boolean).map(Number),
+        () => [] as number[],
+      );
     // Killed once every host is in pre-deploy: each holds its lock.
     const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline && new Set((await sh('bash', ['-c', `pgrep -af ${marker} | grep -v pgrep || true`])).split('\n').filter((line) => line.includes('sleep 60')).map((line) => line.split(' ')[0])).size < 3) {
+    while (
+      Date.now() < deadline &&
+      new Set(
+        (await sh('bash', ['-c', `pgrep -af ${marker} | grep -v pgrep || true`]))
+          .split('\n')
+          .filter((line) => line.includes('sleep 60'))
+          .map((line) => line.split(' ')[0]),
+      ).size < 3
+    ) {
       await new Promise((r) => setTimeout(r, 250));
     }
     started.child.kill('SIGKILL');

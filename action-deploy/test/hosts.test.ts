@@ -27,9 +27,17 @@ const report = (label: string, status: HostReport['status'], extra: Partial<Host
 
 describe('{host} placeholders', () => {
   it('fills project-dir, project-name (as a Compose name) and health-url per host', () => {
-    const inputs = { projectDir: '/srv/{host}/app', projectName: 'shop-{host}', health: { urls: ['http://{host}:8080/health', 'http://127.0.0.1/'] } } as unknown as DeployInputs;
+    const inputs = {
+      projectDir: '/srv/{host}/app',
+      projectName: 'shop-{host}',
+      health: { urls: ['http://{host}:8080/health', 'http://127.0.0.1/'] },
+    } as unknown as DeployInputs;
     const v4 = forHost(inputs, '10.0.0.5');
-    expect([v4.projectDir, v4.projectName, v4.health.urls]).toEqual(['/srv/10.0.0.5/app', 'shop-10-0-0-5', ['http://10.0.0.5:8080/health', 'http://127.0.0.1/']]);
+    expect([v4.projectDir, v4.projectName, v4.health.urls]).toEqual([
+      '/srv/10.0.0.5/app',
+      'shop-10-0-0-5',
+      ['http://10.0.0.5:8080/health', 'http://127.0.0.1/'],
+    ]);
     const v6 = forHost(inputs, '2001:db8::1');
     expect([v6.projectName, v6.health.urls[0]]).toEqual(['shop-2001-db8--1', 'http://[2001:db8::1]:8080/health']);
     expect(healthUrlsFor(['http://web/'], 'h')).toEqual(['http://web/']);
@@ -60,8 +68,21 @@ describe('combine', () => {
   it('hosts output and summary have one entry and one row per host', () => {
     const result = combine([report('deploy@a:22', 'deployed'), report('deploy@b:22', 'skipped')], 4, 'deploy', 'x');
     expect(hostsOutput(result)).toEqual({
-      'deploy@a:22': { status: 'deployed', release: '20261121T222430Z-1a2b3c4-9f0e', 'previous-release': '20261120T101010Z-0f0f0f0-aaaa', 'rolled-back': false, 'duration-seconds': 3.3 },
-      'deploy@b:22': { status: 'skipped', release: null, 'previous-release': null, 'rolled-back': false, 'duration-seconds': 3.3, error: 'not started (an earlier host failed)' },
+      'deploy@a:22': {
+        status: 'deployed',
+        release: '20261121T222430Z-1a2b3c4-9f0e',
+        'previous-release': '20261120T101010Z-0f0f0f0-aaaa',
+        'rolled-back': false,
+        'duration-seconds': 3.3,
+      },
+      'deploy@b:22': {
+        status: 'skipped',
+        release: null,
+        'previous-release': null,
+        'rolled-back': false,
+        'duration-seconds': 3.3,
+        error: 'not started (an earlier host failed)',
+      },
     });
     const summary = renderRunSummary(result, '/opt/shop');
     expect(summary).toContain('### ❌ Skiff deploy to 2 hosts: failed');

@@ -62,7 +62,18 @@ describe('readDeployInputs', () => {
     } catch (error) {
       message = (error as Error).message;
     }
-    for (const name of ['project-dir', 'project-name', 'images', 'keep-releases', 'lock-timeout', 'health-url', 'health-status', 'health-successes', 'rollback', 'rollback-on-failure']) {
+    for (const name of [
+      'project-dir',
+      'project-name',
+      'images',
+      'keep-releases',
+      'lock-timeout',
+      'health-url',
+      'health-status',
+      'health-successes',
+      'rollback',
+      'rollback-on-failure',
+    ]) {
       expect(message).toContain(`Input "${name}"`);
     }
     // A rollback re-deploys what the server keeps: the compose file is not read, so a wrong rollback value is not buried under an unrelated error.
@@ -72,7 +83,12 @@ describe('readDeployInputs', () => {
   });
 
   it('rollback takes previous, a release id, or a git commit SHA (7 to 40 hex digits, any case)', () => {
-    for (const [value, read] of [['previous', 'previous'], ['20261121T222430Z-1a2b3c4-9f0e', '20261121T222430Z-1a2b3c4-9f0e'], ['1A2B3C4', '1a2b3c4'], ['1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b', '1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b']]) {
+    for (const [value, read] of [
+      ['previous', 'previous'],
+      ['20261121T222430Z-1a2b3c4-9f0e', '20261121T222430Z-1a2b3c4-9f0e'],
+      ['1A2B3C4', '1a2b3c4'],
+      ['1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b', '1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b'],
+    ]) {
       setInputs({ ...ssh, rollback: value! });
       expect(readDeployInputs().rollback).toBe(read);
     }
@@ -88,7 +104,15 @@ describe('readDeployInputs', () => {
 
 describe('readDeployInputs: many hosts, GitHub Deployments, notifications', () => {
   it('reads several hosts with per-host user and port, the run mode and all-or-nothing; {host} is allowed in project-dir and project-name', () => {
-    setInputs({ ...ssh, host: 'web1.example.com, deploy2@10.0.0.5:2222\n[2001:db8::1]:22', port: '2200', parallel: 'true', 'max-parallel': '2', 'all-or-nothing': 'true', 'project-dir': '/srv/{host}/shop' });
+    setInputs({
+      ...ssh,
+      host: 'web1.example.com, deploy2@10.0.0.5:2222\n[2001:db8::1]:22',
+      port: '2200',
+      parallel: 'true',
+      'max-parallel': '2',
+      'all-or-nothing': 'true',
+      'project-dir': '/srv/{host}/shop',
+    });
     const inputs = readDeployInputs();
     expect(inputs.targets.map((t) => [t.username, t.host, t.port])).toEqual([
       ['deploy', 'web1.example.com', 2200],

@@ -24,11 +24,12 @@ const lastState = () => {
   return line.slice(`::save-state name=${LOCK_STATE}::`.length).trim();
 };
 
-const answering = (stdout: string): Executor => ({
-  run: async () => ({ code: 0, stdout, stderr: '' }),
-  upload: async () => undefined,
-  exec: async () => ({ code: 0, stdout, stderr: '' }),
-}) as unknown as Executor;
+const answering = (stdout: string): Executor =>
+  ({
+    run: async () => ({ code: 0, stdout, stderr: '' }),
+    upload: async () => undefined,
+    exec: async () => ({ code: 0, stdout, stderr: '' }),
+  }) as unknown as Executor;
 
 const owner = { token: 'tok', actor: 'a', runUrl: '', release: 'r', startedAt: 'now' };
 

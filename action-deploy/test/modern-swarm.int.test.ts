@@ -1,7 +1,19 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, machineEngineSwarmState, pushWithOwnLogin, registryManifestDigest, sh, startModernHost, startRegistry, tempDir, type ModernHost, type Registry, sshdActionInputs } from '@skiff/testbed';
+import {
+  ensureBaseImages,
+  machineEngineSwarmState,
+  pushWithOwnLogin,
+  registryManifestDigest,
+  sh,
+  startModernHost,
+  startRegistry,
+  tempDir,
+  type ModernHost,
+  type Registry,
+  sshdActionInputs,
+} from '@skiff/testbed';
 import { buildApp, httpGet, runAction, swarmServiceImages } from './helpers';
 
 /**
@@ -67,7 +79,11 @@ const running = (service: string) => swarmServiceImages((args) => host.docker(ar
 beforeAll(async () => {
   await ensureBaseImages();
   [registry, workspace] = await Promise.all([startRegistry(), tempDir(`${PREFIX}-ws`)]);
-  for (const [version, kind] of [['v1', 'ok'], ['v2', 'ok'], ['v3', 'crash']] as const) {
+  for (const [version, kind] of [
+    ['v1', 'ok'],
+    ['v2', 'ok'],
+    ['v3', 'crash'],
+  ] as const) {
     await buildApp(tagged(version), kind, version);
     await pushWithOwnLogin(registry, tagged(version));
     digests[version] = (await registryManifestDigest(registry, repository, version))!;

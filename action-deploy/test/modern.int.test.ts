@@ -1,7 +1,18 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, pushWithOwnLogin, registryManifestDigest, sh, startModernHost, startRegistry, tempDir, type ModernHost, type Registry, sshdActionInputs } from '@skiff/testbed';
+import {
+  ensureBaseImages,
+  pushWithOwnLogin,
+  registryManifestDigest,
+  sh,
+  startModernHost,
+  startRegistry,
+  tempDir,
+  type ModernHost,
+  type Registry,
+  sshdActionInputs,
+} from '@skiff/testbed';
 import { buildApp, httpGet, runAction, startAction } from './helpers';
 import { buildProxy, requestLoop, rollingCompose } from './rolling-fixtures';
 
@@ -55,7 +66,9 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
   const served = async () => (await httpGet(`http://${host.address}:${WEB_PORT}/`)).body.trim();
   /** The reference the service's container was created from (`docker ps` shows it without the digest). */
   const running = async (service: string) => {
-    const id = (await host.docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`])).trim();
+    const id = (
+      await host.docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`])
+    ).trim();
     return (await host.docker(['inspect', '--format', '{{.Config.Image}}', id])).trim();
   };
 
@@ -75,7 +88,13 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
     await writeFile(join(workspace.path, 'backend', 'www', 'index.html'), 'backend\n');
     await writeFile(
       join(workspace.path, 'backend', 'Dockerfile'),
-      ['FROM skiff-testbed/busybox:1', 'COPY www /www', 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1', `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`, ''].join('\n'),
+      [
+        'FROM skiff-testbed/busybox:1',
+        'COPY www /www',
+        'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
+        `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`,
+        '',
+      ].join('\n'),
     );
     await writeFile(
       join(workspace.path, 'compose.yaml'),
@@ -101,7 +120,7 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
     await Promise.all([registry?.stop(), workspace?.remove()]);
   });
 
-  it('is the modern engine, not the machine\'s: Docker 28 or later, Compose 2.30 or later, the asked-for image store', async () => {
+  it("is the modern engine, not the machine's: Docker 28 or later, Compose 2.30 or later, the asked-for image store", async () => {
     // Debian sid moves on: a fresh provisioning may bring a newer engine, never an older one.
     const major = (version: string) => Number(version.split('.')[0]);
     expect(major(host.versions.docker)).toBeGreaterThanOrEqual(28);
@@ -125,37 +144,41 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
 
   // On the containerd store only: the classic store on 28.5 pulls and names images as 20.10 does,
   // where rolling under load runs too (rolling.int.test.ts).
-  if (imageStore === 'containerd') it('strategy: rolling under load: 2,000+ requests through nginx, none failed, v1 to v2', async () => {
-    await host.loadImage(PROXY_IMAGE);
-    await mkdir(join(workspace.path, 'rolling'), { recursive: true });
-    await writeFile(join(workspace.path, 'rolling', 'compose.yaml'), rollingCompose(image('v1'), PROXY_IMAGE, 2, '0.0.0.0'));
-    const rolling = (extra: Record<string, string>) => ({
-      ...sshdActionInputs(host),
-      strategy: 'rolling',
-      'compose-file': 'rolling/compose.yaml',
-      'project-dir': `/opt/${project}-rolling`,
-      'project-name': `${project}-rolling`,
-      'env-file': `PROXY_PORT=${PROXY_PORT}\n`,
-      registry: registry.address,
-      'registry-username': registry.username,
-      'registry-password': registry.password,
-      'health-url': `http://${host.address}:${PROXY_PORT}/`,
-      'health-interval': '1s',
-      'health-timeout': '30s',
-      'rolling-drain': '2s',
-      ...extra,
+  if (imageStore === 'containerd')
+    it('strategy: rolling under load: 2,000+ requests through nginx, none failed, v1 to v2', async () => {
+      await host.loadImage(PROXY_IMAGE);
+      await mkdir(join(workspace.path, 'rolling'), { recursive: true });
+      await writeFile(join(workspace.path, 'rolling', 'compose.yaml'), rollingCompose(image('v1'), PROXY_IMAGE, 2, '0.0.0.0'));
+      const rolling = (extra: Record<string, string>) => ({
+        ...sshdActionInputs(host),
+        strategy: 'rolling',
+        'compose-file': 'rolling/compose.yaml',
+        'project-dir': `/opt/${project}-rolling`,
+        'project-name': `${project}-rolling`,
+        'env-file': `PROXY_PORT=${PROXY_PORT}\n`,
+        registry: registry.address,
+        'registry-username': registry.username,
+        'registry-password': registry.password,
+        'health-url': `http://${host.address}:${PROXY_PORT}/`,
+        'health-interval': '1s',
+        'health-timeout': '30s',
+        'rolling-drain': '2s',
+        ...extra,
+      });
+      const first = await runAction(rolling({}), { workspace: workspace.path });
+      expect(first.code, first.masked).toBe(0);
+      const started = startAction(rolling({ images: `web=${image('v2')}` }), { workspace: workspace.path });
+      const [loop, run] = await Promise.all([
+        requestLoop(`http://${host.address}:${PROXY_PORT}/`, { min: 2000, max: 100_000, until: started.done, workers: 2 }),
+        started.done,
+      ]);
+      expect(run.code, run.masked).toBe(0);
+      expect(run.stdout).toContain('Rolling deploy: rolling web (2 old → 2 new); unchanged: proxy');
+      expect(loop.during).toBeGreaterThan(500);
+      expect(loop.failed, loop.failures.join('\n')).toBe(0);
+      expect(loop.versions.at(-1)).toBe('version=proxy-v2');
+      expect(JSON.parse(run.outputs.images!).web).toBe(`${registry.address}/${repository}@${digests.v2}`);
     });
-    const first = await runAction(rolling({}), { workspace: workspace.path });
-    expect(first.code, first.masked).toBe(0);
-    const started = startAction(rolling({ images: `web=${image('v2')}` }), { workspace: workspace.path });
-    const [loop, run] = await Promise.all([requestLoop(`http://${host.address}:${PROXY_PORT}/`, { min: 2000, max: 100_000, until: started.done, workers: 2 }), started.done]);
-    expect(run.code, run.masked).toBe(0);
-    expect(run.stdout).toContain('Rolling deploy: rolling web (2 old → 2 new); unchanged: proxy');
-    expect(loop.during).toBeGreaterThan(500);
-    expect(loop.failed, loop.failures.join('\n')).toBe(0);
-    expect(loop.versions.at(-1)).toBe('version=proxy-v2');
-    expect(JSON.parse(run.outputs.images!).web).toBe(`${registry.address}/${repository}@${digests.v2}`);
-  });
 
   it('updates to v2 and rolls back to v1 by digest', async () => {
     const second = await deploy({ images: `proxy=${image('v2')}` });

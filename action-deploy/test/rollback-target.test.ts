@@ -36,7 +36,9 @@ describe('rollback: a git SHA picks the newest kept release of that commit', () 
         message = (error as Error).message;
       }
       expect(message).toContain(`no kept, successfully deployed release was made from commit ${wanted}`);
-      expect(message).toContain(`\n  ${a2} (commit 1a2b3c4d5e6f, 2026-01-03 03:00 UTC, current)\n  ${b} (commit 9f8e7d6, 2026-01-02 03:00 UTC)\n  ${a} (commit 1a2b3c4d5e6f, 2026-01-01 03:00 UTC)`);
+      expect(message).toContain(
+        `\n  ${a2} (commit 1a2b3c4d5e6f, 2026-01-03 03:00 UTC, current)\n  ${b} (commit 9f8e7d6, 2026-01-02 03:00 UTC)\n  ${a} (commit 1a2b3c4d5e6f, 2026-01-01 03:00 UTC)`,
+      );
       expect(message).not.toContain(failed);
     }
   });

@@ -37,7 +37,12 @@ export async function buildProxy(tag: string): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'rollingskiff-proxy-'));
   try {
     await writeFile(join(dir, 'nginx.conf'), NGINX_CONF);
-    await writeFile(join(dir, 'Dockerfile'), ['FROM skiff-testbed/debian:bookworm', 'COPY nginx.conf /etc/nginx/nginx.conf', 'STOPSIGNAL SIGQUIT', 'CMD ["nginx", "-g", "daemon off;"]', ''].join('\n'));
+    await writeFile(
+      join(dir, 'Dockerfile'),
+      ['FROM skiff-testbed/debian:bookworm', 'COPY nginx.conf /etc/nginx/nginx.conf', 'STOPSIGNAL SIGQUIT', 'CMD ["nginx", "-g", "daemon off;"]', ''].join(
+        '\n',
+      ),
+    );
     await sh('docker', ['build', '-q', '-t', tag, dir], { timeoutMs: 120_000 });
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -82,7 +87,10 @@ export interface LoopResult {
  * `pauseMs` between a worker's requests bounds the rate: nginx opens a new upstream connection per
  * request, and ~28,000 in a minute exhaust the ephemeral ports, which would look like failures.
  */
-export async function requestLoop(url: string, options: { min: number; max: number; until: Promise<unknown>; workers?: number; pauseMs?: number }): Promise<LoopResult> {
+export async function requestLoop(
+  url: string,
+  options: { min: number; max: number; until: Promise<unknown>; workers?: number; pauseMs?: number },
+): Promise<LoopResult> {
   let finished = false;
   const result: LoopResult = { total: 0, during: 0, failed: 0, failures: [], versions: [], ms: 0 };
   void options.until

@@ -42,7 +42,10 @@ const inputs = (extra: Record<string, string>) => ({
 /** Runs the bundle while the request loop runs through the proxy; the loop ends after the deploy and ≥ REQUESTS requests. */
 async function deployUnderLoad(extra: Record<string, string>): Promise<{ run: ActionRun; loop: LoopResult }> {
   const started = startAction(inputs(extra), { workspace: workspace.path });
-  const [loop, run] = await Promise.all([requestLoop(`http://127.0.0.1:${proxyPort}/`, { min: REQUESTS, max: 100_000, until: started.done, workers: 2 }), started.done]);
+  const [loop, run] = await Promise.all([
+    requestLoop(`http://127.0.0.1:${proxyPort}/`, { min: REQUESTS, max: 100_000, until: started.done, workers: 2 }),
+    started.done,
+  ]);
   // The deploy really ran under load (the rest of the REQUESTS may come after it).
   expect(loop.during).toBeGreaterThan(500);
   return { run, loop };
@@ -50,7 +53,17 @@ async function deployUnderLoad(extra: Record<string, string>): Promise<{ run: Ac
 
 /** The project's web containers: id → image they were created from. */
 async function webContainers(): Promise<Map<string, string>> {
-  const out = await sh('docker', ['ps', '-a', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=web', '--format', '{{.ID}} {{.Image}} {{.State}}']);
+  const out = await sh('docker', [
+    'ps',
+    '-a',
+    '--no-trunc',
+    '--filter',
+    `label=com.docker.compose.project=${PROJECT}`,
+    '--filter',
+    'label=com.docker.compose.service=web',
+    '--format',
+    '{{.ID}} {{.Image}} {{.State}}',
+  ]);
   return new Map(
     out
       .split('\n')
@@ -67,7 +80,18 @@ async function answers(count: number): Promise<Set<string>> {
   return seen;
 }
 
-const proxyId = async () => (await sh('docker', ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=proxy'])).trim();
+const proxyId = async () =>
+  (
+    await sh('docker', [
+      'ps',
+      '-q',
+      '--no-trunc',
+      '--filter',
+      `label=com.docker.compose.project=${PROJECT}`,
+      '--filter',
+      'label=com.docker.compose.service=proxy',
+    ])
+  ).trim();
 
 beforeAll(async () => {
   await ensureBaseImages();
@@ -142,7 +166,23 @@ describe('strategy: rolling behind nginx', () => {
     expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'deploy', status: 'deployed', from: v1Release, to: v2Release });
     // The final state is what `up -d` of the release wants: compose has nothing left to change.
     const current = (name: string) => join(projectDir, 'current', name);
-    const dryRun = await run$('docker', ['compose', '--dry-run', '-p', PROJECT, '--project-directory', projectDir, '-f', current('compose.yaml'), '-f', current('images.lock.json'), '--env-file', current('.env'), 'up', '-d', '--remove-orphans']);
+    const dryRun = await run$('docker', [
+      'compose',
+      '--dry-run',
+      '-p',
+      PROJECT,
+      '--project-directory',
+      projectDir,
+      '-f',
+      current('compose.yaml'),
+      '-f',
+      current('images.lock.json'),
+      '--env-file',
+      current('.env'),
+      'up',
+      '-d',
+      '--remove-orphans',
+    ]);
     const said = `${dryRun.stdout}${dryRun.stderr}`;
     expect(said).toMatch(/Container .*-web-\d+\s+Running/);
     expect(said).not.toMatch(/Recreate|Creat|Remov|Start/);
@@ -153,7 +193,9 @@ describe('strategy: rolling behind nginx', () => {
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('rolled-back');
     expect(run.outputs['rolled-back']).toBe('true');
-    expect(run.errors.join('\n')).toMatch(/failed the health gate: containers: .*exited with code 1.*new containers were removed; release .* kept serving throughout/s);
+    expect(run.errors.join('\n')).toMatch(
+      /failed the health gate: containers: .*exited with code 1.*new containers were removed; release .* kept serving throughout/s,
+    );
     expect(loop.failed, loop.failures.join('\n')).toBe(0);
     expect(loop.total).toBeGreaterThanOrEqual(REQUESTS);
     expect(loop.versions).toEqual(['version=v2']);
@@ -182,7 +224,10 @@ describe('strategy: rolling behind nginx', () => {
     // Behind the proxy the health-url reaches old and new containers alike while both run; once
     // the old are gone it reaches only the new ones, and the one-round release check sees it.
     // No load here: what is under test is which release is kept, not the requests on the way.
-    const run = await startAction(inputs({ images: `web=${image('sick')}`, 'health-url': `http://127.0.0.1:${proxyPort}/cgi-bin/health`, 'health-timeout': '8s' }), { workspace: workspace.path }).done;
+    const run = await startAction(
+      inputs({ images: `web=${image('sick')}`, 'health-url': `http://127.0.0.1:${proxyPort}/cgi-bin/health`, 'health-timeout': '8s' }),
+      { workspace: workspace.path },
+    ).done;
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('rolled-back');
     expect(run.errors.join('\n')).toMatch(/HTTP 500/);
@@ -193,11 +238,16 @@ describe('strategy: rolling behind nginx', () => {
   it('a changed service that cannot roll (the proxy on a fixed port) is recreated by compose up, with a warning naming it and why', async () => {
     const proxy = await proxyId();
     const web = await webContainers();
-    await writeFile(join(workspace.path, 'compose.yaml'), rollingCompose(image('v1'), PROXY_IMAGE, 2).replace('    pull_policy: never\n', '    pull_policy: never\n    environment:\n      CHANGED: "yes"\n'));
+    await writeFile(
+      join(workspace.path, 'compose.yaml'),
+      rollingCompose(image('v1'), PROXY_IMAGE, 2).replace('    pull_policy: never\n', '    pull_policy: never\n    environment:\n      CHANGED: "yes"\n'),
+    );
     const run = await startAction(inputs({}), { workspace: workspace.path }).done;
     expect(run.errors).toEqual([]);
     expect(run.outputs.status).toBe('deployed');
-    expect(run.stdout).toContain(`::warning::Not rolled, so recreated by compose up (a short downtime for each): proxy publishes fixed host port 127.0.0.1:${proxyPort}:80, which a second container cannot bind`);
+    expect(run.stdout).toContain(
+      `::warning::Not rolled, so recreated by compose up (a short downtime for each): proxy publishes fixed host port 127.0.0.1:${proxyPort}:80, which a second container cannot bind`,
+    );
     expect(run.stdout).toContain('Rolling deploy: nothing to roll; recreated by compose up: proxy; unchanged: web');
     expect(await proxyId()).not.toBe(proxy);
     expect(await webContainers()).toEqual(web);

@@ -8,12 +8,28 @@ import { readDeployInputs } from '../src/inputs';
 import { planDeploy } from '../src/plan';
 import { configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, type ComposeProject, type DockerCli } from '../src/compose';
 import { readRollingInputs } from '../src/strategies/rolling-inputs';
-import { drainLeft, newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, whyNotRolled, type ContainerRow, type ServiceShape } from '../src/strategies/rolling-plan';
+import {
+  drainLeft,
+  newContainers,
+  parseConfigHashes,
+  parseContainerRows,
+  planRoll,
+  scalesFor,
+  serviceShapes,
+  whyNotRolled,
+  type ContainerRow,
+  type ServiceShape,
+} from '../src/strategies/rolling-plan';
 import { releaseCheckSuccesses } from '../src/release-check';
 
 const V2: DockerCli = { compose: 'v2', sudo: false };
-const project: ComposeProject = { name: 'shop', directory: '/opt/my shop', files: ['/opt/my shop/releases/r2/compose.yaml', '/opt/my shop/releases/r2/images.lock.json'] };
-const composeLine = "docker compose --project-name shop --project-directory '/opt/my shop' -f '/opt/my shop/releases/r2/compose.yaml' -f '/opt/my shop/releases/r2/images.lock.json'";
+const project: ComposeProject = {
+  name: 'shop',
+  directory: '/opt/my shop',
+  files: ['/opt/my shop/releases/r2/compose.yaml', '/opt/my shop/releases/r2/images.lock.json'],
+};
+const composeLine =
+  "docker compose --project-name shop --project-directory '/opt/my shop' -f '/opt/my shop/releases/r2/compose.yaml' -f '/opt/my shop/releases/r2/images.lock.json'";
 
 describe('rolling builders', () => {
   it('reads the configuration hashes Compose compares with the containers', () => {
@@ -36,12 +52,16 @@ describe('rolling builders', () => {
   });
 
   it('starts missing dependencies first and waits for them', () => {
-    expect(script(startMissing(V2, project, ['cache']))).toBe(['set -euo pipefail', "cd '/opt/my shop'", `${composeLine} up -d --wait --no-recreate cache`].join('\n'));
+    expect(script(startMissing(V2, project, ['cache']))).toBe(
+      ['set -euo pipefail', "cd '/opt/my shop'", `${composeLine} up -d --wait --no-recreate cache`].join('\n'),
+    );
   });
 
   it('inspects only the given containers, tolerating one that is gone; stops then removes', () => {
     expect(script(inspectContainers(V2, ['abc', 'd e']))).toBe("set -euo pipefail\ndocker inspect abc 'd e' || true");
-    expect(script(stopAndRemove({ compose: 'v2', sudo: true }, ['abc', 'def']))).toBe('set -euo pipefail\nsudo -n docker stop abc def\nsudo -n docker rm abc def');
+    expect(script(stopAndRemove({ compose: 'v2', sudo: true }, ['abc', 'def']))).toBe(
+      'set -euo pipefail\nsudo -n docker stop abc def\nsudo -n docker rm abc def',
+    );
     expect(inspectContainers(V2, [])).toEqual([]);
     expect(stopAndRemove(V2, [])).toEqual([]);
   });
@@ -124,20 +144,32 @@ describe('which services can roll', () => {
     expect(whyNotRolled(shape('proxy'), false)).toBe('publishes fixed host port 127.0.0.1:8080:80, which a second container cannot bind');
     expect(whyNotRolled(shape('worker'), false)).toBe('sets container_name shop-worker, and two containers cannot share a name');
     expect(whyNotRolled(shape('agent'), false)).toBe('uses network_mode: host, so a second container would bind the same ports');
-    expect(whyNotRolled(shape('db'), false)).toBe('mounts pgdata read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)');
+    expect(whyNotRolled(shape('db'), false)).toBe(
+      'mounts pgdata read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)',
+    );
     // Naming a service overrides the data-safety rule, never what makes a second container impossible.
     expect(whyNotRolled(shape('db'), true)).toBeUndefined();
     expect(whyNotRolled(shape('proxy'), true)).toMatch(/^publishes fixed host port/);
   });
 
   it('counts a port range as fixed ports, an ephemeral one as none', () => {
-    const [ranged] = serviceShapes('services:\n  a:\n    ports:\n      - {target: 90, published: "9000", host_ip: 127.0.0.1}\n      - {target: 91, published: "9001", host_ip: 127.0.0.1}\n      - {target: 4000, host_ip: 127.0.0.1}\n');
+    const [ranged] = serviceShapes(
+      'services:\n  a:\n    ports:\n      - {target: 90, published: "9000", host_ip: 127.0.0.1}\n      - {target: 91, published: "9001", host_ip: 127.0.0.1}\n      - {target: 4000, host_ip: 127.0.0.1}\n',
+    );
     expect(ranged!.fixedPorts).toEqual(['127.0.0.1:9000:90', '127.0.0.1:9001:91']);
   });
 });
 
 const HASHES = parseConfigHashes('proxy h-proxy\nweb h-web2\ndb h-db2\nworker h-worker2\nagent h-agent\ncache h-cache\nbase h-base\n');
-const row = (id: string, service: string, hash: string, extra: Partial<ContainerRow> = {}): ContainerRow => ({ id, service, hash, oneOff: false, state: 'running', name: `shop-${service}-${id}`, ...extra });
+const row = (id: string, service: string, hash: string, extra: Partial<ContainerRow> = {}): ContainerRow => ({
+  id,
+  service,
+  hash,
+  oneOff: false,
+  state: 'running',
+  name: `shop-${service}-${id}`,
+  ...extra,
+});
 
 describe('planRoll', () => {
   const rows = [
@@ -176,8 +208,12 @@ describe('planRoll', () => {
     ]);
     expect(plan.startFirst).toEqual([]);
     expect(plan.warnings[0]).toBe('rolling-services names nope, which the release does not define');
-    expect(plan.warnings[1]).toBe('rolling-services names services that cannot roll: worker sets container_name shop-worker, and two containers cannot share a name');
-    expect(plan.warnings[2]).toMatch(/^Not rolled, so recreated by compose up \(a short downtime for each\): web is not listed in rolling-services; worker sets/);
+    expect(plan.warnings[1]).toBe(
+      'rolling-services names services that cannot roll: worker sets container_name shop-worker, and two containers cannot share a name',
+    );
+    expect(plan.warnings[2]).toMatch(
+      /^Not rolled, so recreated by compose up \(a short downtime for each\): web is not listed in rolling-services; worker sets/,
+    );
   });
 
   it('first deploy: nothing runs yet, so nothing rolls and compose up starts everything', () => {
@@ -191,9 +227,15 @@ describe('planRoll', () => {
     expect(plan.unchanged).toEqual(['web']);
   });
 
-  it('finds the new containers: the rolled services\' containers that were not there before', () => {
+  it("finds the new containers: the rolled services' containers that were not there before", () => {
     const plan = planRoll(shapes, HASHES, rows);
-    const after = [...rows, row('w3', 'web', 'h-web2'), row('w4', 'web', 'h-web2'), row('run2', 'web', 'h-web2', { oneOff: true }), row('x1', 'proxy', 'h-proxy')];
+    const after = [
+      ...rows,
+      row('w3', 'web', 'h-web2'),
+      row('w4', 'web', 'h-web2'),
+      row('run2', 'web', 'h-web2', { oneOff: true }),
+      row('x1', 'proxy', 'h-proxy'),
+    ];
     expect(newContainers(plan.roll, after)).toEqual(['w3', 'w4']);
   });
 
@@ -254,7 +296,17 @@ describe('rolling dry-run', () => {
     try {
       await writeFile(join(workspace, 'compose.yaml'), 'services:\n  web:\n    image: app\n');
       for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
-      const inputs: Record<string, string> = { host: 'example.com', username: 'deploy', password: 'pw-123456', fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', strategy: 'rolling', 'rolling-services': 'web', 'rolling-drain': '3s', 'project-dir': '/opt/shop', 'dry-run': 'true' };
+      const inputs: Record<string, string> = {
+        host: 'example.com',
+        username: 'deploy',
+        password: 'pw-123456',
+        fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        strategy: 'rolling',
+        'rolling-services': 'web',
+        'rolling-drain': '3s',
+        'project-dir': '/opt/shop',
+        'dry-run': 'true',
+      };
       for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
       process.env.GITHUB_WORKSPACE = workspace;
       const steps = await planDeploy(new PlanRecorder(), readDeployInputs(), runContext({ GITHUB_SHA: '0123456789abcdef' }));
@@ -296,7 +348,10 @@ describe('after the roll', () => {
   });
 
   it('anything compose up created or replaced gets the full count; a first deploy creates everything', () => {
-    expect(releaseCheckSuccesses(rolled, [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p2', 'shop-proxy-1')], 2)).toEqual({ successes: 2, why: 'compose up created shop-proxy-1' });
+    expect(releaseCheckSuccesses(rolled, [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p2', 'shop-proxy-1')], 2)).toEqual({
+      successes: 2,
+      why: 'compose up created shop-proxy-1',
+    });
     expect(releaseCheckSuccesses([], rolled, 3)).toMatchObject({ successes: 3 });
     expect(releaseCheckSuccesses(rolled, rolled, 1)).toMatchObject({ successes: 1 });
   });

@@ -2,7 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, pushWithOwnLogin, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import {
+  ensureBaseImages,
+  freePort,
+  pushWithOwnLogin,
+  sh,
+  startRegistry,
+  startSshd,
+  tempDir,
+  type Registry,
+  type SshdServer,
+  sshdActionInputs,
+} from '@skiff/testbed';
 import { buildApp, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -45,23 +56,38 @@ const deploy = (extra: Record<string, string> = {}) =>
 
 const served = async () => (await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim();
 const backendImage = async () => {
-  const id = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=backend'])).trim();
+  const id = (
+    await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=backend'])
+  ).trim();
   return (await sh('docker', ['inspect', '--format', '{{.Config.Image}} {{.Image}}', id])).trim().split(' ') as [string, string];
 };
-const builtTags = async () => (await sh('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', `${PROJECT}-backend`])).split('\n').filter(Boolean).sort();
+const builtTags = async () =>
+  (await sh('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', `${PROJECT}-backend`])).split('\n').filter(Boolean).sort();
 
 async function writeBackend(version: string, dockerfileExtra = ''): Promise<void> {
   await mkdir(join(workspace.path, 'backend', 'www'), { recursive: true });
   await writeFile(join(workspace.path, 'backend', 'www', 'index.html'), `version=${version}\n`);
   await writeFile(
     join(workspace.path, 'backend', 'Dockerfile'),
-    ['FROM skiff-testbed/busybox:1', 'COPY www /www', dockerfileExtra, 'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1', `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`, ''].join('\n'),
+    [
+      'FROM skiff-testbed/busybox:1',
+      'COPY www /www',
+      dockerfileExtra,
+      'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
+      `CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`,
+      '',
+    ].join('\n'),
   );
 }
 
 beforeAll(async () => {
   await ensureBaseImages();
-  [server, registry, remoteRoot, workspace] = await Promise.all([startSshd(), startRegistry(), tempDir('skiffdeploybuild-remote'), tempDir('skiffdeploybuild-ws')]);
+  [server, registry, remoteRoot, workspace] = await Promise.all([
+    startSshd(),
+    startRegistry(),
+    tempDir('skiffdeploybuild-remote'),
+    tempDir('skiffdeploybuild-ws'),
+  ]);
   projectDir = join(remoteRoot.path, 'app');
   [webPort, proxyPort] = [await freePort(), await freePort()];
   await buildApp(proxyImage(), 'ok', 'proxy');
@@ -144,7 +170,9 @@ describe('build: services are built on the server, one image per release', () =>
     const releases = await readdir(join(projectDir, 'releases'));
     const run = await deploy({ 'build-on-server': 'false' });
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/Input "build-on-server" is false, and backend \(build: \.\/backend\) has no "images" line: build and push it with action-build-push and pass images: backend=<its image-ref output>/);
+    expect(run.stdout).toMatch(
+      /Input "build-on-server" is false, and backend \(build: \.\/backend\) has no "images" line: build and push it with action-build-push and pass images: backend=<its image-ref output>/,
+    );
     expect(await readdir(join(projectDir, 'releases'))).toEqual(releases);
   });
 

@@ -16,7 +16,18 @@ async function repo(files: Record<string, string>): Promise<void> {
   }
 }
 
-const COMPOSE = ['services:', '  api:', '    build:', '      context: ..', '      dockerfile: deploy/api.Dockerfile', '  web:', '    build: ./web', '  cache:', '    image: redis:7', ''].join('\n');
+const COMPOSE = [
+  'services:',
+  '  api:',
+  '    build:',
+  '      context: ..',
+  '      dockerfile: deploy/api.Dockerfile',
+  '  web:',
+  '    build: ./web',
+  '  cache:',
+  '    image: redis:7',
+  '',
+].join('\n');
 
 describe('build: services', () => {
   it('finds each local context from the first compose file folder; services with an images line are pulled, not built', async () => {
@@ -36,9 +47,13 @@ describe('build: services', () => {
   });
 
   it('refuses a context it cannot ship: a variable, outside the repository, not a folder; and build: with swarm', async () => {
-    await repo({ 'compose.yaml': ['services:', '  a:', '    build: ${CTX}', '  b:', '    build: ../elsewhere', '  c:', '    build: ./missing', ''].join('\n') });
+    await repo({
+      'compose.yaml': ['services:', '  a:', '    build: ${CTX}', '  b:', '    build: ../elsewhere', '  c:', '    build: ./missing', ''].join('\n'),
+    });
     setInputs({ ...ssh });
-    expect(() => readDeployInputs()).toThrow(/service a: build context "\$\{CTX\}" uses a variable.*; service b: build context \.\.\/elsewhere is outside the repository; service c: build context \.\/missing is not a folder/);
+    expect(() => readDeployInputs()).toThrow(
+      /service a: build context "\$\{CTX\}" uses a variable.*; service b: build context \.\.\/elsewhere is outside the repository; service c: build context \.\/missing is not a folder/,
+    );
     await repo({ 'compose.yaml': ['services:', '  a:', '    build: .', ''].join('\n') });
     setInputs({ ...ssh, strategy: 'swarm', 'swarm-stack': 'shop' });
     expect(() => readDeployInputs()).toThrow(/Strategy swarm cannot build: docker stack deploy ignores build:, so a would run a stale or missing image/);
@@ -48,6 +63,8 @@ describe('build: services', () => {
   });
 
   it('the override points the context at the release and names the image after it', () => {
-    expect(JSON.parse(buildOverride('/srv/app/releases/R1', 'shop', 'R1', [{ service: 'api' }]))).toEqual({ services: { api: { build: { context: '/srv/app/releases/R1/build/api' }, image: 'shop-api:R1' } } });
+    expect(JSON.parse(buildOverride('/srv/app/releases/R1', 'shop', 'R1', [{ service: 'api' }]))).toEqual({
+      services: { api: { build: { context: '/srv/app/releases/R1/build/api' }, image: 'shop-api:R1' } },
+    });
   });
 });

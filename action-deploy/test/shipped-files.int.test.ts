@@ -1,7 +1,18 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, freePort, pushWithOwnLogin, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import {
+  ensureBaseImages,
+  freePort,
+  pushWithOwnLogin,
+  sh,
+  startRegistry,
+  startSshd,
+  tempDir,
+  type Registry,
+  type SshdServer,
+  sshdActionInputs,
+} from '@skiff/testbed';
 import { auditLines, buildApp, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -44,7 +55,10 @@ const deploy = (extra: Record<string, string> = {}) =>
   );
 
 const served = async (path: string) => (await httpGet(`http://127.0.0.1:${webPort}/${path}`)).body.trim();
-const containerId = async (service: string) => (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`])).trim();
+const containerId = async (service: string) =>
+  (
+    await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`])
+  ).trim();
 const store = () => readdir(join(projectDir, '.skiff', 'files')).then((names) => names.sort());
 
 async function writeRepo(files: Record<string, string>): Promise<void> {
@@ -56,7 +70,12 @@ async function writeRepo(files: Record<string, string>): Promise<void> {
 
 beforeAll(async () => {
   await ensureBaseImages();
-  [server, registry, remoteRoot, workspace] = await Promise.all([startSshd(), startRegistry(), tempDir('skiffdeployfiles-remote'), tempDir('skiffdeployfiles-ws')]);
+  [server, registry, remoteRoot, workspace] = await Promise.all([
+    startSshd(),
+    startRegistry(),
+    tempDir('skiffdeployfiles-remote'),
+    tempDir('skiffdeployfiles-ws'),
+  ]);
   projectDir = join(remoteRoot.path, 'site');
   webPort = await freePort();
   await buildApp(image('v1'), 'ok', 'v1');
@@ -161,7 +180,9 @@ describe('files: configuration the compose file mounts, shipped with each releas
     const run = await deploy({ files: `${FILES}\ndeploy/stray.conf` });
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('failed');
-    expect(run.stdout).toMatch(/Input "files": stray\.conf \(Compose would find it at \S+\/site\/stray\.conf\) is not read by any bind mount, config or secret/);
+    expect(run.stdout).toMatch(
+      /Input "files": stray\.conf \(Compose would find it at \S+\/site\/stray\.conf\) is not read by any bind mount, config or secret/,
+    );
     expect(await served('notice.txt')).toBe('notice three');
   });
 });

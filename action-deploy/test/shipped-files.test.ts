@@ -21,7 +21,14 @@ const file = (path: string, content: string): ShippedFile => ({ path, mode: 0o64
 
 describe('the files input', () => {
   it('expands paths, folders and globs relative to the repository, placed relative to the first compose file', async () => {
-    await repo({ 'deploy/compose.yaml': 'services: {}\n', 'deploy/Caddyfile': 'c\n', 'deploy/conf/a.conf': 'a\n', 'deploy/conf/sub/b.conf': 'b\n', 'deploy/conf/sub/skip.txt': 's\n', 'deploy/init.sh': 'i\n' });
+    await repo({
+      'deploy/compose.yaml': 'services: {}\n',
+      'deploy/Caddyfile': 'c\n',
+      'deploy/conf/a.conf': 'a\n',
+      'deploy/conf/sub/b.conf': 'b\n',
+      'deploy/conf/sub/skip.txt': 's\n',
+      'deploy/init.sh': 'i\n',
+    });
     setInputs({ ...ssh, 'compose-file': 'deploy/compose.yaml', files: 'deploy/Caddyfile\ndeploy/conf/**/*.conf\n./deploy/init.sh' });
     const inputs = readDeployInputs();
     expect(inputs.shippedFiles!.map((f) => [f.path, f.mode.toString(8), f.content.toString()])).toEqual([
@@ -41,7 +48,7 @@ describe('the files input', () => {
   });
 
   it('is refused with strategies that do not run the compose project, and with rollback', async () => {
-    await repo({ 'compose.yaml': 'services: {}\n', 'Caddyfile': 'c\n' });
+    await repo({ 'compose.yaml': 'services: {}\n', Caddyfile: 'c\n' });
     setInputs({ ...ssh, strategy: 'swarm', 'swarm-stack': 'shop', files: 'Caddyfile' });
     expect(() => readDeployInputs()).toThrow(/Input "files" works with strategy recreate or rolling .*strategy is swarm/);
     setInputs({ ...ssh, rollback: 'previous', files: 'Caddyfile' });
@@ -55,7 +62,12 @@ describe('resolveShippedFiles', () => {
   it('points long-form bind mounts, v1 short-form mounts and config files at store entries named by content', () => {
     const config = JSON.stringify({
       services: {
-        proxy: { volumes: [{ type: 'bind', source: '/srv/app/Caddyfile', target: '/etc/caddy/Caddyfile', read_only: true }, { type: 'bind', source: '/srv/app/data', target: '/data' }] },
+        proxy: {
+          volumes: [
+            { type: 'bind', source: '/srv/app/Caddyfile', target: '/etc/caddy/Caddyfile', read_only: true },
+            { type: 'bind', source: '/srv/app/data', target: '/data' },
+          ],
+        },
         legacy: { volumes: ['/srv/app/conf:/etc/conf:ro'], configs: [{ source: 'main' }] },
       },
       configs: { main: { file: '/srv/app/conf/a.conf' } },
@@ -64,7 +76,9 @@ describe('resolveShippedFiles', () => {
     expect(mounts.map((m) => m.source).sort()).toEqual(['Caddyfile', 'conf', 'conf/a.conf']);
     const parsed = JSON.parse(override);
     const caddy = mounts.find((m) => m.source === 'Caddyfile')!;
-    expect(parsed.services.proxy.volumes).toEqual([{ type: 'bind', source: `/srv/app/.skiff/files/${caddy.hash}/Caddyfile`, target: '/etc/caddy/Caddyfile', read_only: true }]);
+    expect(parsed.services.proxy.volumes).toEqual([
+      { type: 'bind', source: `/srv/app/.skiff/files/${caddy.hash}/Caddyfile`, target: '/etc/caddy/Caddyfile', read_only: true },
+    ]);
     expect(parsed.services.legacy.volumes[0]).toMatch(/^\/srv\/app\/\.skiff\/files\/[0-9a-f]{24}\/conf:\/etc\/conf:ro$/);
     expect(parsed.configs.main.file).toMatch(/\/\.skiff\/files\/[0-9a-f]{24}\/a\.conf$/);
     expect(parsed.services.legacy.labels['dev.skiff.files'].split(',')).toHaveLength(2);
@@ -88,7 +102,10 @@ describe('resolveShippedFiles', () => {
   });
 
   it('store and prune scripts quote every path', () => {
-    const text = script([...storeShippedFiles("/srv/my app's", "/srv/my app's/releases/r1", [{ source: 'conf', hash: 'abc' }]), ...pruneStore("/srv/my app's", "/srv/my app's/releases")]);
+    const text = script([
+      ...storeShippedFiles("/srv/my app's", "/srv/my app's/releases/r1", [{ source: 'conf', hash: 'abc' }]),
+      ...pruneStore("/srv/my app's", "/srv/my app's/releases"),
+    ]);
     expect(text).toContain(`'/srv/my app'\\''s/.skiff/files/abc'`);
     expect(text).toContain(`store='/srv/my app'\\''s/.skiff/files' releases='/srv/my app'\\''s/releases'`);
   });

@@ -69,8 +69,17 @@ const serving = async () => (await httpGet(`http://${swarm.address}:${WEB_PORT}/
 
 beforeAll(async () => {
   await ensureBaseImages();
-  [swarm, remote, workspace] = await Promise.all([startSwarmHost(`${PREFIX}-${process.pid}`, { registryAuth: true }), tempDir(`${PREFIX}-remote`), tempDir(`${PREFIX}-ws`)]);
-  for (const [version, kind] of [['v1', 'ok'], ['v2', 'ok'], ['v3', 'crash'], ['v4', 'ok']] as const) {
+  [swarm, remote, workspace] = await Promise.all([
+    startSwarmHost(`${PREFIX}-${process.pid}`, { registryAuth: true }),
+    tempDir(`${PREFIX}-remote`),
+    tempDir(`${PREFIX}-ws`),
+  ]);
+  for (const [version, kind] of [
+    ['v1', 'ok'],
+    ['v2', 'ok'],
+    ['v3', 'crash'],
+    ['v4', 'ok'],
+  ] as const) {
     const local = `${PREFIX}-app:${version}`;
     await buildApp(local, kind, version);
     digests[version] = await swarm.pushImage(local, `${PREFIX}/app:${version}`);
@@ -111,7 +120,10 @@ describe('strategy: swarm', () => {
     const stackFile = await readFile(join(dir, 'releases', id, 'skiff-stack.yml'), 'utf8');
     expect(stackFile).toContain(`web:\n    image: ${v2}\n    deploy:\n      update_config:\n        order: stop-first\n        failure_action: rollback`);
     expect(stackFile).toContain(`worker:\n    image: ${v2}\n    deploy:\n      update_config:\n        order: start-first\n        failure_action: rollback`);
-    const specUpdate = JSON.parse(await swarm.docker(['service', 'inspect', '--format', '{{json .Spec.UpdateConfig}}', `${STACK}_worker`])) as Record<string, unknown>;
+    const specUpdate = JSON.parse(await swarm.docker(['service', 'inspect', '--format', '{{json .Spec.UpdateConfig}}', `${STACK}_worker`])) as Record<
+      string,
+      unknown
+    >;
     expect(specUpdate).toMatchObject({ Order: 'start-first', FailureAction: 'rollback', Monitor: 3_000_000_000 });
     expect((await auditLines(dir)).map((e) => [e.event, e.status])).toEqual([
       ['deploy', 'deployed'],
@@ -140,7 +152,9 @@ describe('strategy: swarm', () => {
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('rolled-back');
     expect(run.outputs['rolled-back']).toBe('true');
-    expect(run.errors.join('\n')).toMatch(/Swarm rolled back its update of web, worker \((web|worker): update rolled back due to failure or early termination of task \w+/);
+    expect(run.errors.join('\n')).toMatch(
+      /Swarm rolled back its update of web, worker \((web|worker): update rolled back due to failure or early termination of task \w+/,
+    );
     expect(run.masked).toMatch(/Swarm rolled the update back/);
     const v2 = `${repository()}:v2@${digests.v2!.split('@')[1]}`;
     expect(JSON.parse(run.outputs.images!)).toEqual({ web: v2, worker: v2 });

@@ -30,7 +30,18 @@ describe('skiff-stack.yml', () => {
       '        mode: host',
       '',
     ].join('\n');
-    const override = ['services:', '  worker:', '    deploy:', '      update_config:', '        failure_action: pause', '      rollback_config:', '        order: stop-first', '  cron:', '    image: busybox', ''].join('\n');
+    const override = [
+      'services:',
+      '  worker:',
+      '    deploy:',
+      '      update_config:',
+      '        failure_action: pause',
+      '      rollback_config:',
+      '        order: stop-first',
+      '  cron:',
+      '    image: busybox',
+      '',
+    ].join('\n');
     const result = stackOverride(
       [
         { name: 'compose.yaml', content: base },
@@ -77,8 +88,14 @@ describe('skiff-stack.yml', () => {
   });
 
   it('leaves a service alone entirely when the user set every key it would fill', () => {
-    const content = 'services:\n  app:\n    image: a\n    deploy:\n      update_config: {order: stop-first, failure_action: continue}\n      rollback_config: {order: stop-first}\n';
-    expect(stackOverride([{ name: 'compose.yaml', content }]).content.split('\n').slice(1).join('\n')).toBe('services:\n  app: {}\n');
+    const content =
+      'services:\n  app:\n    image: a\n    deploy:\n      update_config: {order: stop-first, failure_action: continue}\n      rollback_config: {order: stop-first}\n';
+    expect(
+      stackOverride([{ name: 'compose.yaml', content }])
+        .content.split('\n')
+        .slice(1)
+        .join('\n'),
+    ).toBe('services:\n  app: {}\n');
   });
 
   it('refuses a compose file that is not YAML, naming it', () => {
@@ -101,7 +118,11 @@ describe('swarm commands', () => {
       ].join('\n'),
     );
     expect(script(stackDeploy({ sudo: true }, 'shop', '/opt/shop/releases/r1', ['a b.yml'], false))).toBe(
-      ['set -euo pipefail', 'cd /opt/shop/releases/r1', "sudo -n docker stack deploy --prune --with-registry-auth --resolve-image always --compose-file 'a b.yml' shop"].join('\n'),
+      [
+        'set -euo pipefail',
+        'cd /opt/shop/releases/r1',
+        "sudo -n docker stack deploy --prune --with-registry-auth --resolve-image always --compose-file 'a b.yml' shop",
+      ].join('\n'),
     );
   });
 
@@ -115,7 +136,7 @@ describe('swarm commands', () => {
       ].join('\n'),
     );
     expect(script(swarmNodeState(cli))).toBe("set -euo pipefail\ndocker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'");
-    expect(script(serverClockMs())).toBe("set -euo pipefail\ndate +%s%3N");
+    expect(script(serverClockMs())).toBe('set -euo pipefail\ndate +%s%3N');
     expect(stackDiagnostics(cli, 'shop', ['web']).map((step) => `${step.title}: ${script(step.commands).split('\n')[1]}`)).toEqual([
       'docker stack ps shop: docker stack ps --no-trunc shop',
       'docker service logs --tail 100 shop_web: docker service logs --no-task-ids --timestamps --tail 100 shop_web',
@@ -130,16 +151,22 @@ describe('parseStackState', () => {
     Spec: { Name: `shop_${name}`, Mode: { Replicated: { Replicas: replicas } }, TaskTemplate: { ContainerSpec: { Image: img } } },
     ...(update ? { UpdateStatus: update } : {}),
   });
-  const task = (name: string, img: string, desired: string, current: string, error = '') => JSON.stringify({ Name: `shop_${name}`, Image: img, DesiredState: desired, CurrentState: current, Error: error });
+  const task = (name: string, img: string, desired: string, current: string, error = '') =>
+    JSON.stringify({ Name: `shop_${name}`, Image: img, DesiredState: desired, CurrentState: current, Error: error });
   const stdout = (services: unknown[], tasks: string[]) => `${JSON.stringify(services)}\n${STATE_SEPARATOR}\n${tasks.join('\n')}\n`;
 
   it('converged: the update completed and the wanted tasks run the spec image', () => {
-    const out = stdout([service('web', image('2'), { State: 'completed', StartedAt: '2026-11-22T01:00:01Z', Message: 'update completed' }, 2)], [
-      task('web.1', image('2'), 'Running', 'Running 3 seconds ago'),
-      task('web.2', image('2'), 'Running', 'Running 1 second ago'),
-      task('web.1', image('1'), 'Shutdown', 'Shutdown 2 seconds ago'),
+    const out = stdout(
+      [service('web', image('2'), { State: 'completed', StartedAt: '2026-11-22T01:00:01Z', Message: 'update completed' }, 2)],
+      [
+        task('web.1', image('2'), 'Running', 'Running 3 seconds ago'),
+        task('web.2', image('2'), 'Running', 'Running 1 second ago'),
+        task('web.1', image('1'), 'Shutdown', 'Shutdown 2 seconds ago'),
+      ],
+    );
+    expect(parseStackState(out, 'shop', since)).toEqual([
+      { service: 'web', image: image('2'), state: 'ok', detail: '2/2 running', rolledBack: false, moving: false },
     ]);
-    expect(parseStackState(out, 'shop', since)).toEqual([{ service: 'web', image: image('2'), state: 'ok', detail: '2/2 running', rolledBack: false, moving: false }]);
   });
 
   it('waiting while Swarm updates or until the tasks run the new image; failed once Swarm rolled back or paused', () => {
@@ -151,13 +178,24 @@ describe('parseStackState', () => {
         // An update from an earlier run does not count: the tasks decide.
         service('cron', image('3'), { State: 'completed', StartedAt: '2026-11-21T09:00:00Z' }),
       ],
-      [task('cron.1', image('2'), 'Running', 'Running 1 hour ago'), task('cron.1', image('3'), 'Running', 'Starting 1 second ago'), task('cron.1', image('3'), 'Shutdown', 'Failed 5 seconds ago', 'task: non-zero exit (1)')],
+      [
+        task('cron.1', image('2'), 'Running', 'Running 1 hour ago'),
+        task('cron.1', image('3'), 'Running', 'Starting 1 second ago'),
+        task('cron.1', image('3'), 'Shutdown', 'Failed 5 seconds ago', 'task: non-zero exit (1)'),
+      ],
     );
     expect(parseStackState(out, 'shop', since)).toEqual([
       { service: 'api', image: image('2'), state: 'waiting', detail: 'updating', rolledBack: false, moving: true },
       { service: 'cron', image: image('3'), state: 'waiting', detail: '0/1 running (last error: task: non-zero exit (1))', rolledBack: false, moving: false },
       { service: 'web', image: image('1'), state: 'failed', detail: 'Swarm rolled the update back: rollback completed', rolledBack: true, moving: false },
-      { service: 'worker', image: image('2'), state: 'failed', detail: 'Swarm paused the update: update paused due to failure', rolledBack: false, moving: false },
+      {
+        service: 'worker',
+        image: image('2'),
+        state: 'failed',
+        detail: 'Swarm paused the update: update paused due to failure',
+        rolledBack: false,
+        moving: false,
+      },
     ]);
   });
 
@@ -204,7 +242,9 @@ describe('swarm dry-run', () => {
         'mark the release current',
       ]);
       const deploy = steps.find((step) => step.description.startsWith('docker stack deploy'));
-      expect(deploy?.kind === 'run' && deploy.script).toMatch(/docker stack deploy --prune --with-registry-auth --resolve-image always --compose-file compose.yaml --compose-file skiff-stack.yml shop$/);
+      expect(deploy?.kind === 'run' && deploy.script).toMatch(
+        /docker stack deploy --prune --with-registry-auth --resolve-image always --compose-file compose.yaml --compose-file skiff-stack.yml shop$/,
+      );
       expect(JSON.stringify(steps)).not.toContain('very-secret-value');
     } finally {
       process.env = saved;

@@ -128,9 +128,19 @@ describe('strategy: systemd on a host running systemd', () => {
     const [plain, remote] = await Promise.all([startSshd(), tempDir('systemdskiff-plain')]);
     try {
       await appFiles(join(workspace.path, 'v1'), 'v1', 'ok');
-      const run = await deploy({ host: plain.host, port: String(plain.port), username: plain.username, key: plain.privateKey, fingerprint: plain.hostFingerprint, 'project-dir': join(remote.path, 'app'), 'artifact-path': 'v1' });
+      const run = await deploy({
+        host: plain.host,
+        port: String(plain.port),
+        username: plain.username,
+        key: plain.privateKey,
+        fingerprint: plain.hostFingerprint,
+        'project-dir': join(remote.path, 'app'),
+        'artifact-path': 'v1',
+      });
       expect(run.code).toBe(1);
-      expect(run.errors.join('\n')).toMatch(/systemd-unit: cannot ask systemd about systemdskiff-app\.service on the server \(systemctl said: .*\)\. strategy: systemd needs a server whose init is systemd/);
+      expect(run.errors.join('\n')).toMatch(
+        /systemd-unit: cannot ask systemd about systemdskiff-app\.service on the server \(systemctl said: .*\)\. strategy: systemd needs a server whose init is systemd/,
+      );
       // Taking the deploy lock made project-dir; it was released, and nothing else is there.
       expect((await sh('ls', ['-A', join(remote.path, 'app')])).trim()).toBe('');
     } finally {
@@ -160,7 +170,12 @@ describe('strategy: systemd on a host running systemd', () => {
     expect(await serving()).toBe(`version=v1 installed=${id} secret-ok=True`);
     expect(await currentRelease()).toBe(id);
     const dir = `${PROJECT_DIR}/releases/${id}`;
-    expect((await onHost(`stat -c '%a %U' ${dir} ${dir}/.env ${dir}/server.py ${dir}/deployed`)).trim().split('\n')).toEqual(['755 root', '600 root', '644 root', '644 root']);
+    expect((await onHost(`stat -c '%a %U' ${dir} ${dir}/.env ${dir}/server.py ${dir}/deployed`)).trim().split('\n')).toEqual([
+      '755 root',
+      '600 root',
+      '644 root',
+      '644 root',
+    ]);
     expect((await onHost(`sha256sum < ${dir}/blob.bin`)).split(' ')[0]).toBe(createHash('sha256').update(blob).digest('hex'));
     const pid = await mainPid();
     // The unit's User= runs it, reading the release the SSH user (root) unpacked.
@@ -239,7 +254,12 @@ describe('strategy: systemd on a host running systemd', () => {
     expect((await onHost(`ls -A ${dir} | sort | tr '\\n' ' '; git -C ${PROJECT_DIR}/repo cat-file -t ${v4sha}`)).trim()).toBe(
       '__pycache__ deployed expected-secret.txt installed.txt meta.json mode.txt server.py version.txt commit',
     );
-    expect(JSON.parse(await onHost(`cat ${dir}/meta.json`))).toMatchObject({ strategy: 'systemd', unit: UNIT, sha: v4sha, source: { gitRepository: `file://${SOURCE_REPO}`, sha: v4sha } });
+    expect(JSON.parse(await onHost(`cat ${dir}/meta.json`))).toMatchObject({
+      strategy: 'systemd',
+      unit: UNIT,
+      sha: v4sha,
+      source: { gitRepository: `file://${SOURCE_REPO}`, sha: v4sha },
+    });
 
     const started = performance.now();
     const v5 = await deploy({ 'git-repository': `file://${SOURCE_REPO}`, 'install-command': INSTALL, 'health-timeout': '150s' }, { GITHUB_SHA: v5sha });
@@ -266,11 +286,22 @@ describe('strategy: systemd on a host running systemd', () => {
     const unit = 'systemdskiff-byuser.service';
     const dir = '/srv/systemdskiff/byuser';
     const publicKey = await readFile(`${host.privateKeyPath}.pub`, 'utf8');
-    await host.exec(['bash', '-c', `useradd --create-home --shell /bin/bash sysdeploy && install -d -o sysdeploy -m 0700 /home/sysdeploy/.ssh && cat > /home/sysdeploy/.ssh/authorized_keys && chown sysdeploy /home/sysdeploy/.ssh/authorized_keys && install -d -o sysdeploy ${dir}`], { input: publicKey });
-    await host.exec(['bash', '-c', `cat > /etc/systemd/system/${unit}`], { input: UNIT_FILE.replaceAll(PROJECT_DIR, dir).replace('[Service]', '[Service]\nEnvironment=PORT=8081') });
+    await host.exec(
+      [
+        'bash',
+        '-c',
+        `useradd --create-home --shell /bin/bash sysdeploy && install -d -o sysdeploy -m 0700 /home/sysdeploy/.ssh && cat > /home/sysdeploy/.ssh/authorized_keys && chown sysdeploy /home/sysdeploy/.ssh/authorized_keys && install -d -o sysdeploy ${dir}`,
+      ],
+      { input: publicKey },
+    );
+    await host.exec(['bash', '-c', `cat > /etc/systemd/system/${unit}`], {
+      input: UNIT_FILE.replaceAll(PROJECT_DIR, dir).replace('[Service]', '[Service]\nEnvironment=PORT=8081'),
+    });
     // As in the README: the deploy user may run these three commands as root, nothing else.
     const rule = `sysdeploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart ${unit}, /usr/bin/systemctl status ${unit} --no-pager --full --lines=0, /usr/bin/journalctl --unit ${unit} --lines=100 --no-pager\n`;
-    await host.exec(['bash', '-c', 'cat > /etc/sudoers.d/sysdeploy && chmod 0440 /etc/sudoers.d/sysdeploy && visudo -cq && systemctl daemon-reload'], { input: rule });
+    await host.exec(['bash', '-c', 'cat > /etc/sudoers.d/sysdeploy && chmod 0440 /etc/sudoers.d/sysdeploy && visudo -cq && systemctl daemon-reload'], {
+      input: rule,
+    });
 
     const run = await deploy({
       username: 'sysdeploy',
@@ -288,7 +319,14 @@ describe('strategy: systemd on a host running systemd', () => {
     expect((await onHost(`stat -c %U ${dir}/releases/${id}/server.py ${dir}/current`)).trim().split('\n')).toEqual(['sysdeploy', 'sysdeploy']);
     // Without the rule, the restart is refused and the gate fails at once: the old process answering must not pass for the new release.
     await host.exec(['rm', '/etc/sudoers.d/sysdeploy']);
-    const refused = await deploy({ username: 'sysdeploy', 'systemd-unit': unit, 'project-dir': dir, 'artifact-path': 'v3', 'health-url': '', 'health-command': 'curl -fsS http://127.0.0.1:8081/health' });
+    const refused = await deploy({
+      username: 'sysdeploy',
+      'systemd-unit': unit,
+      'project-dir': dir,
+      'artifact-path': 'v3',
+      'health-url': '',
+      'health-command': 'curl -fsS http://127.0.0.1:8081/health',
+    });
     expect(refused.outputs.status).toBe('failed');
     expect(refused.errors.join('\n')).toMatch(/systemctl restart failed \(exit 1\): sudo: a password is required/);
   });

@@ -31,7 +31,10 @@ const SHA = '0123456789abcdef0123456789abcdef01234567';
 
 describe('systemd builders (exact argv)', () => {
   it('inspects the unit and the user, then reads the gate state', () => {
-    expect(inspectHost('my app.service')).toEqual([['id', '-u'], ['systemctl', 'show', 'my app.service', '--property=LoadState,FragmentPath,WorkingDirectory,ExecStart']]);
+    expect(inspectHost('my app.service')).toEqual([
+      ['id', '-u'],
+      ['systemctl', 'show', 'my app.service', '--property=LoadState,FragmentPath,WorkingDirectory,ExecStart'],
+    ]);
     expect(unitState('app.service')).toEqual([['systemctl', 'show', 'app.service', '--property=ActiveState,SubState,Result,NRestarts,MainPID,ExecMainStatus']]);
   });
 
@@ -70,9 +73,19 @@ describe('systemd builders (exact argv)', () => {
   it('runs install-command in the release directory, told where it is', () => {
     expect(inReleaseDir('/opt/app', 'R1', 'python3 -m compileall -q . && echo "$(id)"')).toEqual([
       ['cd', '/opt/app/releases/R1'],
-      ['env', 'SKIFF_RELEASE_DIR=/opt/app/releases/R1', 'SKIFF_RELEASE_ID=R1', 'SKIFF_PROJECT_DIR=/opt/app', 'bash', '-c', 'python3 -m compileall -q . && echo "$(id)"'],
+      [
+        'env',
+        'SKIFF_RELEASE_DIR=/opt/app/releases/R1',
+        'SKIFF_RELEASE_ID=R1',
+        'SKIFF_PROJECT_DIR=/opt/app',
+        'bash',
+        '-c',
+        'python3 -m compileall -q . && echo "$(id)"',
+      ],
     ]);
-    expect(render(inReleaseDir('/opt/app', 'R1', 'touch $(whoami)')[1]!)).toBe("env 'SKIFF_RELEASE_DIR=/opt/app/releases/R1' 'SKIFF_RELEASE_ID=R1' 'SKIFF_PROJECT_DIR=/opt/app' bash -c 'touch $(whoami)'");
+    expect(render(inReleaseDir('/opt/app', 'R1', 'touch $(whoami)')[1]!)).toBe(
+      "env 'SKIFF_RELEASE_DIR=/opt/app/releases/R1' 'SKIFF_RELEASE_ID=R1' 'SKIFF_PROJECT_DIR=/opt/app' bash -c 'touch $(whoami)'",
+    );
   });
 
   it('restarts, and reads status and journal, with sudo -n only when asked', () => {
@@ -94,7 +107,11 @@ describe('systemd builders (exact argv)', () => {
 
 describe('reading systemd', () => {
   it('parses systemctl show and id -u', () => {
-    expect(parseShow('0\nLoadState=loaded\nExecStart={ path=/usr/bin/python3 ; argv[]=/usr/bin/python3 /opt/app/current/app.py ; }\nWorkingDirectory=/opt/app/current\n')).toEqual({
+    expect(
+      parseShow(
+        '0\nLoadState=loaded\nExecStart={ path=/usr/bin/python3 ; argv[]=/usr/bin/python3 /opt/app/current/app.py ; }\nWorkingDirectory=/opt/app/current\n',
+      ),
+    ).toEqual({
       uid: '0',
       LoadState: 'loaded',
       ExecStart: '{ path=/usr/bin/python3 ; argv[]=/usr/bin/python3 /opt/app/current/app.py ; }',
@@ -109,7 +126,10 @@ describe('reading systemd', () => {
   });
 
   it('judges the unit: active is ok, a crash since the restart fails at once, starting waits', () => {
-    expect(evaluateUnit({ ActiveState: 'active', SubState: 'running', NRestarts: '3', MainPID: '42' }, 3)).toEqual({ state: 'ok', detail: 'active (running), pid 42' });
+    expect(evaluateUnit({ ActiveState: 'active', SubState: 'running', NRestarts: '3', MainPID: '42' }, 3)).toEqual({
+      state: 'ok',
+      detail: 'active (running), pid 42',
+    });
     expect(evaluateUnit({ ActiveState: 'active', SubState: 'running', NRestarts: '4', MainPID: '43', ExecMainStatus: '1' }, 3)).toEqual({
       state: 'failed',
       detail: 'crashed: systemd restarted it 1 time(s) since the deploy; now active (running), pid 43, last exit status 1',
@@ -188,7 +208,14 @@ describe('artifact-path on the runner', () => {
 describe('systemd inputs', () => {
   let workspace = '';
   const saved = { ...process.env };
-  const ssh = { host: 'example.com', username: 'deploy', password: 'pw-123456', fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'project-dir': '/opt/app', strategy: 'systemd' };
+  const ssh = {
+    host: 'example.com',
+    username: 'deploy',
+    password: 'pw-123456',
+    fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    'project-dir': '/opt/app',
+    strategy: 'systemd',
+  };
   const failure = () => {
     try {
       readDeployInputs();
@@ -261,10 +288,18 @@ describe('systemd inputs', () => {
   });
 
   it('validates clone URLs and keeps credentials off the server', () => {
-    for (const good of ['git@github.com:acme/app.git', 'ssh://git@host:2222/acme/app.git', 'https://github.com/acme/app.git', 'file:///srv/app.git', 'host:repos/app']) expect(parseGitRepository(good)).toBe(good);
+    for (const good of [
+      'git@github.com:acme/app.git',
+      'ssh://git@host:2222/acme/app.git',
+      'https://github.com/acme/app.git',
+      'file:///srv/app.git',
+      'host:repos/app',
+    ])
+      expect(parseGitRepository(good)).toBe(good);
     expect(() => parseGitRepository('https://x-access-token:ghs_abc@github.com/acme/app.git')).toThrow(/must not carry credentials/);
     expect(() => parseGitRepository('https://ghs_abc@github.com/acme/app.git')).toThrow(/must not carry credentials/);
-    for (const bad of ['--upload-pack=touch /tmp/x', 'ftp://host/a.git', 'just words', '/srv/app.git']) expect(() => parseGitRepository(bad), bad).toThrow(/Input "git-repository" must be a clone URL/);
+    for (const bad of ['--upload-pack=touch /tmp/x', 'ftp://host/a.git', 'just words', '/srv/app.git'])
+      expect(() => parseGitRepository(bad), bad).toThrow(/Input "git-repository" must be a clone URL/);
   });
 
   it('dry-run plans the real commands: no docker, tar from stdin, install, switch, restart', async () => {

@@ -1,7 +1,20 @@
 import { chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBaseImages, ensureComposeV1, ensureLoginUser, freePort, sh, startRegistry, startSshd, tempDir, type LoginUser, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
+import {
+  ensureBaseImages,
+  ensureComposeV1,
+  ensureLoginUser,
+  freePort,
+  sh,
+  startRegistry,
+  startSshd,
+  tempDir,
+  type LoginUser,
+  type Registry,
+  type SshdServer,
+  sshdActionInputs,
+} from '@skiff/testbed';
 import { buildApp, composeFile, httpGet, removeProject, runAction } from './helpers';
 
 /**
@@ -117,14 +130,29 @@ describe('compose variants', () => {
     expect(run.outputs['rolled-back']).toBe('false');
     expect(run.summary).toMatch(/failed/);
     expect(run.summary).toContain('docker ps -a');
-    const audit = (await readFile(join(projectDir, 'audit.log'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const audit = (await readFile(join(projectDir, 'audit.log'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(audit.at(-1)).toMatchObject({ event: 'failure', status: 'failed' });
     expect(String(audit.at(-1)!.reason)).toMatch(/create release/);
   });
 
   it('a server that cannot be reached still gets outputs and a summary', async () => {
     const run = await runAction(
-      { ...inputsFor({ host: '127.0.0.1', port: await freePort(), username: 'root', privateKey: servers[0]!.privateKey, hostFingerprint: servers[0]!.hostFingerprint } as SshdServer, '/opt/shop'), 'connect-timeout': '2s' },
+      {
+        ...inputsFor(
+          {
+            host: '127.0.0.1',
+            port: await freePort(),
+            username: 'root',
+            privateKey: servers[0]!.privateKey,
+            hostFingerprint: servers[0]!.hostFingerprint,
+          } as SshdServer,
+          '/opt/shop',
+        ),
+        'connect-timeout': '2s',
+      },
       { workspace: workspace.path },
     );
     expect(run.code).toBe(1);
@@ -135,13 +163,21 @@ describe('compose variants', () => {
 
   it('dry-run shows the plan without connecting; the env file is never shown', async () => {
     const run = await runAction(
-      { ...inputsFor({ host: '127.0.0.1', port: 1, username: 'root', privateKey: servers[0]!.privateKey, hostFingerprint: servers[0]!.hostFingerprint } as SshdServer, '/opt/shop'), 'dry-run': 'true' },
+      {
+        ...inputsFor(
+          { host: '127.0.0.1', port: 1, username: 'root', privateKey: servers[0]!.privateKey, hostFingerprint: servers[0]!.hostFingerprint } as SshdServer,
+          '/opt/shop',
+        ),
+        'dry-run': 'true',
+      },
       { workspace: workspace.path },
     );
     expect(run.errors).toEqual([]);
     const plan = run.outputs.plan!;
     expect(plan).toContain('mkdir /opt/shop/.skiff-lock');
-    expect(plan).toMatch(/docker compose --project-name skiffdeployv\d+ --project-directory \/opt\/shop -f \/opt\/shop\/releases\/\S+\/compose\.yaml -f \/opt\/shop\/releases\/\S+\/images\.lock\.json --env-file \/opt\/shop\/releases\/\S+\/\.env up -d --remove-orphans/);
+    expect(plan).toMatch(
+      /docker compose --project-name skiffdeployv\d+ --project-directory \/opt\/shop -f \/opt\/shop\/releases\/\S+\/compose\.yaml -f \/opt\/shop\/releases\/\S+\/images\.lock\.json --env-file \/opt\/shop\/releases\/\S+\/\.env up -d --remove-orphans/,
+    );
     expect(plan).toContain('mode 0600');
     expect(plan).toContain('contents are secret and not shown');
     expect(plan).not.toContain('not-used-here');
@@ -197,7 +233,9 @@ describe('sudo: true for a user outside the docker group', () => {
     const wanted = join(locked, 'my app');
     const run = await runAction({ ...asUser({ sudo: 'true' }), 'project-dir': wanted }, { workspace: workspace.path });
     expect(run.code).toBe(1);
-    expect(run.errors.join('\n')).toContain(`project-dir ${wanted} cannot be created or written by ${USER}. Create it once, as root or with sudo, owned by that user:`);
+    expect(run.errors.join('\n')).toContain(
+      `project-dir ${wanted} cannot be created or written by ${USER}. Create it once, as root or with sudo, owned by that user:`,
+    );
     expect(run.errors.join('\n')).toContain(`sudo install -d -o ${USER} -g ${USER} ${wanted.replace(/ /g, '\\ ')}`);
     expect(run.errors.join('\n')).not.toContain('Permission denied');
     expect(await readdir(locked)).toEqual([]);

@@ -48,11 +48,14 @@ async function run(workflow: string, event: { name: string; inputs?: Record<stri
 }
 
 const site = async (path: string) => (await get(`http://${host.address}${path}`)).body.trim();
-const psql = (sql: string) => host.docker(['exec', 'notes-db-1', 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-U', 'notes', '-d', 'notes', '-tA', '-c', sql], { timeoutMs: 300_000 });
-const inObjects = (script: string) => host.docker(['run', '--rm', '--network=none', '-v', 'notes_objects:/data', 'busybox:1.35', 'sh', '-c', script], { timeoutMs: 300_000 });
+const psql = (sql: string) =>
+  host.docker(['exec', 'notes-db-1', 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-U', 'notes', '-d', 'notes', '-tA', '-c', sql], { timeoutMs: 300_000 });
+const inObjects = (script: string) =>
+  host.docker(['run', '--rm', '--network=none', '-v', 'notes_objects:/data', 'busybox:1.35', 'sh', '-c', script], { timeoutMs: 300_000 });
 const filesNow = () => inObjects('cd /data && find . -type f -exec sha256sum {} + | sort');
 const dataNow = async () => ({ postgres: (await psql(POSTGRES_CHECKSUM_SQL)).trim(), files: await filesNow() });
-const hostsOutput = (result: WorkflowRun) => JSON.parse(result.action('action-deploy').outputs.hosts!) as Record<string, { status: string; backups?: string[] }>;
+const hostsOutput = (result: WorkflowRun) =>
+  JSON.parse(result.action('action-deploy').outputs.hosts!) as Record<string, { status: string; backups?: string[] }>;
 
 beforeAll(async () => {
   await ensureBaseImages();
@@ -105,7 +108,10 @@ describe('example droplet-db-and-files: backups before every deploy, restore by 
 
   it('an unhealthy release is rolled back by itself; its backups were taken first; data untouched', async () => {
     await repo.edit('app/www/cgi-bin/version', (text) => text.replace('notes 2', 'notes 3'));
-    await repo.edit('app/www/cgi-bin/health', () => "#!/bin/sh\nprintf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nbroken\\n'\n");
+    await repo.edit(
+      'app/www/cgi-bin/health',
+      () => "#!/bin/sh\nprintf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nbroken\\n'\n",
+    );
     const ship = await run('ship.yml', { name: 'push' });
     const deploy = ship.action('action-deploy');
     expect(ship.result).toBe('failure');
@@ -143,7 +149,10 @@ describe('example droplet-db-and-files: backups before every deploy, restore by 
 
   it('a restore of an id that does not exist is refused with the reason, changing nothing', async () => {
     const before = await dataNow();
-    const missing = await run('restore.yml', { name: 'workflow_dispatch', inputs: { what: 'database', 'backup-id': 'notes-db-20200101T000000Z', overwrite: true } });
+    const missing = await run('restore.yml', {
+      name: 'workflow_dispatch',
+      inputs: { what: 'database', 'backup-id': 'notes-db-20200101T000000Z', overwrite: true },
+    });
     expect(missing.result).toBe('failure');
     expect(missing.action('action-backup').log).toMatch(/notes-db-20200101T000000Z/);
     expect(await dataNow()).toEqual(before);

@@ -60,7 +60,11 @@ export interface ExampleSettings {
 }
 
 /** Runs one of the example's workflows as GitHub would on this event; SKIFF_EXAMPLE_LOGS=1 prints every step's log. */
-export async function runExampleWorkflow(settings: ExampleSettings, workflow: string, event: { name: string; inputs?: Record<string, string | boolean> }): Promise<WorkflowRun> {
+export async function runExampleWorkflow(
+  settings: ExampleSettings,
+  workflow: string,
+  event: { name: string; inputs?: Record<string, string | boolean> },
+): Promise<WorkflowRun> {
   const run = await runWorkflow({
     repository: settings.repository,
     workflow: `.github/workflows/${workflow}`,
@@ -70,6 +74,7 @@ export async function runExampleWorkflow(settings: ExampleSettings, workflow: st
     github: { actor: settings.registry.username, token: settings.registry.password },
     hostAliases: { 'ghcr.io': settings.registry.address },
   });
-  if (process.env.SKIFF_EXAMPLE_LOGS) for (const job of run.jobs) for (const step of job.steps) console.log(`=== ${workflow} ${job.id} / ${step.name} (${step.outcome})\n${step.log}`);
+  if (process.env.SKIFF_EXAMPLE_LOGS)
+    for (const job of run.jobs) for (const step of job.steps) console.log(`=== ${workflow} ${job.id} / ${step.name} (${step.outcome})\n${step.log}`);
   return run;
 }

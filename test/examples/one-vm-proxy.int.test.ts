@@ -49,8 +49,10 @@ async function run(workflow: string, event: { name: string; inputs?: Record<stri
 }
 
 const site = async (path: string) => (await get(`http://${host.address}${path}`)).body.trim();
-const psql = (sql: string) => host.docker(['exec', 'shop-db-1', 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-U', 'shop', '-d', 'shop', '-tA', '-c', sql], { timeoutMs: 300_000 });
-const redis = (...args: string[]) => host.docker(['exec', 'shop-redis-1', 'sh', '-c', 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli "$@"', 'sh', ...args], { timeoutMs: 300_000 });
+const psql = (sql: string) =>
+  host.docker(['exec', 'shop-db-1', 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-U', 'shop', '-d', 'shop', '-tA', '-c', sql], { timeoutMs: 300_000 });
+const redis = (...args: string[]) =>
+  host.docker(['exec', 'shop-redis-1', 'sh', '-c', 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli "$@"', 'sh', ...args], { timeoutMs: 300_000 });
 const dataNow = async () => ({ postgres: (await psql(POSTGRES_CHECKSUM_SQL)).trim(), redisKeys: (await redis('dbsize')).trim() });
 
 beforeAll(async () => {
@@ -62,7 +64,10 @@ beforeAll(async () => {
   const [setup, fingerprint, envFile] = await readmeShellBlocks('one-vm-proxy');
   await runReadmeSetup(host, setup!, "'ssh-ed25519 AAAA… deploy@github'");
   readme.fingerprint = (await host.exec(['bash', '-ec', fingerprint!])).trim();
-  readme.envKeys = envFile!.split('\n').filter(Boolean).map((line) => line.split('=')[0]!);
+  readme.envKeys = envFile!
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split('=')[0]!);
 }, 600_000);
 
 afterAll(async () => {
@@ -72,12 +77,16 @@ afterAll(async () => {
 });
 
 describe('example one-vm-proxy: one VM, nginx in front of a built-on-server backend, PostgreSQL and Redis', () => {
-  it('the README\'s set-up commands prepare the server, and its fingerprint command prints the host key the workflows verify', async () => {
+  it("the README's set-up commands prepare the server, and its fingerprint command prints the host key the workflows verify", async () => {
     expect(readme.fingerprint).toBe(host.hostFingerprint);
     expect(await host.exec(['id', '-nG', 'deploy'])).toMatch(/\bdocker\b/);
     expect((await host.exec(['stat', '-c', '%U', PROJECT_DIR])).trim()).toBe('deploy');
     // The .env the README shows names exactly the variables the test's ENV_FILE sets.
-    expect(readme.envKeys).toEqual(ENV_FILE.split('\n').filter(Boolean).map((line) => line.split('=')[0]));
+    expect(readme.envKeys).toEqual(
+      ENV_FILE.split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('=')[0]),
+    );
   });
 
   it('ships on push: frontend built, smoke-tested and pushed, the whole app deployed as the deploy user, healthy through the proxy', async () => {
@@ -119,7 +128,10 @@ describe('example one-vm-proxy: one VM, nginx in front of a built-on-server back
 
   it('an unhealthy release fails the run and is rolled back by itself: the previous release serves, data intact', async () => {
     await repo.edit('frontend/www/index.html', (text) => text.replace('frontend 2', 'frontend 3'));
-    await repo.edit('backend/www/cgi-bin/health', () => '#!/bin/sh\nprintf \'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nbroken\\n\'\n');
+    await repo.edit(
+      'backend/www/cgi-bin/health',
+      () => "#!/bin/sh\nprintf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nbroken\\n'\n",
+    );
     const ship = await run('ship.yml', { name: 'push' });
     const deploy = ship.action('action-deploy');
     expect(ship.result).toBe('failure');
@@ -133,7 +145,7 @@ describe('example one-vm-proxy: one VM, nginx in front of a built-on-server back
     expect(ship.jobs.find((job) => job.id === 'ship')!.outputs.status).toBe('rolled-back');
   });
 
-  it('the nightly backup takes both databases, checked, into the VM\'s backup directory; the weekly drill restores them', async () => {
+  it("the nightly backup takes both databases, checked, into the VM's backup directory; the weekly drill restores them", async () => {
     const backup = await run('backup.yml', { name: 'schedule' });
     const step = backup.action('action-backup');
     expect(backup.result, backup.log).toBe('success');

@@ -55,7 +55,9 @@ export function parseTriggered(body: unknown): { deployments: Triggered[]; messa
       ...(typeof item.message === 'string' ? { message: item.message } : {}),
     });
   }
-  const messages = (Array.isArray(object.message) ? object.message : typeof object.message === 'string' ? [object.message] : []).filter((m): m is string => typeof m === 'string');
+  const messages = (Array.isArray(object.message) ? object.message : typeof object.message === 'string' ? [object.message] : []).filter(
+    (m): m is string => typeof m === 'string',
+  );
   return { deployments, messages };
 }
 
@@ -109,16 +111,19 @@ export async function send(request: ApiRequest, timeoutMs = 30_000): Promise<Api
 
 /** An error answer in words, with a hint for the statuses a workflow can fix. */
 export function answerError(what: string, request: ApiRequest, answer: ApiAnswer): string {
-  const said = typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body ? String((answer.body as { message: unknown }).message) : String(answer.body ?? '').slice(0, 300);
+  const said =
+    typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
+      ? String((answer.body as { message: unknown }).message)
+      : String(answer.body ?? '').slice(0, 300);
   const hint =
     answer.status === 401
       ? ' Check coolify-token: Coolify does not accept it.'
       : answer.status === 403
         ? ' The token lacks a permission: it needs `deploy` and `read`.'
         : answer.status === 404
-          ? ' Check coolify-uuid / coolify-tag: the token\'s team has no such resource.'
+          ? " Check coolify-uuid / coolify-tag: the token's team has no such resource."
           : answer.status === 429
-            ? ' Coolify\'s deployment queue is full; try again later.'
+            ? " Coolify's deployment queue is full; try again later."
             : '';
   return `${what}: Coolify answered HTTP ${answer.status} to ${request.method} ${request.url}${said ? `: ${said.replace(/\.+$/, '')}` : ''}.${hint}`;
 }

@@ -2,18 +2,41 @@ import { InputCollector, InputError, getBoolean, getDuration, getList, getString
 import type { StrategyName } from './strategy';
 
 export const COOLIFY_INPUTS = [
-  { name: 'coolify-url', description: 'strategy: coolify — address of the Coolify instance, e.g. https://coolify.example.com (its API is under /api/v1).', required: false },
+  {
+    name: 'coolify-url',
+    description: 'strategy: coolify — address of the Coolify instance, e.g. https://coolify.example.com (its API is under /api/v1).',
+    required: false,
+  },
   {
     name: 'coolify-token',
-    description: 'strategy: coolify — Coolify API token (Keys & Tokens → API tokens) with the `deploy` and `read` permissions (and `read:sensitive` to see deployment logs on failure), e.g. from a secret. Sent only in the Authorization header.',
+    description:
+      'strategy: coolify — Coolify API token (Keys & Tokens → API tokens) with the `deploy` and `read` permissions (and `read:sensitive` to see deployment logs on failure), e.g. from a secret. Sent only in the Authorization header.',
     required: false,
     secret: true,
   },
-  { name: 'coolify-uuid', description: 'strategy: coolify — UUID(s) of the Coolify resources to deploy, separated by newlines or commas. Set this or coolify-tag.', required: false },
-  { name: 'coolify-tag', description: 'strategy: coolify — Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.', required: false },
-  { name: 'coolify-force', description: 'strategy: coolify — rebuild without cache (Coolify\'s `force`), true or false.', required: false, default: 'false' },
-  { name: 'coolify-timeout', description: 'strategy: coolify — how long every deployment may take until Coolify reports it finished or failed, e.g. 20m.', required: false, default: '20m' },
-  { name: 'coolify-poll-interval', description: 'strategy: coolify — pause between two questions to Coolify about a deployment\'s status.', required: false, default: '5s' },
+  {
+    name: 'coolify-uuid',
+    description: 'strategy: coolify — UUID(s) of the Coolify resources to deploy, separated by newlines or commas. Set this or coolify-tag.',
+    required: false,
+  },
+  {
+    name: 'coolify-tag',
+    description: 'strategy: coolify — Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.',
+    required: false,
+  },
+  { name: 'coolify-force', description: "strategy: coolify — rebuild without cache (Coolify's `force`), true or false.", required: false, default: 'false' },
+  {
+    name: 'coolify-timeout',
+    description: 'strategy: coolify — how long every deployment may take until Coolify reports it finished or failed, e.g. 20m.',
+    required: false,
+    default: '20m',
+  },
+  {
+    name: 'coolify-poll-interval',
+    description: "strategy: coolify — pause between two questions to Coolify about a deployment's status.",
+    required: false,
+    default: '5s',
+  },
 ] as const satisfies readonly InputDefinition[];
 
 export interface CoolifyInputs {
@@ -50,7 +73,10 @@ function readApiUrl(): string {
 }
 
 function readIds(name: 'coolify-uuid' | 'coolify-tag', pattern: RegExp, expected: string): readonly string[] {
-  const items = (getList(name, { split: 'lines' }) ?? []).flatMap((line) => line.split(',')).map((item) => item.trim()).filter((item) => item !== '');
+  const items = (getList(name, { split: 'lines' }) ?? [])
+    .flatMap((line) => line.split(','))
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
   for (const item of items) if (!pattern.test(item)) throw invalidInput(name, expected, item);
   return [...new Set(items)];
 }
@@ -72,15 +98,31 @@ export function readCoolifyInputs(strategy: StrategyName): CoolifyInputs | undef
   const timeoutSeconds = c.read(() => getDuration('coolify-timeout', { default: 1200, min: 1, max: 6 * 3600 }));
   const pollSeconds = c.read(() => getDuration('coolify-poll-interval', { default: 5, min: 1, max: 300 }));
   if (uuids !== undefined && tags !== undefined) {
-    if (uuids.length === 0 && tags.length === 0) c.add(new InputError(['coolify-uuid', 'coolify-tag'], 'strategy: coolify needs "coolify-uuid" (the resources to deploy) or "coolify-tag" (deploy every resource with that tag); neither is set'));
-    if (uuids.length > 0 && tags.length > 0) c.add(new InputError(['coolify-uuid', 'coolify-tag'], 'Inputs "coolify-uuid" and "coolify-tag" are both set; Coolify deploys by uuid or by tag, not both, so set one of them'));
+    if (uuids.length === 0 && tags.length === 0)
+      c.add(
+        new InputError(
+          ['coolify-uuid', 'coolify-tag'],
+          'strategy: coolify needs "coolify-uuid" (the resources to deploy) or "coolify-tag" (deploy every resource with that tag); neither is set',
+        ),
+      );
+    if (uuids.length > 0 && tags.length > 0)
+      c.add(
+        new InputError(
+          ['coolify-uuid', 'coolify-tag'],
+          'Inputs "coolify-uuid" and "coolify-tag" are both set; Coolify deploys by uuid or by tag, not both, so set one of them',
+        ),
+      );
   }
   // Coolify keeps its own deployment history; re-deploying an older one is done in Coolify, not through its deploy API.
-  if (getString('rollback') !== undefined) c.add(new InputError('rollback', 'Input "rollback" is not available with strategy: coolify; redeploy an earlier deployment in Coolify itself'));
+  if (getString('rollback') !== undefined)
+    c.add(new InputError('rollback', 'Input "rollback" is not available with strategy: coolify; redeploy an earlier deployment in Coolify itself'));
   // There is no SSH host: the gate can only be health-url, checked from the runner.
-  if (getString('health-command') !== undefined) c.add(new InputError('health-command', 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
-  if (getString('health-from')?.toLowerCase() === 'host') c.add(new InputError('health-from', 'Input "health-from: host" needs an SSH host, and strategy: coolify has none; use health-from: runner'));
-  if ((getList('health-url') ?? []).some((url) => url.includes('{host}'))) c.add(new InputError('health-url', 'Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app\'s public address'));
+  if (getString('health-command') !== undefined)
+    c.add(new InputError('health-command', 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
+  if (getString('health-from')?.toLowerCase() === 'host')
+    c.add(new InputError('health-from', 'Input "health-from: host" needs an SSH host, and strategy: coolify has none; use health-from: runner'));
+  if ((getList('health-url') ?? []).some((url) => url.includes('{host}')))
+    c.add(new InputError('health-url', 'Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app\'s public address'));
   c.finish();
   return { apiUrl: apiUrl!, token: token!, uuids: uuids!, tags: tags!, force: force!, timeoutSeconds: timeoutSeconds!, pollSeconds: pollSeconds! };
 }

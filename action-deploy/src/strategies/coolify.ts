@@ -6,7 +6,18 @@ import type { GateReport } from '../health-gate';
 import type { HostReport } from '../hosts-run';
 import type { DeployInputs, HealthInputs } from '../inputs';
 import type { Outcome } from '../summary';
-import { answerError, deploymentRequest, deployRequest, describeRequest, isRunning, parseDeployment, parseTriggered, send, type DeploymentState, type Triggered } from './coolify-api';
+import {
+  answerError,
+  deploymentRequest,
+  deployRequest,
+  describeRequest,
+  isRunning,
+  parseDeployment,
+  parseTriggered,
+  send,
+  type DeploymentState,
+  type Triggered,
+} from './coolify-api';
 import type { CoolifyInputs } from './coolify-inputs';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -44,7 +55,11 @@ export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Pro
   const missing = coolify.uuids.filter((uuid) => !deployments.some((d) => d.resourceUuid === uuid));
   const followed = await Promise.all(deployments.map((triggered) => follow(coolify, triggered, started)));
   for (const uuid of missing) {
-    followed.push({ triggered: { resourceUuid: uuid }, error: `Coolify did not deploy resource ${uuid}: it is not a resource the token's team can see`, seconds: 0 });
+    followed.push({
+      triggered: { resourceUuid: uuid },
+      error: `Coolify did not deploy resource ${uuid}: it is not a resource the token's team can see`,
+      seconds: 0,
+    });
   }
   if (followed.length === 0) {
     // By tag, services and databases are started without a deployment to follow; Coolify says so only in its messages.
@@ -70,7 +85,9 @@ async function follow(coolify: CoolifyInputs, triggered: Triggered, started: num
     const message = triggered.message ?? 'no deployment was queued';
     core.info(`[${name}] ${message}`);
     // Services and databases are started with no deployment to follow; anything else without one was refused.
-    return /started/i.test(message) ? { triggered, seconds: seconds() } : { triggered, error: `Coolify did not deploy ${triggered.resourceUuid}: ${message}`, seconds: seconds() };
+    return /started/i.test(message)
+      ? { triggered, seconds: seconds() }
+      : { triggered, error: `Coolify did not deploy ${triggered.resourceUuid}: ${message}`, seconds: seconds() };
   }
   core.info(`[${name}] deployment ${triggered.deploymentUuid} queued${triggered.message ? ` (${triggered.message})` : ''}`);
   const request = deploymentRequest(coolify, triggered.deploymentUuid);
@@ -104,7 +121,13 @@ async function follow(coolify: CoolifyInputs, triggered: Triggered, started: num
     state === undefined || isRunning(state.status)
       ? `did not finish within coolify-timeout (${coolify.timeoutSeconds} s; last status: ${state?.status ?? 'unknown'}${lastProblem ? `, ${lastProblem}` : ''}); Coolify may still complete it`
       : `ended ${state.status}`;
-  return { triggered, state, error: `Coolify deployment ${triggered.deploymentUuid} of ${triggered.resourceUuid} ${why}`, diagnostics: printLogs(name, triggered.deploymentUuid, state, coolify.token), seconds: seconds() };
+  return {
+    triggered,
+    state,
+    error: `Coolify deployment ${triggered.deploymentUuid} of ${triggered.resourceUuid} ${why}`,
+    diagnostics: printLogs(name, triggered.deploymentUuid, state, coolify.token),
+    seconds: seconds(),
+  };
 }
 
 /** The failed deployment's log in the step log (folded), and its end for the summary; the token blanked in both. */
@@ -143,7 +166,8 @@ async function healthGate(health: HealthInputs): Promise<GateReport> {
 function toReport(coolify: CoolifyInputs, f: Followed, gate: GateReport | undefined, gateSeconds: number): HostReport {
   const id = f.triggered.deploymentUuid ?? f.triggered.resourceUuid;
   let error = f.error;
-  if (!error && gate && !gate.ok) error = `Coolify deployment ${id} of ${f.triggered.resourceUuid} finished, but the health gate failed: ${gate.reason}. Coolify keeps it running; roll back in Coolify.`;
+  if (!error && gate && !gate.ok)
+    error = `Coolify deployment ${id} of ${f.triggered.resourceUuid} finished, but the health gate failed: ${gate.reason}. Coolify keeps it running; roll back in Coolify.`;
   const status: Outcome['status'] = error ? 'failed' : 'deployed';
   const durationSeconds = f.seconds + (f.error ? 0 : gateSeconds);
   const outcome: Outcome = {
@@ -164,7 +188,11 @@ function toReport(coolify: CoolifyInputs, f: Followed, gate: GateReport | undefi
 export function planCoolify(inputs: DeployInputs): PlanStep[] {
   const coolify = inputs.coolify!;
   const steps: PlanStep[] = [
-    { kind: 'run', description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(', ')}` : `every resource tagged ${coolify.tags.join(', ')}`}`, script: describeRequest(deployRequest(coolify)) },
+    {
+      kind: 'run',
+      description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(', ')}` : `every resource tagged ${coolify.tags.join(', ')}`}`,
+      script: describeRequest(deployRequest(coolify)),
+    },
     {
       kind: 'run',
       description: `follow each deployment Coolify queued, every ${coolify.pollSeconds} s until finished, failed or cancelled-by-user (at most ${coolify.timeoutSeconds} s); print the log of a failed one`,
@@ -172,7 +200,11 @@ export function planCoolify(inputs: DeployInputs): PlanStep[] {
     },
   ];
   if (inputs.health.urls.length > 0) {
-    steps.push({ kind: 'run', description: 'health gate from the runner once every deployment finished', script: inputs.health.urls.map((url) => `GET ${url}`).join('\n') });
+    steps.push({
+      kind: 'run',
+      description: 'health gate from the runner once every deployment finished',
+      script: inputs.health.urls.map((url) => `GET ${url}`).join('\n'),
+    });
   }
   return steps;
 }

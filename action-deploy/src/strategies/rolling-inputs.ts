@@ -29,7 +29,8 @@ const SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 function readServices(): readonly string[] | undefined {
   const services = getList('rolling-services', { split: 'any' });
   for (const service of services ?? []) {
-    if (!SERVICE.test(service)) throw invalidInput('rolling-services', 'Compose service names (letters, digits, ".", "_" and "-"), one per line or comma separated', service);
+    if (!SERVICE.test(service))
+      throw invalidInput('rolling-services', 'Compose service names (letters, digits, ".", "_" and "-"), one per line or comma separated', service);
   }
   return services;
 }
@@ -39,7 +40,10 @@ export function readRollingInputs(strategy: StrategyName): RollingInputs | undef
   if (strategy !== 'rolling') {
     // rolling-drain has a default, so only a set rolling-services shows a workflow that meant to roll.
     if (getList('rolling-services') !== undefined) {
-      throw new InputError(['rolling-services', 'strategy'], `Input "rolling-services" is set but strategy is ${strategy}; it only applies with strategy: rolling`);
+      throw new InputError(
+        ['rolling-services', 'strategy'],
+        `Input "rolling-services" is set but strategy is ${strategy}; it only applies with strategy: rolling`,
+      );
     }
     return undefined;
   }

@@ -66,7 +66,8 @@ export function serviceShapes(configYaml: string): ServiceShape[] {
  */
 export function whyNotRolled(shape: ServiceShape, named: boolean): string | undefined {
   if (shape.containerName) return `sets container_name ${shape.containerName}, and two containers cannot share a name`;
-  if (shape.fixedPorts.length > 0) return `publishes fixed host port${shape.fixedPorts.length > 1 ? 's' : ''} ${shape.fixedPorts.join(', ')}, which a second container cannot bind`;
+  if (shape.fixedPorts.length > 0)
+    return `publishes fixed host port${shape.fixedPorts.length > 1 ? 's' : ''} ${shape.fixedPorts.join(', ')}, which a second container cannot bind`;
   if (shape.hostNetwork) return 'uses network_mode: host, so a second container would bind the same ports';
   if (!named && shape.writableMounts.length > 0) {
     return `mounts ${shape.writableMounts.join(', ')} read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)`;
@@ -130,7 +131,12 @@ export interface RollPlan {
  * containers, and at least one of them runs another configuration than the release's (by
  * Compose's own config hash, so it rolls exactly when `up` would recreate it).
  */
-export function planRoll(shapes: readonly ServiceShape[], hashes: ReadonlyMap<string, string>, rows: readonly ContainerRow[], selected?: readonly string[]): RollPlan {
+export function planRoll(
+  shapes: readonly ServiceShape[],
+  hashes: ReadonlyMap<string, string>,
+  rows: readonly ContainerRow[],
+  selected?: readonly string[],
+): RollPlan {
   const plan: RollPlan = { roll: [], startFirst: [], recreate: [], unchanged: [], warnings: [] };
   const names = new Set(shapes.map((shape) => shape.name));
   const unknown = (selected ?? []).filter((service) => !names.has(service));
@@ -144,15 +150,22 @@ export function planRoll(shapes: readonly ServiceShape[], hashes: ReadonlyMap<st
     const hash = hashes.get(shape.name);
     const changed = containers.length === 0 || hash === undefined || containers.some((row) => row.hash !== hash);
     if (!changed) plan.unchanged.push(shape.name);
-    else if (containers.length === 0 || shape.replicas === 0) continue; // `up` starts (or scales away) what has nothing to replace
+    else if (containers.length === 0 || shape.replicas === 0)
+      continue; // `up` starts (or scales away) what has nothing to replace
     else if (why) plan.recreate.push({ service: shape.name, why });
     else plan.roll.push({ service: shape.name, old: containers.map((row) => row.id), replicas: shape.replicas });
   }
   if (cannot.length > 0) plan.warnings.push(`rolling-services names services that cannot roll: ${cannot.join('; ')}`);
   if (plan.recreate.length > 0) {
-    plan.warnings.push(`Not rolled, so recreated by compose up (a short downtime for each): ${plan.recreate.map(({ service, why }) => `${service} ${why}`).join('; ')}`);
+    plan.warnings.push(
+      `Not rolled, so recreated by compose up (a short downtime for each): ${plan.recreate.map(({ service, why }) => `${service} ${why}`).join('; ')}`,
+    );
   }
-  plan.startFirst = missingDependencies(shapes, rows, plan.roll.map((entry) => entry.service));
+  plan.startFirst = missingDependencies(
+    shapes,
+    rows,
+    plan.roll.map((entry) => entry.service),
+  );
   return plan;
 }
 

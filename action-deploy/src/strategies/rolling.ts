@@ -26,7 +26,10 @@ export const rollingSwitch: Switcher = {
     const plan = await planFor(d, release);
     for (const warning of plan.warnings) core.warning(warning);
     core.info(describe(plan));
-    await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], { description: 'link the env file', timeoutSeconds: 60 });
+    await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
+      description: 'link the env file',
+      timeoutSeconds: 60,
+    });
     const gates: Switched['gates'] = [];
     if (plan.roll.length > 0) {
       const rolled = await rollServices(d, release, running, plan);
@@ -63,7 +66,9 @@ export async function planRollingSwitch(recorder: PlanRecorder, d: Deployer, rel
   await recorder.run(config(d.cli, release.project), { description: 'read the compose configuration' });
   await recorder.run(configHashes(d.cli, release.project), { description: 'read the configuration hashes' });
   await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the running containers' });
-  await recorder.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], { description: 'link the env file' });
+  await recorder.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
+    description: 'link the env file',
+  });
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
   const perService = [
     `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(', ')})` : ''}, with N old containers and R replicas:`,
@@ -72,15 +77,24 @@ export async function planRollingSwitch(recorder: PlanRecorder, d: Deployer, rel
     ...(drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)`] : []),
     ...stopAndRemove(d.cli, ['OLD-CONTAINER-IDS']).map(render),
   ].join('\n');
-  recorder.steps.push({ kind: 'run', description: 'roll each changed service: new containers beside the old, gate, drain, retire the old', script: perService });
+  recorder.steps.push({
+    kind: 'run',
+    description: 'roll each changed service: new containers beside the old, gate, drain, retire the old',
+    script: perService,
+  });
   await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the containers before compose up' });
   await recorder.run(up(d.cli, release.project), { description: `start release ${release.id}` });
-  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the containers after compose up (what it created gets the full gate; if nothing, one round)' });
+  await recorder.run(listContainers(d.cli, d.inputs.projectName), {
+    description: 'list the containers after compose up (what it created gets the full gate; if nothing, one round)',
+  });
 }
 
 function needsComposeV2(d: Deployer): void {
   // v1 names containers differently and has no `config --hash`; it is end-of-life anyway.
-  if (d.cli.compose !== 'v2') throw new Error('strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate.');
+  if (d.cli.compose !== 'v2')
+    throw new Error(
+      'strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate.',
+    );
 }
 
 /** Reads what the release defines and what runs now; changes nothing. */
@@ -94,7 +108,9 @@ async function planFor(d: Deployer, release: Release): Promise<RollPlan> {
 
 function describe(plan: RollPlan): string {
   const parts = [
-    plan.roll.length > 0 ? `rolling ${plan.roll.map(({ service, old, replicas }) => `${service} (${old.length} old → ${replicas} new)`).join(', ')}` : 'nothing to roll',
+    plan.roll.length > 0
+      ? `rolling ${plan.roll.map(({ service, old, replicas }) => `${service} (${old.length} old → ${replicas} new)`).join(', ')}`
+      : 'nothing to roll',
     ...(plan.startFirst.length > 0 ? [`starting first: ${plan.startFirst.join(', ')}`] : []),
     ...(plan.recreate.length > 0 ? [`recreated by compose up: ${plan.recreate.map((entry) => entry.service).join(', ')}`] : []),
     ...(plan.unchanged.length > 0 ? [`unchanged: ${plan.unchanged.join(', ')}`] : []),
@@ -106,18 +122,37 @@ function describe(plan: RollPlan): string {
  * Scale up, gate the new containers, then retire the old ones — or, if the new ones fail,
  * remove them and put the env link back, leaving the running release exactly as it was.
  */
-async function rollServices(d: Deployer, release: Release, running: string | undefined, plan: RollPlan): Promise<{ gate: Switched['gates'][number]; kept?: Switched['kept'] }> {
+async function rollServices(
+  d: Deployer,
+  release: Release,
+  running: string | undefined,
+  plan: RollPlan,
+): Promise<{ gate: Switched['gates'][number]; kept?: Switched['kept'] }> {
   const services = plan.roll.map((entry) => entry.service);
   const label = `new containers of ${services.join(', ')}`;
   let fresh: string[] = [];
   let gate: GateReport;
   let healthySince: number | undefined;
   try {
-    if (plan.startFirst.length > 0) await d.server.run(startMissing(d.cli, release.project, plan.startFirst), { description: `start ${plan.startFirst.join(', ')} first`, timeoutSeconds: 900, live: 'all' });
+    if (plan.startFirst.length > 0)
+      await d.server.run(startMissing(d.cli, release.project, plan.startFirst), {
+        description: `start ${plan.startFirst.join(', ')} first`,
+        timeoutSeconds: 900,
+        live: 'all',
+      });
     try {
-      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), { description: `start new containers of ${services.join(', ')}`, timeoutSeconds: 900, live: 'all' });
+      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), {
+        description: `start new containers of ${services.join(', ')}`,
+        timeoutSeconds: 900,
+        live: 'all',
+      });
     } finally {
-      fresh = newContainers(plan.roll, parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout));
+      fresh = newContainers(
+        plan.roll,
+        parseContainerRows(
+          (await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout,
+        ),
+      );
     }
     core.info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(', ') || 'none'}`);
     gate = await newContainersGate(d, services, fresh, (at) => (healthySince = at));
@@ -136,15 +171,26 @@ async function rollServices(d: Deployer, release: Release, running: string | und
   if (drain > 0) {
     // The drain runs from the first round of the gate's final streak, so it overlaps the remaining successes.
     const counted = drain - wait;
-    core.info(`New containers healthy; rolling-drain ${drain}s${counted > 0 ? ` counted from their first healthy round (${counted.toFixed(1)} s ago)` : ''}: waiting ${wait.toFixed(1)} s more so the proxy routes to them before the old ones stop`);
+    core.info(
+      `New containers healthy; rolling-drain ${drain}s${counted > 0 ? ` counted from their first healthy round (${counted.toFixed(1)} s ago)` : ''}: waiting ${wait.toFixed(1)} s more so the proxy routes to them before the old ones stop`,
+    );
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
-  await retire(d, plan.roll.flatMap((entry) => entry.old), `stop and remove the old containers of ${services.join(', ')}`);
+  await retire(
+    d,
+    plan.roll.flatMap((entry) => entry.old),
+    `stop and remove the old containers of ${services.join(', ')}`,
+  );
   return { gate: { label, gate } };
 }
 
 /** The health gate over the new containers only (old ones may be unhealthy: that may be why this release exists), plus health-url and health-command. */
-async function newContainersGate(d: Deployer, services: readonly string[], ids: readonly string[], onStreakStart: (at: number | undefined) => void): Promise<GateReport> {
+async function newContainersGate(
+  d: Deployer,
+  services: readonly string[],
+  ids: readonly string[],
+  onStreakStart: (at: number | undefined) => void,
+): Promise<GateReport> {
   let containers: readonly ContainerState[] = [];
   let failingServices: string[] = [...services];
   const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);

@@ -22,7 +22,13 @@ export function swarmNodeState(cli: Pick<DockerCli, 'sudo'>): Command[] {
 export function stackDeploy(cli: Pick<DockerCli, 'sudo'>, stack: string, releaseDir: string, files: readonly string[], hasEnv: boolean): Command[] {
   return [
     ['cd', releaseDir],
-    ...(hasEnv ? [['set', '-a'], ['.', `./${ENV_FILE}`], ['set', '+a']] : []),
+    ...(hasEnv
+      ? [
+          ['set', '-a'],
+          ['.', `./${ENV_FILE}`],
+          ['set', '+a'],
+        ]
+      : []),
     docker(cli, 'stack', 'deploy', '--prune', '--with-registry-auth', '--resolve-image', 'always', ...files.flatMap((file) => ['--compose-file', file]), stack),
   ];
 }
@@ -30,7 +36,11 @@ export function stackDeploy(cli: Pick<DockerCli, 'sudo'>, stack: string, release
 /** Every service of the stack as `docker service inspect` shows it, then its tasks, one JSON line each. */
 export function stackState(cli: Pick<DockerCli, 'sudo'>, stack: string): Command[] {
   return [
-    pipe(docker(cli, 'service', 'ls', '--quiet', '--filter', `label=com.docker.stack.namespace=${stack}`), ['xargs', '-r', ...docker(cli, 'service', 'inspect')]),
+    pipe(docker(cli, 'service', 'ls', '--quiet', '--filter', `label=com.docker.stack.namespace=${stack}`), [
+      'xargs',
+      '-r',
+      ...docker(cli, 'service', 'inspect'),
+    ]),
     ['echo', STATE_SEPARATOR],
     // A stack with no services yet makes `stack ps` fail; that is "no tasks", not an error.
     or([...docker(cli, 'stack', 'ps', '--no-trunc', '--format', '{{json .}}', stack), raw('2>/dev/null')], ['true']),

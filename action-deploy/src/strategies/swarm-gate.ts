@@ -27,11 +27,15 @@ export async function swarmGate(d: Deployer, sinceMs: number): Promise<SwarmGate
     name: `swarm stack ${stack}`,
     async check() {
       // Refreshing the lock with every look keeps a long convergence from looking like a crashed run.
-      const result = await d.server.run([...touchLock(projectDir, d.ctx.token), ...stackState(d.cli, stack)], { description: 'inspect containers', timeoutSeconds: 60 });
+      const result = await d.server.run([...touchLock(projectDir, d.ctx.token), ...stackState(d.cli, stack)], {
+        description: 'inspect containers',
+        timeoutSeconds: 60,
+      });
       services = parseStackState(result.stdout, stack, sinceMs);
       if (services.length === 0) return { state: 'waiting', detail: 'no services in the stack yet' };
       const detail = services.map((s) => `${s.service}: ${s.detail}`).join('; ');
-      for (const s of services) if (s.moving && s.detail.startsWith(ROLLING_BACK)) rollingBack.set(s.service, s.detail.slice(ROLLING_BACK.length).replace(/^: /, ''));
+      for (const s of services)
+        if (s.moving && s.detail.startsWith(ROLLING_BACK)) rollingBack.set(s.service, s.detail.slice(ROLLING_BACK.length).replace(/^: /, ''));
       // A failure is final once Swarm has finished what it is doing: re-deploying during its own rollback would race it.
       if (services.some((s) => s.state === 'failed')) return { state: services.some((s) => s.moving) ? 'waiting' : 'failed', detail };
       return { state: services.every((s) => s.state === 'ok') ? 'ok' : 'waiting', detail };

@@ -150,7 +150,13 @@ export function parseStackState(stdout: string, stack: string, sinceMs: number):
       continue;
     }
     if (fresh && (update?.State === 'paused' || update?.State === 'rollback_paused')) {
-      states.push({ ...base, state: 'failed', detail: `Swarm paused the ${update.State === 'paused' ? 'update' : 'rollback'}${said}`, rolledBack: false, moving: false });
+      states.push({
+        ...base,
+        state: 'failed',
+        detail: `Swarm paused the ${update.State === 'paused' ? 'update' : 'rollback'}${said}`,
+        rolledBack: false,
+        moving: false,
+      });
       continue;
     }
     if (fresh && (update?.State === 'updating' || update?.State === 'rollback_started')) {
@@ -162,7 +168,14 @@ export function parseStackState(stdout: string, stack: string, sinceMs: number):
     const wanted = service.Spec?.Mode?.Replicated?.Replicas ?? 1;
     const lastError = own.find((task) => task.Error)?.Error;
     if (running >= wanted) states.push({ ...base, state: 'ok', detail: `${running}/${wanted} running`, rolledBack: false, moving: false });
-    else states.push({ ...base, state: 'waiting', detail: `${running}/${wanted} running${lastError ? ` (last error: ${lastError})` : ''}`, rolledBack: false, moving: false });
+    else
+      states.push({
+        ...base,
+        state: 'waiting',
+        detail: `${running}/${wanted} running${lastError ? ` (last error: ${lastError})` : ''}`,
+        rolledBack: false,
+        moving: false,
+      });
   }
   return states.sort((a, b) => a.service.localeCompare(b.service));
 }

@@ -39,7 +39,10 @@ interface SwarmMeta {
 async function requireManager(d: Deployer): Promise<void> {
   const said = (await d.server.run(swarmNodeState(d.cli), { description: 'check the Swarm node', timeoutSeconds: 60 })).stdout.trim();
   if (said === 'active true') return;
-  if (said.startsWith('active')) throw new RefusedBeforeChange('strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).');
+  if (said.startsWith('active'))
+    throw new RefusedBeforeChange(
+      'strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).',
+    );
   throw new RefusedBeforeChange(
     `strategy: swarm needs a Swarm, and this server's Docker engine is not part of one (Swarm state: ${said || 'unknown'}). ` +
       'Run `docker swarm init` on the server once (or join it to your Swarm as a manager); nothing was changed.',
@@ -49,12 +52,17 @@ async function requireManager(d: Deployer): Promise<void> {
 /** Switches a release on: `docker stack deploy` of its files, then the swarm gate. A failing deploy command is a failed gate. */
 async function switchOn(d: Deployer, id: string, files: readonly string[], hasEnv: boolean): Promise<SwarmGateReport> {
   const since = Number((await d.server.run(serverClockMs(), { description: 'read the server clock', timeoutSeconds: 60 })).stdout.trim());
-  if (d.cli.sudo && hasEnv) core.warning('sudo: true — sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).');
+  if (d.cli.sudo && hasEnv)
+    core.warning(
+      'sudo: true — sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).',
+    );
   const deploy = stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv);
   const login = d.inputs.registryLogin;
   try {
     await d.server.run(login ? withRegistryLogin(d.cli, login, deploy) : deploy, {
-      description: login ? `docker stack deploy release ${id} (logged in to ${login.registry} as ${login.username}; Swarm keeps the login with the services so its nodes can pull)` : `docker stack deploy release ${id}`,
+      description: login
+        ? `docker stack deploy release ${id} (logged in to ${login.registry} as ${login.username}; Swarm keeps the login with the services so its nodes can pull)`
+        : `docker stack deploy release ${id}`,
       timeoutSeconds: 900,
       live: 'all',
       ...(login ? { stdin: `${login.password}\n` } : {}),
@@ -74,17 +82,36 @@ function runningImages(gate: SwarmGateReport): Record<string, string> {
 /** After a release passed: its lock, meta and stack file name the digests Swarm runs, so a rollback to it gets exactly these bytes. */
 async function recordDigests(d: Deployer, id: string, composeFiles: readonly string[], hasEnv: boolean, images: Record<string, string>): Promise<void> {
   const dir = releaseDir(d.inputs.projectDir, id);
-  const unpinned = Object.entries(images).filter(([, image]) => !image.includes('@sha256:')).map(([service]) => service);
+  const unpinned = Object.entries(images)
+    .filter(([, image]) => !image.includes('@sha256:'))
+    .map(([service]) => service);
   if (unpinned.length > 0) core.warning(`Not pinned to a digest (Swarm found no registry digest for the image): ${unpinned.join(', ')}`);
-  const meta = { id, sha: d.ctx.sha, ref: d.ctx.ref, actor: d.ctx.actor, runUrl: d.ctx.runUrl, createdAt: new Date().toISOString(), services: images, composeFiles: [...composeFiles], hasEnv, strategy: 'swarm', stackFile: STACK_FILE };
-  await d.server.upload(`${dir}/${STACK_FILE}`, stackOverride(d.inputs.composeFiles, images).content, { mode: 0o644, description: 'pin the stack to the digests Swarm runs' });
+  const meta = {
+    id,
+    sha: d.ctx.sha,
+    ref: d.ctx.ref,
+    actor: d.ctx.actor,
+    runUrl: d.ctx.runUrl,
+    createdAt: new Date().toISOString(),
+    services: images,
+    composeFiles: [...composeFiles],
+    hasEnv,
+    strategy: 'swarm',
+    stackFile: STACK_FILE,
+  };
+  await d.server.upload(`${dir}/${STACK_FILE}`, stackOverride(d.inputs.composeFiles, images).content, {
+    mode: 0o644,
+    description: 'pin the stack to the digests Swarm runs',
+  });
   await d.server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(images), { mode: 0o644, description: 'record the running digests' });
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o644, description: 'record the running digests in meta.json' });
 }
 
 /** A kept release switched on again exactly: its own files, env and pinned stack file (or image lock, for a release deployed before swarm). */
 async function switchOnKept(d: Deployer, id: string): Promise<{ gate: SwarmGateReport; images: Record<string, string> }> {
-  const meta = JSON.parse((await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout) as SwarmMeta;
+  const meta = JSON.parse(
+    (await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout,
+  ) as SwarmMeta;
   const gate = await switchOn(d, id, [...meta.composeFiles, meta.stackFile ?? IMAGE_LOCK], meta.hasEnv);
   return { gate, images: gate.ok ? runningImages(gate) : meta.services };
 }
@@ -103,7 +130,8 @@ async function deploySwarm(d: Deployer): Promise<StoryResult> {
   // Before anything is uploaded: the server must be a manager and the compose files must parse.
   await requireManager(d);
   const override = stackOverride(d.inputs.composeFiles, d.inputs.images);
-  if (override.stopFirst.length > 0) core.warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(', ')}`);
+  if (override.stopFirst.length > 0)
+    core.warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(', ')}`);
   const state = await serverState(d);
   const previous = state.current !== undefined && state.deployed.has(state.current) ? state.current : undefined;
   const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
@@ -117,7 +145,12 @@ async function deploySwarm(d: Deployer): Promise<StoryResult> {
       await runPreDeploy(d, release, d.inputs.preDeploy);
     } catch (error) {
       await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: 'pre-deploy failed' });
-      return { ...base, status: 'failed', images: release.images, error: `pre-deploy failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}` };
+      return {
+        ...base,
+        status: 'failed',
+        images: release.images,
+        error: `pre-deploy failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`,
+      };
     }
   }
 
@@ -143,11 +176,21 @@ async function deploySwarm(d: Deployer): Promise<StoryResult> {
     if (swarmRolledBack.length > 0) {
       // Swarm's own rollback already restored what ran before, for the services it rolled back.
       await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous ?? 'swarm-previous-spec', reason: gate.reason ?? 'update failed' });
-      const rest = previous ? 'rollback-on-failure is false, so the other services were not returned to the previous release' : 'there is no earlier Skiff release, so services Swarm did not roll back keep the new spec';
-      return { ...base, status: 'rolled-back', images: runningImages(gate), diagnostics, error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.` };
+      const rest = previous
+        ? 'rollback-on-failure is false, so the other services were not returned to the previous release'
+        : 'there is no earlier Skiff release, so services Swarm did not roll back keep the new spec';
+      return {
+        ...base,
+        status: 'rolled-back',
+        images: runningImages(gate),
+        diagnostics,
+        error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.`,
+      };
     }
     await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: gate.reason ?? 'unhealthy' });
-    const left = previous ? 'rollback-on-failure is false, so its services were left as they are for inspection' : 'there is no previous release to return to, so its services were left for inspection';
+    const left = previous
+      ? 'rollback-on-failure is false, so its services were left as they are for inspection'
+      : 'there is no previous release to return to, so its services were left for inspection';
     return { ...base, status: 'failed', images: runningImages(gate), diagnostics, error: `${failedWhy}. ${left}.` };
   }
 
@@ -156,7 +199,13 @@ async function deploySwarm(d: Deployer): Promise<StoryResult> {
   base.gates.push({ label: `rollback to ${previous}`, gate: back.gate });
   if (!back.gate.ok) {
     await audit(d, { event: 'failure', status: 'failed', from: id, to: previous, reason: `rollback unhealthy: ${back.gate.reason}` });
-    return { ...base, status: 'failed', images: back.images, diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}` };
+    return {
+      ...base,
+      status: 'failed',
+      images: back.images,
+      diagnostics,
+      error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}`,
+    };
   }
   await d.server.run(switchCurrent(d.inputs.projectDir, previous), { description: 'mark the release current', timeoutSeconds: 60 });
   await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous, reason: gate.reason ?? 'unhealthy' });
@@ -186,11 +235,18 @@ async function rollbackSwarm(d: Deployer, wanted: string, reason = 'manual rollb
 export async function planSwarm(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
   const cli = await detectDockerCli(recorder, inputs.sudo, true);
   const d: Deployer = { server: recorder, cli, inputs, ctx };
-  await recorder.run(tryLock(inputs.projectDir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds), { description: 'take the deploy lock' });
+  await recorder.run(
+    tryLock(inputs.projectDir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds),
+    { description: 'take the deploy lock' },
+  );
   await recorder.run(swarmNodeState(cli), { description: 'check the Swarm node (must be a manager)' });
   await recorder.run(readState(inputs.projectDir), { description: 'read releases' });
   if (inputs.rollback !== undefined) {
-    recorder.steps.push({ kind: 'run', description: `docker stack deploy of release ${inputs.rollback}'s files as stack ${inputs.projectName} (pinned to its digests), then the health gate`, script: '# depends on the release kept on the server' });
+    recorder.steps.push({
+      kind: 'run',
+      description: `docker stack deploy of release ${inputs.rollback}'s files as stack ${inputs.projectName} (pinned to its digests), then the health gate`,
+      script: '# depends on the release kept on the server',
+    });
     return recorder.steps;
   }
   const override = stackOverride(inputs.composeFiles, inputs.images);
@@ -200,13 +256,20 @@ export async function planSwarm(recorder: PlanRecorder, inputs: DeployInputs, ct
   if (inputs.preDeploy !== undefined) await runPreDeploy(d, release, inputs.preDeploy);
   await recorder.run(serverClockMs(), { description: 'read the server clock' });
   const deploy = stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv);
-  await recorder.run(inputs.registryLogin ? withRegistryLogin(cli, inputs.registryLogin, deploy) : deploy, { description: `docker stack deploy release ${id}` });
+  await recorder.run(inputs.registryLogin ? withRegistryLogin(cli, inputs.registryLogin, deploy) : deploy, {
+    description: `docker stack deploy release ${id}`,
+  });
   recorder.steps.push({
     kind: 'run',
-    description: 'health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release',
+    description:
+      'health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release',
     script: '# runs every health-interval until health-successes or health-timeout',
   });
-  recorder.steps.push({ kind: 'run', description: 'record the digests Swarm runs (images.lock.json, meta.json, skiff-stack.yml)', script: '# depends on what Swarm resolved' });
+  recorder.steps.push({
+    kind: 'run',
+    description: 'record the digests Swarm runs (images.lock.json, meta.json, skiff-stack.yml)',
+    script: '# depends on what Swarm resolved',
+  });
   await recorder.run(switchCurrent(inputs.projectDir, id), { description: 'mark the release current' });
   return recorder.steps;
 }

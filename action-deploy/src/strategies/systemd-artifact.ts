@@ -94,5 +94,11 @@ export async function artifactStream(absolute: string, isDirectory: boolean): Pr
     stream.on('error', reject);
   });
   finished.catch(() => undefined);
-  return { stream, compression, description: `the archive ${basename(absolute)}${compression === 'none' ? '' : ` (${compression})`}`, finished, stop: () => stream.destroy() };
+  return {
+    stream,
+    compression,
+    description: `the archive ${basename(absolute)}${compression === 'none' ? '' : ` (${compression})`}`,
+    finished,
+    stop: () => stream.destroy(),
+  };
 }

@@ -20,7 +20,10 @@ const sudoPrefix = (sudo: boolean): string[] => (sudo ? ['sudo', '-n'] : []);
 
 /** Who the SSH user is (root needs no sudo) and how the unit is configured. */
 export function inspectHost(unit: string): Command[] {
-  return [['id', '-u'], ['systemctl', 'show', unit, `--property=${UNIT_CONFIG.join(',')}`]];
+  return [
+    ['id', '-u'],
+    ['systemctl', 'show', unit, `--property=${UNIT_CONFIG.join(',')}`],
+  ];
 }
 
 export function unitState(unit: string): Command[] {
@@ -126,10 +129,16 @@ export function evaluateUnit(state: Readonly<Record<string, string>>, restartsAt
   const sub = state.SubState ?? 'unknown';
   const restarts = Number(state.NRestarts ?? '0') - restartsAtStart;
   const where = `${active} (${sub})${state.MainPID && state.MainPID !== '0' ? `, pid ${state.MainPID}` : ''}`;
-  if (restarts > 0) return { state: 'failed', detail: `crashed: systemd restarted it ${restarts} time(s) since the deploy; now ${where}, last exit status ${state.ExecMainStatus ?? '?'}` };
+  if (restarts > 0)
+    return {
+      state: 'failed',
+      detail: `crashed: systemd restarted it ${restarts} time(s) since the deploy; now ${where}, last exit status ${state.ExecMainStatus ?? '?'}`,
+    };
   if (active === 'active') return { state: 'ok', detail: where };
   if (active === 'activating' || active === 'reloading') {
-    return sub === 'auto-restart' ? { state: 'failed', detail: `crashed (exit status ${state.ExecMainStatus ?? '?'}); systemd is about to restart it` } : { state: 'waiting', detail: where };
+    return sub === 'auto-restart'
+      ? { state: 'failed', detail: `crashed (exit status ${state.ExecMainStatus ?? '?'}); systemd is about to restart it` }
+      : { state: 'waiting', detail: where };
   }
   return { state: 'failed', detail: `${where}, result ${state.Result ?? '?'}, last exit status ${state.ExecMainStatus ?? '?'}` };
 }

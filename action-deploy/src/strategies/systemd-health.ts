@@ -7,7 +7,16 @@ import { evaluateUnit, parseShow, restartUnit, unitJournal, unitState, unitStatu
 
 /** A gate that failed before it could start (the restart itself failed), shaped like any other for the summary. */
 function refused(unit: string, reason: string): GateReport {
-  return { ok: false, elapsedMs: 0, rounds: 0, probes: [{ name: unit, state: 'failed', detail: reason }], reason: `${unit}: ${reason}`, failing: [unit], containers: [], failingServices: [] };
+  return {
+    ok: false,
+    elapsedMs: 0,
+    rounds: 0,
+    probes: [{ name: unit, state: 'failed', detail: reason }],
+    reason: `${unit}: ${reason}`,
+    failing: [unit],
+    containers: [],
+    failingServices: [],
+  };
 }
 
 /**
@@ -20,10 +29,17 @@ export async function restartAndGate(d: Deployer, unit: string, sudo: boolean): 
   const restart = await d.server.run(restartUnit(unit, sudo), { description: `restart ${unit}`, allowFailure: true, timeoutSeconds: 300 });
   if (restart.code !== 0) {
     const said = `${restart.stderr}${restart.stdout}`.trim().split('\n').slice(-3).join(' ');
-    const hint = sudo && /password is required|not allowed|not in the sudoers|may not run/i.test(said) ? ` (the SSH user needs passwordless sudo for \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)` : '';
+    const hint =
+      sudo && /password is required|not allowed|not in the sudoers|may not run/i.test(said)
+        ? ` (the SSH user needs passwordless sudo for \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)`
+        : '';
     return refused(unit, `systemctl restart failed (exit ${restart.code})${said ? `: ${said}` : ''}${hint}`);
   }
-  const read = async () => parseShow((await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...unitState(unit)], { description: `state of ${unit}`, timeoutSeconds: 60 })).stdout);
+  const read = async () =>
+    parseShow(
+      (await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...unitState(unit)], { description: `state of ${unit}`, timeoutSeconds: 60 }))
+        .stdout,
+    );
   const restartsAtStart = Number((await read()).NRestarts ?? '0');
   const unitProbe: Probe = { name: unit, check: async () => evaluateUnit(await read(), restartsAtStart) };
   const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);

@@ -112,7 +112,10 @@ function readArtifact(value: string): ReleaseSource {
 function readSha(): string {
   const sha = (process.env.GITHUB_SHA ?? '').toLowerCase();
   if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) {
-    throw new InputError('git-repository', `Input "git-repository" deploys the commit in GITHUB_SHA, which must be a full commit SHA; GITHUB_SHA is ${JSON.stringify(process.env.GITHUB_SHA ?? '')}`);
+    throw new InputError(
+      'git-repository',
+      `Input "git-repository" deploys the commit in GITHUB_SHA, which must be a full commit SHA; GITHUB_SHA is ${JSON.stringify(process.env.GITHUB_SHA ?? '')}`,
+    );
   }
   return sha;
 }
@@ -122,7 +125,8 @@ export function readSystemdInputs(strategy: StrategyName): SystemdInputs | undef
   const names = SYSTEMD_INPUTS.map((input) => input.name);
   if (strategy !== 'systemd') {
     const stray = names.filter((name) => getString(name) !== undefined);
-    if (stray.length > 0) throw new InputError(stray, `Input(s) ${stray.map((name) => `"${name}"`).join(', ')} only apply to strategy: systemd (strategy is ${strategy})`);
+    if (stray.length > 0)
+      throw new InputError(stray, `Input(s) ${stray.map((name) => `"${name}"`).join(', ')} only apply to strategy: systemd (strategy is ${strategy})`);
     return undefined;
   }
   const c = new InputCollector();
@@ -136,9 +140,19 @@ export function readSystemdInputs(strategy: StrategyName): SystemdInputs | undef
   let source: ReleaseSource | undefined;
   if (!rollback) {
     if (artifact !== undefined && repository !== undefined) {
-      c.add(new InputError(['artifact-path', 'git-repository'], 'Inputs "artifact-path" and "git-repository" are both set; with strategy: systemd a release comes from exactly one of them'));
+      c.add(
+        new InputError(
+          ['artifact-path', 'git-repository'],
+          'Inputs "artifact-path" and "git-repository" are both set; with strategy: systemd a release comes from exactly one of them',
+        ),
+      );
     } else if (artifact === undefined && repository === undefined) {
-      c.add(new InputError(['artifact-path', 'git-repository'], 'strategy: systemd needs one of "artifact-path" (a file or directory on the runner to upload) or "git-repository" (a clone URL the server fetches GITHUB_SHA from)'));
+      c.add(
+        new InputError(
+          ['artifact-path', 'git-repository'],
+          'strategy: systemd needs one of "artifact-path" (a file or directory on the runner to upload) or "git-repository" (a clone URL the server fetches GITHUB_SHA from)',
+        ),
+      );
     } else if (artifact !== undefined) {
       source = c.read(() => readArtifact(artifact));
     } else {

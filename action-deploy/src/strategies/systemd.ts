@@ -38,7 +38,9 @@ async function inspectUnit(d: Deployer, unit: string): Promise<{ sudo: boolean }
   const config = parseShow(inspected.stdout);
   if (inspected.code !== 0 || config.LoadState === undefined) {
     const said = `${inspected.stderr}`.trim().split('\n').slice(-2).join(' ') || `exit ${inspected.code}`;
-    throw new RefusedBeforeChange(`systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`);
+    throw new RefusedBeforeChange(
+      `systemd-unit: cannot ask systemd about ${unit} on the server (systemctl said: ${said}). strategy: systemd needs a server whose init is systemd.`,
+    );
   }
   const dir = d.inputs.projectDir;
   if (config.LoadState !== 'loaded') {
@@ -48,7 +50,9 @@ async function inspectUnit(d: Deployer, unit: string): Promise<{ sudo: boolean }
     );
   }
   if (!runsFromCurrent(config, dir)) {
-    core.warning(`${unit} (${config.FragmentPath || 'unit file unknown'}) mentions ${dir}/current in neither WorkingDirectory nor ExecStart, so switching releases may not change what it runs.`);
+    core.warning(
+      `${unit} (${config.FragmentPath || 'unit file unknown'}) mentions ${dir}/current in neither WorkingDirectory nor ExecStart, so switching releases may not change what it runs.`,
+    );
   }
   return { sudo: d.inputs.sudo || config.uid !== '0' };
 }
@@ -56,7 +60,10 @@ async function inspectUnit(d: Deployer, unit: string): Promise<{ sudo: boolean }
 /** The release a failed deploy returns to: current if it passed the gate, else the newest that did (a run may have died between switch and gate). */
 function previousOf(state: ServerState): string | undefined {
   if (state.current !== undefined && state.deployed.has(state.current)) return state.current;
-  return [...state.deployed].filter((id) => state.releases.includes(id)).sort().at(-1);
+  return [...state.deployed]
+    .filter((id) => state.releases.includes(id))
+    .sort()
+    .at(-1);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -64,10 +71,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function uploadArtifact(d: Deployer, source: Extract<ReleaseSource, { kind: 'artifact' }>, dir: string): Promise<void> {
   const artifact = await artifactStream(source.absolute, source.isDirectory);
   try {
-    await d.server.run(extractArchive(dir, artifact.compression), { stdin: artifact.stream, description: `upload ${source.path} (${artifact.description})`, timeoutSeconds: 3600, live: 'stderr' });
+    await d.server.run(extractArchive(dir, artifact.compression), {
+      stdin: artifact.stream,
+      description: `upload ${source.path} (${artifact.description})`,
+      timeoutSeconds: 3600,
+      live: 'stderr',
+    });
   } catch (error) {
     // If tar on the runner failed, the server only saw a cut-short archive: the runner's reason is the useful one.
-    const local = await Promise.race([artifact.finished.then(() => undefined, (reason: Error) => reason), sleep(2000).then(() => undefined)]);
+    const local = await Promise.race([
+      artifact.finished.then(
+        () => undefined,
+        (reason: Error) => reason,
+      ),
+      sleep(2000).then(() => undefined),
+    ]);
     artifact.stop();
     throw local ?? error;
   }
@@ -80,8 +98,14 @@ async function uploadRelease(d: Deployer, id: string, unit: string, source: Rele
   const dir = releaseDir(d.inputs.projectDir, id);
   await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
   if (source.kind === 'artifact') await uploadArtifact(d, source, dir);
-  else await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`, timeoutSeconds: 3600, live: 'all' });
-  if (d.inputs.envFile !== undefined) await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
+  else
+    await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), {
+      description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`,
+      timeoutSeconds: 3600,
+      live: 'all',
+    });
+  if (d.inputs.envFile !== undefined)
+    await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
   const meta = {
     id,
     sha: d.ctx.sha,
@@ -109,7 +133,11 @@ async function markPassed(d: Deployer, id: string): Promise<void> {
 async function prune(d: Deployer, protect: readonly string[]): Promise<string[]> {
   const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
-  const result = await d.server.run(removeReleases(d.inputs.projectDir, plan.remove), { description: `delete ${plan.remove.length} old release(s)`, allowFailure: true, timeoutSeconds: 600 });
+  const result = await d.server.run(removeReleases(d.inputs.projectDir, plan.remove), {
+    description: `delete ${plan.remove.length} old release(s)`,
+    allowFailure: true,
+    timeoutSeconds: 600,
+  });
   if (result.code !== 0) {
     core.warning(`Could not delete every old release (${plan.remove.join(', ')}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
     return [];
@@ -136,7 +164,8 @@ async function deploy(d: Deployer): Promise<StoryResult> {
       return `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
     }
   };
-  const run = (what: string, command: string) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: 'all' });
+  const run = (what: string, command: string) => () =>
+    d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: 'all' });
   const early =
     (await beforeSwitch('Uploading the release', () => uploadRelease(d, id, unit, source))) ??
     (installCommand === undefined ? undefined : await beforeSwitch('install-command', run('install-command', installCommand))) ??
@@ -156,7 +185,9 @@ async function deploy(d: Deployer): Promise<StoryResult> {
   const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
   if (!previous || !d.inputs.rollbackOnFailure) {
     await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: gate.reason ?? 'unhealthy' });
-    const left = previous ? 'rollback-on-failure is false, so it was left current for inspection' : 'there is no previous release to return to, so it was left current for inspection';
+    const left = previous
+      ? 'rollback-on-failure is false, so it was left current for inspection'
+      : 'there is no previous release to return to, so it was left current for inspection';
     return { ...base, status: 'failed', diagnostics, error: `${failedWhy}. ${left}.` };
   }
 
@@ -201,23 +232,33 @@ export async function planSystemd(recorder: PlanRecorder, inputs: DeployInputs, 
   const { unit, source, installCommand } = inputs.systemd!;
   const sudo = inputs.sudo;
   const dir = inputs.projectDir;
-  await recorder.run(tryLock(dir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds), { description: 'take the deploy lock' });
+  await recorder.run(tryLock(dir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds), {
+    description: 'take the deploy lock',
+  });
   await recorder.run(inspectHost(unit), { description: `inspect ${unit} (must be installed; sudo -n for systemctl unless the user is root)` });
   await recorder.run(readState(dir), { description: 'read releases' });
   const d: Deployer = { server: recorder, cli: { compose: 'v2', sudo }, inputs, ctx };
   if (inputs.rollback !== undefined) {
-    recorder.steps.push({ kind: 'run', description: `point current at release ${inputs.rollback}, restart ${unit}, then the health gate`, script: '# depends on the releases kept on the server' });
+    recorder.steps.push({
+      kind: 'run',
+      description: `point current at release ${inputs.rollback}, restart ${unit}, then the health gate`,
+      script: '# depends on the releases kept on the server',
+    });
     return recorder.steps;
   }
   const id = newReleaseId(new Date(), ctx.sha, '0000');
   const release = releaseDir(dir, id);
   await recorder.run(createSystemdRelease(dir, id), { description: `create release ${id}` });
-  if (source?.kind === 'git') await recorder.run(gitExport(dir, source.repository, source.sha, release), { description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release` });
+  if (source?.kind === 'git')
+    await recorder.run(gitExport(dir, source.repository, source.sha, release), {
+      description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`,
+    });
   else if (source) {
     const compression = await artifactCompression(source.absolute, source.isDirectory);
     await recorder.run(extractArchive(release, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
   }
-  if (inputs.envFile !== undefined) await recorder.upload(`${release}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
+  if (inputs.envFile !== undefined)
+    await recorder.upload(`${release}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
   if (installCommand !== undefined) await recorder.run(inReleaseDir(dir, id, installCommand), { description: 'install-command' });
   if (inputs.preDeploy !== undefined) await recorder.run(inReleaseDir(dir, id, inputs.preDeploy), { description: 'pre-deploy' });
   await point(d, id);

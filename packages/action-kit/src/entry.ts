@@ -49,7 +49,8 @@ export async function runAction(phases: ActionPhases, options: RunActionOptions 
     const message = failureMessage(error);
     core.setFailed(message);
     // Input errors stop before anything else wrote a summary: the job page still says why.
-    if (error instanceof InputError) await writeSummary(`### ${isPost ? 'Cleanup' : 'Nothing was done'}: the inputs need fixing\n\n${codeBlock(message)}\n`).catch(() => undefined);
+    if (error instanceof InputError)
+      await writeSummary(`### ${isPost ? 'Cleanup' : 'Nothing was done'}: the inputs need fixing\n\n${codeBlock(message)}\n`).catch(() => undefined);
     code = 1;
   }
   await Promise.all([flushed(process.stdout), flushed(process.stderr)]);

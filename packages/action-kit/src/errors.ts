@@ -20,9 +20,7 @@ export class InputErrors extends InputError {
   constructor(errors: readonly InputError[]) {
     super(
       [...new Set(errors.flatMap((error) => error.inputs))],
-      errors.length === 1
-        ? errors[0]!.message
-        : `${errors.length} problems with the inputs:\n${errors.map((error) => `- ${error.message}`).join('\n')}`,
+      errors.length === 1 ? errors[0]!.message : `${errors.length} problems with the inputs:\n${errors.map((error) => `- ${error.message}`).join('\n')}`,
     );
     this.name = 'InputErrors';
     this.errors = errors;

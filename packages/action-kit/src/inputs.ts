@@ -96,9 +96,7 @@ export function getInteger<const O extends IntegerOptions>(name: string, options
   return read(name, options, (value) => {
     const number = /^[+-]?\d+$/.test(value) ? Number(value) : Number.NaN;
     const inRange =
-      Number.isSafeInteger(number) &&
-      (options?.min === undefined || number >= options.min) &&
-      (options?.max === undefined || number <= options.max);
+      Number.isSafeInteger(number) && (options?.min === undefined || number >= options.min) && (options?.max === undefined || number <= options.max);
     if (!inRange) throw invalidInput(name, expected, value, options?.secret);
     return number;
   });
@@ -108,11 +106,7 @@ export function getPort<const O extends ReadOptions<number>>(name: string, optio
   return getInteger(name, { ...options, min: 1, max: 65535, expected: 'a TCP port number from 1 to 65535' }) as ReadResult<number, O>;
 }
 
-export function getEnum<const T extends string, const O extends ReadOptions<T>>(
-  name: string,
-  values: readonly T[],
-  options?: O,
-): ReadResult<T, O> {
+export function getEnum<const T extends string, const O extends ReadOptions<T>>(name: string, values: readonly T[], options?: O): ReadResult<T, O> {
   return read(name, options, (value) => {
     const match = values.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
     if (match === undefined) throw invalidInput(name, `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`, value, options?.secret);

@@ -42,7 +42,9 @@ export function webhookPayload(kind: WebhookKind, message: Notification): Record
           title: message.title.slice(0, 256),
           ...(message.link ? { url: message.link } : {}),
           color: COLOR[message.outcome],
-          fields: message.fields.slice(0, 25).map(([name, value]) => ({ name: name.slice(0, 256), value: (value || '—').slice(0, 1024), inline: value.length <= 40 })),
+          fields: message.fields
+            .slice(0, 25)
+            .map(([name, value]) => ({ name: name.slice(0, 256), value: (value || '—').slice(0, 1024), inline: value.length <= 40 })),
         },
       ],
       // Only the embed: no @everyone or role pings from values that happen to contain them.

@@ -34,7 +34,8 @@ export const SSH_INPUTS = [
   },
   {
     name: 'insecure-ignore-host-key',
-    description: "Skip checking the server's identity (true or false). Anyone who can intercept the connection could impersonate the server. Only for throwaway test servers.",
+    description:
+      "Skip checking the server's identity (true or false). Anyone who can intercept the connection could impersonate the server. Only for throwaway test servers.",
     required: false,
     default: 'false',
   },
@@ -43,10 +44,16 @@ export const SSH_INPUTS = [
     description: 'Jump host (bastion) to connect through, as user@host:port. The user defaults to username, the port to 22.',
     required: false,
   },
-  { name: 'jump-key', description: 'Private key for the jump host; by default the jump host gets the same credentials as the server.', required: false, secret: true },
+  {
+    name: 'jump-key',
+    description: 'Private key for the jump host; by default the jump host gets the same credentials as the server.',
+    required: false,
+    secret: true,
+  },
   {
     name: 'connect-timeout',
-    description: 'How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.',
+    description:
+      'How long to try connecting in all (TCP connect and SSH handshake; a refused or dropped connection is tried again, up to 3 times, while time is left), e.g. 20s or 1m.',
     required: false,
     default: '20s',
   },
@@ -239,7 +246,7 @@ export function readSshInputs(readHostInput: () => string | undefined = () => re
   else {
     hostKey = { kind: 'insecure-ignore' };
     core.warning(
-      'insecure-ignore-host-key is true: the server\'s identity is NOT checked. Anyone who can intercept the connection can ' +
+      "insecure-ignore-host-key is true: the server's identity is NOT checked. Anyone who can intercept the connection can " +
         'pose as the server and receive the commands and secrets this step sends. Pin the host key instead with "fingerprint"; ' +
         `get it with: ${keyscanCommand(host!, port!)}`,
     );

@@ -96,9 +96,7 @@ describe('runAction', () => {
   });
 
   it('words the skeleton failure', () => {
-    expect(notImplemented('action-deploy', '0.1.0', 'deploying').message).toBe(
-      'action-deploy 0.1.0 is a skeleton: deploying is not implemented yet',
-    );
+    expect(notImplemented('action-deploy', '0.1.0', 'deploying').message).toBe('action-deploy 0.1.0 is a skeleton: deploying is not implemented yet');
   });
 });
 

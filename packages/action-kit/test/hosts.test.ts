@@ -59,7 +59,13 @@ describe('parseHostList', () => {
 
 describe('readSshTargets', () => {
   it('gives one target per host with per-host user and port overrides', () => {
-    setInputs({ host: 'a.example\nops@[2001:db8::2]:2222', username: 'deploy', port: '2200', key: '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----', fingerprint: FP });
+    setInputs({
+      host: 'a.example\nops@[2001:db8::2]:2222',
+      username: 'deploy',
+      port: '2200',
+      key: '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
+      fingerprint: FP,
+    });
     const targets = readSshTargets();
     expect(targets.map(({ host, port, username }) => ({ host, port, username }))).toEqual([
       { host: 'a.example', port: 2200, username: 'deploy' },

@@ -1,17 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  InputError,
-  InputErrors,
-  getBoolean,
-  getDuration,
-  getEnum,
-  getInteger,
-  getList,
-  getPort,
-  getString,
-  parseDuration,
-  readInputs,
-} from '../src/index';
+import { InputError, InputErrors, getBoolean, getDuration, getEnum, getInteger, getList, getPort, getString, parseDuration, readInputs } from '../src/index';
 
 const savedEnv = { ...process.env };
 let stdout: string[] = [];
@@ -57,9 +45,7 @@ describe('getString', () => {
   });
 
   it('names a missing required input', () => {
-    expect(errorOf(() => getString('host', { required: true })).message).toBe(
-      'Input "host" is required; set it under "with:" in the workflow step',
-    );
+    expect(errorOf(() => getString('host', { required: true })).message).toBe('Input "host" is required; set it under "with:" in the workflow step');
   });
 
   it('reads names with spaces the way the runner passes them', () => {
@@ -117,9 +103,7 @@ describe('getInteger and getPort', () => {
 
   it.each(['0', '31', '2.5', '1e1', 'seven', '0x10'])('refuses %s for a 1..30 range', (value) => {
     setInputs({ keep: value });
-    expect(errorOf(() => getInteger('keep', { min: 1, max: 30 })).message).toBe(
-      `Input "keep" must be a whole number from 1 to 30; got "${value}"`,
-    );
+    expect(errorOf(() => getInteger('keep', { min: 1, max: 30 })).message).toBe(`Input "keep" must be a whole number from 1 to 30; got "${value}"`);
   });
 
   it('checks ports', () => {
@@ -142,9 +126,7 @@ describe('getEnum', () => {
 
   it('lists the allowed values', () => {
     setInputs({ mode: 'blue-green' });
-    expect(errorOf(() => getEnum('mode', ['rolling', 'recreate'])).message).toBe(
-      'Input "mode" must be one of "rolling", "recreate"; got "blue-green"',
-    );
+    expect(errorOf(() => getEnum('mode', ['rolling', 'recreate'])).message).toBe('Input "mode" must be one of "rolling", "recreate"; got "blue-green"');
   });
 });
 
@@ -238,6 +220,12 @@ describe('readInputs', () => {
 
   it('lets other errors through untouched', () => {
     const bug = new TypeError('bug');
-    expect(() => readInputs({ a: () => { throw bug; } })).toThrow(bug);
+    expect(() =>
+      readInputs({
+        a: () => {
+          throw bug;
+        },
+      }),
+    ).toThrow(bug);
   });
 });

@@ -38,7 +38,13 @@ describe('webhookPayload', () => {
     );
     expect(payload.blocks).toEqual([
       { type: 'section', text: { type: 'mrkdwn', text: '*✅ Deployed: acme/shop 1a2b3c4 to 2 hosts*' } },
-      { type: 'section', text: { type: 'mrkdwn', text: '*Result:* deployed\n*Hosts:* a@web1:22: deployed\nb@web2:22: deployed\n*Note:* &lt;@everyone&gt; &amp; &lt;!channel&gt;' } },
+      {
+        type: 'section',
+        text: {
+          type: 'mrkdwn',
+          text: '*Result:* deployed\n*Hosts:* a@web1:22: deployed\nb@web2:22: deployed\n*Note:* &lt;@everyone&gt; &amp; &lt;!channel&gt;',
+        },
+      },
       { type: 'context', elements: [{ type: 'mrkdwn', text: '<https://github.com/acme/shop/actions/runs/1|View the run>' }] },
     ]);
   });

@@ -122,9 +122,7 @@ describe('readSshInputs', () => {
 
   it('needs a key or a password', () => {
     setInputs({ host: 'h', username: 'u', fingerprint: FP });
-    expect(messages(readSshInputs)).toEqual([
-      'Input "key" or "password" is required: give the private key (recommended) or the password for "username"',
-    ]);
+    expect(messages(readSshInputs)).toEqual(['Input "key" or "password" is required: give the private key (recommended) or the password for "username"']);
   });
 
   it('without any host key check, says how to get the fingerprint', () => {
@@ -199,9 +197,7 @@ describe('readSshInputs', () => {
 
   it('passes the passphrase only with a key', () => {
     setInputs({ host: 'h', username: 'u', password: 'pw-pw-pw', passphrase: 'x', fingerprint: FP });
-    expect(messages(readSshInputs)).toEqual([
-      'Input "passphrase" is set but "key" is not; the passphrase unlocks the private key given in "key"',
-    ]);
+    expect(messages(readSshInputs)).toEqual(['Input "passphrase" is set but "key" is not; the passphrase unlocks the private key given in "key"']);
   });
 });
 
@@ -250,11 +246,6 @@ describe('SSH_INPUTS', () => {
   });
 
   it('marks the credentials secret', () => {
-    expect(SSH_INPUTS.filter((input) => 'secret' in input && input.secret).map((input) => input.name)).toEqual([
-      'key',
-      'passphrase',
-      'password',
-      'jump-key',
-    ]);
+    expect(SSH_INPUTS.filter((input) => 'secret' in input && input.secret).map((input) => input.name)).toEqual(['key', 'passphrase', 'password', 'jump-key']);
   });
 });

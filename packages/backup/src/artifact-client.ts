@@ -58,7 +58,9 @@ export class ArtifactServiceClient {
     resultsUrl = process.env.ACTIONS_RESULTS_URL,
   ) {
     if (!token || !resultsUrl) {
-      throw new ArtifactServiceError('destination artifact needs the runner\'s ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL (set for JavaScript actions on GitHub-hosted and self-hosted runners)');
+      throw new ArtifactServiceError(
+        "destination artifact needs the runner's ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL (set for JavaScript actions on GitHub-hosted and self-hosted runners)",
+      );
     }
     this.baseUrl = resultsUrl.endsWith('/') ? resultsUrl : `${resultsUrl}/`;
     this.ids = backendIds(token);

@@ -66,7 +66,10 @@ export class ArtifactStore implements Store {
   private async ref(file: string): Promise<Ref> {
     const named = (await this.refs()).filter((ref) => ref.name === this.name(file));
     const ref = named.find((r) => r.current) ?? named.sort((a, b) => b.id - a.id)[0];
-    if (!ref) throw new Error(`artifact ${this.name(file)} not found${this.options.github ? ' (expired or deleted?)' : ' in this run (set github-token to reach earlier runs)'}`);
+    if (!ref)
+      throw new Error(
+        `artifact ${this.name(file)} not found${this.options.github ? ' (expired or deleted?)' : ' in this run (set github-token to reach earlier runs)'}`,
+      );
     return ref;
   }
 
@@ -119,8 +122,19 @@ export class ArtifactStore implements Store {
         { dump: request.globals, format: GLOBALS_FORMAT, what: 'pg_dumpall --globals-only' },
       );
       const sha256 = part.stored.digest();
-      if (upload!.sha256 !== sha256 || upload!.size !== part.stored.bytes) throw new BackupFailed(`artifact ${this.name(globalsFile)}: the uploaded bytes differ from the stream's; not published`);
-      globals = { manifest: { file: globalsFile, size: part.stored.bytes, sha256, rawSize: part.raw.bytes, rawSha256: part.raw.digest(), verification: globalsVerification() }, upload: upload! };
+      if (upload!.sha256 !== sha256 || upload!.size !== part.stored.bytes)
+        throw new BackupFailed(`artifact ${this.name(globalsFile)}: the uploaded bytes differ from the stream's; not published`);
+      globals = {
+        manifest: {
+          file: globalsFile,
+          size: part.stored.bytes,
+          sha256,
+          rawSize: part.raw.bytes,
+          rawSha256: part.raw.digest(),
+          verification: globalsVerification(),
+        },
+        upload: upload!,
+      };
     }
     let uploaded: UploadedBlob | undefined;
     const { raw, stored } = await streamDump(
@@ -135,7 +149,8 @@ export class ArtifactStore implements Store {
     const problems = sizeProblems(request, stored.bytes);
     if (problems.length > 0) throw new BackupFailed(`backup of ${source.name} rejected (never published): ${problems.join('; ')}`);
     const sha256 = stored.digest();
-    if (uploaded!.sha256 !== sha256 || uploaded!.size !== stored.bytes) throw new BackupFailed(`artifact ${this.name(file)}: the uploaded bytes differ from the stream's; not published`);
+    if (uploaded!.sha256 !== sha256 || uploaded!.size !== stored.bytes)
+      throw new BackupFailed(`artifact ${this.name(file)}: the uploaded bytes differ from the stream's; not published`);
     if (globals) await globals.upload.finalize();
     const artifactId = await uploaded!.finalize();
     const manifest: Manifest = {

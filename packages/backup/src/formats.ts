@@ -29,11 +29,16 @@ export const GLOBALS_FORMAT: Format = {
 };
 
 export function storedExtension(type: SourceType | Format, compression: Compression, encrypted: boolean): string {
-  return [(typeof type === 'string' ? FORMATS[type] : type).extension, compression === 'gzip' ? 'gz' : undefined, encrypted ? 'age' : undefined].filter(Boolean).join('.');
+  return [(typeof type === 'string' ? FORMATS[type] : type).extension, compression === 'gzip' ? 'gz' : undefined, encrypted ? 'age' : undefined]
+    .filter(Boolean)
+    .join('.');
 }
 
 /** `<source-name>-<UTC yyyymmddThhmmssZ>`: sorts by time, readable, safe in paths and keys. */
 export function backupId(sourceName: string, time: Date): string {
-  const stamp = time.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  const stamp = time
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
   return `${sourceName}-${stamp}`;
 }

@@ -54,7 +54,10 @@ export class GitHubApiError extends Error {
 
 function hint(status: number, method: string): string {
   if (status === 401) return ' (github-token is not valid)';
-  if (status === 403) return method === 'DELETE' ? ' (github-token needs `actions: write` to delete artifacts: add `permissions: actions: write` to the job)' : ' (github-token needs `actions: read`)';
+  if (status === 403)
+    return method === 'DELETE'
+      ? ' (github-token needs `actions: write` to delete artifacts: add `permissions: actions: write` to the job)'
+      : ' (github-token needs `actions: read`)';
   if (status === 404) return ' (not found: wrong repository, an artifact that expired or was deleted, or a token without access to the repository)';
   return '';
 }
@@ -65,7 +68,8 @@ export class GitHubArtifactsApi {
   truncated = false;
 
   constructor(private readonly settings: GitHubSettings) {
-    if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(settings.repository)) throw new GitHubApiError(`GITHUB_REPOSITORY ${JSON.stringify(settings.repository)} is not owner/repo`);
+    if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(settings.repository))
+      throw new GitHubApiError(`GITHUB_REPOSITORY ${JSON.stringify(settings.repository)} is not owner/repo`);
     this.base = `${settings.apiUrl.replace(/\/+$/, '')}/repos/${settings.repository}/actions/artifacts`;
   }
 
@@ -83,7 +87,9 @@ export class GitHubArtifactsApi {
     const path = new URL(url).pathname;
     let last = '';
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-      const response = await fetch(url, { method, headers: this.headers(), redirect: 'manual', signal: AbortSignal.timeout(60_000) }).catch((error: Error) => error);
+      const response = await fetch(url, { method, headers: this.headers(), redirect: 'manual', signal: AbortSignal.timeout(60_000) }).catch(
+        (error: Error) => error,
+      );
       if (response instanceof Error) last = response.message;
       else {
         if (response.status < 400) return response;
@@ -95,7 +101,8 @@ export class GitHubArtifactsApi {
           // Not JSON: keep the text.
         }
         const retry = response.status === 429 || response.status >= 500 || (response.status === 403 && response.headers.get('x-ratelimit-remaining') === '0');
-        if (!retry || attempt === ATTEMPTS) throw new GitHubApiError(`GitHub API ${method} ${path} answered ${response.status}: ${message}${hint(response.status, method)}`, response.status);
+        if (!retry || attempt === ATTEMPTS)
+          throw new GitHubApiError(`GitHub API ${method} ${path} answered ${response.status}: ${message}${hint(response.status, method)}`, response.status);
         last = `${response.status}: ${message}`;
       }
       if (attempt < ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** attempt));
@@ -138,11 +145,13 @@ export class GitHubArtifactsApi {
     const response = await this.request('GET', `${this.base}/${id}/zip`);
     const location = response.headers.get('location');
     await response.body?.cancel();
-    if (response.status < 300 || response.status >= 400 || !location) throw new GitHubApiError(`GitHub API GET artifact ${id}/zip answered ${response.status} without a redirect to the download`);
+    if (response.status < 300 || response.status >= 400 || !location)
+      throw new GitHubApiError(`GitHub API GET artifact ${id}/zip answered ${response.status} without a redirect to the download`);
     // No Authorization here: the URL carries its own signature, and the token stays with the API.
     // No overall timeout either: a large backup may take longer to download than any fixed limit.
     const blob = await fetch(location);
-    if (!blob.ok || !blob.body) throw new GitHubApiError(`download of artifact ${id} failed: ${blob.status} ${(await blob.text().catch(() => '')).slice(0, 200)}`);
+    if (!blob.ok || !blob.body)
+      throw new GitHubApiError(`download of artifact ${id} failed: ${blob.status} ${(await blob.text().catch(() => '')).slice(0, 200)}`);
     if ((blob.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase() === 'application/zip') {
       await blob.body.cancel();
       throw new GitHubApiError(`artifact ${id} is a zip archive; backups are stored as single unzipped files, so this artifact was not made by action-backup`);

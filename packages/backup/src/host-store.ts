@@ -113,20 +113,30 @@ export function hostBackupScript(
     [raw('partial="$final.partial"')],
     ...(globals ? [assign('gfinal', `${directory}/${globalsFile!}`), [raw('gpartial="$gfinal.partial"')]] : []),
     // After the rename the directory holds the backup, so rmdir stops at once.
-    [raw(`cleanup() { rm -f -- ${removed}; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }`)],
+    [
+      raw(
+        `cleanup() { rm -f -- ${removed}; if [ -n "$made" ]; then d="$dir"; while rmdir -- "$d" 2>/dev/null && [ "$d" != "$made" ]; do d=$(dirname -- "$d"); done; fi; }`,
+      ),
+    ],
     [raw('trap cleanup EXIT')],
     // Without this a TERM (timeout) would kill bash before the EXIT trap could clean up.
     [raw("trap 'exit 143' TERM INT HUP")],
     ...(globals?.lines ?? []),
     ...dumpLine(request, stream),
     [raw('size=$(stat -c %s -- "$partial")')],
-    [raw(`[ "$size" -ge ${request.minSize} ] ||`), ...failWith(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT)],
+    [
+      raw(`[ "$size" -ge ${request.minSize} ] ||`),
+      ...failWith(`the backup is smaller than min-size (${request.minSize} bytes); not keeping it`, TOO_SMALL_EXIT),
+    ],
   ];
   if (request.previousSize !== undefined && request.maxShrinkPercent < 100) {
     const floor = Math.floor((request.previousSize * (100 - request.maxShrinkPercent)) / 100);
     script.push([
       raw(`[ "$size" -ge ${floor} ] ||`),
-      ...failWith(`the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`, SHRUNK_EXIT),
+      ...failWith(
+        `the backup shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes); not keeping it`,
+        SHRUNK_EXIT,
+      ),
     ]);
     sizeChecks.push(`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`);
   }
@@ -185,17 +195,22 @@ export class HostStore implements Store {
     try {
       result = await executor.run(script, { description: `back up ${request.source.name} to ${dir}`, live: 'stderr' });
     } catch (error) {
-      if (error instanceof RemoteCommandError) throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error.message}`);
+      if (error instanceof RemoteCommandError)
+        throw new BackupFailed(`backup of ${request.source.name} failed; no manifest written and nothing pruned: ${error.message}`);
       throw error;
     }
     const size = Number(/^size=(\d+)$/m.exec(result.stdout)?.[1]);
     const sha256 = /^sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
-    if (!Number.isFinite(size) || !sha256) throw new BackupFailed(`backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`);
+    if (!Number.isFinite(size) || !sha256)
+      throw new BackupFailed(
+        `backup of ${request.source.name}: the server did not report size and sha256 (got ${JSON.stringify(result.stdout.slice(0, 200))})`,
+      );
     let globals: Manifest['globals'];
     if (globalsFile) {
       const globalsSize = Number(/^globals-size=(\d+)$/m.exec(result.stdout)?.[1]);
       const globalsSha256 = /^globals-sha256=([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
-      if (!Number.isFinite(globalsSize) || !globalsSha256) throw new BackupFailed(`backup of ${request.source.name}: the server did not report the globals' size and sha256`);
+      if (!Number.isFinite(globalsSize) || !globalsSha256)
+        throw new BackupFailed(`backup of ${request.source.name}: the server did not report the globals' size and sha256`);
       globals = { file: globalsFile, size: globalsSize, sha256: globalsSha256, verification: globalsChecks ?? [] };
     }
     const manifest: Manifest = {
@@ -254,7 +269,9 @@ export class HostStore implements Store {
   }
 
   async writeReport(manifest: Manifest, name: string, content: string): Promise<void> {
-    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, { mode: 0o600, description: `${name} report of ${manifest.id}` });
+    await this.executor.upload(`${this.dir(manifest.source)}/${manifest.id}.${name}.json`, content, {
+      mode: 0o600,
+      description: `${name} report of ${manifest.id}`,
+    });
   }
 }
-

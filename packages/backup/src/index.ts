@@ -11,7 +11,28 @@ export type { Manifest } from './manifest';
 export { BackupFailed } from './store';
 export type { Store, BackupRequest, RawData } from './store';
 export { HostStore, hostBackupScript, verification, globalsLines } from './host-store';
-export { prepareTargetScript, restoreCommand, filesInPlace, describeTarget, FILES_IN_PLACE_SCRIPT, PREVIOUS_DIR, REDIS_RESTORE_SCRIPT, redisRdbPath, drillQueryCommand, REDIS_DRILL_SCRIPT, SQLITE_DRILL_SCRIPT, dropScratchCommand, scratchTarget, PG_ROW_COUNTS, DRILL_PREFIX, REFUSED_EXIT, existingGlobalsQuery, parseExistingGlobals, applyGlobalsCommand, GLOBALS_FILTER_AWK } from './restore';
+export {
+  prepareTargetScript,
+  restoreCommand,
+  filesInPlace,
+  describeTarget,
+  FILES_IN_PLACE_SCRIPT,
+  PREVIOUS_DIR,
+  REDIS_RESTORE_SCRIPT,
+  redisRdbPath,
+  drillQueryCommand,
+  REDIS_DRILL_SCRIPT,
+  SQLITE_DRILL_SCRIPT,
+  dropScratchCommand,
+  scratchTarget,
+  PG_ROW_COUNTS,
+  DRILL_PREFIX,
+  REFUSED_EXIT,
+  existingGlobalsQuery,
+  parseExistingGlobals,
+  applyGlobalsCommand,
+  GLOBALS_FILTER_AWK,
+} from './restore';
 export { TarWalker, TarError } from './tar-walker';
 export type { TarSummary } from './tar-walker';
 export type { RestoreTarget, InPlaceStep } from './restore';

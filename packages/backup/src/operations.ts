@@ -3,7 +3,20 @@ import { quote, raw, render, RemoteCommandError, type Command, type Executor } f
 import { backupId } from './formats';
 import type { Manifest } from './manifest';
 import { decideRetention, type RetentionPolicy } from './retention';
-import { REFUSED_EXIT, applyGlobalsCommand, describeTarget, drillQueryCommand, filesInPlace, dropScratchCommand, existingGlobalsQuery, parseExistingGlobals, prepareTargetScript, restoreCommand, scratchTarget, type RestoreTarget } from './restore';
+import {
+  REFUSED_EXIT,
+  applyGlobalsCommand,
+  describeTarget,
+  drillQueryCommand,
+  filesInPlace,
+  dropScratchCommand,
+  existingGlobalsQuery,
+  parseExistingGlobals,
+  prepareTargetScript,
+  restoreCommand,
+  scratchTarget,
+  type RestoreTarget,
+} from './restore';
 import type { Source } from './sources';
 import { BackupFailed, type Store } from './store';
 import { dumpCommand, globalsCommand, secretFileContent, toolVersionCommand } from './tools';
@@ -77,7 +90,11 @@ export async function backupSource(executor: Executor, store: Store, source: Sou
     }),
   );
   options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
-  const { kept, pruned } = await pruneSource(store, source.name, options.retention, { now: time, dryRun: options.dryRunPrune ?? false, ...(options.log ? { log: options.log } : {}) });
+  const { kept, pruned } = await pruneSource(store, source.name, options.retention, {
+    now: time,
+    dryRun: options.dryRunPrune ?? false,
+    ...(options.log ? { log: options.log } : {}),
+  });
   return { manifest, kept, pruned, durationMs: Date.now() - started };
 }
 
@@ -103,7 +120,10 @@ export async function findBackup(store: Store, source: Source, backupIdOrLatest:
   const manifests = await store.list(source.name);
   const manifest = backupIdOrLatest === 'latest' ? manifests[0] : manifests.find((candidate) => candidate.id === backupIdOrLatest);
   if (!manifest) {
-    const known = manifests.slice(0, 5).map((m) => m.id).join(', ');
+    const known = manifests
+      .slice(0, 5)
+      .map((m) => m.id)
+      .join(', ');
     throw new Error(`no verified backup ${backupIdOrLatest} of ${source.name} in ${store.describe()}${known ? ` (newest: ${known})` : ' (there are none)'}`);
   }
   return manifest;
@@ -141,7 +161,8 @@ export async function restoreBackup(
 ): Promise<RestoreResult> {
   const data = await store.fetch(manifest, options.identities ?? []);
   const applyGlobals = manifest.globals !== undefined && (options.globals ?? !options.drill);
-  if (applyGlobals && !data.globals) throw new Error(`${manifest.id} lists globals (${manifest.globals!.file}) but ${store.describe()} returned none; refusing a restore without its roles`);
+  if (applyGlobals && !data.globals)
+    throw new Error(`${manifest.id} lists globals (${manifest.globals!.file}) but ${store.describe()} returned none; refusing a restore without its roles`);
   const globalsState = manifest.globals ? { globals: applyGlobals ? ('applied' as const) : ('verified' as const) } : {};
   return withSecretFile(executor, source, async (secretFile) => {
     const prepare = prepareTargetScript(source, target, secretFile);
@@ -154,19 +175,31 @@ export async function restoreBackup(
     const settle = async (ok: boolean, error?: unknown) => {
       // A refusal (not empty, or an earlier restore's previous contents still there) moved nothing.
       const refused = error instanceof RemoteCommandError && error.result.code === REFUSED_EXIT;
-      if (inPlace && !refused) await executor.run([filesInPlace(source, target.force, ok ? 'finish' : 'undo')], { description: ok ? 'remove the previous contents' : 'put the previous contents back' });
+      if (inPlace && !refused)
+        await executor.run([filesInPlace(source, target.force, ok ? 'finish' : 'undo')], {
+          description: ok ? 'remove the previous contents' : 'put the previous contents back',
+        });
     };
     try {
       // What the target cluster already has decides which globals statements are left out (read only).
       const existingGlobals = async () =>
-        applyGlobals ? parseExistingGlobals((await executor.run([existingGlobalsQuery(source, secretFile)], { description: 'roles and tablespaces in the target cluster' })).stdout) : undefined;
+        applyGlobals
+          ? parseExistingGlobals(
+              (await executor.run([existingGlobalsQuery(source, secretFile)], { description: 'roles and tablespaces in the target cluster' })).stdout,
+            )
+          : undefined;
       if (data.kind === 'server') {
         const existing = await existingGlobals();
         const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw('|'), ...restoreCommand(source, target, secretFile)], ...query], { description, live: 'stderr' }).catch(async (error: unknown) => {
-          await settle(false, error).catch(() => undefined);
-          throw error;
-        });
+        const result = await executor
+          .run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw('|'), ...restoreCommand(source, target, secretFile)], ...query], {
+            description,
+            live: 'stderr',
+          })
+          .catch(async (error: unknown) => {
+            await settle(false, error).catch(() => undefined);
+            throw error;
+          });
         await settle(true);
         return { manifest, target, ...globalsState, ...(options.drill ? { report: lines(result.stdout) } : {}) };
       }
@@ -174,12 +207,17 @@ export async function restoreBackup(
         if (prepare.length > 0) await executor.run(prepare, { description: `check restore target ${describeTarget(source, target)}` });
         const existing = await existingGlobals();
         if (existing && data.globals) {
-          await executor.run([applyGlobalsCommand(source, existing, secretFile)], { description: `apply globals (roles, tablespaces) of ${manifest.id}`, stdin: await data.globals() });
+          await executor.run([applyGlobalsCommand(source, existing, secretFile)], {
+            description: `apply globals (roles, tablespaces) of ${manifest.id}`,
+            stdin: await data.globals(),
+          });
         }
-        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open(), live: 'stderr' }).catch(async (error: unknown) => {
-          await settle(false, error).catch(() => undefined);
-          throw error;
-        });
+        await executor
+          .run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open(), live: 'stderr' })
+          .catch(async (error: unknown) => {
+            await settle(false, error).catch(() => undefined);
+            throw error;
+          });
         await settle(true);
         if (!options.drill) return { manifest, target, ...globalsState };
         const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
@@ -196,7 +234,10 @@ export async function restoreBackup(
 }
 
 function lines(text: string): string[] {
-  return text.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
 }
 
 /** Restores the latest backup into a scratch copy, runs the drill query, reports next to the manifest, drops the copy. */
@@ -209,7 +250,12 @@ export async function drillSource(
   const manifest = await findBackup(store, source, options.backupId ?? 'latest');
   const target = scratchTarget(source, randomBytes(4).toString('hex'));
   const result = await restoreBackup(executor, store, source, manifest, target, { ...options, drill: true });
-  const report = { id: manifest.id, time: (options.now ?? (() => new Date()))().toISOString(), query: options.drillQuery ?? 'row counts', rows: result.report ?? [] };
+  const report = {
+    id: manifest.id,
+    time: (options.now ?? (() => new Date()))().toISOString(),
+    query: options.drillQuery ?? 'row counts',
+    rows: result.report ?? [],
+  };
   await store.writeReport(manifest, 'drill', `${JSON.stringify(report)}\n`);
   return result;
 }

@@ -13,11 +13,13 @@ export function inPlace(place: Place, argv: Command, options: { stdin?: boolean 
       return ['docker', 'exec', ...(options.stdin ? ['-i'] : []), ...(place.user ? ['-u', place.user] : []), place.container, ...argv];
     case 'compose':
       return [
-        'docker', 'compose',
+        'docker',
+        'compose',
         ...(place.project ? ['-p', place.project] : []),
         ...(place.projectDirectory ? ['--project-directory', place.projectDirectory] : []),
         ...(place.composeFiles ?? []).flatMap((file) => ['-f', file]),
-        'exec', '-T',
+        'exec',
+        '-T',
         ...(place.user ? ['-u', place.user] : []),
         place.service,
         ...argv,

@@ -120,7 +120,27 @@ export function filesInPlace(source: Source, force: boolean, step: InPlaceStep =
     ...source.volumes.flatMap((volume) => ['-v', `${volume}:/backup/volumes/${volume}`]),
   ];
   const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, '')}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
-  return ['docker', 'run', '--rm', ...(step === 'extract' ? ['-i'] : []), '--network=none', '--user=0:0', '--label', `skiff.restore=${source.name}`, ...mounts, '--entrypoint', 'sh', source.helperImage!, '-c', FILES_IN_PLACE_SCRIPT, 'sh', step, '/backup', String(force), ...roots];
+  return [
+    'docker',
+    'run',
+    '--rm',
+    ...(step === 'extract' ? ['-i'] : []),
+    '--network=none',
+    '--user=0:0',
+    '--label',
+    `skiff.restore=${source.name}`,
+    ...mounts,
+    '--entrypoint',
+    'sh',
+    source.helperImage!,
+    '-c',
+    FILES_IN_PLACE_SCRIPT,
+    'sh',
+    step,
+    '/backup',
+    String(force),
+    ...roots,
+  ];
 }
 
 export const DRILL_PREFIX = 'skiff_drill_';
@@ -146,7 +166,7 @@ function psql(source: Source, database: string, sql: string, secretFile?: string
  * one UNION ALL of count(*) per table, built and run as a prepared statement.
  */
 export const MYSQL_ROW_COUNTS =
-  "set session group_concat_max_len = 4194304; " +
+  'set session group_concat_max_len = 4194304; ' +
   "set @q = (select group_concat(concat('select concat(''', replace(table_name, '''', ''''''), '|'', count(*)) from `', replace(table_name, '`', '``'), '`') order by table_name separator ' union all ') " +
   "from information_schema.tables where table_schema = database() and table_type = 'BASE TABLE'); " +
   "set @q = coalesce(@q, 'select ''(no tables)|0'''); prepare counts from @q; execute counts; deallocate prepare counts";
@@ -209,12 +229,21 @@ export function restoreCommand(source: Source, target: RestoreTarget, secretFile
     case 'postgres':
       // One transaction: a restore that fails halfway leaves the target as it was. pg_restore
       // need not read the archive's last bytes, and its writer must not die of SIGPIPE for that.
-      return readToEnd(pgTool(
-        source,
-        ['pg_restore', `--dbname=${target.database!}`, '--no-owner', '--exit-on-error', '--single-transaction', ...(target.force ? ['--clean', '--if-exists'] : [])],
-        secretFile,
-        { stdin: true },
-      ));
+      return readToEnd(
+        pgTool(
+          source,
+          [
+            'pg_restore',
+            `--dbname=${target.database!}`,
+            '--no-owner',
+            '--exit-on-error',
+            '--single-transaction',
+            ...(target.force ? ['--clean', '--if-exists'] : []),
+          ],
+          secretFile,
+          { stdin: true },
+        ),
+      );
     case 'mysql':
       // The dump's own DROP TABLE IF EXISTS lines make a forced restore replace the tables.
       return mysqlTool(source, 'mysql', [target.database!], secretFile, { stdin: true });
@@ -231,11 +260,7 @@ export function restoreCommand(source: Source, target: RestoreTarget, secretFile
 }
 
 /** `$1` is the file to read, or `-` for stdin, copied to a temporary file first (the tools need a path). */
-const FILE_ARGUMENT = [
-  'set -eu',
-  'file=$1; shift',
-  'if [ "$file" = - ]; then file=$(mktemp); trap \'rm -f "$file"\' EXIT; cat > "$file"; fi',
-];
+const FILE_ARGUMENT = ['set -eu', 'file=$1; shift', 'if [ "$file" = - ]; then file=$(mktemp); trap \'rm -f "$file"\' EXIT; cat > "$file"; fi'];
 
 /** Row counts per table, or the drill query ($2) when one is given. Each count is its own assignment, so a failing sqlite3 fails the drill. */
 export const SQLITE_DRILL_SCRIPT = [
@@ -249,7 +274,7 @@ export const SQLITE_DRILL_SCRIPT = [
 export const REDIS_DRILL_SCRIPT = [
   ...FILE_ARGUMENT,
   'out=$(redis-check-rdb "$file" 2>&1) || { printf \'%s\\n\' "$out" | tail -n 8 >&2; echo "redis-check-rdb failed on the restored RDB" >&2; exit 1; }',
-  'keys=$(printf \'%s\\n\' "$out" | sed -n \'s/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p\')',
+  "keys=$(printf '%s\\n' \"$out\" | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p')",
   'if [ -z "$keys" ]; then printf \'%s\\n\' "$out" | tail -n 8 >&2; echo "redis-check-rdb reported no key count" >&2; exit 1; fi',
   'echo "keys|$keys"',
 ].join('\n');
@@ -301,7 +326,12 @@ export function scratchTarget(source: Source, suffix: string): RestoreTarget {
 
 /** Roles and tablespaces already in the target cluster, one per line: `r<name>` / `t<name>`, quoted as pg_dumpall quotes them. */
 export function existingGlobalsQuery(source: Source, secretFile?: string): Command {
-  return psql(source, 'postgres', "select 'r' || quote_ident(rolname) from pg_roles union all select 't' || quote_ident(spcname) from pg_tablespace order by 1", secretFile);
+  return psql(
+    source,
+    'postgres',
+    "select 'r' || quote_ident(rolname) from pg_roles union all select 't' || quote_ident(spcname) from pg_tablespace order by 1",
+    secretFile,
+  );
 }
 
 export function parseExistingGlobals(output: string): { roles: string[]; tablespaces: string[] } {
@@ -332,7 +362,12 @@ export const GLOBALS_FILTER_AWK = [
  * database restore, so the owners and grantees the dump names exist. Every remaining statement
  * must succeed (ON_ERROR_STOP): a role that cannot be created fails the restore.
  */
-export function applyGlobalsCommand(source: Source, existing: { roles: readonly string[]; tablespaces: readonly string[] }, secretFile?: string, feed?: Command): Command {
+export function applyGlobalsCommand(
+  source: Source,
+  existing: { roles: readonly string[]; tablespaces: readonly string[] },
+  secretFile?: string,
+  feed?: Command,
+): Command {
   return [
     ...(feed ? [...feed, raw('|')] : []),
     raw(`SKIFF_ROLES=${quote(existing.roles.join('\n'))} SKIFF_TABLESPACES=${quote(existing.tablespaces.join('\n'))}`),

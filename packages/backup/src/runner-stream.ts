@@ -53,10 +53,7 @@ export class Inspector extends Transform {
 
   private readonly reclaim: (bytes: number) => void;
 
-  constructor(
-    type?: SourceType | Format,
-    reclaim = false,
-  ) {
+  constructor(type?: SourceType | Format, reclaim = false) {
     super();
     this.format = typeof type === 'string' ? FORMATS[type] : type;
     this.tar = type === 'files' ? new TarWalker() : undefined;
@@ -184,7 +181,8 @@ export async function streamDump(
   let remoteError: Error | undefined;
   try {
     const result = await executor.run([dump], { description: what, stdout: gate, allowFailure: true, live: 'stderr' });
-    if (result.code !== 0) remoteError = new BackupFailed(`${what} failed with exit code ${result.code}: ${result.stderr.trim().split('\n').slice(-10).join('\n')}`);
+    if (result.code !== 0)
+      remoteError = new BackupFailed(`${what} failed with exit code ${result.code}: ${result.stderr.trim().split('\n').slice(-10).join('\n')}`);
   } catch (error) {
     remoteError = error as Error;
   }
@@ -208,7 +206,11 @@ export async function streamDump(
 export function sizeProblems(request: BackupRequest, size: number): string[] {
   const problems: string[] = [];
   if (size < request.minSize) problems.push(`it is smaller than min-size (${size} < ${request.minSize} bytes)`);
-  if (request.previousSize !== undefined && request.maxShrinkPercent < 100 && size < Math.floor((request.previousSize * (100 - request.maxShrinkPercent)) / 100)) {
+  if (
+    request.previousSize !== undefined &&
+    request.maxShrinkPercent < 100 &&
+    size < Math.floor((request.previousSize * (100 - request.maxShrinkPercent)) / 100)
+  ) {
     problems.push(`it shrank more than max-shrink-percent (${request.maxShrinkPercent}%) against the previous one (${request.previousSize} bytes)`);
   }
   return problems;
@@ -219,7 +221,9 @@ export function runnerVerification(request: BackupRequest): string[] {
   return [
     'exit status 0 (pipefail)',
     `size >= ${request.minSize} bytes`,
-    ...(request.previousSize !== undefined && request.maxShrinkPercent < 100 ? [`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`] : []),
+    ...(request.previousSize !== undefined && request.maxShrinkPercent < 100
+      ? [`shrink <= ${request.maxShrinkPercent}% of ${request.previousSize} bytes`]
+      : []),
     FORMATS[source.type].describe,
     ...(source.type === 'files' ? ['tar headers walked (checksums, sizes, end-of-archive)'] : []),
     ...(serverCheckOfStream(source) ? [`${serverCheckOfStream(source)!.describe} (on the server, while streaming)`] : []),
@@ -233,7 +237,13 @@ export function runnerVerification(request: BackupRequest): string[] {
  * raw dump (and its globals) back. Decryption is tried once before returning, so a wrong
  * identity fails before the restore target is prepared.
  */
-async function localRawData(path: string, manifest: Manifest, identities: readonly string[], cleanup: () => Promise<void>, globalsPath?: string): Promise<RawData> {
+async function localRawData(
+  path: string,
+  manifest: Manifest,
+  identities: readonly string[],
+  cleanup: () => Promise<void>,
+  globalsPath?: string,
+): Promise<RawData> {
   const opener = (file: string) => async (): Promise<Readable> => {
     let stream: Readable = createReadStream(file);
     if (manifest.encryption) {
@@ -303,5 +313,6 @@ export async function fetchChecked(
 }
 
 function encryptedNeedsIdentity(manifest: Manifest, identities: readonly string[]): void {
-  if (manifest.encryption && identities.length === 0) throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1…`);
+  if (manifest.encryption && identities.length === 0)
+    throw new Error(`${manifest.id} is encrypted (age); set decrypt-identity to the matching AGE-SECRET-KEY-1…`);
 }

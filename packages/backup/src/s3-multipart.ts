@@ -49,7 +49,9 @@ export class StreamingUpload {
         await this.abort();
         throw new Error('upload aborted');
       }
-      const result = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber, Body: data, ContentLength: data.length }));
+      const result = await this.client.send(
+        new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber, Body: data, ContentLength: data.length }),
+      );
       return { ETag: result.ETag, PartNumber: partNumber };
     };
     const flush = async () => {
@@ -73,12 +75,22 @@ export class StreamingUpload {
       }
       if (inFlight === undefined) {
         // Smaller than one part: one PUT, no multipart upload at all.
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: buffers[current]!.subarray(0, filled), ContentLength: filled, ContentType: this.contentType }));
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.key,
+            Body: buffers[current]!.subarray(0, filled),
+            ContentLength: filled,
+            ContentType: this.contentType,
+          }),
+        );
         return;
       }
       if (filled > 0) await flush();
       parts.push(await inFlight);
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: parts } }));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: parts } }),
+      );
     } catch (error) {
       await inFlight?.catch(() => undefined);
       await this.abort();

@@ -50,7 +50,9 @@ export class S3Store implements Store {
     const manifests: Manifest[] = [];
     let token: string | undefined;
     for (let page = 0; page < 1000; page++) {
-      const listing = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(sourceName, ''), ...(token ? { ContinuationToken: token } : {}) }));
+      const listing = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(sourceName, ''), ...(token ? { ContinuationToken: token } : {}) }),
+      );
       for (const object of listing.Contents ?? []) {
         if (!object.Key?.endsWith('.manifest.json')) continue;
         const body = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: object.Key }));
@@ -80,12 +82,30 @@ export class S3Store implements Store {
     if (request.globals) {
       const globalsFile = `${request.id}.${storedExtension(GLOBALS_FORMAT, source.compression, encrypted)}`;
       const globalsUpload = new StreamingUpload(this.client, this.settings.bucket, this.key(source.name, globalsFile));
-      const part = await streamDump(executor, request, (body) => globalsUpload.done(body), () => globalsUpload.abort(), { dump: request.globals, format: GLOBALS_FORMAT, what: 'pg_dumpall --globals-only' });
-      globals = { file: globalsFile, size: part.stored.bytes, sha256: part.stored.digest(), rawSize: part.raw.bytes, rawSha256: part.raw.digest(), verification: globalsVerification() };
+      const part = await streamDump(
+        executor,
+        request,
+        (body) => globalsUpload.done(body),
+        () => globalsUpload.abort(),
+        { dump: request.globals, format: GLOBALS_FORMAT, what: 'pg_dumpall --globals-only' },
+      );
+      globals = {
+        file: globalsFile,
+        size: part.stored.bytes,
+        sha256: part.stored.digest(),
+        rawSize: part.raw.bytes,
+        rawSha256: part.raw.digest(),
+        verification: globalsVerification(),
+      };
     }
     try {
       const upload = new StreamingUpload(this.client, this.settings.bucket, key);
-      const { raw, stored } = await streamDump(executor, request, (body) => upload.done(body), () => upload.abort());
+      const { raw, stored } = await streamDump(
+        executor,
+        request,
+        (body) => upload.done(body),
+        () => upload.abort(),
+      );
       const size = stored.bytes;
       const problems = sizeProblems(request, size);
       if (problems.length > 0) {
@@ -113,11 +133,17 @@ export class S3Store implements Store {
         durationMs: Date.now() - started,
       };
       await this.client.send(
-        new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, `${request.id}.manifest.json`), Body: serializeManifest(manifest), ContentType: 'application/json' }),
+        new PutObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: this.key(source.name, `${request.id}.manifest.json`),
+          Body: serializeManifest(manifest),
+          ContentType: 'application/json',
+        }),
       );
       return manifest;
     } catch (error) {
-      if (globals) await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, globals.file) })).catch(() => undefined);
+      if (globals)
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(source.name, globals.file) })).catch(() => undefined);
       throw error;
     }
   }
@@ -142,6 +168,13 @@ export class S3Store implements Store {
   }
 
   async writeReport(manifest: Manifest, name: string, content: string): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(manifest.source, `${manifest.id}.${name}.json`), Body: content, ContentType: 'application/json' }));
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.settings.bucket,
+        Key: this.key(manifest.source, `${manifest.id}.${name}.json`),
+        Body: content,
+        ContentType: 'application/json',
+      }),
+    );
   }
 }

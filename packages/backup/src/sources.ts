@@ -53,8 +53,26 @@ function shown(value: unknown): string {
 }
 const IDENT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$/;
 const KEYS = new Set([
-  'name', 'type', 'service', 'project', 'project-directory', 'compose-files', 'container', 'exec-user', 'host', 'port',
-  'database', 'user', 'password', 'password-env', 'globals', 'path', 'paths', 'volumes', 'helper-image', 'compression',
+  'name',
+  'type',
+  'service',
+  'project',
+  'project-directory',
+  'compose-files',
+  'container',
+  'exec-user',
+  'host',
+  'port',
+  'database',
+  'user',
+  'password',
+  'password-env',
+  'globals',
+  'path',
+  'paths',
+  'volumes',
+  'helper-image',
+  'compression',
 ]);
 
 /** Raw-data compression that pays off: pg_dump -Fc is compressed already. */
@@ -159,7 +177,8 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
   const globalsValue = entry.globals;
   if (globalsValue !== undefined && typeof globalsValue !== 'boolean') fail('"globals" must be true or false');
 
-  if (password !== undefined && place.kind !== 'host') fail('"password" is only for tools on the host; in a container use "password-env" (the container\'s own variable)');
+  if (password !== undefined && place.kind !== 'host')
+    fail('"password" is only for tools on the host; in a container use "password-env" (the container\'s own variable)');
   if (passwordEnv !== undefined && place.kind === 'host') fail('"password-env" names a variable inside the container; for the host use "password"');
   if ((sourceType === 'postgres' || sourceType === 'mysql') && database === undefined) fail(`"database" is required for ${sourceType}`);
   if (sourceType === 'sqlite' && path === undefined) fail('"path" (the database file) is required for sqlite');
@@ -193,6 +212,16 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
 }
 
 function defaultName(type: SourceType, database: string | undefined, path: string | undefined, where: string | undefined): string {
-  const detail = database ?? (path ? path.split('/').pop()!.replace(/\.[^.]*$/, '') : where);
-  return [type, detail].filter(Boolean).join('-').replace(/[^A-Za-z0-9._-]/g, '_');
+  const detail =
+    database ??
+    (path
+      ? path
+          .split('/')
+          .pop()!
+          .replace(/\.[^.]*$/, '')
+      : where);
+  return [type, detail]
+    .filter(Boolean)
+    .join('-')
+    .replace(/[^A-Za-z0-9._-]/g, '_');
 }

@@ -47,7 +47,10 @@ export function parseNumeric(field: Buffer, what: string, at: number): number {
     }
     return value;
   }
-  const text = field.toString('latin1').replace(/^ +/, '').replace(/[\0 ].*$/s, '');
+  const text = field
+    .toString('latin1')
+    .replace(/^ +/, '')
+    .replace(/[\0 ].*$/s, '');
   if (text === '') return 0;
   if (!/^[0-7]+$/.test(text)) throw new TarError(`invalid ${what} field ${JSON.stringify(text)} in the tar header at offset ${at}`);
   return parseInt(text, 8);
@@ -139,7 +142,8 @@ export class TarWalker {
     const records = parsePax(Buffer.concat(chunks).subarray(0, size), this.headerAt);
     const override = records.get('size');
     if (override !== undefined) {
-      if (!/^\d+$/.test(override) || Number(override) > Number.MAX_SAFE_INTEGER) throw new TarError(`invalid pax size ${JSON.stringify(override)} at offset ${this.headerAt}`);
+      if (!/^\d+$/.test(override) || Number(override) > Number.MAX_SAFE_INTEGER)
+        throw new TarError(`invalid pax size ${JSON.stringify(override)} at offset ${this.headerAt}`);
       this.nextSize = Number(override);
     }
   }

@@ -33,7 +33,13 @@ export function pgTool(source: Source, argv: readonly string[], secretFile: stri
   return inPlace(source.place, withContainerSecret('PGPASSWORD', source.passwordEnv, args), options);
 }
 
-export function mysqlTool(source: Source, tool: 'mysqldump' | 'mysql', args: readonly string[], secretFile: string | undefined, options: { stdin?: boolean } = {}): Command {
+export function mysqlTool(
+  source: Source,
+  tool: 'mysqldump' | 'mysql',
+  args: readonly string[],
+  secretFile: string | undefined,
+  options: { stdin?: boolean } = {},
+): Command {
   if (source.place.kind === 'host') {
     return [
       tool,
@@ -113,7 +119,25 @@ function filesDump(source: Source): Command {
   ];
   const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
   // As root whatever the image's USER: tar must read every owner's files and keep their owners.
-  return ['docker', 'run', '--rm', '--network=none', '--user=0:0', '--label', `skiff.backup=${source.name}`, ...mounts, '--entrypoint', 'tar', source.helperImage!, '--create', '--file=-', '--numeric-owner', '--directory=/backup', '--', ...members];
+  return [
+    'docker',
+    'run',
+    '--rm',
+    '--network=none',
+    '--user=0:0',
+    '--label',
+    `skiff.backup=${source.name}`,
+    ...mounts,
+    '--entrypoint',
+    'tar',
+    source.helperImage!,
+    '--create',
+    '--file=-',
+    '--numeric-owner',
+    '--directory=/backup',
+    '--',
+    ...members,
+  ];
 }
 
 /** Versions of the dump tools, recorded in the manifest (best effort: never fails a backup). */

@@ -90,7 +90,11 @@ export const SQLITE_LENGTH_CHECK = [
 export function trailerCheck(format: Format): StreamCheck | undefined {
   if (!format.trailer) return undefined;
   return {
-    command: [raw(`{ t=$(tail -c 300 | tr -d '\\000'); case "$t" in *${quote(format.trailer)}*) ;; *)`), ...failWith(`the backup lacks the ${format.describe}`), raw(';; esac; }')],
+    command: [
+      raw(`{ t=$(tail -c 300 | tr -d '\\000'); case "$t" in *${quote(format.trailer)}*) ;; *)`),
+      ...failWith(`the backup lacks the ${format.describe}`),
+      raw(';; esac; }'),
+    ],
     describe: format.describe,
   };
 }

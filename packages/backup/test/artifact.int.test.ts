@@ -3,7 +3,16 @@ import { promisify } from 'node:util';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
-import { sshdConnectOptions, startArtifactService, startPostgres, startSshd, tempDir, type ArtifactService, type Postgres, type SshdServer } from '@skiff/testbed';
+import {
+  sshdConnectOptions,
+  startArtifactService,
+  startPostgres,
+  startSshd,
+  tempDir,
+  type ArtifactService,
+  type Postgres,
+  type SshdServer,
+} from '@skiff/testbed';
 import { join } from 'node:path';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { DefaultArtifactClient } from '@actions/artifact';
@@ -24,7 +33,9 @@ const tick = () => new Date((clock += 3_600_000));
 const options = backupOptions(tick);
 
 async function psql(database: string, sql: string): Promise<string> {
-  const { stdout } = await promisify(execFile)('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', pg.user, '-d', database, '-X', '-tAc', sql], { env: { ...process.env, PGPASSWORD: pg.password } });
+  const { stdout } = await promisify(execFile)('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', pg.user, '-d', database, '-X', '-tAc', sql], {
+    env: { ...process.env, PGPASSWORD: pg.password },
+  });
   return stdout.trim();
 }
 const checksum = (database: string) => psql(database, "select count(*) || ':' || md5(string_agg(id || '/' || note, ',' order by id)) from notes");
@@ -37,7 +48,10 @@ beforeAll(async () => {
     process.env[key] = value;
   }
   ssh = await SshConnection.connect(sshdConnectOptions(sshd));
-  await psql(pg.database, "create table notes (id int primary key, note text); insert into notes select g, repeat(md5(g::text), 3) from generate_series(1, 3000) g");
+  await psql(
+    pg.database,
+    'create table notes (id int primary key, note text); insert into notes select g, repeat(md5(g::text), 3) from generate_series(1, 3000) g',
+  );
 });
 
 afterAll(async () => {
@@ -50,12 +64,14 @@ afterAll(async () => {
 });
 
 const source = (): Source => {
-  const { sources, problems } = parseSources(`- type: postgres\n  name: notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: ${pg.database}\n  password: "${pg.password}"\n`);
+  const { sources, problems } = parseSources(
+    `- type: postgres\n  name: notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: ${pg.database}\n  password: "${pg.password}"\n`,
+  );
   expect(problems).toEqual([]);
   return sources[0]!;
 };
 
-describe('artifact destination through a stand-in for GitHub\'s artifact service', () => {
+describe("artifact destination through a stand-in for GitHub's artifact service", () => {
   it('backup (age) → list → restore gives identical data, over Twirp CreateArtifact / blob blocks / FinalizeArtifact and List / GetSignedArtifactURL', async () => {
     const store = new ArtifactStore('nightly');
     const identity = await generateIdentity();
@@ -68,14 +84,23 @@ describe('artifact destination through a stand-in for GitHub\'s artifact service
     expect(stored.data.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
     expect(stored.digest).toBe(`sha256:${manifest.sha256}`);
     expect(service.artifacts.map((a) => a.name).sort()).toEqual([`nightly.${manifest.file}`, `nightly.${manifest.id}.manifest.json`]);
-    expect(service.requests).toEqual(expect.arrayContaining(['CreateArtifact', `blob PUT block nightly.${manifest.file}`, `blob PUT blocklist nightly.${manifest.file}`, 'FinalizeArtifact']));
+    expect(service.requests).toEqual(
+      expect.arrayContaining(['CreateArtifact', `blob PUT block nightly.${manifest.file}`, `blob PUT blocklist nightly.${manifest.file}`, 'FinalizeArtifact']),
+    );
 
     const listed = await store.list('notes');
     expect(listed.map((m) => m.id)).toEqual([manifest.id]);
     expect(listed[0]).toEqual(manifest);
     expect(service.requests).toEqual(expect.arrayContaining(['ListArtifacts', 'GetSignedArtifactURL']));
 
-    await restoreBackup(ssh, store, source(), await findBackup(store, source(), 'latest'), { database: 'notes_copy', force: false }, { identities: [identity] });
+    await restoreBackup(
+      ssh,
+      store,
+      source(),
+      await findBackup(store, source(), 'latest'),
+      { database: 'notes_copy', force: false },
+      { identities: [identity] },
+    );
     expect(await checksum('notes_copy')).toBe(await checksum(pg.database));
     expect(await checksum('notes_copy')).toMatch(/^3000:/);
     // The runner temp files are gone.
@@ -93,7 +118,9 @@ describe('artifact destination through a stand-in for GitHub\'s artifact service
     const stored = service.artifacts.find((a) => a.name === `plain.${manifest.file}`)!;
     stored.data = Buffer.from(stored.data);
     stored.data.writeUInt8(stored.data.readUInt8(stored.data.length - 5) ^ 0xff, stored.data.length - 5);
-    await expect(restoreBackup(ssh, store, source(), manifest, { database: 'notes_tampered', force: false })).rejects.toThrow(/sha256 of artifact .* does not match|but its manifest says/);
+    await expect(restoreBackup(ssh, store, source(), manifest, { database: 'notes_tampered', force: false })).rejects.toThrow(
+      /sha256 of artifact .* does not match|but its manifest says/,
+    );
     expect(await psql('postgres', "select count(*) from pg_database where datname = 'notes_tampered'")).toBe('0');
 
     await store.remove(manifest);
@@ -106,7 +133,10 @@ describe('artifact destination through a stand-in for GitHub\'s artifact service
     const ours = new ArtifactServiceClient();
     // Ours → @actions/artifact.
     const payload = Buffer.concat([Buffer.from('skiff interop\n'), (await import('node:crypto')).randomBytes(9 * 1024 * 1024)]);
-    const upload = await ours.upload('interop-ours.bin', (await import('node:stream')).Readable.from([payload.subarray(0, 3_000_000), payload.subarray(3_000_000)]));
+    const upload = await ours.upload(
+      'interop-ours.bin',
+      (await import('node:stream')).Readable.from([payload.subarray(0, 3_000_000), payload.subarray(3_000_000)]),
+    );
     expect(service.requests.filter((r) => r === 'blob PUT block interop-ours.bin').length).toBe(3);
     const id = await upload.finalize();
     const { artifact } = await official.getArtifact('interop-ours.bin');
@@ -134,7 +164,9 @@ describe('artifact destination through a stand-in for GitHub\'s artifact service
 
   it('a failed or rejected backup is never published', async () => {
     const store = new ArtifactStore('failing');
-    const bad = parseSources(`- type: postgres\n  name: notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: no_such_db\n  password: "${pg.password}"\n`).sources[0]!;
+    const bad = parseSources(
+      `- type: postgres\n  name: notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: ${pg.user}\n  database: no_such_db\n  password: "${pg.password}"\n`,
+    ).sources[0]!;
     await expect(backupSource(ssh, store, bad, options())).rejects.toThrow(/no_such_db/);
     await expect(backupSource(ssh, store, source(), options({ minSize: 50 * 1024 * 1024 }))).rejects.toThrow(/smaller than min-size/);
     expect(service.artifacts.filter((a) => a.name.startsWith('failing.') && a.finalized)).toEqual([]);
@@ -142,7 +174,7 @@ describe('artifact destination through a stand-in for GitHub\'s artifact service
   });
 });
 
-describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github-token)', () => {
+describe("artifacts of earlier workflow runs, through GitHub's REST API (github-token)", () => {
   const useEnv = (env: Record<string, string>) => {
     for (const [key, value] of Object.entries(env)) {
       if (!(key in saved)) saved[key] = process.env[key];
@@ -153,7 +185,9 @@ describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github
 
   it('run 1 backs up (with globals); run 2, another run id, lists it (page 2 of the listing), restores it with sha256 checked, and prunes it; the token only goes to the API', async () => {
     const superPassword = (await readFile(join(pg.dir, 'superpw'), 'utf8')).trim();
-    const { sources } = parseSources(`- type: postgres\n  name: nightly-notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: postgres\n  password: "${superPassword}"\n  database: ${pg.database}\n  globals: true\n`);
+    const { sources } = parseSources(
+      `- type: postgres\n  name: nightly-notes\n  host: 127.0.0.1\n  port: ${pg.port}\n  user: postgres\n  password: "${superPassword}"\n  database: ${pg.database}\n  globals: true\n`,
+    );
     const notes = sources[0]!;
     try {
       useEnv(service.env);
@@ -164,7 +198,18 @@ describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github
       expect(new Set(made.map((a) => a.workflowRunId))).toEqual(new Set([service.workflowRunId]));
       // The repository's CI made many newer artifacts since: the backup is on the listing's second page.
       for (let i = 0; i < 150; i++) {
-        service.artifacts.push({ id: 900_000 + i, runId: 'ci', workflowRunId: 1, jobId: 'ci', name: `coverage-${i}`, mimeType: 'application/zip', data: Buffer.from('PK'), size: 2, createdAt: new Date(), finalized: true });
+        service.artifacts.push({
+          id: 900_000 + i,
+          runId: 'ci',
+          workflowRunId: 1,
+          jobId: 'ci',
+          name: `coverage-${i}`,
+          mimeType: 'application/zip',
+          data: Buffer.from('PK'),
+          size: 2,
+          createdAt: new Date(),
+          finalized: true,
+        });
       }
 
       const run2 = service.newRun();
@@ -186,7 +231,23 @@ describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github
       const result = await restoreBackup(ssh, store, notes, await findBackup(store, notes, 'latest'), { database: 'notes_run2', force: false });
       expect(result.globals).toBe('applied');
       // Restored by the superuser without owners: read it as the superuser.
-      const { stdout } = await promisify(execFile)('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'notes_run2', '-X', '-tAc', "select count(*) || ':' || md5(string_agg(id || '/' || note, ',' order by id)) from notes"], { env: { ...process.env, PGPASSWORD: superPassword } });
+      const { stdout } = await promisify(execFile)(
+        'psql',
+        [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(pg.port),
+          '-U',
+          'postgres',
+          '-d',
+          'notes_run2',
+          '-X',
+          '-tAc',
+          "select count(*) || ':' || md5(string_agg(id || '/' || note, ',' order by id)) from notes",
+        ],
+        { env: { ...process.env, PGPASSWORD: superPassword } },
+      );
       expect(stdout.trim()).toBe(await checksum(pg.database));
       for (const a of made.filter((a) => !a.name.endsWith('.manifest.json'))) {
         expect(service.requests).toContain(`REST GET /repos/Acme-Corp/Shop-App/actions/artifacts/${a.id}/zip`);
@@ -197,7 +258,9 @@ describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github
       const original = data.data;
       data.data = Buffer.from(original);
       data.data[100] = data.data[100]! ^ 0x01;
-      await expect(restoreBackup(ssh, store, notes, manifest, { database: 'notes_run2_tampered', force: false })).rejects.toThrow(/sha256 of artifact cross\..*#\d+ is [0-9a-f]{64}, but its manifest says/);
+      await expect(restoreBackup(ssh, store, notes, manifest, { database: 'notes_run2_tampered', force: false })).rejects.toThrow(
+        /sha256 of artifact cross\..*#\d+ is [0-9a-f]{64}, but its manifest says/,
+      );
       expect(await psql('postgres', "select count(*) from pg_database where datname = 'notes_run2_tampered'")).toBe('0');
       data.data = original;
 
@@ -209,8 +272,13 @@ describe('artifacts of earlier workflow runs, through GitHub\'s REST API (github
       expect(service.artifacts.find((a) => a.name === `cross.${manifest.id}.drill.json`)?.runId).toBe(run2.runId);
 
       // A wrong token: GitHub's 401, said plainly, without the token in the message.
-      const wrong = new ArtifactStore('cross', { github: new GitHubArtifactsApi({ token: 'ghs_wrongwrongwrong', repository: service.repository, apiUrl: service.apiUrl }) });
-      const refused = await wrong.list('nightly-notes').then(() => undefined, (error: Error) => error.message);
+      const wrong = new ArtifactStore('cross', {
+        github: new GitHubArtifactsApi({ token: 'ghs_wrongwrongwrong', repository: service.repository, apiUrl: service.apiUrl }),
+      });
+      const refused = await wrong.list('nightly-notes').then(
+        () => undefined,
+        (error: Error) => error.message,
+      );
       expect(refused).toBe('GitHub API GET /api/repos/Acme-Corp/Shop-App/actions/artifacts answered 401: Bad credentials (github-token is not valid)');
 
       // Pruning deletes across runs, which needs actions: write.

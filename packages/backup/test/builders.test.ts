@@ -4,7 +4,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { quote, render } from '@skiff/shell';
-import { applyGlobalsCommand, backupId, SQLITE_LENGTH_CHECK, drillQueryCommand, dumpCommand, filesInPlace, REDIS_DRILL_SCRIPT, SQLITE_DRILL_SCRIPT, GLOBALS_FILTER_AWK, globalsCommand, hostBackupScript, parseExistingGlobals, parseSources, restoreCommand, secretFileContent, storedExtension, type Source } from '../src/index';
+import {
+  applyGlobalsCommand,
+  backupId,
+  SQLITE_LENGTH_CHECK,
+  drillQueryCommand,
+  dumpCommand,
+  filesInPlace,
+  REDIS_DRILL_SCRIPT,
+  SQLITE_DRILL_SCRIPT,
+  GLOBALS_FILTER_AWK,
+  globalsCommand,
+  hostBackupScript,
+  parseExistingGlobals,
+  parseSources,
+  restoreCommand,
+  secretFileContent,
+  storedExtension,
+  type Source,
+} from '../src/index';
 
 function one(yaml: string): Source {
   const { sources, problems } = parseSources(yaml);
@@ -58,22 +76,43 @@ describe('dump command builders', () => {
 });
 
 describe('globals: pg_dumpall --globals-only beside the dump', () => {
-  it('runs where the dump runs, with the same credentials (PGPASSFILE on the host, the container\'s own variable inside)', () => {
+  it("runs where the dump runs, with the same credentials (PGPASSFILE on the host, the container's own variable inside)", () => {
     expect(render(globalsCommand(one('- type: postgres\n  service: db\n  project: shop\n  database: app\n  user: postgres\n  globals: true\n')))).toBe(
       'docker compose -p shop exec -T db pg_dumpall -U postgres --no-password --globals-only',
     );
-    expect(render(globalsCommand(one('- type: postgres\n  container: shop-db-1\n  database: app\n  user: postgres\n  password-env: POSTGRES_PASSWORD\n  globals: true\n')))).toBe(
-      `docker exec shop-db-1 sh -c 'PGPASSWORD="$POSTGRES_PASSWORD" exec "$@"' sh pg_dumpall -U postgres --no-password --globals-only`,
-    );
+    expect(
+      render(
+        globalsCommand(
+          one('- type: postgres\n  container: shop-db-1\n  database: app\n  user: postgres\n  password-env: POSTGRES_PASSWORD\n  globals: true\n'),
+        ),
+      ),
+    ).toBe(`docker exec shop-db-1 sh -c 'PGPASSWORD="$POSTGRES_PASSWORD" exec "$@"' sh pg_dumpall -U postgres --no-password --globals-only`);
     const host = one('- type: postgres\n  host: 127.0.0.1\n  port: 5432\n  user: postgres\n  database: app\n  password: hunter2\n  globals: true\n');
     expect(host.globals).toBe(true);
-    expect(render(globalsCommand(host, '/tmp/skiff-backup-1.secret'))).toBe('PGPASSFILE=/tmp/skiff-backup-1.secret pg_dumpall -h 127.0.0.1 -p 5432 -U postgres --no-password --globals-only');
+    expect(render(globalsCommand(host, '/tmp/skiff-backup-1.secret'))).toBe(
+      'PGPASSFILE=/tmp/skiff-backup-1.secret pg_dumpall -h 127.0.0.1 -p 5432 -U postgres --no-password --globals-only',
+    );
     expect(storedExtension({ extension: 'globals.sql', describe: '' }, 'gzip', true)).toBe('globals.sql.gz.age');
   });
 
   it('the host script dumps the globals first into their own partial, checks them, and renames them before the dump', () => {
     const src = one('- type: postgres\n  service: db\n  database: app\n  user: postgres\n  globals: true\n  compression: gzip\n');
-    const { script, globalsChecks } = hostBackupScript('/var/backups/skiff/postgres-app', { source: src, id: 'postgres-app-20260101T000000Z', time: new Date(0), dump: dumpCommand(src), globals: globalsCommand(src), minSize: 1024, maxShrinkPercent: 50, encryptRecipients: [], tools: {} }, 'postgres-app-20260101T000000Z.dump.gz', 'postgres-app-20260101T000000Z.globals.sql.gz');
+    const { script, globalsChecks } = hostBackupScript(
+      '/var/backups/skiff/postgres-app',
+      {
+        source: src,
+        id: 'postgres-app-20260101T000000Z',
+        time: new Date(0),
+        dump: dumpCommand(src),
+        globals: globalsCommand(src),
+        minSize: 1024,
+        maxShrinkPercent: 50,
+        encryptRecipients: [],
+        tools: {},
+      },
+      'postgres-app-20260101T000000Z.dump.gz',
+      'postgres-app-20260101T000000Z.globals.sql.gz',
+    );
     const lines = script.map((line) => render(line));
     expect(lines.slice(0, 10)).toEqual([
       'umask 077',
@@ -89,9 +128,13 @@ describe('globals: pg_dumpall --globals-only beside the dump', () => {
     ]);
     expect(lines[10]).toBe("trap 'exit 143' TERM INT HUP");
     // Written and hashed in one pass; the trailer check reads the whole file (no reader that stops early).
-    expect(lines[11]).toBe('gstored=$( docker compose exec -T db pg_dumpall -U postgres --no-password --globals-only | gzip -c | tee -- "$gpartial" | sha256sum)');
+    expect(lines[11]).toBe(
+      'gstored=$( docker compose exec -T db pg_dumpall -U postgres --no-password --globals-only | gzip -c | tee -- "$gpartial" | sha256sum)',
+    );
     expect(lines).toContain(`t=$(gzip -dc -- "$gpartial" | tail -c 300 | tr -d '\\000')`);
-    expect(lines).toContain(`case "$t" in *'-- PostgreSQL database cluster dump complete'*) ;; *) { echo 'the globals lack the pg_dumpall cluster dump header and "complete" trailer' >&2; exit 5; } ;; esac`);
+    expect(lines).toContain(
+      `case "$t" in *'-- PostgreSQL database cluster dump complete'*) ;; *) { echo 'the globals lack the pg_dumpall cluster dump header and "complete" trailer' >&2; exit 5; } ;; esac`,
+    );
     // The dump is checked by pg_restore reading every block while it is written; the check drains what it does not read.
     expect(lines).toContain(
       `stored=$( { { { docker compose exec -T db pg_dump -U postgres --no-password '--format=custom' '--dbname=app' ; } | tee -- /dev/fd/3 >&4; } 3>&1 | ` +
@@ -119,8 +162,14 @@ describe('globals: pg_dumpall --globals-only beside the dump', () => {
 
   it('the filter (run by awk) on what pg_dumpall writes: existing roles untouched, missing ones created with their attributes, memberships kept', () => {
     const dump = [
-      '--', '-- PostgreSQL database cluster dump', '--', '', '\\restrict abc', '',
-      'SET default_transaction_read_only = off;', '',
+      '--',
+      '-- PostgreSQL database cluster dump',
+      '--',
+      '',
+      '\\restrict abc',
+      '',
+      'SET default_transaction_read_only = off;',
+      '',
       'CREATE ROLE "Weird ""One";',
       'ALTER ROLE "Weird ""One" WITH NOSUPERUSER INHERIT NOLOGIN;',
       'CREATE ROLE "Weird ""One"" Two";',
@@ -134,9 +183,17 @@ describe('globals: pg_dumpall --globals-only beside the dump', () => {
       "CREATE TABLESPACE fast OWNER postgres LOCATION '/ssd';",
       "CREATE TABLESPACE pg_defaultish OWNER postgres LOCATION '/x';",
       'GRANT pg_read_all_data TO postgres_reader GRANTED BY postgres;',
-      '\\unrestrict abc', '', '--', '-- PostgreSQL database cluster dump complete', '--', '',
+      '\\unrestrict abc',
+      '',
+      '--',
+      '-- PostgreSQL database cluster dump complete',
+      '--',
+      '',
     ].join('\n');
-    const filtered = execFileSync('awk', [GLOBALS_FILTER_AWK], { input: dump, env: { PATH: process.env.PATH, SKIFF_ROLES: 'postgres\n"Weird ""One"', SKIFF_TABLESPACES: 'pg_default\nfast' } }).toString();
+    const filtered = execFileSync('awk', [GLOBALS_FILTER_AWK], {
+      input: dump,
+      env: { PATH: process.env.PATH, SKIFF_ROLES: 'postgres\n"Weird ""One"', SKIFF_TABLESPACES: 'pg_default\nfast' },
+    }).toString();
     const removed = dump.split('\n').filter((line) => !filtered.split('\n').includes(line));
     expect(removed).toEqual([
       'CREATE ROLE "Weird ""One";',
@@ -188,7 +245,9 @@ describe('drill queries run where the tools of the source are', () => {
     expect(render(drillQueryCommand(sqlite, target('/tmp/skiff_drill_x.sqlite'), 'select count(*) from notes'))).toBe(
       `cat -- /tmp/skiff_drill_x.sqlite | docker compose -p shop exec -T app sh -c ${quote(SQLITE_DRILL_SCRIPT)} sh - 'select count(*) from notes'`,
     );
-    expect(render(drillQueryCommand(one('- type: sqlite\n  path: /srv/app.db\n'), target('/tmp/d.sqlite'), undefined))).toBe(`sh -c ${quote(SQLITE_DRILL_SCRIPT)} sh /tmp/d.sqlite`);
+    expect(render(drillQueryCommand(one('- type: sqlite\n  path: /srv/app.db\n'), target('/tmp/d.sqlite'), undefined))).toBe(
+      `sh -c ${quote(SQLITE_DRILL_SCRIPT)} sh /tmp/d.sqlite`,
+    );
   });
 
   it('a server without redis-check-rdb or sqlite3 fails the drill instead of passing it with no report', () => {
@@ -211,7 +270,10 @@ describe('drill queries run where the tools of the source are', () => {
     const dir = mkdtempSync(join(tmpdir(), 'skiff-drill-'));
     try {
       const db = join(dir, 'app.db');
-      execFileSync('sqlite3', [db, 'create table notes (id integer primary key, t text); insert into notes (t) values (\'a\'), (\'b\'); create table tags (id integer)']);
+      execFileSync('sqlite3', [
+        db,
+        "create table notes (id integer primary key, t text); insert into notes (t) values ('a'), ('b'); create table tags (id integer)",
+      ]);
       const fromPath = runScript(SQLITE_DRILL_SCRIPT, [db], process.env.PATH!);
       expect([fromPath.status, fromPath.stdout]).toEqual([0, 'notes|2\ntags|0\n']);
       const fromStdin = runScript(SQLITE_DRILL_SCRIPT, ['-', 'select max(id) from notes'], process.env.PATH!, readFileSync(db));
@@ -231,7 +293,9 @@ function whereIs(command: string): string {
 describe('the files helper container', () => {
   it('restores as root whatever USER the helper image sets (a postgres image runs as postgres)', () => {
     const source = one('- type: files\n  volumes: [shop_media]\n  helper-image: postgres:16\n');
-    expect(render(filesInPlace(source, true))).toMatch(/^docker run --rm -i '--network=none' '--user=0:0' --label 'skiff\.restore=files' -v shop_media:\/backup\/volumes\/shop_media --entrypoint sh postgres:16 -c /);
+    expect(render(filesInPlace(source, true))).toMatch(
+      /^docker run --rm -i '--network=none' '--user=0:0' --label 'skiff\.restore=files' -v shop_media:\/backup\/volumes\/shop_media --entrypoint sh postgres:16 -c /,
+    );
     expect(render(filesInPlace(source, true, 'finish'))).toMatch(/^docker run --rm '--network=none' '--user=0:0' /);
   });
 });
@@ -243,7 +307,10 @@ describe('the SQLite stream check', () => {
     const dir = mkdtempSync(join(tmpdir(), 'skiff-sqlite-'));
     try {
       const db = join(dir, 'app.db');
-      execFileSync('sqlite3', [db, "create table notes (id integer primary key, body blob); insert into notes (body) select randomblob(900) from generate_series(1, 3000)"]);
+      execFileSync('sqlite3', [
+        db,
+        'create table notes (id integer primary key, body blob); insert into notes (body) select randomblob(900) from generate_series(1, 3000)',
+      ]);
       const whole = readFileSync(db);
       expect(whole.length).toBeGreaterThan(2_000_000);
       expect(check(whole).status).toBe(0);

@@ -21,7 +21,12 @@ const source = oneSource;
 
 /** `relative path  sha256` of every regular file under `dir` (and symlinks as `-> target`), sorted. */
 async function tree(dir: string): Promise<string[]> {
-  const out = await sh('sh', ['-c', 'cd "$1" && find . -type f -exec sha256sum {} + | awk \'{print $2 "  " $1}\'; find . -type l -printf "%p -> %l\\n"', 'sh', dir]);
+  const out = await sh('sh', [
+    '-c',
+    'cd "$1" && find . -type f -exec sha256sum {} + | awk \'{print $2 "  " $1}\'; find . -type l -printf "%p -> %l\\n"',
+    'sh',
+    dir,
+  ]);
   return out.split('\n').filter(Boolean).sort();
 }
 
@@ -38,7 +43,19 @@ beforeAll(async () => {
   await writeFile(join(app, 'uploads/name with spaces.txt'), 'spaces survive\n');
   await symlink('config.yml', join(app, 'current.yml'));
   await sh('docker', ['volume', 'create', '--label', 'skiffbk=test', volume]);
-  await sh('docker', ['run', '--rm', '--name', `${volume}-seed`, '--network=none', '-v', `${volume}:/v`, helper, 'sh', '-c', 'mkdir -p /v/db && head -c 32768 /dev/urandom > /v/db/data.bin && echo hello > /v/readme && chown -R 999:999 /v/db']);
+  await sh('docker', [
+    'run',
+    '--rm',
+    '--name',
+    `${volume}-seed`,
+    '--network=none',
+    '-v',
+    `${volume}:/v`,
+    helper,
+    'sh',
+    '-c',
+    'mkdir -p /v/db && head -c 32768 /dev/urandom > /v/db/data.bin && echo hello > /v/readme && chown -R 999:999 /v/db',
+  ]);
 }, 300_000);
 
 afterAll(async () => {
@@ -82,7 +99,17 @@ describe('files: host paths and a named Docker volume → host destination', () 
 
     const target = join(work.path, 'restored-volume');
     await restoreBackup(ssh, store, both, manifest, { path: target, force: false });
-    const inVolume = await sh('docker', ['run', '--rm', '--network=none', '-v', `${volume}:/v:ro`, helper, 'sh', '-c', 'cd /v && find . -type f -exec sha256sum {} + | awk \'{print $2 "  " $1}\' | sort']);
+    const inVolume = await sh('docker', [
+      'run',
+      '--rm',
+      '--network=none',
+      '-v',
+      `${volume}:/v:ro`,
+      helper,
+      'sh',
+      '-c',
+      'cd /v && find . -type f -exec sha256sum {} + | awk \'{print $2 "  " $1}\' | sort',
+    ]);
     expect(await tree(join(target, 'volumes', volume))).toEqual(inVolume.split('\n').filter(Boolean));
     expect(await tree(join(target, 'host', app))).toEqual(await tree(app));
     expect((await sh('stat', ['-c', '%u:%g', join(target, 'volumes', volume, 'db/data.bin')])).trim()).toBe('999:999');

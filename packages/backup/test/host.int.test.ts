@@ -4,7 +4,18 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
-import { sh, sshdConnectOptions, startComposePostgres, startPostgres, startSshd, tempDir, waitFor, type ComposePostgres, type Postgres, type SshdServer } from '@skiff/testbed';
+import {
+  sh,
+  sshdConnectOptions,
+  startComposePostgres,
+  startPostgres,
+  startSshd,
+  tempDir,
+  waitFor,
+  type ComposePostgres,
+  type Postgres,
+  type SshdServer,
+} from '@skiff/testbed';
 import { BackupFailed, HostStore, backupSource, drillSource, findBackup, pruneSource, restoreBackup, type BackupOptions } from '../src/index';
 import { oneSource } from './fixtures';
 
@@ -29,14 +40,20 @@ let clock = Date.parse('2026-01-01T03:00:00Z');
 const tick = () => new Date((clock += 3_600_000));
 
 async function files(dir: string): Promise<string[]> {
-  return readdir(dir).then((names) => names.sort(), () => []);
+  return readdir(dir).then(
+    (names) => names.sort(),
+    () => [],
+  );
 }
 
 beforeAll(async () => {
   [sshd, pg, hostPg, dest] = await Promise.all([startSshd(), startComposePostgres('skiffbk-host'), startPostgres(), tempDir('skiffbk-dest')]);
   ssh = await SshConnection.connect(sshdConnectOptions(sshd));
   await pg.psql('postgres', 'create database app');
-  await pg.psql('app', "create table items (id int primary key, name text, note text); insert into items select g, 'item ' || g, repeat(md5(g::text), 4) from generate_series(1, 5000) g; create table tags (id serial primary key, tag text); insert into tags (tag) select 't' || g from generate_series(1, 300) g");
+  await pg.psql(
+    'app',
+    "create table items (id int primary key, name text, note text); insert into items select g, 'item ' || g, repeat(md5(g::text), 4) from generate_series(1, 5000) g; create table tags (id serial primary key, tag text); insert into tags (tag) select 't' || g from generate_series(1, 300) g",
+  );
 });
 
 afterAll(async () => {
@@ -47,7 +64,9 @@ afterAll(async () => {
 
 // The password goes in the environment, never argv: the test samples `ps` for it.
 async function hostPsql(database: string, sql: string): Promise<string> {
-  const { stdout } = await promisify(execFile)('psql', ['-h', '127.0.0.1', '-p', String(hostPg.port), '-U', hostPg.user, '-d', database, '-X', '-tAc', sql], { env: { ...process.env, PGPASSWORD: hostPg.password } });
+  const { stdout } = await promisify(execFile)('psql', ['-h', '127.0.0.1', '-p', String(hostPg.port), '-U', hostPg.user, '-d', database, '-X', '-tAc', sql], {
+    env: { ...process.env, PGPASSWORD: hostPg.password },
+  });
   return stdout;
 }
 
@@ -66,14 +85,14 @@ describe('postgres in a Compose service → host destination', () => {
     expect(stored.subarray(0, 5).toString()).toBe('PGDMP');
     expect(stored.length).toBe(m.size);
     expect((await sh('sha256sum', [join(dest.path, 'postgres-app', m.file)])).split(' ')[0]).toBe(m.sha256);
-    expect((await readFile(join(dest.path, 'postgres-app', `${m.id}.manifest.json`), 'utf8'))).toContain(m.sha256);
+    expect(await readFile(join(dest.path, 'postgres-app', `${m.id}.manifest.json`), 'utf8')).toContain(m.sha256);
 
     await restoreBackup(ssh, store, appSource(), await findBackup(store, appSource(), 'latest'), { database: 'app_copy', force: false });
     expect(await checksum('app_copy')).toBe(await checksum('app'));
     expect(await pg.psql('app_copy', 'select count(*) from tags')).toBe('300\n');
 
     await expect(restoreBackup(ssh, store, appSource(), m, { database: 'app_copy', force: false })).rejects.toThrow(/not empty; set force: true/);
-    await pg.psql('app_copy', "delete from items where id > 10");
+    await pg.psql('app_copy', 'delete from items where id > 10');
     await restoreBackup(ssh, store, appSource(), m, { database: 'app_copy', force: true });
     expect(await checksum('app_copy')).toBe(await checksum('app'));
   });
@@ -111,24 +130,52 @@ describe('postgres in a Compose service → host destination', () => {
     const before = await files(join(dest.path, 'postgres-app'));
     const strict = options({ now: tick, retention: { keepDaily: 1, minKeep: 1 } });
 
-    const bad = source(`- type: postgres\n  name: postgres-app\n  service: db\n  project: skiffbk-host\n  project-directory: ${pg.dir}\n  database: no_such_db\n  user: postgres\n`);
+    const bad = source(
+      `- type: postgres\n  name: postgres-app\n  service: db\n  project: skiffbk-host\n  project-directory: ${pg.dir}\n  database: no_such_db\n  user: postgres\n`,
+    );
     await expect(backupSource(ssh, store, bad, strict)).rejects.toThrow(BackupFailed);
     expect(await files(join(dest.path, 'postgres-app'))).toEqual(before);
 
     // Hold a lock so pg_dump blocks, then kill exactly that pg_dump by its pid.
-    const locker = spawn('docker', ['compose', '-p', 'skiffbk-host', '--project-directory', pg.dir, 'exec', '-T', 'db', 'psql', '-d', 'app', '-c', 'begin; lock table items in access exclusive mode; select pg_sleep(20); commit;'], { stdio: 'ignore' });
+    const locker = spawn(
+      'docker',
+      [
+        'compose',
+        '-p',
+        'skiffbk-host',
+        '--project-directory',
+        pg.dir,
+        'exec',
+        '-T',
+        'db',
+        'psql',
+        '-d',
+        'app',
+        '-c',
+        'begin; lock table items in access exclusive mode; select pg_sleep(20); commit;',
+      ],
+      { stdio: 'ignore' },
+    );
     cleanups.push(async () => locker.kill());
-    await waitFor('lock held', async () => (await pg.psql('app', "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = 'items'::regclass")).trim() === '1', 10_000);
+    await waitFor(
+      'lock held',
+      async () => (await pg.psql('app', "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = 'items'::regclass")).trim() === '1',
+      10_000,
+    );
     // Its outcome is taken at once: the kill below can make it fail before anything awaits it.
     const running = backupSource(ssh, store, appSource(), strict).then(
       () => undefined,
       (error: unknown) => error,
     );
     let pid = '';
-    await waitFor('pg_dump running', async () => {
-      pid = (await sh('pgrep', ['-f', '-n', '^pg_dump .*--dbname=app$']).catch(() => '')).trim();
-      return pid !== '';
-    }, 10_000);
+    await waitFor(
+      'pg_dump running',
+      async () => {
+        pid = (await sh('pgrep', ['-f', '-n', '^pg_dump .*--dbname=app$']).catch(() => '')).trim();
+        return pid !== '';
+      },
+      10_000,
+    );
     await sh('kill', ['-9', pid]);
     expect(await running).toBeInstanceOf(BackupFailed);
     locker.kill();
@@ -142,7 +189,7 @@ describe('postgres in a Compose service → host destination', () => {
     await sh('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'skiffbk-tmpfs', small.path]);
     cleanups.push(() => sh('umount', [small.path]));
     await pg.psql('postgres', 'create database grows');
-    await pg.psql('grows', "create table t (id int, v text); insert into t select g, md5(g::text) from generate_series(1, 200) g");
+    await pg.psql('grows', 'create table t (id int, v text); insert into t select g, md5(g::text) from generate_series(1, 200) g');
     const grows = source(`- type: postgres\n  service: db\n  project: skiffbk-host\n  project-directory: ${pg.dir}\n  database: grows\n  user: postgres\n`);
     const store = new HostStore(ssh, small.path);
     const first = await backupSource(ssh, store, grows, options({ now: tick, retention: { keepDaily: 1, minKeep: 1 } }));
@@ -150,20 +197,45 @@ describe('postgres in a Compose service → host destination', () => {
     const firstBytes = await readFile(join(small.path, 'postgres-grows', first.manifest.file));
     // Random text barely compresses: the next dump cannot fit in 256 KiB.
     await pg.psql('grows', "insert into t select g, string_agg(md5(random()::text), '') from generate_series(1, 400) g, generate_series(1, 100) h group by g");
-    await expect(backupSource(ssh, store, grows, options({ now: tick, retention: { keepDaily: 1, minKeep: 1 } }))).rejects.toThrow(/No space left|could not write/i);
+    await expect(backupSource(ssh, store, grows, options({ now: tick, retention: { keepDaily: 1, minKeep: 1 } }))).rejects.toThrow(
+      /No space left|could not write/i,
+    );
     expect(await files(join(small.path, 'postgres-grows'))).toEqual(before);
     expect(await readFile(join(small.path, 'postgres-grows', first.manifest.file))).toEqual(firstBytes);
   });
 
   it('host-level pg_dump gets its password from a 0600 file: never in ps on the server or in the logs', async () => {
     await hostPsql(hostPg.database, 'create table secrets_test (id int); insert into secrets_test select generate_series(1, 2000)');
-    const hostSource = source(`- type: postgres\n  name: hostpg\n  host: 127.0.0.1\n  port: ${hostPg.port}\n  user: ${hostPg.user}\n  database: ${hostPg.database}\n  password: "${hostPg.password}"\n`);
+    const hostSource = source(
+      `- type: postgres\n  name: hostpg\n  host: 127.0.0.1\n  port: ${hostPg.port}\n  user: ${hostPg.user}\n  database: ${hostPg.database}\n  password: "${hostPg.password}"\n`,
+    );
     const store = new HostStore(ssh, dest.path);
     const logs: string[] = [];
     // Make the dump wait on a lock so there is time to sample `ps` while it runs.
-    const locker = spawn('psql', ['-h', '127.0.0.1', '-p', String(hostPg.port), '-U', hostPg.user, '-d', hostPg.database, '-c', 'begin; lock table secrets_test in access exclusive mode; select pg_sleep(3); commit;'], { stdio: 'ignore', env: { ...process.env, PGPASSWORD: hostPg.password } });
+    const locker = spawn(
+      'psql',
+      [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(hostPg.port),
+        '-U',
+        hostPg.user,
+        '-d',
+        hostPg.database,
+        '-c',
+        'begin; lock table secrets_test in access exclusive mode; select pg_sleep(3); commit;',
+      ],
+      { stdio: 'ignore', env: { ...process.env, PGPASSWORD: hostPg.password } },
+    );
     cleanups.push(async () => locker.kill());
-    await waitFor('lock held', async () => (await hostPsql(hostPg.database, "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = 'secrets_test'::regclass")).trim() === '1', 10_000);
+    await waitFor(
+      'lock held',
+      async () =>
+        (await hostPsql(hostPg.database, "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = 'secrets_test'::regclass")).trim() ===
+        '1',
+      10_000,
+    );
     const running = backupSource(ssh, store, hostSource, options({ now: tick, log: (message) => logs.push(message) }));
     const samples: string[] = [];
     let sawDump = false;

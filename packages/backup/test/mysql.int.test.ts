@@ -40,13 +40,20 @@ afterAll(async () => {
 });
 
 function source(extra = ''): Source {
-  const { sources, problems } = parseSources(`- type: mysql\n  name: shop\n  host: 127.0.0.1\n  port: ${db.port}\n  user: root\n  database: ${db.database}\n  password: "${db.password}"\n${extra}`);
+  const { sources, problems } = parseSources(
+    `- type: mysql\n  name: shop\n  host: 127.0.0.1\n  port: ${db.port}\n  user: root\n  database: ${db.database}\n  password: "${db.password}"\n${extra}`,
+  );
   expect(problems).toEqual([]);
   return sources[0]!;
 }
 
 const checksum = async (database: string) =>
-  (await db.sql("set session group_concat_max_len = 67108864; select concat(count(*), ':', md5(group_concat(id, '/', name, '/', note, '/', price order by id separator ','))) from items", database)).trim();
+  (
+    await db.sql(
+      "set session group_concat_max_len = 67108864; select concat(count(*), ':', md5(group_concat(id, '/', name, '/', note, '/', price order by id separator ','))) from items",
+      database,
+    )
+  ).trim();
 const tables = async (database: string) => (await db.sql(`select count(*) from information_schema.tables where table_schema = '${database}'`)).trim();
 
 describe('mysql (MariaDB) on the host', () => {
@@ -55,8 +62,17 @@ describe('mysql (MariaDB) on the host', () => {
     const logs: string[] = [];
     // LOCK TABLES … WRITE blocks the dump's SELECT, so there is time to sample `ps` while it runs;
     // the lock is held until the sampling is over (killing the client releases it), however slow the machine.
-    const locker = spawn('mariadb', ['--no-defaults', `--socket=${db.socket}`, '-u', 'root', db.database, '-e', 'lock tables items write; select sleep(60); unlock tables'], { stdio: 'ignore' });
-    await waitFor('lock held', async () => (await db.sql("select count(*) from information_schema.processlist where info like '%sleep(60)%' and info not like '%processlist%'")).trim() === '1', 10_000);
+    const locker = spawn(
+      'mariadb',
+      ['--no-defaults', `--socket=${db.socket}`, '-u', 'root', db.database, '-e', 'lock tables items write; select sleep(60); unlock tables'],
+      { stdio: 'ignore' },
+    );
+    await waitFor(
+      'lock held',
+      async () =>
+        (await db.sql("select count(*) from information_schema.processlist where info like '%sleep(60)%' and info not like '%processlist%'")).trim() === '1',
+      10_000,
+    );
     const running = backupSource(ssh, store, source(), options({ log: (message) => logs.push(message) }));
     const samples: string[] = [];
     let sawDump = '';
@@ -92,7 +108,9 @@ describe('mysql (MariaDB) on the host', () => {
 
     // A non-empty target is refused (and untouched) unless forced.
     await db.sql('delete from items where id > 10', 'shop_copy');
-    await expect(restoreBackup(ssh, store, source(), manifest, { database: 'shop_copy', force: false })).rejects.toThrow(/database shop_copy is not empty; set force: true/);
+    await expect(restoreBackup(ssh, store, source(), manifest, { database: 'shop_copy', force: false })).rejects.toThrow(
+      /database shop_copy is not empty; set force: true/,
+    );
     expect((await db.sql('select count(*) from items', 'shop_copy')).trim()).toBe('10');
     await restoreBackup(ssh, store, source(), manifest, { database: 'shop_copy', force: true });
     expect(await checksum('shop_copy')).toBe(await checksum(db.database));
@@ -110,9 +128,13 @@ describe('mysql (MariaDB) on the host', () => {
   it('a failing mysqldump (wrong password, missing database) fails the backup: no manifest, nothing stored', async () => {
     const store = new HostStore(ssh, dest.path);
     const before = (await store.list('shop')).map((m) => m.id);
-    const { sources } = parseSources(`- type: mysql\n  name: shop\n  host: 127.0.0.1\n  port: ${db.port}\n  user: root\n  database: no_such_db\n  password: "${db.password}"\n`);
+    const { sources } = parseSources(
+      `- type: mysql\n  name: shop\n  host: 127.0.0.1\n  port: ${db.port}\n  user: root\n  database: no_such_db\n  password: "${db.password}"\n`,
+    );
     await expect(backupSource(ssh, store, sources[0]!, options())).rejects.toThrow(BackupFailed);
-    const wrong = parseSources(`- type: mysql\n  name: shop\n  host: 127.0.0.1\n  port: ${db.port}\n  user: root\n  database: ${db.database}\n  password: "not-the-password"\n`).sources[0]!;
+    const wrong = parseSources(
+      `- type: mysql\n  name: shop\n  host: 127.0.0.1\n  port: ${db.port}\n  user: root\n  database: ${db.database}\n  password: "not-the-password"\n`,
+    ).sources[0]!;
     await expect(backupSource(ssh, store, wrong, options())).rejects.toThrow(/Access denied/);
     expect((await store.list('shop')).map((m) => m.id)).toEqual(before);
     expect((await sh('ls', [join(dest.path, 'shop')])).split('\n').filter((name) => name.endsWith('.partial'))).toEqual([]);
@@ -121,7 +143,14 @@ describe('mysql (MariaDB) on the host', () => {
 
 describe('mysql (MariaDB) to S3 through the runner, encrypted', () => {
   it('round trip through s3rver with age gives identical data', async () => {
-    const store = new S3Store({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: 'db', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+    const store = new S3Store({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      bucket: s3.bucket,
+      prefix: 'db',
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+    });
     try {
       const identity = await generateIdentity();
       const { manifest } = await backupSource(ssh, store, source(), options({ encryptRecipients: [await identityToRecipient(identity)] }));

@@ -20,14 +20,28 @@ const options = backupOptions(tick);
 const source = oneSource;
 
 // The password reaches redis through its environment, never an argv (`ps` is sampled below).
-const cli = (...args: string[]) => sh('docker', ['exec', container, 'sh', '-c', 'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli --no-auth-warning "$@"', 'sh', ...args]);
+const cli = (...args: string[]) =>
+  sh('docker', ['exec', container, 'sh', '-c', 'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli --no-auth-warning "$@"', 'sh', ...args]);
 
 beforeAll(async () => {
   await ensureDocker();
   const { debian } = await ensureBaseImages();
   [sshd, work] = await Promise.all([startSshd(), tempDir('skiffbk-place')]);
   ssh = await SshConnection.connect(sshdConnectOptions(sshd));
-  await sh('docker', ['run', '-d', '--name', container, '--network=none', '-e', `REDIS_PASSWORD=${password}`, '--entrypoint', 'sh', debian, '-c', 'exec redis-server --requirepass "$REDIS_PASSWORD" --save ""']);
+  await sh('docker', [
+    'run',
+    '-d',
+    '--name',
+    container,
+    '--network=none',
+    '-e',
+    `REDIS_PASSWORD=${password}`,
+    '--entrypoint',
+    'sh',
+    debian,
+    '-c',
+    'exec redis-server --requirepass "$REDIS_PASSWORD" --save ""',
+  ]);
   await waitFor('redis in its container', async () => (await cli('ping')).trim() === 'PONG', 30_000, 200);
   for (let batch = 0; batch < 5; batch++) {
     const args = Array.from({ length: 200 }, (_, i) => [`key:${batch}:${i}`, `value-${batch}-${i}-${'x'.repeat(40)}`]).flat();
@@ -42,7 +56,7 @@ afterAll(async () => {
 });
 
 describe('a source in a container by name (docker exec)', () => {
-  it('redis: RDB streamed out with docker exec, the password from the container\'s own variable (never in ps), restored and drilled', async () => {
+  it("redis: RDB streamed out with docker exec, the password from the container's own variable (never in ps), restored and drilled", async () => {
     const store = new HostStore(ssh, join(work.path, 'backups'));
     const redis = source(`- type: redis\n  name: cache\n  container: ${container}\n  password-env: REDIS_PASSWORD\n`);
     const running = backupSource(ssh, store, redis, options());

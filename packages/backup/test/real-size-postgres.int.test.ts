@@ -46,10 +46,23 @@ let clock = Date.parse('2026-06-01T03:00:00Z');
 const options = backupOptions(() => new Date((clock += 3_600_000)));
 
 beforeAll(async () => {
-  [sshd, pg, s3, artifacts, work] = await Promise.all([startSshd(), startComposePostgres('skiffbk-realpg'), startS3('skiffbk-realpg'), startArtifactService(), tempDir('skiffbk-realpg')]);
+  [sshd, pg, s3, artifacts, work] = await Promise.all([
+    startSshd(),
+    startComposePostgres('skiffbk-realpg'),
+    startS3('skiffbk-realpg'),
+    startArtifactService(),
+    tempDir('skiffbk-realpg'),
+  ]);
   restoreEnv = setProcessEnv({ ...artifacts.env, RUNNER_TEMP: work.path });
   ssh = await SshConnection.connect(sshdConnectOptions(sshd));
-  s3Store = new S3Store({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: 'nightly', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+  s3Store = new S3Store({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    bucket: s3.bucket,
+    prefix: 'nightly',
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+  });
   await pg.psql('postgres', 'create database shop');
   await pg.psql('shop', POSTGRES_SEED_SQL);
   expected = await pg.psql('shop', POSTGRES_CHECKSUM_SQL);
@@ -63,7 +76,9 @@ afterAll(async () => {
 });
 
 const shop = (compression: 'none' | 'gzip') =>
-  oneSource(`- type: postgres\n  service: db\n  project: skiffbk-realpg\n  project-directory: ${pg.dir}\n  database: shop\n  user: postgres\n  compression: ${compression}\n`);
+  oneSource(
+    `- type: postgres\n  service: db\n  project: skiffbk-realpg\n  project-directory: ${pg.dir}\n  database: shop\n  user: postgres\n  compression: ${compression}\n`,
+  );
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const s3Keys = async () => ((await s3Store.client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents ?? []).map((o) => o.Key!).sort();
 const hostDir = () => join(work.path, 'host');
@@ -81,7 +96,12 @@ async function storedBytes(store: Store, file: string): Promise<Buffer> {
 describe('PostgreSQL at a real size (450,000 rows) in a Compose service', () => {
   it('the data is the size it claims', async () => {
     expect(Number(await pg.psql('shop', "select pg_database_size('shop')"))).toBeGreaterThan(100 * 1024 * 1024);
-    expect(expected.trim().split('\n').map((line) => line.split('|').slice(0, 2).join('|'))).toEqual(['customers|250000', 'events|200000']);
+    expect(
+      expected
+        .trim()
+        .split('\n')
+        .map((line) => line.split('|').slice(0, 2).join('|')),
+    ).toEqual(['customers|250000', 'events|200000']);
   });
 
   const cases = [
@@ -95,7 +115,12 @@ describe('PostgreSQL at a real size (450,000 rows) in a Compose service', () => 
     it(`${destination}, compression ${compression}${encrypted ? ', age' : ''}: verified, stored sha256 = output, restore into a fresh database gives identical rows, drill passes`, async () => {
       const store: Store = destination === 'host' ? new HostStore(ssh, hostDir()) : destination === 's3' ? s3Store : new ArtifactStore('nightly');
       const identity = await generateIdentity();
-      const { manifest } = await backupSource(ssh, store, shop(compression), options({ encryptRecipients: encrypted ? [await identityToRecipient(identity)] : [] }));
+      const { manifest } = await backupSource(
+        ssh,
+        store,
+        shop(compression),
+        options({ encryptRecipients: encrypted ? [await identityToRecipient(identity)] : [] }),
+      );
       expect(manifest.size).toBeGreaterThan(15 * 1024 * 1024);
       expect(manifest.verification.join('; ')).toMatch(/pg_restore read every data block/);
       const stored = await storedBytes(store, manifest.file);
@@ -121,15 +146,31 @@ describe('each check still refuses what it should, at this size: no manifest, no
     'cut off after 20 MB': { dump: (dump) => [raw('{'), ...dump, raw('|| true; } | head -c 20000000')], error: /pg_restore could not read the whole archive/ },
     'one byte changed in the middle': {
       // The check stops reading at the bad block, so cat dies of SIGPIPE: the trap still removes the file.
-      dump: (dump) => [raw(`{ trap 'rm -f ${tempFile}' EXIT;`), ...dump, raw(`> ${tempFile}; printf '\\245' | dd of=${tempFile} bs=1 seek=20000000 conv=notrunc status=none; cat ${tempFile}; }`)],
+      dump: (dump) => [
+        raw(`{ trap 'rm -f ${tempFile}' EXIT;`),
+        ...dump,
+        raw(`> ${tempFile}; printf '\\245' | dd of=${tempFile} bs=1 seek=20000000 conv=notrunc status=none; cat ${tempFile}; }`),
+      ],
       error: /pg_restore could not read the whole archive/,
     },
     'zero bytes': { dump: () => ['true'], error: /pg_restore could not read the whole archive/ },
-    'plain SQL instead of the custom format': { dump: (dump) => [...dump.slice(0, -2), '--format=plain', '--dbname=shop'], error: /pg_restore could not read the whole archive/ },
+    'plain SQL instead of the custom format': {
+      dump: (dump) => [...dump.slice(0, -2), '--format=plain', '--dbname=shop'],
+      error: /pg_restore could not read the whole archive/,
+    },
   };
   // A run killed earlier may have left it; this run must prove its own dumps remove it.
   beforeAll(() => sh('rm', ['-f', tempFile]));
-  const request = (id: string, brokenDump: Command): BackupRequest => ({ source: shop('gzip'), id, time: new Date(), dump: brokenDump, minSize: 0, maxShrinkPercent: 100, encryptRecipients: [], tools: {} });
+  const request = (id: string, brokenDump: Command): BackupRequest => ({
+    source: shop('gzip'),
+    id,
+    time: new Date(),
+    dump: brokenDump,
+    minSize: 0,
+    maxShrinkPercent: 100,
+    encryptRecipients: [],
+    tools: {},
+  });
 
   let n = 0;
   for (const [what, { dump: breakDump, error }] of Object.entries(broken)) {

@@ -63,9 +63,7 @@ describe('decideRetention', () => {
 
   it('refuses a prune that would delete every backup', () => {
     const all = dailyBackups('2025-03-01T02:00:00Z', 4);
-    expect(() => decideRetention(all, { keepDays: 1, minKeep: 0 }, new Date('2026-01-01T00:00:00Z'))).toThrow(
-      /would delete all 4 backups; refusing/,
-    );
+    expect(() => decideRetention(all, { keepDays: 1, minKeep: 0 }, new Date('2026-01-01T00:00:00Z'))).toThrow(/would delete all 4 backups; refusing/);
     expect(() => decideRetention(all, { minKeep: 0 }, new Date('2025-03-05T00:00:00Z'))).toThrow(RetentionRefused);
     // The default min-keep of 3 is what saves a too-strict policy.
     expect(decideRetention(all, { keepDays: 1 }, new Date('2026-01-01T00:00:00Z')).prune).toHaveLength(1);
@@ -77,7 +75,11 @@ describe('decideRetention', () => {
 
   it('uses ISO weeks across a year boundary', () => {
     // 2026-01-01 is a Thursday: it belongs to 2026-W01 together with 2025-12-29..31.
-    const decision = decideRetention([at('2025-12-29T12:00:00Z', 'mon'), at('2026-01-01T12:00:00Z', 'thu'), at('2025-12-28T12:00:00Z', 'sun')], { keepWeekly: 5, minKeep: 0 }, new Date('2026-01-02T00:00:00Z'));
+    const decision = decideRetention(
+      [at('2025-12-29T12:00:00Z', 'mon'), at('2026-01-01T12:00:00Z', 'thu'), at('2025-12-28T12:00:00Z', 'sun')],
+      { keepWeekly: 5, minKeep: 0 },
+      new Date('2026-01-02T00:00:00Z'),
+    );
     expect(decision.keep.map((k) => [k.backup.id, k.reasons[0]])).toEqual([
       ['thu', 'weekly 2026-W01'],
       ['sun', 'weekly 2025-W52'],

@@ -4,7 +4,19 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
-import { sh, sshdConnectOptions, startComposePostgres, startRedis, startS3, startSshd, tempDir, type ComposePostgres, type Redis, type S3Server, type SshdServer } from '@skiff/testbed';
+import {
+  sh,
+  sshdConnectOptions,
+  startComposePostgres,
+  startRedis,
+  startS3,
+  startSshd,
+  tempDir,
+  type ComposePostgres,
+  type Redis,
+  type S3Server,
+  type SshdServer,
+} from '@skiff/testbed';
 import { S3Store } from '../src/s3-store';
 import { BackupFailed, backupSource, drillSource, dumpCommand, findBackup, pruneSource, restoreBackup, type BackupRequest } from '../src/index';
 import { backupOptions, oneSource } from './fixtures';
@@ -25,9 +37,19 @@ const options = backupOptions(tick);
 beforeAll(async () => {
   [sshd, pg, s3, redis, work] = await Promise.all([startSshd(), startComposePostgres('skiffbk-s3'), startS3(), startRedis(), tempDir('skiffbk-s3work')]);
   ssh = await SshConnection.connect(sshdConnectOptions(sshd));
-  store = new S3Store({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: 'nightly', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+  store = new S3Store({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    bucket: s3.bucket,
+    prefix: 'nightly',
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+  });
   await pg.psql('postgres', 'create database shop');
-  await pg.psql('shop', "create table orders (id int primary key, total numeric, note text); insert into orders select g, g * 1.5, md5(g::text) from generate_series(1, 3000) g");
+  await pg.psql(
+    'shop',
+    'create table orders (id int primary key, total numeric, note text); insert into orders select g, g * 1.5, md5(g::text) from generate_series(1, 3000) g',
+  );
 });
 
 afterAll(async () => {
@@ -51,7 +73,9 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     expect(await keys()).toEqual([`nightly/postgres-shop/${manifest.id}.dump.age`, `nightly/postgres-shop/${manifest.id}.manifest.json`]);
 
     const wrong = await generateIdentity();
-    await expect(restoreBackup(ssh, store, shop(), manifest, { database: 'shop_wrong', force: false }, { identities: [wrong] })).rejects.toThrow(/could not be decrypted/);
+    await expect(restoreBackup(ssh, store, shop(), manifest, { database: 'shop_wrong', force: false }, { identities: [wrong] })).rejects.toThrow(
+      /could not be decrypted/,
+    );
     await expect(restoreBackup(ssh, store, shop(), manifest, { database: 'shop_wrong', force: false })).rejects.toThrow(/decrypt-identity/);
     expect(await pg.psql('postgres', "select count(*) from pg_database where datname = 'shop_wrong'")).toBe('0\n');
 
@@ -75,7 +99,9 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
 
   it('a failing dump aborts the upload: no object, no manifest, nothing pruned', async () => {
     const before = await keys();
-    const bad = source(`- type: postgres\n  name: postgres-shop\n  service: db\n  project: skiffbk-s3\n  project-directory: ${pg.dir}\n  database: missing\n  user: postgres\n`);
+    const bad = source(
+      `- type: postgres\n  name: postgres-shop\n  service: db\n  project: skiffbk-s3\n  project-directory: ${pg.dir}\n  database: missing\n  user: postgres\n`,
+    );
     await expect(backupSource(ssh, store, bad, options({ retention: { keepDaily: 1, minKeep: 1 } }))).rejects.toThrow(BackupFailed);
     expect(await keys()).toEqual(before);
   });
@@ -90,7 +116,8 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
   });
 
   it('redis (host, password from a file) streams an RDB; restore writes the file; the drill reads it', async () => {
-    for (let i = 0; i < 200; i++) await sh('redis-cli', ['-p', String(redis.port), '--no-auth-warning', '-a', redis.password, 'SET', `key:${i}`, 'v'.repeat(50)]);
+    for (let i = 0; i < 200; i++)
+      await sh('redis-cli', ['-p', String(redis.port), '--no-auth-warning', '-a', redis.password, 'SET', `key:${i}`, 'v'.repeat(50)]);
     const rs = source(`- type: redis\n  host: 127.0.0.1\n  port: ${redis.port}\n  password: "${redis.password}"\n`);
     const { manifest } = await backupSource(ssh, store, rs, options({ minSize: 100 }));
     expect(manifest.verification).toContain('RDB header REDIS');
@@ -104,7 +131,10 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
 
   it('sqlite: a .backup snapshot round-trips with identical rows', async () => {
     const db = join(work.path, 'app.sqlite');
-    await sh('sqlite3', [db, "create table notes (id integer primary key, body text); with recursive n(i) as (select 1 union all select i + 1 from n where i < 500) insert into notes select i, hex(randomblob(16)) from n;"]);
+    await sh('sqlite3', [
+      db,
+      'create table notes (id integer primary key, body text); with recursive n(i) as (select 1 union all select i + 1 from n where i < 500) insert into notes select i, hex(randomblob(16)) from n;',
+    ]);
     const lite = source(`- type: sqlite\n  path: ${db}\n`);
     const { manifest } = await backupSource(ssh, store, lite, options());
     expect(manifest.verification).toContain('PRAGMA integrity_check on the .backup snapshot');
@@ -145,7 +175,16 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     await writeFile(`${dir}/a.bin`, (await import('node:crypto')).randomBytes(300_000));
     await writeFile(`${dir}/b.txt`, 'b\n'.repeat(2000));
     const files = source(`- type: files\n  name: walked\n  paths: [${dir}]\n`);
-    const request = (id: string, dump: BackupRequest["dump"]): BackupRequest => ({ source: files, id, time: new Date(), dump, minSize: 1024, maxShrinkPercent: 100, encryptRecipients: [], tools: {} });
+    const request = (id: string, dump: BackupRequest['dump']): BackupRequest => ({
+      source: files,
+      id,
+      time: new Date(),
+      dump,
+      minSize: 1024,
+      maxShrinkPercent: 100,
+      encryptRecipients: [],
+      tools: {},
+    });
     // The real dump, stored whole: the walk passes it and says so in the manifest.
     const good = await store.backup(ssh, { ...request('walked-20260301T000000Z', [...dumpCommand(files)]) });
     expect(good.verification).toContain('tar headers walked (checksums, sizes, end-of-archive)');
@@ -153,9 +192,17 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     expect(before).toContain(`nightly/walked/${good.file}`);
     // Without pipefail the wrapper's status is head's: 0, though tar's output was cut at 200000 bytes.
     const cut = ['sh', '-c', 'tar --create --file=- --directory=/ -- "$1" | head -c 200000', 'sh', dir.slice(1)];
-    await expect(store.backup(ssh, request('walked-20260302T000000Z', cut))).rejects.toThrow(/tar archive is truncated: \d+ bytes of the member at offset \d+ are missing/);
+    await expect(store.backup(ssh, request('walked-20260302T000000Z', cut))).rejects.toThrow(
+      /tar archive is truncated: \d+ bytes of the member at offset \d+ are missing/,
+    );
     // Ten bytes gone from the middle of a header: everything after it is misaligned.
-    const corrupt = ['sh', '-c', 't=$(mktemp); tar --create --file="$t" --directory=/ -- "$1"; head -c 1000 "$t"; tail -c +1011 "$t"; rm -f "$t"', 'sh', dir.slice(1)];
+    const corrupt = [
+      'sh',
+      '-c',
+      't=$(mktemp); tar --create --file="$t" --directory=/ -- "$1"; head -c 1000 "$t"; tail -c +1011 "$t"; rm -f "$t"',
+      'sh',
+      dir.slice(1),
+    ];
     await expect(store.backup(ssh, request('walked-20260303T000000Z', corrupt))).rejects.toThrow(/tar header checksum mismatch at offset 512/);
     expect(await keys()).toEqual(before);
   });
@@ -164,16 +211,26 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     await pg.psql('postgres', 'create role skiffbk_s3_reader nologin');
     await pg.psql('shop', 'grant select on orders to skiffbk_s3_reader');
     const identity = await generateIdentity();
-    const yaml = (database: string) => `- type: postgres\n  name: shop-globals\n  service: db\n  project: skiffbk-s3\n  project-directory: ${pg.dir}\n  database: ${database}\n  user: postgres\n  globals: true\n  compression: gzip\n`;
+    const yaml = (database: string) =>
+      `- type: postgres\n  name: shop-globals\n  service: db\n  project: skiffbk-s3\n  project-directory: ${pg.dir}\n  database: ${database}\n  user: postgres\n  globals: true\n  compression: gzip\n`;
     const before = await keys();
-    await expect(backupSource(ssh, store, source(yaml('missing')), options({ encryptRecipients: [await identityToRecipient(identity)] }))).rejects.toThrow(/database "missing" does not exist/);
+    await expect(backupSource(ssh, store, source(yaml('missing')), options({ encryptRecipients: [await identityToRecipient(identity)] }))).rejects.toThrow(
+      /database "missing" does not exist/,
+    );
     expect(await keys()).toEqual(before);
 
     const { manifest } = await backupSource(ssh, store, source(yaml('shop')), options({ encryptRecipients: [await identityToRecipient(identity)] }));
-    expect(manifest.globals).toMatchObject({ file: `${manifest.id}.globals.sql.gz.age`, verification: ['exit status 0', 'pg_dumpall cluster dump header and "complete" trailer', 'sha256 (raw and stored)'] });
+    expect(manifest.globals).toMatchObject({
+      file: `${manifest.id}.globals.sql.gz.age`,
+      verification: ['exit status 0', 'pg_dumpall cluster dump header and "complete" trailer', 'sha256 (raw and stored)'],
+    });
     const objects = (await store.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'nightly/shop-globals/' }))).Contents ?? [];
     expect(objects.map((o) => [o.Key, o.Size]).sort()).toEqual(
-      [[`nightly/shop-globals/${manifest.file}`, manifest.size], [`nightly/shop-globals/${manifest.globals!.file}`, manifest.globals!.size], [`nightly/shop-globals/${manifest.id}.manifest.json`, expect.any(Number)]].sort(),
+      [
+        [`nightly/shop-globals/${manifest.file}`, manifest.size],
+        [`nightly/shop-globals/${manifest.globals!.file}`, manifest.globals!.size],
+        [`nightly/shop-globals/${manifest.id}.manifest.json`, expect.any(Number)],
+      ].sort(),
     );
     await expect(restoreBackup(ssh, store, source(yaml('shop')), manifest, { database: 'shop_globals', force: false })).rejects.toThrow(/decrypt-identity/);
 

@@ -12,7 +12,7 @@ const tars: Record<string, Buffer> = {};
 function walk(data: Buffer, seed = 7): { entries: number; archiveBytes: number } {
   const walker = new TarWalker();
   let state = seed;
-  for (let i = 0; i < data.length; ) {
+  for (let i = 0; i < data.length;) {
     state = (state * 1103515245 + 12345) % 2 ** 31;
     const n = 1 + (state % 1500);
     walker.push(data.subarray(i, i + n));

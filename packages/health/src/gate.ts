@@ -69,9 +69,7 @@ export async function runGate(probes: readonly Probe[], options: GateOptions): P
   for (;;) {
     rounds++;
     const outcomes = await Promise.all(
-      probes.map((probe) =>
-        probe.check().catch((error: unknown): ProbeOutcome => ({ state: 'waiting', detail: (error as Error).message ?? String(error) })),
-      ),
+      probes.map((probe) => probe.check().catch((error: unknown): ProbeOutcome => ({ state: 'waiting', detail: (error as Error).message ?? String(error) }))),
     );
     last = probes.map((probe, index) => {
       const outcome = outcomes[index]!;
@@ -87,7 +85,10 @@ export async function runGate(probes: readonly Probe[], options: GateOptions): P
     if (streak >= options.successes) return result(true);
     if (elapsed() + options.intervalMs > options.timeoutMs) {
       const waiting = last.filter((probe) => probe.state !== 'ok');
-      const why = waiting.length > 0 ? waiting.map((probe) => `${probe.name}: ${probe.detail}`).join('; ') : `only ${streak} of ${options.successes} consecutive successful checks`;
+      const why =
+        waiting.length > 0
+          ? waiting.map((probe) => `${probe.name}: ${probe.detail}`).join('; ')
+          : `only ${streak} of ${options.successes} consecutive successful checks`;
       return result(false, `not healthy within ${Math.round(options.timeoutMs / 1000)}s (${why})`);
     }
     await sleep(options.intervalMs);

@@ -73,7 +73,10 @@ describe('checkHttp against a local server', () => {
     const status = { min: 200, max: 399 };
     expect(await checkHttp({ url: `http://127.0.0.1:${port}/`, status, body: 'version=2', timeoutMs: 2000 })).toEqual({ state: 'ok', detail: 'HTTP 200' });
     expect((await checkHttp({ url: `http://127.0.0.1:${port}/`, status, body: 'version=3', timeoutMs: 2000 })).state).toBe('waiting');
-    expect(await checkHttp({ url: `http://127.0.0.1:${port}/fail`, status, timeoutMs: 2000 })).toEqual({ state: 'waiting', detail: 'HTTP 500, expected 200-399' });
+    expect(await checkHttp({ url: `http://127.0.0.1:${port}/fail`, status, timeoutMs: 2000 })).toEqual({
+      state: 'waiting',
+      detail: 'HTTP 500, expected 200-399',
+    });
     const via = await checkHttp({ url: 'http://app.internal:8080/', status, timeoutMs: 2000, via: { host: '127.0.0.1', port } });
     expect(via.state).toBe('ok');
     expect(seenHosts.at(-1)).toBe('app.internal:8080');
@@ -84,7 +87,10 @@ describe('checkHttp against a local server', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const closedPort = (closed.address() as { port: number }).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    expect(await checkHttp({ url: `http://127.0.0.1:${closedPort}/`, status: { min: 200, max: 200 }, timeoutMs: 2000 })).toEqual({ state: 'waiting', detail: 'ECONNREFUSED' });
+    expect(await checkHttp({ url: `http://127.0.0.1:${closedPort}/`, status: { min: 200, max: 200 }, timeoutMs: 2000 })).toEqual({
+      state: 'waiting',
+      detail: 'ECONNREFUSED',
+    });
   });
 });
 
@@ -109,7 +115,9 @@ describe('containers', () => {
   });
 
   it('is ok when every service runs and every HEALTHCHECK is healthy', () => {
-    const c = parseInspect(inspect([container('p-web-1', 'web', { Status: 'running', Health: { Status: 'healthy' } }), container('p-db-1', 'db', { Status: 'running' })]));
+    const c = parseInspect(
+      inspect([container('p-web-1', 'web', { Status: 'running', Health: { Status: 'healthy' } }), container('p-db-1', 'db', { Status: 'running' })]),
+    );
     expect(evaluateContainers(c, { services: ['web', 'db'] })).toMatchObject({ state: 'ok', detail: '2 container(s) running, 1 healthy by HEALTHCHECK' });
   });
 
@@ -124,10 +132,18 @@ describe('containers', () => {
 
   it('fails at once on exit, restart loop, new restarts or unhealthy; ignores one-off containers', () => {
     const judge = (state: object, restarts = 0, baseline = 0) =>
-      evaluateContainers(parseInspect(inspect([container('p-web-1', 'web', state, restarts), container('p-run-x', 'web', { Status: 'exited', ExitCode: 3 }, 0, { 'com.docker.compose.oneoff': 'True' })])), {
-        services: ['web'],
-        baselineRestarts: new Map([['p-web-1', baseline]]),
-      });
+      evaluateContainers(
+        parseInspect(
+          inspect([
+            container('p-web-1', 'web', state, restarts),
+            container('p-run-x', 'web', { Status: 'exited', ExitCode: 3 }, 0, { 'com.docker.compose.oneoff': 'True' }),
+          ]),
+        ),
+        {
+          services: ['web'],
+          baselineRestarts: new Map([['p-web-1', baseline]]),
+        },
+      );
     expect(judge({ Status: 'exited', ExitCode: 1 })).toMatchObject({ state: 'failed', detail: 'p-web-1 exited with code 1', failingServices: ['web'] });
     expect(judge({ Status: 'restarting', ExitCode: 1 }).state).toBe('failed');
     expect(judge({ Status: 'running' }, 2, 1)).toMatchObject({ state: 'failed', detail: 'p-web-1 restarted 1 time(s)' });

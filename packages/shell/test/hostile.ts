@@ -26,6 +26,6 @@ export const HOSTILE_VALUES: readonly string[] = [
   '--help',
   'A=b',
   'unicode: héllo wörld — ✓ 日本語 🚀',
-  "mixed 'single' and \"double\" and $(sub) and `tick`",
+  'mixed \'single\' and "double" and $(sub) and `tick`',
   'x'.repeat(100_000),
 ];

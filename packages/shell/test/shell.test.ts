@@ -101,8 +101,14 @@ describe('script and remote command line', () => {
     expect([code, out, err]).toEqual([7, 'out\n', 'err\n']);
 
     const marker = `88${Date.now() % 100000}.25`;
-    const child = spawn('bash', ['-c', remoteCommandLine(script([['sh', '-c', `sleep ${marker} & sleep ${marker}`]]))], { stdio: ['pipe', 'ignore', 'ignore'] });
-    const running = () => spawnSync('pgrep', ['-f', `sleep ${marker}`], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+    const child = spawn('bash', ['-c', remoteCommandLine(script([['sh', '-c', `sleep ${marker} & sleep ${marker}`]]))], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    const running = () =>
+      spawnSync('pgrep', ['-f', `sleep ${marker}`], { encoding: 'utf8' })
+        .stdout.trim()
+        .split('\n')
+        .filter(Boolean);
     // Both sleeps, plus the shells whose command lines carry the marker.
     for (let i = 0; i < 50 && running().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     expect(running().length).toBeGreaterThanOrEqual(2);
@@ -116,7 +122,17 @@ describe('script and remote command line', () => {
     const failingPipe = spawnSync('bash', ['-c', script([pipe(['false'], ['cat']), ['echo', 'not reached']])], { encoding: 'utf8' });
     expect(failingPipe.status).not.toBe(0);
     expect(failingPipe.stdout).not.toContain('not reached');
-    const unset = spawnSync('bash', ['-c', script([['echo', raw('"$SKIFF_SURELY_UNSET"')], ['echo', 'not reached']])], { encoding: 'utf8' });
+    const unset = spawnSync(
+      'bash',
+      [
+        '-c',
+        script([
+          ['echo', raw('"$SKIFF_SURELY_UNSET"')],
+          ['echo', 'not reached'],
+        ]),
+      ],
+      { encoding: 'utf8' },
+    );
     expect(unset.status).not.toBe(0);
     expect(unset.stdout).not.toContain('not reached');
   });
@@ -148,12 +164,17 @@ describe('readToEnd: a consumer that stops early', () => {
 
   it('with it the rest is drained and the run succeeds, also inside a command substitution', () => {
     expect(status([pipe(writer, readToEnd([...pipe(['head', '-c', '10'], ['od']), raw('>/dev/null')]))])).toBe(0);
-    expect(status([[raw('x=$('), ...pipe(writer, readToEnd(['head', '-c', '10'])), raw(')')], [raw("[ \"$x\" = \"$(seq 1 5)\" ]")]])).toBe(0);
+    expect(status([[raw('x=$('), ...pipe(writer, readToEnd(['head', '-c', '10'])), raw(')')], [raw('[ "$x" = "$(seq 1 5)" ]')]])).toBe(0);
   });
 
   it('a failing consumer still fails with its own status, at once, also where bash clears errexit', () => {
     expect(status([pipe(writer, readToEnd(['sh', '-c', 'head -c 10 >/dev/null; exit 7']))])).toBe(7);
-    expect(status([[raw('x=$('), ...pipe(writer, readToEnd(['sh', '-c', 'exit 9'])), raw(')')], ['echo', 'not reached']])).toBe(9);
+    expect(
+      status([
+        [raw('x=$('), ...pipe(writer, readToEnd(['sh', '-c', 'exit 9'])), raw(')')],
+        ['echo', 'not reached'],
+      ]),
+    ).toBe(9);
   });
 });
 

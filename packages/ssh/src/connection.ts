@@ -154,7 +154,10 @@ export class SshConnection implements Executor {
         if (!retryable) throw error;
         const delayMs = Math.min(8000, 1000 * 2 ** (attempt - 1));
         if (attempt >= attempts || deadline - Date.now() - delayMs < 1000) {
-          throw new SshConnectionError(`${(error as Error).message} (gave up after ${attempt} attempt${attempt === 1 ? '' : 's'} within connect-timeout ${budgetSeconds}s)`, true);
+          throw new SshConnectionError(
+            `${(error as Error).message} (gave up after ${attempt} attempt${attempt === 1 ? '' : 's'} within connect-timeout ${budgetSeconds}s)`,
+            true,
+          );
         }
         options.log?.('warning', `${(error as Error).message} (attempt ${attempt} of ${attempts}; retrying ${target} in ${delayMs / 1000}s)`);
         await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -189,10 +192,7 @@ export class SshConnection implements Executor {
       }
     }
     try {
-      const { ssh, fingerprint } = await openClient(
-        { host: options.host, port: options.port, ...credentialsOf(options), ...(sock ? { sock } : {}) },
-        options,
-      );
+      const { ssh, fingerprint } = await openClient({ host: options.host, port: options.port, ...credentialsOf(options), ...(sock ? { sock } : {}) }, options);
       return new SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
     } catch (error) {
       bastion?.dispose();
@@ -308,7 +308,9 @@ export class SshConnection implements Executor {
         ...(options.stdin !== undefined ? { stdin: options.stdin } : { keepStdinOpen: true }),
         ...(options.stdout ? { stdout: options.stdout } : {}),
         ...(timeoutSeconds !== undefined ? { clientTimeoutSeconds: timeoutSeconds + KILL_GRACE_SECONDS + 10 } : {}),
-        ...(splitters ? { onData: (stream: 'stdout' | 'stderr', chunk: Buffer) => (shown === 'all' || stream === 'stderr') && splitters[stream].push(chunk) } : {}),
+        ...(splitters
+          ? { onData: (stream: 'stdout' | 'stderr', chunk: Buffer) => (shown === 'all' || stream === 'stderr') && splitters[stream].push(chunk) }
+          : {}),
       });
     } finally {
       splitters?.stdout.flush();
@@ -365,7 +367,10 @@ export class SshConnection implements Executor {
       ],
       { stdin: content, description: options.description ?? `upload ${remotePath}`, allowFailure: true },
     );
-    if (result.code !== 0) throw new Error(`Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    if (result.code !== 0)
+      throw new Error(
+        `Upload to ${this.target}:${remotePath} failed (over exec, the server has no SFTP): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`,
+      );
   }
 
   /** Opens 127.0.0.1:<port> on the runner that reaches `remoteHost:remotePort` as seen from the server. */
@@ -455,7 +460,10 @@ async function openClient(
   // twice (measured: 92 ms vs 4 ms per round trip on loopback).
   ssh.connection?.setNoDelay(true);
   if (policy.kind === 'insecure-ignore') {
-    options.log?.('warning', `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`);
+    options.log?.(
+      'warning',
+      `Host key of ${knownHostsName(endpoint.host, endpoint.port)} was NOT verified (insecure-ignore-host-key); it presented ${presented}.`,
+    );
   }
   options.log?.('info', `Connected to ${target} (host key ${presented})`);
   return { ssh, fingerprint: presented };

@@ -56,10 +56,7 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
 }
 
 function wildcardMatches(pattern: string, name: string): boolean {
-  const regex = new RegExp(
-    `^${[...pattern].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('')}$`,
-    'i',
-  );
+  const regex = new RegExp(`^${[...pattern].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('')}$`, 'i');
   return regex.test(name);
 }
 

@@ -1,8 +1,6 @@
 /** How the server's host key is checked. Verification is the default; skipping it must be asked for. */
 export type HostKeyPolicy =
-  | { kind: 'known-hosts'; knownHosts: string }
-  | { kind: 'fingerprint'; fingerprints: readonly string[] }
-  | { kind: 'insecure-ignore' };
+  { kind: 'known-hosts'; knownHosts: string } | { kind: 'fingerprint'; fingerprints: readonly string[] } | { kind: 'insecure-ignore' };
 
 export interface SshAuth {
   username: string;

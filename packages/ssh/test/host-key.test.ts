@@ -3,15 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  HostKeyError,
-  entryMatchesHost,
-  keyTypeOf,
-  parseKnownHosts,
-  preferredHostKeyAlgorithms,
-  sha256Fingerprint,
-  verifyHostKey,
-} from '../src/index';
+import { HostKeyError, entryMatchesHost, keyTypeOf, parseKnownHosts, preferredHostKeyAlgorithms, sha256Fingerprint, verifyHostKey } from '../src/index';
 
 const dir = mkdtempSync(join(tmpdir(), 'skiff-hostkey-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,7 +68,9 @@ describe('known_hosts matching', () => {
     expect(entryMatchesHost(bracketed!, '10.0.0.5', 22)).toBe(false);
   });
   it('skips comments, blanks and malformed lines', () => {
-    const entries = parseKnownHosts(`# comment\n\nhost-only\nhost ssh-ed25519 !!!notbase64\nhost ssh-rsa ${server.line.split(' ')[1]}\nhost ${server.line} comment here\n`);
+    const entries = parseKnownHosts(
+      `# comment\n\nhost-only\nhost ssh-ed25519 !!!notbase64\nhost ssh-rsa ${server.line.split(' ')[1]}\nhost ${server.line} comment here\n`,
+    );
     expect(entries).toHaveLength(1);
     expect(entries[0]!.keyType).toBe('ssh-ed25519');
   });

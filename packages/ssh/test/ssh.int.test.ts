@@ -60,7 +60,10 @@ describe('host key verification', () => {
       { kind: 'known-hosts' as const, knownHosts: `${other.knownHostsLine.replace(`:${other.port}`, `:${server.port}`)}\n` },
       { kind: 'fingerprint' as const, fingerprints: [other.hostFingerprint] },
     ]) {
-      const error = await attempt(hostKey).then(() => undefined, (caught: unknown) => caught);
+      const error = await attempt(hostKey).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
       expect(error).toBeInstanceOf(HostKeyError);
       expect((error as Error).message).toContain(server.hostFingerprint);
       expect((error as Error).message).toContain(`ssh-keyscan -p ${server.port} ${server.host} | ssh-keygen -lf -`);
@@ -77,7 +80,9 @@ describe('host key verification', () => {
 
   it('connects without verification only when asked, and warns', async () => {
     const logs: string[] = [];
-    const ssh = await SshConnection.connect(connectOptions(server, { hostKey: { kind: 'insecure-ignore' }, log: (level, message) => logs.push(`${level}: ${message}`) }));
+    const ssh = await SshConnection.connect(
+      connectOptions(server, { hostKey: { kind: 'insecure-ignore' }, log: (level, message) => logs.push(`${level}: ${message}`) }),
+    );
     expect((await ssh.run([['echo', 'ok']])).stdout).toBe('ok\n');
     await ssh.close();
     expect(logs.some((line) => line.startsWith('warning:') && line.includes('NOT verified') && line.includes(server.hostFingerprint))).toBe(true);
@@ -116,7 +121,10 @@ describe('commands', () => {
   });
 
   it('returns stdout, stderr and the exit code; a non-zero exit throws unless allowed', async () => {
-    const commands = [['echo', 'out'], ['sh', '-c', 'echo err >&2; exit 3']];
+    const commands = [
+      ['echo', 'out'],
+      ['sh', '-c', 'echo err >&2; exit 3'],
+    ];
     const allowed = await ssh.run(commands, { allowFailure: true });
     expect(allowed).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
     const error = await ssh.run(commands, { description: 'the failing step' }).catch((caught: unknown) => caught);
@@ -126,10 +134,22 @@ describe('commands', () => {
   });
 
   it('runs in strict mode: a failing pipe stage and an unset variable stop the script', async () => {
-    const pipeline = await ssh.run([['false', raw('|'), 'cat'], ['echo', 'not reached']], { allowFailure: true });
+    const pipeline = await ssh.run(
+      [
+        ['false', raw('|'), 'cat'],
+        ['echo', 'not reached'],
+      ],
+      { allowFailure: true },
+    );
     expect(pipeline.code).not.toBe(0);
     expect(pipeline.stdout).not.toContain('not reached');
-    const unset = await ssh.run([['echo', raw('"$SKIFF_UNSET_VARIABLE"')], ['echo', 'not reached']], { allowFailure: true });
+    const unset = await ssh.run(
+      [
+        ['echo', raw('"$SKIFF_UNSET_VARIABLE"')],
+        ['echo', 'not reached'],
+      ],
+      { allowFailure: true },
+    );
     expect(unset.code).not.toBe(0);
     expect(unset.stderr).toContain('SKIFF_UNSET_VARIABLE');
   });
@@ -213,7 +233,14 @@ describe('live output', () => {
   const recorder = () => {
     const seen: Seen[] = [];
     const at = () => performance.now();
-    return { seen, liveOutput: { begin: (d: string) => seen.push({ at: at(), what: `begin ${d}` }), line: (t: string) => seen.push({ at: at(), what: t }), end: () => seen.push({ at: at(), what: 'end' }) } };
+    return {
+      seen,
+      liveOutput: {
+        begin: (d: string) => seen.push({ at: at(), what: `begin ${d}` }),
+        line: (t: string) => seen.push({ at: at(), what: t }),
+        end: () => seen.push({ at: at(), what: 'end' }),
+      },
+    };
   };
 
   it('shows each line as the command prints it, stdout and stderr, not when it ends', async () => {
@@ -221,7 +248,10 @@ describe('live output', () => {
     const ssh = await SshConnection.connect(connectOptions(server, { liveOutput }));
     try {
       const started = performance.now();
-      const result = await ssh.run([[raw('echo "step one"; sleep 2; echo "step two" >&2; printf "no newline at the end"')]], { description: 'migrate', live: 'all' });
+      const result = await ssh.run([[raw('echo "step one"; sleep 2; echo "step two" >&2; printf "no newline at the end"')]], {
+        description: 'migrate',
+        live: 'all',
+      });
       const ended = performance.now();
       expect(seen.map((s) => s.what)).toEqual(['begin migrate', 'step one', 'step two', 'no newline at the end', 'end']);
       // The first line was shown while the command still ran (it then slept 2 s).
@@ -261,7 +291,10 @@ describe('authentication', () => {
     const pem = keyWith('pem_pp', ['-t', 'rsa', '-b', '2048', '-m', 'PEM', '-N', 'pem pass']);
     expect(openssh).toContain('BEGIN OPENSSH PRIVATE KEY');
     expect(pem).toContain('BEGIN RSA PRIVATE KEY');
-    for (const [privateKey, passphrase] of [[openssh, 'correct horse'], [pem, 'pem pass']] as const) {
+    for (const [privateKey, passphrase] of [
+      [openssh, 'correct horse'],
+      [pem, 'pem pass'],
+    ] as const) {
       const ssh = await SshConnection.connect(connectOptions(server, { privateKey, passphrase }));
       expect((await ssh.run([['id', '-un']])).stdout.trim()).toBe('root');
       await ssh.close();
@@ -271,7 +304,9 @@ describe('authentication', () => {
   it('names the passphrase input when the key cannot be decrypted, without retrying', async () => {
     const locked = keyWith('locked', ['-t', 'ed25519', '-N', 'right']);
     const logs: string[] = [];
-    const error = await SshConnection.connect(connectOptions(server, { privateKey: locked, passphrase: 'wrong', attempts: 3, log: (_l, m) => logs.push(m) })).catch((c: unknown) => c);
+    const error = await SshConnection.connect(
+      connectOptions(server, { privateKey: locked, passphrase: 'wrong', attempts: 3, log: (_l, m) => logs.push(m) }),
+    ).catch((c: unknown) => c);
     expect(error).toBeInstanceOf(SshConnectionError);
     expect((error as Error).message).toContain('`passphrase`');
     expect(logs.filter((line) => line.includes('retrying'))).toEqual([]);
@@ -290,9 +325,13 @@ describe('authentication', () => {
     const logs: string[] = [];
     const stranger = keyWith('stranger', ['-t', 'ed25519', '-N', '']);
     // Remove the stranger from authorized_keys again so the server refuses it.
-    const authorized = readFileSync(join(server.dir, 'authorized_keys'), 'utf8').split('\n').filter((line) => !line.endsWith(' stranger'));
+    const authorized = readFileSync(join(server.dir, 'authorized_keys'), 'utf8')
+      .split('\n')
+      .filter((line) => !line.endsWith(' stranger'));
     writeFileSync(join(server.dir, 'authorized_keys'), authorized.join('\n'));
-    const error = await SshConnection.connect(connectOptions(server, { privateKey: stranger, attempts: 3, log: (_l, m) => logs.push(m) })).catch((c: unknown) => c);
+    const error = await SshConnection.connect(connectOptions(server, { privateKey: stranger, attempts: 3, log: (_l, m) => logs.push(m) })).catch(
+      (c: unknown) => c,
+    );
     expect((error as Error).message).toMatch(/authentication to root@127\.0\.0\.1:\d+ failed/);
     expect(logs.filter((line) => line.includes('retrying'))).toEqual([]);
   });
@@ -347,7 +386,9 @@ describe('connection failures', () => {
     try {
       const port = (silent.address() as { port: number }).port;
       const logs: string[] = [];
-      const error = await SshConnection.connect(connectOptions(server, { port, connectTimeoutSeconds: 3, attempts: 3, log: (_l, m) => logs.push(m) })).catch((c: unknown) => c);
+      const error = await SshConnection.connect(connectOptions(server, { port, connectTimeoutSeconds: 3, attempts: 3, log: (_l, m) => logs.push(m) })).catch(
+        (c: unknown) => c,
+      );
       expect(error).toBeInstanceOf(SshConnectionError);
       expect((error as Error).message).toMatch(/gave up after 1 attempt within connect-timeout 3s/);
       // Before, each of 3 attempts waited the full 3 s, with pauses between (~12 s in all).
@@ -375,7 +416,9 @@ describe('connection failures', () => {
     const logs: string[] = [];
     try {
       const knownHosts = `${server.knownHostsLine.replace(`:${server.port}`, `:${port}`)}\n`;
-      const ssh = await SshConnection.connect(connectOptions(server, { port, hostKey: { kind: 'known-hosts', knownHosts }, attempts: 4, log: (_l, m) => logs.push(m) }));
+      const ssh = await SshConnection.connect(
+        connectOptions(server, { port, hostKey: { kind: 'known-hosts', knownHosts }, attempts: 4, log: (_l, m) => logs.push(m) }),
+      );
       expect((await ssh.run([['echo', 'up']])).stdout).toBe('up\n');
       expect(logs.filter((line) => line.includes('retrying')).length).toBeGreaterThanOrEqual(1);
       // Cut the TCP path under the live connection: the next command says so instead of crashing the process.

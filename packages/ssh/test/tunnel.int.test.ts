@@ -24,8 +24,14 @@ beforeAll(async () => {
   ]);
   webRoot = mkdtempSync(join(tmpdir(), 'skiff-web-'));
   writeFileSync(join(webRoot, 'health'), 'ok from the private loopback\n');
-  web = spawn('ip', ['netns', 'exec', ns.name, 'python3', '-m', 'http.server', String(WEB_PORT), '--bind', '127.0.0.1', '--directory', webRoot], { stdio: 'ignore' });
-  await waitFor('web server in the namespace', async () => (await ns.exec(['python3', '-c', `import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:${WEB_PORT}/health').read().decode())`])).includes('ok'));
+  web = spawn('ip', ['netns', 'exec', ns.name, 'python3', '-m', 'http.server', String(WEB_PORT), '--bind', '127.0.0.1', '--directory', webRoot], {
+    stdio: 'ignore',
+  });
+  await waitFor('web server in the namespace', async () =>
+    (await ns.exec(['python3', '-c', `import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:${WEB_PORT}/health').read().decode())`])).includes(
+      'ok',
+    ),
+  );
 });
 afterAll(async () => {
   web?.kill();
@@ -74,7 +80,10 @@ describe('jump host', () => {
 
 describe('local port forwarding', () => {
   it('reaches a service that only listens on the server’s loopback', async () => {
-    const direct = await fetch(`http://${ns.nsAddress}:${WEB_PORT}/health`).then(() => 'reached', () => 'refused');
+    const direct = await fetch(`http://${ns.nsAddress}:${WEB_PORT}/health`).then(
+      () => 'reached',
+      () => 'refused',
+    );
     expect(direct).toBe('refused');
     const ssh = await SshConnection.connect({ ...connectOptions(bastion) });
     const forward = await ssh.forwardLocalPort('127.0.0.1', WEB_PORT);

@@ -86,7 +86,9 @@ const REPOSITORY = 'Acme-Corp/Shop-App';
 const REPOSITORY_ID = 1296269;
 
 function githubError(response: ServerResponse, status: number, message: string, doc = 'https://docs.github.com/rest/actions/artifacts'): void {
-  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-github-media-type': 'github.v3; format=json' }).end(JSON.stringify({ message, documentation_url: doc, status: String(status) }));
+  response
+    .writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-github-media-type': 'github.v3; format=json' })
+    .end(JSON.stringify({ message, documentation_url: doc, status: String(status) }));
 }
 
 export async function startArtifactService(): Promise<ArtifactService> {
@@ -104,7 +106,11 @@ export async function startArtifactService(): Promise<ArtifactService> {
   const newRun = (): ArtifactRun => {
     const runId = randomUUID();
     const jobId = randomUUID();
-    const token = [base64url('{"alg":"RS256","typ":"JWT"}'), base64url(JSON.stringify({ scp: `Actions.GenericRead:0 Actions.Results:${runId}:${jobId}`, exp: Math.floor(Date.now() / 1000) + 3600 })), base64url('not-checked')].join('.');
+    const token = [
+      base64url('{"alg":"RS256","typ":"JWT"}'),
+      base64url(JSON.stringify({ scp: `Actions.GenericRead:0 Actions.Results:${runId}:${jobId}`, exp: Math.floor(Date.now() / 1000) + 3600 })),
+      base64url('not-checked'),
+    ].join('.');
     const workflowRunId = nextRun++;
     const run: ArtifactRun = {
       runId,
@@ -144,13 +150,25 @@ export async function startArtifactService(): Promise<ArtifactService> {
         const existing = find(run, name);
         if (existing) artifacts.splice(artifacts.indexOf(existing), 1);
         const mimeType = typeof input.mime_type === 'string' ? input.mime_type : 'application/zip';
-        artifacts.push({ id: nextId++, runId: run, workflowRunId: caller.workflowRunId, jobId: String(input.workflow_job_run_backend_id), name, mimeType, data: Buffer.alloc(0), size: 0, createdAt: new Date(), finalized: false });
+        artifacts.push({
+          id: nextId++,
+          runId: run,
+          workflowRunId: caller.workflowRunId,
+          jobId: String(input.workflow_job_run_backend_id),
+          name,
+          mimeType,
+          data: Buffer.alloc(0),
+          size: 0,
+          createdAt: new Date(),
+          finalized: false,
+        });
         return send({ ok: true, signed_upload_url: `${baseUrl}/blob/${run}/${encodeURIComponent(name)}?sv=2023-11-03&sr=b&sp=cw&sig=${signature}` });
       }
       case 'FinalizeArtifact': {
         const artifact = find(run, String(input.name));
         if (!artifact || artifact.finalized) return twirpError(response, 404, 'not_found', 'artifact not found');
-        if (String(input.size) !== String(artifact.data.length)) return twirpError(response, 400, 'invalid_argument', `size ${input.size} does not match the uploaded ${artifact.data.length} bytes`);
+        if (String(input.size) !== String(artifact.data.length))
+          return twirpError(response, 400, 'invalid_argument', `size ${input.size} does not match the uploaded ${artifact.data.length} bytes`);
         const hash = typeof input.hash === 'string' ? input.hash : undefined;
         const actual = `sha256:${createHash('sha256').update(artifact.data).digest('hex')}`;
         if (hash !== undefined && hash !== actual) return twirpError(response, 400, 'invalid_argument', `hash ${hash} does not match the uploaded ${actual}`);
@@ -160,7 +178,9 @@ export async function startArtifactService(): Promise<ArtifactService> {
       case 'ListArtifacts': {
         const nameFilter = typeof input.name_filter === 'string' ? input.name_filter : undefined;
         const idFilter = input.id_filter !== undefined ? Number(input.id_filter) : undefined;
-        const listed = artifacts.filter((a) => a.finalized && a.runId === run && (nameFilter === undefined || a.name === nameFilter) && (idFilter === undefined || a.id === idFilter));
+        const listed = artifacts.filter(
+          (a) => a.finalized && a.runId === run && (nameFilter === undefined || a.name === nameFilter) && (idFilter === undefined || a.id === idFilter),
+        );
         return send({
           artifacts: listed.map((a) => ({
             workflow_run_backend_id: a.runId,
@@ -203,7 +223,13 @@ export async function startArtifactService(): Promise<ArtifactService> {
       created_at: a.createdAt.toISOString(),
       updated_at: a.createdAt.toISOString(),
       expires_at: new Date(a.createdAt.getTime() + 90 * 86_400_000).toISOString(),
-      workflow_run: { id: a.workflowRunId, repository_id: REPOSITORY_ID, head_repository_id: REPOSITORY_ID, head_branch: 'main', head_sha: createHash('sha1').update(String(a.workflowRunId)).digest('hex') },
+      workflow_run: {
+        id: a.workflowRunId,
+        repository_id: REPOSITORY_ID,
+        head_repository_id: REPOSITORY_ID,
+        head_branch: 'main',
+        head_sha: createHash('sha1').update(String(a.workflowRunId)).digest('hex'),
+      },
     };
   };
 
@@ -213,11 +239,14 @@ export async function startArtifactService(): Promise<ArtifactService> {
     requests.push(`REST ${request.method} ${path}${url.search}`);
     const authorization = request.headers.authorization ?? '';
     restAuthorizations.push(authorization);
-    if (authorization !== `Bearer ${githubToken}` && authorization !== `token ${githubToken}`) return githubError(response, 401, 'Bad credentials', 'https://docs.github.com/rest');
+    if (authorization !== `Bearer ${githubToken}` && authorization !== `token ${githubToken}`)
+      return githubError(response, 401, 'Bad credentials', 'https://docs.github.com/rest');
     const match = /^\/repos\/([^/]+)\/([^/]+)\/actions\/artifacts(?:\/(\d+)(?:\/([^/]+))?)?$/.exec(path);
     if (!match || `${match[1]}/${match[2]}`.toLowerCase() !== REPOSITORY.toLowerCase()) return githubError(response, 404, 'Not Found');
     const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
-      response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-github-media-type': 'github.v3; format=json', ...headers }).end(JSON.stringify(value));
+      response
+        .writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-github-media-type': 'github.v3; format=json', ...headers })
+        .end(JSON.stringify(value));
     const visible = artifacts.filter((a) => a.finalized).sort((a, b) => b.id - a.id);
     const [, , , idText, format] = match;
     if (idText === undefined) {
@@ -232,26 +261,43 @@ export async function startArtifactService(): Promise<ArtifactService> {
         next.searchParams.set('page', String(p));
         return `<${baseUrl}${next.pathname}${next.search}>`;
       };
-      const links = [...(page < last ? [`${link(page + 1)}; rel="next"`, `${link(last)}; rel="last"`] : []), ...(page > 1 ? [`${link(1)}; rel="first"`, `${link(page - 1)}; rel="prev"`] : [])];
-      return json(200, { total_count: matching.length, artifacts: matching.slice((page - 1) * perPage, page * perPage).map(restArtifact) }, links.length ? { link: links.join(', ') } : {});
+      const links = [
+        ...(page < last ? [`${link(page + 1)}; rel="next"`, `${link(last)}; rel="last"`] : []),
+        ...(page > 1 ? [`${link(1)}; rel="first"`, `${link(page - 1)}; rel="prev"`] : []),
+      ];
+      return json(
+        200,
+        { total_count: matching.length, artifacts: matching.slice((page - 1) * perPage, page * perPage).map(restArtifact) },
+        links.length ? { link: links.join(', ') } : {},
+      );
     }
     const artifact = visible.find((a) => a.id === Number(idText));
     if (!artifact) return githubError(response, 404, 'Not Found');
     if (format === undefined && request.method === 'GET') return json(200, restArtifact(artifact));
     if (format === undefined && request.method === 'DELETE') {
-      if (service.githubTokenPermission !== 'write') return githubError(response, 403, 'Resource not accessible by integration', 'https://docs.github.com/rest/actions/artifacts#delete-an-artifact');
+      if (service.githubTokenPermission !== 'write')
+        return githubError(response, 403, 'Resource not accessible by integration', 'https://docs.github.com/rest/actions/artifacts#delete-an-artifact');
       artifacts.splice(artifacts.indexOf(artifact), 1);
       return response.writeHead(204).end();
     }
     if (format === 'zip' && request.method === 'GET') {
-      return response.writeHead(302, { location: `${baseUrl}/download/${artifact.id}?sv=2023-11-03&sr=b&sp=r&se=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}&sig=${signature}`, 'content-length': 0 }).end();
+      return response
+        .writeHead(302, {
+          location: `${baseUrl}/download/${artifact.id}?sv=2023-11-03&sr=b&sp=r&se=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}&sig=${signature}`,
+          'content-length': 0,
+        })
+        .end();
     }
     return githubError(response, 404, 'Not Found');
   };
 
   const blob = async (request: IncomingMessage, url: URL, response: ServerResponse) => {
     if (request.headers.authorization !== undefined) {
-      return response.writeHead(400, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidAuthenticationInfo</Code><Message>Authentication information is not given in the correct format.</Message></Error>');
+      return response
+        .writeHead(400, { 'content-type': 'application/xml' })
+        .end(
+          '<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidAuthenticationInfo</Code><Message>Authentication information is not given in the correct format.</Message></Error>',
+        );
     }
     if (url.searchParams.get('sig') !== signature) return response.writeHead(403).end('<Error><Code>AuthenticationFailed</Code></Error>');
     const headers = { 'x-ms-request-id': randomUUID(), 'x-ms-version': '2023-11-03', date: new Date().toUTCString() };
@@ -260,7 +306,12 @@ export async function startArtifactService(): Promise<ArtifactService> {
       if (!artifact) return response.writeHead(404, headers).end();
       requests.push(`blob GET ${artifact.name}`);
       return response
-        .writeHead(200, { ...headers, 'content-type': artifact.mimeType, 'content-length': artifact.data.length, 'content-disposition': `attachment; filename="${artifact.name}"; filename*=UTF-8''${encodeURIComponent(artifact.name)}` })
+        .writeHead(200, {
+          ...headers,
+          'content-type': artifact.mimeType,
+          'content-length': artifact.data.length,
+          'content-disposition': `attachment; filename="${artifact.name}"; filename*=UTF-8''${encodeURIComponent(artifact.name)}`,
+        })
         .end(artifact.data);
     }
     const [, , run, encoded] = url.pathname.split('/');
@@ -287,7 +338,9 @@ export async function startArtifactService(): Promise<ArtifactService> {
       const type = request.headers['x-ms-blob-content-type'];
       if (typeof type === 'string') artifact.mimeType = type;
       blocks.delete(key);
-      return response.writeHead(201, { ...headers, etag, 'last-modified': new Date().toUTCString(), 'x-ms-request-server-encrypted': 'true', 'content-length': 0 }).end();
+      return response
+        .writeHead(201, { ...headers, etag, 'last-modified': new Date().toUTCString(), 'x-ms-request-server-encrypted': 'true', 'content-length': 0 })
+        .end();
     }
     if (request.headers['x-ms-blob-type'] !== 'BlockBlob') return response.writeHead(400, headers).end('<Error><Code>MissingRequiredHeader</Code></Error>');
     requests.push(`blob PUT ${artifact.name}`);

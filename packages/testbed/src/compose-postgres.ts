@@ -56,10 +56,15 @@ export async function startComposePostgres(project: string): Promise<ComposePost
   };
   try {
     await compose(['up', '-d', '--wait']).catch(() => compose(['up', '-d']));
-    await waitFor(`postgres in compose project ${project}`, async () => {
-      await compose(['exec', '-T', 'db', 'pg_isready', '-q'], 10_000);
-      return true;
-    }, 60_000, 250);
+    await waitFor(
+      `postgres in compose project ${project}`,
+      async () => {
+        await compose(['exec', '-T', 'db', 'pg_isready', '-q'], 10_000);
+        return true;
+      },
+      60_000,
+      250,
+    );
   } catch (error) {
     await stop();
     throw error;

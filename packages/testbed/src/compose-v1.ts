@@ -43,7 +43,10 @@ export interface ComposeV1 {
 export async function ensureComposeV1(): Promise<ComposeV1> {
   await requirePart('system python3', ['/usr/bin/python3', '--version']);
   const root = join(CACHE, 'root');
-  const ready = await stat(join(root, 'usr/bin/docker-compose')).then(() => true, () => false);
+  const ready = await stat(join(root, 'usr/bin/docker-compose')).then(
+    () => true,
+    () => false,
+  );
   if (!ready) {
     const work = `${CACHE}.${process.pid}.tmp`;
     await rm(work, { recursive: true, force: true });

@@ -39,9 +39,16 @@ export interface CoolifyServer extends RecordingServer {
   deployments: CoolifyDeployment[];
 }
 
-const cuid = () => randomBytes(12).toString('hex').replace(/^[0-9]/, 'c').slice(0, 24);
+const cuid = () =>
+  randomBytes(12)
+    .toString('hex')
+    .replace(/^[0-9]/, 'c')
+    .slice(0, 24);
 
-export async function startCoolify(resources: readonly CoolifyResource[], token = `${Math.floor(Math.random() * 90 + 10)}|${randomBytes(20).toString('base64url')}`): Promise<CoolifyServer> {
+export async function startCoolify(
+  resources: readonly CoolifyResource[],
+  token = `${Math.floor(Math.random() * 90 + 10)}|${randomBytes(20).toString('base64url')}`,
+): Promise<CoolifyServer> {
   const deployments: CoolifyDeployment[] = [];
   const json = (status: number, body: unknown): RecordedResponse => ({ status, body });
 
@@ -58,7 +65,15 @@ export async function startCoolify(resources: readonly CoolifyResource[], token 
     const entries = (deployment.resource.logs ?? [])
       .slice(0, deployment.step + 1)
       .flat()
-      .map((line, index) => ({ command: null, output: line.output, type: line.type ?? 'stdout', timestamp: new Date().toISOString(), hidden: line.hidden ?? false, batch: 1, order: index + 1 }));
+      .map((line, index) => ({
+        command: null,
+        output: line.output,
+        type: line.type ?? 'stdout',
+        timestamp: new Date().toISOString(),
+        hidden: line.hidden ?? false,
+        batch: 1,
+        order: index + 1,
+      }));
     return {
       id: deployments.indexOf(deployment) + 1,
       application_id: String(deployment.resource.uuid),
@@ -106,7 +121,10 @@ export async function startCoolify(resources: readonly CoolifyResource[], token 
         return json(200, { message: messages, ...(details.length > 0 ? { details } : {}) });
       }
       if (uuids) {
-        const found = uuids.split(',').filter(Boolean).flatMap((uuid) => resources.filter((r) => r.uuid === uuid));
+        const found = uuids
+          .split(',')
+          .filter(Boolean)
+          .flatMap((uuid) => resources.filter((r) => r.uuid === uuid));
         if (found.length === 0) return json(404, { message: 'No resources found.' });
         return json(200, {
           deployments: found.map((resource) => {

@@ -131,7 +131,10 @@ async function createHostCpu(name: string, cores: number): Promise<HostCpu> {
     setQuota,
     async stats() {
       const stat = Object.fromEntries(
-        (await readFile(join(groups.cpu, 'cpu.stat'), 'utf8')).split('\n').filter(Boolean).map((line) => line.split(' ') as [string, string]),
+        (await readFile(join(groups.cpu, 'cpu.stat'), 'utf8'))
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => line.split(' ') as [string, string]),
       );
       const usage = Number((await readFile(join(groups.cpuacct, 'cpuacct.usage'), 'utf8')).trim());
       return {
@@ -157,7 +160,14 @@ const RELAY = [
   "server.listen(Number(lp), lh, () => console.log('relay listening'));",
 ].join('\n');
 
-export async function startRelay(what: string, prefix: readonly string[], listen: [string, number], target: [string, number], dir: string, log: string): Promise<number> {
+export async function startRelay(
+  what: string,
+  prefix: readonly string[],
+  listen: [string, number],
+  target: [string, number],
+  dir: string,
+  log: string,
+): Promise<number> {
   const [file, ...args] = [...prefix, process.execPath, '-e', RELAY, listen[0], String(listen[1]), target[0], String(target[1])];
   const pid = spawnDaemon(what, file!, args, { logPath: join(dir, log) });
   try {
@@ -200,7 +210,16 @@ export async function startDockerHost(name: string, options: DockerHostOptions =
     engine = await startNetnsDocker(ns, cpu ? { cgroups: Object.values(cpu.groups) } : {});
     for (const port of ports) {
       relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir.path, `relay-host-${port}.log`));
-      relays.push(await startRelay(`registry gateway in ${name}`, ['nsenter', `--net=/run/netns/${name}`], ['127.0.0.1', port], [ns.hostAddress, port], dir.path, `relay-ns-${port}.log`));
+      relays.push(
+        await startRelay(
+          `registry gateway in ${name}`,
+          ['nsenter', `--net=/run/netns/${name}`],
+          ['127.0.0.1', port],
+          [ns.hostAddress, port],
+          dir.path,
+          `relay-ns-${port}.log`,
+        ),
+      );
     }
     sshd = await startSshd({ netns: name, listenAddress: ns.nsAddress, env: { DOCKER_HOST: `unix://${engine.socket}`, ...options.env } });
     if (cpu) {

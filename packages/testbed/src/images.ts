@@ -23,11 +23,17 @@ export interface BaseImages {
 }
 
 async function hasImage(name: string): Promise<boolean> {
-  return sh('docker', ['image', 'inspect', name], { timeoutMs: 30_000 }).then(() => true, () => false);
+  return sh('docker', ['image', 'inspect', name], { timeoutMs: 30_000 }).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function nonEmptyFile(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isFile() && s.size > 0, () => false);
+  return stat(path).then(
+    (s) => s.isFile() && s.size > 0,
+    () => false,
+  );
 }
 
 async function buildBusyboxTar(): Promise<void> {
@@ -83,8 +89,14 @@ export async function ensureMariadbImage(): Promise<string> {
   await ensureDocker();
   if (await hasImage(MARIADB_IMAGE)) return MARIADB_IMAGE;
   if (!(await nonEmptyFile(MARIADB_TAR))) {
-    throw new Error(`test bed: image ${MARIADB_IMAGE} and its rootfs cache ${MARIADB_TAR} are missing. Run \`bash scripts/setup-testbed.sh\` as root (npm test does this first).`);
+    throw new Error(
+      `test bed: image ${MARIADB_IMAGE} and its rootfs cache ${MARIADB_TAR} are missing. Run \`bash scripts/setup-testbed.sh\` as root (npm test does this first).`,
+    );
   }
-  await sh('docker', ['import', '--change', 'CMD ["bash"]', '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', MARIADB_TAR, MARIADB_IMAGE], { timeoutMs: 300_000 });
+  await sh(
+    'docker',
+    ['import', '--change', 'CMD ["bash"]', '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', MARIADB_TAR, MARIADB_IMAGE],
+    { timeoutMs: 300_000 },
+  );
   return MARIADB_IMAGE;
 }

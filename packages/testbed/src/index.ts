@@ -47,7 +47,16 @@ export type { SwarmHost } from './swarm-host';
 export { startDockerHost } from './docker-host';
 export type { DockerHost, DockerHostOptions } from './docker-host';
 export type { ArtifactRun } from './artifact-service';
-export { POSTGRES_SEED_SQL, POSTGRES_CHECKSUM_SQL, MYSQL_SEED_SQL, MYSQL_CHECKSUM_SQL, REDIS_SEED_LUA, SQLITE_SEED_PY, SQLITE_CHECKSUM_PY, FILES_SEED_SH } from './realistic-data';
+export {
+  POSTGRES_SEED_SQL,
+  POSTGRES_CHECKSUM_SQL,
+  MYSQL_SEED_SQL,
+  MYSQL_CHECKSUM_SQL,
+  REDIS_SEED_LUA,
+  SQLITE_SEED_PY,
+  SQLITE_CHECKSUM_PY,
+  FILES_SEED_SH,
+} from './realistic-data';
 export { MODERN_ROOT, startModernHost } from './modern-host';
 export type { ModernHost, ModernHostOptions } from './modern-host';
 export { BUSYBOX_ARM64, QEMU_AARCH64, enableAarch64 } from './qemu';

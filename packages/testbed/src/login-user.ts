@@ -29,7 +29,10 @@ export interface LoginUserOptions {
  */
 export async function ensureLoginUser(username: string, options: LoginUserOptions): Promise<LoginUser> {
   if (!/^skiff[a-z0-9]+$/.test(username)) throw new Error(`test bed: login user names start with "skiff" (got ${username})`);
-  const exists = await sh('id', ['-u', username]).then(() => true, () => false);
+  const exists = await sh('id', ['-u', username]).then(
+    () => true,
+    () => false,
+  );
   if (!exists) await sh('useradd', ['-m', '-s', '/bin/bash', username]);
   // No supplementary groups, whatever a previous run left; '*' is "no password" but not "locked" (sshd refuses locked accounts).
   await sh('usermod', ['-G', '', '-p', '*', username]);
@@ -64,7 +67,10 @@ export async function ensureLoginUser(username: string, options: LoginUserOption
       if (sudoersPath) await rm(sudoersPath, { force: true });
       // The user's sshd session processes may linger a moment after the connection closes.
       for (let attempt = 0; attempt < 20; attempt++) {
-        const removed = await sh('userdel', ['-r', username]).then(() => true, (error: Error) => /does not exist/.test(error.message));
+        const removed = await sh('userdel', ['-r', username]).then(
+          () => true,
+          (error: Error) => /does not exist/.test(error.message),
+        );
         if (removed) return;
         await new Promise((resolve) => setTimeout(resolve, 250));
       }

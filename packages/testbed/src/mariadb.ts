@@ -19,7 +19,6 @@ export interface Mariadb {
   stop(): Promise<void>;
 }
 
-
 /**
  * A throwaway MariaDB server: its own data dir, socket and pid file in a temp dir, on a loopback
  * port, run as the `mysql` OS user; root gets a password for TCP and a test database exists.
@@ -40,7 +39,9 @@ export async function startMariadb(): Promise<Mariadb> {
   const password = randomPassword();
   const database = 'skiff_test';
   await sh('chown', ['-R', 'mysql:mysql', dir.path]);
-  await sh('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=mysql', '--auth-root-authentication-method=socket', '--skip-test-db'], { timeoutMs: 120_000 }).catch(async (error) => {
+  await sh('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=mysql', '--auth-root-authentication-method=socket', '--skip-test-db'], {
+    timeoutMs: 120_000,
+  }).catch(async (error) => {
     await dir.remove();
     throw error;
   });
@@ -51,7 +52,18 @@ export async function startMariadb(): Promise<Mariadb> {
     pid = spawnDaemon(
       'mariadbd',
       '/usr/sbin/mariadbd',
-      ['--no-defaults', `--datadir=${data}`, `--socket=${socket}`, `--pid-file=${pidFile}`, `--port=${port}`, '--bind-address=127.0.0.1', '--skip-name-resolve', '--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M', '--skip-log-bin'],
+      [
+        '--no-defaults',
+        `--datadir=${data}`,
+        `--socket=${socket}`,
+        `--pid-file=${pidFile}`,
+        `--port=${port}`,
+        '--bind-address=127.0.0.1',
+        '--skip-name-resolve',
+        '--innodb-buffer-pool-size=32M',
+        '--innodb-log-file-size=16M',
+        '--skip-log-bin',
+      ],
       { uid, gid, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' }, logPath },
     );
   } catch (error) {
@@ -70,10 +82,15 @@ export async function startMariadb(): Promise<Mariadb> {
   };
 
   try {
-    await waitFor(`mariadbd on 127.0.0.1:${port}`, async () => {
-      await sql('select 1');
-      return true;
-    }, 60_000, 200);
+    await waitFor(
+      `mariadbd on 127.0.0.1:${port}`,
+      async () => {
+        await sql('select 1');
+        return true;
+      },
+      60_000,
+      200,
+    );
     // The password goes in through stdin, never an argv.
     const setup = [
       `CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '${password}'`,
@@ -84,7 +101,10 @@ export async function startMariadb(): Promise<Mariadb> {
     await sh('mariadb', ['--no-defaults', `--socket=${socket}`, '-u', 'root'], { input: await readFile(p('setup.sql'), 'utf8') });
     await sh('rm', ['-f', p('setup.sql')]);
   } catch (error) {
-    const logTail = await readFile(logPath, 'utf8').then((t) => t.slice(-2000), () => '');
+    const logTail = await readFile(logPath, 'utf8').then(
+      (t) => t.slice(-2000),
+      () => '',
+    );
     await stop();
     throw new Error(`${(error as Error).message}\n${logTail}`);
   }

@@ -88,7 +88,8 @@ exec tini -s -g -- /skiff-init.sh
 async function childrenOf(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
   const children: number[] = [];
-  for (const task of tasks) children.push(...(await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number));
+  for (const task of tasks)
+    children.push(...(await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number));
   return children;
 }
 
@@ -120,7 +121,8 @@ export async function startModernHost(name: string, options: ModernHostOptions =
   try {
     for (const sub of ['upper', 'work', 'merged', 'docker', 'containerd', 'shared', 'keys']) await mkdir(p(sub), { recursive: true });
     const upper = (...parts: string[]) => p('upper', ...parts);
-    for (const sub of ['var/lib/docker', 'var/lib/containerd', 'skiff', '.oldroot', 'etc/docker', 'etc/containerd', 'etc/ssh', 'root/.ssh']) await mkdir(upper(sub), { recursive: true });
+    for (const sub of ['var/lib/docker', 'var/lib/containerd', 'skiff', '.oldroot', 'etc/docker', 'etc/containerd', 'etc/ssh', 'root/.ssh'])
+      await mkdir(upper(sub), { recursive: true });
     await chmod(upper('root/.ssh'), 0o700);
 
     await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'skiff-modern-host', '-f', p('keys', 'host_ed25519')]);
@@ -166,25 +168,68 @@ export async function startModernHost(name: string, options: ModernHostOptions =
         2,
       )}\n`,
     );
-    await writeFile(upper('etc/containerd/config.toml'), ['version = 2', 'root = "/var/lib/containerd"', 'state = "/run/containerd"', 'disabled_plugins = ["io.containerd.grpc.v1.cri"]', '[grpc]', '  address = "/run/containerd/containerd.sock"', ''].join('\n'));
+    await writeFile(
+      upper('etc/containerd/config.toml'),
+      [
+        'version = 2',
+        'root = "/var/lib/containerd"',
+        'state = "/run/containerd"',
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        '[grpc]',
+        '  address = "/run/containerd/containerd.sock"',
+        '',
+      ].join('\n'),
+    );
     await writeFile(upper('skiff-init.sh'), INIT, { mode: 0o755 });
 
     bootPid = spawnDaemon(
       `modern server ${name}`,
       'nsenter',
-      [`--net=/run/netns/${name}`, 'unshare', '--mount', '--pid', '--fork', '--propagation', 'private', '--kill-child', 'sh', '-c', BOOT, 'boot', MODERN_ROOT, p('upper'), p('work'), p('merged'), p('docker'), p('containerd'), p('shared')],
+      [
+        `--net=/run/netns/${name}`,
+        'unshare',
+        '--mount',
+        '--pid',
+        '--fork',
+        '--propagation',
+        'private',
+        '--kill-child',
+        'sh',
+        '-c',
+        BOOT,
+        'boot',
+        MODERN_ROOT,
+        p('upper'),
+        p('work'),
+        p('merged'),
+        p('docker'),
+        p('containerd'),
+        p('shared'),
+      ],
       { logPath: p('boot.log') },
     );
     const socket = p('shared', 'docker.sock');
-    const docker = (args: readonly string[], opts: { timeoutMs?: number } = {}) => sh('docker', ['-H', `unix://${socket}`, ...args], { timeoutMs: opts.timeoutMs ?? 60_000 });
+    const docker = (args: readonly string[], opts: { timeoutMs?: number } = {}) =>
+      sh('docker', ['-H', `unix://${socket}`, ...args], { timeoutMs: opts.timeoutMs ?? 60_000 });
     const serverLog = async () => {
       const logs: string[] = [(await readFile(p('boot.log'), 'utf8').catch(() => '')).trim()];
-      for (const file of ['containerd.log', 'dockerd.log', 'sshd.log']) logs.push(`${file}: ${(await readFile(p('upper', 'var/log/skiff', file), 'utf8').catch(() => '')).trim().split('\n').slice(-8).join('\n')}`);
+      for (const file of ['containerd.log', 'dockerd.log', 'sshd.log'])
+        logs.push(`${file}: ${(await readFile(p('upper', 'var/log/skiff', file), 'utf8').catch(() => '')).trim().split('\n').slice(-8).join('\n')}`);
       return logs.join('\n');
     };
     try {
-      await waitFor(`the engine of modern server ${name}`, async () => (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 5_000 }).catch(() => '')).trim() !== '', 60_000, 250);
-      await waitFor(`sshd of modern server ${name}`, async () => (await sh('ssh-keyscan', ['-T', '1', '-t', 'ed25519', '-p', '22', ns.nsAddress]).catch(() => '')).includes('ssh-ed25519'), 30_000, 200);
+      await waitFor(
+        `the engine of modern server ${name}`,
+        async () => (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 5_000 }).catch(() => '')).trim() !== '',
+        60_000,
+        250,
+      );
+      await waitFor(
+        `sshd of modern server ${name}`,
+        async () => (await sh('ssh-keyscan', ['-T', '1', '-t', 'ed25519', '-p', '22', ns.nsAddress]).catch(() => '')).includes('ssh-ed25519'),
+        30_000,
+        200,
+      );
     } catch (error) {
       throw new Error(`${(error as Error).message}\n${await serverLog()}`);
     }
@@ -193,10 +238,20 @@ export async function startModernHost(name: string, options: ModernHostOptions =
     if (initPid === undefined) throw new Error(`test bed: modern server ${name} has no PID 1 under ${bootPid}`);
 
     const pid1 = initPid;
-    const exec = (args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}) => sh('nsenter', ['-t', String(pid1), '-m', '-p', '-n', ...args], opts);
+    const exec = (args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}) =>
+      sh('nsenter', ['-t', String(pid1), '-m', '-p', '-n', ...args], opts);
     for (const port of ports) {
       relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir.path, `relay-host-${port}.log`));
-      relays.push(await startRelay(`registry gateway in ${name}`, ['nsenter', `--net=/run/netns/${name}`], ['127.0.0.1', port], [ns.hostAddress, port], dir.path, `relay-ns-${port}.log`));
+      relays.push(
+        await startRelay(
+          `registry gateway in ${name}`,
+          ['nsenter', `--net=/run/netns/${name}`],
+          ['127.0.0.1', port],
+          [ns.hostAddress, port],
+          dir.path,
+          `relay-ns-${port}.log`,
+        ),
+      );
     }
     const hostPublicKey = (await readFile(p('keys', 'host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
     const versions = {

@@ -34,7 +34,11 @@ const alive = (pid: number) => {
   }
 };
 
-const cmdlineOf = (pid: number) => readFile(`/proc/${pid}/cmdline`, 'utf8').then((c) => c.split('\0').join(' '), () => '');
+const cmdlineOf = (pid: number) =>
+  readFile(`/proc/${pid}/cmdline`, 'utf8').then(
+    (c) => c.split('\0').join(' '),
+    () => '',
+  );
 
 async function pidFrom(file: string): Promise<number | undefined> {
   const text = await readFile(file, 'utf8').catch(() => '');
@@ -61,7 +65,13 @@ async function cgroupDirs(cgroup: string): Promise<string[]> {
   const roots = ['/sys/fs/cgroup', ...(await readdir('/sys/fs/cgroup').catch(() => [] as string[])).map((c) => join('/sys/fs/cgroup', c))];
   // The relative --cgroup-parent puts them under the daemon's own cgroup, which it inherited from
   // this process: the root in most hierarchies, but not all (e.g. memory:/process_api/…).
-  const own = new Set(['/', ...(await readFile('/proc/self/cgroup', 'utf8').catch(() => '')).split('\n').map((line) => line.split(':').slice(2).join(':')).filter((path) => path.startsWith('/'))]);
+  const own = new Set([
+    '/',
+    ...(await readFile('/proc/self/cgroup', 'utf8').catch(() => ''))
+      .split('\n')
+      .map((line) => line.split(':').slice(2).join(':'))
+      .filter((path) => path.startsWith('/')),
+  ]);
   const dirs: string[] = [];
   for (const top of roots.flatMap((root) => [...own].map((path) => join(root, path, cgroup)))) {
     const children = await readdir(top, { withFileTypes: true }).catch(() => undefined);
@@ -180,23 +190,35 @@ export async function startNetnsDocker(ns: string | { name: string }, options: N
     ? ['sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 1; shift; done; shift; exec "$@"', 'sh', ...options.cgroups, '--']
     : [];
   const [file, ...args] = [...joinCgroups, 'nsenter'];
-  const pid = spawnDaemon('netns dockerd', file!, [
-    ...args,
-    `--net=${nsPath}`,
-    'dockerd',
-    '--config-file', join(dir, 'daemon.json'),
-    '--data-root', join(dir, 'data'),
-    '--exec-root', execRoot,
-    '--pidfile', pidfile,
-    '--host', `unix://${socket}`,
-    '--bridge', bridge,
-    '--iptables=true',
-    '--ip6tables=false',
-    // Published ports by DNAT only, as on servers that turn the proxy off: no docker-proxy
-    // listener that an input-hook rule would see.
-    '--userland-proxy=false',
-    '--cgroup-parent', cgroup,
-  ], { logPath: log });
+  const pid = spawnDaemon(
+    'netns dockerd',
+    file!,
+    [
+      ...args,
+      `--net=${nsPath}`,
+      'dockerd',
+      '--config-file',
+      join(dir, 'daemon.json'),
+      '--data-root',
+      join(dir, 'data'),
+      '--exec-root',
+      execRoot,
+      '--pidfile',
+      pidfile,
+      '--host',
+      `unix://${socket}`,
+      '--bridge',
+      bridge,
+      '--iptables=true',
+      '--ip6tables=false',
+      // Published ports by DNAT only, as on servers that turn the proxy off: no docker-proxy
+      // listener that an input-hook rule would see.
+      '--userland-proxy=false',
+      '--cgroup-parent',
+      cgroup,
+    ],
+    { logPath: log },
+  );
 
   const docker = (args: readonly string[], options: { timeoutMs?: number } = {}) =>
     sh('docker', ['-H', `unix://${socket}`, ...args], { timeoutMs: options.timeoutMs ?? 60_000 });

@@ -28,10 +28,14 @@ export async function startNetnsWebServer(netns: string, address: string, port =
   if (pid === undefined) throw new Error('test bed: busybox httpd did not start');
   const url = `http://${address}:${port}/`;
   try {
-    await waitFor(`httpd on ${address}:${port} in ${netns}`, async () => {
-      const out = await sh('ip', ['netns', 'exec', netns, 'curl', '-s', '--max-time', '1', url]);
-      return out === body;
-    }, 10_000);
+    await waitFor(
+      `httpd on ${address}:${port} in ${netns}`,
+      async () => {
+        const out = await sh('ip', ['netns', 'exec', netns, 'curl', '-s', '--max-time', '1', url]);
+        return out === body;
+      },
+      10_000,
+    );
   } catch (error) {
     await stopPid(pid);
     await dir.remove();

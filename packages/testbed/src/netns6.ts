@@ -46,10 +46,22 @@ export async function enableNetnsIpv6(host: NetnsHost): Promise<NetnsIpv6> {
   const inNs = (args: string[]) => sh('ip', ['netns', 'exec', host.name, ...args]);
 
   // No router advertisements or autoconf on either end: only the addresses set here exist.
-  for (const [key, value] of [['accept_ra', '0'], ['autoconf', '0'], ['disable_ipv6', '0']] as const) {
+  for (const [key, value] of [
+    ['accept_ra', '0'],
+    ['autoconf', '0'],
+    ['disable_ipv6', '0'],
+  ] as const) {
     await writeFile(`/proc/sys/net/ipv6/conf/${host.hostIf}/${key}`, value);
   }
-  await inNs(['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.lo.disable_ipv6=0', `net.ipv6.conf.${host.nsIf}.accept_ra=0`, `net.ipv6.conf.${host.nsIf}.autoconf=0`, `net.ipv6.conf.${host.nsIf}.disable_ipv6=0`]);
+  await inNs([
+    'sysctl',
+    '-qw',
+    'net.ipv6.conf.all.disable_ipv6=0',
+    'net.ipv6.conf.lo.disable_ipv6=0',
+    `net.ipv6.conf.${host.nsIf}.accept_ra=0`,
+    `net.ipv6.conf.${host.nsIf}.autoconf=0`,
+    `net.ipv6.conf.${host.nsIf}.disable_ipv6=0`,
+  ]);
   await sh('ip', ['-6', 'addr', 'replace', `${hostAddress}/64`, 'dev', host.hostIf, 'nodad']);
   await sh('ip', ['-n', host.name, '-6', 'addr', 'replace', `${nsAddress}/64`, 'dev', host.nsIf, 'nodad']);
 
@@ -60,7 +72,8 @@ export async function enableNetnsIpv6(host: NetnsHost): Promise<NetnsIpv6> {
     nsAddress,
     async addHostAddress(addr: string) {
       const ip = addr.split('/')[0] ?? '';
-      if (!isIPv6(ip) || groups(ip).slice(0, 4).join(':') !== groups(`${prefix}::`).slice(0, 4).join(':')) throw new Error(`test bed: ${addr} is not an IPv6 address inside ${subnet}`);
+      if (!isIPv6(ip) || groups(ip).slice(0, 4).join(':') !== groups(`${prefix}::`).slice(0, 4).join(':'))
+        throw new Error(`test bed: ${addr} is not an IPv6 address inside ${subnet}`);
       // Deprecated (preferred_lft 0): still usable as an explicit source (`curl --interface`), never
       // picked by default. Linux caps source selection's longest-prefix rule at the /64, so without
       // this the newest address would become the source of every connection, SSH included.

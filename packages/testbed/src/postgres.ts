@@ -22,7 +22,6 @@ export interface Postgres {
   stop(): Promise<void>;
 }
 
-
 /** A throwaway PostgreSQL 15 cluster on a loopback port, with a password-only test user and database. */
 export async function startPostgres(): Promise<Postgres> {
   await requirePart('postgresql-15', [join(PG_BIN, 'postgres'), '--version']);
@@ -54,7 +53,12 @@ export async function startPostgres(): Promise<Postgres> {
   const logPath = p('postgres.log');
   let pid: number;
   try {
-    pid = spawnDaemon('postgres', join(PG_BIN, 'postgres'), ['-D', data, '-h', '127.0.0.1', '-p', String(port), '-k', dir.path, '-c', 'password_encryption=scram-sha-256', '-c', 'fsync=off'], { ...asPostgres, logPath });
+    pid = spawnDaemon(
+      'postgres',
+      join(PG_BIN, 'postgres'),
+      ['-D', data, '-h', '127.0.0.1', '-p', String(port), '-k', dir.path, '-c', 'password_encryption=scram-sha-256', '-c', 'fsync=off'],
+      { ...asPostgres, logPath },
+    );
   } catch (error) {
     await dir.remove();
     throw error;
@@ -69,16 +73,24 @@ export async function startPostgres(): Promise<Postgres> {
   };
 
   try {
-    await waitFor(`postgres on 127.0.0.1:${port}`, async () => {
-      await sh('pg_isready', ['-q', '-h', '127.0.0.1', '-p', String(port)], { timeoutMs: 5_000 });
-      return true;
-    }, 30_000, 100);
+    await waitFor(
+      `postgres on 127.0.0.1:${port}`,
+      async () => {
+        await sh('pg_isready', ['-q', '-h', '127.0.0.1', '-p', String(port)], { timeoutMs: 5_000 });
+        return true;
+      },
+      30_000,
+      100,
+    );
     const psqlSocket = (sql: string) =>
       sh('psql', ['-h', dir.path, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-qtAc', sql]);
     await psqlSocket(`CREATE ROLE ${user} LOGIN CREATEDB PASSWORD '${password}'`);
     await psqlSocket(`CREATE DATABASE ${database} OWNER ${user}`);
   } catch (error) {
-    const logTail = await readFile(logPath, 'utf8').then((t) => t.slice(-2000), () => '');
+    const logTail = await readFile(logPath, 'utf8').then(
+      (t) => t.slice(-2000),
+      () => '',
+    );
     await stop();
     throw new Error(`${(error as Error).message}\n${logTail}`);
   }

@@ -30,14 +30,28 @@ export async function enableAarch64(): Promise<{ stop(): Promise<void> }> {
     'echo registered',
     'exec sleep 86400',
   ].join('\n');
-  const holder = spawnDaemon('binfmt_misc holder', 'unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { logPath: join(dir.path, 'holder.log') });
+  const holder = spawnDaemon('binfmt_misc holder', 'unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
+    logPath: join(dir.path, 'holder.log'),
+  });
   const stop = async () => {
-    await sh('nsenter', ['-t', String(holder), '-m', 'sh', '-c', `[ ! -e /proc/sys/fs/binfmt_misc/${ENTRY} ] || echo -1 > /proc/sys/fs/binfmt_misc/${ENTRY}`]).catch(() => '');
+    await sh('nsenter', [
+      '-t',
+      String(holder),
+      '-m',
+      'sh',
+      '-c',
+      `[ ! -e /proc/sys/fs/binfmt_misc/${ENTRY} ] || echo -1 > /proc/sys/fs/binfmt_misc/${ENTRY}`,
+    ]).catch(() => '');
     await stopPid(holder);
     await dir.remove();
   };
   try {
-    await waitFor('qemu-aarch64 in binfmt_misc', async () => (await readFile(join(dir.path, 'holder.log'), 'utf8').catch(() => '')).includes('registered'), 10_000, 50);
+    await waitFor(
+      'qemu-aarch64 in binfmt_misc',
+      async () => (await readFile(join(dir.path, 'holder.log'), 'utf8').catch(() => '')).includes('registered'),
+      10_000,
+      50,
+    );
     const arch = (await sh(BUSYBOX_ARM64, ['uname', '-m'])).trim();
     if (arch !== 'aarch64') throw new Error(`test bed: the arm64 busybox says ${arch} under qemu`);
   } catch (error) {

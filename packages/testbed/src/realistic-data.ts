@@ -10,11 +10,11 @@ export const POSTGRES_SEED_SQL = [
   "insert into customers select g, md5(random()::text) || '@example.com', initcap(substr(md5(random()::text), 1, 6 + (g % 9))) || ' ' || initcap(substr(md5(random()::text), 1, 8)), " +
     "timestamptz '2020-01-01' + random() * interval '2000 days', round((random() * 100000)::numeric, 2), random() > 0.3, " +
     "jsonb_build_object('theme', (array['dark', 'light', 'auto'])[1 + g % 3], 'visits', floor(random() * 1000), 'ref', case when g % 7 = 0 then null else md5(g::text) end), " +
-    "array[substr(md5(random()::text), 1, 5), substr(md5(random()::text), 1, 7)] from generate_series(1, 250000) g",
+    'array[substr(md5(random()::text), 1, 5), substr(md5(random()::text), 1, 7)] from generate_series(1, 250000) g',
   'create table events (id bigserial primary key, customer_id bigint references customers, kind text, payload bytea, amount double precision, at timestamp, note text)',
   "insert into events (customer_id, kind, payload, amount, at, note) select 1 + floor(random() * 250000)::bigint, (array['view', 'cart', 'buy', 'refund'])[1 + floor(random() * 4)::int], " +
     "decode(md5(random()::text) || md5(random()::text) || md5(random()::text), 'hex'), random() * 500, timestamp '2024-01-01' + random() * interval '365 days', " +
-    "case when g % 5 = 0 then null else repeat(md5(random()::text), 1 + g % 3) end from generate_series(1, 200000) g",
+    'case when g % 5 = 0 then null else repeat(md5(random()::text), 1 + g % 3) end from generate_series(1, 200000) g',
   'create index events_customer on events (customer_id)',
 ].join(';\n');
 
@@ -29,7 +29,7 @@ export const MYSQL_SEED_SQL = [
   "insert into customers select seq, concat(md5(rand()), '@example.com'), concat(substr(md5(rand()), 1, 6 + seq % 9), ' ', substr(md5(rand()), 1, 8)), " +
     "timestamp('2020-01-01') + interval floor(rand() * 172800000) second, round(rand() * 100000, 2), rand() > 0.3, " +
     "json_object('theme', elt(1 + seq % 3, 'dark', 'light', 'auto'), 'visits', floor(rand() * 1000)), " +
-    "if(seq % 4 = 0, null, unhex(concat(md5(rand()), md5(rand()), md5(rand()), md5(rand())))) from seq_1_to_200000",
+    'if(seq % 4 = 0, null, unhex(concat(md5(rand()), md5(rand()), md5(rand()), md5(rand())))) from seq_1_to_200000',
   'create table events (id int auto_increment primary key, customer_id int, kind varchar(8), amount double, at datetime, note text, key (customer_id))',
   "insert into events (customer_id, kind, amount, at, note) select 1 + floor(rand() * 200000), elt(1 + floor(rand() * 4), 'view', 'cart', 'buy', 'refund'), rand() * 500, " +
     "timestamp('2024-01-01') + interval floor(rand() * 31536000) second, if(seq % 5 = 0, null, repeat(md5(rand()), 1 + seq % 3)) from seq_1_to_250000",

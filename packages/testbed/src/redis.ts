@@ -22,16 +22,25 @@ export async function startRedis(): Promise<Redis> {
   const password = randomPassword();
   const logPath = join(dir.path, 'redis.log');
   const args = [
-    '--bind', '127.0.0.1',
-    '--port', String(port),
-    '--requirepass', password,
-    '--protected-mode', 'yes',
-    '--daemonize', 'no',
-    '--dir', dir.path,
-    '--logfile', logPath,
+    '--bind',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--requirepass',
+    password,
+    '--protected-mode',
+    'yes',
+    '--daemonize',
+    'no',
+    '--dir',
+    dir.path,
+    '--logfile',
+    logPath,
     // No RDB/AOF: tests want a blank server each time and nothing on disk after stop().
-    '--save', '',
-    '--appendonly', 'no',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
   ];
   let pid: number;
   try {
@@ -45,12 +54,19 @@ export async function startRedis(): Promise<Redis> {
     await dir.remove();
   };
   try {
-    await waitFor(`redis on 127.0.0.1:${port}`, async () => {
-      const out = await sh('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--no-auth-warning', '-a', password, 'PING'], { timeoutMs: 5_000 });
-      return out.trim() === 'PONG';
-    }, 15_000);
+    await waitFor(
+      `redis on 127.0.0.1:${port}`,
+      async () => {
+        const out = await sh('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--no-auth-warning', '-a', password, 'PING'], { timeoutMs: 5_000 });
+        return out.trim() === 'PONG';
+      },
+      15_000,
+    );
   } catch (error) {
-    const logTail = await readFile(logPath, 'utf8').then((t) => t.slice(-2000), () => '');
+    const logTail = await readFile(logPath, 'utf8').then(
+      (t) => t.slice(-2000),
+      () => '',
+    );
     await stop();
     throw new Error(`${(error as Error).message}\n${logTail}`);
   }

@@ -76,7 +76,10 @@ export async function startRegistry(options: { anonymous?: boolean } = {}): Prom
     const expected = options.anonymous ? 200 : 401;
     await waitFor(`registry on ${address} (log: ${logPath})`, async () => (await fetch(`http://${address}/v2/`)).status === expected, 15_000);
   } catch (error) {
-    const logTail = await readFile(logPath, 'utf8').then((t) => t.slice(-2000), () => '');
+    const logTail = await readFile(logPath, 'utf8').then(
+      (t) => t.slice(-2000),
+      () => '',
+    );
     await stop();
     throw new Error(`${(error as Error).message}\n${logTail}`);
   }

@@ -76,7 +76,9 @@ function sessionEnvLine(options: SshdOptions): string {
   for (const [key, value] of Object.entries(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || /[\s"\\]/.test(value)) throw new Error(`test bed: SetEnv cannot carry ${key}=${JSON.stringify(value)}`);
   }
-  return `SetEnv ${Object.entries(env).map(([key, value]) => `${key}=${value}`).join(' ')}`;
+  return `SetEnv ${Object.entries(env)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(' ')}`;
 }
 
 /** Starts a real OpenSSH server on loopback (or in a namespace) with throwaway host and user keys. */
@@ -124,10 +126,14 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
   if (pid === undefined) throw new Error('test bed: sshd did not start');
 
   const inNs = (args: string[]) => (options.netns ? sh('ip', ['netns', 'exec', options.netns, ...args]) : sh(args[0]!, args.slice(1)));
-  await waitFor(`sshd on ${host}:${port}`, async () => {
-    const out = await inNs(['ssh-keyscan', '-T', '1', '-t', 'ed25519', '-p', String(port), host]).catch(() => '');
-    return out.includes('ssh-ed25519');
-  }, 15_000);
+  await waitFor(
+    `sshd on ${host}:${port}`,
+    async () => {
+      const out = await inNs(['ssh-keyscan', '-T', '1', '-t', 'ed25519', '-p', String(port), host]).catch(() => '');
+      return out.includes('ssh-ed25519');
+    },
+    15_000,
+  );
 
   const hostPublicKey = (await readFile(p('host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
   const rsaPublicKey = (await readFile(p('host_rsa.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
@@ -159,7 +165,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
 
 /** A local account that logs in with a password (re-set on every call, so it is fresh per run). */
 export async function ensurePasswordUser(username: string, password: string): Promise<void> {
-  const exists = await sh('id', ['-u', username]).then(() => true, () => false);
+  const exists = await sh('id', ['-u', username]).then(
+    () => true,
+    () => false,
+  );
   if (!exists) await sh('useradd', ['-m', '-s', '/bin/bash', username]);
   await sh('chpasswd', [], { input: `${username}:${password}\n` });
 }
@@ -169,12 +178,17 @@ export function randomPassword(): string {
 }
 
 /** The shared SSH inputs of an action (as INPUT_* strings) that log in to a test sshd with its host key pinned. */
-export function sshdActionInputs(server: Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'hostFingerprint'>): Record<'host' | 'port' | 'username' | 'key' | 'fingerprint', string> {
+export function sshdActionInputs(
+  server: Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'hostFingerprint'>,
+): Record<'host' | 'port' | 'username' | 'key' | 'fingerprint', string> {
   return { host: server.host, port: String(server.port), username: server.username, key: server.privateKey, fingerprint: server.hostFingerprint };
 }
 
 /** Options for @skiff/ssh that log in to a test sshd with its user key and its host key pinned. */
-export function sshdConnectOptions(server: Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'knownHostsLine'>, overrides: Partial<SshConnectOptions> = {}): SshConnectOptions {
+export function sshdConnectOptions(
+  server: Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'knownHostsLine'>,
+  overrides: Partial<SshConnectOptions> = {},
+): SshConnectOptions {
   return {
     host: server.host,
     port: server.port,

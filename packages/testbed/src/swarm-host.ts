@@ -69,12 +69,33 @@ export async function startSwarmHost(name: string, options: { registryAuth?: boo
       await writeFile(join(dir.path, 'htpasswd'), await sh('htpasswd', ['-Bbn', registryLogin.username, registryLogin.password]));
       auth.push('auth:', '  htpasswd:', '    realm: skiff-swarm', `    path: ${join(dir.path, 'htpasswd')}`);
     }
-    const config = ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir.path, 'registry')}`, 'http:', `  addr: ${REGISTRY}`, ...auth, ''];
+    const config = [
+      'version: 0.1',
+      'log:',
+      '  level: warn',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir.path, 'registry')}`,
+      'http:',
+      `  addr: ${REGISTRY}`,
+      ...auth,
+      '',
+    ];
     await writeFile(join(dir.path, 'registry.yml'), config.join('\n'));
-    registryPid = spawnDaemon('docker-registry in the swarm namespace', 'nsenter', [`--net=/run/netns/${name}`, 'docker-registry', 'serve', join(dir.path, 'registry.yml')], { logPath: join(dir.path, 'registry.log') });
+    registryPid = spawnDaemon(
+      'docker-registry in the swarm namespace',
+      'nsenter',
+      [`--net=/run/netns/${name}`, 'docker-registry', 'serve', join(dir.path, 'registry.yml')],
+      { logPath: join(dir.path, 'registry.log') },
+    );
     const ns = host.ns;
     const ready = registryLogin ? '401' : '200';
-    await waitFor(`registry on ${REGISTRY} in ${name}`, async () => (await ns.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REGISTRY}/v2/`])) === ready, 15_000, 200);
+    await waitFor(
+      `registry on ${REGISTRY} in ${name}`,
+      async () => (await ns.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REGISTRY}/v2/`])) === ready,
+      15_000,
+      200,
+    );
   } catch (error) {
     await stop();
     throw error;

@@ -23,7 +23,10 @@ export interface SystemdHostOptions {
  * A separate "VPS" running real systemd (PID 1) and sshd, reached over a 127.0.0.1 port.
  * An SshdServer where it matters, so `sshdConnectOptions(host)` logs in to it.
  */
-export interface SystemdHost extends Pick<SshdServer, 'host' | 'port' | 'username' | 'privateKey' | 'privateKeyPath' | 'hostPublicKey' | 'hostFingerprint' | 'knownHostsLine'> {
+export interface SystemdHost extends Pick<
+  SshdServer,
+  'host' | 'port' | 'username' | 'privateKey' | 'privateKeyPath' | 'hostPublicKey' | 'hostFingerprint' | 'knownHostsLine'
+> {
   containerId: string;
   containerName: string;
   /** The container's own address on Docker's bridge. */
@@ -61,7 +64,11 @@ async function publishedPort(container: string, port: number): Promise<number> {
  */
 async function copyGit(container: string): Promise<void> {
   const keep = "grep -v -e '^/\\.$' -e '^/usr/share/doc' -e '^/usr/share/man' -e '^/usr/share/locale' -e '^/usr/share/bash-completion'";
-  await sh('bash', ['-c', `set -o pipefail; dpkg -L git | ${keep} | tar -c --no-recursion -T - -f - 2>/dev/null | docker exec -i "$1" tar -x -C /`, 'copy-git', container], { timeoutMs: 120_000 });
+  await sh(
+    'bash',
+    ['-c', `set -o pipefail; dpkg -L git | ${keep} | tar -c --no-recursion -T - -f - 2>/dev/null | docker exec -i "$1" tar -x -C /`, 'copy-git', container],
+    { timeoutMs: 120_000 },
+  );
   await docker(['exec', container, 'git', '--version']);
 }
 
@@ -96,11 +103,25 @@ export async function startSystemdHost(options: SystemdHostOptions): Promise<Sys
     await Promise.all([keygen(p('host_ed25519')), keygen(p('user_key'))]);
     containerId = (
       await docker([
-        'run', '-d', '--name', containerName, '--hostname', containerName,
-        '--cap-add', 'NET_ADMIN',
-        '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw', '--tmpfs', '/run', '--tmpfs', '/run/lock', '-e', 'container=docker',
+        'run',
+        '-d',
+        '--name',
+        containerName,
+        '--hostname',
+        containerName,
+        '--cap-add',
+        'NET_ADMIN',
+        '-v',
+        '/sys/fs/cgroup:/sys/fs/cgroup:rw',
+        '--tmpfs',
+        '/run',
+        '--tmpfs',
+        '/run/lock',
+        '-e',
+        'container=docker',
         ...publish.flatMap((port) => ['-p', `127.0.0.1:0:${port}`]),
-        SYSTEMD_IMAGE, '/sbin/init',
+        SYSTEMD_IMAGE,
+        '/sbin/init',
       ])
     ).trim();
     const id = containerId;
@@ -110,18 +131,36 @@ export async function startSystemdHost(options: SystemdHostOptions): Promise<Sys
     // `degraded` still means booted: units run and timers fire; some unit that does not suit a
     // container failed. Anything else (starting, initializing) is still booting.
     let systemState: SystemdHost['systemState'] = 'running';
-    await waitFor(`systemd in ${containerName}`, async () => {
-      const state = (await exec(['systemctl', 'is-system-running']).catch((e: Error & { stdout?: string }) => e.stdout ?? '')).trim();
-      if (state === 'running' || state === 'degraded') systemState = state;
-      return state === 'running' || state === 'degraded';
-    }, (options.bootTimeoutSeconds ?? 60) * 1000, 250);
-    const failedUnits = (await exec(['systemctl', 'list-units', '--failed', '--plain', '--no-legend'])).split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter(Boolean);
+    await waitFor(
+      `systemd in ${containerName}`,
+      async () => {
+        const state = (await exec(['systemctl', 'is-system-running']).catch((e: Error & { stdout?: string }) => e.stdout ?? '')).trim();
+        if (state === 'running' || state === 'degraded') systemState = state;
+        return state === 'running' || state === 'degraded';
+      },
+      (options.bootTimeoutSeconds ?? 60) * 1000,
+      250,
+    );
+    const failedUnits = (await exec(['systemctl', 'list-units', '--failed', '--plain', '--no-legend']))
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/)[0] ?? '')
+      .filter(Boolean);
 
     await exec(['sh', '-c', 'rm -f /etc/ssh/ssh_host_* && install -d -m 0700 /root/.ssh']);
     await docker(['cp', p('host_ed25519'), `${id}:/etc/ssh/ssh_host_ed25519_key`]);
     await docker(['cp', p('host_ed25519.pub'), `${id}:/etc/ssh/ssh_host_ed25519_key.pub`]);
     await docker(['cp', p('user_key.pub'), `${id}:/root/.ssh/authorized_keys`]);
-    await writeFile(p('skiff.conf'), ['HostKey /etc/ssh/ssh_host_ed25519_key', 'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'MaxStartups 100:30:200', 'MaxSessions 50', ''].join('\n'));
+    await writeFile(
+      p('skiff.conf'),
+      [
+        'HostKey /etc/ssh/ssh_host_ed25519_key',
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'MaxStartups 100:30:200',
+        'MaxSessions 50',
+        '',
+      ].join('\n'),
+    );
     await docker(['cp', p('skiff.conf'), `${id}:/etc/ssh/sshd_config.d/skiff.conf`]);
     await exec(['sh', '-c', 'chown -R root:root /etc/ssh /root/.ssh && chmod 0600 /etc/ssh/ssh_host_ed25519_key /root/.ssh/authorized_keys && sshd -t']);
     await exec(['systemctl', 'enable', '--now', 'ssh.service']);
@@ -133,14 +172,20 @@ export async function startSystemdHost(options: SystemdHostOptions): Promise<Sys
     for (const containerPort of publish) ports[containerPort] = await publishedPort(id, containerPort);
     const hostPublicKey = (await readFile(p('host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
     // docker-proxy accepts as soon as the port is published; only a host key in the answer means sshd answered.
-    await waitFor(`sshd in ${containerName} on 127.0.0.1:${port}`, async () => {
-      const out = await sh('ssh-keyscan', ['-T', '2', '-t', 'ed25519', '-p', String(port), '127.0.0.1']).catch(() => '');
-      return out.includes(hostPublicKey.split(' ')[1]!);
-    }, 20_000, 250);
+    await waitFor(
+      `sshd in ${containerName} on 127.0.0.1:${port}`,
+      async () => {
+        const out = await sh('ssh-keyscan', ['-T', '2', '-t', 'ed25519', '-p', String(port), '127.0.0.1']).catch(() => '');
+        return out.includes(hostPublicKey.split(' ')[1]!);
+      },
+      20_000,
+      250,
+    );
 
     const network = (await docker(['inspect', '--format', '{{.NetworkSettings.Gateway}} {{.NetworkSettings.IPAddress}}', id])).trim().split(/\s+/);
     const [runnerAddress, containerAddress] = network;
-    if (!runnerAddress || !containerAddress) throw new Error(`test bed: ${containerName} has no bridge address (docker inspect said ${JSON.stringify(network)})`);
+    if (!runnerAddress || !containerAddress)
+      throw new Error(`test bed: ${containerName} has no bridge address (docker inspect said ${JSON.stringify(network)})`);
 
     return {
       host: '127.0.0.1',

@@ -32,14 +32,22 @@ async function outcome(file: string, args: string[], input?: string): Promise<{ 
 
 function sshArgs(server: SshdServer, knownHostsFile: string, host: string, extra: string[] = []): string[] {
   return [
-    '-F', '/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${knownHostsFile}`,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'ConnectTimeout=5',
-    '-i', server.privateKeyPath,
-    '-p', String(server.port),
+    '-F',
+    '/dev/null',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${knownHostsFile}`,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'ConnectTimeout=5',
+    '-i',
+    server.privateKeyPath,
+    '-p',
+    String(server.port),
     ...extra,
     `root@${host}`,
   ];
@@ -94,7 +102,11 @@ describe('base images and registry', () => {
     expect(links.trim().split('\n')).toEqual(Array(6).fill('busybox'));
     // httpd + wget over the container's own loopback: the applets compose files rely on really work.
     const served = await sh('docker', [
-      'run', '--rm', images.busybox, 'sh', '-c',
+      'run',
+      '--rm',
+      images.busybox,
+      'sh',
+      '-c',
       'echo served-by-httpd > /var/www/index.html && httpd -p 127.0.0.1:8080 -h /var/www && wget -qO- http://127.0.0.1:8080/',
     ]);
     expect(served.trim()).toBe('served-by-httpd');
@@ -102,7 +114,11 @@ describe('base images and registry', () => {
 
   it('debian base image carries postgres, redis, nginx and curl', async () => {
     const out = await sh('docker', [
-      'run', '--rm', images.debian, 'sh', '-c',
+      'run',
+      '--rm',
+      images.debian,
+      'sh',
+      '-c',
       '/usr/lib/postgresql/15/bin/postgres --version && redis-server --version && nginx -v 2>&1 && curl --version | head -n1',
     ]);
     expect(out).toMatch(/postgres \(PostgreSQL\) 15\./);
@@ -122,13 +138,17 @@ describe('base images and registry', () => {
   });
 
   it('an image built FROM the base is pushed with auth and pulled back', async () => {
-    const login = await sh('docker', ['--config', configDir, 'login', '-u', registry.username, '--password-stdin', registry.address], { input: `${registry.password}\n` });
+    const login = await sh('docker', ['--config', configDir, 'login', '-u', registry.username, '--password-stdin', registry.address], {
+      input: `${registry.password}\n`,
+    });
     expect(login).toMatch(/Login Succeeded/);
     await sh('docker', ['--config', configDir, 'push', ref]);
 
-    const tags = (await (await fetch(`http://${registry.address}/v2/skiff/testbed-probe/tags/list`, {
-      headers: { authorization: `Basic ${Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}` },
-    })).json()) as { tags?: string[] };
+    const tags = (await (
+      await fetch(`http://${registry.address}/v2/skiff/testbed-probe/tags/list`, {
+        headers: { authorization: `Basic ${Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}` },
+      })
+    ).json()) as { tags?: string[] };
     expect(tags.tags).toContain(tag.split(':')[1]);
 
     await sh('docker', ['image', 'rm', ref]);
@@ -146,14 +166,41 @@ describe('postgres', () => {
   });
 
   it('answers a query over TCP with the password', async () => {
-    const out = await sh('env', [`PGPASSWORD=${pg.password}`, 'psql', '-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', pg.database, '-tAc', 'select 40 + 2, current_database(), current_user']);
+    const out = await sh('env', [
+      `PGPASSWORD=${pg.password}`,
+      'psql',
+      '-h',
+      pg.host,
+      '-p',
+      String(pg.port),
+      '-U',
+      pg.user,
+      '-d',
+      pg.database,
+      '-tAc',
+      'select 40 + 2, current_database(), current_user',
+    ]);
     expect(out.trim()).toBe(`42|${pg.database}|${pg.user}`);
     const viaUrl = await sh('psql', [pg.url, '-qtAc', 'create table t (x int); insert into t values (7); select sum(x) from t']);
     expect(viaUrl.trim()).toBe('7');
   });
 
   it('refuses a wrong password', async () => {
-    const wrong = await outcome('env', ['PGPASSWORD=wrong', 'psql', '-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', pg.database, '-w', '-tAc', 'select 1']);
+    const wrong = await outcome('env', [
+      'PGPASSWORD=wrong',
+      'psql',
+      '-h',
+      pg.host,
+      '-p',
+      String(pg.port),
+      '-U',
+      pg.user,
+      '-d',
+      pg.database,
+      '-w',
+      '-tAc',
+      'select 1',
+    ]);
     expect(wrong.ok).toBe(false);
     expect(wrong.text).toMatch(/password authentication failed/);
   });
@@ -251,7 +298,11 @@ describe('ssh hosts', () => {
     await writeFile(join(user.home, '.bashrc'), `touch ${marker}\n`);
     const ownKnownHosts = `${knownHosts}.dotfiles`;
     await writeFile(ownKnownHosts, `${server.knownHostsLine}\n`);
-    const out = await sh('ssh', [...sshArgs(server, ownKnownHosts, '127.0.0.1').slice(0, -1), `${username}@127.0.0.1`, 'test -e ~/bashrc-ran && echo ran || echo unread']);
+    const out = await sh('ssh', [
+      ...sshArgs(server, ownKnownHosts, '127.0.0.1').slice(0, -1),
+      `${username}@127.0.0.1`,
+      'test -e ~/bashrc-ran && echo ran || echo unread',
+    ]);
     expect(out.trim()).toBe('unread');
   });
 
