@@ -73,7 +73,7 @@ export const deployHostsBench: Benchmark = {
     const images: string[] = [];
     const usage: ServerCpu[] = [];
     const teardown = async () => {
-      for (const line of usage) console.error(`  deploy-hosts servers, ${line}`);
+      for (const line of usage) console.error(`  deploy-hosts servers, ${line.toString()}`);
       // Each host's stop removes its containers, engine, sshd, registry gateways and namespace.
       await Promise.all(hosts.map((host) => host.stop()));
       if (registry) await sh('docker', ['logout', registry.address]).catch(() => '');

@@ -203,7 +203,7 @@ export const deployRollingBench: Benchmark = {
                     what: `ssh host 'new image into .env; docker compose pull web; docker rollout --wait-after-healthy ${DRAIN_S} web' (its own copy of the same app and proxy, same SSH server, same load)`,
                     measure: async () => {
                       rolloutTag = rolloutTag === 'a' ? 'b' : 'a';
-                      lastRollout = await rolloutRun!(rolloutTag, 0);
+                      lastRollout = await rolloutRun(rolloutTag, 0);
                       return lastRollout.ms;
                     },
                   },
@@ -236,7 +236,7 @@ export const deployRollingBench: Benchmark = {
                     label: 'docker-rollout',
                     what: 'the same with docker rollout (its default --timeout 60: it waits for a healthy state that never comes)',
                     measure: async () => {
-                      lastRolloutBroken = await rolloutRun!('crash', 1);
+                      lastRolloutBroken = await rolloutRun('crash', 1);
                       return lastRolloutBroken.ms;
                     },
                   },

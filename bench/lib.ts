@@ -2,7 +2,6 @@ import { spawn, type SpawnOptions } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SshdServer } from '@skiff/testbed';
-import type { SshConnectOptions } from '@skiff/ssh';
 import { median } from './harness';
 
 /**

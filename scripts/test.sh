@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (`npm test`). On a fresh Debian/Ubuntu machine, as root, it does
 # its own set-up: dependencies, then the test bed (fast when already provisioned), then type
-# check, unit tests, integration tests against the real test bed, and the dist/ freshness check.
+# check, format and lint, unit tests, integration tests against the real test bed, and the dist/ freshness check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,9 @@ bash scripts/setup-testbed.sh
 mkdir -p .tmp
 status=0
 npx tsc -p tsconfig.json || status=1
+# Format and lint (Prettier, ESLint with typescript-eslint's type-aware rules): a failure fails the run.
+npx prettier --check --log-level warn "**/*.{ts,mjs,js}" || status=1
+npx eslint --max-warnings 0 . || status=1
 unit_status=0
 integration_status=0
 npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.tmp/vitest-unit.json || unit_status=$?

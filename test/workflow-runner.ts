@@ -199,7 +199,7 @@ class Runner {
     if (errors.length > 0 || !parsed.value) throw new WorkflowError(`${path}: ${errors.map((e) => e.message).join('; ')}`);
     const template = await convertWorkflowTemplate(parsed.context, parsed.value);
     if (template.errors?.length) throw new WorkflowError(`${path}: ${template.errors.map((e) => e.Message).join('; ')}`);
-    return Object.assign(template, { raw: parsed.value as unknown as Token });
+    return Object.assign(template, { raw: parsed.value });
   }
 
   private say(line: string) {
@@ -264,10 +264,10 @@ class Runner {
       const neededResults = (job.needs ?? []).map((need) => needs[need.value]!.result);
       const context: Dict = {
         ...this.base(scope),
-        needs: Object.fromEntries((job.needs ?? []).map((need) => [need.value, needs[need.value]!])) as unknown as Json,
+        needs: Object.fromEntries((job.needs ?? []).map((need) => [need.value, needs[need.value]!])),
       };
       const failedNeed = neededResults.some((result) => result !== 'success');
-      const runIt = this.truthy(this.evaluate(job.if as unknown as Token, context, { failed: failedNeed }));
+      const runIt = this.truthy(this.evaluate(job.if, context, { failed: failedNeed }));
       const rawJob = find(template.raw, 'jobs', id);
       if (!runIt) {
         this.say(`job ${prefix}${id}: skipped (if: ${job.if.expression})`);
@@ -276,8 +276,8 @@ class Runner {
         continue;
       }
       let jobResults: JobResult[];
-      if (job.type === 'reusableWorkflowJob') jobResults = await this.callWorkflow(job as never, context, scope, `${prefix}${id}`);
-      else jobResults = await this.runJob(job as never, rawJob, context, scope, `${prefix}${id}`);
+      if (job.type === 'reusableWorkflowJob') jobResults = await this.callWorkflow(job, context, scope, `${prefix}${id}`);
+      else jobResults = await this.runJob(job, rawJob, context, scope, `${prefix}${id}`);
       results.push(...jobResults);
       const own = jobResults.filter((result) => result.id === `${prefix}${id}`);
       const result = jobResults.some((r) => r.result === 'failure') ? 'failure' : 'success';
@@ -411,8 +411,8 @@ class Runner {
       legs = this.matrixLegs(this.evaluate(job.strategy, context));
     } catch (error) {
       if (!(error instanceof WorkflowError) && !(error instanceof Error)) throw error;
-      this.say(`job ${id}: Error when evaluating 'strategy': ${(error as Error).message}`);
-      return [{ id, result: 'failure', outputs: {}, steps: [], error: `Error when evaluating 'strategy' for job '${id}': ${(error as Error).message}` }];
+      this.say(`job ${id}: Error when evaluating 'strategy': ${error.message}`);
+      return [{ id, result: 'failure', outputs: {}, steps: [], error: `Error when evaluating 'strategy' for job '${id}': ${error.message}` }];
     }
     const results: JobResult[] = [];
     for (const matrix of legs) {
@@ -444,7 +444,7 @@ class Runner {
     Object.assign(env, stringMap(this.evaluate(job.env, ctx())));
     this.say(`job ${id}${Object.keys(context.matrix as Dict).length ? ` (${JSON.stringify(context.matrix)})` : ''}: started`);
     for (const [index, step] of job.steps.entries()) {
-      const rawStep = rawJob ? ((find(rawJob, 'steps') as Token | undefined)?.get?.(index) as Token | undefined) : undefined;
+      const rawStep = rawJob ? (find(rawJob, 'steps')?.get?.(index) as Token | undefined) : undefined;
       const name = step.name ? stringify(this.evaluate(step.name as Token, ctx())) : step.uses ? `Run ${String(step.uses.value)}` : 'Run';
       const record: StepResult = {
         job: id,
@@ -621,7 +621,7 @@ class Runner {
       },
       new NoOperationTraceWriter(),
     );
-    return find(find(find(find(parsed.value as unknown as Token, 'jobs', 'j'), 'steps')!.get!(0) as Token, 'with'), 'v')!;
+    return find(find(find(find(parsed.value, 'jobs', 'j'), 'steps')!.get!(0) as Token, 'with'), 'v')!;
   }
 
   artifactDir() {

@@ -327,7 +327,7 @@ describe('action README tables (scripts/gen-action-docs.mjs)', () => {
     const yml = read('action-backup/action.yml')
       .replace(/^inputs:\n/m, "inputs:\n  brand-new:\n    description: 'A | piped description.'\n    required: true\n")
       .replace("default: '1024'", "default: '2048'")
-      .replace(/^  plan:\n    description: .*\n/m, '');
+      .replace(/^ {2}plan:\n {4}description: .*\n/m, '');
     const next = renderReadme(readme, yml);
     expect(next).toContain('| `brand-new` | yes |  | A \\| piped description. |');
     expect(next).toContain('| `min-size` | no | `2048` |');

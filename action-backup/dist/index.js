@@ -101610,7 +101610,8 @@ async function toolVersions(executor, source) {
   if (!command5) return {};
   const result = await executor.run([command5], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
   const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
-  return line ? { [String(command5[command5.length - 2] ?? source.type)]: line } : {};
+  const tool = command5[command5.length - 2];
+  return line ? { [typeof tool === "string" ? tool : source.type]: line } : {};
 }
 async function backupSource(executor, store, source, options) {
   const started = Date.now();

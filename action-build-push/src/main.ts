@@ -20,7 +20,7 @@ function eventFromContext(): EventInfo {
     eventName: context.eventName ?? '',
     ref: context.ref ?? '',
     sha: context.sha ?? '',
-    payload: context.payload as Record<string, any>,
+    payload: context.payload,
     ...(process.env.GITHUB_REPOSITORY ? { repository: process.env.GITHUB_REPOSITORY } : {}),
     serverUrl: context.serverUrl,
   };

@@ -3,6 +3,21 @@
  * defaults so that moving from that action to this one keeps the same tags in the registry.
  */
 
+/** The fields of a webhook payload this file reads (all optional: each event carries some). */
+export interface EventPayload {
+  repository?: {
+    default_branch?: string;
+    full_name?: string;
+    html_url?: string;
+    name?: string;
+    description?: string | null;
+    license?: { spdx_id?: string } | null;
+  };
+  pull_request?: { number?: number; head?: { sha?: string; repo?: { full_name?: string } | null }; base?: { repo?: { full_name?: string } | null } };
+  number?: number;
+  head_commit?: { timestamp?: string };
+}
+
 /** The parts of @actions/github's `context` this file reads; tests pass webhook payload fixtures. */
 export interface EventInfo {
   eventName: string;
@@ -10,7 +25,7 @@ export interface EventInfo {
   ref: string;
   /** GITHUB_SHA: for pull_request events this is the merge commit, not the PR head. */
   sha: string;
-  payload: Record<string, any>;
+  payload: EventPayload;
   /** GITHUB_REPOSITORY (owner/name), used when the payload carries no repository. */
   repository?: string;
   serverUrl?: string;

@@ -20,9 +20,23 @@ export interface Finding {
 
 const SEVERITY_ORDER = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'];
 
+/** The fields of a trivy result this action reads (all strings in trivy's schema 2). */
+interface TrivyResult {
+  Target?: string;
+  Vulnerabilities?: {
+    VulnerabilityID?: string;
+    PkgName?: string;
+    InstalledVersion?: string;
+    FixedVersion?: string;
+    Severity?: string;
+    Title?: string;
+    PrimaryURL?: string;
+  }[];
+}
+
 /** Findings from a `trivy image --format json` report (SchemaVersion 2), worst first. */
 export function parseTrivyReport(json: string): Finding[] {
-  const report = JSON.parse(json) as { SchemaVersion?: number; Results?: Array<Record<string, any>> };
+  const report = JSON.parse(json) as { SchemaVersion?: number; Results?: TrivyResult[] };
   if (report.SchemaVersion !== 2) throw new Error(`trivy report has SchemaVersion ${report.SchemaVersion}; this action reads version 2`);
   const findings: Finding[] = [];
   for (const result of report.Results ?? []) {

@@ -93,7 +93,7 @@ describe('command builders', () => {
         cacheTo: [],
         output: 'load',
         metadataFile: undefined,
-      } as BuildSpec),
+      }),
     ).toEqual(['docker', 'buildx', 'build', '--progress', 'plain', '--file', '/w/app/Dockerfile', '--tag', 'x:1', '--load', '/w/app']);
     // A builder made for the run is named on every build; `none` leaves the result in the builder's cache.
     expect(
@@ -254,7 +254,7 @@ describe('builder and cache planning', () => {
   });
 
   it('exports a cache with the docker driver on the containerd image store, and explains a builder that could not be made', () => {
-    expect(planCache('registry', { ...buildx, containerdStore: true } as Builder, 'a/b', {}).cacheTo).toEqual(['type=registry,ref=a/b:buildcache,mode=max']);
+    expect(planCache('registry', { ...buildx, containerdStore: true }, 'a/b', {}).cacheTo).toEqual(['type=registry,ref=a/b:buildcache,mode=max']);
     expect(planCache('registry', buildx, 'a/b', {}, 'needs a builder that could not start').note).toBe('cache `registry` needs a builder that could not start');
     expect(planCache('gha', buildx, 'a/b', {}).note).toContain("needs the runner's cache service");
   });

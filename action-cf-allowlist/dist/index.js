@@ -41895,8 +41895,8 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addRaw(text, addEOL = false) {
-    this._buffer += text;
+  addRaw(text2, addEOL = false) {
+    this._buffer += text2;
     return addEOL ? this.addEOL() : this;
   }
   /**
@@ -41992,10 +41992,10 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addHeading(text, level) {
+  addHeading(text2, level) {
     const tag = `h${level}`;
     const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
-    const element2 = this.wrap(allowedTag, text);
+    const element2 = this.wrap(allowedTag, text2);
     return this.addRaw(element2).addEOL();
   }
   /**
@@ -42024,9 +42024,9 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addQuote(text, cite) {
+  addQuote(text2, cite) {
     const attrs = Object.assign({}, cite && { cite });
-    const element2 = this.wrap("blockquote", text, attrs);
+    const element2 = this.wrap("blockquote", text2, attrs);
     return this.addRaw(element2).addEOL();
   }
   /**
@@ -42037,8 +42037,8 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addLink(text, href) {
-    const element2 = this.wrap("a", text, { href });
+  addLink(text2, href) {
+    const element2 = this.wrap("a", text2, { href });
     return this.addRaw(element2).addEOL();
   }
 };
@@ -42217,8 +42217,8 @@ function getEnum(name, values, options) {
   });
 }
 var UNIT_SECONDS = { h: 3600, m: 60, s: 1 };
-function parseDuration(text) {
-  const trimmed = text.trim().toLowerCase();
+function parseDuration(text2) {
+  const trimmed = text2.trim().toLowerCase();
   if (/^\d+$/.test(trimmed)) return Number(trimmed);
   const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(trimmed);
   if (!match || trimmed === "") return void 0;
@@ -43202,9 +43202,9 @@ function keyTypeOf(keyBlob) {
 function knownHostsName(host, port) {
   return port === 22 ? host : `[${host}]:${port}`;
 }
-function parseKnownHosts(text) {
+function parseKnownHosts(text2) {
   const entries = [];
-  for (const rawLine of text.split(/\r?\n/)) {
+  for (const rawLine of text2.split(/\r?\n/)) {
     const line = rawLine.trim();
     if (!line || line.startsWith("#")) continue;
     const fields = line.split(/\s+/);
@@ -43821,7 +43821,7 @@ function sshLog(level, message) {
 }
 function liveLog(host) {
   if (host !== void 0) {
-    return { begin: (description) => info(`[${host}] \u25B6 ${description}`), line: (text) => info(`[${host}] ${text}`), end: () => void 0 };
+    return { begin: (description) => info(`[${host}] \u25B6 ${description}`), line: (text2) => info(`[${host}] ${text2}`), end: () => void 0 };
   }
   let token = "";
   return {
@@ -43830,7 +43830,7 @@ function liveLog(host) {
       token = randomBytes2(16).toString("hex");
       info(`::stop-commands::${token}`);
     },
-    line: (text) => info(text),
+    line: (text2) => info(text2),
     end() {
       info(`::${token}::`);
       endGroup();
@@ -43923,21 +43923,21 @@ function outputs() {
 }
 
 // packages/action-kit/src/summary.ts
-function cell(text) {
-  return text.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\r?\n/g, "<br>");
+function cell(text2) {
+  return text2.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\r?\n/g, "<br>");
 }
 function table(headers, rows) {
   const line = (cells) => `| ${cells.map(cell).join(" | ")} |`;
   return [line(headers), line(headers.map(() => "---")), ...rows.map(line)].join("\n");
 }
-function escapeHtml(text) {
-  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+function escapeHtml(text2) {
+  return text2.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 }
-function codeBlock(text, language = "") {
-  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
+function codeBlock(text2, language = "") {
+  const longestRun = Math.max(0, ...[...text2.matchAll(/`+/g)].map((match) => match[0].length));
   const fence = "`".repeat(Math.max(3, longestRun + 1));
   return `${fence}${language}
-${text.replace(/\n$/, "")}
+${text2.replace(/\n$/, "")}
 ${fence}`;
 }
 function details(title, body, open2 = false) {
@@ -43947,11 +43947,11 @@ ${body}
 
 </details>`;
 }
-function inlineCode(text) {
-  const longestRun = Math.max(0, ...[...text.matchAll(/`+/g)].map((match) => match[0].length));
-  if (longestRun === 0) return `\`${text}\``;
+function inlineCode(text2) {
+  const longestRun = Math.max(0, ...[...text2.matchAll(/`+/g)].map((match) => match[0].length));
+  if (longestRun === 0) return `\`${text2}\``;
   const fence = "`".repeat(longestRun + 1);
-  return `${fence} ${text} ${fence}`;
+  return `${fence} ${text2} ${fence}`;
 }
 function formatBytes(bytes) {
   if (bytes < 1024) return `${bytes} B`;
@@ -43978,8 +43978,8 @@ function renderPlan(steps, title = "Plan (dry run: nothing was run)") {
   return `${parts.join("\n").trimEnd()}
 `;
 }
-function indent(text) {
-  return text.split("\n").map((line) => line === "" ? line : `   ${line}`).join("\n");
+function indent(text2) {
+  return text2.split("\n").map((line) => line === "" ? line : `   ${line}`).join("\n");
 }
 async function writeSummary(markdown) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
@@ -44017,12 +44017,12 @@ async function runPreflight(executor, checks) {
       timeoutSeconds: PREFLIGHT_TIMEOUT_SECONDS
     });
     const ok = result.code === 0;
-    const text = (ok ? result.stdout : result.stderr || result.stdout).trim();
+    const text2 = (ok ? result.stdout : result.stderr || result.stdout).trim();
     results.push({
       description: check.description,
       command: render(check.command),
       ok,
-      output: text.split("\n")[0] ?? ""
+      output: text2.split("\n")[0] ?? ""
     });
   }
   return results;
@@ -44257,8 +44257,8 @@ var BITS = { ipv4: 32, ipv6: 128 };
 function toBigInt(bytes) {
   return bytes.reduce((value, byte) => value << 8n | BigInt(byte), 0n);
 }
-function parseCidr(text, expected) {
-  const value = text.trim();
+function parseCidr(text2, expected) {
+  const value = text2.trim();
   const withPrefix = value.includes("/") ? value : `${value}/${value.includes(":") ? 128 : 32}`;
   let family;
   if (import_ipaddr.default.IPv4.isValidCIDRFourPartDecimal(withPrefix)) family = "ipv4";
@@ -44472,13 +44472,13 @@ async function fetchAndValidate(url, rules, timeoutSeconds) {
   } catch (error2) {
     throw new RangesError(`fetching ${url} failed: ${error2.message}`);
   }
-  const text = await response.text();
-  if (!response.ok) throw new RangesError(`${url} answered HTTP ${response.status}: ${text.slice(0, 200)}`);
+  const text2 = await response.text();
+  if (!response.ok) throw new RangesError(`${url} answered HTTP ${response.status}: ${text2.slice(0, 200)}`);
   let body;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(text2);
   } catch {
-    throw new RangesError(`${url} did not answer JSON: ${text.slice(0, 200)}`);
+    throw new RangesError(`${url} did not answer JSON: ${text2.slice(0, 200)}`);
   }
   return validateRanges(body, rules);
 }
@@ -44602,8 +44602,8 @@ function readAllowlistInputs() {
 }
 
 // action-cf-allowlist/src/live.ts
-function ipToBigInt(text) {
-  const parsed = parseCidr(text);
+function ipToBigInt(text2) {
+  const parsed = parseCidr(text2);
   return typeof parsed === "string" ? void 0 : parsed.start;
 }
 function element(raw2, family) {
@@ -44642,10 +44642,10 @@ function parseLiveTable(json) {
       const c = item.chain;
       chains.set(String(c.name), {
         name: String(c.name),
-        ...c.type === void 0 ? {} : { type: String(c.type) },
-        ...c.hook === void 0 ? {} : { hook: String(c.hook) },
+        ...c.type === void 0 ? {} : { type: text(c.type) },
+        ...c.hook === void 0 ? {} : { hook: text(c.hook) },
         ...c.prio === void 0 ? {} : { priority: Number(c.prio) },
-        ...c.policy === void 0 ? {} : { policy: String(c.policy) },
+        ...c.policy === void 0 ? {} : { policy: text(c.policy) },
         ruleComments: []
       });
     } else if (item.rule) {
@@ -44672,6 +44672,9 @@ function liveMatches(live, model) {
 function liveSet(live, name) {
   return live?.sets.find((s) => s.name === name)?.elements ?? [];
 }
+function text(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
 
 // action-cf-allowlist/src/render.ts
 import { createHash as createHash2 } from "node:crypto";
@@ -44682,9 +44685,9 @@ var portSet = (ports) => ports.length === 1 ? String(ports[0]) : `{ ${ports.join
 function set(name, family, elements) {
   return { name, type: family === "ipv4" ? "ipv4_addr" : "ipv6_addr", elements };
 }
-function ruleComment(chain, text) {
+function ruleComment(chain, text2) {
   return `skiff-cf ${createHash2("sha256").update(`${chain}
-${text}`).digest("hex").slice(0, 16)}`;
+${text2}`).digest("hex").slice(0, 16)}`;
 }
 function tableModel(list3) {
   const v4 = (cidrs) => cidrs.filter((cidr) => cidr.family === "ipv4");
@@ -44711,7 +44714,7 @@ function tableModel(list3) {
     name,
     hook,
     priority,
-    rules: rules.map((text) => ({ text, comment: ruleComment(name, text) }))
+    rules: rules.map((text2) => ({ text: text2, comment: ruleComment(name, text2) }))
   });
   const chains = [chain("input", "input", INPUT_PRIORITY, body(""))];
   if (list3.dockerPublished) chains.push(chain("prerouting", "prerouting", PREROUTING_PRIORITY, body("fib daddr type local ")));
@@ -44841,9 +44844,9 @@ function wantedUfwRules(list3) {
   return rules;
 }
 var NUMBERED = /^\[\s*(\d+)\]\s+(\S+)( \(v6\))?\s+(ALLOW|DENY|REJECT|LIMIT)(?: (?:IN|OUT|FWD))?\s+(\S+)( \(v6\))?(?:\s+#\s?(.*))?$/;
-function parseUfwNumbered(text, tag) {
+function parseUfwNumbered(text2, tag) {
   const rules = [];
-  for (const line of text.split("\n")) {
+  for (const line of text2.split("\n")) {
     const match = NUMBERED.exec(line.trim());
     if (!match) continue;
     const [, number, to, toV6, action, from, fromV6, comment] = match;

@@ -67,10 +67,10 @@ export function parseLiveTable(json: string): LiveTable {
       const c = item.chain as Json;
       chains.set(String(c.name), {
         name: String(c.name),
-        ...(c.type === undefined ? {} : { type: String(c.type) }),
-        ...(c.hook === undefined ? {} : { hook: String(c.hook) }),
+        ...(c.type === undefined ? {} : { type: text(c.type) }),
+        ...(c.hook === undefined ? {} : { hook: text(c.hook) }),
         ...(c.prio === undefined ? {} : { priority: Number(c.prio) }),
-        ...(c.policy === undefined ? {} : { policy: String(c.policy) }),
+        ...(c.policy === undefined ? {} : { policy: text(c.policy) }),
         ruleComments: [],
       });
     } else if (item.rule) {
@@ -103,4 +103,9 @@ export function liveMatches(live: LiveTable, model: TableModel): boolean {
 
 export function liveSet(live: LiveTable | undefined, name: string): Cidr[] {
   return live?.sets.find((s) => s.name === name)?.elements ?? [];
+}
+
+/** A scalar of nft's JSON as text; anything else as its JSON, never "[object Object]". */
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
 }

@@ -1,6 +1,5 @@
 import type { Command, Executor } from '@skiff/shell';
 import type { Backend, LiveState } from './backend';
-import type { GuardPaths } from './guard';
 import { liveMatches, liveSet } from './live';
 import { applyCommand, checkCommand, listTableCommand, nftPaths, readLiveTable, saveLastGoodCommand } from './nftables';
 import { renderTable, type TableModel } from './render';

@@ -56157,7 +56157,7 @@ async function send(request2, timeoutMs = 3e4) {
   return { status: response.status, body };
 }
 function answerError(what, request2, answer) {
-  const said = typeof answer.body === "object" && answer.body !== null && "message" in answer.body ? String(answer.body.message) : String(answer.body ?? "").slice(0, 300);
+  const said = typeof answer.body === "object" && answer.body !== null && "message" in answer.body ? String(answer.body.message) : (typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body ?? "")).slice(0, 300);
   const hint = answer.status === 401 ? " Check coolify-token: Coolify does not accept it." : answer.status === 403 ? " The token lacks a permission: it needs `deploy` and `read`." : answer.status === 404 ? " Check coolify-uuid / coolify-tag: the token's team has no such resource." : answer.status === 429 ? " Coolify's deployment queue is full; try again later." : "";
   return `${what}: Coolify answered HTTP ${answer.status} to ${request2.method} ${request2.url}${said ? `: ${said.replace(/\.+$/, "")}` : ""}.${hint}`;
 }
@@ -57998,7 +57998,8 @@ async function toolVersions(executor, source) {
   if (!command) return {};
   const result = await executor.run([command], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
   const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
-  return line ? { [String(command[command.length - 2] ?? source.type)]: line } : {};
+  const tool = command[command.length - 2];
+  return line ? { [typeof tool === "string" ? tool : source.type]: line } : {};
 }
 async function backupSource(executor, store, source, options) {
   const started = Date.now();
@@ -58771,7 +58772,7 @@ function serviceViews(files) {
     }
     if (doc === null || doc === void 0) continue;
     if (!isMapping(doc)) throw new Error(`compose file ${file.name} is not a mapping of top-level keys (services: \u2026)`);
-    if (version2 === void 0 && doc.version !== void 0) version2 = String(doc.version);
+    if (version2 === void 0 && doc.version !== void 0) version2 = typeof doc.version === "string" ? doc.version : JSON.stringify(doc.version);
     if (doc.services === void 0 || doc.services === null) continue;
     if (!isMapping(doc.services)) throw new Error(`compose file ${file.name}: services must be a mapping of service names`);
     for (const [name, service] of Object.entries(doc.services)) {

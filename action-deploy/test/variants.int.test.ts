@@ -26,7 +26,7 @@ const PROJECT = `skiffdeployv${process.pid}`;
 const SERVICE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 let registry: Registry;
-let servers: SshdServer[] = [];
+const servers: SshdServer[] = [];
 let remoteRoot: { path: string; remove: () => Promise<void> };
 let workspace: { path: string; remove: () => Promise<void> };
 let webPort: number;

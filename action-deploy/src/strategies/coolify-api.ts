@@ -113,8 +113,8 @@ export async function send(request: ApiRequest, timeoutMs = 30_000): Promise<Api
 export function answerError(what: string, request: ApiRequest, answer: ApiAnswer): string {
   const said =
     typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
-      ? String((answer.body as { message: unknown }).message)
-      : String(answer.body ?? '').slice(0, 300);
+      ? String(answer.body.message)
+      : (typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body ?? '')).slice(0, 300);
   const hint =
     answer.status === 401
       ? ' Check coolify-token: Coolify does not accept it.'

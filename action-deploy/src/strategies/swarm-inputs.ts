@@ -3,7 +3,8 @@ import type { StrategyName } from './strategy';
 
 export const SWARM_INPUTS = [] as const satisfies readonly InputDefinition[];
 
-export interface SwarmInputs {}
+// Swarm has no inputs of its own yet; the type keeps its place in the registry of strategies.
+export type SwarmInputs = Record<string, never>;
 
 /** The swarm strategy's own inputs; undefined for other strategies. */
 export function readSwarmInputs(strategy: StrategyName): SwarmInputs | undefined {

@@ -31,7 +31,7 @@ function serviceViews(files: readonly { name: string; content: string }[]): { se
     }
     if (doc === null || doc === undefined) continue;
     if (!isMapping(doc)) throw new Error(`compose file ${file.name} is not a mapping of top-level keys (services: …)`);
-    if (version === undefined && doc.version !== undefined) version = String(doc.version);
+    if (version === undefined && doc.version !== undefined) version = typeof doc.version === 'string' ? doc.version : JSON.stringify(doc.version);
     if (doc.services === undefined || doc.services === null) continue;
     if (!isMapping(doc.services)) throw new Error(`compose file ${file.name}: services must be a mapping of service names`);
     for (const [name, service] of Object.entries(doc.services)) {

@@ -38,12 +38,12 @@ export function missingInput(name: string): InputError {
 function read<T, O extends ReadOptions<T>>(name: string, options: O | undefined, parse: (value: string) => T): ReadResult<T, O> {
   const value = rawInput(name);
   if (value === undefined) {
-    if (options?.default !== undefined) return options.default as ReadResult<T, O>;
+    if (options?.default !== undefined) return options.default;
     if (options?.required) throw missingInput(name);
     return undefined as ReadResult<T, O>;
   }
   if (options?.secret) maskSecret(value);
-  return parse(value) as ReadResult<T, O>;
+  return parse(value);
 }
 
 export function getString<const O extends ReadOptions<string>>(name: string, options?: O): ReadResult<string, O> {

@@ -248,7 +248,7 @@ export function readSshInputs(readHostInput: () => string | undefined = () => re
     core.warning(
       "insecure-ignore-host-key is true: the server's identity is NOT checked. Anyone who can intercept the connection can " +
         'pose as the server and receive the commands and secrets this step sends. Pin the host key instead with "fingerprint"; ' +
-        `get it with: ${keyscanCommand(host!, port!)}`,
+        `get it with: ${keyscanCommand(host, port)}`,
     );
   }
 

@@ -60,7 +60,8 @@ async function toolVersions(executor: Executor, source: Source): Promise<Record<
   if (!command) return {};
   const result = await executor.run([command], { description: `${source.type} tool version`, allowFailure: true }).catch(() => undefined);
   const line = result?.code === 0 ? result.stdout.trim().split('\n')[0] : undefined;
-  return line ? { [String(command[command.length - 2] ?? source.type)]: line } : {};
+  const tool = command[command.length - 2];
+  return line ? { [typeof tool === 'string' ? tool : source.type]: line } : {};
 }
 
 /**

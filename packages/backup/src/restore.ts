@@ -295,7 +295,7 @@ export function drillQueryCommand(source: Source, target: RestoreTarget, query: 
     case 'postgres':
       return psql(source, target.database!, query ?? PG_ROW_COUNTS, secretFile);
     case 'mysql':
-      return mysql(source, target.database!, query ?? MYSQL_ROW_COUNTS, secretFile);
+      return mysql(source, target.database, query ?? MYSQL_ROW_COUNTS, secretFile);
     case 'sqlite':
       return wherever(source, target.path!, SQLITE_DRILL_SCRIPT, query === undefined ? [] : [query]);
     case 'redis':

@@ -34,7 +34,7 @@ const REDUCE_MEMORY_EVERY_BYTES = 32 * 1024 * 1024;
  * chunks keeps backpressure reaching all the way back to the SSH channel.
  */
 export function toWebBounded(stream: Readable): ReadableStream<Uint8Array> {
-  return Readable.toWeb(stream, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) }) as unknown as ReadableStream<Uint8Array>;
+  return Readable.toWeb(stream, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) });
 }
 
 /**

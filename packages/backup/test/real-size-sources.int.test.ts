@@ -102,7 +102,7 @@ afterAll(async () => {
   await Promise.all([sshd?.stop(), db?.stop(), s3?.stop(), artifacts?.stop(), work?.remove()]);
 });
 
-const STORES = ['host', 's3', 'artifact'] as const;
+type StoreKind = 'host' | 's3' | 'artifact';
 /**
  * The host keeps it on the server. Runner destinations at this size run elsewhere, once per
  * source: every source to S3 with gzip and age, verified on the runner and drilled back through
@@ -111,7 +111,7 @@ const STORES = ['host', 's3', 'artifact'] as const;
  * (test/examples/). The runner's stream code is one for every source, so it is not repeated here.
  */
 const DESTINATIONS = ['host'] as const;
-const storeFor = (destination: (typeof STORES)[number]): Store =>
+const storeFor = (destination: StoreKind): Store =>
   destination === 'host' ? new HostStore(ssh, join(work.path, 'host')) : destination === 's3' ? s3Store : new ArtifactStore('nightly');
 const titled = (destination: string) => `${destination}${destination === 'host' ? '' : ' (age)'}`;
 

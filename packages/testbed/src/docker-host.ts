@@ -169,7 +169,7 @@ export async function startRelay(
   log: string,
 ): Promise<number> {
   const [file, ...args] = [...prefix, process.execPath, '-e', RELAY, listen[0], String(listen[1]), target[0], String(target[1])];
-  const pid = spawnDaemon(what, file!, args, { logPath: join(dir, log) });
+  const pid = spawnDaemon(what, file, args, { logPath: join(dir, log) });
   try {
     await waitFor(`${what} on ${listen[0]}:${listen[1]}`, async () => (await readFile(join(dir, log), 'utf8')).includes('relay listening'), 15_000, 50);
   } catch (error) {

@@ -192,7 +192,7 @@ export async function startNetnsDocker(ns: string | { name: string }, options: N
   const [file, ...args] = [...joinCgroups, 'nsenter'];
   const pid = spawnDaemon(
     'netns dockerd',
-    file!,
+    file,
     [
       ...args,
       `--net=${nsPath}`,
