@@ -56,6 +56,8 @@ export async function runGate(probes: readonly Probe[], options: GateOptions): P
   let streak = 0;
   let rounds = 0;
   let last: ProbeReport[] = [];
+  // What was wrong in the latest round that was not all ok: a streak the timeout cuts short still says why it started late.
+  let lastProblem: string | undefined;
   const elapsed = () => performance.now() - start;
   const result = (ok: boolean, reason?: string): GateResult => ({
     ok,
@@ -81,14 +83,15 @@ export async function runGate(probes: readonly Probe[], options: GateOptions): P
 
     const failed = last.find((probe) => probe.state === 'failed');
     if (failed) return result(false, `${failed.name}: ${failed.detail}`);
-    streak = last.every((probe) => probe.state === 'ok') ? streak + 1 : 0;
+    const waitingNow = last.filter((probe) => probe.state !== 'ok');
+    if (waitingNow.length > 0) lastProblem = waitingNow.map((probe) => `${probe.name}: ${probe.detail}`).join('; ');
+    streak = waitingNow.length === 0 ? streak + 1 : 0;
     if (streak >= options.successes) return result(true);
     if (elapsed() + options.intervalMs > options.timeoutMs) {
-      const waiting = last.filter((probe) => probe.state !== 'ok');
       const why =
-        waiting.length > 0
-          ? waiting.map((probe) => `${probe.name}: ${probe.detail}`).join('; ')
-          : `only ${streak} of ${options.successes} consecutive successful checks`;
+        waitingNow.length > 0
+          ? waitingNow.map((probe) => `${probe.name}: ${probe.detail}`).join('; ')
+          : `only ${streak} of ${options.successes} consecutive successful checks${lastProblem === undefined ? '' : `; the last failed round: ${lastProblem}`}`;
       return result(false, `not healthy within ${Math.round(options.timeoutMs / 1000)}s (${why})`);
     }
     await sleep(options.intervalMs);

@@ -36,6 +36,16 @@ describe('runGate', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it('a streak cut short by the timeout still says what failed in the last round that was not ok', async () => {
+    // E.g. a proxy answering from the old and the new containers in turn: the last rounds pass, an earlier one did not.
+    const url = scripted('http://app/health', ['waiting', 'ok']);
+    const result = await runGate([url], { intervalMs: 20, timeoutMs: 50, successes: 3 });
+    expect(result.ok).toBe(false);
+    expect(result.reason).toMatch(
+      /^not healthy within 0s \(only [12] of 3 consecutive successful checks; the last failed round: http:\/\/app\/health: http:\/\/app\/health waiting\)$/,
+    );
+  });
+
   it('gives up at the timeout naming what was still waiting; a throwing probe counts as waiting', async () => {
     const broken: Probe = { name: 'cmd', check: async () => Promise.reject(new Error('boom')) };
     const result = await runGate([broken], { intervalMs: 20, timeoutMs: 100, successes: 1 });
