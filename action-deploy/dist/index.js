@@ -55915,6 +55915,7 @@ async function runGate(probes, options) {
   let streak = 0;
   let rounds = 0;
   let last = [];
+  let lastProblem;
   const elapsed = () => performance.now() - start;
   const result = (ok, reason) => ({
     ok,
@@ -55938,11 +55939,12 @@ async function runGate(probes, options) {
     options.onRound?.(rounds, last);
     const failed = last.find((probe) => probe.state === "failed");
     if (failed) return result(false, `${failed.name}: ${failed.detail}`);
-    streak = last.every((probe) => probe.state === "ok") ? streak + 1 : 0;
+    const waitingNow = last.filter((probe) => probe.state !== "ok");
+    if (waitingNow.length > 0) lastProblem = waitingNow.map((probe) => `${probe.name}: ${probe.detail}`).join("; ");
+    streak = waitingNow.length === 0 ? streak + 1 : 0;
     if (streak >= options.successes) return result(true);
     if (elapsed() + options.intervalMs > options.timeoutMs) {
-      const waiting = last.filter((probe) => probe.state !== "ok");
-      const why = waiting.length > 0 ? waiting.map((probe) => `${probe.name}: ${probe.detail}`).join("; ") : `only ${streak} of ${options.successes} consecutive successful checks`;
+      const why = waitingNow.length > 0 ? waitingNow.map((probe) => `${probe.name}: ${probe.detail}`).join("; ") : `only ${streak} of ${options.successes} consecutive successful checks${lastProblem === void 0 ? "" : `; the last failed round: ${lastProblem}`}`;
       return result(false, `not healthy within ${Math.round(options.timeoutMs / 1e3)}s (${why})`);
     }
     await sleep(options.intervalMs);
@@ -60061,7 +60063,7 @@ var DEPLOY_INPUTS = [
   },
   {
     name: "env-file",
-    description: "Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.",
+    description: "Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: each line is masked, and so is each value whose variable names a credential (PASSWORD, SECRET, TOKEN, KEY, AUTH, DSN, \u2026) or that is a URL with a password (the password on its own too), and every other value of 8 characters or more. Shorter plain values such as POSTGRES_DB=shop stay readable, or every path and image name containing them would show as ***.",
     required: false,
     secret: true
   },
@@ -60275,14 +60277,19 @@ function readComposeFiles() {
   }
   return files;
 }
+var SECRET_NAME = /PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|DSN|SALT|COOKIE|SESSION|CERT/i;
+var PLAIN_VALUE_MASK_LENGTH = 8;
 function envValues(envFile) {
   const values = /* @__PURE__ */ new Set();
   for (const line of envFile.split(/\r?\n/)) {
-    const match = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/.exec(line);
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(line);
     if (!match) continue;
-    const raw2 = match[1].trim();
+    const raw2 = match[2].trim();
     const unquoted = /^(['"])(.*)\1$/.exec(raw2)?.[2] ?? raw2;
-    for (const form of [raw2, unquoted]) if (form.length >= 3) values.add(form);
+    const urlPassword = /^[a-z][a-z0-9+.-]*:\/\/[^/:@\s]*:([^@\s]+)@/i.exec(unquoted)?.[1];
+    const secret = SECRET_NAME.test(match[1]) || urlPassword !== void 0;
+    for (const form of [raw2, unquoted]) if (form.length >= (secret ? 3 : PLAIN_VALUE_MASK_LENGTH)) values.add(form);
+    if (urlPassword !== void 0 && urlPassword.length >= 3) values.add(urlPassword);
   }
   return [...values];
 }

@@ -62,7 +62,7 @@ const DEPLOY_INPUTS = [
   {
     name: 'env-file',
     description:
-      'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: every value of 3 or more characters is masked wherever it appears in the log, so keep non-secret settings such as ports in the compose file.',
+      'Contents of the `.env` file for the release, e.g. from a secret. Written with mode 0600; never logged: each line is masked, and so is each value whose variable names a credential (PASSWORD, SECRET, TOKEN, KEY, AUTH, DSN, …) or that is a URL with a password (the password on its own too), and every other value of 8 characters or more. Shorter plain values such as POSTGRES_DB=shop stay readable, or every path and image name containing them would show as ***.',
     required: false,
     secret: true,
   },
@@ -400,14 +400,27 @@ function readComposeFiles(): ComposeFileInput[] {
  * would blank those characters in the whole log and hide nothing).
  */
 /** Each value of an env file, as written and unquoted, 3 characters or longer (see readEnvFile). */
+/** Variable names that say their value is a credential. */
+const SECRET_NAME = /PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|DSN|SALT|COOKIE|SESSION|CERT/i;
+/** Shorter values of other variables are names (POSTGRES_DB=shop), masking which turns every path and image name that contains them into ***. */
+const PLAIN_VALUE_MASK_LENGTH = 8;
+
+/**
+ * The forms of the env file's values to mask: a value whose variable names a credential (or that
+ * holds a URL with a password) at any length of 3 or more, with the password inside a URL on its
+ * own too; every other value from 8 characters. The runner masks each line of the secret as well.
+ */
 export function envValues(envFile: string): string[] {
   const values = new Set<string>();
   for (const line of envFile.split(/\r?\n/)) {
-    const match = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/.exec(line);
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(line);
     if (!match) continue;
-    const raw = match[1]!.trim();
+    const raw = match[2]!.trim();
     const unquoted = /^(['"])(.*)\1$/.exec(raw)?.[2] ?? raw;
-    for (const form of [raw, unquoted]) if (form.length >= 3) values.add(form);
+    const urlPassword = /^[a-z][a-z0-9+.-]*:\/\/[^/:@\s]*:([^@\s]+)@/i.exec(unquoted)?.[1];
+    const secret = SECRET_NAME.test(match[1]!) || urlPassword !== undefined;
+    for (const form of [raw, unquoted]) if (form.length >= (secret ? 3 : PLAIN_VALUE_MASK_LENGTH)) values.add(form);
+    if (urlPassword !== undefined && urlPassword.length >= 3) values.add(urlPassword);
   }
   return [...values];
 }

@@ -41,6 +41,24 @@ describe('readDeployInputs', () => {
     expect(masked()).not.toContain('1');
   });
 
+  it('masks values the env file names as secrets at any length, and others only when long enough to be one: POSTGRES_DB=shop must not turn every path and image name into ***', () => {
+    setInputs({
+      ...ssh,
+      'env-file': [
+        'POSTGRES_USER=shop',
+        'POSTGRES_DB=shop',
+        'POSTGRES_PASSWORD=pw7',
+        'API_TOKEN=tok9',
+        'REDIS_URL=redis://:s3cr3t-pass@cache:6379/0',
+        'SENTRY_ENVIRONMENT=production-eu-1',
+        'LOG_LEVEL=info',
+      ].join('\n'),
+    });
+    readDeployInputs();
+    expect(masked()).toEqual(expect.arrayContaining(['pw7', 'tok9', 'redis://:s3cr3t-pass@cache:6379/0', 's3cr3t-pass', 'production-eu-1']));
+    for (const plain of ['shop', 'info']) expect(masked()).not.toContain(plain);
+  });
+
   it('reports every bad deploy input at once, naming each', () => {
     setInputs({
       ...ssh,

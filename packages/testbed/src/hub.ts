@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureBaseImages } from './images';
 import { sh, tempDir } from './proc';
@@ -105,8 +105,42 @@ const DOCKERFILES: Record<keyof typeof HUB_IMAGES, (debian: string, busybox: str
   ],
 };
 
+const BUILD_LOCK = '/tmp/skiff-hub-images.lock';
+
+/**
+ * One builder at a time across test files that run side by side (the examples): mkdir is atomic.
+ * A lock older than 10 minutes is a crashed run's and is taken over.
+ */
+async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
+  for (let tries = 0; ; tries++) {
+    try {
+      await mkdir(BUILD_LOCK);
+      break;
+    } catch {
+      const age =
+        Date.now() -
+        (await stat(BUILD_LOCK).then(
+          (s) => s.mtimeMs,
+          () => Date.now(),
+        ));
+      if (age > 600_000) await rmdir(BUILD_LOCK).catch(() => undefined);
+      else if (tries >= 600) throw new Error(`test bed: ${BUILD_LOCK} held for 10 minutes`);
+      else await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rmdir(BUILD_LOCK).catch(() => undefined);
+  }
+}
+
 /** Builds (from cache when unchanged) the official-image stand-ins into the machine's engine under their Hub names. */
 export async function ensureHubImages(): Promise<void> {
+  return withBuildLock(buildHubImages);
+}
+
+async function buildHubImages(): Promise<void> {
   const { debian, busybox } = await ensureBaseImages();
   for (const [name, tag] of Object.entries(HUB_IMAGES) as [keyof typeof HUB_IMAGES, string][]) {
     const dir = await tempDir(`skiff-hub-${name}`);
