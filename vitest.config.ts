@@ -2,9 +2,18 @@ import { defineConfig } from 'vitest/config';
 
 // Unit tests are pure and fast. Integration tests start real servers (sshd, dockerd,
 // registry, databases), so they get long timeouts and run one file at a time on 2 cores.
-// The examples (test/examples/) each run on servers of their own — a modern Docker host in its
-// own namespaces with its own registry and Docker Hub mirror — and mostly wait on those servers
-// (pulls, health rounds, database work inside them), so two run side by side, after the rest.
+// SIDE_BY_SIDE files run two at a time, after the others: each starts servers of its own under
+// names no other file uses, none has a timing-sensitive check (no load test, no health timeout
+// under a minute), and they spend most of their time waiting on those servers — pulls, database
+// dumps and restores at real sizes, the examples' whole workflows.
+const SIDE_BY_SIDE = [
+  'test/examples/**/*.int.test.ts',
+  'packages/backup/test/real-size-postgres.int.test.ts',
+  'packages/backup/test/real-size-sources.int.test.ts',
+  'action-backup/test/modern.int.test.ts',
+  'action-deploy/test/backup-before-deploy.int.test.ts',
+];
+
 export default defineConfig({
   test: {
     projects: [
@@ -19,7 +28,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['packages/*/test/**/*.int.test.ts', 'action-*/test/**/*.int.test.ts', 'test/**/*.int.test.ts'],
-          exclude: ['test/examples/**', '**/node_modules/**'],
+          exclude: [...SIDE_BY_SIDE, '**/node_modules/**'],
           testTimeout: 180_000,
           hookTimeout: 600_000,
           fileParallelism: false,
@@ -28,10 +37,10 @@ export default defineConfig({
       },
       {
         test: {
-          name: 'examples',
-          include: ['test/examples/**/*.int.test.ts'],
+          name: 'side-by-side',
+          include: SIDE_BY_SIDE,
           testTimeout: 300_000,
-          hookTimeout: 600_000,
+          hookTimeout: 900_000,
           fileParallelism: true,
           maxWorkers: 2,
           pool: 'forks',

@@ -20,16 +20,16 @@ unit_status=0
 integration_status=0
 npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.tmp/vitest-unit.json || unit_status=$?
 npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.tmp/vitest-integration.json || integration_status=$?
-examples_status=0
-npx vitest run --project examples --reporter=default --reporter=json --outputFile.json=.tmp/vitest-examples.json || examples_status=$?
-[[ $unit_status -eq 0 && $integration_status -eq 0 && $examples_status -eq 0 ]] || status=1
+side_status=0
+npx vitest run --project side-by-side --reporter=default --reporter=json --outputFile.json=.tmp/vitest-side-by-side.json || side_status=$?
+[[ $unit_status -eq 0 && $integration_status -eq 0 && $side_status -eq 0 ]] || status=1
 node scripts/build.mjs --check || status=1
 
 # One plain closing line over both runs, so CI can count what ran.
-UNIT_STATUS=$unit_status INTEGRATION_STATUS=$integration_status EXAMPLES_STATUS=$examples_status node -e '
+UNIT_STATUS=$unit_status INTEGRATION_STATUS=$integration_status SIDE_STATUS=$side_status node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
-  const runs = [[".tmp/vitest-unit.json", process.env.UNIT_STATUS], [".tmp/vitest-integration.json", process.env.INTEGRATION_STATUS], [".tmp/vitest-examples.json", process.env.EXAMPLES_STATUS]];
+  const runs = [[".tmp/vitest-unit.json", process.env.UNIT_STATUS], [".tmp/vitest-integration.json", process.env.INTEGRATION_STATUS], [".tmp/vitest-side-by-side.json", process.env.SIDE_STATUS]];
   for (const [file, exitStatus] of runs) {
     if (!fs.existsSync(file)) { failed++; continue; }
     const report = JSON.parse(fs.readFileSync(file, "utf8"));
