@@ -225,7 +225,10 @@ describe('strategy: rolling behind nginx', () => {
     // the old are gone it reaches only the new ones, and the one-round release check sees it.
     // No load here: what is under test is which release is kept, not the requests on the way.
     const run = await startAction(
-      inputs({ images: `web=${image('sick')}`, 'health-url': `http://127.0.0.1:${proxyPort}/cgi-bin/health`, 'health-timeout': '8s' }),
+      // health-timeout also bounds the rollback's own gate: v1's containers are recreated (the
+      // old ones were removed after the first gate) and must pass within it; 8 s was too tight
+      // on a busy machine (the rollback was reported failed).
+      inputs({ images: `web=${image('sick')}`, 'health-url': `http://127.0.0.1:${proxyPort}/cgi-bin/health`, 'health-timeout': '30s' }),
       { workspace: workspace.path },
     ).done;
     expect(run.code).toBe(1);
