@@ -181,15 +181,12 @@ export async function runWorkflow(options: WorkflowRunOptions): Promise<Workflow
 
 class Runner {
   log = '';
-  private artifacts: string;
 
   constructor(
     private tools: WorkflowTools,
     private options: WorkflowRunOptions,
     private runDir: string,
-  ) {
-    this.artifacts = join(runDir, 'artifacts');
-  }
+  ) {}
 
   /** GitHub's parse and conversion of one workflow file; its errors end the run, as on GitHub. */
   async read(path: string, text: string) {
@@ -603,7 +600,7 @@ class Runner {
     const name = uses.replace(/@.*$/, '');
     const standIn = this.options.actions?.[name] ?? BUILT_IN[name];
     if (!standIn) throw new WorkflowError(`no stand-in for ${uses} in this runner: give one in options.actions`);
-    const result = await standIn.call(this, { with: given, workspace, runDir: this.runDir, env, scope } as never);
+    const result = await standIn({ with: given, workspace, runDir: this.runDir, env, scope, repository: this.options.repository });
     record.outcome = result.outcome;
     record.outputs = result.outputs ?? {};
     record.log = result.log ?? '';
@@ -623,10 +620,6 @@ class Runner {
     );
     return find(find(find(find(parsed.value, 'jobs', 'j'), 'steps')!.get!(0) as Token, 'with'), 'v')!;
   }
-
-  artifactDir() {
-    return this.artifacts;
-  }
 }
 
 interface StepSpec {
@@ -640,10 +633,13 @@ interface StepSpec {
 
 const BUILT_IN: Record<
   string,
-  (
-    this: Runner,
-    step: { with: Record<string, string>; workspace: string; runDir: string; scope: Scope },
-  ) => Promise<{ outcome: 'success' | 'failure'; outputs?: Record<string, string>; log?: string }>
+  (step: {
+    with: Record<string, string>;
+    workspace: string;
+    runDir: string;
+    scope: Scope;
+    repository: string;
+  }) => Promise<{ outcome: 'success' | 'failure'; outputs?: Record<string, string>; log?: string }>
 > = {
   async 'actions/checkout'(step) {
     const path = join(step.workspace, step.with.path ?? '');
@@ -659,7 +655,7 @@ const BUILT_IN: Record<
       await symlink(root, path);
       return { outcome: 'success', log: `linked ${root} as ${SKIFF_REPOSITORY}@${ref.sha}` };
     }
-    const repository = (this as unknown as { options: WorkflowRunOptions }).options.repository;
+    const repository = step.repository;
     await mkdir(path, { recursive: true });
     await cp(repository, path, { recursive: true, filter: (source) => basename(source) !== '.git' });
     return { outcome: 'success', log: `copied ${repository}` };
