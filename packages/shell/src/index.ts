@@ -7,3 +7,5 @@ export { RemoteCommandError, RemoteTimeoutError } from './executor';
 export type { Executor, RunOptions, ExecResult, UploadOptions } from './executor';
 export { PlanRecorder } from './plan';
 export type { PlanStep } from './plan';
+export { LocalExecutor, lineSplitter } from './local';
+export type { LiveOutput } from './local';

@@ -9,6 +9,7 @@ import {
   RemoteCommandError,
   RemoteTimeoutError,
   isTimeoutExit,
+  lineSplitter,
   quote,
   raw,
   remoteCommandLine,
@@ -35,24 +36,6 @@ export interface ExecOptions {
   keepStdinOpen?: boolean;
   /** Sees every chunk of output as it arrives, besides collecting it. */
   onData?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
-}
-
-/** Cuts chunks into lines; `\r` ends a line too (progress output), and the last partial line comes at flush. */
-export function lineSplitter(emit: (line: string) => void): { push(chunk: Buffer): void; flush(): void } {
-  const decoder = new TextDecoder();
-  let rest = '';
-  return {
-    push(chunk) {
-      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
-      rest = parts.pop() ?? '';
-      for (const line of parts) if (line.trim() !== '') emit(line);
-    },
-    flush() {
-      const last = rest + decoder.decode();
-      rest = '';
-      if (last.trim() !== '') emit(last);
-    },
-  };
 }
 
 export interface LocalForward {

@@ -1,3 +1,4 @@
+import type { LiveOutput } from '@skiff/shell';
 /** How the server's host key is checked. Verification is the default; skipping it must be asked for. */
 export type HostKeyPolicy =
   { kind: 'known-hosts'; knownHosts: string } | { kind: 'fingerprint'; fingerprints: readonly string[] } | { kind: 'insecure-ignore' };
@@ -36,9 +37,4 @@ export interface SshConnectOptions extends SshAuth {
   liveOutput?: LiveOutput;
 }
 
-/** One step's output shown as it arrives: `begin` once, a `line` per line, `end` when the command ends. */
-export interface LiveOutput {
-  begin(description: string): void;
-  line(text: string): void;
-  end(): void;
-}
+export type { LiveOutput };
