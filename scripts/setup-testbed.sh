@@ -13,6 +13,7 @@ BUSYBOX_IMAGE=skiff-testbed/busybox:1
 DEBIAN_IMAGE=skiff-testbed/debian:bookworm
 SYSTEMD_IMAGE=skiff-testbed/systemd:bookworm
 MARIADB_IMAGE=skiff-testbed/mariadb:bookworm
+POSTGRES17_IMAGE=skiff-testbed/postgres:17-trixie
 APT_PACKAGES=(openssh-server docker.io docker-registry apache2-utils nftables iproute2 busybox-static
   debootstrap postgresql redis-server sqlite3 curl ca-certificates ufw sudo mariadb-server)
 # Other sessions on the same machine may be running apt at the same time: wait for the lock.
@@ -126,7 +127,7 @@ debootstrap_image() {
   if [[ ! -s $tarball ]]; then
     local root
     root=$(mktemp -d /var/tmp/skiff-debootstrap.XXXXXX)
-    debootstrap --variant=minbase --include="$packages" bookworm "$root" "$MIRROR" >/tmp/skiff-debootstrap.log 2>&1 ||
+    debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$MIRROR" >/tmp/skiff-debootstrap.log 2>&1 ||
       { tail -n 30 /tmp/skiff-debootstrap.log >&2; rm -rf "$root"; die "debootstrap of $image failed (log: /tmp/skiff-debootstrap.log)"; }
     # The .debs and apt lists are only dead weight in every image layer built on top.
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
@@ -151,7 +152,12 @@ debootstrap_image "$SYSTEMD_IMAGE" "$CACHE/systemd-bookworm-rootfs.tar" \
 debootstrap_image "$MARIADB_IMAGE" "$CACHE/mariadb-bookworm-rootfs.tar" \
   mariadb-server,sqlite3,python3 '["bash"]'
 
-have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" && have_image "$MARIADB_IMAGE" || die "base images missing after import"
+# A PostgreSQL major version other than the runner's (bookworm's 15): trixie's 17, server and
+# client tools, for a managed database whose version differs from the runner's pg_dump.
+debootstrap_image "$POSTGRES17_IMAGE" "$CACHE/postgres17-trixie-rootfs.tar" \
+  postgresql-17,util-linux '["bash"]' trixie
+
+have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" && have_image "$MARIADB_IMAGE" && have_image "$POSTGRES17_IMAGE" || die "base images missing after import"
 
 # --- today's server: Debian sid's Docker 28.5 / Compose 2.40 / buildx 0.29 / containerd 2.1 ----
 # A rootfs kept unpacked (never installed on this machine): @skiff/testbed's startModernHost

@@ -6606,10 +6606,10 @@ upgrade: ${upgrade}\r
     }
     function writeStream(abort, body, client, request, socket, contentLength, header, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      let finished2 = false;
+      let finished3 = false;
       const writer = new AsyncWriter({ abort, socket, request, contentLength, client, expectsPayload, header });
       const onData = function(chunk) {
-        if (finished2) {
+        if (finished3) {
           return;
         }
         try {
@@ -6621,7 +6621,7 @@ upgrade: ${upgrade}\r
         }
       };
       const onDrain = function() {
-        if (finished2) {
+        if (finished3) {
           return;
         }
         if (body.resume) {
@@ -6632,16 +6632,16 @@ upgrade: ${upgrade}\r
         queueMicrotask(() => {
           body.removeListener("error", onFinished);
         });
-        if (!finished2) {
+        if (!finished3) {
           const err = new RequestAbortedError();
           queueMicrotask(() => onFinished(err));
         }
       };
       const onFinished = function(err) {
-        if (finished2) {
+        if (finished3) {
           return;
         }
-        finished2 = true;
+        finished3 = true;
         assert(socket.destroyed || socket[kWriting] && client[kRunning] <= 1);
         socket.off("drain", onDrain).off("error", onFinished);
         body.removeListener("data", onData).removeListener("end", onFinished).removeListener("close", onClose);
@@ -9458,7 +9458,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable12 } = __require("node:stream");
+    var { Readable: Readable13 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -9470,7 +9470,7 @@ var require_readable = __commonJS({
     var kContentLength = /* @__PURE__ */ Symbol("kContentLength");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable12 {
+    var BodyReadable = class extends Readable13 {
       constructor({
         resume,
         abort,
@@ -9812,7 +9812,7 @@ var require_api_request = __commonJS({
   "node_modules/undici/lib/api/api-request.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable12 } = require_readable();
+    var { Readable: Readable13 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors();
     var util = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -9907,7 +9907,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable12({
+        const res = new Readable13({
           resume,
           abort,
           contentType,
@@ -10049,7 +10049,7 @@ var require_api_stream = __commonJS({
   "node_modules/undici/lib/api/api-stream.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { finished: finished2, PassThrough: PassThrough3 } = __require("node:stream");
+    var { finished: finished3, PassThrough: PassThrough3 } = __require("node:stream");
     var { InvalidArgumentError, InvalidReturnValueError } = require_errors();
     var util = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -10145,7 +10145,7 @@ var require_api_stream = __commonJS({
           if (!res || typeof res.write !== "function" || typeof res.end !== "function" || typeof res.on !== "function") {
             throw new InvalidReturnValueError("expected Writable");
           }
-          finished2(res, { readable: false }, (err) => {
+          finished3(res, { readable: false }, (err) => {
             const { callback: callback2, res: res2, opaque: opaque2, trailers, abort } = this;
             this.res = null;
             if (err || !res2.readable) {
@@ -10222,7 +10222,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable12,
+      Readable: Readable13,
       Duplex,
       PassThrough: PassThrough3
     } = __require("node:stream");
@@ -10236,7 +10236,7 @@ var require_api_pipeline = __commonJS({
     var { addSignal, removeSignal } = require_abort_signal();
     var assert = __require("node:assert");
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable12 {
+    var PipelineRequest = class extends Readable13 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -10253,7 +10253,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable12 {
+    var PipelineResponse = class extends Readable13 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -13578,7 +13578,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable: Readable12, pipeline: pipeline2, finished: finished2 } = __require("node:stream");
+    var { Readable: Readable13, pipeline: pipeline2, finished: finished3 } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14046,7 +14046,7 @@ var require_fetch = __commonJS({
       if (internalResponse.body == null) {
         processResponseEndOfBody();
       } else {
-        finished2(internalResponse.body.stream, () => {
+        finished3(internalResponse.body.stream, () => {
           processResponseEndOfBody();
         });
       }
@@ -14517,7 +14517,7 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable12({ read: resume });
+              this.body = new Readable13({ read: resume });
               const onError = this.onError.bind(this);
               resolve({
                 status,
@@ -19293,6 +19293,151 @@ var init_plan = __esm({
   }
 });
 
+// packages/shell/src/local.ts
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmod as chmod2, rename as rename2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
+function lineSplitter(emit) {
+  const decoder = new TextDecoder();
+  let rest = "";
+  return {
+    push(chunk) {
+      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
+      rest = parts.pop() ?? "";
+      for (const line of parts) if (line.trim() !== "") emit(line);
+    },
+    flush() {
+      const last = rest + decoder.decode();
+      rest = "";
+      if (last.trim() !== "") emit(last);
+    }
+  };
+}
+var MAX_COLLECTED_BYTES, LocalExecutor;
+var init_local = __esm({
+  "packages/shell/src/local.ts"() {
+    "use strict";
+    init_executor();
+    init_script();
+    MAX_COLLECTED_BYTES = 64 * 1024 * 1024;
+    LocalExecutor = class {
+      constructor(options = {}) {
+        this.options = options;
+      }
+      options;
+      async run(commands5, options = {}) {
+        const description = options.description ?? "command on the runner";
+        const live = options.live ? this.options.liveOutput : void 0;
+        const shown2 = options.stdout ? "stderr" : options.live;
+        const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
+        live?.begin(description);
+        let result;
+        try {
+          result = await this.spawnScript(script(commands5), options, (stream2, chunk) => {
+            if (splitters && (shown2 === "all" || stream2 === "stderr")) splitters[stream2].push(chunk);
+          });
+        } finally {
+          splitters?.stdout.flush();
+          splitters?.stderr.flush();
+          live?.end();
+        }
+        if (result.timedOut) throw new RemoteTimeoutError(description, options.timeoutSeconds);
+        const { timedOut: _timedOut, ...outcome } = result;
+        if (outcome.code !== 0 && !options.allowFailure) throw new RemoteCommandError(description, outcome);
+        return outcome;
+      }
+      spawnScript(text, options, onData) {
+        return new Promise((resolve, reject) => {
+          const child = spawn("bash", ["-c", text], {
+            detached: true,
+            stdio: ["pipe", "pipe", "pipe"],
+            env: this.options.env ?? process.env
+          });
+          const stdoutChunks = [];
+          let collected = 0;
+          let stderr = "";
+          let timedOut = false;
+          const signalGroup = (signal) => {
+            try {
+              if (child.pid !== void 0) process.kill(-child.pid, signal);
+            } catch {
+            }
+          };
+          const timers = [];
+          if (options.timeoutSeconds !== void 0) {
+            timers.push(
+              setTimeout(
+                () => {
+                  timedOut = true;
+                  signalGroup("SIGTERM");
+                  timers.push(setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_SECONDS * 1e3));
+                },
+                Math.max(1, options.timeoutSeconds) * 1e3
+              )
+            );
+          }
+          child.on("error", (error3) => {
+            timers.forEach(clearTimeout);
+            reject(new Error(`could not start bash on the runner: ${error3.message}`));
+          });
+          child.stderr.on("data", (chunk) => {
+            onData("stderr", chunk);
+            if (stderr.length < MAX_COLLECTED_BYTES) stderr += chunk.toString("utf8");
+          });
+          if (options.stdout) {
+            const sink = options.stdout;
+            child.stdout.on("data", (chunk) => {
+              onData("stdout", chunk);
+              if (!sink.write(chunk)) {
+                child.stdout.pause();
+                sink.once("drain", () => child.stdout.resume());
+              }
+            });
+          } else {
+            child.stdout.on("data", (chunk) => {
+              onData("stdout", chunk);
+              collected += chunk.length;
+              if (collected <= MAX_COLLECTED_BYTES) stdoutChunks.push(chunk);
+            });
+          }
+          child.stdin.on("error", () => void 0);
+          const input = options.stdin;
+          if (input instanceof Readable) input.pipe(child.stdin);
+          else child.stdin.end(input);
+          child.on("close", (code, signal) => {
+            timers.forEach(clearTimeout);
+            const settle = () => resolve({
+              code: code ?? 128,
+              ...signal ? { signal } : {},
+              stdout: Buffer.concat(stdoutChunks).toString("utf8"),
+              stderr,
+              timedOut
+            });
+            if (options.stdout) {
+              if (!options.stdout.writableEnded) options.stdout.end();
+              finished(options.stdout).then(settle, reject);
+            } else settle();
+          });
+        });
+      }
+      /** Atomic, with its final mode from the first byte: written under a temporary name, then renamed. */
+      async upload(path, content, options) {
+        const temporary = `${path}.skiff-${randomBytes(6).toString("hex")}.tmp`;
+        try {
+          await writeFile2(temporary, content, { mode: options.mode, flag: "wx" });
+          await chmod2(temporary, options.mode);
+          await rename2(temporary, path);
+        } catch (error3) {
+          await rm2(temporary, { force: true });
+          throw new Error(`writing ${path} on the runner failed: ${error3.message}`);
+        }
+      }
+    };
+  }
+});
+
 // packages/shell/src/index.ts
 var init_src = __esm({
   "packages/shell/src/index.ts"() {
@@ -19302,6 +19447,7 @@ var init_src = __esm({
     init_script();
     init_executor();
     init_plan();
+    init_local();
   }
 });
 
@@ -28712,7 +28858,7 @@ var require_agent2 = __commonJS({
     var { Duplex } = __require("stream");
     var { resolve } = __require("path");
     var { readFile: readFile4 } = __require("fs");
-    var { execFile, spawn } = __require("child_process");
+    var { execFile, spawn: spawn2 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
       makeBufferParser,
@@ -28889,7 +29035,7 @@ var require_agent2 = __commonJS({
             return cb(new Error("Unexpected multiple agent requests"));
           this.buffer = null;
           let error3;
-          const proc = this.proc = spawn(EXEPATH, [data.length]);
+          const proc = this.proc = spawn2(EXEPATH, [data.length]);
           proc.stdout.on("data", (data2) => {
             this.push(data2);
           });
@@ -34697,7 +34843,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RMDIR`
         );
       }
-      readdir(where, opts2, cb) {
+      readdir(where2, opts2, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof opts2 === "function") {
@@ -34707,9 +34853,9 @@ var require_SFTP = __commonJS({
         if (typeof opts2 !== "object" || opts2 === null)
           opts2 = {};
         const doFilter = opts2 && opts2.full ? false : true;
-        if (!Buffer.isBuffer(where) && typeof where !== "string")
+        if (!Buffer.isBuffer(where2) && typeof where2 !== "string")
           throw new Error("missing directory handle or path");
-        if (typeof where === "string") {
+        if (typeof where2 === "string") {
           const entries = [];
           let e5 = 0;
           const reread = (err, handle) => {
@@ -34731,9 +34877,9 @@ var require_SFTP = __commonJS({
               reread(void 0, handle);
             });
           };
-          return this.opendir(where, reread);
+          return this.opendir(where2, reread);
         }
-        const handleLen = where.length;
+        const handleLen = where2.length;
         let p3 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + handleLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34741,7 +34887,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, handleLen, p3);
-        buf.set(where, p3 += 4);
+        buf.set(where2, p3 += 4);
         this._requests[reqid] = {
           cb: doFilter ? (err, list2) => {
             if (typeof cb !== "function")
@@ -40622,7 +40768,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes9
+      randomBytes: randomBytes11
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40886,7 +41032,7 @@ var require_keygen = __commonJS({
                 rounds = opts2.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes9(SALT_LEN);
+            const salt = randomBytes11(SALT_LEN);
             const r5 = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40925,7 +41071,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes9(4);
+          const checkInt = randomBytes11(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding2 = [];
@@ -41810,27 +41956,27 @@ function verifyHostKey(policy, host, port, keyBlob) {
   if (policy.kind === "insecure-ignore") return;
   const presented = sha256Fingerprint(keyBlob);
   const keyType = keyTypeOf(keyBlob);
-  const where = knownHostsName(host, port);
+  const where2 = knownHostsName(host, port);
   if (policy.kind === "fingerprint") {
     const pins = policy.fingerprints.map((fingerprint) => fingerprint.trim().replace(/=+$/, ""));
     if (pins.includes(presented)) return;
     throw new HostKeyError(
-      `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, which matches none of the pinned fingerprints (${pins.join(", ")}). If the server was rebuilt, update the pin; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
+      `Host key verification failed for ${where2}: the server presented ${keyType} key ${presented}, which matches none of the pinned fingerprints (${pins.join(", ")}). If the server was rebuilt, update the pin; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
     );
   }
   const entries = parseKnownHosts(policy.knownHosts).filter((entry) => entryMatchesHost(entry, host, port));
   if (entries.some((entry) => entry.marker === "@revoked" && entry.keyBlob.equals(keyBlob))) {
-    throw new HostKeyError(`Host key verification failed for ${where}: its ${keyType} key ${presented} is marked @revoked in known-hosts.`);
+    throw new HostKeyError(`Host key verification failed for ${where2}: its ${keyType} key ${presented} is marked @revoked in known-hosts.`);
   }
   const pinned = entries.filter((entry) => !entry.marker);
   if (pinned.some((entry) => entry.keyBlob.equals(keyBlob))) return;
   if (pinned.length === 0) {
     throw new HostKeyError(
-      `Host key verification failed: known-hosts has no entry for ${where} (entries for a non-standard port must be written [host]:port). The server presented ${keyType} key ${presented}. ${howToVerify(host, port)}`
+      `Host key verification failed: known-hosts has no entry for ${where2} (entries for a non-standard port must be written [host]:port). The server presented ${keyType} key ${presented}. ${howToVerify(host, port)}`
     );
   }
   throw new HostKeyError(
-    `Host key verification failed for ${where}: the server presented ${keyType} key ${presented}, but known-hosts pins ${pinned.map((entry) => `${entry.keyType} ${sha256Fingerprint(entry.keyBlob)}`).join(", ")}. If the server was rebuilt, update known-hosts; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
+    `Host key verification failed for ${where2}: the server presented ${keyType} key ${presented}, but known-hosts pins ${pinned.map((entry) => `${entry.keyType} ${sha256Fingerprint(entry.keyBlob)}`).join(", ")}. If the server was rebuilt, update known-hosts; otherwise someone may be intercepting the connection. ${howToVerify(host, port)}`
   );
 }
 var HostKeyError, DEFAULT_HOST_KEY_ALGORITHMS;
@@ -41888,25 +42034,9 @@ var init_memory = __esm({
 });
 
 // packages/ssh/src/connection.ts
-import { randomBytes } from "node:crypto";
+import { randomBytes as randomBytes2 } from "node:crypto";
 import { createServer } from "node:net";
-import { finished } from "node:stream/promises";
-function lineSplitter(emit) {
-  const decoder = new TextDecoder();
-  let rest = "";
-  return {
-    push(chunk) {
-      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
-      rest = parts.pop() ?? "";
-      for (const line of parts) if (line.trim() !== "") emit(line);
-    },
-    flush() {
-      const last = rest + decoder.decode();
-      rest = "";
-      if (last.trim() !== "") emit(last);
-    }
-  };
-}
+import { finished as finished2 } from "node:stream/promises";
 function describeTarget(username, host, port) {
   return `${username}@${host}:${port}`;
 }
@@ -42147,7 +42277,7 @@ var init_connection = __esm({
                   stderr
                 });
               };
-              if (options.stdout) finished(options.stdout).then(settle, reject);
+              if (options.stdout) finished2(options.stdout).then(settle, reject);
               else settle();
             });
             if (options.stdin === void 0) {
@@ -42205,7 +42335,7 @@ var init_connection = __esm({
           throw error3;
         });
         if (!sftp) return this.uploadOverExec(remotePath, content, options);
-        const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
+        const temporary = `${remotePath}.skiff-${randomBytes2(6).toString("hex")}.tmp`;
         const call = (what, fn) => new Promise(
           (resolve, reject) => fn((error3, value) => error3 ? reject(new Error(`Upload to ${this.target}:${remotePath} failed (${what}): ${error3.message}`)) : resolve(value))
         );
@@ -42224,7 +42354,7 @@ var init_connection = __esm({
        * given its mode, then renamed over the target; the trap removes the temporary on any failure.
        */
       async uploadOverExec(remotePath, content, options) {
-        const temporary = `${remotePath}.skiff-${randomBytes(6).toString("hex")}.tmp`;
+        const temporary = `${remotePath}.skiff-${randomBytes2(6).toString("hex")}.tmp`;
         const result = await this.run(
           [
             ["umask", "077"],
@@ -49618,6 +49748,34 @@ var require_dist = __commonJS({
   }
 });
 
+// packages/backup/src/formats.ts
+function storedExtension(type, compression, encrypted) {
+  return [(typeof type === "string" ? FORMATS[type] : type).extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
+}
+function backupId(sourceName, time2) {
+  const stamp = time2.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  return `${sourceName}-${stamp}`;
+}
+var FORMATS, GLOBALS_FORMAT;
+var init_formats = __esm({
+  "packages/backup/src/formats.ts"() {
+    "use strict";
+    FORMATS = {
+      postgres: { extension: "dump", magic: { offset: 0, bytes: Buffer.from("PGDMP") }, describe: "PostgreSQL custom-format header PGDMP" },
+      mysql: { extension: "sql", trailer: "-- Dump completed", describe: 'mysqldump "-- Dump completed" trailer' },
+      redis: { extension: "rdb", magic: { offset: 0, bytes: Buffer.from("REDIS") }, describe: "RDB header REDIS" },
+      sqlite: { extension: "sqlite", magic: { offset: 0, bytes: Buffer.from("SQLite format 3\0", "latin1") }, describe: "SQLite header" },
+      files: { extension: "tar", magic: { offset: 257, bytes: Buffer.from("ustar") }, describe: "tar header" }
+    };
+    GLOBALS_FORMAT = {
+      extension: "globals.sql",
+      magic: { offset: 0, bytes: Buffer.from("--\n-- PostgreSQL database cluster dump\n") },
+      trailer: "-- PostgreSQL database cluster dump complete",
+      describe: 'pg_dumpall cluster dump header and "complete" trailer'
+    };
+  }
+});
+
 // packages/backup/src/place.ts
 function inPlace(place, argv, options = {}) {
   switch (place.kind) {
@@ -49654,55 +49812,156 @@ var init_place = __esm({
   }
 });
 
-// packages/backup/src/formats.ts
-function storedExtension(type, compression, encrypted) {
-  return [(typeof type === "string" ? FORMATS[type] : type).extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
-}
-function backupId(sourceName, time2) {
-  const stamp = time2.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
-  return `${sourceName}-${stamp}`;
-}
-var FORMATS, GLOBALS_FORMAT;
-var init_formats = __esm({
-  "packages/backup/src/formats.ts"() {
-    "use strict";
-    FORMATS = {
-      postgres: { extension: "dump", magic: { offset: 0, bytes: Buffer.from("PGDMP") }, describe: "PostgreSQL custom-format header PGDMP" },
-      mysql: { extension: "sql", trailer: "-- Dump completed", describe: 'mysqldump "-- Dump completed" trailer' },
-      redis: { extension: "rdb", magic: { offset: 0, bytes: Buffer.from("REDIS") }, describe: "RDB header REDIS" },
-      sqlite: { extension: "sqlite", magic: { offset: 0, bytes: Buffer.from("SQLite format 3\0", "latin1") }, describe: "SQLite header" },
-      files: { extension: "tar", magic: { offset: 257, bytes: Buffer.from("ustar") }, describe: "tar header" }
-    };
-    GLOBALS_FORMAT = {
-      extension: "globals.sql",
-      magic: { offset: 0, bytes: Buffer.from("--\n-- PostgreSQL database cluster dump\n") },
-      trailer: "-- PostgreSQL database cluster dump complete",
-      describe: 'pg_dumpall cluster dump header and "complete" trailer'
-    };
-  }
-});
-
-// packages/backup/src/manifest.ts
-function parseManifest(text, where) {
-  let value;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new Error(`manifest ${where} is not JSON`);
-  }
-  const m3 = value;
-  if (m3.format !== "skiff-backup/1" || typeof m3.id !== "string" || typeof m3.time !== "string" || typeof m3.sha256 !== "string" || typeof m3.file !== "string") {
-    throw new Error(`manifest ${where} is not a skiff-backup/1 manifest`);
-  }
-  return m3;
-}
-function serializeManifest(manifest) {
-  return `${JSON.stringify(manifest)}
+// packages/backup/src/tools.ts
+function secretFileContent(source) {
+  if (source.password === void 0 || source.place.kind !== "host") return void 0;
+  if (source.type === "postgres") return `*:*:*:*:${source.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}
 `;
+  if (source.type === "mysql") return `[client]
+password="${source.password.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"
+`;
+  if (source.type === "redis") return source.password;
+  return void 0;
 }
-var init_manifest = __esm({
-  "packages/backup/src/manifest.ts"() {
+function pgConnection(source) {
+  return [
+    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
+    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
+    ...source.user ? ["-U", source.user] : []
+  ];
+}
+function pgEnvironment(source, secretFile) {
+  return {
+    ...source.password !== void 0 && secretFile ? { PGPASSFILE: secretFile } : {},
+    ...source.sslMode ? { PGSSLMODE: source.sslMode } : {},
+    ...source.runner?.caFile ? { PGSSLROOTCERT: source.runner.caFile } : {}
+  };
+}
+function hostTool(source, argv, environment = {}) {
+  const image = source.runner?.clientImage;
+  if (image === void 0) return [...Object.entries(environment).map(([name, value]) => raw(`${name}=${quote(value)}`)), ...argv];
+  return [
+    "docker",
+    "run",
+    "--rm",
+    "-i",
+    "--network=host",
+    "--label",
+    `skiff.backup=${source.name}`,
+    "-v",
+    `${source.runner.directory}:${source.runner.directory}:ro`,
+    ...Object.entries(environment).flatMap(([name, value]) => ["-e", `${name}=${value}`]),
+    // The official image's entrypoint only steps in for `postgres`; any other command runs as is.
+    image,
+    ...argv
+  ];
+}
+function pgTool(source, argv, secretFile, options = {}) {
+  const args = [argv[0], ...pgConnection(source), "--no-password", ...argv.slice(1)];
+  if (source.place.kind === "host") return hostTool(source, args, pgEnvironment(source, secretFile));
+  return inPlace(source.place, withContainerSecret("PGPASSWORD", source.passwordEnv, args), options);
+}
+function mysqlTool(source, tool, args, secretFile, options = {}) {
+  if (source.place.kind === "host") {
+    return [
+      tool,
+      // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
+      ...source.password !== void 0 && secretFile ? [`--defaults-extra-file=${secretFile}`] : [],
+      ...source.hostname ? ["-h", source.hostname] : [],
+      ...source.port ? ["-P", String(source.port)] : [],
+      ...source.user ? ["-u", source.user] : [],
+      ...args
+    ];
+  }
+  return inPlace(source.place, withContainerSecret("MYSQL_PWD", source.passwordEnv, [tool, ...source.user ? ["-u", source.user] : [], ...args]), options);
+}
+function redisCli(source, args, secretFile) {
+  const cli = [
+    "redis-cli",
+    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
+    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
+    "--no-auth-warning",
+    ...args
+  ];
+  if (source.place.kind === "host") {
+    return source.password !== void 0 && secretFile ? [...envFromFile("REDISCLI_AUTH", secretFile), ...cli] : cli;
+  }
+  return inPlace(source.place, withContainerSecret("REDISCLI_AUTH", source.passwordEnv, cli));
+}
+function dumpCommand(source, secretFile) {
+  switch (source.type) {
+    case "postgres":
+      return pgTool(source, ["pg_dump", "--format=custom", `--dbname=${source.database}`], secretFile);
+    case "mysql":
+      return mysqlTool(source, "mysqldump", ["--single-transaction", "--routines", "--events", "--triggers", "--hex-blob", source.database], secretFile);
+    case "redis":
+      return redisCli(source, ["--rdb", "-"], secretFile);
+    case "sqlite":
+      return inPlace(source.place, ["sh", "-c", SQLITE_SNAPSHOT_SCRIPT, "sh", source.path]);
+    case "files":
+      return filesDump(source);
+  }
+}
+function globalsCommand(source, secretFile) {
+  return pgTool(source, ["pg_dumpall", "--globals-only"], secretFile);
+}
+function filesDump(source) {
+  const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
+  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative];
+  const mounts = [
+    ...(source.paths ?? []).flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}:ro`]),
+    ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
+  ];
+  const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
+  return [
+    "docker",
+    "run",
+    "--rm",
+    "--network=none",
+    "--user=0:0",
+    "--label",
+    `skiff.backup=${source.name}`,
+    ...mounts,
+    "--entrypoint",
+    "tar",
+    source.helperImage,
+    "--create",
+    "--file=-",
+    "--numeric-owner",
+    "--directory=/backup",
+    "--",
+    ...members
+  ];
+}
+function toolVersionCommand(source) {
+  switch (source.type) {
+    case "postgres":
+      return source.place.kind === "host" ? hostTool(source, ["pg_dump", "--version"]) : inPlace(source.place, ["pg_dump", "--version"]);
+    case "mysql":
+      return inPlace(source.place, ["mysqldump", "--version"]);
+    case "redis":
+      return inPlace(source.place, ["redis-cli", "--version"]);
+    case "sqlite":
+      return inPlace(source.place, ["sqlite3", "--version"]);
+    case "files":
+      return source.volumes?.length ? void 0 : ["tar", "--version"];
+  }
+}
+var SQLITE_SNAPSHOT_SCRIPT;
+var init_tools = __esm({
+  "packages/backup/src/tools.ts"() {
     "use strict";
+    init_src();
+    init_place();
+    SQLITE_SNAPSHOT_SCRIPT = [
+      "set -eu",
+      "snap=$(mktemp)",
+      `trap 'rm -f "$snap"' EXIT`,
+      `sqlite3 "$1" ".backup '$snap'"`,
+      'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
+      'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
+      'cat "$snap"'
+    ].join("\n");
   }
 });
 
@@ -49720,6 +49979,30 @@ var init_store = __esm({
         this.name = "BackupFailed";
       }
     };
+  }
+});
+
+// packages/backup/src/manifest.ts
+function parseManifest(text, where2) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`manifest ${where2} is not JSON`);
+  }
+  const m3 = value;
+  if (m3.format !== "skiff-backup/1" || typeof m3.id !== "string" || typeof m3.time !== "string" || typeof m3.sha256 !== "string" || typeof m3.file !== "string") {
+    throw new Error(`manifest ${where2} is not a skiff-backup/1 manifest`);
+  }
+  return m3;
+}
+function serializeManifest(manifest) {
+  return `${JSON.stringify(manifest)}
+`;
+}
+var init_manifest = __esm({
+  "packages/backup/src/manifest.ts"() {
+    "use strict";
   }
 });
 
@@ -49744,7 +50027,7 @@ function structureCheck(source) {
   switch (source.type) {
     case "postgres":
       return toolCheck(
-        inPlace(source.place, ["pg_restore", "--file=/dev/null"], { stdin: true }),
+        source.place.kind === "host" ? hostTool(source, ["pg_restore", "--file=/dev/null"]) : inPlace(source.place, ["pg_restore", "--file=/dev/null"], { stdin: true }),
         "stderr",
         "pg_restore could not read the whole archive; not keeping it",
         "pg_restore read every data block"
@@ -49788,6 +50071,7 @@ var init_verify = __esm({
     "use strict";
     init_src();
     init_place();
+    init_tools();
     VERIFY_EXIT = 5;
     SQLITE_LENGTH_CHECK = [
       "h=$(dd bs=1 count=100 2>/dev/null | od -An -tu1 -v)",
@@ -51755,7 +52039,7 @@ var init_getProfileName = __esm({
 
 // node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/getSSOTokenFilepath.js
 import { createHash as createHash2 } from "node:crypto";
-import { join } from "node:path";
+import { join as join2 } from "node:path";
 var getSSOTokenFilepath;
 var init_getSSOTokenFilepath = __esm({
   "node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/getSSOTokenFilepath.js"() {
@@ -51763,7 +52047,7 @@ var init_getSSOTokenFilepath = __esm({
     getSSOTokenFilepath = (id) => {
       const hasher = createHash2("sha1");
       const cacheName = hasher.update(id).digest("hex");
-      return join(getHomeDir(), ".aws", "sso", "cache", `${cacheName}.json`);
+      return join2(getHomeDir(), ".aws", "sso", "cache", `${cacheName}.json`);
     };
   }
 });
@@ -51818,24 +52102,24 @@ var init_getConfigData = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/getConfigFilepath.js
-import { join as join2 } from "node:path";
+import { join as join3 } from "node:path";
 var ENV_CONFIG_PATH, getConfigFilepath;
 var init_getConfigFilepath = __esm({
   "node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/getConfigFilepath.js"() {
     init_getHomeDir();
     ENV_CONFIG_PATH = "AWS_CONFIG_FILE";
-    getConfigFilepath = () => process.env[ENV_CONFIG_PATH] || join2(getHomeDir(), ".aws", "config");
+    getConfigFilepath = () => process.env[ENV_CONFIG_PATH] || join3(getHomeDir(), ".aws", "config");
   }
 });
 
 // node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/getCredentialsFilepath.js
-import { join as join3 } from "node:path";
+import { join as join4 } from "node:path";
 var ENV_CREDENTIALS_PATH, getCredentialsFilepath;
 var init_getCredentialsFilepath = __esm({
   "node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/getCredentialsFilepath.js"() {
     init_getHomeDir();
     ENV_CREDENTIALS_PATH = "AWS_SHARED_CREDENTIALS_FILE";
-    getCredentialsFilepath = () => process.env[ENV_CREDENTIALS_PATH] || join3(getHomeDir(), ".aws", "credentials");
+    getCredentialsFilepath = () => process.env[ENV_CREDENTIALS_PATH] || join4(getHomeDir(), ".aws", "credentials");
   }
 });
 
@@ -51915,7 +52199,7 @@ var init_readFile = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/loadSharedConfigFiles.js
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 var swallowError, loadSharedConfigFiles;
 var init_loadSharedConfigFiles = __esm({
   "node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/loadSharedConfigFiles.js"() {
@@ -51933,11 +52217,11 @@ var init_loadSharedConfigFiles = __esm({
       const relativeHomeDirPrefix = "~/";
       let resolvedFilepath = filepath;
       if (filepath.startsWith(relativeHomeDirPrefix)) {
-        resolvedFilepath = join4(homeDir, filepath.slice(2));
+        resolvedFilepath = join5(homeDir, filepath.slice(2));
       }
       let resolvedConfigFilepath = configFilepath;
       if (configFilepath.startsWith(relativeHomeDirPrefix)) {
-        resolvedConfigFilepath = join4(homeDir, configFilepath.slice(2));
+        resolvedConfigFilepath = join5(homeDir, configFilepath.slice(2));
       }
       const parsedFiles = await Promise.all([
         readFile3(resolvedConfigFilepath, {
@@ -55694,7 +55978,7 @@ var init_getReferenceValue = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateExpression.js
-var evaluateExpression, callFunction, group;
+var evaluateExpression, callFunction, group2;
 var init_evaluateExpression = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateExpression.js"() {
     init_types2();
@@ -55706,7 +55990,7 @@ var init_evaluateExpression = __esm({
       if (typeof obj === "string") {
         return evaluateTemplate(obj, options);
       } else if (obj["fn"]) {
-        return group.callFunction(obj, options);
+        return group2.callFunction(obj, options);
       } else if (obj["ref"]) {
         return getReferenceValue(obj, options);
       }
@@ -55719,7 +56003,7 @@ var init_evaluateExpression = __esm({
         if (typeof arg === "boolean" || typeof arg === "number") {
           evaluatedArgs[i5] = arg;
         } else {
-          evaluatedArgs[i5] = group.evaluateExpression(arg, "arg", options);
+          evaluatedArgs[i5] = group2.evaluateExpression(arg, "arg", options);
         }
       }
       const namespaceSeparatorIndex = fn.indexOf(".");
@@ -55736,7 +56020,7 @@ var init_evaluateExpression = __esm({
       }
       throw new Error(`function ${fn} not loaded in endpointFunctions.`);
     };
-    group = {
+    group2 = {
       evaluateExpression,
       callFunction
     };
@@ -55793,13 +56077,13 @@ var init_getEndpointHeaders = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/getEndpointProperties.js
-var getEndpointProperties, getEndpointProperty, group2;
+var getEndpointProperties, getEndpointProperty, group3;
 var init_getEndpointProperties = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/getEndpointProperties.js"() {
     init_types2();
     init_evaluateTemplate();
     getEndpointProperties = (properties, options) => Object.entries(properties).reduce((acc, [propertyKey, propertyVal]) => {
-      acc[propertyKey] = group2.getEndpointProperty(propertyVal, options);
+      acc[propertyKey] = group3.getEndpointProperty(propertyVal, options);
       return acc;
     }, {});
     getEndpointProperty = (property, options) => {
@@ -55813,14 +56097,14 @@ var init_getEndpointProperties = __esm({
           if (property === null) {
             throw new EndpointError(`Unexpected endpoint property: ${property}`);
           }
-          return group2.getEndpointProperties(property, options);
+          return group3.getEndpointProperties(property, options);
         case "boolean":
           return property;
         default:
           throw new EndpointError(`Unexpected endpoint property type: ${typeof property}`);
       }
     };
-    group2 = {
+    group3 = {
       getEndpointProperty,
       getEndpointProperties
     };
@@ -55986,7 +56270,7 @@ var init_evaluateErrorRule = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateRules.js
-var evaluateRules, evaluateTreeRule, group3;
+var evaluateRules, evaluateTreeRule, group4;
 var init_evaluateRules = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateRules.js"() {
     init_types2();
@@ -56003,7 +56287,7 @@ var init_evaluateRules = __esm({
         } else if (rule.type === "error") {
           evaluateErrorRule(rule, options);
         } else if (rule.type === "tree") {
-          const endpointOrUndefined = group3.evaluateTreeRule(rule, options);
+          const endpointOrUndefined = group4.evaluateTreeRule(rule, options);
           if (endpointOrUndefined) {
             return endpointOrUndefined;
           }
@@ -56020,9 +56304,9 @@ var init_evaluateRules = __esm({
         return;
       }
       const treeRuleOptions = referenceRecord ? { ...options, referenceRecord: { ...options.referenceRecord, ...referenceRecord } } : options;
-      return group3.evaluateRules(rules, treeRuleOptions);
+      return group4.evaluateRules(rules, treeRuleOptions);
     };
-    group3 = {
+    group4 = {
       evaluateRules,
       evaluateTreeRule
     };
@@ -56225,12 +56509,12 @@ var init_hash_node = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/serde/util-stream/checksum/ChecksumStream.js
-import { Readable } from "node:stream";
+import { Readable as Readable2 } from "node:stream";
 var ChecksumStream;
 var init_ChecksumStream = __esm({
   "node_modules/@smithy/core/dist-es/submodules/serde/util-stream/checksum/ChecksumStream.js"() {
     init_toBase64();
-    ChecksumStream = class extends Readable {
+    ChecksumStream = class extends Readable2 {
       expectedChecksum;
       checksumSourceLocation;
       checksum;
@@ -56583,12 +56867,12 @@ var init_createBufferedReadable_browser = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/serde/util-stream/createBufferedReadable.js
-import { Readable as Readable2 } from "node:stream";
+import { Readable as Readable3 } from "node:stream";
 function createBufferedReadable(upstream, size, logger2) {
   if (isReadableStream(upstream)) {
     return createBufferedReadableStream(upstream, size, logger2);
   }
-  const downstream = new Readable2({ read() {
+  const downstream = new Readable3({ read() {
   } });
   let streamBufferingLoggedWarning = false;
   let bytesSeen = 0;
@@ -56682,7 +56966,7 @@ ${value}\r
 });
 
 // node_modules/@smithy/core/dist-es/submodules/serde/util-stream/getAwsChunkedEncodingStream.js
-import { Readable as Readable3 } from "node:stream";
+import { Readable as Readable4 } from "node:stream";
 function getAwsChunkedEncodingStream2(stream2, options) {
   const readable = stream2;
   const readableStream = stream2;
@@ -56694,7 +56978,7 @@ function getAwsChunkedEncodingStream2(stream2, options) {
   const digest4 = checksumRequired ? streamHasher(checksumAlgorithmFn, readable) : void 0;
   Promise.resolve(digest4).catch(() => {
   });
-  const awsChunkedEncodingStream = new Readable3({
+  const awsChunkedEncodingStream = new Readable4({
     read() {
       readable.resume();
     }
@@ -56977,7 +57261,7 @@ var init_stream_collector = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/serde/util-stream/sdk-stream-mixin.js
-import { Readable as Readable4 } from "node:stream";
+import { Readable as Readable5 } from "node:stream";
 var ERR_MSG_STREAM_HAS_BEEN_TRANSFORMED2, sdkStreamMixin2;
 var init_sdk_stream_mixin = __esm({
   "node_modules/@smithy/core/dist-es/submodules/serde/util-stream/sdk-stream-mixin.js"() {
@@ -56986,7 +57270,7 @@ var init_sdk_stream_mixin = __esm({
     init_stream_collector();
     ERR_MSG_STREAM_HAS_BEEN_TRANSFORMED2 = "The stream has already been transformed.";
     sdkStreamMixin2 = (stream2) => {
-      if (!(stream2 instanceof Readable4)) {
+      if (!(stream2 instanceof Readable5)) {
         try {
           return sdkStreamMixin(stream2);
         } catch (ignored) {
@@ -57020,11 +57304,11 @@ var init_sdk_stream_mixin = __esm({
           if (stream2.readableFlowing !== null) {
             throw new Error("The stream has been consumed by other callbacks.");
           }
-          if (typeof Readable4.toWeb !== "function") {
+          if (typeof Readable5.toWeb !== "function") {
             throw new Error("Readable.toWeb() is not supported. Please ensure a polyfill is available.");
           }
           transformed = true;
-          return Readable4.toWeb(stream2);
+          return Readable5.toWeb(stream2);
         }
       });
     };
@@ -58780,7 +59064,7 @@ var init_EventStreamMarshaller = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/event-streams/eventstream-serde/EventStreamMarshaller.js
-import { Readable as Readable5 } from "node:stream";
+import { Readable as Readable6 } from "node:stream";
 async function* readableToIterable(readStream) {
   let streamEnded = false;
   let generationEnded = false;
@@ -58824,7 +59108,7 @@ var init_EventStreamMarshaller2 = __esm({
         return this.universalMarshaller.deserialize(bodyIterable, deserializer);
       }
       serialize(input, serializer) {
-        return Readable5.from(this.universalMarshaller.serialize(input, serializer));
+        return Readable6.from(this.universalMarshaller.serialize(input, serializer));
       }
     };
     eventStreamSerdeProvider2 = (options) => new EventStreamMarshaller2(options);
@@ -63412,11 +63696,11 @@ var init_partition = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/retry/middleware-retry/isStreamingPayload/isStreamingPayload.js
-import { Readable as Readable6 } from "node:stream";
+import { Readable as Readable7 } from "node:stream";
 var isStreamingPayload;
 var init_isStreamingPayload = __esm({
   "node_modules/@smithy/core/dist-es/submodules/retry/middleware-retry/isStreamingPayload/isStreamingPayload.js"() {
-    isStreamingPayload = (request) => request?.body instanceof Readable6 || typeof ReadableStream !== "undefined" && request?.body instanceof ReadableStream;
+    isStreamingPayload = (request) => request?.body instanceof Readable7 || typeof ReadableStream !== "undefined" && request?.body instanceof ReadableStream;
   }
 });
 
@@ -69019,9 +69303,9 @@ var init_s3ExpressHttpSigningMiddleware = __esm({
 });
 
 // node_modules/@aws-sdk/middleware-sdk-s3/dist-es/submodules/s3/to-stream/toStream.js
-import { Readable as Readable7 } from "node:stream";
+import { Readable as Readable8 } from "node:stream";
 function toStream(bytes) {
-  return Readable7.from(Buffer.from(bytes));
+  return Readable8.from(Buffer.from(bytes));
 }
 var init_toStream = __esm({
   "node_modules/@aws-sdk/middleware-sdk-s3/dist-es/submodules/s3/to-stream/toStream.js"() {
@@ -72235,7 +72519,7 @@ var require_dist_cjs7 = __commonJS({
     exports.streamCollector = streamCollector7;
     var { buildQueryString: buildQueryString2, HttpResponse: HttpResponse2 } = (init_protocols(), __toCommonJS(protocols_exports));
     var node_https = __require("node:https");
-    var { Readable: Readable12 } = __require("node:stream");
+    var { Readable: Readable13 } = __require("node:stream");
     var http2 = __require("node:http2");
     function buildAbortError(abortSignal) {
       const reason = abortSignal && typeof abortSignal === "object" && "reason" in abortSignal ? abortSignal.reason : void 0;
@@ -72413,7 +72697,7 @@ var require_dist_cjs7 = __commonJS({
       }
     }
     function writeBody(httpRequest, body) {
-      if (body instanceof Readable12) {
+      if (body instanceof Readable13) {
         body.pipe(httpRequest);
         return;
       }
@@ -74369,11 +74653,11 @@ var require_dist_cjs9 = __commonJS({
         throw new TokenProviderError2(`Value not present for '${key}' in SSO Token${forRefresh ? ". Cannot refresh" : ""}. ${REFRESH_MESSAGE}`, false);
       }
     };
-    var { writeFile: writeFile2 } = promises3;
+    var { writeFile: writeFile4 } = promises3;
     var writeSSOTokenToFile = (id, ssoToken) => {
       const tokenFilepath = getSSOTokenFilepath2(id);
       const tokenString = JSON.stringify(ssoToken, null, 2);
-      return writeFile2(tokenFilepath, tokenString);
+      return writeFile4(tokenFilepath, tokenString);
     };
     var lastRefreshAttemptTimes = /* @__PURE__ */ new Map();
     var inFlightRefreshes = /* @__PURE__ */ new Map();
@@ -77521,7 +77805,7 @@ var require_dist_cjs11 = __commonJS({
     var { createHash: createHash10, createPrivateKey, createPublicKey, sign: sign4 } = __require("node:crypto");
     var { promises: promises3 } = __require("node:fs");
     var { homedir: homedir2 } = __require("node:os");
-    var { dirname: dirname2, join: join6 } = __require("node:path");
+    var { dirname: dirname2, join: join7 } = __require("node:path");
     var LoginCredentialsFetcher = class _LoginCredentialsFetcher {
       profileData;
       init;
@@ -77687,10 +77971,10 @@ var require_dist_cjs11 = __commonJS({
         await promises3.writeFile(tokenFilePath, JSON.stringify(token, null, 2), "utf8");
       }
       getTokenFilePath() {
-        const directory = process.env.AWS_LOGIN_CACHE_DIRECTORY ?? join6(homedir2(), ".aws", "login", "cache");
+        const directory = process.env.AWS_LOGIN_CACHE_DIRECTORY ?? join7(homedir2(), ".aws", "login", "cache");
         const loginSessionBytes = Buffer.from(this.loginSession, "utf8");
         const loginSessionSha256 = createHash10("sha256").update(loginSessionBytes).digest("hex");
-        return join6(directory, `${loginSessionSha256}.json`);
+        return join7(directory, `${loginSessionSha256}.json`);
       }
       derToRawSignature(derSignature) {
         let offset = 2;
@@ -89226,7 +89510,7 @@ function createHasher(hashCons, info2 = {}) {
   Object.assign(hashC, info2);
   return Object.freeze(hashC);
 }
-function randomBytes4(bytesLength = 32) {
+function randomBytes6(bytesLength = 32) {
   anumber(bytesLength, "bytesLength");
   const cr = typeof globalThis === "object" ? globalThis.crypto : null;
   if (typeof cr?.getRandomValues !== "function")
@@ -89321,9 +89605,9 @@ var init_hmac = __esm({
       }
       _cloneInto(to) {
         to ||= Object.create(Object.getPrototypeOf(this), {});
-        const { oHash, iHash, finished: finished2, destroyed, blockLen, outputLen, canXOF } = this;
+        const { oHash, iHash, finished: finished3, destroyed, blockLen, outputLen, canXOF } = this;
         to = to;
-        to.finished = finished2;
+        to.finished = finished3;
         to.destroyed = destroyed;
         to.blockLen = blockLen;
         to.outputLen = outputLen;
@@ -89532,9 +89816,9 @@ var init_md = __esm({
         return res;
       }
       _cloneIntoMeta(to) {
-        const { buffer, length, finished: finished2, destroyed, pos } = this;
+        const { buffer, length, finished: finished3, destroyed, pos } = this;
         to.destroyed = destroyed;
-        to.finished = finished2;
+        to.finished = finished3;
         to.length = length;
         to.pos = pos;
         if (pos)
@@ -91235,7 +91519,7 @@ function createHasher2(hashCons, info2 = {}) {
   Object.assign(hashC, info2);
   return Object.freeze(hashC);
 }
-function randomBytes6(bytesLength = 32) {
+function randomBytes8(bytesLength = 32) {
   const cr = typeof globalThis === "object" ? globalThis.crypto : null;
   if (typeof cr?.getRandomValues !== "function")
     throw new Error("crypto.getRandomValues must be defined");
@@ -92060,7 +92344,7 @@ function montgomery(curveDef) {
   const is25519 = type === "x25519";
   if (!is25519 && type !== "x448")
     throw new Error("invalid type");
-  const randomBytes_ = rand || randomBytes6;
+  const randomBytes_ = rand || randomBytes8;
   const montgomeryBits = is25519 ? 255 : 448;
   const fieldLen = is25519 ? 32 : 56;
   const Gu = is25519 ? BigInt(9) : BigInt(5);
@@ -92222,9 +92506,9 @@ var init_hmac2 = __esm({
       }
       _cloneInto(to) {
         to ||= Object.create(Object.getPrototypeOf(this), {});
-        const { oHash, iHash, finished: finished2, destroyed, blockLen, outputLen } = this;
+        const { oHash, iHash, finished: finished3, destroyed, blockLen, outputLen } = this;
         to = to;
-        to.finished = finished2;
+        to.finished = finished3;
         to.destroyed = destroyed;
         to.blockLen = blockLen;
         to.outputLen = outputLen;
@@ -92719,7 +93003,7 @@ function getWLengths(Fp, Fn) {
 }
 function ecdh(Point, ecdhOpts = {}) {
   const { Fn } = Point;
-  const randomBytes_ = ecdhOpts.randomBytes || randomBytes6;
+  const randomBytes_ = ecdhOpts.randomBytes || randomBytes8;
   const lengths = Object.assign(getWLengths(Point.Fp, Fn), { seed: getMinHashLength(Fn.ORDER) });
   function isValidSecretKey(secretKey) {
     try {
@@ -92784,7 +93068,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   ecdsaOpts = Object.assign({}, ecdsaOpts);
-  const randomBytes9 = ecdsaOpts.randomBytes || randomBytes6;
+  const randomBytes11 = ecdsaOpts.randomBytes || randomBytes8;
   const hmac3 = ecdsaOpts.hmac || ((key, msg) => hmac2(hash, key, msg));
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
@@ -92926,7 +93210,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d5), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e5 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
+      const e5 = extraEntropy === true ? randomBytes11(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes4(e5, void 0, "extraEntropy"));
     }
     const seed = concatBytes3(...seedArgs);
@@ -93221,9 +93505,9 @@ var init_md2 = __esm({
       _cloneInto(to) {
         to ||= new this.constructor();
         to.set(...this.get());
-        const { blockLen, buffer, length, finished: finished2, destroyed, pos } = this;
+        const { blockLen, buffer, length, finished: finished3, destroyed, pos } = this;
         to.destroyed = destroyed;
-        to.finished = finished2;
+        to.finished = finished3;
         to.length = length;
         to.pos = pos;
         if (length % blockLen)
@@ -94170,12 +94454,12 @@ function cleanBytes(...list2) {
 function getMask(bits) {
   return (1 << bits) - 1;
 }
-var randomBytes7, EMPTY;
+var randomBytes9, EMPTY;
 var init_utils8 = __esm({
   "node_modules/@noble/post-quantum/utils.js"() {
     init_utils6();
     init_utils6();
-    randomBytes7 = randomBytes6;
+    randomBytes9 = randomBytes8;
     EMPTY = Uint8Array.of();
   }
 });
@@ -94380,7 +94664,7 @@ function createKyber(opts2) {
       msgRand: msgLen,
       secretKey: secretCoder.bytesLen
     },
-    keygen: (seed = randomBytes7(seedLen)) => {
+    keygen: (seed = randomBytes9(seedLen)) => {
       abytes4(seed, seedLen, "seed");
       const { publicKey, secretKey: sk } = KPKE.keygen(seed.subarray(0, 32));
       const publicKeyHash = HASH256(publicKey);
@@ -94392,7 +94676,7 @@ function createKyber(opts2) {
       const [_sk, publicKey, _publicKeyHash, _z] = secretCoder.decode(secretKey);
       return Uint8Array.from(publicKey);
     },
-    encapsulate: (publicKey, msg = randomBytes7(msgLen)) => {
+    encapsulate: (publicKey, msg = randomBytes9(msgLen)) => {
       abytes4(publicKey, lengths.publicKey, "publicKey");
       abytes4(msg, msgLen, "message");
       const eke = publicKey.subarray(0, 384 * opts2.K);
@@ -94582,7 +94866,7 @@ function ecKeygen(curve, allowZeroKey = false) {
     const Fn = wCurve.Point.Fn;
     if (!Fn)
       throw new Error("No Point.Fn");
-    keygen = (seed = randomBytes7(lengths.seed)) => {
+    keygen = (seed = randomBytes9(lengths.seed)) => {
       abytes4(seed, lengths.seed, "seed");
       const seedScalar = Fn.isLE ? bytesToNumberLE(seed) : bytesToNumberBE(seed);
       const secretKey = Fn.toBytes(Fn.create(seedScalar));
@@ -94603,7 +94887,7 @@ function ecdhKem(curve, allowZeroKey = false) {
     lengths: { ...kg.lengths, msg: kg.lengths.seed, cipherText: kg.lengths.publicKey },
     keygen: kg.keygen,
     getPublicKey: kg.getPublicKey,
-    encapsulate(publicKey, rand = randomBytes7(curve.lengths.seed)) {
+    encapsulate(publicKey, rand = randomBytes9(curve.lengths.seed)) {
       const ek = this.keygen(rand).secretKey;
       const sharedSecret = this.decapsulate(publicKey, ek);
       const cipherText = curve.getPublicKey(ek);
@@ -94645,7 +94929,7 @@ function combineKeys(realSeedLen, expandSeed, ...ck) {
     getPublicKey(secretKey) {
       return this.keygen(secretKey).publicKey;
     },
-    keygen(seed = randomBytes7(realSeedLen)) {
+    keygen(seed = randomBytes9(realSeedLen)) {
       const { publicKey: pk, secretKey } = expandDecapsulationKey(seed);
       const publicKey = pkCoder.encode(pk);
       cleanBytes(pk);
@@ -94673,7 +94957,7 @@ function combineKEMS(realSeedLen, realMsgLen, expandSeed, combiner, ...kems) {
     },
     getPublicKey: keys.getPublicKey,
     keygen: keys.keygen,
-    encapsulate(pk, randomness = randomBytes7(msgCoder.bytesLen)) {
+    encapsulate(pk, randomness = randomBytes9(msgCoder.bytesLen)) {
       const pks = pkCoder.decode(pk);
       const rand = msgCoder.decode(randomness);
       const enc = kems.map((i5, j5) => i5.encapsulate(pks[j5], rand[j5]));
@@ -94738,14 +95022,14 @@ function nistCurveKem(curve, scalarLen, elemLen, nseed) {
       msg: nseed,
       cipherText: elemLen
     },
-    keygen(seed = randomBytes7(nseed)) {
+    keygen(seed = randomBytes9(nseed)) {
       abytes4(seed, nseed, "seed");
       return rejectionSampling(seed);
     },
     getPublicKey(secretKey) {
       return curve.getPublicKey(secretKey, false);
     },
-    encapsulate(publicKey, rand = randomBytes7(nseed)) {
+    encapsulate(publicKey, rand = randomBytes9(nseed)) {
       abytes4(rand, nseed, "rand");
       const { secretKey: ek } = rejectionSampling(rand);
       const sharedSecret = this.decapsulate(publicKey, ek);
@@ -94972,7 +95256,7 @@ function validateObject2(object, fields = {}, optFields = {}, title = "object") 
   iter(fields, false);
   iter(optFields, true);
 }
-var abytes5, anumber5, bytesToHex3, concatBytes4, hexToBytes3, isBytes5, randomBytes8, _0n7, _1n8, atitle3, bitMask2;
+var abytes5, anumber5, bytesToHex3, concatBytes4, hexToBytes3, isBytes5, randomBytes10, _0n7, _1n8, atitle3, bitMask2;
 var init_utils9 = __esm({
   "node_modules/@noble/curves/utils.js"() {
     init_utils4();
@@ -94982,7 +95266,7 @@ var init_utils9 = __esm({
     concatBytes4 = (...arrays) => concatBytes2(...arrays);
     hexToBytes3 = (hex) => hexToBytes(hex);
     isBytes5 = isBytes;
-    randomBytes8 = (bytesLength) => randomBytes4(bytesLength);
+    randomBytes10 = (bytesLength) => randomBytes6(bytesLength);
     _0n7 = /* @__PURE__ */ BigInt(0);
     _1n8 = /* @__PURE__ */ BigInt(1);
     atitle3 = (title) => title ? `"${title}" ` : "";
@@ -95490,18 +95774,18 @@ function validateTableBytes(numPoints, fpBytes) {
   if (bytes > TABLE_BYTES_MAX)
     throw new Error("invalid window size: table would need ~" + Math.ceil(bytes / 2 ** 20) + " MiB, max " + TABLE_BYTES_MAX / 2 ** 20 + " MiB");
 }
-function probeRandomBytes(randomBytes9, length) {
-  if (randomBytes9 === void 0)
+function probeRandomBytes(randomBytes11, length) {
+  if (randomBytes11 === void 0)
     return void 0;
-  afunction(randomBytes9, "randomBytes");
+  afunction(randomBytes11, "randomBytes");
   try {
-    const probe = randomBytes9(length);
+    const probe = randomBytes11(length);
     if (!isBytes5(probe) || probe.length !== length)
       return void 0;
   } catch {
     return void 0;
   }
-  return randomBytes9;
+  return randomBytes11;
 }
 function validateMSMPoints(points, c5) {
   aarray(points, "points");
@@ -95657,9 +95941,9 @@ var init_curve2 = __esm({
       baseCanBeBlinded;
       bits;
       // Parametrized with a given Point class (not individual point)
-      constructor(Point, randomBytes9) {
+      constructor(Point, randomBytes11) {
         validatePointCons(Point);
-        this.randomBytes = probeRandomBytes(randomBytes9, BLIND_BYTES);
+        this.randomBytes = probeRandomBytes(randomBytes11, BLIND_BYTES);
         this.Point = Point;
         this.BASE = Point.BASE;
         this.ZERO = Point.ZERO;
@@ -96042,7 +96326,7 @@ function weierstrass2(params, extraOpts = {}) {
     randomBytes: "function"
   });
   const { endo: endoOpts, allowInfinityPoint, clearCofactor, isTorsionFree, fromBytes, toBytes } = extraOpts;
-  const randomBytes9 = extraOpts.randomBytes === void 0 ? randomBytes8 : extraOpts.randomBytes;
+  const randomBytes11 = extraOpts.randomBytes === void 0 ? randomBytes10 : extraOpts.randomBytes;
   if (endoOpts) {
     if (!Fp.is0(CURVE.a) || typeof endoOpts.beta !== "bigint" || !Array.isArray(endoOpts.basises)) {
       throw new Error('invalid endo: expected "beta": bigint and "basises": array');
@@ -96459,7 +96743,7 @@ function weierstrass2(params, extraOpts = {}) {
     }
   }
   const normalize = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes9);
+  const wnaf = new ScalarMultiplier(Point, randomBytes11);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -96483,7 +96767,7 @@ function getWLengths2(Fp, Fn) {
 function ecdh2(Point, ecdhOpts = {}) {
   validatePointCons(Point);
   const { Fn } = Point;
-  const randomBytes_ = ecdhOpts.randomBytes === void 0 ? randomBytes8 : ecdhOpts.randomBytes;
+  const randomBytes_ = ecdhOpts.randomBytes === void 0 ? randomBytes10 : ecdhOpts.randomBytes;
   const lengths = Object.assign(getWLengths2(Point.Fp, Fn), {
     seed: Math.max(getMinHashLength2(Fn.ORDER), 16)
   });
@@ -96560,12 +96844,12 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   const opts2 = Object.assign({}, ecdsaOpts);
-  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes8 : opts2.randomBytes;
+  const randomBytes11 = opts2.randomBytes === void 0 ? randomBytes10 : opts2.randomBytes;
   const hmac3 = opts2.hmac === void 0 ? (key, msg) => hmac(hash_, key, msg) : opts2.hmac;
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
   const blindLength = getMinHashLength2(CURVE_ORDER);
-  const csprng = probeRandomBytes(randomBytes9, blindLength);
+  const csprng = probeRandomBytes(randomBytes11, blindLength);
   const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh2(Point, opts2);
   const defaultSigOpts = {
     prehash: true,
@@ -96718,7 +97002,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d5), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e5 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
+      const e5 = extraEntropy === true ? randomBytes11(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes5(e5, void 0, "extraEntropy"));
     }
     const seed = concatBytes4(...seedArgs);
@@ -96872,7 +97156,7 @@ function edwards(params, extraOpts = {}) {
   if (FpLegendre2(Fp, CURVE.d) !== -1)
     throw new Error("edwards: CURVE.d must be a non-square in Fp for complete addition formulas");
   validateObject2(opts2, {}, { uvRatio: "function", randomBytes: "function" });
-  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes8 : opts2.randomBytes;
+  const randomBytes11 = opts2.randomBytes === void 0 ? randomBytes10 : opts2.randomBytes;
   const MASK = _2n8 << BigInt(Fp.BYTES * 8) - _1n12;
   function isOdd(n3) {
     if (!Fp.isOdd)
@@ -97133,7 +97417,7 @@ function edwards(params, extraOpts = {}) {
     }
   }
   const normalize = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes9);
+  const wnaf = new ScalarMultiplier(Point, randomBytes11);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -97186,7 +97470,7 @@ function montgomery2(curveDef) {
   const is25519 = type === "x25519";
   if (!is25519 && type !== "x448")
     throw new Error("invalid type");
-  const randomBytes_ = rand === void 0 ? randomBytes8 : rand;
+  const randomBytes_ = rand === void 0 ? randomBytes10 : rand;
   const montgomeryBits = is25519 ? 255 : 448;
   const swap = cswap(P);
   const fieldLen = is25519 ? 32 : 56;
@@ -97695,12 +97979,12 @@ function generateIdentity() {
   return generateX25519Identity();
 }
 function generateX25519Identity() {
-  const scalar = randomBytes4(32);
+  const scalar = randomBytes6(32);
   const identity = bech32.encodeFromBytes("AGE-SECRET-KEY-", scalar).toUpperCase();
   return Promise.resolve(identity);
 }
 function generateHybridIdentity() {
-  const scalar = randomBytes4(32);
+  const scalar = randomBytes6(32);
   const identity = bech32.encodeFromBytes("AGE-SECRET-KEY-PQ-", scalar).toUpperCase();
   return Promise.resolve(identity);
 }
@@ -97943,7 +98227,7 @@ var init_recipients = __esm({
         this.recipient = res.bytes;
       }
       async wrapFileKey(fileKey) {
-        const ephemeral = randomBytes4(32);
+        const ephemeral = randomBytes6(32);
         const share = await scalarMultBase(ephemeral);
         const secret = await scalarMult(ephemeral, this.recipient);
         const salt = new Uint8Array(share.length + this.recipient.length);
@@ -98004,7 +98288,7 @@ var init_recipients = __esm({
         this.logN = logN;
       }
       wrapFileKey(fileKey) {
-        const salt = randomBytes4(16);
+        const salt = randomBytes6(16);
         const label2 = "age-encryption.org/v1/scrypt";
         const labelAndSalt = new Uint8Array(label2.length + 16);
         labelAndSalt.set(new TextEncoder().encode(label2));
@@ -98339,7 +98623,7 @@ async function createCredential(options) {
       rp: { name: "", id: options.rpId },
       user: {
         name: options.keyName,
-        id: domBuffer2(randomBytes4(8)),
+        id: domBuffer2(randomBytes6(8)),
         // avoid overwriting existing keys
         displayName: ""
       },
@@ -98468,7 +98752,7 @@ var init_webauthn = __esm({
               transports: this.transports,
               type: "public-key"
             }] : [],
-            challenge: domBuffer2(randomBytes4(16)),
+            challenge: domBuffer2(randomBytes6(16)),
             extensions: { prf: { eval: prfInputs(nonce) } },
             userVerification: "required",
             // prf requires UV
@@ -98487,7 +98771,7 @@ var init_webauthn = __esm({
        * Implements {@link Recipient.wrapFileKey}.
        */
       async wrapFileKey(fileKey) {
-        const nonce = randomBytes4(16);
+        const nonce = randomBytes6(16);
         const results = await this.getCredential(nonce);
         const key = deriveKey(results);
         return [new Stanza([label, base64nopad.encode(nonce)], encryptFileKey(fileKey, key))];
@@ -98632,7 +98916,7 @@ var init_dist = __esm({
         }
       }
       async encrypt(file) {
-        const fileKey = randomBytes4(16);
+        const fileKey = randomBytes6(16);
         const stanzas = [];
         let recipients = this.recipients;
         if (this.passphrase !== null) {
@@ -98645,7 +98929,7 @@ var init_dist = __esm({
         const hmacKey = hkdf(sha256, fileKey, void 0, labelHeader, 32);
         const mac = hmac(sha256, hmacKey, encodeHeaderNoMAC(stanzas));
         const header = encodeHeader(stanzas, mac);
-        const nonce = randomBytes4(16);
+        const nonce = randomBytes6(16);
         const labelPayload = new TextEncoder().encode("payload");
         const streamKey = hkdf(sha256, fileKey, nonce, labelPayload, 32);
         const encrypter = encryptSTREAM(streamKey);
@@ -98767,13 +99051,13 @@ var init_dist = __esm({
 // packages/backup/src/runner-stream.ts
 import { createHash as createHash8 } from "node:crypto";
 import { createReadStream as createReadStream2, createWriteStream } from "node:fs";
-import { mkdtemp, rm as rm2 } from "node:fs/promises";
-import { join as join5 } from "node:path";
+import { mkdtemp as mkdtemp2, rm as rm4 } from "node:fs/promises";
+import { join as join6 } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { PassThrough as PassThrough2, Readable as Readable8, Transform, Writable as Writable4 } from "node:stream";
+import { PassThrough as PassThrough2, Readable as Readable9, Transform, Writable as Writable4 } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
 function toWebBounded(stream2) {
-  return Readable8.toWeb(stream2, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) });
+  return Readable9.toWeb(stream2, { strategy: new CountQueuingStrategy({ highWaterMark: 4 }) });
 }
 async function streamDump(executor, request, consume, abort, part) {
   const { source } = request;
@@ -98813,7 +99097,7 @@ async function streamDump(executor, request, consume, abort, part) {
     const encrypter = new Encrypter2();
     for (const recipient of request.encryptRecipients) encrypter.addRecipient(recipient);
     const web = await encrypter.encrypt(toWebBounded(chain3));
-    chain3 = Readable8.fromWeb(web);
+    chain3 = Readable9.fromWeb(web);
   }
   chain3.on("error", (error3) => stored.destroy(error3));
   chain3.pipe(stored);
@@ -98876,7 +99160,7 @@ async function localRawData(path, manifest, identities, cleanup, globalsPath) {
       for (const identity of identities) decrypter.addIdentity(identity);
       try {
         const web = await decrypter.decrypt(toWebBounded(stream2));
-        stream2 = Readable8.fromWeb(web);
+        stream2 = Readable9.fromWeb(web);
       } catch (error3) {
         throw new Error(`${manifest.id} could not be decrypted with the given decrypt-identity: ${error3.message}`);
       }
@@ -98892,24 +99176,24 @@ async function localRawData(path, manifest, identities, cleanup, globalsPath) {
   (await open2()).destroy();
   return { kind: "stream", open: open2, cleanup, ...globalsPath ? { globals: opener(globalsPath) } : {} };
 }
-async function downloadChecked(body, path, expected, where) {
+async function downloadChecked(body, path, expected, where2) {
   const hash = new Inspector();
   await pipeline(body, hash, createWriteStream(path, { mode: 384 }));
   const actual = hash.digest();
-  if (actual !== expected) throw new Error(`sha256 of ${where} is ${actual}, but its manifest says ${expected}; refusing to restore it`);
+  if (actual !== expected) throw new Error(`sha256 of ${where2} is ${actual}, but its manifest says ${expected}; refusing to restore it`);
 }
 function globalsVerification() {
   return ["exit status 0", GLOBALS_FORMAT.describe, "sha256 (raw and stored)"];
 }
 async function fetchChecked(manifest, identities, tempRoot, open2) {
   encryptedNeedsIdentity(manifest, identities);
-  const dir = await mkdtemp(join5(tempRoot, "skiff-restore-"));
-  const cleanup = () => rm2(dir, { recursive: true, force: true });
+  const dir = await mkdtemp2(join6(tempRoot, "skiff-restore-"));
+  const cleanup = () => rm4(dir, { recursive: true, force: true });
   try {
     const download = async (file, sha2563) => {
-      const path2 = join5(dir, file);
-      const { body, where } = await open2(file);
-      await downloadChecked(body, path2, sha2563, where);
+      const path2 = join6(dir, file);
+      const { body, where: where2 } = await open2(file);
+      await downloadChecked(body, path2, sha2563, where2);
       return path2;
     };
     const path = await download(manifest.file, manifest.sha256);
@@ -99163,7 +99447,7 @@ var init_s3_store = __esm({
 
 // packages/backup/src/artifact-client.ts
 import { createHash as createHash9 } from "node:crypto";
-import { Readable as Readable9 } from "node:stream";
+import { Readable as Readable10 } from "node:stream";
 function field(value, snake) {
   const camel = snake.replace(/_([a-z])/g, (_, c5) => c5.toUpperCase());
   return value[snake] ?? value[camel];
@@ -99316,7 +99600,7 @@ var init_artifact_client = __esm({
         if (!url) throw new ArtifactServiceError(`artifact service returned no download URL for ${name}`);
         const blob = await fetch(url);
         if (!blob.ok || !blob.body) throw new ArtifactServiceError(`download of artifact ${name} failed: ${blob.status}`);
-        return Readable9.fromWeb(blob.body);
+        return Readable10.fromWeb(blob.body);
       }
       async delete(name) {
         await this.twirp("DeleteArtifact", { name });
@@ -99326,7 +99610,7 @@ var init_artifact_client = __esm({
 });
 
 // packages/backup/src/github-artifacts.ts
-import { Readable as Readable10 } from "node:stream";
+import { Readable as Readable11 } from "node:stream";
 function hint(status, method) {
   if (status === 401) return " (github-token is not valid)";
   if (status === 403)
@@ -99437,7 +99721,7 @@ var init_github_artifacts = __esm({
           await blob.body.cancel();
           throw new GitHubApiError(`artifact ${id} is a zip archive; backups are stored as single unzipped files, so this artifact was not made by action-backup`);
         }
-        return Readable10.fromWeb(blob.body);
+        return Readable11.fromWeb(blob.body);
       }
       async delete(id) {
         await this.request("DELETE", `${this.base}/${id}`);
@@ -99454,7 +99738,7 @@ __export(artifact_store_exports, {
   GitHubArtifactsApi: () => GitHubArtifactsApi
 });
 import { tmpdir as tmpdir2 } from "node:os";
-import { Readable as Readable11 } from "node:stream";
+import { Readable as Readable12 } from "node:stream";
 function escape(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
@@ -99609,7 +99893,7 @@ var init_artifact_store = __esm({
         return manifest;
       }
       async publish(name, content) {
-        const upload = await this.service.upload(name, Readable11.from([Buffer.from(content)]), "application/json");
+        const upload = await this.service.upload(name, Readable12.from([Buffer.from(content)]), "application/json");
         await upload.finalize();
       }
       /** Every artifact of the backup, in every run: manifest first, so an interruption leaves orphans, never a manifest without its data. */
@@ -100130,6 +100414,33 @@ var platform = os3.platform();
 var arch = os3.arch();
 
 // node_modules/@actions/core/lib/core.js
+var __awaiter2 = function(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve) {
+      resolve(value);
+    });
+  }
+  return new (P || (P = Promise))(function(resolve, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e5) {
+        reject(e5);
+      }
+    }
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e5) {
+        reject(e5);
+      }
+    }
+    function step(result) {
+      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+};
 var ExitCode;
 (function(ExitCode2) {
   ExitCode2[ExitCode2["Success"] = 0] = "Success";
@@ -100177,6 +100488,18 @@ function startGroup(name) {
 }
 function endGroup() {
   issue("endgroup");
+}
+function group(name, fn) {
+  return __awaiter2(this, void 0, void 0, function* () {
+    startGroup(name);
+    let result;
+    try {
+      result = yield fn();
+    } finally {
+      endGroup();
+    }
+    return result;
+  });
 }
 function saveState(name, value) {
   const filePath = process.env["GITHUB_STATE"] || "";
@@ -100332,7 +100655,7 @@ var InputCollector = class {
 
 // packages/action-kit/src/ssh-inputs.ts
 import { isIP } from "node:net";
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 init_src();
 init_src2();
 var SSH_INPUTS = [
@@ -100466,7 +100789,7 @@ function liveLog(host) {
   return {
     begin(description) {
       startGroup(description);
-      token = randomBytes2(16).toString("hex");
+      token = randomBytes3(16).toString("hex");
       info(`::stop-commands::${token}`);
     },
     line: (text) => info(text),
@@ -100750,6 +101073,9 @@ var MULTI_HOST_INPUTS = [
   { name: "max-parallel", description: "With parallel: true, at most this many hosts at once.", required: false, default: "10" }
 ];
 
+// action-backup/src/main.ts
+import { tmpdir as tmpdir3 } from "node:os";
+
 // packages/backup/src/retention.ts
 var RetentionRefused = class extends Error {
   constructor(message) {
@@ -100811,6 +101137,8 @@ function decideRetention(backups, policy, now) {
 // packages/backup/src/sources.ts
 var import_yaml = __toESM(require_dist(), 1);
 var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
+var SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+var DEFAULT_CLIENT_IMAGE = "postgres:{major}";
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 function shown(value) {
   const text = JSON.stringify(value);
@@ -100837,8 +101165,50 @@ var KEYS = /* @__PURE__ */ new Set([
   "paths",
   "volumes",
   "helper-image",
-  "compression"
+  "compression",
+  "url",
+  "sslmode",
+  "ca-certificate",
+  "client-image"
 ]);
+var URL_FIELDS = ["host", "port", "user", "password", "database"];
+function parseConnectionUrl(text) {
+  const expected = "a URL like postgresql://user:password@host:5432/database?sslmode=require";
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    return `"url" must be ${expected} (the value is not shown: it may hold a password)`;
+  }
+  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:")
+    return `"url" must start with postgresql:// or postgres://; got ${shown(url.protocol.replace(/:$/, "://"))} (${expected})`;
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  if (hostname === "") return `"url" names no host (${expected})`;
+  const decode2 = (value) => {
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      return void 0;
+    }
+  };
+  const user = url.username ? decode2(url.username) : void 0;
+  const password = url.password ? decode2(url.password) : void 0;
+  if (url.username && user === void 0 || url.password && password === void 0) return '"url" has a user or password with broken %-escapes';
+  const database = url.pathname.replace(/^\//, "");
+  const unknown = [...url.searchParams.keys()].filter((key) => key !== "sslmode");
+  if (unknown.length > 0)
+    return `"url" has parameter${unknown.length > 1 ? "s" : ""} ${unknown.map((key) => shown(key)).join(", ")} that Skiff does not pass on; only sslmode is read (set the CA certificate as "ca-certificate")`;
+  const sslmode = url.searchParams.get("sslmode") ?? void 0;
+  return {
+    type: "postgres",
+    hostname,
+    ...url.port ? { port: url.port } : {},
+    ...user !== void 0 ? { user } : {},
+    ...password !== void 0 ? { password } : {},
+    ...database ? { database: decode2(database) ?? database } : {},
+    ...sslmode !== void 0 ? { sslmode } : {}
+  };
+}
 function defaultCompression(type) {
   return type === "postgres" ? "none" : "gzip";
 }
@@ -100855,12 +101225,12 @@ function parseSources(text) {
   }
   const sources = [];
   document2.forEach((entry, index) => {
-    const where = `entry ${index + 1}`;
+    const where2 = `entry ${index + 1}`;
     if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
-      problems.push(`${where} must be a mapping with a "type" field`);
+      problems.push(`${where2} must be a mapping with a "type" field`);
       return;
     }
-    const source = parseSource(entry, (message) => problems.push(`${where}: ${message}`));
+    const source = parseSource(entry, (message) => problems.push(`${where2}: ${message}`));
     if (source) sources.push(source);
   });
   const seen = /* @__PURE__ */ new Set();
@@ -100892,7 +101262,19 @@ function parseSource(entry, problem) {
     if (!items.every((item) => typeof item === "string" && item !== "")) return void fail2(`"${key}" must be a list of non-empty strings`);
     return items;
   };
-  const type = str("type");
+  const urlText = entry.url;
+  let fromUrl;
+  if (urlText !== void 0 && urlText !== null) {
+    if (typeof urlText !== "string") fail2('"url" must be a string');
+    else {
+      const parsed = parseConnectionUrl(urlText);
+      if (typeof parsed === "string") fail2(parsed);
+      else fromUrl = parsed;
+      for (const key of URL_FIELDS)
+        if (entry[key] !== void 0 && entry[key] !== null) fail2(`set "url" or "${key}", not both (the url already says where and as whom)`);
+    }
+  }
+  const type = str("type") ?? fromUrl?.type;
   if (type === void 0 || !SOURCE_TYPES.includes(type)) {
     fail2(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${shown(type ?? null)}`);
     return void 0;
@@ -100918,11 +101300,25 @@ function parseSource(entry, problem) {
   } else if (container !== void 0) {
     place = { kind: "container", container, ...execUser ? { user: execUser } : {} };
   }
-  const database = str("database", IDENT, "a database name (letters, digits, _ . @ -)");
-  const user = str("user", IDENT, "a user name");
-  const hostname = str("host", /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address");
-  const portText = str("port", /^\d{1,5}$/, "a port number");
-  const password = str("password");
+  if (fromUrl && type !== fromUrl.type) fail2(`"url" is a ${fromUrl.type} URL but "type" is ${type}`);
+  const fromUrlOr = (key, value, pattern, expected) => {
+    if (value === void 0) return void 0;
+    if (!pattern.test(value)) return void fail2(`the "url"'s ${key} must be ${expected}; got ${shown(value)}`);
+    return value;
+  };
+  const database = fromUrl ? fromUrlOr("database", fromUrl.database, IDENT, "a database name (letters, digits, _ . @ -)") : str("database", IDENT, "a database name (letters, digits, _ . @ -)");
+  const user = fromUrl ? fromUrlOr("user", fromUrl.user, IDENT, "a user name") : str("user", IDENT, "a user name");
+  const hostname = fromUrl ? fromUrlOr("host", fromUrl.hostname, /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address") : str("host", /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address");
+  const portText = fromUrl ? fromUrlOr("port", fromUrl.port, /^\d{1,5}$/, "a port number") : str("port", /^\d{1,5}$/, "a port number");
+  const password = fromUrl ? fromUrl.password : str("password");
+  const sslModeText = str("sslmode") ?? fromUrl?.sslmode;
+  if (sslModeText !== void 0 && !SSL_MODES.includes(sslModeText))
+    fail2(`"sslmode" must be one of ${SSL_MODES.join(", ")}; got ${shown(sslModeText)}`);
+  if (fromUrl?.sslmode !== void 0 && entry.sslmode !== void 0) fail2('set "sslmode" in the url or as a field, not both');
+  const caCertificate = str("ca-certificate");
+  if (caCertificate !== void 0 && !/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(caCertificate))
+    fail2('"ca-certificate" must be the PEM text of the CA certificate (-----BEGIN CERTIFICATE----- \u2026 -----END CERTIFICATE-----)');
+  const clientImage = str("client-image", /^[a-z0-9][a-z0-9._/:@{}-]*$/, "an image name, e.g. postgres:{major} ({major} becomes the server's major version)");
   const passwordEnv = str("password-env", /^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
   const compression = str("compression", /^(gzip|none)$/, "gzip or none");
   const path = str("path", /^\/[^\0]*$/, "an absolute path");
@@ -100943,6 +101339,18 @@ function parseSource(entry, problem) {
     if (volumes?.length && !helperImage) fail2('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== "postgres") fail2('"globals" is only for postgres');
+  for (const [key, value] of [
+    ["sslmode", sslModeText],
+    ["ca-certificate", caCertificate],
+    ["client-image", clientImage]
+  ]) {
+    if (value !== void 0 && sourceType !== "postgres") fail2(`"${key}" is only for postgres`);
+    if (value !== void 0 && place.kind !== "host") fail2(`"${key}" is for a server reached over the network ("host" or "url"), not one in a container`);
+  }
+  if (caCertificate !== void 0 && sslModeText !== void 0 && !["verify-ca", "verify-full"].includes(sslModeText))
+    fail2(
+      `"ca-certificate" is only checked with sslmode verify-ca or verify-full; sslmode is ${sslModeText} (leave sslmode out: verify-full is the default with a CA)`
+    );
   const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
   if (before.count > 0) return void 0;
   return {
@@ -100960,141 +101368,633 @@ function parseSource(entry, problem) {
     ...path !== void 0 ? { path } : {},
     ...paths !== void 0 ? { paths } : {},
     ...volumes !== void 0 ? { volumes } : {},
-    ...helperImage !== void 0 ? { helperImage } : {}
+    ...helperImage !== void 0 ? { helperImage } : {},
+    // A CA given is a CA to check against: without a mode, the strictest.
+    ...sslModeText !== void 0 ? { sslMode: sslModeText } : caCertificate !== void 0 ? { sslMode: "verify-full" } : {},
+    ...caCertificate !== void 0 ? { caCertificate } : {},
+    ...clientImage !== void 0 ? { clientImage } : {}
   };
 }
-function defaultName(type, database, path, where) {
-  const detail = database ?? (path ? path.split("/").pop().replace(/\.[^.]*$/, "") : where);
+function reachableFromRunner(source) {
+  return source.type === "postgres" && source.place.kind === "host" && source.hostname !== void 0;
+}
+function defaultName(type, database, path, where2) {
+  const detail = database ?? (path ? path.split("/").pop().replace(/\.[^.]*$/, "") : where2);
   return [type, detail].filter(Boolean).join("-").replace(/[^A-Za-z0-9._-]/g, "_");
 }
 
-// packages/backup/src/index.ts
-init_place();
+// packages/backup/src/runner-side.ts
+init_src();
+import { randomBytes as randomBytes5 } from "node:crypto";
+import { mkdtemp, rm as rm3, writeFile as writeFile3 } from "node:fs/promises";
+import { join } from "node:path";
 
-// packages/backup/src/tools.ts
+// packages/backup/src/operations.ts
+init_src();
+init_formats();
+import { randomBytes as randomBytes4 } from "node:crypto";
+
+// packages/backup/src/restore.ts
 init_src();
 init_place();
-function secretFileContent(source) {
-  if (source.password === void 0 || source.place.kind !== "host") return void 0;
-  if (source.type === "postgres") return `*:*:*:*:${source.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}
-`;
-  if (source.type === "mysql") return `[client]
-password="${source.password.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"
-`;
-  if (source.type === "redis") return source.password;
-  return void 0;
+init_tools();
+function describeTarget2(source, target) {
+  if (target.inPlace) return [...source.paths ?? [], ...(source.volumes ?? []).map((volume) => `volume ${volume}`)].join(", ");
+  return target.database ?? target.path;
 }
-function pgConnection(source) {
-  return [
-    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
-    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
-    ...source.user ? ["-U", source.user] : []
-  ];
-}
-function pgTool(source, argv, secretFile, options = {}) {
-  const args = [argv[0], ...pgConnection(source), "--no-password", ...argv.slice(1)];
-  if (source.place.kind === "host") {
-    return source.password !== void 0 && secretFile ? [raw(`PGPASSFILE=${quote(secretFile)}`), ...args] : args;
-  }
-  return inPlace(source.place, withContainerSecret("PGPASSWORD", source.passwordEnv, args), options);
-}
-function mysqlTool(source, tool, args, secretFile, options = {}) {
-  if (source.place.kind === "host") {
-    return [
-      tool,
-      // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
-      ...source.password !== void 0 && secretFile ? [`--defaults-extra-file=${secretFile}`] : [],
-      ...source.hostname ? ["-h", source.hostname] : [],
-      ...source.port ? ["-P", String(source.port)] : [],
-      ...source.user ? ["-u", source.user] : [],
-      ...args
-    ];
-  }
-  return inPlace(source.place, withContainerSecret("MYSQL_PWD", source.passwordEnv, [tool, ...source.user ? ["-u", source.user] : [], ...args]), options);
-}
-function redisCli(source, args, secretFile) {
-  const cli = [
-    "redis-cli",
-    ...source.place.kind === "host" && source.hostname ? ["-h", source.hostname] : [],
-    ...source.place.kind === "host" && source.port ? ["-p", String(source.port)] : [],
-    "--no-auth-warning",
-    ...args
-  ];
-  if (source.place.kind === "host") {
-    return source.password !== void 0 && secretFile ? [...envFromFile("REDISCLI_AUTH", secretFile), ...cli] : cli;
-  }
-  return inPlace(source.place, withContainerSecret("REDISCLI_AUTH", source.passwordEnv, cli));
-}
-var SQLITE_SNAPSHOT_SCRIPT = [
+var PREVIOUS_DIR = ".skiff-restore-previous";
+var FILES_IN_PLACE_SCRIPT = [
   "set -eu",
-  "snap=$(mktemp)",
-  `trap 'rm -f "$snap"' EXIT`,
-  `sqlite3 "$1" ".backup '$snap'"`,
-  'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
-  'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
-  'cat "$snap"'
+  "step=$1; base=$2; force=$3; shift 3",
+  `aside=${PREVIOUS_DIR}`,
+  'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
+  'put_back() { for root do if [ -d "$root/$aside" ]; then entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done; for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done; rmdir -- "$root/$aside"; fi; done; }',
+  'case "$step" in',
+  '  finish) for root do rm -rf -- "${root:?}/$aside"; done; exit 0 ;;',
+  '  undo) put_back "$@"; echo "the restore did not complete: the previous contents were put back" >&2; exit 0 ;;',
+  "esac",
+  "for root do",
+  '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
+  '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
+  "done",
+  'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
+  'if tar --extract --file=- --numeric-owner --directory="$base"; then cat >/dev/null; exit 0; fi',
+  "status=$?",
+  'put_back "$@"',
+  'echo "tar failed (exit $status): the previous contents were put back" >&2',
+  'exit "$status"'
 ].join("\n");
-function dumpCommand(source, secretFile) {
-  switch (source.type) {
-    case "postgres":
-      return pgTool(source, ["pg_dump", "--format=custom", `--dbname=${source.database}`], secretFile);
-    case "mysql":
-      return mysqlTool(source, "mysqldump", ["--single-transaction", "--routines", "--events", "--triggers", "--hex-blob", source.database], secretFile);
-    case "redis":
-      return redisCli(source, ["--rdb", "-"], secretFile);
-    case "sqlite":
-      return inPlace(source.place, ["sh", "-c", SQLITE_SNAPSHOT_SCRIPT, "sh", source.path]);
-    case "files":
-      return filesDump(source);
-  }
+var REDIS_RESTORE_SCRIPT = [
+  "set -eu",
+  "target=$1; force=$2",
+  'case "$target" in */) dir=${target%/} ;; *) if [ -d "$target" ]; then dir=$target; else dir=; fi ;; esac',
+  "aof=; prefix=; single=",
+  'if [ -n "$dir" ]; then',
+  '  mkdir -p -- "$dir"; rdb="$dir/dump.rdb"',
+  '  for m in "$dir"/*/*.manifest; do if [ -f "$m" ]; then aof=${m%/*}; prefix=${m##*/}; prefix=${prefix%.manifest}; fi; done',
+  '  if [ -z "$aof" ]; then for f in "$dir"/*.aof; do if [ -f "$f" ]; then single=$f; fi; done; fi',
+  "else",
+  '  rdb=$target; dir=$(dirname -- "$rdb"); mkdir -p -- "$dir"',
+  '  for m in "$dir"/*/*.manifest "$dir"/*.aof; do if [ -f "$m" ]; then echo "$dir holds an append-only file ($m), which Redis loads at start instead of $rdb: give the data directory $dir/ as restore-target" >&2; exit 22; fi; done',
+  "fi",
+  'if [ "$force" != true ]; then',
+  '  for f in "$rdb" ${aof:+"$aof"} ${single:+"$single"}; do',
+  '    if [ -s "$f" ] || { [ -d "$f" ] && [ -n "$(ls -A -- "$f")" ]; }; then echo "refusing to restore: $f is not empty; set force: true to overwrite it (stop Redis first: it writes these files when it shuts down)" >&2; exit 20; fi',
+  "  done",
+  "fi",
+  'owner=$(stat -c %u:%g -- "$dir")',
+  'cat > "$rdb.skiff-restore"',
+  // redis-cli --rdb writing to stdout cannot truncate away the 40-hex-digit end mark of a diskless
+  // transfer, so the stream may end with it. Loading dump.rdb stops at the RDB's own end, but an
+  // AOF base is read on as commands and the mark fails it. A real RDB ends in 0xFF and an 8-byte
+  // checksum, so last 40 bytes that are all hex digits can only be that mark.
+  't=$(tail -c 40 -- "$rdb.skiff-restore")',
+  'case "$t" in *[!0-9a-f]*) ;; *) if [ ${#t} -eq 40 ]; then truncate -s -40 -- "$rdb.skiff-restore"; fi ;; esac',
+  'if [ -n "$aof" ]; then',
+  '  rm -rf -- "$aof.skiff-restore" "$aof.skiff-previous"; mkdir -- "$aof.skiff-restore"',
+  '  cp -- "$rdb.skiff-restore" "$aof.skiff-restore/$prefix.1.base.rdb"',
+  '  printf "file %s seq 1 type b\\n" "$prefix.1.base.rdb" > "$aof.skiff-restore/$prefix.manifest"',
+  '  chown -R "$owner" -- "$aof.skiff-restore" 2>/dev/null || true',
+  '  mv -- "$aof" "$aof.skiff-previous"; mv -- "$aof.skiff-restore" "$aof"; rm -rf -- "$aof.skiff-previous"',
+  "fi",
+  'if [ -n "$single" ]; then cp -- "$rdb.skiff-restore" "$single.skiff-restore"; chown "$owner" -- "$single.skiff-restore" 2>/dev/null || true; mv -f -- "$single.skiff-restore" "$single"; fi',
+  'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
+  'mv -f -- "$rdb.skiff-restore" "$rdb"'
+].join("\n");
+function redisRdbPath(path) {
+  return path.endsWith("/") ? `${path}dump.rdb` : path;
 }
-function globalsCommand(source, secretFile) {
-  return pgTool(source, ["pg_dumpall", "--globals-only"], secretFile);
-}
-function filesDump(source) {
-  const relative = (source.paths ?? []).map((path) => path.replace(/^\/+/, "") || ".");
-  if (!source.volumes?.length) return ["tar", "--create", "--file=-", "--numeric-owner", "--directory=/", "--", ...relative];
+function filesInPlace(source, force, step = "extract") {
+  const paths = source.paths ?? [];
+  if (!source.volumes?.length) return ["sh", "-c", FILES_IN_PLACE_SCRIPT, "sh", step, "/", String(force), ...paths];
   const mounts = [
-    ...(source.paths ?? []).flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}:ro`]),
-    ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}:ro`])
+    ...paths.flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}`]),
+    ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}`])
   ];
-  const members = [...relative.map((path) => `host/${path}`), ...source.volumes.map((volume) => `volumes/${volume}`)];
+  const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, "")}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
   return [
     "docker",
     "run",
     "--rm",
+    ...step === "extract" ? ["-i"] : [],
     "--network=none",
     "--user=0:0",
     "--label",
-    `skiff.backup=${source.name}`,
+    `skiff.restore=${source.name}`,
     ...mounts,
     "--entrypoint",
-    "tar",
+    "sh",
     source.helperImage,
-    "--create",
-    "--file=-",
-    "--numeric-owner",
-    "--directory=/backup",
-    "--",
-    ...members
+    "-c",
+    FILES_IN_PLACE_SCRIPT,
+    "sh",
+    step,
+    "/backup",
+    String(force),
+    ...roots
   ];
 }
-function toolVersionCommand(source) {
+var DRILL_PREFIX = "skiff_drill_";
+var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
+var PG_USER_RELATIONS = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
+function fail(message, code) {
+  return [raw("{"), "echo", message, raw(">&2;"), "exit", String(code), raw("; }")];
+}
+function psql(source, database, sql, secretFile) {
+  return pgTool(source, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-t", "-A", `--dbname=${database}`, "-c", sql], secretFile);
+}
+var MYSQL_ROW_COUNTS = "set session group_concat_max_len = 4194304; set @q = (select group_concat(concat('select concat(''', replace(table_name, '''', ''''''), '|'', count(*)) from `', replace(table_name, '`', '``'), '`') order by table_name separator ' union all ') from information_schema.tables where table_schema = database() and table_type = 'BASE TABLE'); set @q = coalesce(@q, 'select ''(no tables)|0'''); prepare counts from @q; execute counts; deallocate prepare counts";
+function mysql(source, database, sql, secretFile) {
+  return mysqlTool(source, "mysql", ["-N", "-B", ...database ? [database] : [], "-e", sql], secretFile);
+}
+var REFUSED_EXIT = 20;
+function prepareTargetScript(source, target, secretFile) {
+  const refuse = (what) => fail(`refusing to restore: ${what} is not empty; set force: true to overwrite it`, REFUSED_EXIT);
+  switch (source.type) {
+    case "postgres": {
+      const db = target.database;
+      return [
+        [raw("exists=$("), ...psql(source, "postgres", `select count(*) from pg_database where datname = '${db}'`, secretFile), raw(")")],
+        [raw('if [ "$exists" = 0 ]; then'), ...pgTool(source, ["createdb", db], secretFile), raw("; fi")],
+        [raw("relations=$("), ...psql(source, db, PG_USER_RELATIONS, secretFile), raw(")")],
+        ...target.force ? [] : [[raw('if [ "$relations" != 0 ]; then'), ...refuse(`database ${db}`), raw("; fi")]]
+      ];
+    }
+    case "mysql": {
+      const db = target.database;
+      return [
+        [raw("tables=$("), ...mysql(source, void 0, `select count(*) from information_schema.tables where table_schema = '${db}'`, secretFile), raw(")")],
+        ...target.force ? [] : [[raw('if [ "$tables" != 0 ]; then'), ...refuse(`database ${db}`), raw("; fi")]],
+        mysql(source, void 0, `create database if not exists \`${db}\``, secretFile)
+      ];
+    }
+    case "redis":
+      return [];
+    case "sqlite":
+      return [
+        ["mkdir", "-p", "--", dirname(target.path)],
+        ...target.force ? [] : [[raw("if [ -s"), target.path, raw("]; then"), ...refuse(`file ${target.path}`), raw("; fi")]]
+      ];
+    case "files":
+      if (target.inPlace) return [];
+      return [
+        ["mkdir", "-p", "--", target.path],
+        ...target.force ? [] : [[raw('if [ -n "$(ls -A --'), target.path, raw(')" ]; then'), ...refuse(`directory ${target.path}`), raw("; fi")]]
+      ];
+  }
+}
+function dirname(path) {
+  return path.replace(/\/[^/]*$/, "") || "/";
+}
+function restoreCommand(source, target, secretFile) {
   switch (source.type) {
     case "postgres":
-      return inPlace(source.place, ["pg_dump", "--version"]);
+      return readToEnd(
+        pgTool(
+          source,
+          [
+            "pg_restore",
+            `--dbname=${target.database}`,
+            "--no-owner",
+            ...target.withoutPrivileges ? ["--no-privileges"] : [],
+            "--exit-on-error",
+            "--single-transaction",
+            ...target.force ? ["--clean", "--if-exists"] : []
+          ],
+          secretFile,
+          { stdin: true }
+        )
+      );
     case "mysql":
-      return inPlace(source.place, ["mysqldump", "--version"]);
+      return mysqlTool(source, "mysql", [target.database], secretFile, { stdin: true });
     case "redis":
-      return inPlace(source.place, ["redis-cli", "--version"]);
+      return ["sh", "-c", REDIS_RESTORE_SCRIPT, "sh", target.path, String(target.force)];
     case "sqlite":
-      return inPlace(source.place, ["sqlite3", "--version"]);
+      return [raw(`cat > ${quote(`${target.path}.skiff-restore`)} && mv -f --`), `${target.path}.skiff-restore`, target.path];
     case "files":
-      return source.volumes?.length ? void 0 : ["tar", "--version"];
+      if (target.inPlace) return filesInPlace(source, target.force);
+      return readToEnd(["tar", "--extract", "--file=-", "--numeric-owner", `--directory=${target.path}`]);
+  }
+}
+var FILE_ARGUMENT = ["set -eu", "file=$1; shift", `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`];
+var SQLITE_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
+  `tables=$(sqlite3 "$file" "select name from sqlite_master where type = 'table' order by 1")`,
+  'for t in $tables; do n=$(sqlite3 "$file" "select count(*) from \\"$t\\""); echo "$t|$n"; done'
+].join("\n");
+var REDIS_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  `out=$(redis-check-rdb "$file" 2>&1) || { printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb failed on the restored RDB" >&2; exit 1; }`,
+  `keys=$(printf '%s\\n' "$out" | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p')`,
+  `if [ -z "$keys" ]; then printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb reported no key count" >&2; exit 1; fi`,
+  'echo "keys|$keys"'
+].join("\n");
+function wherever(source, file, script2, args) {
+  if (source.place.kind === "host") return ["sh", "-c", script2, "sh", file, ...args];
+  return [raw("cat --"), file, raw("|"), ...inPlace(source.place, ["sh", "-c", script2, "sh", "-", ...args], { stdin: true })];
+}
+function drillQueryCommand(source, target, query, secretFile) {
+  switch (source.type) {
+    case "postgres":
+      return psql(source, target.database, query ?? PG_ROW_COUNTS, secretFile);
+    case "mysql":
+      return mysql(source, target.database, query ?? MYSQL_ROW_COUNTS, secretFile);
+    case "sqlite":
+      return wherever(source, target.path, SQLITE_DRILL_SCRIPT, query === void 0 ? [] : [query]);
+    case "redis":
+      return wherever(source, redisRdbPath(target.path), REDIS_DRILL_SCRIPT, []);
+    case "files":
+      return ["sh", "-c", 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', "sh", target.path];
+  }
+}
+function dropScratchCommand(source, target, secretFile) {
+  switch (source.type) {
+    case "postgres":
+      return pgTool(source, ["dropdb", "--if-exists", target.database], secretFile);
+    case "mysql":
+      return mysql(source, void 0, `drop database if exists \`${target.database}\``, secretFile);
+    default:
+      return ["rm", "-rf", "--", target.path];
+  }
+}
+function scratchTarget(source, suffix) {
+  if (source.type === "postgres" || source.type === "mysql") return { database: `${DRILL_PREFIX}${suffix}`, force: false };
+  if (source.type === "redis") return { path: `/tmp/${DRILL_PREFIX}${suffix}/`, force: false };
+  return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === "files" ? "" : `.${source.type}`}`, force: false };
+}
+function existingGlobalsQuery(source, secretFile) {
+  return psql(
+    source,
+    "postgres",
+    "select 'r' || quote_ident(rolname) from pg_roles union all select 't' || quote_ident(spcname) from pg_tablespace order by 1",
+    secretFile
+  );
+}
+function parseExistingGlobals(output) {
+  const lines2 = output.split("\n").filter((line) => line !== "");
+  return { roles: lines2.filter((l3) => l3.startsWith("r")).map((l3) => l3.slice(1)), tablespaces: lines2.filter((l3) => l3.startsWith("t")).map((l3) => l3.slice(1)) };
+}
+var GLOBALS_FILTER_AWK = [
+  'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
+  'function known(rest, names,   name) { for (name in names) if (index(rest, name " ") == 1 || index(rest, name ";") == 1) return 1; return 0 }',
+  'BEGIN { load(ENVIRON["SKIFF_ROLES"], roles); load(ENVIRON["SKIFF_TABLESPACES"], spaces) }',
+  "/^CREATE ROLE / { if (known(substr($0, 13), roles)) next }",
+  "/^ALTER ROLE / { if (known(substr($0, 12), roles)) next }",
+  "/^CREATE TABLESPACE / { if (known(substr($0, 19), spaces)) next }",
+  "{ print }"
+].join("\n");
+function applyGlobalsCommand(source, existing, secretFile, feed) {
+  return [
+    ...feed ? [...feed, raw("|")] : [],
+    raw(`SKIFF_ROLES=${quote(existing.roles.join("\n"))} SKIFF_TABLESPACES=${quote(existing.tablespaces.join("\n"))}`),
+    "awk",
+    GLOBALS_FILTER_AWK,
+    raw("|"),
+    ...pgTool(source, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname=postgres"], secretFile, { stdin: true }),
+    raw(">/dev/null")
+  ];
+}
+
+// packages/backup/src/operations.ts
+init_store();
+init_tools();
+async function withSecretFile(executor, source, fn) {
+  const content = secretFileContent(source);
+  if (content === void 0) return fn(void 0);
+  const path = `${source.runner?.directory ?? "/tmp"}/skiff-backup-${randomBytes4(8).toString("hex")}.secret`;
+  await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
+  try {
+    return await fn(path);
+  } finally {
+    await executor.run([["rm", "-f", "--", path]], { description: "remove credentials file", allowFailure: true }).catch(() => void 0);
+  }
+}
+async function toolVersions(executor, source) {
+  const command5 = toolVersionCommand(source);
+  if (!command5) return {};
+  const result = await executor.run([command5], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
+  const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
+  const tool = command5[command5.length - 2];
+  return line ? { [typeof tool === "string" ? tool : source.type]: line } : {};
+}
+async function backupSource(executor, store, source, options) {
+  const started = Date.now();
+  const time2 = (options.now ?? (() => /* @__PURE__ */ new Date()))();
+  const id = backupId(source.name, time2);
+  const existing = await store.list(source.name);
+  if (existing.some((manifest2) => manifest2.id === id)) throw new BackupFailed(`a backup ${id} already exists; not overwriting it`);
+  const tools = await toolVersions(executor, source);
+  const manifest = await withSecretFile(
+    executor,
+    source,
+    (secretFile) => store.backup(executor, {
+      source,
+      id,
+      time: time2,
+      dump: dumpCommand(source, secretFile),
+      ...source.globals ? { globals: globalsCommand(source, secretFile) } : {},
+      ...secretFile ? { secretFile } : {},
+      minSize: options.minSize,
+      ...existing[0] ? { previousSize: existing[0].size } : {},
+      maxShrinkPercent: options.maxShrinkPercent,
+      encryptRecipients: options.encryptRecipients,
+      tools
+    })
+  );
+  options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
+  const { kept, pruned } = await pruneSource(store, source.name, options.retention, {
+    now: time2,
+    dryRun: options.dryRunPrune ?? false,
+    ...options.log ? { log: options.log } : {}
+  });
+  return { manifest, kept, pruned, durationMs: Date.now() - started };
+}
+async function pruneSource(store, sourceName, policy, options) {
+  const manifests = await store.list(sourceName);
+  const decision = decideRetention(manifests, policy, options.now);
+  for (const manifest of decision.prune) {
+    if (options.dryRun) options.log?.(`${sourceName}: would prune ${manifest.id}`);
+    else {
+      await store.remove(manifest);
+      options.log?.(`${sourceName}: pruned ${manifest.id}`);
+    }
+  }
+  return { kept: decision.keep.map((entry) => entry.backup.id), pruned: decision.prune.map((manifest) => manifest.id) };
+}
+async function findBackup(store, source, backupIdOrLatest) {
+  const manifests = await store.list(source.name);
+  const manifest = backupIdOrLatest === "latest" ? manifests[0] : manifests.find((candidate) => candidate.id === backupIdOrLatest);
+  if (!manifest) {
+    const known = manifests.slice(0, 5).map((m3) => m3.id).join(", ");
+    throw new Error(`no verified backup ${backupIdOrLatest} of ${source.name} in ${store.describe()}${known ? ` (newest: ${known})` : " (there are none)"}`);
+  }
+  return manifest;
+}
+async function restoreBackup(executor, store, source, manifest, target, options = {}) {
+  const data = await store.fetch(manifest, options.identities ?? []);
+  const applyGlobals = manifest.globals !== void 0 && (options.globals ?? !options.drill);
+  if (applyGlobals && !data.globals)
+    throw new Error(`${manifest.id} lists globals (${manifest.globals.file}) but ${store.describe()} returned none; refusing a restore without its roles`);
+  const globalsState = manifest.globals ? { globals: applyGlobals ? "applied" : "verified" } : {};
+  return withSecretFile(executor, source, async (secretFile) => {
+    const prepare = prepareTargetScript(source, target, secretFile);
+    const drop = options.drill ? dropScratchCommand(source, target, secretFile) : void 0;
+    const cleanup = drop ? [[raw(`trap ${quote(`${render(drop)} >/dev/null 2>&1 || true`)} EXIT`)]] : [];
+    const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
+    const description = `${options.drill ? "drill" : "restore"} ${manifest.id} into ${describeTarget2(source, target)}`;
+    const inPlace2 = target.inPlace && source.type === "files";
+    const settle = async (ok, error3) => {
+      const refused = error3 instanceof RemoteCommandError && error3.result.code === REFUSED_EXIT;
+      if (inPlace2 && !refused)
+        await executor.run([filesInPlace(source, target.force, ok ? "finish" : "undo")], {
+          description: ok ? "remove the previous contents" : "put the previous contents back"
+        });
+    };
+    try {
+      const existingGlobals = async () => applyGlobals ? parseExistingGlobals(
+        (await executor.run([existingGlobalsQuery(source, secretFile)], { description: "roles and tablespaces in the target cluster" })).stdout
+      ) : void 0;
+      if (data.kind === "server") {
+        const existing = await existingGlobals();
+        const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
+        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], {
+          description,
+          live: "stderr"
+        }).catch(async (error3) => {
+          await settle(false, error3).catch(() => void 0);
+          throw error3;
+        });
+        await settle(true);
+        return { manifest, target, ...globalsState, ...options.drill ? { report: lines(result.stdout) } : {} };
+      }
+      try {
+        if (prepare.length > 0) await executor.run(prepare, { description: `check restore target ${describeTarget2(source, target)}` });
+        const existing = await existingGlobals();
+        if (existing && data.globals) {
+          await executor.run([applyGlobalsCommand(source, existing, secretFile)], {
+            description: `apply globals (roles, tablespaces) of ${manifest.id}`,
+            stdin: await data.globals()
+          });
+        }
+        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open(), live: "stderr" }).catch(async (error3) => {
+          await settle(false, error3).catch(() => void 0);
+          throw error3;
+        });
+        await settle(true);
+        if (!options.drill) return { manifest, target, ...globalsState };
+        const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
+        return { manifest, target, ...globalsState, report: lines(result.stdout) };
+      } finally {
+        await data.cleanup();
+        if (drop) await executor.run([drop], { description: "drop the drill copy", allowFailure: true }).catch(() => void 0);
+      }
+    } catch (error3) {
+      if (error3 instanceof RemoteCommandError) throw new Error(`${description} failed: ${error3.message}`);
+      throw error3;
+    }
+  });
+}
+function lines(text) {
+  return text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+}
+async function drillSource(executor, store, source, options) {
+  const manifest = await findBackup(store, source, options.backupId ?? "latest");
+  const target = { ...scratchTarget(source, randomBytes4(4).toString("hex")), ...options.restoreInto ? { withoutPrivileges: true } : {} };
+  const result = await restoreBackup(executor, store, options.restoreInto ?? source, manifest, target, { ...options, drill: true });
+  const report = {
+    id: manifest.id,
+    time: (options.now ?? (() => /* @__PURE__ */ new Date()))().toISOString(),
+    query: options.drillQuery ?? "row counts",
+    rows: result.report ?? []
+  };
+  await store.writeReport(manifest, "drill", `${JSON.stringify(report)}
+`);
+  return result;
+}
+
+// packages/backup/src/runner-side.ts
+init_tools();
+function pgMajor(version) {
+  const match = /^(\d+)(?:\.(\d+))?/.exec(version.trim());
+  if (!match) return void 0;
+  const first = Number(match[1]);
+  return first >= 10 ? String(first) : match[2] !== void 0 ? `${first}.${match[2]}` : void 0;
+}
+function majorFromVersionNum(text) {
+  const num = Number(text.trim());
+  if (!Number.isInteger(num) || num < 9e4) return void 0;
+  return num >= 1e5 ? String(Math.floor(num / 1e4)) : `${Math.floor(num / 1e4)}.${Math.floor(num / 100) % 100}`;
+}
+function toolVersion(output) {
+  return /\(PostgreSQL\) (\d+(?:\.\d+)*)/.exec(output)?.[1];
+}
+function clientImageFor(source, major) {
+  return (source.clientImage ?? DEFAULT_CLIENT_IMAGE).replaceAll("{major}", major);
+}
+function where(source) {
+  return `${source.hostname}:${source.port ?? 5432}${source.user ? ` as ${source.user}` : ""}${source.sslMode ? ` (sslmode ${source.sslMode})` : ""}`;
+}
+function lastLines(text) {
+  return text.trim().split("\n").slice(-3).join(" ").trim();
+}
+async function succeeds(executor, command5, description) {
+  const result = await executor.run([command5], { description, allowFailure: true });
+  return result.code === 0;
+}
+async function prepareRunnerSources(executor, sources, options) {
+  const directories = [];
+  const cleanup = async () => {
+    for (const directory of directories) await rm3(directory, { recursive: true, force: true });
+  };
+  try {
+    const runnerPsql = await succeeds(executor, [raw("command -v psql >/dev/null")], "is psql on the runner?");
+    const runnerDump = await executor.run([["pg_dump", "--version"]], { description: "the runner's pg_dump version", allowFailure: true });
+    const runnerVersion = runnerDump.code === 0 ? toolVersion(runnerDump.stdout) : void 0;
+    let docker;
+    const dockerAvailable = async () => docker ??= await succeeds(executor, ["docker", "version", "--format", "{{.Server.Version}}"], "is Docker on the runner?");
+    const clients = [];
+    for (const given of sources) {
+      const directory = await mkdtemp(join(options.tempRoot, "skiff-db-"));
+      directories.push(directory);
+      const caFile = given.caCertificate !== void 0 ? join(directory, "ca.pem") : void 0;
+      if (caFile) await writeFile3(caFile, given.caCertificate, { mode: 384 });
+      const base = { ...given, runner: { directory, ...caFile ? { caFile } : {} } };
+      const asker = runnerPsql ? base : await dockerAvailable() ? { ...base, runner: { ...base.runner, clientImage: clientImageFor(base, "latest") } } : void 0;
+      if (!asker)
+        throw new Error(
+          `${given.name}: the runner has neither psql nor Docker to ask the server its version; install the PostgreSQL client (apt-get install postgresql-client) or use a runner with Docker`
+        );
+      const asked = await withSecretFile(
+        executor,
+        asker,
+        (secretFile) => executor.run([pgTool(asker, ["psql", "-X", "-A", "-t", "-q", `--dbname=${asker.database}`, "-c", "SHOW server_version_num"], secretFile)], {
+          description: `ask ${given.name} its server version`,
+          allowFailure: true,
+          timeoutSeconds: 120
+        })
+      );
+      if (asked.code !== 0)
+        throw new Error(`${given.name}: cannot connect to the database at ${where(given)}: ${lastLines(asked.stderr) || `exit code ${asked.code}`}`);
+      const serverMajor = majorFromVersionNum(asked.stdout);
+      if (serverMajor === void 0)
+        throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which is not a PostgreSQL version`);
+      const runnerMajor = runnerVersion !== void 0 ? pgMajor(runnerVersion) : void 0;
+      if (runnerMajor === serverMajor) {
+        clients.push({
+          source: base,
+          serverMajor,
+          client: `pg_dump ${runnerVersion} (the runner's)`,
+          describe: `${given.name}: PostgreSQL ${serverMajor} at ${where(given)}; client: the runner's pg_dump ${runnerVersion}`
+        });
+        continue;
+      }
+      const image = clientImageFor(given, serverMajor);
+      const runnerSays = runnerVersion ? `the runner's pg_dump is ${runnerVersion}` : "the runner has no pg_dump";
+      if (!await dockerAvailable())
+        throw new Error(
+          `${given.name}: the server runs PostgreSQL ${serverMajor} and ${runnerSays}; a dump needs pg_dump ${serverMajor}: install postgresql-client-${serverMajor} on the runner, or use a runner with Docker so ${image} can run it`
+        );
+      if (!await succeeds(executor, ["docker", "image", "inspect", "--format", "{{.Id}}", image], `is ${image} on the runner?`)) {
+        const pulled = await executor.run([["docker", "pull", "--quiet", image]], {
+          description: `pull ${image}`,
+          allowFailure: true,
+          live: "all",
+          timeoutSeconds: 600
+        });
+        if (pulled.code !== 0)
+          throw new Error(
+            `${given.name}: the server runs PostgreSQL ${serverMajor} and ${runnerSays}; pulling ${image} for a matching pg_dump failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with PostgreSQL ${serverMajor}'s client tools`
+          );
+      }
+      const source = { ...base, runner: { ...base.runner, clientImage: image } };
+      const inImage = await executor.run([hostTool(source, ["pg_dump", "--version"])], { description: `pg_dump in ${image}`, allowFailure: true });
+      const imageVersion = inImage.code === 0 ? toolVersion(inImage.stdout) : void 0;
+      if (imageVersion === void 0 || pgMajor(imageVersion) !== serverMajor)
+        throw new Error(
+          `${given.name}: the server runs PostgreSQL ${serverMajor}, but ${image} has ${imageVersion ? `pg_dump ${imageVersion}` : `no working pg_dump (${lastLines(inImage.stderr)})`}; set "client-image" to an image with PostgreSQL ${serverMajor}'s client tools`
+        );
+      clients.push({
+        source,
+        serverMajor,
+        client: `pg_dump ${imageVersion} in ${image}`,
+        describe: `${given.name}: PostgreSQL ${serverMajor} at ${where(given)}; client: pg_dump ${imageVersion} in a container of ${image} (${runnerSays})`
+      });
+    }
+    for (const client of clients) options.log(client.describe);
+    return { clients, cleanup };
+  } catch (error3) {
+    await cleanup();
+    throw error3;
+  }
+}
+async function startScratchServer(executor, client) {
+  const source = client.source;
+  const directory = source.runner.directory;
+  const image = source.runner.clientImage ?? clientImageFor(source, client.serverMajor);
+  const name = `skiff-drill-${randomBytes5(6).toString("hex")}`;
+  const password = randomBytes5(18).toString("base64url");
+  const envFile = join(directory, `${name}.env`);
+  await writeFile3(envFile, `POSTGRES_PASSWORD=${password}
+`, { mode: 384 });
+  const stop = async () => {
+    await executor.run([["docker", "rm", "-f", "-v", name]], { description: "remove the drill server", allowFailure: true }).catch(() => void 0);
+    await rm3(envFile, { force: true });
+  };
+  try {
+    if (!await succeeds(executor, ["docker", "version", "--format", "{{.Server.Version}}"], "is Docker on the runner?"))
+      throw new Error(
+        `${source.name}: drill-target runner starts a throwaway PostgreSQL ${client.serverMajor} in Docker, and the runner has no Docker; use a runner with Docker, or drill-target server (a scratch database on the same server)`
+      );
+    if (!await succeeds(executor, ["docker", "image", "inspect", "--format", "{{.Id}}", image], `is ${image} on the runner?`))
+      await executor.run([["docker", "pull", "--quiet", image]], { description: `pull ${image}`, live: "all", timeoutSeconds: 600 });
+    await executor.run(
+      [["docker", "run", "--detach", "--name", name, "--label", `skiff.backup=${source.name}`, "--env-file", envFile, "--publish", "127.0.0.1::5432", image]],
+      { description: `start a throwaway PostgreSQL ${client.serverMajor} (${image}) for the drill`, live: "all" }
+    );
+    const port = (await executor.run([["docker", "port", name, "5432/tcp"]], { description: "its port" })).stdout.trim().split("\n").map((line) => /:(\d+)$/.exec(line)?.[1]).find(Boolean);
+    if (!port) throw new Error(`${source.name}: the drill server ${name} published no port`);
+    const scratch = {
+      name: source.name,
+      type: "postgres",
+      place: { kind: "host" },
+      compression: source.compression,
+      database: "postgres",
+      user: "postgres",
+      hostname: "127.0.0.1",
+      port: Number(port),
+      password,
+      sslMode: "disable",
+      runner: { directory, ...source.runner.clientImage ? { clientImage: source.runner.clientImage } : {} }
+    };
+    const ready = await withSecretFile(
+      executor,
+      scratch,
+      (secretFile) => executor.run(
+        [
+          [
+            raw("for attempt in $(seq 1 120); do"),
+            ...pgTool(scratch, ["psql", "-X", "-q", "-t", "-A", "--dbname=postgres", "-c", "select 1"], secretFile),
+            raw(">/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
+          ]
+        ],
+        { description: "wait for the drill server", allowFailure: true }
+      )
+    );
+    if (ready.code !== 0) {
+      const logs = await executor.run([["docker", "logs", "--tail", "20", name]], { allowFailure: true });
+      throw new Error(`${source.name}: the throwaway PostgreSQL (${image}) did not take logins within 60 s: ${lastLines(logs.stderr + logs.stdout)}`);
+    }
+    return { source: scratch, stop };
+  } catch (error3) {
+    await stop();
+    throw error3;
   }
 }
 
 // packages/backup/src/index.ts
+init_place();
+init_tools();
 init_formats();
 init_manifest();
 init_store();
@@ -101326,429 +102226,8 @@ var HostStore = class {
   }
 };
 
-// packages/backup/src/restore.ts
-init_src();
-init_place();
-function describeTarget2(source, target) {
-  if (target.inPlace) return [...source.paths ?? [], ...(source.volumes ?? []).map((volume) => `volume ${volume}`)].join(", ");
-  return target.database ?? target.path;
-}
-var PREVIOUS_DIR = ".skiff-restore-previous";
-var FILES_IN_PLACE_SCRIPT = [
-  "set -eu",
-  "step=$1; base=$2; force=$3; shift 3",
-  `aside=${PREVIOUS_DIR}`,
-  'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
-  'put_back() { for root do if [ -d "$root/$aside" ]; then entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done; for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done; rmdir -- "$root/$aside"; fi; done; }',
-  'case "$step" in',
-  '  finish) for root do rm -rf -- "${root:?}/$aside"; done; exit 0 ;;',
-  '  undo) put_back "$@"; echo "the restore did not complete: the previous contents were put back" >&2; exit 0 ;;',
-  "esac",
-  "for root do",
-  '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
-  '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
-  "done",
-  'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
-  'if tar --extract --file=- --numeric-owner --directory="$base"; then cat >/dev/null; exit 0; fi',
-  "status=$?",
-  'put_back "$@"',
-  'echo "tar failed (exit $status): the previous contents were put back" >&2',
-  'exit "$status"'
-].join("\n");
-var REDIS_RESTORE_SCRIPT = [
-  "set -eu",
-  "target=$1; force=$2",
-  'case "$target" in */) dir=${target%/} ;; *) if [ -d "$target" ]; then dir=$target; else dir=; fi ;; esac',
-  "aof=; prefix=; single=",
-  'if [ -n "$dir" ]; then',
-  '  mkdir -p -- "$dir"; rdb="$dir/dump.rdb"',
-  '  for m in "$dir"/*/*.manifest; do if [ -f "$m" ]; then aof=${m%/*}; prefix=${m##*/}; prefix=${prefix%.manifest}; fi; done',
-  '  if [ -z "$aof" ]; then for f in "$dir"/*.aof; do if [ -f "$f" ]; then single=$f; fi; done; fi',
-  "else",
-  '  rdb=$target; dir=$(dirname -- "$rdb"); mkdir -p -- "$dir"',
-  '  for m in "$dir"/*/*.manifest "$dir"/*.aof; do if [ -f "$m" ]; then echo "$dir holds an append-only file ($m), which Redis loads at start instead of $rdb: give the data directory $dir/ as restore-target" >&2; exit 22; fi; done',
-  "fi",
-  'if [ "$force" != true ]; then',
-  '  for f in "$rdb" ${aof:+"$aof"} ${single:+"$single"}; do',
-  '    if [ -s "$f" ] || { [ -d "$f" ] && [ -n "$(ls -A -- "$f")" ]; }; then echo "refusing to restore: $f is not empty; set force: true to overwrite it (stop Redis first: it writes these files when it shuts down)" >&2; exit 20; fi',
-  "  done",
-  "fi",
-  'owner=$(stat -c %u:%g -- "$dir")',
-  'cat > "$rdb.skiff-restore"',
-  // redis-cli --rdb writing to stdout cannot truncate away the 40-hex-digit end mark of a diskless
-  // transfer, so the stream may end with it. Loading dump.rdb stops at the RDB's own end, but an
-  // AOF base is read on as commands and the mark fails it. A real RDB ends in 0xFF and an 8-byte
-  // checksum, so last 40 bytes that are all hex digits can only be that mark.
-  't=$(tail -c 40 -- "$rdb.skiff-restore")',
-  'case "$t" in *[!0-9a-f]*) ;; *) if [ ${#t} -eq 40 ]; then truncate -s -40 -- "$rdb.skiff-restore"; fi ;; esac',
-  'if [ -n "$aof" ]; then',
-  '  rm -rf -- "$aof.skiff-restore" "$aof.skiff-previous"; mkdir -- "$aof.skiff-restore"',
-  '  cp -- "$rdb.skiff-restore" "$aof.skiff-restore/$prefix.1.base.rdb"',
-  '  printf "file %s seq 1 type b\\n" "$prefix.1.base.rdb" > "$aof.skiff-restore/$prefix.manifest"',
-  '  chown -R "$owner" -- "$aof.skiff-restore" 2>/dev/null || true',
-  '  mv -- "$aof" "$aof.skiff-previous"; mv -- "$aof.skiff-restore" "$aof"; rm -rf -- "$aof.skiff-previous"',
-  "fi",
-  'if [ -n "$single" ]; then cp -- "$rdb.skiff-restore" "$single.skiff-restore"; chown "$owner" -- "$single.skiff-restore" 2>/dev/null || true; mv -f -- "$single.skiff-restore" "$single"; fi',
-  'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
-  'mv -f -- "$rdb.skiff-restore" "$rdb"'
-].join("\n");
-function redisRdbPath(path) {
-  return path.endsWith("/") ? `${path}dump.rdb` : path;
-}
-function filesInPlace(source, force, step = "extract") {
-  const paths = source.paths ?? [];
-  if (!source.volumes?.length) return ["sh", "-c", FILES_IN_PLACE_SCRIPT, "sh", step, "/", String(force), ...paths];
-  const mounts = [
-    ...paths.flatMap((path) => ["-v", `${path}:/backup/host/${path.replace(/^\/+/, "")}`]),
-    ...source.volumes.flatMap((volume) => ["-v", `${volume}:/backup/volumes/${volume}`])
-  ];
-  const roots = [...paths.map((path) => `/backup/host/${path.replace(/^\/+/, "")}`), ...source.volumes.map((volume) => `/backup/volumes/${volume}`)];
-  return [
-    "docker",
-    "run",
-    "--rm",
-    ...step === "extract" ? ["-i"] : [],
-    "--network=none",
-    "--user=0:0",
-    "--label",
-    `skiff.restore=${source.name}`,
-    ...mounts,
-    "--entrypoint",
-    "sh",
-    source.helperImage,
-    "-c",
-    FILES_IN_PLACE_SCRIPT,
-    "sh",
-    step,
-    "/backup",
-    String(force),
-    ...roots
-  ];
-}
-var DRILL_PREFIX = "skiff_drill_";
-var PG_ROW_COUNTS = "select table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 1";
-var PG_USER_RELATIONS = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')";
-function fail(message, code) {
-  return [raw("{"), "echo", message, raw(">&2;"), "exit", String(code), raw("; }")];
-}
-function psql(source, database, sql, secretFile) {
-  return pgTool(source, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-t", "-A", `--dbname=${database}`, "-c", sql], secretFile);
-}
-var MYSQL_ROW_COUNTS = "set session group_concat_max_len = 4194304; set @q = (select group_concat(concat('select concat(''', replace(table_name, '''', ''''''), '|'', count(*)) from `', replace(table_name, '`', '``'), '`') order by table_name separator ' union all ') from information_schema.tables where table_schema = database() and table_type = 'BASE TABLE'); set @q = coalesce(@q, 'select ''(no tables)|0'''); prepare counts from @q; execute counts; deallocate prepare counts";
-function mysql(source, database, sql, secretFile) {
-  return mysqlTool(source, "mysql", ["-N", "-B", ...database ? [database] : [], "-e", sql], secretFile);
-}
-var REFUSED_EXIT = 20;
-function prepareTargetScript(source, target, secretFile) {
-  const refuse = (what) => fail(`refusing to restore: ${what} is not empty; set force: true to overwrite it`, REFUSED_EXIT);
-  switch (source.type) {
-    case "postgres": {
-      const db = target.database;
-      return [
-        [raw("exists=$("), ...psql(source, "postgres", `select count(*) from pg_database where datname = '${db}'`, secretFile), raw(")")],
-        [raw('if [ "$exists" = 0 ]; then'), ...pgTool(source, ["createdb", db], secretFile), raw("; fi")],
-        [raw("relations=$("), ...psql(source, db, PG_USER_RELATIONS, secretFile), raw(")")],
-        ...target.force ? [] : [[raw('if [ "$relations" != 0 ]; then'), ...refuse(`database ${db}`), raw("; fi")]]
-      ];
-    }
-    case "mysql": {
-      const db = target.database;
-      return [
-        [raw("tables=$("), ...mysql(source, void 0, `select count(*) from information_schema.tables where table_schema = '${db}'`, secretFile), raw(")")],
-        ...target.force ? [] : [[raw('if [ "$tables" != 0 ]; then'), ...refuse(`database ${db}`), raw("; fi")]],
-        mysql(source, void 0, `create database if not exists \`${db}\``, secretFile)
-      ];
-    }
-    case "redis":
-      return [];
-    case "sqlite":
-      return [
-        ["mkdir", "-p", "--", dirname(target.path)],
-        ...target.force ? [] : [[raw("if [ -s"), target.path, raw("]; then"), ...refuse(`file ${target.path}`), raw("; fi")]]
-      ];
-    case "files":
-      if (target.inPlace) return [];
-      return [
-        ["mkdir", "-p", "--", target.path],
-        ...target.force ? [] : [[raw('if [ -n "$(ls -A --'), target.path, raw(')" ]; then'), ...refuse(`directory ${target.path}`), raw("; fi")]]
-      ];
-  }
-}
-function dirname(path) {
-  return path.replace(/\/[^/]*$/, "") || "/";
-}
-function restoreCommand(source, target, secretFile) {
-  switch (source.type) {
-    case "postgres":
-      return readToEnd(
-        pgTool(
-          source,
-          [
-            "pg_restore",
-            `--dbname=${target.database}`,
-            "--no-owner",
-            "--exit-on-error",
-            "--single-transaction",
-            ...target.force ? ["--clean", "--if-exists"] : []
-          ],
-          secretFile,
-          { stdin: true }
-        )
-      );
-    case "mysql":
-      return mysqlTool(source, "mysql", [target.database], secretFile, { stdin: true });
-    case "redis":
-      return ["sh", "-c", REDIS_RESTORE_SCRIPT, "sh", target.path, String(target.force)];
-    case "sqlite":
-      return [raw(`cat > ${quote(`${target.path}.skiff-restore`)} && mv -f --`), `${target.path}.skiff-restore`, target.path];
-    case "files":
-      if (target.inPlace) return filesInPlace(source, target.force);
-      return readToEnd(["tar", "--extract", "--file=-", "--numeric-owner", `--directory=${target.path}`]);
-  }
-}
-var FILE_ARGUMENT = ["set -eu", "file=$1; shift", `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`];
-var SQLITE_DRILL_SCRIPT = [
-  ...FILE_ARGUMENT,
-  'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
-  `tables=$(sqlite3 "$file" "select name from sqlite_master where type = 'table' order by 1")`,
-  'for t in $tables; do n=$(sqlite3 "$file" "select count(*) from \\"$t\\""); echo "$t|$n"; done'
-].join("\n");
-var REDIS_DRILL_SCRIPT = [
-  ...FILE_ARGUMENT,
-  `out=$(redis-check-rdb "$file" 2>&1) || { printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb failed on the restored RDB" >&2; exit 1; }`,
-  `keys=$(printf '%s\\n' "$out" | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p')`,
-  `if [ -z "$keys" ]; then printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb reported no key count" >&2; exit 1; fi`,
-  'echo "keys|$keys"'
-].join("\n");
-function wherever(source, file, script2, args) {
-  if (source.place.kind === "host") return ["sh", "-c", script2, "sh", file, ...args];
-  return [raw("cat --"), file, raw("|"), ...inPlace(source.place, ["sh", "-c", script2, "sh", "-", ...args], { stdin: true })];
-}
-function drillQueryCommand(source, target, query, secretFile) {
-  switch (source.type) {
-    case "postgres":
-      return psql(source, target.database, query ?? PG_ROW_COUNTS, secretFile);
-    case "mysql":
-      return mysql(source, target.database, query ?? MYSQL_ROW_COUNTS, secretFile);
-    case "sqlite":
-      return wherever(source, target.path, SQLITE_DRILL_SCRIPT, query === void 0 ? [] : [query]);
-    case "redis":
-      return wherever(source, redisRdbPath(target.path), REDIS_DRILL_SCRIPT, []);
-    case "files":
-      return ["sh", "-c", 'echo "files|$(find "$1" -type f | wc -l)"; echo "bytes|$(du -sb "$1" | cut -f1)"', "sh", target.path];
-  }
-}
-function dropScratchCommand(source, target, secretFile) {
-  switch (source.type) {
-    case "postgres":
-      return pgTool(source, ["dropdb", "--if-exists", target.database], secretFile);
-    case "mysql":
-      return mysql(source, void 0, `drop database if exists \`${target.database}\``, secretFile);
-    default:
-      return ["rm", "-rf", "--", target.path];
-  }
-}
-function scratchTarget(source, suffix) {
-  if (source.type === "postgres" || source.type === "mysql") return { database: `${DRILL_PREFIX}${suffix}`, force: false };
-  if (source.type === "redis") return { path: `/tmp/${DRILL_PREFIX}${suffix}/`, force: false };
-  return { path: `/tmp/${DRILL_PREFIX}${suffix}${source.type === "files" ? "" : `.${source.type}`}`, force: false };
-}
-function existingGlobalsQuery(source, secretFile) {
-  return psql(
-    source,
-    "postgres",
-    "select 'r' || quote_ident(rolname) from pg_roles union all select 't' || quote_ident(spcname) from pg_tablespace order by 1",
-    secretFile
-  );
-}
-function parseExistingGlobals(output) {
-  const lines2 = output.split("\n").filter((line) => line !== "");
-  return { roles: lines2.filter((l3) => l3.startsWith("r")).map((l3) => l3.slice(1)), tablespaces: lines2.filter((l3) => l3.startsWith("t")).map((l3) => l3.slice(1)) };
-}
-var GLOBALS_FILTER_AWK = [
-  'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
-  'function known(rest, names,   name) { for (name in names) if (index(rest, name " ") == 1 || index(rest, name ";") == 1) return 1; return 0 }',
-  'BEGIN { load(ENVIRON["SKIFF_ROLES"], roles); load(ENVIRON["SKIFF_TABLESPACES"], spaces) }',
-  "/^CREATE ROLE / { if (known(substr($0, 13), roles)) next }",
-  "/^ALTER ROLE / { if (known(substr($0, 12), roles)) next }",
-  "/^CREATE TABLESPACE / { if (known(substr($0, 19), spaces)) next }",
-  "{ print }"
-].join("\n");
-function applyGlobalsCommand(source, existing, secretFile, feed) {
-  return [
-    ...feed ? [...feed, raw("|")] : [],
-    raw(`SKIFF_ROLES=${quote(existing.roles.join("\n"))} SKIFF_TABLESPACES=${quote(existing.tablespaces.join("\n"))}`),
-    "awk",
-    GLOBALS_FILTER_AWK,
-    raw("|"),
-    ...pgTool(source, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname=postgres"], secretFile, { stdin: true }),
-    raw(">/dev/null")
-  ];
-}
-
 // packages/backup/src/index.ts
 init_tar_walker();
-
-// packages/backup/src/operations.ts
-init_src();
-init_formats();
-import { randomBytes as randomBytes3 } from "node:crypto";
-init_store();
-async function withSecretFile(executor, source, fn) {
-  const content = secretFileContent(source);
-  if (content === void 0) return fn(void 0);
-  const path = `/tmp/skiff-backup-${randomBytes3(8).toString("hex")}.secret`;
-  await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
-  try {
-    return await fn(path);
-  } finally {
-    await executor.run([["rm", "-f", "--", path]], { description: "remove credentials file", allowFailure: true }).catch(() => void 0);
-  }
-}
-async function toolVersions(executor, source) {
-  const command5 = toolVersionCommand(source);
-  if (!command5) return {};
-  const result = await executor.run([command5], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
-  const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
-  const tool = command5[command5.length - 2];
-  return line ? { [typeof tool === "string" ? tool : source.type]: line } : {};
-}
-async function backupSource(executor, store, source, options) {
-  const started = Date.now();
-  const time2 = (options.now ?? (() => /* @__PURE__ */ new Date()))();
-  const id = backupId(source.name, time2);
-  const existing = await store.list(source.name);
-  if (existing.some((manifest2) => manifest2.id === id)) throw new BackupFailed(`a backup ${id} already exists; not overwriting it`);
-  const tools = await toolVersions(executor, source);
-  const manifest = await withSecretFile(
-    executor,
-    source,
-    (secretFile) => store.backup(executor, {
-      source,
-      id,
-      time: time2,
-      dump: dumpCommand(source, secretFile),
-      ...source.globals ? { globals: globalsCommand(source, secretFile) } : {},
-      ...secretFile ? { secretFile } : {},
-      minSize: options.minSize,
-      ...existing[0] ? { previousSize: existing[0].size } : {},
-      maxShrinkPercent: options.maxShrinkPercent,
-      encryptRecipients: options.encryptRecipients,
-      tools
-    })
-  );
-  options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
-  const { kept, pruned } = await pruneSource(store, source.name, options.retention, {
-    now: time2,
-    dryRun: options.dryRunPrune ?? false,
-    ...options.log ? { log: options.log } : {}
-  });
-  return { manifest, kept, pruned, durationMs: Date.now() - started };
-}
-async function pruneSource(store, sourceName, policy, options) {
-  const manifests = await store.list(sourceName);
-  const decision = decideRetention(manifests, policy, options.now);
-  for (const manifest of decision.prune) {
-    if (options.dryRun) options.log?.(`${sourceName}: would prune ${manifest.id}`);
-    else {
-      await store.remove(manifest);
-      options.log?.(`${sourceName}: pruned ${manifest.id}`);
-    }
-  }
-  return { kept: decision.keep.map((entry) => entry.backup.id), pruned: decision.prune.map((manifest) => manifest.id) };
-}
-async function findBackup(store, source, backupIdOrLatest) {
-  const manifests = await store.list(source.name);
-  const manifest = backupIdOrLatest === "latest" ? manifests[0] : manifests.find((candidate) => candidate.id === backupIdOrLatest);
-  if (!manifest) {
-    const known = manifests.slice(0, 5).map((m3) => m3.id).join(", ");
-    throw new Error(`no verified backup ${backupIdOrLatest} of ${source.name} in ${store.describe()}${known ? ` (newest: ${known})` : " (there are none)"}`);
-  }
-  return manifest;
-}
-async function restoreBackup(executor, store, source, manifest, target, options = {}) {
-  const data = await store.fetch(manifest, options.identities ?? []);
-  const applyGlobals = manifest.globals !== void 0 && (options.globals ?? !options.drill);
-  if (applyGlobals && !data.globals)
-    throw new Error(`${manifest.id} lists globals (${manifest.globals.file}) but ${store.describe()} returned none; refusing a restore without its roles`);
-  const globalsState = manifest.globals ? { globals: applyGlobals ? "applied" : "verified" } : {};
-  return withSecretFile(executor, source, async (secretFile) => {
-    const prepare = prepareTargetScript(source, target, secretFile);
-    const drop = options.drill ? dropScratchCommand(source, target, secretFile) : void 0;
-    const cleanup = drop ? [[raw(`trap ${quote(`${render(drop)} >/dev/null 2>&1 || true`)} EXIT`)]] : [];
-    const query = options.drill ? [drillQueryCommand(source, target, options.drillQuery, secretFile)] : [];
-    const description = `${options.drill ? "drill" : "restore"} ${manifest.id} into ${describeTarget2(source, target)}`;
-    const inPlace2 = target.inPlace && source.type === "files";
-    const settle = async (ok, error3) => {
-      const refused = error3 instanceof RemoteCommandError && error3.result.code === REFUSED_EXIT;
-      if (inPlace2 && !refused)
-        await executor.run([filesInPlace(source, target.force, ok ? "finish" : "undo")], {
-          description: ok ? "remove the previous contents" : "put the previous contents back"
-        });
-    };
-    try {
-      const existingGlobals = async () => applyGlobals ? parseExistingGlobals(
-        (await executor.run([existingGlobalsQuery(source, secretFile)], { description: "roles and tablespaces in the target cluster" })).stdout
-      ) : void 0;
-      if (data.kind === "server") {
-        const existing = await existingGlobals();
-        const globals = existing && data.globals ? [applyGlobalsCommand(source, existing, secretFile, data.globals)] : [];
-        const result = await executor.run([...cleanup, ...data.check, ...prepare, ...globals, [...data.feed, raw("|"), ...restoreCommand(source, target, secretFile)], ...query], {
-          description,
-          live: "stderr"
-        }).catch(async (error3) => {
-          await settle(false, error3).catch(() => void 0);
-          throw error3;
-        });
-        await settle(true);
-        return { manifest, target, ...globalsState, ...options.drill ? { report: lines(result.stdout) } : {} };
-      }
-      try {
-        if (prepare.length > 0) await executor.run(prepare, { description: `check restore target ${describeTarget2(source, target)}` });
-        const existing = await existingGlobals();
-        if (existing && data.globals) {
-          await executor.run([applyGlobalsCommand(source, existing, secretFile)], {
-            description: `apply globals (roles, tablespaces) of ${manifest.id}`,
-            stdin: await data.globals()
-          });
-        }
-        await executor.run([restoreCommand(source, target, secretFile)], { description, stdin: await data.open(), live: "stderr" }).catch(async (error3) => {
-          await settle(false, error3).catch(() => void 0);
-          throw error3;
-        });
-        await settle(true);
-        if (!options.drill) return { manifest, target, ...globalsState };
-        const result = await executor.run(query, { description: `drill query on ${target.database ?? target.path}` });
-        return { manifest, target, ...globalsState, report: lines(result.stdout) };
-      } finally {
-        await data.cleanup();
-        if (drop) await executor.run([drop], { description: "drop the drill copy", allowFailure: true }).catch(() => void 0);
-      }
-    } catch (error3) {
-      if (error3 instanceof RemoteCommandError) throw new Error(`${description} failed: ${error3.message}`);
-      throw error3;
-    }
-  });
-}
-function lines(text) {
-  return text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
-}
-async function drillSource(executor, store, source, options) {
-  const manifest = await findBackup(store, source, options.backupId ?? "latest");
-  const target = scratchTarget(source, randomBytes3(4).toString("hex"));
-  const result = await restoreBackup(executor, store, source, manifest, target, { ...options, drill: true });
-  const report = {
-    id: manifest.id,
-    time: (options.now ?? (() => /* @__PURE__ */ new Date()))().toISOString(),
-    query: options.drillQuery ?? "row counts",
-    rows: result.report ?? []
-  };
-  await store.writeReport(manifest, "drill", `${JSON.stringify(report)}
-`);
-  return result;
-}
-
-// packages/backup/src/index.ts
 init_verify();
 
 // action-backup/src/main.ts
@@ -101771,7 +102250,7 @@ async function ping(url, event, body) {
 var BACKUP_INPUTS = [
   {
     name: "sources",
-    description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026). See the README.",
+    description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026); a database reached over the network takes `url` (postgresql://\u2026, from a secret), `sslmode`, `ca-certificate` and `client-image`. See the README.",
     required: true
   },
   {
@@ -101848,14 +102327,39 @@ var BACKUP_INPUTS = [
   },
   { name: "force", description: "For restore: overwrite a non-empty target (true or false).", required: false, default: "false" },
   {
+    name: "drill-target",
+    description: "For drill of databases reached from the runner (no host): `runner` restores into a throwaway PostgreSQL of the same major version in Docker on the runner (nothing is written to the server), `server` into a scratch database on the same server (needs CREATEDB there). Empty: runner.",
+    required: false
+  },
+  {
     name: "drill-query",
     description: "For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.",
     required: false
   },
   { name: "healthcheck-url", description: "healthchecks.io-style ping URL: `/start` before, the URL on success, `/fail` on failure.", required: false }
 ];
-var ACTION_INPUTS = [...SSH_INPUTS, ...BACKUP_INPUTS, DRY_RUN_INPUT];
+var BACKUP_SSH_INPUTS = SSH_INPUTS.map(
+  (input) => input.name === "host" ? {
+    ...input,
+    required: false,
+    description: `${input.description} Leave empty when every source is a database the runner reaches itself (\`url\`, e.g. a managed PostgreSQL): the dump then runs on the runner.`
+  } : input.name === "username" ? { ...input, required: false, description: `${input.description} Required with host.` } : input
+);
+var ACTION_INPUTS = [...BACKUP_SSH_INPUTS, ...BACKUP_INPUTS, DRY_RUN_INPUT];
 var MODES = ["backup", "list", "restore", "drill", "prune"];
+var DRILL_TARGETS = ["runner", "server"];
+function refuseSshInputs() {
+  const definitions = SSH_INPUTS;
+  const problems = definitions.filter((input) => input.name !== "host").map((input) => ({ name: input.name, value: getInput(input.name) })).filter(({ name, value }) => value !== "" && value !== (definitions.find((input) => input.name === name)?.default ?? ""));
+  if (problems.length > 0) {
+    const names = problems.map(({ name }) => name);
+    throw new InputError(
+      names,
+      `Input${names.length > 1 ? "s" : ""} ${names.map((name) => `"${name}"`).join(", ")} ${names.length > 1 ? "are" : "is"} for the SSH connection, and "host" is empty (every source is then reached from the runner); set "host", or remove ${names.length > 1 ? "them" : "it"}`
+    );
+  }
+  return void 0;
+}
 function readSources() {
   const text = getString("sources", { required: true });
   const { sources, problems } = parseSources(text);
@@ -101894,7 +102398,8 @@ function readHealthcheckUrl() {
 }
 function readBackupInputs() {
   const c5 = new InputCollector();
-  const ssh = c5.read(() => readSshInputs());
+  const fromRunner = getInput("host").trim() === "";
+  const ssh = fromRunner ? c5.read(refuseSshInputs) : c5.read(() => readSshInputs());
   const sources = c5.read(readSources);
   const kind = c5.read(() => getEnum("destination", ["host", "s3", "artifact"], { default: "host" }));
   const artifactName = c5.read(() => {
@@ -101940,12 +102445,14 @@ function readBackupInputs() {
   const restoreTarget = c5.read(() => getString("restore-target"));
   const force = c5.read(() => getBoolean("force", { default: false }));
   const drillQuery = c5.read(() => getString("drill-query"));
+  const drillTargetGiven = c5.read(() => getString("drill-target") === void 0 ? void 0 : getEnum("drill-target", DRILL_TARGETS));
   const healthcheckUrl = c5.read(readHealthcheckUrl);
   const dryRun = c5.read(readDryRun);
   const MODE_INPUTS = [
     { name: "restore-target", modes: ["restore"], isSet: () => restoreTarget !== void 0 },
     { name: "force", modes: ["restore"], isSet: () => force === true },
     { name: "drill-query", modes: ["drill"], isSet: () => drillQuery !== void 0 },
+    { name: "drill-target", modes: ["drill"], isSet: () => drillTargetGiven !== void 0 },
     { name: "backup-id", modes: ["restore", "drill"], isSet: () => backupId2 !== void 0 && backupId2 !== "latest" },
     { name: "encrypt-recipients", modes: ["backup"], isSet: () => (encryptRecipients?.length ?? 0) > 0 },
     { name: "min-size", modes: ["backup"], isSet: () => minSize !== void 0 && minSize !== 1024 },
@@ -101964,6 +102471,39 @@ function readBackupInputs() {
     ]) {
       if (value === void 0) c5.add(new InputError(name, `Input "${name}" is required with destination: s3`));
     }
+  }
+  if (fromRunner) {
+    const needServer = sources?.filter((source) => !reachableFromRunner(source)) ?? [];
+    if (needServer.length > 0)
+      c5.add(
+        new InputError(
+          ["host", "sources"],
+          `Input "host" is empty, so every source must be a PostgreSQL database the runner reaches itself ("url", or "host" in the entry); ${needServer.map((source) => `${source.name} (${source.type}${source.place.kind === "host" ? "" : ` in ${source.place.kind}`}) needs a server`).join(", ")}: set "host" to that server`
+        )
+      );
+    if (kind === "host")
+      c5.add(new InputError("destination", 'Input "destination" is host (a directory on the server), but "host" is empty; use destination s3 or artifact'));
+  } else {
+    const runnerOnly = (sources ?? []).flatMap(
+      (source) => [
+        ["ca-certificate", source.caCertificate],
+        ["client-image", source.clientImage]
+      ].filter(([, value]) => value !== void 0).map(([field2]) => `${source.name}'s "${field2}"`)
+    );
+    if (runnerOnly.length > 0)
+      c5.add(
+        new InputError(
+          "sources",
+          `Input "sources": ${runnerOnly.join(", ")} ${runnerOnly.length > 1 ? "are" : "is"} only for databases reached from the runner; with "host" set the tools run on that server (leave "host" empty to dump from the runner)`
+        )
+      );
+    if (drillTargetGiven !== void 0)
+      c5.add(
+        new InputError(
+          "drill-target",
+          'Input "drill-target" chooses where a database reached from the runner is drilled; with "host" set, drills restore into a scratch copy on that server'
+        )
+      );
   }
   if (kind === "host" && encryptRecipients !== void 0 && encryptRecipients.length > 0) {
     c5.add(
@@ -102028,7 +102568,7 @@ function readBackupInputs() {
     minKeep
   };
   return {
-    ssh,
+    ...ssh ? { ssh } : {},
     sources,
     destination,
     encryptRecipients,
@@ -102041,6 +102581,7 @@ function readBackupInputs() {
     ...restoreTarget !== void 0 ? { restoreTarget } : {},
     force,
     ...drillQuery !== void 0 ? { drillQuery } : {},
+    drillTarget: drillTargetGiven ?? "runner",
     ...healthcheckUrl !== void 0 ? { healthcheckUrl } : {},
     dryRun
   };
@@ -102135,18 +102676,55 @@ async function run() {
     throw error3;
   }
 }
+async function openWorkplace(inputs) {
+  if (inputs.ssh) {
+    const ssh = await SshConnection.connect(inputs.ssh);
+    try {
+      const findings = await runPreflight(ssh, BASE_PREFLIGHT);
+      info(formatPreflightLog(findings));
+      await writeSummary(renderPreflight(findings, inputs.ssh.host));
+    } catch (error3) {
+      await ssh.close();
+      throw error3;
+    }
+    return { executor: ssh, sources: inputs.sources, close: () => ssh.close() };
+  }
+  const local = new LocalExecutor({ liveOutput: liveLog() });
+  const prepared = await group(
+    "Databases reached from the runner: server versions and matching clients",
+    () => prepareRunnerSources(local, inputs.sources, { tempRoot: process.env.RUNNER_TEMP || tmpdir3(), log: info })
+  );
+  await writeSummary(`### Databases reached from the runner
+
+${prepared.clients.map((client) => `- ${client.describe}`).join("\n")}
+`);
+  return { executor: local, sources: prepared.clients.map((client) => client.source), clients: prepared.clients, close: () => prepared.cleanup() };
+}
 async function runMode(inputs) {
   const out = outputs();
-  const ssh = await SshConnection.connect(inputs.ssh);
+  let workplace;
+  try {
+    workplace = await openWorkplace(inputs);
+  } catch (error3) {
+    out.set("verified", "false");
+    await writeSummary(
+      `### ${inputs.mode}: nothing was read or stored
+
+${inputs.ssh ? `The server ${inputs.ssh.host}` : "A database"} could not be used:
+
+${codeBlock(error3.message)}
+`
+    );
+    throw error3;
+  }
+  const { executor, sources } = workplace;
+  inputs = { ...inputs, sources };
   let store;
   try {
-    store = await storeFor(inputs, ssh);
-    const findings = await runPreflight(ssh, BASE_PREFLIGHT);
-    info(formatPreflightLog(findings));
-    await writeSummary(renderPreflight(findings, inputs.ssh.host));
+    store = await storeFor(inputs, executor);
     switch (inputs.mode) {
       case "backup":
-        return await backupAll(inputs, ssh, store, out);
+        return await backupAll(inputs, executor, store, out);
       case "list": {
         const sections = [];
         for (const source of inputs.sources) sections.push(listTable(source.name, await store.list(source.name)));
@@ -102177,10 +102755,10 @@ ${Object.entries(pruned).map(([name, ids]) => `- ${name}: ${ids.join(", ") || "n
         const source = inputs.sources[0];
         const manifest = await findBackup(store, source, inputs.backupId);
         const target = source.type === "postgres" || source.type === "mysql" ? { database: inputs.restoreTarget ?? source.database, force: inputs.force } : inputs.restoreTarget === void 0 ? { inPlace: true, force: inputs.force } : { path: inputs.restoreTarget, force: inputs.force };
-        const restored = await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
+        const restored = await restoreBackup(executor, store, source, manifest, target, { identities: inputs.decryptIdentities });
         const globalsNote = restored.globals === "applied" ? "; missing roles and tablespaces (globals) created first" : "";
-        const where = describeTarget2(source, target);
-        info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${where}${globalsNote}`);
+        const where2 = describeTarget2(source, target);
+        info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${where2}${globalsNote}`);
         out.set("backup-id", manifest.id);
         out.set("location", manifest.location);
         out.set("sha256", manifest.sha256);
@@ -102188,26 +102766,26 @@ ${Object.entries(pruned).map(([name, ids]) => `- ${name}: ${ids.join(", ") || "n
         await writeSummary(
           `### Restored ${manifest.id}
 
-into \`${where}\` (sha256 checked before writing${globalsNote}${target.inPlace ? "; the previous contents were kept aside until the restore finished" : ""})
+into \`${where2}\` (sha256 checked before writing${globalsNote}${target.inPlace ? "; the previous contents were kept aside until the restore finished" : ""})
 `
         );
         return;
       }
       case "drill":
-        return await drillAll(inputs, ssh, store, out);
+        return await drillAll(inputs, executor, store, out, workplace.clients);
     }
   } finally {
     store?.close?.();
-    await ssh.close();
+    await workplace.close();
   }
 }
-async function backupAll(inputs, ssh, store, out) {
+async function backupAll(inputs, executor, store, out) {
   const outcomes = [];
   const unencryptedArtifact = store.kind === "artifact" && inputs.encryptRecipients.length === 0;
   if (unencryptedArtifact) warning(UNENCRYPTED_ARTIFACT_WARNING);
   for (const source of inputs.sources) {
     try {
-      const result = await backupSource(ssh, store, source, {
+      const result = await backupSource(executor, store, source, {
         minSize: inputs.minSize,
         maxShrinkPercent: inputs.maxShrinkPercent,
         encryptRecipients: inputs.encryptRecipients,
@@ -102240,15 +102818,19 @@ ${unencryptedArtifact ? `> [!WARNING]
   const failed = outcomes.filter((o3) => o3.error);
   if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o3) => o3.source).join(", ")}`);
 }
-async function drillAll(inputs, ssh, store, out) {
+async function drillAll(inputs, executor, store, out, clients) {
   const outcomes = [];
-  for (const source of inputs.sources) {
+  for (const [index, source] of inputs.sources.entries()) {
     const started = Date.now();
+    const client = clients?.[index];
+    let scratch;
     try {
-      const result = await drillSource(ssh, store, source, {
+      if (client && inputs.drillTarget === "runner") scratch = await startScratchServer(executor, client);
+      const result = await drillSource(executor, store, source, {
         backupId: inputs.backupId,
         identities: inputs.decryptIdentities,
-        ...inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}
+        ...inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {},
+        ...scratch ? { restoreInto: scratch.source } : {}
       });
       info(`drill of ${result.manifest.id} passed${result.globals ? " (globals checked, not applied)" : ""}:
 ${(result.report ?? []).join("\n")}`);
@@ -102256,6 +102838,8 @@ ${(result.report ?? []).join("\n")}`);
     } catch (error3) {
       error(`${source.name}: drill failed: ${error3.message}`);
       outcomes.push({ source: source.name, durationMs: Date.now() - started, error: error3.message.split("\n")[0] });
+    } finally {
+      await scratch?.stop();
     }
   }
   const passed = outcomes.flatMap((o3) => o3.result ? [o3.result] : []);
@@ -102272,7 +102856,7 @@ ${drillTable(outcomes)}
 }
 async function planOnly(inputs) {
   const plan = new PlanRecorder();
-  await runPreflight(plan, BASE_PREFLIGHT);
+  if (inputs.ssh) await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
     const secretFile = source.password !== void 0 ? "/tmp/skiff-backup-XXXX.secret" : void 0;
     if (source.globals)
@@ -102280,7 +102864,7 @@ async function planOnly(inputs) {
         description: `${inputs.mode} ${source.name}: roles and tablespaces (globals) to ${describeDestination(inputs)}`
       });
     await plan.run([dumpCommand(source, secretFile)], {
-      description: `${inputs.mode} ${source.name}: dump to ${describeDestination(inputs)}`
+      description: `${inputs.mode} ${source.name}: dump${inputs.ssh ? "" : " on the runner, with the client tools of the server's major version (asked first)"} to ${describeDestination(inputs)}`
     });
   }
   await publishPlan(plan.steps);

@@ -1,3 +1,4 @@
+import * as core from '@actions/core';
 import type { SshConnectOptions } from '@skiff/ssh';
 import {
   DRY_RUN_INPUT,
@@ -15,13 +16,13 @@ import {
   readSshInputs,
   type InputDefinition,
 } from '@skiff/action-kit';
-import { parseSources, type RetentionPolicy, type S3Settings, type Source } from '@skiff/backup';
+import { parseSources, reachableFromRunner, type RetentionPolicy, type S3Settings, type Source } from '@skiff/backup';
 
 const BACKUP_INPUTS = [
   {
     name: 'sources',
     description:
-      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, …). See the README.',
+      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, …); a database reached over the network takes `url` (postgresql://…, from a secret), `sslmode`, `ca-certificate` and `client-image`. See the README.',
     required: true,
   },
   {
@@ -102,6 +103,12 @@ const BACKUP_INPUTS = [
   },
   { name: 'force', description: 'For restore: overwrite a non-empty target (true or false).', required: false, default: 'false' },
   {
+    name: 'drill-target',
+    description:
+      'For drill of databases reached from the runner (no host): `runner` restores into a throwaway PostgreSQL of the same major version in Docker on the runner (nothing is written to the server), `server` into a scratch database on the same server (needs CREATEDB there). Empty: runner.',
+    required: false,
+  },
+  {
     name: 'drill-query',
     description: 'For drill: SQL to run on the restored scratch copy of each source. Default: row counts of every table.',
     required: false,
@@ -110,7 +117,20 @@ const BACKUP_INPUTS = [
 ] as const satisfies readonly InputDefinition[];
 
 /** What action.yml declares; a unit test keeps action.yml and the README in step with these. */
-export const ACTION_INPUTS: readonly InputDefinition[] = [...SSH_INPUTS, ...BACKUP_INPUTS, DRY_RUN_INPUT];
+/** With no host, every source is a database the runner reaches itself: the SSH inputs are then not needed. */
+const BACKUP_SSH_INPUTS: readonly InputDefinition[] = SSH_INPUTS.map((input) =>
+  input.name === 'host'
+    ? {
+        ...input,
+        required: false,
+        description: `${input.description} Leave empty when every source is a database the runner reaches itself (\`url\`, e.g. a managed PostgreSQL): the dump then runs on the runner.`,
+      }
+    : input.name === 'username'
+      ? { ...input, required: false, description: `${input.description} Required with host.` }
+      : input,
+);
+
+export const ACTION_INPUTS: readonly InputDefinition[] = [...BACKUP_SSH_INPUTS, ...BACKUP_INPUTS, DRY_RUN_INPUT];
 export const ACTION_OUTPUTS = {
   'backup-id': 'Backup id(s) made or restored, comma-separated.',
   location: 'Where the backup(s) are stored (path on the server or s3:// URL), comma-separated.',
@@ -130,8 +150,12 @@ export type Destination =
   /** `github`: the REST API for earlier runs' artifacts (absent without a token or outside a runner). */
   | { kind: 'artifact'; name: string; github?: { token: string; repository: string; apiUrl: string } };
 
+export const DRILL_TARGETS = ['runner', 'server'] as const;
+export type DrillTarget = (typeof DRILL_TARGETS)[number];
+
 export interface BackupInputs {
-  ssh: SshConnectOptions;
+  /** Absent: every source is reached from the runner (no host given). */
+  ssh?: SshConnectOptions;
   sources: Source[];
   destination: Destination;
   encryptRecipients: string[];
@@ -144,8 +168,30 @@ export interface BackupInputs {
   restoreTarget?: string;
   force: boolean;
   drillQuery?: string;
+  /** Drills of runner-side sources: a throwaway server on the runner, or a scratch database on the same server. */
+  drillTarget: DrillTarget;
   healthcheckUrl?: string;
   dryRun: boolean;
+}
+
+/**
+ * Without a host the SSH inputs mean nothing: each one set (to other than its default) is refused by
+ * name rather than ignored.
+ */
+function refuseSshInputs(): undefined {
+  const definitions: readonly InputDefinition[] = SSH_INPUTS;
+  const problems = definitions
+    .filter((input) => input.name !== 'host')
+    .map((input) => ({ name: input.name, value: core.getInput(input.name) }))
+    .filter(({ name, value }) => value !== '' && value !== (definitions.find((input) => input.name === name)?.default ?? ''));
+  if (problems.length > 0) {
+    const names = problems.map(({ name }) => name);
+    throw new InputError(
+      names,
+      `Input${names.length > 1 ? 's' : ''} ${names.map((name) => `"${name}"`).join(', ')} ${names.length > 1 ? 'are' : 'is'} for the SSH connection, and "host" is empty (every source is then reached from the runner); set "host", or remove ${names.length > 1 ? 'them' : 'it'}`,
+    );
+  }
+  return undefined;
 }
 
 function readSources(): Source[] {
@@ -189,7 +235,8 @@ function readHealthcheckUrl(): string | undefined {
 
 export function readBackupInputs(): BackupInputs {
   const c = new InputCollector();
-  const ssh = c.read(() => readSshInputs());
+  const fromRunner = core.getInput('host').trim() === '';
+  const ssh = fromRunner ? c.read(refuseSshInputs) : c.read(() => readSshInputs());
   const sources = c.read(readSources);
   const kind = c.read(() => getEnum('destination', ['host', 's3', 'artifact'] as const, { default: 'host' }));
   const artifactName = c.read(() => {
@@ -236,6 +283,7 @@ export function readBackupInputs(): BackupInputs {
   const restoreTarget = c.read(() => getString('restore-target'));
   const force = c.read(() => getBoolean('force', { default: false }));
   const drillQuery = c.read(() => getString('drill-query'));
+  const drillTargetGiven = c.read(() => (getString('drill-target') === undefined ? undefined : getEnum('drill-target', DRILL_TARGETS)));
   const healthcheckUrl = c.read(readHealthcheckUrl);
   const dryRun = c.read(readDryRun);
 
@@ -245,6 +293,7 @@ export function readBackupInputs(): BackupInputs {
     { name: 'restore-target', modes: ['restore'], isSet: () => restoreTarget !== undefined },
     { name: 'force', modes: ['restore'], isSet: () => force === true },
     { name: 'drill-query', modes: ['drill'], isSet: () => drillQuery !== undefined },
+    { name: 'drill-target', modes: ['drill'], isSet: () => drillTargetGiven !== undefined },
     { name: 'backup-id', modes: ['restore', 'drill'], isSet: () => backupId !== undefined && backupId !== 'latest' },
     { name: 'encrypt-recipients', modes: ['backup'], isSet: () => (encryptRecipients?.length ?? 0) > 0 },
     { name: 'min-size', modes: ['backup'], isSet: () => minSize !== undefined && minSize !== 1024 },
@@ -263,6 +312,45 @@ export function readBackupInputs(): BackupInputs {
     ] as const) {
       if (value === undefined) c.add(new InputError(name, `Input "${name}" is required with destination: s3`));
     }
+  }
+  if (fromRunner) {
+    const needServer = sources?.filter((source) => !reachableFromRunner(source)) ?? [];
+    if (needServer.length > 0)
+      c.add(
+        new InputError(
+          ['host', 'sources'],
+          `Input "host" is empty, so every source must be a PostgreSQL database the runner reaches itself ("url", or "host" in the entry); ${needServer
+            .map((source) => `${source.name} (${source.type}${source.place.kind === 'host' ? '' : ` in ${source.place.kind}`}) needs a server`)
+            .join(', ')}: set "host" to that server`,
+        ),
+      );
+    if (kind === 'host')
+      c.add(new InputError('destination', 'Input "destination" is host (a directory on the server), but "host" is empty; use destination s3 or artifact'));
+  } else {
+    const runnerOnly = (sources ?? []).flatMap((source) =>
+      (
+        [
+          ['ca-certificate', source.caCertificate],
+          ['client-image', source.clientImage],
+        ] as const
+      )
+        .filter(([, value]) => value !== undefined)
+        .map(([field]) => `${source.name}'s "${field}"`),
+    );
+    if (runnerOnly.length > 0)
+      c.add(
+        new InputError(
+          'sources',
+          `Input "sources": ${runnerOnly.join(', ')} ${runnerOnly.length > 1 ? 'are' : 'is'} only for databases reached from the runner; with "host" set the tools run on that server (leave "host" empty to dump from the runner)`,
+        ),
+      );
+    if (drillTargetGiven !== undefined)
+      c.add(
+        new InputError(
+          'drill-target',
+          'Input "drill-target" chooses where a database reached from the runner is drilled; with "host" set, drills restore into a scratch copy on that server',
+        ),
+      );
   }
   if (kind === 'host' && encryptRecipients !== undefined && encryptRecipients.length > 0) {
     c.add(
@@ -346,7 +434,7 @@ export function readBackupInputs(): BackupInputs {
     minKeep: minKeep!,
   };
   return {
-    ssh: ssh!,
+    ...(ssh ? { ssh } : {}),
     sources: sources!,
     destination,
     encryptRecipients: encryptRecipients!,
@@ -359,6 +447,7 @@ export function readBackupInputs(): BackupInputs {
     ...(restoreTarget !== undefined ? { restoreTarget } : {}),
     force: force!,
     ...(drillQuery !== undefined ? { drillQuery } : {}),
+    drillTarget: drillTargetGiven ?? 'runner',
     ...(healthcheckUrl !== undefined ? { healthcheckUrl } : {}),
     dryRun: dryRun!,
   };

@@ -1,5 +1,6 @@
+import { tmpdir } from 'node:os';
 import * as core from '@actions/core';
-import { BASE_PREFLIGHT, formatPreflightLog, outputs, publishPlan, renderPreflight, runPreflight, writeSummary } from '@skiff/action-kit';
+import { BASE_PREFLIGHT, codeBlock, formatPreflightLog, liveLog, outputs, publishPlan, renderPreflight, runPreflight, writeSummary } from '@skiff/action-kit';
 import {
   BackupFailed,
   HostStore,
@@ -9,12 +10,16 @@ import {
   dumpCommand,
   findBackup,
   globalsCommand,
+  prepareRunnerSources,
   pruneSource,
   restoreBackup,
+  startScratchServer,
   type RestoreTarget,
+  type RunnerClient,
+  type Source,
   type Store,
 } from '@skiff/backup';
-import { PlanRecorder, type Executor } from '@skiff/shell';
+import { LocalExecutor, PlanRecorder, type Executor } from '@skiff/shell';
 import { SshConnection } from '@skiff/ssh';
 import { ping } from './healthcheck';
 import { readBackupInputs, retentionConfigured, type BackupInputs } from './inputs';
@@ -58,18 +63,59 @@ export async function run(): Promise<void> {
   }
 }
 
+/**
+ * Where the sources' tools run: the server over SSH (checked by the preflight), or for databases
+ * the runner reaches itself, the runner, with client tools matched to each server's version.
+ */
+interface Workplace {
+  executor: Executor;
+  sources: Source[];
+  /** Runner-side sources: the client chosen for each. */
+  clients?: RunnerClient[];
+  close(): Promise<void>;
+}
+
+async function openWorkplace(inputs: BackupInputs): Promise<Workplace> {
+  if (inputs.ssh) {
+    const ssh = await SshConnection.connect(inputs.ssh);
+    try {
+      const findings = await runPreflight(ssh, BASE_PREFLIGHT);
+      core.info(formatPreflightLog(findings));
+      await writeSummary(renderPreflight(findings, inputs.ssh.host));
+    } catch (error) {
+      await ssh.close();
+      throw error;
+    }
+    return { executor: ssh, sources: inputs.sources, close: () => ssh.close() };
+  }
+  const local = new LocalExecutor({ liveOutput: liveLog() });
+  const prepared = await core.group('Databases reached from the runner: server versions and matching clients', () =>
+    prepareRunnerSources(local, inputs.sources, { tempRoot: process.env.RUNNER_TEMP || tmpdir(), log: core.info }),
+  );
+  await writeSummary(`### Databases reached from the runner\n\n${prepared.clients.map((client) => `- ${client.describe}`).join('\n')}\n`);
+  return { executor: local, sources: prepared.clients.map((client) => client.source), clients: prepared.clients, close: () => prepared.cleanup() };
+}
+
 async function runMode(inputs: BackupInputs): Promise<void> {
   const out = outputs<Outputs>();
-  const ssh = await SshConnection.connect(inputs.ssh);
+  let workplace: Workplace;
+  try {
+    workplace = await openWorkplace(inputs);
+  } catch (error) {
+    out.set('verified', 'false');
+    await writeSummary(
+      `### ${inputs.mode}: nothing was read or stored\n\n${inputs.ssh ? `The server ${inputs.ssh.host}` : 'A database'} could not be used:\n\n${codeBlock((error as Error).message)}\n`,
+    );
+    throw error;
+  }
+  const { executor, sources } = workplace;
+  inputs = { ...inputs, sources };
   let store: Store | undefined;
   try {
-    store = await storeFor(inputs, ssh);
-    const findings = await runPreflight(ssh, BASE_PREFLIGHT);
-    core.info(formatPreflightLog(findings));
-    await writeSummary(renderPreflight(findings, inputs.ssh.host));
+    store = await storeFor(inputs, executor);
     switch (inputs.mode) {
       case 'backup':
-        return await backupAll(inputs, ssh, store, out);
+        return await backupAll(inputs, executor, store, out);
       case 'list': {
         const sections = [];
         for (const source of inputs.sources) sections.push(listTable(source.name, await store.list(source.name)));
@@ -101,7 +147,7 @@ async function runMode(inputs: BackupInputs): Promise<void> {
             : inputs.restoreTarget === undefined
               ? { inPlace: true, force: inputs.force }
               : { path: inputs.restoreTarget, force: inputs.force };
-        const restored = await restoreBackup(ssh, store, source, manifest, target, { identities: inputs.decryptIdentities });
+        const restored = await restoreBackup(executor, store, source, manifest, target, { identities: inputs.decryptIdentities });
         const globalsNote = restored.globals === 'applied' ? '; missing roles and tablespaces (globals) created first' : '';
         const where = describeTarget(source, target);
         core.info(`restored ${manifest.id} (sha256 ${manifest.sha256} checked) into ${where}${globalsNote}`);
@@ -115,22 +161,22 @@ async function runMode(inputs: BackupInputs): Promise<void> {
         return;
       }
       case 'drill':
-        return await drillAll(inputs, ssh, store, out);
+        return await drillAll(inputs, executor, store, out, workplace.clients);
     }
   } finally {
     store?.close?.();
-    await ssh.close();
+    await workplace.close();
   }
 }
 
 /** Every source is tried; retention runs per source only after its new backup is verified and stored. */
-async function backupAll(inputs: BackupInputs, ssh: SshConnection, store: Store, out: ReturnType<typeof outputs<Outputs>>): Promise<void> {
+async function backupAll(inputs: BackupInputs, executor: Executor, store: Store, out: ReturnType<typeof outputs<Outputs>>): Promise<void> {
   const outcomes: SourceOutcome[] = [];
   const unencryptedArtifact = store.kind === 'artifact' && inputs.encryptRecipients.length === 0;
   if (unencryptedArtifact) core.warning(UNENCRYPTED_ARTIFACT_WARNING);
   for (const source of inputs.sources) {
     try {
-      const result = await backupSource(ssh, store, source, {
+      const result = await backupSource(executor, store, source, {
         minSize: inputs.minSize,
         maxShrinkPercent: inputs.maxShrinkPercent,
         encryptRecipients: inputs.encryptRecipients,
@@ -159,21 +205,34 @@ async function backupAll(inputs: BackupInputs, ssh: SshConnection, store: Store,
 }
 
 /** Every source is drilled (each into its own scratch copy, dropped afterwards); one failing does not stop the others. */
-async function drillAll(inputs: BackupInputs, ssh: SshConnection, store: Store, out: ReturnType<typeof outputs<Outputs>>): Promise<void> {
+async function drillAll(
+  inputs: BackupInputs,
+  executor: Executor,
+  store: Store,
+  out: ReturnType<typeof outputs<Outputs>>,
+  clients: readonly RunnerClient[] | undefined,
+): Promise<void> {
   const outcomes: DrillOutcome[] = [];
-  for (const source of inputs.sources) {
+  for (const [index, source] of inputs.sources.entries()) {
     const started = Date.now();
+    // A runner-side source is drilled on a throwaway server of its major version unless drill-target says server.
+    const client = clients?.[index];
+    let scratch: Awaited<ReturnType<typeof startScratchServer>> | undefined;
     try {
-      const result = await drillSource(ssh, store, source, {
+      if (client && inputs.drillTarget === 'runner') scratch = await startScratchServer(executor, client);
+      const result = await drillSource(executor, store, source, {
         backupId: inputs.backupId,
         identities: inputs.decryptIdentities,
         ...(inputs.drillQuery ? { drillQuery: inputs.drillQuery } : {}),
+        ...(scratch ? { restoreInto: scratch.source } : {}),
       });
       core.info(`drill of ${result.manifest.id} passed${result.globals ? ' (globals checked, not applied)' : ''}:\n${(result.report ?? []).join('\n')}`);
       outcomes.push({ source: source.name, result, durationMs: Date.now() - started });
     } catch (error) {
       core.error(`${source.name}: drill failed: ${(error as Error).message}`);
       outcomes.push({ source: source.name, durationMs: Date.now() - started, error: (error as Error).message.split('\n')[0]! });
+    } finally {
+      await scratch?.stop();
     }
   }
   const passed = outcomes.flatMap((o) => (o.result ? [o.result] : []));
@@ -188,7 +247,8 @@ async function drillAll(inputs: BackupInputs, ssh: SshConnection, store: Store, 
 
 async function planOnly(inputs: BackupInputs): Promise<void> {
   const plan = new PlanRecorder();
-  await runPreflight(plan, BASE_PREFLIGHT);
+  // From the runner there is no server to check; the versions are asked when the run connects.
+  if (inputs.ssh) await runPreflight(plan, BASE_PREFLIGHT);
   for (const source of inputs.sources) {
     const secretFile = source.password !== undefined ? '/tmp/skiff-backup-XXXX.secret' : undefined;
     if (source.globals)
@@ -196,7 +256,7 @@ async function planOnly(inputs: BackupInputs): Promise<void> {
         description: `${inputs.mode} ${source.name}: roles and tablespaces (globals) to ${describeDestination(inputs)}`,
       });
     await plan.run([dumpCommand(source, secretFile)], {
-      description: `${inputs.mode} ${source.name}: dump to ${describeDestination(inputs)}`,
+      description: `${inputs.mode} ${source.name}: dump${inputs.ssh ? '' : " on the runner, with the client tools of the server's major version (asked first)"} to ${describeDestination(inputs)}`,
     });
   }
   await publishPlan(plan.steps);

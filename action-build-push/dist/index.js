@@ -42970,6 +42970,9 @@ var SUPERVISOR = [
   'exit "$status"'
 ].join("\n");
 
+// packages/shell/src/local.ts
+var MAX_COLLECTED_BYTES = 64 * 1024 * 1024;
+
 // node_modules/node-ssh/lib/esm/index.mjs
 var import_is_stream = __toESM(require_is_stream(), 1);
 var import_make_dir = __toESM(require_make_dir(), 1);

@@ -42369,6 +42369,25 @@ var PlanRecorder = class {
   }
 };
 
+// packages/shell/src/local.ts
+function lineSplitter(emit) {
+  const decoder = new TextDecoder();
+  let rest = "";
+  return {
+    push(chunk) {
+      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
+      rest = parts.pop() ?? "";
+      for (const line of parts) if (line.trim() !== "") emit(line);
+    },
+    flush() {
+      const last = rest + decoder.decode();
+      rest = "";
+      if (last.trim() !== "") emit(last);
+    }
+  };
+}
+var MAX_COLLECTED_BYTES = 64 * 1024 * 1024;
+
 // packages/ssh/src/connection.ts
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
@@ -43318,22 +43337,6 @@ function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
 }
 
 // packages/ssh/src/connection.ts
-function lineSplitter(emit) {
-  const decoder = new TextDecoder();
-  let rest = "";
-  return {
-    push(chunk) {
-      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
-      rest = parts.pop() ?? "";
-      for (const line of parts) if (line.trim() !== "") emit(line);
-    },
-    flush() {
-      const last = rest + decoder.decode();
-      rest = "";
-      if (last.trim() !== "") emit(last);
-    }
-  };
-}
 var SshConnectionError = class extends Error {
   constructor(message, retryable) {
     super(message);

@@ -49676,6 +49676,25 @@ var PlanRecorder = class {
   }
 };
 
+// packages/shell/src/local.ts
+function lineSplitter(emit) {
+  const decoder = new TextDecoder();
+  let rest = "";
+  return {
+    push(chunk) {
+      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
+      rest = parts.pop() ?? "";
+      for (const line of parts) if (line.trim() !== "") emit(line);
+    },
+    flush() {
+      const last = rest + decoder.decode();
+      rest = "";
+      if (last.trim() !== "") emit(last);
+    }
+  };
+}
+var MAX_COLLECTED_BYTES = 64 * 1024 * 1024;
+
 // packages/ssh/src/connection.ts
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
@@ -50625,22 +50644,6 @@ function bufferReclaimer(everyBytes = RECLAIM_EVERY_BYTES, kind = "minor") {
 }
 
 // packages/ssh/src/connection.ts
-function lineSplitter(emit) {
-  const decoder = new TextDecoder();
-  let rest = "";
-  return {
-    push(chunk) {
-      const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r\n|\n|\r/);
-      rest = parts.pop() ?? "";
-      for (const line of parts) if (line.trim() !== "") emit(line);
-    },
-    flush() {
-      const last = rest + decoder.decode();
-      rest = "";
-      if (last.trim() !== "") emit(last);
-    }
-  };
-}
 var SshConnectionError = class extends Error {
   constructor(message, retryable) {
     super(message);
@@ -57245,6 +57248,7 @@ function decideRetention(backups, policy, now) {
 // packages/backup/src/sources.ts
 var import_yaml4 = __toESM(require_dist(), 1);
 var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
+var SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 function shown(value) {
   const text = JSON.stringify(value);
@@ -57271,8 +57275,50 @@ var KEYS = /* @__PURE__ */ new Set([
   "paths",
   "volumes",
   "helper-image",
-  "compression"
+  "compression",
+  "url",
+  "sslmode",
+  "ca-certificate",
+  "client-image"
 ]);
+var URL_FIELDS = ["host", "port", "user", "password", "database"];
+function parseConnectionUrl(text) {
+  const expected = "a URL like postgresql://user:password@host:5432/database?sslmode=require";
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    return `"url" must be ${expected} (the value is not shown: it may hold a password)`;
+  }
+  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:")
+    return `"url" must start with postgresql:// or postgres://; got ${shown(url.protocol.replace(/:$/, "://"))} (${expected})`;
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  if (hostname === "") return `"url" names no host (${expected})`;
+  const decode = (value) => {
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      return void 0;
+    }
+  };
+  const user = url.username ? decode(url.username) : void 0;
+  const password = url.password ? decode(url.password) : void 0;
+  if (url.username && user === void 0 || url.password && password === void 0) return '"url" has a user or password with broken %-escapes';
+  const database = url.pathname.replace(/^\//, "");
+  const unknown = [...url.searchParams.keys()].filter((key) => key !== "sslmode");
+  if (unknown.length > 0)
+    return `"url" has parameter${unknown.length > 1 ? "s" : ""} ${unknown.map((key) => shown(key)).join(", ")} that Skiff does not pass on; only sslmode is read (set the CA certificate as "ca-certificate")`;
+  const sslmode = url.searchParams.get("sslmode") ?? void 0;
+  return {
+    type: "postgres",
+    hostname,
+    ...url.port ? { port: url.port } : {},
+    ...user !== void 0 ? { user } : {},
+    ...password !== void 0 ? { password } : {},
+    ...database ? { database: decode(database) ?? database } : {},
+    ...sslmode !== void 0 ? { sslmode } : {}
+  };
+}
 function defaultCompression(type) {
   return type === "postgres" ? "none" : "gzip";
 }
@@ -57326,7 +57372,19 @@ function parseSource(entry, problem) {
     if (!items.every((item) => typeof item === "string" && item !== "")) return void fail(`"${key}" must be a list of non-empty strings`);
     return items;
   };
-  const type = str("type");
+  const urlText = entry.url;
+  let fromUrl;
+  if (urlText !== void 0 && urlText !== null) {
+    if (typeof urlText !== "string") fail('"url" must be a string');
+    else {
+      const parsed = parseConnectionUrl(urlText);
+      if (typeof parsed === "string") fail(parsed);
+      else fromUrl = parsed;
+      for (const key of URL_FIELDS)
+        if (entry[key] !== void 0 && entry[key] !== null) fail(`set "url" or "${key}", not both (the url already says where and as whom)`);
+    }
+  }
+  const type = str("type") ?? fromUrl?.type;
   if (type === void 0 || !SOURCE_TYPES.includes(type)) {
     fail(`"type" must be one of ${SOURCE_TYPES.join(", ")}; got ${shown(type ?? null)}`);
     return void 0;
@@ -57352,11 +57410,25 @@ function parseSource(entry, problem) {
   } else if (container !== void 0) {
     place = { kind: "container", container, ...execUser ? { user: execUser } : {} };
   }
-  const database = str("database", IDENT, "a database name (letters, digits, _ . @ -)");
-  const user = str("user", IDENT, "a user name");
-  const hostname = str("host", /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address");
-  const portText = str("port", /^\d{1,5}$/, "a port number");
-  const password = str("password");
+  if (fromUrl && type !== fromUrl.type) fail(`"url" is a ${fromUrl.type} URL but "type" is ${type}`);
+  const fromUrlOr = (key, value, pattern, expected) => {
+    if (value === void 0) return void 0;
+    if (!pattern.test(value)) return void fail(`the "url"'s ${key} must be ${expected}; got ${shown(value)}`);
+    return value;
+  };
+  const database = fromUrl ? fromUrlOr("database", fromUrl.database, IDENT, "a database name (letters, digits, _ . @ -)") : str("database", IDENT, "a database name (letters, digits, _ . @ -)");
+  const user = fromUrl ? fromUrlOr("user", fromUrl.user, IDENT, "a user name") : str("user", IDENT, "a user name");
+  const hostname = fromUrl ? fromUrlOr("host", fromUrl.hostname, /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address") : str("host", /^[A-Za-z0-9.:_-]+$/, "a hostname or IP address");
+  const portText = fromUrl ? fromUrlOr("port", fromUrl.port, /^\d{1,5}$/, "a port number") : str("port", /^\d{1,5}$/, "a port number");
+  const password = fromUrl ? fromUrl.password : str("password");
+  const sslModeText = str("sslmode") ?? fromUrl?.sslmode;
+  if (sslModeText !== void 0 && !SSL_MODES.includes(sslModeText))
+    fail(`"sslmode" must be one of ${SSL_MODES.join(", ")}; got ${shown(sslModeText)}`);
+  if (fromUrl?.sslmode !== void 0 && entry.sslmode !== void 0) fail('set "sslmode" in the url or as a field, not both');
+  const caCertificate = str("ca-certificate");
+  if (caCertificate !== void 0 && !/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(caCertificate))
+    fail('"ca-certificate" must be the PEM text of the CA certificate (-----BEGIN CERTIFICATE----- \u2026 -----END CERTIFICATE-----)');
+  const clientImage = str("client-image", /^[a-z0-9][a-z0-9._/:@{}-]*$/, "an image name, e.g. postgres:{major} ({major} becomes the server's major version)");
   const passwordEnv = str("password-env", /^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
   const compression = str("compression", /^(gzip|none)$/, "gzip or none");
   const path = str("path", /^\/[^\0]*$/, "an absolute path");
@@ -57377,6 +57449,18 @@ function parseSource(entry, problem) {
     if (volumes?.length && !helperImage) fail('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== "postgres") fail('"globals" is only for postgres');
+  for (const [key, value] of [
+    ["sslmode", sslModeText],
+    ["ca-certificate", caCertificate],
+    ["client-image", clientImage]
+  ]) {
+    if (value !== void 0 && sourceType !== "postgres") fail(`"${key}" is only for postgres`);
+    if (value !== void 0 && place.kind !== "host") fail(`"${key}" is for a server reached over the network ("host" or "url"), not one in a container`);
+  }
+  if (caCertificate !== void 0 && sslModeText !== void 0 && !["verify-ca", "verify-full"].includes(sslModeText))
+    fail(
+      `"ca-certificate" is only checked with sslmode verify-ca or verify-full; sslmode is ${sslModeText} (leave sslmode out: verify-full is the default with a CA)`
+    );
   const name = str("name", NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
   if (before.count > 0) return void 0;
   return {
@@ -57394,12 +57478,41 @@ function parseSource(entry, problem) {
     ...path !== void 0 ? { path } : {},
     ...paths !== void 0 ? { paths } : {},
     ...volumes !== void 0 ? { volumes } : {},
-    ...helperImage !== void 0 ? { helperImage } : {}
+    ...helperImage !== void 0 ? { helperImage } : {},
+    // A CA given is a CA to check against: without a mode, the strictest.
+    ...sslModeText !== void 0 ? { sslMode: sslModeText } : caCertificate !== void 0 ? { sslMode: "verify-full" } : {},
+    ...caCertificate !== void 0 ? { caCertificate } : {},
+    ...clientImage !== void 0 ? { clientImage } : {}
   };
 }
 function defaultName(type, database, path, where) {
   const detail = database ?? (path ? path.split("/").pop().replace(/\.[^.]*$/, "") : where);
   return [type, detail].filter(Boolean).join("-").replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+// packages/backup/src/operations.ts
+import { randomBytes as randomBytes4 } from "node:crypto";
+
+// packages/backup/src/formats.ts
+var FORMATS = {
+  postgres: { extension: "dump", magic: { offset: 0, bytes: Buffer.from("PGDMP") }, describe: "PostgreSQL custom-format header PGDMP" },
+  mysql: { extension: "sql", trailer: "-- Dump completed", describe: 'mysqldump "-- Dump completed" trailer' },
+  redis: { extension: "rdb", magic: { offset: 0, bytes: Buffer.from("REDIS") }, describe: "RDB header REDIS" },
+  sqlite: { extension: "sqlite", magic: { offset: 0, bytes: Buffer.from("SQLite format 3\0", "latin1") }, describe: "SQLite header" },
+  files: { extension: "tar", magic: { offset: 257, bytes: Buffer.from("ustar") }, describe: "tar header" }
+};
+var GLOBALS_FORMAT = {
+  extension: "globals.sql",
+  magic: { offset: 0, bytes: Buffer.from("--\n-- PostgreSQL database cluster dump\n") },
+  trailer: "-- PostgreSQL database cluster dump complete",
+  describe: 'pg_dumpall cluster dump header and "complete" trailer'
+};
+function storedExtension(type, compression, encrypted) {
+  return [(typeof type === "string" ? FORMATS[type] : type).extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
+}
+function backupId(sourceName, time) {
+  const stamp = time.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  return `${sourceName}-${stamp}`;
 }
 
 // packages/backup/src/place.ts
@@ -57450,11 +57563,35 @@ function pgConnection(source) {
     ...source.user ? ["-U", source.user] : []
   ];
 }
+function pgEnvironment(source, secretFile) {
+  return {
+    ...source.password !== void 0 && secretFile ? { PGPASSFILE: secretFile } : {},
+    ...source.sslMode ? { PGSSLMODE: source.sslMode } : {},
+    ...source.runner?.caFile ? { PGSSLROOTCERT: source.runner.caFile } : {}
+  };
+}
+function hostTool(source, argv, environment = {}) {
+  const image = source.runner?.clientImage;
+  if (image === void 0) return [...Object.entries(environment).map(([name, value]) => raw(`${name}=${quote(value)}`)), ...argv];
+  return [
+    "docker",
+    "run",
+    "--rm",
+    "-i",
+    "--network=host",
+    "--label",
+    `skiff.backup=${source.name}`,
+    "-v",
+    `${source.runner.directory}:${source.runner.directory}:ro`,
+    ...Object.entries(environment).flatMap(([name, value]) => ["-e", `${name}=${value}`]),
+    // The official image's entrypoint only steps in for `postgres`; any other command runs as is.
+    image,
+    ...argv
+  ];
+}
 function pgTool(source, argv, secretFile, options = {}) {
   const args = [argv[0], ...pgConnection(source), "--no-password", ...argv.slice(1)];
-  if (source.place.kind === "host") {
-    return source.password !== void 0 && secretFile ? [raw(`PGPASSFILE=${quote(secretFile)}`), ...args] : args;
-  }
+  if (source.place.kind === "host") return hostTool(source, args, pgEnvironment(source, secretFile));
   return inPlace(source.place, withContainerSecret("PGPASSWORD", source.passwordEnv, args), options);
 }
 function mysqlTool(source, tool, args, secretFile, options = {}) {
@@ -57541,7 +57678,7 @@ function filesDump(source) {
 function toolVersionCommand(source) {
   switch (source.type) {
     case "postgres":
-      return inPlace(source.place, ["pg_dump", "--version"]);
+      return source.place.kind === "host" ? hostTool(source, ["pg_dump", "--version"]) : inPlace(source.place, ["pg_dump", "--version"]);
     case "mysql":
       return inPlace(source.place, ["mysqldump", "--version"]);
     case "redis":
@@ -57553,26 +57690,164 @@ function toolVersionCommand(source) {
   }
 }
 
-// packages/backup/src/formats.ts
-var FORMATS = {
-  postgres: { extension: "dump", magic: { offset: 0, bytes: Buffer.from("PGDMP") }, describe: "PostgreSQL custom-format header PGDMP" },
-  mysql: { extension: "sql", trailer: "-- Dump completed", describe: 'mysqldump "-- Dump completed" trailer' },
-  redis: { extension: "rdb", magic: { offset: 0, bytes: Buffer.from("REDIS") }, describe: "RDB header REDIS" },
-  sqlite: { extension: "sqlite", magic: { offset: 0, bytes: Buffer.from("SQLite format 3\0", "latin1") }, describe: "SQLite header" },
-  files: { extension: "tar", magic: { offset: 257, bytes: Buffer.from("ustar") }, describe: "tar header" }
+// packages/backup/src/restore.ts
+var PREVIOUS_DIR = ".skiff-restore-previous";
+var FILES_IN_PLACE_SCRIPT = [
+  "set -eu",
+  "step=$1; base=$2; force=$3; shift 3",
+  `aside=${PREVIOUS_DIR}`,
+  'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
+  'put_back() { for root do if [ -d "$root/$aside" ]; then entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done; for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done; rmdir -- "$root/$aside"; fi; done; }',
+  'case "$step" in',
+  '  finish) for root do rm -rf -- "${root:?}/$aside"; done; exit 0 ;;',
+  '  undo) put_back "$@"; echo "the restore did not complete: the previous contents were put back" >&2; exit 0 ;;',
+  "esac",
+  "for root do",
+  '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
+  '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
+  "done",
+  'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
+  'if tar --extract --file=- --numeric-owner --directory="$base"; then cat >/dev/null; exit 0; fi',
+  "status=$?",
+  'put_back "$@"',
+  'echo "tar failed (exit $status): the previous contents were put back" >&2',
+  'exit "$status"'
+].join("\n");
+var REDIS_RESTORE_SCRIPT = [
+  "set -eu",
+  "target=$1; force=$2",
+  'case "$target" in */) dir=${target%/} ;; *) if [ -d "$target" ]; then dir=$target; else dir=; fi ;; esac',
+  "aof=; prefix=; single=",
+  'if [ -n "$dir" ]; then',
+  '  mkdir -p -- "$dir"; rdb="$dir/dump.rdb"',
+  '  for m in "$dir"/*/*.manifest; do if [ -f "$m" ]; then aof=${m%/*}; prefix=${m##*/}; prefix=${prefix%.manifest}; fi; done',
+  '  if [ -z "$aof" ]; then for f in "$dir"/*.aof; do if [ -f "$f" ]; then single=$f; fi; done; fi',
+  "else",
+  '  rdb=$target; dir=$(dirname -- "$rdb"); mkdir -p -- "$dir"',
+  '  for m in "$dir"/*/*.manifest "$dir"/*.aof; do if [ -f "$m" ]; then echo "$dir holds an append-only file ($m), which Redis loads at start instead of $rdb: give the data directory $dir/ as restore-target" >&2; exit 22; fi; done',
+  "fi",
+  'if [ "$force" != true ]; then',
+  '  for f in "$rdb" ${aof:+"$aof"} ${single:+"$single"}; do',
+  '    if [ -s "$f" ] || { [ -d "$f" ] && [ -n "$(ls -A -- "$f")" ]; }; then echo "refusing to restore: $f is not empty; set force: true to overwrite it (stop Redis first: it writes these files when it shuts down)" >&2; exit 20; fi',
+  "  done",
+  "fi",
+  'owner=$(stat -c %u:%g -- "$dir")',
+  'cat > "$rdb.skiff-restore"',
+  // redis-cli --rdb writing to stdout cannot truncate away the 40-hex-digit end mark of a diskless
+  // transfer, so the stream may end with it. Loading dump.rdb stops at the RDB's own end, but an
+  // AOF base is read on as commands and the mark fails it. A real RDB ends in 0xFF and an 8-byte
+  // checksum, so last 40 bytes that are all hex digits can only be that mark.
+  't=$(tail -c 40 -- "$rdb.skiff-restore")',
+  'case "$t" in *[!0-9a-f]*) ;; *) if [ ${#t} -eq 40 ]; then truncate -s -40 -- "$rdb.skiff-restore"; fi ;; esac',
+  'if [ -n "$aof" ]; then',
+  '  rm -rf -- "$aof.skiff-restore" "$aof.skiff-previous"; mkdir -- "$aof.skiff-restore"',
+  '  cp -- "$rdb.skiff-restore" "$aof.skiff-restore/$prefix.1.base.rdb"',
+  '  printf "file %s seq 1 type b\\n" "$prefix.1.base.rdb" > "$aof.skiff-restore/$prefix.manifest"',
+  '  chown -R "$owner" -- "$aof.skiff-restore" 2>/dev/null || true',
+  '  mv -- "$aof" "$aof.skiff-previous"; mv -- "$aof.skiff-restore" "$aof"; rm -rf -- "$aof.skiff-previous"',
+  "fi",
+  'if [ -n "$single" ]; then cp -- "$rdb.skiff-restore" "$single.skiff-restore"; chown "$owner" -- "$single.skiff-restore" 2>/dev/null || true; mv -f -- "$single.skiff-restore" "$single"; fi',
+  'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
+  'mv -f -- "$rdb.skiff-restore" "$rdb"'
+].join("\n");
+var FILE_ARGUMENT = ["set -eu", "file=$1; shift", `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`];
+var SQLITE_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
+  `tables=$(sqlite3 "$file" "select name from sqlite_master where type = 'table' order by 1")`,
+  'for t in $tables; do n=$(sqlite3 "$file" "select count(*) from \\"$t\\""); echo "$t|$n"; done'
+].join("\n");
+var REDIS_DRILL_SCRIPT = [
+  ...FILE_ARGUMENT,
+  `out=$(redis-check-rdb "$file" 2>&1) || { printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb failed on the restored RDB" >&2; exit 1; }`,
+  `keys=$(printf '%s\\n' "$out" | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p')`,
+  `if [ -z "$keys" ]; then printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb reported no key count" >&2; exit 1; fi`,
+  'echo "keys|$keys"'
+].join("\n");
+var GLOBALS_FILTER_AWK = [
+  'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
+  'function known(rest, names,   name) { for (name in names) if (index(rest, name " ") == 1 || index(rest, name ";") == 1) return 1; return 0 }',
+  'BEGIN { load(ENVIRON["SKIFF_ROLES"], roles); load(ENVIRON["SKIFF_TABLESPACES"], spaces) }',
+  "/^CREATE ROLE / { if (known(substr($0, 13), roles)) next }",
+  "/^ALTER ROLE / { if (known(substr($0, 12), roles)) next }",
+  "/^CREATE TABLESPACE / { if (known(substr($0, 19), spaces)) next }",
+  "{ print }"
+].join("\n");
+
+// packages/backup/src/store.ts
+var BackupFailed = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "BackupFailed";
+  }
 };
-var GLOBALS_FORMAT = {
-  extension: "globals.sql",
-  magic: { offset: 0, bytes: Buffer.from("--\n-- PostgreSQL database cluster dump\n") },
-  trailer: "-- PostgreSQL database cluster dump complete",
-  describe: 'pg_dumpall cluster dump header and "complete" trailer'
-};
-function storedExtension(type, compression, encrypted) {
-  return [(typeof type === "string" ? FORMATS[type] : type).extension, compression === "gzip" ? "gz" : void 0, encrypted ? "age" : void 0].filter(Boolean).join(".");
+function newestFirst(manifests) {
+  return manifests.sort((a, b) => Date.parse(b.time) - Date.parse(a.time) || b.id.localeCompare(a.id));
 }
-function backupId(sourceName, time) {
-  const stamp = time.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
-  return `${sourceName}-${stamp}`;
+
+// packages/backup/src/operations.ts
+async function withSecretFile(executor, source, fn) {
+  const content = secretFileContent(source);
+  if (content === void 0) return fn(void 0);
+  const path = `${source.runner?.directory ?? "/tmp"}/skiff-backup-${randomBytes4(8).toString("hex")}.secret`;
+  await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
+  try {
+    return await fn(path);
+  } finally {
+    await executor.run([["rm", "-f", "--", path]], { description: "remove credentials file", allowFailure: true }).catch(() => void 0);
+  }
+}
+async function toolVersions(executor, source) {
+  const command = toolVersionCommand(source);
+  if (!command) return {};
+  const result = await executor.run([command], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
+  const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
+  const tool = command[command.length - 2];
+  return line ? { [typeof tool === "string" ? tool : source.type]: line } : {};
+}
+async function backupSource(executor, store, source, options) {
+  const started = Date.now();
+  const time = (options.now ?? (() => /* @__PURE__ */ new Date()))();
+  const id = backupId(source.name, time);
+  const existing = await store.list(source.name);
+  if (existing.some((manifest2) => manifest2.id === id)) throw new BackupFailed(`a backup ${id} already exists; not overwriting it`);
+  const tools = await toolVersions(executor, source);
+  const manifest = await withSecretFile(
+    executor,
+    source,
+    (secretFile) => store.backup(executor, {
+      source,
+      id,
+      time,
+      dump: dumpCommand(source, secretFile),
+      ...source.globals ? { globals: globalsCommand(source, secretFile) } : {},
+      ...secretFile ? { secretFile } : {},
+      minSize: options.minSize,
+      ...existing[0] ? { previousSize: existing[0].size } : {},
+      maxShrinkPercent: options.maxShrinkPercent,
+      encryptRecipients: options.encryptRecipients,
+      tools
+    })
+  );
+  options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
+  const { kept, pruned } = await pruneSource(store, source.name, options.retention, {
+    now: time,
+    dryRun: options.dryRunPrune ?? false,
+    ...options.log ? { log: options.log } : {}
+  });
+  return { manifest, kept, pruned, durationMs: Date.now() - started };
+}
+async function pruneSource(store, sourceName, policy, options) {
+  const manifests = await store.list(sourceName);
+  const decision = decideRetention(manifests, policy, options.now);
+  for (const manifest of decision.prune) {
+    if (options.dryRun) options.log?.(`${sourceName}: would prune ${manifest.id}`);
+    else {
+      await store.remove(manifest);
+      options.log?.(`${sourceName}: pruned ${manifest.id}`);
+    }
+  }
+  return { kept: decision.keep.map((entry) => entry.backup.id), pruned: decision.prune.map((manifest) => manifest.id) };
 }
 
 // packages/backup/src/manifest.ts
@@ -57592,17 +57867,6 @@ function parseManifest(text, where) {
 function serializeManifest(manifest) {
   return `${JSON.stringify(manifest)}
 `;
-}
-
-// packages/backup/src/store.ts
-var BackupFailed = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "BackupFailed";
-  }
-};
-function newestFirst(manifests) {
-  return manifests.sort((a, b) => Date.parse(b.time) - Date.parse(a.time) || b.id.localeCompare(a.id));
 }
 
 // packages/backup/src/verify.ts
@@ -57627,7 +57891,7 @@ function structureCheck(source) {
   switch (source.type) {
     case "postgres":
       return toolCheck(
-        inPlace(source.place, ["pg_restore", "--file=/dev/null"], { stdin: true }),
+        source.place.kind === "host" ? hostTool(source, ["pg_restore", "--file=/dev/null"]) : inPlace(source.place, ["pg_restore", "--file=/dev/null"], { stdin: true }),
         "stderr",
         "pg_restore could not read the whole archive; not keeping it",
         "pg_restore read every data block"
@@ -57895,158 +58159,8 @@ var HostStore = class {
   }
 };
 
-// packages/backup/src/restore.ts
-var PREVIOUS_DIR = ".skiff-restore-previous";
-var FILES_IN_PLACE_SCRIPT = [
-  "set -eu",
-  "step=$1; base=$2; force=$3; shift 3",
-  `aside=${PREVIOUS_DIR}`,
-  'entries() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then [ "$e" = "$1/$aside" ] || printf "%s\\n" "$e"; fi; done; }',
-  'put_back() { for root do if [ -d "$root/$aside" ]; then entries "$root" | while IFS= read -r e; do rm -rf -- "$e"; done; for e in "$root/$aside"/* "$root/$aside"/.[!.]* "$root/$aside"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then mv -- "$e" "$root/"; fi; done; rmdir -- "$root/$aside"; fi; done; }',
-  'case "$step" in',
-  '  finish) for root do rm -rf -- "${root:?}/$aside"; done; exit 0 ;;',
-  '  undo) put_back "$@"; echo "the restore did not complete: the previous contents were put back" >&2; exit 0 ;;',
-  "esac",
-  "for root do",
-  '  if [ -e "$root/$aside" ]; then echo "$root/$aside exists: an earlier restore was interrupted; its previous contents are there. Move them back or remove them, then restore again" >&2; exit 20; fi',
-  '  if [ "$force" != true ] && [ -n "$(entries "$root" 2>/dev/null)" ]; then echo "refusing to restore: $root is not empty; set force: true to replace its contents" >&2; exit 20; fi',
-  "done",
-  'for root do mkdir -p -- "$root/$aside"; entries "$root" | while IFS= read -r e; do mv -- "$e" "$root/$aside/"; done; done',
-  'if tar --extract --file=- --numeric-owner --directory="$base"; then cat >/dev/null; exit 0; fi',
-  "status=$?",
-  'put_back "$@"',
-  'echo "tar failed (exit $status): the previous contents were put back" >&2',
-  'exit "$status"'
-].join("\n");
-var REDIS_RESTORE_SCRIPT = [
-  "set -eu",
-  "target=$1; force=$2",
-  'case "$target" in */) dir=${target%/} ;; *) if [ -d "$target" ]; then dir=$target; else dir=; fi ;; esac',
-  "aof=; prefix=; single=",
-  'if [ -n "$dir" ]; then',
-  '  mkdir -p -- "$dir"; rdb="$dir/dump.rdb"',
-  '  for m in "$dir"/*/*.manifest; do if [ -f "$m" ]; then aof=${m%/*}; prefix=${m##*/}; prefix=${prefix%.manifest}; fi; done',
-  '  if [ -z "$aof" ]; then for f in "$dir"/*.aof; do if [ -f "$f" ]; then single=$f; fi; done; fi',
-  "else",
-  '  rdb=$target; dir=$(dirname -- "$rdb"); mkdir -p -- "$dir"',
-  '  for m in "$dir"/*/*.manifest "$dir"/*.aof; do if [ -f "$m" ]; then echo "$dir holds an append-only file ($m), which Redis loads at start instead of $rdb: give the data directory $dir/ as restore-target" >&2; exit 22; fi; done',
-  "fi",
-  'if [ "$force" != true ]; then',
-  '  for f in "$rdb" ${aof:+"$aof"} ${single:+"$single"}; do',
-  '    if [ -s "$f" ] || { [ -d "$f" ] && [ -n "$(ls -A -- "$f")" ]; }; then echo "refusing to restore: $f is not empty; set force: true to overwrite it (stop Redis first: it writes these files when it shuts down)" >&2; exit 20; fi',
-  "  done",
-  "fi",
-  'owner=$(stat -c %u:%g -- "$dir")',
-  'cat > "$rdb.skiff-restore"',
-  // redis-cli --rdb writing to stdout cannot truncate away the 40-hex-digit end mark of a diskless
-  // transfer, so the stream may end with it. Loading dump.rdb stops at the RDB's own end, but an
-  // AOF base is read on as commands and the mark fails it. A real RDB ends in 0xFF and an 8-byte
-  // checksum, so last 40 bytes that are all hex digits can only be that mark.
-  't=$(tail -c 40 -- "$rdb.skiff-restore")',
-  'case "$t" in *[!0-9a-f]*) ;; *) if [ ${#t} -eq 40 ]; then truncate -s -40 -- "$rdb.skiff-restore"; fi ;; esac',
-  'if [ -n "$aof" ]; then',
-  '  rm -rf -- "$aof.skiff-restore" "$aof.skiff-previous"; mkdir -- "$aof.skiff-restore"',
-  '  cp -- "$rdb.skiff-restore" "$aof.skiff-restore/$prefix.1.base.rdb"',
-  '  printf "file %s seq 1 type b\\n" "$prefix.1.base.rdb" > "$aof.skiff-restore/$prefix.manifest"',
-  '  chown -R "$owner" -- "$aof.skiff-restore" 2>/dev/null || true',
-  '  mv -- "$aof" "$aof.skiff-previous"; mv -- "$aof.skiff-restore" "$aof"; rm -rf -- "$aof.skiff-previous"',
-  "fi",
-  'if [ -n "$single" ]; then cp -- "$rdb.skiff-restore" "$single.skiff-restore"; chown "$owner" -- "$single.skiff-restore" 2>/dev/null || true; mv -f -- "$single.skiff-restore" "$single"; fi',
-  'chown "$owner" -- "$rdb.skiff-restore" 2>/dev/null || true',
-  'mv -f -- "$rdb.skiff-restore" "$rdb"'
-].join("\n");
-var FILE_ARGUMENT = ["set -eu", "file=$1; shift", `if [ "$file" = - ]; then file=$(mktemp); trap 'rm -f "$file"' EXIT; cat > "$file"; fi`];
-var SQLITE_DRILL_SCRIPT = [
-  ...FILE_ARGUMENT,
-  'if [ $# -gt 0 ]; then exec sqlite3 "$file" "$1"; fi',
-  `tables=$(sqlite3 "$file" "select name from sqlite_master where type = 'table' order by 1")`,
-  'for t in $tables; do n=$(sqlite3 "$file" "select count(*) from \\"$t\\""); echo "$t|$n"; done'
-].join("\n");
-var REDIS_DRILL_SCRIPT = [
-  ...FILE_ARGUMENT,
-  `out=$(redis-check-rdb "$file" 2>&1) || { printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb failed on the restored RDB" >&2; exit 1; }`,
-  `keys=$(printf '%s\\n' "$out" | sed -n 's/.*\\[info\\] \\([0-9]*\\) keys read.*/\\1/p')`,
-  `if [ -z "$keys" ]; then printf '%s\\n' "$out" | tail -n 8 >&2; echo "redis-check-rdb reported no key count" >&2; exit 1; fi`,
-  'echo "keys|$keys"'
-].join("\n");
-var GLOBALS_FILTER_AWK = [
-  'function load(text, into,   n, i, parts) { n = split(text, parts, "\\n"); for (i = 1; i <= n; i++) if (parts[i] != "") into[parts[i]] = 1 }',
-  'function known(rest, names,   name) { for (name in names) if (index(rest, name " ") == 1 || index(rest, name ";") == 1) return 1; return 0 }',
-  'BEGIN { load(ENVIRON["SKIFF_ROLES"], roles); load(ENVIRON["SKIFF_TABLESPACES"], spaces) }',
-  "/^CREATE ROLE / { if (known(substr($0, 13), roles)) next }",
-  "/^ALTER ROLE / { if (known(substr($0, 12), roles)) next }",
-  "/^CREATE TABLESPACE / { if (known(substr($0, 19), spaces)) next }",
-  "{ print }"
-].join("\n");
-
 // packages/backup/src/tar-walker.ts
 var MAX_PAX_BYTES = 1024 * 1024;
-
-// packages/backup/src/operations.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
-async function withSecretFile(executor, source, fn) {
-  const content = secretFileContent(source);
-  if (content === void 0) return fn(void 0);
-  const path = `/tmp/skiff-backup-${randomBytes4(8).toString("hex")}.secret`;
-  await executor.upload(path, content, { mode: 384, secret: true, description: `credentials for ${source.name} (removed after use)` });
-  try {
-    return await fn(path);
-  } finally {
-    await executor.run([["rm", "-f", "--", path]], { description: "remove credentials file", allowFailure: true }).catch(() => void 0);
-  }
-}
-async function toolVersions(executor, source) {
-  const command = toolVersionCommand(source);
-  if (!command) return {};
-  const result = await executor.run([command], { description: `${source.type} tool version`, allowFailure: true }).catch(() => void 0);
-  const line = result?.code === 0 ? result.stdout.trim().split("\n")[0] : void 0;
-  const tool = command[command.length - 2];
-  return line ? { [typeof tool === "string" ? tool : source.type]: line } : {};
-}
-async function backupSource(executor, store, source, options) {
-  const started = Date.now();
-  const time = (options.now ?? (() => /* @__PURE__ */ new Date()))();
-  const id = backupId(source.name, time);
-  const existing = await store.list(source.name);
-  if (existing.some((manifest2) => manifest2.id === id)) throw new BackupFailed(`a backup ${id} already exists; not overwriting it`);
-  const tools = await toolVersions(executor, source);
-  const manifest = await withSecretFile(
-    executor,
-    source,
-    (secretFile) => store.backup(executor, {
-      source,
-      id,
-      time,
-      dump: dumpCommand(source, secretFile),
-      ...source.globals ? { globals: globalsCommand(source, secretFile) } : {},
-      ...secretFile ? { secretFile } : {},
-      minSize: options.minSize,
-      ...existing[0] ? { previousSize: existing[0].size } : {},
-      maxShrinkPercent: options.maxShrinkPercent,
-      encryptRecipients: options.encryptRecipients,
-      tools
-    })
-  );
-  options.log?.(`${source.name}: stored ${manifest.id} (${manifest.size} bytes, sha256 ${manifest.sha256}) at ${manifest.location}`);
-  const { kept, pruned } = await pruneSource(store, source.name, options.retention, {
-    now: time,
-    dryRun: options.dryRunPrune ?? false,
-    ...options.log ? { log: options.log } : {}
-  });
-  return { manifest, kept, pruned, durationMs: Date.now() - started };
-}
-async function pruneSource(store, sourceName, policy, options) {
-  const manifests = await store.list(sourceName);
-  const decision = decideRetention(manifests, policy, options.now);
-  for (const manifest of decision.prune) {
-    if (options.dryRun) options.log?.(`${sourceName}: would prune ${manifest.id}`);
-    else {
-      await store.remove(manifest);
-      options.log?.(`${sourceName}: pruned ${manifest.id}`);
-    }
-  }
-  return { kept: decision.keep.map((entry) => entry.backup.id), pruned: decision.prune.map((manifest) => manifest.id) };
-}
 
 // action-deploy/src/backup-before-deploy.ts
 var import_yaml5 = __toESM(require_dist(), 1);

@@ -1,9 +1,20 @@
 export { decideRetention, RetentionRefused } from './retention';
 export type { RetentionPolicy, Dated, RetentionDecision } from './retention';
-export { parseSources, defaultCompression, SOURCE_TYPES, SourceError } from './sources';
-export type { Source, SourceType, Place, Compression } from './sources';
+export {
+  parseSources,
+  parseConnectionUrl,
+  defaultCompression,
+  reachableFromRunner,
+  SOURCE_TYPES,
+  SSL_MODES,
+  DEFAULT_CLIENT_IMAGE,
+  SourceError,
+} from './sources';
+export type { Source, SourceType, Place, Compression, SslMode, RunnerSide } from './sources';
+export { prepareRunnerSources, startScratchServer, pgMajor, majorFromVersionNum, toolVersion, clientImageFor } from './runner-side';
+export type { RunnerClient, RunnerSources, ScratchServer } from './runner-side';
 export { inPlace, withContainerSecret, envFromFile } from './place';
-export { dumpCommand, globalsCommand, pgTool, secretFileContent, toolVersionCommand, SQLITE_SNAPSHOT_SCRIPT } from './tools';
+export { dumpCommand, globalsCommand, pgTool, hostTool, secretFileContent, toolVersionCommand, SQLITE_SNAPSHOT_SCRIPT } from './tools';
 export { FORMATS, GLOBALS_FORMAT, storedExtension, backupId } from './formats';
 export type { Format } from './formats';
 export { parseManifest, serializeManifest } from './manifest';

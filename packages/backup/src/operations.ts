@@ -46,7 +46,8 @@ export interface BackupResult {
 export async function withSecretFile<T>(executor: Executor, source: Source, fn: (path: string | undefined) => Promise<T>): Promise<T> {
   const content = secretFileContent(source);
   if (content === undefined) return fn(undefined);
-  const path = `/tmp/skiff-backup-${randomBytes(8).toString('hex')}.secret`;
+  // Reached from the runner, the file goes in the source's private directory (shared with a client container).
+  const path = `${source.runner?.directory ?? '/tmp'}/skiff-backup-${randomBytes(8).toString('hex')}.secret`;
   await executor.upload(path, content, { mode: 0o600, secret: true, description: `credentials for ${source.name} (removed after use)` });
   try {
     return await fn(path);
@@ -246,11 +247,18 @@ export async function drillSource(
   executor: Executor,
   store: Store,
   source: Source,
-  options: { backupId?: string; identities?: readonly string[]; drillQuery?: string; now?: () => Date },
+  options: {
+    backupId?: string;
+    identities?: readonly string[];
+    drillQuery?: string;
+    now?: () => Date;
+    /** Another server to drill on (a throwaway one on the runner): the source as seen there. Its roles are not production's, so GRANTs are left out. */
+    restoreInto?: Source;
+  },
 ): Promise<RestoreResult> {
   const manifest = await findBackup(store, source, options.backupId ?? 'latest');
-  const target = scratchTarget(source, randomBytes(4).toString('hex'));
-  const result = await restoreBackup(executor, store, source, manifest, target, { ...options, drill: true });
+  const target: RestoreTarget = { ...scratchTarget(source, randomBytes(4).toString('hex')), ...(options.restoreInto ? { withoutPrivileges: true } : {}) };
+  const result = await restoreBackup(executor, store, options.restoreInto ?? source, manifest, target, { ...options, drill: true });
   const report = {
     id: manifest.id,
     time: (options.now ?? (() => new Date()))().toISOString(),

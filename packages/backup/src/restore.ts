@@ -12,6 +12,8 @@ export interface RestoreTarget {
   path?: string;
   inPlace?: boolean;
   force: boolean;
+  /** postgres: leave out GRANTs (a throwaway server lacks the production roles they name). */
+  withoutPrivileges?: boolean;
 }
 
 /** How a target reads in logs and summaries. */
@@ -236,6 +238,7 @@ export function restoreCommand(source: Source, target: RestoreTarget, secretFile
             'pg_restore',
             `--dbname=${target.database!}`,
             '--no-owner',
+            ...(target.withoutPrivileges ? ['--no-privileges'] : []),
             '--exit-on-error',
             '--single-transaction',
             ...(target.force ? ['--clean', '--if-exists'] : []),

@@ -35,6 +35,33 @@ export interface Source {
   volumes?: readonly string[];
   /** files with volumes: image that has tar, used to read the volumes (nothing is pulled). */
   helperImage?: string;
+  /** postgres: libpq's sslmode (disable … verify-full). */
+  sslMode?: SslMode;
+  /** postgres reached from the runner: the server's CA certificate (PEM), written to a runner file for PGSSLROOTCERT. */
+  caCertificate?: string;
+  /** postgres reached from the runner: the client image when the runner's own tools do not match; `{major}` is the server's major version. */
+  clientImage?: string;
+  /** Set when the run starts, for a source reached from the runner: what the dump tools need there. */
+  runner?: RunnerSide;
+}
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+/** The official image of each runner-side source type's client tools, tagged with the server's major version. */
+export const DEFAULT_CLIENT_IMAGE = 'postgres:{major}';
+
+/**
+ * A source reached from the runner, once the run has prepared it: a private directory (0700)
+ * holding its credentials and CA files, and — when the runner's own tools do not match the
+ * server's major version — the image whose tools run instead (the directory is shared with it
+ * read-only, at the same path).
+ */
+export interface RunnerSide {
+  directory: string;
+  caFile?: string;
+  /** Absent: the runner's own tools match the server. */
+  clientImage?: string;
 }
 
 export class SourceError extends Error {
@@ -73,7 +100,66 @@ const KEYS = new Set([
   'volumes',
   'helper-image',
   'compression',
+  'url',
+  'sslmode',
+  'ca-certificate',
+  'client-image',
 ]);
+
+/** The connection fields a `url` sets; giving both is ambiguous. */
+const URL_FIELDS = ['host', 'port', 'user', 'password', 'database'] as const;
+
+interface UrlParts {
+  type: 'postgres';
+  hostname: string;
+  port?: string;
+  user?: string;
+  password?: string;
+  database?: string;
+  sslmode?: string;
+}
+
+/**
+ * `postgresql://user:password@host:5432/database?sslmode=require`, as managed databases hand it
+ * out. Errors never repeat the URL: it holds the password.
+ */
+export function parseConnectionUrl(text: string): UrlParts | string {
+  const expected = 'a URL like postgresql://user:password@host:5432/database?sslmode=require';
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `"url" must be ${expected} (the value is not shown: it may hold a password)`;
+  }
+  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:')
+    return `"url" must start with postgresql:// or postgres://; got ${shown(url.protocol.replace(/:$/, '://'))} (${expected})`;
+  const hostname = url.hostname.replace(/^\[|\]$/g, '');
+  if (hostname === '') return `"url" names no host (${expected})`;
+  const decode = (value: string) => {
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      return undefined;
+    }
+  };
+  const user = url.username ? decode(url.username) : undefined;
+  const password = url.password ? decode(url.password) : undefined;
+  if ((url.username && user === undefined) || (url.password && password === undefined)) return '"url" has a user or password with broken %-escapes';
+  const database = url.pathname.replace(/^\//, '');
+  const unknown = [...url.searchParams.keys()].filter((key) => key !== 'sslmode');
+  if (unknown.length > 0)
+    return `"url" has parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => shown(key)).join(', ')} that Skiff does not pass on; only sslmode is read (set the CA certificate as "ca-certificate")`;
+  const sslmode = url.searchParams.get('sslmode') ?? undefined;
+  return {
+    type: 'postgres',
+    hostname,
+    ...(url.port ? { port: url.port } : {}),
+    ...(user !== undefined ? { user } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(database ? { database: decode(database) ?? database } : {}),
+    ...(sslmode !== undefined ? { sslmode } : {}),
+  };
+}
 
 /** Raw-data compression that pays off: pg_dump -Fc is compressed already. */
 export function defaultCompression(type: SourceType): Compression {
@@ -136,7 +222,19 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
     return items as string[];
   };
 
-  const type = str('type');
+  const urlText = entry.url;
+  let fromUrl: UrlParts | undefined;
+  if (urlText !== undefined && urlText !== null) {
+    if (typeof urlText !== 'string') fail('"url" must be a string');
+    else {
+      const parsed = parseConnectionUrl(urlText);
+      if (typeof parsed === 'string') fail(parsed);
+      else fromUrl = parsed;
+      for (const key of URL_FIELDS)
+        if (entry[key] !== undefined && entry[key] !== null) fail(`set "url" or "${key}", not both (the url already says where and as whom)`);
+    }
+  }
+  const type = str('type') ?? fromUrl?.type;
   if (type === undefined || !(SOURCE_TYPES as readonly string[]).includes(type)) {
     fail(`"type" must be one of ${SOURCE_TYPES.join(', ')}; got ${shown(type ?? null)}`);
     return undefined;
@@ -163,11 +261,29 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
     place = { kind: 'container', container, ...(execUser ? { user: execUser } : {}) };
   }
 
-  const database = str('database', IDENT, 'a database name (letters, digits, _ . @ -)');
-  const user = str('user', IDENT, 'a user name');
-  const hostname = str('host', /^[A-Za-z0-9.:_-]+$/, 'a hostname or IP address');
-  const portText = str('port', /^\d{1,5}$/, 'a port number');
-  const password = str('password');
+  if (fromUrl && type !== fromUrl.type) fail(`"url" is a ${fromUrl.type} URL but "type" is ${type}`);
+  const fromUrlOr = (key: string, value: string | undefined, pattern: RegExp, expected: string): string | undefined => {
+    if (value === undefined) return undefined;
+    if (!pattern.test(value)) return void fail(`the "url"'s ${key} must be ${expected}; got ${shown(value)}`);
+    return value;
+  };
+  const database = fromUrl
+    ? fromUrlOr('database', fromUrl.database, IDENT, 'a database name (letters, digits, _ . @ -)')
+    : str('database', IDENT, 'a database name (letters, digits, _ . @ -)');
+  const user = fromUrl ? fromUrlOr('user', fromUrl.user, IDENT, 'a user name') : str('user', IDENT, 'a user name');
+  const hostname = fromUrl
+    ? fromUrlOr('host', fromUrl.hostname, /^[A-Za-z0-9.:_-]+$/, 'a hostname or IP address')
+    : str('host', /^[A-Za-z0-9.:_-]+$/, 'a hostname or IP address');
+  const portText = fromUrl ? fromUrlOr('port', fromUrl.port, /^\d{1,5}$/, 'a port number') : str('port', /^\d{1,5}$/, 'a port number');
+  const password = fromUrl ? fromUrl.password : str('password');
+  const sslModeText = str('sslmode') ?? fromUrl?.sslmode;
+  if (sslModeText !== undefined && !(SSL_MODES as readonly string[]).includes(sslModeText))
+    fail(`"sslmode" must be one of ${SSL_MODES.join(', ')}; got ${shown(sslModeText)}`);
+  if (fromUrl?.sslmode !== undefined && entry.sslmode !== undefined) fail('set "sslmode" in the url or as a field, not both');
+  const caCertificate = str('ca-certificate');
+  if (caCertificate !== undefined && !/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(caCertificate))
+    fail('"ca-certificate" must be the PEM text of the CA certificate (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)');
+  const clientImage = str('client-image', /^[a-z0-9][a-z0-9._/:@{}-]*$/, "an image name, e.g. postgres:{major} ({major} becomes the server's major version)");
   const passwordEnv = str('password-env', /^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
   const compression = str('compression', /^(gzip|none)$/, 'gzip or none') as Compression | undefined;
   const path = str('path', /^\/[^\0]*$/, 'an absolute path');
@@ -189,6 +305,18 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
     if (volumes?.length && !helperImage) fail('"helper-image" (an image on the server with tar) is required to read "volumes"');
   }
   if (globalsValue === true && sourceType !== 'postgres') fail('"globals" is only for postgres');
+  for (const [key, value] of [
+    ['sslmode', sslModeText],
+    ['ca-certificate', caCertificate],
+    ['client-image', clientImage],
+  ] as const) {
+    if (value !== undefined && sourceType !== 'postgres') fail(`"${key}" is only for postgres`);
+    if (value !== undefined && place.kind !== 'host') fail(`"${key}" is for a server reached over the network ("host" or "url"), not one in a container`);
+  }
+  if (caCertificate !== undefined && sslModeText !== undefined && !['verify-ca', 'verify-full'].includes(sslModeText))
+    fail(
+      `"ca-certificate" is only checked with sslmode verify-ca or verify-full; sslmode is ${sslModeText} (leave sslmode out: verify-full is the default with a CA)`,
+    );
 
   const name = str('name', NAME, 'letters, digits, ".", "_" and "-" (it names the backups)') ?? defaultName(sourceType, database, path, service ?? container);
   if (before.count > 0) return undefined;
@@ -208,7 +336,16 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
     ...(paths !== undefined ? { paths } : {}),
     ...(volumes !== undefined ? { volumes } : {}),
     ...(helperImage !== undefined ? { helperImage } : {}),
+    // A CA given is a CA to check against: without a mode, the strictest.
+    ...(sslModeText !== undefined ? { sslMode: sslModeText as SslMode } : caCertificate !== undefined ? { sslMode: 'verify-full' as const } : {}),
+    ...(caCertificate !== undefined ? { caCertificate } : {}),
+    ...(clientImage !== undefined ? { clientImage } : {}),
   };
+}
+
+/** A database the runner itself can reach over the network: no server shell needed. */
+export function reachableFromRunner(source: Source): boolean {
+  return source.type === 'postgres' && source.place.kind === 'host' && source.hostname !== undefined;
 }
 
 function defaultName(type: SourceType, database: string | undefined, path: string | undefined, where: string | undefined): string {

@@ -24,12 +24,44 @@ function pgConnection(source: Source): string[] {
   ];
 }
 
+/** libpq's settings for a host-level tool: file paths and modes only, never a secret itself. */
+function pgEnvironment(source: Source, secretFile: string | undefined): Record<string, string> {
+  return {
+    ...(source.password !== undefined && secretFile ? { PGPASSFILE: secretFile } : {}),
+    ...(source.sslMode ? { PGSSLMODE: source.sslMode } : {}),
+    ...(source.runner?.caFile ? { PGSSLROOTCERT: source.runner.caFile } : {}),
+  };
+}
+
+/**
+ * A host-level tool with its environment. Reached from the runner with a version-matched client
+ * image, the tool runs in a throwaway container of that image on the host network, which sees
+ * the source's private directory (credentials, CA) read-only at the same path.
+ */
+export function hostTool(source: Source, argv: readonly string[], environment: Record<string, string> = {}): Command {
+  const image = source.runner?.clientImage;
+  if (image === undefined) return [...Object.entries(environment).map(([name, value]) => raw(`${name}=${quote(value)}`)), ...argv];
+  return [
+    'docker',
+    'run',
+    '--rm',
+    '-i',
+    '--network=host',
+    '--label',
+    `skiff.backup=${source.name}`,
+    '-v',
+    `${source.runner!.directory}:${source.runner!.directory}:ro`,
+    ...Object.entries(environment).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
+    // The official image's entrypoint only steps in for `postgres`; any other command runs as is.
+    image,
+    ...argv,
+  ];
+}
+
 /** Any PostgreSQL client tool, with the source's connection and credentials. */
 export function pgTool(source: Source, argv: readonly string[], secretFile: string | undefined, options: { stdin?: boolean } = {}): Command {
   const args = [argv[0]!, ...pgConnection(source), '--no-password', ...argv.slice(1)];
-  if (source.place.kind === 'host') {
-    return source.password !== undefined && secretFile ? [raw(`PGPASSFILE=${quote(secretFile)}`), ...args] : args;
-  }
+  if (source.place.kind === 'host') return hostTool(source, args, pgEnvironment(source, secretFile));
   return inPlace(source.place, withContainerSecret('PGPASSWORD', source.passwordEnv, args), options);
 }
 
@@ -144,7 +176,7 @@ function filesDump(source: Source): Command {
 export function toolVersionCommand(source: Source): Command | undefined {
   switch (source.type) {
     case 'postgres':
-      return inPlace(source.place, ['pg_dump', '--version']);
+      return source.place.kind === 'host' ? hostTool(source, ['pg_dump', '--version']) : inPlace(source.place, ['pg_dump', '--version']);
     case 'mysql':
       return inPlace(source.place, ['mysqldump', '--version']);
     case 'redis':

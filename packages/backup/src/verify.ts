@@ -2,6 +2,7 @@ import { quote, raw, readToEnd, type Command } from '@skiff/shell';
 import type { Format } from './formats';
 import { inPlace } from './place';
 import type { Source } from './sources';
+import { hostTool } from './tools';
 
 /** Exit status of a remote script whose backup failed a check of its content. */
 export const VERIFY_EXIT = 5;
@@ -48,7 +49,9 @@ export function structureCheck(source: Source): StreamCheck | undefined {
     case 'postgres':
       // --list would read the table of contents only: a dump cut off in its data passes it.
       return toolCheck(
-        inPlace(source.place, ['pg_restore', '--file=/dev/null'], { stdin: true }),
+        source.place.kind === 'host'
+          ? hostTool(source, ['pg_restore', '--file=/dev/null'])
+          : inPlace(source.place, ['pg_restore', '--file=/dev/null'], { stdin: true }),
         'stderr',
         'pg_restore could not read the whole archive; not keeping it',
         'pg_restore read every data block',

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, rename, rm, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Command } from './command';
 import { RemoteCommandError, RemoteTimeoutError, type ExecResult, type Executor, type RunOptions, type UploadOptions } from './executor';
 import { KILL_GRACE_SECONDS, script } from './script';
@@ -132,14 +133,20 @@ export class LocalExecutor implements Executor {
       else child.stdin.end(input);
       child.on('close', (code, signal) => {
         timers.forEach(clearTimeout);
-        if (options.stdout && !options.stdout.writableEnded) options.stdout.end();
-        resolve({
-          code: code ?? 128,
-          ...(signal ? { signal } : {}),
-          stdout: Buffer.concat(stdoutChunks).toString('utf8'),
-          stderr,
-          timedOut,
-        });
+        const settle = () =>
+          resolve({
+            code: code ?? 128,
+            ...(signal ? { signal } : {}),
+            stdout: Buffer.concat(stdoutChunks).toString('utf8'),
+            stderr,
+            timedOut,
+          });
+        // The caller's stream may still hold chunks it has not taken: the run ends when it has
+        // taken the last byte, or a caller that ends its own stream next would cut the data short.
+        if (options.stdout) {
+          if (!options.stdout.writableEnded) options.stdout.end();
+          finished(options.stdout).then(settle, reject);
+        } else settle();
       });
     });
   }

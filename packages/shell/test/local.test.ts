@@ -27,18 +27,20 @@ describe('LocalExecutor: the strict scripts of a server, run on the runner', () 
     for (let sent = 0; sent < size; sent += 64 * 1024) expected.update(Buffer.alloc(64 * 1024, sent % 251));
     const received = createHash('sha256');
     let bytes = 0;
-    // A slow consumer: the script must wait for it, not buffer 24 MB in memory.
+    // A slow consumer with a deep buffer: the script must wait for it, and the run must not end
+    // before the consumer has taken the last byte (a caller ends its own stream right after).
     const sink = new Writable({
-      highWaterMark: 64 * 1024,
+      highWaterMark: 4 * 1024 * 1024,
       write(chunk: Buffer, _encoding, callback) {
         received.update(chunk);
         bytes += chunk.length;
-        setImmediate(callback);
+        setTimeout(callback, 1);
       },
     });
     const result = await local.run([['cat']], { stdin: input, stdout: sink });
     expect(result.code).toBe(0);
     expect(bytes).toBe(size);
+    expect(sink.writableFinished).toBe(true);
     expect(received.digest('hex')).toBe(expected.digest('hex'));
   });
 

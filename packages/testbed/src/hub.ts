@@ -1,6 +1,6 @@
 import { mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureBaseImages } from './images';
+import { ensureBaseImages, ensurePostgres17BaseImage } from './images';
 import { sh, tempDir } from './proc';
 import { startRegistry, type Registry } from './registry';
 
@@ -72,11 +72,11 @@ const NGINX_DEFAULT = `server {
 }
 `;
 
-const DOCKERFILES: Record<keyof typeof HUB_IMAGES, (debian: string, busybox: string) => string[]> = {
-  busybox: (_debian, busybox) => [`FROM ${busybox}`, 'CMD ["sh"]'],
-  postgres: (debian) => [
-    `FROM ${debian}`,
-    'ENV PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+/** The official postgres image's interface over a Debian base that has that major version's server and client. */
+function postgresDockerfile(base: string, major: string): string[] {
+  return [
+    `FROM ${base}`,
+    `ENV PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/${major}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
     'COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh',
     'RUN mkdir -p /var/lib/postgresql/data /var/run/postgresql && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql',
     'VOLUME /var/lib/postgresql/data',
@@ -84,7 +84,12 @@ const DOCKERFILES: Record<keyof typeof HUB_IMAGES, (debian: string, busybox: str
     'STOPSIGNAL SIGINT',
     'EXPOSE 5432',
     'CMD ["postgres"]',
-  ],
+  ];
+}
+
+const DOCKERFILES: Record<keyof typeof HUB_IMAGES, (debian: string, busybox: string) => string[]> = {
+  busybox: (_debian, busybox) => [`FROM ${busybox}`, 'CMD ["sh"]'],
+  postgres: (debian) => postgresDockerfile(debian, '15'),
   redis: (debian) => [
     `FROM ${debian}`,
     'COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh',
@@ -154,6 +159,28 @@ async function buildHubImages(): Promise<void> {
       await dir.remove();
     }
   }
+}
+
+/**
+ * `postgres:17` as on Docker Hub (from Debian trixie's PostgreSQL 17): a server whose major version
+ * differs from the machine's tools (15), and the client image a runner-side backup picks for it.
+ * Not in the mirror: only the machine's own engine (the runner's Docker) needs it.
+ */
+export const HUB_POSTGRES_17 = 'postgres:17';
+
+export async function ensureHubPostgres17(): Promise<string> {
+  const base = await ensurePostgres17BaseImage();
+  return withBuildLock(async () => {
+    const dir = await tempDir('skiff-hub-postgres17');
+    try {
+      await writeFile(join(dir.path, 'Dockerfile'), `${postgresDockerfile(base, '17').join('\n')}\n`);
+      await writeFile(join(dir.path, 'entrypoint.sh'), POSTGRES_ENTRYPOINT, { mode: 0o755 });
+      await sh('docker', ['build', '-q', '-t', HUB_POSTGRES_17, dir.path], { timeoutMs: 300_000 });
+    } finally {
+      await dir.remove();
+    }
+    return HUB_POSTGRES_17;
+  });
 }
 
 /** An anonymous registry holding the stand-ins as `library/<name>:<tag>`, for a server's `hubMirror`. */

@@ -11,6 +11,9 @@ export const BUSYBOX_IMAGE = 'skiff-testbed/busybox:1';
 export const DEBIAN_IMAGE = 'skiff-testbed/debian:bookworm';
 /** Debian bookworm minbase with mariadb-server 10.11, sqlite3 and python3: a database or app service. */
 export const MARIADB_IMAGE = 'skiff-testbed/mariadb:bookworm';
+/** Debian trixie minbase with postgresql-17 (server and client tools): a PostgreSQL major version other than the machine's 15. */
+export const POSTGRES17_BASE_IMAGE = 'skiff-testbed/postgres:17-trixie';
+const POSTGRES17_TAR = join(IMAGE_CACHE_DIR, 'postgres17-trixie-rootfs.tar');
 const BUSYBOX_TAR = join(IMAGE_CACHE_DIR, 'busybox-rootfs.tar');
 const DEBIAN_TAR = join(IMAGE_CACHE_DIR, 'debian-bookworm-rootfs.tar');
 const MARIADB_TAR = join(IMAGE_CACHE_DIR, 'mariadb-bookworm-rootfs.tar');
@@ -84,19 +87,29 @@ export async function ensureBaseImages(): Promise<BaseImages> {
   return { busybox: BUSYBOX_IMAGE, debian: DEBIAN_IMAGE };
 }
 
-/** The MariaDB service image (made by the setup script, re-imported from its cached rootfs when deleted). */
-export async function ensureMariadbImage(): Promise<string> {
+/** An image the setup script made by debootstrap, re-imported from its cached rootfs when deleted. */
+async function ensureImportedImage(image: string, tarball: string): Promise<string> {
   await ensureDocker();
-  if (await hasImage(MARIADB_IMAGE)) return MARIADB_IMAGE;
-  if (!(await nonEmptyFile(MARIADB_TAR))) {
+  if (await hasImage(image)) return image;
+  if (!(await nonEmptyFile(tarball))) {
     throw new Error(
-      `test bed: image ${MARIADB_IMAGE} and its rootfs cache ${MARIADB_TAR} are missing. Run \`bash scripts/setup-testbed.sh\` as root (npm test does this first).`,
+      `test bed: image ${image} and its rootfs cache ${tarball} are missing. Run \`bash scripts/setup-testbed.sh\` as root (npm test does this first).`,
     );
   }
   await sh(
     'docker',
-    ['import', '--change', 'CMD ["bash"]', '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', MARIADB_TAR, MARIADB_IMAGE],
+    ['import', '--change', 'CMD ["bash"]', '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', tarball, image],
     { timeoutMs: 300_000 },
   );
-  return MARIADB_IMAGE;
+  return image;
+}
+
+/** The MariaDB service image. */
+export function ensureMariadbImage(): Promise<string> {
+  return ensureImportedImage(MARIADB_IMAGE, MARIADB_TAR);
+}
+
+/** Debian trixie with PostgreSQL 17. */
+export function ensurePostgres17BaseImage(): Promise<string> {
+  return ensureImportedImage(POSTGRES17_BASE_IMAGE, POSTGRES17_TAR);
 }

@@ -6,9 +6,18 @@ export { ensureDocker, DOCKERD_LOG } from './docker';
 export type { DockerInfo } from './docker';
 export { pushWithOwnLogin, startRegistry } from './registry';
 export type { Registry } from './registry';
-export { ensureBaseImages, ensureMariadbImage, BUSYBOX_IMAGE, DEBIAN_IMAGE, MARIADB_IMAGE, IMAGE_CACHE_DIR } from './images';
+export {
+  ensureBaseImages,
+  ensureMariadbImage,
+  ensurePostgres17BaseImage,
+  POSTGRES17_BASE_IMAGE,
+  BUSYBOX_IMAGE,
+  DEBIAN_IMAGE,
+  MARIADB_IMAGE,
+  IMAGE_CACHE_DIR,
+} from './images';
 export type { BaseImages } from './images';
-export { startPostgres } from './postgres';
+export { startPostgres, makeServerCertificate } from './postgres';
 export type { Postgres } from './postgres';
 export { startRedis } from './redis';
 export type { Redis } from './redis';
@@ -60,4 +69,6 @@ export {
 export { MODERN_ROOT, startModernHost } from './modern-host';
 export type { ModernHost, ModernHostOptions } from './modern-host';
 export { BUSYBOX_ARM64, QEMU_AARCH64, enableAarch64 } from './qemu';
-export { HUB_IMAGES, ensureHubImages, startHubMirror } from './hub';
+export { startContainerPostgres } from './container-postgres';
+export type { ContainerPostgres } from './container-postgres';
+export { HUB_IMAGES, HUB_POSTGRES_17, ensureHubImages, ensureHubPostgres17, startHubMirror } from './hub';

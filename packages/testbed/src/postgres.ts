@@ -19,11 +19,48 @@ export interface Postgres {
   url: string;
   dir: string;
   logPath: string;
+  /** With tls: the PEM of the CA that signed the server's certificate (for 127.0.0.1 and localhost). */
+  caPem?: string;
+  /** SQL as the superuser over the local socket (no password); returns psql's unaligned output. */
+  psql(database: string, sql: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-/** A throwaway PostgreSQL 15 cluster on a loopback port, with a password-only test user and database. */
-export async function startPostgres(): Promise<Postgres> {
+/**
+ * A CA and a server certificate it signed, for 127.0.0.1 and localhost, as a managed database
+ * presents them: the client is given the CA, the server keeps its key.
+ */
+export async function makeServerCertificate(dir: string): Promise<{ caPem: string; certFile: string; keyFile: string }> {
+  const p = (name: string) => join(dir, name);
+  const openssl = (args: string[]) => sh('openssl', args, { timeoutMs: 60_000 });
+  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Skiff test CA', '-keyout', p('ca.key'), '-out', p('ca.crt')]);
+  await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', p('server.key'), '-out', p('server.csr')]);
+  await writeFile(p('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    p('san.ext'),
+    '-out',
+    p('server.crt'),
+  ]);
+  return { caPem: await readFile(p('ca.crt'), 'utf8'), certFile: p('server.crt'), keyFile: p('server.key') };
+}
+
+/**
+ * A throwaway PostgreSQL 15 cluster on a loopback port, with a password-only test user and
+ * database; with `tls`, the server also speaks TLS with a certificate from its own CA.
+ */
+export async function startPostgres(options: { tls?: boolean } = {}): Promise<Postgres> {
   await requirePart('postgresql-15', [join(PG_BIN, 'postgres'), '--version']);
   await requirePart('postgres OS user', ['id', '-u', 'postgres']);
   await requirePart('psql', ['psql', '--version']);
@@ -40,7 +77,9 @@ export async function startPostgres(): Promise<Postgres> {
   const database = 'skiff_test';
   const superPassword = randomPassword();
   await writeFile(p('superpw'), `${superPassword}\n`);
+  const tls = options.tls ? await makeServerCertificate(dir.path) : undefined;
   await sh('chown', ['-R', 'postgres:postgres', dir.path]);
+  if (tls) await sh('chmod', ['600', tls.keyFile]);
 
   // Local socket stays trust so setup needs no password; TCP (what tests use) demands scram.
   await execFileAsync(
@@ -56,7 +95,22 @@ export async function startPostgres(): Promise<Postgres> {
     pid = spawnDaemon(
       'postgres',
       join(PG_BIN, 'postgres'),
-      ['-D', data, '-h', '127.0.0.1', '-p', String(port), '-k', dir.path, '-c', 'password_encryption=scram-sha-256', '-c', 'fsync=off'],
+      [
+        '-D',
+        data,
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(port),
+        '-k',
+        dir.path,
+        '-c',
+        'password_encryption=scram-sha-256',
+        '-c',
+        'fsync=off',
+        // log_connections: the log says whether each connection used TLS.
+        ...(tls ? ['-c', 'ssl=on', '-c', `ssl_cert_file=${tls.certFile}`, '-c', `ssl_key_file=${tls.keyFile}`, '-c', 'log_connections=on'] : []),
+      ],
       { ...asPostgres, logPath },
     );
   } catch (error) {
@@ -72,6 +126,8 @@ export async function startPostgres(): Promise<Postgres> {
     await dir.remove();
   };
 
+  const psqlSocket = (db: string, sql: string) =>
+    sh('psql', ['-X', '-h', dir.path, '-p', String(port), '-U', 'postgres', '-d', db, '-v', 'ON_ERROR_STOP=1', '-qtA'], { input: sql, timeoutMs: 600_000 });
   try {
     await waitFor(
       `postgres on 127.0.0.1:${port}`,
@@ -82,10 +138,8 @@ export async function startPostgres(): Promise<Postgres> {
       30_000,
       100,
     );
-    const psqlSocket = (sql: string) =>
-      sh('psql', ['-h', dir.path, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-qtAc', sql]);
-    await psqlSocket(`CREATE ROLE ${user} LOGIN CREATEDB PASSWORD '${password}'`);
-    await psqlSocket(`CREATE DATABASE ${database} OWNER ${user}`);
+    await psqlSocket('postgres', `CREATE ROLE ${user} LOGIN CREATEDB PASSWORD '${password}'`);
+    await psqlSocket('postgres', `CREATE DATABASE ${database} OWNER ${user}`);
   } catch (error) {
     const logTail = await readFile(logPath, 'utf8').then(
       (t) => t.slice(-2000),
@@ -104,6 +158,8 @@ export async function startPostgres(): Promise<Postgres> {
     url: `postgres://${user}:${password}@127.0.0.1:${port}/${database}`,
     dir: dir.path,
     logPath,
+    ...(tls ? { caPem: tls.caPem } : {}),
+    psql: psqlSocket,
     stop,
   };
 }

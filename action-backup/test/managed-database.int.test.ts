@@ -1,0 +1,237 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  POSTGRES_CHECKSUM_SQL,
+  POSTGRES_SEED_SQL,
+  ensureHubImages,
+  ensureHubPostgres17,
+  freePort,
+  runBundle,
+  sh,
+  startArtifactService,
+  startBundle,
+  startContainerPostgres,
+  startPostgres,
+  startS3,
+  tempDir,
+  type ArtifactService,
+  type BundleRun,
+  type ContainerPostgres,
+  type Postgres,
+  type S3Server,
+} from '@skiff/testbed';
+
+/**
+ * A managed database, as PaaS teams have one: no server shell of ours, only a URL with a password
+ * and TLS. The dump runs on the runner, with client tools matched to the server's major version.
+ * Two servers: PostgreSQL 15 with TLS (the runner's own pg_dump is 15) holding ~60 MB of mixed
+ * data, and PostgreSQL 17 in a container (the runner's pg_dump is too old for it: the client
+ * image `postgres:17` must be the one that runs).
+ */
+
+const MB = 1024 * 1024;
+let tls: Postgres;
+let pg17: ContainerPostgres;
+let s3: S3Server;
+let artifacts: ArtifactService;
+let runnerTemp: { path: string; remove: () => Promise<void> };
+let expected15 = '';
+let expected17 = '';
+
+const SEED_17 = [
+  'create table notes (id bigint primary key, body text, at timestamptz)',
+  'insert into notes select g, repeat(md5(g::text), 8), now() from generate_series(1, 40000) g',
+].join(';\n');
+const CHECKSUM_17 = "select 'notes|' || count(*) || '|' || md5(string_agg(n::text, E'\\n' order by id)) from notes n";
+
+const s3Inputs = () => ({
+  destination: 's3',
+  's3-endpoint': s3.endpoint,
+  's3-region': s3.region,
+  's3-bucket': s3.bucket,
+  's3-prefix': 'managed',
+  's3-access-key-id': s3.accessKeyId,
+  's3-secret-access-key': s3.secretAccessKey,
+});
+const tlsUrl = (password = tls.password) =>
+  `postgresql://${tls.user}:${encodeURIComponent(password)}@127.0.0.1:${tls.port}/${tls.database}?sslmode=verify-full`;
+/** The YAML a user writes, the url and CA coming from secrets. */
+const tlsSource = (url = tlsUrl()) => `- name: shop\n  url: "${url}"\n  compression: gzip\n  ca-certificate: |\n${tls.caPem!.trim().replace(/^/gm, '    ')}\n`;
+const pg17Source = (extra = '') => `- name: notes\n  url: "postgresql://${pg17.user}:${pg17.password}@127.0.0.1:${pg17.port}/${pg17.database}"\n${extra}`;
+
+const backup = (inputs: Record<string, string>, env: Record<string, string> = {}) =>
+  runBundle('action-backup', { inputs, env: { RUNNER_TEMP: runnerTemp.path, ...env }, timeoutMs: 400_000 });
+
+const s3Keys = async () => {
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  try {
+    return ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents ?? []).map((object) => object.Key!).sort();
+  } finally {
+    client.destroy();
+  }
+};
+
+/** No secret in the log (but the runner's own mask commands), the summary, or a file left in RUNNER_TEMP. */
+async function expectNoLeak(run: BundleRun, secrets: readonly string[]): Promise<void> {
+  for (const secret of secrets) {
+    expect(run.stdout.split('\n').filter((line) => line.includes(secret) && !line.startsWith('::add-mask::'))).toEqual([]);
+    expect(run.summary).not.toContain(secret);
+  }
+  expect(await readdir(runnerTemp.path)).toEqual([]);
+}
+
+beforeAll(async () => {
+  // postgres:15 (from ensureHubImages) is the throwaway server of a drill of the PostgreSQL 15 database.
+  await Promise.all([ensureHubImages(), ensureHubPostgres17()]);
+  [tls, pg17, s3, artifacts, runnerTemp] = await Promise.all([
+    startPostgres({ tls: true }),
+    startContainerPostgres('postgres:17'),
+    startS3('skiffbk-managed'),
+    startArtifactService(),
+    tempDir('skiffbk-managed-temp'),
+  ]);
+  await Promise.all([tls.psql(tls.database, `set role ${tls.user};\n${POSTGRES_SEED_SQL}`), pg17.psql(pg17.database, SEED_17)]);
+  [expected15, expected17] = await Promise.all([tls.psql(tls.database, POSTGRES_CHECKSUM_SQL), pg17.psql(pg17.database, CHECKSUM_17)]);
+}, 600_000);
+
+afterAll(async () => {
+  await Promise.all([tls?.stop(), pg17?.stop(), s3?.stop(), artifacts?.stop(), runnerTemp?.remove()]);
+});
+
+describe('a managed PostgreSQL backed up from the runner (no host)', () => {
+  it('the data is the size it claims, and the servers are the versions the tests need', async () => {
+    expect(Number(await tls.psql(tls.database, `select pg_database_size('${tls.database}')`))).toBeGreaterThan(50 * MB);
+    expect(
+      expected15
+        .trim()
+        .split('\n')
+        .map((line) => line.split('|').slice(0, 2).join('|')),
+    ).toEqual(['customers|250000', 'events|200000']);
+    expect(pg17.version).toMatch(/^17\./);
+    expect(await sh('pg_dump', ['--version'])).toMatch(/\(PostgreSQL\) 15\./);
+  });
+
+  it("over TLS (verify-full against the given CA) to S3 with age: the runner's own pg_dump 15, verified; no password on any command line, in the log or left on disk", async () => {
+    const identity = await generateIdentity();
+    const logBefore = (await readFile(tls.logPath, 'utf8')).length;
+    const started = startBundle('action-backup', {
+      inputs: {
+        sources: tlsSource(),
+        ...s3Inputs(),
+        'encrypt-recipients': await identityToRecipient(identity),
+        'keep-daily': '7',
+        'keep-weekly': '4',
+        'keep-monthly': '3',
+      },
+      env: { RUNNER_TEMP: runnerTemp.path },
+      timeoutMs: 400_000,
+    });
+    // Every process on the machine, while the backup runs: the password must be on none of their command lines.
+    const commandLines = new Set<string>();
+    let running = true;
+    const watching = (async () => {
+      for (let round = 0; running && round < 4000; round++) {
+        for (const line of (await sh('ps', ['-eww', '-o', 'args='])).split('\n')) if (line.includes('pg_') || line.includes('psql')) commandLines.add(line);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const run = await started.done.finally(() => (running = false));
+    await watching;
+    expect(run.code, run.masked).toBe(0);
+    expect(run.outputs.verified).toBe('true');
+    expect(run.outputs.location).toMatch(/^s3:\/\/skiffbk-managed\/managed\/shop\/shop-\d{8}T\d{6}Z\.dump\.gz\.age$/);
+    expect(Number(run.outputs.size)).toBeGreaterThan(10 * MB);
+    expect(run.summary).toMatch(
+      /Databases reached from the runner[\s\S]*shop: PostgreSQL 15 at 127\.0\.0\.1:\d+ as skiff \(sslmode verify-full\); client: the runner's pg_dump 15\./,
+    );
+    // The dump really ran: pg_dump was seen, and never with the password.
+    expect([...commandLines].some((line) => /\bpg_dump\b.*--format=custom/.test(line))).toBe(true);
+    expect([...commandLines].filter((line) => line.includes(tls.password))).toEqual([]);
+    // Every connection the backup made was TLS.
+    const log = (await readFile(tls.logPath, 'utf8')).slice(logBefore);
+    const authorized = log.split('\n').filter((line) => line.includes('connection authorized: user=skiff'));
+    expect(authorized.length).toBeGreaterThan(0);
+    expect(authorized.filter((line) => !/SSL enabled/.test(line))).toEqual([]);
+    await expectNoLeak(run, [tls.password, encodeURIComponent(tls.password)]);
+
+    // The backup restores into another database on the same server, identical row by row.
+    const restored = await backup({ sources: tlsSource(), ...s3Inputs(), mode: 'restore', 'restore-target': 'shop_copy', 'decrypt-identity': identity });
+    expect(restored.code, restored.masked).toBe(0);
+    expect(await tls.psql('shop_copy', POSTGRES_CHECKSUM_SQL)).toBe(expected15);
+    await expectNoLeak(restored, [tls.password]);
+
+    // A drill restores into a throwaway PostgreSQL 15 on the runner, never writing to the server.
+    const databasesBefore = await tls.psql('postgres', 'select datname from pg_database order by 1');
+    const drill = await backup({ sources: tlsSource(), ...s3Inputs(), mode: 'drill', 'decrypt-identity': identity });
+    expect(drill.code, drill.masked).toBe(0);
+    expect(drill.summary).toContain('customers\\|250000');
+    expect(drill.summary).toContain('events\\|200000');
+    expect(drill.masked).toMatch(/start a throwaway PostgreSQL 15 \(postgres:15\) for the drill/);
+    expect(await tls.psql('postgres', 'select datname from pg_database order by 1')).toBe(databasesBefore);
+    expect(await sh('docker', ['ps', '-a', '-q', '--filter', 'label=skiff.backup=shop'])).toBe('');
+    await expectNoLeak(drill, [tls.password]);
+  });
+
+  it("a server newer than the runner's pg_dump (17 vs 15) is dumped by pg_dump 17 from postgres:17, to an artifact, and drilled on a throwaway PostgreSQL 17", async () => {
+    const run = await backup({ sources: pg17Source(), destination: 'artifact', 'artifact-name': 'managed' }, artifacts.env);
+    expect(run.code, run.masked).toBe(0);
+    expect(run.summary).toMatch(
+      /notes: PostgreSQL 17 at 127\.0\.0\.1:\d+ as app; client: pg_dump 17\.\d+ in a container of postgres:17 \(the runner's pg_dump is 15\.\d+\)/,
+    );
+    const manifest = JSON.parse(
+      artifacts.artifacts.find((artifact) => artifact.name === `managed.${run.outputs['backup-id']}.manifest.json`)!.data.toString('utf8'),
+    ) as {
+      tools: Record<string, string>;
+    };
+    // Which binary ran: the manifest records the dump tool's own version line.
+    expect(manifest.tools.pg_dump).toMatch(/^pg_dump \(PostgreSQL\) 17\./);
+    await expectNoLeak(run, [pg17.password]);
+
+    const drill = await backup({ sources: pg17Source(), destination: 'artifact', 'artifact-name': 'managed', mode: 'drill' }, artifacts.env);
+    expect(drill.code, drill.masked).toBe(0);
+    expect(drill.summary).toContain(`notes\\|40000`);
+    expect(drill.masked).toMatch(/start a throwaway PostgreSQL 17 \(postgres:17\) for the drill/);
+    expect(await sh('docker', ['ps', '-a', '-q', '--filter', 'label=skiff.backup=notes'])).toBe('');
+
+    // The runner's own pg_dump 15 would have refused: the matching client is what made this work.
+    const direct = await sh('bash', ['-c', `PGPASSWORD=${pg17.password} pg_dump -h 127.0.0.1 -p ${pg17.port} -U app app >/dev/null 2>&1; echo $?`]);
+    expect(direct.trim()).not.toBe('0');
+    expect(await pg17.psql(pg17.database, CHECKSUM_17)).toBe(expected17);
+  });
+
+  const failures = [
+    {
+      what: 'a wrong password',
+      sources: () => tlsSource(tlsUrl('not-the-password')),
+      error: /shop: cannot connect to the database at 127\.0\.0\.1:\d+ as skiff \(sslmode verify-full\): .*password authentication failed for user "skiff"/,
+    },
+    {
+      what: 'an unreachable host',
+      sources: async () => `- name: gone\n  url: "postgresql://app:pw@127.0.0.1:${await freePort()}/app"\n`,
+      error: /gone: cannot connect to the database at 127\.0\.0\.1:\d+ as app: .*Connection refused/,
+    },
+    {
+      what: 'sslmode=require against a server without TLS',
+      sources: () => pg17Source('  sslmode: require\n'),
+      error: /notes: cannot connect to the database at .*\(sslmode require\): .*server does not support SSL, but SSL was required/,
+    },
+  ];
+  for (const { what, sources, error } of failures) {
+    it(`${what}: fails with a clear error before anything is read, nothing stored, summary says so`, async () => {
+      const before = await s3Keys();
+      const run = await backup({ sources: await sources(), ...s3Inputs() });
+      expect(run.code, run.masked).toBe(1);
+      expect(run.errors.join('\n')).toMatch(error);
+      expect(run.summary).toMatch(/### backup: nothing was read or stored/);
+      expect(await s3Keys()).toEqual(before);
+      await expectNoLeak(run, [tls.password, pg17.password]);
+    });
+  }
+});
