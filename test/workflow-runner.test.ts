@@ -118,9 +118,8 @@ describe('the workflow runner', () => {
         undefined,
         /Invalid input, colour is not defined/,
       ],
-      [['      username: backup', '      sources: "- type: postgres"'], undefined, /Input host is required/],
+      [['      host: db', '      username: backup'], undefined, /Input sources is required/],
       [['      host: db', '      username: backup', '      sources: "- type: postgres"', '      force: "yes"'], undefined, /Input force .* is a boolean/],
-      [['      host: db', '      username: backup', '      sources: "- type: postgres"'], ['      S3_ACCESS_KEY_ID: x'], /Secret SSH_KEY is required/],
     ];
     for (const [index, [withLines, secrets, error]] of cases.entries()) {
       const path = await workflow(`call-${index}.yml`, call(withLines, secrets));
@@ -129,6 +128,26 @@ describe('the workflow runner', () => {
       expect(run.jobs.map((j) => j.error ?? '').join('\n')).toMatch(error);
       await run.remove();
     }
+    // A required secret not passed (cf-allowlist.yml always logs in over SSH).
+    const path = await workflow(
+      'call-secret.yml',
+      [
+        'on: push',
+        'jobs:',
+        '  allow:',
+        `    uses: OWNER/skiff/.github/workflows/cf-allowlist.yml@${ZEROS}`,
+        '    with:',
+        '      hosts: web1',
+        '      username: u',
+        '    secrets:',
+        '      SSH_PASSPHRASE: x',
+        '',
+      ].join('\n'),
+    );
+    const run = await runWorkflow({ repository: repo.path, workflow: path, event: { name: 'push' }, secrets: { KEY: 'k' } });
+    expect(run.result).toBe('failure');
+    expect(run.jobs.map((j) => j.error ?? '').join('\n')).toMatch(/Secret SSH_KEY is required/);
+    await run.remove();
   });
 
   it('fails a job whose matrix include is empty, as GitHub does, and skips the jobs that need it', async () => {

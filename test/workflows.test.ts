@@ -301,10 +301,12 @@ describe('the checks catch mistakes', () => {
       'job b → .github/workflows/backup.yml: input "host" is string, given number 7',
       'job b → .github/workflows/backup.yml: required input "sources" not given',
     ]);
-    expect(checkUses(call(good, '    secrets:\n      SSH_KEYS: x\n'))).toEqual([
-      'job b → .github/workflows/backup.yml: unknown secret "SSH_KEYS"',
-      'job b → .github/workflows/backup.yml: required secret "SSH_KEY" not passed',
-    ]);
+    expect(checkUses(call(good, '    secrets:\n      SSH_KEYS: x\n'))).toEqual(['job b → .github/workflows/backup.yml: unknown secret "SSH_KEYS"']);
+    expect(
+      checkUses(
+        `on: push\njobs:\n  c:\n    uses: OWNER/skiff/.github/workflows/cf-allowlist.yml@${'a'.repeat(40)}\n    with:\n      hosts: h\n      username: u\n`,
+      ),
+    ).toEqual(['job c → .github/workflows/cf-allowlist.yml: required secret "SSH_KEY" not passed']);
     expect(checkUses(call(good, '    secrets: inherit\n'))).toEqual([]);
     expect(checkUses('on: push\njobs:\n  b:\n    uses: ./.github/workflows/nope.yml\n')).toEqual([
       'job b: .github/workflows/nope.yml does not exist or is not callable (no on.workflow_call)',

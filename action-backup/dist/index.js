@@ -101167,6 +101167,7 @@ var KEYS = /* @__PURE__ */ new Set([
   "helper-image",
   "compression",
   "url",
+  "url-env",
   "sslmode",
   "ca-certificate",
   "client-image"
@@ -101212,7 +101213,7 @@ function parseConnectionUrl(text) {
 function defaultCompression(type) {
   return type === "postgres" ? "none" : "gzip";
 }
-function parseSources(text) {
+function parseSources(text, options = {}) {
   const problems = [];
   let document2;
   try {
@@ -101230,7 +101231,7 @@ function parseSources(text) {
       problems.push(`${where2} must be a mapping with a "type" field`);
       return;
     }
-    const source = parseSource(entry, (message) => problems.push(`${where2}: ${message}`));
+    const source = parseSource(entry, (message) => problems.push(`${where2}: ${message}`), options.env ?? {});
     if (source) sources.push(source);
   });
   const seen = /* @__PURE__ */ new Set();
@@ -101240,7 +101241,7 @@ function parseSources(text) {
   }
   return { sources, problems };
 }
-function parseSource(entry, problem) {
+function parseSource(entry, problem, env2) {
   const before = { count: 0 };
   const fail2 = (message) => {
     before.count++;
@@ -101262,7 +101263,14 @@ function parseSource(entry, problem) {
     if (!items.every((item) => typeof item === "string" && item !== "")) return void fail2(`"${key}" must be a list of non-empty strings`);
     return items;
   };
-  const urlText = entry.url;
+  const urlEnv = entry["url-env"];
+  let urlText = entry.url;
+  if (urlEnv !== void 0 && urlEnv !== null) {
+    if (typeof urlText === "string") fail2('set "url" or "url-env", not both');
+    else if (typeof urlEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(urlEnv)) fail2(`"url-env" must be an environment variable name; got ${shown(urlEnv)}`);
+    else if (!env2[urlEnv]) fail2(`"url-env" names ${urlEnv}, which is not set or empty: set it from a secret (env: ${urlEnv}: \${{ secrets.${urlEnv} }})`);
+    else urlText = env2[urlEnv];
+  }
   let fromUrl;
   if (urlText !== void 0 && urlText !== null) {
     if (typeof urlText !== "string") fail2('"url" must be a string');
@@ -102250,7 +102258,7 @@ async function ping(url, event, body) {
 var BACKUP_INPUTS = [
   {
     name: "sources",
-    description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026); a database reached over the network takes `url` (postgresql://\u2026, from a secret), `sslmode`, `ca-certificate` and `client-image`. See the README.",
+    description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026); a database reached over the network takes `url` (postgresql://\u2026, from a secret) or `url-env` (the variable holding it), `sslmode`, `ca-certificate` and `client-image`. See the README.",
     required: true
   },
   {
@@ -102362,7 +102370,7 @@ function refuseSshInputs() {
 }
 function readSources() {
   const text = getString("sources", { required: true });
-  const { sources, problems } = parseSources(text);
+  const { sources, problems } = parseSources(text, { env: process.env });
   if (problems.length > 0)
     throw new InputError("sources", `Input "sources" ${problems.length === 1 ? "has a problem" : "has problems"}:
 - ${problems.join("\n- ")}`);

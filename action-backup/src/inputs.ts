@@ -22,7 +22,7 @@ const BACKUP_INPUTS = [
   {
     name: 'sources',
     description:
-      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, …); a database reached over the network takes `url` (postgresql://…, from a secret), `sslmode`, `ca-certificate` and `client-image`. See the README.',
+      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, …); a database reached over the network takes `url` (postgresql://…, from a secret) or `url-env` (the variable holding it), `sslmode`, `ca-certificate` and `client-image`. See the README.',
     required: true,
   },
   {
@@ -196,7 +196,7 @@ function refuseSshInputs(): undefined {
 
 function readSources(): Source[] {
   const text = getString('sources', { required: true });
-  const { sources, problems } = parseSources(text);
+  const { sources, problems } = parseSources(text, { env: process.env });
   if (problems.length > 0)
     throw new InputError('sources', `Input "sources" ${problems.length === 1 ? 'has a problem' : 'has problems'}:\n- ${problems.join('\n- ')}`);
   for (const source of sources) maskSecret(source.password);

@@ -104,3 +104,50 @@ describe('the inputs as the runner passes them: every input with a default in ac
     expect(problems({ ...runnerDefaults, sources: postgres, mode, ...extra })).toBe('');
   });
 });
+
+describe('no host: every source a database the runner reaches itself', () => {
+  const managed = '- url: "postgresql://app:s3cret@db.example.com/shop?sslmode=require"\n';
+  const s3 = { destination: 's3', 's3-bucket': 'b', 's3-access-key-id': 'k', 's3-secret-access-key': 's' };
+  function runnerProblems(inputs: Record<string, string>): string {
+    setInputs(inputs);
+    try {
+      readBackupInputs();
+      return '';
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+
+  it('needs no SSH inputs, and masks the password from the url', () => {
+    const write = vi.mocked(process.stdout.write);
+    setInputs({ sources: managed, ...s3, port: '22', 'connect-timeout': '20s', 'insecure-ignore-host-key': 'false' });
+    const inputs = readBackupInputs();
+    expect(inputs.ssh).toBeUndefined();
+    expect(inputs.sources[0]).toMatchObject({ hostname: 'db.example.com', sslMode: 'require' });
+    expect(inputs.drillTarget).toBe('runner');
+    expect(write.mock.calls.map(([text]) => String(text))).toContain('::add-mask::s3cret\n');
+  });
+
+  it('refuses, by name, SSH inputs that would mean nothing, a source that needs a server, and destination host', () => {
+    expect(runnerProblems({ sources: managed, ...s3, username: 'deploy', fingerprint: 'SHA256:x' })).toMatch(
+      /Inputs "username", "fingerprint" are for the SSH connection, and "host" is empty/,
+    );
+    expect(runnerProblems({ sources: `${managed}- { type: postgres, service: db, database: app }\n- { type: sqlite, path: /srv/app.db }\n`, ...s3 })).toMatch(
+      /Input "host" is empty, so every source must be a PostgreSQL database the runner reaches itself .*postgres-app \(postgres in compose\) needs a server, sqlite-app \(sqlite\) needs a server: set "host"/,
+    );
+    expect(runnerProblems({ sources: managed })).toMatch(
+      /Input "destination" is host \(a directory on the server\), but "host" is empty; use destination s3 or artifact/,
+    );
+  });
+
+  it('with a host, refuses what only a runner-side source uses, and drill-target outside a drill', () => {
+    expect(problems({ sources: '- url: postgresql://u@10.0.0.5/db\n  client-image: postgres:{major}\n', ...s3 })).toMatch(
+      /Input "sources": postgres-db's "client-image" is only for databases reached from the runner/,
+    );
+    expect(problems({ sources: postgres, mode: 'drill', 'drill-target': 'runner' })).toMatch(
+      /Input "drill-target" chooses where a database reached from the runner is drilled/,
+    );
+    expect(runnerProblems({ sources: managed, ...s3, 'drill-target': 'server' })).toMatch(/Input "drill-target" is only used by mode drill/);
+    expect(runnerProblems({ sources: managed, ...s3, mode: 'drill', 'drill-target': 'laptop' })).toMatch(/drill-target/);
+  });
+});

@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +23,7 @@ import {
   type Postgres,
   type S3Server,
 } from '@skiff/testbed';
+import { runWorkflow } from '../../test/workflow-runner';
 
 /**
  * A managed database, as PaaS teams have one: no server shell of ours, only a URL with a password
@@ -177,6 +179,22 @@ describe('a managed PostgreSQL backed up from the runner (no host)', () => {
     expect(await tls.psql('postgres', 'select datname from pg_database order by 1')).toBe(databasesBefore);
     expect(await sh('docker', ['ps', '-a', '-q', '--filter', 'label=skiff.backup=shop'])).toBe('');
     await expectNoLeak(drill, [tls.password]);
+
+    // Where the user allows it, a scratch database on the same server instead, dropped afterwards.
+    const onServer = await backup({ sources: tlsSource(), ...s3Inputs(), mode: 'drill', 'drill-target': 'server', 'decrypt-identity': identity });
+    expect(onServer.code, onServer.masked).toBe(0);
+    expect(onServer.masked).toMatch(/drill shop-\d{8}T\d{6}Z into skiff_drill_/);
+    expect(onServer.masked).not.toMatch(/throwaway/);
+    expect(onServer.summary).toContain('customers\\|250000');
+    expect(await tls.psql('postgres', 'select datname from pg_database order by 1')).toBe(databasesBefore);
+  });
+
+  it('dry-run plans the dump on the runner without connecting anywhere', async () => {
+    const run = await backup({ sources: `- url: "postgresql://app:pw@127.0.0.1:${await freePort()}/app"\n`, ...s3Inputs(), 'dry-run': 'true' });
+    expect(run.code, run.masked).toBe(0);
+    expect(run.outputs.plan).toMatch(/dump on the runner, with the client tools of the server's major version \(asked first\) to s3:\/\/skiffbk-managed/);
+    expect(run.outputs.plan).toContain('pg_dump -h 127.0.0.1');
+    expect(run.outputs.plan).not.toContain('pw@');
   });
 
   it("a server newer than the runner's pg_dump (17 vs 15) is dumped by pg_dump 17 from postgres:17, to an artifact, and drilled on a throwaway PostgreSQL 17", async () => {
@@ -204,6 +222,40 @@ describe('a managed PostgreSQL backed up from the runner (no host)', () => {
     const direct = await sh('bash', ['-c', `PGPASSWORD=${pg17.password} pg_dump -h 127.0.0.1 -p ${pg17.port} -U app app >/dev/null 2>&1; echo $?`]);
     expect(direct.trim()).not.toBe('0');
     expect(await pg17.psql(pg17.database, CHECKSUM_17)).toBe(expected17);
+  });
+
+  it('the starter workflow, copied as a user would, backs the database up nightly through backup.yml: the URL from the DATABASE_URL secret, no host', async () => {
+    const repository = await tempDir('skiffbk-managed-repo');
+    try {
+      await mkdir(join(repository.path, '.github/workflows'), { recursive: true });
+      await copyFile(
+        join(import.meta.dirname, '../../workflows-templates/skiff-managed-db-backup.yml'),
+        join(repository.path, '.github/workflows/backup-db.yml'),
+      );
+      const identity = await generateIdentity();
+      const run = await runWorkflow({
+        repository: repository.path,
+        workflow: '.github/workflows/backup-db.yml',
+        event: { name: 'schedule' },
+        vars: { S3_ENDPOINT: s3.endpoint, S3_BUCKET: s3.bucket, BACKUP_AGE_RECIPIENT: await identityToRecipient(identity) },
+        secrets: {
+          DATABASE_URL: `postgresql://${tls.user}:${tls.password}@127.0.0.1:${tls.port}/${tls.database}?sslmode=require`,
+          S3_ACCESS_KEY_ID: s3.accessKeyId,
+          S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        },
+      });
+      try {
+        expect(run.result, run.log).toBe('success');
+        const step = run.action('action-backup');
+        expect(step.outputs.verified).toBe('true');
+        expect(step.outputs.location).toMatch(/^s3:\/\/skiffbk-managed\/skiff-backups\/app\/app-\d{8}T\d{6}Z\.dump\.age$/);
+        expect(run.log).not.toContain(tls.password);
+      } finally {
+        await run.remove();
+      }
+    } finally {
+      await repository.remove();
+    }
   });
 
   const failures = [

@@ -57277,6 +57277,7 @@ var KEYS = /* @__PURE__ */ new Set([
   "helper-image",
   "compression",
   "url",
+  "url-env",
   "sslmode",
   "ca-certificate",
   "client-image"
@@ -57322,7 +57323,7 @@ function parseConnectionUrl(text) {
 function defaultCompression(type) {
   return type === "postgres" ? "none" : "gzip";
 }
-function parseSources(text) {
+function parseSources(text, options = {}) {
   const problems = [];
   let document2;
   try {
@@ -57340,7 +57341,7 @@ function parseSources(text) {
       problems.push(`${where} must be a mapping with a "type" field`);
       return;
     }
-    const source = parseSource(entry, (message) => problems.push(`${where}: ${message}`));
+    const source = parseSource(entry, (message) => problems.push(`${where}: ${message}`), options.env ?? {});
     if (source) sources.push(source);
   });
   const seen = /* @__PURE__ */ new Set();
@@ -57350,7 +57351,7 @@ function parseSources(text) {
   }
   return { sources, problems };
 }
-function parseSource(entry, problem) {
+function parseSource(entry, problem, env) {
   const before = { count: 0 };
   const fail = (message) => {
     before.count++;
@@ -57372,7 +57373,14 @@ function parseSource(entry, problem) {
     if (!items.every((item) => typeof item === "string" && item !== "")) return void fail(`"${key}" must be a list of non-empty strings`);
     return items;
   };
-  const urlText = entry.url;
+  const urlEnv = entry["url-env"];
+  let urlText = entry.url;
+  if (urlEnv !== void 0 && urlEnv !== null) {
+    if (typeof urlText === "string") fail('set "url" or "url-env", not both');
+    else if (typeof urlEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(urlEnv)) fail(`"url-env" must be an environment variable name; got ${shown(urlEnv)}`);
+    else if (!env[urlEnv]) fail(`"url-env" names ${urlEnv}, which is not set or empty: set it from a secret (env: ${urlEnv}: \${{ secrets.${urlEnv} }})`);
+    else urlText = env[urlEnv];
+  }
   let fromUrl;
   if (urlText !== void 0 && urlText !== null) {
     if (typeof urlText !== "string") fail('"url" must be a string');

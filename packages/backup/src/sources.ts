@@ -101,6 +101,7 @@ const KEYS = new Set([
   'helper-image',
   'compression',
   'url',
+  'url-env',
   'sslmode',
   'ca-certificate',
   'client-image',
@@ -170,7 +171,7 @@ export function defaultCompression(type: SourceType): Compression {
  * Parses the `sources` input (a YAML list). Every problem in every entry is collected, each
  * naming the entry and the field, so one run shows all of them before anything connects.
  */
-export function parseSources(text: string): { sources: Source[]; problems: string[] } {
+export function parseSources(text: string, options: { env?: Readonly<Record<string, string | undefined>> } = {}): { sources: Source[]; problems: string[] } {
   const problems: string[] = [];
   let document: unknown;
   try {
@@ -188,7 +189,7 @@ export function parseSources(text: string): { sources: Source[]; problems: strin
       problems.push(`${where} must be a mapping with a "type" field`);
       return;
     }
-    const source = parseSource(entry as Record<string, unknown>, (message) => problems.push(`${where}: ${message}`));
+    const source = parseSource(entry as Record<string, unknown>, (message) => problems.push(`${where}: ${message}`), options.env ?? {});
     if (source) sources.push(source);
   });
   const seen = new Set<string>();
@@ -199,7 +200,11 @@ export function parseSources(text: string): { sources: Source[]; problems: strin
   return { sources, problems };
 }
 
-function parseSource(entry: Record<string, unknown>, problem: (message: string) => void): Source | undefined {
+function parseSource(
+  entry: Record<string, unknown>,
+  problem: (message: string) => void,
+  env: Readonly<Record<string, string | undefined>>,
+): Source | undefined {
   const before = { count: 0 };
   const fail = (message: string) => {
     before.count++;
@@ -222,7 +227,16 @@ function parseSource(entry: Record<string, unknown>, problem: (message: string) 
     return items as string[];
   };
 
-  const urlText = entry.url;
+  // A reusable workflow's `with:` cannot read secrets: the URL then comes from a variable the step's env sets from one.
+  const urlEnv = entry['url-env'];
+  let urlText = entry.url;
+  if (urlEnv !== undefined && urlEnv !== null) {
+    if (typeof urlText === 'string') fail('set "url" or "url-env", not both');
+    else if (typeof urlEnv !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(urlEnv))
+      fail(`"url-env" must be an environment variable name; got ${shown(urlEnv)}`);
+    else if (!env[urlEnv]) fail(`"url-env" names ${urlEnv}, which is not set or empty: set it from a secret (env: ${urlEnv}: \${{ secrets.${urlEnv} }})`);
+    else urlText = env[urlEnv];
+  }
   let fromUrl: UrlParts | undefined;
   if (urlText !== undefined && urlText !== null) {
     if (typeof urlText !== 'string') fail('"url" must be a string');
