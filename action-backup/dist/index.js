@@ -101267,7 +101267,8 @@ function parseSource(entry, problem, env2) {
   let urlText = entry.url;
   if (urlEnv !== void 0 && urlEnv !== null) {
     if (typeof urlText === "string") fail2('set "url" or "url-env", not both');
-    else if (typeof urlEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(urlEnv)) fail2(`"url-env" must be an environment variable name; got ${shown(urlEnv)}`);
+    else if (typeof urlEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(urlEnv))
+      fail2(`"url-env" must be an environment variable name; got ${shown(urlEnv)}`);
     else if (!env2[urlEnv]) fail2(`"url-env" names ${urlEnv}, which is not set or empty: set it from a secret (env: ${urlEnv}: \${{ secrets.${urlEnv} }})`);
     else urlText = env2[urlEnv];
   }
@@ -101382,6 +101383,14 @@ function parseSource(entry, problem, env2) {
     ...caCertificate !== void 0 ? { caCertificate } : {},
     ...clientImage !== void 0 ? { clientImage } : {}
   };
+}
+function runnerOnlyFields(sources) {
+  return sources.flatMap(
+    (source) => [
+      ["ca-certificate", source.caCertificate],
+      ["client-image", source.clientImage]
+    ].filter(([, value]) => value !== void 0).map(([field2]) => `${source.name}'s "${field2}"`)
+  );
 }
 function reachableFromRunner(source) {
   return source.type === "postgres" && source.place.kind === "host" && source.hostname !== void 0;
@@ -102492,12 +102501,7 @@ function readBackupInputs() {
     if (kind === "host")
       c5.add(new InputError("destination", 'Input "destination" is host (a directory on the server), but "host" is empty; use destination s3 or artifact'));
   } else {
-    const runnerOnly = (sources ?? []).flatMap(
-      (source) => [
-        ["ca-certificate", source.caCertificate],
-        ["client-image", source.clientImage]
-      ].filter(([, value]) => value !== void 0).map(([field2]) => `${source.name}'s "${field2}"`)
-    );
+    const runnerOnly = runnerOnlyFields(sources ?? []);
     if (runnerOnly.length > 0)
       c5.add(
         new InputError(

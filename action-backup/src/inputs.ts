@@ -16,7 +16,7 @@ import {
   readSshInputs,
   type InputDefinition,
 } from '@skiff/action-kit';
-import { parseSources, reachableFromRunner, type RetentionPolicy, type S3Settings, type Source } from '@skiff/backup';
+import { parseSources, reachableFromRunner, runnerOnlyFields, type RetentionPolicy, type S3Settings, type Source } from '@skiff/backup';
 
 const BACKUP_INPUTS = [
   {
@@ -327,16 +327,7 @@ export function readBackupInputs(): BackupInputs {
     if (kind === 'host')
       c.add(new InputError('destination', 'Input "destination" is host (a directory on the server), but "host" is empty; use destination s3 or artifact'));
   } else {
-    const runnerOnly = (sources ?? []).flatMap((source) =>
-      (
-        [
-          ['ca-certificate', source.caCertificate],
-          ['client-image', source.clientImage],
-        ] as const
-      )
-        .filter(([, value]) => value !== undefined)
-        .map(([field]) => `${source.name}'s "${field}"`),
-    );
+    const runnerOnly = runnerOnlyFields(sources ?? []);
     if (runnerOnly.length > 0)
       c.add(
         new InputError(

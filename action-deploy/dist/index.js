@@ -51538,7 +51538,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.6.2";
+var version = "0.6.3";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -57377,7 +57377,8 @@ function parseSource(entry, problem, env) {
   let urlText = entry.url;
   if (urlEnv !== void 0 && urlEnv !== null) {
     if (typeof urlText === "string") fail('set "url" or "url-env", not both');
-    else if (typeof urlEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(urlEnv)) fail(`"url-env" must be an environment variable name; got ${shown(urlEnv)}`);
+    else if (typeof urlEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(urlEnv))
+      fail(`"url-env" must be an environment variable name; got ${shown(urlEnv)}`);
     else if (!env[urlEnv]) fail(`"url-env" names ${urlEnv}, which is not set or empty: set it from a secret (env: ${urlEnv}: \${{ secrets.${urlEnv} }})`);
     else urlText = env[urlEnv];
   }
@@ -57492,6 +57493,14 @@ function parseSource(entry, problem, env) {
     ...caCertificate !== void 0 ? { caCertificate } : {},
     ...clientImage !== void 0 ? { clientImage } : {}
   };
+}
+function runnerOnlyFields(sources) {
+  return sources.flatMap(
+    (source) => [
+      ["ca-certificate", source.caCertificate],
+      ["client-image", source.clientImage]
+    ].filter(([, value]) => value !== void 0).map(([field]) => `${source.name}'s "${field}"`)
+  );
 }
 function defaultName(type, database, path, where) {
   const detail = database ?? (path ? path.split("/").pop().replace(/\.[^.]*$/, "") : where);
@@ -58203,6 +58212,12 @@ function readSources(text) {
       "backup-before-deploy",
       `Input "backup-before-deploy" ${problems.length === 1 ? "has a problem" : "has problems"} (the same form as action-backup's sources):
 - ${problems.join("\n- ")}`
+    );
+  const runnerOnly = runnerOnlyFields(sources);
+  if (runnerOnly.length > 0)
+    throw new InputError(
+      "backup-before-deploy",
+      `Input "backup-before-deploy": ${runnerOnly.join(", ")} ${runnerOnly.length > 1 ? "are" : "is"} only for databases reached from the runner (action-backup without host); this backup runs on the server`
     );
   for (const source of sources) maskSecret(source.password);
   return sources;

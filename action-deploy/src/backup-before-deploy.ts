@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { InputCollector, InputError, getInteger, getString, invalidInput, maskSecret, type InputDefinition } from '@skiff/action-kit';
-import { backupSource, HostStore, parseSources, type Manifest, type Source } from '@skiff/backup';
+import { backupSource, HostStore, parseSources, runnerOnlyFields, type Manifest, type Source } from '@skiff/backup';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { Deployer, Release } from './deploy';
 
@@ -53,6 +53,12 @@ function readSources(text: string): Source[] {
     throw new InputError(
       'backup-before-deploy',
       `Input "backup-before-deploy" ${problems.length === 1 ? 'has a problem' : 'has problems'} (the same form as action-backup's sources):\n- ${problems.join('\n- ')}`,
+    );
+  const runnerOnly = runnerOnlyFields(sources);
+  if (runnerOnly.length > 0)
+    throw new InputError(
+      'backup-before-deploy',
+      `Input "backup-before-deploy": ${runnerOnly.join(', ')} ${runnerOnly.length > 1 ? 'are' : 'is'} only for databases reached from the runner (action-backup without host); this backup runs on the server`,
     );
   for (const source of sources) maskSecret(source.password);
   return sources;

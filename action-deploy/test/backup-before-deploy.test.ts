@@ -50,6 +50,11 @@ describe('backup-before-deploy inputs', () => {
     expect(message).toMatch(/backup-keep/);
   });
 
+  it('refuses the fields only a database reached from the runner uses (action-backup without host): the backup runs on the server', () => {
+    setInputs({ ...ssh, 'backup-before-deploy': 'url: postgresql://app@10.0.0.5/app\nclient-image: postgres:{major}\n' });
+    expect(() => readDeployInputs()).toThrow(/Input "backup-before-deploy": postgres-app's "client-image" is only for databases reached from the runner/);
+  });
+
   it('refuses backup-path without backup-before-deploy, and backup-before-deploy with strategy systemd', () => {
     setInputs({ ...ssh, 'backup-path': '/var/backups/x' });
     expect(() => readDeployInputs()).toThrow(/"backup-path" is set but "backup-before-deploy" is not/);

@@ -5,6 +5,7 @@ export {
   parseConnectionUrl,
   defaultCompression,
   reachableFromRunner,
+  runnerOnlyFields,
   SOURCE_TYPES,
   SSL_MODES,
   DEFAULT_CLIENT_IMAGE,

@@ -357,6 +357,23 @@ function parseSource(
   };
 }
 
+/**
+ * Source fields that only a database reached from the runner uses; run over SSH they would be
+ * ignored, so a caller with a server refuses them by name: `<source>'s "<field>"`.
+ */
+export function runnerOnlyFields(sources: readonly Source[]): string[] {
+  return sources.flatMap((source) =>
+    (
+      [
+        ['ca-certificate', source.caCertificate],
+        ['client-image', source.clientImage],
+      ] as const
+    )
+      .filter(([, value]) => value !== undefined)
+      .map(([field]) => `${source.name}'s "${field}"`),
+  );
+}
+
 /** A database the runner itself can reach over the network: no server shell needed. */
 export function reachableFromRunner(source: Source): boolean {
   return source.type === 'postgres' && source.place.kind === 'host' && source.hostname !== undefined;
