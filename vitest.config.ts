@@ -12,6 +12,7 @@ const SIDE_BY_SIDE = [
   'packages/backup/test/real-size-sources.int.test.ts',
   'action-backup/test/modern.int.test.ts',
   'action-backup/test/managed-database.int.test.ts',
+  'action-backup/test/managed-mariadb.int.test.ts',
   'action-deploy/test/backup-before-deploy.int.test.ts',
 ];
 

@@ -14,6 +14,7 @@ DEBIAN_IMAGE=skiff-testbed/debian:bookworm
 SYSTEMD_IMAGE=skiff-testbed/systemd:bookworm
 MARIADB_IMAGE=skiff-testbed/mariadb:bookworm
 POSTGRES17_IMAGE=skiff-testbed/postgres:17-trixie
+MARIADB11_IMAGE=skiff-testbed/mariadb:11-trixie
 APT_PACKAGES=(openssh-server docker.io docker-registry apache2-utils nftables iproute2 busybox-static
   debootstrap postgresql redis-server sqlite3 curl ca-certificates ufw sudo mariadb-server)
 # Other sessions on the same machine may be running apt at the same time: wait for the lock.
@@ -156,8 +157,11 @@ debootstrap_image "$MARIADB_IMAGE" "$CACHE/mariadb-bookworm-rootfs.tar" \
 # client tools, for a managed database whose version differs from the runner's pg_dump.
 debootstrap_image "$POSTGRES17_IMAGE" "$CACHE/postgres17-trixie-rootfs.tar" \
   postgresql-17,util-linux '["bash"]' trixie
+# Likewise a MariaDB release other than the runner's client (10.11): trixie's 11.8.
+debootstrap_image "$MARIADB11_IMAGE" "$CACHE/mariadb11-trixie-rootfs.tar" \
+  mariadb-server,mariadb-client,util-linux '["bash"]' trixie
 
-have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" && have_image "$MARIADB_IMAGE" && have_image "$POSTGRES17_IMAGE" || die "base images missing after import"
+have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" && have_image "$MARIADB_IMAGE" && have_image "$POSTGRES17_IMAGE" && have_image "$MARIADB11_IMAGE" || die "base images missing after import"
 
 # --- today's server: Debian sid's Docker 28.5 / Compose 2.40 / buildx 0.29 / containerd 2.1 ----
 # A rootfs kept unpacked (never installed on this machine): @skiff/testbed's startModernHost

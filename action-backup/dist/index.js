@@ -49851,7 +49851,7 @@ function hostTool(source, argv, environment = {}) {
     "-v",
     `${source.runner.directory}:${source.runner.directory}:ro`,
     ...Object.entries(environment).flatMap(([name, value]) => ["-e", `${name}=${value}`]),
-    // The official image's entrypoint only steps in for `postgres`; any other command runs as is.
+    // The official images' entrypoints only step in for their server; any other command runs as is.
     image,
     ...argv
   ];
@@ -49861,17 +49861,47 @@ function pgTool(source, argv, secretFile, options = {}) {
   if (source.place.kind === "host") return hostTool(source, args, pgEnvironment(source, secretFile));
   return inPlace(source.place, withContainerSecret("PGPASSWORD", source.passwordEnv, args), options);
 }
+function mysqlTlsOptions(source) {
+  const mode = source.sslMode;
+  const ca = source.runner?.caFile;
+  if (source.runner?.mysqlClient === "mysql") {
+    const names = {
+      disable: "DISABLED",
+      allow: "PREFERRED",
+      prefer: "PREFERRED",
+      require: "REQUIRED",
+      "verify-ca": "VERIFY_CA",
+      "verify-full": "VERIFY_IDENTITY"
+    };
+    return [...mode ? [`--ssl-mode=${names[mode]}`] : [], ...ca ? [`--ssl-ca=${ca}`] : []];
+  }
+  switch (mode) {
+    case void 0:
+    case "allow":
+    case "prefer":
+      return ca ? [`--ssl-ca=${ca}`] : [];
+    case "disable":
+      return ["--skip-ssl"];
+    case "require":
+      return ["--ssl", "--skip-ssl-verify-server-cert", ...ca ? [`--ssl-ca=${ca}`] : []];
+    case "verify-ca":
+    case "verify-full":
+      return ["--ssl", "--ssl-verify-server-cert", ...ca ? [`--ssl-ca=${ca}`] : []];
+  }
+}
 function mysqlTool(source, tool, args, secretFile, options = {}) {
   if (source.place.kind === "host") {
-    return [
-      tool,
+    const name = source.runner?.mysqlClient === "mariadb" ? tool === "mysqldump" ? "mariadb-dump" : "mariadb" : tool;
+    return hostTool(source, [
+      name,
       // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
       ...source.password !== void 0 && secretFile ? [`--defaults-extra-file=${secretFile}`] : [],
+      ...source.runner ? mysqlTlsOptions(source) : [],
       ...source.hostname ? ["-h", source.hostname] : [],
       ...source.port ? ["-P", String(source.port)] : [],
       ...source.user ? ["-u", source.user] : [],
       ...args
-    ];
+    ]);
   }
   return inPlace(source.place, withContainerSecret("MYSQL_PWD", source.passwordEnv, [tool, ...source.user ? ["-u", source.user] : [], ...args]), options);
 }
@@ -49938,7 +49968,7 @@ function toolVersionCommand(source) {
     case "postgres":
       return source.place.kind === "host" ? hostTool(source, ["pg_dump", "--version"]) : inPlace(source.place, ["pg_dump", "--version"]);
     case "mysql":
-      return inPlace(source.place, ["mysqldump", "--version"]);
+      return source.place.kind === "host" ? hostTool(source, [source.runner?.mysqlClient === "mariadb" ? "mariadb-dump" : "mysqldump", "--version"]) : inPlace(source.place, ["mysqldump", "--version"]);
     case "redis":
       return inPlace(source.place, ["redis-cli", "--version"]);
     case "sqlite":
@@ -101138,7 +101168,7 @@ function decideRetention(backups, policy, now) {
 var import_yaml = __toESM(require_dist(), 1);
 var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
 var SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
-var DEFAULT_CLIENT_IMAGE = "postgres:{major}";
+var DEFAULT_CLIENT_IMAGE = { postgres: "postgres:{major}", mariadb: "mariadb:{major}", mysql: "mysql:{major}" };
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 function shown(value) {
   const text = JSON.stringify(value);
@@ -101173,16 +101203,18 @@ var KEYS = /* @__PURE__ */ new Set([
   "client-image"
 ]);
 var URL_FIELDS = ["host", "port", "user", "password", "database"];
+var URL_TYPES = { "postgresql:": "postgres", "postgres:": "postgres", "mysql:": "mysql", "mariadb:": "mysql" };
 function parseConnectionUrl(text) {
-  const expected = "a URL like postgresql://user:password@host:5432/database?sslmode=require";
+  const expected = "a URL like postgresql://user:password@host:5432/database?sslmode=require (or mysql://, mariadb://)";
   let url;
   try {
     url = new URL(text);
   } catch {
     return `"url" must be ${expected} (the value is not shown: it may hold a password)`;
   }
-  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:")
-    return `"url" must start with postgresql:// or postgres://; got ${shown(url.protocol.replace(/:$/, "://"))} (${expected})`;
+  const type = URL_TYPES[url.protocol];
+  if (type === void 0)
+    return `"url" must start with postgresql://, postgres://, mysql:// or mariadb://; got ${shown(url.protocol.replace(/:$/, "://"))} (${expected})`;
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
   if (hostname === "") return `"url" names no host (${expected})`;
   const decode2 = (value) => {
@@ -101201,7 +101233,7 @@ function parseConnectionUrl(text) {
     return `"url" has parameter${unknown.length > 1 ? "s" : ""} ${unknown.map((key) => shown(key)).join(", ")} that Skiff does not pass on; only sslmode is read (set the CA certificate as "ca-certificate")`;
   const sslmode = url.searchParams.get("sslmode") ?? void 0;
   return {
-    type: "postgres",
+    type,
     hostname,
     ...url.port ? { port: url.port } : {},
     ...user !== void 0 ? { user } : {},
@@ -101353,7 +101385,7 @@ function parseSource(entry, problem, env2) {
     ["ca-certificate", caCertificate],
     ["client-image", clientImage]
   ]) {
-    if (value !== void 0 && sourceType !== "postgres") fail2(`"${key}" is only for postgres`);
+    if (value !== void 0 && sourceType !== "postgres" && sourceType !== "mysql") fail2(`"${key}" is only for postgres and mysql`);
     if (value !== void 0 && place.kind !== "host") fail2(`"${key}" is for a server reached over the network ("host" or "url"), not one in a container`);
   }
   if (caCertificate !== void 0 && sslModeText !== void 0 && !["verify-ca", "verify-full"].includes(sslModeText))
@@ -101388,12 +101420,14 @@ function runnerOnlyFields(sources) {
   return sources.flatMap(
     (source) => [
       ["ca-certificate", source.caCertificate],
-      ["client-image", source.clientImage]
+      ["client-image", source.clientImage],
+      // MariaDB's and MySQL's clients take TLS options of different names: known only once the runner has chosen one.
+      ["sslmode", source.type === "mysql" ? source.sslMode : void 0]
     ].filter(([, value]) => value !== void 0).map(([field2]) => `${source.name}'s "${field2}"`)
   );
 }
 function reachableFromRunner(source) {
-  return source.type === "postgres" && source.place.kind === "host" && source.hostname !== void 0;
+  return (source.type === "postgres" || source.type === "mysql") && source.place.kind === "host" && source.hostname !== void 0;
 }
 function defaultName(type, database, path, where2) {
   const detail = database ?? (path ? path.split("/").pop().replace(/\.[^.]*$/, "") : where2);
@@ -101846,11 +101880,71 @@ function majorFromVersionNum(text) {
 function toolVersion(output) {
   return /\(PostgreSQL\) (\d+(?:\.\d+)*)/.exec(output)?.[1];
 }
-function clientImageFor(source, major) {
-  return (source.clientImage ?? DEFAULT_CLIENT_IMAGE).replaceAll("{major}", major);
+function clientImageFor(source, flavor, major) {
+  return (source.clientImage ?? DEFAULT_CLIENT_IMAGE[flavor]).replaceAll("{major}", major);
+}
+function mysqlServer(version) {
+  const match = /^(\d+)\.(\d+)/.exec(version.trim());
+  if (!match) return void 0;
+  return { flavor: /mariadb/i.test(version) ? "mariadb" : "mysql", major: `${match[1]}.${match[2]}` };
+}
+function mysqlToolVersion(output) {
+  const mariadb = /(?:Distrib|from) (\d+\.\d+\.\d+)-MariaDB/i.exec(output);
+  if (mariadb) return { flavor: "mariadb", version: mariadb[1] };
+  const mysql2 = /Ver (\d+\.\d+\.\d+)/.exec(output);
+  return mysql2 && !/mariadb/i.test(output) ? { flavor: "mysql", version: mysql2[1] } : void 0;
+}
+var POSTGRES = {
+  askerPresent: [raw("command -v psql >/dev/null")],
+  askerFlavor: () => Promise.resolve(void 0),
+  ask: (source, secretFile) => pgTool(source, ["psql", "-X", "-A", "-t", "-q", `--dbname=${source.database}`, "-c", "SHOW server_version_num"], secretFile),
+  server: (answer) => {
+    const major = majorFromVersionNum(answer);
+    return major === void 0 ? void 0 : { flavor: "postgres", major };
+  },
+  dumpVersion: () => ["pg_dump", "--version"],
+  toolMajor: (output) => {
+    const version = toolVersion(output);
+    const major = version === void 0 ? void 0 : pgMajor(version);
+    return version === void 0 || major === void 0 ? void 0 : { version, major };
+  },
+  serverName: () => "PostgreSQL",
+  dumpName: () => "pg_dump"
+};
+var MYSQL = {
+  askerPresent: [raw("command -v mariadb >/dev/null || command -v mysql >/dev/null")],
+  askerFlavor: async (executor) => {
+    const result = await executor.run([[raw("{ mariadb --version || mysql --version; } 2>/dev/null")]], {
+      description: "the runner's MySQL client",
+      allowFailure: true
+    });
+    return result.code !== 0 ? void 0 : /mariadb/i.test(result.stdout) ? "mariadb" : "mysql";
+  },
+  // MariaDB's client falls back to plain text when the server has no TLS, whatever --ssl says: the session tells.
+  ask: (source, secretFile) => mysqlTool(source, "mysql", ["-N", "-B", "-e", "SELECT VERSION(); SHOW SESSION STATUS LIKE 'Ssl_version'"], secretFile),
+  server: (answer) => {
+    const server = mysqlServer(answer);
+    if (server === void 0) return void 0;
+    const tls = /^Ssl_version\t(\S+)/m.exec(answer)?.[1];
+    return { ...server, ...tls ? { tls } : { tls: "" } };
+  },
+  dumpVersion: (flavor) => flavor === "mariadb" ? ["mariadb-dump", "--version"] : ["mysqldump", "--version"],
+  toolMajor: (output, flavor) => {
+    const tool = mysqlToolVersion(output);
+    if (tool?.flavor !== flavor) return void 0;
+    return { version: tool.version, major: tool.version.split(".").slice(0, 2).join(".") };
+  },
+  serverName: (flavor) => flavor === "mariadb" ? "MariaDB" : "MySQL",
+  dumpName: (flavor) => flavor === "mariadb" ? "mariadb-dump" : "mysqldump"
+};
+function engineOf(source) {
+  if (source.type === "postgres") return POSTGRES;
+  if (source.type === "mysql") return MYSQL;
+  throw new Error(`${source.name}: a ${source.type} source cannot be reached from the runner`);
 }
 function where(source) {
-  return `${source.hostname}:${source.port ?? 5432}${source.user ? ` as ${source.user}` : ""}${source.sslMode ? ` (sslmode ${source.sslMode})` : ""}`;
+  const port = source.port ?? (source.type === "mysql" ? 3306 : 5432);
+  return `${source.hostname}:${port}${source.user ? ` as ${source.user}` : ""}${source.sslMode ? ` (sslmode ${source.sslMode})` : ""}`;
 }
 function lastLines(text) {
   return text.trim().split("\n").slice(-3).join(" ").trim();
@@ -101865,52 +101959,65 @@ async function prepareRunnerSources(executor, sources, options) {
     for (const directory of directories) await rm3(directory, { recursive: true, force: true });
   };
   try {
-    const runnerPsql = await succeeds(executor, [raw("command -v psql >/dev/null")], "is psql on the runner?");
-    const runnerDump = await executor.run([["pg_dump", "--version"]], { description: "the runner's pg_dump version", allowFailure: true });
-    const runnerVersion = runnerDump.code === 0 ? toolVersion(runnerDump.stdout) : void 0;
     let docker;
     const dockerAvailable = async () => docker ??= await succeeds(executor, ["docker", "version", "--format", "{{.Server.Version}}"], "is Docker on the runner?");
     const clients = [];
     for (const given of sources) {
+      const engine = engineOf(given);
       const directory = await mkdtemp(join(options.tempRoot, "skiff-db-"));
       directories.push(directory);
       const caFile = given.caCertificate !== void 0 ? join(directory, "ca.pem") : void 0;
       if (caFile) await writeFile3(caFile, given.caCertificate, { mode: 384 });
       const base = { ...given, runner: { directory, ...caFile ? { caFile } : {} } };
-      const asker = runnerPsql ? base : await dockerAvailable() ? { ...base, runner: { ...base.runner, clientImage: clientImageFor(base, "latest") } } : void 0;
+      const localAsker = await succeeds(executor, engine.askerPresent, "is a client on the runner?");
+      const askerFlavor = localAsker ? await engine.askerFlavor(executor) : void 0;
+      const fallbackFlavor = given.type === "postgres" ? "postgres" : "mariadb";
+      const asker = localAsker ? { ...base, runner: { ...base.runner, ...askerFlavor ? { mysqlClient: askerFlavor } : {} } } : await dockerAvailable() ? {
+        ...base,
+        runner: {
+          ...base.runner,
+          clientImage: clientImageFor(base, fallbackFlavor, "latest"),
+          ...given.type === "mysql" ? { mysqlClient: "mariadb" } : {}
+        }
+      } : void 0;
       if (!asker)
         throw new Error(
-          `${given.name}: the runner has neither psql nor Docker to ask the server its version; install the PostgreSQL client (apt-get install postgresql-client) or use a runner with Docker`
+          `${given.name}: the runner has neither a ${given.type === "postgres" ? "PostgreSQL" : "MySQL or MariaDB"} client nor Docker to ask the server its version; install the client or use a runner with Docker`
         );
       const asked = await withSecretFile(
         executor,
         asker,
-        (secretFile) => executor.run([pgTool(asker, ["psql", "-X", "-A", "-t", "-q", `--dbname=${asker.database}`, "-c", "SHOW server_version_num"], secretFile)], {
-          description: `ask ${given.name} its server version`,
-          allowFailure: true,
-          timeoutSeconds: 120
-        })
+        (secretFile) => executor.run([engine.ask(asker, secretFile)], { description: `ask ${given.name} its server version`, allowFailure: true, timeoutSeconds: 120 })
       );
       if (asked.code !== 0)
         throw new Error(`${given.name}: cannot connect to the database at ${where(given)}: ${lastLines(asked.stderr) || `exit code ${asked.code}`}`);
-      const serverMajor = majorFromVersionNum(asked.stdout);
-      if (serverMajor === void 0)
-        throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which is not a PostgreSQL version`);
-      const runnerMajor = runnerVersion !== void 0 ? pgMajor(runnerVersion) : void 0;
-      if (runnerMajor === serverMajor) {
+      const server = engine.server(asked.stdout);
+      if (server === void 0)
+        throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which Skiff cannot read`);
+      if (server.tls === "" && ["require", "verify-ca", "verify-full"].includes(given.sslMode ?? ""))
+        throw new Error(
+          `${given.name}: cannot connect to the database at ${where(given)}: the server does not speak TLS, and sslmode ${given.sslMode} requires it`
+        );
+      const serverName = `${engine.serverName(server.flavor)} ${server.major}`;
+      const dumpName = engine.dumpName(server.flavor);
+      const mysqlClient = given.type === "mysql" ? { mysqlClient: server.flavor } : {};
+      const runnerDump = await executor.run([engine.dumpVersion(server.flavor)], { description: `the runner's ${dumpName} version`, allowFailure: true });
+      const runnerTool = runnerDump.code === 0 ? engine.toolMajor(runnerDump.stdout, server.flavor) : void 0;
+      if (runnerTool?.major === server.major) {
         clients.push({
-          source: base,
-          serverMajor,
-          client: `pg_dump ${runnerVersion} (the runner's)`,
-          describe: `${given.name}: PostgreSQL ${serverMajor} at ${where(given)}; client: the runner's pg_dump ${runnerVersion}`
+          source: { ...base, runner: { ...base.runner, ...mysqlClient } },
+          serverFlavor: server.flavor,
+          serverMajor: server.major,
+          client: `${dumpName} ${runnerTool.version} (the runner's)`,
+          describe: `${given.name}: ${serverName} at ${where(given)}; client: the runner's ${dumpName} ${runnerTool.version}`
         });
         continue;
       }
-      const image = clientImageFor(given, serverMajor);
-      const runnerSays = runnerVersion ? `the runner's pg_dump is ${runnerVersion}` : "the runner has no pg_dump";
+      const image = clientImageFor(given, server.flavor, server.major);
+      const runnerSays = runnerTool ? `the runner's ${dumpName} is ${runnerTool.version}` : `the runner has no ${dumpName} of ${engine.serverName(server.flavor)}`;
       if (!await dockerAvailable())
         throw new Error(
-          `${given.name}: the server runs PostgreSQL ${serverMajor} and ${runnerSays}; a dump needs pg_dump ${serverMajor}: install postgresql-client-${serverMajor} on the runner, or use a runner with Docker so ${image} can run it`
+          `${given.name}: the server runs ${serverName} and ${runnerSays}; a dump needs ${dumpName} ${server.major}: install it on the runner, or use a runner with Docker so ${image} can run it`
         );
       if (!await succeeds(executor, ["docker", "image", "inspect", "--format", "{{.Id}}", image], `is ${image} on the runner?`)) {
         const pulled = await executor.run([["docker", "pull", "--quiet", image]], {
@@ -101921,21 +102028,22 @@ async function prepareRunnerSources(executor, sources, options) {
         });
         if (pulled.code !== 0)
           throw new Error(
-            `${given.name}: the server runs PostgreSQL ${serverMajor} and ${runnerSays}; pulling ${image} for a matching pg_dump failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with PostgreSQL ${serverMajor}'s client tools`
+            `${given.name}: the server runs ${serverName} and ${runnerSays}; pulling ${image} for a matching ${dumpName} failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with ${serverName}'s client tools`
           );
       }
-      const source = { ...base, runner: { ...base.runner, clientImage: image } };
-      const inImage = await executor.run([hostTool(source, ["pg_dump", "--version"])], { description: `pg_dump in ${image}`, allowFailure: true });
-      const imageVersion = inImage.code === 0 ? toolVersion(inImage.stdout) : void 0;
-      if (imageVersion === void 0 || pgMajor(imageVersion) !== serverMajor)
+      const source = { ...base, runner: { ...base.runner, clientImage: image, ...mysqlClient } };
+      const inImage = await executor.run([hostTool(source, engine.dumpVersion(server.flavor))], { description: `${dumpName} in ${image}`, allowFailure: true });
+      const imageTool = inImage.code === 0 ? engine.toolMajor(inImage.stdout, server.flavor) : void 0;
+      if (imageTool?.major !== server.major)
         throw new Error(
-          `${given.name}: the server runs PostgreSQL ${serverMajor}, but ${image} has ${imageVersion ? `pg_dump ${imageVersion}` : `no working pg_dump (${lastLines(inImage.stderr)})`}; set "client-image" to an image with PostgreSQL ${serverMajor}'s client tools`
+          `${given.name}: the server runs ${serverName}, but ${image} has ${imageTool ? `${dumpName} ${imageTool.version}` : `no working ${dumpName} (${lastLines(inImage.stderr + inImage.stdout)})`}; set "client-image" to an image with ${serverName}'s client tools`
         );
       clients.push({
         source,
-        serverMajor,
-        client: `pg_dump ${imageVersion} in ${image}`,
-        describe: `${given.name}: PostgreSQL ${serverMajor} at ${where(given)}; client: pg_dump ${imageVersion} in a container of ${image} (${runnerSays})`
+        serverFlavor: server.flavor,
+        serverMajor: server.major,
+        client: `${dumpName} ${imageTool.version} in ${image}`,
+        describe: `${given.name}: ${serverName} at ${where(given)}; client: ${dumpName} ${imageTool.version} in a container of ${image} (${runnerSays})`
       });
     }
     for (const client of clients) options.log(client.describe);
@@ -101948,12 +102056,18 @@ async function prepareRunnerSources(executor, sources, options) {
 async function startScratchServer(executor, client) {
   const source = client.source;
   const directory = source.runner.directory;
-  const image = source.runner.clientImage ?? clientImageFor(source, client.serverMajor);
+  const image = source.runner.clientImage ?? clientImageFor(source, client.serverFlavor, client.serverMajor);
+  const postgres = source.type === "postgres";
+  const serverName = `${engineOf(source).serverName(client.serverFlavor)} ${client.serverMajor}`;
   const name = `skiff-drill-${randomBytes5(6).toString("hex")}`;
   const password = randomBytes5(18).toString("base64url");
   const envFile = join(directory, `${name}.env`);
-  await writeFile3(envFile, `POSTGRES_PASSWORD=${password}
-`, { mode: 384 });
+  await writeFile3(envFile, postgres ? `POSTGRES_PASSWORD=${password}
+` : `MARIADB_ROOT_PASSWORD=${password}
+MYSQL_ROOT_PASSWORD=${password}
+`, {
+    mode: 384
+  });
   const stop = async () => {
     await executor.run([["docker", "rm", "-f", "-v", name]], { description: "remove the drill server", allowFailure: true }).catch(() => void 0);
     await rm3(envFile, { force: true });
@@ -101961,28 +102075,48 @@ async function startScratchServer(executor, client) {
   try {
     if (!await succeeds(executor, ["docker", "version", "--format", "{{.Server.Version}}"], "is Docker on the runner?"))
       throw new Error(
-        `${source.name}: drill-target runner starts a throwaway PostgreSQL ${client.serverMajor} in Docker, and the runner has no Docker; use a runner with Docker, or drill-target server (a scratch database on the same server)`
+        `${source.name}: drill-target runner starts a throwaway ${serverName} in Docker, and the runner has no Docker; use a runner with Docker, or drill-target server (a scratch database on the same server)`
       );
     if (!await succeeds(executor, ["docker", "image", "inspect", "--format", "{{.Id}}", image], `is ${image} on the runner?`))
       await executor.run([["docker", "pull", "--quiet", image]], { description: `pull ${image}`, live: "all", timeoutSeconds: 600 });
+    const innerPort = postgres ? "5432" : "3306";
     await executor.run(
-      [["docker", "run", "--detach", "--name", name, "--label", `skiff.backup=${source.name}`, "--env-file", envFile, "--publish", "127.0.0.1::5432", image]],
-      { description: `start a throwaway PostgreSQL ${client.serverMajor} (${image}) for the drill`, live: "all" }
+      [
+        [
+          "docker",
+          "run",
+          "--detach",
+          "--name",
+          name,
+          "--label",
+          `skiff.backup=${source.name}`,
+          "--env-file",
+          envFile,
+          "--publish",
+          `127.0.0.1::${innerPort}`,
+          image
+        ]
+      ],
+      { description: `start a throwaway ${serverName} (${image}) for the drill`, live: "all" }
     );
-    const port = (await executor.run([["docker", "port", name, "5432/tcp"]], { description: "its port" })).stdout.trim().split("\n").map((line) => /:(\d+)$/.exec(line)?.[1]).find(Boolean);
+    const port = (await executor.run([["docker", "port", name, `${innerPort}/tcp`]], { description: "its port" })).stdout.trim().split("\n").map((line) => /:(\d+)$/.exec(line)?.[1]).find(Boolean);
     if (!port) throw new Error(`${source.name}: the drill server ${name} published no port`);
     const scratch = {
       name: source.name,
-      type: "postgres",
+      type: source.type,
       place: { kind: "host" },
       compression: source.compression,
-      database: "postgres",
-      user: "postgres",
+      database: postgres ? "postgres" : "mysql",
+      user: postgres ? "postgres" : "root",
       hostname: "127.0.0.1",
       port: Number(port),
       password,
       sslMode: "disable",
-      runner: { directory, ...source.runner.clientImage ? { clientImage: source.runner.clientImage } : {} }
+      runner: {
+        directory,
+        ...source.runner.clientImage ? { clientImage: source.runner.clientImage } : {},
+        ...source.runner.mysqlClient ? { mysqlClient: source.runner.mysqlClient } : {}
+      }
     };
     const ready = await withSecretFile(
       executor,
@@ -101990,8 +102124,8 @@ async function startScratchServer(executor, client) {
       (secretFile) => executor.run(
         [
           [
-            raw("for attempt in $(seq 1 120); do"),
-            ...pgTool(scratch, ["psql", "-X", "-q", "-t", "-A", "--dbname=postgres", "-c", "select 1"], secretFile),
+            raw("for attempt in $(seq 1 240); do"),
+            ...postgres ? pgTool(scratch, ["psql", "-X", "-q", "-t", "-A", "--dbname=postgres", "-c", "select 1"], secretFile) : mysqlTool(scratch, "mysql", ["-N", "-B", "-e", "SELECT 1"], secretFile),
             raw(">/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
           ]
         ],
@@ -102000,7 +102134,7 @@ async function startScratchServer(executor, client) {
     );
     if (ready.code !== 0) {
       const logs = await executor.run([["docker", "logs", "--tail", "20", name]], { allowFailure: true });
-      throw new Error(`${source.name}: the throwaway PostgreSQL (${image}) did not take logins within 60 s: ${lastLines(logs.stderr + logs.stdout)}`);
+      throw new Error(`${source.name}: the throwaway ${serverName} (${image}) did not take logins within 2 minutes: ${lastLines(logs.stderr + logs.stdout)}`);
     }
     return { source: scratch, stop };
   } catch (error3) {
@@ -102267,7 +102401,7 @@ async function ping(url, event, body) {
 var BACKUP_INPUTS = [
   {
     name: "sources",
-    description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026); a database reached over the network takes `url` (postgresql://\u2026, from a secret) or `url-env` (the variable holding it), `sslmode`, `ca-certificate` and `client-image`. See the README.",
+    description: "What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, \u2026); a database reached over the network takes `url` (postgresql://, mysql:// or mariadb://\u2026, from a secret) or `url-env` (the variable holding it), `sslmode`, `ca-certificate` and `client-image`. See the README.",
     required: true
   },
   {
@@ -102345,7 +102479,7 @@ var BACKUP_INPUTS = [
   { name: "force", description: "For restore: overwrite a non-empty target (true or false).", required: false, default: "false" },
   {
     name: "drill-target",
-    description: "For drill of databases reached from the runner (no host): `runner` restores into a throwaway PostgreSQL of the same major version in Docker on the runner (nothing is written to the server), `server` into a scratch database on the same server (needs CREATEDB there). Empty: runner.",
+    description: "For drill of databases reached from the runner (no host): `runner` restores into a throwaway server of the same release (PostgreSQL, MariaDB, MySQL) in Docker on the runner (nothing is written to the server), `server` into a scratch database on the same server (needs CREATEDB there). Empty: runner.",
     required: false
   },
   {
@@ -102359,7 +102493,7 @@ var BACKUP_SSH_INPUTS = SSH_INPUTS.map(
   (input) => input.name === "host" ? {
     ...input,
     required: false,
-    description: `${input.description} Leave empty when every source is a database the runner reaches itself (\`url\`, e.g. a managed PostgreSQL): the dump then runs on the runner.`
+    description: `${input.description} Leave empty when every source is a database the runner reaches itself (\`url\`, e.g. a managed PostgreSQL or MariaDB/MySQL): the dump then runs on the runner.`
   } : input.name === "username" ? { ...input, required: false, description: `${input.description} Required with host.` } : input
 );
 var ACTION_INPUTS = [...BACKUP_SSH_INPUTS, ...BACKUP_INPUTS, DRY_RUN_INPUT];
@@ -102495,7 +102629,7 @@ function readBackupInputs() {
       c5.add(
         new InputError(
           ["host", "sources"],
-          `Input "host" is empty, so every source must be a PostgreSQL database the runner reaches itself ("url", or "host" in the entry); ${needServer.map((source) => `${source.name} (${source.type}${source.place.kind === "host" ? "" : ` in ${source.place.kind}`}) needs a server`).join(", ")}: set "host" to that server`
+          `Input "host" is empty, so every source must be a PostgreSQL, MySQL or MariaDB database the runner reaches itself ("url", or "host" in the entry); ${needServer.map((source) => `${source.name} (${source.type}${source.place.kind === "host" ? "" : ` in ${source.place.kind}`}) needs a server`).join(", ")}: set "host" to that server`
         )
       );
     if (kind === "host")
@@ -102702,6 +102836,7 @@ async function openWorkplace(inputs) {
     return { executor: ssh, sources: inputs.sources, close: () => ssh.close() };
   }
   const local = new LocalExecutor({ liveOutput: liveLog() });
+  if (inputs.mode === "list" || inputs.mode === "prune") return { executor: local, sources: inputs.sources, close: () => Promise.resolve() };
   const prepared = await group(
     "Databases reached from the runner: server versions and matching clients",
     () => prepareRunnerSources(local, inputs.sources, { tempRoot: process.env.RUNNER_TEMP || tmpdir3(), log: info })

@@ -22,7 +22,7 @@ const BACKUP_INPUTS = [
   {
     name: 'sources',
     description:
-      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, …); a database reached over the network takes `url` (postgresql://…, from a secret) or `url-env` (the variable holding it), `sslmode`, `ca-certificate` and `client-image`. See the README.',
+      'What to back up: a YAML list, one entry per backup, each with `type` (postgres, mysql, redis, sqlite, files), where it runs (`service` of a Compose project, `container`, or neither for the host) and its fields (`database`, `user`, `globals`, `path`, `paths`, `volumes`, `name`, `compression`, …); a database reached over the network takes `url` (postgresql://, mysql:// or mariadb://…, from a secret) or `url-env` (the variable holding it), `sslmode`, `ca-certificate` and `client-image`. See the README.',
     required: true,
   },
   {
@@ -105,7 +105,7 @@ const BACKUP_INPUTS = [
   {
     name: 'drill-target',
     description:
-      'For drill of databases reached from the runner (no host): `runner` restores into a throwaway PostgreSQL of the same major version in Docker on the runner (nothing is written to the server), `server` into a scratch database on the same server (needs CREATEDB there). Empty: runner.',
+      'For drill of databases reached from the runner (no host): `runner` restores into a throwaway server of the same release (PostgreSQL, MariaDB, MySQL) in Docker on the runner (nothing is written to the server), `server` into a scratch database on the same server (needs CREATEDB there). Empty: runner.',
     required: false,
   },
   {
@@ -123,7 +123,7 @@ const BACKUP_SSH_INPUTS: readonly InputDefinition[] = SSH_INPUTS.map((input) =>
     ? {
         ...input,
         required: false,
-        description: `${input.description} Leave empty when every source is a database the runner reaches itself (\`url\`, e.g. a managed PostgreSQL): the dump then runs on the runner.`,
+        description: `${input.description} Leave empty when every source is a database the runner reaches itself (\`url\`, e.g. a managed PostgreSQL or MariaDB/MySQL): the dump then runs on the runner.`,
       }
     : input.name === 'username'
       ? { ...input, required: false, description: `${input.description} Required with host.` }
@@ -319,7 +319,7 @@ export function readBackupInputs(): BackupInputs {
       c.add(
         new InputError(
           ['host', 'sources'],
-          `Input "host" is empty, so every source must be a PostgreSQL database the runner reaches itself ("url", or "host" in the entry); ${needServer
+          `Input "host" is empty, so every source must be a PostgreSQL, MySQL or MariaDB database the runner reaches itself ("url", or "host" in the entry); ${needServer
             .map((source) => `${source.name} (${source.type}${source.place.kind === 'host' ? '' : ` in ${source.place.kind}`}) needs a server`)
             .join(', ')}: set "host" to that server`,
         ),

@@ -89,6 +89,8 @@ async function openWorkplace(inputs: BackupInputs): Promise<Workplace> {
     return { executor: ssh, sources: inputs.sources, close: () => ssh.close() };
   }
   const local = new LocalExecutor({ liveOutput: liveLog() });
+  // list and prune read only the destination: they work while the database is down.
+  if (inputs.mode === 'list' || inputs.mode === 'prune') return { executor: local, sources: inputs.sources, close: () => Promise.resolve() };
   const prepared = await core.group('Databases reached from the runner: server versions and matching clients', () =>
     prepareRunnerSources(local, inputs.sources, { tempRoot: process.env.RUNNER_TEMP || tmpdir(), log: core.info }),
   );

@@ -134,7 +134,7 @@ describe('no host: every source a database the runner reaches itself', () => {
       /Inputs "username", "fingerprint" are for the SSH connection, and "host" is empty/,
     );
     expect(runnerProblems({ sources: `${managed}- { type: postgres, service: db, database: app }\n- { type: sqlite, path: /srv/app.db }\n`, ...s3 })).toMatch(
-      /Input "host" is empty, so every source must be a PostgreSQL database the runner reaches itself .*postgres-app \(postgres in compose\) needs a server, sqlite-app \(sqlite\) needs a server: set "host"/,
+      /Input "host" is empty, so every source must be a PostgreSQL, MySQL or MariaDB database the runner reaches itself .*postgres-app \(postgres in compose\) needs a server, sqlite-app \(sqlite\) needs a server: set "host"/,
     );
     expect(runnerProblems({ sources: managed })).toMatch(
       /Input "destination" is host \(a directory on the server\), but "host" is empty; use destination s3 or artifact/,

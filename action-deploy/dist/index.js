@@ -57283,16 +57283,18 @@ var KEYS = /* @__PURE__ */ new Set([
   "client-image"
 ]);
 var URL_FIELDS = ["host", "port", "user", "password", "database"];
+var URL_TYPES = { "postgresql:": "postgres", "postgres:": "postgres", "mysql:": "mysql", "mariadb:": "mysql" };
 function parseConnectionUrl(text) {
-  const expected = "a URL like postgresql://user:password@host:5432/database?sslmode=require";
+  const expected = "a URL like postgresql://user:password@host:5432/database?sslmode=require (or mysql://, mariadb://)";
   let url;
   try {
     url = new URL(text);
   } catch {
     return `"url" must be ${expected} (the value is not shown: it may hold a password)`;
   }
-  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:")
-    return `"url" must start with postgresql:// or postgres://; got ${shown(url.protocol.replace(/:$/, "://"))} (${expected})`;
+  const type = URL_TYPES[url.protocol];
+  if (type === void 0)
+    return `"url" must start with postgresql://, postgres://, mysql:// or mariadb://; got ${shown(url.protocol.replace(/:$/, "://"))} (${expected})`;
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
   if (hostname === "") return `"url" names no host (${expected})`;
   const decode = (value) => {
@@ -57311,7 +57313,7 @@ function parseConnectionUrl(text) {
     return `"url" has parameter${unknown.length > 1 ? "s" : ""} ${unknown.map((key) => shown(key)).join(", ")} that Skiff does not pass on; only sslmode is read (set the CA certificate as "ca-certificate")`;
   const sslmode = url.searchParams.get("sslmode") ?? void 0;
   return {
-    type: "postgres",
+    type,
     hostname,
     ...url.port ? { port: url.port } : {},
     ...user !== void 0 ? { user } : {},
@@ -57463,7 +57465,7 @@ function parseSource(entry, problem, env) {
     ["ca-certificate", caCertificate],
     ["client-image", clientImage]
   ]) {
-    if (value !== void 0 && sourceType !== "postgres") fail(`"${key}" is only for postgres`);
+    if (value !== void 0 && sourceType !== "postgres" && sourceType !== "mysql") fail(`"${key}" is only for postgres and mysql`);
     if (value !== void 0 && place.kind !== "host") fail(`"${key}" is for a server reached over the network ("host" or "url"), not one in a container`);
   }
   if (caCertificate !== void 0 && sslModeText !== void 0 && !["verify-ca", "verify-full"].includes(sslModeText))
@@ -57498,7 +57500,9 @@ function runnerOnlyFields(sources) {
   return sources.flatMap(
     (source) => [
       ["ca-certificate", source.caCertificate],
-      ["client-image", source.clientImage]
+      ["client-image", source.clientImage],
+      // MariaDB's and MySQL's clients take TLS options of different names: known only once the runner has chosen one.
+      ["sslmode", source.type === "mysql" ? source.sslMode : void 0]
     ].filter(([, value]) => value !== void 0).map(([field]) => `${source.name}'s "${field}"`)
   );
 }
@@ -57601,7 +57605,7 @@ function hostTool(source, argv, environment = {}) {
     "-v",
     `${source.runner.directory}:${source.runner.directory}:ro`,
     ...Object.entries(environment).flatMap(([name, value]) => ["-e", `${name}=${value}`]),
-    // The official image's entrypoint only steps in for `postgres`; any other command runs as is.
+    // The official images' entrypoints only step in for their server; any other command runs as is.
     image,
     ...argv
   ];
@@ -57611,17 +57615,47 @@ function pgTool(source, argv, secretFile, options = {}) {
   if (source.place.kind === "host") return hostTool(source, args, pgEnvironment(source, secretFile));
   return inPlace(source.place, withContainerSecret("PGPASSWORD", source.passwordEnv, args), options);
 }
+function mysqlTlsOptions(source) {
+  const mode = source.sslMode;
+  const ca = source.runner?.caFile;
+  if (source.runner?.mysqlClient === "mysql") {
+    const names = {
+      disable: "DISABLED",
+      allow: "PREFERRED",
+      prefer: "PREFERRED",
+      require: "REQUIRED",
+      "verify-ca": "VERIFY_CA",
+      "verify-full": "VERIFY_IDENTITY"
+    };
+    return [...mode ? [`--ssl-mode=${names[mode]}`] : [], ...ca ? [`--ssl-ca=${ca}`] : []];
+  }
+  switch (mode) {
+    case void 0:
+    case "allow":
+    case "prefer":
+      return ca ? [`--ssl-ca=${ca}`] : [];
+    case "disable":
+      return ["--skip-ssl"];
+    case "require":
+      return ["--ssl", "--skip-ssl-verify-server-cert", ...ca ? [`--ssl-ca=${ca}`] : []];
+    case "verify-ca":
+    case "verify-full":
+      return ["--ssl", "--ssl-verify-server-cert", ...ca ? [`--ssl-ca=${ca}`] : []];
+  }
+}
 function mysqlTool(source, tool, args, secretFile, options = {}) {
   if (source.place.kind === "host") {
-    return [
-      tool,
+    const name = source.runner?.mysqlClient === "mariadb" ? tool === "mysqldump" ? "mariadb-dump" : "mariadb" : tool;
+    return hostTool(source, [
+      name,
       // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
       ...source.password !== void 0 && secretFile ? [`--defaults-extra-file=${secretFile}`] : [],
+      ...source.runner ? mysqlTlsOptions(source) : [],
       ...source.hostname ? ["-h", source.hostname] : [],
       ...source.port ? ["-P", String(source.port)] : [],
       ...source.user ? ["-u", source.user] : [],
       ...args
-    ];
+    ]);
   }
   return inPlace(source.place, withContainerSecret("MYSQL_PWD", source.passwordEnv, [tool, ...source.user ? ["-u", source.user] : [], ...args]), options);
 }
@@ -57697,7 +57731,7 @@ function toolVersionCommand(source) {
     case "postgres":
       return source.place.kind === "host" ? hostTool(source, ["pg_dump", "--version"]) : inPlace(source.place, ["pg_dump", "--version"]);
     case "mysql":
-      return inPlace(source.place, ["mysqldump", "--version"]);
+      return source.place.kind === "host" ? hostTool(source, [source.runner?.mysqlClient === "mariadb" ? "mariadb-dump" : "mysqldump", "--version"]) : inPlace(source.place, ["mysqldump", "--version"]);
     case "redis":
       return inPlace(source.place, ["redis-cli", "--version"]);
     case "sqlite":
@@ -57866,6 +57900,76 @@ async function pruneSource(store, sourceName, policy, options) {
   }
   return { kept: decision.keep.map((entry) => entry.backup.id), pruned: decision.prune.map((manifest) => manifest.id) };
 }
+
+// packages/backup/src/runner-side.ts
+function pgMajor(version2) {
+  const match = /^(\d+)(?:\.(\d+))?/.exec(version2.trim());
+  if (!match) return void 0;
+  const first = Number(match[1]);
+  return first >= 10 ? String(first) : match[2] !== void 0 ? `${first}.${match[2]}` : void 0;
+}
+function majorFromVersionNum(text) {
+  const num = Number(text.trim());
+  if (!Number.isInteger(num) || num < 9e4) return void 0;
+  return num >= 1e5 ? String(Math.floor(num / 1e4)) : `${Math.floor(num / 1e4)}.${Math.floor(num / 100) % 100}`;
+}
+function toolVersion(output) {
+  return /\(PostgreSQL\) (\d+(?:\.\d+)*)/.exec(output)?.[1];
+}
+function mysqlServer(version2) {
+  const match = /^(\d+)\.(\d+)/.exec(version2.trim());
+  if (!match) return void 0;
+  return { flavor: /mariadb/i.test(version2) ? "mariadb" : "mysql", major: `${match[1]}.${match[2]}` };
+}
+function mysqlToolVersion(output) {
+  const mariadb = /(?:Distrib|from) (\d+\.\d+\.\d+)-MariaDB/i.exec(output);
+  if (mariadb) return { flavor: "mariadb", version: mariadb[1] };
+  const mysql = /Ver (\d+\.\d+\.\d+)/.exec(output);
+  return mysql && !/mariadb/i.test(output) ? { flavor: "mysql", version: mysql[1] } : void 0;
+}
+var POSTGRES = {
+  askerPresent: [raw("command -v psql >/dev/null")],
+  askerFlavor: () => Promise.resolve(void 0),
+  ask: (source, secretFile) => pgTool(source, ["psql", "-X", "-A", "-t", "-q", `--dbname=${source.database}`, "-c", "SHOW server_version_num"], secretFile),
+  server: (answer) => {
+    const major = majorFromVersionNum(answer);
+    return major === void 0 ? void 0 : { flavor: "postgres", major };
+  },
+  dumpVersion: () => ["pg_dump", "--version"],
+  toolMajor: (output) => {
+    const version2 = toolVersion(output);
+    const major = version2 === void 0 ? void 0 : pgMajor(version2);
+    return version2 === void 0 || major === void 0 ? void 0 : { version: version2, major };
+  },
+  serverName: () => "PostgreSQL",
+  dumpName: () => "pg_dump"
+};
+var MYSQL = {
+  askerPresent: [raw("command -v mariadb >/dev/null || command -v mysql >/dev/null")],
+  askerFlavor: async (executor) => {
+    const result = await executor.run([[raw("{ mariadb --version || mysql --version; } 2>/dev/null")]], {
+      description: "the runner's MySQL client",
+      allowFailure: true
+    });
+    return result.code !== 0 ? void 0 : /mariadb/i.test(result.stdout) ? "mariadb" : "mysql";
+  },
+  // MariaDB's client falls back to plain text when the server has no TLS, whatever --ssl says: the session tells.
+  ask: (source, secretFile) => mysqlTool(source, "mysql", ["-N", "-B", "-e", "SELECT VERSION(); SHOW SESSION STATUS LIKE 'Ssl_version'"], secretFile),
+  server: (answer) => {
+    const server = mysqlServer(answer);
+    if (server === void 0) return void 0;
+    const tls = /^Ssl_version\t(\S+)/m.exec(answer)?.[1];
+    return { ...server, ...tls ? { tls } : { tls: "" } };
+  },
+  dumpVersion: (flavor) => flavor === "mariadb" ? ["mariadb-dump", "--version"] : ["mysqldump", "--version"],
+  toolMajor: (output, flavor) => {
+    const tool = mysqlToolVersion(output);
+    if (tool?.flavor !== flavor) return void 0;
+    return { version: tool.version, major: tool.version.split(".").slice(0, 2).join(".") };
+  },
+  serverName: (flavor) => flavor === "mariadb" ? "MariaDB" : "MySQL",
+  dumpName: (flavor) => flavor === "mariadb" ? "mariadb-dump" : "mysqldump"
+};
 
 // packages/backup/src/manifest.ts
 function parseManifest(text, where) {

@@ -12,7 +12,16 @@ export {
   SourceError,
 } from './sources';
 export type { Source, SourceType, Place, Compression, SslMode, RunnerSide } from './sources';
-export { prepareRunnerSources, startScratchServer, pgMajor, majorFromVersionNum, toolVersion, clientImageFor } from './runner-side';
+export {
+  prepareRunnerSources,
+  startScratchServer,
+  pgMajor,
+  majorFromVersionNum,
+  toolVersion,
+  clientImageFor,
+  mysqlServer,
+  mysqlToolVersion,
+} from './runner-side';
 export type { RunnerClient, RunnerSources, ScratchServer } from './runner-side';
 export { inPlace, withContainerSecret, envFromFile } from './place';
 export { dumpCommand, globalsCommand, pgTool, hostTool, secretFileContent, toolVersionCommand, SQLITE_SNAPSHOT_SCRIPT } from './tools';

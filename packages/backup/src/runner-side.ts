@@ -3,8 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { raw, type Command, type Executor } from '@skiff/shell';
 import { withSecretFile } from './operations';
-import { DEFAULT_CLIENT_IMAGE, type Source } from './sources';
-import { hostTool, pgTool } from './tools';
+import { DEFAULT_CLIENT_IMAGE, type ServerFlavor, type Source } from './sources';
+import { hostTool, mysqlTool, pgTool } from './tools';
 
 /**
  * Databases the runner reaches itself (a managed PostgreSQL): no server shell, so the runner is
@@ -33,15 +33,102 @@ export function toolVersion(output: string): string | undefined {
   return /\(PostgreSQL\) (\d+(?:\.\d+)*)/.exec(output)?.[1];
 }
 
-export function clientImageFor(source: Source, major: string): string {
-  return (source.clientImage ?? DEFAULT_CLIENT_IMAGE).replaceAll('{major}', major);
+export function clientImageFor(source: Source, flavor: ServerFlavor, major: string): string {
+  return (source.clientImage ?? DEFAULT_CLIENT_IMAGE[flavor]).replaceAll('{major}', major);
+}
+
+/** `10.11.6-MariaDB-0+deb12u1` → mariadb 10.11; `8.0.36` → mysql 8.0. */
+export function mysqlServer(version: string): { flavor: 'mariadb' | 'mysql'; major: string } | undefined {
+  const match = /^(\d+)\.(\d+)/.exec(version.trim());
+  if (!match) return undefined;
+  return { flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql', major: `${match[1]}.${match[2]}` };
+}
+
+/**
+ * The server version a MySQL-family client tool was built for: `mariadb-dump from 11.8.3-MariaDB`,
+ * `mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB` (the Distrib is the server's; Ver is the tool's own),
+ * `mysqldump  Ver 8.0.36 for Linux`.
+ */
+export function mysqlToolVersion(output: string): { flavor: 'mariadb' | 'mysql'; version: string } | undefined {
+  const mariadb = /(?:Distrib|from) (\d+\.\d+\.\d+)-MariaDB/i.exec(output);
+  if (mariadb) return { flavor: 'mariadb', version: mariadb[1]! };
+  const mysql = /Ver (\d+\.\d+\.\d+)/.exec(output);
+  return mysql && !/mariadb/i.test(output) ? { flavor: 'mysql', version: mysql[1]! } : undefined;
+}
+
+/** What differs between the database types a runner can reach: how to ask, how to read versions. */
+interface Engine {
+  /** The local client that can ask any server of this type its version. */
+  askerPresent: Command;
+  /** The client flavor of the asker on this runner (mysql: MariaDB's or MySQL's). */
+  askerFlavor(executor: Executor): Promise<'mariadb' | 'mysql' | undefined>;
+  ask(source: Source, secretFile: string | undefined): Command;
+  /** `tls`: the session's TLS version, empty when it is plain text (absent where the client enforces sslmode itself). */
+  server(answer: string): { flavor: ServerFlavor; major: string; tls?: string } | undefined;
+  /** The dump tool of that flavor and its version line. */
+  dumpVersion(flavor: ServerFlavor): string[];
+  toolMajor(output: string, flavor: ServerFlavor): { version: string; major: string } | undefined;
+  serverName(flavor: ServerFlavor): string;
+  dumpName(flavor: ServerFlavor): string;
+}
+
+const POSTGRES: Engine = {
+  askerPresent: [raw('command -v psql >/dev/null')],
+  askerFlavor: () => Promise.resolve(undefined),
+  ask: (source, secretFile) => pgTool(source, ['psql', '-X', '-A', '-t', '-q', `--dbname=${source.database!}`, '-c', 'SHOW server_version_num'], secretFile),
+  server: (answer) => {
+    const major = majorFromVersionNum(answer);
+    return major === undefined ? undefined : { flavor: 'postgres', major };
+  },
+  dumpVersion: () => ['pg_dump', '--version'],
+  toolMajor: (output) => {
+    const version = toolVersion(output);
+    const major = version === undefined ? undefined : pgMajor(version);
+    return version === undefined || major === undefined ? undefined : { version, major };
+  },
+  serverName: () => 'PostgreSQL',
+  dumpName: () => 'pg_dump',
+};
+
+const MYSQL: Engine = {
+  askerPresent: [raw('command -v mariadb >/dev/null || command -v mysql >/dev/null')],
+  askerFlavor: async (executor) => {
+    const result = await executor.run([[raw('{ mariadb --version || mysql --version; } 2>/dev/null')]], {
+      description: "the runner's MySQL client",
+      allowFailure: true,
+    });
+    return result.code !== 0 ? undefined : /mariadb/i.test(result.stdout) ? 'mariadb' : 'mysql';
+  },
+  // MariaDB's client falls back to plain text when the server has no TLS, whatever --ssl says: the session tells.
+  ask: (source, secretFile) => mysqlTool(source, 'mysql', ['-N', '-B', '-e', "SELECT VERSION(); SHOW SESSION STATUS LIKE 'Ssl_version'"], secretFile),
+  server: (answer) => {
+    const server = mysqlServer(answer);
+    if (server === undefined) return undefined;
+    const tls = /^Ssl_version\t(\S+)/m.exec(answer)?.[1];
+    return { ...server, ...(tls ? { tls } : { tls: '' }) };
+  },
+  dumpVersion: (flavor) => (flavor === 'mariadb' ? ['mariadb-dump', '--version'] : ['mysqldump', '--version']),
+  toolMajor: (output, flavor) => {
+    const tool = mysqlToolVersion(output);
+    if (tool?.flavor !== flavor) return undefined;
+    return { version: tool.version, major: tool.version.split('.').slice(0, 2).join('.') };
+  },
+  serverName: (flavor) => (flavor === 'mariadb' ? 'MariaDB' : 'MySQL'),
+  dumpName: (flavor) => (flavor === 'mariadb' ? 'mariadb-dump' : 'mysqldump'),
+};
+
+function engineOf(source: Source): Engine {
+  if (source.type === 'postgres') return POSTGRES;
+  if (source.type === 'mysql') return MYSQL;
+  throw new Error(`${source.name}: a ${source.type} source cannot be reached from the runner`);
 }
 
 export interface RunnerClient {
   source: Source;
-  /** The server's major version, as asked. */
+  /** The server's flavor and release series (PostgreSQL 17, MariaDB 10.11), as asked. */
+  serverFlavor: ServerFlavor;
   serverMajor: string;
-  /** What ran the dump: the runner's own pg_dump, or the image. */
+  /** What ran the dump: the runner's own tool, or the image. */
   client: string;
   /** One line for the log and the summary. */
   describe: string;
@@ -54,7 +141,8 @@ export interface RunnerSources {
 }
 
 function where(source: Source): string {
-  return `${source.hostname!}:${source.port ?? 5432}${source.user ? ` as ${source.user}` : ''}${source.sslMode ? ` (sslmode ${source.sslMode})` : ''}`;
+  const port = source.port ?? (source.type === 'mysql' ? 3306 : 5432);
+  return `${source.hostname!}:${port}${source.user ? ` as ${source.user}` : ''}${source.sslMode ? ` (sslmode ${source.sslMode})` : ''}`;
 }
 
 function lastLines(text: string): string {
@@ -68,7 +156,7 @@ async function succeeds(executor: Executor, command: Command, description: strin
 
 /**
  * Gives each source its private directory (0700, under `tempRoot`: the runner's temp dir), its CA
- * file, and the client tools that match its server's major version: the runner's own when they
+ * file, and the client tools that match its server's release series: the runner's own when they
  * match, else a container of `client-image` (Docker is on GitHub's Ubuntu runners), else an
  * error naming the version needed. Nothing is read from a database before this has passed.
  */
@@ -82,58 +170,74 @@ export async function prepareRunnerSources(
     for (const directory of directories) await rm(directory, { recursive: true, force: true });
   };
   try {
-    const runnerPsql = await succeeds(executor, [raw('command -v psql >/dev/null')], 'is psql on the runner?');
-    const runnerDump = await executor.run([['pg_dump', '--version']], { description: "the runner's pg_dump version", allowFailure: true });
-    const runnerVersion = runnerDump.code === 0 ? toolVersion(runnerDump.stdout) : undefined;
     let docker: boolean | undefined;
     const dockerAvailable = async () =>
       (docker ??= await succeeds(executor, ['docker', 'version', '--format', '{{.Server.Version}}'], 'is Docker on the runner?'));
     const clients: RunnerClient[] = [];
     for (const given of sources) {
+      const engine = engineOf(given);
       const directory = await mkdtemp(join(options.tempRoot, 'skiff-db-'));
       directories.push(directory);
       const caFile = given.caCertificate !== undefined ? join(directory, 'ca.pem') : undefined;
       if (caFile) await writeFile(caFile, given.caCertificate!, { mode: 0o600 });
       const base: Source = { ...given, runner: { directory, ...(caFile ? { caFile } : {}) } };
 
-      // Any psql can ask; without one on the runner, the client image's newest tag does.
-      const asker: Source | undefined = runnerPsql
-        ? base
+      // Any client can ask; without one on the runner, the client image's newest tag does.
+      const localAsker = await succeeds(executor, engine.askerPresent, 'is a client on the runner?');
+      const askerFlavor = localAsker ? await engine.askerFlavor(executor) : undefined;
+      // MariaDB's client speaks to MySQL servers too (caching_sha2_password included), MySQL 9's no longer to every MariaDB.
+      const fallbackFlavor: ServerFlavor = given.type === 'postgres' ? 'postgres' : 'mariadb';
+      const asker: Source | undefined = localAsker
+        ? { ...base, runner: { ...base.runner!, ...(askerFlavor ? { mysqlClient: askerFlavor } : {}) } }
         : (await dockerAvailable())
-          ? { ...base, runner: { ...base.runner!, clientImage: clientImageFor(base, 'latest') } }
+          ? {
+              ...base,
+              runner: {
+                ...base.runner!,
+                clientImage: clientImageFor(base, fallbackFlavor, 'latest'),
+                ...(given.type === 'mysql' ? { mysqlClient: 'mariadb' as const } : {}),
+              },
+            }
           : undefined;
       if (!asker)
         throw new Error(
-          `${given.name}: the runner has neither psql nor Docker to ask the server its version; install the PostgreSQL client (apt-get install postgresql-client) or use a runner with Docker`,
+          `${given.name}: the runner has neither a ${given.type === 'postgres' ? 'PostgreSQL' : 'MySQL or MariaDB'} client nor Docker to ask the server its version; install the client or use a runner with Docker`,
         );
       const asked = await withSecretFile(executor, asker, (secretFile) =>
-        executor.run([pgTool(asker, ['psql', '-X', '-A', '-t', '-q', `--dbname=${asker.database!}`, '-c', 'SHOW server_version_num'], secretFile)], {
-          description: `ask ${given.name} its server version`,
-          allowFailure: true,
-          timeoutSeconds: 120,
-        }),
+        executor.run([engine.ask(asker, secretFile)], { description: `ask ${given.name} its server version`, allowFailure: true, timeoutSeconds: 120 }),
       );
       if (asked.code !== 0)
         throw new Error(`${given.name}: cannot connect to the database at ${where(given)}: ${lastLines(asked.stderr) || `exit code ${asked.code}`}`);
-      const serverMajor = majorFromVersionNum(asked.stdout);
-      if (serverMajor === undefined)
-        throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which is not a PostgreSQL version`);
+      const server = engine.server(asked.stdout);
+      if (server === undefined)
+        throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which Skiff cannot read`);
+      if (server.tls === '' && ['require', 'verify-ca', 'verify-full'].includes(given.sslMode ?? ''))
+        throw new Error(
+          `${given.name}: cannot connect to the database at ${where(given)}: the server does not speak TLS, and sslmode ${given.sslMode!} requires it`,
+        );
+      const serverName = `${engine.serverName(server.flavor)} ${server.major}`;
+      const dumpName = engine.dumpName(server.flavor);
+      const mysqlClient = given.type === 'mysql' ? { mysqlClient: server.flavor as 'mariadb' | 'mysql' } : {};
 
-      const runnerMajor = runnerVersion !== undefined ? pgMajor(runnerVersion) : undefined;
-      if (runnerMajor === serverMajor) {
+      const runnerDump = await executor.run([engine.dumpVersion(server.flavor)], { description: `the runner's ${dumpName} version`, allowFailure: true });
+      const runnerTool = runnerDump.code === 0 ? engine.toolMajor(runnerDump.stdout, server.flavor) : undefined;
+      if (runnerTool?.major === server.major) {
         clients.push({
-          source: base,
-          serverMajor,
-          client: `pg_dump ${runnerVersion!} (the runner's)`,
-          describe: `${given.name}: PostgreSQL ${serverMajor} at ${where(given)}; client: the runner's pg_dump ${runnerVersion!}`,
+          source: { ...base, runner: { ...base.runner!, ...mysqlClient } },
+          serverFlavor: server.flavor,
+          serverMajor: server.major,
+          client: `${dumpName} ${runnerTool.version} (the runner's)`,
+          describe: `${given.name}: ${serverName} at ${where(given)}; client: the runner's ${dumpName} ${runnerTool.version}`,
         });
         continue;
       }
-      const image = clientImageFor(given, serverMajor);
-      const runnerSays = runnerVersion ? `the runner's pg_dump is ${runnerVersion}` : 'the runner has no pg_dump';
+      const image = clientImageFor(given, server.flavor, server.major);
+      const runnerSays = runnerTool
+        ? `the runner's ${dumpName} is ${runnerTool.version}`
+        : `the runner has no ${dumpName} of ${engine.serverName(server.flavor)}`;
       if (!(await dockerAvailable()))
         throw new Error(
-          `${given.name}: the server runs PostgreSQL ${serverMajor} and ${runnerSays}; a dump needs pg_dump ${serverMajor}: install postgresql-client-${serverMajor} on the runner, or use a runner with Docker so ${image} can run it`,
+          `${given.name}: the server runs ${serverName} and ${runnerSays}; a dump needs ${dumpName} ${server.major}: install it on the runner, or use a runner with Docker so ${image} can run it`,
         );
       if (!(await succeeds(executor, ['docker', 'image', 'inspect', '--format', '{{.Id}}', image], `is ${image} on the runner?`))) {
         const pulled = await executor.run([['docker', 'pull', '--quiet', image]], {
@@ -144,21 +248,22 @@ export async function prepareRunnerSources(
         });
         if (pulled.code !== 0)
           throw new Error(
-            `${given.name}: the server runs PostgreSQL ${serverMajor} and ${runnerSays}; pulling ${image} for a matching pg_dump failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with PostgreSQL ${serverMajor}'s client tools`,
+            `${given.name}: the server runs ${serverName} and ${runnerSays}; pulling ${image} for a matching ${dumpName} failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with ${serverName}'s client tools`,
           );
       }
-      const source: Source = { ...base, runner: { ...base.runner!, clientImage: image } };
-      const inImage = await executor.run([hostTool(source, ['pg_dump', '--version'])], { description: `pg_dump in ${image}`, allowFailure: true });
-      const imageVersion = inImage.code === 0 ? toolVersion(inImage.stdout) : undefined;
-      if (imageVersion === undefined || pgMajor(imageVersion) !== serverMajor)
+      const source: Source = { ...base, runner: { ...base.runner!, clientImage: image, ...mysqlClient } };
+      const inImage = await executor.run([hostTool(source, engine.dumpVersion(server.flavor))], { description: `${dumpName} in ${image}`, allowFailure: true });
+      const imageTool = inImage.code === 0 ? engine.toolMajor(inImage.stdout, server.flavor) : undefined;
+      if (imageTool?.major !== server.major)
         throw new Error(
-          `${given.name}: the server runs PostgreSQL ${serverMajor}, but ${image} has ${imageVersion ? `pg_dump ${imageVersion}` : `no working pg_dump (${lastLines(inImage.stderr)})`}; set "client-image" to an image with PostgreSQL ${serverMajor}'s client tools`,
+          `${given.name}: the server runs ${serverName}, but ${image} has ${imageTool ? `${dumpName} ${imageTool.version}` : `no working ${dumpName} (${lastLines(inImage.stderr + inImage.stdout)})`}; set "client-image" to an image with ${serverName}'s client tools`,
         );
       clients.push({
         source,
-        serverMajor,
-        client: `pg_dump ${imageVersion} in ${image}`,
-        describe: `${given.name}: PostgreSQL ${serverMajor} at ${where(given)}; client: pg_dump ${imageVersion} in a container of ${image} (${runnerSays})`,
+        serverFlavor: server.flavor,
+        serverMajor: server.major,
+        client: `${dumpName} ${imageTool.version} in ${image}`,
+        describe: `${given.name}: ${serverName} at ${where(given)}; client: ${dumpName} ${imageTool.version} in a container of ${image} (${runnerSays})`,
       });
     }
     for (const client of clients) options.log(client.describe);
@@ -183,11 +288,16 @@ export interface ScratchServer {
 export async function startScratchServer(executor: Executor, client: RunnerClient): Promise<ScratchServer> {
   const source = client.source;
   const directory = source.runner!.directory;
-  const image = source.runner!.clientImage ?? clientImageFor(source, client.serverMajor);
+  const image = source.runner!.clientImage ?? clientImageFor(source, client.serverFlavor, client.serverMajor);
+  const postgres = source.type === 'postgres';
+  const serverName = `${engineOf(source).serverName(client.serverFlavor)} ${client.serverMajor}`;
   const name = `skiff-drill-${randomBytes(6).toString('hex')}`;
   const password = randomBytes(18).toString('base64url');
   const envFile = join(directory, `${name}.env`);
-  await writeFile(envFile, `POSTGRES_PASSWORD=${password}\n`, { mode: 0o600 });
+  // The official images' first-start variables; MariaDB's image reads the MYSQL_ name too.
+  await writeFile(envFile, postgres ? `POSTGRES_PASSWORD=${password}\n` : `MARIADB_ROOT_PASSWORD=${password}\nMYSQL_ROOT_PASSWORD=${password}\n`, {
+    mode: 0o600,
+  });
   const stop = async () => {
     await executor.run([['docker', 'rm', '-f', '-v', name]], { description: 'remove the drill server', allowFailure: true }).catch(() => undefined);
     await rm(envFile, { force: true });
@@ -195,15 +305,31 @@ export async function startScratchServer(executor: Executor, client: RunnerClien
   try {
     if (!(await succeeds(executor, ['docker', 'version', '--format', '{{.Server.Version}}'], 'is Docker on the runner?')))
       throw new Error(
-        `${source.name}: drill-target runner starts a throwaway PostgreSQL ${client.serverMajor} in Docker, and the runner has no Docker; use a runner with Docker, or drill-target server (a scratch database on the same server)`,
+        `${source.name}: drill-target runner starts a throwaway ${serverName} in Docker, and the runner has no Docker; use a runner with Docker, or drill-target server (a scratch database on the same server)`,
       );
     if (!(await succeeds(executor, ['docker', 'image', 'inspect', '--format', '{{.Id}}', image], `is ${image} on the runner?`)))
       await executor.run([['docker', 'pull', '--quiet', image]], { description: `pull ${image}`, live: 'all', timeoutSeconds: 600 });
+    const innerPort = postgres ? '5432' : '3306';
     await executor.run(
-      [['docker', 'run', '--detach', '--name', name, '--label', `skiff.backup=${source.name}`, '--env-file', envFile, '--publish', '127.0.0.1::5432', image]],
-      { description: `start a throwaway PostgreSQL ${client.serverMajor} (${image}) for the drill`, live: 'all' },
+      [
+        [
+          'docker',
+          'run',
+          '--detach',
+          '--name',
+          name,
+          '--label',
+          `skiff.backup=${source.name}`,
+          '--env-file',
+          envFile,
+          '--publish',
+          `127.0.0.1::${innerPort}`,
+          image,
+        ],
+      ],
+      { description: `start a throwaway ${serverName} (${image}) for the drill`, live: 'all' },
     );
-    const port = (await executor.run([['docker', 'port', name, '5432/tcp']], { description: 'its port' })).stdout
+    const port = (await executor.run([['docker', 'port', name, `${innerPort}/tcp`]], { description: 'its port' })).stdout
       .trim()
       .split('\n')
       .map((line) => /:(\d+)$/.exec(line)?.[1])
@@ -211,24 +337,30 @@ export async function startScratchServer(executor: Executor, client: RunnerClien
     if (!port) throw new Error(`${source.name}: the drill server ${name} published no port`);
     const scratch: Source = {
       name: source.name,
-      type: 'postgres',
+      type: source.type,
       place: { kind: 'host' },
       compression: source.compression,
-      database: 'postgres',
-      user: 'postgres',
+      database: postgres ? 'postgres' : 'mysql',
+      user: postgres ? 'postgres' : 'root',
       hostname: '127.0.0.1',
       port: Number(port),
       password,
       sslMode: 'disable',
-      runner: { directory, ...(source.runner!.clientImage ? { clientImage: source.runner!.clientImage } : {}) },
+      runner: {
+        directory,
+        ...(source.runner!.clientImage ? { clientImage: source.runner!.clientImage } : {}),
+        ...(source.runner!.mysqlClient ? { mysqlClient: source.runner!.mysqlClient } : {}),
+      },
     };
-    // First start initialises the cluster; bounded wait for it to take logins over TCP.
+    // First start initialises the data directory; bounded wait for it to take logins over TCP.
     const ready = await withSecretFile(executor, scratch, (secretFile) =>
       executor.run(
         [
           [
-            raw('for attempt in $(seq 1 120); do'),
-            ...pgTool(scratch, ['psql', '-X', '-q', '-t', '-A', '--dbname=postgres', '-c', 'select 1'], secretFile),
+            raw('for attempt in $(seq 1 240); do'),
+            ...(postgres
+              ? pgTool(scratch, ['psql', '-X', '-q', '-t', '-A', '--dbname=postgres', '-c', 'select 1'], secretFile)
+              : mysqlTool(scratch, 'mysql', ['-N', '-B', '-e', 'SELECT 1'], secretFile)),
             raw('>/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1'),
           ],
         ],
@@ -237,7 +369,7 @@ export async function startScratchServer(executor: Executor, client: RunnerClien
     );
     if (ready.code !== 0) {
       const logs = await executor.run([['docker', 'logs', '--tail', '20', name]], { allowFailure: true });
-      throw new Error(`${source.name}: the throwaway PostgreSQL (${image}) did not take logins within 60 s: ${lastLines(logs.stderr + logs.stdout)}`);
+      throw new Error(`${source.name}: the throwaway ${serverName} (${image}) did not take logins within 2 minutes: ${lastLines(logs.stderr + logs.stdout)}`);
     }
     return { source: scratch, stop };
   } catch (error) {

@@ -48,8 +48,12 @@ export interface Source {
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
 
-/** The official image of each runner-side source type's client tools, tagged with the server's major version. */
-export const DEFAULT_CLIENT_IMAGE = 'postgres:{major}';
+/**
+ * The official image of a runner-side server's client tools, tagged with its release series as
+ * the image tags name it: PostgreSQL 17, MariaDB 10.11, MySQL 8.0.
+ */
+export const DEFAULT_CLIENT_IMAGE = { postgres: 'postgres:{major}', mariadb: 'mariadb:{major}', mysql: 'mysql:{major}' } as const;
+export type ServerFlavor = keyof typeof DEFAULT_CLIENT_IMAGE;
 
 /**
  * A source reached from the runner, once the run has prepared it: a private directory (0700)
@@ -62,6 +66,8 @@ export interface RunnerSide {
   caFile?: string;
   /** Absent: the runner's own tools match the server. */
   clientImage?: string;
+  /** mysql sources: whose client tools run (names and TLS options differ): MariaDB's or MySQL's. */
+  mysqlClient?: 'mariadb' | 'mysql';
 }
 
 export class SourceError extends Error {
@@ -111,7 +117,7 @@ const KEYS = new Set([
 const URL_FIELDS = ['host', 'port', 'user', 'password', 'database'] as const;
 
 interface UrlParts {
-  type: 'postgres';
+  type: 'postgres' | 'mysql';
   hostname: string;
   port?: string;
   user?: string;
@@ -120,20 +126,23 @@ interface UrlParts {
   sslmode?: string;
 }
 
+const URL_TYPES: Record<string, UrlParts['type']> = { 'postgresql:': 'postgres', 'postgres:': 'postgres', 'mysql:': 'mysql', 'mariadb:': 'mysql' };
+
 /**
- * `postgresql://user:password@host:5432/database?sslmode=require`, as managed databases hand it
- * out. Errors never repeat the URL: it holds the password.
+ * `postgresql://user:password@host:5432/database?sslmode=require` (or mysql://, mariadb://), as
+ * managed databases hand it out. Errors never repeat the URL: it holds the password.
  */
 export function parseConnectionUrl(text: string): UrlParts | string {
-  const expected = 'a URL like postgresql://user:password@host:5432/database?sslmode=require';
+  const expected = 'a URL like postgresql://user:password@host:5432/database?sslmode=require (or mysql://, mariadb://)';
   let url: URL;
   try {
     url = new URL(text);
   } catch {
     return `"url" must be ${expected} (the value is not shown: it may hold a password)`;
   }
-  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:')
-    return `"url" must start with postgresql:// or postgres://; got ${shown(url.protocol.replace(/:$/, '://'))} (${expected})`;
+  const type = URL_TYPES[url.protocol];
+  if (type === undefined)
+    return `"url" must start with postgresql://, postgres://, mysql:// or mariadb://; got ${shown(url.protocol.replace(/:$/, '://'))} (${expected})`;
   const hostname = url.hostname.replace(/^\[|\]$/g, '');
   if (hostname === '') return `"url" names no host (${expected})`;
   const decode = (value: string) => {
@@ -152,7 +161,7 @@ export function parseConnectionUrl(text: string): UrlParts | string {
     return `"url" has parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => shown(key)).join(', ')} that Skiff does not pass on; only sslmode is read (set the CA certificate as "ca-certificate")`;
   const sslmode = url.searchParams.get('sslmode') ?? undefined;
   return {
-    type: 'postgres',
+    type,
     hostname,
     ...(url.port ? { port: url.port } : {}),
     ...(user !== undefined ? { user } : {}),
@@ -324,7 +333,7 @@ function parseSource(
     ['ca-certificate', caCertificate],
     ['client-image', clientImage],
   ] as const) {
-    if (value !== undefined && sourceType !== 'postgres') fail(`"${key}" is only for postgres`);
+    if (value !== undefined && sourceType !== 'postgres' && sourceType !== 'mysql') fail(`"${key}" is only for postgres and mysql`);
     if (value !== undefined && place.kind !== 'host') fail(`"${key}" is for a server reached over the network ("host" or "url"), not one in a container`);
   }
   if (caCertificate !== undefined && sslModeText !== undefined && !['verify-ca', 'verify-full'].includes(sslModeText))
@@ -367,6 +376,8 @@ export function runnerOnlyFields(sources: readonly Source[]): string[] {
       [
         ['ca-certificate', source.caCertificate],
         ['client-image', source.clientImage],
+        // MariaDB's and MySQL's clients take TLS options of different names: known only once the runner has chosen one.
+        ['sslmode', source.type === 'mysql' ? source.sslMode : undefined],
       ] as const
     )
       .filter(([, value]) => value !== undefined)
@@ -376,7 +387,7 @@ export function runnerOnlyFields(sources: readonly Source[]): string[] {
 
 /** A database the runner itself can reach over the network: no server shell needed. */
 export function reachableFromRunner(source: Source): boolean {
-  return source.type === 'postgres' && source.place.kind === 'host' && source.hostname !== undefined;
+  return (source.type === 'postgres' || source.type === 'mysql') && source.place.kind === 'host' && source.hostname !== undefined;
 }
 
 function defaultName(type: SourceType, database: string | undefined, path: string | undefined, where: string | undefined): string {

@@ -52,7 +52,7 @@ export function hostTool(source: Source, argv: readonly string[], environment: R
     '-v',
     `${source.runner!.directory}:${source.runner!.directory}:ro`,
     ...Object.entries(environment).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
-    // The official image's entrypoint only steps in for `postgres`; any other command runs as is.
+    // The official images' entrypoints only step in for their server; any other command runs as is.
     image,
     ...argv,
   ];
@@ -65,6 +65,38 @@ export function pgTool(source: Source, argv: readonly string[], secretFile: stri
   return inPlace(source.place, withContainerSecret('PGPASSWORD', source.passwordEnv, args), options);
 }
 
+/** MariaDB's and MySQL's clients name their TLS options differently; the mode names are libpq's for both. */
+function mysqlTlsOptions(source: Source): string[] {
+  const mode = source.sslMode;
+  const ca = source.runner?.caFile;
+  if (source.runner?.mysqlClient === 'mysql') {
+    const names = {
+      disable: 'DISABLED',
+      allow: 'PREFERRED',
+      prefer: 'PREFERRED',
+      require: 'REQUIRED',
+      'verify-ca': 'VERIFY_CA',
+      'verify-full': 'VERIFY_IDENTITY',
+    };
+    return [...(mode ? [`--ssl-mode=${names[mode]}`] : []), ...(ca ? [`--ssl-ca=${ca}`] : [])];
+  }
+  // MariaDB's client checks the certificate only together with the host name: verify-ca means verify-full there.
+  switch (mode) {
+    case undefined:
+    case 'allow':
+    case 'prefer':
+      return ca ? [`--ssl-ca=${ca}`] : [];
+    case 'disable':
+      return ['--skip-ssl'];
+    case 'require':
+      // Encryption without checking whom: MariaDB 11.4's client would otherwise check the certificate by default.
+      return ['--ssl', '--skip-ssl-verify-server-cert', ...(ca ? [`--ssl-ca=${ca}`] : [])];
+    case 'verify-ca':
+    case 'verify-full':
+      return ['--ssl', '--ssl-verify-server-cert', ...(ca ? [`--ssl-ca=${ca}`] : [])];
+  }
+}
+
 export function mysqlTool(
   source: Source,
   tool: 'mysqldump' | 'mysql',
@@ -73,15 +105,18 @@ export function mysqlTool(
   options: { stdin?: boolean } = {},
 ): Command {
   if (source.place.kind === 'host') {
-    return [
-      tool,
+    // MariaDB 11's images and packages have only the mariadb-* names.
+    const name = source.runner?.mysqlClient === 'mariadb' ? (tool === 'mysqldump' ? 'mariadb-dump' : 'mariadb') : tool;
+    return hostTool(source, [
+      name,
       // --defaults-extra-file must come first; it names a 0600 file, never the password itself.
       ...(source.password !== undefined && secretFile ? [`--defaults-extra-file=${secretFile}`] : []),
+      ...(source.runner ? mysqlTlsOptions(source) : []),
       ...(source.hostname ? ['-h', source.hostname] : []),
       ...(source.port ? ['-P', String(source.port)] : []),
       ...(source.user ? ['-u', source.user] : []),
       ...args,
-    ];
+    ]);
   }
   return inPlace(source.place, withContainerSecret('MYSQL_PWD', source.passwordEnv, [tool, ...(source.user ? ['-u', source.user] : []), ...args]), options);
 }
@@ -178,7 +213,9 @@ export function toolVersionCommand(source: Source): Command | undefined {
     case 'postgres':
       return source.place.kind === 'host' ? hostTool(source, ['pg_dump', '--version']) : inPlace(source.place, ['pg_dump', '--version']);
     case 'mysql':
-      return inPlace(source.place, ['mysqldump', '--version']);
+      return source.place.kind === 'host'
+        ? hostTool(source, [source.runner?.mysqlClient === 'mariadb' ? 'mariadb-dump' : 'mysqldump', '--version'])
+        : inPlace(source.place, ['mysqldump', '--version']);
     case 'redis':
       return inPlace(source.place, ['redis-cli', '--version']);
     case 'sqlite':

@@ -4,9 +4,12 @@ import {
   clientImageFor,
   dumpCommand,
   majorFromVersionNum,
+  mysqlServer,
+  mysqlToolVersion,
   parseSources,
   pgMajor,
   restoreCommand,
+  runnerOnlyFields,
   toolVersion,
   toolVersionCommand,
   type Source,
@@ -43,7 +46,7 @@ describe('a database reached over the network: url, sslmode, ca-certificate, cli
   it('refuses what it cannot pass on, naming the field, and never repeats the URL (it holds the password)', () => {
     const secret = 'hunter2-secret';
     const cases: [string, RegExp][] = [
-      [`- url: "mysql://u:${secret}@h/db"\n`, /"url" must start with postgresql:\/\/ or postgres:\/\//],
+      [`- url: "redis://u:${secret}@h/db"\n`, /"url" must start with postgresql:\/\/, postgres:\/\/, mysql:\/\/ or mariadb:\/\//],
       [`- url: "postgresql://u:${secret}@h/db?connect_timeout=5"\n`, /"url" has parameter "connect_timeout" that Skiff does not pass on/],
       [`- url: "postgresql://u:${secret}@h/db"\n  host: other\n`, /set "url" or "host", not both/],
       [`- url: "not a url ${secret}"\n`, /"url" must be a URL like postgresql:\/\/.*not shown/],
@@ -54,7 +57,7 @@ describe('a database reached over the network: url, sslmode, ca-certificate, cli
         /"ca-certificate" is only checked with sslmode verify-ca or verify-full/,
       ],
       [`- url: "postgresql://u:${secret}@h/db"\n  ca-certificate: not a pem\n`, /"ca-certificate" must be the PEM text/],
-      ['- type: mysql\n  host: h\n  database: d\n  sslmode: require\n', /"sslmode" is only for postgres/],
+      ['- type: redis\n  host: h\n  sslmode: require\n', /"sslmode" is only for postgres and mysql/],
       ['- type: postgres\n  service: db\n  database: d\n  client-image: postgres:{major}\n', /"client-image" is for a server reached over the network/],
     ];
     for (const [yaml, expected] of cases) {
@@ -123,7 +126,58 @@ describe('version matching', () => {
 
   it("the client image is the official one tagged with the major version, or the source's own template", () => {
     const source = one('- url: postgresql://u@h/db\n');
-    expect(clientImageFor(source, '17')).toBe('postgres:17');
-    expect(clientImageFor({ ...source, clientImage: 'ghcr.io/acme/pg-client:{major}-alpine' }, '16')).toBe('ghcr.io/acme/pg-client:16-alpine');
+    expect(clientImageFor(source, 'postgres', '17')).toBe('postgres:17');
+    expect(clientImageFor(source, 'mariadb', '10.11')).toBe('mariadb:10.11');
+    expect(clientImageFor({ ...source, clientImage: 'ghcr.io/acme/pg-client:{major}-alpine' }, 'postgres', '16')).toBe('ghcr.io/acme/pg-client:16-alpine');
+  });
+});
+
+describe('MySQL and MariaDB reached from the runner', () => {
+  it('mysql:// and mariadb:// URLs are mysql sources', () => {
+    expect(one('- url: "mariadb://shop:pw@db.example.com:3307/shop?sslmode=verify-full"\n')).toMatchObject({
+      type: 'mysql',
+      hostname: 'db.example.com',
+      port: 3307,
+      user: 'shop',
+      password: 'pw',
+      database: 'shop',
+      sslMode: 'verify-full',
+    });
+    expect(one('- url: mysql://u@h/db\n').type).toBe('mysql');
+  });
+
+  it('reads the server and the tools as each flavor prints them', () => {
+    expect(mysqlServer('10.11.6-MariaDB-0+deb12u1\n')).toEqual({ flavor: 'mariadb', major: '10.11' });
+    expect(mysqlServer('11.8.3-MariaDB-0+deb13u1 from Debian')).toEqual({ flavor: 'mariadb', major: '11.8' });
+    expect(mysqlServer('8.0.36')).toEqual({ flavor: 'mysql', major: '8.0' });
+    expect(mysqlToolVersion('mariadb-dump  Ver 10.19 Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)')).toEqual({
+      flavor: 'mariadb',
+      version: '10.11.6',
+    });
+    expect(mysqlToolVersion('mariadb-dump from 11.8.3-MariaDB, client 10.19 for debian-linux-gnu (x86_64)')).toEqual({ flavor: 'mariadb', version: '11.8.3' });
+    expect(mysqlToolVersion('mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)')).toEqual({ flavor: 'mysql', version: '8.0.36' });
+  });
+
+  it("the client's own tool names and TLS options, the password in a defaults file only", () => {
+    const base = one('- url: "mariadb://shop:s3cret@db.example.com/shop?sslmode=verify-full"\n');
+    const runner = { directory: '/t/d', caFile: '/t/d/ca.pem' };
+    const mariadb = render(dumpCommand({ ...base, runner: { ...runner, mysqlClient: 'mariadb' } }, '/t/d/x.secret'));
+    expect(mariadb).toBe(
+      "mariadb-dump '--defaults-extra-file=/t/d/x.secret' --ssl --ssl-verify-server-cert '--ssl-ca=/t/d/ca.pem' -h db.example.com -u shop --single-transaction --routines --events --triggers --hex-blob shop",
+    );
+    const mysql = render(dumpCommand({ ...base, runner: { ...runner, mysqlClient: 'mysql', clientImage: 'mysql:8.0' } }, '/t/d/x.secret'));
+    expect(mysql).toBe(
+      "docker run --rm -i '--network=host' --label 'skiff.backup=mysql-shop' -v /t/d:/t/d:ro mysql:8.0 mysqldump '--defaults-extra-file=/t/d/x.secret' '--ssl-mode=VERIFY_IDENTITY' '--ssl-ca=/t/d/ca.pem' -h db.example.com -u shop --single-transaction --routines --events --triggers --hex-blob shop",
+    );
+    expect(render(dumpCommand({ ...base, sslMode: 'disable', runner: { directory: '/t/d', mysqlClient: 'mariadb' } }))).toContain('mariadb-dump --skip-ssl');
+    expect(render(dumpCommand({ ...base, sslMode: 'require', runner: { directory: '/t/d', mysqlClient: 'mariadb' } }))).toContain(
+      'mariadb-dump --ssl --skip-ssl-verify-server-cert -h',
+    );
+    expect(mariadb + mysql).not.toContain('s3cret');
+  });
+
+  it('sslmode of a mysql source is for the runner only (the flags depend on the client it picks)', () => {
+    expect(runnerOnlyFields([one('- url: "mysql://u@h/db?sslmode=require"\n')])).toEqual([`mysql-db's "sslmode"`]);
+    expect(runnerOnlyFields([one('- url: "postgresql://u@h/db?sslmode=require"\n')])).toEqual([]);
   });
 });

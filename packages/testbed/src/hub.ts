@@ -1,6 +1,6 @@
 import { mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureBaseImages, ensurePostgres17BaseImage } from './images';
+import { ensureBaseImages, ensureMariadb11BaseImage, ensureMariadbImage, ensurePostgres17BaseImage } from './images';
 import { sh, tempDir } from './proc';
 import { startRegistry, type Registry } from './registry';
 
@@ -181,6 +181,71 @@ export async function ensureHubPostgres17(): Promise<string> {
     }
     return HUB_POSTGRES_17;
   });
+}
+
+const MARIADB_ENTRYPOINT = `#!/bin/sh
+# The official image's first start: a root password required (MARIADB_ or MYSQL_ROOT_PASSWORD),
+# root reachable over TCP with it (inside, root keeps its socket login), MARIADB_DATABASE / MARIADB_USER / MARIADB_PASSWORD made; then
+# mariadbd on every address, as the mysql user.
+set -eu
+if [ "\${1#-}" != "$1" ]; then set -- mariadbd "$@"; fi
+if [ "$1" = mariadbd ]; then
+  mkdir -p /run/mysqld /var/lib/mysql
+  chown mysql:mysql /run/mysqld /var/lib/mysql
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    root_password=\${MARIADB_ROOT_PASSWORD:-\${MYSQL_ROOT_PASSWORD:?is required (as by the official image)}}
+    mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db >/dev/null
+    init=/run/mysqld/skiff-init.sql
+    # An init file takes one statement per line.
+    {
+      echo "CREATE USER 'root'@'%' IDENTIFIED BY '$root_password';"
+      echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"
+      if [ -n "\${MARIADB_DATABASE:-}" ]; then echo "CREATE DATABASE \\\`$MARIADB_DATABASE\\\`;"; fi
+      if [ -n "\${MARIADB_USER:-}" ]; then
+        echo "CREATE USER '$MARIADB_USER'@'%' IDENTIFIED BY '$MARIADB_PASSWORD';"
+        echo "GRANT ALL ON \\\`$MARIADB_DATABASE\\\`.* TO '$MARIADB_USER'@'%';"
+      fi
+    } >"$init"
+    chown mysql "$init"
+    set -- "$@" --init-file="$init"
+  fi
+  exec "$@" --user=mysql --bind-address=0.0.0.0 --skip-name-resolve --innodb-buffer-pool-size=64M --skip-log-bin
+fi
+exec "$@"
+`;
+
+/** The official mariadb image's interface over a Debian base with that release's server and client. */
+async function buildMariadbStandIn(base: string, tag: string): Promise<string> {
+  return withBuildLock(async () => {
+    const dir = await tempDir('skiff-hub-mariadb');
+    try {
+      await writeFile(
+        join(dir.path, 'Dockerfile'),
+        [
+          `FROM ${base}`,
+          'COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh',
+          'VOLUME /var/lib/mysql',
+          'ENTRYPOINT ["docker-entrypoint.sh"]',
+          'EXPOSE 3306',
+          'CMD ["mariadbd"]',
+          '',
+        ].join('\n'),
+      );
+      await writeFile(join(dir.path, 'entrypoint.sh'), MARIADB_ENTRYPOINT, { mode: 0o755 });
+      await sh('docker', ['build', '-q', '-t', tag, dir.path], { timeoutMs: 300_000 });
+    } finally {
+      await dir.remove();
+    }
+    return tag;
+  });
+}
+
+/** `mariadb:10.11` (bookworm's, the runner's client's release) and `mariadb:11.8` (trixie's, another one), on the machine's engine. */
+export const HUB_MARIADB = { '10.11': 'mariadb:10.11', '11.8': 'mariadb:11.8' } as const;
+
+export async function ensureHubMariadb(release: keyof typeof HUB_MARIADB): Promise<string> {
+  const base = release === '10.11' ? await ensureMariadbImage() : await ensureMariadb11BaseImage();
+  return buildMariadbStandIn(base, HUB_MARIADB[release]);
 }
 
 /** An anonymous registry holding the stand-ins as `library/<name>:<tag>`, for a server's `hubMirror`. */

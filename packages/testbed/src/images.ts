@@ -14,6 +14,9 @@ export const MARIADB_IMAGE = 'skiff-testbed/mariadb:bookworm';
 /** Debian trixie minbase with postgresql-17 (server and client tools): a PostgreSQL major version other than the machine's 15. */
 export const POSTGRES17_BASE_IMAGE = 'skiff-testbed/postgres:17-trixie';
 const POSTGRES17_TAR = join(IMAGE_CACHE_DIR, 'postgres17-trixie-rootfs.tar');
+/** Debian trixie minbase with mariadb-server and -client 11.8: a MariaDB release other than the machine's 10.11. */
+export const MARIADB11_BASE_IMAGE = 'skiff-testbed/mariadb:11-trixie';
+const MARIADB11_TAR = join(IMAGE_CACHE_DIR, 'mariadb11-trixie-rootfs.tar');
 const BUSYBOX_TAR = join(IMAGE_CACHE_DIR, 'busybox-rootfs.tar');
 const DEBIAN_TAR = join(IMAGE_CACHE_DIR, 'debian-bookworm-rootfs.tar');
 const MARIADB_TAR = join(IMAGE_CACHE_DIR, 'mariadb-bookworm-rootfs.tar');
@@ -107,6 +110,11 @@ async function ensureImportedImage(image: string, tarball: string): Promise<stri
 /** The MariaDB service image. */
 export function ensureMariadbImage(): Promise<string> {
   return ensureImportedImage(MARIADB_IMAGE, MARIADB_TAR);
+}
+
+/** Debian trixie with MariaDB 11.8. */
+export function ensureMariadb11BaseImage(): Promise<string> {
+  return ensureImportedImage(MARIADB11_BASE_IMAGE, MARIADB11_TAR);
 }
 
 /** Debian trixie with PostgreSQL 17. */

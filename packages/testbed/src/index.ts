@@ -17,7 +17,8 @@ export {
   IMAGE_CACHE_DIR,
 } from './images';
 export type { BaseImages } from './images';
-export { startPostgres, makeServerCertificate } from './postgres';
+export { startPostgres } from './postgres';
+export { makeServerCertificate } from './tls';
 export type { Postgres } from './postgres';
 export { startRedis } from './redis';
 export type { Redis } from './redis';
@@ -69,6 +70,6 @@ export {
 export { MODERN_ROOT, startModernHost } from './modern-host';
 export type { ModernHost, ModernHostOptions } from './modern-host';
 export { BUSYBOX_ARM64, QEMU_AARCH64, enableAarch64 } from './qemu';
-export { startContainerPostgres } from './container-postgres';
-export type { ContainerPostgres } from './container-postgres';
-export { HUB_IMAGES, HUB_POSTGRES_17, ensureHubImages, ensureHubPostgres17, startHubMirror } from './hub';
+export { startContainerPostgres, startContainerMariadb } from './container-databases';
+export type { ContainerPostgres, ContainerMariadb } from './container-databases';
+export { HUB_IMAGES, HUB_POSTGRES_17, HUB_MARIADB, ensureHubImages, ensureHubPostgres17, ensureHubMariadb, startHubMirror } from './hub';

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { sh, spawnDaemon, stopPid, tempDir, waitFor, processAlive } from './proc';
 import { requirePart } from './parts';
 import { freePort, randomPassword } from './sshd';
+import { makeServerCertificate } from './tls';
 
 export interface Mariadb {
   host: '127.0.0.1';
@@ -14,6 +15,8 @@ export interface Mariadb {
   socket: string;
   dir: string;
   logPath: string;
+  /** With tls: the PEM of the CA that signed the server's certificate (for 127.0.0.1 and localhost). */
+  caPem?: string;
   /** Runs SQL as root over the socket (no password needed there); returns the tab-separated rows. */
   sql(statement: string, database?: string): Promise<string>;
   stop(): Promise<void>;
@@ -22,8 +25,9 @@ export interface Mariadb {
 /**
  * A throwaway MariaDB server: its own data dir, socket and pid file in a temp dir, on a loopback
  * port, run as the `mysql` OS user; root gets a password for TCP and a test database exists.
+ * With `tls`, the server also speaks TLS with a certificate from its own CA.
  */
-export async function startMariadb(): Promise<Mariadb> {
+export async function startMariadb(options: { tls?: boolean } = {}): Promise<Mariadb> {
   await requirePart('mariadb-server', ['mariadbd', '--version']);
   await requirePart('mariadb client', ['mariadb', '--version']);
   await requirePart('mysql OS user', ['id', '-u', 'mysql']);
@@ -38,7 +42,9 @@ export async function startMariadb(): Promise<Mariadb> {
   const logPath = p('mariadb.log');
   const password = randomPassword();
   const database = 'skiff_test';
+  const tls = options.tls ? await makeServerCertificate(dir.path) : undefined;
   await sh('chown', ['-R', 'mysql:mysql', dir.path]);
+  if (tls) await sh('chmod', ['600', tls.keyFile]);
   await sh('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=mysql', '--auth-root-authentication-method=socket', '--skip-test-db'], {
     timeoutMs: 120_000,
   }).catch(async (error) => {
@@ -63,6 +69,7 @@ export async function startMariadb(): Promise<Mariadb> {
         '--innodb-buffer-pool-size=32M',
         '--innodb-log-file-size=16M',
         '--skip-log-bin',
+        ...(tls ? [`--ssl-cert=${tls.certFile}`, `--ssl-key=${tls.keyFile}`, `--ssl-ca=${join(dir.path, 'ca.crt')}`] : []),
       ],
       { uid, gid, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' }, logPath },
     );
@@ -109,5 +116,5 @@ export async function startMariadb(): Promise<Mariadb> {
     throw new Error(`${(error as Error).message}\n${logTail}`);
   }
 
-  return { host: '127.0.0.1', port, user: 'root', password, database, socket, dir: dir.path, logPath, sql, stop };
+  return { host: '127.0.0.1', port, user: 'root', password, database, socket, dir: dir.path, logPath, ...(tls ? { caPem: tls.caPem } : {}), sql, stop };
 }

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { sh, spawnDaemon, stopPid, tempDir, waitFor, processAlive } from './proc';
 import { requirePart } from './parts';
 import { freePort, randomPassword } from './sshd';
+import { makeServerCertificate } from './tls';
 
 const execFileAsync = promisify(execFile);
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -24,36 +25,6 @@ export interface Postgres {
   /** SQL as the superuser over the local socket (no password); returns psql's unaligned output. */
   psql(database: string, sql: string): Promise<string>;
   stop(): Promise<void>;
-}
-
-/**
- * A CA and a server certificate it signed, for 127.0.0.1 and localhost, as a managed database
- * presents them: the client is given the CA, the server keeps its key.
- */
-export async function makeServerCertificate(dir: string): Promise<{ caPem: string; certFile: string; keyFile: string }> {
-  const p = (name: string) => join(dir, name);
-  const openssl = (args: string[]) => sh('openssl', args, { timeoutMs: 60_000 });
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Skiff test CA', '-keyout', p('ca.key'), '-out', p('ca.crt')]);
-  await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', p('server.key'), '-out', p('server.csr')]);
-  await writeFile(p('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  await openssl([
-    'x509',
-    '-req',
-    '-in',
-    p('server.csr'),
-    '-CA',
-    p('ca.crt'),
-    '-CAkey',
-    p('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    p('san.ext'),
-    '-out',
-    p('server.crt'),
-  ]);
-  return { caPem: await readFile(p('ca.crt'), 'utf8'), certFile: p('server.crt'), keyFile: p('server.key') };
 }
 
 /**
