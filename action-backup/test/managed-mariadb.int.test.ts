@@ -164,7 +164,7 @@ describe('a managed MariaDB backed up from the runner (no host)', () => {
       what: 'sslmode=require against a server without TLS',
       sources: async () => {
         const plain = await startMariadb();
-        stopAfter.push(plain.stop);
+        stopAfter.push(() => plain.stop());
         return `- name: plain\n  url: "mariadb://root:${plain.password}@127.0.0.1:${plain.port}/${plain.database}?sslmode=require"\n`;
       },
       error: /plain: cannot connect to the database at .*\(sslmode require\): the server does not speak TLS, and sslmode require requires it/,
