@@ -10,6 +10,11 @@ const SIDE_BY_SIDE = [
   'test/examples/**/*.int.test.ts',
   'packages/backup/test/real-size-postgres.int.test.ts',
   'packages/backup/test/real-size-sources.int.test.ts',
+  // Backups through their own sshd, database and store, checked by content only.
+  'packages/backup/test/s3.int.test.ts',
+  'packages/backup/test/artifact.int.test.ts',
+  'packages/backup/test/globals.int.test.ts',
+  'packages/backup/test/files.int.test.ts',
   'action-backup/test/modern.int.test.ts',
   'action-backup/test/managed-database.int.test.ts',
   'action-backup/test/managed-mariadb.int.test.ts',
