@@ -51538,7 +51538,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.6.3";
+var version = "0.7.0";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -60436,7 +60436,7 @@ var DEPLOY_INPUTS = [
   },
   {
     name: "notify-webhook",
-    description: "Incoming-webhook URL that gets one message per deploy (result, version, hosts, duration, rollback, run link), e.g. from a secret. Discord format for discord.com/api/webhooks URLs, Slack format for every other URL.",
+    description: "Incoming-webhook URL(s), one per line (e.g. a Discord and a Slack channel), each getting one message per deploy (result, version, hosts, duration, rollback, run link), e.g. from a secret. Discord format for discord.com/api/webhooks URLs, Slack format for every other URL.",
     required: false,
     secret: true
   }
@@ -60661,23 +60661,25 @@ function readDeployment() {
   maskSecret(token);
   return { environment, ...url === void 0 ? {} : { url }, token };
 }
-function readWebhook() {
-  const value = getString("notify-webhook", { secret: true });
-  if (value === void 0) return void 0;
-  maskSecret(value);
-  let ok = false;
-  try {
-    const url = new URL(value);
-    ok = url.protocol === "https:" || url.protocol === "http:";
-  } catch {
-    ok = false;
-  }
-  if (!ok)
-    throw new InputError(
-      "notify-webhook",
-      'Input "notify-webhook" must be an https:// incoming-webhook URL (Slack, Discord or compatible); the value given is not a URL'
-    );
-  return value;
+function readWebhooks() {
+  const lines = getList("notify-webhook", { secret: true });
+  if (lines === void 0) return void 0;
+  for (const line of lines) maskSecret(line);
+  lines.forEach((value, index) => {
+    let ok = false;
+    try {
+      const url = new URL(value);
+      ok = url.protocol === "https:" || url.protocol === "http:";
+    } catch {
+      ok = false;
+    }
+    if (!ok)
+      throw new InputError(
+        "notify-webhook",
+        `Input "notify-webhook"${lines.length > 1 ? ` line ${index + 1}` : ""} must be an https:// incoming-webhook URL (Slack, Discord or compatible), one per line; the value given is not a URL`
+      );
+  });
+  return [...lines];
 }
 function unusedBy(strategy) {
   const composeOnly = ["compose-file", "images", "registry", "pull-timeout"];
@@ -60726,7 +60728,7 @@ function readDeployInputs() {
   const mode = c.read(readRunMode);
   const allOrNothing = c.read(() => getBoolean("all-or-nothing", { default: false }));
   const deployment = c.read(readDeployment);
-  const notifyWebhook = c.read(readWebhook);
+  const notifyWebhooks = c.read(readWebhooks);
   const projectDir = c.read(readProjectDir);
   const projectName = c.read(() => readProjectName(projectDir));
   const rollback2 = c.read(readRollback);
@@ -60825,7 +60827,7 @@ function readDeployInputs() {
     mode,
     allOrNothing,
     ...deployment === void 0 ? {} : { deployment },
-    ...notifyWebhook === void 0 ? {} : { notifyWebhook },
+    ...notifyWebhooks === void 0 ? {} : { notifyWebhooks },
     projectDir,
     projectName,
     composeFiles,
@@ -61119,18 +61121,14 @@ async function run() {
 ${error2.message}
 `, secrets2)).catch(() => void 0);
     await deployment?.status("failure", `Failed: ${error2.message.split("\n")[0]}`);
-    if (inputs.notifyWebhook)
-      await sendNotification(
-        inputs.notifyWebhook,
-        deployNotification(inputs, ctx, { error: error2.message, durationSeconds: (performance.now() - started) / 1e3, mode })
-      );
+    await notifyAll(inputs, deployNotification(inputs, ctx, { error: error2.message, durationSeconds: (performance.now() - started) / 1e3, mode }));
     throw error2;
   }
   report(result);
   const secrets = inputs.envFile === void 0 ? [] : envValues(inputs.envFile);
   await writeSummary(redact(renderRunSummary(result, inputs.projectDir), secrets));
   await deployment?.status(result.status === "deployed" ? "success" : "failure", statusLine(result));
-  if (inputs.notifyWebhook) await sendNotification(inputs.notifyWebhook, deployNotification(inputs, ctx, { result }));
+  await notifyAll(inputs, deployNotification(inputs, ctx, { result }));
   if (result.error) throw new Error(result.error);
   info(`Release ${result.releaseId} is ${result.status}${result.reports.length > 1 ? ` on ${result.reports.length} hosts` : ""}.`);
 }
@@ -61178,6 +61176,9 @@ async function post() {
       warning(`Could not release the deploy lock on ${hostLabel(target)}: ${error2.message}`);
     }
   }
+}
+async function notifyAll(inputs, message) {
+  await Promise.all((inputs.notifyWebhooks ?? []).map((url) => sendNotification(url, message)));
 }
 
 // action-deploy/src/index.ts

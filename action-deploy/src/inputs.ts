@@ -209,7 +209,7 @@ const DEPLOY_INPUTS = [
   {
     name: 'notify-webhook',
     description:
-      'Incoming-webhook URL that gets one message per deploy (result, version, hosts, duration, rollback, run link), e.g. from a secret. Discord format for discord.com/api/webhooks URLs, Slack format for every other URL.',
+      'Incoming-webhook URL(s), one per line (e.g. a Discord and a Slack channel), each getting one message per deploy (result, version, hosts, duration, rollback, run link), e.g. from a secret. Discord format for discord.com/api/webhooks URLs, Slack format for every other URL.',
     required: false,
     secret: true,
   },
@@ -287,7 +287,8 @@ export interface DeployInputs {
   mode: RunMode;
   allOrNothing: boolean;
   deployment?: GithubDeploymentInputs;
-  notifyWebhook?: string;
+  /** Each gets its own message, in its own format. */
+  notifyWebhooks?: string[];
   projectDir: string;
   projectName: string;
   composeFiles: readonly ComposeFileInput[];
@@ -567,24 +568,26 @@ function readDeployment(): GithubDeploymentInputs | undefined {
   return { environment, ...(url === undefined ? {} : { url }), token };
 }
 
-function readWebhook(): string | undefined {
-  const value = getString('notify-webhook', { secret: true });
-  if (value === undefined) return undefined;
-  maskSecret(value);
-  let ok = false;
-  try {
-    const url = new URL(value);
-    ok = url.protocol === 'https:' || url.protocol === 'http:';
-  } catch {
-    ok = false;
-  }
-  // The value is a secret: the error names the input and the form, not the value.
-  if (!ok)
-    throw new InputError(
-      'notify-webhook',
-      'Input "notify-webhook" must be an https:// incoming-webhook URL (Slack, Discord or compatible); the value given is not a URL',
-    );
-  return value;
+function readWebhooks(): string[] | undefined {
+  const lines = getList('notify-webhook', { secret: true });
+  if (lines === undefined) return undefined;
+  for (const line of lines) maskSecret(line);
+  lines.forEach((value, index) => {
+    let ok = false;
+    try {
+      const url = new URL(value);
+      ok = url.protocol === 'https:' || url.protocol === 'http:';
+    } catch {
+      ok = false;
+    }
+    // The value is a secret: the error names the input, the line and the form, not the value.
+    if (!ok)
+      throw new InputError(
+        'notify-webhook',
+        `Input "notify-webhook"${lines.length > 1 ? ` line ${index + 1}` : ''} must be an https:// incoming-webhook URL (Slack, Discord or compatible), one per line; the value given is not a URL`,
+      );
+  });
+  return [...lines];
 }
 
 /**
@@ -648,7 +651,7 @@ export function readDeployInputs(): DeployInputs {
   const mode = c.read(readRunMode);
   const allOrNothing = c.read(() => getBoolean('all-or-nothing', { default: false }));
   const deployment = c.read(readDeployment);
-  const notifyWebhook = c.read(readWebhook);
+  const notifyWebhooks = c.read(readWebhooks);
   const projectDir = c.read(readProjectDir);
   const projectName = c.read(() => readProjectName(projectDir));
   const rollback = c.read(readRollback);
@@ -750,7 +753,7 @@ export function readDeployInputs(): DeployInputs {
     mode: mode!,
     allOrNothing: allOrNothing!,
     ...(deployment === undefined ? {} : { deployment }),
-    ...(notifyWebhook === undefined ? {} : { notifyWebhook }),
+    ...(notifyWebhooks === undefined ? {} : { notifyWebhooks }),
     projectDir: projectDir!,
     projectName: projectName!,
     composeFiles: composeFiles!,

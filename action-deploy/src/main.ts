@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import { hostLabel, outputs, publishPlan, readSshTargets, sendNotification, writeSummary } from '@skiff/action-kit';
+import { hostLabel, outputs, publishPlan, readSshTargets, sendNotification, writeSummary, type Notification } from '@skiff/action-kit';
 import { PlanRecorder } from '@skiff/shell';
 import { SshConnection } from '@skiff/ssh';
 import { version } from '../package.json';
@@ -7,7 +7,7 @@ import { runContext } from './context';
 import { startDeployment } from './github-deployment';
 import { deployCoolify, planCoolify } from './strategies/coolify';
 import { deployHosts, forHost } from './hosts-run';
-import { envValues, readDeployInputs } from './inputs';
+import { envValues, readDeployInputs, type DeployInputs } from './inputs';
 import { releaseLock } from './lock';
 import { savedLocks } from './locking';
 import { deployNotification } from './notification';
@@ -62,18 +62,14 @@ export async function run(): Promise<void> {
     const secrets = inputs.envFile === undefined ? [] : envValues(inputs.envFile);
     await writeSummary(redact(`### ❌ Skiff ${mode} failed\n\n${(error as Error).message}\n`, secrets)).catch(() => undefined);
     await deployment?.status('failure', `Failed: ${(error as Error).message.split('\n')[0]}`);
-    if (inputs.notifyWebhook)
-      await sendNotification(
-        inputs.notifyWebhook,
-        deployNotification(inputs, ctx, { error: (error as Error).message, durationSeconds: (performance.now() - started) / 1000, mode }),
-      );
+    await notifyAll(inputs, deployNotification(inputs, ctx, { error: (error as Error).message, durationSeconds: (performance.now() - started) / 1000, mode }));
     throw error;
   }
   report(result);
   const secrets = inputs.envFile === undefined ? [] : envValues(inputs.envFile);
   await writeSummary(redact(renderRunSummary(result, inputs.projectDir), secrets));
   await deployment?.status(result.status === 'deployed' ? 'success' : 'failure', statusLine(result));
-  if (inputs.notifyWebhook) await sendNotification(inputs.notifyWebhook, deployNotification(inputs, ctx, { result }));
+  await notifyAll(inputs, deployNotification(inputs, ctx, { result }));
   if (result.error) throw new Error(result.error);
   core.info(`Release ${result.releaseId} is ${result.status}${result.reports.length > 1 ? ` on ${result.reports.length} hosts` : ''}.`);
 }
@@ -127,4 +123,9 @@ export async function post(): Promise<void> {
       core.warning(`Could not release the deploy lock on ${hostLabel(target)}: ${(error as Error).message}`);
     }
   }
+}
+
+/** Every channel gets the message; one that fails is a warning and does not stop the others. */
+async function notifyAll(inputs: DeployInputs, message: Notification): Promise<void> {
+  await Promise.all((inputs.notifyWebhooks ?? []).map((url) => sendNotification(url, message)));
 }

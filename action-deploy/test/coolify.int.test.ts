@@ -96,7 +96,8 @@ describe('strategy: coolify', () => {
         'coolify-force': 'true',
         environment: 'production',
         'github-token': GITHUB_TOKEN,
-        'notify-webhook': `${hook.url}/hooks/coolify-secret-path`,
+        // Two channels, one per line: each gets the message.
+        'notify-webhook': `${hook.url}/hooks/coolify-secret-path\n${hook.url}/hooks/second-channel\n`,
       }),
       { workspace: workspace.path, env: { GITHUB_API_URL: github.url } },
     );
@@ -129,7 +130,8 @@ describe('strategy: coolify', () => {
       'in_progress',
       'success',
     ]);
-    expect(hook.requests).toHaveLength(1);
+    expect(hook.requests.map((request) => request.path).sort()).toEqual(['/hooks/coolify-secret-path', '/hooks/second-channel']);
+    expect(hook.requests[0]!.body).toBe(hook.requests[1]!.body);
     const slack = (hook.requests[0]!.json as { text: string }).text;
     expect(slack).toContain('✅ Deployed: acme/skiffdeploy-app 1a2b3c4 to 2 hosts');
     expect(slack).toContain(`coolify:${resources[0]!.uuid}: deployed`);

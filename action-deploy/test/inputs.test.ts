@@ -152,7 +152,7 @@ describe('readDeployInputs: many hosts, GitHub Deployments, notifications', () =
 
   it('notify-webhook is masked, and a bad one is refused without showing it; environment-url needs environment', () => {
     setInputs({ ...ssh, 'notify-webhook': 'https://hooks.slack.com/services/T0/B0/s3cretPath' });
-    expect(readDeployInputs().notifyWebhook).toBe('https://hooks.slack.com/services/T0/B0/s3cretPath');
+    expect(readDeployInputs().notifyWebhooks).toEqual(['https://hooks.slack.com/services/T0/B0/s3cretPath']);
     expect(masked()).toContain('https://hooks.slack.com/services/T0/B0/s3cretPath');
     setInputs({ ...ssh, 'notify-webhook': 'hooks.slack.com/s3cretPath', 'environment-url': 'https://shop.example/' });
     let message = '';
@@ -164,6 +164,23 @@ describe('readDeployInputs: many hosts, GitHub Deployments, notifications', () =
     expect(message).toContain('Input "notify-webhook" must be an https:// incoming-webhook URL');
     expect(message).not.toContain('s3cretPath');
     expect(message).toContain('Input "environment-url" is set but "environment" is not');
+  });
+
+  it('notify-webhook takes several URLs, one per line (a Discord and a Slack channel): each masked, a bad one named by its line', () => {
+    const discord = 'https://discord.com/api/webhooks/1/d1scordToken';
+    const slack = 'https://hooks.slack.com/services/T0/B0/s1ackPath';
+    setInputs({ ...ssh, 'notify-webhook': `${discord}\n${slack}\n` });
+    expect(readDeployInputs().notifyWebhooks).toEqual([discord, slack]);
+    expect(masked()).toEqual(expect.arrayContaining([discord, slack]));
+    setInputs({ ...ssh, 'notify-webhook': `${discord}\nnot-a-url-s3cret\n` });
+    let message = '';
+    try {
+      readDeployInputs();
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('Input "notify-webhook" line 2 must be an https:// incoming-webhook URL');
+    expect(message).not.toContain('s3cret');
   });
 });
 
