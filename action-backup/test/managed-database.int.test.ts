@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
@@ -9,7 +9,6 @@ import {
   ensureHubImages,
   ensureHubPostgres17,
   freePort,
-  runBundle,
   sh,
   startArtifactService,
   startBundle,
@@ -18,11 +17,11 @@ import {
   startS3,
   tempDir,
   type ArtifactService,
-  type BundleRun,
   type ContainerPostgres,
   type Postgres,
   type S3Server,
 } from '@skiff/testbed';
+import { runnerSide, s3Destination } from './runner-side-fixtures';
 import { runWorkflow } from '../../test/workflow-runner';
 
 /**
@@ -48,23 +47,14 @@ const SEED_17 = [
 ].join(';\n');
 const CHECKSUM_17 = "select 'notes|' || count(*) || '|' || md5(string_agg(n::text, E'\\n' order by id)) from notes n";
 
-const s3Inputs = () => ({
-  destination: 's3',
-  's3-endpoint': s3.endpoint,
-  's3-region': s3.region,
-  's3-bucket': s3.bucket,
-  's3-prefix': 'managed',
-  's3-access-key-id': s3.accessKeyId,
-  's3-secret-access-key': s3.secretAccessKey,
-});
+const s3Inputs = () => s3Destination(s3, 'managed');
 const tlsUrl = (password = tls.password) =>
   `postgresql://${tls.user}:${encodeURIComponent(password)}@127.0.0.1:${tls.port}/${tls.database}?sslmode=verify-full`;
 /** The YAML a user writes, the url and CA coming from secrets. */
 const tlsSource = (url = tlsUrl()) => `- name: shop\n  url: "${url}"\n  compression: gzip\n  ca-certificate: |\n${tls.caPem!.trim().replace(/^/gm, '    ')}\n`;
 const pg17Source = (extra = '') => `- name: notes\n  url: "postgresql://${pg17.user}:${pg17.password}@127.0.0.1:${pg17.port}/${pg17.database}"\n${extra}`;
 
-const backup = (inputs: Record<string, string>, env: Record<string, string> = {}) =>
-  runBundle('action-backup', { inputs, env: { RUNNER_TEMP: runnerTemp.path, ...env }, timeoutMs: 400_000 });
+const { backup, expectNoLeak } = runnerSide(() => runnerTemp.path);
 
 const s3Keys = async () => {
   const client = new S3Client({
@@ -79,15 +69,6 @@ const s3Keys = async () => {
     client.destroy();
   }
 };
-
-/** No secret in the log (but the runner's own mask commands), the summary, or a file left in RUNNER_TEMP. */
-async function expectNoLeak(run: BundleRun, secrets: readonly string[]): Promise<void> {
-  for (const secret of secrets) {
-    expect(run.stdout.split('\n').filter((line) => line.includes(secret) && !line.startsWith('::add-mask::'))).toEqual([]);
-    expect(run.summary).not.toContain(secret);
-  }
-  expect(await readdir(runnerTemp.path)).toEqual([]);
-}
 
 beforeAll(async () => {
   // postgres:15 (from ensureHubImages) is the throwaway server of a drill of the PostgreSQL 15 database.

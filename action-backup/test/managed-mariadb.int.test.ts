@@ -1,11 +1,9 @@
-import { readdir } from 'node:fs/promises';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MYSQL_CHECKSUM_SQL,
   MYSQL_SEED_SQL,
   ensureHubMariadb,
-  runBundle,
   sh,
   startArtifactService,
   startContainerMariadb,
@@ -13,11 +11,11 @@ import {
   startS3,
   tempDir,
   type ArtifactService,
-  type BundleRun,
   type ContainerMariadb,
   type Mariadb,
   type S3Server,
 } from '@skiff/testbed';
+import { runnerSide, s3Destination } from './runner-side-fixtures';
 
 /**
  * A managed MariaDB backed up from the runner, as a managed PostgreSQL is: MariaDB 10.11 over TLS
@@ -46,31 +44,14 @@ const SEED_11 = ['create table notes (id int primary key, body text)', 'insert i
 const CHECKSUM_11 =
   "set session group_concat_max_len = 1073741824; select concat('notes|', count(*), '|', md5(group_concat(concat_ws('/', id, body) order by id separator '\\n'))) from notes";
 
-const s3Inputs = () => ({
-  destination: 's3',
-  's3-endpoint': s3.endpoint,
-  's3-region': s3.region,
-  's3-bucket': s3.bucket,
-  's3-prefix': 'maria',
-  's3-access-key-id': s3.accessKeyId,
-  's3-secret-access-key': s3.secretAccessKey,
-});
+const s3Inputs = () => s3Destination(s3, 'maria');
 const shopUrl = (password = shopPassword, mode = 'verify-full') => `mariadb://shop:${encodeURIComponent(password)}@127.0.0.1:${tls.port}/shop?sslmode=${mode}`;
 const shopSource = (url = shopUrl()) =>
   `- name: shop\n  url: "${url}"\n  compression: gzip\n  ca-certificate: |\n${tls.caPem!.trim().replace(/^/gm, '    ')}\n`;
 const notesSource = (extra = '') =>
   `- name: notes\n  url: "mariadb://${maria11.user}:${maria11.password}@127.0.0.1:${maria11.port}/${maria11.database}"\n${extra}`;
 
-const backup = (inputs: Record<string, string>, env: Record<string, string> = {}) =>
-  runBundle('action-backup', { inputs, env: { RUNNER_TEMP: runnerTemp.path, ...env }, timeoutMs: 400_000 });
-
-async function expectNoLeak(run: BundleRun, secrets: readonly string[]): Promise<void> {
-  for (const secret of secrets) {
-    expect(run.stdout.split('\n').filter((line) => line.includes(secret) && !line.startsWith('::add-mask::'))).toEqual([]);
-    expect(run.summary).not.toContain(secret);
-  }
-  expect(await readdir(runnerTemp.path)).toEqual([]);
-}
+const { backup, expectNoLeak } = runnerSide(() => runnerTemp.path);
 
 beforeAll(async () => {
   // mariadb:10.11 is the throwaway server of a drill of the 10.11 database; mariadb:11.8 serves and drills the other.

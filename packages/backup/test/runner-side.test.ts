@@ -14,12 +14,9 @@ import {
   toolVersionCommand,
   type Source,
 } from '../src/index';
+import { oneSource } from './fixtures';
 
-function one(yaml: string): Source {
-  const { sources, problems } = parseSources(yaml);
-  expect(problems).toEqual([]);
-  return sources[0]!;
-}
+const one = oneSource;
 function problemsOf(yaml: string): string {
   return parseSources(yaml).problems.join('\n');
 }

@@ -4,41 +4,83 @@ import { join } from 'node:path';
 import { sh, tempDir, waitFor } from './proc';
 import { randomPassword } from './sshd';
 
-export interface ContainerPostgres {
+/** What every database in a container offers the tests: a password login on a loopback port. */
+interface ContainerDatabase {
   host: '127.0.0.1';
   port: number;
   user: string;
   password: string;
   database: string;
-  /** The server's `SHOW server_version`. */
+  /** The server's own version string. */
   version: string;
-  /** SQL as the superuser inside the container (local socket, no password). */
-  psql(database: string, sql: string): Promise<string>;
   stop(): Promise<void>;
 }
 
+export interface ContainerPostgres extends ContainerDatabase {
+  /** SQL as the superuser inside the container (local socket, no password). */
+  psql(database: string, sql: string): Promise<string>;
+}
+
+export interface ContainerMariadb extends ContainerDatabase {
+  /** SQL as root inside the container (socket login, no password); tab-separated rows. */
+  sql(database: string, statement: string): Promise<string>;
+}
+
 /**
- * A PostgreSQL server in a container of an official-style image (`postgres:17`) on the machine's
- * engine, published on a loopback port with a password login: a managed database of another
- * major version than the machine's tools.
+ * A container of an official-style database image on the machine's engine, its first-start
+ * variables from a 0600 env file, its port published on loopback, removed by `stop`; `ready`
+ * resolves once it takes logins.
  */
-export async function startContainerPostgres(image: string): Promise<ContainerPostgres> {
-  const name = `skiff-pg-${randomBytes(5).toString('hex')}`;
-  const user = 'app';
-  const password = randomPassword();
-  const database = 'app';
-  const dir = await tempDir('skiff-container-pg');
+async function startPublished(
+  image: string,
+  options: { prefix: string; environment: Record<string, string>; innerPort: number; args?: string[] },
+): Promise<{ name: string; port: number; stop: () => Promise<void> }> {
+  const name = `${options.prefix}-${randomBytes(5).toString('hex')}`;
+  const dir = await tempDir(`${options.prefix}-container`);
   const envFile = join(dir.path, 'env');
-  await writeFile(envFile, `POSTGRES_USER=${user}\nPOSTGRES_PASSWORD=${password}\nPOSTGRES_DB=${database}\n`, { mode: 0o600 });
+  await writeFile(
+    envFile,
+    Object.entries(options.environment)
+      .map(([key, value]) => `${key}=${value}\n`)
+      .join(''),
+    { mode: 0o600 },
+  );
   const stop = async () => {
     await sh('docker', ['rm', '-f', '-v', name], { timeoutMs: 60_000 }).catch(() => undefined);
     await dir.remove();
   };
   try {
-    await sh('docker', ['run', '--detach', '--name', name, '--env-file', envFile, '--publish', '127.0.0.1::5432', image, 'postgres', '-c', 'fsync=off'], {
-      timeoutMs: 120_000,
-    });
-    const port = Number(/:(\d+)\s*$/m.exec(await sh('docker', ['port', name, '5432/tcp']))?.[1]);
+    await sh(
+      'docker',
+      ['run', '--detach', '--name', name, '--env-file', envFile, '--publish', `127.0.0.1::${options.innerPort}`, image, ...(options.args ?? [])],
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    const port = Number(/:(\d+)\s*$/m.exec(await sh('docker', ['port', name, `${options.innerPort}/tcp`]))?.[1]);
+    return { name, port, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * A PostgreSQL server in a container of an official-style image (`postgres:17`), published on a
+ * loopback port with a password login: a managed database of another major version than the
+ * machine's tools.
+ */
+export async function startContainerPostgres(image: string): Promise<ContainerPostgres> {
+  const user = 'app';
+  const password = randomPassword();
+  const database = 'app';
+  const { name, port, stop } = await startPublished(image, {
+    prefix: 'skiff-pg',
+    environment: { POSTGRES_USER: user, POSTGRES_PASSWORD: password, POSTGRES_DB: database },
+    innerPort: 5432,
+    args: ['postgres', '-c', 'fsync=off'],
+  });
+  try {
     const psql = (db: string, sql: string) =>
       sh('docker', ['exec', '-i', '-u', 'postgres', name, 'psql', '-X', '-U', user, '-d', db, '-v', 'ON_ERROR_STOP=1', '-qtA'], {
         input: sql,
@@ -61,40 +103,20 @@ export async function startContainerPostgres(image: string): Promise<ContainerPo
   }
 }
 
-export interface ContainerMariadb {
-  host: '127.0.0.1';
-  port: number;
-  user: string;
-  password: string;
-  database: string;
-  /** The server's `SELECT VERSION()`. */
-  version: string;
-  /** SQL as root inside the container (socket login, no password); tab-separated rows. */
-  sql(database: string, statement: string): Promise<string>;
-  stop(): Promise<void>;
-}
-
 /** A MariaDB server in a container of an official-style image (`mariadb:11.8`), on a loopback port with a password login. */
 export async function startContainerMariadb(image: string): Promise<ContainerMariadb> {
-  const name = `skiff-mariadb-${randomBytes(5).toString('hex')}`;
   const user = 'app';
   const password = randomPassword();
   const database = 'app';
-  const dir = await tempDir('skiff-container-mariadb');
-  const envFile = join(dir.path, 'env');
-  await writeFile(envFile, `MARIADB_ROOT_PASSWORD=${randomPassword()}\nMARIADB_DATABASE=${database}\nMARIADB_USER=${user}\nMARIADB_PASSWORD=${password}\n`, {
-    mode: 0o600,
+  const { name, port, stop } = await startPublished(image, {
+    prefix: 'skiff-mariadb',
+    environment: { MARIADB_ROOT_PASSWORD: randomPassword(), MARIADB_DATABASE: database, MARIADB_USER: user, MARIADB_PASSWORD: password },
+    innerPort: 3306,
   });
-  const stop = async () => {
-    await sh('docker', ['rm', '-f', '-v', name], { timeoutMs: 60_000 }).catch(() => undefined);
-    await dir.remove();
-  };
   try {
-    await sh('docker', ['run', '--detach', '--name', name, '--env-file', envFile, '--publish', '127.0.0.1::3306', image], { timeoutMs: 120_000 });
-    const port = Number(/:(\d+)\s*$/m.exec(await sh('docker', ['port', name, '3306/tcp']))?.[1]);
     const sql = (db: string, statement: string) =>
       sh('docker', ['exec', '-i', name, 'mariadb', '-uroot', '-N', '-B', db], { input: statement, timeoutMs: 600_000 });
-    // The init file runs before the server listens: a TCP login with the user's password is the sign it is ready.
+    // The init file runs before the server listens: a query on the new database is the sign it is ready.
     await waitFor(
       `${image} on 127.0.0.1:${port}`,
       async () => {
