@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 // Unit tests are pure and fast. Integration tests start real servers (sshd, dockerd,
 // registry, databases), so they get long timeouts and run one file at a time on 2 cores.
-// SIDE_BY_SIDE files run two at a time, after the others: each starts servers of its own under
+// SIDE_BY_SIDE files run three at a time, after the others: each starts servers of its own under
 // names no other file uses, none has a timing-sensitive check (no load test, no health timeout
 // under a minute), and they spend most of their time waiting on those servers — pulls, database
 // dumps and restores at real sizes, the examples' whole workflows.
@@ -49,7 +49,8 @@ export default defineConfig({
           testTimeout: 300_000,
           hookTimeout: 900_000,
           fileParallelism: true,
-          maxWorkers: 2,
+          // Three at a time on two cores: they wait on their servers far more than they compute.
+          maxWorkers: 3,
           pool: 'forks',
         },
       },

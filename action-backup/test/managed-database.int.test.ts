@@ -144,17 +144,11 @@ describe('a managed PostgreSQL backed up from the runner (no host)', () => {
     expect(authorized.filter((line) => !/SSL enabled/.test(line))).toEqual([]);
     await expectNoLeak(run, [tls.password, encodeURIComponent(tls.password)]);
 
-    // To an artifact too (same stream, another sink), and list reads only the destination: it works with the database down.
-    const toArtifact = await backup(
-      { sources: tlsSource(), destination: 'artifact', 'artifact-name': 'tls', 'encrypt-recipients': await identityToRecipient(identity) },
-      artifacts.env,
-    );
-    expect(toArtifact.code, toArtifact.masked).toBe(0);
-    expect(toArtifact.outputs.verified).toBe('true');
+    // list reads only the destination: it works with the database down.
     const down = `- name: shop\n  url: "postgresql://skiff:x@127.0.0.1:${await freePort()}/skiff_test"\n`;
-    const listed = await backup({ sources: down, destination: 'artifact', 'artifact-name': 'tls', mode: 'list' }, artifacts.env);
+    const listed = await backup({ sources: down, ...s3Inputs(), mode: 'list' });
     expect(listed.code, listed.masked).toBe(0);
-    expect(listed.summary).toContain(toArtifact.outputs['backup-id']);
+    expect(listed.summary).toContain(run.outputs['backup-id']);
 
     // The backup restores into another database on the same server, identical row by row.
     const restored = await backup({ sources: tlsSource(), ...s3Inputs(), mode: 'restore', 'restore-target': 'shop_copy', 'decrypt-identity': identity });
