@@ -144,6 +144,15 @@ describe('a managed PostgreSQL backed up from the runner (no host)', () => {
     expect(authorized.filter((line) => !/SSL enabled/.test(line))).toEqual([]);
     await expectNoLeak(run, [tls.password, encodeURIComponent(tls.password)]);
 
+    // The same 60 MB to an artifact (the same stream, another sink), verified.
+    const toArtifact = await backup(
+      { sources: tlsSource(), destination: 'artifact', 'artifact-name': 'tls', 'encrypt-recipients': await identityToRecipient(identity) },
+      artifacts.env,
+    );
+    expect(toArtifact.code, toArtifact.masked).toBe(0);
+    expect(toArtifact.outputs.verified).toBe('true');
+    expect(Number(toArtifact.outputs.size)).toBeGreaterThan(10 * MB);
+
     // list reads only the destination: it works with the database down.
     const down = `- name: shop\n  url: "postgresql://skiff:x@127.0.0.1:${await freePort()}/skiff_test"\n`;
     const listed = await backup({ sources: down, ...s3Inputs(), mode: 'list' });
