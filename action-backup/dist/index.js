@@ -19404,8 +19404,14 @@ var init_local = __esm({
           }
           child.stdin.on("error", () => void 0);
           const input = options.stdin;
-          if (input instanceof Readable) input.pipe(child.stdin);
-          else child.stdin.end(input);
+          if (input instanceof Readable) {
+            input.on("error", (error3) => {
+              timers.forEach(clearTimeout);
+              signalGroup("SIGKILL");
+              reject(error3);
+            });
+            input.pipe(child.stdin);
+          } else child.stdin.end(input);
           child.on("close", (code, signal) => {
             timers.forEach(clearTimeout);
             const settle = () => resolve({

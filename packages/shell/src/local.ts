@@ -129,8 +129,16 @@ export class LocalExecutor implements Executor {
       child.stdin.on('error', () => undefined);
       const input = options.stdin;
       // Without input the script reads an empty stdin, as over SSH it reads /dev/null.
-      if (input instanceof Readable) input.pipe(child.stdin);
-      else child.stdin.end(input);
+      if (input instanceof Readable) {
+        // A feed that fails (a decryption error) never ends stdin: stop the script and report the
+        // feed's error, as the SSH executor closes its channel.
+        input.on('error', (error) => {
+          timers.forEach(clearTimeout);
+          signalGroup('SIGKILL');
+          reject(error);
+        });
+        input.pipe(child.stdin);
+      } else child.stdin.end(input);
       child.on('close', (code, signal) => {
         timers.forEach(clearTimeout);
         const settle = () =>

@@ -44,6 +44,20 @@ describe('LocalExecutor: the strict scripts of a server, run on the runner', () 
     expect(received.digest('hex')).toBe(expected.digest('hex'));
   });
 
+  it('an input stream that fails midway (a decryption error) ends the run with its error instead of leaving the script waiting', async () => {
+    const failing = new Readable({
+      read() {
+        this.push(Buffer.alloc(64 * 1024));
+        this.destroy(new Error('ciphertext chunk failed its MAC'));
+      },
+    });
+    const started = Date.now();
+    await expect(local.run([['cat']], { stdin: failing, stdout: new Writable({ write: (_c, _e, done) => done() }) })).rejects.toThrow(
+      'ciphertext chunk failed its MAC',
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('a timeout stops the whole process group', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'skiff-local-'));
     try {
