@@ -101967,97 +101967,107 @@ async function prepareRunnerSources(executor, sources, options) {
   try {
     let docker;
     const dockerAvailable = async () => docker ??= await succeeds(executor, ["docker", "version", "--format", "{{.Server.Version}}"], "is Docker on the runner?");
-    const clients = [];
+    const prepared = [];
     for (const given of sources) {
-      const engine = engineOf(given);
       const directory = await mkdtemp(join(options.tempRoot, "skiff-db-"));
       directories.push(directory);
-      const caFile = given.caCertificate !== void 0 ? join(directory, "ca.pem") : void 0;
-      if (caFile) await writeFile3(caFile, given.caCertificate, { mode: 384 });
-      const base = { ...given, runner: { directory, ...caFile ? { caFile } : {} } };
-      const localAsker = await succeeds(executor, engine.askerPresent, "is a client on the runner?");
-      const askerFlavor = localAsker ? await engine.askerFlavor(executor) : void 0;
-      const fallbackFlavor = given.type === "postgres" ? "postgres" : "mariadb";
-      const asker = localAsker ? { ...base, runner: { ...base.runner, ...askerFlavor ? { mysqlClient: askerFlavor } : {} } } : await dockerAvailable() ? {
-        ...base,
-        runner: {
-          ...base.runner,
-          clientImage: clientImageFor(base, fallbackFlavor, "latest"),
-          ...given.type === "mysql" ? { mysqlClient: "mariadb" } : {}
-        }
-      } : void 0;
-      if (!asker)
-        throw new Error(
-          `${given.name}: the runner has neither a ${given.type === "postgres" ? "PostgreSQL" : "MySQL or MariaDB"} client nor Docker to ask the server its version; install the client or use a runner with Docker`
-        );
-      const asked = await withSecretFile(
-        executor,
-        asker,
-        (secretFile) => executor.run([engine.ask(asker, secretFile)], { description: `ask ${given.name} its server version`, allowFailure: true, timeoutSeconds: 120 })
-      );
-      if (asked.code !== 0)
-        throw new Error(`${given.name}: cannot connect to the database at ${where(given)}: ${lastLines(asked.stderr) || `exit code ${asked.code}`}`);
-      const server = engine.server(asked.stdout);
-      if (server === void 0)
-        throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which Skiff cannot read`);
-      if (server.tls === "" && ["require", "verify-ca", "verify-full"].includes(given.sslMode ?? ""))
-        throw new Error(
-          `${given.name}: cannot connect to the database at ${where(given)}: the server does not speak TLS, and sslmode ${given.sslMode} requires it`
-        );
-      const serverName = `${engine.serverName(server.flavor)} ${server.major}`;
-      const dumpName = engine.dumpName(server.flavor);
-      const mysqlClient = given.type === "mysql" ? { mysqlClient: server.flavor } : {};
-      const runnerDump = await executor.run([engine.dumpVersion(server.flavor)], { description: `the runner's ${dumpName} version`, allowFailure: true });
-      const runnerTool = runnerDump.code === 0 ? engine.toolMajor(runnerDump.stdout, server.flavor) : void 0;
-      if (runnerTool?.major === server.major) {
-        clients.push({
-          source: { ...base, runner: { ...base.runner, ...mysqlClient } },
-          serverFlavor: server.flavor,
-          serverMajor: server.major,
-          client: `${dumpName} ${runnerTool.version} (the runner's)`,
-          describe: `${given.name}: ${serverName} at ${where(given)}; client: the runner's ${dumpName} ${runnerTool.version}`
-        });
-        continue;
+      try {
+        const client = await prepareRunnerSource(executor, given, directory, dockerAvailable);
+        options.log(client.describe);
+        prepared.push({ source: client.source, client });
+      } catch (error3) {
+        options.log(error3.message);
+        prepared.push({ source: given, error: error3 });
       }
-      const image = clientImageFor(given, server.flavor, server.major);
-      const runnerSays = runnerTool ? `the runner's ${dumpName} is ${runnerTool.version}` : `the runner has no ${dumpName} of ${engine.serverName(server.flavor)}`;
-      if (!await dockerAvailable())
-        throw new Error(
-          `${given.name}: the server runs ${serverName} and ${runnerSays}; a dump needs ${dumpName} ${server.major}: install it on the runner, or use a runner with Docker so ${image} can run it`
-        );
-      if (!await succeeds(executor, ["docker", "image", "inspect", "--format", "{{.Id}}", image], `is ${image} on the runner?`)) {
-        const pulled = await executor.run([["docker", "pull", "--quiet", image]], {
-          description: `pull ${image}`,
-          allowFailure: true,
-          live: "all",
-          timeoutSeconds: 600
-        });
-        if (pulled.code !== 0)
-          throw new Error(
-            `${given.name}: the server runs ${serverName} and ${runnerSays}; pulling ${image} for a matching ${dumpName} failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with ${serverName}'s client tools`
-          );
-      }
-      const source = { ...base, runner: { ...base.runner, clientImage: image, ...mysqlClient } };
-      const inImage = await executor.run([hostTool(source, engine.dumpVersion(server.flavor))], { description: `${dumpName} in ${image}`, allowFailure: true });
-      const imageTool = inImage.code === 0 ? engine.toolMajor(inImage.stdout, server.flavor) : void 0;
-      if (imageTool?.major !== server.major)
-        throw new Error(
-          `${given.name}: the server runs ${serverName}, but ${image} has ${imageTool ? `${dumpName} ${imageTool.version}` : `no working ${dumpName} (${lastLines(inImage.stderr + inImage.stdout)})`}; set "client-image" to an image with ${serverName}'s client tools`
-        );
-      clients.push({
-        source,
-        serverFlavor: server.flavor,
-        serverMajor: server.major,
-        client: `${dumpName} ${imageTool.version} in ${image}`,
-        describe: `${given.name}: ${serverName} at ${where(given)}; client: ${dumpName} ${imageTool.version} in a container of ${image} (${runnerSays})`
-      });
     }
-    for (const client of clients) options.log(client.describe);
-    return { clients, cleanup };
+    const failures = prepared.flatMap((entry) => "error" in entry ? [entry.error.message] : []);
+    if (failures.length === prepared.length) throw new Error(failures.join("\n"));
+    return { prepared, cleanup };
   } catch (error3) {
     await cleanup();
     throw error3;
   }
+}
+async function prepareRunnerSource(executor, given, directory, dockerAvailable) {
+  const engine = engineOf(given);
+  const caFile = given.caCertificate !== void 0 ? join(directory, "ca.pem") : void 0;
+  if (caFile) await writeFile3(caFile, given.caCertificate, { mode: 384 });
+  const base = { ...given, runner: { directory, ...caFile ? { caFile } : {} } };
+  const localAsker = await succeeds(executor, engine.askerPresent, "is a client on the runner?");
+  const askerFlavor = localAsker ? await engine.askerFlavor(executor) : void 0;
+  const fallbackFlavor = given.type === "postgres" ? "postgres" : "mariadb";
+  const asker = localAsker ? { ...base, runner: { ...base.runner, ...askerFlavor ? { mysqlClient: askerFlavor } : {} } } : await dockerAvailable() ? {
+    ...base,
+    runner: {
+      ...base.runner,
+      clientImage: clientImageFor(base, fallbackFlavor, "latest"),
+      ...given.type === "mysql" ? { mysqlClient: "mariadb" } : {}
+    }
+  } : void 0;
+  if (!asker)
+    throw new Error(
+      `${given.name}: the runner has neither a ${given.type === "postgres" ? "PostgreSQL" : "MySQL or MariaDB"} client nor Docker to ask the server its version; install the client or use a runner with Docker`
+    );
+  const asked = await withSecretFile(
+    executor,
+    asker,
+    (secretFile) => executor.run([engine.ask(asker, secretFile)], { description: `ask ${given.name} its server version`, allowFailure: true, timeoutSeconds: 120 })
+  );
+  if (asked.code !== 0)
+    throw new Error(`${given.name}: cannot connect to the database at ${where(given)}: ${lastLines(asked.stderr) || `exit code ${asked.code}`}`);
+  const server = engine.server(asked.stdout);
+  if (server === void 0)
+    throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which Skiff cannot read`);
+  if (server.tls === "" && ["require", "verify-ca", "verify-full"].includes(given.sslMode ?? ""))
+    throw new Error(
+      `${given.name}: cannot connect to the database at ${where(given)}: the server does not speak TLS, and sslmode ${given.sslMode} requires it`
+    );
+  const serverName = `${engine.serverName(server.flavor)} ${server.major}`;
+  const dumpName = engine.dumpName(server.flavor);
+  const mysqlClient = given.type === "mysql" ? { mysqlClient: server.flavor } : {};
+  const runnerDump = await executor.run([engine.dumpVersion(server.flavor)], { description: `the runner's ${dumpName} version`, allowFailure: true });
+  const runnerTool = runnerDump.code === 0 ? engine.toolMajor(runnerDump.stdout, server.flavor) : void 0;
+  if (runnerTool?.major === server.major) {
+    return {
+      source: { ...base, runner: { ...base.runner, ...mysqlClient } },
+      serverFlavor: server.flavor,
+      serverMajor: server.major,
+      client: `${dumpName} ${runnerTool.version} (the runner's)`,
+      describe: `${given.name}: ${serverName} at ${where(given)}; client: the runner's ${dumpName} ${runnerTool.version}`
+    };
+  }
+  const image = clientImageFor(given, server.flavor, server.major);
+  const runnerSays = runnerTool ? `the runner's ${dumpName} is ${runnerTool.version}` : `the runner has no ${dumpName} of ${engine.serverName(server.flavor)}`;
+  if (!await dockerAvailable())
+    throw new Error(
+      `${given.name}: the server runs ${serverName} and ${runnerSays}; a dump needs ${dumpName} ${server.major}: install it on the runner, or use a runner with Docker so ${image} can run it`
+    );
+  if (!await succeeds(executor, ["docker", "image", "inspect", "--format", "{{.Id}}", image], `is ${image} on the runner?`)) {
+    const pulled = await executor.run([["docker", "pull", "--quiet", image]], {
+      description: `pull ${image}`,
+      allowFailure: true,
+      live: "all",
+      timeoutSeconds: 600
+    });
+    if (pulled.code !== 0)
+      throw new Error(
+        `${given.name}: the server runs ${serverName} and ${runnerSays}; pulling ${image} for a matching ${dumpName} failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with ${serverName}'s client tools`
+      );
+  }
+  const source = { ...base, runner: { ...base.runner, clientImage: image, ...mysqlClient } };
+  const inImage = await executor.run([hostTool(source, engine.dumpVersion(server.flavor))], { description: `${dumpName} in ${image}`, allowFailure: true });
+  const imageTool = inImage.code === 0 ? engine.toolMajor(inImage.stdout, server.flavor) : void 0;
+  if (imageTool?.major !== server.major)
+    throw new Error(
+      `${given.name}: the server runs ${serverName}, but ${image} has ${imageTool ? `${dumpName} ${imageTool.version}` : `no working ${dumpName} (${lastLines(inImage.stderr + inImage.stdout)})`}; set "client-image" to an image with ${serverName}'s client tools`
+    );
+  return {
+    source,
+    serverFlavor: server.flavor,
+    serverMajor: server.major,
+    client: `${dumpName} ${imageTool.version} in ${image}`,
+    describe: `${given.name}: ${serverName} at ${where(given)}; client: ${dumpName} ${imageTool.version} in a container of ${image} (${runnerSays})`
+  };
 }
 async function startScratchServer(executor, client) {
   const source = client.source;
@@ -102843,15 +102853,20 @@ async function openWorkplace(inputs) {
   }
   const local = new LocalExecutor({ liveOutput: liveLog() });
   if (inputs.mode === "list" || inputs.mode === "prune") return { executor: local, sources: inputs.sources, close: () => Promise.resolve() };
-  const prepared = await group(
+  const runnerSources = await group(
     "Databases reached from the runner: server versions and matching clients",
     () => prepareRunnerSources(local, inputs.sources, { tempRoot: process.env.RUNNER_TEMP || tmpdir3(), log: info })
   );
-  await writeSummary(`### Databases reached from the runner
+  const prepared = runnerSources.prepared;
+  const clients = new Map(prepared.flatMap((entry) => "client" in entry ? [[entry.source.name, entry.client]] : []));
+  const unusable = new Map(prepared.flatMap((entry) => "error" in entry ? [[entry.source.name, entry.error.message]] : []));
+  await writeSummary(
+    `### Databases reached from the runner
 
-${prepared.clients.map((client) => `- ${client.describe}`).join("\n")}
-`);
-  return { executor: local, sources: prepared.clients.map((client) => client.source), clients: prepared.clients, close: () => prepared.cleanup() };
+${prepared.map((entry) => `- ${"client" in entry ? entry.client.describe : `**cannot be used**: ${entry.error.message}`}`).join("\n")}
+`
+  );
+  return { executor: local, sources: prepared.map((entry) => entry.source), clients, unusable, close: () => runnerSources.cleanup() };
 }
 async function runMode(inputs) {
   const out = outputs();
@@ -102877,7 +102892,7 @@ ${codeBlock(error3.message)}
     store = await storeFor(inputs, executor);
     switch (inputs.mode) {
       case "backup":
-        return await backupAll(inputs, executor, store, out);
+        return await backupAll(inputs, executor, store, out, workplace.unusable);
       case "list": {
         const sections = [];
         for (const source of inputs.sources) sections.push(listTable(source.name, await store.list(source.name)));
@@ -102925,18 +102940,24 @@ into \`${where2}\` (sha256 checked before writing${globalsNote}${target.inPlace 
         return;
       }
       case "drill":
-        return await drillAll(inputs, executor, store, out, workplace.clients);
+        return await drillAll(inputs, executor, store, out, workplace);
     }
   } finally {
     store?.close?.();
     await workplace.close();
   }
 }
-async function backupAll(inputs, executor, store, out) {
+async function backupAll(inputs, executor, store, out, unusable = /* @__PURE__ */ new Map()) {
   const outcomes = [];
   const unencryptedArtifact = store.kind === "artifact" && inputs.encryptRecipients.length === 0;
   if (unencryptedArtifact) warning(UNENCRYPTED_ARTIFACT_WARNING);
   for (const source of inputs.sources) {
+    const cannotUse = unusable.get(source.name);
+    if (cannotUse !== void 0) {
+      error(cannotUse);
+      outcomes.push({ source: source.name, error: cannotUse });
+      continue;
+    }
     try {
       const result = await backupSource(executor, store, source, {
         minSize: inputs.minSize,
@@ -102971,11 +102992,17 @@ ${unencryptedArtifact ? `> [!WARNING]
   const failed = outcomes.filter((o3) => o3.error);
   if (failed.length > 0) throw new Error(`${failed.length} of ${outcomes.length} backups failed: ${failed.map((o3) => o3.source).join(", ")}`);
 }
-async function drillAll(inputs, executor, store, out, clients) {
+async function drillAll(inputs, executor, store, out, { clients, unusable }) {
   const outcomes = [];
-  for (const [index, source] of inputs.sources.entries()) {
+  for (const source of inputs.sources) {
     const started = Date.now();
-    const client = clients?.[index];
+    const cannotUse = unusable?.get(source.name);
+    if (cannotUse !== void 0) {
+      error(`drill failed: ${cannotUse}`);
+      outcomes.push({ source: source.name, durationMs: 0, error: cannotUse });
+      continue;
+    }
+    const client = clients?.get(source.name);
     let scratch;
     try {
       if (client && inputs.drillTarget === "runner") scratch = await startScratchServer(executor, client);

@@ -70,8 +70,10 @@ export async function run(): Promise<void> {
 interface Workplace {
   executor: Executor;
   sources: Source[];
-  /** Runner-side sources: the client chosen for each. */
-  clients?: RunnerClient[];
+  /** Runner-side sources, by name: the client chosen for each. */
+  clients?: ReadonlyMap<string, RunnerClient>;
+  /** Runner-side sources that could not be used, by name: each fails on its own, the others go on. */
+  unusable?: ReadonlyMap<string, string>;
   close(): Promise<void>;
 }
 
@@ -91,11 +93,16 @@ async function openWorkplace(inputs: BackupInputs): Promise<Workplace> {
   const local = new LocalExecutor({ liveOutput: liveLog() });
   // list and prune read only the destination: they work while the database is down.
   if (inputs.mode === 'list' || inputs.mode === 'prune') return { executor: local, sources: inputs.sources, close: () => Promise.resolve() };
-  const prepared = await core.group('Databases reached from the runner: server versions and matching clients', () =>
+  const runnerSources = await core.group('Databases reached from the runner: server versions and matching clients', () =>
     prepareRunnerSources(local, inputs.sources, { tempRoot: process.env.RUNNER_TEMP || tmpdir(), log: core.info }),
   );
-  await writeSummary(`### Databases reached from the runner\n\n${prepared.clients.map((client) => `- ${client.describe}`).join('\n')}\n`);
-  return { executor: local, sources: prepared.clients.map((client) => client.source), clients: prepared.clients, close: () => prepared.cleanup() };
+  const prepared = runnerSources.prepared;
+  const clients = new Map(prepared.flatMap((entry) => ('client' in entry ? [[entry.source.name, entry.client] as const] : [])));
+  const unusable = new Map(prepared.flatMap((entry) => ('error' in entry ? [[entry.source.name, entry.error.message] as const] : [])));
+  await writeSummary(
+    `### Databases reached from the runner\n\n${prepared.map((entry) => `- ${'client' in entry ? entry.client.describe : `**cannot be used**: ${entry.error.message}`}`).join('\n')}\n`,
+  );
+  return { executor: local, sources: prepared.map((entry) => entry.source), clients, unusable, close: () => runnerSources.cleanup() };
 }
 
 async function runMode(inputs: BackupInputs): Promise<void> {
@@ -117,7 +124,7 @@ async function runMode(inputs: BackupInputs): Promise<void> {
     store = await storeFor(inputs, executor);
     switch (inputs.mode) {
       case 'backup':
-        return await backupAll(inputs, executor, store, out);
+        return await backupAll(inputs, executor, store, out, workplace.unusable);
       case 'list': {
         const sections = [];
         for (const source of inputs.sources) sections.push(listTable(source.name, await store.list(source.name)));
@@ -163,7 +170,7 @@ async function runMode(inputs: BackupInputs): Promise<void> {
         return;
       }
       case 'drill':
-        return await drillAll(inputs, executor, store, out, workplace.clients);
+        return await drillAll(inputs, executor, store, out, workplace);
     }
   } finally {
     store?.close?.();
@@ -172,11 +179,23 @@ async function runMode(inputs: BackupInputs): Promise<void> {
 }
 
 /** Every source is tried; retention runs per source only after its new backup is verified and stored. */
-async function backupAll(inputs: BackupInputs, executor: Executor, store: Store, out: ReturnType<typeof outputs<Outputs>>): Promise<void> {
+async function backupAll(
+  inputs: BackupInputs,
+  executor: Executor,
+  store: Store,
+  out: ReturnType<typeof outputs<Outputs>>,
+  unusable: ReadonlyMap<string, string> = new Map(),
+): Promise<void> {
   const outcomes: SourceOutcome[] = [];
   const unencryptedArtifact = store.kind === 'artifact' && inputs.encryptRecipients.length === 0;
   if (unencryptedArtifact) core.warning(UNENCRYPTED_ARTIFACT_WARNING);
   for (const source of inputs.sources) {
+    const cannotUse = unusable.get(source.name);
+    if (cannotUse !== undefined) {
+      core.error(cannotUse);
+      outcomes.push({ source: source.name, error: cannotUse });
+      continue;
+    }
     try {
       const result = await backupSource(executor, store, source, {
         minSize: inputs.minSize,
@@ -212,13 +231,19 @@ async function drillAll(
   executor: Executor,
   store: Store,
   out: ReturnType<typeof outputs<Outputs>>,
-  clients: readonly RunnerClient[] | undefined,
+  { clients, unusable }: Pick<Workplace, 'clients' | 'unusable'>,
 ): Promise<void> {
   const outcomes: DrillOutcome[] = [];
-  for (const [index, source] of inputs.sources.entries()) {
+  for (const source of inputs.sources) {
     const started = Date.now();
+    const cannotUse = unusable?.get(source.name);
+    if (cannotUse !== undefined) {
+      core.error(`drill failed: ${cannotUse}`);
+      outcomes.push({ source: source.name, durationMs: 0, error: cannotUse });
+      continue;
+    }
     // A runner-side source is drilled on a throwaway server of its major version unless drill-target says server.
-    const client = clients?.[index];
+    const client = clients?.get(source.name);
     let scratch: Awaited<ReturnType<typeof startScratchServer>> | undefined;
     try {
       if (client && inputs.drillTarget === 'runner') scratch = await startScratchServer(executor, client);

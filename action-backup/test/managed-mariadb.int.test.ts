@@ -4,6 +4,7 @@ import {
   MYSQL_CHECKSUM_SQL,
   MYSQL_SEED_SQL,
   ensureHubMariadb,
+  freePort,
   sh,
   startArtifactService,
   startContainerMariadb,
@@ -135,6 +136,27 @@ describe('a managed MariaDB backed up from the runner (no host)', () => {
     expect(drill.masked).toMatch(/start a throwaway MariaDB 11\.8 \(mariadb:11\.8\) for the drill/);
     expect(await sh('docker', ['ps', '-a', '-q', '--filter', 'label=skiff.backup=notes'])).toBe('');
     expect(await maria11.sql(maria11.database, CHECKSUM_11)).toBe(expectedNotes);
+  });
+
+  it('one database that cannot be reached does not stop the others: each gets its own row, the run fails naming it', async () => {
+    // A port nothing listens on: the reachable database must still be backed up and drilled.
+    const gone = `- name: gone\n  url: "mariadb://app:pw@127.0.0.1:${await freePort()}/app"\n`;
+    const sources = gone + notesSource();
+    const run = await backup({ sources, destination: 'artifact', 'artifact-name': 'maria-two' }, artifacts.env);
+    expect(run.code, run.masked).toBe(1);
+    expect(run.errors.join('\n')).toMatch(/gone: cannot connect to the database at 127\.0\.0\.1:\d+ as app/);
+    expect(run.errors.join('\n')).toMatch(/1 of 2 backups failed: gone/);
+    expect(run.outputs.verified).toBe('false');
+    expect(run.outputs['backup-id']).toMatch(/^notes-\d{8}T\d{6}Z$/);
+    expect(run.summary).toMatch(/\| gone \| FAILED \|.*cannot connect/);
+    expect(run.summary).toMatch(/\| notes \| notes-\d{8}T\d{6}Z \|/);
+    expect(artifacts.artifacts.some((artifact) => artifact.name === `maria-two.${run.outputs['backup-id']}.manifest.json`)).toBe(true);
+
+    const drill = await backup({ sources, destination: 'artifact', 'artifact-name': 'maria-two', mode: 'drill' }, artifacts.env);
+    expect(drill.code, drill.masked).toBe(1);
+    expect(drill.summary).toContain('notes\\|30000');
+    expect(drill.summary).toMatch(/\| gone \| — \| FAILED \|/);
+    await expectNoLeak(drill, [maria11.password]);
   });
 
   const failures = [

@@ -135,7 +135,8 @@ export interface RunnerClient {
 }
 
 export interface RunnerSources {
-  clients: RunnerClient[];
+  /** In the order given: the client chosen for each source, or why none could be (that source alone fails). */
+  prepared: ({ source: Source; client: RunnerClient } | { source: Source; error: Error })[];
   /** Removes every private directory (credentials, CA files). */
   cleanup(): Promise<void>;
 }
@@ -158,7 +159,9 @@ async function succeeds(executor: Executor, command: Command, description: strin
  * Gives each source its private directory (0700, under `tempRoot`: the runner's temp dir), its CA
  * file, and the client tools that match its server's release series: the runner's own when they
  * match, else a container of `client-image` (Docker is on GitHub's Ubuntu runners), else an
- * error naming the version needed. Nothing is read from a database before this has passed.
+ * error naming the version needed. Nothing is read from a database before this has passed for it.
+ * Each source is prepared on its own, as each is backed up on its own over SSH: one database that
+ * cannot be reached must not stop the others' backups. Only when none can be used does this throw.
  */
 export async function prepareRunnerSources(
   executor: Executor,
@@ -173,105 +176,114 @@ export async function prepareRunnerSources(
     let docker: boolean | undefined;
     const dockerAvailable = async () =>
       (docker ??= await succeeds(executor, ['docker', 'version', '--format', '{{.Server.Version}}'], 'is Docker on the runner?'));
-    const clients: RunnerClient[] = [];
+    const prepared: RunnerSources['prepared'] = [];
     for (const given of sources) {
-      const engine = engineOf(given);
       const directory = await mkdtemp(join(options.tempRoot, 'skiff-db-'));
       directories.push(directory);
-      const caFile = given.caCertificate !== undefined ? join(directory, 'ca.pem') : undefined;
-      if (caFile) await writeFile(caFile, given.caCertificate!, { mode: 0o600 });
-      const base: Source = { ...given, runner: { directory, ...(caFile ? { caFile } : {}) } };
-
-      // Any client can ask; without one on the runner, the client image's newest tag does.
-      const localAsker = await succeeds(executor, engine.askerPresent, 'is a client on the runner?');
-      const askerFlavor = localAsker ? await engine.askerFlavor(executor) : undefined;
-      // MariaDB's client speaks to MySQL servers too (caching_sha2_password included), MySQL 9's no longer to every MariaDB.
-      const fallbackFlavor: ServerFlavor = given.type === 'postgres' ? 'postgres' : 'mariadb';
-      const asker: Source | undefined = localAsker
-        ? { ...base, runner: { ...base.runner!, ...(askerFlavor ? { mysqlClient: askerFlavor } : {}) } }
-        : (await dockerAvailable())
-          ? {
-              ...base,
-              runner: {
-                ...base.runner!,
-                clientImage: clientImageFor(base, fallbackFlavor, 'latest'),
-                ...(given.type === 'mysql' ? { mysqlClient: 'mariadb' as const } : {}),
-              },
-            }
-          : undefined;
-      if (!asker)
-        throw new Error(
-          `${given.name}: the runner has neither a ${given.type === 'postgres' ? 'PostgreSQL' : 'MySQL or MariaDB'} client nor Docker to ask the server its version; install the client or use a runner with Docker`,
-        );
-      const asked = await withSecretFile(executor, asker, (secretFile) =>
-        executor.run([engine.ask(asker, secretFile)], { description: `ask ${given.name} its server version`, allowFailure: true, timeoutSeconds: 120 }),
-      );
-      if (asked.code !== 0)
-        throw new Error(`${given.name}: cannot connect to the database at ${where(given)}: ${lastLines(asked.stderr) || `exit code ${asked.code}`}`);
-      const server = engine.server(asked.stdout);
-      if (server === undefined)
-        throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which Skiff cannot read`);
-      if (server.tls === '' && ['require', 'verify-ca', 'verify-full'].includes(given.sslMode ?? ''))
-        throw new Error(
-          `${given.name}: cannot connect to the database at ${where(given)}: the server does not speak TLS, and sslmode ${given.sslMode!} requires it`,
-        );
-      const serverName = `${engine.serverName(server.flavor)} ${server.major}`;
-      const dumpName = engine.dumpName(server.flavor);
-      const mysqlClient = given.type === 'mysql' ? { mysqlClient: server.flavor as 'mariadb' | 'mysql' } : {};
-
-      const runnerDump = await executor.run([engine.dumpVersion(server.flavor)], { description: `the runner's ${dumpName} version`, allowFailure: true });
-      const runnerTool = runnerDump.code === 0 ? engine.toolMajor(runnerDump.stdout, server.flavor) : undefined;
-      if (runnerTool?.major === server.major) {
-        clients.push({
-          source: { ...base, runner: { ...base.runner!, ...mysqlClient } },
-          serverFlavor: server.flavor,
-          serverMajor: server.major,
-          client: `${dumpName} ${runnerTool.version} (the runner's)`,
-          describe: `${given.name}: ${serverName} at ${where(given)}; client: the runner's ${dumpName} ${runnerTool.version}`,
-        });
-        continue;
+      try {
+        const client = await prepareRunnerSource(executor, given, directory, dockerAvailable);
+        options.log(client.describe);
+        prepared.push({ source: client.source, client });
+      } catch (error) {
+        options.log((error as Error).message);
+        prepared.push({ source: given, error: error as Error });
       }
-      const image = clientImageFor(given, server.flavor, server.major);
-      const runnerSays = runnerTool
-        ? `the runner's ${dumpName} is ${runnerTool.version}`
-        : `the runner has no ${dumpName} of ${engine.serverName(server.flavor)}`;
-      if (!(await dockerAvailable()))
-        throw new Error(
-          `${given.name}: the server runs ${serverName} and ${runnerSays}; a dump needs ${dumpName} ${server.major}: install it on the runner, or use a runner with Docker so ${image} can run it`,
-        );
-      if (!(await succeeds(executor, ['docker', 'image', 'inspect', '--format', '{{.Id}}', image], `is ${image} on the runner?`))) {
-        const pulled = await executor.run([['docker', 'pull', '--quiet', image]], {
-          description: `pull ${image}`,
-          allowFailure: true,
-          live: 'all',
-          timeoutSeconds: 600,
-        });
-        if (pulled.code !== 0)
-          throw new Error(
-            `${given.name}: the server runs ${serverName} and ${runnerSays}; pulling ${image} for a matching ${dumpName} failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with ${serverName}'s client tools`,
-          );
-      }
-      const source: Source = { ...base, runner: { ...base.runner!, clientImage: image, ...mysqlClient } };
-      const inImage = await executor.run([hostTool(source, engine.dumpVersion(server.flavor))], { description: `${dumpName} in ${image}`, allowFailure: true });
-      const imageTool = inImage.code === 0 ? engine.toolMajor(inImage.stdout, server.flavor) : undefined;
-      if (imageTool?.major !== server.major)
-        throw new Error(
-          `${given.name}: the server runs ${serverName}, but ${image} has ${imageTool ? `${dumpName} ${imageTool.version}` : `no working ${dumpName} (${lastLines(inImage.stderr + inImage.stdout)})`}; set "client-image" to an image with ${serverName}'s client tools`,
-        );
-      clients.push({
-        source,
-        serverFlavor: server.flavor,
-        serverMajor: server.major,
-        client: `${dumpName} ${imageTool.version} in ${image}`,
-        describe: `${given.name}: ${serverName} at ${where(given)}; client: ${dumpName} ${imageTool.version} in a container of ${image} (${runnerSays})`,
-      });
     }
-    for (const client of clients) options.log(client.describe);
-    return { clients, cleanup };
+    const failures = prepared.flatMap((entry) => ('error' in entry ? [entry.error.message] : []));
+    if (failures.length === prepared.length) throw new Error(failures.join('\n'));
+    return { prepared, cleanup };
   } catch (error) {
     await cleanup();
     throw error;
   }
+}
+
+async function prepareRunnerSource(executor: Executor, given: Source, directory: string, dockerAvailable: () => Promise<boolean>): Promise<RunnerClient> {
+  const engine = engineOf(given);
+  const caFile = given.caCertificate !== undefined ? join(directory, 'ca.pem') : undefined;
+  if (caFile) await writeFile(caFile, given.caCertificate!, { mode: 0o600 });
+  const base: Source = { ...given, runner: { directory, ...(caFile ? { caFile } : {}) } };
+
+  // Any client can ask; without one on the runner, the client image's newest tag does.
+  const localAsker = await succeeds(executor, engine.askerPresent, 'is a client on the runner?');
+  const askerFlavor = localAsker ? await engine.askerFlavor(executor) : undefined;
+  // MariaDB's client speaks to MySQL servers too (caching_sha2_password included), MySQL 9's no longer to every MariaDB.
+  const fallbackFlavor: ServerFlavor = given.type === 'postgres' ? 'postgres' : 'mariadb';
+  const asker: Source | undefined = localAsker
+    ? { ...base, runner: { ...base.runner!, ...(askerFlavor ? { mysqlClient: askerFlavor } : {}) } }
+    : (await dockerAvailable())
+      ? {
+          ...base,
+          runner: {
+            ...base.runner!,
+            clientImage: clientImageFor(base, fallbackFlavor, 'latest'),
+            ...(given.type === 'mysql' ? { mysqlClient: 'mariadb' as const } : {}),
+          },
+        }
+      : undefined;
+  if (!asker)
+    throw new Error(
+      `${given.name}: the runner has neither a ${given.type === 'postgres' ? 'PostgreSQL' : 'MySQL or MariaDB'} client nor Docker to ask the server its version; install the client or use a runner with Docker`,
+    );
+  const asked = await withSecretFile(executor, asker, (secretFile) =>
+    executor.run([engine.ask(asker, secretFile)], { description: `ask ${given.name} its server version`, allowFailure: true, timeoutSeconds: 120 }),
+  );
+  if (asked.code !== 0)
+    throw new Error(`${given.name}: cannot connect to the database at ${where(given)}: ${lastLines(asked.stderr) || `exit code ${asked.code}`}`);
+  const server = engine.server(asked.stdout);
+  if (server === undefined)
+    throw new Error(`${given.name}: the server answered its version as ${JSON.stringify(asked.stdout.trim())}, which Skiff cannot read`);
+  if (server.tls === '' && ['require', 'verify-ca', 'verify-full'].includes(given.sslMode ?? ''))
+    throw new Error(
+      `${given.name}: cannot connect to the database at ${where(given)}: the server does not speak TLS, and sslmode ${given.sslMode!} requires it`,
+    );
+  const serverName = `${engine.serverName(server.flavor)} ${server.major}`;
+  const dumpName = engine.dumpName(server.flavor);
+  const mysqlClient = given.type === 'mysql' ? { mysqlClient: server.flavor as 'mariadb' | 'mysql' } : {};
+
+  const runnerDump = await executor.run([engine.dumpVersion(server.flavor)], { description: `the runner's ${dumpName} version`, allowFailure: true });
+  const runnerTool = runnerDump.code === 0 ? engine.toolMajor(runnerDump.stdout, server.flavor) : undefined;
+  if (runnerTool?.major === server.major) {
+    return {
+      source: { ...base, runner: { ...base.runner!, ...mysqlClient } },
+      serverFlavor: server.flavor,
+      serverMajor: server.major,
+      client: `${dumpName} ${runnerTool.version} (the runner's)`,
+      describe: `${given.name}: ${serverName} at ${where(given)}; client: the runner's ${dumpName} ${runnerTool.version}`,
+    };
+  }
+  const image = clientImageFor(given, server.flavor, server.major);
+  const runnerSays = runnerTool ? `the runner's ${dumpName} is ${runnerTool.version}` : `the runner has no ${dumpName} of ${engine.serverName(server.flavor)}`;
+  if (!(await dockerAvailable()))
+    throw new Error(
+      `${given.name}: the server runs ${serverName} and ${runnerSays}; a dump needs ${dumpName} ${server.major}: install it on the runner, or use a runner with Docker so ${image} can run it`,
+    );
+  if (!(await succeeds(executor, ['docker', 'image', 'inspect', '--format', '{{.Id}}', image], `is ${image} on the runner?`))) {
+    const pulled = await executor.run([['docker', 'pull', '--quiet', image]], {
+      description: `pull ${image}`,
+      allowFailure: true,
+      live: 'all',
+      timeoutSeconds: 600,
+    });
+    if (pulled.code !== 0)
+      throw new Error(
+        `${given.name}: the server runs ${serverName} and ${runnerSays}; pulling ${image} for a matching ${dumpName} failed: ${lastLines(pulled.stderr)}. Set "client-image" to an image with ${serverName}'s client tools`,
+      );
+  }
+  const source: Source = { ...base, runner: { ...base.runner!, clientImage: image, ...mysqlClient } };
+  const inImage = await executor.run([hostTool(source, engine.dumpVersion(server.flavor))], { description: `${dumpName} in ${image}`, allowFailure: true });
+  const imageTool = inImage.code === 0 ? engine.toolMajor(inImage.stdout, server.flavor) : undefined;
+  if (imageTool?.major !== server.major)
+    throw new Error(
+      `${given.name}: the server runs ${serverName}, but ${image} has ${imageTool ? `${dumpName} ${imageTool.version}` : `no working ${dumpName} (${lastLines(inImage.stderr + inImage.stdout)})`}; set "client-image" to an image with ${serverName}'s client tools`,
+    );
+  return {
+    source,
+    serverFlavor: server.flavor,
+    serverMajor: server.major,
+    client: `${dumpName} ${imageTool.version} in ${image}`,
+    describe: `${given.name}: ${serverName} at ${where(given)}; client: ${dumpName} ${imageTool.version} in a container of ${image} (${runnerSays})`,
+  };
 }
 
 export interface ScratchServer {
