@@ -51538,7 +51538,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.7.0";
+var version = "0.8.0";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -56113,9 +56113,31 @@ function deployRequest(inputs) {
 function deploymentRequest(inputs, deploymentUuid) {
   return { method: "GET", url: `${inputs.apiUrl}/deployments/${encodeURIComponent(deploymentUuid)}`, headers: headers(inputs.token) };
 }
+function applicationRequest(inputs, uuid) {
+  return { method: "GET", url: `${inputs.apiUrl}/applications/${encodeURIComponent(uuid)}`, headers: headers(inputs.token) };
+}
+function setImageTagRequest(inputs, uuid, tag) {
+  return {
+    method: "PATCH",
+    url: `${inputs.apiUrl}/applications/${encodeURIComponent(uuid)}`,
+    headers: { ...headers(inputs.token), "content-type": "application/json" },
+    body: JSON.stringify({ docker_registry_image_tag: tag })
+  };
+}
 function describeRequest(request2) {
   return `${request2.method} ${request2.url}
-Authorization: Bearer ***`;
+Authorization: Bearer ***${request2.body ? `
+${request2.body}` : ""}`;
+}
+function parseApplication(uuid, body) {
+  const object = body ?? {};
+  const name = typeof object.name === "string" ? object.name : uuid;
+  if (object.build_pack !== "dockerimage" || typeof object.docker_registry_image_name !== "string" || object.docker_registry_image_name === "")
+    throw new Error(
+      `Coolify application ${name} (${uuid}) is built with the ${typeof object.build_pack === "string" ? object.build_pack : "unknown"} build pack, not from a registry image ("Docker Image"), so coolify-image-tag cannot choose what it runs; leave coolify-image-tag empty for it`
+    );
+  const tag = typeof object.docker_registry_image_tag === "string" && object.docker_registry_image_tag !== "" ? object.docker_registry_image_tag : "latest";
+  return { uuid, name, image: object.docker_registry_image_name, tag };
 }
 function parseTriggered(body) {
   const object = body ?? {};
@@ -56151,7 +56173,13 @@ function parseDeployment(body) {
   return { status: object.status, logs: logs2 };
 }
 async function send(request2, timeoutMs = 3e4) {
-  const response = await fetch(request2.url, { method: request2.method, headers: request2.headers, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
+  const response = await fetch(request2.url, {
+    method: request2.method,
+    headers: request2.headers,
+    ...request2.body === void 0 ? {} : { body: request2.body },
+    redirect: "error",
+    signal: AbortSignal.timeout(timeoutMs)
+  });
   const text = await response.text();
   let body = text;
   try {
@@ -56162,8 +56190,9 @@ async function send(request2, timeoutMs = 3e4) {
   return { status: response.status, body };
 }
 function answerError(what, request2, answer) {
-  const said = typeof answer.body === "object" && answer.body !== null && "message" in answer.body ? String(answer.body.message) : (typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body ?? "")).slice(0, 300);
-  const hint = answer.status === 401 ? " Check coolify-token: Coolify does not accept it." : answer.status === 403 ? " The token lacks a permission: it needs `deploy` and `read`." : answer.status === 404 ? " Check coolify-uuid / coolify-tag: the token's team has no such resource." : answer.status === 429 ? " Coolify's deployment queue is full; try again later." : "";
+  const errors = typeof answer.body === "object" && answer.body !== null && "errors" in answer.body && typeof answer.body.errors === "object" && answer.body.errors !== null ? ` (${Object.entries(answer.body.errors).map(([field, why]) => `${field}: ${Array.isArray(why) ? why.join(" ") : String(why)}`).join("; ")})` : "";
+  const said = typeof answer.body === "object" && answer.body !== null && "message" in answer.body ? String(answer.body.message) + errors : (typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body ?? "")).slice(0, 300);
+  const hint = answer.status === 401 ? " Check coolify-token: Coolify does not accept it." : answer.status === 403 ? ` The token lacks a permission: it needs \`deploy\` and \`read\`${request2.method === "PATCH" ? ", and `write` to set coolify-image-tag" : ""}.` : answer.status === 404 ? " Check coolify-uuid / coolify-tag: the token's team has no such resource." : answer.status === 429 ? " Coolify's deployment queue is full; try again later." : "";
   return `${what}: Coolify answered HTTP ${answer.status} to ${request2.method} ${request2.url}${said ? `: ${said.replace(/\.+$/, "")}` : ""}.${hint}`;
 }
 
@@ -56173,6 +56202,60 @@ var SUMMARY_LOG_LINES = 100;
 async function deployCoolify(inputs, _ctx) {
   const coolify = inputs.coolify;
   const started = performance.now();
+  if (coolify.imageTag === void 0) {
+    const round2 = await deployRound(inputs, started);
+    return round2.followed.map((f) => toReport(coolify, f, round2.gate, {}));
+  }
+  const before = await Promise.all(coolify.uuids.map((uuid) => readApplication(coolify, uuid)));
+  const wanted = coolify.imageTag;
+  await setImageTags(
+    coolify,
+    before.map((app) => ({ app, tag: wanted }))
+  );
+  let round;
+  try {
+    round = await deployRound(inputs, started);
+  } catch (error2) {
+    await setImageTags(
+      coolify,
+      before.map((app) => ({ app, tag: app.tag }))
+    ).catch((undo) => warning(`Could not set the applications' image tags back: ${undo.message}`));
+    throw error2;
+  }
+  const images = Object.fromEntries(before.map((app) => [app.name, `${app.image}:${wanted}`]));
+  const failure = roundFailure(round);
+  if (failure === void 0) return round.followed.map((f) => toReport(coolify, f, round.gate, { images }));
+  const changed = before.filter((app) => app.tag !== wanted);
+  const why = `${failure}.`;
+  if (!inputs.rollbackOnFailure || changed.length === 0) {
+    const left = !inputs.rollbackOnFailure ? `rollback-on-failure is false, so Coolify keeps ${wanted} for inspection` : `every application already ran ${wanted} before, so there is no earlier tag to return to`;
+    return round.followed.map((f) => toReport(coolify, f, round.gate, { images, error: `${why} ${left}.` }));
+  }
+  const previous = changed.map((app) => `${app.name} \u2192 ${app.tag}`).join(", ");
+  warning(`${why} Rolling back: ${previous}.`);
+  await setImageTags(
+    coolify,
+    changed.map((app) => ({ app, tag: app.tag }))
+  );
+  const back = await deployRound({ ...inputs, coolify: { ...coolify, uuids: changed.map((app) => app.uuid) } }, performance.now());
+  const backFailure = roundFailure(back);
+  const restored = Object.fromEntries(before.map((app) => [app.name, `${app.image}:${app.tag}`]));
+  const backGates = back.gate ? [{ label: `rollback to ${previous}`, gate: back.gate }] : [];
+  if (backFailure !== void 0)
+    return round.followed.map(
+      (f) => toReport(coolify, f, round.gate, { images, error: `${why} The rollback (${previous}) failed too: ${backFailure}.`, extraGates: backGates })
+    );
+  return round.followed.map(
+    (f) => toReport(coolify, f, round.gate, {
+      images: restored,
+      status: "rolled-back",
+      error: `${why} Rolled back (${previous}), which passed the health gate.`,
+      extraGates: backGates
+    })
+  );
+}
+async function deployRound(inputs, started) {
+  const coolify = inputs.coolify;
   const trigger = deployRequest(coolify);
   info(`Triggering Coolify: ${describeRequest(trigger).replace("\n", " (")})`);
   const answer = await send(trigger).catch((error2) => {
@@ -56201,8 +56284,34 @@ async function deployCoolify(inputs, _ctx) {
   }
   const allFinished = followed.every((f) => f.error === void 0);
   const gate = allFinished && inputs.health.urls.length > 0 ? await healthGate(inputs.health) : void 0;
-  const gateSeconds = gate ? gate.elapsedMs / 1e3 : 0;
-  return followed.map((f) => toReport(coolify, f, gate, gateSeconds));
+  return { followed, ...gate ? { gate } : {} };
+}
+function roundFailure(round) {
+  const failed = round.followed.find((f) => f.error !== void 0);
+  if (failed) return failed.error;
+  if (round.gate && !round.gate.ok) return `The Coolify deployments finished, but the health gate failed: ${round.gate.reason}`;
+  return void 0;
+}
+async function readApplication(coolify, uuid) {
+  const request2 = applicationRequest(coolify, uuid);
+  const answer = await send(request2).catch((error2) => {
+    throw new Error(`Could not reach Coolify at ${coolify.apiUrl}: ${error2.message}`);
+  });
+  if (answer.status !== 200) throw new Error(answerError(`Reading application ${uuid} failed, nothing was changed`, request2, answer));
+  return parseApplication(uuid, answer.body);
+}
+async function setImageTags(coolify, changes) {
+  const done = [];
+  for (const { app, tag } of changes) {
+    const request2 = setImageTagRequest(coolify, app.uuid, tag);
+    const answer = await send(request2).catch((error2) => ({ status: 0, body: error2.message }));
+    if (answer.status < 200 || answer.status > 299) {
+      for (const undo of done) await send(setImageTagRequest(coolify, undo.uuid, undo.tag)).catch(() => void 0);
+      throw new Error(answerError(`Setting the image tag of ${app.name} to ${tag} failed, nothing was deployed`, request2, answer));
+    }
+    info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${tag}${tag === app.tag ? " (unchanged)" : ` (was ${app.tag})`}`);
+    done.push(app);
+  }
 }
 async function follow(coolify, triggered, started) {
   const seconds = () => (performance.now() - started) / 1e3;
@@ -56278,18 +56387,18 @@ async function healthGate(health) {
   });
   return { ...result, containers: [], failingServices: [] };
 }
-function toReport(coolify, f, gate, gateSeconds) {
+function toReport(coolify, f, gate, verdict) {
   const id = f.triggered.deploymentUuid ?? f.triggered.resourceUuid;
-  let error2 = f.error;
+  let error2 = verdict.error ?? f.error;
   if (!error2 && gate && !gate.ok)
     error2 = `Coolify deployment ${id} of ${f.triggered.resourceUuid} finished, but the health gate failed: ${gate.reason}. Coolify keeps it running; roll back in Coolify.`;
-  const status = error2 ? "failed" : "deployed";
-  const durationSeconds = f.seconds + (f.error ? 0 : gateSeconds);
+  const status = verdict.status ?? (error2 ? "failed" : "deployed");
+  const durationSeconds = f.seconds + (f.error ? 0 : (gate?.elapsedMs ?? 0) / 1e3);
   const outcome = {
     status,
     releaseId: id,
-    images: {},
-    gates: gate && !f.error ? [{ label: `Coolify deployment ${id}`, gate }] : [],
+    images: verdict.images ?? {},
+    gates: [...gate && !f.error ? [{ label: `Coolify deployment ${id}`, gate }] : [], ...verdict.extraGates ?? []],
     ...f.diagnostics ? { diagnostics: f.diagnostics } : {},
     ...error2 ? { error: error2 } : {},
     pruned: [],
@@ -56300,7 +56409,21 @@ function toReport(coolify, f, gate, gateSeconds) {
 }
 function planCoolify(inputs) {
   const coolify = inputs.coolify;
-  const steps = [
+  const steps = [];
+  if (coolify.imageTag !== void 0)
+    steps.push(
+      {
+        kind: "run",
+        description: `read each application's image and tag (it must run a registry image); nothing is changed if one cannot`,
+        script: coolify.uuids.map((uuid) => describeRequest(applicationRequest(coolify, uuid))).join("\n")
+      },
+      {
+        kind: "run",
+        description: `set each application's image tag to ${coolify.imageTag}${inputs.rollbackOnFailure ? " (a failed release is deployed again with the tags they had)" : ""}`,
+        script: coolify.uuids.map((uuid) => describeRequest(setImageTagRequest(coolify, uuid, coolify.imageTag))).join("\n")
+      }
+    );
+  steps.push(
     {
       kind: "run",
       description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(", ")}` : `every resource tagged ${coolify.tags.join(", ")}`}`,
@@ -56311,7 +56434,7 @@ function planCoolify(inputs) {
       description: `follow each deployment Coolify queued, every ${coolify.pollSeconds} s until finished, failed or cancelled-by-user (at most ${coolify.timeoutSeconds} s); print the log of a failed one`,
       script: describeRequest(deploymentRequest(coolify, "{deployment_uuid}")).replace("%7B", "{").replace("%7D", "}")
     }
-  ];
+  );
   if (inputs.health.urls.length > 0) {
     steps.push({
       kind: "run",
@@ -60028,6 +60151,11 @@ var COOLIFY_INPUTS = [
     description: "strategy: coolify \u2014 Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.",
     required: false
   },
+  {
+    name: "coolify-image-tag",
+    description: "strategy: coolify \u2014 the image tag each application of coolify-uuid runs (Coolify's Docker Image build pack), e.g. the commit SHA the image was pushed as: set through Coolify's API before the deploy (the token needs `write`), so the deploy runs exactly that build and a manual rollback is a deploy of an earlier tag. With rollback-on-failure, a release that fails its deployment or the health gate is deployed again with the tag each application had before. Empty: Coolify deploys whatever tag it has.",
+    required: false
+  },
   { name: "coolify-force", description: "strategy: coolify \u2014 rebuild without cache (Coolify's `force`), true or false.", required: false, default: "false" },
   {
     name: "coolify-timeout",
@@ -60042,6 +60170,7 @@ var COOLIFY_INPUTS = [
     default: "5s"
   }
 ];
+var IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 var UUID = /^[A-Za-z0-9_-]{1,64}$/;
 var TAG = /^[^,\s][^,\r\n]{0,99}$/;
 function readApiUrl() {
@@ -60077,6 +60206,16 @@ function readCoolifyInputs(strategy) {
   const uuids = c.read(() => readIds("coolify-uuid", UUID, "Coolify resource UUIDs (letters, digits, - and _), separated by newlines or commas"));
   const tags = c.read(() => readIds("coolify-tag", TAG, "Coolify tag names, separated by newlines or commas"));
   const force = c.read(() => getBoolean("coolify-force", { default: false }));
+  const imageTag = c.read(() => {
+    const value = getString("coolify-image-tag");
+    if (value !== void 0 && !IMAGE_TAG.test(value))
+      throw invalidInput(
+        "coolify-image-tag",
+        "a Docker image tag (letters, digits, _, . and -, at most 128, not starting with . or -), e.g. the commit SHA",
+        value
+      );
+    return value;
+  });
   const timeoutSeconds = c.read(() => getDuration("coolify-timeout", { default: 1200, min: 1, max: 6 * 3600 }));
   const pollSeconds = c.read(() => getDuration("coolify-poll-interval", { default: 5, min: 1, max: 300 }));
   if (uuids !== void 0 && tags !== void 0) {
@@ -60095,8 +60234,27 @@ function readCoolifyInputs(strategy) {
         )
       );
   }
+  if (imageTag !== void 0 && tags !== void 0 && tags.length > 0)
+    c.add(
+      new InputError(
+        ["coolify-image-tag", "coolify-tag"],
+        'Input "coolify-image-tag" sets the tag of the applications named in "coolify-uuid"; with "coolify-tag" they are not known before the deploy, so list them in coolify-uuid'
+      )
+    );
   if (getString("rollback") !== void 0)
-    c.add(new InputError("rollback", 'Input "rollback" is not available with strategy: coolify; redeploy an earlier deployment in Coolify itself'));
+    c.add(
+      new InputError(
+        "rollback",
+        'Input "rollback" is not available with strategy: coolify; deploy the earlier image with coolify-image-tag (e.g. its commit SHA), or redeploy an earlier deployment in Coolify itself'
+      )
+    );
+  if (imageTag === void 0 && getString("rollback-on-failure")?.toLowerCase() === "false")
+    c.add(
+      new InputError(
+        "rollback-on-failure",
+        'Input "rollback-on-failure" is used by strategy: coolify only with coolify-image-tag (without it there is no earlier tag to return to, and nothing is rolled back anyway); remove it'
+      )
+    );
   if (getString("health-command") !== void 0)
     c.add(new InputError("health-command", 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
   if (getString("health-from")?.toLowerCase() === "host")
@@ -60104,7 +60262,16 @@ function readCoolifyInputs(strategy) {
   if ((getList("health-url") ?? []).some((url) => url.includes("{host}")))
     c.add(new InputError("health-url", `Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app's public address`));
   c.finish();
-  return { apiUrl, token, uuids, tags, force, timeoutSeconds, pollSeconds };
+  return {
+    apiUrl,
+    token,
+    uuids,
+    tags,
+    force,
+    ...imageTag === void 0 ? {} : { imageTag },
+    timeoutSeconds,
+    pollSeconds
+  };
 }
 
 // action-deploy/src/strategies/rolling-inputs.ts
@@ -60694,8 +60861,7 @@ function unusedBy(strategy) {
     "lock-timeout",
     "lock-ttl",
     "sudo",
-    "all-or-nothing",
-    "rollback-on-failure"
+    "all-or-nothing"
   ];
   const others = [...strategy === "rolling" ? [] : ROLLING_INPUTS, ...strategy === "coolify" ? [] : COOLIFY_INPUTS].map((input) => input.name).filter((name) => name !== "rolling-services");
   if (strategy === "coolify") return [...sshOnly, ...composeOnly, ...others];

@@ -594,7 +594,7 @@ function readWebhooks(): string[] | undefined {
  * Inputs a strategy never reads. Set to anything but its default, each is an error naming it: a
  * team whose migration sits in pre-deploy must not believe it ran under strategy: coolify. Inputs
  * with a check of their own (files, build-on-server, backup-before-deploy, registry-username,
- * rollback, health-command, the systemd inputs) are left to it, so each mistake is said once.
+ * rollback, rollback-on-failure, health-command, the systemd inputs) are left to it, so each mistake is said once.
  */
 function unusedBy(strategy: StrategyName): string[] {
   const composeOnly = ['compose-file', 'images', 'registry', 'pull-timeout'];
@@ -610,7 +610,6 @@ function unusedBy(strategy: StrategyName): string[] {
     'lock-ttl',
     'sudo',
     'all-or-nothing',
-    'rollback-on-failure',
   ];
   // rolling-services has its own check (readRollingInputs).
   const others = [...(strategy === 'rolling' ? [] : ROLLING_INPUTS), ...(strategy === 'coolify' ? [] : COOLIFY_INPUTS)]

@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCoolify, startRecordingServer, tempDir, type CoolifyServer, type RecordingServer } from '@skiff/testbed';
+import {
+  BUSYBOX_IMAGE,
+  ensureBaseImages,
+  freePort,
+  sh,
+  startCoolify,
+  startRecordingServer,
+  tempDir,
+  type CoolifyServer,
+  type RecordingServer,
+} from '@skiff/testbed';
 import { runAction, type ActionRun } from './helpers';
 
 /**
@@ -45,7 +55,61 @@ const resources = [
     ],
   },
   { uuid: 'slow0app1uuid2', name: 'shop-slow', kind: 'application' as const, statuses: ['queued', 'in_progress'] },
+  // A Docker-image application Coolify really deploys: the tag it is given is pulled and started on this machine.
+  {
+    uuid: 'image0app1uuid2',
+    name: 'shop-image',
+    kind: 'application' as const,
+    image: { name: `${PREFIX}/app`, tag: 'v1' },
+    run: (image: string) => runImage(image),
+  },
 ];
+
+const CONTAINER = `${PREFIX}-image-app`;
+let imagePort = 0;
+/** What Coolify does with a Docker-image application: the new container replaces the old one, or the deployment fails. */
+async function runImage(image: string): Promise<void> {
+  await sh('docker', ['image', 'inspect', '--format', '{{.Id}}', image]).catch(() => {
+    throw new Error(`Error response from daemon: manifest for ${image} not found: manifest unknown`);
+  });
+  await sh('docker', ['rm', '-f', CONTAINER]);
+  await sh('docker', [
+    'run',
+    '-d',
+    '--name',
+    CONTAINER,
+    '--label',
+    `${PREFIX}=1`,
+    '-p',
+    `127.0.0.1:${imagePort}:80`,
+    image,
+    'httpd',
+    '-f',
+    '-p',
+    '80',
+    '-h',
+    '/www',
+  ]);
+}
+
+/** Versions of a tiny site: /version says which, /health answers ok — except in the broken one, which has none (404). */
+async function buildSiteImages(): Promise<void> {
+  for (const [tag, healthy] of [
+    ['v1', true],
+    ['v2', true],
+    ['v3-broken', false],
+  ] as const) {
+    const context = await tempDir(`${PREFIX}-site`);
+    try {
+      await sh('mkdir', ['-p', `${context.path}/www`]);
+      await sh('sh', ['-c', `echo ${tag} > ${context.path}/www/version${healthy ? ` && echo ok > ${context.path}/www/health` : ''}`]);
+      await sh('sh', ['-c', `printf 'FROM ${BUSYBOX_IMAGE}\nCOPY www /www\n' > ${context.path}/Dockerfile`]);
+      await sh('docker', ['build', '-q', '--label', `${PREFIX}=1`, '-t', `${PREFIX}/app:${tag}`, context.path], { timeoutMs: 120_000 });
+    } finally {
+      await context.remove();
+    }
+  }
+}
 
 const inputs = (extra: Record<string, string>) => ({
   strategy: 'coolify',
@@ -67,6 +131,9 @@ function expectNoToken(run: ActionRun): void {
 }
 
 beforeAll(async () => {
+  await ensureBaseImages();
+  imagePort = await freePort();
+  await buildSiteImages();
   [coolify, app, workspace, hook] = await Promise.all([
     startCoolify(resources),
     startRecordingServer(() => (appHealthy ? { status: 200, body: 'ok' } : { status: 503, body: 'starting' })),
@@ -83,6 +150,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await sh('docker', ['rm', '-f', CONTAINER]).catch(() => undefined);
+  await sh('sh', ['-c', `docker image ls -q --filter label=${PREFIX}=1 | xargs -r docker image rm -f`]).catch(() => undefined);
   await Promise.all([coolify?.stop(), app?.stop(), workspace?.remove(), github?.stop(), hook?.stop()]);
 });
 
@@ -191,6 +260,85 @@ describe('strategy: coolify', () => {
     } finally {
       appHealthy = true;
     }
+  });
+
+  describe('coolify-image-tag: the exact build, rollback to the tags the applications had', () => {
+    const imageApp = () => resources[4]!;
+    const site = async (path: string) => {
+      const response = await fetch(`http://127.0.0.1:${imagePort}${path}`, { signal: AbortSignal.timeout(5_000) });
+      return `${response.status} ${(await response.text()).trim()}`;
+    };
+    const tagged = (tag: string, extra: Record<string, string> = {}) =>
+      deploy({
+        'coolify-uuid': imageApp().uuid,
+        'coolify-image-tag': tag,
+        'health-url': `http://127.0.0.1:${imagePort}/health`,
+        'health-timeout': '6s',
+        ...extra,
+      });
+
+    it('sets the tag, then deploys it: the site runs that build; an earlier tag deployed the same way is the manual rollback', async () => {
+      coolify.requests.length = 0;
+      const v2 = await tagged('v2');
+      expect(v2.code, v2.masked).toBe(0);
+      expect(await site('/version')).toBe('200 v2');
+      const deployment = coolify.deployments.at(-1)!;
+      expect(deployment.imageTag).toBe('v2');
+      expect(coolify.requests.slice(0, 3).map((r) => `${r.method} ${r.path} ${r.body}`)).toEqual([
+        `GET /api/v1/applications/${imageApp().uuid} `,
+        `PATCH /api/v1/applications/${imageApp().uuid} {"docker_registry_image_tag":"v2"}`,
+        `GET /api/v1/deploy?uuid=${imageApp().uuid}&force=false `,
+      ]);
+      expect(v2.outputs.status).toBe('deployed');
+      expect(JSON.parse(v2.outputs.images!)).toEqual({ 'shop-image': `${PREFIX}/app:v2` });
+      expect(v2.masked).toContain(`shop-image runs ${PREFIX}/app:v2 (was v1)`);
+      expectNoToken(v2);
+
+      const back = await tagged('v1');
+      expect(back.code, back.masked).toBe(0);
+      expect(await site('/version')).toBe('200 v1');
+      expect(imageApp().image!.tag).toBe('v1');
+    });
+
+    it('a release that fails the health gate is deployed again with the tag it replaced: rolled-back, the old build serves', async () => {
+      const v2 = await tagged('v2');
+      expect(v2.code, v2.masked).toBe(0);
+      coolify.requests.length = 0;
+      const broken = await tagged('v3-broken');
+      expect(broken.code).toBe(1);
+      expect(broken.outputs.status).toBe('rolled-back');
+      expect(broken.errors.join('\n')).toMatch(/health gate failed: .*HTTP 404.* Rolled back \(shop-image → v2\), which passed the health gate/s);
+      expect(await site('/version')).toBe('200 v2');
+      expect(imageApp().image!.tag).toBe('v2');
+      expect(coolify.deployments.slice(-2).map((d) => d.imageTag)).toEqual(['v3-broken', 'v2']);
+      expect(JSON.parse(broken.outputs.images!)).toEqual({ 'shop-image': `${PREFIX}/app:v2` });
+      expect(broken.summary).toMatch(/rollback to shop-image → v2/);
+    });
+
+    it('a tag Coolify cannot pull fails its deployment and is rolled back too; with rollback-on-failure false it is left failed', async () => {
+      const missing = await tagged('v9-never-pushed');
+      expect(missing.code).toBe(1);
+      expect(missing.outputs.status).toBe('rolled-back');
+      expect(missing.errors.join('\n')).toMatch(/ended failed.*Rolled back \(shop-image → v2\)/s);
+      expect(missing.summary).toContain('manifest unknown');
+      expect(await site('/version')).toBe('200 v2');
+
+      const kept = await tagged('v3-broken', { 'rollback-on-failure': 'false' });
+      expect(kept.code).toBe(1);
+      expect(kept.outputs.status).toBe('failed');
+      expect(kept.errors.join('\n')).toMatch(/rollback-on-failure is false, so Coolify keeps v3-broken for inspection/);
+      expect(await site('/version')).toBe('200 v3-broken');
+      expect(imageApp().image!.tag).toBe('v3-broken');
+    });
+
+    it('an application not built from a registry image is refused before anything changes', async () => {
+      coolify.requests.length = 0;
+      const run = await deploy({ 'coolify-uuid': `${imageApp().uuid},${resources[0]!.uuid}`, 'coolify-image-tag': 'v2' });
+      expect(run.code).toBe(1);
+      expect(run.errors.join('\n')).toMatch(/shop-web \(web0ok1app2uuid3\) is built with the dockerfile build pack, not from a registry image/);
+      expect(coolify.requests.map((r) => r.method)).toEqual(['GET', 'GET']);
+      expect(run.outputs.status).toBe('failed');
+    });
   });
 
   it('refuses bad inputs before any request: neither uuid nor tag, a bad URL, a wrong token', async () => {

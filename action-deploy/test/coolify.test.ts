@@ -3,7 +3,16 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { readDeployInputs } from '../src/inputs';
-import { deploymentRequest, deployRequest, describeRequest, parseDeployment, parseTriggered } from '../src/strategies/coolify-api';
+import {
+  answerError,
+  deploymentRequest,
+  deployRequest,
+  describeRequest,
+  parseApplication,
+  parseDeployment,
+  parseTriggered,
+  setImageTagRequest,
+} from '../src/strategies/coolify-api';
 import { planCoolify } from '../src/strategies/coolify';
 import { useInputsWorkspace } from './inputs-workspace';
 
@@ -62,6 +71,25 @@ describe('coolify inputs', () => {
     expect(message).toMatch(/"health-from: host" needs an SSH host/);
     expect(message).toMatch(/"rollback" is not available with strategy: coolify/);
     expect(message).not.toContain(TOKEN);
+  });
+
+  it('coolify-image-tag: a Docker tag for the applications of coolify-uuid; rollback-on-failure only with it', () => {
+    setInputs({ ...base, 'coolify-uuid': 'abc', 'coolify-image-tag': '4f9c2e1b7a3d', 'rollback-on-failure': 'false' });
+    expect(readDeployInputs()).toMatchObject({ coolify: { imageTag: '4f9c2e1b7a3d' }, rollbackOnFailure: false });
+    expect(errorOf({ ...base, 'coolify-uuid': 'abc', 'coolify-image-tag': 'v1:latest' })).toMatch(
+      /Input "coolify-image-tag" must be a Docker image tag.*got "v1:latest"/,
+    );
+    expect(errorOf({ ...base, 'coolify-uuid': 'abc', 'coolify-image-tag': '-v1' })).toMatch(/coolify-image-tag/);
+    expect(errorOf({ ...base, 'coolify-tag': 'prod', 'coolify-image-tag': 'v1' })).toMatch(
+      /"coolify-image-tag" sets the tag of the applications named in "coolify-uuid"/,
+    );
+    expect(errorOf({ ...base, 'coolify-uuid': 'abc', 'rollback-on-failure': 'false' })).toMatch(
+      /"rollback-on-failure" is used by strategy: coolify only with coolify-image-tag/,
+    );
+    // The runner passes the default (true) whatever the workflow says: that is not a choice.
+    setInputs({ ...base, 'coolify-uuid': 'abc', 'rollback-on-failure': 'true' });
+    expect(readDeployInputs().coolify?.imageTag).toBeUndefined();
+    expect(errorOf({ ...base, 'coolify-uuid': 'abc', rollback: 'previous' })).toMatch(/deploy the earlier image with coolify-image-tag/);
   });
 
   it('refuses the coolify inputs with other strategies, naming them', async () => {
@@ -166,5 +194,46 @@ describe('coolify requests', () => {
       'GET https://coolify.example.com/api/v1/deployments/{deployment_uuid}\nAuthorization: Bearer ***',
       'GET https://shop.example.com/health',
     ]);
+  });
+
+  it('with coolify-image-tag the plan reads each application, then sets its tag, before the deploy', () => {
+    setInputs({ ...base, 'coolify-uuid': 'abc', 'coolify-image-tag': 'v2' });
+    const steps = planCoolify(readDeployInputs());
+    expect(steps.map((s) => (s.kind === 'run' ? s.script : ''))).toEqual([
+      'GET https://coolify.example.com/api/v1/applications/abc\nAuthorization: Bearer ***',
+      'PATCH https://coolify.example.com/api/v1/applications/abc\nAuthorization: Bearer ***\n{"docker_registry_image_tag":"v2"}',
+      'GET https://coolify.example.com/api/v1/deploy?uuid=abc&force=false\nAuthorization: Bearer ***',
+      'GET https://coolify.example.com/api/v1/deployments/{deployment_uuid}\nAuthorization: Bearer ***',
+    ]);
+    expect(JSON.stringify(steps)).not.toContain(TOKEN);
+  });
+
+  it("reads an application as Coolify answers it: a registry image's name and tag, or why it cannot take one", () => {
+    expect(
+      parseApplication('abc', {
+        uuid: 'abc',
+        name: 'api',
+        build_pack: 'dockerimage',
+        docker_registry_image_name: 'ghcr.io/acme/api',
+        docker_registry_image_tag: null,
+      }),
+    ).toEqual({
+      uuid: 'abc',
+      name: 'api',
+      image: 'ghcr.io/acme/api',
+      tag: 'latest',
+    });
+    expect(() => parseApplication('abc', { name: 'web', build_pack: 'nixpacks' })).toThrow(
+      /web \(abc\) is built with the nixpacks build pack, not from a registry image/,
+    );
+    // A 422 names the field Coolify refused; a 403 on PATCH says which permission is missing.
+    const patch = setImageTagRequest({ apiUrl: 'https://c.example/api/v1', token: TOKEN }, 'abc', 'v2');
+    expect(
+      answerError('Setting', patch, {
+        status: 422,
+        body: { message: 'Validation failed.', errors: { docker_registry_image_tag: ['This field is not allowed.'] } },
+      }),
+    ).toContain('Validation failed. (docker_registry_image_tag: This field is not allowed.)');
+    expect(answerError('Setting', patch, { status: 403, body: { message: 'Forbidden' } })).toContain('and `write` to set coolify-image-tag');
   });
 });

@@ -7,14 +7,19 @@ import type { CoolifyInputs } from './coolify-inputs';
  *   GET /api/v1/deployments/{deployment_uuid} → the ApplicationDeploymentQueue row: status
  *       (queued, in_progress, finished, failed, cancelled-by-user) and `logs`, a JSON string of
  *       entries {output, type, hidden, …} (left out unless the token may read sensitive data).
- * Errors are {"message": "…"} with 400, 401, 404 or 429 (deployment queue full).
+ * and its applications API (app/Http/Controllers/Api/ApplicationsController.php):
+ *   GET /api/v1/applications/{uuid}   → the application: build_pack, docker_registry_image_name, docker_registry_image_tag, …
+ *   PATCH /api/v1/applications/{uuid} → {"uuid"}; body {"docker_registry_image_tag": "…"} (422 names a field it refuses)
+ * Errors are {"message": "…"} with 400, 401, 404, 422 or 429 (deployment queue full).
  */
 
 export interface ApiRequest {
-  method: 'GET';
+  method: 'GET' | 'PATCH';
   url: string;
   /** The token is here and nowhere else: never in the URL, never in a log line. */
   headers: Record<string, string>;
+  /** JSON, for PATCH. */
+  body?: string;
 }
 
 const headers = (token: string) => ({ authorization: `Bearer ${token}`, accept: 'application/json' });
@@ -30,9 +35,42 @@ export function deploymentRequest(inputs: Pick<CoolifyInputs, 'apiUrl' | 'token'
   return { method: 'GET', url: `${inputs.apiUrl}/deployments/${encodeURIComponent(deploymentUuid)}`, headers: headers(inputs.token) };
 }
 
+export function applicationRequest(inputs: Pick<CoolifyInputs, 'apiUrl' | 'token'>, uuid: string): ApiRequest {
+  return { method: 'GET', url: `${inputs.apiUrl}/applications/${encodeURIComponent(uuid)}`, headers: headers(inputs.token) };
+}
+
+export function setImageTagRequest(inputs: Pick<CoolifyInputs, 'apiUrl' | 'token'>, uuid: string, tag: string): ApiRequest {
+  return {
+    method: 'PATCH',
+    url: `${inputs.apiUrl}/applications/${encodeURIComponent(uuid)}`,
+    headers: { ...headers(inputs.token), 'content-type': 'application/json' },
+    body: JSON.stringify({ docker_registry_image_tag: tag }),
+  };
+}
+
 /** A request as the log and the dry-run plan may show it. */
 export function describeRequest(request: ApiRequest): string {
-  return `${request.method} ${request.url}\nAuthorization: Bearer ***`;
+  return `${request.method} ${request.url}\nAuthorization: Bearer ***${request.body ? `\n${request.body}` : ''}`;
+}
+
+export interface DockerImageApplication {
+  uuid: string;
+  name: string;
+  /** docker_registry_image_name, e.g. ghcr.io/acme/api */
+  image: string;
+  tag: string;
+}
+
+/** An application that runs a registry image (build pack dockerimage), or why it cannot be given a tag. */
+export function parseApplication(uuid: string, body: unknown): DockerImageApplication {
+  const object = (body ?? {}) as Record<string, unknown>;
+  const name = typeof object.name === 'string' ? object.name : uuid;
+  if (object.build_pack !== 'dockerimage' || typeof object.docker_registry_image_name !== 'string' || object.docker_registry_image_name === '')
+    throw new Error(
+      `Coolify application ${name} (${uuid}) is built with the ${typeof object.build_pack === 'string' ? object.build_pack : 'unknown'} build pack, not from a registry image ("Docker Image"), so coolify-image-tag cannot choose what it runs; leave coolify-image-tag empty for it`,
+    );
+  const tag = typeof object.docker_registry_image_tag === 'string' && object.docker_registry_image_tag !== '' ? object.docker_registry_image_tag : 'latest';
+  return { uuid, name, image: object.docker_registry_image_name, tag };
 }
 
 export interface Triggered {
@@ -98,7 +136,13 @@ export interface ApiAnswer {
 
 /** One request, answered or not within timeoutMs; throws on network errors only (a 4xx or 5xx is an answer). */
 export async function send(request: ApiRequest, timeoutMs = 30_000): Promise<ApiAnswer> {
-  const response = await fetch(request.url, { method: request.method, headers: request.headers, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+  const response = await fetch(request.url, {
+    method: request.method,
+    headers: request.headers,
+    ...(request.body === undefined ? {} : { body: request.body }),
+    redirect: 'error',
+    signal: AbortSignal.timeout(timeoutMs),
+  });
   const text = await response.text();
   let body: unknown = text;
   try {
@@ -111,15 +155,21 @@ export async function send(request: ApiRequest, timeoutMs = 30_000): Promise<Api
 
 /** An error answer in words, with a hint for the statuses a workflow can fix. */
 export function answerError(what: string, request: ApiRequest, answer: ApiAnswer): string {
+  const errors =
+    typeof answer.body === 'object' && answer.body !== null && 'errors' in answer.body && typeof answer.body.errors === 'object' && answer.body.errors !== null
+      ? ` (${Object.entries(answer.body.errors as Record<string, unknown>)
+          .map(([field, why]) => `${field}: ${Array.isArray(why) ? why.join(' ') : String(why)}`)
+          .join('; ')})`
+      : '';
   const said =
     typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
-      ? String(answer.body.message)
+      ? String(answer.body.message) + errors
       : (typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body ?? '')).slice(0, 300);
   const hint =
     answer.status === 401
       ? ' Check coolify-token: Coolify does not accept it.'
       : answer.status === 403
-        ? ' The token lacks a permission: it needs `deploy` and `read`.'
+        ? ` The token lacks a permission: it needs \`deploy\` and \`read\`${request.method === 'PATCH' ? ', and `write` to set coolify-image-tag' : ''}.`
         : answer.status === 404
           ? " Check coolify-uuid / coolify-tag: the token's team has no such resource."
           : answer.status === 429

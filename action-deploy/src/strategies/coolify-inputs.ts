@@ -24,6 +24,12 @@ export const COOLIFY_INPUTS = [
     description: 'strategy: coolify — Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.',
     required: false,
   },
+  {
+    name: 'coolify-image-tag',
+    description:
+      "strategy: coolify — the image tag each application of coolify-uuid runs (Coolify's Docker Image build pack), e.g. the commit SHA the image was pushed as: set through Coolify's API before the deploy (the token needs `write`), so the deploy runs exactly that build and a manual rollback is a deploy of an earlier tag. With rollback-on-failure, a release that fails its deployment or the health gate is deployed again with the tag each application had before. Empty: Coolify deploys whatever tag it has.",
+    required: false,
+  },
   { name: 'coolify-force', description: "strategy: coolify — rebuild without cache (Coolify's `force`), true or false.", required: false, default: 'false' },
   {
     name: 'coolify-timeout',
@@ -47,10 +53,14 @@ export interface CoolifyInputs {
   uuids: readonly string[];
   tags: readonly string[];
   force: boolean;
+  /** The Docker image tag set on every application before the deploy; undefined leaves Coolify's. */
+  imageTag?: string;
   timeoutSeconds: number;
   pollSeconds: number;
 }
 
+// Docker's tag grammar: what `docker tag` accepts after the colon.
+const IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 // Coolify's resource uuids are cuid2 strings; tags are names. Neither may hold the comma that joins them in the query.
 const UUID = /^[A-Za-z0-9_-]{1,64}$/;
 const TAG = /^[^,\s][^,\r\n]{0,99}$/;
@@ -95,6 +105,16 @@ export function readCoolifyInputs(strategy: StrategyName): CoolifyInputs | undef
   const uuids = c.read(() => readIds('coolify-uuid', UUID, 'Coolify resource UUIDs (letters, digits, - and _), separated by newlines or commas'));
   const tags = c.read(() => readIds('coolify-tag', TAG, 'Coolify tag names, separated by newlines or commas'));
   const force = c.read(() => getBoolean('coolify-force', { default: false }));
+  const imageTag = c.read(() => {
+    const value = getString('coolify-image-tag');
+    if (value !== undefined && !IMAGE_TAG.test(value))
+      throw invalidInput(
+        'coolify-image-tag',
+        'a Docker image tag (letters, digits, _, . and -, at most 128, not starting with . or -), e.g. the commit SHA',
+        value,
+      );
+    return value;
+  });
   const timeoutSeconds = c.read(() => getDuration('coolify-timeout', { default: 1200, min: 1, max: 6 * 3600 }));
   const pollSeconds = c.read(() => getDuration('coolify-poll-interval', { default: 5, min: 1, max: 300 }));
   if (uuids !== undefined && tags !== undefined) {
@@ -113,9 +133,29 @@ export function readCoolifyInputs(strategy: StrategyName): CoolifyInputs | undef
         ),
       );
   }
-  // Coolify keeps its own deployment history; re-deploying an older one is done in Coolify, not through its deploy API.
+  if (imageTag !== undefined && tags !== undefined && tags.length > 0)
+    c.add(
+      new InputError(
+        ['coolify-image-tag', 'coolify-tag'],
+        'Input "coolify-image-tag" sets the tag of the applications named in "coolify-uuid"; with "coolify-tag" they are not known before the deploy, so list them in coolify-uuid',
+      ),
+    );
+  // Coolify keeps its own deployment history, which its API does not offer; an earlier build is deployed by its image tag.
   if (getString('rollback') !== undefined)
-    c.add(new InputError('rollback', 'Input "rollback" is not available with strategy: coolify; redeploy an earlier deployment in Coolify itself'));
+    c.add(
+      new InputError(
+        'rollback',
+        'Input "rollback" is not available with strategy: coolify; deploy the earlier image with coolify-image-tag (e.g. its commit SHA), or redeploy an earlier deployment in Coolify itself',
+      ),
+    );
+  // Only with a tag of ours is there an earlier build to return to.
+  if (imageTag === undefined && getString('rollback-on-failure')?.toLowerCase() === 'false')
+    c.add(
+      new InputError(
+        'rollback-on-failure',
+        'Input "rollback-on-failure" is used by strategy: coolify only with coolify-image-tag (without it there is no earlier tag to return to, and nothing is rolled back anyway); remove it',
+      ),
+    );
   // There is no SSH host: the gate can only be health-url, checked from the runner.
   if (getString('health-command') !== undefined)
     c.add(new InputError('health-command', 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
@@ -124,5 +164,14 @@ export function readCoolifyInputs(strategy: StrategyName): CoolifyInputs | undef
   if ((getList('health-url') ?? []).some((url) => url.includes('{host}')))
     c.add(new InputError('health-url', 'Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app\'s public address'));
   c.finish();
-  return { apiUrl: apiUrl!, token: token!, uuids: uuids!, tags: tags!, force: force!, timeoutSeconds: timeoutSeconds!, pollSeconds: pollSeconds! };
+  return {
+    apiUrl: apiUrl!,
+    token: token!,
+    uuids: uuids!,
+    tags: tags!,
+    force: force!,
+    ...(imageTag === undefined ? {} : { imageTag }),
+    timeoutSeconds: timeoutSeconds!,
+    pollSeconds: pollSeconds!,
+  };
 }

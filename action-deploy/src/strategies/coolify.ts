@@ -8,6 +8,7 @@ import type { DeployInputs, HealthInputs } from '../inputs';
 import type { Outcome } from '../summary';
 import {
   answerError,
+  applicationRequest,
   deploymentRequest,
   deployRequest,
   describeRequest,
@@ -15,6 +16,9 @@ import {
   parseDeployment,
   parseTriggered,
   send,
+  setImageTagRequest,
+  parseApplication,
+  type DockerImageApplication,
   type DeploymentState,
   type Triggered,
 } from './coolify-api';
@@ -37,12 +41,81 @@ interface Followed {
  * strategy: coolify — Coolify builds and runs the app; we trigger its deploy API, follow every
  * deployment it queued until finished or failed (printing the log of a failed one), then run the
  * health gate on health-url from the runner. One report per Coolify resource, so the summary,
- * outputs, GitHub Deployment and notification work as for SSH hosts. Nothing to roll back here:
- * Coolify keeps the previous deployment and its own history.
+ * outputs, GitHub Deployment and notification work as for SSH hosts. With coolify-image-tag the
+ * applications are first told which image tag to run, and a release that fails is deployed again
+ * with the tags they had (rollback-on-failure); without it there is nothing of ours to roll back
+ * to: Coolify keeps its own history.
  */
 export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Promise<HostReport[]> {
   const coolify = inputs.coolify!;
   const started = performance.now();
+  if (coolify.imageTag === undefined) {
+    const round = await deployRound(inputs, started);
+    return round.followed.map((f) => toReport(coolify, f, round.gate, {}));
+  }
+
+  // Every application is read before any is changed: one that cannot take a tag stops the run with nothing changed.
+  const before = await Promise.all(coolify.uuids.map((uuid) => readApplication(coolify, uuid)));
+  const wanted = coolify.imageTag;
+  await setImageTags(
+    coolify,
+    before.map((app) => ({ app, tag: wanted })),
+  );
+  let round: Round;
+  try {
+    round = await deployRound(inputs, started);
+  } catch (error) {
+    // Nothing was deployed: the applications go back to the tags they had, so Coolify's next deploy is what it was.
+    await setImageTags(
+      coolify,
+      before.map((app) => ({ app, tag: app.tag })),
+    ).catch((undo: Error) => core.warning(`Could not set the applications' image tags back: ${undo.message}`));
+    throw error;
+  }
+  const images = Object.fromEntries(before.map((app) => [app.name, `${app.image}:${wanted}`]));
+  const failure = roundFailure(round);
+  if (failure === undefined) return round.followed.map((f) => toReport(coolify, f, round.gate, { images }));
+
+  const changed = before.filter((app) => app.tag !== wanted);
+  const why = `${failure}.`;
+  if (!inputs.rollbackOnFailure || changed.length === 0) {
+    const left = !inputs.rollbackOnFailure
+      ? `rollback-on-failure is false, so Coolify keeps ${wanted} for inspection`
+      : `every application already ran ${wanted} before, so there is no earlier tag to return to`;
+    return round.followed.map((f) => toReport(coolify, f, round.gate, { images, error: `${why} ${left}.` }));
+  }
+  const previous = changed.map((app) => `${app.name} → ${app.tag}`).join(', ');
+  core.warning(`${why} Rolling back: ${previous}.`);
+  await setImageTags(
+    coolify,
+    changed.map((app) => ({ app, tag: app.tag })),
+  );
+  const back = await deployRound({ ...inputs, coolify: { ...coolify, uuids: changed.map((app) => app.uuid) } }, performance.now());
+  const backFailure = roundFailure(back);
+  const restored = Object.fromEntries(before.map((app) => [app.name, `${app.image}:${app.tag}`]));
+  const backGates = back.gate ? [{ label: `rollback to ${previous}`, gate: back.gate }] : [];
+  if (backFailure !== undefined)
+    return round.followed.map((f) =>
+      toReport(coolify, f, round.gate, { images, error: `${why} The rollback (${previous}) failed too: ${backFailure}.`, extraGates: backGates }),
+    );
+  return round.followed.map((f) =>
+    toReport(coolify, f, round.gate, {
+      images: restored,
+      status: 'rolled-back',
+      error: `${why} Rolled back (${previous}), which passed the health gate.`,
+      extraGates: backGates,
+    }),
+  );
+}
+
+interface Round {
+  followed: Followed[];
+  gate?: GateReport;
+}
+
+/** One trigger of the deploy API, every deployment it queued followed to its end, then the gate. */
+async function deployRound(inputs: DeployInputs, started: number): Promise<Round> {
+  const coolify = inputs.coolify!;
   const trigger = deployRequest(coolify);
   core.info(`Triggering Coolify: ${describeRequest(trigger).replace('\n', ' (')})`);
   const answer = await send(trigger).catch((error: Error) => {
@@ -71,11 +144,40 @@ export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Pro
       seconds: (performance.now() - started) / 1000,
     });
   }
-
   const allFinished = followed.every((f) => f.error === undefined);
   const gate = allFinished && inputs.health.urls.length > 0 ? await healthGate(inputs.health) : undefined;
-  const gateSeconds = gate ? gate.elapsedMs / 1000 : 0;
-  return followed.map((f) => toReport(coolify, f, gate, gateSeconds));
+  return { followed, ...(gate ? { gate } : {}) };
+}
+
+function roundFailure(round: Round): string | undefined {
+  const failed = round.followed.find((f) => f.error !== undefined);
+  if (failed) return failed.error;
+  if (round.gate && !round.gate.ok) return `The Coolify deployments finished, but the health gate failed: ${round.gate.reason}`;
+  return undefined;
+}
+
+async function readApplication(coolify: CoolifyInputs, uuid: string): Promise<DockerImageApplication> {
+  const request = applicationRequest(coolify, uuid);
+  const answer = await send(request).catch((error: Error) => {
+    throw new Error(`Could not reach Coolify at ${coolify.apiUrl}: ${error.message}`);
+  });
+  if (answer.status !== 200) throw new Error(answerError(`Reading application ${uuid} failed, nothing was changed`, request, answer));
+  return parseApplication(uuid, answer.body);
+}
+
+/** Sets each application's tag in turn; when one is refused, those already set go back, and the run stops. */
+async function setImageTags(coolify: CoolifyInputs, changes: readonly { app: DockerImageApplication; tag: string }[]): Promise<void> {
+  const done: DockerImageApplication[] = [];
+  for (const { app, tag } of changes) {
+    const request = setImageTagRequest(coolify, app.uuid, tag);
+    const answer = await send(request).catch((error: Error) => ({ status: 0, body: error.message }));
+    if (answer.status < 200 || answer.status > 299) {
+      for (const undo of done) await send(setImageTagRequest(coolify, undo.uuid, undo.tag)).catch(() => undefined);
+      throw new Error(answerError(`Setting the image tag of ${app.name} to ${tag} failed, nothing was deployed`, request, answer));
+    }
+    core.info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${tag}${tag === app.tag ? ' (unchanged)' : ` (was ${app.tag})`}`);
+    done.push(app);
+  }
 }
 
 async function follow(coolify: CoolifyInputs, triggered: Triggered, started: number): Promise<Followed> {
@@ -163,18 +265,23 @@ async function healthGate(health: HealthInputs): Promise<GateReport> {
   return { ...result, containers: [], failingServices: [] };
 }
 
-function toReport(coolify: CoolifyInputs, f: Followed, gate: GateReport | undefined, gateSeconds: number): HostReport {
+function toReport(
+  coolify: CoolifyInputs,
+  f: Followed,
+  gate: GateReport | undefined,
+  verdict: { images?: Record<string, string>; status?: Outcome['status']; error?: string; extraGates?: Outcome['gates'] },
+): HostReport {
   const id = f.triggered.deploymentUuid ?? f.triggered.resourceUuid;
-  let error = f.error;
+  let error = verdict.error ?? f.error;
   if (!error && gate && !gate.ok)
     error = `Coolify deployment ${id} of ${f.triggered.resourceUuid} finished, but the health gate failed: ${gate.reason}. Coolify keeps it running; roll back in Coolify.`;
-  const status: Outcome['status'] = error ? 'failed' : 'deployed';
-  const durationSeconds = f.seconds + (f.error ? 0 : gateSeconds);
+  const status: Outcome['status'] = verdict.status ?? (error ? 'failed' : 'deployed');
+  const durationSeconds = f.seconds + (f.error ? 0 : (gate?.elapsedMs ?? 0) / 1000);
   const outcome: Outcome = {
     status,
     releaseId: id,
-    images: {},
-    gates: gate && !f.error ? [{ label: `Coolify deployment ${id}`, gate }] : [],
+    images: verdict.images ?? {},
+    gates: [...(gate && !f.error ? [{ label: `Coolify deployment ${id}`, gate }] : []), ...(verdict.extraGates ?? [])],
     ...(f.diagnostics ? { diagnostics: f.diagnostics } : {}),
     ...(error ? { error } : {}),
     pruned: [],
@@ -187,7 +294,21 @@ function toReport(coolify: CoolifyInputs, f: Followed, gate: GateReport | undefi
 /** The dry-run plan: the requests that would be sent (token shown as ***), the waiting and the gate. */
 export function planCoolify(inputs: DeployInputs): PlanStep[] {
   const coolify = inputs.coolify!;
-  const steps: PlanStep[] = [
+  const steps: PlanStep[] = [];
+  if (coolify.imageTag !== undefined)
+    steps.push(
+      {
+        kind: 'run',
+        description: `read each application's image and tag (it must run a registry image); nothing is changed if one cannot`,
+        script: coolify.uuids.map((uuid) => describeRequest(applicationRequest(coolify, uuid))).join('\n'),
+      },
+      {
+        kind: 'run',
+        description: `set each application's image tag to ${coolify.imageTag}${inputs.rollbackOnFailure ? ' (a failed release is deployed again with the tags they had)' : ''}`,
+        script: coolify.uuids.map((uuid) => describeRequest(setImageTagRequest(coolify, uuid, coolify.imageTag!))).join('\n'),
+      },
+    );
+  steps.push(
     {
       kind: 'run',
       description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(', ')}` : `every resource tagged ${coolify.tags.join(', ')}`}`,
@@ -198,7 +319,7 @@ export function planCoolify(inputs: DeployInputs): PlanStep[] {
       description: `follow each deployment Coolify queued, every ${coolify.pollSeconds} s until finished, failed or cancelled-by-user (at most ${coolify.timeoutSeconds} s); print the log of a failed one`,
       script: describeRequest(deploymentRequest(coolify, '{deployment_uuid}')).replace('%7B', '{').replace('%7D', '}'),
     },
-  ];
+  );
   if (inputs.health.urls.length > 0) {
     steps.push({
       kind: 'run',

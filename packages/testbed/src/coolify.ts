@@ -11,9 +11,17 @@ import { startRecordingServer, type RecordedRequest, type RecordedResponse, type
  *     nothing found: 404 {"message":"No resources found."}
  *   GET /api/v1/deployments/{deployment_uuid} → the queue row: status and `logs`, a JSON string of
  *     entries {command, output, type, timestamp, hidden, batch, order}
+ *   GET /api/v1/applications/{uuid} → the application (build_pack, docker_registry_image_name/_tag, …);
+ *     not an application → 404 {"message":"Application not found"}
+ *   PATCH /api/v1/applications/{uuid} with a JSON body of allowed fields → {"uuid"}; an empty body
+ *     → 400 {"message":"Invalid request."}; another field → 422 {"message":"Validation failed.","errors":{field:[…]}}
+ *     (ApplicationsController::update_by_uuid)
  *   a wrong or missing token → 401 {"message":"Unauthenticated."}
  * A deployment moves one step along its resource's `statuses` each time it is asked about, and
- * stays at the last one; each step adds that step's log lines.
+ * stays at the last one; each step adds that step's log lines. An application with `run` is
+ * really deployed instead, as Coolify deploys a Docker-image application: `run` gets the image
+ * reference of the tag set at the time the deployment was queued; the deployment is in_progress
+ * until it settles, then finished (resolved) or failed (rejected, its message in the log).
  */
 
 export interface CoolifyResource {
@@ -25,6 +33,10 @@ export interface CoolifyResource {
   statuses?: readonly string[];
   /** Log lines added at each step (index = step); hidden lines are Coolify's internal commands. */
   logs?: readonly (readonly { output: string; type?: 'stdout' | 'stderr'; hidden?: boolean }[])[];
+  /** A Docker-image application (build pack dockerimage): the image it runs; `tag` changes with PATCH. */
+  image?: { name: string; tag: string };
+  /** Deploys the image for real (pull and start it); see above. */
+  run?: (image: string) => Promise<void>;
 }
 
 export interface CoolifyDeployment {
@@ -32,12 +44,28 @@ export interface CoolifyDeployment {
   resource: CoolifyResource;
   force: boolean;
   step: number;
+  /** The image tag the deployment ran (Docker-image applications). */
+  imageTag?: string;
+  /** With `run`: where the real deployment is. */
+  settled?: 'in_progress' | 'finished' | 'failed';
+  runLog?: string[];
 }
 
 export interface CoolifyServer extends RecordingServer {
   token: string;
   deployments: CoolifyDeployment[];
 }
+
+/** A few of update_by_uuid's allowed fields: enough to tell an allowed field from another. */
+const UPDATABLE = new Set([
+  'name',
+  'description',
+  'docker_registry_image_name',
+  'docker_registry_image_tag',
+  'ports_exposes',
+  'health_check_path',
+  'instant_deploy',
+]);
 
 const cuid = () =>
   randomBytes(12)
@@ -54,26 +82,41 @@ export async function startCoolify(
 
   const queue = (resource: CoolifyResource, force: boolean): { message: string; deploymentUuid?: string } => {
     if (resource.kind === 'service') return { message: `Service ${resource.name} started. It could take a while, be patient.` };
-    const deployment = { deploymentUuid: cuid(), resource, force, step: -1 };
+    const deployment: CoolifyDeployment = { deploymentUuid: cuid(), resource, force, step: -1, ...(resource.image ? { imageTag: resource.image.tag } : {}) };
     deployments.push(deployment);
+    if (resource.run && resource.image) {
+      const image = `${resource.image.name}:${resource.image.tag}`;
+      deployment.settled = 'in_progress';
+      deployment.runLog = [`Pulling image ${image}.`];
+      resource.run(image).then(
+        () => {
+          deployment.runLog!.push('New container started.');
+          deployment.settled = 'finished';
+        },
+        (error: Error) => {
+          deployment.runLog!.push(error.message, 'Deployment failed. Removing the new version of your application.');
+          deployment.settled = 'failed';
+        },
+      );
+    }
     return { message: `Application ${resource.name} deployment queued.`, deploymentUuid: deployment.deploymentUuid };
   };
 
   const row = (deployment: CoolifyDeployment) => {
-    const statuses = deployment.resource.statuses ?? ['queued', 'in_progress', 'finished'];
+    const statuses = deployment.settled ? [deployment.settled] : (deployment.resource.statuses ?? ['queued', 'in_progress', 'finished']);
     deployment.step = Math.min(deployment.step + 1, statuses.length - 1);
-    const entries = (deployment.resource.logs ?? [])
-      .slice(0, deployment.step + 1)
-      .flat()
-      .map((line, index) => ({
-        command: null,
-        output: line.output,
-        type: line.type ?? 'stdout',
-        timestamp: new Date().toISOString(),
-        hidden: line.hidden ?? false,
-        batch: 1,
-        order: index + 1,
-      }));
+    const lines = deployment.runLog
+      ? deployment.runLog.map((output) => ({ output, type: 'stdout' as const, hidden: false }))
+      : (deployment.resource.logs ?? []).slice(0, deployment.step + 1).flat();
+    const entries = lines.map((line, index) => ({
+      command: null,
+      output: line.output,
+      type: line.type ?? 'stdout',
+      timestamp: new Date().toISOString(),
+      hidden: line.hidden ?? false,
+      batch: 1,
+      order: index + 1,
+    }));
     return {
       id: deployments.indexOf(deployment) + 1,
       application_id: String(deployment.resource.uuid),
@@ -91,6 +134,7 @@ export async function startCoolify(
       server_name: 'localhost',
       deployment_url: `/project/p/environment/e/application/${deployment.resource.uuid}/deployment/${deployment.deploymentUuid}`,
       rollback: false,
+      docker_registry_image_tag: deployment.imageTag ?? null,
       commit_message: null,
       created_at: new Date().toISOString(),
       updated_at: new Date().toISOString(),
@@ -134,6 +178,32 @@ export async function startCoolify(
         });
       }
       return json(400, { message: 'You must provide uuid or tag.' });
+    }
+    const application = /^\/api\/v1\/applications\/([^/]+)$/.exec(url.pathname);
+    if (application && (request.method === 'GET' || request.method === 'PATCH')) {
+      const resource = resources.find((r) => r.uuid === decodeURIComponent(application[1]!) && r.kind === 'application');
+      if (!resource) return json(404, { message: 'Application not found' });
+      if (request.method === 'PATCH') {
+        const body = (request.json ?? {}) as Record<string, unknown>;
+        if (Object.keys(body).length === 0) return json(400, { message: 'Invalid request.' });
+        const extra = Object.keys(body).filter((field) => !UPDATABLE.has(field));
+        if (extra.length > 0)
+          return json(422, { message: 'Validation failed.', errors: Object.fromEntries(extra.map((field) => [field, ['This field is not allowed.']])) });
+        if (typeof body.docker_registry_image_tag === 'string' && resource.image) resource.image.tag = body.docker_registry_image_tag;
+        if (typeof body.docker_registry_image_name === 'string' && resource.image) resource.image.name = body.docker_registry_image_name;
+        return json(200, { uuid: resource.uuid });
+      }
+      return json(200, {
+        id: resources.indexOf(resource) + 1,
+        uuid: resource.uuid,
+        name: resource.name,
+        build_pack: resource.image ? 'dockerimage' : 'dockerfile',
+        docker_registry_image_name: resource.image?.name ?? null,
+        docker_registry_image_tag: resource.image?.tag ?? null,
+        fqdn: null,
+        status: 'running:healthy',
+        ports_exposes: '80',
+      });
     }
     const match = /^\/api\/v1\/deployments\/([^/]+)$/.exec(url.pathname);
     if (match && request.method === 'GET') {
