@@ -137,6 +137,16 @@ export async function runWorkflow(options: WorkflowRunOptions): Promise<Workflow
     workflow: options.workflow,
     ...options.github,
   };
+  // The webhook payload GitHub writes for the event: what actions read from GITHUB_EVENT_PATH (the default branch, for `latest`).
+  await writeFile(
+    join(runDir, 'event.json'),
+    JSON.stringify({
+      ref: github.ref,
+      after: github.sha,
+      repository: { full_name: github.repository, name: String(github.repository).split('/')[1], default_branch: 'main' },
+      ...(options.event.name === 'workflow_dispatch' ? { inputs: options.event.inputs ?? {} } : {}),
+    }),
+  );
   const template = await run.read(options.workflow, callerText);
   const events = template.events as Record<string, unknown>;
   if (!(options.event.name in events))
@@ -513,6 +523,7 @@ class Runner {
       GITHUB_REF: String(g.ref),
       GITHUB_REF_NAME: String(g.ref_name),
       GITHUB_EVENT_NAME: String(g.event_name),
+      GITHUB_EVENT_PATH: join(this.runDir, 'event.json'),
       GITHUB_RUN_ID: String(g.run_id),
       GITHUB_RUN_ATTEMPT: String(g.run_attempt),
       GITHUB_SERVER_URL: String(g.server_url),

@@ -124,7 +124,6 @@ describe('a reusable workflow can express what its action can do', () => {
   const AS_KEPT =
     'a rollback re-deploys a kept release exactly as it ran: its own compose files, env, files and images; nothing is built, pulled (but by swarm) or pruned';
   const SYSTEMD = 'strategy systemd ships a release directory, not images: deploy.yml deploys it';
-  const COOLIFY = 'strategy coolify deploys through the Coolify API, not over SSH, and Coolify builds: deploy.yml deploys it';
   const JOB_ENVIRONMENT = "the job's own environment records the GitHub Deployment (one per run, not two)";
   /** Per workflow, per action it runs: the inputs it deliberately does not offer, each with the reason a user is told. */
   const notOffered: Record<string, Record<string, Record<string, string>>> = {
@@ -149,14 +148,6 @@ describe('a reusable workflow can express what its action can do', () => {
         'artifact-path': SYSTEMD,
         'git-repository': SYSTEMD,
         'install-command': SYSTEMD,
-        'coolify-url': COOLIFY,
-        'coolify-token': COOLIFY,
-        'coolify-uuid': COOLIFY,
-        'coolify-tag': COOLIFY,
-        'coolify-image-tag': COOLIFY,
-        'coolify-force': COOLIFY,
-        'coolify-timeout': COOLIFY,
-        'coolify-poll-interval': COOLIFY,
       },
     },
     'deploy.yml': {

@@ -56210,7 +56210,7 @@ async function deployCoolify(inputs, _ctx) {
   const wanted = coolify.imageTag;
   await setImageTags(
     coolify,
-    before.map((app) => ({ app, tag: wanted }))
+    before.map((app) => ({ app, from: app.tag, to: wanted }))
   );
   let round;
   try {
@@ -56218,7 +56218,7 @@ async function deployCoolify(inputs, _ctx) {
   } catch (error2) {
     await setImageTags(
       coolify,
-      before.map((app) => ({ app, tag: app.tag }))
+      before.map((app) => ({ app, from: wanted, to: app.tag }))
     ).catch((undo) => warning(`Could not set the applications' image tags back: ${undo.message}`));
     throw error2;
   }
@@ -56235,7 +56235,7 @@ async function deployCoolify(inputs, _ctx) {
   warning(`${why} Rolling back: ${previous}.`);
   await setImageTags(
     coolify,
-    changed.map((app) => ({ app, tag: app.tag }))
+    changed.map((app) => ({ app, from: wanted, to: app.tag }))
   );
   const back = await deployRound({ ...inputs, coolify: { ...coolify, uuids: changed.map((app) => app.uuid) } }, performance.now());
   const backFailure = roundFailure(back);
@@ -56302,15 +56302,15 @@ async function readApplication(coolify, uuid) {
 }
 async function setImageTags(coolify, changes) {
   const done = [];
-  for (const { app, tag } of changes) {
-    const request2 = setImageTagRequest(coolify, app.uuid, tag);
+  for (const { app, from, to } of changes) {
+    const request2 = setImageTagRequest(coolify, app.uuid, to);
     const answer = await send(request2).catch((error2) => ({ status: 0, body: error2.message }));
     if (answer.status < 200 || answer.status > 299) {
-      for (const undo of done) await send(setImageTagRequest(coolify, undo.uuid, undo.tag)).catch(() => void 0);
-      throw new Error(answerError(`Setting the image tag of ${app.name} to ${tag} failed, nothing was deployed`, request2, answer));
+      for (const undo of done) await send(setImageTagRequest(coolify, undo.app.uuid, undo.from)).catch(() => void 0);
+      throw new Error(answerError(`Setting the image tag of ${app.name} to ${to} failed, nothing was deployed`, request2, answer));
     }
-    info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${tag}${tag === app.tag ? " (unchanged)" : ` (was ${app.tag})`}`);
-    done.push(app);
+    info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${to}${to === from ? " (unchanged)" : ` (was ${from})`}`);
+    done.push({ app, from });
   }
 }
 async function follow(coolify, triggered, started) {

@@ -57,6 +57,8 @@ export interface ExampleSettings {
   secrets: Record<string, string>;
   /** The GHCR stand-in: it takes the run's actor and token as its login, as GHCR takes the job token. */
   registry: Registry;
+  /** The commit the run is for (github.sha, GITHUB_SHA): each push of the user's is a new one. */
+  sha?: string;
 }
 
 /** Runs one of the example's workflows as GitHub would on this event; SKIFF_EXAMPLE_LOGS=1 prints every step's log. */
@@ -71,7 +73,7 @@ export async function runExampleWorkflow(
     event,
     vars: settings.vars,
     secrets: settings.secrets,
-    github: { actor: settings.registry.username, token: settings.registry.password },
+    github: { actor: settings.registry.username, token: settings.registry.password, ...(settings.sha ? { sha: settings.sha } : {}) },
     hostAliases: { 'ghcr.io': settings.registry.address },
   });
   if (process.env.SKIFF_EXAMPLE_LOGS)

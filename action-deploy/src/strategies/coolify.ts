@@ -59,7 +59,7 @@ export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Pro
   const wanted = coolify.imageTag;
   await setImageTags(
     coolify,
-    before.map((app) => ({ app, tag: wanted })),
+    before.map((app) => ({ app, from: app.tag, to: wanted })),
   );
   let round: Round;
   try {
@@ -68,7 +68,7 @@ export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Pro
     // Nothing was deployed: the applications go back to the tags they had, so Coolify's next deploy is what it was.
     await setImageTags(
       coolify,
-      before.map((app) => ({ app, tag: app.tag })),
+      before.map((app) => ({ app, from: wanted, to: app.tag })),
     ).catch((undo: Error) => core.warning(`Could not set the applications' image tags back: ${undo.message}`));
     throw error;
   }
@@ -88,7 +88,7 @@ export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Pro
   core.warning(`${why} Rolling back: ${previous}.`);
   await setImageTags(
     coolify,
-    changed.map((app) => ({ app, tag: app.tag })),
+    changed.map((app) => ({ app, from: wanted, to: app.tag })),
   );
   const back = await deployRound({ ...inputs, coolify: { ...coolify, uuids: changed.map((app) => app.uuid) } }, performance.now());
   const backFailure = roundFailure(back);
@@ -166,17 +166,17 @@ async function readApplication(coolify: CoolifyInputs, uuid: string): Promise<Do
 }
 
 /** Sets each application's tag in turn; when one is refused, those already set go back, and the run stops. */
-async function setImageTags(coolify: CoolifyInputs, changes: readonly { app: DockerImageApplication; tag: string }[]): Promise<void> {
-  const done: DockerImageApplication[] = [];
-  for (const { app, tag } of changes) {
-    const request = setImageTagRequest(coolify, app.uuid, tag);
+async function setImageTags(coolify: CoolifyInputs, changes: readonly { app: DockerImageApplication; from: string; to: string }[]): Promise<void> {
+  const done: { app: DockerImageApplication; from: string }[] = [];
+  for (const { app, from, to } of changes) {
+    const request = setImageTagRequest(coolify, app.uuid, to);
     const answer = await send(request).catch((error: Error) => ({ status: 0, body: error.message }));
     if (answer.status < 200 || answer.status > 299) {
-      for (const undo of done) await send(setImageTagRequest(coolify, undo.uuid, undo.tag)).catch(() => undefined);
-      throw new Error(answerError(`Setting the image tag of ${app.name} to ${tag} failed, nothing was deployed`, request, answer));
+      for (const undo of done) await send(setImageTagRequest(coolify, undo.app.uuid, undo.from)).catch(() => undefined);
+      throw new Error(answerError(`Setting the image tag of ${app.name} to ${to} failed, nothing was deployed`, request, answer));
     }
-    core.info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${tag}${tag === app.tag ? ' (unchanged)' : ` (was ${app.tag})`}`);
-    done.push(app);
+    core.info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${to}${to === from ? ' (unchanged)' : ` (was ${from})`}`);
+    done.push({ app, from });
   }
 }
 
