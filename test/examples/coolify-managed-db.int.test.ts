@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -199,5 +199,91 @@ describe('example coolify-managed-db: Coolify deploys by SHA, the managed databa
     expect(await psql(POSTGRES_CHECKSUM_SQL)).toBe(before);
     expect((discord.requests.at(-1)?.json as { text?: string } | undefined)?.text ?? '').toContain('Deployed');
     expect((slack.requests.at(-1)?.json as { text?: string } | undefined)?.text ?? '').toContain('Deployed');
+  });
+
+  it('the next push migrates (a backup first) and ships: api 2 on the new schema, data intact', async () => {
+    await repo.edit('api/www/cgi-bin/version', (text) => text.replace('api 1', 'api 2'));
+    await writeFile(join(repo.path, 'api/migrations/0002_order_status.sql'), "ALTER TABLE orders ADD COLUMN status text NOT NULL DEFAULT 'placed';\n");
+    const data = await psql(POSTGRES_CHECKSUM_SQL);
+    const sha = commit();
+    const ship = await run('ship.yml', { name: 'push' }, { sha });
+    expect(ship.result, ship.log).toBe('success');
+    expect(await site('api', '/cgi-bin/version')).toBe('api 2');
+    expect(await runningTag('api')).toBe(sha);
+    expect(await psql("select string_agg(version, ',' order by version) from schema_migrations")).toBe('0001_orders,0002_order_status');
+    expect(await psql("select column_default from information_schema.columns where table_name = 'orders' and column_name = 'status'")).toBe("'placed'::text");
+    expect(await psql(POSTGRES_CHECKSUM_SQL)).toBe(data);
+  });
+
+  it('a failing migration changes nothing: the transaction is rolled back, Coolify keeps api 2, the applications go back to their tags', async () => {
+    const [previous] = shipped.slice(-1) as [string];
+    await repo.edit('api/www/cgi-bin/version', (text) => text.replace('api 2', 'api 3'));
+    // Half of it works, then it fails: the half must not stay.
+    await writeFile(
+      join(repo.path, 'api/migrations/0003_broken.sql'),
+      'CREATE TABLE refunds (id bigserial PRIMARY KEY);\nALTER TABLE orders ADD COLUMN status text;\n',
+    );
+    const data = await psql(POSTGRES_CHECKSUM_SQL);
+    const told = { discord: discord.requests.length, slack: slack.requests.length };
+    const ship = await run('ship.yml', { name: 'push' }, { sha: commit() });
+    expect(ship.result).toBe('failure');
+    const deploy = ship.action('action-deploy');
+    expect(deploy.outputs.status, deploy.log).toBe('rolled-back');
+    expect(deploy.log).toMatch(/column "status" of relation "orders" already exists/);
+    expect(await site('api', '/cgi-bin/version')).toBe('api 2');
+    expect(await runningTag('api')).toBe(previous);
+    expect(await runningTag('web')).toBe(previous);
+    expect(await psql("select to_regclass('refunds') is null")).toBe('t');
+    expect(await psql("select string_agg(version, ',' order by version) from schema_migrations")).toBe('0001_orders,0002_order_status');
+    expect(await psql(POSTGRES_CHECKSUM_SQL)).toBe(data);
+    expect(discord.requests.length).toBe(told.discord + 1);
+    expect(slack.requests.length).toBe(told.slack + 1);
+    expect((slack.requests.at(-1)!.json as { text: string }).text).toMatch(/rolled back/i);
+    await rm(join(repo.path, 'api/migrations/0003_broken.sql'));
+    await repo.edit('api/www/cgi-bin/version', (text) => text.replace('api 3', 'api 2'));
+  });
+
+  it('a backup that cannot be taken stops the push before anything is built or deployed', async () => {
+    const deployments = coolify.deployments.length;
+    const ship = await run(
+      'ship.yml',
+      { name: 'push' },
+      { sha: commit(), secrets: { DATABASE_URL: appDatabaseUrl().replace(encodeURIComponent(db.password), 'not-the-password') } },
+    );
+    expect(ship.result).toBe('failure');
+    expect(ship.action('action-backup').log).toMatch(/password authentication failed/);
+    expect(ship.jobs.flatMap((job) => job.steps).filter((step) => step.uses?.endsWith('/action-build-push'))).toEqual([]);
+    expect(coolify.deployments.length).toBe(deployments);
+    expect(await site('api', '/cgi-bin/version')).toBe('api 2');
+  });
+
+  it('rollback.yml puts both applications back on an earlier commit by its SHA, through the health gate', async () => {
+    const [first] = shipped as [string];
+    const rollback = await run('rollback.yml', { name: 'workflow_dispatch', inputs: { sha: first } });
+    expect(rollback.result, rollback.log).toBe('success');
+    expect(rollback.action('action-deploy').outputs.status).toBe('deployed');
+    expect(await site('api', '/cgi-bin/version')).toBe('api 1');
+    expect(await runningTag('api')).toBe(first);
+    expect(await runningTag('web')).toBe(first);
+  });
+
+  it('the nightly backup (7 daily, 4 weekly, 3 monthly) and the weekly drill on a throwaway PostgreSQL 15', async () => {
+    const nightly = await run('backup.yml', { name: 'schedule' });
+    expect(nightly.result, nightly.log).toBe('success');
+    const backup = nightly.action('action-backup');
+    expect(backup.outputs.location).toMatch(/^s3:\/\/skiffex-coolify\/skiff-backups\/shop\/shop-\d{8}T\d{6}Z\.dump\.age$/);
+    expect(backup.inputs).toMatchObject({ 'keep-daily': '7', 'keep-weekly': '4', 'keep-monthly': '3' });
+
+    const databases = await psql("select string_agg(datname, ',' order by datname) from pg_database");
+    const drill = await run('drill.yml', { name: 'schedule' });
+    expect(drill.result, drill.log).toBe('success');
+    const report = drill.action('action-backup');
+    expect(report.outputs['backup-id']).toBe(backup.outputs['backup-id']);
+    expect(report.summary).toContain('public.customers\\|250000');
+    expect(report.summary).toContain('public.events\\|200000');
+    expect(report.summary).toContain('public.schema_migrations\\|2');
+    expect(report.log).toMatch(/throwaway PostgreSQL 15/);
+    expect(await psql("select string_agg(datname, ',' order by datname) from pg_database")).toBe(databases);
+    for (const result of [nightly, drill]) expect(result.log).not.toContain(db.password);
   });
 });
