@@ -135,7 +135,8 @@ describe('strategy: swarm', () => {
   });
 
   it('without the registry login the new image cannot be pulled: not deployed, v2 keeps serving; with it, no login is left on the server', async () => {
-    const run = await deploy({ images: pin('v4'), 'registry-username': '', 'registry-password': '' });
+    // The pull never succeeds: a short gate ends it (the default waits its whole 90 s for nothing).
+    const run = await deploy({ images: pin('v4'), 'registry-username': '', 'registry-password': '', 'health-timeout': '20s' });
     expect(run.code).toBe(1);
     expect(run.outputs.status).not.toBe('deployed');
     expect(await serving()).toBe('version=v2');
