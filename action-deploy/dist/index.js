@@ -56235,7 +56235,8 @@ async function deployCoolify(inputs, _ctx) {
   warning(`${why} Rolling back: ${previous}.`);
   await setImageTags(
     coolify,
-    changed.map((app) => ({ app, from: wanted, to: app.tag }))
+    changed.map((app) => ({ app, from: wanted, to: app.tag })),
+    `so the rollback could not start: ${why} Coolify keeps ${wanted}`
   );
   const back = await deployRound({ ...inputs, coolify: { ...coolify, uuids: changed.map((app) => app.uuid) } }, performance.now());
   const backFailure = roundFailure(back);
@@ -56300,14 +56301,14 @@ async function readApplication(coolify, uuid) {
   if (answer.status !== 200) throw new Error(answerError(`Reading application ${uuid} failed, nothing was changed`, request2, answer));
   return parseApplication(uuid, answer.body);
 }
-async function setImageTags(coolify, changes) {
+async function setImageTags(coolify, changes, refused2 = "nothing was deployed") {
   const done = [];
   for (const { app, from, to } of changes) {
     const request2 = setImageTagRequest(coolify, app.uuid, to);
     const answer = await send(request2).catch((error2) => ({ status: 0, body: error2.message }));
     if (answer.status < 200 || answer.status > 299) {
       for (const undo of done) await send(setImageTagRequest(coolify, undo.app.uuid, undo.from)).catch(() => void 0);
-      throw new Error(answerError(`Setting the image tag of ${app.name} to ${to} failed, nothing was deployed`, request2, answer));
+      throw new Error(answerError(`Setting the image tag of ${app.name} to ${to} failed, ${refused2}`, request2, answer));
     }
     info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${to}${to === from ? " (unchanged)" : ` (was ${from})`}`);
     done.push({ app, from });

@@ -7,6 +7,7 @@ import {
   startCoolify,
   startRecordingServer,
   tempDir,
+  type CoolifyResource,
   type CoolifyServer,
   type RecordingServer,
 } from '@skiff/testbed';
@@ -27,7 +28,7 @@ const GITHUB_TOKEN = `ghs_${Math.random().toString(36).slice(2)}CoolifyRun`;
 let appHealthy = true;
 let workspace: { path: string; remove: () => Promise<void> };
 
-const resources = [
+const resources: CoolifyResource[] = [
   {
     uuid: 'web0ok1app2uuid3',
     name: 'shop-web',
@@ -63,6 +64,8 @@ const resources = [
     image: { name: `${PREFIX}/app`, tag: 'v1' },
     run: (image: string) => runImage(image),
   },
+  // Another registry-image application, never deployed: the PATCH refusals are tried on it.
+  { uuid: 'image1app2uuid3', name: 'shop-image-b', kind: 'application' as const, image: { name: `${PREFIX}/app`, tag: 'v1' } },
 ];
 
 const CONTAINER = `${PREFIX}-image-app`;
@@ -329,6 +332,51 @@ describe('strategy: coolify', () => {
       expect(kept.errors.join('\n')).toMatch(/rollback-on-failure is false, so Coolify keeps v3-broken for inspection/);
       expect(await site('/version')).toBe('200 v3-broken');
       expect(imageApp().image!.tag).toBe('v3-broken');
+    });
+
+    it('a tag Coolify refuses for one application puts back those already set, and nothing is deployed', async () => {
+      const second = resources[5]!;
+      const before = imageApp().image!.tag;
+      const deployments = coolify.deployments.length;
+      second.refuseTags = ['v1'];
+      coolify.requests.length = 0;
+      try {
+        const run = await tagged('v1', { 'coolify-uuid': `${imageApp().uuid},${second.uuid}` });
+        expect(run.code).toBe(1);
+        expect(run.errors.join('\n')).toMatch(
+          /Setting the image tag of shop-image-b to v1 failed, nothing was deployed: Coolify answered HTTP 422 .*docker_registry_image_tag: The docker registry image tag format is invalid/,
+        );
+        expect(coolify.requests.map((r) => `${r.method} ${r.path.replace(/\/api\/v1\/applications\//, '')} ${r.body}`)).toEqual([
+          `GET ${imageApp().uuid} `,
+          `GET ${second.uuid} `,
+          `PATCH ${imageApp().uuid} {"docker_registry_image_tag":"v1"}`,
+          `PATCH ${second.uuid} {"docker_registry_image_tag":"v1"}`,
+          `PATCH ${imageApp().uuid} {"docker_registry_image_tag":"${before}"}`,
+        ]);
+        expect(imageApp().image!.tag).toBe(before);
+        expect(coolify.deployments.length).toBe(deployments);
+        expect(run.outputs.status).toBe('failed');
+      } finally {
+        delete second.refuseTags;
+      }
+    });
+
+    it('a rollback whose tag Coolify refuses says so, and the failed release is what runs', async () => {
+      const v2 = await tagged('v2');
+      expect(v2.code, v2.masked).toBe(0);
+      imageApp().refuseTags = ['v2'];
+      try {
+        const broken = await tagged('v3-broken');
+        expect(broken.code).toBe(1);
+        expect(broken.outputs.status).toBe('failed');
+        expect(broken.errors.join('\n')).toMatch(
+          /Setting the image tag of shop-image to v2 failed, so the rollback could not start: The Coolify deployments finished, but the health gate failed: .* Coolify keeps v3-broken: Coolify answered HTTP 422/s,
+        );
+        expect(imageApp().image!.tag).toBe('v3-broken');
+        expect(await site('/version')).toBe('200 v3-broken');
+      } finally {
+        delete imageApp().refuseTags;
+      }
     });
 
     it('an application not built from a registry image is refused before anything changes', async () => {

@@ -89,6 +89,7 @@ export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Pro
   await setImageTags(
     coolify,
     changed.map((app) => ({ app, from: wanted, to: app.tag })),
+    `so the rollback could not start: ${why} Coolify keeps ${wanted}`,
   );
   const back = await deployRound({ ...inputs, coolify: { ...coolify, uuids: changed.map((app) => app.uuid) } }, performance.now());
   const backFailure = roundFailure(back);
@@ -166,14 +167,19 @@ async function readApplication(coolify: CoolifyInputs, uuid: string): Promise<Do
 }
 
 /** Sets each application's tag in turn; when one is refused, those already set go back, and the run stops. */
-async function setImageTags(coolify: CoolifyInputs, changes: readonly { app: DockerImageApplication; from: string; to: string }[]): Promise<void> {
+async function setImageTags(
+  coolify: CoolifyInputs,
+  changes: readonly { app: DockerImageApplication; from: string; to: string }[],
+  /** Said when a change is refused: what that means for the run. */
+  refused = 'nothing was deployed',
+): Promise<void> {
   const done: { app: DockerImageApplication; from: string }[] = [];
   for (const { app, from, to } of changes) {
     const request = setImageTagRequest(coolify, app.uuid, to);
     const answer = await send(request).catch((error: Error) => ({ status: 0, body: error.message }));
     if (answer.status < 200 || answer.status > 299) {
       for (const undo of done) await send(setImageTagRequest(coolify, undo.app.uuid, undo.from)).catch(() => undefined);
-      throw new Error(answerError(`Setting the image tag of ${app.name} to ${to} failed, nothing was deployed`, request, answer));
+      throw new Error(answerError(`Setting the image tag of ${app.name} to ${to} failed, ${refused}`, request, answer));
     }
     core.info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${to}${to === from ? ' (unchanged)' : ` (was ${from})`}`);
     done.push({ app, from });

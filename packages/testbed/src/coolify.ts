@@ -37,6 +37,8 @@ export interface CoolifyResource {
   image?: { name: string; tag: string };
   /** Deploys the image for real (pull and start it); see above. */
   run?: (image: string) => Promise<void>;
+  /** Tags a PATCH may not set: answered 422 as Coolify's validation answers, the application unchanged. */
+  refuseTags?: string[];
 }
 
 export interface CoolifyDeployment {
@@ -189,6 +191,8 @@ export async function startCoolify(
         const extra = Object.keys(body).filter((field) => !UPDATABLE.has(field));
         if (extra.length > 0)
           return json(422, { message: 'Validation failed.', errors: Object.fromEntries(extra.map((field) => [field, ['This field is not allowed.']])) });
+        if (typeof body.docker_registry_image_tag === 'string' && resource.refuseTags?.includes(body.docker_registry_image_tag))
+          return json(422, { message: 'Validation failed.', errors: { docker_registry_image_tag: ['The docker registry image tag format is invalid.'] } });
         if (typeof body.docker_registry_image_tag === 'string' && resource.image) resource.image.tag = body.docker_registry_image_tag;
         if (typeof body.docker_registry_image_name === 'string' && resource.image) resource.image.name = body.docker_registry_image_name;
         return json(200, { uuid: resource.uuid });
