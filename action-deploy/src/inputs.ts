@@ -236,7 +236,8 @@ export const ACTION_OUTPUTS = {
   'previous-release-id': 'Id of the release that was current before this run, if any.',
   status: '`deployed`, `rolled-back` (the new release failed and the previous one runs again) or `failed`.',
   'rolled-back': '`true` when the new release failed and the previous one was restored.',
-  images: 'JSON object of service → pinned image reference (image@sha256:…) of the running release.',
+  images:
+    'JSON object of service → pinned image reference (image@sha256:…) of the running release; with strategy coolify and coolify-image-tag, application name → image:tag Coolify was told to run (Coolify reports no digest).',
   'duration-seconds': 'How long the deploy (and any rollback) took, in seconds.',
   hosts:
     'JSON object keyed by host (user@host:port): status (deployed, rolled-back, failed, skipped), release, previous-release, rolled-back, duration-seconds, rollback-seconds, backups (ids taken by backup-before-deploy), error.',
