@@ -201,6 +201,13 @@ describe('a reusable workflow can express what its action can do', () => {
         'github-token': 'only for destination artifact (see artifact-name)',
       },
     },
+    'cf-allowlist.yml': {
+      'action-cf-allowlist': {
+        password: 'a CI job logs in with a key (SSH_KEY), never a password',
+        'insecure-ignore-host-key': 'the reusable workflow always verifies the host key (known-hosts or fingerprint)',
+        'source-url': "the workflow reads Cloudflare's own list (api.cloudflare.com); for a copy of it call action-cf-allowlist directly",
+      },
+    },
   };
   for (const [workflow, byAction] of Object.entries(notOffered)) {
     it(`${workflow} passes every input of each action it runs, but those it says it does not offer`, () => {
