@@ -30,11 +30,12 @@ export async function readmeShellBlocks(name: string): Promise<string[]> {
 
 /**
  * Runs a README's server set-up block on the server as root, exactly as written but for the
- * placeholder key line, which gets the test's deploy key. The server has no sudo (it is root).
+ * placeholder key line, which gets the test's deploy key (`keyOf`'s root key: one deploy key for
+ * several servers). The server has no sudo (it is root).
  */
-export async function runReadmeSetup(host: ModernHost, block: string, placeholderKey: string): Promise<string> {
+export async function runReadmeSetup(host: ModernHost, block: string, placeholderKey: string, keyOf: ModernHost = host): Promise<string> {
   if (!block.includes(placeholderKey)) throw new Error(`the README block no longer shows the placeholder key ${placeholderKey}:\n${block}`);
-  const publicKey = (await readFile(`${host.privateKeyPath}.pub`, 'utf8')).trim();
+  const publicKey = (await readFile(`${keyOf.privateKeyPath}.pub`, 'utf8')).trim();
   const script = block.replace(placeholderKey, publicKey);
   const output = await host.exec(['bash', '-ec', `sudo() { "$@"; }\n${script}`]);
   // This test server's sshd runs without PAM, and sshd then refuses accounts whose password is
@@ -59,6 +60,10 @@ export interface ExampleSettings {
   registry: Registry;
   /** The commit the run is for (github.sha, GITHUB_SHA): each push of the user's is a new one. */
   sha?: string;
+  /** More internet names the test bed serves from loopback (`api.cloudflare.com` → `127.0.0.1:PORT`), beside ghcr.io. */
+  hostAliases?: Record<string, string>;
+  /** The runner's environment for actions, e.g. NODE_EXTRA_CA_CERTS for a stand-in served over TLS. */
+  env?: Record<string, string>;
 }
 
 /** Runs one of the example's workflows as GitHub would on this event; SKIFF_EXAMPLE_LOGS=1 prints every step's log. */
@@ -74,7 +79,8 @@ export async function runExampleWorkflow(
     vars: settings.vars,
     secrets: settings.secrets,
     github: { actor: settings.registry.username, token: settings.registry.password, ...(settings.sha ? { sha: settings.sha } : {}) },
-    hostAliases: { 'ghcr.io': settings.registry.address },
+    hostAliases: { 'ghcr.io': settings.registry.address, ...settings.hostAliases },
+    ...(settings.env ? { env: settings.env } : {}),
   });
   if (process.env.SKIFF_EXAMPLE_LOGS)
     for (const job of run.jobs) for (const step of job.steps) console.log(`=== ${workflow} ${job.id} / ${step.name} (${step.outcome})\n${step.log}`);

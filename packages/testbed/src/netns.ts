@@ -130,3 +130,51 @@ export async function createNetnsHost(name: string): Promise<NetnsHost> {
     remove,
   };
 }
+
+export interface PrivateNetwork {
+  /** `10.215.N.0/24` */
+  subnet: string;
+  /** Each host's address on it, by namespace name. */
+  addressOf(host: NetnsHost): string;
+  remove(): Promise<void>;
+}
+
+// Private networks between test hosts live beside the host links (10.213) and the namespaced
+// engines' bridges (10.214), and only inside the namespaces they join.
+const PRIVATE_PREFIX = '10.215';
+
+/**
+ * A cloud's private network (a VPC, Hetzner's or Oracle's private subnet) between two test hosts:
+ * a veth pair from one namespace straight into the other, so the two talk without the machine's
+ * root namespace routing anything. `.1` is `a`'s address, `.2` is `b`'s.
+ */
+export async function linkPrivateNetwork(a: NetnsHost, b: NetnsHost): Promise<PrivateNetwork> {
+  const hash = createHash('sha256').update(`${a.name}\0${b.name}`).digest('hex');
+  const aIf = `skp${hash.slice(0, 8)}`;
+  const bIf = `skq${hash.slice(0, 8)}`;
+  const octet = (parseInt(hash.slice(8, 12), 16) % 254) + 1;
+  const subnet = `${PRIVATE_PREFIX}.${octet}.0/24`;
+  const addresses = new Map([
+    [a.name, `${PRIVATE_PREFIX}.${octet}.1`],
+    [b.name, `${PRIVATE_PREFIX}.${octet}.2`],
+  ]);
+  // A crashed run's pair goes with its namespaces (each start makes them anew); this covers a rerun on live ones.
+  await quiet(['-n', a.name, 'link', 'del', 'dev', aIf]);
+  await sh('ip', ['link', 'add', aIf, 'netns', a.name, 'type', 'veth', 'peer', 'name', bIf, 'netns', b.name]);
+  for (const [host, ifName] of [
+    [a, aIf],
+    [b, bIf],
+  ] as const) {
+    await sh('ip', ['-n', host.name, 'addr', 'add', `${addresses.get(host.name)!}/24`, 'dev', ifName]);
+    await sh('ip', ['-n', host.name, 'link', 'set', ifName, 'up']);
+  }
+  return {
+    subnet,
+    addressOf(host) {
+      const address = addresses.get(host.name);
+      if (!address) throw new Error(`test bed: ${host.name} is not on the private network ${subnet}`);
+      return address;
+    },
+    remove: async () => void (await quiet(['-n', a.name, 'link', 'del', 'dev', aIf])),
+  };
+}
