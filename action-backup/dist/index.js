@@ -49992,8 +49992,11 @@ var init_tools = __esm({
     SQLITE_SNAPSHOT_SCRIPT = [
       "set -eu",
       "snap=$(mktemp)",
-      `trap 'rm -f "$snap"' EXIT`,
-      `sqlite3 "$1" ".backup '$snap'"`,
+      "err=$(mktemp)",
+      `trap 'rm -f "$snap" "$err"' EXIT`,
+      `if ! sqlite3 "$1" "VACUUM INTO '$snap'" 2>"$err"; then`,
+      `  if grep -q "syntax error" "$err"; then sqlite3 "$1" ".backup '$snap'"; else cat "$err" >&2; exit 1; fi`,
+      "fi",
       'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
       'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
       'cat "$snap"'
@@ -99184,7 +99187,7 @@ function runnerVerification(request) {
     ...source.type === "files" ? ["tar headers walked (checksums, sizes, end-of-archive)"] : [],
     ...serverCheckOfStream(source) ? [`${serverCheckOfStream(source).describe} (on the server, while streaming)`] : [],
     "sha256 (raw and stored)",
-    ...source.type === "sqlite" ? ["PRAGMA integrity_check on the .backup snapshot"] : []
+    ...source.type === "sqlite" ? ["PRAGMA integrity_check on the snapshot (VACUUM INTO)"] : []
   ];
 }
 async function localRawData(path, manifest, identities, cleanup, globalsPath) {
@@ -102198,7 +102201,7 @@ function verification(source) {
   if (format2.magic) checks.push(format2.describe);
   if (stream2 && stream2.describe !== format2.describe) checks.push(stream2.describe);
   else if (format2.trailer) checks.push(format2.describe);
-  if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the .backup snapshot");
+  if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the snapshot (VACUUM INTO)");
   return { ...stream2 ? { stream: stream2 } : {}, lines: magicLines(format2, source.compression, "partial"), checks };
 }
 function dumpLine(request, stream2) {

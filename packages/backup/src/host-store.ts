@@ -43,7 +43,7 @@ export function verification(source: Source): { stream?: StreamCheck; lines: Com
   if (format.magic) checks.push(format.describe);
   if (stream && stream.describe !== format.describe) checks.push(stream.describe);
   else if (format.trailer) checks.push(format.describe);
-  if (source.type === 'sqlite') checks.push('PRAGMA integrity_check on the .backup snapshot');
+  if (source.type === 'sqlite') checks.push('PRAGMA integrity_check on the snapshot (VACUUM INTO)');
   return { ...(stream ? { stream } : {}), lines: magicLines(format, source.compression, 'partial'), checks };
 }
 

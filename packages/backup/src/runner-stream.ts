@@ -228,7 +228,7 @@ export function runnerVerification(request: BackupRequest): string[] {
     ...(source.type === 'files' ? ['tar headers walked (checksums, sizes, end-of-archive)'] : []),
     ...(serverCheckOfStream(source) ? [`${serverCheckOfStream(source)!.describe} (on the server, while streaming)`] : []),
     'sha256 (raw and stored)',
-    ...(source.type === 'sqlite' ? ['PRAGMA integrity_check on the .backup snapshot'] : []),
+    ...(source.type === 'sqlite' ? ['PRAGMA integrity_check on the snapshot (VACUUM INTO)'] : []),
   ];
 }
 

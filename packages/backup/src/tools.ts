@@ -136,14 +136,20 @@ function redisCli(source: Source, args: readonly string[], secretFile: string | 
 }
 
 /**
- * A consistent SQLite snapshot: `.backup` uses SQLite's online backup API (a raw copy of a live
- * file can be torn), the snapshot must pass `PRAGMA integrity_check`, then it is streamed out.
+ * A consistent SQLite snapshot (a raw copy of a live file can be torn): `VACUUM INTO` copies the
+ * database as of one read transaction, so an app writing all along (WAL) neither waits nor makes
+ * it start over — SQLite's online backup API, `.backup`, starts over after every commit of another
+ * process and never ends while an app keeps writing; it is used only by a sqlite3 older than 3.27,
+ * which has no VACUUM INTO. The snapshot must pass `PRAGMA integrity_check`, then it is streamed out.
  */
 export const SQLITE_SNAPSHOT_SCRIPT = [
   'set -eu',
   'snap=$(mktemp)',
-  'trap \'rm -f "$snap"\' EXIT',
-  'sqlite3 "$1" ".backup \'$snap\'"',
+  'err=$(mktemp)',
+  'trap \'rm -f "$snap" "$err"\' EXIT',
+  'if ! sqlite3 "$1" "VACUUM INTO \'$snap\'" 2>"$err"; then',
+  '  if grep -q "syntax error" "$err"; then sqlite3 "$1" ".backup \'$snap\'"; else cat "$err" >&2; exit 1; fi',
+  'fi',
   'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
   'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
   'cat "$snap"',

@@ -74,7 +74,7 @@ export function structureCheck(source: Source): StreamCheck | undefined {
 
 /**
  * A SQLite database's header says how long the file is: page size (bytes 16–17, big-endian; 1
- * means 65536) × page count (bytes 28–31), valid after `.backup`. The stream must be exactly that
+ * means 65536) × page count (bytes 28–31), valid after `VACUUM INTO` (and `.backup`). The stream must be exactly that
  * long, so a snapshot cut off anywhere is refused (the format has no trailer to look for). dd
  * reads the 100 header bytes one at a time, so wc counts exactly the rest.
  */

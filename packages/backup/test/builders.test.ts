@@ -54,11 +54,11 @@ describe('dump command builders', () => {
     );
   });
 
-  it('redis streams an RDB with REDISCLI_AUTH read from a file; sqlite snapshots with .backup; files tar host paths and volumes', () => {
+  it('redis streams an RDB with REDISCLI_AUTH read from a file; sqlite snapshots with VACUUM INTO; files tar host paths and volumes', () => {
     expect(render(dumpCommand(one('- type: redis\n  host: 127.0.0.1\n  port: 6379\n  password: pw\n'), '/tmp/r'))).toBe(
       `REDISCLI_AUTH="$(cat /tmp/r)" redis-cli -h 127.0.0.1 -p 6379 --no-auth-warning --rdb -`,
     );
-    expect(render(dumpCommand(one('- type: sqlite\n  path: /srv/app/db.sqlite\n')))).toMatch(/^sh -c '.*\.backup .* \/srv\/app\/db\.sqlite$/s);
+    expect(render(dumpCommand(one('- type: sqlite\n  path: /srv/app/db.sqlite\n')))).toMatch(/^sh -c '.*VACUUM INTO .* \/srv\/app\/db\.sqlite$/s);
     expect(render(dumpCommand(one('- type: files\n  paths: [/srv/uploads]\n')))).toBe(`tar --create '--file=-' --numeric-owner '--directory=/' -- srv/uploads`);
     expect(render(dumpCommand(one('- type: files\n  paths: [/etc/app]\n  volumes: [shop_media]\n  helper-image: busybox:1\n')))).toBe(
       `docker run --rm '--network=none' '--user=0:0' --label 'skiff.backup=files' -v /etc/app:/backup/host/etc/app:ro -v shop_media:/backup/volumes/shop_media:ro --entrypoint tar busybox:1 --create '--file=-' --numeric-owner '--directory=/backup' -- host/etc/app volumes/shop_media`,

@@ -137,7 +137,7 @@ describe('runner destination: S3 (s3rver) with streaming gzip/age', () => {
     ]);
     const lite = source(`- type: sqlite\n  path: ${db}\n`);
     const { manifest } = await backupSource(ssh, store, lite, options());
-    expect(manifest.verification).toContain('PRAGMA integrity_check on the .backup snapshot');
+    expect(manifest.verification).toContain('PRAGMA integrity_check on the snapshot (VACUUM INTO)');
     const target = join(work.path, 'restored.sqlite');
     await restoreBackup(ssh, store, lite, manifest, { path: target, force: false });
     const q = "select count(*) || ':' || (select group_concat(body, ',') from (select body from notes order by id)) from notes";
