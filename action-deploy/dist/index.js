@@ -51538,7 +51538,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.8.0";
+var version = "0.8.1";
 
 // action-deploy/src/context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -57799,8 +57799,11 @@ function redisCli(source, args, secretFile) {
 var SQLITE_SNAPSHOT_SCRIPT = [
   "set -eu",
   "snap=$(mktemp)",
-  `trap 'rm -f "$snap"' EXIT`,
-  `sqlite3 "$1" ".backup '$snap'"`,
+  "err=$(mktemp)",
+  `trap 'rm -f "$snap" "$err"' EXIT`,
+  `if ! sqlite3 "$1" "VACUUM INTO '$snap'" 2>"$err"; then`,
+  `  if grep -q "syntax error" "$err"; then sqlite3 "$1" ".backup '$snap'"; else cat "$err" >&2; exit 1; fi`,
+  "fi",
   'check=$(sqlite3 "$snap" "PRAGMA integrity_check")',
   'if [ "$check" != ok ]; then echo "sqlite integrity_check of the snapshot failed: $check" >&2; exit 1; fi',
   'cat "$snap"'
@@ -58209,7 +58212,7 @@ function verification(source) {
   if (format.magic) checks.push(format.describe);
   if (stream && stream.describe !== format.describe) checks.push(stream.describe);
   else if (format.trailer) checks.push(format.describe);
-  if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the .backup snapshot");
+  if (source.type === "sqlite") checks.push("PRAGMA integrity_check on the snapshot (VACUUM INTO)");
   return { ...stream ? { stream } : {}, lines: magicLines(format, source.compression, "partial"), checks };
 }
 function dumpLine(request2, stream) {
@@ -59653,6 +59656,9 @@ function inReleaseDir(projectDir, id, command) {
     ["env", `SKIFF_RELEASE_DIR=${dir}`, `SKIFF_RELEASE_ID=${id}`, `SKIFF_PROJECT_DIR=${projectDir}`, "bash", "-c", command]
   ];
 }
+function resetFailedUnit(unit, sudo2) {
+  return [[...sudoPrefix(sudo2), "systemctl", "reset-failed", unit]];
+}
 function restartUnit(unit, sudo2) {
   return [[...sudoPrefix(sudo2), "systemctl", "restart", unit]];
 }
@@ -59684,6 +59690,13 @@ function runsFromCurrent(config2, projectDir) {
 }
 
 // action-deploy/src/strategies/systemd-health.ts
+function restartFailureHint(unit, sudo2, said, resetWorked) {
+  if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said))
+    return ` (the SSH user needs passwordless sudo for \`systemctl reset-failed ${unit}\` and \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)`;
+  if (!resetWorked && /reset-failed|start-limit|too quickly/i.test(said))
+    return ` (systemd refuses to start ${unit} after its crash loop until \`systemctl reset-failed ${unit}\`, which the SSH user could not run: add \`/usr/bin/systemctl reset-failed ${unit}\` to its sudoers rule; see "strategy: systemd" in the README)`;
+  return "";
+}
 function refused(unit, reason) {
   return {
     ok: false,
@@ -59697,10 +59710,11 @@ function refused(unit, reason) {
   };
 }
 async function restartAndGate(d, unit, sudo2) {
+  const reset = await d.server.run(resetFailedUnit(unit, sudo2), { description: `reset-failed ${unit}`, allowFailure: true, timeoutSeconds: 60 });
   const restart = await d.server.run(restartUnit(unit, sudo2), { description: `restart ${unit}`, allowFailure: true, timeoutSeconds: 300 });
   if (restart.code !== 0) {
     const said = `${restart.stderr}${restart.stdout}`.trim().split("\n").slice(-3).join(" ");
-    const hint = sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said) ? ` (the SSH user needs passwordless sudo for \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)` : "";
+    const hint = restartFailureHint(unit, sudo2, said, reset.code === 0);
     return refused(unit, `systemctl restart failed (exit ${restart.code})${said ? `: ${said}` : ""}${hint}`);
   }
   const read2 = async () => parseShow(
@@ -59926,6 +59940,7 @@ async function planSystemd(recorder, inputs, ctx) {
   if (installCommand !== void 0) await recorder.run(inReleaseDir(dir, id, installCommand), { description: "install-command" });
   if (inputs.preDeploy !== void 0) await recorder.run(inReleaseDir(dir, id, inputs.preDeploy), { description: "pre-deploy" });
   await point(d, id);
+  await recorder.run(resetFailedUnit(unit, sudo2), { description: `reset-failed ${unit}` });
   await recorder.run(restartUnit(unit, sudo2), { description: `restart ${unit}` });
   recorder.steps.push({
     kind: "run",

@@ -298,7 +298,7 @@ describe('strategy: systemd on a host running systemd', () => {
       input: UNIT_FILE.replaceAll(PROJECT_DIR, dir).replace('[Service]', '[Service]\nEnvironment=PORT=8081'),
     });
     // As in the README: the deploy user may run these three commands as root, nothing else.
-    const rule = `sysdeploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart ${unit}, /usr/bin/systemctl status ${unit} --no-pager --full --lines=0, /usr/bin/journalctl --unit ${unit} --lines=100 --no-pager\n`;
+    const rule = `sysdeploy ALL=(root) NOPASSWD: /usr/bin/systemctl reset-failed ${unit}, /usr/bin/systemctl restart ${unit}, /usr/bin/systemctl status ${unit} --no-pager --full --lines=0, /usr/bin/journalctl --unit ${unit} --lines=100 --no-pager\n`;
     await host.exec(['bash', '-c', 'cat > /etc/sudoers.d/sysdeploy && chmod 0440 /etc/sudoers.d/sysdeploy && visudo -cq && systemctl daemon-reload'], {
       input: rule,
     });

@@ -19,6 +19,7 @@ import {
   inReleaseDir,
   inspectHost,
   parseShow,
+  resetFailedUnit,
   restartUnit,
   runsFromCurrent,
   unitJournal,
@@ -26,6 +27,7 @@ import {
   unitStatus,
 } from '../src/strategies/systemd-commands';
 import { parseGitRepository, parseUnit } from '../src/strategies/systemd-inputs';
+import { restartFailureHint } from '../src/strategies/systemd-health';
 
 const SHA = '0123456789abcdef0123456789abcdef01234567';
 
@@ -93,6 +95,18 @@ describe('systemd builders (exact argv)', () => {
     expect(restartUnit('app.service', true)).toEqual([['sudo', '-n', 'systemctl', 'restart', 'app.service']]);
     expect(unitStatus('app.service', true)).toEqual([['sudo', '-n', 'systemctl', 'status', 'app.service', '--no-pager', '--full', '--lines=0']]);
     expect(unitJournal('app.service', false)).toEqual([['journalctl', '--unit', 'app.service', '--lines=100', '--no-pager']]);
+    expect(resetFailedUnit('app.service', true)).toEqual([['sudo', '-n', 'systemctl', 'reset-failed', 'app.service']]);
+  });
+
+  it('says what to add to sudoers when a refused restart needs reset-failed', () => {
+    const limit = 'Job for app.service failed. To force a start use "systemctl reset-failed app.service" followed by "systemctl start app.service" again.';
+    expect(restartFailureHint('app.service', true, limit, false)).toContain('add `/usr/bin/systemctl reset-failed app.service` to its sudoers rule');
+    // reset-failed ran, yet the restart failed: something else is wrong, and no sudoers advice.
+    expect(restartFailureHint('app.service', true, limit, true)).toBe('');
+    expect(restartFailureHint('app.service', true, 'sudo: a password is required', false)).toContain(
+      'passwordless sudo for `systemctl reset-failed app.service`',
+    );
+    expect(restartFailureHint('app.service', false, 'Unit app.service has a bad setting', true)).toBe('');
   });
 
   it('switches current in two atomic steps and marks a release deployed separately', () => {
@@ -316,6 +330,7 @@ describe('systemd inputs', () => {
       'upload build (streamed from the runner to stdin)',
       'install-command',
       expect.stringMatching(/^point current at /),
+      'reset-failed shop.service',
       'restart shop.service',
       expect.stringMatching(/^the health gate/),
       expect.stringMatching(/^mark .* deployed$/),

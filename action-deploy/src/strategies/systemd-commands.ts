@@ -105,6 +105,16 @@ export function inReleaseDir(projectDir: string, id: string, command: string): C
   ];
 }
 
+/**
+ * After a crash loop systemd refuses every start of the unit (start-limit-hit: by default five
+ * starts in 10 s, which a service that dies at once with the default RestartSec=100ms reaches in
+ * a second) until its failed state is reset; a rollback's restart would be refused exactly when
+ * it is needed. Resetting a unit that has not failed changes nothing.
+ */
+export function resetFailedUnit(unit: string, sudo: boolean): Command[] {
+  return [[...sudoPrefix(sudo), 'systemctl', 'reset-failed', unit]];
+}
+
 /** `systemctl restart` waits until the unit has started (or, for Type=notify, reported ready). */
 export function restartUnit(unit: string, sudo: boolean): Command[] {
   return [[...sudoPrefix(sudo), 'systemctl', 'restart', unit]];

@@ -3,7 +3,16 @@ import type { Deployer } from '../deploy';
 import { Diagnostics } from '../diagnostics';
 import { appProbes, runHealthGate, type GateReport } from '../health-gate';
 import { touchLock } from '../lock';
-import { evaluateUnit, parseShow, restartUnit, unitJournal, unitState, unitStatus } from './systemd-commands';
+import { evaluateUnit, parseShow, resetFailedUnit, restartUnit, unitJournal, unitState, unitStatus } from './systemd-commands';
+
+/** What the user can do about a refused restart, when the output says. */
+export function restartFailureHint(unit: string, sudo: boolean, said: string, resetWorked: boolean): string {
+  if (sudo && /password is required|not allowed|not in the sudoers|may not run/i.test(said))
+    return ` (the SSH user needs passwordless sudo for \`systemctl reset-failed ${unit}\` and \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)`;
+  if (!resetWorked && /reset-failed|start-limit|too quickly/i.test(said))
+    return ` (systemd refuses to start ${unit} after its crash loop until \`systemctl reset-failed ${unit}\`, which the SSH user could not run: add \`/usr/bin/systemctl reset-failed ${unit}\` to its sudoers rule; see "strategy: systemd" in the README)`;
+  return '';
+}
 
 /** A gate that failed before it could start (the restart itself failed), shaped like any other for the summary. */
 function refused(unit: string, reason: string): GateReport {
@@ -26,13 +35,12 @@ function refused(unit: string, reason: string): GateReport {
  * refused), the old process may still answer health-url, which must not count as the new release.
  */
 export async function restartAndGate(d: Deployer, unit: string, sudo: boolean): Promise<GateReport> {
+  // A sudoers rule written before reset-failed was needed refuses it; the restart then says whether it mattered.
+  const reset = await d.server.run(resetFailedUnit(unit, sudo), { description: `reset-failed ${unit}`, allowFailure: true, timeoutSeconds: 60 });
   const restart = await d.server.run(restartUnit(unit, sudo), { description: `restart ${unit}`, allowFailure: true, timeoutSeconds: 300 });
   if (restart.code !== 0) {
     const said = `${restart.stderr}${restart.stdout}`.trim().split('\n').slice(-3).join(' ');
-    const hint =
-      sudo && /password is required|not allowed|not in the sudoers|may not run/i.test(said)
-        ? ` (the SSH user needs passwordless sudo for \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)`
-        : '';
+    const hint = restartFailureHint(unit, sudo, said, reset.code === 0);
     return refused(unit, `systemctl restart failed (exit ${restart.code})${said ? `: ${said}` : ''}${hint}`);
   }
   const read = async () =>

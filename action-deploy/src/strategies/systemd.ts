@@ -10,7 +10,17 @@ import { ENV_FILE, META, markDeployed, newReleaseId, planPrune, pointCurrent, re
 import { rollbackTarget } from '../rollback';
 import type { Outcome } from '../summary';
 import { artifactCompression, artifactStream } from './systemd-artifact';
-import { createSystemdRelease, extractArchive, gitExport, inReleaseDir, inspectHost, parseShow, restartUnit, runsFromCurrent } from './systemd-commands';
+import {
+  createSystemdRelease,
+  extractArchive,
+  gitExport,
+  inReleaseDir,
+  inspectHost,
+  parseShow,
+  resetFailedUnit,
+  restartUnit,
+  runsFromCurrent,
+} from './systemd-commands';
 import { restartAndGate, unitDiagnostics } from './systemd-health';
 import type { ReleaseSource, SystemdInputs } from './systemd-inputs';
 import type { HostStrategy, StoryResult } from './strategy';
@@ -262,6 +272,7 @@ export async function planSystemd(recorder: PlanRecorder, inputs: DeployInputs, 
   if (installCommand !== undefined) await recorder.run(inReleaseDir(dir, id, installCommand), { description: 'install-command' });
   if (inputs.preDeploy !== undefined) await recorder.run(inReleaseDir(dir, id, inputs.preDeploy), { description: 'pre-deploy' });
   await point(d, id);
+  await recorder.run(resetFailedUnit(unit, sudo), { description: `reset-failed ${unit}` });
   await recorder.run(restartUnit(unit, sudo), { description: `restart ${unit}` });
   recorder.steps.push({
     kind: 'run',
