@@ -16,7 +16,7 @@ MARIADB_IMAGE=skiff-testbed/mariadb:bookworm
 POSTGRES17_IMAGE=skiff-testbed/postgres:17-trixie
 MARIADB11_IMAGE=skiff-testbed/mariadb:11-trixie
 APT_PACKAGES=(openssh-server docker.io docker-registry apache2-utils nftables iproute2 busybox-static
-  debootstrap postgresql redis-server sqlite3 curl ca-certificates ufw sudo mariadb-server)
+  debootstrap postgresql redis-server sqlite3 curl ca-certificates ufw sudo mariadb-server dpkg-dev)
 # Other sessions on the same machine may be running apt at the same time: wait for the lock.
 APT_OPTS=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
 
@@ -160,6 +160,36 @@ debootstrap_image "$POSTGRES17_IMAGE" "$CACHE/postgres17-trixie-rootfs.tar" \
 # Likewise a MariaDB release other than the runner's client (10.11): trixie's 11.8.
 debootstrap_image "$MARIADB11_IMAGE" "$CACHE/mariadb11-trixie-rootfs.tar" \
   mariadb-server,mariadb-client,util-linux '["bash"]' trixie
+
+# --- Debian packages a test server installs with apt (python3-venv, sqlite3), as a local repository
+# The systemd "VPS" has no route to Debian's mirror; a test copies this folder into it and points
+# its apt there, so a README's `apt-get install` runs for real. Which .debs: what apt in the image,
+# reading this machine's package lists, says that install needs, at exactly those versions.
+APT_REPO=$CACHE/apt-bookworm
+APT_REPO_WANTS="python3-venv sqlite3"
+apt_repo_needs() {
+  # shellcheck disable=SC2086 # the list is words
+  docker run --rm -v /var/lib/apt/lists:/var/lib/apt/lists:ro "$SYSTEMD_IMAGE" apt-get install -s $APT_REPO_WANTS 2>/dev/null |
+    awk '/^Inst /{gsub(/[()]/, "", $3); print $2 "=" $3}' | sort
+}
+apt_repo_list=$(apt_repo_needs || true)
+if [[ -z $apt_repo_list ]]; then
+  apt-get "${APT_OPTS[@]}" update -qq >/dev/null || die "apt-get update failed"
+  apt_repo_list=$(apt_repo_needs || true)
+fi
+[[ -n $apt_repo_list ]] || die "apt in $SYSTEMD_IMAGE found nothing to install for $APT_REPO_WANTS"
+if [[ -s $APT_REPO/Packages && $(cat "$APT_REPO/.skiff-packages" 2>/dev/null) == "$apt_repo_list" ]]; then
+  say "local apt repository" "ok"
+else
+  rm -rf "$APT_REPO.partial" && mkdir -p "$APT_REPO.partial"
+  # shellcheck disable=SC2086 # the list is words
+  (cd "$APT_REPO.partial" && apt-get download -qq $apt_repo_list >/tmp/skiff-apt-download.log 2>&1) ||
+    { tail -n 20 /tmp/skiff-apt-download.log >&2; die "downloading the local apt repository's packages failed"; }
+  (cd "$APT_REPO.partial" && dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null) || die "dpkg-scanpackages failed (dpkg-dev)"
+  printf '%s\n' "$apt_repo_list" >"$APT_REPO.partial/.skiff-packages"
+  rm -rf "$APT_REPO" && mv "$APT_REPO.partial" "$APT_REPO"
+  say "local apt repository" "provisioned ($(grep -c '^Package:' "$APT_REPO/Packages") packages)"
+fi
 
 have_image "$BUSYBOX_IMAGE" && have_image "$DEBIAN_IMAGE" && have_image "$SYSTEMD_IMAGE" && have_image "$MARIADB_IMAGE" && have_image "$POSTGRES17_IMAGE" && have_image "$MARIADB11_IMAGE" || die "base images missing after import"
 

@@ -3,7 +3,7 @@
 // test/workflow-runner.ts with the repository's variables and secrets.
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tempDir, type ModernHost, type Registry } from '@skiff/testbed';
+import { tempDir, type Registry } from '@skiff/testbed';
 import { runWorkflow, type WorkflowRun } from '../workflow-runner';
 
 export const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
@@ -33,7 +33,13 @@ export async function readmeShellBlocks(name: string): Promise<string[]> {
  * placeholder key line, which gets the test's deploy key (`keyOf`'s root key: one deploy key for
  * several servers). The server has no sudo (it is root).
  */
-export async function runReadmeSetup(host: ModernHost, block: string, placeholderKey: string, keyOf: ModernHost = host): Promise<string> {
+/** What runReadmeSetup needs of a server: a root shell on it and root's login key. */
+export interface ReadmeServer {
+  exec(args: readonly string[]): Promise<string>;
+  privateKeyPath: string;
+}
+
+export async function runReadmeSetup(host: ReadmeServer, block: string, placeholderKey: string, keyOf: ReadmeServer = host): Promise<string> {
   if (!block.includes(placeholderKey)) throw new Error(`the README block no longer shows the placeholder key ${placeholderKey}:\n${block}`);
   const publicKey = (await readFile(`${keyOf.privateKeyPath}.pub`, 'utf8')).trim();
   const script = block.replace(placeholderKey, publicKey);
@@ -57,7 +63,7 @@ export interface ExampleSettings {
   vars: Record<string, string>;
   secrets: Record<string, string>;
   /** The GHCR stand-in: it takes the run's actor and token as its login, as GHCR takes the job token. */
-  registry: Registry;
+  registry?: Registry;
   /** The commit the run is for (github.sha, GITHUB_SHA): each push of the user's is a new one. */
   sha?: string;
   /** More internet names the test bed serves from loopback (`api.cloudflare.com` → `127.0.0.1:PORT`), beside ghcr.io. */
@@ -78,8 +84,13 @@ export async function runExampleWorkflow(
     event,
     vars: settings.vars,
     secrets: settings.secrets,
-    github: { actor: settings.registry.username, token: settings.registry.password, ...(settings.sha ? { sha: settings.sha } : {}) },
-    hostAliases: { 'ghcr.io': settings.registry.address, ...settings.hostAliases },
+    // Without a registry (an example that ships no image), the run's actor and token are plain test values.
+    github: {
+      actor: settings.registry?.username ?? 'acme-dev',
+      token: settings.registry?.password ?? 'ghs_example-job-token',
+      ...(settings.sha ? { sha: settings.sha } : {}),
+    },
+    hostAliases: { ...(settings.registry ? { 'ghcr.io': settings.registry.address } : {}), ...settings.hostAliases },
     ...(settings.env ? { env: settings.env } : {}),
   });
   if (process.env.SKIFF_EXAMPLE_LOGS)

@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDocker } from './docker';
+import { requirePart } from './parts';
 import { sh, tempDir, waitFor } from './proc';
 import { fingerprintOf, type SshdServer } from './sshd';
 
@@ -17,7 +18,15 @@ export interface SystemdHostOptions {
   bootTimeoutSeconds?: number;
   /** Install git (the image has none): this machine's own Debian git package files, copied in (see copyGit). */
   git?: boolean;
+  /**
+   * Point the host's apt at the local repository scripts/setup-testbed.sh downloads once
+   * (APT_REPOSITORY: python3-venv, sqlite3), and at nothing else: `apt-get install` of those runs
+   * for real, with no traffic beyond this machine.
+   */
+  localApt?: boolean;
 }
+
+export const APT_REPOSITORY = '/var/cache/skiff-testbed/apt-bookworm';
 
 /**
  * A separate "VPS" running real systemd (PID 1) and sshd, reached over a 127.0.0.1 port.
@@ -70,6 +79,18 @@ async function copyGit(container: string): Promise<void> {
     { timeoutMs: 120_000 },
   );
   await docker(['exec', container, 'git', '--version']);
+}
+
+async function useLocalApt(container: string): Promise<void> {
+  await requirePart('the local apt repository (scripts/setup-testbed.sh)', ['test', '-s', join(APT_REPOSITORY, 'Packages')]);
+  await docker(['cp', APT_REPOSITORY, `${container}:/var/cache/skiff-apt`]);
+  const script = [
+    'set -e',
+    'rm -f /etc/apt/sources.list.d/*',
+    "echo 'deb [trusted=yes] file:/var/cache/skiff-apt ./' > /etc/apt/sources.list",
+    'apt-get update -qq',
+  ].join('\n');
+  await docker(['exec', container, 'sh', '-c', script], { timeoutMs: 120_000 });
 }
 
 async function keygen(path: string): Promise<void> {
@@ -166,6 +187,7 @@ export async function startSystemdHost(options: SystemdHostOptions): Promise<Sys
     await exec(['systemctl', 'enable', '--now', 'ssh.service']);
     await exec(['systemctl', 'restart', 'ssh.service']);
     if (options.git) await copyGit(id);
+    if (options.localApt) await useLocalApt(id);
 
     const port = await publishedPort(id, 22);
     const ports: Record<number, number> = {};

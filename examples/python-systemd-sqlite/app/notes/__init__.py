@@ -1,0 +1,3 @@
+"""notes: a small JSON service on SQLite, standard library only."""
+
+VERSION = "1"
