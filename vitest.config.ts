@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 // Unit tests are pure and fast. Integration tests start real servers (sshd, dockerd,
 // registry, databases), so they get long timeouts and run one file at a time on 2 cores.
@@ -21,8 +22,41 @@ const SIDE_BY_SIDE = [
   'action-deploy/test/backup-before-deploy.int.test.ts',
 ];
 
+// The side-by-side files, longest first as measured (README "How long npm test takes"): three
+// workers end together when the longest start first. Vitest's own order needs durations cached
+// by an earlier run, which a clean CI clone does not have; there it starts small files first and
+// the longest last, so one worker ran alone for minutes at the end.
+const LONGEST_FIRST = [
+  'action-backup/test/modern.int.test.ts',
+  'test/examples/one-vm-proxy.int.test.ts',
+  'packages/backup/test/real-size-postgres.int.test.ts',
+  'test/examples/two-vms-cloudflare.int.test.ts',
+  'test/examples/coolify-managed-db.int.test.ts',
+  'packages/backup/test/real-size-sources.int.test.ts',
+  'test/examples/droplet-db-and-files.int.test.ts',
+  'action-deploy/test/backup-before-deploy.int.test.ts',
+  'action-backup/test/managed-mariadb.int.test.ts',
+  'test/examples/python-systemd-sqlite.int.test.ts',
+  'action-backup/test/managed-database.int.test.ts',
+  'packages/backup/test/s3.int.test.ts',
+];
+
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (file: TestSpecification) => {
+      const at = LONGEST_FIRST.findIndex((path) => file.moduleId.endsWith(`/${path}`));
+      return at === -1 ? LONGEST_FIRST.length : at;
+    };
+    // Projects keep their order; within one, files not listed keep vitest's (the sort is stable).
+    const sorted = await super.sort(files);
+    const projects = [...new Set(sorted.map((file) => file.project.name))];
+    return projects.flatMap((name) => sorted.filter((file) => file.project.name === name).sort((a, b) => rank(a) - rank(b)));
+  }
+}
+
 export default defineConfig({
   test: {
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         test: {
