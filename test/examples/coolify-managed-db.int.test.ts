@@ -7,14 +7,18 @@ import {
   ensureBaseImages,
   ensureHubImages,
   freePort,
+  makeServerCertificate,
   POSTGRES_CHECKSUM_SQL,
   POSTGRES_SEED_SQL,
   sh,
+  startConnectProxy,
   startCoolify,
   startPostgres,
   startRecordingServer,
   startRegistry,
   startS3,
+  tempDir,
+  type ConnectProxy,
   type CoolifyServer,
   type Postgres,
   type RecordingServer,
@@ -35,6 +39,9 @@ import { get, runExampleWorkflow, userRepository } from './harness';
  */
 
 const PREFIX = 'skiffex-coolify';
+interface DiscordMessage {
+  embeds: { title: string; color: number }[];
+}
 const APPS = { api: 'apiapp0uuid1coolify', web: 'webapp0uuid1coolify' } as const;
 let registry: Registry;
 let db: Postgres;
@@ -42,6 +49,9 @@ let s3: S3Server;
 let coolify: CoolifyServer;
 let discord: RecordingServer;
 let slack: RecordingServer;
+// discord.com and hooks.slack.com, as the actions reach them: through a proxy to local TLS stand-ins.
+let webhooks: ConnectProxy;
+let tls: { path: string; remove: () => Promise<void> };
 let repo: Awaited<ReturnType<typeof userRepository>>;
 let dockerConfig = '';
 const ports = { api: 0, web: 0 };
@@ -103,12 +113,14 @@ async function run(
         S3_ACCESS_KEY_ID: s3.accessKeyId,
         S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
         COOLIFY_TOKEN: coolify.token,
-        NOTIFY_WEBHOOKS: `${discord.url}/api/webhooks/1234/discord-token\n${slack.url}/services/T000/B000/slack-token`,
+        NOTIFY_WEBHOOKS: 'https://discord.com/api/webhooks/1234/discord-token\nhttps://hooks.slack.com/services/T000/B000/slack-token',
         BACKUP_AGE_IDENTITY: identity,
         ...options.secrets,
       },
       registry,
       ...(options.sha ? { sha: options.sha } : {}),
+      // The runner's Node 24 takes HTTPS_PROXY (NODE_USE_ENV_PROXY); loopback services go direct.
+      env: { NODE_USE_ENV_PROXY: '1', HTTPS_PROXY: webhooks.url, NO_PROXY: '127.0.0.1,localhost', NODE_EXTRA_CA_CERTS: join(tls.path, 'ca.crt') },
     },
     workflow,
     event,
@@ -127,16 +139,20 @@ function commit(): string {
 beforeAll(async () => {
   await Promise.all([ensureBaseImages(), ensureHubImages()]);
   identity = await generateIdentity();
+  tls = await tempDir(`${PREFIX}-webhooks-tls`);
+  const certificate = await makeServerCertificate(tls.path, ['discord.com', 'hooks.slack.com']);
+  // As the services answer a webhook: Discord 204 with no body, Slack 200 "ok".
   [registry, db, s3, discord, slack, repo, ports.api, ports.web] = await Promise.all([
     startRegistry(),
     startPostgres({ tls: true }),
     startS3('skiffex-coolify'),
-    startRecordingServer(() => ({ status: 204 })),
-    startRecordingServer(() => ({ status: 200, body: 'ok' })),
+    startRecordingServer(() => ({ status: 204 }), { tls: certificate }),
+    startRecordingServer(() => ({ status: 200, body: 'ok' }), { tls: certificate }),
     userRepository('coolify-managed-db'),
     freePort(),
     freePort(),
   ]);
+  webhooks = await startConnectProxy({ 'discord.com:443': discord.port, 'hooks.slack.com:443': slack.port });
   dockerConfig = await mkdtemp(join(tmpdir(), `${PREFIX}-docker-`));
   await sh('docker', ['--config', dockerConfig, 'login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
   // The applications as set up in Coolify: registry images, the API with its migrations as the pre-deployment command.
@@ -163,7 +179,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const result of runs) await result.remove();
   await sh('sh', ['-c', `docker ps -aq --filter label=${PREFIX}=1 | xargs -r docker rm -f`]).catch(() => undefined);
-  await Promise.all([registry?.stop(), db?.stop(), s3?.stop(), coolify?.stop(), discord?.stop(), slack?.stop(), repo?.remove()]);
+  await Promise.all([registry?.stop(), db?.stop(), s3?.stop(), coolify?.stop(), discord?.stop(), slack?.stop(), webhooks?.stop(), repo?.remove(), tls?.remove()]);
   if (dockerConfig) await rm(dockerConfig, { recursive: true, force: true });
 });
 
@@ -197,8 +213,17 @@ describe('example coolify-managed-db: Coolify deploys by SHA, the managed databa
     expect(await runningTag('web')).toBe(sha);
     expect(await psql("select string_agg(version, ',' order by version) from schema_migrations")).toBe('0001_orders');
     expect(await psql(POSTGRES_CHECKSUM_SQL)).toBe(before);
-    expect((discord.requests.at(-1)?.json as { text?: string } | undefined)?.text ?? '').toContain('Deployed');
-    expect((slack.requests.at(-1)?.json as { text?: string } | undefined)?.text ?? '').toContain('Deployed');
+    // Each channel in its own service's format, at the address the secret names.
+    const toDiscord = discord.requests.at(-1)!;
+    expect(toDiscord.path).toBe('/api/webhooks/1234/discord-token');
+    expect(toDiscord.json).toMatchObject({ username: 'Skiff', allowed_mentions: { parse: [] } });
+    expect((toDiscord.json as DiscordMessage).embeds[0]!.title).toContain('Deployed');
+    const toSlack = slack.requests.at(-1)!;
+    expect(toSlack.path).toBe('/services/T000/B000/slack-token');
+    expect((toSlack.json as { text: string }).text).toContain('Deployed');
+    expect(toSlack.json).toHaveProperty('blocks');
+    expect(toSlack.json).not.toHaveProperty('embeds');
+    expect(new Set(webhooks.asked)).toEqual(new Set(['discord.com:443', 'hooks.slack.com:443']));
   });
 
   it('the next push migrates (a backup first) and ships: api 2 on the new schema, data intact', async () => {
@@ -239,6 +264,7 @@ describe('example coolify-managed-db: Coolify deploys by SHA, the managed databa
     expect(discord.requests.length).toBe(told.discord + 1);
     expect(slack.requests.length).toBe(told.slack + 1);
     expect((slack.requests.at(-1)!.json as { text: string }).text).toMatch(/rolled back/i);
+    expect((discord.requests.at(-1)!.json as DiscordMessage).embeds[0]!.title).toMatch(/rolled back/i);
     await rm(join(repo.path, 'api/migrations/0003_broken.sql'));
     await repo.edit('api/www/cgi-bin/version', (text) => text.replace('api 3', 'api 2'));
   });

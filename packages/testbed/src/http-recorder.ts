@@ -1,4 +1,6 @@
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /** One request as an internet service (GitHub's API, a chat webhook) would have received it. */
@@ -19,8 +21,9 @@ export interface RecordedResponse {
 }
 
 export interface RecordingServer {
-  /** http://127.0.0.1:PORT (no trailing slash). */
+  /** http://127.0.0.1:PORT, or https:// with `tls` (no trailing slash). */
   url: string;
+  port: number;
   requests: RecordedRequest[];
   stop(): Promise<void>;
 }
@@ -29,9 +32,12 @@ export interface RecordingServer {
  * A local HTTP server on 127.0.0.1 standing in for a service the tests cannot reach: it records
  * every request and answers with what `respond` returns (JSON bodies), in the service's own format.
  */
-export async function startRecordingServer(respond: (request: RecordedRequest) => RecordedResponse): Promise<RecordingServer> {
+export async function startRecordingServer(
+  respond: (request: RecordedRequest) => RecordedResponse,
+  options: { tls?: { certFile: string; keyFile: string } } = {},
+): Promise<RecordingServer> {
   const requests: RecordedRequest[] = [];
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -54,14 +60,18 @@ export async function startRecordingServer(respond: (request: RecordedRequest) =
       res.writeHead(answer.status, { 'content-type': typeof answer.body === 'string' ? 'text/plain' : 'application/json; charset=utf-8', ...answer.headers });
       res.end(text);
     });
-  });
+  };
+  const server: Server = options.tls
+    ? createHttpsServer({ cert: await readFile(options.tls.certFile), key: await readFile(options.tls.keyFile) }, handler)
+    : createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    port,
     requests,
     stop: () =>
       new Promise<void>((resolve) => {

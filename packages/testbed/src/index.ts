@@ -75,3 +75,5 @@ export type { ContainerPostgres, ContainerMariadb } from './container-databases'
 export { HUB_IMAGES, HUB_POSTGRES_17, HUB_MARIADB, ensureHubImages, ensureHubPostgres17, ensureHubMariadb, startHubMirror } from './hub';
 export { CF_IPV4, CF_IPV6, JDCLOUD, answerFrom, cfBody, startFakeCloudflare } from './cloudflare';
 export type { CfAnswer, FakeCloudflare } from './cloudflare';
+export { startConnectProxy } from './connect-proxy';
+export type { ConnectProxy } from './connect-proxy';
