@@ -179,7 +179,17 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const result of runs) await result.remove();
   await sh('sh', ['-c', `docker ps -aq --filter label=${PREFIX}=1 | xargs -r docker rm -f`]).catch(() => undefined);
-  await Promise.all([registry?.stop(), db?.stop(), s3?.stop(), coolify?.stop(), discord?.stop(), slack?.stop(), webhooks?.stop(), repo?.remove(), tls?.remove()]);
+  await Promise.all([
+    registry?.stop(),
+    db?.stop(),
+    s3?.stop(),
+    coolify?.stop(),
+    discord?.stop(),
+    slack?.stop(),
+    webhooks?.stop(),
+    repo?.remove(),
+    tls?.remove(),
+  ]);
   if (dockerConfig) await rm(dockerConfig, { recursive: true, force: true });
 });
 

@@ -7,7 +7,10 @@ import { sh } from './proc';
  * internet service's host names that a test routes to a local stand-in), as a managed database
  * presents them: the client is given the CA (`ca.crt` in `dir`), the server keeps its key.
  */
-export async function makeServerCertificate(dir: string, names: readonly string[] = []): Promise<{ caPem: string; caFile: string; certFile: string; keyFile: string }> {
+export async function makeServerCertificate(
+  dir: string,
+  names: readonly string[] = [],
+): Promise<{ caPem: string; caFile: string; certFile: string; keyFile: string }> {
   const p = (name: string) => join(dir, name);
   const openssl = (args: string[]) => sh('openssl', args, { timeoutMs: 60_000 });
   await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Skiff test CA', '-keyout', p('ca.key'), '-out', p('ca.crt')]);
