@@ -231,4 +231,46 @@ else
   rm -rf "$work"
   say "qemu-aarch64, arm64 busybox" "provisioned"
 fi
+# --- python:3.11-slim for two platforms, from Debian's .debs ------------------------------------
+# A two-platform base for an image built for linux/amd64 and linux/arm64 (the arm64 RUN under
+# qemu). apt, told the architecture, with its own lists and an empty dpkg status, resolves and
+# downloads python3.11 and dash with everything they need; the .debs are unpacked into a root
+# (no maintainer scripts: nothing there needs them) and made an image of that platform.
+python_image() {
+  local arch=$1
+  local image=skiff-testbed/python:3.11-$arch tarball=$CACHE/python-$arch-rootfs.tar
+  if have_image "$image"; then
+    say "$image" "ok"
+    return
+  fi
+  if [[ ! -s $tarball ]]; then
+    local work
+    work=$(mktemp -d /var/tmp/skiff-python.XXXXXX)
+    mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/root"
+    : >"$work/status"
+    echo "deb $MIRROR bookworm main" >"$work/sources.list"
+    local O=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists"
+      -o "Dir::State::status=$work/status" -o "Dir::Cache::archives=$work/archives" -o "APT::Architecture=$arch"
+      -o "APT::Architectures::=$arch" -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+    { apt-get "${APT_OPTS[@]}" "${O[@]}" update -qq &&
+      apt-get "${APT_OPTS[@]}" "${O[@]}" install -y -qq --download-only --no-install-recommends python3.11 dash; } >/tmp/skiff-python-$arch.log 2>&1 ||
+      { tail -n 20 "/tmp/skiff-python-$arch.log" >&2; rm -rf "$work"; die "downloading python3.11 for $arch failed"; }
+    for deb in "$work"/archives/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+    mkdir -p "$work/root/usr/local/bin" "$work/root/tmp" && chmod 1777 "$work/root/tmp"
+    for name in python python3; do ln -sf /usr/bin/python3.11 "$work/root/usr/local/bin/$name"; done
+    tar -C "$work/root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$work"
+  fi
+  # The legacy builder records the platform asked for; this engine's `docker import --platform` does not.
+  local context
+  context=$(mktemp -d /var/tmp/skiff-python-image.XXXXXX)
+  ln "$tarball" "$context/root.tar" 2>/dev/null || cp "$tarball" "$context/root.tar"
+  printf '%s\n' 'FROM scratch' 'ADD root.tar /' 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' 'CMD ["python3"]' >"$context/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q --platform "linux/$arch" -t "$image" "$context" >/dev/null || { rm -rf "$context"; die "building $image failed"; }
+  rm -rf "$context"
+  say "$image" "imported"
+}
+python_image amd64
+python_image arm64
+
 say "test bed" "ready"

@@ -23,6 +23,7 @@ const root = join(import.meta.dirname, '..');
 /** The stand-in for the SHA a caller pins: whatever the ref, `OWNER/skiff/…@<40 hex>` runs this checkout. */
 export const SKIFF_REPOSITORY = 'skiff-dev/skiff';
 const SKIFF_WORKFLOW = /^[\w.-]+\/skiff\/(\.github\/workflows\/[\w.-]+\.ya?ml)@([0-9a-f]{40})$/;
+const SKIFF_ACTION = /^[\w.-]+\/skiff\/(action-[a-z0-9-]+)@[0-9a-f]{40}$/;
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 type Dict = Record<string, Json>;
@@ -181,7 +182,8 @@ export async function runWorkflow(options: WorkflowRunOptions): Promise<Workflow
     log: run.log,
     steps: (id) => jobs.flatMap((job) => job.steps).filter((step) => step.id === id),
     action: (folder) => {
-      const found = jobs.flatMap((job) => job.steps).filter((step) => step.uses?.endsWith(`/${folder}`) && step.outcome !== 'skipped');
+      // `./.skiff/action-x` in Skiff's reusable workflows, `OWNER/skiff/action-x@<sha>` in a caller's own job.
+      const found = jobs.flatMap((job) => job.steps).filter((step) => step.uses?.replace(/@[^/]*$/, '').endsWith(`/${folder}`) && step.outcome !== 'skipped');
       if (found.length !== 1) throw new Error(`expected one run of ${folder}, found ${found.length}:\n${run.log}`);
       return found[0]!;
     },
@@ -579,10 +581,13 @@ class Runner {
     context: Dict,
   ) {
     const local = /^\.\/(?:\.skiff\/)?(action-[a-z0-9-]+)$/.exec(uses);
-    if (local) {
-      const folder = local[1]!;
-      const actionDir = join(workspace, uses);
-      if (!existsSync(join(actionDir, 'action.yml'))) throw new WorkflowError(`${uses}: no action.yml in the workspace (was Skiff checked out to .skiff?)`);
+    // A caller's own step on one of Skiff's actions, pinned as the READMEs say: this checkout's folder.
+    const pinned = SKIFF_ACTION.exec(uses);
+    if (local || pinned) {
+      const folder = (local ?? pinned)![1]!;
+      const actionDir = local ? join(workspace, uses) : join(root, folder);
+      if (!existsSync(join(actionDir, 'action.yml')))
+        throw new WorkflowError(local ? `${uses}: no action.yml in the workspace (was Skiff checked out to .skiff?)` : `${uses}: Skiff has no such action`);
       const spec = parseYaml(await readFile(join(actionDir, 'action.yml'), 'utf8')) as {
         inputs?: Record<string, { default?: string; required?: boolean }>;
         runs: { main: string; post?: string };

@@ -4,7 +4,7 @@
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir, type Registry } from '@skiff/testbed';
-import { runWorkflow, type WorkflowRun } from '../workflow-runner';
+import { runWorkflow, type ActionStandIn, type WorkflowRun } from '../workflow-runner';
 
 export const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
 
@@ -70,6 +70,8 @@ export interface ExampleSettings {
   hostAliases?: Record<string, string>;
   /** The runner's environment for actions, e.g. NODE_EXTRA_CA_CERTS for a stand-in served over TLS. */
   env?: Record<string, string>;
+  /** Stand-ins for third-party actions the example's own jobs use (docker/setup-qemu-action). */
+  actions?: Record<string, ActionStandIn>;
 }
 
 /** Runs one of the example's workflows as GitHub would on this event; SKIFF_EXAMPLE_LOGS=1 prints every step's log. */
@@ -92,6 +94,7 @@ export async function runExampleWorkflow(
     },
     hostAliases: { ...(settings.registry ? { 'ghcr.io': settings.registry.address } : {}), ...settings.hostAliases },
     ...(settings.env ? { env: settings.env } : {}),
+    ...(settings.actions ? { actions: settings.actions } : {}),
   });
   if (process.env.SKIFF_EXAMPLE_LOGS)
     for (const job of run.jobs) for (const step of job.steps) console.log(`=== ${workflow} ${job.id} / ${step.name} (${step.outcome})\n${step.log}`);

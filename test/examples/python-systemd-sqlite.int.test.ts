@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSystemdHost, type SystemdHost } from '@skiff/testbed';
+import {
+  enableAarch64,
+  MANIFEST_ACCEPT,
+  startHubMirror,
+  startModernHost,
+  startRegistry,
+  startSystemdHost,
+  type ModernHost,
+  type Registry,
+  type SystemdHost,
+} from '@skiff/testbed';
 import { type WorkflowRun } from '../workflow-runner';
 import { readmeShellBlocks, runExampleWorkflow, runReadmeSetup, userRepository } from './harness';
 
@@ -176,5 +186,80 @@ describe('example python-systemd-sqlite: a Python service under systemd with SQL
       const written = Number((await writer).trim());
       expect(written).toBeGreaterThan(50);
     }
+  });
+});
+
+describe('example python-systemd-sqlite: the image variant for linux/arm64', () => {
+  // The runner's engine here: Docker 28.5 with the containerd image store (what a GitHub runner's
+  // buildx needs for two platforms), python:3.11-slim for both platforms from a Docker Hub mirror.
+  let builder: ModernHost;
+  let registry: Registry;
+  let mirror: Registry;
+  let qemu: { stop(): Promise<void> } | undefined;
+
+  beforeAll(async () => {
+    [registry, mirror] = await Promise.all([startRegistry(), startHubMirror({ python: true })]);
+    builder = await startModernHost('skiff-ex-notes-builder', { imageStore: 'containerd', registries: [registry.address], hubMirror: mirror.address });
+  }, 600_000);
+
+  afterAll(async () => {
+    await builder?.stop();
+    await qemu?.stop();
+    await Promise.all([registry?.stop(), mirror?.stop()]);
+  });
+
+  it('image.yml builds amd64 and arm64 (its RUN under QEMU) into one index; the arm64 image runs the service', async () => {
+    const image = await runExampleWorkflow(
+      {
+        repository: repo.path,
+        vars: {},
+        secrets: {},
+        registry,
+        env: { DOCKER_HOST: `unix://${builder.socket}` },
+        actions: {
+          // What docker/setup-qemu-action does on a runner: QEMU registered in binfmt_misc.
+          'docker/setup-qemu-action': async () => {
+            qemu = await enableAarch64();
+            return { outcome: 'success', outputs: { platforms: 'linux/amd64,linux/arm64' } };
+          },
+        },
+      },
+      'image.yml',
+      { name: 'workflow_dispatch' },
+    );
+    runs.push(image);
+    const build = image.action('action-build-push');
+    expect(image.result, image.log).toBe('success');
+    expect(build.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    const index = await fetch(`http://${registry.address}/v2/acme/notes/manifests/${build.outputs.digest!}`, {
+      headers: { accept: MANIFEST_ACCEPT, authorization: `Basic ${Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}` },
+    });
+    const platforms = ((await index.json()) as { manifests: { platform: { os: string; architecture: string } }[] }).manifests
+      .map((entry) => `${entry.platform.os}/${entry.platform.architecture}`)
+      .filter((platform) => platform !== 'unknown/unknown');
+    expect(platforms.sort()).toEqual(['linux/amd64', 'linux/arm64']);
+
+    const ref = build.outputs['image-ref']!;
+    expect(
+      (
+        await builder.docker(['run', '--rm', '--platform', 'linux/arm64', ref, 'python', '-c', "print(open('/app/built-on').read())"], { timeoutMs: 120_000 })
+      ).trim(),
+    ).toBe('aarch64');
+    await builder.docker(['run', '-d', '--name', 'notes-arm64', '--platform', 'linux/arm64', ref]);
+    const health = [
+      'exec',
+      'notes-arm64',
+      'python',
+      '-c',
+      "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/health').read().decode())",
+    ];
+    let answer = '';
+    for (let tries = 0; tries < 60 && !answer.includes('ok'); tries++) {
+      answer = await builder.docker(health, { timeoutMs: 30_000 }).catch(() => '');
+      if (!answer.includes('ok')) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(JSON.parse(answer)).toEqual({ status: 'ok' });
+    expect((await builder.docker(['exec', 'notes-arm64', 'python', '-c', 'import platform; print(platform.machine())'])).trim()).toBe('aarch64');
   });
 });

@@ -2,6 +2,7 @@ import { mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureBaseImages, ensureMariadb11BaseImage, ensureMariadbImage, ensurePostgres17BaseImage } from './images';
 import { sh, tempDir } from './proc';
+import { requirePart } from './parts';
 import { startRegistry, type Registry } from './registry';
 
 /**
@@ -248,8 +249,43 @@ export async function ensureHubMariadb(release: keyof typeof HUB_MARIADB): Promi
   return buildMariadbStandIn(base, HUB_MARIADB[release]);
 }
 
-/** An anonymous registry holding the stand-ins as `library/<name>:<tag>`, for a server's `hubMirror`. */
-export async function startHubMirror(): Promise<Registry> {
+/**
+ * `python:3.11-slim` for linux/amd64 and linux/arm64 (scripts/setup-testbed.sh makes both from
+ * Debian's .debs): in the mirror, one index over the two, as Docker Hub serves it.
+ */
+export const HUB_PYTHON = 'python:3.11-slim';
+const PYTHON_PLATFORMS = { amd64: 'skiff-testbed/python:3.11-amd64', arm64: 'skiff-testbed/python:3.11-arm64' } as const;
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const DOCKER_INDEX = 'application/vnd.docker.distribution.manifest.list.v2+json';
+
+async function pushPythonIndex(mirror: Registry): Promise<void> {
+  const manifests: { mediaType: string; digest: string; size: number; platform: { architecture: string; os: string } }[] = [];
+  for (const [architecture, image] of Object.entries(PYTHON_PLATFORMS)) {
+    await requirePart(`${image} (scripts/setup-testbed.sh)`, ['docker', 'image', 'inspect', image]);
+    const tag = `3.11-slim-${architecture}`;
+    const target = `${mirror.address}/library/python:${tag}`;
+    await sh('docker', ['tag', image, target]);
+    await sh('docker', ['push', '-q', target], { timeoutMs: 180_000 });
+    await sh('docker', ['image', 'rm', target]);
+    const response = await fetch(`http://${mirror.address}/v2/library/python/manifests/${tag}`, { headers: { accept: DOCKER_MANIFEST } });
+    const body = Buffer.from(await response.arrayBuffer());
+    const digest = response.headers.get('docker-content-digest');
+    if (!response.ok || !digest) throw new Error(`test bed: the mirror has no manifest for library/python:${tag} (${response.status})`);
+    manifests.push({ mediaType: DOCKER_MANIFEST, digest, size: body.length, platform: { architecture, os: 'linux' } });
+  }
+  const put = await fetch(`http://${mirror.address}/v2/library/python/manifests/${HUB_PYTHON.split(':')[1]!}`, {
+    method: 'PUT',
+    headers: { 'content-type': DOCKER_INDEX },
+    body: JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_INDEX, manifests }),
+  });
+  if (!put.ok) throw new Error(`test bed: the mirror refused the python index (${put.status}: ${await put.text()})`);
+}
+
+/**
+ * An anonymous registry holding the stand-ins as `library/<name>:<tag>`, for a server's
+ * `hubMirror`; with `python`, also the two-platform `python:3.11-slim`.
+ */
+export async function startHubMirror(options: { python?: boolean } = {}): Promise<Registry> {
   await ensureHubImages();
   const mirror = await startRegistry({ anonymous: true });
   try {
@@ -259,6 +295,7 @@ export async function startHubMirror(): Promise<Registry> {
       await sh('docker', ['push', '-q', target], { timeoutMs: 180_000 });
       await sh('docker', ['image', 'rm', target]);
     }
+    if (options.python) await pushPythonIndex(mirror);
   } catch (error) {
     await mirror.stop();
     throw error;

@@ -72,7 +72,7 @@ export type { ModernHost, ModernHostOptions } from './modern-host';
 export { BUSYBOX_ARM64, QEMU_AARCH64, enableAarch64 } from './qemu';
 export { startContainerPostgres, startContainerMariadb } from './container-databases';
 export type { ContainerPostgres, ContainerMariadb } from './container-databases';
-export { HUB_IMAGES, HUB_POSTGRES_17, HUB_MARIADB, ensureHubImages, ensureHubPostgres17, ensureHubMariadb, startHubMirror } from './hub';
+export { HUB_IMAGES, HUB_POSTGRES_17, HUB_MARIADB, HUB_PYTHON, ensureHubImages, ensureHubPostgres17, ensureHubMariadb, startHubMirror } from './hub';
 export { CF_IPV4, CF_IPV6, JDCLOUD, answerFrom, cfBody, startFakeCloudflare } from './cloudflare';
 export type { CfAnswer, FakeCloudflare } from './cloudflare';
 export { startConnectProxy } from './connect-proxy';

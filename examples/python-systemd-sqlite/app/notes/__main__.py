@@ -1,4 +1,4 @@
-"""Serves the notes API on PORT (default 8000), the data in SQLite at NOTES_DB.
+"""Serves the notes API on HOST:PORT (default 127.0.0.1:8000), the data in SQLite at NOTES_DB.
 
 GET  /health       {"status":"ok"} when the database answers
 GET  /version      the app's version and the venv it runs from (the release's own)
@@ -55,6 +55,6 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     migrate()
-    port = int(os.environ.get("PORT", "8000"))
-    print(f"notes {VERSION} on :{port}, data in {os.environ.get('NOTES_DB')}", flush=True)
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
+    print(f"notes {VERSION} on {host}:{port}, data in {os.environ.get('NOTES_DB')}", flush=True)
+    ThreadingHTTPServer((host, port), Handler).serve_forever()
