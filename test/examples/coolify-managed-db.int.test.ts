@@ -52,6 +52,7 @@ let slack: RecordingServer;
 // discord.com and hooks.slack.com, as the actions reach them: through a proxy to local TLS stand-ins.
 let webhooks: ConnectProxy;
 let tls: { path: string; remove: () => Promise<void> };
+let webhookCa = '';
 let repo: Awaited<ReturnType<typeof userRepository>>;
 let dockerConfig = '';
 const ports = { api: 0, web: 0 };
@@ -120,7 +121,7 @@ async function run(
       registry,
       ...(options.sha ? { sha: options.sha } : {}),
       // The runner's Node 24 takes HTTPS_PROXY (NODE_USE_ENV_PROXY); loopback services go direct.
-      env: { NODE_USE_ENV_PROXY: '1', HTTPS_PROXY: webhooks.url, NO_PROXY: '127.0.0.1,localhost', NODE_EXTRA_CA_CERTS: join(tls.path, 'ca.crt') },
+      env: { NODE_USE_ENV_PROXY: '1', HTTPS_PROXY: webhooks.url, NO_PROXY: '127.0.0.1,localhost', NODE_EXTRA_CA_CERTS: webhookCa },
     },
     workflow,
     event,
@@ -141,6 +142,7 @@ beforeAll(async () => {
   identity = await generateIdentity();
   tls = await tempDir(`${PREFIX}-webhooks-tls`);
   const certificate = await makeServerCertificate(tls.path, ['discord.com', 'hooks.slack.com']);
+  webhookCa = certificate.caFile;
   // As the services answer a webhook: Discord 204 with no body, Slack 200 "ok".
   [registry, db, s3, discord, slack, repo, ports.api, ports.web] = await Promise.all([
     startRegistry(),

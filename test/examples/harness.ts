@@ -28,17 +28,17 @@ export async function readmeShellBlocks(name: string): Promise<string[]> {
   return [...text.matchAll(/^( *)```sh\n([\s\S]*?)^\1```$/gm)].map((m) => m[2]!.replace(new RegExp(`^${m[1]}`, 'gm'), ''));
 }
 
-/**
- * Runs a README's server set-up block on the server as root, exactly as written but for the
- * placeholder key line, which gets the test's deploy key (`keyOf`'s root key: one deploy key for
- * several servers). The server has no sudo (it is root).
- */
 /** What runReadmeSetup needs of a server: a root shell on it and root's login key. */
 export interface ReadmeServer {
   exec(args: readonly string[]): Promise<string>;
   privateKeyPath: string;
 }
 
+/**
+ * Runs a README's server set-up block on the server as root, exactly as written but for the
+ * placeholder key line, which gets the test's deploy key (`keyOf`'s root key: one deploy key for
+ * several servers). The server has no sudo (it is root).
+ */
 export async function runReadmeSetup(host: ReadmeServer, block: string, placeholderKey: string, keyOf: ReadmeServer = host): Promise<string> {
   if (!block.includes(placeholderKey)) throw new Error(`the README block no longer shows the placeholder key ${placeholderKey}:\n${block}`);
   const publicKey = (await readFile(`${keyOf.privateKeyPath}.pub`, 'utf8')).trim();

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { createConnection } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   answerFrom,
@@ -43,6 +42,7 @@ let registry: Registry;
 let mirror: Registry;
 let cloudflare: FakeCloudflare;
 let tls: { path: string; remove: () => Promise<void> };
+let caFile = '';
 let repo: Awaited<ReturnType<typeof userRepository>>;
 const runs: WorkflowRun[] = [];
 const readme = { appFingerprint: '', dataFingerprint: '', dataEnvKeys: [] as string[], appEnvKeys: [] as string[] };
@@ -71,7 +71,7 @@ async function run(workflow: string, event: { name: string; inputs?: Record<stri
       registry,
       ...(sha ? { sha } : {}),
       hostAliases: { 'api.cloudflare.com': `127.0.0.1:${cloudflare.port}` },
-      env: { NODE_EXTRA_CA_CERTS: join(tls.path, 'ca.crt') },
+      env: { NODE_EXTRA_CA_CERTS: caFile },
     },
     workflow,
     event,
@@ -113,11 +113,19 @@ function accepts(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** The variable names of a .env file's lines. */
+const keysOf = (envFile: string) =>
+  envFile
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split('=')[0]!);
+
 beforeAll(async () => {
   await ensureBaseImages();
   await ensureHubImages();
   [registry, mirror, repo, tls] = await Promise.all([startRegistry(), startHubMirror(), userRepository('two-vms-cloudflare'), tempDir('skiff-ex-cf-tls')]);
   const certificate = await makeServerCertificate(tls.path);
+  caFile = certificate.caFile;
   const options = { registries: [registry.address], hubMirror: mirror.address };
   [app, data] = await Promise.all([
     startModernHost('skiff-ex-2vm-app', { ...options, imageStore: 'containerd' }),
@@ -136,13 +144,8 @@ beforeAll(async () => {
   for (const host of [app, data]) await runReadmeSetup(host, setup!, "'ssh-ed25519 AAAA… deploy@github'", app);
   readme.appFingerprint = (await app.exec(['bash', '-ec', fingerprint!])).trim();
   readme.dataFingerprint = (await data.exec(['bash', '-ec', fingerprint!])).trim();
-  const keys = (block: string) =>
-    block
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => line.split('=')[0]!);
-  readme.dataEnvKeys = keys(dataEnv!);
-  readme.appEnvKeys = keys(appEnv!);
+  readme.dataEnvKeys = keysOf(dataEnv!);
+  readme.appEnvKeys = keysOf(appEnv!);
 
   const dataAddress = privateNetwork.addressOf(data.ns);
   env.data = [
@@ -171,12 +174,6 @@ afterAll(async () => {
   await Promise.all([app?.stop(), data?.stop()]);
   await Promise.all([registry?.stop(), mirror?.stop(), cloudflare?.close(), repo?.remove(), tls?.remove()]);
 });
-
-const keysOf = (envFile: string) =>
-  envFile
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => line.split('=')[0]);
 
 describe('example two-vms-cloudflare: a data VM and an app VM on a private network, the app open to Cloudflare only', () => {
   it("the README's set-up prepares both VMs, its fingerprint command prints each host key, its .env files name what the test sets", async () => {
