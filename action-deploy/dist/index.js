@@ -40300,7 +40300,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes8
+      randomBytes: randomBytes6
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40564,7 +40564,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes8(SALT_LEN);
+            const salt = randomBytes6(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40603,7 +40603,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes8(4);
+          const checkInt = randomBytes6(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -56447,6 +56447,7 @@ function planCoolify(inputs) {
 }
 
 // action-deploy/src/deploy.ts
+var import_yaml4 = __toESM(require_dist(), 1);
 import { posix as posix2 } from "node:path";
 
 // action-deploy/src/compose.ts
@@ -57112,7 +57113,8 @@ The registry refused the pull: for a private image (GHCR packages of private rep
   );
 }
 async function resolveDigests(d, release) {
-  const configYaml = (await d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 })).stdout;
+  const read2 = (await d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 })).stdout;
+  const configYaml = d.planning ? plannedConfig(d.inputs) : read2;
   release.configYaml = configYaml;
   const services = servicesFromConfig(configYaml);
   const images = [...new Set(Object.values(services).filter((image) => image !== void 0))];
@@ -57129,14 +57131,25 @@ async function resolveDigests(d, release) {
     mode: 420,
     description: "record the pinned images in meta.json"
   });
-  if (release.unpinned.length > 0)
+  if (release.unpinned.length > 0 && !d.planning)
     warning(`Not pinned to a digest (the image has no registry digest and was not built by this deploy): ${release.unpinned.join(", ")}`);
+}
+function plannedConfig(inputs) {
+  const services = {};
+  for (const file of inputs.composeFiles) {
+    const parsed = (0, import_yaml4.parse)(file.content) ?? {};
+    for (const [name, service] of Object.entries(parsed.services ?? {})) {
+      const image = typeof service?.image === "string" ? service.image : services[name]?.image;
+      services[name] = image === void 0 ? {} : { image };
+    }
+  }
+  for (const [name, image] of Object.entries(inputs.images)) services[name] = { image };
+  return (0, import_yaml4.stringify)({ services });
 }
 async function placeShippedFiles(d, release, configYaml, files) {
   const { projectDir } = d.inputs;
   const dir = releaseDir(projectDir, release.id);
-  const planning = configYaml.trim() === "";
-  const resolution = planning ? {
+  const resolution = d.planning ? {
     mounts: files.map((file) => ({ source: file.path, hash: "HASH" })),
     override: '{ "services": { "\u2026": "each bind mount of a shipped file, pointed at its store entry" } }\n',
     services: []
@@ -57190,21 +57203,12 @@ async function audit(d, entry) {
   const full = { ...entry, actor: d.ctx.actor, runUrl: d.ctx.runUrl, at: (/* @__PURE__ */ new Date()).toISOString() };
   await d.server.run(appendAudit(d.inputs.projectDir, full), { description: "append to the audit log", timeoutSeconds: 60 });
 }
-async function prune(d, protect) {
-  const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
-  if (plan.remove.length === 0) return [];
-  await d.server.run(
-    [
-      ...removeReleases(d.inputs.projectDir, plan.remove),
-      ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)),
-      ...removeImages(d.cli, plan.images)
-    ],
-    {
-      description: `delete ${plan.remove.length} old release(s)`,
-      timeoutSeconds: 600
-    }
-  );
-  return plan.remove;
+function removeComposeReleases(d, plan) {
+  return [
+    ...removeReleases(d.inputs.projectDir, plan.remove),
+    ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)),
+    ...removeImages(d.cli, plan.images)
+  ];
 }
 async function loadRelease(d, id) {
   const stored = JSON.parse(
@@ -57308,9 +57312,6 @@ function savedLocks() {
   }
 }
 
-// action-deploy/src/story.ts
-import { randomBytes as randomBytes5 } from "node:crypto";
-
 // packages/backup/src/retention.ts
 var RetentionRefused = class extends Error {
   constructor(message) {
@@ -57370,7 +57371,7 @@ function decideRetention(backups, policy, now) {
 }
 
 // packages/backup/src/sources.ts
-var import_yaml4 = __toESM(require_dist(), 1);
+var import_yaml5 = __toESM(require_dist(), 1);
 var SOURCE_TYPES = ["postgres", "mysql", "redis", "sqlite", "files"];
 var SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -57453,7 +57454,7 @@ function parseSources(text, options = {}) {
   const problems = [];
   let document2;
   try {
-    document2 = (0, import_yaml4.parse)(text);
+    document2 = (0, import_yaml5.parse)(text);
   } catch (error2) {
     return { sources: [], problems: [`is not valid YAML: ${error2.message.split("\n")[0]}`] };
   }
@@ -58411,7 +58412,7 @@ var HostStore = class {
 var MAX_PAX_BYTES = 1024 * 1024;
 
 // action-deploy/src/backup-before-deploy.ts
-var import_yaml5 = __toESM(require_dist(), 1);
+var import_yaml6 = __toESM(require_dist(), 1);
 var BACKUP_BEFORE_DEPLOY_INPUTS = [
   {
     name: "backup-before-deploy",
@@ -58470,8 +58471,8 @@ function readBackupPath(projectDir, wanted) {
 }
 function asList(text) {
   try {
-    const document2 = (0, import_yaml5.parse)(text);
-    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml5.stringify)([document2]) : text;
+    const document2 = (0, import_yaml6.parse)(text);
+    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml6.stringify)([document2]) : text;
   } catch {
     return text;
   }
@@ -58512,14 +58513,16 @@ function describe(manifest) {
 function defaultPort(url) {
   return Number(url.port || (url.protocol === "https:" ? 443 : 80));
 }
-async function appProbes(server, projectDir, health) {
+async function appProbes(d) {
+  const { server } = d;
+  const { projectDir, health } = d.inputs;
   const probes = [];
   const tunnels = [];
   const close = async () => {
     await Promise.all(tunnels.map((tunnel2) => tunnel2.close().catch(() => void 0)));
   };
   try {
-    for (const url of health.urls) {
+    for (const url of d.planning ? [] : health.urls) {
       const parsed = new URL(url);
       let via;
       if (health.from === "host") {
@@ -58552,7 +58555,17 @@ async function appProbes(server, projectDir, health) {
   }
   return { probes, close };
 }
-function runHealthGate(probes, health, onStreak) {
+async function runHealthGate(d, probes, planned, onStreak) {
+  const { health } = d.inputs;
+  if (d.planning) {
+    d.planning.steps.push({
+      kind: "run",
+      description: planned,
+      script: "# every health-interval until health-successes rounds in a row pass, or health-timeout; each round runs the steps that follow"
+    });
+    for (const probe of probes) await probe.check();
+    return { ok: true, elapsedMs: 0, rounds: 0, probes: [], failing: [] };
+  }
   let previousAllOk = false;
   return runGate(probes, {
     intervalMs: health.intervalSeconds * 1e3,
@@ -58566,20 +58579,28 @@ function runHealthGate(probes, health, onStreak) {
     }
   });
 }
-async function healthGate2(server, cli, projectName, projectDir, services, health, keepAlive = []) {
+async function healthGate2(d, services, successes) {
   let containers = [];
   let failingServices = [];
+  const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
   const containerCheck = containerProbe(
-    async () => (await server.run([...keepAlive, ...inspectProjectContainers(cli, projectName)], { description: "inspect containers", timeoutSeconds: 60 })).stdout,
+    async () => (await d.server.run([...keepAlive, ...inspectProjectContainers(d.cli, d.inputs.projectName)], {
+      description: "inspect containers",
+      timeoutSeconds: 60
+    })).stdout,
     services,
     (seen, outcome) => {
       containers = seen;
       failingServices = outcome.failingServices;
     }
   );
-  const app = await appProbes(server, projectDir, health);
+  const app = await appProbes(d);
   try {
-    const result = await runHealthGate([containerCheck, ...app.probes], health);
+    const result = await runHealthGate(
+      { ...d, inputs: { ...d.inputs, health: { ...d.inputs.health, successes } } },
+      [containerCheck, ...app.probes],
+      "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release"
+    );
     return { ...result, containers, failingServices };
   } finally {
     await app.close();
@@ -58587,9 +58608,9 @@ async function healthGate2(server, cli, projectName, projectDir, services, healt
 }
 
 // action-deploy/src/strategies/rolling-plan.ts
-var import_yaml6 = __toESM(require_dist(), 1);
+var import_yaml7 = __toESM(require_dist(), 1);
 function serviceShapes(configYaml) {
-  const config2 = (0, import_yaml6.parse)(configYaml) ?? {};
+  const config2 = (0, import_yaml7.parse)(configYaml) ?? {};
   return Object.entries(config2.services ?? {}).map(([name, raw2]) => {
     const service = raw2 ?? {};
     const fixedPorts = (service.ports ?? []).flatMap((port) => {
@@ -58713,15 +58734,7 @@ async function upAndCheck(d, release, start) {
   await start();
   const check = releaseCheckSuccesses(before, await containerRows(d, "list the containers after compose up"), d.inputs.health.successes);
   info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
-  return healthGate2(
-    d.server,
-    d.cli,
-    d.inputs.projectName,
-    d.inputs.projectDir,
-    Object.keys(release.images),
-    { ...d.inputs.health, successes: check.successes },
-    touchLock(d.inputs.projectDir, d.ctx.token)
-  );
+  return healthGate2(d, Object.keys(release.images), check.successes);
 }
 
 // action-deploy/src/refusal.ts
@@ -58807,189 +58820,82 @@ function rollbackTarget(state, wanted) {
   return wanted;
 }
 
-// action-deploy/src/story.ts
-async function switchOrFail(how, d, release, running) {
-  try {
-    return await how.switchOn(d, release, running);
-  } catch (error2) {
-    const reason = `starting it failed: ${error2.message}`;
-    error(`Release ${release.id}: ${reason}`);
-    const gate = { ok: false, elapsedMs: 0, rounds: 0, probes: [], failing: [], reason, containers: [], failingServices: [] };
-    return { gates: [{ label: `release ${release.id}`, gate }], gate };
-  }
-}
-var recreateSwitch = {
-  async switchOn(d, release) {
-    const gate = await upAndCheck(d, release, () => switchTo(d, release));
-    return { gates: [{ label: `release ${release.id}`, gate }], gate };
-  }
-};
-async function deployNewRelease(d, how = recreateSwitch) {
-  const state = await serverState(d);
-  const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
-  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes5(2).toString("hex"));
-  info(`Release ${id}${previous ? ` (current: ${previous})` : " (first release)"}`);
-  const release = await uploadRelease(d, id);
-  await linkReleaseEnv(d, release);
-  const base = {
-    releaseId: id,
-    ...previous ? { previousReleaseId: previous } : {},
-    pruned: [],
-    gates: [],
-    backups: []
-  };
-  const beforeSwitch = async (what, step) => {
-    try {
-      await step();
-      return void 0;
-    } catch (error2) {
-      const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
-      await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : void 0);
-      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${what} failed` });
-      return message;
-    }
-  };
-  const early = await beforeSwitch("Pulling images", () => pullImages(d, release)) ?? await beforeSwitch("Building images on the server", () => buildOnServer(d, release)) ?? await beforeSwitch("Resolving image digests", () => resolveDigests(d, release)) ?? (d.inputs.backupBeforeDeploy === void 0 ? void 0 : await beforeSwitch("backup-before-deploy", async () => void base.backups.push(...await backupBeforeDeploy(d, release, previous)))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", () => runPreDeploy(d, release, d.inputs.preDeploy)));
-  if (early) return { ...base, status: "failed", images: release.images, error: early };
-  const switched = await switchOrFail(how, d, release, previous);
-  base.gates.push(...switched.gates);
-  const gate = switched.gate;
-  if (gate.ok) {
-    await markCurrent(d, release);
-    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
-    const pruned = await prune(d, [id]);
-    return { ...base, status: "deployed", images: release.images, pruned };
-  }
-  const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
-  if (switched.kept) {
-    const { diagnostics: diagnostics2 } = switched.kept;
-    const removed = "Its new containers were removed";
-    if (previous) {
-      await audit(d, {
-        event: "rollback",
-        status: "rolled-back",
-        from: id,
-        to: previous,
-        reason: `${gate.reason ?? "unhealthy"}; new containers removed, ${previous} kept serving`
-      });
-      return {
-        ...base,
-        status: "rolled-back",
-        images: state.locks.get(previous) ?? {},
-        diagnostics: diagnostics2,
-        error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).`
-      };
-    }
-    await audit(d, { event: "failure", status: "failed", from: null, to: id, reason: `${gate.reason ?? "unhealthy"}; new containers removed` });
-    return {
-      ...base,
-      status: "failed",
-      images: {},
-      diagnostics: diagnostics2,
-      error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.`
-    };
-  }
-  const diagnostics = await collectDiagnostics(d, release, gate);
-  if (!previous || !d.inputs.rollbackOnFailure) {
-    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
-    const left = previous ? "rollback-on-failure is false, so its containers were left running for inspection" : "there is no previous release to return to, so its containers were left for inspection";
-    return { ...base, status: "failed", images: release.images, diagnostics, error: `${failedWhy}. ${left}.` };
-  }
-  warning(`${failedWhy}. Rolling back to ${previous}.`);
-  const back = await switchBack(d, how, previous, id);
-  base.gates.push(
-    ...back.switched.gates.map(({ label, gate: gate2 }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? "" : `: ${label}`}`, gate: gate2 }))
-  );
-  if (!back.switched.gate.ok) {
-    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.switched.gate.reason}` });
-    return {
-      ...base,
-      status: "failed",
-      images: back.switched.kept ? release.images : back.release.images,
-      diagnostics,
-      error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}`
-    };
-  }
-  await markCurrent(d, back.release);
-  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
+// action-deploy/src/strategies/recreate.ts
+function recreateStrategy() {
   return {
-    ...base,
-    status: "rolled-back",
-    images: back.release.images,
-    diagnostics,
-    error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.`
+    usesDocker: true,
+    async check() {
+    },
+    async upload(d, id) {
+      const release = await uploadRelease(d, id);
+      await linkReleaseEnv(d, release);
+      return release;
+    },
+    prepare(d, release, previous, backups) {
+      const { backupBeforeDeploy: backup, preDeploy } = d.inputs;
+      const steps = [
+        { what: "Pulling images", run: () => pullImages(d, release) },
+        { what: "Building images on the server", run: () => buildOnServer(d, release) },
+        { what: "Resolving image digests", run: () => resolveDigests(d, release) }
+      ];
+      if (backup !== void 0)
+        steps.push({ what: "backup-before-deploy", run: async () => void backups.push(...await backupBeforeDeploy(d, release, previous)) });
+      if (preDeploy !== void 0) steps.push({ what: "pre-deploy", run: () => runPreDeploy(d, release, preDeploy) });
+      return steps;
+    },
+    async afterEarlyFailure(d, previous) {
+      await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : void 0);
+    },
+    async switchOn(d, release) {
+      const gate = await upAndCheck(d, release, () => switchTo(d, release));
+      return { gates: [{ label: `release ${release.id}`, gate }], gate };
+    },
+    load: loadRelease,
+    markCurrent,
+    diagnose: (d, release, switched) => collectDiagnostics(d, release, switched.gate),
+    left: {
+      noRollback: "its containers were left running for inspection",
+      noPrevious: "its containers were left for inspection"
+    },
+    removeCommands: removeComposeReleases,
+    plannedRollback: (_d, wanted) => `re-deploy release ${wanted} (its own compose files, env and digests), then the health gate`
   };
-}
-async function switchBack(d, how, id, running) {
-  const release = await loadRelease(d, id);
-  return { release, switched: await switchOrFail(how, d, release, running) };
-}
-async function rollbackTo(d, wanted, reason = "manual rollback", how = recreateSwitch) {
-  const state = await serverState(d);
-  const id = rollbackTarget(state, wanted);
-  const previous = state.current;
-  info(`Rolling back ${previous ?? "(none)"} \u2192 ${id}`);
-  const { release, switched } = await switchBack(d, how, id, previous);
-  const gate = switched.gate;
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: switched.gates };
-  if (!gate.ok) {
-    const diagnostics = switched.kept?.diagnostics ?? await collectDiagnostics(d, release, gate);
-    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
-    const kept = switched.kept && previous ? ` Its new containers were removed; release ${previous} kept serving.` : "";
-    return {
-      ...base,
-      status: "failed",
-      images: switched.kept ? previous ? state.locks.get(previous) ?? {} : {} : release.images,
-      diagnostics,
-      error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}`
-    };
-  }
-  await markCurrent(d, release);
-  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
-  return { ...base, status: "deployed", images: release.images };
 }
 
 // action-deploy/src/strategies/rolling.ts
-var rollingSwitch = {
-  async switchOn(d, release, running) {
-    const plan = await planFor(d, release);
-    for (const warning2 of plan.warnings) warning(warning2);
-    info(describe2(plan));
-    await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
-      description: "link the env file",
-      timeoutSeconds: 60
-    });
-    const gates = [];
-    if (plan.roll.length > 0) {
-      const rolled = await rollServices(d, release, running, plan);
-      gates.push(rolled.gate);
-      if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+function rollingStrategy() {
+  return {
+    ...recreateStrategy(),
+    async check(d) {
+      if (d.cli.compose !== "v2")
+        throw new RefusedBeforeChange(
+          "strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate."
+        );
+    },
+    async switchOn(d, release, running) {
+      const plan = await planFor(d, release);
+      for (const warning2 of plan.warnings) warning(warning2);
+      info(describe2(plan));
+      await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
+        description: "link the env file",
+        timeoutSeconds: 60
+      });
+      const gates = [];
+      if (d.planning) planRolls(d.planning, d, release);
+      else if (plan.roll.length > 0) {
+        const rolled = await rollServices(d, release, running, plan);
+        gates.push(rolled.gate);
+        if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+      }
+      const gate = await upAndCheck(d, release, async () => {
+        await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+      });
+      gates.push({ label: `release ${release.id}`, gate });
+      return { gates, gate };
     }
-    const gate = await upAndCheck(d, release, async () => {
-      await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
-    });
-    gates.push({ label: `release ${release.id}`, gate });
-    return { gates, gate };
-  }
-};
-var rollingStrategy = {
-  usesDocker: true,
-  deploy: async (d) => {
-    needsComposeV2(d);
-    return deployNewRelease(d, rollingSwitch);
-  },
-  rollback: async (d, wanted, reason) => {
-    needsComposeV2(d);
-    return rollbackTo(d, wanted, reason, rollingSwitch);
-  }
-};
-async function planRollingSwitch(recorder, d, release) {
-  await recorder.run(config(d.cli, release.project), { description: "read the compose configuration" });
-  await recorder.run(configHashes(d.cli, release.project), { description: "read the configuration hashes" });
-  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: "list the running containers" });
-  await recorder.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
-    description: "link the env file"
-  });
+  };
+}
+function planRolls(recorder, d, release) {
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
   const perService = [
     `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(", ")})` : ""}, with N old containers and R replicas:`,
@@ -59003,17 +58909,6 @@ async function planRollingSwitch(recorder, d, release) {
     description: "roll each changed service: new containers beside the old, gate, drain, retire the old",
     script: perService
   });
-  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: "list the containers before compose up" });
-  await recorder.run(up(d.cli, release.project), { description: `start release ${release.id}` });
-  await recorder.run(listContainers(d.cli, d.inputs.projectName), {
-    description: "list the containers after compose up (what it created gets the full gate; if nothing, one round)"
-  });
-}
-function needsComposeV2(d) {
-  if (d.cli.compose !== "v2")
-    throw new Error(
-      "strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate."
-    );
 }
 async function planFor(d, release) {
   const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
@@ -59097,9 +58992,9 @@ async function newContainersGate(d, services, ids, onStreakStart) {
       failingServices = outcome.failingServices;
     }
   );
-  const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
+  const app = await appProbes(d);
   try {
-    const result = await runHealthGate([check, ...app.probes], d.inputs.health, (allOk, previousAllOk) => {
+    const result = await runHealthGate(d, [check, ...app.probes], `health gate of the new containers of ${services.join(", ")}`, (allOk, previousAllOk) => {
       if (!allOk) onStreakStart(void 0);
       else if (!previousAllOk) onStreakStart(performance.now());
     });
@@ -59120,11 +59015,8 @@ async function relinkEnv(d, running) {
   await d.server.run(linkEnv(d.inputs.projectDir, previous.id, previous.hasEnv), { description: "link the env file back", timeoutSeconds: 60 });
 }
 
-// action-deploy/src/strategies/swarm.ts
-import { randomBytes as randomBytes6 } from "node:crypto";
-
 // action-deploy/src/strategies/swarm-stack.ts
-var import_yaml7 = __toESM(require_dist(), 1);
+var import_yaml8 = __toESM(require_dist(), 1);
 var STACK_FILE = "skiff-stack.yml";
 var isMapping = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
 function hostModePorts(ports) {
@@ -59136,7 +59028,7 @@ function serviceViews(files) {
   for (const file of files) {
     let doc;
     try {
-      doc = (0, import_yaml7.parse)(file.content);
+      doc = (0, import_yaml8.parse)(file.content);
     } catch (error2) {
       throw new Error(`compose file ${file.name} is not valid YAML: ${error2.message}`);
     }
@@ -59150,9 +59042,9 @@ function serviceViews(files) {
       services.set(name, view);
       if (!isMapping(service)) continue;
       if (hostModePorts(service.ports)) view.hostPort = true;
-      const deploy2 = isMapping(service.deploy) ? service.deploy : {};
-      if (isMapping(deploy2.update_config)) for (const key of Object.keys(deploy2.update_config)) view.update.add(key);
-      if (isMapping(deploy2.rollback_config)) for (const key of Object.keys(deploy2.rollback_config)) view.rollback.add(key);
+      const deploy = isMapping(service.deploy) ? service.deploy : {};
+      if (isMapping(deploy.update_config)) for (const key of Object.keys(deploy.update_config)) view.update.add(key);
+      if (isMapping(deploy.rollback_config)) for (const key of Object.keys(deploy.rollback_config)) view.rollback.add(key);
     }
   }
   return { services, ...version2 === void 0 ? {} : { version: version2 } };
@@ -59167,19 +59059,19 @@ function stackOverride(files, images = {}) {
     const update = {};
     if (!view.update.has("order")) update.order = order;
     if (!view.update.has("failure_action")) update.failure_action = "rollback";
-    const rollback2 = {};
-    if (!view.rollback.has("order")) rollback2.order = order;
+    const rollback = {};
+    if (!view.rollback.has("order")) rollback.order = order;
     const service = {};
     if (images[name] !== void 0) service.image = images[name];
-    const deploy2 = {};
-    if (Object.keys(update).length > 0) deploy2.update_config = update;
-    if (Object.keys(rollback2).length > 0) deploy2.rollback_config = rollback2;
-    if (Object.keys(deploy2).length > 0) service.deploy = deploy2;
+    const deploy = {};
+    if (Object.keys(update).length > 0) deploy.update_config = update;
+    if (Object.keys(rollback).length > 0) deploy.rollback_config = rollback;
+    if (Object.keys(deploy).length > 0) service.deploy = deploy;
     out[name] = service;
   }
   const doc = { ...version2 === void 0 ? {} : { version: version2 }, services: out };
   const header = "# Written by Skiff (strategy: swarm): update and rollback settings the compose files leave unset, and the pinned images.\n";
-  return { content: `${header}${(0, import_yaml7.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
+  return { content: `${header}${(0, import_yaml8.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
 }
 var STATE_SEPARATOR = "--- skiff tasks ---";
 var ROLLING_BACK = "Swarm is rolling the update back";
@@ -59272,7 +59164,7 @@ function stackDiagnostics(cli, stack, services) {
 
 // action-deploy/src/strategies/swarm-gate.ts
 async function swarmGate(d, sinceMs) {
-  const { health, projectName: stack, projectDir } = d.inputs;
+  const { projectName: stack, projectDir } = d.inputs;
   let services = [];
   const rollingBack = /* @__PURE__ */ new Map();
   const stackProbe = {
@@ -59291,9 +59183,13 @@ async function swarmGate(d, sinceMs) {
       return { state: services.every((s) => s.state === "ok") ? "ok" : "waiting", detail };
     }
   };
-  const app = await appProbes(d.server, projectDir, health);
+  const app = await appProbes(d);
   try {
-    const result = await runHealthGate([stackProbe, ...app.probes], health);
+    const result = await runHealthGate(
+      d,
+      [stackProbe, ...app.probes],
+      "health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release"
+    );
     return { ...result, containers: [], failingServices: services.filter((s) => s.state !== "ok").map((s) => s.service), services, rollingBack };
   } finally {
     await app.close();
@@ -59301,10 +59197,52 @@ async function swarmGate(d, sinceMs) {
 }
 
 // action-deploy/src/strategies/swarm.ts
-var swarmStrategy = { usesDocker: true, deploy: deploySwarm, rollback: rollbackSwarm };
+function swarmStrategy() {
+  return {
+    usesDocker: true,
+    async check(d) {
+      await requireManager(d);
+      stackOverride(d.inputs.composeFiles, d.inputs.images);
+    },
+    subject: (d) => ` as stack ${d.inputs.projectName}`,
+    async upload(d, id) {
+      const override = stackOverride(d.inputs.composeFiles, d.inputs.images);
+      if (override.stopFirst.length > 0)
+        warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(", ")}`);
+      const release = await uploadRelease(d, id);
+      await d.server.upload(`${releaseDir(d.inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 420, description: `upload ${STACK_FILE}` });
+      return { id, images: release.images, composeFiles: release.composeFiles, hasEnv: release.hasEnv, stackFile: STACK_FILE, compose: release };
+    },
+    prepare(d, release) {
+      const { preDeploy } = d.inputs;
+      const compose2 = release.compose;
+      return preDeploy === void 0 || !compose2 ? [] : [{ what: "pre-deploy", run: () => runPreDeploy(d, compose2, preDeploy) }];
+    },
+    switchOn,
+    async load(d, id) {
+      const meta2 = JSON.parse(
+        (await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout
+      );
+      return { id, images: meta2.services, composeFiles: meta2.composeFiles, hasEnv: meta2.hasEnv, stackFile: meta2.stackFile ?? IMAGE_LOCK };
+    },
+    async recordPassed(d, release, switched) {
+      if (switched.images) await recordDigests(d, release, switched.images);
+    },
+    async markCurrent(d, release) {
+      await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: "mark the release current", timeoutSeconds: 60 });
+    },
+    diagnose: (d, release, switched) => diagnose(d, switched.gate, release.id),
+    left: {
+      noRollback: "its services were left as they are for inspection",
+      noPrevious: "its services were left for inspection"
+    },
+    removeCommands: removeComposeReleases,
+    plannedRollback: (d, wanted) => `docker stack deploy of release ${wanted}'s files as stack ${d.inputs.projectName} (pinned to its digests), then the health gate`
+  };
+}
 async function requireManager(d) {
-  const said = (await d.server.run(swarmNodeState(d.cli), { description: "check the Swarm node", timeoutSeconds: 60 })).stdout.trim();
-  if (said === "active true") return;
+  const said = (await d.server.run(swarmNodeState(d.cli), { description: "check the Swarm node (must be a manager)", timeoutSeconds: 60 })).stdout.trim();
+  if (said === "active true" || d.planning) return;
   if (said.startsWith("active"))
     throw new RefusedBeforeChange(
       "strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them)."
@@ -59313,16 +59251,18 @@ async function requireManager(d) {
     `strategy: swarm needs a Swarm, and this server's Docker engine is not part of one (Swarm state: ${said || "unknown"}). Run \`docker swarm init\` on the server once (or join it to your Swarm as a manager); nothing was changed.`
   );
 }
-async function switchOn(d, id, files, hasEnv) {
+async function switchOn(d, release) {
+  const { id } = release;
   const since = Number((await d.server.run(serverClockMs(), { description: "read the server clock", timeoutSeconds: 60 })).stdout.trim());
-  if (d.cli.sudo && hasEnv)
+  if (d.cli.sudo && release.hasEnv)
     warning(
       "sudo: true \u2014 sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it)."
     );
-  const deploy2 = stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv);
+  const deploy = stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), [...release.composeFiles, release.stackFile], release.hasEnv);
   const login = d.inputs.registryLogin;
+  const label = `release ${id}`;
   try {
-    await d.server.run(login ? withRegistryLogin(d.cli, login, deploy2) : deploy2, {
+    await d.server.run(login ? withRegistryLogin(d.cli, login, deploy) : deploy, {
       description: login ? `docker stack deploy release ${id} (logged in to ${login.registry} as ${login.username}; Swarm keeps the login with the services so its nodes can pull)` : `docker stack deploy release ${id}`,
       timeoutSeconds: 900,
       live: "all",
@@ -59331,27 +59271,51 @@ async function switchOn(d, id, files, hasEnv) {
     });
   } catch (error2) {
     const reason = `docker stack deploy failed: ${error2.message}`;
-    return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [], rollingBack: /* @__PURE__ */ new Map() };
+    const gate2 = {
+      ok: false,
+      elapsedMs: 0,
+      rounds: 0,
+      probes: [],
+      reason,
+      failing: [],
+      containers: [],
+      failingServices: [],
+      services: [],
+      rollingBack: /* @__PURE__ */ new Map()
+    };
+    return { gates: [{ label, gate: gate2 }], gate: gate2 };
   }
-  return swarmGate(d, Number.isFinite(since) ? since : Date.now());
+  const gate = await swarmGate(d, Number.isFinite(since) ? since : Date.now());
+  const switched = { gates: [{ label, gate }], gate };
+  if (gate.services.length > 0) switched.images = runningImages(gate);
+  else if (d.planning) switched.images = release.images;
+  const swarmRolledBack = gate.services.filter((s) => s.rolledBack).map((s) => s.service);
+  if (!gate.ok && swarmRolledBack.length > 0) {
+    const said = swarmRolledBack.filter((service) => gate.rollingBack.get(service)).map((service) => `${service}: ${gate.rollingBack.get(service)}`);
+    switched.undone = {
+      why: `Swarm rolled back its update of ${swarmRolledBack.join(", ")}${said.length > 0 ? ` (${said.join("; ")})` : ""}`,
+      to: "swarm-previous-spec"
+    };
+  }
+  return switched;
 }
 function runningImages(gate) {
   return Object.fromEntries(gate.services.map((s) => [s.service, s.image]));
 }
-async function recordDigests(d, id, composeFiles, hasEnv, images) {
-  const dir = releaseDir(d.inputs.projectDir, id);
+async function recordDigests(d, release, images) {
+  const dir = releaseDir(d.inputs.projectDir, release.id);
   const unpinned = Object.entries(images).filter(([, image]) => !image.includes("@sha256:")).map(([service]) => service);
   if (unpinned.length > 0) warning(`Not pinned to a digest (Swarm found no registry digest for the image): ${unpinned.join(", ")}`);
   const meta2 = {
-    id,
+    id: release.id,
     sha: d.ctx.sha,
     ref: d.ctx.ref,
     actor: d.ctx.actor,
     runUrl: d.ctx.runUrl,
     createdAt: (/* @__PURE__ */ new Date()).toISOString(),
     services: images,
-    composeFiles: [...composeFiles],
-    hasEnv,
+    composeFiles: [...release.composeFiles],
+    hasEnv: release.hasEnv,
     strategy: "swarm",
     stackFile: STACK_FILE
   };
@@ -59363,13 +59327,6 @@ async function recordDigests(d, id, composeFiles, hasEnv, images) {
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta2, null, 2)}
 `, { mode: 420, description: "record the running digests in meta.json" });
 }
-async function switchOnKept(d, id) {
-  const meta2 = JSON.parse(
-    (await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout
-  );
-  const gate = await switchOn(d, id, [...meta2.composeFiles, meta2.stackFile ?? IMAGE_LOCK], meta2.hasEnv);
-  return { gate, images: gate.ok ? runningImages(gate) : meta2.services };
-}
 async function diagnose(d, gate, id) {
   const services = gate.services.filter((s) => s.state !== "ok").map((s) => s.service);
   const found = new Diagnostics(d);
@@ -59379,138 +59336,6 @@ async function diagnose(d, gate, id) {
   }
   return found.report(id);
 }
-async function deploySwarm(d) {
-  await requireManager(d);
-  const override = stackOverride(d.inputs.composeFiles, d.inputs.images);
-  if (override.stopFirst.length > 0)
-    warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(", ")}`);
-  const state = await serverState(d);
-  const previous = state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
-  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes6(2).toString("hex"));
-  info(`Release ${id} as stack ${d.inputs.projectName}${previous ? ` (current: ${previous})` : " (first release)"}`);
-  const release = await uploadRelease(d, id);
-  await d.server.upload(`${releaseDir(d.inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 420, description: `upload ${STACK_FILE}` });
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [] };
-  if (d.inputs.preDeploy !== void 0) {
-    try {
-      await runPreDeploy(d, release, d.inputs.preDeploy);
-    } catch (error2) {
-      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: "pre-deploy failed" });
-      return {
-        ...base,
-        status: "failed",
-        images: release.images,
-        error: `pre-deploy failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`
-      };
-    }
-  }
-  const gate = await switchOn(d, id, [...release.composeFiles, STACK_FILE], release.hasEnv);
-  base.gates.push({ label: `release ${id}`, gate });
-  if (gate.ok) {
-    const images = runningImages(gate);
-    await recordDigests(d, id, release.composeFiles, release.hasEnv, images);
-    await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: "mark the release current", timeoutSeconds: 60 });
-    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
-    const pruned = await prune(d, [id]);
-    return { ...base, status: "deployed", images, pruned };
-  }
-  const diagnostics = await diagnose(d, gate, id);
-  const swarmRolledBack = gate.services.filter((s) => s.rolledBack).map((s) => s.service);
-  const said = swarmRolledBack.filter((service) => gate.rollingBack.get(service)).map((service) => `${service}: ${gate.rollingBack.get(service)}`);
-  const failedWhy = swarmRolledBack.length > 0 ? `Release ${id} failed: Swarm rolled back its update of ${swarmRolledBack.join(", ")}${said.length > 0 ? ` (${said.join("; ")})` : ""}` : `Release ${id} failed the health gate: ${gate.reason}`;
-  if (!previous || !d.inputs.rollbackOnFailure) {
-    if (swarmRolledBack.length > 0) {
-      await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous ?? "swarm-previous-spec", reason: gate.reason ?? "update failed" });
-      const rest = previous ? "rollback-on-failure is false, so the other services were not returned to the previous release" : "there is no earlier Skiff release, so services Swarm did not roll back keep the new spec";
-      return {
-        ...base,
-        status: "rolled-back",
-        images: runningImages(gate),
-        diagnostics,
-        error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.`
-      };
-    }
-    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
-    const left = previous ? "rollback-on-failure is false, so its services were left as they are for inspection" : "there is no previous release to return to, so its services were left for inspection";
-    return { ...base, status: "failed", images: runningImages(gate), diagnostics, error: `${failedWhy}. ${left}.` };
-  }
-  warning(`${failedWhy}. Re-deploying release ${previous}.`);
-  const back = await switchOnKept(d, previous);
-  base.gates.push({ label: `rollback to ${previous}`, gate: back.gate });
-  if (!back.gate.ok) {
-    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.gate.reason}` });
-    return {
-      ...base,
-      status: "failed",
-      images: back.images,
-      diagnostics,
-      error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}`
-    };
-  }
-  await d.server.run(switchCurrent(d.inputs.projectDir, previous), { description: "mark the release current", timeoutSeconds: 60 });
-  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
-  return { ...base, status: "rolled-back", images: back.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
-}
-async function rollbackSwarm(d, wanted, reason = "manual rollback") {
-  await requireManager(d);
-  const state = await serverState(d);
-  const id = rollbackTarget(state, wanted);
-  const previous = state.current;
-  info(`Rolling back stack ${d.inputs.projectName}: ${previous ?? "(none)"} \u2192 ${id}`);
-  const { gate, images } = await switchOnKept(d, id);
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [{ label: `release ${id}`, gate }] };
-  if (!gate.ok) {
-    const diagnostics = await diagnose(d, gate, id);
-    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
-    return { ...base, status: "failed", images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
-  }
-  await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: "mark the release current", timeoutSeconds: 60 });
-  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
-  return { ...base, status: "deployed", images };
-}
-async function planSwarm(recorder, inputs, ctx) {
-  const cli = await detectDockerCli(recorder, inputs.sudo, true);
-  const d = { server: recorder, cli, inputs, ctx };
-  await recorder.run(
-    tryLock(inputs.projectDir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds),
-    { description: "take the deploy lock" }
-  );
-  await recorder.run(swarmNodeState(cli), { description: "check the Swarm node (must be a manager)" });
-  await recorder.run(readState(inputs.projectDir), { description: "read releases" });
-  if (inputs.rollback !== void 0) {
-    recorder.steps.push({
-      kind: "run",
-      description: `docker stack deploy of release ${inputs.rollback}'s files as stack ${inputs.projectName} (pinned to its digests), then the health gate`,
-      script: "# depends on the release kept on the server"
-    });
-    return recorder.steps;
-  }
-  const override = stackOverride(inputs.composeFiles, inputs.images);
-  const id = newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000");
-  const release = await uploadRelease(d, id);
-  await recorder.upload(`${releaseDir(inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 420, description: `upload ${STACK_FILE}` });
-  if (inputs.preDeploy !== void 0) await runPreDeploy(d, release, inputs.preDeploy);
-  await recorder.run(serverClockMs(), { description: "read the server clock" });
-  const deploy2 = stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv);
-  await recorder.run(inputs.registryLogin ? withRegistryLogin(cli, inputs.registryLogin, deploy2) : deploy2, {
-    description: `docker stack deploy release ${id}`
-  });
-  recorder.steps.push({
-    kind: "run",
-    description: "health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release",
-    script: "# runs every health-interval until health-successes or health-timeout"
-  });
-  recorder.steps.push({
-    kind: "run",
-    description: "record the digests Swarm runs (images.lock.json, meta.json, skiff-stack.yml)",
-    script: "# depends on what Swarm resolved"
-  });
-  await recorder.run(switchCurrent(inputs.projectDir, id), { description: "mark the release current" });
-  return recorder.steps;
-}
-
-// action-deploy/src/strategies/systemd.ts
-import { randomBytes as randomBytes7 } from "node:crypto";
 
 // action-deploy/src/strategies/systemd-artifact.ts
 import { spawn as spawn2 } from "node:child_process";
@@ -59722,9 +59547,10 @@ async function restartAndGate(d, unit, sudo2) {
   );
   const restartsAtStart = Number((await read2()).NRestarts ?? "0");
   const unitProbe = { name: unit, check: async () => evaluateUnit(await read2(), restartsAtStart) };
-  const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
+  const app = await appProbes(d);
   try {
-    return { ...await runHealthGate([unitProbe, ...app.probes], d.inputs.health), containers: [], failingServices: [] };
+    const planned = "the health gate (unit active and not restarted by systemd, health-url, health-command); on failure: systemctl status, journalctl, and current back to the previous release";
+    return { ...await runHealthGate(d, [unitProbe, ...app.probes], planned), containers: [], failingServices: [] };
   } finally {
     await app.close();
   }
@@ -59742,7 +59568,12 @@ function settings(d) {
   return d.inputs.systemd;
 }
 async function inspectUnit(d, unit) {
-  const inspected = await d.server.run(inspectHost(unit), { description: `inspect ${unit}`, allowFailure: true, timeoutSeconds: 60 });
+  const inspected = await d.server.run(inspectHost(unit), {
+    description: `inspect ${unit} (must be installed; sudo -n for systemctl unless the user is root)`,
+    allowFailure: true,
+    timeoutSeconds: 60
+  });
+  if (d.planning) return { sudo: d.inputs.sudo };
   const config2 = parseShow(inspected.stdout);
   if (inspected.code !== 0 || config2.LoadState === void 0) {
     const said = `${inspected.stderr}`.trim().split("\n").slice(-2).join(" ") || `exit ${inspected.code}`;
@@ -59770,6 +59601,11 @@ function previousOf(state) {
 }
 var sleep3 = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 async function uploadArtifact(d, source, dir) {
+  if (d.planning) {
+    const compression = await artifactCompression(source.absolute, source.isDirectory);
+    await d.server.run(extractArchive(dir, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
+    return;
+  }
   const artifact = await artifactStream(source.absolute, source.isDirectory);
   try {
     await d.server.run(extractArchive(dir, artifact.compression), {
@@ -59791,18 +59627,9 @@ async function uploadArtifact(d, source, dir) {
   }
   await artifact.finished;
 }
-async function uploadRelease2(d, id, unit, source) {
+async function createRelease2(d, id, unit, source) {
   const dir = releaseDir(d.inputs.projectDir, id);
   await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
-  if (source.kind === "artifact") await uploadArtifact(d, source, dir);
-  else
-    await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), {
-      description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`,
-      timeoutSeconds: 3600,
-      live: "all"
-    });
-  if (d.inputs.envFile !== void 0)
-    await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
   const meta2 = {
     id,
     sha: d.ctx.sha,
@@ -59818,16 +59645,233 @@ async function uploadRelease2(d, id, unit, source) {
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta2, null, 2)}
 `, { mode: 420, description: "upload meta.json" });
 }
-async function point(d, id) {
-  await d.server.run(pointCurrent(d.inputs.projectDir, id), { description: `point current at ${id}`, timeoutSeconds: 60 });
+async function uploadFiles(d, id, source) {
+  const dir = releaseDir(d.inputs.projectDir, id);
+  if (source.kind === "artifact") await uploadArtifact(d, source, dir);
+  else
+    await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), {
+      description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`,
+      timeoutSeconds: 3600,
+      live: "all"
+    });
+  if (d.inputs.envFile !== void 0)
+    await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
 }
-async function markPassed(d, id) {
-  await d.server.run(markDeployed(d.inputs.projectDir, id), { description: `mark ${id} deployed`, timeoutSeconds: 60 });
+function systemdStrategy() {
+  let sudo2 = false;
+  return {
+    usesDocker: false,
+    async check(d) {
+      if (!settings(d).source && d.inputs.rollback === void 0) throw new Error("strategy: systemd needs artifact-path or git-repository");
+      ({ sudo: sudo2 } = await inspectUnit(d, settings(d).unit));
+    },
+    subject: (d) => ` of ${settings(d).unit}`,
+    previousOf,
+    async upload(d, id) {
+      const { unit, source } = settings(d);
+      await createRelease2(d, id, unit, source);
+      return { id, images: {} };
+    },
+    prepare(d, release) {
+      const { source, installCommand } = settings(d);
+      const run2 = (what, command) => async () => {
+        await d.server.run(inReleaseDir(d.inputs.projectDir, release.id, command), {
+          description: what,
+          timeoutSeconds: d.inputs.preDeployTimeoutSeconds,
+          live: "all"
+        });
+      };
+      const steps = [{ what: "Uploading the release", run: () => uploadFiles(d, release.id, source) }];
+      if (installCommand !== void 0) steps.push({ what: "install-command", run: run2("install-command", installCommand) });
+      if (d.inputs.preDeploy !== void 0) steps.push({ what: "pre-deploy", run: run2("pre-deploy", d.inputs.preDeploy) });
+      return steps;
+    },
+    async switchOn(d, release) {
+      await d.server.run(pointCurrent(d.inputs.projectDir, release.id), { description: `point current at ${release.id}`, timeoutSeconds: 60 });
+      const gate = await restartAndGate(d, settings(d).unit, sudo2);
+      return { gates: [{ label: `release ${release.id}`, gate }], gate };
+    },
+    load: async (_d, id) => ({ id, images: {} }),
+    async markCurrent(d, release) {
+      await d.server.run(markDeployed(d.inputs.projectDir, release.id), { description: `mark ${release.id} deployed`, timeoutSeconds: 60 });
+    },
+    diagnose: (d, release) => unitDiagnostics(d, settings(d).unit, sudo2, release.id),
+    left: {
+      noRollback: "it was left current for inspection",
+      noPrevious: "it was left current for inspection"
+    },
+    removeCommands: (d, plan) => removeReleases(d.inputs.projectDir, plan.remove),
+    plannedRollback: (d, wanted) => `point current at release ${wanted}, restart ${settings(d).unit}, then the health gate`
+  };
 }
-async function prune2(d, protect) {
+
+// action-deploy/src/strategies/strategy.ts
+var STRATEGIES = ["recreate", "rolling", "swarm", "systemd", "coolify"];
+
+// action-deploy/src/strategies/index.ts
+var HOST_STRATEGIES = {
+  recreate: recreateStrategy,
+  rolling: rollingStrategy,
+  swarm: swarmStrategy,
+  systemd: systemdStrategy
+};
+function hostStrategy(name) {
+  return HOST_STRATEGIES[name]();
+}
+
+// action-deploy/src/story.ts
+import { randomBytes as randomBytes5 } from "node:crypto";
+async function deployNewRelease(d, how) {
+  await how.check(d);
+  const state = await serverState(d);
+  const previous = (how.previousOf ?? currentIfPassed)(state);
+  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes5(2).toString("hex"));
+  info(`Release ${id}${how.subject?.(d) ?? ""}${previous ? ` (current: ${previous})` : " (first release)"}`);
+  const release = await how.upload(d, id);
+  const backups = [];
+  const base = {
+    releaseId: id,
+    ...previous ? { previousReleaseId: previous } : {},
+    pruned: [],
+    gates: [],
+    backups
+  };
+  for (const step of how.prepare(d, release, previous, backups)) {
+    try {
+      await step.run();
+    } catch (error2) {
+      await how.afterEarlyFailure?.(d, previous);
+      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${step.what} failed` });
+      const message = `${step.what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
+      return { ...base, status: "failed", images: release.images, error: message };
+    }
+  }
+  const switched = await switchOrFail(how, d, release, previous);
+  base.gates.push(...switched.gates);
+  const gate = switched.gate;
+  if (gate.ok) {
+    await how.recordPassed?.(d, release, switched);
+    await how.markCurrent(d, release);
+    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
+    const pruned = await prune(d, how, [id]);
+    return { ...base, status: "deployed", images: switched.images ?? release.images, pruned };
+  }
+  const failedWhy = switched.undone ? `Release ${id} failed: ${switched.undone.why}` : `Release ${id} failed the health gate: ${gate.reason}`;
+  if (switched.kept) {
+    const { diagnostics: diagnostics2 } = switched.kept;
+    const removed = "Its new containers were removed";
+    if (previous) {
+      await audit(d, {
+        event: "rollback",
+        status: "rolled-back",
+        from: id,
+        to: previous,
+        reason: `${gate.reason ?? "unhealthy"}; new containers removed, ${previous} kept serving`
+      });
+      return {
+        ...base,
+        status: "rolled-back",
+        images: state.locks.get(previous) ?? {},
+        diagnostics: diagnostics2,
+        error: `${failedWhy}. ${removed}; release ${previous} kept serving throughout (it was never stopped).`
+      };
+    }
+    await audit(d, { event: "failure", status: "failed", from: null, to: id, reason: `${gate.reason ?? "unhealthy"}; new containers removed` });
+    return {
+      ...base,
+      status: "failed",
+      images: {},
+      diagnostics: diagnostics2,
+      error: `${failedWhy}. ${removed}; the containers that ran before (not a Skiff release) kept serving.`
+    };
+  }
+  const diagnostics = await how.diagnose(d, release, switched);
+  if (!previous || !d.inputs.rollbackOnFailure) {
+    const images = switched.images ?? release.images;
+    if (switched.undone) {
+      await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous ?? switched.undone.to, reason: gate.reason ?? "update failed" });
+      const rest = previous ? "rollback-on-failure is false, so the other services were not returned to the previous release" : "there is no earlier Skiff release, so services Swarm did not roll back keep the new spec";
+      return { ...base, status: "rolled-back", images, diagnostics, error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.` };
+    }
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
+    const left = previous ? `rollback-on-failure is false, so ${how.left.noRollback}` : `there is no previous release to return to, so ${how.left.noPrevious}`;
+    return { ...base, status: "failed", images, diagnostics, error: `${failedWhy}. ${left}.` };
+  }
+  warning(`${failedWhy}. Rolling back to ${previous}.`);
+  const back = await switchBack(d, how, previous, id);
+  base.gates.push(
+    ...back.switched.gates.map(({ label, gate: gate2 }) => ({ label: `rollback to ${previous}${label === `release ${previous}` ? "" : `: ${label}`}`, gate: gate2 }))
+  );
+  if (!back.switched.gate.ok) {
+    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.switched.gate.reason}` });
+    return {
+      ...base,
+      status: "failed",
+      images: back.switched.kept ? release.images : back.release.images,
+      diagnostics,
+      error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}`
+    };
+  }
+  await how.markCurrent(d, back.release);
+  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
+  return {
+    ...base,
+    status: "rolled-back",
+    images: back.switched.images ?? back.release.images,
+    diagnostics,
+    error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.`
+  };
+}
+async function rollbackTo(d, how, wanted, reason = "manual rollback") {
+  await how.check(d);
+  const state = await serverState(d);
+  if (d.planning) {
+    d.planning.steps.push({ kind: "run", description: how.plannedRollback(d, wanted), script: "# depends on the releases kept on the server" });
+    return { releaseId: wanted, status: "deployed", images: {}, gates: [], pruned: [] };
+  }
+  const id = rollbackTarget(state, wanted);
+  const previous = state.current;
+  info(`Rolling back${how.subject?.(d) ?? ""} ${previous ?? "(none)"} \u2192 ${id}`);
+  const { release, switched } = await switchBack(d, how, id, previous);
+  const gate = switched.gate;
+  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: switched.gates };
+  if (!gate.ok) {
+    const diagnostics = switched.kept?.diagnostics ?? await how.diagnose(d, release, switched);
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
+    const kept = switched.kept && previous ? ` Its new containers were removed; release ${previous} kept serving.` : "";
+    return {
+      ...base,
+      status: "failed",
+      images: switched.kept ? previous ? state.locks.get(previous) ?? {} : {} : release.images,
+      diagnostics,
+      error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}`
+    };
+  }
+  await how.markCurrent(d, release);
+  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
+  return { ...base, status: "deployed", images: switched.images ?? release.images };
+}
+function currentIfPassed(state) {
+  return state.current !== void 0 && state.deployed.has(state.current) ? state.current : void 0;
+}
+async function switchOrFail(how, d, release, running) {
+  try {
+    return await how.switchOn(d, release, running);
+  } catch (error2) {
+    const reason = `starting it failed: ${error2.message}`;
+    error(`Release ${release.id}: ${reason}`);
+    const gate = { ok: false, elapsedMs: 0, rounds: 0, probes: [], failing: [], reason, containers: [], failingServices: [] };
+    return { gates: [{ label: `release ${release.id}`, gate }], gate };
+  }
+}
+async function switchBack(d, how, id, running) {
+  const release = await how.load(d, id);
+  return { release, switched: await switchOrFail(how, d, release, running) };
+}
+async function prune(d, how, protect) {
   const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
-  const result = await d.server.run(removeReleases(d.inputs.projectDir, plan.remove), {
+  const result = await d.server.run(how.removeCommands(d, plan), {
     description: `delete ${plan.remove.length} old release(s)`,
     allowFailure: true,
     timeoutSeconds: 600
@@ -59837,136 +59881,6 @@ async function prune2(d, protect) {
     return [];
   }
   return plan.remove;
-}
-async function deploy(d) {
-  const { unit, source, installCommand } = settings(d);
-  if (!source) throw new Error("strategy: systemd needs artifact-path or git-repository");
-  const { sudo: sudo2 } = await inspectUnit(d, unit);
-  const state = await serverState(d);
-  const previous = previousOf(state);
-  const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes7(2).toString("hex"));
-  info(`Release ${id} of ${unit}${previous ? ` (current: ${previous})` : " (first release)"}`);
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [], images: {} };
-  const beforeSwitch = async (what, step) => {
-    try {
-      await step();
-      return void 0;
-    } catch (error2) {
-      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${what} failed` });
-      return `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
-    }
-  };
-  const run2 = (what, command) => () => d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: "all" });
-  const early = await beforeSwitch("Uploading the release", () => uploadRelease2(d, id, unit, source)) ?? (installCommand === void 0 ? void 0 : await beforeSwitch("install-command", run2("install-command", installCommand))) ?? (d.inputs.preDeploy === void 0 ? void 0 : await beforeSwitch("pre-deploy", run2("pre-deploy", d.inputs.preDeploy)));
-  if (early) return { ...base, status: "failed", error: early };
-  await point(d, id);
-  const gate = await restartAndGate(d, unit, sudo2);
-  base.gates.push({ label: `release ${id}`, gate });
-  if (gate.ok) {
-    await markPassed(d, id);
-    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
-    return { ...base, status: "deployed", pruned: await prune2(d, [id]) };
-  }
-  const diagnostics = await unitDiagnostics(d, unit, sudo2, id);
-  const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
-  if (!previous || !d.inputs.rollbackOnFailure) {
-    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: gate.reason ?? "unhealthy" });
-    const left = previous ? "rollback-on-failure is false, so it was left current for inspection" : "there is no previous release to return to, so it was left current for inspection";
-    return { ...base, status: "failed", diagnostics, error: `${failedWhy}. ${left}.` };
-  }
-  warning(`${failedWhy}. Rolling back to ${previous}.`);
-  await point(d, previous);
-  const back = await restartAndGate(d, unit, sudo2);
-  base.gates.push({ label: `rollback to ${previous}`, gate: back });
-  if (!back.ok) {
-    await audit(d, { event: "failure", status: "failed", from: id, to: previous, reason: `rollback unhealthy: ${back.reason}` });
-    return { ...base, status: "failed", diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.reason}` };
-  }
-  await markPassed(d, previous);
-  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
-  return { ...base, status: "rolled-back", diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
-}
-async function rollback(d, wanted, reason = "manual rollback") {
-  const { unit } = settings(d);
-  const { sudo: sudo2 } = await inspectUnit(d, unit);
-  const state = await serverState(d);
-  const id = rollbackTarget(state, wanted);
-  const previous = state.current;
-  info(`Rolling ${unit} back ${previous ?? "(none)"} \u2192 ${id}`);
-  await point(d, id);
-  const gate = await restartAndGate(d, unit, sudo2);
-  const base = { releaseId: id, ...previous ? { previousReleaseId: previous } : {}, pruned: [], gates: [{ label: `release ${id}`, gate }], images: {} };
-  if (!gate.ok) {
-    const diagnostics = await unitDiagnostics(d, unit, sudo2, id);
-    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
-    return { ...base, status: "failed", diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
-  }
-  await markPassed(d, id);
-  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
-  return { ...base, status: "deployed" };
-}
-var systemdStrategy = { usesDocker: false, deploy, rollback };
-async function planSystemd(recorder, inputs, ctx) {
-  const { unit, source, installCommand } = inputs.systemd;
-  const sudo2 = inputs.sudo;
-  const dir = inputs.projectDir;
-  await recorder.run(tryLock(dir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds), {
-    description: "take the deploy lock"
-  });
-  await recorder.run(inspectHost(unit), { description: `inspect ${unit} (must be installed; sudo -n for systemctl unless the user is root)` });
-  await recorder.run(readState(dir), { description: "read releases" });
-  const d = { server: recorder, cli: { compose: "v2", sudo: sudo2 }, inputs, ctx };
-  if (inputs.rollback !== void 0) {
-    recorder.steps.push({
-      kind: "run",
-      description: `point current at release ${inputs.rollback}, restart ${unit}, then the health gate`,
-      script: "# depends on the releases kept on the server"
-    });
-    return recorder.steps;
-  }
-  const id = newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000");
-  const release = releaseDir(dir, id);
-  await recorder.run(createSystemdRelease(dir, id), { description: `create release ${id}` });
-  if (source?.kind === "git")
-    await recorder.run(gitExport(dir, source.repository, source.sha, release), {
-      description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`
-    });
-  else if (source) {
-    const compression = await artifactCompression(source.absolute, source.isDirectory);
-    await recorder.run(extractArchive(release, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
-  }
-  if (inputs.envFile !== void 0)
-    await recorder.upload(`${release}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
-  if (installCommand !== void 0) await recorder.run(inReleaseDir(dir, id, installCommand), { description: "install-command" });
-  if (inputs.preDeploy !== void 0) await recorder.run(inReleaseDir(dir, id, inputs.preDeploy), { description: "pre-deploy" });
-  await point(d, id);
-  await recorder.run(resetFailedUnit(unit, sudo2), { description: `reset-failed ${unit}` });
-  await recorder.run(restartUnit(unit, sudo2), { description: `restart ${unit}` });
-  recorder.steps.push({
-    kind: "run",
-    description: `the health gate (unit active and not restarted by systemd, health-url, health-command); on failure: systemctl status, journalctl, and current back to the previous release`,
-    script: "# runs every health-interval until health-successes or health-timeout"
-  });
-  await markPassed(d, id);
-  return recorder.steps;
-}
-
-// action-deploy/src/strategies/strategy.ts
-var STRATEGIES = ["recreate", "rolling", "swarm", "systemd", "coolify"];
-
-// action-deploy/src/strategies/index.ts
-var recreate = { usesDocker: true, deploy: deployNewRelease, rollback: rollbackTo };
-function hostStrategy(name) {
-  switch (name) {
-    case "recreate":
-      return recreate;
-    case "rolling":
-      return rollingStrategy;
-    case "swarm":
-      return swarmStrategy;
-    case "systemd":
-      return systemdStrategy;
-  }
 }
 
 // action-deploy/src/timed.ts
@@ -60012,8 +59926,9 @@ function healthUrlsFor(urls, host) {
 async function openSession(target, label, inputs, ctx, many) {
   const server = await SshConnection.connect(many ? { ...target, liveOutput: liveLog(label) } : target);
   try {
-    const cli = strategyOf(inputs).usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: "v2", sudo: inputs.sudo };
-    if (strategyOf(inputs).usesDocker)
+    const strategy = strategyOf(inputs);
+    const cli = strategy.usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: "v2", sudo: inputs.sudo };
+    if (strategy.usesDocker)
       info(`${many ? `[${label}] ` : ""}Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);
     const hostInputs = forHost(inputs, target.host);
     const d = { server: timedServer(server, many ? `[${label}] ` : ""), cli, inputs: hostInputs, ctx };
@@ -60023,7 +59938,7 @@ async function openSession(target, label, inputs, ctx, many) {
       ttlSeconds: inputs.lockTtlSeconds,
       host: label
     });
-    return { server, lock, d };
+    return { server, lock, d, strategy };
   } catch (error2) {
     await server.close();
     throw error2;
@@ -60046,9 +59961,9 @@ async function deployHosts(inputs, ctx) {
         const session = await openSession(target, label, inputs, ctx, many);
         let keep = false;
         try {
-          const strategy = strategyOf(inputs);
-          const story = await (inputs.rollback === void 0 ? strategy.deploy(session.d) : strategy.rollback(session.d, inputs.rollback)).catch(
-            (error2) => storyThatThrew(session.d, error2)
+          const { d, strategy } = session;
+          const story = await (inputs.rollback === void 0 ? deployNewRelease(d, strategy) : rollbackTo(d, strategy, inputs.rollback)).catch(
+            (error2) => storyThatThrew(d, strategy, error2)
           );
           const outcome = {
             ...story,
@@ -60077,14 +59992,14 @@ async function deployHosts(inputs, ctx) {
     await Promise.all([...kept.values()].map(closeSession));
   }
 }
-async function storyThatThrew(d, error2) {
+async function storyThatThrew(d, strategy, error2) {
   if (error2 instanceof RefusedBeforeChange)
     return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: error2.message };
-  const rollback2 = d.inputs.rollback;
-  const what = rollback2 === void 0 ? "The deploy" : `The rollback to ${rollback2}`;
+  const rollback = d.inputs.rollback;
+  const what = rollback === void 0 ? "The deploy" : `The rollback to ${rollback}`;
   const message = `${what} stopped: ${error2.message}`;
   let diagnostics;
-  if (strategyOf(d.inputs).usesDocker) {
+  if (strategy.usesDocker) {
     const ps2 = await d.server.run([docker(d.cli, "ps", "-a", "--filter", `label=com.docker.compose.project=${d.inputs.projectName}`)], {
       description: "list the project's containers",
       timeoutSeconds: 30
@@ -60096,7 +60011,7 @@ ${ps2.stdout.trim()}`;
     event: "failure",
     status: "failed",
     from: null,
-    to: rollback2 ?? d.ctx.releaseId ?? d.ctx.sha,
+    to: rollback ?? d.ctx.releaseId ?? d.ctx.sha,
     reason: error2.message.split("\n")[0].slice(0, 300)
   }).catch(() => void 0);
   return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: message, ...diagnostics ? { diagnostics } : {} };
@@ -60126,7 +60041,7 @@ async function undoHost(session, report2, failedHosts) {
   }
   warning(`all-or-nothing: ${failedHosts.join(", ")} failed; rolling ${report2.label} back to ${previous}`);
   try {
-    const back = await strategyOf(session.d.inputs).rollback(session.d, previous, `all-or-nothing: ${failedHosts.join(", ")} failed`);
+    const back = await rollbackTo(session.d, session.strategy, previous, `all-or-nothing: ${failedHosts.join(", ")} failed`);
     if (report2.outcome) report2.outcome.gates.push(...back.gates.map((gate) => ({ ...gate, label: `all-or-nothing rollback to ${previous}` })));
     report2.status = back.error ? "failed" : "rolled-back";
     return { to: previous, ok: !back.error, seconds: seconds(), ...back.error ? { error: back.error } : {} };
@@ -60433,9 +60348,9 @@ function readSystemdInputs(strategy) {
   const artifact = getString("artifact-path");
   const repository = getString("git-repository");
   const installCommand = getString("install-command");
-  const rollback2 = getString("rollback") !== void 0;
+  const rollback = getString("rollback") !== void 0;
   let source;
-  if (!rollback2) {
+  if (!rollback) {
     if (artifact !== void 0 && repository !== void 0) {
       c.add(
         new InputError(
@@ -60913,7 +60828,7 @@ function readDeployInputs() {
   const notifyWebhooks = c.read(readWebhooks);
   const projectDir = c.read(readProjectDir);
   const projectName = c.read(() => readProjectName(projectDir));
-  const rollback2 = c.read(readRollback);
+  const rollback = c.read(readRollback);
   const rollbackRequested = rawInput("rollback") !== void 0;
   const composeFiles = !rollbackRequested && strategy !== "coolify" && strategy !== "systemd" ? c.read(readComposeFiles) : [];
   const shippedFiles = c.read(() => readShippedFiles(composeFiles));
@@ -60940,7 +60855,7 @@ function readDeployInputs() {
   const registryLogin = c.read(() => readRegistryLogin(strategy));
   const sudo2 = c.read(() => getBoolean("sudo", { default: false }));
   const dryRun = c.read(readDryRun);
-  if (rollback2 !== void 0 && images !== void 0 && Object.keys(images).length > 0) {
+  if (rollback !== void 0 && images !== void 0 && Object.keys(images).length > 0) {
     c.add(
       new InputError(
         ["rollback", "images"],
@@ -60979,7 +60894,7 @@ function readDeployInputs() {
         `Input "files" works with strategy recreate or rolling (it rewrites the Compose project's bind mounts); strategy is ${strategy}`
       )
     );
-  } else if (rollback2 !== void 0 && getList("files") !== void 0) {
+  } else if (rollback !== void 0 && getList("files") !== void 0) {
     c.add(
       new InputError(
         ["rollback", "files"],
@@ -60987,7 +60902,7 @@ function readDeployInputs() {
       )
     );
   }
-  if (rollback2 !== void 0 && envFile !== void 0) {
+  if (rollback !== void 0 && envFile !== void 0) {
     c.add(
       new InputError(
         ["rollback", "env-file"],
@@ -61037,7 +60952,7 @@ function readDeployInputs() {
       ...command === void 0 ? {} : { command }
     },
     rollbackOnFailure,
-    ...rollback2 === void 0 ? {} : { rollback: rollback2 },
+    ...rollback === void 0 ? {} : { rollback },
     sudo: sudo2,
     dryRun
   };
@@ -61136,7 +61051,7 @@ function notification(inputs, ctx, ended) {
   const { result } = ended;
   const verb = result.mode === "rollback" && result.status === "deployed" ? "\u21A9\uFE0F Rolled back (manual)" : TITLE[result.status];
   const perHost = result.reports.map((report2) => `${report2.label}: ${report2.status}`);
-  const rollback2 = result.reports.filter((report2) => report2.status === "rolled-back").map((report2) => `${report2.label} \u2192 ${report2.undo?.to ?? report2.outcome?.previousReleaseId ?? "?"}`);
+  const rollback = result.reports.filter((report2) => report2.status === "rolled-back").map((report2) => `${report2.label} \u2192 ${report2.undo?.to ?? report2.outcome?.previousReleaseId ?? "?"}`);
   return {
     title: `${verb}: ${repository} ${sha} to ${hosts.length === 1 ? hosts[0] : `${hosts.length} hosts`}`,
     outcome: result.status === "deployed" ? "success" : result.status === "rolled-back" ? "warning" : "failure",
@@ -61145,7 +61060,7 @@ function notification(inputs, ctx, ended) {
       ["Version", `${sha} (release ${result.releaseId})`],
       ["Hosts", hosts.length === 1 ? hosts[0] : perHost.join("\n")],
       ["Duration", `${result.durationSeconds.toFixed(1)} s`],
-      ["Rollback", rollback2.length > 0 ? rollback2.join("\n") : "none"]
+      ["Rollback", rollback.length > 0 ? rollback.join("\n") : "none"]
     ],
     ...ctx.runUrl ? { link: ctx.runUrl } : {}
   };
@@ -61153,44 +61068,16 @@ function notification(inputs, ctx, ended) {
 
 // action-deploy/src/plan.ts
 async function planDeploy(recorder, inputs, ctx) {
-  if (inputs.strategy === "systemd") return planSystemd(recorder, inputs, ctx);
-  if (inputs.strategy === "swarm") return planSwarm(recorder, inputs, ctx);
-  const cli = await detectDockerCli(recorder, inputs.sudo, true);
-  const d = { server: recorder, cli, inputs, ctx };
+  if (inputs.strategy === "coolify") throw new Error("strategy: coolify has its own plan (planCoolify)");
+  const strategy = hostStrategy(inputs.strategy);
+  const cli = strategy.usesDocker ? await detectDockerCli(recorder, inputs.sudo, true) : { compose: "v2", sudo: inputs.sudo };
+  const planCtx = { ...ctx, releaseId: newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000") };
+  const d = { server: recorder, cli, inputs, ctx: planCtx, planning: recorder };
   await recorder.run(
     tryLock(inputs.projectDir, { token: "TOKEN", actor: ctx.actor, runUrl: ctx.runUrl, release: "RELEASE", startedAt: "NOW" }, inputs.lockTtlSeconds),
     { description: "take the deploy lock" }
   );
-  await recorder.run(readState(inputs.projectDir), { description: "read releases" });
-  if (inputs.rollback !== void 0) {
-    recorder.steps.push({
-      kind: "run",
-      description: `re-deploy release ${inputs.rollback} (its own compose files, env and digests), then the health gate`,
-      script: "# depends on the release kept on the server"
-    });
-    return recorder.steps;
-  }
-  const release = await uploadRelease(d, newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000"));
-  await linkReleaseEnv(d, release);
-  await pullImages(d, release);
-  await buildOnServer(d, release);
-  await resolveDigests(d, release);
-  if (inputs.backupBeforeDeploy) {
-    const what = inputs.backupBeforeDeploy.sources.map((source) => `${source.name} (${source.type})`).join(", ");
-    recorder.steps.push({
-      kind: "run",
-      description: `backup-before-deploy: dump and verify ${what} into ${inputs.backupBeforeDeploy.path}, keeping ${inputs.backupBeforeDeploy.keep}; a failed backup stops the deploy here`,
-      script: "# as action-backup with destination: host (skipped on the first release)"
-    });
-  }
-  if (inputs.preDeploy !== void 0) await runPreDeploy(d, release, inputs.preDeploy);
-  await (inputs.strategy === "rolling" ? planRollingSwitch(recorder, d, release) : switchTo(d, release));
-  recorder.steps.push({
-    kind: "run",
-    description: "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release",
-    script: "# runs every health-interval until health-successes (one round when compose up created or replaced no container) or health-timeout"
-  });
-  await markCurrent(d, release);
+  await (inputs.rollback === void 0 ? deployNewRelease(d, strategy) : rollbackTo(d, strategy, inputs.rollback));
   return recorder.steps;
 }
 

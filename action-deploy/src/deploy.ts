@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { posix } from 'node:path';
-import type { Executor } from '@skiff/shell';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import type { Command, Executor, PlanRecorder } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
 import { build, config, pull, pullWithLogin, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
 import { BUILD_DIR, BUILD_OVERRIDE, buildOverride, contextTar, unpackContext } from './server-build';
@@ -18,7 +19,6 @@ import {
   imageLockFile,
   linkEnv,
   parseState,
-  planPrune,
   readMeta,
   readState,
   releaseDir,
@@ -26,6 +26,7 @@ import {
   removeReleases,
   switchCurrent,
   type AuditEntry,
+  type PrunePlan,
   type ReleaseMeta,
   type ServerState,
 } from './releases';
@@ -35,6 +36,12 @@ export interface Deployer {
   cli: DockerCli;
   inputs: DeployInputs;
   ctx: RunContext;
+  /**
+   * Set for a dry run: `server` is this recorder. The story runs as for a deploy; steps whose
+   * outcome only the server can give (the health gate, Swarm's node state, the unit) record
+   * their commands and take the happy path.
+   */
+  planning?: PlanRecorder;
 }
 
 /** One release as the server holds it. */
@@ -192,7 +199,8 @@ export function pullFailureHint(error: Error, login: boolean): Error {
 
 /** Pins every service to the digest that was just pulled, so a rollback later gets exactly these bytes. */
 export async function resolveDigests(d: Deployer, release: Release): Promise<void> {
-  const configYaml = (await d.server.run(config(d.cli, release.project), { description: 'read the compose configuration', timeoutSeconds: 120 })).stdout;
+  const read = (await d.server.run(config(d.cli, release.project), { description: 'read the compose configuration', timeoutSeconds: 120 })).stdout;
+  const configYaml = d.planning ? plannedConfig(d.inputs) : read;
   release.configYaml = configYaml;
   const services = servicesFromConfig(configYaml);
   const images = [...new Set(Object.values(services).filter((image): image is string => image !== undefined))];
@@ -212,8 +220,26 @@ export async function resolveDigests(d: Deployer, release: Release): Promise<voi
     mode: 0o644,
     description: 'record the pinned images in meta.json',
   });
-  if (release.unpinned.length > 0)
+  if (release.unpinned.length > 0 && !d.planning)
     core.warning(`Not pinned to a digest (the image has no registry digest and was not built by this deploy): ${release.unpinned.join(', ')}`);
+}
+
+/**
+ * What a dry run takes `compose config` to say: each service of the compose files with its
+ * image as written (or as the images input sets it), so the plan shows the digest lookup a
+ * deploy makes. Later files override earlier ones, as in Compose.
+ */
+function plannedConfig(inputs: DeployInputs): string {
+  const services: Record<string, { image?: string }> = {};
+  for (const file of inputs.composeFiles) {
+    const parsed = (parseYaml(file.content) ?? {}) as { services?: Record<string, { image?: unknown } | null> };
+    for (const [name, service] of Object.entries(parsed.services ?? {})) {
+      const image = typeof service?.image === 'string' ? service.image : services[name]?.image;
+      services[name] = image === undefined ? {} : { image };
+    }
+  }
+  for (const [name, image] of Object.entries(inputs.images)) services[name] = { image };
+  return stringifyYaml({ services });
 }
 
 /**
@@ -223,9 +249,8 @@ export async function resolveDigests(d: Deployer, release: Release): Promise<voi
 async function placeShippedFiles(d: Deployer, release: Release, configYaml: string, files: readonly ShippedFile[]): Promise<void> {
   const { projectDir } = d.inputs;
   const dir = releaseDir(projectDir, release.id);
-  // A dry-run's recorder answers `compose config` with nothing: the plan shows one mount per file.
-  const planning = configYaml.trim() === '';
-  const resolution = planning
+  // Where Compose mounts each file only `compose config` on the server can say: the plan shows one mount per file.
+  const resolution = d.planning
     ? {
         mounts: files.map((file) => ({ source: file.path, hash: 'HASH' })),
         override: '{ "services": { "…": "each bind mount of a shipped file, pointed at its store entry" } }\n',
@@ -298,22 +323,13 @@ export async function audit(d: Deployer, entry: Omit<AuditEntry, 'actor' | 'runU
   await d.server.run(appendAudit(d.inputs.projectDir, full), { description: 'append to the audit log', timeoutSeconds: 60 });
 }
 
-/** Deletes releases beyond keep-releases and the images only they used. */
-export async function prune(d: Deployer, protect: readonly string[]): Promise<string[]> {
-  const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
-  if (plan.remove.length === 0) return [];
-  await d.server.run(
-    [
-      ...removeReleases(d.inputs.projectDir, plan.remove),
-      ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)),
-      ...removeImages(d.cli, plan.images),
-    ],
-    {
-      description: `delete ${plan.remove.length} old release(s)`,
-      timeoutSeconds: 600,
-    },
-  );
-  return plan.remove;
+/** Deletes pruned releases, the shipped files only they used and the images only they ran. */
+export function removeComposeReleases(d: Deployer, plan: PrunePlan): Command[] {
+  return [
+    ...removeReleases(d.inputs.projectDir, plan.remove),
+    ...pruneStore(d.inputs.projectDir, releasesDir(d.inputs.projectDir)),
+    ...removeImages(d.cli, plan.images),
+  ];
 }
 
 /** A kept release, exactly as it was deployed: its compose files, env and digests. */

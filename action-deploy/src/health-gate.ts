@@ -1,9 +1,8 @@
 import * as core from '@actions/core';
 import { commandProbe, containerProbe, httpProbe, runGate, type ContainerState, type GateResult, type Probe } from '@skiff/health';
-import type { Command, Executor } from '@skiff/shell';
-import type { SshConnection } from '@skiff/ssh';
-import { inspectProjectContainers, type DockerCli } from './compose';
-import type { HealthInputs } from './inputs';
+import { inspectProjectContainers } from './compose';
+import type { Deployer } from './deploy';
+import { touchLock } from './lock';
 
 export interface GateReport extends GateResult {
   /** The last `docker inspect` view of the project's containers, for diagnostics. */
@@ -16,18 +15,17 @@ function defaultPort(url: URL): number {
 }
 
 /** The app's own checks, shared by every strategy's gate: each health-url (through an SSH tunnel with health-from: host) and the health-command. */
-export async function appProbes(
-  server: Executor & Partial<Pick<SshConnection, 'forwardLocalPort'>>,
-  projectDir: string,
-  health: HealthInputs,
-): Promise<{ probes: Probe[]; close(): Promise<void> }> {
+export async function appProbes(d: Deployer): Promise<{ probes: Probe[]; close(): Promise<void> }> {
+  const { server } = d;
+  const { projectDir, health } = d.inputs;
   const probes: Probe[] = [];
   const tunnels: { close(): Promise<void> }[] = [];
   const close = async () => {
     await Promise.all(tunnels.map((tunnel) => tunnel.close().catch(() => undefined)));
   };
   try {
-    for (const url of health.urls) {
+    // A dry run sends nothing anywhere: the gate's planned step names health-url instead.
+    for (const url of d.planning ? [] : health.urls) {
       const parsed = new URL(url);
       let via: { host: string; port: number } | undefined;
       if (health.from === 'host') {
@@ -60,12 +58,26 @@ export async function appProbes(
   return { probes, close };
 }
 
-/** Runs probes as the health-* inputs say, logging every round. */
-export function runHealthGate(
+/**
+ * Runs probes as the health-* inputs say, logging every round. A dry run records `planned` (what
+ * the gate checks and what follows a failure) and one round of the probes' commands, and passes.
+ */
+export async function runHealthGate(
+  d: Deployer,
   probes: readonly Probe[],
-  health: HealthInputs,
+  planned: string,
   onStreak?: (allOk: boolean, previousAllOk: boolean) => void,
 ): Promise<GateResult> {
+  const { health } = d.inputs;
+  if (d.planning) {
+    d.planning.steps.push({
+      kind: 'run',
+      description: planned,
+      script: '# every health-interval until health-successes rounds in a row pass, or health-timeout; each round runs the steps that follow',
+    });
+    for (const probe of probes) await probe.check();
+    return { ok: true, elapsedMs: 0, rounds: 0, probes: [], failing: [] };
+  }
   let previousAllOk = false;
   return runGate(probes, {
     intervalMs: health.intervalSeconds * 1000,
@@ -84,32 +96,34 @@ export function runHealthGate(
  * The health gate: the project's containers (running, HEALTHCHECKs healthy, none exited or
  * restarting), each health-url, and the health-command, every interval until all pass
  * `successes` times in a row. With health-from: host, URLs are reached through SSH tunnels so
- * they mean what they mean on the server (e.g. its own 127.0.0.1).
+ * they mean what they mean on the server (e.g. its own 127.0.0.1). Every container check also
+ * refreshes the deploy lock, so a long gate does not make the lock look stale.
  */
-export async function healthGate(
-  server: Executor & Partial<Pick<SshConnection, 'forwardLocalPort'>>,
-  cli: DockerCli,
-  projectName: string,
-  projectDir: string,
-  services: readonly string[],
-  health: HealthInputs,
-  /** Run with every container check, e.g. to keep the deploy lock fresh during a long gate. */
-  keepAlive: readonly Command[] = [],
-): Promise<GateReport> {
+export async function healthGate(d: Deployer, services: readonly string[], successes: number): Promise<GateReport> {
   let containers: readonly ContainerState[] = [];
   let failingServices: string[] = [];
+  const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
   const containerCheck = containerProbe(
     async () =>
-      (await server.run([...keepAlive, ...inspectProjectContainers(cli, projectName)], { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
+      (
+        await d.server.run([...keepAlive, ...inspectProjectContainers(d.cli, d.inputs.projectName)], {
+          description: 'inspect containers',
+          timeoutSeconds: 60,
+        })
+      ).stdout,
     services,
     (seen, outcome) => {
       containers = seen;
       failingServices = outcome.failingServices;
     },
   );
-  const app = await appProbes(server, projectDir, health);
+  const app = await appProbes(d);
   try {
-    const result = await runHealthGate([containerCheck, ...app.probes], health);
+    const result = await runHealthGate(
+      { ...d, inputs: { ...d.inputs, health: { ...d.inputs.health, successes } } },
+      [containerCheck, ...app.probes],
+      'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release',
+    );
     return { ...result, containers, failingServices };
   } finally {
     await app.close();

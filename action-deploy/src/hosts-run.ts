@@ -7,9 +7,9 @@ import { docker, type DockerCli } from './compose';
 import { detectDockerCli } from './docker-cli';
 import type { DeployInputs } from './inputs';
 import { acquireLock, type HeldLock } from './locking';
-import { hostStrategy } from './strategies';
+import { hostStrategy, type HostStrategy, type StoryResult } from './strategies';
+import { deployNewRelease, rollbackTo } from './story';
 import type { Outcome } from './summary';
-import type { StoryResult } from './strategies/strategy';
 import { RefusedBeforeChange } from './refusal';
 import { timedServer } from './timed';
 
@@ -34,6 +34,7 @@ interface Session {
   server: SshConnection;
   lock: HeldLock;
   d: Deployer;
+  strategy: HostStrategy;
 }
 
 class HostFailed extends Error {
@@ -66,8 +67,9 @@ async function openSession(target: SshConnectOptions, label: string, inputs: Dep
   // Several hosts' steps interleave in the log: their live lines carry the host instead of a group.
   const server = await SshConnection.connect(many ? { ...target, liveOutput: liveLog(label) } : target);
   try {
-    const cli: DockerCli = strategyOf(inputs).usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: 'v2', sudo: inputs.sudo };
-    if (strategyOf(inputs).usesDocker)
+    const strategy = strategyOf(inputs);
+    const cli: DockerCli = strategy.usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: 'v2', sudo: inputs.sudo };
+    if (strategy.usesDocker)
       core.info(`${many ? `[${label}] ` : ''}Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
     const hostInputs = forHost(inputs, target.host);
     const d: Deployer = { server: timedServer(server, many ? `[${label}] ` : ''), cli, inputs: hostInputs, ctx };
@@ -77,7 +79,7 @@ async function openSession(target: SshConnectOptions, label: string, inputs: Dep
       ttlSeconds: inputs.lockTtlSeconds,
       host: label,
     });
-    return { server, lock, d };
+    return { server, lock, d, strategy };
   } catch (error) {
     await server.close();
     throw error;
@@ -109,9 +111,9 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
         const session = await openSession(target, label, inputs, ctx, many);
         let keep = false;
         try {
-          const strategy = strategyOf(inputs);
-          const story = await (inputs.rollback === undefined ? strategy.deploy(session.d) : strategy.rollback(session.d, inputs.rollback)).catch(
-            (error: Error) => storyThatThrew(session.d, error),
+          const { d, strategy } = session;
+          const story = await (inputs.rollback === undefined ? deployNewRelease(d, strategy) : rollbackTo(d, strategy, inputs.rollback)).catch((error: Error) =>
+            storyThatThrew(d, strategy, error),
           );
           const outcome: Outcome = {
             ...story,
@@ -147,14 +149,14 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
  * project, an audit entry, and then outputs and the summary. Each extra is best effort: the
  * server may be what failed.
  */
-async function storyThatThrew(d: Deployer, error: Error): Promise<StoryResult> {
+async function storyThatThrew(d: Deployer, strategy: HostStrategy, error: Error): Promise<StoryResult> {
   if (error instanceof RefusedBeforeChange)
     return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: error.message };
   const rollback = d.inputs.rollback;
   const what = rollback === undefined ? 'The deploy' : `The rollback to ${rollback}`;
   const message = `${what} stopped: ${error.message}`;
   let diagnostics: string | undefined;
-  if (strategyOf(d.inputs).usesDocker) {
+  if (strategy.usesDocker) {
     const ps = await d.server
       .run([docker(d.cli, 'ps', '-a', '--filter', `label=com.docker.compose.project=${d.inputs.projectName}`)], {
         description: "list the project's containers",
@@ -199,7 +201,7 @@ async function undoHost(session: Session, report: HostReport, failedHosts: reado
   }
   core.warning(`all-or-nothing: ${failedHosts.join(', ')} failed; rolling ${report.label} back to ${previous}`);
   try {
-    const back = await strategyOf(session.d.inputs).rollback(session.d, previous, `all-or-nothing: ${failedHosts.join(', ')} failed`);
+    const back = await rollbackTo(session.d, session.strategy, previous, `all-or-nothing: ${failedHosts.join(', ')} failed`);
     if (report.outcome) report.outcome.gates.push(...back.gates.map((gate) => ({ ...gate, label: `all-or-nothing rollback to ${previous}` })));
     report.status = back.error ? 'failed' : 'rolled-back';
     return { to: previous, ok: !back.error, seconds: seconds(), ...(back.error ? { error: back.error } : {}) };
@@ -209,7 +211,7 @@ async function undoHost(session: Session, report: HostReport, failedHosts: reado
   }
 }
 
-function strategyOf(inputs: DeployInputs) {
+function strategyOf(inputs: DeployInputs): HostStrategy {
   if (inputs.strategy === 'coolify') throw new Error('strategy: coolify deploys through the Coolify API, not per SSH host');
   return hostStrategy(inputs.strategy);
 }

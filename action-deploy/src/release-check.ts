@@ -2,7 +2,6 @@ import * as core from '@actions/core';
 import { listContainers } from './compose';
 import type { Deployer, Release } from './deploy';
 import { healthGate, type GateReport } from './health-gate';
-import { touchLock } from './lock';
 import { parseContainerRows, type ContainerRow } from './strategies/rolling-plan';
 
 /**
@@ -30,13 +29,5 @@ export async function upAndCheck(d: Deployer, release: Release, start: () => Pro
   await start();
   const check = releaseCheckSuccesses(before, await containerRows(d, 'list the containers after compose up'), d.inputs.health.successes);
   core.info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
-  return healthGate(
-    d.server,
-    d.cli,
-    d.inputs.projectName,
-    d.inputs.projectDir,
-    Object.keys(release.images),
-    { ...d.inputs.health, successes: check.successes },
-    touchLock(d.inputs.projectDir, d.ctx.token),
-  );
+  return healthGate(d, Object.keys(release.images), check.successes);
 }

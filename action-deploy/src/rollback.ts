@@ -1,9 +1,8 @@
 import { RefusedBeforeChange } from './refusal';
 import { logs, ps } from './compose';
 import { Diagnostics } from './diagnostics';
-import { loadRelease, switchTo, type Deployer, type Release } from './deploy';
-import { touchLock } from './lock';
-import { healthGate, type GateReport } from './health-gate';
+import type { Deployer, Release } from './deploy';
+import type { GateReport } from './health-gate';
 import { GIT_SHA, isReleaseId, previousRelease, type ServerState } from './releases';
 
 /**
@@ -69,20 +68,4 @@ export function rollbackTarget(state: ServerState, wanted: string): string {
       `rollback: release ${wanted} is not a kept, successfully deployed release on the server. Kept releases (newest first): ${list()}`,
     );
   return wanted;
-}
-
-/** Switches back to a kept release and runs the same health gate on it. */
-export async function restore(d: Deployer, id: string, services?: readonly string[]): Promise<{ release: Release; gate: GateReport }> {
-  const release = await loadRelease(d, id);
-  await switchTo(d, release);
-  const gate = await healthGate(
-    d.server,
-    d.cli,
-    d.inputs.projectName,
-    d.inputs.projectDir,
-    services ?? Object.keys(release.images),
-    d.inputs.health,
-    touchLock(d.inputs.projectDir, d.ctx.token),
-  );
-  return { release, gate };
 }

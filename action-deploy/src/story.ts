@@ -1,126 +1,60 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
-import {
-  audit,
-  buildOnServer,
-  linkReleaseEnv,
-  loadRelease,
-  markCurrent,
-  prune,
-  pullImages,
-  resolveDigests,
-  runPreDeploy,
-  serverState,
-  switchTo,
-  uploadRelease,
-  type Deployer,
-  type Release,
-} from './deploy';
-import { backupBeforeDeploy, type TakenBackup } from './backup-before-deploy';
+import type { TakenBackup } from './backup-before-deploy';
+import { audit, serverState, type Deployer } from './deploy';
 import type { GateReport } from './health-gate';
-import { newReleaseId } from './releases';
-import { upAndCheck } from './release-check';
-import { collectDiagnostics, rollbackTarget } from './rollback';
+import { newReleaseId, planPrune, type ServerState } from './releases';
+import { rollbackTarget } from './rollback';
+import type { HostStrategy, StoryRelease, StoryResult, Switched } from './strategies/strategy';
 import type { Outcome } from './summary';
 
-type StoryResult = Omit<Outcome, 'durationSeconds' | 'mode'>;
-
-/** What switching a release on ended with. */
-export interface Switched {
-  /** Every gate run, in order; the last one decides. */
-  gates: { label: string; gate: GateReport }[];
-  gate: GateReport;
-  /**
-   * Set when the release failed before anything of the running one was stopped (a rolling
-   * deploy's new containers failed their gate and were removed): the running release kept
-   * serving, so there is nothing to restore. The diagnostics were gathered before the removal.
-   */
-  kept?: { diagnostics: string };
-}
-
-/** The step a strategy owns: switch a release on and run the health gate (the rest of the story is shared). */
-export interface Switcher {
-  switchOn(d: Deployer, release: Release, running: string | undefined): Promise<Switched>;
-}
-
 /**
- * A switch that threw (Compose's `up -d` exiting non-zero, e.g. a `depends_on` dependency that
- * stayed unhealthy) is a release that failed its gate like any other: it gets diagnostics, the
- * rollback through the gate, outputs, summary and audit, instead of escaping the story.
+ * The deploy story, the same for every strategy (each supplies only its steps):
+ * check → read releases → upload → prepare steps (pull, build, digests, backup, pre-deploy…) →
+ * switch and health gate → record, mark current, audit, prune. `current` (or systemd's deployed
+ * mark) moves only after the gate passes, so until then the previous release is the one a
+ * rollback returns to, through the same switch and gate. Every status, audit entry and message
+ * is decided here, once. A dry run is this same story against a PlanRecorder.
  */
-async function switchOrFail(how: Switcher, d: Deployer, release: Release, running: string | undefined): Promise<Switched> {
-  try {
-    return await how.switchOn(d, release, running);
-  } catch (error) {
-    const reason = `starting it failed: ${(error as Error).message}`;
-    core.error(`Release ${release.id}: ${reason}`);
-    const gate: GateReport = { ok: false, elapsedMs: 0, rounds: 0, probes: [], failing: [], reason, containers: [], failingServices: [] };
-    return { gates: [{ label: `release ${release.id}`, gate }], gate };
-  }
-}
-
-/** strategy: recreate — `compose up` replaces what changed, then the gate. */
-export const recreateSwitch: Switcher = {
-  async switchOn(d, release) {
-    const gate = await upAndCheck(d, release, () => switchTo(d, release));
-    return { gates: [{ label: `release ${release.id}`, gate }], gate };
-  },
-};
-
-/**
- * upload → pull → resolve digests → pre-deploy → switch → health gate → mark current, audit,
- * prune. `current` moves only after the gate passes, so until then the previous release is
- * still what the server calls current, and the one a rollback returns to.
- */
-export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwitch): Promise<StoryResult> {
+export async function deployNewRelease<R extends StoryRelease>(d: Deployer, how: HostStrategy<R>): Promise<StoryResult> {
+  await how.check(d);
   const state = await serverState(d);
-  const previous = state.current !== undefined && state.deployed.has(state.current) ? state.current : undefined;
+  const previous = (how.previousOf ?? currentIfPassed)(state);
   const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
-  core.info(`Release ${id}${previous ? ` (current: ${previous})` : ' (first release)'}`);
-  const release = await uploadRelease(d, id);
-  // From here on every compose command, Skiff's and pre-deploy's, sees this release's .env
-  // (services with `env_file: .env` need it from the first pull); an early failure links it back.
-  await linkReleaseEnv(d, release);
+  core.info(`Release ${id}${how.subject?.(d) ?? ''}${previous ? ` (current: ${previous})` : ' (first release)'}`);
+  const release = await how.upload(d, id);
+  const backups: TakenBackup[] = [];
   const base = {
     releaseId: id,
     ...(previous ? { previousReleaseId: previous } : {}),
     pruned: [] as string[],
     gates: [] as Outcome['gates'],
-    backups: [] as TakenBackup[],
+    backups,
   };
 
-  const beforeSwitch = async (what: string, step: () => Promise<void>): Promise<string | undefined> => {
+  for (const step of how.prepare(d, release, previous, backups)) {
     try {
-      await step();
-      return undefined;
+      await step.run();
     } catch (error) {
-      const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
-      await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : undefined);
-      await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${what} failed` });
-      return message;
+      await how.afterEarlyFailure?.(d, previous);
+      await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${step.what} failed` });
+      const message = `${step.what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
+      return { ...base, status: 'failed', images: release.images, error: message };
     }
-  };
-  const early =
-    (await beforeSwitch('Pulling images', () => pullImages(d, release))) ??
-    (await beforeSwitch('Building images on the server', () => buildOnServer(d, release))) ??
-    (await beforeSwitch('Resolving image digests', () => resolveDigests(d, release))) ??
-    (d.inputs.backupBeforeDeploy === undefined
-      ? undefined
-      : await beforeSwitch('backup-before-deploy', async () => void base.backups.push(...(await backupBeforeDeploy(d, release, previous))))) ??
-    (d.inputs.preDeploy === undefined ? undefined : await beforeSwitch('pre-deploy', () => runPreDeploy(d, release, d.inputs.preDeploy!)));
-  if (early) return { ...base, status: 'failed', images: release.images, error: early };
+  }
 
   const switched = await switchOrFail(how, d, release, previous);
   base.gates.push(...switched.gates);
   const gate = switched.gate;
   if (gate.ok) {
-    await markCurrent(d, release);
+    await how.recordPassed?.(d, release, switched);
+    await how.markCurrent(d, release);
     await audit(d, { event: 'deploy', status: 'deployed', from: previous ?? null, to: id });
-    const pruned = await prune(d, [id]);
-    return { ...base, status: 'deployed', images: release.images, pruned };
+    const pruned = await prune(d, how, [id]);
+    return { ...base, status: 'deployed', images: switched.images ?? release.images, pruned };
   }
 
-  const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
+  const failedWhy = switched.undone ? `Release ${id} failed: ${switched.undone.why}` : `Release ${id} failed the health gate: ${gate.reason}`;
   if (switched.kept) {
     // Nothing of the running release was stopped, so there is nothing to restore: it is what serves.
     const { diagnostics } = switched.kept;
@@ -151,13 +85,20 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
     };
   }
 
-  const diagnostics = await collectDiagnostics(d, release, gate);
+  const diagnostics = await how.diagnose(d, release, switched);
   if (!previous || !d.inputs.rollbackOnFailure) {
+    const images = switched.images ?? release.images;
+    if (switched.undone) {
+      // The platform's own rollback already restored what ran before, for the services it rolled back.
+      await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous ?? switched.undone.to, reason: gate.reason ?? 'update failed' });
+      const rest = previous
+        ? 'rollback-on-failure is false, so the other services were not returned to the previous release'
+        : 'there is no earlier Skiff release, so services Swarm did not roll back keep the new spec';
+      return { ...base, status: 'rolled-back', images, diagnostics, error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.` };
+    }
     await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: gate.reason ?? 'unhealthy' });
-    const left = previous
-      ? 'rollback-on-failure is false, so its containers were left running for inspection'
-      : 'there is no previous release to return to, so its containers were left for inspection';
-    return { ...base, status: 'failed', images: release.images, diagnostics, error: `${failedWhy}. ${left}.` };
+    const left = previous ? `rollback-on-failure is false, so ${how.left.noRollback}` : `there is no previous release to return to, so ${how.left.noPrevious}`;
+    return { ...base, status: 'failed', images, diagnostics, error: `${failedWhy}. ${left}.` };
   }
 
   core.warning(`${failedWhy}. Rolling back to ${previous}.`);
@@ -175,34 +116,34 @@ export async function deployNewRelease(d: Deployer, how: Switcher = recreateSwit
       error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}`,
     };
   }
-  await markCurrent(d, back.release);
+  await how.markCurrent(d, back.release);
   await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous, reason: gate.reason ?? 'unhealthy' });
   return {
     ...base,
     status: 'rolled-back',
-    images: back.release.images,
+    images: back.switched.images ?? back.release.images,
     diagnostics,
     error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.`,
   };
 }
 
-/** A kept release switched on again the same way (no build, no pull): its own compose files, env and digests. */
-async function switchBack(d: Deployer, how: Switcher, id: string, running: string | undefined): Promise<{ release: Release; switched: Switched }> {
-  const release = await loadRelease(d, id);
-  return { release, switched: await switchOrFail(how, d, release, running) };
-}
-
-/** `rollback: previous|<id>`: re-deploys a kept release through the same gate, with no build and no pull. */
-export async function rollbackTo(d: Deployer, wanted: string, reason = 'manual rollback', how: Switcher = recreateSwitch): Promise<StoryResult> {
+/** `rollback: previous|<id>` (and all-or-nothing's undo): switches a kept release on again, with no build and no pull, through the same gate. */
+export async function rollbackTo<R extends StoryRelease>(d: Deployer, how: HostStrategy<R>, wanted: string, reason = 'manual rollback'): Promise<StoryResult> {
+  await how.check(d);
   const state = await serverState(d);
+  if (d.planning) {
+    // Which release `wanted` names depends on what the server keeps; the plan says what happens to it.
+    d.planning.steps.push({ kind: 'run', description: how.plannedRollback(d, wanted), script: '# depends on the releases kept on the server' });
+    return { releaseId: wanted, status: 'deployed', images: {}, gates: [], pruned: [] };
+  }
   const id = rollbackTarget(state, wanted);
   const previous = state.current;
-  core.info(`Rolling back ${previous ?? '(none)'} → ${id}`);
+  core.info(`Rolling back${how.subject?.(d) ?? ''} ${previous ?? '(none)'} → ${id}`);
   const { release, switched } = await switchBack(d, how, id, previous);
   const gate = switched.gate;
   const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [], gates: switched.gates };
   if (!gate.ok) {
-    const diagnostics = switched.kept?.diagnostics ?? (await collectDiagnostics(d, release, gate));
+    const diagnostics = switched.kept?.diagnostics ?? (await how.diagnose(d, release, switched));
     await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
     const kept = switched.kept && previous ? ` Its new containers were removed; release ${previous} kept serving.` : '';
     return {
@@ -213,7 +154,58 @@ export async function rollbackTo(d: Deployer, wanted: string, reason = 'manual r
       error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}`,
     };
   }
-  await markCurrent(d, release);
+  await how.markCurrent(d, release);
   await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });
-  return { ...base, status: 'deployed', images: release.images };
+  return { ...base, status: 'deployed', images: switched.images ?? release.images };
+}
+
+function currentIfPassed(state: ServerState): string | undefined {
+  return state.current !== undefined && state.deployed.has(state.current) ? state.current : undefined;
+}
+
+/**
+ * A switch that threw (Compose's `up -d` exiting non-zero, e.g. a `depends_on` dependency that
+ * stayed unhealthy; `docker stack deploy` refused) is a release that failed its gate like any
+ * other: it gets diagnostics, the rollback through the gate, outputs, summary and audit,
+ * instead of escaping the story.
+ */
+async function switchOrFail<R extends StoryRelease>(how: HostStrategy<R>, d: Deployer, release: R, running: string | undefined): Promise<Switched> {
+  try {
+    return await how.switchOn(d, release, running);
+  } catch (error) {
+    const reason = `starting it failed: ${(error as Error).message}`;
+    core.error(`Release ${release.id}: ${reason}`);
+    const gate: GateReport = { ok: false, elapsedMs: 0, rounds: 0, probes: [], failing: [], reason, containers: [], failingServices: [] };
+    return { gates: [{ label: `release ${release.id}`, gate }], gate };
+  }
+}
+
+/** A kept release switched on again the same way (no build, no pull): its own files, env and pins. */
+async function switchBack<R extends StoryRelease>(
+  d: Deployer,
+  how: HostStrategy<R>,
+  id: string,
+  running: string | undefined,
+): Promise<{ release: R; switched: Switched }> {
+  const release = await how.load(d, id);
+  return { release, switched: await switchOrFail(how, d, release, running) };
+}
+
+/**
+ * Deletes releases beyond keep-releases and what only they used. A failure here (files the app
+ * wrote as another user, an image still in use) is a warning: it does not undo a good deploy.
+ */
+async function prune<R extends StoryRelease>(d: Deployer, how: HostStrategy<R>, protect: readonly string[]): Promise<string[]> {
+  const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
+  if (plan.remove.length === 0) return [];
+  const result = await d.server.run(how.removeCommands(d, plan), {
+    description: `delete ${plan.remove.length} old release(s)`,
+    allowFailure: true,
+    timeoutSeconds: 600,
+  });
+  if (result.code !== 0) {
+    core.warning(`Could not delete every old release (${plan.remove.join(', ')}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    return [];
+  }
+  return plan.remove;
 }

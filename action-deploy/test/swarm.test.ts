@@ -238,8 +238,13 @@ describe('swarm dry-run', () => {
         'read the server clock',
         expect.stringMatching(/^docker stack deploy release /),
         expect.stringMatching(/^health gate: every service converged/),
-        expect.stringMatching(/^record the digests Swarm runs/),
+        'inspect containers',
+        'pin the stack to the digests Swarm runs',
+        'record the running digests',
+        'record the running digests in meta.json',
         'mark the release current',
+        'append to the audit log',
+        'read releases',
       ]);
       const deploy = steps.find((step) => step.description.startsWith('docker stack deploy'));
       expect(deploy?.kind === 'run' && deploy.script).toMatch(

@@ -327,13 +327,18 @@ describe('systemd inputs', () => {
       'inspect shop.service (must be installed; sudo -n for systemctl unless the user is root)',
       'read releases',
       expect.stringMatching(/^create release \d{8}T\d{6}Z-0123456-0000$/),
+      'upload meta.json',
       'upload build (streamed from the runner to stdin)',
       'install-command',
       expect.stringMatching(/^point current at /),
       'reset-failed shop.service',
       'restart shop.service',
+      'state of shop.service',
       expect.stringMatching(/^the health gate/),
+      'state of shop.service',
       expect.stringMatching(/^mark .* deployed$/),
+      'append to the audit log',
+      'read releases',
     ]);
     expect(text).toMatch(/tar -x -z --no-same-owner -f - -C \/opt\/app\/releases\/\S+/);
     expect(text).toContain("bash -c 'make install'");

@@ -1,22 +1,22 @@
-import { deployNewRelease, rollbackTo } from '../story';
+import type { StrategyName, HostStrategy } from './strategy';
+import { recreateStrategy } from './recreate';
 import { rollingStrategy } from './rolling';
-import type { HostStrategy, StrategyName } from './strategy';
 import { swarmStrategy } from './swarm';
 import { systemdStrategy } from './systemd';
 
 export { STRATEGIES, type HostStrategy, type StoryResult, type StrategyName } from './strategy';
 
-const recreate: HostStrategy = { usesDocker: true, deploy: deployNewRelease, rollback: rollbackTo };
+/**
+ * Every strategy that deploys over SSH, by name: each entry makes a fresh strategy for one
+ * host's run. A new strategy is one folder of steps (see strategy.ts) and one line here.
+ */
+const HOST_STRATEGIES: Record<Exclude<StrategyName, 'coolify'>, () => HostStrategy> = {
+  recreate: recreateStrategy,
+  rolling: rollingStrategy,
+  swarm: swarmStrategy,
+  systemd: systemdStrategy,
+};
 
 export function hostStrategy(name: Exclude<StrategyName, 'coolify'>): HostStrategy {
-  switch (name) {
-    case 'recreate':
-      return recreate;
-    case 'rolling':
-      return rollingStrategy;
-    case 'swarm':
-      return swarmStrategy;
-    case 'systemd':
-      return systemdStrategy;
-  }
+  return HOST_STRATEGIES[name]();
 }

@@ -7,10 +7,11 @@ import { appProbes, runHealthGate, type GateReport } from '../health-gate';
 import { touchLock } from '../lock';
 import { linkEnv } from '../releases';
 import { collectDiagnostics } from '../rollback';
-import { deployNewRelease, rollbackTo, type Switched, type Switcher } from '../story';
 import { drainLeft, newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, type RollPlan } from './rolling-plan';
 import { upAndCheck } from '../release-check';
-import type { HostStrategy } from './strategy';
+import { RefusedBeforeChange } from '../refusal';
+import { recreateStrategy } from './recreate';
+import type { HostStrategy, Switched } from './strategy';
 
 /**
  * strategy: rolling — zero downtime behind a reverse proxy. For each service that can roll,
@@ -19,56 +20,47 @@ import type { HostStrategy } from './strategy';
  * If they pass, the old ones are stopped (after a drain, with their stop_grace_period) and
  * removed; if they fail, they are removed and the old ones never stopped. Then `up -d` of the
  * release converges the rest (services that cannot roll are recreated there, as recreate
- * would) and the whole release goes through the gate, as with recreate.
+ * would) and the whole release goes through the gate, as with recreate. Every other step is
+ * recreate's.
  */
-export const rollingSwitch: Switcher = {
-  async switchOn(d, release, running) {
-    const plan = await planFor(d, release);
-    for (const warning of plan.warnings) core.warning(warning);
-    core.info(describe(plan));
-    await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
-      description: 'link the env file',
-      timeoutSeconds: 60,
-    });
-    const gates: Switched['gates'] = [];
-    if (plan.roll.length > 0) {
-      const rolled = await rollServices(d, release, running, plan);
-      gates.push(rolled.gate);
-      if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
-    }
-    // The rolled services already run the release's configuration, so `up` leaves them be.
-    const gate = await upAndCheck(d, release, async () => {
-      await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
-    });
-    gates.push({ label: `release ${release.id}`, gate });
-    return { gates, gate };
-  },
-};
+export function rollingStrategy(): HostStrategy<Release> {
+  return {
+    ...recreateStrategy(),
+    async check(d) {
+      // v1 names containers differently and has no `config --hash`; it is end-of-life anyway.
+      if (d.cli.compose !== 'v2')
+        throw new RefusedBeforeChange(
+          'strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate.',
+        );
+    },
+    async switchOn(d, release, running) {
+      const plan = await planFor(d, release);
+      for (const warning of plan.warnings) core.warning(warning);
+      core.info(describe(plan));
+      await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
+        description: 'link the env file',
+        timeoutSeconds: 60,
+      });
+      const gates: Switched['gates'] = [];
+      // Which services roll depends on what runs on the server: a dry run shows the commands for a service S.
+      if (d.planning) planRolls(d.planning, d, release);
+      else if (plan.roll.length > 0) {
+        const rolled = await rollServices(d, release, running, plan);
+        gates.push(rolled.gate);
+        if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+      }
+      // The rolled services already run the release's configuration, so `up` leaves them be.
+      const gate = await upAndCheck(d, release, async () => {
+        await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
+      });
+      gates.push({ label: `release ${release.id}`, gate });
+      return { gates, gate };
+    },
+  };
+}
 
-export const rollingStrategy: HostStrategy = {
-  usesDocker: true,
-  deploy: async (d) => {
-    needsComposeV2(d);
-    return deployNewRelease(d, rollingSwitch);
-  },
-  rollback: async (d, wanted, reason) => {
-    needsComposeV2(d);
-    return rollbackTo(d, wanted, reason, rollingSwitch);
-  },
-};
-
-/**
- * Dry-run: the read-only look the deploy starts with, then what it does per service. Which
- * services roll depends on what runs on the server, so that step shows its commands for a
- * service S rather than real names.
- */
-export async function planRollingSwitch(recorder: PlanRecorder, d: Deployer, release: Release): Promise<void> {
-  await recorder.run(config(d.cli, release.project), { description: 'read the compose configuration' });
-  await recorder.run(configHashes(d.cli, release.project), { description: 'read the configuration hashes' });
-  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the running containers' });
-  await recorder.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
-    description: 'link the env file',
-  });
+/** The roll of each changed service as a dry run shows it, for a service S (which services roll depends on the server). */
+function planRolls(recorder: PlanRecorder, d: Deployer, release: Release): void {
   const drain = d.inputs.rolling?.drainSeconds ?? 0;
   const perService = [
     `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(', ')})` : ''}, with N old containers and R replicas:`,
@@ -82,19 +74,6 @@ export async function planRollingSwitch(recorder: PlanRecorder, d: Deployer, rel
     description: 'roll each changed service: new containers beside the old, gate, drain, retire the old',
     script: perService,
   });
-  await recorder.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the containers before compose up' });
-  await recorder.run(up(d.cli, release.project), { description: `start release ${release.id}` });
-  await recorder.run(listContainers(d.cli, d.inputs.projectName), {
-    description: 'list the containers after compose up (what it created gets the full gate; if nothing, one round)',
-  });
-}
-
-function needsComposeV2(d: Deployer): void {
-  // v1 names containers differently and has no `config --hash`; it is end-of-life anyway.
-  if (d.cli.compose !== 'v2')
-    throw new Error(
-      'strategy: rolling needs the docker compose plugin (Compose v2); this server only has docker-compose v1. Install docker-compose-plugin, or use strategy: recreate.',
-    );
 }
 
 /** Reads what the release defines and what runs now; changes nothing. */
@@ -202,9 +181,9 @@ async function newContainersGate(
       failingServices = outcome.failingServices;
     },
   );
-  const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
+  const app = await appProbes(d);
   try {
-    const result = await runHealthGate([check, ...app.probes], d.inputs.health, (allOk, previousAllOk) => {
+    const result = await runHealthGate(d, [check, ...app.probes], `health gate of the new containers of ${services.join(', ')}`, (allOk, previousAllOk) => {
       if (!allOk) onStreakStart(undefined);
       else if (!previousAllOk) onStreakStart(performance.now());
     });

@@ -1,4 +1,8 @@
+import type { Command } from '@skiff/shell';
+import type { TakenBackup } from '../backup-before-deploy';
 import type { Deployer } from '../deploy';
+import type { GateReport } from '../health-gate';
+import type { PrunePlan, ServerState } from '../releases';
 import type { Outcome } from '../summary';
 
 export const STRATEGIES = ['recreate', 'rolling', 'swarm', 'systemd', 'coolify'] as const;
@@ -7,14 +11,77 @@ export type StrategyName = (typeof STRATEGIES)[number];
 /** What one host's deploy or rollback tells the run; timing and mode are added by hosts-run. */
 export type StoryResult = Omit<Outcome, 'durationSeconds' | 'mode'>;
 
+/** What the story needs of a release, whatever else a strategy keeps with it. */
+export interface StoryRelease {
+  readonly id: string;
+  /** Service → image as pinned; empty where there are no images (systemd). */
+  images: Record<string, string>;
+}
+
+/** What switching a release on ended with. */
+export interface Switched {
+  /** Every gate run, in order; the last one decides. */
+  gates: { label: string; gate: GateReport }[];
+  gate: GateReport;
+  /**
+   * Set when the release failed before anything of the running one was stopped (a rolling
+   * deploy's new containers failed their gate and were removed): the running release kept
+   * serving, so there is nothing to restore. The diagnostics were gathered before the removal.
+   */
+  kept?: { diagnostics: string };
+  /** The images the switch found running (Swarm pins what it resolved), when they differ from the release's own list. */
+  images?: Record<string, string>;
+  /**
+   * Set when the platform itself already put some services back (Swarm's update rollback):
+   * `why` completes "Release <id> failed: …", `to` names what they went back to when there is
+   * no Skiff release to name.
+   */
+  undone?: { why: string; to: string };
+}
+
+/** One named step between upload and switch; a failure stops the deploy with nothing switched. */
+export interface PrepareStep {
+  what: string;
+  run(): Promise<void>;
+}
+
 /**
- * How releases reach one SSH host. Every strategy keeps the same release history, lock, audit
- * log and health gate; they differ in how a release is switched on and how it is undone.
- * (coolify has no SSH host; main runs it instead of the per-host loop.)
+ * How releases reach one SSH host. The story (story.ts) is the same for every strategy —
+ * upload → prepare steps → switch and gate → mark current, audit, prune; on failure
+ * diagnostics and the rollback through the same switch and gate — and decides every status,
+ * audit entry and message; a strategy supplies only its steps. A strategy object is made for
+ * one host's run (hosts-run asks the registry for a fresh one), so it may keep what its
+ * `check` learnt about the server. coolify has no SSH host and is not one of these.
  */
-export interface HostStrategy {
+export interface HostStrategy<R extends StoryRelease = StoryRelease> {
   /** Find docker compose and check the engine before taking the lock (a systemd host may have no Docker). */
-  usesDocker: boolean;
-  deploy(d: Deployer): Promise<StoryResult>;
-  rollback(d: Deployer, wanted: string, reason?: string): Promise<StoryResult>;
+  readonly usesDocker: boolean;
+  /** Refuses (RefusedBeforeChange) a server this strategy cannot use, before anything changes. A dry run records it and goes on. */
+  check(d: Deployer): Promise<void>;
+  /** What the log calls the thing deployed, after "Release <id>" (e.g. " as stack shop"). */
+  subject?(d: Deployer): string;
+  /** The release a failed deploy returns to; by default the current one if it passed its gate. */
+  previousOf?(state: ServerState): string | undefined;
+  /** Creates the release on the server with everything it needs to be switched on. */
+  upload(d: Deployer, id: string): Promise<R>;
+  /** Named steps before the switch, in order (pull, build, install-command, pre-deploy…); a backup step adds what it took to `backups`. */
+  prepare(d: Deployer, release: R, previous: string | undefined, backups: TakenBackup[]): PrepareStep[];
+  /** After a prepare step failed: puts back what upload changed beside the running release (the env link). */
+  afterEarlyFailure?(d: Deployer, previous: string | undefined): Promise<void>;
+  /** Switches the release on and runs the health gate. A throw counts as a failed gate. */
+  switchOn(d: Deployer, release: R, running: string | undefined): Promise<Switched>;
+  /** A kept release, as it was deployed. */
+  load(d: Deployer, id: string): Promise<R>;
+  /** After a new release passed its gate: what it must remember for a later rollback to it (Swarm's resolved digests). */
+  recordPassed?(d: Deployer, release: R, switched: Switched): Promise<void>;
+  /** Makes a release that passed its gate the one a failed deploy returns to. */
+  markCurrent(d: Deployer, release: R): Promise<void>;
+  /** What a person needs to see why the release failed, gathered before a rollback changes anything. */
+  diagnose(d: Deployer, release: R, switched: Switched): Promise<string>;
+  /** What stays for inspection when a failed release is not rolled back: "…, so <noRollback>" / "…, so <noPrevious>". */
+  left: { noRollback: string; noPrevious: string };
+  /** Deletes pruned releases and what only they used. */
+  removeCommands(d: Deployer, plan: PrunePlan): Command[];
+  /** A dry run of `rollback:` names what would happen (the target depends on what the server keeps). */
+  plannedRollback(d: Deployer, wanted: string): string;
 }

@@ -19,7 +19,7 @@ export interface SwarmGateReport extends GateReport {
  * health-timeout. An update Swarm rolled back or paused ends the gate at once.
  */
 export async function swarmGate(d: Deployer, sinceMs: number): Promise<SwarmGateReport> {
-  const { health, projectName: stack, projectDir } = d.inputs;
+  const { projectName: stack, projectDir } = d.inputs;
   let services: ServiceState[] = [];
   /** Why Swarm said it rolled a service back (it says so only while rolling back; afterwards just "rollback completed"). */
   const rollingBack = new Map<string, string>();
@@ -41,9 +41,13 @@ export async function swarmGate(d: Deployer, sinceMs: number): Promise<SwarmGate
       return { state: services.every((s) => s.state === 'ok') ? 'ok' : 'waiting', detail };
     },
   };
-  const app = await appProbes(d.server, projectDir, health);
+  const app = await appProbes(d);
   try {
-    const result = await runHealthGate([stackProbe, ...app.probes], health);
+    const result = await runHealthGate(
+      d,
+      [stackProbe, ...app.probes],
+      'health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release',
+    );
     return { ...result, containers: [], failingServices: services.filter((s) => s.state !== 'ok').map((s) => s.service), services, rollingBack };
   } finally {
     await app.close();

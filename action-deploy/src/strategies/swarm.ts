@@ -1,18 +1,10 @@
 import * as core from '@actions/core';
-import type { PlanRecorder, PlanStep } from '@skiff/shell';
-import { randomBytes } from 'node:crypto';
-import type { RunContext } from '../context';
 import { withRegistryLogin } from '../compose';
-import { detectDockerCli } from '../docker-cli';
-import type { DeployInputs } from '../inputs';
-import { tryLock } from '../lock';
-import { audit, prune, runPreDeploy, serverState, uploadRelease, type Deployer } from '../deploy';
-import { IMAGE_LOCK, META, imageLockFile, newReleaseId, readMeta, readState, releaseDir, switchCurrent } from '../releases';
+import { removeComposeReleases, runPreDeploy, uploadRelease, type Deployer, type Release } from '../deploy';
 import { Diagnostics } from '../diagnostics';
 import { RefusedBeforeChange } from '../refusal';
-import { rollbackTarget } from '../rollback';
-import type { Outcome } from '../summary';
-import type { HostStrategy, StoryResult } from './strategy';
+import { IMAGE_LOCK, META, imageLockFile, readMeta, releaseDir, switchCurrent } from '../releases';
+import type { HostStrategy, StoryRelease, Switched } from './strategy';
 import { serverClockMs, stackDeploy, stackDiagnostics, swarmNodeState } from './swarm-commands';
 import { swarmGate, type SwarmGateReport } from './swarm-gate';
 import { STACK_FILE, stackOverride } from './swarm-stack';
@@ -26,7 +18,61 @@ import { STACK_FILE, stackOverride } from './swarm-stack';
  * strategy. A failed release is undone by re-deploying the previous release's files, pinned to
  * its digests, so every service goes back, not only those Swarm rolled back.
  */
-export const swarmStrategy: HostStrategy = { usesDocker: true, deploy: deploySwarm, rollback: rollbackSwarm };
+export function swarmStrategy(): HostStrategy<SwarmRelease> {
+  return {
+    usesDocker: true,
+    async check(d) {
+      // Before anything is uploaded: the server must be a manager and the compose files must parse.
+      await requireManager(d);
+      stackOverride(d.inputs.composeFiles, d.inputs.images);
+    },
+    subject: (d) => ` as stack ${d.inputs.projectName}`,
+    async upload(d, id) {
+      const override = stackOverride(d.inputs.composeFiles, d.inputs.images);
+      if (override.stopFirst.length > 0)
+        core.warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(', ')}`);
+      const release = await uploadRelease(d, id);
+      await d.server.upload(`${releaseDir(d.inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 0o644, description: `upload ${STACK_FILE}` });
+      return { id, images: release.images, composeFiles: release.composeFiles, hasEnv: release.hasEnv, stackFile: STACK_FILE, compose: release };
+    },
+    prepare(d, release) {
+      const { preDeploy } = d.inputs;
+      const compose = release.compose;
+      return preDeploy === undefined || !compose ? [] : [{ what: 'pre-deploy', run: () => runPreDeploy(d, compose, preDeploy) }];
+    },
+    switchOn,
+    async load(d, id) {
+      const meta = JSON.parse(
+        (await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout,
+      ) as SwarmMeta;
+      // A release deployed before swarm has no stack file: its image lock pins the same digests.
+      return { id, images: meta.services, composeFiles: meta.composeFiles, hasEnv: meta.hasEnv, stackFile: meta.stackFile ?? IMAGE_LOCK };
+    },
+    async recordPassed(d, release, switched) {
+      if (switched.images) await recordDigests(d, release, switched.images);
+    },
+    async markCurrent(d, release) {
+      await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: 'mark the release current', timeoutSeconds: 60 });
+    },
+    diagnose: (d, release, switched) => diagnose(d, switched.gate as SwarmGateReport, release.id),
+    left: {
+      noRollback: 'its services were left as they are for inspection',
+      noPrevious: 'its services were left for inspection',
+    },
+    removeCommands: removeComposeReleases,
+    plannedRollback: (d, wanted) =>
+      `docker stack deploy of release ${wanted}'s files as stack ${d.inputs.projectName} (pinned to its digests), then the health gate`,
+  };
+}
+
+/** A swarm release: the compose files and the stack file `docker stack deploy` reads after them. */
+interface SwarmRelease extends StoryRelease {
+  composeFiles: readonly string[];
+  hasEnv: boolean;
+  stackFile: string;
+  /** The release as Compose sees it, for pre-deploy (set for a new release only). */
+  compose?: Release;
+}
 
 /** A swarm release's meta.json: the shared fields plus which stack file it adds. */
 interface SwarmMeta {
@@ -37,8 +83,8 @@ interface SwarmMeta {
 }
 
 async function requireManager(d: Deployer): Promise<void> {
-  const said = (await d.server.run(swarmNodeState(d.cli), { description: 'check the Swarm node', timeoutSeconds: 60 })).stdout.trim();
-  if (said === 'active true') return;
+  const said = (await d.server.run(swarmNodeState(d.cli), { description: 'check the Swarm node (must be a manager)', timeoutSeconds: 60 })).stdout.trim();
+  if (said === 'active true' || d.planning) return;
   if (said.startsWith('active'))
     throw new RefusedBeforeChange(
       'strategy: swarm needs a Swarm manager: this server is a worker node. Point host at a manager (`docker node ls` on a manager lists them).',
@@ -49,15 +95,17 @@ async function requireManager(d: Deployer): Promise<void> {
   );
 }
 
-/** Switches a release on: `docker stack deploy` of its files, then the swarm gate. A failing deploy command is a failed gate. */
-async function switchOn(d: Deployer, id: string, files: readonly string[], hasEnv: boolean): Promise<SwarmGateReport> {
+/** `docker stack deploy` of the release's files, then the swarm gate. A failing deploy command is a failed gate. */
+async function switchOn(d: Deployer, release: SwarmRelease): Promise<Switched> {
+  const { id } = release;
   const since = Number((await d.server.run(serverClockMs(), { description: 'read the server clock', timeoutSeconds: 60 })).stdout.trim());
-  if (d.cli.sudo && hasEnv)
+  if (d.cli.sudo && release.hasEnv)
     core.warning(
       'sudo: true — sudo resets the environment, so `docker stack deploy` does not see the env file for ${VARIABLE} substitution (services with env_file: .env still get it).',
     );
-  const deploy = stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), files, hasEnv);
+  const deploy = stackDeploy(d.cli, d.inputs.projectName, releaseDir(d.inputs.projectDir, id), [...release.composeFiles, release.stackFile], release.hasEnv);
   const login = d.inputs.registryLogin;
+  const label = `release ${id}`;
   try {
     await d.server.run(login ? withRegistryLogin(d.cli, login, deploy) : deploy, {
       description: login
@@ -69,9 +117,34 @@ async function switchOn(d: Deployer, id: string, files: readonly string[], hasEn
     });
   } catch (error) {
     const reason = `docker stack deploy failed: ${(error as Error).message}`;
-    return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: [], containers: [], failingServices: [], services: [], rollingBack: new Map() };
+    const gate: SwarmGateReport = {
+      ok: false,
+      elapsedMs: 0,
+      rounds: 0,
+      probes: [],
+      reason,
+      failing: [],
+      containers: [],
+      failingServices: [],
+      services: [],
+      rollingBack: new Map(),
+    };
+    return { gates: [{ label, gate }], gate };
   }
-  return swarmGate(d, Number.isFinite(since) ? since : Date.now());
+  const gate = await swarmGate(d, Number.isFinite(since) ? since : Date.now());
+  const switched: Switched = { gates: [{ label, gate }], gate };
+  if (gate.services.length > 0) switched.images = runningImages(gate);
+  // A dry run has no Swarm to ask: the plan records the digests as the release asked for them.
+  else if (d.planning) switched.images = release.images;
+  const swarmRolledBack = gate.services.filter((s) => s.rolledBack).map((s) => s.service);
+  if (!gate.ok && swarmRolledBack.length > 0) {
+    const said = swarmRolledBack.filter((service) => gate.rollingBack.get(service)).map((service) => `${service}: ${gate.rollingBack.get(service)}`);
+    switched.undone = {
+      why: `Swarm rolled back its update of ${swarmRolledBack.join(', ')}${said.length > 0 ? ` (${said.join('; ')})` : ''}`,
+      to: 'swarm-previous-spec',
+    };
+  }
+  return switched;
 }
 
 /** The images the stack's services run, as Swarm pinned them (image:tag@sha256:…). */
@@ -80,22 +153,22 @@ function runningImages(gate: SwarmGateReport): Record<string, string> {
 }
 
 /** After a release passed: its lock, meta and stack file name the digests Swarm runs, so a rollback to it gets exactly these bytes. */
-async function recordDigests(d: Deployer, id: string, composeFiles: readonly string[], hasEnv: boolean, images: Record<string, string>): Promise<void> {
-  const dir = releaseDir(d.inputs.projectDir, id);
+async function recordDigests(d: Deployer, release: SwarmRelease, images: Record<string, string>): Promise<void> {
+  const dir = releaseDir(d.inputs.projectDir, release.id);
   const unpinned = Object.entries(images)
     .filter(([, image]) => !image.includes('@sha256:'))
     .map(([service]) => service);
   if (unpinned.length > 0) core.warning(`Not pinned to a digest (Swarm found no registry digest for the image): ${unpinned.join(', ')}`);
   const meta = {
-    id,
+    id: release.id,
     sha: d.ctx.sha,
     ref: d.ctx.ref,
     actor: d.ctx.actor,
     runUrl: d.ctx.runUrl,
     createdAt: new Date().toISOString(),
     services: images,
-    composeFiles: [...composeFiles],
-    hasEnv,
+    composeFiles: [...release.composeFiles],
+    hasEnv: release.hasEnv,
     strategy: 'swarm',
     stackFile: STACK_FILE,
   };
@@ -107,15 +180,6 @@ async function recordDigests(d: Deployer, id: string, composeFiles: readonly str
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o644, description: 'record the running digests in meta.json' });
 }
 
-/** A kept release switched on again exactly: its own files, env and pinned stack file (or image lock, for a release deployed before swarm). */
-async function switchOnKept(d: Deployer, id: string): Promise<{ gate: SwarmGateReport; images: Record<string, string> }> {
-  const meta = JSON.parse(
-    (await d.server.run(readMeta(d.inputs.projectDir, id), { description: `read release ${id}`, timeoutSeconds: 60 })).stdout,
-  ) as SwarmMeta;
-  const gate = await switchOn(d, id, [...meta.composeFiles, meta.stackFile ?? IMAGE_LOCK], meta.hasEnv);
-  return { gate, images: gate.ok ? runningImages(gate) : meta.services };
-}
-
 async function diagnose(d: Deployer, gate: SwarmGateReport, id: string): Promise<string> {
   const services = gate.services.filter((s) => s.state !== 'ok').map((s) => s.service);
   const found = new Diagnostics(d);
@@ -124,152 +188,4 @@ async function diagnose(d: Deployer, gate: SwarmGateReport, id: string): Promise
     await found.run(title, commands);
   }
   return found.report(id);
-}
-
-async function deploySwarm(d: Deployer): Promise<StoryResult> {
-  // Before anything is uploaded: the server must be a manager and the compose files must parse.
-  await requireManager(d);
-  const override = stackOverride(d.inputs.composeFiles, d.inputs.images);
-  if (override.stopFirst.length > 0)
-    core.warning(`Updated stop-first (they publish a port in host mode, which two tasks cannot share on one node): ${override.stopFirst.join(', ')}`);
-  const state = await serverState(d);
-  const previous = state.current !== undefined && state.deployed.has(state.current) ? state.current : undefined;
-  const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
-  core.info(`Release ${id} as stack ${d.inputs.projectName}${previous ? ` (current: ${previous})` : ' (first release)'}`);
-  const release = await uploadRelease(d, id);
-  await d.server.upload(`${releaseDir(d.inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 0o644, description: `upload ${STACK_FILE}` });
-  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [] as string[], gates: [] as Outcome['gates'] };
-
-  if (d.inputs.preDeploy !== undefined) {
-    try {
-      await runPreDeploy(d, release, d.inputs.preDeploy);
-    } catch (error) {
-      await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: 'pre-deploy failed' });
-      return {
-        ...base,
-        status: 'failed',
-        images: release.images,
-        error: `pre-deploy failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`,
-      };
-    }
-  }
-
-  const gate = await switchOn(d, id, [...release.composeFiles, STACK_FILE], release.hasEnv);
-  base.gates.push({ label: `release ${id}`, gate });
-  if (gate.ok) {
-    const images = runningImages(gate);
-    await recordDigests(d, id, release.composeFiles, release.hasEnv, images);
-    await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: 'mark the release current', timeoutSeconds: 60 });
-    await audit(d, { event: 'deploy', status: 'deployed', from: previous ?? null, to: id });
-    const pruned = await prune(d, [id]);
-    return { ...base, status: 'deployed', images, pruned };
-  }
-
-  const diagnostics = await diagnose(d, gate, id);
-  const swarmRolledBack = gate.services.filter((s) => s.rolledBack).map((s) => s.service);
-  const said = swarmRolledBack.filter((service) => gate.rollingBack.get(service)).map((service) => `${service}: ${gate.rollingBack.get(service)}`);
-  const failedWhy =
-    swarmRolledBack.length > 0
-      ? `Release ${id} failed: Swarm rolled back its update of ${swarmRolledBack.join(', ')}${said.length > 0 ? ` (${said.join('; ')})` : ''}`
-      : `Release ${id} failed the health gate: ${gate.reason}`;
-  if (!previous || !d.inputs.rollbackOnFailure) {
-    if (swarmRolledBack.length > 0) {
-      // Swarm's own rollback already restored what ran before, for the services it rolled back.
-      await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous ?? 'swarm-previous-spec', reason: gate.reason ?? 'update failed' });
-      const rest = previous
-        ? 'rollback-on-failure is false, so the other services were not returned to the previous release'
-        : 'there is no earlier Skiff release, so services Swarm did not roll back keep the new spec';
-      return {
-        ...base,
-        status: 'rolled-back',
-        images: runningImages(gate),
-        diagnostics,
-        error: `${failedWhy}. Swarm's rollback restored their previous spec; ${rest}.`,
-      };
-    }
-    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: gate.reason ?? 'unhealthy' });
-    const left = previous
-      ? 'rollback-on-failure is false, so its services were left as they are for inspection'
-      : 'there is no previous release to return to, so its services were left for inspection';
-    return { ...base, status: 'failed', images: runningImages(gate), diagnostics, error: `${failedWhy}. ${left}.` };
-  }
-
-  core.warning(`${failedWhy}. Re-deploying release ${previous}.`);
-  const back = await switchOnKept(d, previous);
-  base.gates.push({ label: `rollback to ${previous}`, gate: back.gate });
-  if (!back.gate.ok) {
-    await audit(d, { event: 'failure', status: 'failed', from: id, to: previous, reason: `rollback unhealthy: ${back.gate.reason}` });
-    return {
-      ...base,
-      status: 'failed',
-      images: back.images,
-      diagnostics,
-      error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.gate.reason}`,
-    };
-  }
-  await d.server.run(switchCurrent(d.inputs.projectDir, previous), { description: 'mark the release current', timeoutSeconds: 60 });
-  await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous, reason: gate.reason ?? 'unhealthy' });
-  return { ...base, status: 'rolled-back', images: back.images, diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
-}
-
-/** `rollback: previous|<id>` (and all-or-nothing): re-deploys a kept release's files as the stack, through the same gate. */
-async function rollbackSwarm(d: Deployer, wanted: string, reason = 'manual rollback'): Promise<StoryResult> {
-  await requireManager(d);
-  const state = await serverState(d);
-  const id = rollbackTarget(state, wanted);
-  const previous = state.current;
-  core.info(`Rolling back stack ${d.inputs.projectName}: ${previous ?? '(none)'} → ${id}`);
-  const { gate, images } = await switchOnKept(d, id);
-  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [], gates: [{ label: `release ${id}`, gate }] };
-  if (!gate.ok) {
-    const diagnostics = await diagnose(d, gate, id);
-    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
-    return { ...base, status: 'failed', images, diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
-  }
-  await d.server.run(switchCurrent(d.inputs.projectDir, id), { description: 'mark the release current', timeoutSeconds: 60 });
-  await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });
-  return { ...base, status: 'deployed', images };
-}
-
-/** The dry-run plan: the same builders a swarm deploy runs, recorded; the gate and what follows it named. */
-export async function planSwarm(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
-  const cli = await detectDockerCli(recorder, inputs.sudo, true);
-  const d: Deployer = { server: recorder, cli, inputs, ctx };
-  await recorder.run(
-    tryLock(inputs.projectDir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds),
-    { description: 'take the deploy lock' },
-  );
-  await recorder.run(swarmNodeState(cli), { description: 'check the Swarm node (must be a manager)' });
-  await recorder.run(readState(inputs.projectDir), { description: 'read releases' });
-  if (inputs.rollback !== undefined) {
-    recorder.steps.push({
-      kind: 'run',
-      description: `docker stack deploy of release ${inputs.rollback}'s files as stack ${inputs.projectName} (pinned to its digests), then the health gate`,
-      script: '# depends on the release kept on the server',
-    });
-    return recorder.steps;
-  }
-  const override = stackOverride(inputs.composeFiles, inputs.images);
-  const id = newReleaseId(new Date(), ctx.sha, '0000');
-  const release = await uploadRelease(d, id);
-  await recorder.upload(`${releaseDir(inputs.projectDir, id)}/${STACK_FILE}`, override.content, { mode: 0o644, description: `upload ${STACK_FILE}` });
-  if (inputs.preDeploy !== undefined) await runPreDeploy(d, release, inputs.preDeploy);
-  await recorder.run(serverClockMs(), { description: 'read the server clock' });
-  const deploy = stackDeploy(cli, inputs.projectName, releaseDir(inputs.projectDir, id), [...release.composeFiles, STACK_FILE], release.hasEnv);
-  await recorder.run(inputs.registryLogin ? withRegistryLogin(cli, inputs.registryLogin, deploy) : deploy, {
-    description: `docker stack deploy release ${id}`,
-  });
-  recorder.steps.push({
-    kind: 'run',
-    description:
-      'health gate: every service converged (update completed, tasks running the new image) or rolled back by Swarm, health-url, health-command; on failure: diagnostics and re-deploy of the previous release',
-    script: '# runs every health-interval until health-successes or health-timeout',
-  });
-  recorder.steps.push({
-    kind: 'run',
-    description: 'record the digests Swarm runs (images.lock.json, meta.json, skiff-stack.yml)',
-    script: '# depends on what Swarm resolved',
-  });
-  await recorder.run(switchCurrent(inputs.projectDir, id), { description: 'mark the release current' });
-  return recorder.steps;
 }

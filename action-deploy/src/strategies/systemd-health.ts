@@ -50,9 +50,11 @@ export async function restartAndGate(d: Deployer, unit: string, sudo: boolean): 
     );
   const restartsAtStart = Number((await read()).NRestarts ?? '0');
   const unitProbe: Probe = { name: unit, check: async () => evaluateUnit(await read(), restartsAtStart) };
-  const app = await appProbes(d.server, d.inputs.projectDir, d.inputs.health);
+  const app = await appProbes(d);
   try {
-    return { ...(await runHealthGate([unitProbe, ...app.probes], d.inputs.health)), containers: [], failingServices: [] };
+    const planned =
+      'the health gate (unit active and not restarted by systemd, health-url, health-command); on failure: systemctl status, journalctl, and current back to the previous release';
+    return { ...(await runHealthGate(d, [unitProbe, ...app.probes], planned)), containers: [], failingServices: [] };
   } finally {
     await app.close();
   }

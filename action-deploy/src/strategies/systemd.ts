@@ -1,38 +1,12 @@
 import * as core from '@actions/core';
-import { randomBytes } from 'node:crypto';
-import type { PlanRecorder, PlanStep } from '@skiff/shell';
-import type { RunContext } from '../context';
-import { audit, serverState, type Deployer } from '../deploy';
-import type { GateReport } from '../health-gate';
-import type { DeployInputs } from '../inputs';
-import { tryLock } from '../lock';
-import { ENV_FILE, META, markDeployed, newReleaseId, planPrune, pointCurrent, readState, releaseDir, removeReleases, type ServerState } from '../releases';
-import { rollbackTarget } from '../rollback';
-import type { Outcome } from '../summary';
+import type { Deployer } from '../deploy';
+import { RefusedBeforeChange } from '../refusal';
+import { ENV_FILE, META, markDeployed, pointCurrent, releaseDir, removeReleases, type ServerState } from '../releases';
 import { artifactCompression, artifactStream } from './systemd-artifact';
-import {
-  createSystemdRelease,
-  extractArchive,
-  gitExport,
-  inReleaseDir,
-  inspectHost,
-  parseShow,
-  resetFailedUnit,
-  restartUnit,
-  runsFromCurrent,
-} from './systemd-commands';
+import { createSystemdRelease, extractArchive, gitExport, inReleaseDir, inspectHost, parseShow, runsFromCurrent } from './systemd-commands';
 import { restartAndGate, unitDiagnostics } from './systemd-health';
 import type { ReleaseSource, SystemdInputs } from './systemd-inputs';
-import type { HostStrategy, StoryResult } from './strategy';
-import { RefusedBeforeChange } from '../refusal';
-
-/**
- * strategy: systemd — the app is run by a systemd unit from <project-dir>/current, no Docker:
- * upload → install-command → pre-deploy → point `current` → restart → health gate → mark
- * deployed, audit, prune; on failure `current` goes back to the previous release, which is
- * restarted and gated again. Unlike the compose strategies `current` must move before the gate
- * (the unit runs whatever it points at), so "passed the gate" is the `deployed` mark alone.
- */
+import type { HostStrategy, PrepareStep } from './strategy';
 
 function settings(d: Deployer): SystemdInputs {
   if (!d.inputs.systemd) throw new Error('strategy: systemd without its inputs');
@@ -44,7 +18,12 @@ function settings(d: Deployer): SystemdInputs {
  * cannot restart a system unit without it (over SSH there is no polkit agent to ask).
  */
 async function inspectUnit(d: Deployer, unit: string): Promise<{ sudo: boolean }> {
-  const inspected = await d.server.run(inspectHost(unit), { description: `inspect ${unit}`, allowFailure: true, timeoutSeconds: 60 });
+  const inspected = await d.server.run(inspectHost(unit), {
+    description: `inspect ${unit} (must be installed; sudo -n for systemctl unless the user is root)`,
+    allowFailure: true,
+    timeoutSeconds: 60,
+  });
+  if (d.planning) return { sudo: d.inputs.sudo };
   const config = parseShow(inspected.stdout);
   if (inspected.code !== 0 || config.LoadState === undefined) {
     const said = `${inspected.stderr}`.trim().split('\n').slice(-2).join(' ') || `exit ${inspected.code}`;
@@ -79,6 +58,11 @@ function previousOf(state: ServerState): string | undefined {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function uploadArtifact(d: Deployer, source: Extract<ReleaseSource, { kind: 'artifact' }>, dir: string): Promise<void> {
+  if (d.planning) {
+    const compression = await artifactCompression(source.absolute, source.isDirectory);
+    await d.server.run(extractArchive(dir, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
+    return;
+  }
   const artifact = await artifactStream(source.absolute, source.isDirectory);
   try {
     await d.server.run(extractArchive(dir, artifact.compression), {
@@ -103,19 +87,10 @@ async function uploadArtifact(d: Deployer, source: Extract<ReleaseSource, { kind
   await artifact.finished;
 }
 
-/** Fills the new release directory: the app's files, the env file (0600) and meta.json. */
-async function uploadRelease(d: Deployer, id: string, unit: string, source: ReleaseSource): Promise<void> {
+/** Creates the release directory with its meta.json; the app's files come in the first prepare step. */
+async function createRelease(d: Deployer, id: string, unit: string, source: ReleaseSource): Promise<void> {
   const dir = releaseDir(d.inputs.projectDir, id);
   await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
-  if (source.kind === 'artifact') await uploadArtifact(d, source, dir);
-  else
-    await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), {
-      description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`,
-      timeoutSeconds: 3600,
-      live: 'all',
-    });
-  if (d.inputs.envFile !== undefined)
-    await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
   const meta = {
     id,
     sha: d.ctx.sha,
@@ -131,154 +106,72 @@ async function uploadRelease(d: Deployer, id: string, unit: string, source: Rele
   await d.server.upload(`${dir}/${META}`, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o644, description: 'upload meta.json' });
 }
 
-async function point(d: Deployer, id: string): Promise<void> {
-  await d.server.run(pointCurrent(d.inputs.projectDir, id), { description: `point current at ${id}`, timeoutSeconds: 60 });
-}
-
-async function markPassed(d: Deployer, id: string): Promise<void> {
-  await d.server.run(markDeployed(d.inputs.projectDir, id), { description: `mark ${id} deployed`, timeoutSeconds: 60 });
-}
-
-/** Old releases beyond keep-releases. A failure here (files the app wrote as another user) does not undo a good deploy. */
-async function prune(d: Deployer, protect: readonly string[]): Promise<string[]> {
-  const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
-  if (plan.remove.length === 0) return [];
-  const result = await d.server.run(removeReleases(d.inputs.projectDir, plan.remove), {
-    description: `delete ${plan.remove.length} old release(s)`,
-    allowFailure: true,
-    timeoutSeconds: 600,
-  });
-  if (result.code !== 0) {
-    core.warning(`Could not delete every old release (${plan.remove.join(', ')}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
-    return [];
-  }
-  return plan.remove;
-}
-
-async function deploy(d: Deployer): Promise<StoryResult> {
-  const { unit, source, installCommand } = settings(d);
-  if (!source) throw new Error('strategy: systemd needs artifact-path or git-repository');
-  const { sudo } = await inspectUnit(d, unit);
-  const state = await serverState(d);
-  const previous = previousOf(state);
-  const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
-  core.info(`Release ${id} of ${unit}${previous ? ` (current: ${previous})` : ' (first release)'}`);
-  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [] as string[], gates: [] as Outcome['gates'], images: {} };
-
-  const beforeSwitch = async (what: string, step: () => Promise<unknown>): Promise<string | undefined> => {
-    try {
-      await step();
-      return undefined;
-    } catch (error) {
-      await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${what} failed` });
-      return `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
-    }
-  };
-  const run = (what: string, command: string) => () =>
-    d.server.run(inReleaseDir(d.inputs.projectDir, id, command), { description: what, timeoutSeconds: d.inputs.preDeployTimeoutSeconds, live: 'all' });
-  const early =
-    (await beforeSwitch('Uploading the release', () => uploadRelease(d, id, unit, source))) ??
-    (installCommand === undefined ? undefined : await beforeSwitch('install-command', run('install-command', installCommand))) ??
-    (d.inputs.preDeploy === undefined ? undefined : await beforeSwitch('pre-deploy', run('pre-deploy', d.inputs.preDeploy)));
-  if (early) return { ...base, status: 'failed', error: early };
-
-  await point(d, id);
-  const gate = await restartAndGate(d, unit, sudo);
-  base.gates.push({ label: `release ${id}`, gate });
-  if (gate.ok) {
-    await markPassed(d, id);
-    await audit(d, { event: 'deploy', status: 'deployed', from: previous ?? null, to: id });
-    return { ...base, status: 'deployed', pruned: await prune(d, [id]) };
-  }
-
-  const diagnostics = await unitDiagnostics(d, unit, sudo, id);
-  const failedWhy = `Release ${id} failed the health gate: ${gate.reason}`;
-  if (!previous || !d.inputs.rollbackOnFailure) {
-    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: gate.reason ?? 'unhealthy' });
-    const left = previous
-      ? 'rollback-on-failure is false, so it was left current for inspection'
-      : 'there is no previous release to return to, so it was left current for inspection';
-    return { ...base, status: 'failed', diagnostics, error: `${failedWhy}. ${left}.` };
-  }
-
-  core.warning(`${failedWhy}. Rolling back to ${previous}.`);
-  await point(d, previous);
-  const back = await restartAndGate(d, unit, sudo);
-  base.gates.push({ label: `rollback to ${previous}`, gate: back });
-  if (!back.ok) {
-    await audit(d, { event: 'failure', status: 'failed', from: id, to: previous, reason: `rollback unhealthy: ${back.reason}` });
-    return { ...base, status: 'failed', diagnostics, error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.reason}` };
-  }
-  await markPassed(d, previous);
-  await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous, reason: gate.reason ?? 'unhealthy' });
-  return { ...base, status: 'rolled-back', diagnostics, error: `${failedWhy}. Rolled back to ${previous}, which passed the health gate.` };
-}
-
-/** `rollback: previous|<id>` (and all-or-nothing): `current` back to a kept release, restart, the same gate. */
-async function rollback(d: Deployer, wanted: string, reason = 'manual rollback'): Promise<StoryResult> {
-  const { unit } = settings(d);
-  const { sudo } = await inspectUnit(d, unit);
-  const state = await serverState(d);
-  const id = rollbackTarget(state, wanted);
-  const previous = state.current;
-  core.info(`Rolling ${unit} back ${previous ?? '(none)'} → ${id}`);
-  await point(d, id);
-  const gate: GateReport = await restartAndGate(d, unit, sudo);
-  const base = { releaseId: id, ...(previous ? { previousReleaseId: previous } : {}), pruned: [], gates: [{ label: `release ${id}`, gate }], images: {} };
-  if (!gate.ok) {
-    const diagnostics = await unitDiagnostics(d, unit, sudo, id);
-    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${reason}, unhealthy: ${gate.reason}` });
-    return { ...base, status: 'failed', diagnostics, error: `Rollback to ${id} failed the health gate: ${gate.reason}` };
-  }
-  await markPassed(d, id);
-  await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });
-  return { ...base, status: 'deployed' };
-}
-
-export const systemdStrategy: HostStrategy = { usesDocker: false, deploy, rollback };
-
-/** The dry-run plan of strategy: systemd, from the same builders; the upload's stream, the gate and a rollback depend on the run. */
-export async function planSystemd(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
-  const { unit, source, installCommand } = inputs.systemd!;
-  const sudo = inputs.sudo;
-  const dir = inputs.projectDir;
-  await recorder.run(tryLock(dir, { token: 'TOKEN', actor: ctx.actor, runUrl: ctx.runUrl, release: 'RELEASE', startedAt: 'NOW' }, inputs.lockTtlSeconds), {
-    description: 'take the deploy lock',
-  });
-  await recorder.run(inspectHost(unit), { description: `inspect ${unit} (must be installed; sudo -n for systemctl unless the user is root)` });
-  await recorder.run(readState(dir), { description: 'read releases' });
-  const d: Deployer = { server: recorder, cli: { compose: 'v2', sudo }, inputs, ctx };
-  if (inputs.rollback !== undefined) {
-    recorder.steps.push({
-      kind: 'run',
-      description: `point current at release ${inputs.rollback}, restart ${unit}, then the health gate`,
-      script: '# depends on the releases kept on the server',
-    });
-    return recorder.steps;
-  }
-  const id = newReleaseId(new Date(), ctx.sha, '0000');
-  const release = releaseDir(dir, id);
-  await recorder.run(createSystemdRelease(dir, id), { description: `create release ${id}` });
-  if (source?.kind === 'git')
-    await recorder.run(gitExport(dir, source.repository, source.sha, release), {
+/** The app's files (artifact streamed as tar, or a git export on the server) and the env file (0600). */
+async function uploadFiles(d: Deployer, id: string, source: ReleaseSource): Promise<void> {
+  const dir = releaseDir(d.inputs.projectDir, id);
+  if (source.kind === 'artifact') await uploadArtifact(d, source, dir);
+  else
+    await d.server.run(gitExport(d.inputs.projectDir, source.repository, source.sha, dir), {
       description: `fetch ${source.sha.slice(0, 12)} from ${source.repository} into the release`,
+      timeoutSeconds: 3600,
+      live: 'all',
     });
-  else if (source) {
-    const compression = await artifactCompression(source.absolute, source.isDirectory);
-    await recorder.run(extractArchive(release, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
-  }
-  if (inputs.envFile !== undefined)
-    await recorder.upload(`${release}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
-  if (installCommand !== undefined) await recorder.run(inReleaseDir(dir, id, installCommand), { description: 'install-command' });
-  if (inputs.preDeploy !== undefined) await recorder.run(inReleaseDir(dir, id, inputs.preDeploy), { description: 'pre-deploy' });
-  await point(d, id);
-  await recorder.run(resetFailedUnit(unit, sudo), { description: `reset-failed ${unit}` });
-  await recorder.run(restartUnit(unit, sudo), { description: `restart ${unit}` });
-  recorder.steps.push({
-    kind: 'run',
-    description: `the health gate (unit active and not restarted by systemd, health-url, health-command); on failure: systemctl status, journalctl, and current back to the previous release`,
-    script: '# runs every health-interval until health-successes or health-timeout',
-  });
-  await markPassed(d, id);
-  return recorder.steps;
+  if (d.inputs.envFile !== undefined)
+    await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
+}
+
+/**
+ * strategy: systemd — the app is run by a systemd unit from <project-dir>/current, no Docker:
+ * upload → install-command → pre-deploy → point `current` → restart → health gate → mark
+ * deployed. Unlike the compose strategies `current` must move before the gate (the unit runs
+ * whatever it points at), so "passed the gate" is the `deployed` mark alone, and a failed
+ * release returns to the newest release that has it.
+ */
+export function systemdStrategy(): HostStrategy {
+  // Decided by check() for this host's run: a user other than root needs sudo for systemctl.
+  let sudo = false;
+  return {
+    usesDocker: false,
+    async check(d) {
+      if (!settings(d).source && d.inputs.rollback === undefined) throw new Error('strategy: systemd needs artifact-path or git-repository');
+      ({ sudo } = await inspectUnit(d, settings(d).unit));
+    },
+    subject: (d) => ` of ${settings(d).unit}`,
+    previousOf,
+    async upload(d, id) {
+      const { unit, source } = settings(d);
+      await createRelease(d, id, unit, source!);
+      return { id, images: {} };
+    },
+    prepare(d, release) {
+      const { source, installCommand } = settings(d);
+      const run = (what: string, command: string) => async () => {
+        await d.server.run(inReleaseDir(d.inputs.projectDir, release.id, command), {
+          description: what,
+          timeoutSeconds: d.inputs.preDeployTimeoutSeconds,
+          live: 'all',
+        });
+      };
+      const steps: PrepareStep[] = [{ what: 'Uploading the release', run: () => uploadFiles(d, release.id, source!) }];
+      if (installCommand !== undefined) steps.push({ what: 'install-command', run: run('install-command', installCommand) });
+      if (d.inputs.preDeploy !== undefined) steps.push({ what: 'pre-deploy', run: run('pre-deploy', d.inputs.preDeploy) });
+      return steps;
+    },
+    async switchOn(d, release) {
+      await d.server.run(pointCurrent(d.inputs.projectDir, release.id), { description: `point current at ${release.id}`, timeoutSeconds: 60 });
+      const gate = await restartAndGate(d, settings(d).unit, sudo);
+      return { gates: [{ label: `release ${release.id}`, gate }], gate };
+    },
+    load: async (_d, id) => ({ id, images: {} }),
+    async markCurrent(d, release) {
+      await d.server.run(markDeployed(d.inputs.projectDir, release.id), { description: `mark ${release.id} deployed`, timeoutSeconds: 60 });
+    },
+    diagnose: (d, release) => unitDiagnostics(d, settings(d).unit, sudo, release.id),
+    left: {
+      noRollback: 'it was left current for inspection',
+      noPrevious: 'it was left current for inspection',
+    },
+    removeCommands: (d, plan) => removeReleases(d.inputs.projectDir, plan.remove),
+    plannedRollback: (d, wanted) => `point current at release ${wanted}, restart ${settings(d).unit}, then the health gate`,
+  };
 }
