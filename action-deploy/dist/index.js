@@ -58412,71 +58412,6 @@ var HostStore = class {
 var MAX_PAX_BYTES = 1024 * 1024;
 
 // action-deploy/src/backup-before-deploy.ts
-var import_yaml6 = __toESM(require_dist(), 1);
-var BACKUP_BEFORE_DEPLOY_INPUTS = [
-  {
-    name: "backup-before-deploy",
-    description: "Take a verified backup on the server before pre-deploy runs (so a bad migration can be undone): what to back up, as in action-backup's `sources` \u2014 one mapping or a list, e.g. `type: postgres`, `service: db`, `database: app`, `user: app`. A Compose `service` means the running service of this project. Skipped on the first deploy (nothing runs yet).",
-    required: false
-  },
-  { name: "backup-path", description: "Directory on the server for the backups taken before deploys. Default: <project-dir>/backups.", required: false },
-  {
-    name: "backup-keep",
-    description: "How many pre-deploy backups to keep per source (the oldest beyond this are deleted after a new one is verified).",
-    required: false,
-    default: "10"
-  }
-];
-function readBackupBeforeDeployInputs(projectDir) {
-  const c = new InputCollector();
-  const text = getString("backup-before-deploy");
-  const keep = c.read(() => getInteger("backup-keep", { default: 10, min: 1, max: 1e3 }));
-  const path = c.read(() => readBackupPath(projectDir, text !== void 0));
-  const sources = text === void 0 ? void 0 : c.read(() => readSources(text));
-  c.finish();
-  if (text === void 0 || path === void 0) return void 0;
-  return { sources, path, keep };
-}
-function readSources(text) {
-  const { sources, problems } = parseSources(asList(text));
-  if (problems.length > 0)
-    throw new InputError(
-      "backup-before-deploy",
-      `Input "backup-before-deploy" ${problems.length === 1 ? "has a problem" : "has problems"} (the same form as action-backup's sources):
-- ${problems.join("\n- ")}`
-    );
-  const runnerOnly = runnerOnlyFields(sources);
-  if (runnerOnly.length > 0)
-    throw new InputError(
-      "backup-before-deploy",
-      `Input "backup-before-deploy": ${runnerOnly.join(", ")} ${runnerOnly.length > 1 ? "are" : "is"} only for databases reached from the runner (action-backup without host); this backup runs on the server`
-    );
-  for (const source of sources) maskSecret(source.password);
-  return sources;
-}
-function readBackupPath(projectDir, wanted) {
-  const given = getString("backup-path");
-  if (given !== void 0 && !wanted)
-    throw new InputError(
-      "backup-path",
-      'Input "backup-path" is set but "backup-before-deploy" is not; set what to back up, e.g. "type: postgres" with its service and database'
-    );
-  const path = (given ?? (projectDir === void 0 ? void 0 : `${projectDir}/backups`))?.replace(/\/+$/, "");
-  if (path === void 0) return void 0;
-  const sample = path.replaceAll("{host}", "host");
-  if (!sample.startsWith("/") || sample === "" || /[\r\n\0{}]/.test(sample) || sample.split("/").includes("..")) {
-    throw invalidInput("backup-path", 'an absolute path on the server like /var/backups/myapp (no "..", no line breaks, not "/")', given ?? path);
-  }
-  return path;
-}
-function asList(text) {
-  try {
-    const document2 = (0, import_yaml6.parse)(text);
-    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml6.stringify)([document2]) : text;
-  } catch {
-    return text;
-  }
-}
 function inThisProject(source, release) {
   if (source.place.kind !== "compose" || source.place.project !== void 0) return source;
   return {
@@ -58608,9 +58543,9 @@ async function healthGate2(d, services, successes) {
 }
 
 // action-deploy/src/strategies/rolling-plan.ts
-var import_yaml7 = __toESM(require_dist(), 1);
+var import_yaml6 = __toESM(require_dist(), 1);
 function serviceShapes(configYaml) {
-  const config2 = (0, import_yaml7.parse)(configYaml) ?? {};
+  const config2 = (0, import_yaml6.parse)(configYaml) ?? {};
   return Object.entries(config2.services ?? {}).map(([name, raw2]) => {
     const service = raw2 ?? {};
     const fixedPorts = (service.ports ?? []).flatMap((port) => {
@@ -59016,7 +58951,7 @@ async function relinkEnv(d, running) {
 }
 
 // action-deploy/src/strategies/swarm-stack.ts
-var import_yaml8 = __toESM(require_dist(), 1);
+var import_yaml7 = __toESM(require_dist(), 1);
 var STACK_FILE = "skiff-stack.yml";
 var isMapping = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
 function hostModePorts(ports) {
@@ -59028,7 +58963,7 @@ function serviceViews(files) {
   for (const file of files) {
     let doc;
     try {
-      doc = (0, import_yaml8.parse)(file.content);
+      doc = (0, import_yaml7.parse)(file.content);
     } catch (error2) {
       throw new Error(`compose file ${file.name} is not valid YAML: ${error2.message}`);
     }
@@ -59071,7 +59006,7 @@ function stackOverride(files, images = {}) {
   }
   const doc = { ...version2 === void 0 ? {} : { version: version2 }, services: out };
   const header = "# Written by Skiff (strategy: swarm): update and rollback settings the compose files leave unset, and the pinned images.\n";
-  return { content: `${header}${(0, import_yaml8.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
+  return { content: `${header}${(0, import_yaml7.stringify)(doc, { lineWidth: 0 })}`, stopFirst };
 }
 var STATE_SEPARATOR = "--- skiff tasks ---";
 var ROLLING_BACK = "Swarm is rolling the update back";
@@ -59393,9 +59328,16 @@ async function head(absolute) {
 async function artifactCompression(absolute, isDirectory2) {
   return isDirectory2 || !isArchiveName(absolute) ? "gzip" : compressionOf(await head(absolute));
 }
+async function artifactDescription(absolute, isDirectory2) {
+  if (isDirectory2) return "tar.gz stream of the directory";
+  if (!isArchiveName(absolute)) return `the file ${basename(absolute)}`;
+  const compression = await artifactCompression(absolute, false);
+  return `the archive ${basename(absolute)}${compression === "none" ? "" : ` (${compression})`}`;
+}
 async function artifactStream(absolute, isDirectory2) {
-  if (isDirectory2) return { ...tarFrom(absolute, "."), description: `tar.gz stream of the directory` };
-  if (!isArchiveName(absolute)) return { ...tarFrom(dirname2(absolute), basename(absolute)), description: `the file ${basename(absolute)}` };
+  const description = await artifactDescription(absolute, isDirectory2);
+  if (isDirectory2) return { ...tarFrom(absolute, "."), description };
+  if (!isArchiveName(absolute)) return { ...tarFrom(dirname2(absolute), basename(absolute)), description };
   const compression = await artifactCompression(absolute, false);
   const stream = createReadStream(absolute);
   const finished2 = new Promise((resolve5, reject) => {
@@ -59407,7 +59349,7 @@ async function artifactStream(absolute, isDirectory2) {
   return {
     stream,
     compression,
-    description: `the archive ${basename(absolute)}${compression === "none" ? "" : ` (${compression})`}`,
+    description,
     finished: finished2,
     stop: () => stream.destroy()
   };
@@ -59603,7 +59545,8 @@ var sleep3 = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 async function uploadArtifact(d, source, dir) {
   if (d.planning) {
     const compression = await artifactCompression(source.absolute, source.isDirectory);
-    await d.server.run(extractArchive(dir, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
+    const description = await artifactDescription(source.absolute, source.isDirectory);
+    await d.server.run(extractArchive(dir, compression), { description: `upload ${source.path} (${description})` });
     return;
   }
   const artifact = await artifactStream(source.absolute, source.isDirectory);
@@ -59705,7 +59648,7 @@ function systemdStrategy() {
   };
 }
 
-// action-deploy/src/strategies/strategy.ts
+// action-deploy/src/strategies/names.ts
 var STRATEGIES = ["recreate", "rolling", "swarm", "systemd", "coolify"];
 
 // action-deploy/src/strategies/index.ts
@@ -60058,6 +60001,73 @@ function strategyOf(inputs) {
 // action-deploy/src/inputs.ts
 import { readFileSync as readFileSync3, existsSync as existsSync3 } from "node:fs";
 import { basename as basename2, posix as posix3, resolve as resolve4, sep as sep4 } from "node:path";
+
+// action-deploy/src/backup-before-deploy-inputs.ts
+var import_yaml8 = __toESM(require_dist(), 1);
+var BACKUP_BEFORE_DEPLOY_INPUTS = [
+  {
+    name: "backup-before-deploy",
+    description: "Take a verified backup on the server before pre-deploy runs (so a bad migration can be undone): what to back up, as in action-backup's `sources` \u2014 one mapping or a list, e.g. `type: postgres`, `service: db`, `database: app`, `user: app`. A Compose `service` means the running service of this project. Skipped on the first deploy (nothing runs yet).",
+    required: false
+  },
+  { name: "backup-path", description: "Directory on the server for the backups taken before deploys. Default: <project-dir>/backups.", required: false },
+  {
+    name: "backup-keep",
+    description: "How many pre-deploy backups to keep per source (the oldest beyond this are deleted after a new one is verified).",
+    required: false,
+    default: "10"
+  }
+];
+function readBackupBeforeDeployInputs(projectDir) {
+  const c = new InputCollector();
+  const text = getString("backup-before-deploy");
+  const keep = c.read(() => getInteger("backup-keep", { default: 10, min: 1, max: 1e3 }));
+  const path = c.read(() => readBackupPath(projectDir, text !== void 0));
+  const sources = text === void 0 ? void 0 : c.read(() => readSources(text));
+  c.finish();
+  if (text === void 0 || path === void 0) return void 0;
+  return { sources, path, keep };
+}
+function readSources(text) {
+  const { sources, problems } = parseSources(asList(text));
+  if (problems.length > 0)
+    throw new InputError(
+      "backup-before-deploy",
+      `Input "backup-before-deploy" ${problems.length === 1 ? "has a problem" : "has problems"} (the same form as action-backup's sources):
+- ${problems.join("\n- ")}`
+    );
+  const runnerOnly = runnerOnlyFields(sources);
+  if (runnerOnly.length > 0)
+    throw new InputError(
+      "backup-before-deploy",
+      `Input "backup-before-deploy": ${runnerOnly.join(", ")} ${runnerOnly.length > 1 ? "are" : "is"} only for databases reached from the runner (action-backup without host); this backup runs on the server`
+    );
+  for (const source of sources) maskSecret(source.password);
+  return sources;
+}
+function readBackupPath(projectDir, wanted) {
+  const given = getString("backup-path");
+  if (given !== void 0 && !wanted)
+    throw new InputError(
+      "backup-path",
+      'Input "backup-path" is set but "backup-before-deploy" is not; set what to back up, e.g. "type: postgres" with its service and database'
+    );
+  const path = (given ?? (projectDir === void 0 ? void 0 : `${projectDir}/backups`))?.replace(/\/+$/, "");
+  if (path === void 0) return void 0;
+  const sample = path.replaceAll("{host}", "host");
+  if (!sample.startsWith("/") || sample === "" || /[\r\n\0{}]/.test(sample) || sample.split("/").includes("..")) {
+    throw invalidInput("backup-path", 'an absolute path on the server like /var/backups/myapp (no "..", no line breaks, not "/")', given ?? path);
+  }
+  return path;
+}
+function asList(text) {
+  try {
+    const document2 = (0, import_yaml8.parse)(text);
+    return document2 !== null && typeof document2 === "object" && !Array.isArray(document2) ? (0, import_yaml8.stringify)([document2]) : text;
+  } catch {
+    return text;
+  }
+}
 
 // action-deploy/src/strategies/coolify-inputs.ts
 var COOLIFY_INPUTS = [

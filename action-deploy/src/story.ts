@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
-import type { TakenBackup } from './backup-before-deploy';
+import type { TakenBackup } from './backup-before-deploy-inputs';
 import { audit, serverState, type Deployer } from './deploy';
 import type { GateReport } from './health-gate';
 import { newReleaseId, planPrune, type ServerState } from './releases';

@@ -1,5 +1,5 @@
 import { codeBlock, details, inlineCode, table } from '@skiff/action-kit';
-import type { TakenBackup } from './backup-before-deploy';
+import type { TakenBackup } from './backup-before-deploy-inputs';
 import type { GateReport } from './health-gate';
 
 export interface Outcome {

@@ -158,6 +158,20 @@ afterAll(async () => {
   await Promise.all([coolify?.stop(), app?.stop(), workspace?.remove(), github?.stop(), hook?.stop()]);
 });
 
+/**
+ * Every request a real run sent to Coolify (method, URL and body) is in the dry run's plan; the
+ * deployment Coolify queued is `{deployment_uuid}` there, since only Coolify's answer names it.
+ */
+function expectPlanListsRequests(plan: string, requests: readonly { method: string; path: string; body: string }[]): void {
+  expect(requests.length).toBeGreaterThan(3);
+  const deployment = /^\/api\/v1\/deployments\/[^/?]+$/;
+  for (const request of requests) {
+    const path = deployment.test(request.path) ? '/api/v1/deployments/{deployment_uuid}' : request.path;
+    expect(plan, `${request.method} ${path}`).toContain(`${request.method} ${coolify.url}${path}`);
+    if (request.body) expect(plan).toContain(request.body);
+  }
+}
+
 describe('strategy: coolify', () => {
   it('deploys by uuid: an application followed to finished and a service started, then the health gate; the exact requests, the token only in Authorization', async () => {
     coolify.requests.length = 0;
@@ -266,6 +280,7 @@ describe('strategy: coolify', () => {
   });
 
   describe('coolify-image-tag: the exact build, rollback to the tags the applications had', () => {
+    let v2Requests: typeof coolify.requests = [];
     const imageApp = () => resources[4]!;
     const site = async (path: string) => {
       const response = await fetch(`http://127.0.0.1:${imagePort}${path}`, { signal: AbortSignal.timeout(5_000) });
@@ -283,6 +298,7 @@ describe('strategy: coolify', () => {
     it('sets the tag, then deploys it: the site runs that build; an earlier tag deployed the same way is the manual rollback', async () => {
       coolify.requests.length = 0;
       const v2 = await tagged('v2');
+      v2Requests = [...coolify.requests];
       expect(v2.code, v2.masked).toBe(0);
       expect(await site('/version')).toBe('200 v2');
       const deployment = coolify.deployments.at(-1)!;
@@ -301,6 +317,12 @@ describe('strategy: coolify', () => {
       expect(back.code, back.masked).toBe(0);
       expect(await site('/version')).toBe('200 v1');
       expect(imageApp().image!.tag).toBe('v1');
+    });
+
+    it("the dry run's plan lists every request the v2 deploy sent to Coolify: read, set the tag, trigger, follow", async () => {
+      const plan = await tagged('v2', { 'dry-run': 'true' });
+      expect(plan.code, plan.masked).toBe(0);
+      expectPlanListsRequests(plan.outputs.plan!, v2Requests);
     });
 
     it('a release that fails the health gate is deployed again with the tag it replaced: rolled-back, the old build serves', async () => {

@@ -2,7 +2,7 @@ import { lstat, mkdir, readFile, readlink, readdir, stat, writeFile } from 'node
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
-import { auditLines, buildApp, composeFile, httpGet, removeProject, runAction, startAction, type ActionRun } from './helpers';
+import { auditLines, buildApp, expectPlanCoversRun, composeFile, httpGet, removeProject, runAction, startAction, type ActionRun } from './helpers';
 
 /**
  * The deploy story against the real test bed: OpenSSH on loopback (root, so "remote" docker is
@@ -68,9 +68,11 @@ afterAll(async () => {
 
 describe('action-deploy against sshd, the engine and a registry', () => {
   let v1Release = '';
+  let v1Run: ActionRun | undefined;
 
   it('deploys v1: healthy, pinned to a digest, env 0600, current link, audit line, no secret in the log', async () => {
     const run = await deploy({ images: `web=${image('v1')}` });
+    v1Run = run;
     expect(run.errors).toEqual([]);
     expect(run.code).toBe(0);
     expect(run.outputs.status).toBe('deployed');
@@ -106,6 +108,12 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     await expect(stat(join(remoteRoot.path, 'srv', 'pwned'))).rejects.toThrow();
     await expect(stat('pwned')).rejects.toThrow();
     for (const dir of [projectDir, remoteRoot.path, workspace.path, '/root']) await expect(stat(join(dir, 'pwned-env'))).rejects.toThrow();
+  });
+
+  it("the dry run's plan lists every remote step v1's deploy took, in order (the plan is the same story, recorded)", async () => {
+    const plan = await deploy({ images: `web=${image('v1')}`, 'dry-run': 'true' });
+    expect(plan.code).toBe(0);
+    expectPlanCoversRun(plan.outputs.plan!, v1Run!);
   });
 
   it('v2 crashes: fails fast, rolls back to v1, which serves again; rolled-back=true and the audit log says so', async () => {

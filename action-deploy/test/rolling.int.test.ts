@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBaseImages, freePort, sh, startRegistry, startSshd, tempDir, type Registry, type SshdServer, sshdActionInputs } from '@skiff/testbed';
-import { auditLines, buildApp, removeProject, startAction, type ActionRun } from './helpers';
+import { auditLines, buildApp, expectPlanCoversRun, removeProject, startAction, type ActionRun } from './helpers';
 import { buildProxy, requestLoop, rollingCompose, type LoopResult } from './rolling-fixtures';
 
 /**
@@ -124,6 +124,7 @@ describe('strategy: rolling behind nginx', () => {
   let v1Release = '';
   let v2Release = '';
   let v2Containers = new Map<string, string>();
+  let v2Run: ActionRun | undefined;
 
   it('first deploy: nothing runs yet, so compose up starts the proxy and both replicas', async () => {
     const run = await startAction(inputs({}), { workspace: workspace.path }).done;
@@ -139,6 +140,7 @@ describe('strategy: rolling behind nginx', () => {
     const before = await webContainers();
     const proxy = await proxyId();
     const { run, loop } = await deployUnderLoad({ images: `web=${image('v2')}` });
+    v2Run = run;
     expect(run.errors).toEqual([]);
     expect(run.code).toBe(0);
     expect(run.outputs.status).toBe('deployed');
@@ -187,6 +189,18 @@ describe('strategy: rolling behind nginx', () => {
     expect(said).toMatch(/Container .*-web-\d+\s+Running/);
     expect(said).not.toMatch(/Recreate|Creat|Remov|Start/);
   }, 170_000);
+
+  it("the dry run's plan lists every remote step the v1 → v2 roll took, in order; its per-service step stands for the roll of web", async () => {
+    const plan = await startAction({ ...inputs({}), images: `web=${image('v2')}`, 'dry-run': 'true' }, { workspace: workspace.path }).done;
+    expect(plan.code).toBe(0);
+    expectPlanCoversRun(plan.outputs.plan!, v2Run!, {
+      'roll each changed service: new containers beside the old, gate, drain, retire the old': [
+        /^start new containers of web$/,
+        /^list the new containers$/,
+        /^stop and remove the old containers of web$/,
+      ],
+    });
+  });
 
   it('a broken image under load: its new containers fail the gate and are removed; v2 kept serving, none failed', async () => {
     const { run, loop } = await deployUnderLoad({ images: `web=${image('broken')}` });

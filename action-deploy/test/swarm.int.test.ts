@@ -2,7 +2,7 @@ import { readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBaseImages, machineEngineSwarmState, sh, startSwarmHost, tempDir, type SwarmHost } from '@skiff/testbed';
-import { auditLines, buildApp, httpGet, runAction, type ActionRun, swarmServiceImages } from './helpers';
+import { auditLines, buildApp, expectPlanCoversRun, httpGet, runAction, type ActionRun, swarmServiceImages } from './helpers';
 
 /**
  * strategy: swarm against a real single-node Swarm: a second dockerd in a network namespace made
@@ -94,12 +94,15 @@ afterAll(async () => {
 });
 
 describe('strategy: swarm', () => {
+  let v2Run: ActionRun | undefined;
+
   it('deploys v1 as a stack, then a healthy v2 update converges: the services run the new digest, recorded in the release', async () => {
     const first = await deploy({});
     expect(first.code, first.masked).toBe(0);
     expect(await serving()).toBe('version=v1');
 
     const second = await deploy({ images: pin('v2') });
+    v2Run = second;
     expect(second.code, second.masked).toBe(0);
     expect(second.outputs.status).toBe('deployed');
     expect(second.outputs['rolled-back']).toBe('false');
@@ -132,6 +135,12 @@ describe('strategy: swarm', () => {
     expect(second.masked).not.toContain('swarm-secret-value');
     // The machine's shared engine was never made a swarm node.
     expect(await machineEngineSwarmState()).toBe('inactive');
+  });
+
+  it("the dry run's plan lists every remote step the v2 update took, in order (the plan is the same story, recorded)", async () => {
+    const plan = await deploy({ images: pin('v2'), 'dry-run': 'true' });
+    expect(plan.code, plan.masked).toBe(0);
+    expectPlanCoversRun(plan.outputs.plan!, v2Run!);
   });
 
   it('without the registry login the new image cannot be pulled: not deployed, v2 keeps serving; with it, no login is left on the server', async () => {

@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sh, startSshd, startSystemdHost, tempDir, type SystemdHost } from '@skiff/testbed';
-import { httpGet, runAction, type ActionRun } from './helpers';
+import { expectPlanCoversRun, httpGet, runAction, type ActionRun } from './helpers';
 
 /**
  * strategy: systemd against a real "VPS": systemd as PID 1 and sshd in a container, reached
@@ -122,6 +122,7 @@ afterAll(async () => {
 });
 
 describe('strategy: systemd on a host running systemd', () => {
+  let v1Run: ActionRun | undefined;
   const releases: Record<string, string> = {};
 
   it('refuses a server whose init is not systemd (this machine, over its own sshd), before anything changes', async () => {
@@ -163,6 +164,7 @@ describe('strategy: systemd on a host running systemd', () => {
     // Files packed with a uid the server does not have must end up the SSH user's.
     await sh('chown', ['-R', '4242:4242', join(workspace.path, 'v1')]);
     const run = await deploy({ 'artifact-path': 'v1', 'install-command': INSTALL, 'env-file': `APP_SECRET=${SECRET}\n` });
+    v1Run = run;
     expect(run.errors).toEqual([]);
     expect(run.outputs.status).toBe('deployed');
     const id = run.outputs['release-id']!;
@@ -184,6 +186,12 @@ describe('strategy: systemd on a host running systemd', () => {
     expect(run.masked).not.toContain(SECRET);
     expect(run.summary).toContain(`Health gate: release ${id} — passed`);
     expect(run.summary).toContain(`| ${UNIT} | ok |`);
+  });
+
+  it("the dry run's plan lists every remote step v1's deploy took, in order (the plan is the same story, recorded)", async () => {
+    const plan = await deploy({ 'artifact-path': 'v1', 'install-command': INSTALL, 'env-file': `APP_SECRET=${SECRET}\n`, 'dry-run': 'true' });
+    expect(plan.code, plan.masked).toBe(0);
+    expectPlanCoversRun(plan.outputs.plan!, v1Run!);
   });
 
   it('v2 fails health-url: current goes back to v1, which is restarted and serves again; status rolled-back with the journal', async () => {

@@ -328,7 +328,7 @@ describe('systemd inputs', () => {
       'read releases',
       expect.stringMatching(/^create release \d{8}T\d{6}Z-0123456-0000$/),
       'upload meta.json',
-      'upload build (streamed from the runner to stdin)',
+      'upload build (tar.gz stream of the directory)',
       'install-command',
       expect.stringMatching(/^point current at /),
       'reset-failed shop.service',

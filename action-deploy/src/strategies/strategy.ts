@@ -1,12 +1,11 @@
 import type { Command } from '@skiff/shell';
-import type { TakenBackup } from '../backup-before-deploy';
+import type { TakenBackup } from '../backup-before-deploy-inputs';
 import type { Deployer } from '../deploy';
 import type { GateReport } from '../health-gate';
 import type { PrunePlan, ServerState } from '../releases';
 import type { Outcome } from '../summary';
 
-export const STRATEGIES = ['recreate', 'rolling', 'swarm', 'systemd', 'coolify'] as const;
-export type StrategyName = (typeof STRATEGIES)[number];
+export { STRATEGIES, type StrategyName } from './names';
 
 /** What one host's deploy or rollback tells the run; timing and mode are added by hosts-run. */
 export type StoryResult = Omit<Outcome, 'durationSeconds' | 'mode'>;

@@ -79,13 +79,22 @@ export async function artifactCompression(absolute: string, isDirectory: boolean
   return isDirectory || !isArchiveName(absolute) ? 'gzip' : compressionOf(await head(absolute));
 }
 
+/** What artifact-path is sent as, for the step's name (the same in a dry run's plan). */
+export async function artifactDescription(absolute: string, isDirectory: boolean): Promise<string> {
+  if (isDirectory) return 'tar.gz stream of the directory';
+  if (!isArchiveName(absolute)) return `the file ${basename(absolute)}`;
+  const compression = await artifactCompression(absolute, false);
+  return `the archive ${basename(absolute)}${compression === 'none' ? '' : ` (${compression})`}`;
+}
+
 /**
  * The release's files as one tar stream: a directory's contents, an archive's own bytes, or a
  * single file wrapped in a tar (so the server always runs the same `tar -x`).
  */
 export async function artifactStream(absolute: string, isDirectory: boolean): Promise<ArtifactStream> {
-  if (isDirectory) return { ...tarFrom(absolute, '.'), description: `tar.gz stream of the directory` };
-  if (!isArchiveName(absolute)) return { ...tarFrom(dirname(absolute), basename(absolute)), description: `the file ${basename(absolute)}` };
+  const description = await artifactDescription(absolute, isDirectory);
+  if (isDirectory) return { ...tarFrom(absolute, '.'), description };
+  if (!isArchiveName(absolute)) return { ...tarFrom(dirname(absolute), basename(absolute)), description };
   const compression = await artifactCompression(absolute, false);
   const stream = createReadStream(absolute);
   const finished = new Promise<void>((resolve, reject) => {
@@ -97,7 +106,7 @@ export async function artifactStream(absolute: string, isDirectory: boolean): Pr
   return {
     stream,
     compression,
-    description: `the archive ${basename(absolute)}${compression === 'none' ? '' : ` (${compression})`}`,
+    description,
     finished,
     stop: () => stream.destroy(),
   };

@@ -2,7 +2,7 @@ import * as core from '@actions/core';
 import type { Deployer } from '../deploy';
 import { RefusedBeforeChange } from '../refusal';
 import { ENV_FILE, META, markDeployed, pointCurrent, releaseDir, removeReleases, type ServerState } from '../releases';
-import { artifactCompression, artifactStream } from './systemd-artifact';
+import { artifactCompression, artifactDescription, artifactStream } from './systemd-artifact';
 import { createSystemdRelease, extractArchive, gitExport, inReleaseDir, inspectHost, parseShow, runsFromCurrent } from './systemd-commands';
 import { restartAndGate, unitDiagnostics } from './systemd-health';
 import type { ReleaseSource, SystemdInputs } from './systemd-inputs';
@@ -60,7 +60,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function uploadArtifact(d: Deployer, source: Extract<ReleaseSource, { kind: 'artifact' }>, dir: string): Promise<void> {
   if (d.planning) {
     const compression = await artifactCompression(source.absolute, source.isDirectory);
-    await d.server.run(extractArchive(dir, compression), { description: `upload ${source.path} (streamed from the runner to stdin)` });
+    const description = await artifactDescription(source.absolute, source.isDirectory);
+    await d.server.run(extractArchive(dir, compression), { description: `upload ${source.path} (${description})` });
     return;
   }
   const artifact = await artifactStream(source.absolute, source.isDirectory);

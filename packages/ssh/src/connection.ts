@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { NodeSSH, type Config as NodeSshConfig } from 'node-ssh';
-import type { ClientChannel, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
+import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
+import { SshClient } from './client';
 import {
   KILL_GRACE_SECONDS,
   RemoteCommandError,
@@ -99,23 +99,19 @@ function classifyConnectError(error: Ssh2Error, target: string, hostKeyFailure: 
  */
 export class SshConnection implements Executor {
   private sftpSession?: Promise<SFTPWrapper>;
-  private lostWith?: Error;
 
   private constructor(
-    private readonly ssh: NodeSSH,
-    private readonly bastion: NodeSSH | undefined,
+    private readonly ssh: SshClient,
+    private readonly bastion: SshClient | undefined,
     readonly target: string,
     /** The host key the server presented, for logs and summaries. */
     readonly hostKeyFingerprint: string,
     private readonly liveOutput?: LiveOutput,
-  ) {
-    // After connect, node-ssh stops listening for errors; an unheard 'error' event would crash
-    // the whole action, so a dropped connection is recorded and reported by the next call.
-    for (const client of [ssh.connection, bastion?.connection]) {
-      client?.on('error', (error: Error) => {
-        this.lostWith ??= error;
-      });
-    }
+  ) {}
+
+  /** Why the connection (or the jump host's, which carries it) dropped, if it did. */
+  private get lostWith(): Error | undefined {
+    return this.ssh.lostWith ?? this.bastion?.lostWith;
   }
 
   /**
@@ -149,8 +145,8 @@ export class SshConnection implements Executor {
   }
 
   private static async connectOnce(options: SshConnectOptions): Promise<SshConnection> {
-    let bastion: NodeSSH | undefined;
-    let sock: NodeSshConfig['sock'];
+    let bastion: SshClient | undefined;
+    let sock: ConnectConfig['sock'];
     if (options.jump) {
       const jump = options.jump;
       const viaKey = jump.privateKey !== undefined;
@@ -167,7 +163,7 @@ export class SshConnection implements Executor {
       try {
         sock = await jumpClient.forwardOut('127.0.0.1', 0, options.host, options.port);
       } catch (error) {
-        jumpClient.dispose();
+        jumpClient.end();
         throw new SshConnectionError(
           `The jump host ${describeTarget(jump.username, jump.host, jump.port)} could not reach ${options.host}:${options.port}: ${(error as Error).message}`,
           true,
@@ -178,7 +174,7 @@ export class SshConnection implements Executor {
       const { ssh, fingerprint } = await openClient({ host: options.host, port: options.port, ...credentialsOf(options), ...(sock ? { sock } : {}) }, options);
       return new SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
     } catch (error) {
-      bastion?.dispose();
+      bastion?.end();
       throw error;
     }
   }
@@ -189,7 +185,7 @@ export class SshConnection implements Executor {
    */
   exec(commandLine: string, options: ExecOptions = {}): Promise<ExecResult> {
     const client = this.ssh.connection;
-    if (!client || this.lostWith) {
+    if (this.ssh.closed || this.lostWith) {
       const why = this.lostWith ? `was lost: ${this.lostWith.message}` : 'is closed';
       return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
     }
@@ -388,12 +384,12 @@ export class SshConnection implements Executor {
   }
 
   async close(): Promise<void> {
-    this.ssh.dispose();
-    this.bastion?.dispose();
+    this.ssh.end();
+    this.bastion?.end();
   }
 
   private sftp(): Promise<SFTPWrapper> {
-    this.sftpSession ??= this.ssh.requestSFTP();
+    this.sftpSession ??= this.ssh.sftp();
     return this.sftpSession;
   }
 }
@@ -403,22 +399,22 @@ function credentialsOf(options: SshConnectOptions) {
     username: options.username,
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
     ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
-    ...(options.password !== undefined ? { password: options.password, tryKeyboard: true } : {}),
+    ...(options.password !== undefined ? { password: options.password } : {}),
   };
 }
 
 async function openClient(
-  endpoint: NodeSshConfig & { host: string; port: number; username: string },
+  endpoint: ConnectConfig & { host: string; port: number; username: string },
   options: SshConnectOptions,
-): Promise<{ ssh: NodeSSH; fingerprint: string }> {
+): Promise<{ ssh: SshClient; fingerprint: string }> {
   const policy: HostKeyPolicy = options.hostKey;
   const target = describeTarget(endpoint.username, endpoint.host, endpoint.port);
   let hostKeyFailure: HostKeyError | undefined;
   let presented = '';
   const algorithms = preferredHostKeyAlgorithms(policy, endpoint.host, endpoint.port);
-  const ssh = new NodeSSH();
+  let ssh: SshClient;
   try {
-    await ssh.connect({
+    ssh = await SshClient.connect({
       ...endpoint,
       readyTimeout: (options.connectTimeoutSeconds ?? 20) * 1000,
       keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1000,
@@ -436,12 +432,11 @@ async function openClient(
       },
     });
   } catch (error) {
-    ssh.dispose();
     throw classifyConnectError(error as Ssh2Error, target, hostKeyFailure);
   }
   // ssh2 leaves Nagle's algorithm on; every small command then waits ~40 ms for delayed ACKs
   // twice (measured: 92 ms vs 4 ms per round trip on loopback).
-  ssh.connection?.setNoDelay(true);
+  ssh.connection.setNoDelay(true);
   if (policy.kind === 'insecure-ignore') {
     options.log?.(
       'warning',
