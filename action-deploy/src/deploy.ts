@@ -3,10 +3,10 @@ import { posix } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { Command, Executor, PlanRecorder } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
-import { build, config, pull, pullWithLogin, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose';
+import { build, config, pull, pullWithLogin, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose-commands';
 import { BUILD_DIR, BUILD_OVERRIDE, buildOverride, contextTar, unpackContext } from './server-build';
-import type { RunContext } from './context';
-import { touchLock } from './lock';
+import type { RunContext } from './run-context';
+import { touchLock } from './lock-commands';
 import { pinImages, servicesFromConfig } from './digests';
 import type { DeployInputs } from './inputs';
 import { FILES_OVERRIDE, SHIPPED_DIR, pruneStore, resolveShippedFiles, storeShippedFiles, type ShippedFile } from './shipped-files';
@@ -29,7 +29,7 @@ import {
   type PrunePlan,
   type ReleaseMeta,
   type ServerState,
-} from './releases';
+} from './release-history';
 
 export interface Deployer {
   server: Executor & Partial<Pick<SshConnection, 'forwardLocalPort'>>;

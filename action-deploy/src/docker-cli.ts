@@ -1,5 +1,5 @@
 import type { Executor } from '@skiff/shell';
-import { detectComposeCommand, type DockerCli } from './compose';
+import { detectComposeCommand, type DockerCli } from './compose-commands';
 
 const GROUP_OR_SUDO =
   'Either add the SSH user to the docker group on the server (`sudo usermod -aG docker USER`, then log in again), ' +

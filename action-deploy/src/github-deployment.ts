@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { getOctokit } from '@actions/github';
-import type { RunContext } from './context';
+import type { RunContext } from './run-context';
 import type { GithubDeploymentInputs } from './inputs';
 
 export type DeploymentState = 'in_progress' | 'success' | 'failure' | 'error';

@@ -1,8 +1,8 @@
 import * as core from '@actions/core';
 import { commandProbe, containerProbe, httpProbe, runGate, type ContainerState, type GateResult, type Probe } from '@skiff/health';
-import { inspectProjectContainers } from './compose';
+import { inspectProjectContainers } from './compose-commands';
 import type { Deployer } from './deploy';
-import { touchLock } from './lock';
+import { touchLock } from './lock-commands';
 
 export interface GateReport extends GateResult {
   /** The last `docker inspect` view of the project's containers, for diagnostics. */

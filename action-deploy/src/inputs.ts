@@ -24,14 +24,14 @@ import {
 } from '@skiff/action-kit';
 import { parseStatusRange, type StatusRange } from '@skiff/health';
 import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs, type BackupBeforeDeployInputs } from './backup-before-deploy-inputs';
-import { GIT_SHA, isReleaseId } from './releases';
+import { GIT_SHA, isReleaseId } from './release-history';
 import { findServerBuilds, type ServerBuild } from './server-build';
 import { expandShippedFiles, type ShippedFile } from './shipped-files';
-import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './strategies/coolify-inputs';
-import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './strategies/rolling-inputs';
+import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './strategies/coolify/inputs';
+import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './strategies/rolling/inputs';
 import { STRATEGIES, type StrategyName } from './strategies/names';
-import { SWARM_INPUTS, readSwarmInputs, type SwarmInputs } from './strategies/swarm-inputs';
-import { SYSTEMD_INPUTS, readSystemdInputs, type SystemdInputs } from './strategies/systemd-inputs';
+import { SWARM_INPUTS, readSwarmInputs, type SwarmInputs } from './strategies/swarm/inputs';
+import { SYSTEMD_INPUTS, readSystemdInputs, type SystemdInputs } from './strategies/systemd/inputs';
 
 const DEPLOY_INPUTS = [
   {

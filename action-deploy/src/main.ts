@@ -3,17 +3,17 @@ import { hostLabel, outputs, publishPlan, readSshTargets, sendNotification, writ
 import { PlanRecorder } from '@skiff/shell';
 import { SshConnection } from '@skiff/ssh';
 import { version } from '../package.json';
-import { runContext } from './context';
+import { runContext } from './run-context';
 import { startDeployment } from './github-deployment';
 import { deployCoolify, planCoolify } from './strategies/coolify';
-import { deployHosts, forHost } from './hosts-run';
+import { deployHosts, forHost } from './each-host';
 import { envValues, readDeployInputs, type DeployInputs } from './inputs';
-import { releaseLock } from './lock';
-import { savedLocks } from './locking';
+import { releaseLock } from './lock-commands';
+import { savedLocks } from './deploy-lock';
 import { deployNotification } from './notification';
 import { planDeploy } from './plan';
-import { combine, hostsOutput, renderRunSummary, type RunResult } from './run-result';
-import { redact } from './summary';
+import { combine, hostsOutput, renderRunSummary, type RunResult } from './run-report';
+import { redact } from './host-outcome';
 
 type Outputs = {
   'release-id': string;

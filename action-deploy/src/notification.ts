@@ -1,8 +1,8 @@
 import { hostLabel, type Notification } from '@skiff/action-kit';
-import type { RunContext } from './context';
+import type { RunContext } from './run-context';
 import { envValues, type DeployInputs } from './inputs';
-import { redact } from './summary';
-import type { RunResult } from './run-result';
+import { redact } from './host-outcome';
+import type { RunResult } from './run-report';
 
 type Ended = { result: RunResult } | { error: string; durationSeconds: number; mode: RunResult['mode'] };
 

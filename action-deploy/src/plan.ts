@@ -1,10 +1,10 @@
 import type { PlanRecorder, PlanStep } from '@skiff/shell';
-import type { RunContext } from './context';
+import type { RunContext } from './run-context';
 import type { Deployer } from './deploy';
 import { detectDockerCli } from './docker-cli';
 import type { DeployInputs } from './inputs';
-import { tryLock } from './lock';
-import { newReleaseId } from './releases';
+import { tryLock } from './lock-commands';
+import { newReleaseId } from './release-history';
 import { hostStrategy } from './strategies';
 import { deployNewRelease, rollbackTo } from './story';
 

@@ -1,8 +1,7 @@
 import * as core from '@actions/core';
-import { listContainers } from './compose';
+import { listContainers, parseContainerRows, type ContainerRow } from './compose-commands';
 import type { Deployer, Release } from './deploy';
 import { healthGate, type GateReport } from './health-gate';
-import { parseContainerRows, type ContainerRow } from './strategies/rolling-plan';
 
 /**
  * Consecutive successes the release check after `compose up` needs. `health-successes` exists to

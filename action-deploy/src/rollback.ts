@@ -1,9 +1,9 @@
 import { RefusedBeforeChange } from './refusal';
-import { logs, ps } from './compose';
+import { logs, ps } from './compose-commands';
 import { Diagnostics } from './diagnostics';
 import type { Deployer, Release } from './deploy';
 import type { GateReport } from './health-gate';
-import { GIT_SHA, isReleaseId, previousRelease, type ServerState } from './releases';
+import { GIT_SHA, isReleaseId, previousRelease, type ServerState } from './release-history';
 
 /**
  * What a person needs to see why a release failed, gathered before anything is rolled back

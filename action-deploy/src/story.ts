@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto';
 import type { TakenBackup } from './backup-before-deploy-inputs';
 import { audit, serverState, type Deployer } from './deploy';
 import type { GateReport } from './health-gate';
-import { newReleaseId, planPrune, type ServerState } from './releases';
+import { newReleaseId, planPrune, type ServerState } from './release-history';
 import { rollbackTarget } from './rollback';
 import type { HostStrategy, StoryRelease, StoryResult, Switched } from './strategies/strategy';
-import type { Outcome } from './summary';
+import type { Outcome } from './host-outcome';
 
 /**
  * The deploy story, the same for every strategy (each supplies only its steps):

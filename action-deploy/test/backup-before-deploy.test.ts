@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { setInputs } from '@skiff/testbed';
-import { forHost } from '../src/hosts-run';
+import { forHost } from '../src/each-host';
 import { readDeployInputs } from '../src/inputs';
 import { useInputsWorkspace } from './inputs-workspace';
 

@@ -16,8 +16,8 @@ import {
   up,
   type ComposeProject,
   type DockerCli,
-} from '../src/compose';
-import { parseLockAttempt, releaseLock, touchLock, tryLock } from '../src/lock';
+} from '../src/compose-commands';
+import { parseLockAttempt, releaseLock, touchLock, tryLock } from '../src/lock-commands';
 import {
   appendAudit,
   createRelease,
@@ -31,9 +31,9 @@ import {
   readState,
   removeReleases,
   switchCurrent,
-} from '../src/releases';
+} from '../src/release-history';
 import { pinImages, repositoryOf, servicesFromConfig } from '../src/digests';
-import { redact } from '../src/summary';
+import { redact } from '../src/host-outcome';
 
 const V2: DockerCli = { compose: 'v2', sudo: false };
 const V1_SUDO: DockerCli = { compose: 'v1', sudo: true };

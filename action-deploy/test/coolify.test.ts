@@ -12,7 +12,7 @@ import {
   parseDeployment,
   parseTriggered,
   setImageTagRequest,
-} from '../src/strategies/coolify-api';
+} from '../src/strategies/coolify/api';
 import { planCoolify } from '../src/strategies/coolify';
 import { useInputsWorkspace } from './inputs-workspace';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { forHost, healthUrlsFor, type HostReport } from '../src/hosts-run';
+import { forHost, healthUrlsFor, type HostReport } from '../src/each-host';
 import type { DeployInputs } from '../src/inputs';
-import { combine, hostsOutput, renderRunSummary } from '../src/run-result';
-import type { Outcome } from '../src/summary';
+import { combine, hostsOutput, renderRunSummary } from '../src/run-report';
+import type { Outcome } from '../src/host-outcome';
 
 const outcome = (status: Outcome['status'], extra: Partial<Outcome> = {}): Outcome => ({
   status,

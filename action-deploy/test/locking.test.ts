@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Executor } from '@skiff/shell';
-import { LOCK_STATE, acquireLock, savedLocks } from '../src/locking';
+import { LOCK_STATE, acquireLock, savedLocks } from '../src/deploy-lock';
 
 /** What core.saveState writes: `::save-state name=deploy-lock::VALUE` when GITHUB_STATE is not set. */
 let written: string[] = [];

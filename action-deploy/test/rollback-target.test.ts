@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseState } from '../src/releases';
+import { parseState } from '../src/release-history';
 import { rollbackTarget } from '../src/rollback';
 
 const a = '20260101T030000Z-1a2b3c4-0001';

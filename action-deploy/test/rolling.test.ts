@@ -3,23 +3,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PlanRecorder, script } from '@skiff/shell';
-import { runContext } from '../src/context';
+import { runContext } from '../src/run-context';
 import { readDeployInputs } from '../src/inputs';
 import { planDeploy } from '../src/plan';
-import { configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, type ComposeProject, type DockerCli } from '../src/compose';
-import { readRollingInputs } from '../src/strategies/rolling-inputs';
+import {
+  configHashes,
+  inspectContainers,
+  listContainers,
+  scaleUp,
+  startMissing,
+  stopAndRemove,
+  type ComposeProject,
+  type DockerCli,
+} from '../src/compose-commands';
+import { readRollingInputs } from '../src/strategies/rolling/inputs';
 import {
   drainLeft,
   newContainers,
   parseConfigHashes,
-  parseContainerRows,
   planRoll,
   scalesFor,
   serviceShapes,
   whyNotRolled,
-  type ContainerRow,
   type ServiceShape,
-} from '../src/strategies/rolling-plan';
+} from '../src/strategies/rolling/roll-plan';
+import { parseContainerRows, type ContainerRow } from '../src/compose-commands';
 import { releaseCheckSuccesses } from '../src/release-check';
 
 const V2: DockerCli = { compose: 'v2', sudo: false };

@@ -5,8 +5,8 @@ import { PlanRecorder, script } from '@skiff/shell';
 import { describe, expect, it, vi } from 'vitest';
 import { readDeployInputs } from '../src/inputs';
 import { planDeploy } from '../src/plan';
-import { serverClockMs, stackDeploy, stackDiagnostics, stackState, swarmNodeState } from '../src/strategies/swarm-commands';
-import { STATE_SEPARATOR, parseStackState, stackOverride } from '../src/strategies/swarm-stack';
+import { serverClockMs, stackDeploy, stackDiagnostics, stackState, swarmNodeState } from '../src/strategies/swarm/swarm-commands';
+import { STATE_SEPARATOR, parseStackState, stackOverride } from '../src/strategies/swarm/stack-file';
 
 describe('skiff-stack.yml', () => {
   it('fills in update_config and rollback_config only where the files leave them unset, and pins images', () => {

@@ -7,10 +7,10 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { PlanRecorder, render, script } from '@skiff/shell';
 import { readDeployInputs } from '../src/inputs';
-import { markDeployed, pointCurrent, switchCurrent } from '../src/releases';
-import { runContext } from '../src/context';
+import { markDeployed, pointCurrent, switchCurrent } from '../src/release-history';
+import { runContext } from '../src/run-context';
 import { planDeploy } from '../src/plan';
-import { artifactStream, compressionOf, isArchiveName } from '../src/strategies/systemd-artifact';
+import { artifactStream, compressionOf, isArchiveName } from '../src/strategies/systemd/artifact';
 import {
   createSystemdRelease,
   evaluateUnit,
@@ -25,9 +25,9 @@ import {
   unitJournal,
   unitState,
   unitStatus,
-} from '../src/strategies/systemd-commands';
-import { parseGitRepository, parseUnit } from '../src/strategies/systemd-inputs';
-import { restartFailureHint } from '../src/strategies/systemd-health';
+} from '../src/strategies/systemd/systemd-commands';
+import { parseGitRepository, parseUnit } from '../src/strategies/systemd/inputs';
+import { restartFailureHint } from '../src/strategies/systemd/gate';
 
 const SHA = '0123456789abcdef0123456789abcdef01234567';
 

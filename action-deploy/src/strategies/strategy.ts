@@ -2,12 +2,12 @@ import type { Command } from '@skiff/shell';
 import type { TakenBackup } from '../backup-before-deploy-inputs';
 import type { Deployer } from '../deploy';
 import type { GateReport } from '../health-gate';
-import type { PrunePlan, ServerState } from '../releases';
-import type { Outcome } from '../summary';
+import type { PrunePlan, ServerState } from '../release-history';
+import type { Outcome } from '../host-outcome';
 
 export { STRATEGIES, type StrategyName } from './names';
 
-/** What one host's deploy or rollback tells the run; timing and mode are added by hosts-run. */
+/** What one host's deploy or rollback tells the run; timing and mode are added by each-host.ts. */
 export type StoryResult = Omit<Outcome, 'durationSeconds' | 'mode'>;
 
 /** What the story needs of a release, whatever else a strategy keeps with it. */
@@ -49,7 +49,7 @@ export interface PrepareStep {
  * upload → prepare steps → switch and gate → mark current, audit, prune; on failure
  * diagnostics and the rollback through the same switch and gate — and decides every status,
  * audit entry and message; a strategy supplies only its steps. A strategy object is made for
- * one host's run (hosts-run asks the registry for a fresh one), so it may keep what its
+ * one host's run (each-host.ts asks the registry for a fresh one), so it may keep what its
  * `check` learnt about the server. coolify has no SSH host and is not one of these.
  */
 export interface HostStrategy<R extends StoryRelease = StoryRelease> {

@@ -18,7 +18,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { DefaultArtifactClient } from '@actions/artifact';
 import { ArtifactServiceClient } from '../src/artifact-client';
 import { ArtifactStore, GitHubArtifactsApi } from '../src/artifact-store';
-import { backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type Source } from '../src/index';
+import { backupSource, drillSource, findBackup, parseSources, pruneSource, restoreBackup, type Source } from '../src';
 import { backupOptions } from './fixtures';
 
 let sshd: SshdServer;

@@ -22,7 +22,7 @@ import {
   secretFileContent,
   storedExtension,
   type Source,
-} from '../src/index';
+} from '../src';
 
 function one(yaml: string): Source {
   const { sources, problems } = parseSources(yaml);

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { parseSources, type BackupOptions, type Source } from '../src/index';
+import { parseSources, type BackupOptions, type Source } from '../src';
 
 /** The one source a YAML snippet describes, which must parse without problems. */
 export function oneSource(yaml: string): Source {

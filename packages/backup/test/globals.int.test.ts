@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sshdConnectOptions, startPostgres, startSshd, tempDir, type Postgres, type SshdServer } from '@skiff/testbed';
-import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type Source } from '../src/index';
+import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type Source } from '../src';
 import { backupOptions } from './fixtures';
 
 /**

@@ -16,7 +16,7 @@ import {
   type Postgres,
   type SshdServer,
 } from '@skiff/testbed';
-import { BackupFailed, HostStore, backupSource, drillSource, findBackup, pruneSource, restoreBackup, type BackupOptions } from '../src/index';
+import { BackupFailed, HostStore, backupSource, drillSource, findBackup, pruneSource, restoreBackup, type BackupOptions } from '../src';
 import { oneSource } from './fixtures';
 
 let sshd: SshdServer;

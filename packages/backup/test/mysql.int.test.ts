@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { sh, sshdConnectOptions, startMariadb, startS3, startSshd, tempDir, waitFor, type Mariadb, type S3Server, type SshdServer } from '@skiff/testbed';
 import { S3Store } from '../src/s3-store';
-import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type Source } from '../src/index';
+import { BackupFailed, HostStore, backupSource, drillSource, parseSources, restoreBackup, type Source } from '../src';
 import { backupOptions } from './fixtures';
 
 let sshd: SshdServer;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshConnection } from '@skiff/ssh';
 import { ensureBaseImages, ensureDocker, sh, sshdConnectOptions, startSshd, tempDir, waitFor, type SshdServer } from '@skiff/testbed';
-import { HostStore, backupSource, drillSource, restoreBackup } from '../src/index';
+import { HostStore, backupSource, drillSource, restoreBackup } from '../src';
 import { backupOptions, oneSource } from './fixtures';
 
 let sshd: SshdServer;

@@ -23,7 +23,7 @@ import {
 } from '@skiff/testbed';
 import { ArtifactStore } from '../src/artifact-store';
 import { S3Store } from '../src/s3-store';
-import { BackupFailed, HostStore, backupSource, drillSource, dumpCommand, restoreBackup, type BackupRequest, type Store } from '../src/index';
+import { BackupFailed, HostStore, backupSource, drillSource, dumpCommand, restoreBackup, type BackupRequest, type Store } from '../src';
 import { backupOptions, oneSource, setProcessEnv } from './fixtures';
 
 /**

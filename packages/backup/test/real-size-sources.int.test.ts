@@ -44,7 +44,7 @@ import {
   type BackupRequest,
   type Source,
   type Store,
-} from '../src/index';
+} from '../src';
 import { backupOptions, oneSource, setProcessEnv } from './fixtures';
 
 /**

@@ -13,7 +13,7 @@ import {
   toolVersion,
   toolVersionCommand,
   type Source,
-} from '../src/index';
+} from '../src';
 import { oneSource } from './fixtures';
 
 const one = oneSource;

@@ -18,7 +18,7 @@ import {
   type SshdServer,
 } from '@skiff/testbed';
 import { S3Store } from '../src/s3-store';
-import { BackupFailed, backupSource, drillSource, dumpCommand, pruneSource, restoreBackup, type BackupRequest } from '../src/index';
+import { BackupFailed, backupSource, drillSource, dumpCommand, pruneSource, restoreBackup, type BackupRequest } from '../src';
 import { backupOptions, oneSource } from './fixtures';
 
 let sshd: SshdServer;

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkHttp, evaluateContainers, parseInspect, parseStatusRange, runGate, type Probe, type ProbeOutcome } from '../src/index';
+import { checkHttp, evaluateContainers, parseInspect, parseStatusRange, runGate, type Probe, type ProbeOutcome } from '../src';
 
 function scripted(name: string, outcomes: ProbeOutcome['state'][]): Probe & { calls: number } {
   const probe = {

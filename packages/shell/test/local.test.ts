@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { LocalExecutor, RemoteCommandError, RemoteTimeoutError, raw } from '../src/index';
+import { LocalExecutor, RemoteCommandError, RemoteTimeoutError, raw } from '../src';
 
 describe('LocalExecutor: the strict scripts of a server, run on the runner', () => {
   const local = new LocalExecutor();

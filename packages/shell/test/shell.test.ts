@@ -16,7 +16,7 @@ import {
   script,
   subshell,
   type Command,
-} from '../src/index';
+} from '../src';
 import { HOSTILE_VALUES } from './hostile';
 
 /** Runs a rendered command in a real local bash and returns each argv entry printf saw. */

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HostKeyError, entryMatchesHost, keyTypeOf, parseKnownHosts, preferredHostKeyAlgorithms, sha256Fingerprint, verifyHostKey } from '../src/index';
+import { HostKeyError, entryMatchesHost, keyTypeOf, parseKnownHosts, preferredHostKeyAlgorithms, sha256Fingerprint, verifyHostKey } from '../src';
 
 const dir = mkdtempSync(join(tmpdir(), 'skiff-hostkey-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

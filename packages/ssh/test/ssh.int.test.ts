@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteCommandError, RemoteTimeoutError, raw } from '@skiff/shell';
 import { freePort, randomPassword, startSshd, type SshdServer } from '@skiff/testbed';
-import { HostKeyError, SshConnection, SshConnectionError, type SshConnectOptions } from '../src/index';
+import { HostKeyError, SshConnection, SshConnectionError, type SshConnectOptions } from '../src';
 import { HOSTILE_VALUES } from '../../shell/test/hostile';
 import { bundleFixture, connectOptions, fixture, processesMatching } from './helpers';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetnsHost, startSshd, waitFor, type NetnsHost, type SshdServer } from '@skiff/testbed';
-import { HostKeyError, SshConnection, SshConnectionError } from '../src/index';
+import { HostKeyError, SshConnection, SshConnectionError } from '../src';
 import { connectOptions } from './helpers';
 
 // A "private network": the target sshd and a web server listen on the namespace's own

@@ -19,7 +19,7 @@ import {
   type Redis,
   type NetnsHost,
   type SshdServer,
-} from '../src/index';
+} from '../src';
 
 /** stdout on success, or the error text: for commands whose refusal is the expected outcome. */
 async function outcome(file: string, args: string[], input?: string): Promise<{ ok: boolean; text: string }> {

@@ -1,5 +1,5 @@
 import { InputCollector, InputError, getDuration, getList, invalidInput, type InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from './names';
+import type { StrategyName } from '../names';
 
 export const ROLLING_INPUTS = [
   {

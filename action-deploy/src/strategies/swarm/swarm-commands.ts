@@ -1,7 +1,7 @@
 import { or, pipe, raw, type Command } from '@skiff/shell';
-import { docker, type DockerCli } from '../compose';
-import { ENV_FILE } from '../releases';
-import { STATE_SEPARATOR } from './swarm-stack';
+import { docker, type DockerCli } from '../../compose-commands';
+import { ENV_FILE } from '../../release-history';
+import { STATE_SEPARATOR } from './stack-file';
 
 /** The server's clock in milliseconds: Swarm's UpdateStatus times are the server's, so "since" must be too. */
 export const serverClockMs = (): Command[] => [['date', '+%s%3N']];

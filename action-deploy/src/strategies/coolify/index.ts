@@ -1,11 +1,11 @@
 import * as core from '@actions/core';
 import { httpProbe, runGate } from '@skiff/health';
 import type { PlanStep } from '@skiff/shell';
-import type { RunContext } from '../context';
-import type { GateReport } from '../health-gate';
-import type { HostReport } from '../hosts-run';
-import type { DeployInputs, HealthInputs } from '../inputs';
-import type { Outcome } from '../summary';
+import type { RunContext } from '../../run-context';
+import type { GateReport } from '../../health-gate';
+import type { HostReport } from '../../each-host';
+import type { DeployInputs, HealthInputs } from '../../inputs';
+import type { Outcome } from '../../host-outcome';
 import {
   answerError,
   applicationRequest,
@@ -21,8 +21,8 @@ import {
   type DockerImageApplication,
   type DeploymentState,
   type Triggered,
-} from './coolify-api';
-import type { CoolifyInputs } from './coolify-inputs';
+} from './api';
+import type { CoolifyInputs } from './inputs';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,4 +1,5 @@
 import { parse as parseYaml } from 'yaml';
+import type { ContainerRow } from '../../compose-commands';
 
 /**
  * strategy: rolling, the pure part: which services can run twice side by side, and what a
@@ -73,26 +74,6 @@ export function whyNotRolled(shape: ServiceShape, named: boolean): string | unde
     return `mounts ${shape.writableMounts.join(', ')} read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)`;
   }
   return undefined;
-}
-
-/** One container of the project, from `docker ps` (see listContainers). */
-export interface ContainerRow {
-  id: string;
-  service: string;
-  oneOff: boolean;
-  hash: string;
-  state: string;
-  name: string;
-}
-
-export function parseContainerRows(stdout: string): ContainerRow[] {
-  return stdout
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const [id = '', service = '', oneOff = '', hash = '', state = '', name = ''] = line.split('\t');
-      return { id, service, oneOff: oneOff.toLowerCase() === 'true', hash, state, name };
-    });
 }
 
 /** `compose config --hash '*'`: service → hash. */

@@ -1,6 +1,6 @@
 import type { ProbeOutcome } from '@skiff/health';
 import { raw, type Command } from '@skiff/shell';
-import { createRelease, releaseDir } from '../releases';
+import { createRelease, releaseDir } from '../../release-history';
 
 /**
  * Pure command builders of strategy: systemd. A release directory is a standalone copy of the

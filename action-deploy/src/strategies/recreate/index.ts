@@ -1,4 +1,4 @@
-import { backupBeforeDeploy } from '../backup-before-deploy';
+import { backupBeforeDeploy } from '../../backup-before-deploy';
 import {
   buildOnServer,
   linkReleaseEnv,
@@ -11,10 +11,10 @@ import {
   switchTo,
   uploadRelease,
   type Release,
-} from '../deploy';
-import { upAndCheck } from '../release-check';
-import { collectDiagnostics } from '../rollback';
-import type { HostStrategy, PrepareStep } from './strategy';
+} from '../../deploy';
+import { upAndCheck } from '../../release-check';
+import { collectDiagnostics } from '../../rollback';
+import type { HostStrategy, PrepareStep } from '../strategy';
 
 /**
  * strategy: recreate — `compose up -d` replaces what changed, then the health gate. The other

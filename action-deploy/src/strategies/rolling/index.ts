@@ -1,17 +1,28 @@
 import * as core from '@actions/core';
 import { containerProbe, type ContainerState } from '@skiff/health';
 import { render, type PlanRecorder } from '@skiff/shell';
-import { compose, config, configHashes, inspectContainers, listContainers, scaleUp, startMissing, stopAndRemove, up } from '../compose';
-import { loadRelease, type Deployer, type Release } from '../deploy';
-import { appProbes, runHealthGate, type GateReport } from '../health-gate';
-import { touchLock } from '../lock';
-import { linkEnv } from '../releases';
-import { collectDiagnostics } from '../rollback';
-import { drainLeft, newContainers, parseConfigHashes, parseContainerRows, planRoll, scalesFor, serviceShapes, type RollPlan } from './rolling-plan';
-import { upAndCheck } from '../release-check';
-import { RefusedBeforeChange } from '../refusal';
-import { recreateStrategy } from './recreate';
-import type { HostStrategy, Switched } from './strategy';
+import {
+  compose,
+  config,
+  configHashes,
+  inspectContainers,
+  listContainers,
+  parseContainerRows,
+  scaleUp,
+  startMissing,
+  stopAndRemove,
+  up,
+} from '../../compose-commands';
+import { loadRelease, type Deployer, type Release } from '../../deploy';
+import { appProbes, runHealthGate, type GateReport } from '../../health-gate';
+import { touchLock } from '../../lock-commands';
+import { linkEnv } from '../../release-history';
+import { collectDiagnostics } from '../../rollback';
+import { drainLeft, newContainers, parseConfigHashes, planRoll, scalesFor, serviceShapes, type RollPlan } from './roll-plan';
+import { upAndCheck } from '../../release-check';
+import { RefusedBeforeChange } from '../../refusal';
+import { recreateStrategy } from '../recreate';
+import type { HostStrategy, Switched } from '../strategy';
 
 /**
  * strategy: rolling — zero downtime behind a reverse proxy. For each service that can roll,

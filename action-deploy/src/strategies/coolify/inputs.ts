@@ -1,5 +1,5 @@
 import { InputCollector, InputError, getBoolean, getDuration, getList, getString, invalidInput, maskSecret, type InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from './names';
+import type { StrategyName } from '../names';
 
 export const COOLIFY_INPUTS = [
   {

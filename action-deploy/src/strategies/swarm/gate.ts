@@ -1,9 +1,9 @@
 import type { Probe } from '@skiff/health';
-import type { Deployer } from '../deploy';
-import { appProbes, runHealthGate, type GateReport } from '../health-gate';
-import { touchLock } from '../lock';
+import type { Deployer } from '../../deploy';
+import { appProbes, runHealthGate, type GateReport } from '../../health-gate';
+import { touchLock } from '../../lock-commands';
 import { stackState } from './swarm-commands';
-import { ROLLING_BACK, parseStackState, type ServiceState } from './swarm-stack';
+import { ROLLING_BACK, parseStackState, type ServiceState } from './stack-file';
 
 export interface SwarmGateReport extends GateReport {
   /** Each service as last seen: its image (pinned by Swarm), state and whether Swarm rolled it back. */

@@ -1,8 +1,8 @@
 import type { Probe } from '@skiff/health';
-import type { Deployer } from '../deploy';
-import { Diagnostics } from '../diagnostics';
-import { appProbes, runHealthGate, type GateReport } from '../health-gate';
-import { touchLock } from '../lock';
+import type { Deployer } from '../../deploy';
+import { Diagnostics } from '../../diagnostics';
+import { appProbes, runHealthGate, type GateReport } from '../../health-gate';
+import { touchLock } from '../../lock-commands';
 import { evaluateUnit, parseShow, resetFailedUnit, restartUnit, unitJournal, unitState, unitStatus } from './systemd-commands';
 
 /** What the user can do about a refused restart, when the output says. */

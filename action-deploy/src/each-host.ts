@@ -1,17 +1,17 @@
 import * as core from '@actions/core';
 import { forEachHost, hostLabel, liveLog, type HostResult } from '@skiff/action-kit';
 import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
-import type { RunContext } from './context';
+import type { RunContext } from './run-context';
 import { audit, type Deployer } from './deploy';
-import { docker, type DockerCli } from './compose';
+import { docker, type DockerCli } from './compose-commands';
 import { detectDockerCli } from './docker-cli';
 import type { DeployInputs } from './inputs';
-import { acquireLock, type HeldLock } from './locking';
+import { acquireLock, type HeldLock } from './deploy-lock';
 import { hostStrategy, type HostStrategy, type StoryResult } from './strategies';
 import { deployNewRelease, rollbackTo } from './story';
-import type { Outcome } from './summary';
+import type { Outcome } from './host-outcome';
 import { RefusedBeforeChange } from './refusal';
-import { timedServer } from './timed';
+import { timedServer } from './timed-server';
 
 export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'skipped';
 

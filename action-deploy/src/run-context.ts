@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { newReleaseId } from './releases';
+import { newReleaseId } from './release-history';
 
 /** Who runs this deploy and from where, for the lock owner, meta.json and the audit log. */
 export interface RunContext {

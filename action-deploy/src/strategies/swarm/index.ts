@@ -1,13 +1,13 @@
 import * as core from '@actions/core';
-import { withRegistryLogin } from '../compose';
-import { removeComposeReleases, runPreDeploy, uploadRelease, type Deployer, type Release } from '../deploy';
-import { Diagnostics } from '../diagnostics';
-import { RefusedBeforeChange } from '../refusal';
-import { IMAGE_LOCK, META, imageLockFile, readMeta, releaseDir, switchCurrent } from '../releases';
-import type { HostStrategy, StoryRelease, Switched } from './strategy';
+import { withRegistryLogin } from '../../compose-commands';
+import { removeComposeReleases, runPreDeploy, uploadRelease, type Deployer, type Release } from '../../deploy';
+import { Diagnostics } from '../../diagnostics';
+import { RefusedBeforeChange } from '../../refusal';
+import { IMAGE_LOCK, META, imageLockFile, readMeta, releaseDir, switchCurrent } from '../../release-history';
+import type { HostStrategy, StoryRelease, Switched } from '../strategy';
 import { serverClockMs, stackDeploy, stackDiagnostics, swarmNodeState } from './swarm-commands';
-import { swarmGate, type SwarmGateReport } from './swarm-gate';
-import { STACK_FILE, stackOverride } from './swarm-stack';
+import { swarmGate, type SwarmGateReport } from './gate';
+import { STACK_FILE, stackOverride } from './stack-file';
 
 /**
  * strategy: swarm — the release's compose files become a stack (`docker stack deploy`, stack name

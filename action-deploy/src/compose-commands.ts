@@ -222,3 +222,24 @@ export function inspectContainers(cli: DockerCli, ids: readonly string[]): Comma
 export function stopAndRemove(cli: DockerCli, ids: readonly string[]): Command[] {
   return ids.length === 0 ? [] : [docker(cli, 'stop', ...ids), docker(cli, 'rm', ...ids)];
 }
+
+/** One container of the project, from `docker ps` (see listContainers). */
+export interface ContainerRow {
+  id: string;
+  service: string;
+  oneOff: boolean;
+  hash: string;
+  state: string;
+  name: string;
+}
+
+/** What listContainers prints, a row per container. */
+export function parseContainerRows(stdout: string): ContainerRow[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const [id = '', service = '', oneOff = '', hash = '', state = '', name = ''] = line.split('\t');
+      return { id, service, oneOff: oneOff.toLowerCase() === 'true', hash, state, name };
+    });
+}

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputCollector, InputError, getString, invalidInput, missingInput, type InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from './names';
+import type { StrategyName } from '../names';
 
 export const SYSTEMD_INPUTS = [
   {

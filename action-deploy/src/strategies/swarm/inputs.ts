@@ -1,5 +1,5 @@
 import type { InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from './names';
+import type { StrategyName } from '../names';
 
 export const SWARM_INPUTS = [] as const satisfies readonly InputDefinition[];
 

@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import type { Executor } from '@skiff/shell';
-import { parseLockAttempt, releaseLock, tryLock, type LockOwner } from './lock';
+import { parseLockAttempt, releaseLock, tryLock, type LockOwner } from './lock-commands';
 
 /** The post step finds this in the step's state when main ended without releasing the locks. */
 export const LOCK_STATE = 'deploy-lock';

@@ -1,12 +1,12 @@
 import * as core from '@actions/core';
-import type { Deployer } from '../deploy';
-import { RefusedBeforeChange } from '../refusal';
-import { ENV_FILE, META, markDeployed, pointCurrent, releaseDir, removeReleases, type ServerState } from '../releases';
-import { artifactCompression, artifactDescription, artifactStream } from './systemd-artifact';
+import type { Deployer } from '../../deploy';
+import { RefusedBeforeChange } from '../../refusal';
+import { ENV_FILE, META, markDeployed, pointCurrent, releaseDir, removeReleases, type ServerState } from '../../release-history';
+import { artifactCompression, artifactDescription, artifactStream } from './artifact';
 import { createSystemdRelease, extractArchive, gitExport, inReleaseDir, inspectHost, parseShow, runsFromCurrent } from './systemd-commands';
-import { restartAndGate, unitDiagnostics } from './systemd-health';
-import type { ReleaseSource, SystemdInputs } from './systemd-inputs';
-import type { HostStrategy, PrepareStep } from './strategy';
+import { restartAndGate, unitDiagnostics } from './gate';
+import type { ReleaseSource, SystemdInputs } from './inputs';
+import type { HostStrategy, PrepareStep } from '../strategy';
 
 function settings(d: Deployer): SystemdInputs {
   if (!d.inputs.systemd) throw new Error('strategy: systemd without its inputs');

@@ -1,6 +1,6 @@
 import { details, inlineCode, table } from '@skiff/action-kit';
-import type { HostReport } from './hosts-run';
-import { renderSummary, type Outcome } from './summary';
+import type { HostReport } from './each-host';
+import { renderSummary, type Outcome } from './host-outcome';
 
 /** The whole run across hosts: what the outputs, the summary, GitHub and the webhook are told. */
 export interface RunResult {

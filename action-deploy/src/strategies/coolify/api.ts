@@ -1,4 +1,4 @@
-import type { CoolifyInputs } from './coolify-inputs';
+import type { CoolifyInputs } from './inputs';
 
 /**
  * Coolify's deploy API as its controllers speak it (app/Http/Controllers/Api/DeployController.php):
