@@ -1000,7 +1000,7 @@ var require_util = __commonJS({
       }
     };
     function wrapRequestBody(body) {
-      if (isStream2(body)) {
+      if (isStream(body)) {
         if (bodyLength(body) === 0) {
           body.on("data", function() {
             assert(false);
@@ -1023,7 +1023,7 @@ var require_util = __commonJS({
     }
     function nop() {
     }
-    function isStream2(obj) {
+    function isStream(obj) {
       return obj && typeof obj === "object" && typeof obj.pipe === "function" && typeof obj.on === "function";
     }
     function isBlobLike(object) {
@@ -1141,7 +1141,7 @@ var require_util = __commonJS({
     function bodyLength(body) {
       if (body == null) {
         return 0;
-      } else if (isStream2(body)) {
+      } else if (isStream(body)) {
         const state2 = body._readableState;
         return state2 && state2.objectMode === false && state2.ended === true && Number.isFinite(state2.length) ? state2.length : null;
       } else if (isBlobLike(body)) {
@@ -1155,7 +1155,7 @@ var require_util = __commonJS({
       return body && !!(body.destroyed || body[kDestroyed] || stream2.isDestroyed?.(body));
     }
     function destroy(stream3, err) {
-      if (stream3 == null || !isStream2(stream3) || isDestroyed(stream3)) {
+      if (stream3 == null || !isStream(stream3) || isDestroyed(stream3)) {
         return;
       }
       if (typeof stream3.destroy === "function") {
@@ -1439,7 +1439,7 @@ var require_util = __commonJS({
       parseOrigin,
       parseURL: parseURL2,
       getServerName,
-      isStream: isStream2,
+      isStream,
       isIterable,
       isAsyncIterable,
       isDestroyed,
@@ -1674,7 +1674,7 @@ var require_request = __commonJS({
     var {
       isValidHTTPToken,
       isValidHeaderValue,
-      isStream: isStream2,
+      isStream,
       destroy,
       isBuffer,
       isFormDataLike,
@@ -1743,7 +1743,7 @@ var require_request = __commonJS({
         this.abort = null;
         if (body == null) {
           this.body = null;
-        } else if (isStream2(body)) {
+        } else if (isStream(body)) {
           this.body = body;
           const rState = this.body._readableState;
           if (!rState || !rState.autoDestroy) {
@@ -7697,7 +7697,7 @@ var require_client = __commonJS({
     function getPipelining(client) {
       return client[kPipelining] ?? client[kHTTPContext]?.defaultPipelining ?? 1;
     }
-    var Client2 = class extends DispatcherBase {
+    var Client3 = class extends DispatcherBase {
       /**
        *
        * @param {string|URL} url
@@ -8127,7 +8127,7 @@ var require_client = __commonJS({
         }
       }
     }
-    module.exports = Client2;
+    module.exports = Client3;
   }
 });
 
@@ -8386,7 +8386,7 @@ var require_pool = __commonJS({
       kAddClient,
       kGetDispatcher
     } = require_pool_base();
-    var Client2 = require_client();
+    var Client3 = require_client();
     var {
       InvalidArgumentError
     } = require_errors();
@@ -8397,7 +8397,7 @@ var require_pool = __commonJS({
     var kConnections = /* @__PURE__ */ Symbol("connections");
     var kFactory = /* @__PURE__ */ Symbol("factory");
     function defaultFactory(origin, opts2) {
-      return new Client2(origin, opts2);
+      return new Client3(origin, opts2);
     }
     var Pool = class extends PoolBase {
       constructor(origin, {
@@ -8618,7 +8618,7 @@ var require_agent = __commonJS({
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
     var Pool = require_pool();
-    var Client2 = require_client();
+    var Client3 = require_client();
     var util = require_util();
     var createRedirectInterceptor = require_redirect_interceptor();
     var kOnConnect = /* @__PURE__ */ Symbol("onConnect");
@@ -8629,7 +8629,7 @@ var require_agent = __commonJS({
     var kFactory = /* @__PURE__ */ Symbol("factory");
     var kOptions = /* @__PURE__ */ Symbol("options");
     function defaultFactory(origin, opts2) {
-      return opts2 && opts2.connections === 1 ? new Client2(origin, opts2) : new Pool(origin, opts2);
+      return opts2 && opts2.connections === 1 ? new Client3(origin, opts2) : new Pool(origin, opts2);
     }
     var Agent = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls, ...options } = {}) {
@@ -8721,7 +8721,7 @@ var require_proxy_agent = __commonJS({
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors();
     var buildConnector = require_connect();
-    var Client2 = require_client();
+    var Client3 = require_client();
     var kAgent = /* @__PURE__ */ Symbol("proxy agent");
     var kClient = /* @__PURE__ */ Symbol("proxy client");
     var kProxyHeaders = /* @__PURE__ */ Symbol("proxy headers");
@@ -8739,7 +8739,7 @@ var require_proxy_agent = __commonJS({
     };
     function defaultAgentFactory(origin, opts2) {
       if (opts2.connections === 1) {
-        return new Client2(origin, opts2);
+        return new Client3(origin, opts2);
       }
       return new Pool(origin, opts2);
     }
@@ -8754,7 +8754,7 @@ var require_proxy_agent = __commonJS({
         if (factory) {
           this.#client = factory(proxyUrl, { connect });
         } else {
-          this.#client = new Client2(proxyUrl, { connect });
+          this.#client = new Client3(proxyUrl, { connect });
         }
       }
       [kDispatch](opts2, handler) {
@@ -11127,7 +11127,7 @@ var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
     var { promisify } = __require("node:util");
-    var Client2 = require_client();
+    var Client3 = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
       kDispatches,
@@ -11141,7 +11141,7 @@ var require_mock_client = __commonJS({
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
     var { InvalidArgumentError } = require_errors();
-    var MockClient = class extends Client2 {
+    var MockClient = class extends Client3 {
       constructor(origin, opts2) {
         super(origin, opts2);
         if (!opts2 || !opts2.agent || typeof opts2.agent.dispatch !== "function") {
@@ -19024,7 +19024,7 @@ var require_eventsource = __commonJS({
 var require_undici = __commonJS({
   "node_modules/undici/index.js"(exports, module) {
     "use strict";
-    var Client2 = require_client();
+    var Client3 = require_client();
     var Dispatcher = require_dispatcher();
     var Pool = require_pool();
     var BalancedPool = require_balanced_pool();
@@ -19048,7 +19048,7 @@ var require_undici = __commonJS({
     var createRedirectInterceptor = require_redirect_interceptor();
     Object.assign(Dispatcher.prototype, api);
     module.exports.Dispatcher = Dispatcher;
-    module.exports.Client = Client2;
+    module.exports.Client = Client3;
     module.exports.Pool = Pool;
     module.exports.BalancedPool = BalancedPool;
     module.exports.Agent = Agent;
@@ -19454,1664 +19454,6 @@ var init_src = __esm({
     init_executor();
     init_plan();
     init_local();
-  }
-});
-
-// node_modules/is-stream/index.js
-var require_is_stream = __commonJS({
-  "node_modules/is-stream/index.js"(exports, module) {
-    "use strict";
-    var isStream2 = (stream2) => stream2 !== null && typeof stream2 === "object" && typeof stream2.pipe === "function";
-    isStream2.writable = (stream2) => isStream2(stream2) && stream2.writable !== false && typeof stream2._write === "function" && typeof stream2._writableState === "object";
-    isStream2.readable = (stream2) => isStream2(stream2) && stream2.readable !== false && typeof stream2._read === "function" && typeof stream2._readableState === "object";
-    isStream2.duplex = (stream2) => isStream2.writable(stream2) && isStream2.readable(stream2);
-    isStream2.transform = (stream2) => isStream2.duplex(stream2) && typeof stream2._transform === "function";
-    module.exports = isStream2;
-  }
-});
-
-// node_modules/semver/semver.js
-var require_semver = __commonJS({
-  "node_modules/semver/semver.js"(exports, module) {
-    exports = module.exports = SemVer;
-    var debug2;
-    if (typeof process === "object" && process.env && process.env.NODE_DEBUG && /\bsemver\b/i.test(process.env.NODE_DEBUG)) {
-      debug2 = function() {
-        var args = Array.prototype.slice.call(arguments, 0);
-        args.unshift("SEMVER");
-        console.log.apply(console, args);
-      };
-    } else {
-      debug2 = function() {
-      };
-    }
-    exports.SEMVER_SPEC_VERSION = "2.0.0";
-    var MAX_LENGTH = 256;
-    var MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER || /* istanbul ignore next */
-    9007199254740991;
-    var MAX_SAFE_COMPONENT_LENGTH = 16;
-    var MAX_SAFE_BUILD_LENGTH = MAX_LENGTH - 6;
-    var re = exports.re = [];
-    var safeRe = exports.safeRe = [];
-    var src = exports.src = [];
-    var t = exports.tokens = {};
-    var R = 0;
-    function tok(n3) {
-      t[n3] = R++;
-    }
-    var LETTERDASHNUMBER = "[a-zA-Z0-9-]";
-    var safeRegexReplacements = [
-      ["\\s", 1],
-      ["\\d", MAX_LENGTH],
-      [LETTERDASHNUMBER, MAX_SAFE_BUILD_LENGTH]
-    ];
-    function makeSafeRe(value) {
-      for (var i6 = 0; i6 < safeRegexReplacements.length; i6++) {
-        var token = safeRegexReplacements[i6][0];
-        var max = safeRegexReplacements[i6][1];
-        value = value.split(token + "*").join(token + "{0," + max + "}").split(token + "+").join(token + "{1," + max + "}");
-      }
-      return value;
-    }
-    tok("NUMERICIDENTIFIER");
-    src[t.NUMERICIDENTIFIER] = "0|[1-9]\\d*";
-    tok("NUMERICIDENTIFIERLOOSE");
-    src[t.NUMERICIDENTIFIERLOOSE] = "\\d+";
-    tok("NONNUMERICIDENTIFIER");
-    src[t.NONNUMERICIDENTIFIER] = "\\d*[a-zA-Z-]" + LETTERDASHNUMBER + "*";
-    tok("MAINVERSION");
-    src[t.MAINVERSION] = "(" + src[t.NUMERICIDENTIFIER] + ")\\.(" + src[t.NUMERICIDENTIFIER] + ")\\.(" + src[t.NUMERICIDENTIFIER] + ")";
-    tok("MAINVERSIONLOOSE");
-    src[t.MAINVERSIONLOOSE] = "(" + src[t.NUMERICIDENTIFIERLOOSE] + ")\\.(" + src[t.NUMERICIDENTIFIERLOOSE] + ")\\.(" + src[t.NUMERICIDENTIFIERLOOSE] + ")";
-    tok("PRERELEASEIDENTIFIER");
-    src[t.PRERELEASEIDENTIFIER] = "(?:" + src[t.NUMERICIDENTIFIER] + "|" + src[t.NONNUMERICIDENTIFIER] + ")";
-    tok("PRERELEASEIDENTIFIERLOOSE");
-    src[t.PRERELEASEIDENTIFIERLOOSE] = "(?:" + src[t.NUMERICIDENTIFIERLOOSE] + "|" + src[t.NONNUMERICIDENTIFIER] + ")";
-    tok("PRERELEASE");
-    src[t.PRERELEASE] = "(?:-(" + src[t.PRERELEASEIDENTIFIER] + "(?:\\." + src[t.PRERELEASEIDENTIFIER] + ")*))";
-    tok("PRERELEASELOOSE");
-    src[t.PRERELEASELOOSE] = "(?:-?(" + src[t.PRERELEASEIDENTIFIERLOOSE] + "(?:\\." + src[t.PRERELEASEIDENTIFIERLOOSE] + ")*))";
-    tok("BUILDIDENTIFIER");
-    src[t.BUILDIDENTIFIER] = LETTERDASHNUMBER + "+";
-    tok("BUILD");
-    src[t.BUILD] = "(?:\\+(" + src[t.BUILDIDENTIFIER] + "(?:\\." + src[t.BUILDIDENTIFIER] + ")*))";
-    tok("FULL");
-    tok("FULLPLAIN");
-    src[t.FULLPLAIN] = "v?" + src[t.MAINVERSION] + src[t.PRERELEASE] + "?" + src[t.BUILD] + "?";
-    src[t.FULL] = "^" + src[t.FULLPLAIN] + "$";
-    tok("LOOSEPLAIN");
-    src[t.LOOSEPLAIN] = "[v=\\s]*" + src[t.MAINVERSIONLOOSE] + src[t.PRERELEASELOOSE] + "?" + src[t.BUILD] + "?";
-    tok("LOOSE");
-    src[t.LOOSE] = "^" + src[t.LOOSEPLAIN] + "$";
-    tok("GTLT");
-    src[t.GTLT] = "((?:<|>)?=?)";
-    tok("XRANGEIDENTIFIERLOOSE");
-    src[t.XRANGEIDENTIFIERLOOSE] = src[t.NUMERICIDENTIFIERLOOSE] + "|x|X|\\*";
-    tok("XRANGEIDENTIFIER");
-    src[t.XRANGEIDENTIFIER] = src[t.NUMERICIDENTIFIER] + "|x|X|\\*";
-    tok("XRANGEPLAIN");
-    src[t.XRANGEPLAIN] = "[v=\\s]*(" + src[t.XRANGEIDENTIFIER] + ")(?:\\.(" + src[t.XRANGEIDENTIFIER] + ")(?:\\.(" + src[t.XRANGEIDENTIFIER] + ")(?:" + src[t.PRERELEASE] + ")?" + src[t.BUILD] + "?)?)?";
-    tok("XRANGEPLAINLOOSE");
-    src[t.XRANGEPLAINLOOSE] = "[v=\\s]*(" + src[t.XRANGEIDENTIFIERLOOSE] + ")(?:\\.(" + src[t.XRANGEIDENTIFIERLOOSE] + ")(?:\\.(" + src[t.XRANGEIDENTIFIERLOOSE] + ")(?:" + src[t.PRERELEASELOOSE] + ")?" + src[t.BUILD] + "?)?)?";
-    tok("XRANGE");
-    src[t.XRANGE] = "^" + src[t.GTLT] + "\\s*" + src[t.XRANGEPLAIN] + "$";
-    tok("XRANGELOOSE");
-    src[t.XRANGELOOSE] = "^" + src[t.GTLT] + "\\s*" + src[t.XRANGEPLAINLOOSE] + "$";
-    tok("COERCE");
-    src[t.COERCE] = "(^|[^\\d])(\\d{1," + MAX_SAFE_COMPONENT_LENGTH + "})(?:\\.(\\d{1," + MAX_SAFE_COMPONENT_LENGTH + "}))?(?:\\.(\\d{1," + MAX_SAFE_COMPONENT_LENGTH + "}))?(?:$|[^\\d])";
-    tok("COERCERTL");
-    re[t.COERCERTL] = new RegExp(src[t.COERCE], "g");
-    safeRe[t.COERCERTL] = new RegExp(makeSafeRe(src[t.COERCE]), "g");
-    tok("LONETILDE");
-    src[t.LONETILDE] = "(?:~>?)";
-    tok("TILDETRIM");
-    src[t.TILDETRIM] = "(\\s*)" + src[t.LONETILDE] + "\\s+";
-    re[t.TILDETRIM] = new RegExp(src[t.TILDETRIM], "g");
-    safeRe[t.TILDETRIM] = new RegExp(makeSafeRe(src[t.TILDETRIM]), "g");
-    var tildeTrimReplace = "$1~";
-    tok("TILDE");
-    src[t.TILDE] = "^" + src[t.LONETILDE] + src[t.XRANGEPLAIN] + "$";
-    tok("TILDELOOSE");
-    src[t.TILDELOOSE] = "^" + src[t.LONETILDE] + src[t.XRANGEPLAINLOOSE] + "$";
-    tok("LONECARET");
-    src[t.LONECARET] = "(?:\\^)";
-    tok("CARETTRIM");
-    src[t.CARETTRIM] = "(\\s*)" + src[t.LONECARET] + "\\s+";
-    re[t.CARETTRIM] = new RegExp(src[t.CARETTRIM], "g");
-    safeRe[t.CARETTRIM] = new RegExp(makeSafeRe(src[t.CARETTRIM]), "g");
-    var caretTrimReplace = "$1^";
-    tok("CARET");
-    src[t.CARET] = "^" + src[t.LONECARET] + src[t.XRANGEPLAIN] + "$";
-    tok("CARETLOOSE");
-    src[t.CARETLOOSE] = "^" + src[t.LONECARET] + src[t.XRANGEPLAINLOOSE] + "$";
-    tok("COMPARATORLOOSE");
-    src[t.COMPARATORLOOSE] = "^" + src[t.GTLT] + "\\s*(" + src[t.LOOSEPLAIN] + ")$|^$";
-    tok("COMPARATOR");
-    src[t.COMPARATOR] = "^" + src[t.GTLT] + "\\s*(" + src[t.FULLPLAIN] + ")$|^$";
-    tok("COMPARATORTRIM");
-    src[t.COMPARATORTRIM] = "(\\s*)" + src[t.GTLT] + "\\s*(" + src[t.LOOSEPLAIN] + "|" + src[t.XRANGEPLAIN] + ")";
-    re[t.COMPARATORTRIM] = new RegExp(src[t.COMPARATORTRIM], "g");
-    safeRe[t.COMPARATORTRIM] = new RegExp(makeSafeRe(src[t.COMPARATORTRIM]), "g");
-    tok("HYPHENRANGE");
-    src[t.HYPHENRANGE] = "^\\s*(" + src[t.XRANGEPLAIN] + ")\\s+-\\s+(" + src[t.XRANGEPLAIN] + ")\\s*$";
-    tok("HYPHENRANGELOOSE");
-    src[t.HYPHENRANGELOOSE] = "^\\s*(" + src[t.XRANGEPLAINLOOSE] + ")\\s+-\\s+(" + src[t.XRANGEPLAINLOOSE] + ")\\s*$";
-    tok("STAR");
-    src[t.STAR] = "(<|>)?=?\\s*\\*";
-    for (i5 = 0; i5 < R; i5++) {
-      debug2(i5, src[i5]);
-      if (!re[i5]) {
-        re[i5] = new RegExp(src[i5]);
-        safeRe[i5] = new RegExp(makeSafeRe(src[i5]));
-      }
-    }
-    var i5;
-    exports.parse = parse3;
-    function parse3(version, options) {
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      if (version instanceof SemVer) {
-        return version;
-      }
-      if (typeof version !== "string") {
-        return null;
-      }
-      if (version.length > MAX_LENGTH) {
-        return null;
-      }
-      var r5 = options.loose ? safeRe[t.LOOSE] : safeRe[t.FULL];
-      if (!r5.test(version)) {
-        return null;
-      }
-      try {
-        return new SemVer(version, options);
-      } catch (er) {
-        return null;
-      }
-    }
-    exports.valid = valid;
-    function valid(version, options) {
-      var v = parse3(version, options);
-      return v ? v.version : null;
-    }
-    exports.clean = clean4;
-    function clean4(version, options) {
-      var s2 = parse3(version.trim().replace(/^[=v]+/, ""), options);
-      return s2 ? s2.version : null;
-    }
-    exports.SemVer = SemVer;
-    function SemVer(version, options) {
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      if (version instanceof SemVer) {
-        if (version.loose === options.loose) {
-          return version;
-        } else {
-          version = version.version;
-        }
-      } else if (typeof version !== "string") {
-        throw new TypeError("Invalid Version: " + version);
-      }
-      if (version.length > MAX_LENGTH) {
-        throw new TypeError("version is longer than " + MAX_LENGTH + " characters");
-      }
-      if (!(this instanceof SemVer)) {
-        return new SemVer(version, options);
-      }
-      debug2("SemVer", version, options);
-      this.options = options;
-      this.loose = !!options.loose;
-      var m3 = version.trim().match(options.loose ? safeRe[t.LOOSE] : safeRe[t.FULL]);
-      if (!m3) {
-        throw new TypeError("Invalid Version: " + version);
-      }
-      this.raw = version;
-      this.major = +m3[1];
-      this.minor = +m3[2];
-      this.patch = +m3[3];
-      if (this.major > MAX_SAFE_INTEGER || this.major < 0) {
-        throw new TypeError("Invalid major version");
-      }
-      if (this.minor > MAX_SAFE_INTEGER || this.minor < 0) {
-        throw new TypeError("Invalid minor version");
-      }
-      if (this.patch > MAX_SAFE_INTEGER || this.patch < 0) {
-        throw new TypeError("Invalid patch version");
-      }
-      if (!m3[4]) {
-        this.prerelease = [];
-      } else {
-        this.prerelease = m3[4].split(".").map(function(id) {
-          if (/^[0-9]+$/.test(id)) {
-            var num = +id;
-            if (num >= 0 && num < MAX_SAFE_INTEGER) {
-              return num;
-            }
-          }
-          return id;
-        });
-      }
-      this.build = m3[5] ? m3[5].split(".") : [];
-      this.format();
-    }
-    SemVer.prototype.format = function() {
-      this.version = this.major + "." + this.minor + "." + this.patch;
-      if (this.prerelease.length) {
-        this.version += "-" + this.prerelease.join(".");
-      }
-      return this.version;
-    };
-    SemVer.prototype.toString = function() {
-      return this.version;
-    };
-    SemVer.prototype.compare = function(other) {
-      debug2("SemVer.compare", this.version, this.options, other);
-      if (!(other instanceof SemVer)) {
-        other = new SemVer(other, this.options);
-      }
-      return this.compareMain(other) || this.comparePre(other);
-    };
-    SemVer.prototype.compareMain = function(other) {
-      if (!(other instanceof SemVer)) {
-        other = new SemVer(other, this.options);
-      }
-      return compareIdentifiers(this.major, other.major) || compareIdentifiers(this.minor, other.minor) || compareIdentifiers(this.patch, other.patch);
-    };
-    SemVer.prototype.comparePre = function(other) {
-      if (!(other instanceof SemVer)) {
-        other = new SemVer(other, this.options);
-      }
-      if (this.prerelease.length && !other.prerelease.length) {
-        return -1;
-      } else if (!this.prerelease.length && other.prerelease.length) {
-        return 1;
-      } else if (!this.prerelease.length && !other.prerelease.length) {
-        return 0;
-      }
-      var i6 = 0;
-      do {
-        var a5 = this.prerelease[i6];
-        var b5 = other.prerelease[i6];
-        debug2("prerelease compare", i6, a5, b5);
-        if (a5 === void 0 && b5 === void 0) {
-          return 0;
-        } else if (b5 === void 0) {
-          return 1;
-        } else if (a5 === void 0) {
-          return -1;
-        } else if (a5 === b5) {
-          continue;
-        } else {
-          return compareIdentifiers(a5, b5);
-        }
-      } while (++i6);
-    };
-    SemVer.prototype.compareBuild = function(other) {
-      if (!(other instanceof SemVer)) {
-        other = new SemVer(other, this.options);
-      }
-      var i6 = 0;
-      do {
-        var a5 = this.build[i6];
-        var b5 = other.build[i6];
-        debug2("prerelease compare", i6, a5, b5);
-        if (a5 === void 0 && b5 === void 0) {
-          return 0;
-        } else if (b5 === void 0) {
-          return 1;
-        } else if (a5 === void 0) {
-          return -1;
-        } else if (a5 === b5) {
-          continue;
-        } else {
-          return compareIdentifiers(a5, b5);
-        }
-      } while (++i6);
-    };
-    SemVer.prototype.inc = function(release2, identifier) {
-      switch (release2) {
-        case "premajor":
-          this.prerelease.length = 0;
-          this.patch = 0;
-          this.minor = 0;
-          this.major++;
-          this.inc("pre", identifier);
-          break;
-        case "preminor":
-          this.prerelease.length = 0;
-          this.patch = 0;
-          this.minor++;
-          this.inc("pre", identifier);
-          break;
-        case "prepatch":
-          this.prerelease.length = 0;
-          this.inc("patch", identifier);
-          this.inc("pre", identifier);
-          break;
-        // If the input is a non-prerelease version, this acts the same as
-        // prepatch.
-        case "prerelease":
-          if (this.prerelease.length === 0) {
-            this.inc("patch", identifier);
-          }
-          this.inc("pre", identifier);
-          break;
-        case "major":
-          if (this.minor !== 0 || this.patch !== 0 || this.prerelease.length === 0) {
-            this.major++;
-          }
-          this.minor = 0;
-          this.patch = 0;
-          this.prerelease = [];
-          break;
-        case "minor":
-          if (this.patch !== 0 || this.prerelease.length === 0) {
-            this.minor++;
-          }
-          this.patch = 0;
-          this.prerelease = [];
-          break;
-        case "patch":
-          if (this.prerelease.length === 0) {
-            this.patch++;
-          }
-          this.prerelease = [];
-          break;
-        // This probably shouldn't be used publicly.
-        // 1.0.0 "pre" would become 1.0.0-0 which is the wrong direction.
-        case "pre":
-          if (this.prerelease.length === 0) {
-            this.prerelease = [0];
-          } else {
-            var i6 = this.prerelease.length;
-            while (--i6 >= 0) {
-              if (typeof this.prerelease[i6] === "number") {
-                this.prerelease[i6]++;
-                i6 = -2;
-              }
-            }
-            if (i6 === -1) {
-              this.prerelease.push(0);
-            }
-          }
-          if (identifier) {
-            if (this.prerelease[0] === identifier) {
-              if (isNaN(this.prerelease[1])) {
-                this.prerelease = [identifier, 0];
-              }
-            } else {
-              this.prerelease = [identifier, 0];
-            }
-          }
-          break;
-        default:
-          throw new Error("invalid increment argument: " + release2);
-      }
-      this.format();
-      this.raw = this.version;
-      return this;
-    };
-    exports.inc = inc;
-    function inc(version, release2, loose, identifier) {
-      if (typeof loose === "string") {
-        identifier = loose;
-        loose = void 0;
-      }
-      try {
-        return new SemVer(version, loose).inc(release2, identifier).version;
-      } catch (er) {
-        return null;
-      }
-    }
-    exports.diff = diff;
-    function diff(version1, version2) {
-      if (eq(version1, version2)) {
-        return null;
-      } else {
-        var v1 = parse3(version1);
-        var v2 = parse3(version2);
-        var prefix2 = "";
-        if (v1.prerelease.length || v2.prerelease.length) {
-          prefix2 = "pre";
-          var defaultResult = "prerelease";
-        }
-        for (var key in v1) {
-          if (key === "major" || key === "minor" || key === "patch") {
-            if (v1[key] !== v2[key]) {
-              return prefix2 + key;
-            }
-          }
-        }
-        return defaultResult;
-      }
-    }
-    exports.compareIdentifiers = compareIdentifiers;
-    var numeric = /^[0-9]+$/;
-    function compareIdentifiers(a5, b5) {
-      var anum = numeric.test(a5);
-      var bnum = numeric.test(b5);
-      if (anum && bnum) {
-        a5 = +a5;
-        b5 = +b5;
-      }
-      return a5 === b5 ? 0 : anum && !bnum ? -1 : bnum && !anum ? 1 : a5 < b5 ? -1 : 1;
-    }
-    exports.rcompareIdentifiers = rcompareIdentifiers;
-    function rcompareIdentifiers(a5, b5) {
-      return compareIdentifiers(b5, a5);
-    }
-    exports.major = major;
-    function major(a5, loose) {
-      return new SemVer(a5, loose).major;
-    }
-    exports.minor = minor;
-    function minor(a5, loose) {
-      return new SemVer(a5, loose).minor;
-    }
-    exports.patch = patch;
-    function patch(a5, loose) {
-      return new SemVer(a5, loose).patch;
-    }
-    exports.compare = compare;
-    function compare(a5, b5, loose) {
-      return new SemVer(a5, loose).compare(new SemVer(b5, loose));
-    }
-    exports.compareLoose = compareLoose;
-    function compareLoose(a5, b5) {
-      return compare(a5, b5, true);
-    }
-    exports.compareBuild = compareBuild;
-    function compareBuild(a5, b5, loose) {
-      var versionA = new SemVer(a5, loose);
-      var versionB = new SemVer(b5, loose);
-      return versionA.compare(versionB) || versionA.compareBuild(versionB);
-    }
-    exports.rcompare = rcompare;
-    function rcompare(a5, b5, loose) {
-      return compare(b5, a5, loose);
-    }
-    exports.sort = sort;
-    function sort(list2, loose) {
-      return list2.sort(function(a5, b5) {
-        return exports.compareBuild(a5, b5, loose);
-      });
-    }
-    exports.rsort = rsort;
-    function rsort(list2, loose) {
-      return list2.sort(function(a5, b5) {
-        return exports.compareBuild(b5, a5, loose);
-      });
-    }
-    exports.gt = gt;
-    function gt(a5, b5, loose) {
-      return compare(a5, b5, loose) > 0;
-    }
-    exports.lt = lt;
-    function lt(a5, b5, loose) {
-      return compare(a5, b5, loose) < 0;
-    }
-    exports.eq = eq;
-    function eq(a5, b5, loose) {
-      return compare(a5, b5, loose) === 0;
-    }
-    exports.neq = neq;
-    function neq(a5, b5, loose) {
-      return compare(a5, b5, loose) !== 0;
-    }
-    exports.gte = gte;
-    function gte(a5, b5, loose) {
-      return compare(a5, b5, loose) >= 0;
-    }
-    exports.lte = lte;
-    function lte(a5, b5, loose) {
-      return compare(a5, b5, loose) <= 0;
-    }
-    exports.cmp = cmp;
-    function cmp(a5, op2, b5, loose) {
-      switch (op2) {
-        case "===":
-          if (typeof a5 === "object")
-            a5 = a5.version;
-          if (typeof b5 === "object")
-            b5 = b5.version;
-          return a5 === b5;
-        case "!==":
-          if (typeof a5 === "object")
-            a5 = a5.version;
-          if (typeof b5 === "object")
-            b5 = b5.version;
-          return a5 !== b5;
-        case "":
-        case "=":
-        case "==":
-          return eq(a5, b5, loose);
-        case "!=":
-          return neq(a5, b5, loose);
-        case ">":
-          return gt(a5, b5, loose);
-        case ">=":
-          return gte(a5, b5, loose);
-        case "<":
-          return lt(a5, b5, loose);
-        case "<=":
-          return lte(a5, b5, loose);
-        default:
-          throw new TypeError("Invalid operator: " + op2);
-      }
-    }
-    exports.Comparator = Comparator;
-    function Comparator(comp, options) {
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      if (comp instanceof Comparator) {
-        if (comp.loose === !!options.loose) {
-          return comp;
-        } else {
-          comp = comp.value;
-        }
-      }
-      if (!(this instanceof Comparator)) {
-        return new Comparator(comp, options);
-      }
-      comp = comp.trim().split(/\s+/).join(" ");
-      debug2("comparator", comp, options);
-      this.options = options;
-      this.loose = !!options.loose;
-      this.parse(comp);
-      if (this.semver === ANY) {
-        this.value = "";
-      } else {
-        this.value = this.operator + this.semver.version;
-      }
-      debug2("comp", this);
-    }
-    var ANY = {};
-    Comparator.prototype.parse = function(comp) {
-      var r5 = this.options.loose ? safeRe[t.COMPARATORLOOSE] : safeRe[t.COMPARATOR];
-      var m3 = comp.match(r5);
-      if (!m3) {
-        throw new TypeError("Invalid comparator: " + comp);
-      }
-      this.operator = m3[1] !== void 0 ? m3[1] : "";
-      if (this.operator === "=") {
-        this.operator = "";
-      }
-      if (!m3[2]) {
-        this.semver = ANY;
-      } else {
-        this.semver = new SemVer(m3[2], this.options.loose);
-      }
-    };
-    Comparator.prototype.toString = function() {
-      return this.value;
-    };
-    Comparator.prototype.test = function(version) {
-      debug2("Comparator.test", version, this.options.loose);
-      if (this.semver === ANY || version === ANY) {
-        return true;
-      }
-      if (typeof version === "string") {
-        try {
-          version = new SemVer(version, this.options);
-        } catch (er) {
-          return false;
-        }
-      }
-      return cmp(version, this.operator, this.semver, this.options);
-    };
-    Comparator.prototype.intersects = function(comp, options) {
-      if (!(comp instanceof Comparator)) {
-        throw new TypeError("a Comparator is required");
-      }
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      var rangeTmp;
-      if (this.operator === "") {
-        if (this.value === "") {
-          return true;
-        }
-        rangeTmp = new Range(comp.value, options);
-        return satisfies(this.value, rangeTmp, options);
-      } else if (comp.operator === "") {
-        if (comp.value === "") {
-          return true;
-        }
-        rangeTmp = new Range(this.value, options);
-        return satisfies(comp.semver, rangeTmp, options);
-      }
-      var sameDirectionIncreasing = (this.operator === ">=" || this.operator === ">") && (comp.operator === ">=" || comp.operator === ">");
-      var sameDirectionDecreasing = (this.operator === "<=" || this.operator === "<") && (comp.operator === "<=" || comp.operator === "<");
-      var sameSemVer = this.semver.version === comp.semver.version;
-      var differentDirectionsInclusive = (this.operator === ">=" || this.operator === "<=") && (comp.operator === ">=" || comp.operator === "<=");
-      var oppositeDirectionsLessThan = cmp(this.semver, "<", comp.semver, options) && ((this.operator === ">=" || this.operator === ">") && (comp.operator === "<=" || comp.operator === "<"));
-      var oppositeDirectionsGreaterThan = cmp(this.semver, ">", comp.semver, options) && ((this.operator === "<=" || this.operator === "<") && (comp.operator === ">=" || comp.operator === ">"));
-      return sameDirectionIncreasing || sameDirectionDecreasing || sameSemVer && differentDirectionsInclusive || oppositeDirectionsLessThan || oppositeDirectionsGreaterThan;
-    };
-    exports.Range = Range;
-    function Range(range2, options) {
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      if (range2 instanceof Range) {
-        if (range2.loose === !!options.loose && range2.includePrerelease === !!options.includePrerelease) {
-          return range2;
-        } else {
-          return new Range(range2.raw, options);
-        }
-      }
-      if (range2 instanceof Comparator) {
-        return new Range(range2.value, options);
-      }
-      if (!(this instanceof Range)) {
-        return new Range(range2, options);
-      }
-      this.options = options;
-      this.loose = !!options.loose;
-      this.includePrerelease = !!options.includePrerelease;
-      this.raw = range2.trim().split(/\s+/).join(" ");
-      this.set = this.raw.split("||").map(function(range3) {
-        return this.parseRange(range3.trim());
-      }, this).filter(function(c5) {
-        return c5.length;
-      });
-      if (!this.set.length) {
-        throw new TypeError("Invalid SemVer Range: " + this.raw);
-      }
-      this.format();
-    }
-    Range.prototype.format = function() {
-      this.range = this.set.map(function(comps) {
-        return comps.join(" ").trim();
-      }).join("||").trim();
-      return this.range;
-    };
-    Range.prototype.toString = function() {
-      return this.range;
-    };
-    function isWhitespace(char) {
-      var code = char && char.charCodeAt(0);
-      return code >= 9 && code <= 13 || code === 32 || code === 160 || code === 5760 || code >= 8192 && code <= 8202 || code === 8232 || code === 8233 || code === 8239 || code === 8287 || code === 12288 || code === 65279;
-    }
-    function isVersionPrefix(char) {
-      return char === "v" || char === "=" || isWhitespace(char);
-    }
-    function isDigit(char) {
-      return char !== void 0 && char >= "0" && char <= "9";
-    }
-    function isLetter(char) {
-      return char !== void 0 && (char >= "a" && char <= "z" || char >= "A" && char <= "Z");
-    }
-    function isIdentifierCharacter(char) {
-      return isDigit(char) || isLetter(char) || char === "-";
-    }
-    function isVersionStart(char) {
-      return isDigit(char) || char === "x" || char === "X" || char === "*";
-    }
-    function findDigitsEndIndex(range2, start, limit, digitRuns) {
-      if (!isDigit(range2[start])) {
-        return start;
-      }
-      if (start >= digitRuns.start && start < digitRuns.end) {
-        return Math.min(start + limit, digitRuns.end);
-      }
-      if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
-        return Math.min(start + limit, digitRuns.previousEnd);
-      }
-      var end = start + 1;
-      while (isDigit(range2[end])) {
-        end++;
-      }
-      digitRuns.previousStart = digitRuns.start;
-      digitRuns.previousEnd = digitRuns.end;
-      digitRuns.start = start;
-      digitRuns.end = end;
-      return Math.min(start + limit, end);
-    }
-    function findVersionNumberEndIndex(range2, start, loose, digitRuns) {
-      if (!loose && range2[start] === "0") {
-        return start + 1;
-      }
-      return findDigitsEndIndex(range2, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
-    }
-    function findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns) {
-      if (isDigit(range2[start])) {
-        return findVersionNumberEndIndex(range2, start, loose, digitRuns);
-      }
-      if (!isLetter(range2[start]) && range2[start] !== "-") {
-        return start;
-      }
-      var end = start + 1;
-      var limit = end + MAX_SAFE_BUILD_LENGTH;
-      while (end < limit && isIdentifierCharacter(range2[end])) {
-        end++;
-      }
-      return end;
-    }
-    function findPrereleaseEndIndex(range2, start, loose, digitRuns) {
-      var hyphen = range2[start] === "-";
-      if (!loose && !hyphen) {
-        return start;
-      }
-      var identifierStart = start + (hyphen ? 1 : 0);
-      var end = findPrereleaseIdentifierEndIndex(range2, identifierStart, loose, digitRuns);
-      if (end === identifierStart) {
-        if (!loose || !hyphen) {
-          return start;
-        }
-        end = findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns);
-      }
-      while (range2[end] === ".") {
-        var next = findPrereleaseIdentifierEndIndex(range2, end + 1, loose, digitRuns);
-        if (next === end + 1) {
-          break;
-        }
-        end = next;
-      }
-      return end;
-    }
-    function findBuildEndIndex(range2, start) {
-      if (range2[start] !== "+") {
-        return start;
-      }
-      var end = start + 1;
-      do {
-        var identifierStart = end;
-        while (end - identifierStart < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range2[end])) {
-          end++;
-        }
-        if (end === identifierStart) {
-          return identifierStart === start + 1 ? start : end - 1;
-        }
-        if (range2[end] !== ".") {
-          return end;
-        }
-        end++;
-      } while (true);
-    }
-    function findLooseFullVersionEndIndex(range2, start, digitRuns) {
-      var end = start;
-      for (var component = 0; component < 3; component++) {
-        var next = findVersionNumberEndIndex(range2, end, true, digitRuns);
-        if (next === end) {
-          return start;
-        }
-        end = next;
-        if (component < 2) {
-          if (range2[end] !== ".") {
-            return start;
-          }
-          end++;
-        }
-      }
-      return findBuildEndIndex(range2, findPrereleaseEndIndex(range2, end, true, digitRuns));
-    }
-    function findPartialVersionComponentEndIndex(range2, start, digitRuns) {
-      if (isDigit(range2[start])) {
-        return findVersionNumberEndIndex(range2, start, false, digitRuns);
-      }
-      return isVersionStart(range2[start]) ? start + 1 : start;
-    }
-    function findVersionEndIndex(range2, start, digitRuns) {
-      var end = findLooseFullVersionEndIndex(range2, start, digitRuns);
-      if (end !== start) {
-        return end;
-      }
-      end = findPartialVersionComponentEndIndex(range2, start, digitRuns);
-      for (var component = 0; component < 2; component++) {
-        if (range2[end] !== ".") {
-          return end;
-        }
-        var next = findPartialVersionComponentEndIndex(range2, end + 1, digitRuns);
-        if (next === end + 1) {
-          return end;
-        }
-        end = next;
-      }
-      return findBuildEndIndex(range2, findPrereleaseEndIndex(range2, end, false, digitRuns));
-    }
-    function findRemovableWhitespaceIndex(range2, position) {
-      if (isWhitespace(range2[position])) {
-        position++;
-      }
-      if (range2[position] === "<" || range2[position] === ">") {
-        position++;
-      }
-      if (range2[position] === "=") {
-        position++;
-      }
-      return isWhitespace(range2[position]) ? position : -1;
-    }
-    function trimComparatorWhitespace(range2) {
-      var result = "";
-      var copyFrom = 0;
-      var cursor = 0;
-      var digitRuns = { start: -1, end: -1, previousStart: -1, previousEnd: -1 };
-      while (cursor < range2.length) {
-        var matchStart = cursor;
-        if (range2[cursor] === "<" || range2[cursor] === ">") {
-          cursor++;
-        } else if (!isVersionPrefix(range2[cursor]) && !isVersionStart(range2[cursor])) {
-          cursor++;
-          continue;
-        }
-        while (cursor < range2.length && isVersionPrefix(range2[cursor])) {
-          cursor++;
-        }
-        if (!isVersionStart(range2[cursor])) {
-          continue;
-        }
-        var whitespacePosition = findRemovableWhitespaceIndex(range2, matchStart);
-        if (whitespacePosition !== -1) {
-          result += range2.slice(copyFrom, whitespacePosition);
-          copyFrom = whitespacePosition + 1;
-        }
-        cursor = findVersionEndIndex(range2, cursor, digitRuns);
-      }
-      return result + range2.slice(copyFrom);
-    }
-    Range.prototype.parseRange = function(range2) {
-      var loose = this.options.loose;
-      var hr = loose ? safeRe[t.HYPHENRANGELOOSE] : safeRe[t.HYPHENRANGE];
-      range2 = range2.replace(hr, hyphenReplace);
-      debug2("hyphen replace", range2);
-      range2 = trimComparatorWhitespace(range2);
-      debug2("comparator trim", range2);
-      range2 = range2.replace(safeRe[t.TILDETRIM], tildeTrimReplace);
-      range2 = range2.replace(safeRe[t.CARETTRIM], caretTrimReplace);
-      range2 = range2.split(/\s+/).join(" ");
-      var compRe = loose ? safeRe[t.COMPARATORLOOSE] : safeRe[t.COMPARATOR];
-      var set = range2.split(" ").map(function(comp) {
-        return parseComparator(comp, this.options);
-      }, this).join(" ").split(/\s+/);
-      if (this.options.loose) {
-        set = set.filter(function(comp) {
-          return !!comp.match(compRe);
-        });
-      }
-      set = set.map(function(comp) {
-        return new Comparator(comp, this.options);
-      }, this);
-      return set;
-    };
-    Range.prototype.intersects = function(range2, options) {
-      if (!(range2 instanceof Range)) {
-        throw new TypeError("a Range is required");
-      }
-      return this.set.some(function(thisComparators) {
-        return isSatisfiable(thisComparators, options) && range2.set.some(function(rangeComparators) {
-          return isSatisfiable(rangeComparators, options) && thisComparators.every(function(thisComparator) {
-            return rangeComparators.every(function(rangeComparator) {
-              return thisComparator.intersects(rangeComparator, options);
-            });
-          });
-        });
-      });
-    };
-    function isSatisfiable(comparators, options) {
-      var result = true;
-      var remainingComparators = comparators.slice();
-      var testComparator = remainingComparators.pop();
-      while (result && remainingComparators.length) {
-        result = remainingComparators.every(function(otherComparator) {
-          return testComparator.intersects(otherComparator, options);
-        });
-        testComparator = remainingComparators.pop();
-      }
-      return result;
-    }
-    exports.toComparators = toComparators;
-    function toComparators(range2, options) {
-      return new Range(range2, options).set.map(function(comp) {
-        return comp.map(function(c5) {
-          return c5.value;
-        }).join(" ").trim().split(" ");
-      });
-    }
-    function parseComparator(comp, options) {
-      debug2("comp", comp, options);
-      comp = replaceCarets(comp, options);
-      debug2("caret", comp);
-      comp = replaceTildes(comp, options);
-      debug2("tildes", comp);
-      comp = replaceXRanges(comp, options);
-      debug2("xrange", comp);
-      comp = replaceStars(comp, options);
-      debug2("stars", comp);
-      return comp;
-    }
-    function isX(id) {
-      return !id || id.toLowerCase() === "x" || id === "*";
-    }
-    function replaceTildes(comp, options) {
-      return comp.trim().split(/\s+/).map(function(comp2) {
-        return replaceTilde(comp2, options);
-      }).join(" ");
-    }
-    function replaceTilde(comp, options) {
-      var r5 = options.loose ? safeRe[t.TILDELOOSE] : safeRe[t.TILDE];
-      return comp.replace(r5, function(_, M2, m3, p3, pr) {
-        debug2("tilde", comp, _, M2, m3, p3, pr);
-        var ret;
-        if (isX(M2)) {
-          ret = "";
-        } else if (isX(m3)) {
-          ret = ">=" + M2 + ".0.0 <" + (+M2 + 1) + ".0.0";
-        } else if (isX(p3)) {
-          ret = ">=" + M2 + "." + m3 + ".0 <" + M2 + "." + (+m3 + 1) + ".0";
-        } else if (pr) {
-          debug2("replaceTilde pr", pr);
-          ret = ">=" + M2 + "." + m3 + "." + p3 + "-" + pr + " <" + M2 + "." + (+m3 + 1) + ".0";
-        } else {
-          ret = ">=" + M2 + "." + m3 + "." + p3 + " <" + M2 + "." + (+m3 + 1) + ".0";
-        }
-        debug2("tilde return", ret);
-        return ret;
-      });
-    }
-    function replaceCarets(comp, options) {
-      return comp.trim().split(/\s+/).map(function(comp2) {
-        return replaceCaret(comp2, options);
-      }).join(" ");
-    }
-    function replaceCaret(comp, options) {
-      debug2("caret", comp, options);
-      var r5 = options.loose ? safeRe[t.CARETLOOSE] : safeRe[t.CARET];
-      return comp.replace(r5, function(_, M2, m3, p3, pr) {
-        debug2("caret", comp, _, M2, m3, p3, pr);
-        var ret;
-        if (isX(M2)) {
-          ret = "";
-        } else if (isX(m3)) {
-          ret = ">=" + M2 + ".0.0 <" + (+M2 + 1) + ".0.0";
-        } else if (isX(p3)) {
-          if (M2 === "0") {
-            ret = ">=" + M2 + "." + m3 + ".0 <" + M2 + "." + (+m3 + 1) + ".0";
-          } else {
-            ret = ">=" + M2 + "." + m3 + ".0 <" + (+M2 + 1) + ".0.0";
-          }
-        } else if (pr) {
-          debug2("replaceCaret pr", pr);
-          if (M2 === "0") {
-            if (m3 === "0") {
-              ret = ">=" + M2 + "." + m3 + "." + p3 + "-" + pr + " <" + M2 + "." + m3 + "." + (+p3 + 1);
-            } else {
-              ret = ">=" + M2 + "." + m3 + "." + p3 + "-" + pr + " <" + M2 + "." + (+m3 + 1) + ".0";
-            }
-          } else {
-            ret = ">=" + M2 + "." + m3 + "." + p3 + "-" + pr + " <" + (+M2 + 1) + ".0.0";
-          }
-        } else {
-          debug2("no pr");
-          if (M2 === "0") {
-            if (m3 === "0") {
-              ret = ">=" + M2 + "." + m3 + "." + p3 + " <" + M2 + "." + m3 + "." + (+p3 + 1);
-            } else {
-              ret = ">=" + M2 + "." + m3 + "." + p3 + " <" + M2 + "." + (+m3 + 1) + ".0";
-            }
-          } else {
-            ret = ">=" + M2 + "." + m3 + "." + p3 + " <" + (+M2 + 1) + ".0.0";
-          }
-        }
-        debug2("caret return", ret);
-        return ret;
-      });
-    }
-    function replaceXRanges(comp, options) {
-      debug2("replaceXRanges", comp, options);
-      return comp.split(/\s+/).map(function(comp2) {
-        return replaceXRange(comp2, options);
-      }).join(" ");
-    }
-    function replaceXRange(comp, options) {
-      comp = comp.trim();
-      var r5 = options.loose ? safeRe[t.XRANGELOOSE] : safeRe[t.XRANGE];
-      return comp.replace(r5, function(ret, gtlt, M2, m3, p3, pr) {
-        debug2("xRange", comp, ret, gtlt, M2, m3, p3, pr);
-        var xM = isX(M2);
-        var xm = xM || isX(m3);
-        var xp = xm || isX(p3);
-        var anyX = xp;
-        if (gtlt === "=" && anyX) {
-          gtlt = "";
-        }
-        pr = options.includePrerelease ? "-0" : "";
-        if (xM) {
-          if (gtlt === ">" || gtlt === "<") {
-            ret = "<0.0.0-0";
-          } else {
-            ret = "*";
-          }
-        } else if (gtlt && anyX) {
-          if (xm) {
-            m3 = 0;
-          }
-          p3 = 0;
-          if (gtlt === ">") {
-            gtlt = ">=";
-            if (xm) {
-              M2 = +M2 + 1;
-              m3 = 0;
-              p3 = 0;
-            } else {
-              m3 = +m3 + 1;
-              p3 = 0;
-            }
-          } else if (gtlt === "<=") {
-            gtlt = "<";
-            if (xm) {
-              M2 = +M2 + 1;
-            } else {
-              m3 = +m3 + 1;
-            }
-          }
-          ret = gtlt + M2 + "." + m3 + "." + p3 + pr;
-        } else if (xm) {
-          ret = ">=" + M2 + ".0.0" + pr + " <" + (+M2 + 1) + ".0.0" + pr;
-        } else if (xp) {
-          ret = ">=" + M2 + "." + m3 + ".0" + pr + " <" + M2 + "." + (+m3 + 1) + ".0" + pr;
-        }
-        debug2("xRange return", ret);
-        return ret;
-      });
-    }
-    function replaceStars(comp, options) {
-      debug2("replaceStars", comp, options);
-      return comp.trim().replace(safeRe[t.STAR], "");
-    }
-    function hyphenReplace($0, from, fM, fm, fp, fpr, fb, to, tM, tm, tp, tpr, tb) {
-      if (isX(fM)) {
-        from = "";
-      } else if (isX(fm)) {
-        from = ">=" + fM + ".0.0";
-      } else if (isX(fp)) {
-        from = ">=" + fM + "." + fm + ".0";
-      } else {
-        from = ">=" + from;
-      }
-      if (isX(tM)) {
-        to = "";
-      } else if (isX(tm)) {
-        to = "<" + (+tM + 1) + ".0.0";
-      } else if (isX(tp)) {
-        to = "<" + tM + "." + (+tm + 1) + ".0";
-      } else if (tpr) {
-        to = "<=" + tM + "." + tm + "." + tp + "-" + tpr;
-      } else {
-        to = "<=" + to;
-      }
-      return (from + " " + to).trim();
-    }
-    Range.prototype.test = function(version) {
-      if (!version) {
-        return false;
-      }
-      if (typeof version === "string") {
-        try {
-          version = new SemVer(version, this.options);
-        } catch (er) {
-          return false;
-        }
-      }
-      for (var i6 = 0; i6 < this.set.length; i6++) {
-        if (testSet(this.set[i6], version, this.options)) {
-          return true;
-        }
-      }
-      return false;
-    };
-    function testSet(set, version, options) {
-      for (var i6 = 0; i6 < set.length; i6++) {
-        if (!set[i6].test(version)) {
-          return false;
-        }
-      }
-      if (version.prerelease.length && !options.includePrerelease) {
-        for (i6 = 0; i6 < set.length; i6++) {
-          debug2(set[i6].semver);
-          if (set[i6].semver === ANY) {
-            continue;
-          }
-          if (set[i6].semver.prerelease.length > 0) {
-            var allowed = set[i6].semver;
-            if (allowed.major === version.major && allowed.minor === version.minor && allowed.patch === version.patch) {
-              return true;
-            }
-          }
-        }
-        return false;
-      }
-      return true;
-    }
-    exports.satisfies = satisfies;
-    function satisfies(version, range2, options) {
-      try {
-        range2 = new Range(range2, options);
-      } catch (er) {
-        return false;
-      }
-      return range2.test(version);
-    }
-    exports.maxSatisfying = maxSatisfying;
-    function maxSatisfying(versions2, range2, options) {
-      var max = null;
-      var maxSV = null;
-      try {
-        var rangeObj = new Range(range2, options);
-      } catch (er) {
-        return null;
-      }
-      versions2.forEach(function(v) {
-        if (rangeObj.test(v)) {
-          if (!max || maxSV.compare(v) === -1) {
-            max = v;
-            maxSV = new SemVer(max, options);
-          }
-        }
-      });
-      return max;
-    }
-    exports.minSatisfying = minSatisfying;
-    function minSatisfying(versions2, range2, options) {
-      var min = null;
-      var minSV = null;
-      try {
-        var rangeObj = new Range(range2, options);
-      } catch (er) {
-        return null;
-      }
-      versions2.forEach(function(v) {
-        if (rangeObj.test(v)) {
-          if (!min || minSV.compare(v) === 1) {
-            min = v;
-            minSV = new SemVer(min, options);
-          }
-        }
-      });
-      return min;
-    }
-    exports.minVersion = minVersion;
-    function minVersion(range2, loose) {
-      range2 = new Range(range2, loose);
-      var minver = new SemVer("0.0.0");
-      if (range2.test(minver)) {
-        return minver;
-      }
-      minver = new SemVer("0.0.0-0");
-      if (range2.test(minver)) {
-        return minver;
-      }
-      minver = null;
-      for (var i6 = 0; i6 < range2.set.length; ++i6) {
-        var comparators = range2.set[i6];
-        comparators.forEach(function(comparator) {
-          var compver = new SemVer(comparator.semver.version);
-          switch (comparator.operator) {
-            case ">":
-              if (compver.prerelease.length === 0) {
-                compver.patch++;
-              } else {
-                compver.prerelease.push(0);
-              }
-              compver.raw = compver.format();
-            /* fallthrough */
-            case "":
-            case ">=":
-              if (!minver || gt(minver, compver)) {
-                minver = compver;
-              }
-              break;
-            case "<":
-            case "<=":
-              break;
-            /* istanbul ignore next */
-            default:
-              throw new Error("Unexpected operation: " + comparator.operator);
-          }
-        });
-      }
-      if (minver && range2.test(minver)) {
-        return minver;
-      }
-      return null;
-    }
-    exports.validRange = validRange;
-    function validRange(range2, options) {
-      try {
-        return new Range(range2, options).range || "*";
-      } catch (er) {
-        return null;
-      }
-    }
-    exports.ltr = ltr;
-    function ltr(version, range2, options) {
-      return outside(version, range2, "<", options);
-    }
-    exports.gtr = gtr;
-    function gtr(version, range2, options) {
-      return outside(version, range2, ">", options);
-    }
-    exports.outside = outside;
-    function outside(version, range2, hilo, options) {
-      version = new SemVer(version, options);
-      range2 = new Range(range2, options);
-      var gtfn, ltefn, ltfn, comp, ecomp;
-      switch (hilo) {
-        case ">":
-          gtfn = gt;
-          ltefn = lte;
-          ltfn = lt;
-          comp = ">";
-          ecomp = ">=";
-          break;
-        case "<":
-          gtfn = lt;
-          ltefn = gte;
-          ltfn = gt;
-          comp = "<";
-          ecomp = "<=";
-          break;
-        default:
-          throw new TypeError('Must provide a hilo val of "<" or ">"');
-      }
-      if (satisfies(version, range2, options)) {
-        return false;
-      }
-      for (var i6 = 0; i6 < range2.set.length; ++i6) {
-        var comparators = range2.set[i6];
-        var high = null;
-        var low = null;
-        comparators.forEach(function(comparator) {
-          if (comparator.semver === ANY) {
-            comparator = new Comparator(">=0.0.0");
-          }
-          high = high || comparator;
-          low = low || comparator;
-          if (gtfn(comparator.semver, high.semver, options)) {
-            high = comparator;
-          } else if (ltfn(comparator.semver, low.semver, options)) {
-            low = comparator;
-          }
-        });
-        if (high.operator === comp || high.operator === ecomp) {
-          return false;
-        }
-        if ((!low.operator || low.operator === comp) && ltefn(version, low.semver)) {
-          return false;
-        } else if (low.operator === ecomp && ltfn(version, low.semver)) {
-          return false;
-        }
-      }
-      return true;
-    }
-    exports.prerelease = prerelease;
-    function prerelease(version, options) {
-      var parsed = parse3(version, options);
-      return parsed && parsed.prerelease.length ? parsed.prerelease : null;
-    }
-    exports.intersects = intersects;
-    function intersects(r1, r22, options) {
-      r1 = new Range(r1, options);
-      r22 = new Range(r22, options);
-      return r1.intersects(r22);
-    }
-    exports.coerce = coerce;
-    function coerce(version, options) {
-      if (version instanceof SemVer) {
-        return version;
-      }
-      if (typeof version === "number") {
-        version = String(version);
-      }
-      if (typeof version !== "string") {
-        return null;
-      }
-      options = options || {};
-      var match = null;
-      if (!options.rtl) {
-        match = version.match(safeRe[t.COERCE]);
-      } else {
-        var next;
-        while ((next = safeRe[t.COERCERTL].exec(version)) && (!match || match.index + match[0].length !== version.length)) {
-          if (!match || next.index + next[0].length !== match.index + match[0].length) {
-            match = next;
-          }
-          safeRe[t.COERCERTL].lastIndex = next.index + next[1].length + next[2].length;
-        }
-        safeRe[t.COERCERTL].lastIndex = -1;
-      }
-      if (match === null) {
-        return null;
-      }
-      return parse3(match[2] + "." + (match[3] || "0") + "." + (match[4] || "0"), options);
-    }
-  }
-});
-
-// node_modules/make-dir/index.js
-var require_make_dir = __commonJS({
-  "node_modules/make-dir/index.js"(exports, module) {
-    "use strict";
-    var fs5 = __require("fs");
-    var path = __require("path");
-    var { promisify } = __require("util");
-    var semver = require_semver();
-    var useNativeRecursiveOption = semver.satisfies(process.version, ">=10.12.0");
-    var checkPath = (pth) => {
-      if (process.platform === "win32") {
-        const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path.parse(pth).root, ""));
-        if (pathHasInvalidWinCharacters) {
-          const error3 = new Error(`Path contains invalid characters: ${pth}`);
-          error3.code = "EINVAL";
-          throw error3;
-        }
-      }
-    };
-    var processOptions = (options) => {
-      const defaults = {
-        mode: 511,
-        fs: fs5
-      };
-      return {
-        ...defaults,
-        ...options
-      };
-    };
-    var permissionError = (pth) => {
-      const error3 = new Error(`operation not permitted, mkdir '${pth}'`);
-      error3.code = "EPERM";
-      error3.errno = -4048;
-      error3.path = pth;
-      error3.syscall = "mkdir";
-      return error3;
-    };
-    var makeDir2 = async (input, options) => {
-      checkPath(input);
-      options = processOptions(options);
-      const mkdir2 = promisify(options.fs.mkdir);
-      const stat2 = promisify(options.fs.stat);
-      if (useNativeRecursiveOption && options.fs.mkdir === fs5.mkdir) {
-        const pth = path.resolve(input);
-        await mkdir2(pth, {
-          mode: options.mode,
-          recursive: true
-        });
-        return pth;
-      }
-      const make = async (pth) => {
-        try {
-          await mkdir2(pth, options.mode);
-          return pth;
-        } catch (error3) {
-          if (error3.code === "EPERM") {
-            throw error3;
-          }
-          if (error3.code === "ENOENT") {
-            if (path.dirname(pth) === pth) {
-              throw permissionError(pth);
-            }
-            if (error3.message.includes("null bytes")) {
-              throw error3;
-            }
-            await make(path.dirname(pth));
-            return make(pth);
-          }
-          try {
-            const stats = await stat2(pth);
-            if (!stats.isDirectory()) {
-              throw new Error("The path is not a directory");
-            }
-          } catch (_) {
-            throw error3;
-          }
-          return pth;
-        }
-      };
-      return make(path.resolve(input));
-    };
-    module.exports = makeDir2;
-    module.exports.sync = (input, options) => {
-      checkPath(input);
-      options = processOptions(options);
-      if (useNativeRecursiveOption && options.fs.mkdirSync === fs5.mkdirSync) {
-        const pth = path.resolve(input);
-        fs5.mkdirSync(pth, {
-          mode: options.mode,
-          recursive: true
-        });
-        return pth;
-      }
-      const make = (pth) => {
-        try {
-          options.fs.mkdirSync(pth, options.mode);
-        } catch (error3) {
-          if (error3.code === "EPERM") {
-            throw error3;
-          }
-          if (error3.code === "ENOENT") {
-            if (path.dirname(pth) === pth) {
-              throw permissionError(pth);
-            }
-            if (error3.message.includes("null bytes")) {
-              throw error3;
-            }
-            make(path.dirname(pth));
-            return make(pth);
-          }
-          try {
-            if (!options.fs.statSync(pth).isDirectory()) {
-              throw new Error("The path is not a directory");
-            }
-          } catch (_) {
-            throw error3;
-          }
-        }
-        return pth;
-      };
-      return make(path.resolve(input));
-    };
-  }
-});
-
-// node_modules/sb-promise-queue/lib/esm/index.mjs
-var PromiseQueue;
-var init_esm = __esm({
-  "node_modules/sb-promise-queue/lib/esm/index.mjs"() {
-    PromiseQueue = class {
-      constructor({ concurrency = 1 } = {}) {
-        this.options = { concurrency };
-        this.running = 0;
-        this.queue = [];
-        this.idleCallbacks = [];
-      }
-      clear() {
-        this.queue = [];
-      }
-      onIdle(callback) {
-        this.idleCallbacks.push(callback);
-        return () => {
-          const index = this.idleCallbacks.indexOf(callback);
-          if (index !== -1) {
-            this.idleCallbacks.splice(index, 1);
-          }
-        };
-      }
-      waitTillIdle() {
-        return new Promise((resolve) => {
-          if (this.running === 0) {
-            resolve();
-            return;
-          }
-          const dispose = this.onIdle(() => {
-            dispose();
-            resolve();
-          });
-        });
-      }
-      add(callback) {
-        return new Promise((resolve, reject) => {
-          const runCallback = () => {
-            this.running += 1;
-            try {
-              Promise.resolve(callback()).then((val) => {
-                resolve(val);
-                this.processNext();
-              }, (err) => {
-                reject(err);
-                this.processNext();
-              });
-            } catch (err) {
-              reject(err);
-              this.processNext();
-            }
-          };
-          if (this.running >= this.options.concurrency) {
-            this.queue.push(runCallback);
-          } else {
-            runCallback();
-          }
-        });
-      }
-      // Internal function, don't use
-      processNext() {
-        this.running -= 1;
-        const callback = this.queue.shift();
-        if (callback) {
-          callback();
-        } else if (this.running === 0) {
-          this.idleCallbacks.forEach((item) => item());
-        }
-      }
-    };
-  }
-});
-
-// node_modules/sb-scandir/lib/esm/index.mjs
-import fs3 from "fs";
-import fsPath from "path";
-import invariant from "assert";
-async function scanDirectoryInternal({ path, recursive, validate: validate2, result, fileSystem, queue, reject }) {
-  const itemStat = await fileSystem.stat(path);
-  if (itemStat.isFile()) {
-    result.files.push(path);
-  } else if (itemStat.isDirectory()) {
-    result.directories.push(path);
-  }
-  if (!itemStat.isDirectory() || recursive === "none") {
-    return;
-  }
-  const contents = await fileSystem.readdir(path);
-  contents.forEach((item) => {
-    const itemPath = fileSystem.join(path, item);
-    if (!validate2(itemPath)) {
-      return;
-    }
-    queue.add(() => scanDirectoryInternal({
-      path: itemPath,
-      recursive: recursive === "shallow" ? "none" : "deep",
-      validate: validate2,
-      result,
-      fileSystem,
-      queue,
-      reject
-    })).catch(reject);
-  });
-}
-async function scanDirectory(path, { recursive = true, validate: validate2 = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
-  invariant(path && typeof path === "string", "path must be a valid string");
-  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
-  invariant(validate2 === null || typeof validate2 === "function", "options.validate must be a valid function");
-  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
-  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
-  const queue = new PromiseQueue({
-    concurrency
-  });
-  const result = { files: [], directories: [] };
-  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve, reject) => {
-    scanDirectoryInternal({
-      path,
-      recursive: recursive ? "deep" : "shallow",
-      validate: validate2 != null ? validate2 : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
-      result,
-      fileSystem: mergedFileSystem,
-      queue,
-      reject
-    }).then(() => queue.waitTillIdle()).then(resolve, reject);
-  });
-  return result;
-}
-var defaultFilesystem, esm_default;
-var init_esm2 = __esm({
-  "node_modules/sb-scandir/lib/esm/index.mjs"() {
-    init_esm();
-    defaultFilesystem = {
-      join(pathA, pathB) {
-        return fsPath.join(pathA, pathB);
-      },
-      basename(path) {
-        return fsPath.basename(path);
-      },
-      stat(path) {
-        return new Promise((resolve, reject) => {
-          fs3.stat(path, (err, res) => {
-            if (err) {
-              reject(err);
-            } else {
-              resolve(res);
-            }
-          });
-        });
-      },
-      readdir(path) {
-        return new Promise((resolve, reject) => {
-          fs3.readdir(path, (err, res) => {
-            if (err) {
-              reject(err);
-            } else {
-              resolve(res);
-            }
-          });
-        });
-      }
-    };
-    esm_default = scanDirectory;
-  }
-});
-
-// node_modules/shell-escape/shell-escape.js
-var require_shell_escape = __commonJS({
-  "node_modules/shell-escape/shell-escape.js"(exports, module) {
-    module.exports = shellescape;
-    function shellescape(a5) {
-      var ret = [];
-      a5.forEach(function(s2) {
-        if (!/^[A-Za-z0-9_\/-]+$/.test(s2)) {
-          s2 = "'" + s2.replace(/'/g, "'\\''") + "'";
-          s2 = s2.replace(/^(?:'')+/g, "").replace(/\\'''/g, "\\'");
-        }
-        ret.push(s2);
-      });
-      return ret.join(" ");
-    }
   }
 });
 
@@ -28863,7 +27205,7 @@ var require_agent2 = __commonJS({
     var { Socket } = __require("net");
     var { Duplex } = __require("stream");
     var { resolve } = __require("path");
-    var { readFile: readFile4 } = __require("fs");
+    var { readFile: readFile3 } = __require("fs");
     var { execFile, spawn: spawn2 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
@@ -29081,7 +27423,7 @@ var require_agent2 = __commonJS({
           cb = once(cb);
           let socketPath = this.socketPath;
           let triedCygpath = false;
-          readFile4(socketPath, function readCygsocket(err, data) {
+          readFile3(socketPath, function readCygsocket(err, data) {
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
@@ -29090,7 +27432,7 @@ var require_agent2 = __commonJS({
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
                 socketPath = stdout.toString().replace(/[\r\n]/g, "");
-                readFile4(socketPath, readCygsocket);
+                readFile3(socketPath, readCygsocket);
               });
               return;
             }
@@ -34143,8 +32485,8 @@ var require_SFTP = __commonJS({
   "node_modules/ssh2/lib/protocol/SFTP.js"(exports, module) {
     "use strict";
     var EventEmitter = __require("events");
-    var fs5 = __require("fs");
-    var { constants: constants3 } = fs5;
+    var fs3 = __require("fs");
+    var { constants: constants3 } = fs3;
     var {
       Readable: ReadableStream2,
       Writable: WritableStream
@@ -34573,12 +32915,12 @@ var require_SFTP = __commonJS({
       fastGet(remotePath, localPath, opts2, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        fastXfer(this, fs5, remotePath, localPath, opts2, cb);
+        fastXfer(this, fs3, remotePath, localPath, opts2, cb);
       }
       fastPut(localPath, remotePath, opts2, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        fastXfer(fs5, this, localPath, remotePath, opts2, cb);
+        fastXfer(fs3, this, localPath, remotePath, opts2, cb);
       }
       readFile(path, options, callback_) {
         if (this.server)
@@ -35839,13 +34181,13 @@ var require_SFTP = __commonJS({
             if (--left === 0)
               cb(err);
           };
-          if (srcHandle && (src === fs5 || src.outgoing.state === "open"))
+          if (srcHandle && (src === fs3 || src.outgoing.state === "open"))
             ++left;
-          if (dstHandle && (dst === fs5 || dst.outgoing.state === "open"))
+          if (dstHandle && (dst === fs3 || dst.outgoing.state === "open"))
             ++left;
-          if (srcHandle && (src === fs5 || src.outgoing.state === "open"))
+          if (srcHandle && (src === fs3 || src.outgoing.state === "open"))
             src.close(srcHandle, cbfinal);
-          if (dstHandle && (dst === fs5 || dst.outgoing.state === "open"))
+          if (dstHandle && (dst === fs3 || dst.outgoing.state === "open"))
             dst.close(dstHandle, cbfinal);
         } else {
           cb(err);
@@ -35861,7 +34203,7 @@ var require_SFTP = __commonJS({
           tryStat(null, { size: fileSize });
         function tryStat(err2, attrs) {
           if (err2) {
-            if (src !== fs5) {
+            if (src !== fs3) {
               src.stat(srcPath, (err_, attrs_) => {
                 if (err_)
                   return onerror(err2);
@@ -37770,7 +36112,7 @@ var require_client2 = __commonJS({
     var RE_OPENSSH = /^OpenSSH_(?:(?![0-4])\d)|(?:\d{2,})/;
     var noop = (err) => {
     };
-    var Client2 = class extends EventEmitter {
+    var Client3 = class extends EventEmitter {
       constructor() {
         super();
         this.config = {
@@ -39513,7 +37855,7 @@ var require_client2 = __commonJS({
           return [["ssh-rsa", "sha1"]];
       }
     }
-    module.exports = Client2;
+    module.exports = Client3;
   }
 });
 
@@ -39524,7 +37866,7 @@ var require_http_agents = __commonJS({
     var { Agent: HttpAgent } = __require("http");
     var { Agent: HttpsAgent } = __require("https");
     var { connect: tlsConnect } = __require("tls");
-    var Client2;
+    var Client3;
     for (const ctor of [HttpAgent, HttpsAgent]) {
       class SSHAgent extends ctor {
         constructor(connectCfg, agentOptions) {
@@ -39537,9 +37879,9 @@ var require_http_agents = __commonJS({
           const srcPort = options && options.localPort || 0;
           const dstIP = options.host;
           const dstPort = options.port;
-          if (Client2 === void 0)
-            Client2 = require_client2();
-          const client = new Client2();
+          if (Client3 === void 0)
+            Client3 = require_client2();
+          const client = new Client3();
           let triedForward = false;
           client.on("ready", () => {
             client.forwardOut(srcIP, srcPort, dstIP, dstPort, (err, stream2) => {
@@ -39880,7 +38222,7 @@ var require_server = __commonJS({
               origDebug(`${debugPrefix}${msg}`);
             };
           }
-          new Client2(socket, hostKeys, ident, offer, debug2, this, cfg);
+          new Client3(socket, hostKeys, ident, offer, debug2, this, cfg);
         }).on("error", (err) => {
           this.emit("error", err);
         }).on("listening", () => {
@@ -39920,7 +38262,7 @@ var require_server = __commonJS({
     };
     Server.KEEPALIVE_CLIENT_INTERVAL = 15e3;
     Server.KEEPALIVE_CLIENT_COUNT_MAX = 3;
-    var Client2 = class extends EventEmitter {
+    var Client3 = class extends EventEmitter {
       constructor(socket, hostKeys, ident, offer, debug2, server, srvCfg) {
         super();
         let exchanges = 0;
@@ -40761,7 +39103,7 @@ var require_server = __commonJS({
       return a5 - b5;
     }
     module.exports = Server;
-    module.exports.IncomingClient = Client2;
+    module.exports.IncomingClient = Client3;
   }
 });
 
@@ -41235,660 +39577,74 @@ var require_lib2 = __commonJS({
   }
 });
 
-// node_modules/node-ssh/lib/esm/index.mjs
-import invariant2, { AssertionError } from "assert";
-import fs4 from "fs";
-import fsPath2 from "path";
-function unixifyPath(path) {
-  if (path.includes("\\")) {
-    return path.split("\\").join("/");
-  }
-  return path;
-}
-async function readFile(filePath) {
-  return new Promise((resolve, reject) => {
-    fs4.readFile(filePath, "utf8", (err, res) => {
-      if (err) {
-        reject(err);
-      } else {
-        resolve(res);
-      }
-    });
-  });
-}
-async function makeDirectoryWithSftp(path, sftp) {
-  let stats = null;
-  try {
-    stats = await new Promise((resolve, reject) => {
-      sftp.stat(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  } catch (_) {
-  }
-  if (stats) {
-    if (stats.isDirectory()) {
-      return;
-    }
-    throw new Error("mkdir() failed, target already exists and is not a directory");
-  }
-  try {
-    await new Promise((resolve, reject) => {
-      sftp.mkdir(path, (err) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve();
-        }
-      });
-    });
-  } catch (err) {
-    if (err != null && typeof err.stack === "string") {
-      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
-      if (matches != null) {
-        throw new SSHError(err.message, matches[1]);
-      }
-      throw err;
-    }
-  }
-}
-var import_is_stream, import_make_dir, import_shell_escape, import_ssh2, DEFAULT_CONCURRENCY, DEFAULT_VALIDATE, DEFAULT_TICK, SSHError, SFTP_MKDIR_ERR_CODE_REGEXP, NodeSSH;
-var init_esm3 = __esm({
-  "node_modules/node-ssh/lib/esm/index.mjs"() {
-    import_is_stream = __toESM(require_is_stream(), 1);
-    import_make_dir = __toESM(require_make_dir(), 1);
-    init_esm();
-    init_esm2();
-    import_shell_escape = __toESM(require_shell_escape(), 1);
+// packages/ssh/src/client.ts
+var import_ssh2, SshClient;
+var init_client = __esm({
+  "packages/ssh/src/client.ts"() {
+    "use strict";
     import_ssh2 = __toESM(require_lib2(), 1);
-    DEFAULT_CONCURRENCY = 1;
-    DEFAULT_VALIDATE = (path) => !fsPath2.basename(path).startsWith(".");
-    DEFAULT_TICK = () => {
-    };
-    SSHError = class extends Error {
-      constructor(message, code = null) {
-        super(message);
-        this.code = code;
-      }
-    };
-    SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
-    NodeSSH = class {
-      constructor() {
-        this.connection = null;
-      }
-      getConnection() {
-        const { connection } = this;
-        if (connection == null) {
-          throw new Error("Not connected to server");
-        }
-        return connection;
-      }
-      async connect(givenConfig) {
-        invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
-        const config = { ...givenConfig };
-        invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
-        if (config.host != null) {
-          invariant2(typeof config.host === "string", "config.host must be a valid string");
-        } else if (config.sock != null) {
-          invariant2(typeof config.sock === "object", "config.sock must be a valid object");
-        } else {
-          throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
-        }
-        if (config.privateKey != null || config.privateKeyPath != null) {
-          if (config.privateKey != null) {
-            invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
-            invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
-          } else if (config.privateKeyPath != null) {
-            invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
-            invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
-          }
-          invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
-          if (config.privateKeyPath != null) {
-            try {
-              config.privateKey = await readFile(config.privateKeyPath);
-            } catch (err) {
-              if (err != null && err.code === "ENOENT") {
-                throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
-              }
-              throw err;
-            }
-          }
-        } else if (config.password != null) {
-          invariant2(typeof config.password === "string", "config.password must be a valid string");
-        }
-        if (config.tryKeyboard != null) {
-          invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
-        }
-        if (config.tryKeyboard) {
-          const { password } = config;
-          if (config.onKeyboardInteractive != null) {
-            invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
-          } else if (password != null) {
-            config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
-              if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
-                finish([password]);
-              }
-            };
-          }
-        }
-        const connection = new import_ssh2.default.Client();
+    SshClient = class _SshClient {
+      constructor(connection) {
         this.connection = connection;
-        await new Promise((resolve, reject) => {
-          connection.on("error", reject);
-          if (config.onKeyboardInteractive) {
-            connection.on("keyboard-interactive", config.onKeyboardInteractive);
-          }
-          connection.on("ready", () => {
-            connection.removeListener("error", reject);
-            resolve();
-          });
-          connection.on("end", () => {
-            if (this.connection === connection) {
-              this.connection = null;
-            }
-          });
-          connection.on("close", () => {
-            if (this.connection === connection) {
-              this.connection = null;
-            }
-            reject(new SSHError("No response from server", "ETIMEDOUT"));
-          });
-          connection.connect(config);
+        connection.on("error", (error3) => {
+          this.lostWith ??= error3;
         });
-        return this;
+        connection.on("close", () => {
+          this.closed = true;
+        });
       }
-      isConnected() {
-        return this.connection != null;
-      }
-      async requestShell(options) {
-        const connection = this.getConnection();
+      connection;
+      lostWith;
+      closed = false;
+      /**
+       * Resolves once the server accepted us. With a password, keyboard-interactive is offered too
+       * and answered with it (servers that disable the "password" method often ask that way).
+       */
+      static connect(config) {
         return new Promise((resolve, reject) => {
-          connection.on("error", reject);
-          const callback = (err, res) => {
-            connection.removeListener("error", reject);
-            if (err) {
-              reject(err);
-            } else {
-              resolve(res);
-            }
+          const connection = new import_ssh2.Client();
+          let settled = false;
+          const fail2 = (error3) => {
+            if (settled) return;
+            settled = true;
+            connection.end();
+            reject(error3);
           };
-          if (options == null) {
-            connection.shell(callback);
-          } else {
-            connection.shell(options, callback);
-          }
+          connection.on("error", fail2);
+          connection.on("close", () => fail2(Object.assign(new Error("No response from server"), { code: "ETIMEDOUT" })));
+          const { password } = config;
+          if (password !== void 0)
+            connection.on(
+              "keyboard-interactive",
+              (_name, _instructions, _language, prompts, finish) => finish(prompts.map((prompt) => /password/i.test(prompt.prompt) ? password : ""))
+            );
+          connection.on("ready", () => {
+            if (settled) return;
+            settled = true;
+            connection.removeListener("error", fail2);
+            resolve(new _SshClient(connection));
+          });
+          connection.connect({ ...config, ...password !== void 0 ? { tryKeyboard: true } : {} });
         });
       }
-      async withShell(callback, options) {
-        invariant2(typeof callback === "function", "callback must be a valid function");
-        const shell = await this.requestShell(options);
-        try {
-          await callback(shell);
-        } finally {
-          shell.destroy();
-        }
-      }
-      async requestSFTP() {
-        const connection = this.getConnection();
+      forwardOut(sourceAddress, sourcePort, destinationAddress, destinationPort) {
         return new Promise((resolve, reject) => {
-          connection.on("error", reject);
-          connection.sftp((err, res) => {
-            connection.removeListener("error", reject);
-            if (err) {
-              reject(err);
-            } else {
-              resolve(res);
-            }
-          });
+          this.connection.forwardOut(
+            sourceAddress,
+            sourcePort,
+            destinationAddress,
+            destinationPort,
+            (error3, channel) => error3 ? reject(error3) : resolve(channel)
+          );
         });
       }
-      async withSFTP(callback) {
-        invariant2(typeof callback === "function", "callback must be a valid function");
-        const sftp = await this.requestSFTP();
-        try {
-          await callback(sftp);
-        } finally {
-          sftp.end();
-        }
-      }
-      async execCommand(givenCommand, options = {}) {
-        invariant2(typeof givenCommand === "string", "command must be a valid string");
-        invariant2(options != null && typeof options === "object", "options must be a valid object");
-        invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
-        invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
-        invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
-        invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
-        invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
-        invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
-        invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
-        invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
-        let command5 = givenCommand;
-        if (options.cwd) {
-          command5 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command5}`;
-        }
-        const connection = this.getConnection();
-        const output = { stdout: [], stderr: [] };
+      sftp() {
         return new Promise((resolve, reject) => {
-          connection.on("error", reject);
-          connection.exec(command5, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
-            connection.removeListener("error", reject);
-            if (err) {
-              reject(err);
-              return;
-            }
-            if (options.onChannel) {
-              options.onChannel(channel);
-            }
-            channel.on("data", (chunk) => {
-              if (options.onStdout)
-                options.onStdout(chunk);
-              output.stdout.push(chunk.toString(options.encoding));
-            });
-            channel.stderr.on("data", (chunk) => {
-              if (options.onStderr)
-                options.onStderr(chunk);
-              output.stderr.push(chunk.toString(options.encoding));
-            });
-            if (options.stdin != null) {
-              if (import_is_stream.default.readable(options.stdin)) {
-                options.stdin.pipe(channel, {
-                  end: true
-                });
-              } else {
-                channel.write(options.stdin);
-                channel.end();
-              }
-            } else {
-              channel.end();
-            }
-            let code = null;
-            let signal = null;
-            channel.on("exit", (code_, signal_) => {
-              code = code_ !== null && code_ !== void 0 ? code_ : null;
-              signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
-            });
-            channel.on("close", () => {
-              let stdout = output.stdout.join("");
-              let stderr = output.stderr.join("");
-              if (options.noTrim !== true) {
-                stdout = stdout.trim();
-                stderr = stderr.trim();
-              }
-              resolve({
-                code: code != null ? code : null,
-                signal: signal != null ? signal : null,
-                stdout,
-                stderr
-              });
-            });
-          });
+          this.connection.sftp((error3, sftp) => error3 ? reject(error3) : resolve(sftp));
         });
       }
-      async exec(command5, parameters, options = {}) {
-        invariant2(typeof command5 === "string", "command must be a valid string");
-        invariant2(Array.isArray(parameters), "parameters must be a valid array");
-        invariant2(options != null && typeof options === "object", "options must be a valid object");
-        invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
-        for (let i5 = 0, { length } = parameters; i5 < length; i5 += 1) {
-          invariant2(typeof parameters[i5] === "string", `parameters[${i5}] must be a valid string`);
-        }
-        const completeCommand = `${command5}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
-        const response = await this.execCommand(completeCommand, options);
-        if (options.stream == null || options.stream === "stdout") {
-          if (response.stderr) {
-            throw new Error(response.stderr);
-          }
-          return response.stdout;
-        }
-        if (options.stream === "stderr") {
-          return response.stderr;
-        }
-        return response;
-      }
-      async mkdir(path, method = "sftp", givenSftp = null) {
-        invariant2(typeof path === "string", "path must be a valid string");
-        invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
-        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-        if (method === "exec") {
-          await this.exec("mkdir", ["-p", unixifyPath(path)]);
-          return;
-        }
-        const sftp = givenSftp || await this.requestSFTP();
-        const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path), sftp).catch(async (error3) => {
-          if (!retry || error3 == null || error3.message !== "No such file" && error3.code !== "ENOENT") {
-            throw error3;
-          }
-          await this.mkdir(fsPath2.dirname(path), "sftp", sftp);
-          await makeSftpDirectory(false);
-        });
-        try {
-          await makeSftpDirectory(true);
-        } finally {
-          if (!givenSftp) {
-            sftp.end();
-          }
-        }
-      }
-      async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-        invariant2(typeof localFile === "string", "localFile must be a valid string");
-        invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-        invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-        const sftp = givenSftp || await this.requestSFTP();
-        try {
-          await new Promise((resolve, reject) => {
-            sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve();
-              }
-            });
-          });
-        } finally {
-          if (!givenSftp) {
-            sftp.end();
-          }
-        }
-      }
-      async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-        invariant2(typeof localFile === "string", "localFile must be a valid string");
-        invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-        invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-        invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-        invariant2(await new Promise((resolve) => {
-          fs4.access(localFile, fs4.constants.R_OK, (err) => {
-            resolve(err === null);
-          });
-        }), `localFile does not exist at ${localFile}`);
-        const sftp = givenSftp || await this.requestSFTP();
-        const putFile = (retry) => {
-          return new Promise((resolve, reject) => {
-            sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
-              if (err == null) {
-                resolve();
-                return;
-              }
-              if (err.message === "No such file" && retry) {
-                resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
-              } else {
-                reject(err);
-              }
-            });
-          });
-        };
-        try {
-          await putFile(true);
-        } finally {
-          if (!givenSftp) {
-            sftp.end();
-          }
-        }
-      }
-      async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
-        invariant2(Array.isArray(files), "files must be an array");
-        for (let i5 = 0, { length } = files; i5 < length; i5 += 1) {
-          const file = files[i5];
-          invariant2(file, "files items must be valid objects");
-          invariant2(file.local && typeof file.local === "string", `files[${i5}].local must be a string`);
-          invariant2(file.remote && typeof file.remote === "string", `files[${i5}].remote must be a string`);
-        }
-        const transferred = [];
-        const sftp = givenSftp || await this.requestSFTP();
-        const queue = new PromiseQueue({ concurrency });
-        try {
-          await new Promise((resolve, reject) => {
-            files.forEach((file) => {
-              queue.add(async () => {
-                await this.putFile(file.local, file.remote, sftp, transferOptions);
-                transferred.push(file);
-              }).catch(reject);
-            });
-            queue.waitTillIdle().then(resolve);
-          });
-        } catch (error3) {
-          if (error3 != null) {
-            error3.transferred = transferred;
-          }
-          throw error3;
-        } finally {
-          if (!givenSftp) {
-            sftp.end();
-          }
-        }
-      }
-      async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
-        invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-        invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-        const localDirectoryStat = await new Promise((resolve) => {
-          fs4.stat(localDirectory, (err, stat2) => {
-            resolve(stat2 || null);
-          });
-        });
-        invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-        invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-        const sftp = givenSftp || await this.requestSFTP();
-        const scanned = await esm_default(localDirectory, {
-          recursive,
-          validate: validate2
-        });
-        const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
-        const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
-        directories.sort((a5, b5) => a5.length - b5.length);
-        let failed = false;
-        try {
-          await new Promise((resolve, reject) => {
-            const queue = new PromiseQueue({ concurrency });
-            directories.forEach((directory) => {
-              queue.add(async () => {
-                await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
-              }).catch(reject);
-            });
-            resolve(queue.waitTillIdle());
-          });
-          await new Promise((resolve, reject) => {
-            const queue = new PromiseQueue({ concurrency });
-            files.forEach((file) => {
-              queue.add(async () => {
-                const localFile = fsPath2.join(localDirectory, file);
-                const remoteFile = fsPath2.join(remoteDirectory, file);
-                try {
-                  await this.putFile(localFile, remoteFile, sftp, transferOptions);
-                  tick(localFile, remoteFile, null);
-                } catch (_) {
-                  failed = true;
-                  tick(localFile, remoteFile, _);
-                }
-              }).catch(reject);
-            });
-            resolve(queue.waitTillIdle());
-          });
-        } finally {
-          if (!givenSftp) {
-            sftp.end();
-          }
-        }
-        return !failed;
-      }
-      async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate: validate2 = DEFAULT_VALIDATE } = {}) {
-        invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-        invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-        const localDirectoryStat = await new Promise((resolve) => {
-          fs4.stat(localDirectory, (err, stat2) => {
-            resolve(stat2 || null);
-          });
-        });
-        invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-        invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-        const sftp = givenSftp || await this.requestSFTP();
-        const scanned = await esm_default(remoteDirectory, {
-          recursive,
-          validate: validate2,
-          concurrency,
-          fileSystem: {
-            basename(path) {
-              return fsPath2.posix.basename(path);
-            },
-            join(pathA, pathB) {
-              return fsPath2.posix.join(pathA, pathB);
-            },
-            readdir(path) {
-              return new Promise((resolve, reject) => {
-                sftp.readdir(path, (err, res) => {
-                  if (err) {
-                    reject(err);
-                  } else {
-                    resolve(res.map((item) => item.filename));
-                  }
-                });
-              });
-            },
-            stat(path) {
-              return new Promise((resolve, reject) => {
-                sftp.stat(path, (err, res) => {
-                  if (err) {
-                    reject(err);
-                  } else {
-                    resolve(res);
-                  }
-                });
-              });
-            }
-          }
-        });
-        const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
-        const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
-        directories.sort((a5, b5) => a5.length - b5.length);
-        let failed = false;
-        try {
-          await new Promise((resolve, reject) => {
-            const queue = new PromiseQueue({ concurrency });
-            directories.forEach((directory) => {
-              queue.add(async () => {
-                await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
-              }).catch(reject);
-            });
-            resolve(queue.waitTillIdle());
-          });
-          await new Promise((resolve, reject) => {
-            const queue = new PromiseQueue({ concurrency });
-            files.forEach((file) => {
-              queue.add(async () => {
-                const localFile = fsPath2.join(localDirectory, file);
-                const remoteFile = fsPath2.join(remoteDirectory, file);
-                try {
-                  await this.getFile(localFile, remoteFile, sftp, transferOptions);
-                  tick(localFile, remoteFile, null);
-                } catch (_) {
-                  failed = true;
-                  tick(localFile, remoteFile, _);
-                }
-              }).catch(reject);
-            });
-            resolve(queue.waitTillIdle());
-          });
-        } finally {
-          if (!givenSftp) {
-            sftp.end();
-          }
-        }
-        return !failed;
-      }
-      forwardIn(remoteAddr, remotePort, onConnection) {
-        const connection = this.getConnection();
-        return new Promise((resolve, reject) => {
-          connection.forwardIn(remoteAddr, remotePort, (error3, port) => {
-            if (error3) {
-              reject(error3);
-              return;
-            }
-            const handler = (details2, acceptConnection, rejectConnection) => {
-              if (details2.destIP === remoteAddr && details2.destPort === port) {
-                onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
-              }
-            };
-            if (onConnection) {
-              connection.on("tcp connection", handler);
-            }
-            const dispose = () => {
-              return new Promise((_resolve, _reject) => {
-                connection.off("tcp connection", handler);
-                connection.unforwardIn(remoteAddr, port, (_error) => {
-                  if (_error) {
-                    _reject(error3);
-                  }
-                  _resolve();
-                });
-              });
-            };
-            resolve({ port, dispose });
-          });
-        });
-      }
-      forwardOut(srcIP, srcPort, dstIP, dstPort) {
-        const connection = this.getConnection();
-        return new Promise((resolve, reject) => {
-          connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error3, channel) => {
-            if (error3) {
-              reject(error3);
-              return;
-            }
-            resolve(channel);
-          });
-        });
-      }
-      forwardInStreamLocal(socketPath, onConnection) {
-        const connection = this.getConnection();
-        return new Promise((resolve, reject) => {
-          connection.openssh_forwardInStreamLocal(socketPath, (error3) => {
-            if (error3) {
-              reject(error3);
-              return;
-            }
-            const handler = (details2, acceptConnection, rejectConnection) => {
-              if (details2.socketPath === socketPath) {
-                onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
-              }
-            };
-            if (onConnection) {
-              connection.on("unix connection", handler);
-            }
-            const dispose = () => {
-              return new Promise((_resolve, _reject) => {
-                connection.off("unix connection", handler);
-                connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
-                  if (_error) {
-                    _reject(_error);
-                  }
-                  _resolve();
-                });
-              });
-            };
-            resolve({ dispose });
-          });
-        });
-      }
-      forwardOutStreamLocal(socketPath) {
-        const connection = this.getConnection();
-        return new Promise((resolve, reject) => {
-          connection.openssh_forwardOutStreamLocal(socketPath, (error3, channel) => {
-            if (error3) {
-              reject(error3);
-              return;
-            }
-            resolve(channel);
-          });
-        });
-      }
-      dispose() {
-        if (this.connection) {
-          this.connection.end();
-          this.connection = null;
-        }
+      end() {
+        this.connection.end();
       }
     };
   }
@@ -42074,7 +39830,7 @@ function credentialsOf(options) {
     username: options.username,
     ...options.privateKey !== void 0 ? { privateKey: options.privateKey } : {},
     ...options.passphrase !== void 0 ? { passphrase: options.passphrase } : {},
-    ...options.password !== void 0 ? { password: options.password, tryKeyboard: true } : {}
+    ...options.password !== void 0 ? { password: options.password } : {}
   };
 }
 async function openClient(endpoint, options) {
@@ -42083,9 +39839,9 @@ async function openClient(endpoint, options) {
   let hostKeyFailure;
   let presented = "";
   const algorithms = preferredHostKeyAlgorithms(policy, endpoint.host, endpoint.port);
-  const ssh = new NodeSSH();
+  let ssh;
   try {
-    await ssh.connect({
+    ssh = await SshClient.connect({
       ...endpoint,
       readyTimeout: (options.connectTimeoutSeconds ?? 20) * 1e3,
       keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1e3,
@@ -42103,10 +39859,9 @@ async function openClient(endpoint, options) {
       }
     });
   } catch (error3) {
-    ssh.dispose();
     throw classifyConnectError(error3, target, hostKeyFailure);
   }
-  ssh.connection?.setNoDelay(true);
+  ssh.connection.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
     options.log?.(
       "warning",
@@ -42120,7 +39875,7 @@ var SshConnectionError, RETRYABLE_CODES, STDERR_KEEP_BYTES, SshConnection;
 var init_connection = __esm({
   "packages/ssh/src/connection.ts"() {
     "use strict";
-    init_esm3();
+    init_client();
     init_src();
     init_host_key();
     init_memory();
@@ -42141,11 +39896,6 @@ var init_connection = __esm({
         this.target = target;
         this.hostKeyFingerprint = hostKeyFingerprint;
         this.liveOutput = liveOutput;
-        for (const client of [ssh.connection, bastion?.connection]) {
-          client?.on("error", (error3) => {
-            this.lostWith ??= error3;
-          });
-        }
       }
       ssh;
       bastion;
@@ -42153,7 +39903,10 @@ var init_connection = __esm({
       hostKeyFingerprint;
       liveOutput;
       sftpSession;
-      lostWith;
+      /** Why the connection (or the jump host's, which carries it) dropped, if it did. */
+      get lostWith() {
+        return this.ssh.lostWith ?? this.bastion?.lostWith;
+      }
       /**
        * Connects within `connectTimeoutSeconds` in all: each attempt gets the time that is left, and a
        * connection-level failure is retried (up to `attempts`) only while a pause and a further second
@@ -42202,7 +39955,7 @@ var init_connection = __esm({
           try {
             sock = await jumpClient.forwardOut("127.0.0.1", 0, options.host, options.port);
           } catch (error3) {
-            jumpClient.dispose();
+            jumpClient.end();
             throw new SshConnectionError(
               `The jump host ${describeTarget(jump.username, jump.host, jump.port)} could not reach ${options.host}:${options.port}: ${error3.message}`,
               true
@@ -42213,7 +39966,7 @@ var init_connection = __esm({
           const { ssh, fingerprint } = await openClient({ host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} }, options);
           return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
         } catch (error3) {
-          bastion?.dispose();
+          bastion?.end();
           throw error3;
         }
       }
@@ -42223,7 +39976,7 @@ var init_connection = __esm({
        */
       exec(commandLine, options = {}) {
         const client = this.ssh.connection;
-        if (!client || this.lostWith) {
+        if (this.ssh.closed || this.lostWith) {
           const why = this.lostWith ? `was lost: ${this.lostWith.message}` : "is closed";
           return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
         }
@@ -42403,11 +40156,11 @@ var init_connection = __esm({
         };
       }
       async close() {
-        this.ssh.dispose();
-        this.bastion?.dispose();
+        this.ssh.end();
+        this.bastion?.end();
       }
       sftp() {
-        this.sftpSession ??= this.ssh.requestSFTP();
+        this.sftpSession ??= this.ssh.sftp();
         return this.sftpSession;
       }
     };
@@ -49305,14 +47058,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs5 = this.flowScalar(this.type);
+              const fs3 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map3.items.push({ start, key: fs5, sep: [] });
+                map3.items.push({ start, key: fs3, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs5);
+                this.stack.push(fs3);
               } else {
-                Object.assign(it, { key: fs5, sep: [] });
+                Object.assign(it, { key: fs3, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -49440,13 +47193,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs5 = this.flowScalar(this.type);
+              const fs3 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs5, sep: [] });
+                fc.items.push({ start: [], key: fs3, sep: [] });
               else if (it.sep)
-                this.stack.push(fs5);
+                this.stack.push(fs3);
               else
-                Object.assign(it, { key: fs5, sep: [] });
+                Object.assign(it, { key: fs3, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -52092,7 +49845,7 @@ var init_getSSOTokenFilepath = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/getSSOTokenFromFile.js
-import { readFile as readFile2 } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 var tokenIntercept, getSSOTokenFromFile;
 var init_getSSOTokenFromFile = __esm({
   "node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/getSSOTokenFromFile.js"() {
@@ -52103,7 +49856,7 @@ var init_getSSOTokenFromFile = __esm({
         return tokenIntercept[id];
       }
       const ssoTokenFilepath = getSSOTokenFilepath(id);
-      const ssoTokenText = await readFile2(ssoTokenFilepath, "utf8");
+      const ssoTokenText = await readFile(ssoTokenFilepath, "utf8");
       return JSON.parse(ssoTokenText);
     };
   }
@@ -52220,12 +49973,12 @@ var init_parseIni = __esm({
 
 // node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/readFile.js
 import { readFile as fsReadFile } from "node:fs/promises";
-var filePromises, fileIntercept, readFile3;
+var filePromises, fileIntercept, readFile2;
 var init_readFile = __esm({
   "node_modules/@smithy/core/dist-es/submodules/config/shared-ini-file-loader/readFile.js"() {
     filePromises = {};
     fileIntercept = {};
-    readFile3 = (path, options) => {
+    readFile2 = (path, options) => {
       if (fileIntercept[path] !== void 0) {
         return fileIntercept[path];
       }
@@ -52263,10 +50016,10 @@ var init_loadSharedConfigFiles = __esm({
         resolvedConfigFilepath = join5(homeDir, configFilepath.slice(2));
       }
       const parsedFiles = await Promise.all([
-        readFile3(resolvedConfigFilepath, {
+        readFile2(resolvedConfigFilepath, {
           ignoreCache: init.ignoreCache
         }).then(parseIni).then(getConfigData).catch(swallowError),
-        readFile3(resolvedFilepath, {
+        readFile2(resolvedFilepath, {
           ignoreCache: init.ignoreCache
         }).then(parseIni).catch(swallowError)
       ]);
@@ -52297,7 +50050,7 @@ var init_loadSsoSessionData = __esm({
     init_parseIni();
     init_readFile();
     swallowError2 = () => ({});
-    loadSsoSessionData = async (init = {}) => readFile3(init.configFilepath ?? getConfigFilepath()).then(parseIni).then(getSsoSessionData).catch(swallowError2);
+    loadSsoSessionData = async (init = {}) => readFile2(init.configFilepath ?? getConfigFilepath()).then(parseIni).then(getSsoSessionData).catch(swallowError2);
   }
 });
 
@@ -53020,11 +50773,11 @@ var init_createWaiter = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/client/smithy-client/client.js
-var Client;
-var init_client = __esm({
+var Client2;
+var init_client2 = __esm({
   "node_modules/@smithy/core/dist-es/submodules/client/smithy-client/client.js"() {
     init_MiddlewareStack();
-    Client = class {
+    Client2 = class {
       config;
       middlewareStack = constructStack();
       initConfig;
@@ -54104,7 +51857,7 @@ var init_constants3 = __esm({
 var createAggregatedClient;
 var init_create_aggregated_client = __esm({
   "node_modules/@smithy/core/dist-es/submodules/client/smithy-client/create-aggregated-client.js"() {
-    createAggregatedClient = (commands5, Client2, options) => {
+    createAggregatedClient = (commands5, Client3, options) => {
       for (const [command5, CommandCtor] of Object.entries(commands5)) {
         const methodImpl = async function(args, optionsOrCb, cb) {
           const command6 = new CommandCtor(args);
@@ -54120,12 +51873,12 @@ var init_create_aggregated_client = __esm({
           }
         };
         const methodName = (command5[0].toLowerCase() + command5.slice(1)).replace(/Command$/, "");
-        Client2.prototype[methodName] = methodImpl;
+        Client3.prototype[methodName] = methodImpl;
       }
       const { paginators = {}, waiters = {} } = options ?? {};
       for (const [paginatorName, paginatorFn] of Object.entries(paginators)) {
-        if (Client2.prototype[paginatorName] === void 0) {
-          Client2.prototype[paginatorName] = function(commandInput = {}, paginationConfiguration, ...rest) {
+        if (Client3.prototype[paginatorName] === void 0) {
+          Client3.prototype[paginatorName] = function(commandInput = {}, paginationConfiguration, ...rest) {
             return paginatorFn({
               ...paginationConfiguration,
               client: this
@@ -54134,8 +51887,8 @@ var init_create_aggregated_client = __esm({
         }
       }
       for (const [waiterName, waiterFn] of Object.entries(waiters)) {
-        if (Client2.prototype[waiterName] === void 0) {
-          Client2.prototype[waiterName] = async function(commandInput = {}, waiterConfiguration, ...rest) {
+        if (Client3.prototype[waiterName] === void 0) {
+          Client3.prototype[waiterName] = async function(commandInput = {}, waiterConfiguration, ...rest) {
             let config = waiterConfiguration;
             if (typeof waiterConfiguration === "number") {
               config = {
@@ -54642,7 +52395,7 @@ var init_client_command_builder = __esm({
 var client_exports = {};
 __export(client_exports, {
   AlgorithmId: () => import_types8.AlgorithmId,
-  Client: () => Client,
+  Client: () => Client2,
   Command: () => Command2,
   NoOpLogger: () => NoOpLogger,
   SENSITIVE_STRING: () => SENSITIVE_STRING2,
@@ -54681,7 +52434,7 @@ __export(client_exports, {
   waiterServiceDefaults: () => waiterServiceDefaults,
   withBaseException: () => withBaseException
 });
-var init_client2 = __esm({
+var init_client3 = __esm({
   "node_modules/@smithy/core/dist-es/submodules/client/index.js"() {
     init_MiddlewareStack();
     init_transport();
@@ -54690,7 +52443,7 @@ var init_client2 = __esm({
     init_invalidProvider();
     init_createWaiter();
     init_waiter();
-    init_client();
+    init_client2();
     init_command2();
     init_constants3();
     init_create_aggregated_client();
@@ -54717,7 +52470,7 @@ var init_client2 = __esm({
 var resolveCustomEndpointsConfig;
 var init_resolveCustomEndpointsConfig = __esm({
   "node_modules/@smithy/core/dist-es/submodules/config/config-resolver/endpointsConfig/resolveCustomEndpointsConfig.js"() {
-    init_client2();
+    init_client3();
     resolveCustomEndpointsConfig = (input) => {
       const { tls, endpoint, urlParser, useDualstackEndpoint } = input;
       return Object.assign(input, {
@@ -54756,7 +52509,7 @@ var init_getEndpointFromRegion = __esm({
 var resolveEndpointsConfig;
 var init_resolveEndpointsConfig = __esm({
   "node_modules/@smithy/core/dist-es/submodules/config/config-resolver/endpointsConfig/resolveEndpointsConfig.js"() {
-    init_client2();
+    init_client3();
     init_getEndpointFromRegion();
     resolveEndpointsConfig = (input) => {
       const useDualstackEndpoint = normalizeProvider(input.useDualstackEndpoint ?? false);
@@ -55162,7 +52915,7 @@ __export(config_exports, {
   nodeFipsConfigSelectors: () => nodeFipsConfigSelectors,
   numberSelector: () => numberSelector,
   parseKnownFiles: () => parseKnownFiles,
-  readFile: () => readFile3,
+  readFile: () => readFile2,
   resolveCustomEndpointsConfig: () => resolveCustomEndpointsConfig,
   resolveDefaultsModeConfig: () => resolveDefaultsModeConfig,
   resolveEndpointsConfig: () => resolveEndpointsConfig,
@@ -64012,7 +61765,7 @@ function bindGetRetryPlugin(isStreamingPayload2) {
 var import_types25, isRetryStrategyV2, getRetryErrorInfo, getRetryErrorType, retryMiddlewareOptions;
 var init_retryMiddleware = __esm({
   "node_modules/@smithy/core/dist-es/submodules/retry/middleware-retry/retryMiddleware.js"() {
-    init_client2();
+    init_client3();
     init_protocols();
     init_serde();
     import_types25 = __toESM(require_dist_cjs());
@@ -64624,7 +62377,7 @@ var init_AdaptiveRetryStrategy2 = __esm({
 var ENV_MAX_ATTEMPTS, CONFIG_MAX_ATTEMPTS, NODE_MAX_ATTEMPT_CONFIG_OPTIONS, resolveRetryConfig, ENV_RETRY_MODE, CONFIG_RETRY_MODE, NODE_RETRY_MODE_CONFIG_OPTIONS;
 var init_configurations2 = __esm({
   "node_modules/@smithy/core/dist-es/submodules/retry/middleware-retry/configurations.js"() {
-    init_client2();
+    init_client3();
     init_AdaptiveRetryStrategy();
     init_StandardRetryStrategy();
     init_config3();
@@ -67448,7 +65201,7 @@ __export(client_exports2, {
   useDefaultPartitionInfo: () => useDefaultPartitionInfo,
   userAgentMiddleware: () => userAgentMiddleware
 });
-var init_client3 = __esm({
+var init_client4 = __esm({
   "node_modules/@aws-sdk/core/dist-es/submodules/client/index.js"() {
     init_emitWarningIfUnsupportedVersion();
     init_longPollMiddleware();
@@ -67798,7 +65551,7 @@ var init_stringHasher = __esm({
 var flexibleChecksumsMiddlewareOptions, flexibleChecksumsMiddleware;
 var init_flexibleChecksumsMiddleware = __esm({
   "node_modules/@aws-sdk/checksums/dist-es/submodules/flexible-checksums/flexibleChecksumsMiddleware.js"() {
-    init_client3();
+    init_client4();
     init_protocols();
     init_serde();
     init_constants();
@@ -67920,7 +65673,7 @@ var init_flexibleChecksumsMiddleware = __esm({
 var flexibleChecksumsInputMiddlewareOptions, flexibleChecksumsInputMiddleware;
 var init_flexibleChecksumsInputMiddleware = __esm({
   "node_modules/@aws-sdk/checksums/dist-es/submodules/flexible-checksums/flexibleChecksumsInputMiddleware.js"() {
-    init_client3();
+    init_client4();
     init_constants();
     flexibleChecksumsInputMiddlewareOptions = {
       name: "flexibleChecksumsInputMiddleware",
@@ -68134,7 +65887,7 @@ var init_getFlexibleChecksumsPlugin = __esm({
 var resolveFlexibleChecksumsConfig;
 var init_resolveFlexibleChecksumsConfig = __esm({
   "node_modules/@aws-sdk/checksums/dist-es/submodules/flexible-checksums/resolveFlexibleChecksumsConfig.js"() {
-    init_client2();
+    init_client3();
     init_constants();
     resolveFlexibleChecksumsConfig = (input) => {
       const { requestChecksumCalculation, responseChecksumValidation, requestStreamBufferSize } = input;
@@ -68200,7 +65953,7 @@ function checkContentLengthHeader() {
 var CONTENT_LENGTH_HEADER2, DECODED_CONTENT_LENGTH_HEADER, checkContentLengthHeaderMiddlewareOptions, getCheckContentLengthHeaderPlugin;
 var init_check_content_length_header = __esm({
   "node_modules/@aws-sdk/middleware-sdk-s3/dist-es/submodules/s3/middleware-check-content-length-header/check-content-length-header.js"() {
-    init_client2();
+    init_client3();
     init_protocols();
     CONTENT_LENGTH_HEADER2 = "content-length";
     DECODED_CONTENT_LENGTH_HEADER = "x-amz-decoded-content-length";
@@ -68297,7 +66050,7 @@ function regionRedirectMiddleware(clientConfig) {
 var regionRedirectMiddlewareOptions, getRegionRedirectMiddlewarePlugin;
 var init_region_redirect_middleware = __esm({
   "node_modules/@aws-sdk/middleware-sdk-s3/dist-es/submodules/s3/middleware-region-redirect/region-redirect-middleware.js"() {
-    init_client3();
+    init_client4();
     init_region_redirect_endpoint_middleware();
     regionRedirectMiddlewareOptions = {
       step: "initialize",
@@ -68517,7 +66270,7 @@ var init_s3_expires_middleware = __esm({
 var require_dist_cjs2 = __commonJS({
   "node_modules/@smithy/signature-v4/dist-cjs/index.js"(exports) {
     var { hasOwn: hasOwn2, fromUtf8: fromUtf83, fromHex: fromHex2, toHex: toHex2, toUint8Array: toUint8Array2, writeKey: writeKey3, isArrayBuffer: isArrayBuffer2 } = (init_serde(), __toCommonJS(serde_exports));
-    var { normalizeProvider: normalizeProvider3 } = (init_client2(), __toCommonJS(client_exports));
+    var { normalizeProvider: normalizeProvider3 } = (init_client3(), __toCommonJS(client_exports));
     var { escapeUri: escapeUri2, HttpRequest: HttpRequest2 } = (init_protocols(), __toCommonJS(protocols_exports));
     var HeaderFormatter = class {
       format(headers) {
@@ -69239,7 +66992,7 @@ var init_constants8 = __esm({
 var s3ExpressMiddleware, s3ExpressMiddlewareOptions, getS3ExpressPlugin;
 var init_s3ExpressMiddleware = __esm({
   "node_modules/@aws-sdk/middleware-sdk-s3/dist-es/submodules/s3/middleware-s3-express/functions/s3ExpressMiddleware.js"() {
-    init_client3();
+    init_client4();
     init_protocols();
     init_constants8();
     s3ExpressMiddleware = (options) => {
@@ -69301,7 +67054,7 @@ var defaultErrorHandler2, defaultSuccessHandler2, s3ExpressHttpSigningMiddleware
 var init_s3ExpressHttpSigningMiddleware = __esm({
   "node_modules/@aws-sdk/middleware-sdk-s3/dist-es/submodules/s3/middleware-s3-express/functions/s3ExpressHttpSigningMiddleware.js"() {
     init_dist_es();
-    init_client2();
+    init_client3();
     init_protocols();
     init_signS3Express();
     defaultErrorHandler2 = (signingProperties) => (error3) => {
@@ -69515,7 +67268,7 @@ var init_validate_bucket_name = __esm({
 var ProtocolLib;
 var init_ProtocolLib = __esm({
   "node_modules/@aws-sdk/core/dist-es/submodules/protocols/ProtocolLib.js"() {
-    init_client2();
+    init_client3();
     init_schema();
     ProtocolLib = class {
       queryCompat;
@@ -70163,7 +67916,7 @@ var import_xml_builder, XmlShapeDeserializer;
 var init_XmlShapeDeserializer = __esm({
   "node_modules/@aws-sdk/core/dist-es/submodules/protocols/xml/XmlShapeDeserializer.js"() {
     import_xml_builder = __toESM(require_dist_cjs4());
-    init_client2();
+    init_client3();
     init_protocols();
     init_schema();
     init_serde();
@@ -71998,7 +69751,7 @@ function bindCallerConfig(config, credentialsProvider) {
 var import_signature_v4, bindResolveAwsSdkSigV4Config;
 var init_resolveAwsSdkSigV4Config = __esm({
   "node_modules/@aws-sdk/core/dist-es/submodules/httpAuthSchemes/aws_sdk/resolveAwsSdkSigV4Config.js"() {
-    init_client3();
+    init_client4();
     init_dist_es();
     import_signature_v4 = __toESM(require_dist_cjs2());
     bindResolveAwsSdkSigV4Config = (defaultDisableClockSkewCorrection) => (config) => {
@@ -72166,7 +69919,7 @@ var init_httpAuthSchemes2 = __esm({
 // node_modules/@aws-sdk/credential-provider-env/dist-cjs/index.js
 var require_dist_cjs5 = __commonJS({
   "node_modules/@aws-sdk/credential-provider-env/dist-cjs/index.js"(exports) {
-    var { setCredentialFeature: setCredentialFeature2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { setCredentialFeature: setCredentialFeature2 } = (init_client4(), __toCommonJS(client_exports2));
     var { CredentialsProviderError: CredentialsProviderError2 } = (init_config2(), __toCommonJS(config_exports));
     var ENV_KEY = "AWS_ACCESS_KEY_ID";
     var ENV_SECRET = "AWS_SECRET_ACCESS_KEY";
@@ -73425,10 +71178,10 @@ or increase socketAcquisitionWarningTimeout=(millis) in the NodeHttpHandler conf
 // node_modules/@aws-sdk/credential-provider-http/dist-cjs/index.js
 var require_dist_cjs8 = __commonJS({
   "node_modules/@aws-sdk/credential-provider-http/dist-cjs/index.js"(exports) {
-    var { setCredentialFeature: setCredentialFeature2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { setCredentialFeature: setCredentialFeature2 } = (init_client4(), __toCommonJS(client_exports2));
     var { CredentialsProviderError: CredentialsProviderError2 } = (init_config2(), __toCommonJS(config_exports));
     var { NodeHttpHandler } = require_dist_cjs7();
-    var fs5 = __require("node:fs/promises");
+    var fs3 = __require("node:fs/promises");
     var { HttpRequest: HttpRequest2 } = (init_protocols(), __toCommonJS(protocols_exports));
     var { sdkStreamMixin: sdkStreamMixin3, parseRfc3339DateTime: parseRfc3339DateTime2 } = (init_serde(), __toCommonJS(serde_exports));
     var ECS_CONTAINER_HOST = "169.254.170.2";
@@ -73552,7 +71305,7 @@ Set AWS_CONTAINER_CREDENTIALS_FULL_URI or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
       const provider = retryWrapper(async () => {
         const request = createGetRequest(url);
         if (tokenFile) {
-          request.headers.Authorization = validateToken((await fs5.readFile(tokenFile)).toString());
+          request.headers.Authorization = validateToken((await fs3.readFile(tokenFile)).toString());
         } else if (token) {
           request.headers.Authorization = validateToken(token);
         }
@@ -73606,7 +71359,7 @@ var defaultSSOOIDCHttpAuthSchemeParametersProvider, defaultSSOOIDCHttpAuthScheme
 var init_httpAuthSchemeProvider = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso-oidc/auth/httpAuthSchemeProvider.js"() {
     init_httpAuthSchemes2();
-    init_client2();
+    init_client3();
     defaultSSOOIDCHttpAuthSchemeParametersProvider = async (config, context, input) => {
       return {
         operation: getSmithyContext(context).operation,
@@ -73884,7 +71637,7 @@ var init_bdd = __esm({
 var cache, defaultEndpointResolver;
 var init_endpointResolver = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso-oidc/endpoint/endpointResolver.js"() {
-    init_client3();
+    init_client4();
     init_endpoints();
     init_bdd();
     cache = new EndpointCache({
@@ -73905,7 +71658,7 @@ var init_endpointResolver = __esm({
 var SSOOIDCServiceException;
 var init_SSOOIDCServiceException = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso-oidc/models/SSOOIDCServiceException.js"() {
-    init_client2();
+    init_client3();
     SSOOIDCServiceException = class _SSOOIDCServiceException extends ServiceException {
       static shapeId = "smithy.ts.sdk.synthetic.com.amazonaws.ssooidc#SSOOIDCServiceException";
       constructor(options) {
@@ -74312,7 +72065,7 @@ var init_runtimeConfig_shared = __esm({
     init_protocols2();
     init_dist_es();
     init_checksum2();
-    init_client2();
+    init_client3();
     init_protocols();
     init_serde();
     init_httpAuthSchemeProvider();
@@ -74362,9 +72115,9 @@ var import_node_http_handler, getRuntimeConfig2;
 var init_runtimeConfig = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso-oidc/runtimeConfig.js"() {
     init_package();
-    init_client3();
+    init_client4();
     init_httpAuthSchemes2();
-    init_client2();
+    init_client3();
     init_config2();
     init_retry2();
     init_serde();
@@ -74453,8 +72206,8 @@ var init_httpAuthExtensionConfiguration = __esm({
 var resolveRuntimeExtensions;
 var init_runtimeExtensions = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso-oidc/runtimeExtensions.js"() {
+    init_client4();
     init_client3();
-    init_client2();
     init_protocols();
     init_httpAuthExtensionConfiguration();
     resolveRuntimeExtensions = (runtimeConfig, extensions) => {
@@ -74469,9 +72222,9 @@ var init_runtimeExtensions = __esm({
 var SSOOIDCClient;
 var init_SSOOIDCClient = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso-oidc/SSOOIDCClient.js"() {
-    init_client3();
+    init_client4();
     init_dist_es();
-    init_client2();
+    init_client3();
     init_config2();
     init_endpoints();
     init_protocols();
@@ -74481,7 +72234,7 @@ var init_SSOOIDCClient = __esm({
     init_EndpointParameters();
     init_runtimeConfig();
     init_runtimeExtensions();
-    SSOOIDCClient = class extends Client {
+    SSOOIDCClient = class extends Client2 {
       config;
       constructor(...[configuration]) {
         const _config_0 = getRuntimeConfig2(configuration || {});
@@ -74522,7 +72275,7 @@ var init_SSOOIDCClient = __esm({
 var command, _ep0, _mw0;
 var init_commandBuilder = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso-oidc/commandBuilder.js"() {
-    init_client2();
+    init_client3();
     init_endpoints();
     init_EndpointParameters();
     command = makeBuilder(commonParams, "AWSSSOOIDCService", "SSOOIDCClient", getEndpointPlugin);
@@ -74546,7 +72299,7 @@ var init_CreateTokenCommand = __esm({
 var commands, SSOOIDC;
 var init_SSOOIDC = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso-oidc/SSOOIDC.js"() {
-    init_client2();
+    init_client3();
     init_CreateTokenCommand();
     init_SSOOIDCClient();
     commands = {
@@ -74623,7 +72376,7 @@ __export(sso_oidc_exports, {
   UnauthorizedClientException$: () => UnauthorizedClientException$,
   UnsupportedGrantTypeException: () => UnsupportedGrantTypeException,
   UnsupportedGrantTypeException$: () => UnsupportedGrantTypeException$,
-  __Client: () => Client,
+  __Client: () => Client2,
   errorTypeRegistries: () => errorTypeRegistries
 });
 var init_sso_oidc = __esm({
@@ -74631,7 +72384,7 @@ var init_sso_oidc = __esm({
     init_SSOOIDCClient();
     init_SSOOIDC();
     init_commands();
-    init_client2();
+    init_client3();
     init_schemas_0();
     init_enums();
     init_errors();
@@ -74643,7 +72396,7 @@ var init_sso_oidc = __esm({
 // node_modules/@aws-sdk/token-providers/dist-cjs/index.js
 var require_dist_cjs9 = __commonJS({
   "node_modules/@aws-sdk/token-providers/dist-cjs/index.js"(exports) {
-    var { setTokenFeature: setTokenFeature2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { setTokenFeature: setTokenFeature2 } = (init_client4(), __toCommonJS(client_exports2));
     var { getBearerTokenEnvKey: getBearerTokenEnvKey2 } = (init_httpAuthSchemes2(), __toCommonJS(httpAuthSchemes_exports));
     var { TokenProviderError: TokenProviderError2, getSSOTokenFilepath: getSSOTokenFilepath2, parseKnownFiles: parseKnownFiles2, getProfileName: getProfileName2, loadSsoSessionData: loadSsoSessionData2, getSSOTokenFromFile: getSSOTokenFromFile2, memoize: memoize2, chain: chain3 } = (init_config2(), __toCommonJS(config_exports));
     var { promises: promises3 } = __require("node:fs");
@@ -74831,7 +72584,7 @@ var defaultSSOHttpAuthSchemeParametersProvider, defaultSSOHttpAuthSchemeProvider
 var init_httpAuthSchemeProvider2 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso/auth/httpAuthSchemeProvider.js"() {
     init_httpAuthSchemes2();
-    init_client2();
+    init_client3();
     defaultSSOHttpAuthSchemeParametersProvider = async (config, context, input) => {
       return {
         operation: getSmithyContext(context).operation,
@@ -74981,7 +72734,7 @@ var init_bdd2 = __esm({
 var cache2, defaultEndpointResolver2;
 var init_endpointResolver2 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso/endpoint/endpointResolver.js"() {
-    init_client3();
+    init_client4();
     init_endpoints();
     init_bdd2();
     cache2 = new EndpointCache({
@@ -75002,7 +72755,7 @@ var init_endpointResolver2 = __esm({
 var SSOServiceException;
 var init_SSOServiceException = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso/models/SSOServiceException.js"() {
-    init_client2();
+    init_client3();
     SSOServiceException = class _SSOServiceException extends ServiceException {
       static shapeId = "smithy.ts.sdk.synthetic.com.amazonaws.sso#SSOServiceException";
       constructor(options) {
@@ -75202,7 +72955,7 @@ var init_runtimeConfig_shared2 = __esm({
     init_protocols2();
     init_dist_es();
     init_checksum2();
-    init_client2();
+    init_client3();
     init_protocols();
     init_serde();
     init_httpAuthSchemeProvider2();
@@ -75252,9 +73005,9 @@ var import_node_http_handler2, getRuntimeConfig4;
 var init_runtimeConfig2 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso/runtimeConfig.js"() {
     init_package();
-    init_client3();
+    init_client4();
     init_httpAuthSchemes2();
-    init_client2();
+    init_client3();
     init_config2();
     init_retry2();
     init_serde();
@@ -75343,8 +73096,8 @@ var init_httpAuthExtensionConfiguration2 = __esm({
 var resolveRuntimeExtensions2;
 var init_runtimeExtensions2 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso/runtimeExtensions.js"() {
+    init_client4();
     init_client3();
-    init_client2();
     init_protocols();
     init_httpAuthExtensionConfiguration2();
     resolveRuntimeExtensions2 = (runtimeConfig, extensions) => {
@@ -75359,9 +73112,9 @@ var init_runtimeExtensions2 = __esm({
 var SSOClient;
 var init_SSOClient = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso/SSOClient.js"() {
-    init_client3();
+    init_client4();
     init_dist_es();
-    init_client2();
+    init_client3();
     init_config2();
     init_endpoints();
     init_protocols();
@@ -75371,7 +73124,7 @@ var init_SSOClient = __esm({
     init_EndpointParameters2();
     init_runtimeConfig2();
     init_runtimeExtensions2();
-    SSOClient = class extends Client {
+    SSOClient = class extends Client2 {
       config;
       constructor(...[configuration]) {
         const _config_0 = getRuntimeConfig4(configuration || {});
@@ -75412,7 +73165,7 @@ var init_SSOClient = __esm({
 var command2, _ep02, _mw02;
 var init_commandBuilder2 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso/commandBuilder.js"() {
-    init_client2();
+    init_client3();
     init_endpoints();
     init_EndpointParameters2();
     command2 = makeBuilder(commonParams2, "SWBPortalService", "SSOClient", getEndpointPlugin);
@@ -75436,7 +73189,7 @@ var init_GetRoleCredentialsCommand = __esm({
 var commands2, SSO;
 var init_SSO = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sso/SSO.js"() {
-    init_client2();
+    init_client3();
     init_GetRoleCredentialsCommand();
     init_SSOClient();
     commands2 = {
@@ -75482,7 +73235,7 @@ __export(sso_exports, {
   TooManyRequestsException$: () => TooManyRequestsException$,
   UnauthorizedException: () => UnauthorizedException,
   UnauthorizedException$: () => UnauthorizedException$,
-  __Client: () => Client,
+  __Client: () => Client2,
   errorTypeRegistries: () => errorTypeRegistries2
 });
 var init_sso = __esm({
@@ -75490,7 +73243,7 @@ var init_sso = __esm({
     init_SSOClient();
     init_SSO();
     init_commands2();
-    init_client2();
+    init_client3();
     init_schemas_02();
     init_errors2();
     init_models_02();
@@ -75511,7 +73264,7 @@ var require_loadSso_BGYXHf8s = __commonJS({
 var require_dist_cjs10 = __commonJS({
   "node_modules/@aws-sdk/credential-provider-sso/dist-cjs/index.js"(exports) {
     var { CredentialsProviderError: CredentialsProviderError2, getSSOTokenFromFile: getSSOTokenFromFile2, getProfileName: getProfileName2, parseKnownFiles: parseKnownFiles2, loadSsoSessionData: loadSsoSessionData2 } = (init_config2(), __toCommonJS(config_exports));
-    var { setCredentialFeature: setCredentialFeature2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { setCredentialFeature: setCredentialFeature2 } = (init_client4(), __toCommonJS(client_exports2));
     var { fromSso } = require_dist_cjs9();
     var isSsoProfile = (arg) => arg && (typeof arg.sso_start_url === "string" || typeof arg.sso_account_id === "string" || typeof arg.sso_session === "string" || typeof arg.sso_region === "string" || typeof arg.sso_role_name === "string");
     var SHOULD_FAIL_CREDENTIAL_CHAIN = false;
@@ -75859,7 +73612,7 @@ var init_bdd3 = __esm({
 var cache3, defaultEndpointResolver3;
 var init_endpointResolver3 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/endpoint/endpointResolver.js"() {
-    init_client3();
+    init_client4();
     init_endpoints();
     init_bdd3();
     cache3 = new EndpointCache({
@@ -75917,7 +73670,7 @@ var init_httpAuthSchemeProvider3 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/auth/httpAuthSchemeProvider.js"() {
     init_httpAuthSchemes2();
     import_signature_v4_multi_region2 = __toESM(require_dist_cjs3());
-    init_client2();
+    init_client3();
     init_endpoints();
     init_endpointResolver3();
     createEndpointRuleSetHttpAuthSchemeParametersProvider = (defaultHttpAuthSchemeParametersProvider) => async (config, context, input) => {
@@ -76039,7 +73792,7 @@ var init_EndpointParameters3 = __esm({
 var STSServiceException;
 var init_STSServiceException = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/models/STSServiceException.js"() {
-    init_client2();
+    init_client3();
     STSServiceException = class _STSServiceException extends ServiceException {
       static shapeId = "smithy.ts.sdk.synthetic.com.amazonaws.sts#STSServiceException";
       constructor(options) {
@@ -76419,7 +74172,7 @@ var init_runtimeConfig_shared3 = __esm({
     import_signature_v4_multi_region3 = __toESM(require_dist_cjs3());
     init_dist_es();
     init_checksum2();
-    init_client2();
+    init_client3();
     init_protocols();
     init_serde();
     init_httpAuthSchemeProvider3();
@@ -76476,10 +74229,10 @@ var import_node_http_handler3, getRuntimeConfig6;
 var init_runtimeConfig3 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/runtimeConfig.js"() {
     init_package();
-    init_client3();
+    init_client4();
     init_httpAuthSchemes2();
     init_dist_es();
-    init_client2();
+    init_client3();
     init_config2();
     init_retry2();
     init_serde();
@@ -76586,8 +74339,8 @@ var init_httpAuthExtensionConfiguration3 = __esm({
 var resolveRuntimeExtensions3;
 var init_runtimeExtensions3 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/runtimeExtensions.js"() {
+    init_client4();
     init_client3();
-    init_client2();
     init_protocols();
     init_httpAuthExtensionConfiguration3();
     resolveRuntimeExtensions3 = (runtimeConfig, extensions) => {
@@ -76602,9 +74355,9 @@ var init_runtimeExtensions3 = __esm({
 var STSClient;
 var init_STSClient = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/STSClient.js"() {
-    init_client3();
+    init_client4();
     init_dist_es();
-    init_client2();
+    init_client3();
     init_config2();
     init_endpoints();
     init_protocols();
@@ -76614,7 +74367,7 @@ var init_STSClient = __esm({
     init_EndpointParameters3();
     init_runtimeConfig3();
     init_runtimeExtensions3();
-    STSClient = class extends Client {
+    STSClient = class extends Client2 {
       config;
       constructor(...[configuration]) {
         const _config_0 = getRuntimeConfig6(configuration || {});
@@ -76656,7 +74409,7 @@ var init_STSClient = __esm({
 var command3, _ep03, _mw03;
 var init_commandBuilder3 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/commandBuilder.js"() {
-    init_client2();
+    init_client3();
     init_endpoints();
     init_EndpointParameters3();
     command3 = makeBuilder(commonParams3, "AWSSecurityTokenServiceV20110615", "STSClient", getEndpointPlugin);
@@ -76691,7 +74444,7 @@ var init_AssumeRoleWithWebIdentityCommand = __esm({
 var commands3, STS;
 var init_STS = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/STS.js"() {
-    init_client2();
+    init_client3();
     init_AssumeRoleCommand();
     init_AssumeRoleWithWebIdentityCommand();
     init_STSClient();
@@ -76723,7 +74476,7 @@ var init_models_03 = __esm({
 var getAccountIdFromAssumedRoleUser, resolveRegion, getDefaultRoleAssumer, getDefaultRoleAssumerWithWebIdentity, isH2;
 var init_defaultStsRoleAssumers = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/defaultStsRoleAssumers.js"() {
-    init_client3();
+    init_client4();
     init_AssumeRoleCommand();
     init_AssumeRoleWithWebIdentityCommand();
     getAccountIdFromAssumedRoleUser = (assumedRoleUser) => {
@@ -76891,7 +74644,7 @@ __export(sts_exports, {
   STSServiceException: () => STSServiceException,
   STSServiceException$: () => STSServiceException$,
   Tag$: () => Tag$,
-  __Client: () => Client,
+  __Client: () => Client2,
   decorateDefaultCredentialProvider: () => decorateDefaultCredentialProvider,
   errorTypeRegistries: () => errorTypeRegistries3,
   getDefaultRoleAssumer: () => getDefaultRoleAssumer2,
@@ -76902,7 +74655,7 @@ var init_sts = __esm({
     init_STSClient();
     init_STS();
     init_commands3();
-    init_client2();
+    init_client3();
     init_schemas_03();
     init_errors3();
     init_models_03();
@@ -76936,7 +74689,7 @@ var defaultSigninHttpAuthSchemeParametersProvider, defaultSigninHttpAuthSchemePr
 var init_httpAuthSchemeProvider4 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/auth/httpAuthSchemeProvider.js"() {
     init_httpAuthSchemes2();
-    init_client2();
+    init_client3();
     defaultSigninHttpAuthSchemeParametersProvider = async (config, context, input) => {
       return {
         operation: getSmithyContext(context).operation,
@@ -77196,7 +74949,7 @@ var init_bdd4 = __esm({
 var cache4, defaultEndpointResolver4;
 var init_endpointResolver4 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/endpoint/endpointResolver.js"() {
-    init_client3();
+    init_client4();
     init_endpoints();
     init_bdd4();
     cache4 = new EndpointCache({
@@ -77217,7 +74970,7 @@ var init_endpointResolver4 = __esm({
 var SigninServiceException;
 var init_SigninServiceException = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/models/SigninServiceException.js"() {
-    init_client2();
+    init_client3();
     SigninServiceException = class _SigninServiceException extends ServiceException {
       static shapeId = "smithy.ts.sdk.synthetic.com.amazonaws.signin#SigninServiceException";
       constructor(options) {
@@ -77487,7 +75240,7 @@ var init_runtimeConfig_shared4 = __esm({
     init_protocols2();
     init_dist_es();
     init_checksum2();
-    init_client2();
+    init_client3();
     init_protocols();
     init_serde();
     init_httpAuthSchemeProvider4();
@@ -77537,9 +75290,9 @@ var import_node_http_handler4, getRuntimeConfig8;
 var init_runtimeConfig4 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/runtimeConfig.js"() {
     init_package();
-    init_client3();
+    init_client4();
     init_httpAuthSchemes2();
-    init_client2();
+    init_client3();
     init_config2();
     init_retry2();
     init_serde();
@@ -77628,8 +75381,8 @@ var init_httpAuthExtensionConfiguration4 = __esm({
 var resolveRuntimeExtensions4;
 var init_runtimeExtensions4 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/runtimeExtensions.js"() {
+    init_client4();
     init_client3();
-    init_client2();
     init_protocols();
     init_httpAuthExtensionConfiguration4();
     resolveRuntimeExtensions4 = (runtimeConfig, extensions) => {
@@ -77644,9 +75397,9 @@ var init_runtimeExtensions4 = __esm({
 var SigninClient;
 var init_SigninClient = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/SigninClient.js"() {
-    init_client3();
+    init_client4();
     init_dist_es();
-    init_client2();
+    init_client3();
     init_config2();
     init_endpoints();
     init_protocols();
@@ -77656,7 +75409,7 @@ var init_SigninClient = __esm({
     init_EndpointParameters4();
     init_runtimeConfig4();
     init_runtimeExtensions4();
-    SigninClient = class extends Client {
+    SigninClient = class extends Client2 {
       config;
       constructor(...[configuration]) {
         const _config_0 = getRuntimeConfig8(configuration || {});
@@ -77697,7 +75450,7 @@ var init_SigninClient = __esm({
 var command4, _ep04, _ep1, _mw04;
 var init_commandBuilder4 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/commandBuilder.js"() {
-    init_client2();
+    init_client3();
     init_endpoints();
     init_EndpointParameters4();
     command4 = makeBuilder(commonParams4, "Signin", "SigninClient", getEndpointPlugin);
@@ -77737,7 +75490,7 @@ var init_CreateOAuth2TokenWithIAMCommand = __esm({
 var commands4, Signin;
 var init_Signin = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/Signin.js"() {
-    init_client2();
+    init_client3();
     init_CreateOAuth2TokenCommand();
     init_CreateOAuth2TokenWithIAMCommand();
     init_SigninClient();
@@ -77818,7 +75571,7 @@ __export(signin_exports, {
   TooManyRequestsError$: () => TooManyRequestsError$,
   ValidationException: () => ValidationException,
   ValidationException$: () => ValidationException$,
-  __Client: () => Client,
+  __Client: () => Client2,
   errorTypeRegistries: () => errorTypeRegistries4
 });
 var init_signin = __esm({
@@ -77826,7 +75579,7 @@ var init_signin = __esm({
     init_SigninClient();
     init_Signin();
     init_commands4();
-    init_client2();
+    init_client3();
     init_schemas_04();
     init_enums2();
     init_errors4();
@@ -77838,7 +75591,7 @@ var init_signin = __esm({
 // node_modules/@aws-sdk/credential-provider-login/dist-cjs/index.js
 var require_dist_cjs11 = __commonJS({
   "node_modules/@aws-sdk/credential-provider-login/dist-cjs/index.js"(exports) {
-    var { setCredentialFeature: setCredentialFeature2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { setCredentialFeature: setCredentialFeature2 } = (init_client4(), __toCommonJS(client_exports2));
     var { CredentialsProviderError: CredentialsProviderError2, parseKnownFiles: parseKnownFiles2, getProfileName: getProfileName2 } = (init_config2(), __toCommonJS(config_exports));
     var { HttpRequest: HttpRequest2 } = (init_protocols(), __toCommonJS(protocols_exports));
     var { createHash: createHash10, createPrivateKey, createPublicKey, sign: sign4 } = __require("node:crypto");
@@ -78128,7 +75881,7 @@ var require_dist_cjs12 = __commonJS({
     var { externalDataInterceptor: externalDataInterceptor2, CredentialsProviderError: CredentialsProviderError2, parseKnownFiles: parseKnownFiles2, getProfileName: getProfileName2 } = (init_config2(), __toCommonJS(config_exports));
     var { exec } = __require("node:child_process");
     var { promisify } = __require("node:util");
-    var { setCredentialFeature: setCredentialFeature2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { setCredentialFeature: setCredentialFeature2 } = (init_client4(), __toCommonJS(client_exports2));
     var getValidatedProcessCredentials = (profileName, data, profiles) => {
       if (data.Version !== 1) {
         throw Error(`Profile ${profileName} credential_process did not return Version 1.`);
@@ -78199,7 +75952,7 @@ var require_dist_cjs12 = __commonJS({
 // node_modules/@aws-sdk/credential-provider-web-identity/dist-cjs/index.js
 var require_dist_cjs13 = __commonJS({
   "node_modules/@aws-sdk/credential-provider-web-identity/dist-cjs/index.js"(exports) {
-    var { setCredentialFeature: setCredentialFeature2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { setCredentialFeature: setCredentialFeature2 } = (init_client4(), __toCommonJS(client_exports2));
     var { CredentialsProviderError: CredentialsProviderError2, externalDataInterceptor: externalDataInterceptor2 } = (init_config2(), __toCommonJS(config_exports));
     var { readFileSync } = __require("node:fs");
     var fromWebToken = (init) => async (awsIdentityProperties) => {
@@ -78260,7 +76013,7 @@ var require_dist_cjs13 = __commonJS({
 var require_dist_cjs14 = __commonJS({
   "node_modules/@aws-sdk/credential-provider-ini/dist-cjs/index.js"(exports) {
     var { CredentialsProviderError: CredentialsProviderError2, chain: chain3, getProfileName: getProfileName2, parseKnownFiles: parseKnownFiles2 } = (init_config2(), __toCommonJS(config_exports));
-    var { setCredentialFeature: setCredentialFeature2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { setCredentialFeature: setCredentialFeature2 } = (init_client4(), __toCommonJS(client_exports2));
     var resolveCredentialSource = (credentialSource, profileName, logger2) => {
       const sourceProvidersMap = {
         EcsContainer: async (options) => {
@@ -79543,13 +77296,13 @@ var init_sha = __esm({
 var require_dist_cjs16 = __commonJS({
   "node_modules/@aws-sdk/client-s3/dist-cjs/index.js"(exports) {
     var { getFlexibleChecksumsPlugin: getFlexibleChecksumsPlugin2, NODE_RESPONSE_CHECKSUM_VALIDATION_CONFIG_OPTIONS: NODE_RESPONSE_CHECKSUM_VALIDATION_CONFIG_OPTIONS2, NODE_REQUEST_CHECKSUM_CALCULATION_CONFIG_OPTIONS: NODE_REQUEST_CHECKSUM_CALCULATION_CONFIG_OPTIONS2, resolveFlexibleChecksumsConfig: resolveFlexibleChecksumsConfig2 } = (init_flexible_checksums(), __toCommonJS(flexible_checksums_exports));
-    var { awsEndpointFunctions: awsEndpointFunctions2, emitWarningIfUnsupportedVersion: emitWarningIfUnsupportedVersion$1, createDefaultUserAgentProvider: createDefaultUserAgentProvider2, NODE_APP_ID_CONFIG_OPTIONS: NODE_APP_ID_CONFIG_OPTIONS2, getAwsRegionExtensionConfiguration: getAwsRegionExtensionConfiguration2, resolveAwsRegionExtensionConfiguration: resolveAwsRegionExtensionConfiguration2, resolveUserAgentConfig: resolveUserAgentConfig2, resolveHostHeaderConfig: resolveHostHeaderConfig2, getUserAgentPlugin: getUserAgentPlugin2, getHostHeaderPlugin: getHostHeaderPlugin2, getLoggerPlugin: getLoggerPlugin2, getRecursionDetectionPlugin: getRecursionDetectionPlugin2 } = (init_client3(), __toCommonJS(client_exports2));
+    var { awsEndpointFunctions: awsEndpointFunctions2, emitWarningIfUnsupportedVersion: emitWarningIfUnsupportedVersion$1, createDefaultUserAgentProvider: createDefaultUserAgentProvider2, NODE_APP_ID_CONFIG_OPTIONS: NODE_APP_ID_CONFIG_OPTIONS2, getAwsRegionExtensionConfiguration: getAwsRegionExtensionConfiguration2, resolveAwsRegionExtensionConfiguration: resolveAwsRegionExtensionConfiguration2, resolveUserAgentConfig: resolveUserAgentConfig2, resolveHostHeaderConfig: resolveHostHeaderConfig2, getUserAgentPlugin: getUserAgentPlugin2, getHostHeaderPlugin: getHostHeaderPlugin2, getLoggerPlugin: getLoggerPlugin2, getRecursionDetectionPlugin: getRecursionDetectionPlugin2 } = (init_client4(), __toCommonJS(client_exports2));
     var { getThrow200ExceptionsPlugin: getThrow200ExceptionsPlugin2, getSsecPlugin: getSsecPlugin2, getLocationConstraintPlugin: getLocationConstraintPlugin2, getS3ExpiresMiddlewarePlugin: getS3ExpiresMiddlewarePlugin2, getCheckContentLengthHeaderPlugin: getCheckContentLengthHeaderPlugin2, S3RestXmlProtocol: S3RestXmlProtocol2, NODE_USE_ARN_REGION_CONFIG_OPTIONS: NODE_USE_ARN_REGION_CONFIG_OPTIONS2, NODE_DISABLE_S3_EXPRESS_SESSION_AUTH_OPTIONS: NODE_DISABLE_S3_EXPRESS_SESSION_AUTH_OPTIONS2, resolveS3Config: resolveS3Config2, getValidateBucketNamePlugin: getValidateBucketNamePlugin2, getAddExpectContinuePlugin: getAddExpectContinuePlugin2, getRegionRedirectMiddlewarePlugin: getRegionRedirectMiddlewarePlugin2, getS3ExpressPlugin: getS3ExpressPlugin2, getS3ExpressHttpSigningPlugin: getS3ExpressHttpSigningPlugin2 } = (init_s32(), __toCommonJS(s3_exports));
     var { getHttpAuthSchemeEndpointRuleSetPlugin: getHttpAuthSchemeEndpointRuleSetPlugin2, DefaultIdentityProviderConfig: DefaultIdentityProviderConfig2, getHttpSigningPlugin: getHttpSigningPlugin2, createPaginator: createPaginator2 } = (init_dist_es(), __toCommonJS(dist_es_exports));
-    var { normalizeProvider: normalizeProvider3, getSmithyContext: getSmithyContext2, makeBuilder: makeBuilder2, ServiceException: ServiceException2, NoOpLogger: NoOpLogger2, emitWarningIfUnsupportedVersion: emitWarningIfUnsupportedVersion3, loadConfigsForDefaultMode: loadConfigsForDefaultMode2, getDefaultExtensionConfiguration: getDefaultExtensionConfiguration2, resolveDefaultRuntimeConfig: resolveDefaultRuntimeConfig2, Client: Client2, createWaiter: createWaiter2, checkExceptions: checkExceptions2, WaiterState: WaiterState2, createAggregatedClient: createAggregatedClient2 } = (init_client2(), __toCommonJS(client_exports));
-    var { Command: $Command } = (init_client2(), __toCommonJS(client_exports));
+    var { normalizeProvider: normalizeProvider3, getSmithyContext: getSmithyContext2, makeBuilder: makeBuilder2, ServiceException: ServiceException2, NoOpLogger: NoOpLogger2, emitWarningIfUnsupportedVersion: emitWarningIfUnsupportedVersion3, loadConfigsForDefaultMode: loadConfigsForDefaultMode2, getDefaultExtensionConfiguration: getDefaultExtensionConfiguration2, resolveDefaultRuntimeConfig: resolveDefaultRuntimeConfig2, Client: Client3, createWaiter: createWaiter2, checkExceptions: checkExceptions2, WaiterState: WaiterState2, createAggregatedClient: createAggregatedClient2 } = (init_client3(), __toCommonJS(client_exports));
+    var { Command: $Command } = (init_client3(), __toCommonJS(client_exports));
     exports.$Command = $Command;
-    exports.__Client = Client2;
+    exports.__Client = Client3;
     var { resolveDefaultsModeConfig: resolveDefaultsModeConfig2, loadConfig: loadConfig2, NODE_USE_FIPS_ENDPOINT_CONFIG_OPTIONS: NODE_USE_FIPS_ENDPOINT_CONFIG_OPTIONS2, NODE_USE_DUALSTACK_ENDPOINT_CONFIG_OPTIONS: NODE_USE_DUALSTACK_ENDPOINT_CONFIG_OPTIONS2, NODE_REGION_CONFIG_OPTIONS: NODE_REGION_CONFIG_OPTIONS2, NODE_REGION_CONFIG_FILE_OPTIONS: NODE_REGION_CONFIG_FILE_OPTIONS2, resolveRegionConfig: resolveRegionConfig2 } = (init_config2(), __toCommonJS(config_exports));
     var { BinaryDecisionDiagram: BinaryDecisionDiagram2, EndpointCache: EndpointCache2, decideEndpoint: decideEndpoint2, customEndpointFunctions: customEndpointFunctions2, resolveParams: resolveParams2, getEndpointPlugin: getEndpointPlugin2, resolveEndpointConfig: resolveEndpointConfig2 } = (init_endpoints(), __toCommonJS(endpoints_exports));
     var { eventStreamSerdeProvider: eventStreamSerdeProvider3, resolveEventStreamSerdeConfig: resolveEventStreamSerdeConfig2 } = (init_event_streams(), __toCommonJS(event_streams_exports));
@@ -87658,7 +85411,7 @@ var require_dist_cjs16 = __commonJS({
       extensions.forEach((extension) => extension.configure(extensionConfiguration));
       return Object.assign(runtimeConfig, resolveAwsRegionExtensionConfiguration2(extensionConfiguration), resolveDefaultRuntimeConfig2(extensionConfiguration), resolveHttpHandlerRuntimeConfig2(extensionConfiguration), resolveHttpAuthRuntimeConfig5(extensionConfiguration));
     };
-    var S3Client2 = class extends Client2 {
+    var S3Client2 = class extends Client3 {
       config;
       constructor(...[configuration]) {
         const _config_0 = getRuntimeConfig9(configuration || {});

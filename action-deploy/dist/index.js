@@ -987,7 +987,7 @@ var require_util = __commonJS({
       }
     };
     function wrapRequestBody(body) {
-      if (isStream2(body)) {
+      if (isStream(body)) {
         if (bodyLength(body) === 0) {
           body.on("data", function() {
             assert(false);
@@ -1010,7 +1010,7 @@ var require_util = __commonJS({
     }
     function nop() {
     }
-    function isStream2(obj) {
+    function isStream(obj) {
       return obj && typeof obj === "object" && typeof obj.pipe === "function" && typeof obj.on === "function";
     }
     function isBlobLike(object) {
@@ -1128,7 +1128,7 @@ var require_util = __commonJS({
     function bodyLength(body) {
       if (body == null) {
         return 0;
-      } else if (isStream2(body)) {
+      } else if (isStream(body)) {
         const state = body._readableState;
         return state && state.objectMode === false && state.ended === true && Number.isFinite(state.length) ? state.length : null;
       } else if (isBlobLike(body)) {
@@ -1142,7 +1142,7 @@ var require_util = __commonJS({
       return body && !!(body.destroyed || body[kDestroyed] || stream.isDestroyed?.(body));
     }
     function destroy(stream2, err) {
-      if (stream2 == null || !isStream2(stream2) || isDestroyed(stream2)) {
+      if (stream2 == null || !isStream(stream2) || isDestroyed(stream2)) {
         return;
       }
       if (typeof stream2.destroy === "function") {
@@ -1426,7 +1426,7 @@ var require_util = __commonJS({
       parseOrigin,
       parseURL,
       getServerName,
-      isStream: isStream2,
+      isStream,
       isIterable,
       isAsyncIterable,
       isDestroyed,
@@ -1661,7 +1661,7 @@ var require_request = __commonJS({
     var {
       isValidHTTPToken,
       isValidHeaderValue,
-      isStream: isStream2,
+      isStream,
       destroy,
       isBuffer,
       isFormDataLike,
@@ -1730,7 +1730,7 @@ var require_request = __commonJS({
         this.abort = null;
         if (body == null) {
           this.body = null;
-        } else if (isStream2(body)) {
+        } else if (isStream(body)) {
           this.body = body;
           const rState = this.body._readableState;
           if (!rState || !rState.autoDestroy) {
@@ -7684,7 +7684,7 @@ var require_client = __commonJS({
     function getPipelining(client) {
       return client[kPipelining] ?? client[kHTTPContext]?.defaultPipelining ?? 1;
     }
-    var Client = class extends DispatcherBase {
+    var Client2 = class extends DispatcherBase {
       /**
        *
        * @param {string|URL} url
@@ -8114,7 +8114,7 @@ var require_client = __commonJS({
         }
       }
     }
-    module.exports = Client;
+    module.exports = Client2;
   }
 });
 
@@ -8373,7 +8373,7 @@ var require_pool = __commonJS({
       kAddClient,
       kGetDispatcher
     } = require_pool_base();
-    var Client = require_client();
+    var Client2 = require_client();
     var {
       InvalidArgumentError
     } = require_errors();
@@ -8384,7 +8384,7 @@ var require_pool = __commonJS({
     var kConnections = /* @__PURE__ */ Symbol("connections");
     var kFactory = /* @__PURE__ */ Symbol("factory");
     function defaultFactory(origin, opts) {
-      return new Client(origin, opts);
+      return new Client2(origin, opts);
     }
     var Pool = class extends PoolBase {
       constructor(origin, {
@@ -8605,7 +8605,7 @@ var require_agent = __commonJS({
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
     var Pool = require_pool();
-    var Client = require_client();
+    var Client2 = require_client();
     var util = require_util();
     var createRedirectInterceptor = require_redirect_interceptor();
     var kOnConnect = /* @__PURE__ */ Symbol("onConnect");
@@ -8616,7 +8616,7 @@ var require_agent = __commonJS({
     var kFactory = /* @__PURE__ */ Symbol("factory");
     var kOptions = /* @__PURE__ */ Symbol("options");
     function defaultFactory(origin, opts) {
-      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
+      return opts && opts.connections === 1 ? new Client2(origin, opts) : new Pool(origin, opts);
     }
     var Agent = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls, ...options } = {}) {
@@ -8708,7 +8708,7 @@ var require_proxy_agent = __commonJS({
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors();
     var buildConnector = require_connect();
-    var Client = require_client();
+    var Client2 = require_client();
     var kAgent = /* @__PURE__ */ Symbol("proxy agent");
     var kClient = /* @__PURE__ */ Symbol("proxy client");
     var kProxyHeaders = /* @__PURE__ */ Symbol("proxy headers");
@@ -8726,7 +8726,7 @@ var require_proxy_agent = __commonJS({
     };
     function defaultAgentFactory(origin, opts) {
       if (opts.connections === 1) {
-        return new Client(origin, opts);
+        return new Client2(origin, opts);
       }
       return new Pool(origin, opts);
     }
@@ -8741,7 +8741,7 @@ var require_proxy_agent = __commonJS({
         if (factory) {
           this.#client = factory(proxyUrl, { connect });
         } else {
-          this.#client = new Client(proxyUrl, { connect });
+          this.#client = new Client2(proxyUrl, { connect });
         }
       }
       [kDispatch](opts, handler2) {
@@ -11114,7 +11114,7 @@ var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
     var { promisify } = __require("node:util");
-    var Client = require_client();
+    var Client2 = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
       kDispatches,
@@ -11128,7 +11128,7 @@ var require_mock_client = __commonJS({
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
     var { InvalidArgumentError } = require_errors();
-    var MockClient = class extends Client {
+    var MockClient = class extends Client2 {
       constructor(origin, opts) {
         super(origin, opts);
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -19011,7 +19011,7 @@ var require_eventsource = __commonJS({
 var require_undici = __commonJS({
   "node_modules/undici/index.js"(exports, module) {
     "use strict";
-    var Client = require_client();
+    var Client2 = require_client();
     var Dispatcher = require_dispatcher();
     var Pool = require_pool();
     var BalancedPool = require_balanced_pool();
@@ -19035,7 +19035,7 @@ var require_undici = __commonJS({
     var createRedirectInterceptor = require_redirect_interceptor();
     Object.assign(Dispatcher.prototype, api);
     module.exports.Dispatcher = Dispatcher;
-    module.exports.Client = Client;
+    module.exports.Client = Client2;
     module.exports.Pool = Pool;
     module.exports.BalancedPool = BalancedPool;
     module.exports.Agent = Agent;
@@ -19146,1498 +19146,6 @@ var require_undici = __commonJS({
     module.exports.mockErrors = mockErrors;
     var { EventSource } = require_eventsource();
     module.exports.EventSource = EventSource;
-  }
-});
-
-// node_modules/is-stream/index.js
-var require_is_stream = __commonJS({
-  "node_modules/is-stream/index.js"(exports, module) {
-    "use strict";
-    var isStream2 = (stream) => stream !== null && typeof stream === "object" && typeof stream.pipe === "function";
-    isStream2.writable = (stream) => isStream2(stream) && stream.writable !== false && typeof stream._write === "function" && typeof stream._writableState === "object";
-    isStream2.readable = (stream) => isStream2(stream) && stream.readable !== false && typeof stream._read === "function" && typeof stream._readableState === "object";
-    isStream2.duplex = (stream) => isStream2.writable(stream) && isStream2.readable(stream);
-    isStream2.transform = (stream) => isStream2.duplex(stream) && typeof stream._transform === "function";
-    module.exports = isStream2;
-  }
-});
-
-// node_modules/semver/semver.js
-var require_semver = __commonJS({
-  "node_modules/semver/semver.js"(exports, module) {
-    exports = module.exports = SemVer;
-    var debug2;
-    if (typeof process === "object" && process.env && process.env.NODE_DEBUG && /\bsemver\b/i.test(process.env.NODE_DEBUG)) {
-      debug2 = function() {
-        var args = Array.prototype.slice.call(arguments, 0);
-        args.unshift("SEMVER");
-        console.log.apply(console, args);
-      };
-    } else {
-      debug2 = function() {
-      };
-    }
-    exports.SEMVER_SPEC_VERSION = "2.0.0";
-    var MAX_LENGTH = 256;
-    var MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER || /* istanbul ignore next */
-    9007199254740991;
-    var MAX_SAFE_COMPONENT_LENGTH = 16;
-    var MAX_SAFE_BUILD_LENGTH = MAX_LENGTH - 6;
-    var re = exports.re = [];
-    var safeRe = exports.safeRe = [];
-    var src = exports.src = [];
-    var t = exports.tokens = {};
-    var R = 0;
-    function tok(n) {
-      t[n] = R++;
-    }
-    var LETTERDASHNUMBER = "[a-zA-Z0-9-]";
-    var safeRegexReplacements = [
-      ["\\s", 1],
-      ["\\d", MAX_LENGTH],
-      [LETTERDASHNUMBER, MAX_SAFE_BUILD_LENGTH]
-    ];
-    function makeSafeRe(value) {
-      for (var i2 = 0; i2 < safeRegexReplacements.length; i2++) {
-        var token = safeRegexReplacements[i2][0];
-        var max = safeRegexReplacements[i2][1];
-        value = value.split(token + "*").join(token + "{0," + max + "}").split(token + "+").join(token + "{1," + max + "}");
-      }
-      return value;
-    }
-    tok("NUMERICIDENTIFIER");
-    src[t.NUMERICIDENTIFIER] = "0|[1-9]\\d*";
-    tok("NUMERICIDENTIFIERLOOSE");
-    src[t.NUMERICIDENTIFIERLOOSE] = "\\d+";
-    tok("NONNUMERICIDENTIFIER");
-    src[t.NONNUMERICIDENTIFIER] = "\\d*[a-zA-Z-]" + LETTERDASHNUMBER + "*";
-    tok("MAINVERSION");
-    src[t.MAINVERSION] = "(" + src[t.NUMERICIDENTIFIER] + ")\\.(" + src[t.NUMERICIDENTIFIER] + ")\\.(" + src[t.NUMERICIDENTIFIER] + ")";
-    tok("MAINVERSIONLOOSE");
-    src[t.MAINVERSIONLOOSE] = "(" + src[t.NUMERICIDENTIFIERLOOSE] + ")\\.(" + src[t.NUMERICIDENTIFIERLOOSE] + ")\\.(" + src[t.NUMERICIDENTIFIERLOOSE] + ")";
-    tok("PRERELEASEIDENTIFIER");
-    src[t.PRERELEASEIDENTIFIER] = "(?:" + src[t.NUMERICIDENTIFIER] + "|" + src[t.NONNUMERICIDENTIFIER] + ")";
-    tok("PRERELEASEIDENTIFIERLOOSE");
-    src[t.PRERELEASEIDENTIFIERLOOSE] = "(?:" + src[t.NUMERICIDENTIFIERLOOSE] + "|" + src[t.NONNUMERICIDENTIFIER] + ")";
-    tok("PRERELEASE");
-    src[t.PRERELEASE] = "(?:-(" + src[t.PRERELEASEIDENTIFIER] + "(?:\\." + src[t.PRERELEASEIDENTIFIER] + ")*))";
-    tok("PRERELEASELOOSE");
-    src[t.PRERELEASELOOSE] = "(?:-?(" + src[t.PRERELEASEIDENTIFIERLOOSE] + "(?:\\." + src[t.PRERELEASEIDENTIFIERLOOSE] + ")*))";
-    tok("BUILDIDENTIFIER");
-    src[t.BUILDIDENTIFIER] = LETTERDASHNUMBER + "+";
-    tok("BUILD");
-    src[t.BUILD] = "(?:\\+(" + src[t.BUILDIDENTIFIER] + "(?:\\." + src[t.BUILDIDENTIFIER] + ")*))";
-    tok("FULL");
-    tok("FULLPLAIN");
-    src[t.FULLPLAIN] = "v?" + src[t.MAINVERSION] + src[t.PRERELEASE] + "?" + src[t.BUILD] + "?";
-    src[t.FULL] = "^" + src[t.FULLPLAIN] + "$";
-    tok("LOOSEPLAIN");
-    src[t.LOOSEPLAIN] = "[v=\\s]*" + src[t.MAINVERSIONLOOSE] + src[t.PRERELEASELOOSE] + "?" + src[t.BUILD] + "?";
-    tok("LOOSE");
-    src[t.LOOSE] = "^" + src[t.LOOSEPLAIN] + "$";
-    tok("GTLT");
-    src[t.GTLT] = "((?:<|>)?=?)";
-    tok("XRANGEIDENTIFIERLOOSE");
-    src[t.XRANGEIDENTIFIERLOOSE] = src[t.NUMERICIDENTIFIERLOOSE] + "|x|X|\\*";
-    tok("XRANGEIDENTIFIER");
-    src[t.XRANGEIDENTIFIER] = src[t.NUMERICIDENTIFIER] + "|x|X|\\*";
-    tok("XRANGEPLAIN");
-    src[t.XRANGEPLAIN] = "[v=\\s]*(" + src[t.XRANGEIDENTIFIER] + ")(?:\\.(" + src[t.XRANGEIDENTIFIER] + ")(?:\\.(" + src[t.XRANGEIDENTIFIER] + ")(?:" + src[t.PRERELEASE] + ")?" + src[t.BUILD] + "?)?)?";
-    tok("XRANGEPLAINLOOSE");
-    src[t.XRANGEPLAINLOOSE] = "[v=\\s]*(" + src[t.XRANGEIDENTIFIERLOOSE] + ")(?:\\.(" + src[t.XRANGEIDENTIFIERLOOSE] + ")(?:\\.(" + src[t.XRANGEIDENTIFIERLOOSE] + ")(?:" + src[t.PRERELEASELOOSE] + ")?" + src[t.BUILD] + "?)?)?";
-    tok("XRANGE");
-    src[t.XRANGE] = "^" + src[t.GTLT] + "\\s*" + src[t.XRANGEPLAIN] + "$";
-    tok("XRANGELOOSE");
-    src[t.XRANGELOOSE] = "^" + src[t.GTLT] + "\\s*" + src[t.XRANGEPLAINLOOSE] + "$";
-    tok("COERCE");
-    src[t.COERCE] = "(^|[^\\d])(\\d{1," + MAX_SAFE_COMPONENT_LENGTH + "})(?:\\.(\\d{1," + MAX_SAFE_COMPONENT_LENGTH + "}))?(?:\\.(\\d{1," + MAX_SAFE_COMPONENT_LENGTH + "}))?(?:$|[^\\d])";
-    tok("COERCERTL");
-    re[t.COERCERTL] = new RegExp(src[t.COERCE], "g");
-    safeRe[t.COERCERTL] = new RegExp(makeSafeRe(src[t.COERCE]), "g");
-    tok("LONETILDE");
-    src[t.LONETILDE] = "(?:~>?)";
-    tok("TILDETRIM");
-    src[t.TILDETRIM] = "(\\s*)" + src[t.LONETILDE] + "\\s+";
-    re[t.TILDETRIM] = new RegExp(src[t.TILDETRIM], "g");
-    safeRe[t.TILDETRIM] = new RegExp(makeSafeRe(src[t.TILDETRIM]), "g");
-    var tildeTrimReplace = "$1~";
-    tok("TILDE");
-    src[t.TILDE] = "^" + src[t.LONETILDE] + src[t.XRANGEPLAIN] + "$";
-    tok("TILDELOOSE");
-    src[t.TILDELOOSE] = "^" + src[t.LONETILDE] + src[t.XRANGEPLAINLOOSE] + "$";
-    tok("LONECARET");
-    src[t.LONECARET] = "(?:\\^)";
-    tok("CARETTRIM");
-    src[t.CARETTRIM] = "(\\s*)" + src[t.LONECARET] + "\\s+";
-    re[t.CARETTRIM] = new RegExp(src[t.CARETTRIM], "g");
-    safeRe[t.CARETTRIM] = new RegExp(makeSafeRe(src[t.CARETTRIM]), "g");
-    var caretTrimReplace = "$1^";
-    tok("CARET");
-    src[t.CARET] = "^" + src[t.LONECARET] + src[t.XRANGEPLAIN] + "$";
-    tok("CARETLOOSE");
-    src[t.CARETLOOSE] = "^" + src[t.LONECARET] + src[t.XRANGEPLAINLOOSE] + "$";
-    tok("COMPARATORLOOSE");
-    src[t.COMPARATORLOOSE] = "^" + src[t.GTLT] + "\\s*(" + src[t.LOOSEPLAIN] + ")$|^$";
-    tok("COMPARATOR");
-    src[t.COMPARATOR] = "^" + src[t.GTLT] + "\\s*(" + src[t.FULLPLAIN] + ")$|^$";
-    tok("COMPARATORTRIM");
-    src[t.COMPARATORTRIM] = "(\\s*)" + src[t.GTLT] + "\\s*(" + src[t.LOOSEPLAIN] + "|" + src[t.XRANGEPLAIN] + ")";
-    re[t.COMPARATORTRIM] = new RegExp(src[t.COMPARATORTRIM], "g");
-    safeRe[t.COMPARATORTRIM] = new RegExp(makeSafeRe(src[t.COMPARATORTRIM]), "g");
-    tok("HYPHENRANGE");
-    src[t.HYPHENRANGE] = "^\\s*(" + src[t.XRANGEPLAIN] + ")\\s+-\\s+(" + src[t.XRANGEPLAIN] + ")\\s*$";
-    tok("HYPHENRANGELOOSE");
-    src[t.HYPHENRANGELOOSE] = "^\\s*(" + src[t.XRANGEPLAINLOOSE] + ")\\s+-\\s+(" + src[t.XRANGEPLAINLOOSE] + ")\\s*$";
-    tok("STAR");
-    src[t.STAR] = "(<|>)?=?\\s*\\*";
-    for (i = 0; i < R; i++) {
-      debug2(i, src[i]);
-      if (!re[i]) {
-        re[i] = new RegExp(src[i]);
-        safeRe[i] = new RegExp(makeSafeRe(src[i]));
-      }
-    }
-    var i;
-    exports.parse = parse3;
-    function parse3(version2, options) {
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      if (version2 instanceof SemVer) {
-        return version2;
-      }
-      if (typeof version2 !== "string") {
-        return null;
-      }
-      if (version2.length > MAX_LENGTH) {
-        return null;
-      }
-      var r = options.loose ? safeRe[t.LOOSE] : safeRe[t.FULL];
-      if (!r.test(version2)) {
-        return null;
-      }
-      try {
-        return new SemVer(version2, options);
-      } catch (er) {
-        return null;
-      }
-    }
-    exports.valid = valid;
-    function valid(version2, options) {
-      var v = parse3(version2, options);
-      return v ? v.version : null;
-    }
-    exports.clean = clean;
-    function clean(version2, options) {
-      var s = parse3(version2.trim().replace(/^[=v]+/, ""), options);
-      return s ? s.version : null;
-    }
-    exports.SemVer = SemVer;
-    function SemVer(version2, options) {
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      if (version2 instanceof SemVer) {
-        if (version2.loose === options.loose) {
-          return version2;
-        } else {
-          version2 = version2.version;
-        }
-      } else if (typeof version2 !== "string") {
-        throw new TypeError("Invalid Version: " + version2);
-      }
-      if (version2.length > MAX_LENGTH) {
-        throw new TypeError("version is longer than " + MAX_LENGTH + " characters");
-      }
-      if (!(this instanceof SemVer)) {
-        return new SemVer(version2, options);
-      }
-      debug2("SemVer", version2, options);
-      this.options = options;
-      this.loose = !!options.loose;
-      var m = version2.trim().match(options.loose ? safeRe[t.LOOSE] : safeRe[t.FULL]);
-      if (!m) {
-        throw new TypeError("Invalid Version: " + version2);
-      }
-      this.raw = version2;
-      this.major = +m[1];
-      this.minor = +m[2];
-      this.patch = +m[3];
-      if (this.major > MAX_SAFE_INTEGER || this.major < 0) {
-        throw new TypeError("Invalid major version");
-      }
-      if (this.minor > MAX_SAFE_INTEGER || this.minor < 0) {
-        throw new TypeError("Invalid minor version");
-      }
-      if (this.patch > MAX_SAFE_INTEGER || this.patch < 0) {
-        throw new TypeError("Invalid patch version");
-      }
-      if (!m[4]) {
-        this.prerelease = [];
-      } else {
-        this.prerelease = m[4].split(".").map(function(id) {
-          if (/^[0-9]+$/.test(id)) {
-            var num = +id;
-            if (num >= 0 && num < MAX_SAFE_INTEGER) {
-              return num;
-            }
-          }
-          return id;
-        });
-      }
-      this.build = m[5] ? m[5].split(".") : [];
-      this.format();
-    }
-    SemVer.prototype.format = function() {
-      this.version = this.major + "." + this.minor + "." + this.patch;
-      if (this.prerelease.length) {
-        this.version += "-" + this.prerelease.join(".");
-      }
-      return this.version;
-    };
-    SemVer.prototype.toString = function() {
-      return this.version;
-    };
-    SemVer.prototype.compare = function(other) {
-      debug2("SemVer.compare", this.version, this.options, other);
-      if (!(other instanceof SemVer)) {
-        other = new SemVer(other, this.options);
-      }
-      return this.compareMain(other) || this.comparePre(other);
-    };
-    SemVer.prototype.compareMain = function(other) {
-      if (!(other instanceof SemVer)) {
-        other = new SemVer(other, this.options);
-      }
-      return compareIdentifiers(this.major, other.major) || compareIdentifiers(this.minor, other.minor) || compareIdentifiers(this.patch, other.patch);
-    };
-    SemVer.prototype.comparePre = function(other) {
-      if (!(other instanceof SemVer)) {
-        other = new SemVer(other, this.options);
-      }
-      if (this.prerelease.length && !other.prerelease.length) {
-        return -1;
-      } else if (!this.prerelease.length && other.prerelease.length) {
-        return 1;
-      } else if (!this.prerelease.length && !other.prerelease.length) {
-        return 0;
-      }
-      var i2 = 0;
-      do {
-        var a = this.prerelease[i2];
-        var b = other.prerelease[i2];
-        debug2("prerelease compare", i2, a, b);
-        if (a === void 0 && b === void 0) {
-          return 0;
-        } else if (b === void 0) {
-          return 1;
-        } else if (a === void 0) {
-          return -1;
-        } else if (a === b) {
-          continue;
-        } else {
-          return compareIdentifiers(a, b);
-        }
-      } while (++i2);
-    };
-    SemVer.prototype.compareBuild = function(other) {
-      if (!(other instanceof SemVer)) {
-        other = new SemVer(other, this.options);
-      }
-      var i2 = 0;
-      do {
-        var a = this.build[i2];
-        var b = other.build[i2];
-        debug2("prerelease compare", i2, a, b);
-        if (a === void 0 && b === void 0) {
-          return 0;
-        } else if (b === void 0) {
-          return 1;
-        } else if (a === void 0) {
-          return -1;
-        } else if (a === b) {
-          continue;
-        } else {
-          return compareIdentifiers(a, b);
-        }
-      } while (++i2);
-    };
-    SemVer.prototype.inc = function(release, identifier) {
-      switch (release) {
-        case "premajor":
-          this.prerelease.length = 0;
-          this.patch = 0;
-          this.minor = 0;
-          this.major++;
-          this.inc("pre", identifier);
-          break;
-        case "preminor":
-          this.prerelease.length = 0;
-          this.patch = 0;
-          this.minor++;
-          this.inc("pre", identifier);
-          break;
-        case "prepatch":
-          this.prerelease.length = 0;
-          this.inc("patch", identifier);
-          this.inc("pre", identifier);
-          break;
-        // If the input is a non-prerelease version, this acts the same as
-        // prepatch.
-        case "prerelease":
-          if (this.prerelease.length === 0) {
-            this.inc("patch", identifier);
-          }
-          this.inc("pre", identifier);
-          break;
-        case "major":
-          if (this.minor !== 0 || this.patch !== 0 || this.prerelease.length === 0) {
-            this.major++;
-          }
-          this.minor = 0;
-          this.patch = 0;
-          this.prerelease = [];
-          break;
-        case "minor":
-          if (this.patch !== 0 || this.prerelease.length === 0) {
-            this.minor++;
-          }
-          this.patch = 0;
-          this.prerelease = [];
-          break;
-        case "patch":
-          if (this.prerelease.length === 0) {
-            this.patch++;
-          }
-          this.prerelease = [];
-          break;
-        // This probably shouldn't be used publicly.
-        // 1.0.0 "pre" would become 1.0.0-0 which is the wrong direction.
-        case "pre":
-          if (this.prerelease.length === 0) {
-            this.prerelease = [0];
-          } else {
-            var i2 = this.prerelease.length;
-            while (--i2 >= 0) {
-              if (typeof this.prerelease[i2] === "number") {
-                this.prerelease[i2]++;
-                i2 = -2;
-              }
-            }
-            if (i2 === -1) {
-              this.prerelease.push(0);
-            }
-          }
-          if (identifier) {
-            if (this.prerelease[0] === identifier) {
-              if (isNaN(this.prerelease[1])) {
-                this.prerelease = [identifier, 0];
-              }
-            } else {
-              this.prerelease = [identifier, 0];
-            }
-          }
-          break;
-        default:
-          throw new Error("invalid increment argument: " + release);
-      }
-      this.format();
-      this.raw = this.version;
-      return this;
-    };
-    exports.inc = inc;
-    function inc(version2, release, loose, identifier) {
-      if (typeof loose === "string") {
-        identifier = loose;
-        loose = void 0;
-      }
-      try {
-        return new SemVer(version2, loose).inc(release, identifier).version;
-      } catch (er) {
-        return null;
-      }
-    }
-    exports.diff = diff;
-    function diff(version1, version2) {
-      if (eq(version1, version2)) {
-        return null;
-      } else {
-        var v1 = parse3(version1);
-        var v2 = parse3(version2);
-        var prefix = "";
-        if (v1.prerelease.length || v2.prerelease.length) {
-          prefix = "pre";
-          var defaultResult = "prerelease";
-        }
-        for (var key in v1) {
-          if (key === "major" || key === "minor" || key === "patch") {
-            if (v1[key] !== v2[key]) {
-              return prefix + key;
-            }
-          }
-        }
-        return defaultResult;
-      }
-    }
-    exports.compareIdentifiers = compareIdentifiers;
-    var numeric = /^[0-9]+$/;
-    function compareIdentifiers(a, b) {
-      var anum = numeric.test(a);
-      var bnum = numeric.test(b);
-      if (anum && bnum) {
-        a = +a;
-        b = +b;
-      }
-      return a === b ? 0 : anum && !bnum ? -1 : bnum && !anum ? 1 : a < b ? -1 : 1;
-    }
-    exports.rcompareIdentifiers = rcompareIdentifiers;
-    function rcompareIdentifiers(a, b) {
-      return compareIdentifiers(b, a);
-    }
-    exports.major = major;
-    function major(a, loose) {
-      return new SemVer(a, loose).major;
-    }
-    exports.minor = minor;
-    function minor(a, loose) {
-      return new SemVer(a, loose).minor;
-    }
-    exports.patch = patch;
-    function patch(a, loose) {
-      return new SemVer(a, loose).patch;
-    }
-    exports.compare = compare;
-    function compare(a, b, loose) {
-      return new SemVer(a, loose).compare(new SemVer(b, loose));
-    }
-    exports.compareLoose = compareLoose;
-    function compareLoose(a, b) {
-      return compare(a, b, true);
-    }
-    exports.compareBuild = compareBuild;
-    function compareBuild(a, b, loose) {
-      var versionA = new SemVer(a, loose);
-      var versionB = new SemVer(b, loose);
-      return versionA.compare(versionB) || versionA.compareBuild(versionB);
-    }
-    exports.rcompare = rcompare;
-    function rcompare(a, b, loose) {
-      return compare(b, a, loose);
-    }
-    exports.sort = sort;
-    function sort(list, loose) {
-      return list.sort(function(a, b) {
-        return exports.compareBuild(a, b, loose);
-      });
-    }
-    exports.rsort = rsort;
-    function rsort(list, loose) {
-      return list.sort(function(a, b) {
-        return exports.compareBuild(b, a, loose);
-      });
-    }
-    exports.gt = gt;
-    function gt(a, b, loose) {
-      return compare(a, b, loose) > 0;
-    }
-    exports.lt = lt;
-    function lt(a, b, loose) {
-      return compare(a, b, loose) < 0;
-    }
-    exports.eq = eq;
-    function eq(a, b, loose) {
-      return compare(a, b, loose) === 0;
-    }
-    exports.neq = neq;
-    function neq(a, b, loose) {
-      return compare(a, b, loose) !== 0;
-    }
-    exports.gte = gte;
-    function gte(a, b, loose) {
-      return compare(a, b, loose) >= 0;
-    }
-    exports.lte = lte;
-    function lte(a, b, loose) {
-      return compare(a, b, loose) <= 0;
-    }
-    exports.cmp = cmp;
-    function cmp(a, op, b, loose) {
-      switch (op) {
-        case "===":
-          if (typeof a === "object")
-            a = a.version;
-          if (typeof b === "object")
-            b = b.version;
-          return a === b;
-        case "!==":
-          if (typeof a === "object")
-            a = a.version;
-          if (typeof b === "object")
-            b = b.version;
-          return a !== b;
-        case "":
-        case "=":
-        case "==":
-          return eq(a, b, loose);
-        case "!=":
-          return neq(a, b, loose);
-        case ">":
-          return gt(a, b, loose);
-        case ">=":
-          return gte(a, b, loose);
-        case "<":
-          return lt(a, b, loose);
-        case "<=":
-          return lte(a, b, loose);
-        default:
-          throw new TypeError("Invalid operator: " + op);
-      }
-    }
-    exports.Comparator = Comparator;
-    function Comparator(comp, options) {
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      if (comp instanceof Comparator) {
-        if (comp.loose === !!options.loose) {
-          return comp;
-        } else {
-          comp = comp.value;
-        }
-      }
-      if (!(this instanceof Comparator)) {
-        return new Comparator(comp, options);
-      }
-      comp = comp.trim().split(/\s+/).join(" ");
-      debug2("comparator", comp, options);
-      this.options = options;
-      this.loose = !!options.loose;
-      this.parse(comp);
-      if (this.semver === ANY) {
-        this.value = "";
-      } else {
-        this.value = this.operator + this.semver.version;
-      }
-      debug2("comp", this);
-    }
-    var ANY = {};
-    Comparator.prototype.parse = function(comp) {
-      var r = this.options.loose ? safeRe[t.COMPARATORLOOSE] : safeRe[t.COMPARATOR];
-      var m = comp.match(r);
-      if (!m) {
-        throw new TypeError("Invalid comparator: " + comp);
-      }
-      this.operator = m[1] !== void 0 ? m[1] : "";
-      if (this.operator === "=") {
-        this.operator = "";
-      }
-      if (!m[2]) {
-        this.semver = ANY;
-      } else {
-        this.semver = new SemVer(m[2], this.options.loose);
-      }
-    };
-    Comparator.prototype.toString = function() {
-      return this.value;
-    };
-    Comparator.prototype.test = function(version2) {
-      debug2("Comparator.test", version2, this.options.loose);
-      if (this.semver === ANY || version2 === ANY) {
-        return true;
-      }
-      if (typeof version2 === "string") {
-        try {
-          version2 = new SemVer(version2, this.options);
-        } catch (er) {
-          return false;
-        }
-      }
-      return cmp(version2, this.operator, this.semver, this.options);
-    };
-    Comparator.prototype.intersects = function(comp, options) {
-      if (!(comp instanceof Comparator)) {
-        throw new TypeError("a Comparator is required");
-      }
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      var rangeTmp;
-      if (this.operator === "") {
-        if (this.value === "") {
-          return true;
-        }
-        rangeTmp = new Range(comp.value, options);
-        return satisfies(this.value, rangeTmp, options);
-      } else if (comp.operator === "") {
-        if (comp.value === "") {
-          return true;
-        }
-        rangeTmp = new Range(this.value, options);
-        return satisfies(comp.semver, rangeTmp, options);
-      }
-      var sameDirectionIncreasing = (this.operator === ">=" || this.operator === ">") && (comp.operator === ">=" || comp.operator === ">");
-      var sameDirectionDecreasing = (this.operator === "<=" || this.operator === "<") && (comp.operator === "<=" || comp.operator === "<");
-      var sameSemVer = this.semver.version === comp.semver.version;
-      var differentDirectionsInclusive = (this.operator === ">=" || this.operator === "<=") && (comp.operator === ">=" || comp.operator === "<=");
-      var oppositeDirectionsLessThan = cmp(this.semver, "<", comp.semver, options) && ((this.operator === ">=" || this.operator === ">") && (comp.operator === "<=" || comp.operator === "<"));
-      var oppositeDirectionsGreaterThan = cmp(this.semver, ">", comp.semver, options) && ((this.operator === "<=" || this.operator === "<") && (comp.operator === ">=" || comp.operator === ">"));
-      return sameDirectionIncreasing || sameDirectionDecreasing || sameSemVer && differentDirectionsInclusive || oppositeDirectionsLessThan || oppositeDirectionsGreaterThan;
-    };
-    exports.Range = Range;
-    function Range(range, options) {
-      if (!options || typeof options !== "object") {
-        options = {
-          loose: !!options,
-          includePrerelease: false
-        };
-      }
-      if (range instanceof Range) {
-        if (range.loose === !!options.loose && range.includePrerelease === !!options.includePrerelease) {
-          return range;
-        } else {
-          return new Range(range.raw, options);
-        }
-      }
-      if (range instanceof Comparator) {
-        return new Range(range.value, options);
-      }
-      if (!(this instanceof Range)) {
-        return new Range(range, options);
-      }
-      this.options = options;
-      this.loose = !!options.loose;
-      this.includePrerelease = !!options.includePrerelease;
-      this.raw = range.trim().split(/\s+/).join(" ");
-      this.set = this.raw.split("||").map(function(range2) {
-        return this.parseRange(range2.trim());
-      }, this).filter(function(c) {
-        return c.length;
-      });
-      if (!this.set.length) {
-        throw new TypeError("Invalid SemVer Range: " + this.raw);
-      }
-      this.format();
-    }
-    Range.prototype.format = function() {
-      this.range = this.set.map(function(comps) {
-        return comps.join(" ").trim();
-      }).join("||").trim();
-      return this.range;
-    };
-    Range.prototype.toString = function() {
-      return this.range;
-    };
-    function isWhitespace(char) {
-      var code = char && char.charCodeAt(0);
-      return code >= 9 && code <= 13 || code === 32 || code === 160 || code === 5760 || code >= 8192 && code <= 8202 || code === 8232 || code === 8233 || code === 8239 || code === 8287 || code === 12288 || code === 65279;
-    }
-    function isVersionPrefix(char) {
-      return char === "v" || char === "=" || isWhitespace(char);
-    }
-    function isDigit(char) {
-      return char !== void 0 && char >= "0" && char <= "9";
-    }
-    function isLetter(char) {
-      return char !== void 0 && (char >= "a" && char <= "z" || char >= "A" && char <= "Z");
-    }
-    function isIdentifierCharacter(char) {
-      return isDigit(char) || isLetter(char) || char === "-";
-    }
-    function isVersionStart(char) {
-      return isDigit(char) || char === "x" || char === "X" || char === "*";
-    }
-    function findDigitsEndIndex(range, start, limit, digitRuns) {
-      if (!isDigit(range[start])) {
-        return start;
-      }
-      if (start >= digitRuns.start && start < digitRuns.end) {
-        return Math.min(start + limit, digitRuns.end);
-      }
-      if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
-        return Math.min(start + limit, digitRuns.previousEnd);
-      }
-      var end = start + 1;
-      while (isDigit(range[end])) {
-        end++;
-      }
-      digitRuns.previousStart = digitRuns.start;
-      digitRuns.previousEnd = digitRuns.end;
-      digitRuns.start = start;
-      digitRuns.end = end;
-      return Math.min(start + limit, end);
-    }
-    function findVersionNumberEndIndex(range, start, loose, digitRuns) {
-      if (!loose && range[start] === "0") {
-        return start + 1;
-      }
-      return findDigitsEndIndex(range, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
-    }
-    function findPrereleaseIdentifierEndIndex(range, start, loose, digitRuns) {
-      if (isDigit(range[start])) {
-        return findVersionNumberEndIndex(range, start, loose, digitRuns);
-      }
-      if (!isLetter(range[start]) && range[start] !== "-") {
-        return start;
-      }
-      var end = start + 1;
-      var limit = end + MAX_SAFE_BUILD_LENGTH;
-      while (end < limit && isIdentifierCharacter(range[end])) {
-        end++;
-      }
-      return end;
-    }
-    function findPrereleaseEndIndex(range, start, loose, digitRuns) {
-      var hyphen = range[start] === "-";
-      if (!loose && !hyphen) {
-        return start;
-      }
-      var identifierStart = start + (hyphen ? 1 : 0);
-      var end = findPrereleaseIdentifierEndIndex(range, identifierStart, loose, digitRuns);
-      if (end === identifierStart) {
-        if (!loose || !hyphen) {
-          return start;
-        }
-        end = findPrereleaseIdentifierEndIndex(range, start, loose, digitRuns);
-      }
-      while (range[end] === ".") {
-        var next = findPrereleaseIdentifierEndIndex(range, end + 1, loose, digitRuns);
-        if (next === end + 1) {
-          break;
-        }
-        end = next;
-      }
-      return end;
-    }
-    function findBuildEndIndex(range, start) {
-      if (range[start] !== "+") {
-        return start;
-      }
-      var end = start + 1;
-      do {
-        var identifierStart = end;
-        while (end - identifierStart < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range[end])) {
-          end++;
-        }
-        if (end === identifierStart) {
-          return identifierStart === start + 1 ? start : end - 1;
-        }
-        if (range[end] !== ".") {
-          return end;
-        }
-        end++;
-      } while (true);
-    }
-    function findLooseFullVersionEndIndex(range, start, digitRuns) {
-      var end = start;
-      for (var component = 0; component < 3; component++) {
-        var next = findVersionNumberEndIndex(range, end, true, digitRuns);
-        if (next === end) {
-          return start;
-        }
-        end = next;
-        if (component < 2) {
-          if (range[end] !== ".") {
-            return start;
-          }
-          end++;
-        }
-      }
-      return findBuildEndIndex(range, findPrereleaseEndIndex(range, end, true, digitRuns));
-    }
-    function findPartialVersionComponentEndIndex(range, start, digitRuns) {
-      if (isDigit(range[start])) {
-        return findVersionNumberEndIndex(range, start, false, digitRuns);
-      }
-      return isVersionStart(range[start]) ? start + 1 : start;
-    }
-    function findVersionEndIndex(range, start, digitRuns) {
-      var end = findLooseFullVersionEndIndex(range, start, digitRuns);
-      if (end !== start) {
-        return end;
-      }
-      end = findPartialVersionComponentEndIndex(range, start, digitRuns);
-      for (var component = 0; component < 2; component++) {
-        if (range[end] !== ".") {
-          return end;
-        }
-        var next = findPartialVersionComponentEndIndex(range, end + 1, digitRuns);
-        if (next === end + 1) {
-          return end;
-        }
-        end = next;
-      }
-      return findBuildEndIndex(range, findPrereleaseEndIndex(range, end, false, digitRuns));
-    }
-    function findRemovableWhitespaceIndex(range, position) {
-      if (isWhitespace(range[position])) {
-        position++;
-      }
-      if (range[position] === "<" || range[position] === ">") {
-        position++;
-      }
-      if (range[position] === "=") {
-        position++;
-      }
-      return isWhitespace(range[position]) ? position : -1;
-    }
-    function trimComparatorWhitespace(range) {
-      var result = "";
-      var copyFrom = 0;
-      var cursor = 0;
-      var digitRuns = { start: -1, end: -1, previousStart: -1, previousEnd: -1 };
-      while (cursor < range.length) {
-        var matchStart = cursor;
-        if (range[cursor] === "<" || range[cursor] === ">") {
-          cursor++;
-        } else if (!isVersionPrefix(range[cursor]) && !isVersionStart(range[cursor])) {
-          cursor++;
-          continue;
-        }
-        while (cursor < range.length && isVersionPrefix(range[cursor])) {
-          cursor++;
-        }
-        if (!isVersionStart(range[cursor])) {
-          continue;
-        }
-        var whitespacePosition = findRemovableWhitespaceIndex(range, matchStart);
-        if (whitespacePosition !== -1) {
-          result += range.slice(copyFrom, whitespacePosition);
-          copyFrom = whitespacePosition + 1;
-        }
-        cursor = findVersionEndIndex(range, cursor, digitRuns);
-      }
-      return result + range.slice(copyFrom);
-    }
-    Range.prototype.parseRange = function(range) {
-      var loose = this.options.loose;
-      var hr = loose ? safeRe[t.HYPHENRANGELOOSE] : safeRe[t.HYPHENRANGE];
-      range = range.replace(hr, hyphenReplace);
-      debug2("hyphen replace", range);
-      range = trimComparatorWhitespace(range);
-      debug2("comparator trim", range);
-      range = range.replace(safeRe[t.TILDETRIM], tildeTrimReplace);
-      range = range.replace(safeRe[t.CARETTRIM], caretTrimReplace);
-      range = range.split(/\s+/).join(" ");
-      var compRe = loose ? safeRe[t.COMPARATORLOOSE] : safeRe[t.COMPARATOR];
-      var set = range.split(" ").map(function(comp) {
-        return parseComparator(comp, this.options);
-      }, this).join(" ").split(/\s+/);
-      if (this.options.loose) {
-        set = set.filter(function(comp) {
-          return !!comp.match(compRe);
-        });
-      }
-      set = set.map(function(comp) {
-        return new Comparator(comp, this.options);
-      }, this);
-      return set;
-    };
-    Range.prototype.intersects = function(range, options) {
-      if (!(range instanceof Range)) {
-        throw new TypeError("a Range is required");
-      }
-      return this.set.some(function(thisComparators) {
-        return isSatisfiable(thisComparators, options) && range.set.some(function(rangeComparators) {
-          return isSatisfiable(rangeComparators, options) && thisComparators.every(function(thisComparator) {
-            return rangeComparators.every(function(rangeComparator) {
-              return thisComparator.intersects(rangeComparator, options);
-            });
-          });
-        });
-      });
-    };
-    function isSatisfiable(comparators, options) {
-      var result = true;
-      var remainingComparators = comparators.slice();
-      var testComparator = remainingComparators.pop();
-      while (result && remainingComparators.length) {
-        result = remainingComparators.every(function(otherComparator) {
-          return testComparator.intersects(otherComparator, options);
-        });
-        testComparator = remainingComparators.pop();
-      }
-      return result;
-    }
-    exports.toComparators = toComparators;
-    function toComparators(range, options) {
-      return new Range(range, options).set.map(function(comp) {
-        return comp.map(function(c) {
-          return c.value;
-        }).join(" ").trim().split(" ");
-      });
-    }
-    function parseComparator(comp, options) {
-      debug2("comp", comp, options);
-      comp = replaceCarets(comp, options);
-      debug2("caret", comp);
-      comp = replaceTildes(comp, options);
-      debug2("tildes", comp);
-      comp = replaceXRanges(comp, options);
-      debug2("xrange", comp);
-      comp = replaceStars(comp, options);
-      debug2("stars", comp);
-      return comp;
-    }
-    function isX(id) {
-      return !id || id.toLowerCase() === "x" || id === "*";
-    }
-    function replaceTildes(comp, options) {
-      return comp.trim().split(/\s+/).map(function(comp2) {
-        return replaceTilde(comp2, options);
-      }).join(" ");
-    }
-    function replaceTilde(comp, options) {
-      var r = options.loose ? safeRe[t.TILDELOOSE] : safeRe[t.TILDE];
-      return comp.replace(r, function(_, M, m, p, pr) {
-        debug2("tilde", comp, _, M, m, p, pr);
-        var ret;
-        if (isX(M)) {
-          ret = "";
-        } else if (isX(m)) {
-          ret = ">=" + M + ".0.0 <" + (+M + 1) + ".0.0";
-        } else if (isX(p)) {
-          ret = ">=" + M + "." + m + ".0 <" + M + "." + (+m + 1) + ".0";
-        } else if (pr) {
-          debug2("replaceTilde pr", pr);
-          ret = ">=" + M + "." + m + "." + p + "-" + pr + " <" + M + "." + (+m + 1) + ".0";
-        } else {
-          ret = ">=" + M + "." + m + "." + p + " <" + M + "." + (+m + 1) + ".0";
-        }
-        debug2("tilde return", ret);
-        return ret;
-      });
-    }
-    function replaceCarets(comp, options) {
-      return comp.trim().split(/\s+/).map(function(comp2) {
-        return replaceCaret(comp2, options);
-      }).join(" ");
-    }
-    function replaceCaret(comp, options) {
-      debug2("caret", comp, options);
-      var r = options.loose ? safeRe[t.CARETLOOSE] : safeRe[t.CARET];
-      return comp.replace(r, function(_, M, m, p, pr) {
-        debug2("caret", comp, _, M, m, p, pr);
-        var ret;
-        if (isX(M)) {
-          ret = "";
-        } else if (isX(m)) {
-          ret = ">=" + M + ".0.0 <" + (+M + 1) + ".0.0";
-        } else if (isX(p)) {
-          if (M === "0") {
-            ret = ">=" + M + "." + m + ".0 <" + M + "." + (+m + 1) + ".0";
-          } else {
-            ret = ">=" + M + "." + m + ".0 <" + (+M + 1) + ".0.0";
-          }
-        } else if (pr) {
-          debug2("replaceCaret pr", pr);
-          if (M === "0") {
-            if (m === "0") {
-              ret = ">=" + M + "." + m + "." + p + "-" + pr + " <" + M + "." + m + "." + (+p + 1);
-            } else {
-              ret = ">=" + M + "." + m + "." + p + "-" + pr + " <" + M + "." + (+m + 1) + ".0";
-            }
-          } else {
-            ret = ">=" + M + "." + m + "." + p + "-" + pr + " <" + (+M + 1) + ".0.0";
-          }
-        } else {
-          debug2("no pr");
-          if (M === "0") {
-            if (m === "0") {
-              ret = ">=" + M + "." + m + "." + p + " <" + M + "." + m + "." + (+p + 1);
-            } else {
-              ret = ">=" + M + "." + m + "." + p + " <" + M + "." + (+m + 1) + ".0";
-            }
-          } else {
-            ret = ">=" + M + "." + m + "." + p + " <" + (+M + 1) + ".0.0";
-          }
-        }
-        debug2("caret return", ret);
-        return ret;
-      });
-    }
-    function replaceXRanges(comp, options) {
-      debug2("replaceXRanges", comp, options);
-      return comp.split(/\s+/).map(function(comp2) {
-        return replaceXRange(comp2, options);
-      }).join(" ");
-    }
-    function replaceXRange(comp, options) {
-      comp = comp.trim();
-      var r = options.loose ? safeRe[t.XRANGELOOSE] : safeRe[t.XRANGE];
-      return comp.replace(r, function(ret, gtlt, M, m, p, pr) {
-        debug2("xRange", comp, ret, gtlt, M, m, p, pr);
-        var xM = isX(M);
-        var xm = xM || isX(m);
-        var xp = xm || isX(p);
-        var anyX = xp;
-        if (gtlt === "=" && anyX) {
-          gtlt = "";
-        }
-        pr = options.includePrerelease ? "-0" : "";
-        if (xM) {
-          if (gtlt === ">" || gtlt === "<") {
-            ret = "<0.0.0-0";
-          } else {
-            ret = "*";
-          }
-        } else if (gtlt && anyX) {
-          if (xm) {
-            m = 0;
-          }
-          p = 0;
-          if (gtlt === ">") {
-            gtlt = ">=";
-            if (xm) {
-              M = +M + 1;
-              m = 0;
-              p = 0;
-            } else {
-              m = +m + 1;
-              p = 0;
-            }
-          } else if (gtlt === "<=") {
-            gtlt = "<";
-            if (xm) {
-              M = +M + 1;
-            } else {
-              m = +m + 1;
-            }
-          }
-          ret = gtlt + M + "." + m + "." + p + pr;
-        } else if (xm) {
-          ret = ">=" + M + ".0.0" + pr + " <" + (+M + 1) + ".0.0" + pr;
-        } else if (xp) {
-          ret = ">=" + M + "." + m + ".0" + pr + " <" + M + "." + (+m + 1) + ".0" + pr;
-        }
-        debug2("xRange return", ret);
-        return ret;
-      });
-    }
-    function replaceStars(comp, options) {
-      debug2("replaceStars", comp, options);
-      return comp.trim().replace(safeRe[t.STAR], "");
-    }
-    function hyphenReplace($0, from, fM, fm, fp, fpr, fb, to, tM, tm, tp, tpr, tb) {
-      if (isX(fM)) {
-        from = "";
-      } else if (isX(fm)) {
-        from = ">=" + fM + ".0.0";
-      } else if (isX(fp)) {
-        from = ">=" + fM + "." + fm + ".0";
-      } else {
-        from = ">=" + from;
-      }
-      if (isX(tM)) {
-        to = "";
-      } else if (isX(tm)) {
-        to = "<" + (+tM + 1) + ".0.0";
-      } else if (isX(tp)) {
-        to = "<" + tM + "." + (+tm + 1) + ".0";
-      } else if (tpr) {
-        to = "<=" + tM + "." + tm + "." + tp + "-" + tpr;
-      } else {
-        to = "<=" + to;
-      }
-      return (from + " " + to).trim();
-    }
-    Range.prototype.test = function(version2) {
-      if (!version2) {
-        return false;
-      }
-      if (typeof version2 === "string") {
-        try {
-          version2 = new SemVer(version2, this.options);
-        } catch (er) {
-          return false;
-        }
-      }
-      for (var i2 = 0; i2 < this.set.length; i2++) {
-        if (testSet(this.set[i2], version2, this.options)) {
-          return true;
-        }
-      }
-      return false;
-    };
-    function testSet(set, version2, options) {
-      for (var i2 = 0; i2 < set.length; i2++) {
-        if (!set[i2].test(version2)) {
-          return false;
-        }
-      }
-      if (version2.prerelease.length && !options.includePrerelease) {
-        for (i2 = 0; i2 < set.length; i2++) {
-          debug2(set[i2].semver);
-          if (set[i2].semver === ANY) {
-            continue;
-          }
-          if (set[i2].semver.prerelease.length > 0) {
-            var allowed = set[i2].semver;
-            if (allowed.major === version2.major && allowed.minor === version2.minor && allowed.patch === version2.patch) {
-              return true;
-            }
-          }
-        }
-        return false;
-      }
-      return true;
-    }
-    exports.satisfies = satisfies;
-    function satisfies(version2, range, options) {
-      try {
-        range = new Range(range, options);
-      } catch (er) {
-        return false;
-      }
-      return range.test(version2);
-    }
-    exports.maxSatisfying = maxSatisfying;
-    function maxSatisfying(versions, range, options) {
-      var max = null;
-      var maxSV = null;
-      try {
-        var rangeObj = new Range(range, options);
-      } catch (er) {
-        return null;
-      }
-      versions.forEach(function(v) {
-        if (rangeObj.test(v)) {
-          if (!max || maxSV.compare(v) === -1) {
-            max = v;
-            maxSV = new SemVer(max, options);
-          }
-        }
-      });
-      return max;
-    }
-    exports.minSatisfying = minSatisfying;
-    function minSatisfying(versions, range, options) {
-      var min = null;
-      var minSV = null;
-      try {
-        var rangeObj = new Range(range, options);
-      } catch (er) {
-        return null;
-      }
-      versions.forEach(function(v) {
-        if (rangeObj.test(v)) {
-          if (!min || minSV.compare(v) === 1) {
-            min = v;
-            minSV = new SemVer(min, options);
-          }
-        }
-      });
-      return min;
-    }
-    exports.minVersion = minVersion;
-    function minVersion(range, loose) {
-      range = new Range(range, loose);
-      var minver = new SemVer("0.0.0");
-      if (range.test(minver)) {
-        return minver;
-      }
-      minver = new SemVer("0.0.0-0");
-      if (range.test(minver)) {
-        return minver;
-      }
-      minver = null;
-      for (var i2 = 0; i2 < range.set.length; ++i2) {
-        var comparators = range.set[i2];
-        comparators.forEach(function(comparator) {
-          var compver = new SemVer(comparator.semver.version);
-          switch (comparator.operator) {
-            case ">":
-              if (compver.prerelease.length === 0) {
-                compver.patch++;
-              } else {
-                compver.prerelease.push(0);
-              }
-              compver.raw = compver.format();
-            /* fallthrough */
-            case "":
-            case ">=":
-              if (!minver || gt(minver, compver)) {
-                minver = compver;
-              }
-              break;
-            case "<":
-            case "<=":
-              break;
-            /* istanbul ignore next */
-            default:
-              throw new Error("Unexpected operation: " + comparator.operator);
-          }
-        });
-      }
-      if (minver && range.test(minver)) {
-        return minver;
-      }
-      return null;
-    }
-    exports.validRange = validRange;
-    function validRange(range, options) {
-      try {
-        return new Range(range, options).range || "*";
-      } catch (er) {
-        return null;
-      }
-    }
-    exports.ltr = ltr;
-    function ltr(version2, range, options) {
-      return outside(version2, range, "<", options);
-    }
-    exports.gtr = gtr;
-    function gtr(version2, range, options) {
-      return outside(version2, range, ">", options);
-    }
-    exports.outside = outside;
-    function outside(version2, range, hilo, options) {
-      version2 = new SemVer(version2, options);
-      range = new Range(range, options);
-      var gtfn, ltefn, ltfn, comp, ecomp;
-      switch (hilo) {
-        case ">":
-          gtfn = gt;
-          ltefn = lte;
-          ltfn = lt;
-          comp = ">";
-          ecomp = ">=";
-          break;
-        case "<":
-          gtfn = lt;
-          ltefn = gte;
-          ltfn = gt;
-          comp = "<";
-          ecomp = "<=";
-          break;
-        default:
-          throw new TypeError('Must provide a hilo val of "<" or ">"');
-      }
-      if (satisfies(version2, range, options)) {
-        return false;
-      }
-      for (var i2 = 0; i2 < range.set.length; ++i2) {
-        var comparators = range.set[i2];
-        var high = null;
-        var low = null;
-        comparators.forEach(function(comparator) {
-          if (comparator.semver === ANY) {
-            comparator = new Comparator(">=0.0.0");
-          }
-          high = high || comparator;
-          low = low || comparator;
-          if (gtfn(comparator.semver, high.semver, options)) {
-            high = comparator;
-          } else if (ltfn(comparator.semver, low.semver, options)) {
-            low = comparator;
-          }
-        });
-        if (high.operator === comp || high.operator === ecomp) {
-          return false;
-        }
-        if ((!low.operator || low.operator === comp) && ltefn(version2, low.semver)) {
-          return false;
-        } else if (low.operator === ecomp && ltfn(version2, low.semver)) {
-          return false;
-        }
-      }
-      return true;
-    }
-    exports.prerelease = prerelease;
-    function prerelease(version2, options) {
-      var parsed = parse3(version2, options);
-      return parsed && parsed.prerelease.length ? parsed.prerelease : null;
-    }
-    exports.intersects = intersects;
-    function intersects(r1, r2, options) {
-      r1 = new Range(r1, options);
-      r2 = new Range(r2, options);
-      return r1.intersects(r2);
-    }
-    exports.coerce = coerce;
-    function coerce(version2, options) {
-      if (version2 instanceof SemVer) {
-        return version2;
-      }
-      if (typeof version2 === "number") {
-        version2 = String(version2);
-      }
-      if (typeof version2 !== "string") {
-        return null;
-      }
-      options = options || {};
-      var match = null;
-      if (!options.rtl) {
-        match = version2.match(safeRe[t.COERCE]);
-      } else {
-        var next;
-        while ((next = safeRe[t.COERCERTL].exec(version2)) && (!match || match.index + match[0].length !== version2.length)) {
-          if (!match || next.index + next[0].length !== match.index + match[0].length) {
-            match = next;
-          }
-          safeRe[t.COERCERTL].lastIndex = next.index + next[1].length + next[2].length;
-        }
-        safeRe[t.COERCERTL].lastIndex = -1;
-      }
-      if (match === null) {
-        return null;
-      }
-      return parse3(match[2] + "." + (match[3] || "0") + "." + (match[4] || "0"), options);
-    }
-  }
-});
-
-// node_modules/make-dir/index.js
-var require_make_dir = __commonJS({
-  "node_modules/make-dir/index.js"(exports, module) {
-    "use strict";
-    var fs5 = __require("fs");
-    var path = __require("path");
-    var { promisify } = __require("util");
-    var semver = require_semver();
-    var useNativeRecursiveOption = semver.satisfies(process.version, ">=10.12.0");
-    var checkPath = (pth) => {
-      if (process.platform === "win32") {
-        const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path.parse(pth).root, ""));
-        if (pathHasInvalidWinCharacters) {
-          const error2 = new Error(`Path contains invalid characters: ${pth}`);
-          error2.code = "EINVAL";
-          throw error2;
-        }
-      }
-    };
-    var processOptions = (options) => {
-      const defaults2 = {
-        mode: 511,
-        fs: fs5
-      };
-      return {
-        ...defaults2,
-        ...options
-      };
-    };
-    var permissionError = (pth) => {
-      const error2 = new Error(`operation not permitted, mkdir '${pth}'`);
-      error2.code = "EPERM";
-      error2.errno = -4048;
-      error2.path = pth;
-      error2.syscall = "mkdir";
-      return error2;
-    };
-    var makeDir2 = async (input, options) => {
-      checkPath(input);
-      options = processOptions(options);
-      const mkdir2 = promisify(options.fs.mkdir);
-      const stat2 = promisify(options.fs.stat);
-      if (useNativeRecursiveOption && options.fs.mkdir === fs5.mkdir) {
-        const pth = path.resolve(input);
-        await mkdir2(pth, {
-          mode: options.mode,
-          recursive: true
-        });
-        return pth;
-      }
-      const make = async (pth) => {
-        try {
-          await mkdir2(pth, options.mode);
-          return pth;
-        } catch (error2) {
-          if (error2.code === "EPERM") {
-            throw error2;
-          }
-          if (error2.code === "ENOENT") {
-            if (path.dirname(pth) === pth) {
-              throw permissionError(pth);
-            }
-            if (error2.message.includes("null bytes")) {
-              throw error2;
-            }
-            await make(path.dirname(pth));
-            return make(pth);
-          }
-          try {
-            const stats = await stat2(pth);
-            if (!stats.isDirectory()) {
-              throw new Error("The path is not a directory");
-            }
-          } catch (_) {
-            throw error2;
-          }
-          return pth;
-        }
-      };
-      return make(path.resolve(input));
-    };
-    module.exports = makeDir2;
-    module.exports.sync = (input, options) => {
-      checkPath(input);
-      options = processOptions(options);
-      if (useNativeRecursiveOption && options.fs.mkdirSync === fs5.mkdirSync) {
-        const pth = path.resolve(input);
-        fs5.mkdirSync(pth, {
-          mode: options.mode,
-          recursive: true
-        });
-        return pth;
-      }
-      const make = (pth) => {
-        try {
-          options.fs.mkdirSync(pth, options.mode);
-        } catch (error2) {
-          if (error2.code === "EPERM") {
-            throw error2;
-          }
-          if (error2.code === "ENOENT") {
-            if (path.dirname(pth) === pth) {
-              throw permissionError(pth);
-            }
-            if (error2.message.includes("null bytes")) {
-              throw error2;
-            }
-            make(path.dirname(pth));
-            return make(pth);
-          }
-          try {
-            if (!options.fs.statSync(pth).isDirectory()) {
-              throw new Error("The path is not a directory");
-            }
-          } catch (_) {
-            throw error2;
-          }
-        }
-        return pth;
-      };
-      return make(path.resolve(input));
-    };
-  }
-});
-
-// node_modules/shell-escape/shell-escape.js
-var require_shell_escape = __commonJS({
-  "node_modules/shell-escape/shell-escape.js"(exports, module) {
-    module.exports = shellescape;
-    function shellescape(a) {
-      var ret = [];
-      a.forEach(function(s) {
-        if (!/^[A-Za-z0-9_\/-]+$/.test(s)) {
-          s = "'" + s.replace(/'/g, "'\\''") + "'";
-          s = s.replace(/^(?:'')+/g, "").replace(/\\'''/g, "\\'");
-        }
-        ret.push(s);
-      });
-      return ret.join(" ");
-    }
   }
 });
 
@@ -28389,7 +26897,7 @@ var require_agent2 = __commonJS({
     var { Socket } = __require("net");
     var { Duplex } = __require("stream");
     var { resolve: resolve5 } = __require("path");
-    var { readFile: readFile2 } = __require("fs");
+    var { readFile } = __require("fs");
     var { execFile, spawn: spawn3 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
@@ -28607,7 +27115,7 @@ var require_agent2 = __commonJS({
           cb = once(cb);
           let socketPath = this.socketPath;
           let triedCygpath = false;
-          readFile2(socketPath, function readCygsocket(err, data) {
+          readFile(socketPath, function readCygsocket(err, data) {
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
@@ -28616,7 +27124,7 @@ var require_agent2 = __commonJS({
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
                 socketPath = stdout.toString().replace(/[\r\n]/g, "");
-                readFile2(socketPath, readCygsocket);
+                readFile(socketPath, readCygsocket);
               });
               return;
             }
@@ -33669,8 +32177,8 @@ var require_SFTP = __commonJS({
   "node_modules/ssh2/lib/protocol/SFTP.js"(exports, module) {
     "use strict";
     var EventEmitter = __require("events");
-    var fs5 = __require("fs");
-    var { constants: constants3 } = fs5;
+    var fs3 = __require("fs");
+    var { constants: constants3 } = fs3;
     var {
       Readable: ReadableStream2,
       Writable: WritableStream
@@ -34099,12 +32607,12 @@ var require_SFTP = __commonJS({
       fastGet(remotePath, localPath, opts, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        fastXfer(this, fs5, remotePath, localPath, opts, cb);
+        fastXfer(this, fs3, remotePath, localPath, opts, cb);
       }
       fastPut(localPath, remotePath, opts, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        fastXfer(fs5, this, localPath, remotePath, opts, cb);
+        fastXfer(fs3, this, localPath, remotePath, opts, cb);
       }
       readFile(path, options, callback_) {
         if (this.server)
@@ -35365,13 +33873,13 @@ var require_SFTP = __commonJS({
             if (--left === 0)
               cb(err);
           };
-          if (srcHandle && (src === fs5 || src.outgoing.state === "open"))
+          if (srcHandle && (src === fs3 || src.outgoing.state === "open"))
             ++left;
-          if (dstHandle && (dst === fs5 || dst.outgoing.state === "open"))
+          if (dstHandle && (dst === fs3 || dst.outgoing.state === "open"))
             ++left;
-          if (srcHandle && (src === fs5 || src.outgoing.state === "open"))
+          if (srcHandle && (src === fs3 || src.outgoing.state === "open"))
             src.close(srcHandle, cbfinal);
-          if (dstHandle && (dst === fs5 || dst.outgoing.state === "open"))
+          if (dstHandle && (dst === fs3 || dst.outgoing.state === "open"))
             dst.close(dstHandle, cbfinal);
         } else {
           cb(err);
@@ -35387,7 +33895,7 @@ var require_SFTP = __commonJS({
           tryStat(null, { size: fileSize });
         function tryStat(err2, attrs) {
           if (err2) {
-            if (src !== fs5) {
+            if (src !== fs3) {
               src.stat(srcPath, (err_, attrs_) => {
                 if (err_)
                   return onerror(err2);
@@ -37296,7 +35804,7 @@ var require_client2 = __commonJS({
     var RE_OPENSSH = /^OpenSSH_(?:(?![0-4])\d)|(?:\d{2,})/;
     var noop3 = (err) => {
     };
-    var Client = class extends EventEmitter {
+    var Client2 = class extends EventEmitter {
       constructor() {
         super();
         this.config = {
@@ -39039,7 +37547,7 @@ var require_client2 = __commonJS({
           return [["ssh-rsa", "sha1"]];
       }
     }
-    module.exports = Client;
+    module.exports = Client2;
   }
 });
 
@@ -39050,7 +37558,7 @@ var require_http_agents = __commonJS({
     var { Agent: HttpAgent } = __require("http");
     var { Agent: HttpsAgent } = __require("https");
     var { connect: tlsConnect } = __require("tls");
-    var Client;
+    var Client2;
     for (const ctor of [HttpAgent, HttpsAgent]) {
       class SSHAgent extends ctor {
         constructor(connectCfg, agentOptions) {
@@ -39063,9 +37571,9 @@ var require_http_agents = __commonJS({
           const srcPort = options && options.localPort || 0;
           const dstIP = options.host;
           const dstPort = options.port;
-          if (Client === void 0)
-            Client = require_client2();
-          const client = new Client();
+          if (Client2 === void 0)
+            Client2 = require_client2();
+          const client = new Client2();
           let triedForward = false;
           client.on("ready", () => {
             client.forwardOut(srcIP, srcPort, dstIP, dstPort, (err, stream) => {
@@ -39406,7 +37914,7 @@ var require_server = __commonJS({
               origDebug(`${debugPrefix}${msg}`);
             };
           }
-          new Client(socket, hostKeys, ident, offer, debug2, this, cfg);
+          new Client2(socket, hostKeys, ident, offer, debug2, this, cfg);
         }).on("error", (err) => {
           this.emit("error", err);
         }).on("listening", () => {
@@ -39446,7 +37954,7 @@ var require_server = __commonJS({
     };
     Server.KEEPALIVE_CLIENT_INTERVAL = 15e3;
     Server.KEEPALIVE_CLIENT_COUNT_MAX = 3;
-    var Client = class extends EventEmitter {
+    var Client2 = class extends EventEmitter {
       constructor(socket, hostKeys, ident, offer, debug2, server, srvCfg) {
         super();
         let exchanges = 0;
@@ -40287,7 +38795,7 @@ var require_server = __commonJS({
       return a - b;
     }
     module.exports = Server;
-    module.exports.IncomingClient = Client;
+    module.exports.IncomingClient = Client2;
   }
 });
 
@@ -48414,14 +46922,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs5 = this.flowScalar(this.type);
+              const fs3 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs5, sep: [] });
+                map.items.push({ start, key: fs3, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs5);
+                this.stack.push(fs3);
               } else {
-                Object.assign(it, { key: fs5, sep: [] });
+                Object.assign(it, { key: fs3, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -48549,13 +47057,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs5 = this.flowScalar(this.type);
+              const fs3 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs5, sep: [] });
+                fc.items.push({ start: [], key: fs3, sep: [] });
               else if (it.sep)
-                this.stack.push(fs5);
+                this.stack.push(fs3);
               else
-                Object.assign(it, { key: fs5, sep: [] });
+                Object.assign(it, { key: fs3, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -49700,812 +48208,70 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { finished } from "node:stream/promises";
 
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_is_stream = __toESM(require_is_stream(), 1);
-var import_make_dir = __toESM(require_make_dir(), 1);
-import invariant2, { AssertionError } from "assert";
-import fs4 from "fs";
-import fsPath2 from "path";
-
-// node_modules/sb-promise-queue/lib/esm/index.mjs
-var PromiseQueue = class {
-  constructor({ concurrency = 1 } = {}) {
-    this.options = { concurrency };
-    this.running = 0;
-    this.queue = [];
-    this.idleCallbacks = [];
-  }
-  clear() {
-    this.queue = [];
-  }
-  onIdle(callback) {
-    this.idleCallbacks.push(callback);
-    return () => {
-      const index = this.idleCallbacks.indexOf(callback);
-      if (index !== -1) {
-        this.idleCallbacks.splice(index, 1);
-      }
-    };
-  }
-  waitTillIdle() {
-    return new Promise((resolve5) => {
-      if (this.running === 0) {
-        resolve5();
-        return;
-      }
-      const dispose = this.onIdle(() => {
-        dispose();
-        resolve5();
-      });
-    });
-  }
-  add(callback) {
-    return new Promise((resolve5, reject) => {
-      const runCallback = () => {
-        this.running += 1;
-        try {
-          Promise.resolve(callback()).then((val) => {
-            resolve5(val);
-            this.processNext();
-          }, (err) => {
-            reject(err);
-            this.processNext();
-          });
-        } catch (err) {
-          reject(err);
-          this.processNext();
-        }
-      };
-      if (this.running >= this.options.concurrency) {
-        this.queue.push(runCallback);
-      } else {
-        runCallback();
-      }
-    });
-  }
-  // Internal function, don't use
-  processNext() {
-    this.running -= 1;
-    const callback = this.queue.shift();
-    if (callback) {
-      callback();
-    } else if (this.running === 0) {
-      this.idleCallbacks.forEach((item) => item());
-    }
-  }
-};
-
-// node_modules/sb-scandir/lib/esm/index.mjs
-import fs3 from "fs";
-import fsPath from "path";
-import invariant from "assert";
-var defaultFilesystem = {
-  join(pathA, pathB) {
-    return fsPath.join(pathA, pathB);
-  },
-  basename(path) {
-    return fsPath.basename(path);
-  },
-  stat(path) {
-    return new Promise((resolve5, reject) => {
-      fs3.stat(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve5(res);
-        }
-      });
-    });
-  },
-  readdir(path) {
-    return new Promise((resolve5, reject) => {
-      fs3.readdir(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve5(res);
-        }
-      });
-    });
-  }
-};
-async function scanDirectoryInternal({ path, recursive, validate, result, fileSystem, queue, reject }) {
-  const itemStat = await fileSystem.stat(path);
-  if (itemStat.isFile()) {
-    result.files.push(path);
-  } else if (itemStat.isDirectory()) {
-    result.directories.push(path);
-  }
-  if (!itemStat.isDirectory() || recursive === "none") {
-    return;
-  }
-  const contents = await fileSystem.readdir(path);
-  contents.forEach((item) => {
-    const itemPath = fileSystem.join(path, item);
-    if (!validate(itemPath)) {
-      return;
-    }
-    queue.add(() => scanDirectoryInternal({
-      path: itemPath,
-      recursive: recursive === "shallow" ? "none" : "deep",
-      validate,
-      result,
-      fileSystem,
-      queue,
-      reject
-    })).catch(reject);
-  });
-}
-async function scanDirectory(path, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
-  invariant(path && typeof path === "string", "path must be a valid string");
-  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
-  invariant(validate === null || typeof validate === "function", "options.validate must be a valid function");
-  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
-  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
-  const queue = new PromiseQueue({
-    concurrency
-  });
-  const result = { files: [], directories: [] };
-  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve5, reject) => {
-    scanDirectoryInternal({
-      path,
-      recursive: recursive ? "deep" : "shallow",
-      validate: validate != null ? validate : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
-      result,
-      fileSystem: mergedFileSystem,
-      queue,
-      reject
-    }).then(() => queue.waitTillIdle()).then(resolve5, reject);
-  });
-  return result;
-}
-var esm_default = scanDirectory;
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_shell_escape = __toESM(require_shell_escape(), 1);
+// packages/ssh/src/client.ts
 var import_ssh2 = __toESM(require_lib2(), 1);
-var DEFAULT_CONCURRENCY = 1;
-var DEFAULT_VALIDATE = (path) => !fsPath2.basename(path).startsWith(".");
-var DEFAULT_TICK = () => {
-};
-var SSHError = class extends Error {
-  constructor(message, code = null) {
-    super(message);
-    this.code = code;
-  }
-};
-function unixifyPath(path) {
-  if (path.includes("\\")) {
-    return path.split("\\").join("/");
-  }
-  return path;
-}
-async function readFile(filePath) {
-  return new Promise((resolve5, reject) => {
-    fs4.readFile(filePath, "utf8", (err, res) => {
-      if (err) {
-        reject(err);
-      } else {
-        resolve5(res);
-      }
-    });
-  });
-}
-var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
-async function makeDirectoryWithSftp(path, sftp) {
-  let stats = null;
-  try {
-    stats = await new Promise((resolve5, reject) => {
-      sftp.stat(path, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve5(res);
-        }
-      });
-    });
-  } catch (_) {
-  }
-  if (stats) {
-    if (stats.isDirectory()) {
-      return;
-    }
-    throw new Error("mkdir() failed, target already exists and is not a directory");
-  }
-  try {
-    await new Promise((resolve5, reject) => {
-      sftp.mkdir(path, (err) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve5();
-        }
-      });
-    });
-  } catch (err) {
-    if (err != null && typeof err.stack === "string") {
-      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
-      if (matches != null) {
-        throw new SSHError(err.message, matches[1]);
-      }
-      throw err;
-    }
-  }
-}
-var NodeSSH = class {
-  constructor() {
-    this.connection = null;
-  }
-  getConnection() {
-    const { connection } = this;
-    if (connection == null) {
-      throw new Error("Not connected to server");
-    }
-    return connection;
-  }
-  async connect(givenConfig) {
-    invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
-    const config2 = { ...givenConfig };
-    invariant2(config2.username != null && typeof config2.username === "string", "config.username must be a valid string");
-    if (config2.host != null) {
-      invariant2(typeof config2.host === "string", "config.host must be a valid string");
-    } else if (config2.sock != null) {
-      invariant2(typeof config2.sock === "object", "config.sock must be a valid object");
-    } else {
-      throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
-    }
-    if (config2.privateKey != null || config2.privateKeyPath != null) {
-      if (config2.privateKey != null) {
-        invariant2(typeof config2.privateKey === "string", "config.privateKey must be a valid string");
-        invariant2(config2.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
-      } else if (config2.privateKeyPath != null) {
-        invariant2(typeof config2.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
-        invariant2(config2.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
-      }
-      invariant2(config2.passphrase == null || typeof config2.passphrase === "string", "config.passphrase must be null or a valid string");
-      if (config2.privateKeyPath != null) {
-        try {
-          config2.privateKey = await readFile(config2.privateKeyPath);
-        } catch (err) {
-          if (err != null && err.code === "ENOENT") {
-            throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
-          }
-          throw err;
-        }
-      }
-    } else if (config2.password != null) {
-      invariant2(typeof config2.password === "string", "config.password must be a valid string");
-    }
-    if (config2.tryKeyboard != null) {
-      invariant2(typeof config2.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
-    }
-    if (config2.tryKeyboard) {
-      const { password } = config2;
-      if (config2.onKeyboardInteractive != null) {
-        invariant2(typeof config2.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
-      } else if (password != null) {
-        config2.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
-          if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
-            finish([password]);
-          }
-        };
-      }
-    }
-    const connection = new import_ssh2.default.Client();
+var SshClient = class _SshClient {
+  constructor(connection) {
     this.connection = connection;
-    await new Promise((resolve5, reject) => {
-      connection.on("error", reject);
-      if (config2.onKeyboardInteractive) {
-        connection.on("keyboard-interactive", config2.onKeyboardInteractive);
-      }
-      connection.on("ready", () => {
-        connection.removeListener("error", reject);
-        resolve5();
-      });
-      connection.on("end", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-      });
-      connection.on("close", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-        reject(new SSHError("No response from server", "ETIMEDOUT"));
-      });
-      connection.connect(config2);
+    connection.on("error", (error2) => {
+      this.lostWith ??= error2;
     });
-    return this;
+    connection.on("close", () => {
+      this.closed = true;
+    });
   }
-  isConnected() {
-    return this.connection != null;
-  }
-  async requestShell(options) {
-    const connection = this.getConnection();
+  connection;
+  lostWith;
+  closed = false;
+  /**
+   * Resolves once the server accepted us. With a password, keyboard-interactive is offered too
+   * and answered with it (servers that disable the "password" method often ask that way).
+   */
+  static connect(config2) {
     return new Promise((resolve5, reject) => {
-      connection.on("error", reject);
-      const callback = (err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve5(res);
-        }
+      const connection = new import_ssh2.Client();
+      let settled = false;
+      const fail = (error2) => {
+        if (settled) return;
+        settled = true;
+        connection.end();
+        reject(error2);
       };
-      if (options == null) {
-        connection.shell(callback);
-      } else {
-        connection.shell(options, callback);
-      }
+      connection.on("error", fail);
+      connection.on("close", () => fail(Object.assign(new Error("No response from server"), { code: "ETIMEDOUT" })));
+      const { password } = config2;
+      if (password !== void 0)
+        connection.on(
+          "keyboard-interactive",
+          (_name, _instructions, _language, prompts, finish) => finish(prompts.map((prompt) => /password/i.test(prompt.prompt) ? password : ""))
+        );
+      connection.on("ready", () => {
+        if (settled) return;
+        settled = true;
+        connection.removeListener("error", fail);
+        resolve5(new _SshClient(connection));
+      });
+      connection.connect({ ...config2, ...password !== void 0 ? { tryKeyboard: true } : {} });
     });
   }
-  async withShell(callback, options) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const shell = await this.requestShell(options);
-    try {
-      await callback(shell);
-    } finally {
-      shell.destroy();
-    }
-  }
-  async requestSFTP() {
-    const connection = this.getConnection();
+  forwardOut(sourceAddress, sourcePort, destinationAddress, destinationPort) {
     return new Promise((resolve5, reject) => {
-      connection.on("error", reject);
-      connection.sftp((err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve5(res);
-        }
-      });
+      this.connection.forwardOut(
+        sourceAddress,
+        sourcePort,
+        destinationAddress,
+        destinationPort,
+        (error2, channel) => error2 ? reject(error2) : resolve5(channel)
+      );
     });
   }
-  async withSFTP(callback) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const sftp = await this.requestSFTP();
-    try {
-      await callback(sftp);
-    } finally {
-      sftp.end();
-    }
-  }
-  async execCommand(givenCommand, options = {}) {
-    invariant2(typeof givenCommand === "string", "command must be a valid string");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
-    invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
-    invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
-    invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
-    invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
-    invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
-    invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
-    invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
-    let command = givenCommand;
-    if (options.cwd) {
-      command = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command}`;
-    }
-    const connection = this.getConnection();
-    const output = { stdout: [], stderr: [] };
+  sftp() {
     return new Promise((resolve5, reject) => {
-      connection.on("error", reject);
-      connection.exec(command, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-          return;
-        }
-        if (options.onChannel) {
-          options.onChannel(channel);
-        }
-        channel.on("data", (chunk) => {
-          if (options.onStdout)
-            options.onStdout(chunk);
-          output.stdout.push(chunk.toString(options.encoding));
-        });
-        channel.stderr.on("data", (chunk) => {
-          if (options.onStderr)
-            options.onStderr(chunk);
-          output.stderr.push(chunk.toString(options.encoding));
-        });
-        if (options.stdin != null) {
-          if (import_is_stream.default.readable(options.stdin)) {
-            options.stdin.pipe(channel, {
-              end: true
-            });
-          } else {
-            channel.write(options.stdin);
-            channel.end();
-          }
-        } else {
-          channel.end();
-        }
-        let code = null;
-        let signal = null;
-        channel.on("exit", (code_, signal_) => {
-          code = code_ !== null && code_ !== void 0 ? code_ : null;
-          signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
-        });
-        channel.on("close", () => {
-          let stdout = output.stdout.join("");
-          let stderr = output.stderr.join("");
-          if (options.noTrim !== true) {
-            stdout = stdout.trim();
-            stderr = stderr.trim();
-          }
-          resolve5({
-            code: code != null ? code : null,
-            signal: signal != null ? signal : null,
-            stdout,
-            stderr
-          });
-        });
-      });
+      this.connection.sftp((error2, sftp) => error2 ? reject(error2) : resolve5(sftp));
     });
   }
-  async exec(command, parameters, options = {}) {
-    invariant2(typeof command === "string", "command must be a valid string");
-    invariant2(Array.isArray(parameters), "parameters must be a valid array");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
-    for (let i = 0, { length } = parameters; i < length; i += 1) {
-      invariant2(typeof parameters[i] === "string", `parameters[${i}] must be a valid string`);
-    }
-    const completeCommand = `${command}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
-    const response = await this.execCommand(completeCommand, options);
-    if (options.stream == null || options.stream === "stdout") {
-      if (response.stderr) {
-        throw new Error(response.stderr);
-      }
-      return response.stdout;
-    }
-    if (options.stream === "stderr") {
-      return response.stderr;
-    }
-    return response;
-  }
-  async mkdir(path, method = "sftp", givenSftp = null) {
-    invariant2(typeof path === "string", "path must be a valid string");
-    invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    if (method === "exec") {
-      await this.exec("mkdir", ["-p", unixifyPath(path)]);
-      return;
-    }
-    const sftp = givenSftp || await this.requestSFTP();
-    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path), sftp).catch(async (error2) => {
-      if (!retry || error2 == null || error2.message !== "No such file" && error2.code !== "ENOENT") {
-        throw error2;
-      }
-      await this.mkdir(fsPath2.dirname(path), "sftp", sftp);
-      await makeSftpDirectory(false);
-    });
-    try {
-      await makeSftpDirectory(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    const sftp = givenSftp || await this.requestSFTP();
-    try {
-      await new Promise((resolve5, reject) => {
-        sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
-          if (err) {
-            reject(err);
-          } else {
-            resolve5();
-          }
-        });
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve5) => {
-      fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve5(err === null);
-      });
-    }), `localFile does not exist at ${localFile}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const putFile = (retry) => {
-      return new Promise((resolve5, reject) => {
-        sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
-          if (err == null) {
-            resolve5();
-            return;
-          }
-          if (err.message === "No such file" && retry) {
-            resolve5(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
-          } else {
-            reject(err);
-          }
-        });
-      });
-    };
-    try {
-      await putFile(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
-    invariant2(Array.isArray(files), "files must be an array");
-    for (let i = 0, { length } = files; i < length; i += 1) {
-      const file = files[i];
-      invariant2(file, "files items must be valid objects");
-      invariant2(file.local && typeof file.local === "string", `files[${i}].local must be a string`);
-      invariant2(file.remote && typeof file.remote === "string", `files[${i}].remote must be a string`);
-    }
-    const transferred = [];
-    const sftp = givenSftp || await this.requestSFTP();
-    const queue = new PromiseQueue({ concurrency });
-    try {
-      await new Promise((resolve5, reject) => {
-        files.forEach((file) => {
-          queue.add(async () => {
-            await this.putFile(file.local, file.remote, sftp, transferOptions);
-            transferred.push(file);
-          }).catch(reject);
-        });
-        queue.waitTillIdle().then(resolve5);
-      });
-    } catch (error2) {
-      if (error2 != null) {
-        error2.transferred = transferred;
-      }
-      throw error2;
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve5) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve5(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(localDirectory, {
-      recursive,
-      validate
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
-    directories.sort((a, b) => a.length - b.length);
-    let failed = false;
-    try {
-      await new Promise((resolve5, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
-          }).catch(reject);
-        });
-        resolve5(queue.waitTillIdle());
-      });
-      await new Promise((resolve5, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.putFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve5(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed;
-  }
-  async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve5) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve5(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(remoteDirectory, {
-      recursive,
-      validate,
-      concurrency,
-      fileSystem: {
-        basename(path) {
-          return fsPath2.posix.basename(path);
-        },
-        join(pathA, pathB) {
-          return fsPath2.posix.join(pathA, pathB);
-        },
-        readdir(path) {
-          return new Promise((resolve5, reject) => {
-            sftp.readdir(path, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve5(res.map((item) => item.filename));
-              }
-            });
-          });
-        },
-        stat(path) {
-          return new Promise((resolve5, reject) => {
-            sftp.stat(path, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve5(res);
-              }
-            });
-          });
-        }
-      }
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
-    directories.sort((a, b) => a.length - b.length);
-    let failed = false;
-    try {
-      await new Promise((resolve5, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
-          }).catch(reject);
-        });
-        resolve5(queue.waitTillIdle());
-      });
-      await new Promise((resolve5, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.getFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve5(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed;
-  }
-  forwardIn(remoteAddr, remotePort, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve5, reject) => {
-      connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        const handler2 = (details2, acceptConnection, rejectConnection) => {
-          if (details2.destIP === remoteAddr && details2.destPort === port) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("tcp connection", handler2);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("tcp connection", handler2);
-            connection.unforwardIn(remoteAddr, port, (_error) => {
-              if (_error) {
-                _reject(error2);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve5({ port, dispose });
-      });
-    });
-  }
-  forwardOut(srcIP, srcPort, dstIP, dstPort) {
-    const connection = this.getConnection();
-    return new Promise((resolve5, reject) => {
-      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        resolve5(channel);
-      });
-    });
-  }
-  forwardInStreamLocal(socketPath, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve5, reject) => {
-      connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        const handler2 = (details2, acceptConnection, rejectConnection) => {
-          if (details2.socketPath === socketPath) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details2, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("unix connection", handler2);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("unix connection", handler2);
-            connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
-              if (_error) {
-                _reject(_error);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve5({ dispose });
-      });
-    });
-  }
-  forwardOutStreamLocal(socketPath) {
-    const connection = this.getConnection();
-    return new Promise((resolve5, reject) => {
-      connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        resolve5(channel);
-      });
-    });
-  }
-  dispose() {
-    if (this.connection) {
-      this.connection.end();
-      this.connection = null;
-    }
+  end() {
+    this.connection.end();
   }
 };
 
@@ -50687,11 +48453,6 @@ var SshConnection = class _SshConnection {
     this.target = target;
     this.hostKeyFingerprint = hostKeyFingerprint;
     this.liveOutput = liveOutput;
-    for (const client of [ssh.connection, bastion?.connection]) {
-      client?.on("error", (error2) => {
-        this.lostWith ??= error2;
-      });
-    }
   }
   ssh;
   bastion;
@@ -50699,7 +48460,10 @@ var SshConnection = class _SshConnection {
   hostKeyFingerprint;
   liveOutput;
   sftpSession;
-  lostWith;
+  /** Why the connection (or the jump host's, which carries it) dropped, if it did. */
+  get lostWith() {
+    return this.ssh.lostWith ?? this.bastion?.lostWith;
+  }
   /**
    * Connects within `connectTimeoutSeconds` in all: each attempt gets the time that is left, and a
    * connection-level failure is retried (up to `attempts`) only while a pause and a further second
@@ -50748,7 +48512,7 @@ var SshConnection = class _SshConnection {
       try {
         sock = await jumpClient.forwardOut("127.0.0.1", 0, options.host, options.port);
       } catch (error2) {
-        jumpClient.dispose();
+        jumpClient.end();
         throw new SshConnectionError(
           `The jump host ${describeTarget(jump.username, jump.host, jump.port)} could not reach ${options.host}:${options.port}: ${error2.message}`,
           true
@@ -50759,7 +48523,7 @@ var SshConnection = class _SshConnection {
       const { ssh, fingerprint } = await openClient({ host: options.host, port: options.port, ...credentialsOf(options), ...sock ? { sock } : {} }, options);
       return new _SshConnection(ssh, bastion, describeTarget(options.username, options.host, options.port), fingerprint, options.liveOutput);
     } catch (error2) {
-      bastion?.dispose();
+      bastion?.end();
       throw error2;
     }
   }
@@ -50769,7 +48533,7 @@ var SshConnection = class _SshConnection {
    */
   exec(commandLine, options = {}) {
     const client = this.ssh.connection;
-    if (!client || this.lostWith) {
+    if (this.ssh.closed || this.lostWith) {
       const why = this.lostWith ? `was lost: ${this.lostWith.message}` : "is closed";
       return Promise.reject(new SshConnectionError(`The SSH connection to ${this.target} ${why}`, false));
     }
@@ -50949,11 +48713,11 @@ var SshConnection = class _SshConnection {
     };
   }
   async close() {
-    this.ssh.dispose();
-    this.bastion?.dispose();
+    this.ssh.end();
+    this.bastion?.end();
   }
   sftp() {
-    this.sftpSession ??= this.ssh.requestSFTP();
+    this.sftpSession ??= this.ssh.sftp();
     return this.sftpSession;
   }
 };
@@ -50962,7 +48726,7 @@ function credentialsOf(options) {
     username: options.username,
     ...options.privateKey !== void 0 ? { privateKey: options.privateKey } : {},
     ...options.passphrase !== void 0 ? { passphrase: options.passphrase } : {},
-    ...options.password !== void 0 ? { password: options.password, tryKeyboard: true } : {}
+    ...options.password !== void 0 ? { password: options.password } : {}
   };
 }
 async function openClient(endpoint2, options) {
@@ -50971,9 +48735,9 @@ async function openClient(endpoint2, options) {
   let hostKeyFailure;
   let presented = "";
   const algorithms = preferredHostKeyAlgorithms(policy, endpoint2.host, endpoint2.port);
-  const ssh = new NodeSSH();
+  let ssh;
   try {
-    await ssh.connect({
+    ssh = await SshClient.connect({
       ...endpoint2,
       readyTimeout: (options.connectTimeoutSeconds ?? 20) * 1e3,
       keepaliveInterval: (options.keepaliveSeconds ?? 15) * 1e3,
@@ -50991,10 +48755,9 @@ async function openClient(endpoint2, options) {
       }
     });
   } catch (error2) {
-    ssh.dispose();
     throw classifyConnectError(error2, target, hostKeyFailure);
   }
-  ssh.connection?.setNoDelay(true);
+  ssh.connection.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
     options.log?.(
       "warning",
@@ -51540,10 +49303,10 @@ async function sendNotification(url, message, options = {}) {
 // action-deploy/package.json
 var version = "0.8.1";
 
-// action-deploy/src/context.ts
+// action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
 
-// action-deploy/src/releases.ts
+// action-deploy/src/release-history.ts
 var RELEASES = "releases";
 var IMAGE_LOCK = "images.lock.json";
 var META = "meta.json";
@@ -51678,7 +49441,7 @@ function readMeta(projectDir, id) {
   return [["cat", `${releaseDir(projectDir, id)}/${META}`]];
 }
 
-// action-deploy/src/context.ts
+// action-deploy/src/run-context.ts
 function runContext(env = process.env) {
   const server = env.GITHUB_SERVER_URL ?? "https://github.com";
   const runUrl = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID ? `${server}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}` : "";
@@ -56103,7 +53866,7 @@ function commandProbe(name, run2) {
   };
 }
 
-// action-deploy/src/strategies/coolify-api.ts
+// action-deploy/src/strategies/coolify/api.ts
 var headers = (token) => ({ authorization: `Bearer ${token}`, accept: "application/json" });
 function deployRequest(inputs) {
   const [key, values] = inputs.uuids.length > 0 ? ["uuid", inputs.uuids] : ["tag", inputs.tags];
@@ -56196,7 +53959,7 @@ function answerError(what, request2, answer) {
   return `${what}: Coolify answered HTTP ${answer.status} to ${request2.method} ${request2.url}${said ? `: ${said.replace(/\.+$/, "")}` : ""}.${hint}`;
 }
 
-// action-deploy/src/strategies/coolify.ts
+// action-deploy/src/strategies/coolify/index.ts
 var sleep2 = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 var SUMMARY_LOG_LINES = 100;
 async function deployCoolify(inputs, _ctx) {
@@ -56450,7 +54213,7 @@ function planCoolify(inputs) {
 var import_yaml4 = __toESM(require_dist(), 1);
 import { posix as posix2 } from "node:path";
 
-// action-deploy/src/compose.ts
+// action-deploy/src/compose-commands.ts
 function sudo(cli) {
   return cli.sudo ? ["sudo", "-n"] : [];
 }
@@ -56582,6 +54345,12 @@ function inspectContainers(cli, ids) {
 function stopAndRemove(cli, ids) {
   return ids.length === 0 ? [] : [docker(cli, "stop", ...ids), docker(cli, "rm", ...ids)];
 }
+function parseContainerRows(stdout) {
+  return stdout.split("\n").filter((line) => line.trim() !== "").map((line) => {
+    const [id = "", service = "", oneOff = "", hash = "", state = "", name = ""] = line.split("	");
+    return { id, service, oneOff: oneOff.toLowerCase() === "true", hash, state, name };
+  });
+}
 
 // action-deploy/src/server-build.ts
 var import_yaml = __toESM(require_dist(), 1);
@@ -56673,7 +54442,7 @@ function contextTar(localContext) {
   return stream;
 }
 
-// action-deploy/src/lock.ts
+// action-deploy/src/lock-commands.ts
 var lockDir = (projectDir) => `${projectDir}/.skiff-lock`;
 function ensureProjectDir(projectDir) {
   return [
@@ -57256,7 +55025,7 @@ function sudoRefused(said) {
   return `sudo: true is set, but \`sudo -n docker\` is refused on the server (sudo said: ${said}). Allow the user passwordless sudo for docker (a sudoers.d line such as \`deploy ALL=(root) NOPASSWD: /usr/bin/docker\`), or add the user to the docker group and set sudo: false.`;
 }
 
-// action-deploy/src/locking.ts
+// action-deploy/src/deploy-lock.ts
 var LOCK_STATE = "deploy-lock";
 var held = /* @__PURE__ */ new Map();
 function saveHeld() {
@@ -58542,117 +56311,6 @@ async function healthGate2(d, services, successes) {
   }
 }
 
-// action-deploy/src/strategies/rolling-plan.ts
-var import_yaml6 = __toESM(require_dist(), 1);
-function serviceShapes(configYaml) {
-  const config2 = (0, import_yaml6.parse)(configYaml) ?? {};
-  return Object.entries(config2.services ?? {}).map(([name, raw2]) => {
-    const service = raw2 ?? {};
-    const fixedPorts = (service.ports ?? []).flatMap((port) => {
-      if (typeof port === "string") return port.includes(":") ? [port] : [];
-      if (port.published === void 0 || port.published === "") return [];
-      return [`${port.host_ip ? `${port.host_ip}:` : ""}${port.published}:${port.target ?? "?"}`];
-    });
-    const writableMounts = (service.volumes ?? []).flatMap((volume) => {
-      if (typeof volume === "string") return [];
-      if ((volume.type === "volume" || volume.type === "bind") && volume.source && !volume.read_only) return [volume.source];
-      return [];
-    });
-    const replicas = service.deploy?.replicas ?? service.scale ?? 1;
-    const dependsOn = Array.isArray(service.depends_on) ? service.depends_on : Object.keys(service.depends_on ?? {});
-    return {
-      name,
-      ...service.container_name ? { containerName: service.container_name } : {},
-      fixedPorts,
-      hostNetwork: service.network_mode === "host",
-      writableMounts,
-      replicas,
-      dependsOn
-    };
-  });
-}
-function whyNotRolled(shape, named) {
-  if (shape.containerName) return `sets container_name ${shape.containerName}, and two containers cannot share a name`;
-  if (shape.fixedPorts.length > 0)
-    return `publishes fixed host port${shape.fixedPorts.length > 1 ? "s" : ""} ${shape.fixedPorts.join(", ")}, which a second container cannot bind`;
-  if (shape.hostNetwork) return "uses network_mode: host, so a second container would bind the same ports";
-  if (!named && shape.writableMounts.length > 0) {
-    return `mounts ${shape.writableMounts.join(", ")} read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)`;
-  }
-  return void 0;
-}
-function parseContainerRows(stdout) {
-  return stdout.split("\n").filter((line) => line.trim() !== "").map((line) => {
-    const [id = "", service = "", oneOff = "", hash = "", state = "", name = ""] = line.split("	");
-    return { id, service, oneOff: oneOff.toLowerCase() === "true", hash, state, name };
-  });
-}
-function parseConfigHashes(stdout) {
-  const hashes = /* @__PURE__ */ new Map();
-  for (const line of stdout.split("\n")) {
-    const [service, hash] = line.trim().split(/\s+/);
-    if (service && hash) hashes.set(service, hash);
-  }
-  return hashes;
-}
-function planRoll(shapes, hashes, rows, selected) {
-  const plan = { roll: [], startFirst: [], recreate: [], unchanged: [], warnings: [] };
-  const names = new Set(shapes.map((shape) => shape.name));
-  const unknown = (selected ?? []).filter((service) => !names.has(service));
-  if (unknown.length > 0) plan.warnings.push(`rolling-services names ${unknown.join(", ")}, which the release does not define`);
-  const cannot = [];
-  for (const shape of shapes) {
-    const containers = rows.filter((row) => row.service === shape.name && !row.oneOff);
-    const named = selected?.includes(shape.name) ?? false;
-    const why = selected !== void 0 && !named ? "is not listed in rolling-services" : whyNotRolled(shape, named);
-    if (named && why) cannot.push(`${shape.name} ${why}`);
-    const hash = hashes.get(shape.name);
-    const changed = containers.length === 0 || hash === void 0 || containers.some((row) => row.hash !== hash);
-    if (!changed) plan.unchanged.push(shape.name);
-    else if (containers.length === 0 || shape.replicas === 0)
-      continue;
-    else if (why) plan.recreate.push({ service: shape.name, why });
-    else plan.roll.push({ service: shape.name, old: containers.map((row) => row.id), replicas: shape.replicas });
-  }
-  if (cannot.length > 0) plan.warnings.push(`rolling-services names services that cannot roll: ${cannot.join("; ")}`);
-  if (plan.recreate.length > 0) {
-    plan.warnings.push(
-      `Not rolled, so recreated by compose up (a short downtime for each): ${plan.recreate.map(({ service, why }) => `${service} ${why}`).join("; ")}`
-    );
-  }
-  plan.startFirst = missingDependencies(
-    shapes,
-    rows,
-    plan.roll.map((entry) => entry.service)
-  );
-  return plan;
-}
-function missingDependencies(shapes, rows, rolled) {
-  const byName = new Map(shapes.map((shape) => [shape.name, shape]));
-  const seen = /* @__PURE__ */ new Set();
-  const queue = rolled.flatMap((service) => byName.get(service)?.dependsOn ?? []);
-  while (queue.length > 0) {
-    const service = queue.shift();
-    if (seen.has(service) || rolled.includes(service)) continue;
-    seen.add(service);
-    queue.push(...byName.get(service)?.dependsOn ?? []);
-  }
-  return [...seen].filter((service) => byName.has(service) && !rows.some((row) => row.service === service && !row.oneOff)).sort();
-}
-function scalesFor(roll) {
-  return Object.fromEntries(roll.map(({ service, old, replicas }) => [service, old.length + replicas]));
-}
-function newContainers(roll, rows) {
-  const old = new Set(roll.flatMap((entry) => entry.old));
-  const services = new Set(roll.map((entry) => entry.service));
-  return rows.filter((row) => services.has(row.service) && !row.oneOff && !old.has(row.id)).map((row) => row.id);
-}
-function drainLeft(drainSeconds, healthySinceMs, nowMs) {
-  if (drainSeconds <= 0) return 0;
-  if (healthySinceMs === void 0) return drainSeconds;
-  return Math.max(0, drainSeconds - (nowMs - healthySinceMs) / 1e3);
-}
-
 // action-deploy/src/release-check.ts
 function releaseCheckSuccesses(before, after, successes) {
   const existed = new Set(before.map((row) => row.id));
@@ -58755,7 +56413,7 @@ function rollbackTarget(state, wanted) {
   return wanted;
 }
 
-// action-deploy/src/strategies/recreate.ts
+// action-deploy/src/strategies/recreate/index.ts
 function recreateStrategy() {
   return {
     usesDocker: true,
@@ -58797,7 +56455,112 @@ function recreateStrategy() {
   };
 }
 
-// action-deploy/src/strategies/rolling.ts
+// action-deploy/src/strategies/rolling/roll-plan.ts
+var import_yaml6 = __toESM(require_dist(), 1);
+function serviceShapes(configYaml) {
+  const config2 = (0, import_yaml6.parse)(configYaml) ?? {};
+  return Object.entries(config2.services ?? {}).map(([name, raw2]) => {
+    const service = raw2 ?? {};
+    const fixedPorts = (service.ports ?? []).flatMap((port) => {
+      if (typeof port === "string") return port.includes(":") ? [port] : [];
+      if (port.published === void 0 || port.published === "") return [];
+      return [`${port.host_ip ? `${port.host_ip}:` : ""}${port.published}:${port.target ?? "?"}`];
+    });
+    const writableMounts = (service.volumes ?? []).flatMap((volume) => {
+      if (typeof volume === "string") return [];
+      if ((volume.type === "volume" || volume.type === "bind") && volume.source && !volume.read_only) return [volume.source];
+      return [];
+    });
+    const replicas = service.deploy?.replicas ?? service.scale ?? 1;
+    const dependsOn = Array.isArray(service.depends_on) ? service.depends_on : Object.keys(service.depends_on ?? {});
+    return {
+      name,
+      ...service.container_name ? { containerName: service.container_name } : {},
+      fixedPorts,
+      hostNetwork: service.network_mode === "host",
+      writableMounts,
+      replicas,
+      dependsOn
+    };
+  });
+}
+function whyNotRolled(shape, named) {
+  if (shape.containerName) return `sets container_name ${shape.containerName}, and two containers cannot share a name`;
+  if (shape.fixedPorts.length > 0)
+    return `publishes fixed host port${shape.fixedPorts.length > 1 ? "s" : ""} ${shape.fixedPorts.join(", ")}, which a second container cannot bind`;
+  if (shape.hostNetwork) return "uses network_mode: host, so a second container would bind the same ports";
+  if (!named && shape.writableMounts.length > 0) {
+    return `mounts ${shape.writableMounts.join(", ")} read-write, and two copies writing at once could corrupt its data (name it in rolling-services to roll it anyway)`;
+  }
+  return void 0;
+}
+function parseConfigHashes(stdout) {
+  const hashes = /* @__PURE__ */ new Map();
+  for (const line of stdout.split("\n")) {
+    const [service, hash] = line.trim().split(/\s+/);
+    if (service && hash) hashes.set(service, hash);
+  }
+  return hashes;
+}
+function planRoll(shapes, hashes, rows, selected) {
+  const plan = { roll: [], startFirst: [], recreate: [], unchanged: [], warnings: [] };
+  const names = new Set(shapes.map((shape) => shape.name));
+  const unknown = (selected ?? []).filter((service) => !names.has(service));
+  if (unknown.length > 0) plan.warnings.push(`rolling-services names ${unknown.join(", ")}, which the release does not define`);
+  const cannot = [];
+  for (const shape of shapes) {
+    const containers = rows.filter((row) => row.service === shape.name && !row.oneOff);
+    const named = selected?.includes(shape.name) ?? false;
+    const why = selected !== void 0 && !named ? "is not listed in rolling-services" : whyNotRolled(shape, named);
+    if (named && why) cannot.push(`${shape.name} ${why}`);
+    const hash = hashes.get(shape.name);
+    const changed = containers.length === 0 || hash === void 0 || containers.some((row) => row.hash !== hash);
+    if (!changed) plan.unchanged.push(shape.name);
+    else if (containers.length === 0 || shape.replicas === 0)
+      continue;
+    else if (why) plan.recreate.push({ service: shape.name, why });
+    else plan.roll.push({ service: shape.name, old: containers.map((row) => row.id), replicas: shape.replicas });
+  }
+  if (cannot.length > 0) plan.warnings.push(`rolling-services names services that cannot roll: ${cannot.join("; ")}`);
+  if (plan.recreate.length > 0) {
+    plan.warnings.push(
+      `Not rolled, so recreated by compose up (a short downtime for each): ${plan.recreate.map(({ service, why }) => `${service} ${why}`).join("; ")}`
+    );
+  }
+  plan.startFirst = missingDependencies(
+    shapes,
+    rows,
+    plan.roll.map((entry) => entry.service)
+  );
+  return plan;
+}
+function missingDependencies(shapes, rows, rolled) {
+  const byName = new Map(shapes.map((shape) => [shape.name, shape]));
+  const seen = /* @__PURE__ */ new Set();
+  const queue = rolled.flatMap((service) => byName.get(service)?.dependsOn ?? []);
+  while (queue.length > 0) {
+    const service = queue.shift();
+    if (seen.has(service) || rolled.includes(service)) continue;
+    seen.add(service);
+    queue.push(...byName.get(service)?.dependsOn ?? []);
+  }
+  return [...seen].filter((service) => byName.has(service) && !rows.some((row) => row.service === service && !row.oneOff)).sort();
+}
+function scalesFor(roll) {
+  return Object.fromEntries(roll.map(({ service, old, replicas }) => [service, old.length + replicas]));
+}
+function newContainers(roll, rows) {
+  const old = new Set(roll.flatMap((entry) => entry.old));
+  const services = new Set(roll.map((entry) => entry.service));
+  return rows.filter((row) => services.has(row.service) && !row.oneOff && !old.has(row.id)).map((row) => row.id);
+}
+function drainLeft(drainSeconds, healthySinceMs, nowMs) {
+  if (drainSeconds <= 0) return 0;
+  if (healthySinceMs === void 0) return drainSeconds;
+  return Math.max(0, drainSeconds - (nowMs - healthySinceMs) / 1e3);
+}
+
+// action-deploy/src/strategies/rolling/index.ts
 function rollingStrategy() {
   return {
     ...recreateStrategy(),
@@ -58950,7 +56713,7 @@ async function relinkEnv(d, running) {
   await d.server.run(linkEnv(d.inputs.projectDir, previous.id, previous.hasEnv), { description: "link the env file back", timeoutSeconds: 60 });
 }
 
-// action-deploy/src/strategies/swarm-stack.ts
+// action-deploy/src/strategies/swarm/stack-file.ts
 var import_yaml7 = __toESM(require_dist(), 1);
 var STACK_FILE = "skiff-stack.yml";
 var isMapping = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
@@ -59059,7 +56822,7 @@ function parseStackState(stdout, stack, sinceMs) {
   return states.sort((a, b) => a.service.localeCompare(b.service));
 }
 
-// action-deploy/src/strategies/swarm-commands.ts
+// action-deploy/src/strategies/swarm/swarm-commands.ts
 var serverClockMs = () => [["date", "+%s%3N"]];
 function swarmNodeState(cli) {
   return [docker(cli, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")];
@@ -59097,7 +56860,7 @@ function stackDiagnostics(cli, stack, services) {
   ];
 }
 
-// action-deploy/src/strategies/swarm-gate.ts
+// action-deploy/src/strategies/swarm/gate.ts
 async function swarmGate(d, sinceMs) {
   const { projectName: stack, projectDir } = d.inputs;
   let services = [];
@@ -59131,7 +56894,7 @@ async function swarmGate(d, sinceMs) {
   }
 }
 
-// action-deploy/src/strategies/swarm.ts
+// action-deploy/src/strategies/swarm/index.ts
 function swarmStrategy() {
   return {
     usesDocker: true,
@@ -59272,7 +57035,7 @@ async function diagnose(d, gate, id) {
   return found.report(id);
 }
 
-// action-deploy/src/strategies/systemd-artifact.ts
+// action-deploy/src/strategies/systemd/artifact.ts
 import { spawn as spawn2 } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { open as open2 } from "node:fs/promises";
@@ -59355,7 +57118,7 @@ async function artifactStream(absolute, isDirectory2) {
   };
 }
 
-// action-deploy/src/strategies/systemd-commands.ts
+// action-deploy/src/strategies/systemd/systemd-commands.ts
 var gitCache = (projectDir) => `${projectDir}/repo`;
 var UNIT_CONFIG = ["LoadState", "FragmentPath", "WorkingDirectory", "ExecStart"];
 var UNIT_STATE = ["ActiveState", "SubState", "Result", "NRestarts", "MainPID", "ExecMainStatus"];
@@ -59456,7 +57219,7 @@ function runsFromCurrent(config2, projectDir) {
   return [config2.WorkingDirectory, config2.ExecStart].some((value) => value?.includes(current));
 }
 
-// action-deploy/src/strategies/systemd-health.ts
+// action-deploy/src/strategies/systemd/gate.ts
 function restartFailureHint(unit, sudo2, said, resetWorked) {
   if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said))
     return ` (the SSH user needs passwordless sudo for \`systemctl reset-failed ${unit}\` and \`systemctl restart ${unit}\`; see "strategy: systemd" in the README)`;
@@ -59504,7 +57267,7 @@ async function unitDiagnostics(d, unit, sudo2, releaseId) {
   return found.report(releaseId);
 }
 
-// action-deploy/src/strategies/systemd.ts
+// action-deploy/src/strategies/systemd/index.ts
 function settings(d) {
   if (!d.inputs.systemd) throw new Error("strategy: systemd without its inputs");
   return d.inputs.systemd;
@@ -59826,7 +57589,7 @@ async function prune(d, how, protect) {
   return plan.remove;
 }
 
-// action-deploy/src/timed.ts
+// action-deploy/src/timed-server.ts
 var QUIET = /* @__PURE__ */ new Set(["inspect containers", "health-command"]);
 function timedServer(server, prefix = "") {
   const time = async (description, work) => {
@@ -59844,7 +57607,7 @@ function timedServer(server, prefix = "") {
   };
 }
 
-// action-deploy/src/hosts-run.ts
+// action-deploy/src/each-host.ts
 var HostFailed = class extends Error {
   constructor(outcome) {
     super(outcome.error ?? `status ${outcome.status}`);
@@ -60069,7 +57832,7 @@ function asList(text) {
   }
 }
 
-// action-deploy/src/strategies/coolify-inputs.ts
+// action-deploy/src/strategies/coolify/inputs.ts
 var COOLIFY_INPUTS = [
   {
     name: "coolify-url",
@@ -60215,7 +57978,7 @@ function readCoolifyInputs(strategy) {
   };
 }
 
-// action-deploy/src/strategies/rolling-inputs.ts
+// action-deploy/src/strategies/rolling/inputs.ts
 var ROLLING_INPUTS = [
   {
     name: "rolling-services",
@@ -60255,13 +58018,13 @@ function readRollingInputs(strategy) {
   return { ...services === void 0 ? {} : { services }, drainSeconds };
 }
 
-// action-deploy/src/strategies/swarm-inputs.ts
+// action-deploy/src/strategies/swarm/inputs.ts
 var SWARM_INPUTS = [];
 function readSwarmInputs(strategy) {
   return strategy === "swarm" ? {} : void 0;
 }
 
-// action-deploy/src/strategies/systemd-inputs.ts
+// action-deploy/src/strategies/systemd/inputs.ts
 import { statSync as statSync3 } from "node:fs";
 import { resolve as resolve3 } from "node:path";
 var SYSTEMD_INPUTS = [
@@ -60968,7 +58731,7 @@ function readDeployInputs() {
   };
 }
 
-// action-deploy/src/summary.ts
+// action-deploy/src/host-outcome.ts
 var ICON = { deployed: "\u2705", "rolled-back": "\u21A9\uFE0F", failed: "\u274C" };
 function gateTable(gate) {
   return table(
@@ -61091,7 +58854,7 @@ async function planDeploy(recorder, inputs, ctx) {
   return recorder.steps;
 }
 
-// action-deploy/src/run-result.ts
+// action-deploy/src/run-report.ts
 function combine(reports, durationSeconds, mode, releaseId) {
   const all = (status2) => reports.every((report2) => [status2].flat().includes(report2.status));
   const status = all("deployed") ? "deployed" : all(["rolled-back", "skipped"]) && reports.some((r) => r.status === "rolled-back") ? "rolled-back" : "failed";
