@@ -8,7 +8,7 @@ import { BUILD_DIR, BUILD_OVERRIDE, buildOverride, contextTar, unpackContext } f
 import type { RunContext } from './run-context';
 import { touchLock } from './lock-commands';
 import { pinImages, servicesFromConfig } from './digests';
-import type { DeployInputs } from './inputs';
+import type { DeployInputs } from './deploy-inputs';
 import { FILES_OVERRIDE, SHIPPED_DIR, pruneStore, resolveShippedFiles, storeShippedFiles, type ShippedFile } from './shipped-files';
 import {
   ENV_FILE,

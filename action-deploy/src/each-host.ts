@@ -5,29 +5,15 @@ import type { RunContext } from './run-context';
 import { audit, type Deployer } from './deploy';
 import { docker, type DockerCli } from './compose-commands';
 import { detectDockerCli } from './docker-cli';
-import type { DeployInputs } from './inputs';
+import type { DeployInputs } from './deploy-inputs';
 import { acquireLock, type HeldLock } from './deploy-lock';
 import { hostStrategy, type HostStrategy, type StoryResult } from './strategies';
 import { deployNewRelease, rollbackTo } from './story';
-import type { Outcome } from './host-outcome';
+import type { HostReport, Outcome } from './host-outcome';
 import { RefusedBeforeChange } from './refusal';
 import { timedServer } from './timed-server';
 
-export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'skipped';
-
-/** One host's part of the run, for the `hosts` output, the summary and the notifications. */
-export interface HostReport {
-  label: string;
-  /** project-dir on this host ({host} filled in). */
-  projectDir: string;
-  status: HostStatus;
-  /** The deploy (or manual rollback) as the story told it; absent when the host failed before it (connection, lock) or was skipped. */
-  outcome?: Outcome;
-  error?: string;
-  durationSeconds: number;
-  /** all-or-nothing: another host failed, so this one went back to its previous release. */
-  undo?: { to: string; ok: boolean; seconds: number; error?: string };
-}
+export type { HostReport, HostStatus } from './host-outcome';
 
 /** An open connection that holds its host's lock, kept until every host is done when all-or-nothing may still need it. */
 interface Session {

@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import { getOctokit } from '@actions/github';
 import type { RunContext } from './run-context';
-import type { GithubDeploymentInputs } from './inputs';
+import type { GithubDeploymentInputs } from './deploy-inputs';
 
 export type DeploymentState = 'in_progress' | 'success' | 'failure' | 'error';
 

@@ -89,3 +89,19 @@ export function redact(text: string, secrets: readonly string[]): string {
   for (const secret of [...secrets].sort((a, b) => b.length - a.length)) if (secret.length >= 3) result = result.replaceAll(secret, '***');
   return result;
 }
+
+export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'skipped';
+
+/** One host's part of the run, for the `hosts` output, the summary and the notifications. */
+export interface HostReport {
+  label: string;
+  /** project-dir on this host ({host} filled in). */
+  projectDir: string;
+  status: HostStatus;
+  /** The deploy (or manual rollback) as the story told it; absent when the host failed before it (connection, lock) or was skipped. */
+  outcome?: Outcome;
+  error?: string;
+  durationSeconds: number;
+  /** all-or-nothing: another host failed, so this one went back to its previous release. */
+  undo?: { to: string; ok: boolean; seconds: number; error?: string };
+}

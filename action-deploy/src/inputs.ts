@@ -1,6 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { basename, posix, resolve, sep } from 'node:path';
-import type { SshConnectOptions } from '@skiff/ssh';
 import {
   DRY_RUN_INPUT,
   InputCollector,
@@ -20,18 +19,21 @@ import {
   readRunMode,
   readSshTargets,
   type InputDefinition,
-  type RunMode,
 } from '@skiff/action-kit';
 import { parseStatusRange, type StatusRange } from '@skiff/health';
-import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs, type BackupBeforeDeployInputs } from './backup-before-deploy-inputs';
+import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs } from './backup-before-deploy-inputs';
+import type { ComposeFileInput, DeployInputs, GithubDeploymentInputs, RegistryLogin } from './deploy-inputs';
 import { GIT_SHA, isReleaseId } from './release-history';
 import { findServerBuilds, type ServerBuild } from './server-build';
 import { expandShippedFiles, type ShippedFile } from './shipped-files';
-import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './strategies/coolify/inputs';
-import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './strategies/rolling/inputs';
-import { STRATEGIES, type StrategyName } from './strategies/names';
-import { SWARM_INPUTS, readSwarmInputs, type SwarmInputs } from './strategies/swarm/inputs';
-import { SYSTEMD_INPUTS, readSystemdInputs, type SystemdInputs } from './strategies/systemd/inputs';
+import { readCoolifyInputs } from './strategies/coolify/inputs';
+import { readRollingInputs } from './strategies/rolling/inputs';
+import { STRATEGIES, type SharedInputGroup, type StrategyName } from './strategies/names';
+import { readSwarmInputs } from './strategies/swarm/inputs';
+import { readSystemdInputs } from './strategies/systemd/inputs';
+import { STRATEGY_REGISTRY, strategyInputs } from './strategies';
+
+export type { ComposeFileInput, DeployInputs, GithubDeploymentInputs, HealthInputs, RegistryLogin } from './deploy-inputs';
 
 const DEPLOY_INPUTS = [
   {
@@ -225,10 +227,7 @@ export const ACTION_INPUTS: readonly InputDefinition[] = [
   ),
   ...DEPLOY_INPUTS,
   ...BACKUP_BEFORE_DEPLOY_INPUTS,
-  ...ROLLING_INPUTS,
-  ...SWARM_INPUTS,
-  ...SYSTEMD_INPUTS,
-  ...COOLIFY_INPUTS,
+  ...strategyInputs(),
   DRY_RUN_INPUT,
 ];
 export const ACTION_OUTPUTS = {
@@ -244,80 +243,6 @@ export const ACTION_OUTPUTS = {
   'deployment-id': 'Id of the GitHub Deployment created (with environment).',
   plan: 'With dry-run: the plan of what would run on the server, as Markdown.',
 } as const;
-
-export interface ComposeFileInput {
-  /** As given, relative to the workspace. */
-  path: string;
-  /** File name in the release directory. */
-  name: string;
-  content: string;
-}
-
-export interface HealthInputs {
-  urls: readonly string[];
-  from: 'runner' | 'host';
-  status: StatusRange;
-  body?: string;
-  successes: number;
-  intervalSeconds: number;
-  timeoutSeconds: number;
-  command?: string;
-}
-
-export interface RegistryLogin {
-  registry: string;
-  username: string;
-  password: string;
-}
-
-export interface GithubDeploymentInputs {
-  environment: string;
-  url?: string;
-  token: string;
-}
-
-export interface DeployInputs {
-  strategy: StrategyName;
-  /** The chosen strategy's own inputs (only that one is set). */
-  rolling?: RollingInputs;
-  swarm?: SwarmInputs;
-  systemd?: SystemdInputs;
-  coolify?: CoolifyInputs;
-  /** One per host of the `host` input, in order; empty with strategy: coolify. */
-  targets: readonly SshConnectOptions[];
-  mode: RunMode;
-  allOrNothing: boolean;
-  deployment?: GithubDeploymentInputs;
-  /** Each gets its own message, in its own format. */
-  notifyWebhooks?: string[];
-  projectDir: string;
-  projectName: string;
-  composeFiles: readonly ComposeFileInput[];
-  /** Services with `build:` and no `images:` line, built on the server from their shipped context. */
-  serverBuilds: readonly ServerBuild[];
-  /** Every service of the compose files (pull names them when some are built on the server). */
-  composeServices: readonly string[];
-  /** `files`: configuration files shipped with each release. */
-  shippedFiles?: readonly ShippedFile[];
-  envFile?: string;
-  images: Readonly<Record<string, string>>;
-  preDeploy?: string;
-  /** backup-before-deploy: verified dumps on the server before pre-deploy. */
-  backupBeforeDeploy?: BackupBeforeDeployInputs;
-  /** A login for the pull only (a throwaway Docker config on the server). */
-  registryLogin?: RegistryLogin;
-  keepReleases: number;
-  pullTimeoutSeconds: number;
-  preDeployTimeoutSeconds: number;
-  lockTimeoutSeconds: number;
-  lockTtlSeconds: number;
-  health: HealthInputs;
-  rollbackOnFailure: boolean;
-  /** `previous` or a release id: re-deploy a kept release instead of the compose files. */
-  rollback?: string;
-  sudo: boolean;
-  dryRun: boolean;
-}
 
 function definitionDefault(name: (typeof DEPLOY_INPUTS)[number]['name']): string {
   const definition: InputDefinition | undefined = DEPLOY_INPUTS.find((input) => input.name === name);
@@ -597,9 +522,25 @@ function readWebhooks(): string[] | undefined {
  * with a check of their own (files, build-on-server, backup-before-deploy, registry-username,
  * rollback, rollback-on-failure, health-command, the systemd inputs) are left to it, so each mistake is said once.
  */
+/**
+ * Inputs the strategy would ignore: the shared inputs its registry entry says it has no use
+ * for, and every other strategy's own inputs (rolling-services has its own check, which says
+ * more: readRollingInputs).
+ */
 function unusedBy(strategy: StrategyName): string[] {
-  const composeOnly = ['compose-file', 'images', 'registry', 'pull-timeout'];
-  const sshOnly = [
+  const entry = STRATEGY_REGISTRY[strategy];
+  const ignored = entry.ignores.flatMap((group) => SHARED_INPUT_GROUPS[group]);
+  const others = Object.entries(STRATEGY_REGISTRY)
+    .filter(([name]) => name !== strategy)
+    .flatMap(([, other]) => other.inputs.map((input) => input.name))
+    .filter((name) => name !== 'rolling-services');
+  return [...ignored, ...entry.ignoresInputs, ...others];
+}
+
+/** The shared inputs a strategy may declare it has no use for, by group (see StrategyEntry.ignores). */
+const SHARED_INPUT_GROUPS = {
+  compose: ['compose-file', 'images', 'registry', 'pull-timeout'],
+  ssh: [
     ...MULTI_HOST_INPUTS.map((input) => input.name),
     'project-dir',
     'project-name',
@@ -611,16 +552,8 @@ function unusedBy(strategy: StrategyName): string[] {
     'lock-ttl',
     'sudo',
     'all-or-nothing',
-  ];
-  // rolling-services has its own check (readRollingInputs).
-  const others = [...(strategy === 'rolling' ? [] : ROLLING_INPUTS), ...(strategy === 'coolify' ? [] : COOLIFY_INPUTS)]
-    .map((input) => input.name)
-    .filter((name) => name !== 'rolling-services');
-  if (strategy === 'coolify') return [...sshOnly, ...composeOnly, ...others];
-  if (strategy === 'systemd') return [...composeOnly, ...others];
-  if (strategy === 'swarm') return ['pull-timeout', ...others];
-  return others;
-}
+  ],
+} as const satisfies Record<SharedInputGroup, readonly string[]>;
 
 /** The runner passes every input's default whether or not the workflow sets it, so only another value counts as set. */
 function setToOtherThanDefault(name: string): boolean {

@@ -2,7 +2,7 @@ import type { PlanRecorder, PlanStep } from '@skiff/shell';
 import type { RunContext } from './run-context';
 import type { Deployer } from './deploy';
 import { detectDockerCli } from './docker-cli';
-import type { DeployInputs } from './inputs';
+import type { DeployInputs } from './deploy-inputs';
 import { tryLock } from './lock-commands';
 import { newReleaseId } from './release-history';
 import { hostStrategy } from './strategies';

@@ -1,22 +1,29 @@
-import type { StrategyName, HostStrategy } from './strategy';
-import { recreateStrategy } from './recreate';
-import { rollingStrategy } from './rolling';
-import { swarmStrategy } from './swarm';
-import { systemdStrategy } from './systemd';
+import type { InputDefinition } from '@skiff/action-kit';
+import type { StrategyName } from './names';
+import type { HostStrategy, StrategyEntry } from './strategy';
+import { coolify } from './coolify';
+import { recreate } from './recreate';
+import { rolling } from './rolling';
+import { swarm } from './swarm';
+import { systemd } from './systemd';
 
-export { STRATEGIES, type HostStrategy, type StoryResult, type StrategyName } from './strategy';
+export { STRATEGIES, type StrategyName } from './names';
+export type { HostStrategy, StoryResult } from './strategy';
 
 /**
- * Every strategy that deploys over SSH, by name: each entry makes a fresh strategy for one
- * host's run. A new strategy is one folder of steps (see strategy.ts) and one line here.
+ * Every strategy, by name: a new one is a folder under strategies/ (its steps in index.ts, its
+ * inputs in inputs.ts), its name in names.ts and one line here; the compiler refuses either of
+ * the last two without the other.
  */
-const HOST_STRATEGIES: Record<Exclude<StrategyName, 'coolify'>, () => HostStrategy> = {
-  recreate: recreateStrategy,
-  rolling: rollingStrategy,
-  swarm: swarmStrategy,
-  systemd: systemdStrategy,
-};
+export const STRATEGY_REGISTRY: Record<StrategyName, StrategyEntry> = { recreate, rolling, swarm, systemd, coolify };
 
 export function hostStrategy(name: Exclude<StrategyName, 'coolify'>): HostStrategy {
-  return HOST_STRATEGIES[name]();
+  const make = STRATEGY_REGISTRY[name].host;
+  if (!make) throw new Error(`strategy: ${name} does not deploy over SSH`);
+  return make();
+}
+
+/** Every strategy's own inputs, for action.yml. */
+export function strategyInputs(): InputDefinition[] {
+  return Object.values(STRATEGY_REGISTRY).flatMap((entry) => [...entry.inputs]);
 }

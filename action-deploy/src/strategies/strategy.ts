@@ -1,9 +1,12 @@
+import type { InputDefinition } from '@skiff/action-kit';
 import type { Command } from '@skiff/shell';
 import type { TakenBackup } from '../backup-before-deploy-inputs';
 import type { Deployer } from '../deploy';
 import type { GateReport } from '../health-gate';
 import type { PrunePlan, ServerState } from '../release-history';
 import type { Outcome } from '../host-outcome';
+
+import type { SharedInputGroup } from './names';
 
 export { STRATEGIES, type StrategyName } from './names';
 
@@ -83,4 +86,16 @@ export interface HostStrategy<R extends StoryRelease = StoryRelease> {
   removeCommands(d: Deployer, plan: PrunePlan): Command[];
   /** A dry run of `rollback:` names what would happen (the target depends on what the server keeps). */
   plannedRollback(d: Deployer, wanted: string): string;
+}
+
+/** What the action needs to know of a strategy besides its steps. */
+export interface StrategyEntry {
+  /** Inputs only this strategy reads, as action.yml declares them; set with another strategy, they are an error that names them. */
+  readonly inputs: readonly InputDefinition[];
+  /** Groups of shared inputs it has no use for (an error names each one set). */
+  readonly ignores: readonly SharedInputGroup[];
+  /** Single shared inputs it has no use for, beyond the groups. */
+  readonly ignoresInputs: readonly string[];
+  /** Makes the strategy for one host's run; absent for coolify, which deploys through Coolify's API instead. */
+  readonly host?: () => HostStrategy;
 }

@@ -3,9 +3,10 @@ import { httpProbe, runGate } from '@skiff/health';
 import type { PlanStep } from '@skiff/shell';
 import type { RunContext } from '../../run-context';
 import type { GateReport } from '../../health-gate';
-import type { HostReport } from '../../each-host';
-import type { DeployInputs, HealthInputs } from '../../inputs';
+import type { HostReport } from '../../host-outcome';
+import type { DeployInputs, HealthInputs } from '../../deploy-inputs';
 import type { Outcome } from '../../host-outcome';
+import type { StrategyEntry } from '../strategy';
 import {
   answerError,
   applicationRequest,
@@ -22,7 +23,7 @@ import {
   type DeploymentState,
   type Triggered,
 } from './api';
-import type { CoolifyInputs } from './inputs';
+import { COOLIFY_INPUTS, type CoolifyInputs } from './inputs';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -335,3 +336,6 @@ export function planCoolify(inputs: DeployInputs): PlanStep[] {
   }
   return steps;
 }
+
+/** Coolify deploys from its own configuration, through its API: no SSH host, no compose file. */
+export const coolify: StrategyEntry = { inputs: COOLIFY_INPUTS, ignores: ['ssh', 'compose'], ignoresInputs: [] };

@@ -14,7 +14,7 @@ import {
 } from '../../deploy';
 import { upAndCheck } from '../../release-check';
 import { collectDiagnostics } from '../../rollback';
-import type { HostStrategy, PrepareStep } from '../strategy';
+import type { HostStrategy, PrepareStep, StrategyEntry } from '../strategy';
 
 /**
  * strategy: recreate — `compose up -d` replaces what changed, then the health gate. The other
@@ -61,3 +61,6 @@ export function recreateStrategy(): HostStrategy<Release> {
     plannedRollback: (_d, wanted) => `re-deploy release ${wanted} (its own compose files, env and digests), then the health gate`,
   };
 }
+
+/** strategy: recreate has no inputs of its own and uses every shared one. */
+export const recreate: StrategyEntry = { inputs: [], ignores: [], ignoresInputs: [], host: recreateStrategy };

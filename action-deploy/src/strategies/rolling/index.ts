@@ -22,7 +22,8 @@ import { drainLeft, newContainers, parseConfigHashes, planRoll, scalesFor, servi
 import { upAndCheck } from '../../release-check';
 import { RefusedBeforeChange } from '../../refusal';
 import { recreateStrategy } from '../recreate';
-import type { HostStrategy, Switched } from '../strategy';
+import type { HostStrategy, StrategyEntry, Switched } from '../strategy';
+import { ROLLING_INPUTS } from './inputs';
 
 /**
  * strategy: rolling — zero downtime behind a reverse proxy. For each service that can roll,
@@ -218,3 +219,5 @@ async function relinkEnv(d: Deployer, running: string | undefined): Promise<void
   const previous = await loadRelease(d, running);
   await d.server.run(linkEnv(d.inputs.projectDir, previous.id, previous.hasEnv), { description: 'link the env file back', timeoutSeconds: 60 });
 }
+
+export const rolling: StrategyEntry = { inputs: ROLLING_INPUTS, ignores: [], ignoresInputs: [], host: rollingStrategy };

@@ -4,10 +4,11 @@ import { removeComposeReleases, runPreDeploy, uploadRelease, type Deployer, type
 import { Diagnostics } from '../../diagnostics';
 import { RefusedBeforeChange } from '../../refusal';
 import { IMAGE_LOCK, META, imageLockFile, readMeta, releaseDir, switchCurrent } from '../../release-history';
-import type { HostStrategy, StoryRelease, Switched } from '../strategy';
+import type { HostStrategy, StoryRelease, StrategyEntry, Switched } from '../strategy';
 import { serverClockMs, stackDeploy, stackDiagnostics, swarmNodeState } from './swarm-commands';
 import { swarmGate, type SwarmGateReport } from './gate';
 import { STACK_FILE, stackOverride } from './stack-file';
+import { SWARM_INPUTS } from './inputs';
 
 /**
  * strategy: swarm — the release's compose files become a stack (`docker stack deploy`, stack name
@@ -189,3 +190,6 @@ async function diagnose(d: Deployer, gate: SwarmGateReport, id: string): Promise
   }
   return found.report(id);
 }
+
+/** Swarm pulls on its own nodes, in its own time: pull-timeout has nothing to bound. */
+export const swarm: StrategyEntry = { inputs: SWARM_INPUTS, ignores: [], ignoresInputs: ['pull-timeout'], host: swarmStrategy };

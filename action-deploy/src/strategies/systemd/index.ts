@@ -6,7 +6,8 @@ import { artifactCompression, artifactDescription, artifactStream } from './arti
 import { createSystemdRelease, extractArchive, gitExport, inReleaseDir, inspectHost, parseShow, runsFromCurrent } from './systemd-commands';
 import { restartAndGate, unitDiagnostics } from './gate';
 import type { ReleaseSource, SystemdInputs } from './inputs';
-import type { HostStrategy, PrepareStep } from '../strategy';
+import type { HostStrategy, PrepareStep, StrategyEntry } from '../strategy';
+import { SYSTEMD_INPUTS } from './inputs';
 
 function settings(d: Deployer): SystemdInputs {
   if (!d.inputs.systemd) throw new Error('strategy: systemd without its inputs');
@@ -176,3 +177,6 @@ export function systemdStrategy(): HostStrategy {
     plannedRollback: (d, wanted) => `point current at release ${wanted}, restart ${settings(d).unit}, then the health gate`,
   };
 }
+
+/** No Docker: the Compose inputs have nothing to act on. */
+export const systemd: StrategyEntry = { inputs: SYSTEMD_INPUTS, ignores: ['compose'], ignoresInputs: [], host: systemdStrategy };
