@@ -5,6 +5,7 @@ import {
   InputCollector,
   InputError,
   MULTI_HOST_INPUTS,
+  NOT_READ,
   getBoolean,
   getDuration,
   getEnum,
@@ -19,6 +20,7 @@ import {
   readRunMode,
   readSshTargets,
   type InputDefinition,
+  type Taken,
 } from '@skiff/action-kit';
 import { parseStatusRange, type StatusRange } from '@skiff/health';
 import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs } from './backup-before-deploy-inputs';
@@ -273,14 +275,15 @@ function readProjectDir(): string {
 // Compose's rule for project names.
 const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
-function readProjectName(projectDir: string | undefined): string | undefined {
+/** The Compose project name; with no project-name given and no readable project-dir, there is none to derive (project-dir's error says why). */
+function readProjectName(projectDir: string | undefined): Taken<string> {
   const given = getString('project-name');
   if (given !== undefined) {
     if (!PROJECT_NAME.test(given.replaceAll('{host}', 'host')))
       throw invalidInput('project-name', 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
     return given;
   }
-  if (projectDir === undefined) return undefined;
+  if (projectDir === undefined) return NOT_READ;
   const derived = basename(projectDir)
     .split('{host}')
     .map((part) => part.toLowerCase().replace(/[^a-z0-9_-]/g, '-'))
@@ -573,50 +576,59 @@ function strayInputs(strategy: StrategyName): InputError | undefined {
 /** Every input, validated together before anything connects, so one run reports every mistake. */
 export function readDeployInputs(): DeployInputs {
   const c = new InputCollector();
-  const strategy = c.read(() => getEnum('strategy', STRATEGIES, { default: 'recreate' as const }));
-  const rolling = strategy && c.read(() => readRollingInputs(strategy));
-  const swarm = strategy && c.read(() => readSwarmInputs(strategy));
-  const systemd = strategy && c.read(() => readSystemdInputs(strategy));
-  const coolify = strategy && c.read(() => readCoolifyInputs(strategy));
+  const strategyRead = c.take(() => getEnum('strategy', STRATEGIES, { default: 'recreate' as const }));
+  const strategy = c.known(strategyRead);
+  const rolling = strategy && c.take(() => readRollingInputs(strategy));
+  const swarm = strategy && c.take(() => readSwarmInputs(strategy));
+  const systemd = strategy && c.take(() => readSystemdInputs(strategy));
+  const coolify = strategy && c.take(() => readCoolifyInputs(strategy));
   const stray = strategy === undefined ? undefined : strayInputs(strategy);
   if (stray) c.add(stray);
-  const targets = strategy === 'coolify' ? [] : c.read(readSshTargets);
-  const mode = c.read(readRunMode);
-  const allOrNothing = c.read(() => getBoolean('all-or-nothing', { default: false }));
-  const deployment = c.read(readDeployment);
-  const notifyWebhooks = c.read(readWebhooks);
-  const projectDir = c.read(readProjectDir);
-  const projectName = c.read(() => readProjectName(projectDir));
-  const rollback = c.read(readRollback);
+  const targets = strategy === 'coolify' ? [] : c.take(readSshTargets);
+  const mode = c.take(readRunMode);
+  const allOrNothing = c.take(() => getBoolean('all-or-nothing', { default: false }));
+  const deployment = c.take(readDeployment);
+  const notifyWebhooks = c.take(readWebhooks);
+  const projectDirRead = c.take(readProjectDir);
+  const projectDir = c.known(projectDirRead);
+  const projectName = c.take(() => readProjectName(projectDir));
+  const rollbackRead = c.take(readRollback);
+  const rollback = c.known(rollbackRead);
   // A rollback re-deploys files already on the server, so the repository's compose files are not
   // needed — also when its value was wrong (that error is the one to show). Coolify deploys from
   // its own configuration: no compose file is uploaded.
   const rollbackRequested = rawInput('rollback') !== undefined;
-  const composeFiles = !rollbackRequested && strategy !== 'coolify' && strategy !== 'systemd' ? c.read(readComposeFiles) : [];
-  const shippedFiles = c.read(() => readShippedFiles(composeFiles));
-  const envFile = c.read(readEnvFile);
-  const images = c.read(() => parseImages(getList('images') ?? []));
-  const buildOnServer = c.read(() => getBoolean('build-on-server', { default: true }));
-  const builds = c.read(() => readServerBuilds(composeFiles, images, buildOnServer));
-  const preDeploy = c.read(() => getString('pre-deploy'));
-  const backupBeforeDeploy = c.read(() => readBackupBeforeDeployInputs(projectDir));
-  const keepReleases = c.read(() => getInteger('keep-releases', { default: Number(definitionDefault('keep-releases')), min: 1, max: 100 }));
-  const pullTimeoutSeconds = c.read(() => getDuration('pull-timeout', { default: durationDefault('pull-timeout'), min: 10, max: 6 * 3600 }));
-  const preDeployTimeoutSeconds = c.read(() => getDuration('pre-deploy-timeout', { default: durationDefault('pre-deploy-timeout'), min: 10, max: 12 * 3600 }));
-  const lockTimeoutSeconds = c.read(() => getDuration('lock-timeout', { default: durationDefault('lock-timeout'), min: 0, max: 6 * 3600 }));
-  const lockTtlSeconds = c.read(() => getDuration('lock-ttl', { default: durationDefault('lock-ttl'), min: 10, max: 7 * 24 * 3600 }));
-  const urls = c.read(readHealthUrls);
-  const from = c.read(() => getEnum('health-from', ['runner', 'host'] as const, { default: 'runner' as const }));
-  const status = c.read(readStatusRange);
-  const body = c.read(() => getString('health-body'));
-  const successes = c.read(() => getInteger('health-successes', { default: Number(definitionDefault('health-successes')), min: 1, max: 100 }));
-  const intervalSeconds = c.read(() => getDuration('health-interval', { default: durationDefault('health-interval'), min: 1, max: 600 }));
-  const timeoutSeconds = c.read(() => getDuration('health-timeout', { default: durationDefault('health-timeout'), min: 1, max: 3 * 3600 }));
-  const command = c.read(() => getString('health-command'));
-  const rollbackOnFailure = c.read(() => getBoolean('rollback-on-failure', { default: true }));
-  const registryLogin = c.read(() => readRegistryLogin(strategy));
-  const sudo = c.read(() => getBoolean('sudo', { default: false }));
-  const dryRun = c.read(readDryRun);
+  const composeFilesRead = !rollbackRequested && strategy !== 'coolify' && strategy !== 'systemd' ? c.take(readComposeFiles) : [];
+  const composeFiles = c.known(composeFilesRead);
+  const shippedFiles = c.take(() => readShippedFiles(composeFiles));
+  const envFileRead = c.take(readEnvFile);
+  const envFile = c.known(envFileRead);
+  const imagesRead = c.take(() => parseImages(getList('images') ?? []));
+  const images = c.known(imagesRead);
+  const buildOnServer = c.known(c.take(() => getBoolean('build-on-server', { default: true })));
+  const buildsRead = c.take(() => readServerBuilds(composeFiles, images, buildOnServer));
+  const builds = c.known(buildsRead);
+  const preDeploy = c.take(() => getString('pre-deploy'));
+  const backupBeforeDeploy = c.take(() => readBackupBeforeDeployInputs(projectDir));
+  const keepReleases = c.take(() => getInteger('keep-releases', { default: Number(definitionDefault('keep-releases')), min: 1, max: 100 }));
+  const pullTimeoutSeconds = c.take(() => getDuration('pull-timeout', { default: durationDefault('pull-timeout'), min: 10, max: 6 * 3600 }));
+  const preDeployTimeoutSeconds = c.take(() => getDuration('pre-deploy-timeout', { default: durationDefault('pre-deploy-timeout'), min: 10, max: 12 * 3600 }));
+  const lockTimeoutSeconds = c.take(() => getDuration('lock-timeout', { default: durationDefault('lock-timeout'), min: 0, max: 6 * 3600 }));
+  const lockTtlSeconds = c.take(() => getDuration('lock-ttl', { default: durationDefault('lock-ttl'), min: 10, max: 7 * 24 * 3600 }));
+  const urlsRead = c.take(readHealthUrls);
+  const urls = c.known(urlsRead);
+  const from = c.take(() => getEnum('health-from', ['runner', 'host'] as const, { default: 'runner' as const }));
+  const status = c.take(readStatusRange);
+  const bodyRead = c.take(() => getString('health-body'));
+  const body = c.known(bodyRead);
+  const successes = c.take(() => getInteger('health-successes', { default: Number(definitionDefault('health-successes')), min: 1, max: 100 }));
+  const intervalSeconds = c.take(() => getDuration('health-interval', { default: durationDefault('health-interval'), min: 1, max: 600 }));
+  const timeoutSeconds = c.take(() => getDuration('health-timeout', { default: durationDefault('health-timeout'), min: 1, max: 3 * 3600 }));
+  const command = c.take(() => getString('health-command'));
+  const rollbackOnFailure = c.take(() => getBoolean('rollback-on-failure', { default: true }));
+  const registryLogin = c.take(() => readRegistryLogin(strategy));
+  const sudo = c.take(() => getBoolean('sudo', { default: false }));
+  const dryRun = c.take(readDryRun);
   if (rollback !== undefined && images !== undefined && Object.keys(images).length > 0) {
     c.add(
       new InputError(
@@ -675,47 +687,85 @@ export function readDeployInputs(): DeployInputs {
   if (body !== undefined && urls !== undefined && urls.length === 0) {
     c.add(new InputError('health-body', 'Input "health-body" is set but "health-url" is not; the body is checked in the health-url responses'));
   }
-  c.finish();
+  const v = c.result({
+    strategy: strategyRead,
+    rolling,
+    swarm,
+    systemd,
+    coolify,
+    targets,
+    mode,
+    allOrNothing,
+    deployment,
+    notifyWebhooks,
+    projectDir: projectDirRead,
+    projectName,
+    composeFiles: composeFilesRead,
+    shippedFiles,
+    builds: buildsRead,
+    envFile: envFileRead,
+    images: imagesRead,
+    preDeploy,
+    backupBeforeDeploy,
+    registryLogin,
+    keepReleases,
+    pullTimeoutSeconds,
+    preDeployTimeoutSeconds,
+    lockTimeoutSeconds,
+    lockTtlSeconds,
+    urls: urlsRead,
+    from,
+    status,
+    body: bodyRead,
+    successes,
+    intervalSeconds,
+    timeoutSeconds,
+    command,
+    rollbackOnFailure,
+    rollback: rollbackRead,
+    sudo,
+    dryRun,
+  });
   return {
-    strategy: strategy!,
-    ...(rolling === undefined ? {} : { rolling }),
-    ...(swarm === undefined ? {} : { swarm }),
-    ...(systemd === undefined ? {} : { systemd }),
-    ...(coolify === undefined ? {} : { coolify }),
-    targets: targets!,
-    mode: mode!,
-    allOrNothing: allOrNothing!,
-    ...(deployment === undefined ? {} : { deployment }),
-    ...(notifyWebhooks === undefined ? {} : { notifyWebhooks }),
-    projectDir: projectDir!,
-    projectName: projectName!,
-    composeFiles: composeFiles!,
-    ...(shippedFiles === undefined ? {} : { shippedFiles }),
-    serverBuilds: builds?.builds ?? [],
-    composeServices: builds?.services ?? [],
-    ...(envFile === undefined ? {} : { envFile }),
-    images: images!,
-    ...(preDeploy === undefined ? {} : { preDeploy }),
-    ...(backupBeforeDeploy === undefined ? {} : { backupBeforeDeploy }),
-    ...(registryLogin === undefined ? {} : { registryLogin }),
-    keepReleases: keepReleases!,
-    pullTimeoutSeconds: pullTimeoutSeconds!,
-    preDeployTimeoutSeconds: preDeployTimeoutSeconds!,
-    lockTimeoutSeconds: lockTimeoutSeconds!,
-    lockTtlSeconds: lockTtlSeconds!,
+    strategy: v.strategy,
+    ...(v.rolling === undefined ? {} : { rolling: v.rolling }),
+    ...(v.swarm === undefined ? {} : { swarm: v.swarm }),
+    ...(v.systemd === undefined ? {} : { systemd: v.systemd }),
+    ...(v.coolify === undefined ? {} : { coolify: v.coolify }),
+    targets: v.targets,
+    mode: v.mode,
+    allOrNothing: v.allOrNothing,
+    ...(v.deployment === undefined ? {} : { deployment: v.deployment }),
+    ...(v.notifyWebhooks === undefined ? {} : { notifyWebhooks: v.notifyWebhooks }),
+    projectDir: v.projectDir,
+    projectName: v.projectName,
+    composeFiles: v.composeFiles,
+    ...(v.shippedFiles === undefined ? {} : { shippedFiles: v.shippedFiles }),
+    serverBuilds: v.builds?.builds ?? [],
+    composeServices: v.builds?.services ?? [],
+    ...(v.envFile === undefined ? {} : { envFile: v.envFile }),
+    images: v.images,
+    ...(v.preDeploy === undefined ? {} : { preDeploy: v.preDeploy }),
+    ...(v.backupBeforeDeploy === undefined ? {} : { backupBeforeDeploy: v.backupBeforeDeploy }),
+    ...(v.registryLogin === undefined ? {} : { registryLogin: v.registryLogin }),
+    keepReleases: v.keepReleases,
+    pullTimeoutSeconds: v.pullTimeoutSeconds,
+    preDeployTimeoutSeconds: v.preDeployTimeoutSeconds,
+    lockTimeoutSeconds: v.lockTimeoutSeconds,
+    lockTtlSeconds: v.lockTtlSeconds,
     health: {
-      urls: urls!,
-      from: from!,
-      status: status!,
-      ...(body === undefined ? {} : { body }),
-      successes: successes!,
-      intervalSeconds: intervalSeconds!,
-      timeoutSeconds: timeoutSeconds!,
-      ...(command === undefined ? {} : { command }),
+      urls: v.urls,
+      from: v.from,
+      status: v.status,
+      ...(v.body === undefined ? {} : { body: v.body }),
+      successes: v.successes,
+      intervalSeconds: v.intervalSeconds,
+      timeoutSeconds: v.timeoutSeconds,
+      ...(v.command === undefined ? {} : { command: v.command }),
     },
-    rollbackOnFailure: rollbackOnFailure!,
-    ...(rollback === undefined ? {} : { rollback }),
-    sudo: sudo!,
-    dryRun: dryRun!,
+    rollbackOnFailure: v.rollbackOnFailure,
+    ...(v.rollback === undefined ? {} : { rollback: v.rollback }),
+    sudo: v.sudo,
+    dryRun: v.dryRun,
   };
 }

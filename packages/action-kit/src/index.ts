@@ -13,9 +13,10 @@ export {
   getDuration,
   parseDuration,
   InputCollector,
+  NOT_READ,
   readInputs,
 } from './inputs';
-export type { ReadOptions, ReadResult, IntegerOptions, DurationOptions } from './inputs';
+export type { ReadOptions, ReadResult, IntegerOptions, DurationOptions, Taken } from './inputs';
 export { maskSecret, secretForms } from './secrets';
 export { SSH_INPUTS, readSshInputs, parseJumpHost, keyscanCommand, sshLog, liveLog } from './ssh-inputs';
 export type { SshInputName } from './ssh-inputs';

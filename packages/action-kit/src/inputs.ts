@@ -177,7 +177,36 @@ export class InputCollector {
   finish(): void {
     if (this.errors.length > 0) throw new InputErrors(this.errors);
   }
+
+  /** Like `read`, but a failed reader leaves NOT_READ, so `result` can tell it from an input that is legitimately unset. */
+  take<T>(reader: () => T): Taken<T> {
+    try {
+      return reader();
+    } catch (error) {
+      const inputErrors = inputErrorsOf(error);
+      if (inputErrors.length === 0) throw error;
+      this.errors.push(...inputErrors);
+      return NOT_READ;
+    }
+  }
+
+  /** For a reader that depends on another input: that input's value, or undefined when it could not be read (its error is already kept). */
+  known<T>(value: Taken<T>): T | undefined {
+    return value === NOT_READ ? undefined : value;
+  }
+
+  /** Throws every collected error together; otherwise the values, typed without NOT_READ (none can be left once no reader failed). */
+  result<const V extends Record<string, unknown>>(values: V): { [K in keyof V]: Exclude<V[K], typeof NOT_READ> } {
+    this.finish();
+    const unread = Object.keys(values).filter((key) => values[key] === NOT_READ);
+    if (unread.length > 0) throw new Error(`Inputs not read, with no input error to say why: ${unread.join(', ')}`);
+    return values as { [K in keyof V]: Exclude<V[K], typeof NOT_READ> };
+  }
 }
+
+/** What InputCollector.take holds for a reader that failed. */
+export const NOT_READ: unique symbol = Symbol('input not read');
+export type Taken<T> = T | typeof NOT_READ;
 
 type Readers = Record<string, () => unknown>;
 

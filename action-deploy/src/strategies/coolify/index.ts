@@ -48,7 +48,7 @@ interface Followed {
  * to: Coolify keeps its own history.
  */
 export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Promise<HostReport[]> {
-  const coolify = inputs.coolify!;
+  const coolify = settings(inputs);
   const started = performance.now();
   if (coolify.imageTag === undefined) {
     const round = await deployRound(inputs, started);
@@ -117,7 +117,7 @@ interface Round {
 
 /** One trigger of the deploy API, every deployment it queued followed to its end, then the gate. */
 async function deployRound(inputs: DeployInputs, started: number): Promise<Round> {
-  const coolify = inputs.coolify!;
+  const coolify = settings(inputs);
   const trigger = deployRequest(coolify);
   core.info(`Triggering Coolify: ${describeRequest(trigger).replace('\n', ' (')})`);
   const answer = await send(trigger).catch((error: Error) => {
@@ -300,9 +300,10 @@ function toReport(
 
 /** The dry-run plan: the requests that would be sent (token shown as ***), the waiting and the gate. */
 export function planCoolify(inputs: DeployInputs): PlanStep[] {
-  const coolify = inputs.coolify!;
+  const coolify = settings(inputs);
   const steps: PlanStep[] = [];
-  if (coolify.imageTag !== undefined)
+  const { imageTag } = coolify;
+  if (imageTag !== undefined)
     steps.push(
       {
         kind: 'run',
@@ -311,8 +312,8 @@ export function planCoolify(inputs: DeployInputs): PlanStep[] {
       },
       {
         kind: 'run',
-        description: `set each application's image tag to ${coolify.imageTag}${inputs.rollbackOnFailure ? ' (a failed release is deployed again with the tags they had)' : ''}`,
-        script: coolify.uuids.map((uuid) => describeRequest(setImageTagRequest(coolify, uuid, coolify.imageTag!))).join('\n'),
+        description: `set each application's image tag to ${imageTag}${inputs.rollbackOnFailure ? ' (a failed release is deployed again with the tags they had)' : ''}`,
+        script: coolify.uuids.map((uuid) => describeRequest(setImageTagRequest(coolify, uuid, imageTag))).join('\n'),
       },
     );
   steps.push(
@@ -339,3 +340,8 @@ export function planCoolify(inputs: DeployInputs): PlanStep[] {
 
 /** Coolify deploys from its own configuration, through its API: no SSH host, no compose file. */
 export const coolify: StrategyEntry = { inputs: COOLIFY_INPUTS, ignores: ['ssh', 'compose'], ignoresInputs: [] };
+
+function settings(inputs: DeployInputs): CoolifyInputs {
+  if (!inputs.coolify) throw new Error('strategy: coolify without its inputs');
+  return inputs.coolify;
+}

@@ -14,6 +14,13 @@ function settings(d: Deployer): SystemdInputs {
   return d.inputs.systemd;
 }
 
+/** What a new release is made of; the inputs require one of artifact-path and git-repository unless rolling back. */
+function sourceOf(d: Deployer): ReleaseSource {
+  const { source } = settings(d);
+  if (!source) throw new Error('strategy: systemd needs artifact-path or git-repository');
+  return source;
+}
+
 /**
  * Checks the unit exists before anything changes and decides on sudo: a user other than root
  * cannot restart a system unit without it (over SSH there is no polkit agent to ask).
@@ -135,18 +142,18 @@ export function systemdStrategy(): HostStrategy {
   return {
     usesDocker: false,
     async check(d) {
-      if (!settings(d).source && d.inputs.rollback === undefined) throw new Error('strategy: systemd needs artifact-path or git-repository');
+      if (d.inputs.rollback === undefined) sourceOf(d);
       ({ sudo } = await inspectUnit(d, settings(d).unit));
     },
     subject: (d) => ` of ${settings(d).unit}`,
     previousOf,
     async upload(d, id) {
-      const { unit, source } = settings(d);
-      await createRelease(d, id, unit, source!);
+      await createRelease(d, id, settings(d).unit, sourceOf(d));
       return { id, images: {} };
     },
     prepare(d, release) {
-      const { source, installCommand } = settings(d);
+      const { installCommand } = settings(d);
+      const source = sourceOf(d);
       const run = (what: string, command: string) => async () => {
         await d.server.run(inReleaseDir(d.inputs.projectDir, release.id, command), {
           description: what,
@@ -154,7 +161,7 @@ export function systemdStrategy(): HostStrategy {
           live: 'all',
         });
       };
-      const steps: PrepareStep[] = [{ what: 'Uploading the release', run: () => uploadFiles(d, release.id, source!) }];
+      const steps: PrepareStep[] = [{ what: 'Uploading the release', run: () => uploadFiles(d, release.id, source) }];
       if (installCommand !== undefined) steps.push({ what: 'install-command', run: run('install-command', installCommand) });
       if (d.inputs.preDeploy !== undefined) steps.push({ what: 'pre-deploy', run: run('pre-deploy', d.inputs.preDeploy) });
       return steps;
