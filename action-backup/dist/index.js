@@ -98443,7 +98443,30 @@ var InputCollector = class {
   finish() {
     if (this.errors.length > 0) throw new InputErrors(this.errors);
   }
+  /** Like `read`, but a failed reader leaves NOT_READ, so `result` can tell it from an input that is legitimately unset. */
+  take(reader) {
+    try {
+      return reader();
+    } catch (error3) {
+      const inputErrors = inputErrorsOf(error3);
+      if (inputErrors.length === 0) throw error3;
+      this.errors.push(...inputErrors);
+      return NOT_READ;
+    }
+  }
+  /** For a reader that depends on another input: that input's value, or undefined when it could not be read (its error is already kept). */
+  known(value) {
+    return value === NOT_READ ? void 0 : value;
+  }
+  /** Throws every collected error together; otherwise the values, typed without NOT_READ (none can be left once no reader failed). */
+  result(values) {
+    this.finish();
+    const unread = Object.keys(values).filter((key) => values[key] === NOT_READ);
+    if (unread.length > 0) throw new Error(`Inputs not read, with no input error to say why: ${unread.join(", ")}`);
+    return values;
+  }
 };
+var NOT_READ = /* @__PURE__ */ Symbol("input not read");
 
 // packages/action-kit/src/ssh-inputs.ts
 import { isIP } from "node:net";

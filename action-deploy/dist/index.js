@@ -18770,10 +18770,10 @@ var require_eventsource = __commonJS({
           lastEventId: "",
           reconnectionTime: defaultReconnectionTime
         };
-        const settings2 = environmentSettingsObject;
+        const settings3 = environmentSettingsObject;
         let urlRecord;
         try {
-          urlRecord = new URL(url, settings2.settingsObject.baseUrl);
+          urlRecord = new URL(url, settings3.settingsObject.baseUrl);
           this.#state.origin = urlRecord.origin;
         } catch (e) {
           throw new DOMException(e, "SyntaxError");
@@ -48059,7 +48059,30 @@ var InputCollector = class {
   finish() {
     if (this.errors.length > 0) throw new InputErrors(this.errors);
   }
+  /** Like `read`, but a failed reader leaves NOT_READ, so `result` can tell it from an input that is legitimately unset. */
+  take(reader) {
+    try {
+      return reader();
+    } catch (error2) {
+      const inputErrors = inputErrorsOf(error2);
+      if (inputErrors.length === 0) throw error2;
+      this.errors.push(...inputErrors);
+      return NOT_READ;
+    }
+  }
+  /** For a reader that depends on another input: that input's value, or undefined when it could not be read (its error is already kept). */
+  known(value) {
+    return value === NOT_READ ? void 0 : value;
+  }
+  /** Throws every collected error together; otherwise the values, typed without NOT_READ (none can be left once no reader failed). */
+  result(values) {
+    this.finish();
+    const unread = Object.keys(values).filter((key) => values[key] === NOT_READ);
+    if (unread.length > 0) throw new Error(`Inputs not read, with no input error to say why: ${unread.join(", ")}`);
+    return values;
+  }
 };
+var NOT_READ = /* @__PURE__ */ Symbol("input not read");
 
 // packages/action-kit/src/ssh-inputs.ts
 import { isIP } from "node:net";
@@ -49301,7 +49324,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.8.1";
+var version = "0.9.0";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -53959,20 +53982,166 @@ function answerError(what, request2, answer) {
   return `${what}: Coolify answered HTTP ${answer.status} to ${request2.method} ${request2.url}${said ? `: ${said.replace(/\.+$/, "")}` : ""}.${hint}`;
 }
 
+// action-deploy/src/strategies/coolify/inputs.ts
+var COOLIFY_INPUTS = [
+  {
+    name: "coolify-url",
+    description: "strategy: coolify \u2014 address of the Coolify instance, e.g. https://coolify.example.com (its API is under /api/v1).",
+    required: false
+  },
+  {
+    name: "coolify-token",
+    description: "strategy: coolify \u2014 Coolify API token (Keys & Tokens \u2192 API tokens) with the `deploy` and `read` permissions (and `read:sensitive` to see deployment logs on failure), e.g. from a secret. Sent only in the Authorization header.",
+    required: false,
+    secret: true
+  },
+  {
+    name: "coolify-uuid",
+    description: "strategy: coolify \u2014 UUID(s) of the Coolify resources to deploy, separated by newlines or commas. Set this or coolify-tag.",
+    required: false
+  },
+  {
+    name: "coolify-tag",
+    description: "strategy: coolify \u2014 Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.",
+    required: false
+  },
+  {
+    name: "coolify-image-tag",
+    description: "strategy: coolify \u2014 the image tag each application of coolify-uuid runs (Coolify's Docker Image build pack), e.g. the commit SHA the image was pushed as: set through Coolify's API before the deploy (the token needs `write`), so the deploy runs exactly that build and a manual rollback is a deploy of an earlier tag. With rollback-on-failure, a release that fails its deployment or the health gate is deployed again with the tag each application had before. Empty: Coolify deploys whatever tag it has.",
+    required: false
+  },
+  { name: "coolify-force", description: "strategy: coolify \u2014 rebuild without cache (Coolify's `force`), true or false.", required: false, default: "false" },
+  {
+    name: "coolify-timeout",
+    description: "strategy: coolify \u2014 how long every deployment may take until Coolify reports it finished or failed, e.g. 20m.",
+    required: false,
+    default: "20m"
+  },
+  {
+    name: "coolify-poll-interval",
+    description: "strategy: coolify \u2014 pause between two questions to Coolify about a deployment's status.",
+    required: false,
+    default: "5s"
+  }
+];
+var IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+var UUID = /^[A-Za-z0-9_-]{1,64}$/;
+var TAG = /^[^,\s][^,\r\n]{0,99}$/;
+function readApiUrl() {
+  const value = getString("coolify-url", { required: true });
+  const expected = "the http:// or https:// address of the Coolify instance, e.g. https://coolify.example.com, without user:password, query or fragment";
+  let url;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalidInput("coolify-url", expected, value);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:" || url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
+    throw invalidInput("coolify-url", expected, value);
+  }
+  const path = url.pathname.replace(/\/+$/, "").replace(/\/api\/v1$/, "");
+  return `${url.origin}${path}/api/v1`;
+}
+function readIds(name, pattern, expected) {
+  const items = (getList(name, { split: "lines" }) ?? []).flatMap((line) => line.split(",")).map((item) => item.trim()).filter((item) => item !== "");
+  for (const item of items) if (!pattern.test(item)) throw invalidInput(name, expected, item);
+  return [...new Set(items)];
+}
+function readCoolifyInputs(strategy) {
+  if (strategy !== "coolify") return void 0;
+  const c = new InputCollector();
+  const apiUrl = c.read(readApiUrl);
+  const token = c.read(() => {
+    const value = getString("coolify-token", { required: true, secret: true });
+    maskSecret(value);
+    if (/[\s]/.test(value.trim()) || value.trim() === "") throw invalidInput("coolify-token", "a Coolify API token on one line", value, true);
+    return value.trim();
+  });
+  const uuids = c.read(() => readIds("coolify-uuid", UUID, "Coolify resource UUIDs (letters, digits, - and _), separated by newlines or commas"));
+  const tags = c.read(() => readIds("coolify-tag", TAG, "Coolify tag names, separated by newlines or commas"));
+  const force = c.read(() => getBoolean("coolify-force", { default: false }));
+  const imageTag = c.read(() => {
+    const value = getString("coolify-image-tag");
+    if (value !== void 0 && !IMAGE_TAG.test(value))
+      throw invalidInput(
+        "coolify-image-tag",
+        "a Docker image tag (letters, digits, _, . and -, at most 128, not starting with . or -), e.g. the commit SHA",
+        value
+      );
+    return value;
+  });
+  const timeoutSeconds = c.read(() => getDuration("coolify-timeout", { default: 1200, min: 1, max: 6 * 3600 }));
+  const pollSeconds = c.read(() => getDuration("coolify-poll-interval", { default: 5, min: 1, max: 300 }));
+  if (uuids !== void 0 && tags !== void 0) {
+    if (uuids.length === 0 && tags.length === 0)
+      c.add(
+        new InputError(
+          ["coolify-uuid", "coolify-tag"],
+          'strategy: coolify needs "coolify-uuid" (the resources to deploy) or "coolify-tag" (deploy every resource with that tag); neither is set'
+        )
+      );
+    if (uuids.length > 0 && tags.length > 0)
+      c.add(
+        new InputError(
+          ["coolify-uuid", "coolify-tag"],
+          'Inputs "coolify-uuid" and "coolify-tag" are both set; Coolify deploys by uuid or by tag, not both, so set one of them'
+        )
+      );
+  }
+  if (imageTag !== void 0 && tags !== void 0 && tags.length > 0)
+    c.add(
+      new InputError(
+        ["coolify-image-tag", "coolify-tag"],
+        'Input "coolify-image-tag" sets the tag of the applications named in "coolify-uuid"; with "coolify-tag" they are not known before the deploy, so list them in coolify-uuid'
+      )
+    );
+  if (getString("rollback") !== void 0)
+    c.add(
+      new InputError(
+        "rollback",
+        'Input "rollback" is not available with strategy: coolify; deploy the earlier image with coolify-image-tag (e.g. its commit SHA), or redeploy an earlier deployment in Coolify itself'
+      )
+    );
+  if (imageTag === void 0 && getString("rollback-on-failure")?.toLowerCase() === "false")
+    c.add(
+      new InputError(
+        "rollback-on-failure",
+        'Input "rollback-on-failure" is used by strategy: coolify only with coolify-image-tag (without it there is no earlier tag to return to, and nothing is rolled back anyway); remove it'
+      )
+    );
+  if (getString("health-command") !== void 0)
+    c.add(new InputError("health-command", 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
+  if (getString("health-from")?.toLowerCase() === "host")
+    c.add(new InputError("health-from", 'Input "health-from: host" needs an SSH host, and strategy: coolify has none; use health-from: runner'));
+  if ((getList("health-url") ?? []).some((url) => url.includes("{host}")))
+    c.add(new InputError("health-url", `Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app's public address`));
+  c.finish();
+  return {
+    apiUrl,
+    token,
+    uuids,
+    tags,
+    force,
+    ...imageTag === void 0 ? {} : { imageTag },
+    timeoutSeconds,
+    pollSeconds
+  };
+}
+
 // action-deploy/src/strategies/coolify/index.ts
 var sleep2 = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
 var SUMMARY_LOG_LINES = 100;
 async function deployCoolify(inputs, _ctx) {
-  const coolify = inputs.coolify;
+  const coolify2 = settings(inputs);
   const started = performance.now();
-  if (coolify.imageTag === void 0) {
+  if (coolify2.imageTag === void 0) {
     const round2 = await deployRound(inputs, started);
-    return round2.followed.map((f) => toReport(coolify, f, round2.gate, {}));
+    return round2.followed.map((f) => toReport(coolify2, f, round2.gate, {}));
   }
-  const before = await Promise.all(coolify.uuids.map((uuid) => readApplication(coolify, uuid)));
-  const wanted = coolify.imageTag;
+  const before = await Promise.all(coolify2.uuids.map((uuid) => readApplication(coolify2, uuid)));
+  const wanted = coolify2.imageTag;
   await setImageTags(
-    coolify,
+    coolify2,
     before.map((app) => ({ app, from: app.tag, to: wanted }))
   );
   let round;
@@ -53980,37 +54149,37 @@ async function deployCoolify(inputs, _ctx) {
     round = await deployRound(inputs, started);
   } catch (error2) {
     await setImageTags(
-      coolify,
+      coolify2,
       before.map((app) => ({ app, from: wanted, to: app.tag }))
     ).catch((undo) => warning(`Could not set the applications' image tags back: ${undo.message}`));
     throw error2;
   }
   const images = Object.fromEntries(before.map((app) => [app.name, `${app.image}:${wanted}`]));
   const failure = roundFailure(round);
-  if (failure === void 0) return round.followed.map((f) => toReport(coolify, f, round.gate, { images }));
+  if (failure === void 0) return round.followed.map((f) => toReport(coolify2, f, round.gate, { images }));
   const changed = before.filter((app) => app.tag !== wanted);
   const why = `${failure}.`;
   if (!inputs.rollbackOnFailure || changed.length === 0) {
     const left = !inputs.rollbackOnFailure ? `rollback-on-failure is false, so Coolify keeps ${wanted} for inspection` : `every application already ran ${wanted} before, so there is no earlier tag to return to`;
-    return round.followed.map((f) => toReport(coolify, f, round.gate, { images, error: `${why} ${left}.` }));
+    return round.followed.map((f) => toReport(coolify2, f, round.gate, { images, error: `${why} ${left}.` }));
   }
   const previous = changed.map((app) => `${app.name} \u2192 ${app.tag}`).join(", ");
   warning(`${why} Rolling back: ${previous}.`);
   await setImageTags(
-    coolify,
+    coolify2,
     changed.map((app) => ({ app, from: wanted, to: app.tag })),
     `so the rollback could not start: ${why} Coolify keeps ${wanted}`
   );
-  const back = await deployRound({ ...inputs, coolify: { ...coolify, uuids: changed.map((app) => app.uuid) } }, performance.now());
+  const back = await deployRound({ ...inputs, coolify: { ...coolify2, uuids: changed.map((app) => app.uuid) } }, performance.now());
   const backFailure = roundFailure(back);
   const restored = Object.fromEntries(before.map((app) => [app.name, `${app.image}:${app.tag}`]));
   const backGates = back.gate ? [{ label: `rollback to ${previous}`, gate: back.gate }] : [];
   if (backFailure !== void 0)
     return round.followed.map(
-      (f) => toReport(coolify, f, round.gate, { images, error: `${why} The rollback (${previous}) failed too: ${backFailure}.`, extraGates: backGates })
+      (f) => toReport(coolify2, f, round.gate, { images, error: `${why} The rollback (${previous}) failed too: ${backFailure}.`, extraGates: backGates })
     );
   return round.followed.map(
-    (f) => toReport(coolify, f, round.gate, {
+    (f) => toReport(coolify2, f, round.gate, {
       images: restored,
       status: "rolled-back",
       error: `${why} Rolled back (${previous}), which passed the health gate.`,
@@ -54019,17 +54188,17 @@ async function deployCoolify(inputs, _ctx) {
   );
 }
 async function deployRound(inputs, started) {
-  const coolify = inputs.coolify;
-  const trigger = deployRequest(coolify);
+  const coolify2 = settings(inputs);
+  const trigger = deployRequest(coolify2);
   info(`Triggering Coolify: ${describeRequest(trigger).replace("\n", " (")})`);
   const answer = await send(trigger).catch((error2) => {
-    throw new Error(`Could not reach Coolify at ${coolify.apiUrl}: ${error2.message}`);
+    throw new Error(`Could not reach Coolify at ${coolify2.apiUrl}: ${error2.message}`);
   });
   if (answer.status < 200 || answer.status > 299) throw new Error(answerError("Triggering the deployment failed, nothing was deployed", trigger, answer));
   const { deployments, messages } = parseTriggered(answer.body);
   for (const message of messages) info(`Coolify: ${message}`);
-  const missing = coolify.uuids.filter((uuid) => !deployments.some((d) => d.resourceUuid === uuid));
-  const followed = await Promise.all(deployments.map((triggered) => follow(coolify, triggered, started)));
+  const missing = coolify2.uuids.filter((uuid) => !deployments.some((d) => d.resourceUuid === uuid));
+  const followed = await Promise.all(deployments.map((triggered) => follow(coolify2, triggered, started)));
   for (const uuid of missing) {
     followed.push({
       triggered: { resourceUuid: uuid },
@@ -54038,7 +54207,7 @@ async function deployRound(inputs, started) {
     });
   }
   if (followed.length === 0) {
-    const label = coolify.tags.join(",");
+    const label = coolify2.tags.join(",");
     const refused2 = messages.length === 0 || messages.some((m) => /unauthori|not found|no resources/i.test(m));
     followed.push({
       triggered: { resourceUuid: `tag:${label}`, ...messages.length > 0 ? { message: messages.join(" ") } : {} },
@@ -54056,28 +54225,28 @@ function roundFailure(round) {
   if (round.gate && !round.gate.ok) return `The Coolify deployments finished, but the health gate failed: ${round.gate.reason}`;
   return void 0;
 }
-async function readApplication(coolify, uuid) {
-  const request2 = applicationRequest(coolify, uuid);
+async function readApplication(coolify2, uuid) {
+  const request2 = applicationRequest(coolify2, uuid);
   const answer = await send(request2).catch((error2) => {
-    throw new Error(`Could not reach Coolify at ${coolify.apiUrl}: ${error2.message}`);
+    throw new Error(`Could not reach Coolify at ${coolify2.apiUrl}: ${error2.message}`);
   });
   if (answer.status !== 200) throw new Error(answerError(`Reading application ${uuid} failed, nothing was changed`, request2, answer));
   return parseApplication(uuid, answer.body);
 }
-async function setImageTags(coolify, changes, refused2 = "nothing was deployed") {
+async function setImageTags(coolify2, changes, refused2 = "nothing was deployed") {
   const done = [];
   for (const { app, from, to } of changes) {
-    const request2 = setImageTagRequest(coolify, app.uuid, to);
+    const request2 = setImageTagRequest(coolify2, app.uuid, to);
     const answer = await send(request2).catch((error2) => ({ status: 0, body: error2.message }));
     if (answer.status < 200 || answer.status > 299) {
-      for (const undo of done) await send(setImageTagRequest(coolify, undo.app.uuid, undo.from)).catch(() => void 0);
+      for (const undo of done) await send(setImageTagRequest(coolify2, undo.app.uuid, undo.from)).catch(() => void 0);
       throw new Error(answerError(`Setting the image tag of ${app.name} to ${to} failed, ${refused2}`, request2, answer));
     }
     info(`[coolify:${app.uuid}] ${app.name} runs ${app.image}:${to}${to === from ? " (unchanged)" : ` (was ${from})`}`);
     done.push({ app, from });
   }
 }
-async function follow(coolify, triggered, started) {
+async function follow(coolify2, triggered, started) {
   const seconds = () => (performance.now() - started) / 1e3;
   const name = `coolify:${triggered.resourceUuid}`;
   if (triggered.deploymentUuid === void 0) {
@@ -54086,8 +54255,8 @@ async function follow(coolify, triggered, started) {
     return /started/i.test(message) ? { triggered, seconds: seconds() } : { triggered, error: `Coolify did not deploy ${triggered.resourceUuid}: ${message}`, seconds: seconds() };
   }
   info(`[${name}] deployment ${triggered.deploymentUuid} queued${triggered.message ? ` (${triggered.message})` : ""}`);
-  const request2 = deploymentRequest(coolify, triggered.deploymentUuid);
-  const deadline = started + coolify.timeoutSeconds * 1e3;
+  const request2 = deploymentRequest(coolify2, triggered.deploymentUuid);
+  const deadline = started + coolify2.timeoutSeconds * 1e3;
   let state;
   let lastProblem;
   while (performance.now() < deadline) {
@@ -54109,15 +54278,15 @@ async function follow(coolify, triggered, started) {
       lastProblem = `asking for the deployment status: ${error2.message}`;
     }
     if (lastProblem) warning(`[${name}] ${lastProblem}; asking again`);
-    await sleep2(Math.min(coolify.pollSeconds * 1e3, Math.max(0, deadline - performance.now())));
+    await sleep2(Math.min(coolify2.pollSeconds * 1e3, Math.max(0, deadline - performance.now())));
   }
   if (state?.status === "finished") return { triggered, state, seconds: seconds() };
-  const why = state === void 0 || isRunning(state.status) ? `did not finish within coolify-timeout (${coolify.timeoutSeconds} s; last status: ${state?.status ?? "unknown"}${lastProblem ? `, ${lastProblem}` : ""}); Coolify may still complete it` : `ended ${state.status}`;
+  const why = state === void 0 || isRunning(state.status) ? `did not finish within coolify-timeout (${coolify2.timeoutSeconds} s; last status: ${state?.status ?? "unknown"}${lastProblem ? `, ${lastProblem}` : ""}); Coolify may still complete it` : `ended ${state.status}`;
   return {
     triggered,
     state,
     error: `Coolify deployment ${triggered.deploymentUuid} of ${triggered.resourceUuid} ${why}`,
-    diagnostics: printLogs(name, triggered.deploymentUuid, state, coolify.token),
+    diagnostics: printLogs(name, triggered.deploymentUuid, state, coolify2.token),
     seconds: seconds()
   };
 }
@@ -54151,7 +54320,7 @@ async function healthGate(health) {
   });
   return { ...result, containers: [], failingServices: [] };
 }
-function toReport(coolify, f, gate, verdict) {
+function toReport(coolify2, f, gate, verdict) {
   const id = f.triggered.deploymentUuid ?? f.triggered.resourceUuid;
   let error2 = verdict.error ?? f.error;
   if (!error2 && gate && !gate.ok)
@@ -54169,34 +54338,35 @@ function toReport(coolify, f, gate, verdict) {
     durationSeconds,
     mode: "deploy"
   };
-  return { label: `coolify:${f.triggered.resourceUuid}`, projectDir: coolify.apiUrl, status, outcome, ...error2 ? { error: error2 } : {}, durationSeconds };
+  return { label: `coolify:${f.triggered.resourceUuid}`, projectDir: coolify2.apiUrl, status, outcome, ...error2 ? { error: error2 } : {}, durationSeconds };
 }
 function planCoolify(inputs) {
-  const coolify = inputs.coolify;
+  const coolify2 = settings(inputs);
   const steps = [];
-  if (coolify.imageTag !== void 0)
+  const { imageTag } = coolify2;
+  if (imageTag !== void 0)
     steps.push(
       {
         kind: "run",
         description: `read each application's image and tag (it must run a registry image); nothing is changed if one cannot`,
-        script: coolify.uuids.map((uuid) => describeRequest(applicationRequest(coolify, uuid))).join("\n")
+        script: coolify2.uuids.map((uuid) => describeRequest(applicationRequest(coolify2, uuid))).join("\n")
       },
       {
         kind: "run",
-        description: `set each application's image tag to ${coolify.imageTag}${inputs.rollbackOnFailure ? " (a failed release is deployed again with the tags they had)" : ""}`,
-        script: coolify.uuids.map((uuid) => describeRequest(setImageTagRequest(coolify, uuid, coolify.imageTag))).join("\n")
+        description: `set each application's image tag to ${imageTag}${inputs.rollbackOnFailure ? " (a failed release is deployed again with the tags they had)" : ""}`,
+        script: coolify2.uuids.map((uuid) => describeRequest(setImageTagRequest(coolify2, uuid, imageTag))).join("\n")
       }
     );
   steps.push(
     {
       kind: "run",
-      description: `trigger the Coolify deployment of ${coolify.uuids.length > 0 ? `resource(s) ${coolify.uuids.join(", ")}` : `every resource tagged ${coolify.tags.join(", ")}`}`,
-      script: describeRequest(deployRequest(coolify))
+      description: `trigger the Coolify deployment of ${coolify2.uuids.length > 0 ? `resource(s) ${coolify2.uuids.join(", ")}` : `every resource tagged ${coolify2.tags.join(", ")}`}`,
+      script: describeRequest(deployRequest(coolify2))
     },
     {
       kind: "run",
-      description: `follow each deployment Coolify queued, every ${coolify.pollSeconds} s until finished, failed or cancelled-by-user (at most ${coolify.timeoutSeconds} s); print the log of a failed one`,
-      script: describeRequest(deploymentRequest(coolify, "{deployment_uuid}")).replace("%7B", "{").replace("%7D", "}")
+      description: `follow each deployment Coolify queued, every ${coolify2.pollSeconds} s until finished, failed or cancelled-by-user (at most ${coolify2.timeoutSeconds} s); print the log of a failed one`,
+      script: describeRequest(deploymentRequest(coolify2, "{deployment_uuid}")).replace("%7B", "{").replace("%7D", "}")
     }
   );
   if (inputs.health.urls.length > 0) {
@@ -54207,6 +54377,11 @@ function planCoolify(inputs) {
     });
   }
   return steps;
+}
+var coolify = { inputs: COOLIFY_INPUTS, ignores: ["ssh", "compose"], ignoresInputs: [] };
+function settings(inputs) {
+  if (!inputs.coolify) throw new Error("strategy: coolify without its inputs");
+  return inputs.coolify;
 }
 
 // action-deploy/src/deploy.ts
@@ -56189,20 +56364,20 @@ function inThisProject(source, release) {
   };
 }
 async function backupBeforeDeploy(d, release, previous) {
-  const settings2 = d.inputs.backupBeforeDeploy;
-  if (!settings2) return [];
+  const settings3 = d.inputs.backupBeforeDeploy;
+  if (!settings3) return [];
   if (previous === void 0) {
     info("backup-before-deploy: this is the first release, so there is nothing running to back up yet");
     return [];
   }
-  const store = new HostStore(d.server, settings2.path);
+  const store = new HostStore(d.server, settings3.path);
   const taken = [];
-  for (const source of settings2.sources) {
+  for (const source of settings3.sources) {
     const result = await backupSource(d.server, store, inThisProject(source, release), {
       minSize: 1024,
       maxShrinkPercent: 50,
       encryptRecipients: [],
-      retention: { minKeep: settings2.keep },
+      retention: { minKeep: settings3.keep },
       log: (message) => info(`backup-before-deploy: ${message}`)
     });
     taken.push(describe(result.manifest));
@@ -56454,6 +56629,7 @@ function recreateStrategy() {
     plannedRollback: (_d, wanted) => `re-deploy release ${wanted} (its own compose files, env and digests), then the health gate`
   };
 }
+var recreate = { inputs: [], ignores: [], ignoresInputs: [], host: recreateStrategy };
 
 // action-deploy/src/strategies/rolling/roll-plan.ts
 var import_yaml6 = __toESM(require_dist(), 1);
@@ -56558,6 +56734,46 @@ function drainLeft(drainSeconds, healthySinceMs, nowMs) {
   if (drainSeconds <= 0) return 0;
   if (healthySinceMs === void 0) return drainSeconds;
   return Math.max(0, drainSeconds - (nowMs - healthySinceMs) / 1e3);
+}
+
+// action-deploy/src/strategies/rolling/inputs.ts
+var ROLLING_INPUTS = [
+  {
+    name: "rolling-services",
+    description: "With strategy: rolling, the Compose services to update without downtime, one per line or comma separated. Default: every service that publishes no fixed host port, sets no container_name, does not use the host network and mounts no named volume or host directory read-write. Every other service is updated by `compose up` (recreated if it changed), with a warning naming it and why.",
+    required: false
+  },
+  {
+    name: "rolling-drain",
+    description: "With strategy: rolling, how long the old containers keep running after the new ones are healthy and answer every check, so the reverse proxy has picked up the new ones; counted from the first round of the final streak of the gate (it overlaps the remaining rounds of the gate). The old ones then get their stop_grace_period to finish requests in flight.",
+    required: false,
+    default: "2s"
+  }
+];
+var SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+function readServices() {
+  const services = getList("rolling-services", { split: "any" });
+  for (const service of services ?? []) {
+    if (!SERVICE.test(service))
+      throw invalidInput("rolling-services", 'Compose service names (letters, digits, ".", "_" and "-"), one per line or comma separated', service);
+  }
+  return services;
+}
+function readRollingInputs(strategy) {
+  if (strategy !== "rolling") {
+    if (getList("rolling-services") !== void 0) {
+      throw new InputError(
+        ["rolling-services", "strategy"],
+        `Input "rolling-services" is set but strategy is ${strategy}; it only applies with strategy: rolling`
+      );
+    }
+    return void 0;
+  }
+  const c = new InputCollector();
+  const services = c.read(readServices);
+  const drainSeconds = c.read(() => getDuration("rolling-drain", { default: 2, min: 0, max: 600 }));
+  c.finish();
+  return { ...services === void 0 ? {} : { services }, drainSeconds };
 }
 
 // action-deploy/src/strategies/rolling/index.ts
@@ -56712,6 +56928,7 @@ async function relinkEnv(d, running) {
   const previous = await loadRelease(d, running);
   await d.server.run(linkEnv(d.inputs.projectDir, previous.id, previous.hasEnv), { description: "link the env file back", timeoutSeconds: 60 });
 }
+var rolling = { inputs: ROLLING_INPUTS, ignores: [], ignoresInputs: [], host: rollingStrategy };
 
 // action-deploy/src/strategies/swarm/stack-file.ts
 var import_yaml7 = __toESM(require_dist(), 1);
@@ -56894,6 +57111,12 @@ async function swarmGate(d, sinceMs) {
   }
 }
 
+// action-deploy/src/strategies/swarm/inputs.ts
+var SWARM_INPUTS = [];
+function readSwarmInputs(strategy) {
+  return strategy === "swarm" ? {} : void 0;
+}
+
 // action-deploy/src/strategies/swarm/index.ts
 function swarmStrategy() {
   return {
@@ -57034,6 +57257,7 @@ async function diagnose(d, gate, id) {
   }
   return found.report(id);
 }
+var swarm = { inputs: SWARM_INPUTS, ignores: [], ignoresInputs: ["pull-timeout"], host: swarmStrategy };
 
 // action-deploy/src/strategies/systemd/artifact.ts
 import { spawn as spawn2 } from "node:child_process";
@@ -57267,10 +57491,141 @@ async function unitDiagnostics(d, unit, sudo2, releaseId) {
   return found.report(releaseId);
 }
 
+// action-deploy/src/strategies/systemd/inputs.ts
+import { statSync as statSync3 } from "node:fs";
+import { resolve as resolve3 } from "node:path";
+var SYSTEMD_INPUTS = [
+  {
+    name: "systemd-unit",
+    description: "strategy: systemd \u2014 the service unit that runs the app from <project-dir>/current, e.g. myapp or myapp.service (it must already be installed on the server). Restarted after every switch.",
+    required: false
+  },
+  {
+    name: "artifact-path",
+    description: "strategy: systemd \u2014 what a release is made of: a file or directory on the runner, relative to the workspace. A directory is streamed as a tar archive; a .tar/.tar.gz/.tgz/.tar.xz/.tar.zst/.tar.bz2 file is unpacked; any other file is copied in as it is. Exactly one of artifact-path and git-repository.",
+    required: false
+  },
+  {
+    name: "git-repository",
+    description: "strategy: systemd \u2014 the clone URL the server fetches the commit (GITHUB_SHA) from, e.g. git@github.com:acme/app.git (the server needs its own read access, e.g. a deploy key). Exactly one of artifact-path and git-repository.",
+    required: false
+  },
+  {
+    name: "install-command",
+    description: "strategy: systemd \u2014 commands run in the new release directory before the switch (e.g. `python3 -m venv .venv && .venv/bin/pip install -r requirements.txt`), with SKIFF_RELEASE_DIR, SKIFF_RELEASE_ID and SKIFF_PROJECT_DIR set. Failure stops the deploy with nothing switched.",
+    required: false
+  }
+];
+var UNIT = /^[A-Za-z0-9_][A-Za-z0-9:_.\\-]*(@[A-Za-z0-9:_.\\-]+)?\.service$/;
+var OTHER_UNIT_TYPES = /\.(socket|target|timer|mount|automount|path|slice|scope|device|swap)$/;
+function parseUnit(value) {
+  const name = value.endsWith(".service") || OTHER_UNIT_TYPES.test(value) ? value : `${value}.service`;
+  if (!UNIT.test(name) || name.length > 255) {
+    throw invalidInput("systemd-unit", "the name of a service unit, e.g. myapp, myapp.service or myapp@blue.service (letters, digits and :_.\\- only)", value);
+  }
+  return name;
+}
+function parseGitRepository(value) {
+  const expected = "a clone URL the server can fetch from: git@host:owner/repo.git, ssh://\u2026, https://\u2026 (without user:password) or file:///path";
+  if (/[\s\0]/.test(value) || value.startsWith("-")) throw invalidInput("git-repository", expected, value);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
+  if (scheme !== void 0) {
+    if (!["https", "http", "ssh", "git", "file"].includes(scheme)) throw invalidInput("git-repository", expected, value);
+    let url;
+    try {
+      url = new URL(value);
+    } catch {
+      throw invalidInput("git-repository", expected, value);
+    }
+    if (url.password !== "" || (scheme === "https" || scheme === "http") && url.username !== "") {
+      throw new InputError(
+        "git-repository",
+        `Input "git-repository" must not carry credentials (user:password or a token in the URL would end up on the server's command line and in its git config); give the server its own read access, e.g. a deploy key, and use the plain URL`
+      );
+    }
+    return value;
+  }
+  if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(value) || /^[A-Za-z0-9.-]+:[^/\s][^\s]*$/.test(value)) return value;
+  throw invalidInput("git-repository", expected, value);
+}
+function readArtifact(value) {
+  const workspace2 = process.env.GITHUB_WORKSPACE || process.cwd();
+  const absolute = resolve3(workspace2, value);
+  let isDirectory2;
+  try {
+    const stat2 = statSync3(absolute);
+    if (!stat2.isDirectory() && !stat2.isFile()) throw new Error("not a file or directory");
+    isDirectory2 = stat2.isDirectory();
+  } catch (error2) {
+    throw new InputError(
+      "artifact-path",
+      `Input "artifact-path" must name a file or directory on the runner, relative to the workspace (${workspace2}); cannot use ${JSON.stringify(value)} (${error2.code ?? error2.message})`
+    );
+  }
+  return { kind: "artifact", path: value, absolute, isDirectory: isDirectory2 };
+}
+function readSha() {
+  const sha = (process.env.GITHUB_SHA ?? "").toLowerCase();
+  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) {
+    throw new InputError(
+      "git-repository",
+      `Input "git-repository" deploys the commit in GITHUB_SHA, which must be a full commit SHA; GITHUB_SHA is ${JSON.stringify(process.env.GITHUB_SHA ?? "")}`
+    );
+  }
+  return sha;
+}
+function readSystemdInputs(strategy) {
+  const names = SYSTEMD_INPUTS.map((input) => input.name);
+  if (strategy !== "systemd") {
+    const stray = names.filter((name) => getString(name) !== void 0);
+    if (stray.length > 0)
+      throw new InputError(stray, `Input(s) ${stray.map((name) => `"${name}"`).join(", ")} only apply to strategy: systemd (strategy is ${strategy})`);
+    return void 0;
+  }
+  const c = new InputCollector();
+  const unitValue = getString("systemd-unit");
+  const unit = unitValue === void 0 ? c.add(missingInput("systemd-unit")) : c.read(() => parseUnit(unitValue));
+  const artifact = getString("artifact-path");
+  const repository = getString("git-repository");
+  const installCommand = getString("install-command");
+  const rollback = getString("rollback") !== void 0;
+  let source;
+  if (!rollback) {
+    if (artifact !== void 0 && repository !== void 0) {
+      c.add(
+        new InputError(
+          ["artifact-path", "git-repository"],
+          'Inputs "artifact-path" and "git-repository" are both set; with strategy: systemd a release comes from exactly one of them'
+        )
+      );
+    } else if (artifact === void 0 && repository === void 0) {
+      c.add(
+        new InputError(
+          ["artifact-path", "git-repository"],
+          'strategy: systemd needs one of "artifact-path" (a file or directory on the runner to upload) or "git-repository" (a clone URL the server fetches GITHUB_SHA from)'
+        )
+      );
+    } else if (artifact !== void 0) {
+      source = c.read(() => readArtifact(artifact));
+    } else {
+      const url = c.read(() => parseGitRepository(repository));
+      const sha = c.read(readSha);
+      if (url !== void 0 && sha !== void 0) source = { kind: "git", repository: url, sha };
+    }
+  }
+  c.finish();
+  return { unit, ...source ? { source } : {}, ...installCommand === void 0 ? {} : { installCommand } };
+}
+
 // action-deploy/src/strategies/systemd/index.ts
-function settings(d) {
+function settings2(d) {
   if (!d.inputs.systemd) throw new Error("strategy: systemd without its inputs");
   return d.inputs.systemd;
+}
+function sourceOf(d) {
+  const { source } = settings2(d);
+  if (!source) throw new Error("strategy: systemd needs artifact-path or git-repository");
+  return source;
 }
 async function inspectUnit(d, unit) {
   const inspected = await d.server.run(inspectHost(unit), {
@@ -57368,18 +57723,18 @@ function systemdStrategy() {
   return {
     usesDocker: false,
     async check(d) {
-      if (!settings(d).source && d.inputs.rollback === void 0) throw new Error("strategy: systemd needs artifact-path or git-repository");
-      ({ sudo: sudo2 } = await inspectUnit(d, settings(d).unit));
+      if (d.inputs.rollback === void 0) sourceOf(d);
+      ({ sudo: sudo2 } = await inspectUnit(d, settings2(d).unit));
     },
-    subject: (d) => ` of ${settings(d).unit}`,
+    subject: (d) => ` of ${settings2(d).unit}`,
     previousOf,
     async upload(d, id) {
-      const { unit, source } = settings(d);
-      await createRelease2(d, id, unit, source);
+      await createRelease2(d, id, settings2(d).unit, sourceOf(d));
       return { id, images: {} };
     },
     prepare(d, release) {
-      const { source, installCommand } = settings(d);
+      const { installCommand } = settings2(d);
+      const source = sourceOf(d);
       const run2 = (what, command) => async () => {
         await d.server.run(inReleaseDir(d.inputs.projectDir, release.id, command), {
           description: what,
@@ -57394,35 +57749,36 @@ function systemdStrategy() {
     },
     async switchOn(d, release) {
       await d.server.run(pointCurrent(d.inputs.projectDir, release.id), { description: `point current at ${release.id}`, timeoutSeconds: 60 });
-      const gate = await restartAndGate(d, settings(d).unit, sudo2);
+      const gate = await restartAndGate(d, settings2(d).unit, sudo2);
       return { gates: [{ label: `release ${release.id}`, gate }], gate };
     },
     load: async (_d, id) => ({ id, images: {} }),
     async markCurrent(d, release) {
       await d.server.run(markDeployed(d.inputs.projectDir, release.id), { description: `mark ${release.id} deployed`, timeoutSeconds: 60 });
     },
-    diagnose: (d, release) => unitDiagnostics(d, settings(d).unit, sudo2, release.id),
+    diagnose: (d, release) => unitDiagnostics(d, settings2(d).unit, sudo2, release.id),
     left: {
       noRollback: "it was left current for inspection",
       noPrevious: "it was left current for inspection"
     },
     removeCommands: (d, plan) => removeReleases(d.inputs.projectDir, plan.remove),
-    plannedRollback: (d, wanted) => `point current at release ${wanted}, restart ${settings(d).unit}, then the health gate`
+    plannedRollback: (d, wanted) => `point current at release ${wanted}, restart ${settings2(d).unit}, then the health gate`
   };
 }
+var systemd = { inputs: SYSTEMD_INPUTS, ignores: ["compose"], ignoresInputs: [], host: systemdStrategy };
 
 // action-deploy/src/strategies/names.ts
 var STRATEGIES = ["recreate", "rolling", "swarm", "systemd", "coolify"];
 
 // action-deploy/src/strategies/index.ts
-var HOST_STRATEGIES = {
-  recreate: recreateStrategy,
-  rolling: rollingStrategy,
-  swarm: swarmStrategy,
-  systemd: systemdStrategy
-};
+var STRATEGY_REGISTRY = { recreate, rolling, swarm, systemd, coolify };
 function hostStrategy(name) {
-  return HOST_STRATEGIES[name]();
+  const make = STRATEGY_REGISTRY[name].host;
+  if (!make) throw new Error(`strategy: ${name} does not deploy over SSH`);
+  return make();
+}
+function strategyInputs() {
+  return Object.values(STRATEGY_REGISTRY).flatMap((entry) => [...entry.inputs]);
 }
 
 // action-deploy/src/story.ts
@@ -57832,324 +58188,6 @@ function asList(text) {
   }
 }
 
-// action-deploy/src/strategies/coolify/inputs.ts
-var COOLIFY_INPUTS = [
-  {
-    name: "coolify-url",
-    description: "strategy: coolify \u2014 address of the Coolify instance, e.g. https://coolify.example.com (its API is under /api/v1).",
-    required: false
-  },
-  {
-    name: "coolify-token",
-    description: "strategy: coolify \u2014 Coolify API token (Keys & Tokens \u2192 API tokens) with the `deploy` and `read` permissions (and `read:sensitive` to see deployment logs on failure), e.g. from a secret. Sent only in the Authorization header.",
-    required: false,
-    secret: true
-  },
-  {
-    name: "coolify-uuid",
-    description: "strategy: coolify \u2014 UUID(s) of the Coolify resources to deploy, separated by newlines or commas. Set this or coolify-tag.",
-    required: false
-  },
-  {
-    name: "coolify-tag",
-    description: "strategy: coolify \u2014 Coolify tag(s) whose resources are deployed, separated by newlines or commas. Set this or coolify-uuid.",
-    required: false
-  },
-  {
-    name: "coolify-image-tag",
-    description: "strategy: coolify \u2014 the image tag each application of coolify-uuid runs (Coolify's Docker Image build pack), e.g. the commit SHA the image was pushed as: set through Coolify's API before the deploy (the token needs `write`), so the deploy runs exactly that build and a manual rollback is a deploy of an earlier tag. With rollback-on-failure, a release that fails its deployment or the health gate is deployed again with the tag each application had before. Empty: Coolify deploys whatever tag it has.",
-    required: false
-  },
-  { name: "coolify-force", description: "strategy: coolify \u2014 rebuild without cache (Coolify's `force`), true or false.", required: false, default: "false" },
-  {
-    name: "coolify-timeout",
-    description: "strategy: coolify \u2014 how long every deployment may take until Coolify reports it finished or failed, e.g. 20m.",
-    required: false,
-    default: "20m"
-  },
-  {
-    name: "coolify-poll-interval",
-    description: "strategy: coolify \u2014 pause between two questions to Coolify about a deployment's status.",
-    required: false,
-    default: "5s"
-  }
-];
-var IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-var UUID = /^[A-Za-z0-9_-]{1,64}$/;
-var TAG = /^[^,\s][^,\r\n]{0,99}$/;
-function readApiUrl() {
-  const value = getString("coolify-url", { required: true });
-  const expected = "the http:// or https:// address of the Coolify instance, e.g. https://coolify.example.com, without user:password, query or fragment";
-  let url;
-  try {
-    url = new URL(value);
-  } catch {
-    throw invalidInput("coolify-url", expected, value);
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:" || url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
-    throw invalidInput("coolify-url", expected, value);
-  }
-  const path = url.pathname.replace(/\/+$/, "").replace(/\/api\/v1$/, "");
-  return `${url.origin}${path}/api/v1`;
-}
-function readIds(name, pattern, expected) {
-  const items = (getList(name, { split: "lines" }) ?? []).flatMap((line) => line.split(",")).map((item) => item.trim()).filter((item) => item !== "");
-  for (const item of items) if (!pattern.test(item)) throw invalidInput(name, expected, item);
-  return [...new Set(items)];
-}
-function readCoolifyInputs(strategy) {
-  if (strategy !== "coolify") return void 0;
-  const c = new InputCollector();
-  const apiUrl = c.read(readApiUrl);
-  const token = c.read(() => {
-    const value = getString("coolify-token", { required: true, secret: true });
-    maskSecret(value);
-    if (/[\s]/.test(value.trim()) || value.trim() === "") throw invalidInput("coolify-token", "a Coolify API token on one line", value, true);
-    return value.trim();
-  });
-  const uuids = c.read(() => readIds("coolify-uuid", UUID, "Coolify resource UUIDs (letters, digits, - and _), separated by newlines or commas"));
-  const tags = c.read(() => readIds("coolify-tag", TAG, "Coolify tag names, separated by newlines or commas"));
-  const force = c.read(() => getBoolean("coolify-force", { default: false }));
-  const imageTag = c.read(() => {
-    const value = getString("coolify-image-tag");
-    if (value !== void 0 && !IMAGE_TAG.test(value))
-      throw invalidInput(
-        "coolify-image-tag",
-        "a Docker image tag (letters, digits, _, . and -, at most 128, not starting with . or -), e.g. the commit SHA",
-        value
-      );
-    return value;
-  });
-  const timeoutSeconds = c.read(() => getDuration("coolify-timeout", { default: 1200, min: 1, max: 6 * 3600 }));
-  const pollSeconds = c.read(() => getDuration("coolify-poll-interval", { default: 5, min: 1, max: 300 }));
-  if (uuids !== void 0 && tags !== void 0) {
-    if (uuids.length === 0 && tags.length === 0)
-      c.add(
-        new InputError(
-          ["coolify-uuid", "coolify-tag"],
-          'strategy: coolify needs "coolify-uuid" (the resources to deploy) or "coolify-tag" (deploy every resource with that tag); neither is set'
-        )
-      );
-    if (uuids.length > 0 && tags.length > 0)
-      c.add(
-        new InputError(
-          ["coolify-uuid", "coolify-tag"],
-          'Inputs "coolify-uuid" and "coolify-tag" are both set; Coolify deploys by uuid or by tag, not both, so set one of them'
-        )
-      );
-  }
-  if (imageTag !== void 0 && tags !== void 0 && tags.length > 0)
-    c.add(
-      new InputError(
-        ["coolify-image-tag", "coolify-tag"],
-        'Input "coolify-image-tag" sets the tag of the applications named in "coolify-uuid"; with "coolify-tag" they are not known before the deploy, so list them in coolify-uuid'
-      )
-    );
-  if (getString("rollback") !== void 0)
-    c.add(
-      new InputError(
-        "rollback",
-        'Input "rollback" is not available with strategy: coolify; deploy the earlier image with coolify-image-tag (e.g. its commit SHA), or redeploy an earlier deployment in Coolify itself'
-      )
-    );
-  if (imageTag === void 0 && getString("rollback-on-failure")?.toLowerCase() === "false")
-    c.add(
-      new InputError(
-        "rollback-on-failure",
-        'Input "rollback-on-failure" is used by strategy: coolify only with coolify-image-tag (without it there is no earlier tag to return to, and nothing is rolled back anyway); remove it'
-      )
-    );
-  if (getString("health-command") !== void 0)
-    c.add(new InputError("health-command", 'Input "health-command" runs on an SSH host, and strategy: coolify has none; use health-url'));
-  if (getString("health-from")?.toLowerCase() === "host")
-    c.add(new InputError("health-from", 'Input "health-from: host" needs an SSH host, and strategy: coolify has none; use health-from: runner'));
-  if ((getList("health-url") ?? []).some((url) => url.includes("{host}")))
-    c.add(new InputError("health-url", `Input "health-url" uses {host}, but strategy: coolify deploys to no SSH host; write the app's public address`));
-  c.finish();
-  return {
-    apiUrl,
-    token,
-    uuids,
-    tags,
-    force,
-    ...imageTag === void 0 ? {} : { imageTag },
-    timeoutSeconds,
-    pollSeconds
-  };
-}
-
-// action-deploy/src/strategies/rolling/inputs.ts
-var ROLLING_INPUTS = [
-  {
-    name: "rolling-services",
-    description: "With strategy: rolling, the Compose services to update without downtime, one per line or comma separated. Default: every service that publishes no fixed host port, sets no container_name, does not use the host network and mounts no named volume or host directory read-write. Every other service is updated by `compose up` (recreated if it changed), with a warning naming it and why.",
-    required: false
-  },
-  {
-    name: "rolling-drain",
-    description: "With strategy: rolling, how long the old containers keep running after the new ones are healthy and answer every check, so the reverse proxy has picked up the new ones; counted from the first round of the final streak of the gate (it overlaps the remaining rounds of the gate). The old ones then get their stop_grace_period to finish requests in flight.",
-    required: false,
-    default: "2s"
-  }
-];
-var SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-function readServices() {
-  const services = getList("rolling-services", { split: "any" });
-  for (const service of services ?? []) {
-    if (!SERVICE.test(service))
-      throw invalidInput("rolling-services", 'Compose service names (letters, digits, ".", "_" and "-"), one per line or comma separated', service);
-  }
-  return services;
-}
-function readRollingInputs(strategy) {
-  if (strategy !== "rolling") {
-    if (getList("rolling-services") !== void 0) {
-      throw new InputError(
-        ["rolling-services", "strategy"],
-        `Input "rolling-services" is set but strategy is ${strategy}; it only applies with strategy: rolling`
-      );
-    }
-    return void 0;
-  }
-  const c = new InputCollector();
-  const services = c.read(readServices);
-  const drainSeconds = c.read(() => getDuration("rolling-drain", { default: 2, min: 0, max: 600 }));
-  c.finish();
-  return { ...services === void 0 ? {} : { services }, drainSeconds };
-}
-
-// action-deploy/src/strategies/swarm/inputs.ts
-var SWARM_INPUTS = [];
-function readSwarmInputs(strategy) {
-  return strategy === "swarm" ? {} : void 0;
-}
-
-// action-deploy/src/strategies/systemd/inputs.ts
-import { statSync as statSync3 } from "node:fs";
-import { resolve as resolve3 } from "node:path";
-var SYSTEMD_INPUTS = [
-  {
-    name: "systemd-unit",
-    description: "strategy: systemd \u2014 the service unit that runs the app from <project-dir>/current, e.g. myapp or myapp.service (it must already be installed on the server). Restarted after every switch.",
-    required: false
-  },
-  {
-    name: "artifact-path",
-    description: "strategy: systemd \u2014 what a release is made of: a file or directory on the runner, relative to the workspace. A directory is streamed as a tar archive; a .tar/.tar.gz/.tgz/.tar.xz/.tar.zst/.tar.bz2 file is unpacked; any other file is copied in as it is. Exactly one of artifact-path and git-repository.",
-    required: false
-  },
-  {
-    name: "git-repository",
-    description: "strategy: systemd \u2014 the clone URL the server fetches the commit (GITHUB_SHA) from, e.g. git@github.com:acme/app.git (the server needs its own read access, e.g. a deploy key). Exactly one of artifact-path and git-repository.",
-    required: false
-  },
-  {
-    name: "install-command",
-    description: "strategy: systemd \u2014 commands run in the new release directory before the switch (e.g. `python3 -m venv .venv && .venv/bin/pip install -r requirements.txt`), with SKIFF_RELEASE_DIR, SKIFF_RELEASE_ID and SKIFF_PROJECT_DIR set. Failure stops the deploy with nothing switched.",
-    required: false
-  }
-];
-var UNIT = /^[A-Za-z0-9_][A-Za-z0-9:_.\\-]*(@[A-Za-z0-9:_.\\-]+)?\.service$/;
-var OTHER_UNIT_TYPES = /\.(socket|target|timer|mount|automount|path|slice|scope|device|swap)$/;
-function parseUnit(value) {
-  const name = value.endsWith(".service") || OTHER_UNIT_TYPES.test(value) ? value : `${value}.service`;
-  if (!UNIT.test(name) || name.length > 255) {
-    throw invalidInput("systemd-unit", "the name of a service unit, e.g. myapp, myapp.service or myapp@blue.service (letters, digits and :_.\\- only)", value);
-  }
-  return name;
-}
-function parseGitRepository(value) {
-  const expected = "a clone URL the server can fetch from: git@host:owner/repo.git, ssh://\u2026, https://\u2026 (without user:password) or file:///path";
-  if (/[\s\0]/.test(value) || value.startsWith("-")) throw invalidInput("git-repository", expected, value);
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
-  if (scheme !== void 0) {
-    if (!["https", "http", "ssh", "git", "file"].includes(scheme)) throw invalidInput("git-repository", expected, value);
-    let url;
-    try {
-      url = new URL(value);
-    } catch {
-      throw invalidInput("git-repository", expected, value);
-    }
-    if (url.password !== "" || (scheme === "https" || scheme === "http") && url.username !== "") {
-      throw new InputError(
-        "git-repository",
-        `Input "git-repository" must not carry credentials (user:password or a token in the URL would end up on the server's command line and in its git config); give the server its own read access, e.g. a deploy key, and use the plain URL`
-      );
-    }
-    return value;
-  }
-  if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(value) || /^[A-Za-z0-9.-]+:[^/\s][^\s]*$/.test(value)) return value;
-  throw invalidInput("git-repository", expected, value);
-}
-function readArtifact(value) {
-  const workspace2 = process.env.GITHUB_WORKSPACE || process.cwd();
-  const absolute = resolve3(workspace2, value);
-  let isDirectory2;
-  try {
-    const stat2 = statSync3(absolute);
-    if (!stat2.isDirectory() && !stat2.isFile()) throw new Error("not a file or directory");
-    isDirectory2 = stat2.isDirectory();
-  } catch (error2) {
-    throw new InputError(
-      "artifact-path",
-      `Input "artifact-path" must name a file or directory on the runner, relative to the workspace (${workspace2}); cannot use ${JSON.stringify(value)} (${error2.code ?? error2.message})`
-    );
-  }
-  return { kind: "artifact", path: value, absolute, isDirectory: isDirectory2 };
-}
-function readSha() {
-  const sha = (process.env.GITHUB_SHA ?? "").toLowerCase();
-  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) {
-    throw new InputError(
-      "git-repository",
-      `Input "git-repository" deploys the commit in GITHUB_SHA, which must be a full commit SHA; GITHUB_SHA is ${JSON.stringify(process.env.GITHUB_SHA ?? "")}`
-    );
-  }
-  return sha;
-}
-function readSystemdInputs(strategy) {
-  const names = SYSTEMD_INPUTS.map((input) => input.name);
-  if (strategy !== "systemd") {
-    const stray = names.filter((name) => getString(name) !== void 0);
-    if (stray.length > 0)
-      throw new InputError(stray, `Input(s) ${stray.map((name) => `"${name}"`).join(", ")} only apply to strategy: systemd (strategy is ${strategy})`);
-    return void 0;
-  }
-  const c = new InputCollector();
-  const unitValue = getString("systemd-unit");
-  const unit = unitValue === void 0 ? c.add(missingInput("systemd-unit")) : c.read(() => parseUnit(unitValue));
-  const artifact = getString("artifact-path");
-  const repository = getString("git-repository");
-  const installCommand = getString("install-command");
-  const rollback = getString("rollback") !== void 0;
-  let source;
-  if (!rollback) {
-    if (artifact !== void 0 && repository !== void 0) {
-      c.add(
-        new InputError(
-          ["artifact-path", "git-repository"],
-          'Inputs "artifact-path" and "git-repository" are both set; with strategy: systemd a release comes from exactly one of them'
-        )
-      );
-    } else if (artifact === void 0 && repository === void 0) {
-      c.add(
-        new InputError(
-          ["artifact-path", "git-repository"],
-          'strategy: systemd needs one of "artifact-path" (a file or directory on the runner to upload) or "git-repository" (a clone URL the server fetches GITHUB_SHA from)'
-        )
-      );
-    } else if (artifact !== void 0) {
-      source = c.read(() => readArtifact(artifact));
-    } else {
-      const url = c.read(() => parseGitRepository(repository));
-      const sha = c.read(readSha);
-      if (url !== void 0 && sha !== void 0) source = { kind: "git", repository: url, sha };
-    }
-  }
-  c.finish();
-  return { unit, ...source ? { source } : {}, ...installCommand === void 0 ? {} : { installCommand } };
-}
-
 // action-deploy/src/inputs.ts
 var DEPLOY_INPUTS = [
   {
@@ -58319,10 +58357,7 @@ var ACTION_INPUTS = [
   ),
   ...DEPLOY_INPUTS,
   ...BACKUP_BEFORE_DEPLOY_INPUTS,
-  ...ROLLING_INPUTS,
-  ...SWARM_INPUTS,
-  ...SYSTEMD_INPUTS,
-  ...COOLIFY_INPUTS,
+  ...strategyInputs(),
   DRY_RUN_INPUT
 ];
 function definitionDefault2(name) {
@@ -58355,7 +58390,7 @@ function readProjectName(projectDir) {
       throw invalidInput("project-name", 'a Compose project name: lowercase letters, digits, "-" and "_", starting with a letter or digit', given);
     return given;
   }
-  if (projectDir === void 0) return void 0;
+  if (projectDir === void 0) return NOT_READ;
   const derived = basename2(projectDir).split("{host}").map((part) => part.toLowerCase().replace(/[^a-z0-9_-]/g, "-")).join("{host}").replace(/^[-_]+/, "");
   if (!PROJECT_NAME.test(derived.replaceAll("{host}", "host")))
     throw new InputError("project-name", `Input "project-name" is needed: no Compose project name can be made from project-dir ${JSON.stringify(projectDir)}`);
@@ -58553,8 +58588,14 @@ function readWebhooks() {
   return [...lines];
 }
 function unusedBy(strategy) {
-  const composeOnly = ["compose-file", "images", "registry", "pull-timeout"];
-  const sshOnly = [
+  const entry = STRATEGY_REGISTRY[strategy];
+  const ignored = entry.ignores.flatMap((group) => SHARED_INPUT_GROUPS[group]);
+  const others = Object.entries(STRATEGY_REGISTRY).filter(([name]) => name !== strategy).flatMap(([, other]) => other.inputs.map((input) => input.name)).filter((name) => name !== "rolling-services");
+  return [...ignored, ...entry.ignoresInputs, ...others];
+}
+var SHARED_INPUT_GROUPS = {
+  compose: ["compose-file", "images", "registry", "pull-timeout"],
+  ssh: [
     ...MULTI_HOST_INPUTS.map((input) => input.name),
     "project-dir",
     "project-name",
@@ -58566,13 +58607,8 @@ function unusedBy(strategy) {
     "lock-ttl",
     "sudo",
     "all-or-nothing"
-  ];
-  const others = [...strategy === "rolling" ? [] : ROLLING_INPUTS, ...strategy === "coolify" ? [] : COOLIFY_INPUTS].map((input) => input.name).filter((name) => name !== "rolling-services");
-  if (strategy === "coolify") return [...sshOnly, ...composeOnly, ...others];
-  if (strategy === "systemd") return [...composeOnly, ...others];
-  if (strategy === "swarm") return ["pull-timeout", ...others];
-  return others;
-}
+  ]
+};
 function setToOtherThanDefault(name) {
   const value = rawInput(name)?.trim();
   return value !== void 0 && value !== "" && value !== ACTION_INPUTS.find((input) => input.name === name)?.default;
@@ -58587,47 +58623,56 @@ function strayInputs(strategy) {
 }
 function readDeployInputs() {
   const c = new InputCollector();
-  const strategy = c.read(() => getEnum("strategy", STRATEGIES, { default: "recreate" }));
-  const rolling = strategy && c.read(() => readRollingInputs(strategy));
-  const swarm = strategy && c.read(() => readSwarmInputs(strategy));
-  const systemd = strategy && c.read(() => readSystemdInputs(strategy));
-  const coolify = strategy && c.read(() => readCoolifyInputs(strategy));
+  const strategyRead = c.take(() => getEnum("strategy", STRATEGIES, { default: "recreate" }));
+  const strategy = c.known(strategyRead);
+  const rolling2 = strategy && c.take(() => readRollingInputs(strategy));
+  const swarm2 = strategy && c.take(() => readSwarmInputs(strategy));
+  const systemd2 = strategy && c.take(() => readSystemdInputs(strategy));
+  const coolify2 = strategy && c.take(() => readCoolifyInputs(strategy));
   const stray = strategy === void 0 ? void 0 : strayInputs(strategy);
   if (stray) c.add(stray);
-  const targets = strategy === "coolify" ? [] : c.read(readSshTargets);
-  const mode = c.read(readRunMode);
-  const allOrNothing = c.read(() => getBoolean("all-or-nothing", { default: false }));
-  const deployment = c.read(readDeployment);
-  const notifyWebhooks = c.read(readWebhooks);
-  const projectDir = c.read(readProjectDir);
-  const projectName = c.read(() => readProjectName(projectDir));
-  const rollback = c.read(readRollback);
+  const targets = strategy === "coolify" ? [] : c.take(readSshTargets);
+  const mode = c.take(readRunMode);
+  const allOrNothing = c.take(() => getBoolean("all-or-nothing", { default: false }));
+  const deployment = c.take(readDeployment);
+  const notifyWebhooks = c.take(readWebhooks);
+  const projectDirRead = c.take(readProjectDir);
+  const projectDir = c.known(projectDirRead);
+  const projectName = c.take(() => readProjectName(projectDir));
+  const rollbackRead = c.take(readRollback);
+  const rollback = c.known(rollbackRead);
   const rollbackRequested = rawInput("rollback") !== void 0;
-  const composeFiles = !rollbackRequested && strategy !== "coolify" && strategy !== "systemd" ? c.read(readComposeFiles) : [];
-  const shippedFiles = c.read(() => readShippedFiles(composeFiles));
-  const envFile = c.read(readEnvFile);
-  const images = c.read(() => parseImages(getList("images") ?? []));
-  const buildOnServer2 = c.read(() => getBoolean("build-on-server", { default: true }));
-  const builds = c.read(() => readServerBuilds(composeFiles, images, buildOnServer2));
-  const preDeploy = c.read(() => getString("pre-deploy"));
-  const backupBeforeDeploy2 = c.read(() => readBackupBeforeDeployInputs(projectDir));
-  const keepReleases = c.read(() => getInteger("keep-releases", { default: Number(definitionDefault2("keep-releases")), min: 1, max: 100 }));
-  const pullTimeoutSeconds = c.read(() => getDuration("pull-timeout", { default: durationDefault("pull-timeout"), min: 10, max: 6 * 3600 }));
-  const preDeployTimeoutSeconds = c.read(() => getDuration("pre-deploy-timeout", { default: durationDefault("pre-deploy-timeout"), min: 10, max: 12 * 3600 }));
-  const lockTimeoutSeconds = c.read(() => getDuration("lock-timeout", { default: durationDefault("lock-timeout"), min: 0, max: 6 * 3600 }));
-  const lockTtlSeconds = c.read(() => getDuration("lock-ttl", { default: durationDefault("lock-ttl"), min: 10, max: 7 * 24 * 3600 }));
-  const urls = c.read(readHealthUrls);
-  const from = c.read(() => getEnum("health-from", ["runner", "host"], { default: "runner" }));
-  const status = c.read(readStatusRange);
-  const body = c.read(() => getString("health-body"));
-  const successes = c.read(() => getInteger("health-successes", { default: Number(definitionDefault2("health-successes")), min: 1, max: 100 }));
-  const intervalSeconds = c.read(() => getDuration("health-interval", { default: durationDefault("health-interval"), min: 1, max: 600 }));
-  const timeoutSeconds = c.read(() => getDuration("health-timeout", { default: durationDefault("health-timeout"), min: 1, max: 3 * 3600 }));
-  const command = c.read(() => getString("health-command"));
-  const rollbackOnFailure = c.read(() => getBoolean("rollback-on-failure", { default: true }));
-  const registryLogin = c.read(() => readRegistryLogin(strategy));
-  const sudo2 = c.read(() => getBoolean("sudo", { default: false }));
-  const dryRun = c.read(readDryRun);
+  const composeFilesRead = !rollbackRequested && strategy !== "coolify" && strategy !== "systemd" ? c.take(readComposeFiles) : [];
+  const composeFiles = c.known(composeFilesRead);
+  const shippedFiles = c.take(() => readShippedFiles(composeFiles));
+  const envFileRead = c.take(readEnvFile);
+  const envFile = c.known(envFileRead);
+  const imagesRead = c.take(() => parseImages(getList("images") ?? []));
+  const images = c.known(imagesRead);
+  const buildOnServer2 = c.known(c.take(() => getBoolean("build-on-server", { default: true })));
+  const buildsRead = c.take(() => readServerBuilds(composeFiles, images, buildOnServer2));
+  const builds = c.known(buildsRead);
+  const preDeploy = c.take(() => getString("pre-deploy"));
+  const backupBeforeDeploy2 = c.take(() => readBackupBeforeDeployInputs(projectDir));
+  const keepReleases = c.take(() => getInteger("keep-releases", { default: Number(definitionDefault2("keep-releases")), min: 1, max: 100 }));
+  const pullTimeoutSeconds = c.take(() => getDuration("pull-timeout", { default: durationDefault("pull-timeout"), min: 10, max: 6 * 3600 }));
+  const preDeployTimeoutSeconds = c.take(() => getDuration("pre-deploy-timeout", { default: durationDefault("pre-deploy-timeout"), min: 10, max: 12 * 3600 }));
+  const lockTimeoutSeconds = c.take(() => getDuration("lock-timeout", { default: durationDefault("lock-timeout"), min: 0, max: 6 * 3600 }));
+  const lockTtlSeconds = c.take(() => getDuration("lock-ttl", { default: durationDefault("lock-ttl"), min: 10, max: 7 * 24 * 3600 }));
+  const urlsRead = c.take(readHealthUrls);
+  const urls = c.known(urlsRead);
+  const from = c.take(() => getEnum("health-from", ["runner", "host"], { default: "runner" }));
+  const status = c.take(readStatusRange);
+  const bodyRead = c.take(() => getString("health-body"));
+  const body = c.known(bodyRead);
+  const successes = c.take(() => getInteger("health-successes", { default: Number(definitionDefault2("health-successes")), min: 1, max: 100 }));
+  const intervalSeconds = c.take(() => getDuration("health-interval", { default: durationDefault("health-interval"), min: 1, max: 600 }));
+  const timeoutSeconds = c.take(() => getDuration("health-timeout", { default: durationDefault("health-timeout"), min: 1, max: 3 * 3600 }));
+  const command = c.take(() => getString("health-command"));
+  const rollbackOnFailure = c.take(() => getBoolean("rollback-on-failure", { default: true }));
+  const registryLogin = c.take(() => readRegistryLogin(strategy));
+  const sudo2 = c.take(() => getBoolean("sudo", { default: false }));
+  const dryRun = c.take(readDryRun);
   if (rollback !== void 0 && images !== void 0 && Object.keys(images).length > 0) {
     c.add(
       new InputError(
@@ -58686,48 +58731,86 @@ function readDeployInputs() {
   if (body !== void 0 && urls !== void 0 && urls.length === 0) {
     c.add(new InputError("health-body", 'Input "health-body" is set but "health-url" is not; the body is checked in the health-url responses'));
   }
-  c.finish();
-  return {
-    strategy,
-    ...rolling === void 0 ? {} : { rolling },
-    ...swarm === void 0 ? {} : { swarm },
-    ...systemd === void 0 ? {} : { systemd },
-    ...coolify === void 0 ? {} : { coolify },
+  const v = c.result({
+    strategy: strategyRead,
+    rolling: rolling2,
+    swarm: swarm2,
+    systemd: systemd2,
+    coolify: coolify2,
     targets,
     mode,
     allOrNothing,
-    ...deployment === void 0 ? {} : { deployment },
-    ...notifyWebhooks === void 0 ? {} : { notifyWebhooks },
-    projectDir,
+    deployment,
+    notifyWebhooks,
+    projectDir: projectDirRead,
     projectName,
-    composeFiles,
-    ...shippedFiles === void 0 ? {} : { shippedFiles },
-    serverBuilds: builds?.builds ?? [],
-    composeServices: builds?.services ?? [],
-    ...envFile === void 0 ? {} : { envFile },
-    images,
-    ...preDeploy === void 0 ? {} : { preDeploy },
-    ...backupBeforeDeploy2 === void 0 ? {} : { backupBeforeDeploy: backupBeforeDeploy2 },
-    ...registryLogin === void 0 ? {} : { registryLogin },
+    composeFiles: composeFilesRead,
+    shippedFiles,
+    builds: buildsRead,
+    envFile: envFileRead,
+    images: imagesRead,
+    preDeploy,
+    backupBeforeDeploy: backupBeforeDeploy2,
+    registryLogin,
     keepReleases,
     pullTimeoutSeconds,
     preDeployTimeoutSeconds,
     lockTimeoutSeconds,
     lockTtlSeconds,
-    health: {
-      urls,
-      from,
-      status,
-      ...body === void 0 ? {} : { body },
-      successes,
-      intervalSeconds,
-      timeoutSeconds,
-      ...command === void 0 ? {} : { command }
-    },
+    urls: urlsRead,
+    from,
+    status,
+    body: bodyRead,
+    successes,
+    intervalSeconds,
+    timeoutSeconds,
+    command,
     rollbackOnFailure,
-    ...rollback === void 0 ? {} : { rollback },
+    rollback: rollbackRead,
     sudo: sudo2,
     dryRun
+  });
+  return {
+    strategy: v.strategy,
+    ...v.rolling === void 0 ? {} : { rolling: v.rolling },
+    ...v.swarm === void 0 ? {} : { swarm: v.swarm },
+    ...v.systemd === void 0 ? {} : { systemd: v.systemd },
+    ...v.coolify === void 0 ? {} : { coolify: v.coolify },
+    targets: v.targets,
+    mode: v.mode,
+    allOrNothing: v.allOrNothing,
+    ...v.deployment === void 0 ? {} : { deployment: v.deployment },
+    ...v.notifyWebhooks === void 0 ? {} : { notifyWebhooks: v.notifyWebhooks },
+    projectDir: v.projectDir,
+    projectName: v.projectName,
+    composeFiles: v.composeFiles,
+    ...v.shippedFiles === void 0 ? {} : { shippedFiles: v.shippedFiles },
+    serverBuilds: v.builds?.builds ?? [],
+    composeServices: v.builds?.services ?? [],
+    ...v.envFile === void 0 ? {} : { envFile: v.envFile },
+    images: v.images,
+    ...v.preDeploy === void 0 ? {} : { preDeploy: v.preDeploy },
+    ...v.backupBeforeDeploy === void 0 ? {} : { backupBeforeDeploy: v.backupBeforeDeploy },
+    ...v.registryLogin === void 0 ? {} : { registryLogin: v.registryLogin },
+    keepReleases: v.keepReleases,
+    pullTimeoutSeconds: v.pullTimeoutSeconds,
+    preDeployTimeoutSeconds: v.preDeployTimeoutSeconds,
+    lockTimeoutSeconds: v.lockTimeoutSeconds,
+    lockTtlSeconds: v.lockTtlSeconds,
+    health: {
+      urls: v.urls,
+      from: v.from,
+      status: v.status,
+      ...v.body === void 0 ? {} : { body: v.body },
+      successes: v.successes,
+      intervalSeconds: v.intervalSeconds,
+      timeoutSeconds: v.timeoutSeconds,
+      ...v.command === void 0 ? {} : { command: v.command }
+    },
+    rollbackOnFailure: v.rollbackOnFailure,
+    ...v.rollback === void 0 ? {} : { rollback: v.rollback },
+    sudo: v.sudo,
+    dryRun: v.dryRun
   };
 }
 
