@@ -12,13 +12,25 @@ bash scripts/setup-testbed.sh
 
 mkdir -p .tmp
 status=0
-npx tsc -p tsconfig.json || status=1
-# Format and lint (Prettier, ESLint with typescript-eslint's type-aware rules): a failure fails the run.
-npx prettier --check --log-level warn "**/*.{ts,mjs,js}" || status=1
-npx eslint --max-warnings 0 . || status=1
+# Type check, format and lint (Prettier, ESLint with typescript-eslint's type-aware rules) run beside
+# the unit tests: neither waits on the other, and on 2 cores together they take ~1 minute less.
+# Their output follows the unit tests'; a failure fails the run.
+(
+  static_status=0
+  npx tsc -p tsconfig.json || static_status=1
+  npx prettier --check --log-level warn "**/*.{ts,mjs,js}" || static_status=1
+  npx eslint --max-warnings 0 . || static_status=1
+  exit "$static_status"
+) > .tmp/static-checks.log 2>&1 &
+static_pid=$!
 unit_status=0
 integration_status=0
 npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.tmp/vitest-unit.json || unit_status=$?
+static_status=0
+wait "$static_pid" || static_status=$?
+echo "--- type check, Prettier, ESLint (exit $static_status) ---"
+cat .tmp/static-checks.log
+[[ $static_status -eq 0 ]] || status=1
 npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.tmp/vitest-integration.json || integration_status=$?
 side_status=0
 npx vitest run --project side-by-side --reporter=default --reporter=json --outputFile.json=.tmp/vitest-side-by-side.json || side_status=$?

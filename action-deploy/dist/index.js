@@ -18770,10 +18770,10 @@ var require_eventsource = __commonJS({
           lastEventId: "",
           reconnectionTime: defaultReconnectionTime
         };
-        const settings3 = environmentSettingsObject;
+        const settings2 = environmentSettingsObject;
         let urlRecord;
         try {
-          urlRecord = new URL(url, settings3.settingsObject.baseUrl);
+          urlRecord = new URL(url, settings2.settingsObject.baseUrl);
           this.#state.origin = urlRecord.origin;
         } catch (e) {
           throw new DOMException(e, "SyntaxError");
@@ -54170,7 +54170,10 @@ async function deployCoolify(inputs, _ctx) {
     changed.map((app) => ({ app, from: wanted, to: app.tag })),
     `so the rollback could not start: ${why} Coolify keeps ${wanted}`
   );
-  const back = await deployRound({ ...inputs, coolify: { ...coolify2, uuids: changed.map((app) => app.uuid) } }, performance.now());
+  const back = await deployRound(
+    { ...inputs, strategy: { name: "coolify", settings: { ...coolify2, uuids: changed.map((app) => app.uuid) } } },
+    performance.now()
+  );
   const backFailure = roundFailure(back);
   const restored = Object.fromEntries(before.map((app) => [app.name, `${app.image}:${app.tag}`]));
   const backGates = back.gate ? [{ label: `rollback to ${previous}`, gate: back.gate }] : [];
@@ -54378,10 +54381,10 @@ function planCoolify(inputs) {
   }
   return steps;
 }
-var coolify = { inputs: COOLIFY_INPUTS, ignores: ["ssh", "compose"], ignoresInputs: [] };
+var coolify = { inputs: COOLIFY_INPUTS, ignores: ["ssh", "compose"], ignoresInputs: [], read: readCoolifyInputs };
 function settings(inputs) {
-  if (!inputs.coolify) throw new Error("strategy: coolify without its inputs");
-  return inputs.coolify;
+  if (inputs.strategy.name !== "coolify") throw new Error(`strategy: ${inputs.strategy.name} is not coolify`);
+  return inputs.strategy.settings;
 }
 
 // action-deploy/src/deploy.ts
@@ -56364,20 +56367,20 @@ function inThisProject(source, release) {
   };
 }
 async function backupBeforeDeploy(d, release, previous) {
-  const settings3 = d.inputs.backupBeforeDeploy;
-  if (!settings3) return [];
+  const settings2 = d.inputs.backupBeforeDeploy;
+  if (!settings2) return [];
   if (previous === void 0) {
     info("backup-before-deploy: this is the first release, so there is nothing running to back up yet");
     return [];
   }
-  const store = new HostStore(d.server, settings3.path);
+  const store = new HostStore(d.server, settings2.path);
   const taken = [];
-  for (const source of settings3.sources) {
+  for (const source of settings2.sources) {
     const result = await backupSource(d.server, store, inThisProject(source, release), {
       minSize: 1024,
       maxShrinkPercent: 50,
       encryptRecipients: [],
-      retention: { minKeep: settings3.keep },
+      retention: { minKeep: settings2.keep },
       log: (message) => info(`backup-before-deploy: ${message}`)
     });
     taken.push(describe(result.manifest));
@@ -56629,7 +56632,7 @@ function recreateStrategy() {
     plannedRollback: (_d, wanted) => `re-deploy release ${wanted} (its own compose files, env and digests), then the health gate`
   };
 }
-var recreate = { inputs: [], ignores: [], ignoresInputs: [], host: recreateStrategy };
+var recreate = { inputs: [], ignores: [], ignoresInputs: [], read: () => ({}), host: recreateStrategy };
 
 // action-deploy/src/strategies/rolling/roll-plan.ts
 var import_yaml6 = __toESM(require_dist(), 1);
@@ -56777,7 +56780,7 @@ function readRollingInputs(strategy) {
 }
 
 // action-deploy/src/strategies/rolling/index.ts
-function rollingStrategy() {
+function rollingStrategy(settings2) {
   return {
     ...recreateStrategy(),
     async check(d) {
@@ -56787,7 +56790,7 @@ function rollingStrategy() {
         );
     },
     async switchOn(d, release, running) {
-      const plan = await planFor(d, release);
+      const plan = await planFor(d, release, settings2);
       for (const warning2 of plan.warnings) warning(warning2);
       info(describe2(plan));
       await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
@@ -56795,9 +56798,9 @@ function rollingStrategy() {
         timeoutSeconds: 60
       });
       const gates = [];
-      if (d.planning) planRolls(d.planning, d, release);
+      if (d.planning) planRolls(d.planning, d, release, settings2);
       else if (plan.roll.length > 0) {
-        const rolled = await rollServices(d, release, running, plan);
+        const rolled = await rollServices(d, release, running, plan, settings2.drainSeconds);
         gates.push(rolled.gate);
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
       }
@@ -56809,10 +56812,10 @@ function rollingStrategy() {
     }
   };
 }
-function planRolls(recorder, d, release) {
-  const drain = d.inputs.rolling?.drainSeconds ?? 0;
+function planRolls(recorder, d, release, settings2) {
+  const drain = settings2.drainSeconds;
   const perService = [
-    `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(", ")})` : ""}, with N old containers and R replicas:`,
+    `# for each changed service S that can roll${settings2.services ? ` (of ${settings2.services.join(", ")})` : ""}, with N old containers and R replicas:`,
     `cd ${render([release.project.directory])} && ${render(compose(d.cli, release.project, "up", "-d", "--no-deps", "--no-recreate", "--scale", "S=N+R", "S")).replace("'S=N+R'", "S=N+R")}`,
     "# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving",
     ...drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)`] : [],
@@ -56824,12 +56827,12 @@ function planRolls(recorder, d, release) {
     script: perService
   });
 }
-async function planFor(d, release) {
+async function planFor(d, release, settings2) {
   const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
   const configYaml = release.configYaml ?? (await read2(config(d.cli, release.project), "read the compose configuration")).stdout;
   const hashes = (await read2(configHashes(d.cli, release.project), "read the configuration hashes")).stdout;
   const rows = (await read2(listContainers(d.cli, d.inputs.projectName), "list the running containers")).stdout;
-  return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), d.inputs.rolling?.services);
+  return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), settings2.services);
 }
 function describe2(plan) {
   const parts = [
@@ -56840,7 +56843,7 @@ function describe2(plan) {
   ];
   return `Rolling deploy: ${parts.join("; ")}`;
 }
-async function rollServices(d, release, running, plan) {
+async function rollServices(d, release, running, plan, drain) {
   const services = plan.roll.map((entry) => entry.service);
   const label = `new containers of ${services.join(", ")}`;
   let fresh = [];
@@ -56878,7 +56881,6 @@ async function rollServices(d, release, running, plan) {
     await relinkEnv(d, running);
     return { gate: { label, gate }, kept: { diagnostics } };
   }
-  const drain = d.inputs.rolling?.drainSeconds ?? 0;
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
     const counted = drain - wait;
@@ -56928,7 +56930,7 @@ async function relinkEnv(d, running) {
   const previous = await loadRelease(d, running);
   await d.server.run(linkEnv(d.inputs.projectDir, previous.id, previous.hasEnv), { description: "link the env file back", timeoutSeconds: 60 });
 }
-var rolling = { inputs: ROLLING_INPUTS, ignores: [], ignoresInputs: [], host: rollingStrategy };
+var rolling = { inputs: ROLLING_INPUTS, ignores: [], ignoresInputs: [], read: readRollingInputs, host: rollingStrategy };
 
 // action-deploy/src/strategies/swarm/stack-file.ts
 var import_yaml7 = __toESM(require_dist(), 1);
@@ -57257,7 +57259,13 @@ async function diagnose(d, gate, id) {
   }
   return found.report(id);
 }
-var swarm = { inputs: SWARM_INPUTS, ignores: [], ignoresInputs: ["pull-timeout"], host: swarmStrategy };
+var swarm = {
+  inputs: SWARM_INPUTS,
+  ignores: [],
+  ignoresInputs: ["pull-timeout"],
+  read: readSwarmInputs,
+  host: swarmStrategy
+};
 
 // action-deploy/src/strategies/systemd/artifact.ts
 import { spawn as spawn2 } from "node:child_process";
@@ -57618,14 +57626,9 @@ function readSystemdInputs(strategy) {
 }
 
 // action-deploy/src/strategies/systemd/index.ts
-function settings2(d) {
-  if (!d.inputs.systemd) throw new Error("strategy: systemd without its inputs");
-  return d.inputs.systemd;
-}
-function sourceOf(d) {
-  const { source } = settings2(d);
-  if (!source) throw new Error("strategy: systemd needs artifact-path or git-repository");
-  return source;
+function sourceOf(settings2) {
+  if (!settings2.source) throw new Error("strategy: systemd needs artifact-path or git-repository");
+  return settings2.source;
 }
 async function inspectUnit(d, unit) {
   const inspected = await d.server.run(inspectHost(unit), {
@@ -57718,23 +57721,23 @@ async function uploadFiles(d, id, source) {
   if (d.inputs.envFile !== void 0)
     await d.server.upload(`${dir}/${ENV_FILE}`, d.inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
 }
-function systemdStrategy() {
+function systemdStrategy(settings2) {
   let sudo2 = false;
   return {
     usesDocker: false,
     async check(d) {
-      if (d.inputs.rollback === void 0) sourceOf(d);
-      ({ sudo: sudo2 } = await inspectUnit(d, settings2(d).unit));
+      if (d.inputs.rollback === void 0) sourceOf(settings2);
+      ({ sudo: sudo2 } = await inspectUnit(d, settings2.unit));
     },
-    subject: (d) => ` of ${settings2(d).unit}`,
+    subject: () => ` of ${settings2.unit}`,
     previousOf,
     async upload(d, id) {
-      await createRelease2(d, id, settings2(d).unit, sourceOf(d));
+      await createRelease2(d, id, settings2.unit, sourceOf(settings2));
       return { id, images: {} };
     },
     prepare(d, release) {
-      const { installCommand } = settings2(d);
-      const source = sourceOf(d);
+      const { installCommand } = settings2;
+      const source = sourceOf(settings2);
       const run2 = (what, command) => async () => {
         await d.server.run(inReleaseDir(d.inputs.projectDir, release.id, command), {
           description: what,
@@ -57749,33 +57752,43 @@ function systemdStrategy() {
     },
     async switchOn(d, release) {
       await d.server.run(pointCurrent(d.inputs.projectDir, release.id), { description: `point current at ${release.id}`, timeoutSeconds: 60 });
-      const gate = await restartAndGate(d, settings2(d).unit, sudo2);
+      const gate = await restartAndGate(d, settings2.unit, sudo2);
       return { gates: [{ label: `release ${release.id}`, gate }], gate };
     },
     load: async (_d, id) => ({ id, images: {} }),
     async markCurrent(d, release) {
       await d.server.run(markDeployed(d.inputs.projectDir, release.id), { description: `mark ${release.id} deployed`, timeoutSeconds: 60 });
     },
-    diagnose: (d, release) => unitDiagnostics(d, settings2(d).unit, sudo2, release.id),
+    diagnose: (d, release) => unitDiagnostics(d, settings2.unit, sudo2, release.id),
     left: {
       noRollback: "it was left current for inspection",
       noPrevious: "it was left current for inspection"
     },
     removeCommands: (d, plan) => removeReleases(d.inputs.projectDir, plan.remove),
-    plannedRollback: (d, wanted) => `point current at release ${wanted}, restart ${settings2(d).unit}, then the health gate`
+    plannedRollback: (_d, wanted) => `point current at release ${wanted}, restart ${settings2.unit}, then the health gate`
   };
 }
-var systemd = { inputs: SYSTEMD_INPUTS, ignores: ["compose"], ignoresInputs: [], host: systemdStrategy };
-
-// action-deploy/src/strategies/names.ts
-var STRATEGIES = ["recreate", "rolling", "swarm", "systemd", "coolify"];
+var systemd = {
+  inputs: SYSTEMD_INPUTS,
+  ignores: ["compose"],
+  ignoresInputs: [],
+  read: readSystemdInputs,
+  host: systemdStrategy
+};
 
 // action-deploy/src/strategies/index.ts
 var STRATEGY_REGISTRY = { recreate, rolling, swarm, systemd, coolify };
-function hostStrategy(name) {
-  const make = STRATEGY_REGISTRY[name].host;
-  if (!make) throw new Error(`strategy: ${name} does not deploy over SSH`);
-  return make();
+var STRATEGIES = Object.keys(STRATEGY_REGISTRY);
+function readChosenStrategy(name) {
+  const entry = STRATEGY_REGISTRY[name];
+  const settings2 = entry.read(name);
+  if (settings2 === void 0) throw new Error(`strategy: ${name} read no settings of its own`);
+  return { name, settings: settings2 };
+}
+function hostStrategy(chosen) {
+  const entry = STRATEGY_REGISTRY[chosen.name];
+  if (!entry.host) throw new Error(`strategy: ${chosen.name} does not deploy over SSH`);
+  return entry.host(chosen.settings);
 }
 function strategyInputs() {
   return Object.values(STRATEGY_REGISTRY).flatMap((entry) => [...entry.inputs]);
@@ -58113,7 +58126,7 @@ async function undoHost(session, report2, failedHosts) {
   }
 }
 function strategyOf(inputs) {
-  if (inputs.strategy === "coolify") throw new Error("strategy: coolify deploys through the Coolify API, not per SSH host");
+  if (inputs.strategy.name === "coolify") throw new Error("strategy: coolify deploys through the Coolify API, not per SSH host");
   return hostStrategy(inputs.strategy);
 }
 
@@ -58625,10 +58638,10 @@ function readDeployInputs() {
   const c = new InputCollector();
   const strategyRead = c.take(() => getEnum("strategy", STRATEGIES, { default: "recreate" }));
   const strategy = c.known(strategyRead);
-  const rolling2 = strategy && c.take(() => readRollingInputs(strategy));
-  const swarm2 = strategy && c.take(() => readSwarmInputs(strategy));
-  const systemd2 = strategy && c.take(() => readSystemdInputs(strategy));
-  const coolify2 = strategy && c.take(() => readCoolifyInputs(strategy));
+  const chosen = strategy === void 0 ? NOT_READ : c.take(() => readChosenStrategy(strategy));
+  if (strategy !== void 0) {
+    for (const [name, entry] of Object.entries(STRATEGY_REGISTRY)) if (name !== strategy) c.take(() => entry.read(strategy));
+  }
   const stray = strategy === void 0 ? void 0 : strayInputs(strategy);
   if (stray) c.add(stray);
   const targets = strategy === "coolify" ? [] : c.take(readSshTargets);
@@ -58732,11 +58745,7 @@ function readDeployInputs() {
     c.add(new InputError("health-body", 'Input "health-body" is set but "health-url" is not; the body is checked in the health-url responses'));
   }
   const v = c.result({
-    strategy: strategyRead,
-    rolling: rolling2,
-    swarm: swarm2,
-    systemd: systemd2,
-    coolify: coolify2,
+    strategy: chosen,
     targets,
     mode,
     allOrNothing,
@@ -58772,10 +58781,6 @@ function readDeployInputs() {
   });
   return {
     strategy: v.strategy,
-    ...v.rolling === void 0 ? {} : { rolling: v.rolling },
-    ...v.swarm === void 0 ? {} : { swarm: v.swarm },
-    ...v.systemd === void 0 ? {} : { systemd: v.systemd },
-    ...v.coolify === void 0 ? {} : { coolify: v.coolify },
     targets: v.targets,
     mode: v.mode,
     allOrNothing: v.allOrNothing,
@@ -58889,7 +58894,8 @@ function deployNotification(inputs, ctx, ended) {
 function notification(inputs, ctx, ended) {
   const repository = process.env.GITHUB_REPOSITORY ?? "app";
   const sha = ctx.sha.slice(0, 7) || "manual";
-  const hosts = inputs.coolify ? (inputs.coolify.uuids.length > 0 ? inputs.coolify.uuids : inputs.coolify.tags.map((tag) => `tag:${tag}`)).map((id) => `coolify:${id}`) : inputs.targets.map(hostLabel);
+  const coolify2 = inputs.strategy.name === "coolify" ? inputs.strategy.settings : void 0;
+  const hosts = coolify2 ? (coolify2.uuids.length > 0 ? coolify2.uuids : coolify2.tags.map((tag) => `tag:${tag}`)).map((id) => `coolify:${id}`) : inputs.targets.map(hostLabel);
   if ("error" in ended) {
     return {
       title: `${TITLE.failed}: ${repository} ${sha}`,
@@ -58924,7 +58930,7 @@ function notification(inputs, ctx, ended) {
 
 // action-deploy/src/plan.ts
 async function planDeploy(recorder, inputs, ctx) {
-  if (inputs.strategy === "coolify") throw new Error("strategy: coolify has its own plan (planCoolify)");
+  if (inputs.strategy.name === "coolify") throw new Error("strategy: coolify has its own plan (planCoolify)");
   const strategy = hostStrategy(inputs.strategy);
   const cli = strategy.usesDocker ? await detectDockerCli(recorder, inputs.sudo, true) : { compose: "v2", sudo: inputs.sudo };
   const planCtx = { ...ctx, releaseId: newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000") };
@@ -59016,7 +59022,7 @@ async function run() {
   const started = performance.now();
   const ctx = runContext();
   if (inputs.dryRun) {
-    const steps = inputs.strategy === "coolify" ? planCoolify(inputs) : await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0].host), ctx);
+    const steps = inputs.strategy.name === "coolify" ? planCoolify(inputs) : await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0].host), ctx);
     if (inputs.targets.length > 1) {
       const how = inputs.mode.parallel ? `in parallel, at most ${inputs.mode.maxParallel} at once` : "one after another, stopping at the first failure";
       steps.unshift({
@@ -59033,7 +59039,7 @@ async function run() {
   const mode = inputs.rollback === void 0 ? "deploy" : "rollback";
   let result;
   try {
-    const reports = inputs.strategy === "coolify" ? await deployCoolify(inputs, ctx) : await deployHosts(inputs, ctx);
+    const reports = inputs.strategy.name === "coolify" ? await deployCoolify(inputs, ctx) : await deployHosts(inputs, ctx);
     result = combine(reports, (performance.now() - started) / 1e3, mode, ctx.releaseId ?? "");
   } catch (error2) {
     const out = outputs();

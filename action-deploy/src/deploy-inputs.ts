@@ -5,7 +5,6 @@ import type { BackupBeforeDeployInputs } from './backup-before-deploy-inputs';
 import type { ServerBuild } from './server-build';
 import type { ShippedFile } from './shipped-files';
 import type { CoolifyInputs } from './strategies/coolify/inputs';
-import type { StrategyName } from './strategies/names';
 import type { RollingInputs } from './strategies/rolling/inputs';
 import type { SwarmInputs } from './strategies/swarm/inputs';
 import type { SystemdInputs } from './strategies/systemd/inputs';
@@ -46,13 +45,25 @@ export interface GithubDeploymentInputs {
   token: string;
 }
 
+/**
+ * Every strategy by name, with what its own inputs read into. A new strategy is a line here and
+ * one in the registry (strategies/index.ts), which the compiler holds to the same names.
+ */
+export interface StrategySettings {
+  recreate: Record<string, never>;
+  rolling: RollingInputs;
+  swarm: SwarmInputs;
+  systemd: SystemdInputs;
+  coolify: CoolifyInputs;
+}
+
+export type StrategyName = keyof StrategySettings;
+
+/** The strategy input and its own settings; narrowing on `name` types `settings`. */
+export type ChosenStrategy<K extends StrategyName = StrategyName> = { [P in K]: { name: P; settings: StrategySettings[P] } }[K];
+
 export interface DeployInputs {
-  strategy: StrategyName;
-  /** The chosen strategy's own inputs (only that one is set). */
-  rolling?: RollingInputs;
-  swarm?: SwarmInputs;
-  systemd?: SystemdInputs;
-  coolify?: CoolifyInputs;
+  strategy: ChosenStrategy;
   /** One per host of the `host` input, in order; empty with strategy: coolify. */
   targets: readonly SshConnectOptions[];
   mode: RunMode;

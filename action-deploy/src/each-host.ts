@@ -198,7 +198,7 @@ async function undoHost(session: Session, report: HostReport, failedHosts: reado
 }
 
 function strategyOf(inputs: DeployInputs): HostStrategy {
-  if (inputs.strategy === 'coolify') throw new Error('strategy: coolify deploys through the Coolify API, not per SSH host');
+  if (inputs.strategy.name === 'coolify') throw new Error('strategy: coolify deploys through the Coolify API, not per SSH host');
   return hostStrategy(inputs.strategy);
 }
 

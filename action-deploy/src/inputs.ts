@@ -24,16 +24,12 @@ import {
 } from '@skiff/action-kit';
 import { parseStatusRange, type StatusRange } from '@skiff/health';
 import { BACKUP_BEFORE_DEPLOY_INPUTS, readBackupBeforeDeployInputs } from './backup-before-deploy-inputs';
-import type { ComposeFileInput, DeployInputs, GithubDeploymentInputs, RegistryLogin } from './deploy-inputs';
+import type { ComposeFileInput, DeployInputs, GithubDeploymentInputs, RegistryLogin, StrategyName } from './deploy-inputs';
 import { GIT_SHA, isReleaseId } from './release-history';
 import { findServerBuilds, type ServerBuild } from './server-build';
 import { expandShippedFiles, type ShippedFile } from './shipped-files';
-import { readCoolifyInputs } from './strategies/coolify/inputs';
-import { readRollingInputs } from './strategies/rolling/inputs';
-import { STRATEGIES, type SharedInputGroup, type StrategyName } from './strategies/names';
-import { readSwarmInputs } from './strategies/swarm/inputs';
-import { readSystemdInputs } from './strategies/systemd/inputs';
-import { STRATEGY_REGISTRY, strategyInputs } from './strategies';
+import type { SharedInputGroup } from './strategies/strategy';
+import { STRATEGIES, STRATEGY_REGISTRY, readChosenStrategy, strategyInputs } from './strategies';
 
 export type { ComposeFileInput, DeployInputs, GithubDeploymentInputs, HealthInputs, RegistryLogin } from './deploy-inputs';
 
@@ -578,10 +574,9 @@ export function readDeployInputs(): DeployInputs {
   const c = new InputCollector();
   const strategyRead = c.take(() => getEnum('strategy', STRATEGIES, { default: 'recreate' as const }));
   const strategy = c.known(strategyRead);
-  const rolling = strategy && c.take(() => readRollingInputs(strategy));
-  const swarm = strategy && c.take(() => readSwarmInputs(strategy));
-  const systemd = strategy && c.take(() => readSystemdInputs(strategy));
-  const coolify = strategy && c.take(() => readCoolifyInputs(strategy));
+  // The chosen strategy's entry reads its own inputs; every other entry refuses its own, if set.
+  const chosen = strategy === undefined ? NOT_READ : c.take(() => readChosenStrategy(strategy));
+  if (strategy !== undefined) for (const [name, entry] of Object.entries(STRATEGY_REGISTRY)) if (name !== strategy) c.take(() => entry.read(strategy));
   const stray = strategy === undefined ? undefined : strayInputs(strategy);
   if (stray) c.add(stray);
   const targets = strategy === 'coolify' ? [] : c.take(readSshTargets);
@@ -688,11 +683,7 @@ export function readDeployInputs(): DeployInputs {
     c.add(new InputError('health-body', 'Input "health-body" is set but "health-url" is not; the body is checked in the health-url responses'));
   }
   const v = c.result({
-    strategy: strategyRead,
-    rolling,
-    swarm,
-    systemd,
-    coolify,
+    strategy: chosen,
     targets,
     mode,
     allOrNothing,
@@ -728,10 +719,6 @@ export function readDeployInputs(): DeployInputs {
   });
   return {
     strategy: v.strategy,
-    ...(v.rolling === undefined ? {} : { rolling: v.rolling }),
-    ...(v.swarm === undefined ? {} : { swarm: v.swarm }),
-    ...(v.systemd === undefined ? {} : { systemd: v.systemd }),
-    ...(v.coolify === undefined ? {} : { coolify: v.coolify }),
     targets: v.targets,
     mode: v.mode,
     allOrNothing: v.allOrNothing,

@@ -32,7 +32,8 @@ export async function run(): Promise<void> {
   const ctx = runContext();
   if (inputs.dryRun) {
     // The plan is the same on every host; it is shown for the first, with its {host} filled in.
-    const steps = inputs.strategy === 'coolify' ? planCoolify(inputs) : await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0]!.host), ctx);
+    const steps =
+      inputs.strategy.name === 'coolify' ? planCoolify(inputs) : await planDeploy(new PlanRecorder(), forHost(inputs, inputs.targets[0]!.host), ctx);
     if (inputs.targets.length > 1) {
       const how = inputs.mode.parallel ? `in parallel, at most ${inputs.mode.maxParallel} at once` : 'one after another, stopping at the first failure';
       steps.unshift({
@@ -49,7 +50,7 @@ export async function run(): Promise<void> {
   const mode = inputs.rollback === undefined ? 'deploy' : 'rollback';
   let result: RunResult;
   try {
-    const reports = inputs.strategy === 'coolify' ? await deployCoolify(inputs, ctx) : await deployHosts(inputs, ctx);
+    const reports = inputs.strategy.name === 'coolify' ? await deployCoolify(inputs, ctx) : await deployHosts(inputs, ctx);
     // A host that failed before its story began (connection, host key, lock) is reported like
     // any failure: outputs and summary, then its own error.
     result = combine(reports, (performance.now() - started) / 1000, mode, ctx.releaseId ?? '');

@@ -24,8 +24,9 @@ function notification(inputs: DeployInputs, ctx: RunContext, ended: Ended): Noti
   const repository = process.env.GITHUB_REPOSITORY ?? 'app';
   const sha = ctx.sha.slice(0, 7) || 'manual';
   // strategy: coolify has no SSH hosts: its Coolify resources (or tags) stand in their place.
-  const hosts = inputs.coolify
-    ? (inputs.coolify.uuids.length > 0 ? inputs.coolify.uuids : inputs.coolify.tags.map((tag) => `tag:${tag}`)).map((id) => `coolify:${id}`)
+  const coolify = inputs.strategy.name === 'coolify' ? inputs.strategy.settings : undefined;
+  const hosts = coolify
+    ? (coolify.uuids.length > 0 ? coolify.uuids : coolify.tags.map((tag) => `tag:${tag}`)).map((id) => `coolify:${id}`)
     : inputs.targets.map(hostLabel);
   if ('error' in ended) {
     return {

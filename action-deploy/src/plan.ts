@@ -15,7 +15,7 @@ import { deployNewRelease, rollbackTo } from './story';
  * what follows a failure (diagnostics, rollback) is named in the gate's step.
  */
 export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
-  if (inputs.strategy === 'coolify') throw new Error('strategy: coolify has its own plan (planCoolify)');
+  if (inputs.strategy.name === 'coolify') throw new Error('strategy: coolify has its own plan (planCoolify)');
   const strategy = hostStrategy(inputs.strategy);
   const cli = strategy.usesDocker ? await detectDockerCli(recorder, inputs.sudo, true) : { compose: 'v2' as const, sudo: inputs.sudo };
   const planCtx = { ...ctx, releaseId: newReleaseId(new Date(), ctx.sha, '0000') };

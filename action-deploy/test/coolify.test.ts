@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { setInputs } from '@skiff/testbed';
-import { readDeployInputs } from '../src/inputs';
+import { readDeployInputs, type DeployInputs } from '../src/inputs';
 import {
   answerError,
   deploymentRequest,
@@ -15,6 +15,9 @@ import {
 } from '../src/strategies/coolify/api';
 import { planCoolify } from '../src/strategies/coolify';
 import { useInputsWorkspace } from './inputs-workspace';
+
+/** The coolify strategy's own settings, when it is the chosen one. */
+const coolifyOf = (inputs: DeployInputs) => (inputs.strategy.name === 'coolify' ? inputs.strategy.settings : undefined);
 
 // No compose file in the workspace: Coolify deploys from its own configuration.
 const workspace = useInputsWorkspace({ repository: 'acme/shop' });
@@ -38,7 +41,7 @@ describe('coolify inputs', () => {
     const inputs = readDeployInputs();
     expect(inputs.targets).toEqual([]);
     expect(inputs.composeFiles).toEqual([]);
-    expect(inputs.coolify).toEqual({
+    expect(coolifyOf(inputs)).toEqual({
       apiUrl: 'https://coolify.example.com/api/v1',
       token: TOKEN,
       uuids: ['abc123', 'def456', 'ghi789'],
@@ -52,7 +55,7 @@ describe('coolify inputs', () => {
 
   it('accepts the API address as copied from the docs (…/api/v1) and a sub-path install', () => {
     setInputs({ ...base, 'coolify-url': 'http://127.0.0.1:8000/coolify/api/v1/', 'coolify-tag': 'production' });
-    expect(readDeployInputs().coolify).toMatchObject({ apiUrl: 'http://127.0.0.1:8000/coolify/api/v1', tags: ['production'], uuids: [] });
+    expect(coolifyOf(readDeployInputs())).toMatchObject({ apiUrl: 'http://127.0.0.1:8000/coolify/api/v1', tags: ['production'], uuids: [] });
   });
 
   it('refuses neither uuid nor tag, both, and a bad URL — all in one message, before any request', () => {
@@ -75,7 +78,8 @@ describe('coolify inputs', () => {
 
   it('coolify-image-tag: a Docker tag for the applications of coolify-uuid; rollback-on-failure only with it', () => {
     setInputs({ ...base, 'coolify-uuid': 'abc', 'coolify-image-tag': '4f9c2e1b7a3d', 'rollback-on-failure': 'false' });
-    expect(readDeployInputs()).toMatchObject({ coolify: { imageTag: '4f9c2e1b7a3d' }, rollbackOnFailure: false });
+    expect(coolifyOf(readDeployInputs())).toMatchObject({ imageTag: '4f9c2e1b7a3d' });
+    expect(readDeployInputs()).toMatchObject({ rollbackOnFailure: false });
     expect(errorOf({ ...base, 'coolify-uuid': 'abc', 'coolify-image-tag': 'v1:latest' })).toMatch(
       /Input "coolify-image-tag" must be a Docker image tag.*got "v1:latest"/,
     );
@@ -88,7 +92,7 @@ describe('coolify inputs', () => {
     );
     // The runner passes the default (true) whatever the workflow says: that is not a choice.
     setInputs({ ...base, 'coolify-uuid': 'abc', 'rollback-on-failure': 'true' });
-    expect(readDeployInputs().coolify?.imageTag).toBeUndefined();
+    expect(coolifyOf(readDeployInputs())?.imageTag).toBeUndefined();
     expect(errorOf({ ...base, 'coolify-uuid': 'abc', rollback: 'previous' })).toMatch(/deploy the earlier image with coolify-image-tag/);
   });
 
@@ -100,7 +104,7 @@ describe('coolify inputs', () => {
     );
     // Left at their defaults, they are not "set".
     setInputs({ ...ssh, 'coolify-timeout': '20m', 'coolify-force': 'false' });
-    expect(readDeployInputs().coolify).toBeUndefined();
+    expect(coolifyOf(readDeployInputs())).toBeUndefined();
   });
 
   it('refuses what a Coolify deploy would silently ignore: pre-deploy, env-file, images, the SSH host', () => {

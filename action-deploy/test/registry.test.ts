@@ -11,15 +11,15 @@ const SAMPLE: Record<string, string> = { 'coolify-url': 'https://coolify.example
 describe('the strategy registry', () => {
   useInputsWorkspace({ repository: 'acme/shop', files: { 'compose.yaml': 'services:\n  web:\n    image: app\n' } });
 
-  it('has an entry for every strategy, each SSH strategy making a fresh strategy per host run', () => {
-    expect(Object.keys(STRATEGY_REGISTRY).sort()).toEqual([...STRATEGIES].sort());
-    for (const name of STRATEGIES) {
-      if (name === 'coolify') continue;
-      const one = hostStrategy(name);
-      expect(one).not.toBe(hostStrategy(name));
-      expect(typeof one.switchOn).toBe('function');
-    }
-    expect(() => hostStrategy('coolify' as never)).toThrow(/does not deploy over SSH/);
+  it('has an entry for every strategy; each SSH strategy is made fresh for each host run, with the settings its inputs read into', () => {
+    expect(STRATEGIES).toEqual(['recreate', 'rolling', 'swarm', 'systemd', 'coolify']);
+    for (const name of STRATEGIES) expect(typeof STRATEGY_REGISTRY[name].host).toBe(name === 'coolify' ? 'undefined' : 'function');
+    setInputs({ ...ssh, strategy: 'rolling', 'rolling-drain': '7s' });
+    const chosen = readDeployInputs().strategy;
+    expect(chosen).toEqual({ name: 'rolling', settings: { drainSeconds: 7 } });
+    const one = hostStrategy(chosen);
+    expect(one).not.toBe(hostStrategy(chosen));
+    expect(typeof one.switchOn).toBe('function');
   });
 
   it("puts every strategy's own inputs in action.yml's list", () => {

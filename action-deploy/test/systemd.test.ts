@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { setInputs } from '@skiff/testbed';
 import { PlanRecorder, render, script } from '@skiff/shell';
-import { readDeployInputs } from '../src/inputs';
+import { readDeployInputs, type DeployInputs } from '../src/inputs';
 import { markDeployed, pointCurrent, switchCurrent } from '../src/release-history';
 import { runContext } from '../src/run-context';
 import { planDeploy } from '../src/plan';
@@ -28,6 +28,9 @@ import {
 } from '../src/strategies/systemd/systemd-commands';
 import { parseGitRepository, parseUnit } from '../src/strategies/systemd/inputs';
 import { restartFailureHint } from '../src/strategies/systemd/gate';
+
+/** The systemd strategy's own settings, when it is the chosen one. */
+const systemdOf = (inputs: DeployInputs) => (inputs.strategy.name === 'systemd' ? inputs.strategy.settings : undefined);
 
 const SHA = '0123456789abcdef0123456789abcdef01234567';
 
@@ -255,7 +258,7 @@ describe('systemd inputs', () => {
 
   it('reads an artifact deploy without any compose file in the workspace', () => {
     setInputs({ ...ssh, 'systemd-unit': 'shop', 'artifact-path': 'build', 'install-command': 'python3 -m compileall .' });
-    expect(readDeployInputs().systemd).toEqual({
+    expect(systemdOf(readDeployInputs())).toEqual({
       unit: 'shop.service',
       source: { kind: 'artifact', path: 'build', absolute: join(workspace, 'build'), isDirectory: true },
       installCommand: 'python3 -m compileall .',
@@ -264,7 +267,7 @@ describe('systemd inputs', () => {
 
   it('reads a git deploy of GITHUB_SHA', () => {
     setInputs({ ...ssh, 'systemd-unit': 'shop@blue.service', 'git-repository': 'file:///srv/shop.git' });
-    expect(readDeployInputs().systemd).toEqual({ unit: 'shop@blue.service', source: { kind: 'git', repository: 'file:///srv/shop.git', sha: SHA } });
+    expect(systemdOf(readDeployInputs())).toEqual({ unit: 'shop@blue.service', source: { kind: 'git', repository: 'file:///srv/shop.git', sha: SHA } });
   });
 
   it('needs exactly one source and a unit, all reported together before anything connects', () => {
@@ -280,7 +283,7 @@ describe('systemd inputs', () => {
 
   it('a rollback needs no source', () => {
     setInputs({ ...ssh, 'systemd-unit': 'shop', rollback: 'previous' });
-    expect(readDeployInputs().systemd).toEqual({ unit: 'shop.service' });
+    expect(systemdOf(readDeployInputs())).toEqual({ unit: 'shop.service' });
   });
 
   it('refuses a SHA-less git deploy and systemd inputs with another strategy', () => {

@@ -1,5 +1,5 @@
 import type { InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from './names';
+import type { ChosenStrategy, StrategyName, StrategySettings } from '../deploy-inputs';
 import type { HostStrategy, StrategyEntry } from './strategy';
 import { coolify } from './coolify';
 import { recreate } from './recreate';
@@ -7,20 +7,31 @@ import { rolling } from './rolling';
 import { swarm } from './swarm';
 import { systemd } from './systemd';
 
-export { STRATEGIES, type StrategyName } from './names';
-export type { HostStrategy, StoryResult } from './strategy';
+export type { HostStrategy, StoryResult, StrategyName } from './strategy';
 
 /**
- * Every strategy, by name: a new one is a folder under strategies/ (its steps in index.ts, its
- * inputs in inputs.ts), its name in names.ts and one line here; the compiler refuses either of
- * the last two without the other.
+ * Every strategy, by name: a new one is a folder under strategies/ (its steps and entry in
+ * index.ts, its inputs in inputs.ts), one line here and its settings' line in deploy-inputs.ts
+ * (StrategySettings); the compiler refuses either line without the other.
  */
-export const STRATEGY_REGISTRY: Record<StrategyName, StrategyEntry> = { recreate, rolling, swarm, systemd, coolify };
+export const STRATEGY_REGISTRY: { [P in StrategyName]: StrategyEntry<StrategySettings[P]> } = { recreate, rolling, swarm, systemd, coolify };
 
-export function hostStrategy(name: Exclude<StrategyName, 'coolify'>): HostStrategy {
-  const make = STRATEGY_REGISTRY[name].host;
-  if (!make) throw new Error(`strategy: ${name} does not deploy over SSH`);
-  return make();
+/** The values of the strategy input. */
+export const STRATEGIES = Object.keys(STRATEGY_REGISTRY) as StrategyName[];
+
+/** The chosen strategy's own inputs, read by its registry entry. */
+export function readChosenStrategy<K extends StrategyName>(name: K): ChosenStrategy<K> {
+  const entry: StrategyEntry<StrategySettings[K]> = STRATEGY_REGISTRY[name];
+  const settings = entry.read(name);
+  if (settings === undefined) throw new Error(`strategy: ${name} read no settings of its own`);
+  return { name, settings };
+}
+
+/** A fresh strategy for one host's run, made with its settings; coolify deploys through its API instead. */
+export function hostStrategy<K extends StrategyName>(chosen: ChosenStrategy<K>): HostStrategy {
+  const entry: StrategyEntry<StrategySettings[K]> = STRATEGY_REGISTRY[chosen.name];
+  if (!entry.host) throw new Error(`strategy: ${chosen.name} does not deploy over SSH`);
+  return entry.host(chosen.settings);
 }
 
 /** Every strategy's own inputs, for action.yml. */

@@ -6,9 +6,12 @@ import type { GateReport } from '../health-gate';
 import type { PrunePlan, ServerState } from '../release-history';
 import type { Outcome } from '../host-outcome';
 
-import type { SharedInputGroup } from './names';
+import type { StrategyName } from '../deploy-inputs';
 
-export { STRATEGIES, type StrategyName } from './names';
+export type { StrategyName } from '../deploy-inputs';
+
+/** Groups of shared inputs a strategy can say it has no use for (inputs.ts names their members). */
+export type SharedInputGroup = 'compose' | 'ssh';
 
 /** What one host's deploy or rollback tells the run; timing and mode are added by each-host.ts. */
 export type StoryResult = Omit<Outcome, 'durationSeconds' | 'mode'>;
@@ -89,13 +92,18 @@ export interface HostStrategy<R extends StoryRelease = StoryRelease> {
 }
 
 /** What the action needs to know of a strategy besides its steps. */
-export interface StrategyEntry {
+export interface StrategyEntry<S> {
   /** Inputs only this strategy reads, as action.yml declares them; set with another strategy, they are an error that names them. */
   readonly inputs: readonly InputDefinition[];
   /** Groups of shared inputs it has no use for (an error names each one set). */
   readonly ignores: readonly SharedInputGroup[];
   /** Single shared inputs it has no use for, beyond the groups. */
   readonly ignoresInputs: readonly string[];
-  /** Makes the strategy for one host's run; absent for coolify, which deploys through Coolify's API instead. */
-  readonly host?: () => HostStrategy;
+  /**
+   * Reads its own inputs into its settings when it is the chosen strategy; called with every
+   * other strategy too, it returns undefined (or refuses its inputs set there, naming them).
+   */
+  read(strategy: StrategyName): S | undefined;
+  /** Makes the strategy for one host's run, with its settings; absent for coolify, which deploys through Coolify's API instead. */
+  readonly host?: (settings: S) => HostStrategy;
 }

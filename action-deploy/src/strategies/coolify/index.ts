@@ -23,7 +23,7 @@ import {
   type DeploymentState,
   type Triggered,
 } from './api';
-import { COOLIFY_INPUTS, type CoolifyInputs } from './inputs';
+import { COOLIFY_INPUTS, readCoolifyInputs, type CoolifyInputs } from './inputs';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -92,7 +92,10 @@ export async function deployCoolify(inputs: DeployInputs, _ctx: RunContext): Pro
     changed.map((app) => ({ app, from: wanted, to: app.tag })),
     `so the rollback could not start: ${why} Coolify keeps ${wanted}`,
   );
-  const back = await deployRound({ ...inputs, coolify: { ...coolify, uuids: changed.map((app) => app.uuid) } }, performance.now());
+  const back = await deployRound(
+    { ...inputs, strategy: { name: 'coolify', settings: { ...coolify, uuids: changed.map((app) => app.uuid) } } },
+    performance.now(),
+  );
   const backFailure = roundFailure(back);
   const restored = Object.fromEntries(before.map((app) => [app.name, `${app.image}:${app.tag}`]));
   const backGates = back.gate ? [{ label: `rollback to ${previous}`, gate: back.gate }] : [];
@@ -339,9 +342,9 @@ export function planCoolify(inputs: DeployInputs): PlanStep[] {
 }
 
 /** Coolify deploys from its own configuration, through its API: no SSH host, no compose file. */
-export const coolify: StrategyEntry = { inputs: COOLIFY_INPUTS, ignores: ['ssh', 'compose'], ignoresInputs: [] };
+export const coolify: StrategyEntry<CoolifyInputs> = { inputs: COOLIFY_INPUTS, ignores: ['ssh', 'compose'], ignoresInputs: [], read: readCoolifyInputs };
 
 function settings(inputs: DeployInputs): CoolifyInputs {
-  if (!inputs.coolify) throw new Error('strategy: coolify without its inputs');
-  return inputs.coolify;
+  if (inputs.strategy.name !== 'coolify') throw new Error(`strategy: ${inputs.strategy.name} is not coolify`);
+  return inputs.strategy.settings;
 }

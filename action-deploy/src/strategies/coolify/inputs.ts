@@ -1,5 +1,4 @@
 import { InputCollector, InputError, getBoolean, getDuration, getList, getString, invalidInput, maskSecret, type InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from '../names';
 
 export const COOLIFY_INPUTS = [
   {
@@ -92,7 +91,7 @@ function readIds(name: 'coolify-uuid' | 'coolify-tag', pattern: RegExp, expected
 }
 
 /** The coolify strategy's own inputs; undefined for other strategies. */
-export function readCoolifyInputs(strategy: StrategyName): CoolifyInputs | undefined {
+export function readCoolifyInputs(strategy: string): CoolifyInputs | undefined {
   if (strategy !== 'coolify') return undefined;
   const c = new InputCollector();
   const apiUrl = c.read(readApiUrl);

@@ -63,4 +63,4 @@ export function recreateStrategy(): HostStrategy<Release> {
 }
 
 /** strategy: recreate has no inputs of its own and uses every shared one. */
-export const recreate: StrategyEntry = { inputs: [], ignores: [], ignoresInputs: [], host: recreateStrategy };
+export const recreate: StrategyEntry<Record<string, never>> = { inputs: [], ignores: [], ignoresInputs: [], read: () => ({}), host: recreateStrategy };

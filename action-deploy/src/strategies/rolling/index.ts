@@ -23,7 +23,7 @@ import { upAndCheck } from '../../release-check';
 import { RefusedBeforeChange } from '../../refusal';
 import { recreateStrategy } from '../recreate';
 import type { HostStrategy, StrategyEntry, Switched } from '../strategy';
-import { ROLLING_INPUTS } from './inputs';
+import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './inputs';
 
 /**
  * strategy: rolling — zero downtime behind a reverse proxy. For each service that can roll,
@@ -35,7 +35,7 @@ import { ROLLING_INPUTS } from './inputs';
  * would) and the whole release goes through the gate, as with recreate. Every other step is
  * recreate's.
  */
-export function rollingStrategy(): HostStrategy<Release> {
+export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> {
   return {
     ...recreateStrategy(),
     async check(d) {
@@ -46,7 +46,7 @@ export function rollingStrategy(): HostStrategy<Release> {
         );
     },
     async switchOn(d, release, running) {
-      const plan = await planFor(d, release);
+      const plan = await planFor(d, release, settings);
       for (const warning of plan.warnings) core.warning(warning);
       core.info(describe(plan));
       await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
@@ -55,9 +55,9 @@ export function rollingStrategy(): HostStrategy<Release> {
       });
       const gates: Switched['gates'] = [];
       // Which services roll depends on what runs on the server: a dry run shows the commands for a service S.
-      if (d.planning) planRolls(d.planning, d, release);
+      if (d.planning) planRolls(d.planning, d, release, settings);
       else if (plan.roll.length > 0) {
-        const rolled = await rollServices(d, release, running, plan);
+        const rolled = await rollServices(d, release, running, plan, settings.drainSeconds);
         gates.push(rolled.gate);
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
       }
@@ -72,10 +72,10 @@ export function rollingStrategy(): HostStrategy<Release> {
 }
 
 /** The roll of each changed service as a dry run shows it, for a service S (which services roll depends on the server). */
-function planRolls(recorder: PlanRecorder, d: Deployer, release: Release): void {
-  const drain = d.inputs.rolling?.drainSeconds ?? 0;
+function planRolls(recorder: PlanRecorder, d: Deployer, release: Release, settings: RollingInputs): void {
+  const drain = settings.drainSeconds;
   const perService = [
-    `# for each changed service S that can roll${d.inputs.rolling?.services ? ` (of ${d.inputs.rolling.services.join(', ')})` : ''}, with N old containers and R replicas:`,
+    `# for each changed service S that can roll${settings.services ? ` (of ${settings.services.join(', ')})` : ''}, with N old containers and R replicas:`,
     `cd ${render([release.project.directory])} && ${render(compose(d.cli, release.project, 'up', '-d', '--no-deps', '--no-recreate', '--scale', 'S=N+R', 'S')).replace("'S=N+R'", 'S=N+R')}`,
     '# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving',
     ...(drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)`] : []),
@@ -89,12 +89,12 @@ function planRolls(recorder: PlanRecorder, d: Deployer, release: Release): void 
 }
 
 /** Reads what the release defines and what runs now; changes nothing. */
-async function planFor(d: Deployer, release: Release): Promise<RollPlan> {
+async function planFor(d: Deployer, release: Release, settings: RollingInputs): Promise<RollPlan> {
   const read = (commands: Parameters<Deployer['server']['run']>[0], description: string) => d.server.run(commands, { description, timeoutSeconds: 120 });
   const configYaml = release.configYaml ?? (await read(config(d.cli, release.project), 'read the compose configuration')).stdout;
   const hashes = (await read(configHashes(d.cli, release.project), 'read the configuration hashes')).stdout;
   const rows = (await read(listContainers(d.cli, d.inputs.projectName), 'list the running containers')).stdout;
-  return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), d.inputs.rolling?.services);
+  return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), settings.services);
 }
 
 function describe(plan: RollPlan): string {
@@ -118,6 +118,7 @@ async function rollServices(
   release: Release,
   running: string | undefined,
   plan: RollPlan,
+  drain: number,
 ): Promise<{ gate: Switched['gates'][number]; kept?: Switched['kept'] }> {
   const services = plan.roll.map((entry) => entry.service);
   const label = `new containers of ${services.join(', ')}`;
@@ -157,7 +158,6 @@ async function rollServices(
     await relinkEnv(d, running);
     return { gate: { label, gate }, kept: { diagnostics } };
   }
-  const drain = d.inputs.rolling?.drainSeconds ?? 0;
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
     // The drain runs from the first round of the gate's final streak, so it overlaps the remaining successes.
@@ -220,4 +220,4 @@ async function relinkEnv(d: Deployer, running: string | undefined): Promise<void
   await d.server.run(linkEnv(d.inputs.projectDir, previous.id, previous.hasEnv), { description: 'link the env file back', timeoutSeconds: 60 });
 }
 
-export const rolling: StrategyEntry = { inputs: ROLLING_INPUTS, ignores: [], ignoresInputs: [], host: rollingStrategy };
+export const rolling: StrategyEntry<RollingInputs> = { inputs: ROLLING_INPUTS, ignores: [], ignoresInputs: [], read: readRollingInputs, host: rollingStrategy };

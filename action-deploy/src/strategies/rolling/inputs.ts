@@ -1,5 +1,4 @@
 import { InputCollector, InputError, getDuration, getList, invalidInput, type InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from '../names';
 
 export const ROLLING_INPUTS = [
   {
@@ -36,7 +35,7 @@ function readServices(): readonly string[] | undefined {
 }
 
 /** The rolling strategy's own inputs; undefined for other strategies. */
-export function readRollingInputs(strategy: StrategyName): RollingInputs | undefined {
+export function readRollingInputs(strategy: string): RollingInputs | undefined {
   if (strategy !== 'rolling') {
     // rolling-drain has a default, so only a set rolling-services shows a workflow that meant to roll.
     if (getList('rolling-services') !== undefined) {

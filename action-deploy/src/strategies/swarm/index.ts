@@ -8,7 +8,7 @@ import type { HostStrategy, StoryRelease, StrategyEntry, Switched } from '../str
 import { serverClockMs, stackDeploy, stackDiagnostics, swarmNodeState } from './swarm-commands';
 import { swarmGate, type SwarmGateReport } from './gate';
 import { STACK_FILE, stackOverride } from './stack-file';
-import { SWARM_INPUTS } from './inputs';
+import { SWARM_INPUTS, readSwarmInputs, type SwarmInputs } from './inputs';
 
 /**
  * strategy: swarm — the release's compose files become a stack (`docker stack deploy`, stack name
@@ -192,4 +192,10 @@ async function diagnose(d: Deployer, gate: SwarmGateReport, id: string): Promise
 }
 
 /** Swarm pulls on its own nodes, in its own time: pull-timeout has nothing to bound. */
-export const swarm: StrategyEntry = { inputs: SWARM_INPUTS, ignores: [], ignoresInputs: ['pull-timeout'], host: swarmStrategy };
+export const swarm: StrategyEntry<SwarmInputs> = {
+  inputs: SWARM_INPUTS,
+  ignores: [],
+  ignoresInputs: ['pull-timeout'],
+  read: readSwarmInputs,
+  host: swarmStrategy,
+};

@@ -1,5 +1,4 @@
 import type { InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from '../names';
 
 export const SWARM_INPUTS = [] as const satisfies readonly InputDefinition[];
 
@@ -7,6 +6,6 @@ export const SWARM_INPUTS = [] as const satisfies readonly InputDefinition[];
 export type SwarmInputs = Record<string, never>;
 
 /** The swarm strategy's own inputs; undefined for other strategies. */
-export function readSwarmInputs(strategy: StrategyName): SwarmInputs | undefined {
+export function readSwarmInputs(strategy: string): SwarmInputs | undefined {
   return strategy === 'swarm' ? {} : undefined;
 }

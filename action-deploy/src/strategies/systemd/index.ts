@@ -7,18 +7,12 @@ import { createSystemdRelease, extractArchive, gitExport, inReleaseDir, inspectH
 import { restartAndGate, unitDiagnostics } from './gate';
 import type { ReleaseSource, SystemdInputs } from './inputs';
 import type { HostStrategy, PrepareStep, StrategyEntry } from '../strategy';
-import { SYSTEMD_INPUTS } from './inputs';
-
-function settings(d: Deployer): SystemdInputs {
-  if (!d.inputs.systemd) throw new Error('strategy: systemd without its inputs');
-  return d.inputs.systemd;
-}
+import { SYSTEMD_INPUTS, readSystemdInputs } from './inputs';
 
 /** What a new release is made of; the inputs require one of artifact-path and git-repository unless rolling back. */
-function sourceOf(d: Deployer): ReleaseSource {
-  const { source } = settings(d);
-  if (!source) throw new Error('strategy: systemd needs artifact-path or git-repository');
-  return source;
+function sourceOf(settings: SystemdInputs): ReleaseSource {
+  if (!settings.source) throw new Error('strategy: systemd needs artifact-path or git-repository');
+  return settings.source;
 }
 
 /**
@@ -136,24 +130,24 @@ async function uploadFiles(d: Deployer, id: string, source: ReleaseSource): Prom
  * whatever it points at), so "passed the gate" is the `deployed` mark alone, and a failed
  * release returns to the newest release that has it.
  */
-export function systemdStrategy(): HostStrategy {
+export function systemdStrategy(settings: SystemdInputs): HostStrategy {
   // Decided by check() for this host's run: a user other than root needs sudo for systemctl.
   let sudo = false;
   return {
     usesDocker: false,
     async check(d) {
-      if (d.inputs.rollback === undefined) sourceOf(d);
-      ({ sudo } = await inspectUnit(d, settings(d).unit));
+      if (d.inputs.rollback === undefined) sourceOf(settings);
+      ({ sudo } = await inspectUnit(d, settings.unit));
     },
-    subject: (d) => ` of ${settings(d).unit}`,
+    subject: () => ` of ${settings.unit}`,
     previousOf,
     async upload(d, id) {
-      await createRelease(d, id, settings(d).unit, sourceOf(d));
+      await createRelease(d, id, settings.unit, sourceOf(settings));
       return { id, images: {} };
     },
     prepare(d, release) {
-      const { installCommand } = settings(d);
-      const source = sourceOf(d);
+      const { installCommand } = settings;
+      const source = sourceOf(settings);
       const run = (what: string, command: string) => async () => {
         await d.server.run(inReleaseDir(d.inputs.projectDir, release.id, command), {
           description: what,
@@ -168,22 +162,28 @@ export function systemdStrategy(): HostStrategy {
     },
     async switchOn(d, release) {
       await d.server.run(pointCurrent(d.inputs.projectDir, release.id), { description: `point current at ${release.id}`, timeoutSeconds: 60 });
-      const gate = await restartAndGate(d, settings(d).unit, sudo);
+      const gate = await restartAndGate(d, settings.unit, sudo);
       return { gates: [{ label: `release ${release.id}`, gate }], gate };
     },
     load: async (_d, id) => ({ id, images: {} }),
     async markCurrent(d, release) {
       await d.server.run(markDeployed(d.inputs.projectDir, release.id), { description: `mark ${release.id} deployed`, timeoutSeconds: 60 });
     },
-    diagnose: (d, release) => unitDiagnostics(d, settings(d).unit, sudo, release.id),
+    diagnose: (d, release) => unitDiagnostics(d, settings.unit, sudo, release.id),
     left: {
       noRollback: 'it was left current for inspection',
       noPrevious: 'it was left current for inspection',
     },
     removeCommands: (d, plan) => removeReleases(d.inputs.projectDir, plan.remove),
-    plannedRollback: (d, wanted) => `point current at release ${wanted}, restart ${settings(d).unit}, then the health gate`,
+    plannedRollback: (_d, wanted) => `point current at release ${wanted}, restart ${settings.unit}, then the health gate`,
   };
 }
 
 /** No Docker: the Compose inputs have nothing to act on. */
-export const systemd: StrategyEntry = { inputs: SYSTEMD_INPUTS, ignores: ['compose'], ignoresInputs: [], host: systemdStrategy };
+export const systemd: StrategyEntry<SystemdInputs> = {
+  inputs: SYSTEMD_INPUTS,
+  ignores: ['compose'],
+  ignoresInputs: [],
+  read: readSystemdInputs,
+  host: systemdStrategy,
+};

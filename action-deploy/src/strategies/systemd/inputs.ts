@@ -1,7 +1,6 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputCollector, InputError, getString, invalidInput, missingInput, type InputDefinition } from '@skiff/action-kit';
-import type { StrategyName } from '../names';
 
 export const SYSTEMD_INPUTS = [
   {
@@ -121,7 +120,7 @@ function readSha(): string {
 }
 
 /** The systemd strategy's own inputs; undefined for other strategies. Every problem is reported together. */
-export function readSystemdInputs(strategy: StrategyName): SystemdInputs | undefined {
+export function readSystemdInputs(strategy: string): SystemdInputs | undefined {
   const names = SYSTEMD_INPUTS.map((input) => input.name);
   if (strategy !== 'systemd') {
     const stray = names.filter((name) => getString(name) !== undefined);
