@@ -98424,14 +98424,7 @@ var InputCollector = class {
   errors = [];
   /** The reader's value, or undefined if it threw an input error (which is kept for `finish`). */
   read(reader) {
-    try {
-      return reader();
-    } catch (error3) {
-      const inputErrors = inputErrorsOf(error3);
-      if (inputErrors.length === 0) throw error3;
-      this.errors.push(...inputErrors);
-      return void 0;
-    }
+    return this.known(this.take(reader));
   }
   add(error3) {
     this.errors.push(error3);

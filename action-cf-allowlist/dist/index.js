@@ -40749,14 +40749,7 @@ var InputCollector = class {
   errors = [];
   /** The reader's value, or undefined if it threw an input error (which is kept for `finish`). */
   read(reader) {
-    try {
-      return reader();
-    } catch (error2) {
-      const inputErrors = inputErrorsOf(error2);
-      if (inputErrors.length === 0) throw error2;
-      this.errors.push(...inputErrors);
-      return void 0;
-    }
+    return this.known(this.take(reader));
   }
   add(error2) {
     this.errors.push(error2);

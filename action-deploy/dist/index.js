@@ -48040,14 +48040,7 @@ var InputCollector = class {
   errors = [];
   /** The reader's value, or undefined if it threw an input error (which is kept for `finish`). */
   read(reader) {
-    try {
-      return reader();
-    } catch (error2) {
-      const inputErrors = inputErrorsOf(error2);
-      if (inputErrors.length === 0) throw error2;
-      this.errors.push(...inputErrors);
-      return void 0;
-    }
+    return this.known(this.take(reader));
   }
   add(error2) {
     this.errors.push(error2);
@@ -54964,15 +54957,12 @@ function projectOf(inputs, id, composeFiles, hasEnv, hasFiles, hasBuild) {
 async function serverState(d) {
   return parseState((await d.server.run(readState(d.inputs.projectDir), { description: "read releases", timeoutSeconds: 60 })).stdout);
 }
+function releaseMeta(d, id, services) {
+  return { id, sha: d.ctx.sha, ref: d.ctx.ref, actor: d.ctx.actor, runUrl: d.ctx.runUrl, createdAt: (/* @__PURE__ */ new Date()).toISOString(), services };
+}
 function meta(d, release) {
   return {
-    id: release.id,
-    sha: d.ctx.sha,
-    ref: d.ctx.ref,
-    actor: d.ctx.actor,
-    runUrl: d.ctx.runUrl,
-    createdAt: (/* @__PURE__ */ new Date()).toISOString(),
-    services: release.images,
+    ...releaseMeta(d, release.id, release.images),
     composeFiles: [...release.composeFiles],
     hasEnv: release.hasEnv,
     hasFiles: release.hasFiles,
@@ -56461,15 +56451,21 @@ async function runHealthGate(d, probes, planned, onStreak) {
     }
   });
 }
-async function healthGate2(d, services, successes) {
+function healthGate2(d, services, successes) {
+  return containerGate(
+    d,
+    inspectProjectContainers(d.cli, d.inputs.projectName),
+    services,
+    "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release",
+    { successes }
+  );
+}
+async function containerGate(d, inspect, services, planned, options = {}) {
   let containers = [];
-  let failingServices = [];
+  let failingServices = [...options.failingAtStart ?? []];
   const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
   const containerCheck = containerProbe(
-    async () => (await d.server.run([...keepAlive, ...inspectProjectContainers(d.cli, d.inputs.projectName)], {
-      description: "inspect containers",
-      timeoutSeconds: 60
-    })).stdout,
+    async () => (await d.server.run([...keepAlive, ...inspect], { description: "inspect containers", timeoutSeconds: 60 })).stdout,
     services,
     (seen, outcome) => {
       containers = seen;
@@ -56478,11 +56474,8 @@ async function healthGate2(d, services, successes) {
   );
   const app = await appProbes(d);
   try {
-    const result = await runHealthGate(
-      { ...d, inputs: { ...d.inputs, health: { ...d.inputs.health, successes } } },
-      [containerCheck, ...app.probes],
-      "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release"
-    );
+    const gated = options.successes === void 0 ? d : { ...d, inputs: { ...d.inputs, health: { ...d.inputs.health, successes: options.successes } } };
+    const result = await runHealthGate(gated, [containerCheck, ...app.probes], planned, options.onStreak);
     return { ...result, containers, failingServices };
   } finally {
     await app.close();
@@ -56896,28 +56889,14 @@ async function rollServices(d, release, running, plan, drain) {
   );
   return { gate: { label, gate } };
 }
-async function newContainersGate(d, services, ids, onStreakStart) {
-  let containers = [];
-  let failingServices = [...services];
-  const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
-  const check = containerProbe(
-    async () => (await d.server.run([...keepAlive, ...inspectContainers(d.cli, ids)], { description: "inspect containers", timeoutSeconds: 60 })).stdout,
-    services,
-    (seen, outcome) => {
-      containers = seen;
-      failingServices = outcome.failingServices;
-    }
-  );
-  const app = await appProbes(d);
-  try {
-    const result = await runHealthGate(d, [check, ...app.probes], `health gate of the new containers of ${services.join(", ")}`, (allOk, previousAllOk) => {
+function newContainersGate(d, services, ids, onStreakStart) {
+  return containerGate(d, inspectContainers(d.cli, ids), services, `health gate of the new containers of ${services.join(", ")}`, {
+    failingAtStart: services,
+    onStreak: (allOk, previousAllOk) => {
       if (!allOk) onStreakStart(void 0);
       else if (!previousAllOk) onStreakStart(performance.now());
-    });
-    return { ...result, containers, failingServices };
-  } finally {
-    await app.close();
-  }
+    }
+  });
 }
 function failedGate(reason) {
   return { ok: false, elapsedMs: 0, rounds: 0, probes: [], reason, failing: ["containers"], containers: [], failingServices: [] };
@@ -57230,13 +57209,7 @@ async function recordDigests(d, release, images) {
   const unpinned = Object.entries(images).filter(([, image]) => !image.includes("@sha256:")).map(([service]) => service);
   if (unpinned.length > 0) warning(`Not pinned to a digest (Swarm found no registry digest for the image): ${unpinned.join(", ")}`);
   const meta2 = {
-    id: release.id,
-    sha: d.ctx.sha,
-    ref: d.ctx.ref,
-    actor: d.ctx.actor,
-    runUrl: d.ctx.runUrl,
-    createdAt: (/* @__PURE__ */ new Date()).toISOString(),
-    services: images,
+    ...releaseMeta(d, release.id, images),
     composeFiles: [...release.composeFiles],
     hasEnv: release.hasEnv,
     strategy: "swarm",
@@ -57695,13 +57668,7 @@ async function createRelease2(d, id, unit, source) {
   const dir = releaseDir(d.inputs.projectDir, id);
   await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
   const meta2 = {
-    id,
-    sha: d.ctx.sha,
-    ref: d.ctx.ref,
-    actor: d.ctx.actor,
-    runUrl: d.ctx.runUrl,
-    createdAt: (/* @__PURE__ */ new Date()).toISOString(),
-    services: {},
+    ...releaseMeta(d, id, {}),
     strategy: "systemd",
     unit,
     source: source.kind === "artifact" ? { artifactPath: source.path } : { gitRepository: source.repository, sha: source.sha }

@@ -91,15 +91,14 @@ export async function serverState(d: Deployer): Promise<ServerState> {
   return parseState((await d.server.run(readState(d.inputs.projectDir), { description: 'read releases', timeoutSeconds: 60 })).stdout);
 }
 
+/** What every release's meta.json says of where it came from (this run), whatever the strategy adds. */
+export function releaseMeta(d: Deployer, id: string, services: Record<string, string>): ReleaseMeta {
+  return { id, sha: d.ctx.sha, ref: d.ctx.ref, actor: d.ctx.actor, runUrl: d.ctx.runUrl, createdAt: new Date().toISOString(), services };
+}
+
 function meta(d: Deployer, release: Release): StoredMeta {
   return {
-    id: release.id,
-    sha: d.ctx.sha,
-    ref: d.ctx.ref,
-    actor: d.ctx.actor,
-    runUrl: d.ctx.runUrl,
-    createdAt: new Date().toISOString(),
-    services: release.images,
+    ...releaseMeta(d, release.id, release.images),
     composeFiles: [...release.composeFiles],
     hasEnv: release.hasEnv,
     hasFiles: release.hasFiles,

@@ -1,5 +1,6 @@
 import * as core from '@actions/core';
 import { commandProbe, containerProbe, httpProbe, runGate, type ContainerState, type GateResult, type Probe } from '@skiff/health';
+import type { Command } from '@skiff/shell';
 import { inspectProjectContainers } from './compose-commands';
 import type { Deployer } from './deploy';
 import { touchLock } from './lock-commands';
@@ -96,21 +97,41 @@ export async function runHealthGate(
  * The health gate: the project's containers (running, HEALTHCHECKs healthy, none exited or
  * restarting), each health-url, and the health-command, every interval until all pass
  * `successes` times in a row. With health-from: host, URLs are reached through SSH tunnels so
- * they mean what they mean on the server (e.g. its own 127.0.0.1). Every container check also
- * refreshes the deploy lock, so a long gate does not make the lock look stale.
+ * they mean what they mean on the server (e.g. its own 127.0.0.1).
  */
-export async function healthGate(d: Deployer, services: readonly string[], successes: number): Promise<GateReport> {
+export function healthGate(d: Deployer, services: readonly string[], successes: number): Promise<GateReport> {
+  return containerGate(
+    d,
+    inspectProjectContainers(d.cli, d.inputs.projectName),
+    services,
+    'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release',
+    { successes },
+  );
+}
+
+/**
+ * A gate over the containers `inspect` reports, plus the app's checks. Every inspection also
+ * refreshes the deploy lock, so a long gate does not make the lock look stale; what it last saw
+ * is kept for diagnostics.
+ */
+export async function containerGate(
+  d: Deployer,
+  inspect: readonly Command[],
+  services: readonly string[],
+  planned: string,
+  options: {
+    /** Instead of health-successes. */
+    successes?: number;
+    /** Services counted as failing until the first inspection says otherwise. */
+    failingAtStart?: readonly string[];
+    onStreak?: (allOk: boolean, previousAllOk: boolean) => void;
+  } = {},
+): Promise<GateReport> {
   let containers: readonly ContainerState[] = [];
-  let failingServices: string[] = [];
+  let failingServices: string[] = [...(options.failingAtStart ?? [])];
   const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
   const containerCheck = containerProbe(
-    async () =>
-      (
-        await d.server.run([...keepAlive, ...inspectProjectContainers(d.cli, d.inputs.projectName)], {
-          description: 'inspect containers',
-          timeoutSeconds: 60,
-        })
-      ).stdout,
+    async () => (await d.server.run([...keepAlive, ...inspect], { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
     services,
     (seen, outcome) => {
       containers = seen;
@@ -119,11 +140,8 @@ export async function healthGate(d: Deployer, services: readonly string[], succe
   );
   const app = await appProbes(d);
   try {
-    const result = await runHealthGate(
-      { ...d, inputs: { ...d.inputs, health: { ...d.inputs.health, successes } } },
-      [containerCheck, ...app.probes],
-      'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release',
-    );
+    const gated = options.successes === undefined ? d : { ...d, inputs: { ...d.inputs, health: { ...d.inputs.health, successes: options.successes } } };
+    const result = await runHealthGate(gated, [containerCheck, ...app.probes], planned, options.onStreak);
     return { ...result, containers, failingServices };
   } finally {
     await app.close();

@@ -155,14 +155,7 @@ export class InputCollector {
 
   /** The reader's value, or undefined if it threw an input error (which is kept for `finish`). */
   read<T>(reader: () => T): T | undefined {
-    try {
-      return reader();
-    } catch (error) {
-      const inputErrors = inputErrorsOf(error);
-      if (inputErrors.length === 0) throw error;
-      this.errors.push(...inputErrors);
-      return undefined;
-    }
+    return this.known(this.take(reader));
   }
 
   add(error: InputError): void {

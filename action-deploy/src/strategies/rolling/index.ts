@@ -1,5 +1,4 @@
 import * as core from '@actions/core';
-import { containerProbe, type ContainerState } from '@skiff/health';
 import { render, type PlanRecorder } from '@skiff/shell';
 import {
   compose,
@@ -14,7 +13,7 @@ import {
   up,
 } from '../../compose-commands';
 import { loadRelease, type Deployer, type Release } from '../../deploy';
-import { appProbes, runHealthGate, type GateReport } from '../../health-gate';
+import { containerGate, type GateReport } from '../../health-gate';
 import { touchLock } from '../../lock-commands';
 import { linkEnv } from '../../release-history';
 import { collectDiagnostics } from '../../rollback';
@@ -176,33 +175,19 @@ async function rollServices(
 }
 
 /** The health gate over the new containers only (old ones may be unhealthy: that may be why this release exists), plus health-url and health-command. */
-async function newContainersGate(
+function newContainersGate(
   d: Deployer,
   services: readonly string[],
   ids: readonly string[],
   onStreakStart: (at: number | undefined) => void,
 ): Promise<GateReport> {
-  let containers: readonly ContainerState[] = [];
-  let failingServices: string[] = [...services];
-  const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
-  const check = containerProbe(
-    async () => (await d.server.run([...keepAlive, ...inspectContainers(d.cli, ids)], { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
-    services,
-    (seen, outcome) => {
-      containers = seen;
-      failingServices = outcome.failingServices;
-    },
-  );
-  const app = await appProbes(d);
-  try {
-    const result = await runHealthGate(d, [check, ...app.probes], `health gate of the new containers of ${services.join(', ')}`, (allOk, previousAllOk) => {
+  return containerGate(d, inspectContainers(d.cli, ids), services, `health gate of the new containers of ${services.join(', ')}`, {
+    failingAtStart: services,
+    onStreak: (allOk, previousAllOk) => {
       if (!allOk) onStreakStart(undefined);
       else if (!previousAllOk) onStreakStart(performance.now());
-    });
-    return { ...result, containers, failingServices };
-  } finally {
-    await app.close();
-  }
+    },
+  });
 }
 
 function failedGate(reason: string): GateReport {

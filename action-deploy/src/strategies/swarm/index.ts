@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { withRegistryLogin } from '../../compose-commands';
-import { removeComposeReleases, runPreDeploy, uploadRelease, type Deployer, type Release } from '../../deploy';
+import { releaseMeta, removeComposeReleases, runPreDeploy, uploadRelease, type Deployer, type Release } from '../../deploy';
 import { Diagnostics } from '../../diagnostics';
 import { RefusedBeforeChange } from '../../refusal';
 import { IMAGE_LOCK, META, imageLockFile, readMeta, releaseDir, switchCurrent } from '../../release-history';
@@ -161,13 +161,7 @@ async function recordDigests(d: Deployer, release: SwarmRelease, images: Record<
     .map(([service]) => service);
   if (unpinned.length > 0) core.warning(`Not pinned to a digest (Swarm found no registry digest for the image): ${unpinned.join(', ')}`);
   const meta = {
-    id: release.id,
-    sha: d.ctx.sha,
-    ref: d.ctx.ref,
-    actor: d.ctx.actor,
-    runUrl: d.ctx.runUrl,
-    createdAt: new Date().toISOString(),
-    services: images,
+    ...releaseMeta(d, release.id, images),
     composeFiles: [...release.composeFiles],
     hasEnv: release.hasEnv,
     strategy: 'swarm',

@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import type { Deployer } from '../../deploy';
+import { releaseMeta, type Deployer } from '../../deploy';
 import { RefusedBeforeChange } from '../../refusal';
 import { ENV_FILE, META, markDeployed, pointCurrent, releaseDir, removeReleases, type ServerState } from '../../release-history';
 import { artifactCompression, artifactDescription, artifactStream } from './artifact';
@@ -95,13 +95,7 @@ async function createRelease(d: Deployer, id: string, unit: string, source: Rele
   const dir = releaseDir(d.inputs.projectDir, id);
   await d.server.run(createSystemdRelease(d.inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
   const meta = {
-    id,
-    sha: d.ctx.sha,
-    ref: d.ctx.ref,
-    actor: d.ctx.actor,
-    runUrl: d.ctx.runUrl,
-    createdAt: new Date().toISOString(),
-    services: {},
+    ...releaseMeta(d, id, {}),
     strategy: 'systemd',
     unit,
     source: source.kind === 'artifact' ? { artifactPath: source.path } : { gitRepository: source.repository, sha: source.sha },
