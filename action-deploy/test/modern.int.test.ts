@@ -79,7 +79,7 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
     // The backend is built on the server FROM the test bed's base image, which nothing may pull from the internet.
     await host.loadImage('skiff-testbed/busybox:1');
     for (const tag of ['v1', 'v2']) {
-      await buildApp(image(tag), 'ok', `proxy-${tag}`);
+      await buildApp(image(tag), 'ok', `proxy-${tag}`, { finishInFlightSeconds: 1 });
       await pushWithOwnLogin(registry, image(tag));
       digests[tag] = (await registryManifestDigest(registry, repository, tag))!;
       await sh('docker', ['image', 'rm', image(tag)]);

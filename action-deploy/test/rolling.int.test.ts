@@ -107,7 +107,7 @@ beforeAll(async () => {
     ['broken', 'crash'],
     ['sick', 'http500'],
   ] as const) {
-    await buildApp(image(tag), kind, tag);
+    await buildApp(image(tag), kind, tag, { finishInFlightSeconds: 1 });
     await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
   }
   await writeFile(join(workspace.path, 'compose.yaml'), rollingCompose(image('v1'), PROXY_IMAGE, 2));
