@@ -74,7 +74,8 @@ export const deployRollingBench: Benchmark = {
         ['b', 'ok'],
         ['crash', 'crash'],
       ] as const) {
-        await buildApp(image(tag), kind, tag);
+        // Like a real server, the app finishes what it serves on TERM (1 s), as the rolling tests' app does: both tools face the same app.
+        await buildApp(image(tag), kind, tag, { finishInFlightSeconds: 1 });
         await sh('docker', ['push', '-q', image(tag)], { timeoutMs: 120_000 });
         images.push(image(tag));
       }

@@ -39625,6 +39625,7 @@ var init_client = __esm({
             resolve(new _SshClient(connection));
           });
           connection.connect({ ...config, ...password !== void 0 ? { tryKeyboard: true } : {} });
+          connection.setNoDelay(true);
         });
       }
       forwardOut(sourceAddress, sourcePort, destinationAddress, destinationPort) {
@@ -39861,7 +39862,6 @@ async function openClient(endpoint, options) {
   } catch (error3) {
     throw classifyConnectError(error3, target, hostKeyFailure);
   }
-  ssh.connection.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
     options.log?.(
       "warning",

@@ -40961,6 +40961,7 @@ var SshClient = class _SshClient {
         resolve(new _SshClient(connection));
       });
       connection.connect({ ...config, ...password !== void 0 ? { tryKeyboard: true } : {} });
+      connection.setNoDelay(true);
     });
   }
   forwardOut(sourceAddress, sourcePort, destinationAddress, destinationPort) {
@@ -41466,7 +41467,6 @@ async function openClient(endpoint, options) {
   } catch (error2) {
     throw classifyConnectError(error2, target, hostKeyFailure);
   }
-  ssh.connection.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
     options.log?.(
       "warning",

@@ -48268,6 +48268,7 @@ var SshClient = class _SshClient {
         resolve5(new _SshClient(connection));
       });
       connection.connect({ ...config2, ...password !== void 0 ? { tryKeyboard: true } : {} });
+      connection.setNoDelay(true);
     });
   }
   forwardOut(sourceAddress, sourcePort, destinationAddress, destinationPort) {
@@ -48773,7 +48774,6 @@ async function openClient(endpoint2, options) {
   } catch (error2) {
     throw classifyConnectError(error2, target, hostKeyFailure);
   }
-  ssh.connection.setNoDelay(true);
   if (policy.kind === "insecure-ignore") {
     options.log?.(
       "warning",
@@ -49317,7 +49317,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.9.0";
+var version = "0.9.1";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -53725,11 +53725,12 @@ async function runGate(probes, options) {
     if (waitingNow.length > 0) lastProblem = waitingNow.map((probe) => `${probe.name}: ${probe.detail}`).join("; ");
     streak = waitingNow.length === 0 ? streak + 1 : 0;
     if (streak >= options.successes) return result(true);
-    if (elapsed() + options.intervalMs > options.timeoutMs) {
+    const pauseMs = waitingNow.length > 0 ? Math.min(options.intervalMs, options.waitingIntervalMs ?? options.intervalMs) : options.intervalMs;
+    if (elapsed() + pauseMs > options.timeoutMs) {
       const why = waitingNow.length > 0 ? waitingNow.map((probe) => `${probe.name}: ${probe.detail}`).join("; ") : `only ${streak} of ${options.successes} consecutive successful checks${lastProblem === void 0 ? "" : `; the last failed round: ${lastProblem}`}`;
       return result(false, `not healthy within ${Math.round(options.timeoutMs / 1e3)}s (${why})`);
     }
-    await sleep(options.intervalMs);
+    await sleep(pauseMs);
   }
 }
 
@@ -56439,18 +56440,27 @@ async function runHealthGate(d, probes, planned, onStreak) {
     return { ok: true, elapsedMs: 0, rounds: 0, probes: [], failing: [] };
   }
   let previousAllOk = false;
+  const intervalMs = health.intervalSeconds * 1e3;
+  let logged;
   return runGate(probes, {
-    intervalMs: health.intervalSeconds * 1e3,
+    intervalMs,
+    waitingIntervalMs: WAITING_POLL_MS,
     timeoutMs: health.timeoutSeconds * 1e3,
     successes: health.successes,
     onRound: (round, reports) => {
-      info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join("; ")}`);
+      const line = reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join("; ");
       const allOk = reports.every((r) => r.state === "ok");
+      const now = performance.now();
+      if (allOk || reports.some((r) => r.state === "failed") || line !== logged?.line || now - logged.at >= intervalMs) {
+        info(`health round ${round}: ${line}`);
+        logged = { line, at: now };
+      }
       onStreak?.(allOk, previousAllOk);
       previousAllOk = allOk;
     }
   });
 }
+var WAITING_POLL_MS = 500;
 function healthGate2(d, services, successes) {
   return containerGate(
     d,
@@ -58284,7 +58294,12 @@ var DEPLOY_INPUTS = [
     required: false,
     default: "2"
   },
-  { name: "health-interval", description: "Pause between rounds of health checks.", required: false, default: "2s" },
+  {
+    name: "health-interval",
+    description: "Pause between the rounds of health checks that health-successes counts. While a container is still starting or a URL not answering yet, the gate looks again every 0.5 s, so a release is seen healthy within 0.5 s of being so.",
+    required: false,
+    default: "2s"
+  },
   { name: "health-timeout", description: "How long the release has to become healthy.", required: false, default: "120s" },
   { name: "health-command", description: "Command run on the server each round; exit 0 counts as healthy.", required: false },
   {

@@ -80,18 +80,34 @@ export async function runHealthGate(
     return { ok: true, elapsedMs: 0, rounds: 0, probes: [], failing: [] };
   }
   let previousAllOk = false;
+  const intervalMs = health.intervalSeconds * 1000;
+  let logged: { line: string; at: number } | undefined;
   return runGate(probes, {
-    intervalMs: health.intervalSeconds * 1000,
+    intervalMs,
+    waitingIntervalMs: WAITING_POLL_MS,
     timeoutMs: health.timeoutSeconds * 1000,
     successes: health.successes,
     onRound: (round, reports) => {
-      core.info(`health round ${round}: ${reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join('; ')}`);
+      const line = reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join('; ');
       const allOk = reports.every((r) => r.state === 'ok');
+      // While something starts, rounds come every WAITING_POLL_MS: the log shows a change, or the same wait once per health-interval.
+      const now = performance.now();
+      if (allOk || reports.some((r) => r.state === 'failed') || line !== logged?.line || now - logged.at >= intervalMs) {
+        core.info(`health round ${round}: ${line}`);
+        logged = { line, at: now };
+      }
       onStreak?.(allOk, previousAllOk);
       previousAllOk = allOk;
     },
   });
 }
+
+/**
+ * How soon the gate looks again while a container is still starting or a URL not answering yet:
+ * a release is seen healthy within this of becoming so, instead of up to health-interval later.
+ * The rounds health-successes counts stay health-interval apart.
+ */
+const WAITING_POLL_MS = 500;
 
 /**
  * The health gate: the project's containers (running, HEALTHCHECKs healthy, none exited or

@@ -163,7 +163,13 @@ const DEPLOY_INPUTS = [
     required: false,
     default: '2',
   },
-  { name: 'health-interval', description: 'Pause between rounds of health checks.', required: false, default: '2s' },
+  {
+    name: 'health-interval',
+    description:
+      'Pause between the rounds of health checks that health-successes counts. While a container is still starting or a URL not answering yet, the gate looks again every 0.5 s, so a release is seen healthy within 0.5 s of being so.',
+    required: false,
+    default: '2s',
+  },
   { name: 'health-timeout', description: 'How long the release has to become healthy.', required: false, default: '120s' },
   { name: 'health-command', description: 'Command run on the server each round; exit 0 counts as healthy.', required: false },
   {

@@ -24,6 +24,25 @@ describe('runGate', () => {
     expect(result.probes[0]?.firstOkMs).toBeGreaterThanOrEqual(0);
   });
 
+  it('looks again sooner while something is not ok yet, but keeps the rounds of a streak intervalMs apart', async () => {
+    const seen: number[] = [];
+    const states: ProbeOutcome['state'][] = ['waiting', 'waiting', 'waiting', 'ok', 'ok'];
+    const probe: Probe = {
+      name: 'containers',
+      async check() {
+        seen.push(performance.now());
+        const state = states[Math.min(seen.length - 1, states.length - 1)]!;
+        return { state, detail: state };
+      },
+    };
+    const result = await runGate([probe], { intervalMs: 300, waitingIntervalMs: 20, timeoutMs: 10_000, successes: 2 });
+    expect(result.ok).toBe(true);
+    expect(result.rounds).toBe(5);
+    const gaps = seen.slice(1).map((at, index) => at - seen[index]!);
+    for (const gap of gaps.slice(0, 3)) expect(gap).toBeLessThan(150);
+    expect(gaps[3]).toBeGreaterThanOrEqual(295);
+  });
+
   it('fails at once when a probe fails, without waiting for the timeout', async () => {
     const a = scripted('containers', ['waiting', 'failed']);
     const b = scripted('url', ['ok']);

@@ -47,6 +47,9 @@ export class SshClient {
         resolve(new SshClient(connection));
       });
       connection.connect({ ...config, ...(password !== undefined ? { tryKeyboard: true } : {}) });
+      // ssh2 leaves Nagle's algorithm on, so the handshake's small packets and every small command
+      // wait for delayed ACKs (measured on loopback: 213 ms vs 50 ms to connect, 92 ms vs 4 ms a round trip).
+      connection.setNoDelay(true);
     });
   }
 
