@@ -4,11 +4,14 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { renderReadme } from '../scripts/gen-action-docs.mjs';
 import { checkUses, githubDiagnostics, root } from './workflow-check';
+import { READ_BY_PREPARE } from '../action-deploy/src/prepare/inputs';
 
 type Map = Record<string, unknown>;
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
 const ACTIONS = ['action-build-push', 'action-deploy', 'action-cf-allowlist', 'action-backup'];
-const REUSABLE = ['build-deploy.yml', 'deploy.yml', 'rollback.yml', 'backup.yml', 'cf-allowlist.yml'].map((f) => `.github/workflows/${f}`);
+const REUSABLE = ['build-deploy.yml', 'deploy.yml', 'rollback.yml', 'backup.yml', 'cf-allowlist.yml', 'prepare-server.yml'].map(
+  (f) => `.github/workflows/${f}`,
+);
 const WORKFLOWS = readdirSync(join(root, '.github/workflows'))
   .filter((f) => /\.ya?ml$/.test(f))
   .map((f) => `.github/workflows/${f}`);
@@ -125,6 +128,12 @@ describe('a reusable workflow can express what its action can do', () => {
     'a rollback re-deploys a kept release exactly as it ran: its own compose files, env, files and images; nothing is built, pulled (but by swarm) or pruned';
   const SYSTEMD = 'strategy systemd ships a release directory, not images: deploy.yml deploys it';
   const JOB_ENVIRONMENT = "the job's own environment records the GitHub Deployment (one per run, not two)";
+  const PREPARE = 'prepare-server.yml prepares a server';
+  const PREPARE_ONLY = { prepare: PREPARE, 'deploy-user': PREPARE, 'deploy-user-keys': PREPARE };
+  const deployInputs = Object.keys((parseYaml(read('action-deploy/action.yml')) as { inputs: Map }).inputs);
+  const NOT_FOR_PREPARE = Object.fromEntries(
+    deployInputs.filter((name) => !READ_BY_PREPARE.has(name)).map((name) => [name, 'a deploy input: prepare-server.yml only prepares the server']),
+  );
   /** Per workflow, per action it runs: the inputs it deliberately does not offer, each with the reason a user is told. */
   const notOffered: Record<string, Record<string, Record<string, string>>> = {
     'build-deploy.yml': {
@@ -148,6 +157,7 @@ describe('a reusable workflow can express what its action can do', () => {
         'artifact-path': SYSTEMD,
         'git-repository': SYSTEMD,
         'install-command': SYSTEMD,
+        ...PREPARE_ONLY,
       },
     },
     'deploy.yml': {
@@ -158,8 +168,10 @@ describe('a reusable workflow can express what its action can do', () => {
         environment: JOB_ENVIRONMENT,
         'environment-url': 'see environment',
         'github-token': 'see environment',
+        ...PREPARE_ONLY,
       },
     },
+    'prepare-server.yml': { 'action-deploy': NOT_FOR_PREPARE },
     'rollback.yml': {
       'action-deploy': {
         password: 'a CI job logs in with a key (SSH_KEY), never a password',
@@ -191,6 +203,7 @@ describe('a reusable workflow can express what its action can do', () => {
         'coolify-force': 'see coolify-url',
         'coolify-timeout': 'see coolify-url',
         'coolify-poll-interval': 'see coolify-url',
+        ...PREPARE_ONLY,
       },
     },
     'backup.yml': {

@@ -39391,7 +39391,7 @@ var require_lib3 = __commonJS({
         return result;
       };
     })();
-    var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
+    var __awaiter4 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
         return value instanceof P ? value : new P(function(resolve5) {
           resolve5(value);
@@ -39499,8 +39499,8 @@ var require_lib3 = __commonJS({
         this.message = message;
       }
       readBody() {
-        return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve5) => __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return new Promise((resolve5) => __awaiter4(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
@@ -39512,8 +39512,8 @@ var require_lib3 = __commonJS({
         });
       }
       readBodyBuffer() {
-        return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve5) => __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return new Promise((resolve5) => __awaiter4(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
@@ -39569,42 +39569,42 @@ var require_lib3 = __commonJS({
         }
       }
       options(requestUrl, additionalHeaders) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return this.request("OPTIONS", requestUrl, null, additionalHeaders || {});
         });
       }
       get(requestUrl, additionalHeaders) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return this.request("GET", requestUrl, null, additionalHeaders || {});
         });
       }
       del(requestUrl, additionalHeaders) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return this.request("DELETE", requestUrl, null, additionalHeaders || {});
         });
       }
       post(requestUrl, data, additionalHeaders) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return this.request("POST", requestUrl, data, additionalHeaders || {});
         });
       }
       patch(requestUrl, data, additionalHeaders) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return this.request("PATCH", requestUrl, data, additionalHeaders || {});
         });
       }
       put(requestUrl, data, additionalHeaders) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return this.request("PUT", requestUrl, data, additionalHeaders || {});
         });
       }
       head(requestUrl, additionalHeaders) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return this.request("HEAD", requestUrl, null, additionalHeaders || {});
         });
       }
       sendStream(verb, requestUrl, stream, additionalHeaders) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return this.request(verb, requestUrl, stream, additionalHeaders);
         });
       }
@@ -39613,14 +39613,14 @@ var require_lib3 = __commonJS({
        * Be aware that not found returns a null.  Other errors (4xx, 5xx) reject the promise
        */
       getJson(requestUrl_1) {
-        return __awaiter3(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
+        return __awaiter4(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
           additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
           const res = yield this.get(requestUrl, additionalHeaders);
           return this._processResponse(res, this.requestOptions);
         });
       }
       postJson(requestUrl_1, obj_1) {
-        return __awaiter3(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
           const data = JSON.stringify(obj, null, 2);
           additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
           additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
@@ -39629,7 +39629,7 @@ var require_lib3 = __commonJS({
         });
       }
       putJson(requestUrl_1, obj_1) {
-        return __awaiter3(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
           const data = JSON.stringify(obj, null, 2);
           additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
           additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
@@ -39638,7 +39638,7 @@ var require_lib3 = __commonJS({
         });
       }
       patchJson(requestUrl_1, obj_1) {
-        return __awaiter3(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
           const data = JSON.stringify(obj, null, 2);
           additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
           additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
@@ -39652,7 +39652,7 @@ var require_lib3 = __commonJS({
        * Prefer get, del, post and patch
        */
       request(verb, requestUrl, data, headers2) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           if (this._disposed) {
             throw new Error("Client has already been disposed.");
           }
@@ -39726,7 +39726,7 @@ var require_lib3 = __commonJS({
        * @param data
        */
       requestRaw(info2, data) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           return new Promise((resolve5, reject) => {
             function callbackForResult(err, res) {
               if (err) {
@@ -39975,15 +39975,15 @@ var require_lib3 = __commonJS({
         return baseUserAgent;
       }
       _performExponentialBackoff(retryNumber) {
-        return __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
           return new Promise((resolve5) => setTimeout(() => resolve5(), ms));
         });
       }
       _processResponse(res, options) {
-        return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve5, reject) => __awaiter3(this, void 0, void 0, function* () {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return new Promise((resolve5, reject) => __awaiter4(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -47861,6 +47861,33 @@ var platform = os3.platform();
 var arch = os3.arch();
 
 // node_modules/@actions/core/lib/core.js
+var __awaiter2 = function(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve5) {
+      resolve5(value);
+    });
+  }
+  return new (P || (P = Promise))(function(resolve5, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function step(result) {
+      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+};
 var ExitCode;
 (function(ExitCode2) {
   ExitCode2[ExitCode2["Success"] = 0] = "Success";
@@ -47908,6 +47935,18 @@ function startGroup(name) {
 }
 function endGroup() {
   issue("endgroup");
+}
+function group(name, fn) {
+  return __awaiter2(this, void 0, void 0, function* () {
+    startGroup(name);
+    let result;
+    try {
+      result = yield fn();
+    } finally {
+      endGroup();
+    }
+    return result;
+  });
 }
 function saveState(name, value) {
   const filePath = process.env["GITHUB_STATE"] || "";
@@ -48259,7 +48298,7 @@ var SshClient = class _SshClient {
       if (password !== void 0)
         connection.on(
           "keyboard-interactive",
-          (_name, _instructions, _language, prompts, finish) => finish(prompts.map((prompt) => /password/i.test(prompt.prompt) ? password : ""))
+          (_name, _instructions, _language, prompts, finish2) => finish2(prompts.map((prompt) => /password/i.test(prompt.prompt) ? password : ""))
         );
       connection.on("ready", () => {
         if (settled) return;
@@ -49317,7 +49356,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.9.1";
+var version = "0.10.0";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -49525,7 +49564,7 @@ var Context = class {
 // node_modules/@actions/github/lib/internal/utils.js
 var httpClient = __toESM(require_lib3(), 1);
 var import_undici2 = __toESM(require_undici(), 1);
-var __awaiter2 = function(thisArg, _arguments, P, generator) {
+var __awaiter3 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve5) {
       resolve5(value);
@@ -49570,7 +49609,7 @@ function getProxyAgentDispatcher(destinationUrl) {
 }
 function getProxyFetch(destinationUrl) {
   const httpDispatcher = getProxyAgentDispatcher(destinationUrl);
-  const proxyFetch = (url, opts) => __awaiter2(this, void 0, void 0, function* () {
+  const proxyFetch = (url, opts) => __awaiter3(this, void 0, void 0, function* () {
     return (0, import_undici2.fetch)(url, Object.assign(Object.assign({}, opts), { dispatcher: httpDispatcher }));
   });
   return proxyFetch;
@@ -58178,6 +58217,28 @@ function asList(text) {
   }
 }
 
+// action-deploy/src/prepare/prepare-input-definitions.ts
+var PREPARE_INPUTS = [
+  {
+    name: "prepare",
+    description: 'true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, "Prepare your server"): the deploy user and its keys, its project directory, Docker with the Compose plugin checked, the deploy user\'s access to it (the docker group, or with `sudo: true` one sudoers rule), and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.',
+    required: false,
+    default: "false"
+  },
+  {
+    name: "deploy-user",
+    description: "With prepare: the user deploys log in as, created if missing (home /home/USER, bash, no password). An existing user with another home or shell is refused, not changed.",
+    required: false,
+    default: "deploy"
+  },
+  {
+    name: "deploy-user-keys",
+    description: "With prepare: the public key(s) the deploy user logs in with, one per line as in authorized_keys (e.g. `ssh-ed25519 AAAA\u2026 ci@example`); the private half is the deploys' `key`. Keys already there are left as they are.",
+    required: false
+  }
+];
+var PREPARE_ONLY_INPUTS = PREPARE_INPUTS.filter((input) => input.name !== "prepare").map((input) => input.name);
+
 // action-deploy/src/inputs.ts
 var DEPLOY_INPUTS = [
   {
@@ -58353,6 +58414,7 @@ var ACTION_INPUTS = [
   ...DEPLOY_INPUTS,
   ...BACKUP_BEFORE_DEPLOY_INPUTS,
   ...strategyInputs(),
+  ...PREPARE_INPUTS,
   DRY_RUN_INPUT
 ];
 function definitionDefault2(name) {
@@ -58584,7 +58646,7 @@ function readWebhooks() {
 }
 function unusedBy(strategy) {
   const entry = STRATEGY_REGISTRY[strategy];
-  const ignored = entry.ignores.flatMap((group) => SHARED_INPUT_GROUPS[group]);
+  const ignored = entry.ignores.flatMap((group2) => SHARED_INPUT_GROUPS[group2]);
   const others = Object.entries(STRATEGY_REGISTRY).filter(([name]) => name !== strategy).flatMap(([, other]) => other.inputs.map((input) => input.name)).filter((name) => name !== "rolling-services");
   return [...ignored, ...entry.ignoresInputs, ...others];
 }
@@ -58626,6 +58688,14 @@ function readDeployInputs() {
   }
   const stray = strategy === void 0 ? void 0 : strayInputs(strategy);
   if (stray) c.add(stray);
+  const prepareOnly = PREPARE_ONLY_INPUTS.filter(setToOtherThanDefault);
+  if (prepareOnly.length > 0)
+    c.add(
+      new InputError(
+        prepareOnly,
+        `${prepareOnly.map((name) => `"${name}"`).join(", ")} only apply with prepare: true (a server's one-time preparation), so a deploy would ignore them; remove them from this step`
+      )
+    );
   const targets = strategy === "coolify" ? [] : c.take(readSshTargets);
   const mode = c.take(readRunMode);
   const allOrNothing = c.take(() => getBoolean("all-or-nothing", { default: false }));
@@ -58925,6 +58995,354 @@ async function planDeploy(recorder, inputs, ctx) {
   return recorder.steps;
 }
 
+// action-deploy/src/prepare/prepare-commands.ts
+var REFUSED_EXIT2 = 3;
+function stepScript(body, args) {
+  return ["bash", "-c", `set -euo pipefail
+${body}`, "skiff-prepare", ...args];
+}
+function asRoot(elevate, commands) {
+  return elevate ? [["sudo", "-n", "bash", "-c", script(commands)]] : [...commands];
+}
+function inspectServer() {
+  return [
+    ["cat", "/etc/os-release"],
+    ["echo", "--- uid"],
+    ["id", "-u"],
+    ["echo", "--- sudo"],
+    [raw("if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then echo yes; else echo no; fi")],
+    ["echo", "--- host keys"],
+    [raw("cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true")]
+  ];
+}
+var USER = `u="$1"
+if entry=$(getent passwd "$u"); then
+  home=$(printf '%s' "$entry" | cut -d: -f6)
+  shell=$(printf '%s' "$entry" | cut -d: -f7)
+  if [ "$home" != "/home/$u" ] || [ "$shell" != /bin/bash ]; then
+    echo "refused: user $u already exists with home $home and shell $shell, where prepare expects /home/$u and /bin/bash; choose another deploy-user, or set that user up yourself"
+    exit ${REFUSED_EXIT2}
+  fi
+  echo "already: user $u exists (home /home/$u, shell /bin/bash)"
+else
+  # '*': no password to log in with, but not a locked account, which sshd refuses even with a key when UsePAM is off.
+  useradd --create-home --home-dir "/home/$u" --shell /bin/bash --user-group --password '*' "$u"
+  echo "changed: created user $u (home /home/$u, shell /bin/bash, no password)"
+fi`;
+function ensureUser(user) {
+  return [stepScript(USER, [user])];
+}
+var KEYS2 = `u="$1"; shift
+group=$(id -gn "$u")
+dir="/home/$u/.ssh"
+file="$dir/authorized_keys"
+fixed=""
+if [ ! -d "$dir" ]; then install -d -m 0700 -o "$u" -g "$group" "$dir"; fixed="created $dir"; fi
+if [ ! -e "$file" ]; then install -m 0600 -o "$u" -g "$group" /dev/null "$file"; fi
+if [ "$(stat -c '%a %U' "$dir")" != "700 $u" ]; then chmod 0700 "$dir"; chown "$u:$group" "$dir"; fixed="fixed the owner and mode of $dir"; fi
+if [ "$(stat -c '%a %U' "$file")" != "600 $u" ]; then chmod 0600 "$file"; chown "$u:$group" "$file"; fixed="fixed the owner and mode of $file"; fi
+added=0
+present=0
+while [ "$#" -gt 1 ]; do
+  if grep -qF -- "$1" "$file"; then present=$((present + 1)); else printf '%s\\n' "$2" >>"$file"; added=$((added + 1)); fi
+  shift 2
+done
+if [ "$added" -gt 0 ]; then echo "changed: added $added key(s) to $file ($present already there)\${fixed:+; $fixed}"
+elif [ -n "$fixed" ]; then echo "changed: $fixed; all $present key(s) already there"
+else echo "already: all $present key(s) in $file"; fi`;
+function ensureAuthorizedKeys(user, keys) {
+  return [stepScript(KEYS2, [user, ...keys.flatMap((key) => [key.match, key.line])])];
+}
+var PROJECT_DIR = `d="$1"; u="$2"
+group=$(id -gn "$u")
+if [ -d "$d" ]; then
+  owner=$(stat -c %U "$d")
+  if [ "$owner" = "$u" ]; then echo "already: $d exists, owned by $u"; exit 0; fi
+  if [ -n "$(ls -A "$d")" ]; then
+    echo "refused: $d exists, owned by $owner, and is not empty; prepare gives only an empty or new project directory to $u (chown it yourself if its files are meant for $u)"
+    exit ${REFUSED_EXIT2}
+  fi
+  chown "$u:$group" "$d"
+  echo "changed: gave the empty $d (owned by $owner) to $u"
+elif [ -e "$d" ]; then
+  echo "refused: $d exists and is not a directory"
+  exit ${REFUSED_EXIT2}
+else
+  install -d -o "$u" -g "$group" -m 0755 "$d"
+  echo "changed: created $d, owned by $u"
+fi`;
+function ensureProjectDir2(projectDir, user) {
+  return [stepScript(PROJECT_DIR, [projectDir, user])];
+}
+var DOCKER = `hint="$1"
+if ! command -v docker >/dev/null 2>&1; then echo "refused: Docker is not installed. $hint"; exit ${REFUSED_EXIT2}; fi
+if ! engine=$(docker version --format '{{.Server.Version}}' 2>&1); then
+  echo "refused: docker is installed but its engine does not answer (docker said: $(printf '%s' "$engine" | tr '\\n' ' ' | cut -c1-300)). Start it: systemctl enable --now docker"
+  exit ${REFUSED_EXIT2}
+fi
+if ! compose=$(docker compose version --short 2>/dev/null); then
+  echo "refused: Docker $engine is installed, but not the Compose v2 plugin. $hint"
+  exit ${REFUSED_EXIT2}
+fi
+echo "already: Docker $engine with Compose $compose"`;
+function checkDocker(hint) {
+  return [stepScript(DOCKER, [hint])];
+}
+var DOCKER_GROUP = `u="$1"
+if ! getent group docker >/dev/null; then echo "refused: there is no docker group on this server; install Docker from your distribution's packages (they create it)"; exit ${REFUSED_EXIT2}; fi
+case " $(id -nG "$u") " in
+  *" docker "*) echo "already: $u is in the docker group" ;;
+  *) usermod -aG docker "$u"; echo "changed: added $u to the docker group (it takes effect at $u's next login)" ;;
+esac`;
+var DOCKER_SUDO = `u="$1"
+docker_path=$(command -v docker || true)
+if [ -z "$docker_path" ]; then echo "refused: docker is not installed, so there is no command to allow $u with sudo"; exit ${REFUSED_EXIT2}; fi
+if ! command -v visudo >/dev/null 2>&1; then echo "refused: sudo: true, but sudo is not installed on this server (apt-get install sudo)"; exit ${REFUSED_EXIT2}; fi
+rule="$u ALL=(root) NOPASSWD: $docker_path"
+file="/etc/sudoers.d/skiff-$u-docker"
+if [ -f "$file" ] && [ "$(cat "$file")" = "$rule" ]; then echo "already: $file allows $u to run $docker_path with sudo -n"; exit 0; fi
+tmp=$(mktemp)
+printf '%s\\n' "$rule" >"$tmp"
+if ! visudo -cf "$tmp" >/dev/null; then rm -f "$tmp"; echo "refused: visudo does not accept the rule: $rule"; exit ${REFUSED_EXIT2}; fi
+install -m 0440 -o root -g root "$tmp" "$file"
+rm -f "$tmp"
+echo "changed: wrote $file: $rule"`;
+function ensureDockerAccess(user, via) {
+  return [stepScript(via === "group" ? DOCKER_GROUP : DOCKER_SUDO, [user])];
+}
+
+// action-deploy/src/prepare/inputs.ts
+var READ_BY_PREPARE = /* @__PURE__ */ new Set([
+  ...MULTI_HOST_INPUTS.map((input) => input.name),
+  ...PREPARE_INPUTS.map((input) => input.name),
+  "project-dir",
+  "sudo",
+  DRY_RUN_INPUT.name
+]);
+var KEY_TYPES = /* @__PURE__ */ new Set([
+  "ssh-ed25519",
+  "ssh-rsa",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "sk-ssh-ed25519@openssh.com",
+  "sk-ecdsa-sha2-nistp256@openssh.com"
+]);
+var USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+function parsePublicKeys(lines) {
+  const expected = 'one public key per line as in authorized_keys, e.g. "ssh-ed25519 AAAAC3Nz\u2026 ci@example"';
+  return lines.map((line, index) => {
+    if (/PRIVATE KEY|^-----BEGIN/.test(line))
+      throw new InputError(
+        "deploy-user-keys",
+        `Input "deploy-user-keys", line ${index + 1}, is part of a private key; give the public key (the .pub file), ${expected}`
+      );
+    const [type = "", body = ""] = line.split(/\s+/);
+    const blob = /^[A-Za-z0-9+/]+={0,2}$/.test(body) ? Buffer.from(body, "base64") : Buffer.alloc(0);
+    const named = blob.length > 4 ? blob.subarray(4, 4 + blob.readUInt32BE(0)).toString("latin1") : "";
+    if (!KEY_TYPES.has(type) || named !== type || [...line].some((char) => char.charCodeAt(0) < 32))
+      throw new InputError("deploy-user-keys", `Input "deploy-user-keys", line ${index + 1}, is not a public key: expected ${expected}`);
+    return { match: `${type} ${body}`, line };
+  });
+}
+function strayForPrepare() {
+  const stray = ACTION_INPUTS.map((input) => input.name).filter((name) => !READ_BY_PREPARE.has(name) && setToOtherThanDefault(name));
+  if (stray.length === 0) return void 0;
+  return new InputError(
+    stray,
+    `Input${stray.length === 1 ? "" : "s"} ${stray.map((name) => `"${name}"`).join(", ")} ${stray.length === 1 ? "is" : "are"} not used with prepare: true (it prepares the server; deploys come after), so ${stray.length === 1 ? "it" : "they"} would be ignored; remove ${stray.length === 1 ? "it" : "them"} from this step`
+  );
+}
+function readPrepareInputs() {
+  const c = new InputCollector();
+  const stray = strayForPrepare();
+  if (stray) c.add(stray);
+  const targets = c.take(readSshTargets);
+  const mode = c.take(readRunMode);
+  const projectDir = c.take(readProjectDir);
+  const deployUser = c.take(() => {
+    const user = getString("deploy-user", { default: "deploy" });
+    if (!USER_NAME.test(user) || user === "root")
+      throw new InputError(
+        "deploy-user",
+        `Input "deploy-user" must be a user name like deploy (lower-case letters, digits, _ and -, at most 32, not root); got ${JSON.stringify(user)}`
+      );
+    return user;
+  });
+  const keys = c.take(() => {
+    const lines = getList("deploy-user-keys");
+    if (lines === void 0 || lines.length === 0)
+      throw new InputError(
+        "deploy-user-keys",
+        'Input "deploy-user-keys" is required with prepare: true: the public key(s) the deploy user will log in with, one per line'
+      );
+    return parsePublicKeys(lines);
+  });
+  const sudo2 = c.take(() => getBoolean("sudo", { default: false }));
+  const dryRun = c.take(readDryRun);
+  const read2 = c.result({ targets, mode, projectDir, deployUser, keys, sudo: sudo2, dryRun });
+  return { ...read2, dockerAccess: read2.sudo ? "sudo" : "group" };
+}
+
+// action-deploy/src/prepare/index.ts
+var SUPPORTED = { ubuntu: ["22.04", "24.04"], debian: ["12", "13"] };
+var Refused = class extends Error {
+};
+function parseServerFacts(stdout) {
+  const [osRelease = "", uid = "", sudo2 = "", keys = ""] = stdout.split(/^--- (?:uid|sudo|host keys)$/m);
+  const field = (name) => new RegExp(`^${name}=(.*)$`, "m").exec(osRelease)?.[1]?.trim().replace(/^"(.*)"$/, "$1") ?? "";
+  const hostKeys = keys.split("\n").map((line) => line.trim().split(/\s+/)).filter(([type, base64]) => type && base64 && /^[A-Za-z0-9+/]+={0,2}$/.test(base64)).map(([type, base64]) => ({ type, base64, fingerprint: sha256Fingerprint(Buffer.from(base64, "base64")) }));
+  return {
+    distribution: { id: field("ID"), version: field("VERSION_ID"), pretty: field("PRETTY_NAME") || field("ID") || "an unknown system" },
+    root: uid.trim() === "0",
+    sudo: sudo2.trim() === "yes",
+    hostKeys
+  };
+}
+function refusalOf(facts, username) {
+  const { id, version: version2, pretty } = facts.distribution;
+  if (!SUPPORTED[id]?.includes(version2))
+    return `prepare supports Ubuntu 22.04 and 24.04 and Debian 12 and 13; this server runs ${pretty}${version2 ? ` (${id} ${version2})` : ""}`;
+  if (!facts.root && !facts.sudo)
+    return `${username} is neither root nor allowed passwordless sudo (sudo -n true failed); connect as root or as a user with passwordless sudo`;
+  return void 0;
+}
+function dockerInstallHint(distribution) {
+  if (distribution.id === "ubuntu") return `Install it from Ubuntu's packages (sudo apt-get install docker.io docker-compose-v2), then run prepare again.`;
+  if (distribution.id === "debian" && distribution.version === "12")
+    return `Debian 12 has no Compose v2 package: install Docker Engine and docker-compose-plugin from Docker's apt repository (https://docs.docker.com/engine/install/debian/), then run prepare again.`;
+  return `Install it from Debian's packages (sudo apt-get install docker.io docker-compose), then run prepare again.`;
+}
+function knownHostsLines(target, keys) {
+  return keys.map((key) => `${knownHostsName(target.host, target.port)} ${key.type} ${key.base64}`);
+}
+function stepsFor(inputs, facts) {
+  return [
+    { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
+    { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
+    { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir2(inputs.projectDir, inputs.deployUser) },
+    {
+      name: "Docker and the Compose v2 plugin",
+      commands: checkDocker(facts ? dockerInstallHint(facts.distribution) : "Install Docker with the Compose v2 plugin, then run prepare again.")
+    },
+    {
+      name: inputs.dockerAccess === "sudo" ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
+      commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess)
+    }
+  ];
+}
+async function prepareHost(server, inputs, target, report2, say = info) {
+  const planning = server instanceof PlanRecorder;
+  const looked = await server.run(inspectServer(), { description: "look at the server (distribution, root or sudo, host keys)", timeoutSeconds: 60 });
+  const facts = planning ? void 0 : parseServerFacts(looked.stdout);
+  if (facts) {
+    report2.hostKeys = facts.hostKeys;
+    report2.knownHosts = knownHostsLines(target, facts.hostKeys);
+    const refusal = refusalOf(facts, target.username);
+    if (refusal) throw new Refused(`${refusal}. Nothing was changed.`);
+    say(`${facts.distribution.pretty}, connected as ${facts.root ? "root" : `${target.username} (sudo -n)`}`);
+  }
+  const elevate = facts !== void 0 && !facts.root;
+  for (const step of stepsFor(inputs, facts)) {
+    const result = await server.run(asRoot(elevate, step.commands), { description: step.name, allowFailure: true, timeoutSeconds: 300 });
+    if (planning) continue;
+    const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split("\n").at(-1) ?? "");
+    if (result.code === REFUSED_EXIT2 && said?.[1] === "refused") throw new Refused(`${step.name}: ${said[2]}`);
+    if (result.code !== 0 || !said || said[1] === "refused") {
+      const detail = `${result.stderr}
+${result.stdout}`.trim().split("\n").slice(-10).join("\n");
+      throw new Error(`${step.name} failed with exit code ${result.code}${detail ? `:
+${detail}` : ""}`);
+    }
+    const state = said[1];
+    report2.steps.push({ name: step.name, state, detail: said[2] });
+    say(`${step.name}: ${state === "already" ? "already done" : "done"}: ${said[2]}`);
+  }
+}
+async function runPrepare(inputs) {
+  if (inputs.dryRun) {
+    const recorder = new PlanRecorder();
+    const target = inputs.targets[0];
+    await prepareHost(recorder, inputs, target, { label: hostLabel(target), steps: [], hostKeys: [], knownHosts: [] });
+    await publishPlan(
+      recorder.steps,
+      `Prepare plan for ${inputs.targets.map(hostLabel).join(", ")} (as root; as a sudo user each step runs through sudo -n bash -c)`
+    );
+    return;
+  }
+  const many = inputs.targets.length > 1;
+  const reports = inputs.targets.map((target) => ({ label: hostLabel(target), steps: [], hostKeys: [], knownHosts: [] }));
+  const results = await forEachHost(inputs.targets, inputs.mode, async (target, { index, label }) => {
+    const report2 = reports[index];
+    const say = many && inputs.mode.parallel ? (line) => info(`[${label}] ${line}`) : info;
+    const work = async () => {
+      try {
+        const server = await SshConnection.connect(target);
+        try {
+          await prepareHost(server, inputs, target, report2, say);
+        } finally {
+          await server.close();
+        }
+      } catch (error2) {
+        report2.error = error2.message;
+        throw error2;
+      }
+    };
+    await (many && inputs.mode.parallel ? work() : group(`Prepare ${label}`, work));
+  });
+  for (const [index, result] of results.entries()) if (result.status === "skipped") reports[index].skipped = true;
+  await finish(reports);
+}
+async function finish(reports) {
+  const failed = reports.find((report2) => report2.error);
+  const skipped = reports.filter((report2) => report2.skipped);
+  const out = outputs();
+  out.set("status", failed ? "failed" : "prepared");
+  const knownHosts = reports.flatMap((report2) => report2.knownHosts);
+  out.set("known-hosts", knownHosts.join("\n"));
+  for (const report2 of reports) {
+    if (report2.hostKeys.length === 0) continue;
+    info(
+      `Host keys of ${report2.label} \u2014 paste one fingerprint into the deploys' fingerprint input, or the lines into known-hosts:
+${report2.hostKeys.map((key) => `  ${key.fingerprint} (${key.type})`).join("\n")}
+${report2.knownHosts.map((line) => `  ${line}`).join("\n")}`
+    );
+  }
+  await writeSummary(renderPrepareSummary(reports));
+  if (failed)
+    throw new Error(
+      `prepare ${failed.label}: ${failed.error}${skipped.length > 0 ? ` (not prepared: ${skipped.map((report2) => report2.label).join(", ")})` : ""}`
+    );
+}
+function renderPrepareSummary(reports) {
+  const parts = reports.map((report2) => {
+    if (report2.skipped) return `### \u23ED\uFE0F ${report2.label} was not prepared (a host before it failed)`;
+    const head2 = report2.error ? `### \u274C Prepare ${report2.label} stopped` : `### \u2705 ${report2.label} is prepared`;
+    const steps = report2.steps.length === 0 ? "" : table(
+      ["Step", "Result", "Detail"],
+      report2.steps.map((step) => [step.name, step.state === "already" ? "already done" : "done", step.detail])
+    );
+    const error2 = report2.error ? `
+
+${codeBlock(report2.error)}` : "";
+    const keys = report2.hostKeys.length === 0 ? "" : `
+
+Host keys \u2014 the \`fingerprint\` input takes one of these, \`known-hosts\` the lines below:
+
+${table(
+      ["Type", "Fingerprint"],
+      report2.hostKeys.map((key) => [key.type, key.fingerprint])
+    )}
+
+${codeBlock(report2.knownHosts.join("\n"))}`;
+    return `${head2}
+
+${steps}${error2}${keys}`;
+  });
+  return `${parts.join("\n\n")}
+`;
+}
+
 // action-deploy/src/run-report.ts
 function combine(reports, durationSeconds, mode, releaseId) {
   const all = (status2) => reports.every((report2) => [status2].flat().includes(report2.status));
@@ -59000,6 +59418,7 @@ function renderRunSummary(result, projectDir) {
 
 // action-deploy/src/main.ts
 async function run() {
+  if (getBoolean("prepare", { default: false })) return runPrepare(readPrepareInputs());
   const inputs = readDeployInputs();
   const started = performance.now();
   const ctx = runContext();

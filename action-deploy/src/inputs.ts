@@ -28,6 +28,7 @@ import type { ComposeFileInput, DeployInputs, GithubDeploymentInputs, RegistryLo
 import { GIT_SHA, isReleaseId } from './release-history';
 import { findServerBuilds, type ServerBuild } from './server-build';
 import { expandShippedFiles, type ShippedFile } from './shipped-files';
+import { PREPARE_INPUTS, PREPARE_ONLY_INPUTS } from './prepare/prepare-input-definitions';
 import type { SharedInputGroup } from './strategies/strategy';
 import { STRATEGIES, STRATEGY_REGISTRY, readChosenStrategy, strategyInputs } from './strategies';
 
@@ -232,12 +233,13 @@ export const ACTION_INPUTS: readonly InputDefinition[] = [
   ...DEPLOY_INPUTS,
   ...BACKUP_BEFORE_DEPLOY_INPUTS,
   ...strategyInputs(),
+  ...PREPARE_INPUTS,
   DRY_RUN_INPUT,
 ];
 export const ACTION_OUTPUTS = {
   'release-id': 'Id of the release deployed (or re-deployed by a rollback), e.g. 20261121T222430Z-1a2b3c4-9f0e.',
   'previous-release-id': 'Id of the release that was current before this run, if any.',
-  status: '`deployed`, `rolled-back` (the new release failed and the previous one runs again) or `failed`.',
+  status: '`deployed`, `rolled-back` (the new release failed and the previous one runs again) or `failed`; with prepare, `prepared` or `failed`.',
   'rolled-back': '`true` when the new release failed and the previous one was restored.',
   images:
     'JSON object of service → pinned image reference (image@sha256:…) of the running release; with strategy coolify and coolify-image-tag, application name → image:tag Coolify was told to run (Coolify reports no digest).',
@@ -246,6 +248,7 @@ export const ACTION_OUTPUTS = {
     'JSON object keyed by host (user@host:port): status (deployed, rolled-back, failed, skipped), release, previous-release, rolled-back, duration-seconds, rollback-seconds, backups (ids taken by backup-before-deploy), error.',
   'deployment-id': 'Id of the GitHub Deployment created (with environment).',
   plan: 'With dry-run: the plan of what would run on the server, as Markdown.',
+  'known-hosts': "With prepare: each prepared server's host keys as known_hosts lines, for the deploys' `known-hosts` input.",
 } as const;
 
 function definitionDefault(name: (typeof DEPLOY_INPUTS)[number]['name']): string {
@@ -260,7 +263,7 @@ function workspace(): string {
   return process.env.GITHUB_WORKSPACE || process.cwd();
 }
 
-function readProjectDir(): string {
+export function readProjectDir(): string {
   const given = getString('project-dir');
   const repository = (process.env.GITHUB_REPOSITORY ?? '').split('/')[1];
   const value = given ?? (repository ? `/opt/${repository}` : undefined);
@@ -561,7 +564,7 @@ const SHARED_INPUT_GROUPS = {
 } as const satisfies Record<SharedInputGroup, readonly string[]>;
 
 /** The runner passes every input's default whether or not the workflow sets it, so only another value counts as set. */
-function setToOtherThanDefault(name: string): boolean {
+export function setToOtherThanDefault(name: string): boolean {
   const value = rawInput(name)?.trim();
   return value !== undefined && value !== '' && value !== ACTION_INPUTS.find((input) => input.name === name)?.default;
 }
@@ -585,6 +588,14 @@ export function readDeployInputs(): DeployInputs {
   if (strategy !== undefined) for (const [name, entry] of Object.entries(STRATEGY_REGISTRY)) if (name !== strategy) c.take(() => entry.read(strategy));
   const stray = strategy === undefined ? undefined : strayInputs(strategy);
   if (stray) c.add(stray);
+  const prepareOnly = PREPARE_ONLY_INPUTS.filter(setToOtherThanDefault);
+  if (prepareOnly.length > 0)
+    c.add(
+      new InputError(
+        prepareOnly,
+        `${prepareOnly.map((name) => `"${name}"`).join(', ')} only apply with prepare: true (a server's one-time preparation), so a deploy would ignore them; remove them from this step`,
+      ),
+    );
   const targets = strategy === 'coolify' ? [] : c.take(readSshTargets);
   const mode = c.take(readRunMode);
   const allOrNothing = c.take(() => getBoolean('all-or-nothing', { default: false }));

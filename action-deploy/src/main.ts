@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import { hostLabel, outputs, publishPlan, readSshTargets, sendNotification, writeSummary, type Notification } from '@skiff/action-kit';
+import { getBoolean, hostLabel, outputs, publishPlan, readSshTargets, sendNotification, writeSummary, type Notification } from '@skiff/action-kit';
 import { PlanRecorder } from '@skiff/shell';
 import { SshConnection } from '@skiff/ssh';
 import { version } from '../package.json';
@@ -12,6 +12,7 @@ import { releaseLock } from './lock-commands';
 import { savedLocks } from './deploy-lock';
 import { deployNotification } from './notification';
 import { planDeploy } from './plan';
+import { readPrepareInputs, runPrepare } from './prepare';
 import { combine, hostsOutput, renderRunSummary, type RunResult } from './run-report';
 import { redact } from './host-outcome';
 
@@ -27,6 +28,7 @@ type Outputs = {
 };
 
 export async function run(): Promise<void> {
+  if (getBoolean('prepare', { default: false })) return runPrepare(readPrepareInputs());
   const inputs = readDeployInputs();
   const started = performance.now();
   const ctx = runContext();

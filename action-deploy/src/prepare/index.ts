@@ -1,0 +1,229 @@
+import * as core from '@actions/core';
+import { codeBlock, forEachHost, hostLabel, outputs, publishPlan, table, writeSummary } from '@skiff/action-kit';
+import { PlanRecorder, type Command, type Executor } from '@skiff/shell';
+import { SshConnection, knownHostsName, sha256Fingerprint, type SshConnectOptions } from '@skiff/ssh';
+import type { PrepareInputs } from './inputs';
+import { REFUSED_EXIT, asRoot, checkDocker, ensureAuthorizedKeys, ensureDockerAccess, ensureProjectDir, ensureUser, inspectServer } from './prepare-commands';
+
+export { readPrepareInputs } from './inputs';
+
+type StepState = 'already' | 'changed';
+
+interface StepReport {
+  name: string;
+  state: StepState;
+  detail: string;
+}
+
+interface HostKey {
+  type: string;
+  base64: string;
+  fingerprint: string;
+}
+
+interface HostPrepared {
+  label: string;
+  steps: StepReport[];
+  hostKeys: HostKey[];
+  knownHosts: string[];
+  error?: string;
+  /** Not started: serially, a host before it failed. */
+  skipped?: boolean;
+}
+
+/** What the server said of itself before anything changed. */
+export interface ServerFacts {
+  distribution: { id: string; version: string; pretty: string };
+  root: boolean;
+  sudo: boolean;
+  hostKeys: HostKey[];
+}
+
+const SUPPORTED: Record<string, readonly string[]> = { ubuntu: ['22.04', '24.04'], debian: ['12', '13'] };
+
+/** A server prepare will not touch, or a step that found the server unlike what it expects: said before that step changed anything. */
+class Refused extends Error {}
+
+export function parseServerFacts(stdout: string): ServerFacts {
+  const [osRelease = '', uid = '', sudo = '', keys = ''] = stdout.split(/^--- (?:uid|sudo|host keys)$/m);
+  const field = (name: string) =>
+    new RegExp(`^${name}=(.*)$`, 'm')
+      .exec(osRelease)?.[1]
+      ?.trim()
+      .replace(/^"(.*)"$/, '$1') ?? '';
+  const hostKeys = keys
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([type, base64]) => type && base64 && /^[A-Za-z0-9+/]+={0,2}$/.test(base64))
+    .map(([type, base64]) => ({ type: type!, base64: base64!, fingerprint: sha256Fingerprint(Buffer.from(base64!, 'base64')) }));
+  return {
+    distribution: { id: field('ID'), version: field('VERSION_ID'), pretty: field('PRETTY_NAME') || field('ID') || 'an unknown system' },
+    root: uid.trim() === '0',
+    sudo: sudo.trim() === 'yes',
+    hostKeys,
+  };
+}
+
+/** Why prepare will not run on this server, or undefined. */
+export function refusalOf(facts: ServerFacts, username: string): string | undefined {
+  const { id, version, pretty } = facts.distribution;
+  if (!SUPPORTED[id]?.includes(version))
+    return `prepare supports Ubuntu 22.04 and 24.04 and Debian 12 and 13; this server runs ${pretty}${version ? ` (${id} ${version})` : ''}`;
+  if (!facts.root && !facts.sudo)
+    return `${username} is neither root nor allowed passwordless sudo (sudo -n true failed); connect as root or as a user with passwordless sudo`;
+  return undefined;
+}
+
+/** How to install Docker with the Compose v2 plugin on this distribution, for the step's error. */
+export function dockerInstallHint(distribution: ServerFacts['distribution']): string {
+  if (distribution.id === 'ubuntu') return `Install it from Ubuntu's packages (sudo apt-get install docker.io docker-compose-v2), then run prepare again.`;
+  if (distribution.id === 'debian' && distribution.version === '12')
+    return `Debian 12 has no Compose v2 package: install Docker Engine and docker-compose-plugin from Docker's apt repository (https://docs.docker.com/engine/install/debian/), then run prepare again.`;
+  return `Install it from Debian's packages (sudo apt-get install docker.io docker-compose), then run prepare again.`;
+}
+
+export function knownHostsLines(target: Pick<SshConnectOptions, 'host' | 'port'>, keys: readonly HostKey[]): string[] {
+  return keys.map((key) => `${knownHostsName(target.host, target.port)} ${key.type} ${key.base64}`);
+}
+
+interface Step {
+  name: string;
+  commands: Command[];
+}
+
+function stepsFor(inputs: PrepareInputs, facts: ServerFacts | undefined): Step[] {
+  return [
+    { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
+    { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
+    { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir(inputs.projectDir, inputs.deployUser) },
+    {
+      name: 'Docker and the Compose v2 plugin',
+      commands: checkDocker(facts ? dockerInstallHint(facts.distribution) : 'Install Docker with the Compose v2 plugin, then run prepare again.'),
+    },
+    {
+      name: inputs.dockerAccess === 'sudo' ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
+      commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess),
+    },
+  ];
+}
+
+/**
+ * The preparation of one server: look at it (refuse an unsupported distribution, or a user that
+ * is neither root nor a passwordless sudoer, before any change), then each step in order, each
+ * checking before it changes. Against a PlanRecorder it is the dry run's plan.
+ */
+async function prepareHost(
+  server: Executor,
+  inputs: PrepareInputs,
+  target: SshConnectOptions,
+  report: HostPrepared,
+  say: (line: string) => void = core.info,
+): Promise<void> {
+  const planning = server instanceof PlanRecorder;
+  const looked = await server.run(inspectServer(), { description: 'look at the server (distribution, root or sudo, host keys)', timeoutSeconds: 60 });
+  const facts = planning ? undefined : parseServerFacts(looked.stdout);
+  if (facts) {
+    report.hostKeys = facts.hostKeys;
+    report.knownHosts = knownHostsLines(target, facts.hostKeys);
+    const refusal = refusalOf(facts, target.username);
+    if (refusal) throw new Refused(`${refusal}. Nothing was changed.`);
+    say(`${facts.distribution.pretty}, connected as ${facts.root ? 'root' : `${target.username} (sudo -n)`}`);
+  }
+  const elevate = facts !== undefined && !facts.root;
+  for (const step of stepsFor(inputs, facts)) {
+    const result = await server.run(asRoot(elevate, step.commands), { description: step.name, allowFailure: true, timeoutSeconds: 300 });
+    if (planning) continue;
+    const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split('\n').at(-1) ?? '');
+    if (result.code === REFUSED_EXIT && said?.[1] === 'refused') throw new Refused(`${step.name}: ${said[2]}`);
+    if (result.code !== 0 || !said || said[1] === 'refused') {
+      const detail = `${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n');
+      throw new Error(`${step.name} failed with exit code ${result.code}${detail ? `:\n${detail}` : ''}`);
+    }
+    const state = said[1] as StepState;
+    report.steps.push({ name: step.name, state, detail: said[2]! });
+    say(`${step.name}: ${state === 'already' ? 'already done' : 'done'}: ${said[2]}`);
+  }
+}
+
+/** prepare: true — each host in turn, stopping at the first that fails; the log, summary and outputs say what each step found or did. */
+export async function runPrepare(inputs: PrepareInputs): Promise<void> {
+  if (inputs.dryRun) {
+    const recorder = new PlanRecorder();
+    const target = inputs.targets[0]!;
+    await prepareHost(recorder, inputs, target, { label: hostLabel(target), steps: [], hostKeys: [], knownHosts: [] });
+    await publishPlan(
+      recorder.steps,
+      `Prepare plan for ${inputs.targets.map(hostLabel).join(', ')} (as root; as a sudo user each step runs through sudo -n bash -c)`,
+    );
+    return;
+  }
+  const many = inputs.targets.length > 1;
+  const reports: HostPrepared[] = inputs.targets.map((target) => ({ label: hostLabel(target), steps: [], hostKeys: [], knownHosts: [] }));
+  const results = await forEachHost(inputs.targets, inputs.mode, async (target, { index, label }) => {
+    const report = reports[index]!;
+    // Hosts prepared at the same time interleave in the log: their lines carry the host instead of a group.
+    const say = many && inputs.mode.parallel ? (line: string) => core.info(`[${label}] ${line}`) : core.info;
+    const work = async () => {
+      try {
+        const server = await SshConnection.connect(target);
+        try {
+          await prepareHost(server, inputs, target, report, say);
+        } finally {
+          await server.close();
+        }
+      } catch (error) {
+        report.error = (error as Error).message;
+        throw error;
+      }
+    };
+    await (many && inputs.mode.parallel ? work() : core.group(`Prepare ${label}`, work));
+  });
+  for (const [index, result] of results.entries()) if (result.status === 'skipped') reports[index]!.skipped = true;
+  await finish(reports);
+}
+
+async function finish(reports: readonly HostPrepared[]): Promise<void> {
+  const failed = reports.find((report) => report.error);
+  const skipped = reports.filter((report) => report.skipped);
+  const out = outputs<{ status: string; 'known-hosts': string }>();
+  out.set('status', failed ? 'failed' : 'prepared');
+  const knownHosts = reports.flatMap((report) => report.knownHosts);
+  out.set('known-hosts', knownHosts.join('\n'));
+  for (const report of reports) {
+    if (report.hostKeys.length === 0) continue;
+    core.info(
+      `Host keys of ${report.label} — paste one fingerprint into the deploys' fingerprint input, or the lines into known-hosts:\n${report.hostKeys
+        .map((key) => `  ${key.fingerprint} (${key.type})`)
+        .join('\n')}\n${report.knownHosts.map((line) => `  ${line}`).join('\n')}`,
+    );
+  }
+  await writeSummary(renderPrepareSummary(reports));
+  if (failed)
+    throw new Error(
+      `prepare ${failed.label}: ${failed.error}${skipped.length > 0 ? ` (not prepared: ${skipped.map((report) => report.label).join(', ')})` : ''}`,
+    );
+}
+
+export function renderPrepareSummary(reports: readonly HostPrepared[]): string {
+  const parts = reports.map((report) => {
+    if (report.skipped) return `### ⏭️ ${report.label} was not prepared (a host before it failed)`;
+    const head = report.error ? `### ❌ Prepare ${report.label} stopped` : `### ✅ ${report.label} is prepared`;
+    const steps =
+      report.steps.length === 0
+        ? ''
+        : table(
+            ['Step', 'Result', 'Detail'],
+            report.steps.map((step) => [step.name, step.state === 'already' ? 'already done' : 'done', step.detail]),
+          );
+    const error = report.error ? `\n\n${codeBlock(report.error)}` : '';
+    const keys =
+      report.hostKeys.length === 0
+        ? ''
+        : `\n\nHost keys — the \`fingerprint\` input takes one of these, \`known-hosts\` the lines below:\n\n${table(
+            ['Type', 'Fingerprint'],
+            report.hostKeys.map((key) => [key.type, key.fingerprint]),
+          )}\n\n${codeBlock(report.knownHosts.join('\n'))}`;
+    return `${head}\n\n${steps}${error}${keys}`;
+  });
+  return `${parts.join('\n\n')}\n`;
+}

@@ -1,0 +1,114 @@
+import {
+  DRY_RUN_INPUT,
+  InputCollector,
+  InputError,
+  MULTI_HOST_INPUTS,
+  getBoolean,
+  getList,
+  getString,
+  readDryRun,
+  readRunMode,
+  readSshTargets,
+  type RunMode,
+} from '@skiff/action-kit';
+import type { SshConnectOptions } from '@skiff/ssh';
+import { ACTION_INPUTS, readProjectDir, setToOtherThanDefault } from '../inputs';
+import { PREPARE_INPUTS } from './prepare-input-definitions';
+
+export interface PublicKey {
+  /** `type base64`: how the key is found in authorized_keys whatever its comment or options. */
+  match: string;
+  /** The line as given, comment included. */
+  line: string;
+}
+
+export interface PrepareInputs {
+  targets: SshConnectOptions[];
+  mode: RunMode;
+  projectDir: string;
+  deployUser: string;
+  keys: PublicKey[];
+  dockerAccess: 'group' | 'sudo';
+  dryRun: boolean;
+}
+
+/** The inputs prepare reads besides its own: where to connect (as root or a sudo user), project-dir, sudo, dry-run. */
+export const READ_BY_PREPARE: ReadonlySet<string> = new Set<string>([
+  ...MULTI_HOST_INPUTS.map((input) => input.name),
+  ...PREPARE_INPUTS.map((input) => input.name),
+  'project-dir',
+  'sudo',
+  DRY_RUN_INPUT.name,
+]);
+
+const KEY_TYPES = new Set([
+  'ssh-ed25519',
+  'ssh-rsa',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'sk-ssh-ed25519@openssh.com',
+  'sk-ecdsa-sha2-nistp256@openssh.com',
+]);
+
+// Useradd's own rule, without the characters a sudoers file name or a home path would trip on.
+const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+export function parsePublicKeys(lines: readonly string[]): PublicKey[] {
+  const expected = 'one public key per line as in authorized_keys, e.g. "ssh-ed25519 AAAAC3Nz… ci@example"';
+  return lines.map((line, index) => {
+    // A private key pasted here must not be echoed into the log.
+    if (/PRIVATE KEY|^-----BEGIN/.test(line))
+      throw new InputError(
+        'deploy-user-keys',
+        `Input "deploy-user-keys", line ${index + 1}, is part of a private key; give the public key (the .pub file), ${expected}`,
+      );
+    const [type = '', body = ''] = line.split(/\s+/);
+    const blob = /^[A-Za-z0-9+/]+={0,2}$/.test(body) ? Buffer.from(body, 'base64') : Buffer.alloc(0);
+    const named = blob.length > 4 ? blob.subarray(4, 4 + blob.readUInt32BE(0)).toString('latin1') : '';
+    if (!KEY_TYPES.has(type) || named !== type || [...line].some((char) => char.charCodeAt(0) < 0x20))
+      throw new InputError('deploy-user-keys', `Input "deploy-user-keys", line ${index + 1}, is not a public key: expected ${expected}`);
+    return { match: `${type} ${body}`, line };
+  });
+}
+
+function strayForPrepare(): InputError | undefined {
+  const stray = ACTION_INPUTS.map((input) => input.name).filter((name) => !READ_BY_PREPARE.has(name) && setToOtherThanDefault(name));
+  if (stray.length === 0) return undefined;
+  return new InputError(
+    stray,
+    `Input${stray.length === 1 ? '' : 's'} ${stray.map((name) => `"${name}"`).join(', ')} ${stray.length === 1 ? 'is' : 'are'} not used with prepare: true (it prepares the server; deploys come after), so ${stray.length === 1 ? 'it' : 'they'} would be ignored; remove ${stray.length === 1 ? 'it' : 'them'} from this step`,
+  );
+}
+
+/** Every prepare input, validated together before anything connects. */
+export function readPrepareInputs(): PrepareInputs {
+  const c = new InputCollector();
+  const stray = strayForPrepare();
+  if (stray) c.add(stray);
+  const targets = c.take(readSshTargets);
+  const mode = c.take(readRunMode);
+  const projectDir = c.take(readProjectDir);
+  const deployUser = c.take(() => {
+    const user = getString('deploy-user', { default: 'deploy' });
+    if (!USER_NAME.test(user) || user === 'root')
+      throw new InputError(
+        'deploy-user',
+        `Input "deploy-user" must be a user name like deploy (lower-case letters, digits, _ and -, at most 32, not root); got ${JSON.stringify(user)}`,
+      );
+    return user;
+  });
+  const keys = c.take(() => {
+    const lines = getList('deploy-user-keys');
+    if (lines === undefined || lines.length === 0)
+      throw new InputError(
+        'deploy-user-keys',
+        'Input "deploy-user-keys" is required with prepare: true: the public key(s) the deploy user will log in with, one per line',
+      );
+    return parsePublicKeys(lines);
+  });
+  const sudo = c.take(() => getBoolean('sudo', { default: false }));
+  const dryRun = c.take(readDryRun);
+  const read = c.result({ targets, mode, projectDir, deployUser, keys, sudo, dryRun });
+  return { ...read, dockerAccess: read.sudo ? 'sudo' : 'group' };
+}
