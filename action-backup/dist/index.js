@@ -19444,6 +19444,15 @@ var init_local = __esm({
   }
 });
 
+// packages/shell/src/lockout-guard.ts
+var init_lockout_guard = __esm({
+  "packages/shell/src/lockout-guard.ts"() {
+    "use strict";
+    init_command();
+    init_quote();
+  }
+});
+
 // packages/shell/src/index.ts
 var init_src = __esm({
   "packages/shell/src/index.ts"() {
@@ -19454,6 +19463,7 @@ var init_src = __esm({
     init_executor();
     init_plan();
     init_local();
+    init_lockout_guard();
   }
 });
 
@@ -40167,6 +40177,15 @@ var init_connection = __esm({
   }
 });
 
+// packages/ssh/src/keys.ts
+var import_ssh22;
+var init_keys = __esm({
+  "packages/ssh/src/keys.ts"() {
+    "use strict";
+    import_ssh22 = __toESM(require_lib2(), 1);
+  }
+});
+
 // packages/ssh/src/index.ts
 var init_src2 = __esm({
   "packages/ssh/src/index.ts"() {
@@ -40174,6 +40193,7 @@ var init_src2 = __esm({
     init_connection();
     init_host_key();
     init_memory();
+    init_keys();
   }
 });
 
@@ -90221,14 +90241,14 @@ function montgomery(curveDef) {
     abytes4(seed, lengths.seed, "seed");
     return seed;
   };
-  const utils = { randomSecretKey };
+  const utils2 = { randomSecretKey };
   return Object.freeze({
     keygen: createKeygen(randomSecretKey, getPublicKey),
     getSharedSecret,
     getPublicKey,
     scalarMult: scalarMult2,
     scalarMultBase: scalarMultBase2,
-    utils,
+    utils: utils2,
     GuBytes: GuBytes.slice(),
     lengths
   });
@@ -90842,13 +90862,13 @@ function ecdh(Point, ecdhOpts = {}) {
     const b5 = Point.fromBytes(publicKeyB);
     return b5.multiply(s2).toBytes(isCompressed);
   }
-  const utils = {
+  const utils2 = {
     isValidSecretKey,
     isValidPublicKey,
     randomSecretKey
   };
   const keygen = createKeygen(randomSecretKey, getPublicKey);
-  return Object.freeze({ getPublicKey, getSharedSecret, keygen, Point, utils, lengths });
+  return Object.freeze({ getPublicKey, getSharedSecret, keygen, Point, utils: utils2, lengths });
 }
 function ecdsa(Point, hash, ecdsaOpts = {}) {
   ahash2(hash);
@@ -90864,7 +90884,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
   const hmac3 = ecdsaOpts.hmac || ((key, msg) => hmac2(hash, key, msg));
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
-  const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh(Point, ecdsaOpts);
+  const { keygen, getPublicKey, getSharedSecret, utils: utils2, lengths } = ecdh(Point, ecdsaOpts);
   const defaultSigOpts = {
     prehash: true,
     lowS: typeof ecdsaOpts.lowS === "boolean" ? ecdsaOpts.lowS : true,
@@ -91072,7 +91092,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     keygen,
     getPublicKey,
     getSharedSecret,
-    utils,
+    utils: utils2,
     lengths,
     Point,
     sign: sign4,
@@ -94614,15 +94634,15 @@ function ecdh2(Point, ecdhOpts = {}) {
       throw new Error("invalid public key: point at infinity");
     return b5.multiply(s2).toBytes(isCompressed);
   }
-  const utils = {
+  const utils2 = {
     isValidSecretKey,
     isValidPublicKey,
     randomSecretKey
   };
   const keygen = createKeygen2(randomSecretKey, getPublicKey);
-  Object.freeze(utils);
+  Object.freeze(utils2);
   Object.freeze(lengths);
-  return Object.freeze({ getPublicKey, getSharedSecret, keygen, Point, utils, lengths });
+  return Object.freeze({ getPublicKey, getSharedSecret, keygen, Point, utils: utils2, lengths });
 }
 function ecdsa2(Point, hash, ecdsaOpts = {}) {
   validatePointCons(Point);
@@ -94642,7 +94662,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
   const blindLength = getMinHashLength2(CURVE_ORDER);
   const csprng = probeRandomBytes(randomBytes11, blindLength);
-  const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh2(Point, opts2);
+  const { keygen, getPublicKey, getSharedSecret, utils: utils2, lengths } = ecdh2(Point, opts2);
   const defaultSigOpts = {
     prehash: true,
     lowS: typeof opts2.lowS === "boolean" ? opts2.lowS : true,
@@ -94880,7 +94900,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     keygen,
     getPublicKey,
     getSharedSecret,
-    utils,
+    utils: utils2,
     lengths,
     Point,
     sign: sign4,
@@ -95359,16 +95379,16 @@ function montgomery2(curveDef) {
     abytes5(seed, lengths.seed, "seed");
     return seed;
   };
-  const utils = { randomSecretKey };
+  const utils2 = { randomSecretKey };
   Object.freeze(lengths);
-  Object.freeze(utils);
+  Object.freeze(utils2);
   return Object.freeze({
     keygen: createKeygen2(randomSecretKey, getPublicKey),
     getSharedSecret,
     getPublicKey,
     scalarMult: scalarMult2,
     scalarMultBase: scalarMultBase2,
-    utils,
+    utils: utils2,
     GuBytes: GuBytes.slice(),
     lengths
   });

@@ -41506,6 +41506,9 @@ var RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
 // packages/ssh/src/connection.ts
 var STDERR_KEEP_BYTES = 1024 * 1024;
 
+// packages/ssh/src/keys.ts
+var import_ssh22 = __toESM(require_lib2(), 1);
+
 // packages/action-kit/src/ssh-inputs.ts
 var SSH_INPUTS = [
   { name: "host", description: "Server to connect to: a hostname or IP address.", required: true },

@@ -40912,6 +40912,61 @@ function lineSplitter(emit) {
 }
 var MAX_COLLECTED_BYTES = 64 * 1024 * 1024;
 
+// packages/shell/src/lockout-guard.ts
+function guardPaths(dir) {
+  return {
+    dir,
+    armed: `${dir}/armed`,
+    fired: `${dir}/fired`,
+    confirmed: `${dir}/confirmed`,
+    revertScript: `${dir}/revert.sh`,
+    sleeperPid: `${dir}/sleeper.pid`
+  };
+}
+function prepareGuardDir(paths) {
+  return ["mkdir", "-p", "-m", "0700", paths.dir];
+}
+function guardRevertScript(paths, restore, what) {
+  const lines = [
+    "#!/bin/sh",
+    `# ${what.replace(/\n/g, " ")}`,
+    `mv ${quote(paths.armed)} ${quote(paths.fired)} 2>/dev/null || exit 0`,
+    ...restore.map((command) => command.map((token) => typeof token === "string" ? quote(token) : token.raw).join(" ")),
+    `date -u +%FT%TZ >> ${quote(paths.fired)}`
+  ];
+  return `${lines.join("\n")}
+`;
+}
+function armGuard(unit, paths, seconds) {
+  return [
+    ["rm", "-f", paths.fired, paths.confirmed],
+    ["date", "-u", "+%FT%TZ", raw(">"), paths.armed],
+    [
+      raw("if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then"),
+      ...["systemctl", "stop", `${unit}.timer`, `${unit}.service`],
+      raw("2>/dev/null || true;"),
+      ...["systemd-run", "--quiet", "--collect", `--unit=${unit}`, `--on-active=${seconds}s`, "--timer-property=AccuracySec=1s", "/bin/sh", paths.revertScript],
+      raw("; else"),
+      ...["setsid", "nohup", "sh", "-c", `sleep ${seconds}; exec sh ${quote(paths.revertScript)}`],
+      raw("</dev/null >/dev/null 2>&1 & echo $! >"),
+      paths.sleeperPid,
+      raw("; fi")
+    ]
+  ];
+}
+function cancelGuard(unit, paths, firedMessage) {
+  return [[raw("if ! mv"), paths.armed, paths.confirmed, raw("2>/dev/null; then echo"), firedMessage, raw(">&2; exit 3; fi")], ...disarmGuard(unit, paths)];
+}
+function disarmGuard(unit, paths) {
+  return [
+    [raw("if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then"), "systemctl", "stop", `${unit}.timer`, raw("2>/dev/null || true; fi")],
+    [raw("if [ -s"), paths.sleeperPid, raw(']; then kill -- "-$(cat'), paths.sleeperPid, raw(')" 2>/dev/null || true; rm -f'), paths.sleeperPid, raw("; fi")]
+  ];
+}
+function guardFired(paths) {
+  return ["test", "-e", paths.fired];
+}
+
 // packages/ssh/src/connection.ts
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
@@ -41477,6 +41532,9 @@ async function openClient(endpoint, options) {
   return { ssh, fingerprint: presented };
 }
 
+// packages/ssh/src/keys.ts
+var import_ssh22 = __toESM(require_lib2(), 1);
+
 // packages/action-kit/src/ssh-inputs.ts
 var SSH_INPUTS = [
   { name: "host", description: "Server to connect to: a hostname or IP address.", required: true },
@@ -41975,63 +42033,27 @@ function hostFailures(results) {
 
 // action-cf-allowlist/src/guard.ts
 var STATE_DIR = "/var/lib/skiff-cf";
-function guardPaths(table2, stateDir = STATE_DIR) {
-  const dir = `${stateDir}/${table2}`;
-  return {
-    dir,
-    armed: `${dir}/armed`,
-    fired: `${dir}/fired`,
-    confirmed: `${dir}/confirmed`,
-    revertScript: `${dir}/revert.sh`,
-    sleeperPid: `${dir}/sleeper.pid`
-  };
+function guardPaths2(table2, stateDir = STATE_DIR) {
+  return guardPaths(`${stateDir}/${table2}`);
 }
-function prepareDirCommand(paths) {
-  return ["mkdir", "-p", "-m", "0700", paths.dir];
-}
+var prepareDirCommand = prepareGuardDir;
 function revertScript(paths, restore) {
-  const lines = [
-    "#!/bin/sh",
-    "# Armed by skiff action-cf-allowlist: restores the last good firewall unless the runner confirmed its new SSH login in time.",
-    `mv ${quote(paths.armed)} ${quote(paths.fired)} 2>/dev/null || exit 0`,
-    ...restore.map((command) => command.map((token) => typeof token === "string" ? quote(token) : token.raw).join(" ")),
-    `date -u +%FT%TZ >> ${quote(paths.fired)}`
-  ];
-  return `${lines.join("\n")}
-`;
+  return guardRevertScript(
+    paths,
+    restore,
+    "Armed by skiff action-cf-allowlist: restores the last good firewall unless the runner confirmed its new SSH login in time."
+  );
 }
 function unitName(table2) {
   return `skiff-cf-revert-${table2}`;
 }
 function armCommands(table2, paths, seconds) {
-  const unit = unitName(table2);
-  return [
-    ["rm", "-f", paths.fired, paths.confirmed],
-    ["date", "-u", "+%FT%TZ", raw(">"), paths.armed],
-    [
-      raw("if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then"),
-      ...["systemctl", "stop", `${unit}.timer`, `${unit}.service`],
-      raw("2>/dev/null || true;"),
-      ...["systemd-run", "--quiet", "--collect", `--unit=${unit}`, `--on-active=${seconds}s`, "--timer-property=AccuracySec=1s", "/bin/sh", paths.revertScript],
-      raw("; else"),
-      ...["setsid", "nohup", "sh", "-c", `sleep ${seconds}; exec sh ${quote(paths.revertScript)}`],
-      raw("</dev/null >/dev/null 2>&1 & echo $! >"),
-      paths.sleeperPid,
-      raw("; fi")
-    ]
-  ];
+  return armGuard(unitName(table2), paths, seconds);
 }
 function cancelCommands(table2, paths) {
-  const unit = unitName(table2);
-  return [
-    [raw("if ! mv"), paths.armed, paths.confirmed, raw('2>/dev/null; then echo "the lockout guard already restored the previous rules" >&2; exit 3; fi')],
-    [raw("if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then"), "systemctl", "stop", `${unit}.timer`, raw("2>/dev/null || true; fi")],
-    [raw("if [ -s"), paths.sleeperPid, raw(']; then kill -- "-$(cat'), paths.sleeperPid, raw(')" 2>/dev/null || true; rm -f'), paths.sleeperPid, raw("; fi")]
-  ];
+  return cancelGuard(unitName(table2), paths, "the lockout guard already restored the previous rules");
 }
-function firedCommand(paths) {
-  return ["test", "-e", paths.fired];
-}
+var firedCommand = guardFired;
 
 // action-cf-allowlist/src/cidr.ts
 var import_ipaddr = __toESM(require_ipaddr(), 1);
@@ -42144,7 +42166,7 @@ async function waitForRevert(server, paths, deadline) {
   return false;
 }
 async function applyWithGuard(server, target, backend, table2, options) {
-  const paths = guardPaths(table2, options.stateDir);
+  const paths = guardPaths2(table2, options.stateDir);
   const label = hostLabel(target);
   await server.run([prepareDirCommand(paths)], { description: "prepare the state directory", timeoutSeconds: 30 });
   const restore = await backend.stage(server, paths);
@@ -42843,7 +42865,7 @@ async function dryRun(inputs) {
   const ranges = await fetchRanges(inputs.sourceUrl, inputs);
   const backend = backendFor(inputs, ranges);
   const plan = new PlanRecorder();
-  const paths = guardPaths(inputs.table);
+  const paths = guardPaths2(inputs.table);
   await runPreflight(plan, PREFLIGHT[inputs.backend]);
   await backend.inspect(plan).catch(() => void 0);
   await backend.stage(plan, paths);

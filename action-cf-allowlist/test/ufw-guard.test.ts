@@ -103,7 +103,7 @@ describe('lockout guard commands', () => {
       'mv /var/lib/skiff-cf/skiff_cf/armed /var/lib/skiff-cf/skiff_cf/fired 2>/dev/null || exit 0\nnft -f /var/lib/skiff-cf/skiff_cf/last-good.nft\n',
     );
     expect(render(cancelCommands('skiff_cf', paths)[0]!)).toBe(
-      'if ! mv /var/lib/skiff-cf/skiff_cf/armed /var/lib/skiff-cf/skiff_cf/confirmed 2>/dev/null; then echo "the lockout guard already restored the previous rules" >&2; exit 3; fi',
+      "if ! mv /var/lib/skiff-cf/skiff_cf/armed /var/lib/skiff-cf/skiff_cf/confirmed 2>/dev/null; then echo 'the lockout guard already restored the previous rules' >&2; exit 3; fi",
     );
   });
 

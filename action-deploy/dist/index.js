@@ -48258,6 +48258,58 @@ function lineSplitter(emit) {
 }
 var MAX_COLLECTED_BYTES = 64 * 1024 * 1024;
 
+// packages/shell/src/lockout-guard.ts
+function guardPaths(dir) {
+  return {
+    dir,
+    armed: `${dir}/armed`,
+    fired: `${dir}/fired`,
+    confirmed: `${dir}/confirmed`,
+    revertScript: `${dir}/revert.sh`,
+    sleeperPid: `${dir}/sleeper.pid`
+  };
+}
+function prepareGuardDir(paths) {
+  return ["mkdir", "-p", "-m", "0700", paths.dir];
+}
+function guardRevertScript(paths, restore, what) {
+  const lines = [
+    "#!/bin/sh",
+    `# ${what.replace(/\n/g, " ")}`,
+    `mv ${quote(paths.armed)} ${quote(paths.fired)} 2>/dev/null || exit 0`,
+    ...restore.map((command) => command.map((token) => typeof token === "string" ? quote(token) : token.raw).join(" ")),
+    `date -u +%FT%TZ >> ${quote(paths.fired)}`
+  ];
+  return `${lines.join("\n")}
+`;
+}
+function armGuard(unit, paths, seconds) {
+  return [
+    ["rm", "-f", paths.fired, paths.confirmed],
+    ["date", "-u", "+%FT%TZ", raw(">"), paths.armed],
+    [
+      raw("if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then"),
+      ...["systemctl", "stop", `${unit}.timer`, `${unit}.service`],
+      raw("2>/dev/null || true;"),
+      ...["systemd-run", "--quiet", "--collect", `--unit=${unit}`, `--on-active=${seconds}s`, "--timer-property=AccuracySec=1s", "/bin/sh", paths.revertScript],
+      raw("; else"),
+      ...["setsid", "nohup", "sh", "-c", `sleep ${seconds}; exec sh ${quote(paths.revertScript)}`],
+      raw("</dev/null >/dev/null 2>&1 & echo $! >"),
+      paths.sleeperPid,
+      raw("; fi")
+    ]
+  ];
+}
+function cancelGuard(unit, paths, firedMessage) {
+  return [[raw("if ! mv"), paths.armed, paths.confirmed, raw("2>/dev/null; then echo"), firedMessage, raw(">&2; exit 3; fi")], ...disarmGuard(unit, paths)];
+}
+function disarmGuard(unit, paths) {
+  return [
+    [raw("if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then"), "systemctl", "stop", `${unit}.timer`, raw("2>/dev/null || true; fi")],
+    [raw("if [ -s"), paths.sleeperPid, raw(']; then kill -- "-$(cat'), paths.sleeperPid, raw(')" 2>/dev/null || true; rm -f'), paths.sleeperPid, raw("; fi")]
+  ];
+}
+
 // packages/ssh/src/connection.ts
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
@@ -48821,6 +48873,15 @@ async function openClient(endpoint2, options) {
   }
   options.log?.("info", `Connected to ${target} (host key ${presented})`);
   return { ssh, fingerprint: presented };
+}
+
+// packages/ssh/src/keys.ts
+var import_ssh22 = __toESM(require_lib2(), 1);
+function publicKeyOf(privateKey, passphrase) {
+  const parsed = import_ssh22.utils.parseKey(privateKey, passphrase);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || key instanceof Error || !key.isPrivateKey()) return void 0;
+  return `${key.type} ${key.getPublicSSH().toString("base64")}`;
 }
 
 // packages/action-kit/src/ssh-inputs.ts
@@ -58235,6 +58296,17 @@ var PREPARE_INPUTS = [
     name: "deploy-user-keys",
     description: "With prepare: the public key(s) the deploy user logs in with, one per line as in authorized_keys (e.g. `ssh-ed25519 AAAA\u2026 ci@example`); the private half is the deploys' `key`. Keys already there are left as they are.",
     required: false
+  },
+  {
+    name: "harden-ssh",
+    description: "With prepare: `true` also sets sshd to key logins only and no root login (PermitRootLogin no, PasswordAuthentication no, KbdInteractiveAuthentication no, in /etc/ssh/sshd_config.d/00-skiff-hardening.conf), after a key login as the deploy user with `deploy-user-key` worked, under a lockout guard: unless a new key login as the deploy user works after sshd reloads, the change is undone (at once, or by a timer on the server if the connection is gone). Afterwards prepare must connect as a sudo user, not root.",
+    required: false,
+    default: "false"
+  },
+  {
+    name: "deploy-user-key",
+    description: "With prepare and harden-ssh: the deploy user's private key (one of deploy-user-keys), to prove its login before and after sshd is hardened; use a secret. Not kept on the server.",
+    required: false
   }
 ];
 var PREPARE_ONLY_INPUTS = PREPARE_INPUTS.filter((input) => input.name !== "prepare").map((input) => input.name);
@@ -59110,6 +59182,36 @@ echo "changed: wrote $file: $rule"`;
 function ensureDockerAccess(user, via) {
   return [stepScript(via === "group" ? DOCKER_GROUP : DOCKER_SUDO, [user])];
 }
+var HARDENING_FILE = "/etc/ssh/sshd_config.d/00-skiff-hardening.conf";
+var HARDENING = `# Written by skiff prepare (harden-ssh): key logins only, and no root login.
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+`;
+var SSHD_STATE = `if ! grep -Eiq '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\\.d/\\*\\.conf' /etc/ssh/sshd_config; then
+  echo "refused: /etc/ssh/sshd_config does not include /etc/ssh/sshd_config.d/*.conf, where prepare puts its settings; add that Include line at its top, or harden sshd yourself"
+  exit ${REFUSED_EXIT2}
+fi
+effective=$(sshd -T 2>/dev/null | grep -Ei '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication) ' | sort | tr '\\n' ' ')
+echo "effective: $effective"`;
+function readSshdState() {
+  return [["bash", "-c", `set -euo pipefail
+${SSHD_STATE}`, "skiff-prepare"]];
+}
+function applyHardening() {
+  return [
+    ["printf", "%s", HARDENING, raw(">"), HARDENING_FILE],
+    ["chmod", "0644", HARDENING_FILE],
+    [raw("if ! said=$(sshd -t 2>&1); then rm -f"), HARDENING_FILE, raw('; echo "sshd -t refused the configuration: $said" >&2; exit 3; fi')],
+    ["systemctl", "reload", "ssh"]
+  ];
+}
+function undoHardening() {
+  return [
+    ["rm", "-f", HARDENING_FILE],
+    ["systemctl", "reload", "ssh"]
+  ];
+}
 
 // action-deploy/src/prepare/inputs.ts
 var READ_BY_PREPARE = /* @__PURE__ */ new Set([
@@ -59179,9 +59281,41 @@ function readPrepareInputs() {
     return parsePublicKeys(lines);
   });
   const sudo2 = c.take(() => getBoolean("sudo", { default: false }));
+  const hardenSsh2 = c.take(() => readHardening(c.known(keys) ?? []));
   const dryRun = c.take(readDryRun);
-  const read2 = c.result({ targets, mode, projectDir, deployUser, keys, sudo: sudo2, dryRun });
-  return { ...read2, dockerAccess: read2.sudo ? "sudo" : "group" };
+  const read2 = c.result({ targets, mode, projectDir, deployUser, keys, sudo: sudo2, hardenSsh: hardenSsh2, dryRun });
+  const { sudo: viaSudo, hardenSsh: hardening, ...rest } = read2;
+  return { ...rest, dockerAccess: viaSudo ? "sudo" : "group", ...hardening ? { hardenSsh: hardening } : {} };
+}
+function readHardening(keys) {
+  const privateKey = getString("deploy-user-key");
+  maskSecret(privateKey);
+  const harden = getBoolean("harden-ssh", { default: false });
+  if (!harden) {
+    if (privateKey !== void 0)
+      throw new InputError(
+        "deploy-user-key",
+        'Input "deploy-user-key" is only used with harden-ssh: true (to prove the deploy login around the sshd change); remove it, or set harden-ssh: true'
+      );
+    return void 0;
+  }
+  if (privateKey === void 0)
+    throw new InputError(
+      ["harden-ssh", "deploy-user-key"],
+      `harden-ssh: true needs "deploy-user-key", the deploy user's private key: sshd is changed only after a key login as the deploy user worked, and kept only if one still works after it`
+    );
+  const publicKey = publicKeyOf(privateKey);
+  if (publicKey === void 0)
+    throw new InputError(
+      "deploy-user-key",
+      'Input "deploy-user-key" is not an unencrypted private key (OpenSSH or PEM); give the private half of one of deploy-user-keys'
+    );
+  if (keys.length > 0 && !keys.some((key) => key.match === publicKey))
+    throw new InputError(
+      "deploy-user-key",
+      'Input "deploy-user-key" is not the private half of any key in deploy-user-keys, so it could not prove the deploy login'
+    );
+  return { deployUserKey: privateKey };
 }
 
 // action-deploy/src/prepare/index.ts
@@ -59217,19 +59351,135 @@ function knownHostsLines(target, keys) {
   return keys.map((key) => `${knownHostsName(target.host, target.port)} ${key.type} ${key.base64}`);
 }
 function stepsFor(inputs, facts) {
-  return [
-    { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
-    { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
-    { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir2(inputs.projectDir, inputs.deployUser) },
-    {
-      name: "Docker and the Compose v2 plugin",
-      commands: checkDocker(facts ? dockerInstallHint(facts.distribution) : "Install Docker with the Compose v2 plugin, then run prepare again.")
-    },
-    {
-      name: inputs.dockerAccess === "sudo" ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
-      commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess)
+  return {
+    account: [
+      { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
+      { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
+      { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir2(inputs.projectDir, inputs.deployUser) }
+    ],
+    docker: [
+      {
+        name: "Docker and the Compose v2 plugin",
+        commands: checkDocker(facts ? dockerInstallHint(facts.distribution) : "Install Docker with the Compose v2 plugin, then run prepare again.")
+      },
+      {
+        name: inputs.dockerAccess === "sudo" ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
+        commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess)
+      }
+    ]
+  };
+}
+async function runStep(server, step, elevate, planning) {
+  const result = await server.run(asRoot(elevate, step.commands), { description: step.name, allowFailure: true, timeoutSeconds: 300 });
+  if (planning) return void 0;
+  const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split("\n").at(-1) ?? "");
+  if (result.code === REFUSED_EXIT2 && said?.[1] === "refused") throw new Refused(`${step.name}: ${said[2]}`);
+  if (result.code !== 0 || !said || said[1] === "refused") {
+    const detail = `${result.stderr}
+${result.stdout}`.trim().split("\n").slice(-10).join("\n");
+    throw new Error(`${step.name} failed with exit code ${result.code}${detail ? `:
+${detail}` : ""}`);
+  }
+  return { name: step.name, state: said[1], detail: said[2] };
+}
+var SSHD_STEP = "sshd: key logins only, no root login";
+var SSHD_GUARD = { dir: "/var/lib/skiff-prepare/sshd", unit: "skiff-prepare-sshd-revert", seconds: 90 };
+var HARDENED = ["kbdinteractiveauthentication no", "passwordauthentication no", "permitrootlogin no"];
+async function proveDeployLogin(target, user, privateKey) {
+  const { password: _password, passphrase: _passphrase, privateKey: _key, ...where } = target;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const server = await SshConnection.connect({ ...where, username: user, privateKey, attempts: 1, connectTimeoutSeconds: 15 });
+      try {
+        await server.run([["true"]], { description: `log in as ${user}`, timeoutSeconds: 30 });
+        return;
+      } finally {
+        await server.close();
+      }
+    } catch (error2) {
+      const final = !(error2 instanceof SshConnectionError) || /^SSH authentication/.test(error2.message);
+      if (final || attempt >= 5) throw error2;
+      await new Promise((resolve5) => setTimeout(resolve5, 1e3));
     }
-  ];
+  }
+}
+async function sshdSettings(server, elevate, description) {
+  const result = await server.run(asRoot(elevate, readSshdState()), { description, allowFailure: true, timeoutSeconds: 60 });
+  const refused2 = /^refused: (.*)$/m.exec(result.stdout);
+  if (result.code === REFUSED_EXIT2 && refused2) throw new Refused(`${SSHD_STEP}: ${refused2[1]}`);
+  if (result.code !== 0) throw new Error(`${description} failed with exit code ${result.code}: ${result.stderr.trim().split("\n").slice(-5).join(" ")}`);
+  const effective = /^effective: (.*)$/m.exec(result.stdout)?.[1]?.trim().toLowerCase() ?? "";
+  return { hardened: HARDENED.every((setting) => effective.includes(setting)), effective };
+}
+async function hardenSsh(server, inputs, target, elevate, planning) {
+  const user = inputs.deployUser;
+  const key = inputs.hardenSsh.deployUserKey;
+  const before = await sshdSettings(server, elevate, `${SSHD_STEP}: read sshd's settings`);
+  if (!planning && before.hardened) return { name: SSHD_STEP, state: "already", detail: `sshd already applies ${HARDENED.join(", ")}` };
+  const proof = (when) => ({
+    kind: "run",
+    description: `${SSHD_STEP}: a new key login as ${user} (from the runner, ${when})`,
+    script: `# ssh ${user}@host with deploy-user-key; ${when === "before" ? "if it fails, sshd is left as it is" : "if it fails, the change is undone at once"}`
+  });
+  if (server instanceof PlanRecorder) server.steps.push(proof("before"));
+  else
+    await proveDeployLogin(target, user, key).catch((error2) => {
+      throw new Refused(`${SSHD_STEP}: a key login as ${user} with deploy-user-key failed (${error2.message}); sshd was left as it is`);
+    });
+  const paths = guardPaths(SSHD_GUARD.dir);
+  const revert = guardRevertScript(
+    paths,
+    undoHardening(),
+    `Armed by skiff prepare (harden-ssh): removes ${HARDENING_FILE} and reloads sshd unless the runner confirmed a new login in time.`
+  );
+  await server.run(
+    asRoot(elevate, [
+      prepareGuardDir(paths),
+      [raw("cat >"), paths.revertScript],
+      ["chmod", "0700", paths.revertScript],
+      ...armGuard(SSHD_GUARD.unit, paths, SSHD_GUARD.seconds)
+    ]),
+    {
+      description: `${SSHD_STEP}: arm the revert (${SSHD_GUARD.seconds}s)`,
+      stdin: revert,
+      timeoutSeconds: 60
+    }
+  );
+  const cancel = asRoot(elevate, cancelGuard(SSHD_GUARD.unit, paths, "the lockout guard already undid the sshd change"));
+  const applied = await server.run(asRoot(elevate, applyHardening()), {
+    description: `${SSHD_STEP}: write ${HARDENING_FILE}, check it with sshd -t, reload sshd`,
+    allowFailure: true,
+    timeoutSeconds: 60
+  });
+  if (server instanceof PlanRecorder) {
+    server.steps.push(proof("after"));
+    await server.run(cancel, { description: `${SSHD_STEP}: confirm (cancel the revert)` });
+    return void 0;
+  }
+  if (applied.code !== 0) {
+    await server.run(asRoot(elevate, [["sh", paths.revertScript], ...disarmGuard(SSHD_GUARD.unit, paths)]), {
+      description: `${SSHD_STEP}: undo`,
+      allowFailure: true,
+      timeoutSeconds: 60
+    });
+    throw new Error(`${SSHD_STEP}: ${applied.stderr.trim().split("\n").slice(-5).join(" ") || `exit code ${applied.code}`}; the change was undone`);
+  }
+  try {
+    await proveDeployLogin(target, user, key);
+    const after = await sshdSettings(server, elevate, `${SSHD_STEP}: read sshd's settings again`);
+    if (!after.hardened) throw new Error(`sshd applies ${after.effective || "nothing readable"} instead of ${HARDENED.join(", ")}`);
+  } catch (error2) {
+    const undone = await server.run(asRoot(elevate, [["sh", paths.revertScript], ...disarmGuard(SSHD_GUARD.unit, paths)]), {
+      description: `${SSHD_STEP}: undo`,
+      allowFailure: true,
+      timeoutSeconds: 60
+    }).catch(() => void 0);
+    throw new Error(
+      `${SSHD_STEP}: after sshd reloaded, ${error2.message.startsWith("sshd applies") ? error2.message : `a new key login as ${user} failed (${error2.message})`}; ${undone?.code === 0 ? `the change was undone (${HARDENING_FILE} removed, sshd reloaded)` : `the revert armed on the server undoes it within ${SSHD_GUARD.seconds}s`}`
+    );
+  }
+  await server.run(cancel, { description: `${SSHD_STEP}: confirm (cancel the revert)`, timeoutSeconds: 60 });
+  return { name: SSHD_STEP, state: "changed", detail: `wrote ${HARDENING_FILE} and reloaded sshd; a new key login as ${user} worked after it` };
 }
 async function prepareHost(server, inputs, target, report2, say = info) {
   const planning = server instanceof PlanRecorder;
@@ -59243,21 +59493,15 @@ async function prepareHost(server, inputs, target, report2, say = info) {
     say(`${facts.distribution.pretty}, connected as ${facts.root ? "root" : `${target.username} (sudo -n)`}`);
   }
   const elevate = facts !== void 0 && !facts.root;
-  for (const step of stepsFor(inputs, facts)) {
-    const result = await server.run(asRoot(elevate, step.commands), { description: step.name, allowFailure: true, timeoutSeconds: 300 });
-    if (planning) continue;
-    const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split("\n").at(-1) ?? "");
-    if (result.code === REFUSED_EXIT2 && said?.[1] === "refused") throw new Refused(`${step.name}: ${said[2]}`);
-    if (result.code !== 0 || !said || said[1] === "refused") {
-      const detail = `${result.stderr}
-${result.stdout}`.trim().split("\n").slice(-10).join("\n");
-      throw new Error(`${step.name} failed with exit code ${result.code}${detail ? `:
-${detail}` : ""}`);
-    }
-    const state = said[1];
-    report2.steps.push({ name: step.name, state, detail: said[2] });
-    say(`${step.name}: ${state === "already" ? "already done" : "done"}: ${said[2]}`);
-  }
+  const steps = stepsFor(inputs, facts);
+  const done = (step) => {
+    if (!step) return;
+    report2.steps.push(step);
+    say(`${step.name}: ${step.state === "already" ? "already done" : "done"}: ${step.detail}`);
+  };
+  for (const step of steps.account) done(await runStep(server, step, elevate, planning));
+  if (inputs.hardenSsh) done(await hardenSsh(server, inputs, target, elevate, planning));
+  for (const step of steps.docker) done(await runStep(server, step, elevate, planning));
 }
 async function runPrepare(inputs) {
   if (inputs.dryRun) {

@@ -16,6 +16,7 @@ const PROJECT_DIR = '/opt/shop';
 let host: SystemdHost;
 let workspace: { path: string; remove(): Promise<void> };
 let deployKey: { privateKey: string; publicKey: string };
+let adminKey: { privateKey: string; publicKey: string };
 
 const prepare = (inputs: Record<string, string> = {}): Promise<ActionRun> =>
   runAction(
@@ -34,11 +35,16 @@ const prepare = (inputs: Record<string, string> = {}): Promise<ActionRun> =>
 
 const passwdEntry = (user: string) => host.exec(['getent', 'passwd', user]).catch(() => '');
 
+async function keyPair(name: string, comment: string): Promise<{ privateKey: string; publicKey: string }> {
+  const path = join(workspace.path, name);
+  await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
+  return { privateKey: await readFile(path, 'utf8'), publicKey: (await readFile(`${path}.pub`, 'utf8')).trim() };
+}
+
 beforeAll(async () => {
-  [host, workspace] = await Promise.all([startSystemdHost({ name: `prepareskiff${process.pid}` }), tempDir('prepareskiff-ws')]);
-  const keyPath = join(workspace.path, 'deploy_key');
-  await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ci@example', '-f', keyPath]);
-  deployKey = { privateKey: await readFile(keyPath, 'utf8'), publicKey: (await readFile(`${keyPath}.pub`, 'utf8')).trim() };
+  // localApt: sudo comes from the test bed's local copy of Debian's package, for the sudo user's case.
+  [host, workspace] = await Promise.all([startSystemdHost({ name: `prepareskiff${process.pid}`, localApt: true }), tempDir('prepareskiff-ws')]);
+  [deployKey, adminKey] = await Promise.all([keyPair('deploy_key', 'ci@example'), keyPair('admin_key', 'admin@laptop')]);
 }, 180_000);
 
 afterAll(async () => {
@@ -151,6 +157,40 @@ describe('prepare: true on a fresh Debian 12 server', () => {
     expect(await host.exec(['stat', '-c', '%U', '/srv/taken'])).toBe('root\n');
   });
 
+  it('a user that is neither root nor a passwordless sudoer is refused before any change (here the deploy user itself)', async () => {
+    const run = await prepare({ username: 'deploy', key: deployKey.privateKey, 'deploy-user': 'deploy2' });
+    expect(run.code).toBe(1);
+    expect(run.errors.join('\n')).toContain(
+      'deploy is neither root nor allowed passwordless sudo (sudo -n true failed); connect as root or as a user with passwordless sudo. Nothing was changed.',
+    );
+    expect(await passwdEntry('deploy2')).toBe('');
+  });
+
+  it('as a passwordless sudoer, each step runs through sudo -n, to the same result as root', async () => {
+    await host.exec(
+      [
+        'bash',
+        '-c',
+        [
+          'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null',
+          'useradd --create-home --shell /bin/bash admin',
+          'install -d -m 0700 -o admin -g admin /home/admin/.ssh',
+          'cat >/home/admin/.ssh/authorized_keys',
+          'chown admin: /home/admin/.ssh/authorized_keys',
+          "echo 'admin ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/admin",
+          'chmod 0440 /etc/sudoers.d/admin',
+        ].join(' && '),
+      ],
+      { input: `${adminKey.publicKey}\n` },
+    );
+    const run = await prepare({ username: 'admin', key: adminKey.privateKey, 'deploy-user': 'ops', 'project-dir': '/srv/ops' });
+    expect(run.stdout).toContain('connected as admin (sudo -n)');
+    expect(run.stdout).toContain('deploy user ops: done: created user ops (home /home/ops, shell /bin/bash, no password)');
+    expect(run.stdout).toContain('project directory /srv/ops: done: created /srv/ops, owned by ops');
+    expect(run.errors.join('\n')).toContain('Docker and the Compose v2 plugin: Docker is not installed.');
+    expect(await host.exec(['stat', '-c', '%a %U', '/home/ops/.ssh/authorized_keys', '/srv/ops'])).toBe('600 ops\n755 ops\n');
+  });
+
   it("the dry run's plan is the same steps, run against nothing", async () => {
     const plan = await prepare({ 'dry-run': 'true' });
     expect(plan.code).toBe(0);
@@ -176,5 +216,54 @@ describe('prepare: true on a fresh Debian 12 server', () => {
     expect(badKey.errors.join('\n')).toContain('Input "deploy-user-keys", line 1, is part of a private key');
     // Lines 3 and 4 hold this key's own material (the first lines of every unencrypted OpenSSH key are alike).
     for (const line of deployKey.privateKey.split('\n').slice(2, 4)) expect(badKey.stdout).not.toContain(line);
+  });
+});
+
+describe('prepare: true with harden-ssh, under the lockout guard (last: afterwards root cannot log in)', () => {
+  const sshdSays = async () =>
+    (await host.exec(['bash', '-c', 'sshd -T | grep -Ei "^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication) " | sort'])).trim();
+  const rootLogin = () => SshConnection.connect({ ...sshdConnectOptions(host), attempts: 1 }).then(async (server) => server.close());
+
+  it('refuses harden-ssh without the deploy private key, or with one that is not among deploy-user-keys, before connecting', async () => {
+    const without = await prepare({ 'harden-ssh': 'true' });
+    expect(without.errors.join('\n')).toContain('harden-ssh: true needs "deploy-user-key"');
+    const other = await prepare({ 'harden-ssh': 'true', 'deploy-user-key': adminKey.privateKey });
+    expect(other.errors.join('\n')).toContain('Input "deploy-user-key" is not the private half of any key in deploy-user-keys');
+  });
+
+  it('an sshd change someone left unloaded that shuts the deploy user out: the new login fails after the reload, the change is undone, root logs in again', async () => {
+    // Written but never loaded, as an operator might leave it: sshd -t accepts it, the running sshd does not know it yet.
+    await host.exec(['bash', '-c', "printf 'AllowUsers root admin\\n' >/etc/ssh/sshd_config.d/10-ops.conf"]);
+    const before = await sshdSays();
+    try {
+      const run = await prepare({ 'harden-ssh': 'true', 'deploy-user-key': deployKey.privateKey });
+      expect(run.code).toBe(1);
+      expect(run.errors.join('\n')).toMatch(
+        /sshd: key logins only, no root login: after sshd reloaded, a new key login as deploy failed \(.+\); the change was undone \(\/etc\/ssh\/sshd_config\.d\/00-skiff-hardening\.conf removed, sshd reloaded\)/,
+      );
+      await expect(host.exec(['test', '-e', '/etc/ssh/sshd_config.d/00-skiff-hardening.conf'])).rejects.toThrow();
+      expect(await sshdSays()).toBe(before);
+      await rootLogin();
+      // The armed timer was not left to fire later.
+      expect(await host.exec(['bash', '-c', 'systemctl list-timers --all --no-legend | grep -c skiff-prepare-sshd-revert || true'])).toBe('0\n');
+    } finally {
+      await host.exec(['bash', '-c', 'rm -f /etc/ssh/sshd_config.d/10-ops.conf && systemctl reload ssh']);
+    }
+  });
+
+  it('after a proven key login: root and password logins are refused, the deploy user still logs in; a second run (as the sudo user) says already done', async () => {
+    const run = await prepare({ 'harden-ssh': 'true', 'deploy-user-key': deployKey.privateKey });
+    expect(run.stdout).toContain(
+      'sshd: key logins only, no root login: done: wrote /etc/ssh/sshd_config.d/00-skiff-hardening.conf and reloaded sshd; a new key login as deploy worked after it',
+    );
+    expect(await sshdSays()).toBe('kbdinteractiveauthentication no\npasswordauthentication no\npermitrootlogin no');
+    await expect(rootLogin()).rejects.toThrow(/authentication|denied|All configured authentication methods failed/i);
+    const deploy = await SshConnection.connect(sshdConnectOptions(host, { username: 'deploy', privateKey: deployKey.privateKey }));
+    await deploy.close();
+    expect(await host.exec(['bash', '-c', 'systemctl list-timers --all --no-legend | grep -c skiff-prepare-sshd-revert || true'])).toBe('0\n');
+
+    const again = await prepare({ username: 'admin', key: adminKey.privateKey, 'harden-ssh': 'true', 'deploy-user-key': deployKey.privateKey });
+    expect(again.stdout).toContain('sshd: key logins only, no root login: already done: sshd already applies');
+    expect(again.stdout).not.toMatch(/: done: /);
   });
 });

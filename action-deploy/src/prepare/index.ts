@@ -1,9 +1,33 @@
 import * as core from '@actions/core';
 import { codeBlock, forEachHost, hostLabel, outputs, publishPlan, table, writeSummary } from '@skiff/action-kit';
-import { PlanRecorder, type Command, type Executor } from '@skiff/shell';
-import { SshConnection, knownHostsName, sha256Fingerprint, type SshConnectOptions } from '@skiff/ssh';
+import {
+  PlanRecorder,
+  armGuard,
+  cancelGuard,
+  disarmGuard,
+  guardPaths,
+  guardRevertScript,
+  prepareGuardDir,
+  raw,
+  type Command,
+  type Executor,
+} from '@skiff/shell';
+import { SshConnection, SshConnectionError, knownHostsName, sha256Fingerprint, type SshConnectOptions } from '@skiff/ssh';
 import type { PrepareInputs } from './inputs';
-import { REFUSED_EXIT, asRoot, checkDocker, ensureAuthorizedKeys, ensureDockerAccess, ensureProjectDir, ensureUser, inspectServer } from './prepare-commands';
+import {
+  HARDENING_FILE,
+  REFUSED_EXIT,
+  applyHardening,
+  asRoot,
+  checkDocker,
+  ensureAuthorizedKeys,
+  ensureDockerAccess,
+  ensureProjectDir,
+  ensureUser,
+  inspectServer,
+  readSshdState,
+  undoHardening,
+} from './prepare-commands';
 
 export { readPrepareInputs } from './inputs';
 
@@ -91,20 +115,165 @@ interface Step {
   commands: Command[];
 }
 
-function stepsFor(inputs: PrepareInputs, facts: ServerFacts | undefined): Step[] {
-  return [
-    { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
-    { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
-    { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir(inputs.projectDir, inputs.deployUser) },
+/** The steps before sshd is hardened (the deploy user must be able to log in first) and after. */
+function stepsFor(inputs: PrepareInputs, facts: ServerFacts | undefined): { account: Step[]; docker: Step[] } {
+  return {
+    account: [
+      { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
+      { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
+      { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir(inputs.projectDir, inputs.deployUser) },
+    ],
+    docker: [
+      {
+        name: 'Docker and the Compose v2 plugin',
+        commands: checkDocker(facts ? dockerInstallHint(facts.distribution) : 'Install Docker with the Compose v2 plugin, then run prepare again.'),
+      },
+      {
+        name: inputs.dockerAccess === 'sudo' ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
+        commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess),
+      },
+    ],
+  };
+}
+
+/** Runs one step and says what it found or did; a refusal or failure throws with the step's name. */
+async function runStep(server: Executor, step: Step, elevate: boolean, planning: boolean): Promise<StepReport | undefined> {
+  const result = await server.run(asRoot(elevate, step.commands), { description: step.name, allowFailure: true, timeoutSeconds: 300 });
+  if (planning) return undefined;
+  const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split('\n').at(-1) ?? '');
+  if (result.code === REFUSED_EXIT && said?.[1] === 'refused') throw new Refused(`${step.name}: ${said[2]}`);
+  if (result.code !== 0 || !said || said[1] === 'refused') {
+    const detail = `${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n');
+    throw new Error(`${step.name} failed with exit code ${result.code}${detail ? `:\n${detail}` : ''}`);
+  }
+  return { name: step.name, state: said[1] as StepState, detail: said[2]! };
+}
+
+const SSHD_STEP = 'sshd: key logins only, no root login';
+const SSHD_GUARD = { dir: '/var/lib/skiff-prepare/sshd', unit: 'skiff-prepare-sshd-revert', seconds: 90 };
+const HARDENED = ['kbdinteractiveauthentication no', 'passwordauthentication no', 'permitrootlogin no'];
+
+/**
+ * A new SSH connection as the deploy user with its own key, as deploys will log in; throws what
+ * failed. sshd re-executes itself on reload, and a connection in that moment is dropped before
+ * the handshake: that is tried again, for a few seconds, but a refused login is final.
+ */
+async function proveDeployLogin(target: SshConnectOptions, user: string, privateKey: string): Promise<void> {
+  const { password: _password, passphrase: _passphrase, privateKey: _key, ...where } = target;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const server = await SshConnection.connect({ ...where, username: user, privateKey, attempts: 1, connectTimeoutSeconds: 15 });
+      try {
+        await server.run([['true']], { description: `log in as ${user}`, timeoutSeconds: 30 });
+        return;
+      } finally {
+        await server.close();
+      }
+    } catch (error) {
+      const final = !(error instanceof SshConnectionError) || /^SSH authentication/.test(error.message);
+      if (final || attempt >= 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
+async function sshdSettings(server: Executor, elevate: boolean, description: string): Promise<{ hardened: boolean; effective: string }> {
+  const result = await server.run(asRoot(elevate, readSshdState()), { description, allowFailure: true, timeoutSeconds: 60 });
+  const refused = /^refused: (.*)$/m.exec(result.stdout);
+  if (result.code === REFUSED_EXIT && refused) throw new Refused(`${SSHD_STEP}: ${refused[1]}`);
+  if (result.code !== 0) throw new Error(`${description} failed with exit code ${result.code}: ${result.stderr.trim().split('\n').slice(-5).join(' ')}`);
+  const effective = /^effective: (.*)$/m.exec(result.stdout)?.[1]?.trim().toLowerCase() ?? '';
+  return { hardened: HARDENED.every((setting) => effective.includes(setting)), effective };
+}
+
+/**
+ * harden-ssh under a lockout guard: nothing changes until a key login as the deploy user works;
+ * then a revert is armed on the server, the drop-in written and checked by sshd -t, sshd
+ * reloaded, and the change kept only if a NEW key login as the deploy user works and sshd
+ * reports the settings. Otherwise it is undone at once over the session still open (reloading
+ * sshd does not end it), or by the armed timer if that session is gone too.
+ */
+async function hardenSsh(
+  server: Executor,
+  inputs: PrepareInputs,
+  target: SshConnectOptions,
+  elevate: boolean,
+  planning: boolean,
+): Promise<StepReport | undefined> {
+  const user = inputs.deployUser;
+  const key = inputs.hardenSsh!.deployUserKey;
+  const before = await sshdSettings(server, elevate, `${SSHD_STEP}: read sshd's settings`);
+  if (!planning && before.hardened) return { name: SSHD_STEP, state: 'already', detail: `sshd already applies ${HARDENED.join(', ')}` };
+  const proof = (when: string) => ({
+    kind: 'run' as const,
+    description: `${SSHD_STEP}: a new key login as ${user} (from the runner, ${when})`,
+    script: `# ssh ${user}@host with deploy-user-key; ${when === 'before' ? 'if it fails, sshd is left as it is' : 'if it fails, the change is undone at once'}`,
+  });
+  if (server instanceof PlanRecorder) server.steps.push(proof('before'));
+  else
+    await proveDeployLogin(target, user, key).catch((error: Error) => {
+      throw new Refused(`${SSHD_STEP}: a key login as ${user} with deploy-user-key failed (${error.message}); sshd was left as it is`);
+    });
+  const paths = guardPaths(SSHD_GUARD.dir);
+  const revert = guardRevertScript(
+    paths,
+    undoHardening(),
+    `Armed by skiff prepare (harden-ssh): removes ${HARDENING_FILE} and reloads sshd unless the runner confirmed a new login in time.`,
+  );
+  await server.run(
+    asRoot(elevate, [
+      prepareGuardDir(paths),
+      [raw('cat >'), paths.revertScript],
+      ['chmod', '0700', paths.revertScript],
+      ...armGuard(SSHD_GUARD.unit, paths, SSHD_GUARD.seconds),
+    ]),
     {
-      name: 'Docker and the Compose v2 plugin',
-      commands: checkDocker(facts ? dockerInstallHint(facts.distribution) : 'Install Docker with the Compose v2 plugin, then run prepare again.'),
+      description: `${SSHD_STEP}: arm the revert (${SSHD_GUARD.seconds}s)`,
+      stdin: revert,
+      timeoutSeconds: 60,
     },
-    {
-      name: inputs.dockerAccess === 'sudo' ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
-      commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess),
-    },
-  ];
+  );
+  const cancel = asRoot(elevate, cancelGuard(SSHD_GUARD.unit, paths, 'the lockout guard already undid the sshd change'));
+  const applied = await server.run(asRoot(elevate, applyHardening()), {
+    description: `${SSHD_STEP}: write ${HARDENING_FILE}, check it with sshd -t, reload sshd`,
+    allowFailure: true,
+    timeoutSeconds: 60,
+  });
+  if (server instanceof PlanRecorder) {
+    server.steps.push(proof('after'));
+    await server.run(cancel, { description: `${SSHD_STEP}: confirm (cancel the revert)` });
+    return undefined;
+  }
+  if (applied.code !== 0) {
+    await server.run(asRoot(elevate, [['sh', paths.revertScript], ...disarmGuard(SSHD_GUARD.unit, paths)]), {
+      description: `${SSHD_STEP}: undo`,
+      allowFailure: true,
+      timeoutSeconds: 60,
+    });
+    throw new Error(`${SSHD_STEP}: ${applied.stderr.trim().split('\n').slice(-5).join(' ') || `exit code ${applied.code}`}; the change was undone`);
+  }
+  try {
+    await proveDeployLogin(target, user, key);
+    const after = await sshdSettings(server, elevate, `${SSHD_STEP}: read sshd's settings again`);
+    if (!after.hardened) throw new Error(`sshd applies ${after.effective || 'nothing readable'} instead of ${HARDENED.join(', ')}`);
+  } catch (error) {
+    const undone = await server
+      .run(asRoot(elevate, [['sh', paths.revertScript], ...disarmGuard(SSHD_GUARD.unit, paths)]), {
+        description: `${SSHD_STEP}: undo`,
+        allowFailure: true,
+        timeoutSeconds: 60,
+      })
+      .catch(() => undefined);
+    throw new Error(
+      `${SSHD_STEP}: after sshd reloaded, ${(error as Error).message.startsWith('sshd applies') ? (error as Error).message : `a new key login as ${user} failed (${(error as Error).message})`}; ${
+        undone?.code === 0
+          ? `the change was undone (${HARDENING_FILE} removed, sshd reloaded)`
+          : `the revert armed on the server undoes it within ${SSHD_GUARD.seconds}s`
+      }`,
+    );
+  }
+  await server.run(cancel, { description: `${SSHD_STEP}: confirm (cancel the revert)`, timeoutSeconds: 60 });
+  return { name: SSHD_STEP, state: 'changed', detail: `wrote ${HARDENING_FILE} and reloaded sshd; a new key login as ${user} worked after it` };
 }
 
 /**
@@ -130,19 +299,15 @@ async function prepareHost(
     say(`${facts.distribution.pretty}, connected as ${facts.root ? 'root' : `${target.username} (sudo -n)`}`);
   }
   const elevate = facts !== undefined && !facts.root;
-  for (const step of stepsFor(inputs, facts)) {
-    const result = await server.run(asRoot(elevate, step.commands), { description: step.name, allowFailure: true, timeoutSeconds: 300 });
-    if (planning) continue;
-    const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split('\n').at(-1) ?? '');
-    if (result.code === REFUSED_EXIT && said?.[1] === 'refused') throw new Refused(`${step.name}: ${said[2]}`);
-    if (result.code !== 0 || !said || said[1] === 'refused') {
-      const detail = `${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n');
-      throw new Error(`${step.name} failed with exit code ${result.code}${detail ? `:\n${detail}` : ''}`);
-    }
-    const state = said[1] as StepState;
-    report.steps.push({ name: step.name, state, detail: said[2]! });
-    say(`${step.name}: ${state === 'already' ? 'already done' : 'done'}: ${said[2]}`);
-  }
+  const steps = stepsFor(inputs, facts);
+  const done = (step: StepReport | undefined) => {
+    if (!step) return;
+    report.steps.push(step);
+    say(`${step.name}: ${step.state === 'already' ? 'already done' : 'done'}: ${step.detail}`);
+  };
+  for (const step of steps.account) done(await runStep(server, step, elevate, planning));
+  if (inputs.hardenSsh) done(await hardenSsh(server, inputs, target, elevate, planning));
+  for (const step of steps.docker) done(await runStep(server, step, elevate, planning));
 }
 
 /** prepare: true — each host in turn, stopping at the first that fails; the log, summary and outputs say what each step found or did. */

@@ -4,6 +4,7 @@ import {
   InputError,
   MULTI_HOST_INPUTS,
   getBoolean,
+  maskSecret,
   getList,
   getString,
   readDryRun,
@@ -11,7 +12,7 @@ import {
   readSshTargets,
   type RunMode,
 } from '@skiff/action-kit';
-import type { SshConnectOptions } from '@skiff/ssh';
+import { publicKeyOf, type SshConnectOptions } from '@skiff/ssh';
 import { ACTION_INPUTS, readProjectDir, setToOtherThanDefault } from '../inputs';
 import { PREPARE_INPUTS } from './prepare-input-definitions';
 
@@ -29,6 +30,8 @@ export interface PrepareInputs {
   deployUser: string;
   keys: PublicKey[];
   dockerAccess: 'group' | 'sudo';
+  /** With harden-ssh: the deploy user's private key, to prove its login before and after. */
+  hardenSsh?: { deployUserKey: string };
   dryRun: boolean;
 }
 
@@ -108,7 +111,41 @@ export function readPrepareInputs(): PrepareInputs {
     return parsePublicKeys(lines);
   });
   const sudo = c.take(() => getBoolean('sudo', { default: false }));
+  const hardenSsh = c.take(() => readHardening(c.known(keys) ?? []));
   const dryRun = c.take(readDryRun);
-  const read = c.result({ targets, mode, projectDir, deployUser, keys, sudo, dryRun });
-  return { ...read, dockerAccess: read.sudo ? 'sudo' : 'group' };
+  const read = c.result({ targets, mode, projectDir, deployUser, keys, sudo, hardenSsh, dryRun });
+  const { sudo: viaSudo, hardenSsh: hardening, ...rest } = read;
+  return { ...rest, dockerAccess: viaSudo ? 'sudo' : 'group', ...(hardening ? { hardenSsh: hardening } : {}) };
+}
+
+/** harden-ssh needs the deploy user's private key, one whose public half is among deploy-user-keys, to prove the login it must not break. */
+function readHardening(keys: readonly PublicKey[]): { deployUserKey: string } | undefined {
+  const privateKey = getString('deploy-user-key');
+  maskSecret(privateKey);
+  const harden = getBoolean('harden-ssh', { default: false });
+  if (!harden) {
+    if (privateKey !== undefined)
+      throw new InputError(
+        'deploy-user-key',
+        'Input "deploy-user-key" is only used with harden-ssh: true (to prove the deploy login around the sshd change); remove it, or set harden-ssh: true',
+      );
+    return undefined;
+  }
+  if (privateKey === undefined)
+    throw new InputError(
+      ['harden-ssh', 'deploy-user-key'],
+      'harden-ssh: true needs "deploy-user-key", the deploy user\'s private key: sshd is changed only after a key login as the deploy user worked, and kept only if one still works after it',
+    );
+  const publicKey = publicKeyOf(privateKey);
+  if (publicKey === undefined)
+    throw new InputError(
+      'deploy-user-key',
+      'Input "deploy-user-key" is not an unencrypted private key (OpenSSH or PEM); give the private half of one of deploy-user-keys',
+    );
+  if (keys.length > 0 && !keys.some((key) => key.match === publicKey))
+    throw new InputError(
+      'deploy-user-key',
+      'Input "deploy-user-key" is not the private half of any key in deploy-user-keys, so it could not prove the deploy login',
+    );
+  return { deployUserKey: privateKey };
 }

@@ -141,3 +141,42 @@ echo "changed: wrote $file: $rule"`;
 export function ensureDockerAccess(user: string, via: 'group' | 'sudo'): Command[] {
   return [stepScript(via === 'group' ? DOCKER_GROUP : DOCKER_SUDO, [user])];
 }
+
+/** The drop-in that hardens sshd; `00-` so it comes before a cloud image's own (sshd keeps the first value it reads). */
+export const HARDENING_FILE = '/etc/ssh/sshd_config.d/00-skiff-hardening.conf';
+
+export const HARDENING = `# Written by skiff prepare (harden-ssh): key logins only, and no root login.
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+`;
+
+const SSHD_STATE = `if ! grep -Eiq '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\\.d/\\*\\.conf' /etc/ssh/sshd_config; then
+  echo "refused: /etc/ssh/sshd_config does not include /etc/ssh/sshd_config.d/*.conf, where prepare puts its settings; add that Include line at its top, or harden sshd yourself"
+  exit ${REFUSED_EXIT}
+fi
+effective=$(sshd -T 2>/dev/null | grep -Ei '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication) ' | sort | tr '\\n' ' ')
+echo "effective: $effective"`;
+
+/** Whether sshd_config reads sshd_config.d, and what sshd would apply now for the three settings hardening sets. */
+export function readSshdState(): Command[] {
+  return [['bash', '-c', `set -euo pipefail\n${SSHD_STATE}`, 'skiff-prepare']];
+}
+
+/** Writes the hardening drop-in and reloads sshd; a configuration sshd refuses is removed again before any reload. */
+export function applyHardening(): Command[] {
+  return [
+    ['printf', '%s', HARDENING, raw('>'), HARDENING_FILE],
+    ['chmod', '0644', HARDENING_FILE],
+    [raw('if ! said=$(sshd -t 2>&1); then rm -f'), HARDENING_FILE, raw('; echo "sshd -t refused the configuration: $said" >&2; exit 3; fi')],
+    ['systemctl', 'reload', 'ssh'],
+  ];
+}
+
+/** What the guard's revert runs: the drop-in gone, sshd reloaded. */
+export function undoHardening(): Command[] {
+  return [
+    ['rm', '-f', HARDENING_FILE],
+    ['systemctl', 'reload', 'ssh'],
+  ];
+}

@@ -22,6 +22,19 @@ export const PREPARE_INPUTS = [
       "With prepare: the public key(s) the deploy user logs in with, one per line as in authorized_keys (e.g. `ssh-ed25519 AAAA… ci@example`); the private half is the deploys' `key`. Keys already there are left as they are.",
     required: false,
   },
+  {
+    name: 'harden-ssh',
+    description:
+      'With prepare: `true` also sets sshd to key logins only and no root login (PermitRootLogin no, PasswordAuthentication no, KbdInteractiveAuthentication no, in /etc/ssh/sshd_config.d/00-skiff-hardening.conf), after a key login as the deploy user with `deploy-user-key` worked, under a lockout guard: unless a new key login as the deploy user works after sshd reloads, the change is undone (at once, or by a timer on the server if the connection is gone). Afterwards prepare must connect as a sudo user, not root.',
+    required: false,
+    default: 'false',
+  },
+  {
+    name: 'deploy-user-key',
+    description:
+      "With prepare and harden-ssh: the deploy user's private key (one of deploy-user-keys), to prove its login before and after sshd is hardened; use a secret. Not kept on the server.",
+    required: false,
+  },
 ] as const satisfies readonly InputDefinition[];
 
 export const PREPARE_ONLY_INPUTS: readonly string[] = PREPARE_INPUTS.filter((input) => input.name !== 'prepare').map((input) => input.name);

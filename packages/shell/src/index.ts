@@ -9,3 +9,5 @@ export { PlanRecorder } from './plan';
 export type { PlanStep } from './plan';
 export { LocalExecutor, lineSplitter } from './local';
 export type { LiveOutput } from './local';
+export { guardPaths, prepareGuardDir, guardRevertScript, armGuard, cancelGuard, disarmGuard, guardFired } from './lockout-guard';
+export type { GuardPaths } from './lockout-guard';

@@ -14,3 +14,4 @@ export type { KnownHostEntry } from './host-key';
 export type { HostKeyPolicy, SshAuth, JumpHost, SshConnectOptions, LiveOutput } from './options';
 export { bufferReclaimer, reclaimNow } from './memory';
 export type { ReclaimKind } from './memory';
+export { publicKeyOf } from './keys';
