@@ -161,12 +161,12 @@ debootstrap_image "$POSTGRES17_IMAGE" "$CACHE/postgres17-trixie-rootfs.tar" \
 debootstrap_image "$MARIADB11_IMAGE" "$CACHE/mariadb11-trixie-rootfs.tar" \
   mariadb-server,mariadb-client,util-linux '["bash"]' trixie
 
-# --- Debian packages a test server installs with apt (python3-venv, sqlite3, sudo), as a local repository
+# --- Debian packages a test server installs with apt (python3-venv, sqlite3), as a local repository
 # The systemd "VPS" has no route to Debian's mirror; a test copies this folder into it and points
 # its apt there, so a README's `apt-get install` runs for real. Which .debs: what apt in the image,
 # reading this machine's package lists, says that install needs, at exactly those versions.
 APT_REPO=$CACHE/apt-bookworm
-APT_REPO_WANTS="python3-venv sqlite3 sudo"
+APT_REPO_WANTS="python3-venv sqlite3"
 apt_repo_needs() {
   # shellcheck disable=SC2086 # the list is words
   docker run --rm -v /var/lib/apt/lists:/var/lib/apt/lists:ro "$SYSTEMD_IMAGE" apt-get install -s $APT_REPO_WANTS 2>/dev/null |

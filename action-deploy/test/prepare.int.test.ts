@@ -42,8 +42,7 @@ async function keyPair(name: string, comment: string): Promise<{ privateKey: str
 }
 
 beforeAll(async () => {
-  // localApt: sudo comes from the test bed's local copy of Debian's package, for the sudo user's case.
-  [host, workspace] = await Promise.all([startSystemdHost({ name: `prepareskiff${process.pid}`, localApt: true }), tempDir('prepareskiff-ws')]);
+  [host, workspace] = await Promise.all([startSystemdHost({ name: `prepareskiff${process.pid}` }), tempDir('prepareskiff-ws')]);
   [deployKey, adminKey] = await Promise.all([keyPair('deploy_key', 'ci@example'), keyPair('admin_key', 'admin@laptop')]);
 }, 180_000);
 
@@ -172,7 +171,7 @@ describe('prepare: true on a fresh Debian 12 server', () => {
         'bash',
         '-c',
         [
-          'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null',
+          'command -v sudo', // the test bed's image has Debian's sudo package
           'useradd --create-home --shell /bin/bash admin',
           'install -d -m 0700 -o admin -g admin /home/admin/.ssh',
           'cat >/home/admin/.ssh/authorized_keys',

@@ -20,7 +20,7 @@ export interface SystemdHostOptions {
   git?: boolean;
   /**
    * Point the host's apt at the local repository scripts/setup-testbed.sh downloads once
-   * (APT_REPOSITORY: python3-venv, sqlite3, sudo), and at nothing else: `apt-get install` of those runs
+   * (APT_REPOSITORY: python3-venv, sqlite3), and at nothing else: `apt-get install` of those runs
    * for real, with no traffic beyond this machine.
    */
   localApt?: boolean;
