@@ -13,9 +13,11 @@ export type AppKind = 'ok' | 'crash' | 'http500' | 'unhealthy';
  * `crash` exits at once; `http500` is healthy by HEALTHCHECK but its
  * /health answers 500 (busybox httpd runs /cgi-bin scripts); `unhealthy` serves but its
  * HEALTHCHECK always fails (a backend whose database never comes up).
- * `finishInFlightSeconds`: on TERM, httpd keeps serving that long before the container exits, as a
- * real server finishes the requests it has (busybox httpd itself drops them at once, and under
- * load one request cut at the very moment its old container stops is the test app's fault).
+ * `finishInFlightSeconds`: on TERM the app does what a real server does: it stops accepting (the
+ * listening httpd goes; a new connection is refused, which the proxy retries elsewhere) and
+ * finishes the requests it has (httpd's per-connection children) for that long before the
+ * container exits. Busybox httpd alone drops them at once; only sleeping while it still accepted
+ * let a request arrive just before the exit and be cut (1 in ~2,700 under load, now and then).
  */
 export async function buildApp(tag: string, kind: AppKind, label: string, options: { finishInFlightSeconds?: number } = {}): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'skiffdeploy-image-'));
@@ -29,7 +31,7 @@ export async function buildApp(tag: string, kind: AppKind, label: string, option
     const cmd =
       kind === 'crash'
         ? `CMD ["sh", "-c", "echo crashing version=${label} token=$SECRET_TOKEN; exit 1"]`
-        : `CMD ["sh", "-c", "trap '${options.finishInFlightSeconds ? `sleep ${options.finishInFlightSeconds}; ` : ''}exit 0' TERM; httpd -f -p 8080 -h /www & wait"]`;
+        : `CMD ["sh", "-c", "trap '${options.finishInFlightSeconds ? `kill $listener; sleep ${options.finishInFlightSeconds}; ` : ''}exit 0' TERM; httpd -f -p 8080 -h /www & listener=$!; wait"]`;
     await writeFile(
       join(dir, 'Dockerfile'),
       [
