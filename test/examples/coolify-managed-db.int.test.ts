@@ -6,7 +6,7 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import {
   ensureBaseImages,
   ensureHubImages,
-  freePort,
+  freePortOutsideEphemeralRange,
   makeServerCertificate,
   POSTGRES_CHECKSUM_SQL,
   POSTGRES_SEED_SQL,
@@ -151,8 +151,8 @@ beforeAll(async () => {
     startRecordingServer(() => ({ status: 204 }), { tls: certificate }),
     startRecordingServer(() => ({ status: 200, body: 'ok' }), { tls: certificate }),
     userRepository('coolify-managed-db'),
-    freePort(),
-    freePort(),
+    freePortOutsideEphemeralRange(),
+    freePortOutsideEphemeralRange(),
   ]);
   webhooks = await startConnectProxy({ 'discord.com:443': discord.port, 'hooks.slack.com:443': slack.port });
   dockerConfig = await mkdtemp(join(tmpdir(), `${PREFIX}-docker-`));

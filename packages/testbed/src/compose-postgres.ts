@@ -55,6 +55,8 @@ export async function startComposePostgres(project: string): Promise<ComposePost
     await dir.remove();
   };
   try {
+    // A run that was killed leaves its container (and the data in it) under the same project name: replace it, never reuse it.
+    await compose(['down', '-v', '--timeout', '2']).catch(() => undefined);
     await compose(['up', '-d', '--wait']).catch(() => compose(['up', '-d']));
     await waitFor(
       `postgres in compose project ${project}`,

@@ -53,6 +53,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free port below the kernel's ephemeral range (32768–60999 here), for a port a test holds for
+ * minutes and binds again and again (a stand-in's app port): one from freePort() is in that range,
+ * and between two binds any outgoing connection on the machine may take it as its source port
+ * ("address already in use", seen once under a full test run).
+ */
+export async function freePortOutsideEphemeralRange(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('test bed: no free port between 20000 and 32000 after 200 tries');
+}
+
 /** `SHA256:…` as `ssh-keygen -lf` prints it, from an OpenSSH public key line. */
 export function fingerprintOf(publicKeyLine: string): string {
   const blob = Buffer.from(publicKeyLine.trim().split(/\s+/)[1] ?? '', 'base64');
