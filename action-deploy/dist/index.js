@@ -58306,7 +58306,8 @@ var PREPARE_INPUTS = [
   {
     name: "deploy-user-key",
     description: "With prepare and harden-ssh: the deploy user's private key (one of deploy-user-keys), to prove its login before and after sshd is hardened; use a secret. Not kept on the server.",
-    required: false
+    required: false,
+    secret: true
   }
 ];
 var PREPARE_ONLY_INPUTS = PREPARE_INPUTS.filter((input) => input.name !== "prepare").map((input) => input.name);
@@ -59288,8 +59289,7 @@ function readPrepareInputs() {
   return { ...rest, dockerAccess: viaSudo ? "sudo" : "group", ...hardening ? { hardenSsh: hardening } : {} };
 }
 function readHardening(keys) {
-  const privateKey = getString("deploy-user-key");
-  maskSecret(privateKey);
+  const privateKey = getString("deploy-user-key", { secret: true });
   const harden = getBoolean("harden-ssh", { default: false });
   if (!harden) {
     if (privateKey !== void 0)
@@ -59456,28 +59456,25 @@ async function hardenSsh(server, inputs, target, elevate, planning) {
     await server.run(cancel, { description: `${SSHD_STEP}: confirm (cancel the revert)` });
     return void 0;
   }
-  if (applied.code !== 0) {
-    await server.run(asRoot(elevate, [["sh", paths.revertScript], ...disarmGuard(SSHD_GUARD.unit, paths)]), {
-      description: `${SSHD_STEP}: undo`,
-      allowFailure: true,
-      timeoutSeconds: 60
-    });
-    throw new Error(`${SSHD_STEP}: ${applied.stderr.trim().split("\n").slice(-5).join(" ") || `exit code ${applied.code}`}; the change was undone`);
-  }
-  try {
-    await proveDeployLogin(target, user, key);
-    const after = await sshdSettings(server, elevate, `${SSHD_STEP}: read sshd's settings again`);
-    if (!after.hardened) throw new Error(`sshd applies ${after.effective || "nothing readable"} instead of ${HARDENED.join(", ")}`);
-  } catch (error2) {
+  const undo = async () => {
     const undone = await server.run(asRoot(elevate, [["sh", paths.revertScript], ...disarmGuard(SSHD_GUARD.unit, paths)]), {
       description: `${SSHD_STEP}: undo`,
       allowFailure: true,
       timeoutSeconds: 60
     }).catch(() => void 0);
-    throw new Error(
-      `${SSHD_STEP}: after sshd reloaded, ${error2.message.startsWith("sshd applies") ? error2.message : `a new key login as ${user} failed (${error2.message})`}; ${undone?.code === 0 ? `the change was undone (${HARDENING_FILE} removed, sshd reloaded)` : `the revert armed on the server undoes it within ${SSHD_GUARD.seconds}s`}`
-    );
+    return undone?.code === 0 ? `the change was undone (${HARDENING_FILE} removed, sshd reloaded)` : `the revert armed on the server undoes it within ${SSHD_GUARD.seconds}s`;
+  };
+  if (applied.code !== 0)
+    throw new Error(`${SSHD_STEP}: ${applied.stderr.trim().split("\n").slice(-5).join(" ") || `exit code ${applied.code}`}; ${await undo()}`);
+  let why;
+  try {
+    await proveDeployLogin(target, user, key);
+    const after = await sshdSettings(server, elevate, `${SSHD_STEP}: read sshd's settings again`);
+    if (!after.hardened) why = `sshd applies ${after.effective || "nothing readable"} instead of ${HARDENED.join(", ")}`;
+  } catch (error2) {
+    why = `a new key login as ${user} failed (${error2.message})`;
   }
+  if (why !== void 0) throw new Error(`${SSHD_STEP}: after sshd reloaded, ${why}; ${await undo()}`);
   await server.run(cancel, { description: `${SSHD_STEP}: confirm (cancel the revert)`, timeoutSeconds: 60 });
   return { name: SSHD_STEP, state: "changed", detail: `wrote ${HARDENING_FILE} and reloaded sshd; a new key login as ${user} worked after it` };
 }

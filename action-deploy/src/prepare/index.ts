@@ -244,19 +244,8 @@ async function hardenSsh(
     await server.run(cancel, { description: `${SSHD_STEP}: confirm (cancel the revert)` });
     return undefined;
   }
-  if (applied.code !== 0) {
-    await server.run(asRoot(elevate, [['sh', paths.revertScript], ...disarmGuard(SSHD_GUARD.unit, paths)]), {
-      description: `${SSHD_STEP}: undo`,
-      allowFailure: true,
-      timeoutSeconds: 60,
-    });
-    throw new Error(`${SSHD_STEP}: ${applied.stderr.trim().split('\n').slice(-5).join(' ') || `exit code ${applied.code}`}; the change was undone`);
-  }
-  try {
-    await proveDeployLogin(target, user, key);
-    const after = await sshdSettings(server, elevate, `${SSHD_STEP}: read sshd's settings again`);
-    if (!after.hardened) throw new Error(`sshd applies ${after.effective || 'nothing readable'} instead of ${HARDENED.join(', ')}`);
-  } catch (error) {
+  // Run the armed revert now, over the session a reload does not end; if that fails, the timer still will.
+  const undo = async (): Promise<string> => {
     const undone = await server
       .run(asRoot(elevate, [['sh', paths.revertScript], ...disarmGuard(SSHD_GUARD.unit, paths)]), {
         description: `${SSHD_STEP}: undo`,
@@ -264,14 +253,21 @@ async function hardenSsh(
         timeoutSeconds: 60,
       })
       .catch(() => undefined);
-    throw new Error(
-      `${SSHD_STEP}: after sshd reloaded, ${(error as Error).message.startsWith('sshd applies') ? (error as Error).message : `a new key login as ${user} failed (${(error as Error).message})`}; ${
-        undone?.code === 0
-          ? `the change was undone (${HARDENING_FILE} removed, sshd reloaded)`
-          : `the revert armed on the server undoes it within ${SSHD_GUARD.seconds}s`
-      }`,
-    );
+    return undone?.code === 0
+      ? `the change was undone (${HARDENING_FILE} removed, sshd reloaded)`
+      : `the revert armed on the server undoes it within ${SSHD_GUARD.seconds}s`;
+  };
+  if (applied.code !== 0)
+    throw new Error(`${SSHD_STEP}: ${applied.stderr.trim().split('\n').slice(-5).join(' ') || `exit code ${applied.code}`}; ${await undo()}`);
+  let why: string | undefined;
+  try {
+    await proveDeployLogin(target, user, key);
+    const after = await sshdSettings(server, elevate, `${SSHD_STEP}: read sshd's settings again`);
+    if (!after.hardened) why = `sshd applies ${after.effective || 'nothing readable'} instead of ${HARDENED.join(', ')}`;
+  } catch (error) {
+    why = `a new key login as ${user} failed (${(error as Error).message})`;
   }
+  if (why !== undefined) throw new Error(`${SSHD_STEP}: after sshd reloaded, ${why}; ${await undo()}`);
   await server.run(cancel, { description: `${SSHD_STEP}: confirm (cancel the revert)`, timeoutSeconds: 60 });
   return { name: SSHD_STEP, state: 'changed', detail: `wrote ${HARDENING_FILE} and reloaded sshd; a new key login as ${user} worked after it` };
 }

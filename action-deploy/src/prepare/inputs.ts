@@ -4,7 +4,6 @@ import {
   InputError,
   MULTI_HOST_INPUTS,
   getBoolean,
-  maskSecret,
   getList,
   getString,
   readDryRun,
@@ -120,8 +119,7 @@ export function readPrepareInputs(): PrepareInputs {
 
 /** harden-ssh needs the deploy user's private key, one whose public half is among deploy-user-keys, to prove the login it must not break. */
 function readHardening(keys: readonly PublicKey[]): { deployUserKey: string } | undefined {
-  const privateKey = getString('deploy-user-key');
-  maskSecret(privateKey);
+  const privateKey = getString('deploy-user-key', { secret: true });
   const harden = getBoolean('harden-ssh', { default: false });
   if (!harden) {
     if (privateKey !== undefined)

@@ -34,6 +34,7 @@ export const PREPARE_INPUTS = [
     description:
       "With prepare and harden-ssh: the deploy user's private key (one of deploy-user-keys), to prove its login before and after sshd is hardened; use a secret. Not kept on the server.",
     required: false,
+    secret: true,
   },
 ] as const satisfies readonly InputDefinition[];
 

@@ -1,6 +1,15 @@
 export { sh, waitFor, tempDir, stopPid, processAlive } from './proc';
 export { requirePart } from './parts';
-export { startSshd, sshdConnectOptions, sshdActionInputs, freePort, freePortOutsideEphemeralRange, fingerprintOf, ensurePasswordUser, randomPassword } from './sshd';
+export {
+  startSshd,
+  sshdConnectOptions,
+  sshdActionInputs,
+  freePort,
+  freePortOutsideEphemeralRange,
+  fingerprintOf,
+  ensurePasswordUser,
+  randomPassword,
+} from './sshd';
 export type { SshdOptions, SshdServer } from './sshd';
 export { ensureDocker, DOCKERD_LOG } from './docker';
 export type { DockerInfo } from './docker';
