@@ -210,6 +210,39 @@ else
   rm -rf "$MODERN_ROOT" && mv "$MODERN_ROOT.partial" "$MODERN_ROOT"
   say "modern server rootfs" "provisioned ($(chroot "$MODERN_ROOT" dockerd --version))"
 fi
+# --- a fresh server: Debian 13 with systemd and sshd, no Docker (prepare mode's test host) ----------
+# What a new VPS looks like before anyone touched it: systemd as PID 1, sshd, sudo, apt — and no
+# Docker. @skiff/testbed's startFreshHost boots a copy of it in namespaces of its own (like the
+# modern server, but with systemd as init). Its apt reads a local repository of trixie .debs
+# (FRESH_APT: what prepare installs, with everything they need that the rootfs lacks), so
+# prepare's `apt-get install` runs for real with no traffic beyond this machine.
+FRESH_ROOT=$CACHE/fresh-trixie-root
+FRESH_APT=$CACHE/apt-trixie
+FRESH_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,ca-certificates,curl,less
+FRESH_APT_WANTS="docker.io docker-cli docker-compose docker-buildx unattended-upgrades"
+FRESH_STAMP="$FRESH_PACKAGES / $FRESH_APT_WANTS"
+if [[ -x $FRESH_ROOT/usr/sbin/sshd && -s $FRESH_APT/Packages && $(cat "$FRESH_ROOT/.skiff-packages" 2>/dev/null) == "$FRESH_STAMP" ]]; then
+  say "fresh server rootfs" "ok"
+else
+  rm -rf "$FRESH_ROOT.partial" "$FRESH_APT.partial" && mkdir -p "$FRESH_APT.partial"
+  debootstrap --variant=minbase --include="$FRESH_PACKAGES" trixie "$FRESH_ROOT.partial" "$MIRROR" >/tmp/skiff-debootstrap-fresh.log 2>&1 ||
+    { tail -n 30 /tmp/skiff-debootstrap-fresh.log >&2; die "debootstrap of the fresh server failed (log: /tmp/skiff-debootstrap-fresh.log)"; }
+  # shellcheck disable=SC2086 # the list is words
+  chroot "$FRESH_ROOT.partial" sh -c "apt-get update -qq && apt-get install -qq -d -y --no-install-recommends $FRESH_APT_WANTS" >/tmp/skiff-apt-fresh.log 2>&1 ||
+    { tail -n 20 /tmp/skiff-apt-fresh.log >&2; die "downloading the fresh server's packages failed"; }
+  mv "$FRESH_ROOT.partial"/var/cache/apt/archives/*.deb "$FRESH_APT.partial/"
+  (cd "$FRESH_APT.partial" && dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null) || die "dpkg-scanpackages failed (dpkg-dev)"
+  # A new server's apt has no lists yet, and each server makes its own host keys; the kernel is
+  # this machine's, so there are no modules to load.
+  rm -rf "$FRESH_ROOT.partial"/var/lib/apt/lists/* "$FRESH_ROOT.partial"/etc/ssh/ssh_host_*
+  echo 'deb [trusted=yes] file:/srv/skiff-apt ./' >"$FRESH_ROOT.partial/etc/apt/sources.list"
+  mkdir -p "$FRESH_ROOT.partial/srv/skiff-apt"
+  ln -sf /dev/null "$FRESH_ROOT.partial/etc/systemd/system/systemd-modules-load.service"
+  chmod 0755 "$FRESH_ROOT.partial"
+  printf '%s\n' "$FRESH_STAMP" >"$FRESH_ROOT.partial/.skiff-packages"
+  rm -rf "$FRESH_ROOT" "$FRESH_APT" && mv "$FRESH_APT.partial" "$FRESH_APT" && mv "$FRESH_ROOT.partial" "$FRESH_ROOT"
+  say "fresh server rootfs" "provisioned ($(grep -c '^Package:' "$FRESH_APT/Packages") packages in its apt repository)"
+fi
 # --- real arm64 builds: qemu-aarch64 (static, from sid's qemu-user) and an arm64 busybox ---------
 # Only unpacked, never installed: @skiff/testbed registers qemu in binfmt_misc for a test's run and
 # removes it again; the arm64 busybox is the base of a two-platform test image.

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { renderReadme } from '../scripts/gen-action-docs.mjs';
 import { checkUses, githubDiagnostics, root } from './workflow-check';
 import { READ_BY_PREPARE } from '../action-deploy/src/prepare/inputs';
+import { PREPARE_INPUTS } from '../action-deploy/src/prepare/prepare-input-definitions';
 
 type Map = Record<string, unknown>;
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -129,7 +130,7 @@ describe('a reusable workflow can express what its action can do', () => {
   const SYSTEMD = 'strategy systemd ships a release directory, not images: deploy.yml deploys it';
   const JOB_ENVIRONMENT = "the job's own environment records the GitHub Deployment (one per run, not two)";
   const PREPARE = 'prepare-server.yml prepares a server';
-  const PREPARE_ONLY = { prepare: PREPARE, 'deploy-user': PREPARE, 'deploy-user-keys': PREPARE, 'harden-ssh': PREPARE, 'deploy-user-key': PREPARE };
+  const PREPARE_ONLY = Object.fromEntries(PREPARE_INPUTS.map((input) => [input.name, PREPARE]));
   const deployInputs = Object.keys((parseYaml(read('action-deploy/action.yml')) as { inputs: Map }).inputs);
   const NOT_FOR_PREPARE = Object.fromEntries(
     deployInputs.filter((name) => !READ_BY_PREPARE.has(name)).map((name) => [name, 'a deploy input: prepare-server.yml only prepares the server']),

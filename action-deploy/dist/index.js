@@ -58282,7 +58282,7 @@ function asList(text) {
 var PREPARE_INPUTS = [
   {
     name: "prepare",
-    description: 'true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, "Prepare your server"): the deploy user and its keys, its project directory, Docker with the Compose plugin checked, the deploy user\'s access to it (the docker group, or with `sudo: true` one sudoers rule), and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.',
+    description: "true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, \"Prepare your server\"): the deploy user and its keys, its project directory, Docker with the Compose v2 plugin (installed from the distribution's packages) and log rotation, the deploy user's access to it (the docker group, or with `sudo: true` one sudoers rule), a swap file, unattended security upgrades, and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.",
     required: false,
     default: "false"
   },
@@ -58308,6 +58308,35 @@ var PREPARE_INPUTS = [
     description: "With prepare and harden-ssh: the deploy user's private key (one of deploy-user-keys), to prove its login before and after sshd is hardened; use a secret. Not kept on the server.",
     required: false,
     secret: true
+  },
+  {
+    name: "install-docker",
+    description: "With prepare: `distribution` installs Docker and the Compose v2 plugin from the distribution's packages where missing (Ubuntu: docker.io, docker-compose-v2; Debian 13: docker.io, docker-cli, docker-compose; with docker-buildx), then starts and enables it; `no` only checks. A Docker installed otherwise is used as it is if it works, never replaced. Debian 12 has no Compose v2 package: install from Docker's apt repository yourself.",
+    required: false,
+    default: "distribution"
+  },
+  {
+    name: "docker-log-max-size",
+    description: "With prepare: containers' json-file logs rotate at this size (Docker's log-opts max-size, e.g. `10m`), merged into /etc/docker/daemon.json with its other settings kept; `off` leaves logging as it is. Docker is restarted for it only while no container runs.",
+    required: false,
+    default: "10m"
+  },
+  {
+    name: "docker-log-max-file",
+    description: "With prepare: how many rotated log files each container keeps (log-opts max-file, 1\u2013100).",
+    required: false,
+    default: "3"
+  },
+  {
+    name: "swap-size",
+    description: "With prepare: a swap file /swapfile of this size (e.g. `1G`, `512M`), switched on now and at boot \u2014 worth it on a 1 GB VM where image pulls and builds run out of memory. Empty: no swap file. A server that already has other swap, or a /swapfile of another size, is refused.",
+    required: false
+  },
+  {
+    name: "unattended-upgrades",
+    description: "With prepare: `true` installs unattended-upgrades and turns on daily security updates (APT::Periodic, apt's daily timers); `false` leaves them as they are.",
+    required: false,
+    default: "true"
   }
 ];
 var PREPARE_ONLY_INPUTS = PREPARE_INPUTS.filter((input) => input.name !== "prepare").map((input) => input.name);
@@ -59147,20 +59176,6 @@ fi`;
 function ensureProjectDir2(projectDir, user) {
   return [stepScript(PROJECT_DIR, [projectDir, user])];
 }
-var DOCKER = `hint="$1"
-if ! command -v docker >/dev/null 2>&1; then echo "refused: Docker is not installed. $hint"; exit ${REFUSED_EXIT2}; fi
-if ! engine=$(docker version --format '{{.Server.Version}}' 2>&1); then
-  echo "refused: docker is installed but its engine does not answer (docker said: $(printf '%s' "$engine" | tr '\\n' ' ' | cut -c1-300)). Start it: systemctl enable --now docker"
-  exit ${REFUSED_EXIT2}
-fi
-if ! compose=$(docker compose version --short 2>/dev/null); then
-  echo "refused: Docker $engine is installed, but not the Compose v2 plugin. $hint"
-  exit ${REFUSED_EXIT2}
-fi
-echo "already: Docker $engine with Compose $compose"`;
-function checkDocker(hint) {
-  return [stepScript(DOCKER, [hint])];
-}
 var DOCKER_GROUP = `u="$1"
 if ! getent group docker >/dev/null; then echo "refused: there is no docker group on this server; install Docker from your distribution's packages (they create it)"; exit ${REFUSED_EXIT2}; fi
 case " $(id -nG "$u") " in
@@ -59212,6 +59227,186 @@ function undoHardening() {
     ["rm", "-f", HARDENING_FILE],
     ["systemctl", "reload", "ssh"]
   ];
+}
+
+// action-deploy/src/prepare/system-commands.ts
+var APT = `export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+  apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \\
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+apt_update() { apt-get update -q -o DPkg::Lock::Timeout=300; }
+apt_has() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }`;
+function dockerPackagesFor(distribution) {
+  if (distribution.id === "ubuntu") return { required: ["docker.io", "docker-compose-v2"], optional: ["docker-cli", "docker-buildx"] };
+  if (distribution.id === "debian" && distribution.version !== "12")
+    return { required: ["docker.io", "docker-compose"], optional: ["docker-cli", "docker-buildx"] };
+  return void 0;
+}
+var DOCKER = `${APT}
+hint="$1"; compose_package="$2"; shift 2
+required=(); optional=()
+while [ "$#" -gt 0 ] && [ "$1" != -- ]; do required+=("$1"); shift; done
+[ "$#" -gt 0 ] && shift
+optional=("$@")
+did=()
+install_docker() {
+  local packages=("\${required[@]}") p
+  apt_update
+  for p in "\${optional[@]}"; do if apt_has "$p"; then packages+=("$p"); fi; done
+  apt_install "\${packages[@]}"
+  did+=("installed \${packages[*]}")
+}
+docker_path=$(command -v docker || true)
+if [ -z "$docker_path" ] && [ ! -e /usr/sbin/dockerd ] && [ ! -e /usr/bin/dockerd ]; then
+  if [ "\${#required[@]}" -eq 0 ]; then echo "refused: Docker is not installed. $hint"; exit ${REFUSED_EXIT2}; fi
+  install_docker
+  docker_path=$(command -v docker || true)
+  if [ -z "$docker_path" ]; then echo "refused: installed \${required[*]}, but there is still no docker command"; exit ${REFUSED_EXIT2}; fi
+  source="the distribution's packages"
+else
+  [ -n "$docker_path" ] || docker_path=$(command -v dockerd)
+  case "$docker_path" in
+    /snap/*) echo "refused: Docker here is the snap ($docker_path), whose confinement keeps compose from bind-mounting files outside home directories; remove it (snap remove docker) and run prepare again"; exit ${REFUSED_EXIT2} ;;
+  esac
+  owner=$(dpkg-query -S "$(readlink -f "$docker_path")" 2>/dev/null | head -n1 | cut -d: -f1 || true)
+  case "$owner" in
+    docker.io | docker-cli) source="the distribution's packages" ;;
+    docker-ce | docker-ce-cli) source="Docker's apt repository" ;;
+    "") echo "refused: $docker_path is not from any package (installed by hand or by a script?); prepare does not change a Docker it cannot update: remove it, or set install-docker: no once docker compose works"; exit ${REFUSED_EXIT2} ;;
+    *) source="package $owner" ;;
+  esac
+fi
+if ! systemctl is-active --quiet docker; then
+  if ! systemctl cat docker.service >/dev/null 2>&1; then echo "refused: docker is installed ($source) but there is no docker.service to start"; exit ${REFUSED_EXIT2}; fi
+  systemctl enable --now docker.service
+  did+=("started docker")
+fi
+if ! systemctl is-enabled --quiet docker.service; then systemctl enable docker.service; did+=("enabled docker at boot"); fi
+if ! engine=$(docker version --format '{{.Server.Version}}' 2>&1); then
+  echo "refused: docker is installed ($source) but its engine does not answer: $(printf '%s' "$engine" | tr '\\n' ' ' | cut -c1-300)"
+  exit ${REFUSED_EXIT2}
+fi
+if ! compose=$(docker compose version --short 2>/dev/null); then
+  if [ "$source" = "the distribution's packages" ] && [ -n "$compose_package" ]; then
+    apt_update
+    apt_install "$compose_package"
+    did+=("installed $compose_package")
+    compose=$(docker compose version --short)
+  elif [ "$source" = "Docker's apt repository" ]; then
+    echo "refused: Docker $engine from Docker's apt repository has no Compose v2 plugin; install docker-compose-plugin from that repository, then run prepare again"
+    exit ${REFUSED_EXIT2}
+  else
+    echo "refused: Docker $engine ($source) is installed, but not the Compose v2 plugin. $hint"
+    exit ${REFUSED_EXIT2}
+  fi
+fi
+if [ "\${#did[@]}" -eq 0 ]; then echo "already: Docker $engine with Compose $compose, from $source, running and enabled"
+else
+  joined=$(printf '%s; ' "\${did[@]}")
+  echo "changed: \${joined%; }: Docker $engine with Compose $compose, running and enabled at boot"
+fi`;
+function ensureDocker(packages, hint) {
+  const required = packages?.required ?? [];
+  const composePackage = required.find((name) => name.startsWith("docker-compose")) ?? "";
+  return [stepScript(DOCKER, [hint, composePackage, ...required, "--", ...packages?.optional ?? []])];
+}
+var DAEMON_JSON = "/etc/docker/daemon.json";
+function readDaemonJson() {
+  return [[raw("if [ -e"), DAEMON_JSON, raw("]; then echo present; cat"), DAEMON_JSON, raw("; else echo absent; fi")]];
+}
+var WRITE_DAEMON_JSON = `file="$1"; new="$file.skiff-new"
+install -d -m 0755 "$(dirname "$file")"
+cat >"$new"
+if dockerd --help 2>&1 | grep -q -- '--validate'; then
+  if ! said=$(dockerd --validate --config-file "$new" 2>&1); then rm -f "$new"; echo "refused: dockerd does not accept the new $file: $said"; exit ${REFUSED_EXIT2}; fi
+fi
+mv "$new" "$file"
+running=$(docker ps -q | wc -l)
+if [ "$running" -eq 0 ]; then
+  systemctl restart docker.service
+  echo "changed: wrote $file and restarted Docker; containers created from now on rotate their logs"
+else
+  echo "changed: wrote $file; Docker was not restarted, because $running container(s) run: it applies after the next restart of Docker (systemctl restart docker), to containers created after it"
+fi`;
+function writeDaemonJson() {
+  return [stepScript(WRITE_DAEMON_JSON, [DAEMON_JSON])];
+}
+function withLogRotation(current, rotation) {
+  let config2 = {};
+  if (current !== void 0 && current.trim() !== "") {
+    try {
+      config2 = JSON.parse(current);
+    } catch (error2) {
+      throw new Error(`${DAEMON_JSON} is not valid JSON (${error2.message}); fix it, then run prepare again`);
+    }
+    if (config2 === null || typeof config2 !== "object" || Array.isArray(config2))
+      throw new Error(`${DAEMON_JSON} is not a JSON object; fix it, then run prepare again`);
+  }
+  const driver = config2["log-driver"];
+  if (driver !== void 0 && driver !== "json-file")
+    throw new Error(
+      `${DAEMON_JSON} sends container logs to the ${JSON.stringify(driver)} log driver, which docker-log-max-size does not apply to; keep yours with docker-log-max-size: off, or remove log-driver from ${DAEMON_JSON}`
+    );
+  const options = config2["log-opts"] ?? {};
+  const want = { "max-size": rotation.maxSize, "max-file": String(rotation.maxFile) };
+  if (options["max-size"] === want["max-size"] && options["max-file"] === want["max-file"]) return void 0;
+  const before = options["max-size"] === void 0 ? "no rotation" : `max-size ${JSON.stringify(options["max-size"])}, max-file ${JSON.stringify(options["max-file"] ?? "1")}`;
+  const text = `${JSON.stringify({ ...config2, "log-driver": "json-file", "log-opts": { ...options, ...want } }, null, 2)}
+`;
+  return { text, detail: `json-file logs rotate at max-size ${want["max-size"]}, max-file ${want["max-file"]} (before: ${before})` };
+}
+var SWAP = `want="$1"; file=/swapfile
+did=()
+active_kib=$(awk -v f="$file" '$1 == f { print $3 }' /proc/swaps)
+if [ -n "$active_kib" ]; then
+  # /proc/swaps leaves out the swap header's page.
+  have=$(( (active_kib + 4) / 1024 ))
+  if [ "$have" -ne "$want" ]; then
+    echo "refused: $file is on with $have MiB, not the $want MiB of swap-size; prepare does not resize swap in use (swapoff $file and remove it first, or set swap-size: \${have}M)"
+    exit ${REFUSED_EXIT2}
+  fi
+else
+  others=$(awk 'NR > 1 { printf "%s%s (%d MiB)", sep, $1, $3 / 1024; sep = ", " }' /proc/swaps)
+  if [ -n "$others" ]; then echo "refused: the server already has swap: $others; prepare adds $file only where there is none (remove swap-size to keep yours)"; exit ${REFUSED_EXIT2}; fi
+  if [ -e "$file" ]; then echo "refused: $file exists but is not switched on; remove it, or switch it on yourself"; exit ${REFUSED_EXIT2}; fi
+  avail=$(df -Pm / | awk 'NR == 2 { print $4 }')
+  if [ "$avail" -lt $((want + 1024)) ]; then echo "refused: / has $avail MiB free; a $want MiB swap file should leave at least 1 GiB"; exit ${REFUSED_EXIT2}; fi
+  fallocate -l "\${want}M" "$file" 2>/dev/null || dd if=/dev/zero of="$file" bs=1M count="$want" status=none
+  chmod 0600 "$file"
+  mkswap "$file" >/dev/null
+  swapon "$file"
+  did+=("created and switched on $file ($want MiB)")
+fi
+if ! grep -qE "^[[:space:]]*$file[[:space:]]" /etc/fstab 2>/dev/null; then
+  printf '%s\\n' "$file none swap sw 0 0" >>/etc/fstab
+  did+=("added it to /etc/fstab")
+fi
+if [ "\${#did[@]}" -eq 0 ]; then echo "already: $file is on ($want MiB) and in /etc/fstab"
+else joined=$(printf '%s; ' "\${did[@]}"); echo "changed: \${joined%; }"; fi`;
+function ensureSwap(mebibytes) {
+  return [stepScript(SWAP, [String(mebibytes)])];
+}
+var AUTO_UPGRADES = `${APT}
+did=()
+if [ "$(dpkg-query -W -f='\${Status}' unattended-upgrades 2>/dev/null)" != "install ok installed" ]; then
+  apt_update
+  apt_install unattended-upgrades
+  did+=("installed unattended-upgrades")
+fi
+periodic() { eval "$(apt-config shell lists APT::Periodic::Update-Package-Lists upgrade APT::Periodic::Unattended-Upgrade)"; [ "\${lists:-0}" = 1 ] && [ "\${upgrade:-0}" = 1 ]; }
+if ! periodic; then
+  printf '%s\\n' 'APT::Periodic::Update-Package-Lists "1";' 'APT::Periodic::Unattended-Upgrade "1";' >/etc/apt/apt.conf.d/20auto-upgrades
+  if ! periodic; then echo "refused: wrote /etc/apt/apt.conf.d/20auto-upgrades, but a later file in /etc/apt/apt.conf.d still turns APT::Periodic::Unattended-Upgrade or Update-Package-Lists off (apt-config dump | grep Periodic)"; exit ${REFUSED_EXIT2}; fi
+  did+=("turned them on in /etc/apt/apt.conf.d/20auto-upgrades")
+fi
+for timer in apt-daily.timer apt-daily-upgrade.timer; do
+  if ! systemctl is-enabled --quiet "$timer" || ! systemctl is-active --quiet "$timer"; then systemctl enable --now "$timer"; did+=("started $timer"); fi
+done
+if [ "\${#did[@]}" -eq 0 ]; then echo "already: unattended-upgrades installed, on daily (apt-daily-upgrade.timer)"
+else joined=$(printf '%s; ' "\${did[@]}"); echo "changed: \${joined%; }"; fi`;
+function ensureUnattendedUpgrades() {
+  return [stepScript(AUTO_UPGRADES, [])];
 }
 
 // action-deploy/src/prepare/inputs.ts
@@ -59283,10 +59478,52 @@ function readPrepareInputs() {
   });
   const sudo2 = c.take(() => getBoolean("sudo", { default: false }));
   const hardenSsh2 = c.take(() => readHardening(c.known(keys) ?? []));
+  const installDocker = c.take(() => {
+    const value = getString("install-docker", { default: "distribution" });
+    if (value !== "distribution" && value !== "no")
+      throw new InputError("install-docker", `Input "install-docker" must be distribution or no; got ${JSON.stringify(value)}`);
+    return value;
+  });
+  const logRotation = c.take(readLogRotation);
+  const swapMiB = c.take(readSwapSize);
+  const unattendedUpgrades = c.take(() => getBoolean("unattended-upgrades", { default: true }));
   const dryRun = c.take(readDryRun);
-  const read2 = c.result({ targets, mode, projectDir, deployUser, keys, sudo: sudo2, hardenSsh: hardenSsh2, dryRun });
-  const { sudo: viaSudo, hardenSsh: hardening, ...rest } = read2;
-  return { ...rest, dockerAccess: viaSudo ? "sudo" : "group", ...hardening ? { hardenSsh: hardening } : {} };
+  const read2 = c.result({ targets, mode, projectDir, deployUser, keys, sudo: sudo2, hardenSsh: hardenSsh2, installDocker, logRotation, swapMiB, unattendedUpgrades, dryRun });
+  const { sudo: viaSudo, hardenSsh: hardening, logRotation: rotation, swapMiB: swap, ...rest } = read2;
+  return {
+    ...rest,
+    dockerAccess: viaSudo ? "sudo" : "group",
+    ...hardening ? { hardenSsh: hardening } : {},
+    ...rotation ? { logRotation: rotation } : {},
+    ...swap !== void 0 ? { swapMiB: swap } : {}
+  };
+}
+function readLogRotation() {
+  const maxSize = getString("docker-log-max-size", { default: "10m" });
+  const maxFileText = getString("docker-log-max-file", { default: "3" });
+  if (maxSize === "off") {
+    if (setToOtherThanDefault("docker-log-max-file"))
+      throw new InputError("docker-log-max-file", 'Input "docker-log-max-file" is not used with docker-log-max-size: off; remove it, or give a max size');
+    return void 0;
+  }
+  if (!/^[1-9][0-9]{0,5}[kmg]$/.test(maxSize))
+    throw new InputError(
+      "docker-log-max-size",
+      `Input "docker-log-max-size" must be a size like 10m (a number and k, m or g, as Docker's max-size), or off; got ${JSON.stringify(maxSize)}`
+    );
+  const maxFile = Number(maxFileText);
+  if (!/^[0-9]{1,3}$/.test(maxFileText) || maxFile < 1 || maxFile > 100)
+    throw new InputError("docker-log-max-file", `Input "docker-log-max-file" must be a whole number from 1 to 100; got ${JSON.stringify(maxFileText)}`);
+  return { maxSize, maxFile };
+}
+function readSwapSize() {
+  const text = getString("swap-size");
+  if (text === void 0) return void 0;
+  const match = /^([0-9]+(?:\.[0-9]+)?)\s*([MG])(?:i?B)?$/i.exec(text);
+  const mebibytes = match ? Math.round(Number(match[1]) * (match[2].toUpperCase() === "G" ? 1024 : 1)) : NaN;
+  if (!(mebibytes >= 64 && mebibytes <= 65536))
+    throw new InputError("swap-size", `Input "swap-size" must be a size from 64M to 64G, like 1G or 512M; got ${JSON.stringify(text)}`);
+  return mebibytes;
 }
 function readHardening(keys) {
   const privateKey = getString("deploy-user-key", { secret: true });
@@ -59342,35 +59579,66 @@ function refusalOf(facts, username) {
   return void 0;
 }
 function dockerInstallHint(distribution) {
-  if (distribution.id === "ubuntu") return `Install it from Ubuntu's packages (sudo apt-get install docker.io docker-compose-v2), then run prepare again.`;
+  if (distribution.id === "ubuntu")
+    return `Install it from Ubuntu's packages (sudo apt-get install docker.io docker-compose-v2), or let prepare do it (install-docker: distribution), then run prepare again.`;
   if (distribution.id === "debian" && distribution.version === "12")
     return `Debian 12 has no Compose v2 package: install Docker Engine and docker-compose-plugin from Docker's apt repository (https://docs.docker.com/engine/install/debian/), then run prepare again.`;
-  return `Install it from Debian's packages (sudo apt-get install docker.io docker-compose), then run prepare again.`;
+  return `Install it from Debian's packages (sudo apt-get install docker.io docker-cli docker-compose), or let prepare do it (install-docker: distribution), then run prepare again.`;
 }
 function knownHostsLines(target, keys) {
   return keys.map((key) => `${knownHostsName(target.host, target.port)} ${key.type} ${key.base64}`);
 }
 function stepsFor(inputs, facts) {
+  const hint = facts ? dockerInstallHint(facts.distribution) : "Install Docker with the Compose v2 plugin, then run prepare again.";
+  const packages = inputs.installDocker === "distribution" ? facts ? dockerPackagesFor(facts.distribution) : { required: ["(the distribution's Docker packages)"], optional: [] } : void 0;
   return {
     account: [
       { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
       { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
       { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir2(inputs.projectDir, inputs.deployUser) }
     ],
-    docker: [
-      {
-        name: "Docker and the Compose v2 plugin",
-        commands: checkDocker(facts ? dockerInstallHint(facts.distribution) : "Install Docker with the Compose v2 plugin, then run prepare again.")
-      },
-      {
-        name: inputs.dockerAccess === "sudo" ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
-        commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess)
-      }
+    docker: { name: "Docker and the Compose v2 plugin", commands: ensureDocker(packages, hint) },
+    dockerAccess: {
+      name: inputs.dockerAccess === "sudo" ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
+      commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess)
+    },
+    system: [
+      ...inputs.swapMiB !== void 0 ? [{ name: `swap file /swapfile (${inputs.swapMiB} MiB)`, commands: ensureSwap(inputs.swapMiB) }] : [],
+      ...inputs.unattendedUpgrades ? [{ name: "unattended security upgrades", commands: ensureUnattendedUpgrades() }] : []
     ]
   };
 }
-async function runStep(server, step, elevate, planning) {
-  const result = await server.run(asRoot(elevate, step.commands), { description: step.name, allowFailure: true, timeoutSeconds: 300 });
+var LOG_STEP = "Docker log rotation";
+async function rotateDockerLogs(server, rotation, elevate, planning) {
+  const read2 = await server.run(asRoot(elevate, readDaemonJson()), { description: `${LOG_STEP}: read ${DAEMON_JSON}`, timeoutSeconds: 60 });
+  let merged;
+  if (planning) merged = { text: "(daemon.json with log-opts merged in)", detail: "" };
+  else {
+    const [state = "", ...lines] = read2.stdout.split("\n");
+    try {
+      merged = withLogRotation(state.trim() === "present" ? lines.join("\n") : void 0, rotation);
+    } catch (error2) {
+      throw new Refused(`${LOG_STEP}: ${error2.message}`);
+    }
+    if (!merged)
+      return {
+        name: LOG_STEP,
+        state: "already",
+        detail: `${DAEMON_JSON} rotates json-file logs at max-size ${rotation.maxSize}, max-file ${rotation.maxFile}`
+      };
+  }
+  const written = await runStep(server, { name: LOG_STEP, commands: writeDaemonJson() }, elevate, planning, merged.text);
+  return written && { ...written, detail: `${merged.detail}; ${written.detail}` };
+}
+async function runStep(server, step, elevate, planning, stdin) {
+  const result = await server.run(asRoot(elevate, step.commands), {
+    description: step.name,
+    allowFailure: true,
+    // apt on a small VM, waiting for a first boot's own apt run to let go of its lock.
+    timeoutSeconds: 900,
+    live: "all",
+    ...stdin !== void 0 ? { stdin } : {}
+  });
   if (planning) return void 0;
   const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split("\n").at(-1) ?? "");
   if (result.code === REFUSED_EXIT2 && said?.[1] === "refused") throw new Refused(`${step.name}: ${said[2]}`);
@@ -59498,7 +59766,10 @@ async function prepareHost(server, inputs, target, report2, say = info) {
   };
   for (const step of steps.account) done(await runStep(server, step, elevate, planning));
   if (inputs.hardenSsh) done(await hardenSsh(server, inputs, target, elevate, planning));
-  for (const step of steps.docker) done(await runStep(server, step, elevate, planning));
+  done(await runStep(server, steps.docker, elevate, planning));
+  if (inputs.logRotation) done(await rotateDockerLogs(server, inputs.logRotation, elevate, planning));
+  done(await runStep(server, steps.dockerAccess, elevate, planning));
+  for (const step of steps.system) done(await runStep(server, step, elevate, planning));
 }
 async function runPrepare(inputs) {
   if (inputs.dryRun) {

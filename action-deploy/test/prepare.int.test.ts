@@ -191,7 +191,7 @@ describe('prepare: true on a fresh Debian 12 server', () => {
   });
 
   it("the dry run's plan is the same steps, run against nothing", async () => {
-    const plan = await prepare({ 'dry-run': 'true' });
+    const plan = await prepare({ 'dry-run': 'true', 'swap-size': '1G' });
     expect(plan.code).toBe(0);
     expect(planSteps(plan.outputs.plan!)).toEqual([
       'look at the server (distribution, root or sudo, host keys)',
@@ -199,7 +199,11 @@ describe('prepare: true on a fresh Debian 12 server', () => {
       'authorized keys of deploy',
       `project directory ${PROJECT_DIR}`,
       'Docker and the Compose v2 plugin',
+      'Docker log rotation: read /etc/docker/daemon.json',
+      'Docker log rotation',
       'deploy in the docker group',
+      'swap file /swapfile (1024 MiB)',
+      'unattended security upgrades',
     ]);
     expect(plan.outputs.plan).toContain(deployKey.publicKey);
   });

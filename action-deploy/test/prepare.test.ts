@@ -4,6 +4,7 @@ import { script } from '@skiff/shell';
 import { dockerInstallHint, knownHostsLines, parseServerFacts, refusalOf, renderPrepareSummary } from '../src/prepare';
 import { parsePublicKeys, readPrepareInputs } from '../src/prepare/inputs';
 import { asRoot, ensureUser } from '../src/prepare/prepare-commands';
+import { dockerPackagesFor, withLogRotation } from '../src/prepare/system-commands';
 import { useInputsWorkspace } from './inputs-workspace';
 
 const ED25519 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDGvbTdxO7bXK0vQ2HlVkqDbXbbZrIvXbAGFZ9EGxZ3i ci@example';
@@ -62,7 +63,7 @@ describe('prepare: what the server says of itself', () => {
 
   it('says how to install Docker with Compose v2 where the distribution has it, and where it does not', () => {
     expect(dockerInstallHint({ id: 'ubuntu', version: '22.04', pretty: '' })).toContain('apt-get install docker.io docker-compose-v2');
-    expect(dockerInstallHint({ id: 'debian', version: '13', pretty: '' })).toContain('apt-get install docker.io docker-compose)');
+    expect(dockerInstallHint({ id: 'debian', version: '13', pretty: '' })).toContain('apt-get install docker.io docker-cli docker-compose)');
     expect(dockerInstallHint({ id: 'debian', version: '12', pretty: '' })).toMatch(/^Debian 12 has no Compose v2 package/);
   });
 });
@@ -112,5 +113,81 @@ describe('prepare: the job summary', () => {
     expect(summary).toContain('| ssh-ed25519 | SHA256:abc |');
     expect(summary).toContain('a ssh-ed25519 AAAA');
     expect(summary).toContain('### ⏭️ root@b:22 was not prepared (a host before it failed)');
+  });
+});
+
+describe('prepare: Docker, its logs, swap and upgrades', () => {
+  useInputsWorkspace({ repository: 'acme/shop', files: {} });
+  const ssh = { host: 'vps.example.com', username: 'root', password: 'pw-123456', 'insecure-ignore-host-key': 'true' };
+  it("names the distribution's Docker packages, and none where the distribution has no Compose v2", () => {
+    expect(dockerPackagesFor({ id: 'debian', version: '13' })).toEqual({
+      required: ['docker.io', 'docker-compose'],
+      optional: ['docker-cli', 'docker-buildx'],
+    });
+    expect(dockerPackagesFor({ id: 'ubuntu', version: '24.04' })?.required).toEqual(['docker.io', 'docker-compose-v2']);
+    expect(dockerPackagesFor({ id: 'debian', version: '12' })).toBeUndefined();
+  });
+
+  it('merges log rotation into daemon.json, keeping every other setting, and says when there is nothing to do', () => {
+    const rotation = { maxSize: '10m', maxFile: 3 };
+    expect(JSON.parse(withLogRotation(undefined, rotation)!.text)).toEqual({ 'log-driver': 'json-file', 'log-opts': { 'max-size': '10m', 'max-file': '3' } });
+    const merged = withLogRotation('{"registry-mirrors": ["https://m.example"], "log-opts": {"labels": "app", "max-size": "1g"}}', rotation)!;
+    expect(JSON.parse(merged.text)).toEqual({
+      'registry-mirrors': ['https://m.example'],
+      'log-driver': 'json-file',
+      'log-opts': { labels: 'app', 'max-size': '10m', 'max-file': '3' },
+    });
+    expect(merged.detail).toBe('json-file logs rotate at max-size 10m, max-file 3 (before: max-size "1g", max-file "1")');
+    expect(withLogRotation(merged.text, rotation)).toBeUndefined();
+    expect(() => withLogRotation('[1]', rotation)).toThrow('/etc/docker/daemon.json is not a JSON object');
+    expect(() => withLogRotation('{"log-driver": "local"}', rotation)).toThrow('sends container logs to the "local" log driver');
+  });
+
+  it('reads swap-size and the log rotation inputs, refusing what Docker or the kernel would not take, all at once', () => {
+    setInputs({
+      ...ssh,
+      prepare: 'true',
+      'deploy-user-keys': ED25519,
+      'swap-size': '1.5G',
+      'docker-log-max-size': '50m',
+      'docker-log-max-file': '5',
+    });
+    expect(readPrepareInputs()).toMatchObject({
+      swapMiB: 1536,
+      logRotation: { maxSize: '50m', maxFile: 5 },
+      installDocker: 'distribution',
+      unattendedUpgrades: true,
+    });
+    setInputs({
+      ...ssh,
+      prepare: 'true',
+      'deploy-user-keys': ED25519,
+      'docker-log-max-size': 'off',
+      'unattended-upgrades': 'false',
+    });
+    const off = readPrepareInputs();
+    expect(off.logRotation).toBeUndefined();
+    expect(off.swapMiB).toBeUndefined();
+    expect(off.unattendedUpgrades).toBe(false);
+    setInputs({
+      ...ssh,
+      prepare: 'true',
+      'deploy-user-keys': ED25519,
+      'swap-size': '16',
+      'docker-log-max-size': '10MB',
+      'docker-log-max-file': '0',
+      'install-docker': 'docker-ce',
+    });
+    expect(() => readPrepareInputs()).toThrow(
+      /Input "install-docker" must be distribution or no[\s\S]*Input "docker-log-max-size" must be a size like 10m[\s\S]*Input "swap-size" must be a size from 64M to 64G/,
+    );
+    setInputs({
+      ...ssh,
+      prepare: 'true',
+      'deploy-user-keys': ED25519,
+      'docker-log-max-size': 'off',
+      'docker-log-max-file': '5',
+    });
+    expect(() => readPrepareInputs()).toThrow('Input "docker-log-max-file" is not used with docker-log-max-size: off');
   });
 });

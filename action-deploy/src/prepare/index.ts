@@ -15,11 +15,21 @@ import {
 import { SshConnection, SshConnectionError, knownHostsName, sha256Fingerprint, type SshConnectOptions } from '@skiff/ssh';
 import type { PrepareInputs } from './inputs';
 import {
+  DAEMON_JSON,
+  dockerPackagesFor,
+  ensureDocker,
+  ensureSwap,
+  ensureUnattendedUpgrades,
+  readDaemonJson,
+  withLogRotation,
+  writeDaemonJson,
+  type LogRotation,
+} from './system-commands';
+import {
   HARDENING_FILE,
   REFUSED_EXIT,
   applyHardening,
   asRoot,
-  checkDocker,
   ensureAuthorizedKeys,
   ensureDockerAccess,
   ensureProjectDir,
@@ -100,10 +110,11 @@ export function refusalOf(facts: ServerFacts, username: string): string | undefi
 
 /** How to install Docker with the Compose v2 plugin on this distribution, for the step's error. */
 export function dockerInstallHint(distribution: ServerFacts['distribution']): string {
-  if (distribution.id === 'ubuntu') return `Install it from Ubuntu's packages (sudo apt-get install docker.io docker-compose-v2), then run prepare again.`;
+  if (distribution.id === 'ubuntu')
+    return `Install it from Ubuntu's packages (sudo apt-get install docker.io docker-compose-v2), or let prepare do it (install-docker: distribution), then run prepare again.`;
   if (distribution.id === 'debian' && distribution.version === '12')
     return `Debian 12 has no Compose v2 package: install Docker Engine and docker-compose-plugin from Docker's apt repository (https://docs.docker.com/engine/install/debian/), then run prepare again.`;
-  return `Install it from Debian's packages (sudo apt-get install docker.io docker-compose), then run prepare again.`;
+  return `Install it from Debian's packages (sudo apt-get install docker.io docker-cli docker-compose), or let prepare do it (install-docker: distribution), then run prepare again.`;
 }
 
 export function knownHostsLines(target: Pick<SshConnectOptions, 'host' | 'port'>, keys: readonly HostKey[]): string[] {
@@ -115,30 +126,68 @@ interface Step {
   commands: Command[];
 }
 
-/** The steps before sshd is hardened (the deploy user must be able to log in first) and after. */
-function stepsFor(inputs: PrepareInputs, facts: ServerFacts | undefined): { account: Step[]; docker: Step[] } {
+/** The steps before sshd is hardened (the deploy user must be able to log in first), then Docker, then the system. */
+function stepsFor(inputs: PrepareInputs, facts: ServerFacts | undefined): { account: Step[]; docker: Step; dockerAccess: Step; system: Step[] } {
+  const hint = facts ? dockerInstallHint(facts.distribution) : 'Install Docker with the Compose v2 plugin, then run prepare again.';
+  const packages =
+    inputs.installDocker === 'distribution'
+      ? facts
+        ? dockerPackagesFor(facts.distribution)
+        : { required: ["(the distribution's Docker packages)"], optional: [] }
+      : undefined;
   return {
     account: [
       { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
       { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
       { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir(inputs.projectDir, inputs.deployUser) },
     ],
-    docker: [
-      {
-        name: 'Docker and the Compose v2 plugin',
-        commands: checkDocker(facts ? dockerInstallHint(facts.distribution) : 'Install Docker with the Compose v2 plugin, then run prepare again.'),
-      },
-      {
-        name: inputs.dockerAccess === 'sudo' ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
-        commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess),
-      },
+    docker: { name: 'Docker and the Compose v2 plugin', commands: ensureDocker(packages, hint) },
+    dockerAccess: {
+      name: inputs.dockerAccess === 'sudo' ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
+      commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess),
+    },
+    system: [
+      ...(inputs.swapMiB !== undefined ? [{ name: `swap file /swapfile (${inputs.swapMiB} MiB)`, commands: ensureSwap(inputs.swapMiB) }] : []),
+      ...(inputs.unattendedUpgrades ? [{ name: 'unattended security upgrades', commands: ensureUnattendedUpgrades() }] : []),
     ],
   };
 }
 
+const LOG_STEP = 'Docker log rotation';
+
+/** daemon.json read, merged on the runner (every other setting kept), and written back only when it changes. */
+async function rotateDockerLogs(server: Executor, rotation: LogRotation, elevate: boolean, planning: boolean): Promise<StepReport | undefined> {
+  const read = await server.run(asRoot(elevate, readDaemonJson()), { description: `${LOG_STEP}: read ${DAEMON_JSON}`, timeoutSeconds: 60 });
+  let merged: { text: string; detail: string } | undefined;
+  if (planning) merged = { text: '(daemon.json with log-opts merged in)', detail: '' };
+  else {
+    const [state = '', ...lines] = read.stdout.split('\n');
+    try {
+      merged = withLogRotation(state.trim() === 'present' ? lines.join('\n') : undefined, rotation);
+    } catch (error) {
+      throw new Refused(`${LOG_STEP}: ${(error as Error).message}`);
+    }
+    if (!merged)
+      return {
+        name: LOG_STEP,
+        state: 'already',
+        detail: `${DAEMON_JSON} rotates json-file logs at max-size ${rotation.maxSize}, max-file ${rotation.maxFile}`,
+      };
+  }
+  const written = await runStep(server, { name: LOG_STEP, commands: writeDaemonJson() }, elevate, planning, merged.text);
+  return written && { ...written, detail: `${merged.detail}; ${written.detail}` };
+}
+
 /** Runs one step and says what it found or did; a refusal or failure throws with the step's name. */
-async function runStep(server: Executor, step: Step, elevate: boolean, planning: boolean): Promise<StepReport | undefined> {
-  const result = await server.run(asRoot(elevate, step.commands), { description: step.name, allowFailure: true, timeoutSeconds: 300 });
+async function runStep(server: Executor, step: Step, elevate: boolean, planning: boolean, stdin?: string): Promise<StepReport | undefined> {
+  const result = await server.run(asRoot(elevate, step.commands), {
+    description: step.name,
+    allowFailure: true,
+    // apt on a small VM, waiting for a first boot's own apt run to let go of its lock.
+    timeoutSeconds: 900,
+    live: 'all',
+    ...(stdin !== undefined ? { stdin } : {}),
+  });
   if (planning) return undefined;
   const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split('\n').at(-1) ?? '');
   if (result.code === REFUSED_EXIT && said?.[1] === 'refused') throw new Refused(`${step.name}: ${said[2]}`);
@@ -303,7 +352,10 @@ async function prepareHost(
   };
   for (const step of steps.account) done(await runStep(server, step, elevate, planning));
   if (inputs.hardenSsh) done(await hardenSsh(server, inputs, target, elevate, planning));
-  for (const step of steps.docker) done(await runStep(server, step, elevate, planning));
+  done(await runStep(server, steps.docker, elevate, planning));
+  if (inputs.logRotation) done(await rotateDockerLogs(server, inputs.logRotation, elevate, planning));
+  done(await runStep(server, steps.dockerAccess, elevate, planning));
+  for (const step of steps.system) done(await runStep(server, step, elevate, planning));
 }
 
 /** prepare: true — each host in turn, stopping at the first that fails; the log, summary and outputs say what each step found or did. */

@@ -14,6 +14,7 @@ import {
 import { publicKeyOf, type SshConnectOptions } from '@skiff/ssh';
 import { ACTION_INPUTS, readProjectDir, setToOtherThanDefault } from '../inputs';
 import { PREPARE_INPUTS } from './prepare-input-definitions';
+import type { LogRotation } from './system-commands';
 
 export interface PublicKey {
   /** `type base64`: how the key is found in authorized_keys whatever its comment or options. */
@@ -29,6 +30,12 @@ export interface PrepareInputs {
   deployUser: string;
   keys: PublicKey[];
   dockerAccess: 'group' | 'sudo';
+  installDocker: 'distribution' | 'no';
+  /** Undefined: logging left as it is (docker-log-max-size: off). */
+  logRotation?: LogRotation;
+  /** MiB of /swapfile; undefined: no swap file. */
+  swapMiB?: number;
+  unattendedUpgrades: boolean;
   /** With harden-ssh: the deploy user's private key, to prove its login before and after. */
   hardenSsh?: { deployUserKey: string };
   dryRun: boolean;
@@ -111,10 +118,56 @@ export function readPrepareInputs(): PrepareInputs {
   });
   const sudo = c.take(() => getBoolean('sudo', { default: false }));
   const hardenSsh = c.take(() => readHardening(c.known(keys) ?? []));
+  const installDocker = c.take(() => {
+    const value = getString('install-docker', { default: 'distribution' });
+    if (value !== 'distribution' && value !== 'no')
+      throw new InputError('install-docker', `Input "install-docker" must be distribution or no; got ${JSON.stringify(value)}`);
+    return value;
+  });
+  const logRotation = c.take(readLogRotation);
+  const swapMiB = c.take(readSwapSize);
+  const unattendedUpgrades = c.take(() => getBoolean('unattended-upgrades', { default: true }));
   const dryRun = c.take(readDryRun);
-  const read = c.result({ targets, mode, projectDir, deployUser, keys, sudo, hardenSsh, dryRun });
-  const { sudo: viaSudo, hardenSsh: hardening, ...rest } = read;
-  return { ...rest, dockerAccess: viaSudo ? 'sudo' : 'group', ...(hardening ? { hardenSsh: hardening } : {}) };
+  const read = c.result({ targets, mode, projectDir, deployUser, keys, sudo, hardenSsh, installDocker, logRotation, swapMiB, unattendedUpgrades, dryRun });
+  const { sudo: viaSudo, hardenSsh: hardening, logRotation: rotation, swapMiB: swap, ...rest } = read;
+  return {
+    ...rest,
+    dockerAccess: viaSudo ? 'sudo' : 'group',
+    ...(hardening ? { hardenSsh: hardening } : {}),
+    ...(rotation ? { logRotation: rotation } : {}),
+    ...(swap !== undefined ? { swapMiB: swap } : {}),
+  };
+}
+
+/** Docker's own forms: max-size a number with k, m or g; max-file a count. `off` leaves logging to the admin. */
+function readLogRotation(): LogRotation | undefined {
+  const maxSize = getString('docker-log-max-size', { default: '10m' });
+  const maxFileText = getString('docker-log-max-file', { default: '3' });
+  if (maxSize === 'off') {
+    if (setToOtherThanDefault('docker-log-max-file'))
+      throw new InputError('docker-log-max-file', 'Input "docker-log-max-file" is not used with docker-log-max-size: off; remove it, or give a max size');
+    return undefined;
+  }
+  if (!/^[1-9][0-9]{0,5}[kmg]$/.test(maxSize))
+    throw new InputError(
+      'docker-log-max-size',
+      `Input "docker-log-max-size" must be a size like 10m (a number and k, m or g, as Docker's max-size), or off; got ${JSON.stringify(maxSize)}`,
+    );
+  const maxFile = Number(maxFileText);
+  if (!/^[0-9]{1,3}$/.test(maxFileText) || maxFile < 1 || maxFile > 100)
+    throw new InputError('docker-log-max-file', `Input "docker-log-max-file" must be a whole number from 1 to 100; got ${JSON.stringify(maxFileText)}`);
+  return { maxSize, maxFile };
+}
+
+/** `512M`, `1G`, `1.5G`: a swap file from 64 MiB to 64 GiB, in whole MiB. */
+function readSwapSize(): number | undefined {
+  const text = getString('swap-size');
+  if (text === undefined) return undefined;
+  const match = /^([0-9]+(?:\.[0-9]+)?)\s*([MG])(?:i?B)?$/i.exec(text);
+  const mebibytes = match ? Math.round(Number(match[1]) * (match[2]!.toUpperCase() === 'G' ? 1024 : 1)) : NaN;
+  if (!(mebibytes >= 64 && mebibytes <= 65536))
+    throw new InputError('swap-size', `Input "swap-size" must be a size from 64M to 64G, like 1G or 512M; got ${JSON.stringify(text)}`);
+  return mebibytes;
 }
 
 /** harden-ssh needs the deploy user's private key, one whose public half is among deploy-user-keys, to prove the login it must not break. */

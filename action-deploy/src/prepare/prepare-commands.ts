@@ -9,7 +9,7 @@ import { raw, script, type Command } from '@skiff/shell';
 
 export const REFUSED_EXIT = 3;
 
-function stepScript(body: string, args: readonly string[]): Command {
+export function stepScript(body: string, args: readonly string[]): Command {
   return ['bash', '-c', `set -euo pipefail\n${body}`, 'skiff-prepare', ...args];
 }
 
@@ -97,23 +97,6 @@ fi`;
 /** project-dir, owned by the deploy user; an existing one is taken over only when empty. */
 export function ensureProjectDir(projectDir: string, user: string): Command[] {
   return [stepScript(PROJECT_DIR, [projectDir, user])];
-}
-
-const DOCKER = `hint="$1"
-if ! command -v docker >/dev/null 2>&1; then echo "refused: Docker is not installed. $hint"; exit ${REFUSED_EXIT}; fi
-if ! engine=$(docker version --format '{{.Server.Version}}' 2>&1); then
-  echo "refused: docker is installed but its engine does not answer (docker said: $(printf '%s' "$engine" | tr '\\n' ' ' | cut -c1-300)). Start it: systemctl enable --now docker"
-  exit ${REFUSED_EXIT}
-fi
-if ! compose=$(docker compose version --short 2>/dev/null); then
-  echo "refused: Docker $engine is installed, but not the Compose v2 plugin. $hint"
-  exit ${REFUSED_EXIT}
-fi
-echo "already: Docker $engine with Compose $compose"`;
-
-/** Docker engine and the Compose v2 plugin, running; `hint` says how to install them on this distribution. */
-export function checkDocker(hint: string): Command[] {
-  return [stepScript(DOCKER, [hint])];
 }
 
 const DOCKER_GROUP = `u="$1"

@@ -5,7 +5,7 @@ export const PREPARE_INPUTS = [
   {
     name: 'prepare',
     description:
-      'true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, "Prepare your server"): the deploy user and its keys, its project directory, Docker with the Compose plugin checked, the deploy user\'s access to it (the docker group, or with `sudo: true` one sudoers rule), and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.',
+      'true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, "Prepare your server"): the deploy user and its keys, its project directory, Docker with the Compose v2 plugin (installed from the distribution\'s packages) and log rotation, the deploy user\'s access to it (the docker group, or with `sudo: true` one sudoers rule), a swap file, unattended security upgrades, and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.',
     required: false,
     default: 'false',
   },
@@ -35,6 +35,39 @@ export const PREPARE_INPUTS = [
       "With prepare and harden-ssh: the deploy user's private key (one of deploy-user-keys), to prove its login before and after sshd is hardened; use a secret. Not kept on the server.",
     required: false,
     secret: true,
+  },
+  {
+    name: 'install-docker',
+    description:
+      "With prepare: `distribution` installs Docker and the Compose v2 plugin from the distribution's packages where missing (Ubuntu: docker.io, docker-compose-v2; Debian 13: docker.io, docker-cli, docker-compose; with docker-buildx), then starts and enables it; `no` only checks. A Docker installed otherwise is used as it is if it works, never replaced. Debian 12 has no Compose v2 package: install from Docker's apt repository yourself.",
+    required: false,
+    default: 'distribution',
+  },
+  {
+    name: 'docker-log-max-size',
+    description:
+      "With prepare: containers' json-file logs rotate at this size (Docker's log-opts max-size, e.g. `10m`), merged into /etc/docker/daemon.json with its other settings kept; `off` leaves logging as it is. Docker is restarted for it only while no container runs.",
+    required: false,
+    default: '10m',
+  },
+  {
+    name: 'docker-log-max-file',
+    description: 'With prepare: how many rotated log files each container keeps (log-opts max-file, 1–100).',
+    required: false,
+    default: '3',
+  },
+  {
+    name: 'swap-size',
+    description:
+      'With prepare: a swap file /swapfile of this size (e.g. `1G`, `512M`), switched on now and at boot — worth it on a 1 GB VM where image pulls and builds run out of memory. Empty: no swap file. A server that already has other swap, or a /swapfile of another size, is refused.',
+    required: false,
+  },
+  {
+    name: 'unattended-upgrades',
+    description:
+      "With prepare: `true` installs unattended-upgrades and turns on daily security updates (APT::Periodic, apt's daily timers); `false` leaves them as they are.",
+    required: false,
+    default: 'true',
   },
 ] as const satisfies readonly InputDefinition[];
 

@@ -1,0 +1,243 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ensureBaseImages,
+  pushWithOwnLogin,
+  sh,
+  sshdActionInputs,
+  sshdConnectOptions,
+  startFreshHost,
+  startRegistry,
+  tempDir,
+  type FreshHost,
+  type Registry,
+} from '@skiff/testbed';
+import { SshConnection } from '@skiff/ssh';
+import { buildApp, httpGet, runAction, type ActionRun } from './helpers';
+
+/**
+ * prepare: true on a new Debian 13 VPS with nothing on it — systemd as PID 1, sshd, root with a
+ * key, no Docker (@skiff/testbed's fresh server; its apt reads a local copy of Debian's packages).
+ * Prepare installs Docker and Compose from Debian's packages, rotates Docker's logs, gives the
+ * deploy user the docker group, adds swap and turns on unattended upgrades; then a real deploy
+ * logs in as the deploy user, pinned to the host key prepare reported, and runs a compose app
+ * with a healthcheck, an env file and a private image.
+ */
+
+const PROJECT = 'shop';
+const PROJECT_DIR = `/opt/${PROJECT}`;
+const WEB_PORT = 8080;
+const SWAP = '64M';
+let host: FreshHost;
+let registry: Registry;
+let workspace: { path: string; remove(): Promise<void> };
+let deployKey: { privateKey: string; publicKey: string };
+const image = () => `${registry.address}/skiffprepare/web:v1`;
+
+const prepare = (inputs: Record<string, string> = {}): Promise<ActionRun> =>
+  runAction(
+    {
+      ...sshdActionInputs(host),
+      prepare: 'true',
+      'project-dir': PROJECT_DIR,
+      'deploy-user-keys': deployKey.publicKey,
+      'swap-size': SWAP,
+      ...inputs,
+    },
+    { workspace: workspace.path },
+  ).then(async (run) => {
+    if (process.env.SKIFF_DEBUG_LOG) await writeFile(`${process.env.SKIFF_DEBUG_LOG}.${Date.now()}`, run.stdout);
+    return run;
+  });
+
+async function keyPair(name: string, comment: string): Promise<{ privateKey: string; publicKey: string }> {
+  const path = join(workspace.path, name);
+  await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
+  return { privateKey: await readFile(path, 'utf8'), publicKey: (await readFile(`${path}.pub`, 'utf8')).trim() };
+}
+
+const inServer = (script: string) => host.exec(['bash', '-c', script]);
+const daemonJson = async () => JSON.parse(await inServer('cat /etc/docker/daemon.json')) as Record<string, unknown>;
+/** The server's /swapfile as the kernel has it on (the kernel is this machine's, so no other server may run one). */
+const swapMiB = async () => Number(await inServer(`awk '$1 == "/swapfile" { kib = $3 } END { print int((kib + 4) / 1024) }' /proc/swaps`));
+
+beforeAll(async () => {
+  await ensureBaseImages();
+  [registry, workspace] = await Promise.all([startRegistry(), tempDir('skiffprepare-fresh-ws')]);
+  host = await startFreshHost('skfprepare', { registries: [registry.address] });
+  deployKey = await keyPair('deploy_key', 'ci@example');
+  await buildApp(image(), 'ok', 'v1');
+  await pushWithOwnLogin(registry, image());
+  await sh('docker', ['image', 'rm', image()]);
+  await writeFile(
+    join(workspace.path, 'compose.yaml'),
+    ['services:', '  web:', `    image: ${image()}`, '    env_file: .env', '    restart: unless-stopped', '    ports:', `      - "${WEB_PORT}:8080"`, ''].join(
+      '\n',
+    ),
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await host?.stop();
+  await Promise.all([registry?.stop(), workspace?.remove()]);
+});
+
+describe('prepare: true on a fresh Debian 13 server, then a deploy as the deploy user', () => {
+  let first: ActionRun;
+  it('installs Docker and Compose from Debian, rotates its logs, gives the deploy user the docker group, adds swap and unattended upgrades', async () => {
+    expect(await inServer('command -v docker || echo none')).toBe('none\n');
+    first = await prepare();
+    expect(first.errors).toEqual([]);
+    expect(first.code).toBe(0);
+    expect(first.outputs.status).toBe('prepared');
+    expect(first.outputs['known-hosts']).toContain(host.knownHostsLine);
+    // Steps in order, each saying what it did.
+    expect(first.stdout).toMatch(
+      /Docker and the Compose v2 plugin: done: installed docker\.io docker-compose docker-cli docker-buildx: Docker \d+\.\d+\.\d+\S* with Compose \d+\.\d+\.\d+\S*, running and enabled at boot/,
+    );
+    expect(first.stdout).toContain('Setting up docker.io'); // apt's own output, live
+    expect(first.stdout).toContain(
+      'Docker log rotation: done: json-file logs rotate at max-size 10m, max-file 3 (before: no rotation); wrote /etc/docker/daemon.json and restarted Docker',
+    );
+    expect(first.stdout).toContain('deploy in the docker group: done: added deploy to the docker group');
+    expect(first.stdout).toContain('swap file /swapfile (64 MiB): done: created and switched on /swapfile (64 MiB); added it to /etc/fstab');
+    // Debian's package turns them on itself (its postinst writes 20auto-upgrades).
+    expect(first.stdout).toMatch(/^unattended security upgrades: done: installed unattended-upgrades$/m);
+    expect(first.summary).toMatch(/\| Docker and the Compose v2 plugin \| done \| installed docker\.io/);
+
+    // What is really on the server now.
+    expect(await inServer('systemctl is-active docker; systemctl is-enabled docker')).toBe('active\nenabled\n');
+    expect(await inServer('docker compose version --short')).toMatch(/^\d+\.\d+\.\d+/);
+    expect(await daemonJson()).toEqual({ 'log-driver': 'json-file', 'log-opts': { 'max-size': '10m', 'max-file': '3' } });
+    expect(await inServer("docker info --format '{{.LoggingDriver}}'")).toBe('json-file\n');
+    expect(await inServer('id -nG deploy')).toMatch(/\bdocker\b/);
+    expect(await swapMiB()).toBe(64);
+    expect(await inServer('grep swapfile /etc/fstab')).toBe('/swapfile none swap sw 0 0\n');
+    expect(await inServer('stat -c %a /swapfile')).toBe('600\n');
+    expect(await inServer('eval "$(apt-config shell u APT::Periodic::Unattended-Upgrade l APT::Periodic::Update-Package-Lists)"; echo $u $l')).toBe('1 1\n');
+    expect(await inServer('systemctl is-active apt-daily-upgrade.timer apt-daily.timer')).toBe('active\nactive\n');
+    // unattended-upgrades really runs with the configuration it was given (no packages to upgrade here).
+    await inServer('unattended-upgrade --dry-run');
+  }, 600_000);
+
+  it('a deploy logs in as the deploy user, pinned to the host key prepare reported, and runs a compose app with a private image', async () => {
+    const run = await runAction(
+      {
+        host: host.host,
+        port: String(host.port),
+        username: 'deploy',
+        key: deployKey.privateKey,
+        'known-hosts': first.outputs['known-hosts']!,
+        'project-dir': PROJECT_DIR,
+        'project-name': PROJECT,
+        'env-file': 'GREETING=hello\n',
+        registry: registry.address,
+        'registry-username': registry.username,
+        'registry-password': registry.password,
+        'health-url': `http://${host.address}:${WEB_PORT}/`,
+        'health-interval': '1s',
+        'health-timeout': '60s',
+      },
+      { workspace: workspace.path },
+    );
+    expect(run.errors).toEqual([]);
+    expect(run.outputs.status).toBe('deployed');
+    expect((await httpGet(`http://${host.address}:${WEB_PORT}/`)).body.trim()).toBe('version=v1');
+    // As the deploy user, through the docker group, with logs rotating as prepare set.
+    expect(await inServer(`su - deploy -c "docker ps --format '{{.Names}} {{.Status}}'"`)).toMatch(/web.*Up/);
+    expect(await inServer(`docker inspect --format '{{json .HostConfig.LogConfig}}' $(docker ps -q)`)).toBe(
+      '{"Type":"json-file","Config":{"max-file":"3","max-size":"10m"}}\n',
+    );
+    expect(await inServer(`stat -c %U ${PROJECT_DIR}/.env`)).toBe('deploy\n');
+  }, 300_000);
+
+  it('a second run changes nothing and says so', async () => {
+    const again = await prepare();
+    expect(again.errors).toEqual([]);
+    expect(again.outputs.status).toBe('prepared');
+    const results = [...again.summary.matchAll(/^\| ([^|]+) \| (already done|done) \|/gm)].map((match) => [match[1]!.trim(), match[2]]);
+    expect(results).toEqual([
+      ['deploy user deploy', 'already done'],
+      ['authorized keys of deploy', 'already done'],
+      [`project directory ${PROJECT_DIR}`, 'already done'],
+      ['Docker and the Compose v2 plugin', 'already done'],
+      ['Docker log rotation', 'already done'],
+      ['deploy in the docker group', 'already done'],
+      ['swap file /swapfile (64 MiB)', 'already done'],
+      ['unattended security upgrades', 'already done'],
+    ]);
+    expect(again.stdout).toMatch(
+      /Docker and the Compose v2 plugin: already done: Docker \S+ with Compose \S+, from the distribution's packages, running and enabled/,
+    );
+    expect(again.stdout).not.toContain('Setting up');
+  }, 300_000);
+
+  it("merges log rotation into an admin's daemon.json, keeping their settings, and does not restart Docker under running containers", async () => {
+    const started = await inServer(`docker inspect --format '{{.State.StartedAt}}' $(docker ps -q)`);
+    await inServer(`printf '%s' '{"debug": true, "log-opts": {"max-size": "50m", "labels": "app"}}' >/etc/docker/daemon.json`);
+    const run = await prepare({ 'docker-log-max-file': '5' });
+    expect(run.errors).toEqual([]);
+    expect(run.stdout).toContain(
+      'Docker log rotation: done: json-file logs rotate at max-size 10m, max-file 5 (before: max-size "50m", max-file "1"); wrote /etc/docker/daemon.json; Docker was not restarted, because 1 container(s) run',
+    );
+    expect(await daemonJson()).toEqual({ debug: true, 'log-driver': 'json-file', 'log-opts': { 'max-size': '10m', labels: 'app', 'max-file': '5' } });
+    expect(await inServer(`docker inspect --format '{{.State.StartedAt}}' $(docker ps -q)`)).toBe(started);
+    expect((await httpGet(`http://${host.address}:${WEB_PORT}/`)).body.trim()).toBe('version=v1');
+  }, 300_000);
+
+  it('refuses a daemon.json it cannot read, another log driver, and a swap size unlike the swap that is on — each naming what to do, nothing changed', async () => {
+    await inServer(`printf '%s' '{"debug": true,' >/etc/docker/daemon.json`);
+    const broken = await prepare();
+    expect(broken.code).toBe(1);
+    expect(broken.errors.join('\n')).toMatch(/Docker log rotation: \/etc\/docker\/daemon\.json is not valid JSON \(.+\); fix it, then run prepare again/);
+    expect(await inServer('cat /etc/docker/daemon.json')).toBe('{"debug": true,');
+
+    await inServer(`printf '%s' '{"log-driver": "journald"}' >/etc/docker/daemon.json`);
+    const journald = await prepare();
+    expect(journald.errors.join('\n')).toContain(
+      'sends container logs to the "journald" log driver, which docker-log-max-size does not apply to; keep yours with docker-log-max-size: off',
+    );
+    const kept = await prepare({ 'docker-log-max-size': 'off', 'swap-size': '128M' });
+    expect(kept.code).toBe(1);
+    expect(kept.stdout).not.toContain('Docker log rotation');
+    expect(kept.errors.join('\n')).toContain(
+      'swap file /swapfile (128 MiB): /swapfile is on with 64 MiB, not the 128 MiB of swap-size; prepare does not resize swap in use',
+    );
+    expect(await swapMiB()).toBe(64);
+    expect(await inServer('cat /etc/docker/daemon.json')).toBe('{"log-driver": "journald"}');
+  }, 300_000);
+
+  it('turns unattended upgrades back on where they were turned off, and refuses where a later apt setting turns them off again', async () => {
+    await inServer(`sed -i 's/"1"/"0"/' /etc/apt/apt.conf.d/20auto-upgrades && systemctl disable --now apt-daily-upgrade.timer`);
+    const run = await prepare({ 'docker-log-max-size': 'off' });
+    expect(run.errors).toEqual([]);
+    expect(run.stdout).toContain('unattended security upgrades: done: turned them on in /etc/apt/apt.conf.d/20auto-upgrades; started apt-daily-upgrade.timer');
+    expect(await inServer('systemctl is-active apt-daily-upgrade.timer')).toBe('active\n');
+    await inServer(`echo 'APT::Periodic::Unattended-Upgrade "0";' >/etc/apt/apt.conf.d/99-someone-else`);
+    try {
+      const refused = await prepare({ 'docker-log-max-size': 'off' });
+      expect(refused.errors.join('\n')).toContain(
+        'a later file in /etc/apt/apt.conf.d still turns APT::Periodic::Unattended-Upgrade or Update-Package-Lists off',
+      );
+    } finally {
+      await inServer('rm /etc/apt/apt.conf.d/99-someone-else');
+    }
+  }, 300_000);
+
+  it('with sudo: true, a second deploy user gets the one sudoers rule instead of the group, and docker works through sudo -n', async () => {
+    const run = await prepare({ 'deploy-user': 'ops', sudo: 'true', 'docker-log-max-size': 'off', 'project-dir': '/opt/ops' });
+    expect(run.errors).toEqual([]);
+    expect(run.stdout).toContain('sudo -n docker for ops: done: wrote /etc/sudoers.d/skiff-ops-docker: ops ALL=(root) NOPASSWD: /usr/bin/docker');
+    expect(await inServer('id -nG ops')).not.toMatch(/\bdocker\b/);
+    const server = await SshConnection.connect(sshdConnectOptions({ ...host, username: 'ops', privateKey: deployKey.privateKey }));
+    try {
+      const result = await server.run([['sudo', '-n', 'docker', 'ps', '--format', '{{.Names}}']], { description: 'as ops', timeoutSeconds: 30 });
+      expect(result.stdout.trim()).toBe(`${PROJECT}-web-1`);
+      const other = await server.run([['sudo', '-n', 'true']], { description: 'as ops', allowFailure: true, timeoutSeconds: 30 });
+      expect(other.code).not.toBe(0);
+    } finally {
+      await server.close();
+    }
+  }, 300_000);
+});

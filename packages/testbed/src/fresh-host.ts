@@ -1,0 +1,247 @@
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { registryPort, removeCgroupTree, startRelay } from './docker-host';
+import { createNetnsHost, type NetnsHost } from './netns';
+import { requirePart } from './parts';
+import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
+import { fingerprintOf } from './sshd';
+
+/**
+ * A new VPS before anyone touched it: Debian 13 with systemd as PID 1, sshd, sudo and apt, and
+ * no Docker (the rootfs scripts/setup-testbed.sh debootstraps once into FRESH_ROOT). Booted like
+ * the modern server — its own network, mount, PID and UTS namespaces — but with systemd as
+ * init, so `systemctl enable --now docker`, timers and `sshd` reloads behave as on a real server,
+ * and the root filesystem is a full copy on this machine's ext4 (not an overlay), so a swap
+ * file on it can really be switched on. Its apt reads only FRESH_APT, a local repository.
+ *
+ * The kernel is this machine's: swap switched on inside is this machine's swap until `stop()`
+ * switches it off, and cgroups are this machine's, so the server's systemd is started inside a
+ * cgroup of its own (`skiff-fresh-NAME` in every hierarchy), which it takes as its root.
+ */
+export const FRESH_ROOT = '/var/cache/skiff-testbed/fresh-trixie-root';
+export const FRESH_APT = '/var/cache/skiff-testbed/apt-trixie';
+
+export interface FreshHost {
+  name: string;
+  /** The namespace's veth address: sshd (22) and published ports listen here. */
+  address: string;
+  ns: NetnsHost;
+  host: string;
+  port: number;
+  /** root, with a throwaway key, as a cloud provider's image sets it up. */
+  username: string;
+  privateKey: string;
+  privateKeyPath: string;
+  /** The server's ed25519 host key, `ssh-ed25519 AAAA…`. */
+  hostPublicKey: string;
+  hostFingerprint: string;
+  knownHostsLine: string;
+  /** Runs a program inside the server (its filesystem, PID, network and UTS namespaces); stdout. */
+  exec(args: readonly string[], options?: { input?: string; timeoutMs?: number }): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface FreshHostOptions {
+  /** Registries on this machine's loopback (`127.0.0.1:PORT`) the server reaches under the same name. */
+  registries?: readonly string[];
+}
+
+/**
+ * Runs as PID 1 of the new namespaces: joins the server's own cgroup, then a cgroup namespace
+ * rooted there (STAGE2), so systemd and the engine it starts see that cgroup as the root of
+ * every hierarchy — their paths (runc's /system.slice/docker-ID.scope, /docker/ID) land inside it.
+ */
+const BOOT = `set -e
+cgroup=$3
+for hierarchy in /sys/fs/cgroup/*/; do
+  [ -f "$hierarchy/cgroup.procs" ] || continue
+  mkdir -p "$hierarchy$cgroup"
+  # A new cpuset cgroup has no CPUs or memory nodes: nothing can join it until it has its parent's.
+  if [ -f "$hierarchy/cpuset.cpus" ]; then
+    cat "$hierarchy/cpuset.cpus" >"$hierarchy$cgroup/cpuset.cpus"
+    cat "$hierarchy/cpuset.mems" >"$hierarchy$cgroup/cpuset.mems"
+  fi
+  echo 0 >"$hierarchy$cgroup/cgroup.procs"
+done
+exec unshare --cgroup sh -c "$STAGE2" stage2 "$@"
+`;
+
+const STAGE2 = `set -e
+root=$1 apt=$2 name=$4
+hostname "$name"
+mount --bind "$root" "$root"
+mount --bind -o ro "$apt" "$root/srv/skiff-apt"
+mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
+# The hierarchies mounted anew inside the cgroup namespace: their root is the server's cgroup.
+mount -t tmpfs -o mode=0755 cgroup "$root/sys/fs/cgroup"
+grep -E '^[^ ]+ /sys/fs/cgroup/[^ ]+ cgroup2? ' /proc/self/mounts | while read -r _ dir type options _; do
+  sub=\${dir#/sys/fs/cgroup/}
+  mkdir -p "$root/sys/fs/cgroup/$sub"
+  if [ "$type" = cgroup2 ]; then mount -t cgroup2 cgroup2 "$root/sys/fs/cgroup/$sub"
+  else mount -t cgroup -o "$(printf '%s' "$options" | tr , '\\n' | grep -vxE 'rw|ro|relatime|nosuid|nodev|noexec' | paste -sd, -)" cgroup "$root/sys/fs/cgroup/$sub"; fi
+done
+mount --rbind /dev "$root/dev"
+mount -t tmpfs tmpfs "$root/run"
+mount -t tmpfs tmpfs "$root/tmp"
+cd "$root"
+mkdir -p .oldroot
+pivot_root . .oldroot
+cd /
+umount -l /.oldroot
+rmdir /.oldroot
+unset STAGE2
+export container=skiff
+# systemd 257 boots on cgroup v1 (all this kernel offers) only when told to; in a container it
+# reads these from its own command line.
+exec /sbin/init systemd.unified_cgroup_hierarchy=0 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1
+`;
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const children: number[] = [];
+  for (const task of tasks)
+    children.push(...(await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number));
+  return children;
+}
+
+/**
+ * Switches off a swap file a server of this name switched on (this machine's kernel is the
+ * server's, and /proc/swaps names the file only by its path inside the server), and removes
+ * what a crashed run of it left in the temp directory (an active swap file cannot be deleted).
+ */
+async function swapOffLeftovers(name: string): Promise<void> {
+  const prefix = `skiff-${name}-fresh-`;
+  for (const entry of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!entry.startsWith(prefix)) continue;
+    const swapfile = join(tmpdir(), entry, 'root', 'swapfile');
+    await sh('swapoff', [swapfile]).catch(() => undefined);
+    await rm(join(tmpdir(), entry), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+async function removeServerCgroups(cgroup: string): Promise<void> {
+  for (const controller of await readdir('/sys/fs/cgroup').catch(() => [] as string[]))
+    await removeCgroupTree(join('/sys/fs/cgroup', controller, cgroup)).catch(() => undefined);
+}
+
+export async function startFreshHost(name: string, options: FreshHostOptions = {}): Promise<FreshHost> {
+  await requirePart('the fresh server rootfs (scripts/setup-testbed.sh)', ['test', '-x', join(FRESH_ROOT, 'usr/sbin/sshd')]);
+  await requirePart('the fresh server apt repository (scripts/setup-testbed.sh)', ['test', '-s', join(FRESH_APT, 'Packages')]);
+  const ports = (options.registries ?? []).map(registryPort);
+  const cgroup = `skiff-fresh-${name}`;
+  // A crashed run's server of this name: its processes, swap and cgroups go first.
+  await removeServerCgroups(cgroup);
+  await swapOffLeftovers(name);
+  const ns = await createNetnsHost(name);
+  const dir = await tempDir(`${name}-fresh`);
+  const p = (...parts: string[]) => join(dir.path, ...parts);
+  const root = (...parts: string[]) => p('root', ...parts);
+  const relays: number[] = [];
+  let bootPid: number | undefined;
+  let initPid: number | undefined;
+
+  const stop = async () => {
+    for (const pid of relays) await stopPid(pid).catch(() => undefined);
+    if (initPid !== undefined) await stopPid(initPid, 5_000).catch(() => undefined);
+    if (bootPid !== undefined) await stopPid(bootPid, 5_000).catch(() => undefined);
+    await sh('swapoff', [root('swapfile')]).catch(() => undefined);
+    await removeServerCgroups(cgroup);
+    await ns.remove().catch(() => undefined);
+    await dir.remove().catch(() => undefined);
+  };
+
+  try {
+    // A full copy, not an overlay: the kernel refuses swap files on overlayfs.
+    await sh('cp', ['-a', FRESH_ROOT, root()], { timeoutMs: 120_000 });
+    await mkdir(p('keys'));
+    await sh('ssh-keygen', ['-A', '-f', root()]);
+    await writeFile(root('etc/hostname'), `${name}\n`);
+    await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'skiff-fresh-root', '-f', p('keys', 'root_key')]);
+    await mkdir(root('root/.ssh'), { recursive: true });
+    await chmod(root('root/.ssh'), 0o700);
+    await writeFile(root('root/.ssh/authorized_keys'), await readFile(p('keys', 'root_key.pub')), { mode: 0o600 });
+
+    bootPid = spawnDaemon(
+      `fresh server ${name}`,
+      'nsenter',
+      [
+        `--net=/run/netns/${name}`,
+        'unshare',
+        '--mount',
+        '--pid',
+        '--uts',
+        '--fork',
+        '--propagation',
+        'private',
+        '--kill-child',
+        'sh',
+        '-c',
+        BOOT,
+        'boot',
+        root(),
+        FRESH_APT,
+        cgroup,
+        name,
+      ],
+      { logPath: p('boot.log'), env: { ...process.env, STAGE2 } },
+    );
+    const boot = bootPid;
+    let pid1 = 0;
+    const exec = (args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}) =>
+      sh('nsenter', ['-t', String(pid1), '-m', '-p', '-n', '-u', ...args], { timeoutMs: 120_000, ...opts });
+    try {
+      await waitFor(`PID 1 of fresh server ${name}`, async () => (await childrenOf(boot)).length > 0, 10_000, 50);
+      pid1 = initPid = (await childrenOf(boot))[0]!;
+      await waitFor(
+        `systemd of fresh server ${name}`,
+        async () => /^(running|degraded)$/.test((await exec(['systemctl', 'is-system-running'], { timeoutMs: 5_000 }).catch((e: Error) => e.message)).trim()),
+        60_000,
+        200,
+      );
+      await waitFor(
+        `sshd of fresh server ${name}`,
+        async () => (await sh('ssh-keyscan', ['-T', '1', '-t', 'ed25519', '-p', '22', ns.nsAddress]).catch(() => '')).includes('ssh-ed25519'),
+        30_000,
+        200,
+      );
+    } catch (error) {
+      const failed = await exec(['systemctl', '--failed', '--no-legend', '--plain']).catch(() => '');
+      const bootLog = await readFile(p('boot.log'), 'utf8').catch(() => '');
+      throw new Error(`${(error as Error).message}\nboot: ${bootLog.trim()}\nfailed units: ${failed.trim()}`);
+    }
+    for (const port of ports) {
+      relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir.path, `relay-host-${port}.log`));
+      relays.push(
+        await startRelay(
+          `registry gateway in ${name}`,
+          ['nsenter', `--net=/run/netns/${name}`],
+          ['127.0.0.1', port],
+          [ns.hostAddress, port],
+          dir.path,
+          `relay-ns-${port}.log`,
+        ),
+      );
+    }
+    const hostPublicKey = (await readFile(root('etc/ssh/ssh_host_ed25519_key.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+    return {
+      name,
+      address: ns.nsAddress,
+      ns,
+      host: ns.nsAddress,
+      port: 22,
+      username: 'root',
+      privateKey: await readFile(p('keys', 'root_key'), 'utf8'),
+      privateKeyPath: p('keys', 'root_key'),
+      hostPublicKey,
+      hostFingerprint: fingerprintOf(hostPublicKey),
+      knownHostsLine: `${ns.nsAddress} ${hostPublicKey}`,
+      exec,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
