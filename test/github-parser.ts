@@ -12,6 +12,9 @@ const root = join(import.meta.dirname, '..');
 export interface GitHubParser {
   validate: typeof import('@actions/languageservice').validate;
   TextDocument: typeof import('vscode-languageserver-textdocument').TextDocument;
+  parseWorkflow: typeof import('@actions/workflow-parser').parseWorkflow;
+  convertWorkflowTemplate: typeof import('@actions/workflow-parser').convertWorkflowTemplate;
+  NoOperationTraceWriter: typeof import('@actions/workflow-parser').NoOperationTraceWriter;
 }
 
 let loaded: Promise<GitHubParser> | undefined;
@@ -20,7 +23,11 @@ export function loadGitHubParser(): Promise<GitHubParser> {
   loaded ??= (async () => {
     const result = await build({
       stdin: {
-        contents: "export { validate } from '@actions/languageservice'; export { TextDocument } from 'vscode-languageserver-textdocument';",
+        contents: [
+          "export { validate } from '@actions/languageservice';",
+          "export { TextDocument } from 'vscode-languageserver-textdocument';",
+          "export { parseWorkflow, convertWorkflowTemplate, NoOperationTraceWriter } from '@actions/workflow-parser';",
+        ].join(' '),
         resolveDir: root,
         loader: 'js',
       },

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import type { WorkflowTemplate } from '@actions/workflow-parser';
+import { loadGitHubParser } from './github-parser';
 
 /**
  * What a user copies must name something that exists: a full SHA (or the placeholder for one),
@@ -46,10 +47,58 @@ describe('references users copy', () => {
   });
 
   it.each([...TEMPLATES, ...EXAMPLES.filter((path) => path.endsWith('.yml'))])(
-    '%s runs when copied by hand: no $default-branch, which GitHub fills in only for organisation templates',
-    (path) => {
-      const on = (parseYaml(readFileSync(join(root, path), 'utf8')) as { on: Record<string, { branches?: string[] } | null> }).on;
-      for (const trigger of Object.values(on)) expect(trigger?.branches ?? []).not.toContain('$default-branch');
+    "%s, copied by hand into a repository, runs: on a push to its default branch if it has a push trigger (GitHub's parser reads `on:`), else by schedule or by hand",
+    async (path) => {
+      const events = await triggers(path, readFileSync(join(root, path), 'utf8'));
+      if (events.push) expect(pushTriggers(events.push, DEFAULT_BRANCH), `a push to ${DEFAULT_BRANCH}`).toBe(true);
+      else expect(events.schedule !== undefined || events.workflow_dispatch !== undefined).toBe(true);
     },
   );
+
+  it('catches what copying breaks: $default-branch, which GitHub fills in only when an organisation offers the template, never matches a push', async () => {
+    const copied = readFileSync(join(root, 'workflows-templates/skiff-ship.yml'), 'utf8').replace(/branches: \[[^\]]*\]/, 'branches: [$default-branch]');
+    const events = await triggers('skiff-ship.yml', copied);
+    expect(pushTriggers(events.push!, DEFAULT_BRANCH)).toBe(false);
+    expect(pushTriggers({ branches: ['release/**', 'main'] }, 'main')).toBe(true);
+    expect(pushTriggers({ branches: ['*'], 'branches-ignore': undefined }, 'feature/x')).toBe(false);
+    expect(pushTriggers({ branches: ['**', '!main'] }, 'main')).toBe(false);
+  });
 });
+
+/** A repository created today: GitHub names its default branch main. */
+const DEFAULT_BRANCH = 'main';
+
+/** The workflow's events as GitHub's own parser and converter read them; a template they reject fails here. */
+async function triggers(path: string, text: string): Promise<WorkflowTemplate['events']> {
+  const { parseWorkflow, convertWorkflowTemplate, NoOperationTraceWriter } = await loadGitHubParser();
+  const parsed = parseWorkflow({ name: path, content: text }, new NoOperationTraceWriter());
+  expect(parsed.context.errors.getErrors().map((error) => error.message)).toEqual([]);
+  const template = await convertWorkflowTemplate(parsed.context, parsed.value!);
+  expect(template.errors ?? []).toEqual([]);
+  return template.events;
+}
+
+/** GitHub's branch filters: `*` within a path segment, `**` across them, a `!` pattern excluding again; the last match wins. */
+function pushTriggers(push: { branches?: string[]; 'branches-ignore'?: string[] }, branch: string): boolean {
+  const matches = (pattern: string) =>
+    new RegExp(
+      `^${pattern
+        .split('**')
+        .map((part) =>
+          part
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replaceAll('*', '[^/]*')
+            .replaceAll('?', '.?'),
+        )
+        .join('.*')}$`,
+    ).test(branch);
+  if (push['branches-ignore']) return !push['branches-ignore'].some(matches);
+  if (!push.branches) return true;
+  let triggered = false;
+  for (const pattern of push.branches) {
+    if (pattern.startsWith('!')) {
+      if (matches(pattern.slice(1))) triggered = false;
+    } else if (matches(pattern)) triggered = true;
+  }
+  return triggered;
+}
