@@ -84,6 +84,20 @@ afterAll(async () => {
 });
 
 describe('prepare: true on a fresh Debian 13 server, then a deploy as the deploy user', () => {
+  it('refuses a Docker it cannot place (here a script standing where a static install puts docker) and installs nothing beside it', async () => {
+    await inServer(`printf '#!/bin/sh\\necho "Docker version 27.0.0, build static"\\n' >/usr/local/bin/docker && chmod +x /usr/local/bin/docker`);
+    try {
+      const run = await prepare();
+      expect(run.code).toBe(1);
+      expect(run.errors.join('\n')).toContain(
+        'Docker and the Compose v2 plugin: /usr/local/bin/docker is not from any package (installed by hand or by a script?); prepare does not change a Docker it cannot update',
+      );
+      expect(await inServer("dpkg-query -W -f='${Status}' docker.io 2>/dev/null || echo not installed")).toBe('not installed\n');
+    } finally {
+      await inServer('rm /usr/local/bin/docker');
+    }
+  }, 300_000);
+
   let first: ActionRun;
   it('installs Docker and Compose from Debian, rotates its logs, gives the deploy user the docker group, adds swap and unattended upgrades', async () => {
     expect(await inServer('command -v docker || echo none')).toBe('none\n');
@@ -239,5 +253,22 @@ describe('prepare: true on a fresh Debian 13 server, then a deploy as the deploy
     } finally {
       await server.close();
     }
+  }, 300_000);
+
+  it('last, with harden-ssh: sshd on Debian 13 takes key logins only after the deploy login was proven; root is shut out, the deploy user is not', async () => {
+    const run = await prepare({ 'harden-ssh': 'true', 'deploy-user-key': deployKey.privateKey, 'docker-log-max-size': 'off' });
+    expect(run.errors).toEqual([]);
+    expect(run.stdout).toContain('sshd: key logins only, no root login: done: wrote /etc/ssh/sshd_config.d/00-skiff-hardening.conf and reloaded sshd');
+    expect(await inServer('sshd -T | grep -Ei "^(permitrootlogin|passwordauthentication) " | sort')).toBe('passwordauthentication no\npermitrootlogin no\n');
+    await expect(SshConnection.connect(sshdConnectOptions(host, { attempts: 1 }))).rejects.toThrow(/authentication/i);
+    const server = await SshConnection.connect(sshdConnectOptions({ ...host, username: 'deploy', privateKey: deployKey.privateKey }));
+    try {
+      expect((await server.run([['docker', 'ps', '--format', '{{.Names}}']], { description: 'as deploy', timeoutSeconds: 30 })).stdout.trim()).toBe(
+        `${PROJECT}-web-1`,
+      );
+    } finally {
+      await server.close();
+    }
+    expect(await inServer('systemctl list-timers --all --no-legend | grep -c skiff || true')).toBe('0\n');
   }, 300_000);
 });
