@@ -49417,7 +49417,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.10.0";
+var version = "0.11.0";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
