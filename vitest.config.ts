@@ -20,6 +20,8 @@ const SIDE_BY_SIDE = [
   'action-backup/test/managed-database.int.test.ts',
   'action-backup/test/managed-mariadb.int.test.ts',
   'action-deploy/test/backup-before-deploy.int.test.ts',
+  // A fresh server of its own (own namespaces, cgroup and apt); most of its time is apt and boot.
+  'action-deploy/test/prepare-fresh.int.test.ts',
 ];
 
 // The side-by-side files, longest first as measured (README "How long npm test takes"): three
