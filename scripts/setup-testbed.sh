@@ -210,39 +210,70 @@ else
   rm -rf "$MODERN_ROOT" && mv "$MODERN_ROOT.partial" "$MODERN_ROOT"
   say "modern server rootfs" "provisioned ($(chroot "$MODERN_ROOT" dockerd --version))"
 fi
-# --- a fresh server: Debian 13 with systemd and sshd, no Docker (prepare mode's test host) ----------
+# --- fresh servers: Debian 13 and Ubuntu 24.04 with systemd and sshd, no Docker (prepare's hosts) --
 # What a new VPS looks like before anyone touched it: systemd as PID 1, sshd, sudo, apt — and no
-# Docker. @skiff/testbed's startFreshHost boots a copy of it in namespaces of its own (like the
-# modern server, but with systemd as init). Its apt reads a local repository of trixie .debs
-# (FRESH_APT: what prepare installs, with everything they need that the rootfs lacks), so
-# prepare's `apt-get install` runs for real with no traffic beyond this machine.
-FRESH_ROOT=$CACHE/fresh-trixie-root
-FRESH_APT=$CACHE/apt-trixie
-FRESH_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,ca-certificates,curl,less
-FRESH_APT_WANTS="docker.io docker-cli docker-compose docker-buildx unattended-upgrades"
-FRESH_STAMP="$FRESH_PACKAGES / $FRESH_APT_WANTS"
-if [[ -x $FRESH_ROOT/usr/sbin/sshd && -s $FRESH_APT/Packages && $(cat "$FRESH_ROOT/.skiff-packages" 2>/dev/null) == "$FRESH_STAMP" ]]; then
-  say "fresh server rootfs" "ok"
-else
-  rm -rf "$FRESH_ROOT.partial" "$FRESH_APT.partial" && mkdir -p "$FRESH_APT.partial"
-  debootstrap --variant=minbase --include="$FRESH_PACKAGES" trixie "$FRESH_ROOT.partial" "$MIRROR" >/tmp/skiff-debootstrap-fresh.log 2>&1 ||
-    { tail -n 30 /tmp/skiff-debootstrap-fresh.log >&2; die "debootstrap of the fresh server failed (log: /tmp/skiff-debootstrap-fresh.log)"; }
+# Docker. @skiff/testbed's startFreshHost boots a copy of one in namespaces of its own (like the
+# modern server, but with systemd as init). Its apt reads a local repository of the
+# distribution's .debs (what prepare installs, with everything they need that the rootfs lacks),
+# so prepare's `apt-get install` runs for real with no traffic beyond this machine.
+FRESH_BASE_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,ca-certificates,curl,less
+# Ubuntu's archive key, from the ubuntu-keyring package (Debian 12 has none), pinned by hash.
+UBUNTU_KEYRING_DEB=pool/main/u/ubuntu-keyring/ubuntu-keyring_2023.11.28.1_all.deb
+UBUNTU_KEYRING_SHA256=36de43b15853ccae0028e9a767613770c704833f82586f28eb262f0311adb8a8
+UBUNTU_MIRROR=http://archive.ubuntu.com/ubuntu
+fresh_server() {
+  local label=$1 root=$2 apt=$3 suite=$4 mirror=$5 sources=$6 wants=$7 script=$8
+  shift 8 # the rest: debootstrap's own options
+  local stamp="$FRESH_BASE_PACKAGES / $wants"
+  if [[ -x $root/usr/sbin/sshd && -s $apt/Packages && $(cat "$root/.skiff-packages" 2>/dev/null) == "$stamp" ]]; then
+    say "$label rootfs" "ok"
+    return
+  fi
+  rm -rf "$root.partial" "$apt.partial" && mkdir -p "$apt.partial"
+  debootstrap --variant=minbase --include="$FRESH_BASE_PACKAGES" "$@" "$suite" "$root.partial" "$mirror" ${script:+"$script"} >/tmp/skiff-debootstrap-fresh.log 2>&1 ||
+    { tail -n 30 /tmp/skiff-debootstrap-fresh.log >&2; die "debootstrap of the $label failed (log: /tmp/skiff-debootstrap-fresh.log)"; }
+  printf '%s\n' "$sources" >"$root.partial/etc/apt/sources.list"
   # shellcheck disable=SC2086 # the list is words
-  chroot "$FRESH_ROOT.partial" sh -c "apt-get update -qq && apt-get install -qq -d -y --no-install-recommends $FRESH_APT_WANTS" >/tmp/skiff-apt-fresh.log 2>&1 ||
-    { tail -n 20 /tmp/skiff-apt-fresh.log >&2; die "downloading the fresh server's packages failed"; }
-  mv "$FRESH_ROOT.partial"/var/cache/apt/archives/*.deb "$FRESH_APT.partial/"
-  (cd "$FRESH_APT.partial" && dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null) || die "dpkg-scanpackages failed (dpkg-dev)"
+  chroot "$root.partial" sh -c "apt-get update -qq && apt-get install -qq -d -y --no-install-recommends $wants" >/tmp/skiff-apt-fresh.log 2>&1 ||
+    { tail -n 20 /tmp/skiff-apt-fresh.log >&2; die "downloading the $label's packages failed"; }
+  mv "$root.partial"/var/cache/apt/archives/*.deb "$apt.partial/"
+  (cd "$apt.partial" && dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null) || die "dpkg-scanpackages failed (dpkg-dev)"
   # A new server's apt has no lists yet, and each server makes its own host keys; the kernel is
   # this machine's, so there are no modules to load.
-  rm -rf "$FRESH_ROOT.partial"/var/lib/apt/lists/* "$FRESH_ROOT.partial"/etc/ssh/ssh_host_*
-  echo 'deb [trusted=yes] file:/srv/skiff-apt ./' >"$FRESH_ROOT.partial/etc/apt/sources.list"
-  mkdir -p "$FRESH_ROOT.partial/srv/skiff-apt"
-  ln -sf /dev/null "$FRESH_ROOT.partial/etc/systemd/system/systemd-modules-load.service"
-  chmod 0755 "$FRESH_ROOT.partial"
-  printf '%s\n' "$FRESH_STAMP" >"$FRESH_ROOT.partial/.skiff-packages"
-  rm -rf "$FRESH_ROOT" "$FRESH_APT" && mv "$FRESH_APT.partial" "$FRESH_APT" && mv "$FRESH_ROOT.partial" "$FRESH_ROOT"
-  say "fresh server rootfs" "provisioned ($(grep -c '^Package:' "$FRESH_APT/Packages") packages in its apt repository)"
+  rm -rf "$root.partial"/var/lib/apt/lists/* "$root.partial"/etc/ssh/ssh_host_*
+  rm -f "$root.partial"/etc/apt/sources.list.d/*
+  echo 'deb [trusted=yes] file:/srv/skiff-apt ./' >"$root.partial/etc/apt/sources.list"
+  mkdir -p "$root.partial/srv/skiff-apt"
+  ln -sf /dev/null "$root.partial/etc/systemd/system/systemd-modules-load.service"
+  chmod 0755 "$root.partial"
+  printf '%s\n' "$stamp" >"$root.partial/.skiff-packages"
+  rm -rf "$root" "$apt" && mv "$apt.partial" "$apt" && mv "$root.partial" "$root"
+  say "$label rootfs" "provisioned ($(grep -c '^Package:' "$apt/Packages") packages in its apt repository)"
+}
+fresh_server "fresh Debian 13 server" "$CACHE/fresh-trixie-root" "$CACHE/apt-trixie" trixie "$MIRROR" \
+  "deb $MIRROR trixie main" "docker.io docker-cli docker-compose docker-buildx unattended-upgrades" ""
+ubuntu_keyring=$CACHE/ubuntu-archive-keyring.gpg
+if [[ ! -s $ubuntu_keyring ]]; then
+  work=$(mktemp -d)
+  curl -fsS -o "$work/keyring.deb" "$UBUNTU_MIRROR/$UBUNTU_KEYRING_DEB" || die "downloading ubuntu-keyring failed"
+  echo "$UBUNTU_KEYRING_SHA256  $work/keyring.deb" | sha256sum -c --quiet - || die "ubuntu-keyring's .deb does not have the pinned SHA-256"
+  dpkg-deb -x "$work/keyring.deb" "$work/x" && cp "$work/x/usr/share/keyrings/ubuntu-archive-keyring.gpg" "$ubuntu_keyring"
+  rm -rf "$work"
 fi
+# Ubuntu 22.04 and 24.04 as their cloud images have them: docker.io and docker-compose-v2 from
+# universe, updates on.
+fresh_server "fresh Ubuntu 22.04 server" "$CACHE/fresh-jammy-root" "$CACHE/apt-jammy" jammy "$UBUNTU_MIRROR" \
+  "deb $UBUNTU_MIRROR jammy main universe
+deb $UBUNTU_MIRROR jammy-updates main universe
+deb $UBUNTU_MIRROR jammy-security main universe" \
+  "docker.io docker-compose-v2 docker-buildx unattended-upgrades" "" \
+  --keyring="$ubuntu_keyring" --components=main,universe
+fresh_server "fresh Ubuntu 24.04 server" "$CACHE/fresh-noble-root" "$CACHE/apt-noble" noble "$UBUNTU_MIRROR" \
+  "deb $UBUNTU_MIRROR noble main universe
+deb $UBUNTU_MIRROR noble-updates main universe
+deb $UBUNTU_MIRROR noble-security main universe" \
+  "docker.io docker-compose-v2 docker-buildx unattended-upgrades" /usr/share/debootstrap/scripts/gutsy \
+  --keyring="$ubuntu_keyring" --components=main,universe
 # --- real arm64 builds: qemu-aarch64 (static, from sid's qemu-user) and an arm64 busybox ---------
 # Only unpacked, never installed: @skiff/testbed registers qemu in binfmt_misc for a test's run and
 # removes it again; the arm64 busybox is the base of a two-platform test image.

@@ -53,6 +53,8 @@ describe('references users copy', () => {
       if (events.push) expect(pushTriggers(events.push, DEFAULT_BRANCH), `a push to ${DEFAULT_BRANCH}`).toBe(true);
       else expect(events.schedule !== undefined || events.workflow_dispatch !== undefined).toBe(true);
     },
+    // The first call bundles GitHub's parser with esbuild: seconds on a busy machine.
+    60_000,
   );
 
   it('catches what copying breaks: $default-branch, which GitHub fills in only when an organisation offers the template, never matches a push', async () => {
@@ -62,7 +64,7 @@ describe('references users copy', () => {
     expect(pushTriggers({ branches: ['release/**', 'main'] }, 'main')).toBe(true);
     expect(pushTriggers({ branches: ['*'], 'branches-ignore': undefined }, 'feature/x')).toBe(false);
     expect(pushTriggers({ branches: ['**', '!main'] }, 'main')).toBe(false);
-  });
+  }, 60_000);
 });
 
 /** A repository created today: GitHub names its default branch main. */

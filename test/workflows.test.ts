@@ -35,13 +35,26 @@ function allUses(text: string): string[] {
   ]);
 }
 
+// The first call bundles GitHub's parser with esbuild (seconds on a busy 2-core machine; once a
+// 5 s default timed out under a CI run's load), and a reusable workflow's validation reads every
+// action it calls.
+const PARSER_TIMEOUT_MS = 60_000;
+
 describe("GitHub's parser accepts", () => {
-  it.each([...WORKFLOWS, ...TEMPLATES, ...EXAMPLE_WORKFLOWS])('%s', async (path) => {
-    expect(await githubDiagnostics(path, read(path))).toEqual([]);
-  });
-  it.each(ACTIONS.map((a) => `${a}/action.yml`))('%s', async (path) => {
-    expect(await githubDiagnostics(path, read(path))).toEqual([]);
-  });
+  it.each([...WORKFLOWS, ...TEMPLATES, ...EXAMPLE_WORKFLOWS])(
+    '%s',
+    async (path) => {
+      expect(await githubDiagnostics(path, read(path))).toEqual([]);
+    },
+    PARSER_TIMEOUT_MS,
+  );
+  it.each(ACTIONS.map((a) => `${a}/action.yml`))(
+    '%s',
+    async (path) => {
+      expect(await githubDiagnostics(path, read(path))).toEqual([]);
+    },
+    PARSER_TIMEOUT_MS,
+  );
 });
 
 describe('every uses: of a Skiff action or reusable workflow matches the callee', () => {

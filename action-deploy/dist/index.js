@@ -59236,7 +59236,8 @@ apt_install() {
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
 }
 apt_update() { apt-get update -q -o DPkg::Lock::Timeout=300; }
-apt_has() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }`;
+# Read whole before grep: grep -q stops at its match, and under pipefail apt-cache's SIGPIPE would fail the test.
+apt_has() { local policy; policy=$(apt-cache policy "$1" 2>/dev/null) || return 1; grep -q 'Candidate: [^(]' <<<"$policy"; }`;
 function dockerPackagesFor(distribution) {
   if (distribution.id === "ubuntu") return { required: ["docker.io", "docker-compose-v2"], optional: ["docker-cli", "docker-buildx"] };
   if (distribution.id === "debian" && distribution.version !== "12")
@@ -59269,7 +59270,9 @@ else
   case "$docker_path" in
     /snap/*) echo "refused: Docker here is the snap ($docker_path), whose confinement keeps compose from bind-mounting files outside home directories; remove it (snap remove docker) and run prepare again"; exit ${REFUSED_EXIT2} ;;
   esac
-  owner=$(dpkg-query -S "$(readlink -f "$docker_path")" 2>/dev/null | head -n1 | cut -d: -f1 || true)
+  owners=$(dpkg-query -S "$(readlink -f "$docker_path")" 2>/dev/null || true)
+  owner=\${owners%%$'\\n'*}
+  owner=\${owner%%:*}
   case "$owner" in
     docker.io | docker-cli) source="the distribution's packages" ;;
     docker-ce | docker-ce-cli) source="Docker's apt repository" ;;
@@ -59318,7 +59321,7 @@ function readDaemonJson() {
 var WRITE_DAEMON_JSON = `file="$1"; new="$file.skiff-new"
 install -d -m 0755 "$(dirname "$file")"
 cat >"$new"
-if dockerd --help 2>&1 | grep -q -- '--validate'; then
+if grep -q -- '--validate' <<<"$(dockerd --help 2>&1)"; then
   if ! said=$(dockerd --validate --config-file "$new" 2>&1); then rm -f "$new"; echo "refused: dockerd does not accept the new $file: $said"; exit ${REFUSED_EXIT2}; fi
 fi
 mv "$new" "$file"

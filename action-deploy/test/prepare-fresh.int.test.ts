@@ -17,9 +17,9 @@ import { SshConnection } from '@skiff/ssh';
 import { buildApp, httpGet, runAction, type ActionRun } from './helpers';
 
 /**
- * prepare: true on a new Debian 13 VPS with nothing on it — systemd as PID 1, sshd, root with a
- * key, no Docker (@skiff/testbed's fresh server; its apt reads a local copy of Debian's packages).
- * Prepare installs Docker and Compose from Debian's packages, rotates Docker's logs, gives the
+ * prepare: true on new Debian 13, Ubuntu 22.04 and Ubuntu 24.04 VPSs with nothing on them — systemd as
+ * PID 1, sshd, root with a key, no Docker (@skiff/testbed's fresh servers; their apt reads a local
+ * copy of the distribution's packages). Prepare installs Docker and Compose from those packages, rotates Docker's logs, gives the
  * deploy user the docker group, adds swap and turns on unattended upgrades; then a real deploy
  * logs in as the deploy user, pinned to the host key prepare reported, and runs a compose app
  * with a healthcheck, an env file and a private image.
@@ -65,7 +65,6 @@ const swapMiB = async () => Number(await inServer(`awk '$1 == "/swapfile" { kib 
 beforeAll(async () => {
   await ensureBaseImages();
   [registry, workspace] = await Promise.all([startRegistry(), tempDir('skiffprepare-fresh-ws')]);
-  host = await startFreshHost('skfprepare', { registries: [registry.address] });
   deployKey = await keyPair('deploy_key', 'ci@example');
   await buildApp(image(), 'ok', 'v1');
   await pushWithOwnLogin(registry, image());
@@ -79,11 +78,40 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await host?.stop();
   await Promise.all([registry?.stop(), workspace?.remove()]);
 });
 
-describe('prepare: true on a fresh Debian 13 server, then a deploy as the deploy user', () => {
+const SERVERS = [
+  {
+    distribution: 'debian-13',
+    name: 'Debian 13',
+    // Debian 13's docker.io only recommends the CLI, so it is named; its package turns unattended upgrades on itself.
+    installed: 'docker.io docker-compose docker-cli docker-buildx',
+    upgrades: 'installed unattended-upgrades',
+  },
+  {
+    distribution: 'ubuntu-22.04',
+    name: 'Ubuntu 22.04',
+    installed: 'docker.io docker-compose-v2 docker-buildx',
+    upgrades: 'installed unattended-upgrades',
+  },
+  {
+    distribution: 'ubuntu-24.04',
+    name: 'Ubuntu 24.04',
+    // Ubuntu's docker.io holds the CLI; there is no docker-cli package to add.
+    installed: 'docker.io docker-compose-v2 docker-buildx',
+    upgrades: 'installed unattended-upgrades',
+  },
+] as const;
+
+describe.each(SERVERS)('prepare: true on a fresh $name server, then a deploy as the deploy user', (server) => {
+  beforeAll(async () => {
+    host = await startFreshHost(`skfprep-${server.distribution.replace('.', '')}`, { distribution: server.distribution, registries: [registry.address] });
+  }, 300_000);
+  afterAll(async () => {
+    await host?.stop();
+  });
+
   it('refuses a Docker it cannot place (here a script standing where a static install puts docker) and installs nothing beside it', async () => {
     await inServer(`printf '#!/bin/sh\\necho "Docker version 27.0.0, build static"\\n' >/usr/local/bin/docker && chmod +x /usr/local/bin/docker`);
     try {
@@ -99,7 +127,7 @@ describe('prepare: true on a fresh Debian 13 server, then a deploy as the deploy
   }, 300_000);
 
   let first: ActionRun;
-  it('installs Docker and Compose from Debian, rotates its logs, gives the deploy user the docker group, adds swap and unattended upgrades', async () => {
+  it("installs Docker and Compose from the distribution's packages, rotates its logs, gives the deploy user the docker group, adds swap and unattended upgrades", async () => {
     expect(await inServer('command -v docker || echo none')).toBe('none\n');
     first = await prepare();
     expect(first.errors).toEqual([]);
@@ -108,7 +136,9 @@ describe('prepare: true on a fresh Debian 13 server, then a deploy as the deploy
     expect(first.outputs['known-hosts']).toContain(host.knownHostsLine);
     // Steps in order, each saying what it did.
     expect(first.stdout).toMatch(
-      /Docker and the Compose v2 plugin: done: installed docker\.io docker-compose docker-cli docker-buildx: Docker \d+\.\d+\.\d+\S* with Compose \d+\.\d+\.\d+\S*, running and enabled at boot/,
+      new RegExp(
+        `Docker and the Compose v2 plugin: done: installed ${server.installed}: Docker \\d+\\.\\d+\\.\\d+\\S* with Compose \\d+\\.\\d+\\.\\d+\\S*, running and enabled at boot`,
+      ),
     );
     expect(first.stdout).toContain('Setting up docker.io'); // apt's own output, live
     expect(first.stdout).toContain(
@@ -116,8 +146,7 @@ describe('prepare: true on a fresh Debian 13 server, then a deploy as the deploy
     );
     expect(first.stdout).toContain('deploy in the docker group: done: added deploy to the docker group');
     expect(first.stdout).toContain('swap file /swapfile (64 MiB): done: created and switched on /swapfile (64 MiB); added it to /etc/fstab');
-    // Debian's package turns them on itself (its postinst writes 20auto-upgrades).
-    expect(first.stdout).toMatch(/^unattended security upgrades: done: installed unattended-upgrades$/m);
+    expect(first.stdout.split('\n')).toContain(`unattended security upgrades: done: ${server.upgrades}`);
     expect(first.summary).toMatch(/\| Docker and the Compose v2 plugin \| done \| installed docker\.io/);
 
     // What is really on the server now.
@@ -255,7 +284,7 @@ describe('prepare: true on a fresh Debian 13 server, then a deploy as the deploy
     }
   }, 300_000);
 
-  it('last, with harden-ssh: sshd on Debian 13 takes key logins only after the deploy login was proven; root is shut out, the deploy user is not', async () => {
+  it('last, with harden-ssh: sshd takes key logins only after the deploy login was proven; root is shut out, the deploy user is not', async () => {
     const run = await prepare({ 'harden-ssh': 'true', 'deploy-user-key': deployKey.privateKey, 'docker-log-max-size': 'off' });
     expect(run.errors).toEqual([]);
     expect(run.stdout).toContain('sshd: key logins only, no root login: done: wrote /etc/ssh/sshd_config.d/00-skiff-hardening.conf and reloaded sshd');

@@ -4,7 +4,8 @@ import { script } from '@skiff/shell';
 import { dockerInstallHint, knownHostsLines, parseServerFacts, refusalOf, renderPrepareSummary } from '../src/prepare';
 import { parsePublicKeys, readPrepareInputs } from '../src/prepare/inputs';
 import { asRoot, ensureUser } from '../src/prepare/prepare-commands';
-import { dockerPackagesFor, withLogRotation } from '../src/prepare/system-commands';
+import { APT, dockerPackagesFor, withLogRotation } from '../src/prepare/system-commands';
+import { execFileSync } from 'node:child_process';
 import { useInputsWorkspace } from './inputs-workspace';
 
 const ED25519 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDGvbTdxO7bXK0vQ2HlVkqDbXbbZrIvXbAGFZ9EGxZ3i ci@example';
@@ -126,6 +127,17 @@ describe('prepare: Docker, its logs, swap and upgrades', () => {
     });
     expect(dockerPackagesFor({ id: 'ubuntu', version: '24.04' })?.required).toEqual(['docker.io', 'docker-compose-v2']);
     expect(dockerPackagesFor({ id: 'debian', version: '12' })).toBeUndefined();
+  });
+
+  it('finds a package apt knows even when apt-cache has more to say after the line that matters (no SIGPIPE under pipefail)', () => {
+    // apt-cache stands in as a function: its Candidate line first, then far more than a pipe holds.
+    const probe = (candidate: string) =>
+      execFileSync('bash', [
+        '-c',
+        `set -euo pipefail\n${APT}\napt-cache() { echo "  Installed: (none)"; echo "  Candidate: ${candidate}"; head -c 2000000 /dev/zero | tr '\\0' x; echo; }\nif apt_has docker-cli; then echo yes; else echo no; fi`,
+      ]).toString();
+    expect(probe('26.1.5')).toBe('yes\n');
+    expect(probe('(none)')).toBe('no\n');
   });
 
   it('merges log rotation into daemon.json, keeping every other setting, and says when there is nothing to do', () => {

@@ -8,13 +8,14 @@ import { REFUSED_EXIT, stepScript } from './prepare-commands';
  */
 
 /** apt as an unattended first boot needs it: waits for cloud-init's or a timer's apt instead of failing on its lock, keeps config files an admin changed. */
-const APT = `export DEBIAN_FRONTEND=noninteractive
+export const APT = `export DEBIAN_FRONTEND=noninteractive
 apt_install() {
   apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \\
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
 }
 apt_update() { apt-get update -q -o DPkg::Lock::Timeout=300; }
-apt_has() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }`;
+# Read whole before grep: grep -q stops at its match, and under pipefail apt-cache's SIGPIPE would fail the test.
+apt_has() { local policy; policy=$(apt-cache policy "$1" 2>/dev/null) || return 1; grep -q 'Candidate: [^(]' <<<"$policy"; }`;
 
 /** Which distribution packages give Docker with the Compose v2 plugin; `optional` ones are installed where apt knows them. */
 export interface DockerPackages {
@@ -60,7 +61,9 @@ else
   case "$docker_path" in
     /snap/*) echo "refused: Docker here is the snap ($docker_path), whose confinement keeps compose from bind-mounting files outside home directories; remove it (snap remove docker) and run prepare again"; exit ${REFUSED_EXIT} ;;
   esac
-  owner=$(dpkg-query -S "$(readlink -f "$docker_path")" 2>/dev/null | head -n1 | cut -d: -f1 || true)
+  owners=$(dpkg-query -S "$(readlink -f "$docker_path")" 2>/dev/null || true)
+  owner=\${owners%%$'\\n'*}
+  owner=\${owner%%:*}
   case "$owner" in
     docker.io | docker-cli) source="the distribution's packages" ;;
     docker-ce | docker-ce-cli) source="Docker's apt repository" ;;
@@ -119,7 +122,7 @@ export function readDaemonJson(): Command[] {
 const WRITE_DAEMON_JSON = `file="$1"; new="$file.skiff-new"
 install -d -m 0755 "$(dirname "$file")"
 cat >"$new"
-if dockerd --help 2>&1 | grep -q -- '--validate'; then
+if grep -q -- '--validate' <<<"$(dockerd --help 2>&1)"; then
   if ! said=$(dockerd --validate --config-file "$new" 2>&1); then rm -f "$new"; echo "refused: dockerd does not accept the new $file: $said"; exit ${REFUSED_EXIT}; fi
 fi
 mv "$new" "$file"

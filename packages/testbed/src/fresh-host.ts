@@ -8,19 +8,24 @@ import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
 import { fingerprintOf } from './sshd';
 
 /**
- * A new VPS before anyone touched it: Debian 13 with systemd as PID 1, sshd, sudo and apt, and
- * no Docker (the rootfs scripts/setup-testbed.sh debootstraps once into FRESH_ROOT). Booted like
+ * A new VPS before anyone touched it: Debian 13, Ubuntu 22.04 or Ubuntu 24.04 with systemd as PID 1, sshd, sudo
+ * and apt, and no Docker (rootfs scripts/setup-testbed.sh debootstraps once: FRESH_SERVERS). Booted like
  * the modern server — its own network, mount, PID and UTS namespaces — but with systemd as
  * init, so `systemctl enable --now docker`, timers and `sshd` reloads behave as on a real server,
  * and the root filesystem is a full copy on this machine's ext4 (not an overlay), so a swap
- * file on it can really be switched on. Its apt reads only FRESH_APT, a local repository.
+ * file on it can really be switched on. Its apt reads only a local repository of that
+ * distribution's packages.
  *
  * The kernel is this machine's: swap switched on inside is this machine's swap until `stop()`
  * switches it off, and cgroups are this machine's, so the server's systemd is started inside a
  * cgroup of its own (`skiff-fresh-NAME` in every hierarchy), which it takes as its root.
  */
-export const FRESH_ROOT = '/var/cache/skiff-testbed/fresh-trixie-root';
-export const FRESH_APT = '/var/cache/skiff-testbed/apt-trixie';
+export const FRESH_SERVERS = {
+  'debian-13': { root: '/var/cache/skiff-testbed/fresh-trixie-root', apt: '/var/cache/skiff-testbed/apt-trixie' },
+  'ubuntu-22.04': { root: '/var/cache/skiff-testbed/fresh-jammy-root', apt: '/var/cache/skiff-testbed/apt-jammy' },
+  'ubuntu-24.04': { root: '/var/cache/skiff-testbed/fresh-noble-root', apt: '/var/cache/skiff-testbed/apt-noble' },
+} as const;
+export type FreshDistribution = keyof typeof FRESH_SERVERS;
 
 export interface FreshHost {
   name: string;
@@ -43,6 +48,8 @@ export interface FreshHost {
 }
 
 export interface FreshHostOptions {
+  /** Which new server (default debian-13). */
+  distribution?: FreshDistribution;
   /** Registries on this machine's loopback (`127.0.0.1:PORT`) the server reaches under the same name. */
   registries?: readonly string[];
 }
@@ -127,8 +134,10 @@ async function removeServerCgroups(cgroup: string): Promise<void> {
 }
 
 export async function startFreshHost(name: string, options: FreshHostOptions = {}): Promise<FreshHost> {
-  await requirePart('the fresh server rootfs (scripts/setup-testbed.sh)', ['test', '-x', join(FRESH_ROOT, 'usr/sbin/sshd')]);
-  await requirePart('the fresh server apt repository (scripts/setup-testbed.sh)', ['test', '-s', join(FRESH_APT, 'Packages')]);
+  const distribution = options.distribution ?? 'debian-13';
+  const { root: rootfs, apt } = FRESH_SERVERS[distribution];
+  await requirePart(`the fresh ${distribution} server's rootfs (scripts/setup-testbed.sh)`, ['test', '-x', join(rootfs, 'usr/sbin/sshd')]);
+  await requirePart(`the fresh ${distribution} server's apt repository (scripts/setup-testbed.sh)`, ['test', '-s', join(apt, 'Packages')]);
   const ports = (options.registries ?? []).map(registryPort);
   const cgroup = `skiff-fresh-${name}`;
   // A crashed run's server of this name: its processes, swap and cgroups go first.
@@ -154,7 +163,7 @@ export async function startFreshHost(name: string, options: FreshHostOptions = {
 
   try {
     // A full copy, not an overlay: the kernel refuses swap files on overlayfs.
-    await sh('cp', ['-a', FRESH_ROOT, root()], { timeoutMs: 120_000 });
+    await sh('cp', ['-a', rootfs, root()], { timeoutMs: 120_000 });
     await mkdir(p('keys'));
     await sh('ssh-keygen', ['-A', '-f', root()]);
     await writeFile(root('etc/hostname'), `${name}\n`);
@@ -181,7 +190,7 @@ export async function startFreshHost(name: string, options: FreshHostOptions = {
         BOOT,
         'boot',
         root(),
-        FRESH_APT,
+        apt,
         cgroup,
         name,
       ],
