@@ -36,6 +36,7 @@ const LONGEST_FIRST = [
   'test/examples/coolify-managed-db.int.test.ts',
   'packages/backup/test/real-size-sources.int.test.ts',
   'test/examples/droplet-db-and-files.int.test.ts',
+  'action-deploy/test/prepare-fresh.int.test.ts',
   'action-deploy/test/backup-before-deploy.int.test.ts',
   'action-backup/test/managed-mariadb.int.test.ts',
   'test/examples/python-systemd-sqlite.int.test.ts',
