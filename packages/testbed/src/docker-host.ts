@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createNetnsHost, type NetnsHost } from './netns';
 import { startNetnsDocker, type NetnsDocker } from './netns-docker';
-import { spawnDaemon, stopPid, tempDir, waitFor } from './proc';
+import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
 import { startSshd, type SshdServer } from './sshd';
 
 /**
@@ -78,6 +78,12 @@ const CFS_PERIOD_US = 100_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Kills whatever is left in a cgroup directory and its children (all of it this host's), then removes them, deepest first. */
+/** Removes a cgroup of that name (and what is under it) from every hierarchy of this machine. */
+export async function removeCgroupEverywhere(cgroup: string): Promise<void> {
+  for (const controller of await readdir('/sys/fs/cgroup').catch(() => [] as string[]))
+    await removeCgroupTree(join('/sys/fs/cgroup', controller, cgroup)).catch(() => undefined);
+}
+
 export async function removeCgroupTree(dir: string): Promise<void> {
   const children = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
   if (children === undefined) return;
@@ -180,6 +186,39 @@ export async function startRelay(
   return pid;
 }
 
+/**
+ * A namespace host reaches each registry on this machine's loopback under its own name
+ * (`127.0.0.1:PORT`): one relay from the host side of the veth to 127.0.0.1:PORT here, and one
+ * inside the namespace from 127.0.0.1:PORT to the host side. Returns the relays' pids.
+ */
+export async function startRegistryGateways(name: string, ns: NetnsHost, ports: readonly number[], dir: string): Promise<number[]> {
+  const relays: number[] = [];
+  for (const port of ports) {
+    relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir, `relay-host-${port}.log`));
+    relays.push(
+      await startRelay(
+        `registry gateway in ${name}`,
+        ['nsenter', `--net=/run/netns/${name}`],
+        ['127.0.0.1', port],
+        [ns.hostAddress, port],
+        dir,
+        `relay-ns-${port}.log`,
+      ),
+    );
+  }
+  return relays;
+}
+
+/** Waits until an sshd on `address`:22 offers its ed25519 host key. */
+export async function waitForSshd(what: string, address: string): Promise<void> {
+  await waitFor(
+    what,
+    async () => (await sh('ssh-keyscan', ['-T', '1', '-t', 'ed25519', '-p', '22', address]).catch(() => '')).includes('ssh-ed25519'),
+    30_000,
+    200,
+  );
+}
+
 export function registryPort(registry: string): number {
   const match = /^127\.0\.0\.1:(\d{1,5})$/.exec(registry);
   if (!match) throw new Error(`test bed: a docker host reaches registries on 127.0.0.1:PORT only, not ${JSON.stringify(registry)}`);
@@ -208,19 +247,7 @@ export async function startDockerHost(name: string, options: DockerHostOptions =
     dir = await tempDir(`${name}-host`);
     if (options.cpuQuota !== undefined) cpu = await createHostCpu(name, options.cpuQuota);
     engine = await startNetnsDocker(ns, cpu ? { cgroups: Object.values(cpu.groups) } : {});
-    for (const port of ports) {
-      relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir.path, `relay-host-${port}.log`));
-      relays.push(
-        await startRelay(
-          `registry gateway in ${name}`,
-          ['nsenter', `--net=/run/netns/${name}`],
-          ['127.0.0.1', port],
-          [ns.hostAddress, port],
-          dir.path,
-          `relay-ns-${port}.log`,
-        ),
-      );
-    }
+    relays.push(...(await startRegistryGateways(name, ns, ports, dir.path)));
     sshd = await startSshd({ netns: name, listenAddress: ns.nsAddress, env: { DOCKER_HOST: `unix://${engine.socket}`, ...options.env } });
     if (cpu) {
       // The listening sshd joins now, while no session is open: every session it forks from here on inherits the groups.

@@ -1,11 +1,11 @@
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { registryPort, removeCgroupTree, startRelay } from './docker-host';
+import { registryPort, removeCgroupEverywhere, startRegistryGateways, waitForSshd } from './docker-host';
 import { createNetnsHost, type NetnsHost } from './netns';
 import { requirePart } from './parts';
-import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
-import { fingerprintOf } from './sshd';
+import { childrenOf, sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
+import { fingerprintOf, type SshdServer } from './sshd';
 
 /**
  * A new VPS before anyone touched it: Debian 13, Ubuntu 22.04 or Ubuntu 24.04 with systemd as PID 1, sshd, sudo
@@ -27,21 +27,15 @@ export const FRESH_SERVERS = {
 } as const;
 export type FreshDistribution = keyof typeof FRESH_SERVERS;
 
-export interface FreshHost {
+/** An SshdServer where it matters, so `sshdActionInputs(host)` and `sshdConnectOptions(host)` log in as root. */
+export interface FreshHost extends Pick<
+  SshdServer,
+  'host' | 'port' | 'username' | 'privateKey' | 'privateKeyPath' | 'hostPublicKey' | 'hostFingerprint' | 'knownHostsLine'
+> {
   name: string;
   /** The namespace's veth address: sshd (22) and published ports listen here. */
   address: string;
   ns: NetnsHost;
-  host: string;
-  port: number;
-  /** root, with a throwaway key, as a cloud provider's image sets it up. */
-  username: string;
-  privateKey: string;
-  privateKeyPath: string;
-  /** The server's ed25519 host key, `ssh-ed25519 AAAA…`. */
-  hostPublicKey: string;
-  hostFingerprint: string;
-  knownHostsLine: string;
   /** Runs a program inside the server (its filesystem, PID, network and UTS namespaces); stdout. */
   exec(args: readonly string[], options?: { input?: string; timeoutMs?: number }): Promise<string>;
   stop(): Promise<void>;
@@ -105,14 +99,6 @@ export container=skiff
 exec /sbin/init systemd.unified_cgroup_hierarchy=0 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1
 `;
 
-async function childrenOf(pid: number): Promise<number[]> {
-  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const children: number[] = [];
-  for (const task of tasks)
-    children.push(...(await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number));
-  return children;
-}
-
 /**
  * Switches off a swap file a server of this name switched on (this machine's kernel is the
  * server's, and /proc/swaps names the file only by its path inside the server), and removes
@@ -128,11 +114,6 @@ async function swapOffLeftovers(name: string): Promise<void> {
   }
 }
 
-async function removeServerCgroups(cgroup: string): Promise<void> {
-  for (const controller of await readdir('/sys/fs/cgroup').catch(() => [] as string[]))
-    await removeCgroupTree(join('/sys/fs/cgroup', controller, cgroup)).catch(() => undefined);
-}
-
 export async function startFreshHost(name: string, options: FreshHostOptions = {}): Promise<FreshHost> {
   const distribution = options.distribution ?? 'debian-13';
   const { root: rootfs, apt } = FRESH_SERVERS[distribution];
@@ -141,7 +122,7 @@ export async function startFreshHost(name: string, options: FreshHostOptions = {
   const ports = (options.registries ?? []).map(registryPort);
   const cgroup = `skiff-fresh-${name}`;
   // A crashed run's server of this name: its processes, swap and cgroups go first.
-  await removeServerCgroups(cgroup);
+  await removeCgroupEverywhere(cgroup);
   await swapOffLeftovers(name);
   const ns = await createNetnsHost(name);
   const dir = await tempDir(`${name}-fresh`);
@@ -156,7 +137,7 @@ export async function startFreshHost(name: string, options: FreshHostOptions = {
     if (initPid !== undefined) await stopPid(initPid, 5_000).catch(() => undefined);
     if (bootPid !== undefined) await stopPid(bootPid, 5_000).catch(() => undefined);
     await sh('swapoff', [root('swapfile')]).catch(() => undefined);
-    await removeServerCgroups(cgroup);
+    await removeCgroupEverywhere(cgroup);
     await ns.remove().catch(() => undefined);
     await dir.remove().catch(() => undefined);
   };
@@ -209,30 +190,13 @@ export async function startFreshHost(name: string, options: FreshHostOptions = {
         60_000,
         200,
       );
-      await waitFor(
-        `sshd of fresh server ${name}`,
-        async () => (await sh('ssh-keyscan', ['-T', '1', '-t', 'ed25519', '-p', '22', ns.nsAddress]).catch(() => '')).includes('ssh-ed25519'),
-        30_000,
-        200,
-      );
+      await waitForSshd(`sshd of fresh server ${name}`, ns.nsAddress);
     } catch (error) {
       const failed = await exec(['systemctl', '--failed', '--no-legend', '--plain']).catch(() => '');
       const bootLog = await readFile(p('boot.log'), 'utf8').catch(() => '');
       throw new Error(`${(error as Error).message}\nboot: ${bootLog.trim()}\nfailed units: ${failed.trim()}`);
     }
-    for (const port of ports) {
-      relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir.path, `relay-host-${port}.log`));
-      relays.push(
-        await startRelay(
-          `registry gateway in ${name}`,
-          ['nsenter', `--net=/run/netns/${name}`],
-          ['127.0.0.1', port],
-          [ns.hostAddress, port],
-          dir.path,
-          `relay-ns-${port}.log`,
-        ),
-      );
-    }
+    relays.push(...(await startRegistryGateways(name, ns, ports, dir.path)));
     const hostPublicKey = (await readFile(root('etc/ssh/ssh_host_ed25519_key.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
     return {
       name,

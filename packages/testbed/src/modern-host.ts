@@ -1,10 +1,10 @@
-import { readdir, readFile, writeFile, mkdir, chmod } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { registryPort, removeCgroupTree, startRelay } from './docker-host';
+import { registryPort, removeCgroupEverywhere, startRegistryGateways, waitForSshd } from './docker-host';
 import { fingerprintOf } from './sshd';
 import { createNetnsHost, type NetnsHost } from './netns';
 import { requirePart } from './parts';
-import { sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
+import { childrenOf, sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
 
 /**
  * Today's server, beside the machine's Docker 20.10: Debian sid's Docker 28.5, Compose 2.40,
@@ -85,14 +85,6 @@ umount -l /.oldroot
 exec tini -s -g -- /skiff-init.sh
 `;
 
-async function childrenOf(pid: number): Promise<number[]> {
-  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const children: number[] = [];
-  for (const task of tasks)
-    children.push(...(await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number));
-  return children;
-}
-
 export async function startModernHost(name: string, options: ModernHostOptions = {}): Promise<ModernHost> {
   const imageStore = options.imageStore ?? 'classic';
   await requirePart('the modern server rootfs (scripts/setup-testbed.sh)', ['test', '-x', join(MODERN_ROOT, 'usr/sbin/dockerd')]);
@@ -110,9 +102,7 @@ export async function startModernHost(name: string, options: ModernHostOptions =
     // PID 1 of the server's namespace going takes every process in it along: engines, shims, containers, sshd.
     if (initPid !== undefined) await stopPid(initPid, 5_000).catch(() => undefined);
     if (bootPid !== undefined) await stopPid(bootPid, 5_000).catch(() => undefined);
-    for (const controller of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
-      await removeCgroupTree(join('/sys/fs/cgroup', controller, cgroupParent)).catch(() => undefined);
-    }
+    await removeCgroupEverywhere(cgroupParent);
     await ns.remove().catch(() => undefined);
     // The engines' data belongs to root inside the server; plain rm works from here.
     await dir.remove().catch(() => undefined);
@@ -224,12 +214,7 @@ export async function startModernHost(name: string, options: ModernHostOptions =
         60_000,
         250,
       );
-      await waitFor(
-        `sshd of modern server ${name}`,
-        async () => (await sh('ssh-keyscan', ['-T', '1', '-t', 'ed25519', '-p', '22', ns.nsAddress]).catch(() => '')).includes('ssh-ed25519'),
-        30_000,
-        200,
-      );
+      await waitForSshd(`sshd of modern server ${name}`, ns.nsAddress);
     } catch (error) {
       throw new Error(`${(error as Error).message}\n${await serverLog()}`);
     }
@@ -240,19 +225,7 @@ export async function startModernHost(name: string, options: ModernHostOptions =
     const pid1 = initPid;
     const exec = (args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}) =>
       sh('nsenter', ['-t', String(pid1), '-m', '-p', '-n', ...args], opts);
-    for (const port of ports) {
-      relays.push(await startRelay(`registry gateway for ${name}`, [], [ns.hostAddress, port], ['127.0.0.1', port], dir.path, `relay-host-${port}.log`));
-      relays.push(
-        await startRelay(
-          `registry gateway in ${name}`,
-          ['nsenter', `--net=/run/netns/${name}`],
-          ['127.0.0.1', port],
-          [ns.hostAddress, port],
-          dir.path,
-          `relay-ns-${port}.log`,
-        ),
-      );
-    }
+    relays.push(...(await startRegistryGateways(name, ns, ports, dir.path)));
     const hostPublicKey = (await readFile(p('keys', 'host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
     const versions = {
       docker: (await docker(['version', '--format', '{{.Server.Version}}'])).trim(),

@@ -1,6 +1,6 @@
 import { execFile, spawn, type SpawnOptions } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -76,4 +76,13 @@ export function spawnDaemon(what: string, file: string, args: readonly string[],
   } finally {
     if (log !== undefined) closeSync(log);
   }
+}
+
+/** The children of a process, from /proc (every thread's list). */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const children: number[] = [];
+  for (const task of tasks)
+    children.push(...(await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number));
+  return children;
 }
