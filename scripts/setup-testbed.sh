@@ -118,9 +118,9 @@ else
 fi
 
 # A Debian image from debootstrap, cached as a rootfs tarball so a machine where the image was
-# deleted re-imports it in seconds.  Usage: debootstrap_image IMAGE TARBALL PACKAGES CMD-JSON
+# deleted re-imports it in seconds.  Usage: debootstrap_image IMAGE TARBALL PACKAGES CMD-JSON [SUITE]
 debootstrap_image() {
-  local image=$1 tarball=$2 packages=$3 cmd=$4
+  local image=$1 tarball=$2 packages=$3 cmd=$4 suite=${5:-bookworm}
   if have_image "$image"; then
     say "$image" "ok"
     return
