@@ -250,6 +250,10 @@ fresh_server() {
   rm -rf "$root" "$apt" && mv "$apt.partial" "$apt" && mv "$root.partial" "$root"
   say "$label rootfs" "provisioned ($(grep -c '^Package:' "$apt/Packages") packages in its apt repository)"
 }
+# Debian 12 as its cloud images have it: docker.io 20.10 and Compose v1 only, so Docker comes from
+# Docker's apt repository (the stand-in below, built from this server's own packages).
+fresh_server "fresh Debian 12 server" "$CACHE/fresh-bookworm-root" "$CACHE/apt-bookworm" bookworm "$MIRROR" \
+  "deb $MIRROR bookworm main" "docker.io containerd runc tini iptables gpg unattended-upgrades" ""
 fresh_server "fresh Debian 13 server" "$CACHE/fresh-trixie-root" "$CACHE/apt-trixie" trixie "$MIRROR" \
   "deb $MIRROR trixie main" "docker.io docker-cli docker-compose docker-buildx unattended-upgrades" ""
 ubuntu_keyring=$CACHE/ubuntu-archive-keyring.gpg
@@ -274,6 +278,87 @@ deb $UBUNTU_MIRROR noble-updates main universe
 deb $UBUNTU_MIRROR noble-security main universe" \
   "docker.io docker-compose-v2 docker-buildx unattended-upgrades" /usr/share/debootstrap/scripts/gutsy \
   --keyring="$ubuntu_keyring" --components=main,universe
+# --- a stand-in for Docker's apt repository (download.docker.com is out of reach here) ------------
+# Docker's layout (linux/debian/{gpg,dists/bookworm/{InRelease,Release,Release.gpg},
+# dists/bookworm/stable/binary-amd64/Packages,pool/stable/…}), signed with a key of its own, and its
+# five package names holding working binaries: docker-ce and docker-ce-cli from Debian 12's
+# docker.io, containerd.io from its containerd and runc, docker-compose-plugin and
+# docker-buildx-plugin from trixie's Compose v2 and buildx. Maintainer scripts as Docker's own do:
+# the docker group, the units enabled and started. A test serves it over HTTP to the fresh server.
+STANDIN=$CACHE/docker-repository-standin
+STANDIN_STAMP="$(cat "$CACHE/apt-bookworm/Packages" "$CACHE"/docker-compose_*.deb "$CACHE"/docker-buildx_*.deb 2>/dev/null | sha256sum | cut -c1-16)"
+if [[ -s $STANDIN/fingerprint && -s $STANDIN/linux/debian/dists/bookworm/InRelease && $(cat "$STANDIN/.stamp" 2>/dev/null) == "$STANDIN_STAMP" ]]; then
+  say "Docker repository stand-in" "ok"
+else
+  work=$(mktemp -d /var/tmp/skiff-standin.XXXXXX)
+  out=$STANDIN.partial/linux/debian
+  rm -rf "$STANDIN.partial" && mkdir -p "$out/pool/stable" "$out/dists/bookworm/stable/binary-amd64"
+  deb_of() { local found=("$CACHE/apt-bookworm/$1"_*.deb); [[ -e ${found[0]} ]] || die "the Debian 12 apt repository has no $1"; echo "${found[0]}"; }
+  upstream() { dpkg-deb -f "$1" Version | sed -E 's/^[0-9]+://; s/[~+-].*//'; }
+  # Depends of a .deb without the packages the stand-ins replace.
+  depends_of() { dpkg-deb -f "$1" Depends | tr ',' '\n' | sed -E 's/^ +//' | grep -vE '^(containerd|runc|docker)' | paste -sd, - | sed 's/,/, /g'; }
+  # gzip -1: the engine and plugins are ~100 MB, and xz takes minutes for a repository only this machine reads.
+  standin() { # NAME VERSION TREE DEPENDS RELATIONS DESCRIPTION POSTINST
+    local name=$1 version=$2 tree=$3
+    mkdir -p "$tree/DEBIAN"
+    {
+      printf 'Package: %s\nVersion: %s\nArchitecture: amd64\nMaintainer: Skiff test bed <testbed@skiff.invalid>\n' "$name" "$version"
+      [[ -n $4 ]] && printf 'Depends: %s\n' "$4"
+      [[ -n $5 ]] && printf '%s\n' "$5"
+      printf 'Description: %s\n' "$6"
+    } >"$tree/DEBIAN/control"
+    if [[ -n $7 ]]; then printf '#!/bin/sh\nset -e\n%s\n' "$7" >"$tree/DEBIAN/postinst" && chmod 755 "$tree/DEBIAN/postinst"; fi
+    dpkg-deb --build --root-owner-group -Zgzip -z1 "$tree" "$out/pool/stable/${name}_${version}_amd64.deb" >/dev/null || die "building the stand-in $name failed"
+  }
+  suffix="-1~debian.12~bookworm~standin"
+  containerd=$(deb_of containerd) runc=$(deb_of runc) dockerio=$(deb_of docker.io)
+  dpkg-deb -x "$containerd" "$work/containerd.io" && dpkg-deb -x "$runc" "$work/containerd.io"
+  rm -rf "$work/containerd.io/usr/share/doc"
+  standin containerd.io "$(upstream "$containerd")$suffix" "$work/containerd.io" \
+    "$(depends_of "$containerd"), $(depends_of "$runc")" $'Provides: containerd, runc\nConflicts: containerd, runc\nReplaces: containerd, runc' \
+    "stand-in for Docker's containerd.io: Debian 12's containerd and runc" \
+    'if [ "$1" = configure ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl enable containerd.service >/dev/null 2>&1 || true; systemctl start containerd.service || true; fi'
+  dpkg-deb -x "$dockerio" "$work/docker-ce"
+  rm -rf "$work/docker-ce/usr/share/doc"
+  mkdir -p "$work/docker-ce-cli/usr/bin" && mv "$work/docker-ce/usr/bin/docker" "$work/docker-ce-cli/usr/bin/docker"
+  standin docker-ce-cli "5:$(upstream "$dockerio")$suffix" "$work/docker-ce-cli" "" $'Conflicts: docker.io, docker-cli' \
+    "stand-in for Docker's docker-ce-cli: the docker command of Debian 12's docker.io" ""
+  standin docker-ce "5:$(upstream "$dockerio")$suffix" "$work/docker-ce" \
+    "containerd.io (>= 1.6), docker-ce-cli, $(depends_of "$dockerio")" $'Conflicts: docker.io, docker-engine' \
+    "stand-in for Docker's docker-ce: the engine of Debian 12's docker.io" \
+    'if [ "$1" = configure ]; then
+  getent group docker >/dev/null || groupadd --system docker
+  if [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl enable docker.service docker.socket >/dev/null 2>&1 || true; systemctl start docker.socket docker.service || true; fi
+fi'
+  for plugin in compose buildx; do
+    deb=("$CACHE"/docker-${plugin}_*.deb)
+    dpkg-deb -x "${deb[0]}" "$work/$plugin"
+    mkdir -p "$work/docker-$plugin-plugin/usr/libexec/docker/cli-plugins"
+    mv "$work/$plugin/usr/libexec/docker/cli-plugins/docker-$plugin" "$work/docker-$plugin-plugin/usr/libexec/docker/cli-plugins/"
+    standin "docker-$plugin-plugin" "$(upstream "${deb[0]}")$suffix" "$work/docker-$plugin-plugin" "" "" \
+      "stand-in for Docker's docker-$plugin-plugin: trixie's $plugin" ""
+  done
+  (cd "$out" && dpkg-scanpackages --multiversion pool /dev/null >dists/bookworm/stable/binary-amd64/Packages 2>/dev/null) || die "dpkg-scanpackages of the stand-in failed"
+  gzip -k9 "$out/dists/bookworm/stable/binary-amd64/Packages"
+  {
+    printf 'Origin: Docker\nLabel: Docker CE\nSuite: bookworm\nCodename: bookworm\nArchitectures: amd64\nComponents: stable\nDescription: Skiff test bed stand-in for Docker'"'"'s apt repository\nDate: %s\nSHA256:\n' "$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S UTC')"
+    for f in stable/binary-amd64/Packages stable/binary-amd64/Packages.gz; do
+      printf ' %s %s %s\n' "$(sha256sum <"$out/dists/bookworm/$f" | cut -d' ' -f1)" "$(stat -c %s "$out/dists/bookworm/$f")" "$f"
+    done
+  } >"$out/dists/bookworm/Release"
+  export GNUPGHOME=$work/gnupg
+  mkdir -m 700 "$GNUPGHOME"
+  gpg --batch -q --passphrase '' --quick-gen-key "Skiff test bed stand-in for Docker's apt repository <testbed@skiff.invalid>" ed25519 sign never 2>/dev/null ||
+    die "generating the stand-in's signing key failed"
+  gpg --batch -q --armor --export >"$out/gpg"
+  gpg --batch -q --clearsign -o "$out/dists/bookworm/InRelease" "$out/dists/bookworm/Release"
+  gpg --batch -q -abs -o "$out/dists/bookworm/Release.gpg" "$out/dists/bookworm/Release"
+  gpg --batch --with-colons --list-keys 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }' >"$STANDIN.partial/fingerprint"
+  unset GNUPGHOME
+  printf '%s\n' "$STANDIN_STAMP" >"$STANDIN.partial/.stamp"
+  rm -rf "$work" "$STANDIN" && mv "$STANDIN.partial" "$STANDIN"
+  say "Docker repository stand-in" "built ($(ls "$STANDIN/linux/debian/pool/stable" | sed 's/_.*//' | paste -sd' ' -); key $(cat "$STANDIN/fingerprint"))"
+fi
 # --- real arm64 builds: qemu-aarch64 (static, from sid's qemu-user) and an arm64 busybox ---------
 # Only unpacked, never installed: @skiff/testbed registers qemu in binfmt_misc for a test's run and
 # removes it again; the arm64 busybox is the base of a two-platform test image.

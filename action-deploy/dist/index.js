@@ -49417,7 +49417,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.11.0";
+var version = "0.12.0";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -58282,7 +58282,7 @@ function asList(text) {
 var PREPARE_INPUTS = [
   {
     name: "prepare",
-    description: "true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, \"Prepare your server\"): the deploy user and its keys, its project directory, Docker with the Compose v2 plugin (installed from the distribution's packages) and log rotation, the deploy user's access to it (the docker group, or with `sudo: true` one sudoers rule), a swap file, unattended security upgrades, and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.",
+    description: "true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, \"Prepare your server\"): the deploy user and its keys, its project directory, Docker with the Compose v2 plugin (from the distribution's packages or Docker's apt repository) and log rotation, the deploy user's access to it (the docker group, or with `sudo: true` one sudoers rule), a swap file, unattended security upgrades, and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.",
     required: false,
     default: "false"
   },
@@ -58311,9 +58311,21 @@ var PREPARE_INPUTS = [
   },
   {
     name: "install-docker",
-    description: "With prepare: `distribution` installs Docker and the Compose v2 plugin from the distribution's packages where missing (Ubuntu: docker.io, docker-compose-v2; Debian 13: docker.io, docker-cli, docker-compose; with docker-buildx), then starts and enables it; `no` only checks. A Docker installed otherwise is used as it is if it works, never replaced. Debian 12 has no Compose v2 package: install from Docker's apt repository yourself.",
+    description: "With prepare: `distribution` installs Docker and the Compose v2 plugin from the distribution's packages where missing (Ubuntu: docker.io, docker-compose-v2; Debian 13: docker.io, docker-cli, docker-compose; with docker-buildx); `docker-repository` from Docker's apt repository (docker-ce, docker-ce-cli, containerd.io, docker-buildx-plugin, docker-compose-plugin; its key checked against `docker-repository-fingerprint`) \u2014 the only way on Debian 12, which has no Compose v2 package; `no` only checks. Then Docker is started and enabled. A Docker installed otherwise is used as it is if it works, never replaced.",
     required: false,
     default: "distribution"
+  },
+  {
+    name: "docker-repository",
+    description: "With prepare and install-docker: docker-repository: where Docker's apt repository is, without the distribution (`/debian` or `/ubuntu` is added), e.g. a mirror of it. Its signing key is read from `<url>/<distribution>/gpg` and used only if its fingerprint is `docker-repository-fingerprint`.",
+    required: false,
+    default: "https://download.docker.com/linux"
+  },
+  {
+    name: "docker-repository-fingerprint",
+    description: "With prepare and install-docker: docker-repository: the fingerprint of the key that signs the repository (40 hex digits, spaces allowed); Docker's own by default. Change it only for a mirror that signs with its own key.",
+    required: false,
+    default: "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
   },
   {
     name: "docker-log-max-size",
@@ -59238,6 +59250,7 @@ apt_install() {
 apt_update() { apt-get update -q -o DPkg::Lock::Timeout=300; }
 # Read whole before grep: grep -q stops at its match, and under pipefail apt-cache's SIGPIPE would fail the test.
 apt_has() { local policy; policy=$(apt-cache policy "$1" 2>/dev/null) || return 1; grep -q 'Candidate: [^(]' <<<"$policy"; }`;
+var DOCKER_REPOSITORY_PACKAGES = ["docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin"];
 function dockerPackagesFor(distribution) {
   if (distribution.id === "ubuntu") return { required: ["docker.io", "docker-compose-v2"], optional: ["docker-cli", "docker-buildx"] };
   if (distribution.id === "debian" && distribution.version !== "12")
@@ -59245,7 +59258,7 @@ function dockerPackagesFor(distribution) {
   return void 0;
 }
 var DOCKER = `${APT}
-hint="$1"; compose_package="$2"; shift 2
+hint="$1"; from="$2"; repository="$3"; fingerprint="$4"; compose_package="$5"; shift 5
 required=(); optional=()
 while [ "$#" -gt 0 ] && [ "$1" != -- ]; do required+=("$1"); shift; done
 [ "$#" -gt 0 ] && shift
@@ -59258,13 +59271,57 @@ install_docker() {
   apt_install "\${packages[@]}"
   did+=("installed \${packages[*]}")
 }
+# Docker's own instructions, with the key checked: only a key whose primary fingerprint is the
+# expected one is written, and the source and key go again if apt cannot install from them, so a
+# failed run leaves no source that breaks every later apt-get update.
+install_from_docker_repository() {
+  local id codename arch base keyring=/etc/apt/keyrings/docker.asc sources=/etc/apt/sources.list.d/docker.sources
+  id=$(. /etc/os-release && echo "$ID"); codename=$(. /etc/os-release && echo "\${VERSION_CODENAME:-}")
+  base="$repository/$id"
+  for f in /etc/apt/sources.list.d/docker.list /etc/apt/sources.list.d/docker.sources; do
+    if [ -e "$f" ]; then echo "refused: $f already names an apt source for Docker, but Docker is not installed; install it from there yourself, or remove $f and run prepare again"; exit ${REFUSED_EXIT2}; fi
+  done
+  local tools=()
+  command -v curl >/dev/null 2>&1 || tools+=(curl)
+  command -v gpg >/dev/null 2>&1 || tools+=(gpg)
+  [ -e /etc/ssl/certs/ca-certificates.crt ] || tools+=(ca-certificates)
+  if [ "\${#tools[@]}" -gt 0 ]; then apt_update; apt_install "\${tools[@]}"; did+=("installed \${tools[*]}"); fi
+  # Not local: the EXIT trap runs after the function returned.
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  if ! said=$(curl -fsSL --proto '=https,http' --max-time 120 -o "$work/key" "$base/gpg" 2>&1); then
+    echo "refused: could not download Docker's signing key from $base/gpg: $said"; exit ${REFUSED_EXIT2}
+  fi
+  local listed found
+  listed=$(GNUPGHOME="$work" gpg --batch --show-keys --with-colons "$work/key" 2>/dev/null || true)
+  found=$(awk -F: '$1 == "pub" { primary = 1; next } primary && $1 == "fpr" { print $10; primary = 0 }' <<<"$listed" | paste -sd' ' -)
+  if [ "$found" != "$fingerprint" ]; then
+    echo "refused: $base/gpg is not the key docker-repository-fingerprint names ($fingerprint): it holds \${found:-no OpenPGP key}; nothing was written"; exit ${REFUSED_EXIT2}
+  fi
+  arch=$(dpkg --print-architecture)
+  install -d -m 0755 /etc/apt/keyrings
+  install -m 0644 "$work/key" "$keyring"
+  printf '%s\\n' 'Types: deb' "URIs: $base" "Suites: $codename" 'Components: stable' "Architectures: $arch" "Signed-By: $keyring" >"$sources"
+  trap 'rm -rf "$work"; rm -f "$sources" "$keyring"; echo "removed $sources and $keyring again: nothing was installed from them" >&2' EXIT
+  local listed_by_apt
+  # apt-get update may only warn about a source it could not read.
+  if ! listed_by_apt=$(apt_update 2>&1) || grep -E '^[WE]: ' <<<"$listed_by_apt" | grep -F "$base" >/dev/null; then
+    printf '%s\\n' "$listed_by_apt"
+    echo "refused: apt could not read Docker's apt repository at $base, so its source and key are removed again: $(grep -E '^[WE]: ' <<<"$listed_by_apt" | tr '\\n' ' ' || true)"
+    exit ${REFUSED_EXIT2}
+  fi
+  printf '%s\\n' "$listed_by_apt"
+  apt_install "\${required[@]}"
+  trap 'rm -rf "$work"' EXIT
+  did+=("added Docker's apt repository $base ($codename stable, key $fingerprint) in $sources" "installed \${required[*]}")
+}
 docker_path=$(command -v docker || true)
 if [ -z "$docker_path" ] && [ ! -e /usr/sbin/dockerd ] && [ ! -e /usr/bin/dockerd ]; then
-  if [ "\${#required[@]}" -eq 0 ]; then echo "refused: Docker is not installed. $hint"; exit ${REFUSED_EXIT2}; fi
-  install_docker
+  if [ "$from" = no ] || [ "\${#required[@]}" -eq 0 ]; then echo "refused: Docker is not installed. $hint"; exit ${REFUSED_EXIT2}; fi
+  if [ "$from" = docker-repository ]; then install_from_docker_repository; source="Docker's apt repository"
+  else install_docker; source="the distribution's packages"; fi
   docker_path=$(command -v docker || true)
   if [ -z "$docker_path" ]; then echo "refused: installed \${required[*]}, but there is still no docker command"; exit ${REFUSED_EXIT2}; fi
-  source="the distribution's packages"
 else
   [ -n "$docker_path" ] || docker_path=$(command -v dockerd)
   case "$docker_path" in
@@ -59309,27 +59366,45 @@ else
   joined=$(printf '%s; ' "\${did[@]}")
   echo "changed: \${joined%; }: Docker $engine with Compose $compose, running and enabled at boot"
 fi`;
-function ensureDocker(packages, hint) {
-  const required = packages?.required ?? [];
+function ensureDocker(install, packages, hint) {
+  if (install.kind === "docker-repository")
+    return [stepScript(DOCKER, [hint, install.kind, install.url, install.fingerprint, "", ...DOCKER_REPOSITORY_PACKAGES, "--"])];
+  const required = install.kind === "distribution" ? packages?.required ?? [] : [];
+  const optional = install.kind === "distribution" ? packages?.optional ?? [] : [];
   const composePackage = required.find((name) => name.startsWith("docker-compose")) ?? "";
-  return [stepScript(DOCKER, [hint, composePackage, ...required, "--", ...packages?.optional ?? []])];
+  return [stepScript(DOCKER, [hint, install.kind, "", "", composePackage, ...required, "--", ...optional])];
 }
 var DAEMON_JSON = "/etc/docker/daemon.json";
 function readDaemonJson() {
   return [[raw("if [ -e"), DAEMON_JSON, raw("]; then echo present; cat"), DAEMON_JSON, raw("; else echo absent; fi")]];
 }
-var WRITE_DAEMON_JSON = `file="$1"; new="$file.skiff-new"
+var WRITE_DAEMON_JSON = `file="$1"; new="$file.skiff-new"; old="$file.skiff-old"
 install -d -m 0755 "$(dirname "$file")"
 cat >"$new"
 if grep -q -- '--validate' <<<"$(dockerd --help 2>&1)"; then
   if ! said=$(dockerd --validate --config-file "$new" 2>&1); then rm -f "$new"; echo "refused: dockerd does not accept the new $file: $said"; exit ${REFUSED_EXIT2}; fi
 fi
+had=no
+if [ -e "$file" ]; then cp -p "$file" "$old"; had=yes; fi
 mv "$new" "$file"
 running=$(docker ps -q | wc -l)
 if [ "$running" -eq 0 ]; then
-  systemctl restart docker.service
+  # dockerd before 23 has no --validate, and a setting can clash with the unit's own flags
+  # (hosts against -H fd://): only a start proves the file. The admin's file comes back if not.
+  if ! systemctl restart docker.service 2>/dev/null; then
+    # dockerd's own reason, not systemd's "Failed to start" lines around it.
+    why=$(journalctl -u docker.service -n 30 --no-pager -o cat 2>/dev/null | grep -iE 'unable|error|fail|invalid' | grep -vE '^(docker\\.service: |Failed to start |Start request repeated)' | tail -n 2 | tr '\\n' ' ' || true)
+    if [ "$had" = yes ]; then mv "$old" "$file"; else rm -f "$file"; fi
+    systemctl reset-failed docker.service docker.socket 2>/dev/null || true
+    if systemctl restart docker.service 2>/dev/null; then again="Docker runs again with $file as it was"
+    else again="Docker does not start with $file as it was either: fix $file (it is as you left it), start Docker (systemctl restart docker), then run prepare again"; fi
+    echo "refused: Docker did not start with the new $file (\${why:-see journalctl -u docker}); $again"
+    exit ${REFUSED_EXIT2}
+  fi
+  rm -f "$old"
   echo "changed: wrote $file and restarted Docker; containers created from now on rotate their logs"
 else
+  rm -f "$old"
   echo "changed: wrote $file; Docker was not restarted, because $running container(s) run: it applies after the next restart of Docker (systemctl restart docker), to containers created after it"
 fi`;
 function writeDaemonJson() {
@@ -59375,10 +59450,13 @@ else
   if [ -e "$file" ]; then echo "refused: $file exists but is not switched on; remove it, or switch it on yourself"; exit ${REFUSED_EXIT2}; fi
   avail=$(df -Pm / | awk 'NR == 2 { print $4 }')
   if [ "$avail" -lt $((want + 1024)) ]; then echo "refused: / has $avail MiB free; a $want MiB swap file should leave at least 1 GiB"; exit ${REFUSED_EXIT2}; fi
+  # A file that could not be switched on goes again: the next run would refuse it as not ours.
+  trap 'swapoff "$file" 2>/dev/null || true; rm -f "$file"; echo "removed $file again" >&2' EXIT
   fallocate -l "\${want}M" "$file" 2>/dev/null || dd if=/dev/zero of="$file" bs=1M count="$want" status=none
   chmod 0600 "$file"
   mkswap "$file" >/dev/null
   swapon "$file"
+  trap - EXIT
   did+=("created and switched on $file ($want MiB)")
 fi
 if ! grep -qE "^[[:space:]]*$file[[:space:]]" /etc/fstab 2>/dev/null; then
@@ -59481,12 +59559,7 @@ function readPrepareInputs() {
   });
   const sudo2 = c.take(() => getBoolean("sudo", { default: false }));
   const hardenSsh2 = c.take(() => readHardening(c.known(keys) ?? []));
-  const installDocker = c.take(() => {
-    const value = getString("install-docker", { default: "distribution" });
-    if (value !== "distribution" && value !== "no")
-      throw new InputError("install-docker", `Input "install-docker" must be distribution or no; got ${JSON.stringify(value)}`);
-    return value;
-  });
+  const installDocker = c.take(readInstallDocker);
   const logRotation = c.take(readLogRotation);
   const swapMiB = c.take(readSwapSize);
   const unattendedUpgrades = c.take(() => getBoolean("unattended-upgrades", { default: true }));
@@ -59500,6 +59573,50 @@ function readPrepareInputs() {
     ...rotation ? { logRotation: rotation } : {},
     ...swap !== void 0 ? { swapMiB: swap } : {}
   };
+}
+var DOCKER_REPOSITORY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88";
+function readInstallDocker() {
+  const kind = getString("install-docker", { default: "distribution" });
+  const c = new InputCollector();
+  if (kind !== "distribution" && kind !== "docker-repository" && kind !== "no")
+    c.add(new InputError("install-docker", `Input "install-docker" must be distribution, docker-repository or no; got ${JSON.stringify(kind)}`));
+  if (kind !== "docker-repository") {
+    const stray = ["docker-repository", "docker-repository-fingerprint"].filter((name) => setToOtherThanDefault(name));
+    for (const name of stray)
+      c.add(
+        new InputError(
+          name,
+          `Input "${name}" is only used with install-docker: docker-repository (install-docker is ${kind}); remove it, or set install-docker: docker-repository`
+        )
+      );
+    return c.result({ kind });
+  }
+  const url = c.take(() => {
+    const text = getString("docker-repository", { default: "https://download.docker.com/linux" }).replace(/\/+$/, "");
+    let parsed;
+    try {
+      parsed = new URL(text);
+    } catch {
+      parsed = void 0;
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.search || parsed.hash || parsed.username || !/^[A-Za-z0-9._~:/%@+-]+$/.test(text))
+      throw new InputError(
+        "docker-repository",
+        `Input "docker-repository" must be the http(s) URL of Docker's apt repository without the distribution, like https://download.docker.com/linux; got ${JSON.stringify(text)}`
+      );
+    return text;
+  });
+  const fingerprint = c.take(() => {
+    const text = getString("docker-repository-fingerprint", { default: DOCKER_REPOSITORY_FINGERPRINT });
+    const hex = text.replace(/\s+/g, "").toUpperCase();
+    if (!/^[0-9A-F]{40}$/.test(hex))
+      throw new InputError(
+        "docker-repository-fingerprint",
+        `Input "docker-repository-fingerprint" must be an OpenPGP key fingerprint, 40 hex digits (spaces allowed), like ${DOCKER_REPOSITORY_FINGERPRINT}; got ${JSON.stringify(text)}`
+      );
+    return hex;
+  });
+  return c.result({ kind, url, fingerprint });
 }
 function readLogRotation() {
   const maxSize = getString("docker-log-max-size", { default: "10m" });
@@ -59585,7 +59702,7 @@ function dockerInstallHint(distribution) {
   if (distribution.id === "ubuntu")
     return `Install it from Ubuntu's packages (sudo apt-get install docker.io docker-compose-v2), or let prepare do it (install-docker: distribution), then run prepare again.`;
   if (distribution.id === "debian" && distribution.version === "12")
-    return `Debian 12 has no Compose v2 package: install Docker Engine and docker-compose-plugin from Docker's apt repository (https://docs.docker.com/engine/install/debian/), then run prepare again.`;
+    return `Debian 12 has no Compose v2 package: let prepare install Docker from Docker's apt repository (install-docker: docker-repository), or install Docker Engine and docker-compose-plugin from there yourself (https://docs.docker.com/engine/install/debian/), then run prepare again.`;
   return `Install it from Debian's packages (sudo apt-get install docker.io docker-cli docker-compose), or let prepare do it (install-docker: distribution), then run prepare again.`;
 }
 function knownHostsLines(target, keys) {
@@ -59593,14 +59710,14 @@ function knownHostsLines(target, keys) {
 }
 function stepsFor(inputs, facts) {
   const hint = facts ? dockerInstallHint(facts.distribution) : "Install Docker with the Compose v2 plugin, then run prepare again.";
-  const packages = inputs.installDocker === "distribution" ? facts ? dockerPackagesFor(facts.distribution) : { required: ["(the distribution's Docker packages)"], optional: [] } : void 0;
+  const packages = inputs.installDocker.kind === "distribution" ? facts ? dockerPackagesFor(facts.distribution) : { required: ["(the distribution's Docker packages)"], optional: [] } : void 0;
   return {
     account: [
       { name: `deploy user ${inputs.deployUser}`, commands: ensureUser(inputs.deployUser) },
       { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
       { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir2(inputs.projectDir, inputs.deployUser) }
     ],
-    docker: { name: "Docker and the Compose v2 plugin", commands: ensureDocker(packages, hint) },
+    docker: { name: "Docker and the Compose v2 plugin", commands: ensureDocker(inputs.installDocker, packages, hint) },
     dockerAccess: {
       name: inputs.dockerAccess === "sudo" ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
       commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess)

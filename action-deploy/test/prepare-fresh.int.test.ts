@@ -4,12 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ensureBaseImages,
   pushWithOwnLogin,
+  serveDockerRepositoryStandin,
   sh,
   sshdActionInputs,
   sshdConnectOptions,
   startFreshHost,
   startRegistry,
   tempDir,
+  type DockerRepositoryStandin,
   type FreshHost,
   type Registry,
 } from '@skiff/testbed';
@@ -22,7 +24,9 @@ import { buildApp, httpGet, runAction, type ActionRun } from './helpers';
  * copy of the distribution's packages). Prepare installs Docker and Compose from those packages, rotates Docker's logs, gives the
  * deploy user the docker group, adds swap and turns on unattended upgrades; then a real deploy
  * logs in as the deploy user, pinned to the host key prepare reported, and runs a compose app
- * with a healthcheck, an env file and a private image.
+ * with a healthcheck, an env file and a private image. On Debian 12, which has no Compose v2
+ * package, Docker comes from Docker's apt repository — a local stand-in with Docker's layout,
+ * package names and a signing key of its own (download.docker.com is out of reach here).
  */
 
 const PROJECT = 'shop';
@@ -61,6 +65,38 @@ const inServer = (script: string) => host.exec(['bash', '-c', script]);
 const daemonJson = async () => JSON.parse(await inServer('cat /etc/docker/daemon.json')) as Record<string, unknown>;
 /** The server's /swapfile as the kernel has it on (the kernel is this machine's, so no other server may run one). */
 const swapMiB = async () => Number(await inServer(`awk '$1 == "/swapfile" { kib = $3 } END { print int((kib + 4) / 1024) }' /proc/swaps`));
+
+/** A real deploy as the deploy user, logged in with its key and pinned to the host key prepare's `known-hosts` output gave. */
+async function deploysAsDeployUser(prepared: ActionRun): Promise<void> {
+  const run = await runAction(
+    {
+      host: host.host,
+      port: String(host.port),
+      username: 'deploy',
+      key: deployKey.privateKey,
+      'known-hosts': prepared.outputs['known-hosts']!,
+      'project-dir': PROJECT_DIR,
+      'project-name': PROJECT,
+      'env-file': 'GREETING=hello\n',
+      registry: registry.address,
+      'registry-username': registry.username,
+      'registry-password': registry.password,
+      'health-url': `http://${host.address}:${WEB_PORT}/`,
+      'health-interval': '1s',
+      'health-timeout': '60s',
+    },
+    { workspace: workspace.path },
+  );
+  expect(run.errors).toEqual([]);
+  expect(run.outputs.status).toBe('deployed');
+  expect((await httpGet(`http://${host.address}:${WEB_PORT}/`)).body.trim()).toBe('version=v1');
+  // As the deploy user, through the docker group, with logs rotating as prepare set.
+  expect(await inServer(`su - deploy -c "docker ps --format '{{.Names}} {{.Status}}'"`)).toMatch(/web.*Up/);
+  expect(await inServer(`docker inspect --format '{{json .HostConfig.LogConfig}}' $(docker ps -q)`)).toBe(
+    '{"Type":"json-file","Config":{"max-file":"3","max-size":"10m"}}\n',
+  );
+  expect(await inServer(`stat -c %U ${PROJECT_DIR}/.env`)).toBe('deploy\n');
+}
 
 beforeAll(async () => {
   await ensureBaseImages();
@@ -165,34 +201,7 @@ describe.each(SERVERS)('prepare: true on a fresh $name server, then a deploy as 
   }, 600_000);
 
   it('a deploy logs in as the deploy user, pinned to the host key prepare reported, and runs a compose app with a private image', async () => {
-    const run = await runAction(
-      {
-        host: host.host,
-        port: String(host.port),
-        username: 'deploy',
-        key: deployKey.privateKey,
-        'known-hosts': first.outputs['known-hosts']!,
-        'project-dir': PROJECT_DIR,
-        'project-name': PROJECT,
-        'env-file': 'GREETING=hello\n',
-        registry: registry.address,
-        'registry-username': registry.username,
-        'registry-password': registry.password,
-        'health-url': `http://${host.address}:${WEB_PORT}/`,
-        'health-interval': '1s',
-        'health-timeout': '60s',
-      },
-      { workspace: workspace.path },
-    );
-    expect(run.errors).toEqual([]);
-    expect(run.outputs.status).toBe('deployed');
-    expect((await httpGet(`http://${host.address}:${WEB_PORT}/`)).body.trim()).toBe('version=v1');
-    // As the deploy user, through the docker group, with logs rotating as prepare set.
-    expect(await inServer(`su - deploy -c "docker ps --format '{{.Names}} {{.Status}}'"`)).toMatch(/web.*Up/);
-    expect(await inServer(`docker inspect --format '{{json .HostConfig.LogConfig}}' $(docker ps -q)`)).toBe(
-      '{"Type":"json-file","Config":{"max-file":"3","max-size":"10m"}}\n',
-    );
-    expect(await inServer(`stat -c %U ${PROJECT_DIR}/.env`)).toBe('deploy\n');
+    await deploysAsDeployUser(first);
   }, 300_000);
 
   it('a second run changes nothing and says so', async () => {
@@ -299,5 +308,136 @@ describe.each(SERVERS)('prepare: true on a fresh $name server, then a deploy as 
       await server.close();
     }
     expect(await inServer('systemctl list-timers --all --no-legend | grep -c skiff || true')).toBe('0\n');
+  }, 300_000);
+});
+
+describe("prepare: true on a fresh Debian 12 server, Docker from Docker's apt repository", () => {
+  let standin: DockerRepositoryStandin;
+  const fromStandin = (inputs: Record<string, string> = {}) =>
+    prepare({
+      'install-docker': 'docker-repository',
+      'docker-repository': standin.url,
+      'docker-repository-fingerprint': standin.fingerprint,
+      'swap-size': '',
+      ...inputs,
+    });
+  const aptFiles = () => inServer('ls /etc/apt/keyrings /etc/apt/sources.list.d 2>/dev/null | grep -c docker || true');
+  beforeAll(async () => {
+    host = await startFreshHost('skfprep-debian12', { distribution: 'debian-12', registries: [registry.address] });
+    standin = await serveDockerRepositoryStandin(host);
+  }, 300_000);
+  afterAll(async () => {
+    await Promise.all([host?.stop(), standin?.stop()]);
+  });
+
+  it("refuses a key whose fingerprint is not the one given (Docker's own, by default) and writes nothing", async () => {
+    const run = await prepare({ 'install-docker': 'docker-repository', 'docker-repository': standin.url });
+    expect(run.code).toBe(1);
+    expect(run.errors.join('\n')).toContain(
+      `Docker and the Compose v2 plugin: ${standin.url}/debian/gpg is not the key docker-repository-fingerprint names (9DC858229FC7DD38854AE2D88D81803C0EBFCD88): it holds ${standin.fingerprint}; nothing was written`,
+    );
+    expect(standin.requests).toEqual(['/linux/debian/gpg']);
+    // gpg, to read the key's fingerprint, came from Debian's packages (a minimal Debian has none).
+    expect(run.stdout).toContain('Setting up gpg');
+    expect(await aptFiles()).toBe('0\n');
+  }, 300_000);
+
+  it('removes the source and key again when apt cannot read the repository, so apt-get update still works', async () => {
+    standin.missing = /\/dists\//;
+    try {
+      const run = await fromStandin();
+      expect(run.code).toBe(1);
+      expect(run.errors.join('\n')).toMatch(
+        new RegExp(
+          `Docker and the Compose v2 plugin: apt could not read Docker's apt repository at ${standin.url.replace(/\./g, '\\.')}/debian, so its source and key are removed again: .*Release`,
+        ),
+      );
+      expect(run.stdout).toContain('removed /etc/apt/sources.list.d/docker.sources and /etc/apt/keyrings/docker.asc again: nothing was installed from them');
+    } finally {
+      delete standin.missing;
+    }
+    expect(await aptFiles()).toBe('0\n');
+    expect(await inServer('apt-get update -q 2>&1 | grep -c "^[WE]:" || true')).toBe('0\n');
+  }, 300_000);
+
+  let first: ActionRun;
+  it("adds Docker's repository with the checked key and installs docker-ce, docker-ce-cli, containerd.io and both plugins from it", async () => {
+    standin.requests.length = 0;
+    first = await fromStandin();
+    expect(first.errors).toEqual([]);
+    expect(first.outputs.status).toBe('prepared');
+    expect(first.stdout).toMatch(
+      new RegExp(
+        `Docker and the Compose v2 plugin: done: added Docker's apt repository ${standin.url.replace(/\./g, '\\.')}/debian \\(bookworm stable, key ${standin.fingerprint}\\) in /etc/apt/sources\\.list\\.d/docker\\.sources; installed docker-ce docker-ce-cli containerd\\.io docker-buildx-plugin docker-compose-plugin: Docker 20\\.10\\.\\d+\\S* with Compose 2\\.\\d+\\.\\d+\\S*, running and enabled at boot`,
+      ),
+    );
+    expect(await inServer('cat /etc/apt/sources.list.d/docker.sources')).toBe(
+      `Types: deb\nURIs: ${standin.url}/debian\nSuites: bookworm\nComponents: stable\nArchitectures: amd64\nSigned-By: /etc/apt/keyrings/docker.asc\n`,
+    );
+    expect(await inServer('stat -c %a /etc/apt/keyrings/docker.asc')).toBe('644\n');
+    // apt checked the signature and took the packages from the repository, not from Debian's.
+    expect(standin.requests).toEqual(expect.arrayContaining(['/linux/debian/dists/bookworm/InRelease']));
+    expect(standin.requests.filter((path) => path.endsWith('.deb')).length).toBe(5);
+    expect(await inServer("dpkg-query -W -f='${Package} ${Version}\\n' docker-ce")).toMatch(/^docker-ce 5:20\.10\.\d+-1~debian\.12~bookworm~standin\n$/);
+    expect(await inServer("(dpkg-query -W -f='${db:Status-Status}' docker.io 2>/dev/null || printf not-installed); echo")).toBe('not-installed\n');
+    expect(await inServer('systemctl is-active docker; systemctl is-enabled docker')).toBe('active\nenabled\n');
+    expect(await inServer('id -nG deploy')).toMatch(/\bdocker\b/);
+    expect(await daemonJson()).toEqual({ 'log-driver': 'json-file', 'log-opts': { 'max-size': '10m', 'max-file': '3' } });
+  }, 600_000);
+
+  it('a deploy as the deploy user runs the compose app on that Docker', async () => {
+    await deploysAsDeployUser(first);
+  }, 300_000);
+
+  it("a second run finds Docker from Docker's apt repository and changes nothing, without asking the repository", async () => {
+    standin.requests.length = 0;
+    const again = await fromStandin();
+    expect(again.errors).toEqual([]);
+    expect(again.stdout).toMatch(
+      /Docker and the Compose v2 plugin: already done: Docker 20\.10\.\S+ with Compose \S+, from Docker's apt repository, running and enabled/,
+    );
+    expect(again.summary).not.toMatch(/\| done \|/);
+    expect(standin.requests).toEqual([]);
+  }, 300_000);
+
+  it('removes a swap file it could not switch on, so the next run starts clean', async () => {
+    // swapon refusing, as on a kernel or filesystem without swap file support.
+    await inServer(
+      `printf '#!/bin/sh\\necho "swapon: /swapfile: swapon failed: Invalid argument" >&2\\nexit 255\\n' >/usr/local/sbin/swapon && chmod +x /usr/local/sbin/swapon`,
+    );
+    try {
+      const run = await fromStandin({ 'swap-size': SWAP });
+      expect(run.code).toBe(1);
+      expect(run.errors.join('\n')).toMatch(/swap file \/swapfile \(64 MiB\) failed with exit code 255:[\s\S]*swapon failed: Invalid argument/);
+      expect(run.stdout).toContain('removed /swapfile again');
+      expect(await inServer('ls /swapfile 2>&1 || true; grep -c swapfile /etc/fstab || true')).toBe(
+        "ls: cannot access '/swapfile': No such file or directory\n0\n",
+      );
+    } finally {
+      await inServer('rm /usr/local/sbin/swapon');
+    }
+    const again = await fromStandin({ 'swap-size': SWAP });
+    expect(again.errors).toEqual([]);
+    expect(again.stdout).toContain('swap file /swapfile (64 MiB): done: created and switched on /swapfile (64 MiB); added it to /etc/fstab');
+    expect(await swapMiB()).toBe(64);
+  }, 300_000);
+
+  it("puts an admin's daemon.json back when Docker does not start with the merged one, and says why", async () => {
+    // A classic: hosts in daemon.json clashes with the unit's -H fd://. Docker 20.10 has no
+    // --validate, and Docker still runs because nobody restarted it since the file was edited.
+    await inServer('docker ps -q | xargs -r docker stop >/dev/null');
+    const admins = '{"debug": true, "hosts": ["unix:///var/run/docker.sock"]}\n';
+    await inServer(`printf '%s' '${admins}' >/etc/docker/daemon.json`);
+    try {
+      const run = await fromStandin({ 'docker-log-max-file': '5' });
+      expect(run.code).toBe(1);
+      expect(run.errors.join('\n')).toMatch(
+        /Docker log rotation: Docker did not start with the new \/etc\/docker\/daemon\.json \(.*specified both as a flag and in the configuration file: hosts.*\); Docker does not start with \/etc\/docker\/daemon\.json as it was either: fix \/etc\/docker\/daemon\.json \(it is as you left it\)/,
+      );
+      expect(await inServer('cat /etc/docker/daemon.json; ls /etc/docker | grep -c skiff || true')).toBe(`${admins}0\n`);
+    } finally {
+      await inServer('rm /etc/docker/daemon.json; systemctl reset-failed docker.service docker.socket; systemctl restart docker');
+    }
+    expect(await inServer('systemctl is-active docker')).toBe('active\n');
   }, 300_000);
 });

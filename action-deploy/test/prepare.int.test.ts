@@ -83,7 +83,7 @@ describe('prepare: true on a fresh Debian 12 server', () => {
     );
     expect(first.stdout).toContain(`project directory ${PROJECT_DIR}: done: created ${PROJECT_DIR}, owned by deploy`);
     expect(first.errors.join('\n')).toMatch(
-      /Docker and the Compose v2 plugin: Docker is not installed\. Debian 12 has no Compose v2 package: install Docker Engine and docker-compose-plugin from Docker's apt repository/,
+      /Docker and the Compose v2 plugin: Docker is not installed\. Debian 12 has no Compose v2 package: let prepare install Docker from Docker's apt repository \(install-docker: docker-repository\)/,
     );
     expect(first.outputs.status).toBe('failed');
     expect(first.outputs['known-hosts']).toBe(host.knownHostsLine);

@@ -167,7 +167,7 @@ describe('prepare: Docker, its logs, swap and upgrades', () => {
     expect(readPrepareInputs()).toMatchObject({
       swapMiB: 1536,
       logRotation: { maxSize: '50m', maxFile: 5 },
-      installDocker: 'distribution',
+      installDocker: { kind: 'distribution' },
       unattendedUpgrades: true,
     });
     setInputs({
@@ -191,7 +191,7 @@ describe('prepare: Docker, its logs, swap and upgrades', () => {
       'install-docker': 'docker-ce',
     });
     expect(() => readPrepareInputs()).toThrow(
-      /Input "install-docker" must be distribution or no[\s\S]*Input "docker-log-max-size" must be a size like 10m[\s\S]*Input "swap-size" must be a size from 64M to 64G/,
+      /Input "install-docker" must be distribution, docker-repository or no[\s\S]*Input "docker-log-max-size" must be a size like 10m[\s\S]*Input "swap-size" must be a size from 64M to 64G/,
     );
     setInputs({
       ...ssh,
@@ -201,5 +201,48 @@ describe('prepare: Docker, its logs, swap and upgrades', () => {
       'docker-log-max-file': '5',
     });
     expect(() => readPrepareInputs()).toThrow('Input "docker-log-max-file" is not used with docker-log-max-size: off');
+  });
+
+  it("reads Docker's repository and the fingerprint of its key, which only install-docker: docker-repository uses", () => {
+    setInputs({ ...ssh, prepare: 'true', 'deploy-user-keys': ED25519, 'install-docker': 'docker-repository' });
+    expect(readPrepareInputs().installDocker).toEqual({
+      kind: 'docker-repository',
+      url: 'https://download.docker.com/linux',
+      fingerprint: '9DC858229FC7DD38854AE2D88D81803C0EBFCD88',
+    });
+    setInputs({
+      ...ssh,
+      prepare: 'true',
+      'deploy-user-keys': ED25519,
+      'install-docker': 'docker-repository',
+      'docker-repository': 'http://mirror.example:8080/docker-ce/linux/',
+      'docker-repository-fingerprint': '1234 5678 9abc DEF0 1234  5678 9ABC DEF0 1234 5678',
+    });
+    expect(readPrepareInputs().installDocker).toEqual({
+      kind: 'docker-repository',
+      url: 'http://mirror.example:8080/docker-ce/linux',
+      fingerprint: '123456789ABCDEF0123456789ABCDEF012345678',
+    });
+    setInputs({
+      ...ssh,
+      prepare: 'true',
+      'deploy-user-keys': ED25519,
+      'install-docker': 'docker-repository',
+      'docker-repository': "https://mirror.example/linux'; rm -rf /",
+      'docker-repository-fingerprint': '0EBFCD88',
+    });
+    expect(() => readPrepareInputs()).toThrow(
+      /Input "docker-repository" must be the http\(s\) URL[\s\S]*Input "docker-repository-fingerprint" must be an OpenPGP key fingerprint, 40 hex digits/,
+    );
+    setInputs({
+      ...ssh,
+      prepare: 'true',
+      'deploy-user-keys': ED25519,
+      'docker-repository': 'https://mirror.example/linux',
+      'docker-repository-fingerprint': '0EBFCD88',
+    });
+    expect(() => readPrepareInputs()).toThrow(
+      /Input "docker-repository" is only used with install-docker: docker-repository \(install-docker is distribution\)[\s\S]*Input "docker-repository-fingerprint" is only used/,
+    );
   });
 });

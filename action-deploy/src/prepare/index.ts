@@ -113,7 +113,7 @@ export function dockerInstallHint(distribution: ServerFacts['distribution']): st
   if (distribution.id === 'ubuntu')
     return `Install it from Ubuntu's packages (sudo apt-get install docker.io docker-compose-v2), or let prepare do it (install-docker: distribution), then run prepare again.`;
   if (distribution.id === 'debian' && distribution.version === '12')
-    return `Debian 12 has no Compose v2 package: install Docker Engine and docker-compose-plugin from Docker's apt repository (https://docs.docker.com/engine/install/debian/), then run prepare again.`;
+    return `Debian 12 has no Compose v2 package: let prepare install Docker from Docker's apt repository (install-docker: docker-repository), or install Docker Engine and docker-compose-plugin from there yourself (https://docs.docker.com/engine/install/debian/), then run prepare again.`;
   return `Install it from Debian's packages (sudo apt-get install docker.io docker-cli docker-compose), or let prepare do it (install-docker: distribution), then run prepare again.`;
 }
 
@@ -130,7 +130,7 @@ interface Step {
 function stepsFor(inputs: PrepareInputs, facts: ServerFacts | undefined): { account: Step[]; docker: Step; dockerAccess: Step; system: Step[] } {
   const hint = facts ? dockerInstallHint(facts.distribution) : 'Install Docker with the Compose v2 plugin, then run prepare again.';
   const packages =
-    inputs.installDocker === 'distribution'
+    inputs.installDocker.kind === 'distribution'
       ? facts
         ? dockerPackagesFor(facts.distribution)
         : { required: ["(the distribution's Docker packages)"], optional: [] }
@@ -141,7 +141,7 @@ function stepsFor(inputs: PrepareInputs, facts: ServerFacts | undefined): { acco
       { name: `authorized keys of ${inputs.deployUser}`, commands: ensureAuthorizedKeys(inputs.deployUser, inputs.keys) },
       { name: `project directory ${inputs.projectDir}`, commands: ensureProjectDir(inputs.projectDir, inputs.deployUser) },
     ],
-    docker: { name: 'Docker and the Compose v2 plugin', commands: ensureDocker(packages, hint) },
+    docker: { name: 'Docker and the Compose v2 plugin', commands: ensureDocker(inputs.installDocker, packages, hint) },
     dockerAccess: {
       name: inputs.dockerAccess === 'sudo' ? `sudo -n docker for ${inputs.deployUser}` : `${inputs.deployUser} in the docker group`,
       commands: ensureDockerAccess(inputs.deployUser, inputs.dockerAccess),

@@ -14,7 +14,7 @@ import {
 import { publicKeyOf, type SshConnectOptions } from '@skiff/ssh';
 import { ACTION_INPUTS, readProjectDir, setToOtherThanDefault } from '../inputs';
 import { PREPARE_INPUTS } from './prepare-input-definitions';
-import type { LogRotation } from './system-commands';
+import type { DockerInstall, LogRotation } from './system-commands';
 
 export interface PublicKey {
   /** `type base64`: how the key is found in authorized_keys whatever its comment or options. */
@@ -30,7 +30,8 @@ export interface PrepareInputs {
   deployUser: string;
   keys: PublicKey[];
   dockerAccess: 'group' | 'sudo';
-  installDocker: 'distribution' | 'no';
+  /** Where Docker comes from when it is missing; `no`: only checked. */
+  installDocker: DockerInstall;
   /** Undefined: logging left as it is (docker-log-max-size: off). */
   logRotation?: LogRotation;
   /** MiB of /swapfile; undefined: no swap file. */
@@ -118,12 +119,7 @@ export function readPrepareInputs(): PrepareInputs {
   });
   const sudo = c.take(() => getBoolean('sudo', { default: false }));
   const hardenSsh = c.take(() => readHardening(c.known(keys) ?? []));
-  const installDocker = c.take(() => {
-    const value = getString('install-docker', { default: 'distribution' });
-    if (value !== 'distribution' && value !== 'no')
-      throw new InputError('install-docker', `Input "install-docker" must be distribution or no; got ${JSON.stringify(value)}`);
-    return value;
-  });
+  const installDocker = c.take(readInstallDocker);
   const logRotation = c.take(readLogRotation);
   const swapMiB = c.take(readSwapSize);
   const unattendedUpgrades = c.take(() => getBoolean('unattended-upgrades', { default: true }));
@@ -137,6 +133,53 @@ export function readPrepareInputs(): PrepareInputs {
     ...(rotation ? { logRotation: rotation } : {}),
     ...(swap !== undefined ? { swapMiB: swap } : {}),
   };
+}
+
+/** Docker's published fingerprint of the key that signs download.docker.com. */
+export const DOCKER_REPOSITORY_FINGERPRINT = '9DC858229FC7DD38854AE2D88D81803C0EBFCD88';
+
+function readInstallDocker(): DockerInstall {
+  const kind = getString('install-docker', { default: 'distribution' });
+  const c = new InputCollector();
+  if (kind !== 'distribution' && kind !== 'docker-repository' && kind !== 'no')
+    c.add(new InputError('install-docker', `Input "install-docker" must be distribution, docker-repository or no; got ${JSON.stringify(kind)}`));
+  if (kind !== 'docker-repository') {
+    const stray = ['docker-repository', 'docker-repository-fingerprint'].filter((name) => setToOtherThanDefault(name));
+    for (const name of stray)
+      c.add(
+        new InputError(
+          name,
+          `Input "${name}" is only used with install-docker: docker-repository (install-docker is ${kind}); remove it, or set install-docker: docker-repository`,
+        ),
+      );
+    return c.result({ kind: kind as 'distribution' | 'no' });
+  }
+  const url = c.take(() => {
+    const text = getString('docker-repository', { default: 'https://download.docker.com/linux' }).replace(/\/+$/, '');
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.search || parsed.hash || parsed.username || !/^[A-Za-z0-9._~:/%@+-]+$/.test(text))
+      throw new InputError(
+        'docker-repository',
+        `Input "docker-repository" must be the http(s) URL of Docker's apt repository without the distribution, like https://download.docker.com/linux; got ${JSON.stringify(text)}`,
+      );
+    return text;
+  });
+  const fingerprint = c.take(() => {
+    const text = getString('docker-repository-fingerprint', { default: DOCKER_REPOSITORY_FINGERPRINT });
+    const hex = text.replace(/\s+/g, '').toUpperCase();
+    if (!/^[0-9A-F]{40}$/.test(hex))
+      throw new InputError(
+        'docker-repository-fingerprint',
+        `Input "docker-repository-fingerprint" must be an OpenPGP key fingerprint, 40 hex digits (spaces allowed), like ${DOCKER_REPOSITORY_FINGERPRINT}; got ${JSON.stringify(text)}`,
+      );
+    return hex;
+  });
+  return c.result({ kind, url, fingerprint });
 }
 
 /** Docker's own forms: max-size a number with k, m or g; max-file a count. `off` leaves logging to the admin. */

@@ -5,7 +5,7 @@ export const PREPARE_INPUTS = [
   {
     name: 'prepare',
     description:
-      'true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, "Prepare your server"): the deploy user and its keys, its project directory, Docker with the Compose v2 plugin (installed from the distribution\'s packages) and log rotation, the deploy user\'s access to it (the docker group, or with `sudo: true` one sudoers rule), a swap file, unattended security upgrades, and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.',
+      "true: instead of deploying, prepare a fresh server, connecting as root or a user with passwordless sudo (README, \"Prepare your server\"): the deploy user and its keys, its project directory, Docker with the Compose v2 plugin (from the distribution's packages or Docker's apt repository) and log rotation, the deploy user's access to it (the docker group, or with `sudo: true` one sudoers rule), a swap file, unattended security upgrades, and the host key fingerprints to paste into `fingerprint`/`known-hosts`. Every step checks before it changes; a second run changes nothing and says so. With `dry-run`, the plan. Ubuntu 22.04/24.04 and Debian 12/13.",
     required: false,
     default: 'false',
   },
@@ -39,9 +39,23 @@ export const PREPARE_INPUTS = [
   {
     name: 'install-docker',
     description:
-      "With prepare: `distribution` installs Docker and the Compose v2 plugin from the distribution's packages where missing (Ubuntu: docker.io, docker-compose-v2; Debian 13: docker.io, docker-cli, docker-compose; with docker-buildx), then starts and enables it; `no` only checks. A Docker installed otherwise is used as it is if it works, never replaced. Debian 12 has no Compose v2 package: install from Docker's apt repository yourself.",
+      "With prepare: `distribution` installs Docker and the Compose v2 plugin from the distribution's packages where missing (Ubuntu: docker.io, docker-compose-v2; Debian 13: docker.io, docker-cli, docker-compose; with docker-buildx); `docker-repository` from Docker's apt repository (docker-ce, docker-ce-cli, containerd.io, docker-buildx-plugin, docker-compose-plugin; its key checked against `docker-repository-fingerprint`) — the only way on Debian 12, which has no Compose v2 package; `no` only checks. Then Docker is started and enabled. A Docker installed otherwise is used as it is if it works, never replaced.",
     required: false,
     default: 'distribution',
+  },
+  {
+    name: 'docker-repository',
+    description:
+      "With prepare and install-docker: docker-repository: where Docker's apt repository is, without the distribution (`/debian` or `/ubuntu` is added), e.g. a mirror of it. Its signing key is read from `<url>/<distribution>/gpg` and used only if its fingerprint is `docker-repository-fingerprint`.",
+    required: false,
+    default: 'https://download.docker.com/linux',
+  },
+  {
+    name: 'docker-repository-fingerprint',
+    description:
+      "With prepare and install-docker: docker-repository: the fingerprint of the key that signs the repository (40 hex digits, spaces allowed); Docker's own by default. Change it only for a mirror that signs with its own key.",
+    required: false,
+    default: '9DC858229FC7DD38854AE2D88D81803C0EBFCD88',
   },
   {
     name: 'docker-log-max-size',

@@ -17,6 +17,12 @@ apt_update() { apt-get update -q -o DPkg::Lock::Timeout=300; }
 # Read whole before grep: grep -q stops at its match, and under pipefail apt-cache's SIGPIPE would fail the test.
 apt_has() { local policy; policy=$(apt-cache policy "$1" 2>/dev/null) || return 1; grep -q 'Candidate: [^(]' <<<"$policy"; }`;
 
+/** Where prepare installs Docker from when it is missing. */
+export type DockerInstall = { kind: 'distribution' } | { kind: 'docker-repository'; url: string; fingerprint: string } | { kind: 'no' };
+
+/** What Docker's apt repository installs, as Docker's own instructions name them. */
+export const DOCKER_REPOSITORY_PACKAGES = ['docker-ce', 'docker-ce-cli', 'containerd.io', 'docker-buildx-plugin', 'docker-compose-plugin'];
+
 /** Which distribution packages give Docker with the Compose v2 plugin; `optional` ones are installed where apt knows them. */
 export interface DockerPackages {
   required: string[];
@@ -36,7 +42,7 @@ export function dockerPackagesFor(distribution: { id: string; version: string })
 }
 
 const DOCKER = `${APT}
-hint="$1"; compose_package="$2"; shift 2
+hint="$1"; from="$2"; repository="$3"; fingerprint="$4"; compose_package="$5"; shift 5
 required=(); optional=()
 while [ "$#" -gt 0 ] && [ "$1" != -- ]; do required+=("$1"); shift; done
 [ "$#" -gt 0 ] && shift
@@ -49,13 +55,57 @@ install_docker() {
   apt_install "\${packages[@]}"
   did+=("installed \${packages[*]}")
 }
+# Docker's own instructions, with the key checked: only a key whose primary fingerprint is the
+# expected one is written, and the source and key go again if apt cannot install from them, so a
+# failed run leaves no source that breaks every later apt-get update.
+install_from_docker_repository() {
+  local id codename arch base keyring=/etc/apt/keyrings/docker.asc sources=/etc/apt/sources.list.d/docker.sources
+  id=$(. /etc/os-release && echo "$ID"); codename=$(. /etc/os-release && echo "\${VERSION_CODENAME:-}")
+  base="$repository/$id"
+  for f in /etc/apt/sources.list.d/docker.list /etc/apt/sources.list.d/docker.sources; do
+    if [ -e "$f" ]; then echo "refused: $f already names an apt source for Docker, but Docker is not installed; install it from there yourself, or remove $f and run prepare again"; exit ${REFUSED_EXIT}; fi
+  done
+  local tools=()
+  command -v curl >/dev/null 2>&1 || tools+=(curl)
+  command -v gpg >/dev/null 2>&1 || tools+=(gpg)
+  [ -e /etc/ssl/certs/ca-certificates.crt ] || tools+=(ca-certificates)
+  if [ "\${#tools[@]}" -gt 0 ]; then apt_update; apt_install "\${tools[@]}"; did+=("installed \${tools[*]}"); fi
+  # Not local: the EXIT trap runs after the function returned.
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  if ! said=$(curl -fsSL --proto '=https,http' --max-time 120 -o "$work/key" "$base/gpg" 2>&1); then
+    echo "refused: could not download Docker's signing key from $base/gpg: $said"; exit ${REFUSED_EXIT}
+  fi
+  local listed found
+  listed=$(GNUPGHOME="$work" gpg --batch --show-keys --with-colons "$work/key" 2>/dev/null || true)
+  found=$(awk -F: '$1 == "pub" { primary = 1; next } primary && $1 == "fpr" { print $10; primary = 0 }' <<<"$listed" | paste -sd' ' -)
+  if [ "$found" != "$fingerprint" ]; then
+    echo "refused: $base/gpg is not the key docker-repository-fingerprint names ($fingerprint): it holds \${found:-no OpenPGP key}; nothing was written"; exit ${REFUSED_EXIT}
+  fi
+  arch=$(dpkg --print-architecture)
+  install -d -m 0755 /etc/apt/keyrings
+  install -m 0644 "$work/key" "$keyring"
+  printf '%s\\n' 'Types: deb' "URIs: $base" "Suites: $codename" 'Components: stable' "Architectures: $arch" "Signed-By: $keyring" >"$sources"
+  trap 'rm -rf "$work"; rm -f "$sources" "$keyring"; echo "removed $sources and $keyring again: nothing was installed from them" >&2' EXIT
+  local listed_by_apt
+  # apt-get update may only warn about a source it could not read.
+  if ! listed_by_apt=$(apt_update 2>&1) || grep -E '^[WE]: ' <<<"$listed_by_apt" | grep -F "$base" >/dev/null; then
+    printf '%s\\n' "$listed_by_apt"
+    echo "refused: apt could not read Docker's apt repository at $base, so its source and key are removed again: $(grep -E '^[WE]: ' <<<"$listed_by_apt" | tr '\\n' ' ' || true)"
+    exit ${REFUSED_EXIT}
+  fi
+  printf '%s\\n' "$listed_by_apt"
+  apt_install "\${required[@]}"
+  trap 'rm -rf "$work"' EXIT
+  did+=("added Docker's apt repository $base ($codename stable, key $fingerprint) in $sources" "installed \${required[*]}")
+}
 docker_path=$(command -v docker || true)
 if [ -z "$docker_path" ] && [ ! -e /usr/sbin/dockerd ] && [ ! -e /usr/bin/dockerd ]; then
-  if [ "\${#required[@]}" -eq 0 ]; then echo "refused: Docker is not installed. $hint"; exit ${REFUSED_EXIT}; fi
-  install_docker
+  if [ "$from" = no ] || [ "\${#required[@]}" -eq 0 ]; then echo "refused: Docker is not installed. $hint"; exit ${REFUSED_EXIT}; fi
+  if [ "$from" = docker-repository ]; then install_from_docker_repository; source="Docker's apt repository"
+  else install_docker; source="the distribution's packages"; fi
   docker_path=$(command -v docker || true)
   if [ -z "$docker_path" ]; then echo "refused: installed \${required[*]}, but there is still no docker command"; exit ${REFUSED_EXIT}; fi
-  source="the distribution's packages"
 else
   [ -n "$docker_path" ] || docker_path=$(command -v dockerd)
   case "$docker_path" in
@@ -102,14 +152,18 @@ else
 fi`;
 
 /**
- * Docker and the Compose v2 plugin, running and enabled at boot: installed from `packages`
- * where missing (none given: only checked, `hint` says how); a Docker from elsewhere is used as
- * it is when it works, and refused, never replaced, when it does not.
+ * Docker and the Compose v2 plugin, running and enabled at boot: installed where missing from the
+ * distribution's `packages` or from Docker's apt repository (`install.kind: no`, or a distribution
+ * without packages: only checked, `hint` says how); a Docker from elsewhere is used as it is when
+ * it works, and refused, never replaced, when it does not.
  */
-export function ensureDocker(packages: DockerPackages | undefined, hint: string): Command[] {
-  const required = packages?.required ?? [];
+export function ensureDocker(install: DockerInstall, packages: DockerPackages | undefined, hint: string): Command[] {
+  if (install.kind === 'docker-repository')
+    return [stepScript(DOCKER, [hint, install.kind, install.url, install.fingerprint, '', ...DOCKER_REPOSITORY_PACKAGES, '--'])];
+  const required = install.kind === 'distribution' ? (packages?.required ?? []) : [];
+  const optional = install.kind === 'distribution' ? (packages?.optional ?? []) : [];
   const composePackage = required.find((name) => name.startsWith('docker-compose')) ?? '';
-  return [stepScript(DOCKER, [hint, composePackage, ...required, '--', ...(packages?.optional ?? [])])];
+  return [stepScript(DOCKER, [hint, install.kind, '', '', composePackage, ...required, '--', ...optional])];
 }
 
 export const DAEMON_JSON = '/etc/docker/daemon.json';
@@ -119,18 +173,33 @@ export function readDaemonJson(): Command[] {
   return [[raw('if [ -e'), DAEMON_JSON, raw(']; then echo present; cat'), DAEMON_JSON, raw('; else echo absent; fi')]];
 }
 
-const WRITE_DAEMON_JSON = `file="$1"; new="$file.skiff-new"
+const WRITE_DAEMON_JSON = `file="$1"; new="$file.skiff-new"; old="$file.skiff-old"
 install -d -m 0755 "$(dirname "$file")"
 cat >"$new"
 if grep -q -- '--validate' <<<"$(dockerd --help 2>&1)"; then
   if ! said=$(dockerd --validate --config-file "$new" 2>&1); then rm -f "$new"; echo "refused: dockerd does not accept the new $file: $said"; exit ${REFUSED_EXIT}; fi
 fi
+had=no
+if [ -e "$file" ]; then cp -p "$file" "$old"; had=yes; fi
 mv "$new" "$file"
 running=$(docker ps -q | wc -l)
 if [ "$running" -eq 0 ]; then
-  systemctl restart docker.service
+  # dockerd before 23 has no --validate, and a setting can clash with the unit's own flags
+  # (hosts against -H fd://): only a start proves the file. The admin's file comes back if not.
+  if ! systemctl restart docker.service 2>/dev/null; then
+    # dockerd's own reason, not systemd's "Failed to start" lines around it.
+    why=$(journalctl -u docker.service -n 30 --no-pager -o cat 2>/dev/null | grep -iE 'unable|error|fail|invalid' | grep -vE '^(docker\\.service: |Failed to start |Start request repeated)' | tail -n 2 | tr '\\n' ' ' || true)
+    if [ "$had" = yes ]; then mv "$old" "$file"; else rm -f "$file"; fi
+    systemctl reset-failed docker.service docker.socket 2>/dev/null || true
+    if systemctl restart docker.service 2>/dev/null; then again="Docker runs again with $file as it was"
+    else again="Docker does not start with $file as it was either: fix $file (it is as you left it), start Docker (systemctl restart docker), then run prepare again"; fi
+    echo "refused: Docker did not start with the new $file (\${why:-see journalctl -u docker}); $again"
+    exit ${REFUSED_EXIT}
+  fi
+  rm -f "$old"
   echo "changed: wrote $file and restarted Docker; containers created from now on rotate their logs"
 else
+  rm -f "$old"
   echo "changed: wrote $file; Docker was not restarted, because $running container(s) run: it applies after the next restart of Docker (systemctl restart docker), to containers created after it"
 fi`;
 
@@ -192,10 +261,13 @@ else
   if [ -e "$file" ]; then echo "refused: $file exists but is not switched on; remove it, or switch it on yourself"; exit ${REFUSED_EXIT}; fi
   avail=$(df -Pm / | awk 'NR == 2 { print $4 }')
   if [ "$avail" -lt $((want + 1024)) ]; then echo "refused: / has $avail MiB free; a $want MiB swap file should leave at least 1 GiB"; exit ${REFUSED_EXIT}; fi
+  # A file that could not be switched on goes again: the next run would refuse it as not ours.
+  trap 'swapoff "$file" 2>/dev/null || true; rm -f "$file"; echo "removed $file again" >&2' EXIT
   fallocate -l "\${want}M" "$file" 2>/dev/null || dd if=/dev/zero of="$file" bs=1M count="$want" status=none
   chmod 0600 "$file"
   mkswap "$file" >/dev/null
   swapon "$file"
+  trap - EXIT
   did+=("created and switched on $file ($want MiB)")
 fi
 if ! grep -qE "^[[:space:]]*$file[[:space:]]" /etc/fstab 2>/dev/null; then

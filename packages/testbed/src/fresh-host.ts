@@ -1,6 +1,9 @@
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, normalize } from 'node:path';
 import { registryPort, removeCgroupEverywhere, startRegistryGateways, waitForSshd } from './docker-host';
 import { createNetnsHost, type NetnsHost } from './netns';
 import { requirePart } from './parts';
@@ -8,7 +11,7 @@ import { childrenOf, sh, spawnDaemon, stopPid, tempDir, waitFor } from './proc';
 import { fingerprintOf, type SshdServer } from './sshd';
 
 /**
- * A new VPS before anyone touched it: Debian 13, Ubuntu 22.04 or Ubuntu 24.04 with systemd as PID 1, sshd, sudo
+ * A new VPS before anyone touched it: Debian 12 or 13, Ubuntu 22.04 or 24.04 with systemd as PID 1, sshd, sudo
  * and apt, and no Docker (rootfs scripts/setup-testbed.sh debootstraps once: FRESH_SERVERS). Booted like
  * the modern server — its own network, mount, PID and UTS namespaces — but with systemd as
  * init, so `systemctl enable --now docker`, timers and `sshd` reloads behave as on a real server,
@@ -21,6 +24,7 @@ import { fingerprintOf, type SshdServer } from './sshd';
  * cgroup of its own (`skiff-fresh-NAME` in every hierarchy), which it takes as its root.
  */
 export const FRESH_SERVERS = {
+  'debian-12': { root: '/var/cache/skiff-testbed/fresh-bookworm-root', apt: '/var/cache/skiff-testbed/apt-bookworm' },
   'debian-13': { root: '/var/cache/skiff-testbed/fresh-trixie-root', apt: '/var/cache/skiff-testbed/apt-trixie' },
   'ubuntu-22.04': { root: '/var/cache/skiff-testbed/fresh-jammy-root', apt: '/var/cache/skiff-testbed/apt-jammy' },
   'ubuntu-24.04': { root: '/var/cache/skiff-testbed/fresh-noble-root', apt: '/var/cache/skiff-testbed/apt-noble' },
@@ -217,4 +221,67 @@ export async function startFreshHost(name: string, options: FreshHostOptions = {
     await stop();
     throw error;
   }
+}
+
+/** The stand-in for Docker's apt repository that scripts/setup-testbed.sh builds (download.docker.com is out of reach here). */
+export const DOCKER_REPOSITORY_STANDIN = '/var/cache/skiff-testbed/docker-repository-standin';
+
+export interface DockerRepositoryStandin {
+  /** What `docker-repository` takes: the repository without the distribution (`…/linux`). */
+  url: string;
+  /** The fingerprint of the key that signs it (not Docker's). */
+  fingerprint: string;
+  /** Every path asked for, in order. */
+  requests: string[];
+  /** Paths answered 404 while set, as a mirror missing a distribution's lists would. */
+  missing?: RegExp;
+  stop(): Promise<void>;
+}
+
+/**
+ * Serves the stand-in over plain HTTP on the host's end of a fresh server's veth, as
+ * download.docker.com serves the real one (same paths), so the server's curl and apt fetch its
+ * key, signed lists and packages for real.
+ */
+export async function serveDockerRepositoryStandin(host: Pick<FreshHost, 'ns'>): Promise<DockerRepositoryStandin> {
+  await requirePart("the stand-in for Docker's apt repository (scripts/setup-testbed.sh)", ['test', '-s', join(DOCKER_REPOSITORY_STANDIN, 'fingerprint')]);
+  const fingerprint = (await readFile(join(DOCKER_REPOSITORY_STANDIN, 'fingerprint'), 'utf8')).trim();
+  const requests: string[] = [];
+  const standin: DockerRepositoryStandin = {
+    url: '',
+    fingerprint,
+    requests,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  const server = createServer((request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://standin').pathname);
+    requests.push(path);
+    const file = normalize(join(DOCKER_REPOSITORY_STANDIN, path));
+    if (!file.startsWith(`${DOCKER_REPOSITORY_STANDIN}/linux/`) || request.method !== 'GET' || standin.missing?.test(path)) {
+      response.writeHead(404).end();
+      return;
+    }
+    stat(file).then(
+      (info) => {
+        if (!info.isFile()) {
+          response.writeHead(404).end();
+          return;
+        }
+        response.writeHead(200, { 'content-length': info.size, 'content-type': 'application/octet-stream' });
+        createReadStream(file).pipe(response);
+      },
+      () => response.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host.ns.hostAddress, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  standin.url = `http://${host.ns.hostAddress}:${port}/linux`;
+  return standin;
 }

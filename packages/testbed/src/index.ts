@@ -78,8 +78,8 @@ export {
 } from './realistic-data';
 export { MODERN_ROOT, startModernHost } from './modern-host';
 export type { ModernHost, ModernHostOptions } from './modern-host';
-export { FRESH_SERVERS, startFreshHost } from './fresh-host';
-export type { FreshDistribution, FreshHost, FreshHostOptions } from './fresh-host';
+export { DOCKER_REPOSITORY_STANDIN, FRESH_SERVERS, serveDockerRepositoryStandin, startFreshHost } from './fresh-host';
+export type { DockerRepositoryStandin, FreshDistribution, FreshHost, FreshHostOptions } from './fresh-host';
 export { BUSYBOX_ARM64, QEMU_AARCH64, enableAarch64 } from './qemu';
 export { startContainerPostgres, startContainerMariadb } from './container-databases';
 export type { ContainerPostgres, ContainerMariadb } from './container-databases';
