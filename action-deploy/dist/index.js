@@ -54510,8 +54510,9 @@ function detectComposeCommand(sudoDocker) {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw(">/dev/null 2>&1");
   return [
+    [raw(`found=$(mktemp) && trap 'rm -f "$found"' EXIT`)],
     [
-      raw("if"),
+      raw("{ if"),
       ...s,
       "docker",
       "compose",
@@ -54522,17 +54523,18 @@ function detectComposeCommand(sudoDocker) {
       "docker-compose",
       "version",
       quiet,
-      raw("; then echo v1; else echo none; fi")
+      raw('; then echo v1; else echo none; fi; } >"$found" &')
     ],
     [
-      raw("if"),
+      raw("if said=$("),
       ...s,
       "docker",
       "version",
       "--format",
       "{{.Server.Version}}",
-      raw("2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi")
-    ]
+      raw("2>&1 >/dev/null); then engine=engine-ok; else engine=engine-failed; fi")
+    ],
+    [raw(`wait && cat "$found" && printf '%s\\n%s\\n' "\${said:0:300}" "$engine"`)]
   ];
 }
 function inProject(project, commands) {

@@ -50,14 +50,18 @@ export function compose(cli: DockerCli, project: ComposeProject, ...args: string
  * not reach the engine, then `engine-ok` or `engine-failed`. v2 is tried first: where both exist
  * the plugin is the maintained one, and v1 is end-of-life. The engine is checked separately
  * because `docker compose version` answers without it: a user outside the docker group would
- * otherwise only fail at the pull, after the release was uploaded.
+ * otherwise only fail at the pull, after the release was uploaded. The two checks run at once
+ * (each is a Go program's start, ~0.2 s on a small VM), and docker's complaint is read whole
+ * before it is cut: a `head -c` reading it would stop early, and under pipefail docker's SIGPIPE
+ * would turn a warning into a failed engine.
  */
 export function detectComposeCommand(sudoDocker: boolean): Command[] {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw('>/dev/null 2>&1');
   return [
+    [raw('found=$(mktemp) && trap \'rm -f "$found"\' EXIT')],
     [
-      raw('if'),
+      raw('{ if'),
       ...s,
       'docker',
       'compose',
@@ -68,17 +72,18 @@ export function detectComposeCommand(sudoDocker: boolean): Command[] {
       'docker-compose',
       'version',
       quiet,
-      raw('; then echo v1; else echo none; fi'),
+      raw('; then echo v1; else echo none; fi; } >"$found" &'),
     ],
     [
-      raw('if'),
+      raw('if said=$('),
       ...s,
       'docker',
       'version',
       '--format',
       '{{.Server.Version}}',
-      raw('2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi'),
+      raw('2>&1 >/dev/null); then engine=engine-ok; else engine=engine-failed; fi'),
     ],
+    [raw('wait && cat "$found" && printf \'%s\\n%s\\n\' "${said:0:300}" "$engine"')],
   ];
 }
 

@@ -80,9 +80,32 @@ describe('compose builders', () => {
 
   it('detects v2, then v1, else none, and whether docker reaches the engine, with sudo in every docker call', () => {
     expect(script(detectComposeCommand(true))).toBe(
-      'set -euo pipefail\nif sudo -n docker compose version >/dev/null 2>&1 ; then echo v2; elif sudo -n docker-compose version >/dev/null 2>&1 ; then echo v1; else echo none; fi\n' +
-        "if sudo -n docker version --format '{{.Server.Version}}' 2>&1 >/dev/null | head -c 300; then echo; echo engine-ok; else echo; echo engine-failed; fi",
+      [
+        'set -euo pipefail',
+        `found=$(mktemp) && trap 'rm -f "$found"' EXIT`,
+        '{ if sudo -n docker compose version >/dev/null 2>&1 ; then echo v2; elif sudo -n docker-compose version >/dev/null 2>&1 ; then echo v1; else echo none; fi; } >"$found" &',
+        "if said=$( sudo -n docker version --format '{{.Server.Version}}' 2>&1 >/dev/null); then engine=engine-ok; else engine=engine-failed; fi",
+        `wait && cat "$found" && printf '%s\\n%s\\n' "\${said:0:300}" "$engine"`,
+      ].join('\n'),
     );
+  });
+
+  it('says engine-ok when docker version warns at length on stderr (no SIGPIPE under pipefail), and keeps the first 300 bytes of a failure', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-detect-'));
+    try {
+      // docker compose works; docker version answers after 200 kB of warnings, or fails with them.
+      await writeFile(join(dir, 'docker'), '#!/bin/bash\n[ "$1" = compose ] && exit 0\nhead -c 200000 /dev/zero | tr "\\0" W >&2\necho >&2\n[ -z "$FAIL" ]\n', {
+        mode: 0o755,
+      });
+      const detect = (env: Record<string, string> = {}) =>
+        spawnSync('bash', ['-c', script(detectComposeCommand(false))], { env: { PATH: `${dir}:/usr/bin:/bin`, ...env }, encoding: 'utf8' }).stdout.split('\n');
+      const ok = detect();
+      expect([ok[0], ok.at(-2)]).toEqual(['v2', 'engine-ok']);
+      const failed = detect({ FAIL: '1' });
+      expect([failed[0], failed[1], failed.at(-2)]).toEqual(['v2', 'W'.repeat(300), 'engine-failed']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('resolves digests, inspects project containers and removes images without failing on images still in use', () => {

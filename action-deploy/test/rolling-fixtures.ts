@@ -24,7 +24,7 @@ http {
     location / {
       set $app http://web:8080;
       proxy_pass $app;
-      proxy_connect_timeout 1s;
+      proxy_connect_timeout 250ms;
       proxy_next_upstream error timeout http_502 http_503;
       proxy_next_upstream_tries 4;
     }
