@@ -54581,7 +54581,18 @@ function removeImages(cli, images) {
 function inspectProjectContainers(cli, projectName) {
   return [pipe(docker(cli, "ps", "-aq", "--filter", `label=com.docker.compose.project=${projectName}`), ["xargs", "-r", ...docker(cli, "inspect")])];
 }
-var configHashes = (cli, project) => inProject(project, [compose(cli, project, "config", "--hash", "*")]);
+var CONTAINERS_MARK = "--- containers";
+function configHashesAndContainers(cli, project, projectName) {
+  const [list] = listContainers(cli, projectName);
+  return inProject(project, [
+    [raw(`rows=$(mktemp) && trap 'rm -f "$rows"' EXIT`)],
+    [...list, raw('>"$rows" & listing=$!')],
+    compose(cli, project, "config", "--hash", "*"),
+    [raw('wait "$listing"')],
+    ["echo", CONTAINERS_MARK],
+    [raw('cat "$rows"')]
+  ]);
+}
 function listContainers(cli, projectName) {
   const labels = ["service", "oneoff", "config-hash"].map((label) => `{{.Label "com.docker.compose.${label}"}}`);
   return [
@@ -56935,8 +56946,8 @@ function planRolls(recorder, d, release, settings2) {
 async function planFor(d, release, settings2) {
   const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
   const configYaml = release.configYaml ?? (await read2(config(d.cli, release.project), "read the compose configuration")).stdout;
-  const hashes = (await read2(configHashes(d.cli, release.project), "read the configuration hashes")).stdout;
-  const rows = (await read2(listContainers(d.cli, d.inputs.projectName), "list the running containers")).stdout;
+  const both = (await read2(configHashesAndContainers(d.cli, release.project, d.inputs.projectName), "read the configuration hashes and the running containers")).stdout;
+  const [hashes = "", rows = ""] = both.split(new RegExp(`^${CONTAINERS_MARK}$`, "m"));
   return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), settings2.services);
 }
 function describe2(plan) {

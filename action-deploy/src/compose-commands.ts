@@ -171,7 +171,23 @@ export function inspectProjectContainers(cli: DockerCli, projectName: string): C
 // ── strategy: rolling ────────────────────────────────────────────────────────────────────────
 
 /** `<service> <hash>` per line: the configuration hash Compose compares with each container's `config-hash` label to decide what `up` recreates. */
-export const configHashes = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'config', '--hash', '*')]);
+export const CONTAINERS_MARK = '--- containers';
+
+/**
+ * Compose's configuration hash of every service, then CONTAINERS_MARK and listContainers' rows:
+ * the two read at once (each is a docker program's start), in one round trip.
+ */
+export function configHashesAndContainers(cli: DockerCli, project: ComposeProject, projectName: string): Command[] {
+  const [list] = listContainers(cli, projectName);
+  return inProject(project, [
+    [raw('rows=$(mktemp) && trap \'rm -f "$rows"\' EXIT')],
+    [...list!, raw('>"$rows" & listing=$!')],
+    compose(cli, project, 'config', '--hash', '*'),
+    [raw('wait "$listing"')],
+    ['echo', CONTAINERS_MARK],
+    [raw('cat "$rows"')],
+  ]);
+}
 
 /** One tab-separated line per container of the project, one-offs included: id, service, one-off, config hash, state, name. */
 export function listContainers(cli: DockerCli, projectName: string): Command[] {

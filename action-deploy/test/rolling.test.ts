@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,8 @@ import { runContext } from '../src/run-context';
 import { readDeployInputs } from '../src/inputs';
 import { planDeploy } from '../src/plan';
 import {
-  configHashes,
+  configHashesAndContainers,
+  CONTAINERS_MARK,
   inspectContainers,
   listContainers,
   scaleUp,
@@ -40,8 +42,39 @@ const composeLine =
   "docker compose --project-name shop --project-directory '/opt/my shop' -f '/opt/my shop/releases/r2/compose.yaml' -f '/opt/my shop/releases/r2/images.lock.json'";
 
 describe('rolling builders', () => {
-  it('reads the configuration hashes Compose compares with the containers', () => {
-    expect(script(configHashes(V2, project))).toBe(['set -euo pipefail', "cd '/opt/my shop'", `${composeLine} config --hash '*'`].join('\n'));
+  it('reads the configuration hashes Compose compares with the containers, and the containers, at once', () => {
+    const listing = `docker ps -a --no-trunc --filter 'label=com.docker.compose.project=shop' --format '{{.ID}}\\t{{.Label "com.docker.compose.service"}}\\t{{.Label "com.docker.compose.oneoff"}}\\t{{.Label "com.docker.compose.config-hash"}}\\t{{.State}}\\t{{.Names}}'`;
+    expect(script(configHashesAndContainers(V2, project, 'shop'))).toBe(
+      [
+        'set -euo pipefail',
+        "cd '/opt/my shop'",
+        `rows=$(mktemp) && trap 'rm -f "$rows"' EXIT`,
+        `${listing} >"$rows" & listing=$!`,
+        `${composeLine} config --hash '*'`,
+        'wait "$listing"',
+        `echo '${CONTAINERS_MARK}'`,
+        'cat "$rows"',
+      ].join('\n'),
+    );
+  });
+
+  it('fails when the container list fails, though it ran in the background', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rollingskiff-hashes-'));
+    try {
+      await writeFile(join(dir, 'docker'), '#!/bin/bash\nif [ "$1" = ps ]; then sleep 0.2; echo "id1\tweb"; exit "${PS_EXIT:-0}"; fi\necho "web abc123"\n', {
+        mode: 0o755,
+      });
+      const run = (env: Record<string, string> = {}) =>
+        spawnSync('bash', ['-c', script(configHashesAndContainers(V2, { ...project, directory: dir }, 'shop'))], {
+          env: { PATH: `${dir}:/usr/bin:/bin`, ...env },
+          encoding: 'utf8',
+        });
+      const ok = run();
+      expect([ok.status, ok.stdout]).toEqual([0, `web abc123\n${CONTAINERS_MARK}\nid1\tweb\n`]);
+      expect(run({ PS_EXIT: '1' }).status).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('lists every container of the project with its service, one-off flag, config hash and state (tabs left to docker)', () => {
@@ -320,9 +353,8 @@ describe('rolling dry-run', () => {
       const steps = await planDeploy(new PlanRecorder(), readDeployInputs(), runContext({ GITHUB_SHA: '0123456789abcdef' }));
       const descriptions = steps.map((step) => step.description);
       const at = (description: string) => descriptions.indexOf(description);
-      expect(at('read the configuration hashes')).toBeGreaterThan(at('resolve image digests'));
-      expect(at('list the running containers')).toBeGreaterThan(at('read the configuration hashes'));
-      expect(at('link the env file')).toBe(at('list the running containers') + 1);
+      expect(at('read the configuration hashes and the running containers')).toBeGreaterThan(at('resolve image digests'));
+      expect(at('link the env file')).toBe(at('read the configuration hashes and the running containers') + 1);
       const id = descriptions.find((d) => d.startsWith('create release '))!.slice('create release '.length);
       const roll = steps.find((step) => step.description.startsWith('roll each changed service'));
       expect(roll?.kind === 'run' && roll.script).toBe(

@@ -3,7 +3,8 @@ import { render, type PlanRecorder } from '@skiff/shell';
 import {
   compose,
   config,
-  configHashes,
+  configHashesAndContainers,
+  CONTAINERS_MARK,
   inspectContainers,
   listContainers,
   parseContainerRows,
@@ -91,8 +92,9 @@ function planRolls(recorder: PlanRecorder, d: Deployer, release: Release, settin
 async function planFor(d: Deployer, release: Release, settings: RollingInputs): Promise<RollPlan> {
   const read = (commands: Parameters<Deployer['server']['run']>[0], description: string) => d.server.run(commands, { description, timeoutSeconds: 120 });
   const configYaml = release.configYaml ?? (await read(config(d.cli, release.project), 'read the compose configuration')).stdout;
-  const hashes = (await read(configHashes(d.cli, release.project), 'read the configuration hashes')).stdout;
-  const rows = (await read(listContainers(d.cli, d.inputs.projectName), 'list the running containers')).stdout;
+  const both = (await read(configHashesAndContainers(d.cli, release.project, d.inputs.projectName), 'read the configuration hashes and the running containers'))
+    .stdout;
+  const [hashes = '', rows = ''] = both.split(new RegExp(`^${CONTAINERS_MARK}$`, 'm'));
   return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), settings.services);
 }
 
