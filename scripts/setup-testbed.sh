@@ -252,7 +252,7 @@ fresh_server() {
 }
 # Debian 12 as its cloud images have it: docker.io 20.10 and Compose v1 only, so Docker comes from
 # Docker's apt repository (the stand-in below, built from this server's own packages).
-fresh_server "fresh Debian 12 server" "$CACHE/fresh-bookworm-root" "$CACHE/apt-bookworm" bookworm "$MIRROR" \
+fresh_server "fresh Debian 12 server" "$CACHE/fresh-bookworm-root" "$CACHE/apt-fresh-bookworm" bookworm "$MIRROR" \
   "deb $MIRROR bookworm main" "docker.io containerd runc tini iptables gpg unattended-upgrades" ""
 fresh_server "fresh Debian 13 server" "$CACHE/fresh-trixie-root" "$CACHE/apt-trixie" trixie "$MIRROR" \
   "deb $MIRROR trixie main" "docker.io docker-cli docker-compose docker-buildx unattended-upgrades" ""
@@ -286,14 +286,14 @@ deb $UBUNTU_MIRROR noble-security main universe" \
 # docker-buildx-plugin from trixie's Compose v2 and buildx. Maintainer scripts as Docker's own do:
 # the docker group, the units enabled and started. A test serves it over HTTP to the fresh server.
 STANDIN=$CACHE/docker-repository-standin
-STANDIN_STAMP="$(cat "$CACHE/apt-bookworm/Packages" "$CACHE"/docker-compose_*.deb "$CACHE"/docker-buildx_*.deb 2>/dev/null | sha256sum | cut -c1-16)"
+STANDIN_STAMP="$(cat "$CACHE/apt-fresh-bookworm/Packages" "$CACHE"/docker-compose_*.deb "$CACHE"/docker-buildx_*.deb 2>/dev/null | sha256sum | cut -c1-16)"
 if [[ -s $STANDIN/fingerprint && -s $STANDIN/linux/debian/dists/bookworm/InRelease && $(cat "$STANDIN/.stamp" 2>/dev/null) == "$STANDIN_STAMP" ]]; then
   say "Docker repository stand-in" "ok"
 else
   work=$(mktemp -d /var/tmp/skiff-standin.XXXXXX)
   out=$STANDIN.partial/linux/debian
   rm -rf "$STANDIN.partial" && mkdir -p "$out/pool/stable" "$out/dists/bookworm/stable/binary-amd64"
-  deb_of() { local found=("$CACHE/apt-bookworm/$1"_*.deb); [[ -e ${found[0]} ]] || die "the Debian 12 apt repository has no $1"; echo "${found[0]}"; }
+  deb_of() { local found=("$CACHE/apt-fresh-bookworm/$1"_*.deb); [[ -e ${found[0]} ]] || die "the Debian 12 apt repository has no $1"; echo "${found[0]}"; }
   upstream() { dpkg-deb -f "$1" Version | sed -E 's/^[0-9]+://; s/[~+-].*//'; }
   # Depends of a .deb without the packages the stand-ins replace.
   depends_of() { dpkg-deb -f "$1" Depends | tr ',' '\n' | sed -E 's/^ +//' | grep -vE '^(containerd|runc|docker)' | paste -sd, - | sed 's/,/, /g'; }

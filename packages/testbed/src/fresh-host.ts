@@ -24,7 +24,7 @@ import { fingerprintOf, type SshdServer } from './sshd';
  * cgroup of its own (`skiff-fresh-NAME` in every hierarchy), which it takes as its root.
  */
 export const FRESH_SERVERS = {
-  'debian-12': { root: '/var/cache/skiff-testbed/fresh-bookworm-root', apt: '/var/cache/skiff-testbed/apt-bookworm' },
+  'debian-12': { root: '/var/cache/skiff-testbed/fresh-bookworm-root', apt: '/var/cache/skiff-testbed/apt-fresh-bookworm' },
   'debian-13': { root: '/var/cache/skiff-testbed/fresh-trixie-root', apt: '/var/cache/skiff-testbed/apt-trixie' },
   'ubuntu-22.04': { root: '/var/cache/skiff-testbed/fresh-jammy-root', apt: '/var/cache/skiff-testbed/apt-jammy' },
   'ubuntu-24.04': { root: '/var/cache/skiff-testbed/fresh-noble-root', apt: '/var/cache/skiff-testbed/apt-noble' },
