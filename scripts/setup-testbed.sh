@@ -265,7 +265,8 @@ if [[ ! -s $ubuntu_keyring ]]; then
   rm -rf "$work"
 fi
 # Ubuntu 22.04 and 24.04 as their cloud images have them: docker.io and docker-compose-v2 from
-# universe, updates on.
+# universe, updates on; 24.04's repository also has gpg, which prepare installs to check the key
+# of Docker's apt repository (the stand-in below).
 fresh_server "fresh Ubuntu 22.04 server" "$CACHE/fresh-jammy-root" "$CACHE/apt-jammy" jammy "$UBUNTU_MIRROR" \
   "deb $UBUNTU_MIRROR jammy main universe
 deb $UBUNTU_MIRROR jammy-updates main universe
@@ -276,88 +277,109 @@ fresh_server "fresh Ubuntu 24.04 server" "$CACHE/fresh-noble-root" "$CACHE/apt-n
   "deb $UBUNTU_MIRROR noble main universe
 deb $UBUNTU_MIRROR noble-updates main universe
 deb $UBUNTU_MIRROR noble-security main universe" \
-  "docker.io docker-compose-v2 docker-buildx unattended-upgrades" /usr/share/debootstrap/scripts/gutsy \
+  "docker.io docker-compose-v2 docker-buildx unattended-upgrades gpg" /usr/share/debootstrap/scripts/gutsy \
   --keyring="$ubuntu_keyring" --components=main,universe
 # --- a stand-in for Docker's apt repository (download.docker.com is out of reach here) ------------
-# Docker's layout (linux/debian/{gpg,dists/bookworm/{InRelease,Release,Release.gpg},
-# dists/bookworm/stable/binary-amd64/Packages,pool/stable/…}), signed with a key of its own, and its
-# five package names holding working binaries: docker-ce and docker-ce-cli from Debian 12's
-# docker.io, containerd.io from its containerd and runc, docker-compose-plugin and
-# docker-buildx-plugin from trixie's Compose v2 and buildx. Maintainer scripts as Docker's own do:
-# the docker group, the units enabled and started. A test serves it over HTTP to the fresh server.
+# Docker's layout (linux/<debian|ubuntu>/{gpg,dists/<codename>/{InRelease,Release,Release.gpg},
+# dists/<codename>/stable/binary-amd64/Packages,pool/stable/…}), signed with a key of its own, and
+# its five package names holding working binaries from the fresh server's own distribution:
+# docker-ce and docker-ce-cli from its docker.io, containerd.io from its containerd and runc, and
+# docker-compose-plugin and docker-buildx-plugin from Compose v2 and buildx (trixie's for Debian 12,
+# which has none). Maintainer scripts as Docker's own do: the docker group, the units enabled and
+# started. A test serves it over HTTP to the fresh server.
 STANDIN=$CACHE/docker-repository-standin
-STANDIN_STAMP="$(cat "$CACHE/apt-fresh-bookworm/Packages" "$CACHE"/docker-compose_*.deb "$CACHE"/docker-buildx_*.deb 2>/dev/null | sha256sum | cut -c1-16)"
-if [[ -s $STANDIN/fingerprint && -s $STANDIN/linux/debian/dists/bookworm/InRelease && $(cat "$STANDIN/.stamp" 2>/dev/null) == "$STANDIN_STAMP" ]]; then
+# Each suite: ID CODENAME APT-FOLDER COMPOSE-DEB BUILDX-DEB LABEL (the label names where the binaries come from).
+STANDIN_SUITES=(
+  "debian bookworm $CACHE/apt-fresh-bookworm $(echo "$CACHE"/docker-compose_*.deb) $(echo "$CACHE"/docker-buildx_*.deb) Debian-12"
+  "ubuntu noble $CACHE/apt-noble $(echo "$CACHE"/apt-noble/docker-compose-v2_*.deb) $(echo "$CACHE"/apt-noble/docker-buildx_*.deb) Ubuntu-24.04"
+)
+STANDIN_STAMP="$(printf '%s\n' "${STANDIN_SUITES[@]}" | cat - "$CACHE/apt-fresh-bookworm/Packages" "$CACHE/apt-noble/Packages" 2>/dev/null | sha256sum | cut -c1-16)"
+if [[ -s $STANDIN/fingerprint && -s $STANDIN/linux/debian/dists/bookworm/InRelease && -s $STANDIN/linux/ubuntu/dists/noble/InRelease &&
+  $(cat "$STANDIN/.stamp" 2>/dev/null) == "$STANDIN_STAMP" ]]; then
   say "Docker repository stand-in" "ok"
 else
   work=$(mktemp -d /var/tmp/skiff-standin.XXXXXX)
-  out=$STANDIN.partial/linux/debian
-  rm -rf "$STANDIN.partial" && mkdir -p "$out/pool/stable" "$out/dists/bookworm/stable/binary-amd64"
-  deb_of() { local found=("$CACHE/apt-fresh-bookworm/$1"_*.deb); [[ -e ${found[0]} ]] || die "the Debian 12 apt repository has no $1"; echo "${found[0]}"; }
+  rm -rf "$STANDIN.partial"
   upstream() { dpkg-deb -f "$1" Version | sed -E 's/^[0-9]+://; s/[~+-].*//'; }
   # Depends of a .deb without the packages the stand-ins replace.
   depends_of() { dpkg-deb -f "$1" Depends | tr ',' '\n' | sed -E 's/^ +//' | grep -vE '^(containerd|runc|docker)' | paste -sd, - | sed 's/,/, /g'; }
   # gzip -1: the engine and plugins are ~100 MB, and xz takes minutes for a repository only this machine reads.
-  standin() { # NAME VERSION TREE DEPENDS RELATIONS DESCRIPTION POSTINST
-    local name=$1 version=$2 tree=$3
+  standin() { # POOL NAME VERSION TREE DEPENDS RELATIONS DESCRIPTION POSTINST
+    local pool=$1 name=$2 version=$3 tree=$4
     mkdir -p "$tree/DEBIAN"
     {
       printf 'Package: %s\nVersion: %s\nArchitecture: amd64\nMaintainer: Skiff test bed <testbed@skiff.invalid>\n' "$name" "$version"
-      [[ -n $4 ]] && printf 'Depends: %s\n' "$4"
-      [[ -n $5 ]] && printf '%s\n' "$5"
-      printf 'Description: %s\n' "$6"
+      [[ -n $5 ]] && printf 'Depends: %s\n' "$5"
+      [[ -n $6 ]] && printf '%s\n' "$6"
+      printf 'Description: %s\n' "$7"
     } >"$tree/DEBIAN/control"
-    if [[ -n $7 ]]; then printf '#!/bin/sh\nset -e\n%s\n' "$7" >"$tree/DEBIAN/postinst" && chmod 755 "$tree/DEBIAN/postinst"; fi
-    dpkg-deb --build --root-owner-group -Zgzip -z1 "$tree" "$out/pool/stable/${name}_${version}_amd64.deb" >/dev/null || die "building the stand-in $name failed"
+    if [[ -n $8 ]]; then printf '#!/bin/sh\nset -e\n%s\n' "$8" >"$tree/DEBIAN/postinst" && chmod 755 "$tree/DEBIAN/postinst"; fi
+    dpkg-deb --build --root-owner-group -Zgzip -z1 "$tree" "$pool/${name}_${version}_amd64.deb" >/dev/null || die "building the stand-in $name failed"
   }
-  suffix="-1~debian.12~bookworm~standin"
-  containerd=$(deb_of containerd) runc=$(deb_of runc) dockerio=$(deb_of docker.io)
-  dpkg-deb -x "$containerd" "$work/containerd.io" && dpkg-deb -x "$runc" "$work/containerd.io"
-  rm -rf "$work/containerd.io/usr/share/doc"
-  standin containerd.io "$(upstream "$containerd")$suffix" "$work/containerd.io" \
-    "$(depends_of "$containerd"), $(depends_of "$runc")" $'Provides: containerd, runc\nConflicts: containerd, runc\nReplaces: containerd, runc' \
-    "stand-in for Docker's containerd.io: Debian 12's containerd and runc" \
-    'if [ "$1" = configure ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl enable containerd.service >/dev/null 2>&1 || true; systemctl start containerd.service || true; fi'
-  dpkg-deb -x "$dockerio" "$work/docker-ce"
-  rm -rf "$work/docker-ce/usr/share/doc"
-  mkdir -p "$work/docker-ce-cli/usr/bin" && mv "$work/docker-ce/usr/bin/docker" "$work/docker-ce-cli/usr/bin/docker"
-  standin docker-ce-cli "5:$(upstream "$dockerio")$suffix" "$work/docker-ce-cli" "" $'Conflicts: docker.io, docker-cli' \
-    "stand-in for Docker's docker-ce-cli: the docker command of Debian 12's docker.io" ""
-  standin docker-ce "5:$(upstream "$dockerio")$suffix" "$work/docker-ce" \
-    "containerd.io (>= 1.6), docker-ce-cli, $(depends_of "$dockerio")" $'Conflicts: docker.io, docker-engine' \
-    "stand-in for Docker's docker-ce: the engine of Debian 12's docker.io" \
-    'if [ "$1" = configure ]; then
+  standin_suite() { # ID CODENAME APT-FOLDER COMPOSE-DEB BUILDX-DEB LABEL
+    local id=$1 codename=$2 apt=$3 label=${6//-/ } out=$STANDIN.partial/linux/$1 w=$work/$1
+    local pool=$out/pool/stable lists=$out/dists/$2
+    local suffix="-1~$id.${label##* }~$codename~standin" containerd runc dockerio
+    mkdir -p "$pool" "$lists/stable/binary-amd64" "$w"
+    deb_of() { local found=("$apt/$1"_*.deb); [[ -e ${found[0]} ]] || die "the $label server's apt repository has no $1"; echo "${found[0]}"; }
+    containerd=$(deb_of containerd) runc=$(deb_of runc) dockerio=$(deb_of docker.io)
+    dpkg-deb -x "$containerd" "$w/containerd.io" && dpkg-deb -x "$runc" "$w/containerd.io"
+    rm -rf "$w/containerd.io/usr/share/doc"
+    standin "$pool" containerd.io "$(upstream "$containerd")$suffix" "$w/containerd.io" \
+      "$(depends_of "$containerd"), $(depends_of "$runc")" $'Provides: containerd, runc\nConflicts: containerd, runc\nReplaces: containerd, runc' \
+      "stand-in for Docker's containerd.io: $label's containerd and runc" \
+      'if [ "$1" = configure ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl enable containerd.service >/dev/null 2>&1 || true; systemctl start containerd.service || true; fi'
+    dpkg-deb -x "$dockerio" "$w/docker-ce"
+    rm -rf "$w/docker-ce/usr/share/doc"
+    mkdir -p "$w/docker-ce-cli/usr/bin" && mv "$w/docker-ce/usr/bin/docker" "$w/docker-ce-cli/usr/bin/docker"
+    standin "$pool" docker-ce-cli "5:$(upstream "$dockerio")$suffix" "$w/docker-ce-cli" "" $'Conflicts: docker.io, docker-cli' \
+      "stand-in for Docker's docker-ce-cli: the docker command of $label's docker.io" ""
+    standin "$pool" docker-ce "5:$(upstream "$dockerio")$suffix" "$w/docker-ce" \
+      "containerd.io (>= 1.6), docker-ce-cli, $(depends_of "$dockerio")" $'Conflicts: docker.io, docker-engine' \
+      "stand-in for Docker's docker-ce: the engine of $label's docker.io" \
+      'if [ "$1" = configure ]; then
   getent group docker >/dev/null || groupadd --system docker
   if [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl enable docker.service docker.socket >/dev/null 2>&1 || true; systemctl start docker.socket docker.service || true; fi
 fi'
-  for plugin in compose buildx; do
-    deb=("$CACHE"/docker-${plugin}_*.deb)
-    dpkg-deb -x "${deb[0]}" "$work/$plugin"
-    mkdir -p "$work/docker-$plugin-plugin/usr/libexec/docker/cli-plugins"
-    mv "$work/$plugin/usr/libexec/docker/cli-plugins/docker-$plugin" "$work/docker-$plugin-plugin/usr/libexec/docker/cli-plugins/"
-    standin "docker-$plugin-plugin" "$(upstream "${deb[0]}")$suffix" "$work/docker-$plugin-plugin" "" "" \
-      "stand-in for Docker's docker-$plugin-plugin: trixie's $plugin" ""
-  done
-  (cd "$out" && dpkg-scanpackages --multiversion pool /dev/null >dists/bookworm/stable/binary-amd64/Packages 2>/dev/null) || die "dpkg-scanpackages of the stand-in failed"
-  gzip -k9 "$out/dists/bookworm/stable/binary-amd64/Packages"
-  {
-    printf 'Origin: Docker\nLabel: Docker CE\nSuite: bookworm\nCodename: bookworm\nArchitectures: amd64\nComponents: stable\nDescription: Skiff test bed stand-in for Docker'"'"'s apt repository\nDate: %s\nSHA256:\n' "$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S UTC')"
-    for f in stable/binary-amd64/Packages stable/binary-amd64/Packages.gz; do
-      printf ' %s %s %s\n' "$(sha256sum <"$out/dists/bookworm/$f" | cut -d' ' -f1)" "$(stat -c %s "$out/dists/bookworm/$f")" "$f"
+    local plugin deb
+    for plugin in compose buildx; do
+      if [[ $plugin == compose ]]; then deb=$4; else deb=$5; fi
+      [[ -e $deb ]] || die "no $plugin .deb for the $label stand-in ($deb)"
+      dpkg-deb -x "$deb" "$w/$plugin"
+      mkdir -p "$w/docker-$plugin-plugin/usr/libexec/docker/cli-plugins"
+      mv "$w/$plugin/usr/libexec/docker/cli-plugins/docker-$plugin" "$w/docker-$plugin-plugin/usr/libexec/docker/cli-plugins/"
+      standin "$pool" "docker-$plugin-plugin" "$(upstream "$deb")$suffix" "$w/docker-$plugin-plugin" "" "" \
+        "stand-in for Docker's docker-$plugin-plugin: $(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)" ""
     done
-  } >"$out/dists/bookworm/Release"
+    (cd "$out" && dpkg-scanpackages --multiversion pool /dev/null >"dists/$codename/stable/binary-amd64/Packages" 2>/dev/null) || die "dpkg-scanpackages of the $label stand-in failed"
+    gzip -k9 "$lists/stable/binary-amd64/Packages"
+    {
+      printf 'Origin: Docker\nLabel: Docker CE\nSuite: %s\nCodename: %s\nArchitectures: amd64\nComponents: stable\nDescription: Skiff test bed stand-in for Docker'"'"'s apt repository\nDate: %s\nSHA256:\n' \
+        "$codename" "$codename" "$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S UTC')"
+      for f in stable/binary-amd64/Packages stable/binary-amd64/Packages.gz; do
+        printf ' %s %s %s\n' "$(sha256sum <"$lists/$f" | cut -d' ' -f1)" "$(stat -c %s "$lists/$f")" "$f"
+      done
+    } >"$lists/Release"
+  }
+  for suite in "${STANDIN_SUITES[@]}"; do
+    # shellcheck disable=SC2086 # the suite is words
+    standin_suite $suite
+  done
   export GNUPGHOME=$work/gnupg
   mkdir -m 700 "$GNUPGHOME"
   gpg --batch -q --passphrase '' --quick-gen-key "Skiff test bed stand-in for Docker's apt repository <testbed@skiff.invalid>" ed25519 sign never 2>/dev/null ||
     die "generating the stand-in's signing key failed"
-  gpg --batch -q --armor --export >"$out/gpg"
-  gpg --batch -q --clearsign -o "$out/dists/bookworm/InRelease" "$out/dists/bookworm/Release"
-  gpg --batch -q -abs -o "$out/dists/bookworm/Release.gpg" "$out/dists/bookworm/Release"
+  for suite in "${STANDIN_SUITES[@]}"; do
+    read -r id codename _ <<<"$suite"
+    gpg --batch -q --armor --export >"$STANDIN.partial/linux/$id/gpg"
+    gpg --batch -q --clearsign -o "$STANDIN.partial/linux/$id/dists/$codename/InRelease" "$STANDIN.partial/linux/$id/dists/$codename/Release"
+    gpg --batch -q -abs -o "$STANDIN.partial/linux/$id/dists/$codename/Release.gpg" "$STANDIN.partial/linux/$id/dists/$codename/Release"
+  done
   gpg --batch --with-colons --list-keys 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }' >"$STANDIN.partial/fingerprint"
   unset GNUPGHOME
   printf '%s\n' "$STANDIN_STAMP" >"$STANDIN.partial/.stamp"
   rm -rf "$work" "$STANDIN" && mv "$STANDIN.partial" "$STANDIN"
-  say "Docker repository stand-in" "built ($(ls "$STANDIN/linux/debian/pool/stable" | sed 's/_.*//' | paste -sd' ' -); key $(cat "$STANDIN/fingerprint"))"
+  say "Docker repository stand-in" "built (Debian 12 and Ubuntu 24.04: $(ls "$STANDIN/linux/debian/pool/stable" | sed 's/_.*//' | paste -sd' ' -); key $(cat "$STANDIN/fingerprint"))"
 fi
 # --- real arm64 builds: qemu-aarch64 (static, from sid's qemu-user) and an arm64 busybox ---------
 # Only unpacked, never installed: @skiff/testbed registers qemu in binfmt_misc for a test's run and

@@ -59776,8 +59776,8 @@ async function runStep(server, step, elevate, planning, stdin) {
   const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split("\n").at(-1) ?? "");
   if (result.code === REFUSED_EXIT2 && said?.[1] === "refused") throw new Refused(`${step.name}: ${said[2]}`);
   if (result.code !== 0 || !said || said[1] === "refused") {
-    const detail = `${result.stderr}
-${result.stdout}`.trim().split("\n").slice(-10).join("\n");
+    const detail = `${result.stdout}
+${result.stderr}`.trim().split("\n").slice(-10).join("\n");
     throw new Error(`${step.name} failed with exit code ${result.code}${detail ? `:
 ${detail}` : ""}`);
   }

@@ -167,15 +167,15 @@ describe('a proxy, a backend with env_file: .env and ./data, a migration', () =>
 
   it('pre-deploy-timeout stops a migration that runs too long: its processes are stopped, nothing is switched', async () => {
     const run = await deploy('GREETING=hello-slow\n', `backend=${image('v3')}\nproxy=${image('v3')}`, {
-      'pre-deploy': 'sleep 300',
+      'pre-deploy': 'sleep 3127', // an unusual length: pgrep below looks machine-wide
       'pre-deploy-timeout': '10s',
     });
     expect(run.code).toBe(1);
     expect(run.outputs.status).toBe('failed');
     expect(run.stdout).toMatch(/pre-deploy \(pre-deploy-timeout\) did not finish within 10s; its processes on the server were stopped/);
     expect((await httpGet(`http://127.0.0.1:${webPort}/`)).body.trim()).toBe('version=v1');
-    // (The pattern's [0] keeps pgrep from finding the shell that runs it.)
-    expect(await sh('sh', ['-c', 'pgrep -f "sleep 30[0]" || true'])).toBe('');
+    // (The pattern's [7] keeps pgrep from finding the shell that runs it.)
+    expect(await sh('sh', ['-c', 'pgrep -f "sleep 312[7]" || true'])).toBe('');
     deploys--;
   });
 

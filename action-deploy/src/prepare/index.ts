@@ -192,7 +192,8 @@ async function runStep(server: Executor, step: Step, elevate: boolean, planning:
   const said = /^(already|changed|refused): (.*)$/m.exec(result.stdout.trim().split('\n').at(-1) ?? '');
   if (result.code === REFUSED_EXIT && said?.[1] === 'refused') throw new Refused(`${step.name}: ${said[2]}`);
   if (result.code !== 0 || !said || said[1] === 'refused') {
-    const detail = `${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n');
+    // stderr last: the line that says why (apt's E:, a command's complaint) is what the last lines must keep.
+    const detail = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-10).join('\n');
     throw new Error(`${step.name} failed with exit code ${result.code}${detail ? `:\n${detail}` : ''}`);
   }
   return { name: step.name, state: said[1] as StepState, detail: said[2]! };

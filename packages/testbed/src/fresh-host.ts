@@ -223,7 +223,7 @@ export async function startFreshHost(name: string, options: FreshHostOptions = {
   }
 }
 
-/** The stand-in for Docker's apt repository that scripts/setup-testbed.sh builds (download.docker.com is out of reach here). */
+/** The stand-in for Docker's apt repository that scripts/setup-testbed.sh builds for Debian 12 and Ubuntu 24.04 (download.docker.com is out of reach here). */
 export const DOCKER_REPOSITORY_STANDIN = '/var/cache/skiff-testbed/docker-repository-standin';
 
 export interface DockerRepositoryStandin {
