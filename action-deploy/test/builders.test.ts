@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { script } from '@skiff/shell';
+import { withFakeDocker } from './fake-docker';
 import {
   compose,
   config,
@@ -91,21 +92,14 @@ describe('compose builders', () => {
   });
 
   it('says engine-ok when docker version warns at length on stderr (no SIGPIPE under pipefail), and keeps the first 300 bytes of a failure', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'skiff-detect-'));
-    try {
-      // docker compose works; docker version answers after 200 kB of warnings, or fails with them.
-      await writeFile(join(dir, 'docker'), '#!/bin/bash\n[ "$1" = compose ] && exit 0\nhead -c 200000 /dev/zero | tr "\\0" W >&2\necho >&2\n[ -z "$FAIL" ]\n', {
-        mode: 0o755,
-      });
-      const detect = (env: Record<string, string> = {}) =>
-        spawnSync('bash', ['-c', script(detectComposeCommand(false))], { env: { PATH: `${dir}:/usr/bin:/bin`, ...env }, encoding: 'utf8' }).stdout.split('\n');
+    // docker compose works; docker version answers after 200 kB of warnings, or fails with them.
+    await withFakeDocker('[ "$1" = compose ] && exit 0\nhead -c 200000 /dev/zero | tr "\\0" W >&2\necho >&2\n[ -z "$FAIL" ]\n', (run) => {
+      const detect = (env: Record<string, string> = {}) => run(detectComposeCommand(false), env).stdout.split('\n');
       const ok = detect();
       expect([ok[0], ok.at(-2)]).toEqual(['v2', 'engine-ok']);
       const failed = detect({ FAIL: '1' });
       expect([failed[0], failed[1], failed.at(-2)]).toEqual(['v2', 'W'.repeat(300), 'engine-failed']);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('resolves digests, inspects project containers and removes images without failing on images still in use', () => {

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { PlanRecorder, script } from '@skiff/shell';
 import { runContext } from '../src/run-context';
 import { readDeployInputs } from '../src/inputs';
 import { planDeploy } from '../src/plan';
+import { withFakeDocker } from './fake-docker';
 import {
   configHashesAndContainers,
   CONTAINERS_MARK,
@@ -59,22 +59,12 @@ describe('rolling builders', () => {
   });
 
   it('fails when the container list fails, though it ran in the background', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'rollingskiff-hashes-'));
-    try {
-      await writeFile(join(dir, 'docker'), '#!/bin/bash\nif [ "$1" = ps ]; then sleep 0.2; echo "id1\tweb"; exit "${PS_EXIT:-0}"; fi\necho "web abc123"\n', {
-        mode: 0o755,
-      });
-      const run = (env: Record<string, string> = {}) =>
-        spawnSync('bash', ['-c', script(configHashesAndContainers(V2, { ...project, directory: dir }, 'shop'))], {
-          env: { PATH: `${dir}:/usr/bin:/bin`, ...env },
-          encoding: 'utf8',
-        });
-      const ok = run();
+    await withFakeDocker('if [ "$1" = ps ]; then sleep 0.2; echo "id1\tweb"; exit "${PS_EXIT:-0}"; fi\necho "web abc123"\n', (run, dir) => {
+      const commands = configHashesAndContainers(V2, { ...project, directory: dir }, 'shop');
+      const ok = run(commands);
       expect([ok.status, ok.stdout]).toEqual([0, `web abc123\n${CONTAINERS_MARK}\nid1\tweb\n`]);
-      expect(run({ PS_EXIT: '1' }).status).toBe(1);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+      expect(run(commands, { PS_EXIT: '1' }).status).toBe(1);
+    });
   });
 
   it('lists every container of the project with its service, one-off flag, config hash and state (tabs left to docker)', () => {
