@@ -35,11 +35,18 @@ npx vitest run --project integration --reporter=default --reporter=json --output
 side_status=0
 npx vitest run --project side-by-side --reporter=default --reporter=json --outputFile.json=.tmp/vitest-side-by-side.json || side_status=$?
 [[ $unit_status -eq 0 && $integration_status -eq 0 && $side_status -eq 0 ]] || status=1
-node scripts/build.mjs --check || status=1
+build_status=0
+node scripts/build.mjs --check || build_status=1
+[[ $build_status -eq 0 ]] || status=1
+[[ $static_status -eq 0 ]] || echo "FAILED type check, Prettier or ESLint (their output is after the unit tests)"
+[[ $build_status -eq 0 ]] || echo "FAILED dist/ is stale: run npm run build and commit it"
 
 # One plain closing line over both runs, so CI can count what ran.
 UNIT_STATUS=$unit_status INTEGRATION_STATUS=$integration_status SIDE_STATUS=$side_status node -e '
   const fs = require("fs");
+  const path = require("path");
+  const firstLines = (text) => String(text ?? "").replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((line) => !/node_modules|node:internal|new Promise/.test(line)).slice(0, 8).join("\n  ").slice(0, 1500);
+  const failures = [];
   let passed = 0, failed = 0, skipped = 0;
   const runs = [[".tmp/vitest-unit.json", process.env.UNIT_STATUS], [".tmp/vitest-integration.json", process.env.INTEGRATION_STATUS], [".tmp/vitest-side-by-side.json", process.env.SIDE_STATUS]];
   for (const [file, exitStatus] of runs) {
@@ -48,8 +55,25 @@ UNIT_STATUS=$unit_status INTEGRATION_STATUS=$integration_status SIDE_STATUS=$sid
     passed += report.numPassedTests; failed += report.numFailedTests;
     skipped += report.numPendingTests + report.numTodoTests;
     // A run that failed without a failed test (an unhandled error, a crashed worker) counts as one failure.
-    if ((!report.success || exitStatus !== "0") && report.numFailedTests === 0) failed++;
+    if ((!report.success || exitStatus !== "0") && report.numFailedTests === 0) {
+      failed++;
+      failures.push(`FAILED ${file}: vitest exited ${exitStatus} with no failed test (an unhandled error or a crashed worker; its output is above)`);
+    }
+    // CI shows only the end of the output: name every failure here, with the first lines of its reason.
+    for (const suite of report.testResults) {
+      const where = path.relative(process.cwd(), suite.name);
+      for (const test of suite.assertionResults) {
+        if (test.status !== "failed") continue;
+        failures.push(`FAILED ${where} > ${test.fullName}\n  ${firstLines(test.failureMessages.join("\n"))}`);
+      }
+      if (suite.status === "failed" && suite.assertionResults.every((test) => test.status !== "failed")) {
+        // A failing beforeAll fails the file while its tests count as skipped: count it here.
+        failed++;
+        failures.push(`FAILED ${where} (the file itself)\n  ${firstLines(suite.message)}`);
+      }
+    }
   }
+  for (const failure of failures) console.log(failure);
   console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 '
 exit "$status"
