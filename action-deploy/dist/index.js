@@ -55134,19 +55134,25 @@ async function pullImages(d, release) {
   const login = d.inputs.registryLogin;
   const services = release.built.length === 0 ? [] : d.inputs.composeServices.filter((service) => !release.built.includes(service));
   if (release.built.length > 0 && services.length === 0) return;
-  if (!login) {
-    await d.server.run(pull(d.cli, release.project, services), { description: "pull images (pull-timeout)", timeoutSeconds: d.inputs.pullTimeoutSeconds, live: "all" }).catch((error2) => {
-      throw pullFailureHint(error2, false);
-    });
-    return;
-  }
-  await d.server.run(pullWithLogin(d.cli, release.project, login, services), {
+  const pulling = login ? d.server.run(pullWithLogin(d.cli, release.project, login, services), {
     description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`,
     timeoutSeconds: d.inputs.pullTimeoutSeconds,
     stdin: `${login.password}
 `,
     live: "all"
+  }) : d.server.run(pull(d.cli, release.project, services), {
+    description: "pull images (pull-timeout)",
+    timeoutSeconds: d.inputs.pullTimeoutSeconds,
+    live: "all"
   });
+  release.configRead = readConfig(d, release);
+  release.configRead.catch(() => void 0);
+  await pulling.catch((error2) => {
+    throw pullFailureHint(error2, login !== void 0);
+  });
+}
+function readConfig(d, release) {
+  return d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 }).then((read2) => read2.stdout);
 }
 async function buildOnServer(d, release) {
   if (release.built.length === 0) return;
@@ -55164,7 +55170,7 @@ The registry refused the pull: for a private image (GHCR packages of private rep
   );
 }
 async function resolveDigests(d, release) {
-  const read2 = (await d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 })).stdout;
+  const read2 = await (release.configRead ?? readConfig(d, release));
   const configYaml = d.planning ? plannedConfig(d.inputs) : read2;
   release.configYaml = configYaml;
   const services = servicesFromConfig(configYaml);
@@ -56906,13 +56912,9 @@ function rollingStrategy(settings2) {
         );
     },
     async switchOn(d, release, running) {
-      const plan = await planFor(d, release, settings2);
+      const plan = await linkEnvAndPlan(d, release, settings2);
       for (const warning2 of plan.warnings) warning(warning2);
       info(describe2(plan));
-      await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
-        description: "link the env file",
-        timeoutSeconds: 60
-      });
       const gates = [];
       if (d.planning) planRolls(d.planning, d, release, settings2);
       else if (plan.roll.length > 0) {
@@ -56943,10 +56945,14 @@ function planRolls(recorder, d, release, settings2) {
     script: perService
   });
 }
-async function planFor(d, release, settings2) {
+async function linkEnvAndPlan(d, release, settings2) {
   const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
   const configYaml = release.configYaml ?? (await read2(config(d.cli, release.project), "read the compose configuration")).stdout;
-  const both = (await read2(configHashesAndContainers(d.cli, release.project, d.inputs.projectName), "read the configuration hashes and the running containers")).stdout;
+  const link = [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
+  const both = (await read2(
+    [...link, ...configHashesAndContainers(d.cli, release.project, d.inputs.projectName)],
+    "link the env file, read the configuration hashes and the running containers"
+  )).stdout;
   const [hashes = "", rows = ""] = both.split(new RegExp(`^${CONTAINERS_MARK}$`, "m"));
   return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), settings2.services);
 }
@@ -58051,12 +58057,19 @@ async function prune(d, how, protect) {
 // action-deploy/src/timed-server.ts
 var QUIET = /* @__PURE__ */ new Set(["inspect containers", "health-command"]);
 function timedServer(server, prefix = "") {
+  const waiting = [];
+  const flush = () => {
+    while (waiting[0]?.line !== void 0) info(waiting.shift().line);
+  };
   const time = async (description, work) => {
     const start = performance.now();
+    const entry = {};
+    if (description && !QUIET.has(description)) waiting.push(entry);
     try {
       return await work();
     } finally {
-      if (description && !QUIET.has(description)) info(`${prefix}${description} (${((performance.now() - start) / 1e3).toFixed(2)} s)`);
+      entry.line = `${prefix}${description} (${((performance.now() - start) / 1e3).toFixed(2)} s)`;
+      flush();
     }
   };
   return {

@@ -63,6 +63,8 @@ export interface Release {
    * reuse it instead of reading again. Unset for a release loaded from the server.
    */
   configYaml?: string;
+  /** The same, while it is being read beside the pull (see pullImages). */
+  configRead?: Promise<string>;
 }
 
 interface StoredMeta extends ReleaseMeta {
@@ -162,20 +164,30 @@ export async function pullImages(d: Deployer, release: Release): Promise<void> {
   // Compose would try to pull the images it is about to build (and fail: they exist nowhere yet), so name the others.
   const services = release.built.length === 0 ? [] : d.inputs.composeServices.filter((service) => !release.built.includes(service));
   if (release.built.length > 0 && services.length === 0) return;
-  if (!login) {
-    await d.server
-      .run(pull(d.cli, release.project, services), { description: 'pull images (pull-timeout)', timeoutSeconds: d.inputs.pullTimeoutSeconds, live: 'all' })
-      .catch((error: Error) => {
-        throw pullFailureHint(error, false);
+  const pulling = login
+    ? d.server.run(pullWithLogin(d.cli, release.project, login, services), {
+        description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`,
+        timeoutSeconds: d.inputs.pullTimeoutSeconds,
+        stdin: `${login.password}\n`,
+        live: 'all',
+      })
+    : d.server.run(pull(d.cli, release.project, services), {
+        description: 'pull images (pull-timeout)',
+        timeoutSeconds: d.inputs.pullTimeoutSeconds,
+        live: 'all',
       });
-    return;
-  }
-  await d.server.run(pullWithLogin(d.cli, release.project, login, services), {
-    description: `pull images (logged in to ${login.registry} as ${login.username} for this pull only; pull-timeout)`,
-    timeoutSeconds: d.inputs.pullTimeoutSeconds,
-    stdin: `${login.password}\n`,
-    live: 'all',
+  // `compose config` does not depend on the pull, and each is a compose program's start: the
+  // digests step reads the configuration the pull's time already paid for.
+  release.configRead = readConfig(d, release);
+  // A pull that fails ends the deploy before anyone asks for the configuration.
+  release.configRead.catch(() => undefined);
+  await pulling.catch((error: Error) => {
+    throw pullFailureHint(error, login !== undefined);
   });
+}
+
+function readConfig(d: Deployer, release: Release): Promise<string> {
+  return d.server.run(config(d.cli, release.project), { description: 'read the compose configuration', timeoutSeconds: 120 }).then((read) => read.stdout);
 }
 
 /** `compose build` of the services built on the server, from the release's own contexts (pull-timeout bounds it too). */
@@ -198,7 +210,7 @@ export function pullFailureHint(error: Error, login: boolean): Error {
 
 /** Pins every service to the digest that was just pulled, so a rollback later gets exactly these bytes. */
 export async function resolveDigests(d: Deployer, release: Release): Promise<void> {
-  const read = (await d.server.run(config(d.cli, release.project), { description: 'read the compose configuration', timeoutSeconds: 120 })).stdout;
+  const read = await (release.configRead ?? readConfig(d, release));
   const configYaml = d.planning ? plannedConfig(d.inputs) : read;
   release.configYaml = configYaml;
   const services = servicesFromConfig(configYaml);

@@ -5,14 +5,26 @@ import type { SshConnection } from '@skiff/ssh';
 /** Steps repeated every health round: their timings would drown the log. */
 const QUIET = new Set(['inspect containers', 'health-command']);
 
-/** The connection, with each step's name and duration written to the log (slow steps are what users ask about). */
+/**
+ * The connection, with each step's name and duration written to the log (slow steps are what
+ * users ask about). A step that runs beside another (the configuration read during the pull) is
+ * logged in the order the steps began, not the order they ended: the log reads the same on
+ * every run, and in the order of the dry run's plan.
+ */
 export function timedServer(server: SshConnection, prefix = ''): Pick<SshConnection, 'run' | 'upload' | 'forwardLocalPort'> {
+  const waiting: { line?: string }[] = [];
+  const flush = () => {
+    while (waiting[0]?.line !== undefined) core.info(waiting.shift()!.line!);
+  };
   const time = async <T>(description: string | undefined, work: () => Promise<T>): Promise<T> => {
     const start = performance.now();
+    const entry: { line?: string } = {};
+    if (description && !QUIET.has(description)) waiting.push(entry);
     try {
       return await work();
     } finally {
-      if (description && !QUIET.has(description)) core.info(`${prefix}${description} (${((performance.now() - start) / 1000).toFixed(2)} s)`);
+      entry.line = `${prefix}${description} (${((performance.now() - start) / 1000).toFixed(2)} s)`;
+      flush();
     }
   };
   return {

@@ -343,8 +343,14 @@ describe('rolling dry-run', () => {
       const steps = await planDeploy(new PlanRecorder(), readDeployInputs(), runContext({ GITHUB_SHA: '0123456789abcdef' }));
       const descriptions = steps.map((step) => step.description);
       const at = (description: string) => descriptions.indexOf(description);
-      expect(at('read the configuration hashes and the running containers')).toBeGreaterThan(at('resolve image digests'));
-      expect(at('link the env file')).toBe(at('read the configuration hashes and the running containers') + 1);
+      const readStep = 'link the env file, read the configuration hashes and the running containers';
+      expect(at(readStep)).toBeGreaterThan(at('resolve image digests'));
+      // The hashes are read with the release's .env linked: `env_file: .env` is part of a service's configuration.
+      const read = steps[at(readStep)];
+      const script = read?.kind === 'run' ? read.script : '';
+      expect(script.indexOf('/opt/shop/.env')).toBeGreaterThan(-1);
+      expect(script.indexOf('config --hash')).toBeGreaterThan(script.indexOf('/opt/shop/.env'));
+      expect(descriptions).not.toContain('link the env file');
       const id = descriptions.find((d) => d.startsWith('create release '))!.slice('create release '.length);
       const roll = steps.find((step) => step.description.startsWith('roll each changed service'));
       expect(roll?.kind === 'run' && roll.script).toBe(

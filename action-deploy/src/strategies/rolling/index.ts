@@ -46,13 +46,9 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
         );
     },
     async switchOn(d, release, running) {
-      const plan = await planFor(d, release, settings);
+      const plan = await linkEnvAndPlan(d, release, settings);
       for (const warning of plan.warnings) core.warning(warning);
       core.info(describe(plan));
-      await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
-        description: 'link the env file',
-        timeoutSeconds: 60,
-      });
       const gates: Switched['gates'] = [];
       // Which services roll depends on what runs on the server: a dry run shows the commands for a service S.
       if (d.planning) planRolls(d.planning, d, release, settings);
@@ -88,12 +84,21 @@ function planRolls(recorder: PlanRecorder, d: Deployer, release: Release, settin
   });
 }
 
-/** Reads what the release defines and what runs now; changes nothing. */
-async function planFor(d: Deployer, release: Release, settings: RollingInputs): Promise<RollPlan> {
+/**
+ * Points `.env` at the release (services with `env_file: .env` read it, and so does their
+ * configuration hash), then reads what the release defines and what runs now, in the same
+ * round trip. Changes nothing else.
+ */
+async function linkEnvAndPlan(d: Deployer, release: Release, settings: RollingInputs): Promise<RollPlan> {
   const read = (commands: Parameters<Deployer['server']['run']>[0], description: string) => d.server.run(commands, { description, timeoutSeconds: 120 });
   const configYaml = release.configYaml ?? (await read(config(d.cli, release.project), 'read the compose configuration')).stdout;
-  const both = (await read(configHashesAndContainers(d.cli, release.project, d.inputs.projectName), 'read the configuration hashes and the running containers'))
-    .stdout;
+  const link = [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
+  const both = (
+    await read(
+      [...link, ...configHashesAndContainers(d.cli, release.project, d.inputs.projectName)],
+      'link the env file, read the configuration hashes and the running containers',
+    )
+  ).stdout;
   const [hashes = '', rows = ''] = both.split(new RegExp(`^${CONTAINERS_MARK}$`, 'm'));
   return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), settings.services);
 }
