@@ -49417,7 +49417,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.12.0";
+var version = "0.13.0";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -49449,30 +49449,34 @@ function createRelease(projectDir, id) {
 }
 function readState(projectDir) {
   const releases = releasesDir(projectDir);
+  const releaseOf = 'n = split(FILENAME, part, "/"); id = part[n - 1]';
+  const eachFile = (name, program) => [
+    "find",
+    releases,
+    "-mindepth",
+    "2",
+    "-maxdepth",
+    "2",
+    "-name",
+    name,
+    "-exec",
+    "awk",
+    program,
+    "{}",
+    "+"
+  ];
   return [
     or(["find", projectDir, "-maxdepth", "1", "-name", "current", "-type", "l", "-printf", "current %l\\n", raw("2>/dev/null")], ["true"]),
     [raw("[ -d"), releases, raw("] || exit 0")],
     ["find", releases, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", "release %f\\n"],
     ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", DEPLOYED_MARK, "-printf", "deployed %h\\n"],
-    ["find", releases, "-mindepth", "2", "-maxdepth", "2", "-name", IMAGE_LOCK, "-printf", "lock %h ", "-exec", "cat", "{}", ";"],
-    // The full git SHA of each release, for `rollback: <sha>` (one line each, even when meta.json has none).
-    [
-      "find",
-      releases,
-      "-mindepth",
-      "2",
-      "-maxdepth",
-      "2",
-      "-name",
+    // A lock is one line of JSON; one cut short by a crash has none, and pins nothing.
+    eachFile(IMAGE_LOCK, `FNR == 1 { ${releaseOf}; print "lock " id " " $0 }`),
+    // The first "sha" line of each meta.json; a release without one prints nothing.
+    eachFile(
       META,
-      "-exec",
-      "sh",
-      "-c",
-      `printf 'sha %s %s\\n' "\${1%/*}" "$(sed -n 's/^ *"sha": *"\\([0-9A-Za-z]*\\)".*/\\1/p' "$1" | head -n 1)"`,
-      "sh",
-      "{}",
-      ";"
-    ]
+      `FNR == 1 { found = 0 } !found && match($0, /^ *"sha": *"[0-9A-Za-z]*"/) { sha = substr($0, RSTART, RLENGTH); sub(/^ *"sha": *"/, "", sha); sub(/"$/, "", sha); ${releaseOf}; print "sha " id " " sha; found = 1 }`
+    )
   ];
 }
 function parseState(stdout) {
@@ -54623,6 +54627,12 @@ function scaleUp(cli, project, scales) {
     )
   ]);
 }
+var LISTED_MARK = "--- skiff: listed ---";
+function scaleUpThenList(cli, project, projectName, scales) {
+  const [cd, start] = scaleUp(cli, project, scales);
+  const [list] = listContainers(cli, projectName);
+  return [[raw("started=0")], cd, [...start, raw(">&2 || started=$?")], list, ["echo", LISTED_MARK], [raw('exit "$started"')]];
+}
 var startMissing = (cli, project, services) => inProject(project, [compose(cli, project, "up", "-d", "--wait", "--no-recreate", ...services)]);
 function inspectContainers(cli, ids) {
   return ids.length === 0 ? [] : [or(docker(cli, "inspect", ...ids), ["true"])];
@@ -55246,19 +55256,24 @@ async function linkReleaseEnv(d, release) {
     timeoutSeconds: 60
   });
 }
-async function switchTo(d, release) {
-  await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
-    description: "link the env file",
-    timeoutSeconds: 60
-  });
-  await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900, live: "all" });
+function beforeUp(d, release) {
+  return [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
 }
 async function markCurrent(d, release) {
   await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: "mark the release current", timeoutSeconds: 60 });
 }
+function auditCommands(d, entry) {
+  return appendAudit(d.inputs.projectDir, { ...entry, actor: d.ctx.actor, runUrl: d.ctx.runUrl, at: (/* @__PURE__ */ new Date()).toISOString() });
+}
 async function audit(d, entry) {
-  const full = { ...entry, actor: d.ctx.actor, runUrl: d.ctx.runUrl, at: (/* @__PURE__ */ new Date()).toISOString() };
-  await d.server.run(appendAudit(d.inputs.projectDir, full), { description: "append to the audit log", timeoutSeconds: 60 });
+  await d.server.run(auditCommands(d, entry), { description: "append to the audit log", timeoutSeconds: 60 });
+}
+async function auditThenReadState(d, entry) {
+  const read2 = await d.server.run([...auditCommands(d, entry), ...readState(d.inputs.projectDir)], {
+    description: "append to the audit log, read releases",
+    timeoutSeconds: 60
+  });
+  return parseState(read2.stdout);
 }
 function removeComposeReleases(d, plan) {
   return [
@@ -56619,13 +56634,20 @@ function releaseCheckSuccesses(before, after, successes) {
   if (successes <= 1) return { successes, why: "health-successes" };
   return { successes: 1, why: "compose up created or replaced no container: each ran before this check" };
 }
-async function containerRows(d, description) {
-  return parseContainerRows((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description, timeoutSeconds: 60 })).stdout);
+var AFTER_UP_MARK = "--- skiff: the containers after compose up ---";
+function upBetweenLists(d, release, prefix) {
+  const [list] = listContainers(d.cli, d.inputs.projectName);
+  const start = up(d.cli, release.project).map((command, index, all) => index === all.length - 1 ? [...command, raw(">&2")] : command);
+  return [...prefix, list, ...start, ["echo", AFTER_UP_MARK], list];
 }
-async function upAndCheck(d, release, start) {
-  const before = await containerRows(d, "list the containers before compose up");
-  await start();
-  const check = releaseCheckSuccesses(before, await containerRows(d, "list the containers after compose up"), d.inputs.health.successes);
+async function upAndCheck(d, release, prefix = []) {
+  const { stdout } = await d.server.run(upBetweenLists(d, release, prefix), {
+    description: `start release ${release.id}`,
+    timeoutSeconds: 900,
+    live: "stderr"
+  });
+  const [before = "", after = ""] = stdout.split(new RegExp(`^${AFTER_UP_MARK}$`, "m"));
+  const check = releaseCheckSuccesses(parseContainerRows(before), parseContainerRows(after), d.inputs.health.successes);
   info(`Release check: ${check.successes} consecutive successful round(s) (${check.why})`);
   return healthGate2(d, Object.keys(release.images), check.successes);
 }
@@ -56740,7 +56762,7 @@ function recreateStrategy() {
       await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : void 0);
     },
     async switchOn(d, release) {
-      const gate = await upAndCheck(d, release, () => switchTo(d, release));
+      const gate = await upAndCheck(d, release, beforeUp(d, release));
       return { gates: [{ label: `release ${release.id}`, gate }], gate };
     },
     load: loadRelease,
@@ -56922,9 +56944,7 @@ function rollingStrategy(settings2) {
         gates.push(rolled.gate);
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
       }
-      const gate = await upAndCheck(d, release, async () => {
-        await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
-      });
+      const gate = await upAndCheck(d, release);
       gates.push({ label: `release ${release.id}`, gate });
       return { gates, gate };
     }
@@ -56978,23 +56998,11 @@ async function rollServices(d, release, running, plan, drain) {
         timeoutSeconds: 900,
         live: "all"
       });
-    try {
-      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), {
-        description: `start new containers of ${services.join(", ")}`,
-        timeoutSeconds: 900,
-        live: "all"
-      });
-    } finally {
-      fresh = newContainers(
-        plan.roll,
-        parseContainerRows(
-          (await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout
-        )
-      );
-    }
+    fresh = await startNewContainers(d, release, plan);
     info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(", ") || "none"}`);
     gate = await newContainersGate(d, services, fresh, (at) => healthySince = at);
   } catch (error2) {
+    if (error2 instanceof StartFailed) fresh = error2.fresh;
     gate = failedGate(`starting the new containers failed: ${error2.message}`);
   }
   if (!gate.ok) {
@@ -57018,6 +57026,33 @@ async function rollServices(d, release, running, plan, drain) {
   );
   return { gate: { label, gate } };
 }
+async function startNewContainers(d, release, plan) {
+  const description = `start new containers of ${plan.roll.map((entry) => entry.service).join(", ")}`;
+  const fromList = (stdout) => newContainers(plan.roll, parseContainerRows(stdout));
+  let started;
+  try {
+    started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(plan.roll)), {
+      description,
+      timeoutSeconds: 900,
+      live: "stderr",
+      allowFailure: true
+    });
+  } catch (error2) {
+    const listed = await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 });
+    throw new StartFailed(error2, fromList(listed.stdout));
+  }
+  const [rows = "", after] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, "m"));
+  const fresh = after === void 0 && !d.planning ? fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout) : fromList(rows);
+  if (started.code !== 0) throw new StartFailed(new RemoteCommandError(description, started), fresh);
+  return fresh;
+}
+var StartFailed = class extends Error {
+  constructor(why, fresh) {
+    super(why.message);
+    this.fresh = fresh;
+  }
+  fresh;
+};
 function newContainersGate(d, services, ids, onStreakStart) {
   return containerGate(d, inspectContainers(d.cli, ids), services, `health gate of the new containers of ${services.join(", ")}`, {
     failingAtStart: services,
@@ -57923,8 +57958,8 @@ async function deployNewRelease(d, how) {
   if (gate.ok) {
     await how.recordPassed?.(d, release, switched);
     await how.markCurrent(d, release);
-    await audit(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
-    const pruned = await prune(d, how, [id]);
+    const after = await auditThenReadState(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
+    const pruned = await prune(d, how, after, [id]);
     return { ...base, status: "deployed", images: switched.images ?? release.images, pruned };
   }
   const failedWhy = switched.undone ? `Release ${id} failed: ${switched.undone.why}` : `Release ${id} failed the health gate: ${gate.reason}`;
@@ -58039,8 +58074,8 @@ async function switchBack(d, how, id, running) {
   const release = await how.load(d, id);
   return { release, switched: await switchOrFail(how, d, release, running) };
 }
-async function prune(d, how, protect) {
-  const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
+async function prune(d, how, state, protect) {
+  const plan = planPrune(state, d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
   const result = await d.server.run(how.removeCommands(d, plan), {
     description: `delete ${plan.remove.length} old release(s)`,

@@ -227,6 +227,19 @@ export function scaleUp(cli: DockerCli, project: ComposeProject, scales: Readonl
   ]);
 }
 
+export const LISTED_MARK = '--- skiff: listed ---';
+
+/**
+ * scaleUp, then the project's containers whether or not it succeeded (what it did create must be
+ * found to be removed), then its exit status: one round trip. Compose's output goes to stderr,
+ * so stdout holds only the list, ended by LISTED_MARK when the list itself worked.
+ */
+export function scaleUpThenList(cli: DockerCli, project: ComposeProject, projectName: string, scales: Readonly<Record<string, number>>): Command[] {
+  const [cd, start] = scaleUp(cli, project, scales);
+  const [list] = listContainers(cli, projectName);
+  return [[raw('started=0')], cd!, [...start!, raw('>&2 || started=$?')], list!, ['echo', LISTED_MARK], [raw('exit "$started"')]];
+}
+
 /** Starts services that have no container yet (and what they need), waiting until they are healthy; running containers are kept as they are. */
 export const startMissing = (cli: DockerCli, project: ComposeProject, services: readonly string[]): Command[] =>
   inProject(project, [compose(cli, project, 'up', '-d', '--wait', '--no-recreate', ...services)]);

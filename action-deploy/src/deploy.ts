@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { Command, Executor, PlanRecorder } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
-import { build, config, pull, pullWithLogin, removeImages, repoDigests, up, type ComposeProject, type DockerCli } from './compose-commands';
+import { build, config, pull, pullWithLogin, removeImages, repoDigests, type ComposeProject, type DockerCli } from './compose-commands';
 import { BUILD_DIR, BUILD_OVERRIDE, buildOverride, contextTar, unpackContext } from './server-build';
 import type { RunContext } from './run-context';
 import { touchLock } from './lock-commands';
@@ -315,23 +315,36 @@ export async function linkReleaseEnv(d: Deployer, release: Pick<Release, 'id' | 
   });
 }
 
-/** `up -d --remove-orphans` with the release's files, env and pinned images. */
-export async function switchTo(d: Deployer, release: Release): Promise<void> {
-  // The lock's age is what marks it stale; refreshing it here keeps a slow pull or migration from looking like a crash.
-  await d.server.run([...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)], {
-    description: 'link the env file',
-    timeoutSeconds: 60,
-  });
-  await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900, live: 'all' });
+/**
+ * What runs before `up -d --remove-orphans` of a release: the lock refreshed (its age is what
+ * marks it stale, so a slow pull or migration must not look like a crash) and `.env` pointed at
+ * the release (a rollback switches a release on without uploading it).
+ */
+export function beforeUp(d: Deployer, release: Pick<Release, 'id' | 'hasEnv'>): Command[] {
+  return [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
 }
 
 export async function markCurrent(d: Deployer, release: Release): Promise<void> {
   await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: 'mark the release current', timeoutSeconds: 60 });
 }
 
-export async function audit(d: Deployer, entry: Omit<AuditEntry, 'actor' | 'runUrl' | 'at'>): Promise<void> {
-  const full: AuditEntry = { ...entry, actor: d.ctx.actor, runUrl: d.ctx.runUrl, at: new Date().toISOString() };
-  await d.server.run(appendAudit(d.inputs.projectDir, full), { description: 'append to the audit log', timeoutSeconds: 60 });
+type AuditLine = Omit<AuditEntry, 'actor' | 'runUrl' | 'at'>;
+
+function auditCommands(d: Deployer, entry: AuditLine): Command[] {
+  return appendAudit(d.inputs.projectDir, { ...entry, actor: d.ctx.actor, runUrl: d.ctx.runUrl, at: new Date().toISOString() });
+}
+
+export async function audit(d: Deployer, entry: AuditLine): Promise<void> {
+  await d.server.run(auditCommands(d, entry), { description: 'append to the audit log', timeoutSeconds: 60 });
+}
+
+/** The audit line, then what the server holds now (for the prune), in one round trip. */
+export async function auditThenReadState(d: Deployer, entry: AuditLine): Promise<ServerState> {
+  const read = await d.server.run([...auditCommands(d, entry), ...readState(d.inputs.projectDir)], {
+    description: 'append to the audit log, read releases',
+    timeoutSeconds: 60,
+  });
+  return parseState(read.stdout);
 }
 
 /** Deletes pruned releases, the shipped files only they used and the images only they ran. */

@@ -61,34 +61,41 @@ export function createRelease(projectDir: string, id: string): Command[] {
 
 /**
  * What the server holds, in one round trip: the current release, every release directory,
- * which of them passed the gate, and each one's image lock (for pruning images).
+ * which of them passed the gate, and each one's image lock (for pruning images) and git SHA
+ * (for `rollback: <sha>`). One awk reads every lock and every meta.json (a program per release
+ * made this the slowest read of a deploy), and names each release by its id, never its path:
+ * a project directory may hold spaces.
  */
 export function readState(projectDir: string): Command[] {
   const releases = releasesDir(projectDir);
+  const releaseOf = 'n = split(FILENAME, part, "/"); id = part[n - 1]';
+  const eachFile = (name: string, program: string): Command => [
+    'find',
+    releases,
+    '-mindepth',
+    '2',
+    '-maxdepth',
+    '2',
+    '-name',
+    name,
+    '-exec',
+    'awk',
+    program,
+    '{}',
+    '+',
+  ];
   return [
     or(['find', projectDir, '-maxdepth', '1', '-name', 'current', '-type', 'l', '-printf', 'current %l\\n', raw('2>/dev/null')], ['true']),
     [raw('[ -d'), releases, raw('] || exit 0')],
     ['find', releases, '-mindepth', '1', '-maxdepth', '1', '-type', 'd', '-printf', 'release %f\\n'],
     ['find', releases, '-mindepth', '2', '-maxdepth', '2', '-name', DEPLOYED_MARK, '-printf', 'deployed %h\\n'],
-    ['find', releases, '-mindepth', '2', '-maxdepth', '2', '-name', IMAGE_LOCK, '-printf', 'lock %h ', '-exec', 'cat', '{}', ';'],
-    // The full git SHA of each release, for `rollback: <sha>` (one line each, even when meta.json has none).
-    [
-      'find',
-      releases,
-      '-mindepth',
-      '2',
-      '-maxdepth',
-      '2',
-      '-name',
+    // A lock is one line of JSON; one cut short by a crash has none, and pins nothing.
+    eachFile(IMAGE_LOCK, `FNR == 1 { ${releaseOf}; print "lock " id " " $0 }`),
+    // The first "sha" line of each meta.json; a release without one prints nothing.
+    eachFile(
       META,
-      '-exec',
-      'sh',
-      '-c',
-      `printf 'sha %s %s\\n' "\${1%/*}" "$(sed -n 's/^ *"sha": *"\\([0-9A-Za-z]*\\)".*/\\1/p' "$1" | head -n 1)"`,
-      'sh',
-      '{}',
-      ';',
-    ],
+      `FNR == 1 { found = 0 } !found && match($0, /^ *"sha": *"[0-9A-Za-z]*"/) { sha = substr($0, RSTART, RLENGTH); sub(/^ *"sha": *"/, "", sha); sub(/"$/, "", sha); ${releaseOf}; print "sha " id " " sha; found = 1 }`,
+    ),
   ];
 }
 

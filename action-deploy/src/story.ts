@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
 import type { TakenBackup } from './backup-before-deploy-inputs';
-import { audit, serverState, type Deployer } from './deploy';
+import { audit, auditThenReadState, serverState, type Deployer } from './deploy';
 import type { GateReport } from './health-gate';
 import { newReleaseId, planPrune, type ServerState } from './release-history';
 import { rollbackTarget } from './rollback';
@@ -49,8 +49,8 @@ export async function deployNewRelease<R extends StoryRelease>(d: Deployer, how:
   if (gate.ok) {
     await how.recordPassed?.(d, release, switched);
     await how.markCurrent(d, release);
-    await audit(d, { event: 'deploy', status: 'deployed', from: previous ?? null, to: id });
-    const pruned = await prune(d, how, [id]);
+    const after = await auditThenReadState(d, { event: 'deploy', status: 'deployed', from: previous ?? null, to: id });
+    const pruned = await prune(d, how, after, [id]);
     return { ...base, status: 'deployed', images: switched.images ?? release.images, pruned };
   }
 
@@ -195,8 +195,8 @@ async function switchBack<R extends StoryRelease>(
  * Deletes releases beyond keep-releases and what only they used. A failure here (files the app
  * wrote as another user, an image still in use) is a warning: it does not undo a good deploy.
  */
-async function prune<R extends StoryRelease>(d: Deployer, how: HostStrategy<R>, protect: readonly string[]): Promise<string[]> {
-  const plan = planPrune(await serverState(d), d.inputs.keepReleases, protect);
+async function prune<R extends StoryRelease>(d: Deployer, how: HostStrategy<R>, state: ServerState, protect: readonly string[]): Promise<string[]> {
+  const plan = planPrune(state, d.inputs.keepReleases, protect);
   if (plan.remove.length === 0) return [];
   const result = await d.server.run(how.removeCommands(d, plan), {
     description: `delete ${plan.remove.length} old release(s)`,

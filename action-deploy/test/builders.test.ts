@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -191,7 +191,7 @@ describe('release builders', () => {
         '[ -d /opt/app/releases ] || exit 0',
         "find /opt/app/releases -mindepth 1 -maxdepth 1 -type d -printf 'release %f\\n'",
         "find /opt/app/releases -mindepth 2 -maxdepth 2 -name deployed -printf 'deployed %h\\n'",
-        "find /opt/app/releases -mindepth 2 -maxdepth 2 -name images.lock.json -printf 'lock %h ' -exec cat '{}' ';'",
+        `find /opt/app/releases -mindepth 2 -maxdepth 2 -name images.lock.json -exec awk 'FNR == 1 { n = split(FILENAME, part, "/"); id = part[n - 1]; print "lock " id " " $0 }' '{}' +`,
       ].join('\n'),
     );
     const a = '20260101T000000Z-aaaaaaa-0001';
@@ -219,23 +219,41 @@ describe('release builders', () => {
     expect(previousRelease(state, a)).toBeUndefined();
   });
 
-  it("reads each release's full git SHA from its meta.json, in a real shell, one line per release even without one", async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'skiffdeploy-state-'));
+  it("reads the state in a real shell: each release's full git SHA from its meta.json, its image lock, under a project directory with a space in its name", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiffdeploy state '));
     try {
       const a = '20260101T000000Z-aaaaaaa-0001';
       const b = '20260102T000000Z-bbbbbbb-0002';
-      for (const id of [a, b]) await mkdir(join(dir, 'releases', id), { recursive: true });
+      const c = '20260103T000000Z-ccccccc-0003';
+      for (const id of [a, b, c]) await mkdir(join(dir, 'releases', id), { recursive: true });
       await writeFile(
         join(dir, 'releases', a, 'meta.json'),
         `${JSON.stringify({ id: a, sha: 'AAAAAAA0123456789abcdef0123456789abcdef0', ref: 'main' }, null, 2)}\n`,
       );
       await writeFile(join(dir, 'releases', b, 'meta.json'), '{\n  "id": "x"\n}\n');
+      await writeFile(join(dir, 'releases', a, 'images.lock.json'), '{"services":{"web":{"image":"r/app@sha256:a"}}}\n');
+      // A lock cut short by a crash: empty, without even a newline.
+      await writeFile(join(dir, 'releases', b, 'images.lock.json'), '');
+      await writeFile(join(dir, 'releases', c, 'images.lock.json'), '{"services":{"web":{"image":"r/app@sha256:c"}}}\n');
+      await writeFile(join(dir, 'releases', a, 'deployed'), '');
+      await symlink(`releases/${a}`, join(dir, 'current'));
+      // Debian and Ubuntu servers have mawk as awk unless gawk was installed: the script is run with each.
+      await mkdir(join(dir, 'bin'));
+      await symlink('/usr/bin/mawk', join(dir, 'bin', 'awk'));
+      const withMawk = spawnSync('bash', ['-c', script(readState(dir))], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}` },
+      });
       const result = spawnSync('bash', ['-c', script(readState(dir))], { encoding: 'utf8' });
       expect(result.status, result.stderr).toBe(0);
+      expect([withMawk.status, withMawk.stdout], withMawk.stderr).toEqual([0, result.stdout]);
       const state = parseState(result.stdout);
+      expect(state.current).toBe(a);
       expect(state.shas?.get(a)).toBe('aaaaaaa0123456789abcdef0123456789abcdef0');
       expect(state.shas?.has(b)).toBe(false);
-      expect(state.releases).toEqual([a, b]);
+      expect(state.releases).toEqual([a, b, c]);
+      expect([...state.deployed]).toEqual([a]);
+      expect(Object.fromEntries(state.locks)).toEqual({ [a]: { web: 'r/app@sha256:a' }, [c]: { web: 'r/app@sha256:c' } });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -196,7 +196,6 @@ describe('strategy: rolling behind nginx', () => {
     expectPlanCoversRun(plan.outputs.plan!, v2Run!, {
       'roll each changed service: new containers beside the old, gate, drain, retire the old': [
         /^start new containers of web$/,
-        /^list the new containers$/,
         /^stop and remove the old containers of web$/,
       ],
     });
@@ -219,6 +218,23 @@ describe('strategy: rolling behind nginx', () => {
     expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'rollback', status: 'rolled-back', from: run.outputs['release-id'], to: v2Release });
     // Diagnostics were gathered before the failing containers were removed.
     expect(run.summary).toContain('crashing version=broken');
+  }, 170_000);
+
+  it('an image that cannot even start (no such entrypoint): the scale-up fails, the containers it created are removed; v2 kept serving', async () => {
+    const nostart = image('nostart');
+    await sh('docker', ['build', '-q', '-t', nostart, '-'], { input: `FROM ${image('v2')}\nENTRYPOINT ["/skiff-no-such-entrypoint"]\n`, timeoutMs: 120_000 });
+    await sh('docker', ['push', '-q', nostart], { timeoutMs: 120_000 });
+    const run = await startAction(inputs({ images: `web=${nostart}` }), { workspace: workspace.path }).done;
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('rolled-back');
+    expect(run.errors.join('\n')).toMatch(
+      /starting the new containers failed: start new containers of web failed with exit code \d+:[\s\S]*skiff-no-such-entrypoint/,
+    );
+    // Compose created the new containers before one failed to start: none is left behind.
+    expect(await webContainers()).toEqual(v2Containers);
+    expect(await answers(10)).toEqual(new Set(['version=v2']));
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${v2Release}`);
+    await sh('docker', ['image', 'rm', '-f', nostart]).catch(() => '');
   }, 170_000);
 
   it('rollback: previous rolls back to v1 the same way, under load, none failed', async () => {

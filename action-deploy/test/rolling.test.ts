@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -13,6 +14,8 @@ import {
   inspectContainers,
   listContainers,
   scaleUp,
+  scaleUpThenList,
+  LISTED_MARK,
   startMissing,
   stopAndRemove,
   type ComposeProject,
@@ -30,7 +33,7 @@ import {
   type ServiceShape,
 } from '../src/strategies/rolling/roll-plan';
 import { parseContainerRows, type ContainerRow } from '../src/compose-commands';
-import { releaseCheckSuccesses } from '../src/release-check';
+import { AFTER_UP_MARK, releaseCheckSuccesses, upBetweenLists } from '../src/release-check';
 
 const V2: DockerCli = { compose: 'v2', sudo: false };
 const project: ComposeProject = {
@@ -64,6 +67,26 @@ describe('rolling builders', () => {
       const ok = run(commands);
       expect([ok.status, ok.stdout]).toEqual([0, `web abc123\n${CONTAINERS_MARK}\nid1\tweb\n`]);
       expect(run(commands, { PS_EXIT: '1' }).status).toBe(1);
+    });
+  });
+
+  it('lists the containers after a scale-up in the same script, also when the scale-up failed, and keeps its exit status', async () => {
+    // The fake compose creates a container, prints to stdout and stderr, then exits UP_EXIT.
+    const fake =
+      'if [ "$1" = ps ]; then cat "$(dirname "$0")/rows"; exit "${PS_EXIT:-0}"; fi\necho "compose says hello"; echo "id2\tweb" >> "$(dirname "$0")/rows"; exit "${UP_EXIT:-0}"\n';
+    await withFakeDocker(fake, async (run, dir) => {
+      const commands = scaleUpThenList(V2, { ...project, directory: dir }, 'shop', { web: 2 });
+      await writeFile(join(dir, 'rows'), 'id1\tweb\n');
+      const ok = run(commands);
+      expect([ok.status, ok.stdout]).toEqual([0, `id1\tweb\nid2\tweb\n${LISTED_MARK}\n`]);
+      expect(ok.stderr).toContain('compose says hello');
+      await writeFile(join(dir, 'rows'), 'id1\tweb\n');
+      const failed = run(commands, { UP_EXIT: '17' });
+      expect([failed.status, failed.stdout]).toEqual([17, `id1\tweb\nid2\tweb\n${LISTED_MARK}\n`]);
+      // A list that fails leaves no mark: the caller reads it again on its own.
+      const unlisted = run(commands, { UP_EXIT: '17', PS_EXIT: '3' });
+      expect(unlisted.status).toBe(3);
+      expect(unlisted.stdout).not.toContain(LISTED_MARK);
     });
   });
 
@@ -365,8 +388,13 @@ describe('rolling dry-run', () => {
       );
       const start = at(descriptions.find((d) => d.startsWith('start release '))!);
       expect(start).toBeGreaterThan(descriptions.indexOf(roll!.description));
-      expect(descriptions[start - 1]).toBe('list the containers before compose up');
-      expect(descriptions[start + 1]).toMatch(/^list the containers after compose up/);
+      const up = steps[start];
+      expect(up?.kind === 'run' && up.script.split('\n').filter((line) => /docker ps|compose .* up -d|^echo/.test(line))).toEqual([
+        expect.stringMatching(/^docker ps -a /),
+        expect.stringMatching(/compose .* up -d --remove-orphans >&2$/),
+        `echo '${AFTER_UP_MARK}'`,
+        expect.stringMatching(/^docker ps -a /),
+      ]);
     } finally {
       await rm(workspace, { recursive: true, force: true });
     }
@@ -374,6 +402,23 @@ describe('rolling dry-run', () => {
 });
 
 describe('after the roll', () => {
+  it('lists the containers, runs compose up with its output on stderr, and lists them again, in one script', async () => {
+    // The fake compose prints to stdout too: none of it may land among the rows.
+    const fake =
+      'if [ "$1" = ps ]; then cat "$(dirname "$0")/rows"; exit 0; fi\necho "compose says hello"; echo "progress" >&2; echo "id2\tweb" >> "$(dirname "$0")/rows"; exit "${UP_EXIT:-0}"\n';
+    await withFakeDocker(fake, async (run, dir) => {
+      await writeFile(join(dir, 'rows'), 'id1\tweb\n');
+      const commands = upBetweenLists({ cli: V2, inputs: { projectName: 'shop' } as never }, { project: { ...project, directory: dir } }, [
+        ['touch', join(dir, 'prefix-ran')],
+      ]);
+      const ok = run(commands);
+      expect([ok.status, ok.stdout]).toEqual([0, `id1\tweb\n${AFTER_UP_MARK}\nid1\tweb\nid2\tweb\n`]);
+      expect(ok.stderr).toContain('compose says hello\nprogress\n');
+      expect(existsSync(join(dir, 'prefix-ran'))).toBe(true);
+      expect(run(commands, { UP_EXIT: '1' }).status).toBe(1);
+    });
+  });
+
   const row = (id: string, name: string, oneOff = false): ContainerRow => ({ id, service: name.split('-')[1]!, oneOff, hash: 'h', state: 'running', name });
   const rolled = [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p1', 'shop-proxy-1')];
 

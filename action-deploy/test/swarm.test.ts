@@ -243,8 +243,7 @@ describe('swarm dry-run', () => {
         'record the running digests',
         'record the running digests in meta.json',
         'mark the release current',
-        'append to the audit log',
-        'read releases',
+        'append to the audit log, read releases',
       ]);
       const deploy = steps.find((step) => step.description.startsWith('docker stack deploy'));
       expect(deploy?.kind === 'run' && deploy.script).toMatch(

@@ -340,8 +340,7 @@ describe('systemd inputs', () => {
       expect.stringMatching(/^the health gate/),
       'state of shop.service',
       expect.stringMatching(/^mark .* deployed$/),
-      'append to the audit log',
-      'read releases',
+      'append to the audit log, read releases',
     ]);
     expect(text).toMatch(/tar -x -z --no-same-owner -f - -C \/opt\/app\/releases\/\S+/);
     expect(text).toContain("bash -c 'make install'");

@@ -1,5 +1,6 @@
 import { backupBeforeDeploy } from '../../backup-before-deploy';
 import {
+  beforeUp,
   buildOnServer,
   linkReleaseEnv,
   loadRelease,
@@ -8,7 +9,6 @@ import {
   removeComposeReleases,
   resolveDigests,
   runPreDeploy,
-  switchTo,
   uploadRelease,
   type Release,
 } from '../../deploy';
@@ -47,7 +47,7 @@ export function recreateStrategy(): HostStrategy<Release> {
       await linkReleaseEnv(d, previous ? await loadRelease(d, previous) : undefined);
     },
     async switchOn(d, release) {
-      const gate = await upAndCheck(d, release, () => switchTo(d, release));
+      const gate = await upAndCheck(d, release, beforeUp(d, release));
       return { gates: [{ label: `release ${release.id}`, gate }], gate };
     },
     load: loadRelease,

@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import { render, type PlanRecorder } from '@skiff/shell';
+import { RemoteCommandError, render, type ExecResult, type PlanRecorder } from '@skiff/shell';
 import {
   compose,
   config,
@@ -8,10 +8,10 @@ import {
   inspectContainers,
   listContainers,
   parseContainerRows,
-  scaleUp,
+  scaleUpThenList,
+  LISTED_MARK,
   startMissing,
   stopAndRemove,
-  up,
 } from '../../compose-commands';
 import { loadRelease, type Deployer, type Release } from '../../deploy';
 import { containerGate, type GateReport } from '../../health-gate';
@@ -58,9 +58,7 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
       }
       // The rolled services already run the release's configuration, so `up` leaves them be.
-      const gate = await upAndCheck(d, release, async () => {
-        await d.server.run(up(d.cli, release.project), { description: `start release ${release.id}`, timeoutSeconds: 900 });
-      });
+      const gate = await upAndCheck(d, release);
       gates.push({ label: `release ${release.id}`, gate });
       return { gates, gate };
     },
@@ -138,24 +136,12 @@ async function rollServices(
         timeoutSeconds: 900,
         live: 'all',
       });
-    try {
-      await d.server.run(scaleUp(d.cli, release.project, scalesFor(plan.roll)), {
-        description: `start new containers of ${services.join(', ')}`,
-        timeoutSeconds: 900,
-        live: 'all',
-      });
-    } finally {
-      fresh = newContainers(
-        plan.roll,
-        parseContainerRows(
-          (await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout,
-        ),
-      );
-    }
+    fresh = await startNewContainers(d, release, plan);
     core.info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(', ') || 'none'}`);
     gate = await newContainersGate(d, services, fresh, (at) => (healthySince = at));
   } catch (error) {
     // `up` failed (e.g. the image would not start): nothing old was touched; clean up what it made.
+    if (error instanceof StartFailed) fresh = error.fresh;
     gate = failedGate(`starting the new containers failed: ${(error as Error).message}`);
   }
   if (!gate.ok) {
@@ -179,6 +165,46 @@ async function rollServices(
     `stop and remove the old containers of ${services.join(', ')}`,
   );
   return { gate: { label, gate } };
+}
+
+/**
+ * Scales each rolled service up beside its old containers and returns the new ones. They are
+ * listed in the same round trip whether or not the scale-up worked: what it created before
+ * failing is removed like the rest. Only when that list itself could not be read (a timeout, a
+ * lost connection) is it read again on its own.
+ */
+async function startNewContainers(d: Deployer, release: Release, plan: RollPlan): Promise<string[]> {
+  const description = `start new containers of ${plan.roll.map((entry) => entry.service).join(', ')}`;
+  const fromList = (stdout: string) => newContainers(plan.roll, parseContainerRows(stdout));
+  let started: ExecResult;
+  try {
+    started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(plan.roll)), {
+      description,
+      timeoutSeconds: 900,
+      live: 'stderr',
+      allowFailure: true,
+    });
+  } catch (error) {
+    const listed = await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 });
+    throw new StartFailed(error as Error, fromList(listed.stdout));
+  }
+  const [rows = '', after] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, 'm'));
+  const fresh =
+    after === undefined && !d.planning
+      ? fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout)
+      : fromList(rows);
+  if (started.code !== 0) throw new StartFailed(new RemoteCommandError(description, started), fresh);
+  return fresh;
+}
+
+/** The scale-up failed; `fresh` are the containers it created all the same. */
+class StartFailed extends Error {
+  constructor(
+    why: Error,
+    readonly fresh: string[],
+  ) {
+    super(why.message);
+  }
 }
 
 /** The health gate over the new containers only (old ones may be unhealthy: that may be why this release exists), plus health-url and health-command. */
