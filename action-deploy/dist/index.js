@@ -56869,6 +56869,22 @@ function missingDependencies(shapes, rows, rolled) {
   }
   return [...seen].filter((service) => byName.has(service) && !rows.some((row) => row.service === service && !row.oneOff)).sort();
 }
+function leftForUp(shapes, rows, plan) {
+  if (plan.recreate.length > 0) return `it recreates ${plan.recreate.map((entry) => entry.service).join(", ")}`;
+  const names = new Set(shapes.map((shape) => shape.name));
+  const orphans = [...new Set(rows.filter((row) => !row.oneOff && !names.has(row.service)).map((row) => row.service))];
+  if (orphans.length > 0) return `it removes the containers of ${orphans.join(", ")}, which the release no longer defines`;
+  const rolled = new Set(plan.roll.map((entry) => entry.service));
+  for (const shape of shapes) {
+    if (rolled.has(shape.name)) continue;
+    const containers = rows.filter((row) => row.service === shape.name && !row.oneOff);
+    if (!plan.unchanged.includes(shape.name)) return `it starts ${shape.name}`;
+    const running = containers.filter((row) => row.state === "running").length;
+    if (running !== containers.length) return `${shape.name} has a container that is not running`;
+    if (running !== shape.replicas) return `${shape.name} runs ${running} container(s) and the release asks for ${shape.replicas}`;
+  }
+  return void 0;
+}
 function scalesFor(roll) {
   return Object.fromEntries(roll.map(({ service, old, replicas }) => [service, old.length + replicas]));
 }
@@ -56944,7 +56960,8 @@ function rollingStrategy(settings2) {
         gates.push(rolled.gate);
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
       }
-      const gate = await upAndCheck(d, release);
+      if (plan.roll.length > 0 && plan.leftForUp) info(`After the roll, compose up runs: ${plan.leftForUp}`);
+      const gate = plan.leftForUp === void 0 && plan.roll.length > 0 && !d.planning ? await checkWithoutUp(d, release) : await upAndCheck(d, release);
       gates.push({ label: `release ${release.id}`, gate });
       return { gates, gate };
     }
@@ -56957,13 +56974,20 @@ function planRolls(recorder, d, release, settings2) {
     `cd ${render([release.project.directory])} && ${render(compose(d.cli, release.project, "up", "-d", "--no-deps", "--no-recreate", "--scale", "S=N+R", "S")).replace("'S=N+R'", "S=N+R")}`,
     "# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving",
     ...drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)`] : [],
-    ...stopAndRemove(d.cli, ["OLD-CONTAINER-IDS"]).map(render)
+    ...stopAndRemove(d.cli, ["OLD-CONTAINER-IDS"]).map(render),
+    "# then compose up of the release (next step), unless every changed service rolled and up would change nothing: then the release check's one round alone"
   ].join("\n");
   recorder.steps.push({
     kind: "run",
     description: "roll each changed service: new containers beside the old, gate, drain, retire the old",
     script: perService
   });
+}
+async function checkWithoutUp(d, release) {
+  info(
+    "Release check: 1 round; compose up is not run, as it would change nothing (every changed service rolled, every other one runs the release configuration)"
+  );
+  return healthGate2(d, Object.keys(release.images), 1);
 }
 async function linkEnvAndPlan(d, release, settings2) {
   const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
@@ -56974,7 +56998,10 @@ async function linkEnvAndPlan(d, release, settings2) {
     "link the env file, read the configuration hashes and the running containers"
   )).stdout;
   const [hashes = "", rows = ""] = both.split(new RegExp(`^${CONTAINERS_MARK}$`, "m"));
-  return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), settings2.services);
+  const shapes = serviceShapes(configYaml);
+  const running = parseContainerRows(rows);
+  const plan = planRoll(shapes, parseConfigHashes(hashes), running, settings2.services);
+  return { ...plan, leftForUp: leftForUp(shapes, running, plan) };
 }
 function describe2(plan) {
   const parts = [

@@ -24,6 +24,7 @@ import {
 import { readRollingInputs } from '../src/strategies/rolling/inputs';
 import {
   drainLeft,
+  leftForUp,
   newContainers,
   parseConfigHashes,
   planRoll,
@@ -253,6 +254,43 @@ describe('planRoll', () => {
     ]);
   });
 
+  describe('leftForUp: whether compose up after the roll would change anything', () => {
+    const config = (services: Record<string, number>) =>
+      serviceShapes(
+        `services:\n${Object.entries(services)
+          .map(([name, replicas]) => `  ${name}:\n    image: x\n    deploy: {replicas: ${replicas}}\n`)
+          .join('')}`,
+      );
+    const twoWeb = config({ web: 2, proxy: 1 });
+    const hashes = parseConfigHashes('web h-new\nproxy h-proxy\n');
+    const before = [
+      row('w1', 'web', 'h-old'),
+      row('w2', 'web', 'h-old'),
+      row('p1', 'proxy', 'h-proxy'),
+      row('run1', 'proxy', 'h-x', { oneOff: true, state: 'exited' }),
+    ];
+    const left = (shapes: ServiceShape[], rows: ContainerRow[]) => leftForUp(shapes, rows, planRoll(shapes, hashes, rows));
+
+    it('nothing, when every changed service rolled and every other runs its configuration with all its replicas (one-offs aside)', () => {
+      expect(left(twoWeb, before)).toBeUndefined();
+    });
+
+    it('something, when a container of an unchanged service is not running, or it runs another number of them', () => {
+      expect(left(twoWeb, [...before.slice(0, 2), row('p1', 'proxy', 'h-proxy', { state: 'exited' })])).toBe('proxy has a container that is not running');
+      expect(left(config({ web: 2, proxy: 2 }), before)).toBe('proxy runs 1 container(s) and the release asks for 2');
+    });
+
+    it('something, when a service the release dropped still has containers (up --remove-orphans removes them)', () => {
+      expect(left(twoWeb, [...before, row('o1', 'oldjob', 'h-o')])).toBe('it removes the containers of oldjob, which the release no longer defines');
+    });
+
+    it('something, when a service is new, has no container, or must be recreated', () => {
+      expect(left(config({ web: 2, proxy: 1, cache: 1 }), before)).toBe('it starts cache');
+      const recreated = planRoll(shapes, HASHES, rows);
+      expect(leftForUp(shapes, rows, recreated)).toBe('it recreates db, worker');
+    });
+  });
+
   it('with rolling-services: rolls only those; names unknown services and listed ones that cannot roll', () => {
     const plan = planRoll(shapes, HASHES, rows, ['db', 'worker', 'nope']);
     expect(plan.roll).toEqual([{ service: 'db', old: ['d1'], replicas: 1 }]);
@@ -384,6 +422,7 @@ describe('rolling dry-run', () => {
           'sleep 3  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)',
           'docker stop OLD-CONTAINER-IDS',
           'docker rm OLD-CONTAINER-IDS',
+          "# then compose up of the release (next step), unless every changed service rolled and up would change nothing: then the release check's one round alone",
         ].join('\n'),
       );
       const start = at(descriptions.find((d) => d.startsWith('start release '))!);

@@ -14,11 +14,11 @@ import {
   stopAndRemove,
 } from '../../compose-commands';
 import { loadRelease, type Deployer, type Release } from '../../deploy';
-import { containerGate, type GateReport } from '../../health-gate';
+import { containerGate, healthGate, type GateReport } from '../../health-gate';
 import { touchLock } from '../../lock-commands';
 import { linkEnv } from '../../release-history';
 import { collectDiagnostics } from '../../rollback';
-import { drainLeft, newContainers, parseConfigHashes, planRoll, scalesFor, serviceShapes, type RollPlan } from './roll-plan';
+import { drainLeft, leftForUp, newContainers, parseConfigHashes, planRoll, scalesFor, serviceShapes, type RollPlan } from './roll-plan';
 import { upAndCheck } from '../../release-check';
 import { RefusedBeforeChange } from '../../refusal';
 import { recreateStrategy } from '../recreate';
@@ -58,7 +58,8 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
       }
       // The rolled services already run the release's configuration, so `up` leaves them be.
-      const gate = await upAndCheck(d, release);
+      if (plan.roll.length > 0 && plan.leftForUp) core.info(`After the roll, compose up runs: ${plan.leftForUp}`);
+      const gate = plan.leftForUp === undefined && plan.roll.length > 0 && !d.planning ? await checkWithoutUp(d, release) : await upAndCheck(d, release);
       gates.push({ label: `release ${release.id}`, gate });
       return { gates, gate };
     },
@@ -74,6 +75,7 @@ function planRolls(recorder: PlanRecorder, d: Deployer, release: Release, settin
     '# health gate on the new containers only (plus health-url and health-command); if it fails: diagnostics, then docker stop + docker rm of the new ones, the old keep serving',
     ...(drain > 0 ? [`sleep ${drain}  # rolling-drain: the proxy picks up the new containers (counted from their first healthy round)`] : []),
     ...stopAndRemove(d.cli, ['OLD-CONTAINER-IDS']).map(render),
+    "# then compose up of the release (next step), unless every changed service rolled and up would change nothing: then the release check's one round alone",
   ].join('\n');
   recorder.steps.push({
     kind: 'run',
@@ -83,11 +85,23 @@ function planRolls(recorder: PlanRecorder, d: Deployer, release: Release, settin
 }
 
 /**
+ * The release check after a roll that left nothing for `compose up` to do: one round over the
+ * whole release, as after an `up` that created nothing (see releaseCheckSuccesses) — which
+ * containers serve, the proxy, health-url.
+ */
+async function checkWithoutUp(d: Deployer, release: Release): Promise<GateReport> {
+  core.info(
+    'Release check: 1 round; compose up is not run, as it would change nothing (every changed service rolled, every other one runs the release configuration)',
+  );
+  return healthGate(d, Object.keys(release.images), 1);
+}
+
+/**
  * Points `.env` at the release (services with `env_file: .env` read it, and so does their
  * configuration hash), then reads what the release defines and what runs now, in the same
  * round trip. Changes nothing else.
  */
-async function linkEnvAndPlan(d: Deployer, release: Release, settings: RollingInputs): Promise<RollPlan> {
+async function linkEnvAndPlan(d: Deployer, release: Release, settings: RollingInputs): Promise<RollPlan & { leftForUp: string | undefined }> {
   const read = (commands: Parameters<Deployer['server']['run']>[0], description: string) => d.server.run(commands, { description, timeoutSeconds: 120 });
   const configYaml = release.configYaml ?? (await read(config(d.cli, release.project), 'read the compose configuration')).stdout;
   const link = [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
@@ -98,7 +112,10 @@ async function linkEnvAndPlan(d: Deployer, release: Release, settings: RollingIn
     )
   ).stdout;
   const [hashes = '', rows = ''] = both.split(new RegExp(`^${CONTAINERS_MARK}$`, 'm'));
-  return planRoll(serviceShapes(configYaml), parseConfigHashes(hashes), parseContainerRows(rows), settings.services);
+  const shapes = serviceShapes(configYaml);
+  const running = parseContainerRows(rows);
+  const plan = planRoll(shapes, parseConfigHashes(hashes), running, settings.services);
+  return { ...plan, leftForUp: leftForUp(shapes, running, plan) };
 }
 
 function describe(plan: RollPlan): string {

@@ -164,6 +164,31 @@ function missingDependencies(shapes: readonly ServiceShape[], rows: readonly Con
   return [...seen].filter((service) => byName.has(service) && !rows.some((row) => row.service === service && !row.oneOff)).sort();
 }
 
+/**
+ * What `compose up -d --remove-orphans` would still do after the roll, from the state read
+ * before it; undefined when nothing: every changed service rolled (its old containers gone, its
+ * `replicas` new ones through the gate), every other one already runs the release's
+ * configuration with as many running containers as it asks for, and no container belongs to a
+ * service the release no longer has. Anything else — a service to recreate or start, a stopped
+ * or missing container, another replica count, an orphan — and `up` runs, as it always did.
+ */
+export function leftForUp(shapes: readonly ServiceShape[], rows: readonly ContainerRow[], plan: RollPlan): string | undefined {
+  if (plan.recreate.length > 0) return `it recreates ${plan.recreate.map((entry) => entry.service).join(', ')}`;
+  const names = new Set(shapes.map((shape) => shape.name));
+  const orphans = [...new Set(rows.filter((row) => !row.oneOff && !names.has(row.service)).map((row) => row.service))];
+  if (orphans.length > 0) return `it removes the containers of ${orphans.join(', ')}, which the release no longer defines`;
+  const rolled = new Set(plan.roll.map((entry) => entry.service));
+  for (const shape of shapes) {
+    if (rolled.has(shape.name)) continue;
+    const containers = rows.filter((row) => row.service === shape.name && !row.oneOff);
+    if (!plan.unchanged.includes(shape.name)) return `it starts ${shape.name}`;
+    const running = containers.filter((row) => row.state === 'running').length;
+    if (running !== containers.length) return `${shape.name} has a container that is not running`;
+    if (running !== shape.replicas) return `${shape.name} runs ${running} container(s) and the release asks for ${shape.replicas}`;
+  }
+  return undefined;
+}
+
 /** The --scale of each rolled service: its old containers plus the new release's replicas. */
 export function scalesFor(roll: readonly RollingService[]): Record<string, number> {
   return Object.fromEntries(roll.map(({ service, old, replicas }) => [service, old.length + replicas]));
