@@ -57056,6 +57056,7 @@ async function rollServices(d, release, running, plan, drain) {
 async function startNewContainers(d, release, plan) {
   const description = `start new containers of ${plan.roll.map((entry) => entry.service).join(", ")}`;
   const fromList = (stdout) => newContainers(plan.roll, parseContainerRows(stdout));
+  const listAgain = async () => fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout);
   let started;
   try {
     started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(plan.roll)), {
@@ -57065,11 +57066,10 @@ async function startNewContainers(d, release, plan) {
       allowFailure: true
     });
   } catch (error2) {
-    const listed = await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 });
-    throw new StartFailed(error2, fromList(listed.stdout));
+    throw new StartFailed(error2, await listAgain());
   }
-  const [rows = "", after] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, "m"));
-  const fresh = after === void 0 && !d.planning ? fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout) : fromList(rows);
+  const [rows = "", listed] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, "m"));
+  const fresh = listed === void 0 ? await listAgain() : fromList(rows);
   if (started.code !== 0) throw new StartFailed(new RemoteCommandError(description, started), fresh);
   return fresh;
 }

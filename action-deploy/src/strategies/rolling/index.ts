@@ -193,6 +193,8 @@ async function rollServices(
 async function startNewContainers(d: Deployer, release: Release, plan: RollPlan): Promise<string[]> {
   const description = `start new containers of ${plan.roll.map((entry) => entry.service).join(', ')}`;
   const fromList = (stdout: string) => newContainers(plan.roll, parseContainerRows(stdout));
+  const listAgain = async () =>
+    fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout);
   let started: ExecResult;
   try {
     started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(plan.roll)), {
@@ -202,14 +204,10 @@ async function startNewContainers(d: Deployer, release: Release, plan: RollPlan)
       allowFailure: true,
     });
   } catch (error) {
-    const listed = await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 });
-    throw new StartFailed(error as Error, fromList(listed.stdout));
+    throw new StartFailed(error as Error, await listAgain());
   }
-  const [rows = '', after] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, 'm'));
-  const fresh =
-    after === undefined && !d.planning
-      ? fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout)
-      : fromList(rows);
+  const [rows = '', listed] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, 'm'));
+  const fresh = listed === undefined ? await listAgain() : fromList(rows);
   if (started.code !== 0) throw new StartFailed(new RemoteCommandError(description, started), fresh);
   return fresh;
 }
