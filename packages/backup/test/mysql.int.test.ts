@@ -79,7 +79,8 @@ describe('mysql (MariaDB) on the host', () => {
     for (let i = 0; i < 300 && !sawDump; i++) {
       const ps = await sh('ps', ['-eo', 'args']);
       samples.push(ps);
-      sawDump = ps.split('\n').find((line) => line.startsWith('mysqldump ')) ?? '';
+      // The backup asks `mysqldump --version` first; on a slow machine a sample can catch that probe.
+      sawDump = ps.split('\n').find((line) => line.startsWith('mysqldump ') && !line.includes('--version')) ?? '';
       await new Promise((r) => setTimeout(r, 50));
     }
     locker.kill();
