@@ -54754,10 +54754,10 @@ function ensureProjectDir(projectDir) {
     raw(')" >&2; exit 1; fi')
   ];
 }
+var makeLockDir = (dir, owner) => and(["mkdir", dir, raw("2>/dev/null")], redirectTo(["printf", "%s\\n", JSON.stringify(owner)], `${dir}/owner.json`));
 function tryLock(projectDir, owner, ttlSeconds) {
   const dir = lockDir(projectDir);
-  const ownerJson = JSON.stringify(owner);
-  const take = (word) => and(["mkdir", dir, raw("2>/dev/null")], redirectTo(["printf", "%s\\n", ownerJson], `${dir}/owner.json`), ["echo", word]);
+  const take = (word) => and(makeLockDir(dir, owner), ["echo", word]);
   const quiet = (command) => [...command, raw("2>/dev/null")];
   const stale = `${dir}.stale-${owner.token}`;
   return [
@@ -54781,6 +54781,24 @@ function tryLock(projectDir, owner, ttlSeconds) {
     ["echo", "held", raw('"$age"')],
     or(quiet(["cat", `${dir}/owner.json`]), ["true"])
   ];
+}
+function tryLockWhereDeployed(projectDir, releases, owner, then) {
+  const dir = lockDir(projectDir);
+  return [
+    [raw("[ -d"), releases, raw("] || { echo not-deployed; exit 0; }")],
+    [raw("if ! {"), ...makeLockDir(dir, owner), raw("; }; then echo busy; exit 0; fi")],
+    ["echo", "acquired"],
+    [raw("(")],
+    ...then,
+    [raw(")")]
+  ];
+}
+function parseEarlyLockAttempt(stdout) {
+  const newline = stdout.indexOf("\n");
+  const first = (newline < 0 ? stdout : stdout.slice(0, newline)).trim();
+  if (first === "not-deployed" || first === "busy") return { kind: first };
+  if (first === "acquired") return { kind: "acquired", after: newline < 0 ? "" : stdout.slice(newline + 1) };
+  throw new Error(`Unexpected answer from the lock command: ${JSON.stringify(stdout.slice(0, 200))}`);
 }
 function releaseLock(projectDir, token) {
   const dir = lockDir(projectDir);
@@ -55079,6 +55097,11 @@ function projectOf(inputs, id, composeFiles, hasEnv, hasFiles, hasBuild) {
   };
 }
 async function serverState(d) {
+  const readWithLock = d.releasesReadWithLock;
+  if (readWithLock !== void 0) {
+    delete d.releasesReadWithLock;
+    return parseState(readWithLock);
+  }
   return parseState((await d.server.run(readState(d.inputs.projectDir), { description: "read releases", timeoutSeconds: 60 })).stdout);
 }
 function releaseMeta(d, id, services) {
@@ -55365,9 +55388,28 @@ async function acquireLock(executor, projectDir, owner, options) {
     waitingSaid = true;
     await new Promise((resolve5) => setTimeout(resolve5, POLL_MS));
   }
+  return heldLock(executor, projectDir, owner.token, key);
+}
+async function takeLockWhereDeployed(executor, projectDir, releases, owner, then, options) {
+  const key = options.host ?? "";
+  held.set(key, { ...options.host ? { host: options.host } : {}, projectDir, token: owner.token });
+  saveHeld();
+  const answer = await executor.run(tryLockWhereDeployed(projectDir, releases, owner, then.commands), {
+    description: `take the deploy lock, ${then.what}`,
+    timeoutSeconds: 60
+  });
+  const attempt = parseEarlyLockAttempt(answer.stdout);
+  if (attempt.kind !== "acquired") {
+    held.delete(key);
+    saveHeld();
+    return void 0;
+  }
+  return { lock: heldLock(executor, projectDir, owner.token, key), then: attempt.after };
+}
+function heldLock(executor, projectDir, token, key) {
   return {
     async release() {
-      await executor.run(releaseLock(projectDir, owner.token), { description: "release the deploy lock", timeoutSeconds: 60 });
+      await executor.run(releaseLock(projectDir, token), { description: "release the deploy lock", timeoutSeconds: 60 });
       held.delete(key);
       saveHeld();
     }
@@ -58167,13 +58209,21 @@ async function openSession(target, label, inputs, ctx, many) {
   const server = await SshConnection.connect(many ? { ...target, liveOutput: liveLog(label) } : target);
   try {
     const strategy = strategyOf(inputs);
-    const cli = strategy.usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: "v2", sudo: inputs.sudo };
-    if (strategy.usesDocker)
-      info(`${many ? `[${label}] ` : ""}Using ${cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${cli.sudo ? " with sudo -n" : ""}`);
     const hostInputs = forHost(inputs, target.host);
-    const d = { server: timedServer(server, many ? `[${label}] ` : ""), cli, inputs: hostInputs, ctx };
     const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: (/* @__PURE__ */ new Date()).toISOString() };
-    const lock = await acquireLock(server, hostInputs.projectDir, owner, {
+    const opened = strategy.usesDocker ? await probeBesideLock(server, hostInputs, owner, label) : { cli: { compose: "v2", sudo: inputs.sudo } };
+    if (strategy.usesDocker)
+      info(
+        `${many ? `[${label}] ` : ""}Using ${opened.cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${opened.cli.sudo ? " with sudo -n" : ""}`
+      );
+    const d = {
+      server: timedServer(server, many ? `[${label}] ` : ""),
+      cli: opened.cli,
+      inputs: hostInputs,
+      ctx,
+      ...opened.early ? { releasesReadWithLock: opened.early.then } : {}
+    };
+    const lock = opened.early?.lock ?? await acquireLock(server, hostInputs.projectDir, owner, {
       timeoutSeconds: inputs.lockTimeoutSeconds,
       ttlSeconds: inputs.lockTtlSeconds,
       host: label
@@ -58183,6 +58233,26 @@ async function openSession(target, label, inputs, ctx, many) {
     await server.close();
     throw error2;
   }
+}
+async function probeBesideLock(server, inputs, owner, label) {
+  const [probed, tried] = await Promise.allSettled([
+    detectDockerCli(server, inputs.sudo),
+    takeLockWhereDeployed(
+      server,
+      inputs.projectDir,
+      releasesDir(inputs.projectDir),
+      owner,
+      { commands: readState(inputs.projectDir), what: "read releases" },
+      { host: label }
+    )
+  ]);
+  const early = tried.status === "fulfilled" ? tried.value : void 0;
+  if (probed.status === "rejected") {
+    await early?.lock.release().catch((error2) => warning(`Could not release the deploy lock: ${error2.message}`));
+    throw probed.reason;
+  }
+  if (tried.status === "rejected") throw tried.reason;
+  return { cli: probed.value, ...early ? { early } : {} };
 }
 async function closeSession(session) {
   await session.lock.release().catch((error2) => warning(`Could not release the deploy lock: ${error2.message}`));

@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
-import type { Executor } from '@skiff/shell';
-import { parseLockAttempt, releaseLock, tryLock, type LockOwner } from './lock-commands';
+import type { Command, Executor } from '@skiff/shell';
+import { parseEarlyLockAttempt, parseLockAttempt, releaseLock, tryLock, tryLockWhereDeployed, type LockOwner } from './lock-commands';
 
 /** The post step finds this in the step's state when main ended without releasing the locks. */
 export const LOCK_STATE = 'deploy-lock';
@@ -67,9 +67,45 @@ export async function acquireLock(
     waitingSaid = true;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
+  return heldLock(executor, projectDir, owner.token, key);
+}
+
+/**
+ * One attempt at the lock that may run while the server is still being probed: it takes the lock
+ * only in a project-dir that already holds `releases` (so a server Skiff never deployed to is not
+ * touched before the probe passed), and runs `then` in the same round trip once it holds it.
+ * Undefined when not taken; the caller then takes it with acquireLock (which waits, or takes
+ * over a stale lock). Saved in the step's state first, as acquireLock does.
+ */
+export async function takeLockWhereDeployed(
+  executor: Executor,
+  projectDir: string,
+  releases: string,
+  owner: LockOwner,
+  then: { commands: readonly Command[]; what: string },
+  options: { host?: string },
+): Promise<{ lock: HeldLock; then: string } | undefined> {
+  const key = options.host ?? '';
+  held.set(key, { ...(options.host ? { host: options.host } : {}), projectDir, token: owner.token });
+  saveHeld();
+  // If this throws, whether the lock was taken is unknown: the state keeps it, so the post step frees it if it was.
+  const answer = await executor.run(tryLockWhereDeployed(projectDir, releases, owner, then.commands), {
+    description: `take the deploy lock, ${then.what}`,
+    timeoutSeconds: 60,
+  });
+  const attempt = parseEarlyLockAttempt(answer.stdout);
+  if (attempt.kind !== 'acquired') {
+    held.delete(key);
+    saveHeld();
+    return undefined;
+  }
+  return { lock: heldLock(executor, projectDir, owner.token, key), then: attempt.after };
+}
+
+function heldLock(executor: Executor, projectDir: string, token: string, key: string): HeldLock {
   return {
     async release() {
-      await executor.run(releaseLock(projectDir, owner.token), { description: 'release the deploy lock', timeoutSeconds: 60 });
+      await executor.run(releaseLock(projectDir, token), { description: 'release the deploy lock', timeoutSeconds: 60 });
       held.delete(key);
       saveHeld();
     },

@@ -42,6 +42,8 @@ export interface Deployer {
    * their commands and take the happy path.
    */
   planning?: PlanRecorder;
+  /** What the releases read printed in the round trip that took the lock: the story's first read uses it instead of reading again. */
+  releasesReadWithLock?: string;
 }
 
 /** One release as the server holds it. */
@@ -90,6 +92,12 @@ function projectOf(inputs: DeployInputs, id: string, composeFiles: readonly stri
 }
 
 export async function serverState(d: Deployer): Promise<ServerState> {
+  const readWithLock = d.releasesReadWithLock;
+  if (readWithLock !== undefined) {
+    // Only the first read: later ones (an all-or-nothing undo) must see what the deploy changed.
+    delete d.releasesReadWithLock;
+    return parseState(readWithLock);
+  }
   return parseState((await d.server.run(readState(d.inputs.projectDir), { description: 'read releases', timeoutSeconds: 60 })).stdout);
 }
 

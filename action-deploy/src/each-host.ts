@@ -1,12 +1,15 @@
 import * as core from '@actions/core';
 import { forEachHost, hostLabel, liveLog, type HostResult } from '@skiff/action-kit';
+import type { Executor } from '@skiff/shell';
 import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
 import type { RunContext } from './run-context';
 import { audit, type Deployer } from './deploy';
 import { docker, type DockerCli } from './compose-commands';
 import { detectDockerCli } from './docker-cli';
 import type { DeployInputs } from './deploy-inputs';
-import { acquireLock, type HeldLock } from './deploy-lock';
+import { acquireLock, takeLockWhereDeployed, type HeldLock } from './deploy-lock';
+import type { LockOwner } from './lock-commands';
+import { readState, releasesDir } from './release-history';
 import { hostStrategy, type HostStrategy, type StoryResult } from './strategies';
 import { deployNewRelease, rollbackTo } from './story';
 import type { HostReport, Outcome } from './host-outcome';
@@ -54,22 +57,64 @@ async function openSession(target: SshConnectOptions, label: string, inputs: Dep
   const server = await SshConnection.connect(many ? { ...target, liveOutput: liveLog(label) } : target);
   try {
     const strategy = strategyOf(inputs);
-    const cli: DockerCli = strategy.usesDocker ? await detectDockerCli(server, inputs.sudo) : { compose: 'v2', sudo: inputs.sudo };
-    if (strategy.usesDocker)
-      core.info(`${many ? `[${label}] ` : ''}Using ${cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${cli.sudo ? ' with sudo -n' : ''}`);
     const hostInputs = forHost(inputs, target.host);
-    const d: Deployer = { server: timedServer(server, many ? `[${label}] ` : ''), cli, inputs: hostInputs, ctx };
     const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() };
-    const lock = await acquireLock(server, hostInputs.projectDir, owner, {
-      timeoutSeconds: inputs.lockTimeoutSeconds,
-      ttlSeconds: inputs.lockTtlSeconds,
-      host: label,
-    });
+    const opened = strategy.usesDocker ? await probeBesideLock(server, hostInputs, owner, label) : { cli: { compose: 'v2' as const, sudo: inputs.sudo } };
+    if (strategy.usesDocker)
+      core.info(
+        `${many ? `[${label}] ` : ''}Using ${opened.cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${opened.cli.sudo ? ' with sudo -n' : ''}`,
+      );
+    const d: Deployer = {
+      server: timedServer(server, many ? `[${label}] ` : ''),
+      cli: opened.cli,
+      inputs: hostInputs,
+      ctx,
+      ...(opened.early ? { releasesReadWithLock: opened.early.then } : {}),
+    };
+    const lock =
+      opened.early?.lock ??
+      (await acquireLock(server, hostInputs.projectDir, owner, {
+        timeoutSeconds: inputs.lockTimeoutSeconds,
+        ttlSeconds: inputs.lockTtlSeconds,
+        host: label,
+      }));
     return { server, lock, d, strategy };
   } catch (error) {
     await server.close();
     throw error;
   }
+}
+
+/**
+ * The Compose probe's program starts are the slowest part of opening a host. Where Skiff deployed
+ * before, the lock is taken and the releases read beside it (the probe's errors still come
+ * first, and a lock taken for a server that fails the probe is given back); a server with no
+ * releases is not touched until the probe passed.
+ */
+export async function probeBesideLock(
+  server: Executor,
+  inputs: DeployInputs,
+  owner: LockOwner,
+  label: string,
+): Promise<{ cli: DockerCli; early?: { lock: HeldLock; then: string } }> {
+  const [probed, tried] = await Promise.allSettled([
+    detectDockerCli(server, inputs.sudo),
+    takeLockWhereDeployed(
+      server,
+      inputs.projectDir,
+      releasesDir(inputs.projectDir),
+      owner,
+      { commands: readState(inputs.projectDir), what: 'read releases' },
+      { host: label },
+    ),
+  ]);
+  const early = tried.status === 'fulfilled' ? tried.value : undefined;
+  if (probed.status === 'rejected') {
+    await early?.lock.release().catch((error: Error) => core.warning(`Could not release the deploy lock: ${error.message}`));
+    throw probed.reason;
+  }
+  if (tried.status === 'rejected') throw tried.reason;
+  return { cli: probed.value, ...(early ? { early } : {}) };
 }
 
 async function closeSession(session: Session): Promise<void> {

@@ -39,11 +39,13 @@ export function ensureProjectDir(projectDir: string): Command {
   ];
 }
 
+/** `mkdir` is atomic: of two deploys racing here exactly one creates the directory, and writes who it is. */
+const makeLockDir = (dir: string, owner: LockOwner): Command =>
+  and(['mkdir', dir, raw('2>/dev/null')], redirectTo(['printf', '%s\\n', JSON.stringify(owner)], `${dir}/owner.json`));
+
 export function tryLock(projectDir: string, owner: LockOwner, ttlSeconds: number): Command[] {
   const dir = lockDir(projectDir);
-  const ownerJson = JSON.stringify(owner);
-  const take = (word: string): Command =>
-    and(['mkdir', dir, raw('2>/dev/null')], redirectTo(['printf', '%s\\n', ownerJson], `${dir}/owner.json`), ['echo', word]);
+  const take = (word: string): Command => and(makeLockDir(dir, owner), ['echo', word]);
   const quiet = (command: Command): Command => [...command, raw('2>/dev/null')];
   const stale = `${dir}.stale-${owner.token}`;
   return [
@@ -67,6 +69,34 @@ export function tryLock(projectDir: string, owner: LockOwner, ttlSeconds: number
     ['echo', 'held', raw('"$age"')],
     or(quiet(['cat', `${dir}/owner.json`]), ['true']),
   ];
+}
+
+/**
+ * The lock taken while the server is still being probed, where that cannot touch a server Skiff
+ * has never deployed to: only in a project-dir that already holds releases. Prints
+ * `not-deployed`, `busy` (held, or anything but a clean mkdir: the full attempt follows the probe)
+ * or `acquired` followed by what `then` prints, run in a subshell so its own `exit` ends only it.
+ */
+export function tryLockWhereDeployed(projectDir: string, releases: string, owner: LockOwner, then: readonly Command[]): Command[] {
+  const dir = lockDir(projectDir);
+  return [
+    [raw('[ -d'), releases, raw('] || { echo not-deployed; exit 0; }')],
+    [raw('if ! {'), ...makeLockDir(dir, owner), raw('; }; then echo busy; exit 0; fi')],
+    ['echo', 'acquired'],
+    [raw('(')],
+    ...then,
+    [raw(')')],
+  ];
+}
+
+export type EarlyLockAttempt = { kind: 'not-deployed' } | { kind: 'busy' } | { kind: 'acquired'; after: string };
+
+export function parseEarlyLockAttempt(stdout: string): EarlyLockAttempt {
+  const newline = stdout.indexOf('\n');
+  const first = (newline < 0 ? stdout : stdout.slice(0, newline)).trim();
+  if (first === 'not-deployed' || first === 'busy') return { kind: first };
+  if (first === 'acquired') return { kind: 'acquired', after: newline < 0 ? '' : stdout.slice(newline + 1) };
+  throw new Error(`Unexpected answer from the lock command: ${JSON.stringify(stdout.slice(0, 200))}`);
 }
 
 /** Removes the lock only if this run still owns it, so a late post step never frees someone else's lock. */

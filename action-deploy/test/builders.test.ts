@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import {
   type ComposeProject,
   type DockerCli,
 } from '../src/compose-commands';
-import { parseLockAttempt, releaseLock, touchLock, tryLock } from '../src/lock-commands';
+import { parseEarlyLockAttempt, parseLockAttempt, releaseLock, touchLock, tryLock, tryLockWhereDeployed } from '../src/lock-commands';
 import {
   appendAudit,
   createRelease,
@@ -30,6 +30,7 @@ import {
   planPrune,
   previousRelease,
   readState,
+  releasesDir,
   removeReleases,
   switchCurrent,
 } from '../src/release-history';
@@ -135,7 +136,41 @@ describe('lock builders', () => {
     expect(script(touchLock('/opt/app', 't0k'))).toContain('then touch /opt/app/.skiff-lock ; fi');
   });
 
+  it('beside the probe, takes the lock only where releases exist, and reads in the same script once it holds it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff lock '));
+    try {
+      const project = join(dir, 'app');
+      const run = () => spawnSync('bash', ['-c', script(tryLockWhereDeployed(project, releasesDir(project), owner, readState(project)))], { encoding: 'utf8' });
+      // A server Skiff never deployed to is left as it was: not even project-dir is created.
+      const fresh = run();
+      expect([fresh.status, fresh.stdout, fresh.stderr]).toEqual([0, 'not-deployed\n', '']);
+      await expect(readdir(dir)).resolves.toEqual([]);
+
+      const id = '20260101T000000Z-aaaaaaa-0001';
+      await mkdir(join(project, 'releases', id), { recursive: true });
+      await writeFile(join(project, 'releases', id, 'deployed'), '');
+      const taken = run();
+      expect(taken.status, taken.stderr).toBe(0);
+      const attempt = parseEarlyLockAttempt(taken.stdout);
+      expect(attempt.kind).toBe('acquired');
+      // readState's own `exit 0` (no releases dir) ends only its subshell; here it lists the release.
+      expect(parseState(attempt.kind === 'acquired' ? attempt.after : '')).toMatchObject({ releases: [id], deployed: new Set([id]) });
+      expect(JSON.parse(await readFile(join(project, '.skiff-lock', 'owner.json'), 'utf8'))).toEqual(owner);
+
+      // Held (by this run or another): nothing is read, and the owner file is not touched.
+      const busy = run();
+      expect([busy.status, busy.stdout]).toEqual([0, 'busy\n']);
+      expect(JSON.parse(await readFile(join(project, '.skiff-lock', 'owner.json'), 'utf8'))).toEqual(owner);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('parses the answers', () => {
+    expect(parseEarlyLockAttempt('not-deployed\n')).toEqual({ kind: 'not-deployed' });
+    expect(parseEarlyLockAttempt('busy\n')).toEqual({ kind: 'busy' });
+    expect(parseEarlyLockAttempt('acquired\nrelease x\n')).toEqual({ kind: 'acquired', after: 'release x\n' });
+    expect(() => parseEarlyLockAttempt('bash: mkdir: not found\n')).toThrow(/Unexpected answer/);
     expect(parseLockAttempt('acquired\n')).toEqual({ kind: 'acquired' });
     expect(parseLockAttempt('took-over\n')).toEqual({ kind: 'took-over' });
     expect(parseLockAttempt('held 12\n{"actor":"a","token":"x"}\n')).toEqual({ kind: 'held', ageSeconds: 12, owner: { actor: 'a', token: 'x' } });

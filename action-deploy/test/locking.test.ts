@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Executor } from '@skiff/shell';
 import { LOCK_STATE, acquireLock, savedLocks } from '../src/deploy-lock';
+import { probeBesideLock } from '../src/each-host';
+import type { DeployInputs } from '../src/deploy-inputs';
 
 /** What core.saveState writes: `::save-state name=deploy-lock::VALUE` when GITHUB_STATE is not set. */
 let written: string[] = [];
@@ -54,5 +56,58 @@ describe('deploy locks in the step state', () => {
     expect(savedLocks()).toEqual([{ projectDir: '/opt/a', token: 't' }]);
     process.env[`STATE_${LOCK_STATE}`] = '';
     expect(savedLocks()).toEqual([]);
+  });
+});
+
+describe('the lock taken beside the Compose probe', () => {
+  /** A server that answers each step by its description, and remembers what ran. */
+  const server = (answers: Record<string, string>) => {
+    const ran: string[] = [];
+    const executor = {
+      run: async (_commands: unknown, options: { description: string }) => {
+        ran.push(options.description);
+        const key = Object.keys(answers).find((prefix) => options.description.startsWith(prefix));
+        if (key === undefined) throw new Error(`unexpected step ${options.description}`);
+        return { code: 0, stdout: answers[key]!, stderr: '' };
+      },
+    } as unknown as Executor;
+    return { executor, ran };
+  };
+  const inputs = { projectDir: '/opt/app', sudo: false } as DeployInputs;
+  const PROBE_OK = 'v2\n\nengine-ok\n';
+
+  it('where releases exist, holds the lock and the releases read when the probe passes', async () => {
+    const { executor, ran } = server({
+      'find docker compose': PROBE_OK,
+      'take the deploy lock, read releases': 'acquired\nrelease r1\ncurrent r1\n',
+      'release the deploy lock': 'released\n',
+    });
+    const opened = await probeBesideLock(executor, inputs, owner, 'root@h1:22');
+    expect(opened.cli).toEqual({ compose: 'v2', sudo: false });
+    expect(opened.early?.then).toBe('release r1\ncurrent r1\n');
+    expect(JSON.parse(lastState())).toEqual([{ host: 'root@h1:22', projectDir: '/opt/app', token: 'tok' }]);
+    expect(ran.sort()).toEqual(['find docker compose', 'take the deploy lock, read releases']);
+    await opened.early!.lock.release();
+    expect(lastState()).toBe('');
+  });
+
+  it('on a server never deployed to (or a lock held), leaves the lock to the full attempt after the probe', async () => {
+    for (const answer of ['not-deployed\n', 'busy\n']) {
+      const { executor } = server({ 'find docker compose': PROBE_OK, 'take the deploy lock': answer });
+      const opened = await probeBesideLock(executor, inputs, owner, 'root@h1:22');
+      expect(opened.early).toBeUndefined();
+      expect(lastState()).toBe('');
+    }
+  });
+
+  it("gives the lock back when the probe fails, and fails with the probe's error", async () => {
+    const { executor, ran } = server({
+      'find docker compose': 'none\ndocker: command not found\nengine-failed\n',
+      'take the deploy lock, read releases': 'acquired\n',
+      'release the deploy lock': 'released\n',
+    });
+    await expect(probeBesideLock(executor, inputs, owner, 'root@h1:22')).rejects.toThrow(/Neither `docker compose` \(v2\) nor `docker-compose` \(v1\) works/);
+    expect(ran).toContain('release the deploy lock');
+    expect(lastState()).toBe('');
   });
 });

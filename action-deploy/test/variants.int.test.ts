@@ -107,7 +107,7 @@ describe('compose variants', () => {
     await removeProject(`${PROJECT}v1`);
   });
 
-  it('fails clearly, before taking the lock, when the server has neither compose', async () => {
+  it('fails clearly when the server has neither compose: one never deployed to is untouched; where releases exist, the lock taken beside the probe is given back', async () => {
     const { noComposeBinDir } = await ensureComposeV1();
     const server = await serverWithPath(noComposeBinDir);
     const projectDir = join(remoteRoot.path, 'none');
@@ -115,6 +115,17 @@ describe('compose variants', () => {
     expect(run.code).toBe(1);
     expect(run.errors.join('\n')).toContain('Neither `docker compose` (v2) nor `docker-compose` (v1) works on the server');
     await expect(stat(projectDir)).rejects.toThrow();
+
+    // Where Skiff deployed before, the lock is taken beside the probe: it is given back, and the releases are as they were.
+    const deployedDir = join(remoteRoot.path, 'none-deployed');
+    const release = join(deployedDir, 'releases', '20260101T000000Z-aaaaaaa-0001');
+    await mkdir(release, { recursive: true });
+    await writeFile(join(release, 'deployed'), '');
+    const again = await runAction(inputsFor(server, deployedDir), { workspace: workspace.path });
+    expect(again.code).toBe(1);
+    expect(again.errors.join('\n')).toContain('Neither `docker compose` (v2) nor `docker-compose` (v1) works on the server');
+    expect((await readdir(deployedDir)).sort()).toEqual(['releases']);
+    expect(await readdir(join(deployedDir, 'releases'))).toEqual(['20260101T000000Z-aaaaaaa-0001']);
   });
 
   it('a step the story did not expect to fail still ends with an error naming it, diagnostics, audit, outputs and the summary', async () => {
