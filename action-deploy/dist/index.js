@@ -54585,18 +54585,7 @@ function removeImages(cli, images) {
 function inspectProjectContainers(cli, projectName) {
   return [pipe(docker(cli, "ps", "-aq", "--filter", `label=com.docker.compose.project=${projectName}`), ["xargs", "-r", ...docker(cli, "inspect")])];
 }
-var CONTAINERS_MARK = "--- containers";
-function configHashesAndContainers(cli, project, projectName) {
-  const [list] = listContainers(cli, projectName);
-  return inProject(project, [
-    [raw(`rows=$(mktemp) && trap 'rm -f "$rows"' EXIT`)],
-    [...list, raw('>"$rows" & listing=$!')],
-    compose(cli, project, "config", "--hash", "*"),
-    [raw('wait "$listing"')],
-    ["echo", CONTAINERS_MARK],
-    [raw('cat "$rows"')]
-  ]);
-}
+var configHashes = (cli, project) => inProject(project, [compose(cli, project, "config", "--hash", "*")]);
 function listContainers(cli, projectName) {
   const labels = ["service", "oneoff", "config-hash"].map((label) => `{{.Label "com.docker.compose.${label}"}}`);
   return [
@@ -54608,7 +54597,7 @@ function listContainers(cli, projectName) {
       "--filter",
       `label=com.docker.compose.project=${projectName}`,
       "--format",
-      ["{{.ID}}", ...labels, "{{.State}}", "{{.Names}}"].join("\\t")
+      ["{{.ID}}", ...labels, "{{.State}}", "{{.Names}}", "{{.Image}}"].join("\\t")
     )
   ];
 }
@@ -54642,8 +54631,8 @@ function stopAndRemove(cli, ids) {
 }
 function parseContainerRows(stdout) {
   return stdout.split("\n").filter((line) => line.trim() !== "").map((line) => {
-    const [id = "", service = "", oneOff = "", hash = "", state = "", name = ""] = line.split("	");
-    return { id, service, oneOff: oneOff.toLowerCase() === "true", hash, state, name };
+    const [id = "", service = "", oneOff = "", hash = "", state = "", name = "", image = ""] = line.split("	");
+    return { id, service, oneOff: oneOff.toLowerCase() === "true", hash, state, name, image };
   });
 }
 
@@ -56899,6 +56888,22 @@ function planRoll(shapes, hashes, rows, selected) {
   );
   return plan;
 }
+function hashesIfOnlyImagesChanged(shapes, rows, images) {
+  const hashes = /* @__PURE__ */ new Map();
+  for (const shape of shapes) {
+    const containers = rows.filter((row) => row.service === shape.name && !row.oneOff);
+    const image = images[shape.name];
+    if (containers.length === 0 || image !== void 0 && containers.some((row) => row.image !== image)) continue;
+    hashes.set(shape.name, containers[0].hash);
+  }
+  return hashes;
+}
+function withRolled(plan, rolling2) {
+  const extra = rolling2.filter((entry) => !plan.roll.some((rolled) => rolled.service === entry.service));
+  if (extra.length === 0) return plan;
+  const names = new Set(extra.map((entry) => entry.service));
+  return { ...plan, roll: [...plan.roll, ...extra], unchanged: plan.unchanged.filter((service) => !names.has(service)) };
+}
 function missingDependencies(shapes, rows, rolled) {
   const byName = new Map(shapes.map((shape) => [shape.name, shape]));
   const seen = /* @__PURE__ */ new Set();
@@ -56992,22 +56997,41 @@ function rollingStrategy(settings2) {
         );
     },
     async switchOn(d, release, running) {
-      const plan = await linkEnvAndPlan(d, release, settings2);
-      for (const warning2 of plan.warnings) warning(warning2);
-      info(describe2(plan));
+      const look = await linkEnvAndList(d, release);
+      const hashed = planFromHashes(d, release, look, settings2);
+      const guess = d.planning ? void 0 : planRoll(look.shapes, hashesIfOnlyImagesChanged(look.shapes, look.rows, release.images), look.rows, settings2.services);
       const gates = [];
-      if (d.planning) planRolls(d.planning, d, release, settings2);
-      else if (plan.roll.length > 0) {
-        const rolled = await rollServices(d, release, running, plan, settings2.drainSeconds);
+      let plan;
+      if (guess && guess.roll.length > 0) {
+        hashed.catch(() => void 0);
+        info(
+          `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(", ")}; its new containers start while every service's configuration hash is read`
+        );
+        const rolled = await rollServices(d, release, running, guess, hashed, settings2.drainSeconds);
         gates.push(rolled.gate);
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+        plan = rolled.plan;
+      } else {
+        plan = await hashed;
+        announce(plan);
+        if (d.planning) planRolls(d.planning, d, release, settings2);
+        else if (plan.roll.length > 0) {
+          const rolled = await rollServices(d, release, running, plan, hashed, settings2.drainSeconds);
+          gates.push(rolled.gate);
+          if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+        }
       }
-      if (plan.roll.length > 0 && plan.leftForUp) info(`After the roll, compose up runs: ${plan.leftForUp}`);
-      const gate = plan.leftForUp === void 0 && plan.roll.length > 0 && !d.planning ? await checkWithoutUp(d, release) : await upAndCheck(d, release);
+      const left = leftForUp(look.shapes, look.rows, plan);
+      if (plan.roll.length > 0 && left) info(`After the roll, compose up runs: ${left}`);
+      const gate = left === void 0 && plan.roll.length > 0 && !d.planning ? await checkWithoutUp(d, release) : await upAndCheck(d, release);
       gates.push({ label: `release ${release.id}`, gate });
       return { gates, gate };
     }
   };
+}
+function announce(plan) {
+  for (const warning2 of plan.warnings) warning(warning2);
+  info(describe2(plan));
 }
 function planRolls(recorder, d, release, settings2) {
   const drain = settings2.drainSeconds;
@@ -57031,19 +57055,18 @@ async function checkWithoutUp(d, release) {
   );
   return healthGate2(d, Object.keys(release.images), 1);
 }
-async function linkEnvAndPlan(d, release, settings2) {
-  const read2 = (commands, description) => d.server.run(commands, { description, timeoutSeconds: 120 });
-  const configYaml = release.configYaml ?? (await read2(config(d.cli, release.project), "read the compose configuration")).stdout;
+async function linkEnvAndList(d, release) {
+  const configYaml = release.configYaml ?? (await d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 })).stdout;
   const link = [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
-  const both = (await read2(
-    [...link, ...configHashesAndContainers(d.cli, release.project, d.inputs.projectName)],
-    "link the env file, read the configuration hashes and the running containers"
-  )).stdout;
-  const [hashes = "", rows = ""] = both.split(new RegExp(`^${CONTAINERS_MARK}$`, "m"));
-  const shapes = serviceShapes(configYaml);
-  const running = parseContainerRows(rows);
-  const plan = planRoll(shapes, parseConfigHashes(hashes), running, settings2.services);
-  return { ...plan, leftForUp: leftForUp(shapes, running, plan) };
+  const listed = await d.server.run([...link, ...listContainers(d.cli, d.inputs.projectName)], {
+    description: "link the env file, list the running containers",
+    timeoutSeconds: 120
+  });
+  return { shapes: serviceShapes(configYaml), rows: parseContainerRows(listed.stdout) };
+}
+async function planFromHashes(d, release, look, settings2) {
+  const hashes = await d.server.run(configHashes(d.cli, release.project), { description: "read the configuration hashes", timeoutSeconds: 120 });
+  return planRoll(look.shapes, parseConfigHashes(hashes.stdout), look.rows, settings2.services);
 }
 function describe2(plan) {
   const parts = [
@@ -57054,31 +57077,45 @@ function describe2(plan) {
   ];
   return `Rolling deploy: ${parts.join("; ")}`;
 }
-async function rollServices(d, release, running, plan, drain) {
-  const services = plan.roll.map((entry) => entry.service);
-  const label = `new containers of ${services.join(", ")}`;
+async function rollServices(d, release, running, first, complete, drain) {
+  let plan = first;
+  const label = () => `new containers of ${plan.roll.map((entry) => entry.service).join(", ")}`;
   let fresh = [];
   let gate;
   let healthySince;
   try {
-    if (plan.startFirst.length > 0)
-      await d.server.run(startMissing(d.cli, release.project, plan.startFirst), {
-        description: `start ${plan.startFirst.join(", ")} first`,
-        timeoutSeconds: 900,
-        live: "all"
-      });
-    fresh = await startNewContainers(d, release, plan);
+    await startMissingFirst(d, release, first.startFirst);
+    fresh = await startNewContainers(d, release, first.roll);
+    const whole = withRolled(await complete, first.roll);
+    if (whole !== first) {
+      announce(whole);
+      const more = whole.roll.filter((entry) => !first.roll.some((rolled) => rolled.service === entry.service));
+      plan = whole;
+      if (more.length > 0) {
+        await startMissingFirst(
+          d,
+          release,
+          whole.startFirst.filter((service) => !first.startFirst.includes(service))
+        );
+        fresh = [...fresh, ...await startNewContainers(d, release, more)];
+      }
+    }
     info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(", ") || "none"}`);
-    gate = await newContainersGate(d, services, fresh, (at) => healthySince = at);
+    gate = await newContainersGate(
+      d,
+      plan.roll.map((entry) => entry.service),
+      fresh,
+      (at) => healthySince = at
+    );
   } catch (error2) {
-    if (error2 instanceof StartFailed) fresh = error2.fresh;
+    if (error2 instanceof StartFailed) fresh = [...fresh, ...error2.fresh];
     gate = failedGate(`starting the new containers failed: ${error2.message}`);
   }
   if (!gate.ok) {
     const diagnostics = await collectDiagnostics(d, release, gate);
     await retire(d, fresh, "remove the new containers");
     await relinkEnv(d, running);
-    return { gate: { label, gate }, kept: { diagnostics } };
+    return { gate: { label: label(), gate }, kept: { diagnostics }, plan };
   }
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
@@ -57091,17 +57128,21 @@ async function rollServices(d, release, running, plan, drain) {
   await retire(
     d,
     plan.roll.flatMap((entry) => entry.old),
-    `stop and remove the old containers of ${services.join(", ")}`
+    `stop and remove the old containers of ${plan.roll.map((entry) => entry.service).join(", ")}`
   );
-  return { gate: { label, gate } };
+  return { gate: { label: label(), gate }, plan };
 }
-async function startNewContainers(d, release, plan) {
-  const description = `start new containers of ${plan.roll.map((entry) => entry.service).join(", ")}`;
-  const fromList = (stdout) => newContainers(plan.roll, parseContainerRows(stdout));
+async function startMissingFirst(d, release, services) {
+  if (services.length === 0) return;
+  await d.server.run(startMissing(d.cli, release.project, services), { description: `start ${services.join(", ")} first`, timeoutSeconds: 900, live: "all" });
+}
+async function startNewContainers(d, release, roll) {
+  const description = `start new containers of ${roll.map((entry) => entry.service).join(", ")}`;
+  const fromList = (stdout) => newContainers(roll, parseContainerRows(stdout));
   const listAgain = async () => fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout);
   let started;
   try {
-    started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(plan.roll)), {
+    started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(roll)), {
       description,
       timeoutSeconds: 900,
       live: "stderr",

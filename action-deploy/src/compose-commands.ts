@@ -170,26 +170,13 @@ export function inspectProjectContainers(cli: DockerCli, projectName: string): C
 
 // ── strategy: rolling ────────────────────────────────────────────────────────────────────────
 
-/** `<service> <hash>` per line: the configuration hash Compose compares with each container's `config-hash` label to decide what `up` recreates. */
-export const CONTAINERS_MARK = '--- containers';
-
 /**
- * Compose's configuration hash of every service, then CONTAINERS_MARK and listContainers' rows:
- * the two read at once (each is a docker program's start), in one round trip.
+ * `<service> <hash>` per line: the configuration hash Compose compares with each container's
+ * `config-hash` label to decide what `up` recreates.
  */
-export function configHashesAndContainers(cli: DockerCli, project: ComposeProject, projectName: string): Command[] {
-  const [list] = listContainers(cli, projectName);
-  return inProject(project, [
-    [raw('rows=$(mktemp) && trap \'rm -f "$rows"\' EXIT')],
-    [...list!, raw('>"$rows" & listing=$!')],
-    compose(cli, project, 'config', '--hash', '*'),
-    [raw('wait "$listing"')],
-    ['echo', CONTAINERS_MARK],
-    [raw('cat "$rows"')],
-  ]);
-}
+export const configHashes = (cli: DockerCli, project: ComposeProject): Command[] => inProject(project, [compose(cli, project, 'config', '--hash', '*')]);
 
-/** One tab-separated line per container of the project, one-offs included: id, service, one-off, config hash, state, name. */
+/** One tab-separated line per container of the project, one-offs included: id, service, one-off, config hash, state, name, image. */
 export function listContainers(cli: DockerCli, projectName: string): Command[] {
   const labels = ['service', 'oneoff', 'config-hash'].map((label) => `{{.Label "com.docker.compose.${label}"}}`);
   return [
@@ -201,7 +188,7 @@ export function listContainers(cli: DockerCli, projectName: string): Command[] {
       '--filter',
       `label=com.docker.compose.project=${projectName}`,
       '--format',
-      ['{{.ID}}', ...labels, '{{.State}}', '{{.Names}}'].join('\\t'),
+      ['{{.ID}}', ...labels, '{{.State}}', '{{.Names}}', '{{.Image}}'].join('\\t'),
     ),
   ];
 }
@@ -265,6 +252,8 @@ export interface ContainerRow {
   hash: string;
   state: string;
   name: string;
+  /** The image it was created from, as named then (for a Skiff release, the pinned image@sha256:…). */
+  image: string;
 }
 
 /** What listContainers prints, a row per container. */
@@ -273,7 +262,7 @@ export function parseContainerRows(stdout: string): ContainerRow[] {
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => {
-      const [id = '', service = '', oneOff = '', hash = '', state = '', name = ''] = line.split('\t');
-      return { id, service, oneOff: oneOff.toLowerCase() === 'true', hash, state, name };
+      const [id = '', service = '', oneOff = '', hash = '', state = '', name = '', image = ''] = line.split('\t');
+      return { id, service, oneOff: oneOff.toLowerCase() === 'true', hash, state, name, image };
     });
 }

@@ -288,4 +288,48 @@ describe('strategy: rolling behind nginx', () => {
     expect(await webContainers()).toEqual(web);
     expect(await answers(5)).toEqual(new Set(['version=v1']));
   }, 170_000);
+
+  it('a new image for web and only a new setting for a sidecar: web starts at once, the hashes add the sidecar, one gate, none failed', async () => {
+    const withSide = (webImage: string, sideSetting: string) =>
+      `${rollingCompose(webImage, PROXY_IMAGE, 2)}  side:\n    image: ${image('v1')}\n    environment:\n      SETTING: "${sideSetting}"\n`;
+    await writeFile(join(workspace.path, 'compose.yaml'), withSide(image('v1'), 'one'));
+    const first = await startAction(inputs({}), { workspace: workspace.path }).done;
+    expect(first.errors).toEqual([]);
+    const sideId = async () =>
+      (
+        await sh('docker', [
+          'ps',
+          '-q',
+          '--no-trunc',
+          '--filter',
+          `label=com.docker.compose.project=${PROJECT}`,
+          '--filter',
+          'label=com.docker.compose.service=side',
+        ])
+      ).trim();
+    const side = await sideId();
+    expect(side).not.toBe('');
+    const web = await webContainers();
+
+    await writeFile(join(workspace.path, 'compose.yaml'), withSide(image('v2'), 'two'));
+    const { run, loop } = await deployUnderLoad({});
+    expect(run.errors).toEqual([]);
+    expect(run.outputs.status).toBe('deployed');
+    expect(loop.failed, loop.failures.join('\n')).toBe(0);
+    // web's new image is a change for certain: its containers start before the hashes are in; they add side.
+    expect(run.stdout).toContain("Rolling deploy: new image for web; its new containers start while every service's configuration hash is read");
+    expect(run.stdout).toContain('Rolling deploy: rolling side (1 old → 1 new), web (2 old → 2 new); unchanged: proxy');
+    const steps = run.stdout.split('\n');
+    const index = (text: string) => steps.findIndex((line) => line.startsWith(text));
+    expect(index('read the configuration hashes')).toBeGreaterThan(-1);
+    expect(index('start new containers of web (')).toBeGreaterThan(index('read the configuration hashes'));
+    expect(index('start new containers of side (')).toBeGreaterThan(index('start new containers of web ('));
+    expect(index('stop and remove the old containers of side, web (')).toBeGreaterThan(index('start new containers of side ('));
+    expect(run.stdout).toContain('Release check: 1 round; compose up is not run');
+    const newSide = await sideId();
+    expect(newSide).not.toBe(side);
+    expect((await sh('docker', ['inspect', '--format', '{{range .Config.Env}}{{println .}}{{end}}', newSide])).split('\n')).toContain('SETTING=two');
+    for (const id of web.keys()) expect((await webContainers()).has(id)).toBe(false);
+    expect(await answers(10)).toEqual(new Set(['version=v2']));
+  }, 240_000);
 });

@@ -9,8 +9,7 @@ import { readDeployInputs } from '../src/inputs';
 import { planDeploy } from '../src/plan';
 import { withFakeDocker } from './fake-docker';
 import {
-  configHashesAndContainers,
-  CONTAINERS_MARK,
+  configHashes,
   inspectContainers,
   listContainers,
   scaleUp,
@@ -24,6 +23,7 @@ import {
 import { readRollingInputs } from '../src/strategies/rolling/inputs';
 import {
   drainLeft,
+  hashesIfOnlyImagesChanged,
   leftForUp,
   newContainers,
   parseConfigHashes,
@@ -31,6 +31,7 @@ import {
   scalesFor,
   serviceShapes,
   whyNotRolled,
+  withRolled,
   type ServiceShape,
 } from '../src/strategies/rolling/roll-plan';
 import { parseContainerRows, type ContainerRow } from '../src/compose-commands';
@@ -46,29 +47,8 @@ const composeLine =
   "docker compose --project-name shop --project-directory '/opt/my shop' -f '/opt/my shop/releases/r2/compose.yaml' -f '/opt/my shop/releases/r2/images.lock.json'";
 
 describe('rolling builders', () => {
-  it('reads the configuration hashes Compose compares with the containers, and the containers, at once', () => {
-    const listing = `docker ps -a --no-trunc --filter 'label=com.docker.compose.project=shop' --format '{{.ID}}\\t{{.Label "com.docker.compose.service"}}\\t{{.Label "com.docker.compose.oneoff"}}\\t{{.Label "com.docker.compose.config-hash"}}\\t{{.State}}\\t{{.Names}}'`;
-    expect(script(configHashesAndContainers(V2, project, 'shop'))).toBe(
-      [
-        'set -euo pipefail',
-        "cd '/opt/my shop'",
-        `rows=$(mktemp) && trap 'rm -f "$rows"' EXIT`,
-        `${listing} >"$rows" & listing=$!`,
-        `${composeLine} config --hash '*'`,
-        'wait "$listing"',
-        `echo '${CONTAINERS_MARK}'`,
-        'cat "$rows"',
-      ].join('\n'),
-    );
-  });
-
-  it('fails when the container list fails, though it ran in the background', async () => {
-    await withFakeDocker('if [ "$1" = ps ]; then sleep 0.2; echo "id1\tweb"; exit "${PS_EXIT:-0}"; fi\necho "web abc123"\n', (run, dir) => {
-      const commands = configHashesAndContainers(V2, { ...project, directory: dir }, 'shop');
-      const ok = run(commands);
-      expect([ok.status, ok.stdout]).toEqual([0, `web abc123\n${CONTAINERS_MARK}\nid1\tweb\n`]);
-      expect(run(commands, { PS_EXIT: '1' }).status).toBe(1);
-    });
+  it('reads the configuration hashes Compose compares with the containers, from the project directory', () => {
+    expect(script(configHashes(V2, project))).toBe(['set -euo pipefail', "cd '/opt/my shop'", `${composeLine} config --hash '*'`].join('\n'));
   });
 
   it('lists the containers after a scale-up in the same script, also when the scale-up failed, and keeps its exit status', async () => {
@@ -91,11 +71,11 @@ describe('rolling builders', () => {
     });
   });
 
-  it('lists every container of the project with its service, one-off flag, config hash and state (tabs left to docker)', () => {
+  it('lists every container of the project with its service, one-off flag, config hash, state and image (tabs left to docker)', () => {
     expect(script(listContainers({ compose: 'v2', sudo: true }, 'shop'))).toBe(
       [
         'set -euo pipefail',
-        `sudo -n docker ps -a --no-trunc --filter 'label=com.docker.compose.project=shop' --format '{{.ID}}\\t{{.Label "com.docker.compose.service"}}\\t{{.Label "com.docker.compose.oneoff"}}\\t{{.Label "com.docker.compose.config-hash"}}\\t{{.State}}\\t{{.Names}}'`,
+        `sudo -n docker ps -a --no-trunc --filter 'label=com.docker.compose.project=shop' --format '{{.ID}}\\t{{.Label "com.docker.compose.service"}}\\t{{.Label "com.docker.compose.oneoff"}}\\t{{.Label "com.docker.compose.config-hash"}}\\t{{.State}}\\t{{.Names}}\\t{{.Image}}'`,
       ].join('\n'),
     );
   });
@@ -223,6 +203,7 @@ const row = (id: string, service: string, hash: string, extra: Partial<Container
   oneOff: false,
   state: 'running',
   name: `shop-${service}-${id}`,
+  image: `r/${service}@sha256:old`,
   ...extra,
 });
 
@@ -331,10 +312,47 @@ describe('planRoll', () => {
     expect(newContainers(plan.roll, after)).toEqual(['w3', 'w4']);
   });
 
+  describe('before the hashes are in: a new image is a change for certain', () => {
+    const images = { proxy: 'r/proxy@sha256:old', web: 'r/web@sha256:new', db: 'r/db@sha256:new', worker: 'r/worker@sha256:old', agent: 'r/agent@sha256:old' };
+
+    it('rolls the services whose containers run another image; takes the others as unchanged until the hashes say', () => {
+      const guess = planRoll(shapes, hashesIfOnlyImagesChanged(shapes, rows, images), rows);
+      expect(guess.roll).toEqual([{ service: 'web', old: ['w1', 'w2'], replicas: 2 }]);
+      expect(guess.startFirst).toEqual(['base', 'cache']);
+      // db has a new image but cannot roll: as with the hashes, compose up recreates it.
+      expect(guess.recreate.map((entry) => entry.service)).toEqual(['db']);
+      expect(guess.unchanged).toEqual(['proxy', 'worker', 'agent']);
+    });
+
+    it('is part of the plan by the hashes, whatever the hashes say of the services it took as unchanged', () => {
+      const guess = planRoll(shapes, hashesIfOnlyImagesChanged(shapes, rows, images), rows);
+      const real = planRoll(shapes, HASHES, rows);
+      for (const entry of guess.roll) expect(real.roll).toContainEqual(entry);
+      expect(withRolled(real, guess.roll)).toBe(real);
+    });
+
+    it('a service whose image is the same but whose configuration changed is added by the hashes, not guessed', () => {
+      const same = { ...images, web: 'r/web@sha256:old' };
+      const guess = planRoll(shapes, hashesIfOnlyImagesChanged(shapes, rows, same), rows);
+      expect(guess.roll).toEqual([]);
+      expect(planRoll(shapes, HASHES, rows).roll.map((entry) => entry.service)).toEqual(['web']);
+    });
+
+    it('keeps rolling a guessed service the hashes call unchanged (a moved tag lists an image id): its new containers exist', () => {
+      const unchanged = planRoll(shapes, parseConfigHashes('proxy h-proxy\nweb h-web1\ndb h-db1\nworker h-worker1\nagent h-agent\n'), rows);
+      expect(unchanged.roll).toEqual([]);
+      const kept = withRolled(unchanged, [{ service: 'web', old: ['w1', 'w2'], replicas: 2 }]);
+      expect(kept.roll).toEqual([{ service: 'web', old: ['w1', 'w2'], replicas: 2 }]);
+      expect(kept.unchanged).not.toContain('web');
+    });
+  });
+
   it('parses docker ps and config --hash output', () => {
-    expect(parseContainerRows('0123abc\tweb\tFalse\tdeadbeef\trunning\tshop-web-2\n9f\tweb\tTrue\t\texited\tshop-web-run-1\n')).toEqual([
-      { id: '0123abc', service: 'web', oneOff: false, hash: 'deadbeef', state: 'running', name: 'shop-web-2' },
-      { id: '9f', service: 'web', oneOff: true, hash: '', state: 'exited', name: 'shop-web-run-1' },
+    expect(
+      parseContainerRows('0123abc\tweb\tFalse\tdeadbeef\trunning\tshop-web-2\tr/app@sha256:1\n9f\tweb\tTrue\t\texited\tshop-web-run-1\tr/app:v1\n'),
+    ).toEqual([
+      { id: '0123abc', service: 'web', oneOff: false, hash: 'deadbeef', state: 'running', name: 'shop-web-2', image: 'r/app@sha256:1' },
+      { id: '9f', service: 'web', oneOff: true, hash: '', state: 'exited', name: 'shop-web-run-1', image: 'r/app:v1' },
     ]);
     expect([...parseConfigHashes('web abc\n\nproxy def\n')]).toEqual([
       ['web', 'abc'],
@@ -404,13 +422,14 @@ describe('rolling dry-run', () => {
       const steps = await planDeploy(new PlanRecorder(), readDeployInputs(), runContext({ GITHUB_SHA: '0123456789abcdef' }));
       const descriptions = steps.map((step) => step.description);
       const at = (description: string) => descriptions.indexOf(description);
-      const readStep = 'link the env file, read the configuration hashes and the running containers';
-      expect(at(readStep)).toBeGreaterThan(at('resolve image digests'));
+      const linkStep = 'link the env file, list the running containers';
+      expect(at(linkStep)).toBeGreaterThan(at('resolve image digests'));
       // The hashes are read with the release's .env linked: `env_file: .env` is part of a service's configuration.
-      const read = steps[at(readStep)];
-      const script = read?.kind === 'run' ? read.script : '';
-      expect(script.indexOf('/opt/shop/.env')).toBeGreaterThan(-1);
-      expect(script.indexOf('config --hash')).toBeGreaterThan(script.indexOf('/opt/shop/.env'));
+      const link = steps[at(linkStep)];
+      expect(link?.kind === 'run' ? link.script : '').toContain('/opt/shop/.env');
+      const hashes = steps[at('read the configuration hashes')];
+      expect(at('read the configuration hashes')).toBeGreaterThan(at(linkStep));
+      expect(hashes?.kind === 'run' ? hashes.script : '').toContain("config --hash '*'");
       expect(descriptions).not.toContain('link the env file');
       const id = descriptions.find((d) => d.startsWith('create release '))!.slice('create release '.length);
       const roll = steps.find((step) => step.description.startsWith('roll each changed service'));
@@ -458,7 +477,15 @@ describe('after the roll', () => {
     });
   });
 
-  const row = (id: string, name: string, oneOff = false): ContainerRow => ({ id, service: name.split('-')[1]!, oneOff, hash: 'h', state: 'running', name });
+  const row = (id: string, name: string, oneOff = false): ContainerRow => ({
+    id,
+    service: name.split('-')[1]!,
+    oneOff,
+    hash: 'h',
+    state: 'running',
+    name,
+    image: 'i',
+  });
   const rolled = [row('n1', 'shop-web-3'), row('n2', 'shop-web-4'), row('p1', 'shop-proxy-1')];
 
   it('the release check needs one round when compose up created nothing: every container ran before it (the rolled ones through the full gate)', () => {

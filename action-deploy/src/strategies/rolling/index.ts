@@ -3,8 +3,7 @@ import { RemoteCommandError, render, type ExecResult, type PlanRecorder } from '
 import {
   compose,
   config,
-  configHashesAndContainers,
-  CONTAINERS_MARK,
+  configHashes,
   inspectContainers,
   listContainers,
   parseContainerRows,
@@ -18,7 +17,21 @@ import { containerGate, healthGate, type GateReport } from '../../health-gate';
 import { touchLock } from '../../lock-commands';
 import { linkEnv } from '../../release-history';
 import { collectDiagnostics } from '../../rollback';
-import { drainLeft, leftForUp, newContainers, parseConfigHashes, planRoll, scalesFor, serviceShapes, type RollPlan } from './roll-plan';
+import {
+  drainLeft,
+  hashesIfOnlyImagesChanged,
+  leftForUp,
+  newContainers,
+  parseConfigHashes,
+  planRoll,
+  scalesFor,
+  serviceShapes,
+  withRolled,
+  type RollingService,
+  type RollPlan,
+  type ServiceShape,
+} from './roll-plan';
+import type { ContainerRow } from '../../compose-commands';
 import { upAndCheck } from '../../release-check';
 import { RefusedBeforeChange } from '../../refusal';
 import { recreateStrategy } from '../recreate';
@@ -46,24 +59,49 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
         );
     },
     async switchOn(d, release, running) {
-      const plan = await linkEnvAndPlan(d, release, settings);
-      for (const warning of plan.warnings) core.warning(warning);
-      core.info(describe(plan));
+      const look = await linkEnvAndList(d, release);
+      // Compose's configuration hashes cost a program start: they are read while the services
+      // whose image changed (which the hashes can only confirm) already start their new containers.
+      const hashed = planFromHashes(d, release, look, settings);
+      const guess = d.planning
+        ? undefined
+        : planRoll(look.shapes, hashesIfOnlyImagesChanged(look.shapes, look.rows, release.images), look.rows, settings.services);
       const gates: Switched['gates'] = [];
-      // Which services roll depends on what runs on the server: a dry run shows the commands for a service S.
-      if (d.planning) planRolls(d.planning, d, release, settings);
-      else if (plan.roll.length > 0) {
-        const rolled = await rollServices(d, release, running, plan, settings.drainSeconds);
+      let plan: RollPlan;
+      if (guess && guess.roll.length > 0) {
+        // Awaited in the roll, where a failed read removes the new containers like a failed start.
+        hashed.catch(() => undefined);
+        core.info(
+          `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(', ')}; its new containers start while every service's configuration hash is read`,
+        );
+        const rolled = await rollServices(d, release, running, guess, hashed, settings.drainSeconds);
         gates.push(rolled.gate);
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+        plan = rolled.plan;
+      } else {
+        plan = await hashed;
+        announce(plan);
+        // Which services roll depends on what runs on the server: a dry run shows the commands for a service S.
+        if (d.planning) planRolls(d.planning, d, release, settings);
+        else if (plan.roll.length > 0) {
+          const rolled = await rollServices(d, release, running, plan, hashed, settings.drainSeconds);
+          gates.push(rolled.gate);
+          if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+        }
       }
       // The rolled services already run the release's configuration, so `up` leaves them be.
-      if (plan.roll.length > 0 && plan.leftForUp) core.info(`After the roll, compose up runs: ${plan.leftForUp}`);
-      const gate = plan.leftForUp === undefined && plan.roll.length > 0 && !d.planning ? await checkWithoutUp(d, release) : await upAndCheck(d, release);
+      const left = leftForUp(look.shapes, look.rows, plan);
+      if (plan.roll.length > 0 && left) core.info(`After the roll, compose up runs: ${left}`);
+      const gate = left === undefined && plan.roll.length > 0 && !d.planning ? await checkWithoutUp(d, release) : await upAndCheck(d, release);
       gates.push({ label: `release ${release.id}`, gate });
       return { gates, gate };
     },
   };
+}
+
+function announce(plan: RollPlan): void {
+  for (const warning of plan.warnings) core.warning(warning);
+  core.info(describe(plan));
 }
 
 /** The roll of each changed service as a dry run shows it, for a service S (which services roll depends on the server). */
@@ -96,26 +134,31 @@ async function checkWithoutUp(d: Deployer, release: Release): Promise<GateReport
   return healthGate(d, Object.keys(release.images), 1);
 }
 
+interface Look {
+  shapes: ServiceShape[];
+  rows: ContainerRow[];
+}
+
 /**
  * Points `.env` at the release (services with `env_file: .env` read it, and so does their
- * configuration hash), then reads what the release defines and what runs now, in the same
- * round trip. Changes nothing else.
+ * configuration hash) and lists what runs now, in one round trip; reads what the release
+ * defines unless the pull already did. Changes nothing else.
  */
-async function linkEnvAndPlan(d: Deployer, release: Release, settings: RollingInputs): Promise<RollPlan & { leftForUp: string | undefined }> {
-  const read = (commands: Parameters<Deployer['server']['run']>[0], description: string) => d.server.run(commands, { description, timeoutSeconds: 120 });
-  const configYaml = release.configYaml ?? (await read(config(d.cli, release.project), 'read the compose configuration')).stdout;
+async function linkEnvAndList(d: Deployer, release: Release): Promise<Look> {
+  const configYaml =
+    release.configYaml ?? (await d.server.run(config(d.cli, release.project), { description: 'read the compose configuration', timeoutSeconds: 120 })).stdout;
   const link = [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
-  const both = (
-    await read(
-      [...link, ...configHashesAndContainers(d.cli, release.project, d.inputs.projectName)],
-      'link the env file, read the configuration hashes and the running containers',
-    )
-  ).stdout;
-  const [hashes = '', rows = ''] = both.split(new RegExp(`^${CONTAINERS_MARK}$`, 'm'));
-  const shapes = serviceShapes(configYaml);
-  const running = parseContainerRows(rows);
-  const plan = planRoll(shapes, parseConfigHashes(hashes), running, settings.services);
-  return { ...plan, leftForUp: leftForUp(shapes, running, plan) };
+  const listed = await d.server.run([...link, ...listContainers(d.cli, d.inputs.projectName)], {
+    description: 'link the env file, list the running containers',
+    timeoutSeconds: 120,
+  });
+  return { shapes: serviceShapes(configYaml), rows: parseContainerRows(listed.stdout) };
+}
+
+/** The plan by Compose's own configuration hashes (read after the env link: they cover `env_file` contents). */
+async function planFromHashes(d: Deployer, release: Release, look: Look, settings: RollingInputs): Promise<RollPlan> {
+  const hashes = await d.server.run(configHashes(d.cli, release.project), { description: 'read the configuration hashes', timeoutSeconds: 120 });
+  return planRoll(look.shapes, parseConfigHashes(hashes.stdout), look.rows, settings.services);
 }
 
 function describe(plan: RollPlan): string {
@@ -133,39 +176,57 @@ function describe(plan: RollPlan): string {
 /**
  * Scale up, gate the new containers, then retire the old ones — or, if the new ones fail,
  * remove them and put the env link back, leaving the running release exactly as it was.
+ * `first` starts at once; `complete` (the plan by Compose's hashes, which may add services whose
+ * configuration changed with the same image) is awaited after that scale-up, and what it adds
+ * starts before the one gate over all the new containers.
  */
 async function rollServices(
   d: Deployer,
   release: Release,
   running: string | undefined,
-  plan: RollPlan,
+  first: RollPlan,
+  complete: Promise<RollPlan>,
   drain: number,
-): Promise<{ gate: Switched['gates'][number]; kept?: Switched['kept'] }> {
-  const services = plan.roll.map((entry) => entry.service);
-  const label = `new containers of ${services.join(', ')}`;
+): Promise<{ gate: Switched['gates'][number]; kept?: Switched['kept']; plan: RollPlan }> {
+  let plan = first;
+  const label = () => `new containers of ${plan.roll.map((entry) => entry.service).join(', ')}`;
   let fresh: string[] = [];
   let gate: GateReport;
   let healthySince: number | undefined;
   try {
-    if (plan.startFirst.length > 0)
-      await d.server.run(startMissing(d.cli, release.project, plan.startFirst), {
-        description: `start ${plan.startFirst.join(', ')} first`,
-        timeoutSeconds: 900,
-        live: 'all',
-      });
-    fresh = await startNewContainers(d, release, plan);
+    await startMissingFirst(d, release, first.startFirst);
+    fresh = await startNewContainers(d, release, first.roll);
+    const whole = withRolled(await complete, first.roll);
+    if (whole !== first) {
+      announce(whole);
+      const more = whole.roll.filter((entry) => !first.roll.some((rolled) => rolled.service === entry.service));
+      plan = whole;
+      if (more.length > 0) {
+        await startMissingFirst(
+          d,
+          release,
+          whole.startFirst.filter((service) => !first.startFirst.includes(service)),
+        );
+        fresh = [...fresh, ...(await startNewContainers(d, release, more))];
+      }
+    }
     core.info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(', ') || 'none'}`);
-    gate = await newContainersGate(d, services, fresh, (at) => (healthySince = at));
+    gate = await newContainersGate(
+      d,
+      plan.roll.map((entry) => entry.service),
+      fresh,
+      (at) => (healthySince = at),
+    );
   } catch (error) {
     // `up` failed (e.g. the image would not start): nothing old was touched; clean up what it made.
-    if (error instanceof StartFailed) fresh = error.fresh;
+    if (error instanceof StartFailed) fresh = [...fresh, ...error.fresh];
     gate = failedGate(`starting the new containers failed: ${(error as Error).message}`);
   }
   if (!gate.ok) {
     const diagnostics = await collectDiagnostics(d, release, gate);
     await retire(d, fresh, 'remove the new containers');
     await relinkEnv(d, running);
-    return { gate: { label, gate }, kept: { diagnostics } };
+    return { gate: { label: label(), gate }, kept: { diagnostics }, plan };
   }
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
@@ -179,9 +240,14 @@ async function rollServices(
   await retire(
     d,
     plan.roll.flatMap((entry) => entry.old),
-    `stop and remove the old containers of ${services.join(', ')}`,
+    `stop and remove the old containers of ${plan.roll.map((entry) => entry.service).join(', ')}`,
   );
-  return { gate: { label, gate } };
+  return { gate: { label: label(), gate }, plan };
+}
+
+async function startMissingFirst(d: Deployer, release: Release, services: readonly string[]): Promise<void> {
+  if (services.length === 0) return;
+  await d.server.run(startMissing(d.cli, release.project, services), { description: `start ${services.join(', ')} first`, timeoutSeconds: 900, live: 'all' });
 }
 
 /**
@@ -190,14 +256,14 @@ async function rollServices(
  * failing is removed like the rest. Only when that list itself could not be read (a timeout, a
  * lost connection) is it read again on its own.
  */
-async function startNewContainers(d: Deployer, release: Release, plan: RollPlan): Promise<string[]> {
-  const description = `start new containers of ${plan.roll.map((entry) => entry.service).join(', ')}`;
-  const fromList = (stdout: string) => newContainers(plan.roll, parseContainerRows(stdout));
+async function startNewContainers(d: Deployer, release: Release, roll: readonly RollingService[]): Promise<string[]> {
+  const description = `start new containers of ${roll.map((entry) => entry.service).join(', ')}`;
+  const fromList = (stdout: string) => newContainers(roll, parseContainerRows(stdout));
   const listAgain = async () =>
     fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout);
   let started: ExecResult;
   try {
-    started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(plan.roll)), {
+    started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(roll)), {
       description,
       timeoutSeconds: 900,
       live: 'stderr',

@@ -150,6 +150,41 @@ export function planRoll(
   return plan;
 }
 
+/**
+ * What can be known to have changed before Compose's configuration hashes are in: a service whose
+ * containers were created from another image than the one the release pins certainly changed
+ * (the image is part of the hash), so it has no entry here and planRoll rolls it; any other
+ * service is taken as running its containers' own configuration until the hashes say otherwise.
+ * A plan from these is always a part of the plan from the real hashes (see withRolled).
+ */
+export function hashesIfOnlyImagesChanged(
+  shapes: readonly ServiceShape[],
+  rows: readonly ContainerRow[],
+  images: Readonly<Record<string, string>>,
+): Map<string, string> {
+  const hashes = new Map<string, string>();
+  for (const shape of shapes) {
+    const containers = rows.filter((row) => row.service === shape.name && !row.oneOff);
+    const image = images[shape.name];
+    if (containers.length === 0 || (image !== undefined && containers.some((row) => row.image !== image))) continue;
+    hashes.set(shape.name, containers[0]!.hash);
+  }
+  return hashes;
+}
+
+/**
+ * The plan from the real hashes, with every service already rolling from the first guess kept
+ * rolling: its new containers exist and run the release's configuration whatever the hashes say
+ * (a container whose image tag was moved lists the image's id instead of its name, so a guess
+ * can roll a service whose configuration text did not change; rolling it is harmless).
+ */
+export function withRolled(plan: RollPlan, rolling: readonly RollingService[]): RollPlan {
+  const extra = rolling.filter((entry) => !plan.roll.some((rolled) => rolled.service === entry.service));
+  if (extra.length === 0) return plan;
+  const names = new Set(extra.map((entry) => entry.service));
+  return { ...plan, roll: [...plan.roll, ...extra], unchanged: plan.unchanged.filter((service) => !names.has(service)) };
+}
+
 /** Services the rolled ones need (directly or not) that have no container yet, e.g. a cache the new release adds. */
 function missingDependencies(shapes: readonly ServiceShape[], rows: readonly ContainerRow[], rolled: readonly string[]): string[] {
   const byName = new Map(shapes.map((shape) => [shape.name, shape]));
