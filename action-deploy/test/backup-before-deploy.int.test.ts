@@ -7,6 +7,7 @@ import {
   ensureBaseImages,
   ensureComposePostgresImage,
   freePort,
+  pushWithOwnLogin,
   sh,
   startRegistry,
   startSshd,
@@ -66,6 +67,10 @@ const inputs = (extra: Record<string, string> = {}) => ({
   'health-timeout': '60s',
   'backup-before-deploy': 'type: postgres\nservice: db\ndatabase: app\nuser: postgres\n',
   'backup-keep': '2',
+  // The machine's own docker login is left alone (other test files run beside this one): each pull logs in for itself.
+  registry: registry.address,
+  'registry-username': registry.username,
+  'registry-password': registry.password,
   // Runs after the backup: proves the order by finding its manifest already there.
   'pre-deploy': `ls ${projectDir}/backups/postgres-app/*.manifest.json > ${projectDir}/pre-deploy-saw.txt 2>&1 || echo none > ${projectDir}/pre-deploy-saw.txt`,
   ...extra,
@@ -80,10 +85,9 @@ beforeAll(async () => {
   webPort = await freePort();
   app = `${registry.address}/skiffdeploybbd-app:v1`;
   db = `${registry.address}/skiffdeploybbd-pg:15`;
-  await sh('docker', ['login', '-u', registry.username, '--password-stdin', registry.address], { input: registry.password });
   await buildApp(app, 'ok', 'v1');
   await sh('docker', ['tag', await ensureComposePostgresImage(), db]);
-  for (const image of [app, db]) await sh('docker', ['push', '-q', image], { timeoutMs: 120_000 });
+  for (const image of [app, db]) await pushWithOwnLogin(registry, image);
   await writeFile(
     join(workspace.path, 'compose.yaml'),
     [
@@ -102,7 +106,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await removeProject(PROJECT).catch(() => undefined);
-  await sh('docker', ['logout', registry.address]).catch(() => '');
   await sh('docker', ['image', 'rm', '-f', app, db]).catch(() => '');
   await Promise.all([server?.stop(), registry?.stop(), remoteRoot?.remove(), workspace?.remove()]);
 });
