@@ -80,7 +80,8 @@ async function answers(count: number): Promise<Set<string>> {
   return seen;
 }
 
-const proxyId = async () =>
+/** The running container(s) of a one-replica service. */
+const serviceContainer = async (service: string) =>
   (
     await sh('docker', [
       'ps',
@@ -89,9 +90,10 @@ const proxyId = async () =>
       '--filter',
       `label=com.docker.compose.project=${PROJECT}`,
       '--filter',
-      'label=com.docker.compose.service=proxy',
+      `label=com.docker.compose.service=${service}`,
     ])
   ).trim();
+const proxyId = () => serviceContainer('proxy');
 
 beforeAll(async () => {
   await ensureBaseImages();
@@ -295,18 +297,7 @@ describe('strategy: rolling behind nginx', () => {
     await writeFile(join(workspace.path, 'compose.yaml'), withSide(image('v1'), 'one'));
     const first = await startAction(inputs({}), { workspace: workspace.path }).done;
     expect(first.errors).toEqual([]);
-    const sideId = async () =>
-      (
-        await sh('docker', [
-          'ps',
-          '-q',
-          '--no-trunc',
-          '--filter',
-          `label=com.docker.compose.project=${PROJECT}`,
-          '--filter',
-          'label=com.docker.compose.service=side',
-        ])
-      ).trim();
+    const sideId = () => serviceContainer('side');
     const side = await sideId();
     expect(side).not.toBe('');
     const web = await webContainers();
