@@ -3,7 +3,8 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 // Unit tests are pure and fast. Integration tests start real servers (sshd, dockerd,
 // registry, databases), so they get long timeouts and run one file at a time on 2 cores.
-// SIDE_BY_SIDE files run three at a time, after the others: each starts servers of its own under
+// SIDE_BY_SIDE files run beside the others (npm test: two at a time, while the integration files
+// run one at a time): each starts servers of its own under
 // names no other file uses, none has a timing-sensitive check (no load test, no health timeout
 // under a minute), and they spend most of their time waiting on those servers — pulls, database
 // dumps and restores at real sizes, the examples' whole workflows.
@@ -24,24 +25,24 @@ const SIDE_BY_SIDE = [
   'action-deploy/test/prepare-fresh.int.test.ts',
 ];
 
-// The side-by-side files, longest first as measured (README "How long npm test takes"): three
+// The side-by-side files, longest first as measured (README "How long npm test takes"): the
 // workers end together when the longest start first. Vitest's own order needs durations cached
 // by an earlier run, which a clean CI clone does not have; there it starts small files first and
 // the longest last, so one worker ran alone for minutes at the end.
 const LONGEST_FIRST = [
-  'action-backup/test/modern.int.test.ts',
-  'test/examples/one-vm-proxy.int.test.ts',
-  'packages/backup/test/real-size-postgres.int.test.ts',
-  'test/examples/two-vms-cloudflare.int.test.ts',
-  'test/examples/coolify-managed-db.int.test.ts',
-  'packages/backup/test/real-size-sources.int.test.ts',
-  'test/examples/droplet-db-and-files.int.test.ts',
   'action-deploy/test/prepare-fresh.int.test.ts',
-  'action-deploy/test/backup-before-deploy.int.test.ts',
-  'action-backup/test/managed-mariadb.int.test.ts',
+  'test/examples/one-vm-proxy.int.test.ts',
+  'action-backup/test/modern.int.test.ts',
+  'test/examples/two-vms-cloudflare.int.test.ts',
+  'test/examples/droplet-db-and-files.int.test.ts',
+  'packages/backup/test/real-size-postgres.int.test.ts',
+  'packages/backup/test/real-size-sources.int.test.ts',
+  'test/examples/coolify-managed-db.int.test.ts',
   'test/examples/python-systemd-sqlite.int.test.ts',
-  'action-backup/test/managed-database.int.test.ts',
+  'action-deploy/test/backup-before-deploy.int.test.ts',
   'packages/backup/test/s3.int.test.ts',
+  'action-backup/test/managed-database.int.test.ts',
+  'action-backup/test/managed-mariadb.int.test.ts',
 ];
 
 class LongestFirst extends BaseSequencer {
@@ -86,8 +87,9 @@ export default defineConfig({
           testTimeout: 300_000,
           hookTimeout: 900_000,
           fileParallelism: true,
-          // Three at a time on two cores: they wait on their servers far more than they compute.
-          maxWorkers: 3,
+          // Three at a time on two cores when they run alone: they wait on their servers far more than
+          // they compute. npm test runs them beside the serial integration files, two at a time.
+          maxWorkers: Number(process.env.SKIFF_SIDE_BY_SIDE_WORKERS ?? 3),
           pool: 'forks',
         },
       },
