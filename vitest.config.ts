@@ -3,8 +3,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 // Unit tests are pure and fast. Integration tests start real servers (sshd, dockerd,
 // registry, databases), so they get long timeouts and run one file at a time on 2 cores.
-// SIDE_BY_SIDE files run beside the others (npm test: two at a time, while the integration files
-// run one at a time): each starts servers of its own under
+// SIDE_BY_SIDE files run three at a time, after the others: each starts servers of its own under
 // names no other file uses, none has a timing-sensitive check (no load test, no health timeout
 // under a minute), and they spend most of their time waiting on those servers — pulls, database
 // dumps and restores at real sizes, the examples' whole workflows.
@@ -25,7 +24,7 @@ const SIDE_BY_SIDE = [
   'action-deploy/test/prepare-fresh.int.test.ts',
 ];
 
-// The side-by-side files, longest first as measured (README "How long npm test takes"): the
+// The side-by-side files, longest first as measured (README "How long npm test takes"): three
 // workers end together when the longest start first. Vitest's own order needs durations cached
 // by an earlier run, which a clean CI clone does not have; there it starts small files first and
 // the longest last, so one worker ran alone for minutes at the end.
@@ -87,9 +86,8 @@ export default defineConfig({
           testTimeout: 300_000,
           hookTimeout: 900_000,
           fileParallelism: true,
-          // Three at a time on two cores when they run alone: they wait on their servers far more than
-          // they compute. npm test runs them beside the serial integration files, two at a time.
-          maxWorkers: Number(process.env.SKIFF_SIDE_BY_SIDE_WORKERS ?? 3),
+          // Three at a time on two cores: they wait on their servers far more than they compute.
+          maxWorkers: 3,
           pool: 'forks',
         },
       },

@@ -31,18 +31,9 @@ wait "$static_pid" || static_status=$?
 echo "--- type check, Prettier, ESLint (exit $static_status) ---"
 cat .tmp/static-checks.log
 [[ $static_status -eq 0 ]] || status=1
-# The integration files run one at a time and leave about half of the 2 cores idle (they wait on
-# health intervals, drains and servers), so the side-by-side files run beside them, two at a time
-# (SKIFF_SIDE_BY_SIDE_WORKERS): they share no server and no name with any other file. Their output
-# is kept apart and printed after the integration tests' own, so neither interleaves.
-side_status=0
-SKIFF_SIDE_BY_SIDE_WORKERS=2 npx vitest run --project side-by-side --reporter=default --reporter=json --outputFile.json=.tmp/vitest-side-by-side.json \
-  > .tmp/side-by-side.log 2>&1 &
-side_pid=$!
 npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.tmp/vitest-integration.json || integration_status=$?
-wait "$side_pid" || side_status=$?
-echo "--- side-by-side tests, run beside the integration tests (exit $side_status) ---"
-cat .tmp/side-by-side.log
+side_status=0
+npx vitest run --project side-by-side --reporter=default --reporter=json --outputFile.json=.tmp/vitest-side-by-side.json || side_status=$?
 [[ $unit_status -eq 0 && $integration_status -eq 0 && $side_status -eq 0 ]] || status=1
 build_status=0
 node scripts/build.mjs --check || build_status=1
