@@ -55383,10 +55383,16 @@ async function takeLockWhereDeployed(executor, projectDir, releases, owner, then
   const key = options.host ?? "";
   held.set(key, { ...options.host ? { host: options.host } : {}, projectDir, token: owner.token });
   saveHeld();
-  const answer = await executor.run(tryLockWhereDeployed(projectDir, releases, owner, then.commands), {
-    description: `take the deploy lock, ${then.what}`,
-    timeoutSeconds: 60
-  });
+  let answer;
+  try {
+    answer = await executor.run(tryLockWhereDeployed(projectDir, releases, owner, then.commands), {
+      description: `take the deploy lock, ${then.what}`,
+      timeoutSeconds: 60
+    });
+  } catch (error2) {
+    await heldLock(executor, projectDir, owner.token, key).release().catch(() => void 0);
+    throw error2;
+  }
   const attempt = parseEarlyLockAttempt(answer.stdout);
   if (attempt.kind !== "acquired") {
     held.delete(key);

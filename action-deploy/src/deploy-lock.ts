@@ -88,11 +88,20 @@ export async function takeLockWhereDeployed(
   const key = options.host ?? '';
   held.set(key, { ...(options.host ? { host: options.host } : {}), projectDir, token: owner.token });
   saveHeld();
-  // If this throws, whether the lock was taken is unknown: the state keeps it, so the post step frees it if it was.
-  const answer = await executor.run(tryLockWhereDeployed(projectDir, releases, owner, then.commands), {
-    description: `take the deploy lock, ${then.what}`,
-    timeoutSeconds: 60,
-  });
+  let answer;
+  try {
+    answer = await executor.run(tryLockWhereDeployed(projectDir, releases, owner, then.commands), {
+      description: `take the deploy lock, ${then.what}`,
+      timeoutSeconds: 60,
+    });
+  } catch (error) {
+    // The lock may be held (`then` failed after it was taken): give it back now, by token, so it
+    // does not wait for the post step; if even that fails, the state keeps it for the post step.
+    await heldLock(executor, projectDir, owner.token, key)
+      .release()
+      .catch(() => undefined);
+    throw error;
+  }
   const attempt = parseEarlyLockAttempt(answer.stdout);
   if (attempt.kind !== 'acquired') {
     held.delete(key);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Executor } from '@skiff/shell';
-import { LOCK_STATE, acquireLock, savedLocks } from '../src/deploy-lock';
+import { LOCK_STATE, acquireLock, savedLocks, takeLockWhereDeployed } from '../src/deploy-lock';
 import { probeBesideLock } from '../src/each-host';
 import type { DeployInputs } from '../src/deploy-inputs';
 
@@ -98,6 +98,22 @@ describe('the lock taken beside the Compose probe', () => {
       expect(opened.early).toBeUndefined();
       expect(lastState()).toBe('');
     }
+  });
+
+  it('gives the lock back when the read after taking it fails, and fails with that error', async () => {
+    const ran: string[] = [];
+    const executor = {
+      run: async (_commands: unknown, options: { description: string }) => {
+        ran.push(options.description);
+        if (options.description.startsWith('take the deploy lock')) throw new Error('read releases failed with exit code 2');
+        return { code: 0, stdout: 'released\n', stderr: '' };
+      },
+    } as unknown as Executor;
+    await expect(
+      takeLockWhereDeployed(executor, '/opt/app', '/opt/app/releases', owner, { commands: [], what: 'read releases' }, { host: 'root@h1:22' }),
+    ).rejects.toThrow('read releases failed with exit code 2');
+    expect(ran).toEqual(['take the deploy lock, read releases', 'release the deploy lock']);
+    expect(lastState()).toBe('');
   });
 
   it("gives the lock back when the probe fails, and fails with the probe's error", async () => {
