@@ -6168,7 +6168,7 @@ var require_client_h1 = __commonJS({
         } else {
           socket[kReset] = true;
         }
-        const pause = request2.onHeaders(statusCode, headers2, this.resume, statusText) === false;
+        const pause2 = request2.onHeaders(statusCode, headers2, this.resume, statusText) === false;
         if (request2.aborted) {
           return -1;
         }
@@ -6182,7 +6182,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants3.ERROR.PAUSED : 0;
+        return pause2 ? constants3.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -10036,7 +10036,7 @@ var require_api_stream = __commonJS({
   "node_modules/undici/lib/api/api-stream.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { finished: finished2, PassThrough: PassThrough2 } = __require("node:stream");
+    var { finished: finished2, PassThrough: PassThrough3 } = __require("node:stream");
     var { InvalidArgumentError, InvalidReturnValueError } = require_errors();
     var util = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -10112,7 +10112,7 @@ var require_api_stream = __commonJS({
         if (this.throwOnError && statusCode >= 400) {
           const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers2;
           const contentType = parsedHeaders["content-type"];
-          res = new PassThrough2();
+          res = new PassThrough3();
           this.callback = null;
           this.runInAsyncScope(
             getResolveErrorBodyCallback,
@@ -10211,7 +10211,7 @@ var require_api_pipeline = __commonJS({
     var {
       Readable: Readable2,
       Duplex,
-      PassThrough: PassThrough2
+      PassThrough: PassThrough3
     } = __require("node:stream");
     var {
       InvalidArgumentError,
@@ -10397,7 +10397,7 @@ var require_api_pipeline = __commonJS({
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
         return pipelineHandler.ret;
       } catch (err) {
-        return new PassThrough2().destroy(err);
+        return new PassThrough3().destroy(err);
       }
     }
     module.exports = pipeline;
@@ -17425,7 +17425,7 @@ var require_permessage_deflate = __commonJS({
 var require_receiver = __commonJS({
   "node_modules/undici/lib/web/websocket/receiver.js"(exports, module) {
     "use strict";
-    var { Writable } = __require("node:stream");
+    var { Writable: Writable2 } = __require("node:stream");
     var assert = __require("node:assert");
     var { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = require_constants5();
     var { kReadyState, kSentClose, kResponse, kReceivedClose } = require_symbols5();
@@ -17448,7 +17448,7 @@ var require_receiver = __commonJS({
       closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason));
       failWebsocketConnection(ws, reason);
     }
-    var ByteParser = class extends Writable {
+    var ByteParser = class extends Writable2 {
       #buffers = [];
       #fragmentsBytes = 0;
       #byteOffset = 0;
@@ -53794,7 +53794,30 @@ async function startDeployment(inputs, ctx, env = process.env) {
 }
 
 // packages/health/src/gate.ts
+function wakeCounter() {
+  let events = 0;
+  let waiting = [];
+  return {
+    count: () => events,
+    after(seen) {
+      if (events > seen) return Promise.resolve();
+      return new Promise((resolve5) => waiting.push({ seen, resolve: resolve5 }));
+    },
+    add() {
+      events++;
+      const due = waiting.filter((entry) => events > entry.seen);
+      waiting = waiting.filter((entry) => events <= entry.seen);
+      for (const entry of due) entry.resolve();
+    }
+  };
+}
 var sleep = (ms) => new Promise((resolve5) => setTimeout(resolve5, ms));
+async function pause(ms, wake, seen) {
+  if (!wake) return void await sleep(ms);
+  let timer;
+  await Promise.race([new Promise((resolve5) => timer = setTimeout(resolve5, ms)), wake.after(seen)]);
+  clearTimeout(timer);
+}
 async function runGate(probes, options) {
   const start = performance.now();
   const firstOk = /* @__PURE__ */ new Map();
@@ -53813,6 +53836,7 @@ async function runGate(probes, options) {
   });
   for (; ; ) {
     rounds++;
+    const seen = options.wake?.count() ?? 0;
     const outcomes = await Promise.all(
       probes.map((probe) => probe.check().catch((error2) => ({ state: "waiting", detail: error2.message ?? String(error2) })))
     );
@@ -53834,7 +53858,7 @@ async function runGate(probes, options) {
       const why = waitingNow.length > 0 ? waitingNow.map((probe) => `${probe.name}: ${probe.detail}`).join("; ") : `only ${streak} of ${options.successes} consecutive successful checks${lastProblem === void 0 ? "" : `; the last failed round: ${lastProblem}`}`;
       return result(false, `not healthy within ${Math.round(options.timeoutMs / 1e3)}s (${why})`);
     }
-    await sleep(pauseMs);
+    await pause(pauseMs, waitingNow.length > 0 ? options.wake : void 0, seen);
   }
 }
 
@@ -54623,6 +54647,17 @@ function scaleUpThenList(cli, project, projectName, scales) {
   return [[raw("started=0")], cd, [...start, raw(">&2 || started=$?")], list, ["echo", LISTED_MARK], [raw('exit "$started"')]];
 }
 var startMissing = (cli, project, services) => inProject(project, [compose(cli, project, "up", "-d", "--wait", "--no-recreate", ...services)]);
+function watchContainerEvents(cli, filters) {
+  const selected = [...filters, "type=container", "event=health_status", "event=die"].flatMap((filter) => ["--filter", filter]);
+  return [
+    [raw("since=$(date +%s.%N)")],
+    ["echo", "watching"],
+    [...docker(cli, "events", "--since"), raw('"$since"'), ...selected, "--format", "{{.Status}}", raw("&")],
+    [raw("events=$!")],
+    [raw("read -r _ || true")],
+    [raw('kill "$events" 2>/dev/null || true')]
+  ];
+}
 function inspectContainers(cli, ids) {
   return ids.length === 0 ? [] : [or(docker(cli, "inspect", ...ids), ["true"])];
 }
@@ -56553,6 +56588,48 @@ function describe(manifest) {
   return { source: manifest.source, id: manifest.id, location: manifest.location, size: manifest.size, sha256: manifest.sha256 };
 }
 
+// action-deploy/src/container-events.ts
+import { PassThrough, Writable } from "node:stream";
+var WATCH_DESCRIPTION = "watch container events";
+function containerEvents(server, cli, filters, timeoutSeconds) {
+  const counter = wakeCounter();
+  let running;
+  let stdin;
+  let announce2 = () => void 0;
+  const watching = new Promise((resolve5) => announce2 = resolve5);
+  const start = () => {
+    stdin = new PassThrough();
+    let partial = "";
+    let announced = false;
+    const stdout = new Writable({
+      write(chunk, _encoding, done) {
+        const lines = (partial + chunk.toString("utf8")).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) {
+          if (!announced && line === "watching") {
+            announced = true;
+            announce2();
+          } else if (line.trim() !== "") counter.add();
+        }
+        done();
+      }
+    });
+    running = server.run(watchContainerEvents(cli, filters), { description: WATCH_DESCRIPTION, stdin, stdout, timeoutSeconds, allowFailure: true }).catch(() => void 0);
+  };
+  return {
+    watching,
+    count: () => counter.count(),
+    after(seen) {
+      if (!running) start();
+      return counter.after(seen);
+    },
+    async stop() {
+      stdin?.end();
+      await running;
+    }
+  };
+}
+
 // action-deploy/src/health-gate.ts
 function defaultPort(url) {
   return Number(url.port || (url.protocol === "https:" ? 443 : 80));
@@ -56599,7 +56676,7 @@ async function appProbes(d) {
   }
   return { probes, close };
 }
-async function runHealthGate(d, probes, planned, onStreak) {
+async function runHealthGate(d, probes, planned, onStreak, wake) {
   const { health } = d.inputs;
   if (d.planning) {
     d.planning.steps.push({
@@ -56618,6 +56695,7 @@ async function runHealthGate(d, probes, planned, onStreak) {
     waitingIntervalMs: WAITING_POLL_MS,
     timeoutMs: health.timeoutSeconds * 1e3,
     successes: health.successes,
+    ...wake ? { wake } : {},
     onRound: (round, reports) => {
       const line = reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join("; ");
       const allOk = reports.every((r) => r.state === "ok");
@@ -56638,7 +56716,7 @@ function healthGate2(d, services, successes) {
     inspectProjectContainers(d.cli, d.inputs.projectName),
     services,
     "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release",
-    { successes }
+    { successes, watch: [`label=com.docker.compose.project=${d.inputs.projectName}`] }
   );
 }
 async function containerGate(d, inspect, services, planned, options = {}) {
@@ -56654,11 +56732,13 @@ async function containerGate(d, inspect, services, planned, options = {}) {
     }
   );
   const app = await appProbes(d);
+  const events = options.watch ? containerEvents(d.server, d.cli, options.watch, d.inputs.health.timeoutSeconds + 60) : void 0;
   try {
     const gated = options.successes === void 0 ? d : { ...d, inputs: { ...d.inputs, health: { ...d.inputs.health, successes: options.successes } } };
-    const result = await runHealthGate(gated, [containerCheck, ...app.probes], planned, options.onStreak);
+    const result = await runHealthGate(gated, [containerCheck, ...app.probes], planned, options.onStreak, events);
     return { ...result, containers, failingServices };
   } finally {
+    void events?.stop();
     await app.close();
   }
 }
@@ -57172,6 +57252,7 @@ var StartFailed = class extends Error {
 function newContainersGate(d, services, ids, onStreakStart) {
   return containerGate(d, inspectContainers(d.cli, ids), services, `health gate of the new containers of ${services.join(", ")}`, {
     failingAtStart: services,
+    watch: ids.map((id) => `container=${id}`),
     onStreak: (allOk, previousAllOk) => {
       if (!allOk) onStreakStart(void 0);
       else if (!previousAllOk) onStreakStart(performance.now());
@@ -57525,7 +57606,7 @@ import { spawn as spawn2 } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { open as open2 } from "node:fs/promises";
 import { basename, dirname as dirname2 } from "node:path";
-import { PassThrough } from "node:stream";
+import { PassThrough as PassThrough2 } from "node:stream";
 var ARCHIVE_NAME = /\.(tar|tgz|tar\.gz|txz|tar\.xz|tzst|tar\.zst|tbz2?|tar\.bz2)$/i;
 function compressionOf(head2) {
   const starts = (...bytes) => bytes.every((byte, index) => head2[index] === byte);
@@ -57552,7 +57633,7 @@ function tarFrom(cwd, entry) {
     });
   });
   finished2.catch(() => void 0);
-  const stream = child.stdout.pipe(new PassThrough());
+  const stream = child.stdout.pipe(new PassThrough2());
   return {
     stream,
     compression: "gzip",
@@ -58206,7 +58287,7 @@ async function prune(d, how, state, protect) {
 }
 
 // action-deploy/src/timed-server.ts
-var QUIET = /* @__PURE__ */ new Set(["inspect containers", "health-command"]);
+var QUIET = /* @__PURE__ */ new Set(["inspect containers", "health-command", WATCH_DESCRIPTION]);
 function timedServer(server, prefix = "") {
   const waiting = [];
   const flush = () => {

@@ -231,6 +231,25 @@ export function scaleUpThenList(cli: DockerCli, project: ComposeProject, project
 export const startMissing = (cli: DockerCli, project: ComposeProject, services: readonly string[]): Command[] =>
   inProject(project, [compose(cli, project, 'up', '-d', '--wait', '--no-recreate', ...services)]);
 
+/**
+ * Prints `watching`, then a line for each health change or exit of the containers `filters`
+ * select (`docker events` filters, e.g. `container=<id>`), until the runner closes stdin or the
+ * connection goes. `--since` the moment it started, so what happens while `docker events`
+ * connects to the engine is not missed. The health gate looks again at each line; it is a
+ * wake-up call, never a verdict.
+ */
+export function watchContainerEvents(cli: DockerCli, filters: readonly string[]): Command[] {
+  const selected = [...filters, 'type=container', 'event=health_status', 'event=die'].flatMap((filter) => ['--filter', filter]);
+  return [
+    [raw('since=$(date +%s.%N)')],
+    ['echo', 'watching'],
+    [...docker(cli, 'events', '--since'), raw('"$since"'), ...selected, '--format', '{{.Status}}', raw('&')],
+    [raw('events=$!')],
+    [raw('read -r _ || true')],
+    [raw('kill "$events" 2>/dev/null || true')],
+  ];
+}
+
 /** `docker inspect` of these containers; one removed meanwhile is left out rather than failing the check. */
 export function inspectContainers(cli: DockerCli, ids: readonly string[]): Command[] {
   return ids.length === 0 ? [] : [or(docker(cli, 'inspect', ...ids), ['true'])];

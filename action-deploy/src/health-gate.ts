@@ -1,7 +1,8 @@
 import * as core from '@actions/core';
-import { commandProbe, containerProbe, httpProbe, runGate, type ContainerState, type GateResult, type Probe } from '@skiff/health';
+import { commandProbe, containerProbe, httpProbe, runGate, type ContainerState, type GateResult, type Probe, type Wake } from '@skiff/health';
 import type { Command } from '@skiff/shell';
 import { inspectProjectContainers } from './compose-commands';
+import { containerEvents } from './container-events';
 import type { Deployer } from './deploy';
 import { touchLock } from './lock-commands';
 
@@ -68,6 +69,7 @@ export async function runHealthGate(
   probes: readonly Probe[],
   planned: string,
   onStreak?: (allOk: boolean, previousAllOk: boolean) => void,
+  wake?: Wake,
 ): Promise<GateResult> {
   const { health } = d.inputs;
   if (d.planning) {
@@ -87,6 +89,7 @@ export async function runHealthGate(
     waitingIntervalMs: WAITING_POLL_MS,
     timeoutMs: health.timeoutSeconds * 1000,
     successes: health.successes,
+    ...(wake ? { wake } : {}),
     onRound: (round, reports) => {
       const line = reports.map((r) => `${r.name} ${r.state} (${r.detail})`).join('; ');
       const allOk = reports.every((r) => r.state === 'ok');
@@ -121,7 +124,7 @@ export function healthGate(d: Deployer, services: readonly string[], successes: 
     inspectProjectContainers(d.cli, d.inputs.projectName),
     services,
     'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release',
-    { successes },
+    { successes, watch: [`label=com.docker.compose.project=${d.inputs.projectName}`] },
   );
 }
 
@@ -141,6 +144,8 @@ export async function containerGate(
     /** Services counted as failing until the first inspection says otherwise. */
     failingAtStart?: readonly string[];
     onStreak?: (allOk: boolean, previousAllOk: boolean) => void;
+    /** `docker events` filters for the containers `inspect` reports: their health changes and exits end the gate's waits at once. */
+    watch?: readonly string[];
   } = {},
 ): Promise<GateReport> {
   let containers: readonly ContainerState[] = [];
@@ -155,11 +160,14 @@ export async function containerGate(
     },
   );
   const app = await appProbes(d);
+  const events = options.watch ? containerEvents(d.server, d.cli, options.watch, d.inputs.health.timeoutSeconds + 60) : undefined;
   try {
     const gated = options.successes === undefined ? d : { ...d, inputs: { ...d.inputs, health: { ...d.inputs.health, successes: options.successes } } };
-    const result = await runHealthGate(gated, [containerCheck, ...app.probes], planned, options.onStreak);
+    const result = await runHealthGate(gated, [containerCheck, ...app.probes], planned, options.onStreak, events);
     return { ...result, containers, failingServices };
   } finally {
+    // Not awaited: the watch's channel closes while the deploy goes on.
+    void events?.stop();
     await app.close();
   }
 }

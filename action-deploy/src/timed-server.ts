@@ -1,9 +1,10 @@
 import * as core from '@actions/core';
 import type { Command, ExecResult, RunOptions, UploadOptions } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
+import { WATCH_DESCRIPTION } from './container-events';
 
-/** Steps repeated every health round: their timings would drown the log. */
-const QUIET = new Set(['inspect containers', 'health-command']);
+/** Steps repeated every health round, and the gate's watch (as long as the gate): their timings would drown the log. */
+const QUIET = new Set(['inspect containers', 'health-command', WATCH_DESCRIPTION]);
 
 /**
  * The connection, with each step's name and duration written to the log (slow steps are what

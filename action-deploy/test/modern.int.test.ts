@@ -12,9 +12,12 @@ import {
   type ModernHost,
   type Registry,
   sshdActionInputs,
+  sshdConnectOptions,
 } from '@skiff/testbed';
+import { SshConnection } from '@skiff/ssh';
 import { buildApp, httpGet, runAction, startAction } from './helpers';
 import { buildProxy, requestLoop, rollingCompose } from './rolling-fixtures';
+import { expectEventsWakeTheGate } from './container-events-check';
 
 /**
  * The server users have today (Docker 28.5, Compose 2.40, containerd 2.1; see
@@ -129,6 +132,15 @@ describe.each(['classic', 'containerd'] as const)('the modern server, %s image s
     expect(host.versions.storageDriver).toBe(imageStore === 'containerd' ? 'overlayfs' : 'overlay2');
     expect(major((await sh('docker', ['version', '--format', '{{.Server.Version}}'])).trim())).toBeLessThan(28);
   });
+
+  it("the health gate's watch: a watched container's health change and exit wake it, another's do not, nothing left running", async () => {
+    const connection = await SshConnection.connect(sshdConnectOptions(host));
+    try {
+      await expectEventsWakeTheGate(connection, (args) => host.docker(args), `skiffmodern-events-${imageStore}`);
+    } finally {
+      await connection.close();
+    }
+  }, 120_000);
 
   it('deploys: the backend built on the server, the proxy pulled with the login and pinned to the registry digest', async () => {
     const run = await deploy();

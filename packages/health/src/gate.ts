@@ -28,6 +28,19 @@ export interface GateOptions {
   successes: number;
   /** Called after every round, e.g. for the log. */
   onRound?: (round: number, outcomes: readonly ProbeReport[]) => void;
+  /**
+   * News that something changed (the engine says a container turned healthy or stopped): a
+   * waiting pause ends at once instead of at its end. The rounds of a streak stay intervalMs
+   * apart whatever it says, so what `successes` proves is unchanged.
+   */
+  wake?: Wake;
+}
+
+/** A running count of events; the gate compares it before and after a round. */
+export interface Wake {
+  count(): number;
+  /** Resolves once count() is above `seen`; may never resolve. */
+  after(seen: number): Promise<void>;
 }
 
 export interface ProbeReport {
@@ -49,7 +62,34 @@ export interface GateResult {
   failing: string[];
 }
 
+/** A Wake fed by hand: `add()` for each event. */
+export function wakeCounter(): Wake & { add(): void } {
+  let events = 0;
+  let waiting: { seen: number; resolve: () => void }[] = [];
+  return {
+    count: () => events,
+    after(seen) {
+      if (events > seen) return Promise.resolve();
+      return new Promise((resolve) => waiting.push({ seen, resolve }));
+    },
+    add() {
+      events++;
+      const due = waiting.filter((entry) => events > entry.seen);
+      waiting = waiting.filter((entry) => events <= entry.seen);
+      for (const entry of due) entry.resolve();
+    },
+  };
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Sleeps `ms`, or less if `wake` counts an event after `seen` (one that came during the round ends the pause at once). */
+async function pause(ms: number, wake: Wake | undefined, seen: number): Promise<void> {
+  if (!wake) return void (await sleep(ms));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([new Promise((resolve) => (timer = setTimeout(resolve, ms))), wake.after(seen)]);
+  clearTimeout(timer);
+}
 
 /**
  * Runs every probe once per round until all are ok in `successes` consecutive rounds, one
@@ -76,6 +116,7 @@ export async function runGate(probes: readonly Probe[], options: GateOptions): P
 
   for (;;) {
     rounds++;
+    const seen = options.wake?.count() ?? 0;
     const outcomes = await Promise.all(
       probes.map((probe) => probe.check().catch((error: unknown): ProbeOutcome => ({ state: 'waiting', detail: (error as Error).message ?? String(error) }))),
     );
@@ -101,6 +142,6 @@ export async function runGate(probes: readonly Probe[], options: GateOptions): P
           : `only ${streak} of ${options.successes} consecutive successful checks${lastProblem === undefined ? '' : `; the last failed round: ${lastProblem}`}`;
       return result(false, `not healthy within ${Math.round(options.timeoutMs / 1000)}s (${why})`);
     }
-    await sleep(pauseMs);
+    await pause(pauseMs, waitingNow.length > 0 ? options.wake : undefined, seen);
   }
 }

@@ -1,5 +1,5 @@
-export { runGate } from './gate';
-export type { Probe, ProbeOutcome, GateOptions, GateResult, ProbeReport } from './gate';
+export { runGate, wakeCounter } from './gate';
+export type { Probe, ProbeOutcome, GateOptions, GateResult, ProbeReport, Wake } from './gate';
 export { parseStatusRange, checkHttp, httpProbe } from './http';
 export type { StatusRange, HttpCheck } from './http';
 export { parseInspect, evaluateContainers, containerProbe } from './containers';

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkHttp, evaluateContainers, parseInspect, parseStatusRange, runGate, type Probe, type ProbeOutcome } from '../src';
+import { checkHttp, evaluateContainers, parseInspect, parseStatusRange, runGate, wakeCounter, type Probe, type ProbeOutcome } from '../src';
 
 function scripted(name: string, outcomes: ProbeOutcome['state'][]): Probe & { calls: number } {
   const probe = {
@@ -41,6 +41,35 @@ describe('runGate', () => {
     const gaps = seen.slice(1).map((at, index) => at - seen[index]!);
     for (const gap of gaps.slice(0, 3)) expect(gap).toBeLessThan(150);
     expect(gaps[3]).toBeGreaterThanOrEqual(295);
+  });
+
+  it('an event ends a waiting pause at once, one during the round means no pause at all, and none shortens a streak', async () => {
+    const wake = wakeCounter();
+    const seen: number[] = [];
+    const states: ProbeOutcome['state'][] = ['waiting', 'waiting', 'waiting', 'ok', 'ok'];
+    const probe: Probe = {
+      name: 'containers',
+      async check() {
+        seen.push(performance.now());
+        // Round 2's event comes while it runs (before its pause); round 4's during a streak.
+        if (seen.length === 2 || seen.length === 4) wake.add();
+        const state = states[Math.min(seen.length - 1, states.length - 1)]!;
+        return { state, detail: state };
+      },
+    };
+    // Round 1's pause is ended by an event 100 ms in.
+    const event = setTimeout(() => wake.add(), 100);
+    const result = await runGate([probe], { intervalMs: 1500, waitingIntervalMs: 1000, timeoutMs: 20_000, successes: 2, wake });
+    clearTimeout(event);
+    expect(result.ok).toBe(true);
+    expect(result.rounds).toBe(5);
+    const gaps = seen.slice(1).map((at, index) => at - seen[index]!);
+    expect(gaps[0]).toBeGreaterThanOrEqual(90);
+    expect(gaps[0]).toBeLessThan(600);
+    expect(gaps[1]).toBeLessThan(100);
+    // Round 3 waited with no event: the whole waiting pause.
+    expect(gaps[2]).toBeGreaterThanOrEqual(995);
+    expect(gaps[3]).toBeGreaterThanOrEqual(1495);
   });
 
   it('fails at once when a probe fails, without waiting for the timeout', async () => {

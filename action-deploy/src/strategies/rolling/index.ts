@@ -297,6 +297,7 @@ function newContainersGate(
 ): Promise<GateReport> {
   return containerGate(d, inspectContainers(d.cli, ids), services, `health gate of the new containers of ${services.join(', ')}`, {
     failingAtStart: services,
+    watch: ids.map((id) => `container=${id}`),
     onStreak: (allOk, previousAllOk) => {
       if (!allOk) onStreakStart(undefined);
       else if (!previousAllOk) onStreakStart(performance.now());
