@@ -128,6 +128,7 @@ export const deployRollingBench: Benchmark = {
             `printf 'PROXY_PORT=${rolloutPort}\nWEB_IMAGE=${image(tag)}\n' > .env`,
             `export DOCKER_CONFIG=${dockerConfig.path}`,
             `docker compose -p ${rolloutProject} pull -q web`,
+            ...(process.env.BENCH_TIMELINE ? ['echo "==> pulled"'] : []),
             first ? `docker compose -p ${rolloutProject} up -d --wait` : `docker rollout -p ${rolloutProject} --wait-after-healthy ${DRAIN_S} web`,
           ].join('\n');
         const initial = await timedRun('ssh', [...ssh, script('a', true)]);
@@ -136,6 +137,7 @@ export const deployRollingBench: Benchmark = {
         rolloutRun = async (tag, expectCode) => {
           const run = timedRun('ssh', [...ssh, script(tag)]);
           const [loop, done] = await Promise.all([requestLoop(rolloutUrl, { min: MIN_REQUESTS, max: 25_000, until: run, ...LOAD }), run]);
+          if (process.env.BENCH_TIMELINE) for (const line of done.lines) console.error(`    +${(line.atMs / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);
           const left = (await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${rolloutProject}`, '--filter', 'status=exited']))
             .trim()
             .split('\n')

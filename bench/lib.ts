@@ -14,6 +14,8 @@ export interface Finished {
   ms: number;
   code: number | null;
   output: string;
+  /** Each whole line of stdout and stderr, with when it arrived (ms from the start). */
+  lines: { atMs: number; text: string }[];
 }
 
 /** Spawns a program and times it from just before spawn() (which forks synchronously) to its exit and closed pipes. */
@@ -23,10 +25,27 @@ export function timedRun(file: string, args: readonly string[], options: SpawnOp
     // A caller passes stdio 'ignore' for programs that daemonise: a forked child holding our pipes would delay 'close' forever.
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
     let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const arrivals: number[] = [];
+    const collect = (chunk: Buffer) => {
+      const at = performance.now() - start;
+      const text = chunk.toString();
+      output += text;
+      for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', newline + 1)) arrivals.push(at);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
     child.on('error', reject);
-    child.on('close', (code) => resolve({ ms: performance.now() - start, code, output }));
+    child.on('close', (code) =>
+      resolve({
+        ms: performance.now() - start,
+        code,
+        output,
+        lines: output
+          .split('\n')
+          .slice(0, arrivals.length)
+          .map((text, index) => ({ atMs: arrivals[index]!, text })),
+      }),
+    );
   });
 }
 

@@ -57074,8 +57074,23 @@ function readRollingInputs(strategy) {
 
 // action-deploy/src/strategies/rolling/index.ts
 function rollingStrategy(settings2) {
+  const recreate2 = recreateStrategy();
   return {
-    ...recreateStrategy(),
+    ...recreate2,
+    async upload(d, id) {
+      const release = await recreate2.upload(d, id);
+      if (d.inputs.preDeploy === void 0 && d.inputs.backupBeforeDeploy === void 0) {
+        const listing = d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the running containers", timeoutSeconds: 60 });
+        listedEarly.set(
+          release,
+          listing.then(
+            (listed) => listed.stdout,
+            () => void 0
+          )
+        );
+      }
+      return release;
+    },
     async check(d) {
       if (d.cli.compose !== "v2")
         throw new RefusedBeforeChange(
@@ -57141,8 +57156,11 @@ async function checkWithoutUp(d, release) {
   );
   return healthGate2(d, Object.keys(release.images), 1);
 }
+var listedEarly = /* @__PURE__ */ new WeakMap();
 async function linkEnvAndList(d, release) {
   const configYaml = release.configYaml ?? (await d.server.run(config(d.cli, release.project), { description: "read the compose configuration", timeoutSeconds: 120 })).stdout;
+  const early = await listedEarly.get(release);
+  if (early !== void 0) return { shapes: serviceShapes(configYaml), rows: parseContainerRows(early) };
   const link = [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
   const listed = await d.server.run([...link, ...listContainers(d.cli, d.inputs.projectName)], {
     description: "link the env file, list the running containers",
@@ -57228,12 +57246,15 @@ async function startNewContainers(d, release, roll) {
   const listAgain = async () => fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout);
   let started;
   try {
-    started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(roll)), {
-      description,
-      timeoutSeconds: 900,
-      live: "stderr",
-      allowFailure: true
-    });
+    started = await d.server.run(
+      [...touchLock(d.inputs.projectDir, d.ctx.token), ...scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(roll))],
+      {
+        description,
+        timeoutSeconds: 900,
+        live: "stderr",
+        allowFailure: true
+      }
+    );
   } catch (error2) {
     throw new StartFailed(error2, await listAgain());
   }

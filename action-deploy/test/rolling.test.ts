@@ -400,38 +400,62 @@ describe('rolling dry-run', () => {
     process.env = { ...saved };
   });
 
-  it('plans the read-only look, the roll of each changed service (scale-up, gate, drain, stop+rm) and compose up', async () => {
+  async function plan(workspace: string, extra: Record<string, string> = {}) {
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    await writeFile(join(workspace, 'compose.yaml'), 'services:\n  web:\n    image: app\n');
+    for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
+    const inputs: Record<string, string> = {
+      host: 'example.com',
+      username: 'deploy',
+      password: 'pw-123456',
+      fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      strategy: 'rolling',
+      'rolling-services': 'web',
+      'rolling-drain': '3s',
+      'project-dir': '/opt/shop',
+      'dry-run': 'true',
+      ...extra,
+    };
+    for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
+    process.env.GITHUB_WORKSPACE = workspace;
+    return planDeploy(new PlanRecorder(), readDeployInputs(), runContext({ GITHUB_SHA: '0123456789abcdef' }));
+  }
+
+  it('with pre-deploy (which may start or stop containers), what runs is listed after it, with the env link, before the hashes', async () => {
     const workspace = await mkdtemp(join(tmpdir(), 'rollingskiff-plan-'));
     try {
-      await writeFile(join(workspace, 'compose.yaml'), 'services:\n  web:\n    image: app\n');
-      for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
-      const inputs: Record<string, string> = {
-        host: 'example.com',
-        username: 'deploy',
-        password: 'pw-123456',
-        fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
-        strategy: 'rolling',
-        'rolling-services': 'web',
-        'rolling-drain': '3s',
-        'project-dir': '/opt/shop',
-        'dry-run': 'true',
-      };
-      for (const [name, value] of Object.entries(inputs)) process.env[`INPUT_${name.toUpperCase()}`] = value;
-      process.env.GITHUB_WORKSPACE = workspace;
-      const steps = await planDeploy(new PlanRecorder(), readDeployInputs(), runContext({ GITHUB_SHA: '0123456789abcdef' }));
+      const steps = await plan(workspace, { 'pre-deploy': 'docker compose run --rm web migrate' });
       const descriptions = steps.map((step) => step.description);
       const at = (description: string) => descriptions.indexOf(description);
+      expect(descriptions).not.toContain('list the running containers');
       const linkStep = 'link the env file, list the running containers';
-      expect(at(linkStep)).toBeGreaterThan(at('resolve image digests'));
-      // The hashes are read with the release's .env linked: `env_file: .env` is part of a service's configuration.
+      expect(at(linkStep)).toBeGreaterThan(at('pre-deploy (pre-deploy-timeout)'));
+      expect(at('pre-deploy (pre-deploy-timeout)')).toBeGreaterThan(-1);
       const link = steps[at(linkStep)];
       expect(link?.kind === 'run' ? link.script : '').toContain('/opt/shop/.env');
-      const hashes = steps[at('read the configuration hashes')];
       expect(at('read the configuration hashes')).toBeGreaterThan(at(linkStep));
-      expect(hashes?.kind === 'run' ? hashes.script : '').toContain("config --hash '*'");
-      expect(descriptions).not.toContain('link the env file');
+    } finally {
+      await rm(workspace, { recursive: true, force: true });
+    }
+  });
+
+  it('plans the read-only look, the roll of each changed service (scale-up, gate, drain, stop+rm) and compose up', async () => {
+    const workspace = await mkdtemp(join(tmpdir(), 'rollingskiff-plan-'));
+    try {
+      const steps = await plan(workspace);
+      const descriptions = steps.map((step) => step.description);
+      const at = (description: string) => descriptions.indexOf(description);
       const id = descriptions.find((d) => d.startsWith('create release '))!.slice('create release '.length);
+      // With no pre-deploy or backup before the switch, what runs is listed beside the pull, after the upload linked .env.
+      const pointed = at(`point .env at release ${id}`);
+      expect(pointed).toBeGreaterThan(-1);
+      expect(at('list the running containers')).toBe(pointed + 1);
+      expect(at('pull images (pull-timeout)')).toBe(pointed + 2);
+      expect(descriptions).not.toContain('link the env file, list the running containers');
+      // The hashes are read with the release's .env linked: `env_file: .env` is part of a service's configuration.
+      const hashes = steps[at('read the configuration hashes')];
+      expect(at('read the configuration hashes')).toBeGreaterThan(at('resolve image digests'));
+      expect(hashes?.kind === 'run' ? hashes.script : '').toContain("config --hash '*'");
       const roll = steps.find((step) => step.description.startsWith('roll each changed service'));
       expect(roll?.kind === 'run' && roll.script).toBe(
         [

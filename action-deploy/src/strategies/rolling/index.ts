@@ -49,8 +49,25 @@ import { ROLLING_INPUTS, readRollingInputs, type RollingInputs } from './inputs'
  * recreate's.
  */
 export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> {
+  const recreate = recreateStrategy();
   return {
-    ...recreateStrategy(),
+    ...recreate,
+    async upload(d, id) {
+      const release = await recreate.upload(d, id);
+      // Pull, build and digests change no container, pre-deploy and backup-before-deploy may: the
+      // list of what runs is read beside the pull only when neither comes before the switch.
+      if (d.inputs.preDeploy === undefined && d.inputs.backupBeforeDeploy === undefined) {
+        const listing = d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the running containers', timeoutSeconds: 60 });
+        listedEarly.set(
+          release,
+          listing.then(
+            (listed) => listed.stdout,
+            () => undefined,
+          ),
+        );
+      }
+      return release;
+    },
     async check(d) {
       // v1 names containers differently and has no `config --hash`; it is end-of-life anyway.
       if (d.cli.compose !== 'v2')
@@ -134,6 +151,9 @@ async function checkWithoutUp(d: Deployer, release: Release): Promise<GateReport
   return healthGate(d, Object.keys(release.images), 1);
 }
 
+/** What runs, as read beside the pull by `upload` (undefined if that read failed: it is read again). */
+const listedEarly = new WeakMap<Release, Promise<string | undefined>>();
+
 interface Look {
   shapes: ServiceShape[];
   rows: ContainerRow[];
@@ -147,6 +167,9 @@ interface Look {
 async function linkEnvAndList(d: Deployer, release: Release): Promise<Look> {
   const configYaml =
     release.configYaml ?? (await d.server.run(config(d.cli, release.project), { description: 'read the compose configuration', timeoutSeconds: 120 })).stdout;
+  // A release uploaded by this run has its .env linked since the upload.
+  const early = await listedEarly.get(release);
+  if (early !== undefined) return { shapes: serviceShapes(configYaml), rows: parseContainerRows(early) };
   const link = [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
   const listed = await d.server.run([...link, ...listContainers(d.cli, d.inputs.projectName)], {
     description: 'link the env file, list the running containers',
@@ -263,12 +286,16 @@ async function startNewContainers(d: Deployer, release: Release, roll: readonly 
     fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: 'list the new containers', timeoutSeconds: 60 })).stdout);
   let started: ExecResult;
   try {
-    started = await d.server.run(scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(roll)), {
-      description,
-      timeoutSeconds: 900,
-      live: 'stderr',
-      allowFailure: true,
-    });
+    // The lock is refreshed here too: since the list read beside the pull, nothing else may have (a slow pull).
+    started = await d.server.run(
+      [...touchLock(d.inputs.projectDir, d.ctx.token), ...scaleUpThenList(d.cli, release.project, d.inputs.projectName, scalesFor(roll))],
+      {
+        description,
+        timeoutSeconds: 900,
+        live: 'stderr',
+        allowFailure: true,
+      },
+    );
   } catch (error) {
     throw new StartFailed(error as Error, await listAgain());
   }
