@@ -48729,7 +48729,11 @@ var SshConnection = class _SshConnection {
     });
     const live = options.live && this.liveOutput ? this.liveOutput : void 0;
     const shown2 = options.stdout ? "stderr" : options.live;
-    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
+    const onLine = (line) => {
+      live?.line(line);
+      options.onLine?.(line);
+    };
+    const splitters = options.live && (live || options.onLine) ? { stdout: lineSplitter(onLine), stderr: lineSplitter(onLine) } : void 0;
     live?.begin(description);
     let result;
     try {
@@ -57099,25 +57103,25 @@ function rollingStrategy(settings2) {
     },
     async switchOn(d, release, running) {
       const look = await linkEnvAndList(d, release);
-      const hashed = planFromHashes(d, release, look, settings2);
+      const readHashes = () => planFromHashes(d, release, look, settings2);
       const guess = d.planning ? void 0 : planRoll(look.shapes, hashesIfOnlyImagesChanged(look.shapes, look.rows, release.images), look.rows, settings2.services);
       const gates = [];
       let plan;
       if (guess && guess.roll.length > 0) {
-        hashed.catch(() => void 0);
         info(
           `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(", ")}; its new containers start while every service's configuration hash is read`
         );
-        const rolled = await rollServices(d, release, running, guess, hashed, settings2.drainSeconds);
+        const rolled = await rollServices(d, release, running, guess, readHashes, settings2.drainSeconds);
         gates.push(rolled.gate);
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
         plan = rolled.plan;
       } else {
+        const hashed = readHashes();
         plan = await hashed;
         announce(plan);
         if (d.planning) planRolls(d.planning, d, release, settings2);
         else if (plan.roll.length > 0) {
-          const rolled = await rollServices(d, release, running, plan, hashed, settings2.drainSeconds);
+          const rolled = await rollServices(d, release, running, plan, () => hashed, settings2.drainSeconds);
           gates.push(rolled.gate);
           if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
         }
@@ -57181,16 +57185,24 @@ function describe2(plan) {
   ];
   return `Rolling deploy: ${parts.join("; ")}`;
 }
-async function rollServices(d, release, running, first, complete, drain) {
+async function rollServices(d, release, running, first, readComplete, drain) {
   let plan = first;
   const label = () => `new containers of ${plan.roll.map((entry) => entry.service).join(", ")}`;
   let fresh = [];
   let gate;
   let healthySince;
+  let complete;
+  const completePlan = () => {
+    if (!complete) {
+      complete = readComplete();
+      complete.catch(() => void 0);
+    }
+    return complete;
+  };
   try {
     await startMissingFirst(d, release, first.startFirst);
-    fresh = await startNewContainers(d, release, first.roll);
-    const whole = withRolled(await complete, first.roll);
+    fresh = await startNewContainers(d, release, first.roll, () => void completePlan());
+    const whole = withRolled(await completePlan(), first.roll);
     if (whole !== first) {
       announce(whole);
       const more = whole.roll.filter((entry) => !first.roll.some((rolled) => rolled.service === entry.service));
@@ -57240,7 +57252,7 @@ async function startMissingFirst(d, release, services) {
   if (services.length === 0) return;
   await d.server.run(startMissing(d.cli, release.project, services), { description: `start ${services.join(", ")} first`, timeoutSeconds: 900, live: "all" });
 }
-async function startNewContainers(d, release, roll) {
+async function startNewContainers(d, release, roll, onCreated) {
   const description = `start new containers of ${roll.map((entry) => entry.service).join(", ")}`;
   const fromList = (stdout) => newContainers(roll, parseContainerRows(stdout));
   const listAgain = async () => fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout);
@@ -57252,17 +57264,21 @@ async function startNewContainers(d, release, roll) {
         description,
         timeoutSeconds: 900,
         live: "stderr",
-        allowFailure: true
+        allowFailure: true,
+        ...onCreated ? { onLine: (line) => CREATED.test(line) && onCreated() } : {}
       }
     );
   } catch (error2) {
     throw new StartFailed(error2, await listAgain());
+  } finally {
+    onCreated?.();
   }
   const [rows = "", listed] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, "m"));
   const fresh = listed === void 0 ? await listAgain() : fromList(rows);
   if (started.code !== 0) throw new StartFailed(new RemoteCommandError(description, started), fresh);
   return fresh;
 }
+var CREATED = /\b(Created|Starting|Started)\s*$/;
 var StartFailed = class extends Error {
   constructor(why, fresh) {
     super(why.message);

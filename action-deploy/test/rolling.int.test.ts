@@ -198,8 +198,10 @@ describe('strategy: rolling behind nginx', () => {
     const plan = await startAction({ ...inputs({}), images: `web=${image('v2')}`, 'dry-run': 'true' }, { workspace: workspace.path }).done;
     expect(plan.code).toBe(0);
     expectPlanCoversRun(plan.outputs.plan!, v2Run!, {
+      // With a new image for web, its roll starts before the hashes are read (a dry run cannot know the image changed).
       'roll each changed service: new containers beside the old, gate, drain, retire the old': [
         /^start new containers of web$/,
+        /^read the configuration hashes$/,
         /^stop and remove the old containers of web$/,
       ],
     });
@@ -307,14 +309,15 @@ describe('strategy: rolling behind nginx', () => {
     expect(run.errors).toEqual([]);
     expect(run.outputs.status).toBe('deployed');
     expect(loop.failed, loop.failures.join('\n')).toBe(0);
-    // web's new image is a change for certain: its containers start before the hashes are in; they add side.
+    // web's new image is a change for certain: its containers start first, the hashes are read once Compose created them; they add side.
     expect(run.stdout).toContain("Rolling deploy: new image for web; its new containers start while every service's configuration hash is read");
     expect(run.stdout).toContain('Rolling deploy: rolling side (1 old → 1 new), web (2 old → 2 new); unchanged: proxy');
     const steps = run.stdout.split('\n');
     const index = (text: string) => steps.findIndex((line) => line.startsWith(text));
     expect(index('read the configuration hashes')).toBeGreaterThan(-1);
-    expect(index('start new containers of web (')).toBeGreaterThan(index('read the configuration hashes'));
-    expect(index('start new containers of side (')).toBeGreaterThan(index('start new containers of web ('));
+    expect(index('read the configuration hashes')).toBeGreaterThan(index('start new containers of web ('));
+    expect(index('start new containers of web (')).toBeGreaterThan(-1);
+    expect(index('start new containers of side (')).toBeGreaterThan(index('read the configuration hashes'));
     expect(index('stop and remove the old containers of side, web (')).toBeGreaterThan(index('start new containers of side ('));
     expect(run.stdout).toContain('Release check: 1 round; compose up is not run');
     const newSide = await sideId();

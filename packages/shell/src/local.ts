@@ -48,7 +48,11 @@ export class LocalExecutor implements Executor {
     const description = options.description ?? 'command on the runner';
     const live = options.live ? this.options.liveOutput : undefined;
     const shown = options.stdout ? 'stderr' : options.live;
-    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : undefined;
+    const onLine = (line: string) => {
+      live?.line(line);
+      options.onLine?.(line);
+    };
+    const splitters = options.live && (live || options.onLine) ? { stdout: lineSplitter(onLine), stderr: lineSplitter(onLine) } : undefined;
     live?.begin(description);
     let result: ExecResult & { timedOut: boolean };
     try {

@@ -77,31 +77,28 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
     },
     async switchOn(d, release, running) {
       const look = await linkEnvAndList(d, release);
-      // Compose's configuration hashes cost a program start: they are read while the services
-      // whose image changed (which the hashes can only confirm) already start their new containers.
-      const hashed = planFromHashes(d, release, look, settings);
+      const readHashes = () => planFromHashes(d, release, look, settings);
       const guess = d.planning
         ? undefined
         : planRoll(look.shapes, hashesIfOnlyImagesChanged(look.shapes, look.rows, release.images), look.rows, settings.services);
       const gates: Switched['gates'] = [];
       let plan: RollPlan;
       if (guess && guess.roll.length > 0) {
-        // Awaited in the roll, where a failed read removes the new containers like a failed start.
-        hashed.catch(() => undefined);
         core.info(
           `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(', ')}; its new containers start while every service's configuration hash is read`,
         );
-        const rolled = await rollServices(d, release, running, guess, hashed, settings.drainSeconds);
+        const rolled = await rollServices(d, release, running, guess, readHashes, settings.drainSeconds);
         gates.push(rolled.gate);
         if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
         plan = rolled.plan;
       } else {
+        const hashed = readHashes();
         plan = await hashed;
         announce(plan);
         // Which services roll depends on what runs on the server: a dry run shows the commands for a service S.
         if (d.planning) planRolls(d.planning, d, release, settings);
         else if (plan.roll.length > 0) {
-          const rolled = await rollServices(d, release, running, plan, hashed, settings.drainSeconds);
+          const rolled = await rollServices(d, release, running, plan, () => hashed, settings.drainSeconds);
           gates.push(rolled.gate);
           if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
         }
@@ -199,16 +196,17 @@ function describe(plan: RollPlan): string {
 /**
  * Scale up, gate the new containers, then retire the old ones — or, if the new ones fail,
  * remove them and put the env link back, leaving the running release exactly as it was.
- * `first` starts at once; `complete` (the plan by Compose's hashes, which may add services whose
- * configuration changed with the same image) is awaited after that scale-up, and what it adds
- * starts before the one gate over all the new containers.
+ * `first` starts at once; `readComplete` (the plan by Compose's hashes, which may add services
+ * whose configuration changed with the same image) is read once Compose has created the new
+ * containers — the hash read is a Compose start of its own, and beside the scale-up's it slowed
+ * that one down — and what it adds starts before the one gate over all the new containers.
  */
 async function rollServices(
   d: Deployer,
   release: Release,
   running: string | undefined,
   first: RollPlan,
-  complete: Promise<RollPlan>,
+  readComplete: () => Promise<RollPlan>,
   drain: number,
 ): Promise<{ gate: Switched['gates'][number]; kept?: Switched['kept']; plan: RollPlan }> {
   let plan = first;
@@ -216,10 +214,19 @@ async function rollServices(
   let fresh: string[] = [];
   let gate: GateReport;
   let healthySince: number | undefined;
+  let complete: Promise<RollPlan> | undefined;
+  const completePlan = () => {
+    if (!complete) {
+      complete = readComplete();
+      // Awaited below, where a failed read removes the new containers like a failed start.
+      complete.catch(() => undefined);
+    }
+    return complete;
+  };
   try {
     await startMissingFirst(d, release, first.startFirst);
-    fresh = await startNewContainers(d, release, first.roll);
-    const whole = withRolled(await complete, first.roll);
+    fresh = await startNewContainers(d, release, first.roll, () => void completePlan());
+    const whole = withRolled(await completePlan(), first.roll);
     if (whole !== first) {
       announce(whole);
       const more = whole.roll.filter((entry) => !first.roll.some((rolled) => rolled.service === entry.service));
@@ -279,7 +286,7 @@ async function startMissingFirst(d: Deployer, release: Release, services: readon
  * failing is removed like the rest. Only when that list itself could not be read (a timeout, a
  * lost connection) is it read again on its own.
  */
-async function startNewContainers(d: Deployer, release: Release, roll: readonly RollingService[]): Promise<string[]> {
+async function startNewContainers(d: Deployer, release: Release, roll: readonly RollingService[], onCreated?: () => void): Promise<string[]> {
   const description = `start new containers of ${roll.map((entry) => entry.service).join(', ')}`;
   const fromList = (stdout: string) => newContainers(roll, parseContainerRows(stdout));
   const listAgain = async () =>
@@ -294,16 +301,22 @@ async function startNewContainers(d: Deployer, release: Release, roll: readonly 
         timeoutSeconds: 900,
         live: 'stderr',
         allowFailure: true,
+        ...(onCreated ? { onLine: (line: string) => CREATED.test(line) && onCreated() } : {}),
       },
     );
   } catch (error) {
     throw new StartFailed(error as Error, await listAgain());
+  } finally {
+    onCreated?.();
   }
   const [rows = '', listed] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, 'm'));
   const fresh = listed === undefined ? await listAgain() : fromList(rows);
   if (started.code !== 0) throw new StartFailed(new RemoteCommandError(description, started), fresh);
   return fresh;
 }
+
+/** Compose's progress line once a container exists (`Container app-web-3  Created`, then Starting, Started). */
+const CREATED = /\b(Created|Starting|Started)\s*$/;
 
 /** The scale-up failed; `fresh` are the containers it created all the same. */
 class StartFailed extends Error {
