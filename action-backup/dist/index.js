@@ -19331,11 +19331,7 @@ var init_local = __esm({
         const description = options.description ?? "command on the runner";
         const live = options.live ? this.options.liveOutput : void 0;
         const shown2 = options.stdout ? "stderr" : options.live;
-        const onLine = (line) => {
-          live?.line(line);
-          options.onLine?.(line);
-        };
-        const splitters = options.live && (live || options.onLine) ? { stdout: lineSplitter(onLine), stderr: lineSplitter(onLine) } : void 0;
+        const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
         live?.begin(description);
         let result;
         try {
@@ -40078,11 +40074,7 @@ var init_connection = __esm({
         });
         const live = options.live && this.liveOutput ? this.liveOutput : void 0;
         const shown2 = options.stdout ? "stderr" : options.live;
-        const onLine = (line) => {
-          live?.line(line);
-          options.onLine?.(line);
-        };
-        const splitters = options.live && (live || options.onLine) ? { stdout: lineSplitter(onLine), stderr: lineSplitter(onLine) } : void 0;
+        const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
         live?.begin(description);
         let result;
         try {

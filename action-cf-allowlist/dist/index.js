@@ -41386,11 +41386,7 @@ var SshConnection = class _SshConnection {
     });
     const live = options.live && this.liveOutput ? this.liveOutput : void 0;
     const shown = options.stdout ? "stderr" : options.live;
-    const onLine = (line) => {
-      live?.line(line);
-      options.onLine?.(line);
-    };
-    const splitters = options.live && (live || options.onLine) ? { stdout: lineSplitter(onLine), stderr: lineSplitter(onLine) } : void 0;
+    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
     live?.begin(description);
     let result;
     try {

@@ -48729,11 +48729,7 @@ var SshConnection = class _SshConnection {
     });
     const live = options.live && this.liveOutput ? this.liveOutput : void 0;
     const shown2 = options.stdout ? "stderr" : options.live;
-    const onLine = (line) => {
-      live?.line(line);
-      options.onLine?.(line);
-    };
-    const splitters = options.live && (live || options.onLine) ? { stdout: lineSplitter(onLine), stderr: lineSplitter(onLine) } : void 0;
+    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : void 0;
     live?.begin(description);
     let result;
     try {
@@ -57109,11 +57105,11 @@ function rollingStrategy(settings2) {
       let plan;
       if (guess && guess.roll.length > 0) {
         info(
-          `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(", ")}; its new containers start while every service's configuration hash is read`
+          `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(", ")}; its new containers start at once, every service's configuration hash is read while the gate waits for them`
         );
         const rolled = await rollServices(d, release, running, guess, readHashes, settings2.drainSeconds);
-        gates.push(rolled.gate);
-        if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+        gates.push(...rolled.gates);
+        if (rolled.kept) return { gates, gate: gates.at(-1).gate, kept: rolled.kept };
         plan = rolled.plan;
       } else {
         const hashed = readHashes();
@@ -57122,8 +57118,8 @@ function rollingStrategy(settings2) {
         if (d.planning) planRolls(d.planning, d, release, settings2);
         else if (plan.roll.length > 0) {
           const rolled = await rollServices(d, release, running, plan, () => hashed, settings2.drainSeconds);
-          gates.push(rolled.gate);
-          if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+          gates.push(...rolled.gates);
+          if (rolled.kept) return { gates, gate: gates.at(-1).gate, kept: rolled.kept };
         }
       }
       const left = leftForUp(look.shapes, look.rows, plan);
@@ -57187,51 +57183,51 @@ function describe2(plan) {
 }
 async function rollServices(d, release, running, first, readComplete, drain) {
   let plan = first;
-  const label = () => `new containers of ${plan.roll.map((entry) => entry.service).join(", ")}`;
+  const gates = [];
   let fresh = [];
-  let gate;
   let healthySince;
-  let complete;
-  const completePlan = () => {
-    if (!complete) {
-      complete = readComplete();
-      complete.catch(() => void 0);
-    }
-    return complete;
+  const gateBatch = async (roll, ids) => {
+    info(`New containers: ${ids.map((id) => id.slice(0, 12)).join(", ") || "none"}`);
+    const services = roll.map((entry) => entry.service);
+    const gate2 = await newContainersGate(d, services, ids, (at) => healthySince = at);
+    gates.push({ label: `new containers of ${services.join(", ")}`, gate: gate2 });
+    return gate2;
   };
+  let gate;
   try {
     await startMissingFirst(d, release, first.startFirst);
-    fresh = await startNewContainers(d, release, first.roll, () => void completePlan());
-    const whole = withRolled(await completePlan(), first.roll);
-    if (whole !== first) {
-      announce(whole);
-      const more = whole.roll.filter((entry) => !first.roll.some((rolled) => rolled.service === entry.service));
-      plan = whole;
-      if (more.length > 0) {
-        await startMissingFirst(
-          d,
-          release,
-          whole.startFirst.filter((service) => !first.startFirst.includes(service))
-        );
-        fresh = [...fresh, ...await startNewContainers(d, release, more)];
+    fresh = await startNewContainers(d, release, first.roll);
+    const complete = readComplete();
+    complete.catch(() => void 0);
+    gate = await gateBatch(first.roll, fresh);
+    if (gate.ok) {
+      const whole = withRolled(await complete, first.roll);
+      if (whole !== first) {
+        announce(whole);
+        const more = whole.roll.filter((entry) => !first.roll.some((rolled) => rolled.service === entry.service));
+        plan = whole;
+        if (more.length > 0) {
+          await startMissingFirst(
+            d,
+            release,
+            whole.startFirst.filter((service) => !first.startFirst.includes(service))
+          );
+          const added = await startNewContainers(d, release, more);
+          fresh = [...fresh, ...added];
+          gate = await gateBatch(more, added);
+        }
       }
     }
-    info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(", ") || "none"}`);
-    gate = await newContainersGate(
-      d,
-      plan.roll.map((entry) => entry.service),
-      fresh,
-      (at) => healthySince = at
-    );
   } catch (error2) {
     if (error2 instanceof StartFailed) fresh = [...fresh, ...error2.fresh];
     gate = failedGate(`starting the new containers failed: ${error2.message}`);
+    gates.push({ label: `new containers of ${plan.roll.map((entry) => entry.service).join(", ")}`, gate });
   }
   if (!gate.ok) {
     const diagnostics = await collectDiagnostics(d, release, gate);
     await retire(d, fresh, "remove the new containers");
     await relinkEnv(d, running);
-    return { gate: { label: label(), gate }, kept: { diagnostics }, plan };
+    return { gates, kept: { diagnostics }, plan };
   }
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
@@ -57246,13 +57242,13 @@ async function rollServices(d, release, running, first, readComplete, drain) {
     plan.roll.flatMap((entry) => entry.old),
     `stop and remove the old containers of ${plan.roll.map((entry) => entry.service).join(", ")}`
   );
-  return { gate: { label: label(), gate }, plan };
+  return { gates, plan };
 }
 async function startMissingFirst(d, release, services) {
   if (services.length === 0) return;
   await d.server.run(startMissing(d.cli, release.project, services), { description: `start ${services.join(", ")} first`, timeoutSeconds: 900, live: "all" });
 }
-async function startNewContainers(d, release, roll, onCreated) {
+async function startNewContainers(d, release, roll) {
   const description = `start new containers of ${roll.map((entry) => entry.service).join(", ")}`;
   const fromList = (stdout) => newContainers(roll, parseContainerRows(stdout));
   const listAgain = async () => fromList((await d.server.run(listContainers(d.cli, d.inputs.projectName), { description: "list the new containers", timeoutSeconds: 60 })).stdout);
@@ -57264,21 +57260,17 @@ async function startNewContainers(d, release, roll, onCreated) {
         description,
         timeoutSeconds: 900,
         live: "stderr",
-        allowFailure: true,
-        ...onCreated ? { onLine: (line) => CREATED.test(line) && onCreated() } : {}
+        allowFailure: true
       }
     );
   } catch (error2) {
     throw new StartFailed(error2, await listAgain());
-  } finally {
-    onCreated?.();
   }
   const [rows = "", listed] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, "m"));
   const fresh = listed === void 0 ? await listAgain() : fromList(rows);
   if (started.code !== 0) throw new StartFailed(new RemoteCommandError(description, started), fresh);
   return fresh;
 }
-var CREATED = /\b(Created|Starting|Started)\s*$/;
 var StartFailed = class extends Error {
   constructor(why, fresh) {
     super(why.message);

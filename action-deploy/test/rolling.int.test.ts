@@ -198,7 +198,7 @@ describe('strategy: rolling behind nginx', () => {
     const plan = await startAction({ ...inputs({}), images: `web=${image('v2')}`, 'dry-run': 'true' }, { workspace: workspace.path }).done;
     expect(plan.code).toBe(0);
     expectPlanCoversRun(plan.outputs.plan!, v2Run!, {
-      // With a new image for web, its roll starts before the hashes are read (a dry run cannot know the image changed).
+      // With a new image for web, its roll starts before the hashes are read, during its gate (a dry run cannot know the image changed).
       'roll each changed service: new containers beside the old, gate, drain, retire the old': [
         /^start new containers of web$/,
         /^read the configuration hashes$/,
@@ -293,9 +293,11 @@ describe('strategy: rolling behind nginx', () => {
     expect(await answers(5)).toEqual(new Set(['version=v1']));
   }, 170_000);
 
-  it('a new image for web and only a new setting for a sidecar: web starts at once, the hashes add the sidecar, one gate, none failed', async () => {
-    const withSide = (webImage: string, sideSetting: string) =>
-      `${rollingCompose(webImage, PROXY_IMAGE, 2)}  side:\n    image: ${image('v1')}\n    environment:\n      SETTING: "${sideSetting}"\n`;
+  /** The app with a sidecar of the same image whose only difference between releases is a setting (or a command). */
+  const withSide = (webImage: string, sideSetting: string, sideCommand?: string) =>
+    `${rollingCompose(webImage, PROXY_IMAGE, 2)}  side:\n    image: ${image('v1')}\n${sideCommand ? `    command: ${sideCommand}\n` : ''}    environment:\n      SETTING: "${sideSetting}"\n`;
+
+  it('a new image for web and only a new setting for a sidecar: web starts at once, the hashes add the sidecar (its own gate), the old of both retired together, none failed', async () => {
     await writeFile(join(workspace.path, 'compose.yaml'), withSide(image('v1'), 'one'));
     const first = await startAction(inputs({}), { workspace: workspace.path }).done;
     expect(first.errors).toEqual([]);
@@ -309,8 +311,10 @@ describe('strategy: rolling behind nginx', () => {
     expect(run.errors).toEqual([]);
     expect(run.outputs.status).toBe('deployed');
     expect(loop.failed, loop.failures.join('\n')).toBe(0);
-    // web's new image is a change for certain: its containers start first, the hashes are read once Compose created them; they add side.
-    expect(run.stdout).toContain("Rolling deploy: new image for web; its new containers start while every service's configuration hash is read");
+    // web's new image is a change for certain: its containers start first, the hashes are read during their gate; they add side, which gets a gate of its own.
+    expect(run.stdout).toContain(
+      "Rolling deploy: new image for web; its new containers start at once, every service's configuration hash is read while the gate waits for them",
+    );
     expect(run.stdout).toContain('Rolling deploy: rolling side (1 old → 1 new), web (2 old → 2 new); unchanged: proxy');
     const steps = run.stdout.split('\n');
     const index = (text: string) => steps.findIndex((line) => line.startsWith(text));
@@ -318,12 +322,32 @@ describe('strategy: rolling behind nginx', () => {
     expect(index('read the configuration hashes')).toBeGreaterThan(index('start new containers of web ('));
     expect(index('start new containers of web (')).toBeGreaterThan(-1);
     expect(index('start new containers of side (')).toBeGreaterThan(index('read the configuration hashes'));
+    // web's two new containers passed their gate before side's one was started and gated.
+    expect(steps.filter((line) => line.startsWith('New containers: ')).map((line) => line.split(', ').length)).toEqual([2, 1]);
     expect(index('stop and remove the old containers of side, web (')).toBeGreaterThan(index('start new containers of side ('));
     expect(run.stdout).toContain('Release check: 1 round; compose up is not run');
     const newSide = await sideId();
     expect(newSide).not.toBe(side);
     expect((await sh('docker', ['inspect', '--format', '{{range .Config.Env}}{{println .}}{{end}}', newSide])).split('\n')).toContain('SETTING=two');
     for (const id of web.keys()) expect((await webContainers()).has(id)).toBe(false);
+    expect(await answers(10)).toEqual(new Set(['version=v2']));
+  }, 240_000);
+
+  it("the sidecar's new command crashes it: its gate fails after web's passed, the new containers of both are removed, the old of both keep serving", async () => {
+    const side = await serviceContainer('side');
+    const web = await webContainers();
+    await writeFile(join(workspace.path, 'compose.yaml'), withSide(image('v1'), 'two', `["sh", "-c", "exit 3"]`));
+    const { run, loop } = await deployUnderLoad({});
+    expect(run.code).toBe(1);
+    expect(run.outputs.status).toBe('rolled-back');
+    expect(loop.failed, loop.failures.join('\n')).toBe(0);
+    const steps = run.stdout.split('\n');
+    expect(steps.filter((line) => line.startsWith('New containers: ')).map((line) => line.split(', ').length)).toEqual([2, 1]);
+    expect(run.errors.join('\n')).toMatch(/exited with code 3/);
+    // Nothing old was stopped: the same containers serve, and none of the new ones is left.
+    expect(await webContainers()).toEqual(web);
+    expect(await serviceContainer('side')).toBe(side);
+    expect((await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'status=exited'])).trim()).toBe('');
     expect(await answers(10)).toEqual(new Set(['version=v2']));
   }, 240_000);
 });

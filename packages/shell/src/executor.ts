@@ -18,8 +18,6 @@ export interface RunOptions {
    * Collected output and errors are the same either way.
    */
   live?: 'all' | 'stderr';
-  /** Each line of what `live` selects, as it arrives (also where the executor has nowhere to show it). */
-  onLine?: (line: string) => void;
 }
 
 export interface ExecResult {

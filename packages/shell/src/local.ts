@@ -48,11 +48,7 @@ export class LocalExecutor implements Executor {
     const description = options.description ?? 'command on the runner';
     const live = options.live ? this.options.liveOutput : undefined;
     const shown = options.stdout ? 'stderr' : options.live;
-    const onLine = (line: string) => {
-      live?.line(line);
-      options.onLine?.(line);
-    };
-    const splitters = options.live && (live || options.onLine) ? { stdout: lineSplitter(onLine), stderr: lineSplitter(onLine) } : undefined;
+    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : undefined;
     live?.begin(description);
     let result: ExecResult & { timedOut: boolean };
     try {

@@ -279,11 +279,7 @@ export class SshConnection implements Executor {
     const live = options.live && this.liveOutput ? this.liveOutput : undefined;
     // Streamed stdout is data for the caller, never for the log.
     const shown = options.stdout ? 'stderr' : options.live;
-    const onLine = (line: string) => {
-      live?.line(line);
-      options.onLine?.(line);
-    };
-    const splitters = options.live && (live || options.onLine) ? { stdout: lineSplitter(onLine), stderr: lineSplitter(onLine) } : undefined;
+    const splitters = live ? { stdout: lineSplitter((line) => live.line(line)), stderr: lineSplitter((line) => live.line(line)) } : undefined;
     live?.begin(description);
     let result: ExecResult;
     try {

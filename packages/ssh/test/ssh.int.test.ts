@@ -265,24 +265,6 @@ describe('live output', () => {
     }
   });
 
-  it('onLine hears each live line while the command runs, also on a connection with no live output', async () => {
-    const ssh = await SshConnection.connect(connectOptions(server));
-    try {
-      const heard: { line: string; at: number }[] = [];
-      const result = await ssh.run([[raw('echo "data"; echo " web Created" >&2; sleep 2; echo " web Started" >&2')]], {
-        description: 'scale up',
-        live: 'stderr',
-        onLine: (line) => heard.push({ line, at: performance.now() }),
-      });
-      const ended = performance.now();
-      expect(heard.map((entry) => entry.line)).toEqual([' web Created', ' web Started']);
-      expect(ended - heard[0]!.at).toBeGreaterThan(1500);
-      expect(result.stdout).toBe('data\n');
-    } finally {
-      await ssh.close();
-    }
-  });
-
   it('live: stderr leaves stdout (data) out of the log; no live option shows nothing', async () => {
     const { seen, liveOutput } = recorder();
     const ssh = await SshConnection.connect(connectOptions(server, { liveOutput }));

@@ -85,11 +85,11 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
       let plan: RollPlan;
       if (guess && guess.roll.length > 0) {
         core.info(
-          `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(', ')}; its new containers start while every service's configuration hash is read`,
+          `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(', ')}; its new containers start at once, every service's configuration hash is read while the gate waits for them`,
         );
         const rolled = await rollServices(d, release, running, guess, readHashes, settings.drainSeconds);
-        gates.push(rolled.gate);
-        if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+        gates.push(...rolled.gates);
+        if (rolled.kept) return { gates, gate: gates.at(-1)!.gate, kept: rolled.kept };
         plan = rolled.plan;
       } else {
         const hashed = readHashes();
@@ -99,8 +99,8 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
         if (d.planning) planRolls(d.planning, d, release, settings);
         else if (plan.roll.length > 0) {
           const rolled = await rollServices(d, release, running, plan, () => hashed, settings.drainSeconds);
-          gates.push(rolled.gate);
-          if (rolled.kept) return { gates, gate: rolled.gate.gate, kept: rolled.kept };
+          gates.push(...rolled.gates);
+          if (rolled.kept) return { gates, gate: gates.at(-1)!.gate, kept: rolled.kept };
         }
       }
       // The rolled services already run the release's configuration, so `up` leaves them be.
@@ -197,9 +197,10 @@ function describe(plan: RollPlan): string {
  * Scale up, gate the new containers, then retire the old ones — or, if the new ones fail,
  * remove them and put the env link back, leaving the running release exactly as it was.
  * `first` starts at once; `readComplete` (the plan by Compose's hashes, which may add services
- * whose configuration changed with the same image) is read once Compose has created the new
- * containers — the hash read is a Compose start of its own, and beside the scale-up's it slowed
- * that one down — and what it adds starts before the one gate over all the new containers.
+ * whose configuration changed with the same image) is read while the gate waits for the new
+ * containers' HEALTHCHECK — a Compose start of its own, which beside the scale-up slowed both
+ * down. What it adds starts next and has a gate of its own; nothing old stops until every new
+ * container passed its gate.
  */
 async function rollServices(
   d: Deployer,
@@ -208,55 +209,55 @@ async function rollServices(
   first: RollPlan,
   readComplete: () => Promise<RollPlan>,
   drain: number,
-): Promise<{ gate: Switched['gates'][number]; kept?: Switched['kept']; plan: RollPlan }> {
+): Promise<{ gates: Switched['gates']; kept?: Switched['kept']; plan: RollPlan }> {
   let plan = first;
-  const label = () => `new containers of ${plan.roll.map((entry) => entry.service).join(', ')}`;
+  const gates: Switched['gates'] = [];
   let fresh: string[] = [];
-  let gate: GateReport;
   let healthySince: number | undefined;
-  let complete: Promise<RollPlan> | undefined;
-  const completePlan = () => {
-    if (!complete) {
-      complete = readComplete();
-      // Awaited below, where a failed read removes the new containers like a failed start.
-      complete.catch(() => undefined);
-    }
-    return complete;
+  const gateBatch = async (roll: readonly RollingService[], ids: string[]): Promise<GateReport> => {
+    core.info(`New containers: ${ids.map((id) => id.slice(0, 12)).join(', ') || 'none'}`);
+    const services = roll.map((entry) => entry.service);
+    const gate = await newContainersGate(d, services, ids, (at) => (healthySince = at));
+    gates.push({ label: `new containers of ${services.join(', ')}`, gate });
+    return gate;
   };
+  let gate: GateReport | undefined;
   try {
     await startMissingFirst(d, release, first.startFirst);
-    fresh = await startNewContainers(d, release, first.roll, () => void completePlan());
-    const whole = withRolled(await completePlan(), first.roll);
-    if (whole !== first) {
-      announce(whole);
-      const more = whole.roll.filter((entry) => !first.roll.some((rolled) => rolled.service === entry.service));
-      plan = whole;
-      if (more.length > 0) {
-        await startMissingFirst(
-          d,
-          release,
-          whole.startFirst.filter((service) => !first.startFirst.includes(service)),
-        );
-        fresh = [...fresh, ...(await startNewContainers(d, release, more))];
+    fresh = await startNewContainers(d, release, first.roll);
+    const complete = readComplete();
+    // Awaited once the gate passed; a failed read then removes the new containers like a failed start.
+    complete.catch(() => undefined);
+    gate = await gateBatch(first.roll, fresh);
+    if (gate.ok) {
+      const whole = withRolled(await complete, first.roll);
+      if (whole !== first) {
+        announce(whole);
+        const more = whole.roll.filter((entry) => !first.roll.some((rolled) => rolled.service === entry.service));
+        plan = whole;
+        if (more.length > 0) {
+          await startMissingFirst(
+            d,
+            release,
+            whole.startFirst.filter((service) => !first.startFirst.includes(service)),
+          );
+          const added = await startNewContainers(d, release, more);
+          fresh = [...fresh, ...added];
+          gate = await gateBatch(more, added);
+        }
       }
     }
-    core.info(`New containers: ${fresh.map((id) => id.slice(0, 12)).join(', ') || 'none'}`);
-    gate = await newContainersGate(
-      d,
-      plan.roll.map((entry) => entry.service),
-      fresh,
-      (at) => (healthySince = at),
-    );
   } catch (error) {
     // `up` failed (e.g. the image would not start): nothing old was touched; clean up what it made.
     if (error instanceof StartFailed) fresh = [...fresh, ...error.fresh];
     gate = failedGate(`starting the new containers failed: ${(error as Error).message}`);
+    gates.push({ label: `new containers of ${plan.roll.map((entry) => entry.service).join(', ')}`, gate });
   }
   if (!gate.ok) {
     const diagnostics = await collectDiagnostics(d, release, gate);
     await retire(d, fresh, 'remove the new containers');
     await relinkEnv(d, running);
-    return { gate: { label: label(), gate }, kept: { diagnostics }, plan };
+    return { gates, kept: { diagnostics }, plan };
   }
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
@@ -272,7 +273,7 @@ async function rollServices(
     plan.roll.flatMap((entry) => entry.old),
     `stop and remove the old containers of ${plan.roll.map((entry) => entry.service).join(', ')}`,
   );
-  return { gate: { label: label(), gate }, plan };
+  return { gates, plan };
 }
 
 async function startMissingFirst(d: Deployer, release: Release, services: readonly string[]): Promise<void> {
@@ -286,7 +287,7 @@ async function startMissingFirst(d: Deployer, release: Release, services: readon
  * failing is removed like the rest. Only when that list itself could not be read (a timeout, a
  * lost connection) is it read again on its own.
  */
-async function startNewContainers(d: Deployer, release: Release, roll: readonly RollingService[], onCreated?: () => void): Promise<string[]> {
+async function startNewContainers(d: Deployer, release: Release, roll: readonly RollingService[]): Promise<string[]> {
   const description = `start new containers of ${roll.map((entry) => entry.service).join(', ')}`;
   const fromList = (stdout: string) => newContainers(roll, parseContainerRows(stdout));
   const listAgain = async () =>
@@ -301,22 +302,16 @@ async function startNewContainers(d: Deployer, release: Release, roll: readonly 
         timeoutSeconds: 900,
         live: 'stderr',
         allowFailure: true,
-        ...(onCreated ? { onLine: (line: string) => CREATED.test(line) && onCreated() } : {}),
       },
     );
   } catch (error) {
     throw new StartFailed(error as Error, await listAgain());
-  } finally {
-    onCreated?.();
   }
   const [rows = '', listed] = started.stdout.split(new RegExp(`^${LISTED_MARK}$`, 'm'));
   const fresh = listed === undefined ? await listAgain() : fromList(rows);
   if (started.code !== 0) throw new StartFailed(new RemoteCommandError(description, started), fresh);
   return fresh;
 }
-
-/** Compose's progress line once a container exists (`Container app-web-3  Created`, then Starting, Started). */
-const CREATED = /\b(Created|Starting|Started)\s*$/;
 
 /** The scale-up failed; `fresh` are the containers it created all the same. */
 class StartFailed extends Error {
