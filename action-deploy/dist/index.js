@@ -49417,7 +49417,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.14.0";
+var version = "0.15.0";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -54534,13 +54534,30 @@ function compose(cli, project, ...args) {
     ...args
   ];
 }
+var PLUGIN_DIRS = [
+  "/usr/local/lib/docker/cli-plugins",
+  "/usr/local/libexec/docker/cli-plugins",
+  "/usr/lib/docker/cli-plugins",
+  "/usr/libexec/docker/cli-plugins"
+];
 function detectComposeCommand(sudoDocker) {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw(">/dev/null 2>&1");
+  const direct = sudoDocker ? [] : [
+    [raw("config_dir=${DOCKER_CONFIG:-${HOME:-}/.docker} direct=")],
+    [
+      raw('if ! grep -qs cliPluginsExtraDirs "$config_dir/config.json"; then for dir in "$config_dir/cli-plugins"'),
+      ...PLUGIN_DIRS,
+      raw('; do if [ -x "$dir/docker-compose" ]; then direct=$dir/docker-compose; break; fi; done; fi')
+    ]
+  ];
   return [
     [raw(`found=$(mktemp) && trap 'rm -f "$found"' EXIT`)],
+    ...direct,
     [
-      raw("{ if"),
+      raw(
+        sudoDocker ? "{ if" : '{ if [ -n "$direct" ] && said=$("$direct" version 2>/dev/null) && [ "${said#Docker Compose version }" != "$said" ]; then echo v2; elif'
+      ),
       ...s,
       "docker",
       "compose",
@@ -58786,7 +58803,7 @@ var DEPLOY_INPUTS = [
   },
   {
     name: "health-interval",
-    description: "Pause between the rounds of health checks that health-successes counts. While a container is still starting or a URL not answering yet, the gate looks again every 0.5 s, so a release is seen healthy within 0.5 s of being so.",
+    description: "Pause between the rounds of health checks that health-successes counts. While a container is still starting or a URL not answering yet, the gate looks again every 0.5 s, and at once when the engine reports that a container turned healthy or unhealthy or exited (docker events).",
     required: false,
     default: "2s"
   },

@@ -55,13 +55,40 @@ export function compose(cli: DockerCli, project: ComposeProject, ...args: string
  * before it is cut: a `head -c` reading it would stop early, and under pipefail docker's SIGPIPE
  * would turn a warning into a failed engine.
  */
+/** Where the docker CLI looks for plugins after its config folder's `cli-plugins`, in its order (Linux). */
+const PLUGIN_DIRS = [
+  '/usr/local/lib/docker/cli-plugins',
+  '/usr/local/libexec/docker/cli-plugins',
+  '/usr/lib/docker/cli-plugins',
+  '/usr/libexec/docker/cli-plugins',
+];
+
 export function detectComposeCommand(sudoDocker: boolean): Command[] {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw('>/dev/null 2>&1');
+  // `docker compose version` is three program starts (docker, the plugin's metadata, the plugin);
+  // the plugin docker would pick, run itself, is one. Only where docker's choice is plain: no sudo
+  // (its rules may name docker alone), no extra plugin folders in the CLI's config, and it must say
+  // it is Compose v2 or later (v1 says `docker-compose version 1.…`).
+  const direct: Command[] = sudoDocker
+    ? []
+    : [
+        [raw('config_dir=${DOCKER_CONFIG:-${HOME:-}/.docker} direct=')],
+        [
+          raw('if ! grep -qs cliPluginsExtraDirs "$config_dir/config.json"; then for dir in "$config_dir/cli-plugins"'),
+          ...PLUGIN_DIRS,
+          raw('; do if [ -x "$dir/docker-compose" ]; then direct=$dir/docker-compose; break; fi; done; fi'),
+        ],
+      ];
   return [
     [raw('found=$(mktemp) && trap \'rm -f "$found"\' EXIT')],
+    ...direct,
     [
-      raw('{ if'),
+      raw(
+        sudoDocker
+          ? '{ if'
+          : '{ if [ -n "$direct" ] && said=$("$direct" version 2>/dev/null) && [ "${said#Docker Compose version }" != "$said" ]; then echo v2; elif',
+      ),
       ...s,
       'docker',
       'compose',

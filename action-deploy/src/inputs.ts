@@ -167,7 +167,7 @@ const DEPLOY_INPUTS = [
   {
     name: 'health-interval',
     description:
-      'Pause between the rounds of health checks that health-successes counts. While a container is still starting or a URL not answering yet, the gate looks again every 0.5 s, so a release is seen healthy within 0.5 s of being so.',
+      'Pause between the rounds of health checks that health-successes counts. While a container is still starting or a URL not answering yet, the gate looks again every 0.5 s, and at once when the engine reports that a container turned healthy or unhealthy or exited (docker events).',
     required: false,
     default: '2s',
   },

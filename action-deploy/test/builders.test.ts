@@ -92,6 +92,41 @@ describe('compose builders', () => {
     );
   });
 
+  it("runs the compose plugin docker would pick itself (one program start), unless the CLI's config adds plugin folders or that plugin fails", async () => {
+    // The fake docker logs what it was asked; the plugin in the config folder logs that it ran.
+    await withFakeDocker('echo "docker $*" >> "$LOG"\n[ "$1" = version ] && exit 0\n[ -n "$DOCKER_COMPOSE_WORKS" ]\n', async (run, dir) => {
+      const config = join(dir, 'docker-config');
+      await mkdir(join(config, 'cli-plugins'), { recursive: true });
+      await writeFile(
+        join(config, 'cli-plugins', 'docker-compose'),
+        '#!/bin/bash\necho "plugin $*" >> "$LOG"\necho "${PLUGIN_SAYS:-Docker Compose version v2.99.0}"\nexit "${PLUGIN_EXIT:-0}"\n',
+        { mode: 0o755 },
+      );
+      const log = join(dir, 'log');
+      const detect = async (env: Record<string, string> = {}) => {
+        await writeFile(log, '');
+        const found = run(detectComposeCommand(false), { DOCKER_CONFIG: config, LOG: log, ...env }).stdout.split('\n')[0];
+        return { found, ran: (await readFile(log, 'utf8')).trim().split('\n').sort() };
+      };
+      expect(await detect()).toEqual({ found: 'v2', ran: ['docker version --format {{.Server.Version}}', 'plugin version'] });
+      // A plugin that fails is not the last word: docker's own way is asked.
+      expect(await detect({ PLUGIN_EXIT: '1', DOCKER_COMPOSE_WORKS: '1' })).toEqual({
+        found: 'v2',
+        ran: ['docker compose version', 'docker version --format {{.Server.Version}}', 'plugin version'],
+      });
+      // A Compose v1 someone put where plugins go is not the v2 plugin.
+      expect(await detect({ PLUGIN_SAYS: 'docker-compose version 1.29.2, build 5becea4c', DOCKER_COMPOSE_WORKS: '1' })).toEqual({
+        found: 'v2',
+        ran: ['docker compose version', 'docker version --format {{.Server.Version}}', 'plugin version'],
+      });
+      await writeFile(join(config, 'config.json'), '{"cliPluginsExtraDirs": ["/opt/plugins"]}\n');
+      expect(await detect({ DOCKER_COMPOSE_WORKS: '1' })).toEqual({
+        found: 'v2',
+        ran: ['docker compose version', 'docker version --format {{.Server.Version}}'],
+      });
+    });
+  });
+
   it('says engine-ok when docker version warns at length on stderr (no SIGPIPE under pipefail), and keeps the first 300 bytes of a failure', async () => {
     // docker compose works; docker version answers after 200 kB of warnings, or fails with them.
     await withFakeDocker('[ "$1" = compose ] && exit 0\nhead -c 200000 /dev/zero | tr "\\0" W >&2\necho >&2\n[ -z "$FAIL" ]\n', (run) => {

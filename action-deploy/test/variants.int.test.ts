@@ -71,8 +71,10 @@ async function tunnelsIn(server: SshdServer): Promise<string[]> {
   return [...log.matchAll(TUNNEL_LINE)].map((match) => `${match[1]}:${match[2]}`);
 }
 
-async function serverWithPath(binDir: string, extraConfig: readonly string[] = []): Promise<SshdServer> {
-  const server = await startSshd({ env: { PATH: `${binDir}:${SERVICE_PATH}` }, extraConfig });
+/** A server whose PATH starts with `binDir` and which (unless `withPlugin`) has no Compose v2 plugin: the machine's is hidden from it. */
+async function serverWithPath(binDir: string, extraConfig: readonly string[] = [], withPlugin = false): Promise<SshdServer> {
+  const { pluginDirs } = await ensureComposeV1();
+  const server = await startSshd({ env: { PATH: `${binDir}:${SERVICE_PATH}` }, extraConfig, ...(withPlugin ? {} : { hide: pluginDirs }) });
   servers.push(server);
   return server;
 }
@@ -129,7 +131,7 @@ describe('compose variants', () => {
   });
 
   it('a step the story did not expect to fail still ends with an error naming it, diagnostics, audit, outputs and the summary', async () => {
-    const server = servers[0] ?? (await serverWithPath('/usr/local/bin'));
+    const server = servers[0] ?? (await serverWithPath('/usr/local/bin', [], true));
     const projectDir = join(remoteRoot.path, 'broken');
     await mkdir(projectDir, { recursive: true });
     // Something in the way of the release directory: creating the release fails after the lock.

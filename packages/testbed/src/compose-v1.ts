@@ -33,12 +33,23 @@ export interface ComposeV1 {
   v1BinDir: string;
   /** Put first on a server's PATH for a server with no Compose at all. */
   noComposeBinDir: string;
+  /** The machine's folders holding the Compose v2 plugin: hide them (startSshd's `hide`) for a server without it. */
+  pluginDirs: string[];
 }
+
+/** Where the docker CLI finds plugins on Linux, besides the user's own ~/.docker/cli-plugins. */
+const SYSTEM_PLUGIN_DIRS = [
+  '/usr/local/lib/docker/cli-plugins',
+  '/usr/local/libexec/docker/cli-plugins',
+  '/usr/lib/docker/cli-plugins',
+  '/usr/libexec/docker/cli-plugins',
+];
 
 /**
  * Docker Compose v1 without installing it system-wide: Debian's packages unpacked (dpkg -x) into
  * a cache directory, run with the system python3. Also a `docker` wrapper that refuses the
- * `compose` subcommand, standing in for an engine installed without the v2 plugin.
+ * `compose` subcommand and the machine's plugin folders to hide, standing in together for an engine
+ * installed without the v2 plugin (Skiff looks for the plugin's file before it asks docker).
  */
 export async function ensureComposeV1(): Promise<ComposeV1> {
   await requirePart('system python3', ['/usr/bin/python3', '--version']);
@@ -76,5 +87,14 @@ export async function ensureComposeV1(): Promise<ComposeV1> {
     }
   }
   await sh(join(v1BinDir, 'docker-compose'), ['version', '--short']);
-  return { v1BinDir, noComposeBinDir };
+  const pluginDirs: string[] = [];
+  for (const dir of [join(process.env.HOME ?? '/root', '.docker', 'cli-plugins'), ...SYSTEM_PLUGIN_DIRS])
+    if (
+      await stat(join(dir, 'docker-compose')).then(
+        () => true,
+        () => false,
+      )
+    )
+      pluginDirs.push(dir);
+  return { v1BinDir, noComposeBinDir, pluginDirs };
 }

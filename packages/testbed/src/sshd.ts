@@ -20,6 +20,11 @@ export interface SshdOptions {
   extraConfig?: readonly string[];
   /** false: no SFTP subsystem, as hardened configs have it. */
   sftp?: boolean;
+  /**
+   * Folders the server's sessions must not see: sshd runs in a mount namespace of its own with an
+   * empty tmpfs over each (e.g. the machine's Compose plugin folder, for a server without one).
+   */
+  hide?: readonly string[];
 }
 
 export interface SshdServer {
@@ -137,9 +142,28 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
   if (options.passwordUser) await ensurePasswordUser(options.passwordUser.username, options.passwordUser.password);
 
   const sshdArgs = ['-D', '-f', p('sshd_config'), '-E', logPath];
+  if (options.hide?.length && options.netns) throw new Error('test bed: hide is not supported inside a network namespace');
+  // unshare and sh exec in place, so the pid is sshd's.
+  const hiding = options.hide?.length
+    ? [
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'for dir in "$@"; do mount -t tmpfs -o ro,size=1m skiff-hidden "$dir" || exit 1; done; exec /usr/sbin/sshd '.concat(
+          sshdArgs.map((arg) => `'${arg}'`).join(' '),
+        ),
+        'hide',
+        ...options.hide,
+      ]
+    : undefined;
   const child = options.netns
     ? spawn('ip', ['netns', 'exec', options.netns, '/usr/sbin/sshd', ...sshdArgs], { stdio: 'ignore', detached: true })
-    : spawn('/usr/sbin/sshd', sshdArgs, { stdio: 'ignore', detached: true });
+    : hiding
+      ? spawn(hiding[0]!, hiding.slice(1), { stdio: 'ignore', detached: true })
+      : spawn('/usr/sbin/sshd', sshdArgs, { stdio: 'ignore', detached: true });
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new Error('test bed: sshd did not start');
