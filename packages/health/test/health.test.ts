@@ -15,6 +15,22 @@ function scripted(name: string, outcomes: ProbeOutcome['state'][]): Probe & { ca
   return probe;
 }
 
+/** Waiting three rounds, then ok; records when each round looked. */
+function timedProbe(onRound?: (round: number) => void): { probe: Probe; seen: number[] } {
+  const seen: number[] = [];
+  const states: ProbeOutcome['state'][] = ['waiting', 'waiting', 'waiting', 'ok', 'ok'];
+  const probe: Probe = {
+    name: 'containers',
+    async check() {
+      seen.push(performance.now());
+      onRound?.(seen.length);
+      const state = states[Math.min(seen.length - 1, states.length - 1)]!;
+      return { state, detail: state };
+    },
+  };
+  return { probe, seen };
+}
+
 describe('runGate', () => {
   it('passes after the required consecutive all-ok rounds, and a waiting round resets the streak', async () => {
     const a = scripted('a', ['ok', 'waiting', 'ok', 'ok']);
@@ -25,16 +41,7 @@ describe('runGate', () => {
   });
 
   it('looks again sooner while something is not ok yet, but keeps the rounds of a streak intervalMs apart', async () => {
-    const seen: number[] = [];
-    const states: ProbeOutcome['state'][] = ['waiting', 'waiting', 'waiting', 'ok', 'ok'];
-    const probe: Probe = {
-      name: 'containers',
-      async check() {
-        seen.push(performance.now());
-        const state = states[Math.min(seen.length - 1, states.length - 1)]!;
-        return { state, detail: state };
-      },
-    };
+    const { probe, seen } = timedProbe();
     const result = await runGate([probe], { intervalMs: 300, waitingIntervalMs: 20, timeoutMs: 10_000, successes: 2 });
     expect(result.ok).toBe(true);
     expect(result.rounds).toBe(5);
@@ -45,18 +52,8 @@ describe('runGate', () => {
 
   it('an event ends a waiting pause at once, one during the round means no pause at all, and none shortens a streak', async () => {
     const wake = wakeCounter();
-    const seen: number[] = [];
-    const states: ProbeOutcome['state'][] = ['waiting', 'waiting', 'waiting', 'ok', 'ok'];
-    const probe: Probe = {
-      name: 'containers',
-      async check() {
-        seen.push(performance.now());
-        // Round 2's event comes while it runs (before its pause); round 4's during a streak.
-        if (seen.length === 2 || seen.length === 4) wake.add();
-        const state = states[Math.min(seen.length - 1, states.length - 1)]!;
-        return { state, detail: state };
-      },
-    };
+    // Round 2's event comes while it runs (before its pause); round 4's during a streak.
+    const { probe, seen } = timedProbe((round) => (round === 2 || round === 4) && wake.add());
     // Round 1's pause is ended by an event 100 ms in.
     const event = setTimeout(() => wake.add(), 100);
     const result = await runGate([probe], { intervalMs: 1500, waitingIntervalMs: 1000, timeoutMs: 20_000, successes: 2, wake });
