@@ -45,6 +45,14 @@ export function compose(cli: DockerCli, project: ComposeProject, ...args: string
   ];
 }
 
+/** Where the docker CLI looks for plugins after its config folder's `cli-plugins`, in its order (Linux). */
+const PLUGIN_DIRS = [
+  '/usr/local/lib/docker/cli-plugins',
+  '/usr/local/libexec/docker/cli-plugins',
+  '/usr/lib/docker/cli-plugins',
+  '/usr/libexec/docker/cli-plugins',
+];
+
 /**
  * Prints `v2`, `v1` or `none`, then up to 300 bytes of what `docker version` said when it could
  * not reach the engine, then `engine-ok` or `engine-failed`. v2 is tried first: where both exist
@@ -55,14 +63,6 @@ export function compose(cli: DockerCli, project: ComposeProject, ...args: string
  * before it is cut: a `head -c` reading it would stop early, and under pipefail docker's SIGPIPE
  * would turn a warning into a failed engine.
  */
-/** Where the docker CLI looks for plugins after its config folder's `cli-plugins`, in its order (Linux). */
-const PLUGIN_DIRS = [
-  '/usr/local/lib/docker/cli-plugins',
-  '/usr/local/libexec/docker/cli-plugins',
-  '/usr/lib/docker/cli-plugins',
-  '/usr/libexec/docker/cli-plugins',
-];
-
 export function detectComposeCommand(sudoDocker: boolean): Command[] {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw('>/dev/null 2>&1');

@@ -143,7 +143,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
 
   const sshdArgs = ['-D', '-f', p('sshd_config'), '-E', logPath];
   if (options.hide?.length && options.netns) throw new Error('test bed: hide is not supported inside a network namespace');
-  // unshare and sh exec in place, so the pid is sshd's.
+  // unshare and sh exec in place, so the pid is sshd's. The folders, then sshd's arguments, are sh's own arguments.
   const hiding = options.hide?.length
     ? [
         'unshare',
@@ -152,11 +152,11 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
         'private',
         'sh',
         '-c',
-        'for dir in "$@"; do mount -t tmpfs -o ro,size=1m skiff-hidden "$dir" || exit 1; done; exec /usr/sbin/sshd '.concat(
-          sshdArgs.map((arg) => `'${arg}'`).join(' '),
-        ),
+        'n=$1; shift; while [ "$n" -gt 0 ]; do mount -t tmpfs -o ro,size=1m skiff-hidden "$1" || exit 1; shift; n=$((n - 1)); done; exec /usr/sbin/sshd "$@"',
         'hide',
+        String(options.hide.length),
         ...options.hide,
+        ...sshdArgs,
       ]
     : undefined;
   const child = options.netns
