@@ -1,7 +1,7 @@
 import { chmod, copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
 import { ensureBaseImages, freePort, sh, startRegistry, tempDir, type Registry, type SshdServer, startSshd } from '@skiff/testbed';
-import { sshArgs, timedRun } from './lib';
+import { sshArgs, timedRun, waitForQuietCpu } from './lib';
 import { buildApp, removeProject } from '../action-deploy/test/fixtures';
 import { buildProxy, requestLoop, rollingCompose, type LoopResult } from '../action-deploy/test/rolling-fixtures';
 import { runBundle } from './deploy-compose';
@@ -13,6 +13,15 @@ const ROLLOUT_VARIABLE = 'SKIFF_BENCH_DOCKER_ROLLOUT';
 const DRAIN_S = 2;
 /** 4 clients, 8 ms apart each (more load slows both tools alike on 2 cores), at most 25,000 requests a run: under the ~28,000 new upstream connections a minute that exhaust nginx's ephemeral ports. */
 const LOAD = { workers: 4, pauseMs: 8 };
+
+/** Before each timed deploy, whichever tool it is: what the run before left running is not billed to this one. */
+async function settle(who: string): Promise<void> {
+  const quiet = await waitForQuietCpu();
+  if (process.env.BENCH_TIMELINE)
+    console.error(
+      `  deploy-rolling: ${who}: waited ${(quiet.waitedMs / 1000).toFixed(1)} s for a quiet machine (CPUs ${(quiet.busy * 100).toFixed(0)} % busy)`,
+    );
+}
 
 /**
  * Where docker-rollout's script is, or why the side-by-side rows cannot run. None of its code is
@@ -135,6 +144,7 @@ export const deployRollingBench: Benchmark = {
         if (initial.code !== 0) throw new Error(`docker-rollout's app did not start: ${initial.output}`);
         let serving = 'a';
         rolloutRun = async (tag, expectCode) => {
+          await settle(`docker-rollout ${tag}`);
           const run = timedRun('ssh', [...ssh, script(tag)]);
           const [loop, done] = await Promise.all([requestLoop(rolloutUrl, { min: MIN_REQUESTS, max: 25_000, until: run, ...LOAD }), run]);
           if (process.env.BENCH_TIMELINE) for (const line of done.lines) console.error(`    +${(line.atMs / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);
@@ -167,6 +177,7 @@ export const deployRollingBench: Benchmark = {
 
       /** One deploy with the loop running through nginx until it is over (and ≥ MIN_REQUESTS). */
       const underLoad = async (tag: string, expectCode: number): Promise<{ ms: number; loop: LoopResult }> => {
+        await settle(tag);
         const deploy = runBundle(context, workspace.path, inputs(tag));
         const [loop, run] = await Promise.all([requestLoop(url, { min: MIN_REQUESTS, max: 25_000, until: deploy, ...LOAD }), deploy]);
         if (run.code !== expectCode)

@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SshdServer } from '@skiff/testbed';
 import { median } from './harness';
@@ -92,4 +92,32 @@ export async function sshArgs(server: SshdServer, extra: readonly string[] = [])
     ...extra,
     `${server.username}@${server.host}`,
   ];
+}
+
+/** Busy and total jiffies of all CPUs together, from the first line of /proc/stat. */
+async function cpuTimes(): Promise<{ busy: number; total: number }> {
+  const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, value) => sum + value, 0);
+  // idle + iowait: waiting, not working.
+  return { busy: total - fields[3]! - (fields[4] ?? 0), total };
+}
+
+/**
+ * Waits until the machine is quiet: one window of `windowMs` in which the CPUs were busy at most
+ * `maxBusy` of the time, or `limitMs` at most. Work the previous run left behind (an engine still
+ * tearing down containers, a request loop's last sockets) would otherwise be billed to whichever
+ * tool runs next. Returns how long it waited, and how busy the last window was.
+ */
+export async function waitForQuietCpu(options: { maxBusy?: number; windowMs?: number; limitMs?: number } = {}): Promise<{ waitedMs: number; busy: number }> {
+  const { maxBusy = 0.15, windowMs = 300, limitMs = 10_000 } = options;
+  const start = performance.now();
+  let busy = 1;
+  for (let window = 0; window < Math.ceil(limitMs / windowMs); window++) {
+    const before = await cpuTimes();
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const after = await cpuTimes();
+    busy = after.total > before.total ? (after.busy - before.busy) / (after.total - before.total) : 0;
+    if (busy <= maxBusy) break;
+  }
+  return { waitedMs: performance.now() - start, busy };
 }
