@@ -48194,6 +48194,18 @@ function remoteCommandLine(scriptText, invocation = {}) {
 function isTimeoutExit(code) {
   return code === 124 || code === 137;
 }
+function tolerate(commands, marker) {
+  return [
+    [raw("set +e")],
+    [raw("(")],
+    [raw(STRICT_MODE)],
+    ...commands,
+    [raw(")")],
+    [raw("skiff_tolerated_status=$?")],
+    [raw("set -e")],
+    [raw('if [ "$skiff_tolerated_status" -ne 0 ]; then'), "echo", marker, raw("; fi")]
+  ];
+}
 
 // packages/shell/src/executor.ts
 var RemoteCommandError = class extends Error {
@@ -49546,6 +49558,15 @@ function planPrune(state, keep, protect) {
       if ((image.includes("@sha256:") || image.endsWith(`:${id}`)) && !used.has(image)) images.add(image);
   }
   return { remove, images: [...images].sort() };
+}
+function afterPassed(state, id, images) {
+  return {
+    ...state,
+    current: id,
+    releases: [.../* @__PURE__ */ new Set([...state.releases, id])].sort(),
+    deployed: /* @__PURE__ */ new Set([...state.deployed, id]),
+    locks: new Map([...state.locks, [id, { ...images }]])
+  };
 }
 function removeReleases(projectDir, ids) {
   return ids.length === 0 ? [] : [["rm", "-rf", ...ids.map((id) => releaseDir(projectDir, id))]];
@@ -55157,31 +55178,15 @@ function meta(d, release) {
     built: release.built
   };
 }
-async function uploadRelease(d, id) {
+async function uploadRelease(d, id, options = {}) {
   const { inputs, server } = d;
   const dir = releaseDir(inputs.projectDir, id);
-  await server.run(createRelease(inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
-  for (const file of inputs.composeFiles) {
-    await server.upload(`${dir}/${file.name}`, file.content, { mode: 420, description: `upload ${file.path}` });
-  }
   const hasEnv = inputs.envFile !== void 0;
-  if (inputs.envFile !== void 0)
-    await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" });
-  if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
-  for (const build2 of inputs.serverBuilds) {
-    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build2.service}`), {
-      description: `upload the build context of ${build2.service} (${build2.declared})`,
-      stdin: contextTar(build2.localContext),
-      timeoutSeconds: inputs.pullTimeoutSeconds
-    });
-  }
+  await server.run([...createRelease(inputs.projectDir, id), ...options.linkEnv ? linkEnv(inputs.projectDir, id, hasEnv) : []], {
+    description: `create release ${id}${options.linkEnv ? `, ${hasEnv ? "point .env at it" : "remove the .env link"}` : ""}`,
+    timeoutSeconds: 60
+  });
   const built = inputs.serverBuilds.map((build2) => build2.service);
-  if (built.length > 0)
-    await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), {
-      mode: 420,
-      description: `build ${built.join(", ")} from the release, tagged with its id`
-    });
-  await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 420, description: "upload the requested images" });
   const composeFiles = inputs.composeFiles.map((f) => f.name);
   const release = {
     id,
@@ -55193,8 +55198,27 @@ async function uploadRelease(d, id) {
     images: { ...inputs.images },
     unpinned: []
   };
-  await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
-`, { mode: 420, description: "upload meta.json" });
+  await Promise.all([
+    ...inputs.composeFiles.map((file) => server.upload(`${dir}/${file.name}`, file.content, { mode: 420, description: `upload ${file.path}` })),
+    ...inputs.envFile !== void 0 ? [server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" })] : [],
+    // Until digests are resolved, the lock holds the images asked for in `images`; pull reads it.
+    server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 420, description: "upload the requested images" }),
+    server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
+`, { mode: 420, description: "upload meta.json" })
+  ]);
+  if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
+  for (const build2 of inputs.serverBuilds) {
+    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build2.service}`), {
+      description: `upload the build context of ${build2.service} (${build2.declared})`,
+      stdin: contextTar(build2.localContext),
+      timeoutSeconds: inputs.pullTimeoutSeconds
+    });
+  }
+  if (built.length > 0)
+    await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), {
+      mode: 420,
+      description: `build ${built.join(", ")} from the release, tagged with its id`
+    });
   return release;
 }
 async function uploadShippedFiles(d, dir, files) {
@@ -55323,8 +55347,8 @@ async function linkReleaseEnv(d, release) {
 function beforeUp(d, release) {
   return [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
 }
-async function markCurrent(d, release) {
-  await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: "mark the release current", timeoutSeconds: 60 });
+function markCurrent(d, release) {
+  return switchCurrent(d.inputs.projectDir, release.id);
 }
 function auditCommands(d, entry) {
   return appendAudit(d.inputs.projectDir, { ...entry, actor: d.ctx.actor, runUrl: d.ctx.runUrl, at: (/* @__PURE__ */ new Date()).toISOString() });
@@ -55332,12 +55356,19 @@ function auditCommands(d, entry) {
 async function audit(d, entry) {
   await d.server.run(auditCommands(d, entry), { description: "append to the audit log", timeoutSeconds: 60 });
 }
-async function auditThenReadState(d, entry) {
-  const read2 = await d.server.run([...auditCommands(d, entry), ...readState(d.inputs.projectDir)], {
-    description: "append to the audit log, read releases",
-    timeoutSeconds: 60
+var PRUNE_FAILED = "skiff: deleting old releases failed";
+async function markAndAudit(d, release, mark, entry, prune) {
+  const pruning = prune !== void 0 && prune.plan.remove.length > 0 ? prune : void 0;
+  const result = await d.server.run([...mark, ...auditCommands(d, entry), ...pruning ? tolerate(pruning.commands, PRUNE_FAILED) : []], {
+    description: `mark release ${release} current, append to the audit log${pruning ? `, delete ${pruning.plan.remove.length} old release(s)` : ""}`,
+    timeoutSeconds: pruning ? 600 : 60
   });
-  return parseState(read2.stdout);
+  if (!pruning) return [];
+  if (result.stdout.includes(PRUNE_FAILED)) {
+    warning(`Could not delete every old release (${pruning.plan.remove.join(", ")}): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
+    return [];
+  }
+  return pruning.plan.remove;
 }
 function removeComposeReleases(d, plan) {
   return [
@@ -56876,9 +56907,7 @@ function recreateStrategy() {
     async check() {
     },
     async upload(d, id) {
-      const release = await uploadRelease(d, id);
-      await linkReleaseEnv(d, release);
-      return release;
+      return uploadRelease(d, id, { linkEnv: true });
     },
     prepare(d, release, previous, backups) {
       const { backupBeforeDeploy: backup, preDeploy } = d.inputs;
@@ -57537,9 +57566,7 @@ function swarmStrategy() {
     async recordPassed(d, release, switched) {
       if (switched.images) await recordDigests(d, release, switched.images);
     },
-    async markCurrent(d, release) {
-      await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: "mark the release current", timeoutSeconds: 60 });
-    },
+    markCurrent,
     diagnose: (d, release, switched) => diagnose(d, switched.gate, release.id),
     left: {
       noRollback: "its services were left as they are for inspection",
@@ -58130,9 +58157,7 @@ function systemdStrategy(settings2) {
       return { gates: [{ label: `release ${release.id}`, gate }], gate };
     },
     load: async (_d, id) => ({ id, images: {} }),
-    async markCurrent(d, release) {
-      await d.server.run(markDeployed(d.inputs.projectDir, release.id), { description: `mark ${release.id} deployed`, timeoutSeconds: 60 });
-    },
+    markCurrent: (d, release) => markDeployed(d.inputs.projectDir, release.id),
     diagnose: (d, release) => unitDiagnostics(d, settings2.unit, sudo2, release.id),
     left: {
       noRollback: "it was left current for inspection",
@@ -58176,7 +58201,6 @@ async function deployNewRelease(d, how) {
   const previous = (how.previousOf ?? currentIfPassed)(state);
   const id = d.ctx.releaseId ?? newReleaseId(/* @__PURE__ */ new Date(), d.ctx.sha, randomBytes5(2).toString("hex"));
   info(`Release ${id}${how.subject?.(d) ?? ""}${previous ? ` (current: ${previous})` : " (first release)"}`);
-  const release = await how.upload(d, id);
   const backups = [];
   const base = {
     releaseId: id,
@@ -58185,14 +58209,23 @@ async function deployNewRelease(d, how) {
     gates: [],
     backups
   };
+  const failedEarly = async (what, error2, images) => {
+    await how.afterEarlyFailure?.(d, previous);
+    await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${what} failed` });
+    const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
+    return { ...base, status: "failed", images, error: message };
+  };
+  let release;
+  try {
+    release = await how.upload(d, id);
+  } catch (error2) {
+    return failedEarly("Uploading the release", error2, {});
+  }
   for (const step of how.prepare(d, release, previous, backups)) {
     try {
       await step.run();
     } catch (error2) {
-      await how.afterEarlyFailure?.(d, previous);
-      await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${step.what} failed` });
-      const message = `${step.what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
-      return { ...base, status: "failed", images: release.images, error: message };
+      return failedEarly(step.what, error2, release.images);
     }
   }
   const switched = await switchOrFail(how, d, release, previous);
@@ -58200,10 +58233,16 @@ async function deployNewRelease(d, how) {
   const gate = switched.gate;
   if (gate.ok) {
     await how.recordPassed?.(d, release, switched);
-    await how.markCurrent(d, release);
-    const after = await auditThenReadState(d, { event: "deploy", status: "deployed", from: previous ?? null, to: id });
-    const pruned = await prune(d, how, after, [id]);
-    return { ...base, status: "deployed", images: switched.images ?? release.images, pruned };
+    const images = switched.images ?? release.images;
+    const plan = planPrune(afterPassed(state, id, images), d.inputs.keepReleases, [id]);
+    const pruned = await markAndAudit(
+      d,
+      id,
+      how.markCurrent(d, release),
+      { event: "deploy", status: "deployed", from: previous ?? null, to: id },
+      { plan, commands: plan.remove.length > 0 ? how.removeCommands(d, plan) : [] }
+    );
+    return { ...base, status: "deployed", images, pruned };
   }
   const failedWhy = switched.undone ? `Release ${id} failed: ${switched.undone.why}` : `Release ${id} failed the health gate: ${gate.reason}`;
   if (switched.kept) {
@@ -58261,8 +58300,13 @@ async function deployNewRelease(d, how) {
       error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}`
     };
   }
-  await how.markCurrent(d, back.release);
-  await audit(d, { event: "rollback", status: "rolled-back", from: id, to: previous, reason: gate.reason ?? "unhealthy" });
+  await markAndAudit(d, previous, how.markCurrent(d, back.release), {
+    event: "rollback",
+    status: "rolled-back",
+    from: id,
+    to: previous,
+    reason: gate.reason ?? "unhealthy"
+  });
   return {
     ...base,
     status: "rolled-back",
@@ -58296,8 +58340,7 @@ async function rollbackTo(d, how, wanted, reason = "manual rollback") {
       error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}`
     };
   }
-  await how.markCurrent(d, release);
-  await audit(d, { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
+  await markAndAudit(d, id, how.markCurrent(d, release), { event: "rollback", status: "deployed", from: previous ?? null, to: id, reason });
   return { ...base, status: "deployed", images: switched.images ?? release.images };
 }
 function currentIfPassed(state) {
@@ -58316,20 +58359,6 @@ async function switchOrFail(how, d, release, running) {
 async function switchBack(d, how, id, running) {
   const release = await how.load(d, id);
   return { release, switched: await switchOrFail(how, d, release, running) };
-}
-async function prune(d, how, state, protect) {
-  const plan = planPrune(state, d.inputs.keepReleases, protect);
-  if (plan.remove.length === 0) return [];
-  const result = await d.server.run(how.removeCommands(d, plan), {
-    description: `delete ${plan.remove.length} old release(s)`,
-    allowFailure: true,
-    timeoutSeconds: 600
-  });
-  if (result.code !== 0) {
-    warning(`Could not delete every old release (${plan.remove.join(", ")}): ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
-    return [];
-  }
-  return plan.remove;
 }
 
 // action-deploy/src/timed-server.ts

@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import { posix } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import type { Command, Executor, PlanRecorder } from '@skiff/shell';
+import { tolerate, type Command, type Executor, type PlanRecorder } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
 import { build, config, pull, pullWithLogin, removeImages, repoDigests, type ComposeProject, type DockerCli } from './compose-commands';
 import { BUILD_DIR, BUILD_OVERRIDE, buildOverride, contextTar, unpackContext } from './server-build';
@@ -116,33 +116,21 @@ function meta(d: Deployer, release: Release): StoredMeta {
   };
 }
 
-/** Creates the release directory with the compose files, `.env` (0600), the requested pins and meta.json. */
-export async function uploadRelease(d: Deployer, id: string): Promise<Release> {
+/**
+ * Creates the release directory with the compose files, `.env` (0600), the requested pins and
+ * meta.json. With `linkEnv`, `<project-dir>/.env` is pointed at the release's env file in the
+ * round trip that creates the directory (the link dangles only until the uploads that follow at
+ * once are done; if one fails, the story links it back).
+ */
+export async function uploadRelease(d: Deployer, id: string, options: { linkEnv?: boolean } = {}): Promise<Release> {
   const { inputs, server } = d;
   const dir = releaseDir(inputs.projectDir, id);
-  await server.run(createRelease(inputs.projectDir, id), { description: `create release ${id}`, timeoutSeconds: 60 });
-  for (const file of inputs.composeFiles) {
-    await server.upload(`${dir}/${file.name}`, file.content, { mode: 0o644, description: `upload ${file.path}` });
-  }
   const hasEnv = inputs.envFile !== undefined;
-  if (inputs.envFile !== undefined)
-    await server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' });
-  if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
-  for (const build of inputs.serverBuilds) {
-    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build.service}`), {
-      description: `upload the build context of ${build.service} (${build.declared})`,
-      stdin: contextTar(build.localContext),
-      timeoutSeconds: inputs.pullTimeoutSeconds,
-    });
-  }
+  await server.run([...createRelease(inputs.projectDir, id), ...(options.linkEnv ? linkEnv(inputs.projectDir, id, hasEnv) : [])], {
+    description: `create release ${id}${options.linkEnv ? `, ${hasEnv ? 'point .env at it' : 'remove the .env link'}` : ''}`,
+    timeoutSeconds: 60,
+  });
   const built = inputs.serverBuilds.map((build) => build.service);
-  if (built.length > 0)
-    await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), {
-      mode: 0o644,
-      description: `build ${built.join(', ')} from the release, tagged with its id`,
-    });
-  // Until digests are resolved, the lock holds the images asked for in `images`; pull reads it.
-  await server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 0o644, description: 'upload the requested images' });
   const composeFiles = inputs.composeFiles.map((f) => f.name);
   const release: Release = {
     id,
@@ -154,7 +142,29 @@ export async function uploadRelease(d: Deployer, id: string): Promise<Release> {
     images: { ...inputs.images },
     unpinned: [],
   };
-  await server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'upload meta.json' });
+  // Each upload is a few SFTP requests on one channel: sent together, they share their round trips.
+  await Promise.all([
+    ...inputs.composeFiles.map((file) => server.upload(`${dir}/${file.name}`, file.content, { mode: 0o644, description: `upload ${file.path}` })),
+    ...(inputs.envFile !== undefined
+      ? [server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' })]
+      : []),
+    // Until digests are resolved, the lock holds the images asked for in `images`; pull reads it.
+    server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 0o644, description: 'upload the requested images' }),
+    server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'upload meta.json' }),
+  ]);
+  if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
+  for (const build of inputs.serverBuilds) {
+    await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build.service}`), {
+      description: `upload the build context of ${build.service} (${build.declared})`,
+      stdin: contextTar(build.localContext),
+      timeoutSeconds: inputs.pullTimeoutSeconds,
+    });
+  }
+  if (built.length > 0)
+    await server.upload(`${dir}/${BUILD_OVERRIDE}`, buildOverride(dir, inputs.projectName, id, inputs.serverBuilds), {
+      mode: 0o644,
+      description: `build ${built.join(', ')} from the release, tagged with its id`,
+    });
   return release;
 }
 
@@ -332,8 +342,8 @@ export function beforeUp(d: Deployer, release: Pick<Release, 'id' | 'hasEnv'>): 
   return [...touchLock(d.inputs.projectDir, d.ctx.token), ...linkEnv(d.inputs.projectDir, release.id, release.hasEnv)];
 }
 
-export async function markCurrent(d: Deployer, release: Release): Promise<void> {
-  await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: 'mark the release current', timeoutSeconds: 60 });
+export function markCurrent(d: Deployer, release: Pick<Release, 'id'>): Command[] {
+  return switchCurrent(d.inputs.projectDir, release.id);
 }
 
 type AuditLine = Omit<AuditEntry, 'actor' | 'runUrl' | 'at'>;
@@ -346,13 +356,33 @@ export async function audit(d: Deployer, entry: AuditLine): Promise<void> {
   await d.server.run(auditCommands(d, entry), { description: 'append to the audit log', timeoutSeconds: 60 });
 }
 
-/** The audit line, then what the server holds now (for the prune), in one round trip. */
-export async function auditThenReadState(d: Deployer, entry: AuditLine): Promise<ServerState> {
-  const read = await d.server.run([...auditCommands(d, entry), ...readState(d.inputs.projectDir)], {
-    description: 'append to the audit log, read releases',
-    timeoutSeconds: 60,
+/** Printed by the last round trip when the prune in it failed (the rest of it had succeeded). */
+const PRUNE_FAILED = 'skiff: deleting old releases failed';
+
+/**
+ * A release's last writes, in one round trip: the commands that make it current, its audit line
+ * and, when releases are beyond keep-releases, the prune. A prune that fails (files the app wrote
+ * as another user, an image still in use) is a warning: it does not undo a good deploy. Returns
+ * the releases deleted.
+ */
+export async function markAndAudit(
+  d: Deployer,
+  release: string,
+  mark: readonly Command[],
+  entry: AuditLine,
+  prune?: { plan: PrunePlan; commands: readonly Command[] },
+): Promise<string[]> {
+  const pruning = prune !== undefined && prune.plan.remove.length > 0 ? prune : undefined;
+  const result = await d.server.run([...mark, ...auditCommands(d, entry), ...(pruning ? tolerate(pruning.commands, PRUNE_FAILED) : [])], {
+    description: `mark release ${release} current, append to the audit log${pruning ? `, delete ${pruning.plan.remove.length} old release(s)` : ''}`,
+    timeoutSeconds: pruning ? 600 : 60,
   });
-  return parseState(read.stdout);
+  if (!pruning) return [];
+  if (result.stdout.includes(PRUNE_FAILED)) {
+    core.warning(`Could not delete every old release (${pruning.plan.remove.join(', ')}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    return [];
+  }
+  return pruning.plan.remove;
 }
 
 /** Deletes pruned releases, the shipped files only they used and the images only they ran. */

@@ -225,6 +225,21 @@ export function planPrune(state: ServerState, keep: number, protect: readonly st
   return { remove, images: [...images].sort() };
 }
 
+/**
+ * What the server holds once release `id` passed its gate and was marked current, from what it
+ * held before: the deploy lock kept anyone else from changing the releases in between, so the
+ * prune can be planned without reading them again.
+ */
+export function afterPassed(state: ServerState, id: string, images: Readonly<Record<string, string>>): ServerState {
+  return {
+    ...state,
+    current: id,
+    releases: [...new Set([...state.releases, id])].sort(),
+    deployed: new Set([...state.deployed, id]),
+    locks: new Map([...state.locks, [id, { ...images }]]),
+  };
+}
+
 export function removeReleases(projectDir: string, ids: readonly string[]): Command[] {
   return ids.length === 0 ? [] : [['rm', '-rf', ...ids.map((id) => releaseDir(projectDir, id))]];
 }

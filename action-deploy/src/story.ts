@@ -1,9 +1,9 @@
 import * as core from '@actions/core';
 import { randomBytes } from 'node:crypto';
 import type { TakenBackup } from './backup-before-deploy-inputs';
-import { audit, auditThenReadState, serverState, type Deployer } from './deploy';
+import { audit, markAndAudit, serverState, type Deployer } from './deploy';
 import type { GateReport } from './health-gate';
-import { newReleaseId, planPrune, type ServerState } from './release-history';
+import { afterPassed, newReleaseId, planPrune, type ServerState } from './release-history';
 import { rollbackTarget } from './rollback';
 import type { HostStrategy, StoryRelease, StoryResult, Switched } from './strategies/strategy';
 import type { Outcome } from './host-outcome';
@@ -22,7 +22,6 @@ export async function deployNewRelease<R extends StoryRelease>(d: Deployer, how:
   const previous = (how.previousOf ?? currentIfPassed)(state);
   const id = d.ctx.releaseId ?? newReleaseId(new Date(), d.ctx.sha, randomBytes(2).toString('hex'));
   core.info(`Release ${id}${how.subject?.(d) ?? ''}${previous ? ` (current: ${previous})` : ' (first release)'}`);
-  const release = await how.upload(d, id);
   const backups: TakenBackup[] = [];
   const base = {
     releaseId: id,
@@ -31,15 +30,24 @@ export async function deployNewRelease<R extends StoryRelease>(d: Deployer, how:
     gates: [] as Outcome['gates'],
     backups,
   };
+  const failedEarly = async (what: string, error: unknown, images: Record<string, string>): Promise<StoryResult> => {
+    await how.afterEarlyFailure?.(d, previous);
+    await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${what} failed` });
+    const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
+    return { ...base, status: 'failed', images, error: message };
+  };
 
+  let release: R;
+  try {
+    release = await how.upload(d, id);
+  } catch (error) {
+    return failedEarly('Uploading the release', error, {});
+  }
   for (const step of how.prepare(d, release, previous, backups)) {
     try {
       await step.run();
     } catch (error) {
-      await how.afterEarlyFailure?.(d, previous);
-      await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${step.what} failed` });
-      const message = `${step.what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;
-      return { ...base, status: 'failed', images: release.images, error: message };
+      return failedEarly(step.what, error, release.images);
     }
   }
 
@@ -48,10 +56,16 @@ export async function deployNewRelease<R extends StoryRelease>(d: Deployer, how:
   const gate = switched.gate;
   if (gate.ok) {
     await how.recordPassed?.(d, release, switched);
-    await how.markCurrent(d, release);
-    const after = await auditThenReadState(d, { event: 'deploy', status: 'deployed', from: previous ?? null, to: id });
-    const pruned = await prune(d, how, after, [id]);
-    return { ...base, status: 'deployed', images: switched.images ?? release.images, pruned };
+    const images = switched.images ?? release.images;
+    const plan = planPrune(afterPassed(state, id, images), d.inputs.keepReleases, [id]);
+    const pruned = await markAndAudit(
+      d,
+      id,
+      how.markCurrent(d, release),
+      { event: 'deploy', status: 'deployed', from: previous ?? null, to: id },
+      { plan, commands: plan.remove.length > 0 ? how.removeCommands(d, plan) : [] },
+    );
+    return { ...base, status: 'deployed', images, pruned };
   }
 
   const failedWhy = switched.undone ? `Release ${id} failed: ${switched.undone.why}` : `Release ${id} failed the health gate: ${gate.reason}`;
@@ -116,8 +130,13 @@ export async function deployNewRelease<R extends StoryRelease>(d: Deployer, how:
       error: `${failedWhy}. The rollback to ${previous} did not pass the health gate either: ${back.switched.gate.reason}`,
     };
   }
-  await how.markCurrent(d, back.release);
-  await audit(d, { event: 'rollback', status: 'rolled-back', from: id, to: previous, reason: gate.reason ?? 'unhealthy' });
+  await markAndAudit(d, previous, how.markCurrent(d, back.release), {
+    event: 'rollback',
+    status: 'rolled-back',
+    from: id,
+    to: previous,
+    reason: gate.reason ?? 'unhealthy',
+  });
   return {
     ...base,
     status: 'rolled-back',
@@ -154,8 +173,7 @@ export async function rollbackTo<R extends StoryRelease>(d: Deployer, how: HostS
       error: `Rollback to ${id} failed the health gate: ${gate.reason}${kept}`,
     };
   }
-  await how.markCurrent(d, release);
-  await audit(d, { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });
+  await markAndAudit(d, id, how.markCurrent(d, release), { event: 'rollback', status: 'deployed', from: previous ?? null, to: id, reason });
   return { ...base, status: 'deployed', images: switched.images ?? release.images };
 }
 
@@ -189,23 +207,4 @@ async function switchBack<R extends StoryRelease>(
 ): Promise<{ release: R; switched: Switched }> {
   const release = await how.load(d, id);
   return { release, switched: await switchOrFail(how, d, release, running) };
-}
-
-/**
- * Deletes releases beyond keep-releases and what only they used. A failure here (files the app
- * wrote as another user, an image still in use) is a warning: it does not undo a good deploy.
- */
-async function prune<R extends StoryRelease>(d: Deployer, how: HostStrategy<R>, state: ServerState, protect: readonly string[]): Promise<string[]> {
-  const plan = planPrune(state, d.inputs.keepReleases, protect);
-  if (plan.remove.length === 0) return [];
-  const result = await d.server.run(how.removeCommands(d, plan), {
-    description: `delete ${plan.remove.length} old release(s)`,
-    allowFailure: true,
-    timeoutSeconds: 600,
-  });
-  if (result.code !== 0) {
-    core.warning(`Could not delete every old release (${plan.remove.join(', ')}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
-    return [];
-  }
-  return plan.remove;
 }

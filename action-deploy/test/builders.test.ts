@@ -28,6 +28,7 @@ import {
   newReleaseId,
   parseState,
   planPrune,
+  afterPassed,
   previousRelease,
   readState,
   releasesDir,
@@ -348,6 +349,29 @@ describe('release builders', () => {
     expect(planPrune(state, 2, [e])).toEqual({ remove: [a, b, c], images: ['app@sha256:1', 'app@sha256:2', 'app@sha256:3'] });
     // After a rollback to b: b (current) and the newest deployed e stay; c failed after b, so it stays for inspection.
     expect(planPrune({ ...state, current: b }, 1, [])).toEqual({ remove: [a, d], images: ['app@sha256:1', 'app@sha256:4'] });
+  });
+
+  it('plans the prune after a deploy from the releases read before it: the new release is current, deployed, kept with its images', () => {
+    const [a, b, c] = ['20260101T000000Z-aaaaaaa-0001', '20260102T000000Z-bbbbbbb-0002', '20260103T000000Z-ccccccc-0003'];
+    const before = {
+      current: b,
+      releases: [a, b],
+      deployed: new Set([a, b]),
+      locks: new Map<string, Record<string, string>>([
+        [a, { web: 'app@sha256:1', db: 'db@sha256:9' }],
+        [b, { web: 'app@sha256:2', db: 'db@sha256:9' }],
+      ]),
+    };
+    const after = afterPassed(before, c, { web: 'app@sha256:1', db: 'db@sha256:9' });
+    expect(after.current).toBe(c);
+    expect(after.releases).toEqual([a, b, c]);
+    expect([...after.deployed].sort()).toEqual([a, b, c]);
+    // c runs a's web image again: pruning a must not delete it.
+    expect(planPrune(after, 1, [c])).toEqual({ remove: [a, b], images: ['app@sha256:2'] });
+    // What it was given is left as it was (the story may read it again).
+    expect(before.current).toBe(b);
+    expect(before.deployed.has(c)).toBe(false);
+    expect(before.locks.has(c)).toBe(false);
   });
 
   it('never removes an image by tag: a release that failed before its images were pinned still lists the tags it asked for', () => {

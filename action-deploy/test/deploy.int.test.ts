@@ -273,6 +273,70 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     expect(run.stdout).not.toMatch(/health round 2:/);
   });
 
+  it('a prune that fails (a folder of an old release is a mount point) is a warning: deployed, current and audit line written, the release kept', async () => {
+    const releases = async () => (await readdir(join(projectDir, 'releases'))).sort();
+    const oldest = (await releases())[0]!;
+    const mounted = join(projectDir, 'releases', oldest, 'busy');
+    await mkdir(mounted);
+    await sh('mount', ['-t', 'tmpfs', 'skiffdeploy-busy', mounted]);
+    let run: ActionRun;
+    try {
+      run = await deploy({ images: `web=${image('v4')}`, 'keep-releases': '1' });
+    } finally {
+      await sh('umount', [mounted]);
+    }
+    expect(run.errors).toEqual([]);
+    expect(run.code).toBe(0);
+    expect(run.outputs.status).toBe('deployed');
+    expect(run.stdout).toMatch(new RegExp(`::warning::Could not delete every old release \\([^)]*${oldest}[^)]*\\): .*Device or resource busy`));
+    expect(await readlink(join(projectDir, 'current'))).toBe(`releases/${run.outputs['release-id']}`);
+    expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'deploy', status: 'deployed', to: run.outputs['release-id'] });
+    expect(await releases()).toContain(oldest);
+    expect(run.summary).not.toContain('Deleted old releases');
+    // Once the mount is gone, the next deploy deletes it.
+    const next = await deploy({ images: `web=${image('v4')}`, 'keep-releases': '1' });
+    expect(next.outputs.status).toBe('deployed');
+    expect(next.stdout).not.toContain('Could not delete');
+    expect(await releases()).toEqual([next.outputs['release-id']]);
+  });
+
+  it('on a full disk, an upload that fails ends like any early failure: .env linked back to the running release, audit line, nothing switched', async () => {
+    const full = join(remoteRoot.path, 'full');
+    const project = `${PROJECT}full`;
+    const bigWorkspace = await tempDir('skiffdeploy-ws-big');
+    await mkdir(full, { recursive: true });
+    await sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'skiffdeploy-full', full]);
+    try {
+      const port = await freePort();
+      const inputs = {
+        ...base(),
+        'project-dir': full,
+        'project-name': project,
+        'env-file': `WEB_PORT=${port}\nSECRET_TOKEN=x\n`,
+        images: `web=${image('v1')}`,
+      };
+      const first = await runAction(inputs, { workspace: workspace.path });
+      expect(first.outputs.status).toBe('deployed');
+      const running = first.outputs['release-id']!;
+      // A compose file bigger than the space left: the upload, not the create, is what fails.
+      await writeFile(join(bigWorkspace.path, 'compose.yaml'), `${composeFile(registry.address)}# ${'x'.repeat(2_000_000)}\n`);
+      const next = await runAction(inputs, { workspace: bigWorkspace.path });
+      expect(next.code).toBe(1);
+      expect(next.outputs.status).toBe('failed');
+      expect(next.errors.join('\n')).toMatch(
+        new RegExp(`Uploading the release failed, so nothing was switched and release ${running} keeps running: Upload to \\S+ failed`),
+      );
+      expect(await readlink(join(full, '.env'))).toBe(`releases/${running}/.env`);
+      expect(await readlink(join(full, 'current'))).toBe(`releases/${running}`);
+      expect((await auditLines(full)).at(-1)).toMatchObject({ event: 'failure', status: 'failed', from: running, reason: 'Uploading the release failed' });
+      expect((await httpGet(`http://127.0.0.1:${port}/`)).body.trim()).toBe('version=v1');
+    } finally {
+      await removeProject(project).catch(() => undefined);
+      await sh('umount', [full]);
+      await bigWorkspace.remove();
+    }
+  });
+
   it('a registry outage during pull leaves the running version untouched', async () => {
     const before = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`])).trim();
     const current = await readlink(join(projectDir, 'current'));

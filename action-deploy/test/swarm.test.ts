@@ -242,8 +242,7 @@ describe('swarm dry-run', () => {
         'pin the stack to the digests Swarm runs',
         'record the running digests',
         'record the running digests in meta.json',
-        'mark the release current',
-        'append to the audit log, read releases',
+        expect.stringMatching(/^mark release \S+ current, append to the audit log$/),
       ]);
       const deploy = steps.find((step) => step.description.startsWith('docker stack deploy'));
       expect(deploy?.kind === 'run' && deploy.script).toMatch(

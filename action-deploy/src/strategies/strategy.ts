@@ -79,8 +79,8 @@ export interface HostStrategy<R extends StoryRelease = StoryRelease> {
   load(d: Deployer, id: string): Promise<R>;
   /** After a new release passed its gate: what it must remember for a later rollback to it (Swarm's resolved digests). */
   recordPassed?(d: Deployer, release: R, switched: Switched): Promise<void>;
-  /** Makes a release that passed its gate the one a failed deploy returns to. */
-  markCurrent(d: Deployer, release: R): Promise<void>;
+  /** The commands that make a release that passed its gate the one a failed deploy returns to (run with the audit line). */
+  markCurrent(d: Deployer, release: R): Command[];
   /** What a person needs to see why the release failed, gathered before a rollback changes anything. */
   diagnose(d: Deployer, release: R, switched: Switched): Promise<string>;
   /** What stays for inspection when a failed release is not rolled back: "…, so <noRollback>" / "…, so <noPrevious>". */

@@ -1,4 +1,4 @@
-import { render, type Command } from './command';
+import { raw, render, type Command } from './command';
 
 /** Every remote script starts with this: stop at the first failure, unset variables and failing pipe stages included. */
 export const STRICT_MODE = 'set -euo pipefail';
@@ -64,4 +64,24 @@ export function remoteCommandLine(scriptText: string, invocation: RemoteInvocati
 /** Exit status GNU `timeout` returns when it had to stop the command (124 after TERM, 137 after KILL). */
 export function isTimeoutExit(code: number | null): boolean {
   return code === 124 || code === 137;
+}
+
+/**
+ * Commands whose failure is reported, not fatal (a prune after a good deploy): they run in
+ * strict mode in a subshell of their own and stop at their first failure; then `marker` is
+ * printed on stdout and the script goes on. bash ignores errexit inside anything that is part of
+ * `||` or an `if` condition, so the subshell runs as a plain command with errexit lifted around
+ * it, never as `( … ) || …`.
+ */
+export function tolerate(commands: readonly Command[], marker: string): Command[] {
+  return [
+    [raw('set +e')],
+    [raw('(')],
+    [raw(STRICT_MODE)],
+    ...commands,
+    [raw(')')],
+    [raw('skiff_tolerated_status=$?')],
+    [raw('set -e')],
+    [raw('if [ "$skiff_tolerated_status" -ne 0 ]; then'), 'echo', marker, raw('; fi')],
+  ];
 }

@@ -15,6 +15,7 @@ import {
   render,
   script,
   subshell,
+  tolerate,
   type Command,
 } from '../src';
 import { HOSTILE_VALUES } from './hostile';
@@ -175,6 +176,46 @@ describe('readToEnd: a consumer that stops early', () => {
         ['echo', 'not reached'],
       ]),
     ).toBe(9);
+  });
+});
+
+describe('tolerate: a part of a script whose failure is reported, not fatal', () => {
+  const run = (lines: Command[]) => spawnSync('bash', ['-c', script(lines)], { encoding: 'utf8' });
+
+  it('stops the part at its first failure, prints the marker, and the script goes on in strict mode', () => {
+    const result = run([
+      ['echo', 'before'],
+      ...tolerate(
+        [
+          ['echo', 'part 1'],
+          ['sh', '-c', 'echo part broke >&2; exit 3'],
+          ['echo', 'part not reached'],
+        ],
+        'PART FAILED',
+      ),
+      ['echo', 'after'],
+      ['false'],
+      ['echo', 'not reached'],
+    ]);
+    expect(result.stdout).toBe('before\npart 1\nPART FAILED\nafter\n');
+    expect(result.stderr).toContain('part broke');
+    expect(result.status).toBe(1);
+  });
+
+  it('prints nothing of its own when the part succeeds; a failing pipe stage and an unset variable count as failures', () => {
+    expect(run([...tolerate([['echo', 'ok']], 'PART FAILED'), ['echo', 'after']]).stdout).toBe('ok\nafter\n');
+    expect(run([...tolerate([pipe(['false'], ['cat']), ['echo', 'no']], 'PART FAILED')]).stdout).toBe('PART FAILED\n');
+    expect(
+      run([
+        ...tolerate(
+          [
+            ['echo', raw('"$SKIFF_SURELY_UNSET"')],
+            ['echo', 'no'],
+          ],
+          'PART FAILED',
+        ),
+      ]).stdout,
+    ).toBe('PART FAILED\n');
   });
 });
 

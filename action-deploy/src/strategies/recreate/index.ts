@@ -25,11 +25,9 @@ export function recreateStrategy(): HostStrategy<Release> {
     usesDocker: true,
     async check() {},
     async upload(d, id) {
-      const release = await uploadRelease(d, id);
       // From here on every compose command, Skiff's and pre-deploy's, sees this release's .env
       // (services with `env_file: .env` need it from the first pull); an early failure links it back.
-      await linkReleaseEnv(d, release);
-      return release;
+      return uploadRelease(d, id, { linkEnv: true });
     },
     prepare(d, release, previous, backups) {
       const { backupBeforeDeploy: backup, preDeploy } = d.inputs;

@@ -1,9 +1,9 @@
 import * as core from '@actions/core';
 import { withRegistryLogin } from '../../compose-commands';
-import { releaseMeta, removeComposeReleases, runPreDeploy, uploadRelease, type Deployer, type Release } from '../../deploy';
+import { markCurrent, releaseMeta, removeComposeReleases, runPreDeploy, uploadRelease, type Deployer, type Release } from '../../deploy';
 import { Diagnostics } from '../../diagnostics';
 import { RefusedBeforeChange } from '../../refusal';
-import { IMAGE_LOCK, META, imageLockFile, readMeta, releaseDir, switchCurrent } from '../../release-history';
+import { IMAGE_LOCK, META, imageLockFile, readMeta, releaseDir } from '../../release-history';
 import type { HostStrategy, StoryRelease, StrategyEntry, Switched } from '../strategy';
 import { serverClockMs, stackDeploy, stackDiagnostics, swarmNodeState } from './swarm-commands';
 import { swarmGate, type SwarmGateReport } from './gate';
@@ -52,9 +52,7 @@ export function swarmStrategy(): HostStrategy<SwarmRelease> {
     async recordPassed(d, release, switched) {
       if (switched.images) await recordDigests(d, release, switched.images);
     },
-    async markCurrent(d, release) {
-      await d.server.run(switchCurrent(d.inputs.projectDir, release.id), { description: 'mark the release current', timeoutSeconds: 60 });
-    },
+    markCurrent,
     diagnose: (d, release, switched) => diagnose(d, switched.gate as SwarmGateReport, release.id),
     left: {
       noRollback: 'its services were left as they are for inspection',

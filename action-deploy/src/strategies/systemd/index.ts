@@ -160,9 +160,7 @@ export function systemdStrategy(settings: SystemdInputs): HostStrategy {
       return { gates: [{ label: `release ${release.id}`, gate }], gate };
     },
     load: async (_d, id) => ({ id, images: {} }),
-    async markCurrent(d, release) {
-      await d.server.run(markDeployed(d.inputs.projectDir, release.id), { description: `mark ${release.id} deployed`, timeoutSeconds: 60 });
-    },
+    markCurrent: (d, release) => markDeployed(d.inputs.projectDir, release.id),
     diagnose: (d, release) => unitDiagnostics(d, settings.unit, sudo, release.id),
     left: {
       noRollback: 'it was left current for inspection',
