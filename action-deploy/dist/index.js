@@ -49429,7 +49429,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.15.0";
+var version = "0.16.0";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";

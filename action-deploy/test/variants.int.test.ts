@@ -130,25 +130,54 @@ describe('compose variants', () => {
     expect(await readdir(join(deployedDir, 'releases'))).toEqual(['20260101T000000Z-aaaaaaa-0001']);
   });
 
-  it('a step the story did not expect to fail still ends with an error naming it, diagnostics, audit, outputs and the summary', async () => {
+  it('creating the release fails (a file stands where releases/ goes): it ends like any step before the switch, with the error, audit, outputs and summary', async () => {
     const server = servers[0] ?? (await serverWithPath('/usr/local/bin', [], true));
     const projectDir = join(remoteRoot.path, 'broken');
     await mkdir(projectDir, { recursive: true });
-    // Something in the way of the release directory: creating the release fails after the lock.
     await writeFile(join(projectDir, 'releases'), 'not a folder\n');
     const run = await runAction(inputsFor(server, projectDir, { 'project-name': `${PROJECT}broken` }), { workspace: workspace.path });
     expect(run.code).toBe(1);
-    expect(run.errors.join('\n')).toMatch(/The deploy stopped: create release \S+ failed with exit code 1:[\s\S]*releases/);
+    expect(run.errors.join('\n')).toMatch(
+      /Uploading the release failed, so nothing was switched: create release \S+, point \.env at it failed with exit code 1:[\s\S]*releases/,
+    );
     expect(run.outputs.status).toBe('failed');
     expect(run.outputs['rolled-back']).toBe('false');
     expect(run.summary).toMatch(/failed/);
-    expect(run.summary).toContain('docker ps -a');
     const audit = (await readFile(join(projectDir, 'audit.log'), 'utf8'))
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(audit.at(-1)).toMatchObject({ event: 'failure', status: 'failed' });
-    expect(String(audit.at(-1)!.reason)).toMatch(/create release/);
+    expect(audit.at(-1)).toMatchObject({ event: 'failure', status: 'failed', reason: 'Uploading the release failed' });
+    expect((await readdir(projectDir)).sort()).toEqual(['audit.log', 'releases']);
+  });
+
+  it('a step the story did not expect to fail (marking the release current, where a folder stands) still ends with an error naming it, diagnostics, audit, outputs and the summary', async () => {
+    const server = servers[0] ?? (await serverWithPath('/usr/local/bin', [], true));
+    const projectDir = join(remoteRoot.path, 'unmarkable');
+    const project = `${PROJECT}unmarkable`;
+    await mkdir(join(projectDir, 'current'), { recursive: true });
+    await writeFile(join(projectDir, 'current', 'kept'), 'a folder of the admin\n');
+    try {
+      const run = await runAction(
+        inputsFor(server, projectDir, { 'project-name': project, 'env-file': `WEB_PORT=${await freePort()}\nSECRET_TOKEN=not-used-here\n` }),
+        { workspace: workspace.path },
+      );
+      expect(run.code).toBe(1);
+      expect(run.errors.join('\n')).toMatch(/The deploy stopped: mark release \S+ current, append to the audit log failed with exit code 1:[\s\S]*current/);
+      expect(run.outputs.status).toBe('failed');
+      expect(run.outputs['rolled-back']).toBe('false');
+      expect(run.summary).toMatch(/failed/);
+      expect(run.summary).toContain('docker ps -a');
+      const audit = (await readFile(join(projectDir, 'audit.log'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(audit.at(-1)).toMatchObject({ event: 'failure', status: 'failed' });
+      expect(String(audit.at(-1)!.reason)).toMatch(/mark release \S+ current/);
+      expect(await readFile(join(projectDir, 'current', 'kept'), 'utf8')).toBe('a folder of the admin\n');
+    } finally {
+      await removeProject(project).catch(() => undefined);
+    }
   });
 
   it('a server that cannot be reached still gets outputs and a summary', async () => {
