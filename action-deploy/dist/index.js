@@ -56758,21 +56758,26 @@ async function runHealthGate(d, probes, planned, onStreak, wake) {
   });
 }
 var WAITING_POLL_MS = 500;
-function healthGate2(d, services, successes) {
+function healthGate2(d, services, successes, firstInspection) {
   return containerGate(
     d,
     inspectProjectContainers(d.cli, d.inputs.projectName),
     services,
     "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release",
-    { successes, watch: [`label=com.docker.compose.project=${d.inputs.projectName}`] }
+    { successes, watch: [`label=com.docker.compose.project=${d.inputs.projectName}`], ...firstInspection === void 0 ? {} : { firstInspection } }
   );
 }
 async function containerGate(d, inspect, services, planned, options = {}) {
   let containers = [];
   let failingServices = [...options.failingAtStart ?? []];
   const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
+  let inspected = options.firstInspection;
   const containerCheck = containerProbe(
-    async () => (await d.server.run([...keepAlive, ...inspect], { description: "inspect containers", timeoutSeconds: 60 })).stdout,
+    async () => {
+      const first = inspected;
+      inspected = void 0;
+      return first ?? (await d.server.run([...keepAlive, ...inspect], { description: "inspect containers", timeoutSeconds: 60 })).stdout;
+    },
     services,
     (seen, outcome) => {
       containers = seen;
@@ -57149,6 +57154,7 @@ function rollingStrategy(settings2) {
       const guess = d.planning ? void 0 : planRoll(look.shapes, hashesIfOnlyImagesChanged(look.shapes, look.rows, release.images), look.rows, settings2.services);
       const gates = [];
       let plan;
+      let old = [];
       if (guess && guess.roll.length > 0) {
         info(
           `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(", ")}; its new containers start at once, every service's configuration hash is read while the gate waits for them`
@@ -57157,6 +57163,7 @@ function rollingStrategy(settings2) {
         gates.push(...rolled.gates);
         if (rolled.kept) return { gates, gate: gates.at(-1).gate, kept: rolled.kept };
         plan = rolled.plan;
+        old = rolled.old;
       } else {
         const hashed = readHashes();
         plan = await hashed;
@@ -57166,11 +57173,17 @@ function rollingStrategy(settings2) {
           const rolled = await rollServices(d, release, running, plan, () => hashed, settings2.drainSeconds);
           gates.push(...rolled.gates);
           if (rolled.kept) return { gates, gate: gates.at(-1).gate, kept: rolled.kept };
+          old = rolled.old;
         }
       }
       const left = leftForUp(look.shapes, look.rows, plan);
       if (plan.roll.length > 0 && left) info(`After the roll, compose up runs: ${left}`);
-      const gate = left === void 0 && plan.roll.length > 0 && !d.planning ? await checkWithoutUp(d, release) : await upAndCheck(d, release);
+      let gate;
+      if (left === void 0 && plan.roll.length > 0 && !d.planning) gate = await retireThenCheck(d, release, plan, old);
+      else {
+        await retire(d, old, retiring(plan));
+        gate = await upAndCheck(d, release);
+      }
       gates.push({ label: `release ${release.id}`, gate });
       return { gates, gate };
     }
@@ -57196,11 +57209,19 @@ function planRolls(recorder, d, release, settings2) {
     script: perService
   });
 }
-async function checkWithoutUp(d, release) {
+async function retireThenCheck(d, release, plan, old) {
+  const quiet = (command) => [...command, raw(">/dev/null")];
+  const retired = await d.server.run(
+    [...stopAndRemove(d.cli, old).map(quiet), ...touchLock(d.inputs.projectDir, d.ctx.token), ...inspectProjectContainers(d.cli, d.inputs.projectName)],
+    { description: `${retiring(plan)}, inspect what runs`, timeoutSeconds: 900 }
+  );
   info(
     "Release check: 1 round; compose up is not run, as it would change nothing (every changed service rolled, every other one runs the release configuration)"
   );
-  return healthGate2(d, Object.keys(release.images), 1);
+  return healthGate2(d, Object.keys(release.images), 1, retired.stdout);
+}
+function retiring(plan) {
+  return `stop and remove the old containers of ${plan.roll.map((entry) => entry.service).join(", ")}`;
 }
 var listedEarly = /* @__PURE__ */ new WeakMap();
 async function linkEnvAndList(d, release) {
@@ -57273,7 +57294,7 @@ async function rollServices(d, release, running, first, readComplete, drain) {
     const diagnostics = await collectDiagnostics(d, release, gate);
     await retire(d, fresh, "remove the new containers");
     await relinkEnv(d, running);
-    return { gates, kept: { diagnostics }, plan };
+    return { gates, kept: { diagnostics }, plan, old: [] };
   }
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
@@ -57283,12 +57304,7 @@ async function rollServices(d, release, running, first, readComplete, drain) {
     );
     if (wait > 0) await new Promise((resolve5) => setTimeout(resolve5, wait * 1e3));
   }
-  await retire(
-    d,
-    plan.roll.flatMap((entry) => entry.old),
-    `stop and remove the old containers of ${plan.roll.map((entry) => entry.service).join(", ")}`
-  );
-  return { gates, plan };
+  return { gates, plan, old: plan.roll.flatMap((entry) => entry.old) };
 }
 async function startMissingFirst(d, release, services) {
   if (services.length === 0) return;

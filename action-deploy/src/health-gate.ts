@@ -118,13 +118,13 @@ const WAITING_POLL_MS = 500;
  * `successes` times in a row. With health-from: host, URLs are reached through SSH tunnels so
  * they mean what they mean on the server (e.g. its own 127.0.0.1).
  */
-export function healthGate(d: Deployer, services: readonly string[], successes: number): Promise<GateReport> {
+export function healthGate(d: Deployer, services: readonly string[], successes: number, firstInspection?: string): Promise<GateReport> {
   return containerGate(
     d,
     inspectProjectContainers(d.cli, d.inputs.projectName),
     services,
     'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release',
-    { successes, watch: [`label=com.docker.compose.project=${d.inputs.projectName}`] },
+    { successes, watch: [`label=com.docker.compose.project=${d.inputs.projectName}`], ...(firstInspection === undefined ? {} : { firstInspection }) },
   );
 }
 
@@ -146,13 +146,20 @@ export async function containerGate(
     onStreak?: (allOk: boolean, previousAllOk: boolean) => void;
     /** `docker events` filters for the containers `inspect` reports: their health changes and exits end the gate's waits at once. */
     watch?: readonly string[];
+    /** What `inspect` printed at the end of the round trip before the gate (that one refreshed the lock too): the first round's view of the containers. */
+    firstInspection?: string;
   } = {},
 ): Promise<GateReport> {
   let containers: readonly ContainerState[] = [];
   let failingServices: string[] = [...(options.failingAtStart ?? [])];
   const keepAlive = touchLock(d.inputs.projectDir, d.ctx.token);
+  let inspected = options.firstInspection;
   const containerCheck = containerProbe(
-    async () => (await d.server.run([...keepAlive, ...inspect], { description: 'inspect containers', timeoutSeconds: 60 })).stdout,
+    async () => {
+      const first = inspected;
+      inspected = undefined;
+      return first ?? (await d.server.run([...keepAlive, ...inspect], { description: 'inspect containers', timeoutSeconds: 60 })).stdout;
+    },
     services,
     (seen, outcome) => {
       containers = seen;

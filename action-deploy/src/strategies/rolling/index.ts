@@ -1,10 +1,11 @@
 import * as core from '@actions/core';
-import { RemoteCommandError, render, type ExecResult, type PlanRecorder } from '@skiff/shell';
+import { RemoteCommandError, raw, render, type Command, type ExecResult, type PlanRecorder } from '@skiff/shell';
 import {
   compose,
   config,
   configHashes,
   inspectContainers,
+  inspectProjectContainers,
   listContainers,
   parseContainerRows,
   scaleUpThenList,
@@ -83,6 +84,7 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
         : planRoll(look.shapes, hashesIfOnlyImagesChanged(look.shapes, look.rows, release.images), look.rows, settings.services);
       const gates: Switched['gates'] = [];
       let plan: RollPlan;
+      let old: string[] = [];
       if (guess && guess.roll.length > 0) {
         core.info(
           `Rolling deploy: new image for ${guess.roll.map((entry) => entry.service).join(', ')}; its new containers start at once, every service's configuration hash is read while the gate waits for them`,
@@ -91,6 +93,7 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
         gates.push(...rolled.gates);
         if (rolled.kept) return { gates, gate: gates.at(-1)!.gate, kept: rolled.kept };
         plan = rolled.plan;
+        old = rolled.old;
       } else {
         const hashed = readHashes();
         plan = await hashed;
@@ -101,12 +104,18 @@ export function rollingStrategy(settings: RollingInputs): HostStrategy<Release> 
           const rolled = await rollServices(d, release, running, plan, () => hashed, settings.drainSeconds);
           gates.push(...rolled.gates);
           if (rolled.kept) return { gates, gate: gates.at(-1)!.gate, kept: rolled.kept };
+          old = rolled.old;
         }
       }
       // The rolled services already run the release's configuration, so `up` leaves them be.
       const left = leftForUp(look.shapes, look.rows, plan);
       if (plan.roll.length > 0 && left) core.info(`After the roll, compose up runs: ${left}`);
-      const gate = left === undefined && plan.roll.length > 0 && !d.planning ? await checkWithoutUp(d, release) : await upAndCheck(d, release);
+      let gate: GateReport;
+      if (left === undefined && plan.roll.length > 0 && !d.planning) gate = await retireThenCheck(d, release, plan, old);
+      else {
+        await retire(d, old, retiring(plan));
+        gate = await upAndCheck(d, release);
+      }
       gates.push({ label: `release ${release.id}`, gate });
       return { gates, gate };
     },
@@ -137,15 +146,25 @@ function planRolls(recorder: PlanRecorder, d: Deployer, release: Release, settin
 }
 
 /**
- * The release check after a roll that left nothing for `compose up` to do: one round over the
- * whole release, as after an `up` that created nothing (see releaseCheckSuccesses) — which
- * containers serve, the proxy, health-url.
+ * Retires the old containers, then the release check after a roll that left nothing for
+ * `compose up` to do: one round over the whole release, as after an `up` that created nothing
+ * (see releaseCheckSuccesses) — which containers serve, the proxy, health-url. Its look at the
+ * containers is taken in the round trip that removed the old ones, right after them.
  */
-async function checkWithoutUp(d: Deployer, release: Release): Promise<GateReport> {
+async function retireThenCheck(d: Deployer, release: Release, plan: RollPlan, old: readonly string[]): Promise<GateReport> {
+  const quiet = (command: Command): Command => [...command, raw('>/dev/null')];
+  const retired = await d.server.run(
+    [...stopAndRemove(d.cli, old).map(quiet), ...touchLock(d.inputs.projectDir, d.ctx.token), ...inspectProjectContainers(d.cli, d.inputs.projectName)],
+    { description: `${retiring(plan)}, inspect what runs`, timeoutSeconds: 900 },
+  );
   core.info(
     'Release check: 1 round; compose up is not run, as it would change nothing (every changed service rolled, every other one runs the release configuration)',
   );
-  return healthGate(d, Object.keys(release.images), 1);
+  return healthGate(d, Object.keys(release.images), 1, retired.stdout);
+}
+
+function retiring(plan: RollPlan): string {
+  return `stop and remove the old containers of ${plan.roll.map((entry) => entry.service).join(', ')}`;
 }
 
 /** What runs, as read beside the pull by `upload` (undefined if that read failed: it is read again). */
@@ -194,8 +213,9 @@ function describe(plan: RollPlan): string {
 }
 
 /**
- * Scale up, gate the new containers, then retire the old ones — or, if the new ones fail,
- * remove them and put the env link back, leaving the running release exactly as it was.
+ * Scale up, gate the new containers and drain, then return the old ones for the caller to
+ * retire — or, if the new ones fail, remove them and put the env link back, leaving the running
+ * release exactly as it was.
  * `first` starts at once; `readComplete` (the plan by Compose's hashes, which may add services
  * whose configuration changed with the same image) is read while the gate waits for the new
  * containers' HEALTHCHECK — a Compose start of its own, which beside the scale-up slowed both
@@ -209,7 +229,7 @@ async function rollServices(
   first: RollPlan,
   readComplete: () => Promise<RollPlan>,
   drain: number,
-): Promise<{ gates: Switched['gates']; kept?: Switched['kept']; plan: RollPlan }> {
+): Promise<{ gates: Switched['gates']; kept?: Switched['kept']; plan: RollPlan; old: string[] }> {
   let plan = first;
   const gates: Switched['gates'] = [];
   let fresh: string[] = [];
@@ -257,7 +277,7 @@ async function rollServices(
     const diagnostics = await collectDiagnostics(d, release, gate);
     await retire(d, fresh, 'remove the new containers');
     await relinkEnv(d, running);
-    return { gates, kept: { diagnostics }, plan };
+    return { gates, kept: { diagnostics }, plan, old: [] };
   }
   const wait = drainLeft(drain, healthySince, performance.now());
   if (drain > 0) {
@@ -268,12 +288,8 @@ async function rollServices(
     );
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
-  await retire(
-    d,
-    plan.roll.flatMap((entry) => entry.old),
-    `stop and remove the old containers of ${plan.roll.map((entry) => entry.service).join(', ')}`,
-  );
-  return { gates, plan };
+  // The caller retires them: with the release check's first look in the same round trip where it can.
+  return { gates, plan, old: plan.roll.flatMap((entry) => entry.old) };
 }
 
 async function startMissingFirst(d: Deployer, release: Release, services: readonly string[]): Promise<void> {
