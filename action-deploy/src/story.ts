@@ -13,8 +13,9 @@ import type { Outcome } from './host-outcome';
  * check → read releases → upload → prepare steps (pull, build, digests, backup, pre-deploy…) →
  * switch and health gate → record; mark current, audit and prune in one round trip. `current`
  * (or systemd's deployed mark) moves only after the gate passes, so until then the previous
- * release is the one a rollback returns to, through the same switch and gate. Every status, audit entry and message
- * is decided here, once. A dry run is this same story against a PlanRecorder.
+ * release is the one a rollback returns to, through the same switch and gate. Every status,
+ * audit entry and message is decided here, once. A dry run is this same story against a
+ * PlanRecorder.
  */
 export async function deployNewRelease<R extends StoryRelease>(d: Deployer, how: HostStrategy<R>): Promise<StoryResult> {
   await how.check(d);
