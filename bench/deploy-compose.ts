@@ -74,6 +74,13 @@ function handScript(project: Project, image: string): string {
   ].join('\n');
 }
 
+/** BENCH_TIMELINE: the run's log, each line with when it came (seconds from the bundle's start). */
+function printTimeline(run: { ms: number; end: number; lines: { at: number; text: string }[] }): void {
+  if (!process.env.BENCH_TIMELINE) return;
+  const start = run.end - run.ms;
+  for (const line of run.lines) if (!line.text.startsWith('::')) console.error(`    +${((line.at - start) / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);
+}
+
 export const deployBench: Benchmark = {
   name: 'deploy-compose',
   description: 'a healthy compose deploy through the action vs a hand-written ssh pull/up/health script; crash → rollback time',
@@ -155,6 +162,7 @@ export const deployBench: Benchmark = {
               oursTag = flip(oursTag);
               const run = await runBundle(context, workspace.path, inputs(ours, oursTag));
               if (run.code !== 0) throw new Error(`deploy failed:\n${run.lines.map((l) => l.text).join('\n')}`);
+              printTimeline(run);
               return run.ms;
             },
             floor: {
@@ -173,6 +181,7 @@ export const deployBench: Benchmark = {
             ours: async () => {
               const run = await runBundle(context, workspace.path, inputs(unchanged, 'a'));
               if (run.code !== 0) throw new Error(`deploy failed:\n${run.lines.map((l) => l.text).join('\n')}`);
+              printTimeline(run);
               return run.ms;
             },
             target: { maxMs: 3000 },
