@@ -75,7 +75,7 @@ function handScript(project: Project, image: string): string {
 }
 
 /** BENCH_TIMELINE: the run's log, each line with when it came (seconds from the bundle's start). */
-function printTimeline(run: { ms: number; end: number; lines: { at: number; text: string }[] }): void {
+export function printTimeline(run: { ms: number; end: number; lines: { at: number; text: string }[] }): void {
   if (!process.env.BENCH_TIMELINE) return;
   const start = run.end - run.ms;
   for (const line of run.lines) if (!line.text.startsWith('::')) console.error(`    +${((line.at - start) / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);

@@ -4,7 +4,7 @@ import { ensureBaseImages, freePort, sh, startRegistry, tempDir, type Registry, 
 import { sshArgs, timedRun, waitForQuietCpu } from './lib';
 import { buildApp, removeProject } from '../action-deploy/test/fixtures';
 import { buildProxy, requestLoop, rollingCompose, type LoopResult } from '../action-deploy/test/rolling-fixtures';
-import { runBundle } from './deploy-compose';
+import { printTimeline, runBundle } from './deploy-compose';
 import type { Benchmark } from './harness';
 
 /** docker-rollout's script (github.com/wowu/docker-rollout), from a checkout outside this repository. */
@@ -182,11 +182,7 @@ export const deployRollingBench: Benchmark = {
         const [loop, run] = await Promise.all([requestLoop(url, { min: MIN_REQUESTS, max: 25_000, until: deploy, ...LOAD }), deploy]);
         if (run.code !== expectCode)
           throw new Error(`deploy of ${tag} exited ${run.code}, expected ${expectCode}:\n${run.lines.map((l) => l.text).join('\n')}`);
-        if (process.env.BENCH_TIMELINE) {
-          const start = run.end - run.ms;
-          for (const line of run.lines)
-            if (!line.text.startsWith('::')) console.error(`    +${((line.at - start) / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);
-        }
+        printTimeline(run);
         console.error(
           `  deploy-rolling: ${tag}: ${loop.failed} of ${loop.total} requests failed (${loop.during} sent during the deploy), deploy ${(run.ms / 1000).toFixed(1)} s${loop.failures.length ? ` (${loop.failures.join('; ')})` : ''}`,
         );
