@@ -55198,7 +55198,7 @@ async function uploadRelease(d, id, options = {}) {
     images: { ...inputs.images },
     unpinned: []
   };
-  await Promise.all([
+  const uploaded = await Promise.allSettled([
     ...inputs.composeFiles.map((file) => server.upload(`${dir}/${file.name}`, file.content, { mode: 420, description: `upload ${file.path}` })),
     ...inputs.envFile !== void 0 ? [server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 384, secret: true, description: "upload the env file" })] : [],
     // Until digests are resolved, the lock holds the images asked for in `images`; pull reads it.
@@ -55206,6 +55206,8 @@ async function uploadRelease(d, id, options = {}) {
     server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}
 `, { mode: 420, description: "upload meta.json" })
   ]);
+  const failed = uploaded.find((upload) => upload.status === "rejected");
+  if (failed) throw failed.reason;
   if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
   for (const build2 of inputs.serverBuilds) {
     await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build2.service}`), {

@@ -143,7 +143,8 @@ export async function uploadRelease(d: Deployer, id: string, options: { linkEnv?
     unpinned: [],
   };
   // Each upload is a few SFTP requests on one channel: sent together, they share their round trips.
-  await Promise.all([
+  // All of them end before a failure is reported, so none is still writing while the story puts things back.
+  const uploaded = await Promise.allSettled([
     ...inputs.composeFiles.map((file) => server.upload(`${dir}/${file.name}`, file.content, { mode: 0o644, description: `upload ${file.path}` })),
     ...(inputs.envFile !== undefined
       ? [server.upload(`${dir}/${ENV_FILE}`, inputs.envFile, { mode: 0o600, secret: true, description: 'upload the env file' })]
@@ -152,6 +153,8 @@ export async function uploadRelease(d: Deployer, id: string, options: { linkEnv?
     server.upload(`${dir}/${IMAGE_LOCK}`, imageLockFile(inputs.images), { mode: 0o644, description: 'upload the requested images' }),
     server.upload(`${dir}/${META}`, `${JSON.stringify(meta(d, release), null, 2)}\n`, { mode: 0o644, description: 'upload meta.json' }),
   ]);
+  const failed = uploaded.find((upload) => upload.status === 'rejected');
+  if (failed) throw failed.reason;
   if (inputs.shippedFiles) await uploadShippedFiles(d, dir, inputs.shippedFiles);
   for (const build of inputs.serverBuilds) {
     await server.run(unpackContext(`${dir}/${BUILD_DIR}/${build.service}`), {
