@@ -6,7 +6,7 @@ import { ensureBaseImages, freePort, runnerEnv, sh, startRegistry, tempDir, type
 import { quote } from '@skiff/shell';
 import { buildApp, removeProject } from '../action-deploy/test/fixtures';
 import type { Benchmark, BenchContext } from './harness';
-import { sshArgs, timedOk } from './lib';
+import { sshArgs, timedRun } from './lib';
 
 const HEALTH_INTERVAL_S = 1;
 const SUCCESSES = 2;
@@ -58,15 +58,21 @@ export function runBundle(
 
 /** The deploy script people write by hand: pull, up, then poll the container's health and the URL until two in a row pass. */
 function handScript(project: Project, image: string): string {
+  // BENCH_TIMELINE: an echo (a bash builtin, no program start) after each phase, for the floor's timeline.
+  const mark = (words: string) => (process.env.BENCH_TIMELINE ? [`echo ${words}`] : []);
   return [
     'set -euo pipefail',
+    ...mark('connected'),
     `cd ${project.dir}`,
     `export APP_IMAGE=${image} WEB_PORT=${project.port}`,
     `docker compose -p ${project.name} pull -q`,
+    ...mark('pulled'),
     `docker compose -p ${project.name} up -d --remove-orphans`,
+    ...mark('up returned'),
     'ok=0',
     'for i in $(seq 1 120); do',
     `  if [ "$(docker inspect -f '{{.State.Health.Status}}' ${project.name}-web-1)" = healthy ] && wget -q -O /dev/null http://127.0.0.1:${project.port}/; then ok=$((ok+1)); else ok=0; fi`,
+    ...mark('"  round: ok=$ok"'),
     `  [ "$ok" -ge ${SUCCESSES} ] && exit 0`,
     `  sleep ${HEALTH_INTERVAL_S}`,
     'done',
@@ -170,7 +176,10 @@ export const deployBench: Benchmark = {
               what: `ssh host 'docker compose pull && up -d --remove-orphans && poll health + wget ${SUCCESSES}× every ${HEALTH_INTERVAL_S}s'`,
               measure: async () => {
                 floorTag = flip(floorTag);
-                return timedOk('ssh', [...ssh, `bash -c ${quote(handScript(floor, image(floorTag)))}`]);
+                const run = await timedRun('ssh', [...ssh, `bash -c ${quote(handScript(floor, image(floorTag)))}`]);
+                if (run.code !== 0) throw new Error(`the ssh script exited ${run.code}: ${run.output.trim()}`);
+                if (process.env.BENCH_TIMELINE) for (const line of run.lines) console.error(`    floor +${(line.atMs / 1000).toFixed(2)}s ${line.text}`);
+                return run.ms;
               },
             },
             target: { maxRatio: 1.2 },
