@@ -54542,7 +54542,7 @@ function docker(cli, ...args) {
   return [...sudo(cli), "docker", ...args];
 }
 function compose(cli, project, ...args) {
-  const program = cli.compose === "v2" ? ["docker", "compose"] : ["docker-compose"];
+  const program = cli.compose === "v1" ? ["docker-compose"] : cli.composePlugin ? [cli.composePlugin] : ["docker", "compose"];
   return [
     ...sudo(cli),
     ...program,
@@ -54577,7 +54577,7 @@ function detectComposeCommand(sudoDocker) {
     ...direct,
     [
       raw(
-        sudoDocker ? "{ if" : '{ if [ -n "$direct" ] && said=$("$direct" version 2>/dev/null) && [ "${said#Docker Compose version }" != "$said" ]; then echo v2; elif'
+        sudoDocker ? "{ if" : '{ if [ -n "$direct" ] && said=$("$direct" version 2>/dev/null) && [ "${said#Docker Compose version }" != "$said" ]; then echo "v2 $direct"; elif'
       ),
       ...s,
       "docker",
@@ -54614,10 +54614,11 @@ function withRegistryLogin(cli, login, commands) {
       "registry-username needs the Compose v2 plugin when sudo: true (docker-compose v1 reads its login from DOCKER_CONFIG, which sudo drops); install the plugin, or log the server in to the registry once by hand"
     );
   const config2 = raw('"$skiff_login_config"');
+  const readsEnv = (token) => token === "docker-compose" || cli.composePlugin !== void 0 && token === cli.composePlugin;
   const pointed = (command) => {
-    const at = command.findIndex((token) => token === "docker" || token === "docker-compose");
+    const at = command.findIndex((token) => token === "docker" || readsEnv(token));
     if (at < 0 || command.slice(0, at).some((token) => token !== "sudo" && token !== "-n")) return command;
-    if (command[at] === "docker-compose") return [raw('DOCKER_CONFIG="$skiff_login_config"'), ...command];
+    if (readsEnv(command[at])) return [raw('DOCKER_CONFIG="$skiff_login_config"'), ...command];
     return [...command.slice(0, at + 1), "--config", config2, ...command.slice(at + 1)];
   };
   return [
@@ -55401,7 +55402,7 @@ async function detectDockerCli(server, sudo2, dryRun = false) {
   const result = await server.run(detectComposeCommand(sudo2), { description: "find docker compose", timeoutSeconds: 60 });
   if (dryRun) return { compose: "v2", sudo: sudo2 };
   const lines = result.stdout.trim().split("\n");
-  const found = lines[0]?.trim();
+  const [found, plugin] = splitOnce(lines[0]?.trim() ?? "");
   const engine = lines.at(-1)?.trim();
   const said = lines.slice(1, -1).join(" ").trim();
   if (found !== "v2" && found !== "v1") {
@@ -55419,7 +55420,11 @@ async function detectDockerCli(server, sudo2, dryRun = false) {
       `docker cannot reach the Docker engine on the server${sudo2 ? " with sudo -n" : ""} (docker said: ${said || "nothing"}). Is the docker service running?`
     );
   }
-  return { compose: found, sudo: sudo2 };
+  return { compose: found, sudo: sudo2, ...found === "v2" && plugin ? { composePlugin: plugin } : {} };
+}
+function splitOnce(line) {
+  const space = line.indexOf(" ");
+  return space === -1 ? [line, void 0] : [line.slice(0, space), line.slice(space + 1)];
 }
 function sudoRefused(said) {
   return `sudo: true is set, but \`sudo -n docker\` is refused on the server (sudo said: ${said}). Allow the user passwordless sudo for docker (a sudoers.d line such as \`deploy ALL=(root) NOPASSWD: /usr/bin/docker\`), or add the user to the docker group and set sudo: false.`;
@@ -58433,10 +58438,7 @@ async function openSession(target, label, inputs, ctx, many) {
     const hostInputs = forHost(inputs, target.host);
     const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: (/* @__PURE__ */ new Date()).toISOString() };
     const opened = strategy.usesDocker ? await probeBesideLock(server, hostInputs, owner, label) : { cli: { compose: "v2", sudo: inputs.sudo } };
-    if (strategy.usesDocker)
-      info(
-        `${many ? `[${label}] ` : ""}Using ${opened.cli.compose === "v2" ? "docker compose (v2)" : "docker-compose (v1)"}${opened.cli.sudo ? " with sudo -n" : ""}`
-      );
+    if (strategy.usesDocker) info(`${many ? `[${label}] ` : ""}Using ${describeCli(opened.cli)}`);
     const d = {
       server: timedServer(server, many ? `[${label}] ` : ""),
       cli: opened.cli,
@@ -58454,6 +58456,11 @@ async function openSession(target, label, inputs, ctx, many) {
     await server.close();
     throw error2;
   }
+}
+function describeCli(cli) {
+  if (cli.compose === "v1") return `docker-compose (v1)${cli.sudo ? " with sudo -n" : ""}`;
+  if (cli.sudo) return "docker compose (v2) with sudo -n";
+  return cli.composePlugin ? `docker compose (v2), its plugin run directly: ${cli.composePlugin}` : "docker compose (v2)";
 }
 async function probeBesideLock(server, inputs, owner, label) {
   const [probed, tried] = await Promise.allSettled([

@@ -14,7 +14,7 @@ export async function detectDockerCli(server: Executor, sudo: boolean, dryRun = 
   const result = await server.run(detectComposeCommand(sudo), { description: 'find docker compose', timeoutSeconds: 60 });
   if (dryRun) return { compose: 'v2', sudo };
   const lines = result.stdout.trim().split('\n');
-  const found = lines[0]?.trim();
+  const [found, plugin] = splitOnce(lines[0]?.trim() ?? '');
   const engine = lines.at(-1)?.trim();
   const said = lines.slice(1, -1).join(' ').trim();
   if (found !== 'v2' && found !== 'v1') {
@@ -33,7 +33,13 @@ export async function detectDockerCli(server: Executor, sudo: boolean, dryRun = 
       `docker cannot reach the Docker engine on the server${sudo ? ' with sudo -n' : ''} (docker said: ${said || 'nothing'}). Is the docker service running?`,
     );
   }
-  return { compose: found, sudo };
+  return { compose: found, sudo, ...(found === 'v2' && plugin ? { composePlugin: plugin } : {}) };
+}
+
+/** `v2 /path/with spaces/docker-compose` → `v2` and the path. */
+function splitOnce(line: string): [string, string | undefined] {
+  const space = line.indexOf(' ');
+  return space === -1 ? [line, undefined] : [line.slice(0, space), line.slice(space + 1)];
 }
 
 function sudoRefused(said: string): string {

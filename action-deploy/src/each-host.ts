@@ -60,10 +60,7 @@ async function openSession(target: SshConnectOptions, label: string, inputs: Dep
     const hostInputs = forHost(inputs, target.host);
     const owner = { token: ctx.token, actor: ctx.actor, runUrl: ctx.runUrl, release: inputs.rollback ?? ctx.sha, startedAt: new Date().toISOString() };
     const opened = strategy.usesDocker ? await probeBesideLock(server, hostInputs, owner, label) : { cli: { compose: 'v2' as const, sudo: inputs.sudo } };
-    if (strategy.usesDocker)
-      core.info(
-        `${many ? `[${label}] ` : ''}Using ${opened.cli.compose === 'v2' ? 'docker compose (v2)' : 'docker-compose (v1)'}${opened.cli.sudo ? ' with sudo -n' : ''}`,
-      );
+    if (strategy.usesDocker) core.info(`${many ? `[${label}] ` : ''}Using ${describeCli(opened.cli)}`);
     const d: Deployer = {
       server: timedServer(server, many ? `[${label}] ` : ''),
       cli: opened.cli,
@@ -83,6 +80,12 @@ async function openSession(target: SshConnectOptions, label: string, inputs: Dep
     await server.close();
     throw error;
   }
+}
+
+function describeCli(cli: DockerCli): string {
+  if (cli.compose === 'v1') return `docker-compose (v1)${cli.sudo ? ' with sudo -n' : ''}`;
+  if (cli.sudo) return 'docker compose (v2) with sudo -n';
+  return cli.composePlugin ? `docker compose (v2), its plugin run directly: ${cli.composePlugin}` : 'docker compose (v2)';
 }
 
 /**

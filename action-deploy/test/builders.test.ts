@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { script } from '@skiff/shell';
+import type { Executor } from '@skiff/shell';
 import { withFakeDocker } from './fake-docker';
+import { detectDockerCli } from '../src/docker-cli';
 import {
   compose,
   config,
@@ -12,6 +14,7 @@ import {
   inspectProjectContainers,
   logs,
   pull,
+  pullWithLogin,
   removeImages,
   repoDigests,
   up,
@@ -100,7 +103,7 @@ describe('compose builders', () => {
       await mkdir(join(config, 'cli-plugins'), { recursive: true });
       await writeFile(
         join(config, 'cli-plugins', 'docker-compose'),
-        '#!/bin/bash\necho "plugin $*" >> "$LOG"\necho "${PLUGIN_SAYS:-Docker Compose version v2.99.0}"\nexit "${PLUGIN_EXIT:-0}"\n',
+        '#!/bin/bash\necho "plugin $*" >> "$LOG"\nif [ -n "${CONFIG_LOG:-}" ]; then echo "${DOCKER_CONFIG:-}" >> "$CONFIG_LOG"; fi\necho "${PLUGIN_SAYS:-Docker Compose version v2.99.0}"\nexit "${PLUGIN_EXIT:-0}"\n',
         { mode: 0o755 },
       );
       const log = join(dir, 'log');
@@ -109,7 +112,37 @@ describe('compose builders', () => {
         const found = run(detectComposeCommand(false), { DOCKER_CONFIG: config, LOG: log, ...env }).stdout.split('\n')[0];
         return { found, ran: (await readFile(log, 'utf8')).trim().split('\n').sort() };
       };
-      expect(await detect()).toEqual({ found: 'v2', ran: ['docker version --format {{.Server.Version}}', 'plugin version'] });
+      const plugin = join(config, 'cli-plugins', 'docker-compose');
+      expect(await detect()).toEqual({ found: `v2 ${plugin}`, ran: ['docker version --format {{.Server.Version}}', 'plugin version'] });
+      // Every compose command of the run then starts that plugin itself, in Compose's standalone form.
+      const server: Executor = {
+        run: (commands) => {
+          const done = run(commands, { DOCKER_CONFIG: config, LOG: log });
+          return Promise.resolve({ code: done.status ?? 1, stdout: done.stdout, stderr: done.stderr });
+        },
+        upload: () => Promise.reject(new Error('no uploads here')),
+      };
+      const cli = await detectDockerCli(server, false);
+      expect(cli).toEqual({ compose: 'v2', sudo: false, composePlugin: plugin });
+      await writeFile(log, '');
+      const here: ComposeProject = { name: 'shop', directory: dir, files: [`${dir}/compose.yaml`], envFile: `${dir}/.env` };
+      expect(run(up(cli, here), { LOG: log }).status).toBe(0);
+      expect((await readFile(log, 'utf8')).trim()).toBe(
+        `plugin --project-name shop --project-directory ${dir} -f ${dir}/compose.yaml --env-file ${dir}/.env up -d --remove-orphans`,
+      );
+      // A pull logged in for this pull only: the plugin reads the login's config, as docker compose would.
+      const configLog = join(dir, 'config-log');
+      await writeFile(log, '');
+      const pulled = run(pullWithLogin(cli, here, { registry: 'ghcr.io', username: 'me' }), {
+        HOME: dir,
+        LOG: log,
+        CONFIG_LOG: configLog,
+        DOCKER_COMPOSE_WORKS: '1',
+      });
+      expect(pulled.status, pulled.stderr).toBe(0);
+      const loginConfig = (await readFile(log, 'utf8')).match(/^docker --config (\S+) login --username me --password-stdin ghcr\.io$/m)?.[1];
+      expect(loginConfig).toMatch(/skiff-docker-config\./);
+      expect((await readFile(configLog, 'utf8')).trim()).toBe(loginConfig);
       // A plugin that fails is not the last word: docker's own way is asked.
       expect(await detect({ PLUGIN_EXIT: '1', DOCKER_COMPOSE_WORKS: '1' })).toEqual({
         found: 'v2',
@@ -131,7 +164,11 @@ describe('compose builders', () => {
   it('says engine-ok when docker version warns at length on stderr (no SIGPIPE under pipefail), and keeps the first 300 bytes of a failure', async () => {
     // docker compose works; docker version answers after 200 kB of warnings, or fails with them.
     await withFakeDocker('[ "$1" = compose ] && exit 0\nhead -c 200000 /dev/zero | tr "\\0" W >&2\necho >&2\n[ -z "$FAIL" ]\n', (run) => {
-      const detect = (env: Record<string, string> = {}) => run(detectComposeCommand(false), env).stdout.split('\n');
+      // The first word: this machine's own plugin, if it has one where plugins go, may follow it.
+      const detect = (env: Record<string, string> = {}) =>
+        run(detectComposeCommand(false), env)
+          .stdout.replace(/^v2 .*/, 'v2')
+          .split('\n');
       const ok = detect();
       expect([ok[0], ok.at(-2)]).toEqual(['v2', 'engine-ok']);
       const failed = detect({ FAIL: '1' });
