@@ -53956,6 +53956,7 @@ function parseInspect(stdout) {
     const labels = entry.Config?.Labels ?? {};
     const health = entry.State?.Health;
     return {
+      id: entry.Id ?? "",
       name: (entry.Name ?? "").replace(/^\//, ""),
       service: labels["com.docker.compose.service"] ?? "",
       status: entry.State?.Status ?? "unknown",
@@ -54647,6 +54648,18 @@ function removeImages(cli, images) {
 }
 function inspectProjectContainers(cli, projectName) {
   return [pipe(docker(cli, "ps", "-aq", "--filter", `label=com.docker.compose.project=${projectName}`), ["xargs", "-r", ...docker(cli, "inspect")])];
+}
+function inspectSeenContainers(cli, projectName, ids) {
+  if (ids.length === 0) return inspectProjectContainers(cli, projectName);
+  return [
+    [
+      raw("if seen=$("),
+      ...docker(cli, "inspect", ...ids),
+      raw(`2>/dev/null); then printf '%s\\n' "$seen"; else`),
+      ...inspectProjectContainers(cli, projectName)[0],
+      raw("; fi")
+    ]
+  ];
 }
 var configHashes = (cli, project) => inProject(project, [compose(cli, project, "config", "--hash", "*")]);
 function listContainers(cli, projectName) {
@@ -56768,11 +56781,14 @@ var WAITING_POLL_MS = 500;
 function healthGate2(d, services, successes, firstInspection) {
   return containerGate(
     d,
-    inspectProjectContainers(d.cli, d.inputs.projectName),
+    (seen) => inspectSeenContainers(d.cli, d.inputs.projectName, sawEveryService(seen, services) ? seen.filter((c) => !c.oneOff).map((c) => c.id) : []),
     services,
     "health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release",
     { successes, watch: [`label=com.docker.compose.project=${d.inputs.projectName}`], ...firstInspection === void 0 ? {} : { firstInspection } }
   );
+}
+function sawEveryService(seen, services) {
+  return seen.length > 0 && seen.every((c) => c.id !== "") && services.every((service) => seen.some((c) => !c.oneOff && c.service === service));
 }
 async function containerGate(d, inspect, services, planned, options = {}) {
   let containers = [];
@@ -56783,7 +56799,9 @@ async function containerGate(d, inspect, services, planned, options = {}) {
     async () => {
       const first = inspected;
       inspected = void 0;
-      return first ?? (await d.server.run([...keepAlive, ...inspect], { description: "inspect containers", timeoutSeconds: 60 })).stdout;
+      if (first !== void 0) return first;
+      const commands = typeof inspect === "function" ? inspect(containers) : inspect;
+      return (await d.server.run([...keepAlive, ...commands], { description: "inspect containers", timeoutSeconds: 60 })).stdout;
     },
     services,
     (seen, outcome) => {

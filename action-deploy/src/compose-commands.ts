@@ -205,6 +205,24 @@ export function inspectProjectContainers(cli: DockerCli, projectName: string): C
   return [pipe(docker(cli, 'ps', '-aq', '--filter', `label=com.docker.compose.project=${projectName}`), ['xargs', '-r', ...docker(cli, 'inspect')])];
 }
 
+/**
+ * `docker inspect` of the containers an earlier look found (one program start, where listing the
+ * project first is two), or, if any of them is gone, of every container of the project as
+ * `inspectProjectContainers` would.
+ */
+export function inspectSeenContainers(cli: DockerCli, projectName: string, ids: readonly string[]): Command[] {
+  if (ids.length === 0) return inspectProjectContainers(cli, projectName);
+  return [
+    [
+      raw('if seen=$('),
+      ...docker(cli, 'inspect', ...ids),
+      raw('2>/dev/null); then printf \'%s\\n\' "$seen"; else'),
+      ...inspectProjectContainers(cli, projectName)[0]!,
+      raw('; fi'),
+    ],
+  ];
+}
+
 // ── strategy: rolling ────────────────────────────────────────────────────────────────────────
 
 /**

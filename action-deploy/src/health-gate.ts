@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import { commandProbe, containerProbe, httpProbe, runGate, type ContainerState, type GateResult, type Probe, type Wake } from '@skiff/health';
 import type { Command } from '@skiff/shell';
-import { inspectProjectContainers } from './compose-commands';
+import { inspectSeenContainers } from './compose-commands';
 import { containerEvents } from './container-events';
 import type { Deployer } from './deploy';
 import { touchLock } from './lock-commands';
@@ -121,7 +121,7 @@ const WAITING_POLL_MS = 500;
 export function healthGate(d: Deployer, services: readonly string[], successes: number, firstInspection?: string): Promise<GateReport> {
   return containerGate(
     d,
-    inspectProjectContainers(d.cli, d.inputs.projectName),
+    (seen) => inspectSeenContainers(d.cli, d.inputs.projectName, sawEveryService(seen, services) ? seen.filter((c) => !c.oneOff).map((c) => c.id) : []),
     services,
     'health gate (containers running and healthy, health-url, health-command); on failure: diagnostics and rollback to the previous release',
     { successes, watch: [`label=com.docker.compose.project=${d.inputs.projectName}`], ...(firstInspection === undefined ? {} : { firstInspection }) },
@@ -129,13 +129,22 @@ export function healthGate(d: Deployer, services: readonly string[], successes: 
 }
 
 /**
- * A gate over the containers `inspect` reports, plus the app's checks. Every inspection also
+ * After `up`, nothing adds containers to the project but someone else's hand: once a look found
+ * a container of every service, the next rounds inspect those (a restart keeps its id; one gone
+ * makes the round list the project again). A service without one is looked for every round.
+ */
+function sawEveryService(seen: readonly ContainerState[], services: readonly string[]): boolean {
+  return seen.length > 0 && seen.every((c) => c.id !== '') && services.every((service) => seen.some((c) => !c.oneOff && c.service === service));
+}
+
+/**
+ * A gate over the containers `inspect` reports (given what the last round saw), plus the app's checks. Every inspection also
  * refreshes the deploy lock, so a long gate does not make the lock look stale; what it last saw
  * is kept for diagnostics.
  */
 export async function containerGate(
   d: Deployer,
-  inspect: readonly Command[],
+  inspect: readonly Command[] | ((seen: readonly ContainerState[]) => readonly Command[]),
   services: readonly string[],
   planned: string,
   options: {
@@ -158,7 +167,9 @@ export async function containerGate(
     async () => {
       const first = inspected;
       inspected = undefined;
-      return first ?? (await d.server.run([...keepAlive, ...inspect], { description: 'inspect containers', timeoutSeconds: 60 })).stdout;
+      if (first !== undefined) return first;
+      const commands = typeof inspect === 'function' ? inspect(containers) : inspect;
+      return (await d.server.run([...keepAlive, ...commands], { description: 'inspect containers', timeoutSeconds: 60 })).stdout;
     },
     services,
     (seen, outcome) => {

@@ -12,6 +12,7 @@ import {
   config,
   detectComposeCommand,
   inspectProjectContainers,
+  inspectSeenContainers,
   logs,
   pull,
   pullWithLogin,
@@ -174,6 +175,16 @@ describe('compose builders', () => {
       const failed = detect({ FAIL: '1' });
       expect([failed[0], failed[1], failed.at(-2)]).toEqual(['v2', 'W'.repeat(300), 'engine-failed']);
     });
+  });
+
+  it('inspects the containers a round saw, and lists the project again when one of them is gone', async () => {
+    await withFakeDocker(
+      'case "$1" in\n  inspect) for id in "${@:2}"; do [ "$id" = gone ] && exit 1; done; echo "[inspected ${*:2}]" ;;\n  ps) echo fresh ;;\nesac\n',
+      (run) => {
+        expect(run(inspectSeenContainers(V2, 'shop', ['a', 'b'])).stdout).toBe('[inspected a b]\n');
+        expect(run(inspectSeenContainers(V2, 'shop', ['a', 'gone'])).stdout).toBe('[inspected fresh]\n');
+      },
+    );
   });
 
   it('resolves digests, inspects project containers and removes images without failing on images still in use', () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { ExecResult } from '@skiff/shell';
+import { script, type Command, type ExecResult } from '@skiff/shell';
 import type { Deployer } from '../src/deploy';
-import { containerGate } from '../src/health-gate';
+import { containerGate, healthGate } from '../src/health-gate';
 
 /** `docker inspect` of one running container of service `web`, healthy by its HEALTHCHECK. */
 const HEALTHY_WEB = JSON.stringify([
@@ -51,5 +51,33 @@ describe('containerGate', () => {
     const failed = await containerGate(d, [['docker', 'inspect', 'x']], ['web'], 'gate', { successes: 1, firstInspection: exited });
     expect(failed.ok).toBe(false);
     expect(failed.failingServices).toEqual(['web']);
+  });
+});
+
+describe('healthGate', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('lists the project once, then inspects the containers it saw; a service it saw without a container is listed again', async () => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const withId = JSON.stringify([{ ...JSON.parse(HEALTHY_WEB)[0], Id: 'c0ffee' }]);
+    const scripts: string[] = [];
+    const gated = deployer(() => ({ code: 0, stdout: withId, stderr: '' }));
+    gated.d.inputs = { ...gated.d.inputs, projectName: 'shop' };
+    gated.d.server.run = vi.fn(async (commands: readonly Command[]) => {
+      scripts.push(script(commands));
+      return { code: 0, stdout: withId, stderr: '' };
+    });
+    expect((await healthGate(gated.d, ['web'], 3)).ok).toBe(true);
+    expect(scripts).toHaveLength(3);
+    expect(scripts[0]).toContain("docker ps -aq --filter 'label=com.docker.compose.project=shop' | xargs -r docker inspect");
+    for (const later of scripts.slice(1)) expect(later).toContain('if seen=$( docker inspect c0ffee 2>/dev/null); then');
+
+    // web and db expected, only web seen: db's container may still come, so the project is listed every round.
+    scripts.length = 0;
+    gated.d.inputs = { ...gated.d.inputs, health: { ...gated.d.inputs.health, timeoutSeconds: 2 } };
+    const stillListing = await healthGate(gated.d, ['web', 'db'], 2);
+    expect(stillListing.ok).toBe(false);
+    expect(scripts.length).toBeGreaterThan(1);
+    for (const each of scripts) expect(each).not.toContain('if seen=');
   });
 });

@@ -2,6 +2,8 @@ import type { Probe, ProbeOutcome } from './gate';
 
 /** What the gate needs from `docker inspect` of one container. */
 export interface ContainerState {
+  /** The engine's id ('' if the output had none). */
+  id: string;
   name: string;
   service: string;
   status: string;
@@ -15,6 +17,7 @@ export interface ContainerState {
 }
 
 interface InspectEntry {
+  Id?: string;
   Name?: string;
   RestartCount?: number;
   State?: { Status?: string; ExitCode?: number; Health?: { Status?: string; Log?: { Output?: string; ExitCode?: number }[] } };
@@ -31,6 +34,7 @@ export function parseInspect(stdout: string): ContainerState[] {
     const labels = entry.Config?.Labels ?? {};
     const health = entry.State?.Health;
     return {
+      id: entry.Id ?? '',
       name: (entry.Name ?? '').replace(/^\//, ''),
       service: labels['com.docker.compose.service'] ?? '',
       status: entry.State?.Status ?? 'unknown',
