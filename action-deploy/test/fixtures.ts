@@ -69,7 +69,10 @@ export function composeFile(registry: string): string {
 /** Removes every container and network of a compose project by its label (no compose file needed). */
 export async function removeProject(project: string): Promise<void> {
   const ids = (await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`])).split('\n').filter(Boolean);
-  if (ids.length > 0) await sh('docker', ['rm', '-f', ...ids]);
+  // -v: the anonymous volumes of images that declare VOLUME go with their containers, as with `compose down -v`.
+  if (ids.length > 0) await sh('docker', ['rm', '-f', '-v', ...ids]);
   const networks = (await sh('docker', ['network', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`])).split('\n').filter(Boolean);
   if (networks.length > 0) await sh('docker', ['network', 'rm', ...networks]).catch(() => '');
+  const volumes = (await sh('docker', ['volume', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`])).split('\n').filter(Boolean);
+  if (volumes.length > 0) await sh('docker', ['volume', 'rm', ...volumes]).catch(() => '');
 }

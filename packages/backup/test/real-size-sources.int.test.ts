@@ -98,6 +98,9 @@ afterAll(async () => {
   await ssh?.close();
   s3Store?.client.destroy();
   await sh('docker', ['rm', '-f', redisContainer]).catch(() => undefined);
+  // A refused dump's helper container may still be ending (its reader stopped early), holding the volume: it goes first.
+  const users = (await sh('docker', ['ps', '-aq', '--filter', `volume=${volume}`]).catch(() => '')).split('\n').filter(Boolean);
+  if (users.length > 0) await sh('docker', ['rm', '-f', '-v', ...users]).catch(() => undefined);
   await sh('docker', ['volume', 'rm', '-f', volume]).catch(() => undefined);
   await Promise.all([sshd?.stop(), db?.stop(), s3?.stop(), artifacts?.stop(), work?.remove()]);
 });
