@@ -85,6 +85,7 @@ export function printTimeline(run: { ms: number; end: number; lines: { at: numbe
   if (!process.env.BENCH_TIMELINE) return;
   const start = run.end - run.ms;
   for (const line of run.lines) if (!line.text.startsWith('::')) console.error(`    +${((line.at - start) / 1000).toFixed(2)}s ${line.text.slice(0, 160)}`);
+  console.error(`    +${(run.ms / 1000).toFixed(2)}s (the process ended)`);
 }
 
 export const deployBench: Benchmark = {
