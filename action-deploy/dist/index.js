@@ -49429,7 +49429,7 @@ async function sendNotification(url, message, options = {}) {
 }
 
 // action-deploy/package.json
-var version = "0.16.0";
+var version = "0.17.0";
 
 // action-deploy/src/run-context.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -54562,7 +54562,7 @@ var PLUGIN_DIRS = [
   "/usr/lib/docker/cli-plugins",
   "/usr/libexec/docker/cli-plugins"
 ];
-function detectComposeCommand(sudoDocker) {
+function detectComposeCommand(sudoDocker, keptIn) {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw(">/dev/null 2>&1");
   const direct = sudoDocker ? [] : [
@@ -54573,9 +54573,17 @@ function detectComposeCommand(sudoDocker) {
       raw('; do if [ -x "$dir/docker-compose" ]; then direct=$dir/docker-compose; break; fi; done; fi')
     ]
   ];
+  const kept = sudoDocker || keptIn === void 0 ? [] : [
+    [
+      raw('if [ -n "$direct" ] && read -r kept 2>/dev/null <'),
+      keptCliPath(keptIn),
+      raw(`&& [ "$kept" = "v2 $direct" ]; then printf '%s\\n%s\\n' "$kept" engine-kept; exit 0; fi`)
+    ]
+  ];
   return [
-    [raw(`found=$(mktemp) && trap 'rm -f "$found"' EXIT`)],
     ...direct,
+    ...kept,
+    [raw(`found=$(mktemp) && trap 'rm -f "$found"' EXIT`)],
     [
       raw(
         sudoDocker ? "{ if" : '{ if [ -n "$direct" ] && said=$("$direct" version 2>/dev/null) && [ "${said#Docker Compose version }" != "$said" ]; then echo "v2 $direct"; elif'
@@ -54603,6 +54611,13 @@ function detectComposeCommand(sudoDocker) {
     ],
     [raw(`wait && cat "$found" && printf '%s\\n%s\\n' "\${said:0:300}" "$engine"`)]
   ];
+}
+function keptCliPath(projectDir) {
+  return `${projectDir}/.skiff/docker-cli`;
+}
+function keepCli(projectDir, cli) {
+  if (cli.compose !== "v2" || cli.sudo || cli.composePlugin === void 0 || cli.kept) return [];
+  return [["mkdir", "-p", `${projectDir}/.skiff`], redirectTo(["printf", "%s\\n", `v2 ${cli.composePlugin}`], keptCliPath(projectDir))];
 }
 function inProject(project, commands) {
   return [["cd", project.directory], ...commands];
@@ -55196,10 +55211,13 @@ async function uploadRelease(d, id, options = {}) {
   const { inputs, server } = d;
   const dir = releaseDir(inputs.projectDir, id);
   const hasEnv = inputs.envFile !== void 0;
-  await server.run([...createRelease(inputs.projectDir, id), ...options.linkEnv ? linkEnv(inputs.projectDir, id, hasEnv) : []], {
-    description: `create release ${id}${options.linkEnv ? `, ${hasEnv ? "point .env at it" : "remove the .env link"}` : ""}`,
-    timeoutSeconds: 60
-  });
+  await server.run(
+    [...createRelease(inputs.projectDir, id), ...options.linkEnv ? linkEnv(inputs.projectDir, id, hasEnv) : [], ...keepCli(inputs.projectDir, d.cli)],
+    {
+      description: `create release ${id}${options.linkEnv ? `, ${hasEnv ? "point .env at it" : "remove the .env link"}` : ""}`,
+      timeoutSeconds: 60
+    }
+  );
   const built = inputs.serverBuilds.map((build2) => build2.service);
   const composeFiles = inputs.composeFiles.map((f) => f.name);
   const release = {
@@ -55411,8 +55429,8 @@ async function loadRelease(d, id) {
 
 // action-deploy/src/docker-cli.ts
 var GROUP_OR_SUDO = 'Either add the SSH user to the docker group on the server (`sudo usermod -aG docker USER`, then log in again), or set `sudo: true` and allow the user passwordless sudo for docker (see the README, "Running docker with sudo").';
-async function detectDockerCli(server, sudo2, dryRun = false) {
-  const result = await server.run(detectComposeCommand(sudo2), { description: "find docker compose", timeoutSeconds: 60 });
+async function detectDockerCli(server, sudo2, dryRun = false, keptIn) {
+  const result = await server.run(detectComposeCommand(sudo2, keptIn), { description: "find docker compose", timeoutSeconds: 60 });
   if (dryRun) return { compose: "v2", sudo: sudo2 };
   const lines = result.stdout.trim().split("\n");
   const [found, plugin] = splitOnce(lines[0]?.trim() ?? "");
@@ -55424,6 +55442,7 @@ async function detectDockerCli(server, sudo2, dryRun = false) {
       `Neither \`docker compose\` (v2) nor \`docker-compose\` (v1) works on the server${sudo2 ? " with sudo -n" : ""}. Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.`
     );
   }
+  if (engine === "engine-kept" && found === "v2" && plugin) return { compose: "v2", sudo: sudo2, composePlugin: plugin, kept: true };
   if (engine !== "engine-ok") {
     if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
     if (!sudo2 && /permission denied/i.test(said)) {
@@ -55441,6 +55460,15 @@ function splitOnce(line) {
 }
 function sudoRefused(said) {
   return `sudo: true is set, but \`sudo -n docker\` is refused on the server (sudo said: ${said}). Allow the user passwordless sudo for docker (a sudoers.d line such as \`deploy ALL=(root) NOPASSWD: /usr/bin/docker\`), or add the user to the docker group and set sudo: false.`;
+}
+async function clearerDockerError(server, cli, error2) {
+  if (!cli.kept) return error2;
+  try {
+    await detectDockerCli(server, cli.sudo);
+    return error2;
+  } catch (probed) {
+    return probed instanceof Error ? probed : error2;
+  }
 }
 
 // action-deploy/src/deploy-lock.ts
@@ -58250,7 +58278,8 @@ async function deployNewRelease(d, how) {
     gates: [],
     backups
   };
-  const failedEarly = async (what, error2, images) => {
+  const failedEarly = async (what, failure, images) => {
+    const error2 = how.usesDocker ? await clearerDockerError(d.server, d.cli, failure) : failure;
     await how.afterEarlyFailure?.(d, previous);
     await audit(d, { event: "failure", status: "failed", from: previous ?? null, to: id, reason: `${what} failed` });
     const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ""}: ${error2.message}`;
@@ -58478,11 +58507,12 @@ async function openSession(target, label, inputs, ctx, many) {
 function describeCli(cli) {
   if (cli.compose === "v1") return `docker-compose (v1)${cli.sudo ? " with sudo -n" : ""}`;
   if (cli.sudo) return "docker compose (v2) with sudo -n";
-  return cli.composePlugin ? `docker compose (v2), its plugin run directly: ${cli.composePlugin}` : "docker compose (v2)";
+  if (!cli.composePlugin) return "docker compose (v2)";
+  return `docker compose (v2), its plugin run directly: ${cli.composePlugin}${cli.kept ? " (still docker's choice, as at the last deploy; the engine is asked only if a step fails)" : ""}`;
 }
 async function probeBesideLock(server, inputs, owner, label) {
   const [probed, tried] = await Promise.allSettled([
-    detectDockerCli(server, inputs.sudo),
+    detectDockerCli(server, inputs.sudo, false, inputs.projectDir),
     takeLockWhereDeployed(
       server,
       inputs.projectDir,
@@ -58548,7 +58578,8 @@ async function deployHosts(inputs, ctx) {
     await Promise.all([...kept.values()].map(closeSession));
   }
 }
-async function storyThatThrew(d, strategy, error2) {
+async function storyThatThrew(d, strategy, thrown) {
+  const error2 = strategy.usesDocker ? await clearerDockerError(d.server, d.cli, thrown) : thrown;
   if (error2 instanceof RefusedBeforeChange)
     return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: error2.message };
   const rollback = d.inputs.rollback;
@@ -59502,7 +59533,7 @@ function notification(inputs, ctx, ended) {
 async function planDeploy(recorder, inputs, ctx) {
   if (inputs.strategy.name === "coolify") throw new Error("strategy: coolify has its own plan (planCoolify)");
   const strategy = hostStrategy(inputs.strategy);
-  const cli = strategy.usesDocker ? await detectDockerCli(recorder, inputs.sudo, true) : { compose: "v2", sudo: inputs.sudo };
+  const cli = strategy.usesDocker ? await detectDockerCli(recorder, inputs.sudo, true, inputs.projectDir) : { compose: "v2", sudo: inputs.sudo };
   const planCtx = { ...ctx, releaseId: newReleaseId(/* @__PURE__ */ new Date(), ctx.sha, "0000") };
   const d = { server: recorder, cli, inputs, ctx: planCtx, planning: recorder };
   await recorder.run(

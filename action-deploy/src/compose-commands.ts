@@ -1,4 +1,4 @@
-import { or, pipe, raw, type Command } from '@skiff/shell';
+import { or, pipe, raw, redirectTo, type Command } from '@skiff/shell';
 
 /** How docker and compose are invoked on this server, found once per run by `detectComposeCommand`. */
 export interface DockerCli {
@@ -12,6 +12,12 @@ export interface DockerCli {
    * VM); set only where the probe found docker's choice plain (see `detectComposeCommand`).
    */
   composePlugin?: string;
+  /**
+   * The probe's answer is the one the last deploy to this project kept (`keepCli`): docker would
+   * still pick that plugin, but the engine was not asked. A failure before the switch then runs
+   * the whole probe for its clearer error (`clearerDockerError`).
+   */
+  kept?: boolean;
 }
 
 /** One compose project as it lives in one release directory. */
@@ -69,7 +75,7 @@ const PLUGIN_DIRS = [
  * before it is cut: a `head -c` reading it would stop early, and under pipefail docker's SIGPIPE
  * would turn a warning into a failed engine.
  */
-export function detectComposeCommand(sudoDocker: boolean): Command[] {
+export function detectComposeCommand(sudoDocker: boolean, keptIn?: string): Command[] {
   const s = sudo({ sudo: sudoDocker });
   const quiet = raw('>/dev/null 2>&1');
   // `docker compose version` is three program starts (docker, the plugin's metadata, the plugin);
@@ -88,9 +94,22 @@ export function detectComposeCommand(sudoDocker: boolean): Command[] {
           raw('; do if [ -x "$dir/docker-compose" ]; then direct=$dir/docker-compose; break; fi; done; fi'),
         ],
       ];
+  // The answer kept by the last deploy to this project (see `keepCli`) stands while docker would
+  // still pick the same plugin: no program is started, and the engine is not asked (`engine-kept`).
+  const kept: Command[] =
+    sudoDocker || keptIn === undefined
+      ? []
+      : [
+          [
+            raw('if [ -n "$direct" ] && read -r kept 2>/dev/null <'),
+            keptCliPath(keptIn),
+            raw('&& [ "$kept" = "v2 $direct" ]; then printf \'%s\\n%s\\n\' "$kept" engine-kept; exit 0; fi'),
+          ],
+        ];
   return [
-    [raw('found=$(mktemp) && trap \'rm -f "$found"\' EXIT')],
     ...direct,
+    ...kept,
+    [raw('found=$(mktemp) && trap \'rm -f "$found"\' EXIT')],
     [
       raw(
         sudoDocker
@@ -120,6 +139,17 @@ export function detectComposeCommand(sudoDocker: boolean): Command[] {
     ],
     [raw('wait && cat "$found" && printf \'%s\\n%s\\n\' "${said:0:300}" "$engine"')],
   ];
+}
+
+/** Where a deploy keeps the probe's answer for the next one: `v2 <the plugin run directly>`. */
+export function keptCliPath(projectDir: string): string {
+  return `${projectDir}/.skiff/docker-cli`;
+}
+
+/** Keeps a probe's answer that named a plugin to run directly (only that answer is ever kept). */
+export function keepCli(projectDir: string, cli: DockerCli): Command[] {
+  if (cli.compose !== 'v2' || cli.sudo || cli.composePlugin === undefined || cli.kept) return [];
+  return [['mkdir', '-p', `${projectDir}/.skiff`], redirectTo(['printf', '%s\\n', `v2 ${cli.composePlugin}`], keptCliPath(projectDir))];
 }
 
 /** Every script that touches the project runs from the project directory, so v1 and v2 agree on relative paths. */

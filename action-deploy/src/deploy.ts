@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { tolerate, type Command, type Executor, type PlanRecorder } from '@skiff/shell';
 import type { SshConnection } from '@skiff/ssh';
-import { build, config, pull, pullWithLogin, removeImages, repoDigests, type ComposeProject, type DockerCli } from './compose-commands';
+import { build, config, keepCli, pull, pullWithLogin, removeImages, repoDigests, type ComposeProject, type DockerCli } from './compose-commands';
 import { BUILD_DIR, BUILD_OVERRIDE, buildOverride, contextTar, unpackContext } from './server-build';
 import type { RunContext } from './run-context';
 import { touchLock } from './lock-commands';
@@ -126,10 +126,13 @@ export async function uploadRelease(d: Deployer, id: string, options: { linkEnv?
   const { inputs, server } = d;
   const dir = releaseDir(inputs.projectDir, id);
   const hasEnv = inputs.envFile !== undefined;
-  await server.run([...createRelease(inputs.projectDir, id), ...(options.linkEnv ? linkEnv(inputs.projectDir, id, hasEnv) : [])], {
-    description: `create release ${id}${options.linkEnv ? `, ${hasEnv ? 'point .env at it' : 'remove the .env link'}` : ''}`,
-    timeoutSeconds: 60,
-  });
+  await server.run(
+    [...createRelease(inputs.projectDir, id), ...(options.linkEnv ? linkEnv(inputs.projectDir, id, hasEnv) : []), ...keepCli(inputs.projectDir, d.cli)],
+    {
+      description: `create release ${id}${options.linkEnv ? `, ${hasEnv ? 'point .env at it' : 'remove the .env link'}` : ''}`,
+      timeoutSeconds: 60,
+    },
+  );
   const built = inputs.serverBuilds.map((build) => build.service);
   const composeFiles = inputs.composeFiles.map((f) => f.name);
   const release: Release = {

@@ -10,8 +10,8 @@ const GROUP_OR_SUDO =
  * missing is an error that says what to install or which of the two permission fixes to apply,
  * before the lock is taken or anything is uploaded.
  */
-export async function detectDockerCli(server: Executor, sudo: boolean, dryRun = false): Promise<DockerCli> {
-  const result = await server.run(detectComposeCommand(sudo), { description: 'find docker compose', timeoutSeconds: 60 });
+export async function detectDockerCli(server: Executor, sudo: boolean, dryRun = false, keptIn?: string): Promise<DockerCli> {
+  const result = await server.run(detectComposeCommand(sudo, keptIn), { description: 'find docker compose', timeoutSeconds: 60 });
   if (dryRun) return { compose: 'v2', sudo };
   const lines = result.stdout.trim().split('\n');
   const [found, plugin] = splitOnce(lines[0]?.trim() ?? '');
@@ -24,6 +24,7 @@ export async function detectDockerCli(server: Executor, sudo: boolean, dryRun = 
         'Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.',
     );
   }
+  if (engine === 'engine-kept' && found === 'v2' && plugin) return { compose: 'v2', sudo, composePlugin: plugin, kept: true };
   if (engine !== 'engine-ok') {
     if (sudo && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
     if (!sudo && /permission denied/i.test(said)) {
@@ -47,4 +48,20 @@ function sudoRefused(said: string): string {
     `sudo: true is set, but \`sudo -n docker\` is refused on the server (sudo said: ${said}). ` +
     'Allow the user passwordless sudo for docker (a sudoers.d line such as `deploy ALL=(root) NOPASSWD: /usr/bin/docker`), or add the user to the docker group and set sudo: false.'
   );
+}
+
+/**
+ * When the probe's answer was kept from the last deploy, the engine was not asked before this
+ * failure: the whole probe now says whether docker itself is the problem (engine down, the user
+ * no longer in the docker group, the plugin gone) in its own clear words; otherwise the failure
+ * stands as it was.
+ */
+export async function clearerDockerError(server: Executor, cli: DockerCli, error: Error): Promise<Error> {
+  if (!cli.kept) return error;
+  try {
+    await detectDockerCli(server, cli.sudo);
+    return error;
+  } catch (probed) {
+    return probed instanceof Error ? probed : error;
+  }
 }

@@ -5,7 +5,7 @@ import { SshConnection, type SshConnectOptions } from '@skiff/ssh';
 import type { RunContext } from './run-context';
 import { audit, type Deployer } from './deploy';
 import { docker, type DockerCli } from './compose-commands';
-import { detectDockerCli } from './docker-cli';
+import { clearerDockerError, detectDockerCli } from './docker-cli';
 import type { DeployInputs } from './deploy-inputs';
 import { acquireLock, takeLockWhereDeployed, type HeldLock } from './deploy-lock';
 import type { LockOwner } from './lock-commands';
@@ -85,7 +85,8 @@ async function openSession(target: SshConnectOptions, label: string, inputs: Dep
 function describeCli(cli: DockerCli): string {
   if (cli.compose === 'v1') return `docker-compose (v1)${cli.sudo ? ' with sudo -n' : ''}`;
   if (cli.sudo) return 'docker compose (v2) with sudo -n';
-  return cli.composePlugin ? `docker compose (v2), its plugin run directly: ${cli.composePlugin}` : 'docker compose (v2)';
+  if (!cli.composePlugin) return 'docker compose (v2)';
+  return `docker compose (v2), its plugin run directly: ${cli.composePlugin}${cli.kept ? " (still docker's choice, as at the last deploy; the engine is asked only if a step fails)" : ''}`;
 }
 
 /**
@@ -101,7 +102,7 @@ export async function probeBesideLock(
   label: string,
 ): Promise<{ cli: DockerCli; early?: { lock: HeldLock; then: string } }> {
   const [probed, tried] = await Promise.allSettled([
-    detectDockerCli(server, inputs.sudo),
+    detectDockerCli(server, inputs.sudo, false, inputs.projectDir),
     takeLockWhereDeployed(
       server,
       inputs.projectDir,
@@ -183,7 +184,8 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
  * project, an audit entry, and then outputs and the summary. Each extra is best effort: the
  * server may be what failed.
  */
-async function storyThatThrew(d: Deployer, strategy: HostStrategy, error: Error): Promise<StoryResult> {
+async function storyThatThrew(d: Deployer, strategy: HostStrategy, thrown: Error): Promise<StoryResult> {
+  const error = strategy.usesDocker ? await clearerDockerError(d.server, d.cli, thrown) : thrown;
   if (error instanceof RefusedBeforeChange)
     return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: error.message };
   const rollback = d.inputs.rollback;

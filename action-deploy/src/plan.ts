@@ -17,7 +17,7 @@ import { deployNewRelease, rollbackTo } from './story';
 export async function planDeploy(recorder: PlanRecorder, inputs: DeployInputs, ctx: RunContext): Promise<PlanStep[]> {
   if (inputs.strategy.name === 'coolify') throw new Error('strategy: coolify has its own plan (planCoolify)');
   const strategy = hostStrategy(inputs.strategy);
-  const cli = strategy.usesDocker ? await detectDockerCli(recorder, inputs.sudo, true) : { compose: 'v2' as const, sudo: inputs.sudo };
+  const cli = strategy.usesDocker ? await detectDockerCli(recorder, inputs.sudo, true, inputs.projectDir) : { compose: 'v2' as const, sudo: inputs.sudo };
   const planCtx = { ...ctx, releaseId: newReleaseId(new Date(), ctx.sha, '0000') };
   const d: Deployer = { server: recorder, cli, inputs, ctx: planCtx, planning: recorder };
   await recorder.run(

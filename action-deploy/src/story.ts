@@ -7,6 +7,7 @@ import { afterPassed, newReleaseId, planPrune, type ServerState } from './releas
 import { rollbackTarget } from './rollback';
 import type { HostStrategy, StoryRelease, StoryResult, Switched } from './strategies/strategy';
 import type { Outcome } from './host-outcome';
+import { clearerDockerError } from './docker-cli';
 
 /**
  * The deploy story, the same for every strategy (each supplies only its steps):
@@ -31,7 +32,8 @@ export async function deployNewRelease<R extends StoryRelease>(d: Deployer, how:
     gates: [] as Outcome['gates'],
     backups,
   };
-  const failedEarly = async (what: string, error: unknown, images: Record<string, string>): Promise<StoryResult> => {
+  const failedEarly = async (what: string, failure: unknown, images: Record<string, string>): Promise<StoryResult> => {
+    const error = how.usesDocker ? await clearerDockerError(d.server, d.cli, failure as Error) : failure;
     await how.afterEarlyFailure?.(d, previous);
     await audit(d, { event: 'failure', status: 'failed', from: previous ?? null, to: id, reason: `${what} failed` });
     const message = `${what} failed, so nothing was switched${previous ? ` and release ${previous} keeps running` : ''}: ${(error as Error).message}`;

@@ -6,13 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { script } from '@skiff/shell';
 import type { Executor } from '@skiff/shell';
 import { withFakeDocker } from './fake-docker';
-import { detectDockerCli } from '../src/docker-cli';
+import { clearerDockerError, detectDockerCli } from '../src/docker-cli';
 import {
   compose,
   config,
   detectComposeCommand,
   inspectProjectContainers,
   inspectSeenContainers,
+  keepCli,
   logs,
   pull,
   pullWithLogin,
@@ -99,67 +100,99 @@ describe('compose builders', () => {
 
   it("runs the compose plugin docker would pick itself (one program start), unless the CLI's config adds plugin folders or that plugin fails", async () => {
     // The fake docker logs what it was asked; the plugin in the config folder logs that it ran.
-    await withFakeDocker('echo "docker $*" >> "$LOG"\n[ "$1" = version ] && exit 0\n[ -n "$DOCKER_COMPOSE_WORKS" ]\n', async (run, dir) => {
-      const config = join(dir, 'docker-config');
-      await mkdir(join(config, 'cli-plugins'), { recursive: true });
-      await writeFile(
-        join(config, 'cli-plugins', 'docker-compose'),
-        '#!/bin/bash\necho "plugin $*" >> "$LOG"\nif [ -n "${CONFIG_LOG:-}" ]; then echo "${DOCKER_CONFIG:-}" >> "$CONFIG_LOG"; fi\necho "${PLUGIN_SAYS:-Docker Compose version v2.99.0}"\nexit "${PLUGIN_EXIT:-0}"\n',
-        { mode: 0o755 },
-      );
-      const log = join(dir, 'log');
-      const detect = async (env: Record<string, string> = {}) => {
+    await withFakeDocker(
+      'echo "docker $*" >> "$LOG"\nif [ -n "${ENGINE_DOWN:-}" ] && [ "$1" = version ]; then echo "engine down" >&2; exit 1; fi\n[ "$1" = version ] && exit 0\n[ -n "$DOCKER_COMPOSE_WORKS" ]\n',
+      async (run, dir) => {
+        const config = join(dir, 'docker-config');
+        await mkdir(join(config, 'cli-plugins'), { recursive: true });
+        await writeFile(
+          join(config, 'cli-plugins', 'docker-compose'),
+          '#!/bin/bash\necho "plugin $*" >> "$LOG"\nif [ -n "${CONFIG_LOG:-}" ]; then echo "${DOCKER_CONFIG:-}" >> "$CONFIG_LOG"; fi\necho "${PLUGIN_SAYS:-Docker Compose version v2.99.0}"\nexit "${PLUGIN_EXIT:-0}"\n',
+          { mode: 0o755 },
+        );
+        const log = join(dir, 'log');
+        const detect = async (env: Record<string, string> = {}) => {
+          await writeFile(log, '');
+          const found = run(detectComposeCommand(false), { DOCKER_CONFIG: config, LOG: log, ...env }).stdout.split('\n')[0];
+          return { found, ran: (await readFile(log, 'utf8')).trim().split('\n').sort() };
+        };
+        const plugin = join(config, 'cli-plugins', 'docker-compose');
+        expect(await detect()).toEqual({ found: `v2 ${plugin}`, ran: ['docker version --format {{.Server.Version}}', 'plugin version'] });
+        // Every compose command of the run then starts that plugin itself, in Compose's standalone form.
+        const server: Executor = {
+          run: (commands) => {
+            const done = run(commands, { DOCKER_CONFIG: config, LOG: log });
+            return Promise.resolve({ code: done.status ?? 1, stdout: done.stdout, stderr: done.stderr });
+          },
+          upload: () => Promise.reject(new Error('no uploads here')),
+        };
+        const cli = await detectDockerCli(server, false);
+        expect(cli).toEqual({ compose: 'v2', sudo: false, composePlugin: plugin });
         await writeFile(log, '');
-        const found = run(detectComposeCommand(false), { DOCKER_CONFIG: config, LOG: log, ...env }).stdout.split('\n')[0];
-        return { found, ran: (await readFile(log, 'utf8')).trim().split('\n').sort() };
-      };
-      const plugin = join(config, 'cli-plugins', 'docker-compose');
-      expect(await detect()).toEqual({ found: `v2 ${plugin}`, ran: ['docker version --format {{.Server.Version}}', 'plugin version'] });
-      // Every compose command of the run then starts that plugin itself, in Compose's standalone form.
-      const server: Executor = {
-        run: (commands) => {
-          const done = run(commands, { DOCKER_CONFIG: config, LOG: log });
-          return Promise.resolve({ code: done.status ?? 1, stdout: done.stdout, stderr: done.stderr });
-        },
-        upload: () => Promise.reject(new Error('no uploads here')),
-      };
-      const cli = await detectDockerCli(server, false);
-      expect(cli).toEqual({ compose: 'v2', sudo: false, composePlugin: plugin });
-      await writeFile(log, '');
-      const here: ComposeProject = { name: 'shop', directory: dir, files: [`${dir}/compose.yaml`], envFile: `${dir}/.env` };
-      expect(run(up(cli, here), { LOG: log }).status).toBe(0);
-      expect((await readFile(log, 'utf8')).trim()).toBe(
-        `plugin --project-name shop --project-directory ${dir} -f ${dir}/compose.yaml --env-file ${dir}/.env up -d --remove-orphans`,
-      );
-      // A pull logged in for this pull only: the plugin reads the login's config, as docker compose would.
-      const configLog = join(dir, 'config-log');
-      await writeFile(log, '');
-      const pulled = run(pullWithLogin(cli, here, { registry: 'ghcr.io', username: 'me' }), {
-        HOME: dir,
-        LOG: log,
-        CONFIG_LOG: configLog,
-        DOCKER_COMPOSE_WORKS: '1',
-      });
-      expect(pulled.status, pulled.stderr).toBe(0);
-      const loginConfig = (await readFile(log, 'utf8')).match(/^docker --config (\S+) login --username me --password-stdin ghcr\.io$/m)?.[1];
-      expect(loginConfig).toMatch(/skiff-docker-config\./);
-      expect((await readFile(configLog, 'utf8')).trim()).toBe(loginConfig);
-      // A plugin that fails is not the last word: docker's own way is asked.
-      expect(await detect({ PLUGIN_EXIT: '1', DOCKER_COMPOSE_WORKS: '1' })).toEqual({
-        found: 'v2',
-        ran: ['docker compose version', 'docker version --format {{.Server.Version}}', 'plugin version'],
-      });
-      // A Compose v1 someone put where plugins go is not the v2 plugin.
-      expect(await detect({ PLUGIN_SAYS: 'docker-compose version 1.29.2, build 5becea4c', DOCKER_COMPOSE_WORKS: '1' })).toEqual({
-        found: 'v2',
-        ran: ['docker compose version', 'docker version --format {{.Server.Version}}', 'plugin version'],
-      });
-      await writeFile(join(config, 'config.json'), '{"cliPluginsExtraDirs": ["/opt/plugins"]}\n');
-      expect(await detect({ DOCKER_COMPOSE_WORKS: '1' })).toEqual({
-        found: 'v2',
-        ran: ['docker compose version', 'docker version --format {{.Server.Version}}'],
-      });
-    });
+        const here: ComposeProject = { name: 'shop', directory: dir, files: [`${dir}/compose.yaml`], envFile: `${dir}/.env` };
+        expect(run(up(cli, here), { LOG: log }).status).toBe(0);
+        expect((await readFile(log, 'utf8')).trim()).toBe(
+          `plugin --project-name shop --project-directory ${dir} -f ${dir}/compose.yaml --env-file ${dir}/.env up -d --remove-orphans`,
+        );
+        // A pull logged in for this pull only: the plugin reads the login's config, as docker compose would.
+        const configLog = join(dir, 'config-log');
+        await writeFile(log, '');
+        const pulled = run(pullWithLogin(cli, here, { registry: 'ghcr.io', username: 'me' }), {
+          HOME: dir,
+          LOG: log,
+          CONFIG_LOG: configLog,
+          DOCKER_COMPOSE_WORKS: '1',
+        });
+        expect(pulled.status, pulled.stderr).toBe(0);
+        const loginConfig = (await readFile(log, 'utf8')).match(/^docker --config (\S+) login --username me --password-stdin ghcr\.io$/m)?.[1];
+        expect(loginConfig).toMatch(/skiff-docker-config\./);
+        expect((await readFile(configLog, 'utf8')).trim()).toBe(loginConfig);
+        // The answer a deploy keeps: the next probe of the same project starts no program while docker would still pick that plugin.
+        const projectDir = join(dir, 'project');
+        await mkdir(projectDir);
+        expect(run(keepCli(projectDir, cli), {}).status).toBe(0);
+        expect(await readFile(join(projectDir, '.skiff/docker-cli'), 'utf8')).toBe(`v2 ${plugin}\n`);
+        await writeFile(log, '');
+        const keptProbe = run(detectComposeCommand(false, projectDir), { DOCKER_CONFIG: config, LOG: log });
+        expect([keptProbe.status, keptProbe.stdout, await readFile(log, 'utf8')]).toEqual([0, `v2 ${plugin}\nengine-kept\n`, '']);
+        const keptCli = await detectDockerCli({ ...server, run: (commands) => server.run(commands) }, false, false, projectDir);
+        expect(keptCli).toEqual({ compose: 'v2', sudo: false, composePlugin: plugin, kept: true });
+        expect(keepCli(projectDir, keptCli)).toEqual([]);
+        // Another plugin first in docker's search (here: none in the config folder, so the machine's or none) is a full probe again.
+        expect(run(detectComposeCommand(false, projectDir), { DOCKER_CONFIG: join(dir, 'elsewhere'), LOG: log }).stdout).not.toContain('engine-kept');
+        // With sudo nothing kept is read.
+        expect(script(detectComposeCommand(true, projectDir))).not.toContain('docker-cli');
+        // A failure after a kept answer: the whole probe's error when docker is the problem, else the failure as it was.
+        const failure = new Error('pull images failed');
+        expect(await clearerDockerError(server, keptCli, failure)).toBe(failure);
+        expect(await clearerDockerError(server, { ...keptCli, kept: false }, failure)).toBe(failure);
+        const engineDown: Executor = {
+          ...server,
+          run: (commands) => {
+            const done = run(commands, { DOCKER_CONFIG: config, LOG: log, ENGINE_DOWN: '1' });
+            return Promise.resolve({ code: done.status ?? 1, stdout: done.stdout, stderr: done.stderr });
+          },
+        };
+        expect((await clearerDockerError(engineDown, keptCli, failure)).message).toMatch(
+          /^docker cannot reach the Docker engine on the server \(docker said: engine down\)/,
+        );
+        // A plugin that fails is not the last word: docker's own way is asked.
+        expect(await detect({ PLUGIN_EXIT: '1', DOCKER_COMPOSE_WORKS: '1' })).toEqual({
+          found: 'v2',
+          ran: ['docker compose version', 'docker version --format {{.Server.Version}}', 'plugin version'],
+        });
+        // A Compose v1 someone put where plugins go is not the v2 plugin.
+        expect(await detect({ PLUGIN_SAYS: 'docker-compose version 1.29.2, build 5becea4c', DOCKER_COMPOSE_WORKS: '1' })).toEqual({
+          found: 'v2',
+          ran: ['docker compose version', 'docker version --format {{.Server.Version}}', 'plugin version'],
+        });
+        await writeFile(join(config, 'config.json'), '{"cliPluginsExtraDirs": ["/opt/plugins"]}\n');
+        expect(await detect({ DOCKER_COMPOSE_WORKS: '1' })).toEqual({
+          found: 'v2',
+          ran: ['docker compose version', 'docker version --format {{.Server.Version}}'],
+        });
+      },
+    );
   });
 
   it('says engine-ok when docker version warns at length on stderr (no SIGPIPE under pipefail), and keeps the first 300 bytes of a failure', async () => {

@@ -337,6 +337,31 @@ describe('action-deploy against sshd, the engine and a registry', () => {
     }
   });
 
+  it("keeps the Compose probe's answer for the next deploy; when that deploy's docker reaches no engine, the whole probe's error ends it like any early failure", async () => {
+    expect(await readFile(join(projectDir, '.skiff/docker-cli'), 'utf8')).toMatch(/^v2 \/\S+\/cli-plugins\/docker-compose\n$/);
+    const again = await deploy({ images: `web=${image('v4')}` });
+    expect(again.code, again.masked).toBe(0);
+    expect(again.stdout).toContain("still docker's choice, as at the last deploy");
+    // The same server, but its docker talks to a socket nobody listens on.
+    const noEngine = await startSshd({ env: { DOCKER_HOST: `unix://${join(remoteRoot.path, 'no-engine.sock')}` } });
+    try {
+      const current = await readlink(join(projectDir, 'current'));
+      const run = await deploy({ ...sshdActionInputs(noEngine), images: `web=${image('v1')}` });
+      expect(run.code).toBe(1);
+      expect(run.outputs.status).toBe('failed');
+      expect(run.stdout).toContain("still docker's choice, as at the last deploy");
+      expect(run.errors.join('\n')).toMatch(
+        /Pulling images failed, so nothing was switched and release \S+ keeps running: docker cannot reach the Docker engine on the server \(docker said: .*no-engine\.sock/,
+      );
+      expect(await readlink(join(projectDir, 'current'))).toBe(current);
+      expect(await readlink(join(projectDir, '.env'))).toBe(`${current}/.env`);
+      expect(await serving()).toBe('version=v4');
+      expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'failure', status: 'failed', reason: 'Pulling images failed' });
+    } finally {
+      await noEngine.stop();
+    }
+  });
+
   it('a registry outage during pull leaves the running version untouched', async () => {
     const before = (await sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`])).trim();
     const current = await readlink(join(projectDir, 'current'));
