@@ -55429,6 +55429,8 @@ async function loadRelease(d, id) {
 
 // action-deploy/src/docker-cli.ts
 var GROUP_OR_SUDO = 'Either add the SSH user to the docker group on the server (`sudo usermod -aG docker USER`, then log in again), or set `sudo: true` and allow the user passwordless sudo for docker (see the README, "Running docker with sudo").';
+var DockerUnusable = class extends Error {
+};
 async function detectDockerCli(server, sudo2, dryRun = false, keptIn) {
   const result = await server.run(detectComposeCommand(sudo2, keptIn), { description: "find docker compose", timeoutSeconds: 60 });
   if (dryRun) return { compose: "v2", sudo: sudo2 };
@@ -55437,18 +55439,18 @@ async function detectDockerCli(server, sudo2, dryRun = false, keptIn) {
   const engine = lines.at(-1)?.trim();
   const said = lines.slice(1, -1).join(" ").trim();
   if (found !== "v2" && found !== "v1") {
-    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
-    throw new Error(
+    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new DockerUnusable(sudoRefused(said));
+    throw new DockerUnusable(
       `Neither \`docker compose\` (v2) nor \`docker-compose\` (v1) works on the server${sudo2 ? " with sudo -n" : ""}. Install the Docker Compose plugin (e.g. the docker-compose-plugin package), or set sudo: true if the user is not in the docker group.`
     );
   }
   if (engine === "engine-kept" && found === "v2" && plugin) return { compose: "v2", sudo: sudo2, composePlugin: plugin, kept: true };
   if (engine !== "engine-ok") {
-    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new Error(sudoRefused(said));
+    if (sudo2 && /password is required|not allowed|not in the sudoers|may not run/i.test(said)) throw new DockerUnusable(sudoRefused(said));
     if (!sudo2 && /permission denied/i.test(said)) {
-      throw new Error(`The SSH user may not use the Docker engine on the server (docker said: ${said}). ${GROUP_OR_SUDO}`);
+      throw new DockerUnusable(`The SSH user may not use the Docker engine on the server (docker said: ${said}). ${GROUP_OR_SUDO}`);
     }
-    throw new Error(
+    throw new DockerUnusable(
       `docker cannot reach the Docker engine on the server${sudo2 ? " with sudo -n" : ""} (docker said: ${said || "nothing"}). Is the docker service running?`
     );
   }
@@ -55467,7 +55469,7 @@ async function clearerDockerError(server, cli, error2) {
     await detectDockerCli(server, cli.sudo);
     return error2;
   } catch (probed) {
-    return probed instanceof Error ? probed : error2;
+    return probed instanceof DockerUnusable ? probed : error2;
   }
 }
 

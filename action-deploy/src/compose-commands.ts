@@ -66,11 +66,13 @@ const PLUGIN_DIRS = [
 ];
 
 /**
- * Prints `v2` (followed by the plugin's path where it can be run directly), `v1` or `none`, then up to 300 bytes of what `docker version` said when it could
- * not reach the engine, then `engine-ok` or `engine-failed`. v2 is tried first: where both exist
- * the plugin is the maintained one, and v1 is end-of-life. The engine is checked separately
- * because `docker compose version` answers without it: a user outside the docker group would
- * otherwise only fail at the pull, after the release was uploaded. The two checks run at once
+ * Prints `v2` (followed by the plugin's path where it can be run directly), `v1` or `none`, then
+ * up to 300 bytes of what `docker version` said when it could not reach the engine, then
+ * `engine-ok` or `engine-failed` (or, with `keptIn`, the kept answer and `engine-kept`). v2 is
+ * tried first: where both exist the plugin is the maintained one, and v1 is end-of-life. The
+ * engine is checked separately because `docker compose version` answers without it: a user
+ * outside the docker group would otherwise only fail at the pull, after the release was
+ * uploaded. The two checks run at once
  * (each is a Go program's start, ~0.2 s on a small VM), and docker's complaint is read whole
  * before it is cut: a `head -c` reading it would stop early, and under pipefail docker's SIGPIPE
  * would turn a warning into a failed engine.
@@ -81,9 +83,9 @@ export function detectComposeCommand(sudoDocker: boolean, keptIn?: string): Comm
   // `docker compose version` is three program starts (docker, the plugin's metadata, the plugin);
   // the plugin docker would pick, run itself, is one. Only where docker's choice is plain: no sudo
   // (its rules may name docker alone), no extra plugin folders in the CLI's config, and it must say
-  // it is Compose v2 or later (v1 says `docker-compose version 1.…`). The compose commands that follow
-  // run it the same way: given no `compose` argument, it is Compose's documented standalone form,
-  // which turns its arguments into the plugin's and runs the same code.
+  // it is Compose v2 or later (v1 says `docker-compose version 1.…`). The compose commands that
+  // follow run it the same way: given no `compose` argument, it is Compose's documented standalone
+  // form, which turns its arguments into the plugin's and runs the same code.
   const direct: Command[] = sudoDocker
     ? []
     : [

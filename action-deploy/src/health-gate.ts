@@ -138,9 +138,9 @@ function sawEveryService(seen: readonly ContainerState[], services: readonly str
 }
 
 /**
- * A gate over the containers `inspect` reports (given what the last round saw), plus the app's checks. Every inspection also
- * refreshes the deploy lock, so a long gate does not make the lock look stale; what it last saw
- * is kept for diagnostics.
+ * A gate over the containers `inspect` reports (given what the last round saw), plus the app's
+ * checks. Every inspection also refreshes the deploy lock, so a long gate does not make the lock
+ * look stale; what it last saw is kept for diagnostics.
  */
 export async function containerGate(
   d: Deployer,

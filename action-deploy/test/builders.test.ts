@@ -173,6 +173,8 @@ describe('compose builders', () => {
             return Promise.resolve({ code: done.status ?? 1, stdout: done.stdout, stderr: done.stderr });
           },
         };
+        const connectionLost: Executor = { ...server, run: () => Promise.reject(new Error('connection lost')) };
+        expect(await clearerDockerError(connectionLost, keptCli, failure)).toBe(failure);
         expect((await clearerDockerError(engineDown, keptCli, failure)).message).toMatch(
           /^docker cannot reach the Docker engine on the server \(docker said: engine down\)/,
         );
