@@ -54616,7 +54616,7 @@ function keptCliPath(projectDir) {
   return `${projectDir}/.skiff/docker-cli`;
 }
 function keepCli(projectDir, cli) {
-  if (cli.compose !== "v2" || cli.sudo || cli.composePlugin === void 0 || cli.kept) return [];
+  if (cli.composePlugin === void 0 || cli.kept) return [];
   return [["mkdir", "-p", `${projectDir}/.skiff`], redirectTo(["printf", "%s\\n", `v2 ${cli.composePlugin}`], keptCliPath(projectDir))];
 }
 function inProject(project, commands) {
@@ -58581,9 +58581,9 @@ async function deployHosts(inputs, ctx) {
   }
 }
 async function storyThatThrew(d, strategy, thrown) {
+  if (thrown instanceof RefusedBeforeChange)
+    return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: thrown.message };
   const error2 = strategy.usesDocker ? await clearerDockerError(d.server, d.cli, thrown) : thrown;
-  if (error2 instanceof RefusedBeforeChange)
-    return { releaseId: d.ctx.releaseId ?? "", status: "failed", images: {}, gates: [], pruned: [], error: error2.message };
   const rollback = d.inputs.rollback;
   const what = rollback === void 0 ? "The deploy" : `The rollback to ${rollback}`;
   const message = `${what} stopped: ${error2.message}`;

@@ -150,7 +150,7 @@ export function keptCliPath(projectDir: string): string {
 
 /** Keeps a probe's answer that named a plugin to run directly (only that answer is ever kept). */
 export function keepCli(projectDir: string, cli: DockerCli): Command[] {
-  if (cli.compose !== 'v2' || cli.sudo || cli.composePlugin === undefined || cli.kept) return [];
+  if (cli.composePlugin === undefined || cli.kept) return [];
   return [['mkdir', '-p', `${projectDir}/.skiff`], redirectTo(['printf', '%s\\n', `v2 ${cli.composePlugin}`], keptCliPath(projectDir))];
 }
 

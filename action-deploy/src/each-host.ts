@@ -185,9 +185,10 @@ export async function deployHosts(inputs: DeployInputs, ctx: RunContext): Promis
  * server may be what failed.
  */
 async function storyThatThrew(d: Deployer, strategy: HostStrategy, thrown: Error): Promise<StoryResult> {
+  // A refusal names what the user asked for; whatever docker's state, it stays the answer.
+  if (thrown instanceof RefusedBeforeChange)
+    return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: thrown.message };
   const error = strategy.usesDocker ? await clearerDockerError(d.server, d.cli, thrown) : thrown;
-  if (error instanceof RefusedBeforeChange)
-    return { releaseId: d.ctx.releaseId ?? '', status: 'failed', images: {}, gates: [], pruned: [], error: error.message };
   const rollback = d.inputs.rollback;
   const what = rollback === undefined ? 'The deploy' : `The rollback to ${rollback}`;
   const message = `${what} stopped: ${error.message}`;

@@ -357,6 +357,13 @@ describe('action-deploy against sshd, the engine and a registry', () => {
       expect(await readlink(join(projectDir, '.env'))).toBe(`${current}/.env`);
       expect(await serving()).toBe('version=v4');
       expect((await auditLines(projectDir)).at(-1)).toMatchObject({ event: 'failure', status: 'failed', reason: 'Pulling images failed' });
+      // A refusal of the inputs stays the answer, however docker is: it names what the user asked for.
+      const audited = (await auditLines(projectDir)).length;
+      const refused = await deploy({ ...sshdActionInputs(noEngine), rollback: 'abcdef0', 'env-file': '' });
+      expect(refused.code).toBe(1);
+      expect(refused.errors.join('\n')).toMatch(/no kept, successfully deployed release was made from commit abcdef0/);
+      expect(refused.errors.join('\n')).not.toContain('cannot reach the Docker engine');
+      expect(await auditLines(projectDir)).toHaveLength(audited);
     } finally {
       await noEngine.stop();
     }
